@@ -1,0 +1,90 @@
+"""`dcilab check FILE [--json]`: validate a fabric file and summarize what it describes."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..emulation.topo import rate_problems
+from ..fabric import Fabric, FabricError, load_fabric
+from ..fabric.model import GATEWAY, LEAF, SPINE
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help="validate a fabric file and print its summary",
+                       description="Validate a fabric file. Exit status 0 if it is usable, "
+                                   "2 if not; every problem is named with its field path.")
+    p.add_argument("file", help="fabric file (YAML)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
+
+
+def summary(fabric: Fabric) -> dict:
+    """The JSON form of a checked fabric."""
+    sites = []
+    for site in fabric.sites:
+        roles = [sw.role for sw in fabric.switches.values() if sw.site == site.name]
+        sites.append({"name": site.name, "spines": roles.count(SPINE),
+                      "leaves": roles.count(LEAF), "gateways": roles.count(GATEWAY),
+                      "hosts": len(fabric.hosts_of(site.name)), "fabric_gbps": site.fabric_gbps})
+    links = []
+    for spec in fabric.spec.dci_links:
+        plan = fabric.line_systems[spec.name]
+        first = next(l for l in fabric.wavelengths() if l.line_system == spec.name)
+        links.append({"name": spec.name, "a": spec.a, "b": spec.b,
+                      "a_gateway": first.a.node, "b_gateway": first.b.node,
+                      "fiber_km": spec.fiber_km, **plan.to_dict()})
+    return {
+        "ok": True, "name": fabric.name, "scale": fabric.scale, "sites": sites,
+        "switches": len(fabric.switches), "hosts": len(fabric.hosts),
+        "wavelength_count": sum(1 for _ in fabric.wavelengths()),
+        "dci_links": links,
+        "capacity_by_site_pair": [{"a": a, "b": b, "capacity_gbps": c}
+                                  for (a, b), c in sorted(fabric.capacity_by_site_pair().items())],
+        "warnings": sorted(set(rate_problems(fabric))),
+        "errors": [],
+    }
+
+
+def _print_text(path: str, s: dict) -> None:
+    print(f"{path}: fabric {s['name']!r} is valid (scale {s['scale']:g})")
+    print(f"  {len(s['sites'])} sites, {s['switches']} switches, {s['hosts']} hosts, "
+          f"{len(s['dci_links'])} DCI links, {s['wavelength_count']} wavelengths")
+    for site in s["sites"]:
+        print(f"  site {site['name']}: {site['spines']} spines, {site['leaves']} leaves, "
+              f"{site['gateways']} gateways, {site['hosts']} hosts, {site['fabric_gbps']:g} Gb/s")
+    for link in s["dci_links"]:
+        print(f"\n  DCI link {link['name']}: {link['a_gateway']} <-> {link['b_gateway']}, "
+              f"{link['fiber_km']:g} km in {link['spans']} span{'s' if link['spans'] != 1 else ''}, "
+              f"{link['module']} {link['mode']}, "
+              f"{link['capacity_gbps']:g} Gb/s, {link['latency_ms']:.3f} ms, "
+              f"{link['power_w']:g} W, ${link['cost_usd']:,.0f}")
+        print(f"    {'wavelength':<18} {'THz':>9} {'mode':>6} {'Gb/s':>6} {'OSNR dB':>8} "
+              f"{'req dB':>7} {'margin':>7} {'ps/nm':>8} {'ms':>8}")
+        for w in link["wavelengths"]:
+            print(f"    {w['name']:<18} {w['frequency_thz']:>9.4f} {w['mode']:>6} "
+                  f"{w['rate_gbps']:>6g} {w['osnr_db']:>8.2f} {w['required_osnr_db']:>7.2f} "
+                  f"{w['margin_db']:>7.2f} {w['dispersion_ps_nm']:>8.0f} {w['latency_ms']:>8.4f}")
+    print("\n  capacity per site pair:")
+    for pair in s["capacity_by_site_pair"]:
+        print(f"    {pair['a']} <-> {pair['b']}: {pair['capacity_gbps']:g} Gb/s")
+    for warning in s["warnings"]:
+        print(f"  warning: {warning}")
+
+
+def run(args) -> int:
+    try:
+        fabric = load_fabric(args.file)
+    except FabricError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "file": args.file,
+                              "errors": [i.to_dict() for i in exc.issues]}, indent=2))
+        else:
+            print(str(exc), file=sys.stderr)
+        return 2
+    s = summary(fabric)
+    if args.json:
+        print(json.dumps({"file": args.file, **s}, indent=2))
+    else:
+        _print_text(args.file, s)
+    return 0

@@ -1,0 +1,120 @@
+"""Remove what an emulation created, and only that: by our name prefix and by PID.
+
+A manifest written at start lists the PIDs started (host shells, the demo's controller);
+after a crash or kill -9 the next start, or `dcilab clean`, reads it back. Bridges and
+interfaces are found by the `dl` prefix that only dcilab uses (see fabric.model).
+Never `mn -c`: it kills processes by broad name patterns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..fabric.model import NAME_PREFIX
+
+BRIDGE_RE = re.compile(rf"^{NAME_PREFIX}\d+(sp|lf|gw)\d+$")
+INTERFACE_RE = re.compile(rf"^{NAME_PREFIX}(\d+(sp|lf|gw)\d+p\d+|\d+h\d+-eth\d+|netem0b?)$")
+MANIFEST = Path(os.environ.get("DCILAB_RUN_DIR", "/run/dcilab")) / "emulation.json"
+
+
+@dataclass
+class Manifest:
+    owner_pid: int
+    fabric: str
+    # pid -> a string its /proc cmdline must contain (so a reused PID is never killed)
+    processes: dict[int, str] = field(default_factory=dict)
+
+    def save(self) -> None:
+        MANIFEST.parent.mkdir(parents=True, exist_ok=True)
+        tmp = MANIFEST.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.replace(MANIFEST)
+
+    @staticmethod
+    def load() -> "Manifest | None":
+        try:
+            data = json.loads(MANIFEST.read_text())
+            return Manifest(int(data["owner_pid"]), data["fabric"],
+                            {int(k): v for k, v in data.get("processes", {}).items()})
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def kill_pid(pid: int, must_contain: str, grace_s: float = 2.0) -> bool:
+    """SIGTERM then SIGKILL `pid`, only if its command line still names what we started."""
+    if must_contain not in _cmdline(pid):
+        return False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not pid_alive(pid) or must_contain not in _cmdline(pid):
+                return True
+            time.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def our_bridges() -> list[str]:
+    out = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True)
+    return [b for b in out.stdout.split() if BRIDGE_RE.match(b)]
+
+
+def our_interfaces() -> list[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True)
+    names = (line.split(":")[1].strip().split("@")[0] for line in out.stdout.splitlines())
+    return [n for n in names if INTERFACE_RE.match(n)]
+
+
+def leftovers() -> dict[str, list]:
+    """What of ours still exists: bridges, root-namespace interfaces, live listed PIDs."""
+    manifest = Manifest.load()
+    pids = [p for p, tag in (manifest.processes.items() if manifest else [])
+            if pid_alive(p) and tag in _cmdline(p)]
+    return {"bridges": our_bridges(), "interfaces": our_interfaces(), "processes": pids}
+
+
+def clean(say=print) -> dict[str, int]:
+    """Remove every process, bridge and interface of ours; return how many of each."""
+    removed = {"processes": 0, "bridges": 0, "interfaces": 0}
+    manifest = Manifest.load()
+    if manifest:
+        for pid, tag in manifest.processes.items():
+            removed["processes"] += kill_pid(pid, tag)
+    for bridge in our_bridges():
+        subprocess.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge],
+                       capture_output=True)
+        removed["bridges"] += 1
+    for intf in our_interfaces():
+        subprocess.run(["ip", "link", "del", intf], capture_output=True)
+        removed["interfaces"] += 1
+    MANIFEST.unlink(missing_ok=True)
+    if any(removed.values()):
+        say("removed " + ", ".join(f"{n} {k}" for k, n in removed.items() if n))
+    return removed

@@ -1,0 +1,104 @@
+"""Start and stop the emulated fabric on Open vSwitch (userspace datapath) with Mininet."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+
+from .shaping import ShapedLink
+from mininet.log import setLogLevel
+from mininet.net import Mininet
+from mininet.node import OVSSwitch, RemoteController
+
+from ..fabric import Fabric
+from .cleanup import Manifest, clean, pid_alive
+from .netem import netem_available
+from .ovs import ensure_ovs
+from .topo import FabricTopo, rate_problems
+
+
+class EmulationError(RuntimeError):
+    pass
+
+
+class Emulation:
+    """The Mininet network of one fabric file, pointed at a remote OpenFlow controller.
+
+    Use as a context manager: whatever happens inside, everything it created is removed.
+    """
+
+    def __init__(self, fabric: Fabric, controller: tuple[str, int] = ("127.0.0.1", 6653),
+                 say=print):
+        self.fabric = fabric
+        self.controller = controller
+        self.say = say
+        self.net: Mininet | None = None
+        self.manifest = Manifest(os.getpid(), fabric.name)
+        self.delay_emulated = False
+
+    def __enter__(self) -> "Emulation":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def adopt(self, pid: int, tag: str) -> None:
+        """Record a process started for this emulation, so a crash cannot leak it."""
+        self.manifest.processes[pid] = tag
+        self.manifest.save()
+
+    def start(self) -> None:
+        problems = rate_problems(self.fabric)
+        if problems:
+            raise EmulationError("cannot emulate fabric %r:\n  %s" % (
+                self.fabric.name, "\n  ".join(sorted(set(problems))[:5])))
+        ensure_ovs(self.say)
+        earlier = Manifest.load()
+        if earlier and earlier.owner_pid != os.getpid() and pid_alive(earlier.owner_pid):
+            raise EmulationError(
+                f"another dcilab emulation (pid {earlier.owner_pid}, fabric {earlier.fabric!r}) "
+                "is running; stop it first, or run `dcilab clean` if it is stuck")
+        clean(say=lambda m: self.say(f"leftovers of an earlier run: {m}"))
+        self.manifest.save()
+
+        self.delay_emulated = netem_available()
+        if not self.delay_emulated:
+            self.say("note: this kernel has no tc netem, so modeled DCI latency is used for "
+                     "path costs but not added as delay on the links")
+        setLogLevel("warning")
+        switch = partial(OVSSwitch, datapath="user", failMode="secure", protocols="OpenFlow13")
+        n_sw, n_links = len(self.fabric.switches), len(self.fabric.links)
+        self.say(f"building emulation of {self.fabric.name}: {n_sw} switches, "
+                 f"{len(self.fabric.hosts)} hosts, {n_links} links "
+                 f"({sum(1 for _ in self.fabric.wavelengths())} wavelengths)")
+        self.net = Mininet(topo=FabricTopo(self.fabric, delay=self.delay_emulated),
+                           switch=switch, link=ShapedLink, controller=None, autoSetMacs=False,
+                           build=False, waitConnected=False)
+        self.net.addController(RemoteController("c0", ip=self.controller[0],
+                                                port=self.controller[1]))
+        self.net.build()
+        for host in self.net.hosts:
+            self.manifest.processes[host.pid] = f"mininet:{host.name}"
+        self.manifest.save()
+        self.net.start()
+        # Userspace OVS drops TCP segments with offloaded checksums; ping works without this.
+        for host in self.net.hosts:
+            host.cmd(f"ethtool -K {host.defaultIntf()} tx off")
+
+    def host(self, name: str):
+        """The Mininet host of a fabric host name (e.g. dc1-h1)."""
+        return self.net.get(self.fabric.hosts[name].node)
+
+    def stop(self) -> None:
+        if self.net is not None:
+            self.say("stopping emulation")
+            try:
+                self.net.stop()
+            finally:
+                self.net = None
+        clean(say=lambda m: self.say(f"cleanup: {m}"))

@@ -1,0 +1,45 @@
+"""Fabric -> Mininet Topo. A Topo is only a graph: building one touches no kernel state,
+so this is unit-tested without root."""
+
+from __future__ import annotations
+
+from mininet.topo import Topo
+
+from ..fabric import Fabric
+from ..fabric.model import HOST, scaled_mbps
+
+# Mininet's TCLink refuses rates above this (Mb/s).
+MININET_MAX_MBPS = 1000.0
+
+
+class FabricTopo(Topo):
+    """Switches, hosts and links exactly as the fabric file expands, with fixed port numbers
+    and short interface names; each DCI wavelength is its own link."""
+
+    def build(self, fabric: Fabric, delay: bool = False) -> None:  # noqa: D401 (Mininet API)
+        for sw in fabric.switches.values():
+            self.addSwitch(sw.bridge, dpid=f"{sw.dpid:016x}", protocols="OpenFlow13")
+        for host in fabric.hosts.values():
+            self.addHost(host.node, ip=f"{host.ip}/{host.prefix_len}", mac=host.mac)
+        for link in fabric.links:
+            opts = {"bw": scaled_mbps(fabric, link.rate_gbps)}
+            if delay and link.kind != HOST:
+                opts["delay"] = f"{link.latency_ms * 1000:.3f}us"
+            b = fabric.switches[link.b.node]
+            if link.kind == HOST:
+                host = fabric.hosts[link.a.node]
+                self.addLink(host.node, b.bridge, port1=0, port2=link.b.port,
+                             intfName1=host.interface, intfName2=b.interface(link.b.port), **opts)
+            else:
+                a = fabric.switches[link.a.node]
+                self.addLink(a.bridge, b.bridge, port1=link.a.port, port2=link.b.port,
+                             intfName1=a.interface(link.a.port),
+                             intfName2=b.interface(link.b.port), **opts)
+
+
+def rate_problems(fabric: Fabric) -> list[str]:
+    """Links whose scaled rate Mininet cannot shape (its htb limit is 1000 Mb/s)."""
+    return [f"link {link.name}: {link.rate_gbps:g} Gb/s x scale {fabric.scale:g} = "
+            f"{scaled_mbps(fabric, link.rate_gbps):g} Mb/s exceeds Mininet's "
+            f"{MININET_MAX_MBPS:g} Mb/s limit; lower `scale`"
+            for link in fabric.links if scaled_mbps(fabric, link.rate_gbps) > MININET_MAX_MBPS]

@@ -1,0 +1,105 @@
+"""Real traffic between emulated hosts: ping every pair, iperf3 between chosen pairs, and
+the byte counters of OVS interfaces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+
+from .network import Emulation
+
+
+@dataclass(frozen=True)
+class PingResult:
+    src: str
+    dst: str
+    ok: bool
+
+
+def ping_all(emu: Emulation, count: int = 1, timeout_s: int = 2) -> list[PingResult]:
+    """Ping every ordered host pair; each source pings its destinations in one shell, and
+    all sources run at once (a pair that fails is retried by nothing: loss is loss)."""
+    hosts = list(emu.fabric.hosts.values())
+    procs = {}
+    for src in hosts:
+        targets = " ".join(h.ip for h in hosts if h is not src)
+        script = (f"for ip in {targets}; do if ping -n -q -c {count} -W {timeout_s} $ip "
+                  f">/dev/null 2>&1; then echo ok $ip; else echo fail $ip; fi; done")
+        procs[src.name] = emu.host(src.name).popen(["sh", "-c", script], stdout=subprocess.PIPE,
+                                                    text=True)
+    results = []
+    for src_name, proc in procs.items():
+        out, _ = proc.communicate()
+        for line in out.splitlines():
+            verdict, ip = line.split()
+            results.append(PingResult(src_name, emu.fabric.host_by_ip(ip).name, verdict == "ok"))
+    return results
+
+
+@dataclass(frozen=True)
+class IperfResult:
+    src: str
+    dst: str
+    bits_per_second: float      # goodput seen by the receiver
+    bytes: int
+    error: str | None = None
+
+
+def iperf_concurrent(emu: Emulation, pairs: list[tuple[str, str]], duration_s: float,
+                     base_port: int = 5301) -> list[IperfResult]:
+    """Run one TCP iperf3 flow per (src, dst) pair, all at once, for `duration_s`."""
+    servers, clients = [], []
+    try:
+        for i, (_, dst) in enumerate(pairs):
+            servers.append(emu.host(dst).popen(
+                ["iperf3", "-s", "-1", "-p", str(base_port + i)], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL))
+        for i, (_, dst) in enumerate(pairs):
+            _wait_listening(emu, dst, base_port + i)
+        for i, (src, dst) in enumerate(pairs):
+            clients.append(emu.host(src).popen(
+                ["iperf3", "-c", emu.fabric.hosts[dst].ip, "-p", str(base_port + i), "-t",
+                 f"{duration_s:g}", "-J"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True))
+        results = []
+        for (src, dst), client in zip(pairs, clients):
+            out, err = client.communicate(timeout=duration_s + 30)
+            results.append(_parse_iperf(src, dst, out, err))
+        return results
+    finally:
+        for proc in servers + clients:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_listening(emu: Emulation, host: str, port: int, attempts: int = 50) -> None:
+    node = emu.host(host)
+    for _ in range(attempts):
+        if f":{port} " in node.cmd(f"ss -ltnH 'sport = :{port}'"):
+            return
+        node.cmd("sleep 0.1")
+    raise RuntimeError(f"iperf3 server on {host} port {port} did not start")
+
+
+def _parse_iperf(src: str, dst: str, out: str, err: str) -> IperfResult:
+    try:
+        data = json.loads(out)
+    except json.JSONDecodeError:
+        return IperfResult(src, dst, 0.0, 0, f"iperf3 printed no JSON: {err.strip()[:200]}")
+    if "error" in data:
+        return IperfResult(src, dst, 0.0, 0, data["error"])
+    received = data["end"]["sum_received"]
+    return IperfResult(src, dst, received["bits_per_second"], int(received["bytes"]))
+
+
+def interface_tx_bytes() -> dict[str, int]:
+    """Bytes transmitted so far by every OVS interface, by name (one ovsdb query)."""
+    out = subprocess.run(["ovs-vsctl", "--timeout=10", "--format=json", "--columns=name,statistics",
+                          "list", "Interface"], capture_output=True, text=True, check=True)
+    counters = {}
+    for name, stats in json.loads(out.stdout)["data"]:
+        values = dict(stats[1]) if stats[0] == "map" else {}
+        counters[name] = int(values.get("tx_bytes", 0))
+    return counters

@@ -1,0 +1,261 @@
+"""A checked fabric file expanded into what exists: switches, ports, hosts, links, wavelengths.
+
+Everything here is derived deterministically from the file, so the emulation and the
+controller, each reading the same file, agree on every switch, port number and address
+before a switch connects.
+
+Naming (Linux interface names are at most 15 characters, so OVS names are short):
+  switch  user name `<site>-spine1` / `<site>-leaf1` / `<site>-gw1`;
+          bridge `dl<S>sp1` / `dl<S>lf1` / `dl<S>gw1` (S = site index from 1, file order)
+  port    interface `<bridge>p<port>`
+  host    user name `<site>-h<n>`, node `dl<S>h<n>`, address 10.S.L.n/8 (L = leaf index)
+Port numbers:
+  leaf    1..H hosts, then one port per spine
+  spine   one port per leaf, then one per gateway
+  gateway one port per spine, then one per wavelength ending there (links in file order)
+A DCI link ends on one gateway per site, round-robin over the link ends at that site in
+file order (the n-th end lands on gateway ((n-1) mod gateways) + 1) unless `a_gateway` /
+`b_gateway` pins it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ..optics import DEFAULT_CATALOG, Channel, LineSystem, LinkPlan, OpticsError, plan_link
+from .errors import FabricIssue
+from .schema import DciLinkSpec, FabricSpec, SiteSpec
+
+SPINE, LEAF, GATEWAY = "spine", "leaf", "gateway"
+_ROLE_CODE = {SPINE: 1, LEAF: 2, GATEWAY: 3}
+_ROLE_SHORT = {SPINE: "sp", LEAF: "lf", GATEWAY: "gw"}
+_ROLE_LABEL = {SPINE: "spine", LEAF: "leaf", GATEWAY: "gw"}
+NAME_PREFIX = "dl"  # every bridge, interface and host node the emulation creates starts so
+
+# An intra-site hop: ~200 m of fibre plus a switch. Small against any DCI link, and equal
+# for every hop, so among equal-latency DCI paths the one with fewer hops wins.
+INTRA_SITE_LATENCY_MS = 0.001
+
+HOST, FABRIC, DCI = "host", "fabric", "dci"
+
+
+@dataclass(frozen=True)
+class Switch:
+    name: str        # user-facing, e.g. dc1-leaf2
+    bridge: str      # OVS bridge / Mininet node name, e.g. dl1lf2
+    dpid: int
+    role: str        # spine | leaf | gateway
+    site: str
+    index: int       # 1-based within its role and site
+
+    def interface(self, port: int) -> str:
+        return f"{self.bridge}p{port}"
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str        # e.g. dc1-h3
+    node: str        # Mininet node name, e.g. dl1h3
+    site: str
+    leaf: str        # switch name
+    port: int        # port on its leaf
+    ip: str
+    mac: str
+    prefix_len: int = 8
+
+    @property
+    def interface(self) -> str:
+        return f"{self.node}-eth0"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    node: str        # switch name, or host name for the host end of an access link
+    port: int        # 0 on a host
+
+
+@dataclass(frozen=True)
+class Link:
+    """A point-to-point link; every wavelength of a DCI line system is one Link."""
+
+    name: str
+    kind: str                 # host | fabric | dci
+    a: Endpoint
+    b: Endpoint
+    rate_gbps: float          # real (unscaled) rate
+    latency_ms: float
+    site_a: str
+    site_b: str
+    line_system: str | None = None     # DCI link name, for a wavelength
+    channel: Channel | None = None     # its optical channel
+
+    @property
+    def wavelength(self) -> str | None:
+        return self.channel.name if self.channel else None
+
+    def other(self, node: str) -> Endpoint:
+        return self.b if self.a.node == node else self.a
+
+
+@dataclass
+class Fabric:
+    """The expanded fabric. Build it with `build_fabric`; treat it as read-only."""
+
+    spec: FabricSpec
+    switches: dict[str, Switch]
+    hosts: dict[str, Host]
+    links: list[Link]
+    line_systems: dict[str, LinkPlan]
+    _ports: dict[str, dict[int, Link]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for link in self.links:
+            for end in (link.a, link.b):
+                if end.node in self.switches:
+                    self._ports.setdefault(end.node, {})[end.port] = link
+        self._by_dpid = {s.dpid: s for s in self.switches.values()}
+        self._by_ip = {h.ip: h for h in self.hosts.values()}
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def scale(self) -> float:
+        return self.spec.scale
+
+    @property
+    def sites(self) -> list[SiteSpec]:
+        return list(self.spec.sites)
+
+    def switch_by_dpid(self, dpid: int) -> Switch | None:
+        return self._by_dpid.get(dpid)
+
+    def host_by_ip(self, ip: str) -> Host | None:
+        return self._by_ip.get(ip)
+
+    def ports(self, switch: str) -> dict[int, Link]:
+        """Port number -> link, for every port the file gives `switch`."""
+        return self._ports.get(switch, {})
+
+    def hosts_of(self, site: str) -> list[Host]:
+        return [h for h in self.hosts.values() if h.site == site]
+
+    def wavelengths(self) -> Iterator[Link]:
+        return (link for link in self.links if link.kind == DCI)
+
+    def capacity_by_site_pair(self) -> dict[tuple[str, str], float]:
+        """Total DCI capacity (Gb/s, real) between each pair of sites joined directly."""
+        out: dict[tuple[str, str], float] = {}
+        for plan_name, plan in self.line_systems.items():
+            spec = next(d for d in self.spec.dci_links if d.name == plan_name)
+            pair = tuple(sorted((spec.a, spec.b)))
+            out[pair] = out.get(pair, 0.0) + plan.capacity_gbps
+        return out
+
+
+def _dpid(site_index: int, role: str, index: int) -> int:
+    return (site_index << 16) | (_ROLE_CODE[role] << 8) | index
+
+
+def _switch(site: SiteSpec, site_index: int, role: str, index: int) -> Switch:
+    return Switch(
+        name=f"{site.name}-{_ROLE_LABEL[role]}{index}",
+        bridge=f"{NAME_PREFIX}{site_index}{_ROLE_SHORT[role]}{index}",
+        dpid=_dpid(site_index, role, index), role=role, site=site.name, index=index)
+
+
+def _line_system(spec: DciLinkSpec) -> LineSystem:
+    return LineSystem(
+        fiber_km=spec.fiber_km, span_km=spec.span_km,
+        attenuation_db_per_km=spec.attenuation_db_per_km, amplifier_nf_db=spec.amplifier_nf_db,
+        launch_power_dbm=spec.launch_power_dbm, margin_db=spec.margin_db,
+        dispersion_ps_nm_km=spec.dispersion_ps_nm_km, band=spec.band)
+
+
+def plan_line_systems(spec: FabricSpec) -> tuple[dict[str, LinkPlan], list[FabricIssue]]:
+    """The optical plan of every DCI link; infeasible links become issues at `dci_links[i]`."""
+    issues: list[FabricIssue] = []
+    catalog = DEFAULT_CATALOG
+    if spec.modules:
+        try:
+            catalog = DEFAULT_CATALOG.with_overrides(
+                {name: o.model_dump(exclude_none=True) for name, o in spec.modules.items()})
+        except OpticsError as exc:
+            return {}, [FabricIssue("modules", str(exc))]
+    plans = {}
+    for i, link in enumerate(spec.dci_links):
+        try:
+            plans[link.name] = plan_link(link.name, link.module, link.wavelengths,
+                                         _line_system(link), mode=link.mode, catalog=catalog)
+        except OpticsError as exc:
+            issues.append(FabricIssue(f"dci_links[{i}]", str(exc)))
+    return plans, issues
+
+
+def build_fabric(spec: FabricSpec) -> tuple[Fabric | None, list[FabricIssue]]:
+    """Expand a checked spec (see checks.check_spec) into a Fabric, or return the issues."""
+    plans, issues = plan_line_systems(spec)
+    if issues:
+        return None, issues
+
+    switches: dict[str, Switch] = {}
+    hosts: dict[str, Host] = {}
+    links: list[Link] = []
+    site_index = {s.name: i for i, s in enumerate(spec.sites, start=1)}
+
+    def fabric_link(a: Switch, pa: int, b: Switch, pb: int, rate: float) -> Link:
+        return Link(f"{a.name}~{b.name.removeprefix(a.site + '-')}", FABRIC,
+                    Endpoint(a.name, pa), Endpoint(b.name, pb), rate, INTRA_SITE_LATENCY_MS,
+                    a.site, b.site)
+
+    for site in spec.sites:
+        s = site_index[site.name]
+        spines = [_switch(site, s, SPINE, j) for j in range(1, site.spines + 1)]
+        leaves = [_switch(site, s, LEAF, i) for i in range(1, site.leaves + 1)]
+        gateways = [_switch(site, s, GATEWAY, g) for g in range(1, site.gateways + 1)]
+        switches.update((sw.name, sw) for sw in spines + leaves + gateways)
+        n = 0
+        for leaf in leaves:
+            for k in range(1, site.hosts_per_leaf + 1):
+                n += 1
+                host = Host(name=f"{site.name}-h{n}", node=f"{NAME_PREFIX}{s}h{n}", site=site.name,
+                            leaf=leaf.name, port=k, ip=f"10.{s}.{leaf.index}.{n}",
+                            mac=f"02:00:0a:{s:02x}:{leaf.index:02x}:{n:02x}")
+                hosts[host.name] = host
+                links.append(Link(host.name, HOST, Endpoint(host.name, 0), Endpoint(leaf.name, k),
+                                  site.fabric_gbps, INTRA_SITE_LATENCY_MS, site.name, site.name))
+            for j, spine in enumerate(spines, start=1):
+                links.append(fabric_link(leaf, site.hosts_per_leaf + j, spine, leaf.index,
+                                         site.fabric_gbps))
+        for gw in gateways:
+            for j, spine in enumerate(spines, start=1):
+                links.append(fabric_link(gw, j, spine, site.leaves + gw.index, site.fabric_gbps))
+
+    # DCI: each wavelength is its own link between the two gateways.
+    sites = {s.name: s for s in spec.sites}
+    ends_seen = {s.name: 0 for s in spec.sites}
+    next_port = {sw.name: sites[sw.site].spines + 1 for sw in switches.values() if sw.role == GATEWAY}
+    for dci in spec.dci_links:
+        gw = {}
+        for end in ("a", "b"):
+            site = sites[getattr(dci, end)]
+            pinned = getattr(dci, f"{end}_gateway")
+            index = pinned if pinned is not None else ends_seen[site.name] % site.gateways + 1
+            ends_seen[site.name] += 1
+            gw[end] = switches[f"{site.name}-gw{index}"]
+        plan = plans[dci.name]
+        for channel in plan.channels:
+            pa, pb = next_port[gw["a"].name], next_port[gw["b"].name]
+            next_port[gw["a"].name] += 1
+            next_port[gw["b"].name] += 1
+            links.append(Link(channel.name, DCI, Endpoint(gw["a"].name, pa),
+                              Endpoint(gw["b"].name, pb), channel.rate_gbps, channel.latency_ms,
+                              dci.a, dci.b, line_system=dci.name, channel=channel))
+    return Fabric(spec, switches, hosts, links, plans), []
+
+
+def scaled_mbps(fabric: Fabric, rate_gbps: float) -> float:
+    """The emulated rate of a real rate, in Mb/s."""
+    return rate_gbps * 1000.0 * fabric.scale

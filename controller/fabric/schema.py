@@ -1,0 +1,70 @@
+"""The fabric file's schema: the names users write, with their defaults.
+
+Unknown fields are an error everywhere (a typo must not silently fall back to a default).
+Checks that need more than one field (references between sites and links, address space)
+live in `checks.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSpec(_Strict):
+    """A data center: a leaf-spine fabric plus the DCI gateways that join it to other sites."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=48)
+    spines: int = Field(ge=1, le=64)
+    leaves: int = Field(ge=1, le=255)
+    hosts_per_leaf: int = Field(ge=1, le=254)
+    gateways: int = Field(default=1, ge=1, le=64)
+    fabric_gbps: float = Field(default=400.0, gt=0, description="intra-site and host link rate")
+
+
+class DciLinkSpec(_Strict):
+    """A DCI line system: one fibre pair between two sites carrying `wavelengths` ZR channels."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=48)
+    a: str
+    b: str
+    fiber_km: float = Field(gt=0)
+    module: str
+    wavelengths: int = Field(ge=1)
+    # Which gateway of each site terminates the link (1-based); default round-robin.
+    a_gateway: int | None = Field(default=None, ge=1)
+    b_gateway: int | None = Field(default=None, ge=1)
+    # Line-system model (issue 3); defaults are the planning figures in REFERENCE.md.
+    mode: str | None = None
+    span_km: float = Field(default=80.0, gt=0)
+    attenuation_db_per_km: float = Field(default=0.22, ge=0)
+    amplifier_nf_db: float = Field(default=5.5, ge=0)
+    launch_power_dbm: float = 0.0
+    margin_db: float = Field(default=2.0, ge=0)
+    dispersion_ps_nm_km: float = Field(default=17.0, ge=0)
+    band: Literal["C", "C+L"] = "C"
+
+
+class ModuleOverride(_Strict):
+    """Override a catalog figure that has no public source (prices, 800G power)."""
+
+    power_w: float | None = Field(default=None, gt=0)
+    price_usd: float | None = Field(default=None, ge=0)
+
+
+class FabricSpec(_Strict):
+    """The whole fabric file."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=64)
+    scale: float = Field(default=1.0e-4, gt=0, le=1.0,
+                         description="emulated bit rate = real bit rate x scale")
+    sites: list[SiteSpec] = Field(min_length=1, max_length=254)
+    dci_links: list[DciLinkSpec] = Field(default_factory=list)
+    modules: dict[str, ModuleOverride] = Field(default_factory=dict)

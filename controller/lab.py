@@ -1,0 +1,122 @@
+"""A lab: the controller, as its own process, plus the emulation of the same fabric file.
+
+The two meet only over OpenFlow on 127.0.0.1, as on a user's VM. Used by `dcilab demo`,
+the benchmarks and the integration tests.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .emulation.cleanup import kill_pid
+from .emulation.network import Emulation
+from .fabric import Fabric
+
+READY_MARK = "ready: all"          # logged by the core once every switch is programmed
+CONTROLLER_TAG = "dcilab controller"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ControllerProcess:
+    """`dcilab controller` in a child process; its log is kept and can be echoed."""
+
+    def __init__(self, topology: Path, port: int, echo=None, extra_args: list[str] = ()):
+        self.port = port
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self._echo = echo
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dcilab", "controller", "--topology", str(topology),
+             "--openflow", f"127.0.0.1:{port}", *extra_args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            line = line.rstrip()
+            self.lines.append(line)
+            if READY_MARK in line:
+                self._ready.set()
+            if self._echo:
+                self._echo(f"  controller | {line}")
+
+    def wait_listening(self, timeout_s: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("controller exited:\n" + "\n".join(self.lines[-20:]))
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"controller did not listen on port {self.port} in {timeout_s:g} s")
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """True once the controller has programmed every switch of the fabric."""
+        return self._ready.wait(timeout_s)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            kill_pid(self.proc.pid, CONTROLLER_TAG, grace_s=5.0)
+        self.proc.wait(timeout=10)
+        self._reader.join(timeout=2)
+
+
+class Lab:
+    """Controller process + emulation; a context manager that always cleans up."""
+
+    def __init__(self, fabric: Fabric, topology: Path, say=print, echo_controller=False,
+                 controller_args: list[str] = ()):
+        self.fabric = fabric
+        self.topology = Path(topology)
+        self.say = say
+        self.echo_controller = echo_controller
+        self.controller_args = list(controller_args)
+        self.controller: ControllerProcess | None = None
+        self.emulation: Emulation | None = None
+
+    def __enter__(self) -> "Lab":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self, ready_timeout_s: float = 60.0) -> None:
+        port = free_port()
+        self.say(f"starting controller on 127.0.0.1:{port}")
+        self.controller = ControllerProcess(self.topology, port,
+                                            echo=self.say if self.echo_controller else None,
+                                            extra_args=self.controller_args)
+        self.controller.wait_listening()
+        self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say)
+        self.emulation.start()
+        self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG)
+        self.say(f"waiting for the controller to program {len(self.fabric.switches)} switches")
+        if not self.controller.wait_ready(ready_timeout_s):
+            raise RuntimeError(
+                f"the controller did not program every switch within {ready_timeout_s:g} s; "
+                "its last lines:\n" + "\n".join(self.controller.lines[-15:]))
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+        if self.emulation is not None:
+            self.emulation.stop()
+            self.emulation = None

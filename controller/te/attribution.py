@@ -1,0 +1,67 @@
+"""Which wavelength did each measured flow take? Read back from interface byte counters.
+
+OVS select groups hash each flow onto one bucket inside the datapath, where no OpenFlow
+counter sees the choice. But a TCP flow is never split, so on every DCI hop its bytes
+appear on exactly one wavelength of that hop. Flows are matched to wavelengths greedily,
+largest first, each taking the candidate wavelength whose unexplained bytes best cover it.
+Exact when at most one measured flow crosses a line system in a direction; a best match
+otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..fabric.model import DCI, Link
+from .paths import LatencyGraph
+
+
+@dataclass(frozen=True)
+class MeasuredFlow:
+    src_leaf: str
+    dst_leaf: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """A wavelength crossed in one direction: leaving `switch` by `port`."""
+
+    switch: str
+    port: int
+    link: Link
+
+
+def dci_stages(graph: LatencyGraph, src: str, dst: str) -> list[list[Crossing]]:
+    """For each successive DCI hop on the shortest paths src->dst, every wavelength it may use."""
+    stages: list[dict[tuple[str, int], Crossing]] = []
+    for path in graph.paths(src, dst):
+        dci_hops = [h for h in path if h.link.kind == DCI]
+        for k, hop in enumerate(dci_hops):
+            if k == len(stages):
+                stages.append({})
+            stages[k][(hop.switch, hop.out_port)] = Crossing(hop.switch, hop.out_port, hop.link)
+    return [list(stage.values()) for stage in stages]
+
+
+def attribute(graph: LatencyGraph, flows: list[MeasuredFlow],
+              tx_bytes: dict[tuple[str, int], int]) -> list[list[Crossing]]:
+    """For each flow (in the given order), the wavelength crossing it took on each DCI hop.
+
+    `tx_bytes` maps (switch, port) to the bytes it sent during the measurement.
+    """
+    remaining = dict(tx_bytes)
+    chosen: list[list[Crossing]] = [[] for _ in flows]
+    for i in sorted(range(len(flows)), key=lambda i: -flows[i].bytes):
+        flow = flows[i]
+        for stage in dci_stages(graph, flow.src_leaf, flow.dst_leaf):
+            # Prefer a wavelength that carried at least this flow's bytes; among those, the
+            # one with least left over. Otherwise the one that carried the most.
+            def score(c: Crossing) -> tuple:
+                left = remaining.get((c.switch, c.port), 0)
+                return (left < 0.9 * flow.bytes, left if left >= 0.9 * flow.bytes else -left)
+            best = min(stage, key=score)
+            key = (best.switch, best.port)
+            remaining[key] = remaining.get(key, 0) - flow.bytes
+            chosen[i].append(best)
+    return chosen
