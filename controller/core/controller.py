@@ -36,7 +36,8 @@ class Outbox:
 class SwitchState:
     name: str
     connected: bool = False
-    programmed: bool = False
+    program_sent: bool = False   # its rules went out, with a barrier behind them
+    programmed: bool = False     # ... and the barrier came back
     problems: list[str] = field(default_factory=list)
 
 
@@ -60,7 +61,7 @@ class FabricController:
             log.error("switch with dpid %#x connected, but fabric %r has no such switch; "
                       "leaving it unprogrammed (known: %s)", dpid, self.fabric.name, known)
             return Outbox()
-        state.connected, state.programmed = True, False
+        state.connected, state.program_sent, state.programmed = True, False, False
         log.info("switch %s (dpid %#x) connected", state.name, dpid)
         return Outbox().add(dpid, [of.port_desc_request()])
 
@@ -73,12 +74,13 @@ class FabricController:
         for problem in state.problems:
             log.error("switch %s does not match fabric %r: %s", state.name, self.fabric.name,
                       problem)
+        state.program_sent = True
         return Outbox().add(dpid, self._programs[state.name] + [of.barrier()])
 
     def barrier_replied(self, dpid: int) -> Outbox:
         """The switch has applied everything sent before the barrier."""
         state = self.switches.get(dpid)
-        if state is None or not state.connected or state.programmed:
+        if state is None or not state.program_sent or state.programmed:
             return Outbox()
         state.programmed = True
         done = sum(s.programmed for s in self.switches.values())
@@ -90,7 +92,7 @@ class FabricController:
     def switch_disconnected(self, dpid: int) -> None:
         state = self.switches.get(dpid)
         if state is not None and state.connected:
-            state.connected = state.programmed = False
+            state.connected = state.program_sent = state.programmed = False
             log.warning("switch %s (dpid %#x) disconnected", state.name, dpid)
 
     def port_changed(self, dpid: int, port: int, up: bool) -> None:

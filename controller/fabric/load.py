@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from .checks import check_spec
 from .errors import FabricError, FabricIssue
-from .model import Fabric, build_fabric
+from .model import Fabric, build_fabric, plan_line_systems
 from .schema import FabricSpec
 
 
@@ -26,6 +26,10 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain name, not a list or mapping",
+                key_node.start_mark)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {key!r} appears twice (first on line {seen[key]})",
@@ -106,9 +110,12 @@ def parse_fabric(text: str, source: str = "<fabric>") -> Fabric:
         spec = FabricSpec.model_validate(data)
     except ValidationError as exc:
         raise FabricError(source, _schema_issues(exc, root)) from None
-    issues = check_spec(spec)
+    # Optics planning reads only each link's own fields, so it runs even when references
+    # are broken: one pass reports everything.
+    plans, optics_issues = plan_line_systems(spec)
+    issues = check_spec(spec) + optics_issues
     if not issues:
-        fabric, issues = build_fabric(spec)
+        fabric = build_fabric(spec, plans)
     if issues:
         raise FabricError(source, [
             FabricIssue(i.path, i.message, i.line or _line_of(root, _parse_path(i.path)))
@@ -130,7 +137,10 @@ def load_fabric(path: str | Path) -> Fabric:
     """Read and check the fabric file at `path`."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FabricError(str(path), [FabricIssue("", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise FabricError(str(path), [FabricIssue(
+            "", f"not a UTF-8 text file (byte {exc.start}): a fabric file is YAML text")]) from None
     return parse_fabric(text, str(path))

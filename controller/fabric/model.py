@@ -194,11 +194,8 @@ def plan_line_systems(spec: FabricSpec) -> tuple[dict[str, LinkPlan], list[Fabri
     return plans, issues
 
 
-def build_fabric(spec: FabricSpec) -> tuple[Fabric | None, list[FabricIssue]]:
-    """Expand a checked spec (see checks.check_spec) into a Fabric, or return the issues."""
-    plans, issues = plan_line_systems(spec)
-    if issues:
-        return None, issues
+def build_fabric(spec: FabricSpec, plans: dict[str, LinkPlan]) -> Fabric:
+    """Expand a checked spec (see checks.check_spec) and its optical plans into a Fabric."""
 
     switches: dict[str, Switch] = {}
     hosts: dict[str, Host] = {}
@@ -253,7 +250,7 @@ def build_fabric(spec: FabricSpec) -> tuple[Fabric | None, list[FabricIssue]]:
             links.append(Link(channel.name, DCI, Endpoint(gw["a"].name, pa),
                               Endpoint(gw["b"].name, pb), channel.rate_gbps, channel.latency_ms,
                               dci.a, dci.b, line_system=dci.name, channel=channel))
-    return Fabric(spec, switches, hosts, links, plans), []
+    return Fabric(spec, switches, hosts, links, plans)
 
 
 def scaled_mbps(fabric: Fabric, rate_gbps: float) -> float:

@@ -15,7 +15,9 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `spines: true` or `wavelengths: 2.5` are mistakes, not 1 and 2;
+    # no inf/nan: a rate of .inf would make every figure downstream meaningless.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class SiteSpec(_Strict):

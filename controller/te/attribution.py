@@ -33,15 +33,29 @@ class Crossing:
 
 
 def dci_stages(graph: LatencyGraph, src: str, dst: str) -> list[list[Crossing]]:
-    """For each successive DCI hop on the shortest paths src->dst, every wavelength it may use."""
+    """For each successive DCI hop on the shortest paths src->dst, every wavelength it may use.
+
+    Walks the next-hop DAG rather than listing paths: equal-cost paths multiply (spines x
+    wavelengths per hop), but the (switch, DCI hops so far) states stay few.
+    """
+    hops = graph.next_hops(dst)
     stages: list[dict[tuple[str, int], Crossing]] = []
-    for path in graph.paths(src, dst):
-        dci_hops = [h for h in path if h.link.kind == DCI]
-        for k, hop in enumerate(dci_hops):
-            if k == len(stages):
-                stages.append({})
-            stages[k][(hop.switch, hop.out_port)] = Crossing(hop.switch, hop.out_port, hop.link)
-    return [list(stage.values()) for stage in stages]
+    seen: set[tuple[str, int]] = set()
+    frontier = [(src, 0)]
+    while frontier:
+        node, k = frontier.pop()
+        if (node, k) in seen or node == dst:
+            continue
+        seen.add((node, k))
+        for hop in hops.get(node, ()):
+            nxt = k
+            if hop.link.kind == DCI:
+                while len(stages) <= k:
+                    stages.append({})
+                stages[k][(hop.switch, hop.out_port)] = Crossing(hop.switch, hop.out_port, hop.link)
+                nxt = k + 1
+            frontier.append((hop.link.other(node).node, nxt))
+    return [sorted(stage.values(), key=lambda c: (c.switch, c.port)) for stage in stages]
 
 
 def attribute(graph: LatencyGraph, flows: list[MeasuredFlow],

@@ -1,0 +1,1 @@
+"""Persistence: reservations in SQLite (WAL)."""

@@ -1,0 +1,279 @@
+"""`dcilab check FILE [--json]`: exit status, JSON shape, text summary, errors, warnings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dcilab.cli import main
+
+TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
+
+LINK_KEYS = {"name", "spans", "latency_ms", "capacity_gbps", "power_w", "cost_usd",
+             "wavelengths"}
+WAVELENGTH_KEYS = {"name", "frequency_thz", "module", "mode", "rate_gbps", "osnr_db",
+                   "required_osnr_db", "margin_db", "dispersion_ps_nm", "latency_ms"}
+
+
+def _strict_json(text: str):
+    """json.loads that refuses NaN/Infinity, which are not JSON."""
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def check(capsys, path, *flags):
+    status = main(["check", str(path), *flags])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return status, out, err
+
+
+def check_json(capsys, path):
+    status, out, err = check(capsys, path, "--json")
+    return status, _strict_json(out)  # the whole of stdout is one JSON object
+
+
+def write(tmp_path, data, name="fabric.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def site(name, **more):
+    return {"name": name, "spines": 1, "leaves": 1, "hosts_per_leaf": 1, **more}
+
+
+def link(name, a, b, **more):
+    return {"name": name, "a": a, "b": b, "fiber_km": 40, "module": "400ZR", "wavelengths": 1,
+            **more}
+
+
+# --- success ---------------------------------------------------------------------------------
+
+def test_two_dc_json(capsys):
+    status, s = check_json(capsys, TOPOLOGIES / "two-dc.yaml")
+    assert status == 0
+    assert s["ok"] is True
+    assert len(s["sites"]) == 2
+    assert s["switches"] == 12 and s["hosts"] == 8
+    assert s["warnings"] == []
+    [dci] = s["dci_links"]
+    assert LINK_KEYS <= set(dci)
+    assert dci["name"] == "dc1-dc2-a"
+    assert dci["spans"] == 1                       # 80 km, 80 km spans
+    assert len(dci["wavelengths"]) == 4
+    assert dci["capacity_gbps"] == 4 * 400
+    assert dci["capacity_gbps"] == sum(w["rate_gbps"] for w in dci["wavelengths"])
+    assert dci["latency_ms"] >= 80 * 0.0048         # light in fibre: ~4.9 us/km
+    for k, w in enumerate(dci["wavelengths"], start=1):
+        assert WAVELENGTH_KEYS <= set(w)
+        assert w["name"] == f"dc1-dc2-a.w{k}"
+        assert (w["module"], w["mode"], w["rate_gbps"]) == ("400ZR", "400G", 400)
+        assert 191.3 <= w["frequency_thz"] <= 196.1   # C band
+        assert w["dispersion_ps_nm"] == pytest.approx(80 * 17)   # default 17 ps/nm/km
+        assert w["margin_db"] == pytest.approx(w["osnr_db"] - w["required_osnr_db"], abs=0.01)
+        assert w["margin_db"] >= 2.0                  # feasible: above the system margin
+    assert len({w["frequency_thz"] for w in dci["wavelengths"]}) == 4
+    assert s["capacity_by_site_pair"] == [{"a": "dc1", "b": "dc2", "capacity_gbps": 1600}]
+
+
+def test_four_dc_ring_json(capsys):
+    status, s = check_json(capsys, TOPOLOGIES / "four-dc-ring.yaml")
+    assert status == 0 and s["ok"] is True
+    assert s["switches"] == 4 * 6 and s["hosts"] == 16
+    assert [d["name"] for d in s["dci_links"]] == [
+        "north-east-a", "north-east-b", "east-south", "south-west", "west-north"]
+    west_north = s["dci_links"][-1]
+    assert {w["rate_gbps"] for w in west_north["wavelengths"]} == {300}
+    pairs = {(p["a"], p["b"]): p["capacity_gbps"] for p in s["capacity_by_site_pair"]}
+    assert pairs[("east", "north")] == 4 * 400 + 2 * 400
+    assert len(pairs) == 4
+
+
+def test_power_and_cost_follow_module_overrides(capsys, tmp_path):
+    path = write(tmp_path, {"name": "t", "sites": [site("a"), site("b")],
+                            "dci_links": [link("l", "a", "b", wavelengths=3)],
+                            "modules": {"400ZR": {"power_w": 10, "price_usd": 500}}})
+    status, s = check_json(capsys, path)
+    assert status == 0
+    # two modules per wavelength
+    assert s["dci_links"][0]["power_w"] == pytest.approx(2 * 3 * 10)
+    assert s["dci_links"][0]["cost_usd"] == pytest.approx(2 * 3 * 500)
+
+
+def test_one_site_json(capsys, tmp_path):
+    path = write(tmp_path, {"name": "solo", "sites": [site("a", leaves=2, hosts_per_leaf=3)]})
+    status, s = check_json(capsys, path)
+    assert status == 0 and s["ok"] is True
+    assert s["hosts"] == 6 and s["switches"] == 1 + 2 + 1
+    assert s["dci_links"] == [] and s["capacity_by_site_pair"] == []
+
+
+def test_text_summary(capsys):
+    status, out, err = check(capsys, TOPOLOGIES / "two-dc.yaml")
+    assert status == 0 and err == ""
+    assert "two-dc.yaml" in out
+    assert "2 sites" in out and "12 switches" in out and "8 hosts" in out
+    assert "1 DCI link" in out and "4 wavelengths" in out
+    # a table for the DCI link: its name, then one row per wavelength
+    assert "dc1-dc2-a" in out
+    rows = [line for line in out.splitlines() if line.strip().startswith("dc1-dc2-a.w")]
+    assert [r.split()[0] for r in rows] == [f"dc1-dc2-a.w{k}" for k in range(1, 5)]
+    assert "warning" not in out
+
+
+def test_text_summary_has_a_table_per_dci_link(capsys):
+    status, out, _ = check(capsys, TOPOLOGIES / "four-dc-ring.yaml")
+    assert status == 0
+    for name, count in [("north-east-a", 4), ("north-east-b", 2), ("east-south", 2),
+                        ("south-west", 4), ("west-north", 4)]:
+        rows = [l for l in out.splitlines() if l.strip().startswith(f"{name}.w")]
+        assert len(rows) == count, name
+
+
+# --- warnings ---------------------------------------------------------------------------------
+
+def test_rate_above_mininets_limit_is_a_warning_not_an_error(capsys, tmp_path):
+    # DCI: 400 Gb/s x 0.01 = 4000 Mb/s > 1000 Mb/s; fabric: 50 Gb/s x 0.01 = 500 Mb/s is fine.
+    path = write(tmp_path, {"name": "t", "scale": 0.01,
+                            "sites": [site("a", fabric_gbps=50), site("b", fabric_gbps=50)],
+                            "dci_links": [link("l", "a", "b")]})
+    status, s = check_json(capsys, path)
+    assert status == 0 and s["ok"] is True
+    assert len(s["warnings"]) == 1
+    assert "l.w1" in s["warnings"][0] and "1000" in s["warnings"][0]
+
+    status, out, _ = check(capsys, path)
+    assert status == 0
+    assert "warning" in out and "l.w1" in out
+
+
+def test_no_warning_within_the_limit(capsys, tmp_path):
+    # 400 Gb/s x 2.5e-3 = 1000 Mb/s would be the limit; 2e-3 gives 800 Mb/s.
+    path = write(tmp_path, {"name": "t", "scale": 2e-3, "sites": [site("a"), site("b")],
+                            "dci_links": [link("l", "a", "b")]})
+    status, s = check_json(capsys, path)
+    assert status == 0 and s["warnings"] == []
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+GOOD = {"name": "t", "sites": [site("dc1", gateways=2), site("dc2")],
+        "dci_links": [link("l1", "dc1", "dc2"), link("l2", "dc1", "dc2")]}
+
+
+def _with(**changes):
+    data = json.loads(json.dumps(GOOD))
+    for where, value in changes.items():
+        section, index, field = where.split("__")
+        data[section][int(index)][field] = value
+    return data
+
+
+BAD = {
+    "unknown site in a": (_with(dci_links__1__a="dc9"), "dci_links[1].a", "dc9"),
+    "wrong type": (_with(sites__0__spines="two"), "sites[0].spines", "two"),
+    "zero wavelengths": (_with(dci_links__0__wavelengths=0), "dci_links[0].wavelengths", "0"),
+    "gateway pin": (_with(dci_links__1__a_gateway=3), "dci_links[1].a_gateway", "3"),
+    "infeasible optics": (_with(dci_links__1__fiber_km=200), "dci_links[1]", "3400"),
+    "too many wavelengths": (_with(dci_links__0__wavelengths=65), "dci_links[0]", "64"),
+    "bad band": (_with(dci_links__0__band="L"), "dci_links[0].band", "C+L"),
+    "bad name": (_with(sites__1__name="dc 2"), "sites[1].name", "dc 2"),
+    "typo": (_with(sites__0__spine=2), "sites[0].spine", "unknown"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_file_json(capsys, tmp_path, case):
+    data, path, word = BAD[case]
+    file = write(tmp_path, data)
+    status, s = check_json(capsys, file)
+    assert status == 2
+    assert s["ok"] is False
+    assert all(set(e) <= {"path", "message", "line"} and {"path", "message"} <= set(e)
+               for e in s["errors"])
+    found = [e for e in s["errors"] if e["path"] == path]
+    assert found, s["errors"]
+    assert word in found[0]["message"]
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_file_text(capsys, tmp_path, case):
+    data, path, word = BAD[case]
+    file = write(tmp_path, data)
+    status, out, err = check(capsys, file)
+    assert status == 2
+    line = next((l for l in err.splitlines() if path + ":" in l), None)
+    assert line is not None, err
+    assert str(file) in line and word in line
+
+
+def test_yaml_syntax_error_json_has_the_line(capsys, tmp_path):
+    file = write(tmp_path, "name: t\nsites:\n  - name: dc1\n    spines: [2\n")
+    status, s = check_json(capsys, file)
+    assert status == 2 and s["ok"] is False
+    assert len(s["errors"]) == 1
+    assert isinstance(s["errors"][0]["line"], int) and s["errors"][0]["line"] >= 4
+
+
+def test_yaml_syntax_error_text_has_file_and_line(capsys, tmp_path):
+    file = write(tmp_path, "name: t\nsites: x: y\n")
+    status, out, err = check(capsys, file)
+    assert status == 2
+    assert f"{file}:2" in err
+
+
+def test_duplicated_key_json(capsys, tmp_path):
+    file = write(tmp_path, "name: t\nsites: []\nname: u\n")
+    status, s = check_json(capsys, file)
+    assert status == 2
+    assert s["errors"][0]["line"] == 3
+    assert "name" in s["errors"][0]["message"]
+
+
+def test_missing_file(capsys, tmp_path):
+    missing = tmp_path / "missing.yaml"
+    status, s = check_json(capsys, missing)
+    assert status == 2 and s["ok"] is False and len(s["errors"]) == 1
+    status, out, err = check(capsys, missing)
+    assert status == 2 and str(missing) in err
+
+
+@pytest.mark.parametrize("text", ["", "[1, 2]\n"], ids=["empty", "a list"])
+def test_not_a_mapping(capsys, tmp_path, text):
+    status, s = check_json(capsys, write(tmp_path, text))
+    assert status == 2 and s["ok"] is False
+    assert "mapping" in s["errors"][0]["message"]
+
+
+def test_several_errors_reported_together(capsys, tmp_path):
+    data = _with(sites__0__spine=2, sites__1__leaves=0, dci_links__0__band="X")
+    status, s = check_json(capsys, write(tmp_path, data))
+    assert status == 2
+    assert {e["path"] for e in s["errors"]} >= {"sites[0].spine", "sites[1].leaves",
+                                                "dci_links[0].band"}
+
+
+def test_a_file_that_is_not_utf8_exits_2_without_a_traceback(capsys, tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    status, s = check_json(capsys, path)
+    assert status == 2 and s["ok"] is False
+
+
+def test_a_complex_yaml_key_exits_2_without_a_traceback(capsys, tmp_path):
+    status, s = check_json(capsys, write(tmp_path, "name: t\n? [a, b]\n: 1\n"))
+    assert status == 2 and s["ok"] is False
+
+
+def test_json_output_is_strict_json_even_for_extreme_rates(capsys, tmp_path):
+    # An infinite rate must be refused; if it is not, --json must still print JSON.
+    path = write(tmp_path, {"name": "t", "sites": [site("a", fabric_gbps=float("inf"))]})
+    status = main(["check", str(path), "--json"])
+    out, _ = capsys.readouterr()
+    result = _strict_json(out)
+    assert status == 2 and result["ok"] is False

@@ -1,0 +1,225 @@
+"""compile_fabric: where packets go on the simulated flow tables of a whole fabric.
+
+Each test traces packets through a FakeFabric built from the compiled messages, so it
+asks where a packet would go, never what the flow text says. The latency-shortest line
+systems for each pair of sites are worked out by hand from the fibre km in the files.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import pytest
+from fabric_helpers import arp_packet, dci_links_of_path, fake_fabric, tcp_packet, topology
+from fakeoftable import FakeOFTable, Outcome
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from dcilab.core.rules import compile_fabric
+from dcilab.fabric import parse_fabric
+
+# Line systems crossed, in order, from the first site to the second (reverse for back).
+TWO_DC_ROUTES = {("dc1", "dc2"): ["dc1-dc2-a"]}
+RING_ROUTES = {
+    # north-east-a 45 km < north-east-b 70 km
+    ("north", "east"): ["north-east-a"],
+    # via east 45+110 = 155 km < via west 900+260 = 1160 km
+    ("north", "south"): ["north-east-a", "east-south"],
+    # via east, south 45+110+260 = 415 km < direct 900 km
+    ("north", "west-campus"): ["north-east-a", "east-south", "south-west"],
+    # direct 110 km < 45+900+260 km
+    ("east", "south"): ["east-south"],
+    # via south 110+260 = 370 km < via north 45+900 = 945 km
+    ("east", "west-campus"): ["east-south", "south-west"],
+    # direct 260 km < 110+45+900 = 1055 km
+    ("south", "west-campus"): ["south-west"],
+}
+# Wavelengths per line system, from the files.
+WAVELENGTHS = {"dc1-dc2-a": 4, "north-east-a": 4, "north-east-b": 2, "east-south": 2,
+               "south-west": 4, "west-north": 4}
+
+THREE_SITES = """
+name: line3
+sites:
+  - {name: west, spines: 2, leaves: 2, hosts_per_leaf: 1, gateways: 1}
+  - {name: mid, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2}
+  - {name: east, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 1}
+dci_links:
+  - {name: west-mid, a: west, b: mid, fiber_km: 40, module: 400ZR, wavelengths: 2}
+  - {name: mid-east, a: mid, b: east, fiber_km: 60, module: 400ZR, wavelengths: 3}
+"""
+THREE_SITE_ROUTES = {("west", "mid"): ["west-mid"], ("mid", "east"): ["mid-east"],
+                     ("west", "east"): ["west-mid", "mid-east"]}
+THREE_SITE_WAVELENGTHS = {"west-mid": 2, "mid-east": 3}
+
+
+def route(routes, src_site, dst_site):
+    if src_site == dst_site:
+        return []
+    if (src_site, dst_site) in routes:
+        return routes[(src_site, dst_site)]
+    return list(reversed(routes[(dst_site, src_site)]))
+
+
+CASES = {
+    "two-dc": (lambda: topology("two-dc"), TWO_DC_ROUTES, WAVELENGTHS),
+    "four-dc-ring": (lambda: topology("four-dc-ring"), RING_ROUTES, WAVELENGTHS),
+    "line3": (lambda: parse_fabric(THREE_SITES), THREE_SITE_ROUTES, THREE_SITE_WAVELENGTHS),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def case(request):
+    load, routes, wavelengths = CASES[request.param]
+    fabric = load()
+    programs = compile_fabric(fabric)
+    return fabric, programs, fake_fabric(fabric, programs), routes, wavelengths
+
+
+def test_every_switch_gets_a_program(case):
+    fabric, programs, *_ = case
+    assert set(programs) == set(fabric.switches)
+
+
+def test_every_host_reaches_every_host_by_the_shortest_line_systems(case):
+    fabric, _programs, net, routes, wavelengths = case
+    hosts = list(fabric.hosts.values())
+    assert len(hosts) >= 2
+    for src in hosts:
+        src_leaf = fabric.switches[src.leaf]
+        for dst in hosts:
+            if dst is src:
+                continue
+            dst_leaf = fabric.switches[dst.leaf]
+            packet = tcp_packet(src, dst)
+            paths = net.trace(src_leaf.dpid, src.port, packet)
+            assert paths, f"{src.name}->{dst.name}: no path"
+            expected = route(routes, src.site, dst.site)
+            # Wavelengths used at each DCI stage over all the alternatives.
+            stages = defaultdict(set)
+            for path in paths:
+                where = f"{src.name}->{dst.name} via {path.hops}"
+                assert path.outcome is Outcome.EGRESS, f"{where}: {path.outcome}"
+                assert path.end == (dst_leaf.dpid, dst.port), where
+                assert path.packet["ipv4_dst"] == dst.ip
+                crossed = dci_links_of_path(fabric, path.hops)
+                assert [link.line_system for link in crossed] == expected, where
+                for k, link in enumerate(crossed):
+                    stages[k].add(link.name)
+            for k, system in enumerate(expected):
+                assert stages[k] == {f"{system}.w{n}" for n in range(1, wavelengths[system] + 1)}, (
+                    f"{src.name}->{dst.name}: stage {k} on {system}")
+
+
+def test_dci_alternatives_are_select_group_choices(case):
+    fabric, _programs, net, routes, wavelengths = case
+    # The first host of the first site to the first host of the last site.
+    sites = [s.name for s in fabric.sites]
+    src = fabric.hosts_of(sites[0])[0]
+    dst = fabric.hosts_of(sites[-1])[0]
+    paths = net.trace(fabric.switches[src.leaf].dpid, src.port, tcp_packet(src, dst))
+    expected = route(routes, src.site, dst.site)
+    # Every path is one alternative (choices recorded), and they are all distinct.
+    assert all(p.choices for p in paths)
+    assert len({p.choices for p in paths}) == len(paths)
+    # The source gateway's select group offers every wavelength of the first line system.
+    first = expected[0]
+    gw_dpids = {fabric.switches[link.a.node].dpid for link in fabric.links
+                if link.line_system == first and link.site_a == src.site} | {
+        fabric.switches[link.b.node].dpid for link in fabric.links
+        if link.line_system == first and link.site_b == src.site}
+    gw_choices = {(d, g, b) for p in paths for (d, g, b) in p.choices if d in gw_dpids}
+    assert len(gw_choices) == wavelengths[first]
+
+
+def test_both_spines_are_used_leaving_the_source_leaf(case):
+    fabric, _programs, net, _routes, _w = case
+    site = fabric.sites[0]
+    src = fabric.hosts_of(site.name)[0]
+    dst = fabric.hosts_of(fabric.sites[-1].name)[-1]
+    paths = net.trace(fabric.switches[src.leaf].dpid, src.port, tcp_packet(src, dst))
+    # A leaf's spine ports are hosts_per_leaf + 1 .. hosts_per_leaf + spines.
+    first_out = {p.hops[0].out_port for p in paths}
+    assert first_out == set(range(site.hosts_per_leaf + 1, site.hosts_per_leaf + site.spines + 1))
+
+
+def test_arp_from_a_host_port_goes_to_the_controller(case):
+    fabric, _programs, net, *_ = case
+    hosts = list(fabric.hosts.values())
+    for src in hosts:
+        dst = hosts[0] if src is not hosts[0] else hosts[1]
+        paths = net.trace(fabric.switches[src.leaf].dpid, src.port,
+                          arp_packet(src.port, src.ip, dst.ip))
+        assert [p.outcome for p in paths] == [Outcome.CONTROLLER], src.name
+        assert paths[0].end == (fabric.switches[src.leaf].dpid, ofp.OFPP_CONTROLLER)
+
+
+def test_arp_from_a_spine_port_is_not_sent_to_the_controller(case):
+    fabric, programs, net, *_ = case
+    for sw in fabric.switches.values():
+        for port, link in fabric.ports(sw.name).items():
+            if link.kind == "host":
+                continue
+            pkt = arp_packet(port, "10.1.1.1", "10.1.1.2")
+            for path in net.trace(sw.dpid, port, pkt):
+                assert path.outcome is not Outcome.CONTROLLER, (sw.name, port)
+                assert path.outcome is Outcome.DROP, (sw.name, port, path)
+
+
+def test_unknown_destination_is_dropped(case):
+    fabric, _programs, net, *_ = case
+    src = next(iter(fabric.hosts.values()))
+    pkt = tcp_packet(src, src) | {"ipv4_dst": "10.200.1.1"}
+    paths = net.trace(fabric.switches[src.leaf].dpid, src.port, pkt)
+    assert [p.outcome for p in paths] == [Outcome.DROP]
+    # And non-IP, non-ARP traffic is dropped too.
+    paths = net.trace(fabric.switches[src.leaf].dpid, src.port,
+                      {"in_port": src.port, "eth_type": 0x86DD})
+    assert [p.outcome for p in paths] == [Outcome.DROP]
+
+
+def test_reapplying_the_program_leaves_the_tables_unchanged(case):
+    fabric, programs, *_ = case
+    for name, msgs in programs.items():
+        table = FakeOFTable()
+        table.apply(msgs)
+        once = table.table_state()
+        assert once.flows, name
+        table.apply(msgs)
+        assert table.table_state() == once, name
+
+
+def test_reprogramming_clears_stale_state(case):
+    fabric, programs, *_ = case
+    name = next(iter(programs))
+    fresh = FakeOFTable()
+    fresh.apply(programs[name])
+    stale = FakeOFTable()
+    stale.apply([
+        parser.OFPGroupMod(None, command=ofp.OFPGC_ADD, type_=ofp.OFPGT_ALL, group_id=77,
+                           buckets=[parser.OFPBucket(actions=[parser.OFPActionOutput(1)])]),
+        parser.OFPFlowMod(None, table_id=3, priority=5, match=parser.OFPMatch(in_port=9),
+                          instructions=[parser.OFPInstructionActions(
+                              ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(2)])]),
+    ])
+    stale.apply(programs[name])
+    assert stale.table_state() == fresh.table_state()
+
+
+def test_middle_site_is_transit():
+    fabric = parse_fabric(THREE_SITES)
+    net = fake_fabric(fabric, compile_fabric(fabric))
+    mid_dpids = {sw.dpid for sw in fabric.switches.values() if sw.site == "mid"}
+    mid_leaves = {sw.dpid for sw in fabric.switches.values() if sw.site == "mid" and sw.role == "leaf"}
+    for src in fabric.hosts_of("west"):
+        for dst in fabric.hosts_of("east"):
+            paths = net.trace(fabric.switches[src.leaf].dpid, src.port, tcp_packet(src, dst))
+            # 2 west spines x 2 (west-mid) x 2 mid spines x 3 (mid-east) x 2 east spines
+            assert len(paths) == 48
+            for path in paths:
+                assert path.outcome is Outcome.EGRESS
+                through = set(path.dpids) & mid_dpids
+                # west-mid lands on mid-gw1, mid-east leaves from mid-gw2: a spine in between.
+                assert {fabric.switch_by_dpid(d).role for d in through} == {"gateway", "spine"}
+                assert len(through) == 3
+                assert not through & mid_leaves
