@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,12 +33,17 @@ class ControllerProcess:
 
     def __init__(self, topology: Path, port: int, echo=None, extra_args: list[str] = ()):
         self.port = port
+        self.grpc_port, self.metrics_port = free_port(), free_port()
         self.lines: list[str] = []
         self._ready = threading.Event()
         self._echo = echo
+        # A run of its own: reservations live in a temporary database unless told otherwise.
+        self._state_dir = tempfile.TemporaryDirectory(prefix="dcilab-")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dcilab", "controller", "--topology", str(topology),
-             "--openflow", f"127.0.0.1:{port}", *extra_args],
+             "--openflow", f"127.0.0.1:{port}", "--grpc", f"127.0.0.1:{self.grpc_port}",
+             "--metrics", f"127.0.0.1:{self.metrics_port}",
+             "--state", str(Path(self._state_dir.name) / "state.db"), *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -51,16 +57,28 @@ class ControllerProcess:
             if self._echo:
                 self._echo(f"  controller | {line}")
 
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def wait_listening(self, timeout_s: float = 20.0) -> None:
+        """Until OpenFlow, gRPC and metrics all accept connections."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("controller exited:\n" + "\n".join(self.lines[-20:]))
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"controller did not listen on port {self.port} in {timeout_s:g} s")
+        for port in (self.grpc_port, self.metrics_port, self.port):
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("controller exited:\n" + "\n".join(self.lines[-20:]))
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"controller did not listen on port {port} "
+                                       f"in {timeout_s:g} s")
+                time.sleep(0.1)
 
     def wait_ready(self, timeout_s: float) -> bool:
         """True once the controller has programmed every switch of the fabric."""
@@ -71,6 +89,7 @@ class ControllerProcess:
             kill_pid(self.proc.pid, CONTROLLER_TAG, grace_s=5.0)
         self.proc.wait(timeout=10)
         self._reader.join(timeout=2)
+        self._state_dir.cleanup()
 
 
 class Lab:

@@ -500,6 +500,10 @@ class FakeOFTable:
     def possible_ports(self, packet: Mapping[str, Any], **kwargs: Any) -> set[int]:
         return {out.port for out in self.outputs(packet, **kwargs)}
 
+    def learns_for(self, packet: Mapping[str, Any], table_id: int = 0) -> list[Any]:
+        """The NX learn actions the packet would execute (OVS adds a flow for each)."""
+        return self._run(packet, table_id).learns
+
     def meter_for(self, packet: Mapping[str, Any], table_id: int = 0) -> Optional[int]:
         """The first meter the pipeline applies to the packet, if any."""
         meters = self._run(packet, table_id).meters
@@ -529,6 +533,7 @@ class _Run:
     flood_ports: Optional[frozenset[int]]
     outputs: list[Output] = field(default_factory=list)
     meters: list[int] = field(default_factory=list)
+    learns: list[Any] = field(default_factory=list)   # NX learn actions executed
 
     def pipeline(self, pkt: Packet, table_id: Optional[int]) -> None:
         action_set: dict[tuple[str, str], Any] = {}
@@ -596,6 +601,16 @@ class _Run:
                     pkt["ip_ttl"] -= 1
                     if pkt["ip_ttl"] <= 0:
                         raise _TtlExpired()
+            elif isinstance(action, parser.NXActionResubmitTable):
+                # OVS resubmit: look the packet up in another table now and run the apply
+                # actions of what matches there (a miss does nothing).
+                entry = self.table.lookup(pkt, action.table_id)
+                if entry is not None:
+                    for inst in entry.instructions:
+                        if inst.type == ofp.OFPIT_APPLY_ACTIONS:
+                            self._actions(inst.actions, dict(pkt), choices, depth + 1)
+            elif isinstance(action, parser.NXActionLearn):
+                self.learns.append(action)   # it adds a flow in the switch; no effect here
             elif not isinstance(action, parser.OFPActionSetQueue):
                 raise FakeOFTableError(f"action {type(action).__name__} is not modelled")
 

@@ -1,8 +1,11 @@
-"""DcilabApp: translate os-ken events into FabricController calls; send what comes back."""
+"""DcilabApp: translate os-ken events into core calls (through the service); send what
+comes back. The stats poll and reservation expiry timers live here; what replies mean
+lives in the core."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
@@ -10,63 +13,88 @@ from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_
                                        set_ev_cls)
 from os_ken.ofproto import ofproto_v1_3
 
-from ..core import FabricController, Outbox
+from ..core import Outbox
+from .service import ControllerService
 
 
 class DcilabApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
-    def __init__(self, *args, dcilab_controller: FabricController, **kwargs):
+    def __init__(self, *args, dcilab_service: ControllerService, poll_interval_s: float = 1.0,
+                 stop_event: threading.Event | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.core = dcilab_controller
+        self.service = dcilab_service
         self.datapaths: dict[int, object] = {}
-        # Later API and stats threads call the core too; one lock keeps its state consistent.
-        self.lock = threading.Lock()
+        self.poll_interval_s = poll_interval_s
+        self.stop_event = stop_event or threading.Event()
+        self.service.attach(self.send)
+        # A plain daemon thread: os-ken's hub.kill cannot stop native threads.
+        threading.Thread(target=self._timers, name="dcilab-timers", daemon=True).start()
 
-    def send(self, outbox: Outbox) -> None:
+    def send(self, outbox: Outbox) -> int:
         """The one place messages meet a datapath (faucet's send_flows)."""
+        sent = 0
         for dpid, msgs in outbox.messages.items():
             datapath = self.datapaths.get(dpid)
             if datapath is None:
                 continue
             for msg in msgs:
                 msg.datapath = datapath
-                datapath.send_msg(msg)
+                try:
+                    datapath.send_msg(msg)
+                except Exception:  # one bad message must not silently stop the rest
+                    self.logger.exception("could not send %s to switch %#x",
+                                          type(msg).__name__, dpid)
+                    self.service.observer.openflow_error()
+                    continue
+                sent += 1
+        return sent
+
+    def _timers(self) -> None:
+        next_expiry = 0.0
+        while not self.stop_event.wait(self.poll_interval_s):
+            self.service.apply(lambda core: core.stats_requests())
+            if time.monotonic() >= next_expiry:
+                self.service.expire()
+                next_expiry = time.monotonic() + 1.0
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev):
         datapath = ev.msg.datapath
         self.datapaths[datapath.id] = datapath
-        with self.lock:
-            self.send(self.core.switch_connected(datapath.id))
+        self.service.apply(lambda core: core.switch_connected(datapath.id))
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     def _port_desc(self, ev):
         ports = {p.port_no: p.name.decode(errors="replace") for p in ev.msg.body}
-        with self.lock:
-            self.send(self.core.ports_described(ev.msg.datapath.id, ports))
+        self.service.apply(lambda core: core.ports_described(ev.msg.datapath.id, ports))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def _barrier(self, ev):
-        with self.lock:
-            self.send(self.core.barrier_replied(ev.msg.datapath.id))
+        self.service.apply(lambda core: core.barrier_replied(ev.msg.datapath.id))
+
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
+    def _port_stats(self, ev):
+        counters = {s.port_no: (s.tx_bytes, s.rx_bytes) for s in ev.msg.body}
+        now = time.time()
+        self.service.apply(lambda core: core.port_stats(ev.msg.datapath.id, counters, now))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
         msg = ev.msg
-        with self.lock:
-            self.send(self.core.packet_in(msg.datapath.id, msg.match["in_port"], msg.data))
+        self.service.apply(lambda core: core.packet_in(msg.datapath.id, msg.match["in_port"],
+                                                       msg.data))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):
         msg = ev.msg
         up = not (msg.desc.state & msg.datapath.ofproto.OFPPS_LINK_DOWN)
-        with self.lock:
-            self.core.port_changed(msg.datapath.id, msg.desc.port_no, up)
+        self.service.apply(lambda core: core.port_changed(msg.datapath.id, msg.desc.port_no, up))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev):
         msg = ev.msg
+        self.service.observer.openflow_error()
         self.logger.error("switch %#x reported OpenFlow error type=%d code=%d",
                           msg.datapath.id, msg.type, msg.code)
 
@@ -76,5 +104,4 @@ class DcilabApp(app_manager.OSKenApp):
         if datapath.id is None or self.datapaths.get(datapath.id) is not datapath:
             return
         del self.datapaths[datapath.id]
-        with self.lock:
-            self.core.switch_disconnected(datapath.id)
+        self.service.apply(lambda core: core.switch_disconnected(datapath.id))

@@ -1,16 +1,17 @@
-"""`dcilab controller --topology FILE`: the os-ken controller, standalone."""
+"""`dcilab controller --topology FILE`: the os-ken controller, standalone, with its gRPC API
+and Prometheus metrics, serving with or without switches connected."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 
-from ..app.runner import start_openflow
-from ..core import FabricController
 from ..fabric import FabricError, load_fabric
 
 log = logging.getLogger("dcilab.controller")
@@ -18,7 +19,6 @@ log = logging.getLogger("dcilab.controller")
 
 def host_port(text: str) -> tuple[str, int]:
     """'127.0.0.1:6653' -> ('127.0.0.1', 6653); a clear error otherwise."""
-    import argparse
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
@@ -26,47 +26,109 @@ def host_port(text: str) -> tuple[str, int]:
 
 
 def register(sub) -> None:
+    from ..store.sqlite import default_state_path
     p = sub.add_parser("controller", help="run the SDN controller for a fabric file",
                        description="Run the os-ken controller for a fabric file. It knows every "
                                    "switch, port and host from the file, checks what connects, "
-                                   "and programs latency-shortest forwarding.")
+                                   "programs latency-shortest forwarding, admits path "
+                                   "reservations over gRPC and exports Prometheus metrics. It "
+                                   "serves with no switch connected.")
     p.add_argument("--topology", required=True, metavar="FILE", help="fabric file (YAML)")
     p.add_argument("--openflow", type=host_port, default=("127.0.0.1", 6653),
                    metavar="HOST:PORT", help="OpenFlow listen address (default 127.0.0.1:6653)")
+    p.add_argument("--grpc", type=host_port, default=("127.0.0.1", 50051), metavar="HOST:PORT",
+                   help="gRPC API listen address (default 127.0.0.1:50051)")
+    p.add_argument("--metrics", type=host_port, default=("127.0.0.1", 9108), metavar="HOST:PORT",
+                   help="Prometheus /metrics listen address (default 127.0.0.1:9108)")
+    p.add_argument("--state", type=Path, default=None, metavar="PATH",
+                   help=f"reservation database, SQLite (default {default_state_path()})")
+    p.add_argument("--reservable-fraction", type=float, default=0.9, metavar="F",
+                   help="share of each link's capacity that reservations may take (default 0.9)")
+    p.add_argument("--poll-interval", type=float, default=1.0, metavar="S",
+                   help="seconds between port statistics polls (default 1)")
+    p.add_argument("--tls-cert", type=Path, help="serve gRPC over TLS with this certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    p.add_argument("--tls-client-ca", type=Path,
+                   help="require client certificates signed by this CA (mutual TLS)")
+    p.add_argument("--token-file", type=Path,
+                   help="require `authorization: Bearer <token>` on mutating gRPC calls")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"], help="default info")
     p.set_defaults(run=run)
 
 
-def _check_free(host: str, port: int) -> str | None:
+def _check_free(what: str, host: str, port: int) -> str | None:
+    if port == 0:
+        return None
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:
-            return f"cannot listen for OpenFlow on {host}:{port}: {exc.strerror}"
+            return f"cannot listen for {what} on {host}:{port}: {exc.strerror}"
     return None
 
 
 def run(args) -> int:
+    from ..api.server import ServerError, TlsConfig, create_server, read_token_file
+    from ..app.runner import start_openflow
+    from ..app.service import ControllerService
+    from ..core import FabricController
+    from ..metrics import Metrics, start_metrics_server
+    from ..store.sqlite import ReservationStore, StoreError, default_state_path
+
     try:
         fabric = load_fabric(args.topology)
     except FabricError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    problem = _check_free(*args.openflow)
-    if problem:
-        print(problem, file=sys.stderr)
+    if not 0 < args.reservable_fraction <= 1:
+        print("--reservable-fraction must be in (0, 1]", file=sys.stderr)
+        return 2
+    for what, addr in (("OpenFlow", args.openflow), ("gRPC", args.grpc),
+                       ("metrics", args.metrics)):
+        problem = _check_free(what, *addr)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+        print("dcilab controller: --tls-cert and --tls-key go together, and --tls-client-ca "
+              "needs them", file=sys.stderr)
+        return 2
+    try:
+        tls = (TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca)
+               if args.tls_cert else None)
+        token = read_token_file(args.token_file) if args.token_file else None
+    except (ServerError, OSError, ValueError) as exc:
+        print(f"dcilab controller: {exc}", file=sys.stderr)
+        return 2
+    state_path = args.state or default_state_path()
+    try:
+        store = ReservationStore(state_path)
+    except StoreError as exc:
+        print(f"dcilab controller: {exc}", file=sys.stderr)
         return 1
+
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    controller = FabricController(fabric)
-    log.info("fabric %s: %d switches, %d hosts, %d wavelengths", fabric.name,
-             len(fabric.switches), len(fabric.hosts), sum(1 for _ in fabric.wavelengths()))
-    start_openflow(controller, *args.openflow)
+    metrics = Metrics()
+    service = ControllerService(FabricController(fabric, args.reservable_fraction),
+                                store=store, observer=metrics)
+    log.info("fabric %s: %d switches, %d hosts, %d wavelengths; reservations in %s",
+             fabric.name, len(fabric.switches), len(fabric.hosts),
+             sum(1 for _ in fabric.wavelengths()), state_path)
+    start_metrics_server(service, *args.metrics, registry=metrics.registry)
+    server, grpc_port = create_server(service, f"{args.grpc[0]}:{args.grpc[1]}", tls=tls,
+                                      token=token)
+    log.info("gRPC API listening on %s:%d%s", args.grpc[0], grpc_port,
+             " (TLS)" if tls else "")
+    start_openflow(service, *args.openflow, poll_interval_s=args.poll_interval, stop_event=stop)
     stop.wait()
     log.info("stopping")
+    server.stop(grace=2).wait(3)
+    with service.lock:
+        service.close()
     logging.shutdown()
-    # os-ken's native hub threads cannot be stopped from outside; nothing is left to flush.
+    # os-ken's native hub threads cannot be stopped from outside; state is on disk.
     os._exit(0)

@@ -13,7 +13,11 @@ from os_ken.lib.packet import arp, ethernet, packet
 
 from ..fabric import Fabric
 from ..openflow import messages as of
+from ..te.load import LinkLoad, LoadTracker
 from ..te.paths import LatencyGraph
+from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, Reservation, ReservationBook,
+                               ReservationRequest, State)
+from . import reservation_rules
 from .ports import port_problems
 from .rules import compile_fabric
 
@@ -22,9 +26,11 @@ log = logging.getLogger("dcilab.core")
 
 @dataclass
 class Outbox:
-    """Messages to send, per datapath id, in order."""
+    """Messages to send, per datapath id, in order; and reservations whose state changed
+    (for the caller to persist)."""
 
     messages: dict[int, list] = field(default_factory=dict)
+    changed: list[Reservation] = field(default_factory=list)
 
     def add(self, dpid: int, msgs: list) -> "Outbox":
         if msgs:
@@ -39,17 +45,27 @@ class SwitchState:
     program_sent: bool = False   # its rules went out, with a barrier behind them
     programmed: bool = False     # ... and the barrier came back
     problems: list[str] = field(default_factory=list)
+    barriers_sent: int = 0       # barriers since it connected; replies come back in order
+    barriers_acked: int = 0
+    program_barrier: int = 0
 
 
 class FabricController:
     """Knows the whole fabric from its file; programs each switch as it connects."""
 
-    def __init__(self, fabric: Fabric):
+    def __init__(self, fabric: Fabric,
+                 reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION):
         self.fabric = fabric
         self.graph = LatencyGraph(fabric)
         self._programs = compile_fabric(fabric, self.graph)
         self.switches = {sw.dpid: SwitchState(sw.name) for sw in fabric.switches.values()}
+        self._dpid = {sw.name: sw.dpid for sw in fabric.switches.values()}
         self._hosts_by_ip = {h.ip: h for h in fabric.hosts.values()}
+        self.book = ReservationBook(fabric, reservable_fraction)
+        self.load = LoadTracker(fabric)
+        # reservation id -> switch -> barrier seq that acknowledges its rules there
+        # (None: waiting for the switch to connect and be programmed)
+        self._waiting: dict[str, dict[str, int | None]] = {}
 
     # -- switch lifecycle ------------------------------------------------------------
 
@@ -62,6 +78,7 @@ class FabricController:
                       "leaving it unprogrammed (known: %s)", dpid, self.fabric.name, known)
             return Outbox()
         state.connected, state.program_sent, state.programmed = True, False, False
+        state.barriers_sent = state.barriers_acked = state.program_barrier = 0
         log.info("switch %s (dpid %#x) connected", state.name, dpid)
         return Outbox().add(dpid, [of.port_desc_request()])
 
@@ -74,38 +91,157 @@ class FabricController:
         for problem in state.problems:
             log.error("switch %s does not match fabric %r: %s", state.name, self.fabric.name,
                       problem)
+        msgs = list(self._programs[state.name])
+        pairs = {}
+        for res in self.book.live():            # one set of rules per host pair
+            pairs.setdefault((res.request.src_host, res.request.dst_host), res)
+        for res in pairs.values():
+            msgs += reservation_rules.install(self.fabric, res,
+                                              self.book.pair_bps(res)).get(state.name, [])
         state.program_sent = True
-        return Outbox().add(dpid, self._programs[state.name] + [of.barrier()])
+        state.program_barrier = self._barrier_seq(state)
+        for needs in self._waiting.values():
+            if state.name in needs:
+                needs[state.name] = state.program_barrier
+        return Outbox().add(dpid, msgs + [of.barrier()])
+
+    @staticmethod
+    def _barrier_seq(state: SwitchState) -> int:
+        state.barriers_sent += 1
+        return state.barriers_sent
 
     def barrier_replied(self, dpid: int) -> Outbox:
-        """The switch has applied everything sent before the barrier."""
+        """The switch has applied everything sent before this barrier."""
         state = self.switches.get(dpid)
-        if state is None or not state.program_sent or state.programmed:
+        if state is None or not state.program_sent:
             return Outbox()
-        state.programmed = True
-        done = sum(s.programmed for s in self.switches.values())
-        log.info("switch %s programmed (%d of %d)", state.name, done, len(self.switches))
-        if self.ready:
-            log.info("fabric %s ready: all %d switches programmed", self.fabric.name, done)
-        return Outbox()
+        state.barriers_acked += 1
+        outbox = Outbox()
+        if not state.programmed and state.barriers_acked >= state.program_barrier:
+            state.programmed = True
+            done = sum(s.programmed for s in self.switches.values())
+            log.info("switch %s programmed (%d of %d)", state.name, done, len(self.switches))
+            if self.ready:
+                log.info("fabric %s ready: all %d switches programmed", self.fabric.name, done)
+        for rid, needs in list(self._waiting.items()):
+            if all(seq is not None and self._acked(sw, seq) for sw, seq in needs.items()):
+                del self._waiting[rid]
+                if self.book.get(rid).state == State.PENDING:
+                    res = self.book.set_state(rid, State.ACTIVE)
+                    log.info("reservation %s active: its rules are on every switch of its path",
+                             rid)
+                    outbox.changed.append(res)
+        return outbox
+
+    def _acked(self, switch: str, seq: int) -> bool:
+        state = self.switches[self._dpid[switch]]
+        return state.program_sent and state.barriers_acked >= seq
 
     def switch_disconnected(self, dpid: int) -> None:
         state = self.switches.get(dpid)
         if state is not None and state.connected:
             state.connected = state.program_sent = state.programmed = False
             log.warning("switch %s (dpid %#x) disconnected", state.name, dpid)
+            self.load.switch_down(state.name)
+            for needs in self._waiting.values():
+                if state.name in needs:
+                    needs[state.name] = None
 
     def port_changed(self, dpid: int, port: int, up: bool) -> None:
         state = self.switches.get(dpid)
         if state is None:
             return
         link = self.fabric.ports(state.name).get(port)
+        self.load.port_state(state.name, port, up)
         log.info("switch %s port %d (%s) is %s", state.name, port,
                  link.name if link else "not in the fabric file", "up" if up else "down")
 
     @property
     def ready(self) -> bool:
         return all(s.programmed for s in self.switches.values())
+
+    # -- reservations ------------------------------------------------------------------
+
+    def reserve(self, request: ReservationRequest, reservation_id: str, now: float) -> Outbox:
+        """Admit `request` (AdmissionError if it cannot be) and pin it onto the switches of
+        its path that are programmed; the rest get it in their program when they connect."""
+        before = len(self.book.reservations)
+        res = self.book.admit(request, reservation_id, now)
+        outbox = Outbox()
+        if len(self.book.reservations) == before:   # an idempotent retry: nothing new
+            return outbox
+        outbox.changed.append(res)
+        self._install(res, outbox)
+        return outbox
+
+    def restore(self, res: Reservation) -> None:
+        """Book a reservation read back from the store (its rules go out on connect)."""
+        self.book.add(res)
+        if res.state == State.PENDING:
+            self._waiting[res.reservation_id] = {h.switch: None for h in res.hops}
+
+    def end(self, reservation_id: str, state: State = State.RELEASED) -> Outbox:
+        """Release (or expire) a reservation and remove its rules."""
+        before = self.book.get(reservation_id)
+        res = self.book.end(reservation_id, state)
+        outbox = Outbox()
+        if res is before:                             # already over
+            return outbox
+        self._waiting.pop(reservation_id, None)
+        outbox.changed.append(res)
+        remaining = self.book.pair_bps(res)
+        rules = (reservation_rules.resize(self.fabric, res, remaining) if remaining
+                 else reservation_rules.remove(self.fabric, res))
+        for switch, msgs in rules.items():
+            if self.switches[self._dpid[switch]].program_sent:
+                outbox.add(self._dpid[switch], msgs)
+        log.info("reservation %s %s", reservation_id, state.value.lower())
+        return outbox
+
+    def expire(self, now: float) -> Outbox:
+        outbox = Outbox()
+        for rid in self.book.due(now):
+            done = self.end(rid, State.EXPIRED)
+            outbox.changed += done.changed
+            for dpid, msgs in done.messages.items():
+                outbox.add(dpid, msgs)
+        return outbox
+
+    def _install(self, res: Reservation, outbox: Outbox) -> None:
+        pair_bps = self.book.pair_bps(res)
+        first = self.book.pair_members(res.request.src_host, res.request.dst_host)[0]
+        # Sharing a path still being installed: wait for what the first one waits for too.
+        needs: dict[str, int | None] = dict(self._waiting.get(first.reservation_id, {}))
+        rules = (reservation_rules.resize(self.fabric, res, pair_bps)
+                 if pair_bps > res.bandwidth_bps     # the pair's path is already in place
+                 else reservation_rules.install(self.fabric, res, pair_bps))
+        for switch, msgs in rules.items():
+            state = self.switches[self._dpid[switch]]
+            if state.program_sent:
+                outbox.add(self._dpid[switch], msgs + [of.barrier()])
+                needs[switch] = self._barrier_seq(state)
+            else:
+                needs[switch] = None
+        self._waiting[res.reservation_id] = needs
+
+    # -- load ----------------------------------------------------------------------------
+
+    def stats_requests(self) -> Outbox:
+        """Port statistics requests for every programmed switch (the app's timer asks)."""
+        outbox = Outbox()
+        for dpid, state in self.switches.items():
+            if state.programmed:
+                outbox.add(dpid, [of.port_stats_request()])
+        return outbox
+
+    def port_stats(self, dpid: int, counters: dict[int, tuple[int, int]], now: float) -> None:
+        """A port statistics reply: port -> (tx_bytes, rx_bytes)."""
+        state = self.switches.get(dpid)
+        if state is not None and state.connected:
+            self.load.sample(state.name, counters, now)
+
+    def link_loads(self) -> list[LinkLoad]:
+        return self.load.snapshot(self.book.reserved)
 
     # -- packets -----------------------------------------------------------------------
 

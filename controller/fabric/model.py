@@ -116,6 +116,7 @@ class Fabric:
                     self._ports.setdefault(end.node, {})[end.port] = link
         self._by_dpid = {s.dpid: s for s in self.switches.values()}
         self._by_ip = {h.ip: h for h in self.hosts.values()}
+        self._by_name = {link.name: link for link in self.links}
 
     @property
     def name(self) -> str:
@@ -134,6 +135,9 @@ class Fabric:
 
     def host_by_ip(self, ip: str) -> Host | None:
         return self._by_ip.get(ip)
+
+    def link(self, name: str) -> Link:
+        return self._by_name[name]
 
     def ports(self, switch: str) -> dict[int, Link]:
         """Port number -> link, for every port the file gives `switch`."""

@@ -68,3 +68,90 @@ def barrier() -> parser.OFPBarrierRequest:
 
 def port_desc_request() -> parser.OFPPortDescStatsRequest:
     return parser.OFPPortDescStatsRequest(datapath=None, flags=0)
+
+
+def flow_delete_strict(priority: int, match_: parser.OFPMatch,
+                       table_id: int = 0) -> parser.OFPFlowMod:
+    return parser.OFPFlowMod(
+        datapath=None, table_id=table_id, command=ofp.OFPFC_DELETE_STRICT, priority=priority,
+        buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+        match=match_)
+
+
+def flow_add_metered(priority: int, match_: parser.OFPMatch, meter_id: int, actions: list,
+                     table_id: int = 0) -> parser.OFPFlowMod:
+    """A flow whose packets pass meter `meter_id` before its actions."""
+    return parser.OFPFlowMod(
+        datapath=None, cookie=COOKIE, table_id=table_id, command=ofp.OFPFC_ADD,
+        priority=priority, buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY, flags=0, match=match_,
+        instructions=[parser.OFPInstructionMeter(meter_id, ofp.OFPIT_METER)] + apply(actions))
+
+
+def meter_add(meter_id: int, rate_kbps: int, burst_kbits: int) -> parser.OFPMeterMod:
+    """A meter that drops what exceeds `rate_kbps` (a policer)."""
+    band = parser.OFPMeterBandDrop(rate=rate_kbps, burst_size=burst_kbits)
+    return parser.OFPMeterMod(datapath=None, command=ofp.OFPMC_ADD,
+                              flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST, meter_id=meter_id,
+                              bands=[band])
+
+
+def meter_modify(meter_id: int, rate_kbps: int, burst_kbits: int) -> parser.OFPMeterMod:
+    band = parser.OFPMeterBandDrop(rate=rate_kbps, burst_size=burst_kbits)
+    return parser.OFPMeterMod(datapath=None, command=ofp.OFPMC_MODIFY,
+                              flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST, meter_id=meter_id,
+                              bands=[band])
+
+
+def meter_delete(meter_id: int) -> parser.OFPMeterMod:
+    return parser.OFPMeterMod(datapath=None, command=ofp.OFPMC_DELETE, flags=0,
+                              meter_id=meter_id, bands=[])
+
+
+def meter_delete_all() -> parser.OFPMeterMod:
+    return meter_delete(ofp.OFPM_ALL)
+
+
+def port_stats_request() -> parser.OFPPortStatsRequest:
+    return parser.OFPPortStatsRequest(datapath=None, flags=0, port_no=ofp.OFPP_ANY)
+
+
+def flow_add_goto(priority: int, match_: parser.OFPMatch, table_id: int, goto: int,
+                  actions: list = ()) -> parser.OFPFlowMod:
+    """A flow that applies `actions` (possibly none) and continues in table `goto`."""
+    instructions = (apply(list(actions)) if actions else []) + [
+        parser.OFPInstructionGotoTable(goto)]
+    return parser.OFPFlowMod(
+        datapath=None, cookie=COOKIE, table_id=table_id, command=ofp.OFPFC_ADD,
+        priority=priority, buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY, flags=0, match=match_, instructions=instructions)
+
+
+def resubmit(table_id: int) -> parser.NXActionResubmitTable:
+    """OVS: look the packet up in `table_id` now, then carry on here."""
+    # The NX action keeps OpenFlow 1.0's 16-bit port numbers: 0xfff8 is "the in_port".
+    return parser.NXActionResubmitTable(in_port=0xFFF8, table_id=table_id)
+
+
+IP_PROTO_TCP, IP_PROTO_UDP = 6, 17
+_L4 = {IP_PROTO_TCP: ("tcp_src_nxm", "tcp_dst_nxm"), IP_PROTO_UDP: ("udp_src_nxm", "udp_dst_nxm")}
+
+
+def learn_five_tuple(table_id: int, ip_proto: int, priority: int,
+                     idle_timeout: int) -> parser.NXActionLearn:
+    """OVS learn: add to `table_id` a flow matching this packet's 5-tuple (no actions), so
+    the switch counts every TCP/UDP flow without asking the controller."""
+    sport, dport = _L4[ip_proto]
+    specs = [parser.NXFlowSpecMatch(src=ETH_TYPE_IP, dst=("eth_type_nxm", 0), n_bits=16),
+             parser.NXFlowSpecMatch(src=ip_proto, dst=("ip_proto_nxm", 0), n_bits=8)]
+    specs += [parser.NXFlowSpecMatch(src=(field, 0), dst=(field, 0), n_bits=bits)
+              for field, bits in (("ipv4_src_nxm", 32), ("ipv4_dst_nxm", 32), (sport, 16),
+                                  (dport, 16))]
+    return parser.NXActionLearn(table_id=table_id, specs=specs, idle_timeout=idle_timeout,
+                                priority=priority, cookie=COOKIE)
+
+
+def flow_stats_request(table_id: int) -> parser.OFPFlowStatsRequest:
+    return parser.OFPFlowStatsRequest(datapath=None, flags=0, table_id=table_id,
+                                      out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                                      cookie=0, cookie_mask=0, match=parser.OFPMatch())

@@ -1,1 +1,4 @@
-"""Generated protobuf/gRPC code for dcilab.v1 (regenerate with `make proto`)."""
+"""Generated protobuf/gRPC code for dcilab.v1 from proto/dcilab/v1/ (do not edit).
+
+Regenerate with `.venv/bin/python -m dcilab.api.gen`; a unit test fails when it is stale.
+"""

@@ -1,0 +1,142 @@
+"""A small dcilab.v1 client for the CLI and the API bench.
+
+Errors come out as two exceptions with one-line messages, never a gRPC traceback:
+`Unreachable` (no server there, TLS handshake failed, deadline passed) and `ApiError` (the
+server answered with a refusal: its status code name and its human message).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import grpc
+from google.protobuf import json_format
+
+from . import convert
+from .v1 import fabric_pb2 as fpb
+from .v1 import fabric_pb2_grpc
+from .v1 import path_pb2 as ppb
+from .v1 import path_pb2_grpc
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+DEFAULT_TIMEOUT_S = 10.0
+_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class Unreachable(Exception):
+    pass
+
+
+class ApiError(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code           # e.g. RESOURCE_EXHAUSTED
+        self.message = message
+
+
+def as_dict(message) -> dict:
+    """A message as JSON-ready dict, field names as in the .proto, defaults included."""
+    return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                     always_print_fields_with_no_presence=True)
+
+
+class Client:
+    def __init__(self, server: str = DEFAULT_SERVER, *, token: str | None = None,
+                 tls: bool = False, ca: bytes | None = None, cert: bytes | None = None,
+                 key: bytes | None = None, timeout: float = DEFAULT_TIMEOUT_S):
+        """`tls` (or `ca`) for TLS; `ca` None trusts the system roots; `cert` and `key`
+        present a client certificate (mutual TLS)."""
+        self.server = server
+        self.timeout = timeout
+        if tls or ca or cert:
+            creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
+                                                 certificate_chain=cert)
+            self.channel = grpc.secure_channel(server, creds)
+        else:
+            self.channel = grpc.insecure_channel(server)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+        self.fabric_stub = fabric_pb2_grpc.FabricServiceStub(self.channel)
+        self.path_stub = path_pb2_grpc.PathServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, method, request, mutating: bool = False):
+        try:
+            return method(request, timeout=self.timeout,
+                          metadata=self._metadata if mutating else None)
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: grpc.RpcError) -> Exception:
+        code, details = exc.code(), exc.details() or ""
+        if code in _UNREACHABLE:
+            return Unreachable(f"cannot reach dcilab controller at {self.server}: "
+                               f"{' '.join(details.split()) or code.name}")
+        return ApiError(code.name, details or code.name.lower().replace("_", " "))
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def reserve(self, src: str, dst: str, gbps: float, max_latency_ms: float | None = None,
+                duration_s: float = 0.0, request_id: str = "") -> ppb.Reservation:
+        request = ppb.ReservePathRequest(src_host=src, dst_host=dst, bandwidth_gbps=gbps,
+                                         request_id=request_id)
+        if max_latency_ms is not None:
+            request.max_latency_ms = max_latency_ms
+        if duration_s:
+            request.duration.CopyFrom(convert.duration(duration_s))
+        return self._call(self.path_stub.ReservePath, request, mutating=True).reservation
+
+    def release(self, reservation_id: str) -> ppb.Reservation:
+        return self._call(self.path_stub.ReleasePath,
+                          ppb.ReleasePathRequest(reservation_id=reservation_id),
+                          mutating=True).reservation
+
+    def get(self, reservation_id: str) -> ppb.Reservation:
+        return self._call(self.path_stub.GetReservation,
+                          ppb.GetReservationRequest(reservation_id=reservation_id)).reservation
+
+    def reservations(self, state: str | None = None) -> list[ppb.Reservation]:
+        value = ppb.ReservationState.Value(f"RESERVATION_STATE_{state.upper()}") if state else 0
+        return list(self._call(self.path_stub.ListReservations,
+                               ppb.ListReservationsRequest(state=value)).reservations)
+
+    # -- fabric --------------------------------------------------------------------------
+
+    def fabric(self) -> fpb.Fabric:
+        return self._call(self.fabric_stub.GetFabric, fpb.GetFabricRequest()).fabric
+
+    def links(self, kind: str | None = None, site: str = "") -> list[fpb.LinkLoad]:
+        request = fpb.ListLinksRequest(kind=_kind(kind), site=site)
+        return list(self._call(self.fabric_stub.ListLinks, request).link_loads)
+
+    def watch_links(self, interval_s: float, kind: str | None = None,
+                    site: str = "") -> Iterator[fpb.WatchLinkLoadResponse]:
+        """Updates until the caller stops iterating (which cancels the stream)."""
+        request = fpb.WatchLinkLoadRequest(interval=convert.duration(interval_s),
+                                           kind=_kind(kind), site=site)
+        stream = self.fabric_stub.WatchLinkLoad(request)   # no deadline: it runs until cancelled
+        try:
+            for update in stream:
+                yield update
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                raise self._error(exc) from None
+        finally:
+            stream.cancel()
+
+
+def state_name(res: ppb.Reservation) -> str:
+    """PENDING, ACTIVE, RELEASED or EXPIRED."""
+    return ppb.ReservationState.Name(res.state).removeprefix("RESERVATION_STATE_")
+
+
+def _kind(kind: str | None) -> int:
+    return fpb.LinkKind.Value(f"LINK_KIND_{kind.upper()}") if kind else 0
+

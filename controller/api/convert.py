@@ -1,0 +1,111 @@
+"""Domain objects <-> dcilab.v1 messages. No logic beyond the mapping."""
+
+from __future__ import annotations
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from ..fabric import Fabric
+from ..fabric.model import DCI, FABRIC, GATEWAY, HOST, LEAF, SPINE
+from ..te.load import LinkLoad
+from ..te.reservations import Reservation, ReservationRequest, State
+from .v1 import fabric_pb2 as fpb
+from .v1 import path_pb2 as ppb
+
+LINK_KIND = {HOST: fpb.LINK_KIND_HOST, FABRIC: fpb.LINK_KIND_FABRIC, DCI: fpb.LINK_KIND_DCI}
+LINK_KIND_NAME = {v: k for k, v in LINK_KIND.items()}
+SWITCH_ROLE = {SPINE: fpb.SWITCH_ROLE_SPINE, LEAF: fpb.SWITCH_ROLE_LEAF,
+               GATEWAY: fpb.SWITCH_ROLE_GATEWAY}
+RESERVATION_STATE = {State.PENDING: ppb.RESERVATION_STATE_PENDING,
+                     State.ACTIVE: ppb.RESERVATION_STATE_ACTIVE,
+                     State.RELEASED: ppb.RESERVATION_STATE_RELEASED,
+                     State.EXPIRED: ppb.RESERVATION_STATE_EXPIRED}
+STATE_OF = {v: k for k, v in RESERVATION_STATE.items()}
+
+
+def duration(seconds: float) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(round(seconds * 1e9))
+    return d
+
+
+def timestamp(seconds: float) -> Timestamp:
+    t = Timestamp()
+    t.FromNanoseconds(round(seconds * 1e9))
+    return t
+
+
+# -- requests in ---------------------------------------------------------------------------
+
+def reservation_request(msg: ppb.ReservePathRequest) -> ReservationRequest:
+    return ReservationRequest(
+        src_host=msg.src_host, dst_host=msg.dst_host, bandwidth_gbps=msg.bandwidth_gbps,
+        max_latency_ms=msg.max_latency_ms if msg.HasField("max_latency_ms") else None,
+        duration_s=msg.duration.ToNanoseconds() / 1e9 if msg.HasField("duration") else 0.0,
+        request_id=msg.request_id)
+
+
+# -- answers out ---------------------------------------------------------------------------
+
+def reservation(res: Reservation) -> ppb.Reservation:
+    req = res.request
+    msg = ppb.Reservation(
+        reservation_id=res.reservation_id, request_id=req.request_id,
+        state=RESERVATION_STATE[res.state], src_host=req.src_host, dst_host=req.dst_host,
+        bandwidth_gbps=req.bandwidth_gbps, latency_ms=res.latency_ms,
+        create_time=timestamp(res.created_at), meter_id=res.meter_id,
+        hops=[ppb.ReservedHop(switch=h.switch, out_port=h.out_port, link=h.link,
+                              wavelength=h.wavelength or "") for h in res.hops])
+    if req.max_latency_ms is not None:
+        msg.max_latency_ms = req.max_latency_ms
+    if req.duration_s > 0:
+        msg.duration.CopyFrom(duration(req.duration_s))
+    if res.expires_at is not None:
+        msg.expire_time.CopyFrom(timestamp(res.expires_at))
+    return msg
+
+
+def link_load(load: LinkLoad) -> fpb.LinkLoad:
+    return fpb.LinkLoad(
+        link=load.link, wavelength=load.wavelength or "", kind=LINK_KIND[load.kind],
+        src=load.src, dst=load.dst, site_a=load.site_a, site_b=load.site_b,
+        capacity_bps=load.capacity_bps, rate_bps=load.rate_bps,
+        utilization_ratio=load.utilization_ratio, reserved_bps=load.reserved_bps,
+        transmit_bytes_total=load.transmit_bytes_total,
+        receive_bytes_total=load.receive_bytes_total, up=load.up)
+
+
+def fabric(fab: Fabric, connected: dict[str, bool]) -> fpb.Fabric:
+    sites = []
+    for site in fab.sites:
+        sites.append(fpb.Site(name=site.name, spines=site.spines, leaves=site.leaves,
+                              gateways=site.gateways, hosts=len(fab.hosts_of(site.name)),
+                              fabric_gbps=site.fabric_gbps))
+    switches = [fpb.Switch(name=sw.name, dpid=sw.dpid, role=SWITCH_ROLE[sw.role], site=sw.site,
+                           connected=connected.get(sw.name, False))
+                for sw in fab.switches.values()]
+    hosts = [fpb.Host(name=h.name, site=h.site, leaf=h.leaf, port=h.port, ip=h.ip, mac=h.mac)
+             for h in fab.hosts.values()]
+    links = [fpb.Link(name=l.name, kind=LINK_KIND[l.kind],
+                      a=fpb.Endpoint(node=l.a.node, port=l.a.port),
+                      b=fpb.Endpoint(node=l.b.node, port=l.b.port),
+                      rate_gbps=l.rate_gbps, latency_ms=l.latency_ms, site_a=l.site_a,
+                      site_b=l.site_b, line_system=l.line_system or "",
+                      wavelength=l.wavelength or "") for l in fab.links]
+    specs = {d.name: d for d in fab.spec.dci_links}
+    line_systems = []
+    for name, plan in fab.line_systems.items():
+        spec = specs[name]
+        line_systems.append(fpb.LineSystem(
+            name=name, site_a=spec.a, site_b=spec.b, fiber_km=spec.fiber_km,
+            module=plan.module, mode=plan.mode, spans=plan.spans,
+            capacity_gbps=plan.capacity_gbps, latency_ms=plan.latency_ms,
+            power_w=plan.power_w, cost_usd=plan.cost_usd,
+            wavelengths=[fpb.Wavelength(
+                name=c.name, frequency_thz=c.frequency_thz, width_ghz=c.width_ghz,
+                mode=c.mode, rate_gbps=c.rate_gbps, osnr_db=c.osnr_db,
+                required_osnr_db=c.required_osnr_db, margin_db=c.margin_db,
+                dispersion_ps_nm=c.dispersion_ps_nm, latency_ms=c.latency_ms)
+                for c in plan.channels]))
+    return fpb.Fabric(name=fab.name, scale=fab.scale, sites=sites, switches=switches,
+                      hosts=hosts, links=links, line_systems=line_systems)

@@ -1,0 +1,155 @@
+"""The gRPC server: dcilab.v1 services, health checking and reflection, optional TLS (and
+mutual TLS) and an optional bearer token for the calls that change state.
+
+    server, port = create_server(service, "127.0.0.1:0")   # bound and started
+    ...
+    server.stop(grace=5).wait()                             # graceful stop
+
+Read calls stay open with a token configured: the token protects who may book capacity,
+not who may look at the fabric. Use TLS whenever a token is used beyond localhost, or the
+token crosses the network in clear.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .servicers import FabricServicer, PathServicer, Streams
+from .v1 import fabric_pb2, fabric_pb2_grpc, path_pb2, path_pb2_grpc
+
+SERVICE_NAMES = (fabric_pb2.DESCRIPTOR.services_by_name["FabricService"].full_name,
+                 path_pb2.DESCRIPTOR.services_by_name["PathService"].full_name)
+MUTATING_METHODS = frozenset({"/dcilab.v1.PathService/ReservePath",
+                              "/dcilab.v1.PathService/ReleasePath"})
+DEFAULT_GRACE_S = 5.0
+
+
+class ServerError(Exception):
+    """The server cannot start (address in use, unreadable certificate ...)."""
+
+
+def read_token_file(path: str | Path) -> str:
+    """The bearer token in `path` (surrounding whitespace ignored); ServerError if unusable.
+    The client side reads the same file the same way."""
+    try:
+        token = Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ServerError(f"cannot read token file {path}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    if not token or any(c.isspace() for c in token):
+        raise ServerError(f"token file {path} must hold one token without spaces")
+    return token
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """PEM bytes. With `client_ca`, clients must present a certificate signed by it."""
+
+    cert_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+
+    @classmethod
+    def from_files(cls, cert: str | Path, key: str | Path,
+                   client_ca: str | Path | None = None) -> "TlsConfig":
+        def read(path, what):
+            try:
+                return Path(path).read_bytes()
+            except OSError as exc:
+                raise ServerError(f"cannot read TLS {what} {path}: {exc.strerror}") from None
+        return cls(read(cert, "certificate"), read(key, "key"),
+                   read(client_ca, "client CA") if client_ca else None)
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.cert_chain)], root_certificates=self.client_ca,
+            require_client_auth=self.client_ca is not None)
+
+
+class BearerTokenInterceptor(grpc.ServerInterceptor):
+    """UNAUTHENTICATED for a mutating call without `authorization: Bearer <token>`."""
+
+    def __init__(self, token: str, methods=MUTATING_METHODS):
+        self._expected = f"Bearer {token}".encode()
+        self._methods = methods
+
+    def intercept_service(self, continuation, handler_call_details):
+        if handler_call_details.method not in self._methods:
+            return continuation(handler_call_details)
+        given = [v for k, v in (handler_call_details.invocation_metadata or ())
+                 if k == "authorization"]
+        if not given:
+            return _deny(f"{handler_call_details.method.rsplit('/', 1)[-1]} needs "
+                         f"'authorization: Bearer <token>' metadata")
+        value = given[0].encode() if isinstance(given[0], str) else given[0]
+        if not hmac.compare_digest(value, self._expected):
+            return _deny("the bearer token was not accepted")
+        return continuation(handler_call_details)
+
+
+def _deny(message: str) -> grpc.RpcMethodHandler:
+    def abort(request, context):
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+    return grpc.unary_unary_rpc_method_handler(abort)
+
+
+class ApiServer:
+    """A started grpc.Server with the pieces a graceful stop needs."""
+
+    def __init__(self, server: grpc.Server, health_servicer: health.HealthServicer,
+                 streams: Streams, port: int):
+        self.grpc_server = server
+        self.health = health_servicer
+        self.streams = streams
+        self.port = port
+
+    def stop(self, grace: float | None = DEFAULT_GRACE_S) -> threading.Event:
+        """Report NOT_SERVING, end the watch streams, refuse new calls, let the calls in
+        flight finish for up to `grace` seconds, then cancel them. Returns an Event set
+        when everything has stopped."""
+        self.health.enter_graceful_shutdown()
+        self.streams.close()
+        return self.grpc_server.stop(grace)
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self.grpc_server.wait_for_termination(timeout)
+
+
+def create_server(service, address: str = "127.0.0.1:0", tls: TlsConfig | None = None,
+                  token: str | None = None, max_workers: int = 32,
+                  max_watch_streams: int = 16) -> tuple[ApiServer, int]:
+    """Serve `service` (a ControllerService) on `address`; returns the started server and
+    the port it bound (useful with port 0)."""
+    interceptors = [BearerTokenInterceptor(token)] if token else []
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dcilab-grpc"),
+        interceptors=interceptors,
+        # Without this, a second server on the same port would silently share it.
+        options=[("grpc.so_reuseport", 0)])
+    streams = Streams(max_watch_streams)
+    fabric_pb2_grpc.add_FabricServiceServicer_to_server(FabricServicer(service, streams), server)
+    path_pb2_grpc.add_PathServiceServicer_to_server(PathServicer(service), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
+    try:
+        port = (server.add_secure_port(address, tls.credentials()) if tls
+                else server.add_insecure_port(address))
+    except RuntimeError as exc:
+        raise ServerError(f"cannot listen for gRPC on {address}: {exc}") from None
+    if port == 0:
+        raise ServerError(f"cannot listen for gRPC on {address}: address in use or invalid")
+    server.start()
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return ApiServer(server, health_servicer, streams, port), port

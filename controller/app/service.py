@@ -1,0 +1,153 @@
+"""ControllerService: the one door into the controller core for every thread.
+
+The os-ken app (OpenFlow events, stats timer), the gRPC servicers and the metrics
+collector all call the core through here. It adds what the pure core leaves out: a lock
+(so concurrent requests are admitted one at a time and can never together overbook a
+link), the clock, reservation ids, persistence, and sending what the core returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Protocol
+
+from ..core import FabricController, Outbox
+from ..fabric import Fabric
+from ..te.load import LinkLoad
+from ..te.reservations import AdmissionError, Reservation, ReservationRequest, State
+
+log = logging.getLogger("dcilab.service")
+
+
+class Observer(Protocol):
+    """What the service reports as it works (metrics implement it)."""
+
+    def reservation_request(self, result: str, seconds: float) -> None: ...
+    def placement(self, policy: str) -> None: ...
+    def path_compute(self, seconds: float) -> None: ...
+    def openflow_sent(self, count: int) -> None: ...
+    def openflow_error(self) -> None: ...
+
+
+class _NoObserver:
+    def __getattr__(self, _name):
+        return lambda *args, **kwargs: None
+
+
+class ControllerService:
+    def __init__(self, core: FabricController, store=None, observer: Observer | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.core = core
+        self.store = store
+        self.observer = observer or _NoObserver()
+        self.clock = clock
+        self.lock = threading.RLock()
+        self._send: Callable[[Outbox], int] = lambda outbox: 0
+        if store is not None:
+            restored = store.load_all()
+            for res in restored:
+                core.restore(res)
+            live = sum(r.state.live for r in restored)
+            if restored:
+                log.info("restored %d reservations (%d live) from %s", len(restored), live,
+                         getattr(store, "path", "the store"))
+        self.expire()
+
+    @classmethod
+    def standalone(cls, fabric: Fabric, state_path: Path | None = None, observer=None,
+                   reservable_fraction: float | None = None) -> "ControllerService":
+        """A service with no switch connected (yet); reservations persist at `state_path`."""
+        from ..store.sqlite import ReservationStore
+        core = (FabricController(fabric) if reservable_fraction is None
+                else FabricController(fabric, reservable_fraction))
+        store = ReservationStore(state_path) if state_path is not None else None
+        return cls(core, store=store, observer=observer)
+
+    @property
+    def fabric(self) -> Fabric:
+        return self.core.fabric
+
+    def attach(self, send: Callable[[Outbox], int]) -> None:
+        """Give the service its way to the switches (the app's send; returns msgs sent)."""
+        self._send = send
+
+    def apply(self, event: Callable[[FabricController], Outbox | None]) -> None:
+        """Run one core event under the lock, persist what changed, send what it returns."""
+        with self.lock:
+            outbox = event(self.core)
+            if outbox is not None:
+                self._deliver(outbox)
+
+    def _deliver(self, outbox: Outbox) -> None:
+        if self.store is not None:
+            for res in outbox.changed:
+                self.store.save(res)
+        sent = self._send(outbox)
+        if sent:
+            self.observer.openflow_sent(sent)
+
+    # -- reservations ------------------------------------------------------------------
+
+    def reserve(self, request: ReservationRequest) -> Reservation:
+        started = time.perf_counter()
+        result = "invalid"
+        try:
+            with self.lock:
+                rid = f"r-{uuid.uuid4().hex[:12]}"
+                outbox = self.core.reserve(request, rid, self.clock())
+                self._deliver(outbox)
+                if request.request_id:
+                    res = self.core.book.reservations[self.core.book.by_request_id[
+                        request.request_id]]
+                else:
+                    res = self.core.book.reservations[rid]
+                result = "admitted"
+                return res
+        except AdmissionError as exc:
+            result = {"resource_exhausted": "refused"}.get(exc.code, "invalid")
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self.observer.reservation_request(result, elapsed)
+            self.observer.path_compute(elapsed)
+
+    def release(self, reservation_id: str) -> Reservation:
+        with self.lock:
+            outbox = self.core.end(reservation_id, State.RELEASED)
+            self._deliver(outbox)
+            return self.core.book.get(reservation_id)
+
+    def get(self, reservation_id: str) -> Reservation:
+        with self.lock:
+            return self.core.book.get(reservation_id)
+
+    def list(self, state: State | None = None) -> list[Reservation]:
+        with self.lock:
+            return [r for r in self.core.book.reservations.values()
+                    if state is None or r.state == state]
+
+    def expire(self) -> None:
+        """End every reservation whose duration is over (the app calls this each second)."""
+        with self.lock:
+            self._deliver(self.core.expire(self.clock()))
+
+    # -- state for the API and metrics --------------------------------------------------
+
+    def link_loads(self) -> list[LinkLoad]:
+        with self.lock:
+            return self.core.link_loads()
+
+    def switch_status(self) -> dict[str, bool]:
+        with self.lock:
+            return {s.name: s.connected for s in self.core.switches.values()}
+
+    def elephant_count(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()

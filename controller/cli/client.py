@@ -1,0 +1,210 @@
+"""`dcilab reserve | release | reservations | links`: talk to a running controller over gRPC.
+
+Every failure is one line on stderr and exit status 1: a refusal carries the server's
+status and message, an unreachable server says where it was looked for. With --json,
+results and errors are one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict,
+                          state_name)
+from ..api.server import ServerError, read_token_file
+
+STATES = ("pending", "active", "released", "expired")
+KINDS = ("host", "fabric", "dci")
+
+
+class _UsageError(Exception):
+    pass
+
+
+# -- the parsers ------------------------------------------------------------------------
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection")
+    g.add_argument("--server", default=DEFAULT_SERVER, metavar="HOST:PORT",
+                   help=f"the controller's gRPC address (default {DEFAULT_SERVER})")
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.add_argument("--token-file", metavar="FILE",
+                   help="file holding the bearer token the server wants for changes")
+    g.add_argument("--tls", action="store_true",
+                   help="use TLS, trusting the system's CAs (implied by --tls-ca)")
+    g.add_argument("--tls-ca", metavar="PEM", help="CA certificate to trust the server by")
+    g.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
+    g.add_argument("--tls-key", metavar="PEM", help="client private key (mutual TLS)")
+    g.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                   help="give up on a call after S seconds (default 10)")
+    return p
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def register(sub) -> None:
+    common = _common()
+    p = sub.add_parser("reserve", parents=[common], help="reserve bandwidth between two hosts",
+                       description="Reserve bandwidth on one path from SRC to DST. Refused "
+                                   "(exit 1) when no path has room; the message names the "
+                                   "bottleneck link or wavelength.")
+    p.add_argument("src", metavar="SRC", help="source host, e.g. dc1-h1")
+    p.add_argument("dst", metavar="DST", help="destination host, e.g. dc2-h1")
+    # Not validated here: the server's message for a bad value is the one to show.
+    p.add_argument("--gbps", type=float, required=True, metavar="N", help="bandwidth in Gb/s")
+    p.add_argument("--max-latency-ms", type=float, metavar="X",
+                   help="refuse paths with more latency than this")
+    p.add_argument("--duration", type=float, default=0.0, metavar="S",
+                   help="expire after S seconds (default: until released)")
+    p.add_argument("--request-id", default="", metavar="ID",
+                   help="idempotency key: retrying with the same ID books nothing twice")
+    p.set_defaults(run=run_reserve)
+
+    p = sub.add_parser("release", parents=[common], help="release a reservation",
+                       description="Release a reservation and the bandwidth it holds.")
+    p.add_argument("reservation_id", metavar="ID")
+    p.set_defaults(run=run_release)
+
+    p = sub.add_parser("reservations", parents=[common], help="list reservations",
+                       description="List the controller's reservations.")
+    p.add_argument("--state", choices=STATES, help="only those in this state")
+    p.set_defaults(run=run_reservations)
+
+    p = sub.add_parser("links", parents=[common], help="show the load on every link",
+                       description="Show every direction of every link: capacity, measured "
+                                   "rate, utilization and reserved bandwidth.")
+    p.add_argument("--kind", choices=KINDS, help="only links of this kind")
+    p.add_argument("--site", default="", help="only links with an end in this site")
+    p.add_argument("--watch", action="store_true", help="keep printing until interrupted")
+    p.add_argument("--interval", type=_positive, default=1.0, metavar="S",
+                   help="with --watch: seconds between updates (default 1, at least 0.1)")
+    p.set_defaults(run=run_links)
+
+
+# -- running ----------------------------------------------------------------------------
+
+def _read(path: str | None, what: str) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise _UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+def connect(args) -> Client:
+    """A Client from the connection flags."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise _UsageError("--tls-cert and --tls-key go together")
+    try:
+        token = read_token_file(args.token_file) if args.token_file else None
+    except ServerError as exc:
+        raise _UsageError(str(exc)) from None
+    return Client(args.server, token=token, tls=args.tls, ca=_read(args.tls_ca, "CA file"),
+                  cert=_read(args.tls_cert, "certificate"), key=_read(args.tls_key, "key"),
+                  timeout=args.timeout)
+
+
+def _run(args, body) -> int:
+    """Run `body(client)`; turn every failure into one line and exit status 1."""
+    try:
+        with connect(args) as client:
+            return body(client) or 0
+    except (ApiError, Unreachable, _UsageError) as exc:
+        code = getattr(exc, "code", "UNAVAILABLE" if isinstance(exc, Unreachable) else "USAGE")
+        if args.json:
+            print(json.dumps({"ok": False, "code": code, "message": str(exc)}))
+        elif isinstance(exc, ApiError):
+            print(f"dcilab {args.command}: refused ({code}): {exc}", file=sys.stderr)
+        else:
+            print(f"dcilab {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _path(res) -> str:
+    parts = []
+    for hop in res.hops:
+        parts.append(hop.switch)
+        if hop.wavelength:
+            parts.append(f"[{hop.wavelength}]")
+    return " > ".join([res.src_host, *parts, res.dst_host])
+
+
+def _describe(res) -> str:
+    ends = (f", expires {datetime.fromtimestamp(res.expire_time.ToNanoseconds() / 1e9):%H:%M:%S}"
+            if res.HasField("expire_time") else "")
+    return (f"{res.reservation_id} {state_name(res)}: {res.src_host} -> {res.dst_host}, "
+            f"{res.bandwidth_gbps:g} Gb/s, {res.latency_ms:.3f} ms{ends}\n  path: {_path(res)}")
+
+
+def run_reserve(args) -> int:
+    def body(client):
+        res = client.reserve(args.src, args.dst, args.gbps, args.max_latency_ms,
+                             args.duration, args.request_id)
+        print(json.dumps(as_dict(res), indent=2) if args.json else f"reserved {_describe(res)}")
+    return _run(args, body)
+
+
+def run_release(args) -> int:
+    def body(client):
+        res = client.release(args.reservation_id)
+        print(json.dumps(as_dict(res), indent=2) if args.json else f"released {_describe(res)}")
+    return _run(args, body)
+
+
+def run_reservations(args) -> int:
+    def body(client):
+        found = client.reservations(args.state)
+        if args.json:
+            print(json.dumps({"reservations": [as_dict(r) for r in found]}, indent=2))
+            return
+        if not found:
+            print("no reservations" + (f" in state {args.state}" if args.state else ""))
+        for res in found:
+            print(_describe(res))
+    return _run(args, body)
+
+
+def _links_table(loads) -> str:
+    rows = [f"{'link':<26} {'from':<14} {'to':<14} {'Gb/s':>7} {'rate Gb/s':>10} "
+            f"{'util':>6} {'reserved':>9}  up"]
+    for l in loads:
+        rows.append(f"{l.link:<26} {l.src:<14} {l.dst:<14} {l.capacity_bps / 1e9:>7g} "
+                    f"{l.rate_bps / 1e9:>10.3f} {l.utilization_ratio:>6.1%} "
+                    f"{l.reserved_bps / 1e9:>9g}  {'yes' if l.up else 'no'}")
+    return "\n".join(rows)
+
+
+def run_links(args) -> int:
+    def body(client):
+        if not args.watch:
+            loads = client.links(args.kind, args.site)
+            print(json.dumps({"link_loads": [as_dict(l) for l in loads]}, indent=2)
+                  if args.json else _links_table(loads))
+            return
+        try:
+            for update in client.watch_links(args.interval, args.kind, args.site):
+                if args.json:
+                    print(json.dumps(as_dict(update)), flush=True)
+                else:
+                    when = datetime.fromtimestamp(update.time.ToNanoseconds() / 1e9)
+                    print(f"[{when:%H:%M:%S.%f}"[:-3] + "]")
+                    print(_links_table(update.link_loads) + "\n", flush=True)
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise Unreachable(f"the controller at {args.server} ended the stream")
+    return _run(args, body)

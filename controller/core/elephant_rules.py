@@ -1,0 +1,28 @@
+"""The rules that pin one elephant flow (its exact 5-tuple) to a path, hop by hop, in the
+forwarding table, above the destination routes and their hashing."""
+
+from __future__ import annotations
+
+from ..openflow import messages as of
+from ..te.elephants import FlowKey
+from .rules import TABLE_FORWARD
+
+PRIORITY_ELEPHANT = 1500
+
+
+def _match(key: FlowKey):
+    l4 = ({"tcp_src": key.src_port, "tcp_dst": key.dst_port} if key.ip_proto == of.IP_PROTO_TCP
+          else {"udp_src": key.src_port, "udp_dst": key.dst_port})
+    return of.match(eth_type=of.ETH_TYPE_IP, ip_proto=key.ip_proto, ipv4_src=key.src_ip,
+                    ipv4_dst=key.dst_ip, **l4)
+
+
+def pin(key: FlowKey, hops: list[tuple[str, int]]) -> dict[str, list]:
+    """switch name -> the message pinning `key` out of `port` there, for (switch, port) hops."""
+    return {switch: [of.flow_add(PRIORITY_ELEPHANT, _match(key), [of.output(port)],
+                                 table_id=TABLE_FORWARD)] for switch, port in hops}
+
+
+def unpin(key: FlowKey, switches: list[str]) -> dict[str, list]:
+    return {switch: [of.flow_delete_strict(PRIORITY_ELEPHANT, _match(key), TABLE_FORWARD)]
+            for switch in switches}

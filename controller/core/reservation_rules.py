@@ -1,0 +1,63 @@
+"""The rules that enforce reservations: a host pair's src->dst traffic pinned hop by hop to
+its reserved path above every other rule, and policed at its ingress leaf by one meter at
+the (scaled) sum of the pair's reserved rates."""
+
+from __future__ import annotations
+
+from ..fabric import Fabric
+from ..openflow import messages as of
+from ..te.reservations import Reservation
+
+PRIORITY_RESERVATION = 2000     # above ARP (1000), elephants and destination routes
+# A policer's burst: 100 ms at its rate (TCP needs some), and never under ten full frames.
+BURST_S = 0.1
+MIN_BURST_KBITS = 120
+
+
+def _match(fabric: Fabric, res: Reservation):
+    src, dst = fabric.hosts[res.request.src_host], fabric.hosts[res.request.dst_host]
+    return of.match(eth_type=of.ETH_TYPE_IP, ipv4_src=src.ip, ipv4_dst=dst.ip)
+
+
+def police_kbps(fabric: Fabric, bps: float) -> int:
+    """The emulated rate a meter enforces for a real rate (real rate x scale), in kb/s."""
+    return max(1, round(bps * fabric.scale / 1000))
+
+
+def _meter(fabric: Fabric, res: Reservation, pair_bps: float, modify: bool = False):
+    rate = police_kbps(fabric, pair_bps)
+    burst = max(MIN_BURST_KBITS, round(rate * BURST_S))
+    return (of.meter_modify if modify else of.meter_add)(res.meter_id, rate, burst)
+
+
+def install(fabric: Fabric, res: Reservation, pair_bps: float) -> dict[str, list]:
+    """switch name -> messages pinning the pair of `res` there; the ingress leaf also gets
+    the pair's meter at `pair_bps` (the sum of the pair's reservations)."""
+    match = _match(fabric, res)
+    out: dict[str, list] = {}
+    for i, hop in enumerate(res.hops):
+        msgs = out.setdefault(hop.switch, [])
+        if i == 0:
+            msgs.append(_meter(fabric, res, pair_bps))
+            msgs.append(of.flow_add_metered(PRIORITY_RESERVATION, match, res.meter_id,
+                                            [of.output(hop.out_port)]))
+        else:
+            msgs.append(of.flow_add(PRIORITY_RESERVATION, match, [of.output(hop.out_port)]))
+    return out
+
+
+def resize(fabric: Fabric, res: Reservation, pair_bps: float) -> dict[str, list]:
+    """The pair's path is in place; only its meter changes to `pair_bps`."""
+    return {res.hops[0].switch: [_meter(fabric, res, pair_bps, modify=True)]}
+
+
+def remove(fabric: Fabric, res: Reservation) -> dict[str, list]:
+    """switch name -> messages removing what `install` put there."""
+    match = _match(fabric, res)
+    out: dict[str, list] = {}
+    for i, hop in enumerate(res.hops):
+        msgs = out.setdefault(hop.switch, [])
+        msgs.append(of.flow_delete_strict(PRIORITY_RESERVATION, match))
+        if i == 0:
+            msgs.append(of.meter_delete(res.meter_id))
+    return out

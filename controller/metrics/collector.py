@@ -1,0 +1,180 @@
+"""The fabric collector: what the controller knows now, read at every scrape.
+
+Switch stats come from the controller's latest snapshot (`service.link_loads()`), so a link
+that leaves the snapshot leaves the output at the next scrape: nothing is registered or
+unregistered when labels change, and nothing stale lingers (client_python's "custom
+collector" pattern, not faucet's gauges-for-counters).
+
+Label scheme, the same on every link and wavelength family:
+
+  link        the DCI link (line system) of a wavelength, e.g. ``dc1-dc2-a``; for an
+              intra-site link its own name, e.g. ``dc1-leaf1~spine2``
+  wavelength  the wavelength, e.g. ``dc1-dc2-a.w1``; "" on an intra-site link
+  site_a      site of the sending end
+  site_b      site of the receiving end
+  direction   ``a-b`` when traffic leaves the link's `a` end (as the fabric file names it),
+              else ``b-a``
+  kind        ``fabric`` or ``dci``
+
+(link, wavelength, direction) identifies a series. The optical families of a wavelength
+(`dcilab_wavelength_*`) have no direction; there site_a and site_b are the DCI link's `a`
+and `b` sites as the fabric file names them. Host access links are left out by
+default: there is one per host (thousands of GPU servers in a real fabric) against tens of
+fabric and DCI links, each would add a dozen series, their name is a host name, and host
+NICs are better watched by node exporters. Pass ``include_host_links=True`` in a small lab.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    InfoMetricFamily)
+from prometheus_client.registry import Collector
+
+RESERVATION_STATES = ("PENDING", "ACTIVE", "RELEASED", "EXPIRED")
+LINK_LABELS = ("link", "wavelength", "site_a", "site_b", "direction", "kind")
+WAVELENGTH_LABELS = ("link", "wavelength", "site_a", "site_b")
+
+
+class ServiceView(Protocol):
+    """What the collector reads from the controller (controller/app/service.py)."""
+
+    fabric: object
+
+    def link_loads(self) -> list: ...
+    def list(self, state=None) -> list: ...
+    def switch_status(self) -> dict[str, bool]: ...
+    def elephant_count(self) -> int: ...
+
+
+def _state_name(state) -> str:
+    return getattr(state, "value", state)
+
+
+class FabricCollector(Collector):
+    """Reads `service` at each scrape; keeps no state of its own but the fabric's layout."""
+
+    def __init__(self, service: ServiceView, include_host_links: bool = False):
+        self.service = service
+        self.include_host_links = include_host_links
+        fabric = service.fabric
+        self._links = {link.name: link for link in fabric.links}
+
+    # -- link families ------------------------------------------------------------------
+
+    def _link_labels(self, load) -> list[str] | None:
+        link = self._links.get(load.link)
+        if link is None:                  # not in the file: nothing sensible to name it by
+            return None
+        if link.kind == "host" and not self.include_host_links:
+            return None
+        direction = "a-b" if load.src == link.a.node else "b-a"
+        return [link.line_system or link.name, load.wavelength or "", load.site_a,
+                load.site_b, direction, load.kind]
+
+    def _link_families(self) -> Iterable:
+        capacity = GaugeMetricFamily(
+            "dcilab_link_capacity_bps",
+            "Real (unscaled) capacity of one direction of a link, bits per second.",
+            labels=LINK_LABELS)
+        tx = CounterMetricFamily(
+            "dcilab_link_transmit_bytes",
+            "Bytes sent into the link by its sending end, real units (emulated / scale).",
+            labels=LINK_LABELS)
+        rx = CounterMetricFamily(
+            "dcilab_link_receive_bytes",
+            "Bytes received from the link at its receiving end, real units (emulated / scale).",
+            labels=LINK_LABELS)
+        util = GaugeMetricFamily(
+            "dcilab_link_utilization_ratio",
+            "Measured rate over real capacity, 0..1, over the controller's last poll interval.",
+            labels=LINK_LABELS)
+        reserved = GaugeMetricFamily(
+            "dcilab_link_reserved_bps",
+            "Bandwidth held by live reservations on this direction, bits per second.",
+            labels=LINK_LABELS)
+        up = GaugeMetricFamily(
+            "dcilab_link_up", "1 when both ends of the link are connected and their ports up.",
+            labels=LINK_LABELS)
+        for load in self.service.link_loads():
+            labels = self._link_labels(load)
+            if labels is None:
+                continue
+            capacity.add_metric(labels, load.capacity_bps)
+            tx.add_metric(labels, load.transmit_bytes_total)
+            rx.add_metric(labels, load.receive_bytes_total)
+            util.add_metric(labels, load.utilization_ratio)
+            reserved.add_metric(labels, load.reserved_bps)
+            up.add_metric(labels, 1.0 if load.up else 0.0)
+        return capacity, tx, rx, util, reserved, up
+
+    # -- wavelength families (the optical plan) -----------------------------------------
+
+    def _wavelength_families(self) -> Iterable:
+        osnr = GaugeMetricFamily(
+            "dcilab_wavelength_osnr_db", "Modeled OSNR of the wavelength, dB (0.1 nm).",
+            labels=WAVELENGTH_LABELS)
+        required = GaugeMetricFamily(
+            "dcilab_wavelength_required_osnr_db",
+            "OSNR its operating mode requires, dB (0.1 nm).", labels=WAVELENGTH_LABELS)
+        margin = GaugeMetricFamily(
+            "dcilab_wavelength_margin_db",
+            "OSNR above the mode's requirement, dB.", labels=WAVELENGTH_LABELS)
+        freq = GaugeMetricFamily(
+            "dcilab_wavelength_frequency_hz",
+            "Centre frequency of the wavelength on the ITU-T G.694.1 grid, hertz.",
+            labels=WAVELENGTH_LABELS)
+        mode = InfoMetricFamily(
+            "dcilab_wavelength_mode", "Transceiver module and operating mode of the wavelength.",
+            labels=("link", "wavelength", "module", "mode", "rate_gbps"))
+        for link in self._links.values():
+            ch = link.channel
+            if ch is None:
+                continue
+            labels = [link.line_system or link.name, ch.name, link.site_a, link.site_b]
+            osnr.add_metric(labels, ch.osnr_db)
+            required.add_metric(labels, ch.required_osnr_db)
+            margin.add_metric(labels, ch.margin_db)
+            freq.add_metric(labels, ch.frequency_thz * 1e12)
+            mode.add_metric([link.line_system or link.name, ch.name], {
+                "module": ch.module, "mode": ch.mode, "rate_gbps": f"{ch.rate_gbps:g}"})
+        return osnr, required, margin, freq, mode
+
+    # -- controller state ---------------------------------------------------------------
+
+    def _state_families(self) -> Iterable:
+        reservations = GaugeMetricFamily(
+            "dcilab_reservations", "Reservations the controller holds, by state.",
+            labels=("state",))
+        counts = dict.fromkeys(RESERVATION_STATES, 0)
+        for res in self.service.list():
+            state = _state_name(res.state)
+            counts[state] = counts.get(state, 0) + 1
+        for state, n in counts.items():
+            reservations.add_metric([state], n)
+        elephants = GaugeMetricFamily(
+            "dcilab_elephant_flows", "Flows currently classified as elephants.")
+        elephants.add_metric([], self.service.elephant_count())
+        connected = GaugeMetricFamily(
+            "dcilab_switch_connected",
+            "1 when the switch of the fabric file is connected over OpenFlow.",
+            labels=("switch",))
+        status = dict.fromkeys(self.service.fabric.switches, False)
+        status.update(self.service.switch_status())
+        for switch, ok in status.items():
+            connected.add_metric([switch], 1.0 if ok else 0.0)
+        scale = GaugeMetricFamily(
+            "dcilab_emulation_scale",
+            "Emulated bit rate over real bit rate (the fabric file's `scale`).")
+        scale.add_metric([], self.service.fabric.scale)
+        return reservations, elephants, connected, scale
+
+    def collect(self):
+        yield from self._link_families()
+        yield from self._wavelength_families()
+        yield from self._state_families()
+
+    def describe(self):
+        # Names only, so registering does not call the service (it may not be ready yet).
+        return []

@@ -1,0 +1,87 @@
+"""Event metrics: what the controller does, counted as it happens.
+
+`Metrics` is the observer `ControllerService` calls. Every labelled counter is created with
+all its label values up front, so `rate()` and `increase()` return series (at 0) from the
+first scrape, and a later first event is a visible step rather than a series appearing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+log = logging.getLogger("dcilab.metrics")
+
+REQUEST_RESULTS = ("admitted", "refused", "invalid", "not_found", "unauthenticated")
+PLACEMENT_POLICIES = ("ecmp", "shortest", "loadaware")
+
+# Admission and path computation take about a millisecond; a slow one tens of ms.
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                   0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """The observer of `ControllerService`; its metrics live in `self.registry`.
+
+    Each instance has its own CollectorRegistry (never the process-global one), so tests
+    can make several. Observer methods never raise: an unexpected label value is counted
+    under that value and logged once, since a metric must not break a reservation.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests_total = Counter(
+            "dcilab_reservation_requests", "Reservation requests, by outcome.",
+            labelnames=("result",), registry=r)
+        self.reserve_duration = Histogram(
+            "dcilab_reserve_duration_seconds",
+            "Time to answer a reservation request, seconds.", buckets=LATENCY_BUCKETS,
+            registry=r)
+        self.placements_total = Counter(
+            "dcilab_flow_placements", "Elephant flows placed, by steering policy.",
+            labelnames=("policy",), registry=r)
+        self.path_compute_duration = Histogram(
+            "dcilab_path_compute_duration_seconds",
+            "Time to compute a path or a placement, seconds.", buckets=LATENCY_BUCKETS,
+            registry=r)
+        self.openflow_sent_total = Counter(
+            "dcilab_openflow_messages_sent", "OpenFlow messages sent to switches.", registry=r)
+        self.openflow_errors_total = Counter(
+            "dcilab_openflow_errors", "OpenFlow error messages received from switches.",
+            registry=r)
+        for result in REQUEST_RESULTS:
+            self.requests_total.labels(result=result)
+        for policy in PLACEMENT_POLICIES:
+            self.placements_total.labels(policy=policy)
+        self._warned: set[tuple[str, str]] = set()
+
+    def _known(self, what: str, value: str, allowed: tuple[str, ...]) -> None:
+        if value not in allowed and (what, value) not in self._warned:
+            self._warned.add((what, value))
+            log.warning("metrics: unexpected %s %r (expected one of %s)", what, value,
+                        ", ".join(allowed))
+
+    # -- the observer interface ---------------------------------------------------------
+
+    def reservation_request(self, result: str, seconds: float) -> None:
+        """A reservation request was answered with `result` after `seconds`."""
+        self._known("result", result, REQUEST_RESULTS)
+        self.requests_total.labels(result=result).inc()
+        self.reserve_duration.observe(max(0.0, seconds))
+
+    def placement(self, policy: str) -> None:
+        """An elephant flow was placed by `policy`."""
+        self._known("policy", policy, PLACEMENT_POLICIES)
+        self.placements_total.labels(policy=policy).inc()
+
+    def path_compute(self, seconds: float) -> None:
+        self.path_compute_duration.observe(max(0.0, seconds))
+
+    def openflow_sent(self, count: int) -> None:
+        if count > 0:
+            self.openflow_sent_total.inc(count)
+
+    def openflow_error(self) -> None:
+        self.openflow_errors_total.inc()

@@ -1,0 +1,104 @@
+"""Elephant detection from per-flow byte counters read at the leaves.
+
+A flow (its 5-tuple) is an elephant once its rate reaches `elephant_fraction` of the
+rate of the wavelengths it crosses for `elephant_polls` consecutive polls (Hedera's
+definition, Al-Fares et al., NSDI 2010: flows of at least 10 % of a link's rate). It stops
+being one when it ends (its counter disappears or stops growing) or stays under half
+that threshold for as many polls, so a flow near the threshold does not flap.
+Flows within one site never cross a wavelength and are not tracked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..fabric import Fabric
+from .attribution import dci_stages
+from .paths import LatencyGraph
+
+
+@dataclass(frozen=True)
+class FlowKey:
+    src_ip: str
+    dst_ip: str
+    ip_proto: int
+    src_port: int
+    dst_port: int
+
+    def __str__(self) -> str:
+        proto = {6: "tcp", 17: "udp"}.get(self.ip_proto, str(self.ip_proto))
+        return f"{proto} {self.src_ip}:{self.src_port} > {self.dst_ip}:{self.dst_port}"
+
+
+@dataclass
+class FlowRecord:
+    key: FlowKey
+    src_host: str
+    dst_host: str
+    threshold_bps: float
+    last_bytes: int
+    last_time: float
+    rate_bps: float = 0.0          # real units
+    above: int = 0                 # consecutive polls at or over the threshold
+    below: int = 0                 # consecutive polls under half of it
+    elephant: bool = False
+
+
+class ElephantDetector:
+    def __init__(self, fabric: Fabric, graph: LatencyGraph, fraction: float = 0.1,
+                 polls: int = 2):
+        if not 0 < fraction <= 1 or polls < 1:
+            raise ValueError("elephant_fraction must be in (0, 1] and elephant_polls >= 1")
+        self.fabric, self.graph = fabric, graph
+        self.fraction, self.polls = fraction, polls
+        self.flows: dict[FlowKey, FlowRecord] = {}
+        self._threshold: dict[tuple[str, str], float] = {}
+
+    def threshold_bps(self, src_leaf: str, dst_leaf: str) -> float:
+        """elephant_fraction x the slowest wavelength on the shortest paths (real b/s)."""
+        key = (src_leaf, dst_leaf)
+        if key not in self._threshold:
+            rates = [c.link.rate_gbps for stage in dci_stages(self.graph, src_leaf, dst_leaf)
+                     for c in stage]
+            self._threshold[key] = self.fraction * min(rates) * 1e9 if rates else 0.0
+        return self._threshold[key]
+
+    def elephants(self) -> list[FlowRecord]:
+        return [f for f in self.flows.values() if f.elephant]
+
+    def sample(self, leaf: str, counters: dict[FlowKey, int], now: float
+               ) -> tuple[list[FlowRecord], list[FlowRecord]]:
+        """Counters of the flows entering at `leaf`; returns (new elephants, ended ones)."""
+        new, ended = [], []
+        for key, count in counters.items():
+            record = self.flows.get(key)
+            if record is None:
+                src, dst = self.fabric.host_by_ip(key.src_ip), self.fabric.host_by_ip(key.dst_ip)
+                if src is None or dst is None or src.leaf != leaf or src.site == dst.site:
+                    continue
+                self.flows[key] = FlowRecord(key, src.name, dst.name,
+                                             self.threshold_bps(src.leaf, dst.leaf), count, now)
+                continue
+            if now <= record.last_time:
+                continue
+            delta = max(0, count - record.last_bytes)   # a re-learned entry restarts at 0
+            record.rate_bps = delta * 8 / (now - record.last_time) / self.fabric.scale
+            record.last_bytes, record.last_time = count, now
+            if record.rate_bps >= record.threshold_bps:
+                record.above, record.below = record.above + 1, 0
+            else:
+                record.above = 0
+                record.below = record.below + 1 if record.rate_bps < record.threshold_bps / 2 else 0
+            if not record.elephant and record.above >= self.polls:
+                record.elephant = True
+                new.append(record)
+            elif record.elephant and record.below >= self.polls:
+                record.elephant = False
+                ended.append(record)
+        for key in [k for k, r in self.flows.items()
+                    if self.fabric.hosts[r.src_host].leaf == leaf and k not in counters]:
+            record = self.flows.pop(key)          # its learned entry timed out: flow over
+            if record.elephant:
+                record.elephant = False
+                ended.append(record)
+        return new, ended

@@ -1,0 +1,146 @@
+"""Measured load per directed link, from the port counters switches report.
+
+A link has two directions; each is reported on its own, named by the end it leaves from.
+Emulated byte counts are divided by the fabric's `scale`, so rates, utilizations and byte
+totals are in real units against the real (unscaled) capacity.
+
+Counters can go backwards (a switch reconnected with new ports, a 64-bit wrap after
+years): such a sample only re-bases the counter; it never yields a negative or absurd
+rate, and the running real-unit totals stay monotonic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..fabric import Fabric
+from ..fabric.model import Link
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One direction of a link: traffic leaving `src` (a switch or host) towards `dst`."""
+
+    link: str
+    src: str
+    dst: str
+
+
+@dataclass(frozen=True)
+class LinkLoad:
+    """What is known about one direction of one link, in real units."""
+
+    link: str
+    wavelength: str | None
+    kind: str                  # host | fabric | dci
+    site_a: str                # site of the sending end
+    site_b: str                # site of the receiving end
+    src: str
+    dst: str
+    capacity_bps: float
+    transmit_bytes_total: float
+    receive_bytes_total: float
+    rate_bps: float
+    utilization_ratio: float
+    reserved_bps: float
+    up: bool
+
+
+@dataclass
+class _Counter:
+    """One switch port counter, tracked across samples."""
+
+    last: int | None = None
+    last_time: float | None = None
+    total: float = 0.0        # real-unit bytes accumulated from positive deltas
+    rate_bps: float = 0.0     # real bits per second over the last interval
+
+
+def directions(link: Link) -> tuple[Direction, Direction]:
+    return (Direction(link.name, link.a.node, link.b.node),
+            Direction(link.name, link.b.node, link.a.node))
+
+
+class LoadTracker:
+    """Turns successive port-counter samples into per-direction rates and totals."""
+
+    def __init__(self, fabric: Fabric):
+        self.fabric = fabric
+        self._tx: dict[tuple[str, int], _Counter] = {}
+        self._rx: dict[tuple[str, int], _Counter] = {}
+        self._down_switches: set[str] = set(fabric.switches)
+        self._down_ports: set[tuple[str, int]] = set()
+        self._port_of = {(end.node, link.name): end.port for link in fabric.links
+                         for end in (link.a, link.b) if end.node in fabric.switches}
+
+    def sample(self, switch: str, counters: dict[int, tuple[int, int]], now: float) -> None:
+        """Record port counters of `switch`: port -> (tx_bytes, rx_bytes), taken at `now`."""
+        self._down_switches.discard(switch)
+        for port, (tx, rx) in counters.items():
+            self._advance(self._tx.setdefault((switch, port), _Counter()), tx, now)
+            self._advance(self._rx.setdefault((switch, port), _Counter()), rx, now)
+
+    def _advance(self, counter: _Counter, value: int, now: float) -> None:
+        if counter.last is not None and value >= counter.last and now > counter.last_time:
+            delta = (value - counter.last) / self.fabric.scale
+            counter.total += delta
+            counter.rate_bps = delta * 8 / (now - counter.last_time)
+        elif counter.last is not None and value < counter.last:
+            counter.rate_bps = 0.0   # reset or wrap: re-base, report nothing for this interval
+        counter.last, counter.last_time = value, now
+
+    def switch_down(self, switch: str) -> None:
+        """Counters restart when a switch comes back; forget the baselines, keep totals."""
+        self._down_switches.add(switch)
+        for key in list(self._tx) + list(self._rx):
+            if key[0] == switch:
+                for table in (self._tx, self._rx):
+                    if key in table:
+                        table[key].last = None
+                        table[key].rate_bps = 0.0
+
+    def port_state(self, switch: str, port: int, up: bool) -> None:
+        (self._down_ports.discard if up else self._down_ports.add)((switch, port))
+
+    def rate_bps(self, direction: Direction) -> float:
+        counter = self._tx_counter(direction) or self._rx_counter(direction)
+        return counter.rate_bps if counter else 0.0
+
+    def _port(self, node: str, link: str) -> int | None:
+        return self._port_of.get((node, link))
+
+    def _tx_counter(self, d: Direction) -> _Counter | None:
+        port = self._port(d.src, d.link)
+        return self._tx.get((d.src, port)) if port is not None else None
+
+    def _rx_counter(self, d: Direction) -> _Counter | None:
+        port = self._port(d.dst, d.link)
+        return self._rx.get((d.dst, port)) if port is not None else None
+
+    def snapshot(self, reserved_bps: dict[Direction, float] | None = None) -> list[LinkLoad]:
+        """Every direction of every link, in file order."""
+        reserved_bps = reserved_bps or {}
+        out = []
+        for link in self.fabric.links:
+            capacity = link.rate_gbps * 1e9
+            ends = [(e.node, e.port) for e in (link.a, link.b) if e.node in self.fabric.switches]
+            up = all(node not in self._down_switches and (node, port) not in self._down_ports
+                     for node, port in ends)
+            for d in directions(link):
+                tx, rx = self._tx_counter(d), self._rx_counter(d)
+                sent = tx or rx
+                received = rx or tx
+                rate = sent.rate_bps if sent else 0.0
+                out.append(LinkLoad(
+                    link=link.name, wavelength=link.wavelength, kind=link.kind,
+                    site_a=self._site(d.src), site_b=self._site(d.dst), src=d.src, dst=d.dst,
+                    capacity_bps=capacity,
+                    transmit_bytes_total=sent.total if sent else 0.0,
+                    receive_bytes_total=received.total if received else 0.0,
+                    rate_bps=rate, utilization_ratio=rate / capacity if capacity else 0.0,
+                    reserved_bps=reserved_bps.get(d, 0.0), up=up))
+        return out
+
+    def _site(self, node: str) -> str:
+        sw = self.fabric.switches.get(node)
+        return sw.site if sw else self.fabric.hosts[node].site

@@ -1,0 +1,339 @@
+"""Bandwidth reservations between hosts: admission without overbooking, no splitting.
+
+A reservation takes one path and, on each DCI hop, one wavelength. It is admitted only if
+every directed link on it keeps  reserved <= capacity x reservable_fraction.
+
+Which feasible path: the one of least latency, and among equal-latency paths the widest
+(largest bottleneck headroom); on each DCI hop the *best-fit* wavelength, the one with the
+least free capacity that still fits. A longer path would hold capacity on more links;
+best fit keeps whole wavelengths free for later large requests (the bin-packing argument),
+so both choices leave the most room for what comes next.
+
+The search is a Dijkstra over the links that still have room for the request, ordered by
+(latency, then widest): the widest-shortest path of Wang & Crowcroft (IEEE JSAC 1996),
+exact for every request, so a free longer path is found however many equal short ones
+are full. Leaves are never transit: a path enters only its destination leaf.
+
+Reservations of one host pair share one path and one policer: their rules match the
+pair's addresses, so a second reservation for a pair is admitted only on the path the
+pair already holds, and the pair's meter polices the sum of their rates.
+
+This module is pure: the caller supplies ids and the time, and serializes calls.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from ..fabric import Fabric
+from ..fabric.model import LEAF, Link
+from .load import Direction
+
+DEFAULT_RESERVABLE_FRACTION = 0.9
+
+
+class State(str, Enum):
+    PENDING = "PENDING"      # admitted; its rules are not yet acknowledged by every switch
+    ACTIVE = "ACTIVE"
+    RELEASED = "RELEASED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def live(self) -> bool:
+        return self in (State.PENDING, State.ACTIVE)
+
+
+@dataclass(frozen=True)
+class ReservationRequest:
+    src_host: str
+    dst_host: str
+    bandwidth_gbps: float
+    max_latency_ms: float | None = None
+    duration_s: float = 0.0          # 0: until released
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ReservedHop:
+    switch: str
+    out_port: int
+    link: str
+    wavelength: str | None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    reservation_id: str
+    request: ReservationRequest
+    state: State
+    hops: tuple[ReservedHop, ...]
+    latency_ms: float
+    created_at: float                # unix seconds
+    expires_at: float | None
+    meter_id: int                    # OpenFlow meter at the ingress leaf
+
+    @property
+    def bandwidth_bps(self) -> float:
+        return self.request.bandwidth_gbps * 1e9
+
+    def with_state(self, state: State) -> "Reservation":
+        return replace(self, state=state)
+
+
+class AdmissionError(Exception):
+    """A request that cannot be admitted. `code` maps onto gRPC status codes."""
+
+    INVALID = "invalid_argument"
+    EXHAUSTED = "resource_exhausted"
+    NOT_FOUND = "not_found"
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ReservationBook:
+    """Every live reservation and the bandwidth it holds on each directed link."""
+
+    def __init__(self, fabric: Fabric, reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION):
+        if not 0 < reservable_fraction <= 1:
+            raise ValueError(f"reservable_fraction must be in (0, 1], got {reservable_fraction}")
+        self.fabric = fabric
+        self.fraction = reservable_fraction
+        self.reservations: dict[str, Reservation] = {}
+        self.by_request_id: dict[str, str] = {}
+        self.reserved: dict[Direction, float] = {}
+        self._far: dict[tuple[str, str], str] = {}      # (switch, link) -> the other end
+        # switch -> neighbour -> the links between them (parallel wavelengths together)
+        self._adjacent: dict[str, dict[str, list[Link]]] = {}
+        for link in fabric.links:
+            self._far[(link.a.node, link.name)] = link.b.node
+            self._far[(link.b.node, link.name)] = link.a.node
+            if link.a.node in fabric.switches and link.b.node in fabric.switches:
+                for u, v in ((link.a.node, link.b.node), (link.b.node, link.a.node)):
+                    self._adjacent.setdefault(u, {}).setdefault(v, []).append(link)
+        # live (src, dst) -> its reservation ids; and the meter the pair's traffic passes
+        self._pairs: dict[tuple[str, str], list[str]] = {}
+        self._pair_meter: dict[tuple[str, str], int] = {}
+        self._next_meter = 1
+
+    # -- queries -------------------------------------------------------------------------
+
+    def capacity_bps(self, d: Direction) -> float:
+        return self._link(d.link).rate_gbps * 1e9 * self.fraction
+
+    def free_bps(self, d: Direction) -> float:
+        return self.capacity_bps(d) - self.reserved.get(d, 0.0)
+
+    def _link(self, name: str) -> Link:
+        return self.fabric.link(name)
+
+    def live(self) -> list[Reservation]:
+        return [r for r in self.reservations.values() if r.state.live]
+
+    # -- admission ---------------------------------------------------------------------
+
+    def validate(self, req: ReservationRequest) -> None:
+        hosts = self.fabric.hosts
+        for field_name in ("src_host", "dst_host"):
+            name = getattr(req, field_name)
+            if name not in hosts:
+                raise AdmissionError(AdmissionError.INVALID,
+                                     f"{field_name}: unknown host {name!r} (hosts are named "
+                                     f"<site>-h<n>, e.g. {next(iter(hosts))})")
+        if req.src_host == req.dst_host:
+            raise AdmissionError(AdmissionError.INVALID,
+                                 f"src_host and dst_host are both {req.src_host!r}")
+        if not (math.isfinite(req.bandwidth_gbps) and req.bandwidth_gbps > 0):
+            raise AdmissionError(AdmissionError.INVALID,
+                                 f"bandwidth_gbps must be positive, got {req.bandwidth_gbps}")
+        if req.max_latency_ms is not None and not req.max_latency_ms > 0:
+            raise AdmissionError(AdmissionError.INVALID,
+                                 f"max_latency_ms must be positive, got {req.max_latency_ms}")
+        if not (math.isfinite(req.duration_s) and req.duration_s >= 0):
+            raise AdmissionError(AdmissionError.INVALID,
+                                 f"duration_s must be >= 0, got {req.duration_s}")
+
+    def admit(self, req: ReservationRequest, reservation_id: str, now: float) -> Reservation:
+        """Admit `req` or raise AdmissionError; the same request_id returns the same one."""
+        if req.request_id and req.request_id in self.by_request_id:
+            return self.reservations[self.by_request_id[req.request_id]]
+        self.validate(req)
+        src, dst = self.fabric.hosts[req.src_host], self.fabric.hosts[req.dst_host]
+        bps = req.bandwidth_gbps * 1e9
+        access = [Direction(src.name, src.name, src.leaf), Direction(dst.name, dst.leaf, dst.name)]
+        for d in access:
+            if self.free_bps(d) < bps:
+                raise self._exhausted(d, bps)
+        sharing = self.pair_members(src.name, dst.name)
+        if sharing:
+            return self._admit_on(sharing[0], req, reservation_id, now, bps)
+        edge_ms = self._link(src.name).latency_ms + self._link(dst.name).latency_ms
+        shortest = self._search(src.leaf, dst.leaf, 0.0)
+        if shortest is None:
+            raise AdmissionError(AdmissionError.EXHAUSTED,
+                                 f"no path from {src.name} to {dst.name}")
+        if req.max_latency_ms is not None and shortest[0] + edge_ms > req.max_latency_ms:
+            raise AdmissionError(
+                AdmissionError.EXHAUSTED,
+                f"no path from {src.name} to {dst.name} within max_latency_ms "
+                f"{req.max_latency_ms:g}: the shortest takes {shortest[0] + edge_ms:.3f} ms")
+        found = self._search(src.leaf, dst.leaf, bps)
+        if found is None or (req.max_latency_ms is not None
+                             and found[0] + edge_ms > req.max_latency_ms):
+            raise self._exhausted(self._bottleneck(shortest[1]), bps)
+        latency, chosen = found[0] + edge_ms, found[1]
+        hops = tuple(ReservedHop(d.src, self._out_port(d), d.link, self._link(d.link).wavelength)
+                     for d in chosen) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)
+        res = Reservation(reservation_id, req, State.PENDING, hops, latency, now,
+                          now + req.duration_s if req.duration_s > 0 else None, self._meter_id())
+        self.add(res)
+        return res
+
+    def _admit_on(self, first: Reservation, req: ReservationRequest, reservation_id: str,
+                  now: float, bps: float) -> Reservation:
+        """A further reservation for a host pair: on the path the pair already holds."""
+        if req.max_latency_ms is not None and first.latency_ms > req.max_latency_ms:
+            raise AdmissionError(
+                AdmissionError.EXHAUSTED,
+                f"{first.request.src_host} -> {first.request.dst_host} already holds a path of "
+                f"{first.latency_ms:.3f} ms (reservation {first.reservation_id}); a host pair's "
+                f"reservations share one path, which exceeds max_latency_ms "
+                f"{req.max_latency_ms:g}")
+        tightest = min(self.held(first), key=self.free_bps)
+        if self.free_bps(tightest) < bps:
+            raise AdmissionError(
+                AdmissionError.EXHAUSTED,
+                self._exhausted(tightest, bps).message + f" (the pair's reservations share the "
+                f"path of {first.reservation_id})")
+        res = Reservation(reservation_id, req, State.PENDING, first.hops, first.latency_ms, now,
+                          now + req.duration_s if req.duration_s > 0 else None, first.meter_id)
+        self.add(res)
+        return res
+
+    def pair_members(self, src_host: str, dst_host: str) -> list[Reservation]:
+        """The live reservations of a host pair, oldest first."""
+        return [self.reservations[r] for r in self._pairs.get((src_host, dst_host), [])]
+
+    def pair_bps(self, res: Reservation) -> float:
+        """What the pair of `res` has reserved in all: the rate its meter enforces."""
+        return sum(r.bandwidth_bps for r in self.pair_members(res.request.src_host,
+                                                                res.request.dst_host))
+
+    def add(self, res: Reservation) -> None:
+        """Book `res` (a new one, or one restored from the store)."""
+        self.reservations[res.reservation_id] = res
+        if res.request.request_id:
+            self.by_request_id[res.request.request_id] = res.reservation_id
+        self._next_meter = max(self._next_meter, res.meter_id + 1)
+        if res.state.live:
+            pair = (res.request.src_host, res.request.dst_host)
+            self._pairs.setdefault(pair, []).append(res.reservation_id)
+            self._pair_meter[pair] = res.meter_id
+            for d in self.held(res):
+                self.reserved[d] = self.reserved.get(d, 0.0) + res.bandwidth_bps
+
+    def held(self, res: Reservation) -> list[Direction]:
+        """The directed links `res` holds bandwidth on."""
+        src = res.request.src_host
+        return [Direction(src, src, res.hops[0].switch)] + [
+            Direction(h.link, h.switch, self._far[(h.switch, h.link)]) for h in res.hops]
+
+    def end(self, reservation_id: str, state: State) -> Reservation:
+        """Release or expire a reservation; returns it in its final state."""
+        res = self.get(reservation_id)
+        if not res.state.live:
+            return res
+        for d in self.held(res):
+            self.reserved[d] = max(0.0, self.reserved.get(d, 0.0) - res.bandwidth_bps)
+        pair = (res.request.src_host, res.request.dst_host)
+        self._pairs[pair].remove(reservation_id)
+        if not self._pairs[pair]:
+            del self._pairs[pair], self._pair_meter[pair]
+        res = res.with_state(state)
+        self.reservations[reservation_id] = res
+        return res
+
+    def set_state(self, reservation_id: str, state: State) -> Reservation:
+        res = self.get(reservation_id).with_state(state)
+        self.reservations[reservation_id] = res
+        return res
+
+    def get(self, reservation_id: str) -> Reservation:
+        try:
+            return self.reservations[reservation_id]
+        except KeyError:
+            raise AdmissionError(AdmissionError.NOT_FOUND,
+                                 f"no reservation {reservation_id!r}") from None
+
+    def due(self, now: float) -> list[str]:
+        """Ids of live reservations whose time is up."""
+        return [r.reservation_id for r in self.live() if r.expires_at and r.expires_at <= now]
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _search(self, src_leaf: str, dst_leaf: str, bps: float):
+        """The widest-shortest path of directed links with `bps` free, as
+        (latency_ms, [Direction]) with the best-fit link on each hop; None if there is none.
+        With bps = 0 it is the latency-shortest path whatever the load."""
+        best = {src_leaf: (0.0, -math.inf)}
+        heap = [(0.0, -math.inf, src_leaf, ())]
+        while heap:
+            latency, neg_width, u, path = heapq.heappop(heap)
+            if u == dst_leaf:
+                return latency, list(path)
+            if (latency, neg_width) > best.get(u, (math.inf, 0.0)):
+                continue
+            for v, links in self._adjacent.get(u, {}).items():
+                if self.fabric.switches[v].role == LEAF and v != dst_leaf:
+                    continue                       # leaves are never transit
+                hop = self._best_fit(u, v, links, bps)
+                if hop is None:
+                    continue
+                direction, hop_latency, free = hop
+                label = (latency + hop_latency, max(neg_width, -free))
+                if label < best.get(v, (math.inf, 0.0)):
+                    best[v] = label
+                    heapq.heappush(heap, (*label, v, path + (direction,)))
+        return None
+
+    def _best_fit(self, u: str, v: str, links: list[Link], bps: float):
+        """Among the u->v links with room, those of least latency; of these the one with the
+        least room that fits. Returns (Direction, latency_ms, widest room) or None."""
+        fitting = [(link.latency_ms, Direction(link.name, u, v)) for link in links]
+        fitting = [(lat, d) for lat, d in fitting if self.free_bps(d) >= bps]
+        if not fitting:
+            return None
+        least = min(lat for lat, _ in fitting)
+        options = [d for lat, d in fitting if lat == least]
+        chosen = min(options, key=lambda d: (self.free_bps(d), d.link))
+        return chosen, least, max(self.free_bps(d) for d in options)
+
+    def _bottleneck(self, path: list[Direction]) -> Direction:
+        """On a path, the hop whose best link has the least room (what refused a request)."""
+        def room(d: Direction) -> float:
+            return max(self.free_bps(Direction(l.name, d.src, d.dst))
+                       for l in self._adjacent[d.src][d.dst])
+        worst = min(path, key=room)
+        return max((Direction(l.name, worst.src, worst.dst)
+                    for l in self._adjacent[worst.src][worst.dst]), key=self.free_bps)
+
+    def _out_port(self, d: Direction) -> int:
+        link = self._link(d.link)
+        return link.a.port if link.a.node == d.src else link.b.port
+
+    def _exhausted(self, d: Direction, bps: float) -> AdmissionError:
+        link = self._link(d.link)
+        what = f"wavelength {link.wavelength}" if link.wavelength else f"link {link.name}"
+        return AdmissionError(
+            AdmissionError.EXHAUSTED,
+            f"{what} ({d.src} -> {d.dst}) has {max(0.0, self.free_bps(d)) / 1e9:.3f} Gb/s free "
+            f"of {self.capacity_bps(d) / 1e9:.3f} Gb/s reservable; {bps / 1e9:.3f} Gb/s asked")
+
+    def _meter_id(self) -> int:
+        meter, self._next_meter = self._next_meter, self._next_meter + 1
+        return meter

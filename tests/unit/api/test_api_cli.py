@@ -1,0 +1,115 @@
+"""`dcilab reserve | release | reservations | links` against a real server: results,
+one-line refusals and an unreachable server, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+
+import pytest
+from api_helpers import make_pki
+
+from dcilab.api.server import TlsConfig
+from dcilab.cli import client as cli
+
+
+def dcilab(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="dcilab")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli.register(sub)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+@pytest.fixture
+def at(port):
+    return ["--server", f"127.0.0.1:{port}"]
+
+
+def test_reserve_list_release(at, capsys):
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "36", "--duration", "60",
+                  "--request-id", "job-1", *at) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("reserved r-") and "PENDING: dc1-h1 -> dc2-h1, 36 Gb/s" in out
+    assert "[dc1-dc2.w1]" in out and "expires" in out
+    rid = out.split()[1]
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "36", "--request-id", "job-1",
+                  "--json", *at) == 0
+    assert json.loads(capsys.readouterr().out)["reservation_id"] == rid
+    assert dcilab("reservations", *at) == 0
+    assert capsys.readouterr().out.startswith(f"{rid} PENDING")
+    assert dcilab("release", rid, *at) == 0
+    assert capsys.readouterr().out.startswith(f"released {rid} RELEASED")
+    assert dcilab("reservations", "--state", "pending", *at) == 0
+    assert capsys.readouterr().out == "no reservations in state pending\n"
+    assert dcilab("reservations", "--json", *at) == 0
+    [res] = json.loads(capsys.readouterr().out)["reservations"]
+    assert res["state"] == "RESERVATION_STATE_RELEASED"
+
+
+def test_refusal_is_one_line_with_the_servers_message(at, capsys):
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "500", *at) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("dcilab reserve: refused (RESOURCE_EXHAUSTED): wavelength "
+                                   "dc1-dc2.w1")
+    assert dcilab("release", "r-nope", "--json", *at) == 1
+    assert json.loads(capsys.readouterr().out) == {
+        "ok": False, "code": "NOT_FOUND", "message": "no reservation 'r-nope'"}
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "-1", *at) == 1
+    assert "refused (INVALID_ARGUMENT): bandwidth_gbps must be positive" in capsys.readouterr().err
+
+
+def test_unreachable_server(capsys):
+    with socket.socket() as s:                     # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    assert dcilab("reservations", "--server", f"127.0.0.1:{free}", "--timeout", "3") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"dcilab reservations: cannot reach dcilab controller at "
+                          f"127.0.0.1:{free}: ")
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_links(at, capsys):
+    assert dcilab("links", "--kind", "dci", *at) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[1].split()[:4] == ["dc1-dc2.w1", "dc1-gw1", "dc2-gw1", "400"]
+    assert dcilab("links", "--json", "--site", "dc1", *at) == 0
+    loads = json.loads(capsys.readouterr().out)["link_loads"]
+    assert loads and all("dc1" in (l["site_a"], l["site_b"]) for l in loads)
+
+
+def test_links_watch_prints_until_interrupted(at, capsys, monkeypatch):
+    seen = []
+    real_print = print
+
+    def stop_after_three(*args, **kwargs):
+        real_print(*args, **kwargs)
+        if args and str(args[0]).startswith("{"):
+            seen.append(args[0])
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr("builtins.print", stop_after_three)
+    assert dcilab("links", "--watch", "--interval", "0.1", "--kind", "dci", "--json", *at) == 0
+    assert [len(json.loads(s)["link_loads"]) for s in seen] == [2, 2, 2]
+
+
+def test_token_and_tls_flags(serve, tmp_path, capsys):
+    pki = make_pki(tmp_path)
+    (tmp_path / "token").write_text("abc\n")
+    port = serve(tls=TlsConfig.from_files(pki.server_cert, pki.server_key, pki.ca), token="abc")
+    tls = ["--server", f"127.0.0.1:{port}", "--tls-ca", str(pki.ca),
+           "--tls-cert", str(pki.client_cert), "--tls-key", str(pki.client_key)]
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "1", *tls) == 1
+    assert "refused (UNAUTHENTICATED)" in capsys.readouterr().err
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "1", "--token-file",
+                  str(tmp_path / "token"), *tls) == 0
+    capsys.readouterr()
+    assert dcilab("reservations", "--token-file", str(tmp_path / "missing"), *tls) == 1
+    assert "cannot read token file" in capsys.readouterr().err
+    assert dcilab("reservations", "--tls-cert", str(pki.client_cert), *tls[:4]) == 1
+    assert "--tls-cert and --tls-key go together" in capsys.readouterr().err

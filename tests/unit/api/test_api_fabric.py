@@ -1,0 +1,159 @@
+"""FabricService, health checking and graceful stop through a real gRPC server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from dcilab.api.client import ApiError, Client
+from dcilab.api.server import create_server
+from dcilab.api.v1 import fabric_pb2
+
+
+def test_get_fabric_describes_the_file(client, service):
+    fabric = client.fabric()
+    assert fabric.name == "race" and fabric.scale == 1e-5
+    assert [s.name for s in fabric.sites] == ["dc1", "dc2"]
+    assert fabric.sites[0].hosts == 8 and fabric.sites[0].fabric_gbps == 10000
+    assert len(fabric.switches) == len(service.fabric.switches)
+    assert not any(sw.connected for sw in fabric.switches)      # standalone: none connected
+    leaf = next(sw for sw in fabric.switches if sw.name == "dc1-leaf1")
+    assert leaf.role == fabric_pb2.SWITCH_ROLE_LEAF and leaf.dpid == service.fabric.switches[
+        "dc1-leaf1"].dpid
+    host = next(h for h in fabric.hosts if h.name == "dc2-h5")
+    assert (host.leaf, host.port, host.ip) == ("dc2-leaf2", 1, "10.2.2.5")
+    [line] = fabric.line_systems
+    assert (line.name, line.module, line.mode, line.capacity_gbps) == ("dc1-dc2", "400ZR",
+                                                                      "400G", 400)
+    [w] = line.wavelengths
+    assert w.name == "dc1-dc2.w1" and w.frequency_thz == pytest.approx(191.3, abs=0.1)
+    dci = [l for l in fabric.links if l.kind == fabric_pb2.LINK_KIND_DCI]
+    assert [(l.name, l.wavelength, l.line_system) for l in dci] == [
+        ("dc1-dc2.w1", "dc1-dc2.w1", "dc1-dc2")]
+
+
+def test_list_links_every_direction_and_filters(client, service):
+    loads = client.links()
+    assert len(loads) == 2 * len(service.fabric.links)
+    assert {(l.link, l.src) for l in loads} == {
+        (link.name, end.node) for link in service.fabric.links for end in (link.a, link.b)}
+    [forward, backward] = client.links("dci")
+    assert (forward.src, forward.dst, forward.capacity_bps) == ("dc1-gw1", "dc2-gw1", 400e9)
+    assert (backward.site_a, backward.site_b) == ("dc2", "dc1")
+    assert all(l.site_a == "dc2" or l.site_b == "dc2" for l in client.links(site="dc2"))
+    assert len(client.links("host", "dc1")) == 16
+    with pytest.raises(ApiError) as err:
+        client.links(site="dc7")
+    assert err.value.code == "INVALID_ARGUMENT" and "dc7" in err.value.message
+
+
+def test_watch_streams_at_the_interval_and_shows_new_reservations(client):
+    updates = client.watch_links(0.1, "dci")
+    first = next(updates)
+    assert [l.reserved_bps for l in first.link_loads] == [0, 0]
+    client.reserve("dc1-h1", "dc2-h1", 36)
+    started = time.monotonic()
+    second, third = next(updates), next(updates)
+    assert time.monotonic() - started < 1.0
+    assert third.link_loads[0].reserved_bps == 36e9
+    gap = third.time.ToNanoseconds() - second.time.ToNanoseconds()
+    assert 0.08e9 < gap < 0.5e9
+    updates.close()
+
+
+@pytest.mark.parametrize("seconds", [0.01, 0.099, 7200])
+def test_watch_interval_out_of_bounds_is_invalid_argument(client, seconds):
+    with pytest.raises(ApiError) as err:
+        next(client.watch_links(seconds))
+    assert err.value.code == "INVALID_ARGUMENT" and "interval" in err.value.message
+
+
+def test_watch_ends_when_the_client_cancels(serve):
+    port = serve(max_watch_streams=2)
+    with Client(f"127.0.0.1:{port}") as c:
+        for _ in range(5):                    # each cancelled stream gives its slot back
+            updates = c.watch_links(0.1)
+            next(updates)
+            updates.close()
+        a, b = c.watch_links(0.1), c.watch_links(0.1)
+        next(a), next(b)
+        with pytest.raises(ApiError) as err:
+            next(c.watch_links(0.1))
+        assert err.value.code == "RESOURCE_EXHAUSTED" and "at most 2" in err.value.message
+        a.close(), b.close()
+
+
+def _health(port: int, service: str = "") -> str:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=5)
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+@pytest.mark.parametrize("name", ["", "dcilab.v1.FabricService", "dcilab.v1.PathService"])
+def test_health_serving(port, name):
+    assert _health(port, name) == "SERVING"
+
+
+def test_graceful_stop_ends_streams_at_once_and_refuses_new_calls(service):
+    server, port = create_server(service)
+    ended = threading.Event()
+
+    def watch():
+        with Client(f"127.0.0.1:{port}") as c:
+            try:
+                for _ in c.watch_links(0.5):
+                    pass
+            except Exception:
+                pass
+            ended.set()
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.stop(grace=10).wait(timeout=10)
+    assert time.monotonic() - started < 2.0         # the stream did not hold the grace period
+    assert ended.wait(5)
+    thread.join(5)
+    with Client(f"127.0.0.1:{port}", timeout=2) as c, pytest.raises(Exception) as err:
+        c.fabric()
+    assert "cannot reach dcilab controller" in str(err.value)
+
+
+def test_second_server_on_the_same_port_is_refused(service, port):
+    from dcilab.api.server import ServerError
+    with pytest.raises(ServerError) as err:
+        create_server(service, f"127.0.0.1:{port}")
+    assert f"127.0.0.1:{port}" in str(err.value)
+
+
+def test_graceful_stop_lets_a_call_in_flight_finish(service):
+    class Slow:
+        """The real service, with reserve taking half a second."""
+        fabric = service.fabric
+
+        def __getattr__(self, name):
+            return getattr(service, name)
+
+        def reserve(self, request):
+            time.sleep(0.5)
+            return service.reserve(request)
+
+    server, port = create_server(Slow())
+    result = {}
+
+    def call():
+        with Client(f"127.0.0.1:{port}") as c:
+            result["res"] = c.reserve("dc1-h1", "dc2-h1", 1)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    time.sleep(0.2)
+    assert server.stop(grace=5).wait(5)
+    thread.join(5)
+    assert result["res"].reservation_id

@@ -1,0 +1,92 @@
+"""Bearer token for changes, TLS and mutual TLS, each on and off."""
+
+from __future__ import annotations
+
+import pytest
+from api_helpers import make_pki
+
+from dcilab.api.client import ApiError, Client, Unreachable
+from dcilab.api.server import ServerError, TlsConfig, read_token_file
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def test_without_a_token_configured_changes_need_none(port):
+    with Client(f"127.0.0.1:{port}") as c:
+        res = c.reserve("dc1-h1", "dc2-h1", 1)
+        c.release(res.reservation_id)
+
+
+def test_token_guards_changes_and_leaves_reads_open(serve):
+    port = serve(token=TOKEN)
+    with Client(f"127.0.0.1:{port}") as anonymous:
+        with pytest.raises(ApiError) as err:
+            anonymous.reserve("dc1-h1", "dc2-h1", 1)
+        assert err.value.code == "UNAUTHENTICATED"
+        assert "ReservePath needs 'authorization: Bearer <token>'" in err.value.message
+        with pytest.raises(ApiError) as err:
+            anonymous.release("r-anything")
+        assert err.value.code == "UNAUTHENTICATED"
+        assert anonymous.reservations() == []                # reads stay open
+        assert anonymous.links("dci") and anonymous.fabric().name == "race"
+    with Client(f"127.0.0.1:{port}", token="wrong") as wrong, pytest.raises(ApiError) as err:
+        wrong.reserve("dc1-h1", "dc2-h1", 1)
+    assert err.value.code == "UNAUTHENTICATED" and "not accepted" in err.value.message
+    with Client(f"127.0.0.1:{port}", token=TOKEN) as operator:
+        res = operator.reserve("dc1-h1", "dc2-h1", 1)
+        assert operator.get(res.reservation_id).reservation_id == res.reservation_id
+        operator.release(res.reservation_id)
+        with pytest.raises(ApiError) as err:                  # past auth, to the service
+            operator.release("r-unknown")
+        assert err.value.code == "NOT_FOUND"
+
+
+def test_token_file(tmp_path):
+    path = tmp_path / "token"
+    path.write_text(f"  {TOKEN}\n")
+    assert read_token_file(path) == TOKEN
+    path.write_text("two words\n")
+    with pytest.raises(ServerError, match="one token"):
+        read_token_file(path)
+    with pytest.raises(ServerError, match="cannot read token file"):
+        read_token_file(tmp_path / "missing")
+
+
+def test_tls(serve, pki):
+    port = serve(tls=TlsConfig.from_files(pki.server_cert, pki.server_key), token=TOKEN)
+    ca = pki.ca.read_bytes()
+    with Client(f"127.0.0.1:{port}", ca=ca, token=TOKEN) as c:
+        assert c.reserve("dc1-h1", "dc2-h1", 1).reservation_id
+    with Client(f"localhost:{port}", ca=ca) as c:
+        assert len(c.reservations()) == 1
+    with Client(f"127.0.0.1:{port}", timeout=3) as plaintext, pytest.raises(Unreachable) as err:
+        plaintext.reservations()
+    assert f"cannot reach dcilab controller at 127.0.0.1:{port}" in str(err.value)
+    with Client(f"127.0.0.1:{port}", tls=True, timeout=3) as untrusting:  # system roots only
+        with pytest.raises(Unreachable):
+            untrusting.reservations()
+
+
+def test_mutual_tls_refuses_clients_without_a_trusted_certificate(serve, pki):
+    port = serve(tls=TlsConfig.from_files(pki.server_cert, pki.server_key, pki.ca))
+    ca = pki.ca.read_bytes()
+    with Client(f"127.0.0.1:{port}", ca=ca, cert=pki.client_cert.read_bytes(),
+                key=pki.client_key.read_bytes()) as trusted:
+        assert trusted.reserve("dc1-h1", "dc2-h1", 1).reservation_id
+    with Client(f"127.0.0.1:{port}", ca=ca, timeout=3) as no_cert:
+        with pytest.raises(Unreachable):
+            no_cert.reservations()
+    with Client(f"127.0.0.1:{port}", ca=ca, cert=pki.other_client_cert.read_bytes(),
+                key=pki.other_client_key.read_bytes(), timeout=3) as stranger:
+        with pytest.raises(Unreachable):
+            stranger.reservations()
+
+
+def test_unreadable_certificate_is_a_clear_error(tmp_path):
+    with pytest.raises(ServerError, match="cannot read TLS certificate"):
+        TlsConfig.from_files(tmp_path / "nope.pem", tmp_path / "nope.key")

@@ -1,0 +1,186 @@
+"""deploy/prometheus: the shipped config, the rules and their promtool unit tests, checked
+with the real promtool; and every rule refers only to metrics and labels that exist."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dcilab.metrics import FabricCollector, Metrics
+from dcilab.metrics.prometheus_server import JOB, local_config
+from dcilab.te.load import LoadTracker
+
+from fabric_helpers import topology
+
+REPO = Path(__file__).resolve().parents[3]
+PROM = REPO / "deploy" / "prometheus"
+ALERTS = {"DcilabControllerDown", "DcilabWavelengthUtilizationHigh", "DcilabWavelengthMarginLow",
+          "DcilabSwitchDisconnected", "DcilabReservationsRefused"}
+# Series Prometheus itself makes, and labels it adds.
+BUILTIN_SERIES = {"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"}
+BUILTIN_LABELS = {"job", "instance", "le", "alertname", "alertstate", "__name__"}
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("promtool is missing in CI: apt-get install -y prometheus")
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    return path
+
+
+def run(*args, cwd=PROM):
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def rules() -> dict:
+    return yaml.safe_load((PROM / "rules.yml").read_text())
+
+
+def test_promtool_check_config_of_the_shipped_file(promtool):
+    done = run(promtool, "check", "config", "prometheus.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_check_rules(promtool):
+    done = run(promtool, "check", "rules", "rules.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
+def test_promtool_test_rules(promtool):
+    done = run(promtool, "test", "rules", "rules_test.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_local_config_of_demo_and_tests_is_valid(promtool, tmp_path):
+    shutil.copy(PROM / "rules.yml", tmp_path / "rules.yml")
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(
+        local_config(["127.0.0.1:9108"], "1s", ["rules.yml"])))
+    done = run(promtool, "check", "config", "prometheus.yml", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_shipped_and_local_configs_scrape_the_same_job():
+    shipped = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    [job] = shipped["scrape_configs"]
+    assert job["job_name"] == JOB
+    assert job["static_configs"][0]["targets"] == ["host.docker.internal:9108"]
+    assert shipped["rule_files"] == ["rules.yml"]
+    assert local_config(["x:1"])["scrape_configs"][0]["job_name"] == JOB
+
+
+def test_every_alert_has_a_firing_and_a_quiet_unit_test():
+    alerts = {r["alert"] for g in rules()["groups"] for r in g["rules"] if "alert" in r}
+    assert alerts == ALERTS
+    tests = yaml.safe_load((PROM / "rules_test.yml").read_text())["tests"]
+    firing, quiet = set(), set()
+    for case in tests:
+        for check in case.get("alert_rule_test", []):
+            (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
+    assert firing == alerts, f"no firing test for {alerts - firing}"
+    assert quiet == alerts, f"no quiet test for {alerts - quiet}"
+
+
+def test_every_recording_rule_has_a_unit_test():
+    recorded = {r["record"] for g in rules()["groups"] for r in g["rules"] if "record" in r}
+    tests = yaml.safe_load((PROM / "rules_test.yml").read_text())["tests"]
+    tested = {c["expr"] for case in tests for c in case.get("promql_expr_test", [])}
+    assert recorded <= tested, recorded - tested
+
+
+def test_every_alert_has_severity_summary_and_description():
+    for group in rules()["groups"]:
+        for rule in group["rules"]:
+            if "alert" in rule:
+                assert rule["labels"]["severity"] in ("info", "warning", "critical")
+                assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+# -- names and labels exist -----------------------------------------------------------------
+
+def exported() -> tuple[set[str], set[str]]:
+    """(series names, label names) the controller exports, from a fake-service scrape."""
+    fabric = topology("two-dc")
+
+    class Service:
+        def __init__(self):
+            self.fabric = fabric
+
+        def link_loads(self):
+            return LoadTracker(fabric).snapshot()
+
+        def list(self, state=None):
+            return []
+
+        def switch_status(self):
+            return {}
+
+        def elephant_count(self):
+            return 0
+
+    metrics = Metrics()
+    metrics.registry.register(FabricCollector(Service()))
+    families = text_string_to_metric_families(generate_latest(metrics.registry).decode())
+    names, labels = set(), set()
+    for family in families:
+        for s in family.samples:
+            names.add(s.name)
+            labels.update(s.labels)
+    return names, labels
+
+
+NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+PROMQL_WORDS = {"sum", "max", "min", "count", "avg", "by", "without", "on", "ignoring",
+                "group_left", "group_right", "rate", "increase", "histogram_quantile", "topk",
+                "bottomk", "or", "and", "unless", "vector", "time", "bool", "offset",
+                "max_over_time", "min_over_time", "avg_over_time", "abs", "clamp_min",
+                "clamp_max", "label_replace", "scalar", "irate", "delta", "sort_desc"}
+
+
+def series_in(expr: str) -> set[str]:
+    """Metric names an expression selects (crude: identifiers not followed by '(')."""
+    expr = re.sub(r'"[^"]*"', '""', expr)                  # drop string literals
+    expr = re.sub(r"\{[^}]*\}", "{}", expr)                 # and matchers
+    expr = re.sub(r"\[[^\]]*\]", "[]", expr)                # and ranges
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    found = set()
+    for m in NAME_RE.finditer(expr):
+        word = m.group()
+        rest = expr[m.end():].lstrip()
+        if word in PROMQL_WORDS or rest.startswith("(") or re.fullmatch(r"\d.*", word):
+            continue
+        if word.startswith("$"):
+            continue
+        found.add(word)
+    return found
+
+
+def labels_in(expr: str) -> set[str]:
+    used = set()
+    for matchers in re.findall(r"\{([^}]*)\}", expr):
+        used.update(re.findall(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)", matchers))
+    for group in re.findall(r"\b(?:by|without|on|ignoring)\s*\(([^)]*)\)", expr):
+        used.update(x.strip() for x in group.split(",") if x.strip())
+    return used
+
+
+def test_rules_use_only_exported_metrics_and_labels():
+    names, labels = exported()
+    recorded = {r["record"] for g in rules()["groups"] for r in g["rules"] if "record" in r}
+    for group in rules()["groups"]:
+        for rule in group["rules"]:
+            expr = rule["expr"]
+            unknown = series_in(expr) - names - recorded - BUILTIN_SERIES
+            assert not unknown, (rule.get("record") or rule.get("alert"), unknown)
+            assert labels_in(expr) <= labels | BUILTIN_LABELS, expr

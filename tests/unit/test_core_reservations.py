@@ -1,0 +1,367 @@
+"""FabricController reservations end to end through simulated switches.
+
+Every switch of two-dc is connected, told its ports and programmed; the Outbox messages
+are applied to one FakeOFTable per dpid, wired into a FakeFabric by fabric_helpers, and
+packets are traced through it.
+
+By hand from two-dc.yaml: dc1-h1 is dc1-leaf1 port 1 (10.1.1.1); dc2-h3 is dc2-leaf2 port 1
+(10.2.2.3). dc1-h1 -> dc2-h3 crosses dc1-leaf1, a dc1 spine, dc1-gw1, one wavelength,
+dc2-gw1, a dc2 spine, dc2-leaf2: six switches. scale 1e-4, so 36 Gb/s is policed at
+36e9 x 1e-4 = 3.6e6 b/s = 3600 kb/s, burst max(120, 3600 x 0.1) = 360 kbit.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fabric_helpers import fake_fabric, tcp_packet, topology
+from fakeoftable import FakeOFTable, Outcome
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from dcilab.core.controller import FabricController, Outbox
+from dcilab.core.reservation_rules import PRIORITY_RESERVATION
+from dcilab.te.reservations import AdmissionError, ReservationRequest, State
+
+SRC, DST = "dc1-h1", "dc2-h3"
+RATE_KBPS = 3600            # 36 Gb/s x 1e-4
+BURST_KBITS = 360
+
+
+class Lab:
+    """A controller and the simulated switches its messages land on."""
+
+    def __init__(self, fabric, ctl=None):
+        self.fabric = fabric
+        self.ctl = ctl or FabricController(fabric)
+        self.net = fake_fabric(fabric, {name: [] for name in fabric.switches})
+        self.sent: dict[int, list] = {}
+
+    def dpid(self, name: str) -> int:
+        return self.fabric.switches[name].dpid
+
+    def table(self, name: str) -> FakeOFTable:
+        return self.net.tables[self.dpid(name)]
+
+    def send(self, outbox: Outbox) -> Outbox:
+        for dpid, msgs in outbox.messages.items():
+            self.sent.setdefault(dpid, []).extend(msgs)
+            self.net.tables[dpid].apply(msgs)
+        return outbox
+
+    def ports(self, name: str) -> dict[int, str]:
+        sw = self.fabric.switches[name]
+        return {p: sw.interface(p) for p in self.fabric.ports(name)} | {ofp.OFPP_LOCAL: sw.bridge}
+
+    def connect(self, name: str) -> list:
+        """Connect and describe ports; returns the program messages (already applied)."""
+        dpid = self.dpid(name)
+        hello = self.ctl.switch_connected(dpid)
+        assert [type(m) for m in hello.messages[dpid]] == [parser.OFPPortDescStatsRequest]
+        out = self.send(self.ctl.ports_described(dpid, self.ports(name)))
+        assert self.ctl.switches[dpid].problems == []
+        assert isinstance(out.messages[dpid][-1], parser.OFPBarrierRequest)
+        return out.messages[dpid]
+
+    def barrier(self, name: str) -> Outbox:
+        return self.send(self.ctl.barrier_replied(self.dpid(name)))
+
+    def bring_up_all(self) -> None:
+        for name in self.fabric.switches:
+            self.connect(name)
+        for name in self.fabric.switches:
+            self.barrier(name)
+        assert self.ctl.ready
+
+    def trace(self, src: str, dst: str):
+        s, d = self.fabric.hosts[src], self.fabric.hosts[dst]
+        return self.net.trace(self.dpid(s.leaf), s.port, tcp_packet(s, d))
+
+    def states(self) -> dict[str, object]:
+        return {name: self.table(name).table_state() for name in self.fabric.switches}
+
+
+@pytest.fixture
+def fabric():
+    return topology("two-dc")
+
+
+@pytest.fixture
+def lab(fabric):
+    lab = Lab(fabric)
+    lab.bring_up_all()
+    return lab
+
+
+def request(src=SRC, dst=DST, gbps=36.0, **kw) -> ReservationRequest:
+    return ReservationRequest(src, dst, gbps, **kw)
+
+
+def hop_switches(res) -> list[str]:
+    return [h.switch for h in res.hops]
+
+
+def assert_pinned(lab: Lab, res) -> None:
+    """The reservation's traffic follows its hops, one way only, and is metered at ingress."""
+    fabric = lab.fabric
+    src, dst = fabric.hosts[res.request.src_host], fabric.hosts[res.request.dst_host]
+    paths = lab.trace(src.name, dst.name)
+    assert len(paths) == 1, [p.choices for p in paths]
+    path = paths[0]
+    assert path.choices == ()
+    assert path.outcome is Outcome.EGRESS
+    assert path.end == (lab.dpid(dst.leaf), dst.port)
+    assert [(h.dpid, h.out_port) for h in path.hops] == \
+        [(lab.dpid(h.switch), h.out_port) for h in res.hops]
+    pkt = {**tcp_packet(src, dst)}
+    ingress = lab.table(src.leaf)
+    assert ingress.meter_for(pkt) == res.meter_id
+    meter = ingress.meters[res.meter_id]
+    assert meter.flags & ofp.OFPMF_KBPS
+    assert [b.rate for b in meter.bands] == [round(res.request.bandwidth_gbps * 1e9
+                                                   * fabric.scale / 1000)]
+    # Above every other rule on every switch of the path.
+    for hop_in, hop in zip(path.hops, res.hops):
+        table = lab.net.tables[hop_in.dpid]
+        entry = table.lookup({**pkt, "in_port": hop_in.in_port})
+        assert entry.priority == PRIORITY_RESERVATION
+        others = [e.priority for e in table.flows() if e.priority != PRIORITY_RESERVATION]
+        assert PRIORITY_RESERVATION > max(others)
+    # Only the ingress leaf meters it.
+    for hop_in in path.hops[1:]:
+        assert lab.net.tables[hop_in.dpid].meter_for({**pkt, "in_port": hop_in.in_port}) is None
+
+
+def assert_spread(lab: Lab, src: str, dst: str) -> None:
+    paths = lab.trace(src, dst)
+    d = lab.fabric.hosts[dst]
+    assert len(paths) > 1
+    assert all(p.choices for p in paths)
+    assert {p.end for p in paths} == {(lab.dpid(d.leaf), d.port)}
+    assert all(p.outcome is Outcome.EGRESS for p in paths)
+
+
+# --- before any reservation ------------------------------------------------------------------
+
+
+def test_without_reservations_traffic_spreads_and_is_unmetered(lab):
+    assert_spread(lab, SRC, DST)
+    s, d = lab.fabric.hosts[SRC], lab.fabric.hosts[DST]
+    assert lab.table("dc1-leaf1").meter_for(tcp_packet(s, d)) is None
+
+
+# --- admitting and pinning -------------------------------------------------------------------
+
+
+def test_reservation_pins_the_pair_and_meters_it_at_the_ingress_leaf(lab):
+    out = lab.send(lab.ctl.reserve(request(), "r1", 0.0))
+    assert len(out.changed) == 1
+    res = out.changed[0]
+    assert res.state is State.PENDING and res.reservation_id == "r1"
+    switches = hop_switches(res)
+    assert switches[0] == "dc1-leaf1" and switches[-1] == "dc2-leaf2"
+    assert switches[2:4] == ["dc1-gw1", "dc2-gw1"]
+    assert len(switches) == 6
+    # Messages go to exactly the path's switches, each batch closed by a barrier.
+    assert set(out.messages) == {lab.dpid(s) for s in switches}
+    for msgs in out.messages.values():
+        assert isinstance(msgs[-1], parser.OFPBarrierRequest)
+    assert_pinned(lab, res)
+    meter = lab.table("dc1-leaf1").meters[res.meter_id]
+    assert [(b.rate, b.burst_size) for b in meter.bands] == [(RATE_KBPS, BURST_KBITS)]
+    assert isinstance(meter.bands[0], parser.OFPMeterBandDrop)
+    # Other pairs, and the reverse direction, still spread over the select groups.
+    assert_spread(lab, "dc1-h2", "dc2-h4")
+    assert_spread(lab, DST, SRC)
+    assert_spread(lab, SRC, "dc2-h4")
+
+
+def test_pending_until_every_path_switch_acknowledges(lab):
+    res = lab.send(lab.ctl.reserve(request(), "r1", 0.0)).changed[0]
+    switches = hop_switches(res)
+    # Barrier replies from switches off the path change nothing.
+    for name in lab.fabric.switches:
+        if name not in switches:
+            assert lab.barrier(name).changed == []
+    for name in switches[:-1]:
+        assert lab.barrier(name).changed == []
+        assert lab.ctl.book.get("r1").state is State.PENDING
+    done = lab.barrier(switches[-1])
+    assert [(r.reservation_id, r.state) for r in done.changed] == [("r1", State.ACTIVE)]
+    assert lab.ctl.book.get("r1").state is State.ACTIVE
+    # Later replies do not report it again.
+    for name in switches:
+        assert lab.barrier(name).changed == []
+
+
+def test_reservation_barrier_counts_after_the_program_barrier():
+    fabric = topology("two-dc")
+    lab = Lab(fabric)
+    for name in fabric.switches:
+        lab.connect(name)                      # programs sent, barriers not yet back
+    res = lab.send(lab.ctl.reserve(request(), "r1", 0.0)).changed[0]
+    switches = hop_switches(res)
+    for name in switches:                      # these answer the program barriers
+        assert lab.barrier(name).changed == []
+    assert lab.ctl.book.get("r1").state is State.PENDING
+    for name in switches[:-1]:
+        assert lab.barrier(name).changed == []
+    assert [r.state for r in lab.barrier(switches[-1]).changed] == [State.ACTIVE]
+
+
+def test_reservation_before_switches_connect_goes_out_in_their_program(fabric):
+    lab = Lab(fabric)
+    out = lab.ctl.reserve(request(), "r1", 0.0)
+    assert out.messages == {}
+    res = out.changed[0]
+    assert res.state is State.PENDING
+    switches = hop_switches(res)
+    for name in fabric.switches:
+        program = lab.connect(name)
+        pinned = [m for m in program if isinstance(m, parser.OFPFlowMod)
+                  and m.priority == PRIORITY_RESERVATION]
+        assert len(pinned) == (1 if name in switches else 0), name
+    assert_pinned(lab, res)
+    for name in fabric.switches:
+        if name not in switches:
+            assert lab.barrier(name).changed == []
+    for name in switches[:-1]:
+        assert lab.barrier(name).changed == []
+    assert lab.ctl.book.get("r1").state is State.PENDING
+    assert [r.state for r in lab.barrier(switches[-1]).changed] == [State.ACTIVE]
+
+
+def test_a_switch_that_reconnects_while_pending_gets_the_rules_in_its_program(lab):
+    res = lab.send(lab.ctl.reserve(request(), "r1", 0.0)).changed[0]
+    switches = hop_switches(res)
+    gw = switches[2]
+    lab.ctl.switch_disconnected(lab.dpid(gw))
+    lab.net.tables[lab.dpid(gw)] = FakeOFTable()          # came back empty
+    for name in switches:
+        if name != gw:
+            assert lab.barrier(name).changed == []
+    assert lab.ctl.book.get("r1").state is State.PENDING
+    lab.connect(gw)
+    assert_pinned(lab, res)
+    assert [r.state for r in lab.barrier(gw).changed] == [State.ACTIVE]
+
+
+def test_idempotent_retry_sends_nothing(lab):
+    first = lab.send(lab.ctl.reserve(request(request_id="job"), "r1", 0.0))
+    again = lab.ctl.reserve(request(request_id="job"), "r2", 1.0)
+    assert again.messages == {} and again.changed == []
+    assert set(lab.ctl.book.reservations) == {"r1"}
+    assert_pinned(lab, first.changed[0])
+
+
+def test_refusal_sends_nothing(lab):
+    with pytest.raises(AdmissionError) as info:
+        lab.ctl.reserve(request(gbps=361), "big", 0.0)      # a wavelength holds 360
+    assert info.value.code == AdmissionError.EXHAUSTED
+    assert lab.ctl.book.reservations == {}
+
+
+# --- release and expiry ----------------------------------------------------------------------
+
+
+def fresh_states(fabric) -> dict[str, object]:
+    """Table states of switches programmed by a controller that never saw a reservation."""
+    other = Lab(fabric)
+    other.bring_up_all()
+    return other.states()
+
+
+def test_release_removes_the_pin_and_the_meter(lab, fabric):
+    res = lab.send(lab.ctl.reserve(request(), "r1", 0.0)).changed[0]
+    for name in hop_switches(res):
+        lab.barrier(name)
+    out = lab.send(lab.ctl.end("r1"))
+    assert [(r.reservation_id, r.state) for r in out.changed] == [("r1", State.RELEASED)]
+    assert set(out.messages) == {lab.dpid(s) for s in hop_switches(res)}
+    assert res.meter_id not in lab.table("dc1-leaf1").meters
+    assert_spread(lab, SRC, DST)
+    s, d = fabric.hosts[SRC], fabric.hosts[DST]
+    assert lab.table("dc1-leaf1").meter_for(tcp_packet(s, d)) is None
+    assert lab.states() == fresh_states(fabric)
+    # Ending it again: nothing to send, nothing changed.
+    again = lab.ctl.end("r1")
+    assert again.messages == {} and again.changed == []
+    with pytest.raises(AdmissionError) as info:
+        lab.ctl.end("nope")
+    assert info.value.code == AdmissionError.NOT_FOUND
+
+
+def test_expire_ends_due_reservations(lab, fabric):
+    timed = lab.send(lab.ctl.reserve(request(duration_s=10), "timed", 100.0)).changed[0]
+    keep = lab.send(lab.ctl.reserve(request("dc1-h2", "dc2-h4"), "keep", 100.0)).changed[0]
+    early = lab.ctl.expire(109.999)
+    assert early.messages == {} and early.changed == []
+    out = lab.send(lab.ctl.expire(110.0))
+    assert [(r.reservation_id, r.state) for r in out.changed] == [("timed", State.EXPIRED)]
+    assert lab.ctl.book.get("timed").state is State.EXPIRED
+    assert timed.meter_id not in lab.table("dc1-leaf1").meters
+    assert_spread(lab, SRC, DST)
+    assert_pinned(lab, keep)
+    assert lab.ctl.expire(10 ** 9).changed == []
+
+
+def test_reservations_of_one_pair_share_a_path_and_a_meter_at_their_sum(lab, fabric):
+    first = lab.send(lab.ctl.reserve(request(), "r1", 0.0)).changed[0]
+    second = lab.send(lab.ctl.reserve(request(gbps=20), "r2", 0.0)).changed[0]
+    assert second.hops == first.hops and second.meter_id == first.meter_id
+    ingress = lab.table(fabric.hosts["dc1-h1"].leaf)
+    assert [b.rate for b in ingress.meters[first.meter_id].bands] == \
+        [round((36 + 20) * 1e9 * fabric.scale / 1000)]
+    lab.send(lab.ctl.end("r1"))
+    assert lab.ctl.book.get("r2").state.live
+    # r2 still holds its bandwidth, so its traffic must still be pinned and policed at 20.
+    assert_pinned(lab, second)
+
+
+# --- reconnects and restore ---------------------------------------------------------------
+
+
+def test_reprogramming_after_reconnect_is_idempotent_and_keeps_reservations(lab, fabric):
+    res = lab.send(lab.ctl.reserve(request(), "r1", 0.0)).changed[0]
+    for name in hop_switches(res):
+        lab.barrier(name)
+    assert lab.ctl.book.get("r1").state is State.ACTIVE
+    before = lab.states()
+    for name in fabric.switches:
+        lab.ctl.switch_disconnected(lab.dpid(name))
+    programs = {name: lab.connect(name) for name in fabric.switches}   # onto the old tables
+    assert lab.states() == before
+    # The same program on an empty switch gives the same state too.
+    for name, program in programs.items():
+        empty = FakeOFTable()
+        empty.apply(program)
+        assert empty.table_state() == before[name], name
+    for name in fabric.switches:
+        assert lab.barrier(name).changed == []      # already active: nothing to report
+    assert lab.ctl.book.get("r1").state is State.ACTIVE
+    assert_pinned(lab, res)
+
+
+def test_restore_puts_a_stored_reservation_back(fabric):
+    old = Lab(fabric)
+    pending = old.ctl.reserve(request(), "r1", 0.0).changed[0]
+    active = old.ctl.reserve(request("dc1-h2", "dc2-h4", 50), "r2", 0.0).changed[0]
+    active = active.with_state(State.ACTIVE)
+    released = old.ctl.reserve(request("dc1-h3", "dc2-h1", 10), "r3", 0.0).changed[0]
+    released = old.ctl.end("r3").changed[0]
+
+    lab = Lab(fabric)
+    for res in (pending, active, released):
+        lab.ctl.restore(res)
+    assert lab.ctl.book.get("r3").state is State.RELEASED
+    lab.bring_up_all()
+    assert_pinned(lab, pending)
+    assert_pinned(lab, active)
+    assert_spread(lab, "dc1-h3", "dc2-h1")
+    assert lab.ctl.book.get("r1").state is State.ACTIVE
+    assert lab.ctl.book.get("r2").state is State.ACTIVE
+    # The restored bandwidth is held: a new reservation gets a fresh meter id and the
+    # wavelengths count what is already booked.
+    new = lab.send(lab.ctl.reserve(request("dc1-h4", "dc2-h2", 10), "r4", 0.0)).changed[0]
+    assert new.meter_id not in {pending.meter_id, active.meter_id, released.meter_id}
+    assert_pinned(lab, new)
+    assert_pinned(lab, pending)

@@ -1,0 +1,214 @@
+"""LoadTracker: port counters -> per-direction rates, utilizations and totals in real units.
+
+two-dc has scale 1e-4: one emulated byte stands for 10,000 real bytes. Its intra-site and
+host links run at 800 Gb/s (real). Ports (by hand from the file): dc1-leaf1 has hosts on
+1, 2 and spines on 3, 4; dc1-spine1 has leaves on 1, 2 and gateways on 3, 4.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fabric_helpers import topology
+
+from dcilab.core.controller import FabricController
+from dcilab.te.load import Direction, LoadTracker
+from dcilab.te.reservations import ReservationRequest
+
+SCALE = 1e-4
+UPLINK = "dc1-leaf1~spine1"        # dc1-leaf1 port 3 <-> dc1-spine1 port 1
+UP = Direction(UPLINK, "dc1-leaf1", "dc1-spine1")
+DOWN = Direction(UPLINK, "dc1-spine1", "dc1-leaf1")
+
+
+@pytest.fixture
+def fabric():
+    f = topology("two-dc")
+    assert f.scale == SCALE
+    assert f.ports("dc1-leaf1")[3].name == UPLINK and f.ports("dc1-spine1")[1].name == UPLINK
+    assert f.ports("dc1-leaf1")[1].name == "dc1-h1"
+    return f
+
+
+@pytest.fixture
+def tracker(fabric):
+    return LoadTracker(fabric)
+
+
+def load_of(snapshot, d: Direction):
+    hits = [x for x in snapshot if (x.link, x.src, x.dst) == (d.link, d.src, d.dst)]
+    assert len(hits) == 1, d
+    return hits[0]
+
+
+def test_rate_and_utilization_in_real_units(tracker):
+    tracker.sample("dc1-leaf1", {3: (0, 0)}, 100.0)
+    tracker.sample("dc1-leaf1", {3: (1_000_000, 250_000)}, 101.0)
+    # 1e6 emulated bytes / 1e-4 = 1e10 real bytes in 1 s = 8e10 b/s = 80 Gb/s.
+    up = load_of(tracker.snapshot(), UP)
+    assert up.rate_bps == pytest.approx(8e10)
+    assert up.utilization_ratio == pytest.approx(8e10 / 800e9)      # 0.1
+    assert up.capacity_bps == pytest.approx(800e9)
+    assert up.transmit_bytes_total == pytest.approx(1e10)
+    assert up.kind == "fabric" and up.site_a == up.site_b == "dc1"
+    # The other direction comes from the leaf's rx counter: 2.5e9 bytes -> 20 Gb/s.
+    down = load_of(tracker.snapshot(), DOWN)
+    assert down.rate_bps == pytest.approx(2e10)
+    assert down.utilization_ratio == pytest.approx(0.025)
+
+
+def test_rate_is_per_second_of_the_interval(tracker):
+    tracker.sample("dc1-leaf1", {3: (0, 0)}, 0.0)
+    tracker.sample("dc1-leaf1", {3: (1_000_000, 0)}, 4.0)
+    # 1e10 real bytes over 4 s: 2e10 b/s.
+    assert load_of(tracker.snapshot(), UP).rate_bps == pytest.approx(2e10)
+    assert tracker.rate_bps(UP) == pytest.approx(2e10)
+
+
+def test_first_sample_is_only_a_baseline(tracker):
+    tracker.sample("dc1-leaf1", {3: (10 ** 12, 10 ** 12)}, 0.0)
+    up = load_of(tracker.snapshot(), UP)
+    assert up.rate_bps == 0.0
+    assert up.transmit_bytes_total == 0.0
+
+
+def test_counter_going_backwards_gives_zero_then_resumes(tracker):
+    tracker.sample("dc1-leaf1", {3: (0, 0)}, 0.0)
+    tracker.sample("dc1-leaf1", {3: (1_000_000, 0)}, 1.0)
+    total_before = load_of(tracker.snapshot(), UP).transmit_bytes_total
+    tracker.sample("dc1-leaf1", {3: (500_000, 0)}, 2.0)          # reset / wrap
+    up = load_of(tracker.snapshot(), UP)
+    assert up.rate_bps == 0.0
+    assert up.transmit_bytes_total == pytest.approx(total_before)
+    tracker.sample("dc1-leaf1", {3: (1_500_000, 0)}, 3.0)        # +1e6 from the new base
+    up = load_of(tracker.snapshot(), UP)
+    assert up.rate_bps == pytest.approx(8e10)
+    assert up.transmit_bytes_total == pytest.approx(2e10)
+
+
+def test_64_bit_wrap_is_not_an_absurd_rate(tracker):
+    top = 2 ** 64 - 1000
+    tracker.sample("dc1-leaf1", {3: (top, top)}, 0.0)
+    tracker.sample("dc1-leaf1", {3: (5000, 5000)}, 1.0)
+    for d in (UP, DOWN):
+        x = load_of(tracker.snapshot(), d)
+        assert 0.0 <= x.rate_bps <= x.capacity_bps
+        assert x.transmit_bytes_total == 0.0
+
+
+def test_switch_reconnect_never_gives_negative_rates_and_totals_keep_growing(tracker):
+    totals = []
+
+    def observe():
+        snap = tracker.snapshot()
+        for x in snap:
+            assert x.rate_bps >= 0.0
+            assert x.utilization_ratio >= 0.0
+            assert x.rate_bps <= x.capacity_bps * 1.01, x
+        up = load_of(snap, UP)
+        totals.append(up.transmit_bytes_total)
+        return up
+
+    tracker.sample("dc1-leaf1", {3: (0, 0), 1: (0, 0)}, 0.0)
+    tracker.sample("dc1-leaf1", {3: (5_000_000, 1_000_000), 1: (100, 100)}, 1.0)
+    assert observe().rate_bps == pytest.approx(4e11)       # 5e10 real bytes in 1 s
+    tracker.switch_down("dc1-leaf1")
+    up = observe()
+    assert up.rate_bps == 0.0 and not up.up
+    # Reconnected: counters restart small; the first sample is a new baseline.
+    tracker.sample("dc1-leaf1", {3: (100, 50), 1: (10, 10)}, 30.0)
+    assert observe().rate_bps == 0.0
+    tracker.sample("dc1-leaf1", {3: (100 + 1_000_000, 50), 1: (10, 10)}, 31.0)
+    assert observe().rate_bps == pytest.approx(8e10)
+    assert totals == sorted(totals)
+    assert totals[-1] == pytest.approx(5e10 + 1e10)
+
+
+def test_host_link_directions_use_the_leaf_counters(tracker):
+    # dc1-h1 hangs off dc1-leaf1 port 1; the host has no counters of its own.
+    tracker.sample("dc1-leaf1", {1: (0, 0)}, 0.0)
+    tracker.sample("dc1-leaf1", {1: (200_000, 1_000_000)}, 2.0)
+    snap = tracker.snapshot()
+    to_leaf = load_of(snap, Direction("dc1-h1", "dc1-h1", "dc1-leaf1"))
+    to_host = load_of(snap, Direction("dc1-h1", "dc1-leaf1", "dc1-h1"))
+    # host -> leaf is what the leaf received: 1e6 / 1e-4 * 8 / 2 s = 4e10 b/s.
+    assert to_leaf.rate_bps == pytest.approx(4e10)
+    assert to_leaf.transmit_bytes_total == pytest.approx(1e10)
+    assert to_leaf.kind == "host"
+    # leaf -> host is what the leaf sent: 2e5 / 1e-4 * 8 / 2 = 8e9 b/s.
+    assert to_host.rate_bps == pytest.approx(8e9)
+    assert to_host.utilization_ratio == pytest.approx(8e9 / 800e9)
+
+
+def test_receive_total_comes_from_the_far_end(tracker):
+    tracker.sample("dc1-leaf1", {3: (0, 0)}, 0.0)
+    tracker.sample("dc1-spine1", {1: (0, 0)}, 0.0)
+    tracker.sample("dc1-leaf1", {3: (1_000_000, 0)}, 1.0)
+    tracker.sample("dc1-spine1", {1: (0, 900_000)}, 1.0)     # 10% lost on the way
+    up = load_of(tracker.snapshot(), UP)
+    assert up.transmit_bytes_total == pytest.approx(1e10)
+    assert up.receive_bytes_total == pytest.approx(9e9)
+    assert up.rate_bps == pytest.approx(8e10)                 # the sender's rate
+
+
+def test_reserved_bps_is_per_direction(tracker, fabric):
+    snap = tracker.snapshot({UP: 36e9})
+    assert load_of(snap, UP).reserved_bps == 36e9
+    assert load_of(snap, DOWN).reserved_bps == 0.0
+    assert len(snap) == 2 * len(fabric.links)
+
+
+def test_up_follows_switches_and_ports(tracker):
+    # Nothing heard from yet: down.
+    assert not load_of(tracker.snapshot(), UP).up
+    tracker.sample("dc1-leaf1", {}, 0.0)
+    assert not load_of(tracker.snapshot(), UP).up          # spine still unheard
+    tracker.sample("dc1-spine1", {}, 0.0)
+    assert load_of(tracker.snapshot(), UP).up and load_of(tracker.snapshot(), DOWN).up
+    assert load_of(tracker.snapshot(), Direction("dc1-h1", "dc1-h1", "dc1-leaf1")).up
+    tracker.port_state("dc1-spine1", 1, False)
+    snap = tracker.snapshot()
+    assert not load_of(snap, UP).up and not load_of(snap, DOWN).up
+    assert load_of(snap, Direction("dc1-h1", "dc1-h1", "dc1-leaf1")).up
+    tracker.port_state("dc1-spine1", 1, True)
+    assert load_of(tracker.snapshot(), UP).up
+
+
+# --- through the controller -----------------------------------------------------------------
+
+
+def connect_all(ctl, fabric):
+    for sw in fabric.switches.values():
+        ctl.switch_connected(sw.dpid)
+        ports = {p: sw.interface(p) for p in fabric.ports(sw.name)}
+        ctl.ports_described(sw.dpid, ports)
+        ctl.barrier_replied(sw.dpid)
+
+
+def test_controller_link_loads_carry_reservations_and_samples(fabric):
+    ctl = FabricController(fabric)
+    connect_all(ctl, fabric)
+    assert ctl.ready
+    assert set(ctl.stats_requests().messages) == {sw.dpid for sw in fabric.switches.values()}
+    out = ctl.reserve(ReservationRequest("dc1-h1", "dc2-h3", 36), "r1", 0.0)
+    res = out.changed[0]
+    leaf = fabric.switches["dc1-leaf1"].dpid
+    ctl.port_stats(leaf, {1: (0, 0)}, 10.0)
+    ctl.port_stats(leaf, {1: (0, 450_000)}, 11.0)            # 4.5e9 real bytes: 36 Gb/s
+    loads = ctl.link_loads()
+    held = [Direction("dc1-h1", "dc1-h1", "dc1-leaf1")]
+    for hop in res.hops:
+        far = fabric.link(hop.link).other(hop.switch).node
+        held.append(Direction(hop.link, hop.switch, far))
+    assert len(held) == 7
+    for d in held:
+        assert load_of(loads, d).reserved_bps == pytest.approx(36e9), d
+        back = Direction(d.link, d.dst, d.src)
+        assert load_of(loads, back).reserved_bps == 0.0, back
+    access = load_of(loads, held[0])
+    assert access.rate_bps == pytest.approx(36e9)
+    assert access.utilization_ratio == pytest.approx(36 / 800)
+    # A disconnected switch's counters are ignored, and its links read as down.
+    ctl.switch_disconnected(leaf)
+    ctl.port_stats(leaf, {1: (0, 10)}, 12.0)
+    access = load_of(ctl.link_loads(), held[0])
+    assert access.rate_bps == 0.0 and not access.up

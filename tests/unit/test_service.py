@@ -1,0 +1,241 @@
+"""ControllerService: the locked door into the core, with a fake clock, observer and store.
+
+The fabric has a single 400ZR wavelength between its two sites: 400 x 0.9 = 360 Gb/s
+reservable, i.e. exactly ten 36 Gb/s reservations each way. Host links are 4000 Gb/s so
+only the wavelength limits.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+
+from dcilab.app.service import ControllerService
+from dcilab.core.controller import FabricController
+from dcilab.fabric import parse_fabric
+from dcilab.te.load import Direction
+from dcilab.te.reservations import AdmissionError, ReservationRequest, State
+
+FABRIC = """
+name: one-wave
+scale: 1.0e-4
+sites:
+  - {name: dca, spines: 1, leaves: 1, hosts_per_leaf: 12, gateways: 1, fabric_gbps: 4000}
+  - {name: dcb, spines: 1, leaves: 1, hosts_per_leaf: 12, gateways: 1, fabric_gbps: 4000}
+dci_links:
+  - {name: ab, a: dca, b: dcb, fiber_km: 80, module: 400ZR, wavelengths: 1}
+"""
+WAVE_AB = Direction("ab.w1", "dca-gw1", "dcb-gw1")
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Observer:
+    """Records what the service reports (list.append is atomic under the GIL)."""
+
+    def __init__(self):
+        self.events: list[tuple] = []
+
+    def reservation_request(self, result, seconds):
+        assert seconds >= 0
+        self.events.append(("request", result))
+
+    def placement(self, policy):
+        self.events.append(("placement", policy))
+
+    def path_compute(self, seconds):
+        self.events.append(("path_compute",))
+
+    def openflow_sent(self, count):
+        self.events.append(("sent", count))
+
+    def openflow_error(self):
+        self.events.append(("error",))
+
+    def results(self) -> Counter:
+        return Counter(e[1] for e in self.events if e[0] == "request")
+
+
+class Store:
+    def __init__(self, stored=()):
+        self.stored = list(stored)
+        self.saved = []
+
+    def load_all(self):
+        return list(self.stored)
+
+    def save(self, res):
+        self.saved.append(res)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def fabric():
+    return parse_fabric(FABRIC)
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def observer():
+    return Observer()
+
+
+@pytest.fixture
+def service(fabric, clock, observer):
+    return ControllerService(FabricController(fabric), observer=observer, clock=clock)
+
+
+def req(i: int, gbps: float = 36.0, **kw) -> ReservationRequest:
+    n = i % 12 + 1
+    return ReservationRequest(f"dca-h{n}", f"dcb-h{n}", gbps, **kw)
+
+
+def test_64_concurrent_requests_admit_exactly_ten(service, observer):
+    threads_n = 64
+    start = threading.Barrier(threads_n)
+    admitted, refused, other = [], [], []
+    lock = threading.Lock()
+
+    def worker(i):
+        start.wait()
+        try:
+            res = service.reserve(req(i))
+        except AdmissionError as exc:
+            with lock:
+                (refused if exc.code == AdmissionError.EXHAUSTED else other).append(exc)
+        except Exception as exc:          # anything else is a failure of the service
+            with lock:
+                other.append(exc)
+        else:
+            with lock:
+                admitted.append(res)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert other == []
+    assert len(admitted) == 10
+    assert len(refused) == 54
+    assert all("ab.w1" in e.message for e in refused)
+    assert len({r.reservation_id for r in admitted}) == 10
+    book = service.core.book
+    assert book.reserved[WAVE_AB] == pytest.approx(360e9)
+    assert book.reserved[WAVE_AB] <= book.capacity_bps(WAVE_AB)
+    assert len(service.list()) == 10
+    assert observer.results() == Counter({"admitted": 10, "refused": 54})
+
+
+def test_release_then_reserve(service, clock):
+    held = [service.reserve(req(i)) for i in range(10)]
+    with pytest.raises(AdmissionError) as info:
+        service.reserve(req(10))
+    assert info.value.code == AdmissionError.EXHAUSTED
+    released = service.release(held[3].reservation_id)
+    assert released.state is State.RELEASED
+    assert service.get(held[3].reservation_id).state is State.RELEASED
+    again = service.reserve(req(10))
+    assert again.state is State.PENDING
+    with pytest.raises(AdmissionError):
+        service.reserve(req(11))
+    assert {r.reservation_id for r in service.list(State.RELEASED)} == {held[3].reservation_id}
+    assert len(service.list(State.PENDING)) == 10
+    assert len(service.list()) == 11
+
+
+def test_expire_with_the_clock_advanced(service, clock):
+    timed = service.reserve(req(0, 360, duration_s=60))
+    assert timed.created_at == 1000.0 and timed.expires_at == 1060.0
+    with pytest.raises(AdmissionError):
+        service.reserve(req(1, 1))
+    clock.now = 1059.9
+    service.expire()
+    assert service.get(timed.reservation_id).state is State.PENDING
+    clock.now = 1060.0
+    service.expire()
+    assert service.get(timed.reservation_id).state is State.EXPIRED
+    assert [r.reservation_id for r in service.list(State.EXPIRED)] == [timed.reservation_id]
+    assert service.reserve(req(1, 360)).state is State.PENDING
+
+
+def test_idempotent_request_id(service):
+    first = service.reserve(req(0, request_id="job-7"))
+    second = service.reserve(req(0, request_id="job-7"))
+    assert second.reservation_id == first.reservation_id
+    assert service.core.book.reserved[WAVE_AB] == pytest.approx(36e9)
+
+
+def test_invalid_and_not_found_are_reported(service, observer):
+    with pytest.raises(AdmissionError) as info:
+        service.reserve(ReservationRequest("dca-h1", "dca-h1", 1))
+    assert info.value.code == AdmissionError.INVALID
+    for call in (service.release, service.get):
+        with pytest.raises(AdmissionError) as info:
+            call("r-missing")
+        assert info.value.code == AdmissionError.NOT_FOUND
+    assert observer.results() == Counter({"invalid": 1})
+
+
+def test_changes_are_saved_and_restored(fabric, clock):
+    store = Store()
+    service = ControllerService(FabricController(fabric), store=store, clock=clock)
+    res = service.reserve(req(0, 100, duration_s=10))
+    assert [(r.reservation_id, r.state) for r in store.saved] == [(res.reservation_id,
+                                                                    State.PENDING)]
+    service.release(res.reservation_id)
+    assert [r.state for r in store.saved] == [State.PENDING, State.RELEASED]
+    kept = service.reserve(req(1, 200, duration_s=10))
+
+    # A new service over the same store gets the live reservation back, and its bandwidth.
+    clock.now = 1005.0
+    store2 = Store(stored=[store.saved[1], kept])
+    service2 = ControllerService(FabricController(fabric), store=store2, clock=clock)
+    assert service2.get(kept.reservation_id).state is State.PENDING
+    assert service2.get(res.reservation_id).state is State.RELEASED
+    assert service2.core.book.reserved[WAVE_AB] == pytest.approx(200e9)
+    with pytest.raises(AdmissionError):
+        service2.reserve(req(2, 161))
+    # Past its end, the restored one expires when the service starts.
+    clock.now = 1010.0
+    store3 = Store(stored=[kept])
+    service3 = ControllerService(FabricController(fabric), store=store3, clock=clock)
+    assert service3.get(kept.reservation_id).state is State.EXPIRED
+    assert [r.state for r in store3.saved] == [State.EXPIRED]
+    assert service3.core.book.reserved.get(WAVE_AB, 0.0) == pytest.approx(0.0, abs=1.0)
+
+
+def test_apply_runs_events_and_sends_what_they_return(fabric, clock, observer):
+    service = ControllerService(FabricController(fabric), observer=observer, clock=clock)
+    sent = []
+
+    def send(outbox):
+        assert service.lock._is_owned()          # sent while holding the lock
+        sent.append(outbox)
+        return sum(len(m) for m in outbox.messages.values())
+
+    service.attach(send)
+    leaf = fabric.switches["dca-leaf1"]
+    service.apply(lambda core: core.switch_connected(leaf.dpid))
+    assert list(sent[-1].messages) == [leaf.dpid]
+    assert ("sent", 1) in observer.events
+    service.apply(lambda core: None)             # an event with nothing to send
+    assert service.switch_status()["dca-leaf1"] is True
+    assert service.switch_status()["dcb-leaf1"] is False
+    loads = service.link_loads()
+    assert len(loads) == 2 * len(fabric.links)
