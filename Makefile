@@ -8,12 +8,12 @@ PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 TOPOLOGY    ?= topologies/two-dc.yaml
-APT_PACKAGES := openvswitch-switch mininet iperf3 iputils-ping ethtool iproute2
+APT_PACKAGES := openvswitch-switch mininet iperf3 iputils-ping ethtool iproute2 prometheus
 # A stamp records what was installed; it is redone when its inputs change.
 APT_STAMP   := $(VENV)/.apt-done
 PIP_STAMP   := $(VENV)/.pip-done
 
-.PHONY: demo test unit integration setup apt venv ovs clean-emulation
+.PHONY: demo test unit integration setup apt venv ovs node proto clean-emulation bench
 
 demo: setup
 	$(BIN)/dcilab demo $(TOPOLOGY)
@@ -27,7 +27,19 @@ unit: venv
 integration: setup
 	$(BIN)/pytest -q tests/integration
 
-setup: apt venv ovs
+setup: apt venv ovs node
+
+# buf (protobuf linter) from npm, pinned by package-lock.json.
+node: node_modules/.package-lock.json
+node_modules/.package-lock.json: package-lock.json
+	@# npm may come with a Node.js that is not Debian's: install Debian's only if none is there.
+	@command -v npm > /dev/null || { echo "installing Debian packages: nodejs npm"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm > /dev/null; }
+	@echo "installing buf (npm ci)"
+	@npm ci --silent --no-audit --no-fund > /dev/null
+
+proto: venv
+	$(BIN)/python -m dcilab.api.gen
 
 apt: $(APT_STAMP)
 $(APT_STAMP): Makefile
@@ -51,6 +63,9 @@ $(PIP_STAMP): pyproject.toml
 # Open vSwitch in userspace mode (no kernel module here); started only when not running.
 ovs: apt venv
 	@$(BIN)/python -m dcilab.emulation.ovs
+
+bench: venv
+	$(BIN)/dcilab bench
 
 clean-emulation: venv
 	$(BIN)/dcilab clean

@@ -14,6 +14,7 @@ from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_
 from os_ken.ofproto import ofproto_v1_3
 
 from ..core import Outbox
+from ..te.elephants import FlowKey
 from .service import ControllerService
 
 
@@ -25,6 +26,7 @@ class DcilabApp(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         self.service = dcilab_service
         self.datapaths: dict[int, object] = {}
+        self._flow_parts: dict[int, dict] = {}
         self.poll_interval_s = poll_interval_s
         self.stop_event = stop_event or threading.Event()
         self.service.attach(self.send)
@@ -79,6 +81,21 @@ class DcilabApp(app_manager.OSKenApp):
         now = time.time()
         self.service.apply(lambda core: core.port_stats(ev.msg.datapath.id, counters, now))
 
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    def _flow_stats(self, ev):
+        msg = ev.msg
+        # A large table comes in several parts: the core needs the whole of it at once.
+        counters = self._flow_parts.setdefault(msg.datapath.id, {})
+        for stat in msg.body:
+            key = _flow_key(stat.match)
+            if key is not None:
+                counters[key] = counters.get(key, 0) + stat.byte_count
+        if msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE:
+            return
+        del self._flow_parts[msg.datapath.id]
+        now = time.time()
+        self.service.apply(lambda core: core.flow_stats(ev.msg.datapath.id, counters, now))
+
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
         msg = ev.msg
@@ -105,3 +122,13 @@ class DcilabApp(app_manager.OSKenApp):
             return
         del self.datapaths[datapath.id]
         self.service.apply(lambda core: core.switch_disconnected(datapath.id))
+
+
+def _flow_key(match) -> FlowKey | None:
+    """The 5-tuple of a learned per-flow entry; None for the table's own learn rules."""
+    fields = dict(match.items())
+    proto = fields.get("ip_proto")
+    l4 = {6: ("tcp_src", "tcp_dst"), 17: ("udp_src", "udp_dst")}.get(proto)
+    if l4 is None or "ipv4_src" not in fields or l4[0] not in fields:
+        return None
+    return FlowKey(fields["ipv4_src"], fields["ipv4_dst"], proto, fields[l4[0]], fields[l4[1]])

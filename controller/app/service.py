@@ -78,8 +78,13 @@ class ControllerService:
     def apply(self, event: Callable[[FabricController], Outbox | None]) -> None:
         """Run one core event under the lock, persist what changed, send what it returns."""
         with self.lock:
+            started = time.perf_counter()
             outbox = event(self.core)
             if outbox is not None:
+                if outbox.placements:
+                    self.observer.path_compute(time.perf_counter() - started)
+                    for _ in range(outbox.placements):
+                        self.observer.placement(self.core.policy)
                 self._deliver(outbox)
 
     def _deliver(self, outbox: Outbox) -> None:
@@ -113,7 +118,8 @@ class ControllerService:
         finally:
             elapsed = time.perf_counter() - started
             self.observer.reservation_request(result, elapsed)
-            self.observer.path_compute(elapsed)
+            if result == "admitted":
+                self.observer.path_compute(elapsed)
 
     def release(self, reservation_id: str) -> Reservation:
         with self.lock:
@@ -146,7 +152,8 @@ class ControllerService:
             return {s.name: s.connected for s in self.core.switches.values()}
 
     def elephant_count(self) -> int:
-        return 0
+        with self.lock:
+            return self.core.steering.elephant_count
 
     def close(self) -> None:
         if self.store is not None:

@@ -46,6 +46,7 @@ def register(sub) -> None:
                    help="share of each link's capacity that reservations may take (default 0.9)")
     p.add_argument("--poll-interval", type=float, default=1.0, metavar="S",
                    help="seconds between port statistics polls (default 1)")
+    add_steering_arguments(p)
     p.add_argument("--tls-cert", type=Path, help="serve gRPC over TLS with this certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     p.add_argument("--tls-client-ca", type=Path,
@@ -55,6 +56,29 @@ def register(sub) -> None:
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"], help="default info")
     p.set_defaults(run=run)
+
+
+def add_steering_arguments(p) -> None:
+    """The elephant steering options (shared with `dcilab demo`)."""
+    p.add_argument("--policy", choices=["ecmp", "shortest", "loadaware"], default="loadaware",
+                   help="where elephant flows go: ecmp (static 5-tuple hash over equal-cost "
+                        "paths and wavelengths), shortest (one path, one wavelength per site "
+                        "pair), loadaware (each elephant pinned where utilization is lowest; "
+                        "default)")
+    p.add_argument("--elephant-fraction", type=float, default=0.1, metavar="F",
+                   help="a flow is an elephant at this share of its wavelength's rate "
+                        "(default 0.1)")
+    p.add_argument("--elephant-polls", type=int, default=2, metavar="N",
+                   help="... for this many consecutive polls (default 2)")
+    p.add_argument("--max-stretch", type=float, default=1.5, metavar="X",
+                   help="loadaware considers paths up to X times the shortest latency "
+                        "(default 1.5)")
+
+
+def steering_options(args) -> list[str]:
+    """The steering options of parsed `args`, as arguments for `dcilab controller`."""
+    return ["--policy", args.policy, "--elephant-fraction", str(args.elephant_fraction),
+            "--elephant-polls", str(args.elephant_polls), "--max-stretch", str(args.max_stretch)]
 
 
 def _check_free(what: str, host: str, port: int) -> str | None:
@@ -82,9 +106,14 @@ def run(args) -> int:
     except FabricError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    if not 0 < args.reservable_fraction <= 1:
-        print("--reservable-fraction must be in (0, 1]", file=sys.stderr)
-        return 2
+    for bad, text in ((not 0 < args.reservable_fraction <= 1, "--reservable-fraction must be in (0, 1]"),
+                      (not 0 < args.elephant_fraction <= 1, "--elephant-fraction must be in (0, 1]"),
+                      (args.elephant_polls < 1, "--elephant-polls must be at least 1"),
+                      (args.max_stretch < 1, "--max-stretch must be at least 1"),
+                      (not args.poll_interval > 0, "--poll-interval must be positive")):
+        if bad:
+            print(f"dcilab controller: {text}", file=sys.stderr)
+            return 2
     for what, addr in (("OpenFlow", args.openflow), ("gRPC", args.grpc),
                        ("metrics", args.metrics)):
         problem = _check_free(what, *addr)
@@ -113,11 +142,13 @@ def run(args) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     metrics = Metrics()
-    service = ControllerService(FabricController(fabric, args.reservable_fraction),
-                                store=store, observer=metrics)
-    log.info("fabric %s: %d switches, %d hosts, %d wavelengths; reservations in %s",
+    core = FabricController(fabric, args.reservable_fraction, policy=args.policy,
+                            elephant_fraction=args.elephant_fraction,
+                            elephant_polls=args.elephant_polls, max_stretch=args.max_stretch)
+    service = ControllerService(core, store=store, observer=metrics)
+    log.info("fabric %s: %d switches, %d hosts, %d wavelengths; policy %s; reservations in %s",
              fabric.name, len(fabric.switches), len(fabric.hosts),
-             sum(1 for _ in fabric.wavelengths()), state_path)
+             sum(1 for _ in fabric.wavelengths()), args.policy, state_path)
     start_metrics_server(service, *args.metrics, registry=metrics.registry)
     server, grpc_port = create_server(service, f"{args.grpc[0]}:{args.grpc[1]}", tls=tls,
                                       token=token)

@@ -20,6 +20,7 @@ from ..emulation.traffic import interface_tx_bytes, iperf_concurrent, ping_all
 from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab
+from .controller import add_steering_arguments, steering_options
 from ..te.attribution import MeasuredFlow, attribute
 from ..te.paths import LatencyGraph
 
@@ -38,6 +39,7 @@ def register(sub) -> None:
     p.add_argument("--duration", type=float, default=5.0, metavar="S",
                    help="seconds of iperf3 traffic (default 5)")
     p.add_argument("--verbose", action="store_true", help="echo the controller's log")
+    add_steering_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -69,7 +71,11 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
     started = time.monotonic()
     try:
-        with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose) as lab:
+        with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,
+                 controller_args=steering_options(args)) as lab:
+            say(f"controller: policy {args.policy}; gRPC API on {lab.controller.grpc_address} "
+                f"(try `dcilab links --server {lab.controller.grpc_address}`); "
+                f"metrics on {lab.controller.metrics_url}")
             code = _exercise(lab, fabric, args.duration)
     except (EmulationError, OvsError, RuntimeError) as exc:
         print(f"dcilab demo: {exc}", file=sys.stderr)

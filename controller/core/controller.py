@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 from os_ken.lib.packet import arp, ethernet, packet
 
 from ..fabric import Fabric
+from ..fabric.model import LEAF
 from ..openflow import messages as of
-from ..te.load import LinkLoad, LoadTracker
+from ..te.elephants import FlowKey
+from ..te.load import LinkLoad, LoadTracker, directions
 from ..te.paths import LatencyGraph
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, Reservation, ReservationBook,
                                ReservationRequest, State)
 from . import reservation_rules
 from .ports import port_problems
-from .rules import compile_fabric
+from .rules import TABLE_FLOWS, compile_fabric
+from .steering import Steering
 
 log = logging.getLogger("dcilab.core")
 
@@ -31,6 +34,7 @@ class Outbox:
 
     messages: dict[int, list] = field(default_factory=dict)
     changed: list[Reservation] = field(default_factory=list)
+    placements: int = 0          # elephants placed (or moved) by this event
 
     def add(self, dpid: int, msgs: list) -> "Outbox":
         if msgs:
@@ -54,10 +58,15 @@ class FabricController:
     """Knows the whole fabric from its file; programs each switch as it connects."""
 
     def __init__(self, fabric: Fabric,
-                 reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION):
+                 reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
+                 policy: str = "loadaware", elephant_fraction: float = 0.1,
+                 elephant_polls: int = 2, max_stretch: float = 1.5):
         self.fabric = fabric
         self.graph = LatencyGraph(fabric)
-        self._programs = compile_fabric(fabric, self.graph)
+        self.steering = Steering(fabric, self.graph, policy, elephant_fraction, elephant_polls,
+                                 max_stretch)
+        # `shortest` keeps one next hop everywhere: one path, one wavelength per site pair.
+        self._programs = compile_fabric(fabric, self.graph, spread=policy != "shortest")
         self.switches = {sw.dpid: SwitchState(sw.name) for sw in fabric.switches.values()}
         self._dpid = {sw.name: sw.dpid for sw in fabric.switches.values()}
         self._hosts_by_ip = {h.ip: h for h in fabric.hosts.values()}
@@ -98,6 +107,7 @@ class FabricController:
         for res in pairs.values():
             msgs += reservation_rules.install(self.fabric, res,
                                               self.book.pair_bps(res)).get(state.name, [])
+        msgs += self.steering.program(state.name)
         state.program_sent = True
         state.program_barrier = self._barrier_seq(state)
         for needs in self._waiting.values():
@@ -226,13 +236,48 @@ class FabricController:
 
     # -- load ----------------------------------------------------------------------------
 
+    @property
+    def policy(self) -> str:
+        return self.steering.policy
+
     def stats_requests(self) -> Outbox:
-        """Port statistics requests for every programmed switch (the app's timer asks)."""
+        """A poll: port statistics from every programmed switch, flow counters from every
+        leaf; and, from what the last poll measured, elephants revisited."""
         outbox = Outbox()
+        moved, placements = self.steering.revisit(self._background())
+        self._send_to(outbox, moved)
+        outbox.placements = placements
         for dpid, state in self.switches.items():
             if state.programmed:
                 outbox.add(dpid, [of.port_stats_request()])
+                if self.fabric.switches[state.name].role == LEAF:
+                    outbox.add(dpid, [of.flow_stats_request(TABLE_FLOWS)])
         return outbox
+
+    def flow_stats(self, dpid: int, counters: dict[FlowKey, int], now: float) -> Outbox:
+        """A leaf's learned per-flow byte counters: find elephants, place and pin them."""
+        state = self.switches.get(dpid)
+        outbox = Outbox()
+        if state is None or not state.connected:
+            return outbox
+        msgs, outbox.placements = self.steering.sample(state.name, counters, now,
+                                                       self._background())
+        self._send_to(outbox, msgs)
+        return outbox
+
+    def _send_to(self, outbox: Outbox, msgs: dict[str, list]) -> None:
+        for switch, switch_msgs in msgs.items():
+            if self.switches[self._dpid[switch]].program_sent:
+                outbox.add(self._dpid[switch], switch_msgs)
+
+    def _background(self) -> dict[tuple[str, str], float]:
+        """Measured rate plus reserved bandwidth on each directed wavelength, real b/s."""
+        out = {}
+        for link in self.fabric.wavelengths():
+            for d in directions(link):
+                out[(d.link, d.src)] = (self.load.rate_bps(d)
+                                        + self.book.reserved.get(d, 0.0))
+        return out
 
     def port_stats(self, dpid: int, counters: dict[int, tuple[int, int]], now: float) -> None:
         """A port statistics reply: port -> (tx_bytes, rx_bytes)."""

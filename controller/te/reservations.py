@@ -12,7 +12,9 @@ so both choices leave the most room for what comes next.
 The search is a Dijkstra over the links that still have room for the request, ordered by
 (latency, then widest): the widest-shortest path of Wang & Crowcroft (IEEE JSAC 1996),
 exact for every request, so a free longer path is found however many equal short ones
-are full. Leaves are never transit: a path enters only its destination leaf.
+are full. It is guided (A*) by each switch's unloaded latency to the destination, cached
+per destination leaf, so it explores little beyond the corridor it ends up using. Leaves
+are never transit: a path enters only its destination leaf.
 
 Reservations of one host pair share one path and one policer: their rules match the
 pair's addresses, so a second reservation for a pair is admitted only on the path the
@@ -108,14 +110,22 @@ class ReservationBook:
         self.by_request_id: dict[str, str] = {}
         self.reserved: dict[Direction, float] = {}
         self._far: dict[tuple[str, str], str] = {}      # (switch, link) -> the other end
-        # switch -> neighbour -> the links between them (parallel wavelengths together)
-        self._adjacent: dict[str, dict[str, list[Link]]] = {}
+        self._capacity: dict[Direction, float] = {}     # reservable, per directed link
+        # switch -> [(neighbour, is a leaf, [(latency_ms, Direction)] of the links between)]
+        self._adjacent: dict[str, list[tuple[str, bool, list[tuple[float, Direction]]]]] = {}
+        parallel: dict[tuple[str, str], list[tuple[float, Direction]]] = {}
         for link in fabric.links:
             self._far[(link.a.node, link.name)] = link.b.node
             self._far[(link.b.node, link.name)] = link.a.node
-            if link.a.node in fabric.switches and link.b.node in fabric.switches:
-                for u, v in ((link.a.node, link.b.node), (link.b.node, link.a.node)):
-                    self._adjacent.setdefault(u, {}).setdefault(v, []).append(link)
+            for u, v in ((link.a.node, link.b.node), (link.b.node, link.a.node)):
+                d = Direction(link.name, u, v)
+                self._capacity[d] = link.rate_gbps * 1e9 * reservable_fraction
+                if u in fabric.switches and v in fabric.switches:
+                    parallel.setdefault((u, v), []).append((link.latency_ms, d))
+        for (u, v), links in parallel.items():
+            self._adjacent.setdefault(u, []).append(
+                (v, fabric.switches[v].role == LEAF, sorted(links, key=lambda x: x[0])))
+        self._to_leaf: dict[str, dict[str, float]] = {}  # dst leaf -> switch -> latency
         # live (src, dst) -> its reservation ids; and the meter the pair's traffic passes
         self._pairs: dict[tuple[str, str], list[str]] = {}
         self._pair_meter: dict[tuple[str, str], int] = {}
@@ -124,10 +134,10 @@ class ReservationBook:
     # -- queries -------------------------------------------------------------------------
 
     def capacity_bps(self, d: Direction) -> float:
-        return self._link(d.link).rate_gbps * 1e9 * self.fraction
+        return self._capacity[d]
 
     def free_bps(self, d: Direction) -> float:
-        return self.capacity_bps(d) - self.reserved.get(d, 0.0)
+        return self._capacity[d] - self.reserved.get(d, 0.0)
 
     def _link(self, name: str) -> Link:
         return self.fabric.link(name)
@@ -173,19 +183,20 @@ class ReservationBook:
         if sharing:
             return self._admit_on(sharing[0], req, reservation_id, now, bps)
         edge_ms = self._link(src.name).latency_ms + self._link(dst.name).latency_ms
-        shortest = self._search(src.leaf, dst.leaf, 0.0)
-        if shortest is None:
-            raise AdmissionError(AdmissionError.EXHAUSTED,
-                                 f"no path from {src.name} to {dst.name}")
-        if req.max_latency_ms is not None and shortest[0] + edge_ms > req.max_latency_ms:
+        to_dst = self._latency_to(dst.leaf)
+        if src.leaf not in to_dst:
+            raise AdmissionError(AdmissionError.EXHAUSTED, f"no path from {src.name} to {dst.name}")
+        shortest_ms = to_dst[src.leaf] + edge_ms
+        if req.max_latency_ms is not None and shortest_ms > req.max_latency_ms:
             raise AdmissionError(
                 AdmissionError.EXHAUSTED,
                 f"no path from {src.name} to {dst.name} within max_latency_ms "
-                f"{req.max_latency_ms:g}: the shortest takes {shortest[0] + edge_ms:.3f} ms")
+                f"{req.max_latency_ms:g}: the shortest takes {shortest_ms:.3f} ms")
         found = self._search(src.leaf, dst.leaf, bps)
         if found is None or (req.max_latency_ms is not None
                              and found[0] + edge_ms > req.max_latency_ms):
-            raise self._exhausted(self._bottleneck(shortest[1]), bps)
+            raise self._exhausted(self._bottleneck(self._search(src.leaf, dst.leaf, 0.0)[1]),
+                                  bps)
         latency, chosen = found[0] + edge_ms, found[1]
         hops = tuple(ReservedHop(d.src, self._out_port(d), d.link, self._link(d.link).wavelength)
                      for d in chosen) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)
@@ -276,51 +287,73 @@ class ReservationBook:
 
     # -- internals ---------------------------------------------------------------------
 
+    def _latency_to(self, dst_leaf: str) -> dict[str, float]:
+        """Unloaded latency (ms) from every switch to `dst_leaf`, leaves never transit."""
+        if dst_leaf not in self._to_leaf:
+            dist = {dst_leaf: 0.0}
+            heap = [(0.0, dst_leaf)]
+            while heap:
+                d, v = heapq.heappop(heap)
+                if d > dist[v] or (v != dst_leaf and self.fabric.switches[v].role == LEAF):
+                    continue                       # a leaf can start a path, not relay one
+                for u, _, links in self._adjacent.get(v, ()):
+                    nd = d + links[0][0]           # links are symmetric; least latency first
+                    if nd < dist.get(u, math.inf):
+                        dist[u] = nd
+                        heapq.heappush(heap, (nd, u))
+            self._to_leaf[dst_leaf] = dist
+        return self._to_leaf[dst_leaf]
+
     def _search(self, src_leaf: str, dst_leaf: str, bps: float):
         """The widest-shortest path of directed links with `bps` free, as
         (latency_ms, [Direction]) with the best-fit link on each hop; None if there is none.
         With bps = 0 it is the latency-shortest path whatever the load."""
+        if src_leaf == dst_leaf:
+            return 0.0, []
+        h = self._latency_to(dst_leaf)
+        reserved, capacity = self.reserved, self._capacity
         best = {src_leaf: (0.0, -math.inf)}
-        heap = [(0.0, -math.inf, src_leaf, ())]
+        heap = [(h.get(src_leaf, math.inf), -math.inf, 0.0, src_leaf, ())]
         while heap:
-            latency, neg_width, u, path = heapq.heappop(heap)
+            _, neg_width, latency, u, path = heapq.heappop(heap)
             if u == dst_leaf:
                 return latency, list(path)
-            if (latency, neg_width) > best.get(u, (math.inf, 0.0)):
+            if (latency, neg_width) > best[u]:
                 continue
-            for v, links in self._adjacent.get(u, {}).items():
-                if self.fabric.switches[v].role == LEAF and v != dst_leaf:
+            for v, is_leaf, links in self._adjacent.get(u, ()):
+                if (is_leaf and v != dst_leaf) or v not in h:
                     continue                       # leaves are never transit
-                hop = self._best_fit(u, v, links, bps)
-                if hop is None:
+                # Best fit among the least-latency links with room; width = the most room.
+                chosen = None
+                for link_ms, d in links:
+                    if chosen is not None and link_ms > chosen[0]:
+                        break
+                    free = capacity[d] - reserved.get(d, 0.0)
+                    if free >= bps:
+                        if chosen is None:
+                            chosen = [link_ms, d, free, free]
+                        else:
+                            if free < chosen[2]:
+                                chosen[1], chosen[2] = d, free
+                            chosen[3] = max(chosen[3], free)
+                if chosen is None:
                     continue
-                direction, hop_latency, free = hop
-                label = (latency + hop_latency, max(neg_width, -free))
+                label = (latency + chosen[0], max(neg_width, -chosen[3]))
                 if label < best.get(v, (math.inf, 0.0)):
                     best[v] = label
-                    heapq.heappush(heap, (*label, v, path + (direction,)))
+                    heapq.heappush(heap, (label[0] + h[v], label[1], label[0], v,
+                                          path + (chosen[1],)))
         return None
-
-    def _best_fit(self, u: str, v: str, links: list[Link], bps: float):
-        """Among the u->v links with room, those of least latency; of these the one with the
-        least room that fits. Returns (Direction, latency_ms, widest room) or None."""
-        fitting = [(link.latency_ms, Direction(link.name, u, v)) for link in links]
-        fitting = [(lat, d) for lat, d in fitting if self.free_bps(d) >= bps]
-        if not fitting:
-            return None
-        least = min(lat for lat, _ in fitting)
-        options = [d for lat, d in fitting if lat == least]
-        chosen = min(options, key=lambda d: (self.free_bps(d), d.link))
-        return chosen, least, max(self.free_bps(d) for d in options)
 
     def _bottleneck(self, path: list[Direction]) -> Direction:
         """On a path, the hop whose best link has the least room (what refused a request)."""
+        def parallel(d: Direction) -> list[Direction]:
+            return next(links for v, _, links in self._adjacent[d.src] if v == d.dst)
+
         def room(d: Direction) -> float:
-            return max(self.free_bps(Direction(l.name, d.src, d.dst))
-                       for l in self._adjacent[d.src][d.dst])
+            return max(self.free_bps(p) for _, p in parallel(d))
         worst = min(path, key=room)
-        return max((Direction(l.name, worst.src, worst.dst)
-                    for l in self._adjacent[worst.src][worst.dst]), key=self.free_bps)
+        return max((p for _, p in parallel(worst)), key=self.free_bps)
 
     def _out_port(self, d: Direction) -> int:
         link = self._link(d.link)

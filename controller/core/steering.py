@@ -1,0 +1,172 @@
+"""Elephant steering: detect elephants from the leaves' per-flow counters and, under the
+`loadaware` policy, pin each to the path and wavelengths its placement chooses.
+
+Policies (see te.placement): `ecmp` leaves every flow to the switches' select groups,
+`shortest` programs one path and one wavelength per site pair for all traffic (see
+rules.forwarding), and `loadaware` pins each elephant, hop by hop, where the resulting
+utilization is lowest given its estimated natural demand (Hedera's estimator), the
+reserved bandwidth and the measured background load; placements are revisited once per
+poll, with hysteresis. Mice always stay on the default spread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import zlib
+from dataclasses import dataclass
+
+from ..fabric import Fabric
+from ..te.demand import estimate_demands
+from ..te.elephants import ElephantDetector, FlowKey, FlowRecord
+from ..te.paths import LatencyGraph
+from ..te.placement import (POLICIES, Candidates, DirectedLink, Flow, LoadAwarePlacer, Path,
+                            add_load)
+from . import elephant_rules
+
+log = logging.getLogger("dcilab.steering")
+
+SETTLE_POLLS = 2
+
+
+@dataclass
+class Pinned:
+    flow: Flow
+    record: FlowRecord
+    demand_bps: float
+    path: Path                               # the directed wavelengths
+    hops: list[tuple[str, int]]              # every (switch, out port), leaf to leaf
+    since_poll: int = 0                      # the poll it was (re)placed at
+
+
+class Steering:
+    def __init__(self, fabric: Fabric, graph: LatencyGraph, policy: str = "loadaware",
+                 elephant_fraction: float = 0.1, elephant_polls: int = 2,
+                 max_stretch: float = 1.5, min_gain: float = 0.05):
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
+        self.fabric, self.graph, self.policy = fabric, graph, policy
+        self.detector = ElephantDetector(fabric, graph, elephant_fraction, elephant_polls)
+        self.candidates = Candidates(fabric, max_stretch)
+        self.placer = (LoadAwarePlacer(self.candidates, min_gain=min_gain)
+                       if policy == "loadaware" else None)
+        self.pinned: dict[FlowKey, Pinned] = {}
+        self._ids = itertools.count(1)
+        self._poll = 0
+
+    @property
+    def elephant_count(self) -> int:
+        return len(self.detector.elephants())
+
+    def sample(self, leaf: str, counters: dict[FlowKey, int], now: float,
+               background: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
+        """Flow counters read at `leaf`. Returns (messages per switch, elephants placed)."""
+        new, ended = self.detector.sample(leaf, counters, now)
+        msgs: dict[str, list] = {}
+        for record in new:
+            log.info("elephant %s (%s -> %s) at %.1f Gb/s", record.key, record.src_host,
+                     record.dst_host, record.rate_bps / 1e9)
+        for record in ended:
+            log.info("elephant %s ended", record.key)
+            pin = self.pinned.pop(record.key, None)
+            if pin is not None:
+                _merge(msgs, elephant_rules.unpin(record.key, [s for s, _ in pin.hops]))
+        if not new:
+            return msgs, 0
+        if self.placer is None:
+            return msgs, len(new)          # ecmp / shortest: the static rules place them
+        demands = self._demands()
+        load = self._placement_load(background)
+        for record in new:
+            flow = Flow(next(self._ids), record.src_host, record.dst_host, record.key.src_port,
+                        record.key.dst_port, record.key.ip_proto)
+            path = self.placer.place(flow, demands[record.key], load)
+            add_load(load, path, demands[record.key])
+            pin = Pinned(flow, record, demands[record.key], path, self.expand(record, path),
+                         self._poll)
+            self.pinned[record.key] = pin
+            _merge(msgs, elephant_rules.pin(record.key, pin.hops))
+            log.info("elephant %s pinned to %s (demand %.0f Gb/s)", record.key,
+                     " > ".join(link for link, _ in path), demands[record.key] / 1e9)
+        return msgs, len(new)
+
+    def revisit(self, background: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
+        """Re-place pinned elephants where that lowers utilization by more than the
+        hysteresis; returns (messages per switch, elephants moved)."""
+        self._poll += 1
+        if self.placer is None or not self.pinned:
+            return {}, 0
+        demands = self._demands()
+        for key, pin in self.pinned.items():
+            pin.demand_bps = demands[key]
+        # A pin younger than SETTLE_POLLS is measured on the wavelength it left as well as on
+        # the one it took: it stays put (it still counts in the load) until that passes.
+        placed = {pin.flow: (pin.demand_bps, pin.path) for pin in self.pinned.values()
+                  if self._poll - pin.since_poll > SETTLE_POLLS}
+        moves = self.placer.revisit(placed, self._placement_load(background))
+        by_flow = {pin.flow: pin for pin in self.pinned.values()}
+        msgs: dict[str, list] = {}
+        for move in moves:
+            pin = by_flow[move.flow]
+            hops = self.expand(pin.record, move.new)
+            stale = {s for s, _ in pin.hops} - {s for s, _ in hops}
+            _merge(msgs, elephant_rules.unpin(pin.record.key, sorted(stale)))
+            _merge(msgs, elephant_rules.pin(pin.record.key, hops))   # ADD replaces in place
+            pin.path, pin.hops, pin.since_poll = move.new, hops, self._poll
+            log.info("elephant %s moved to %s", pin.record.key,
+                     " > ".join(link for link, _ in move.new))
+        return msgs, len(moves)
+
+    def program(self, switch: str) -> list:
+        """The pins a (re)connecting switch must get back."""
+        msgs: list = []
+        for pin in self.pinned.values():
+            msgs += elephant_rules.pin(pin.record.key, [h for h in pin.hops if h[0] == switch]
+                                       ).get(switch, [])
+        return msgs
+
+    def _demands(self) -> dict[FlowKey, float]:
+        """Hedera's natural demand of every elephant, in bps of its sender's NIC."""
+        records = self.detector.elephants()
+        fractions = estimate_demands([(r.src_host, r.dst_host) for r in records])
+        return {r.key: f * self.candidates.nic_bps(r.src_host)
+                for r, f in zip(records, fractions)}
+
+    def _placement_load(self, background: dict[DirectedLink, float]) -> dict[DirectedLink, float]:
+        """Background (measured, less what pinned elephants measure) plus their demands."""
+        load = dict(background)
+        for pin in self.pinned.values():
+            add_load(load, pin.path, -pin.record.rate_bps)
+        for link in load:
+            load[link] = max(0.0, load[link])
+        for pin in self.pinned.values():
+            add_load(load, pin.path, pin.demand_bps)
+        return load
+
+    def expand(self, record: FlowRecord, path: Path) -> list[tuple[str, int]]:
+        """The directed wavelengths of a placement as every (switch, out port) hop, from the
+        source leaf to the destination host; inside a site the spine is picked by a hash of
+        the flow, as the select groups would."""
+        src, dst = self.fabric.hosts[record.src_host], self.fabric.hosts[record.dst_host]
+        spread = zlib.crc32(str(record.key).encode())
+        hops: list[tuple[str, int]] = []
+        node = src.leaf
+        for link_name, sender in path:
+            hops += self._segment(node, sender, spread)
+            link = self.fabric.link(link_name)
+            hops.append((sender, link.a.port if link.a.node == sender else link.b.port))
+            node = link.other(sender).node
+        hops += self._segment(node, dst.leaf, spread)
+        hops.append((dst.leaf, dst.port))
+        return hops
+
+    def _segment(self, u: str, v: str, spread: int) -> list[tuple[str, int]]:
+        if u == v:
+            return []
+        options = self.graph.paths(u, v, limit=16)
+        return [(h.switch, h.out_port) for h in options[spread % len(options)]]
+
+
+def _merge(into: dict[str, list], more: dict[str, list]) -> None:
+    for switch, msgs in more.items():
+        into.setdefault(switch, []).extend(msgs)
