@@ -124,8 +124,8 @@ class ApiServer:
 
 
 def create_server(service, address: str = "127.0.0.1:0", tls: TlsConfig | None = None,
-                  token: str | None = None, max_workers: int = 32,
-                  max_watch_streams: int = 16) -> tuple[ApiServer, int]:
+                  token: str | None = None, max_workers: int = 6,
+                  max_watch_streams: int = 2) -> tuple[ApiServer, int]:
     """Serve `service` (a ControllerService) on `address`; returns the started server and
     the port it bound (useful with port 0)."""
     interceptors = [BearerTokenInterceptor(token)] if token else []

@@ -18,6 +18,7 @@ from typing import Callable, Protocol
 from ..core import FabricController, Outbox
 from ..fabric import Fabric
 from ..te.load import LinkLoad
+from ..store.sqlite import GroupCommit
 from ..te.reservations import AdmissionError, Reservation, ReservationRequest, State
 
 log = logging.getLogger("dcilab.service")
@@ -47,6 +48,7 @@ class ControllerService:
         self.clock = clock
         self.lock = threading.RLock()
         self._send: Callable[[Outbox], int] = lambda outbox: 0
+        self._commits = GroupCommit(store) if store is not None else None
         if store is not None:
             restored = store.load_all()
             for res in restored:
@@ -87,13 +89,16 @@ class ControllerService:
                         self.observer.placement(self.core.policy)
                 self._deliver(outbox)
 
-    def _deliver(self, outbox: Outbox) -> None:
-        if self.store is not None:
-            for res in outbox.changed:
-                self.store.save(res)
+    def _deliver(self, outbox: Outbox):
+        """Send what the core returned; queue what changed for the store. Returns what to
+        wait on (outside the lock) before telling a client it is durable."""
+        pending = None
+        if self._commits is not None and outbox.changed:
+            pending = self._commits.submit(outbox.changed)
         sent = self._send(outbox)
         if sent:
             self.observer.openflow_sent(sent)
+        return pending
 
     # -- reservations ------------------------------------------------------------------
 
@@ -104,14 +109,16 @@ class ControllerService:
             with self.lock:
                 rid = f"r-{uuid.uuid4().hex[:12]}"
                 outbox = self.core.reserve(request, rid, self.clock())
-                self._deliver(outbox)
+                pending = self._deliver(outbox)
                 if request.request_id:
                     res = self.core.book.reservations[self.core.book.by_request_id[
                         request.request_id]]
                 else:
                     res = self.core.book.reservations[rid]
-                result = "admitted"
-                return res
+            if pending is not None:
+                pending.wait()               # durable before the client hears of it
+            result = "admitted"
+            return res
         except AdmissionError as exc:
             result = {"resource_exhausted": "refused"}.get(exc.code, "invalid")
             raise
@@ -124,8 +131,11 @@ class ControllerService:
     def release(self, reservation_id: str) -> Reservation:
         with self.lock:
             outbox = self.core.end(reservation_id, State.RELEASED)
-            self._deliver(outbox)
-            return self.core.book.get(reservation_id)
+            pending = self._deliver(outbox)
+            res = self.core.book.get(reservation_id)
+        if pending is not None:
+            pending.wait()
+        return res
 
     def get(self, reservation_id: str) -> Reservation:
         with self.lock:
@@ -139,7 +149,9 @@ class ControllerService:
     def expire(self) -> None:
         """End every reservation whose duration is over (the app calls this each second)."""
         with self.lock:
-            self._deliver(self.core.expire(self.clock()))
+            pending = self._deliver(self.core.expire(self.clock()))
+        if pending is not None:
+            pending.wait()
 
     # -- state for the API and metrics --------------------------------------------------
 
@@ -156,5 +168,7 @@ class ControllerService:
             return self.core.steering.elephant_count
 
     def close(self) -> None:
+        if self._commits is not None:
+            self._commits.close()
         if self.store is not None:
             self.store.close()

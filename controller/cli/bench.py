@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..fabric import FabricError, load_fabric
 from ..te.placement import POLICIES
+from .bench_api import add_api_arguments, run_api_bench
 from ..te.scenarios import (ScenarioResult, evaluate, large_fabric, placement_timing,
                             standard_scenarios)
 
@@ -36,6 +37,7 @@ def register(sub) -> None:
                         "its path drops by more than this (default 0.05)")
     p.add_argument("--elephants", type=int, default=1000,
                    help="elephants placed one by one in the placement-time measurement (default 1000)")
+    add_api_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -55,6 +57,8 @@ def _print_scenario(r: ScenarioResult) -> None:
 
 
 def run(args) -> int:
+    if args.api:
+        return run_api_bench(args)
     try:
         fabrics = {name: load_fabric(TOPOLOGIES / f"{name}.yaml") for name in REPOSITORY_FABRICS}
     except FabricError as exc:

@@ -1,11 +1,11 @@
 """`dcilab bench --api`: ReservePath + ReleasePath through a real gRPC server.
 
-A standalone controller service (no switch, reservations persisted in a temporary SQLite
-file, as in production) on a generated large fabric, served on 127.0.0.1 port 0; clients
-are threads in this process, each with its own channel. Measured with 1 and with 16
-concurrent clients: reservations per second (one reservation = ReservePath then
-ReleasePath) and the latency of each call. Server and clients share one Python process
-(and its GIL), so the figures are a lower bound for a server with the machine to itself.
+A running controller (`dcilab controller`, its own process, no switch connected,
+reservations persisted in a temporary SQLite file as in production) on a generated large
+fabric; clients are threads in this process, each with its own channel. Measured with 1
+and with 16 concurrent clients: reservations per second (one reservation = ReservePath
+then ReleasePath) and the latency of each call. Clients and controller share the
+machine's two cores.
 
 bench.py calls `add_api_arguments(parser)` and, when --api is given, `run_api_bench(args)`.
 """
@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 
 from ..api.client import ApiError, Client, Unreachable
-from ..api.server import create_server
-from ..app.service import ControllerService
 from ..fabric import parse_fabric
+from ..lab import ControllerProcess, free_port
 
 TARGET_P99_MS = 10.0
 TARGET_PER_SECOND = 500.0
@@ -138,14 +137,17 @@ def run_api_bench(args) -> int:
     started = time.perf_counter()
     fabric = parse_fabric(api_fabric_yaml(args.api_sites), "<generated api-bench fabric>")
     with tempfile.TemporaryDirectory(prefix="dcilab-bench-api-") as tmp:
-        service = ControllerService.standalone(fabric, Path(tmp) / "state.db")
-        server, port = create_server(service, "127.0.0.1:0")
-        address = f"127.0.0.1:{port}"
-        setup_s = time.perf_counter() - started
-        _progress(f"fabric {fabric.name}: {len(fabric.switches)} switches, {len(fabric.hosts)} "
-                  f"hosts, {sum(1 for _ in fabric.wavelengths())} wavelengths; serving on "
-                  f"{address} after {setup_s:.1f} s")
+        topology = Path(tmp) / "api-bench.yaml"
+        topology.write_text(api_fabric_yaml(args.api_sites))
+        controller = ControllerProcess(topology, free_port(), extra_args=["--log-level", "warning"])
         try:
+            controller.wait_listening(timeout_s=60)
+            address = controller.grpc_address
+            setup_s = time.perf_counter() - started
+            _progress(f"fabric {fabric.name}: {len(fabric.switches)} switches, "
+                      f"{len(fabric.hosts)} hosts, {sum(1 for _ in fabric.wavelengths())} "
+                      f"wavelengths; controller (pid {controller.proc.pid}) serving on {address} "
+                      f"after {setup_s:.1f} s")
             pairs = _host_pairs(fabric, 256)
             _progress(f"warm-up: one reservation per host pair ({len(pairs)} pairs)")
             cold = _measure(address, pairs, 1, len(pairs))
@@ -153,9 +155,11 @@ def run_api_bench(args) -> int:
             for clients in levels:
                 _progress(f"{args.api_requests} reservations with {clients} client(s)")
                 results.append(_measure(address, pairs, clients, args.api_requests))
+        except RuntimeError as exc:
+            print(f"dcilab bench --api: {exc}", file=sys.stderr)
+            return 1
         finally:
-            server.stop(grace=1).wait(5)
-            service.close()
+            controller.stop()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     for r in results:
         r["meets_targets"] = (r["errors"] == 0 and r["reserve_ms_p99"] < TARGET_P99_MS

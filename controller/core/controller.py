@@ -21,7 +21,7 @@ from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, Reservation, Reserva
                                ReservationRequest, State)
 from . import reservation_rules
 from .ports import port_problems
-from .rules import TABLE_FLOWS, compile_fabric
+from .rules import TABLE_FLOWS, compile_switch, forwarding
 from .steering import Steering
 
 log = logging.getLogger("dcilab.core")
@@ -66,7 +66,10 @@ class FabricController:
         self.steering = Steering(fabric, self.graph, policy, elephant_fraction, elephant_polls,
                                  max_stretch)
         # `shortest` keeps one next hop everywhere: one path, one wavelength per site pair.
-        self._programs = compile_fabric(fabric, self.graph, spread=policy != "shortest")
+        self._spread = policy != "shortest"
+        # Computed on first use: a large fabric's API answers before any switch connects.
+        self._routes: dict[str, dict[str, tuple[int, ...]]] | None = None
+        self._compiled: dict[str, list] = {}
         self.switches = {sw.dpid: SwitchState(sw.name) for sw in fabric.switches.values()}
         self._dpid = {sw.name: sw.dpid for sw in fabric.switches.values()}
         self._hosts_by_ip = {h.ip: h for h in fabric.hosts.values()}
@@ -100,7 +103,7 @@ class FabricController:
         for problem in state.problems:
             log.error("switch %s does not match fabric %r: %s", state.name, self.fabric.name,
                       problem)
-        msgs = list(self._programs[state.name])
+        msgs = list(self._program(state.name))
         pairs = {}
         for res in self.book.live():            # one set of rules per host pair
             pairs.setdefault((res.request.src_host, res.request.dst_host), res)
@@ -114,6 +117,14 @@ class FabricController:
             if state.name in needs:
                 needs[state.name] = state.program_barrier
         return Outbox().add(dpid, msgs + [of.barrier()])
+
+    def _program(self, switch: str) -> list:
+        """The base rules of `switch` (computed once, kept for reconnects)."""
+        if self._routes is None:
+            self._routes = forwarding(self.fabric, self.graph, self._spread)
+        if switch not in self._compiled:
+            self._compiled[switch] = compile_switch(self.fabric, switch, self._routes[switch])
+        return self._compiled[switch]
 
     @staticmethod
     def _barrier_seq(state: SwitchState) -> int:
@@ -201,7 +212,7 @@ class FabricController:
         outbox.changed.append(res)
         remaining = self.book.pair_bps(res)
         rules = (reservation_rules.resize(self.fabric, res, remaining) if remaining
-                 else reservation_rules.remove(self.fabric, res))
+                 else reservation_rules.remove(self.fabric, res, self._sent_to(res)))
         for switch, msgs in rules.items():
             if self.switches[self._dpid[switch]].program_sent:
                 outbox.add(self._dpid[switch], msgs)
@@ -217,14 +228,20 @@ class FabricController:
                 outbox.add(dpid, msgs)
         return outbox
 
+    def _sent_to(self, res: Reservation) -> set[str]:
+        """The switches of its path that have their program (the rest get it later)."""
+        return {h.switch for h in res.hops if self.switches[self._dpid[h.switch]].program_sent}
+
     def _install(self, res: Reservation, outbox: Outbox) -> None:
         pair_bps = self.book.pair_bps(res)
-        first = self.book.pair_members(res.request.src_host, res.request.dst_host)[0]
-        # Sharing a path still being installed: wait for what the first one waits for too.
-        needs: dict[str, int | None] = dict(self._waiting.get(first.reservation_id, {}))
-        rules = (reservation_rules.resize(self.fabric, res, pair_bps)
-                 if pair_bps > res.bandwidth_bps     # the pair's path is already in place
-                 else reservation_rules.install(self.fabric, res, pair_bps))
+        if pair_bps > res.bandwidth_bps:             # the pair's path is already in place
+            first = self.book.pair_members(res.request.src_host, res.request.dst_host)[0]
+            # ... or still going in: wait for what the first one waits for too.
+            needs: dict[str, int | None] = dict(self._waiting.get(first.reservation_id, {}))
+            rules = reservation_rules.resize(self.fabric, res, pair_bps)
+        else:
+            needs = {h.switch: None for h in res.hops}
+            rules = reservation_rules.install(self.fabric, res, pair_bps, self._sent_to(res))
         for switch, msgs in rules.items():
             state = self.switches[self._dpid[switch]]
             if state.program_sent:

@@ -30,12 +30,17 @@ def _meter(fabric: Fabric, res: Reservation, pair_bps: float, modify: bool = Fal
     return (of.meter_modify if modify else of.meter_add)(res.meter_id, rate, burst)
 
 
-def install(fabric: Fabric, res: Reservation, pair_bps: float) -> dict[str, list]:
+def install(fabric: Fabric, res: Reservation, pair_bps: float,
+            only: set[str] | None = None) -> dict[str, list]:
     """switch name -> messages pinning the pair of `res` there; the ingress leaf also gets
-    the pair's meter at `pair_bps` (the sum of the pair's reservations)."""
+    the pair's meter at `pair_bps` (the sum of the pair's reservations). With `only`, just
+    for those switches (building OpenFlow matches is not free)."""
+    hops = [(i, hop) for i, hop in enumerate(res.hops) if only is None or hop.switch in only]
+    if not hops:
+        return {}
     match = _match(fabric, res)
     out: dict[str, list] = {}
-    for i, hop in enumerate(res.hops):
+    for i, hop in hops:
         msgs = out.setdefault(hop.switch, [])
         if i == 0:
             msgs.append(_meter(fabric, res, pair_bps))
@@ -51,11 +56,14 @@ def resize(fabric: Fabric, res: Reservation, pair_bps: float) -> dict[str, list]
     return {res.hops[0].switch: [_meter(fabric, res, pair_bps, modify=True)]}
 
 
-def remove(fabric: Fabric, res: Reservation) -> dict[str, list]:
-    """switch name -> messages removing what `install` put there."""
+def remove(fabric: Fabric, res: Reservation, only: set[str] | None = None) -> dict[str, list]:
+    """switch name -> messages removing what `install` put there (`only`: as in install)."""
+    hops = [(i, hop) for i, hop in enumerate(res.hops) if only is None or hop.switch in only]
+    if not hops:
+        return {}
     match = _match(fabric, res)
     out: dict[str, list] = {}
-    for i, hop in enumerate(res.hops):
+    for i, hop in hops:
         msgs = out.setdefault(hop.switch, [])
         msgs.append(of.flow_delete_strict(PRIORITY_RESERVATION, match))
         if i == 0:

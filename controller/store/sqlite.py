@@ -110,13 +110,22 @@ class ReservationStore:
 
     def save(self, res: Reservation) -> None:
         """Insert or replace `res`; durable when this returns."""
-        row = _row(res)
+        self.save_many([res])
+
+    def save_many(self, reservations: list[Reservation]) -> None:
+        """Insert or replace each, in order, in one transaction: one fsync for all."""
         placeholders = ", ".join("?" for _ in _COLUMNS)
         updates = ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS[1:])
+        statement = (f"INSERT INTO reservations ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "
+                     f"ON CONFLICT(reservation_id) DO UPDATE SET {updates}")
         with self._lock:
-            self._db.execute(f"INSERT INTO reservations ({', '.join(_COLUMNS)}) "
-                             f"VALUES ({placeholders}) "
-                             f"ON CONFLICT(reservation_id) DO UPDATE SET {updates}", row)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(statement, [_row(r) for r in reservations])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def load_all(self) -> list[Reservation]:
         """Every stored reservation, oldest first."""
@@ -134,6 +143,72 @@ class ReservationStore:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class GroupCommit:
+    """Saves from many threads, committed together by one writer thread (group commit).
+
+    A caller submits what changed while it holds the controller's lock, then waits for the
+    commit after releasing it: admissions go on while the log is fsynced, and one fsync
+    covers every save that queued meanwhile. Saves commit in submission order.
+    """
+
+    def __init__(self, store: ReservationStore):
+        self.store = store
+        self._queue: list[tuple[list[Reservation], "_Pending"]] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._write, name="dcilab-store", daemon=True)
+        self._thread.start()
+
+    def submit(self, reservations: list[Reservation]) -> "_Pending":
+        pending = _Pending()
+        with self._wake:
+            if self._closed:
+                raise StoreError("the state store is closed")
+            self._queue.append((list(reservations), pending))
+            self._wake.notify()
+        return pending
+
+    def _write(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._closed:
+                    self._wake.wait()
+                batch, self._queue = self._queue, []
+                if not batch and self._closed:
+                    return
+            error = None
+            try:
+                self.store.save_many([r for rs, _ in batch for r in rs])
+            except (sqlite3.Error, StoreError) as exc:
+                error = StoreError(f"could not save reservations to {self.store.path}: {exc}")
+            for _, pending in batch:
+                pending.finish(error)
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=10)
+
+
+class _Pending:
+    def __init__(self):
+        self._done = threading.Event()
+        self._error: Exception | None = None
+
+    def finish(self, error: Exception | None) -> None:
+        self._error = error
+        self._done.set()
+
+    def wait(self, timeout: float | None = 30.0) -> None:
+        """Until durable; raises StoreError if the commit failed or took too long."""
+        if not self._done.wait(timeout):
+            raise StoreError("the state store did not commit in time")
+        if self._error is not None:
+            raise self._error
 
 
 def _row(res: Reservation) -> tuple:

@@ -12,14 +12,15 @@ rate, and the running real-unit totals stay monotonic.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..fabric import Fabric
 from ..fabric.model import Link
 
 
-@dataclass(frozen=True)
-class Direction:
-    """One direction of a link: traffic leaving `src` (a switch or host) towards `dst`."""
+class Direction(NamedTuple):
+    """One direction of a link: traffic leaving `src` (a switch or host) towards `dst`.
+    A NamedTuple: admission hashes these on its hot path."""
 
     link: str
     src: str

@@ -75,6 +75,9 @@ class Store:
     def save(self, res):
         self.saved.append(res)
 
+    def save_many(self, reservations):
+        self.saved.extend(reservations)
+
     def close(self):
         pass
 
