@@ -10,6 +10,7 @@ from pathlib import Path
 from ..fabric import FabricError, load_fabric
 from ..te.placement import POLICIES
 from .bench_api import add_api_arguments, run_api_bench
+from .bench_emulate import add_emulate_arguments, run_emulate_bench
 from ..te.scenarios import (ScenarioResult, evaluate, large_fabric, placement_timing,
                             standard_scenarios)
 
@@ -38,6 +39,7 @@ def register(sub) -> None:
     p.add_argument("--elephants", type=int, default=1000,
                    help="elephants placed one by one in the placement-time measurement (default 1000)")
     add_api_arguments(p)
+    add_emulate_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -59,6 +61,8 @@ def _print_scenario(r: ScenarioResult) -> None:
 def run(args) -> int:
     if args.api:
         return run_api_bench(args)
+    if args.emulate:
+        return run_emulate_bench(args)
     try:
         fabrics = {name: load_fabric(TOPOLOGIES / f"{name}.yaml") for name in REPOSITORY_FABRICS}
     except FabricError as exc:

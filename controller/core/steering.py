@@ -37,6 +37,7 @@ class Pinned:
     path: Path                               # the directed wavelengths
     hops: list[tuple[str, int]]              # every (switch, out port), leaf to leaf
     since_poll: int = 0                      # the poll it was (re)placed at
+    previous: Path = ()                      # where it was before its last move
 
 
 class Steering:
@@ -112,6 +113,7 @@ class Steering:
             stale = {s for s, _ in pin.hops} - {s for s, _ in hops}
             _merge(msgs, elephant_rules.unpin(pin.record.key, sorted(stale)))
             _merge(msgs, elephant_rules.pin(pin.record.key, hops))   # ADD replaces in place
+            pin.previous = pin.path
             pin.path, pin.hops, pin.since_poll = move.new, hops, self._poll
             log.info("elephant %s moved to %s", pin.record.key,
                      " > ".join(link for link, _ in move.new))
@@ -137,6 +139,9 @@ class Steering:
         load = dict(background)
         for pin in self.pinned.values():
             add_load(load, pin.path, -pin.record.rate_bps)
+            if pin.previous and self._poll - pin.since_poll <= SETTLE_POLLS:
+                # Just moved: the last measurement still shows it on its old path too.
+                add_load(load, pin.previous, -pin.record.rate_bps)
         for link in load:
             load[link] = max(0.0, load[link])
         for pin in self.pinned.values():

@@ -44,11 +44,16 @@ class IperfResult:
     bits_per_second: float      # goodput seen by the receiver
     bytes: int
     error: str | None = None
+    seconds: float = 0.0        # how long the transfer took (receiver side)
+    src_port: int = 0           # the client's TCP port: with dst and 5201+ it is the 5-tuple
+    intervals: tuple = ()       # (start s, end s, bits/s) per report interval, sender side
 
 
-def iperf_concurrent(emu: Emulation, pairs: list[tuple[str, str]], duration_s: float,
-                     base_port: int = 5301) -> list[IperfResult]:
-    """Run one TCP iperf3 flow per (src, dst) pair, all at once, for `duration_s`."""
+def iperf_concurrent(emu: Emulation, pairs: list[tuple[str, str]], duration_s: float = 5.0,
+                     base_port: int = 5301, size_bytes: int | None = None,
+                     client_ports: list[int] | None = None) -> list[IperfResult]:
+    """Run one TCP iperf3 flow per (src, dst) pair, all at once: for `duration_s`, or until
+    each has sent `size_bytes`. `client_ports` fixes each flow's source port (its 5-tuple)."""
     servers, clients = [], []
     try:
         for i, (_, dst) in enumerate(pairs):
@@ -57,14 +62,16 @@ def iperf_concurrent(emu: Emulation, pairs: list[tuple[str, str]], duration_s: f
                 stderr=subprocess.DEVNULL))
         for i, (_, dst) in enumerate(pairs):
             _wait_listening(emu, dst, base_port + i)
+        amount = ["-n", str(size_bytes)] if size_bytes else ["-t", f"{duration_s:g}"]
         for i, (src, dst) in enumerate(pairs):
+            cport = ["--cport", str(client_ports[i])] if client_ports else []
             clients.append(emu.host(src).popen(
-                ["iperf3", "-c", emu.fabric.hosts[dst].ip, "-p", str(base_port + i), "-t",
-                 f"{duration_s:g}", "-J"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True))
+                ["iperf3", "-c", emu.fabric.hosts[dst].ip, "-p", str(base_port + i), *amount,
+                 *cport, "-J"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         results = []
+        timeout = duration_s + 30 if not size_bytes else 600
         for (src, dst), client in zip(pairs, clients):
-            out, err = client.communicate(timeout=duration_s + 30)
+            out, err = client.communicate(timeout=timeout)
             results.append(_parse_iperf(src, dst, out, err))
         return results
     finally:
@@ -91,7 +98,12 @@ def _parse_iperf(src: str, dst: str, out: str, err: str) -> IperfResult:
     if "error" in data:
         return IperfResult(src, dst, 0.0, 0, data["error"])
     received = data["end"]["sum_received"]
-    return IperfResult(src, dst, received["bits_per_second"], int(received["bytes"]))
+    connected = data.get("start", {}).get("connected") or [{}]
+    intervals = tuple((i["sum"]["start"], i["sum"]["end"], i["sum"]["bits_per_second"])
+                      for i in data.get("intervals", []))
+    return IperfResult(src, dst, received["bits_per_second"], int(received["bytes"]),
+                       seconds=float(received.get("seconds", 0.0)),
+                       src_port=int(connected[0].get("local_port", 0)), intervals=intervals)
 
 
 def interface_tx_bytes() -> dict[str, int]:

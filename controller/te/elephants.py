@@ -4,7 +4,9 @@ A flow (its 5-tuple) is an elephant once its rate reaches `elephant_fraction` of
 rate of the wavelengths it crosses for `elephant_polls` consecutive polls (Hedera's
 definition, Al-Fares et al., NSDI 2010: flows of at least 10 % of a link's rate). It stops
 being one when it ends (its counter disappears or stops growing) or stays under half
-that threshold for as many polls, so a flow near the threshold does not flap.
+that threshold for as many polls, so a flow near the threshold does not flap. A flow that
+sent nothing for a whole poll has ended (its learned counter lingers until it idles out,
+but its wavelength is free now).
 Flows within one site never cross a wavelength and are not tracked.
 """
 
@@ -81,7 +83,8 @@ class ElephantDetector:
                 continue
             if now <= record.last_time:
                 continue
-            delta = max(0, count - record.last_bytes)   # a re-learned entry restarts at 0
+            # A re-learned entry restarts at 0: what it holds now was all sent since.
+            delta = count - record.last_bytes if count >= record.last_bytes else count
             record.rate_bps = delta * 8 / (now - record.last_time) / self.fabric.scale
             record.last_bytes, record.last_time = count, now
             if record.rate_bps >= record.threshold_bps:
@@ -92,7 +95,7 @@ class ElephantDetector:
             if not record.elephant and record.above >= self.polls:
                 record.elephant = True
                 new.append(record)
-            elif record.elephant and record.below >= self.polls:
+            elif record.elephant and (record.below >= self.polls or delta == 0):
                 record.elephant = False
                 ended.append(record)
         for key in [k for k, r in self.flows.items()

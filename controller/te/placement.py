@@ -309,7 +309,8 @@ class EcmpPlacer(Placer):
 
 
 class ShortestPlacer(Placer):
-    """One latency-shortest route, and one wavelength per hop for all flows of a site pair."""
+    """One latency-shortest route, and one wavelength per hop for all flows of a site pair:
+    the first on the grid, as the controller's `shortest` rules keep the lowest port."""
 
     name = "shortest"
 
@@ -319,8 +320,7 @@ class ShortestPlacer(Placer):
         routes = self.candidates.equal_cost(src, dst)
         if not routes:
             raise ValueError(f"no route from {flow.src} to {flow.dst}")
-        pick = zlib.crc32(f"{src}>{dst}".encode())
-        return tuple(h.wavelengths[pick % len(h.wavelengths)] for h in routes[0].hops)
+        return tuple(h.wavelengths[0] for h in routes[0].hops)
 
 
 @dataclass(frozen=True)

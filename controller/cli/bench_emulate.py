@@ -1,0 +1,176 @@
+"""`dcilab bench --emulate FILE`: the placement policies side by side on the real emulation.
+
+For each policy, one after another in one run: start the controller (with that policy)
+and the emulated fabric; start the same set of elephant TCP flows at once between the two
+sites joined by the most wavelengths (more flows than that site pair has wavelengths),
+each sending the same number of bytes, as one step of a collective; measure each flow's
+goodput, the collective's completion time (when its last flow ends), the aggregate
+goodput (all bytes / completion time) and each wavelength's utilization.
+
+Aggregate goodput is the sum of the flows' goodput while all of them run, from
+`SETTLE_S` after the start (the controller sees an elephant after two 1 s polls) to when
+the first one ends: that is what placement decides. The emulated optimum comes from the
+same run: one flow alone on one wavelength gives the goodput g a wavelength delivers; F
+flows over W wavelengths cannot together exceed min(F, W) x g, and F flows of S bytes
+cannot all finish before F*S / (W*g).
+Scale: the fabric's `scale` is lowered (by --scale) so that all flows together stay well
+within what userspace OVS forwards on 2 cores, and the figures measure placement.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from ..emulation.traffic import interface_tx_bytes, iperf_concurrent
+from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
+from ..fabric.model import scaled_mbps
+from ..lab import Lab
+from ..te.placement import POLICIES
+
+# Below this many scaled Mb/s in all, userspace OVS on 2 cores is not the bottleneck.
+CPU_BUDGET_MBPS = 60.0
+SETTLE_S = 4.0
+
+
+def add_emulate_arguments(parser) -> None:
+    g = parser.add_argument_group("emulated bench")
+    g.add_argument("--emulate", metavar="FILE",
+                   help="compare the policies on the emulation of FILE (root) instead of the "
+                        "flow-level scenarios")
+    g.add_argument("--flows", type=int, default=0, metavar="N",
+                   help="elephant flows (default: the site pair's wavelengths + 2)")
+    g.add_argument("--megabytes", type=float, default=0.0, metavar="MB",
+                   help="bytes each flow sends (default: ~8 s alone on a wavelength)")
+    g.add_argument("--scale", type=float, default=0.0, metavar="X",
+                   help=f"emulation scale (default: the largest keeping all wavelengths of the "
+                        f"pair under {CPU_BUDGET_MBPS:g} Mb/s together)")
+
+
+def _say(text: str) -> None:
+    print(f"[bench --emulate] {text}", file=sys.stderr, flush=True)
+
+
+def _busiest_pair(fabric: Fabric):
+    """The site pair joined directly by the most wavelengths, and those wavelengths."""
+    pairs: dict[tuple[str, str], list] = {}
+    for link in fabric.wavelengths():
+        pairs.setdefault((link.site_a, link.site_b), []).append(link)
+    return max(pairs.items(), key=lambda kv: (len(kv[1]), kv[0]))
+
+
+def _rescaled(path: Path, scale: float, workdir: Path) -> Path:
+    data = yaml.safe_load(path.read_text())
+    data["scale"] = scale
+    out = workdir / path.name
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def run_emulate_bench(args) -> int:
+    try:
+        original = load_fabric(args.emulate)
+    except FabricError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    (site_a, site_b), waves = _busiest_pair(original)
+    if len(waves) < 1:
+        print("dcilab bench --emulate: the fabric has no DCI link", file=sys.stderr)
+        return 2
+    w = len(waves)
+    rate_gbps = min(l.rate_gbps for l in waves)
+    scale = args.scale or min(original.scale, CPU_BUDGET_MBPS / (w * rate_gbps * 1000))
+    flows_n = args.flows or w + 2
+    with tempfile.TemporaryDirectory(prefix="dcilab-bench-emulate-") as tmp:
+        topology = _rescaled(Path(args.emulate), scale, Path(tmp))
+        fabric = parse_fabric(topology.read_text(), str(topology))
+        wave_mbps = scaled_mbps(fabric, rate_gbps)
+        size = int(args.megabytes * 1e6) or int(wave_mbps * 1e6 / 8 * 8)   # ~8 s alone
+        hosts_a, hosts_b = fabric.hosts_of(site_a), fabric.hosts_of(site_b)
+        pairs = [(hosts_a[i % len(hosts_a)].name, hosts_b[i % len(hosts_b)].name)
+                 for i in range(flows_n)]
+        ports = [41000 + i for i in range(flows_n)]
+        _say(f"{fabric.name} at scale {scale:g}: {flows_n} flows of {size / 1e6:.1f} MB from "
+             f"{site_a} to {site_b} over {w} wavelengths of {wave_mbps:g} Mb/s")
+        report = {"fabric": fabric.name, "scale": scale, "site_pair": [site_a, site_b],
+                  "wavelengths": w, "wavelength_mbps": wave_mbps, "flows": flows_n,
+                  "bytes_per_flow": size, "policies": {}}
+        for policy in POLICIES:
+            _say(f"policy {policy}: starting controller and emulation")
+            with Lab(fabric, topology, say=lambda m: None,
+                     controller_args=["--policy", policy]) as lab:
+                if "optimum" not in report:
+                    report["optimum"] = _calibrate(lab, pairs[0], size, flows_n, w)
+                    _say(f"one flow alone: {report['optimum']['single_flow_mbps']:.2f} Mb/s")
+                _say(f"policy {policy}: {flows_n} flows at once")
+                report["policies"][policy] = _measure(lab, fabric, pairs, ports, size, waves)
+        opt = report["optimum"]
+        for result in report["policies"].values():
+            result["ratio_to_optimum"] = round(result["aggregate_mbps"] / opt["aggregate_mbps"], 3)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print(report)
+    return 0
+
+
+def _calibrate(lab: Lab, pair, size: int, flows: int, w: int) -> dict:
+    [alone] = iperf_concurrent(lab.emulation, [pair], size_bytes=size, base_port=5290)
+    g = alone.bits_per_second / 1e6
+    return {"single_flow_mbps": round(g, 3), "aggregate_mbps": round(min(flows, w) * g, 3),
+            "completion_s": round(flows * size * 8 / 1e6 / (w * g), 3)}
+
+
+def _measure(lab: Lab, fabric: Fabric, pairs, ports, size: int, waves) -> dict:
+    before = interface_tx_bytes()
+    started = time.monotonic()
+    results = iperf_concurrent(lab.emulation, pairs, size_bytes=size, client_ports=ports)
+    elapsed = time.monotonic() - started
+    after = interface_tx_bytes()
+    failed = [r.error for r in results if r.error]
+    completion = max(r.seconds for r in results)
+    window = (SETTLE_S, min(r.seconds for r in results))
+    utilization = {}
+    for link in waves:
+        sw = fabric.switches[link.a.node]
+        intf = sw.interface(link.a.port)
+        mbps = (after.get(intf, 0) - before.get(intf, 0)) * 8 / 1e6 / elapsed
+        utilization[link.name] = round(mbps / scaled_mbps(fabric, link.rate_gbps), 3)
+    return {"aggregate_mbps": round(_window_mbps(results, *window), 3),
+            "window_s": [round(w, 2) for w in window],
+            "completion_s": round(completion, 3),
+            "flow_mbps": [round(r.bits_per_second / 1e6, 3) for r in results],
+            "wavelength_utilization": utilization, "errors": failed}
+
+
+def _window_mbps(results, start: float, end: float) -> float:
+    """Sum over flows of each flow's mean goodput in [start, end] (its 1 s intervals)."""
+    total = 0.0
+    for r in results:
+        inside = [(e - s, bps) for s, e, bps in r.intervals if s >= start and e <= end + 1e-6]
+        seconds = sum(d for d, _ in inside)
+        total += sum(d * bps for d, bps in inside) / seconds if seconds else 0.0
+    return total / 1e6
+
+
+def _print(report: dict) -> None:
+    opt = report["optimum"]
+    print(f"emulated bench: {report['fabric']} at scale {report['scale']:g}, "
+          f"{report['flows']} flows x {report['bytes_per_flow'] / 1e6:.1f} MB "
+          f"{report['site_pair'][0]} -> {report['site_pair'][1]} over {report['wavelengths']} "
+          f"wavelengths of {report['wavelength_mbps']:g} Mb/s")
+    print(f"optimum: aggregate {opt['aggregate_mbps']:.2f} Mb/s (one flow alone: "
+          f"{opt['single_flow_mbps']:.2f} Mb/s), completion >= {opt['completion_s']:.2f} s\n")
+    print(f"  {'policy':<10} {'aggregate Mb/s':>15} {'of optimum':>11} {'completion s':>13}  "
+          f"wavelength utilization (whole run)")
+    for name, r in report["policies"].items():
+        utils = " ".join(f"{u:.2f}" for u in r["wavelength_utilization"].values())
+        print(f"  {name:<10} {r['aggregate_mbps']:>15.2f} {r['ratio_to_optimum']:>10.1%} "
+              f"{r['completion_s']:>13.2f}  {utils}")
+        for error in r["errors"]:
+            print(f"    error: {error}")

@@ -1,0 +1,617 @@
+"""Elephant steering end to end: learn counters, detection, pins followed through the
+simulated flow tables, revisits with hysteresis, and the other policies.
+
+Every switch of two-dc is connected, told its ports and programmed by a FabricController;
+its messages land on one FakeOFTable per dpid, wired into a FakeFabric, and packets are
+traced through it.
+
+By hand from topologies/two-dc.yaml: scale 1e-4; four 400 Gb/s wavelengths dc1-dc2-a.w1..w4
+leave dc1-gw1 by ports 3..6 (dc2-gw1 by ports 3..6 too). The elephant threshold is
+0.1 x 400 Gb/s = 40 Gb/s real = 500 000 bytes/s of emulated counter growth; flows here grow
+by 625 000 B/s (5 Mb/s emulated, 50 Gb/s real). Host links are 800 Gb/s, so an elephant
+whose sender and receiver carry no other elephant has a natural demand (Hedera) of one NIC,
+800 Gb/s: on an idle wavelength that is a utilization of 2.0.
+300 Gb/s of background is 300e9 x 1e-4 / 8 = 3 750 000 emulated bytes/s.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fabric_helpers import dci_links_of_path, fake_fabric, topology
+from fakeoftable import FakeOFTable, Outcome
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from dcilab.core import elephant_rules
+from dcilab.core.controller import FabricController, Outbox
+from dcilab.core.elephant_rules import PRIORITY_ELEPHANT
+from dcilab.core.rules import TABLE_FLOWS, TABLE_FORWARD
+from dcilab.core.steering import SETTLE_POLLS, Steering
+from dcilab.te.elephants import FlowKey
+from dcilab.te.paths import LatencyGraph
+from dcilab.te.reservations import ReservationRequest
+
+W = [f"dc1-dc2-a.w{i}" for i in (1, 2, 3, 4)]
+W_PORT = {W[0]: 3, W[1]: 4, W[2]: 5, W[3]: 6}                 # at dc1-gw1 (and dc2-gw1)
+GW = "dc1-gw1"
+
+E1 = FlowKey("10.1.1.1", "10.2.2.3", 6, 40001, 5201)      # dc1-h1 (dc1-leaf1) -> dc2-h3
+E2 = FlowKey("10.1.1.2", "10.2.2.4", 6, 40002, 5201)      # dc1-h2 (dc1-leaf1) -> dc2-h4
+E3 = FlowKey("10.1.2.3", "10.2.1.1", 17, 40003, 4791)     # dc1-h3 (dc1-leaf2) -> dc2-h1
+MOUSE = FlowKey("10.1.1.1", "10.2.1.2", 6, 40004, 5201)   # dc1-h1 -> dc2-h2
+
+FAST = 625_000            # B/s: 50 Gb/s real, over the threshold
+SLOW = 125_000            # B/s: 10 Gb/s real, under half of it
+GBPS_BYTES = 1e9 * 1e-4 / 8   # emulated bytes per second of 1 Gb/s real
+
+
+@pytest.fixture
+def fabric():
+    return topology("two-dc")
+
+
+class Lab:
+    """A controller and the simulated switches its messages land on."""
+
+    def __init__(self, fabric, **options):
+        self.fabric = fabric
+        self.ctl = FabricController(fabric, **options)
+        self.net = fake_fabric(fabric, {name: [] for name in fabric.switches})
+        self.counters: dict[str, dict[FlowKey, int]] = {}
+        self.ports_tx: dict[int, int] = {}
+
+    def dpid(self, name: str) -> int:
+        return self.fabric.switches[name].dpid
+
+    def table(self, name: str) -> FakeOFTable:
+        return self.net.tables[self.dpid(name)]
+
+    def send(self, outbox: Outbox) -> Outbox:
+        for dpid, msgs in outbox.messages.items():
+            self.net.tables[dpid].apply(msgs)
+        return outbox
+
+    def ports(self, name: str) -> dict[int, str]:
+        sw = self.fabric.switches[name]
+        return {p: sw.interface(p) for p in self.fabric.ports(name)} | {ofp.OFPP_LOCAL: sw.bridge}
+
+    def connect(self, name: str) -> list:
+        dpid = self.dpid(name)
+        hello = self.ctl.switch_connected(dpid)
+        assert [type(m) for m in hello.messages[dpid]] == [parser.OFPPortDescStatsRequest]
+        out = self.send(self.ctl.ports_described(dpid, self.ports(name)))
+        assert self.ctl.switches[dpid].problems == []
+        return out.messages[dpid]
+
+    def barrier(self, name: str) -> Outbox:
+        return self.send(self.ctl.barrier_replied(self.dpid(name)))
+
+    def bring_up_all(self) -> "Lab":
+        for name in self.fabric.switches:
+            self.connect(name)
+        for name in self.fabric.switches:
+            self.barrier(name)
+        assert self.ctl.ready
+        return self
+
+    def states(self) -> dict[str, object]:
+        return {name: self.table(name).table_state() for name in self.fabric.switches}
+
+    # -- polls -------------------------------------------------------------------------
+
+    def poll(self) -> Outbox:
+        """stats_requests: the revisit of the last measurements, and the requests."""
+        return self.send(self.ctl.stats_requests())
+
+    def flows(self, leaf: str, rates: dict[FlowKey, int], now: float, dt: float = 1.0) -> Outbox:
+        """The leaf's flow counters at `now`, each grown by rate x dt since the last
+        (a flow first seen starts at 0; flows not in `rates` have disappeared)."""
+        old = self.counters.get(leaf, {})
+        counters = {k: old[k] + round(r * dt) if k in old else 0 for k, r in rates.items()}
+        self.counters[leaf] = counters
+        return self.send(self.ctl.flow_stats(self.dpid(leaf), dict(counters), now))
+
+    def background(self, gbps: dict[str, float], now: float, dt: float = 1.0) -> None:
+        """dc1-gw1's port counters, each wavelength grown by gbps (real) x dt since last."""
+        counters = {}
+        for w, port in W_PORT.items():
+            self.ports_tx[port] = self.ports_tx.get(port, 0) + round(
+                gbps.get(w, 0.0) * GBPS_BYTES * dt)
+            counters[port] = (self.ports_tx[port], 0)
+        self.ctl.port_stats(self.dpid(GW), counters, now)
+
+    # -- traces ------------------------------------------------------------------------
+
+    def host_of(self, ip: str):
+        return self.fabric.host_by_ip(ip)
+
+    def trace(self, key: FlowKey):
+        src = self.host_of(key.src_ip)
+        return self.net.trace(self.dpid(src.leaf), src.port, packet(key, src.port))
+
+
+def packet(key: FlowKey, in_port: int) -> dict:
+    l4 = ({"tcp_src": key.src_port, "tcp_dst": key.dst_port} if key.ip_proto == 6
+          else {"udp_src": key.src_port, "udp_dst": key.dst_port})
+    return {"in_port": in_port, "eth_type": 0x0800, "ipv4_src": key.src_ip,
+            "ipv4_dst": key.dst_ip, "ip_proto": key.ip_proto, **l4}
+
+
+def reverse(key: FlowKey) -> FlowKey:
+    return FlowKey(key.dst_ip, key.src_ip, key.ip_proto, key.dst_port, key.src_port)
+
+
+def wavelengths(lab: Lab, path) -> list[str]:
+    return [link.name for link in dci_links_of_path(lab.fabric, path.hops)]
+
+
+def assert_pinned(lab: Lab, key: FlowKey, wavelength: str) -> None:
+    """One path only, no select choice, to the destination host, across `wavelength`,
+    along the hops steering expanded, matched by the elephant pins."""
+    paths = lab.trace(key)
+    assert len(paths) == 1, [(p.choices, wavelengths(lab, p)) for p in paths]
+    path = paths[0]
+    dst = lab.host_of(key.dst_ip)
+    assert path.choices == ()
+    assert path.outcome is Outcome.EGRESS
+    assert path.end == (lab.dpid(dst.leaf), dst.port)
+    assert wavelengths(lab, path) == [wavelength]
+    pin = lab.ctl.steering.pinned[key]
+    assert [link for link, _ in pin.path] == [wavelength]
+    assert [(h.dpid, h.out_port) for h in path.hops] == \
+        [(lab.dpid(s), port) for s, port in pin.hops]
+    for hop in path.hops:
+        entry = lab.net.tables[hop.dpid].lookup({**packet(key, hop.in_port)}, TABLE_FORWARD)
+        assert entry.priority == PRIORITY_ELEPHANT
+
+
+def assert_spread(lab: Lab, key: FlowKey) -> None:
+    """Select alternatives, all reaching the destination, over all four wavelengths."""
+    paths = lab.trace(key)
+    dst = lab.host_of(key.dst_ip)
+    assert len(paths) > 1
+    assert all(p.choices for p in paths)
+    assert all(p.outcome is Outcome.EGRESS for p in paths)
+    assert {p.end for p in paths} == {(lab.dpid(dst.leaf), dst.port)}
+    assert {w for p in paths for w in wavelengths(lab, p)} == set(W)
+
+
+def chosen(lab: Lab, key: FlowKey) -> str:
+    (link, _sender), = lab.ctl.steering.pinned[key].path
+    return link
+
+
+def make_elephants(lab: Lab, leaf: str, keys, t0: float = 0.0, extra=None) -> Outbox:
+    """First sight at t0, then two polls at FAST: elephants at t0 + 2 (zero background)."""
+    extra = extra or {}
+    rates = {k: FAST for k in keys} | extra
+    first = lab.flows(leaf, rates, t0)
+    assert first.messages == {} and first.placements == 0
+    one = lab.flows(leaf, rates, t0 + 1)
+    assert one.messages == {} and one.placements == 0          # one poll above: not yet
+    return lab.flows(leaf, rates, t0 + 2)
+
+
+@pytest.fixture
+def lab(fabric):
+    return Lab(fabric, policy="loadaware").bring_up_all()
+
+
+def fresh_states(fabric, **options) -> dict[str, object]:
+    return Lab(fabric, **options).bring_up_all().states()
+
+
+# --- learn counters -----------------------------------------------------------------------
+
+
+def test_ip_from_a_host_port_learns_a_five_tuple_entry_and_is_forwarded(lab):
+    src = lab.host_of(E1.src_ip)
+    leaf = lab.table(src.leaf)
+    learns = leaf.learns_for(packet(E1, src.port))
+    assert len(learns) == 1
+    learn = learns[0]
+    assert isinstance(learn, parser.NXActionLearn)
+    assert learn.table_id == TABLE_FLOWS
+    assert learn.idle_timeout == 10
+    fields = [spec.dst[0] for spec in learn.specs]
+    assert fields == ["eth_type_nxm", "ip_proto_nxm", "ipv4_src_nxm", "ipv4_dst_nxm",
+                      "tcp_src_nxm", "tcp_dst_nxm"]
+    udp = lab.host_of(E3.src_ip)
+    (udp_learn,) = lab.table(udp.leaf).learns_for(packet(E3, udp.port))
+    assert [spec.dst[0] for spec in udp_learn.specs][-2:] == ["udp_src_nxm", "udp_dst_nxm"]
+    # ... and the packet still gets where it is going, over every spread alternative.
+    assert_spread(lab, E1)
+    assert_spread(lab, E3)
+
+
+def test_packets_not_from_a_host_port_do_not_learn(lab):
+    dst = lab.host_of(E1.dst_ip)                       # dc2-h3, dc2-leaf2 port 1
+    arriving = packet(E1, 3)                           # from dc2-spine1
+    leaf = lab.table(dst.leaf)
+    assert leaf.learns_for(arriving) == []
+    assert leaf.possible_ports(arriving) == {dst.port}
+    for spine in ("dc1-spine1", "dc2-spine1"):
+        assert lab.table(spine).learns_for(packet(E1, 1)) == []
+    assert lab.table(GW).learns_for(packet(E1, 1)) == []
+    # Nor does IP that is neither TCP nor UDP (nothing to key a flow on), yet it is forwarded.
+    src = lab.host_of(E1.src_ip)
+    icmp = {"in_port": src.port, "eth_type": 0x0800, "ipv4_src": E1.src_ip,
+            "ipv4_dst": E1.dst_ip, "ip_proto": 1}
+    assert lab.table(src.leaf).learns_for(icmp) == []
+    assert {p.end for p in lab.net.trace(lab.dpid(src.leaf), src.port, icmp)} == \
+        {(lab.dpid(dst.leaf), dst.port)}
+
+
+def test_stats_requests_ask_programmed_switches_for_ports_and_leaves_for_flows(fabric):
+    lab = Lab(fabric, policy="loadaware")
+    assert lab.ctl.stats_requests().messages == {}
+    lab.bring_up_all()
+    out = lab.ctl.stats_requests()
+    assert set(out.messages) == {sw.dpid for sw in fabric.switches.values()}
+    for name, sw in fabric.switches.items():
+        msgs = out.messages[sw.dpid]
+        assert sum(isinstance(m, parser.OFPPortStatsRequest) for m in msgs) == 1
+        flow_reqs = [m for m in msgs if isinstance(m, parser.OFPFlowStatsRequest)]
+        if sw.role == "leaf":
+            assert [m.table_id for m in flow_reqs] == [TABLE_FLOWS], name
+        else:
+            assert flow_reqs == [], name
+    assert out.placements == 0
+
+
+# --- placement under loadaware -------------------------------------------------------------
+
+
+def test_two_elephants_are_pinned_to_different_wavelengths(lab):
+    out = make_elephants(lab, "dc1-leaf1", [E1, E2], extra={MOUSE: SLOW})
+    assert out.placements == 2
+    assert lab.ctl.steering.elephant_count == 2
+    assert set(lab.ctl.steering.pinned) == {E1, E2}
+    # Zero background, demand 800 Gb/s each: the first takes w1 (ties go to the first
+    # wavelength), the second finds w1 at 4.0 and the others at 2.0, and takes w2.
+    assert {chosen(lab, E1), chosen(lab, E2)} == {W[0], W[1]}
+    for key in (E1, E2):
+        assert_pinned(lab, key, chosen(lab, key))
+    # The pins went to the switches of their paths only.
+    on_path = {lab.dpid(s) for key in (E1, E2) for s, _ in lab.ctl.steering.pinned[key].hops}
+    assert set(out.messages) == on_path
+    # The mouse, the elephants' reverse directions and another flow of the same hosts
+    # stay on the spread.
+    assert MOUSE not in lab.ctl.steering.pinned
+    assert_spread(lab, MOUSE)
+    assert_spread(lab, reverse(E1))
+    assert_spread(lab, FlowKey(E1.src_ip, E1.dst_ip, 6, 40999, 5201))
+
+
+def test_elephants_from_two_leaves_take_different_wavelengths(lab):
+    make_elephants(lab, "dc1-leaf1", [E1], t0=0.0)
+    assert chosen(lab, E1) == W[0]
+    out = make_elephants(lab, "dc1-leaf2", [E3], t0=0.0)
+    assert out.placements == 1
+    assert chosen(lab, E3) == W[1]               # w1 holds E1's 800 Gb/s demand
+    assert_pinned(lab, E1, W[0])
+    assert_pinned(lab, E3, W[1])
+
+
+def test_background_load_sends_a_new_elephant_to_the_idle_wavelength(lab):
+    lab.background({}, 0.0)
+    lab.background({W[0]: 300, W[1]: 300, W[2]: 300}, 1.0)
+    # w1..w3: (300 + 800) / 400 = 2.75; w4: 800 / 400 = 2.0.
+    out = make_elephants(lab, "dc1-leaf1", [E1], t0=10.0)
+    assert out.placements == 1
+    assert chosen(lab, E1) == W[3]
+    assert_pinned(lab, E1, W[3])
+
+
+def test_reserved_bandwidth_counts_as_used(lab):
+    res = lab.send(lab.ctl.reserve(ReservationRequest("dc1-h2", "dc2-h4", 360.0), "r1",
+                                   0.0)).changed[0]
+    (reserved,) = [h.link for h in res.hops if h.link in W]
+    # Without the reservation the reserved wavelength would be the only idle one.
+    lab.background({}, 0.0)
+    lab.background({w: 300 for w in W if w != reserved}, 1.0)
+    make_elephants(lab, "dc1-leaf1", [E1], t0=10.0)
+    # reserved: (360 + 800) / 400 = 2.9; the others (300 + 800) / 400 = 2.75.
+    expected = min(w for w in W if w != reserved)
+    assert chosen(lab, E1) == expected
+    assert_pinned(lab, E1, expected)
+    # The reservation's pins are for its own pair only: the elephant is not caught by them.
+    src = lab.host_of(E1.src_ip)
+    assert lab.table(src.leaf).lookup(packet(E1, src.port)).priority < 2000
+
+
+def test_a_disappearing_elephant_is_unpinned(lab, fabric):
+    make_elephants(lab, "dc1-leaf1", [E1, E2])
+    e1_hops = {s for s, _ in lab.ctl.steering.pinned[E1].hops}
+    out = lab.flows("dc1-leaf1", {E2: FAST}, 3.0)      # E1's counter timed out
+    assert set(out.messages) == {lab.dpid(s) for s in e1_hops}
+    for msgs in out.messages.values():
+        assert all(m.command == ofp.OFPFC_DELETE_STRICT and m.priority == PRIORITY_ELEPHANT
+                   and m.table_id == TABLE_FORWARD for m in msgs)
+    assert E1 not in lab.ctl.steering.pinned
+    assert lab.ctl.steering.elephant_count == 1
+    assert_spread(lab, E1)
+    assert_pinned(lab, E2, chosen(lab, E2))
+    lab.flows("dc1-leaf1", {}, 4.0)
+    assert lab.ctl.steering.pinned == {}
+    assert_spread(lab, E2)
+    assert lab.states() == fresh_states(fabric, policy="loadaware")
+
+
+def test_a_demoted_elephant_is_unpinned(lab):
+    make_elephants(lab, "dc1-leaf1", [E1])
+    assert lab.flows("dc1-leaf1", {E1: SLOW}, 3.0).messages == {}   # one poll under half
+    assert E1 in lab.ctl.steering.pinned
+    out = lab.flows("dc1-leaf1", {E1: SLOW}, 4.0)
+    assert out.messages and E1 not in lab.ctl.steering.pinned
+    assert_spread(lab, E1)
+
+
+# --- revisits ------------------------------------------------------------------------------
+
+
+def placed_on_w4(lab: Lab) -> None:
+    """E1 placed on w4 at poll 3 (w1..w3 carried 300 Gb/s of background each)."""
+    busy = {W[0]: 300, W[1]: 300, W[2]: 300}
+    lab.poll()                                         # poll 1
+    lab.background({}, 1.0)
+    lab.flows("dc1-leaf1", {E1: FAST}, 1.0)
+    lab.poll()                                         # poll 2
+    lab.background(busy, 2.0)
+    lab.flows("dc1-leaf1", {E1: FAST}, 2.0)
+    lab.poll()                                         # poll 3
+    lab.background(busy, 3.0)
+    out = lab.flows("dc1-leaf1", {E1: FAST}, 3.0)
+    assert out.placements == 1
+    assert_pinned(lab, E1, W[3])
+
+
+def cycle(lab: Lab, now: float, other_on_w4: float) -> Outbox:
+    """A poll (its revisit), then port and flow counters: w1..w3 idle, w4 carrying E1's
+    50 Gb/s and `other_on_w4` Gb/s of other traffic."""
+    out = lab.poll()
+    lab.background({W[3]: 50 + other_on_w4}, now)
+    lab.flows("dc1-leaf1", {E1: FAST}, now)
+    return out
+
+
+def test_no_move_until_settled_then_a_move_that_pays(lab):
+    assert SETTLE_POLLS == 2
+    placed_on_w4(lab)
+    lab.background({W[3]: 50 + 300}, 3.5)              # the background moved away at once
+    before = lab.states()
+    # w4 is now at (300 + 800) / 400 = 2.75 with E1, w1 would be 2.0: worth moving, but the
+    # pin is younger than SETTLE_POLLS.
+    for now in (4.0, 5.0):
+        out = cycle(lab, now, 300)
+        assert out.placements == 0
+        assert all(isinstance(m, (parser.OFPPortStatsRequest, parser.OFPFlowStatsRequest))
+                   for msgs in out.messages.values() for m in msgs)
+        assert_pinned(lab, E1, W[3])
+    assert lab.states() == before
+    out = cycle(lab, 6.0, 300)                         # poll 6: settled
+    assert out.placements == 1
+    pins = [m for msgs in out.messages.values() for m in msgs if isinstance(m, parser.OFPFlowMod)]
+    assert pins and all(m.priority == PRIORITY_ELEPHANT for m in pins)
+    assert_pinned(lab, E1, W[0])
+    again = lab.poll()                                  # right after: nothing moves
+    assert again.placements == 0
+
+
+@pytest.mark.parametrize("other, moves", [(0, False), (10, False), (15, False), (25, True),
+                                          (30, True), (300, True)])
+def test_a_move_must_gain_more_than_min_gain(lab, other, moves):
+    """Other traffic X on w4 puts E1's wavelength at (X + 800) / 400 against 2.0 on w1:
+    a gain of X / 400, which must exceed min_gain 0.05 (20 Gb/s)."""
+    placed_on_w4(lab)
+    lab.background({W[3]: 50 + other}, 3.5)
+    moved = 0
+    for now in range(4, 12):
+        moved += cycle(lab, float(now), other).placements
+    assert moved == (1 if moves else 0)
+    assert_pinned(lab, E1, W[0] if moves else W[3])
+
+
+def steering(fabric) -> Steering:
+    return Steering(fabric, LatencyGraph(fabric), "loadaware")
+
+
+def place(st: Steering, leaf: str, key: FlowKey, background) -> None:
+    for t in (0.0, 1.0):
+        assert st.sample(leaf, {key: round(FAST * t)}, t, background)[1] == 0
+    msgs, placed = st.sample(leaf, {key: round(FAST * 2)}, 2.0, background)
+    assert placed == 1 and msgs
+
+
+def bg(**gbps) -> dict:
+    """Background in real b/s per directed wavelength out of dc1-gw1: w1=..., w4=..."""
+    return {(w, GW): gbps.get(f"w{i}", 0.0) * 1e9 for i, w in enumerate(W, start=1)}
+
+
+def test_revisit_twice_in_a_row_moves_nothing_the_second_time(fabric):
+    st = steering(fabric)
+    place(st, "dc1-leaf1", E1, bg(w1=300, w2=300, w3=300))
+    assert st.pinned[E1].path == ((W[3], GW),)
+    place(st, "dc1-leaf2", E3, bg(w1=300, w2=300, w3=300))
+    assert st.pinned[E3].path == ((W[0], GW),)          # 2.75 against 4.0 on w4
+    # Measured now: E1 (50) and 300 of other traffic on w4, E3 (50) on w1, w3 full.
+    now = bg(w1=50, w4=350, w3=400)
+    for _ in range(SETTLE_POLLS):
+        assert st.revisit(now) == ({}, 0)
+    msgs, moved = st.revisit(now)
+    # E1: 2.75 on w4, 2.0 on w2: moves. E3: 2.0 on w1, nothing better: stays.
+    assert moved == 1
+    assert st.pinned[E1].path == ((W[1], GW),)
+    assert st.pinned[E3].path == ((W[0], GW),)
+    # The new pins replace the old in place along the path (ADD of the same match).
+    assert set(msgs) == {s for s, _ in st.pinned[E1].hops}
+    (gw_pin,) = msgs[GW]
+    assert gw_pin.command == ofp.OFPFC_ADD and gw_pin.priority == PRIORITY_ELEPHANT
+    assert [a.port for i in gw_pin.instructions for a in i.actions] == [W_PORT[W[1]]]
+    assert st.revisit(now) == ({}, 0)
+    # Measured after the move: E1 on w2. Still nothing moves, however long.
+    after = bg(w1=50, w2=50, w4=300, w3=400)
+    for _ in range(2 * SETTLE_POLLS + 2):
+        assert st.revisit(after) == ({}, 0)
+
+
+def test_revisit_does_not_move_back_on_stale_measurements(fabric):
+    """Right after a move, the old wavelength still measures the elephant: it must not
+    come back once it settles, nor after."""
+    st = steering(fabric)
+    place(st, "dc1-leaf1", E1, bg(w1=300, w2=300, w3=300))
+    stale = bg(w4=350)
+    for _ in range(SETTLE_POLLS):
+        st.revisit(stale)
+    assert st.revisit(stale)[1] == 1
+    assert st.pinned[E1].path == ((W[0], GW),)
+    for _ in range(3 * SETTLE_POLLS):
+        assert st.revisit(stale) == ({}, 0)
+    assert st.pinned[E1].path == ((W[0], GW),)
+
+
+def test_expand_gives_every_hop_from_leaf_to_host(fabric):
+    st = steering(fabric)
+    place(st, "dc1-leaf1", E1, bg())
+    record = st.detector.flows[E1]
+    hops = st.expand(record, ((W[2], GW),))
+    switches = [s for s, _ in hops]
+    assert switches[0] == "dc1-leaf1" and switches[1] in ("dc1-spine1", "dc1-spine2")
+    assert switches[2:4] == [GW, "dc2-gw1"]
+    assert switches[4] in ("dc2-spine1", "dc2-spine2") and switches[5] == "dc2-leaf2"
+    assert len(hops) == 6
+    assert hops[2] == (GW, W_PORT[W[2]])
+    assert hops[-1] == ("dc2-leaf2", 1)                  # dc2-h3's port
+    # The spine ports agree with the links: leaf1 port 3 -> spine1, 4 -> spine2, etc.
+    spine1 = switches[1] == "dc1-spine1"
+    assert hops[0] == ("dc1-leaf1", 3 if spine1 else 4)
+    assert hops[1] == (switches[1], 3)                   # dc1-spineN port 3 -> dc1-gw1
+    assert hops[3][1] in (1, 2)                           # dc2-gw1 -> a dc2 spine
+    assert hops[4] == (switches[4], 2)                   # dc2-spineN port 2 -> dc2-leaf2
+
+
+# --- the other policies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["ecmp", "shortest"])
+def test_other_policies_count_elephants_but_pin_nothing(fabric, policy):
+    lab = Lab(fabric, policy=policy).bring_up_all()
+    before = lab.states()
+    out = make_elephants(lab, "dc1-leaf1", [E1, E2])
+    assert out.placements == 2
+    assert out.messages == {}
+    assert lab.ctl.steering.elephant_count == 2
+    assert lab.ctl.steering.pinned == {}
+    assert lab.states() == before
+    assert lab.poll().placements == 0
+    gone = lab.flows("dc1-leaf1", {}, 3.0)
+    assert gone.messages == {} and lab.ctl.steering.elephant_count == 0
+
+
+def test_shortest_programs_one_path_and_one_wavelength_per_site_pair(fabric):
+    lab = Lab(fabric, policy="shortest").bring_up_all()
+    for name, sw in fabric.switches.items():
+        assert lab.table(name).groups == {}, name
+    crossed = {}
+    for src in fabric.hosts.values():
+        for dst in fabric.hosts.values():
+            if src is dst:
+                continue
+            key = FlowKey(src.ip, dst.ip, 6, 40000, 5201)
+            paths = lab.trace(key)
+            assert len(paths) == 1, (src.name, dst.name)
+            (path,) = paths
+            assert path.choices == ()
+            assert path.outcome is Outcome.EGRESS and path.end == (lab.dpid(dst.leaf), dst.port)
+            if src.site != dst.site:
+                (w,) = wavelengths(lab, path)
+                crossed.setdefault((src.site, dst.site), set()).add(w)
+    assert set(crossed) == {("dc1", "dc2"), ("dc2", "dc1")}
+    assert len(crossed[("dc1", "dc2")]) == 1
+    assert len(crossed[("dc2", "dc1")]) == 1
+
+
+def test_loadaware_and_ecmp_programs_spread(fabric):
+    for policy in ("loadaware", "ecmp"):
+        lab = Lab(fabric, policy=policy).bring_up_all()
+        assert_spread(lab, E1)
+        assert_spread(lab, reverse(E3))
+
+
+def test_unknown_policy_is_refused(fabric):
+    with pytest.raises(ValueError):
+        FabricController(fabric, policy="random")
+
+
+# --- reconnects -----------------------------------------------------------------------------
+
+
+def test_reprogramming_after_reconnect_restores_the_pins(lab, fabric):
+    make_elephants(lab, "dc1-leaf1", [E1, E2])
+    before = lab.states()
+    on_path = {s for key in (E1, E2) for s, _ in lab.ctl.steering.pinned[key].hops}
+    for name in fabric.switches:
+        lab.ctl.switch_disconnected(lab.dpid(name))
+    programs = {name: lab.connect(name) for name in fabric.switches}
+    assert lab.states() == before
+    for name, program in programs.items():
+        pins = [m for m in program if isinstance(m, parser.OFPFlowMod)
+                and m.priority == PRIORITY_ELEPHANT]
+        expected = sum(1 for key in (E1, E2) for s, _ in lab.ctl.steering.pinned[key].hops
+                       if s == name)
+        assert len(pins) == expected, name
+        assert (expected > 0) == (name in on_path)
+        empty = FakeOFTable()                          # the same program on an empty switch
+        empty.apply(program)
+        assert empty.table_state() == before[name], name
+    for name in fabric.switches:
+        lab.barrier(name)
+    assert_pinned(lab, E1, chosen(lab, E1))
+    assert_pinned(lab, E2, chosen(lab, E2))
+
+
+def test_program_of_a_switch_lists_its_pins(lab):
+    make_elephants(lab, "dc1-leaf1", [E1])
+    pin = lab.ctl.steering.pinned[E1]
+    for switch, port in pin.hops:
+        (msg,) = lab.ctl.steering.program(switch)
+        expected = elephant_rules.pin(E1, [(switch, port)])[switch][0]
+        assert msg.to_jsondict() == expected.to_jsondict()
+    assert lab.ctl.steering.program("dc1-gw2") == []
+
+
+def test_a_young_pins_stale_measurement_does_not_move_others_on_the_next_revisit(fabric):
+    """Two elephants of one sender, A (dc1-h1 -> dc2-h3) and C (dc1-h1 -> dc2-h4): Hedera
+    gives each half of the 800 Gb/s NIC, 400 Gb/s. With w1, w3, w4 at 500 Gb/s both go to
+    w2 (A: 1.0 against 2.25; C: 2.0 against 2.25).
+
+    Measured afterwards (and not yet again): w2 carries A (50) + C (50) + 100 of others,
+    w3 and w4 100 each, w1 nothing. Once settled, the first revisit sees w2 at
+    100 + 400 + 400 = 900 (2.25): A moves to w1 (1.0); C, lifted, is at 500/400 = 1.25
+    and w3, w4 would be 1.25 too: it stays.
+
+    A second revisit right away, on the same measurements, must move nothing (hysteresis,
+    "a second call right after the first moves nothing"). A's 50 Gb/s is still measured
+    on w2, where A no longer is: counting it there puts C's wavelength at
+    150 + 400 = 550 (1.375) and sends C to w3 (1.25), a move caused only by A's ghost.
+    """
+    st = steering(fabric)
+    a = FlowKey("10.1.1.1", "10.2.2.3", 6, 41001, 5201)
+    c = FlowKey("10.1.1.1", "10.2.2.4", 6, 41002, 5201)
+    busy = bg(w1=500, w3=500, w4=500)
+    for t in (0.0, 1.0, 2.0):
+        _, placed = st.sample("dc1-leaf1", {a: round(FAST * t), c: round(FAST * t)}, t, busy)
+    assert placed == 2
+    assert st.pinned[a].demand_bps == pytest.approx(400e9)
+    assert st.pinned[c].demand_bps == pytest.approx(400e9)
+    assert st.pinned[a].path == st.pinned[c].path == ((W[1], GW),)
+    measured = bg(w2=200, w3=100, w4=100)
+    for _ in range(SETTLE_POLLS):
+        assert st.revisit(measured) == ({}, 0)
+    _, moved = st.revisit(measured)
+    assert moved == 1
+    assert st.pinned[a].path == ((W[0], GW),)
+    assert st.pinned[c].path == ((W[1], GW),)
+    _, moved = st.revisit(measured)
+    assert moved == 0, f"C moved to {st.pinned[c].path}"
+    assert st.pinned[c].path == ((W[1], GW),)
