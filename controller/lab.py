@@ -14,12 +14,24 @@ import threading
 import time
 from pathlib import Path
 
+import yaml
+
 from .emulation.cleanup import kill_pid
 from .emulation.network import Emulation
 from .fabric import Fabric
 
 READY_MARK = "ready: all"          # logged by the core once every switch is programmed
 CONTROLLER_TAG = "dcilab controller"
+
+
+def rescaled(topology: Path, scale: float, workdir: Path) -> Path:
+    """A copy of a fabric file in `workdir` with another emulation `scale` (the benchmarks
+    and tests lower it to keep all their traffic within what userspace OVS forwards)."""
+    data = yaml.safe_load(Path(topology).read_text())
+    data["scale"] = scale
+    out = Path(workdir) / Path(topology).name
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
 
 
 def free_port() -> int:

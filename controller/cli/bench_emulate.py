@@ -25,12 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-from ..emulation.traffic import interface_tx_bytes, iperf_concurrent
+from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concurrent
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..fabric.model import scaled_mbps
-from ..lab import Lab
+from ..lab import Lab, rescaled
 from ..te.placement import POLICIES
 
 # Below this many scaled Mb/s in all, userspace OVS on 2 cores is not the bottleneck.
@@ -64,14 +62,6 @@ def _busiest_pair(fabric: Fabric):
     return max(pairs.items(), key=lambda kv: (len(kv[1]), kv[0]))
 
 
-def _rescaled(path: Path, scale: float, workdir: Path) -> Path:
-    data = yaml.safe_load(path.read_text())
-    data["scale"] = scale
-    out = workdir / path.name
-    out.write_text(yaml.safe_dump(data, sort_keys=False))
-    return out
-
-
 def run_emulate_bench(args) -> int:
     try:
         original = load_fabric(args.emulate)
@@ -87,7 +77,7 @@ def run_emulate_bench(args) -> int:
     scale = args.scale or min(original.scale, CPU_BUDGET_MBPS / (w * rate_gbps * 1000))
     flows_n = args.flows or w + 2
     with tempfile.TemporaryDirectory(prefix="dcilab-bench-emulate-") as tmp:
-        topology = _rescaled(Path(args.emulate), scale, Path(tmp))
+        topology = rescaled(Path(args.emulate), scale, Path(tmp))
         fabric = parse_fabric(topology.read_text(), str(topology))
         wave_mbps = scaled_mbps(fabric, rate_gbps)
         size = int(args.megabytes * 1e6) or int(wave_mbps * 1e6 / 8 * 8)   # ~8 s alone
@@ -127,19 +117,17 @@ def _calibrate(lab: Lab, pair, size: int, flows: int, w: int) -> dict:
 
 
 def _measure(lab: Lab, fabric: Fabric, pairs, ports, size: int, waves) -> dict:
-    before = interface_tx_bytes()
+    before = interface_rx_bytes(fabric)
     started = time.monotonic()
     results = iperf_concurrent(lab.emulation, pairs, size_bytes=size, client_ports=ports)
     elapsed = time.monotonic() - started
-    after = interface_tx_bytes()
+    delivered = delivered_bytes(fabric, before, interface_rx_bytes(fabric))
     failed = [r.error for r in results if r.error]
     completion = max(r.seconds for r in results)
     window = (SETTLE_S, min(r.seconds for r in results))
     utilization = {}
     for link in waves:
-        sw = fabric.switches[link.a.node]
-        intf = sw.interface(link.a.port)
-        mbps = (after.get(intf, 0) - before.get(intf, 0)) * 8 / 1e6 / elapsed
+        mbps = delivered[(link.a.node, link.a.port)] * 8 / 1e6 / elapsed
         utilization[link.name] = round(mbps / scaled_mbps(fabric, link.rate_gbps), 3)
     return {"aggregate_mbps": round(_window_mbps(results, *window), 3),
             "window_s": [round(w, 2) for w in window],

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..emulation.network import EmulationError
 from ..emulation.ovs import OvsError
-from ..emulation.traffic import interface_tx_bytes, iperf_concurrent, ping_all
+from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concurrent, ping_all
 from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab
@@ -99,9 +99,9 @@ def _exercise(lab: Lab, fabric: Fabric, duration_s: float) -> int:
         say("one site only: no DCI traffic to measure")
         return 0 if not lost else 1
     say(f"running iperf3 for {duration_s:g} s on {len(pairs)} site pair(s) at once")
-    before = interface_tx_bytes()
+    before = interface_rx_bytes(fabric)
     results = iperf_concurrent(lab.emulation, pairs, duration_s)
-    after = interface_tx_bytes()
+    after = interface_rx_bytes(fabric)
     _print_table(fabric, pairs, results, before, after)
     failed = [r for r in results if r.error]
     for r in failed:
@@ -111,11 +111,7 @@ def _exercise(lab: Lab, fabric: Fabric, duration_s: float) -> int:
 
 def _print_table(fabric, pairs, results, before, after) -> None:
     graph = LatencyGraph(fabric)
-    tx = {}
-    for link in fabric.wavelengths():
-        for end in (link.a, link.b):
-            intf = fabric.switches[end.node].interface(end.port)
-            tx[(end.node, end.port)] = after.get(intf, 0) - before.get(intf, 0)
+    tx = delivered_bytes(fabric, before, after)
     flows = [MeasuredFlow(fabric.hosts[s].leaf, fabric.hosts[d].leaf, r.bytes)
              for (s, d), r in zip(pairs, results)]
     crossings = attribute(graph, flows, tx)

@@ -27,6 +27,7 @@ from . import elephant_rules
 log = logging.getLogger("dcilab.steering")
 
 SETTLE_POLLS = 2
+NOISE_FLOOR = 0.15
 
 
 @dataclass
@@ -142,8 +143,13 @@ class Steering:
             if pin.previous and self._poll - pin.since_poll <= SETTLE_POLLS:
                 # Just moved: the last measurement still shows it on its old path too.
                 add_load(load, pin.previous, -pin.record.rate_bps)
+        capacity = self.candidates.capacity_bps
         for link in load:
-            load[link] = max(0.0, load[link])
+            # Port and flow counters are read at slightly different moments, so what is
+            # left after taking the elephants out is noisy: under NOISE_FLOOR of the
+            # wavelength it is taken as nothing, or revisits would chase the noise.
+            residual = load[link]
+            load[link] = residual if residual > NOISE_FLOOR * capacity[link] else 0.0
         for pin in self.pinned.values():
             add_load(load, pin.path, pin.demand_bps)
         return load

@@ -4,9 +4,11 @@ the byte counters of OVS interfaces."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 
+from ..fabric.model import GATEWAY
 from .network import Emulation
 
 
@@ -45,34 +47,38 @@ class IperfResult:
     bytes: int
     error: str | None = None
     seconds: float = 0.0        # how long the transfer took (receiver side)
-    src_port: int = 0           # the client's TCP port: with dst and 5201+ it is the 5-tuple
+    src_port: int = 0           # the client's TCP port
+    dst_port: int = 0           # the server's
     intervals: tuple = ()       # (start s, end s, bits/s) per report interval, sender side
 
 
 def iperf_concurrent(emu: Emulation, pairs: list[tuple[str, str]], duration_s: float = 5.0,
                      base_port: int = 5301, size_bytes: int | None = None,
-                     client_ports: list[int] | None = None) -> list[IperfResult]:
+                     client_ports: list[int] | None = None,
+                     server_ports: list[int] | None = None) -> list[IperfResult]:
     """Run one TCP iperf3 flow per (src, dst) pair, all at once: for `duration_s`, or until
-    each has sent `size_bytes`. `client_ports` fixes each flow's source port (its 5-tuple)."""
+    each has sent `size_bytes`. `client_ports` and `server_ports` fix each flow's source
+    and destination ports (its 5-tuple); servers default to base_port, base_port + 1, ..."""
+    server_ports = server_ports or [base_port + i for i in range(len(pairs))]
     servers, clients = [], []
     try:
         for i, (_, dst) in enumerate(pairs):
             servers.append(emu.host(dst).popen(
-                ["iperf3", "-s", "-1", "-p", str(base_port + i)], stdout=subprocess.DEVNULL,
+                ["iperf3", "-s", "-1", "-p", str(server_ports[i])], stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL))
         for i, (_, dst) in enumerate(pairs):
-            _wait_listening(emu, dst, base_port + i)
+            _wait_listening(emu, dst, server_ports[i])
         amount = ["-n", str(size_bytes)] if size_bytes else ["-t", f"{duration_s:g}"]
         for i, (src, dst) in enumerate(pairs):
             cport = ["--cport", str(client_ports[i])] if client_ports else []
             clients.append(emu.host(src).popen(
-                ["iperf3", "-c", emu.fabric.hosts[dst].ip, "-p", str(base_port + i), *amount,
+                ["iperf3", "-c", emu.fabric.hosts[dst].ip, "-p", str(server_ports[i]), *amount,
                  *cport, "-J"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         results = []
         timeout = duration_s + 30 if not size_bytes else 600
         for (src, dst), client in zip(pairs, clients):
             out, err = client.communicate(timeout=timeout)
-            results.append(_parse_iperf(src, dst, out, err))
+            results.append(_parse_iperf(src, dst, out, err, server_ports[len(results)]))
         return results
     finally:
         for proc in servers + clients:
@@ -90,7 +96,7 @@ def _wait_listening(emu: Emulation, host: str, port: int, attempts: int = 50) ->
     raise RuntimeError(f"iperf3 server on {host} port {port} did not start")
 
 
-def _parse_iperf(src: str, dst: str, out: str, err: str) -> IperfResult:
+def _parse_iperf(src: str, dst: str, out: str, err: str, dst_port: int = 0) -> IperfResult:
     try:
         data = json.loads(out)
     except json.JSONDecodeError:
@@ -103,15 +109,36 @@ def _parse_iperf(src: str, dst: str, out: str, err: str) -> IperfResult:
                       for i in data.get("intervals", []))
     return IperfResult(src, dst, received["bits_per_second"], int(received["bytes"]),
                        seconds=float(received.get("seconds", 0.0)),
-                       src_port=int(connected[0].get("local_port", 0)), intervals=intervals)
+                       src_port=int(connected[0].get("local_port", 0)), dst_port=dst_port,
+                       intervals=intervals)
 
 
-def interface_tx_bytes() -> dict[str, int]:
-    """Bytes transmitted so far by every OVS interface, by name (one ovsdb query)."""
-    out = subprocess.run(["ovs-vsctl", "--timeout=10", "--format=json", "--columns=name,statistics",
-                          "list", "Interface"], capture_output=True, text=True, check=True)
+_PORT_LINE = re.compile(r"port\s+(\d+): rx pkts=\d+, bytes=(\d+)")
+
+
+def interface_rx_bytes(fabric) -> dict[str, int]:
+    """Bytes received so far by every gateway port, by interface name: what really crossed
+    each wavelength. Read live from the switches (`ovs-ofctl dump-ports`): the statistics
+    in ovsdb refresh only every 5 s, and userspace OVS counts as sent what a shaped link
+    then drops, so a receive counter is the truth."""
     counters = {}
-    for name, stats in json.loads(out.stdout)["data"]:
-        values = dict(stats[1]) if stats[0] == "map" else {}
-        counters[name] = int(values.get("tx_bytes", 0))
+    for sw in fabric.switches.values():
+        if sw.role != GATEWAY:
+            continue
+        out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-ports", sw.bridge],
+                             capture_output=True, text=True, check=True)
+        for port, rx in _PORT_LINE.findall(out.stdout):
+            counters[sw.interface(int(port))] = int(rx)
     return counters
+
+
+def delivered_bytes(fabric, before: dict[str, int], after: dict[str, int]
+                    ) -> dict[tuple[str, int], int]:
+    """Bytes each wavelength delivered in each direction between two interface_rx_bytes()
+    readings, keyed by the (switch, port) the direction leaves from."""
+    out = {}
+    for link in fabric.wavelengths():
+        for src, dst in ((link.a, link.b), (link.b, link.a)):
+            intf = fabric.switches[dst.node].interface(dst.port)
+            out[(src.node, src.port)] = after.get(intf, 0) - before.get(intf, 0)
+    return out

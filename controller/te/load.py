@@ -104,7 +104,9 @@ class LoadTracker:
         (self._down_ports.discard if up else self._down_ports.add)((switch, port))
 
     def rate_bps(self, direction: Direction) -> float:
-        counter = self._tx_counter(direction) or self._rx_counter(direction)
+        """What arrives at the far end: userspace OVS counts as sent what a shaped link then
+        drops, so the receiving port's counter is the truth where there is one."""
+        counter = self._rx_counter(direction) or self._tx_counter(direction)
         return counter.rate_bps if counter else 0.0
 
     def _port(self, node: str, link: str) -> int | None:
@@ -131,7 +133,7 @@ class LoadTracker:
                 tx, rx = self._tx_counter(d), self._rx_counter(d)
                 sent = tx or rx
                 received = rx or tx
-                rate = sent.rate_bps if sent else 0.0
+                rate = received.rate_bps if received else 0.0
                 out.append(LinkLoad(
                     link=link.name, wavelength=link.wavelength, kind=link.kind,
                     site_a=self._site(d.src), site_b=self._site(d.dst), src=d.src, dst=d.dst,
