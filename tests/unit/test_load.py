@@ -147,7 +147,8 @@ def test_receive_total_comes_from_the_far_end(tracker):
     up = load_of(tracker.snapshot(), UP)
     assert up.transmit_bytes_total == pytest.approx(1e10)
     assert up.receive_bytes_total == pytest.approx(9e9)
-    assert up.rate_bps == pytest.approx(8e10)                 # the sender's rate
+    # What arrived: userspace OVS counts as sent what a shaped link then drops.
+    assert up.rate_bps == pytest.approx(7.2e10)
 
 
 def test_reserved_bps_is_per_direction(tracker, fabric):
