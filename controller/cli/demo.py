@@ -7,8 +7,11 @@ measured on which wavelength; stops and removes everything.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import shutil
+import tempfile
 import signal
 import sys
 import time
@@ -20,6 +23,7 @@ from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concu
 from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab
+from ..metrics.prometheus_server import PrometheusError, start_prometheus, stop_prometheus
 from .controller import add_steering_arguments, steering_options
 from ..te.attribution import MeasuredFlow, attribute
 from ..te.paths import LatencyGraph
@@ -39,6 +43,13 @@ def register(sub) -> None:
     p.add_argument("--duration", type=float, default=5.0, metavar="S",
                    help="seconds of iperf3 traffic (default 5)")
     p.add_argument("--verbose", action="store_true", help="echo the controller's log")
+    p.add_argument("--prometheus", action="store_true",
+                   help="also run a local Prometheus (Debian `prometheus`) scraping the "
+                        "controller every second with deploy/prometheus/rules.yml; prints "
+                        "its URL, and stops it with everything else")
+    p.add_argument("--hold", type=float, default=0.0, metavar="S",
+                   help="keep everything running S seconds after the table, to look at the "
+                        "metrics, Prometheus or the gRPC API (Ctrl-C ends it early)")
     add_steering_arguments(p)
     p.set_defaults(run=run)
 
@@ -76,12 +87,36 @@ def run(args) -> int:
             say(f"controller: policy {args.policy}; gRPC API on {lab.controller.grpc_address} "
                 f"(try `dcilab links --server {lab.controller.grpc_address}`); "
                 f"metrics on {lab.controller.metrics_url}")
-            code = _exercise(lab, fabric, args.duration)
-    except (EmulationError, OvsError, RuntimeError) as exc:
+            with _prometheus(lab, args.prometheus):
+                code = _exercise(lab, fabric, args.duration)
+                if args.hold > 0:
+                    say(f"holding for {args.hold:g} s (Ctrl-C to stop now)")
+                    try:
+                        time.sleep(args.hold)
+                    except KeyboardInterrupt:
+                        pass
+    except (EmulationError, OvsError, PrometheusError, RuntimeError) as exc:
         print(f"dcilab demo: {exc}", file=sys.stderr)
         return 1
     say(f"done in {time.monotonic() - started:.1f} s; everything stopped and removed")
     return code
+
+
+@contextlib.contextmanager
+def _prometheus(lab: Lab, wanted: bool):
+    """A local Prometheus scraping the demo's controller, when asked for."""
+    if not wanted:
+        yield
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="dcilab-prometheus-"))
+    proc, url = start_prometheus([f"127.0.0.1:{lab.controller.metrics_port}"], workdir)
+    lab.emulation.adopt(proc.pid, "prometheus")     # so `dcilab clean` finds it after a crash
+    say(f"prometheus on {url} (e.g. {url}/graph?g0.expr=dcilab_link_utilization_ratio)")
+    try:
+        yield
+    finally:
+        stop_prometheus(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _exercise(lab: Lab, fabric: Fabric, duration_s: float) -> int:

@@ -1,0 +1,124 @@
+"""Reservations on the real emulation: pinned, policed, kept against competing elephants,
+and back on the switches after the controller is killed with kill -9."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+
+from dcilab.api.client import Client
+from dcilab.emulation.network import Emulation
+from dcilab.emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concurrent
+from dcilab.fabric import load_fabric
+from dcilab.fabric.model import scaled_mbps
+from dcilab.lab import CONTROLLER_TAG, ControllerProcess, Lab, free_port, rescaled
+
+from conftest import TOPOLOGIES
+
+SCALE = 5e-5            # 400 Gb/s -> 20 Mb/s: every test's traffic stays within the CPU
+RESERVED_GBPS = 100     # -> 5 Mb/s emulated
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+def wait_active(client: Client, reservation_id: str, timeout_s: float = 15.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        res = client.get(reservation_id)
+        if res.state == 2:                      # RESERVATION_STATE_ACTIVE
+            return res
+        time.sleep(0.2)
+    raise AssertionError(f"reservation {reservation_id} not ACTIVE: {client.get(reservation_id)}")
+
+
+def window_mbps(result, start: float, end: float) -> float:
+    inside = [(e - s, bps) for s, e, bps in result.intervals if s >= start and e <= end + 1e-6]
+    return sum(d * bps for d, bps in inside) / sum(d for d, _ in inside) / 1e6
+
+
+def metered_pins(bridge: str) -> int:
+    flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge],
+                           capture_output=True, text=True).stdout
+    return sum("priority=2000" in line and "meter:" in line for line in flows.splitlines())
+
+
+def test_reserved_flow_is_pinned_policed_and_keeps_its_rate(tmp_path, no_leftovers):
+    topology = rescaled(TOPOLOGIES / "two-dc.yaml", SCALE, tmp_path)
+    fabric = load_fabric(topology)
+    reserved_mbps = scaled_mbps(fabric, RESERVED_GBPS)
+    with Lab(fabric, topology, say=quiet) as lab, Client(lab.controller.grpc_address) as client:
+        res = client.reserve("dc1-h1", "dc2-h1", RESERVED_GBPS)
+        res = wait_active(client, res.reservation_id)
+        wavelength = next(h.wavelength for h in res.hops if h.wavelength)
+        link = fabric.link(wavelength)
+
+        # Alone, at full speed: policed to its rate, and on its wavelength only.
+        before = interface_rx_bytes(fabric)
+        [alone] = iperf_concurrent(lab.emulation, [("dc1-h1", "dc2-h1")], duration_s=4)
+        moved = delivered_bytes(fabric, before, interface_rx_bytes(fabric))
+        assert alone.error is None
+        assert 0.5 * reserved_mbps < alone.bits_per_second / 1e6 < 1.1 * reserved_mbps
+        assert moved[(link.a.node, link.a.port)] >= 0.9 * alone.bytes
+
+        # With three elephants from the other hosts: loadaware counts the reservation as
+        # used, keeps them off its wavelength, and the reserved flow keeps its rate.
+        pairs = [("dc1-h1", "dc2-h1"), ("dc1-h2", "dc2-h2"), ("dc1-h3", "dc2-h3"),
+                 ("dc1-h4", "dc2-h4")]
+        results = iperf_concurrent(lab.emulation, pairs, duration_s=10)
+        assert all(r.error is None for r in results), results
+        kept = window_mbps(results[0], 4.0, 10.0)
+        assert kept >= 0.8 * alone.bits_per_second / 1e6, (kept, alone.bits_per_second)
+        elephants = [window_mbps(r, 4.0, 10.0) for r in results[1:]]
+        # each elephant has a wavelength to itself: nearly its full scaled rate
+        assert min(elephants) > 0.7 * scaled_mbps(fabric, 400), elephants
+
+
+def test_kill_9_then_restart_brings_reservations_back_onto_the_switches(tmp_path, no_leftovers):
+    topology = rescaled(TOPOLOGIES / "two-dc.yaml", SCALE, tmp_path)
+    fabric = load_fabric(topology)
+    state = tmp_path / "state.db"
+    port = free_port()
+    first = ControllerProcess(topology, port, extra_args=["--state", str(state)])
+    second = None
+    emulation = Emulation(fabric, ("127.0.0.1", port), say=quiet)
+    try:
+        first.wait_listening()
+        emulation.start()
+        emulation.adopt(first.proc.pid, CONTROLLER_TAG)
+        assert first.wait_ready(60)
+        with Client(first.grpc_address) as client:
+            made = [client.reserve("dc1-h1", "dc2-h1", RESERVED_GBPS),
+                    client.reserve("dc1-h2", "dc2-h3", 50)]
+            before = {r.reservation_id: wait_active(client, r.reservation_id) for r in made}
+
+        first.proc.kill()                       # kill -9: no goodbye, no flush
+        first.proc.wait()
+        # Both pairs enter at dc1-leaf1 (hosts 1 and 2): two metered pins there.
+        ingress = fabric.switches[fabric.hosts["dc1-h1"].leaf].bridge
+        assert ingress == fabric.switches[fabric.hosts["dc1-h2"].leaf].bridge
+        assert metered_pins(ingress) == 2       # fail-secure: the switch kept its rules
+
+        second = ControllerProcess(topology, port, extra_args=["--state", str(state)])
+        second.wait_listening()
+        emulation.adopt(second.proc.pid, CONTROLLER_TAG)
+        assert second.wait_ready(60), "\n".join(second.lines[-20:])
+        with Client(second.grpc_address) as client:
+            after = {r.reservation_id: r for r in client.reservations()}
+        assert set(after) == set(before)
+        for rid, res in before.items():
+            assert after[rid].state == res.state == 2
+            assert list(after[rid].hops) == list(res.hops)
+        # Reconciled: the reprogrammed switches carry the pins and meters again.
+        meters = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", ingress],
+                                capture_output=True, text=True).stdout
+        assert metered_pins(ingress) == 2 and meters.count("meter=") == 2, meters
+        [policed] = iperf_concurrent(emulation, [("dc1-h1", "dc2-h1")], duration_s=3)
+        assert policed.bits_per_second / 1e6 < 1.1 * scaled_mbps(fabric, RESERVED_GBPS)
+    finally:
+        for controller in (first, second):
+            if controller is not None:
+                controller.stop()
+        emulation.stop()
