@@ -156,26 +156,42 @@ class Steering:
 
     def expand(self, record: FlowRecord, path: Path) -> list[tuple[str, int]]:
         """The directed wavelengths of a placement as every (switch, out port) hop, from the
-        source leaf to the destination host; inside a site the spine is picked by a hash of
-        the flow, as the select groups would."""
+        source leaf to the destination host. Inside a site, of the equal-latency ways (one
+        per spine) it takes the one whose busiest hop carries the least pinned demand, so
+        elephants on different wavelengths do not meet again on one spine link; ties go
+        by a hash of the flow, as the select groups would."""
         src, dst = self.fabric.hosts[record.src_host], self.fabric.hosts[record.dst_host]
         spread = zlib.crc32(str(record.key).encode())
+        pinned = self._pinned_demand(exclude=record.key)
         hops: list[tuple[str, int]] = []
         node = src.leaf
         for link_name, sender in path:
-            hops += self._segment(node, sender, spread)
+            hops += self._segment(node, sender, spread, pinned)
             link = self.fabric.link(link_name)
             hops.append((sender, link.a.port if link.a.node == sender else link.b.port))
             node = link.other(sender).node
-        hops += self._segment(node, dst.leaf, spread)
+        hops += self._segment(node, dst.leaf, spread, pinned)
         hops.append((dst.leaf, dst.port))
         return hops
 
-    def _segment(self, u: str, v: str, spread: int) -> list[tuple[str, int]]:
+    def _pinned_demand(self, exclude: FlowKey) -> dict[tuple[str, int], float]:
+        """Demand of the pinned elephants on each (switch, out port)."""
+        out: dict[tuple[str, int], float] = {}
+        for key, pin in self.pinned.items():
+            if key != exclude:
+                for hop in pin.hops:
+                    out[hop] = out.get(hop, 0.0) + pin.demand_bps
+        return out
+
+    def _segment(self, u: str, v: str, spread: int,
+                 pinned: dict[tuple[str, int], float]) -> list[tuple[str, int]]:
         if u == v:
             return []
-        options = self.graph.paths(u, v, limit=16)
-        return [(h.switch, h.out_port) for h in options[spread % len(options)]]
+        options = [[(h.switch, h.out_port) for h in option]
+                   for option in self.graph.paths(u, v, limit=16)]
+        first = spread % len(options)
+        order = options[first:] + options[:first]
+        return min(order, key=lambda hops: max(pinned.get(h, 0.0) for h in hops))
 
 
 def _merge(into: dict[str, list], more: dict[str, list]) -> None:
