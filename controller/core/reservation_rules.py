@@ -19,6 +19,14 @@ def _match(fabric: Fabric, res: Reservation):
     return of.match(eth_type=of.ETH_TYPE_IP, ipv4_src=src.ip, ipv4_dst=dst.ip)
 
 
+def _hops(fabric: Fabric, res: Reservation, only: set[str] | None):
+    """(index, hop, the pair's match) for each hop of `res` on a switch in `only` (or all);
+    the match is built once, and only when some hop needs it."""
+    hops = [(i, hop) for i, hop in enumerate(res.hops) if only is None or hop.switch in only]
+    match = _match(fabric, res) if hops else None
+    return [(i, hop, match) for i, hop in hops]
+
+
 def police_kbps(fabric: Fabric, bps: float) -> int:
     """The emulated rate a meter enforces for a real rate (real rate x scale), in kb/s."""
     return max(1, round(bps * fabric.scale / 1000))
@@ -35,12 +43,8 @@ def install(fabric: Fabric, res: Reservation, pair_bps: float,
     """switch name -> messages pinning the pair of `res` there; the ingress leaf also gets
     the pair's meter at `pair_bps` (the sum of the pair's reservations). With `only`, just
     for those switches (building OpenFlow matches is not free)."""
-    hops = [(i, hop) for i, hop in enumerate(res.hops) if only is None or hop.switch in only]
-    if not hops:
-        return {}
-    match = _match(fabric, res)
     out: dict[str, list] = {}
-    for i, hop in hops:
+    for i, hop, match in _hops(fabric, res, only):
         msgs = out.setdefault(hop.switch, [])
         if i == 0:
             msgs.append(_meter(fabric, res, pair_bps))
@@ -58,12 +62,8 @@ def resize(fabric: Fabric, res: Reservation, pair_bps: float) -> dict[str, list]
 
 def remove(fabric: Fabric, res: Reservation, only: set[str] | None = None) -> dict[str, list]:
     """switch name -> messages removing what `install` put there (`only`: as in install)."""
-    hops = [(i, hop) for i, hop in enumerate(res.hops) if only is None or hop.switch in only]
-    if not hops:
-        return {}
-    match = _match(fabric, res)
     out: dict[str, list] = {}
-    for i, hop in hops:
+    for i, hop, match in _hops(fabric, res, only):
         msgs = out.setdefault(hop.switch, [])
         msgs.append(of.flow_delete_strict(PRIORITY_RESERVATION, match))
         if i == 0:
