@@ -16,8 +16,8 @@ from dcilab.lab import CONTROLLER_TAG, ControllerProcess, Lab, free_port, rescal
 
 from conftest import TOPOLOGIES
 
-SCALE = 5e-5            # 400 Gb/s -> 20 Mb/s: every test's traffic stays within the CPU
-RESERVED_GBPS = 100     # -> 5 Mb/s emulated
+SCALE = 2.5e-5          # 400 Gb/s -> 10 Mb/s: four flows stay well within the CPU (40 Mb/s)
+RESERVED_GBPS = 100     # -> 2.5 Mb/s emulated
 
 
 def quiet(_msg: str) -> None:
