@@ -11,7 +11,7 @@ rate, and the running real-unit totals stay monotonic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..fabric import Fabric

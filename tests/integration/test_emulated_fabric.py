@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from dcilab.emulation.traffic import iperf_concurrent, ping_all
 from dcilab.fabric import load_fabric

@@ -4,7 +4,6 @@ and back on the switches after the controller is killed with kill -9."""
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 
 from dcilab.api.client import Client

@@ -17,7 +17,8 @@ whose sender and receiver carry no other elephant has a natural demand (Hedera) 
 from __future__ import annotations
 
 import pytest
-from fabric_helpers import dci_links_of_path, fake_fabric, topology
+from controller_lab import ControllerLab
+from fabric_helpers import dci_links_of_path, topology
 from fakeoftable import FakeOFTable, Outcome
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
@@ -50,52 +51,13 @@ def fabric():
     return topology("two-dc")
 
 
-class Lab:
-    """A controller and the simulated switches its messages land on."""
+class Lab(ControllerLab):
+    """ControllerLab with port and flow counter feeds."""
 
     def __init__(self, fabric, **options):
-        self.fabric = fabric
-        self.ctl = FabricController(fabric, **options)
-        self.net = fake_fabric(fabric, {name: [] for name in fabric.switches})
+        super().__init__(fabric, **options)
         self.counters: dict[str, dict[FlowKey, int]] = {}
         self.ports_tx: dict[int, int] = {}
-
-    def dpid(self, name: str) -> int:
-        return self.fabric.switches[name].dpid
-
-    def table(self, name: str) -> FakeOFTable:
-        return self.net.tables[self.dpid(name)]
-
-    def send(self, outbox: Outbox) -> Outbox:
-        for dpid, msgs in outbox.messages.items():
-            self.net.tables[dpid].apply(msgs)
-        return outbox
-
-    def ports(self, name: str) -> dict[int, str]:
-        sw = self.fabric.switches[name]
-        return {p: sw.interface(p) for p in self.fabric.ports(name)} | {ofp.OFPP_LOCAL: sw.bridge}
-
-    def connect(self, name: str) -> list:
-        dpid = self.dpid(name)
-        hello = self.ctl.switch_connected(dpid)
-        assert [type(m) for m in hello.messages[dpid]] == [parser.OFPPortDescStatsRequest]
-        out = self.send(self.ctl.ports_described(dpid, self.ports(name)))
-        assert self.ctl.switches[dpid].problems == []
-        return out.messages[dpid]
-
-    def barrier(self, name: str) -> Outbox:
-        return self.send(self.ctl.barrier_replied(self.dpid(name)))
-
-    def bring_up_all(self) -> "Lab":
-        for name in self.fabric.switches:
-            self.connect(name)
-        for name in self.fabric.switches:
-            self.barrier(name)
-        assert self.ctl.ready
-        return self
-
-    def states(self) -> dict[str, object]:
-        return {name: self.table(name).table_state() for name in self.fabric.switches}
 
     # -- polls -------------------------------------------------------------------------
 
