@@ -72,7 +72,6 @@ class FabricController:
         self._compiled: dict[str, list] = {}
         self.switches = {sw.dpid: SwitchState(sw.name) for sw in fabric.switches.values()}
         self._dpid = {sw.name: sw.dpid for sw in fabric.switches.values()}
-        self._hosts_by_ip = {h.ip: h for h in fabric.hosts.values()}
         self.book = ReservationBook(fabric, reservable_fraction)
         self.load = LoadTracker(fabric)
         # reservation id -> switch -> barrier seq that acknowledges its rules there
@@ -316,7 +315,7 @@ class FabricController:
         request = pkt.get_protocol(arp.arp)
         if request is None or request.opcode != arp.ARP_REQUEST:
             return Outbox()
-        target = self._hosts_by_ip.get(request.dst_ip)
+        target = self.fabric.host_by_ip(request.dst_ip)
         if target is None:
             log.debug("ARP for %s from %s port %d: not a fabric host", request.dst_ip,
                       state.name, in_port)

@@ -126,9 +126,9 @@ class ReservationBook:
             self._adjacent.setdefault(u, []).append(
                 (v, fabric.switches[v].role == LEAF, sorted(links, key=lambda x: x[0])))
         self._to_leaf: dict[str, dict[str, float]] = {}  # dst leaf -> switch -> latency
-        # live (src, dst) -> its reservation ids; and the meter the pair's traffic passes
+        # live (src, dst) -> its reservation ids, oldest first (they share its first's
+        # path and meter)
         self._pairs: dict[tuple[str, str], list[str]] = {}
-        self._pair_meter: dict[tuple[str, str], int] = {}
         self._next_meter = 1
 
     # -- queries -------------------------------------------------------------------------
@@ -244,7 +244,6 @@ class ReservationBook:
         if res.state.live:
             pair = (res.request.src_host, res.request.dst_host)
             self._pairs.setdefault(pair, []).append(res.reservation_id)
-            self._pair_meter[pair] = res.meter_id
             for d in self.held(res):
                 self.reserved[d] = self.reserved.get(d, 0.0) + res.bandwidth_bps
 
@@ -264,7 +263,7 @@ class ReservationBook:
         pair = (res.request.src_host, res.request.dst_host)
         self._pairs[pair].remove(reservation_id)
         if not self._pairs[pair]:
-            del self._pairs[pair], self._pair_meter[pair]
+            del self._pairs[pair]
         res = res.with_state(state)
         self.reservations[reservation_id] = res
         return res
