@@ -18,8 +18,9 @@ from typing import Callable, Protocol
 from ..core import FabricController, Outbox
 from ..fabric import Fabric
 from ..te.load import LinkLoad
-from ..store.sqlite import GroupCommit
-from ..te.reservations import AdmissionError, Reservation, ReservationRequest, State
+from ..store.sqlite import GroupCommit, ReservationStore
+from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
+                               ReservationRequest, State)
 
 log = logging.getLogger("dcilab.service")
 
@@ -61,13 +62,12 @@ class ControllerService:
 
     @classmethod
     def standalone(cls, fabric: Fabric, state_path: Path | None = None, observer=None,
-                   reservable_fraction: float | None = None) -> "ControllerService":
+                   reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION
+                   ) -> "ControllerService":
         """A service with no switch connected (yet); reservations persist at `state_path`."""
-        from ..store.sqlite import ReservationStore
-        core = (FabricController(fabric) if reservable_fraction is None
-                else FabricController(fabric, reservable_fraction))
         store = ReservationStore(state_path) if state_path is not None else None
-        return cls(core, store=store, observer=observer)
+        return cls(FabricController(fabric, reservable_fraction), store=store,
+                   observer=observer)
 
     @property
     def fabric(self) -> Fabric:
