@@ -2,20 +2,24 @@
 
 For each policy, one after another in one run: start the controller (with that policy)
 and the emulated fabric; start the same set of elephant TCP flows at once between the two
-sites joined by the most wavelengths (more flows than that site pair has wavelengths),
-each sending the same number of bytes, as one step of a collective; measure each flow's
-goodput, the collective's completion time (when its last flow ends), the aggregate
-goodput (all bytes / completion time) and each wavelength's utilization.
+sites joined directly by the most usable wavelengths (those of line systems within the
+max stretch, which placement may use), more flows than that; each sends the same number
+of bytes, as one step of a collective. Measured: each flow's goodput, the collective's
+completion time (when its last flow ends), the aggregate goodput and each wavelength's
+utilization.
 
 Aggregate goodput is the sum of the flows' goodput while all of them run, from
 `SETTLE_S` after the start to when the first one ends: that is what placement decides.
 (An elephant is known at the third 1 s poll, two polls with a rate after the first
-reading; its pins then take effect and TCP settles on the new path within about a second.) The emulated optimum comes from the
-same run: one flow alone on one wavelength gives the goodput g a wavelength delivers; F
-flows over W wavelengths cannot together exceed min(F, W) x g, and F flows of S bytes
-cannot all finish before F*S / (W*g).
-Scale: the fabric's `scale` is lowered (by --scale) so that all flows together stay well
-within what userspace OVS forwards on 2 cores, and the figures measure placement.
+reading; its pins then take effect and TCP settles on the new path within about a
+second.) The emulated optimum comes from the same run: one flow alone on one wavelength
+gives the goodput g a wavelength delivers; F flows over the W usable wavelengths cannot
+together exceed min(F, W) x g, and F flows of S bytes cannot all finish before
+F*S / (W*g).
+
+Scale: the fabric's `scale` is lowered (or set by --scale) so that all flows together
+stay well within what userspace OVS forwards on 2 cores, and the figures measure
+placement rather than the CPU.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concu
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab, rescaled
-from ..te.placement import POLICIES
+from ..te.placement import POLICIES, Candidates
 
 # Below this many scaled Mb/s in all, userspace OVS on 2 cores is not the bottleneck.
 CPU_BUDGET_MBPS = 40.0
@@ -55,11 +59,16 @@ def _say(text: str) -> None:
     print(f"[bench --emulate] {text}", file=sys.stderr, flush=True)
 
 
-def _busiest_pair(fabric: Fabric):
-    """The site pair joined directly by the most wavelengths, and those wavelengths."""
+def _busiest_pair(fabric: Fabric, max_stretch: float):
+    """The site pair joined directly by the most wavelengths that placement may use (on
+    line systems within `max_stretch` of the shortest latency), and those wavelengths."""
+    candidates = Candidates(fabric, max_stretch)
     pairs: dict[tuple[str, str], list] = {}
     for link in fabric.wavelengths():
-        pairs.setdefault((link.site_a, link.site_b), []).append(link)
+        pairs.setdefault((link.site_a, link.site_b), [])
+    for a, b in pairs:
+        direct = [r for r in candidates.routes(a, b) if len(r.hops) == 1]
+        pairs[(a, b)] = [fabric.link(name) for r in direct for name, _ in r.hops[0].wavelengths]
     return max(pairs.items(), key=lambda kv: (len(kv[1]), kv[0]))
 
 
@@ -69,7 +78,7 @@ def run_emulate_bench(args) -> int:
     except FabricError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    (site_a, site_b), waves = _busiest_pair(original)
+    (site_a, site_b), waves = _busiest_pair(original, args.max_stretch)
     if len(waves) < 1:
         print("dcilab bench --emulate: the fabric has no DCI link", file=sys.stderr)
         return 2
@@ -94,7 +103,8 @@ def run_emulate_bench(args) -> int:
         for policy in POLICIES:
             _say(f"policy {policy}: starting controller and emulation")
             with Lab(fabric, topology, say=lambda m: None,
-                     controller_args=["--policy", policy]) as lab:
+                     controller_args=["--policy", policy,
+                                      "--max-stretch", str(args.max_stretch)]) as lab:
                 if "optimum" not in report:
                     report["optimum"] = _calibrate(lab, pairs[0], size, flows_n, w)
                     _say(f"one flow alone: {report['optimum']['single_flow_mbps']:.2f} Mb/s")
