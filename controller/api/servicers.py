@@ -28,6 +28,14 @@ def _abort(context: grpc.ServicerContext, exc: AdmissionError):
     context.abort(STATUS.get(exc.code, grpc.StatusCode.UNKNOWN), exc.message)
 
 
+def _answer(context: grpc.ServicerContext, call, *args):
+    """The service's answer, or the call aborted with the status its refusal maps to."""
+    try:
+        return call(*args)
+    except AdmissionError as exc:
+        _abort(context, exc)
+
+
 class Streams:
     """The open WatchLinkLoad streams: bounded in number (each holds a server thread), and
     woken to end at once when the server stops."""
@@ -117,24 +125,15 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
         self.service = service
 
     def ReservePath(self, request, context):
-        try:
-            res = self.service.reserve(convert.reservation_request(request))
-        except AdmissionError as exc:
-            _abort(context, exc)
+        res = _answer(context, self.service.reserve, convert.reservation_request(request))
         return ppb.ReservePathResponse(reservation=convert.reservation(res))
 
     def ReleasePath(self, request, context):
-        try:
-            res = self.service.release(request.reservation_id)
-        except AdmissionError as exc:
-            _abort(context, exc)
+        res = _answer(context, self.service.release, request.reservation_id)
         return ppb.ReleasePathResponse(reservation=convert.reservation(res))
 
     def GetReservation(self, request, context):
-        try:
-            res = self.service.get(request.reservation_id)
-        except AdmissionError as exc:
-            _abort(context, exc)
+        res = _answer(context, self.service.get, request.reservation_id)
         return ppb.GetReservationResponse(reservation=convert.reservation(res))
 
     def ListReservations(self, request, context):
