@@ -30,6 +30,8 @@ SERVICE_NAMES = (fabric_pb2.DESCRIPTOR.services_by_name["FabricService"].full_na
 MUTATING_METHODS = frozenset({"/dcilab.v1.PathService/ReservePath",
                               "/dcilab.v1.PathService/ReleasePath"})
 DEFAULT_GRACE_S = 5.0
+# Calls wait on these threads for their commit; measured best on one core with 16 clients.
+DEFAULT_WORKERS = 12
 
 
 class ServerError(Exception):
@@ -124,7 +126,7 @@ class ApiServer:
 
 
 def create_server(service, address: str = "127.0.0.1:0", tls: TlsConfig | None = None,
-                  token: str | None = None, max_workers: int = 6,
+                  token: str | None = None, max_workers: int = DEFAULT_WORKERS,
                   max_watch_streams: int = 2) -> tuple[ApiServer, int]:
     """Serve `service` (a ControllerService) on `address`; returns the started server and
     the port it bound (useful with port 0)."""

@@ -4,6 +4,11 @@ The os-ken app (OpenFlow events, stats timer), the gRPC servicers and the metric
 collector all call the core through here. It adds what the pure core leaves out: a lock
 (so concurrent requests are admitted one at a time and can never together overbook a
 link), the clock, reservation ids, persistence, and sending what the core returns.
+
+The core books live reservations only. An ended one is kept here until its final state
+is committed, then forgotten: from there on the store answers for it (by id, by
+request_id, in lists), so memory and the garbage collector's work follow what is
+reserved now rather than the whole history. Without a store every ended one stays here.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -20,7 +26,7 @@ from ..fabric import Fabric
 from ..te.load import LinkLoad
 from ..store.sqlite import GroupCommit, ReservationStore
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
-                               ReservationRequest, State)
+                               ReservationRequest, State, not_found)
 
 log = logging.getLogger("dcilab.service")
 
@@ -50,13 +56,18 @@ class ControllerService:
         self.lock = threading.RLock()
         self._send: Callable[[Outbox], int] = lambda outbox: 0
         self._commits = GroupCommit(store) if store is not None else None
+        self._ended: dict[str, Reservation] = {}         # not yet committed (or no store)
+        self._ended_requests: dict[str, str] = {}        # request_id -> id, of those
+        self._ended_counts: Counter[State] = Counter()   # the whole history
         if store is not None:
-            restored = store.load_all()
-            for res in restored:
+            live = store.load_live()
+            for res in live:
                 core.restore(res)
-            live = sum(r.state.live for r in restored)
-            if restored:
-                log.info("restored %d reservations (%d live) from %s", len(restored), live,
+            core.book.meters_from(store.max_meter_id() + 1)
+            self._ended_counts.update(store.count_ended())
+            if live or self._ended_counts:
+                log.info("restored %d live reservations (%d ended on record) from %s",
+                         len(live), sum(self._ended_counts.values()),
                          getattr(store, "path", "the store"))
         self.expire()
 
@@ -78,7 +89,9 @@ class ControllerService:
         self._send = send
 
     def apply(self, event: Callable[[FabricController], Outbox | None]) -> None:
-        """Run one core event under the lock, persist what changed, send what it returns."""
+        """Run one core event under the lock, send what it returns, and persist what
+        changed (a reservation gone ACTIVE) before returning."""
+        pending = None
         with self.lock:
             started = time.perf_counter()
             outbox = event(self.core)
@@ -87,7 +100,9 @@ class ControllerService:
                     self.observer.path_compute(time.perf_counter() - started)
                     for _ in range(outbox.placements):
                         self.observer.placement(self.core.policy)
-                self._deliver(outbox)
+                pending = self._deliver(outbox)
+        if pending is not None:
+            pending.wait()
 
     def _deliver(self, outbox: Outbox):
         """Send what the core returned; queue what changed for the store. Returns what to
@@ -107,14 +122,17 @@ class ControllerService:
         result = "invalid"
         try:
             with self.lock:
+                book = self.core.book
+                retried = (request.request_id and request.request_id not in book.by_request_id
+                           and self._ended_request(request.request_id))
+                if retried:                  # the same request, already over: same answer
+                    result = "admitted"
+                    return retried
                 rid = f"r-{uuid.uuid4().hex[:12]}"
                 outbox = self.core.reserve(request, rid, self.clock())
                 pending = self._deliver(outbox)
-                if request.request_id:
-                    res = self.core.book.reservations[self.core.book.by_request_id[
-                        request.request_id]]
-                else:
-                    res = self.core.book.reservations[rid]
+                res = book.reservations[book.by_request_id[request.request_id]
+                                        if request.request_id else rid]
             if pending is not None:
                 pending.wait()               # durable before the client hears of it
             result = "admitted"
@@ -129,29 +147,78 @@ class ControllerService:
                 self.observer.path_compute(elapsed)
 
     def release(self, reservation_id: str) -> Reservation:
+        """End a live reservation; one already over is returned as it ended."""
         with self.lock:
+            if reservation_id not in self.core.book.reservations:
+                return self.get(reservation_id)
             outbox = self.core.end(reservation_id, State.RELEASED)
+            self._ending(outbox)
             pending = self._deliver(outbox)
-            res = self.core.book.get(reservation_id)
-        if pending is not None:
-            pending.wait()
-        return res
-
-    def get(self, reservation_id: str) -> Reservation:
-        with self.lock:
-            return self.core.book.get(reservation_id)
-
-    def list(self, state: State | None = None) -> list[Reservation]:
-        with self.lock:
-            return [r for r in self.core.book.reservations.values()
-                    if state is None or r.state == state]
+        self._forget_when_durable(pending, outbox)
+        return next(r for r in outbox.changed if r.reservation_id == reservation_id)
 
     def expire(self) -> None:
         """End every reservation whose duration is over (the app calls this each second)."""
         with self.lock:
-            pending = self._deliver(self.core.expire(self.clock()))
-        if pending is not None:
-            pending.wait()
+            outbox = self.core.expire(self.clock())
+            self._ending(outbox)
+            pending = self._deliver(outbox)
+        self._forget_when_durable(pending, outbox)
+
+    def _ending(self, outbox: Outbox) -> None:
+        """Keep the reservations `outbox` ends until their final state is committed."""
+        for res in outbox.changed:
+            if not res.state.live:
+                self._ended[res.reservation_id] = res
+                if res.request.request_id:
+                    self._ended_requests[res.request.request_id] = res.reservation_id
+                self._ended_counts[res.state] += 1
+
+    def _forget_when_durable(self, pending, outbox: Outbox) -> None:
+        if pending is None:
+            return                           # no store: this is the only record
+        pending.wait()
+        with self.lock:
+            for res in outbox.changed:
+                if self._ended.pop(res.reservation_id, None) is not None:
+                    self._ended_requests.pop(res.request.request_id, None)
+
+    def _ended_request(self, request_id: str) -> Reservation | None:
+        """The ended reservation admitted for `request_id`, if any (caller holds the lock)."""
+        rid = self._ended_requests.get(request_id)
+        if rid is not None:
+            return self._ended[rid]
+        return self.store.find_request(request_id) if self.store is not None else None
+
+    def get(self, reservation_id: str) -> Reservation:
+        with self.lock:
+            res = (self.core.book.reservations.get(reservation_id)
+                   or self._ended.get(reservation_id))
+        if res is None and self.store is not None:
+            res = self.store.get(reservation_id)   # ended, committed, then forgotten here
+        if res is None:
+            raise not_found(reservation_id)
+        return res
+
+    def list(self, state: State | None = None) -> list[Reservation]:
+        """Reservations (of `state`), oldest first; ended ones come from the store."""
+        with self.lock:
+            live = [r for r in self.core.book.reservations.values()
+                    if state is None or r.state == state]
+            ended = {rid: r for rid, r in self._ended.items() if state is None or r.state == state}
+        if self.store is not None and (state is None or not state.live):
+            live_ids = {r.reservation_id for r in live}
+            for res in self.store.ended(state):
+                if res.reservation_id not in live_ids:
+                    ended.setdefault(res.reservation_id, res)
+        return sorted([*live, *ended.values()], key=lambda r: (r.created_at, r.reservation_id))
+
+    def reservation_counts(self) -> dict[State, int]:
+        """How many reservations are in each state, over the whole history."""
+        with self.lock:
+            counts = Counter(r.state for r in self.core.book.reservations.values())
+            counts.update(self._ended_counts)
+        return {state: counts.get(state, 0) for state in State}
 
     # -- state for the API and metrics --------------------------------------------------
 

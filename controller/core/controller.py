@@ -201,12 +201,10 @@ class FabricController:
             self._waiting[res.reservation_id] = {h.switch: None for h in res.hops}
 
     def end(self, reservation_id: str, state: State = State.RELEASED) -> Outbox:
-        """Release (or expire) a reservation and remove its rules."""
-        before = self.book.get(reservation_id)
+        """Release (or expire) a live reservation and remove its rules; NOT_FOUND for
+        any other id (the book forgets ended ones; their record is the service's)."""
         res = self.book.end(reservation_id, state)
         outbox = Outbox()
-        if res is before:                             # already over
-            return outbox
         self._waiting.pop(reservation_id, None)
         outbox.changed.append(res)
         remaining = self.book.pair_bps(res)

@@ -148,9 +148,8 @@ class FabricCollector(Collector):
             "dcilab_reservations", "Reservations the controller holds, by state.",
             labels=("state",))
         counts = dict.fromkeys(RESERVATION_STATES, 0)
-        for res in self.service.list():
-            state = _state_name(res.state)
-            counts[state] = counts.get(state, 0) + 1
+        for state, n in self.service.reservation_counts().items():
+            counts[_state_name(state)] = counts.get(_state_name(state), 0) + n
         for state, n in counts.items():
             reservations.add_metric([state], n)
         elephants = GaugeMetricFamily(

@@ -17,6 +17,7 @@ refused rather than misread; older versions are migrated step by step in `_MIGRA
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from ..te.reservations import Reservation, ReservationRequest, ReservedHop, State
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # _MIGRATIONS[n] takes a database at version n to version n + 1.
 _MIGRATIONS = [
@@ -47,12 +48,21 @@ _MIGRATIONS = [
     );
     CREATE INDEX reservations_state ON reservations (state);
     """,
+    # 2: the controller keeps only live reservations in memory and asks the store for
+    # ended ones, by id or by request_id (a retried request must find its reservation).
+    """
+    CREATE INDEX reservations_request ON reservations (request_id) WHERE request_id != '';
+    """,
 ]
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _COLUMNS = ("reservation_id", "request_id", "state", "src_host", "dst_host", "bandwidth_gbps",
             "max_latency_ms", "duration_s", "hops", "latency_ms", "created_at", "expires_at",
             "meter_id")
+
+
+_LIVE = (State.PENDING.value, State.ACTIVE.value)
+_ENDED = (State.RELEASED.value, State.EXPIRED.value)
 
 
 class StoreError(Exception):
@@ -127,12 +137,45 @@ class ReservationStore:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def _select(self, where: str = "", params: tuple = ()) -> list[Reservation]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM reservations {where} "
+                                    f"ORDER BY created_at, reservation_id", params).fetchall()
+        return [_reservation(row) for row in rows]
+
     def load_all(self) -> list[Reservation]:
         """Every stored reservation, oldest first."""
+        return self._select()
+
+    def load_live(self) -> list[Reservation]:
+        """The reservations that were PENDING or ACTIVE when last saved, oldest first."""
+        return self._select("WHERE state IN (?, ?)", _LIVE)
+
+    def ended(self, state: State | None = None) -> list[Reservation]:
+        """RELEASED and EXPIRED reservations (or those of `state`), oldest first."""
+        states = (state.value,) if state is not None else _ENDED
+        return self._select(f"WHERE state IN ({', '.join('?' for _ in states)})", states)
+
+    def get(self, reservation_id: str) -> Reservation | None:
+        found = self._select("WHERE reservation_id = ?", (reservation_id,))
+        return found[0] if found else None
+
+    def find_request(self, request_id: str) -> Reservation | None:
+        """The reservation admitted for `request_id`, if any."""
+        found = self._select("WHERE request_id = ? AND request_id != ''", (request_id,))
+        return found[-1] if found else None
+
+    def count_ended(self) -> dict[State, int]:
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM reservations "
-                                    f"ORDER BY created_at, reservation_id").fetchall()
-        return [_reservation(row) for row in rows]
+            rows = self._db.execute(f"SELECT state, COUNT(*) FROM reservations WHERE state IN "
+                                    f"(?, ?) GROUP BY state", _ENDED).fetchall()
+        return {State(state): n for state, n in rows}
+
+    def max_meter_id(self) -> int:
+        """The highest meter id ever given (0 if none): later runs must not reuse it."""
+        with self._lock:
+            return self._db.execute("SELECT COALESCE(MAX(meter_id), 0) FROM reservations"
+                                    ).fetchone()[0]
 
     def close(self) -> None:
         with self._lock:
@@ -146,77 +189,111 @@ class ReservationStore:
 
 
 class GroupCommit:
-    """Saves from many threads, committed together by one writer thread (group commit).
+    """Saves from many threads, committed together (group commit, leader and followers).
 
-    A caller submits what changed while it holds the controller's lock, then waits for the
-    commit after releasing it: admissions go on while the log is fsynced, and one fsync
-    covers every save that queued meanwhile. Saves commit in submission order.
+    A caller submits what changed while it holds the controller's lock, so saves queue in
+    the order the controller made them, then waits for durability after releasing it.
+    A waiter that finds no commit running leads: it commits everything queued in one
+    transaction (one fsync) while other threads go on admitting and queueing. When that
+    commit ends, its savers are woken, and the oldest saver still queued is woken to lead
+    the next one. With one client nothing is handed to another thread; with many, one
+    fsync covers every save that queued during the previous one, and each thread is woken
+    only when it has something to do (the GIL makes needless wake-ups expensive).
     """
 
     def __init__(self, store: ReservationStore):
         self.store = store
         self._queue: list[tuple[list[Reservation], "_Pending"]] = []
-        self._wake = threading.Condition()
+        self._lock = threading.Lock()
+        self._committing = False          # a leader is committing, or has been named
         self._closed = False
-        self._thread = threading.Thread(target=self._write, name="dcilab-store", daemon=True)
-        self._thread.start()
 
     def submit(self, reservations: list[Reservation]) -> "_Pending":
-        pending = _Pending()
-        with self._wake:
+        pending = _Pending(self)
+        with self._lock:
             if self._closed:
                 raise StoreError("the state store is closed")
             self._queue.append((list(reservations), pending))
-            self._wake.notify()
         return pending
 
-    def _write(self) -> None:
-        while True:
-            with self._wake:
-                while not self._queue and not self._closed:
-                    self._wake.wait()
-                batch, self._queue = self._queue, []
-                if not batch and self._closed:
-                    return
-            error = None
-            try:
-                self.store.save_many([r for rs, _ in batch for r in rs])
-            except (sqlite3.Error, StoreError) as exc:
-                error = StoreError(f"could not save reservations to {self.store.path}: {exc}")
+    def _wait(self, pending: "_Pending") -> None:
+        # No timeout: the only thing waited for is a commit in this process, which SQLite's
+        # busy timeout bounds; a waiter that gave up could be named leader and stall others.
+        with self._lock:
+            lead = not pending.done and not self._committing
+            if lead:
+                self._committing = True
+        if not lead:
+            pending.wake.acquire()
+            lead = not pending.done      # woken to lead the commit of its own save
+        if lead:
+            self._lead()
+        if pending.error is not None:
+            raise pending.error
+
+    def _lead(self) -> None:
+        """Commit everything queued, wake its savers, and name the next leader (if any)."""
+        with self._lock:
+            batch, self._queue = self._queue, []
+        error = None
+        try:
+            self.store.save_many([r for rs, _ in batch for r in rs])
+        except (sqlite3.Error, StoreError) as exc:
+            error = StoreError(f"could not save reservations to {self.store.path}: {exc}")
+        except BaseException:
+            error = StoreError("the commit was interrupted")
+            raise
+        finally:
             for _, pending in batch:
                 pending.finish(error)
+            with self._lock:
+                if self._queue:
+                    self._queue[0][1].wake.release()      # it leads; _committing stays
+                else:
+                    self._committing = False
 
     def close(self) -> None:
-        """Commit what is queued, then stop the writer."""
-        with self._wake:
+        """Commit what is queued; later submits are refused."""
+        with self._lock:
             self._closed = True
-            self._wake.notify()
-        self._thread.join(timeout=10)
+            lead = not self._committing and bool(self._queue)
+            if lead:
+                self._committing = True
+        if lead:
+            self._lead()
 
 
 class _Pending:
-    def __init__(self):
-        self._done = threading.Event()
-        self._error: Exception | None = None
+    """One submitted save; `wait()` returns once it is durable."""
+
+    def __init__(self, commits: GroupCommit):
+        self._commits = commits
+        self.done = False
+        self.error: Exception | None = None
+        self.wake = threading.Lock()
+        self.wake.acquire()               # released once: durable, or "lead the next commit"
 
     def finish(self, error: Exception | None) -> None:
-        self._error = error
-        self._done.set()
+        self.error, self.done = error, True
+        if self.wake.locked():
+            self.wake.release()
 
-    def wait(self, timeout: float | None = 30.0) -> None:
-        """Until durable; raises StoreError if the commit failed or took too long."""
-        if not self._done.wait(timeout):
-            raise StoreError("the state store did not commit in time")
-        if self._error is not None:
-            raise self._error
+    def wait(self) -> None:
+        """Until durable; raises StoreError if the commit failed."""
+        self._commits._wait(self)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hops_json(hops: tuple[ReservedHop, ...]) -> str:
+    # A host pair's reservations share one hops tuple, and a release rewrites the row.
+    return json.dumps([[h.switch, h.out_port, h.link, h.wavelength] for h in hops])
 
 
 def _row(res: Reservation) -> tuple:
     req = res.request
-    hops = json.dumps([[h.switch, h.out_port, h.link, h.wavelength] for h in res.hops])
     return (res.reservation_id, req.request_id, res.state.value, req.src_host, req.dst_host,
-            req.bandwidth_gbps, req.max_latency_ms, req.duration_s, hops, res.latency_ms,
-            res.created_at, res.expires_at, res.meter_id)
+            req.bandwidth_gbps, req.max_latency_ms, req.duration_s, _hops_json(res.hops),
+            res.latency_ms, res.created_at, res.expires_at, res.meter_id)
 
 
 def _reservation(row: tuple) -> Reservation:

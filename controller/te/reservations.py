@@ -20,6 +20,9 @@ Reservations of one host pair share one path and one policer: their rules match 
 pair's addresses, so a second reservation for a pair is admitted only on the path the
 pair already holds, and the pair's meter polices the sum of their rates.
 
+The book holds live reservations only: one that ends leaves it (its record is the
+caller's to keep), so its memory follows what is reserved now, not the history.
+
 This module is pure: the caller supplies ids and the time, and serializes calls.
 """
 
@@ -29,6 +32,7 @@ import heapq
 import math
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import NamedTuple
 
 from ..fabric import Fabric
 from ..fabric.model import LEAF, Link
@@ -48,8 +52,10 @@ class State(str, Enum):
         return self in (State.PENDING, State.ACTIVE)
 
 
-@dataclass(frozen=True)
-class ReservationRequest:
+# Requests and hops are named tuples of plain values: the garbage collector stops tracking
+# such tuples, so the history of ended reservations adds nothing to its full collections
+# (each of which stalls every call).
+class ReservationRequest(NamedTuple):
     src_host: str
     dst_host: str
     bandwidth_gbps: float
@@ -58,15 +64,14 @@ class ReservationRequest:
     request_id: str = ""
 
 
-@dataclass(frozen=True)
-class ReservedHop:
+class ReservedHop(NamedTuple):
     switch: str
     out_port: int
     link: str
     wavelength: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reservation:
     reservation_id: str
     request: ReservationRequest
@@ -96,6 +101,10 @@ class AdmissionError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def not_found(reservation_id: str) -> AdmissionError:
+    return AdmissionError(AdmissionError.NOT_FOUND, f"no reservation {reservation_id!r}")
 
 
 class ReservationBook:
@@ -129,6 +138,9 @@ class ReservationBook:
         # live (src, dst) -> its reservation ids, oldest first (they share its first's
         # path and meter)
         self._pairs: dict[tuple[str, str], list[str]] = {}
+        # Every distinct path admitted, shared by the reservations on it: ended ones are
+        # kept, and a fabric has far fewer paths than a long run has reservations.
+        self._paths: dict[tuple[ReservedHop, ...], tuple[ReservedHop, ...]] = {}
         self._next_meter = 1
 
     # -- queries -------------------------------------------------------------------------
@@ -143,7 +155,7 @@ class ReservationBook:
         return self.fabric.link(name)
 
     def live(self) -> list[Reservation]:
-        return [r for r in self.reservations.values() if r.state.live]
+        return list(self.reservations.values())
 
     # -- admission ---------------------------------------------------------------------
 
@@ -200,6 +212,7 @@ class ReservationBook:
         latency, chosen = found[0] + edge_ms, found[1]
         hops = tuple(ReservedHop(d.src, self._out_port(d), d.link, self._link(d.link).wavelength)
                      for d in chosen) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)
+        hops = self._paths.setdefault(hops, hops)       # one copy per distinct path
         res = Reservation(reservation_id, req, State.PENDING, hops, latency, now,
                           now + req.duration_s if req.duration_s > 0 else None, self._meter_id())
         self.add(res)
@@ -236,16 +249,22 @@ class ReservationBook:
                                                                 res.request.dst_host))
 
     def add(self, res: Reservation) -> None:
-        """Book `res` (a new one, or one restored from the store)."""
+        """Book `res` (a new one, or one restored from the store). An ended one only
+        retires its meter id."""
+        self.meters_from(res.meter_id + 1)
+        if not res.state.live:
+            return
         self.reservations[res.reservation_id] = res
         if res.request.request_id:
             self.by_request_id[res.request.request_id] = res.reservation_id
-        self._next_meter = max(self._next_meter, res.meter_id + 1)
-        if res.state.live:
-            pair = (res.request.src_host, res.request.dst_host)
-            self._pairs.setdefault(pair, []).append(res.reservation_id)
-            for d in self.held(res):
-                self.reserved[d] = self.reserved.get(d, 0.0) + res.bandwidth_bps
+        pair = (res.request.src_host, res.request.dst_host)
+        self._pairs.setdefault(pair, []).append(res.reservation_id)
+        for d in self.held(res):
+            self.reserved[d] = self.reserved.get(d, 0.0) + res.bandwidth_bps
+
+    def meters_from(self, first: int) -> None:
+        """New meters get ids from `first` on: ids an earlier run used stay retired."""
+        self._next_meter = max(self._next_meter, first)
 
     def held(self, res: Reservation) -> list[Direction]:
         """The directed links `res` holds bandwidth on."""
@@ -254,19 +273,19 @@ class ReservationBook:
             Direction(h.link, h.switch, self._far[(h.switch, h.link)]) for h in res.hops]
 
     def end(self, reservation_id: str, state: State) -> Reservation:
-        """Release or expire a reservation; returns it in its final state."""
+        """Release or expire a live reservation: it leaves the book, and is returned in
+        its final state."""
         res = self.get(reservation_id)
-        if not res.state.live:
-            return res
         for d in self.held(res):
             self.reserved[d] = max(0.0, self.reserved.get(d, 0.0) - res.bandwidth_bps)
         pair = (res.request.src_host, res.request.dst_host)
         self._pairs[pair].remove(reservation_id)
         if not self._pairs[pair]:
             del self._pairs[pair]
-        res = res.with_state(state)
-        self.reservations[reservation_id] = res
-        return res
+        del self.reservations[reservation_id]
+        if res.request.request_id:
+            self.by_request_id.pop(res.request.request_id, None)
+        return res.with_state(state)
 
     def set_state(self, reservation_id: str, state: State) -> Reservation:
         res = self.get(reservation_id).with_state(state)
@@ -274,15 +293,16 @@ class ReservationBook:
         return res
 
     def get(self, reservation_id: str) -> Reservation:
+        """A live reservation; NOT_FOUND for any other id."""
         try:
             return self.reservations[reservation_id]
         except KeyError:
-            raise AdmissionError(AdmissionError.NOT_FOUND,
-                                 f"no reservation {reservation_id!r}") from None
+            raise not_found(reservation_id) from None
 
     def due(self, now: float) -> list[str]:
         """Ids of live reservations whose time is up."""
-        return [r.reservation_id for r in self.live() if r.expires_at and r.expires_at <= now]
+        return [r.reservation_id for r in self.reservations.values()
+                if r.expires_at and r.expires_at <= now]
 
     # -- internals ---------------------------------------------------------------------
 

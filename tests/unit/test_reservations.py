@@ -172,11 +172,12 @@ def test_release_returns_bandwidth_exactly_once():
     expect_refusal(book, req("dca-h11", "dcb-h11", 36))
     ended = book.end(held[0].reservation_id, State.RELEASED)
     assert ended.state is State.RELEASED
-    assert book.get(held[0].reservation_id).state is State.RELEASED
+    assert held[0].reservation_id not in book.reservations      # the book holds live ones
     assert book.free_bps(WAVE_AB) == pytest.approx(36 * GBPS)
-    # Releasing again changes nothing (no double credit).
-    again = book.end(held[0].reservation_id, State.RELEASED)
-    assert again.state is State.RELEASED
+    # Releasing again is refused and changes nothing (no double credit).
+    with pytest.raises(AdmissionError) as info:
+        book.end(held[0].reservation_id, State.RELEASED)
+    assert info.value.code == AdmissionError.NOT_FOUND
     assert book.free_bps(WAVE_AB) == pytest.approx(36 * GBPS)
     book.admit(req("dca-h11", "dcb-h11", 36), ids(), 0.0)
     expect_refusal(book, req("dca-h12", "dcb-h12", 36))
@@ -213,13 +214,19 @@ def test_same_request_id_returns_the_same_reservation_without_booking_twice():
     assert book.reserved[WAVE_AB] == pytest.approx(72 * GBPS)
 
 
-def test_retry_after_release_does_not_book_again():
+def test_an_ended_reservation_leaves_the_book_and_retires_its_meter():
     book = ReservationBook(one_wave_fabric())
-    book.admit(req("dca-h1", "dcb-h1", 36, request_id="job-1"), "r1", 0.0)
+    first = book.admit(req("dca-h1", "dcb-h1", 36, request_id="job-1"), "r1", 0.0)
     book.end("r1", State.RELEASED)
-    again = book.admit(req("dca-h1", "dcb-h1", 36, request_id="job-1"), "r2", 0.0)
-    assert again.reservation_id == "r1"
+    assert book.reservations == {} and book.by_request_id == {}
     assert book.reserved.get(WAVE_AB, 0.0) == pytest.approx(0.0, abs=1.0)
+    # Restoring an ended one books nothing but keeps its meter id retired.
+    other = ReservationBook(one_wave_fabric())
+    other.add(first.with_state(State.RELEASED))
+    assert other.reservations == {}
+    assert other.admit(req("dca-h2", "dcb-h2", 1), "r2", 0.0).meter_id > first.meter_id
+    other.meters_from(100)
+    assert other.admit(req("dca-h3", "dcb-h3", 1), "r3", 0.0).meter_id == 100
 
 
 # --- invalid arguments and unknown ids ------------------------------------------------------

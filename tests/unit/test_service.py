@@ -69,8 +69,28 @@ class Store:
         self.stored = list(stored)
         self.saved = []
 
-    def load_all(self):
-        return list(self.stored)
+    def _latest(self):
+        return {r.reservation_id: r for r in [*self.stored, *self.saved]}
+
+    def load_live(self):
+        return [r for r in self.stored if r.state.live]
+
+    def get(self, reservation_id):
+        return self._latest().get(reservation_id)
+
+    def find_request(self, request_id):
+        return next((r for r in self._latest().values() if r.request.request_id == request_id),
+                    None)
+
+    def ended(self, state=None):
+        return [r for r in self._latest().values()
+                if not r.state.live and (state is None or r.state == state)]
+
+    def count_ended(self):
+        return Counter(r.state for r in self.ended())
+
+    def max_meter_id(self):
+        return max((r.meter_id for r in [*self.stored, *self.saved]), default=0)
 
     def save(self, res):
         self.saved.append(res)

@@ -18,17 +18,43 @@ def test_generated_fabric_is_the_documented_size():
                for p in fabric.line_systems.values())
 
 
-def test_api_bench_reports_every_level(capsys):
+def _bench(capsys, *extra) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", action="store_true")
     add_api_arguments(parser)
     args = parser.parse_args(["--api", "--json", "--api-sites", "2", "--api-requests", "40",
-                              "--api-clients", "1,4"])
+                              *extra])
     assert run_api_bench(args) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert [r["clients"] for r in report["results"]] == [1, 4]
-    for r in report["results"]:
+    return json.loads(capsys.readouterr().out)
+
+
+def test_api_bench_reports_every_level_and_the_rate(capsys):
+    report = _bench(capsys, "--api-clients", "1,4", "--api-rate", "100")
+    assert [r["clients"] for r in report["back_to_back"]] == [1, 4]
+    at_rate = report["at_rate"]
+    assert at_rate["clients"] == 4 and at_rate["offered_per_second"] == 100
+    # 40 reservations on a 100/s schedule cannot finish much before 0.4 s
+    assert at_rate["seconds"] >= 0.39 and at_rate["reservations_per_second"] <= 103
+    for r in (*report["back_to_back"], at_rate):
         assert r["reservations"] == 40 and r["errors"] == 0
         assert 0 < r["reserve_ms_p50"] <= r["reserve_ms_p99"]
         assert r["reservations_per_second"] > 0
     assert report["fabric"]["hosts"] == 64
+    targets = report["targets"]
+    assert set(targets) == {"reservations_per_second", "p99_ms_at_rate", "p99_ms_one_client"}
+    assert targets["reservations_per_second"]["measured"] == \
+        report["back_to_back"][1]["reservations_per_second"]
+    assert targets["p99_ms_one_client"]["measured"] == max(
+        report["back_to_back"][0]["reserve_ms_p99"], report["back_to_back"][0]["release_ms_p99"])
+
+
+def test_api_bench_pins_the_controller_apart_from_the_clients(capsys):
+    report = _bench(capsys, "--api-clients", "2", "--api-rate", "0")
+    if report["cores"] >= 2:
+        assert report["controller_cpu"] not in report["client_cpus"]
+        assert len(report["client_cpus"]) == report["cores"] - 1
+    else:
+        assert report["controller_cpu"] is None
+    assert report["at_rate"] is None and "p99_ms_at_rate" not in report["targets"]
+    shared = _bench(capsys, "--api-clients", "2", "--api-rate", "0", "--api-shared-cpus")
+    assert shared["controller_cpu"] is None and len(shared["client_cpus"]) == shared["cores"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
 
@@ -26,8 +27,8 @@ def _reservation(rid="r-1", state=State.PENDING, request_id="job-1", **request) 
 def test_round_trip_is_exact(tmp_path):
     originals = [_reservation("r-1"),
                  _reservation("r-2", State.ACTIVE, "", max_latency_ms=None, duration_s=0.0)]
-    originals[1] = Reservation(**{**originals[1].__dict__, "expires_at": None,
-                                  "created_at": 1_790_000_001.0})
+    originals[1] = dataclasses.replace(originals[1], expires_at=None,
+                                       created_at=1_790_000_001.0)
     with ReservationStore(tmp_path / "state.db") as store:
         for res in originals:
             store.save(res)
@@ -107,3 +108,141 @@ def test_service_restores_what_it_saved(fabric_file, state_path):
     with pytest.raises(Exception, match="Gb/s free"):     # the restored one still holds 300
         second.reserve(ReservationRequest("dc1-h3", "dc2-h3", 100))
     second.close()
+
+
+def test_ended_reservations_leave_memory_and_the_store_answers_for_them(fabric_file,
+                                                                        state_path):
+    from dcilab.app.service import ControllerService
+    from dcilab.fabric import load_fabric
+    fabric = load_fabric(fabric_file)
+    service = ControllerService.standalone(fabric, state_path)
+    gone = service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 300, request_id="job-1"))
+    kept = service.reserve(ReservationRequest("dc1-h2", "dc2-h2", 50))
+    ended = service.release(gone.reservation_id)
+    assert ended.state == State.RELEASED
+    # Committed, so forgotten here: the book holds live ones, nothing else is kept.
+    assert set(service.core.book.reservations) == {kept.reservation_id}
+    assert service._ended == {} and service._ended_requests == {}
+    # ... and still answered for, from the store.
+    assert service.get(gone.reservation_id) == ended
+    assert service.release(gone.reservation_id) == ended            # releasing again
+    assert service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 300,
+                                              request_id="job-1")) == ended
+    assert set(service.core.book.reservations) == {kept.reservation_id}    # nothing booked
+    assert [r.reservation_id for r in service.list()] == [gone.reservation_id,
+                                                          kept.reservation_id]
+    assert service.list(State.RELEASED) == [ended]
+    assert service.list(State.PENDING) == [kept]
+    assert service.reservation_counts() == {State.PENDING: 1, State.ACTIVE: 0,
+                                            State.RELEASED: 1, State.EXPIRED: 0}
+    service.close()
+    # A restart loads the live one only, and counts the history from the store.
+    again = ControllerService.standalone(fabric, state_path)
+    assert set(again.core.book.reservations) == {kept.reservation_id}
+    assert again.reservation_counts()[State.RELEASED] == 1
+    assert again.get(gone.reservation_id) == ended
+    fresh = again.reserve(ReservationRequest("dc1-h3", "dc2-h3", 1))
+    assert fresh.meter_id > max(gone.meter_id, kept.meter_id)      # ids are never reused
+    again.close()
+
+
+def test_without_a_store_the_service_keeps_the_history(fabric_file):
+    from dcilab.app.service import ControllerService
+    from dcilab.fabric import load_fabric
+    service = ControllerService.standalone(load_fabric(fabric_file))
+    res = service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 10, request_id="a"))
+    ended = service.release(res.reservation_id)
+    assert service.get(res.reservation_id) == ended
+    assert service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 10, request_id="a")) == ended
+    assert service.list() == [ended]
+
+
+def test_store_queries_and_the_version_1_migration(tmp_path):
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)                     # a file written by schema version 1
+    db.executescript(_V1_SCHEMA)
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    with ReservationStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == 2
+        indexes = {row[1] for row in store._db.execute("PRAGMA index_list(reservations)")}
+        assert "reservations_request" in indexes
+        live = _reservation("r-1", State.ACTIVE, "job-1")
+        released = dataclasses.replace(_reservation("r-2", State.RELEASED, "job-2"), meter_id=9)
+        expired = _reservation("r-3", State.EXPIRED, "")
+        for res in (live, released, expired):
+            store.save(res)
+        assert store.load_live() == [live]
+        assert store.ended() == [released, expired]
+        assert store.ended(State.EXPIRED) == [expired]
+        assert store.get("r-2") == released and store.get("r-9") is None
+        assert store.find_request("job-2") == released
+        assert store.find_request("") is None and store.find_request("job-9") is None
+        assert store.count_ended() == {State.RELEASED: 1, State.EXPIRED: 1}
+        assert store.max_meter_id() == 9
+
+
+_V1_SCHEMA = """
+    CREATE TABLE reservations (
+        reservation_id TEXT PRIMARY KEY, request_id TEXT NOT NULL, state TEXT NOT NULL,
+        src_host TEXT NOT NULL, dst_host TEXT NOT NULL, bandwidth_gbps REAL NOT NULL,
+        max_latency_ms REAL, duration_s REAL NOT NULL, hops TEXT NOT NULL,
+        latency_ms REAL NOT NULL, created_at REAL NOT NULL, expires_at REAL,
+        meter_id INTEGER NOT NULL);
+    CREATE INDEX reservations_state ON reservations (state);
+"""
+
+
+def test_group_commit_covers_every_save_queued_during_a_commit(tmp_path):
+    """The first waiter commits alone; the 15 that queue meanwhile share the next commit;
+    every one of them returns only once its row is on disk."""
+    from dcilab.store.sqlite import GroupCommit
+    with ReservationStore(tmp_path / "s.db") as store:
+        batches, first_in, release_first = [], threading.Event(), threading.Event()
+        save_many = store.save_many
+
+        def slow_first(reservations):
+            batches.append(len(reservations))
+            if len(batches) == 1:
+                first_in.set()
+                release_first.wait(5)
+            save_many(reservations)
+        store.save_many = slow_first
+        commits = GroupCommit(store)
+        leader = threading.Thread(target=lambda: commits.submit([_reservation("r-0")]).wait())
+        leader.start()
+        assert first_in.wait(5)
+        pending = [commits.submit([_reservation(f"r-{i}", request_id=f"j{i}")])
+                   for i in range(1, 16)]
+        followers = [threading.Thread(target=p.wait) for p in pending]
+        for t in followers:
+            t.start()
+        release_first.set()
+        for t in (leader, *followers):
+            t.join(5)
+        assert not any(t.is_alive() for t in (leader, *followers))
+        assert batches == [1, 15]
+        assert all(p.done and p.error is None for p in pending)
+        assert len(store.load_all()) == 16
+
+
+def test_a_failed_group_commit_fails_its_waiters_and_the_next_one_proceeds(tmp_path):
+    from dcilab.store.sqlite import GroupCommit
+    with ReservationStore(tmp_path / "s.db") as store:
+        save_many, calls = store.save_many, []
+
+        def failing_once(reservations):
+            calls.append(len(reservations))
+            if len(calls) == 1:
+                raise sqlite3.OperationalError("disk I/O error")
+            save_many(reservations)
+        store.save_many = failing_once
+        commits = GroupCommit(store)
+        with pytest.raises(StoreError, match="could not save reservations.*disk I/O error"):
+            commits.submit([_reservation("r-1")]).wait()
+        commits.submit([_reservation("r-2", request_id="j2")]).wait()
+        assert [r.reservation_id for r in store.load_all()] == ["r-2"]
+        commits.close()
+        with pytest.raises(StoreError, match="closed"):
+            commits.submit([_reservation("r-3")])

@@ -3,6 +3,8 @@ that leave the snapshot leaving the output."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import math
 from dataclasses import replace
 
@@ -64,8 +66,8 @@ class FakeService:
     def link_loads(self):
         return self.loads if self.loads is not None else self.tracker.snapshot()
 
-    def list(self, state=None):
-        return [r for r in self.reservations if state is None or r.state == state]
+    def reservation_counts(self):
+        return Counter(r.state for r in self.reservations)
 
     def switch_status(self):
         return dict(self.status)

@@ -20,8 +20,8 @@ class Service:
     def link_loads(self):
         return self._tracker.snapshot()
 
-    def list(self, state=None):
-        return []
+    def reservation_counts(self):
+        return {}
 
     def switch_status(self):
         return {}

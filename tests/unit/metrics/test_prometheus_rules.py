@@ -120,8 +120,8 @@ def exported() -> tuple[set[str], set[str]]:
         def link_loads(self):
             return LoadTracker(fabric).snapshot()
 
-        def list(self, state=None):
-            return []
+        def reservation_counts(self):
+            return {}
 
         def switch_status(self):
             return {}
