@@ -27,7 +27,8 @@ def host_port(text: str) -> tuple[str, int]:
 
 
 def cpu_list(text: str) -> set[int]:
-    """'0,2-3' -> {0, 2, 3}, checked against the CPUs this process may run on."""
+    """'0,2-3' -> {0, 2, 3}, checked against the machine's CPU count (whether the
+    process may use them is known only when it pins itself)."""
     cpus: set[int] = set()
     try:
         for part in text.split(","):
