@@ -1,101 +1,40 @@
-"""`dcilab bench [--json]`: flow-level benchmark of the placement policies (no emulation)."""
+"""`dcilab bench`: argument parsing for the benchmark harnesses in `dcilab.bench`.
+
+Each harness module has `add_arguments(parser)` and `run(args)`; it owns one flag
+(`--api`, `--emulate`, ...) that selects it. Without such a flag the flow-level placement
+bench runs. A new harness is one module in `bench/` and one line in `MODES`.
+"""
 
 from __future__ import annotations
 
-import json
-import sys
-import time
-from pathlib import Path
+from ..bench import api, emulate, flow
 
-from ..fabric import FabricError, load_fabric
-from ..te.placement import POLICIES
-from .bench_api import add_api_arguments, run_api_bench
-from .bench_emulate import add_emulate_arguments, run_emulate_bench
-from ..te.scenarios import (ScenarioResult, evaluate, large_fabric, placement_timing,
-                            standard_scenarios)
-
-TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
-REPOSITORY_FABRICS = ("two-dc", "four-dc-ring")
+# (the flag's attribute on args, the harness); the first whose flag is set runs.
+MODES = (
+    ("api", api),
+    ("emulate", emulate),
+)
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "bench", help="compare placement policies on flow-level scenarios (no emulation)",
+        "bench", help="benchmarks: placement policies (default), --api, --emulate FILE, ...",
         description="For each scenario (the repository topologies and a generated 16-site "
                     "fabric, x all-reduce / skewed / elephants-and-mice traffic) and each "
                     "policy: maximum link utilization, its ratio to the optimum unsplittable "
                     "placement (exact MILP, or an LP lower bound when the MILP runs out of "
                     "time), completion time under max-min fair sharing, and placement time "
                     "per elephant. Then the time to place 1000 elephants one by one on the "
-                    "large fabric.")
+                    "large fabric. The option groups below select other benchmarks.")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--time-limit", type=float, default=10.0, metavar="S",
-                   help="MILP time limit per scenario, seconds (default 10)")
-    p.add_argument("--max-stretch", type=float, default=1.5,
-                   help="candidate paths within this factor of the shortest latency (default 1.5)")
-    p.add_argument("--min-gain", type=float, default=0.05,
-                   help="loadaware hysteresis: move an elephant only if the utilization along "
-                        "its path drops by more than this (default 0.05)")
-    p.add_argument("--elephants", type=int, default=1000,
-                   help="elephants placed one by one in the placement-time measurement (default 1000)")
-    add_api_arguments(p)
-    add_emulate_arguments(p)
+    flow.add_arguments(p)
+    for _, harness in MODES:
+        harness.add_arguments(p)
     p.set_defaults(run=run)
 
 
-def _progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def _print_scenario(r: ScenarioResult) -> None:
-    kind = "exact (MILP)" if r.optimum_kind == "milp" else "lower bound (LP relaxation)"
-    print(f"\n{r.scenario}: {r.sites} sites, {r.wavelengths} wavelengths, {r.elephants} elephants, "
-          f"{r.mice} mice; optimum MLU {r.optimum_mlu:.3f}, {kind}")
-    print(f"  {'policy':<10} {'MLU':>7} {'ratio':>6} {'completion s':>13} "
-          f"{'place p50 ms':>13} {'p99 ms':>7} {'moves':>6}")
-    for name, p in r.policies.items():
-        print(f"  {name:<10} {p.mlu:>7.3f} {p.ratio_to_optimum:>6.3f} {p.completion_s:>13.3f} "
-              f"{p.placement_ms_p50:>13.3f} {p.placement_ms_p99:>7.3f} {p.moves:>6}")
-
-
 def run(args) -> int:
-    if args.api:
-        return run_api_bench(args)
-    if args.emulate:
-        return run_emulate_bench(args)
-    try:
-        fabrics = {name: load_fabric(TOPOLOGIES / f"{name}.yaml") for name in REPOSITORY_FABRICS}
-    except FabricError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    large = large_fabric()
-    fabrics[large.name] = large
-    started = time.perf_counter()
-    results = []
-    for scenario in standard_scenarios(fabrics):
-        t0 = time.perf_counter()
-        result = evaluate(scenario, POLICIES, max_stretch=args.max_stretch,
-                          time_limit_s=args.time_limit, min_gain=args.min_gain,
-                          clock=time.perf_counter)
-        results.append(result)
-        _progress(f"{scenario.name}: {result.elephants} elephants, {result.mice} mice, "
-                  f"optimum {result.optimum_kind}, {time.perf_counter() - t0:.1f} s")
-        if not args.json:
-            _print_scenario(result)
-    timing = placement_timing(large, time.perf_counter, elephants=args.elephants,
-                              max_stretch=args.max_stretch, min_gain=args.min_gain)
-    _progress(f"placed {timing.elephants} elephants one by one on {timing.fabric}")
-    elapsed = time.perf_counter() - started
-    if args.json:
-        print(json.dumps({"max_stretch": args.max_stretch, "milp_time_limit_s": args.time_limit,
-                          "min_gain": args.min_gain,
-                          "scenarios": [r.to_dict() for r in results],
-                          "placement": timing.to_dict(), "elapsed_s": round(elapsed, 3)},
-                         indent=2))
-    else:
-        print(f"\nplacing {timing.elephants} elephants one by one on {timing.fabric} (loadaware): "
-              f"p50 {timing.placement_ms_p50:.3f} ms, p99 {timing.placement_ms_p99:.3f} ms per "
-              f"elephant; revisit {timing.revisit_ms:.1f} ms, {timing.moves} moves; MLU "
-              f"{timing.mlu_loadaware:.3f} (ecmp {timing.mlu_ecmp:.3f})")
-        print(f"done in {elapsed:.1f} s")
-    return 0
+    for flag, harness in MODES:
+        if getattr(args, flag, None):
+            return harness.run(args)
+    return flow.run(args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dcilab.cli.bench_api import add_api_arguments, api_fabric_yaml, run_api_bench
+from dcilab.bench.api import add_arguments as add_api_arguments, api_fabric_yaml, run as run_api_bench
 from dcilab.fabric import parse_fabric
 
 

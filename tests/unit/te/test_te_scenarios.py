@@ -89,7 +89,7 @@ def test_placement_timing_places_every_elephant(two_dc):
 
 
 def test_bench_json_has_every_figure(monkeypatch, capsys):
-    import dcilab.cli.bench as module
+    import dcilab.bench.flow as module
     real = module.standard_scenarios
     monkeypatch.setattr(module, "standard_scenarios",
                         lambda fabrics: [s for s in real(fabrics) if s.name == "two-dc/allreduce"])

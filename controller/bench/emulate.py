@@ -41,7 +41,7 @@ CPU_BUDGET_MBPS = 40.0
 SETTLE_S = 5.0
 
 
-def add_emulate_arguments(parser) -> None:
+def add_arguments(parser) -> None:
     g = parser.add_argument_group("emulated bench")
     g.add_argument("--emulate", metavar="FILE",
                    help="compare the policies on the emulation of FILE (root) instead of the "
@@ -72,7 +72,7 @@ def _busiest_pair(fabric: Fabric, max_stretch: float):
     return max(pairs.items(), key=lambda kv: (len(kv[1]), kv[0]))
 
 
-def run_emulate_bench(args) -> int:
+def run(args) -> int:
     try:
         original = load_fabric(args.emulate)
     except FabricError as exc:

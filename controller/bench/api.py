@@ -15,7 +15,7 @@ is a ReservePath then a ReleasePath. Two ways to load it:
 With two or more CPUs the controller is pinned to the last one and the clients to the
 rest (`dcilab controller --cpu`), unless --api-shared-cpus.
 
-bench.py calls `add_api_arguments(parser)` and, when --api is given, `run_api_bench(args)`.
+`dcilab bench` (cli/bench.py) calls `add_arguments(parser)`, and `run(args)` when `--api` is given.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ TARGET_P99_MS = 10.0
 TARGET_PER_SECOND = 500.0
 
 
-def add_api_arguments(parser) -> None:
+def add_arguments(parser) -> None:
     g = parser.add_argument_group("gRPC API bench")
     g.add_argument("--api", action="store_true",
                    help="benchmark ReservePath + ReleasePath through a real gRPC server "
@@ -201,7 +201,7 @@ def _targets(back_to_back: list[dict], at_rate: dict | None) -> dict:
     return targets
 
 
-def run_api_bench(args) -> int:
+def run(args) -> int:
     levels = [int(c) for c in str(args.api_clients).split(",") if c.strip().isdigit()]
     if (not levels or min(levels) < 1 or args.api_requests < 1 or args.api_sites < 2
             or not args.api_rate >= 0):

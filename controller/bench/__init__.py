@@ -1,0 +1,1 @@
+"""Benchmark harnesses behind `dcilab bench` (each: `add_arguments(parser)`, `run(args)`)."""
