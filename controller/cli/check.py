@@ -8,6 +8,8 @@ import sys
 from ..emulation.topo import rate_problems
 from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import GATEWAY, LEAF, SPINE
+from ..te.paths import PathEngine
+from ..te.protection import detours
 
 
 def register(sub) -> None:
@@ -28,12 +30,14 @@ def summary(fabric: Fabric) -> dict:
                       "leaves": roles.count(LEAF), "gateways": roles.count(GATEWAY),
                       "hosts": len(fabric.hosts_of(site.name)), "fabric_gbps": site.fabric_gbps})
     links = []
+    protection = _protection(fabric)
     for spec in fabric.spec.dci_links:
         plan = fabric.line_systems[spec.name]
         first = next(l for l in fabric.wavelengths() if l.line_system == spec.name)
         links.append({"name": spec.name, "a": spec.a, "b": spec.b,
                       "a_gateway": first.a.node, "b_gateway": first.b.node,
-                      "fiber_km": spec.fiber_km, **plan.to_dict()})
+                      "fiber_km": spec.fiber_km, "srlg": list(spec.srlg),
+                      "protection": protection[spec.name], **plan.to_dict()})
     return {
         "ok": True, "name": fabric.name, "scale": fabric.scale, "sites": sites,
         "switches": len(fabric.switches), "hosts": len(fabric.hosts),
@@ -44,6 +48,18 @@ def summary(fabric: Fabric) -> dict:
         "warnings": sorted(set(rate_problems(fabric))),
         "errors": [],
     }
+
+
+def _protection(fabric: Fabric) -> dict[str, str]:
+    """How each line system is protected when it is cut, in words."""
+    found = {}
+    for d in detours(fabric, PathEngine(fabric)):
+        via = sorted({h.link.line_system for h in d.hops if h.link.line_system})
+        kind = "risk-disjoint" if d.disjoint else "shares a risk group"
+        found.setdefault(d.line_system, []).append(f"{d.gateway}: via {', '.join(via)} ({kind})")
+    return {spec.name: "; ".join(found.get(spec.name, [])) or
+            "no detour: only its other wavelengths protect it"
+            for spec in fabric.spec.dci_links}
 
 
 def _print_text(path: str, s: dict) -> None:
@@ -59,6 +75,7 @@ def _print_text(path: str, s: dict) -> None:
               f"{link['module']} {link['mode']}, "
               f"{link['capacity_gbps']:g} Gb/s, {link['latency_ms']:.3f} ms, "
               f"{link['power_w']:g} W, ${link['cost_usd']:,.0f}")
+        print(f"    SRLG: {', '.join(link['srlg']) or 'none'}; if cut: {link['protection']}")
         print(f"    {'wavelength':<18} {'THz':>9} {'mode':>6} {'Gb/s':>6} {'OSNR dB':>8} "
               f"{'req dB':>7} {'margin':>7} {'ps/nm':>8} {'ms':>8}")
         for w in link["wavelengths"]:

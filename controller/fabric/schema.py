@@ -7,7 +7,7 @@ live in `checks.py`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +52,10 @@ class DciLinkSpec(_Strict):
     margin_db: float = Field(default=2.0, ge=0)
     dispersion_ps_nm_km: float = Field(default=17.0, ge=0)
     band: Literal["C", "C+L"] = "C"
+    # Shared risk link groups: ducts or conduits this fibre shares with others (a backhoe
+    # cuts them together). Protection avoids the line systems sharing one.
+    srlg: list[Annotated[str, Field(pattern=NAME_PATTERN, max_length=48)]] = Field(
+        default_factory=list, max_length=64)
 
 
 class ModuleOverride(_Strict):

@@ -133,7 +133,7 @@ def test_ended_reservations_leave_memory_and_the_store_answers_for_them(fabric_f
                                                           kept.reservation_id]
     assert service.list(State.RELEASED) == [ended]
     assert service.list(State.PENDING) == [kept]
-    assert service.reservation_counts() == {State.PENDING: 1, State.ACTIVE: 0,
+    assert service.reservation_counts() == {State.PENDING: 1, State.ACTIVE: 0, State.DEGRADED: 0,
                                             State.RELEASED: 1, State.EXPIRED: 0}
     service.close()
     # A restart loads the live one only, and counts the history from the store.
