@@ -96,6 +96,7 @@ class FabricController:
         self._port_down: set[tuple[str, int]] = set()
         self._held_until: dict[str, float] = {}
         self._downs: dict[str, list[float]] = {}
+        self._unplaced = False   # a failure's reservations and elephants wait for `tick`
         self.load = LoadTracker(fabric)
         # reservation id -> switch -> barrier seq that acknowledges its rules there
         # (None: waiting for the switch to connect and be programmed)
@@ -199,7 +200,7 @@ class FabricController:
             self._sent.pop(state.name, None)
             if self.engine.set_switch(state.name, False):
                 outbox.faults.append(("switch_down", state.name))
-            self._restore(outbox)
+            self._restore(outbox, placements=False)
         return outbox
 
     def port_changed(self, dpid: int, port: int, up: bool, now: float = 0.0) -> Outbox:
@@ -215,7 +216,7 @@ class FabricController:
         if link is None or link.kind == HOST:
             return outbox
         self._port_state(state.name, port, up, now, outbox)
-        return self._restore(outbox)
+        return self._restore(outbox, placements=False)
 
     def _port_state(self, switch: str, port: int, up: bool, now: float, outbox: Outbox) -> None:
         """Record one end's state. A link is down as soon as either end is; it is up again
@@ -238,7 +239,10 @@ class FabricController:
                      link.name, hold)
 
     def tick(self, now: float) -> Outbox:
-        """Time passes: links whose hold-down is over are used again."""
+        """Time passes (the app calls this every 100 ms): links whose hold-down is over are
+        used again, and reservations and elephants displaced since the last tick are
+        placed again, all together, highest priority first. Routes followed each failure
+        at once (and the switches' groups before that), so batching costs no traffic."""
         outbox = Outbox()
         for name, until in list(self._held_until.items()):
             if now >= until:
@@ -247,16 +251,18 @@ class FabricController:
                     link = self.fabric.link(name)
                     outbox.faults.append(("link_up", link.wavelength or link.name))
                     log.info("link %s in use again", link.wavelength or link.name)
-        return self._restore(outbox) if outbox.faults else outbox
+        if outbox.faults or self._unplaced:
+            self._restore(outbox)
+        return outbox
 
     def held_down(self) -> dict[str, float]:
         """Links that are back but not yet used again, with when they will be."""
         return dict(self._held_until)
 
-    def _restore(self, outbox: Outbox) -> Outbox:
-        """Bring every programmed switch, reservation and pinned elephant to the live graph,
-        make before break. Cheap when nothing changed (the programs are cached per engine
-        version and only differences are sent)."""
+    def _restore(self, outbox: Outbox, placements: bool = True) -> Outbox:
+        """Bring every programmed switch, and (with `placements`) every reservation and
+        pinned elephant, to the live graph, make before break. Cheap when nothing changed
+        (programs are cached per engine version; only differences are sent)."""
         for dpid, state in self.switches.items():
             if not state.program_sent or state.name not in self._sent:
                 continue
@@ -264,6 +270,10 @@ class FabricController:
             if new is not self._sent[state.name]:
                 outbox.add(dpid, diff(self._sent[state.name], new))
                 self._sent[state.name] = new
+        if not placements:
+            self._unplaced = self._unplaced or bool(outbox.faults)
+            return outbox
+        self._unplaced = False
         for pair in self.book.pairs_to_restore():
             self._restore_pair(pair, outbox)
         moved, placements = self.steering.restore(self._background())
@@ -295,12 +305,17 @@ class FabricController:
                 rules = reservation_rules.move(self.fabric, first, new, self._programmed())
             log.info("reservations %s moved to %s", ", ".join(r.reservation_id for r in after),
                      " > ".join(h.wavelength for h in new.hops if h.wavelength) or new.hops[0].link)
-        for r in after:
-            self._waiting.pop(r.reservation_id, None)
         outbox.changed += after
+        needs: dict[str, int | None] = {h.switch: None for h in after[0].hops}
         for switch, msgs in rules.items():
-            if self.switches[self._dpid[switch]].program_sent:
-                outbox.add(self._dpid[switch], msgs)
+            state = self.switches[self._dpid[switch]]
+            if state.program_sent:
+                outbox.add(self._dpid[switch], msgs + [of.barrier()])
+                needs[switch] = self._barrier_seq(state)
+        for r in after:                 # PENDING ones go ACTIVE once the new path acks
+            self._waiting.pop(r.reservation_id, None)
+            if r.state == State.PENDING:
+                self._waiting[r.reservation_id] = dict(needs)
 
     def _programmed(self) -> set[str]:
         return {s.name for s in self.switches.values() if s.program_sent}

@@ -53,7 +53,8 @@ PIN_GROUP_BASE = 0x10000      # + DCI port number: that port's fast-failover gro
 SELECT, FAST_FAILOVER = of.ofp.OFPGT_SELECT, of.ofp.OFPGT_FF
 
 # A bucket or action list as plain tuples, cheap to compare when diffing programs:
-# actions (("out", port) | ("group", id) | ("vlan", vid) | ("pop",) | ("goto", table), ...)
+# actions (("out", port) | ("group", id) | ("vlan", vid) | ("pop",) | ("goto", table)
+#          | ("turn",): forget the in_port, so the packet may leave where it came in)
 # bucket (watch_port or None, watch_group or None, weight, actions)
 Actions = tuple[tuple, ...]
 Bucket = tuple[int | None, int | None, int, Actions]
@@ -112,7 +113,7 @@ def pin_action(fabric: Fabric, switch: str, port: int):
 
 def _detour_bucket(d: Detour) -> Bucket:
     first = d.hops[0].out_port
-    return (first, None, 0, (("vlan", d.vid), ("out", first)))
+    return (first, None, 0, (("vlan", d.vid), ("turn",), ("out", first)))
 
 
 def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, tuple[int, ...]],
@@ -170,6 +171,8 @@ def _actions(spec: Actions) -> list:
             acts += of.push_vlan(item[1])
         elif kind == "pop":
             acts.append(of.pop_vlan())
+        elif kind == "turn":
+            acts.append(of.forget_in_port())
     return acts
 
 
@@ -271,7 +274,8 @@ class Programs:
         for d in found:
             for hop in d.hops[1:]:
                 on_switch.setdefault(hop.switch, {})[d.vid] = (("out", hop.out_port),)
-            on_switch.setdefault(d.tail, {})[d.vid] = (("pop",), ("goto", TABLE_FORWARD))
+            on_switch.setdefault(d.tail, {})[d.vid] = (("pop",), ("turn",),
+                                                        ("goto", TABLE_FORWARD))
         self._routing = {
             name: routing(self.fabric, self.engine, name, routes[name], by_gateway,
                           on_switch.get(name, {}), self.ids)

@@ -83,6 +83,13 @@ def push_vlan(vid: int) -> list:
             parser.OFPActionSetField(vlan_vid=ofp.OFPVID_PRESENT | vid)]
 
 
+def forget_in_port() -> parser.OFPActionSetField:
+    """Set in_port to 0 (none): a switch never outputs a packet to the port it came in by,
+    so a packet turned back (a detour's first hop, or a detour's end hashing onto the spine
+    it came from) must first forget where it came from. OVS lets in_port be written."""
+    return parser.OFPActionSetField(in_port=0)
+
+
 def pop_vlan() -> parser.OFPActionPopVlan:
     return parser.OFPActionPopVlan()
 

@@ -373,8 +373,8 @@ class ReservationBook:
     def repath(self, pair: tuple[str, str]) -> list[Reservation]:
         """Move a pair, as a whole and with its meter, onto the best live path with room
         for its sum (its own bandwidth counts as free). Returns its members on the new path
-        (a DEGRADED one comes back ACTIVE); AdmissionError if no path has room, the book
-        then unchanged."""
+        (a DEGRADED one comes back PENDING, until its rules are acknowledged); AdmissionError
+        if no path has room, the book then unchanged."""
         members = [self.reservations[r] for r in self._pairs[pair]]
         total = sum(r.bandwidth_bps for r in members)
         bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
@@ -386,7 +386,7 @@ class ReservationBook:
             raise
         moved = []
         for r in members:
-            state = State.ACTIVE if r.state == State.DEGRADED else r.state
+            state = State.PENDING if r.state == State.DEGRADED else r.state
             moved.append(replace(r, hops=hops, latency_ms=latency, state=state, reason=""))
         self._put(moved)
         return moved
