@@ -23,6 +23,8 @@ FORBIDDEN_LABELS = {"dc", "datacenter", "region", "cluster", "flow", "flow_id", 
 LINK_LABELS = {"link", "wavelength", "site_a", "site_b", "direction", "kind"}
 
 EXPECTED_TYPES = {
+    "dcilab_failure_events": "counter",
+    "dcilab_restoration_duration_seconds": "histogram",
     "dcilab_link_capacity_bps": "gauge",
     "dcilab_link_transmit_bytes": "counter",
     "dcilab_link_receive_bytes": "counter",
