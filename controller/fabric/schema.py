@@ -48,9 +48,11 @@ class DciLinkSpec(_Strict):
     span_km: float = Field(default=80.0, gt=0)
     attenuation_db_per_km: float = Field(default=0.22, ge=0)
     amplifier_nf_db: float = Field(default=5.5, ge=0)
-    launch_power_dbm: float = 0.0
+    # Per wavelength into every span, dBm; "auto": the best for the lit spectrum (GNPy).
+    launch_power_dbm: float | Literal["auto"] = 0.0
     margin_db: float = Field(default=2.0, ge=0)
-    dispersion_ps_nm_km: float = Field(default=17.0, ge=0)
+    # > 0: the GN model of nonlinear interference needs a dispersive fibre.
+    dispersion_ps_nm_km: float = Field(default=17.0, gt=0)
     band: Literal["C", "C+L"] = "C"
 
 
