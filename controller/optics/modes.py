@@ -75,7 +75,7 @@ class ModeCheck:
                 f"{self.mode.cd_tolerance_ps_nm:.0f} ps/nm tolerance")
         if not self.gsnr_ok:
             reasons.append(
-                f"GSNR {self.gsnr_db:.1f} dB (GNPy, worst of {len(self.qot.gsnr_db)} "
+                f"GSNR {self.gsnr_db:.2f} dB (GNPy, worst of {len(self.qot.gsnr_db)} "
                 f"wavelengths at {self.qot.launch_power_dbm:g} dBm) is below the "
                 f"{self.mode.required_osnr_db:.1f} dB required + {self.line.margin_db:.1f} dB "
                 f"margin")
@@ -132,7 +132,8 @@ def select_mode(module: str, line: LineSystem, mode: str | None = None,
         if check.feasible:
             return check.mode
     if not in_band:
-        return transceiver.modes[0]     # the spectrum's error says how many fit
+        # The spectrum's error says how many fit, at the narrowest slot there is.
+        return min(transceiver.modes, key=lambda m: m.width_ghz)
     # Explain with the mode that comes closest: fewest failures, then the easiest GSNR.
     closest = min(in_band, key=lambda c: (len(c.reasons()), c.needed_gsnr_db - c.gsnr_db))
     even = f"even its {closest.mode.name} mode fails: " if len(checks) > 1 else ""
@@ -161,7 +162,7 @@ def _suggest(failed: ModeCheck, catalog: Catalog) -> str:
             check = check_mode(failed.module, failed.mode, shorter, failed.wavelengths)
             if check.feasible:
                 options.append(f"a link of at most {longest:d} km for {failed.module.name} "
-                               f"at {failed.mode.name} (GSNR there {check.gsnr_db:.1f} dB)")
+                               f"at {failed.mode.name} (GSNR there {check.gsnr_db:.2f} dB)")
     options.extend(_alternatives(failed, catalog))
     if not options:
         return ("no module or mode in the catalog can cross this line; shorten the link or "
@@ -180,7 +181,7 @@ def _launch_power_that_works(failed: ModeCheck) -> str | None:
     if not best.feasible or abs(best.qot.launch_power_dbm - line.launch_power_dbm) < 0.05:
         return None
     return (f"launch_power_dbm: auto ({best.qot.launch_power_dbm:g} dBm per wavelength here, "
-            f"GSNR {best.gsnr_db:.1f} dB)")
+            f"GSNR {best.gsnr_db:.2f} dB)")
 
 
 def _spans_that_work(failed: ModeCheck) -> str | None:
@@ -200,7 +201,7 @@ def _spans_that_work(failed: ModeCheck) -> str | None:
                            failed.wavelengths)
         if check.feasible:
             return (f"shorter spans (span_km <= {line.fiber_km / spans:.1f} km, {spans} spans, "
-                    f"GSNR {check.gsnr_db:.1f} dB)")
+                    f"GSNR {check.gsnr_db:.2f} dB)")
         if check.gsnr_db < previous:
             return None
         previous = check.gsnr_db
@@ -224,7 +225,7 @@ def _alternatives(failed: ModeCheck, catalog: Catalog) -> list[str]:
             else:
                 detail = f"needs {mode.required_osnr_db:.1f} dB"
             options.append(f"{module.name} at {mode.name} ({detail}, "
-                           f"GSNR here {check.gsnr_db:.1f} dB)")
+                           f"GSNR here {check.gsnr_db:.2f} dB)")
             break
     return options
 
