@@ -7,11 +7,24 @@ live in `checks.py`.
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def _launch_power(value: object) -> float | str:
+    # One clear message instead of one per member of a union.
+    if value == "auto":
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise ValueError("must be a number of dBm per wavelength or auto")
+
+
+LaunchPower = Annotated[float | Literal["auto"], BeforeValidator(_launch_power)]
 
 
 class _Strict(BaseModel):
@@ -49,7 +62,7 @@ class DciLinkSpec(_Strict):
     attenuation_db_per_km: float = Field(default=0.22, ge=0)
     amplifier_nf_db: float = Field(default=5.5, ge=0)
     # Per wavelength into every span, dBm; "auto": the best for the lit spectrum (GNPy).
-    launch_power_dbm: float | Literal["auto"] = 0.0
+    launch_power_dbm: LaunchPower = 0.0
     margin_db: float = Field(default=2.0, ge=0)
     # > 0: the GN model of nonlinear interference needs a dispersive fibre.
     dispersion_ps_nm_km: float = Field(default=17.0, gt=0)
