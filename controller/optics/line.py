@@ -10,6 +10,10 @@ from .catalog import OpticsError
 # launch_power_dbm: "auto" asks for the best launch power for the lit spectrum (qot.py).
 AUTO = "auto"
 
+# Launch power per wavelength a line may ask for. Above about +10 dBm with a full band, NLI
+# takes a sizeable share of the power and GNPy's GN model leaves its range (measured: the
+# ASE SNR it reports stops rising with the launch power); real ZR lines run near 0 dBm.
+LAUNCH_POWER_RANGE_DBM = (-10.0, 10.0)
 # Group index ≈ 1.468 in silica fibre.
 LATENCY_US_PER_KM = 4.9
 BAND_NAMES = ("C", "C+L")
@@ -51,17 +55,21 @@ class LineSystem:
                      "margin_db", "dispersion_ps_nm_km"):
             _finite(name, getattr(self, name))
         if self.launch_power_dbm != AUTO:
-            _finite("launch_power_dbm", self.launch_power_dbm)
+            power = _finite("launch_power_dbm", self.launch_power_dbm)
+            low, high = LAUNCH_POWER_RANGE_DBM
+            if not low <= power <= high:
+                raise OpticsError(f"launch_power_dbm must be between {low:g} and {high:g} dBm "
+                                  f"per wavelength (or auto), got {power:g}")
         for name in ("fiber_km", "span_km"):
             if getattr(self, name) <= 0:
                 raise OpticsError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("attenuation_db_per_km", "amplifier_nf_db", "margin_db"):
+        for name in ("amplifier_nf_db", "margin_db"):
             if getattr(self, name) < 0:
                 raise OpticsError(f"{name} must be >= 0, got {getattr(self, name)}")
-        # The GN model of nonlinear interference needs a dispersive fibre.
-        if self.dispersion_ps_nm_km <= 0:
-            raise OpticsError(
-                f"dispersion_ps_nm_km must be > 0, got {self.dispersion_ps_nm_km}")
+        # The GN model of nonlinear interference needs a lossy, dispersive fibre.
+        for name in ("attenuation_db_per_km", "dispersion_ps_nm_km"):
+            if getattr(self, name) <= 0:
+                raise OpticsError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.band not in BAND_NAMES:
             raise OpticsError(
                 f"unknown band {self.band!r}; valid bands are {', '.join(BAND_NAMES)}")

@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import _gnpy
-from .catalog import Mode, Module
-from .line import AUTO, LineSystem
+from .catalog import Mode, Module, OpticsError
+from .line import AUTO, LAUNCH_POWER_RANGE_DBM, LineSystem
 from .spectrum import first_fit, slots_that_fit
 
 # Assumption (no public figure per module): 0.15 unless the slot is narrower, then the
 # widest roll-off that still fits baud × (1 + roll-off) ≤ slot, to 0.01.
 DEFAULT_ROLL_OFF = 0.15
-LAUNCH_SEARCH_DBM = (-10.0, 10.0)
+LAUNCH_SEARCH_DBM = LAUNCH_POWER_RANGE_DBM
 LAUNCH_STEP_DB = 0.1
 _PROBE_DBM = 0.0
 
@@ -110,6 +110,8 @@ def gnpy_line(line: LineSystem) -> _gnpy.Line:
 @lru_cache(maxsize=4096)
 def _qot(physics: _gnpy.Line, carriers: _gnpy.Carriers, launch_dbm: float) -> QoT:
     out = _gnpy.propagate(physics, carriers, launch_dbm)
+    if not all(math.isfinite(x) for x in out.gsnr_01nm + out.osnr_ase_01nm):
+        raise OpticsError(f"GNPy gives no finite GSNR for this line at {launch_dbm:g} dBm: {physics}")
     return QoT(launch_power_dbm=launch_dbm, frequency_thz=carriers.frequency_thz,
                gsnr_db=out.gsnr_01nm, osnr_ase_db=out.osnr_ase_01nm, gsnr_signal_db=out.gsnr)
 

@@ -42,15 +42,17 @@ def test_a_numeric_launch_power_is_used_as_given():
     assert plan.mode == "300G"          # GSNR 25.71 < 26 at −1.5 dBm (test_modes)
 
 
-@pytest.mark.parametrize("value", ["max", "AUTO", True, None])
+@pytest.mark.parametrize("value", ["max", "AUTO", True, None, 12, -11])
 def test_a_bad_launch_power_names_the_field(value):
     [issue] = issues(fabric_text(fiber_km=80, launch_power_dbm=value))
     assert issue.path.startswith("dci_links[0].launch_power_dbm")
 
 
-def test_zero_dispersion_is_refused():
-    [issue] = issues(fabric_text(fiber_km=80, dispersion_ps_nm_km=0))
-    assert issue.path == "dci_links[0].dispersion_ps_nm_km"
+@pytest.mark.parametrize("field", ["dispersion_ps_nm_km", "attenuation_db_per_km"])
+def test_a_fibre_without_loss_or_dispersion_is_refused(field):
+    # The GN model of NLI divides by both.
+    [issue] = issues(fabric_text(fiber_km=80, **{field: 0}))
+    assert issue.path == f"dci_links[0].{field}"
 
 
 def test_an_infeasible_link_says_what_would_work_and_gnpy_agrees():

@@ -25,6 +25,8 @@ def test_launch_power_is_a_number_or_auto():
     assert LineSystem(80, launch_power_dbm=-1.5).launch_power_dbm == -1.5
     with pytest.raises(OpticsError, match="launch_power_dbm"):
         LineSystem(80, launch_power_dbm="max")
+    with pytest.raises(OpticsError, match=r"launch_power_dbm must be between -10 and 10"):
+        LineSystem(80, launch_power_dbm=12)
 
 
 def test_degradations_are_one_value_per_span():
@@ -65,6 +67,7 @@ def test_propagation_latency_is_4_9_us_per_km():
     ({"fiber_km": 100, "span_km": -80}, "span_km"),
     ({"fiber_km": 100, "amplifier_nf_db": -1}, "amplifier_nf_db"),
     ({"fiber_km": 100, "attenuation_db_per_km": -0.2}, "attenuation_db_per_km"),
+    ({"fiber_km": 100, "attenuation_db_per_km": 0}, "attenuation_db_per_km"),
     ({"fiber_km": 100, "margin_db": -1}, "margin_db"),
     ({"fiber_km": 100, "dispersion_ps_nm_km": 0}, "dispersion_ps_nm_km"),   # GN model needs D > 0
     ({"fiber_km": float("nan")}, "fiber_km"),

@@ -133,6 +133,10 @@ def test_launch_auto_is_higher_for_800g_and_for_fewer_wavelengths():
     wide = line_qot(LineSystem(500, launch_power_dbm=AUTO), ZR800_PLUS,
                     ZR800_PLUS.mode("800G"), 32)
     assert 1.5 <= wide.launch_power_dbm <= 4.5
+    scan = [min(gnpy_reference(fiber_km=500, span_km=80, channels=32, baud_gbd=131.3,
+                               slot_ghz=150, roll_off=0.14, launch_dbm=p / 4).gsnr_01nm)
+            for p in range(4, 25)]
+    assert wide.worst_gsnr_db >= max(scan) - 0.02
     few = line_qot(LineSystem(800, launch_power_dbm=AUTO), ZR_PLUS, ZR_PLUS_400G, 4)
     full = line_qot(LineSystem(800, launch_power_dbm=AUTO), ZR_PLUS, ZR_PLUS_400G, 64)
     assert few.launch_power_dbm > full.launch_power_dbm
