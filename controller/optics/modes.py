@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .catalog import DEFAULT_CATALOG, Catalog, Mode, Module, OpticsError
 from .line import AUTO, LineSystem
-from .qot import QoT, full_load, line_qot
+from .qot import QoT, line_qot
 from .spectrum import slots_that_fit
 
 # Amplifier huts closer than this are not a realistic suggestion.
@@ -230,4 +230,4 @@ def _alternatives(failed: ModeCheck, catalog: Catalog) -> list[str]:
     return options
 
 
-__all__ = ["MIN_SUGGESTED_SPAN_KM", "ModeCheck", "check_mode", "full_load", "select_mode"]
+__all__ = ["MIN_SUGGESTED_SPAN_KM", "ModeCheck", "check_mode", "select_mode"]
