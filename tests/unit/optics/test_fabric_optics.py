@@ -69,3 +69,29 @@ def test_an_infeasible_link_says_what_would_work_and_gnpy_agrees():
     fixed = parse_fabric(fabric_text(fiber_km=390, launch_power_dbm="auto", mode="400G"),
                          "f.yaml")
     assert fixed.line_systems["ab"].launch_power_dbm == launch
+
+
+def test_identical_line_systems_cost_one_gnpy_run_each():
+    # The 16-site API bench fabric: 24 line systems, only two distinct (100 km and 250 km,
+    # 8 × 400ZR+ at 400G each).
+    from dcilab.bench.api import api_fabric_yaml
+    from dcilab.optics import qot
+
+    qot.clear_cache()
+    fabric = parse_fabric(api_fabric_yaml(), "api.yaml")
+    assert len(fabric.line_systems) == 24
+    assert qot._qot.cache_info().misses == 2
+    parse_fabric(api_fabric_yaml(), "api.yaml")
+    assert qot._qot.cache_info().misses == 2
+
+
+def test_gnpy_is_imported_only_when_a_qot_is_computed():
+    import subprocess
+    import sys
+
+    code = ("import sys, dcilab.fabric, dcilab.optics, dcilab.cli; "
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'gnpy'], 'gnpy imported'; "
+            "from dcilab.optics import DEFAULT_CATALOG, LineSystem, line_qot; "
+            "zr = DEFAULT_CATALOG.module('400ZR'); line_qot(LineSystem(80), zr, zr.modes[0], 1); "
+            "assert 'gnpy' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
