@@ -188,24 +188,42 @@ def _spans_that_work(failed: ModeCheck) -> str | None:
     """The fewest spans (hops not below MIN_SUGGESTED_SPAN_KM) that clear the GSNR.
 
     More, shorter spans cut ASE but add NLI (each span's NLI barely depends on its
-    length), so GSNR rises with the span count to a peak and falls after it: count up
-    from the line's spans and stop at the first that clears, or once GSNR falls.
+    length), so GSNR rises with the span count to a peak and falls after it. Bisect on the
+    slope for the peak; if the peak clears, bisect the rising side for the fewest spans.
+    The answer is a GNPy run like any other.
     """
     line = failed.line
     if line.span_extra_loss_db or line.amplifier_nf_db_each:
         return None     # a degraded line is repaired, not re-spanned
-    previous = failed.gsnr_db
-    for spans in range(line.spans + 1, math.floor(line.fiber_km / MIN_SUGGESTED_SPAN_KM) + 1):
-        check = check_mode(failed.module, failed.mode,
-                           dataclasses.replace(line, span_km=line.fiber_km / spans),
-                           failed.wavelengths)
-        if check.feasible:
-            return (f"shorter spans (span_km <= {line.fiber_km / spans:.1f} km, {spans} spans, "
-                    f"GSNR {check.gsnr_db:.2f} dB)")
-        if check.gsnr_db < previous:
-            return None
-        previous = check.gsnr_db
-    return None
+    low, high = line.spans, math.floor(line.fiber_km / MIN_SUGGESTED_SPAN_KM)
+    if high <= low:
+        return None
+
+    def trial(spans: int) -> ModeCheck:
+        return check_mode(failed.module, failed.mode,
+                          dataclasses.replace(line, span_km=line.fiber_km / spans),
+                          failed.wavelengths)
+
+    top, bottom = high, low                 # the peak is in [bottom, top]
+    while top > bottom:
+        middle = (bottom + top) // 2
+        if trial(middle + 1).gsnr_db > trial(middle).gsnr_db:
+            bottom = middle + 1
+        else:
+            top = middle
+    if top == low or not trial(top).gsnr_ok:
+        return None
+    while top - low > 1:                    # trial(low) fails, trial(top) clears
+        middle = (low + top) // 2
+        if trial(middle).gsnr_ok:
+            top = middle
+        else:
+            low = middle
+    check = trial(top)
+    if not check.feasible:
+        return None
+    return (f"shorter spans (span_km <= {line.fiber_km / top:.1f} km, {top} spans, "
+            f"GSNR {check.gsnr_db:.2f} dB)")
 
 
 def _alternatives(failed: ModeCheck, catalog: Catalog) -> list[str]:
