@@ -72,15 +72,17 @@ def _print_text(path: str, s: dict) -> None:
     for link in s["dci_links"]:
         print(f"\n  DCI link {link['name']}: {link['a_gateway']} <-> {link['b_gateway']}, "
               f"{link['fiber_km']:g} km in {link['spans']} span{'s' if link['spans'] != 1 else ''}, "
-              f"{link['module']} {link['mode']}, "
+              f"{link['module']} {link['mode']}, launch {link['launch_power_dbm']:g} dBm"
+              f"{' (auto)' if link['launch_power_auto'] else ''}, "
               f"{link['capacity_gbps']:g} Gb/s, {link['latency_ms']:.3f} ms, "
               f"{link['power_w']:g} W, ${link['cost_usd']:,.0f}")
         print(f"    SRLG: {', '.join(link['srlg']) or 'none'}; if cut: {link['protection']}")
-        print(f"    {'wavelength':<18} {'THz':>9} {'mode':>6} {'Gb/s':>6} {'OSNR dB':>8} "
-              f"{'req dB':>7} {'margin':>7} {'ps/nm':>8} {'ms':>8}")
+        print(f"    {'wavelength':<18} {'THz':>9} {'mode':>6} {'Gb/s':>6} {'GSNR dB':>8} "
+              f"{'OSNR dB':>8} {'req dB':>7} {'margin':>7} {'ps/nm':>8} {'ms':>8}")
         for w in link["wavelengths"]:
             print(f"    {w['name']:<18} {w['frequency_thz']:>9.4f} {w['mode']:>6} "
-                  f"{w['rate_gbps']:>6g} {w['osnr_db']:>8.2f} {w['required_osnr_db']:>7.2f} "
+                  f"{w['rate_gbps']:>6g} {w['gsnr_db']:>8.2f} {w['osnr_ase_db']:>8.2f} "
+                  f"{w['required_osnr_db']:>7.2f} "
                   f"{w['margin_db']:>7.2f} {w['dispersion_ps_nm']:>8.0f} {w['latency_ms']:>8.4f}")
     print("\n  capacity per site pair:")
     for pair in s["capacity_by_site_pair"]:

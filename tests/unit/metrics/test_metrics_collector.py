@@ -32,6 +32,7 @@ EXPECTED_TYPES = {
     "dcilab_link_reserved_bps": "gauge",
     "dcilab_link_up": "gauge",
     "dcilab_wavelength_osnr_db": "gauge",
+    "dcilab_wavelength_gsnr_db": "gauge",
     "dcilab_wavelength_required_osnr_db": "gauge",
     "dcilab_wavelength_margin_db": "gauge",
     "dcilab_wavelength_frequency_hz": "gauge",
@@ -211,6 +212,8 @@ def test_optics_of_every_wavelength(fabric):
         ch = link.channel
         key = dict(link="dc1-dc2-a", wavelength=ch.name)
         assert one(families, "dcilab_wavelength_osnr_db", **key).value == pytest.approx(ch.osnr_db)
+        assert one(families, "dcilab_wavelength_gsnr_db", **key).value == pytest.approx(ch.gsnr_db)
+        assert ch.gsnr_db < ch.osnr_db      # NLI: GSNR is the ASE-only OSNR less something
         assert one(families, "dcilab_wavelength_margin_db", **key).value == pytest.approx(ch.margin_db)
         assert one(families, "dcilab_wavelength_required_osnr_db", **key).value == \
             pytest.approx(ch.required_osnr_db)
