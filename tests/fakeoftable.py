@@ -609,6 +609,8 @@ class _Run:
                     for inst in entry.instructions:
                         if inst.type == ofp.OFPIT_APPLY_ACTIONS:
                             self._actions(inst.actions, dict(pkt), choices, depth + 1)
+            elif isinstance(action, parser.NXActionRegLoad) and action.dst == "in_port_nxm":
+                pkt["in_port"] = action.value     # OVS: `load:V->NXM_OF_IN_PORT[]`
             elif isinstance(action, parser.NXActionLearn):
                 self.learns.append(action)   # it adds a flow in the switch; no effect here
             elif not isinstance(action, parser.OFPActionSetQueue):

@@ -276,17 +276,25 @@ class FabricController:
         self._unplaced = False
         for pair in self.book.pairs_to_restore():
             self._restore_pair(pair, outbox)
+        if any(kind == "link_up" for kind, _ in outbox.faults):
+            for pair in self.book.pairs():      # a shorter path is back: move onto it
+                self._restore_pair(pair, outbox, only_if_shorter=True)
         moved, placements = self.steering.restore(self._background())
         self._send_to(outbox, moved)
         outbox.placements += placements
         outbox.restored = True
         return outbox
 
-    def _restore_pair(self, pair: tuple[str, str], outbox: Outbox) -> None:
+    def _restore_pair(self, pair: tuple[str, str], outbox: Outbox,
+                      only_if_shorter: bool = False) -> None:
         before = self.book.pair_members(*pair)
         first = before[0]
         try:
-            after = self.book.repath(pair)
+            after = self.book.repath(pair, only_if_shorter)
+            if not after:
+                return
+            if first.state == State.DEGRADED and only_if_shorter:
+                return
         except AdmissionError as exc:
             if first.state == State.DEGRADED:
                 return                            # still no room: stays as it is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -83,11 +84,13 @@ def push_vlan(vid: int) -> list:
             parser.OFPActionSetField(vlan_vid=ofp.OFPVID_PRESENT | vid)]
 
 
-def forget_in_port() -> parser.OFPActionSetField:
+def forget_in_port() -> parser.NXActionRegLoad:
     """Set in_port to 0 (none): a switch never outputs a packet to the port it came in by,
     so a packet turned back (a detour's first hop, or a detour's end hashing onto the spine
-    it came from) must first forget where it came from. OVS lets in_port be written."""
-    return parser.OFPActionSetField(in_port=0)
+    it came from) must first forget where it came from. OVS lets the 16-bit NXM in_port
+    be loaded (`load:0->NXM_OF_IN_PORT[]`); it refuses a set_field of the OXM one."""
+    return parser.NXActionRegLoad(ofs_nbits=nicira_ext.ofs_nbits(0, 15), dst="in_port_nxm",
+                                  value=0)
 
 
 def pop_vlan() -> parser.OFPActionPopVlan:

@@ -370,11 +370,12 @@ class ReservationBook:
                             min(r.created_at for r in members), pair))
         return [pair for *_, pair in sorted(out)]
 
-    def repath(self, pair: tuple[str, str]) -> list[Reservation]:
+    def repath(self, pair: tuple[str, str], only_if_shorter: bool = False) -> list[Reservation]:
         """Move a pair, as a whole and with its meter, onto the best live path with room
         for its sum (its own bandwidth counts as free). Returns its members on the new path
         (a DEGRADED one comes back PENDING, until its rules are acknowledged); AdmissionError
-        if no path has room, the book then unchanged."""
+        if no path has room, the book then unchanged. With `only_if_shorter`, it moves only
+        to a path of less latency (a link came back), and returns [] otherwise."""
         members = [self.reservations[r] for r in self._pairs[pair]]
         total = sum(r.bandwidth_bps for r in members)
         bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
@@ -384,12 +385,25 @@ class ReservationBook:
         except AdmissionError:
             self._put(members)
             raise
+        if only_if_shorter and not latency < members[0].latency_ms - 1e-9:
+            self._put(members)
+            return []
         moved = []
         for r in members:
             state = State.PENDING if r.state == State.DEGRADED else r.state
             moved.append(replace(r, hops=hops, latency_ms=latency, state=state, reason=""))
         self._put(moved)
         return moved
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every host pair holding bandwidth, highest priority first, then oldest."""
+        out = []
+        for pair, ids in self._pairs.items():
+            members = [self.reservations[r] for r in ids]
+            if all(r.holds_bandwidth for r in members):
+                out.append((-max(r.request.priority for r in members),
+                            min(r.created_at for r in members), pair))
+        return [pair for *_, pair in sorted(out)]
 
     def degrade(self, pair: tuple[str, str], reason: str) -> list[Reservation]:
         """No path has room for the pair: it holds nothing and is carried best effort."""

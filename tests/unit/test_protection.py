@@ -272,3 +272,18 @@ def test_failures_within_a_tick_are_restored_together_highest_priority_first():
     assert lab.ctl.book.get("high").state is State.PENDING       # was: no barrier acked yet
     assert lab.ctl.book.get("low").state is State.DEGRADED
     assert {r.reservation_id for r in out.changed} == {"low", "high"}
+
+
+def test_when_the_shorter_line_system_is_back_reservations_return_to_it(ring_lab):
+    lab = ring_lab
+    lab.send(lab.ctl.reserve(ReservationRequest("north-h1", "east-h1", 200.0), "r1", 0.0))
+    dead = wavelengths_of(lab.fabric, "north-east-a")
+    cut_and_tick(lab, *dead)
+    assert wavelength(lab, "r1").startswith("north-east-b")
+    report_up(lab, *dead, now=5.0)
+    assert wavelength(lab, "r1").startswith("north-east-b")      # held down still
+    lab.send(lab.ctl.tick(5.0 + HOLD_DOWN_S))
+    assert wavelength(lab, "r1").startswith("north-east-a")
+    north, east = lab.fabric.hosts["north-h1"], lab.fabric.hosts["east-h1"]
+    (path,) = lab.net.trace(lab.dpid(north.leaf), north.port, tcp_packet(north, east))
+    assert [l.line_system for l in dci_links_of_path(lab.fabric, path.hops)] == ["north-east-a"]
