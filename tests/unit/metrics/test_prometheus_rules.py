@@ -23,7 +23,8 @@ from fabric_helpers import topology
 REPO = Path(__file__).resolve().parents[3]
 PROM = REPO / "deploy" / "prometheus"
 ALERTS = {"DcilabControllerDown", "DcilabWavelengthUtilizationHigh", "DcilabWavelengthMarginLow",
-          "DcilabSwitchDisconnected", "DcilabReservationsRefused"}
+          "DcilabSwitchDisconnected", "DcilabReservationsRefused", "DcilabLinkDown",
+          "DcilabReservationDegraded"}
 # Series Prometheus itself makes, and labels it adds.
 BUILTIN_SERIES = {"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"}
 BUILTIN_LABELS = {"job", "instance", "le", "alertname", "alertstate", "__name__"}
