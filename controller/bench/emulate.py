@@ -34,6 +34,7 @@ from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concu
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab, rescaled
+from ..resources import topology_arg
 from ..te.placement import POLICIES, Candidates
 
 # Below this many scaled Mb/s in all, userspace OVS on 2 cores is not the bottleneck.
@@ -43,7 +44,7 @@ SETTLE_S = 5.0
 
 def add_arguments(parser) -> None:
     g = parser.add_argument_group("emulated bench")
-    g.add_argument("--emulate", metavar="FILE",
+    g.add_argument("--emulate", metavar="FILE", type=topology_arg,
                    help="compare the policies on the emulation of FILE (root) instead of the "
                         "flow-level scenarios")
     g.add_argument("--flows", type=int, default=0, metavar="N",

@@ -8,13 +8,16 @@ import sys
 from ..emulation.topo import rate_problems
 from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import GATEWAY, LEAF, SPINE
+from ..resources import bundled_topologies, topology_arg
 
 
 def register(sub) -> None:
     p = sub.add_parser("check", help="validate a fabric file and print its summary",
                        description="Validate a fabric file. Exit status 0 if it is usable, "
                                    "2 if not; every problem is named with its field path.")
-    p.add_argument("file", help="fabric file (YAML)")
+    p.add_argument("file", type=topology_arg,
+                   help="fabric file (YAML), or the name of one shipped with dcilab "
+                        f"({', '.join(bundled_topologies())})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 

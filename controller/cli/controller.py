@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from ..fabric import FabricError, load_fabric
+from ..resources import topology_arg
 
 log = logging.getLogger("dcilab.controller")
 
@@ -52,7 +53,8 @@ def register(sub) -> None:
                                    "programs latency-shortest forwarding, admits path "
                                    "reservations over gRPC and exports Prometheus metrics. It "
                                    "serves with no switch connected.")
-    p.add_argument("--topology", required=True, metavar="FILE", help="fabric file (YAML)")
+    p.add_argument("--topology", required=True, metavar="FILE", type=topology_arg,
+                   help="fabric file (YAML), or the name of one shipped with dcilab (two-dc)")
     p.add_argument("--openflow", type=host_port, default=("127.0.0.1", 6653),
                    metavar="HOST:PORT", help="OpenFlow listen address (default 127.0.0.1:6653)")
     p.add_argument("--grpc", type=host_port, default=("127.0.0.1", 50051), metavar="HOST:PORT",

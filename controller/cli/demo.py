@@ -24,11 +24,11 @@ from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab
 from ..metrics.prometheus_server import PrometheusError, start_prometheus, stop_prometheus
+from ..resources import DEFAULT_TOPOLOGY, topology_arg
 from .controller import add_steering_arguments, steering_options
 from ..te.attribution import MeasuredFlow, attribute
 from ..te.paths import LatencyGraph
 
-DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "topologies" / "two-dc.yaml"
 
 
 def register(sub) -> None:
@@ -38,8 +38,9 @@ def register(sub) -> None:
                                    "between one host pair of every site pair; print the table; "
                                    "stop everything. Needs root. Exit status 0 only with 0%% "
                                    "ping loss.")
-    p.add_argument("file", nargs="?", default=str(DEFAULT_TOPOLOGY),
-                   help="fabric file (default topologies/two-dc.yaml)")
+    p.add_argument("file", nargs="?", default=DEFAULT_TOPOLOGY, type=topology_arg,
+                   help=f"fabric file, or the name of one shipped with dcilab "
+                        f"(default {DEFAULT_TOPOLOGY})")
     p.add_argument("--duration", type=float, default=5.0, metavar="S",
                    help="seconds of iperf3 traffic (default 5)")
     p.add_argument("--verbose", action="store_true", help="echo the controller's log")
