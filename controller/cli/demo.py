@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..emulation.datapath import AUTO, DATAPATHS
+from ..emulation.datapath import HELP as DATAPATH_HELP
 from ..emulation.network import EmulationError
 from ..emulation.ovs import OvsError
 from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concurrent, ping_all
@@ -51,6 +53,7 @@ def register(sub) -> None:
     p.add_argument("--hold", type=float, default=0.0, metavar="S",
                    help="keep everything running S seconds after the table, to look at the "
                         "metrics, Prometheus or the gRPC API (Ctrl-C ends it early)")
+    p.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
     add_steering_arguments(p)
     p.set_defaults(run=run)
 
@@ -84,7 +87,7 @@ def run(args) -> int:
     started = time.monotonic()
     try:
         with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,
-                 controller_args=steering_options(args)) as lab:
+                 controller_args=steering_options(args), datapath=args.datapath) as lab:
             say(f"controller: policy {args.policy}; gRPC API on {lab.controller.grpc_address} "
                 f"(try `dcilab links --server {lab.controller.grpc_address}`); "
                 f"metrics on {lab.controller.metrics_url}")
