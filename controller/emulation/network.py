@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import partial
 
 from .shaping import ShapedLink
@@ -104,10 +105,24 @@ class Emulation:
         return self.net.get(self.fabric.hosts[name].node)
 
     def stop(self) -> None:
-        if self.net is not None:
-            self.say("stopping emulation")
-            try:
-                self.net.stop()
-            finally:
-                self.net = None
-        clean(say=lambda m: self.say(f"cleanup: {m}"))
+        try:
+            if self.net is not None:
+                self.say("stopping emulation")
+                self._interrupt_commands()
+                try:
+                    self.net.stop()
+                finally:
+                    self.net = None
+        finally:
+            clean(say=lambda m: self.say(f"cleanup: {m}"))
+
+    def _interrupt_commands(self, grace_s: float = 5.0) -> None:
+        """Stop a host command cut short (Ctrl-C or SIGTERM in the lab's CLI): Mininet
+        cannot run another command on that host, so it could not stop, until it ends."""
+        for host in self.net.hosts:
+            if host.waiting:
+                host.sendInt()
+                deadline = time.monotonic() + grace_s
+                while host.waiting and time.monotonic() < deadline:
+                    host.monitor(timeoutms=200)
+                host.waiting = False
