@@ -11,6 +11,8 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from . import names
+
 log = logging.getLogger("dcilab.metrics")
 
 REQUEST_RESULTS = ("admitted", "refused", "invalid", "not_found", "unauthenticated")
@@ -33,23 +35,23 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.requests_total = Counter(
-            "dcilab_reservation_requests", "Reservation requests, by outcome.",
+            names.RESERVATION_REQUESTS, "Reservation requests, by outcome.",
             labelnames=("result",), registry=r)
         self.reserve_duration = Histogram(
-            "dcilab_reserve_duration_seconds",
+            names.RESERVE_DURATION,
             "Time to answer a reservation request, seconds.", buckets=LATENCY_BUCKETS,
             registry=r)
         self.placements_total = Counter(
-            "dcilab_flow_placements", "Elephant flows placed, by steering policy.",
+            names.FLOW_PLACEMENTS, "Elephant flows placed, by steering policy.",
             labelnames=("policy",), registry=r)
         self.path_compute_duration = Histogram(
-            "dcilab_path_compute_duration_seconds",
+            names.PATH_COMPUTE_DURATION,
             "Time to compute a path or a placement, seconds.", buckets=LATENCY_BUCKETS,
             registry=r)
         self.openflow_sent_total = Counter(
-            "dcilab_openflow_messages_sent", "OpenFlow messages sent to switches.", registry=r)
+            names.OPENFLOW_SENT, "OpenFlow messages sent to switches.", registry=r)
         self.openflow_errors_total = Counter(
-            "dcilab_openflow_errors", "OpenFlow error messages received from switches.",
+            names.OPENFLOW_ERRORS, "OpenFlow error messages received from switches.",
             registry=r)
         for result in REQUEST_RESULTS:
             self.requests_total.labels(result=result)

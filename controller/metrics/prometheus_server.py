@@ -20,8 +20,7 @@ from pathlib import Path
 import yaml
 
 from ..resources import deploy_dir
-
-JOB = "dcilab-controller"          # the job name the shipped config and dashboards use
+from .names import JOB          # the job name the shipped config and dashboards use
 
 
 class PrometheusError(RuntimeError):
