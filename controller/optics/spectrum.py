@@ -81,12 +81,6 @@ def _bands(band: str) -> tuple[Band, ...]:
         raise OpticsError(f"unknown band {band!r}; valid bands are {', '.join(BANDS)}") from None
 
 
-def slots_that_fit(width_ghz: float, band: str = "C") -> int:
-    """How many slots of `width_ghz` fit side by side in `band`."""
-    width = width_mhz(width_ghz)
-    return sum(part.width_mhz // width for part in _bands(band))
-
-
 def first_fit(count: int, width_ghz: float, band: str = "C") -> tuple[Slot, ...]:
     """Assign `count` equal slots from the low edge of each band up, as GNPy's first fit does.
 

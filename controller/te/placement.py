@@ -52,7 +52,6 @@ DirectedLink = tuple[str, str]      # (link name, sending switch or host)
 Path = tuple[DirectedLink, ...]     # directed wavelengths crossed, one per DCI hop
 
 POLICIES = ("ecmp", "shortest", "loadaware")
-DEFAULT_POLICY = "loadaware"
 ROCE_V2_PORT = 4791
 UDP = 17
 
@@ -105,10 +104,6 @@ class Route:
             index, k = divmod(index, len(hop.wavelengths))
             out.append(hop.wavelengths[k])
         return tuple(reversed(out))
-
-    def contains(self, path: Path) -> bool:
-        return len(path) == len(self.hops) and all(
-            w in hop.wavelengths for w, hop in zip(path, self.hops))
 
 
 @dataclass(frozen=True)
@@ -250,12 +245,6 @@ def add_load(load: MutableMapping[DirectedLink, float], path: Path, bps: float) 
     """Add (or, with a negative `bps`, remove) a flow's demand along its path."""
     for link in path:
         load[link] = load.get(link, 0.0) + bps
-
-
-def path_utilization(path: Path, load: Mapping[DirectedLink, float],
-                     capacity: Mapping[DirectedLink, float]) -> float:
-    """The highest utilization along `path` (0 for an empty path)."""
-    return max((load.get(l, 0.0) / capacity[l] for l in path), default=0.0)
 
 
 def max_utilization(load: Mapping[DirectedLink, float],
