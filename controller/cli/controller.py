@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..fabric import FabricError, load_fabric
 from ..resources import topology_arg
+from ..te.placement import Policy
 
 log = logging.getLogger("dcilab.controller")
 
@@ -89,7 +90,7 @@ def register(sub) -> None:
 
 def add_steering_arguments(p) -> None:
     """The elephant steering options (shared with `dcilab demo`)."""
-    p.add_argument("--policy", choices=["ecmp", "shortest", "loadaware"], default="loadaware",
+    p.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.LOADAWARE.value,
                    help="where elephant flows go: ecmp (static 5-tuple hash over equal-cost "
                         "paths and wavelengths), shortest (one path, one wavelength per site "
                         "pair), loadaware (each elephant pinned where utilization is lowest; "

@@ -32,9 +32,10 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     InfoMetricFamily)
 from prometheus_client.registry import Collector
 
+from ..te.reservations import State
 from . import names
 
-RESERVATION_STATES = ("PENDING", "ACTIVE", "RELEASED", "EXPIRED")
+RESERVATION_STATES = tuple(state.value for state in State)
 LINK_LABELS = ("link", "wavelength", "site_a", "site_b", "direction", "kind")
 WAVELENGTH_LABELS = ("link", "wavelength", "site_a", "site_b")
 

@@ -11,12 +11,13 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from ..te.placement import Policy
 from . import names
 
 log = logging.getLogger("dcilab.metrics")
 
 REQUEST_RESULTS = ("admitted", "refused", "invalid", "not_found", "unauthenticated")
-PLACEMENT_POLICIES = ("ecmp", "shortest", "loadaware")
+PLACEMENT_POLICIES = tuple(Policy)
 
 # Admission and path computation take about a millisecond; a slow one tens of ms.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,

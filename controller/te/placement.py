@@ -41,6 +41,7 @@ import math
 import zlib
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from itertools import islice, product
 
 import networkx as nx
@@ -51,7 +52,14 @@ from .paths import latency_ns
 DirectedLink = tuple[str, str]      # (link name, sending switch or host)
 Path = tuple[DirectedLink, ...]     # directed wavelengths crossed, one per DCI hop
 
-POLICIES = ("ecmp", "shortest", "loadaware")
+class Policy(StrEnum):
+    """Where elephants go (see README, Elephant steering); the one definition."""
+    ECMP = "ecmp"
+    SHORTEST = "shortest"
+    LOADAWARE = "loadaware"
+
+
+POLICIES = tuple(Policy)
 ROCE_V2_PORT = 4791
 UDP = 17
 
