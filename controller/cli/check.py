@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from ..emulation.topo import rate_problems
 from ..fabric import Fabric, FabricError, load_fabric
@@ -84,6 +85,9 @@ def run(args) -> int:
                               "errors": [i.to_dict() for i in exc.issues]}, indent=2))
         else:
             print(str(exc), file=sys.stderr)
+            if not Path(args.file).exists():
+                print(f"fabrics shipped with dcilab: {', '.join(bundled_topologies())}",
+                      file=sys.stderr)
         return 2
     s = summary(fabric)
     if args.json:
