@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .emulation.cleanup import kill_pid
+from .emulation.datapath import AUTO
 from .emulation.network import Emulation
 from .fabric import Fabric
 
@@ -108,8 +109,9 @@ class Lab:
     """Controller process + emulation; a context manager that always cleans up."""
 
     def __init__(self, fabric: Fabric, topology: Path, say=print, echo_controller=False,
-                 controller_args: list[str] = ()):
+                 controller_args: list[str] = (), datapath: str = AUTO):
         self.fabric = fabric
+        self.datapath = datapath
         self.topology = Path(topology)
         self.say = say
         self.echo_controller = echo_controller
@@ -135,7 +137,8 @@ class Lab:
                                             echo=self.say if self.echo_controller else None,
                                             extra_args=self.controller_args)
         self.controller.wait_listening()
-        self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say)
+        self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say,
+                                   datapath=self.datapath)
         self.emulation.start()
         self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG)
         self.say(f"waiting for the controller to program {len(self.fabric.switches)} switches")

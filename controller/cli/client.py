@@ -16,9 +16,11 @@ from pathlib import Path
 from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict,
                           state_name)
 from ..api.server import ServerError, read_token_file
+from ..fabric.model import LinkKind
+from ..te.reservations import State
 
-STATES = ("pending", "active", "degraded", "released", "expired")
-KINDS = ("host", "fabric", "dci")
+STATES = tuple(state.value.lower() for state in State)
+KINDS = tuple(LinkKind)
 
 
 class _UsageError(Exception):

@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 
 from ..fabric import FabricError, load_fabric
+from ..resources import topology_arg
+from ..te.placement import Policy
 
 log = logging.getLogger("dcilab.controller")
 
@@ -52,7 +54,8 @@ def register(sub) -> None:
                                    "programs latency-shortest forwarding, admits path "
                                    "reservations over gRPC and exports Prometheus metrics. It "
                                    "serves with no switch connected.")
-    p.add_argument("--topology", required=True, metavar="FILE", help="fabric file (YAML)")
+    p.add_argument("--topology", required=True, metavar="FILE", type=topology_arg,
+                   help="fabric file (YAML), or the name of one shipped with dcilab (two-dc)")
     p.add_argument("--openflow", type=host_port, default=("127.0.0.1", 6653),
                    metavar="HOST:PORT", help="OpenFlow listen address (default 127.0.0.1:6653)")
     p.add_argument("--grpc", type=host_port, default=("127.0.0.1", 50051), metavar="HOST:PORT",
@@ -87,7 +90,7 @@ def register(sub) -> None:
 
 def add_steering_arguments(p) -> None:
     """The elephant steering options (shared with `dcilab demo`)."""
-    p.add_argument("--policy", choices=["ecmp", "shortest", "loadaware"], default="loadaware",
+    p.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.LOADAWARE.value,
                    help="where elephant flows go: ecmp (static 5-tuple hash over equal-cost "
                         "paths and wavelengths), shortest (one path, one wavelength per site "
                         "pair), loadaware (each elephant pinned where utilization is lowest; "

@@ -1,8 +1,9 @@
-"""Start and stop the emulated fabric on Open vSwitch (userspace datapath) with Mininet."""
+"""Start and stop the emulated fabric on Open vSwitch (kernel or userspace datapath) with Mininet."""
 
 from __future__ import annotations
 
 import os
+import time
 from functools import partial
 
 from .shaping import ShapedLink
@@ -12,6 +13,7 @@ from mininet.node import OVSSwitch, RemoteController
 
 from ..fabric import Fabric
 from .cleanup import Manifest, clean, pid_alive
+from .datapath import AUTO, DatapathError, choose_datapath, kernel_module_loaded, needs_tx_offload_off
 from .netem import netem_available
 from .ovs import ensure_ovs
 from .topo import FabricTopo, rate_problems
@@ -28,8 +30,10 @@ class Emulation:
     """
 
     def __init__(self, fabric: Fabric, controller: tuple[str, int] = ("127.0.0.1", 6653),
-                 say=print):
+                 say=print, datapath: str = AUTO):
         self.fabric = fabric
+        self.requested_datapath = datapath
+        self.datapath: str | None = None       # kernel or user, once started
         self.controller = controller
         self.say = say
         self.net: Mininet | None = None
@@ -57,6 +61,10 @@ class Emulation:
         if problems:
             raise EmulationError("cannot emulate fabric %r:\n  %s" % (
                 self.fabric.name, "\n  ".join(sorted(set(problems))[:5])))
+        try:
+            self.datapath = choose_datapath(self.requested_datapath, kernel_module_loaded())
+        except DatapathError as exc:
+            raise EmulationError(str(exc)) from None
         ensure_ovs(self.say)
         earlier = Manifest.load()
         if earlier and earlier.owner_pid != os.getpid() and pid_alive(earlier.owner_pid):
@@ -71,11 +79,13 @@ class Emulation:
             self.say("note: this kernel has no tc netem, so modeled DCI latency is used for "
                      "path costs but not added as delay on the links")
         setLogLevel("warning")
-        switch = partial(OVSSwitch, datapath="user", failMode="secure", protocols="OpenFlow13")
+        switch = partial(OVSSwitch, datapath=self.datapath, failMode="secure",
+                         protocols="OpenFlow13")
         n_sw, n_links = len(self.fabric.switches), len(self.fabric.links)
         self.say(f"building emulation of {self.fabric.name}: {n_sw} switches, "
                  f"{len(self.fabric.hosts)} hosts, {n_links} links "
-                 f"({sum(1 for _ in self.fabric.wavelengths())} wavelengths)")
+                 f"({sum(1 for _ in self.fabric.wavelengths())} wavelengths), "
+                 f"{self.datapath} datapath")
         self.net = Mininet(topo=FabricTopo(self.fabric, delay=self.delay_emulated),
                            switch=switch, link=ShapedLink, controller=None, autoSetMacs=False,
                            build=False, waitConnected=False)
@@ -86,19 +96,33 @@ class Emulation:
             self.manifest.processes[host.pid] = f"mininet:{host.name}"
         self.manifest.save()
         self.net.start()
-        # Userspace OVS drops TCP segments with offloaded checksums; ping works without this.
-        for host in self.net.hosts:
-            host.cmd(f"ethtool -K {host.defaultIntf()} tx off")
+        if needs_tx_offload_off(self.datapath):
+            for host in self.net.hosts:
+                host.cmd(f"ethtool -K {host.defaultIntf()} tx off")
 
     def host(self, name: str):
         """The Mininet host of a fabric host name (e.g. dc1-h1)."""
         return self.net.get(self.fabric.hosts[name].node)
 
     def stop(self) -> None:
-        if self.net is not None:
-            self.say("stopping emulation")
-            try:
-                self.net.stop()
-            finally:
-                self.net = None
-        clean(say=lambda m: self.say(f"cleanup: {m}"))
+        try:
+            if self.net is not None:
+                self.say("stopping emulation")
+                self._interrupt_commands()
+                try:
+                    self.net.stop()
+                finally:
+                    self.net = None
+        finally:
+            clean(say=lambda m: self.say(f"cleanup: {m}"))
+
+    def _interrupt_commands(self, grace_s: float = 5.0) -> None:
+        """Stop a host command cut short (Ctrl-C or SIGTERM in the lab's CLI): Mininet
+        cannot run another command on that host, so it could not stop, until it ends."""
+        for host in self.net.hosts:
+            if host.waiting:
+                host.sendInt()
+                deadline = time.monotonic() + grace_s
+                while host.waiting and time.monotonic() < deadline:
+                    host.monitor(timeoutms=200)
+                host.waiting = False

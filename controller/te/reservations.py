@@ -41,7 +41,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from ..fabric import Fabric
-from ..fabric.model import LEAF, Link
+from ..fabric.model import Link
 from .load import Direction
 from .paths import PathEngine
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import pytest
 from controller_lab import ControllerLab
 from fabric_helpers import dci_links_of_path, topology
-from fakeoftable import FakeOFTable, Outcome
+from fakeoftable import Outcome
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
