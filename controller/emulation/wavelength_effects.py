@@ -21,11 +21,10 @@ from collections.abc import Callable
 
 from ..fabric import Fabric
 from ..fabric.model import scaled_mbps
+from .cleanup import NFT_TABLE
 from .optical_state import WavelengthEffect
 
 log = logging.getLogger("dcilab.emulation")
-
-NFT_TABLE = "dcilab_optics"       # `table netdev dcilab_optics`; dcilab clean removes it
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -90,8 +89,3 @@ class WavelengthEffects:
             self.run(["nft", "delete", "table", "netdev", NFT_TABLE], None)
             self._table = False
         self._applied.clear()
-
-
-def remove_leftover_table(run: Callable = _run) -> bool:
-    """Remove our nftables table if a crashed run left it; True if there was one."""
-    return run(["nft", "delete", "table", "netdev", NFT_TABLE], None).returncode == 0
