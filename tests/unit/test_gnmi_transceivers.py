@@ -179,3 +179,20 @@ def test_client_waits_for_a_server_that_is_not_there_yet(tmp_path):
             assert client.connected.wait(15)
     finally:
         client.stop()
+
+
+def test_fault_functions_degrade_with_a_ramp_and_restore(agent):
+    from dcilab.emulation.optical_faults import OpticalFaultError, degrade, restore
+    degrade("dc1-dc2", span=4, extra_loss_db=5.0, amplifier=2, nf_db=7.0, ramp_s=0,
+            address=agent.gnmi_address)
+    line = agent.state.line_state("dc1-dc2")
+    assert line.span_extra_loss_db[3] == 5.0 and line.amplifier_nf_db[1] == 7.0
+    degrade("dc1-dc2", span=1, extra_loss_db=6.0, ramp_s=30, address=agent.gnmi_address)
+    assert agent.state.ramping()
+    restore("dc1-dc2", address=agent.gnmi_address)
+    assert not agent.state.ramping()
+    assert agent.state.line_state("dc1-dc2").span_extra_loss_db == (0.0,) * 5
+    with pytest.raises(OpticalFaultError, match="span 7 does not exist.*INVALID_ARGUMENT"):
+        degrade("dc1-dc2", span=7, extra_loss_db=1.0, address=agent.gnmi_address)
+    with pytest.raises(OpticalFaultError, match="unknown line system 'x'"):
+        restore("x", address=agent.gnmi_address)
