@@ -309,7 +309,7 @@ def serve_gnmi(state: OpticalState, address: str = "127.0.0.1:0", max_workers: i
     if port == 0:
         raise OSError(f"cannot listen for gNMI on {address}")
     server.start()
-    log.info("gNMI for %d transceivers on %s", len(state.transceivers),
+    log.debug("gNMI for %d transceivers on %s", len(state.transceivers),
              address.rsplit(":", 1)[0] + f":{port}")
     return server, port, stop
 

@@ -60,7 +60,7 @@ class WavelengthEffects:
             for port in ports:
                 self._check(["ip", "link", "set", "dev", port, "down" if effect.dark else "up"])
         self._applied[wavelength] = effect
-        log.info("wavelength %s: %d Gb/s, %.1f %% loss%s", wavelength, effect.rate_gbps,
+        (log.info if before is not None else log.debug)("wavelength %s: %d Gb/s, %.1f %% loss%s", wavelength, effect.rate_gbps,
                  effect.loss_per_mille / 10, ", dark" if effect.dark else "")
 
     def _set_loss(self, ports: list[str], per_mille: int) -> None:

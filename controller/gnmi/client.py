@@ -25,6 +25,7 @@ from pygnmi.spec.v080 import gnmi_pb2, gnmi_pb2_grpc
 log = logging.getLogger("dcilab.gnmi")
 
 SAMPLE_INTERVAL_NS = 1_000_000_000
+MAX_BACKOFF_S = 2.0
 _SUBSCRIBED = (
     "/components/component/optical-channel/state",
     "/terminal-device/logical-channels/channel/state",
@@ -98,7 +99,11 @@ class TransceiverClient:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._call = None
-        self._channel = grpc.insecure_channel(address)
+        # gRPC's own reconnect backoff grows to 2 minutes; the emulation may start after
+        # the controller, so keep retries within a second or two.
+        self._channel = grpc.insecure_channel(address, options=[
+            ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 1000)])
         self._stub = gnmi_pb2_grpc.gNMIStub(self._channel)
         self._thread: threading.Thread | None = None
 
@@ -209,7 +214,7 @@ class TransceiverClient:
                           for p in _SUBSCRIBED]))
 
     def _run(self) -> None:
-        backoff = 0.5
+        backoff, warned = 0.2, False
         while not self._stop.is_set():
             try:
                 self._learn_modes()
@@ -219,18 +224,22 @@ class TransceiverClient:
                         if not self.connected.is_set():
                             log.info("gNMI subscription to %s in sync", self.address)
                         self.connected.set()
-                        backoff = 0.5
+                        backoff, warned = 0.2, False
                     elif response.HasField("update"):
                         self._notification(response.update)
             except (grpc.RpcError, GnmiClientError) as exc:
                 if self._stop.is_set():
                     return
                 code = exc.code().name if isinstance(exc, grpc.RpcError) else ""
-                log.warning("gNMI %s: %s %s; retrying in %.1f s", self.address, code,
-                            getattr(exc, "details", lambda: str(exc))(), backoff)
+                detail = exc.details() if isinstance(exc, grpc.RpcError) else str(exc)
+                # once per outage at warning level; the retries that follow at debug
+                (log.debug if warned else log.warning)(
+                    "gNMI %s: %s; retrying every %.0f s at most", self.address,
+                    f"{code}: {detail}" if code else detail, MAX_BACKOFF_S)
+                warned = True
             self.connected.clear()
             self._stop.wait(backoff)
-            backoff = min(10.0, backoff * 2)
+            backoff = min(MAX_BACKOFF_S, backoff * 2)
 
     def _notification(self, notification: gnmi_pb2.Notification) -> None:
         gateway = notification.prefix.target

@@ -90,6 +90,7 @@ def test_transceivers_over_gnmi_on_the_emulation(tmp_path, no_leftovers):
         assert wait_until(lambda: "< 20" in subprocess.run(
             ["nft", "list", "table", "netdev", NFT_TABLE], capture_output=True, text=True).stdout, 5)
         loss = ping_loss(lab, 200)
+        print(f"ping loss at 20 % per direction: {loss:.1%}")
         assert 0.15 < loss < 0.60, loss         # 1 − 0.8² = 36 % expected for a round trip
         counters = subprocess.run(["nft", "list", "table", "netdev", NFT_TABLE],
                                   capture_output=True, text=True).stdout
