@@ -21,7 +21,7 @@ import collections
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..fabric import Fabric
@@ -167,6 +167,7 @@ class OpticalState:
         self._history: dict[tuple[str, str], collections.deque] = {
             key: collections.deque() for key in self.transceivers}
         self._status: dict[tuple[str, str], TransceiverStatus] = {}
+        self._gsnr_cache: dict[str, tuple] = {}
         self.version = 0          # bumped whenever the statuses are recomputed
         self.tick()
 
@@ -307,7 +308,14 @@ class OpticalState:
             state = self._lines[name]
             signals = [ChannelSignal(t.wavelength, t.frequency_thz, self._modes[t.key].baud_gbd,
                                      self._modes[t.key].width_ghz) for t in ends]
-            gsnrs = line_gsnr_db(state, signals, ends[0].module.tx_osnr_db)
+            # The QoT engine runs only when the line or its lit spectrum changed (GNPy takes
+            # tens of ms per line); ticks in between reuse its answer.
+            key = (state, tuple(signals))
+            cached = self._gsnr_cache.get(name)
+            if cached is None or cached[0] != key:
+                cached = (key, line_gsnr_db(state, signals, ends[0].module.tx_osnr_db))
+                self._gsnr_cache[name] = cached
+            gsnrs = cached[1]
             for t, gsnr in zip(ends, gsnrs):
                 self._status[t.key] = self._status_of(t, state, gsnr, now)
         self.version += 1
@@ -352,8 +360,3 @@ def _with(state: LineState, knob: Knob, value: float) -> LineState:
     if kind == "amplifier":
         return state.with_amplifier_nf(number, value)
     return state.with_launch_power(value)
-
-
-def wavelengths_of(state: OpticalState, line_system: str) -> Iterable[str]:
-    return sorted({t.wavelength for t in state.transceivers.values()
-                   if t.line_system == line_system})

@@ -196,3 +196,16 @@ def test_fault_functions_degrade_with_a_ramp_and_restore(agent):
         degrade("dc1-dc2", span=7, extra_loss_db=1.0, address=agent.gnmi_address)
     with pytest.raises(OpticalFaultError, match="unknown line system 'x'"):
         restore("x", address=agent.gnmi_address)
+
+
+def test_paths_match_with_wildcards_and_missing_keys():
+    from dcilab.emulation.openconfig import elem, matches
+    leaf = (elem("components"), elem("component", name="a.w1"), elem("optical-channel"),
+            elem("state"), elem("osnr"), elem("avg"))
+    assert matches((elem("components"),), leaf)
+    assert matches((elem("components"), elem("component")), leaf)            # any name
+    assert matches((elem("components"), elem("component", name="*"), elem("*"),
+                    elem("state")), leaf)
+    assert matches((elem("components"), elem("..."), elem("avg")), leaf)
+    assert not matches((elem("components"), elem("component", name="a.w2")), leaf)
+    assert not matches(leaf + (elem("deeper"),), leaf)

@@ -135,3 +135,23 @@ def test_data_plane_commands_are_issued_only_on_change(fabric):
     assert any(c[:3] == ["tc", "class", "change"] and "30.000000Mbit" in c for c in cmds)
     effects.close()
     assert calls[-1][0] == ["nft", "delete", "table", "netdev", NFT_TABLE]
+
+
+def test_the_qot_engine_runs_only_when_the_line_changes(fabric, monkeypatch):
+    import dcilab.emulation.optical_state as module
+    calls = []
+    real = module.line_gsnr_db
+
+    def counting(*args):
+        calls.append(args)
+        return real(*args)
+    monkeypatch.setattr(module, "line_gsnr_db", counting)
+    clock = Clock()
+    state = OpticalState(fabric, clock=clock)
+    assert len(calls) == 1
+    for _ in range(5):
+        clock.now += 1
+        state.tick()
+    assert len(calls) == 1                       # nothing changed: no new computation
+    state.degrade_span("dc1-dc2", 1, 1.0)
+    assert len(calls) == 2
