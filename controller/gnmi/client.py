@@ -262,7 +262,7 @@ class TransceiverClient:
         elems = update.path.elem
         names = [e.name for e in elems]
         value = _value(update.val)
-        if names[:2] == ["components", "component"] and len(names) >= 5:
+        if names[:2] == ["components", "component"] and names[2:4] == ["optical-channel", "state"]:
             wavelength = elems[1].key.get("name", "")
             leaf = names[4:]
             fields = {("operational-mode",): "mode_id", ("frequency",): "frequency_mhz",
