@@ -50,6 +50,14 @@ class ControllerLab:
     def barrier(self, name: str) -> Outbox:
         return self.send(self.ctl.barrier_replied(self.dpid(name)))
 
+    def ack_all(self) -> list:
+        """Every switch answers every barrier it was sent; returns what changed."""
+        changed = []
+        for dpid, state in self.ctl.switches.items():
+            while state.connected and state.barriers_acked < state.barriers_sent:
+                changed += self.send(self.ctl.barrier_replied(dpid)).changed
+        return changed
+
     def bring_up_all(self) -> "ControllerLab":
         for name in self.fabric.switches:
             self.connect(name)

@@ -84,9 +84,10 @@ class Client:
     # -- paths ---------------------------------------------------------------------------
 
     def reserve(self, src: str, dst: str, gbps: float, max_latency_ms: float | None = None,
-                duration_s: float = 0.0, request_id: str = "") -> ppb.Reservation:
+                duration_s: float = 0.0, request_id: str = "",
+                priority: int = 0) -> ppb.Reservation:
         request = ppb.ReservePathRequest(src_host=src, dst_host=dst, bandwidth_gbps=gbps,
-                                         request_id=request_id)
+                                         request_id=request_id, priority=priority)
         if max_latency_ms is not None:
             request.max_latency_ms = max_latency_ms
         if duration_s:
@@ -107,6 +108,22 @@ class Client:
         return list(self._call(self.path_stub.ListReservations,
                                ppb.ListReservationsRequest(state=value)).reservations)
 
+    def watch_reservations(self, reservation_id: str = "") -> Iterator[ppb.Reservation]:
+        """Each reservation as it is now, then every change, until the caller stops."""
+        stream = self.path_stub.WatchReservations(
+            ppb.WatchReservationsRequest(reservation_id=reservation_id))
+        yield from self._stream(stream, lambda update: update.reservation)
+
+    def _stream(self, stream, pick):
+        try:
+            for update in stream:
+                yield pick(update)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                raise self._error(exc) from None
+        finally:
+            stream.cancel()
+
     # -- fabric --------------------------------------------------------------------------
 
     def fabric(self) -> fpb.Fabric:
@@ -122,18 +139,11 @@ class Client:
         request = fpb.WatchLinkLoadRequest(interval=convert.duration(interval_s),
                                            kind=_kind(kind), site=site)
         stream = self.fabric_stub.WatchLinkLoad(request)   # no deadline: it runs until cancelled
-        try:
-            for update in stream:
-                yield update
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.CANCELLED:
-                raise self._error(exc) from None
-        finally:
-            stream.cancel()
+        yield from self._stream(stream, lambda update: update)
 
 
 def state_name(res: ppb.Reservation) -> str:
-    """PENDING, ACTIVE, RELEASED or EXPIRED."""
+    """PENDING, ACTIVE, DEGRADED, RELEASED or EXPIRED."""
     return ppb.ReservationState.Name(res.state).removeprefix("RESERVATION_STATE_")
 
 

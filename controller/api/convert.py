@@ -18,6 +18,7 @@ SWITCH_ROLE = {SPINE: fpb.SWITCH_ROLE_SPINE, LEAF: fpb.SWITCH_ROLE_LEAF,
                GATEWAY: fpb.SWITCH_ROLE_GATEWAY}
 RESERVATION_STATE = {State.PENDING: ppb.RESERVATION_STATE_PENDING,
                      State.ACTIVE: ppb.RESERVATION_STATE_ACTIVE,
+                     State.DEGRADED: ppb.RESERVATION_STATE_DEGRADED,
                      State.RELEASED: ppb.RESERVATION_STATE_RELEASED,
                      State.EXPIRED: ppb.RESERVATION_STATE_EXPIRED}
 STATE_OF = {v: k for k, v in RESERVATION_STATE.items()}
@@ -42,7 +43,7 @@ def reservation_request(msg: ppb.ReservePathRequest) -> ReservationRequest:
         src_host=msg.src_host, dst_host=msg.dst_host, bandwidth_gbps=msg.bandwidth_gbps,
         max_latency_ms=msg.max_latency_ms if msg.HasField("max_latency_ms") else None,
         duration_s=msg.duration.ToNanoseconds() / 1e9 if msg.HasField("duration") else 0.0,
-        request_id=msg.request_id)
+        request_id=msg.request_id, priority=msg.priority)
 
 
 # -- answers out ---------------------------------------------------------------------------
@@ -54,6 +55,7 @@ def reservation(res: Reservation) -> ppb.Reservation:
         state=RESERVATION_STATE[res.state], src_host=req.src_host, dst_host=req.dst_host,
         bandwidth_gbps=req.bandwidth_gbps, latency_ms=res.latency_ms,
         create_time=timestamp(res.created_at), meter_id=res.meter_id,
+        priority=req.priority, degraded_reason=res.reason,
         hops=[ppb.ReservedHop(switch=h.switch, out_port=h.out_port, link=h.link,
                               wavelength=h.wavelength or "") for h in res.hops])
     if req.max_latency_ms is not None:

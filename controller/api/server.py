@@ -138,7 +138,7 @@ def create_server(service, address: str = "127.0.0.1:0", tls: TlsConfig | None =
         options=[("grpc.so_reuseport", 0)])
     streams = Streams(max_watch_streams)
     fabric_pb2_grpc.add_FabricServiceServicer_to_server(FabricServicer(service, streams), server)
-    path_pb2_grpc.add_PathServiceServicer_to_server(PathServicer(service), server)
+    path_pb2_grpc.add_PathServiceServicer_to_server(PathServicer(service, streams), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

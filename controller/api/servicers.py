@@ -37,7 +37,7 @@ def _answer(context: grpc.ServicerContext, call, *args):
 
 
 class Streams:
-    """The open WatchLinkLoad streams: bounded in number (each holds a server thread), and
+    """The open Watch* streams: bounded in number (each holds a server thread), and
     woken to end at once when the server stops."""
 
     def __init__(self, limit: int):
@@ -65,6 +65,16 @@ class Streams:
         with self._lock:
             for wake in self._wakes:
                 wake.set()
+
+
+def _open_stream(streams: Streams, context) -> threading.Event:
+    wake = streams.open()
+    if wake is None:
+        if streams.closed.is_set():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the server is stopping")
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                      f"this server serves at most {streams.limit} watch streams at once")
+    return wake
 
 
 class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
@@ -101,13 +111,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"interval must be between {MIN_INTERVAL_S:g} s and "
                           f"{MAX_INTERVAL_S:g} s, got {interval:g} s")
-        wake = self.streams.open()
-        if wake is None:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED if not self.streams.closed.is_set()
-                          else grpc.StatusCode.UNAVAILABLE,
-                          f"this server serves at most {self.streams.limit} WatchLinkLoad "
-                          f"streams at once" if not self.streams.closed.is_set()
-                          else "the server is stopping")
+        wake = _open_stream(self.streams, context)
         try:
             context.add_callback(wake.set)      # the client cancelled or went away
             while context.is_active() and not self.streams.closed.is_set():
@@ -121,8 +125,26 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
 
 
 class PathServicer(path_pb2_grpc.PathServiceServicer):
-    def __init__(self, service):
+    def __init__(self, service, streams: Streams | None = None):
         self.service = service
+        self.streams = streams or Streams(16)
+
+    def WatchReservations(self, request, context):
+        if request.reservation_id:
+            _answer(context, self.service.get, request.reservation_id)   # NOT_FOUND early
+        wake = _open_stream(self.streams, context)
+        try:
+            context.add_callback(wake.set)
+            with self.service.watch(request.reservation_id) as watch:
+                while context.is_active() and not self.streams.closed.is_set():
+                    for res in watch.drain():
+                        yield ppb.WatchReservationsResponse(reservation=convert.reservation(res))
+                    if watch.overflowed:
+                        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                      "this client fell too far behind; watch again")
+                    watch.wait(wake, timeout=1.0)
+        finally:
+            self.streams.done(wake)
 
     def ReservePath(self, request, context):
         res = _answer(context, self.service.reserve, convert.reservation_request(request))

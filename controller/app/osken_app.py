@@ -18,6 +18,9 @@ from ..te.elephants import FlowKey
 from .service import ControllerService
 
 
+TICK_S = 0.1
+
+
 class DcilabApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
@@ -53,12 +56,19 @@ class DcilabApp(app_manager.OSKenApp):
         return sent
 
     def _timers(self) -> None:
-        next_expiry = 0.0
-        while not self.stop_event.wait(self.poll_interval_s):
-            self.service.apply(lambda core: core.stats_requests())
-            if time.monotonic() >= next_expiry:
+        # Every TICK_S: hold-downs that are over, and reservations and elephants displaced
+        # by failures since the last tick placed again, all together by priority. Every
+        # poll interval: statistics. Every second: expiry.
+        next_poll = next_expiry = 0.0
+        while not self.stop_event.wait(TICK_S):
+            now = time.monotonic()
+            self.service.apply(lambda core: core.tick(now))
+            if now >= next_poll:
+                self.service.apply(lambda core: core.stats_requests())
+                next_poll = now + self.poll_interval_s
+            if now >= next_expiry:
                 self.service.expire()
-                next_expiry = time.monotonic() + 1.0
+                next_expiry = now + 1.0
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev):
@@ -69,7 +79,11 @@ class DcilabApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
     def _port_desc(self, ev):
         ports = {p.port_no: p.name.decode(errors="replace") for p in ev.msg.body}
-        self.service.apply(lambda core: core.ports_described(ev.msg.datapath.id, ports))
+        ofproto = ev.msg.datapath.ofproto
+        down = frozenset(p.port_no for p in ev.msg.body if not _usable(p, ofproto))
+        now = time.monotonic()
+        self.service.apply(lambda core: core.ports_described(ev.msg.datapath.id, ports, down,
+                                                             now))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     def _barrier(self, ev):
@@ -105,8 +119,10 @@ class DcilabApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):
         msg = ev.msg
-        up = not (msg.desc.state & msg.datapath.ofproto.OFPPS_LINK_DOWN)
-        self.service.apply(lambda core: core.port_changed(msg.datapath.id, msg.desc.port_no, up))
+        up = _usable(msg.desc, msg.datapath.ofproto)
+        now = time.monotonic()
+        self.service.apply(lambda core: core.port_changed(msg.datapath.id, msg.desc.port_no, up,
+                                                          now))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev):
@@ -121,7 +137,17 @@ class DcilabApp(app_manager.OSKenApp):
         if datapath.id is None or self.datapaths.get(datapath.id) is not datapath:
             return
         del self.datapaths[datapath.id]
-        self.service.apply(lambda core: core.switch_disconnected(datapath.id))
+        now = time.monotonic()
+        self.service.apply(lambda core: core.switch_disconnected(datapath.id, now))
+
+
+def _usable(port, ofproto) -> bool:
+    """A port carries traffic: not shut, carrier present, and live. OVS clears LIVE when the
+    port may not be used (no carrier, or BFD/CFM down where configured): the same rule
+    its fast-failover groups follow."""
+    return (not port.config & ofproto.OFPPC_PORT_DOWN
+            and not port.state & ofproto.OFPPS_LINK_DOWN
+            and bool(port.state & ofproto.OFPPS_LIVE))
 
 
 def _flow_key(match) -> FlowKey | None:

@@ -13,6 +13,7 @@ reserved now rather than the whole history. Without a store every ended one stay
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -30,6 +31,48 @@ from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Rese
 
 log = logging.getLogger("dcilab.service")
 
+WATCH_BACKLOG = 10_000        # changes a watcher may fall behind by before it is cut off
+
+
+class Watch:
+    """One WatchReservations client: the changes to the reservations it asked for, in the
+    order the controller made them, starting with their state now."""
+
+    def __init__(self, reservation_id: str, current: list[Reservation]):
+        self.reservation_id = reservation_id
+        self.overflowed = False
+        self._items: list[Reservation] = list(current)
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        if current:
+            self._event.set()
+
+    def offer(self, changed: list[Reservation]) -> None:
+        wanted = [r for r in changed
+                  if not self.reservation_id or r.reservation_id == self.reservation_id]
+        if not wanted:
+            return
+        with self._lock:
+            self._items += wanted
+            if len(self._items) > WATCH_BACKLOG:
+                self.overflowed, self._items = True, []
+        self._event.set()
+
+    def drain(self) -> list[Reservation]:
+        with self._lock:
+            items, self._items = self._items, []
+            self._event.clear()
+        return items
+
+    def wait(self, wake: threading.Event, timeout: float) -> None:
+        """Until there is something to send, `wake` is set, or `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while not self._event.is_set() and not wake.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._event.wait(min(left, 0.1))
+
 
 class Observer(Protocol):
     """What the service reports as it works (metrics implement it)."""
@@ -39,6 +82,8 @@ class Observer(Protocol):
     def path_compute(self, seconds: float) -> None: ...
     def openflow_sent(self, count: int) -> None: ...
     def openflow_error(self) -> None: ...
+    def failure(self, kind: str, name: str) -> None: ...
+    def restoration(self, seconds: float) -> None: ...
 
 
 class _NoObserver:
@@ -59,6 +104,7 @@ class ControllerService:
         self._ended: dict[str, Reservation] = {}         # not yet committed (or no store)
         self._ended_requests: dict[str, str] = {}        # request_id -> id, of those
         self._ended_counts: Counter[State] = Counter()   # the whole history
+        self._watches: list[Watch] = []
         if store is not None:
             live = store.load_live()
             for res in live:
@@ -96,6 +142,8 @@ class ControllerService:
             started = time.perf_counter()
             outbox = event(self.core)
             if outbox is not None:
+                if outbox.faults or (outbox.restored and outbox.changed):
+                    self.observer.restoration(time.perf_counter() - started)
                 if outbox.placements:
                     self.observer.path_compute(time.perf_counter() - started)
                     for _ in range(outbox.placements):
@@ -113,7 +161,29 @@ class ControllerService:
         sent = self._send(outbox)
         if sent:
             self.observer.openflow_sent(sent)
+        for kind, name in outbox.faults:
+            self.observer.failure(kind, name)
+        if outbox.changed:
+            for watch in self._watches:
+                watch.offer(outbox.changed)
         return pending
+
+    @contextlib.contextmanager
+    def watch(self, reservation_id: str = ""):
+        """A Watch on one reservation (or all), for as long as the `with` lasts."""
+        with self.lock:
+            if reservation_id:
+                current = [self.get(reservation_id)]
+            else:
+                current = sorted(self.core.book.reservations.values(),
+                                 key=lambda r: (r.created_at, r.reservation_id))
+            watch = Watch(reservation_id, current)
+            self._watches.append(watch)
+        try:
+            yield watch
+        finally:
+            with self.lock:
+                self._watches.remove(watch)
 
     # -- reservations ------------------------------------------------------------------
 

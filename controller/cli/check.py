@@ -8,6 +8,8 @@ import sys
 from ..emulation.topo import rate_problems
 from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import GATEWAY, LEAF, SPINE
+from ..te.paths import PathEngine
+from ..te.protection import detours
 
 
 def register(sub) -> None:
@@ -28,12 +30,14 @@ def summary(fabric: Fabric) -> dict:
                       "leaves": roles.count(LEAF), "gateways": roles.count(GATEWAY),
                       "hosts": len(fabric.hosts_of(site.name)), "fabric_gbps": site.fabric_gbps})
     links = []
+    protection = _protection(fabric)
     for spec in fabric.spec.dci_links:
         plan = fabric.line_systems[spec.name]
         first = next(l for l in fabric.wavelengths() if l.line_system == spec.name)
         links.append({"name": spec.name, "a": spec.a, "b": spec.b,
                       "a_gateway": first.a.node, "b_gateway": first.b.node,
-                      "fiber_km": spec.fiber_km, **plan.to_dict()})
+                      "fiber_km": spec.fiber_km, "srlg": list(spec.srlg),
+                      "protection": protection[spec.name], **plan.to_dict()})
     return {
         "ok": True, "name": fabric.name, "scale": fabric.scale, "sites": sites,
         "switches": len(fabric.switches), "hosts": len(fabric.hosts),
@@ -46,6 +50,18 @@ def summary(fabric: Fabric) -> dict:
     }
 
 
+def _protection(fabric: Fabric) -> dict[str, str]:
+    """How each line system is protected when it is cut, in words."""
+    found = {}
+    for d in detours(fabric, PathEngine(fabric)):
+        via = sorted({h.link.line_system for h in d.hops if h.link.line_system})
+        kind = "risk-disjoint" if d.disjoint else "shares a risk group"
+        found.setdefault(d.line_system, []).append(f"{d.gateway}: via {', '.join(via)} ({kind})")
+    return {spec.name: "; ".join(found.get(spec.name, [])) or
+            "no detour: only its other wavelengths protect it"
+            for spec in fabric.spec.dci_links}
+
+
 def _print_text(path: str, s: dict) -> None:
     print(f"{path}: fabric {s['name']!r} is valid (scale {s['scale']:g})")
     print(f"  {len(s['sites'])} sites, {s['switches']} switches, {s['hosts']} hosts, "
@@ -56,14 +72,17 @@ def _print_text(path: str, s: dict) -> None:
     for link in s["dci_links"]:
         print(f"\n  DCI link {link['name']}: {link['a_gateway']} <-> {link['b_gateway']}, "
               f"{link['fiber_km']:g} km in {link['spans']} span{'s' if link['spans'] != 1 else ''}, "
-              f"{link['module']} {link['mode']}, "
+              f"{link['module']} {link['mode']}, launch {link['launch_power_dbm']:g} dBm"
+              f"{' (auto)' if link['launch_power_auto'] else ''}, "
               f"{link['capacity_gbps']:g} Gb/s, {link['latency_ms']:.3f} ms, "
               f"{link['power_w']:g} W, ${link['cost_usd']:,.0f}")
-        print(f"    {'wavelength':<18} {'THz':>9} {'mode':>6} {'Gb/s':>6} {'OSNR dB':>8} "
-              f"{'req dB':>7} {'margin':>7} {'ps/nm':>8} {'ms':>8}")
+        print(f"    SRLG: {', '.join(link['srlg']) or 'none'}; if cut: {link['protection']}")
+        print(f"    {'wavelength':<18} {'THz':>9} {'mode':>6} {'Gb/s':>6} {'GSNR dB':>8} "
+              f"{'OSNR dB':>8} {'req dB':>7} {'margin':>7} {'ps/nm':>8} {'ms':>8}")
         for w in link["wavelengths"]:
             print(f"    {w['name']:<18} {w['frequency_thz']:>9.4f} {w['mode']:>6} "
-                  f"{w['rate_gbps']:>6g} {w['osnr_db']:>8.2f} {w['required_osnr_db']:>7.2f} "
+                  f"{w['rate_gbps']:>6g} {w['gsnr_db']:>8.2f} {w['osnr_ase_db']:>8.2f} "
+                  f"{w['required_osnr_db']:>7.2f} "
                   f"{w['margin_db']:>7.2f} {w['dispersion_ps_nm']:>8.0f} {w['latency_ms']:>8.4f}")
     print("\n  capacity per site pair:")
     for pair in s["capacity_by_site_pair"]:

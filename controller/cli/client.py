@@ -17,7 +17,7 @@ from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict
                           state_name)
 from ..api.server import ServerError, read_token_file
 
-STATES = ("pending", "active", "released", "expired")
+STATES = ("pending", "active", "degraded", "released", "expired")
 KINDS = ("host", "fabric", "dci")
 
 
@@ -71,6 +71,9 @@ def register(sub) -> None:
                    help="expire after S seconds (default: until released)")
     p.add_argument("--request-id", default="", metavar="ID",
                    help="idempotency key: retrying with the same ID books nothing twice")
+    p.add_argument("--priority", type=int, default=0, metavar="P",
+                   help="after a failure, reservations are restored highest priority first "
+                        "(then oldest); default 0")
     p.set_defaults(run=run_reserve)
 
     p = sub.add_parser("release", parents=[common], help="release a reservation",
@@ -81,6 +84,9 @@ def register(sub) -> None:
     p = sub.add_parser("reservations", parents=[common], help="list reservations",
                        description="List the controller's reservations.")
     p.add_argument("--state", choices=STATES, help="only those in this state")
+    p.add_argument("--watch", nargs="?", const="", metavar="ID",
+                   help="keep printing every change of state or path (of reservation ID, or "
+                        "of all) until interrupted")
     p.set_defaults(run=run_reservations)
 
     p = sub.add_parser("links", parents=[common], help="show the load on every link",
@@ -146,14 +152,17 @@ def _path(res) -> str:
 def _describe(res) -> str:
     ends = (f", expires {datetime.fromtimestamp(res.expire_time.ToNanoseconds() / 1e9):%H:%M:%S}"
             if res.HasField("expire_time") else "")
+    why = f"\n  degraded: {res.degraded_reason}" if res.degraded_reason else ""
+    priority = f", priority {res.priority}" if res.priority else ""
     return (f"{res.reservation_id} {state_name(res)}: {res.src_host} -> {res.dst_host}, "
-            f"{res.bandwidth_gbps:g} Gb/s, {res.latency_ms:.3f} ms{ends}\n  path: {_path(res)}")
+            f"{res.bandwidth_gbps:g} Gb/s, {res.latency_ms:.3f} ms{priority}{ends}\n"
+            f"  path: {_path(res)}{why}")
 
 
 def run_reserve(args) -> int:
     def body(client):
         res = client.reserve(args.src, args.dst, args.gbps, args.max_latency_ms,
-                             args.duration, args.request_id)
+                             args.duration, args.request_id, args.priority)
         print(json.dumps(as_dict(res), indent=2) if args.json else f"reserved {_describe(res)}")
     return _run(args, body)
 
@@ -167,6 +176,17 @@ def run_release(args) -> int:
 
 def run_reservations(args) -> int:
     def body(client):
+        if args.watch is not None:
+            try:
+                for res in client.watch_reservations(args.watch):
+                    if args.state and state_name(res) != args.state.upper():
+                        continue
+                    print(json.dumps(as_dict(res)) if args.json
+                          else f"[{datetime.now():%H:%M:%S.%f}"[:-3] + f"] {_describe(res)}",
+                          flush=True)
+            except KeyboardInterrupt:
+                return
+            raise Unreachable(f"the controller at {args.server} ended the stream")
         found = client.reservations(args.state)
         if args.json:
             print(json.dumps({"reservations": [as_dict(r) for r in found]}, indent=2))

@@ -26,7 +26,7 @@ from ..lab import Lab
 from ..metrics.prometheus_server import PrometheusError, start_prometheus, stop_prometheus
 from .controller import add_steering_arguments, steering_options
 from ..te.attribution import MeasuredFlow, attribute
-from ..te.paths import LatencyGraph
+from ..te.paths import PathEngine
 
 DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "topologies" / "two-dc.yaml"
 
@@ -157,7 +157,7 @@ def _exercise(lab: Lab, fabric: Fabric, duration_s: float) -> int:
 
 
 def _print_table(fabric, pairs, results, before, after) -> None:
-    graph = LatencyGraph(fabric)
+    graph = PathEngine(fabric)
     tx = delivered_bytes(fabric, before, after)
     flows = [MeasuredFlow(fabric.hosts[s].leaf, fabric.hosts[d].leaf, r.bytes)
              for (s, d), r in zip(pairs, results)]

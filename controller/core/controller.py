@@ -2,6 +2,15 @@
 
 Each event method takes what the switch said and returns the OpenFlow messages to send
 back, per datapath id; it never touches a socket, a thread or the clock.
+
+Failures are events like any other: a port going down (`port_changed`), a switch going
+away (`switch_disconnected`). Each marks the path engine, and `_restore` then brings the
+network to what the live graph says, make before break: routes, groups and detours are
+recomputed and only their differences sent; reservations whose path broke move to a live
+path with room, or become DEGRADED; pinned elephants are placed again. The switches have
+already steered around the failure by then (fast-failover groups, watched buckets); the
+controller re-optimizes. A link that comes back is held down first, longer each time it
+flaps (`HOLD_DOWN_S`), so nothing oscillates.
 """
 
 from __future__ import annotations
@@ -16,12 +25,13 @@ from ..fabric.model import LEAF
 from ..openflow import messages as of
 from ..te.elephants import FlowKey
 from ..te.load import LinkLoad, LoadTracker, directions
-from ..te.paths import LatencyGraph
-from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, Reservation, ReservationBook,
-                               ReservationRequest, State)
+from ..fabric.model import HOST
+from ..te.paths import PathEngine
+from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
+                               ReservationBook, ReservationRequest, State)
 from . import reservation_rules
 from .ports import port_problems
-from .rules import TABLE_FLOWS, compile_switch, forwarding
+from .rules import TABLE_FLOWS, Programs, Routing, diff
 from .steering import Steering
 
 log = logging.getLogger("dcilab.core")
@@ -35,6 +45,8 @@ class Outbox:
     messages: dict[int, list] = field(default_factory=dict)
     changed: list[Reservation] = field(default_factory=list)
     placements: int = 0          # elephants placed (or moved) by this event
+    faults: list[tuple[str, str]] = field(default_factory=list)   # (event kind, name)
+    restored: bool = False       # the network was brought to the live graph
 
     def add(self, dpid: int, msgs: list) -> "Outbox":
         if msgs:
@@ -54,6 +66,14 @@ class SwitchState:
     program_barrier: int = 0
 
 
+# A link that comes back up is used again only after it has stayed up this long; each
+# flap within FLAP_WINDOW_S doubles it, up to HOLD_DOWN_MAX_S (open-kilda's anti-flap
+# filter waits 1 s / 3 s / 7 s).
+HOLD_DOWN_S = 1.0
+HOLD_DOWN_MAX_S = 30.0
+FLAP_WINDOW_S = 60.0
+
+
 class FabricController:
     """Knows the whole fabric from its file; programs each switch as it connects."""
 
@@ -62,17 +82,21 @@ class FabricController:
                  policy: str = "loadaware", elephant_fraction: float = 0.1,
                  elephant_polls: int = 2, max_stretch: float = 1.5):
         self.fabric = fabric
-        self.graph = LatencyGraph(fabric)
-        self.steering = Steering(fabric, self.graph, policy, elephant_fraction, elephant_polls,
+        self.engine = PathEngine(fabric)       # the one path engine: everything asks it
+        self.steering = Steering(fabric, self.engine, policy, elephant_fraction, elephant_polls,
                                  max_stretch)
         # `shortest` keeps one next hop everywhere: one path, one wavelength per site pair.
-        self._spread = policy != "shortest"
         # Computed on first use: a large fabric's API answers before any switch connects.
-        self._routes: dict[str, dict[str, tuple[int, ...]]] | None = None
-        self._compiled: dict[str, list] = {}
+        self.programs = Programs(fabric, self.engine, spread=policy != "shortest")
+        self._sent: dict[str, Routing] = {}    # the routing each switch was last sent
         self.switches = {sw.dpid: SwitchState(sw.name) for sw in fabric.switches.values()}
         self._dpid = {sw.name: sw.dpid for sw in fabric.switches.values()}
-        self.book = ReservationBook(fabric, reservable_fraction)
+        self.book = ReservationBook(fabric, reservable_fraction, self.engine)
+        # (switch, port) -> reported down; link -> when it may be used again; link -> downs
+        self._port_down: set[tuple[str, int]] = set()
+        self._held_until: dict[str, float] = {}
+        self._downs: dict[str, list[float]] = {}
+        self._unplaced = False   # a failure's reservations and elephants wait for `tick`
         self.load = LoadTracker(fabric)
         # reservation id -> switch -> barrier seq that acknowledges its rules there
         # (None: waiting for the switch to connect and be programmed)
@@ -93,37 +117,42 @@ class FabricController:
         log.info("switch %s (dpid %#x) connected", state.name, dpid)
         return Outbox().add(dpid, [of.port_desc_request()])
 
-    def ports_described(self, dpid: int, ports: dict[int, str]) -> Outbox:
-        """The switch listed its ports: check them against the file, then program it."""
+    def ports_described(self, dpid: int, ports: dict[int, str],
+                        down: frozenset[int] = frozenset(), now: float = 0.0) -> Outbox:
+        """The switch listed its ports (`down`: those without carrier or liveness): check
+        them against the file, then program it on the live graph; the rest of the fabric
+        starts using it (or stops using its dead ports) make before break."""
         state = self.switches.get(dpid)
         if state is None or not state.connected:
             return Outbox()
+        outbox = Outbox()
+        for port, link in self.fabric.ports(state.name).items():
+            if link.kind != HOST:     # a port the switch lacks is as good as down
+                self._port_state(state.name, port, port in ports and port not in down, now,
+                                 outbox)
+        self.engine.set_switch(state.name, True)
         state.problems = port_problems(self.fabric, state.name, ports)
         for problem in state.problems:
             log.error("switch %s does not match fabric %r: %s", state.name, self.fabric.name,
                       problem)
-        msgs = list(self._program(state.name))
+        msgs = self.programs.full(state.name)
+        self._sent[state.name] = self.programs.current(state.name)
         pairs = {}
         for res in self.book.live():            # one set of rules per host pair
-            pairs.setdefault((res.request.src_host, res.request.dst_host), res)
+            if res.holds_bandwidth:             # a DEGRADED pair has none until restored
+                pairs.setdefault((res.request.src_host, res.request.dst_host), res)
         for res in pairs.values():
             msgs += reservation_rules.install(self.fabric, res,
                                               self.book.pair_bps(res)).get(state.name, [])
         msgs += self.steering.program(state.name)
         state.program_sent = True
+        outbox.add(dpid, msgs)
+        self._restore(outbox)            # the rest of the fabric follows; so do reservations
         state.program_barrier = self._barrier_seq(state)
         for needs in self._waiting.values():
             if state.name in needs:
                 needs[state.name] = state.program_barrier
-        return Outbox().add(dpid, msgs + [of.barrier()])
-
-    def _program(self, switch: str) -> list:
-        """The base rules of `switch` (computed once, kept for reconnects)."""
-        if self._routes is None:
-            self._routes = forwarding(self.fabric, self.graph, self._spread)
-        if switch not in self._compiled:
-            self._compiled[switch] = compile_switch(self.fabric, switch, self._routes[switch])
-        return self._compiled[switch]
+        return outbox.add(dpid, [of.barrier()])
 
     @staticmethod
     def _barrier_seq(state: SwitchState) -> int:
@@ -157,24 +186,139 @@ class FabricController:
         state = self.switches[self._dpid[switch]]
         return state.program_sent and state.barriers_acked >= seq
 
-    def switch_disconnected(self, dpid: int) -> None:
+    def switch_disconnected(self, dpid: int, now: float = 0.0) -> Outbox:
+        """The switch is gone (or its controller connection is): route around it."""
         state = self.switches.get(dpid)
+        outbox = Outbox()
         if state is not None and state.connected:
             state.connected = state.program_sent = state.programmed = False
-            log.warning("switch %s (dpid %#x) disconnected", state.name, dpid)
+            log.warning("switch %s (dpid %#x) disconnected: routing around it", state.name, dpid)
             self.load.switch_down(state.name)
             for needs in self._waiting.values():
                 if state.name in needs:
                     needs[state.name] = None
+            self._sent.pop(state.name, None)
+            if self.engine.set_switch(state.name, False):
+                outbox.faults.append(("switch_down", state.name))
+            self._restore(outbox, placements=False)
+        return outbox
 
-    def port_changed(self, dpid: int, port: int, up: bool) -> None:
+    def port_changed(self, dpid: int, port: int, up: bool, now: float = 0.0) -> Outbox:
+        """A PORT_STATUS: carrier or liveness (BFD) of one port changed."""
         state = self.switches.get(dpid)
+        outbox = Outbox()
         if state is None:
-            return
+            return outbox
         link = self.fabric.ports(state.name).get(port)
         self.load.port_state(state.name, port, up)
         log.info("switch %s port %d (%s) is %s", state.name, port,
                  link.name if link else "not in the fabric file", "up" if up else "down")
+        if link is None or link.kind == HOST:
+            return outbox
+        self._port_state(state.name, port, up, now, outbox)
+        return self._restore(outbox, placements=False)
+
+    def _port_state(self, switch: str, port: int, up: bool, now: float, outbox: Outbox) -> None:
+        """Record one end's state. A link is down as soon as either end is; it is up again
+        once both ends are and its hold-down has passed (see `tick`)."""
+        link = self.fabric.ports(switch)[port]
+        (self._port_down.discard if up else self._port_down.add)((switch, port))
+        ends_up = all((e.node, e.port) not in self._port_down for e in (link.a, link.b))
+        if not ends_up:
+            if self.engine.set_link(link.name, False):
+                downs = [t for t in self._downs.get(link.name, []) if now - t < FLAP_WINDOW_S]
+                self._downs[link.name] = downs + [now]
+                outbox.faults.append(("link_down", link.wavelength or link.name))
+                log.warning("link %s is down", link.wavelength or link.name)
+            self._held_until.pop(link.name, None)
+        elif not self.engine.link_up(link.name) and link.name not in self._held_until:
+            flaps = len(self._downs.get(link.name, []))
+            hold = min(HOLD_DOWN_MAX_S, HOLD_DOWN_S * 2 ** max(0, flaps - 1))
+            self._held_until[link.name] = now + hold
+            log.info("link %s is back; held down for %.0f s before use", link.wavelength or
+                     link.name, hold)
+
+    def tick(self, now: float) -> Outbox:
+        """Time passes (the app calls this every 100 ms): links whose hold-down is over are
+        used again, and reservations and elephants displaced since the last tick are
+        placed again, all together, highest priority first. Routes followed each failure
+        at once (and the switches' groups before that), so batching costs no traffic."""
+        outbox = Outbox()
+        for name, until in list(self._held_until.items()):
+            if now >= until:
+                del self._held_until[name]
+                if self.engine.set_link(name, True):
+                    link = self.fabric.link(name)
+                    outbox.faults.append(("link_up", link.wavelength or link.name))
+                    log.info("link %s in use again", link.wavelength or link.name)
+        if outbox.faults or self._unplaced:
+            self._restore(outbox)
+        return outbox
+
+    def held_down(self) -> dict[str, float]:
+        """Links that are back but not yet used again, with when they will be."""
+        return dict(self._held_until)
+
+    def _restore(self, outbox: Outbox, placements: bool = True) -> Outbox:
+        """Bring every programmed switch, and (with `placements`) every reservation and
+        pinned elephant, to the live graph, make before break. Cheap when nothing changed
+        (programs are cached per engine version; only differences are sent)."""
+        for dpid, state in self.switches.items():
+            if not state.program_sent or state.name not in self._sent:
+                continue
+            new = self.programs.current(state.name)
+            if new is not self._sent[state.name]:
+                outbox.add(dpid, diff(self._sent[state.name], new))
+                self._sent[state.name] = new
+        if not placements:
+            self._unplaced = self._unplaced or bool(outbox.faults)
+            return outbox
+        self._unplaced = False
+        for pair in self.book.pairs_to_restore():
+            self._restore_pair(pair, outbox)
+        moved, placements = self.steering.restore(self._background())
+        self._send_to(outbox, moved)
+        outbox.placements += placements
+        outbox.restored = True
+        return outbox
+
+    def _restore_pair(self, pair: tuple[str, str], outbox: Outbox) -> None:
+        before = self.book.pair_members(*pair)
+        first = before[0]
+        try:
+            after = self.book.repath(pair)
+        except AdmissionError as exc:
+            if first.state == State.DEGRADED:
+                return                            # still no room: stays as it is
+            broken = self.book.crosses_down(first)
+            after = self.book.degrade(pair, f"{broken} is down and no other path has room: "
+                                            f"{exc.message}")
+            rules = reservation_rules.remove(self.fabric, first, self._sent_to(first))
+            log.warning("reservations %s DEGRADED: %s", ", ".join(r.reservation_id for r in after),
+                        after[0].reason)
+        else:
+            new = after[0]
+            if first.state == State.DEGRADED:     # back: its pins and meter go in again
+                rules = reservation_rules.install(self.fabric, new, self.book.pair_bps(new),
+                                                  self._sent_to(new))
+            else:
+                rules = reservation_rules.move(self.fabric, first, new, self._programmed())
+            log.info("reservations %s moved to %s", ", ".join(r.reservation_id for r in after),
+                     " > ".join(h.wavelength for h in new.hops if h.wavelength) or new.hops[0].link)
+        outbox.changed += after
+        needs: dict[str, int | None] = {h.switch: None for h in after[0].hops}
+        for switch, msgs in rules.items():
+            state = self.switches[self._dpid[switch]]
+            if state.program_sent:
+                outbox.add(self._dpid[switch], msgs + [of.barrier()])
+                needs[switch] = self._barrier_seq(state)
+        for r in after:                 # PENDING ones go ACTIVE once the new path acks
+            self._waiting.pop(r.reservation_id, None)
+            if r.state == State.PENDING:
+                self._waiting[r.reservation_id] = dict(needs)
+
+    def _programmed(self) -> set[str]:
+        return {s.name for s in self.switches.values() if s.program_sent}
 
     @property
     def ready(self) -> bool:

@@ -3,9 +3,10 @@ forwarding table, above the destination routes and their hashing."""
 
 from __future__ import annotations
 
+from ..fabric import Fabric
 from ..openflow import messages as of
 from ..te.elephants import FlowKey
-from .rules import TABLE_FORWARD
+from .rules import TABLE_FORWARD, pin_action
 
 PRIORITY_ELEPHANT = 1500
 
@@ -17,9 +18,10 @@ def _match(key: FlowKey):
                     ipv4_dst=key.dst_ip, **l4)
 
 
-def pin(key: FlowKey, hops: list[tuple[str, int]]) -> dict[str, list]:
-    """switch name -> the message pinning `key` out of `port` there, for (switch, port) hops."""
-    return {switch: [of.flow_add(PRIORITY_ELEPHANT, _match(key), [of.output(port)],
+def pin(fabric: Fabric, key: FlowKey, hops: list[tuple[str, int]]) -> dict[str, list]:
+    """switch name -> the message pinning `key` out of `port` there, for (switch, port) hops;
+    out of a DCI port through that port's fast-failover group, so the pin survives a cut."""
+    return {switch: [of.flow_add(PRIORITY_ELEPHANT, _match(key), [pin_action(fabric, switch, port)],
                                  table_id=TABLE_FORWARD)] for switch, port in hops}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..fabric import Fabric
 from ..openflow import messages as of
 from ..te.reservations import Reservation
+from .rules import pin_action
 
 PRIORITY_RESERVATION = 2000     # above ARP (1000), elephants and destination routes
 # A policer's burst: 100 ms at its rate (TCP needs some), and never under ten full frames.
@@ -43,15 +44,35 @@ def install(fabric: Fabric, res: Reservation, pair_bps: float,
     """switch name -> messages pinning the pair of `res` there; the ingress leaf also gets
     the pair's meter at `pair_bps` (the sum of the pair's reservations). With `only`, just
     for those switches (building OpenFlow matches is not free)."""
+    return _pins(fabric, res, pair_bps, only, with_meter=True)
+
+
+def _pins(fabric: Fabric, res: Reservation, pair_bps: float, only: set[str] | None,
+          with_meter: bool) -> dict[str, list]:
     out: dict[str, list] = {}
     for i, hop, match in _hops(fabric, res, only):
         msgs = out.setdefault(hop.switch, [])
+        action = pin_action(fabric, hop.switch, hop.out_port)
         if i == 0:
-            msgs.append(_meter(fabric, res, pair_bps))
-            msgs.append(of.flow_add_metered(PRIORITY_RESERVATION, match, res.meter_id,
-                                            [of.output(hop.out_port)]))
+            if with_meter:
+                msgs.append(_meter(fabric, res, pair_bps))
+            msgs.append(of.flow_add_metered(PRIORITY_RESERVATION, match, res.meter_id, [action]))
         else:
-            msgs.append(of.flow_add(PRIORITY_RESERVATION, match, [of.output(hop.out_port)]))
+            msgs.append(of.flow_add(PRIORITY_RESERVATION, match, [action]))
+    return out
+
+
+def move(fabric: Fabric, old: Reservation, new: Reservation,
+         only: set[str] | None = None) -> dict[str, list]:
+    """switch name -> messages moving a pair from `old`'s path to `new`'s, make before
+    break: the new path's pins, last hop first (an ADD replaces a pin in place), then the
+    pins of switches the new path leaves out. The meter stays (same ingress leaf)."""
+    pins = _pins(fabric, new, 0.0, only, with_meter=False)
+    out = {switch: pins[switch] for switch in reversed(list(pins))}
+    kept = {h.switch for h in new.hops}
+    gone = {h.switch for h in old.hops} - kept
+    for switch, msgs in remove(fabric, old, gone if only is None else gone & only).items():
+        out.setdefault(switch, []).extend(msgs)    # never the ingress leaf: it is kept
     return out
 
 

@@ -1,9 +1,12 @@
-"""Proactive forwarding rules: every host reaches every host by the latency-shortest path.
+"""Proactive forwarding rules: every host reaches every host by the latency-shortest live
+path, and every DCI hop has a pre-installed way around its line system.
 
 Tables of each switch:
-  0 classify  reservation pins (2000, see reservation_rules) | ARP from a host port ->
-              controller, which answers from the fabric file (1000) | on leaves, IPv4 from
-              a host port: count it per flow in table 1, then forward (10) | the rest: forward
+  0 classify  protection detours (3000): a packet tagged with a detour's VLAN id goes to
+              the detour's next hop, and at its end is untagged and forwarded | reservation
+              pins (2000, see reservation_rules) | ARP from a host port -> controller, which
+              answers from the fabric file (1000) | on leaves, IPv4 from a host port: count
+              it per flow in table 1, then forward (10) | the rest: forward
   1 flows     (leaves) a miss learns an exact 5-tuple entry for each TCP/UDP flow (OVS
               `learn`), so the switch counts every flow entering the fabric without a
               packet-in; the controller reads these counters to find elephants
@@ -12,6 +15,16 @@ Tables of each switch:
               next hop (the spines of a site, the parallel wavelengths of a line system)
 Anything else is dropped (table miss; switches run fail-mode secure).
 
+Protection, in the switch and without the controller (see te.protection):
+  - every select bucket watches its port: a dead spine link or wavelength leaves the hash;
+  - at a gateway, a route over DCI ports goes through a fast-failover group: first the
+    hashed wavelengths (live while any is), then the detour of their line system;
+  - a pin (elephant or reservation) out of a DCI port goes through that port's own
+    fast-failover group: the port, then the detour, then the line system's other
+    wavelengths (`pin_action`).
+The controller then restores (recomputes all of this on the live graph) make-before-break:
+`diff` adds and modifies groups before the flows that use them, and deletes after.
+
 Why `learn` rather than reactive per-flow rules: a new flow is counted from its first
 packets and forwarded without waiting for the controller, and a burst of short mice
 costs the controller nothing.
@@ -19,12 +32,16 @@ costs the controller nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ..fabric import Fabric
-from ..fabric.model import LEAF
+from ..fabric.model import DCI, GATEWAY, LEAF
 from ..openflow import messages as of
-from ..te.paths import LatencyGraph
+from ..te.paths import PathEngine
+from ..te.protection import Detour, detours
 
 TABLE_CLASSIFY, TABLE_FLOWS, TABLE_FORWARD = 0, 1, 2
+PRIORITY_DETOUR = 3000
 PRIORITY_ARP = 1000
 PRIORITY_MONITOR = 10
 PRIORITY_DEFAULT = 0
@@ -32,34 +49,188 @@ PRIORITY_LEARN = 1
 PRIORITY_HOST_ROUTE = 100
 LEARNED_PRIORITY = 10
 FLOW_IDLE_TIMEOUT_S = 10      # a learned flow counter disappears 10 s after its last packet
+PIN_GROUP_BASE = 0x10000      # + DCI port number: that port's fast-failover group
+SELECT, FAST_FAILOVER = of.ofp.OFPGT_SELECT, of.ofp.OFPGT_FF
+
+# A bucket or action list as plain tuples, cheap to compare when diffing programs:
+# actions (("out", port) | ("group", id) | ("vlan", vid) | ("pop",) | ("goto", table)
+#          | ("turn",): forget the in_port, so the packet may leave where it came in)
+# bucket (watch_port or None, watch_group or None, weight, actions)
+Actions = tuple[tuple, ...]
+Bucket = tuple[int | None, int | None, int, Actions]
 
 
-def forwarding(fabric: Fabric, graph: LatencyGraph,
+@dataclass
+class Routing:
+    """What failures change on one switch: groups, destination routes, detour rules."""
+
+    groups: dict[int, tuple[int, tuple[Bucket, ...]]] = field(default_factory=dict)
+    routes: dict[str, Actions] = field(default_factory=dict)      # host ip -> actions
+    detours: dict[int, Actions] = field(default_factory=dict)     # VLAN id -> actions
+
+
+def forwarding(fabric: Fabric, engine: PathEngine,
                spread: bool = True) -> dict[str, dict[str, tuple[int, ...]]]:
-    """switch -> host ip -> its next-hop ports (one Dijkstra per destination leaf).
-
-    With `spread` off (the `shortest` policy) each switch keeps only one next hop: one
-    path, one wavelength per site pair.
-    """
+    """switch -> host ip -> its next-hop ports on live shortest paths (one Dijkstra per
+    destination leaf). With `spread` off (the `shortest` policy) each switch keeps only one
+    next hop: one path, one wavelength per site pair."""
     table: dict[str, dict[str, tuple[int, ...]]] = {name: {} for name in fabric.switches}
     for leaf in (s for s in fabric.switches.values() if s.role == LEAF):
         local = [h for h in fabric.hosts.values() if h.leaf == leaf.name]
-        hops = graph.next_hops(leaf.name)
+        hops = engine.next_hops(leaf.name)
         for host in local:
             table[leaf.name][host.ip] = (host.port,)
             for switch, choices in hops.items():
+                if not choices:
+                    continue
                 ports = tuple(sorted({h.out_port for h in choices}))
                 table[switch][host.ip] = ports if spread else ports[:1]
     return table
 
 
-def compile_switch(fabric: Fabric, switch: str, routes: dict[str, tuple[int, ...]]) -> list:
-    """The full rule set of one switch, starting from empty tables (safe to re-apply)."""
+class GroupIds:
+    """Stable group ids per switch: the same next-hop set keeps its id across
+    recomputations, so a restoration modifies groups in place instead of renumbering."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, dict[tuple, int]] = {}
+
+    def __call__(self, switch: str, key: tuple) -> int:
+        ids = self._ids.setdefault(switch, {})
+        if key not in ids:
+            ids[key] = len(ids) + 1
+        return ids[key]
+
+
+def pin_action(fabric: Fabric, switch: str, port: int):
+    """The action a pin uses to leave `switch` by `port`: a DCI port's fast-failover group
+    at a gateway (so the pin survives its wavelength), the port itself elsewhere."""
+    link = fabric.ports(switch).get(port)
+    if link is not None and link.kind == DCI:
+        return of.group(PIN_GROUP_BASE + port)
+    return of.output(port)
+
+
+def _detour_bucket(d: Detour) -> Bucket:
+    first = d.hops[0].out_port
+    return (first, None, 0, (("vlan", d.vid), ("turn",), ("out", first)))
+
+
+def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, tuple[int, ...]],
+            by_gateway: dict[tuple[str, str], Detour], on_switch: dict[int, Actions],
+            ids: GroupIds) -> Routing:
+    """The failure-dependent part of `switch`'s program."""
+    out = Routing(detours=dict(on_switch))
+    ports = fabric.ports(switch)
+    is_gateway = fabric.switches[switch].role == GATEWAY
+
+    def line_systems(port_set) -> list[str]:
+        return sorted({ports[p].line_system for p in port_set
+                       if p in ports and ports[p].kind == DCI})
+
+    def detour_buckets(port_set) -> list[Bucket]:
+        return [_detour_bucket(by_gateway[(switch, ls)]) for ls in line_systems(port_set)
+                if (switch, ls) in by_gateway]
+
+    for ip, port_set in routes.items():
+        if len(port_set) > 1:
+            sel = ids(switch, ("select", port_set))
+            out.groups[sel] = (SELECT, tuple((p, None, 1, (("out", p),)) for p in port_set))
+            primary: Bucket = (None, sel, 0, (("group", sel),))
+            action: Actions = (("group", sel),)
+        else:
+            primary = (port_set[0], None, 0, (("out", port_set[0]),))
+            action = (("out", port_set[0]),)
+        backups = detour_buckets(port_set) if is_gateway else []
+        if backups:
+            ff = ids(switch, ("protect", port_set))
+            out.groups[ff] = (FAST_FAILOVER, (primary, *backups))
+            action = (("group", ff),)
+        out.routes[ip] = action
+    if is_gateway:
+        for port, link in sorted(ports.items()):
+            if link.kind != DCI:
+                continue
+            siblings = [l for l in engine.live_wavelengths(link.line_system) if l is not link]
+            sibling_ports = [l.a.port if l.a.node == switch else l.b.port for l in siblings]
+            buckets = [(port, None, 0, (("out", port),)), *detour_buckets((port,)),
+                       *((p, None, 0, (("out", p),)) for p in sorted(sibling_ports))]
+            out.groups[PIN_GROUP_BASE + port] = (FAST_FAILOVER, tuple(buckets))
+    return out
+
+
+def _actions(spec: Actions) -> list:
+    acts: list = []
+    for item in spec:
+        kind = item[0]
+        if kind == "out":
+            acts.append(of.output(item[1]))
+        elif kind == "group":
+            acts.append(of.group(item[1]))
+        elif kind == "vlan":
+            acts += of.push_vlan(item[1])
+        elif kind == "pop":
+            acts.append(of.pop_vlan())
+        elif kind == "turn":
+            acts.append(of.forget_in_port())
+    return acts
+
+
+def _group_msg(gid: int, group: tuple[int, tuple[Bucket, ...]], command: int):
+    gtype, buckets = group
+    return of.group_mod(gid, gtype, [of.bucket(_actions(acts), weight, wp, wg)
+                                     for wp, wg, weight, acts in buckets], command)
+
+
+def _route_msg(ip: str, spec: Actions):
+    return of.flow_add(PRIORITY_HOST_ROUTE, of.match(eth_type=of.ETH_TYPE_IP, ipv4_dst=ip),
+                       _actions(spec), table_id=TABLE_FORWARD)
+
+
+def _route_delete(ip: str):
+    return of.flow_delete_strict(PRIORITY_HOST_ROUTE, of.match(eth_type=of.ETH_TYPE_IP, ipv4_dst=ip),
+                                 TABLE_FORWARD)
+
+
+def _detour_msg(vid: int, spec: Actions):
+    if spec and spec[-1][0] == "goto":
+        return of.flow_add_goto(PRIORITY_DETOUR, of.vlan_match(vid), TABLE_CLASSIFY, spec[-1][1],
+                                _actions(spec[:-1]))
+    return of.flow_add(PRIORITY_DETOUR, of.vlan_match(vid), _actions(spec))
+
+
+def _group_order(groups, gids, reverse=False):
+    # Select groups before the fast-failover groups that watch them (and the reverse for
+    # deletion), so no group ever refers to one that does not exist.
+    return sorted(gids, key=lambda g: (groups[g][0] == FAST_FAILOVER) != reverse)
+
+
+def diff(old: Routing | None, new: Routing) -> list:
+    """Messages taking a switch from `old` to `new` (None: from empty tables), make before
+    break: groups added or changed, then flows, then groups no longer used removed."""
+    old = old or Routing()
+    msgs = []
+    added = [g for g in new.groups if g not in old.groups]
+    changed = [g for g in new.groups if g in old.groups and old.groups[g] != new.groups[g]]
+    msgs += [_group_msg(g, new.groups[g], of.ofp.OFPGC_ADD)
+             for g in _group_order(new.groups, added)]
+    msgs += [_group_msg(g, new.groups[g], of.ofp.OFPGC_MODIFY)
+             for g in _group_order(new.groups, changed)]
+    msgs += [_detour_msg(vid, spec) for vid, spec in sorted(new.detours.items())
+             if old.detours.get(vid) != spec]
+    msgs += [_route_msg(ip, spec) for ip, spec in sorted(new.routes.items())
+             if old.routes.get(ip) != spec]
+    msgs += [of.flow_delete_strict(PRIORITY_DETOUR, of.vlan_match(vid))
+             for vid in sorted(set(old.detours) - set(new.detours))]
+    msgs += [_route_delete(ip) for ip in sorted(set(old.routes) - set(new.routes))]
+    gone = [g for g in old.groups if g not in new.groups]
+    msgs += [of.group_delete(g) for g in _group_order(old.groups, gone, reverse=True)]
+    return msgs
+
+
+def static_rules(fabric: Fabric, switch: str) -> list:
+    """What never changes on `switch`, from empty tables: classification, ARP, counting."""
     msgs: list = [of.flow_delete_all(), of.group_delete_all(), of.meter_delete_all()]
-    # One select group per distinct set of next hops, numbered in a stable order.
-    group_ids = {ports: i for i, ports in enumerate(
-        sorted({p for p in routes.values() if len(p) > 1}), start=1)}
-    msgs += [of.select_group_add(gid, ports) for ports, gid in group_ids.items()]
     msgs.append(of.flow_add_goto(PRIORITY_DEFAULT, of.match(), TABLE_CLASSIFY, TABLE_FORWARD))
     hosts = [h for h in fabric.hosts.values() if h.leaf == switch]
     for host in hosts:
@@ -76,17 +247,49 @@ def compile_switch(fabric: Fabric, switch: str, routes: dict[str, tuple[int, ...
                 PRIORITY_LEARN, of.match(eth_type=of.ETH_TYPE_IP, ip_proto=proto),
                 [of.learn_five_tuple(TABLE_FLOWS, proto, LEARNED_PRIORITY, FLOW_IDLE_TIMEOUT_S)],
                 table_id=TABLE_FLOWS))
-    for ip, ports in sorted(routes.items()):
-        action = of.group(group_ids[ports]) if len(ports) > 1 else of.output(ports[0])
-        msgs.append(of.flow_add(PRIORITY_HOST_ROUTE,
-                                of.match(eth_type=of.ETH_TYPE_IP, ipv4_dst=ip), [action],
-                                table_id=TABLE_FORWARD))
     return msgs
 
 
-def compile_fabric(fabric: Fabric, graph: LatencyGraph | None = None,
+class Programs:
+    """Every switch's routing on the current live graph, and what it takes to get there."""
+
+    def __init__(self, fabric: Fabric, engine: PathEngine, spread: bool = True):
+        self.fabric, self.engine, self.spread = fabric, engine, spread
+        self.ids = GroupIds()
+        self._version = -1
+        self._routing: dict[str, Routing] = {}
+
+    def current(self, switch: str) -> Routing:
+        self._compute()
+        return self._routing[switch]
+
+    def _compute(self) -> None:
+        if self._version == self.engine.version:
+            return
+        self._version = self.engine.version
+        routes = forwarding(self.fabric, self.engine, self.spread)
+        found = detours(self.fabric, self.engine)
+        by_gateway = {(d.gateway, d.line_system): d for d in found}
+        on_switch: dict[str, dict[int, Actions]] = {}
+        for d in found:
+            for hop in d.hops[1:]:
+                on_switch.setdefault(hop.switch, {})[d.vid] = (("out", hop.out_port),)
+            on_switch.setdefault(d.tail, {})[d.vid] = (("pop",), ("turn",),
+                                                        ("goto", TABLE_FORWARD))
+        self._routing = {
+            name: routing(self.fabric, self.engine, name, routes[name], by_gateway,
+                          on_switch.get(name, {}), self.ids)
+            for name in self.fabric.switches}
+
+    def full(self, switch: str) -> list:
+        """The whole program of `switch` from empty tables (safe to re-apply)."""
+        return static_rules(self.fabric, switch) + diff(None, self.current(switch))
+
+
+def compile_fabric(fabric: Fabric, engine: PathEngine | None = None,
                    spread: bool = True) -> dict[str, list]:
     """switch name -> the messages that program it from scratch."""
-    graph = graph or LatencyGraph(fabric)
-    routes = forwarding(fabric, graph, spread)
-    return {name: compile_switch(fabric, name, routes[name]) for name in fabric.switches}
+    programs = Programs(fabric, engine or PathEngine(fabric), spread)
+    return {name: programs.full(name) for name in fabric.switches}
+
+

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from ..fabric import Fabric
 from ..te.demand import estimate_demands
 from ..te.elephants import ElephantDetector, FlowKey, FlowRecord
-from ..te.paths import LatencyGraph
+from ..te.paths import PathEngine
 from ..te.placement import (POLICIES, Candidates, DirectedLink, Flow, LoadAwarePlacer, Path,
                             add_load)
 from . import elephant_rules
@@ -42,14 +42,14 @@ class Pinned:
 
 
 class Steering:
-    def __init__(self, fabric: Fabric, graph: LatencyGraph, policy: str = "loadaware",
+    def __init__(self, fabric: Fabric, graph: PathEngine, policy: str = "loadaware",
                  elephant_fraction: float = 0.1, elephant_polls: int = 2,
                  max_stretch: float = 1.5, min_gain: float = 0.05):
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
         self.fabric, self.graph, self.policy = fabric, graph, policy
         self.detector = ElephantDetector(fabric, graph, elephant_fraction, elephant_polls)
-        self.candidates = Candidates(fabric, max_stretch)
+        self.candidates = Candidates(fabric, max_stretch, engine=graph)
         self.placer = (LoadAwarePlacer(self.candidates, min_gain=min_gain)
                        if policy == "loadaware" else None)
         self.pinned: dict[FlowKey, Pinned] = {}
@@ -82,12 +82,16 @@ class Steering:
         for record in new:
             flow = Flow(next(self._ids), record.src_host, record.dst_host, record.key.src_port,
                         record.key.dst_port, record.key.ip_proto)
-            path = self.placer.place(flow, demands[record.key], load)
+            try:
+                path = self.placer.place(flow, demands[record.key], load)
+                hops = self.expand(record, path)
+            except ValueError as exc:       # no live route now: the hashed routes carry it
+                log.warning("elephant %s not pinned: %s", record.key, exc)
+                continue
             add_load(load, path, demands[record.key])
-            pin = Pinned(flow, record, demands[record.key], path, self.expand(record, path),
-                         self._poll)
+            pin = Pinned(flow, record, demands[record.key], path, hops, self._poll)
             self.pinned[record.key] = pin
-            _merge(msgs, elephant_rules.pin(record.key, pin.hops))
+            _merge(msgs, elephant_rules.pin(self.fabric, record.key, pin.hops))
             log.info("elephant %s pinned to %s (demand %.0f Gb/s)", record.key,
                      " > ".join(link for link, _ in path), demands[record.key] / 1e9)
         return msgs, len(new)
@@ -104,7 +108,7 @@ class Steering:
         # A pin younger than SETTLE_POLLS is measured on the wavelength it left as well as on
         # the one it took: it stays put (it still counts in the load) until that passes.
         placed = {pin.flow: (pin.demand_bps, pin.path) for pin in self.pinned.values()
-                  if self._poll - pin.since_poll > SETTLE_POLLS}
+                  if pin.path and self._poll - pin.since_poll > SETTLE_POLLS}
         moves = self.placer.revisit(placed, self._placement_load(background))
         by_flow = {pin.flow: pin for pin in self.pinned.values()}
         msgs: dict[str, list] = {}
@@ -113,18 +117,58 @@ class Steering:
             hops = self.expand(pin.record, move.new)
             stale = {s for s, _ in pin.hops} - {s for s, _ in hops}
             _merge(msgs, elephant_rules.unpin(pin.record.key, sorted(stale)))
-            _merge(msgs, elephant_rules.pin(pin.record.key, hops))   # ADD replaces in place
+            _merge(msgs, elephant_rules.pin(self.fabric, pin.record.key, hops))   # ADD replaces in place
             pin.previous = pin.path
             pin.path, pin.hops, pin.since_poll = move.new, hops, self._poll
             log.info("elephant %s moved to %s", pin.record.key,
                      " > ".join(link for link, _ in move.new))
         return msgs, len(moves)
 
+    def restore(self, background: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
+        """After a failure: every pinned elephant whose path crosses a link or switch that
+        is down is placed again on what survives (loadaware), or, with no live route,
+        unpinned to the hashed routes. Returns (messages per switch, elephants moved)."""
+        engine = self.graph
+        if self.placer is None:
+            return {}, 0
+        broken = [pin for pin in self.pinned.values()
+                  if not pin.path
+                  or any(not engine.usable(self.fabric.link(name)) for name, _ in pin.path)
+                  or any(not engine.switch_up(s) for s, _ in pin.hops)]
+        msgs: dict[str, list] = {}
+        if not broken:
+            return msgs, 0
+        for pin in broken:                      # off the load first: they move together
+            pin.previous, pin.path = (), ()
+        load = self._placement_load(background)
+        placed = 0
+        for pin in broken:
+            try:
+                path = self.placer.place(pin.flow, pin.demand_bps, load)
+                hops = self.expand(pin.record, path)
+            except ValueError as exc:
+                # No live route: the hashed routes carry it; placed again when one returns.
+                if pin.hops:
+                    log.warning("elephant %s unpinned until a route returns: %s",
+                                pin.record.key, exc)
+                    _merge(msgs, elephant_rules.unpin(pin.record.key, [s for s, _ in pin.hops]))
+                pin.hops = []
+                continue
+            add_load(load, path, pin.demand_bps)
+            stale = {s for s, _ in pin.hops} - {s for s, _ in hops}
+            _merge(msgs, elephant_rules.pin(self.fabric, pin.record.key, hops))
+            _merge(msgs, elephant_rules.unpin(pin.record.key, sorted(stale)))
+            pin.path, pin.hops, pin.since_poll = path, hops, self._poll
+            placed += 1
+            log.info("elephant %s restored onto %s", pin.record.key,
+                     " > ".join(link for link, _ in path))
+        return msgs, placed
+
     def program(self, switch: str) -> list:
         """The pins a (re)connecting switch must get back."""
         msgs: list = []
         for pin in self.pinned.values():
-            msgs += elephant_rules.pin(pin.record.key, [h for h in pin.hops if h[0] == switch]
+            msgs += elephant_rules.pin(self.fabric, pin.record.key, [h for h in pin.hops if h[0] == switch]
                                        ).get(switch, [])
         return msgs
 
@@ -189,6 +233,8 @@ class Steering:
             return []
         options = [[(h.switch, h.out_port) for h in option]
                    for option in self.graph.paths(u, v, limit=16)]
+        if not options:
+            raise ValueError(f"no live path from {u} to {v}")
         first = spread % len(options)
         order = options[first:] + options[:first]
         return min(order, key=lambda hops: max(pinned.get(h, 0.0) for h in hops))

@@ -7,11 +7,25 @@ live in `checks.py`.
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def _launch_power(value: object) -> float | str:
+    # One clear message instead of one per member of a union.
+    if value == "auto":
+        return value
+    if (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and -10 <= value <= 10):
+        return float(value)
+    raise ValueError("must be a number of dBm per wavelength from -10 to 10, or auto")
+
+
+LaunchPower = Annotated[float | Literal["auto"], BeforeValidator(_launch_power)]
 
 
 class _Strict(BaseModel):
@@ -46,12 +60,18 @@ class DciLinkSpec(_Strict):
     # Line-system model (issue 3); defaults are the planning figures in REFERENCE.md.
     mode: str | None = None
     span_km: float = Field(default=80.0, gt=0)
-    attenuation_db_per_km: float = Field(default=0.22, ge=0)
+    attenuation_db_per_km: float = Field(default=0.22, gt=0)
     amplifier_nf_db: float = Field(default=5.5, ge=0)
-    launch_power_dbm: float = 0.0
+    # Per wavelength into every span, dBm; "auto": the best for the lit spectrum (GNPy).
+    launch_power_dbm: LaunchPower = 0.0
     margin_db: float = Field(default=2.0, ge=0)
-    dispersion_ps_nm_km: float = Field(default=17.0, ge=0)
+    # > 0 (and attenuation > 0): the GN model of nonlinear interference needs them.
+    dispersion_ps_nm_km: float = Field(default=17.0, gt=0)
     band: Literal["C", "C+L"] = "C"
+    # Shared risk link groups: ducts or conduits this fibre shares with others (a backhoe
+    # cuts them together). Protection avoids the line systems sharing one.
+    srlg: list[Annotated[str, Field(pattern=NAME_PATTERN, max_length=48)]] = Field(
+        default_factory=list, max_length=64)
 
 
 class ModuleOverride(_Strict):

@@ -113,14 +113,19 @@ class FabricCollector(Collector):
 
     def _wavelength_families(self) -> Iterable:
         osnr = GaugeMetricFamily(
-            "dcilab_wavelength_osnr_db", "Modeled OSNR of the wavelength, dB (0.1 nm).",
+            "dcilab_wavelength_osnr_db",
+            "Modeled OSNR of the wavelength: ASE and transmitter noise, no NLI (GNPy), dB (0.1 nm).",
+            labels=WAVELENGTH_LABELS)
+        gsnr = GaugeMetricFamily(
+            "dcilab_wavelength_gsnr_db",
+            "Modeled GSNR of the wavelength: ASE, NLI and transmitter noise (GNPy), dB (0.1 nm).",
             labels=WAVELENGTH_LABELS)
         required = GaugeMetricFamily(
             "dcilab_wavelength_required_osnr_db",
             "OSNR its operating mode requires, dB (0.1 nm).", labels=WAVELENGTH_LABELS)
         margin = GaugeMetricFamily(
             "dcilab_wavelength_margin_db",
-            "OSNR above the mode's requirement, dB.", labels=WAVELENGTH_LABELS)
+            "GSNR above the mode's required OSNR, dB.", labels=WAVELENGTH_LABELS)
         freq = GaugeMetricFamily(
             "dcilab_wavelength_frequency_hz",
             "Centre frequency of the wavelength on the ITU-T G.694.1 grid, hertz.",
@@ -134,12 +139,13 @@ class FabricCollector(Collector):
                 continue
             labels = [link.line_system or link.name, ch.name, link.site_a, link.site_b]
             osnr.add_metric(labels, ch.osnr_db)
+            gsnr.add_metric(labels, ch.gsnr_db)
             required.add_metric(labels, ch.required_osnr_db)
             margin.add_metric(labels, ch.margin_db)
             freq.add_metric(labels, ch.frequency_thz * 1e12)
             mode.add_metric([link.line_system or link.name, ch.name], {
                 "module": ch.module, "mode": ch.mode, "rate_gbps": f"{ch.rate_gbps:g}"})
-        return osnr, required, margin, freq, mode
+        return osnr, gsnr, required, margin, freq, mode
 
     # -- controller state ---------------------------------------------------------------
 

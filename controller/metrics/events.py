@@ -15,6 +15,7 @@ log = logging.getLogger("dcilab.metrics")
 
 REQUEST_RESULTS = ("admitted", "refused", "invalid", "not_found", "unauthenticated")
 PLACEMENT_POLICIES = ("ecmp", "shortest", "loadaware")
+FAILURE_EVENTS = ("link_down", "link_up", "switch_down")
 
 # Admission and path computation take about a millisecond; a slow one tens of ms.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -51,6 +52,18 @@ class Metrics:
         self.openflow_errors_total = Counter(
             "dcilab_openflow_errors", "OpenFlow error messages received from switches.",
             registry=r)
+        self.failures_total = Counter(
+            "dcilab_failure_events", "Failures and recoveries the controller acted on, by "
+            "kind (a link is a wavelength or an intra-site link; not labelled by name, so "
+            "the series stay few).", labelnames=("kind",), registry=r)
+        self.restoration_duration = Histogram(
+            "dcilab_restoration_duration_seconds",
+            "Time for the controller to compute and send what a failure or recovery "
+            "changes (routes, groups, moved reservations and elephants), seconds. The "
+            "switches' fast-failover groups act before this, without the controller.",
+            buckets=LATENCY_BUCKETS, registry=r)
+        for kind in FAILURE_EVENTS:
+            self.failures_total.labels(kind=kind)
         for result in REQUEST_RESULTS:
             self.requests_total.labels(result=result)
         for policy in PLACEMENT_POLICIES:
@@ -85,3 +98,11 @@ class Metrics:
 
     def openflow_error(self) -> None:
         self.openflow_errors_total.inc()
+
+    def failure(self, kind: str, name: str) -> None:
+        """The controller saw `kind` (link_down, link_up, switch_down) happen to `name`."""
+        self._known("failure kind", kind, FAILURE_EVENTS)
+        self.failures_total.labels(kind=kind).inc()
+
+    def restoration(self, seconds: float) -> None:
+        self.restoration_duration.observe(max(0.0, seconds))

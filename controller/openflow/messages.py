@@ -49,12 +49,53 @@ def group_delete_all() -> parser.OFPGroupMod:
                               group_id=ofp.OFPG_ALL)
 
 
-def select_group_add(group_id: int, ports: tuple[int, ...]) -> parser.OFPGroupMod:
-    """A select group hashing over `ports` with equal weight (OVS hashes the 5-tuple)."""
-    buckets = [parser.OFPBucket(weight=1, watch_port=ofp.OFPP_ANY, watch_group=ofp.OFPG_ANY,
-                                actions=[output(port)]) for port in ports]
-    return parser.OFPGroupMod(datapath=None, command=ofp.OFPGC_ADD, type_=ofp.OFPGT_SELECT,
+def bucket(actions: list, weight: int = 0, watch_port: int | None = None,
+           watch_group: int | None = None) -> parser.OFPBucket:
+    """A group bucket. Give it the port (or group) it depends on: the switch then skips it
+    while that port is down, with no controller round trip."""
+    return parser.OFPBucket(
+        weight=weight, actions=actions,
+        watch_port=ofp.OFPP_ANY if watch_port is None else watch_port,
+        watch_group=ofp.OFPG_ANY if watch_group is None else watch_group)
+
+
+def group_mod(group_id: int, group_type: int, buckets: list,
+              command: int = ofp.OFPGC_ADD) -> parser.OFPGroupMod:
+    return parser.OFPGroupMod(datapath=None, command=command, type_=group_type,
                               group_id=group_id, buckets=buckets)
+
+
+def group_delete(group_id: int) -> parser.OFPGroupMod:
+    return parser.OFPGroupMod(datapath=None, command=ofp.OFPGC_DELETE, type_=ofp.OFPGT_ALL,
+                              group_id=group_id)
+
+
+def select_group_add(group_id: int, ports: tuple[int, ...]) -> parser.OFPGroupMod:
+    """A select group hashing over `ports` with equal weight (OVS hashes the 5-tuple); each
+    bucket watches its port, so a dead port leaves the hash at once."""
+    return group_mod(group_id, ofp.OFPGT_SELECT,
+                     [bucket([output(p)], weight=1, watch_port=p) for p in ports])
+
+
+def push_vlan(vid: int) -> list:
+    """Tag a packet with VLAN `vid` (how a protection detour is labelled)."""
+    return [parser.OFPActionPushVlan(0x8100),
+            parser.OFPActionSetField(vlan_vid=ofp.OFPVID_PRESENT | vid)]
+
+
+def forget_in_port() -> parser.OFPActionSetField:
+    """Set in_port to 0 (none): a switch never outputs a packet to the port it came in by,
+    so a packet turned back (a detour's first hop, or a detour's end hashing onto the spine
+    it came from) must first forget where it came from. OVS lets in_port be written."""
+    return parser.OFPActionSetField(in_port=0)
+
+
+def pop_vlan() -> parser.OFPActionPopVlan:
+    return parser.OFPActionPopVlan()
+
+
+def vlan_match(vid: int, **fields) -> parser.OFPMatch:
+    return parser.OFPMatch(vlan_vid=ofp.OFPVID_PRESENT | vid, **fields)
 
 
 def packet_out(port: int, data: bytes) -> parser.OFPPacketOut:

@@ -1,4 +1,4 @@
-"""The line system of a DCI link: amplified spans of fibre, and what they do to a wavelength."""
+"""The line system of a DCI link: amplified spans of fibre, described; GNPy judges it (qot.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ from dataclasses import dataclass
 
 from .catalog import OpticsError
 
-# 10·log10(h·ν·B_ref) in dBm at 193.1 THz with the 12.5 GHz (0.1 nm) reference bandwidth:
-# the ASE floor one amplifier of 0 dB noise figure adds. Gives the textbook 58 dB rule.
-OSNR_CONSTANT_DB = 58.0
+# launch_power_dbm: "auto" asks for the best launch power for the lit spectrum (qot.py).
+AUTO = "auto"
+
+# Launch power per wavelength a line may ask for. Above about +10 dBm with a full band, NLI
+# takes a sizeable share of the power and GNPy's GN model leaves its range (measured: the
+# ASE SNR it reports stops rising with the launch power); real ZR lines run near 0 dBm.
+LAUNCH_POWER_RANGE_DBM = (-10.0, 10.0)
 # Group index ≈ 1.468 in silica fibre.
 LATENCY_US_PER_KM = 4.9
 BAND_NAMES = ("C", "C+L")
@@ -23,61 +27,62 @@ def _finite(name: str, value: object) -> float:
     return float(value)
 
 
-def db_to_linear(db: float) -> float:
-    return 10.0 ** (db / 10.0)
-
-
-def linear_to_db(ratio: float) -> float:
-    return 10.0 * math.log10(ratio)
-
-
-def combine_osnr_db(*osnr_db: float) -> float:
-    """OSNR of independent noise sources in cascade: their noise powers add.
-
-    Parameters
-    ----------
-    *osnr_db
-        Each source's OSNR in dB (e.g. the line's ASE and the transmitter's own noise).
-
-    Returns
-    -------
-    float
-        The total OSNR in dB, from 1/OSNR = Σ 1/OSNR_i in linear units.
-    """
-    return -linear_to_db(sum(1.0 / db_to_linear(value) for value in osnr_db))
-
-
 @dataclass(frozen=True)
 class LineSystem:
     """A point-to-point amplified line: `fiber_km` split into equal spans, each followed by an EDFA.
 
     Defaults are planning figures: 0.22 dB/km with splices, 5.5 dB noise figure (GNPy),
     80 km spans, 17 ps/(nm·km) G.652 dispersion, and GNPy's 2 dB system margin.
+    `launch_power_dbm` is per wavelength into every span, or "auto" for the best one for
+    the lit spectrum. The state a line degrades into: `span_extra_loss_db` (loss added
+    to each span, e.g. a bend or a bad splice) and `amplifier_nf_db_each` (each amplifier's
+    own noise figure, replacing `amplifier_nf_db`); empty, or one value per span.
     """
 
     fiber_km: float
     span_km: float = 80.0
     attenuation_db_per_km: float = 0.22
     amplifier_nf_db: float = 5.5
-    launch_power_dbm: float = 0.0
+    launch_power_dbm: float | str = 0.0
     margin_db: float = 2.0
     dispersion_ps_nm_km: float = 17.0
     band: str = "C"
+    span_extra_loss_db: tuple[float, ...] = ()
+    amplifier_nf_db_each: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("fiber_km", "span_km", "attenuation_db_per_km", "amplifier_nf_db",
-                     "launch_power_dbm", "margin_db", "dispersion_ps_nm_km"):
+                     "margin_db", "dispersion_ps_nm_km"):
             _finite(name, getattr(self, name))
+        if self.launch_power_dbm != AUTO:
+            power = _finite("launch_power_dbm", self.launch_power_dbm)
+            low, high = LAUNCH_POWER_RANGE_DBM
+            if not low <= power <= high:
+                raise OpticsError(f"launch_power_dbm must be between {low:g} and {high:g} dBm "
+                                  f"per wavelength (or auto), got {power:g}")
         for name in ("fiber_km", "span_km"):
             if getattr(self, name) <= 0:
                 raise OpticsError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("attenuation_db_per_km", "amplifier_nf_db", "margin_db",
-                     "dispersion_ps_nm_km"):
+        for name in ("amplifier_nf_db", "margin_db"):
             if getattr(self, name) < 0:
                 raise OpticsError(f"{name} must be >= 0, got {getattr(self, name)}")
+        # The GN model of nonlinear interference needs a lossy, dispersive fibre.
+        for name in ("attenuation_db_per_km", "dispersion_ps_nm_km"):
+            if getattr(self, name) <= 0:
+                raise OpticsError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.band not in BAND_NAMES:
             raise OpticsError(
                 f"unknown band {self.band!r}; valid bands are {', '.join(BAND_NAMES)}")
+        for name in ("span_extra_loss_db", "amplifier_nf_db_each"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple):
+                raise OpticsError(f"{name} must be a tuple, got {values!r}")
+            for k, value in enumerate(values):
+                if _finite(f"{name}[{k}]", value) < 0:
+                    raise OpticsError(f"{name}[{k}] must be >= 0, got {value}")
+            if values and len(values) != self.spans:
+                raise OpticsError(
+                    f"{name} needs one value per span ({self.spans}), got {len(values)}")
 
     @property
     def spans(self) -> int:
@@ -91,24 +96,8 @@ class LineSystem:
 
     @property
     def span_loss_db(self) -> float:
+        """The loss of one span as planned (without `span_extra_loss_db`)."""
         return self.attenuation_db_per_km * self.span_length_km
-
-    @property
-    def line_osnr_db(self) -> float:
-        """ASE-limited OSNR per 0.1 nm after N identical spans.
-
-        Returns
-        -------
-        float
-            OSNR_line = 58 + P_ch − L_span − NF − 10·log10(N), in dB. Each amplifier makes up
-            its span's loss and adds the same ASE, so the noise grows with N.
-        """
-        return (OSNR_CONSTANT_DB + self.launch_power_dbm - self.span_loss_db
-                - self.amplifier_nf_db - linear_to_db(self.spans))
-
-    def osnr_db(self, tx_osnr_db: float) -> float:
-        """The OSNR a receiver sees: the line's ASE plus the transmitter's own noise."""
-        return combine_osnr_db(self.line_osnr_db, tx_osnr_db)
 
     @property
     def dispersion_ps_nm(self) -> float:

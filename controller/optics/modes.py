@@ -1,8 +1,10 @@
 """Choosing a transceiver mode for a line, and explaining why none fits.
 
-The rule is GNPy's: the highest-rate mode whose OSNR clears its requirement plus the
-system margin and whose dispersion tolerance covers the line. When nothing fits, the error
-gives the numbers and suggestions worked out on the same line, never canned advice.
+The rule is GNPy's: the highest-rate mode whose GSNR (per 0.1 nm, worst wavelength of
+the lit spectrum, computed by GNPy) clears its required OSNR plus the system margin, and
+whose dispersion tolerance covers the line. When nothing fits, the error gives the
+numbers and suggestions worked out on the same line, each one checked with GNPy before
+it is offered, never canned advice.
 """
 
 from __future__ import annotations
@@ -12,34 +14,48 @@ import math
 from dataclasses import dataclass
 
 from .catalog import DEFAULT_CATALOG, Catalog, Mode, Module, OpticsError
-from .line import LineSystem, db_to_linear, linear_to_db
+from .line import AUTO, LineSystem
+from .qot import QoT, line_qot
+from .spectrum import slots_that_fit
 
-# Above about +3 dBm per channel fibre nonlinearity (not modelled here) costs more OSNR
-# than extra launch power buys, so a higher launch power is never suggested.
-MAX_SUGGESTED_LAUNCH_DBM = 3.0
 # Amplifier huts closer than this are not a realistic suggestion.
 MIN_SUGGESTED_SPAN_KM = 20.0
 
 
 @dataclass(frozen=True)
 class ModeCheck:
-    """How one mode of one module fares on a line."""
+    """How one mode of one module fares on a line carrying `wavelengths` of it.
+
+    `wavelengths` None means a full band of this mode (the load a line is designed for).
+    """
 
     module: Module
     mode: Mode
     line: LineSystem
+    wavelengths: int | None = None
 
     @property
-    def osnr_db(self) -> float:
-        return self.line.osnr_db(self.module.tx_osnr_db)
+    def qot(self) -> QoT:
+        """GNPy's figures (cached per line system and spectrum, so asking again is cheap)."""
+        return line_qot(self.line, self.module, self.mode, self.wavelengths)
 
     @property
-    def needed_osnr_db(self) -> float:
+    def fits_band(self) -> bool:
+        count = self.wavelengths or 1
+        return count <= slots_that_fit(self.mode.width_ghz, self.line.band)
+
+    @property
+    def gsnr_db(self) -> float:
+        """The worst wavelength's GSNR per 0.1 nm: the one the mode must clear."""
+        return self.qot.worst_gsnr_db
+
+    @property
+    def needed_gsnr_db(self) -> float:
         return self.mode.required_osnr_db + self.line.margin_db
 
     @property
-    def osnr_ok(self) -> bool:
-        return self.osnr_db >= self.needed_osnr_db
+    def gsnr_ok(self) -> bool:
+        return self.gsnr_db >= self.needed_gsnr_db
 
     @property
     def dispersion_ok(self) -> bool:
@@ -47,7 +63,8 @@ class ModeCheck:
 
     @property
     def feasible(self) -> bool:
-        return self.osnr_ok and self.dispersion_ok
+        # Dispersion first: it costs nothing, GSNR costs a GNPy run.
+        return self.fits_band and self.dispersion_ok and self.gsnr_ok
 
     def reasons(self) -> list[str]:
         """Why this mode fails, with the numbers."""
@@ -56,19 +73,22 @@ class ModeCheck:
             reasons.append(
                 f"accumulated dispersion {self.line.dispersion_ps_nm:.0f} ps/nm exceeds its "
                 f"{self.mode.cd_tolerance_ps_nm:.0f} ps/nm tolerance")
-        if not self.osnr_ok:
+        if not self.gsnr_ok:
             reasons.append(
-                f"OSNR {self.osnr_db:.1f} dB is below the {self.mode.required_osnr_db:.1f} dB "
-                f"required + {self.line.margin_db:.1f} dB margin")
+                f"GSNR {self.gsnr_db:.2f} dB (GNPy, worst of {len(self.qot.gsnr_db)} "
+                f"wavelengths at {self.qot.launch_power_dbm:g} dBm) is below the "
+                f"{self.mode.required_osnr_db:.1f} dB required + {self.line.margin_db:.1f} dB "
+                f"margin")
         return reasons
 
 
-def check_mode(module: Module, mode: Mode, line: LineSystem) -> ModeCheck:
-    return ModeCheck(module, mode, line)
+def check_mode(module: Module, mode: Mode, line: LineSystem,
+               wavelengths: int | None = None) -> ModeCheck:
+    return ModeCheck(module, mode, line, wavelengths)
 
 
 def select_mode(module: str, line: LineSystem, mode: str | None = None,
-                catalog: Catalog = DEFAULT_CATALOG) -> Mode:
+                catalog: Catalog = DEFAULT_CATALOG, wavelengths: int | None = None) -> Mode:
     """Pick the mode a module runs on a line (GNPy's rule), or the forced one if it fits.
 
     Parameters
@@ -76,11 +96,14 @@ def select_mode(module: str, line: LineSystem, mode: str | None = None,
     module
         Module name in `catalog`.
     line
-        The line system the wavelength crosses.
+        The line system the wavelengths cross.
     mode
         Force this mode instead of choosing; it must still be feasible.
     catalog
         Where the module and, for suggestions, its alternatives come from.
+    wavelengths
+        How many wavelengths of the module the line carries (NLI grows with the load);
+        None for a full band of each mode, the conservative design load.
 
     Returns
     -------
@@ -90,24 +113,29 @@ def select_mode(module: str, line: LineSystem, mode: str | None = None,
     Raises
     ------
     OpticsError
-        Unknown module or mode, or no feasible mode: the message gives the OSNR or dispersion
-        numbers and suggestions computed on this line (span length, launch power, link
-        length, other modules or modes that would work).
+        Unknown module or mode, or no feasible mode: the message gives the GSNR or
+        dispersion numbers and suggestions computed and checked with GNPy on this line
+        (launch power, span length, link length, other modules or modes that would work).
     """
     transceiver = catalog.module(module)
     if mode is not None:
-        check = check_mode(transceiver, transceiver.mode(mode), line)
-        if check.feasible:
-            return check.mode
+        check = check_mode(transceiver, transceiver.mode(mode), line, wavelengths)
+        if not check.fits_band or check.feasible:
+            return check.mode   # too many wavelengths is the spectrum's error to give
         raise OpticsError(
             f"{transceiver.name} mode {mode} cannot cross {line.fiber_km:g} km: "
             f"{'; and '.join(check.reasons())}; {_suggest(check, catalog)}")
-    checks = [check_mode(transceiver, candidate, line) for candidate in transceiver.modes]
-    for check in checks:
+    checks = [check_mode(transceiver, candidate, line, wavelengths)
+              for candidate in transceiver.modes]
+    in_band = [check for check in checks if check.fits_band]
+    for check in in_band:
         if check.feasible:
             return check.mode
-    # Explain with the mode that comes closest: fewest failures, then the easiest OSNR.
-    closest = min(checks, key=lambda c: (len(c.reasons()), c.needed_osnr_db - c.osnr_db))
+    if not in_band:
+        # The spectrum's error says how many fit, at the narrowest slot there is.
+        return min(transceiver.modes, key=lambda m: m.width_ghz)
+    # Explain with the mode that comes closest: fewest failures, then the easiest GSNR.
+    closest = min(in_band, key=lambda c: (len(c.reasons()), c.needed_gsnr_db - c.gsnr_db))
     even = f"even its {closest.mode.name} mode fails: " if len(checks) > 1 else ""
     raise OpticsError(
         f"{transceiver.name} cannot cross {line.fiber_km:g} km: {even}"
@@ -115,24 +143,26 @@ def select_mode(module: str, line: LineSystem, mode: str | None = None,
 
 
 def _suggest(failed: ModeCheck, catalog: Catalog) -> str:
-    """What would work instead, each option checked on the failed line."""
+    """What would work instead: each option checked with GNPy on the changed line."""
     line = failed.line
     options: list[str] = []
-    # Span length and launch power only help when dispersion is not also in the way.
-    if not failed.osnr_ok and failed.dispersion_ok:
-        spans = _spans_for_osnr(failed)
-        if spans is not None:
-            options.append(f"shorter spans (span_km <= {line.fiber_km / spans:.1f} km, "
-                           f"{spans} spans)")
-        launch = _launch_power_for_osnr(failed)
+    # Launch power and span length only help when dispersion is not also in the way.
+    if not failed.gsnr_ok and failed.dispersion_ok:
+        launch = _launch_power_that_works(failed)
         if launch is not None:
-            options.append(f"a higher launch power (launch_power_dbm >= {launch:.1f})")
-    if not failed.dispersion_ok and line.dispersion_ps_nm_km > 0:
+            options.append(launch)
+        spans = _spans_that_work(failed)
+        if spans is not None:
+            options.append(spans)
+    if not failed.dispersion_ok:
         longest = math.floor(failed.mode.cd_tolerance_ps_nm / line.dispersion_ps_nm_km)
-        shorter = dataclasses.replace(line, fiber_km=longest)
-        if longest > 0 and check_mode(failed.module, failed.mode, shorter).feasible:
-            options.append(f"a link of at most {longest:d} km for {failed.module.name} "
-                           f"at {failed.mode.name}")
+        if longest > 0:
+            shorter = dataclasses.replace(line, fiber_km=longest, span_extra_loss_db=(),
+                                          amplifier_nf_db_each=())
+            check = check_mode(failed.module, failed.mode, shorter, failed.wavelengths)
+            if check.feasible:
+                options.append(f"a link of at most {longest:d} km for {failed.module.name} "
+                               f"at {failed.mode.name} (GSNR there {check.gsnr_db:.2f} dB)")
     options.extend(_alternatives(failed, catalog))
     if not options:
         return ("no module or mode in the catalog can cross this line; shorten the link or "
@@ -141,29 +171,59 @@ def _suggest(failed: ModeCheck, catalog: Catalog) -> str:
                      else ", ".join(options[:-1]) + " or " + options[-1])
 
 
-def _spans_for_osnr(failed: ModeCheck) -> int | None:
-    """The fewest spans (shortest hops not below MIN_SUGGESTED_SPAN_KM) that clear the OSNR."""
+def _launch_power_that_works(failed: ModeCheck) -> str | None:
+    """The best launch power for this load, if the GSNR clears there and it is not in use."""
     line = failed.line
-    most = math.floor(line.fiber_km / MIN_SUGGESTED_SPAN_KM)
-    for spans in range(line.spans + 1, most + 1):
-        trial = dataclasses.replace(line, span_km=line.fiber_km / spans)
-        if check_mode(failed.module, failed.mode, trial).osnr_ok:
-            return spans
-    return None
+    if line.launch_power_dbm == AUTO:
+        return None
+    best = check_mode(failed.module, failed.mode, dataclasses.replace(line, launch_power_dbm=AUTO),
+                      failed.wavelengths)
+    if not best.feasible or abs(best.qot.launch_power_dbm - line.launch_power_dbm) < 0.05:
+        return None
+    return (f"launch_power_dbm: auto ({best.qot.launch_power_dbm:g} dBm per wavelength here, "
+            f"GSNR {best.gsnr_db:.2f} dB)")
 
 
-def _launch_power_for_osnr(failed: ModeCheck) -> float | None:
-    """Launch power at which the OSNR clears, if below MAX_SUGGESTED_LAUNCH_DBM.
+def _spans_that_work(failed: ModeCheck) -> str | None:
+    """The fewest spans (hops not below MIN_SUGGESTED_SPAN_KM) that clear the GSNR.
 
-    Line OSNR rises dB for dB with launch power; the transmitter's own noise does not, so
-    the line must reach 1/OSNR_line = 1/needed − 1/OSNR_tx.
+    More, shorter spans cut ASE but add NLI (each span's NLI barely depends on its
+    length), so GSNR rises with the span count to a peak and falls after it. Bisect on the
+    slope for the peak; if the peak clears, bisect the rising side for the fewest spans.
+    The answer is a GNPy run like any other.
     """
-    module, line = failed.module, failed.line
-    headroom = 1 / db_to_linear(failed.needed_osnr_db) - 1 / db_to_linear(module.tx_osnr_db)
-    if headroom <= 0:
-        return None  # the transmitter alone is noisier than the mode allows
-    launch = line.launch_power_dbm + (-linear_to_db(headroom) - line.line_osnr_db)
-    return launch if launch <= MAX_SUGGESTED_LAUNCH_DBM else None
+    line = failed.line
+    if line.span_extra_loss_db or line.amplifier_nf_db_each:
+        return None     # a degraded line is repaired, not re-spanned
+    low, high = line.spans, math.floor(line.fiber_km / MIN_SUGGESTED_SPAN_KM)
+    if high <= low:
+        return None
+
+    def trial(spans: int) -> ModeCheck:
+        return check_mode(failed.module, failed.mode,
+                          dataclasses.replace(line, span_km=line.fiber_km / spans),
+                          failed.wavelengths)
+
+    top, bottom = high, low                 # the peak is in [bottom, top]
+    while top > bottom:
+        middle = (bottom + top) // 2
+        if trial(middle + 1).gsnr_db > trial(middle).gsnr_db:
+            bottom = middle + 1
+        else:
+            top = middle
+    if top == low or not trial(top).gsnr_ok:
+        return None
+    while top - low > 1:                    # trial(low) fails, trial(top) clears
+        middle = (low + top) // 2
+        if trial(middle).gsnr_ok:
+            top = middle
+        else:
+            low = middle
+    check = trial(top)
+    if not check.feasible:
+        return None
+    return (f"shorter spans (span_km <= {line.fiber_km / top:.1f} km, {top} spans, "
+            f"GSNR {check.gsnr_db:.2f} dB)")
 
 
 def _alternatives(failed: ModeCheck, catalog: Catalog) -> list[str]:
@@ -172,8 +232,10 @@ def _alternatives(failed: ModeCheck, catalog: Catalog) -> list[str]:
     options = []
     for module in modules:
         for mode in module.modes:
-            check = check_mode(module, mode, failed.line)
-            if (module, mode) == (failed.module, failed.mode) or not check.feasible:
+            if (module, mode) == (failed.module, failed.mode):
+                continue
+            check = check_mode(module, mode, failed.line, failed.wavelengths)
+            if not check.feasible:
                 continue
             # Say the figure that answers the failure: dispersion tolerance or OSNR needed.
             if not failed.dispersion_ok:
@@ -181,6 +243,9 @@ def _alternatives(failed: ModeCheck, catalog: Catalog) -> list[str]:
             else:
                 detail = f"needs {mode.required_osnr_db:.1f} dB"
             options.append(f"{module.name} at {mode.name} ({detail}, "
-                           f"OSNR here {check.osnr_db:.1f} dB)")
+                           f"GSNR here {check.gsnr_db:.2f} dB)")
             break
     return options
+
+
+__all__ = ["MIN_SUGGESTED_SPAN_KM", "ModeCheck", "check_mode", "select_mode"]

@@ -1,4 +1,4 @@
-"""Planning a DCI link: mode, spectrum and the figures of every wavelength on it."""
+"""Planning a DCI link: mode, spectrum and the figures (GNPy's) of every wavelength on it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import DEFAULT_CATALOG, Catalog, OpticsError
-from .line import LineSystem
+from .line import AUTO, LineSystem
 from .modes import check_mode, select_mode
 from .spectrum import first_fit
 
@@ -18,8 +18,10 @@ MODULES_PER_WAVELENGTH = 2
 class Channel:
     """One wavelength of a DCI link: where it sits on the grid and how it fares.
 
-    `margin_db` is the OSNR above the mode's requirement, before the system margin is
-    taken off, so a feasible channel shows at least the line's `margin_db`.
+    `gsnr_db` (ASE + NLI + transmitter noise) and `osnr_ase_db` (ASE + transmitter noise,
+    no NLI) are GNPy's, per 0.1 nm. `margin_db` is the GSNR above the mode's required OSNR,
+    before the system margin is taken off, so a feasible channel shows at least the line's
+    `margin_db`.
     """
 
     name: str
@@ -28,12 +30,22 @@ class Channel:
     module: str
     mode: str
     rate_gbps: int
-    osnr_db: float
+    gsnr_db: float
+    osnr_ase_db: float
     required_osnr_db: float
     margin_db: float
     dispersion_ps_nm: float
     latency_ms: float
     width_ghz: float
+
+    @property
+    def osnr_db(self) -> float:
+        """The OSNR an optical spectrum analyser would show: `osnr_ase_db` (no NLI).
+
+        Kept for API v1's `osnr_db` and the `dcilab_wavelength_osnr_db` metric; modes are
+        judged on `gsnr_db`.
+        """
+        return self.osnr_ase_db
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; the only place figures are rounded."""
@@ -45,7 +57,8 @@ class Channel:
             "module": self.module,
             "mode": self.mode,
             "rate_gbps": self.rate_gbps,
-            "osnr_db": round(self.osnr_db, 3),
+            "gsnr_db": round(self.gsnr_db, 3),
+            "osnr_ase_db": round(self.osnr_ase_db, 3),
             "required_osnr_db": round(self.required_osnr_db, 3),
             "margin_db": round(self.margin_db, 3),
             "dispersion_ps_nm": round(self.dispersion_ps_nm, 3),
@@ -63,6 +76,8 @@ class LinkPlan:
     spans: int
     span_km: float
     span_loss_db: float
+    launch_power_dbm: float
+    launch_power_auto: bool
     latency_ms: float
     capacity_gbps: int
     power_w: float
@@ -78,6 +93,8 @@ class LinkPlan:
             "spans": self.spans,
             "span_km": round(self.span_km, 3),
             "span_loss_db": round(self.span_loss_db, 3),
+            "launch_power_dbm": round(self.launch_power_dbm, 3),
+            "launch_power_auto": self.launch_power_auto,
             "latency_ms": round(self.latency_ms, 6),
             "capacity_gbps": self.capacity_gbps,
             "power_w": round(self.power_w, 3),
@@ -108,8 +125,9 @@ def plan_link(name: str, module: str, wavelengths: int, line: LineSystem,
     Returns
     -------
     LinkPlan
-        Every wavelength sees the same line, so all share OSNR, dispersion and latency;
-        spectrum is assigned first fit from the low edge of the band (C before L).
+        Spectrum is assigned first fit from the low edge of the band (C before L); GNPy
+        propagates exactly those wavelengths, so each has its own GSNR (the mid-band ones
+        suffer most NLI); all share the mode, dispersion and latency.
 
     Raises
     ------
@@ -122,9 +140,9 @@ def plan_link(name: str, module: str, wavelengths: int, line: LineSystem,
     if not isinstance(wavelengths, int) or isinstance(wavelengths, bool) or wavelengths < 1:
         raise OpticsError(f"wavelengths must be a whole number >= 1, got {wavelengths!r}")
     transceiver = catalog.module(module)
-    chosen = select_mode(module, line, mode, catalog)
-    check = check_mode(transceiver, chosen, line)
+    chosen = select_mode(module, line, mode, catalog, wavelengths)
     slots = first_fit(wavelengths, chosen.width_ghz, line.band)
+    qot = check_mode(transceiver, chosen, line, wavelengths).qot
 
     latency_ms = (line.propagation_latency_us + transceiver.dsp_latency_us) / 1000.0
     channels = tuple(
@@ -135,14 +153,16 @@ def plan_link(name: str, module: str, wavelengths: int, line: LineSystem,
             module=transceiver.name,
             mode=chosen.name,
             rate_gbps=chosen.rate_gbps,
-            osnr_db=check.osnr_db,
+            gsnr_db=gsnr,
+            osnr_ase_db=osnr_ase,
             required_osnr_db=chosen.required_osnr_db,
-            margin_db=check.osnr_db - chosen.required_osnr_db,
+            margin_db=gsnr - chosen.required_osnr_db,
             dispersion_ps_nm=line.dispersion_ps_nm,
             latency_ms=latency_ms,
             width_ghz=chosen.width_ghz,
         )
-        for k, slot in enumerate(slots, start=1)
+        for k, (slot, gsnr, osnr_ase) in enumerate(
+            zip(slots, qot.gsnr_db, qot.osnr_ase_db, strict=True), start=1)
     )
     modules = MODULES_PER_WAVELENGTH * wavelengths
     return LinkPlan(
@@ -152,6 +172,8 @@ def plan_link(name: str, module: str, wavelengths: int, line: LineSystem,
         spans=line.spans,
         span_km=line.span_length_km,
         span_loss_db=line.span_loss_db,
+        launch_power_dbm=qot.launch_power_dbm,
+        launch_power_auto=line.launch_power_dbm == AUTO,
         latency_ms=latency_ms,
         capacity_gbps=sum(channel.rate_gbps for channel in channels),
         power_w=modules * transceiver.power_w,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..te.reservations import Reservation, ReservationRequest, ReservedHop, State
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # _MIGRATIONS[n] takes a database at version n to version n + 1.
 _MIGRATIONS = [
@@ -53,15 +53,21 @@ _MIGRATIONS = [
     """
     CREATE INDEX reservations_request ON reservations (request_id) WHERE request_id != '';
     """,
+    # 3: failures. A reservation has a priority (restored highest first) and, while
+    # DEGRADED, the reason; restoration decisions (new path, DEGRADED) survive a restart.
+    """
+    ALTER TABLE reservations ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE reservations ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+    """,
 ]
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _COLUMNS = ("reservation_id", "request_id", "state", "src_host", "dst_host", "bandwidth_gbps",
             "max_latency_ms", "duration_s", "hops", "latency_ms", "created_at", "expires_at",
-            "meter_id")
+            "meter_id", "priority", "reason")
 
 
-_LIVE = (State.PENDING.value, State.ACTIVE.value)
+_LIVE = (State.PENDING.value, State.ACTIVE.value, State.DEGRADED.value)
 _ENDED = (State.RELEASED.value, State.EXPIRED.value)
 
 
@@ -148,8 +154,9 @@ class ReservationStore:
         return self._select()
 
     def load_live(self) -> list[Reservation]:
-        """The reservations that were PENDING or ACTIVE when last saved, oldest first."""
-        return self._select("WHERE state IN (?, ?)", _LIVE)
+        """The reservations that were live (PENDING, ACTIVE, DEGRADED) when last saved,
+        oldest first."""
+        return self._select("WHERE state IN (?, ?, ?)", _LIVE)
 
     def ended(self, state: State | None = None) -> list[Reservation]:
         """RELEASED and EXPIRED reservations (or those of `state`), oldest first."""
@@ -293,13 +300,14 @@ def _row(res: Reservation) -> tuple:
     req = res.request
     return (res.reservation_id, req.request_id, res.state.value, req.src_host, req.dst_host,
             req.bandwidth_gbps, req.max_latency_ms, req.duration_s, _hops_json(res.hops),
-            res.latency_ms, res.created_at, res.expires_at, res.meter_id)
+            res.latency_ms, res.created_at, res.expires_at, res.meter_id, req.priority,
+            res.reason)
 
 
 def _reservation(row: tuple) -> Reservation:
     (rid, request_id, state, src, dst, gbps, max_latency, duration, hops, latency, created,
-     expires, meter) = row
-    request = ReservationRequest(src, dst, gbps, max_latency, duration, request_id)
+     expires, meter, priority, reason) = row
+    request = ReservationRequest(src, dst, gbps, max_latency, duration, request_id, priority)
     return Reservation(rid, request, State(state),
                        tuple(ReservedHop(s, p, l, w) for s, p, l, w in json.loads(hops)),
-                       latency, created, expires, meter)
+                       latency, created, expires, meter, reason)

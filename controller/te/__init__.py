@@ -1,5 +1,5 @@
 """Traffic engineering: paths over the fabric, and (later) load-aware placement and admission."""
 
-from .paths import LatencyGraph
+from .paths import PathEngine
 
-__all__ = ["LatencyGraph"]
+__all__ = ["PathEngine"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..fabric.model import DCI, Link
-from .paths import LatencyGraph
+from .paths import PathEngine
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Crossing:
     link: Link
 
 
-def dci_stages(graph: LatencyGraph, src: str, dst: str) -> list[list[Crossing]]:
+def dci_stages(graph: PathEngine, src: str, dst: str) -> list[list[Crossing]]:
     """For each successive DCI hop on the shortest paths src->dst, every wavelength it may use.
 
     Walks the next-hop DAG rather than listing paths: equal-cost paths multiply (spines x
@@ -58,7 +58,7 @@ def dci_stages(graph: LatencyGraph, src: str, dst: str) -> list[list[Crossing]]:
     return [sorted(stage.values(), key=lambda c: (c.switch, c.port)) for stage in stages]
 
 
-def attribute(graph: LatencyGraph, flows: list[MeasuredFlow],
+def attribute(graph: PathEngine, flows: list[MeasuredFlow],
               tx_bytes: dict[tuple[str, int], int]) -> list[list[Crossing]]:
     """For each flow (in the given order), the wavelength crossing it took on each DCI hop.
 

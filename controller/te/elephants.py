@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..fabric import Fabric
 from .attribution import dci_stages
-from .paths import LatencyGraph
+from .paths import PathEngine
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class FlowRecord:
 
 
 class ElephantDetector:
-    def __init__(self, fabric: Fabric, graph: LatencyGraph, fraction: float = 0.1,
+    def __init__(self, fabric: Fabric, graph: PathEngine, fraction: float = 0.1,
                  polls: int = 2):
         if not 0 < fraction <= 1 or polls < 1:
             raise ValueError("elephant_fraction must be in (0, 1] and elephant_polls >= 1")

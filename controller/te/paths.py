@@ -1,17 +1,27 @@
-"""Latency-shortest paths over a fabric's switches, with every equal-cost choice kept.
+"""The path engine: which paths exist now, at what latency and with what room.
 
-Weights are integer nanoseconds so that paths of equal modeled latency tie exactly:
-the parallel wavelengths of one line system, and the spines of a site, are then all
-next hops, and traffic spreads over them.
+One graph of the fabric's switches and links, weighted by modeled latency, that knows
+which links and switches are up and at what rate each wavelength runs (its mode). Hashed
+routes (`next_hops`), elephant placement (`Candidates` over `line_systems`), reservation
+admission (`adjacent`, `distances_to`) and protection (`detour`) all ask it; nothing else
+runs a shortest-path search.
+
+Weights are integer nanoseconds so that paths of equal modeled latency tie exactly: the
+parallel wavelengths of one line system, and the spines of a site, are then all next
+hops, and traffic spreads over them. Leaves are never transit: a path starts or ends at
+a leaf, and never relays through one (a leaf relaying between spines would be a path of
+the same hop count after some failures, but leaves are sized for their hosts, not for
+the fabric).
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 from dataclasses import dataclass
+from typing import Iterable
 
-import networkx as nx
-
-from ..fabric.model import HOST, Fabric, Link
+from ..fabric.model import DCI, HOST, LEAF, Fabric, Link
 
 
 def latency_ns(link: Link) -> int:
@@ -25,51 +35,136 @@ class Hop:
     link: Link
 
 
-class LatencyGraph:
-    """The switches of a fabric and the links between them, weighted by modeled latency."""
+class PathEngine:
+    """The switches of a fabric and the links between them, with liveness and rates.
+
+    `version` grows with every change of state, so callers that cache what they derived
+    (routes, candidate routes) know when to derive again.
+    """
 
     def __init__(self, fabric: Fabric):
         self.fabric = fabric
-        self.graph = nx.MultiGraph()
-        self.graph.add_nodes_from(fabric.switches)
+        self.version = 0
+        self._down_links: set[str] = set()
+        self._down_switches: set[str] = set()
+        self._rate_gbps: dict[str, float] = {}           # wavelength -> rate of its mode now
+        self._is_leaf = {n: s.role == LEAF for n, s in fabric.switches.items()}
+        # switch -> [(neighbour, link, weight ns, out port)], every link however it is
+        self._edges: dict[str, list[tuple[str, Link, int, int]]] = {n: [] for n in fabric.switches}
         for link in fabric.links:
-            if link.kind != HOST:
-                self.graph.add_edge(link.a.node, link.b.node, key=link.name,
-                                    weight=latency_ns(link), link=link)
+            if link.kind == HOST:
+                continue
+            w = latency_ns(link)
+            self._edges[link.a.node].append((link.b.node, link, w, link.a.port))
+            self._edges[link.b.node].append((link.a.node, link, w, link.b.port))
         self._distances: dict[str, dict[str, int]] = {}
+        self._next_hops: dict[str, dict[str, tuple[Hop, ...]]] = {}
 
-    def distances_to(self, dst: str) -> dict[str, int]:
-        """Latency (ns) of the shortest path from every switch to `dst` (cached)."""
-        if dst not in self._distances:
-            self._distances[dst] = nx.single_source_dijkstra_path_length(
-                self.graph, dst, weight="weight")
-        return self._distances[dst]
+    # -- state ---------------------------------------------------------------------------
+
+    def link_up(self, name: str) -> bool:
+        return name not in self._down_links
+
+    def switch_up(self, name: str) -> bool:
+        return name not in self._down_switches
+
+    def usable(self, link: Link) -> bool:
+        """Up, with both its switches up (a host end is always up)."""
+        return (link.name not in self._down_links
+                and link.a.node not in self._down_switches
+                and link.b.node not in self._down_switches)
+
+    def set_link(self, name: str, up: bool) -> bool:
+        """Mark a link up or down; True if that changed anything."""
+        return self._set(self._down_links, name, up)
+
+    def set_switch(self, name: str, up: bool) -> bool:
+        return self._set(self._down_switches, name, up)
+
+    def _set(self, down: set[str], name: str, up: bool) -> bool:
+        if (name not in down) == up:
+            return False
+        (down.discard if up else down.add)(name)
+        self._changed()
+        return True
+
+    def set_rate(self, wavelength_link: str, rate_gbps: float) -> bool:
+        """A wavelength now runs another mode: its capacity follows."""
+        if self.rate_gbps(self.fabric.link(wavelength_link)) == rate_gbps:
+            return False
+        self._rate_gbps[wavelength_link] = rate_gbps
+        self._changed()
+        return True
+
+    def rate_gbps(self, link: Link) -> float:
+        return self._rate_gbps.get(link.name, link.rate_gbps)
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._distances.clear()
+        self._next_hops.clear()
+
+    @property
+    def down_links(self) -> frozenset[str]:
+        return frozenset(self._down_links)
+
+    @property
+    def down_switches(self) -> frozenset[str]:
+        return frozenset(self._down_switches)
+
+    # -- shortest paths ------------------------------------------------------------------
+
+    def _live_edges(self, u: str, avoid: frozenset[str] = frozenset()):
+        for v, link, w, port in self._edges[u]:
+            if self.usable(link) and link.name not in avoid:
+                yield v, link, w, port
+
+    def distances_to(self, dst: str, avoid: frozenset[str] = frozenset()) -> dict[str, int]:
+        """Latency (ns) of the shortest live path from every switch that has one to `dst`,
+        leaves never transit; `avoid` names links not to use (not cached when given)."""
+        if not avoid and dst in self._distances:
+            return self._distances[dst]
+        dist: dict[str, int] = {}
+        if self.switch_up(dst):
+            dist[dst] = 0
+            heap = [(0, dst)]
+            while heap:
+                d, v = heapq.heappop(heap)
+                if d > dist[v] or (v != dst and self._is_leaf[v]):
+                    continue                    # a leaf can start a path, not relay one
+                for u, _, w, _ in self._live_edges(v, avoid):
+                    nd = d + w
+                    if nd < dist.get(u, math.inf):
+                        dist[u] = nd
+                        heapq.heappush(heap, (nd, u))
+        if not avoid:
+            self._distances[dst] = dist
+        return dist
 
     def next_hops(self, dst: str) -> dict[str, tuple[Hop, ...]]:
-        """For every switch that can reach `dst` (but `dst`), each hop on a shortest path.
-
-        A hop u->v is on a shortest path when d(u) = w(u,v) + d(v); with positive weights
-        these hops form a loop-free DAG towards `dst`, so hashing over them cannot loop.
-        """
+        """For every switch that can reach `dst` (but `dst`), each live hop on a shortest
+        path. A hop u->v is on a shortest path when d(u) = w(u,v) + d(v); with positive
+        weights these hops form a loop-free DAG towards `dst`, so hashing over them cannot
+        loop."""
+        if dst in self._next_hops:
+            return self._next_hops[dst]
         dist = self.distances_to(dst)
         hops: dict[str, tuple[Hop, ...]] = {}
-        for u in dist:
+        for u, du in dist.items():
             if u == dst:
                 continue
-            choices = []
-            for _, v, data in self.graph.edges(u, data=True):
-                if v in dist and dist[v] + data["weight"] == dist[u]:
-                    link: Link = data["link"]
-                    port = link.a.port if link.a.node == u else link.b.port
-                    choices.append(Hop(u, port, link))
+            choices = [Hop(u, port, link) for v, link, w, port in self._live_edges(u)
+                       if v in dist and dist[v] + w == du
+                       and (v == dst or not self._is_leaf[v])]
             hops[u] = tuple(sorted(choices, key=lambda h: h.out_port))
+        self._next_hops[dst] = hops
         return hops
 
     def shortest_latency_ms(self, src: str, dst: str) -> float:
         return self.distances_to(dst)[src] / 1e6
 
     def paths(self, src: str, dst: str, limit: int = 64) -> list[list[Hop]]:
-        """Up to `limit` equal-latency shortest paths from switch `src` to `dst`, as hops."""
+        """Up to `limit` equal-latency shortest live paths from switch `src` to `dst`."""
         hops = self.next_hops(dst)
         out: list[list[Hop]] = []
 
@@ -84,3 +179,41 @@ class LatencyGraph:
 
         walk(src, [])
         return out
+
+    def detour(self, src: str, dst: str, avoid: Iterable[str]) -> list[Hop] | None:
+        """The latency-shortest live path from `src` to `dst` that uses none of the links
+        named in `avoid` (nor leaves as transit); None if there is none. Protection asks
+        this for a path around a line system."""
+        avoid = frozenset(avoid)
+        dist = self.distances_to(dst, avoid)
+        if src not in dist:
+            return None
+        path, node = [], src
+        while node != dst:
+            hop = min((Hop(node, port, link) for v, link, w, port in self._live_edges(node, avoid)
+                       if v in dist and dist[v] + w == dist[node]
+                       and (v == dst or not self._is_leaf[v])),
+                      key=lambda h: h.out_port)
+            path.append(hop)
+            node = hop.link.other(node).node
+        return path
+
+    # -- for admission ---------------------------------------------------------------------
+
+    def adjacent(self, u: str) -> dict[str, list[Link]]:
+        """Live neighbours of switch `u` and the live links to each, least latency first."""
+        out: dict[str, list[Link]] = {}
+        for v, link, _, _ in self._live_edges(u):
+            out.setdefault(v, []).append(link)
+        for links in out.values():
+            links.sort(key=lambda l: (l.latency_ms, l.name))
+        return out
+
+    def is_leaf(self, switch: str) -> bool:
+        return self._is_leaf[switch]
+
+    # -- for placement ---------------------------------------------------------------------
+
+    def live_wavelengths(self, line_system: str) -> list[Link]:
+        return [l for l in self.fabric.links
+                if l.kind == DCI and l.line_system == line_system and self.usable(l)]

@@ -46,7 +46,7 @@ from itertools import islice, product
 import networkx as nx
 
 from ..fabric.model import DCI, HOST, INTRA_SITE_LATENCY_MS, Fabric, Link
-from .paths import latency_ns
+from .paths import PathEngine, latency_ns
 
 DirectedLink = tuple[str, str]      # (link name, sending switch or host)
 Path = tuple[DirectedLink, ...]     # directed wavelengths crossed, one per DCI hop
@@ -134,26 +134,44 @@ class Candidates:
         At most this many routes per site pair (the lowest-latency ones).
     """
 
-    def __init__(self, fabric: Fabric, max_stretch: float = 1.5, max_routes: int = 8):
+    def __init__(self, fabric: Fabric, max_stretch: float = 1.5, max_routes: int = 8,
+                 engine: PathEngine | None = None):
         if max_stretch < 1.0:
             raise ValueError(f"max_stretch must be at least 1, got {max_stretch}")
         self.fabric = fabric
         self.max_stretch = max_stretch
         self.max_routes = max_routes
-        self._line_systems = _line_systems(fabric)
+        # The path engine says which wavelengths and gateways are up, and at what rate.
+        self.engine = engine or PathEngine(fabric)
+        self._all_line_systems = _line_systems(fabric)
+        self._nic_bps = {l.name: l.rate_gbps * 1e9 for l in fabric.links if l.kind == HOST}
+        self._version = -1
+        self._sync()
+
+    def _sync(self) -> None:
+        """Follow the engine: what is up, and at what rate, decides the candidates."""
+        if self._version == self.engine.version:
+            return
+        self._version = self.engine.version
+        self._line_systems = {}
+        for name, ls in self._all_line_systems.items():
+            live = tuple(w for w in ls.wavelengths if self.engine.usable(w))
+            if live:
+                self._line_systems[name] = _LineSystem(ls.name, ls.sites, ls.gateways, live,
+                                                       ls.latency_ns)
         self.capacity_bps: dict[DirectedLink, float] = {}
-        for ls in self._line_systems.values():
+        for ls in self._all_line_systems.values():
             for link in ls.wavelengths:
-                self.capacity_bps[(link.name, link.a.node)] = link.rate_gbps * 1e9
-                self.capacity_bps[(link.name, link.b.node)] = link.rate_gbps * 1e9
+                rate = self.engine.rate_gbps(link) * 1e9
+                self.capacity_bps[(link.name, link.a.node)] = rate
+                self.capacity_bps[(link.name, link.b.node)] = rate
         self._site_graph = nx.Graph()
-        self._site_graph.add_nodes_from(s.name for s in fabric.sites)
+        self._site_graph.add_nodes_from(s.name for s in self.fabric.sites)
         for ls in self._line_systems.values():
             a, b = ls.sites
             w = self._site_graph.edges[a, b]["weight"] if self._site_graph.has_edge(a, b) else None
             if w is None or ls.latency_ns < w:
                 self._site_graph.add_edge(a, b, weight=ls.latency_ns)
-        self._nic_bps = {l.name: l.rate_gbps * 1e9 for l in fabric.links if l.kind == HOST}
         self._routes: dict[tuple[str, str], tuple[Route, ...]] = {}
         self._equal_cost: dict[tuple[str, str], tuple[Route, ...]] = {}
 
@@ -165,6 +183,7 @@ class Candidates:
 
     def routes(self, src_site: str, dst_site: str) -> tuple[Route, ...]:
         """Candidate routes, lowest latency first (ties by line-system names). Cached."""
+        self._sync()
         key = (src_site, dst_site)
         if key not in self._routes:
             self._routes[key] = self._enumerate(src_site, dst_site)
@@ -178,6 +197,7 @@ class Candidates:
 
     def equal_cost(self, src_site: str, dst_site: str) -> tuple[Route, ...]:
         """The latency-shortest routes: those the switches' select groups hash over."""
+        self._sync()
         key = (src_site, dst_site)
         if key not in self._equal_cost:
             routes = self.routes(src_site, dst_site)

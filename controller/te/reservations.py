@@ -23,6 +23,12 @@ pair already holds, and the pair's meter polices the sum of their rates.
 The book holds live reservations only: one that ends leaves it (its record is the
 caller's to keep), so its memory follows what is reserved now, not the history.
 
+Failures: the path engine says which links are up. `displaced` lists the host pairs whose
+path crosses a link that is down; `repath` moves a pair, as a whole and with its meter, to
+the best path with room for its sum; a pair that finds none is `degrade`d: DEGRADED, with
+the reason, holding no bandwidth (its traffic is carried best effort), until `repath`
+succeeds when capacity returns. Pairs are restored highest `priority` first, then oldest.
+
 This module is pure: the caller supplies ids and the time, and serializes calls.
 """
 
@@ -37,6 +43,7 @@ from typing import NamedTuple
 from ..fabric import Fabric
 from ..fabric.model import LEAF, Link
 from .load import Direction
+from .paths import PathEngine
 
 DEFAULT_RESERVABLE_FRACTION = 0.9
 
@@ -44,12 +51,13 @@ DEFAULT_RESERVABLE_FRACTION = 0.9
 class State(str, Enum):
     PENDING = "PENDING"      # admitted; its rules are not yet acknowledged by every switch
     ACTIVE = "ACTIVE"
+    DEGRADED = "DEGRADED"    # its path failed and no other had room: carried best effort
     RELEASED = "RELEASED"
     EXPIRED = "EXPIRED"
 
     @property
     def live(self) -> bool:
-        return self in (State.PENDING, State.ACTIVE)
+        return self in (State.PENDING, State.ACTIVE, State.DEGRADED)
 
 
 # Requests and hops are named tuples: a dozen hops are built on every admission, and a
@@ -61,6 +69,7 @@ class ReservationRequest(NamedTuple):
     max_latency_ms: float | None = None
     duration_s: float = 0.0          # 0: until released
     request_id: str = ""
+    priority: int = 0                # restored after a failure highest first (then oldest)
 
 
 class ReservedHop(NamedTuple):
@@ -80,13 +89,18 @@ class Reservation:
     created_at: float                # unix seconds
     expires_at: float | None
     meter_id: int                    # OpenFlow meter at the ingress leaf
+    reason: str = ""                 # why it is DEGRADED
 
     @property
     def bandwidth_bps(self) -> float:
         return self.request.bandwidth_gbps * 1e9
 
-    def with_state(self, state: State) -> "Reservation":
-        return replace(self, state=state)
+    def with_state(self, state: State, reason: str = "") -> "Reservation":
+        return replace(self, state=state, reason=reason)
+
+    @property
+    def holds_bandwidth(self) -> bool:
+        return self.state.live and self.state != State.DEGRADED
 
 
 class AdmissionError(Exception):
@@ -109,35 +123,45 @@ def not_found(reservation_id: str) -> AdmissionError:
 class ReservationBook:
     """Every live reservation and the bandwidth it holds on each directed link."""
 
-    def __init__(self, fabric: Fabric, reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION):
+    def __init__(self, fabric: Fabric, reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
+                 engine: PathEngine | None = None):
         if not 0 < reservable_fraction <= 1:
             raise ValueError(f"reservable_fraction must be in (0, 1], got {reservable_fraction}")
         self.fabric = fabric
         self.fraction = reservable_fraction
+        self.engine = engine or PathEngine(fabric)
         self.reservations: dict[str, Reservation] = {}
         self.by_request_id: dict[str, str] = {}
         self.reserved: dict[Direction, float] = {}
         self._far: dict[tuple[str, str], str] = {}      # (switch, link) -> the other end
-        self._capacity: dict[Direction, float] = {}     # reservable, per directed link
-        # switch -> [(neighbour, is a leaf, [(latency_ms, Direction)] of the links between)]
-        self._adjacent: dict[str, list[tuple[str, bool, list[tuple[float, Direction]]]]] = {}
-        parallel: dict[tuple[str, str], list[tuple[float, Direction]]] = {}
         for link in fabric.links:
             self._far[(link.a.node, link.name)] = link.b.node
             self._far[(link.b.node, link.name)] = link.a.node
-            for u, v in ((link.a.node, link.b.node), (link.b.node, link.a.node)):
-                d = Direction(link.name, u, v)
-                self._capacity[d] = link.rate_gbps * 1e9 * reservable_fraction
-                if u in fabric.switches and v in fabric.switches:
-                    parallel.setdefault((u, v), []).append((link.latency_ms, d))
-        for (u, v), links in parallel.items():
-            self._adjacent.setdefault(u, []).append(
-                (v, fabric.switches[v].role == LEAF, sorted(links, key=lambda x: x[0])))
-        self._to_leaf: dict[str, dict[str, float]] = {}  # dst leaf -> switch -> latency
         # live (src, dst) -> its reservation ids, oldest first (they share its first's
         # path and meter)
         self._pairs: dict[tuple[str, str], list[str]] = {}
         self._next_meter = 1
+        self._version = -1
+        self._sync()
+
+    def _sync(self) -> None:
+        """Follow the path engine: only live links, at their current rate, are offered."""
+        if self._version == self.engine.version:
+            return
+        self._version = self.engine.version
+        fabric, engine = self.fabric, self.engine
+        self._capacity: dict[Direction, float] = {}     # reservable, per directed link
+        for link in fabric.links:
+            rate = engine.rate_gbps(link) * 1e9 * self.fraction
+            self._capacity[Direction(link.name, link.a.node, link.b.node)] = rate
+            self._capacity[Direction(link.name, link.b.node, link.a.node)] = rate
+        # switch -> [(neighbour, is a leaf, [(latency_ms, Direction)] of the live links)]
+        self._adjacent: dict[str, list[tuple[str, bool, list[tuple[float, Direction]]]]] = {}
+        for u in fabric.switches:
+            self._adjacent[u] = [
+                (v, engine.is_leaf(v), [(l.latency_ms, Direction(l.name, u, v)) for l in links])
+                for v, links in engine.adjacent(u).items()]
+        self._to_leaf: dict[str, dict[str, float]] = {}  # dst leaf -> switch -> latency
 
     # -- queries -------------------------------------------------------------------------
 
@@ -149,6 +173,10 @@ class ReservationBook:
 
     def _link(self, name: str) -> Link:
         return self.fabric.link(name)
+
+    def reserved_total(self) -> float:
+        """Bandwidth held on all directed links together (bps): 0 when nothing is booked."""
+        return sum(self.reserved.values())
 
     def live(self) -> list[Reservation]:
         return list(self.reservations.values())
@@ -181,6 +209,7 @@ class ReservationBook:
         if req.request_id and req.request_id in self.by_request_id:
             return self.reservations[self.by_request_id[req.request_id]]
         self.validate(req)
+        self._sync()
         src, dst = self.fabric.hosts[req.src_host], self.fabric.hosts[req.dst_host]
         bps = req.bandwidth_gbps * 1e9
         access = [Direction(src.name, src.name, src.leaf), Direction(dst.name, dst.leaf, dst.name)]
@@ -190,32 +219,47 @@ class ReservationBook:
         sharing = self.pair_members(src.name, dst.name)
         if sharing:
             return self._admit_on(sharing[0], req, reservation_id, now, bps)
-        edge_ms = self._link(src.name).latency_ms + self._link(dst.name).latency_ms
-        to_dst = self._latency_to(dst.leaf)
-        if src.leaf not in to_dst:
-            raise AdmissionError(AdmissionError.EXHAUSTED, f"no path from {src.name} to {dst.name}")
-        shortest_ms = to_dst[src.leaf] + edge_ms
-        if req.max_latency_ms is not None and shortest_ms > req.max_latency_ms:
-            raise AdmissionError(
-                AdmissionError.EXHAUSTED,
-                f"no path from {src.name} to {dst.name} within max_latency_ms "
-                f"{req.max_latency_ms:g}: the shortest takes {shortest_ms:.3f} ms")
-        found = self._search(src.leaf, dst.leaf, bps)
-        if found is None or (req.max_latency_ms is not None
-                             and found[0] + edge_ms > req.max_latency_ms):
-            raise self._exhausted(self._bottleneck(self._search(src.leaf, dst.leaf, 0.0)[1]),
-                                  bps)
-        latency, chosen = found[0] + edge_ms, found[1]
-        hops = tuple(ReservedHop(d.src, self._out_port(d), d.link, self._link(d.link).wavelength)
-                     for d in chosen) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)
+        latency, hops = self._find(src.name, dst.name, bps, req.max_latency_ms)
         res = Reservation(reservation_id, req, State.PENDING, hops, latency, now,
                           now + req.duration_s if req.duration_s > 0 else None, self._meter_id())
         self.add(res)
         return res
 
+    def _find(self, src_host: str, dst_host: str, bps: float,
+              max_latency_ms: float | None) -> tuple[float, tuple[ReservedHop, ...]]:
+        """The widest-shortest live path with `bps` free from host to host, as (latency
+        ms, hops); AdmissionError naming the bottleneck if there is none."""
+        self._sync()
+        src, dst = self.fabric.hosts[src_host], self.fabric.hosts[dst_host]
+        edge_ms = self._link(src.name).latency_ms + self._link(dst.name).latency_ms
+        to_dst = self._latency_to(dst.leaf)
+        if src.leaf not in to_dst:
+            raise AdmissionError(AdmissionError.EXHAUSTED,
+                                 f"no path from {src.name} to {dst.name} is up")
+        shortest_ms = to_dst[src.leaf] + edge_ms
+        if max_latency_ms is not None and shortest_ms > max_latency_ms:
+            raise AdmissionError(
+                AdmissionError.EXHAUSTED,
+                f"no path from {src.name} to {dst.name} within max_latency_ms "
+                f"{max_latency_ms:g}: the shortest takes {shortest_ms:.3f} ms")
+        found = self._search(src.leaf, dst.leaf, bps)
+        if found is None or (max_latency_ms is not None and found[0] + edge_ms > max_latency_ms):
+            unloaded = self._search(src.leaf, dst.leaf, 0.0)
+            raise self._exhausted(self._bottleneck(unloaded[1]), bps)
+        latency, chosen = found[0] + edge_ms, found[1]
+        hops = tuple(ReservedHop(d.src, self._out_port(d), d.link, self._link(d.link).wavelength)
+                     for d in chosen) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)
+        return latency, hops
+
     def _admit_on(self, first: Reservation, req: ReservationRequest, reservation_id: str,
                   now: float, bps: float) -> Reservation:
         """A further reservation for a host pair: on the path the pair already holds."""
+        if first.state == State.DEGRADED:
+            raise AdmissionError(
+                AdmissionError.EXHAUSTED,
+                f"{first.request.src_host} -> {first.request.dst_host} is DEGRADED "
+                f"({first.reason}); a host pair's reservations share one path: ask again "
+                f"once reservation {first.reservation_id} is restored")
         if req.max_latency_ms is not None and first.latency_ms > req.max_latency_ms:
             raise AdmissionError(
                 AdmissionError.EXHAUSTED,
@@ -231,6 +275,7 @@ class ReservationBook:
                 f"path of {first.reservation_id})")
         res = Reservation(reservation_id, req, State.PENDING, first.hops, first.latency_ms, now,
                           now + req.duration_s if req.duration_s > 0 else None, first.meter_id)
+        self._sync()
         self.add(res)
         return res
 
@@ -262,7 +307,9 @@ class ReservationBook:
         self._next_meter = max(self._next_meter, first)
 
     def held(self, res: Reservation) -> list[Direction]:
-        """The directed links `res` holds bandwidth on."""
+        """The directed links `res` holds bandwidth on (none while DEGRADED)."""
+        if not res.holds_bandwidth:
+            return []
         src = res.request.src_host
         return [Direction(src, src, res.hops[0].switch)] + [
             Direction(h.link, h.switch, self._far[(h.switch, h.link)]) for h in res.hops]
@@ -299,23 +346,78 @@ class ReservationBook:
         return [r.reservation_id for r in self.reservations.values()
                 if r.expires_at and r.expires_at <= now]
 
+    # -- failures ----------------------------------------------------------------------
+
+    def crosses_down(self, res: Reservation) -> str | None:
+        """What of its path is down now (a switch or a link), or None."""
+        for hop in res.hops:
+            link = self._link(hop.link)
+            for end in (hop.switch, link.a.node, link.b.node):
+                if end in self.fabric.switches and not self.engine.switch_up(end):
+                    return f"switch {end}"
+            if not self.engine.usable(link):
+                return link.wavelength or link.name
+        return None
+
+    def pairs_to_restore(self) -> list[tuple[str, str]]:
+        """Host pairs whose path crosses a link that is down, or that are DEGRADED; the
+        highest priority first, then the oldest."""
+        out = []
+        for pair, ids in self._pairs.items():
+            members = [self.reservations[r] for r in ids]
+            if any(r.state == State.DEGRADED or self.crosses_down(r) for r in members):
+                out.append((-max(r.request.priority for r in members),
+                            min(r.created_at for r in members), pair))
+        return [pair for *_, pair in sorted(out)]
+
+    def repath(self, pair: tuple[str, str]) -> list[Reservation]:
+        """Move a pair, as a whole and with its meter, onto the best live path with room
+        for its sum (its own bandwidth counts as free). Returns its members on the new path
+        (a DEGRADED one comes back PENDING, until its rules are acknowledged); AdmissionError
+        if no path has room, the book then unchanged."""
+        members = [self.reservations[r] for r in self._pairs[pair]]
+        total = sum(r.bandwidth_bps for r in members)
+        bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
+        self._take(members)
+        try:
+            latency, hops = self._find(pair[0], pair[1], total, min(bounds) if bounds else None)
+        except AdmissionError:
+            self._put(members)
+            raise
+        moved = []
+        for r in members:
+            state = State.PENDING if r.state == State.DEGRADED else r.state
+            moved.append(replace(r, hops=hops, latency_ms=latency, state=state, reason=""))
+        self._put(moved)
+        return moved
+
+    def degrade(self, pair: tuple[str, str], reason: str) -> list[Reservation]:
+        """No path has room for the pair: it holds nothing and is carried best effort."""
+        members = [self.reservations[r] for r in self._pairs[pair]]
+        self._take(members)
+        degraded = [r.with_state(State.DEGRADED, reason) for r in members]
+        self._put(degraded)
+        return degraded
+
+    def _take(self, members: list[Reservation]) -> None:
+        for r in members:
+            for d in self.held(r):
+                self.reserved[d] = max(0.0, self.reserved.get(d, 0.0) - r.bandwidth_bps)
+
+    def _put(self, members: list[Reservation]) -> None:
+        for r in members:
+            self.reservations[r.reservation_id] = r
+            for d in self.held(r):
+                self.reserved[d] = self.reserved.get(d, 0.0) + r.bandwidth_bps
+
     # -- internals ---------------------------------------------------------------------
 
     def _latency_to(self, dst_leaf: str) -> dict[str, float]:
-        """Unloaded latency (ms) from every switch to `dst_leaf`, leaves never transit."""
+        """Latency (ms) of the shortest live path from every switch to `dst_leaf`, leaves
+        never transit (the path engine's distances)."""
         if dst_leaf not in self._to_leaf:
-            dist = {dst_leaf: 0.0}
-            heap = [(0.0, dst_leaf)]
-            while heap:
-                d, v = heapq.heappop(heap)
-                if d > dist[v] or (v != dst_leaf and self.fabric.switches[v].role == LEAF):
-                    continue                       # a leaf can start a path, not relay one
-                for u, _, links in self._adjacent.get(v, ()):
-                    nd = d + links[0][0]           # links are symmetric; least latency first
-                    if nd < dist.get(u, math.inf):
-                        dist[u] = nd
-                        heapq.heappush(heap, (nd, u))
-            self._to_leaf[dst_leaf] = dist
+            self._to_leaf[dst_leaf] = {u: ns / 1e6 for u, ns in
+                                       self.engine.distances_to(dst_leaf).items()}
         return self._to_leaf[dst_leaf]
 
     def _search(self, src_leaf: str, dst_leaf: str, bps: float):

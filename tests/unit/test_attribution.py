@@ -12,19 +12,19 @@ import pytest
 from fabric_helpers import topology
 
 from dcilab.te.attribution import MeasuredFlow, attribute, dci_stages
-from dcilab.te.paths import LatencyGraph
+from dcilab.te.paths import PathEngine
 
 MB = 1_000_000
 
 
 @pytest.fixture(scope="module")
 def ring():
-    return LatencyGraph(topology("four-dc-ring"))
+    return PathEngine(topology("four-dc-ring"))
 
 
 @pytest.fixture(scope="module")
 def two_dc():
-    return LatencyGraph(topology("two-dc"))
+    return PathEngine(topology("two-dc"))
 
 
 def crossings(result):

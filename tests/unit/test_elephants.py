@@ -19,7 +19,7 @@ import pytest
 from fabric_helpers import topology
 
 from dcilab.te.elephants import ElephantDetector, FlowKey
-from dcilab.te.paths import LatencyGraph
+from dcilab.te.paths import PathEngine
 
 LEAF1, LEAF2 = "dc1-leaf1", "dc1-leaf2"
 FLOW = FlowKey("10.1.1.1", "10.2.2.3", 6, 40000, 5201)        # dc1-h1 -> dc2-h3, at dc1-leaf1
@@ -38,7 +38,7 @@ def fabric():
 
 
 def detector(fabric, fraction=0.1, polls=2) -> ElephantDetector:
-    return ElephantDetector(fabric, LatencyGraph(fabric), fraction, polls)
+    return ElephantDetector(fabric, PathEngine(fabric), fraction, polls)
 
 
 class Feed:

@@ -1,4 +1,4 @@
-"""LatencyGraph: equal-cost next hops, latency-shortest routes, loop freedom.
+"""PathEngine: equal-cost next hops, latency-shortest routes, loop freedom.
 
 Expectations come from the fabric files' numbers, worked out by hand:
   port numbers  leaf: hosts 1..H, then spine j at H+j; spine: leaf i at i, gateway g at
@@ -13,7 +13,7 @@ import pytest
 from fabric_helpers import topology
 
 from dcilab.fabric import parse_fabric
-from dcilab.te.paths import LatencyGraph
+from dcilab.te.paths import PathEngine
 
 US_PER_KM = 4.9
 INTRA_HOP_NS = 1000
@@ -41,14 +41,14 @@ def line_systems_crossed(path) -> list[str]:
 
 
 def test_leaf_spreads_over_every_spine(two_dc):
-    hops = LatencyGraph(two_dc).next_hops("dc2-leaf1")
+    hops = PathEngine(two_dc).next_hops("dc2-leaf1")
     # dc1-leaf1 has 2 hosts, so its spines are on ports 3 and 4.
     assert hop_ports(hops["dc1-leaf1"]) == {3, 4}
     assert {h.link.other("dc1-leaf1").node for h in hops["dc1-leaf1"]} == {"dc1-spine1", "dc1-spine2"}
 
 
 def test_gateway_spreads_over_every_wavelength(two_dc):
-    hops = LatencyGraph(two_dc).next_hops("dc2-leaf1")
+    hops = PathEngine(two_dc).next_hops("dc2-leaf1")
     # dc1-gw1: spines on 1, 2; the four wavelengths of dc1-dc2-a on 3..6.
     gw = hops["dc1-gw1"]
     assert hop_ports(gw) == {3, 4, 5, 6}
@@ -58,7 +58,7 @@ def test_gateway_spreads_over_every_wavelength(two_dc):
 
 
 def test_spines_head_for_the_gateway_with_the_line_system(two_dc):
-    hops = LatencyGraph(two_dc).next_hops("dc2-leaf1")
+    hops = PathEngine(two_dc).next_hops("dc2-leaf1")
     # dc1 has 2 leaves, so gw1 is on spine port 3; gw2 carries no DCI link.
     assert hop_ports(hops["dc1-spine1"]) == {3}
     assert hop_ports(hops["dc1-spine2"]) == {3}
@@ -69,7 +69,7 @@ def test_spines_head_for_the_gateway_with_the_line_system(two_dc):
 
 
 def test_all_equal_cost_paths_across_two_dc(two_dc):
-    paths = LatencyGraph(two_dc).paths("dc1-leaf1", "dc2-leaf1", limit=1000)
+    paths = PathEngine(two_dc).paths("dc1-leaf1", "dc2-leaf1", limit=1000)
     # 2 spines x 4 wavelengths x 2 spines.
     assert len(paths) == 16
     assert len({tuple((h.switch, h.out_port) for h in p) for p in paths}) == 16
@@ -80,7 +80,7 @@ def test_all_equal_cost_paths_across_two_dc(two_dc):
 
 
 def test_distance_across_two_dc(two_dc):
-    graph = LatencyGraph(two_dc)
+    graph = PathEngine(two_dc)
     dci_ns = round((80 * US_PER_KM + 2.0) * 1000)  # 80 km of fibre + 400ZR DSP
     expected_ns = 4 * INTRA_HOP_NS + dci_ns   # leaf-spine-gw ... gw-spine-leaf
     assert graph.distances_to("dc2-leaf1")["dc1-leaf1"] == expected_ns
@@ -100,7 +100,7 @@ def test_north_to_west_goes_the_long_way_round_because_it_is_shorter(ring):
     via_east_south = KM["north-east-a"] + KM["east-south"] + KM["south-west"]  # 415 km
     direct = KM["west-north"]                                                    # 900 km
     assert via_east_south < direct
-    graph = LatencyGraph(ring)
+    graph = PathEngine(ring)
     paths = graph.paths("north-leaf1", "west-campus-leaf1", limit=10_000)
     # 2 spines x 4 (north-east-a) x 2 (east-south) x 2 south spines x 4 (south-west) x 2 spines
     assert len(paths) == 256
@@ -114,7 +114,7 @@ def test_north_to_west_goes_the_long_way_round_because_it_is_shorter(ring):
 
 
 def test_west_to_north_comes_back_the_same_way(ring):
-    paths = LatencyGraph(ring).paths("west-campus-leaf2", "north-leaf2", limit=10_000)
+    paths = PathEngine(ring).paths("west-campus-leaf2", "north-leaf2", limit=10_000)
     assert paths
     for path in paths:
         assert line_systems_crossed(path) == ["south-west", "east-south", "north-east-a"]
@@ -129,7 +129,7 @@ def test_west_to_north_comes_back_the_same_way(ring):
     ("south-leaf1", "west-campus-leaf2", ["south-west"]),
 ])
 def test_ring_routes_by_hand(ring, src, dst, expected):
-    paths = LatencyGraph(ring).paths(src, dst, limit=10_000)
+    paths = PathEngine(ring).paths(src, dst, limit=10_000)
     assert paths
     for path in paths:
         assert line_systems_crossed(path) == expected
@@ -137,7 +137,7 @@ def test_ring_routes_by_hand(ring, src, dst, expected):
 
 def test_longer_parallel_line_system_is_not_used(ring):
     # north-east-a (45 km, on north-gw1) beats north-east-b (70 km, on north-gw2).
-    hops = LatencyGraph(ring).next_hops("east-leaf1")
+    hops = PathEngine(ring).next_hops("east-leaf1")
     # north has 2 leaves, so north-gw1 is spine port 3 and north-gw2 spine port 4.
     assert hop_ports(hops["north-spine1"]) == {3}
     # north-gw1: spines 1, 2; north-east-a.w1..w4 on 3..6; west-north on 7..10.
@@ -163,7 +163,7 @@ dci_links:
 def test_equal_length_second_line_system_on_another_gateway_is_equal_cost():
     # Round robin: s1-s2-a lands on gw1 of each site, s1-s2-b on gw2.
     fabric = parse_fabric(two_line_systems(60, 60, gateways=2))
-    graph = LatencyGraph(fabric)
+    graph = PathEngine(fabric)
     hops = graph.next_hops("s2-leaf1")
     # 2 leaves: gw1 on spine port 3, gw2 on spine port 4.
     assert hop_ports(hops["s1-spine1"]) == {3, 4}
@@ -178,14 +178,14 @@ def test_equal_length_second_line_system_on_another_gateway_is_equal_cost():
 
 def test_equal_length_second_line_system_on_the_same_gateway_adds_wavelengths():
     fabric = parse_fabric(two_line_systems(60, 60, gateways=1))
-    hops = LatencyGraph(fabric).next_hops("s2-leaf2")
+    hops = PathEngine(fabric).next_hops("s2-leaf2")
     # One gateway: spines on 1, 2; s1-s2-a on 3, 4; s1-s2-b on 5, 6.
     assert hop_ports(hops["s1-gw1"]) == {3, 4, 5, 6}
 
 
 def test_longer_second_line_system_is_not_an_alternative():
     fabric = parse_fabric(two_line_systems(60, 61, gateways=2))
-    graph = LatencyGraph(fabric)
+    graph = PathEngine(fabric)
     hops = graph.next_hops("s2-leaf1")
     assert hop_ports(hops["s1-spine1"]) == {3}
     assert hop_ports(hops["s1-gw1"]) == {3, 4}
@@ -200,7 +200,7 @@ def test_longer_second_line_system_is_not_an_alternative():
 @pytest.mark.parametrize("name", ["two-dc", "four-dc-ring"])
 def test_next_hop_graph_has_no_loops_and_always_arrives(name):
     fabric = topology(name)
-    graph = LatencyGraph(fabric)
+    graph = PathEngine(fabric)
     for dst in fabric.switches:
         hops = graph.next_hops(dst)
         # Every switch but dst has somewhere to go (the fabric is connected).

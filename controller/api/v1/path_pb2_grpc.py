@@ -54,6 +54,11 @@ class PathServiceStub:
                 request_serializer=dcilab_dot_v1_dot_path__pb2.ListReservationsRequest.SerializeToString,
                 response_deserializer=dcilab_dot_v1_dot_path__pb2.ListReservationsResponse.FromString,
                 _registered_method=True)
+        self.WatchReservations = channel.unary_stream(
+                '/dcilab.v1.PathService/WatchReservations',
+                request_serializer=dcilab_dot_v1_dot_path__pb2.WatchReservationsRequest.SerializeToString,
+                response_deserializer=dcilab_dot_v1_dot_path__pb2.WatchReservationsResponse.FromString,
+                _registered_method=True)
 
 
 class PathServiceServicer:
@@ -83,6 +88,14 @@ class PathServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchReservations(self, request, context):
+        """Every change of state or path of the reservations asked for, as it happens; the
+        current state of each first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PathServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +118,11 @@ def add_PathServiceServicer_to_server(servicer, server):
                     servicer.ListReservations,
                     request_deserializer=dcilab_dot_v1_dot_path__pb2.ListReservationsRequest.FromString,
                     response_serializer=dcilab_dot_v1_dot_path__pb2.ListReservationsResponse.SerializeToString,
+            ),
+            'WatchReservations': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchReservations,
+                    request_deserializer=dcilab_dot_v1_dot_path__pb2.WatchReservationsRequest.FromString,
+                    response_serializer=dcilab_dot_v1_dot_path__pb2.WatchReservationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +233,33 @@ class PathService:
             '/dcilab.v1.PathService/ListReservations',
             dcilab_dot_v1_dot_path__pb2.ListReservationsRequest.SerializeToString,
             dcilab_dot_v1_dot_path__pb2.ListReservationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchReservations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dcilab.v1.PathService/WatchReservations',
+            dcilab_dot_v1_dot_path__pb2.WatchReservationsRequest.SerializeToString,
+            dcilab_dot_v1_dot_path__pb2.WatchReservationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

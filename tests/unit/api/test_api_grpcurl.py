@@ -41,7 +41,7 @@ def test_reflection_lists_the_services_and_a_call_works(port):
                                           "grpc.reflection.v1alpha.ServerReflection"}
     methods = grpcurl("-plaintext", f"127.0.0.1:{port}", "list", "dcilab.v1.PathService")
     assert methods.stdout.split() == [f"dcilab.v1.PathService.{m}" for m in (
-        "GetReservation", "ListReservations", "ReleasePath", "ReservePath")]
+        "GetReservation", "ListReservations", "ReleasePath", "ReservePath", "WatchReservations")]
     described = grpcurl("-plaintext", f"127.0.0.1:{port}", "describe",
                         "dcilab.v1.ReservePathRequest")
     assert "double bandwidth_gbps = 3;" in described.stdout

@@ -136,3 +136,34 @@ def test_unknown_state_filter_is_invalid_argument(client):
         client._call(client.path_stub.ListReservations,
                      path_pb2.ListReservationsRequest(state=42))
     assert err.value.code == "INVALID_ARGUMENT"
+
+
+def test_priority_comes_back_and_watch_streams_each_change(port, client):
+    first = client.reserve(*HOST_PAIRS[0], 10, priority=7)
+    assert first.priority == 7 and first.degraded_reason == ""
+    seen = []
+    done = threading.Event()
+
+    def watch():
+        with Client(f"127.0.0.1:{port}") as watcher:
+            for res in watcher.watch_reservations():
+                seen.append((res.reservation_id, state_name(res)))
+                if len(seen) == 3:
+                    done.set()
+                    return
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    second = client.reserve(*HOST_PAIRS[1], 10)
+    client.release(second.reservation_id)
+    assert done.wait(10), seen
+    # Its state now first, then every change in the order the controller made it.
+    assert seen == [(first.reservation_id, "PENDING"), (second.reservation_id, "PENDING"),
+                    (second.reservation_id, "RELEASED")]
+    thread.join(5)
+
+
+def test_watching_an_unknown_reservation_is_not_found(client):
+    with pytest.raises(ApiError) as info:
+        next(iter(client.watch_reservations("r-nope")))
+    assert info.value.code == "NOT_FOUND"

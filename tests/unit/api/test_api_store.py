@@ -133,7 +133,7 @@ def test_ended_reservations_leave_memory_and_the_store_answers_for_them(fabric_f
                                                           kept.reservation_id]
     assert service.list(State.RELEASED) == [ended]
     assert service.list(State.PENDING) == [kept]
-    assert service.reservation_counts() == {State.PENDING: 1, State.ACTIVE: 0,
+    assert service.reservation_counts() == {State.PENDING: 1, State.ACTIVE: 0, State.DEGRADED: 0,
                                             State.RELEASED: 1, State.EXPIRED: 0}
     service.close()
     # A restart loads the live one only, and counts the history from the store.
@@ -165,7 +165,7 @@ def test_store_queries_and_the_version_1_migration(tmp_path):
     db.commit()
     db.close()
     with ReservationStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         indexes = {row[1] for row in store._db.execute("PRAGMA index_list(reservations)")}
         assert "reservations_request" in indexes
         live = _reservation("r-1", State.ACTIVE, "job-1")
@@ -246,3 +246,15 @@ def test_a_failed_group_commit_fails_its_waiters_and_the_next_one_proceeds(tmp_p
         commits.close()
         with pytest.raises(StoreError, match="closed"):
             commits.submit([_reservation("r-3")])
+
+
+def test_restoration_decisions_survive_a_restart(tmp_path):
+    path = tmp_path / "state.db"
+    degraded = _reservation("r-9", state=State.DEGRADED, priority=3).with_state(
+        State.DEGRADED, "dc1-dc2-a.w1 is down and no other path has room")
+    with ReservationStore(path) as store:
+        store.save(degraded)
+    with ReservationStore(path) as store:
+        (back,) = store.load_live()
+    assert back == degraded
+    assert back.request.priority == 3 and back.reason.startswith("dc1-dc2-a.w1 is down")

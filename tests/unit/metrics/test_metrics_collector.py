@@ -23,6 +23,8 @@ FORBIDDEN_LABELS = {"dc", "datacenter", "region", "cluster", "flow", "flow_id", 
 LINK_LABELS = {"link", "wavelength", "site_a", "site_b", "direction", "kind"}
 
 EXPECTED_TYPES = {
+    "dcilab_failure_events": "counter",
+    "dcilab_restoration_duration_seconds": "histogram",
     "dcilab_link_capacity_bps": "gauge",
     "dcilab_link_transmit_bytes": "counter",
     "dcilab_link_receive_bytes": "counter",
@@ -30,6 +32,7 @@ EXPECTED_TYPES = {
     "dcilab_link_reserved_bps": "gauge",
     "dcilab_link_up": "gauge",
     "dcilab_wavelength_osnr_db": "gauge",
+    "dcilab_wavelength_gsnr_db": "gauge",
     "dcilab_wavelength_required_osnr_db": "gauge",
     "dcilab_wavelength_margin_db": "gauge",
     "dcilab_wavelength_frequency_hz": "gauge",
@@ -209,6 +212,8 @@ def test_optics_of_every_wavelength(fabric):
         ch = link.channel
         key = dict(link="dc1-dc2-a", wavelength=ch.name)
         assert one(families, "dcilab_wavelength_osnr_db", **key).value == pytest.approx(ch.osnr_db)
+        assert one(families, "dcilab_wavelength_gsnr_db", **key).value == pytest.approx(ch.gsnr_db)
+        assert ch.gsnr_db < ch.osnr_db      # NLI: GSNR is the ASE-only OSNR less something
         assert one(families, "dcilab_wavelength_margin_db", **key).value == pytest.approx(ch.margin_db)
         assert one(families, "dcilab_wavelength_required_osnr_db", **key).value == \
             pytest.approx(ch.required_osnr_db)

@@ -1,60 +1,181 @@
-"""Mode selection (GNPy's rule), forced modes, and every way a link can be infeasible.
+"""Mode selection (GNPy's rule on GNPy's GSNR), forced modes, and every way a link can be
+infeasible, with each printed suggestion checked against GNPy run independently.
 
-Line OSNRs below are worked by hand: OSNR_line = 58 + P − 0.22·(L/N) − 5.5 − 10·log10(N),
-N = ceil(L / span_km), total with the 34 dB transmitter OSNR: 1/OSNR = 1/OSNR_line + 1/10^3.4.
-400ZR+ needs OSNR + 2 dB margin: 26 (400G), 23 (300G), 18 (200G), 14.5 (100G) dB, and CD
-within 20000 / 40000 / 50000 / 100000 ps/nm.
+Expected modes come from `gnpy_reference` (GNPy driven by the test, see that module) and
+the rule: the highest-rate mode whose worst-wavelength GSNR per 0.1 nm ≥ required + 2 dB
+margin and whose dispersion tolerance covers the line. 400ZR+ needs 26 (400G), 23 (300G),
+18 (200G), 14.5 (100G) dB and CD within 20000 / 40000 / 50000 / 100000 ps/nm. The GSNRs in
+the comments were measured with `gnpy_reference` (full load, 0 dBm, 80 km spans).
 """
 
+import math
+import re
+
 import pytest
+from gnpy_reference import gnpy_reference
 
 from dcilab.optics import DEFAULT_CATALOG, LineSystem, OpticsError, select_mode
 
+# Roll-off the test assumes from baud × (1 + roll-off) ≤ slot: 0.14 only for 131.3 GBd.
+ROLL_OFF = {"800ZR+": 0.14}
+FULL = {75.0: 64, 50.0: 96, 150.0: 32}      # wavelengths filling the C-band per slot width
 
-@pytest.mark.parametrize(("fiber_km", "span_km", "expected"), [
-    # 80 km: total 31.42 dB → 400G.
-    (80, 80, "400G"),
-    # 480 km: N=6, line 34.9 − 7.78 = 27.12, total 26.31 ≥ 26 → still 400G.
-    (480, 80, "400G"),
-    # 560 km: N=7, line 34.9 − 8.45 = 26.45, total 25.75 < 26 → 300G (CD 9520).
-    (560, 80, "300G"),
-    # 1000 km: N=13, line 24.44, total 23.98 ≥ 23 → 300G (CD 17000).
-    (1000, 80, "300G"),
-    # 1600 km: N=20, line 34.9 − 13.01 = 21.89, total 21.63 < 23 → 200G (CD 27200).
-    (1600, 80, "200G"),
-    # 1200 km on 40 km spans: N=30, line 58 − 8.8 − 5.5 − 14.77 = 28.93, total 27.82 ≥ 26,
-    # but CD 20400 > 20000 → dispersion alone pushes it to 300G.
-    (1200, 40, "300G"),
-    # 4000 km: N=50, line 34.9 − 16.99 = 17.91, total 17.80 < 18 → 100G (CD 68000).
-    (4000, 80, "100G"),
+
+def reference_gsnr(module, mode, line, wavelengths=None, launch=None):
+    transceiver = DEFAULT_CATALOG.module(module)
+    chosen = transceiver.mode(mode)
+    return min(gnpy_reference(
+        fiber_km=line.fiber_km, span_km=line.span_km,
+        channels=wavelengths or FULL[chosen.width_ghz], baud_gbd=chosen.baud_gbd,
+        slot_ghz=chosen.width_ghz, roll_off=ROLL_OFF.get(module, 0.15),
+        launch_dbm=line.launch_power_dbm if launch is None else launch,
+        tx_osnr_db=transceiver.tx_osnr_db, nf_db=line.amplifier_nf_db,
+        attenuation_db_per_km=line.attenuation_db_per_km,
+        dispersion_ps_nm_km=line.dispersion_ps_nm_km).gsnr_01nm)
+
+
+def reference_mode(module, line, wavelengths=None):
+    for mode in DEFAULT_CATALOG.module(module).modes:
+        if (mode.cd_tolerance_ps_nm >= line.dispersion_ps_nm and
+                reference_gsnr(module, mode.name, line, wavelengths)
+                >= mode.required_osnr_db + line.margin_db):
+            return mode.name
+    return None
+
+
+def needed(module, mode, line):
+    return DEFAULT_CATALOG.module(module).mode(mode).required_osnr_db + line.margin_db
+
+
+def verify_suggestions(message, module, mode, line, wavelengths=None):
+    """Every suggestion in `message` works under GNPy run independently; returns how many."""
+    checked = 0
+    for launch in re.findall(r"launch_power_dbm: auto \((-?[\d.]+) dBm", message):
+        assert reference_gsnr(module, mode, line, wavelengths, float(launch)) >= \
+            needed(module, mode, line), message
+        checked += 1
+    for span_km, spans in re.findall(r"span_km <= ([\d.]+) km, (\d+) spans", message):
+        shorter = LineSystem(line.fiber_km, span_km=line.fiber_km / int(spans),
+                             attenuation_db_per_km=line.attenuation_db_per_km,
+                             amplifier_nf_db=line.amplifier_nf_db,
+                             launch_power_dbm=line.launch_power_dbm)
+        assert shorter.span_length_km <= float(span_km) + 0.05
+        assert reference_gsnr(module, mode, shorter, wavelengths) >= needed(module, mode, line)
+        # and it is the fewest: one span fewer does not clear (or is the line as it was)
+        if int(spans) - 1 > line.spans:
+            fewer = LineSystem(line.fiber_km, span_km=line.fiber_km / (int(spans) - 1),
+                               attenuation_db_per_km=line.attenuation_db_per_km,
+                               amplifier_nf_db=line.amplifier_nf_db,
+                               launch_power_dbm=line.launch_power_dbm)
+            assert reference_gsnr(module, mode, fewer, wavelengths) < needed(module, mode, line)
+        checked += 1
+    for km, other, other_mode in re.findall(r"a link of at most (\d+) km for (\S+) at (\S+)",
+                                            message):
+        shorter = LineSystem(int(km), span_km=line.span_km,
+                             attenuation_db_per_km=line.attenuation_db_per_km,
+                             amplifier_nf_db=line.amplifier_nf_db,
+                             launch_power_dbm=line.launch_power_dbm,
+                             dispersion_ps_nm_km=line.dispersion_ps_nm_km)
+        chosen = DEFAULT_CATALOG.module(other).mode(other_mode)
+        assert shorter.dispersion_ps_nm <= chosen.cd_tolerance_ps_nm
+        assert reference_gsnr(other, other_mode, shorter, wavelengths) >= \
+            needed(other, other_mode, line)
+        checked += 1
+    for other, other_mode in re.findall(r"(\S+) at (\d+G) \((?:needs|tolerates)", message):
+        chosen = DEFAULT_CATALOG.module(other).mode(other_mode)
+        assert line.dispersion_ps_nm <= chosen.cd_tolerance_ps_nm
+        assert reference_gsnr(other, other_mode, line, wavelengths) >= \
+            needed(other, other_mode, line), (other, other_mode, message)
+        checked += 1
+    return checked
+
+
+@pytest.mark.parametrize(("fiber_km", "span_km", "wavelengths", "expected"), [
+    (80, 80, None, "400G"),      # 30.97 dB
+    (480, 80, None, "300G"),     # 25.50 < 26 (the ASE-only formula said 26.3: 400G)
+    (560, 80, None, "300G"),     # 24.92
+    (1000, 80, None, "200G"),    # 22.98 < 23 (ASE-only: 23.98, 300G)
+    (1600, 80, None, "200G"),    # 20.69
+    (3300, 80, None, "100G"),    # 17.77 < 18; 96 × 100G: 14.88 ≥ 14.5, CD 56100
+    # One wavelength, 1200 km on 40 km spans: GSNR 26.68 ≥ 26, but CD 20400 > 20000, so
+    # dispersion alone pushes it to 300G.
+    (1200, 40, 1, "300G"),
 ])
-def test_openzr_plus_falls_back_to_lower_rate_modes(fiber_km, span_km, expected):
-    assert select_mode("400ZR+", LineSystem(fiber_km, span_km=span_km)).name == expected
+def test_openzr_plus_falls_back_to_lower_rate_modes(fiber_km, span_km, wavelengths, expected):
+    line = LineSystem(fiber_km, span_km=span_km)
+    assert reference_mode("400ZR+", line, wavelengths) == expected
+    assert select_mode("400ZR+", line, wavelengths=wavelengths).name == expected
+
+
+@pytest.mark.parametrize(("fiber_km", "launch", "expected", "ase_only"), [
+    # The issue's held-out cases, full C-band load: the ASE-only formula chose one mode
+    # too high on both.
+    (1150, 1.5, "200G", "300G"),     # GSNR 22.53 < 23
+    (390, -1.5, "300G", "400G"),     # GSNR 25.71 < 26
+])
+def test_the_issue_cases_where_nli_lowers_the_mode(fiber_km, launch, expected, ase_only):
+    line = LineSystem(fiber_km, launch_power_dbm=launch)
+    assert select_mode("400ZR+", line, wavelengths=64).name == expected
+    assert reference_mode("400ZR+", line, 64) == expected
+    # the old hand formula, ASE only: 58 + P − L_span − NF − 10·log10(N), + 34 dB Tx
+    n = line.spans
+    ase = 58 + launch - 0.22 * fiber_km / n - 5.5 - 10 * math.log10(n)
+    total = -10 * math.log10(10 ** (-ase / 10) + 10 ** -3.4)
+    hand = next(m.name for m in DEFAULT_CATALOG.module("400ZR+").modes
+                if total >= m.required_osnr_db + 2)
+    assert hand == ase_only
 
 
 def test_400zr_and_800zr_work_on_one_80_km_span():
-    assert select_mode("400ZR", LineSystem(80)).name == "400G"
-    # 800ZR needs 27 + 2 = 29 dB; 31.42 dB is enough.
-    assert select_mode("800ZR", LineSystem(80)).name == "800G"
+    assert select_mode("400ZR", LineSystem(80)).name == "400G"       # 30.96 ≥ 28
+    assert select_mode("800ZR", LineSystem(80)).name == "800G"       # 31.32 ≥ 29
 
 
 def test_forced_mode_is_used_when_feasible():
     assert select_mode("400ZR+", LineSystem(80), mode="200G").name == "200G"
 
 
-def test_forced_mode_that_does_not_fit_gives_numbers_and_computed_suggestions():
-    # 1000 km: total 23.98 dB < 26. Line OSNR needed for 26 total:
-    # −10·log10(10^−2.6 − 10^−3.4) = 26.750 dB, 2.313 dB above 24.437 → launch 2.3 dBm.
-    # 16 spans of 62.5 km: 58 − 13.75 − 5.5 − 12.04 = 26.71 (short);
-    # 17 spans of 58.8 km: 58 − 12.94 − 5.5 − 12.30 = 27.26 (enough).
+@pytest.mark.parametrize(("module", "mode", "kwargs", "wavelengths"), [
+    # The issue's failed advice: "launch ≥ 1.8 dBm" for 400G at 800 km gave 23.7 dB.
+    ("400ZR+", "400G", dict(fiber_km=800, launch_power_dbm=1.8), 64),
+    ("400ZR+", "400G", dict(fiber_km=390, launch_power_dbm=-1.5), 64),
+    ("400ZR+", "400G", dict(fiber_km=560, launch_power_dbm=-2.0), 64),
+    ("400ZR+", "300G", dict(fiber_km=1150, launch_power_dbm=1.5), 64),
+    ("400ZR+", "400G", dict(fiber_km=1000), None),
+    ("800ZR+", "800G", dict(fiber_km=700), 32),
+    ("400ZR", "400G", dict(fiber_km=120, span_km=120, attenuation_db_per_km=0.25,
+                           launch_power_dbm=-3), None),
+])
+def test_every_suggestion_works_under_gnpy(module, mode, kwargs, wavelengths):
+    line = LineSystem(**kwargs)
     with pytest.raises(OpticsError) as error:
-        select_mode("400ZR+", LineSystem(1000), mode="400G")
+        select_mode(module, line, mode=mode, wavelengths=wavelengths)
     message = str(error.value)
-    assert "400ZR+ mode 400G cannot cross 1000 km" in message
-    assert "24.0 dB is below the 24.0 dB required + 2.0 dB margin" in message
-    assert "launch_power_dbm >= 2.3" in message
-    assert "17 spans" in message and "58.8 km" in message
+    assert f"{module} mode {mode} cannot cross" in message
+    assert "GSNR" in message and "required + 2.0 dB margin" in message
+    assert verify_suggestions(message, module, mode, line, wavelengths) >= 1, message
+
+
+def test_forced_mode_that_does_not_fit_gives_the_numbers():
+    # 800 km at 1.8 dBm, 64 × 400G: GSNR 23.68 dB, whatever the launch power at most 23.8
+    # (GNPy's best is about 1.2 dBm), so no launch power is offered: only other modes.
+    line = LineSystem(800, launch_power_dbm=1.8)
+    with pytest.raises(OpticsError) as error:
+        select_mode("400ZR+", line, mode="400G", wavelengths=64)
+    message = str(error.value)
+    assert f"GSNR {reference_gsnr('400ZR+', '400G', line, 64):.2f} dB" in message
+    assert "at 1.8 dBm" in message and "worst of 64 wavelengths" in message
+    assert "launch_power_dbm" not in message
     assert "400ZR+ at 300G" in message
+
+
+def test_a_better_launch_power_is_offered_when_it_is_enough():
+    # 390 km at −1.5 dBm: 25.71 dB; at the best launch power GSNR clears 26.
+    with pytest.raises(OpticsError) as error:
+        select_mode("400ZR+", LineSystem(390, launch_power_dbm=-1.5), mode="400G",
+                    wavelengths=64)
+    launch = re.search(r"launch_power_dbm: auto \((-?[\d.]+) dBm", str(error.value))
+    assert launch is not None and 0.5 <= float(launch.group(1)) <= 1.5
 
 
 def test_unknown_mode_lists_the_modules_modes():
@@ -72,50 +193,53 @@ def test_unknown_module_lists_the_catalog():
 
 def test_400zr_beyond_its_dispersion_tolerance():
     # 200 km × 17 = 3400 ps/nm > 2400; the longest 400ZR link is 2400 / 17 = 141 km.
+    line = LineSystem(200)
     with pytest.raises(OpticsError) as error:
-        select_mode("400ZR", LineSystem(200))
+        select_mode("400ZR", line)
     message = str(error.value)
     assert "400ZR cannot cross 200 km" in message
     assert "dispersion 3400 ps/nm exceeds its 2400 ps/nm tolerance" in message
     assert "141 km" in message
-    # Both 20000 ps/nm modules clear 30.5 dB ≥ 26 / 27.1 dB on this line.
     assert "400ZR+ at 400G (tolerates up to 20000 ps/nm" in message
     assert "800ZR+ at 800G" in message
+    assert verify_suggestions(message, "400ZR", "400G", line) == 3
 
 
-def test_400zr_below_its_osnr_needs():
-    # One 120 km span at 0.25 dB/km, −3 dBm: line 58 − 3 − 30 − 5.5 = 19.5, total 19.35.
-    # Two 60 km spans: 58 − 3 − 15 − 5.5 − 3.01 = 31.49 → enough for 28 dB.
-    # Launch power would need +6.9 dBm, beyond what is suggested, so it is not offered.
+def test_400zr_below_its_gsnr_needs():
+    # One 120 km span at 0.25 dB/km, −3 dBm: GSNR 19.24 (GNPy). Two 60 km spans: 29.38 ≥ 28.
     line = LineSystem(120, span_km=120, attenuation_db_per_km=0.25, launch_power_dbm=-3)
     with pytest.raises(OpticsError) as error:
         select_mode("400ZR", line)
     message = str(error.value)
-    assert "OSNR 19.3 dB is below the 26.0 dB required + 2.0 dB margin" in message
+    assert "GSNR 19.24 dB" in message and "26.0 dB required + 2.0 dB margin" in message
     assert "span_km <= 60.0 km, 2 spans" in message
-    assert "launch" not in message
     # 400ZR+ 400G/300G need 26/23 dB, 800ZR+ 27.1: only 200G (18 dB) fits.
     assert "400ZR+ at 200G (needs 16.0 dB" in message
     assert "800ZR+" not in message
+    assert verify_suggestions(message, "400ZR", "400G", line) >= 2
 
 
 def test_no_mode_of_a_multi_mode_module_fits():
-    # 6000 km: 102000 ps/nm exceeds even 100G's 100000 ps/nm; 100000 / 17 = 5882 km.
+    # 6000 km: 102000 ps/nm exceeds even 100G's 100000 ps/nm; 100000 / 17 = 5882 km, where
+    # one 100G wavelength has GSNR 15.16 ≥ 14.5 (a full load would not: 12.18).
+    line = LineSystem(6000)
     with pytest.raises(OpticsError) as error:
-        select_mode("400ZR+", LineSystem(6000))
+        select_mode("400ZR+", line, wavelengths=1)
     message = str(error.value)
     assert "even its 100G mode fails" in message
     assert "102000 ps/nm exceeds its 100000 ps/nm" in message
     assert "5882 km" in message
+    assert verify_suggestions(message, "400ZR+", "100G", line, 1) == 1
+    with pytest.raises(OpticsError) as full:
+        select_mode("400ZR+", line)
+    assert "5882 km" not in str(full.value)
 
 
 def test_nothing_in_the_catalog_fits():
-    # 10000 km: dispersion 170000 and OSNR 13.9 dB fail everything; 5882 km at 80 km spans
-    # gives 74 spans, line 34.9 − 18.69 = 16.21, total 16.12 ≥ 14.5 → shorter link works.
     with pytest.raises(OpticsError) as error:
-        select_mode("400ZR+", LineSystem(10000))
+        select_mode("400ZR+", LineSystem(10000), wavelengths=1)
     message = str(error.value)
-    assert "170000 ps/nm" in message and "OSNR 13.9 dB" in message
+    assert "170000 ps/nm" in message and "GSNR" in message
     assert "5882 km" in message
 
 

@@ -4,12 +4,14 @@ import json
 
 import pytest
 
-from dcilab.optics import DEFAULT_CATALOG, LineSystem, OpticsError, plan_link
+from gnpy_reference import gnpy_reference
 
-CHANNEL_KEYS = {"name", "frequency_thz", "module", "mode", "rate_gbps", "osnr_db",
-                "required_osnr_db", "margin_db", "dispersion_ps_nm", "latency_ms"}
+from dcilab.optics import AUTO, DEFAULT_CATALOG, LineSystem, OpticsError, plan_link
+
+CHANNEL_KEYS = {"name", "frequency_thz", "module", "mode", "rate_gbps", "gsnr_db",
+                "osnr_ase_db", "required_osnr_db", "margin_db", "dispersion_ps_nm", "latency_ms"}
 LINK_KEYS = {"spans", "latency_ms", "capacity_gbps", "power_w", "cost_usd", "module", "mode",
-             "wavelengths"}
+             "launch_power_dbm", "launch_power_auto", "wavelengths"}
 
 
 def test_a_40_wavelength_400zr_link():
@@ -27,12 +29,20 @@ def test_a_40_wavelength_400zr_link():
 
 
 def test_channel_figures():
+    # One wavelength at 1000 km: little NLI, so GSNR is near the ASE-only 23.98 dB (hand
+    # formula) and clears 300G's 23 dB; GNPy run independently gives the same figures.
     channel = plan_link("a-b", "400ZR+", 1, LineSystem(1000)).channels[0]
+    reference = gnpy_reference(fiber_km=1000, span_km=80, channels=1, baud_gbd=60.1385,
+                               slot_ghz=75, launch_dbm=0.0)
     assert (channel.module, channel.mode, channel.rate_gbps) == ("400ZR+", "300G", 300)
-    assert channel.osnr_db == pytest.approx(23.982, abs=1e-3)
+    assert channel.gsnr_db == pytest.approx(reference.gsnr_01nm[0], abs=0.01)
+    assert channel.osnr_ase_db == pytest.approx(reference.osnr_ase_01nm[0], abs=0.01)
+    assert channel.osnr_ase_db == pytest.approx(23.98, abs=0.1)
+    assert 23.0 < channel.gsnr_db < channel.osnr_ase_db
+    assert channel.osnr_db == channel.osnr_ase_db
     assert channel.required_osnr_db == 21.0
-    # Margin is OSNR − required, not less the 2 dB system margin.
-    assert channel.margin_db == pytest.approx(23.982 - 21.0, abs=1e-3)
+    # Margin is GSNR − required, not less the 2 dB system margin.
+    assert channel.margin_db == pytest.approx(channel.gsnr_db - 21.0)
     assert channel.dispersion_ps_nm == pytest.approx(17000)
     # 4.9 × 1000 = 4900 µs, + 4 µs oFEC DSP.
     assert channel.latency_ms == pytest.approx(4.904)
@@ -63,9 +73,37 @@ def test_overridden_catalog_changes_power_and_cost():
 
 def test_model_is_not_rounded_but_to_dict_is():
     plan = plan_link("a-b", "400ZR", 1, LineSystem(200 / 3 * 2, span_km=80))
-    assert plan.channels[0].osnr_db != round(plan.channels[0].osnr_db, 3)
+    assert plan.channels[0].gsnr_db != round(plan.channels[0].gsnr_db, 3)
     as_dict = plan.to_dict()["wavelengths"][0]
-    assert as_dict["osnr_db"] == round(plan.channels[0].osnr_db, 3)
+    assert as_dict["gsnr_db"] == round(plan.channels[0].gsnr_db, 3)
+    assert as_dict["osnr_ase_db"] == round(plan.channels[0].osnr_ase_db, 3)
+
+
+def test_each_wavelength_has_its_own_gsnr():
+    # 64 × 400G: mid-band wavelengths see NLI from both sides, edge ones from one.
+    plan = plan_link("a-b", "400ZR+", 64, LineSystem(400))
+    gsnr = [c.gsnr_db for c in plan.channels]
+    assert min(gsnr) < gsnr[0] and min(gsnr) < gsnr[-1]
+    assert all(c.margin_db == pytest.approx(c.gsnr_db - c.required_osnr_db)
+               for c in plan.channels)
+    assert all(c.margin_db >= 2.0 for c in plan.channels)
+
+
+def test_launch_power_auto_is_resolved_and_reported():
+    plan = plan_link("a-b", "400ZR+", 64, LineSystem(800, launch_power_dbm=AUTO))
+    fixed = plan_link("a-b", "400ZR+", 64, LineSystem(800, launch_power_dbm=0.0))
+    assert plan.launch_power_auto and not fixed.launch_power_auto
+    assert 0.3 <= plan.launch_power_dbm <= 1.5 and fixed.launch_power_dbm == 0.0
+    assert min(c.gsnr_db for c in plan.channels) > min(c.gsnr_db for c in fixed.channels)
+    assert plan.to_dict()["launch_power_dbm"] == plan.launch_power_dbm
+
+
+def test_the_load_sets_the_mode():
+    # 480 km, 0 dBm: a few wavelengths clear 400G (GSNR ≈ 26.2), a full band does not
+    # (25.50 with GNPy run independently): NLI grows with the load.
+    few = plan_link("a-b", "400ZR+", 2, LineSystem(480))
+    full = plan_link("a-b", "400ZR+", 64, LineSystem(480))
+    assert (few.mode, full.mode) == ("400G", "300G")
 
 
 def test_to_dict_is_json_ready_with_the_agreed_keys():

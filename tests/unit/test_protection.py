@@ -1,0 +1,274 @@
+"""Protection in the data plane: with the programs installed before a failure and no
+controller reaction, where do packets go once ports are dead? Then restoration by the
+controller, hold-down and DEGRADED reservations. Traced on the simulated flow tables,
+which skip buckets whose watched port is dead, as OVS does."""
+
+from __future__ import annotations
+
+import pytest
+from controller_lab import ControllerLab
+from fabric_helpers import dci_links_of_path, fake_fabric, tcp_packet, topology
+from fakeoftable import Outcome
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from dcilab.core.controller import HOLD_DOWN_S
+from dcilab.core.rules import compile_fabric
+from dcilab.fabric import parse_fabric
+from dcilab.te.paths import PathEngine
+from dcilab.te.protection import detours
+from dcilab.te.reservations import ReservationRequest, State
+
+TRIANGLE = """
+name: tri
+sites:
+  - {name: a, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2}
+  - {name: b, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2}
+  - {name: c, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2}
+dci_links:
+  - {name: a-b, a: a, b: b, fiber_km: 40, module: 400ZR, wavelengths: 3}
+  - {name: b-c, a: b, b: c, fiber_km: 60, module: 400ZR, wavelengths: 2}
+  - {name: a-c, a: a, b: c, fiber_km: 50, module: 400ZR, wavelengths: 2}
+"""
+# a-b and a-c leave site a in one duct; a-d-b is the only path around a-b sharing none.
+SHARED_DUCT = """
+name: duct
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1}
+  - {name: c, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1}
+  - {name: d, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1}
+dci_links:
+  - {name: a-b, a: a, b: b, fiber_km: 40, module: 400ZR, wavelengths: 2, srlg: [duct1]}
+  - {name: a-c, a: a, b: c, fiber_km: 10, module: 400ZR, wavelengths: 1, srlg: [duct1]}
+  - {name: c-b, a: c, b: b, fiber_km: 10, module: 400ZR, wavelengths: 1}
+  - {name: a-d, a: a, b: d, fiber_km: 60, module: 400ZR, wavelengths: 1}
+  - {name: d-b, a: d, b: b, fiber_km: 60, module: 400ZR, wavelengths: 1}
+"""
+
+
+def cut(fabric, net, *links):
+    """Both ends of each link lose carrier (what the switches' groups see)."""
+    for link in links:
+        for end in (link.a, link.b):
+            net.down_ports.add((fabric.switches[end.node].dpid, end.port))
+
+
+def wavelengths_of(fabric, line_system):
+    return [l for l in fabric.wavelengths() if l.line_system == line_system]
+
+
+def outcomes(fabric, net):
+    """Every way each cross-site pair of hosts (one per leaf) can go: {(src, dst): [Path]}."""
+    out = {}
+    hosts = list({h.leaf: h for h in reversed(list(fabric.hosts.values()))}.values())
+    for src in hosts:
+        for dst in hosts:
+            if src.site != dst.site:
+                out[(src.name, dst.name)] = net.trace(fabric.switches[src.leaf].dpid, src.port,
+                                                      tcp_packet(src, dst))
+    return out
+
+
+def assert_all_delivered(fabric, net, avoiding=()):
+    dead = {l.name for l in avoiding}
+    for (src, dst), paths in outcomes(fabric, net).items():
+        assert paths, (src, dst)
+        host = fabric.hosts[dst]
+        for path in paths:
+            assert path.outcome is Outcome.EGRESS, (src, dst, path.outcome, path.end)
+            assert path.end == (fabric.switches[host.leaf].dpid, host.port)
+            assert "vlan_vid" not in path.packet, (src, dst)      # untagged at the end
+            assert not dead & {l.name for l in dci_links_of_path(fabric, path.hops)}
+
+
+@pytest.mark.parametrize("name", ["tri", "four-dc-ring"])
+def test_every_select_bucket_watches_its_port(name):
+    fabric = parse_fabric(TRIANGLE) if name == "tri" else topology(name)
+    for switch, msgs in compile_fabric(fabric).items():
+        for msg in msgs:
+            if getattr(msg, "type", None) == ofp.OFPGT_SELECT and hasattr(msg, "buckets"):
+                for bucket in msg.buckets:
+                    (action,) = bucket.actions
+                    assert bucket.watch_port == action.port, switch
+
+
+@pytest.mark.parametrize("name", ["tri", "four-dc-ring"])
+def test_one_dead_wavelength_leaves_the_hash_with_no_controller(name):
+    fabric = parse_fabric(TRIANGLE) if name == "tri" else topology(name)
+    programs = compile_fabric(fabric)
+    for line_system in fabric.line_systems:
+        link = wavelengths_of(fabric, line_system)[0]
+        net = fake_fabric(fabric, programs)
+        cut(fabric, net, link)
+        assert_all_delivered(fabric, net, avoiding=[link])
+
+
+@pytest.mark.parametrize("name", ["tri", "four-dc-ring"])
+def test_a_whole_line_system_cut_takes_its_detour_with_no_controller(name):
+    fabric = parse_fabric(TRIANGLE) if name == "tri" else topology(name)
+    programs = compile_fabric(fabric)
+    for line_system in fabric.line_systems:
+        net = fake_fabric(fabric, programs)
+        dead = wavelengths_of(fabric, line_system)
+        cut(fabric, net, *dead)
+        assert_all_delivered(fabric, net, avoiding=dead)
+
+
+def test_without_another_line_system_a_cut_is_a_blackhole_until_restored():
+    fabric = topology("two-dc")
+    net = fake_fabric(fabric, compile_fabric(fabric))
+    cut(fabric, net, *wavelengths_of(fabric, "dc1-dc2-a"))
+    paths = outcomes(fabric, net)[("dc1-h1", "dc2-h1")]
+    assert {p.outcome for p in paths} == {Outcome.DROP}     # the gateway has nowhere to send
+
+
+def test_detours_avoid_shared_risk_where_they_can():
+    fabric = parse_fabric(SHARED_DUCT)
+    found = {(d.line_system, d.gateway): d for d in detours(fabric, PathEngine(fabric))}
+    around_ab = found[("a-b", "a-gw1")]
+    crossed = {h.link.line_system for h in around_ab.hops if h.link.line_system}
+    assert crossed == {"a-d", "d-b"} and around_ab.disjoint     # not a-c: same duct
+    # a-c shares duct1 with a-b, and site a has no other way out but a-d: still one
+    # detour (a-d), which shares nothing with a-c itself.
+    assert found[("a-c", "a-gw1")].disjoint
+    net = fake_fabric(fabric, compile_fabric(fabric))
+    dead = wavelengths_of(fabric, "a-b") + wavelengths_of(fabric, "a-c")    # the duct is cut
+    cut(fabric, net, *dead)
+    assert_all_delivered(fabric, net, avoiding=dead)
+
+
+def test_check_names_srlg_errors():
+    with pytest.raises(Exception) as info:
+        parse_fabric(SHARED_DUCT.replace("srlg: [duct1]}", "srlg: [bad name]}", 1))
+    assert "srlg" in str(info.value)
+
+
+# --- restoration by the controller ----------------------------------------------------------
+
+
+@pytest.fixture
+def ring_lab():
+    return ControllerLab(topology("four-dc-ring")).bring_up_all()
+
+
+def report_cut(lab, *links, now=0.0):
+    """Both ends of each link report carrier loss; returns every fault event seen."""
+    faults = []
+    for link in links:
+        for end in (link.a, link.b):
+            lab.net.down_ports.add((lab.dpid(end.node), end.port))
+            faults += lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False,
+                                                    now)).faults
+    return faults
+
+
+def cut_and_tick(lab, *links, now=0.0):
+    """A cut, then the next tick: what the controller has restored by then."""
+    report_cut(lab, *links, now=now)
+    return lab.send(lab.ctl.tick(now + 0.1))
+
+
+def report_up(lab, *links, now=0.0):
+    for link in links:
+        for end in (link.a, link.b):
+            lab.net.down_ports.discard((lab.dpid(end.node), end.port))
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, True, now))
+
+
+def test_after_a_cut_the_controller_routes_on_what_survives_untagged(ring_lab):
+    lab = ring_lab
+    dead = wavelengths_of(lab.fabric, "north-east-a")
+    faults = report_cut(lab, *dead)
+    assert faults == [("link_down", l.wavelength) for l in dead]
+    lab.send(lab.ctl.tick(0.1))
+    assert_all_delivered(lab.fabric, lab.net, avoiding=dead)
+    # Restored: nothing takes a detour any more (no packet is tagged on its way).
+    for paths in outcomes(lab.fabric, lab.net).values():
+        for path in paths:
+            assert all(hop.out_port for hop in path.hops)
+    north, east = lab.fabric.hosts["north-h1"], lab.fabric.hosts["east-h1"]
+    (via,) = {tuple(l.line_system for l in dci_links_of_path(lab.fabric, p.hops))
+              for p in lab.net.trace(lab.dpid(north.leaf), north.port, tcp_packet(north, east))}
+    assert via == ("north-east-b",)
+
+
+def test_a_link_back_is_used_only_after_its_hold_down_doubling_with_flaps(ring_lab):
+    lab = ring_lab
+    link = wavelengths_of(lab.fabric, "north-east-a")[0]
+    report_cut(lab, link, now=10.0)
+    report_up(lab, link, now=10.5)
+    assert not lab.ctl.engine.link_up(link.name)
+    assert lab.ctl.held_down()[link.name] == pytest.approx(10.5 + HOLD_DOWN_S)
+    assert lab.send(lab.ctl.tick(10.5 + HOLD_DOWN_S / 2)).faults == []
+    back = lab.send(lab.ctl.tick(10.5 + HOLD_DOWN_S))
+    assert back.faults == [("link_up", link.wavelength)] and lab.ctl.engine.link_up(link.name)
+    report_cut(lab, link, now=12.0)                  # it flaps: held twice as long
+    report_up(lab, link, now=12.1)
+    assert lab.ctl.held_down()[link.name] == pytest.approx(12.1 + 2 * HOLD_DOWN_S)
+
+
+def test_a_reservation_moves_with_its_meter_or_is_degraded_with_the_reason(ring_lab):
+    lab = ring_lab
+    res = lab.send(lab.ctl.reserve(ReservationRequest("north-h1", "east-h1", 200.0), "r1",
+                                   0.0)).changed[0]
+    assert {h.link.rsplit(".", 1)[0] for h in res.hops if h.wavelength} == {"north-east-a"}
+    out = cut_and_tick(lab, *wavelengths_of(lab.fabric, "north-east-a"))
+    moved = lab.ctl.book.get("r1")
+    assert {h.link.rsplit(".", 1)[0] for h in moved.hops if h.wavelength} == {"north-east-b"}
+    assert moved.meter_id == res.meter_id and moved.state is not State.DEGRADED
+    assert any(r.reservation_id == "r1" for r in out.changed)
+    north, east = lab.fabric.hosts["north-h1"], lab.fabric.hosts["east-h1"]
+    (path,) = lab.net.trace(lab.dpid(north.leaf), north.port, tcp_packet(north, east))
+    assert [l.line_system for l in dci_links_of_path(lab.fabric, path.hops)] == ["north-east-b"]
+    assert lab.table(north.leaf).meter_for({**tcp_packet(north, east)}) == res.meter_id
+    # The second line system too: the long way round (west, 300G modes) has room...
+    cut_and_tick(lab, *wavelengths_of(lab.fabric, "north-east-b"))
+    around = lab.ctl.book.get("r1")
+    assert around.state is not State.DEGRADED
+    # ... and with every way to east gone, it is DEGRADED, holds nothing, says why.
+    cut_and_tick(lab, *wavelengths_of(lab.fabric, "east-south"))
+    degraded = lab.ctl.book.get("r1")
+    assert degraded.state is State.DEGRADED and "down" in degraded.reason
+    assert lab.ctl.book.reserved_total() == 0
+    # Capacity returns (after the hold-down): ACTIVE again, pinned and metered.
+    report_up(lab, *wavelengths_of(lab.fabric, "north-east-a"), now=1.0)
+    lab.send(lab.ctl.tick(1.0 + HOLD_DOWN_S))
+    back = lab.ctl.book.get("r1")
+    assert back.state is State.PENDING and back.reason == ""
+    lab.ack_all()
+    assert lab.ctl.book.get("r1").state is State.ACTIVE
+    assert lab.table(north.leaf).meter_for({**tcp_packet(north, east)}) == res.meter_id
+
+
+THREE_WAYS = """
+name: ways
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 3, fabric_gbps: 1600}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 3, fabric_gbps: 1600}
+dci_links:
+  - {name: x, a: a, b: b, fiber_km: 40, module: 400ZR, wavelengths: 1}
+  - {name: y, a: a, b: b, fiber_km: 50, module: 400ZR, wavelengths: 1}
+  - {name: z, a: a, b: b, fiber_km: 60, module: 400ZR, wavelengths: 1}
+"""
+
+
+def wavelength(lab, rid):
+    (w,) = [h.wavelength for h in lab.ctl.book.get(rid).hops if h.wavelength]
+    return w
+
+
+def test_failures_within_a_tick_are_restored_together_highest_priority_first():
+    lab = ControllerLab(parse_fabric(THREE_WAYS)).bring_up_all()
+    low = ReservationRequest("a-h1", "b-h1", 300.0)
+    high = ReservationRequest("a-h2", "b-h2", 300.0, priority=5)
+    lab.send(lab.ctl.reserve(low, "low", 0.0))               # x (360 reservable)
+    lab.send(lab.ctl.reserve(high, "high", 1.0))             # y: x has 60 left
+    assert wavelength(lab, "high") == "y.w1"
+    # A duct cut takes x and y within milliseconds: z has room for one of them.
+    report_cut(lab, *wavelengths_of(lab.fabric, "x"), *wavelengths_of(lab.fabric, "y"))
+    assert {wavelength(lab, r) for r in ("low", "high")} == {"x.w1", "y.w1"}
+    out = lab.send(lab.ctl.tick(0.05))
+    assert wavelength(lab, "high") == "z.w1"
+    assert lab.ctl.book.get("high").state is State.PENDING       # was: no barrier acked yet
+    assert lab.ctl.book.get("low").state is State.DEGRADED
+    assert {r.reservation_id for r in out.changed} == {"low", "high"}
