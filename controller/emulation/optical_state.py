@@ -149,8 +149,13 @@ class OpticalState:
                               "sync_loss_db": sync_loss_db}
         self.lock = threading.RLock()
         specs = {spec.name: spec for spec in fabric.spec.dci_links}
-        self._designed = {name: LineState.as_built(_line_system(specs[name]))
-                          for name in fabric.line_systems}
+        # Launch power as commissioned: the plan's (a line designed "auto" keeps the power
+        # chosen for it).
+        self._designed = {name: LineState.as_built(_line_system(specs[name]),
+                                                   plan.launch_power_dbm)
+                          for name, plan in fabric.line_systems.items()}
+        self._planned_mode = {name: self.catalog.module(plan.module).mode(plan.mode)
+                              for name, plan in fabric.line_systems.items()}
         self._lines = dict(self._designed)
         self._ramps: dict[str, dict[Knob, Ramp]] = {name: {} for name in self._lines}
         self.transceivers: dict[tuple[str, str], Transceiver] = {}
@@ -313,7 +318,8 @@ class OpticalState:
             key = (state, tuple(signals))
             cached = self._gsnr_cache.get(name)
             if cached is None or cached[0] != key:
-                cached = (key, line_gsnr_db(state, signals, ends[0].module.tx_osnr_db))
+                cached = (key, line_gsnr_db(state, signals, ends[0].module,
+                                            self._planned_mode[name]))
                 self._gsnr_cache[name] = cached
             gsnrs = cached[1]
             for t, gsnr in zip(ends, gsnrs):

@@ -5,6 +5,10 @@ wavelength whose transceivers stop reporting leaves the output. Each wavelength 
 receivers, one per end; the series give the worse of the two (lower GSNR and Q, higher
 BER), since that end decides whether the wavelength carries traffic. Labels are the other
 `dcilab_wavelength_*` families' (link, wavelength, site_a, site_b).
+
+`dcilab_wavelength_gsnr_db` is the optical plan's (modelled, FabricCollector); what the
+transceivers report is `dcilab_wavelength_reported_gsnr_db`, in the same unit (per 0.1 nm:
+a receiver's OSNR estimate counts nonlinear interference as noise, so it is the GSNR).
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ class OpticalView(Protocol):
     """What the collector reads from the gNMI client (controller/gnmi/client.py)."""
 
     def readings(self) -> dict: ...
-    def gsnr_db(self, reading) -> float | None: ...
     def mode_changes(self) -> dict[str, int]: ...
 
 
@@ -34,9 +37,9 @@ class OpticalCollector(Collector):
 
     def collect(self):
         gsnr = GaugeMetricFamily(
-            "dcilab_wavelength_gsnr_db",
-            "GSNR of the wavelength in its signal bandwidth, dB, from its transceivers' "
-            "reported OSNR (worse end).", labels=WAVELENGTH_LABELS)
+            "dcilab_wavelength_reported_gsnr_db",
+            "GSNR the wavelength's receivers report over gNMI (their OSNR), dB (0.1 nm), "
+            "worse end.", labels=WAVELENGTH_LABELS)
         ber = GaugeMetricFamily(
             "dcilab_wavelength_prefec_ber",
             "Pre-FEC bit error ratio reported by the wavelength's receivers (worse end).",
@@ -56,7 +59,7 @@ class OpticalCollector(Collector):
             labels = self._labels.get(wavelength)
             if labels is None:               # not in the fabric file: nothing to name it by
                 continue
-            gsnrs = [g for g in map(self.optical.gsnr_db, readings) if g is not None]
+            gsnrs = [r.osnr_db for r in readings if r.osnr_db is not None]
             if gsnrs:
                 gsnr.add_metric(labels, min(gsnrs))
             bers = [r.prefec_ber for r in readings if r.prefec_ber is not None]

@@ -1,9 +1,10 @@
 """A line system as it is now, not as it was designed: spans lose more, amplifiers get noisy.
 
 `LineState` is the design (`LineSystem`) plus what changed: extra loss per span (a bend, a
-bad splice, ageing), the noise figure of each amplifier, the launch power. `line_gsnr_db`
+bad splice, ageing), the noise figure of each amplifier, the launch power (fixed at
+commissioning: a line set to "auto" keeps the power chosen for its design). `line_gsnr_db`
 turns it into the GSNR of each lit wavelength: it is the ONE place that calls the
-line-system QoT engine, so replacing the engine (GNPy) changes one function body.
+line-system QoT engine (GNPy, through `qot.line_qot`).
 
 Spans and amplifiers are numbered from 1, span k followed by amplifier k (the amplifier
 at the end of the last span is the receiver's preamplifier), as `LineSystem` counts them.
@@ -17,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .ber import snr_from_osnr
-from .catalog import OpticsError
-from .line import LineSystem, combine_osnr_db
+from .catalog import Mode, Module, OpticsError
+from .line import AUTO, LineSystem
+from .qot import line_qot
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,20 @@ class LineState:
         if any(nf < 0 for nf in self.amplifier_nf_db):
             raise OpticsError("amplifier noise figure must be >= 0 dB")
         _finite("launch_power_dbm", self.launch_power_dbm)
+        self.line_system()                     # the QoT engine's own checks (power range)
 
     @classmethod
-    def as_built(cls, line: LineSystem) -> LineState:
-        """The line as designed: no extra loss, every amplifier at the design noise figure."""
+    def as_built(cls, line: LineSystem, launch_power_dbm: float | None = None) -> LineState:
+        """The line as designed: no extra loss, every amplifier at the design noise figure.
+
+        `launch_power_dbm` is the power the line was commissioned at; it must be given when
+        the design says "auto" (the plan's `launch_power_dbm` is the one chosen).
+        """
+        launch = line.launch_power_dbm if launch_power_dbm is None else launch_power_dbm
+        if launch == AUTO:
+            raise OpticsError("a line designed with launch power auto needs the power chosen")
         return cls(line, (0.0,) * line.spans, (line.amplifier_nf_db,) * line.spans,
-                   line.launch_power_dbm)
+                   float(launch))
 
     @property
     def spans(self) -> int:
@@ -94,32 +104,31 @@ class LineState:
         return dataclasses.replace(self, launch_power_dbm=_finite("launch power",
                                                                   launch_power_dbm))
 
-    def span_line(self, span: int) -> LineSystem:
-        """Span `span` alone as a one-span LineSystem, its extra loss folded into the
-        attenuation, with its own amplifier's noise figure and the current launch power."""
-        i = self._index("span", span)
-        length = self.line.span_length_km
-        return dataclasses.replace(
-            self.line, fiber_km=length, span_km=length,
-            attenuation_db_per_km=(self.line.span_loss_db + self.span_extra_loss_db[i]) / length,
-            amplifier_nf_db=self.amplifier_nf_db[i], launch_power_dbm=self.launch_power_dbm)
+    def line_system(self) -> LineSystem:
+        """The design with this state folded in, as the QoT engine takes it."""
+        return dataclasses.replace(self.line, span_extra_loss_db=self.span_extra_loss_db,
+                                   amplifier_nf_db_each=self.amplifier_nf_db,
+                                   launch_power_dbm=self.launch_power_dbm)
 
 
-def ase_osnr_db(state: LineState, tx_osnr_db: float) -> float:
-    """OSNR per 0.1 nm after the line: each span's ASE (controller/optics/line.py's
-    formula, 58 + P − L − NF, one span at a time) and the transmitter's noise, added."""
-    spans = [state.span_line(k).line_osnr_db for k in range(1, state.spans + 1)]
-    return combine_osnr_db(*spans, tx_osnr_db)
-
-
-def line_gsnr_db(state: LineState, channels: Sequence[ChannelSignal],
-                 tx_osnr_db: float) -> list[float]:
+def line_gsnr_db(state: LineState, channels: Sequence[ChannelSignal], module: Module,
+                 mode: Mode) -> list[float]:
     """GSNR (dB, in each signal's bandwidth) of every lit channel on a line in `state`.
 
-    This is the one call into the QoT engine. Today the engine is the ASE-only formula of
-    controller/optics/line.py applied span by span, which gives every channel the same OSNR
-    and ignores nonlinear interference; a GNPy engine replaces the body of this function
-    (same arguments: the line's physical state, the lit spectrum, the transmitter OSNR).
+    This is the one call into the QoT engine: GNPy propagates the line's spectrum as
+    planned (`len(channels)` wavelengths of `mode`, first fit, the transmitter noise of
+    `module`) through the line in `state`, and gives each wavelength's GSNR per 0.1 nm.
+    A channel running another mode than the plan's (during rate adaptation) keeps that
+    noise density and is converted to its own bandwidth: an approximation, since its
+    neighbours' nonlinear interference depends a little on its symbol rate.
     """
-    osnr = ase_osnr_db(state, tx_osnr_db)
-    return [snr_from_osnr(osnr, channel.baud_gbd) for channel in channels]
+    qot = line_qot(state.line_system(), module, mode, wavelengths=len(channels))
+    by_frequency = list(zip(qot.frequency_thz, qot.gsnr_db))
+    out = []
+    for channel in channels:
+        freq, gsnr_01nm = min(by_frequency, key=lambda f: abs(f[0] - channel.frequency_thz))
+        if abs(freq - channel.frequency_thz) > 1e-6:
+            raise OpticsError(f"{channel.name} at {channel.frequency_thz} THz is not on the "
+                              f"planned grid of {len(channels)} x {mode.name}")
+        out.append(snr_from_osnr(gsnr_01nm, channel.baud_gbd))
+    return out

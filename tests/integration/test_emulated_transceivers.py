@@ -75,7 +75,7 @@ def test_transceivers_over_gnmi_on_the_emulation(tmp_path, no_leftovers):
              reconfiguration_s=RECONFIGURATION_S) as lab:
         # the controller subscribed and exports GSNR and BER for both wavelengths
         assert wait_until(lambda: metrics(lab).count("dcilab_wavelength_prefec_ber{") == 2, 20)
-        assert metrics(lab).count("dcilab_wavelength_gsnr_db{") == 2
+        assert metrics(lab).count("dcilab_wavelength_reported_gsnr_db{") == 2
 
         # an independent client reads a transceiver
         out = pygnmicli(lab, tmp_path, "-o", "get", "--gnmi-path-target", "dc1-gw1", "-x",

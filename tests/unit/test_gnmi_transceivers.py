@@ -163,7 +163,7 @@ def test_controller_client_follows_the_stream_and_changes_modes(agent):
         text = generate_latest(registry).decode()
         labels = 'link="dc1-dc2",site_a="dc1",site_b="dc2",wavelength="dc1-dc2.w2"'
         assert f"dcilab_wavelength_mode_changes_total{{{labels}}} 1.0" in text
-        assert "dcilab_wavelength_gsnr_db{" in text and "dcilab_wavelength_prefec_ber{" in text
+        assert "dcilab_wavelength_reported_gsnr_db{" in text and "dcilab_wavelength_prefec_ber{" in text
     finally:
         client.stop()
 

@@ -1,46 +1,65 @@
 """A line system's changing state, and what its receivers see."""
 
+import dataclasses
 import math
 
 import pytest
 
-from dcilab.optics import DEFAULT_CATALOG, LineSystem, OpticsError
-from dcilab.optics.line_state import ChannelSignal, LineState, ase_osnr_db, line_gsnr_db
+from dcilab.optics import DEFAULT_CATALOG, LineSystem, OpticsError, plan_link
+from dcilab.optics.ber import osnr_from_snr
+from dcilab.optics.line_state import ChannelSignal, LineState, line_gsnr_db
 from dcilab.optics.receiver import LOSS_STEPS, loss_from_margin, read
 
 LINE = LineSystem(fiber_km=400)          # 5 spans of 80 km, 17.6 dB each, NF 5.5 dB
 ZRP = DEFAULT_CATALOG.module("400ZR+")
-SIGNAL = ChannelSignal("l.w1", 191.3375, 60.1385, 75.0)
 
 
-def test_as_built_reproduces_the_design_osnr():
+PLUS_400G = ZRP.mode("400G")
+SIGNALS = [ChannelSignal(f"l.w{k}", f, 60.1385, 75.0)
+           for k, f in enumerate((191.3375, 191.4125), start=1)]
+
+
+def gsnrs(state, signals=SIGNALS):
+    return line_gsnr_db(state, signals, ZRP, PLUS_400G)
+
+
+def test_as_built_gives_the_plans_gsnr():
+    plan = plan_link("l", "400ZR+", 2, LINE)
     state = LineState.as_built(LINE)
-    assert ase_osnr_db(state, 34.0) == pytest.approx(LINE.osnr_db(34.0), abs=1e-9)
+    for channel, gsnr in zip(plan.channels, gsnrs(state)):
+        assert osnr_from_snr(gsnr, 60.1385) == pytest.approx(channel.gsnr_db, abs=1e-9)
 
 
-def test_extra_loss_in_one_span_costs_that_spans_share_of_the_noise():
+def test_extra_loss_costs_at_most_its_ase_share():
     # Five equal spans each give 1/5 of the ASE. 3 dB more loss in one doubles its ASE:
-    # total ASE goes from 5 to 6 units, -10·log10(6/5) = -0.79 dB of line OSNR.
+    # the ASE-limited OSNR falls by 10·log10(6/5) = 0.79 dB; NLI and the transmitter do
+    # not change, so the GSNR falls by less, but by most of it (ASE dominates at 0 dBm).
     state = LineState.as_built(LINE)
-    worse = state.with_span_loss(2, 3.0103)
-    before = ase_osnr_db(state, 300.0)          # a transmitter that adds no noise, to see the line alone
-    after = ase_osnr_db(worse, 300.0)
-    assert before - after == pytest.approx(10 * math.log10(6 / 5), abs=1e-3)
+    drop = gsnrs(state)[0] - gsnrs(state.with_span_loss(2, 3.0103))[0]
+    assert 0.5 < drop < 10 * math.log10(6 / 5) + 1e-6
 
 
-def test_noisy_amplifier_and_launch_power():
+def test_more_loss_and_noisier_amplifiers_only_ever_lower_the_gsnr():
     state = LineState.as_built(LINE)
-    noisy = state.with_amplifier_nf(5, 5.5 + 3.0103)
-    assert ase_osnr_db(state, 300.0) - ase_osnr_db(noisy, 300.0) == pytest.approx(
-        10 * math.log10(6 / 5), abs=1e-3)
-    louder = state.with_launch_power(1.0)
-    assert ase_osnr_db(louder, 300.0) - ase_osnr_db(state, 300.0) == pytest.approx(1.0)
+    by_loss = [gsnrs(state.with_span_loss(3, x))[0] for x in (0, 2, 4, 8)]
+    assert by_loss == sorted(by_loss, reverse=True)
+    by_nf = [gsnrs(state.with_amplifier_nf(5, nf))[0] for nf in (5.5, 7, 9)]
+    assert by_nf == sorted(by_nf, reverse=True)
 
 
-def test_gsnr_is_osnr_in_the_signal_bandwidth():
+def test_launch_power_trades_ase_against_nli():
     state = LineState.as_built(LINE)
-    [gsnr] = line_gsnr_db(state, [SIGNAL], 34.0)
-    assert gsnr == pytest.approx(ase_osnr_db(state, 34.0) - 10 * math.log10(60.1385 / 12.5))
+    low, mid, high = (gsnrs(state.with_launch_power(p))[0] for p in (-6.0, 1.0, 9.0))
+    assert mid > low and mid > high
+    with pytest.raises(OpticsError, match="launch_power_dbm must be between"):
+        state.with_launch_power(15.0)
+
+
+def test_gsnr_is_converted_to_each_channels_own_bandwidth():
+    state = LineState.as_built(LINE)
+    narrow = [dataclasses.replace(SIGNALS[0], baud_gbd=30.069), SIGNALS[1]]
+    full, halved = gsnrs(state)[0], gsnrs(state, narrow)[0]
+    assert halved - full == pytest.approx(10 * math.log10(60.1385 / 30.069), abs=1e-9)
 
 
 def test_spans_and_amplifiers_are_named_when_wrong():
