@@ -102,9 +102,12 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
                             "only JSON and JSON_IETF encodings are served")
         return encoding
 
-    def _select(self, prefix: gnmi_pb2.Path, paths: Sequence[gnmi_pb2.Path]) -> list[Leaf]:
+    def _select(self, prefix: gnmi_pb2.Path, paths: Sequence[gnmi_pb2.Path],
+                leaves: list[Leaf] | None = None) -> list[Leaf]:
+        """The leaves under any of `paths` (below `prefix`); `leaves` to choose from, or
+        the prefix target's current ones."""
         base = to_elems(prefix)
-        leaves = self._leaves(prefix.target)
+        leaves = self._leaves(prefix.target) if leaves is None else leaves
         requests = [base + to_elems(p) for p in paths] or [base]
         return [leaf for leaf in leaves if any(matches(r, leaf.path) for r in requests)]
 
@@ -271,8 +274,9 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
                 break
             now = time.monotonic()
             out: dict[tuple, Leaf] = {}
+            current = self._leaves(sub.prefix.target)          # one snapshot per wake-up
             for k, (s, interval) in enumerate(zip(subscriptions, intervals)):
-                leaves = self._select(sub.prefix, [s.path])
+                leaves = self._select(sub.prefix, [s.path], current)
                 if interval is None:
                     leaves = [l for l in leaves if last.get((l.target, l.path)) != l.value]
                 elif now >= due[k]:
