@@ -2,7 +2,12 @@
 
 TO RECONCILE (lead): a stand-in for the fault work's fibre element (branch i10f), written
 so optical dynamics can run before that lands. Once the fibre element is merged, `apply`
-should call its API for loss and dark and keep only the rate change here.
+should keep only the rate change here (htb stays on the gateway ports there too) and call
+its API for the rest: loss → `fibre.set_drops(ends, gray=False, loss_per_mille=N)` and
+dark → `fibre.set_light(ends, end_a=not dark, end_b=not dark)` (carrier loss at both
+gateways rather than ports set down), with `ends = fibre_plan(fabric)[wavelength]`. Those
+rewrite the same chains as `dcilab fault gray/loss`, so the two sources of loss must be
+combined there (e.g. the larger one wins) rather than overwrite each other.
 
 - rate: the htb class Mininet put on both gateway ports (`tc class change ... 5:1`).
 - loss: an nftables `netdev` table of ours with one egress chain per gateway port,
