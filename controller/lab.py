@@ -109,13 +109,19 @@ class Lab:
     """Controller process + emulation; a context manager that always cleans up."""
 
     def __init__(self, fabric: Fabric, topology: Path, say=print, echo_controller=False,
-                 controller_args: list[str] = (), datapath: str = AUTO):
+                 controller_args: list[str] = (), datapath: str = AUTO, gnmi: bool = False,
+                 reconfiguration_s: float | None = None):
         self.fabric = fabric
         self.datapath = datapath
         self.topology = Path(topology)
         self.say = say
         self.echo_controller = echo_controller
         self.controller_args = list(controller_args)
+        # Serve the transceivers over gNMI and have the controller subscribe to them.
+        self.gnmi = f"127.0.0.1:{free_port()}" if gnmi else None
+        self.reconfiguration_s = reconfiguration_s
+        if self.gnmi:
+            self.controller_args += ["--gnmi", self.gnmi]
         self.controller: ControllerProcess | None = None
         self.emulation: Emulation | None = None
 
@@ -138,7 +144,8 @@ class Lab:
                                             extra_args=self.controller_args)
         self.controller.wait_listening()
         self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say,
-                                   datapath=self.datapath)
+                                   datapath=self.datapath, gnmi=self.gnmi,
+                                   reconfiguration_s=self.reconfiguration_s)
         self.emulation.start()
         self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG)
         self.say(f"waiting for the controller to program {len(self.fabric.switches)} switches")

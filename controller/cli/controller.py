@@ -83,6 +83,10 @@ def register(sub) -> None:
                         "Python runs one thread at a time, and handing that turn between "
                         "cores costs more than the work: on one core of two the API serves "
                         "far more calls (see `dcilab bench --api`)")
+    p.add_argument("--gnmi", type=host_port, default=None, metavar="HOST:PORT",
+                   help="subscribe to the transceivers' gNMI server there (the emulation's, "
+                        "or a device's) and export their GSNR, pre-FEC BER and mode changes "
+                        "as metrics; reconnects until it answers")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"], help="default info")
     p.set_defaults(run=run)
@@ -187,6 +191,12 @@ def run(args) -> int:
     log.info("fabric %s: %d switches, %d hosts, %d wavelengths; policy %s; reservations in %s",
              fabric.name, len(fabric.switches), len(fabric.hosts),
              sum(1 for _ in fabric.wavelengths()), args.policy, state_path)
+    if args.gnmi:
+        from ..gnmi import TransceiverClient
+        from ..metrics.optical import OpticalCollector
+        optical = TransceiverClient(f"{args.gnmi[0]}:{args.gnmi[1]}").start()
+        metrics.registry.register(OpticalCollector(optical, fabric))
+        log.info("gNMI: subscribing to transceivers at %s:%d", *args.gnmi)
     start_metrics_server(service, *args.metrics, registry=metrics.registry)
     server, grpc_port = create_server(service, f"{args.grpc[0]}:{args.grpc[1]}", tls=tls,
                                       token=token, max_workers=args.grpc_workers)

@@ -54,6 +54,12 @@ def register(sub) -> None:
                    help="keep everything running S seconds after the table, to look at the "
                         "metrics, Prometheus or the gRPC API (Ctrl-C ends it early)")
     p.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
+    p.add_argument("--gnmi", action="store_true",
+                   help="serve the gateways' ZR transceivers over gNMI (address printed) and "
+                        "have the controller subscribe to them")
+    p.add_argument("--reconfiguration-s", type=float, default=None, metavar="S",
+                   help="with --gnmi: seconds a transceiver is dark while it changes mode "
+                        "(default 68, an assumption: see emulation/optical_state.py)")
     add_steering_arguments(p)
     p.set_defaults(run=run)
 
@@ -83,14 +89,20 @@ def run(args) -> int:
     except FabricError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    if args.reconfiguration_s is not None and not args.reconfiguration_s >= 0:
+        print("dcilab demo: --reconfiguration-s must be >= 0", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
     started = time.monotonic()
     try:
         with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,
-                 controller_args=steering_options(args), datapath=args.datapath) as lab:
+                 controller_args=steering_options(args), datapath=args.datapath,
+                 gnmi=args.gnmi, reconfiguration_s=args.reconfiguration_s) as lab:
             say(f"controller: policy {args.policy}; gRPC API on {lab.controller.grpc_address} "
                 f"(try `dcilab links --server {lab.controller.grpc_address}`); "
-                f"metrics on {lab.controller.metrics_url}")
+                f"metrics on {lab.controller.metrics_url}"
+                + (f"; transceivers' gNMI on {lab.gnmi} (try `pygnmicli -t {lab.gnmi} -i -u x "
+                   f"-p x -o get -x /terminal-device`)" if lab.gnmi else ""))
             with _prometheus(lab, args.prometheus):
                 code = _exercise(lab, fabric, args.duration)
                 if args.hold > 0:

@@ -22,6 +22,8 @@ from ..fabric.model import NAME_PREFIX
 BRIDGE_RE = re.compile(rf"^{NAME_PREFIX}\d+(sp|lf|gw)\d+$")
 INTERFACE_RE = re.compile(rf"^{NAME_PREFIX}(\d+(sp|lf|gw)\d+p\d+|\d+h\d+-eth\d+|netem0b?)$")
 MANIFEST = Path(os.environ.get("DCILAB_RUN_DIR", "/run/dcilab")) / "emulation.json"
+# The nftables table (family netdev) of the transceivers' packet loss (wavelength_effects).
+NFT_TABLE = "dcilab_optics"
 
 
 @dataclass
@@ -30,6 +32,8 @@ class Manifest:
     fabric: str
     # pid -> a string its /proc cmdline must contain (so a reused PID is never killed)
     processes: dict[int, str] = field(default_factory=dict)
+    # service -> address it listens on, e.g. {"gnmi": "127.0.0.1:40123"}
+    services: dict[str, str] = field(default_factory=dict)
 
     def save(self) -> None:
         MANIFEST.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +46,8 @@ class Manifest:
         try:
             data = json.loads(MANIFEST.read_text())
             return Manifest(int(data["owner_pid"]), data["fabric"],
-                            {int(k): v for k, v in data.get("processes", {}).items()})
+                            {int(k): v for k, v in data.get("processes", {}).items()},
+                            dict(data.get("services", {})))
         except (OSError, ValueError, KeyError):
             return None
 
@@ -114,6 +119,7 @@ def clean(say=print) -> dict[str, int]:
     for intf in our_interfaces():
         subprocess.run(["ip", "link", "del", intf], capture_output=True)
         removed["interfaces"] += 1
+    subprocess.run(["nft", "delete", "table", "netdev", NFT_TABLE], capture_output=True)
     MANIFEST.unlink(missing_ok=True)
     if any(removed.values()):
         say("removed " + ", ".join(f"{n} {k}" for k, n in removed.items() if n))

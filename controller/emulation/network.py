@@ -30,13 +30,18 @@ class Emulation:
     """
 
     def __init__(self, fabric: Fabric, controller: tuple[str, int] = ("127.0.0.1", 6653),
-                 say=print, datapath: str = AUTO):
+                 say=print, datapath: str = AUTO, gnmi: str | None = None,
+                 reconfiguration_s: float | None = None):
         self.fabric = fabric
         self.requested_datapath = datapath
         self.datapath: str | None = None       # kernel or user, once started
         self.controller = controller
         self.say = say
         self.net: Mininet | None = None
+        # HOST:PORT to serve the transceivers over gNMI (optical state, transceivers.py)
+        self.gnmi = gnmi
+        self.reconfiguration_s = reconfiguration_s
+        self.transceivers = None
         self.manifest = Manifest(os.getpid(), fabric.name)
         self.delay_emulated = False
 
@@ -99,12 +104,26 @@ class Emulation:
         if needs_tx_offload_off(self.datapath):
             for host in self.net.hosts:
                 host.cmd(f"ethtool -K {host.defaultIntf()} tx off")
+        if self.gnmi:
+            self._start_transceivers()
+
+    def _start_transceivers(self) -> None:
+        from .transceivers import TransceiverAgent
+        options = {} if self.reconfiguration_s is None else {
+            "reconfiguration_s": self.reconfiguration_s}
+        self.transceivers = TransceiverAgent(self.fabric, self.gnmi, **options).start()
+        self.manifest.services["gnmi"] = self.transceivers.gnmi_address
+        self.manifest.save()
+        self.say(f"transceivers: gNMI on {self.transceivers.gnmi_address}")
 
     def host(self, name: str):
         """The Mininet host of a fabric host name (e.g. dc1-h1)."""
         return self.net.get(self.fabric.hosts[name].node)
 
     def stop(self) -> None:
+        if self.transceivers is not None:
+            self.transceivers.stop()
+            self.transceivers = None
         try:
             if self.net is not None:
                 self.say("stopping emulation")
