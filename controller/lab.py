@@ -135,7 +135,8 @@ class Lab:
                                             echo=self.say if self.echo_controller else None,
                                             extra_args=self.controller_args)
         self.controller.wait_listening()
-        self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say)
+        self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say,
+                                   fabric_path=str(self.topology))
         self.emulation.start()
         self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG)
         self.say(f"waiting for the controller to program {len(self.fabric.switches)} switches")

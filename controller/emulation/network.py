@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import partial
 
 from .shaping import ShapedLink
@@ -12,6 +13,7 @@ from mininet.node import OVSSwitch, RemoteController
 
 from ..fabric import Fabric
 from .cleanup import Manifest, clean, pid_alive
+from .fibre import create_namespace, fibre_plan, namespaces
 from .netem import netem_available
 from .ovs import ensure_ovs
 from .topo import FabricTopo, rate_problems
@@ -28,12 +30,13 @@ class Emulation:
     """
 
     def __init__(self, fabric: Fabric, controller: tuple[str, int] = ("127.0.0.1", 6653),
-                 say=print):
+                 say=print, fabric_path: str | None = None):
         self.fabric = fabric
         self.controller = controller
         self.say = say
         self.net: Mininet | None = None
-        self.manifest = Manifest(os.getpid(), fabric.name)
+        self.manifest = Manifest(os.getpid(), fabric.name,
+                                 fabric_path=os.path.abspath(fabric_path) if fabric_path else None)
         self.delay_emulated = False
 
     def __enter__(self) -> "Emulation":
@@ -64,7 +67,13 @@ class Emulation:
                 f"another dcilab emulation (pid {earlier.owner_pid}, fabric {earlier.fabric!r}) "
                 "is running; stop it first, or run `dcilab clean` if it is stuck")
         clean(say=lambda m: self.say(f"leftovers of an earlier run: {m}"))
+        self.manifest.started = time.time()
         self.manifest.save()
+        # One fibre namespace per line system; recorded before anything goes in it.
+        self.manifest.fibres = namespaces(fibre_plan(self.fabric))
+        self.manifest.save()
+        for namespace in self.manifest.fibres:
+            create_namespace(namespace)
 
         self.delay_emulated = netem_available()
         if not self.delay_emulated:
