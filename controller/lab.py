@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .emulation.cleanup import kill_pid
+from .emulation.faults import Faults
 from .emulation.network import Emulation
 from .fabric import Fabric
 
@@ -144,6 +145,14 @@ class Lab:
             raise RuntimeError(
                 f"the controller did not program every switch within {ready_timeout_s:g} s; "
                 "its last lines:\n" + "\n".join(self.controller.lines[-15:]))
+
+    @property
+    def faults(self) -> Faults:
+        """Inject and restore faults on this lab's emulation (the same as `dcilab fault`)."""
+        if self.emulation is None:
+            raise RuntimeError("the lab is not running")
+        return Faults(self.fabric, self.emulation.manifest.started,
+                      fabric_path=str(self.topology))
 
     def stop(self) -> None:
         if self.controller is not None:

@@ -118,6 +118,17 @@ def fault_processes() -> dict[int, str]:
         return {}
 
 
+def forget_faults() -> int:
+    """Stop the processes of injected faults and forget them; how many were stopped."""
+    stopped = 0
+    for pid, tag in fault_processes().items():
+        if pid != os.getpid():      # a flap run in the foreground by this very process
+            stopped += kill_pid(pid, tag)
+    FAULTS_STATE.unlink(missing_ok=True)
+    FAULTS_STATE.with_suffix(".lock").unlink(missing_ok=True)
+    return stopped
+
+
 def leftovers() -> dict[str, list]:
     """What of ours still exists: bridges, root-namespace interfaces, fibre namespaces,
     live listed PIDs."""
@@ -133,9 +144,7 @@ def clean(say=print) -> dict[str, int]:
     injected faults; return how many of each."""
     removed = {"processes": 0, "bridges": 0, "interfaces": 0, "namespaces": 0}
     # Faults first: a flapping link must not toggle what is being removed.
-    for pid, tag in fault_processes().items():
-        removed["processes"] += kill_pid(pid, tag)
-    FAULTS_STATE.unlink(missing_ok=True)
+    removed["processes"] += forget_faults()
     manifest = Manifest.load()
     if manifest:
         for pid, tag in manifest.processes.items():

@@ -12,8 +12,8 @@ from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
 
 from ..fabric import Fabric
-from .cleanup import Manifest, clean, pid_alive
-from .fibre import create_namespace, fibre_plan, namespaces
+from .cleanup import Manifest, clean, forget_faults, pid_alive
+from .fibre import create_namespace, delete_namespace, fibre_plan, namespaces
 from .netem import netem_available
 from .ovs import ensure_ovs
 from .topo import FabricTopo, rate_problems
@@ -104,10 +104,13 @@ class Emulation:
         return self.net.get(self.fabric.hosts[name].node)
 
     def stop(self) -> None:
+        forget_faults()     # a flapping link must not toggle what is being removed
         if self.net is not None:
             self.say("stopping emulation")
             try:
                 self.net.stop()
             finally:
                 self.net = None
+        for namespace in self.manifest.fibres:
+            delete_namespace(namespace)
         clean(say=lambda m: self.say(f"cleanup: {m}"))
