@@ -136,17 +136,19 @@ class Monitor:
 
     def __init__(self, bridge: str):
         self.events: list[dict] = []
-        # A service connection gets asynchronous messages only with a miss_send_len set.
+        # A service connection gets asynchronous messages only with a miss_send_len set
+        # (the 128). With --timestamp, ovs-ofctl prints the messages on stderr.
         self.proc = subprocess.Popen(["ovs-ofctl", "-O", "OpenFlow13", "--timestamp", "monitor",
-                                      bridge, "128"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
+                                      bridge, "128"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        self._out = self.proc.stderr
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
         time.sleep(0.3)
 
     def _read(self) -> None:
         current = None
-        for line in self.proc.stdout:
+        for line in self._lines():
             m = _STAMP.match(line)
             if m:
                 stamp = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").replace(
@@ -158,6 +160,12 @@ class Monitor:
                 key, _, value = line.strip().partition(":")
                 if key in ("config", "state"):
                     current[key] = value.strip()
+
+    def _lines(self):
+        try:
+            yield from self._out
+        except OSError:         # the pty closes when ovs-ofctl exits
+            return
 
     def wait_for(self, port: int, after: float, pred, timeout_s: float = 3.0) -> dict | None:
         deadline = time.monotonic() + timeout_s
@@ -307,6 +315,7 @@ def measure_bfd(reps: int, interval_ms: int) -> dict:
             with Probes(runner, streams, port=7400) as probes:
                 time.sleep(0.6)
                 for _ in range(reps):
+                    before = bfd_status("dxs1p2")
                     t = time.time()
                     set_drops(W1, gray=True, loss_per_mille=0)
                     down = wait_bfd("dxs1p2", lambda s: s.get("forwarding") == "false", 5.0)
@@ -317,7 +326,9 @@ def measure_bfd(reps: int, interval_ms: int) -> dict:
                     back = wait_bfd("dxs1p2", lambda s: s.get("forwarding") == "true", 10.0)
                     ps2 = mon.wait_for(2, t2, lambda e: "LIVE" in e["state"], timeout_s=0.5)
                     events.append(t)
-                    rows.append({"bfd_down_ms": round((down - t) * 1000, 1) if down else None,
+                    rows.append({"forwarding_before": before.get("forwarding"),
+                                 "flaps_before": before.get("flap_count"),
+                                 "bfd_down_ms": round((down - t) * 1000, 1) if down else None,
                                  "port_status_not_live_ms":
                                      round((ps["t"] - t) * 1000, 1) if ps else None,
                                  "port_status_state": ps["state"] if ps else None,
@@ -354,6 +365,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--bfd-ms", type=int, nargs="*", default=[1, 10, 100],
                         help="BFD min_tx/min_rx to try (ms)")
+    parser.add_argument("--only", default="abc", help="which parts to run (default abc)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     teardown()
@@ -362,8 +374,10 @@ def main() -> int:
         build()
         program("ff")
         wait_flowing()
-        print("(a) PORT_STATUS on dxs1 port 2", file=sys.stderr)
-        results["port_status"] = measure_port_status(args.reps)
+        results = {"port_status": {}, "windows": {}, "bfd": []}
+        if "a" in args.only:
+            print("(a) PORT_STATUS on dxs1 port 2", file=sys.stderr)
+            results["port_status"] = measure_port_status(args.reps)
 
         def cut(w):
             set_light(w, False, False)
@@ -371,17 +385,19 @@ def main() -> int:
         def light(w):
             set_light(w, True, True)
 
-        print("(b) loss windows", file=sys.stderr)
-        results["windows"] = {}
         for label, gtype, watch in (("fast-failover group", "ff", True),
                                     ("select group, buckets watch their port", "select", True),
                                     ("select group, no watch port", "select", False)):
+            if "b" not in args.only:
+                break
+            print(f"(b) loss windows: {label}", file=sys.stderr)
             program(gtype, watch)
             wait_flowing()
             pick = (lambda: W1) if gtype == "ff" else active_wavelength
             results["windows"][label] = measure_windows(args.reps, cut, light, pick)
-        print("(c) BFD", file=sys.stderr)
-        results["bfd"] = [measure_bfd(max(3, args.reps // 2), ms) for ms in args.bfd_ms]
+        if "c" in args.only:
+            print("(c) BFD", file=sys.stderr)
+            results["bfd"] = [measure_bfd(max(3, args.reps // 2), ms) for ms in args.bfd_ms]
     finally:
         teardown()
     if args.json:
@@ -410,7 +426,9 @@ def main() -> int:
               f"{med_max(r['port_status_not_live_ms'] for r in rows)} ms "
               f"(state [{rows[0]['port_status_state']}]); FF loss window "
               f"{med_max(r['probe_loss_window_ms'] for r in rows)} ms; back after "
-              f"{med_max(r['bfd_up_again_ms'] for r in rows)} ms")
+              f"{med_max(r['bfd_up_again_ms'] for r in rows)} ms; forwarding before each: "
+              f"{[r['forwarding_before'] for r in rows]}, flaps {[r['flaps_before'] for r in rows]}")
+        print("    " + "\n    ".join(b["bfd_show"]))
     return 0
 
 
