@@ -113,11 +113,11 @@ def delete_namespace(namespace: str) -> None:
 
 def chain_rules(into: str, gray: bool, loss_per_mille: int) -> list[str]:
     """The rules of one direction's chain, in order (pure)."""
-    rules = []
+    rules = []     # counters: what a fault dropped shows in `nft list table netdev dlfibre`
     if gray:
-        rules.append("drop")
+        rules.append("counter drop")
     elif loss_per_mille > 0:
-        rules.append(f"numgen random mod 1000 < {min(1000, loss_per_mille)} drop")
+        rules.append(f"numgen random mod 1000 < {min(1000, loss_per_mille)} counter drop")
     rules.append(f'fwd to "{into}"')
     return rules
 

@@ -30,8 +30,9 @@ class Emulation:
     """
 
     def __init__(self, fabric: Fabric, controller: tuple[str, int] = ("127.0.0.1", 6653),
-                 say=print, fabric_path: str | None = None):
+                 say=print, fabric_path: str | None = None, fibre: bool = True):
         self.fabric = fabric
+        self.fibre = fibre      # wavelengths through fibre namespaces (False: plain veth pairs)
         self.controller = controller
         self.say = say
         self.net: Mininet | None = None
@@ -70,7 +71,7 @@ class Emulation:
         self.manifest.started = time.time()
         self.manifest.save()
         # One fibre namespace per line system; recorded before anything goes in it.
-        self.manifest.fibres = namespaces(fibre_plan(self.fabric))
+        self.manifest.fibres = namespaces(fibre_plan(self.fabric)) if self.fibre else []
         self.manifest.save()
         for namespace in self.manifest.fibres:
             create_namespace(namespace)
@@ -85,7 +86,8 @@ class Emulation:
         self.say(f"building emulation of {self.fabric.name}: {n_sw} switches, "
                  f"{len(self.fabric.hosts)} hosts, {n_links} links "
                  f"({sum(1 for _ in self.fabric.wavelengths())} wavelengths)")
-        self.net = Mininet(topo=FabricTopo(self.fabric, delay=self.delay_emulated),
+        topo = FabricTopo(self.fabric, delay=self.delay_emulated, fibre=self.fibre)
+        self.net = Mininet(topo=topo,
                            switch=switch, link=ShapedLink, controller=None, autoSetMacs=False,
                            build=False, waitConnected=False)
         self.net.addController(RemoteController("c0", ip=self.controller[0],

@@ -50,10 +50,11 @@ def test_four_dc_ring_line_systems_by_file_order():
 
 def test_chain_rules_put_faults_before_the_forwarding():
     assert chain_rules("x", False, 0) == ['fwd to "x"']
-    assert chain_rules("x", True, 0) == ["drop", 'fwd to "x"']
-    assert chain_rules("x", False, 50) == ["numgen random mod 1000 < 50 drop", 'fwd to "x"']
-    assert chain_rules("x", True, 50)[0] == "drop"      # gray wins over loss
-    assert chain_rules("x", False, 5000)[0].endswith("< 1000 drop")
+    assert chain_rules("x", True, 0) == ["counter drop", 'fwd to "x"']
+    assert chain_rules("x", False, 50) == ["numgen random mod 1000 < 50 counter drop",
+                                           'fwd to "x"']
+    assert chain_rules("x", True, 50)[0] == "counter drop"      # gray wins over loss
+    assert chain_rules("x", False, 5000)[0].endswith("< 1000 counter drop")
 
 
 def test_chains_script_rewrites_both_directions():
@@ -62,10 +63,10 @@ def test_chains_script_rewrites_both_directions():
     lines = script.splitlines()
     assert lines == [
         "flush chain netdev dlfibre w1a",
-        "add rule netdev dlfibre w1a drop",
+        "add rule netdev dlfibre w1a counter drop",
         'add rule netdev dlfibre w1a fwd to "dl1w1b"',
         "flush chain netdev dlfibre w1b",
-        "add rule netdev dlfibre w1b drop",
+        "add rule netdev dlfibre w1b counter drop",
         'add rule netdev dlfibre w1b fwd to "dl1w1a"',
     ]
     created = chains_script(w1, create=True)
