@@ -19,6 +19,8 @@ It measures:
       middle ends down in the fibre namespace; one end only): config and state bits, delay;
   (b) loss windows when the primary wavelength is cut, with a fast-failover group, a
       select group whose buckets watch their ports, and a select group without watch ports;
+  (d) what the fibre element costs: unshaped TCP goodput through it and through a plain
+      veth pair (port 4), alternating;
   (c) BFD on ports 2 (`bfd:enable=true`, min_tx = min_rx = M ms): session up on this
       datapath?, a gray failure (carrier up, nft drops everything) -> time until the port
       is no longer live, PORT_STATUS, and the probes' loss window through the FF group.
@@ -73,7 +75,7 @@ def teardown() -> None:
         sh("ip", "netns", "delete", ns, check=False)
     delete_namespace(FIBRE)
     for br in BRIDGES:      # veth ends left in the root namespace, if any
-        for p in (1, 2, 3):
+        for p in (1, 2, 3, 4):
             sh("ip", "link", "del", f"{br}p{p}", check=False)
 
 
@@ -93,11 +95,13 @@ def build() -> None:
         sh("ip", "-n", ns, "neigh", "replace", other[2], "lladdr", other[3], "dev", intf)
     connect(W1, "dxs1p2", "dxs2p2")
     connect(W2, "dxs1p3", "dxs2p3")
+    # A plain veth pair as port 4, to price the fibre element (d).
+    sh("ip", "link", "add", "dxs1p4", "type", "veth", "peer", "name", "dxs2p4")
     for i, br in enumerate(BRIDGES, start=1):
         sh("ovs-vsctl", "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev",
            "fail-mode=secure", "protocols=OpenFlow13",
            f"other-config:datapath-id={0xdd00 + i:016x}")
-        for p in (1, 2, 3):
+        for p in (1, 2, 3, 4):
             sh("ovs-vsctl", "add-port", br, f"{br}p{p}", "--", "set", "interface",
                f"{br}p{p}", f"ofport_request={p}")
             sh("ip", "link", "set", "dev", f"{br}p{p}", "up")
@@ -351,6 +355,35 @@ def measure_bfd(reps: int, interval_ms: int) -> dict:
                "min_rx", check=False)
 
 
+# -- the fibre element's cost ----------------------------------------------------------
+
+def iperf(seconds: float = 4.0) -> float:
+    server = subprocess.Popen(["ip", "netns", "exec", "dxh2", "iperf3", "-s", "-1", "-p", "5399"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        out = sh("ip", "netns", "exec", "dxh1", "iperf3", "-c", HOSTS["h2"][2], "-p", "5399",
+                 "-t", f"{seconds:g}", "-J")
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
+    finally:
+        server.wait(timeout=10)
+
+
+def measure_fibre_cost(reps: int) -> dict:
+    """TCP goodput h1 -> h2, unshaped, through the fibre element (port 2) and through a
+    plain veth pair (port 4), alternating, in the same run."""
+    out = {"through fibre namespace": [], "plain veth pair": []}
+    for _ in range(reps):
+        for label, port in (("through fibre namespace", 2), ("plain veth pair", 4)):
+            for br in BRIDGES:
+                ofctl("del-flows", br)
+                ofctl("add-flow", br, f"in_port=1,actions=output:{port}")
+                ofctl("add-flow", br, f"in_port={port},actions=output:1")
+            wait_flowing()
+            out[label].append(round(iperf(), 1))
+    return out
+
+
 # -- main ----------------------------------------------------------------------------
 
 def med_max(values) -> str:
@@ -365,7 +398,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--bfd-ms", type=int, nargs="*", default=[1, 10, 100],
                         help="BFD min_tx/min_rx to try (ms)")
-    parser.add_argument("--only", default="abc", help="which parts to run (default abc)")
+    parser.add_argument("--only", default="abcd", help="which parts to run (default abcd)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     teardown()
@@ -395,6 +428,9 @@ def main() -> int:
             wait_flowing()
             pick = (lambda: W1) if gtype == "ff" else active_wavelength
             results["windows"][label] = measure_windows(args.reps, cut, light, pick)
+        if "d" in args.only:
+            print("(d) the fibre element's cost", file=sys.stderr)
+            results["fibre_cost_mbps"] = measure_fibre_cost(max(2, args.reps // 2))
         if "c" in args.only:
             print("(c) BFD", file=sys.stderr)
             results["bfd"] = [measure_bfd(max(3, args.reps // 2), ms) for ms in args.bfd_ms]
@@ -429,6 +465,10 @@ def main() -> int:
               f"{med_max(r['bfd_up_again_ms'] for r in rows)} ms; forwarding before each: "
               f"{[r['forwarding_before'] for r in rows]}, flaps {[r['flaps_before'] for r in rows]}")
         print("    " + "\n    ".join(b["bfd_show"]))
+    if "fibre_cost_mbps" in results:
+        print("(d) TCP goodput h1 -> h2 unshaped (Mb/s), alternating in one run")
+        for label, values in results["fibre_cost_mbps"].items():
+            print(f"  {label}: {values}")
     return 0
 
 
