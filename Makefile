@@ -8,7 +8,7 @@ PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 TOPOLOGY    ?= topologies/two-dc.yaml
-APT_PACKAGES := openvswitch-switch mininet iperf3 iputils-ping ethtool iproute2 prometheus
+APT_PACKAGES := openvswitch-switch mininet iperf3 iputils-ping ethtool iproute2 prometheus nftables
 # A stamp records what was installed; it is redone when its inputs change.
 APT_STAMP   := $(VENV)/.apt-done
 PIP_STAMP   := $(VENV)/.pip-done

@@ -63,8 +63,8 @@ def register(sub) -> None:
     o = ops.add_parser("dark", help="a transceiver goes dark: both ends lose carrier")
     o.add_argument("target", metavar="WAVELENGTH")
     o.add_argument("--end", required=True, metavar="SITE",
-                   help="the site whose transceiver is dark (its gateway goes down first; the "
-                        "far gateway loses the signal too)")
+                   help="the site whose transceiver is dark (its gateway loses the link, the "
+                        "far gateway loses the signal: both lose carrier)")
     o = ops.add_parser("gray", help="carrier stays up, everything is dropped (both directions)")
     o.add_argument("target", metavar="WAVELENGTH")
     o = ops.add_parser("flap", help="cut and restore again and again",

@@ -3,13 +3,14 @@
 | fault | what the kernel does | what the gateways see |
 |---|---|---|
 | cut LINK / WAVELENGTH | both middle ends of each wavelength go down in its fibre namespace | carrier loss at both gateways, ports administratively up |
-| dark WAVELENGTH --end SITE | that transceiver's middle end goes down, then the far one | carrier loss at SITE's gateway (its module is dead) and at the far gateway (loss of signal at its receiver): as a real dark ZR module, both ends go down; `list` and the optics say which end it was |
+| dark WAVELENGTH --end SITE | both middle ends go down together | carrier loss at SITE's gateway (its module is dead) and at the far gateway (loss of signal at its receiver; Ethernet link-fault signalling would take the near receive side down too): as with a real dark ZR module, both ends go down. On the data plane it is a one-wavelength cut; `list` (and the optical layer) say which transceiver it was |
 | gray WAVELENGTH | an nft `drop` before the `fwd` of both directions | carrier up at both ends, nothing passes |
 | loss (optics API `set_loss`) | `numgen random mod 1000 < N drop` before the `fwd` | carrier up, N per mille of the packets lost each way |
 | flap LINK / WAVELENGTH | a process cuts it at since + n x period and lights it half a period later | carrier loss and return at both gateways |
-| switch-down NAME | the bridge drops its controller connection, its flows, groups and meters, then every port of it goes down (and every wavelength it terminates goes dark) | neighbours lose carrier on their ports to it; the controller loses the connection |
+| switch-down NAME | the bridge drops its controller connection, its flows, groups and meters, then every port of it goes down (and every wavelength it terminates goes dark) | neighbours lose carrier on their ports to it; the controller loses the connection (a clean close, as when ovs-vswitchd dies; a powered-off box would go silent instead) |
 
-Every kernel state is derived from the list of active faults (`wavelength_states`,
+A line system's wavelengths change together (one `ip -batch` and one nft transaction per
+fibre namespace). Every kernel state is derived from the list of active faults (`wavelength_states`,
 `switch_ports_down`), so restoring one fault re-applies what the others still require.
 The list is kept in a state file next to the emulation's manifest, with the PIDs of flapping
 processes, so `list` and `restore` work across invocations, and `dcilab clean` or the
@@ -37,7 +38,7 @@ from dataclasses import asdict, dataclass, field
 from ..fabric import Fabric
 from ..fabric.model import DCI
 from .cleanup import FAULTS_STATE, Manifest, kill_pid, pid_alive
-from .fibre import WavelengthEnds, fibre_plan, run, set_drops, set_light
+from .fibre import WavelengthEnds, apply, fibre_plan, run
 
 CUT, DARK, GRAY, LOSS, FLAP, SWITCH_DOWN = "cut", "dark", "gray", "loss", "flap", "switch-down"
 KINDS = (CUT, DARK, GRAY, LOSS, FLAP, SWITCH_DOWN)
@@ -390,8 +391,7 @@ class Faults:
                 delay = fault.since + n * fault.period_s + offset - time.time()
                 if delay > 0:
                     time.sleep(delay)
-                for e in ends:
-                    set_light(e, lit, lit)
+                apply([(e, lit, lit, None, 0) for e in ends])
             n += 1
 
     # -- restoring -------------------------------------------------------------------
@@ -436,11 +436,9 @@ class Faults:
                 run("ip", "link", "set", "dev", sw.interface(port), state)
         states = wavelength_states(self.fabric, faults)
         flapping = {w for f in faults if f.kind == FLAP for w in f.wavelengths}
-        for w in wavelengths:
-            s, ends = states[w], self.plan[w]
-            set_drops(ends, s.gray, s.loss_per_mille)
-            if w not in flapping:
-                set_light(ends, s.light_a, s.light_b)
+        apply([(self.plan[w], None if w in flapping else states[w].light_a,
+                None if w in flapping else states[w].light_b, states[w].gray,
+                states[w].loss_per_mille) for w in wavelengths])
         for name, targets in (reconnect or {}).items():
             if name not in down and targets:
                 _ovs("ovs-vsctl", "--timeout=5", "set-controller",

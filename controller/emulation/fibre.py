@@ -157,6 +157,26 @@ def set_drops(ends: WavelengthEnds, gray: bool, loss_per_mille: int) -> None:
     in_ns(ends.namespace, "nft", "-f", "-", stdin=chains_script(ends, gray, loss_per_mille))
 
 
+def apply(changes: list[tuple[WavelengthEnds, bool, bool, bool, int]]) -> None:
+    """Set many wavelengths at once: (ends, light_a, light_b, gray, loss_per_mille) each;
+    a light of None leaves that end as it is, a gray of None leaves the drop rules.
+    One `ip -batch` and one nft transaction per fibre namespace, so a line system's
+    wavelengths go dark together, as in a real cut, not one subprocess apart."""
+    by_ns: dict[str, list] = {}
+    for change in changes:
+        by_ns.setdefault(change[0].namespace, []).append(change)
+    for namespace, items in by_ns.items():
+        rules = "".join(chains_script(e, gray, loss) for e, _a, _b, gray, loss in items
+                        if gray is not None)
+        if rules:
+            in_ns(namespace, "nft", "-f", "-", stdin=rules)
+        links = "".join(f"link set dev {mid} {'up' if lit else 'down'}\n"
+                        for e, a, b, _g, _l in items for mid, lit in ((e.end_a, a), (e.end_b, b))
+                        if lit is not None)
+        if links:
+            in_ns(namespace, "ip", "-batch", "-", stdin=links)
+
+
 def link_flags(namespace: str | None, device: str) -> dict[str, bool]:
     """The kernel's view of one interface: admin up, carrier (lower up), operstate up."""
     cmd = ("ip", "-o", "link", "show", "dev", device)
