@@ -375,6 +375,18 @@ class Faults:
             # own command line (never a reused PID).
             data["processes"][str(fault.pid)] = _own_cmdline()
 
+    def _rebase(self, fault: Fault) -> None:
+        """A process that started after its first cut was due starts its schedule now
+        (else its first cycles would go by in no time); the recorded start follows."""
+        now = time.time()
+        if now <= fault.since:
+            return
+        fault.since = now + 0.01
+        with self.book.locked() as data:
+            for f in data["faults"]:
+                if f.kind == FLAP and f.pid == fault.pid:
+                    f.since = fault.since
+
     def _end_flap(self, fault: Fault) -> None:
         with self.book.locked() as data:
             data["faults"] = [f for f in data["faults"]
@@ -461,6 +473,7 @@ def _flap_main(argv: list[str]) -> int:
     fault = Fault(**json.loads(args.run_flap))
     fault.pid = os.getpid()
     faults = Faults(load_fabric(args.fabric), args.stamp, fabric_path=args.fabric)
+    faults._rebase(fault)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # run the finally below
     try:
         faults.run_flap(fault)
