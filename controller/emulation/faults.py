@@ -441,11 +441,12 @@ class Faults:
     def _apply(self, faults: list[Fault], wavelengths, switches=(), reconnect=None) -> None:
         """Make the kernel match `faults` for these wavelengths and switches."""
         down = switch_ports_down(faults)
-        for name in switches:
-            sw = self.fabric.switches[name]
-            state = "down" if name in down else "up"
-            for port in self.fabric.ports(name):
-                run("ip", "link", "set", "dev", sw.interface(port), state)
+        batch = "".join(
+            f"link set dev {self.fabric.switches[name].interface(port)} "
+            f"{'down' if name in down else 'up'}\n"
+            for name in switches for port in self.fabric.ports(name))
+        if batch:       # all ports of a switch at once: it dies (or returns) as one box
+            run("ip", "-batch", "-", stdin=batch)
         states = wavelength_states(self.fabric, faults)
         flapping = {w for f in faults if f.kind == FLAP for w in f.wavelengths}
         apply([(self.plan[w], None if w in flapping else states[w].light_a,
