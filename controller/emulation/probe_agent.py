@@ -9,8 +9,8 @@ The sender sends sequence number n of every stream at t0 + n / rate (a late tick
 once, so numbers stay tied to the schedule). Each packet carries its stream's ID (unique
 among all senders), its sequence number and the time it was sent. The receiver records,
 per stream, each number's arrival time. Both stop at SIGTERM (or the sender at --duration)
-and write JSON to --out. Clocks: time.time() in every namespace is the same clock, so send, arrival and fault
-times compare directly.
+and write JSON to --out. Clocks: time.time() in every namespace is the same clock, so
+send, arrival and fault times compare directly.
 """
 
 from __future__ import annotations
