@@ -80,14 +80,15 @@ class FabricController:
     def __init__(self, fabric: Fabric,
                  reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
                  policy: str = "loadaware", elephant_fraction: float = 0.1,
-                 elephant_polls: int = 2, max_stretch: float = 1.5):
+                 elephant_polls: int = 2, max_stretch: float = 1.5, protection: bool = True):
         self.fabric = fabric
         self.engine = PathEngine(fabric)       # the one path engine: everything asks it
         self.steering = Steering(fabric, self.engine, policy, elephant_fraction, elephant_polls,
                                  max_stretch)
         # `shortest` keeps one next hop everywhere: one path, one wavelength per site pair.
         # Computed on first use: a large fabric's API answers before any switch connects.
-        self.programs = Programs(fabric, self.engine, spread=policy != "shortest")
+        self.programs = Programs(fabric, self.engine, spread=policy != "shortest",
+                                 protect=protection)
         self._sent: dict[str, Routing] = {}    # the routing each switch was last sent
         self.switches = {sw.dpid: SwitchState(sw.name) for sw in fabric.switches.values()}
         self._dpid = {sw.name: sw.dpid for sw in fabric.switches.values()}
@@ -96,6 +97,7 @@ class FabricController:
         self._port_down: set[tuple[str, int]] = set()
         self._held_until: dict[str, float] = {}
         self._downs: dict[str, list[float]] = {}
+        self._seen_up: set[str] = set()   # links reported up at least once: held down on return
         self._unplaced = False   # a failure's reservations and elephants wait for `tick`
         self.load = LoadTracker(fabric)
         # reservation id -> switch -> barrier seq that acknowledges its rules there
@@ -231,6 +233,11 @@ class FabricController:
                 outbox.faults.append(("link_down", link.wavelength or link.name))
                 log.warning("link %s is down", link.wavelength or link.name)
             self._held_until.pop(link.name, None)
+        elif link.name not in self._seen_up:
+            # First light (e.g. BFD coming up after start): nothing to hold down.
+            self._seen_up.add(link.name)
+            if self.engine.set_link(link.name, True):
+                outbox.faults.append(("link_up", link.wavelength or link.name))
         elif not self.engine.link_up(link.name) and link.name not in self._held_until:
             flaps = len(self._downs.get(link.name, []))
             hold = min(HOLD_DOWN_MAX_S, HOLD_DOWN_S * 2 ** max(0, flaps - 1))

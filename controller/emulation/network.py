@@ -12,6 +12,7 @@ from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
 
 from ..fabric import Fabric
+from . import bfd
 from .cleanup import Manifest, clean, forget_faults, pid_alive
 from .datapath import AUTO, DatapathError, choose_datapath, kernel_module_loaded, needs_tx_offload_off
 from .fibre import create_namespace, delete_namespace, fibre_plan, namespaces
@@ -33,11 +34,12 @@ class Emulation:
     def __init__(self, fabric: Fabric, controller: tuple[str, int] = ("127.0.0.1", 6653),
                  say=print, datapath: str = AUTO, gnmi: str | None = None,
                  reconfiguration_s: float | None = None, fabric_path: str | None = None,
-                 fibre: bool = True):
+                 fibre: bool = True, bfd_ms: int | None = bfd.DEFAULT_INTERVAL_MS):
         self.fabric = fabric
         self.requested_datapath = datapath
         self.datapath: str | None = None       # kernel or user, once started
         self.fibre = fibre      # wavelengths through fibre namespaces (False: plain veth pairs)
+        self.bfd_ms = bfd_ms    # BFD on the DCI ports (gray failures), None: off
         self.controller = controller
         self.say = say
         self.net: Mininet | None = None
@@ -115,6 +117,11 @@ class Emulation:
         if needs_tx_offload_off(self.datapath):
             for host in self.net.hosts:
                 host.cmd(f"ethtool -K {host.defaultIntf()} tx off")
+        if self.bfd_ms and any(True for _ in self.fabric.wavelengths()):
+            bfd.enable(self.fabric, self.bfd_ms)
+            down = bfd.wait_up(self.fabric)
+            if down:
+                self.say(f"note: BFD is not up on {', '.join(down)}")
         if self.gnmi:
             self._start_transceivers()
 

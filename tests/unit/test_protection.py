@@ -287,3 +287,31 @@ def test_when_the_shorter_line_system_is_back_reservations_return_to_it(ring_lab
     north, east = lab.fabric.hosts["north-h1"], lab.fabric.hosts["east-h1"]
     (path,) = lab.net.trace(lab.dpid(north.leaf), north.port, tcp_packet(north, east))
     assert [l.line_system for l in dci_links_of_path(lab.fabric, path.hops)] == ["north-east-a"]
+
+
+def test_first_light_is_used_at_once_but_a_return_is_held_down():
+    fabric = parse_fabric(TRIANGLE)
+    lab = ControllerLab(fabric)
+    link = wavelengths_of(fabric, "a-b")[0]
+    gw = link.a.node
+    # BFD is still coming up when a-gw1 connects: its DCI ports are not live yet.
+    lab.ctl.switch_connected(lab.dpid(gw))
+    dci = frozenset(p for p, l in fabric.ports(gw).items() if l.kind == "dci")
+    lab.send(lab.ctl.ports_described(lab.dpid(gw), lab.ports(gw), dci, 0.0))
+    assert not lab.ctl.engine.link_up(link.name)
+    lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, True, 2.0))
+    assert lab.ctl.engine.link_up(link.name) and lab.ctl.held_down() == {}
+    lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, False, 5.0))
+    lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, True, 6.0))
+    assert not lab.ctl.engine.link_up(link.name) and link.name in lab.ctl.held_down()
+
+
+def test_without_protection_a_cut_wavelength_blackholes_until_the_controller_acts():
+    """The baseline of `bench --faults`: buckets watch nothing, there are no detours."""
+    fabric = parse_fabric(TRIANGLE)
+    from dcilab.core.rules import Programs
+    programs = Programs(fabric, PathEngine(fabric), protect=False)
+    net = fake_fabric(fabric, {name: programs.full(name) for name in fabric.switches})
+    cut(fabric, net, *wavelengths_of(fabric, "a-b"))
+    outs = {p.outcome for paths in outcomes(fabric, net).values() for p in paths}
+    assert Outcome.LINK_DOWN in outs or Outcome.DROP in outs
