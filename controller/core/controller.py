@@ -70,6 +70,9 @@ class SwitchState:
 # flap within FLAP_WINDOW_S doubles it, up to HOLD_DOWN_MAX_S (open-kilda's anti-flap
 # filter waits 1 s / 3 s / 7 s).
 HOLD_DOWN_S = 1.0
+# While a switch's first seconds pass (BFD sessions starting, ports settling), a port that
+# drops and returns is the switch coming up, not a flapping fibre: no hold-down then.
+STARTUP_GRACE_S = 10.0
 HOLD_DOWN_MAX_S = 30.0
 FLAP_WINDOW_S = 60.0
 
@@ -98,6 +101,7 @@ class FabricController:
         self._held_until: dict[str, float] = {}
         self._downs: dict[str, list[float]] = {}
         self._seen_up: set[str] = set()   # links reported up at least once: held down on return
+        self._described_at: dict[str, float] = {}   # switch -> when it last listed its ports
         self._unplaced = False   # a failure's reservations and elephants wait for `tick`
         self.load = LoadTracker(fabric)
         # reservation id -> switch -> barrier seq that acknowledges its rules there
@@ -128,6 +132,7 @@ class FabricController:
         if state is None or not state.connected:
             return Outbox()
         outbox = Outbox()
+        self._described_at[state.name] = now
         for port, link in self.fabric.ports(state.name).items():
             if link.kind != HOST:     # a port the switch lacks is as good as down
                 self._port_state(state.name, port, port in ports and port not in down, now,
@@ -233,8 +238,8 @@ class FabricController:
                 outbox.faults.append(("link_down", link.wavelength or link.name))
                 log.warning("link %s is down", link.wavelength or link.name)
             self._held_until.pop(link.name, None)
-        elif link.name not in self._seen_up:
-            # First light (e.g. BFD coming up after start): nothing to hold down.
+        elif link.name not in self._seen_up or self._starting(link, now):
+            # First light, or its switches are just starting: nothing to hold down.
             self._seen_up.add(link.name)
             if self.engine.set_link(link.name, True):
                 outbox.faults.append(("link_up", link.wavelength or link.name))
@@ -244,6 +249,10 @@ class FabricController:
             self._held_until[link.name] = now + hold
             log.info("link %s is back; held down for %.0f s before use", link.wavelength or
                      link.name, hold)
+
+    def _starting(self, link, now: float) -> bool:
+        return any(now - self._described_at.get(end.node, -STARTUP_GRACE_S) < STARTUP_GRACE_S
+                   for end in (link.a, link.b))
 
     def tick(self, now: float) -> Outbox:
         """Time passes (the app calls this every 100 ms): links whose hold-down is over are

@@ -301,8 +301,13 @@ def test_first_light_is_used_at_once_but_a_return_is_held_down():
     assert not lab.ctl.engine.link_up(link.name)
     lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, True, 2.0))
     assert lab.ctl.engine.link_up(link.name) and lab.ctl.held_down() == {}
+    # Still within its first seconds: a drop and return is the switch starting (no hold).
     lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, False, 5.0))
     lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, True, 6.0))
+    assert lab.ctl.engine.link_up(link.name) and lab.ctl.held_down() == {}
+    # Later, a link that was carrying traffic and comes back is held down.
+    lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, False, 50.0))
+    lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, True, 51.0))
     assert not lab.ctl.engine.link_up(link.name) and link.name in lab.ctl.held_down()
 
 
