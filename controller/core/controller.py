@@ -238,17 +238,22 @@ class FabricController:
                 outbox.faults.append(("link_down", link.wavelength or link.name))
                 log.warning("link %s is down", link.wavelength or link.name)
             self._held_until.pop(link.name, None)
+            self.engine.set_held(link.name, False)
         elif link.name not in self._seen_up or self._starting(link, now):
             # First light, or its switches are just starting: nothing to hold down.
             self._seen_up.add(link.name)
             if self.engine.set_link(link.name, True):
                 outbox.faults.append(("link_up", link.wavelength or link.name))
-        elif not self.engine.link_up(link.name) and link.name not in self._held_until:
+        elif not self.engine.link_up(link.name):
+            # Back from a failure: held down, a last resort for routes until it has stayed
+            # up a while (and not offered to placement or admission).
             flaps = len(self._downs.get(link.name, []))
             hold = min(HOLD_DOWN_MAX_S, HOLD_DOWN_S * 2 ** max(0, flaps - 1))
             self._held_until[link.name] = now + hold
-            log.info("link %s is back; held down for %.0f s before use", link.wavelength or
-                     link.name, hold)
+            self.engine.set_held(link.name, True)
+            self.engine.set_link(link.name, True)
+            log.info("link %s is back; held down for %.0f s (a last resort until then)",
+                     link.wavelength or link.name, hold)
 
     def _starting(self, link, now: float) -> bool:
         return any(now - self._described_at.get(end.node, -STARTUP_GRACE_S) < STARTUP_GRACE_S
@@ -263,7 +268,7 @@ class FabricController:
         for name, until in list(self._held_until.items()):
             if now >= until:
                 del self._held_until[name]
-                if self.engine.set_link(name, True):
+                if self.engine.set_held(name, False):
                     link = self.fabric.link(name)
                     outbox.faults.append(("link_up", link.wavelength or link.name))
                     log.info("link %s in use again", link.wavelength or link.name)

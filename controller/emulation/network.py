@@ -6,7 +6,7 @@ import os
 import time
 from functools import partial
 
-from .shaping import ShapedLink
+from .shaping import ShapedLink, shorten_wavelength_queues
 from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
@@ -117,6 +117,7 @@ class Emulation:
         if needs_tx_offload_off(self.datapath):
             for host in self.net.hosts:
                 host.cmd(f"ethtool -K {host.defaultIntf()} tx off")
+        shorten_wavelength_queues(self.fabric)
         if self.bfd_ms and any(True for _ in self.fabric.wavelengths()):
             bfd.enable(self.fabric, self.bfd_ms)
             down = bfd.wait_up(self.fabric)
