@@ -62,13 +62,16 @@ class DcilabApp(app_manager.OSKenApp):
         next_poll = next_expiry = 0.0
         while not self.stop_event.wait(TICK_S):
             now = time.monotonic()
-            self.service.apply(lambda core: core.tick(now))
-            if now >= next_poll:
-                self.service.apply(lambda core: core.stats_requests())
-                next_poll = now + self.poll_interval_s
-            if now >= next_expiry:
-                self.service.expire()
-                next_expiry = now + 1.0
+            try:
+                self.service.apply(lambda core: core.tick(now))
+                if now >= next_poll:
+                    self.service.apply(lambda core: core.stats_requests())
+                    next_poll = now + self.poll_interval_s
+                if now >= next_expiry:
+                    self.service.expire()
+                    next_expiry = now + 1.0
+            except Exception:   # a bug in one tick must not stop restoration for good
+                self.logger.exception("timer tick failed; carrying on")
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev):

@@ -245,6 +245,9 @@ class ReservationBook:
         found = self._search(src.leaf, dst.leaf, bps)
         if found is None or (max_latency_ms is not None and found[0] + edge_ms > max_latency_ms):
             unloaded = self._search(src.leaf, dst.leaf, 0.0)
+            if unloaded is None:           # only links held down after a failure lead there
+                raise AdmissionError(AdmissionError.EXHAUSTED,
+                                     f"no path from {src.name} to {dst.name} is in service")
             raise self._exhausted(self._bottleneck(unloaded[1]), bps)
         latency, chosen = found[0] + edge_ms, found[1]
         hops = tuple(ReservedHop(d.src, self._out_port(d), d.link, self._link(d.link).wavelength)

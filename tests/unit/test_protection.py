@@ -337,3 +337,14 @@ def test_a_held_down_link_still_carries_traffic_when_nothing_else_goes():
     assert paths and all(p.outcome is Outcome.EGRESS for p in paths)
     assert {l.name for p in paths for l in dci_links_of_path(lab.fabric, p.hops)} == {
         every[0].name}
+
+
+def test_a_reservation_whose_only_way_is_held_down_is_degraded_not_an_error():
+    lab = ControllerLab(parse_fabric(TRIANGLE)).bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 40.0), "r", 0.0))
+    ab, bc = wavelengths_of(lab.fabric, "a-b"), wavelengths_of(lab.fabric, "b-c")
+    cut_and_tick(lab, *ab, now=100.0)                     # onto a-c, b-c
+    report_up(lab, *ab, now=101.0)                        # a-b back, held down
+    out = cut_and_tick(lab, *bc, now=101.5)               # and b-c cut: nothing in service
+    assert [r.state for r in out.changed] == [State.DEGRADED]
+    assert "in service" in lab.ctl.book.get("r").reason
