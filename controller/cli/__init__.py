@@ -7,7 +7,7 @@ import logging
 import sys
 
 from .. import __version__
-from . import bench, check, clean, client, controller, demo
+from . import bench, check, clean, client, controller, demo, plan, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `dcilab check topologies/two-dc.yaml`, then `dcilab demo` (as root).")
     parser.add_argument("--version", action="version", version=f"dcilab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (check, demo, controller, client, bench, clean):
+    for module in (check, demo, controller, client, bench, clean, plan, train):
         module.register(sub)
     return parser
 
