@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..plan import JobError, NoFeasibleChoice, fabric_yaml, parse_job, plan_job
-from ..plan.load import JobIssue
+from ..bench.training import read_job
+from ..plan import JobError, NoFeasibleChoice, fabric_yaml, plan_job
 
 
 def register(sub) -> None:
@@ -29,17 +29,6 @@ def register(sub) -> None:
     p.add_argument("--plot", metavar="FILE.png", type=Path,
                    help="draw step time and utilization against distance and capacity")
     p.set_defaults(run=run)
-
-
-def read_job(path: str):
-    """The checked job at `path`; JobError (naming the file) if it cannot be read or used."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise JobError(path, [JobIssue("", f"cannot read: {exc.strerror}")]) from None
-    except UnicodeDecodeError as exc:
-        raise JobError(path, [JobIssue("", f"not a UTF-8 text file (byte {exc.start})")]) from None
-    return parse_job(text, path)
 
 
 def run(args) -> int:

@@ -4,7 +4,7 @@ The DCI links are exactly the plan's line systems (module, pinned mode, waveleng
 band), so the emulated capacity of every site pair is the planned capacity times `scale`.
 Sites are small leaf-spine fabrics (the emulation needs hosts to send from, not a real
 site's thousands of GPUs), with one gateway per line system they terminate and a fabric
-rate equal to their DCI capacity so that the wavelengths stay the bottleneck.
+rate 1.5 x their DCI capacity so that the wavelengths stay the bottleneck.
 
 `scale` keeps the emulation honest on a 2-core machine (ENVIRONMENT.md): the job's
 concurrent sync, every loaded direction at full planned capacity, stays within
@@ -25,6 +25,9 @@ MININET_MAX_MBPS = 1000.0
 MAX_SCALE = 1e-4
 SPINES, LEAVES, HOSTS_PER_LEAF = 1, 2, 2
 MAX_GATEWAYS = 8
+# Sites' links run this much faster than their DCI capacity, so that the wavelengths, not
+# a spine or host link, are the bottleneck even with TCP's overhead.
+FABRIC_HEADROOM = 1.5
 
 
 def emulation_scale(plan: JobPlan) -> float:
@@ -33,7 +36,7 @@ def emulation_scale(plan: JobPlan) -> float:
     for c in plan.choices:
         t = plan.traffic.pair(c.a, c.b)
         loaded_gbps += c.capacity_gbps * sum(1 for b in (t.bytes_ab, t.bytes_ba) if b > 0)
-    site_gbps = max(_site_gbps(plan).values())
+    site_gbps = max(_site_gbps(plan).values()) * FABRIC_HEADROOM
     scale = min(MAX_SCALE, CPU_BUDGET_MBPS / (loaded_gbps * 1000),
                 MININET_MAX_MBPS / (site_gbps * 1000))
     exponent = math.floor(math.log10(scale)) - 1
@@ -57,7 +60,7 @@ def fabric_data(plan: JobPlan) -> dict:
     sites = [{"name": s.name, "spines": SPINES, "leaves": LEAVES,
               "hosts_per_leaf": HOSTS_PER_LEAF,
               "gateways": max(1, min(MAX_GATEWAYS, ends[s.name])),
-              "fabric_gbps": max(400.0, site_gbps[s.name])}
+              "fabric_gbps": max(400.0, FABRIC_HEADROOM * site_gbps[s.name])}
              for s in plan.job.spec.sites]
     links = []
     for c in plan.choices:
