@@ -21,22 +21,24 @@ import sys
 import time
 from pathlib import Path
 
-from ..emulation.training import Transfer, run_training
+from ..emulation.training import Transfer, run_step, run_training
 from ..fabric import Fabric, FabricError, load_fabric
+from ..fabric.model import scaled_mbps
 from ..lab import Lab
 from ..plan import JobError, parse_job, plan_job
 from ..plan.load import Job, JobIssue
 from ..plan.performance import predict
 from ..plan.traffic import job_traffic
-from ..plan.workload import (WorkloadError, auto_stretch, fabric_prediction, sync_flows,
-                             unsplittable_prediction)
+from ..plan.planner import predict_job
+from ..plan.workload import (WorkloadError, auto_stretch, fabric_prediction, pair_capacity_gbps,
+                             sync_flows, unsplittable_prediction)
 from ..te.fairshare import completion_times
 from ..te.placement import POLICIES, Candidates, Flow, LoadAwarePlacer, add_load, make_placer
 from ..te.scenarios import large_fabric, natural_demands
 
 DEFAULT_JOB = Path(__file__).resolve().parents[2] / "jobs" / "70b-data-16dc.yaml"
 TWIN_FLOWS = (4, 8, 12, 16)
-SYNC_SECONDS = 6.0
+SYNC_SECONDS = 10.0
 # The controller as `train` runs it: polls twice a second and takes a flow for an elephant
 # at its first poll over the threshold, so a sync's flows are placed within ~1 s of
 # starting rather than the default ~3 s.
@@ -189,6 +191,12 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
         say(f"policy {policy}: starting controller and emulation")
         with Lab(fabric, fabric_path, say=lambda _: None,
                  controller_args=["--policy", policy, *TRAIN_CONTROLLER_ARGS]) as lab:
+            if "calibration" not in report and flows:
+                report["calibration"] = _calibrate(lab, job, fabric, flows[0], stretch)
+                say(f"one flow alone on a wavelength: "
+                    f"{report['calibration']['single_flow_mbps']:.2f} Mb/s of "
+                    f"{report['calibration']['wavelength_mbps']:.2f}; planner on that goodput: "
+                    f"step {report['calibration']['predicted']['step_time_s']:.2f} s")
             results = run_training(lab.emulation, transfers, compute, overlap, steps,
                                    say=lambda m, p=policy: say(f"policy {p}: {m}"))
         exposed = statistics.fmean(r.exposed_s for r in results)
@@ -199,9 +207,29 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
             "exposed_s": round(exposed, 4), "compute_utilization": round(compute / step, 4),
             "step_ratio_to_prediction": round(step / fluid.step_time_s, 4),
             "sync_ratio_to_prediction": round(sync / fluid.sync_s, 4) if fluid.sync_s else None,
+            "step_ratio_to_goodput_prediction": round(
+                step / report["calibration"]["predicted"]["step_time_s"], 4),
             "steps": [r.to_dict() for r in results],
             "errors": [e for r in results for e in r.errors]}
     return report
+
+
+def _calibrate(lab: Lab, job: Job, fabric: Fabric, flow, stretch: float) -> dict:
+    """One flow alone on one wavelength: the goodput g a wavelength delivers here (TCP and
+    Ethernet overhead, a busy CPU). The planner's prediction on W x g per site pair is what
+    the emulation could do at best; compare with it too."""
+    alone = run_step(lab.emulation, [Transfer(flow.src, flow.dst, flow.bytes)], 0.0, 0.0)
+    g_mbps = alone.flow_mbps[0]
+    traffic = job_traffic(job)
+    capacity = pair_capacity_gbps(job, fabric, traffic)
+    rate = min(l.rate_gbps for l in fabric.wavelengths())
+    goodput = {k: v * (g_mbps / scaled_mbps(fabric, rate)) for k, v in capacity.items()}
+    pred = predict_job(job, traffic, goodput, {k: 0.0 for k in capacity}, byte_factor=stretch,
+                       time_factor=stretch)
+    return {"single_flow_mbps": round(g_mbps, 3),
+            "wavelength_mbps": round(scaled_mbps(fabric, rate), 3),
+            "goodput_ratio": round(g_mbps / scaled_mbps(fabric, rate), 4),
+            "predicted": pred.to_dict()}
 
 
 def emulate_or_explain(fabric_path: Path, job: Job, policies, steps, stretch, flows_per_pair,

@@ -81,14 +81,18 @@ def print_report(r: dict) -> None:
                                        if r["sync_every_steps"] > 1 else ""))
     print(f"planner: step {pred['step_time_s']:.3f} s, sync {pred['sync_s']:.3f} s, "
           f"utilization {pred['compute_utilization']:.1%} (flows kept whole on wavelengths: "
-          f"step {unsplit['step_time_s']:.3f} s, sync {unsplit['sync_s']:.3f} s)\n")
-    print(f"  {'policy':<10} {'step s':>8} {'of pred':>8} {'sync s':>8} {'of pred':>8} "
-          f"{'exposed s':>10} {'util':>7}  steps (s)")
+          f"step {unsplit['step_time_s']:.3f} s, sync {unsplit['sync_s']:.3f} s)")
+    cal = r["calibration"]
+    print(f"one flow alone on a wavelength: {cal['single_flow_mbps']:.2f} of "
+          f"{cal['wavelength_mbps']:.2f} Mb/s; planner on that goodput: step "
+          f"{cal['predicted']['step_time_s']:.3f} s, sync {cal['predicted']['sync_s']:.3f} s\n")
+    print(f"  {'policy':<10} {'step s':>8} {'of pred':>8} {'of goodput pred':>16} {'sync s':>8} "
+          f"{'of pred':>8} {'exposed s':>10} {'util':>7}  steps (s)")
     for name, p in r["policies"].items():
         steps = " ".join(f"{s['step_s']:.2f}" for s in p["steps"])
         sync_ratio = p["sync_ratio_to_prediction"]
         print(f"  {name:<10} {p['step_time_s']:>8.3f} {p['step_ratio_to_prediction']:>8.1%} "
-              f"{p['sync_s']:>8.3f} {(f'{sync_ratio:.1%}' if sync_ratio else '-'):>8} "
+              f"{p['step_ratio_to_goodput_prediction']:>16.1%} {p['sync_s']:>8.3f} {(f'{sync_ratio:.1%}' if sync_ratio else '-'):>8} "
               f"{p['exposed_s']:>10.3f} {p['compute_utilization']:>7.1%}  {steps}")
         for error in p["errors"]:
             print(f"    error: {error}")
