@@ -68,9 +68,28 @@ def parse_job(text: str, source: str = "<job>") -> Job:
     distances, issues = _check(spec)
     if issues:
         raise JobError(source, [
-            JobIssue(i.path, i.message, i.line or _line_of(root, _parse_path(i.path)))
+            JobIssue(i.path, i.message, _key_line(root, _parse_path(NEAR.get(i.path, i.path))))
             for i in issues])
     return Job(spec, distances)
+
+
+# A section that is missing has no line: point at the field that asks for it.
+NEAR = {"diloco": "sync", "pipeline": "across_sites"}
+
+
+def _key_line(root: yaml.Node, loc: tuple) -> int | None:
+    """The line of the key at `loc` (of its nearest ancestor that exists): where a reader
+    looks for a field, rather than where its value starts."""
+    line, node = None, root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if k.value == part), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        else:
+            return _line_of(root, loc)
+    return line if line is not None else _line_of(root, loc)
 
 
 def needed_pairs(spec: JobSpec) -> list[tuple[str, str]]:
