@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +52,10 @@ def run(args) -> int:
         job = read_job(args.job)
     except JobError as exc:
         print(str(exc), file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print("dcilab train runs the emulation: it needs root (Mininet, Open vSwitch)",
+              file=sys.stderr)
         return 2
     policies = list(POLICIES) if args.policy == "all" else [args.policy]
     report = emulate_or_explain(args.fabric, job, policies, args.steps, args.stretch or None,
