@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from ..emulation.training import Transfer, run_step, run_training
+from ..emulation.training import Transfer, limit_dci_queues, run_step, run_training
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab
@@ -44,6 +44,7 @@ DEFAULT_JOB = Path(__file__).resolve().parents[2] / "jobs" / "300b-data-16dc.yam
 TWIN_NIC_GBPS = 1600.0
 TWIN_FLOWS = (4, 8, 12, 16)
 SYNC_SECONDS = 10.0
+QUEUE_PACKETS = 30
 # The controller as `train` runs it: polls twice a second and takes a flow for an elephant
 # at its first poll over the threshold, so a sync's flows are placed within ~1 s of
 # starting rather than the default ~3 s.
@@ -174,7 +175,7 @@ def run(args) -> int:
 
 
 def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | None,
-            flows_per_pair: int | None, say) -> dict:
+            flows_per_pair: int | None, say, queue_packets: int = QUEUE_PACKETS) -> dict:
     """Run the job's steps on the emulation of `fabric_path` under each policy, one lab per
     policy, and compare each with the planner's prediction on the fabric's capacities."""
     fabric = load_fabric(fabric_path)
@@ -191,7 +192,7 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
               "stretch": round(stretch, 4), "flows_per_pair": per, "flows": len(flows),
               "bytes_per_flow": flows[0].bytes if flows else 0,
               "compute_s": round(compute, 4), "overlap_s": round(overlap, 4),
-              "sync_every_steps": every,
+              "sync_every_steps": every, "queue_packets": queue_packets,
               "wavelengths": {f"{a}-{b}": sum(1 for l in fabric.wavelengths()
                                              if {l.site_a, l.site_b} == {a, b})
                               for a, b in {tuple(sorted(f.pair)) for f in flows}},
@@ -204,6 +205,8 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
         say(f"policy {policy}: starting controller and emulation")
         with Lab(fabric, fabric_path, say=lambda _: None,
                  controller_args=["--policy", policy, *TRAIN_CONTROLLER_ARGS]) as lab:
+            if queue_packets:
+                limit_dci_queues(lab.emulation, queue_packets)
             if "calibration" not in report and flows:
                 report["calibration"] = _calibrate(lab, job, fabric, flows[0], stretch)
                 say(f"one flow alone on a wavelength: "
@@ -246,9 +249,10 @@ def _calibrate(lab: Lab, job: Job, fabric: Fabric, flow, stretch: float) -> dict
 
 
 def emulate_or_explain(fabric_path: Path, job: Job, policies, steps, stretch, flows_per_pair,
-                       say) -> dict | str:
+                       say, queue_packets: int = QUEUE_PACKETS) -> dict | str:
     """`emulate`, or the message of a fabric or workload that does not fit."""
     try:
-        return emulate(fabric_path, job, policies, steps, stretch, flows_per_pair, say)
+        return emulate(fabric_path, job, policies, steps, stretch, flows_per_pair, say,
+                       queue_packets)
     except (FabricError, WorkloadError) as exc:
         return str(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def train_figure(report: dict) -> Figure:
@@ -17,6 +18,7 @@ def train_figure(report: dict) -> Figure:
     ax.axhline(pred["step_time_s"], color="black", linestyle="--", label="planner: step")
     ax.axhline(pred["sync_s"], color="grey", linestyle="--", label="planner: sync")
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"seconds (time x{report['stretch']:g})")
     ax.set_title(f"{report['job']} on {report['fabric']}: {report['flows']} flows per sync")
     ax.set_ylim(bottom=0)

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..bench.training import SYNC_SECONDS, emulate_or_explain, read_job
+from ..bench.training import QUEUE_PACKETS, SYNC_SECONDS, emulate_or_explain, read_job
 from ..plan import JobError
 from ..te.placement import POLICIES
 
@@ -33,6 +33,10 @@ def register(sub) -> None:
     p.add_argument("--stretch", type=float, default=0.0, metavar="X",
                    help=f"time runs X times slower than the job's (default: the predicted "
                         f"sync lasts {SYNC_SECONDS:g} s)")
+    p.add_argument("--queue-packets", type=int, default=QUEUE_PACKETS, metavar="N",
+                   help=f"queue of each emulated wavelength, in packets (default "
+                        f"{QUEUE_PACKETS}: milliseconds, as on a line card, rather than the "
+                        f"seconds a 1000-packet queue holds at a few Mb/s; 0 leaves it)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", type=Path,
                    help="draw each policy's step times against the prediction")
@@ -44,8 +48,9 @@ def _say(text: str) -> None:
 
 
 def run(args) -> int:
-    if args.steps < 1 or args.flows_per_pair < 0 or args.stretch < 0:
-        print("dcilab train: --steps must be >= 1, --flows-per-pair and --stretch >= 0",
+    if args.steps < 1 or min(args.flows_per_pair, args.stretch, args.queue_packets) < 0:
+        print("dcilab train: --steps must be >= 1; --flows-per-pair, --stretch and "
+              "--queue-packets >= 0",
               file=sys.stderr)
         return 2
     try:
@@ -59,7 +64,7 @@ def run(args) -> int:
         return 2
     policies = list(POLICIES) if args.policy == "all" else [args.policy]
     report = emulate_or_explain(args.fabric, job, policies, args.steps, args.stretch or None,
-                                args.flows_per_pair or None, _say)
+                                args.flows_per_pair or None, _say, args.queue_packets)
     if isinstance(report, str):
         print(report, file=sys.stderr)
         return 2

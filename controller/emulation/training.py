@@ -115,6 +115,27 @@ def run_training(emu: Emulation, transfers: Sequence[Transfer], compute_s: float
     return results
 
 
+def limit_dci_queues(emu: Emulation, packets: int) -> int:
+    """Give every DCI wavelength's shaped queue (both ends) room for `packets` packets.
+
+    Mininet's htb class leaves the interface's 1000-packet default queue under it: at the
+    few Mb/s of a scaled wavelength that is seconds of buffer, where a DCI line card holds
+    milliseconds. When both directions carry a sync, each direction's ACKs wait behind the
+    other's data, round trips grow to seconds and TCP crawls. A pfifo of `packets` under
+    the htb class (handle 5:1, Mininet's) restores a realistic buffer. Returns how many
+    interfaces were changed; they go away with the emulation.
+    """
+    changed = 0
+    for link in emu.fabric.wavelengths():
+        for end in (link.a, link.b):
+            intf = emu.fabric.switches[end.node].interface(end.port)
+            subprocess.run(["tc", "qdisc", "replace", "dev", intf, "parent", "5:1", "handle",
+                            "10:", "pfifo", "limit", str(packets)], check=True,
+                           capture_output=True, text=True)
+            changed += 1
+    return changed
+
+
 def _sleep_until(clock: Callable[[], float], when: float) -> None:
     left = when - clock()
     if left > 0:
