@@ -7,7 +7,7 @@ from matplotlib.ticker import MaxNLocator
 
 
 def train_figure(report: dict) -> Figure:
-    fig = Figure(figsize=(9, 4.2), layout="constrained")
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
     ax = fig.subplots()
     pred = report["predicted"]
     for name, p in report["policies"].items():
@@ -19,9 +19,9 @@ def train_figure(report: dict) -> Figure:
     ax.axhline(pred["sync_s"], color="grey", linestyle="--", label="planner: sync")
     ax.set_xlabel("step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(f"seconds (time x{report['stretch']:g})")
+    ax.set_ylabel(f"seconds (time x{report['stretch']:.3g})")
     ax.set_title(f"{report['job']} on {report['fabric']}: {report['flows']} flows per sync")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, ncols=2, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(True, alpha=0.3)
     return fig
