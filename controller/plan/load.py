@@ -131,7 +131,10 @@ def _check(spec: JobSpec) -> tuple[dict[frozenset, float], list[JobIssue]]:
             elif km <= 0:
                 issues.append(JobIssue(where, f"a fibre route is longer than 0 km (got {km!r})"))
             elif frozenset((a, b)) in distances:
-                issues.append(JobIssue(where, f"the distance between {a} and {b} is given twice"))
+                if distances[frozenset((a, b))] != float(km):    # the same figure twice is fine
+                    issues.append(JobIssue(
+                        where, f"the distance between {a} and {b} is given twice, as "
+                               f"{distances[frozenset((a, b))]:g} and {km:g} km"))
             else:
                 distances[frozenset((a, b))] = float(km)
     if not issues:

@@ -72,7 +72,11 @@ def test_missing_ring_distance():
 
 def test_distance_given_twice():
     out = errors(GOOD.replace("a: {b: 100}", "a: {b: 100}\n  b: {a: 90}"))
-    assert out == ["job.yaml:12: distances_km.b.a: the distance between b and a is given twice"]
+    assert out == ["job.yaml:12: distances_km.b.a: the distance between b and a is given twice, "
+                   "as 100 and 90 km"]
+    # Both orders with the same figure (a full matrix) are fine.
+    job = parse_job(GOOD.replace("a: {b: 100}", "a: {b: 100}\n  b: {a: 100}"), "job.yaml")
+    assert job.km("a", "b") == 100.0
 
 
 def test_diloco_needs_its_section_and_pipeline_its_own():
