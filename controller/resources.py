@@ -28,6 +28,11 @@ def deploy_dir() -> Path:
     return _directory("dcilab.deploy")
 
 
+def jobs_dir() -> Path:
+    """The example training jobs (jobs/ in the repository)."""
+    return _directory("dcilab.jobs")
+
+
 def proto_dir() -> Path:
     """The proto root (the directory holding dcilab/v1/*.proto)."""
     return _directory("dcilab.proto")

@@ -7,13 +7,14 @@ bench runs. A new harness is one module in `bench/` and one line in `MODES`.
 
 from __future__ import annotations
 
-from ..bench import api, emulate, faults, flow
+from ..bench import api, emulate, faults, flow, training
 
 # (the flag's attribute on args, the harness); the first whose flag is set runs.
 MODES = (
     ("api", api),
     ("emulate", emulate),
     ("faults", faults),
+    ("training", training),
 )
 
 

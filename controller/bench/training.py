@@ -1,0 +1,260 @@
+"""Training jobs on the fabric: on the emulation (`dcilab train`) and on its flow-level twin
+(`dcilab bench --training`).
+
+Both send the job's sync as `flows_per_pair` flows per loaded direction of every site pair
+(`plan.workload.sync_flows`) and compare the step time with the planner's prediction on
+the same capacities.
+
+The twin places one sync's flows with each policy (`te.placement`, as the controller
+does: ECMP hashes the 5-tuple; loadaware places each elephant where the resulting
+utilization is lowest, then revisits) and lets them share wavelengths and NICs max-min
+fairly (`te.fairshare`) until the last one ends. Each step draws new source ports, as new
+connections would. It also times `plan_job` on a 16-site job.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from ..emulation.training import Transfer, limit_dci_queues, run_step, run_training
+from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
+from ..resources import jobs_dir
+from ..fabric.model import scaled_mbps
+from ..lab import Lab
+from ..plan import JobError, parse_job, plan_job
+from ..plan.load import Job, JobIssue
+from ..plan.performance import predict
+from ..plan.traffic import job_traffic
+from ..plan.planner import predict_job
+from ..plan.workload import (WorkloadError, auto_stretch, fabric_prediction, pair_capacity_gbps,
+                             sync_flows, unsplittable_prediction)
+from ..te.fairshare import completion_times
+from ..te.placement import POLICIES, Candidates, Flow, LoadAwarePlacer, add_load, make_placer
+from ..te.scenarios import large_fabric_yaml, natural_demands
+
+DEFAULT_JOB = jobs_dir() / "300b-data-16dc.yaml"
+# Hosts of the generated fabric get NICs this fast, so that the wavelengths, not the NICs,
+# limit a sync of up to 16 flows per site pair from its 8 hosts per site.
+TWIN_NIC_GBPS = 1600.0
+TWIN_FLOWS = (4, 8, 12, 16)
+SYNC_SECONDS = 10.0
+QUEUE_PACKETS = 30
+# The controller as `train` runs it: takes a flow for an elephant at its first poll over
+# the threshold, so a sync's flows are placed within ~1-2 s of starting rather than ~3 s.
+# Polling faster (0.5 s) was tried: TCP flows that stall for half a second then count as
+# ended and are re-placed, 2.7x as many placements, and syncs no faster (measured).
+TRAIN_CONTROLLER_ARGS = ["--elephant-polls", "1"]
+
+
+def add_arguments(parser) -> None:
+    g = parser.add_argument_group("training bench (flow-level twin of `dcilab train`)")
+    g.add_argument("--training", action="store_true",
+                   help="run a training job's sync on the generated 16-site fabric with the "
+                        "max-min flow model, per policy and flows per pair; time `plan`")
+    g.add_argument("--job", metavar="FILE", default=None,
+                   help=f"job file for --training (default the bundled {DEFAULT_JOB.name})")
+    g.add_argument("--steps", type=int, default=20, metavar="N",
+                   help="steps per policy for --training (new source ports each step)")
+
+
+def read_job(path) -> Job:
+    """The checked job at `path`; JobError (naming the file) if it cannot be read or used."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a UTF-8 text file"
+        raise JobError(str(path), [JobIssue("", f"cannot read: {reason}")]) from None
+    return parse_job(text, str(path))
+
+
+# --- flow-level twin -------------------------------------------------------------------------
+
+
+def twin_step(fabric: Fabric, candidates: Candidates, flows: list[Flow], policy: str) -> float:
+    """One sync: place `flows` by `policy`, then max-min share until the last ends (s)."""
+    demand = natural_demands(flows, candidates)
+    placer = make_placer(policy, candidates)
+    load: dict = {}
+    paths = {}
+    for f, d in zip(flows, demand):
+        paths[f] = placer.place(f, d, load)
+        add_load(load, paths[f], d)
+    if isinstance(placer, LoadAwarePlacer):
+        placed = {f: (d, paths[f]) for f, d in zip(flows, demand)}
+        for move in placer.revisit(placed, load):
+            paths[move.flow] = move.new
+    capacity = dict(candidates.capacity_bps)
+    full = []
+    for f in flows:
+        up, down = candidates.host_links(f)
+        capacity[up], capacity[down] = candidates.nic_bps(f.src), candidates.nic_bps(f.dst)
+        full.append((up, *paths[f], down))
+    return completion_times([f.size_bytes for f in flows], full, capacity).makespan_s
+
+
+def twin_fabric() -> Fabric:
+    """The generated 16-site fabric (te.scenarios), with faster NICs."""
+    data = yaml.safe_load(large_fabric_yaml())
+    for site in data["sites"]:
+        site["fabric_gbps"] = TWIN_NIC_GBPS
+    return parse_fabric(yaml.safe_dump(data), "<generated large-ring>")
+
+
+def twin(job: Job, fabric: Fabric, steps: int, flows_per_pair: int, seed: int = 7) -> dict:
+    rng = random.Random(seed)
+    candidates = Candidates(fabric)
+    candidates.precompute()
+    spec = job.spec
+    every = job_traffic(job).sync_every_steps
+    base = sync_flows(job, fabric, 1.0, flows_per_pair)
+    fluid = fabric_prediction(job, fabric)
+    unsplit = unsplittable_prediction(job, fabric, flows_per_pair=flows_per_pair)
+    out = {"flows_per_pair": flows_per_pair, "flows": len(base),
+           "predicted_step_s": round(fluid.step_time_s, 4),
+           "predicted_unsplittable_step_s": round(unsplit.step_time_s, 4), "policies": {}}
+    for policy in POLICIES:
+        step_times = []
+        for _ in range(steps):
+            flows = [Flow(i, s.src, s.dst, 49152 + rng.randrange(16384), size_bytes=s.bytes)
+                     for i, s in enumerate(base)]
+            sync = twin_step(fabric, candidates, flows, policy)
+            step_times.append(predict(spec.step.compute_s, spec.step.overlap_s, every,
+                                      sync).step_time_s)
+        mean = statistics.fmean(step_times)
+        out["policies"][policy] = {
+            "step_time_s": round(mean, 4), "worst_step_s": round(max(step_times), 4),
+            "ratio_to_prediction": round(mean / fluid.step_time_s, 4),
+            "compute_utilization": round(spec.step.compute_s / mean, 4)}
+    return out
+
+
+def run(args) -> int:
+    path = args.job or DEFAULT_JOB
+    try:
+        job = read_job(path)
+    except JobError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    plan_job(job)
+    plan_s = time.perf_counter() - started
+    fabric = twin_fabric()
+    report = {"job": job.name, "fabric": fabric.name, "sites": len(job.site_names),
+              "wavelengths_per_line_system": 8, "steps": args.steps,
+              "plan_seconds": round(plan_s, 4), "runs": []}
+    try:
+        for per in TWIN_FLOWS:
+            print(f"[bench --training] {per} flows per pair, {args.steps} steps per policy",
+                  file=sys.stderr, flush=True)
+            report["runs"].append(twin(job, fabric, args.steps, per))
+    except WorkloadError as exc:
+        print(f"dcilab bench --training: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"training twin: job {report['job']} ({report['sites']} sites) on {report['fabric']} "
+          f"(8 x 400G per line system), {args.steps} steps per policy, max-min flow model")
+    print(f"plan_job for {report['sites']} sites: {plan_s:.3f} s\n")
+    print(f"  {'flows/pair':>10} {'predicted s':>12} {'unsplit s':>10}  " + "  ".join(
+        f"{p + ' s':>13}" for p in POLICIES) + "  loadaware/pred")
+    for r in report["runs"]:
+        cells = "  ".join(f"{r['policies'][p]['step_time_s']:>13.4f}" for p in POLICIES)
+        print(f"  {r['flows_per_pair']:>10} {r['predicted_step_s']:>12.4f} "
+              f"{r['predicted_unsplittable_step_s']:>10.4f}  {cells}  "
+              f"{r['policies']['loadaware']['ratio_to_prediction']:>14.3f}")
+    return 0
+
+
+# --- on the emulation (dcilab train) ----------------------------------------------------------
+
+
+def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | None,
+            flows_per_pair: int | None, say, queue_packets: int = QUEUE_PACKETS) -> dict:
+    """Run the job's steps on the emulation of `fabric_path` under each policy, one lab per
+    policy, and compare each with the planner's prediction on the fabric's capacities."""
+    fabric = load_fabric(fabric_path)
+    stretch = stretch or auto_stretch(job, fabric, SYNC_SECONDS)
+    spec = job.spec
+    per = flows_per_pair or spec.flows_per_pair
+    flows = sync_flows(job, fabric, fabric.scale * stretch, per)
+    transfers = [Transfer(f.src, f.dst, f.bytes) for f in flows]
+    fluid = fabric_prediction(job, fabric, stretch)
+    unsplit = unsplittable_prediction(job, fabric, stretch, per)
+    every = job_traffic(job).sync_every_steps
+    compute, overlap = spec.step.compute_s * stretch, spec.step.overlap_s * stretch
+    report = {"job": job.name, "fabric": fabric.name, "scale": fabric.scale,
+              "stretch": round(stretch, 4), "flows_per_pair": per, "flows": len(flows),
+              "bytes_per_flow": flows[0].bytes if flows else 0,
+              "compute_s": round(compute, 4), "overlap_s": round(overlap, 4),
+              "sync_every_steps": every, "queue_packets": queue_packets,
+              "wavelengths": {f"{a}-{b}": sum(1 for l in fabric.wavelengths()
+                                             if {l.site_a, l.site_b} == {a, b})
+                              for a, b in {tuple(sorted(f.pair)) for f in flows}},
+              "predicted": fluid.to_dict(), "predicted_unsplittable": unsplit.to_dict(),
+              "policies": {}}
+    say(f"{fabric.name} at scale {fabric.scale:g}, time x{stretch:.3g}: {len(flows)} flows of "
+        f"{report['bytes_per_flow'] / 1e6:.2f} MB per sync; compute {compute:.2f} s, overlap "
+        f"{overlap:.2f} s; predicted step {fluid.step_time_s:.2f} s (sync {fluid.sync_s:.2f} s)")
+    for policy in policies:
+        say(f"policy {policy}: starting controller and emulation")
+        with Lab(fabric, fabric_path, say=lambda _: None,
+                 controller_args=["--policy", policy, *TRAIN_CONTROLLER_ARGS]) as lab:
+            if queue_packets:
+                limit_dci_queues(lab.emulation, queue_packets)
+            if "calibration" not in report and flows:
+                report["calibration"] = _calibrate(lab, job, fabric, flows[0], stretch)
+                say(f"one flow alone on a wavelength: "
+                    f"{report['calibration']['single_flow_mbps']:.2f} Mb/s of "
+                    f"{report['calibration']['wavelength_mbps']:.2f}; planner on that goodput: "
+                    f"step {report['calibration']['predicted']['step_time_s']:.2f} s")
+            results = run_training(lab.emulation, transfers, compute, overlap, steps,
+                                   say=lambda m, p=policy: say(f"policy {p}: {m}"))
+        exposed = statistics.fmean(r.exposed_s for r in results)
+        step = compute + exposed / every       # K-1 steps of a DiLoCo period send nothing
+        sync = statistics.fmean(r.sync_s for r in results)
+        report["policies"][policy] = {
+            "step_time_s": round(step, 4), "sync_s": round(sync, 4),
+            "exposed_s": round(exposed, 4), "compute_utilization": round(compute / step, 4),
+            "step_ratio_to_prediction": round(step / fluid.step_time_s, 4),
+            "sync_ratio_to_prediction": round(sync / fluid.sync_s, 4) if fluid.sync_s else None,
+            "step_ratio_to_goodput_prediction": round(
+                step / report["calibration"]["predicted"]["step_time_s"], 4),
+            "steps": [r.to_dict() for r in results],
+            "errors": [e for r in results for e in r.errors]}
+    return report
+
+
+def _calibrate(lab: Lab, job: Job, fabric: Fabric, flow, stretch: float) -> dict:
+    """One flow alone on one wavelength: the goodput g a wavelength delivers here (TCP and
+    Ethernet overhead, a busy CPU). The planner's prediction on W x g per site pair is what
+    the emulation could do at best; compare with it too."""
+    alone = run_step(lab.emulation, [Transfer(flow.src, flow.dst, flow.bytes)], 0.0, 0.0)
+    g_mbps = alone.flow_mbps[0]
+    traffic = job_traffic(job)
+    capacity = pair_capacity_gbps(job, fabric, traffic)
+    rate = min(l.rate_gbps for l in fabric.wavelengths())
+    goodput = {k: v * (g_mbps / scaled_mbps(fabric, rate)) for k, v in capacity.items()}
+    pred = predict_job(job, traffic, goodput, {k: 0.0 for k in capacity}, byte_factor=stretch,
+                       time_factor=stretch)
+    return {"single_flow_mbps": round(g_mbps, 3),
+            "wavelength_mbps": round(scaled_mbps(fabric, rate), 3),
+            "goodput_ratio": round(g_mbps / scaled_mbps(fabric, rate), 4),
+            "predicted": pred.to_dict()}
+
+
+def emulate_or_explain(fabric_path: Path, job: Job, policies, steps, stretch, flows_per_pair,
+                       say, queue_packets: int = QUEUE_PACKETS) -> dict | str:
+    """`emulate`, or the message of a fabric or workload that does not fit."""
+    try:
+        return emulate(fabric_path, job, policies, steps, stretch, flows_per_pair, say,
+                       queue_packets)
+    except (FabricError, WorkloadError) as exc:
+        return str(exc)

@@ -1,0 +1,93 @@
+"""`dcilab plan JOB`: the DCI a training job needs, its cost, power and step time."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..bench.training import read_job
+from ..plan import JobError, NoFeasibleChoice, fabric_yaml, plan_job
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "plan", help="plan the DCI of a multi-site training job (jobs/*.yaml)",
+        description="Read a training job file (model, sites in ring order, distances, "
+                    "parallelism, step times, utilization target). For each site pair: the "
+                    "bytes per sync, the bandwidth needed per direction, and the cheapest "
+                    "feasible optics (module, mode at that distance, wavelengths, C or C+L "
+                    "line systems) with capex, power and latency, beside classic WDM "
+                    "transponders. Then the predicted step time and compute utilization, "
+                    "and their sensitivity to distance and capacity. Exit status 2 on a bad "
+                    "job file or a pair no module can serve.")
+    p.add_argument("job", help="job file (YAML)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--fabric-out", metavar="FILE", type=Path,
+                   help="write a fabric file with the planned DCI links and small sites, "
+                        "scaled for the emulation (for `dcilab check`, `demo` and `train`)")
+    p.add_argument("--plot", metavar="FILE.png", type=Path,
+                   help="draw step time and utilization against distance and capacity")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    try:
+        job = read_job(args.job)
+        plan = plan_job(job)
+    except (JobError, NoFeasibleChoice) as exc:
+        print(f"{exc}" if isinstance(exc, JobError) else f"{args.job}: {exc}", file=sys.stderr)
+        return 2
+    report = plan.to_dict()
+    if args.fabric_out:
+        args.fabric_out.write_text(fabric_yaml(plan))
+        report["fabric_out"] = str(args.fabric_out)
+    if args.plot:
+        from ..plan.plot import sensitivity_figure   # matplotlib only when asked
+        sensitivity_figure(plan).savefig(args.plot, dpi=110)
+        report["plot"] = str(args.plot)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+    return 0
+
+
+def print_report(r: dict) -> None:
+    every = r["sync_every_steps"]
+    print(f"job {r['job']}: {len(r['sites'])} sites, {r['across_sites']} parallel across sites, "
+          f"sync {r['sync']}" + (f" every {every} steps" if every > 1 else "")
+          + f"; sync window {r['window_s']:.4f} s less {r['ring_latencies']} one-way latencies\n")
+    print(f"  {'site pair':<24} {'km':>7} {'GB/sync':>9} {'need Gb/s':>10}  {'module':<7} "
+          f"{'mode':<5} {'waves':>5} {'lines':>6} {'capex $':>10} {'power W':>8} {'ms':>7}"
+          f"  {'WDM $':>10} {'WDM W':>7}")
+    for p in r["site_pairs"]:
+        lines = f"{p['line_systems']}x{p['band']}"
+        print(f"  {p['a'] + ' - ' + p['b']:<24} {p['km']:>7g} {p['bytes_per_sync'] / 1e9:>9.2f} "
+              f"{p['required_gbps']:>10.1f}  {p['module']:<7} {p['mode']:<5} "
+              f"{p['wavelengths']:>5} {lines:>6} {p['capex_usd']:>10,.0f} {p['power_w']:>8.0f} "
+              f"{p['latency_ms']:>7.3f}  {p['wdm']['capex_usd']:>10,.0f} "
+              f"{p['wdm']['power_w']:>7.0f}")
+    w = r["wdm"]
+    print(f"\n  ZR optics:        capex ${r['capex_usd']:,.0f}, power {r['power_w']:,.0f} W")
+    print(f"  classic WDM:      capex ${w['capex_usd']:,.0f}, power {w['power_w']:,.0f} W "
+          f"({w['transponders']} transponders of {w['rate_gbps']}G; assumption figures, "
+          "see --json)")
+    print(f"  predicted:        step {r['step_time_s']:.4f} s, compute utilization "
+          f"{r['compute_utilization']:.2%} (sync {r['sync_s']:.4f} s, exposed "
+          f"{r['exposed_s']:.4f} s per sync)\n")
+    print("  sensitivity to distance (planned wavelengths; fresh plan's capex):")
+    print(f"    {'x km':>5} {'longest km':>11} {'step s':>9} {'util':>7} {'capex $':>11}")
+    for row in r["sensitivity"].get("distance", []):
+        capex = ("no module reaches" if row["replanned_capex_usd"] is None
+                 else f"{row['replanned_capex_usd']:,.0f}")
+        print(f"    {row['factor']:>5g} {row['longest_km']:>11g} {row['step_time_s']:>9.4f} "
+              f"{row['compute_utilization']:>7.2%} {capex:>11}")
+    print("  sensitivity to capacity:")
+    print(f"    {'x cap':>5} {'Gb/s':>11} {'step s':>9} {'util':>7}")
+    for row in r["sensitivity"].get("capacity", []):
+        print(f"    {row['factor']:>5g} {row['capacity_gbps']:>11,.0f} {row['step_time_s']:>9.4f} "
+              f"{row['compute_utilization']:>7.2%}")
+    for key, label in (("fabric_out", "fabric file"), ("plot", "plot")):
+        if key in r:
+            print(f"\n  {label}: {r[key]}")

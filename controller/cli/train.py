@@ -1,0 +1,111 @@
+"""`dcilab train FABRIC --job JOB`: a training job's steps on the emulation, per policy."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..bench.training import QUEUE_PACKETS, SYNC_SECONDS, emulate_or_explain, read_job
+from ..plan import JobError
+from ..te.placement import POLICIES
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train", help="run a training job's sync traffic on the emulation (root)",
+        description="Start the controller and the emulation of FABRIC (e.g. from `dcilab plan "
+                    "--fabric-out`) and run the job's steps: a compute phase, then its sync "
+                    "split over flows_per_pair TCP flows per loaded direction of each site "
+                    "pair, sent from the hosts; the next step waits for every flow. Measures "
+                    "each step's time, sync time, exposed part and compute utilization, and "
+                    "compares them with the planner's prediction on the fabric's capacities. "
+                    "Bytes follow the fabric's scale, and time runs --stretch times slower "
+                    "than the job's so that syncs last seconds. Run emulations one at a time.")
+    p.add_argument("fabric", type=Path, help="fabric file (YAML) whose sites are the job's")
+    p.add_argument("--job", required=True, help="job file (YAML)")
+    p.add_argument("--steps", type=int, default=3, metavar="N", help="sync steps per policy")
+    p.add_argument("--policy", choices=[*POLICIES, "all"], default="loadaware",
+                   help="placement policy of the controller, or all of them one after another")
+    p.add_argument("--flows-per-pair", type=int, default=0, metavar="N",
+                   help="parallel flows per loaded direction (default: the job's, 8)")
+    p.add_argument("--stretch", type=float, default=0.0, metavar="X",
+                   help=f"time runs X times slower than the job's (default: the predicted "
+                        f"sync lasts {SYNC_SECONDS:g} s)")
+    p.add_argument("--queue-packets", type=int, default=QUEUE_PACKETS, metavar="N",
+                   help=f"queue of each emulated wavelength, in packets (default "
+                        f"{QUEUE_PACKETS}: milliseconds, as on a line card, rather than the "
+                        f"seconds a 1000-packet queue holds at a few Mb/s; 0 leaves it)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plot", metavar="FILE.png", type=Path,
+                   help="draw each policy's step times against the prediction")
+    p.set_defaults(run=run)
+
+
+def _say(text: str) -> None:
+    print(f"[train] {text}", file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    if args.steps < 1 or min(args.flows_per_pair, args.stretch, args.queue_packets) < 0:
+        print("dcilab train: --steps must be >= 1; --flows-per-pair, --stretch and "
+              "--queue-packets >= 0",
+              file=sys.stderr)
+        return 2
+    try:
+        job = read_job(args.job)
+    except JobError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print("dcilab train runs the emulation: it needs root (Mininet, Open vSwitch)",
+              file=sys.stderr)
+        return 2
+    policies = list(POLICIES) if args.policy == "all" else [args.policy]
+    report = emulate_or_explain(args.fabric, job, policies, args.steps, args.stretch or None,
+                                args.flows_per_pair or None, _say, args.queue_packets)
+    if isinstance(report, str):
+        print(report, file=sys.stderr)
+        return 2
+    if args.plot:
+        from ..bench.training_plot import train_figure   # matplotlib only when asked
+        train_figure(report).savefig(args.plot, dpi=110)
+        report["plot"] = str(args.plot)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+    failed = [e for r in report["policies"].values() for e in r["errors"]]
+    return 1 if failed else 0
+
+
+def print_report(r: dict) -> None:
+    pred, unsplit = r["predicted"], r["predicted_unsplittable"]
+    waves = ", ".join(f"{k}: {v}" for k, v in r["wavelengths"].items())
+    print(f"train: job {r['job']} on {r['fabric']} (scale {r['scale']:g}, time x{r['stretch']:g}), "
+          f"{r['flows']} flows ({r['flows_per_pair']} per direction) of "
+          f"{r['bytes_per_flow'] / 1e6:.2f} MB per sync; wavelengths {waves}")
+    print(f"compute {r['compute_s']:.2f} s per step, the sync may overlap its last "
+          f"{r['overlap_s']:.2f} s" + (f"; a sync every {r['sync_every_steps']} steps"
+                                       if r["sync_every_steps"] > 1 else ""))
+    print(f"planner: step {pred['step_time_s']:.3f} s, sync {pred['sync_s']:.3f} s, "
+          f"utilization {pred['compute_utilization']:.1%} (flows kept whole on wavelengths: "
+          f"step {unsplit['step_time_s']:.3f} s, sync {unsplit['sync_s']:.3f} s)")
+    cal = r["calibration"]
+    print(f"one flow alone on a wavelength: {cal['single_flow_mbps']:.2f} of "
+          f"{cal['wavelength_mbps']:.2f} Mb/s; planner on that goodput: step "
+          f"{cal['predicted']['step_time_s']:.3f} s, sync {cal['predicted']['sync_s']:.3f} s\n")
+    print(f"  {'policy':<10} {'step s':>8} {'of pred':>8} {'of goodput pred':>16} {'sync s':>8} "
+          f"{'of pred':>8} {'exposed s':>10} {'util':>7}  steps (s)")
+    for name, p in r["policies"].items():
+        steps = " ".join(f"{s['step_s']:.2f}" for s in p["steps"])
+        sync_ratio = p["sync_ratio_to_prediction"]
+        print(f"  {name:<10} {p['step_time_s']:>8.3f} {p['step_ratio_to_prediction']:>8.1%} "
+              f"{p['step_ratio_to_goodput_prediction']:>16.1%} {p['sync_s']:>8.3f} "
+              f"{(f'{sync_ratio:.1%}' if sync_ratio else '-'):>8} "
+              f"{p['exposed_s']:>10.3f} {p['compute_utilization']:>7.1%}  {steps}")
+        for error in p["errors"]:
+            print(f"    error: {error}")
+    if "plot" in r:
+        print(f"\n  plot: {r['plot']}")

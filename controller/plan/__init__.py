@@ -1,0 +1,11 @@
+"""Planning the DCI of a multi-site training job: its traffic, the cheapest optics that
+carry it in time, cost, power and predicted step time. Pure: no I/O (the CLI reads and
+writes files)."""
+
+from .fabric_out import fabric_yaml
+from .hardware import NoFeasibleChoice
+from .load import Job, JobError, parse_job
+from .planner import JobPlan, plan_job
+
+__all__ = ["Job", "JobError", "JobPlan", "NoFeasibleChoice", "fabric_yaml", "parse_job",
+           "plan_job"]

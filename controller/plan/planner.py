@@ -1,0 +1,174 @@
+"""`plan_job`: from a checked job to hardware per site pair, cost, power and step time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..optics import DEFAULT_CATALOG, Catalog
+from .hardware import (WDM_POWER_W, WDM_PRICE_USD, WDM_RATE_GBPS, WDM_SOURCES, Choice, Wdm,
+                       choose)
+from .load import Job
+from .performance import Prediction, predict, sync_time_s
+from .traffic import JobTraffic, job_traffic
+
+DISTANCE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+CAPACITY_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    job: Job
+    traffic: JobTraffic
+    choices: tuple[Choice, ...]
+    prediction: Prediction
+    wdm: Wdm
+    sensitivity: dict
+
+    @property
+    def capex_usd(self) -> float:
+        return sum(c.capex_usd for c in self.choices)
+
+    @property
+    def power_w(self) -> float:
+        return sum(c.power_w for c in self.choices)
+
+    def capacity_gbps(self) -> dict[tuple[str, str], float]:
+        return {(c.a, c.b): c.capacity_gbps for c in self.choices}
+
+    def latency_s(self) -> dict[tuple[str, str], float]:
+        return {(c.a, c.b): c.one_way_latency_s for c in self.choices}
+
+    def wdm_total(self) -> dict:
+        per = [self.wdm.for_capacity(c.capacity_gbps) for c in self.choices]
+        return {"rate_gbps": self.wdm.rate_gbps,
+                "wavelengths": sum(p["wavelengths"] for p in per),
+                "transponders": sum(p["transponders"] for p in per),
+                "capex_usd": round(sum(p["capex_usd"] for p in per), 2),
+                "power_w": round(sum(p["power_w"] for p in per), 3),
+                "assumptions": {k: (v if k not in self._wdm_overridden() else "job file")
+                                for k, v in WDM_SOURCES.items()}}
+
+    def _wdm_overridden(self) -> set[str]:
+        return {k for k, v in self.job.spec.wdm.model_dump().items() if v is not None}
+
+    def to_dict(self) -> dict:
+        spec = self.job.spec
+        pairs = []
+        for c in self.choices:
+            t = self.traffic.pair(c.a, c.b)
+            pairs.append({
+                "a": c.a, "b": c.b, "km": c.km,
+                "bytes_per_sync": t.bytes_per_sync,
+                "bytes_per_sync_ab": t.bytes_ab, "bytes_per_sync_ba": t.bytes_ba,
+                "required_gbps": round(c.required_gbps, 3),
+                "module": c.module, "mode": c.mode, "rate_gbps": c.rate_gbps,
+                "wavelengths": c.wavelengths, "line_systems": c.line_systems, "band": c.band,
+                "capacity_gbps": c.capacity_gbps,
+                "capex_usd": round(c.capex_usd, 2), "power_w": round(c.power_w, 3),
+                "latency_ms": round(c.latency_ms, 6),
+                "wdm": self.wdm.for_capacity(c.capacity_gbps),
+            })
+        return {
+            "job": spec.name,
+            "sites": [{"name": s.name, "gpus": s.gpus} for s in spec.sites],
+            "across_sites": spec.across_sites, "sync": spec.sync,
+            "sync_every_steps": self.traffic.sync_every_steps,
+            "window_s": round(self.traffic.window_s, 6),
+            "ring_latencies": self.traffic.ring_latencies,
+            "site_pairs": pairs,
+            "step_time_s": round(self.prediction.step_time_s, 6),
+            "compute_utilization": round(self.prediction.compute_utilization, 6),
+            "sync_s": round(self.prediction.sync_s, 6),
+            "exposed_s": round(self.prediction.exposed_s, 6),
+            "capex_usd": round(self.capex_usd, 2),
+            "power_w": round(self.power_w, 3),
+            "wdm": self.wdm_total(),
+            "sensitivity": self.sensitivity,
+        }
+
+
+def job_catalog(job: Job, catalog: Catalog = DEFAULT_CATALOG) -> tuple[Catalog, tuple[str, ...]]:
+    """The catalog with the job's price and power overrides, and the modules it may use."""
+    overrides = {}
+    for name, choice in job.spec.modules.items():
+        figures = {k: v for k, v in (("price_usd", choice.price_usd), ("power_w", choice.power_w))
+                   if v is not None}
+        if figures:
+            overrides[name] = figures
+    available = tuple(n for n in catalog.names
+                      if job.spec.modules.get(n) is None or job.spec.modules[n].available)
+    return catalog.with_overrides(overrides), available
+
+
+def predict_job(job: Job, traffic: JobTraffic, capacity_gbps, latency_s,
+                byte_factor: float = 1.0, time_factor: float = 1.0) -> Prediction:
+    """Step time and utilization on these capacities. For the emulation, bytes are scaled by
+    `byte_factor` and compute times by `time_factor`."""
+    step = job.spec.step
+    sync = sync_time_s(traffic, capacity_gbps, latency_s, byte_factor)
+    return predict(step.compute_s * time_factor, step.overlap_s * time_factor,
+                   traffic.sync_every_steps, sync)
+
+
+def plan_job(job: Job, catalog: Catalog = DEFAULT_CATALOG, sensitivity: bool = True) -> JobPlan:
+    """Plan the job's DCI: the cheapest feasible hardware per site pair and its performance.
+
+    Raises
+    ------
+    NoFeasibleChoice
+        A site pair that no module can serve in time (the message says why per module).
+    """
+    catalog, available = job_catalog(job, catalog)
+    traffic = job_traffic(job)
+    choices = tuple(choose(p.a, p.b, p.km, p.bytes_per_sync, traffic.window_s,
+                           traffic.ring_latencies, catalog, available) for p in traffic.pairs)
+    capacity = {(c.a, c.b): c.capacity_gbps for c in choices}
+    latency = {(c.a, c.b): c.one_way_latency_s for c in choices}
+    prediction = predict_job(job, traffic, capacity, latency)
+    w = job.spec.wdm
+    wdm = Wdm(w.rate_gbps or WDM_RATE_GBPS,
+              WDM_PRICE_USD if w.price_usd is None else w.price_usd,
+              WDM_POWER_W if w.power_w is None else w.power_w)
+    sens = _sensitivity(job, traffic, choices, catalog, available) if sensitivity else {}
+    return JobPlan(job, traffic, choices, prediction, wdm, sens)
+
+
+def _sensitivity(job: Job, traffic: JobTraffic, choices: tuple[Choice, ...], catalog: Catalog,
+                 available: tuple[str, ...]) -> dict:
+    """Step time and utilization as distance and capacity change.
+
+    Distance: every fibre route times a factor, on the planned wavelengths (only latency
+    changes; a mode that no longer reaches is flagged), and the hardware a fresh plan
+    would buy at that distance. Capacity: the planned capacity of every pair times a
+    factor.
+    """
+    capacity = {(c.a, c.b): c.capacity_gbps for c in choices}
+    latency = {(c.a, c.b): c.one_way_latency_s for c in choices}
+    distance_rows = []
+    for f in DISTANCE_FACTORS:
+        stretched = {(c.a, c.b): c.one_way_latency_s + (f - 1) * (c.one_way_latency_s
+                     - _dsp_s(catalog, c.module)) for c in choices}
+        pred = predict_job(job, traffic, capacity, stretched)
+        row = {"factor": f, "longest_km": round(max(c.km for c in choices) * f, 3),
+               **pred.to_dict()}
+        try:
+            fresh = [choose(c.a, c.b, c.km * f, traffic.pair(c.a, c.b).bytes_per_sync,
+                            traffic.window_s, traffic.ring_latencies, catalog, available)
+                     for c in choices]
+            row["replanned_capex_usd"] = round(sum(x.capex_usd for x in fresh), 2)
+            row["replanned_wavelengths"] = sum(x.wavelengths for x in fresh)
+        except ValueError as exc:
+            row["replanned_capex_usd"] = None
+            row["replanned_error"] = str(exc)
+        distance_rows.append(row)
+    capacity_rows = []
+    for f in CAPACITY_FACTORS:
+        pred = predict_job(job, traffic, {k: v * f for k, v in capacity.items()}, latency)
+        capacity_rows.append({"factor": f,
+                              "capacity_gbps": round(sum(capacity.values()) * f, 3),
+                              **pred.to_dict()})
+    return {"distance": distance_rows, "capacity": capacity_rows}
+
+
+def _dsp_s(catalog: Catalog, module: str) -> float:
+    return catalog.module(module).dsp_latency_us / 1e6

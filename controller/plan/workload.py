@@ -1,0 +1,107 @@
+"""A planned job's sync as flows between the hosts of a fabric, and what the plan predicts
+for that fabric.
+
+Used by `dcilab train` (real flows on the emulation) and `dcilab bench --training` (the
+same flows on the max-min flow model). The sync of every loaded direction of every site
+pair is split over `flows_per_pair` parallel flows (NCCL channels), from the hosts of the
+sending site round-robin to the hosts of the receiving site.
+
+Time on the emulation runs `stretch` times slower than the job's: compute and overlap
+last `stretch` x as long and each flow carries bytes x scale x stretch, so on
+wavelengths of rate x scale every ratio (utilization, exposed share) is the job's, while
+the syncs last long enough for the controller's 1 s polls to see them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..fabric import Fabric
+from .load import Job
+from .performance import Prediction
+from .planner import predict_job
+from .traffic import JobTraffic, job_traffic
+
+
+@dataclass(frozen=True)
+class SyncFlow:
+    src: str          # host name
+    dst: str
+    bytes: int
+    pair: tuple[str, str]     # (sending site, receiving site)
+
+
+class WorkloadError(ValueError):
+    """The job does not fit the fabric (a site missing, no direct DCI link)."""
+
+
+def pair_capacity_gbps(job: Job, fabric: Fabric, traffic: JobTraffic) -> dict:
+    """The fabric's direct DCI capacity of every site pair the job's traffic crosses."""
+    have = fabric.capacity_by_site_pair()
+    sites = {s.name for s in fabric.sites}
+    missing = [s for s in job.site_names if s not in sites]
+    if missing:
+        raise WorkloadError(f"fabric {fabric.name!r} has no site {', '.join(missing)} "
+                            f"(its sites: {', '.join(sorted(sites))})")
+    out = {}
+    for p in traffic.pairs:
+        cap = have.get(tuple(sorted((p.a, p.b))))
+        if not cap:
+            raise WorkloadError(f"fabric {fabric.name!r} has no DCI link between {p.a} and {p.b}")
+        out[(p.a, p.b)] = cap
+    return out
+
+
+def sync_flows(job: Job, fabric: Fabric, byte_factor: float,
+               flows_per_pair: int | None = None) -> list[SyncFlow]:
+    """Every flow of one sync, bytes scaled by `byte_factor` (scale x stretch)."""
+    traffic = job_traffic(job)
+    pair_capacity_gbps(job, fabric, traffic)       # the sites and links exist
+    per = flows_per_pair or job.spec.flows_per_pair
+    flows = []
+    for p in traffic.pairs:
+        for (a, b), sent in (((p.a, p.b), p.bytes_ab), ((p.b, p.a), p.bytes_ba)):
+            if sent <= 0:
+                continue
+            senders, receivers = fabric.hosts_of(a), fabric.hosts_of(b)
+            size = max(1, round(sent * byte_factor / per))
+            for i in range(per):
+                flows.append(SyncFlow(senders[i % len(senders)].name,
+                                      receivers[i % len(receivers)].name, size, (a, b)))
+    return flows
+
+
+def fabric_prediction(job: Job, fabric: Fabric, stretch: float = 1.0) -> Prediction:
+    """The planner's step time on this fabric's capacities, with time stretched.
+
+    Latency is left out: the emulation cannot delay packets (no netem here), and the
+    ring's latencies are microseconds to milliseconds against syncs of seconds.
+    """
+    traffic = job_traffic(job)
+    capacity = pair_capacity_gbps(job, fabric, traffic)
+    zero = {k: 0.0 for k in capacity}
+    return predict_job(job, traffic, capacity, zero, byte_factor=stretch, time_factor=stretch)
+
+
+def unsplittable_prediction(job: Job, fabric: Fabric, stretch: float = 1.0,
+                            flows_per_pair: int | None = None) -> Prediction:
+    """As `fabric_prediction`, but each flow stays on one wavelength: F equal flows over W
+    equal wavelengths finish after ceil(F/W) flows' bytes on one wavelength (F < W leaves
+    wavelengths idle). The best a placement of unsplit flows can do."""
+    traffic = job_traffic(job)
+    capacity = pair_capacity_gbps(job, fabric, traffic)
+    per = flows_per_pair or job.spec.flows_per_pair
+    effective = {}
+    for (a, b), cap in capacity.items():
+        waves = [l for l in fabric.wavelengths() if {l.site_a, l.site_b} == {a, b}]
+        rate = min(l.rate_gbps for l in waves)
+        effective[(a, b)] = per / math.ceil(per / len(waves)) * rate
+    zero = {k: 0.0 for k in capacity}
+    return predict_job(job, traffic, effective, zero, byte_factor=stretch, time_factor=stretch)
+
+
+def auto_stretch(job: Job, fabric: Fabric, sync_seconds: float) -> float:
+    """The stretch at which the predicted sync lasts `sync_seconds` on this fabric."""
+    sync = fabric_prediction(job, fabric).sync_s
+    return sync_seconds / sync if sync > 0 else 1.0

@@ -1,0 +1,74 @@
+"""`dcilab plan` end to end (no emulation), and the workload `train` and its twin send."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dcilab.bench.training import twin, twin_fabric
+from dcilab.cli import main
+from dcilab.fabric import load_fabric
+from dcilab.plan import fabric_yaml, parse_job, plan_job
+from dcilab.plan.workload import fabric_prediction, sync_flows, unsplittable_prediction
+
+JOBS = Path(__file__).resolve().parents[3] / "jobs"
+
+
+def read(name):
+    path = JOBS / name
+    return parse_job(path.read_text(), str(path))
+
+
+def test_plan_json_fabric_out_and_plot(tmp_path, capsys):
+    fabric, png = tmp_path / "f.yaml", tmp_path / "p.png"
+    assert main(["plan", str(JOBS / "10b-data-2dc.yaml"), "--json", "--fabric-out", str(fabric),
+                 "--plot", str(png)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["site_pairs"][0]["required_gbps"] == pytest.approx(223, rel=0.03)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["check", str(fabric)]) == 0
+    assert "is valid" in capsys.readouterr().out
+
+
+def test_plan_text_and_bad_job_exit_2(tmp_path, capsys):
+    assert main(["plan", str(JOBS / "10b-diloco-3dc.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "every 100 steps" in out and "classic WDM" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: {parameters: 1e9, bytes_per_gradient: 2, layers: 3}\n")
+    assert main(["plan", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2: model.layers: unknown field" in err
+    assert main(["plan", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_sync_flows_split_each_loaded_direction(tmp_path):
+    job = read("34b-data-2dc-400zr.yaml")
+    path = tmp_path / "f.yaml"
+    path.write_text(fabric_yaml(plan_job(job)))
+    fabric = load_fabric(path)
+    flows = sync_flows(job, fabric, byte_factor=1.0)
+    assert len(flows) == 16                                # 8 each way between two sites
+    assert {f.pair for f in flows} == {("west", "east"), ("east", "west")}
+    assert sum(f.bytes for f in flows if f.pair == ("west", "east")) == pytest.approx(68e9, rel=1e-6)
+    assert len({(f.src, f.dst) for f in flows}) == 8       # spread over the sites' hosts
+    # On the fabric's own capacity the planner's prediction is the plan's.
+    assert fabric_prediction(job, fabric).step_time_s == pytest.approx(
+        plan_job(job).prediction.step_time_s, rel=0.01)
+    # 8 flows over 4 wavelengths divide evenly: keeping flows whole costs nothing.
+    assert unsplittable_prediction(job, fabric).sync_s == pytest.approx(
+        fabric_prediction(job, fabric).sync_s)
+    assert unsplittable_prediction(job, fabric, flows_per_pair=6).sync_s > \
+        fabric_prediction(job, fabric).sync_s
+
+
+def test_twin_loadaware_no_worse_than_ecmp_and_better_with_more_flows_than_wavelengths():
+    job = read("300b-data-16dc.yaml")
+    fabric = twin_fabric()
+    r = twin(job, fabric, steps=3, flows_per_pair=12)
+    la, ecmp = r["policies"]["loadaware"], r["policies"]["ecmp"]
+    assert la["step_time_s"] < ecmp["step_time_s"]
+    assert la["step_time_s"] >= r["predicted_step_s"] * 0.999

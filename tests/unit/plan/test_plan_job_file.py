@@ -1,0 +1,108 @@
+"""Job files: every mistake is named with the file, its line and the field path."""
+
+from __future__ import annotations
+
+import pytest
+
+from dcilab.plan import JobError, parse_job
+
+GOOD = """\
+name: t
+model:
+  parameters: 10e9
+  bytes_per_gradient: 2
+sites:
+  - name: a
+    gpus: 8
+  - name: b
+    gpus: 8
+distances_km:
+  a: {b: 100}
+step:
+  compute_s: 1.0
+  overlap_s: 0.5
+target_compute_utilization: 0.95
+"""
+
+
+def errors(text: str) -> list[str]:
+    with pytest.raises(JobError) as info:
+        parse_job(text, "job.yaml")
+    return str(info.value).splitlines()
+
+
+def test_good_file_parses_and_takes_10e9_as_a_number():
+    job = parse_job(GOOD, "job.yaml")
+    assert job.spec.model.parameters == 10e9
+    assert job.km("b", "a") == 100.0
+    assert job.spec.flows_per_pair == 8
+
+
+def test_unknown_field_names_file_line_and_path():
+    text = GOOD.replace("  bytes_per_gradient: 2", "  bytes_per_gradient: 2\n  layers: 40")
+    assert errors(text) == ["job.yaml:5: model.layers: unknown field"]
+
+
+def test_missing_field_and_bad_value_reported_together():
+    text = GOOD.replace("  compute_s: 1.0\n", "").replace("0.95", "1.5")
+    out = errors(text)
+    assert "job.yaml:13: step.compute_s: missing required field" in out
+    assert any(line.startswith("job.yaml:14: target_compute_utilization: input should be less "
+                               "than 1") for line in out), out
+
+
+def test_strict_types():
+    out = errors(GOOD.replace("gpus: 8\n  - name: b", "gpus: true\n  - name: b"))
+    assert out[0].startswith("job.yaml:7: sites[0].gpus: ")
+
+
+def test_unknown_site_in_distances():
+    out = errors(GOOD.replace("a: {b: 100}", "a: {c: 100}"))
+    assert out == ["job.yaml:11: distances_km.a.c: unknown site 'c' (sites: a, b)"]
+
+
+def test_missing_ring_distance():
+    text = GOOD.replace("  - name: b\n    gpus: 8\n",
+                        "  - name: b\n    gpus: 8\n  - name: c\n    gpus: 8\n")
+    text = text.replace("a: {b: 100}", "a: {b: 100}\n  b: {c: 50}")
+    out = errors(text)
+    assert out == ["job.yaml:12: distances_km: missing the fibre route length between c and a "
+                   "(write `c: {a: KM}`)"]
+
+
+def test_distance_given_twice():
+    out = errors(GOOD.replace("a: {b: 100}", "a: {b: 100}\n  b: {a: 90}"))
+    assert out == ["job.yaml:12: distances_km.b.a: the distance between b and a is given twice, "
+                   "as 100 and 90 km"]
+    # Both orders with the same figure (a full matrix) are fine.
+    job = parse_job(GOOD.replace("a: {b: 100}", "a: {b: 100}\n  b: {a: 100}"), "job.yaml")
+    assert job.km("a", "b") == 100.0
+
+
+def test_diloco_needs_its_section_and_pipeline_its_own():
+    out = errors(GOOD + "sync: diloco\n")
+    assert out == ["job.yaml:16: diloco: sync: diloco needs a `diloco` section with "
+                   "inner_steps and bytes_per_parameter"]
+    out = errors(GOOD + "across_sites: pipeline\n")
+    assert out[0].startswith("job.yaml:16: pipeline: across_sites: pipeline needs a `pipeline`")
+
+
+def test_overlap_longer_than_compute():
+    out = errors(GOOD.replace("overlap_s: 0.5", "overlap_s: 1.5"))
+    assert out == ["job.yaml:14: step.overlap_s: the sync can overlap at most the step's "
+                   "compute (1 s), got 1.5 s"]
+
+
+def test_unknown_module_and_all_unavailable():
+    out = errors(GOOD + "modules:\n  900ZR: {price_usd: 1}\n")
+    assert out[0].startswith("job.yaml:17: modules.900ZR: unknown module '900ZR'")
+    off = "".join(f"  {m}: {{available: false}}\n" for m in ("400ZR", "400ZR+", "800ZR", "800ZR+"))
+    assert errors(GOOD + "modules:\n" + off) == [
+        "job.yaml:16: modules: every module is marked unavailable"]
+
+
+def test_yaml_errors():
+    assert errors("name: [")[0].startswith("job.yaml:1: YAML syntax error")
+    assert errors("- a\n") == ["job.yaml: a job file must be a YAML mapping with name, model, "
+                               "sites, distances_km, step and target_compute_utilization"]
+    assert errors(GOOD + "name: u\n")[0].startswith("job.yaml:16: YAML syntax error: key")

@@ -1,0 +1,174 @@
+"""The planner against the reference figures (README, "Planning a training job") and an
+independent calculation of the stated model."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dcilab.fabric import parse_fabric
+from dcilab.emulation.topo import rate_problems
+from dcilab.plan import NoFeasibleChoice, fabric_yaml, parse_job, plan_job
+from dcilab.plan.fabric_out import CPU_BUDGET_MBPS
+from dcilab.plan.hardware import line_systems_for
+from dcilab.plan.performance import predict
+from dcilab.plan.traffic import job_traffic, ring_factor
+
+JOBS = Path(__file__).resolve().parents[3] / "jobs"
+
+
+def job(n=2, km=100.0, **fields):
+    sites = n
+    names = [f"s{i}" for i in range(sites)]
+    data = {"name": "t", "model": {"parameters": 10e9, "bytes_per_gradient": 2},
+            "sites": [{"name": n, "gpus": 8} for n in names],
+            "distances_km": {names[i]: {names[(i + 1) % sites]: km}
+                             for i in range(sites if sites > 2 else 1)},
+            "step": {"compute_s": 1.0, "overlap_s": 2 / 3},
+            "target_compute_utilization": 0.95}
+    for key, value in fields.items():
+        if key in ("model", "step"):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return parse_job(yaml.safe_dump(data), "t.yaml")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 8, 16])
+def test_nccl_ring_factors(n):
+    assert ring_factor("all-reduce", n) == pytest.approx(2 * (n - 1) / n)
+    for c in ("reduce-scatter", "all-gather", "all-to-all"):
+        assert ring_factor(c, n) == pytest.approx((n - 1) / n)
+    assert ring_factor("broadcast", n) == ring_factor("reduce", n) == 1.0
+
+
+def test_405b_bf16_over_two_sites_sends_810_gb_per_site_per_step():
+    t = job_traffic(job(model={"parameters": 405e9}))
+    [pair] = t.pairs
+    assert pair.bytes_ab == pair.bytes_ba == pytest.approx(810e9)
+
+
+@pytest.mark.parametrize("km", [1.0, 100.0])
+def test_10b_data_parallel_needs_about_223_gbps(km):
+    plan = plan_job(job(km=km))
+    [choice] = plan.choices
+    assert choice.required_gbps == pytest.approx(223.0, rel=0.03)
+    # The window model: 160 Gb in 2/3 s + 1 s x (1/0.95 - 1), less two one-way latencies.
+    latency = (4.9 * km + 2.0) * 1e-6           # 400ZR: 2 µs of DSP
+    assert choice.required_gbps == pytest.approx(160 / (2 / 3 + 1 / 0.95 - 1 - 2 * latency))
+    assert (choice.module, choice.mode, choice.wavelengths) == ("400ZR", "400G", 1)
+    assert choice.capex_usd == 2 * 3230 and choice.power_w == 2 * 20
+
+
+def test_c_band_fibre_pair_holds_64_400zr_or_32_800zr():
+    assert line_systems_for(64, 75.0) == (1, "C")
+    assert line_systems_for(65, 75.0) == (1, "C+L")
+    assert line_systems_for(32, 150.0) == (1, "C")
+    assert line_systems_for(33, 150.0) == (1, "C+L")
+    assert line_systems_for(257, 75.0) == (3, "C+L")
+
+
+def test_latency_is_4_9_us_per_km_plus_the_module():
+    plan = plan_job(job(km=1000.0))
+    [choice] = plan.choices
+    assert choice.module == "400ZR+"        # 400ZR and 800ZR do not reach 1000 km
+    assert choice.latency_ms == pytest.approx((4.9 * 1000 + 4.0) / 1000)
+
+
+def test_cheapest_module_wins_and_unavailable_ones_are_skipped():
+    big = {"parameters": 34e9}
+    step = {"compute_s": 1.0, "overlap_s": 0.3}
+    plan = plan_job(job(km=60.0, model=big, step=step))
+    [c] = plan.choices
+    assert (c.module, c.wavelengths) == ("800ZR", 2)    # 2 x 2 x $4,800 < 4 x 2 x $3,230
+    plan = plan_job(job(km=60.0, model=big, step=step,
+                        modules={"800ZR": {"available": False}, "800ZR+": {"available": False}}))
+    [c] = plan.choices
+    assert (c.module, c.wavelengths, c.capex_usd) == ("400ZR", 4, 4 * 2 * 3230)
+    # A price override changes the choice.
+    plan = plan_job(job(km=60.0, model=big, step=step, modules={"800ZR": {"price_usd": 9000},
+                                                         "800ZR+": {"price_usd": 9000}}))
+    assert plan.choices[0].module == "400ZR"
+
+
+def test_three_site_ring_against_an_independent_calculation():
+    names = ["x", "y", "z"]
+    spec = {"distances_km": {"x": {"y": 50.0}, "y": {"z": 300.0}, "z": {"x": 900.0}},
+            "sites": [{"name": n, "gpus": 8} for n in names],
+            "model": {"parameters": 70e9}, "step": {"compute_s": 4.0, "overlap_s": 2.5},
+            "target_compute_utilization": 0.9}
+    plan = plan_job(job(**spec))
+    s = 70e9 * 2
+    sent = 2 * 2 / 3 * s                      # 2(M-1)/M x S to the ring successor
+    window = 2.5 + 4.0 * (1 / 0.9 - 1)
+    for c, km in zip(plan.choices, (50.0, 300.0, 900.0)):
+        t = plan.traffic.pair(c.a, c.b)
+        assert (t.bytes_ab, t.bytes_ba) == (pytest.approx(sent), 0.0)
+        dsp = {"400ZR": 2.0}.get(c.module, 4.0)
+        need = sent * 8 / (window - 4 * (4.9 * km + dsp) * 1e-6) / 1e9
+        assert c.required_gbps == pytest.approx(need)
+        assert c.wavelengths == math.ceil(need / c.rate_gbps)
+    # Step time at the planned capacity: the slowest direction, less the overlap.
+    sync = max(sent * 8 / (c.capacity_gbps * 1e9) + 4 * c.one_way_latency_s for c in plan.choices)
+    assert plan.prediction.step_time_s == pytest.approx(4.0 + max(0.0, sync - 2.5))
+    assert plan.prediction.compute_utilization >= 0.9
+
+
+def test_diloco_and_pipeline_traffic():
+    t = job_traffic(job(n=3, sync="diloco",
+                        diloco={"inner_steps": 100, "bytes_per_parameter": 1}))
+    assert t.pairs[0].bytes_ab == pytest.approx(4 / 3 * 10e9)
+    assert t.window_s == pytest.approx(2 / 3 + 100 * 1.0 * (1 / 0.95 - 1))
+    t = job_traffic(job(n=3, across_sites="pipeline",
+                        pipeline={"micro_batches": 4, "tokens_per_micro_batch": 1000,
+                                  "hidden": 100, "bytes_per_value": 2, "replicas": 3}))
+    assert [(p.a, p.b) for p in t.pairs] == [("s0", "s1"), ("s1", "s2")]   # a chain, no wrap
+    assert t.pairs[0].bytes_ab == t.pairs[0].bytes_ba == 4 * 1000 * 100 * 2 * 3
+
+
+def test_prediction_at_the_required_rate_meets_the_target():
+    window = 2 / 3 + (1 / 0.95 - 1)
+    assert predict(1.0, 2 / 3, 1, window).compute_utilization == pytest.approx(0.95)
+    assert predict(1.0, 2 / 3, 1, 0.5).step_time_s == 1.0        # hidden by the overlap
+    assert predict(2.0, 0.0, 100, 50.0).step_time_s == pytest.approx(2.5)
+
+
+def test_out_of_reach_or_latency_bound_pairs_are_explained():
+    with pytest.raises(NoFeasibleChoice, match="no module carries the sync in time"):
+        plan_job(job(km=20000.0))
+    with pytest.raises(NoFeasibleChoice, match="fill the"):
+        plan_job(job(km=500.0, step={"compute_s": 0.001, "overlap_s": 0.0005}))
+
+
+def test_sensitivity_moves_the_right_way():
+    path = JOBS / "70b-data-16dc.yaml"
+    plan = plan_job(parse_job(path.read_text(), str(path)))
+    util = [r["compute_utilization"] for r in plan.sensitivity["distance"]]
+    assert util == sorted(util, reverse=True) and util[0] > util[-1]
+    cap = [r["step_time_s"] for r in plan.sensitivity["capacity"]]
+    assert cap == sorted(cap, reverse=True) and cap[0] > cap[-1]
+
+
+@pytest.mark.parametrize("path", sorted(JOBS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_generated_fabric_passes_the_checker_and_covers_the_requirement(path):
+    plan = plan_job(parse_job(path.read_text(), str(path)))
+    fabric = parse_fabric(fabric_yaml(plan), "generated")
+    assert rate_problems(fabric) == []
+    have = fabric.capacity_by_site_pair()
+    loaded = 0.0
+    for c in plan.choices:
+        assert have[tuple(sorted((c.a, c.b)))] >= c.required_gbps
+        t = plan.traffic.pair(c.a, c.b)
+        loaded += have[tuple(sorted((c.a, c.b)))] * sum(1 for b in (t.bytes_ab, t.bytes_ba) if b)
+    assert loaded * 1000 * fabric.scale <= CPU_BUDGET_MBPS
+    d = plan.to_dict()
+    for key in ("step_time_s", "compute_utilization", "capex_usd", "power_w", "wdm"):
+        assert key in d
+    for p in d["site_pairs"]:
+        for key in ("bytes_per_sync", "required_gbps", "module", "mode", "wavelengths",
+                    "line_systems", "capex_usd", "power_w", "latency_ms"):
+            assert key in p
+    assert d["wdm"]["capex_usd"] > d["capex_usd"]
