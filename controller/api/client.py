@@ -102,10 +102,25 @@ class Client:
         return self._call(self.path_stub.GetReservation,
                           ppb.GetReservationRequest(reservation_id=reservation_id)).reservation
 
-    def reservations(self, state: str | None = None) -> list[ppb.Reservation]:
+    def reservations(self, state: str | None = None, show_ended: bool = False,
+                     page_size: int = 0) -> list[ppb.Reservation]:
+        """Every reservation (of `state`; live ones only unless `show_ended`), page by
+        page."""
+        return [r for page in self.reservation_pages(state, show_ended, page_size)
+                for r in page]
+
+    def reservation_pages(self, state: str | None = None, show_ended: bool = False,
+                          page_size: int = 0) -> Iterator[list[ppb.Reservation]]:
+        """ListReservations, following next_page_token to the last page."""
         value = ppb.ReservationState.Value(f"RESERVATION_STATE_{state.upper()}") if state else 0
-        return list(self._call(self.path_stub.ListReservations,
-                               ppb.ListReservationsRequest(state=value)).reservations)
+        token = ""
+        while True:
+            reply = self._call(self.path_stub.ListReservations, ppb.ListReservationsRequest(
+                state=value, show_ended=show_ended, page_size=page_size, page_token=token))
+            yield list(reply.reservations)
+            token = reply.next_page_token
+            if not token:
+                return
 
     # -- fabric --------------------------------------------------------------------------
 

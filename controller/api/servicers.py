@@ -1,14 +1,23 @@
 """dcilab.v1 servicers: each method turns a request into one ControllerService call and its
-answer (or AdmissionError) into a response (or a status code with the human message)."""
+answer (or AdmissionError, StoreError) into a response (or a status code with the human
+message).
+
+Reads are bounded: ListReservations pages (AIP-158), and every read that walks a list
+(ListReservations, ListLinks, GetFabric) spends from a budget per client and one in total
+(`ReadBudget`), so clients looping on listings cannot starve the calls that book capacity.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 
 import grpc
 
-from ..te.reservations import AdmissionError
+from ..store.sqlite import UNAVAILABLE, StoreError
+from ..te.reservations import MAX_NAME_CHARS, AdmissionError, State, check_id
 from . import convert
 from .v1 import fabric_pb2 as fpb
 from .v1 import fabric_pb2_grpc
@@ -17,7 +26,12 @@ from .v1 import path_pb2_grpc
 
 STATUS = {AdmissionError.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
           AdmissionError.EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-          AdmissionError.NOT_FOUND: grpc.StatusCode.NOT_FOUND}
+          AdmissionError.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+          AdmissionError.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS}
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_PAGE_TOKEN_CHARS = 512
 
 DEFAULT_INTERVAL_S = 1.0
 MIN_INTERVAL_S = 0.1
@@ -34,30 +48,106 @@ def _answer(context: grpc.ServicerContext, call, *args):
         return call(*args)
     except AdmissionError as exc:
         _abort(context, exc)
+    except StoreError as exc:
+        context.abort(grpc.StatusCode.UNAVAILABLE if exc.code == UNAVAILABLE
+                      else grpc.StatusCode.INTERNAL, str(exc))
+
+
+class ReadBudget:
+    """Token buckets for read calls: one per client (gRPC peer) and one in total. A call
+    costs 1 + what it returns / 100 (in records, links); it waits up to `max_wait_s` for
+    tokens, then is refused with RESOURCE_EXHAUSTED. A waiting call holds no lock and
+    burns no CPU, so readers share the process fairly with the calls that book."""
+
+    def __init__(self, per_client: float = 20.0, total: float = 60.0,
+                 max_wait_s: float = 2.0, clock=time.monotonic, sleep=time.sleep):
+        self.per_client, self.total, self.max_wait_s = per_client, total, max_wait_s
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._total = [2 * total, clock()]                 # tokens, when last filled
+        self._clients: dict[str, list[float]] = {}
+
+    def _fill(self, bucket: list[float], rate: float, now: float) -> None:
+        bucket[0] = min(2 * rate, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+
+    def spend(self, client: str, cost: float) -> float | None:
+        """Wait until `client` may spend `cost`; None once spent, else the seconds it
+        would have had to wait (more than max_wait_s: refused, nothing spent)."""
+        with self._lock:
+            now = self._clock()
+            if len(self._clients) > 4096:                  # forget idle clients
+                self._clients = {k: b for k, b in self._clients.items() if now - b[1] < 60}
+            mine = self._clients.setdefault(client, [2 * self.per_client, now])
+            self._fill(mine, self.per_client, now)
+            self._fill(self._total, self.total, now)
+            wait = max(0.0, (cost - mine[0]) / self.per_client,
+                       (cost - self._total[0]) / self.total)
+            if wait > self.max_wait_s:
+                return wait
+            mine[0] -= cost                                # may go below 0: later callers wait
+            self._total[0] -= cost
+        if wait > 0:
+            self._sleep(wait)
+        return None
+
+
+def _spend(budget: ReadBudget | None, context, cost: float, what: str) -> None:
+    if budget is None:
+        return
+    wait = budget.spend(context.peer() or "?", cost)
+    if wait is not None:
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                      f"too many {what} calls: at most {budget.per_client:g} per second per "
+                      f"client and {budget.total:g} in total (a page of 100 counts 2); retry "
+                      f"in {wait:.1f} s")
+
+
+def encode_page_token(key: tuple[float, str], query: str) -> str:
+    raw = json.dumps([key[0], key[1], query], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str, query: str) -> tuple[float, str] | None:
+    """The list key a page token resumes after; None if it is not one we gave for
+    `query` (the request's other fields)."""
+    if len(token) > MAX_PAGE_TOKEN_CHARS:
+        return None
+    try:
+        created, rid, asked = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if asked != query or not isinstance(rid, str) or not isinstance(created, (int, float)):
+            return None
+        return float(created), rid
+    except (ValueError, TypeError):
+        return None
 
 
 class Streams:
-    """The open WatchLinkLoad streams: bounded in number (each holds a server thread), and
-    woken to end at once when the server stops."""
+    """The open WatchLinkLoad streams: bounded in number, in total and per client (each
+    holds a server thread), and woken to end at once when the server stops."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, per_client: int = 1):
         self._slots = threading.BoundedSemaphore(limit)
         self.limit = limit
+        self.per_client = per_client
         self.closed = threading.Event()
         self._lock = threading.Lock()
-        self._wakes: set[threading.Event] = set()
+        self._wakes: dict[threading.Event, str] = {}
 
-    def open(self) -> threading.Event | None:
+    def open(self, client: str = "") -> threading.Event | None:
+        with self._lock:
+            if sum(1 for c in self._wakes.values() if c == client) >= self.per_client:
+                return None
         if self.closed.is_set() or not self._slots.acquire(blocking=False):
             return None
         wake = threading.Event()
         with self._lock:
-            self._wakes.add(wake)
+            self._wakes[wake] = client
         return wake
 
     def done(self, wake: threading.Event) -> None:
         with self._lock:
-            self._wakes.discard(wake)
+            self._wakes.pop(wake, None)
         self._slots.release()
 
     def close(self) -> None:
@@ -68,11 +158,14 @@ class Streams:
 
 
 class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
-    def __init__(self, service, streams: Streams):
+    def __init__(self, service, streams: Streams, budget: ReadBudget | None = None):
         self.service = service
         self.streams = streams
+        self.budget = budget
+        self._list_cost = 1 + len(service.fabric.links) / 100
 
     def GetFabric(self, request, context):
+        _spend(self.budget, context, self._list_cost, "GetFabric")
         return fpb.GetFabricResponse(
             fabric=convert.fabric(self.service.fabric, self.service.switch_status()))
 
@@ -87,10 +180,11 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
         if request.site and request.site not in {s.name for s in self.service.fabric.sites}:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"site: fabric {self.service.fabric.name!r} has no site "
-                          f"{request.site!r}")
+                          f"{request.site[:MAX_NAME_CHARS]!r}")
 
     def ListLinks(self, request, context):
         self._check_filter(request, context)
+        _spend(self.budget, context, self._list_cost, "ListLinks")
         return fpb.ListLinksResponse(link_loads=self._loads(request.kind, request.site))
 
     def WatchLinkLoad(self, request, context):
@@ -101,13 +195,13 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"interval must be between {MIN_INTERVAL_S:g} s and "
                           f"{MAX_INTERVAL_S:g} s, got {interval:g} s")
-        wake = self.streams.open()
+        wake = self.streams.open(context.peer() or "?")
         if wake is None:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED if not self.streams.closed.is_set()
                           else grpc.StatusCode.UNAVAILABLE,
                           f"this server serves at most {self.streams.limit} WatchLinkLoad "
-                          f"streams at once" if not self.streams.closed.is_set()
-                          else "the server is stopping")
+                          f"streams at once, {self.streams.per_client} per client"
+                          if not self.streams.closed.is_set() else "the server is stopping")
         try:
             context.add_callback(wake.set)      # the client cancelled or went away
             while context.is_active() and not self.streams.closed.is_set():
@@ -121,25 +215,50 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
 
 
 class PathServicer(path_pb2_grpc.PathServiceServicer):
-    def __init__(self, service):
+    def __init__(self, service, budget: ReadBudget | None = None):
         self.service = service
+        self.budget = budget
 
     def ReservePath(self, request, context):
         res = _answer(context, self.service.reserve, convert.reservation_request(request))
         return ppb.ReservePathResponse(reservation=convert.reservation(res))
 
     def ReleasePath(self, request, context):
+        _answer(context, check_id, "reservation_id", request.reservation_id)
         res = _answer(context, self.service.release, request.reservation_id)
         return ppb.ReleasePathResponse(reservation=convert.reservation(res))
 
     def GetReservation(self, request, context):
+        _answer(context, check_id, "reservation_id", request.reservation_id)
         res = _answer(context, self.service.get, request.reservation_id)
         return ppb.GetReservationResponse(reservation=convert.reservation(res))
 
     def ListReservations(self, request, context):
         if request.state and request.state not in convert.STATE_OF:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"unknown reservation state {request.state}")
+                          f"state: unknown reservation state {request.state}")
+        if request.page_size < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"page_size must be >= 0 (0: {DEFAULT_PAGE_SIZE}; at most "
+                          f"{MAX_PAGE_SIZE}), got {request.page_size}")
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         state = convert.STATE_OF.get(request.state)
+        states = ((state,) if state is not None else tuple(State) if request.show_ended
+                  else tuple(s for s in State if s.live))
+        query = ",".join(s.value for s in states)
+        after = None
+        if request.page_token:
+            after = decode_page_token(request.page_token, query)
+            if after is None:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              "page_token: not one this server gave for this listing (the "
+                              "state and show_ended must stay the same from page to page)")
+        _spend(self.budget, context, 1 + size / 100, "ListReservations")
+        page = _answer(context, self.service.page, states, after, size + 1)
+        more = len(page) > size
+        page = page[:size]
+        last = page[-1] if page else None
         return ppb.ListReservationsResponse(
-            reservations=[convert.reservation(r) for r in self.service.list(state)])
+            reservations=[convert.reservation(r) for r in page],
+            next_page_token=(encode_page_token((last.created_at, last.reservation_id), query)
+                             if more and last else ""))

@@ -48,6 +48,9 @@ class Observer:
         assert seconds >= 0
         self.events.append(("request", result))
 
+    def request_refused(self, result):
+        self.events.append(("request", result))
+
     def placement(self, policy):
         self.events.append(("placement", policy))
 
@@ -212,7 +215,7 @@ def test_invalid_and_not_found_are_reported(service, observer):
         with pytest.raises(AdmissionError) as info:
             call("r-missing")
         assert info.value.code == AdmissionError.NOT_FOUND
-    assert observer.results() == Counter({"invalid": 1})
+    assert observer.results() == Counter({"invalid": 1, "not_found": 2})
 
 
 def test_changes_are_saved_and_restored(fabric, clock):

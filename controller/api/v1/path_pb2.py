@@ -26,15 +26,15 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64\x63ilab/v1/path.proto\x12\tdcilab.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n\x12ReservePathRequest\x12\x10\n\x08src_host\x18\x01 \x01(\t\x12\x10\n\x08\x64st_host\x18\x02 \x01(\t\x12\x16\n\x0e\x62\x61ndwidth_gbps\x18\x03 \x01(\x01\x12\x1b\n\x0emax_latency_ms\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x11\n\x0f_max_latency_ms\"B\n\x13ReservePathResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\",\n\x12ReleasePathRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"B\n\x13ReleasePathResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"E\n\x16GetReservationResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\"E\n\x17ListReservationsRequest\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.dcilab.v1.ReservationState\"H\n\x18ListReservationsResponse\x12,\n\x0creservations\x18\x01 \x03(\x0b\x32\x16.dcilab.v1.Reservation\"\xac\x03\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12*\n\x05state\x18\x03 \x01(\x0e\x32\x1b.dcilab.v1.ReservationState\x12\x10\n\x08src_host\x18\x04 \x01(\t\x12\x10\n\x08\x64st_host\x18\x05 \x01(\t\x12\x16\n\x0e\x62\x61ndwidth_gbps\x18\x06 \x01(\x01\x12\x1b\n\x0emax_latency_ms\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12+\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x04hops\x18\t \x03(\x0b\x32\x16.dcilab.v1.ReservedHop\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08meter_id\x18\r \x01(\rB\x11\n\x0f_max_latency_ms\"Q\n\x0bReservedHop\x12\x0e\n\x06switch\x18\x01 \x01(\t\x12\x10\n\x08out_port\x18\x02 \x01(\r\x12\x0c\n\x04link\x18\x03 \x01(\t\x12\x12\n\nwavelength\x18\x04 \x01(\t*\xb1\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESERVATION_STATE_PENDING\x10\x01\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x32\xdd\x02\n\x0bPathService\x12L\n\x0bReservePath\x12\x1d.dcilab.v1.ReservePathRequest\x1a\x1e.dcilab.v1.ReservePathResponse\x12L\n\x0bReleasePath\x12\x1d.dcilab.v1.ReleasePathRequest\x1a\x1e.dcilab.v1.ReleasePathResponse\x12U\n\x0eGetReservation\x12 .dcilab.v1.GetReservationRequest\x1a!.dcilab.v1.GetReservationResponse\x12[\n\x10ListReservations\x12\".dcilab.v1.ListReservationsRequest\x1a#.dcilab.v1.ListReservationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64\x63ilab/v1/path.proto\x12\tdcilab.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc1\x01\n\x12ReservePathRequest\x12\x10\n\x08src_host\x18\x01 \x01(\t\x12\x10\n\x08\x64st_host\x18\x02 \x01(\t\x12\x16\n\x0e\x62\x61ndwidth_gbps\x18\x03 \x01(\x01\x12\x1b\n\x0emax_latency_ms\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x11\n\x0f_max_latency_ms\"B\n\x13ReservePathResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\",\n\x12ReleasePathRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"B\n\x13ReleasePathResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"E\n\x16GetReservationResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\"\x80\x01\n\x17ListReservationsRequest\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.dcilab.v1.ReservationState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x12\n\nshow_ended\x18\x04 \x01(\x08\"a\n\x18ListReservationsResponse\x12,\n\x0creservations\x18\x01 \x03(\x0b\x32\x16.dcilab.v1.Reservation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xac\x03\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12*\n\x05state\x18\x03 \x01(\x0e\x32\x1b.dcilab.v1.ReservationState\x12\x10\n\x08src_host\x18\x04 \x01(\t\x12\x10\n\x08\x64st_host\x18\x05 \x01(\t\x12\x16\n\x0e\x62\x61ndwidth_gbps\x18\x06 \x01(\x01\x12\x1b\n\x0emax_latency_ms\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12+\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x04hops\x18\t \x03(\x0b\x32\x16.dcilab.v1.ReservedHop\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08meter_id\x18\r \x01(\rB\x11\n\x0f_max_latency_ms\"Q\n\x0bReservedHop\x12\x0e\n\x06switch\x18\x01 \x01(\t\x12\x10\n\x08out_port\x18\x02 \x01(\r\x12\x0c\n\x04link\x18\x03 \x01(\t\x12\x12\n\nwavelength\x18\x04 \x01(\t*\xb1\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESERVATION_STATE_PENDING\x10\x01\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x32\xdd\x02\n\x0bPathService\x12L\n\x0bReservePath\x12\x1d.dcilab.v1.ReservePathRequest\x1a\x1e.dcilab.v1.ReservePathResponse\x12L\n\x0bReleasePath\x12\x1d.dcilab.v1.ReleasePathRequest\x1a\x1e.dcilab.v1.ReleasePathResponse\x12U\n\x0eGetReservation\x12 .dcilab.v1.GetReservationRequest\x1a!.dcilab.v1.GetReservationResponse\x12[\n\x10ListReservations\x12\".dcilab.v1.ListReservationsRequest\x1a#.dcilab.v1.ListReservationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dcilab.v1.path_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESERVATIONSTATE']._serialized_start=1258
-  _globals['_RESERVATIONSTATE']._serialized_end=1435
+  _globals['_RESERVATIONSTATE']._serialized_start=1343
+  _globals['_RESERVATIONSTATE']._serialized_end=1520
   _globals['_RESERVEPATHREQUEST']._serialized_start=101
   _globals['_RESERVEPATHREQUEST']._serialized_end=294
   _globals['_RESERVEPATHRESPONSE']._serialized_start=296
@@ -47,14 +47,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETRESERVATIONREQUEST']._serialized_end=525
   _globals['_GETRESERVATIONRESPONSE']._serialized_start=527
   _globals['_GETRESERVATIONRESPONSE']._serialized_end=596
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=598
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=667
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=669
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=741
-  _globals['_RESERVATION']._serialized_start=744
-  _globals['_RESERVATION']._serialized_end=1172
-  _globals['_RESERVEDHOP']._serialized_start=1174
-  _globals['_RESERVEDHOP']._serialized_end=1255
-  _globals['_PATHSERVICE']._serialized_start=1438
-  _globals['_PATHSERVICE']._serialized_end=1787
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=599
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=727
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=729
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=826
+  _globals['_RESERVATION']._serialized_start=829
+  _globals['_RESERVATION']._serialized_end=1257
+  _globals['_RESERVEDHOP']._serialized_start=1259
+  _globals['_RESERVEDHOP']._serialized_end=1340
+  _globals['_PATHSERVICE']._serialized_start=1523
+  _globals['_PATHSERVICE']._serialized_end=1872
 # @@protoc_insertion_point(module_scope)

@@ -74,15 +74,21 @@ def test_watch_interval_out_of_bounds_is_invalid_argument(client, seconds):
 
 def test_watch_ends_when_the_client_cancels(serve):
     port = serve(max_watch_streams=2)
-    with Client(f"127.0.0.1:{port}") as c:
+    with Client(f"127.0.0.1:{port}") as c, Client(f"127.0.0.1:{port}") as d, \
+            Client(f"127.0.0.1:{port}") as e:
         for _ in range(5):                    # each cancelled stream gives its slot back
             updates = c.watch_links(0.1)
             next(updates)
             updates.close()
-        a, b = c.watch_links(0.1), c.watch_links(0.1)
-        next(a), next(b)
-        with pytest.raises(ApiError) as err:
+        a = c.watch_links(0.1)
+        next(a)
+        with pytest.raises(ApiError) as err:  # one per client ...
             next(c.watch_links(0.1))
+        assert err.value.code == "RESOURCE_EXHAUSTED" and "1 per client" in err.value.message
+        b = d.watch_links(0.1)
+        next(b)
+        with pytest.raises(ApiError) as err:  # ... and two in all
+            next(e.watch_links(0.1))
         assert err.value.code == "RESOURCE_EXHAUSTED" and "at most 2" in err.value.message
         a.close(), b.close()
 
