@@ -48,12 +48,15 @@ class Client:
         present a client certificate (mutual TLS)."""
         self.server = server
         self.timeout = timeout
+        # Its own connection (gRPC shares them between channels by default): the server
+        # bounds reads and streams per connection, so one Client is one client there.
+        options = [("grpc.use_local_subchannel_pool", 1)]
         if tls or ca or cert:
             creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
                                                  certificate_chain=cert)
-            self.channel = grpc.secure_channel(server, creds)
+            self.channel = grpc.secure_channel(server, creds, options=options)
         else:
-            self.channel = grpc.insecure_channel(server)
+            self.channel = grpc.insecure_channel(server, options=options)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self.fabric_stub = fabric_pb2_grpc.FabricServiceStub(self.channel)
         self.path_stub = path_pb2_grpc.PathServiceStub(self.channel)
@@ -76,7 +79,9 @@ class Client:
 
     def _error(self, exc: grpc.RpcError) -> Exception:
         code, details = exc.code(), exc.details() or ""
-        if code in _UNREACHABLE:
+        answered = any(k == "dcilab-state-file-error"
+                       for k, _ in (exc.trailing_metadata() or ()))
+        if code in _UNREACHABLE and not answered:
             return Unreachable(f"cannot reach dcilab controller at {self.server}: "
                                f"{' '.join(details.split()) or code.name}")
         return ApiError(code.name, details or code.name.lower().replace("_", " "))

@@ -13,6 +13,7 @@ token crosses the network in clear.
 from __future__ import annotations
 
 import hmac
+import ssl
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ MUTATING_METHODS = frozenset({"/dcilab.v1.PathService/ReservePath",
 DEFAULT_GRACE_S = 5.0
 # Calls wait on these threads for their commit; measured best on one core with 16 clients.
 DEFAULT_WORKERS = 12
+MAX_PEM_BYTES = 1 << 20
 
 
 class ServerError(Exception):
@@ -64,11 +66,30 @@ class TlsConfig:
                    client_ca: str | Path | None = None) -> "TlsConfig":
         def read(path, what):
             try:
+                if Path(path).stat().st_size > MAX_PEM_BYTES:
+                    raise ServerError(f"TLS {what} {path} is over {MAX_PEM_BYTES} bytes: not "
+                                      f"a PEM file")
                 return Path(path).read_bytes()
             except OSError as exc:
                 raise ServerError(f"cannot read TLS {what} {path}: {exc.strerror}") from None
-        return cls(read(cert, "certificate"), read(key, "key"),
-                   read(client_ca, "client CA") if client_ca else None)
+        config = cls(read(cert, "certificate"), read(key, "key"),
+                     read(client_ca, "client CA") if client_ca else None)
+        # gRPC would only say "Failed to bind to address" for a bad certificate or key:
+        # check them here, with OpenSSL, and say which file is wrong.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(cert, key)
+        except ssl.SSLError as exc:
+            raise ServerError(f"TLS certificate {cert} and key {key} are not a usable PEM "
+                              f"certificate chain and its private key ({exc.reason or exc})"
+                              ) from None
+        if client_ca:
+            try:
+                context.load_verify_locations(cafile=str(client_ca))
+            except (ssl.SSLError, ValueError) as exc:
+                raise ServerError(f"TLS client CA {client_ca} is not a PEM certificate "
+                                  f"({getattr(exc, 'reason', None) or exc})") from None
+        return config
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.ssl_server_credentials(

@@ -29,6 +29,7 @@ STATUS = {AdmissionError.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
           AdmissionError.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
           AdmissionError.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS}
 
+STATE_FILE_ERROR = "dcilab-state-file-error"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_PAGE_TOKEN_CHARS = 512
@@ -49,6 +50,9 @@ def _answer(context: grpc.ServicerContext, call, *args):
     except AdmissionError as exc:
         _abort(context, exc)
     except StoreError as exc:
+        # Marked as the server's answer: a client must not take this UNAVAILABLE for a
+        # server it could not reach.
+        context.set_trailing_metadata(((STATE_FILE_ERROR, "1"),))
         context.abort(grpc.StatusCode.UNAVAILABLE if exc.code == UNAVAILABLE
                       else grpc.StatusCode.INTERNAL, str(exc))
 

@@ -85,8 +85,11 @@ class _NoObserver:
 
 class ControllerService:
     def __init__(self, core: FabricController, store=None, observer: Observer | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, history_s: float | None = None):
+        """`history_s`: keep ended reservations in the store this long (None: forever)."""
         self.core = core
+        self.history_s = history_s
+        self._pruned_at = -1e18
         self.store = store
         self.observer = observer or _NoObserver()
         self.clock = clock
@@ -101,15 +104,20 @@ class ControllerService:
         self._ended_counts: Counter[State] = Counter()    # the whole history
         if store is not None:
             live = store.load_live()
-            problems = [p for p in (core.book.restore_problem(r) for r in live) if p]
+            problems = []
+            for res in live:                 # oldest first, each beside those before it
+                problem = core.book.restore_problem(res)
+                if problem:
+                    problems.append(problem)
+                else:
+                    core.restore(res)
             if problems:
                 raise StoreError(
                     f"state file {getattr(store, 'path', '')}: {len(problems)} reservation(s) "
                     f"do not fit fabric {core.fabric.name!r}; refusing to start rather than "
                     f"honour them silently: " + "; ".join(problems[:5])
                     + (" ..." if len(problems) > 5 else ""))
-            for res in live:
-                core.restore(res)
+            getattr(store, "confirm_fabric", lambda: None)()
             core.book.meters_from(store.max_meter_id() + 1)
             self._ended_counts.update(store.count_ended())
             if live or self._ended_counts:
@@ -320,6 +328,7 @@ class ControllerService:
 
     def expire(self) -> None:
         """End every reservation whose duration is over (the app calls this each second)."""
+        self._prune()
         with self.lock:
             book, now = self.core.book, self.clock()
             due = book.due(now)
@@ -406,11 +415,20 @@ class ControllerService:
         picked.sort(key=_list_key)
         return picked[:limit]
 
-    def prune(self, ended_before: float) -> int:
-        """Forget, in the store, reservations that ended before `ended_before`."""
-        if self.store is None:
-            return 0
-        return self.store.prune(ended_before)
+    def _prune(self) -> None:
+        """At most once a minute, forget the history older than `history_s`."""
+        now = self.clock()
+        if self.store is None or self.history_s is None or now - self._pruned_at < 60:
+            return
+        self._pruned_at = now
+        try:
+            gone = self.store.prune(now - self.history_s)
+        except StoreError as exc:
+            log.error("could not prune the history: %s", exc)
+            return
+        if gone:
+            log.info("forgot %d reservations that ended over %g days ago", gone,
+                     self.history_s / 86400)
 
     def reservation_counts(self) -> dict[State, int]:
         """How many reservations are in each state, over the whole history."""

@@ -254,7 +254,9 @@ class ReservationStore:
                 self.previous_fabric = recorded
                 if other_fabric == DISCARD:
                     self._db.execute("DELETE FROM reservations")
-            if self.fabric:
+            # A migration is recorded once its reservations were found to fit
+            # (`confirm_fabric`): a refused one leaves the file as it was.
+            if self.fabric and not (self.previous_fabric and other_fabric == MIGRATE):
                 self._db.execute("INSERT INTO dcilab_meta VALUES ('fabric', ?) "
                                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                                  (self.fabric,))
@@ -265,6 +267,19 @@ class ReservationStore:
         except BaseException:
             self._rollback()
             raise
+
+    def confirm_fabric(self) -> None:
+        """Record our fabric as the file's (after a migration's records were checked)."""
+        if not self.fabric:
+            return
+        with self._lock:
+            try:
+                self._db.execute("INSERT INTO dcilab_meta VALUES ('fabric', ?) ON CONFLICT(key) "
+                                 "DO UPDATE SET value = excluded.value", (self.fabric,))
+            except sqlite3.Error as exc:
+                cause, code = sqlite_cause(exc)
+                raise StoreError(f"cannot write state file {self.path}: {cause}", code) \
+                    from None
 
     @property
     def recorded_fabric(self) -> str | None:

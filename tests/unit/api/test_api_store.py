@@ -90,6 +90,8 @@ def test_default_state_path(monkeypatch, tmp_path):
     assert default_state_path() == tmp_path / "home" / ".local" / "share" / "dcilab" / "state.db"
     monkeypatch.delenv("XDG_DATA_HOME")
     assert default_state_path() == tmp_path / "home" / ".local" / "share" / "dcilab" / "state.db"
+    assert default_state_path("two-dc") == (tmp_path / "home" / ".local" / "share" / "dcilab"
+                                            / "two-dc.db")          # one file per fabric
 
 
 def test_service_restores_what_it_saved(fabric_file, state_path):
