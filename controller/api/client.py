@@ -7,6 +7,7 @@ server answered with a refusal: its status code name and its human message).
 
 from __future__ import annotations
 
+import time
 from typing import Iterator
 
 import grpc
@@ -48,6 +49,7 @@ class Client:
         present a client certificate (mutual TLS)."""
         self.server = server
         self.timeout = timeout
+        self.read_retries = 0          # reads the server's read budget made wait
         # Its own connection (gRPC shares them between channels by default): the server
         # bounds reads and streams per connection, so one Client is one client there.
         options = [("grpc.use_local_subchannel_pool", 1)]
@@ -76,6 +78,20 @@ class Client:
                           metadata=self._metadata if mutating else None)
         except grpc.RpcError as exc:
             raise self._error(exc) from None
+
+    def _read(self, method, request, tries: int = 20):
+        """A read call, waited for and retried when the server's read budget says so
+        (RESOURCE_EXHAUSTED with `retry-after-s`)."""
+        for attempt in range(tries):
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                wait = dict(exc.trailing_metadata() or ()).get("retry-after-s")
+                if (exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or wait is None
+                        or attempt == tries - 1):
+                    raise self._error(exc) from None
+                self.read_retries += 1
+                time.sleep(min(float(wait), 5.0))
 
     def _error(self, exc: grpc.RpcError) -> Exception:
         code, details = exc.code(), exc.details() or ""
@@ -120,7 +136,7 @@ class Client:
         value = ppb.ReservationState.Value(f"RESERVATION_STATE_{state.upper()}") if state else 0
         token = ""
         while True:
-            reply = self._call(self.path_stub.ListReservations, ppb.ListReservationsRequest(
+            reply = self._read(self.path_stub.ListReservations, ppb.ListReservationsRequest(
                 state=value, show_ended=show_ended, page_size=page_size, page_token=token))
             yield list(reply.reservations)
             token = reply.next_page_token
@@ -130,11 +146,11 @@ class Client:
     # -- fabric --------------------------------------------------------------------------
 
     def fabric(self) -> fpb.Fabric:
-        return self._call(self.fabric_stub.GetFabric, fpb.GetFabricRequest()).fabric
+        return self._read(self.fabric_stub.GetFabric, fpb.GetFabricRequest()).fabric
 
     def links(self, kind: str | None = None, site: str = "") -> list[fpb.LinkLoad]:
         request = fpb.ListLinksRequest(kind=_kind(kind), site=site)
-        return list(self._call(self.fabric_stub.ListLinks, request).link_loads)
+        return list(self._read(self.fabric_stub.ListLinks, request).link_loads)
 
     def watch_links(self, interval_s: float, kind: str | None = None,
                     site: str = "") -> Iterator[fpb.WatchLinkLoadResponse]:

@@ -30,6 +30,7 @@ STATUS = {AdmissionError.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
           AdmissionError.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS}
 
 STATE_FILE_ERROR = "dcilab-state-file-error"
+RETRY_AFTER = "retry-after-s"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_PAGE_TOKEN_CHARS = 512
@@ -59,12 +60,14 @@ def _answer(context: grpc.ServicerContext, call, *args):
 
 class ReadBudget:
     """Token buckets for read calls: one per client (gRPC peer) and one in total. A call
-    costs 1 + what it returns / 100 (in records, links); it waits up to `max_wait_s` for
-    tokens, then is refused with RESOURCE_EXHAUSTED. A waiting call holds no lock and
-    burns no CPU, so readers share the process fairly with the calls that book."""
+    costs 1, a page of reservations 1 + its page_size / 100; it waits up to `max_wait_s` for
+    tokens, then is refused with RESOURCE_EXHAUSTED and the seconds to wait in the
+    trailing metadata `retry-after-s` (the Client waits and retries). By default it
+    waits not at all: a waiting call would hold one of the server's few threads, which
+    the calls that book need."""
 
-    def __init__(self, per_client: float = 20.0, total: float = 60.0,
-                 max_wait_s: float = 2.0, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, per_client: float = 10.0, total: float = 20.0,
+                 max_wait_s: float = 0.0, clock=time.monotonic, sleep=time.sleep):
         self.per_client, self.total, self.max_wait_s = per_client, total, max_wait_s
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
@@ -101,6 +104,7 @@ def _spend(budget: ReadBudget | None, context, cost: float, what: str) -> None:
         return
     wait = budget.spend(context.peer() or "?", cost)
     if wait is not None:
+        context.set_trailing_metadata(((RETRY_AFTER, f"{wait:.3f}"),))
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                       f"too many {what} calls: at most {budget.per_client:g} per second per "
                       f"client and {budget.total:g} in total (a page of 100 counts 2); retry "
@@ -166,7 +170,9 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
         self.service = service
         self.streams = streams
         self.budget = budget
-        self._list_cost = 1 + len(service.fabric.links) / 100
+        # Their size is the fabric's, which its file's limits bound; what clients can
+        # make long is the history, which ListReservations pages.
+        self._list_cost = 1.0
 
     def GetFabric(self, request, context):
         _spend(self.budget, context, self._list_cost, "GetFabric")

@@ -440,8 +440,12 @@ class ControllerService:
     # -- state for the API and metrics --------------------------------------------------
 
     def link_loads(self) -> list[LinkLoad]:
+        # Only the booked bandwidth is copied under the lock: the snapshot of every link
+        # takes milliseconds, which a reservation must not wait behind. The tracker it
+        # reads is only ever updated in place (dict.get and set lookups are atomic).
         with self.lock:
-            return self.core.link_loads()
+            reserved = dict(self.core.book.reserved)
+        return self.core.load.snapshot(reserved)
 
     def switch_status(self) -> dict[str, bool]:
         with self.lock:

@@ -363,8 +363,8 @@ def _print_report(report: dict) -> None:
     readers = (report.get("at_rate_with_readers") or {}).get("readers")
     if readers:
         print(f"\nreaders meanwhile ({readers['seconds']:.1f} s): {readers['pages']} list pages "
-              f"({readers['records']} reservations), {readers['list_refused']} refused by the "
-              f"read budget, {readers['list_errors']} errors; {readers['scrapes']} scrapes "
+              f"({readers['records']} reservations), {readers['list_waits']} told to wait by "
+              f"the read budget, {readers['list_errors']} errors; {readers['scrapes']} scrapes "
               f"(p50 {readers['scrape_ms_p50']} ms, p99 {readers['scrape_ms_p99']} ms), "
               f"{readers['scrapes_503']} answered 503, {readers['scrape_errors']} errors")
     print()

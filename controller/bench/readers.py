@@ -30,9 +30,12 @@ def _lister(address: str, stop, out: dict, lock: threading.Lock) -> None:
                 with lock:
                     out["list_refused" if exc.code == "RESOURCE_EXHAUSTED"
                         else "list_errors"] += 1
+                stop.wait(0.5)
             except Unreachable:
                 with lock:
                     out["list_errors"] += 1
+        with lock:
+            out["list_waits"] += client.read_retries
 
 
 def _scraper(url: str, stop, out: dict, lock: threading.Lock) -> None:
@@ -51,13 +54,15 @@ def _scraper(url: str, stop, out: dict, lock: threading.Lock) -> None:
             out[key] += 1
             if key == "scrapes":
                 out["scrape_s"].append(elapsed)
-        if key != "scrapes":
-            stop.wait(0.05)                           # a refused scraper retries soon
+        if key == "scrapes_503":
+            stop.wait(1.0)                            # as told (Retry-After: 1)
+        elif key != "scrapes":
+            stop.wait(0.05)
 
 
 def run_readers(address: str, metrics_url: str, listers: int, scrapers: int, stop,
                 results) -> None:
-    out = {"pages": 0, "records": 0, "list_refused": 0, "list_errors": 0, "scrapes": 0,
+    out = {"pages": 0, "records": 0, "list_refused": 0, "list_waits": 0, "list_errors": 0, "scrapes": 0,
            "scrapes_503": 0, "scrape_errors": 0, "scrape_s": []}
     lock = threading.Lock()
     threads = ([threading.Thread(target=_lister, args=(address, stop, out, lock), daemon=True)

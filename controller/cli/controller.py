@@ -222,6 +222,9 @@ def run(args) -> int:
     # all (a ~90 ms stall of every call, measured on the 512-host bench fabric).
     gc.collect()
     gc.freeze()
+    # A thread wanting the GIL waits up to this long for the one holding it (5 ms by
+    # default): a reservation waits behind a /metrics render or a listing for far less.
+    sys.setswitchinterval(0.0005)
     stop.wait()
     log.info("stopping")
     server.stop(grace=2).wait(3)

@@ -73,7 +73,8 @@ def test_fifty_scrapers_share_renders_and_extra_connections_get_503():
     import socket
     import threading
     server, port = start_metrics_server(Service(), "127.0.0.1", 0, max_connections=4,
-                                        per_client=3, min_interval_s=60)
+                                        per_client=3, min_interval_s=60, rate=1000,
+                                        rate_per_client=1000)
     try:
         codes = []
 
@@ -103,5 +104,20 @@ def test_fifty_scrapers_share_renders_and_extra_connections_get_503():
                 break
             except urllib.error.HTTPError:
                 assert __import__("time").monotonic() < deadline
+    finally:
+        stop_metrics_server(server)
+
+
+def test_scrapes_beyond_the_rate_get_503_with_retry_after():
+    server, port = start_metrics_server(Service(), "127.0.0.1", 0, rate=5, rate_per_client=3)
+    try:
+        codes = []
+        for _ in range(10):
+            try:
+                codes.append(get(port)[0])
+            except urllib.error.HTTPError as exc:
+                codes.append(exc.code)
+                assert exc.headers.get("Retry-After") == "1"
+        assert codes.count(200) in (3, 4) and codes.count(503) >= 6   # 3/s per client
     finally:
         stop_metrics_server(server)
