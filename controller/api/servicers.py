@@ -31,6 +31,8 @@ STATUS = {AdmissionError.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
 
 STATE_FILE_ERROR = "dcilab-state-file-error"
 RETRY_AFTER = "retry-after-s"
+CLIENT_BURST_S = 2.0
+TOTAL_BURST_S = 5.0
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_PAGE_TOKEN_CHARS = 512
@@ -71,11 +73,14 @@ class ReadBudget:
         self.per_client, self.total, self.max_wait_s = per_client, total, max_wait_s
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
-        self._total = [2 * total, clock()]                 # tokens, when last filled
+        # Bursts: 2 s of a client's rate (a listing of a few pages at once), 5 s of the
+        # total's (many clients connecting at once, each asking for the fabric).
+        self._total = [TOTAL_BURST_S * total, clock()]     # tokens, when last filled
         self._clients: dict[str, list[float]] = {}
 
-    def _fill(self, bucket: list[float], rate: float, now: float) -> None:
-        bucket[0] = min(2 * rate, bucket[0] + (now - bucket[1]) * rate)
+    @staticmethod
+    def _fill(bucket: list[float], rate: float, burst_s: float, now: float) -> None:
+        bucket[0] = min(burst_s * rate, bucket[0] + (now - bucket[1]) * rate)
         bucket[1] = now
 
     def spend(self, client: str, cost: float) -> float | None:
@@ -85,9 +90,9 @@ class ReadBudget:
             now = self._clock()
             if len(self._clients) > 4096:                  # forget idle clients
                 self._clients = {k: b for k, b in self._clients.items() if now - b[1] < 60}
-            mine = self._clients.setdefault(client, [2 * self.per_client, now])
-            self._fill(mine, self.per_client, now)
-            self._fill(self._total, self.total, now)
+            mine = self._clients.setdefault(client, [CLIENT_BURST_S * self.per_client, now])
+            self._fill(mine, self.per_client, CLIENT_BURST_S, now)
+            self._fill(self._total, self.total, TOTAL_BURST_S, now)
             wait = max(0.0, (cost - mine[0]) / self.per_client,
                        (cost - self._total[0]) / self.total)
             if wait > self.max_wait_s:

@@ -168,32 +168,39 @@ def test_read_budget_waits_then_refuses_per_client_and_in_total():
     def sleep(s):
         slept.append(s)
         now[0] += s
-    budget = ReadBudget(per_client=10, total=15, max_wait_s=1.0, clock=lambda: now[0],
+    budget = ReadBudget(per_client=10, total=6, max_wait_s=1.0, clock=lambda: now[0],
                         sleep=sleep)
-    for _ in range(20):                                  # the burst: twice the rate
+    for _ in range(20):                    # the bursts: 2 s of a client's, 5 s of the total
         assert budget.spend("a", 1) is None
     assert slept == []
     assert budget.spend("a", 5) is None and slept == [pytest.approx(0.5)]   # waited
-    assert budget.spend("a", 50) == pytest.approx(5.0)                      # refused
+    assert budget.spend("a", 50) == pytest.approx(7.0)   # refused: (50 - 8) / 6 s away
     assert budget.spend("b", 5) is None                  # another client: its own bucket,
-    assert budget.spend("c", 25) == pytest.approx(17.5 / 15)  # ... the total runs dry
+    assert budget.spend("c", 25) == pytest.approx(22 / 6)  # ... but the total runs dry
 
 
 def test_reads_beyond_the_budget_are_refused_with_resource_exhausted(fabric_file, tmp_path):
     service = ControllerService.standalone(load_fabric(fabric_file), tmp_path / "s.db")
     server, port = create_server(service, "127.0.0.1:0",
-                                 read_budget=ReadBudget(per_client=2, total=100, max_wait_s=0))
+                                 read_budget=ReadBudget(per_client=4, total=100))
     try:
-        with Client(f"127.0.0.1:{port}") as c:
-            codes = []
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:   # a raw client
+            stub = path_pb2_grpc.PathServiceStub(channel)
+            codes, waits = [], []
             for _ in range(10):
                 try:
-                    c.reservations(page_size=100)
+                    stub.ListReservations(ppb.ListReservationsRequest(page_size=100), timeout=5)
                     codes.append("OK")
-                except ApiError as exc:
-                    codes.append(exc.code)
-                    assert "per second per client" in exc.message
-            assert codes[:2] == ["OK", "OK"] and "RESOURCE_EXHAUSTED" in codes
+                except grpc.RpcError as exc:
+                    codes.append(exc.code().name)
+                    assert "per second per client" in exc.details()
+                    waits.append(float(dict(exc.trailing_metadata())["retry-after-s"]))
+            assert codes[:4] == ["OK"] * 4 and "RESOURCE_EXHAUSTED" in codes   # burst: 2 s
+            assert all(0 < w <= 1.0 for w in waits)
+        with Client(f"127.0.0.1:{port}") as c:        # ours waits as told, and gets through
+            for _ in range(8):
+                c.reservations(page_size=100)
+            assert c.read_retries > 0
             c.reserve("dc1-h1", "dc2-h1", 1)             # writes are not budgeted
     finally:
         server.stop(grace=1).wait()
