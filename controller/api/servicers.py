@@ -32,7 +32,7 @@ STATUS = {AdmissionError.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
 STATE_FILE_ERROR = "dcilab-state-file-error"
 RETRY_AFTER = "retry-after-s"
 CLIENT_BURST_S = 2.0
-TOTAL_BURST_S = 5.0
+TOTAL_BURST_S = 10.0
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_PAGE_TOKEN_CHARS = 512
@@ -68,12 +68,12 @@ class ReadBudget:
     waits not at all: a waiting call would hold one of the server's few threads, which
     the calls that book need."""
 
-    def __init__(self, per_client: float = 10.0, total: float = 20.0,
+    def __init__(self, per_client: float = 10.0, total: float = 10.0,
                  max_wait_s: float = 0.0, clock=time.monotonic, sleep=time.sleep):
         self.per_client, self.total, self.max_wait_s = per_client, total, max_wait_s
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
-        # Bursts: 2 s of a client's rate (a listing of a few pages at once), 5 s of the
+        # Bursts: 2 s of a client's rate (a listing of a few pages at once), 10 s of the
         # total's (many clients connecting at once, each asking for the fabric).
         self._total = [TOTAL_BURST_S * total, clock()]     # tokens, when last filled
         self._clients: dict[str, list[float]] = {}

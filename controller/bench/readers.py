@@ -15,27 +15,33 @@ import urllib.request
 
 
 def _lister(address: str, stop, out: dict, lock: threading.Lock) -> None:
-    from ..api.client import ApiError, Client, Unreachable
+    from ..api.client import Client
     with Client(address) as client:
-        while not stop.is_set():
-            try:
-                for show_ended in (False, True):       # live ones, then the whole history
-                    for page in client.reservation_pages(show_ended=show_ended):
-                        with lock:
-                            out["pages"] += 1
-                            out["records"] += len(page)
-                        if stop.is_set():
-                            return
-            except ApiError as exc:
-                with lock:
-                    out["list_refused" if exc.code == "RESOURCE_EXHAUSTED"
-                        else "list_errors"] += 1
-                stop.wait(0.5)
-            except Unreachable:
-                with lock:
-                    out["list_errors"] += 1
-        with lock:
-            out["list_waits"] += client.read_retries
+        try:
+            _list_until(client, stop, out, lock)
+        finally:
+            with lock:
+                out["list_waits"] += client.read_retries
+
+
+def _list_until(client, stop, out: dict, lock: threading.Lock) -> None:
+    from ..api.client import ApiError, Unreachable
+    while not stop.is_set():
+        try:
+            for show_ended in (False, True):           # live ones, then the whole history
+                for page in client.reservation_pages(show_ended=show_ended):
+                    with lock:
+                        out["pages"] += 1
+                        out["records"] += len(page)
+                    if stop.is_set():
+                        return
+        except ApiError as exc:
+            with lock:
+                out["list_refused" if exc.code == "RESOURCE_EXHAUSTED" else "list_errors"] += 1
+            stop.wait(0.5)
+        except Unreachable:
+            with lock:
+                out["list_errors"] += 1
 
 
 def _scraper(url: str, stop, out: dict, lock: threading.Lock) -> None:

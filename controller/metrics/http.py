@@ -28,7 +28,7 @@ MAX_CONNECTIONS = 16
 MAX_CONNECTIONS_PER_CLIENT = 8
 MIN_RENDER_INTERVAL_S = 1.0             # the finest scrape interval we ship (the demo's)
 # ... or longer, so that rendering takes at most this share of the controller's time.
-MAX_RENDER_SHARE = 0.03
+MAX_RENDER_SHARE = 0.01
 # Prometheus scrapes a target every 15 s or so: 20/s serves hundreds of them.
 MAX_SCRAPES_PER_SECOND = 20.0
 MAX_SCRAPES_PER_SECOND_PER_CLIENT = 10.0
