@@ -168,15 +168,15 @@ def test_read_budget_waits_then_refuses_per_client_and_in_total():
     def sleep(s):
         slept.append(s)
         now[0] += s
-    budget = ReadBudget(per_client=10, total=6, max_wait_s=1.0, clock=lambda: now[0],
+    budget = ReadBudget(per_client=10, total=3, max_wait_s=1.0, clock=lambda: now[0],
                         sleep=sleep)
-    for _ in range(20):                    # the bursts: 2 s of a client's, 5 s of the total
+    for _ in range(20):                    # the bursts: 2 s of a client's, 10 s of the total
         assert budget.spend("a", 1) is None
     assert slept == []
     assert budget.spend("a", 5) is None and slept == [pytest.approx(0.5)]   # waited
-    assert budget.spend("a", 50) == pytest.approx(7.0)   # refused: (50 - 8) / 6 s away
+    assert budget.spend("a", 50) == pytest.approx(14.5)  # refused: (50 - 6.5) / 3 s away
     assert budget.spend("b", 5) is None                  # another client: its own bucket,
-    assert budget.spend("c", 25) == pytest.approx(22 / 6)  # ... but the total runs dry
+    assert budget.spend("c", 25) == pytest.approx(23.5 / 3)  # ... but the total runs dry
 
 
 def test_reads_beyond_the_budget_are_refused_with_resource_exhausted(fabric_file, tmp_path):
