@@ -225,9 +225,11 @@ class FabricController:
         if previous is None:                         # a new one: unbook it
             if booked is None:
                 return Outbox()
+            alone = len(self.book.pair_members(res.request.src_host, res.request.dst_host)) == 1
             outbox = self.end(rid, State.RELEASED)
-            outbox.changed.clear()
-            return outbox
+            # Its rules never went out: nothing to remove, unless its pair's meter was
+            # resized for it since (by a later change that was sent).
+            return Outbox() if alone else Outbox(messages=outbox.messages)
         if booked is None and previous.state.live:   # an end: book it again
             self.book.add(previous)
         elif booked is not None:                     # a state change: the state as saved

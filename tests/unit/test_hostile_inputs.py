@@ -79,12 +79,26 @@ def _run(*args: str, timeout: float = 30.0) -> tuple[subprocess.CompletedProcess
     return proc, time.monotonic() - started
 
 
-@pytest.fixture(scope="module")
-def allowed_seconds():
-    """5 s, or what a valid file takes here plus 3 s if the machine is that slow now
-    (the interpreter's start alone takes seconds on a busy shared machine)."""
+def _allowed() -> float:
+    """5 s, or what a valid file takes now plus 3 s if the machine is that slow (the
+    interpreter's start alone takes seconds on a busy shared machine)."""
     _, baseline = _run("check", str(TOPOLOGIES / "two-dc.yaml"))
     return max(SECONDS, baseline + 3.0)
+
+
+@pytest.fixture(scope="module")
+def allowed_seconds():
+    return _allowed()
+
+
+def _run_timed(allowed: float, *args: str):
+    """`_run`, once more if it was slow, against a baseline measured again then: a
+    busy moment of the shared machine is not the input's doing."""
+    proc, elapsed = _run(*args)
+    if elapsed >= allowed:
+        allowed = _allowed()
+        proc, elapsed = _run(*args)
+    return proc, elapsed, allowed
 
 
 def _assert_refused(proc, elapsed, allowed, source: str, words: str | None):
@@ -110,8 +124,8 @@ def test_hostile_fabric_file_exits_2_quickly_and_small(tmp_path, name, allowed_s
         assert path.stat().st_size > MAX_FILE_BYTES
     else:
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    proc, elapsed = _run("check", str(path))
-    _assert_refused(proc, elapsed, allowed_seconds, str(path), words)
+    proc, elapsed, allowed = _run_timed(allowed_seconds, "check", str(path))
+    _assert_refused(proc, elapsed, allowed, str(path), words)
 
 
 def test_json_output_of_a_hostile_file_is_json(tmp_path, allowed_seconds):
@@ -125,12 +139,12 @@ def test_json_output_of_a_hostile_file_is_json(tmp_path, allowed_seconds):
 
 def test_a_device_or_directory_is_not_read_forever(tmp_path, allowed_seconds):
     for path, words in (("/dev/zero", "bytes"), (str(tmp_path), "cannot read")):
-        proc, elapsed = _run("check", path)
-        _assert_refused(proc, elapsed, allowed_seconds, path, words)
+        proc, elapsed, allowed = _run_timed(allowed_seconds, "check", path)
+        _assert_refused(proc, elapsed, allowed, path, words)
 
 
-def _controller(tmp_path, *args):
-    return _run("controller", "--topology", str(TOPOLOGIES / "two-dc.yaml"), "--grpc",
+def _controller(tmp_path, allowed, *args):
+    return _run_timed(allowed, "controller", "--topology", str(TOPOLOGIES / "two-dc.yaml"), "--grpc",
                 "127.0.0.1:0", "--openflow", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
                 "--state", str(tmp_path / "state.db"), *args)
 
@@ -145,9 +159,10 @@ def test_garbage_tls_material_is_named_not_failed_to_bind(tmp_path, cert, key, w
                                                           allowed_seconds):
     (tmp_path / "c.pem").write_bytes(cert)
     (tmp_path / "k.pem").write_bytes(key)
-    proc, elapsed = _controller(tmp_path, "--tls-cert", str(tmp_path / "c.pem"),
-                                "--tls-key", str(tmp_path / "k.pem"))
-    _assert_refused(proc, elapsed, allowed_seconds, "dcilab controller", words)
+    proc, elapsed, allowed = _controller(tmp_path, allowed_seconds, "--tls-cert",
+                                         str(tmp_path / "c.pem"), "--tls-key",
+                                         str(tmp_path / "k.pem"))
+    _assert_refused(proc, elapsed, allowed, "dcilab controller", words)
     assert "bind" not in proc.stderr and str(tmp_path / "c.pem") in proc.stderr
 
 
@@ -156,14 +171,15 @@ def test_garbage_client_ca_is_named(tmp_path, allowed_seconds):
     from api_helpers import make_pki
     pki = make_pki(tmp_path)
     (tmp_path / "ca.bad").write_bytes(b"not a certificate")
-    proc, elapsed = _controller(tmp_path, "--tls-cert", str(pki.server_cert), "--tls-key",
-                                str(pki.server_key), "--tls-client-ca", str(tmp_path / "ca.bad"))
-    _assert_refused(proc, elapsed, allowed_seconds, "dcilab controller", "client CA")
+    proc, elapsed, allowed = _controller(
+        tmp_path, allowed_seconds, "--tls-cert", str(pki.server_cert), "--tls-key",
+        str(pki.server_key), "--tls-client-ca", str(tmp_path / "ca.bad"))
+    _assert_refused(proc, elapsed, allowed, "dcilab controller", "client CA")
 
 
 @pytest.mark.parametrize("content", [b"\x00" * 4096, b"SQLite format 3\x00" + b"\xff" * 5000,
                                      b"x" * 100])
 def test_a_garbage_state_file_is_named(tmp_path, content, allowed_seconds):
     (tmp_path / "state.db").write_bytes(content)
-    proc, elapsed = _controller(tmp_path)
-    _assert_refused(proc, elapsed, allowed_seconds, "dcilab controller", str(tmp_path))
+    proc, elapsed, allowed = _controller(tmp_path, allowed_seconds)
+    _assert_refused(proc, elapsed, allowed, "dcilab controller", str(tmp_path))
