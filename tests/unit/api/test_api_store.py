@@ -248,3 +248,24 @@ def test_a_failed_group_commit_fails_its_waiters_and_the_next_one_proceeds(tmp_p
         commits.close()
         with pytest.raises(StoreError, match="closed"):
             commits.submit([_reservation("r-3")])
+
+
+def test_history_is_kept_for_its_retention_only(fabric_file, state_path):
+    from dcilab.app.service import ControllerService
+    from dcilab.fabric import load_fabric
+    now = [2_000_000_000.0]
+    service = ControllerService.standalone(load_fabric(fabric_file), state_path)
+    service.clock = lambda: now[0]
+    service.history_s = 3600.0
+    old = service.release(service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 1))
+                          .reservation_id)
+    live = service.reserve(ReservationRequest("dc1-h2", "dc2-h2", 1))
+    with sqlite3.connect(state_path) as db:      # it ended two hours ago
+        db.execute("UPDATE reservations SET ended_at = ? WHERE reservation_id = ?",
+                   (now[0] - 7200, old.reservation_id))
+    service._pruned_at = -1e18
+    service.expire()                             # the app's once-a-second call prunes
+    assert [r.reservation_id for r in service.list()] == [live.reservation_id]
+    with pytest.raises(Exception, match="no reservation"):
+        service.get(old.reservation_id)
+    service.close()
