@@ -7,6 +7,7 @@ server answered with a refusal: its status code name and its human message).
 
 from __future__ import annotations
 
+import time
 from typing import Iterator
 
 import grpc
@@ -48,12 +49,16 @@ class Client:
         present a client certificate (mutual TLS)."""
         self.server = server
         self.timeout = timeout
+        self.read_retries = 0          # reads the server's read budget made wait
+        # Its own connection (gRPC shares them between channels by default): the server
+        # bounds reads and streams per connection, so one Client is one client there.
+        options = [("grpc.use_local_subchannel_pool", 1)]
         if tls or ca or cert:
             creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
                                                  certificate_chain=cert)
-            self.channel = grpc.secure_channel(server, creds)
+            self.channel = grpc.secure_channel(server, creds, options=options)
         else:
-            self.channel = grpc.insecure_channel(server)
+            self.channel = grpc.insecure_channel(server, options=options)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self.fabric_stub = fabric_pb2_grpc.FabricServiceStub(self.channel)
         self.path_stub = path_pb2_grpc.PathServiceStub(self.channel)
@@ -74,9 +79,25 @@ class Client:
         except grpc.RpcError as exc:
             raise self._error(exc) from None
 
+    def _read(self, method, request, tries: int = 20):
+        """A read call, waited for and retried when the server's read budget says so
+        (RESOURCE_EXHAUSTED with `retry-after-s`)."""
+        for attempt in range(tries):
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as exc:
+                wait = dict(exc.trailing_metadata() or ()).get("retry-after-s")
+                if (exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or wait is None
+                        or attempt == tries - 1):
+                    raise self._error(exc) from None
+                self.read_retries += 1
+                time.sleep(min(float(wait), 5.0))
+
     def _error(self, exc: grpc.RpcError) -> Exception:
         code, details = exc.code(), exc.details() or ""
-        if code in _UNREACHABLE:
+        answered = any(k == "dcilab-state-file-error"
+                       for k, _ in (exc.trailing_metadata() or ()))
+        if code in _UNREACHABLE and not answered:
             return Unreachable(f"cannot reach dcilab controller at {self.server}: "
                                f"{' '.join(details.split()) or code.name}")
         return ApiError(code.name, details or code.name.lower().replace("_", " "))
@@ -103,10 +124,25 @@ class Client:
         return self._call(self.path_stub.GetReservation,
                           ppb.GetReservationRequest(reservation_id=reservation_id)).reservation
 
-    def reservations(self, state: str | None = None) -> list[ppb.Reservation]:
+    def reservations(self, state: str | None = None, show_ended: bool = False,
+                     page_size: int = 0) -> list[ppb.Reservation]:
+        """Every reservation (of `state`; live ones only unless `show_ended`), page by
+        page."""
+        return [r for page in self.reservation_pages(state, show_ended, page_size)
+                for r in page]
+
+    def reservation_pages(self, state: str | None = None, show_ended: bool = False,
+                          page_size: int = 0) -> Iterator[list[ppb.Reservation]]:
+        """ListReservations, following next_page_token to the last page."""
         value = ppb.ReservationState.Value(f"RESERVATION_STATE_{state.upper()}") if state else 0
-        return list(self._call(self.path_stub.ListReservations,
-                               ppb.ListReservationsRequest(state=value)).reservations)
+        token = ""
+        while True:
+            reply = self._read(self.path_stub.ListReservations, ppb.ListReservationsRequest(
+                state=value, show_ended=show_ended, page_size=page_size, page_token=token))
+            yield list(reply.reservations)
+            token = reply.next_page_token
+            if not token:
+                return
 
     def watch_reservations(self, reservation_id: str = "") -> Iterator[ppb.Reservation]:
         """Each reservation as it is now, then every change, until the caller stops."""
@@ -127,11 +163,11 @@ class Client:
     # -- fabric --------------------------------------------------------------------------
 
     def fabric(self) -> fpb.Fabric:
-        return self._call(self.fabric_stub.GetFabric, fpb.GetFabricRequest()).fabric
+        return self._read(self.fabric_stub.GetFabric, fpb.GetFabricRequest()).fabric
 
     def links(self, kind: str | None = None, site: str = "") -> list[fpb.LinkLoad]:
         request = fpb.ListLinksRequest(kind=_kind(kind), site=site)
-        return list(self._call(self.fabric_stub.ListLinks, request).link_loads)
+        return list(self._read(self.fabric_stub.ListLinks, request).link_loads)
 
     def watch_links(self, interval_s: float, kind: str | None = None,
                     site: str = "") -> Iterator[fpb.WatchLinkLoadResponse]:

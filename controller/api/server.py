@@ -13,6 +13,7 @@ token crosses the network in clear.
 from __future__ import annotations
 
 import hmac
+import ssl
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from .servicers import FabricServicer, PathServicer, Streams
+from .servicers import FabricServicer, PathServicer, ReadBudget, Streams
 from .v1 import fabric_pb2, fabric_pb2_grpc, path_pb2, path_pb2_grpc
 
 SERVICE_NAMES = (fabric_pb2.DESCRIPTOR.services_by_name["FabricService"].full_name,
@@ -32,6 +33,7 @@ MUTATING_METHODS = frozenset({"/dcilab.v1.PathService/ReservePath",
 DEFAULT_GRACE_S = 5.0
 # Calls wait on these threads for their commit; measured best on one core with 16 clients.
 DEFAULT_WORKERS = 12
+MAX_PEM_BYTES = 1 << 20
 
 
 class ServerError(Exception):
@@ -64,11 +66,30 @@ class TlsConfig:
                    client_ca: str | Path | None = None) -> "TlsConfig":
         def read(path, what):
             try:
+                if Path(path).stat().st_size > MAX_PEM_BYTES:
+                    raise ServerError(f"TLS {what} {path} is over {MAX_PEM_BYTES} bytes: not "
+                                      f"a PEM file")
                 return Path(path).read_bytes()
             except OSError as exc:
                 raise ServerError(f"cannot read TLS {what} {path}: {exc.strerror}") from None
-        return cls(read(cert, "certificate"), read(key, "key"),
-                   read(client_ca, "client CA") if client_ca else None)
+        config = cls(read(cert, "certificate"), read(key, "key"),
+                     read(client_ca, "client CA") if client_ca else None)
+        # gRPC would only say "Failed to bind to address" for a bad certificate or key:
+        # check them here, with OpenSSL, and say which file is wrong.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(cert, key)
+        except ssl.SSLError as exc:
+            raise ServerError(f"TLS certificate {cert} and key {key} are not a usable PEM "
+                              f"certificate chain and its private key ({exc.reason or exc})"
+                              ) from None
+        if client_ca:
+            try:
+                context.load_verify_locations(cafile=str(client_ca))
+            except (ssl.SSLError, ValueError) as exc:
+                raise ServerError(f"TLS client CA {client_ca} is not a PEM certificate "
+                                  f"({getattr(exc, 'reason', None) or exc})") from None
+        return config
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.ssl_server_credentials(
@@ -79,9 +100,10 @@ class TlsConfig:
 class BearerTokenInterceptor(grpc.ServerInterceptor):
     """UNAUTHENTICATED for a mutating call without `authorization: Bearer <token>`."""
 
-    def __init__(self, token: str, methods=MUTATING_METHODS):
+    def __init__(self, token: str, methods=MUTATING_METHODS, on_deny=None):
         self._expected = f"Bearer {token}".encode()
         self._methods = methods
+        self._on_deny = on_deny or (lambda: None)    # counted, so token guessing shows
 
     def intercept_service(self, continuation, handler_call_details):
         if handler_call_details.method not in self._methods:
@@ -89,10 +111,12 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         given = [v for k, v in (handler_call_details.invocation_metadata or ())
                  if k == "authorization"]
         if not given:
+            self._on_deny()
             return _deny(f"{handler_call_details.method.rsplit('/', 1)[-1]} needs "
                          f"'authorization: Bearer <token>' metadata")
         value = given[0].encode() if isinstance(given[0], str) else given[0]
         if not hmac.compare_digest(value, self._expected):
+            self._on_deny()
             return _deny("the bearer token was not accepted")
         return continuation(handler_call_details)
 
@@ -127,18 +151,25 @@ class ApiServer:
 
 def create_server(service, address: str = "127.0.0.1:0", tls: TlsConfig | None = None,
                   token: str | None = None, max_workers: int = DEFAULT_WORKERS,
-                  max_watch_streams: int = 2) -> tuple[ApiServer, int]:
+                  max_watch_streams: int = 2, read_budget: ReadBudget | None = None
+                  ) -> tuple[ApiServer, int]:
     """Serve `service` (a ControllerService) on `address`; returns the started server and
-    the port it bound (useful with port 0)."""
-    interceptors = [BearerTokenInterceptor(token)] if token else []
+    the port it bound (useful with port 0). Read calls spend from `read_budget` (default:
+    ReadBudget()); WatchLinkLoad streams are `max_watch_streams` at most, one per client."""
+    observer = getattr(service, "observer", None)
+    on_deny = ((lambda: observer.request_refused("unauthenticated"))
+               if observer is not None else None)
+    interceptors = [BearerTokenInterceptor(token, on_deny=on_deny)] if token else []
+    budget = read_budget if read_budget is not None else ReadBudget()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dcilab-grpc"),
         interceptors=interceptors,
         # Without this, a second server on the same port would silently share it.
         options=[("grpc.so_reuseport", 0)])
     streams = Streams(max_watch_streams)
-    fabric_pb2_grpc.add_FabricServiceServicer_to_server(FabricServicer(service, streams), server)
-    path_pb2_grpc.add_PathServiceServicer_to_server(PathServicer(service, streams), server)
+    fabric_pb2_grpc.add_FabricServiceServicer_to_server(
+        FabricServicer(service, streams, budget), server)
+    path_pb2_grpc.add_PathServiceServicer_to_server(PathServicer(service, budget, streams), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

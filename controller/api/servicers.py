@@ -1,14 +1,23 @@
 """dcilab.v1 servicers: each method turns a request into one ControllerService call and its
-answer (or AdmissionError) into a response (or a status code with the human message)."""
+answer (or AdmissionError, StoreError) into a response (or a status code with the human
+message).
+
+Reads are bounded: ListReservations pages (AIP-158), and every read that walks a list
+(ListReservations, ListLinks, GetFabric) spends from a budget per client and one in total
+(`ReadBudget`), so clients looping on listings cannot starve the calls that book capacity.
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 
 import grpc
 
-from ..te.reservations import AdmissionError
+from ..core.errors import UNAVAILABLE, StoreError
+from ..te.reservations import MAX_NAME_CHARS, AdmissionError, State, check_id
 from . import convert
 from .v1 import fabric_pb2 as fpb
 from .v1 import fabric_pb2_grpc
@@ -17,7 +26,16 @@ from .v1 import path_pb2_grpc
 
 STATUS = {AdmissionError.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
           AdmissionError.EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
-          AdmissionError.NOT_FOUND: grpc.StatusCode.NOT_FOUND}
+          AdmissionError.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+          AdmissionError.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS}
+
+STATE_FILE_ERROR = "dcilab-state-file-error"
+RETRY_AFTER = "retry-after-s"
+CLIENT_BURST_S = 2.0
+TOTAL_BURST_S = 10.0
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_PAGE_TOKEN_CHARS = 512
 
 DEFAULT_INTERVAL_S = 1.0
 MIN_INTERVAL_S = 0.1
@@ -34,30 +52,115 @@ def _answer(context: grpc.ServicerContext, call, *args):
         return call(*args)
     except AdmissionError as exc:
         _abort(context, exc)
+    except StoreError as exc:
+        # Marked as the server's answer: a client must not take this UNAVAILABLE for a
+        # server it could not reach.
+        context.set_trailing_metadata(((STATE_FILE_ERROR, "1"),))
+        context.abort(grpc.StatusCode.UNAVAILABLE if exc.code == UNAVAILABLE
+                      else grpc.StatusCode.INTERNAL, str(exc))
+
+
+class ReadBudget:
+    """Token buckets for read calls: one per client (gRPC peer) and one in total. A call
+    costs 1, a page of reservations 1 + its page_size / 100; it waits up to `max_wait_s` for
+    tokens, then is refused with RESOURCE_EXHAUSTED and the seconds to wait in the
+    trailing metadata `retry-after-s` (the Client waits and retries). By default it
+    waits not at all: a waiting call would hold one of the server's few threads, which
+    the calls that book need."""
+
+    def __init__(self, per_client: float = 10.0, total: float = 10.0,
+                 max_wait_s: float = 0.0, clock=time.monotonic, sleep=time.sleep):
+        self.per_client, self.total, self.max_wait_s = per_client, total, max_wait_s
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        # Bursts: 2 s of a client's rate (a listing of a few pages at once), 10 s of the
+        # total's (many clients connecting at once, each asking for the fabric).
+        self._total = [TOTAL_BURST_S * total, clock()]     # tokens, when last filled
+        self._clients: dict[str, list[float]] = {}
+
+    @staticmethod
+    def _fill(bucket: list[float], rate: float, burst_s: float, now: float) -> None:
+        bucket[0] = min(burst_s * rate, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+
+    def spend(self, client: str, cost: float) -> float | None:
+        """Wait until `client` may spend `cost`; None once spent, else the seconds it
+        would have had to wait (more than max_wait_s: refused, nothing spent)."""
+        with self._lock:
+            now = self._clock()
+            if len(self._clients) > 4096:                  # forget idle clients
+                self._clients = {k: b for k, b in self._clients.items() if now - b[1] < 60}
+            mine = self._clients.setdefault(client, [CLIENT_BURST_S * self.per_client, now])
+            self._fill(mine, self.per_client, CLIENT_BURST_S, now)
+            self._fill(self._total, self.total, TOTAL_BURST_S, now)
+            wait = max(0.0, (cost - mine[0]) / self.per_client,
+                       (cost - self._total[0]) / self.total)
+            if wait > self.max_wait_s:
+                return wait
+            mine[0] -= cost                                # may go below 0: later callers wait
+            self._total[0] -= cost
+        if wait > 0:
+            self._sleep(wait)
+        return None
+
+
+def _spend(budget: ReadBudget | None, context, cost: float, what: str) -> None:
+    if budget is None:
+        return
+    wait = budget.spend(context.peer() or "?", cost)
+    if wait is not None:
+        context.set_trailing_metadata(((RETRY_AFTER, f"{wait:.3f}"),))
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                      f"too many {what} calls: at most {budget.per_client:g} per second per "
+                      f"client and {budget.total:g} in total (a page of 100 counts 2); retry "
+                      f"in {wait:.1f} s")
+
+
+def encode_page_token(key: tuple[float, str], query: str) -> str:
+    raw = json.dumps([key[0], key[1], query], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str, query: str) -> tuple[float, str] | None:
+    """The list key a page token resumes after; None if it is not one we gave for
+    `query` (the request's other fields)."""
+    if len(token) > MAX_PAGE_TOKEN_CHARS:
+        return None
+    try:
+        created, rid, asked = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        if asked != query or not isinstance(rid, str) or not isinstance(created, (int, float)):
+            return None
+        return float(created), rid
+    except (ValueError, TypeError):
+        return None
 
 
 class Streams:
-    """The open Watch* streams: bounded in number (each holds a server thread), and
-    woken to end at once when the server stops."""
+    """The open Watch* streams: bounded in number, in total and per client (each holds a
+    server thread), and woken to end at once when the server stops."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, per_client: int = 1):
         self._slots = threading.BoundedSemaphore(limit)
         self.limit = limit
+        self.per_client = per_client
         self.closed = threading.Event()
         self._lock = threading.Lock()
-        self._wakes: set[threading.Event] = set()
+        self._wakes: dict[threading.Event, str] = {}
 
-    def open(self) -> threading.Event | None:
+    def open(self, client: str = "") -> threading.Event | None:
+        with self._lock:
+            if sum(1 for c in self._wakes.values() if c == client) >= self.per_client:
+                return None
         if self.closed.is_set() or not self._slots.acquire(blocking=False):
             return None
         wake = threading.Event()
         with self._lock:
-            self._wakes.add(wake)
+            self._wakes[wake] = client
         return wake
 
     def done(self, wake: threading.Event) -> None:
         with self._lock:
-            self._wakes.discard(wake)
+            self._wakes.pop(wake, None)
         self._slots.release()
 
     def close(self) -> None:
@@ -68,21 +171,27 @@ class Streams:
 
 
 def _open_stream(streams: Streams, context) -> threading.Event:
-    wake = streams.open()
+    wake = streams.open(context.peer() or "?")
     if wake is None:
         if streams.closed.is_set():
             context.abort(grpc.StatusCode.UNAVAILABLE, "the server is stopping")
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                      f"this server serves at most {streams.limit} watch streams at once")
+                      f"this server serves at most {streams.limit} watch streams at once, "
+                      f"{streams.per_client} per client")
     return wake
 
 
 class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
-    def __init__(self, service, streams: Streams):
+    def __init__(self, service, streams: Streams, budget: ReadBudget | None = None):
         self.service = service
         self.streams = streams
+        self.budget = budget
+        # Their size is the fabric's, which its file's limits bound; what clients can
+        # make long is the history, which ListReservations pages.
+        self._list_cost = 1.0
 
     def GetFabric(self, request, context):
+        _spend(self.budget, context, self._list_cost, "GetFabric")
         return fpb.GetFabricResponse(
             fabric=convert.fabric(self.service.fabric, self.service.switch_status()))
 
@@ -97,10 +206,11 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
         if request.site and request.site not in {s.name for s in self.service.fabric.sites}:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"site: fabric {self.service.fabric.name!r} has no site "
-                          f"{request.site!r}")
+                          f"{request.site[:MAX_NAME_CHARS]!r}")
 
     def ListLinks(self, request, context):
         self._check_filter(request, context)
+        _spend(self.budget, context, self._list_cost, "ListLinks")
         return fpb.ListLinksResponse(link_loads=self._loads(request.kind, request.site))
 
     def WatchLinkLoad(self, request, context):
@@ -125,8 +235,10 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
 
 
 class PathServicer(path_pb2_grpc.PathServiceServicer):
-    def __init__(self, service, streams: Streams | None = None):
+    def __init__(self, service, budget: ReadBudget | None = None,
+                 streams: Streams | None = None):
         self.service = service
+        self.budget = budget
         self.streams = streams or Streams(16)
 
     def WatchReservations(self, request, context):
@@ -151,17 +263,41 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
         return ppb.ReservePathResponse(reservation=convert.reservation(res))
 
     def ReleasePath(self, request, context):
+        _answer(context, check_id, "reservation_id", request.reservation_id)
         res = _answer(context, self.service.release, request.reservation_id)
         return ppb.ReleasePathResponse(reservation=convert.reservation(res))
 
     def GetReservation(self, request, context):
+        _answer(context, check_id, "reservation_id", request.reservation_id)
         res = _answer(context, self.service.get, request.reservation_id)
         return ppb.GetReservationResponse(reservation=convert.reservation(res))
 
     def ListReservations(self, request, context):
         if request.state and request.state not in convert.STATE_OF:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"unknown reservation state {request.state}")
+                          f"state: unknown reservation state {request.state}")
+        if request.page_size < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"page_size must be >= 0 (0: {DEFAULT_PAGE_SIZE}; at most "
+                          f"{MAX_PAGE_SIZE}), got {request.page_size}")
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         state = convert.STATE_OF.get(request.state)
+        states = ((state,) if state is not None else tuple(State) if request.show_ended
+                  else tuple(s for s in State if s.live))
+        query = ",".join(s.value for s in states)
+        after = None
+        if request.page_token:
+            after = decode_page_token(request.page_token, query)
+            if after is None:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              "page_token: not one this server gave for this listing (the "
+                              "state and show_ended must stay the same from page to page)")
+        _spend(self.budget, context, 1 + size / 100, "ListReservations")
+        page = _answer(context, self.service.page, states, after, size + 1)
+        more = len(page) > size
+        page = page[:size]
+        last = page[-1] if page else None
         return ppb.ListReservationsResponse(
-            reservations=[convert.reservation(r) for r in self.service.list(state)])
+            reservations=[convert.reservation(r) for r in page],
+            next_page_token=(encode_page_token((last.created_at, last.reservation_id), query)
+                             if more and last else ""))

@@ -5,10 +5,18 @@ collector all call the core through here. It adds what the pure core leaves out:
 (so concurrent requests are admitted one at a time and can never together overbook a
 link), the clock, reservation ids, persistence, and sending what the core returns.
 
-The core books live reservations only. An ended one is kept here until its final state
-is committed, then forgotten: from there on the store answers for it (by id, by
-request_id, in lists), so memory and the garbage collector's work follow what is
-reserved now rather than the whole history. Without a store every ended one stays here.
+The core books live reservations only. An ended one is forgotten once its final state is
+committed: from there on the store answers for it (by id, by request_id, in lists), so
+memory and the garbage collector's work follow what is reserved now rather than the whole
+history. Without a store every ended one stays here.
+
+Memory follows the disk. A change is booked in the core at once (so concurrent requests
+can never together overbook a link), but nobody hears of it until it is durable: its
+OpenFlow messages wait in an ordered queue (barrier numbers are counted in the order the
+core made them), readers and idempotent retries see the reservation as last saved, and
+metrics count it only then. If the commit fails, the change is undone in the core, the
+messages are dropped (their barriers still go, so the numbering holds), and the caller
+gets the StoreError with its cause (disk full, read-only, ...).
 """
 
 from __future__ import annotations
@@ -18,16 +26,18 @@ import logging
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
 from ..core import FabricController, Outbox
 from ..fabric import Fabric
 from ..te.load import LinkLoad
-from ..store.sqlite import GroupCommit, ReservationStore
+from ..store.sqlite import GroupCommit, ReservationStore, StoreError
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
-                               ReservationRequest, State, not_found)
+                               ReservationRequest, State, not_found, reused_request_id,
+                               same_request)
 
 log = logging.getLogger("dcilab.service")
 
@@ -78,12 +88,39 @@ class Observer(Protocol):
     """What the service reports as it works (metrics implement it)."""
 
     def reservation_request(self, result: str, seconds: float) -> None: ...
+    def request_refused(self, result: str) -> None: ...
     def placement(self, policy: str) -> None: ...
     def path_compute(self, seconds: float) -> None: ...
     def openflow_sent(self, count: int) -> None: ...
     def openflow_error(self) -> None: ...
     def failure(self, kind: str, name: str) -> None: ...
     def restoration(self, seconds: float) -> None: ...
+
+
+@dataclass
+class _Change:
+    """One core event's outbox on its way out: sent once its commit is settled."""
+
+    outbox: Outbox
+    pending: object | None = None                 # the commit (None: nothing to save)
+    previous: dict[str, Reservation | None] = field(default_factory=dict)  # as last saved
+    flushed: threading.Event = field(default_factory=threading.Event)   # sent or taken back
+
+    @property
+    def settled(self) -> bool:
+        return self.pending is None or self.pending.done
+
+    @property
+    def failed(self) -> StoreError | None:
+        return None if self.pending is None else self.pending.error
+
+
+def _barriers_only(outbox: Outbox) -> Outbox:
+    """The barriers of `outbox`: what must still go when its changes are taken back."""
+    out = Outbox()
+    for dpid, msgs in outbox.messages.items():
+        out.add(dpid, [m for m in msgs if type(m).__name__ == "OFPBarrierRequest"])
+    return out
 
 
 class _NoObserver:
@@ -93,22 +130,40 @@ class _NoObserver:
 
 class ControllerService:
     def __init__(self, core: FabricController, store=None, observer: Observer | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, history_s: float | None = None):
+        """`history_s`: keep ended reservations in the store this long (None: forever)."""
         self.core = core
+        self.history_s = history_s
+        self._pruned_at = -1e18
         self.store = store
         self.observer = observer or _NoObserver()
         self.clock = clock
         self.lock = threading.RLock()
         self._send: Callable[[Outbox], int] = lambda outbox: 0
         self._commits = GroupCommit(store) if store is not None else None
-        self._ended: dict[str, Reservation] = {}         # not yet committed (or no store)
-        self._ended_requests: dict[str, str] = {}        # request_id -> id, of those
-        self._ended_counts: Counter[State] = Counter()   # the whole history
+        self._outgoing: deque[_Change] = deque()          # in the order the core made them
+        self._unsaved: dict[str, _Change] = {}            # booked, creation not yet durable
+        self._saved_as: dict[str, Reservation] = {}       # changed, not yet durable: as saved
+        self._ended: dict[str, Reservation] = {}          # the history, when there is no store
+        self._ended_requests: dict[str, str] = {}         # request_id -> id, of those
+        self._ended_counts: Counter[State] = Counter()    # the whole history
         self._watches: list[Watch] = []
         if store is not None:
             live = store.load_live()
-            for res in live:
-                core.restore(res)
+            problems = []
+            for res in live:                 # oldest first, each beside those before it
+                problem = core.book.restore_problem(res)
+                if problem:
+                    problems.append(problem)
+                else:
+                    core.restore(res)
+            if problems:
+                raise StoreError(
+                    f"state file {getattr(store, 'path', '')}: {len(problems)} reservation(s) "
+                    f"do not fit fabric {core.fabric.name!r}; refusing to start rather than "
+                    f"honour them silently: " + "; ".join(problems[:5])
+                    + (" ..." if len(problems) > 5 else ""))
+            getattr(store, "confirm_fabric", lambda: None)()
             core.book.meters_from(store.max_meter_id() + 1)
             self._ended_counts.update(store.count_ended())
             if live or self._ended_counts:
@@ -122,9 +177,15 @@ class ControllerService:
                    reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION
                    ) -> "ControllerService":
         """A service with no switch connected (yet); reservations persist at `state_path`."""
-        store = ReservationStore(state_path) if state_path is not None else None
-        return cls(FabricController(fabric, reservable_fraction), store=store,
-                   observer=observer)
+        store = (ReservationStore(state_path, fabric=fabric.name)
+                 if state_path is not None else None)
+        try:
+            return cls(FabricController(fabric, reservable_fraction), store=store,
+                       observer=observer)
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
 
     @property
     def fabric(self) -> Fabric:
@@ -135,9 +196,9 @@ class ControllerService:
         self._send = send
 
     def apply(self, event: Callable[[FabricController], Outbox | None]) -> None:
-        """Run one core event under the lock, send what it returns, and persist what
-        changed (a reservation gone ACTIVE) before returning."""
-        pending = None
+        """Run one core event under the lock; send what it returns, and persist what
+        changed (a reservation gone ACTIVE), before returning."""
+        change = None
         with self.lock:
             started = time.perf_counter()
             outbox = event(self.core)
@@ -148,25 +209,124 @@ class ControllerService:
                     self.observer.path_compute(time.perf_counter() - started)
                     for _ in range(outbox.placements):
                         self.observer.placement(self.core.policy)
-                pending = self._deliver(outbox)
-        if pending is not None:
-            pending.wait()
+                change = self._deliver(outbox)
+        if change is not None:
+            try:
+                self._settle(change)
+            except StoreError as exc:
+                log.error("%s; the change was taken back", exc)
 
-    def _deliver(self, outbox: Outbox):
-        """Send what the core returned; queue what changed for the store. Returns what to
-        wait on (outside the lock) before telling a client it is durable."""
-        pending = None
+    def _deliver(self, outbox: Outbox, previous: dict[str, Reservation | None] | None = None
+                 ) -> _Change:
+        """Queue what the core returned: its changes for the store, its messages for when
+        they are durable (caller holds the lock). `previous`: each changed reservation as
+        last saved (None: a new one); by default, as the core had it."""
+        if previous is None:
+            previous = {r.reservation_id: self._saved_as.get(r.reservation_id,
+                                                             self._last_saved(r))
+                        for r in outbox.changed}
+        change = _Change(outbox, previous=previous)
         if self._commits is not None and outbox.changed:
-            pending = self._commits.submit(outbox.changed)
-        sent = self._send(outbox)
-        if sent:
-            self.observer.openflow_sent(sent)
+            change.pending = self._commits.submit(outbox.changed)
+            for res in outbox.changed:
+                if previous.get(res.reservation_id) is None:
+                    self._unsaved[res.reservation_id] = change
+                else:
+                    self._saved_as.setdefault(res.reservation_id, previous[res.reservation_id])
+        self._outgoing.append(change)
+        self._flush()
+        return change
+
+    def _last_saved(self, res: Reservation) -> Reservation | None:
+        """`res` as saved before this event (which came through `apply`): an activation
+        was PENDING; one that a failure moved or degraded was saved before (its own
+        record stands in for it, so a failed save never unbooks it); anything else is
+        new."""
+        if res.state == State.ACTIVE:
+            return res.with_state(State.PENDING)
+        if res.state == State.DEGRADED or res.reservation_id not in self._unsaved:
+            return res if res.state.live and self._known(res.reservation_id) else None
+        return None
+
+    def _known(self, reservation_id: str) -> bool:
+        return self.store is not None and self.store.get(reservation_id) is not None
+
+    def _settle(self, change: _Change) -> None:
+        """Wait for `change` to be durable, then send what is due; raise its StoreError
+        (after it was taken back) if the commit failed."""
+        if change.pending is not None:
+            try:
+                change.pending.wait()
+            except StoreError:
+                pass
+        with self.lock:
+            self._flush()
+        if change.failed is not None:
+            raise change.failed
+
+    def _flush(self) -> None:
+        """Send, in order, every queued outbox whose commit is settled; take back the
+        changes of those that failed (caller holds the lock)."""
+        while self._outgoing and self._outgoing[0].settled:
+            run = []
+            while self._outgoing and self._outgoing[0].settled:
+                run.append(self._outgoing.popleft())
+            undo = Outbox()
+            for change in reversed(run):            # newest first: undo in reverse
+                if change.failed is not None:
+                    for res in reversed(change.outbox.changed):
+                        back = self.core.undo(res, change.previous.get(res.reservation_id))
+                        for dpid, msgs in back.messages.items():
+                            undo.add(dpid, msgs)
+                    log.error("%s; taking back %d change(s): %s", change.failed,
+                              len(change.outbox.changed),
+                              ", ".join(r.reservation_id for r in change.outbox.changed[:5]))
+            for change in run:
+                ok = change.failed is None
+                for res in change.outbox.changed:
+                    rid = res.reservation_id
+                    if self._unsaved.get(rid) is change:
+                        del self._unsaved[rid]
+                    if change.pending is None:
+                        continue
+                    later = [c for c in self._outgoing if rid in c.previous]
+                    if not later:
+                        self._saved_as.pop(rid, None)
+                    elif ok:                        # now the saved state the later ones undo to
+                        self._saved_as[rid] = res
+                        for c in later:
+                            c.previous[rid] = res
+                if ok:
+                    self._durable(change.outbox)
+                    self._transmit(change.outbox)
+                else:
+                    self._transmit(_barriers_only(change.outbox))
+                change.flushed.set()
+            if undo.messages:                       # after everything made before it
+                self._outgoing.append(_Change(undo))
+
+    def _transmit(self, outbox: Outbox) -> None:
+        if outbox.messages:
+            sent = self._send(outbox)
+            if sent:
+                self.observer.openflow_sent(sent)
+
+    def _durable(self, outbox: Outbox) -> None:
+        """What follows a durable change: failures are counted, watchers hear of every
+        change, and an ended reservation is counted, and forgotten (the store answers for
+        it) unless there is no store."""
         for kind, name in outbox.faults:
             self.observer.failure(kind, name)
         if outbox.changed:
             for watch in self._watches:
                 watch.offer(outbox.changed)
-        return pending
+        for res in outbox.changed:
+            if not res.state.live:
+                self._ended_counts[res.state] += 1
+                if self.store is None:
+                    self._ended[res.reservation_id] = res
+                    if res.request.request_id:
+                        self._ended_requests[res.request.request_id] = res.reservation_id
 
     @contextlib.contextmanager
     def watch(self, reservation_id: str = ""):
@@ -191,20 +351,36 @@ class ControllerService:
         started = time.perf_counter()
         result = "invalid"
         try:
-            with self.lock:
-                book = self.core.book
-                retried = (request.request_id and request.request_id not in book.by_request_id
-                           and self._ended_request(request.request_id))
-                if retried:                  # the same request, already over: same answer
-                    result = "admitted"
-                    return retried
-                rid = f"r-{uuid.uuid4().hex[:12]}"
-                outbox = self.core.reserve(request, rid, self.clock())
-                pending = self._deliver(outbox)
-                res = book.reservations[book.by_request_id[request.request_id]
-                                        if request.request_id else rid]
-            if pending is not None:
-                pending.wait()               # durable before the client hears of it
+            while True:
+                with self.lock:
+                    book = self.core.book
+                    book.validate(request)
+                    first = book.by_request_id.get(request.request_id) if request.request_id \
+                        else None
+                    waiting = self._unsaved.get(first) if first is not None else None
+                    if waiting is None:
+                        if first is None and request.request_id:
+                            retried = self._ended_request(request.request_id)
+                            if retried is not None:   # the same request, already over
+                                if not same_request(retried.request, request):
+                                    raise reused_request_id(request, retried)
+                                result = "admitted"
+                                return retried
+                        rid = f"r-{uuid.uuid4().hex[:12]}"
+                        outbox = self.core.reserve(request, rid, self.clock())
+                        res = book.reservations[first or rid]
+                        res = self._saved_as.get(res.reservation_id, res)
+                        change = self._deliver(outbox) if outbox.changed else None
+                        break
+                # The first attempt of this request_id is still being saved (its owner
+                # waits for the commit): its outcome decides this one's.
+                waiting.flushed.wait(30)
+            if change is not None:
+                try:
+                    self._settle(change)         # durable before the client hears of it
+                except StoreError as exc:
+                    result = exc.code
+                    raise
             result = "admitted"
             return res
         except AdmissionError as exc:
@@ -219,39 +395,34 @@ class ControllerService:
     def release(self, reservation_id: str) -> Reservation:
         """End a live reservation; one already over is returned as it ended."""
         with self.lock:
-            if reservation_id not in self.core.book.reservations:
+            if (reservation_id not in self.core.book.reservations
+                    or reservation_id in self._unsaved):
                 return self.get(reservation_id)
+            previous = self._saved_as.get(reservation_id,
+                                          self.core.book.reservations[reservation_id])
             outbox = self.core.end(reservation_id, State.RELEASED)
-            self._ending(outbox)
-            pending = self._deliver(outbox)
-        self._forget_when_durable(pending, outbox)
+            change = self._deliver(outbox, {reservation_id: previous})
+        self._settle(change)
         return next(r for r in outbox.changed if r.reservation_id == reservation_id)
 
     def expire(self) -> None:
         """End every reservation whose duration is over (the app calls this each second)."""
+        self._prune()
         with self.lock:
-            outbox = self.core.expire(self.clock())
-            self._ending(outbox)
-            pending = self._deliver(outbox)
-        self._forget_when_durable(pending, outbox)
-
-    def _ending(self, outbox: Outbox) -> None:
-        """Keep the reservations `outbox` ends until their final state is committed."""
-        for res in outbox.changed:
-            if not res.state.live:
-                self._ended[res.reservation_id] = res
-                if res.request.request_id:
-                    self._ended_requests[res.request.request_id] = res.reservation_id
-                self._ended_counts[res.state] += 1
-
-    def _forget_when_durable(self, pending, outbox: Outbox) -> None:
-        if pending is None:
-            return                           # no store: this is the only record
-        pending.wait()
-        with self.lock:
-            for res in outbox.changed:
-                if self._ended.pop(res.reservation_id, None) is not None:
-                    self._ended_requests.pop(res.request.request_id, None)
+            book, now = self.core.book, self.clock()
+            due = book.due(now)
+            if not due:
+                return
+            previous = {rid: None if rid in self._unsaved
+                        else self._saved_as.get(rid, book.reservations[rid]) for rid in due}
+            outbox = self.core.expire(now)
+            previous = {r.reservation_id: previous.get(r.reservation_id)
+                        for r in outbox.changed}
+            change = self._deliver(outbox, previous)
+        try:
+            self._settle(change)
+        except StoreError as exc:
+            log.error("could not record expired reservations (retried next second): %s", exc)
 
     def _ended_request(self, request_id: str) -> Reservation | None:
         """The ended reservation admitted for `request_id`, if any (caller holds the lock)."""
@@ -260,41 +431,100 @@ class ControllerService:
             return self._ended[rid]
         return self.store.find_request(request_id) if self.store is not None else None
 
+    def _visible(self, res: Reservation | None) -> Reservation | None:
+        """`res` as its durable record says (caller holds the lock)."""
+        if res is None or res.reservation_id in self._unsaved:
+            return None
+        return self._saved_as.get(res.reservation_id, res)
+
     def get(self, reservation_id: str) -> Reservation:
+        """The reservation as last saved; NOT_FOUND (counted in metrics) if none."""
         with self.lock:
-            res = (self.core.book.reservations.get(reservation_id)
-                   or self._ended.get(reservation_id))
+            res = None
+            if reservation_id not in self._unsaved:
+                res = (self._saved_as.get(reservation_id)
+                       or self.core.book.reservations.get(reservation_id)
+                       or self._ended.get(reservation_id))
         if res is None and self.store is not None:
             res = self.store.get(reservation_id)   # ended, committed, then forgotten here
         if res is None:
+            self.observer.request_refused("not_found")
             raise not_found(reservation_id)
         return res
 
+    def _live(self, state: State | None = None) -> list[Reservation]:
+        """Live reservations as saved, of `state` (caller holds the lock)."""
+        out = []
+        for res in self.core.book.reservations.values():
+            res = self._visible(res)
+            if res is not None and (state is None or res.state == state):
+                out.append(res)
+        for rid, res in self._saved_as.items():       # being ended: still live on disk
+            if rid not in self.core.book.reservations and rid not in self._unsaved \
+                    and res.state.live \
+                    and (state is None or res.state == state):
+                out.append(res)
+        return out
+
     def list(self, state: State | None = None) -> list[Reservation]:
-        """Reservations (of `state`), oldest first; ended ones come from the store."""
+        """Reservations (of `state`), oldest first, the whole history (unbounded: for
+        tests and tools; the API pages with `page`)."""
         with self.lock:
-            live = [r for r in self.core.book.reservations.values()
-                    if state is None or r.state == state]
+            live = self._live(state)
             ended = {rid: r for rid, r in self._ended.items() if state is None or r.state == state}
         if self.store is not None and (state is None or not state.live):
             live_ids = {r.reservation_id for r in live}
             for res in self.store.ended(state):
                 if res.reservation_id not in live_ids:
                     ended.setdefault(res.reservation_id, res)
-        return sorted([*live, *ended.values()], key=lambda r: (r.created_at, r.reservation_id))
+        return sorted([*live, *ended.values()], key=_list_key)
+
+    def page(self, states: tuple[State, ...], after: tuple[float, str] | None,
+             limit: int) -> list[Reservation]:
+        """Up to `limit` reservations in `states`, in list order (created_at, id), after
+        the list key `after`: one page of ListReservations."""
+        with self.lock:
+            found = {r.reservation_id: r for r in self._live() if r.state in states}
+            found.update((rid, r) for rid, r in self._ended.items() if r.state in states)
+        ended_states = tuple(s for s in states if not s.live)
+        if self.store is not None and ended_states:
+            for res in self.store.page(ended_states, after, limit):
+                found[res.reservation_id] = res    # the store's is the newer record
+        picked = [r for r in found.values() if after is None or _list_key(r) > after]
+        picked.sort(key=_list_key)
+        return picked[:limit]
+
+    def _prune(self) -> None:
+        """At most once a minute, forget the history older than `history_s`."""
+        now = self.clock()
+        if self.store is None or self.history_s is None or now - self._pruned_at < 60:
+            return
+        self._pruned_at = now
+        try:
+            gone = self.store.prune(now - self.history_s)
+        except StoreError as exc:
+            log.error("could not prune the history: %s", exc)
+            return
+        if gone:
+            log.info("forgot %d reservations that ended over %g days ago", gone,
+                     self.history_s / 86400)
 
     def reservation_counts(self) -> dict[State, int]:
         """How many reservations are in each state, over the whole history."""
         with self.lock:
-            counts = Counter(r.state for r in self.core.book.reservations.values())
+            counts = Counter(r.state for r in self._live())
             counts.update(self._ended_counts)
         return {state: counts.get(state, 0) for state in State}
 
     # -- state for the API and metrics --------------------------------------------------
 
     def link_loads(self) -> list[LinkLoad]:
+        # Only the booked bandwidth is copied under the lock: the snapshot of every link
+        # takes milliseconds, which a reservation must not wait behind. The tracker it
+        # reads is only ever updated in place (dict.get and set lookups are atomic).
         with self.lock:
-            return self.core.link_loads()
+            reserved = dict(self.core.book.reserved)
+        return self.core.load.snapshot(reserved)
 
     def switch_status(self) -> dict[str, bool]:
         with self.lock:
@@ -309,3 +539,7 @@ class ControllerService:
             self._commits.close()
         if self.store is not None:
             self.store.close()
+
+
+def _list_key(res: Reservation) -> tuple[float, str]:
+    return (res.created_at, res.reservation_id)

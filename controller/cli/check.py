@@ -28,16 +28,25 @@ def register(sub) -> None:
 def summary(fabric: Fabric) -> dict:
     """The JSON form of a checked fabric."""
     sites = []
+    roles_of: dict[str, list[str]] = {}
+    for sw in fabric.switches.values():
+        roles_of.setdefault(sw.site, []).append(sw.role)
+    hosts_of: dict[str, int] = {}
+    for host in fabric.hosts.values():
+        hosts_of[host.site] = hosts_of.get(host.site, 0) + 1
     for site in fabric.sites:
-        roles = [sw.role for sw in fabric.switches.values() if sw.site == site.name]
+        roles = roles_of.get(site.name, [])
         sites.append({"name": site.name, "spines": roles.count(SPINE),
                       "leaves": roles.count(LEAF), "gateways": roles.count(GATEWAY),
-                      "hosts": len(fabric.hosts_of(site.name)), "fabric_gbps": site.fabric_gbps})
+                      "hosts": hosts_of.get(site.name, 0), "fabric_gbps": site.fabric_gbps})
     links = []
     protection = _protection(fabric)
+    first_of: dict[str, object] = {}         # one pass: linear in the links
+    for link in fabric.wavelengths():
+        first_of.setdefault(link.line_system, link)
     for spec in fabric.spec.dci_links:
         plan = fabric.line_systems[spec.name]
-        first = next(l for l in fabric.wavelengths() if l.line_system == spec.name)
+        first = first_of[spec.name]
         links.append({"name": spec.name, "a": spec.a, "b": spec.b,
                       "a_gateway": first.a.node, "b_gateway": first.b.node,
                       "fiber_km": spec.fiber_km, "srlg": list(spec.srlg),

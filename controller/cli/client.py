@@ -84,11 +84,17 @@ def register(sub) -> None:
     p.set_defaults(run=run_release)
 
     p = sub.add_parser("reservations", parents=[common], help="list reservations",
-                       description="List the controller's reservations.")
+                       description="List the controller's live reservations (PENDING and "
+                                   "ACTIVE), oldest first, fetched page by page; --all adds "
+                                   "the ended ones the controller still keeps "
+                                   "(`dcilab controller --history-days`).")
     p.add_argument("--state", choices=STATES, help="only those in this state")
     p.add_argument("--watch", nargs="?", const="", metavar="ID",
                    help="keep printing every change of state or path (of reservation ID, or "
                         "of all) until interrupted")
+    p.add_argument("--all", action="store_true", help="ended reservations too")
+    p.add_argument("--page-size", type=int, default=0, metavar="N",
+                   help="reservations per call (default: the server's, 100; at most 1000)")
     p.set_defaults(run=run_reservations)
 
     p = sub.add_parser("links", parents=[common], help="show the load on every link",
@@ -189,14 +195,19 @@ def run_reservations(args) -> int:
             except KeyboardInterrupt:
                 return
             raise Unreachable(f"the controller at {args.server} ended the stream")
-        found = client.reservations(args.state)
+        pages = client.reservation_pages(args.state, args.all, args.page_size)
         if args.json:
+            found = [r for page in pages for r in page]
             print(json.dumps({"reservations": [as_dict(r) for r in found]}, indent=2))
             return
-        if not found:
-            print("no reservations" + (f" in state {args.state}" if args.state else ""))
-        for res in found:
-            print(_describe(res))
+        count = 0
+        for page in pages:                     # printed as they come: a long history streams
+            for res in page:
+                print(_describe(res), flush=False)
+            count += len(page)
+        if not count:
+            print("no reservations" + (f" in state {args.state}" if args.state
+                                       else "" if args.all else " live (--all: ended ones too)"))
     return _run(args, body)
 
 

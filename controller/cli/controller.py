@@ -63,7 +63,20 @@ def register(sub) -> None:
     p.add_argument("--metrics", type=host_port, default=("127.0.0.1", 9108), metavar="HOST:PORT",
                    help="Prometheus /metrics listen address (default 127.0.0.1:9108)")
     p.add_argument("--state", type=Path, default=None, metavar="PATH",
-                   help=f"reservation database, SQLite (default {default_state_path()})")
+                   help=f"reservation database, SQLite, one per fabric (default "
+                        f"{default_state_path('<fabric name>')}). One controller at a time "
+                        f"holds it; it records its fabric")
+    other = p.add_mutually_exclusive_group()
+    other.add_argument("--state-migrate", action="store_true",
+                       help="the --state file was written for another fabric: keep its "
+                            "reservations for this one (each is checked against it; start "
+                            "is refused if one does not fit)")
+    other.add_argument("--state-discard", action="store_true",
+                       help="the --state file was written for another fabric: drop its "
+                            "reservations and start afresh")
+    p.add_argument("--history-days", type=float, default=30.0, metavar="D",
+                   help="keep ended reservations (for `dcilab reservations --all`) this many "
+                        "days (default 30; 0: none)")
     p.add_argument("--reservable-fraction", type=float, default=0.9, metavar="F",
                    help="share of each link's capacity that reservations may take (default 0.9)")
     p.add_argument("--poll-interval", type=float, default=1.0, metavar="S",
@@ -137,7 +150,8 @@ def run(args) -> int:
     from ..app.service import ControllerService
     from ..core import FabricController
     from ..metrics import Metrics, start_metrics_server
-    from ..store.sqlite import ReservationStore, StoreError, default_state_path
+    from ..store.sqlite import (DISCARD, MIGRATE, REFUSE, UNAVAILABLE, ReservationStore,
+                                StoreError, default_state_path)
 
     try:
         fabric = load_fabric(args.topology)
@@ -149,7 +163,9 @@ def run(args) -> int:
                       (args.elephant_polls < 1, "--elephant-polls must be at least 1"),
                       (args.max_stretch < 1, "--max-stretch must be at least 1"),
                       (not args.poll_interval > 0, "--poll-interval must be positive"),
-                      (args.grpc_workers < 1, "--grpc-workers must be at least 1")):
+                      (args.grpc_workers < 1, "--grpc-workers must be at least 1"),
+                      (not 0 <= args.history_days <= 36500,
+                       "--history-days must be between 0 and 36500")):
         if bad:
             print(f"dcilab controller: {text}", file=sys.stderr)
             return 2
@@ -170,12 +186,17 @@ def run(args) -> int:
     except (ServerError, OSError, ValueError) as exc:
         print(f"dcilab controller: {exc}", file=sys.stderr)
         return 2
-    state_path = args.state or default_state_path()
+    state_path = args.state or default_state_path(fabric.name)
+    other = MIGRATE if args.state_migrate else DISCARD if args.state_discard else REFUSE
     try:
-        store = ReservationStore(state_path)
+        store = ReservationStore(state_path, fabric=fabric.name, other_fabric=other)
     except StoreError as exc:
         print(f"dcilab controller: {exc}", file=sys.stderr)
-        return 1
+        return 1 if exc.code == UNAVAILABLE else 2
+    if store.previous_fabric:
+        log.warning("state file %s: %s the reservations of fabric %r for fabric %r",
+                    state_path, "kept" if other == MIGRATE else "dropped",
+                    store.previous_fabric, fabric.name)
 
     if args.cpu:
         try:
@@ -192,7 +213,13 @@ def run(args) -> int:
                             elephant_fraction=args.elephant_fraction,
                             elephant_polls=args.elephant_polls, max_stretch=args.max_stretch,
                             protection=not args.no_protection)
-    service = ControllerService(core, store=store, observer=metrics)
+    try:
+        service = ControllerService(core, store=store, observer=metrics,
+                                    history_s=args.history_days * 86400)
+    except StoreError as exc:
+        store.close()
+        print(f"dcilab controller: {exc}", file=sys.stderr)
+        return 1 if exc.code == UNAVAILABLE else 2
     log.info("fabric %s: %d switches, %d hosts, %d wavelengths; policy %s; reservations in %s",
              fabric.name, len(fabric.switches), len(fabric.hosts),
              sum(1 for _ in fabric.wavelengths()), args.policy, state_path)
@@ -213,6 +240,9 @@ def run(args) -> int:
     # all (a ~90 ms stall of every call, measured on the 512-host bench fabric).
     gc.collect()
     gc.freeze()
+    # A thread wanting the GIL waits up to this long for the one holding it (5 ms by
+    # default): a reservation waits behind a /metrics render or a listing for far less.
+    sys.setswitchinterval(0.0005)
     stop.wait()
     log.info("stopping")
     server.stop(grace=2).wait(3)

@@ -389,6 +389,35 @@ class FabricController:
         log.info("reservation %s %s", reservation_id, state.value.lower())
         return outbox
 
+    def undo(self, res: Reservation, previous: Reservation | None) -> Outbox:
+        """Take back a change the caller could not persist: `res` as this core made it,
+        `previous` as it was last saved (None: never saved). Returns the messages that
+        bring the switches back in line (the caller sent none of the change's own)."""
+        rid = res.reservation_id
+        booked = self.book.reservations.get(rid)
+        if previous is None:                         # a new one: unbook it
+            if booked is None:
+                return Outbox()
+            alone = len(self.book.pair_members(res.request.src_host, res.request.dst_host)) == 1
+            outbox = self.end(rid, State.RELEASED)
+            # Its rules never went out: nothing to remove, unless its pair's meter was
+            # resized for it since (by a later change that was sent).
+            return Outbox() if alone else Outbox(messages=outbox.messages)
+        if booked is None and previous.state.live:   # an end: book it again
+            self.book.add(previous)
+        elif booked is not None:                     # a state change: the state as saved
+            self.book.set_state(rid, previous.state)
+        else:
+            return Outbox()
+        if previous.state == State.PENDING:
+            # Its rules were sent (or go out on connect): active again at the next barrier
+            # each programmed switch acknowledges.
+            self._waiting[rid] = {
+                h.switch: (self.switches[self._dpid[h.switch]].barriers_sent
+                           if self.switches[self._dpid[h.switch]].program_sent else None)
+                for h in previous.hops}
+        return Outbox()
+
     def expire(self, now: float) -> Outbox:
         outbox = Outbox()
         for rid in self.book.due(now):

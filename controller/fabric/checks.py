@@ -45,7 +45,8 @@ def check_spec(spec: FabricSpec) -> list[FabricIssue]:
             if site is None:
                 issues.append(FabricIssue(
                     f"dci_links[{i}].{end}",
-                    f"unknown site {site_name!r} (sites: {', '.join(sites)})"))
+                    f"unknown site {site_name[:64]!r} (sites: "
+                    f"{', '.join(list(sites)[:20])}{', ...' if len(sites) > 20 else ''})"))
                 continue
             pinned = getattr(link, f"{end}_gateway")
             if pinned is not None and pinned > site.gateways:

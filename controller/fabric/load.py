@@ -2,6 +2,12 @@
 
 Every problem found is reported at once, each with its field path and, where the YAML
 says, its line, so a user fixes a file in one pass instead of one error per run.
+
+A fabric file is input from anyone, so reading one is bounded before it is expensive: the
+file's size, then (on the node graph libyaml composed, before any Python object is built)
+its nesting depth, its size with every alias expanded and the length of its numbers, then
+(on the schema-valid spec, before expansion) how many switches, hosts and links it would
+expand to. The file is parsed once, by libyaml (CSafeLoader).
 """
 
 from __future__ import annotations
@@ -18,11 +24,23 @@ from .model import Fabric, build_fabric, plan_line_systems
 from .schema import FabricSpec
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+MAX_FILE_BYTES = 4 << 20            # the largest repository fabric is under 1 KiB
+MAX_DEPTH = 32                       # a fabric file nests 4 deep
+MAX_NODES = 500_000                  # YAML nodes with aliases expanded (an alias bomb)
+MAX_NUMBER_CHARS = 40                # longer digits than any sane figure
+MAX_SWITCHES = 4096
+MAX_HOSTS = 16384
+MAX_LINKS = 65536                    # host, fabric and DCI (one per wavelength)
+
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml: ~10x faster
 
 
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+class _UniqueKeyLoader(_BaseLoader):
+    """libyaml's SafeLoader that refuses a key given twice in one mapping (PyYAML keeps
+    the last)."""
+
+
+def _construct_mapping(loader, node: yaml.MappingNode, deep: bool = False):
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -70,6 +88,12 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
+def _shown(value) -> str:
+    """A value for a message, cut short: errors never echo a megabyte of input."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(text)} characters)"
+
+
 def _message(error: dict) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -77,11 +101,11 @@ def _message(error: dict) -> str:
     if kind == "missing":
         return "missing required field"
     if kind == "literal_error":
-        return f"{error['msg'][0].lower()}{error['msg'][1:]} (got {error['input']!r})"
+        return f"{error['msg'][0].lower()}{error['msg'][1:]} (got {_shown(error['input'])})"
     if kind == "string_pattern_mismatch":
-        return (f"{error['input']!r} is not a valid name: use letters, digits, '-', '_' and '.',"
+        return (f"{_shown(error['input'])} is not a valid name: use letters, digits, '-', '_' and '.',"
                 " starting with a letter or digit")
-    return f"{error['msg'][0].lower()}{error['msg'][1:]} (got {error['input']!r})"
+    return f"{error['msg'][0].lower()}{error['msg'][1:]} (got {_shown(error['input'])})"
 
 
 def _schema_issues(exc: ValidationError, root: yaml.Node | None) -> list[FabricIssue]:
@@ -93,16 +117,94 @@ def _schema_issues(exc: ValidationError, root: yaml.Node | None) -> list[FabricI
     return issues
 
 
+def _line(node) -> int:
+    return node.start_mark.line + 1
+
+
+def _bound(root: yaml.Node) -> FabricIssue | None:
+    """The first limit the node graph breaks: depth, size with aliases expanded (an alias
+    is the node it names met again, so a walk counts it again; the walk stops at the
+    limit, so an alias bomb costs no more than a large file), or a number's length.
+    Iterative: a deeply nested file must not overflow the stack here."""
+    visits = 0
+    stack = [(root, 1)]
+    scalar, mapping = yaml.ScalarNode, yaml.MappingNode
+    while stack:
+        node, depth = stack.pop()
+        visits += 1
+        if visits > MAX_NODES:
+            return FabricIssue("", f"expands to more than {MAX_NODES} YAML nodes (aliases "
+                                   f"expanded): too large for a fabric file", _line(node))
+        if depth > MAX_DEPTH:
+            return FabricIssue("", f"nested more than {MAX_DEPTH} levels deep", _line(node))
+        cls, value = node.__class__, node.value
+        if cls is scalar:
+            if len(value) > MAX_NUMBER_CHARS and node.tag in _NUMBER_TAGS:
+                return FabricIssue("", f"a number of {len(value)} characters: at most "
+                                       f"{MAX_NUMBER_CHARS}", _line(node))
+        elif cls is mapping:
+            for key, item in value:
+                stack.append((key, depth + 1))
+                stack.append((item, depth + 1))
+        else:
+            stack.extend((item, depth + 1) for item in value)
+    return None
+
+
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _expanded_size(spec: FabricSpec) -> list[FabricIssue]:
+    """What the spec would expand to, against the limits (before expanding it)."""
+    switches = sum(s.spines + s.leaves + s.gateways for s in spec.sites)
+    hosts = sum(s.leaves * s.hosts_per_leaf for s in spec.sites)
+    links = (hosts + sum(s.spines * (s.leaves + s.gateways) for s in spec.sites)
+             + sum(d.wavelengths for d in spec.dci_links))
+    return [FabricIssue("", f"the fabric expands to {n} {what}; at most {limit}")
+            for n, what, limit in ((switches, "switches", MAX_SWITCHES),
+                                   (hosts, "hosts", MAX_HOSTS),
+                                   (links, "links (host, fabric and wavelengths)", MAX_LINKS))
+            if n > limit]
+
+
+def _read_yaml(text: str, source: str):
+    """(root node, data): composed once by libyaml, bounded, then constructed."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            raise FabricError(source, [FabricIssue(
+                "", f"YAML syntax error: {exc.problem}", mark.line + 1 if mark else None)]) \
+                from None
+        except yaml.YAMLError as exc:        # e.g. a NUL or other unprintable character
+            raise FabricError(source, [FabricIssue(
+                "", f"not a YAML text: {' '.join(str(exc).split())[:200]}")]) from None
+        if root is None:
+            return None, None
+        problem = _bound(root)
+        if problem is not None:
+            raise FabricError(source, [problem])
+        try:
+            return root, loader.construct_document(root)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            raise FabricError(source, [FabricIssue(
+                "", f"YAML error: {exc.problem}", mark.line + 1 if mark else None)]) from None
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise FabricError(source, [FabricIssue(
+                "", f"cannot read a value: {' '.join(str(exc).split())[:200]}")]) from None
+    finally:
+        loader.dispose()
+
+
 def parse_fabric(text: str, source: str = "<fabric>") -> Fabric:
     """Parse and check a fabric file's text; raise FabricError listing every problem."""
-    try:
-        root = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise FabricError(source, [FabricIssue("", f"YAML syntax error: {exc.problem}", line)]) \
-            from None
+    if len(text) > MAX_FILE_BYTES:
+        raise FabricError(source, [FabricIssue(
+            "", f"{len(text)} characters: a fabric file is at most {MAX_FILE_BYTES} bytes")])
+    root, data = _read_yaml(text, source)
     if not isinstance(data, dict):
         raise FabricError(source, [FabricIssue(
             "", "a fabric file must be a YAML mapping with name, sites and dci_links")])
@@ -110,6 +212,9 @@ def parse_fabric(text: str, source: str = "<fabric>") -> Fabric:
         spec = FabricSpec.model_validate(data)
     except ValidationError as exc:
         raise FabricError(source, _schema_issues(exc, root)) from None
+    too_large = _expanded_size(spec)
+    if too_large:
+        raise FabricError(source, too_large)
     # Optics planning reads only each link's own fields, so it runs even when references
     # are broken: one pass reports everything.
     plans, optics_issues = plan_line_systems(spec)
@@ -137,7 +242,12 @@ def load_fabric(path: str | Path) -> Fabric:
     """Read and check the fabric file at `path`."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:          # at most the limit, even from a pipe or device
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise FabricError(str(path), [FabricIssue(
+                "", f"over {MAX_FILE_BYTES} bytes: a fabric file is at most that")])
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise FabricError(str(path), [FabricIssue("", f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:

@@ -167,8 +167,9 @@ class Fabric:
     def capacity_by_site_pair(self) -> dict[tuple[str, str], float]:
         """Total DCI capacity (Gb/s, real) between each pair of sites joined directly."""
         out: dict[tuple[str, str], float] = {}
+        specs = {d.name: d for d in self.spec.dci_links}
         for plan_name, plan in self.line_systems.items():
-            spec = next(d for d in self.spec.dci_links if d.name == plan_name)
+            spec = specs[plan_name]
             pair = tuple(sorted((spec.a, spec.b)))
             out[pair] = out.get(pair, 0.0) + plan.capacity_gbps
         return out

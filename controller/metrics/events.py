@@ -16,7 +16,11 @@ from . import names
 
 log = logging.getLogger("dcilab.metrics")
 
-REQUEST_RESULTS = ("admitted", "refused", "invalid", "not_found", "unauthenticated")
+# unavailable / internal: the change could not be saved (disk full, read-only / otherwise)
+# and was taken back. not_found and unauthenticated count ReleasePath and GetReservation
+# calls for unknown ids and calls without the right token, so guessing shows.
+REQUEST_RESULTS = ("admitted", "refused", "invalid", "not_found", "unauthenticated",
+                   "unavailable", "internal")
 PLACEMENT_POLICIES = tuple(Policy)
 FAILURE_EVENTS = ("link_down", "link_up", "switch_down")
 
@@ -86,6 +90,11 @@ class Metrics:
         self._known("result", result, REQUEST_RESULTS)
         self.requests_total.labels(result=result).inc()
         self.reserve_duration.observe(max(0.0, seconds))
+
+    def request_refused(self, result: str) -> None:
+        """A call was refused before any work (`not_found`, `unauthenticated`)."""
+        self._known("result", result, REQUEST_RESULTS)
+        self.requests_total.labels(result=result).inc()
 
     def placement(self, policy: str) -> None:
         """An elephant flow was placed by `policy`."""

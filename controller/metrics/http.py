@@ -1,29 +1,222 @@
-"""`/metrics` over HTTP, served by the controller process on its own threads."""
+"""`/metrics` over HTTP, served by the controller process on its own threads, bounded.
+
+Fifty scrapers must not slow the calls that book capacity: the exposition is rendered at
+most once per `min_interval_s` (every scraper in that window gets the same bytes, as a
+Prometheus scrape interval is seconds anyway); scrapes are bounded in rate and open
+connections in number, in total and per client address. One beyond is answered
+`503 Retry-After: 1` at once, from the accepting thread, without parsing its request.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.utils import floatToGoString
 
 from .collector import FabricCollector
 
 log = logging.getLogger("dcilab.metrics")
 
+MAX_CONNECTIONS = 16
+MAX_CONNECTIONS_PER_CLIENT = 8
+MIN_RENDER_INTERVAL_S = 1.0             # the finest scrape interval we ship (the demo's)
+# ... or longer, so that rendering takes at most this share of the controller's time.
+MAX_RENDER_SHARE = 0.01
+# Prometheus scrapes a target every 15 s or so: 20/s serves hundreds of them.
+MAX_SCRAPES_PER_SECOND = 20.0
+MAX_SCRAPES_PER_SECOND_PER_CLIENT = 10.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "MetricsServer"
+    timeout = 10                        # a client that sends nothing gives its slot back
+
+    def do_GET(self) -> None:
+        if self.path.split("?", 1)[0] not in ("/metrics", "/"):
+            self.send_error(404, "only /metrics is served here")
+            return
+        body = self.server.exposition()
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args) -> None:   # noqa: A002 (the base class's name)
+        pass
+
+
+class MetricsServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address, registry: CollectorRegistry,
+                 max_connections: int = MAX_CONNECTIONS,
+                 per_client: int = MAX_CONNECTIONS_PER_CLIENT,
+                 min_interval_s: float = MIN_RENDER_INTERVAL_S,
+                 rate: float = MAX_SCRAPES_PER_SECOND,
+                 rate_per_client: float = MAX_SCRAPES_PER_SECOND_PER_CLIENT):
+        super().__init__(address, _Handler)
+        self.rate, self.rate_per_client = rate, rate_per_client
+        self._tokens: dict[str, list[float]] = {}     # client -> [tokens, when filled]
+        self.registry = registry
+        self.max_connections, self.per_client = max_connections, per_client
+        self.min_interval_s = min_interval_s
+        self._slots = threading.Lock()
+        self._open: dict[str, int] = {}
+        self._render = threading.Lock()
+        self._body, self._rendered_at = b"", -1e18
+        self._interval = min_interval_s
+        self._text = TextRenderer()
+        self.refused = 0
+        self.renders = 0
+
+    def exposition(self) -> bytes:
+        """The registry's text, rendered at most once per min_interval_s, and at most
+        MAX_RENDER_SHARE of the time (a large fabric's render takes tens of ms)."""
+        with self._render:
+            if time.monotonic() - self._rendered_at >= self._interval:
+                started = time.monotonic()
+                self._body = self._text.render(self.registry)
+                took = time.monotonic() - started
+                self._rendered_at = time.monotonic()
+                self._interval = max(self.min_interval_s, took / MAX_RENDER_SHARE)
+                self.renders += 1
+            return self._body
+
+    def process_request(self, request, client_address) -> None:
+        client = client_address[0]
+        with self._slots:
+            busy = (sum(self._open.values()) >= self.max_connections
+                    or self._open.get(client, 0) >= self.per_client
+                    or not self._spend(client))
+            if not busy:
+                self._open[client] = self._open.get(client, 0) + 1
+            else:
+                self.refused += 1
+        if busy:
+            try:
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                                b"Content-Length: 0\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def _spend(self, client: str) -> bool:
+        """One scrape from the client's bucket and the total's (token buckets whose burst
+        is one second's worth); caller holds _slots."""
+        now = time.monotonic()
+        if len(self._tokens) > 4096:
+            self._tokens = {k: b for k, b in self._tokens.items() if now - b[1] < 60}
+        buckets = [(self._tokens.setdefault(client, [self.rate_per_client, now]),
+                    self.rate_per_client),
+                   (self._tokens.setdefault("", [self.rate, now]), self.rate)]
+        for bucket, rate in buckets:
+            bucket[0] = min(rate, bucket[0] + (now - bucket[1]) * rate)
+            bucket[1] = now
+        if any(bucket[0] < 1 for bucket, _ in buckets):
+            return False
+        for bucket, _ in buckets:
+            bucket[0] -= 1
+        return True
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._slots:
+                client = client_address[0]
+                self._open[client] -= 1
+                if not self._open[client]:
+                    del self._open[client]
+
+
+class TextRenderer:
+    """prometheus_client's `generate_latest`, byte for byte, at a fraction of its cost:
+    a sample's line is made once per (name, labels, value) and kept, since most series of
+    a fabric (capacities, optics, idle links) keep their value from scrape to scrape,
+    and the library escapes and validates every label of every sample every time. The
+    cache keeps only the lines of the last render. Families with OpenMetrics-only
+    samples (_created, ...) go through the library."""
+
+    def __init__(self):
+        self._lines: dict[tuple, str] = {}
+
+    def render(self, registry) -> bytes:
+        out: list[str] = []
+        lines, kept = self._lines, {}
+        for metric in registry.collect():
+            name, kind = metric.name, metric.type
+            special = {f"{name}_created", f"{name}_gsum", f"{name}_gcount"}
+            if kind not in ("counter", "gauge", "histogram", "summary", "info", "unknown") \
+                    or any(s.name in special for s in metric.samples):
+                out.append(generate_latest(_One(metric)).decode("utf-8"))
+                continue
+            shown = name + {"counter": "_total", "info": "_info"}.get(kind, "")
+            kind = {"info": "gauge", "unknown": "untyped"}.get(kind, kind)
+            escaped = openmetrics.escape_metric_name(shown, openmetrics.UNDERSCORES)
+            doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+            out.append(f"# HELP {escaped} {doc}\n# TYPE {escaped} {kind}\n")
+            for sample in metric.samples:
+                if sample.timestamp is not None:
+                    out.append(generate_latest(_One(metric, [sample])).decode("utf-8")
+                               .split("\n", 2)[2])
+                    continue
+                key = (sample.name, tuple(sample.labels.items()), sample.value)
+                line = kept.get(key) or lines.get(key)
+                if line is None:
+                    line = _sample_line(sample)
+                kept[key] = line
+                out.append(line)
+        self._lines = kept
+        return "".join(out).encode("utf-8")
+
+
+class _One:
+    """A registry of one family (for the library's own rendering of it)."""
+
+    def __init__(self, metric, samples=None):
+        self._metric = metric
+        if samples is not None:
+            copy = type(metric).__new__(type(metric))
+            copy.__dict__.update(metric.__dict__)
+            copy.samples = samples
+            self._metric = copy
+
+    def collect(self):
+        return [self._metric]
+
+
+def _sample_line(sample) -> str:
+    labels = ",".join(f'{openmetrics.escape_label_name(k, openmetrics.UNDERSCORES)}="'
+                      f'{openmetrics._escape(v, openmetrics.ALLOWUTF8, False)}"'
+                      for k, v in sorted(sample.labels.items()))
+    name = openmetrics.escape_metric_name(sample.name, openmetrics.UNDERSCORES)
+    return f"{name}{{{labels}}} {floatToGoString(sample.value)}\n" if labels \
+        else f"{name} {floatToGoString(sample.value)}\n"
+
 
 def start_metrics_server(service, host: str = "127.0.0.1", port: int = 9108,
                          registry: CollectorRegistry | None = None,
-                         include_host_links: bool = False):
+                         include_host_links: bool = False, **limits):
     """Serve `service`'s metrics on http://host:port/metrics; return (server, bound port).
 
     `registry` is normally `Metrics().registry`, the one the service's observer counts
     into; the fabric collector is added to it. Without one a fresh registry holds the
-    collector alone. Port 0 binds a free port. Stop with `stop_metrics_server(server)`.
+    collector alone. Port 0 binds a free port. `limits`: MetricsServer's. Stop with
+    `stop_metrics_server(server)`.
     """
     registry = registry if registry is not None else CollectorRegistry()
     registry.register(FabricCollector(service, include_host_links=include_host_links))
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+    server = MetricsServer((host, port), registry, **limits)
+    threading.Thread(target=server.serve_forever, name="dcilab-metrics", daemon=True).start()
     bound = server.server_address[1]
     log.info("metrics on http://%s:%d/metrics", host, bound)
     return server, bound

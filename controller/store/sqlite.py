@@ -13,20 +13,35 @@ a promise, so we pay the fsync (about 0.5 ms on the development machines; see
 
 The schema is versioned with `PRAGMA user_version`: a newer file than this code knows is
 refused rather than misread; older versions are migrated step by step in `_MIGRATIONS`.
+
+A state file has one owner and one fabric. The controller holds an exclusive lock on it
+(flock on the file itself, which SQLite's own POSIX locks leave alone) for as long as it
+runs, and writes its PID and fabric into it; a second controller on the same file is
+refused with that PID. A file that is not a dcilab state file is refused before anything
+is written to it, and so is a file another fabric's controller wrote (unless told to
+migrate or discard it).
+
+Every failure says which file and why, in the words of the cause ("disk full",
+"read-only") with `StoreError.code` telling the client whether to retry (unavailable) or
+not (internal).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import functools
 import json
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
+from ..core.errors import INTERNAL, UNAVAILABLE, StoreError  # noqa: F401 (re-exported)
 from ..te.reservations import Reservation, ReservationRequest, ReservedHop, State
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # _MIGRATIONS[n] takes a database at version n to version n + 1.
 _MIGRATIONS = [
@@ -53,7 +68,16 @@ _MIGRATIONS = [
     """
     CREATE INDEX reservations_request ON reservations (request_id) WHERE request_id != '';
     """,
-    # 3: failures. A reservation has a priority (restored highest first) and, while
+    # 3: who owns the file (fabric, pid), when each reservation ended (history is kept for
+    # a retention), and an index to page through a state's reservations in list order.
+    """
+    CREATE TABLE dcilab_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    ALTER TABLE reservations ADD COLUMN ended_at REAL;
+    UPDATE reservations SET ended_at = COALESCE(expires_at, created_at)
+        WHERE state IN ('RELEASED', 'EXPIRED');
+    CREATE INDEX reservations_listing ON reservations (state, created_at, reservation_id);
+    """,
+    # 4: failures. A reservation has a priority (restored highest first) and, while
     # DEGRADED, the reason; restoration decisions (new path, DEGRADED) survive a restart.
     """
     ALTER TABLE reservations ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
@@ -71,42 +95,214 @@ _LIVE = (State.PENDING.value, State.ACTIVE.value, State.DEGRADED.value)
 _ENDED = (State.RELEASED.value, State.EXPIRED.value)
 
 
-class StoreError(Exception):
-    """The state file cannot be used; the message says which file and why."""
+# SQLite's primary result codes, in words a operator acts on; these are worth a retry once
+# the operator has acted (UNAVAILABLE), anything else is a bug or a damaged file (INTERNAL).
+_CAUSES = {"SQLITE_FULL": "disk full", "SQLITE_READONLY": "read-only",
+           "SQLITE_IOERR": "I/O error", "SQLITE_BUSY": "busy (another writer)",
+           "SQLITE_LOCKED": "locked", "SQLITE_CANTOPEN": "cannot open",
+           "SQLITE_PERM": "permission denied", "SQLITE_CORRUPT": "corrupt",
+           "SQLITE_NOTADB": "not a database"}
+_TRANSIENT = {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_BUSY",
+              "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_PERM"}
 
 
-def default_state_path() -> Path:
-    """$XDG_DATA_HOME/dcilab/state.db, or ~/.local/share/dcilab/state.db."""
+
+def sqlite_cause(exc: BaseException) -> tuple[str, str]:
+    """(the cause in words, UNAVAILABLE or INTERNAL) of an sqlite3 error."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    primary = name.split("_")[0] + "_" + name.split("_")[1] if name.count("_") >= 1 else name
+    words = _CAUSES.get(primary)
+    text = f"{words} ({exc})" if words and words not in str(exc) else str(exc)
+    return text, UNAVAILABLE if primary in _TRANSIENT else INTERNAL
+
+
+def default_state_path(fabric: str | None = None) -> Path:
+    """$XDG_DATA_HOME/dcilab/<fabric>.db, or ~/.local/share/dcilab/<fabric>.db: one file
+    per fabric, so two fabrics' controllers never meet in one by default. Without a fabric
+    name, state.db."""
     base = os.environ.get("XDG_DATA_HOME", "")
     root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "share"
-    return root / "dcilab" / "state.db"
+    return root / "dcilab" / (f"{fabric}.db" if fabric else "state.db")
+
+
+# What a controller told about another fabric's state file does with it.
+REFUSE, MIGRATE, DISCARD = "refuse", "migrate", "discard"
 
 
 class ReservationStore:
     """Every reservation ever admitted, by id. Safe to call from any thread."""
 
-    def __init__(self, path: Path | str, synchronous: str = "FULL"):
+    def __init__(self, path: Path | str, synchronous: str = "FULL", fabric: str | None = None,
+                 other_fabric: str = REFUSE, lock: bool = True):
+        """Open (or create) the state file at `path` for `fabric`. With `lock`, hold it
+        exclusively until close (a second holder gets StoreError naming our PID). A file
+        written for another fabric is refused, or (other_fabric=MIGRATE) adopted with its
+        records, or (DISCARD) emptied; either way it is checked to be ours first."""
         self.path = Path(path)
+        self.fabric = fabric
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._reader = None
+        self._lock_fd: int | None = None
+        self.previous_fabric: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the directory of state file {self.path}: "
+                             f"{exc.strerror}", UNAVAILABLE) from None
+        try:
+            if lock:
+                self._take_lock()
             self._db = sqlite3.connect(self.path, check_same_thread=False,
                                        isolation_level=None)   # explicit transactions
+        except sqlite3.Error as exc:
+            self._drop_lock()
+            raise StoreError(f"cannot open state file {self.path}: {sqlite_cause(exc)[0]}") \
+                from None
+        try:
+            self._check_ours()              # reads only: nothing is written to a stranger
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise StoreError(f"{self.path}: cannot use write-ahead logging (got {mode})")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
+            self._claim(other_fabric)       # also proves the file can be written now
+            # Reads have a connection (and a lock) of their own: in WAL mode they see the
+            # last commit and never wait for the one being written, nor it for them.
+            self._reader = sqlite3.connect(self.path, check_same_thread=False,
+                                           isolation_level=None)
+            self._reader.execute("PRAGMA query_only=1")
+            self._reader.execute("PRAGMA busy_timeout=5000")
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open state file {self.path}: {exc}") from None
+            self._db.close()
+            self._drop_lock()
+            cause, code = sqlite_cause(exc)
+            raise StoreError(f"cannot open state file {self.path}: {cause}", code) from None
+        except BaseException:
+            self._db.close()
+            self._drop_lock()
+            raise
 
-    def _migrate(self) -> None:
+    def _take_lock(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            code = UNAVAILABLE
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                try:                        # a read-only file: say so, not "cannot lock"
+                    fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                    os.close(fd)
+                    raise StoreError(f"state file {self.path} cannot be written: "
+                                     f"{exc.strerror} (read-only)", code) from None
+                except OSError:
+                    pass
+            raise StoreError(f"cannot open state file {self.path}: {exc.strerror}", code) \
+                from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(f"state file {self.path} is in use by another controller"
+                             f"{self._holder()}; stop it or give this one another --state file",
+                             UNAVAILABLE) from None
+        self._lock_fd = fd
+
+    def _holder(self) -> str:
+        """' (pid N)' as the holder recorded it, if it can be read."""
+        try:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1)
+            try:
+                row = db.execute("SELECT value FROM dcilab_meta WHERE key = 'pid'").fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return ""
+        return f" (pid {row[0]})" if row else ""
+
+    def _drop_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)           # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def _check_ours(self) -> None:
+        """Refuse, before any write, a database that is not a dcilab state file."""
+        tables = {name for (name,) in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if not tables and version == 0:
+            return                            # new, or empty: ours to create
+        if "reservations" not in tables or (version >= 3 and "dcilab_meta" not in tables):
+            raise StoreError(f"{self.path} is not a dcilab state file (it holds "
+                             f"{', '.join(sorted(tables)) or 'no tables'}, user_version "
+                             f"{version}); it was left untouched: give --state another file")
         if version > SCHEMA_VERSION:
             raise StoreError(f"state file {self.path} has schema version {version}, newer than "
                              f"this dcilab's {SCHEMA_VERSION}; use a newer dcilab or another "
                              f"--state file")
+
+    def _claim(self, other_fabric: str) -> None:
+        """Record (or check) the fabric, and our PID, in one write."""
+        recorded = self._db.execute("SELECT value FROM dcilab_meta WHERE key = 'fabric'"
+                                    ).fetchone()
+        recorded = recorded[0] if recorded else None
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.fabric and recorded and recorded != self.fabric:
+                if other_fabric == REFUSE:
+                    raise StoreError(
+                        f"state file {self.path} belongs to fabric {recorded!r}, not "
+                        f"{self.fabric!r}: give --state another file, or --state-migrate to "
+                        f"keep its reservations for {self.fabric!r} (each is checked "
+                        f"against it), or --state-discard to drop them")
+                self.previous_fabric = recorded
+                if other_fabric == DISCARD:
+                    self._db.execute("DELETE FROM reservations")
+            # A migration is recorded once its reservations were found to fit
+            # (`confirm_fabric`): a refused one leaves the file as it was.
+            if self.fabric and not (self.previous_fabric and other_fabric == MIGRATE):
+                self._db.execute("INSERT INTO dcilab_meta VALUES ('fabric', ?) "
+                                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                 (self.fabric,))
+            self._db.execute("INSERT INTO dcilab_meta VALUES ('pid', ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                             (str(os.getpid()),))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def confirm_fabric(self) -> None:
+        """Record our fabric as the file's (after a migration's records were checked)."""
+        if not self.fabric:
+            return
+        with self._lock:
+            try:
+                self._db.execute("INSERT INTO dcilab_meta VALUES ('fabric', ?) ON CONFLICT(key) "
+                                 "DO UPDATE SET value = excluded.value", (self.fabric,))
+            except sqlite3.Error as exc:
+                cause, code = sqlite_cause(exc)
+                raise StoreError(f"cannot write state file {self.path}: {cause}", code) \
+                    from None
+
+    @property
+    def recorded_fabric(self) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM dcilab_meta WHERE key = 'fabric'"
+                                   ).fetchone()
+        return row[0] if row else None
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back (a full disk does): a second ROLLBACK would
+        # fail with "no transaction is active" and hide the real cause.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
         for step in range(version, SCHEMA_VERSION):
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -116,7 +312,7 @@ class ReservationStore:
                 self._db.execute(f"PRAGMA user_version={step + 1}")
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     @property
@@ -129,25 +325,84 @@ class ReservationStore:
         self.save_many([res])
 
     def save_many(self, reservations: list[Reservation]) -> None:
-        """Insert or replace each, in order, in one transaction: one fsync for all."""
+        """Insert or replace each, in order, in one transaction: one fsync for all.
+        Raises StoreError naming the cause; nothing of the batch is then saved."""
         placeholders = ", ".join("?" for _ in _COLUMNS)
         updates = ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS[1:])
-        statement = (f"INSERT INTO reservations ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "
-                     f"ON CONFLICT(reservation_id) DO UPDATE SET {updates}")
+        # An ended one keeps the time it first ended (for the history's retention).
+        statement = (f"INSERT INTO reservations ({', '.join(_COLUMNS)}, ended_at) "
+                     f"VALUES ({placeholders}, ?) "
+                     f"ON CONFLICT(reservation_id) DO UPDATE SET {updates}, "
+                     f"ended_at = COALESCE(reservations.ended_at, excluded.ended_at)")
+        now = time.time()
+        rows = [(*_row(r), None if r.state.live else now) for r in reservations]
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(statement, [_row(r) for r in reservations])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(statement, rows)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                cause, code = sqlite_cause(exc)
+                raise StoreError(f"cannot save to state file {self.path}: {cause}", code) \
+                    from None
 
-    def _select(self, where: str = "", params: tuple = ()) -> list[Reservation]:
+    def prune(self, ended_before: float) -> int:
+        """Forget reservations that ended before `ended_before` (unix s); how many."""
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM reservations {where} "
-                                    f"ORDER BY created_at, reservation_id", params).fetchall()
-        return [_reservation(row) for row in rows]
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    n = self._db.execute("DELETE FROM reservations WHERE ended_at < ?",
+                                         (ended_before,)).rowcount
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                cause, code = sqlite_cause(exc)
+                raise StoreError(f"cannot prune state file {self.path}: {cause}", code) \
+                    from None
+        return n
+
+    def page(self, states: tuple[State, ...], after: tuple[float, str] | None,
+             limit: int) -> list[Reservation]:
+        """Up to `limit` reservations in `states`, in list order (created_at,
+        reservation_id), after the key `after` (exclusive). One index seek per state,
+        merged here: `state IN (...)` would sort the whole history for every page."""
+        found: list[Reservation] = []
+        for state in states:
+            where, params = "WHERE state = ?", (state.value,)
+            if after is not None:
+                where += " AND (created_at, reservation_id) > (?, ?)"
+                params += tuple(after)
+            found += self._select(where, params, limit)
+        found.sort(key=lambda r: (r.created_at, r.reservation_id))
+        return found[:limit]
+
+    def _select(self, where: str = "", params: tuple = (), limit: int | None = None
+                ) -> list[Reservation]:
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        with self._read_lock:
+            try:
+                rows = self._reader.execute(f"SELECT {', '.join(_COLUMNS)} FROM reservations "
+                                        f"{where} ORDER BY created_at, reservation_id{tail}",
+                                        params).fetchall()
+            except sqlite3.Error as exc:
+                cause, code = sqlite_cause(exc)
+                raise StoreError(f"cannot read state file {self.path}: {cause}", code) \
+                    from None
+        out = []
+        for row in rows:
+            try:
+                out.append(_reservation(row))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise StoreError(f"state file {self.path}: reservation {str(row[0])[:80]!r} "
+                                 f"cannot be read ({exc})") from None
+        return out
 
     def load_all(self) -> list[Reservation]:
         """Every stored reservation, oldest first."""
@@ -173,20 +428,23 @@ class ReservationStore:
         return found[-1] if found else None
 
     def count_ended(self) -> dict[State, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT state, COUNT(*) FROM reservations WHERE state IN "
+        with self._read_lock:
+            rows = self._reader.execute("SELECT state, COUNT(*) FROM reservations WHERE state IN "
                                     "(?, ?) GROUP BY state", _ENDED).fetchall()
         return {State(state): n for state, n in rows}
 
     def max_meter_id(self) -> int:
         """The highest meter id ever given (0 if none): later runs must not reuse it."""
-        with self._lock:
-            return self._db.execute("SELECT COALESCE(MAX(meter_id), 0) FROM reservations"
-                                    ).fetchone()[0]
+        with self._read_lock:
+            return self._reader.execute("SELECT COALESCE(MAX(meter_id), 0) FROM reservations"
+                                        ).fetchone()[0]
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
             self._db.close()
+            self._drop_lock()
 
     def __enter__(self) -> "ReservationStore":
         return self
@@ -245,8 +503,12 @@ class GroupCommit:
         error = None
         try:
             self.store.save_many([r for rs, _ in batch for r in rs])
-        except (sqlite3.Error, StoreError) as exc:
-            error = StoreError(f"could not save reservations to {self.store.path}: {exc}")
+        except StoreError as exc:
+            error = exc
+        except sqlite3.Error as exc:
+            cause, code = sqlite_cause(exc)
+            error = StoreError(f"could not save reservations to {self.store.path}: {cause}",
+                               code)
         except BaseException:
             error = StoreError("the commit was interrupted")
             raise

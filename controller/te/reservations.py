@@ -47,6 +47,16 @@ from .paths import PathEngine
 
 DEFAULT_RESERVABLE_FRACTION = 0.9
 
+# Limits on a request (AIP-203: every field bounded). A reservation's record must stay
+# representable everywhere it goes: a protobuf Timestamp ends at year 9999, so a duration
+# is capped far below that; names and ids are short, so an error or a listing never
+# carries a megabyte of someone's input.
+MAX_DURATION_S = 10 * 365 * 86400.0        # ten years
+MAX_BANDWIDTH_GBPS = 1_000_000.0           # 1 Pb/s: beyond any link, yet a plain number
+MAX_LATENCY_MS = 1_000_000.0
+MAX_NAME_CHARS = 64                        # host names, reservation ids
+MAX_REQUEST_ID_CHARS = 128                 # a UUID is 36
+
 
 class State(str, Enum):
     PENDING = "PENDING"      # admitted; its rules are not yet acknowledged by every switch
@@ -109,6 +119,7 @@ class AdmissionError(Exception):
     INVALID = "invalid_argument"
     EXHAUSTED = "resource_exhausted"
     NOT_FOUND = "not_found"
+    ALREADY_EXISTS = "already_exists"
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -117,7 +128,41 @@ class AdmissionError(Exception):
 
 
 def not_found(reservation_id: str) -> AdmissionError:
-    return AdmissionError(AdmissionError.NOT_FOUND, f"no reservation {reservation_id!r}")
+    return AdmissionError(AdmissionError.NOT_FOUND, f"no reservation {shown(reservation_id)}")
+
+
+def shown(text: str, limit: int = MAX_NAME_CHARS) -> str:
+    """`text` quoted for a message, cut at `limit` characters: errors never echo
+    unbounded input."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} chars)"
+
+
+def check_id(field_name: str, value: str, limit: int = MAX_NAME_CHARS) -> None:
+    """INVALID_ARGUMENT unless `value` is at most `limit` printable characters."""
+    if len(value) > limit:
+        raise AdmissionError(AdmissionError.INVALID,
+                             f"{field_name}: at most {limit} characters, got {len(value)}")
+    if not value.isprintable():
+        raise AdmissionError(AdmissionError.INVALID,
+                             f"{field_name}: only printable characters, got {shown(value)}")
+
+
+def same_request(a: ReservationRequest, b: ReservationRequest) -> bool:
+    """Whether two requests ask for the same thing (their request_id aside)."""
+    return a._replace(request_id="") == b._replace(request_id="")
+
+
+def reused_request_id(req: ReservationRequest, first: Reservation) -> AdmissionError:
+    """AIP-155: a request_id reused with other parameters is an error, not the first
+    answer."""
+    theirs = first.request
+    diffs = [f"{name} {getattr(req, name)!r} (first: {getattr(theirs, name)!r})"
+             for name in req._fields if name != "request_id"
+             and getattr(req, name) != getattr(theirs, name)]
+    return AdmissionError(
+        AdmissionError.ALREADY_EXISTS,
+        f"request_id {shown(req.request_id, MAX_REQUEST_ID_CHARS)} was used for reservation "
+        f"{first.reservation_id} with other parameters: {'; '.join(diffs)}")
 
 
 class ReservationBook:
@@ -184,30 +229,83 @@ class ReservationBook:
     # -- admission ---------------------------------------------------------------------
 
     def validate(self, req: ReservationRequest) -> None:
+        """INVALID_ARGUMENT naming the field and its limit, for anything out of bounds."""
         hosts = self.fabric.hosts
+        check_id("request_id", req.request_id, MAX_REQUEST_ID_CHARS)
         for field_name in ("src_host", "dst_host"):
             name = getattr(req, field_name)
             if name not in hosts:
+                check_id(field_name, name)
                 raise AdmissionError(AdmissionError.INVALID,
                                      f"{field_name}: unknown host {name!r} (hosts are named "
                                      f"<site>-h<n>, e.g. {next(iter(hosts))})")
         if req.src_host == req.dst_host:
             raise AdmissionError(AdmissionError.INVALID,
                                  f"src_host and dst_host are both {req.src_host!r}")
-        if not (math.isfinite(req.bandwidth_gbps) and req.bandwidth_gbps > 0):
+        if not (math.isfinite(req.bandwidth_gbps)
+                and 0 < req.bandwidth_gbps <= MAX_BANDWIDTH_GBPS):
             raise AdmissionError(AdmissionError.INVALID,
-                                 f"bandwidth_gbps must be positive, got {req.bandwidth_gbps}")
-        if req.max_latency_ms is not None and not req.max_latency_ms > 0:
+                                 f"bandwidth_gbps must be positive and at most "
+                                 f"{MAX_BANDWIDTH_GBPS:g}, got {req.bandwidth_gbps:g}")
+        if req.max_latency_ms is not None and not (
+                math.isfinite(req.max_latency_ms) and 0 < req.max_latency_ms <= MAX_LATENCY_MS):
             raise AdmissionError(AdmissionError.INVALID,
-                                 f"max_latency_ms must be positive, got {req.max_latency_ms}")
-        if not (math.isfinite(req.duration_s) and req.duration_s >= 0):
+                                 f"max_latency_ms must be positive and at most "
+                                 f"{MAX_LATENCY_MS:g}, got {req.max_latency_ms:g}")
+        if not (math.isfinite(req.duration_s) and 0 <= req.duration_s <= MAX_DURATION_S):
             raise AdmissionError(AdmissionError.INVALID,
-                                 f"duration_s must be >= 0, got {req.duration_s}")
+                                 f"duration_s must be >= 0 and at most {MAX_DURATION_S:g} "
+                                 f"(ten years; 0: until released), got {req.duration_s:g}")
+
+    def restore_problem(self, res: Reservation) -> str | None:
+        """Why `res`, read back from a store, cannot be booked on this fabric as it is
+        now (None: it can). Checks its request, its hops against the fabric's links and
+        ports, and that the bandwidth it holds still fits beside what is booked."""
+        where = f"reservation {shown(res.reservation_id)}"
+        try:
+            check_id("reservation_id", res.reservation_id)
+            self.validate(res.request)
+        except AdmissionError as exc:
+            return f"{where}: {exc.message}"
+        if not res.hops:
+            return f"{where}: no hops"
+        src, dst = self.fabric.hosts[res.request.src_host], self.fabric.hosts[res.request.dst_host]
+        at = src.leaf
+        for i, hop in enumerate(res.hops):
+            if hop.switch != at:
+                return f"{where}: hop {i} is at {hop.switch!r}, but the path is at {at!r}"
+            try:
+                link = self._link(hop.link)
+            except KeyError:
+                return f"{where}: hop {i}: fabric {self.fabric.name!r} has no link {hop.link!r}"
+            if hop.switch not in (link.a.node, link.b.node):
+                return f"{where}: hop {i}: link {hop.link!r} does not touch {hop.switch!r}"
+            port = link.a.port if link.a.node == hop.switch else link.b.port
+            if hop.out_port != port or hop.wavelength != link.wavelength:
+                return (f"{where}: hop {i}: link {hop.link!r} leaves {hop.switch!r} by port "
+                        f"{port} on wavelength {link.wavelength}, the record says port "
+                        f"{hop.out_port} on {hop.wavelength}")
+            at = self._far[(hop.switch, hop.link)]
+        if at != dst.name:
+            return f"{where}: the path ends at {at!r}, not at {dst.name!r}"
+        if res.expires_at is not None and not math.isfinite(res.expires_at):
+            return f"{where}: expiry {res.expires_at} is not a time"
+        sharing = self.pair_members(src.name, dst.name)
+        if sharing and sharing[0].hops != res.hops:
+            return (f"{where}: {src.name} -> {dst.name} already holds another path "
+                    f"(reservation {sharing[0].reservation_id})")
+        for d in self.held(res):
+            if self.free_bps(d) + 1e-3 < res.bandwidth_bps:
+                return f"{where}: " + self._exhausted(d, res.bandwidth_bps).message
+        return None
 
     def admit(self, req: ReservationRequest, reservation_id: str, now: float) -> Reservation:
         """Admit `req` or raise AdmissionError; the same request_id returns the same one."""
         if req.request_id and req.request_id in self.by_request_id:
-            return self.reservations[self.by_request_id[req.request_id]]
+            first = self.reservations[self.by_request_id[req.request_id]]
+            if not same_request(first.request, req):
+                raise reused_request_id(req, first)
+            return first
         self.validate(req)
         self._sync()
         src, dst = self.fabric.hosts[req.src_host], self.fabric.hosts[req.dst_host]

@@ -48,6 +48,9 @@ class Observer:
         assert seconds >= 0
         self.events.append(("request", result))
 
+    def request_refused(self, result):
+        self.events.append(("request", result))
+
     def placement(self, policy):
         self.events.append(("placement", policy))
 
@@ -212,7 +215,7 @@ def test_invalid_and_not_found_are_reported(service, observer):
         with pytest.raises(AdmissionError) as info:
             call("r-missing")
         assert info.value.code == AdmissionError.NOT_FOUND
-    assert observer.results() == Counter({"invalid": 1})
+    assert observer.results() == Counter({"invalid": 1, "not_found": 2})
 
 
 def test_changes_are_saved_and_restored(fabric, clock):
@@ -262,3 +265,59 @@ def test_apply_runs_events_and_sends_what_they_return(fabric, clock, observer):
     assert service.switch_status()["dcb-leaf1"] is False
     loads = service.link_loads()
     assert len(loads) == 2 * len(fabric.links)
+
+
+class FailingStore(Store):
+    """A store whose commits fail while `full` is set, as a full disk makes them."""
+
+    def __init__(self):
+        super().__init__()
+        self.full = False
+        self.path = "state.db"
+
+    def save_many(self, reservations):
+        from dcilab.store.sqlite import StoreError
+        if self.full:
+            raise StoreError("cannot save to state file state.db: disk full", "unavailable")
+        super().save_many(reservations)
+
+
+def test_a_failed_save_is_taken_back_and_nothing_reaches_the_switches(fabric, clock, observer):
+    from dcilab.store.sqlite import StoreError
+    store = FailingStore()
+    service = ControllerService(FabricController(fabric), store=store, observer=observer,
+                                clock=clock)
+    sent = []
+    service.attach(lambda outbox: sent.append(outbox) or 0)
+    for sw in fabric.switches.values():           # every switch programmed
+        service.apply(lambda core, sw=sw: core.switch_connected(sw.dpid))
+        service.apply(lambda core, sw=sw: core.ports_described(
+            sw.dpid, {p: f"p{p}" for p in fabric.ports(sw.name)}))
+    sent.clear()
+    kept = service.reserve(req(0, 100, request_id="kept"))
+    assert any(type(m).__name__ == "OFPFlowMod" for o in sent for ms in o.messages.values()
+               for m in ms)
+    sent.clear()
+    store.full = True
+    for _ in range(2):                            # a retry is refused too, never "OK"
+        with pytest.raises(StoreError, match="disk full") as err:
+            service.reserve(req(1, 200, request_id="job"))
+        assert err.value.code == "unavailable"
+    # Nothing of it went out but the barriers that keep the numbering.
+    kinds = {type(m).__name__ for o in sent for ms in o.messages.values() for m in ms}
+    assert kinds <= {"OFPBarrierRequest"}, kinds
+    assert set(service.core.book.reservations) == {kept.reservation_id}
+    assert service.core.book.reserved[WAVE_AB] == pytest.approx(100e9)
+    with pytest.raises(StoreError):
+        service.release(kept.reservation_id)
+    assert service.get(kept.reservation_id).state is State.PENDING   # as on disk
+    assert service.core.book.reserved[WAVE_AB] == pytest.approx(100e9)
+    assert observer.results()["unavailable"] == 2
+    assert [r.reservation_id for r in store.saved] == [kept.reservation_id]
+    store.full = False                            # room again: it all works
+    again = service.reserve(req(1, 200, request_id="job"))
+    assert service.core.book.reserved[WAVE_AB] == pytest.approx(300e9)
+    assert service.release(kept.reservation_id).state is State.RELEASED
+    assert [r.reservation_id for r in store.saved] == [kept.reservation_id,
+                                                       again.reservation_id,
+                                                       kept.reservation_id]

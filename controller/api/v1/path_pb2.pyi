@@ -75,16 +75,24 @@ class GetReservationResponse(_message.Message):
     def __init__(self, reservation: _Optional[_Union[Reservation, _Mapping]] = ...) -> None: ...
 
 class ListReservationsRequest(_message.Message):
-    __slots__ = ("state",)
+    __slots__ = ("state", "page_size", "page_token", "show_ended")
     STATE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SHOW_ENDED_FIELD_NUMBER: _ClassVar[int]
     state: ReservationState
-    def __init__(self, state: _Optional[_Union[ReservationState, str]] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    show_ended: bool
+    def __init__(self, state: _Optional[_Union[ReservationState, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., show_ended: _Optional[bool] = ...) -> None: ...
 
 class ListReservationsResponse(_message.Message):
-    __slots__ = ("reservations",)
+    __slots__ = ("reservations", "next_page_token")
     RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     reservations: _containers.RepeatedCompositeFieldContainer[Reservation]
-    def __init__(self, reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Reservation(_message.Message):
     __slots__ = ("reservation_id", "request_id", "state", "src_host", "dst_host", "bandwidth_gbps", "max_latency_ms", "duration", "hops", "latency_ms", "create_time", "expire_time", "meter_id", "priority", "degraded_reason")

@@ -58,3 +58,16 @@ def test_api_bench_pins_the_controller_apart_from_the_clients(capsys):
     assert report["at_rate"] is None and "p99_ms_at_rate" not in report["targets"]
     shared = _bench(capsys, "--api-clients", "2", "--api-rate", "0", "--api-shared-cpus")
     assert shared["controller_cpu"] is None and len(shared["client_cpus"]) == shared["cores"]
+
+
+def test_api_bench_with_readers_reports_their_work(capsys):
+    report = _bench(capsys, "--api-clients", "2", "--api-rate", "100", "--api-readers",
+                    "--api-listers", "2", "--api-scrapers", "5")
+    loaded = report["at_rate_with_readers"]
+    assert loaded["reservations"] == 40 and loaded["errors"] == 0
+    readers = loaded["readers"]
+    assert readers["pages"] > 0 and readers["scrapes"] > 0
+    assert readers["list_errors"] == 0 and readers["scrape_errors"] == 0
+    assert "p99_ms_at_rate_with_readers" in report["targets"]
+    assert report["targets"]["p99_ms_at_rate_with_readers"]["measured"] == max(
+        loaded["reserve_ms_p99"], loaded["release_ms_p99"])

@@ -34,8 +34,8 @@ def test_reserve_list_release(at, capsys):
     assert out.startswith("reserved r-") and "PENDING: dc1-h1 -> dc2-h1, 36 Gb/s" in out
     assert "[dc1-dc2.w1]" in out and "expires" in out
     rid = out.split()[1]
-    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "36", "--request-id", "job-1",
-                  "--json", *at) == 0
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "36", "--duration", "60",
+                  "--request-id", "job-1", "--json", *at) == 0
     assert json.loads(capsys.readouterr().out)["reservation_id"] == rid
     assert dcilab("reservations", *at) == 0
     assert capsys.readouterr().out.startswith(f"{rid} PENDING")
@@ -43,7 +43,9 @@ def test_reserve_list_release(at, capsys):
     assert capsys.readouterr().out.startswith(f"released {rid} RELEASED")
     assert dcilab("reservations", "--state", "pending", *at) == 0
     assert capsys.readouterr().out == "no reservations in state pending\n"
-    assert dcilab("reservations", "--json", *at) == 0
+    assert dcilab("reservations", *at) == 0            # live ones by default
+    assert capsys.readouterr().out == "no reservations live (--all: ended ones too)\n"
+    assert dcilab("reservations", "--all", "--json", *at) == 0
     [res] = json.loads(capsys.readouterr().out)["reservations"]
     assert res["state"] == "RESERVATION_STATE_RELEASED"
 

@@ -142,18 +142,20 @@ def test_priority_comes_back_and_watch_streams_each_change(port, client):
     first = client.reserve(*HOST_PAIRS[0], 10, priority=7)
     assert first.priority == 7 and first.degraded_reason == ""
     seen = []
-    done = threading.Event()
+    subscribed, done = threading.Event(), threading.Event()
 
     def watch():
         with Client(f"127.0.0.1:{port}") as watcher:
             for res in watcher.watch_reservations():
                 seen.append((res.reservation_id, state_name(res)))
+                subscribed.set()                 # the current state came: watching now
                 if len(seen) == 3:
                     done.set()
                     return
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
+    assert subscribed.wait(10)
     second = client.reserve(*HOST_PAIRS[1], 10)
     client.release(second.reservation_id)
     assert done.wait(10), seen

@@ -67,7 +67,7 @@ def test_reservations_survive_kill_9(fabric_file, tmp_path, controllers):
         released = c.reserve("dc1-h2", "dc2-h2", 50, max_latency_ms=5)
         released = c.release(released.reservation_id)
         short = c.reserve("dc1-h3", "dc2-h3", 200, duration_s=1.0)
-        before = {r.reservation_id: r for r in c.reservations()}
+        before = {r.reservation_id: r for r in c.reservations(show_ended=True)}
         assert [l.reserved_bps for l in c.links("dci")] == [300e9, 0]
     os.kill(controllers[0].pid, signal.SIGKILL)
     assert controllers[0].wait(10) == -signal.SIGKILL
@@ -75,7 +75,7 @@ def test_reservations_survive_kill_9(fabric_file, tmp_path, controllers):
 
     controllers.append(_start(fabric_file, state, port, log))
     with Client(address) as c:
-        after = {r.reservation_id: r for r in c.reservations()}
+        after = {r.reservation_id: r for r in c.reservations(show_ended=True)}
         assert after.keys() == before.keys() == {kept.reservation_id, released.reservation_id,
                                                  short.reservation_id}
         assert after[kept.reservation_id] == before[kept.reservation_id]      # every field

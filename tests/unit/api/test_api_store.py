@@ -90,6 +90,8 @@ def test_default_state_path(monkeypatch, tmp_path):
     assert default_state_path() == tmp_path / "home" / ".local" / "share" / "dcilab" / "state.db"
     monkeypatch.delenv("XDG_DATA_HOME")
     assert default_state_path() == tmp_path / "home" / ".local" / "share" / "dcilab" / "state.db"
+    assert default_state_path("two-dc") == (tmp_path / "home" / ".local" / "share" / "dcilab"
+                                            / "two-dc.db")          # one file per fabric
 
 
 def test_service_restores_what_it_saved(fabric_file, state_path):
@@ -165,7 +167,7 @@ def test_store_queries_and_the_version_1_migration(tmp_path):
     db.commit()
     db.close()
     with ReservationStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         indexes = {row[1] for row in store._db.execute("PRAGMA index_list(reservations)")}
         assert "reservations_request" in indexes
         live = _reservation("r-1", State.ACTIVE, "job-1")
@@ -258,3 +260,24 @@ def test_restoration_decisions_survive_a_restart(tmp_path):
         (back,) = store.load_live()
     assert back == degraded
     assert back.request.priority == 3 and back.reason.startswith("dc1-dc2-a.w1 is down")
+
+
+def test_history_is_kept_for_its_retention_only(fabric_file, state_path):
+    from dcilab.app.service import ControllerService
+    from dcilab.fabric import load_fabric
+    now = [2_000_000_000.0]
+    service = ControllerService.standalone(load_fabric(fabric_file), state_path)
+    service.clock = lambda: now[0]
+    service.history_s = 3600.0
+    old = service.release(service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 1))
+                          .reservation_id)
+    live = service.reserve(ReservationRequest("dc1-h2", "dc2-h2", 1))
+    with sqlite3.connect(state_path) as db:      # it ended two hours ago
+        db.execute("UPDATE reservations SET ended_at = ? WHERE reservation_id = ?",
+                   (now[0] - 7200, old.reservation_id))
+    service._pruned_at = -1e18
+    service.expire()                             # the app's once-a-second call prunes
+    assert [r.reservation_id for r in service.list()] == [live.reservation_id]
+    with pytest.raises(Exception, match="no reservation"):
+        service.get(old.reservation_id)
+    service.close()

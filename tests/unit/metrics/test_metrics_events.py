@@ -29,7 +29,7 @@ def test_every_result_and_policy_is_there_from_the_start():
     for policy in ("ecmp", "shortest", "loadaware"):
         assert value(metrics, "dcilab_flow_placements_total", policy=policy) == 0.0
     assert set(REQUEST_RESULTS) == {"admitted", "refused", "invalid", "not_found",
-                                    "unauthenticated"}
+                                    "unauthenticated", "unavailable", "internal"}
     assert set(PLACEMENT_POLICIES) == {"ecmp", "shortest", "loadaware"}
     assert value(metrics, "dcilab_openflow_messages_sent_total") == 0.0
     assert value(metrics, "dcilab_openflow_errors_total") == 0.0

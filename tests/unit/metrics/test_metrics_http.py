@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -64,3 +65,59 @@ def test_two_servers_side_by_side_and_a_stopped_one_is_gone():
     import socket
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", p1)) != 0
+
+
+def test_fifty_scrapers_share_renders_and_extra_connections_get_503():
+    """Renders are shared (at most one per interval) and connections bounded in total and
+    per client: a held-open connection beyond the bound is answered 503 at once."""
+    import socket
+    import threading
+    server, port = start_metrics_server(Service(), "127.0.0.1", 0, max_connections=4,
+                                        per_client=3, min_interval_s=60, rate=1000,
+                                        rate_per_client=1000)
+    try:
+        codes = []
+
+        def scrape():
+            try:
+                codes.append(get(port)[0])
+            except urllib.error.HTTPError as exc:
+                codes.append(exc.code)
+        threads = [threading.Thread(target=scrape) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert codes.count(200) >= 3 and set(codes) <= {200, 503}
+        assert server.renders == 1                       # one render served them all
+        held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as extra:
+                assert extra.recv(64).startswith(b"HTTP/1.0 503")
+        finally:
+            for s in held:
+                s.close()
+        deadline = __import__("time").monotonic() + 5
+        while True:                                      # the slots come back
+            try:
+                assert get(port)[0] == 200
+                break
+            except urllib.error.HTTPError:
+                assert __import__("time").monotonic() < deadline
+    finally:
+        stop_metrics_server(server)
+
+
+def test_scrapes_beyond_the_rate_get_503_with_retry_after():
+    server, port = start_metrics_server(Service(), "127.0.0.1", 0, rate=5, rate_per_client=3)
+    try:
+        codes = []
+        for _ in range(10):
+            try:
+                codes.append(get(port)[0])
+            except urllib.error.HTTPError as exc:
+                codes.append(exc.code)
+                assert exc.headers.get("Retry-After") == "1"
+        assert codes.count(200) in (3, 4) and codes.count(503) >= 6   # 3/s per client
+    finally:
+        stop_metrics_server(server)

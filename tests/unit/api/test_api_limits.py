@@ -1,0 +1,234 @@
+"""Every request field bounded (AIP-203), a request_id reused with other parameters
+refused (AIP-155), listings paged (AIP-158), reads budgeted, refusals counted: through a
+real gRPC server on a real SQLite store."""
+
+from __future__ import annotations
+
+import math
+
+import grpc
+import pytest
+from api_helpers import HOST_PAIRS
+from prometheus_client import generate_latest
+
+from dcilab.api.client import ApiError, Client, state_name
+from dcilab.api.server import create_server
+from dcilab.api.servicers import MAX_PAGE_SIZE, ReadBudget
+from dcilab.api.v1 import path_pb2 as ppb
+from dcilab.api.v1 import path_pb2_grpc
+from dcilab.app.service import ControllerService
+from dcilab.fabric import load_fabric
+from dcilab.metrics import Metrics
+from dcilab.te.reservations import (MAX_BANDWIDTH_GBPS, MAX_DURATION_S, MAX_LATENCY_MS,
+                                    MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS)
+
+HUGE = "x" * 1_000_000
+
+
+def _raw(port: int, **fields):
+    """A ReservePath with any field values (the Client would refuse some itself)."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = path_pb2_grpc.PathServiceStub(channel)
+        req = ppb.ReservePathRequest(src_host=fields.pop("src", "dc1-h1"),
+                                     dst_host=fields.pop("dst", "dc2-h1"),
+                                     bandwidth_gbps=fields.pop("gbps", 1.0), **fields)
+        return stub.ReservePath(req, timeout=10)
+
+
+def _refusal(port: int, **fields) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as err:
+        _raw(port, **fields)
+    return err.value
+
+
+@pytest.mark.parametrize("fields, names", [
+    ({"gbps": 0.0}, ["bandwidth_gbps", "positive"]),
+    ({"gbps": -1.0}, ["bandwidth_gbps"]),
+    ({"gbps": math.nan}, ["bandwidth_gbps"]),
+    ({"gbps": math.inf}, ["bandwidth_gbps", f"{MAX_BANDWIDTH_GBPS:g}"]),
+    ({"gbps": MAX_BANDWIDTH_GBPS * 2}, ["bandwidth_gbps", f"{MAX_BANDWIDTH_GBPS:g}"]),
+    ({"gbps": 1e308}, ["bandwidth_gbps"]),
+    ({"max_latency_ms": -1.0}, ["max_latency_ms"]),
+    ({"max_latency_ms": math.inf}, ["max_latency_ms", f"{MAX_LATENCY_MS:g}"]),
+    ({"max_latency_ms": math.nan}, ["max_latency_ms"]),
+    ({"duration": {"seconds": int(MAX_DURATION_S) + 1}}, ["duration_s", f"{MAX_DURATION_S:g}"]),
+    # past year 9999: the record could never be listed again
+    ({"duration": {"seconds": 315_576_000_000}}, ["duration_s", "ten years"]),
+    ({"duration": {"seconds": -5}}, ["duration_s"]),
+    ({"request_id": HUGE}, ["request_id", f"at most {MAX_REQUEST_ID_CHARS} characters",
+                            "1000000"]),
+    ({"request_id": "job\n1"}, ["request_id", "printable"]),
+    ({"src": HUGE}, ["src_host", f"at most {MAX_NAME_CHARS} characters"]),
+    ({"dst": HUGE}, ["dst_host", f"at most {MAX_NAME_CHARS} characters"]),
+    ({"src": "dc1-h1\x00"}, ["src_host"]),
+])
+def test_out_of_bounds_fields_are_invalid_argument_naming_field_and_limit(port, fields, names):
+    err = _refusal(port, **fields)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert all(n in err.details() for n in names), err.details()
+    assert len(err.details()) < 400                     # never echoes the input whole
+
+
+def test_every_extreme_value_that_is_admitted_can_be_listed_back(port, client):
+    """Writes the extremes the limits allow through the API, then reads every listing
+    (and a restart's) back: nothing the store holds breaks the API."""
+    longest_id = "r" * MAX_REQUEST_ID_CHARS
+    admitted = [
+        _raw(port, src="dc1-h1", dst="dc2-h1", gbps=1e-9, request_id=longest_id,
+             duration={"seconds": int(MAX_DURATION_S)}).reservation,
+        _raw(port, src="dc1-h2", dst="dc2-h2", gbps=300.0, max_latency_ms=MAX_LATENCY_MS,
+             duration={"nanos": 1}).reservation,
+        _raw(port, src="dc1-h3", dst="dc2-h3", gbps=5e-324, request_id="~!#$%&*()_+{}|:<>?"
+             ).reservation,                           # the smallest double there is
+    ]
+    assert admitted[0].expire_time.seconds > admitted[0].create_time.seconds + 9 * 365 * 86400
+    for state in (None, "pending", "active", "released", "expired"):
+        client.reservations(state)
+    listed = client.reservations(show_ended=True)
+    assert {r.reservation_id for r in listed} >= {r.reservation_id for r in admitted}
+    for res in admitted:
+        assert client.get(res.reservation_id) == next(
+            r for r in listed if r.reservation_id == res.reservation_id)
+        client.release(res.reservation_id)
+    assert len(client.reservations(show_ended=True)) == len(listed)
+    assert client.reservations() == []
+
+
+def test_request_id_reused_with_other_parameters_is_already_exists(client):
+    first = client.reserve("dc1-h1", "dc2-h1", 1, request_id="job-7")
+    assert client.reserve("dc1-h1", "dc2-h1", 1, request_id="job-7") == first
+    for other in ({"src": "dc1-h2"}, {"gbps": 300}, {"duration_s": 60.0},
+                  {"max_latency_ms": 5.0}):
+        args = {"src": "dc1-h1", "dst": "dc2-h1", "gbps": 1, **other}
+        with pytest.raises(ApiError) as err:
+            client.reserve(args.pop("src"), args.pop("dst"), args.pop("gbps"),
+                           request_id="job-7", **args)
+        assert err.value.code == "ALREADY_EXISTS"
+        assert first.reservation_id in err.value.message and "job-7" in err.value.message
+    with pytest.raises(ApiError) as err:                     # -1 is invalid before anything
+        client.reserve("dc1-h1", "dc2-h1", -1, request_id="job-7")
+    assert err.value.code == "INVALID_ARGUMENT"
+    client.release(first.reservation_id)                     # over: still the same answer
+    assert state_name(client.reserve("dc1-h1", "dc2-h1", 1, request_id="job-7")) == "RELEASED"
+    with pytest.raises(ApiError) as err:
+        client.reserve("dc1-h1", "dc2-h1", 2, request_id="job-7")
+    assert err.value.code == "ALREADY_EXISTS" and first.reservation_id in err.value.message
+    assert len(client.reservations(show_ended=True)) == 1
+
+
+def _list(port: int, **fields) -> ppb.ListReservationsResponse:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        return path_pb2_grpc.PathServiceStub(channel).ListReservations(
+            ppb.ListReservationsRequest(**fields), timeout=10)
+
+
+def test_listing_pages_filters_and_shows_live_ones_by_default(port, client):
+    made = [client.reserve(src, dst, 1) for src, dst in HOST_PAIRS[:25]]
+    for res in made[:10]:
+        client.release(res.reservation_id)
+    live = [r.reservation_id for r in made[10:]]
+    # Live by default, oldest first, page by page.
+    first = _list(port, page_size=7)
+    assert [r.reservation_id for r in first.reservations] == live[:7] and first.next_page_token
+    assert [r.reservation_id for r in client.reservations(page_size=7)] == live
+    # Ended ones on request; a state filter.
+    everything = client.reservations(show_ended=True, page_size=4)
+    assert [r.reservation_id for r in everything] == [r.reservation_id for r in made]
+    assert len(client.reservations("released", page_size=3)) == 10
+    assert client.reservations("expired") == []
+    # page_size is capped, 0 means the default, negative is refused.
+    assert len(_list(port, show_ended=True, page_size=10 ** 9).reservations) == 25
+    with pytest.raises(grpc.RpcError) as err:
+        _list(port, page_size=-1)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "page_size" in \
+        err.value.details()
+    # A token is good for the listing it came from only, and never echoed.
+    for token, fields in ((first.next_page_token, {"show_ended": True}), ("garbage", {}),
+                          (HUGE, {})):
+        with pytest.raises(grpc.RpcError) as err:
+            _list(port, page_token=token, **fields)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "page_token" in err.value.details() and len(err.value.details()) < 300
+    assert MAX_PAGE_SIZE == 1000
+
+
+def test_a_reservation_made_between_pages_is_not_skipped(port, client):
+    made = [client.reserve(src, dst, 1) for src, dst in HOST_PAIRS[:5]]
+    page = _list(port, page_size=3)
+    later = client.reserve(*HOST_PAIRS[5], 1)
+    rest = _list(port, page_size=10, page_token=page.next_page_token)
+    assert [r.reservation_id for r in (*page.reservations, *rest.reservations)] == \
+        [r.reservation_id for r in made] + [later.reservation_id]
+
+
+def test_read_budget_waits_then_refuses_per_client_and_in_total():
+    now = [0.0]
+    slept = []
+
+    def sleep(s):
+        slept.append(s)
+        now[0] += s
+    budget = ReadBudget(per_client=10, total=3, max_wait_s=1.0, clock=lambda: now[0],
+                        sleep=sleep)
+    for _ in range(20):                    # the bursts: 2 s of a client's, 10 s of the total
+        assert budget.spend("a", 1) is None
+    assert slept == []
+    assert budget.spend("a", 5) is None and slept == [pytest.approx(0.5)]   # waited
+    assert budget.spend("a", 50) == pytest.approx(14.5)  # refused: (50 - 6.5) / 3 s away
+    assert budget.spend("b", 5) is None                  # another client: its own bucket,
+    assert budget.spend("c", 25) == pytest.approx(23.5 / 3)  # ... but the total runs dry
+
+
+def test_reads_beyond_the_budget_are_refused_with_resource_exhausted(fabric_file, tmp_path):
+    service = ControllerService.standalone(load_fabric(fabric_file), tmp_path / "s.db")
+    server, port = create_server(service, "127.0.0.1:0",
+                                 read_budget=ReadBudget(per_client=4, total=100))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:   # a raw client
+            stub = path_pb2_grpc.PathServiceStub(channel)
+            codes, waits = [], []
+            for _ in range(10):
+                try:
+                    stub.ListReservations(ppb.ListReservationsRequest(page_size=100), timeout=5)
+                    codes.append("OK")
+                except grpc.RpcError as exc:
+                    codes.append(exc.code().name)
+                    assert "per second per client" in exc.details()
+                    waits.append(float(dict(exc.trailing_metadata())["retry-after-s"]))
+            assert codes[:4] == ["OK"] * 4 and "RESOURCE_EXHAUSTED" in codes   # burst: 2 s
+            assert all(0 < w <= 1.0 for w in waits)
+        with Client(f"127.0.0.1:{port}") as c:        # ours waits as told, and gets through
+            for _ in range(8):
+                c.reservations(page_size=100)
+            assert c.read_retries > 0
+            c.reserve("dc1-h1", "dc2-h1", 1)             # writes are not budgeted
+    finally:
+        server.stop(grace=1).wait()
+        service.close()
+
+
+def test_not_found_and_unauthenticated_are_counted(fabric_file, tmp_path):
+    metrics = Metrics()
+    service = ControllerService.standalone(load_fabric(fabric_file), tmp_path / "s.db",
+                                           observer=metrics)
+    server, port = create_server(service, "127.0.0.1:0", token="s3cret")
+    try:
+        with Client(f"127.0.0.1:{port}", token="guess") as c:
+            for _ in range(3):
+                with pytest.raises(ApiError):
+                    c.reserve("dc1-h1", "dc2-h1", 1)
+        with Client(f"127.0.0.1:{port}", token="s3cret") as c:
+            for rid in ("r-nope", "r-" + "9" * 20):
+                with pytest.raises(ApiError) as err:
+                    c.release(rid)
+                assert err.value.code == "NOT_FOUND"
+            with pytest.raises(ApiError) as err:
+                c.get(HUGE[:5000])
+            assert err.value.code == "INVALID_ARGUMENT" and "reservation_id" in err.value.message
+            assert len(err.value.message) < 200
+        text = generate_latest(metrics.registry).decode()
+        assert 'dcilab_reservation_requests_total{result="unauthenticated"} 3.0' in text
+        assert 'dcilab_reservation_requests_total{result="not_found"} 2.0' in text
+    finally:
+        server.stop(grace=1).wait()
+        service.close()
