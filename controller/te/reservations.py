@@ -17,8 +17,12 @@ per destination leaf, so it explores little beyond the corridor it ends up using
 are never transit: a path enters only its destination leaf.
 
 Reservations of one host pair share one path and one policer: their rules match the
-pair's addresses, so a second reservation for a pair is admitted only on the path the
-pair already holds, and the pair's meter polices the sum of their rates.
+pair's addresses, and the pair's meter polices the sum of their rates. A further
+reservation goes on the pair's path if it fits; otherwise the pair's aggregate moves as a
+whole (ids and meter kept) to the best path with room for the new sum; otherwise one
+other aggregate is moved aside to a path of its own if that makes room (the
+rearrangement that beats packing fragmentation); only then is it refused. `admit_moving`
+says which aggregates moved, for the caller to move their rules make before break.
 
 The book holds live reservations only: one that ends leaves it (its record is the
 caller's to keep), so its memory follows what is reserved now, not the history.
@@ -101,6 +105,16 @@ class Reservation:
     @property
     def holds_bandwidth(self) -> bool:
         return self.state.live and self.state != State.DEGRADED
+
+
+class Move(NamedTuple):
+    """One aggregate moved as a whole (same ids, same meter): its members before and after."""
+    before: list
+    after: list
+
+
+# How many other aggregates admission tries to move aside before it refuses a request.
+MAKE_ROOM_TRIES = 16
 
 
 class AdmissionError(Exception):
@@ -206,8 +220,15 @@ class ReservationBook:
 
     def admit(self, req: ReservationRequest, reservation_id: str, now: float) -> Reservation:
         """Admit `req` or raise AdmissionError; the same request_id returns the same one."""
+        return self.admit_moving(req, reservation_id, now)[0]
+
+    def admit_moving(self, req: ReservationRequest, reservation_id: str,
+                     now: float) -> tuple[Reservation, list[Move]]:
+        """Admit `req`, and say which aggregates moved to make room (each a `Move`, in the
+        order their rules must change): the request's own pair, when its path is full, and
+        at most one other pair whose path it needed."""
         if req.request_id and req.request_id in self.by_request_id:
-            return self.reservations[self.by_request_id[req.request_id]]
+            return self.reservations[self.by_request_id[req.request_id]], []
         self.validate(req)
         self._sync()
         src, dst = self.fabric.hosts[req.src_host], self.fabric.hosts[req.dst_host]
@@ -216,14 +237,124 @@ class ReservationBook:
         for d in access:
             if self.free_bps(d) < bps:
                 raise self._exhausted(d, bps)
-        sharing = self.pair_members(src.name, dst.name)
-        if sharing:
-            return self._admit_on(sharing[0], req, reservation_id, now, bps)
-        latency, hops = self._find(src.name, dst.name, bps, req.max_latency_ms)
+        pair = (src.name, dst.name)
+        members = self.pair_members(*pair)
+        if members and members[0].state == State.DEGRADED:
+            first = members[0]
+            raise AdmissionError(
+                AdmissionError.EXHAUSTED,
+                f"{first.request.src_host} -> {first.request.dst_host} is DEGRADED "
+                f"({first.reason}); a host pair's reservations share one path: ask again "
+                f"once reservation {first.reservation_id} is restored")
+        if members and self._fits_on(members[0], req, bps):
+            return self._add_on(members[0].hops, members[0].latency_ms, members[0].meter_id,
+                                req, reservation_id, now), []
+        placed = self._relocate(pair, req)
+        moves: list[Move] = []
+        if placed is None:
+            placed, moves = self._make_room(pair, req)
+        latency, hops, moved = placed
+        if moved:
+            moves.append(Move(members, moved))
+        meter = members[0].meter_id if members else self._meter_id()
+        return self._add_on(hops, latency, meter, req, reservation_id, now), moves
+
+    def _fits_on(self, first: Reservation, req: ReservationRequest, bps: float) -> bool:
+        """Whether `req` fits on the path its pair holds (within its latency bound)."""
+        if req.max_latency_ms is not None and first.latency_ms > req.max_latency_ms:
+            return False
+        return all(self.free_bps(d) >= bps for d in self.held(first))
+
+    def _add_on(self, hops, latency: float, meter_id: int, req: ReservationRequest,
+                reservation_id: str, now: float) -> Reservation:
         res = Reservation(reservation_id, req, State.PENDING, hops, latency, now,
-                          now + req.duration_s if req.duration_s > 0 else None, self._meter_id())
+                          now + req.duration_s if req.duration_s > 0 else None, meter_id)
         self.add(res)
         return res
+
+    def _relocate(self, pair: tuple[str, str], req: ReservationRequest | None = None,
+                  taken: bool = False):
+        """The best path with room for the pair's sum (plus `req`), its own bandwidth
+        counting as free; the pair is moved there (state kept) and (latency, hops, moved
+        members) returned; None, the book unchanged, if no path has room. `taken`: the
+        pair's bandwidth is already taken off its links (and stays so on failure)."""
+        members = self.pair_members(*pair)
+        total = sum(r.bandwidth_bps for r in members)
+        bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
+        if req is not None:
+            total += req.bandwidth_gbps * 1e9
+            if req.max_latency_ms:
+                bounds.append(req.max_latency_ms)
+        if not taken:
+            self._take(members)
+        try:
+            latency, hops = self._find(pair[0], pair[1], total, min(bounds) if bounds else None)
+        except AdmissionError:
+            if not taken:
+                self._put(members)
+            return None
+        moved = [replace(r, hops=hops, latency_ms=latency) for r in members]
+        self._put(moved)
+        return latency, hops, moved
+
+    def _make_room(self, pair: tuple[str, str], req: ReservationRequest):
+        """No path has room for the pair with `req`: move one other aggregate that holds
+        bandwidth on the pair's shortest path to a path of its own with room, if the pair
+        then fits (the rearrangement that beats packing fragmentation); aggregates on the
+        pair's shortest path are tried first, smallest first. Returns the
+        placement and the other aggregate's Move; AdmissionError naming the bottleneck if
+        no single move makes room, the book then unchanged."""
+        src, dst = self.fabric.hosts[pair[0]], self.fabric.hosts[pair[1]]
+        bps = req.bandwidth_gbps * 1e9
+        members = self.pair_members(*pair)
+        total = sum(r.bandwidth_bps for r in members) + bps
+        unloaded = self._search(src.leaf, dst.leaf, 0.0)
+        if unloaded is None:
+            raise AdmissionError(AdmissionError.EXHAUSTED,
+                                 f"no path from {src.name} to {dst.name} is up")
+        corridor = set(unloaded[1])
+        candidates = []
+        for other, ids in self._pairs.items():
+            if other == pair:
+                continue
+            rs = [self.reservations[r] for r in ids]
+            if not all(r.holds_bandwidth for r in rs):
+                continue
+            held = set(self.held(rs[0])[1:-1])
+            aside = not any(self._parallel(d) & held for d in corridor)
+            candidates.append((aside, sum(r.bandwidth_bps for r in rs), other))
+        for *_, other in sorted(candidates)[:MAKE_ROOM_TRIES]:
+            before = self.pair_members(*other)
+            self._take(before)
+            placed = self._relocate(pair, req)
+            if placed is not None:
+                probe = Reservation("", req, State.PENDING, placed[1], placed[0], 0.0, None, 0)
+                self._hold(probe, +1)              # the request's own share, while we look
+                again = self._relocate(other, taken=True)
+                self._hold(probe, -1)
+                if again is not None:
+                    return placed, [Move(before, again[2])]
+                self._take(placed[2])
+                self._put(members)
+            self._put(before)
+        bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
+        bounds += [req.max_latency_ms] if req.max_latency_ms else []
+        self._take(members)
+        try:
+            self._find(pair[0], pair[1], total, min(bounds) if bounds else None)
+            why = self._exhausted(self._bottleneck(unloaded[1]), total).message
+        except AdmissionError as exc:
+            why = exc.message                      # what refused it: room, or a bound
+        finally:
+            self._put(members)
+        if members:
+            why += (f" (the pair's {len(members)} reservations, {total / 1e9:.3f} Gb/s with this "
+                    f"one, move as one path and one meter, and no path has room for them)")
+        raise AdmissionError(AdmissionError.EXHAUSTED, why)
+
+    def _parallel(self, d: Direction) -> set[Direction]:
+        """`d` and the other live links between the same two switches, same direction."""
+        return {p for v, _, links in self._adjacent[d.src] if v == d.dst for _, p in links}
 
     def _find(self, src_host: str, dst_host: str, bps: float,
               max_latency_ms: float | None) -> tuple[float, tuple[ReservedHop, ...]]:
@@ -250,34 +381,6 @@ class ReservationBook:
         hops = tuple(ReservedHop(d.src, self._out_port(d), d.link, self._link(d.link).wavelength)
                      for d in chosen) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)
         return latency, hops
-
-    def _admit_on(self, first: Reservation, req: ReservationRequest, reservation_id: str,
-                  now: float, bps: float) -> Reservation:
-        """A further reservation for a host pair: on the path the pair already holds."""
-        if first.state == State.DEGRADED:
-            raise AdmissionError(
-                AdmissionError.EXHAUSTED,
-                f"{first.request.src_host} -> {first.request.dst_host} is DEGRADED "
-                f"({first.reason}); a host pair's reservations share one path: ask again "
-                f"once reservation {first.reservation_id} is restored")
-        if req.max_latency_ms is not None and first.latency_ms > req.max_latency_ms:
-            raise AdmissionError(
-                AdmissionError.EXHAUSTED,
-                f"{first.request.src_host} -> {first.request.dst_host} already holds a path of "
-                f"{first.latency_ms:.3f} ms (reservation {first.reservation_id}); a host pair's "
-                f"reservations share one path, which exceeds max_latency_ms "
-                f"{req.max_latency_ms:g}")
-        tightest = min(self.held(first), key=self.free_bps)
-        if self.free_bps(tightest) < bps:
-            raise AdmissionError(
-                AdmissionError.EXHAUSTED,
-                self._exhausted(tightest, bps).message + f" (the pair's reservations share the "
-                f"path of {first.reservation_id})")
-        res = Reservation(reservation_id, req, State.PENDING, first.hops, first.latency_ms, now,
-                          now + req.duration_s if req.duration_s > 0 else None, first.meter_id)
-        self._sync()
-        self.add(res)
-        return res
 
     def pair_members(self, src_host: str, dst_host: str) -> list[Reservation]:
         """The live reservations of a host pair, oldest first."""
@@ -376,24 +479,29 @@ class ReservationBook:
         (a DEGRADED one comes back PENDING, until its rules are acknowledged); AdmissionError
         if no path has room, the book then unchanged. With `only_if_shorter`, it moves only
         to a path of less latency (a link came back), and returns [] otherwise."""
-        members = [self.reservations[r] for r in self._pairs[pair]]
-        total = sum(r.bandwidth_bps for r in members)
-        bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
-        self._take(members)
-        try:
-            latency, hops = self._find(pair[0], pair[1], total, min(bounds) if bounds else None)
-        except AdmissionError:
-            self._put(members)
-            raise
-        if only_if_shorter and not latency < members[0].latency_ms - 1e-9:
+        members = self.pair_members(*pair)
+        old_latency = members[0].latency_ms
+        placed = self._relocate(pair)
+        if placed is None:
+            src, dst = self.fabric.hosts[pair[0]], self.fabric.hosts[pair[1]]
+            total = sum(r.bandwidth_bps for r in members)
+            unloaded = self._search(src.leaf, dst.leaf, 0.0)
+            if unloaded is None:
+                raise AdmissionError(AdmissionError.EXHAUSTED,
+                                     f"no path from {src.name} to {dst.name} is up")
+            raise self._exhausted(self._bottleneck(unloaded[1]), total)
+        latency, hops, moved = placed
+        if only_if_shorter and not latency < old_latency - 1e-9:
+            self._take(moved)
             self._put(members)
             return []
-        moved = []
-        for r in members:
+        self._take(moved)
+        back = []
+        for r in moved:
             state = State.PENDING if r.state == State.DEGRADED else r.state
-            moved.append(replace(r, hops=hops, latency_ms=latency, state=state, reason=""))
-        self._put(moved)
-        return moved
+            back.append(replace(r, state=state, reason=""))
+        self._put(back)
+        return back
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every host pair holding bandwidth, highest priority first, then oldest."""
@@ -412,6 +520,14 @@ class ReservationBook:
         degraded = [r.with_state(State.DEGRADED, reason) for r in members]
         self._put(degraded)
         return degraded
+
+    def _hold(self, res: Reservation, sign: int) -> None:
+        for d in self.held(res):
+            left = self.reserved.get(d, 0.0) + sign * res.bandwidth_bps
+            if left > 0:
+                self.reserved[d] = left
+            else:
+                self.reserved.pop(d, None)
 
     def _take(self, members: list[Reservation]) -> None:
         for r in members:
