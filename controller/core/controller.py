@@ -28,7 +28,7 @@ from ..te.load import LinkLoad, LoadTracker, directions
 from ..fabric.model import HOST
 from ..te.paths import PathEngine
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
-                               ReservationBook, ReservationRequest, State)
+                               ReservationBook, ReservationRequest, State, key_of)
 from . import reservation_rules
 from .ports import port_problems
 from .rules import TABLE_FLOWS, Programs, Routing, diff
@@ -140,7 +140,7 @@ class FabricController:
         pairs = {}
         for res in self.book.live():            # one set of rules per host pair
             if res.holds_bandwidth:             # a DEGRADED pair has none until restored
-                pairs.setdefault((res.request.src_host, res.request.dst_host), res)
+                pairs.setdefault(key_of(res.request), res)
         for res in pairs.values():
             msgs += reservation_rules.install(self.fabric, res,
                                               self.book.pair_bps(res)).get(state.name, [])
@@ -352,7 +352,7 @@ class FabricController:
         path_needs = None
         for move in moves:                          # aggregates moved to make room
             needs = self._move(move.before[0], move.after, outbox)
-            if move.after[0].request[:2] == request[:2]:
+            if key_of(move.after[0].request) == key_of(request):
                 path_needs = needs                  # its own pair's new path
         outbox.changed.append(res)
         self._install(res, outbox, path_needs)
@@ -411,7 +411,7 @@ class FabricController:
         acknowledge the new path)."""
         pair_bps = self.book.pair_bps(res)
         if pair_bps > res.bandwidth_bps:             # the pair's path is already in place
-            first = self.book.pair_members(res.request.src_host, res.request.dst_host)[0]
+            first = self.book.members_of(res)[0]
             # ... or still going in: wait for what the first one waits for too.
             needs: dict[str, int | None] = dict(
                 path_needs if path_needs is not None

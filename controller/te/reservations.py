@@ -31,7 +31,13 @@ Failures: the path engine says which links are up. `displaced` lists the host pa
 path crosses a link that is down; `repath` moves a pair, as a whole and with its meter, to
 the best path with room for its sum; a pair that finds none is `degrade`d: DEGRADED, with
 the reason, holding no bandwidth (its traffic is carried best effort), until `repath`
-succeeds when capacity returns. Pairs are restored highest `priority` first, then oldest.
+succeeds when capacity returns. Pairs are restored RESTORABLE before NONE (`protection`),
+then highest `priority` first, then oldest.
+
+Selectors: a reservation that names its traffic (`Selector`: an IP protocol and
+destination ports, or a DSCP value) is an aggregate of its own, with the reservations of
+the same pair and the same selector: its own path, rules and meter. Aggregates are keyed
+by (src, dst, selector); selectors of one pair that overlap (and differ) are refused.
 
 This module is pure: the caller supplies ids and the time, and serializes calls.
 """
@@ -64,6 +70,59 @@ class State(str, Enum):
         return self in (State.PENDING, State.ACTIVE, State.DEGRADED)
 
 
+class Protection(str, Enum):
+    """How a reservation survives a failure of its path (the one definition: the API,
+    the CLI and the metrics use these names)."""
+
+    NONE = "NONE"                # restored if there is room, after RESTORABLE ones
+    RESTORABLE = "RESTORABLE"    # the default: restored first
+    PROTECTED = "PROTECTED"      # a reserved, pre-installed, risk-disjoint standby path
+
+    @property
+    def restore_rank(self) -> int:
+        return 1 if self == Protection.NONE else 0
+
+
+class Selector(NamedTuple):
+    """Which of a pair's traffic a reservation is for: an IP protocol, with (TCP, UDP) a
+    destination port range (0-0: every port); or a DSCP value."""
+
+    ip_proto: int = 0
+    port_min: int = 0
+    port_max: int = 0
+    dscp: int | None = None
+
+    @property
+    def has_ports(self) -> bool:
+        return self.port_max > 0
+
+    def overlaps(self, other: "Selector") -> bool:
+        """Some packet matches both, and priority alone would choose between them: the
+        same kind (both protocol, or both DSCP) and not disjoint."""
+        if (self.dscp is None) != (other.dscp is None):
+            return False             # DSCP and protocol selectors: the protocol one wins
+        if self.dscp is not None:
+            return self.dscp == other.dscp
+        if self.ip_proto != other.ip_proto:
+            return False
+        if not self.has_ports or not other.has_ports:
+            return True
+        return self.port_min <= other.port_max and other.port_min <= self.port_max
+
+    def __str__(self) -> str:
+        if self.dscp is not None:
+            return f"dscp {self.dscp}"
+        name = PROTOCOL_NAMES.get(self.ip_proto, f"proto {self.ip_proto}")
+        if not self.has_ports:
+            return name
+        ports = (f"{self.port_min}" if self.port_min == self.port_max
+                 else f"{self.port_min}-{self.port_max}")
+        return f"{name} dport {ports}"
+
+
+PROTOCOL_NAMES = {6: "tcp", 17: "udp"}
+
+
 # Requests and hops are named tuples: a dozen hops are built on every admission, and a
 # named tuple costs half as much to build as a frozen dataclass.
 class ReservationRequest(NamedTuple):
@@ -74,6 +133,17 @@ class ReservationRequest(NamedTuple):
     duration_s: float = 0.0          # 0: until released
     request_id: str = ""
     priority: int = 0                # restored after a failure highest first (then oldest)
+    selector: Selector | None = None  # None: the pair's aggregate
+    protection: Protection = Protection.RESTORABLE
+
+
+# A reservation's aggregate: the reservations of one host pair with the same selector
+# share one path, one set of rules and one meter.
+Key = tuple[str, str, "Selector | None"]
+
+
+def key_of(req: "ReservationRequest") -> Key:
+    return (req.src_host, req.dst_host, req.selector)
 
 
 class ReservedHop(NamedTuple):
@@ -94,6 +164,7 @@ class Reservation:
     expires_at: float | None
     meter_id: int                    # OpenFlow meter at the ingress leaf
     reason: str = ""                 # why it is DEGRADED
+    standby: tuple[ReservedHop, ...] = ()   # PROTECTED: its reserved, risk-disjoint standby
 
     @property
     def bandwidth_bps(self) -> float:
@@ -105,6 +176,26 @@ class Reservation:
     @property
     def holds_bandwidth(self) -> bool:
         return self.state.live and self.state != State.DEGRADED
+
+
+def selector_problem(sel: Selector) -> str:
+    """What is wrong with a selector, or ''."""
+    if sel.dscp is not None:
+        if sel.ip_proto or sel.has_ports or sel.port_min:
+            return "give a DSCP value or an IP protocol (with ports), not both"
+        if not 0 <= sel.dscp <= 63:
+            return f"dscp must be 0-63, got {sel.dscp}"
+        return ""
+    if not 1 <= sel.ip_proto <= 255:
+        return f"ip_protocol must be 1-255 (6 tcp, 17 udp), got {sel.ip_proto}"
+    if sel.port_min or sel.port_max:
+        if sel.ip_proto not in PROTOCOL_NAMES:
+            return (f"a destination port range needs ip_protocol 6 (tcp) or 17 (udp), "
+                    f"got {sel.ip_proto}")
+        if not 1 <= sel.port_min <= sel.port_max <= 65535:
+            return (f"dst_port_min..dst_port_max must satisfy 1 <= min <= max <= 65535, got "
+                    f"{sel.port_min}..{sel.port_max}")
+    return ""
 
 
 class Move(NamedTuple):
@@ -153,7 +244,7 @@ class ReservationBook:
             self._far[(link.b.node, link.name)] = link.a.node
         # live (src, dst) -> its reservation ids, oldest first (they share its first's
         # path and meter)
-        self._pairs: dict[tuple[str, str], list[str]] = {}
+        self._pairs: dict[Key, list[str]] = {}
         self._next_meter = 1
         self._version = -1
         self._sync()
@@ -217,6 +308,29 @@ class ReservationBook:
         if not (math.isfinite(req.duration_s) and req.duration_s >= 0):
             raise AdmissionError(AdmissionError.INVALID,
                                  f"duration_s must be >= 0, got {req.duration_s}")
+        sel = req.selector
+        if sel is not None:
+            problem = selector_problem(sel)
+            if problem:
+                raise AdmissionError(AdmissionError.INVALID, f"selector: {problem}")
+        if not isinstance(req.protection, Protection):
+            raise AdmissionError(AdmissionError.INVALID,
+                                 f"protection must be one of "
+                                 f"{', '.join(p.value for p in Protection)}, got {req.protection!r}")
+
+    def _check_selector(self, req: ReservationRequest) -> None:
+        """A selector must not overlap another of the same pair, unless equal (then they
+        are one aggregate): which reservation a packet belongs to must be unambiguous."""
+        sel = req.selector
+        if sel is None:
+            return
+        for (src, dst, other), ids in self._pairs.items():
+            if (src, dst) == (req.src_host, req.dst_host) and other is not None \
+                    and other != sel and sel.overlaps(other):
+                raise AdmissionError(
+                    AdmissionError.INVALID,
+                    f"selector: {sel} overlaps {other} of reservation {ids[0]} between "
+                    f"{src} and {dst}; use the same selector (one aggregate) or disjoint ones")
 
     def admit(self, req: ReservationRequest, reservation_id: str, now: float) -> Reservation:
         """Admit `req` or raise AdmissionError; the same request_id returns the same one."""
@@ -237,7 +351,8 @@ class ReservationBook:
         for d in access:
             if self.free_bps(d) < bps:
                 raise self._exhausted(d, bps)
-        pair = (src.name, dst.name)
+        pair = key_of(req)
+        self._check_selector(req)
         members = self.pair_members(*pair)
         if members and members[0].state == State.DEGRADED:
             first = members[0]
@@ -382,14 +497,20 @@ class ReservationBook:
                      for d in chosen) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)
         return latency, hops
 
-    def pair_members(self, src_host: str, dst_host: str) -> list[Reservation]:
-        """The live reservations of a host pair, oldest first."""
-        return [self.reservations[r] for r in self._pairs.get((src_host, dst_host), [])]
+    def pair_members(self, src_host: str, dst_host: str,
+                     selector: Selector | None = None) -> list[Reservation]:
+        """The live reservations of a host pair's aggregate (or of its reservations with
+        `selector`), oldest first."""
+        return [self.reservations[r] for r in self._pairs.get((src_host, dst_host, selector),
+                                                               [])]
+
+    def members_of(self, res: Reservation) -> list[Reservation]:
+        """The live reservations sharing `res`'s path, rules and meter, oldest first."""
+        return self.pair_members(*key_of(res.request))
 
     def pair_bps(self, res: Reservation) -> float:
         """What the pair of `res` has reserved in all: the rate its meter enforces."""
-        return sum(r.bandwidth_bps for r in self.pair_members(res.request.src_host,
-                                                                res.request.dst_host))
+        return sum(r.bandwidth_bps for r in self.pair_members(*key_of(res.request)))
 
     def add(self, res: Reservation) -> None:
         """Book `res` (a new one, or one restored from the store). An ended one only
@@ -400,8 +521,7 @@ class ReservationBook:
         self.reservations[res.reservation_id] = res
         if res.request.request_id:
             self.by_request_id[res.request.request_id] = res.reservation_id
-        pair = (res.request.src_host, res.request.dst_host)
-        self._pairs.setdefault(pair, []).append(res.reservation_id)
+        self._pairs.setdefault(key_of(res.request), []).append(res.reservation_id)
         for d in self.held(res):
             self.reserved[d] = self.reserved.get(d, 0.0) + res.bandwidth_bps
 
@@ -423,7 +543,7 @@ class ReservationBook:
         res = self.get(reservation_id)
         for d in self.held(res):
             self.reserved[d] = max(0.0, self.reserved.get(d, 0.0) - res.bandwidth_bps)
-        pair = (res.request.src_host, res.request.dst_host)
+        pair = key_of(res.request)
         self._pairs[pair].remove(reservation_id)
         if not self._pairs[pair]:
             del self._pairs[pair]
@@ -463,13 +583,14 @@ class ReservationBook:
         return None
 
     def pairs_to_restore(self) -> list[tuple[str, str]]:
-        """Host pairs whose path crosses a link that is down, or that are DEGRADED; the
-        highest priority first, then the oldest."""
+        """Aggregates whose path crosses a link that is down, or that are DEGRADED:
+        RESTORABLE before NONE, then the highest priority first, then the oldest."""
         out = []
         for pair, ids in self._pairs.items():
             members = [self.reservations[r] for r in ids]
             if any(r.state == State.DEGRADED or self.crosses_down(r) for r in members):
-                out.append((-max(r.request.priority for r in members),
+                out.append((min(r.request.protection.restore_rank for r in members),
+                            -max(r.request.priority for r in members),
                             min(r.created_at for r in members), pair))
         return [pair for *_, pair in sorted(out)]
 
@@ -509,7 +630,8 @@ class ReservationBook:
         for pair, ids in self._pairs.items():
             members = [self.reservations[r] for r in ids]
             if all(r.holds_bandwidth for r in members):
-                out.append((-max(r.request.priority for r in members),
+                out.append((min(r.request.protection.restore_rank for r in members),
+                            -max(r.request.priority for r in members),
                             min(r.created_at for r in members), pair))
         return [pair for *_, pair in sorted(out)]
 
