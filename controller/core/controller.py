@@ -403,7 +403,8 @@ class FabricController:
 
     def _sent_to(self, res: Reservation) -> set[str]:
         """The switches of its path that have their program (the rest get it later)."""
-        return {h.switch for h in res.hops if self.switches[self._dpid[h.switch]].program_sent}
+        return {h.switch for h in res.hops + res.standby
+                if self.switches[self._dpid[h.switch]].program_sent}
 
     def _install(self, res: Reservation, outbox: Outbox,
                  path_needs: dict[str, int | None] | None = None) -> None:

@@ -51,9 +51,10 @@ from enum import Enum
 from typing import NamedTuple
 
 from ..fabric import Fabric
-from ..fabric.model import LEAF, Link
+from ..fabric.model import HOST, LEAF, Link
 from .load import Direction
 from .paths import PathEngine
+from .protection import shared_risk
 
 DEFAULT_RESERVABLE_FRACTION = 0.9
 
@@ -246,6 +247,11 @@ class ReservationBook:
         # path and meter)
         self._pairs: dict[Key, list[str]] = {}
         self._next_meter = 1
+        self._risk = shared_risk(fabric)                 # line system -> those sharing a risk
+        self._wavelengths: dict[str, list[str]] = {}     # line system -> its wavelengths
+        for link in fabric.links:
+            if link.line_system:
+                self._wavelengths.setdefault(link.line_system, []).append(link.name)
         self._version = -1
         self._sync()
 
@@ -361,18 +367,26 @@ class ReservationBook:
                 f"{first.request.src_host} -> {first.request.dst_host} is DEGRADED "
                 f"({first.reason}); a host pair's reservations share one path: ask again "
                 f"once reservation {first.reservation_id} is restored")
+        if members and ((members[0].request.protection == Protection.PROTECTED)
+                        != (req.protection == Protection.PROTECTED)):
+            raise AdmissionError(
+                AdmissionError.INVALID,
+                f"protection: the traffic of {req.src_host} -> {req.dst_host}"
+                f"{f' ({req.selector})' if req.selector else ''} is already reserved "
+                f"{members[0].request.protection.value} by {members[0].reservation_id}; its "
+                f"reservations share one path, so give this one a selector of its own")
         if members and self._fits_on(members[0], req, bps):
             return self._add_on(members[0].hops, members[0].latency_ms, members[0].meter_id,
-                                req, reservation_id, now), []
+                                req, reservation_id, now, members[0].standby), []
         placed = self._relocate(pair, req)
         moves: list[Move] = []
         if placed is None:
             placed, moves = self._make_room(pair, req)
-        latency, hops, moved = placed
+        latency, hops, moved, standby = placed
         if moved:
             moves.append(Move(members, moved))
         meter = members[0].meter_id if members else self._meter_id()
-        return self._add_on(hops, latency, meter, req, reservation_id, now), moves
+        return self._add_on(hops, latency, meter, req, reservation_id, now, standby), moves
 
     def _fits_on(self, first: Reservation, req: ReservationRequest, bps: float) -> bool:
         """Whether `req` fits on the path its pair holds (within its latency bound)."""
@@ -381,18 +395,21 @@ class ReservationBook:
         return all(self.free_bps(d) >= bps for d in self.held(first))
 
     def _add_on(self, hops, latency: float, meter_id: int, req: ReservationRequest,
-                reservation_id: str, now: float) -> Reservation:
+                reservation_id: str, now: float, standby=()) -> Reservation:
         res = Reservation(reservation_id, req, State.PENDING, hops, latency, now,
-                          now + req.duration_s if req.duration_s > 0 else None, meter_id)
+                          now + req.duration_s if req.duration_s > 0 else None, meter_id,
+                          standby=standby)
         self.add(res)
         return res
 
     def _relocate(self, pair: tuple[str, str], req: ReservationRequest | None = None,
-                  taken: bool = False):
+                  taken: bool = False, fallback: bool = False):
         """The best path with room for the pair's sum (plus `req`), its own bandwidth
         counting as free; the pair is moved there (state kept) and (latency, hops, moved
-        members) returned; None, the book unchanged, if no path has room. `taken`: the
-        pair's bandwidth is already taken off its links (and stays so on failure)."""
+        members, standby) returned; None, the book unchanged, if no path has room. `taken`: the
+        pair's bandwidth is already taken off its links (and stays so on failure).
+        A PROTECTED aggregate gets a standby too; with `fallback` (restoring after a
+        failure) it takes a path without one when no standby has room."""
         members = self.pair_members(*pair)
         total = sum(r.bandwidth_bps for r in members)
         bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
@@ -400,17 +417,96 @@ class ReservationBook:
             total += req.bandwidth_gbps * 1e9
             if req.max_latency_ms:
                 bounds.append(req.max_latency_ms)
+        protect = any(r.protection == Protection.PROTECTED
+                      for r in [m.request for m in members] + ([req] if req else []))
         if not taken:
             self._take(members)
+        bound = min(bounds) if bounds else None
         try:
-            latency, hops = self._find(pair[0], pair[1], total, min(bounds) if bounds else None)
+            latency, hops, standby = self._place(pair[0], pair[1], total, bound, protect)
         except AdmissionError:
-            if not taken:
-                self._put(members)
-            return None
-        moved = [replace(r, hops=hops, latency_ms=latency) for r in members]
+            if not (protect and fallback):
+                if not taken:
+                    self._put(members)
+                return None
+            try:                      # restoring: a live path without a standby beats none
+                latency, hops, standby = self._place(pair[0], pair[1], total, bound, False)
+            except AdmissionError:
+                if not taken:
+                    self._put(members)
+                return None
+        moved = [replace(r, hops=hops, latency_ms=latency, standby=standby) for r in members]
         self._put(moved)
-        return latency, hops, moved
+        return latency, hops, moved, standby
+
+    def _place(self, src_host: str, dst_host: str, bps: float, bound: float | None,
+               protect: bool):
+        """(latency, hops, standby) of the best path with `bps` free, and with `protect` a
+        standby with room sharing no line system or SRLG with it; AdmissionError if none.
+        When the best path has no such standby, one path avoiding its first line system
+        (and what shares a risk with it) is tried too."""
+        latency, hops = self._find(src_host, dst_host, bps, bound)
+        if not protect:
+            return latency, hops, ()
+        standby = self._standby(dst_host, hops, bps, bound)
+        if standby is None:
+            first = self._line_systems(hops)[:1]
+            if first:
+                try:
+                    latency, hops = self._find(src_host, dst_host, bps, bound,
+                                               self._risk_links(first))
+                    standby = self._standby(dst_host, hops, bps, bound)
+                except AdmissionError:
+                    pass
+        if standby is None:
+            raise AdmissionError(
+                AdmissionError.EXHAUSTED,
+                f"no standby path for {src_host} -> {dst_host} shares no line system or SRLG "
+                f"with a primary and has {bps / 1e9:.3f} Gb/s free (PROTECTED)")
+        return latency, hops, standby
+
+    def _line_systems(self, hops) -> list[str]:
+        out = []
+        for h in hops:
+            ls = self._link(h.link).line_system
+            if ls and ls not in out:
+                out.append(ls)
+        return out
+
+    def _risk_links(self, line_systems) -> frozenset[str]:
+        """The wavelengths of these line systems and of every one sharing an SRLG."""
+        return frozenset(w for ls in line_systems for other in self._risk[ls]
+                         for w in self._wavelengths.get(other, ()))
+
+    def _standby(self, dst_host: str, hops, bps: float,
+                 bound: float | None) -> tuple[ReservedHop, ...] | None:
+        """The standby of a primary: its hops up to its first gateway (the repair point,
+        where the ingress fast-failover group sits), then the widest-shortest path with
+        `bps` free to the destination that uses no wavelength of the primary's line
+        systems or of any sharing an SRLG with them. () when the primary crosses no line
+        system; None when there is no such path (within `bound`)."""
+        first = next((i for i, h in enumerate(hops) if self._link(h.link).wavelength), None)
+        if first is None:
+            return ()
+        dst = self.fabric.hosts[dst_host]
+        found = self._search(hops[first].switch, dst.leaf, bps,
+                             self._risk_links(self._line_systems(hops)))
+        if found is None:
+            return None
+        prefix = hops[:first]
+        src_link = self._far_host_link(hops[0].switch)
+        latency = (sum(self._link(h.link).latency_ms for h in prefix) + found[0]
+                   + self._link(dst.name).latency_ms + src_link)
+        if bound is not None and latency > bound:
+            return None
+        return prefix + tuple(
+            ReservedHop(d.src, self._out_port(d), d.link, self._link(d.link).wavelength)
+            for d in found[1]) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)
+
+    def _far_host_link(self, leaf: str) -> float:
+        # Host links of one leaf have one latency (intra-site); take any.
+        return next(l.latency_ms for l in self.fabric.ports(leaf).values()
+                    if l.kind == HOST)
 
     def _make_room(self, pair: tuple[str, str], req: ReservationRequest):
         """No path has room for the pair with `req`: move one other aggregate that holds
@@ -443,7 +539,8 @@ class ReservationBook:
             self._take(before)
             placed = self._relocate(pair, req)
             if placed is not None:
-                probe = Reservation("", req, State.PENDING, placed[1], placed[0], 0.0, None, 0)
+                probe = Reservation("", req, State.PENDING, placed[1], placed[0], 0.0, None, 0,
+                                    standby=placed[3])
                 self._hold(probe, +1)              # the request's own share, while we look
                 again = self._relocate(other, taken=True)
                 self._hold(probe, -1)
@@ -456,7 +553,8 @@ class ReservationBook:
         bounds += [req.max_latency_ms] if req.max_latency_ms else []
         self._take(members)
         try:
-            self._find(pair[0], pair[1], total, min(bounds) if bounds else None)
+            self._place(pair[0], pair[1], total, min(bounds) if bounds else None,
+                        req.protection == Protection.PROTECTED)
             why = self._exhausted(self._bottleneck(unloaded[1]), total).message
         except AdmissionError as exc:
             why = exc.message                      # what refused it: room, or a bound
@@ -471,10 +569,10 @@ class ReservationBook:
         """`d` and the other live links between the same two switches, same direction."""
         return {p for v, _, links in self._adjacent[d.src] if v == d.dst for _, p in links}
 
-    def _find(self, src_host: str, dst_host: str, bps: float,
-              max_latency_ms: float | None) -> tuple[float, tuple[ReservedHop, ...]]:
-        """The widest-shortest live path with `bps` free from host to host, as (latency
-        ms, hops); AdmissionError naming the bottleneck if there is none."""
+    def _find(self, src_host: str, dst_host: str, bps: float, max_latency_ms: float | None,
+              avoid: frozenset[str] = frozenset()) -> tuple[float, tuple[ReservedHop, ...]]:
+        """The widest-shortest live path with `bps` free from host to host, using no link
+        in `avoid`, as (latency ms, hops); AdmissionError naming the bottleneck if none."""
         self._sync()
         src, dst = self.fabric.hosts[src_host], self.fabric.hosts[dst_host]
         edge_ms = self._link(src.name).latency_ms + self._link(dst.name).latency_ms
@@ -488,7 +586,7 @@ class ReservationBook:
                 AdmissionError.EXHAUSTED,
                 f"no path from {src.name} to {dst.name} within max_latency_ms "
                 f"{max_latency_ms:g}: the shortest takes {shortest_ms:.3f} ms")
-        found = self._search(src.leaf, dst.leaf, bps)
+        found = self._search(src.leaf, dst.leaf, bps, avoid)
         if found is None or (max_latency_ms is not None and found[0] + edge_ms > max_latency_ms):
             unloaded = self._search(src.leaf, dst.leaf, 0.0)
             raise self._exhausted(self._bottleneck(unloaded[1]), bps)
@@ -534,8 +632,13 @@ class ReservationBook:
         if not res.holds_bandwidth:
             return []
         src = res.request.src_host
-        return [Direction(src, src, res.hops[0].switch)] + [
+        held = [Direction(src, src, res.hops[0].switch)] + [
             Direction(h.link, h.switch, self._far[(h.switch, h.link)]) for h in res.hops]
+        if res.standby:      # where it shares the primary's links, it counts once there
+            held = list(dict.fromkeys(held + [
+                Direction(h.link, h.switch, self._far[(h.switch, h.link)])
+                for h in res.standby]))
+        return held
 
     def end(self, reservation_id: str, state: State) -> Reservation:
         """Release or expire a live reservation: it leaves the book, and is returned in
@@ -572,8 +675,8 @@ class ReservationBook:
     # -- failures ----------------------------------------------------------------------
 
     def crosses_down(self, res: Reservation) -> str | None:
-        """What of its path is down now (a switch or a link), or None."""
-        for hop in res.hops:
+        """What of its path (or its standby) is down now (a switch or a link), or None."""
+        for hop in res.hops + res.standby:
             link = self._link(hop.link)
             for end in (hop.switch, link.a.node, link.b.node):
                 if end in self.fabric.switches and not self.engine.switch_up(end):
@@ -602,7 +705,7 @@ class ReservationBook:
         to a path of less latency (a link came back), and returns [] otherwise."""
         members = self.pair_members(*pair)
         old_latency = members[0].latency_ms
-        placed = self._relocate(pair)
+        placed = self._relocate(pair, fallback=True)
         if placed is None:
             src, dst = self.fabric.hosts[pair[0]], self.fabric.hosts[pair[1]]
             total = sum(r.bandwidth_bps for r in members)
@@ -611,7 +714,7 @@ class ReservationBook:
                 raise AdmissionError(AdmissionError.EXHAUSTED,
                                      f"no path from {src.name} to {dst.name} is up")
             raise self._exhausted(self._bottleneck(unloaded[1]), total)
-        latency, hops, moved = placed
+        latency, hops, moved, _ = placed
         if only_if_shorter and not latency < old_latency - 1e-9:
             self._take(moved)
             self._put(members)
@@ -672,7 +775,8 @@ class ReservationBook:
                                        self.engine.distances_to(dst_leaf).items()}
         return self._to_leaf[dst_leaf]
 
-    def _search(self, src_leaf: str, dst_leaf: str, bps: float):
+    def _search(self, src_leaf: str, dst_leaf: str, bps: float,
+                avoid: frozenset[str] = frozenset()):
         """The widest-shortest path of directed links with `bps` free, as
         (latency_ms, [Direction]) with the best-fit link on each hop; None if there is none.
         With bps = 0 it is the latency-shortest path whatever the load."""
@@ -696,6 +800,8 @@ class ReservationBook:
                 for link_ms, d in links:
                     if chosen is not None and link_ms > chosen[0]:
                         break
+                    if avoid and d.link in avoid:
+                        continue
                     free = capacity[d] - reserved.get(d, 0.0)
                     if free >= bps:
                         if chosen is None:
