@@ -27,7 +27,7 @@ from ..fabric import Fabric
 from ..te.load import LinkLoad
 from ..store.sqlite import GroupCommit, ReservationStore
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
-                               ReservationRequest, State, not_found)
+                               Protection, ReservationRequest, State, not_found)
 
 log = logging.getLogger("dcilab.service")
 
@@ -289,6 +289,12 @@ class ControllerService:
             counts = Counter(r.state for r in self.core.book.reservations.values())
             counts.update(self._ended_counts)
         return {state: counts.get(state, 0) for state in State}
+
+    def protection_counts(self) -> dict[Protection, int]:
+        """Live reservations by protection class."""
+        with self.lock:
+            return dict(Counter(r.request.protection
+                                for r in self.core.book.reservations.values()))
 
     # -- state for the API and metrics --------------------------------------------------
 

@@ -32,6 +32,8 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     InfoMetricFamily)
 from prometheus_client.registry import Collector
 
+from ..te.reservations import Protection
+
 RESERVATION_STATES = ("PENDING", "ACTIVE", "RELEASED", "EXPIRED")
 LINK_LABELS = ("link", "wavelength", "site_a", "site_b", "direction", "kind")
 WAVELENGTH_LABELS = ("link", "wavelength", "site_a", "site_b")
@@ -46,6 +48,7 @@ class ServiceView(Protocol):
     def list(self, state=None) -> list: ...
     def switch_status(self) -> dict[str, bool]: ...
     def elephant_count(self) -> int: ...
+    def protection_counts(self) -> dict: ...
 
 
 def _state_name(state) -> str:
@@ -158,6 +161,14 @@ class FabricCollector(Collector):
             counts[_state_name(state)] = counts.get(_state_name(state), 0) + n
         for state, n in counts.items():
             reservations.add_metric([state], n)
+        # Live ones by protection class: three series, apart from the per-state history
+        # (the store counts ended reservations by state only).
+        protection = GaugeMetricFamily(
+            "dcilab_reservations_live", "Live reservations (pending, active, degraded) "
+            "by protection class.", labels=("protection",))
+        live = self.service.protection_counts()
+        for cls in Protection:
+            protection.add_metric([cls.value], live.get(cls, 0))
         elephants = GaugeMetricFamily(
             "dcilab_elephant_flows", "Flows currently classified as elephants.")
         elephants.add_metric([], self.service.elephant_count())
@@ -173,7 +184,7 @@ class FabricCollector(Collector):
             "dcilab_emulation_scale",
             "Emulated bit rate over real bit rate (the fabric file's `scale`).")
         scale.add_metric([], self.service.fabric.scale)
-        return reservations, elephants, connected, scale
+        return reservations, protection, elephants, connected, scale
 
     def collect(self):
         yield from self._link_families()
