@@ -230,12 +230,15 @@ class ReservationBook:
     """Every live reservation and the bandwidth it holds on each directed link."""
 
     def __init__(self, fabric: Fabric, reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
-                 engine: PathEngine | None = None):
+                 engine: PathEngine | None = None, rearrange: bool = True):
+        """`rearrange` False: the previous rule, kept as the benchmark's baseline: a pair's
+        further reservations only on its path, and nothing is moved to make room."""
         if not 0 < reservable_fraction <= 1:
             raise ValueError(f"reservable_fraction must be in (0, 1], got {reservable_fraction}")
         self.fabric = fabric
         self.fraction = reservable_fraction
         self.engine = engine or PathEngine(fabric)
+        self.rearrange = rearrange
         self.reservations: dict[str, Reservation] = {}
         self.by_request_id: dict[str, str] = {}
         self.reserved: dict[Direction, float] = {}
@@ -378,8 +381,16 @@ class ReservationBook:
         if members and self._fits_on(members[0], req, bps):
             return self._add_on(members[0].hops, members[0].latency_ms, members[0].meter_id,
                                 req, reservation_id, now, members[0].standby), []
+        if members and not self.rearrange:
+            tightest = min(self.held(members[0]), key=self.free_bps)
+            raise AdmissionError(AdmissionError.EXHAUSTED, self._exhausted(tightest, bps).message
+                                 + f" (the pair's reservations share the path of "
+                                 f"{members[0].reservation_id})")
         placed = self._relocate(pair, req)
         moves: list[Move] = []
+        if placed is None and not self.rearrange:
+            self._place(req.src_host, req.dst_host, bps, req.max_latency_ms,
+                        req.protection == Protection.PROTECTED)    # raises: no path has room
         if placed is None:
             placed, moves = self._make_room(pair, req)
         latency, hops, moved, standby = placed
@@ -534,7 +545,7 @@ class ReservationBook:
             held = set(self.held(rs[0])[1:-1])
             aside = not any(self._parallel(d) & held for d in corridor)
             candidates.append((aside, sum(r.bandwidth_bps for r in rs), other))
-        for *_, other in sorted(candidates)[:MAKE_ROOM_TRIES]:
+        for *_, other in sorted(candidates, key=lambda c: c[:2])[:MAKE_ROOM_TRIES]:
             before = self.pair_members(*other)
             self._take(before)
             placed = self._relocate(pair, req)
