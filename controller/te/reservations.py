@@ -716,7 +716,7 @@ class ReservationBook:
         to a path of less latency (a link came back), and returns [] otherwise."""
         members = self.pair_members(*pair)
         old_latency = members[0].latency_ms
-        placed = self._relocate(pair, fallback=True)
+        placed = self._relocate(pair, fallback=not only_if_shorter)
         if placed is None:
             src, dst = self.fabric.hosts[pair[0]], self.fabric.hosts[pair[1]]
             total = sum(r.bandwidth_bps for r in members)
