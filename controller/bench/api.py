@@ -24,6 +24,7 @@ import gc
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +37,7 @@ from ..lab import ControllerProcess, free_port
 
 TARGET_P99_MS = 10.0
 TARGET_PER_SECOND = 500.0
+TARGET_RATIO_TO_CANNED = 0.8
 
 
 def add_arguments(parser) -> None:
@@ -161,6 +163,25 @@ def _measure(address: str, pairs, clients: int, requests: int, rate: float = 0.0
     }
 
 
+def _canned(pairs, clients: int, requests: int, cpu: int | None) -> dict:
+    """The same back-to-back load against a server answering from a canned reservation
+    (bench/canned.py), on the controller's CPU: what gRPC alone allows here."""
+    port = free_port()
+    argv = [sys.executable, "-m", "dcilab.bench.canned", str(port)]
+    argv += [str(cpu)] if cpu is not None else []
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        if proc.stdout.readline().strip() != "serving":
+            raise RuntimeError("the canned-answer server did not start")
+        _progress(f"{requests} reservations, {clients} client(s) back to back, canned-answer "
+                  f"server (pid {proc.pid})")
+        return _measure(f"127.0.0.1:{port}", pairs, clients, requests)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def _progress(message: str) -> None:
     print(f"[bench --api] {message}", file=sys.stderr, flush=True)
 
@@ -238,6 +259,7 @@ def run(args) -> int:
             for clients in levels:
                 _progress(f"{args.api_requests} reservations, {clients} client(s) back to back")
                 results.append(_measure(address, pairs, clients, args.api_requests))
+            canned = _canned(pairs, max(levels), args.api_requests, controller_cpu)
             at_rate = None
             if args.api_rate > 0:
                 _progress(f"{args.api_requests} reservations offered at {args.api_rate:g}/s "
@@ -262,6 +284,14 @@ def run(args) -> int:
         "back_to_back": results, "at_rate": at_rate,
         "targets": _targets(results, at_rate),
     }
+    busiest = max(results, key=lambda r: r["clients"])
+    report["canned_server"] = canned
+    report["targets"]["ratio_to_canned"] = {
+        "target": TARGET_RATIO_TO_CANNED, "clients": canned["clients"],
+        "measured": round(busiest["reservations_per_second"]
+                          / max(canned["reservations_per_second"], 1e-9), 3)}
+    report["targets"]["ratio_to_canned"]["met"] = (
+        report["targets"]["ratio_to_canned"]["measured"] >= TARGET_RATIO_TO_CANNED)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -291,10 +321,17 @@ def _print_report(report: dict) -> None:
         print(f"{label:<34} {r['reservations_per_second']:>14.1f} {r['reserve_ms_p50']:>12.2f} "
               f"{r['reserve_ms_p99']:>7.2f} {r['release_ms_p50']:>12.2f} "
               f"{r['release_ms_p99']:>7.2f} {r['errors']:>7}")
+    c = report["canned_server"]
+    print(f"{'canned-answer server, ' + str(c['clients']) + ' clients':<34} "
+          f"{c['reservations_per_second']:>14.1f} {c['reserve_ms_p50']:>12.2f} "
+          f"{c['reserve_ms_p99']:>7.2f} {c['release_ms_p50']:>12.2f} "
+          f"{c['release_ms_p99']:>7.2f} {c['errors']:>7}")
     print()
     for name, t in report["targets"].items():
         what = {"reservations_per_second": f">= {t['target']:g} reservations/s with "
                                            f"{t['clients']} clients back to back",
+                "ratio_to_canned": f">= {t['target']:g} of a canned-answer server's "
+                                   f"reservations/s ({t['clients']} clients)",
                 "p99_ms_at_rate": f"p99 < {t['target']:g} ms with {t['clients']} clients at "
                                   f"{t.get('offered_per_second') or 0:g}/s offered",
                 "p99_ms_one_client": f"p99 < {t['target']:g} ms with 1 client"}[name]
