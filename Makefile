@@ -8,17 +8,17 @@ PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 TOPOLOGY    ?= topologies/two-dc.yaml
-APT_PACKAGES := openvswitch-switch mininet iperf3 iputils-ping ethtool iproute2 prometheus
+APT_PACKAGES := openvswitch-switch mininet iperf3 iputils-ping ethtool iproute2 prometheus nftables
 # A stamp records what was installed; it is redone when its inputs change.
 APT_STAMP   := $(VENV)/.apt-done
 PIP_STAMP   := $(VENV)/.pip-done
 
-.PHONY: demo test unit integration setup apt venv ovs node proto clean-emulation bench
+.PHONY: demo test unit integration lint setup apt venv ovs node proto dashboards wheel clean-emulation bench
 
 demo: setup
 	$(BIN)/dcilab demo $(TOPOLOGY)
 
-test: setup
+test: setup lint
 	$(BIN)/pytest -q tests
 
 unit: venv
@@ -40,6 +40,19 @@ node_modules/.package-lock.json: package-lock.json
 
 proto: venv
 	$(BIN)/python -m dcilab.api.gen
+
+# deploy/grafana/dashboards from dcilab.metrics.dashboards (grafana-foundation-sdk)
+dashboards: venv
+	$(BIN)/python -m dcilab.metrics.dashboards
+
+# ruff, and the layer contracts of DESIGN.md (import-linter); both in pyproject.toml
+lint: venv
+	$(BIN)/ruff check controller tests tools
+	$(BIN)/lint-imports
+
+# the wheel a user installs (topologies, deploy files and the proto included)
+wheel: venv
+	$(BIN)/python -m build --wheel --outdir dist
 
 apt: $(APT_STAMP)
 $(APT_STAMP): Makefile

@@ -17,6 +17,8 @@ from pathlib import Path
 import yaml
 
 from .emulation.cleanup import kill_pid
+from .emulation.datapath import AUTO
+from .emulation.faults import Faults
 from .emulation.network import Emulation
 from .fabric import Fabric
 
@@ -108,12 +110,19 @@ class Lab:
     """Controller process + emulation; a context manager that always cleans up."""
 
     def __init__(self, fabric: Fabric, topology: Path, say=print, echo_controller=False,
-                 controller_args: list[str] = ()):
+                 controller_args: list[str] = (), datapath: str = AUTO, gnmi: bool = False,
+                 reconfiguration_s: float | None = None):
         self.fabric = fabric
+        self.datapath = datapath
         self.topology = Path(topology)
         self.say = say
         self.echo_controller = echo_controller
         self.controller_args = list(controller_args)
+        # Serve the transceivers over gNMI and have the controller subscribe to them.
+        self.gnmi = f"127.0.0.1:{free_port()}" if gnmi else None
+        self.reconfiguration_s = reconfiguration_s
+        if self.gnmi:
+            self.controller_args += ["--gnmi", self.gnmi]
         self.controller: ControllerProcess | None = None
         self.emulation: Emulation | None = None
 
@@ -135,7 +144,10 @@ class Lab:
                                             echo=self.say if self.echo_controller else None,
                                             extra_args=self.controller_args)
         self.controller.wait_listening()
-        self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say)
+        self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say,
+                                   datapath=self.datapath, gnmi=self.gnmi,
+                                   reconfiguration_s=self.reconfiguration_s,
+                                   fabric_path=str(self.topology))
         self.emulation.start()
         self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG)
         self.say(f"waiting for the controller to program {len(self.fabric.switches)} switches")
@@ -143,6 +155,14 @@ class Lab:
             raise RuntimeError(
                 f"the controller did not program every switch within {ready_timeout_s:g} s; "
                 "its last lines:\n" + "\n".join(self.controller.lines[-15:]))
+
+    @property
+    def faults(self) -> Faults:
+        """Inject and restore faults on this lab's emulation (the same as `dcilab fault`)."""
+        if self.emulation is None:
+            raise RuntimeError("the lab is not running")
+        return Faults(self.fabric, self.emulation.manifest.started,
+                      fabric_path=str(self.topology))
 
     def stop(self) -> None:
         if self.controller is not None:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from importlib.resources import files
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-PROTO_ROOT = REPO / "proto"
+from ..resources import proto_dir
+
+PROTO_ROOT = proto_dir()
 PROTO_DIR = PROTO_ROOT / "dcilab" / "v1"
-OUT_DIR = Path(__file__).resolve().parent / "v1"
+OUT_DIR = Path(str(files("dcilab.api.v1")))
 SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
 
 
@@ -76,11 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     written = generate(OUT_DIR)
     for path in written:
-        print(path.relative_to(REPO))
+        print(path)
     for old in sorted(OUT_DIR.iterdir()):          # code of a .proto that is gone
         if old.name.endswith(SUFFIXES) and old not in written:
             old.unlink()
-            print(f"removed {old.relative_to(REPO)}")
+            print(f"removed {old}")
     return 0
 
 

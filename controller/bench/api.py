@@ -165,9 +165,9 @@ def _measure(address: str, pairs, clients: int, requests: int, rate: float = 0.0
 
 def _canned(pairs, clients: int, requests: int, cpu: int | None) -> dict:
     """The same back-to-back load against a server answering from a canned reservation
-    (bench/canned.py), on the controller's CPU: what gRPC alone allows here."""
+    (api/canned.py), on the controller's CPU: what gRPC alone allows here."""
     port = free_port()
-    argv = [sys.executable, "-m", "dcilab.bench.canned", str(port)]
+    argv = [sys.executable, "-m", "dcilab.api.canned", str(port)]
     argv += [str(cpu)] if cpu is not None else []
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)

@@ -30,10 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..emulation.datapath import AUTO, DATAPATHS
+from ..emulation.datapath import HELP as DATAPATH_HELP
 from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concurrent
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab, rescaled
+from ..resources import topology_arg
 from ..te.placement import POLICIES, Candidates
 
 # Below this many scaled Mb/s in all, userspace OVS on 2 cores is not the bottleneck.
@@ -43,9 +46,10 @@ SETTLE_S = 5.0
 
 def add_arguments(parser) -> None:
     g = parser.add_argument_group("emulated bench")
-    g.add_argument("--emulate", metavar="FILE",
+    g.add_argument("--emulate", metavar="FILE", type=topology_arg,
                    help="compare the policies on the emulation of FILE (root) instead of the "
                         "flow-level scenarios")
+    g.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
     g.add_argument("--flows", type=int, default=0, metavar="N",
                    help="elephant flows (default: the site pair's wavelengths + 2)")
     g.add_argument("--megabytes", type=float, default=0.0, metavar="MB",
@@ -102,7 +106,7 @@ def run(args) -> int:
                   "bytes_per_flow": size, "policies": {}}
         for policy in POLICIES:
             _say(f"policy {policy}: starting controller and emulation")
-            with Lab(fabric, topology, say=lambda m: None,
+            with Lab(fabric, topology, say=lambda m: None, datapath=args.datapath,
                      controller_args=["--policy", policy,
                                       "--max-stretch", str(args.max_stretch)]) as lab:
                 if "optimum" not in report:

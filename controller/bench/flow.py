@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
 from ..fabric import FabricError, load_fabric
+from ..resources import topology_path
 from ..te.placement import POLICIES
 from ..te.scenarios import (ScenarioResult, evaluate, large_fabric, placement_timing,
                             standard_scenarios)
 
-TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 REPOSITORY_FABRICS = ("two-dc", "four-dc-ring")
 
 
@@ -45,7 +44,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     try:
-        fabrics = {name: load_fabric(TOPOLOGIES / f"{name}.yaml") for name in REPOSITORY_FABRICS}
+        fabrics = {name: load_fabric(topology_path(name)) for name in REPOSITORY_FABRICS}
     except FabricError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ import signal
 import sys
 
 from .. import __version__
-from . import bench, check, clean, client, controller, demo
+from . import bench, check, clean, client, controller, demo, fault, lab
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,10 +16,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dcilab",
         description="SDN controller and Mininet emulation for multi-datacenter AI training "
                     "fabrics joined by optical DCI links.",
-        epilog="Start with `dcilab check topologies/two-dc.yaml`, then `dcilab demo` (as root).")
+        epilog="Start with `dcilab check two-dc`, then `dcilab demo` or `dcilab lab` (as root).")
     parser.add_argument("--version", action="version", version=f"dcilab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (check, demo, controller, client, bench, clean):
+    for module in (check, demo, lab, controller, client, bench, clean, fault):
         module.register(sub)
     return parser
 

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from ..emulation.topo import rate_problems
 from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import GATEWAY, LEAF, SPINE
 from ..te.paths import PathEngine
 from ..te.protection import detours
+from ..resources import bundled_topologies, topology_arg
 
 
 def register(sub) -> None:
     p = sub.add_parser("check", help="validate a fabric file and print its summary",
                        description="Validate a fabric file. Exit status 0 if it is usable, "
                                    "2 if not; every problem is named with its field path.")
-    p.add_argument("file", help="fabric file (YAML)")
+    p.add_argument("file", type=topology_arg,
+                   help="fabric file (YAML), or the name of one shipped with dcilab "
+                        f"({', '.join(bundled_topologies())})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
 
@@ -100,6 +104,9 @@ def run(args) -> int:
                               "errors": [i.to_dict() for i in exc.issues]}, indent=2))
         else:
             print(str(exc), file=sys.stderr)
+            if not Path(args.file).exists():
+                print(f"fabrics shipped with dcilab: {', '.join(bundled_topologies())}",
+                      file=sys.stderr)
         return 2
     s = summary(fabric)
     if args.json:

@@ -17,10 +17,11 @@ from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict
                           state_name)
 from ..api.server import ServerError, read_token_file
 from ..api.v1 import path_pb2 as ppb
-from ..te.reservations import Protection
+from ..fabric.model import LinkKind
+from ..te.reservations import Protection, State
 
-STATES = ("pending", "active", "degraded", "released", "expired")
-KINDS = ("host", "fabric", "dci")
+STATES = tuple(state.value.lower() for state in State)
+KINDS = tuple(LinkKind)
 
 
 class _UsageError(Exception):

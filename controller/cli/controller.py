@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 
 from ..fabric import FabricError, load_fabric
+from ..resources import topology_arg
+from ..te.placement import Policy
 
 log = logging.getLogger("dcilab.controller")
 
@@ -52,7 +54,8 @@ def register(sub) -> None:
                                    "programs latency-shortest forwarding, admits path "
                                    "reservations over gRPC and exports Prometheus metrics. It "
                                    "serves with no switch connected.")
-    p.add_argument("--topology", required=True, metavar="FILE", help="fabric file (YAML)")
+    p.add_argument("--topology", required=True, metavar="FILE", type=topology_arg,
+                   help="fabric file (YAML), or the name of one shipped with dcilab (two-dc)")
     p.add_argument("--openflow", type=host_port, default=("127.0.0.1", 6653),
                    metavar="HOST:PORT", help="OpenFlow listen address (default 127.0.0.1:6653)")
     p.add_argument("--grpc", type=host_port, default=("127.0.0.1", 50051), metavar="HOST:PORT",
@@ -66,6 +69,10 @@ def register(sub) -> None:
     p.add_argument("--poll-interval", type=float, default=1.0, metavar="S",
                    help="seconds between port statistics polls (default 1)")
     add_steering_arguments(p)
+    p.add_argument("--no-protection", action="store_true",
+                   help="install no protection in the switches (no watched buckets, no "
+                        "fast-failover detours): only the controller reacts to a failure. The "
+                        "baseline `dcilab bench --faults` compares with")
     p.add_argument("--tls-cert", type=Path, help="serve gRPC over TLS with this certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     p.add_argument("--tls-client-ca", type=Path,
@@ -80,6 +87,10 @@ def register(sub) -> None:
                         "Python runs one thread at a time, and handing that turn between "
                         "cores costs more than the work: on one core of two the API serves "
                         "far more calls (see `dcilab bench --api`)")
+    p.add_argument("--gnmi", type=host_port, default=None, metavar="HOST:PORT",
+                   help="subscribe to the transceivers' gNMI server there (the emulation's, "
+                        "or a device's) and export their GSNR, pre-FEC BER and mode changes "
+                        "as metrics; reconnects until it answers")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"], help="default info")
     p.set_defaults(run=run)
@@ -87,7 +98,7 @@ def register(sub) -> None:
 
 def add_steering_arguments(p) -> None:
     """The elephant steering options (shared with `dcilab demo`)."""
-    p.add_argument("--policy", choices=["ecmp", "shortest", "loadaware"], default="loadaware",
+    p.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.LOADAWARE.value,
                    help="where elephant flows go: ecmp (static 5-tuple hash over equal-cost "
                         "paths and wavelengths), shortest (one path, one wavelength per site "
                         "pair), loadaware (each elephant pinned where utilization is lowest; "
@@ -179,11 +190,18 @@ def run(args) -> int:
     metrics = Metrics()
     core = FabricController(fabric, args.reservable_fraction, policy=args.policy,
                             elephant_fraction=args.elephant_fraction,
-                            elephant_polls=args.elephant_polls, max_stretch=args.max_stretch)
+                            elephant_polls=args.elephant_polls, max_stretch=args.max_stretch,
+                            protection=not args.no_protection)
     service = ControllerService(core, store=store, observer=metrics)
     log.info("fabric %s: %d switches, %d hosts, %d wavelengths; policy %s; reservations in %s",
              fabric.name, len(fabric.switches), len(fabric.hosts),
              sum(1 for _ in fabric.wavelengths()), args.policy, state_path)
+    if args.gnmi:
+        from ..gnmi import TransceiverClient
+        from ..metrics.optical import OpticalCollector
+        optical = TransceiverClient(f"{args.gnmi[0]}:{args.gnmi[1]}").start()
+        metrics.registry.register(OpticalCollector(optical, fabric))
+        log.info("gNMI: subscribing to transceivers at %s:%d", *args.gnmi)
     start_metrics_server(service, *args.metrics, registry=metrics.registry)
     server, grpc_port = create_server(service, f"{args.grpc[0]}:{args.grpc[1]}", tls=tls,
                                       token=token, max_workers=args.grpc_workers)

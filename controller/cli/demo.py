@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..emulation.datapath import AUTO, DATAPATHS
+from ..emulation.datapath import HELP as DATAPATH_HELP
 from ..emulation.network import EmulationError
 from ..emulation.ovs import OvsError
 from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concurrent, ping_all
@@ -24,11 +26,11 @@ from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab
 from ..metrics.prometheus_server import PrometheusError, start_prometheus, stop_prometheus
+from ..resources import DEFAULT_TOPOLOGY, topology_arg
 from .controller import add_steering_arguments, steering_options
 from ..te.attribution import MeasuredFlow, attribute
 from ..te.paths import PathEngine
 
-DEFAULT_TOPOLOGY = Path(__file__).resolve().parents[2] / "topologies" / "two-dc.yaml"
 
 
 def register(sub) -> None:
@@ -38,8 +40,9 @@ def register(sub) -> None:
                                    "between one host pair of every site pair; print the table; "
                                    "stop everything. Needs root. Exit status 0 only with 0%% "
                                    "ping loss.")
-    p.add_argument("file", nargs="?", default=str(DEFAULT_TOPOLOGY),
-                   help="fabric file (default topologies/two-dc.yaml)")
+    p.add_argument("file", nargs="?", default=DEFAULT_TOPOLOGY, type=topology_arg,
+                   help=f"fabric file, or the name of one shipped with dcilab "
+                        f"(default {DEFAULT_TOPOLOGY})")
     p.add_argument("--duration", type=float, default=5.0, metavar="S",
                    help="seconds of iperf3 traffic (default 5)")
     p.add_argument("--verbose", action="store_true", help="echo the controller's log")
@@ -50,6 +53,13 @@ def register(sub) -> None:
     p.add_argument("--hold", type=float, default=0.0, metavar="S",
                    help="keep everything running S seconds after the table, to look at the "
                         "metrics, Prometheus or the gRPC API (Ctrl-C ends it early)")
+    p.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
+    p.add_argument("--gnmi", action="store_true",
+                   help="serve the gateways' ZR transceivers over gNMI (address printed) and "
+                        "have the controller subscribe to them")
+    p.add_argument("--reconfiguration-s", type=float, default=None, metavar="S",
+                   help="with --gnmi: seconds a transceiver is dark while it changes mode "
+                        "(default 68, an assumption: see emulation/optical_state.py)")
     add_steering_arguments(p)
     p.set_defaults(run=run)
 
@@ -79,14 +89,20 @@ def run(args) -> int:
     except FabricError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    if args.reconfiguration_s is not None and not args.reconfiguration_s >= 0:
+        print("dcilab demo: --reconfiguration-s must be >= 0", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
     started = time.monotonic()
     try:
         with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,
-                 controller_args=steering_options(args)) as lab:
+                 controller_args=steering_options(args), datapath=args.datapath,
+                 gnmi=args.gnmi, reconfiguration_s=args.reconfiguration_s) as lab:
             say(f"controller: policy {args.policy}; gRPC API on {lab.controller.grpc_address} "
                 f"(try `dcilab links --server {lab.controller.grpc_address}`); "
-                f"metrics on {lab.controller.metrics_url}")
+                f"metrics on {lab.controller.metrics_url}"
+                + (f"; transceivers' gNMI on {lab.gnmi} (try `pygnmicli -t {lab.gnmi} -i -u x "
+                   f"-p x -o get -x /terminal-device`)" if lab.gnmi else ""))
             with _prometheus(lab, args.prometheus):
                 code = _exercise(lab, fabric, args.duration)
                 if args.hold > 0:

@@ -168,8 +168,8 @@ class Steering:
         """The pins a (re)connecting switch must get back."""
         msgs: list = []
         for pin in self.pinned.values():
-            msgs += elephant_rules.pin(self.fabric, pin.record.key, [h for h in pin.hops if h[0] == switch]
-                                       ).get(switch, [])
+            here = [h for h in pin.hops if h[0] == switch]
+            msgs += elephant_rules.pin(self.fabric, pin.record.key, here).get(switch, [])
         return msgs
 
     def _demands(self) -> dict[FlowKey, float]:

@@ -1,17 +1,21 @@
-"""Start and stop the emulated fabric on Open vSwitch (userspace datapath) with Mininet."""
+"""Start and stop the emulated fabric on Open vSwitch (kernel or userspace datapath) with Mininet."""
 
 from __future__ import annotations
 
 import os
+import time
 from functools import partial
 
-from .shaping import ShapedLink
+from .shaping import ShapedLink, shorten_wavelength_queues
 from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
 
 from ..fabric import Fabric
-from .cleanup import Manifest, clean, pid_alive
+from . import bfd
+from .cleanup import Manifest, clean, forget_faults, pid_alive
+from .datapath import AUTO, DatapathError, choose_datapath, kernel_module_loaded, needs_tx_offload_off
+from .fibre import create_namespace, delete_namespace, fibre_plan, namespaces
 from .netem import netem_available
 from .ovs import ensure_ovs
 from .topo import FabricTopo, rate_problems
@@ -28,12 +32,23 @@ class Emulation:
     """
 
     def __init__(self, fabric: Fabric, controller: tuple[str, int] = ("127.0.0.1", 6653),
-                 say=print):
+                 say=print, datapath: str = AUTO, gnmi: str | None = None,
+                 reconfiguration_s: float | None = None, fabric_path: str | None = None,
+                 fibre: bool = True, bfd_ms: int | None = bfd.DEFAULT_INTERVAL_MS):
         self.fabric = fabric
+        self.requested_datapath = datapath
+        self.datapath: str | None = None       # kernel or user, once started
+        self.fibre = fibre      # wavelengths through fibre namespaces (False: plain veth pairs)
+        self.bfd_ms = bfd_ms    # BFD on the DCI ports (gray failures), None: off
         self.controller = controller
         self.say = say
         self.net: Mininet | None = None
-        self.manifest = Manifest(os.getpid(), fabric.name)
+        # HOST:PORT to serve the transceivers over gNMI (optical state, transceivers.py)
+        self.gnmi = gnmi
+        self.reconfiguration_s = reconfiguration_s
+        self.transceivers = None
+        self.manifest = Manifest(os.getpid(), fabric.name,
+                                 fabric_path=os.path.abspath(fabric_path) if fabric_path else None)
         self.delay_emulated = False
 
     def __enter__(self) -> "Emulation":
@@ -57,6 +72,10 @@ class Emulation:
         if problems:
             raise EmulationError("cannot emulate fabric %r:\n  %s" % (
                 self.fabric.name, "\n  ".join(sorted(set(problems))[:5])))
+        try:
+            self.datapath = choose_datapath(self.requested_datapath, kernel_module_loaded())
+        except DatapathError as exc:
+            raise EmulationError(str(exc)) from None
         ensure_ovs(self.say)
         earlier = Manifest.load()
         if earlier and earlier.owner_pid != os.getpid() and pid_alive(earlier.owner_pid):
@@ -64,19 +83,28 @@ class Emulation:
                 f"another dcilab emulation (pid {earlier.owner_pid}, fabric {earlier.fabric!r}) "
                 "is running; stop it first, or run `dcilab clean` if it is stuck")
         clean(say=lambda m: self.say(f"leftovers of an earlier run: {m}"))
+        self.manifest.started = time.time()
         self.manifest.save()
+        # One fibre namespace per line system; recorded before anything goes in it.
+        self.manifest.fibres = namespaces(fibre_plan(self.fabric)) if self.fibre else []
+        self.manifest.save()
+        for namespace in self.manifest.fibres:
+            create_namespace(namespace)
 
         self.delay_emulated = netem_available()
         if not self.delay_emulated:
             self.say("note: this kernel has no tc netem, so modeled DCI latency is used for "
                      "path costs but not added as delay on the links")
         setLogLevel("warning")
-        switch = partial(OVSSwitch, datapath="user", failMode="secure", protocols="OpenFlow13")
+        switch = partial(OVSSwitch, datapath=self.datapath, failMode="secure",
+                         protocols="OpenFlow13")
         n_sw, n_links = len(self.fabric.switches), len(self.fabric.links)
         self.say(f"building emulation of {self.fabric.name}: {n_sw} switches, "
                  f"{len(self.fabric.hosts)} hosts, {n_links} links "
-                 f"({sum(1 for _ in self.fabric.wavelengths())} wavelengths)")
-        self.net = Mininet(topo=FabricTopo(self.fabric, delay=self.delay_emulated),
+                 f"({sum(1 for _ in self.fabric.wavelengths())} wavelengths), "
+                 f"{self.datapath} datapath")
+        topo = FabricTopo(self.fabric, delay=self.delay_emulated, fibre=self.fibre)
+        self.net = Mininet(topo=topo,
                            switch=switch, link=ShapedLink, controller=None, autoSetMacs=False,
                            build=False, waitConnected=False)
         self.net.addController(RemoteController("c0", ip=self.controller[0],
@@ -86,19 +114,56 @@ class Emulation:
             self.manifest.processes[host.pid] = f"mininet:{host.name}"
         self.manifest.save()
         self.net.start()
-        # Userspace OVS drops TCP segments with offloaded checksums; ping works without this.
-        for host in self.net.hosts:
-            host.cmd(f"ethtool -K {host.defaultIntf()} tx off")
+        if needs_tx_offload_off(self.datapath):
+            for host in self.net.hosts:
+                host.cmd(f"ethtool -K {host.defaultIntf()} tx off")
+        shorten_wavelength_queues(self.fabric)
+        if self.bfd_ms and any(True for _ in self.fabric.wavelengths()):
+            bfd.enable(self.fabric, self.bfd_ms)
+            down = bfd.wait_up(self.fabric)
+            if down:
+                self.say(f"note: BFD is not up on {', '.join(down)}")
+        if self.gnmi:
+            self._start_transceivers()
+
+    def _start_transceivers(self) -> None:
+        from .transceivers import TransceiverAgent
+        options = {} if self.reconfiguration_s is None else {
+            "reconfiguration_s": self.reconfiguration_s}
+        self.transceivers = TransceiverAgent(self.fabric, self.gnmi, **options).start()
+        self.manifest.services["gnmi"] = self.transceivers.gnmi_address
+        self.manifest.save()
+        self.say(f"transceivers: gNMI on {self.transceivers.gnmi_address}")
 
     def host(self, name: str):
         """The Mininet host of a fabric host name (e.g. dc1-h1)."""
         return self.net.get(self.fabric.hosts[name].node)
 
     def stop(self) -> None:
-        if self.net is not None:
-            self.say("stopping emulation")
-            try:
-                self.net.stop()
-            finally:
-                self.net = None
-        clean(say=lambda m: self.say(f"cleanup: {m}"))
+        if self.transceivers is not None:
+            self.transceivers.stop()
+            self.transceivers = None
+        forget_faults()     # a flapping link must not toggle what is being removed
+        try:
+            if self.net is not None:
+                self.say("stopping emulation")
+                self._interrupt_commands()
+                try:
+                    self.net.stop()
+                finally:
+                    self.net = None
+        finally:
+            for namespace in self.manifest.fibres:
+                delete_namespace(namespace)
+            clean(say=lambda m: self.say(f"cleanup: {m}"))
+
+    def _interrupt_commands(self, grace_s: float = 5.0) -> None:
+        """Stop a host command cut short (Ctrl-C or SIGTERM in the lab's CLI): Mininet
+        cannot run another command on that host, so it could not stop, until it ends."""
+        for host in self.net.hosts:
+            if host.waiting:
+                host.sendInt()
+                deadline = time.monotonic() + grace_s
+                while host.waiting and time.monotonic() < deadline:
+                    host.monitor(timeoutms=200)
+                host.waiting = False

@@ -1,4 +1,4 @@
-"""Open vSwitch: make sure it runs (userspace datapath; there is no kernel module here)."""
+"""Open vSwitch: make sure it runs (bridges choose their datapath, see datapath.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def ensure_ovs(say=print) -> None:
     if not shutil.which("ovs-vsctl"):
         raise OvsError("Open vSwitch is not installed: run `make setup` (or apt-get install "
                        "openvswitch-switch)")
-    say("starting Open vSwitch (userspace datapath)")
+    say("starting Open vSwitch")
     # ovs-ctl warns that it cannot raise the file limit in a container; that is harmless.
     done = subprocess.run([OVS_CTL, "start", "--system-id=random"], capture_output=True,
                           text=True)

@@ -21,13 +21,21 @@ file order (the n-th end lands on gateway ((n-1) mod gateways) + 1) unless `a_ga
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Iterator
 
 from ..optics import DEFAULT_CATALOG, Channel, LineSystem, LinkPlan, OpticsError, plan_link
 from .errors import FabricIssue
 from .schema import DciLinkSpec, FabricSpec, SiteSpec
 
-SPINE, LEAF, GATEWAY = "spine", "leaf", "gateway"
+class Role(StrEnum):
+    """A switch's role; the one definition (the API, metrics and CLI use these values)."""
+    SPINE = "spine"
+    LEAF = "leaf"
+    GATEWAY = "gateway"
+
+
+SPINE, LEAF, GATEWAY = Role.SPINE, Role.LEAF, Role.GATEWAY
 _ROLE_CODE = {SPINE: 1, LEAF: 2, GATEWAY: 3}
 _ROLE_SHORT = {SPINE: "sp", LEAF: "lf", GATEWAY: "gw"}
 _ROLE_LABEL = {SPINE: "spine", LEAF: "leaf", GATEWAY: "gw"}
@@ -37,7 +45,14 @@ NAME_PREFIX = "dl"  # every bridge, interface and host node the emulation create
 # for every hop, so among equal-latency DCI paths the one with fewer hops wins.
 INTRA_SITE_LATENCY_MS = 0.001
 
-HOST, FABRIC, DCI = "host", "fabric", "dci"
+class LinkKind(StrEnum):
+    """A link's kind: host-leaf, inside a site, or a DCI wavelength; the one definition."""
+    HOST = "host"
+    FABRIC = "fabric"
+    DCI = "dci"
+
+
+HOST, FABRIC, DCI = LinkKind.HOST, LinkKind.FABRIC, LinkKind.DCI
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ Wiring (controller/cli):
 
 from .collector import RESERVATION_STATES, FabricCollector
 from .events import LATENCY_BUCKETS, PLACEMENT_POLICIES, REQUEST_RESULTS, Metrics
-from .http import DEFAULT_METRICS_ADDRESS, start_metrics_server, stop_metrics_server
+from .http import start_metrics_server, stop_metrics_server
 
 __all__ = [
-    "DEFAULT_METRICS_ADDRESS", "FabricCollector", "LATENCY_BUCKETS", "Metrics",
+    "FabricCollector", "LATENCY_BUCKETS", "Metrics",
     "PLACEMENT_POLICIES", "REQUEST_RESULTS", "RESERVATION_STATES", "start_metrics_server",
     "stop_metrics_server",
 ]

@@ -32,9 +32,10 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     InfoMetricFamily)
 from prometheus_client.registry import Collector
 
-from ..te.reservations import Protection
+from ..te.reservations import Protection, State
+from . import names
 
-RESERVATION_STATES = ("PENDING", "ACTIVE", "RELEASED", "EXPIRED")
+RESERVATION_STATES = tuple(state.value for state in State)
 LINK_LABELS = ("link", "wavelength", "site_a", "site_b", "direction", "kind")
 WAVELENGTH_LABELS = ("link", "wavelength", "site_a", "site_b")
 
@@ -45,7 +46,7 @@ class ServiceView(Protocol):
     fabric: object
 
     def link_loads(self) -> list: ...
-    def list(self, state=None) -> list: ...
+    def reservation_counts(self) -> dict: ...
     def switch_status(self) -> dict[str, bool]: ...
     def elephant_count(self) -> int: ...
     def protection_counts(self) -> dict: ...
@@ -78,27 +79,27 @@ class FabricCollector(Collector):
 
     def _link_families(self) -> Iterable:
         capacity = GaugeMetricFamily(
-            "dcilab_link_capacity_bps",
+            names.LINK_CAPACITY_BPS,
             "Real (unscaled) capacity of one direction of a link, bits per second.",
             labels=LINK_LABELS)
         tx = CounterMetricFamily(
-            "dcilab_link_transmit_bytes",
+            names.LINK_TRANSMIT_BYTES,
             "Bytes sent into the link by its sending end, real units (emulated / scale).",
             labels=LINK_LABELS)
         rx = CounterMetricFamily(
-            "dcilab_link_receive_bytes",
+            names.LINK_RECEIVE_BYTES,
             "Bytes received from the link at its receiving end, real units (emulated / scale).",
             labels=LINK_LABELS)
         util = GaugeMetricFamily(
-            "dcilab_link_utilization_ratio",
+            names.LINK_UTILIZATION,
             "Measured rate over real capacity, 0..1, over the controller's last poll interval.",
             labels=LINK_LABELS)
         reserved = GaugeMetricFamily(
-            "dcilab_link_reserved_bps",
+            names.LINK_RESERVED_BPS,
             "Bandwidth held by live reservations on this direction, bits per second.",
             labels=LINK_LABELS)
         up = GaugeMetricFamily(
-            "dcilab_link_up", "1 when both ends of the link are connected and their ports up.",
+            names.LINK_UP, "1 when both ends of the link are connected and their ports up.",
             labels=LINK_LABELS)
         for load in self.service.link_loads():
             labels = self._link_labels(load)
@@ -116,25 +117,25 @@ class FabricCollector(Collector):
 
     def _wavelength_families(self) -> Iterable:
         osnr = GaugeMetricFamily(
-            "dcilab_wavelength_osnr_db",
+            names.WAVELENGTH_OSNR_DB,
             "Modeled OSNR of the wavelength: ASE and transmitter noise, no NLI (GNPy), dB (0.1 nm).",
             labels=WAVELENGTH_LABELS)
         gsnr = GaugeMetricFamily(
-            "dcilab_wavelength_gsnr_db",
+            names.WAVELENGTH_GSNR_DB,
             "Modeled GSNR of the wavelength: ASE, NLI and transmitter noise (GNPy), dB (0.1 nm).",
             labels=WAVELENGTH_LABELS)
         required = GaugeMetricFamily(
-            "dcilab_wavelength_required_osnr_db",
+            names.WAVELENGTH_REQUIRED_OSNR_DB,
             "OSNR its operating mode requires, dB (0.1 nm).", labels=WAVELENGTH_LABELS)
         margin = GaugeMetricFamily(
-            "dcilab_wavelength_margin_db",
+            names.WAVELENGTH_MARGIN_DB,
             "GSNR above the mode's required OSNR, dB.", labels=WAVELENGTH_LABELS)
         freq = GaugeMetricFamily(
-            "dcilab_wavelength_frequency_hz",
+            names.WAVELENGTH_FREQUENCY_HZ,
             "Centre frequency of the wavelength on the ITU-T G.694.1 grid, hertz.",
             labels=WAVELENGTH_LABELS)
         mode = InfoMetricFamily(
-            "dcilab_wavelength_mode", "Transceiver module and operating mode of the wavelength.",
+            names.WAVELENGTH_MODE, "Transceiver module and operating mode of the wavelength.",
             labels=("link", "wavelength", "module", "mode", "rate_gbps"))
         for link in self._links.values():
             ch = link.channel
@@ -154,7 +155,7 @@ class FabricCollector(Collector):
 
     def _state_families(self) -> Iterable:
         reservations = GaugeMetricFamily(
-            "dcilab_reservations", "Reservations the controller holds, by state.",
+            names.RESERVATIONS, "Reservations the controller holds, by state.",
             labels=("state",))
         counts = dict.fromkeys(RESERVATION_STATES, 0)
         for state, n in self.service.reservation_counts().items():
@@ -164,16 +165,16 @@ class FabricCollector(Collector):
         # Live ones by protection class: three series, apart from the per-state history
         # (the store counts ended reservations by state only).
         protection = GaugeMetricFamily(
-            "dcilab_reservations_live", "Live reservations (pending, active, degraded) "
+            names.RESERVATIONS_LIVE, "Live reservations (pending, active, degraded) "
             "by protection class.", labels=("protection",))
         live = self.service.protection_counts()
         for cls in Protection:
             protection.add_metric([cls.value], live.get(cls, 0))
         elephants = GaugeMetricFamily(
-            "dcilab_elephant_flows", "Flows currently classified as elephants.")
+            names.ELEPHANT_FLOWS, "Flows currently classified as elephants.")
         elephants.add_metric([], self.service.elephant_count())
         connected = GaugeMetricFamily(
-            "dcilab_switch_connected",
+            names.SWITCH_CONNECTED,
             "1 when the switch of the fabric file is connected over OpenFlow.",
             labels=("switch",))
         status = dict.fromkeys(self.service.fabric.switches, False)
@@ -181,7 +182,7 @@ class FabricCollector(Collector):
         for switch, ok in status.items():
             connected.add_metric([switch], 1.0 if ok else 0.0)
         scale = GaugeMetricFamily(
-            "dcilab_emulation_scale",
+            names.EMULATION_SCALE,
             "Emulated bit rate over real bit rate (the fabric file's `scale`).")
         scale.add_metric([], self.service.fabric.scale)
         return reservations, protection, elephants, connected, scale

@@ -11,10 +11,13 @@ import logging
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from ..te.placement import Policy
+from . import names
+
 log = logging.getLogger("dcilab.metrics")
 
 REQUEST_RESULTS = ("admitted", "refused", "invalid", "not_found", "unauthenticated")
-PLACEMENT_POLICIES = ("ecmp", "shortest", "loadaware")
+PLACEMENT_POLICIES = tuple(Policy)
 FAILURE_EVENTS = ("link_down", "link_up", "switch_down")
 
 # Admission and path computation take about a millisecond; a slow one tens of ms.
@@ -34,30 +37,30 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         self.requests_total = Counter(
-            "dcilab_reservation_requests", "Reservation requests, by outcome.",
+            names.RESERVATION_REQUESTS, "Reservation requests, by outcome.",
             labelnames=("result",), registry=r)
         self.reserve_duration = Histogram(
-            "dcilab_reserve_duration_seconds",
+            names.RESERVE_DURATION,
             "Time to answer a reservation request, seconds.", buckets=LATENCY_BUCKETS,
             registry=r)
         self.placements_total = Counter(
-            "dcilab_flow_placements", "Elephant flows placed, by steering policy.",
+            names.FLOW_PLACEMENTS, "Elephant flows placed, by steering policy.",
             labelnames=("policy",), registry=r)
         self.path_compute_duration = Histogram(
-            "dcilab_path_compute_duration_seconds",
+            names.PATH_COMPUTE_DURATION,
             "Time to compute a path or a placement, seconds.", buckets=LATENCY_BUCKETS,
             registry=r)
         self.openflow_sent_total = Counter(
-            "dcilab_openflow_messages_sent", "OpenFlow messages sent to switches.", registry=r)
+            names.OPENFLOW_SENT, "OpenFlow messages sent to switches.", registry=r)
         self.openflow_errors_total = Counter(
-            "dcilab_openflow_errors", "OpenFlow error messages received from switches.",
+            names.OPENFLOW_ERRORS, "OpenFlow error messages received from switches.",
             registry=r)
         self.failures_total = Counter(
-            "dcilab_failure_events", "Failures and recoveries the controller acted on, by "
+            names.FAILURE_EVENTS, "Failures and recoveries the controller acted on, by "
             "kind (a link is a wavelength or an intra-site link; not labelled by name, so "
             "the series stay few).", labelnames=("kind",), registry=r)
         self.restoration_duration = Histogram(
-            "dcilab_restoration_duration_seconds",
+            names.RESTORATION_DURATION,
             "Time for the controller to compute and send what a failure or recovery "
             "changes (routes, groups, moved reservations and elephants), seconds. The "
             "switches' fast-failover groups act before this, without the controller.",

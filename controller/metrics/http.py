@@ -11,8 +11,6 @@ from .collector import FabricCollector
 
 log = logging.getLogger("dcilab.metrics")
 
-DEFAULT_METRICS_ADDRESS = ("127.0.0.1", 9108)
-
 
 def start_metrics_server(service, host: str = "127.0.0.1", port: int = 9108,
                          registry: CollectorRegistry | None = None,

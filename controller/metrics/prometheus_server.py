@@ -2,7 +2,7 @@
 
 Runs the Debian `prometheus` binary (2.42) as our child, with its data in `workdir`, a
 1 s scrape interval and the alerting and recording rules of deploy/prometheus/rules.yml
-when the source tree is at hand. Stopped by PID, never by name.
+(shipped in the package). Stopped by PID, never by name.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from pathlib import Path
 
 import yaml
 
-JOB = "dcilab-controller"          # the job name the shipped config and dashboards use
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
-RULES = DEPLOY_DIR / "rules.yml"
+from ..resources import deploy_dir
+from .names import JOB          # the job name the shipped config and dashboards use
 
 
 class PrometheusError(RuntimeError):
@@ -49,7 +48,7 @@ def start_prometheus(targets: list[str], workdir: Path, port: int = 0,
                      scrape_interval: str = "1s", ready_timeout_s: float = 30.0):
     """Start Prometheus scraping `targets`; return (proc, url) once it answers /-/ready.
 
-    `workdir` receives prometheus.yml, rules.yml (when found), data/ and prometheus.log.
+    `workdir` receives prometheus.yml, rules.yml, data/ and prometheus.log.
     `port` 0 picks a free port. The caller stops it with `stop_prometheus(proc)`.
     """
     binary = shutil.which("prometheus")
@@ -57,10 +56,8 @@ def start_prometheus(targets: list[str], workdir: Path, port: int = 0,
         raise PrometheusError("prometheus is not installed: apt-get install -y prometheus")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    rule_files = []
-    if RULES.exists():
-        shutil.copy(RULES, workdir / "rules.yml")
-        rule_files = ["rules.yml"]
+    shutil.copy(deploy_dir() / "prometheus" / "rules.yml", workdir / "rules.yml")
+    rule_files = ["rules.yml"]
     config = workdir / "prometheus.yml"
     config.write_text(yaml.safe_dump(local_config(targets, scrape_interval, rule_files),
                                      sort_keys=False))

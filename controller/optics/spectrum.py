@@ -82,7 +82,7 @@ def _bands(band: str) -> tuple[Band, ...]:
 
 
 def slots_that_fit(width_ghz: float, band: str = "C") -> int:
-    """How many slots of `width_ghz` fit side by side in `band`."""
+    """How many slots of `width_ghz` fit side by side in `band` (a full load, for QoT)."""
     width = width_mhz(width_ghz)
     return sum(part.width_mhz // width for part in _bands(band))
 

@@ -183,8 +183,8 @@ class ReservationStore:
 
     def count_ended(self) -> dict[State, int]:
         with self._lock:
-            rows = self._db.execute(f"SELECT state, COUNT(*) FROM reservations WHERE state IN "
-                                    f"(?, ?) GROUP BY state", _ENDED).fetchall()
+            rows = self._db.execute("SELECT state, COUNT(*) FROM reservations WHERE state IN "
+                                    "(?, ?) GROUP BY state", _ENDED).fetchall()
         return {State(state): n for state, n in rows}
 
     def max_meter_id(self) -> int:

@@ -41,6 +41,7 @@ import math
 import zlib
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from itertools import islice, product
 
 import networkx as nx
@@ -51,8 +52,14 @@ from .paths import PathEngine, latency_ns
 DirectedLink = tuple[str, str]      # (link name, sending switch or host)
 Path = tuple[DirectedLink, ...]     # directed wavelengths crossed, one per DCI hop
 
-POLICIES = ("ecmp", "shortest", "loadaware")
-DEFAULT_POLICY = "loadaware"
+class Policy(StrEnum):
+    """Where elephants go (see README, Elephant steering); the one definition."""
+    ECMP = "ecmp"
+    SHORTEST = "shortest"
+    LOADAWARE = "loadaware"
+
+
+POLICIES = tuple(Policy)
 ROCE_V2_PORT = 4791
 UDP = 17
 
@@ -106,10 +113,6 @@ class Route:
             out.append(hop.wavelengths[k])
         return tuple(reversed(out))
 
-    def contains(self, path: Path) -> bool:
-        return len(path) == len(self.hops) and all(
-            w in hop.wavelengths for w, hop in zip(path, self.hops))
-
 
 @dataclass(frozen=True)
 class _LineSystem:
@@ -155,7 +158,7 @@ class Candidates:
         self._version = self.engine.version
         self._line_systems = {}
         for name, ls in self._all_line_systems.items():
-            live = tuple(w for w in ls.wavelengths if self.engine.usable(w))
+            live = tuple(w for w in ls.wavelengths if self.engine.in_service(w))
             if live:
                 self._line_systems[name] = _LineSystem(ls.name, ls.sites, ls.gateways, live,
                                                        ls.latency_ns)
@@ -270,12 +273,6 @@ def add_load(load: MutableMapping[DirectedLink, float], path: Path, bps: float) 
     """Add (or, with a negative `bps`, remove) a flow's demand along its path."""
     for link in path:
         load[link] = load.get(link, 0.0) + bps
-
-
-def path_utilization(path: Path, load: Mapping[DirectedLink, float],
-                     capacity: Mapping[DirectedLink, float]) -> float:
-    """The highest utilization along `path` (0 for an empty path)."""
-    return max((load.get(l, 0.0) / capacity[l] for l in path), default=0.0)
 
 
 def max_utilization(load: Mapping[DirectedLink, float],

@@ -51,7 +51,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from ..fabric import Fabric
-from ..fabric.model import HOST, LEAF, Link
+from ..fabric.model import HOST, Link
 from .load import Direction
 from .paths import PathEngine
 from .protection import shared_risk

@@ -15,7 +15,7 @@ from dcilab.core.reservation_rules import PROTECT_GROUP_BASE
 from dcilab.fabric import load_fabric
 from dcilab.lab import Lab
 
-from test_failures import (PPS, TRIANGLE, ping_stream, received, set_line_system, wait_for,
+from test_failures import (TRIANGLE, ping_stream, received, set_line_system, wait_for,
                            wavelengths)
 
 

@@ -65,21 +65,24 @@ def test_two_elephants_ecmp_hashes_together_end_up_apart_under_loadaware(tmp_pat
             ports = [(42000 + 3 * attempt + k, 5301 + 3 * attempt + k) for k in range(3)]
             moved, seconds, results = run_measuring(lab, fabric, ports, 3, (1.0, 2.5))
             rates = {w: b * 8 / 1e6 / seconds for w, b in moved.items()}
-            if sum(r > 0.3 * wave_mbps for r in rates.values()) == 2:
+            # (relative to the total, so a busy machine slowing every flow alike is fine)
+            if sum(r > 0.2 * sum(rates.values()) for r in rates.values()) == 2:
                 slowest = sorted(results, key=lambda r: r.bits_per_second)[:2]
                 pair = [(r.src_port, r.dst_port) for r in slowest]
                 break
         assert pair, "no two of 36 flows shared a wavelength under ecmp"
         moved, seconds, _ = run_measuring(lab, fabric, pair, 5, (1.5, 4.5))
         rates = {w: b * 8 / 1e6 / seconds for w, b in moved.items()}
-        busy = [w for w, r in rates.items() if r > 0.3 * wave_mbps]
+        busy = [w for w, r in rates.items() if r > 0.3 * sum(rates.values())]
         assert len(busy) == 1, rates            # the two alone: still on one wavelength
         assert rates[busy[0]] < 1.05 * wave_mbps
+        shared_mbps = sum(rates.values())       # what the pair gets sharing, in this run
 
     with Lab(fabric, topology, say=quiet, controller_args=["--policy", "loadaware"]) as lab:
         # The controller sees elephants after two 1 s polls; measure once they are pinned.
         moved, seconds, _ = run_measuring(lab, fabric, pair, 9, (4.5, 8.5))
         rates = {w: b * 8 / 1e6 / seconds for w, b in moved.items()}
-        busy = {w for w, mbps in rates.items() if mbps > 0.5 * wave_mbps}
-        assert len(busy) == 2, rates            # one wavelength each, each nearly full
-        assert sum(rates.values()) > 1.6 * wave_mbps, rates
+        busy = {w for w, mbps in rates.items() if mbps > 0.3 * sum(rates.values())}
+        assert len(busy) == 2, rates            # one wavelength each ...
+        # ... so together they get clearly more than sharing one gave them in this run.
+        assert sum(rates.values()) > 1.3 * shared_mbps, (rates, shared_mbps)

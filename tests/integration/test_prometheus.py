@@ -85,13 +85,18 @@ def test_every_dashboard_query_and_recording_rule_returns_series(tmp_path, no_le
                     assert exc.code == "RESOURCE_EXHAUSTED"
             [result] = iperf_concurrent(lab.emulation, [("dc1-h1", "dc2-h3")], duration_s=5)
             assert result.error is None
-            time.sleep(3)                               # two more polls and scrapes
+            # Until Prometheus has scraped two polls made after the traffic ended.
+            wait_for(url, f'timestamp(up{{job="dcilab-controller"}}) > {time.time() + 2.5}')
 
-            # The traffic shows in real units: one 400G wavelength nearly full.
+            # The traffic shows in real units, compared with what iperf3 measured in this
+            # run (a busy machine lowers both): the peak of the 1 s polls is about the 5 s
+            # average or more; a 5 s rate() of counters that move once a poll, sampled once
+            # a second, catches less of it (measured: 57 % of iperf3's figure).
+            measured = result.bits_per_second / fabric.scale            # real bit/s
             [peak] = wait_for(url, 'max(max_over_time(dcilab_link_utilization_ratio{kind="dci"}[1m]))')
-            assert 0.5 < float(peak["value"][1]) <= 1.1, peak
+            assert 0.7 * measured / 400e9 < float(peak["value"][1]) <= 1.1, (peak, measured)
             [sent] = query(url, 'max(max_over_time((8 * rate(dcilab_link_transmit_bytes_total{kind="dci"}[5s]))[1m:1s]))')
-            assert 0.5 * 400e9 < float(sent["value"][1]) < 1.1 * 400e9, sent
+            assert 0.4 * measured < float(sent["value"][1]) < 1.1 * 400e9, (sent, measured)
             [connected] = query(url, "sum(dcilab_switch_connected)")
             assert float(connected["value"][1]) == len(fabric.switches)
             [admitted] = query(url, 'dcilab_reservation_requests_total{result="admitted"}')

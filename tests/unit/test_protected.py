@@ -13,7 +13,7 @@ import pytest
 from controller_lab import ControllerLab
 from fabric_helpers import topology
 from fakeoftable import Outcome
-from test_protection import report_cut, wavelengths_of
+from test_protection import wavelengths_of
 from test_repathing import THREE_SITES
 
 from dcilab.core.reservation_rules import PROTECT_GROUP_BASE

@@ -19,7 +19,7 @@ from __future__ import annotations
 import pytest
 from controller_lab import ControllerLab
 from fabric_helpers import dci_links_of_path, topology
-from fakeoftable import FakeOFTable, Outcome
+from fakeoftable import Outcome
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -572,3 +572,25 @@ def test_a_young_pins_stale_measurement_does_not_move_others_on_the_next_revisit
     _, moved = st.revisit(measured)
     assert moved == 0, f"C moved to {st.pinned[c].path}"
     assert st.pinned[c].path == ((W[1], GW),)
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+def test_elephants_on_a_cut_wavelength_are_placed_again_on_what_survives(lab, fabric):
+    make_elephants(lab, "dc1-leaf1", [E1, E2])
+    before = {k: lab.ctl.steering.pinned[k].path[0][0] for k in (E1, E2)}
+    dead = fabric.link(before[E1])
+    for end in (dead.a, dead.b):
+        lab.net.down_ports.add((lab.dpid(end.node), end.port))
+        lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 3.0))
+    # In the switch at once: E1's pin leaves by the wavelength's fast-failover group, whose
+    # next live bucket is another wavelength of the line system (two-dc has no detour).
+    (path,) = lab.trace(E1)
+    assert path.outcome is Outcome.EGRESS and wavelengths(lab, path) != [dead.name]
+    out = lab.send(lab.ctl.tick(3.1))           # then the controller places it again
+    assert out.placements == 1
+    moved = lab.ctl.steering.pinned[E1].path[0][0]
+    assert moved != dead.name and moved != before[E2]      # not onto the other elephant
+    assert_pinned(lab, E1, moved)
+    assert lab.ctl.steering.pinned[E2].path[0][0] == before[E2]    # untouched

@@ -101,20 +101,20 @@ def test_health_serving(port, name):
 
 def test_graceful_stop_ends_streams_at_once_and_refuses_new_calls(service):
     server, port = create_server(service)
-    ended = threading.Event()
+    streaming, ended = threading.Event(), threading.Event()
 
     def watch():
         with Client(f"127.0.0.1:{port}") as c:
             try:
                 for _ in c.watch_links(0.5):
-                    pass
+                    streaming.set()
             except Exception:
                 pass
             ended.set()
 
     thread = threading.Thread(target=watch)
     thread.start()
-    time.sleep(0.3)
+    assert streaming.wait(10)                       # a stream is open when the stop comes
     started = time.monotonic()
     server.stop(grace=10).wait(timeout=10)
     assert time.monotonic() - started < 2.0         # the stream did not hold the grace period
@@ -141,8 +141,11 @@ def test_graceful_stop_lets_a_call_in_flight_finish(service):
             return getattr(service, name)
 
         def reserve(self, request):
+            in_flight.set()
             time.sleep(0.5)
             return service.reserve(request)
+
+    in_flight = threading.Event()
 
     server, port = create_server(Slow())
     result = {}
@@ -153,7 +156,7 @@ def test_graceful_stop_lets_a_call_in_flight_finish(service):
 
     thread = threading.Thread(target=call)
     thread.start()
-    time.sleep(0.2)
+    assert in_flight.wait(10)                       # the call is in the servicer
     assert server.stop(grace=5).wait(5)
     thread.join(5)
     assert result["res"].reservation_id

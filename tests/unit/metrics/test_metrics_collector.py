@@ -236,7 +236,7 @@ def test_every_reservation_state_is_present_even_at_zero(fabric):
                     FakeReservation(State.RELEASED)]
     families = scrape(FakeService(fabric, reservations=reservations))
     got = {s.labels["state"]: s.value for s in samples(families, "dcilab_reservations")}
-    assert got == {"PENDING": 0, "ACTIVE": 2, "RELEASED": 1, "EXPIRED": 0}
+    assert got == {"PENDING": 0, "ACTIVE": 2, "DEGRADED": 0, "RELEASED": 1, "EXPIRED": 0}
 
 
 def test_live_reservations_by_protection_class_every_class_present(fabric):

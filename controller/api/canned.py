@@ -2,7 +2,7 @@
 ceiling any Python gRPC server reaches on this machine, against which `dcilab bench --api`
 judges the controller in the same run (the issue's target: at least 0.8 of it).
 
-    python -m dcilab.bench.canned PORT [CPU]
+    python -m dcilab.api.canned PORT [CPU]
 
 Same server set-up as the controller's (`api.server.create_server`: thread pool of
 DEFAULT_WORKERS, the same options), pinned to CPU if given; it prints `serving` once
@@ -17,8 +17,8 @@ from concurrent import futures
 
 import grpc
 
-from ..api.server import DEFAULT_WORKERS
-from ..api.v1 import fabric_pb2, fabric_pb2_grpc, path_pb2, path_pb2_grpc
+from .server import DEFAULT_WORKERS
+from .v1 import fabric_pb2, fabric_pb2_grpc, path_pb2, path_pb2_grpc
 
 CANNED = path_pb2.Reservation(
     reservation_id="r-canned", state=path_pb2.RESERVATION_STATE_PENDING, src_host="a-h1",

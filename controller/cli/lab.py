@@ -1,0 +1,154 @@
+"""`dcilab lab [FILE]`: the controller and the emulation of FILE, and Mininet's CLI on them.
+
+Mininet's commands take the fabric's names (`pingall`, `dc1-h1 ping dc2-h3`, `iperf
+dc1-h1 dc2-h1`, `link dc1-gw1 dc2-gw1 down`); the dcilab commands in LAB_COMMANDS run as
+`dcilab NAME ...` would, against this lab. Everything is removed on `exit`, end of input,
+the end of a --script, Ctrl-C while starting or in a script, and SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+from ..emulation.datapath import AUTO, DATAPATHS
+from ..emulation.datapath import HELP as DATAPATH_HELP
+from ..emulation.network import EmulationError
+from ..emulation.ovs import OvsError
+from ..emulation.traffic import iperf_concurrent
+from ..fabric import FabricError, load_fabric
+from ..lab import Lab
+from ..resources import DEFAULT_TOPOLOGY, topology_arg
+from .controller import add_steering_arguments, steering_options
+from .demo import say
+
+# dcilab subcommands offered at the lab's prompt, each run as `dcilab NAME ...`. True: it
+# talks to the controller, so it is given this lab's `--server`. A new one is one line here.
+LAB_COMMANDS = {
+    "links": True,
+    "reserve": True,
+    "release": True,
+    "reservations": True,
+}
+
+
+class _Terminated(Exception):
+    """SIGTERM: unlike Ctrl-C (which Mininet's prompt catches), it ends the lab."""
+
+
+def _terminate(*_):
+    raise _Terminated
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "lab", help="controller + emulation, and Mininet's CLI to ping, iperf and reserve",
+        description="Start the controller and the emulation of FILE (as `dcilab demo` does), "
+                    "then open Mininet's CLI on it. Mininet's commands take the fabric's "
+                    "names: pingall, dc1-h1 ping dc2-h3, iperf dc1-h1 dc2-h1, link dc1-gw1 "
+                    "dc2-gw1 down. Added: "
+                    + ", ".join(LAB_COMMANDS) + " (as the dcilab commands of those names, "
+                    "against this lab; `links` replaces Mininet's, whose list `net` also "
+                    "shows). `exit` or Ctrl-D stops everything and removes it. Needs root.")
+    p.add_argument("file", nargs="?", default=DEFAULT_TOPOLOGY, type=topology_arg,
+                   help=f"fabric file, or the name of one shipped with dcilab "
+                        f"(default {DEFAULT_TOPOLOGY})")
+    p.add_argument("--script", metavar="FILE",
+                   help="run the commands in FILE (one per line, as typed at the prompt), "
+                        "then stop, instead of reading the terminal")
+    p.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
+    p.add_argument("--verbose", action="store_true", help="echo the controller's log")
+    add_steering_arguments(p)
+    p.set_defaults(run=run)
+
+
+def lab_command(name: str, server: str):
+    """The prompt's `name` command: `dcilab name [--server server] <rest of the line>`."""
+    def command(line: str) -> None:
+        from . import build_parser          # here: cli/__init__ imports this module
+        argv = [name, *(["--server", server] if LAB_COMMANDS[name] else [])]
+        try:
+            argv += shlex.split(line)
+            args = build_parser().parse_args(argv)
+        except ValueError as exc:               # unbalanced quotes
+            print(f"{name}: {exc}", file=sys.stderr)
+            return
+        except SystemExit:                      # argparse said what was wrong, or --help
+            return
+        args.run(args)
+    command.__doc__ = f"dcilab {name} against this lab (`{name} --help` for its options)"
+    return command
+
+
+def iperf_command(lab: Lab):
+    """The prompt's `iperf`: Mininet's waits for a server report that iperf 2.1 (Debian 12)
+    never prints, and hangs; this one runs iperf3, as the demo does."""
+    parser = argparse.ArgumentParser(prog="iperf", description="TCP iperf3 from SRC to DST "
+                                     "(default: the first and the last host)")
+    parser.add_argument("hosts", nargs="*", metavar="HOST", help="SRC DST (fabric names)")
+    parser.add_argument("-t", type=float, default=5.0, metavar="S", help="seconds (default 5)")
+
+    def command(line: str) -> None:
+        try:
+            args = parser.parse_args(shlex.split(line))
+        except (ValueError, SystemExit):
+            return
+        names = list(lab.fabric.hosts)
+        pair = args.hosts or [names[0], names[-1]]
+        unknown = [h for h in pair if h not in lab.fabric.hosts]
+        if len(pair) != 2 or unknown:
+            print(f"iperf: expected two of the hosts {', '.join(names)}", file=sys.stderr)
+            return
+        print(f"*** iperf3: {pair[0]} -> {pair[1]} for {args.t:g} s", flush=True)
+        [result] = iperf_concurrent(lab.emulation, [tuple(pair)], duration_s=args.t)
+        if result.error:
+            print(f"iperf: {result.error}", file=sys.stderr)
+            return
+        real = result.bits_per_second / lab.fabric.scale
+        print(f"*** {pair[0]} -> {pair[1]}: {result.bits_per_second / 1e6:.2f} Mb/s emulated "
+              f"({real / 1e9:.1f} Gb/s real at scale {lab.fabric.scale:g})")
+    command.__doc__ = "iperf [SRC DST] [-t S]: TCP throughput with iperf3 (fabric host names)"
+    return command
+
+
+def run(args) -> int:
+    from ..emulation.console import FabricCLI
+    if os.geteuid() != 0:
+        print("dcilab lab needs root (Mininet creates namespaces and OVS bridges)",
+              file=sys.stderr)
+        return 1
+    if args.script and not os.access(args.script, os.R_OK):
+        print(f"dcilab lab: cannot read the script {args.script}", file=sys.stderr)
+        return 2
+    try:
+        fabric = load_fabric(args.file)
+    except FabricError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,
+                 controller_args=steering_options(args), datapath=args.datapath) as lab:
+            server = lab.controller.grpc_address
+            say(f"controller: policy {args.policy}; gRPC API on {server}; metrics on "
+                f"{lab.controller.metrics_url}")
+            hosts = ", ".join(f"{h.name} {h.ip}" for h in fabric.hosts.values())
+            say(f"hosts: {hosts}")
+            if not args.script:
+                say("try: pingall | dc1-h1 ping -c3 dc2-h1 | iperf dc1-h1 dc2-h1 | links "
+                    "--kind dci | reserve dc1-h1 dc2-h1 --gbps 100 | reservations | help | exit")
+            commands = {name: lab_command(name, server) for name in LAB_COMMANDS}
+            FabricCLI(lab.emulation, commands | {"iperf": iperf_command(lab)},
+                      script=args.script)
+    except _Terminated:
+        say("terminated; everything stopped and removed")
+        return 143
+    except (EmulationError, OvsError, RuntimeError) as exc:
+        print(f"dcilab lab: {exc}", file=sys.stderr)
+        return 1
+    say("lab stopped; everything removed")
+    return 0

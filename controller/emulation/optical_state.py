@@ -1,0 +1,367 @@
+"""The optical state of an emulated fabric, changing over time: line systems that degrade,
+transceivers whose mode is set, and what each wavelength's receivers see.
+
+It holds, per line system, its `LineState` (extra loss per span, noise figure per
+amplifier, launch power), and per transceiver (one at each end of every wavelength) its
+mode. `tick(now)` moves ramps on and recomputes every receiver's reading; the gNMI server
+serves those readings and the data plane applies their effect (see `effects`).
+
+Physics lives in `optics`: `optics.line_state.line_gsnr_db` (the QoT engine's one entry
+point) gives each wavelength's GSNR, `optics.receiver.read` its BER, Q, margin and loss.
+Here is only state, time and locking. Both fibres of a line system's pair are taken to
+degrade together (a span is a cable), so both receivers of a wavelength see the same line.
+
+A mode change takes the transceiver down for its reconfiguration time; the wavelength is
+dark while either end reconfigures or the two ends run different modes.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..fabric import Fabric
+from ..fabric.model import _line_system
+from ..optics import DEFAULT_CATALOG, Catalog, Mode, Module, OpticsError
+from ..optics.line_state import ChannelSignal, LineState, line_gsnr_db
+from ..optics.receiver import FEC_CLIFF_DB, SYNC_LOSS_DB, Reading, read
+
+# How long a coherent transceiver is down while it changes mode. Assumption: RADWAN
+# (Singh et al., SIGCOMM 2018) measured modulation changes on commercial transponders
+# that turn the laser off and on, taking about a minute (68 s as we recall it; they cut
+# it to tens of milliseconds by keeping the laser on). Not checked against the paper's
+# text on this machine: treat as an assumption and set it with --reconfiguration-s.
+DEFAULT_RECONFIGURATION_S = 68.0
+# avg/min/max of the OpenConfig statistics are taken over this window (OpenConfig leaves
+# the interval to the device; 10 s is a common PM bin for streamed optics).
+STATS_WINDOW_S = 10.0
+
+
+def fabric_catalog(fabric: Fabric) -> Catalog:
+    """The catalog the fabric was planned with (its module overrides applied)."""
+    if not fabric.spec.modules:
+        return DEFAULT_CATALOG
+    return DEFAULT_CATALOG.with_overrides(
+        {name: o.model_dump(exclude_none=True) for name, o in fabric.spec.modules.items()})
+
+
+@dataclass(frozen=True)
+class Transceiver:
+    """One ZR module: at `gateway`'s `port`, one end of `wavelength`."""
+
+    gateway: str
+    port: int
+    wavelength: str
+    line_system: str
+    module: Module
+    frequency_thz: float
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.wavelength, self.gateway)
+
+
+@dataclass(frozen=True)
+class Ramp:
+    """A value moving linearly from `start` to `target` over `duration_s` from `t0`."""
+
+    start: float
+    target: float
+    t0: float
+    duration_s: float
+
+    def value_at(self, now: float) -> float:
+        if self.duration_s <= 0 or now >= self.t0 + self.duration_s:
+            return self.target
+        return self.start + (self.target - self.start) * max(0.0, now - self.t0) / self.duration_s
+
+    def done(self, now: float) -> bool:
+        return now >= self.t0 + self.duration_s
+
+
+@dataclass(frozen=True)
+class Stats:
+    instant: float
+    avg: float
+    min: float
+    max: float
+
+
+@dataclass(frozen=True)
+class TransceiverStatus:
+    """What one transceiver reports: its mode, its receiver's reading, and statistics."""
+
+    transceiver: Transceiver
+    mode: Mode
+    mode_id: int
+    output_power_dbm: float
+    reading: Reading
+    reconfiguring: bool
+    dark: bool
+    stats: dict[str, Stats]       # prefec_ber, q_db, esnr_db, osnr_db
+
+
+@dataclass(frozen=True)
+class WavelengthEffect:
+    """What the data plane must do to one wavelength."""
+
+    rate_gbps: int
+    loss_per_mille: int
+    dark: bool
+
+
+def mode_ids(catalog: Catalog) -> dict[tuple[str, str], int]:
+    """(module, mode) -> operational-mode id, numbered from 1 in catalog order.
+
+    OpenConfig's `operational-mode` is a vendor-specific uint16; the device lists what each
+    id means under /terminal-device/operational-modes.
+    """
+    ids, n = {}, 0
+    for module in catalog:
+        for mode in module.modes:
+            n += 1
+            ids[(module.name, mode.name)] = n
+    return ids
+
+
+# Knobs of a line system that ramp: ("span", k), ("amplifier", k), ("launch", 0).
+Knob = tuple[str, int]
+
+
+class OpticalState:
+    """The fabric's optical state; every method is thread-safe."""
+
+    def __init__(self, fabric: Fabric, reconfiguration_s: float = DEFAULT_RECONFIGURATION_S,
+                 clock: Callable[[], float] = time.monotonic, penalty_db: float | None = None,
+                 cliff_db: float = FEC_CLIFF_DB, sync_loss_db: float = SYNC_LOSS_DB):
+        if reconfiguration_s < 0:
+            raise OpticsError(f"reconfiguration time must be >= 0 s, got {reconfiguration_s}")
+        self.fabric = fabric
+        self.catalog = fabric_catalog(fabric)
+        self.mode_ids = mode_ids(self.catalog)
+        self.reconfiguration_s = reconfiguration_s
+        self.clock = clock
+        self._read_options = {"penalty_db": penalty_db, "cliff_db": cliff_db,
+                              "sync_loss_db": sync_loss_db}
+        self.lock = threading.RLock()
+        specs = {spec.name: spec for spec in fabric.spec.dci_links}
+        # Launch power as commissioned: the plan's (a line designed "auto" keeps the power
+        # chosen for it).
+        self._designed = {name: LineState.as_built(_line_system(specs[name]),
+                                                   plan.launch_power_dbm)
+                          for name, plan in fabric.line_systems.items()}
+        self._planned_mode = {name: self.catalog.module(plan.module).mode(plan.mode)
+                              for name, plan in fabric.line_systems.items()}
+        self._lines = dict(self._designed)
+        self._ramps: dict[str, dict[Knob, Ramp]] = {name: {} for name in self._lines}
+        self.transceivers: dict[tuple[str, str], Transceiver] = {}
+        self._modes: dict[tuple[str, str], Mode] = {}
+        self._busy_until: dict[tuple[str, str], float] = {}
+        for link in fabric.wavelengths():
+            plan = fabric.line_systems[link.line_system]
+            module = self.catalog.module(plan.module)
+            for end in (link.a, link.b):
+                t = Transceiver(end.node, end.port, link.wavelength, link.line_system, module,
+                                link.channel.frequency_thz)
+                self.transceivers[t.key] = t
+                self._modes[t.key] = module.mode(link.channel.mode)
+        self._history: dict[tuple[str, str], collections.deque] = {
+            key: collections.deque() for key in self.transceivers}
+        self._status: dict[tuple[str, str], TransceiverStatus] = {}
+        self._gsnr_cache: dict[str, tuple] = {}
+        self.version = 0          # bumped whenever the statuses are recomputed
+        self.tick()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def line_state(self, line_system: str) -> LineState:
+        with self.lock:
+            return self._lines[self._line_name(line_system)]
+
+    def statuses(self) -> dict[tuple[str, str], TransceiverStatus]:
+        """The latest status of every transceiver, by (wavelength, gateway)."""
+        with self.lock:
+            return dict(self._status)
+
+    def effects(self) -> dict[str, WavelengthEffect]:
+        """What each wavelength's data plane must do now, by wavelength name."""
+        with self.lock:
+            ends: dict[str, list[TransceiverStatus]] = collections.defaultdict(list)
+            for status in self._status.values():
+                ends[status.transceiver.wavelength].append(status)
+        out = {}
+        for wavelength, statuses in ends.items():
+            dark = any(s.dark for s in statuses)
+            out[wavelength] = WavelengthEffect(
+                rate_gbps=min(s.mode.rate_gbps for s in statuses),
+                loss_per_mille=0 if dark else max(s.reading.loss_per_mille for s in statuses),
+                dark=dark)
+        return out
+
+    def ramping(self) -> bool:
+        with self.lock:
+            return any(self._ramps.values())
+
+    # -- changing -----------------------------------------------------------------------
+
+    def set_mode(self, wavelength: str, mode: str | int, gateway: str | None = None) -> list[str]:
+        """Set the mode of `wavelength`'s transceiver at `gateway`, or at both ends.
+
+        `mode` is a mode name of the wavelength's module (e.g. "300G") or an operational-mode
+        id. A transceiver whose mode changes is down for the reconfiguration time. Returns
+        the gateways whose mode changed.
+        """
+        with self.lock:
+            ends = [t for t in self.transceivers.values() if t.wavelength == wavelength]
+            if not ends:
+                raise OpticsError(f"unknown wavelength {wavelength!r}")
+            if gateway is not None:
+                ends = [t for t in ends if t.gateway == gateway]
+                if not ends:
+                    raise OpticsError(f"wavelength {wavelength} does not end on {gateway}")
+            new = self._resolve_mode(ends[0].module, mode)
+            now = self.clock()
+            changed = []
+            for t in ends:
+                if self._modes[t.key] != new:
+                    self._modes[t.key] = new
+                    self._busy_until[t.key] = now + self.reconfiguration_s
+                    changed.append(t.gateway)
+            self._recompute(now)
+            return changed
+
+    def _resolve_mode(self, module: Module, mode: str | int) -> Mode:
+        if isinstance(mode, int) and not isinstance(mode, bool):
+            for (module_name, mode_name), mode_id in self.mode_ids.items():
+                if mode_id == mode and module_name == module.name:
+                    return module.mode(mode_name)
+            valid = ", ".join(f"{self.mode_ids[(module.name, m.name)]} ({m.name})"
+                              for m in module.modes)
+            raise OpticsError(f"operational-mode {mode} is not a mode of {module.name}; "
+                              f"valid: {valid}")
+        return module.mode(str(mode))
+
+    def degrade_span(self, line_system: str, span: int, extra_loss_db: float,
+                     ramp_s: float = 0.0) -> None:
+        """Extra loss in span `span` (1-based), reached linearly over `ramp_s` seconds."""
+        self._set_knob(line_system, ("span", span), extra_loss_db, ramp_s)
+
+    def set_amplifier_nf(self, line_system: str, amplifier: int, nf_db: float,
+                         ramp_s: float = 0.0) -> None:
+        """Noise figure of amplifier `amplifier` (1-based), reached over `ramp_s` seconds."""
+        self._set_knob(line_system, ("amplifier", amplifier), nf_db, ramp_s)
+
+    def set_launch_power(self, line_system: str, launch_power_dbm: float,
+                         ramp_s: float = 0.0) -> None:
+        self._set_knob(line_system, ("launch", 0), launch_power_dbm, ramp_s)
+
+    def restore(self, line_system: str | None = None) -> list[str]:
+        """Stop every ramp and put the line system (or all) back as designed."""
+        with self.lock:
+            names = [self._line_name(line_system)] if line_system else list(self._lines)
+            for name in names:
+                self._ramps[name].clear()
+                self._lines[name] = self._designed[name]
+            self._recompute(self.clock())
+            return names
+
+    def _line_name(self, line_system: str) -> str:
+        if line_system not in self._lines:
+            raise OpticsError(f"unknown line system {line_system!r}; the fabric has "
+                              f"{', '.join(self._lines) or 'none'}")
+        return line_system
+
+    def _set_knob(self, line_system: str, knob: Knob, value: float, ramp_s: float) -> None:
+        if not isinstance(ramp_s, (int, float)) or ramp_s < 0:
+            raise OpticsError(f"ramp time must be >= 0 s, got {ramp_s!r}")
+        with self.lock:
+            name = self._line_name(line_system)
+            state = self._lines[name]
+            _with(state, knob, value)              # validates the knob and the value now
+            now = self.clock()
+            self._ramps[name][knob] = Ramp(_get(state, knob), float(value), now, float(ramp_s))
+            self._advance(now)
+            self._recompute(now)
+
+    def tick(self, now: float | None = None) -> None:
+        """Move ramps on to `now` and recompute every reading (the agent calls this)."""
+        with self.lock:
+            now = self.clock() if now is None else now
+            self._advance(now)
+            self._recompute(now)
+
+    # -- internals (caller holds the lock) -----------------------------------------------
+
+    def _advance(self, now: float) -> None:
+        for name, ramps in self._ramps.items():
+            state = self._lines[name]
+            for knob, ramp in list(ramps.items()):
+                state = _with(state, knob, ramp.value_at(now))
+                if ramp.done(now):
+                    del ramps[knob]
+            self._lines[name] = state
+
+    def _recompute(self, now: float) -> None:
+        by_line: dict[str, list[Transceiver]] = collections.defaultdict(list)
+        for t in self.transceivers.values():
+            by_line[t.line_system].append(t)
+        for name, ends in by_line.items():
+            state = self._lines[name]
+            signals = [ChannelSignal(t.wavelength, t.frequency_thz, self._modes[t.key].baud_gbd,
+                                     self._modes[t.key].width_ghz) for t in ends]
+            # The QoT engine runs only when the line or its lit spectrum changed (GNPy takes
+            # tens of ms per line); ticks in between reuse its answer.
+            key = (state, tuple(signals))
+            cached = self._gsnr_cache.get(name)
+            if cached is None or cached[0] != key:
+                cached = (key, line_gsnr_db(state, signals, ends[0].module,
+                                            self._planned_mode[name]))
+                self._gsnr_cache[name] = cached
+            gsnrs = cached[1]
+            for t, gsnr in zip(ends, gsnrs):
+                self._status[t.key] = self._status_of(t, state, gsnr, now)
+        self.version += 1
+
+    def _status_of(self, t: Transceiver, state: LineState, gsnr: float,
+                   now: float) -> TransceiverStatus:
+        mode = self._modes[t.key]
+        far = next(o for o in self.transceivers.values()
+                   if o.wavelength == t.wavelength and o.key != t.key)
+        reading = read(mode, gsnr, **self._read_options)
+        reconfiguring = any(self._busy_until.get(k, 0.0) > now for k in (t.key, far.key))
+        dark = reconfiguring or not reading.in_sync or self._modes[far.key] != mode
+        history = self._history[t.key]
+        history.append((now, reading))
+        while history and history[0][0] < now - STATS_WINDOW_S:
+            history.popleft()
+        stats = {field: _stats([getattr(r, field) for _, r in history])
+                 for field in ("prefec_ber", "q_db", "esnr_db", "osnr_db")}
+        return TransceiverStatus(t, mode, self.mode_ids[(t.module.name, mode.name)],
+                                 state.launch_power_dbm, reading, reconfiguring, dark, stats)
+
+
+def _stats(values: list[float]) -> Stats:
+    return Stats(values[-1], sum(values) / len(values), min(values), max(values))
+
+
+def _get(state: LineState, knob: Knob) -> float:
+    kind, number = knob
+    if kind == "span":
+        state._index("span", number)
+        return state.span_extra_loss_db[number - 1]
+    if kind == "amplifier":
+        state._index("amplifier", number)
+        return state.amplifier_nf_db[number - 1]
+    return state.launch_power_dbm
+
+
+def _with(state: LineState, knob: Knob, value: float) -> LineState:
+    kind, number = knob
+    if kind == "span":
+        return state.with_span_loss(number, value)
+    if kind == "amplifier":
+        return state.with_amplifier_nf(number, value)
+    return state.with_launch_power(value)

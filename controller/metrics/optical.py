@@ -1,0 +1,77 @@
+"""Optical telemetry of the wavelengths, as the gNMI adapter last received it.
+
+A custom collector over the gNMI client's latest readings (no state of its own): a
+wavelength whose transceivers stop reporting leaves the output. Each wavelength has two
+receivers, one per end; the series give the worse of the two (lower GSNR and Q, higher
+BER), since that end decides whether the wavelength carries traffic. Labels are the other
+`dcilab_wavelength_*` families' (link, wavelength, site_a, site_b).
+
+`dcilab_wavelength_gsnr_db` is the optical plan's (modelled, FabricCollector); what the
+transceivers report is `dcilab_wavelength_reported_gsnr_db`, in the same unit (per 0.1 nm:
+a receiver's OSNR estimate counts nonlinear interference as noise, so it is the GSNR).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .collector import WAVELENGTH_LABELS
+
+
+class OpticalView(Protocol):
+    """What the collector reads from the gNMI client (controller/gnmi/client.py)."""
+
+    def readings(self) -> dict: ...
+    def mode_changes(self) -> dict[str, int]: ...
+
+
+class OpticalCollector(Collector):
+    def __init__(self, optical: OpticalView, fabric):
+        self.optical = optical
+        self._labels = {link.wavelength: [link.line_system or link.name, link.wavelength,
+                                          link.site_a, link.site_b]
+                        for link in fabric.wavelengths()}
+
+    def collect(self):
+        gsnr = GaugeMetricFamily(
+            "dcilab_wavelength_reported_gsnr_db",
+            "GSNR the wavelength's receivers report over gNMI (their OSNR), dB (0.1 nm), "
+            "worse end.", labels=WAVELENGTH_LABELS)
+        ber = GaugeMetricFamily(
+            "dcilab_wavelength_prefec_ber",
+            "Pre-FEC bit error ratio reported by the wavelength's receivers (worse end).",
+            labels=WAVELENGTH_LABELS)
+        q = GaugeMetricFamily(
+            "dcilab_wavelength_q_factor_db",
+            "Q-factor reported by the wavelength's receivers, dB (worse end).",
+            labels=WAVELENGTH_LABELS)
+        changes = CounterMetricFamily(
+            "dcilab_wavelength_mode_changes",
+            "Changes of the wavelength's operational mode seen over gNMI (both ends agreed).",
+            labels=WAVELENGTH_LABELS)
+        ends: dict[str, list] = {}
+        for (wavelength, _gateway), reading in self.optical.readings().items():
+            ends.setdefault(wavelength, []).append(reading)
+        for wavelength, readings in ends.items():
+            labels = self._labels.get(wavelength)
+            if labels is None:               # not in the fabric file: nothing to name it by
+                continue
+            gsnrs = [r.osnr_db for r in readings if r.osnr_db is not None]
+            if gsnrs:
+                gsnr.add_metric(labels, min(gsnrs))
+            bers = [r.prefec_ber for r in readings if r.prefec_ber is not None]
+            if bers:
+                ber.add_metric(labels, max(bers))
+            qs = [r.q_db for r in readings if r.q_db is not None]
+            if qs:
+                q.add_metric(labels, min(qs))
+        counts = self.optical.mode_changes()
+        for wavelength, labels in self._labels.items():
+            changes.add_metric(labels, counts.get(wavelength, 0))
+        return [gsnr, ber, q, changes]
+
+    def describe(self):
+        return []

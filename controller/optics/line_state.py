@@ -1,0 +1,134 @@
+"""A line system as it is now, not as it was designed: spans lose more, amplifiers get noisy.
+
+`LineState` is the design (`LineSystem`) plus what changed: extra loss per span (a bend, a
+bad splice, ageing), the noise figure of each amplifier, the launch power (fixed at
+commissioning: a line set to "auto" keeps the power chosen for its design). `line_gsnr_db`
+turns it into the GSNR of each lit wavelength: it is the ONE place that calls the
+line-system QoT engine (GNPy, through `qot.line_qot`).
+
+Spans and amplifiers are numbered from 1, span k followed by amplifier k (the amplifier
+at the end of the last span is the receiver's preamplifier), as `LineSystem` counts them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .ber import snr_from_osnr
+from .catalog import Mode, Module, OpticsError
+from .line import AUTO, LineSystem
+from .qot import line_qot
+
+
+@dataclass(frozen=True)
+class ChannelSignal:
+    """What the QoT engine needs of one lit wavelength."""
+
+    name: str
+    frequency_thz: float
+    baud_gbd: float
+    width_ghz: float
+
+
+def _finite(name: str, value: object) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise OpticsError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class LineState:
+    """A line system's physical state: its design and what has changed since."""
+
+    line: LineSystem
+    span_extra_loss_db: tuple[float, ...]
+    amplifier_nf_db: tuple[float, ...]
+    launch_power_dbm: float
+
+    def __post_init__(self) -> None:
+        n = self.line.spans
+        for name in ("span_extra_loss_db", "amplifier_nf_db"):
+            values = getattr(self, name)
+            if len(values) != n:
+                raise OpticsError(f"{name} needs one value per span ({n}), got {len(values)}")
+            for i, value in enumerate(values, start=1):
+                _finite(f"{name}[{i}]", value)
+        if any(loss < 0 for loss in self.span_extra_loss_db):
+            raise OpticsError("extra span loss must be >= 0 dB")
+        if any(nf < 0 for nf in self.amplifier_nf_db):
+            raise OpticsError("amplifier noise figure must be >= 0 dB")
+        _finite("launch_power_dbm", self.launch_power_dbm)
+        self.line_system()                     # the QoT engine's own checks (power range)
+
+    @classmethod
+    def as_built(cls, line: LineSystem, launch_power_dbm: float | None = None) -> LineState:
+        """The line as designed: no extra loss, every amplifier at the design noise figure.
+
+        `launch_power_dbm` is the power the line was commissioned at; it must be given when
+        the design says "auto" (the plan's `launch_power_dbm` is the one chosen).
+        """
+        launch = line.launch_power_dbm if launch_power_dbm is None else launch_power_dbm
+        if launch == AUTO:
+            raise OpticsError("a line designed with launch power auto needs the power chosen")
+        return cls(line, (0.0,) * line.spans, (line.amplifier_nf_db,) * line.spans,
+                   float(launch))
+
+    @property
+    def spans(self) -> int:
+        return self.line.spans
+
+    def _index(self, what: str, number: int) -> int:
+        if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= self.spans:
+            raise OpticsError(f"{what} {number!r} does not exist: this line has "
+                              f"{self.spans} (numbered 1 to {self.spans})")
+        return number - 1
+
+    def with_span_loss(self, span: int, extra_loss_db: float) -> LineState:
+        """This state with `extra_loss_db` of extra loss in span `span` (1-based)."""
+        i = self._index("span", span)
+        losses = list(self.span_extra_loss_db)
+        losses[i] = _finite("extra loss", extra_loss_db)
+        return dataclasses.replace(self, span_extra_loss_db=tuple(losses))
+
+    def with_amplifier_nf(self, amplifier: int, nf_db: float) -> LineState:
+        """This state with amplifier `amplifier` (1-based) at noise figure `nf_db`."""
+        i = self._index("amplifier", amplifier)
+        nfs = list(self.amplifier_nf_db)
+        nfs[i] = _finite("noise figure", nf_db)
+        return dataclasses.replace(self, amplifier_nf_db=tuple(nfs))
+
+    def with_launch_power(self, launch_power_dbm: float) -> LineState:
+        return dataclasses.replace(self, launch_power_dbm=_finite("launch power",
+                                                                  launch_power_dbm))
+
+    def line_system(self) -> LineSystem:
+        """The design with this state folded in, as the QoT engine takes it."""
+        return dataclasses.replace(self.line, span_extra_loss_db=self.span_extra_loss_db,
+                                   amplifier_nf_db_each=self.amplifier_nf_db,
+                                   launch_power_dbm=self.launch_power_dbm)
+
+
+def line_gsnr_db(state: LineState, channels: Sequence[ChannelSignal], module: Module,
+                 mode: Mode) -> list[float]:
+    """GSNR (dB, in each signal's bandwidth) of every lit channel on a line in `state`.
+
+    This is the one call into the QoT engine: GNPy propagates the line's spectrum as
+    planned (`len(channels)` wavelengths of `mode`, first fit, the transmitter noise of
+    `module`) through the line in `state`, and gives each wavelength's GSNR per 0.1 nm.
+    A channel running another mode than the plan's (during rate adaptation) keeps that
+    noise density and is converted to its own bandwidth: an approximation, since its
+    neighbours' nonlinear interference depends a little on its symbol rate.
+    """
+    qot = line_qot(state.line_system(), module, mode, wavelengths=len(channels))
+    by_frequency = list(zip(qot.frequency_thz, qot.gsnr_db))
+    out = []
+    for channel in channels:
+        freq, gsnr_01nm = min(by_frequency, key=lambda f: abs(f[0] - channel.frequency_thz))
+        if abs(freq - channel.frequency_thz) > 1e-6:
+            raise OpticsError(f"{channel.name} at {channel.frequency_thz} THz is not on the "
+                              f"planned grid of {len(channels)} x {mode.name}")
+        out.append(snr_from_osnr(gsnr_01nm, channel.baud_gbd))
+    return out

@@ -1,0 +1,2 @@
+"""Data, not code: this directory is installed as the package `dcilab.proto` (see
+pyproject.toml), so the commands find its files with importlib.resources."""

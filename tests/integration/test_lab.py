@@ -1,0 +1,104 @@
+"""`dcilab lab`: Mininet's CLI on the emulated fabric, by script and by typing into it."""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = """\
+pingall
+dc1-h1 ping -c2 dc2-h3
+iperf dc1-h1 dc2-h1 -t 2
+links --kind dci
+reserve dc1-h1 dc2-h1 --gbps 100
+reservations
+reserve dc1-h1 nowhere --gbps 1
+"""
+
+
+def test_script_runs_mininet_and_dcilab_commands_by_fabric_names(tmp_path, no_leftovers):
+    script = tmp_path / "lab.txt"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, "-m", "dcilab", "lab", "two-dc", "--script",
+                           str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=300)
+    out = done.stdout                       # Mininet writes its output to stderr
+    assert done.returncode == 0, out[-3000:]
+    assert "*** Results: 0% dropped (56/56 received)" in out                 # pingall
+    assert "2 packets transmitted, 2 received, 0% packet loss" in out        # dc1-h1 ping dc2-h3
+    assert "PING 10.2.2.3 " in out                                           # dc2-h3 -> its IP
+    mbps = float(re.search(r"dc1-h1 -> dc2-h1: ([\d.]+) Mb/s emulated", out).group(1))
+    assert mbps > 0
+    assert re.search(r"^dc1-dc2-a\.w1 +dc1-gw1 +dc2-gw1 +400 ", out, re.M)    # links
+    rid = re.search(r"^reserved (r-\w+) ", out, re.M).group(1)
+    assert re.search(rf"^{rid} ACTIVE: dc1-h1 -> dc2-h1, 100 Gb/s", out, re.M)
+    assert "refused (INVALID_ARGUMENT): dst_host: unknown host 'nowhere'" in out
+    assert "lab stopped; everything removed" in out
+
+
+class Prompt:
+    """`dcilab lab` with its standard input a pipe, as a user typing (the prompt
+    `mininet> ` starts the line of the answer, so patterns are not anchored)."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, "-m", "dcilab", "lab", "two-dc"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def type(self, line: str) -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, pattern: str, timeout_s: float = 120.0) -> re.Match:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r} within {timeout_s:g} s; "
+                                     "last lines:\n" + "\n".join(self.seen[-20:])) from None
+            self.seen.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+
+def test_typed_commands_then_sigterm_mid_command_removes_everything(no_leftovers):
+    lab = Prompt()
+    try:
+        lab.expect(r"hosts: dc1-h1 10\.1\.1\.1")
+        lab.type("reserve dc1-h1 dc2-h2 --gbps 50")
+        rid = lab.expect(r"reserved (r-\w+) ").group(1)
+        lab.type(f"release {rid}")
+        lab.expect(rf"released {rid} RELEASED")
+        lab.type("dc2-h4 ping -c1 dc1-h3")
+        lab.expect(r"1 packets transmitted, 1 received")
+        lab.type("dc1-h1 echo sleeping; sleep 60")   # a host command still running ...
+        lab.expect(r"sleeping")
+        lab.proc.send_signal(signal.SIGTERM)         # ... when SIGTERM comes
+        lab.expect(r"terminated; everything stopped and removed", timeout_s=60)
+        assert lab.proc.wait(timeout=60) == 143
+    finally:
+        if lab.proc.poll() is None:            # a failure above: stop it the clean way
+            lab.proc.send_signal(signal.SIGTERM)
+            try:
+                lab.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                lab.proc.kill()
+                lab.proc.wait()

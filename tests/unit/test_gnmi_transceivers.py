@@ -1,0 +1,211 @@
+"""The transceivers' gNMI server on a static optical state (no emulation): read and set
+with an independent client (pygnmicli, PyPI pygnmi's CLI), subscribe with the
+controller's client, and export what it receives as metrics."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from optical_helpers import zrplus_fabric
+from prometheus_client import CollectorRegistry, generate_latest
+from pygnmi.spec.v080 import gnmi_pb2, gnmi_pb2_grpc
+
+from dcilab.emulation.transceivers import TransceiverAgent
+from dcilab.gnmi import GnmiClientError, TransceiverClient
+from dcilab.gnmi.client import _path, wait_until
+from dcilab.metrics.optical import OpticalCollector
+
+PYGNMICLI = Path(sys.executable).with_name("pygnmicli")
+COMPONENT = "/components/component[name=dc1-dc2.w1]/optical-channel"
+
+
+@pytest.fixture
+def agent(tmp_path):
+    fabric, _ = zrplus_fabric(tmp_path)
+    with TransceiverAgent(fabric, apply_effects=False, reconfiguration_s=3.0,
+                          tick_s=0.1) as agent:
+        yield agent
+
+
+def pygnmicli(agent, tmp_path, *args):
+    """Run pygnmicli against the agent; return its printed JSON documents."""
+    assert PYGNMICLI.exists() or shutil.which("pygnmicli")
+    done = subprocess.run([str(PYGNMICLI), "-t", agent.gnmi_address, "-i", "-u", "x", "-p", "x",
+                           *args], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out, docs, depth, start = done.stdout, [], 0, None
+    for i, ch in enumerate(out):                  # the JSON documents among its chatter
+        if ch == "{":
+            depth += 1
+            start = i if depth == 1 else start
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                docs.append(json.loads(out[start:i + 1]))
+    return docs
+
+
+def values(docs):
+    out = {}
+    for doc in docs:
+        for note in doc.get("notification", [doc.get("update", {})]):
+            for update in note.get("update", []):
+                out[update["path"]] = update["val"]
+    return out
+
+
+def test_pygnmicli_reads_a_transceiver(agent, tmp_path):
+    docs = pygnmicli(agent, tmp_path, "-o", "get", "--gnmi-path-target", "dc1-gw1",
+                     "-x", f"{COMPONENT}/state")
+    got = values(docs)
+    base = "components/component[name=dc1-dc2.w1]/optical-channel/state"
+    status = agent.state.statuses()[("dc1-dc2.w1", "dc1-gw1")]
+    assert got[f"{base}/operational-mode"] == 2             # 400ZR+ 400G
+    assert got[f"{base}/frequency"] == round(status.transceiver.frequency_thz * 1e6)
+    assert got[f"{base}/osnr/instant"] == pytest.approx(status.reading.osnr_db, abs=0.01)
+    ber = values(pygnmicli(agent, tmp_path, "-o", "get", "--gnmi-path-target", "dc1-gw1", "-x",
+                           "/terminal-device/logical-channels/channel[index=2]/otn/state/pre-fec-ber/instant"))
+    assert list(ber.values()) == [pytest.approx(status.reading.prefec_ber, rel=1e-5)]
+
+
+def test_pygnmicli_sets_the_operational_mode(agent, tmp_path):
+    (tmp_path / "mode.json").write_text("3")               # 400ZR+ 300G DP-8QAM
+    pygnmicli(agent, tmp_path, "-o", "set-update", "-x", f"{COMPONENT}/config/operational-mode",
+              "-f", str(tmp_path / "mode.json"))
+    statuses = agent.state.statuses()
+    assert {statuses[("dc1-dc2.w1", gw)].mode.name for gw in ("dc1-gw1", "dc2-gw1")} == {"300G"}
+    assert agent.state.effects()["dc1-dc2.w1"].dark          # reconfiguring
+    assert wait_until(lambda: not agent.state.effects()["dc1-dc2.w1"].dark, 5)
+    assert agent.state.effects()["dc1-dc2.w1"].rate_gbps == 300
+    got = values(pygnmicli(agent, tmp_path, "-o", "get", "--gnmi-path-target", "dc2-gw1",
+                           "-x", f"{COMPONENT}/state/operational-mode"))
+    assert list(got.values()) == [3]
+
+
+def test_pygnmicli_subscribe_once_ends_with_sync(agent, tmp_path):
+    docs = pygnmicli(agent, tmp_path, "-o", "subscribe-once", "-x",
+                     "/terminal-device/logical-channels/channel/otn/state/q-value/instant")
+    assert docs[-1] == {"sync_response": True}
+    updates = [u for d in docs[:-1] for u in d["update"]["update"]]
+    assert len(updates) == 4                                 # 2 wavelengths x 2 gateways
+
+
+def stub(agent):
+    channel = grpc.insecure_channel(agent.gnmi_address)
+    return channel, gnmi_pb2_grpc.gNMIStub(channel)
+
+
+def test_errors_carry_status_codes_and_say_why(agent):
+    channel, gnmi = stub(agent)
+    with channel:
+        with pytest.raises(grpc.RpcError) as bad:
+            gnmi.Set(gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(
+                path=_path(f"{COMPONENT}/config/operational-mode"),
+                val=gnmi_pb2.TypedValue(json_val=b"1"))]), timeout=5)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "operational-mode 1 is not a mode of 400ZR+" in bad.value.details()
+        with pytest.raises(grpc.RpcError) as bad:
+            gnmi.Get(gnmi_pb2.GetRequest(prefix=gnmi_pb2.Path(target="dc9-gw1"),
+                                         path=[_path("/components")]), timeout=5)
+        assert bad.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as bad:
+            gnmi.Set(gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(
+                path=_path(f"{COMPONENT}/config/frequency"),
+                val=gnmi_pb2.TypedValue(json_val=b"193100000"))]), timeout=5)
+        assert "only operational-mode is writable" in bad.value.details()
+
+
+def test_line_system_knobs_ramp_and_restore_over_gnmi(agent):
+    channel, gnmi = stub(agent)
+    span = "/line-systems/line-system[name=dc1-dc2]/spans/span[index=2]/config/extra-loss"
+    with channel:
+        gnmi.Set(gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(
+            path=_path(span), val=gnmi_pb2.TypedValue(
+                json_val=json.dumps({"value": 3.0, "ramp-s": 60}).encode()))]), timeout=5)
+        assert agent.state.ramping()
+        gnmi.Set(gnmi_pb2.SetRequest(delete=[_path("/line-systems/line-system[name=dc1-dc2]")]),
+                 timeout=5)
+        assert not agent.state.ramping()
+        assert agent.state.line_state("dc1-dc2").span_extra_loss_db == (0.0,) * 5
+
+
+def test_controller_client_follows_the_stream_and_changes_modes(agent):
+    client = TransceiverClient(agent.gnmi_address).start()
+    try:
+        assert client.connected.wait(10)
+        assert wait_until(lambda: len(client.readings()) == 4 and all(
+            r.prefec_ber is not None and r.mode_id == 2 for r in client.readings().values()), 10)
+        reading = client.readings()[("dc1-dc2.w1", "dc2-gw1")]
+        truth = agent.state.statuses()[("dc1-dc2.w1", "dc2-gw1")].reading
+        assert reading.prefec_ber == pytest.approx(truth.prefec_ber, rel=1e-5)
+        assert client.gsnr_db(reading) == pytest.approx(truth.gsnr_db, abs=0.01)
+        assert reading.link_up is True
+
+        # a span degrades: the stream (SAMPLE, 1 s) shows the BER rise within seconds
+        agent.state.degrade_span("dc1-dc2", 1, 2.0)
+        worse = agent.state.statuses()[("dc1-dc2.w1", "dc2-gw1")].reading.prefec_ber
+        assert worse > truth.prefec_ber
+        assert wait_until(lambda: client.readings()[("dc1-dc2.w1", "dc2-gw1")].prefec_ber
+                          == pytest.approx(worse, rel=1e-5), 5)
+
+        assert client.set_mode("dc1-dc2.w2", "200G") == 4
+        assert wait_until(lambda: client.mode_changes().get("dc1-dc2.w2") == 1, 5)
+        assert client.mode_changes().get("dc1-dc2.w1", 0) == 0
+        with pytest.raises(GnmiClientError, match="has no mode '500G'"):
+            client.set_mode("dc1-dc2.w1", "500G")
+
+        registry = CollectorRegistry()
+        registry.register(OpticalCollector(client, agent.fabric))
+        text = generate_latest(registry).decode()
+        labels = 'link="dc1-dc2",site_a="dc1",site_b="dc2",wavelength="dc1-dc2.w2"'
+        assert f"dcilab_wavelength_mode_changes_total{{{labels}}} 1.0" in text
+        assert "dcilab_wavelength_reported_gsnr_db{" in text and "dcilab_wavelength_prefec_ber{" in text
+    finally:
+        client.stop()
+
+
+def test_client_waits_for_a_server_that_is_not_there_yet(tmp_path):
+    fabric, _ = zrplus_fabric(tmp_path)
+    from dcilab.lab import free_port
+    port = free_port()
+    client = TransceiverClient(f"127.0.0.1:{port}").start()
+    try:
+        assert not client.connected.wait(0.5)
+        with TransceiverAgent(fabric, address=f"127.0.0.1:{port}", apply_effects=False):
+            assert client.connected.wait(15)
+    finally:
+        client.stop()
+
+
+def test_fault_functions_degrade_with_a_ramp_and_restore(agent):
+    from dcilab.emulation.optical_faults import OpticalFaultError, degrade, restore
+    degrade("dc1-dc2", span=4, extra_loss_db=5.0, amplifier=2, nf_db=7.0, ramp_s=0,
+            address=agent.gnmi_address)
+    line = agent.state.line_state("dc1-dc2")
+    assert line.span_extra_loss_db[3] == 5.0 and line.amplifier_nf_db[1] == 7.0
+    degrade("dc1-dc2", span=1, extra_loss_db=6.0, ramp_s=30, address=agent.gnmi_address)
+    assert agent.state.ramping()
+    restore("dc1-dc2", address=agent.gnmi_address)
+    assert not agent.state.ramping()
+    assert agent.state.line_state("dc1-dc2").span_extra_loss_db == (0.0,) * 5
+    with pytest.raises(OpticalFaultError, match="span 7 does not exist.*INVALID_ARGUMENT"):
+        degrade("dc1-dc2", span=7, extra_loss_db=1.0, address=agent.gnmi_address)
+    with pytest.raises(OpticalFaultError, match="unknown line system 'x'"):
+        restore("x", address=agent.gnmi_address)
+
+
+def test_paths_match_with_wildcards_and_missing_keys():
+    from dcilab.emulation.openconfig import elem, matches
+    leaf = (elem("components"), elem("component", name="a.w1"), elem("optical-channel"),
+            elem("state"), elem("osnr"), elem("avg"))
+    assert matches((elem("components"),), leaf)
+    assert matches((elem("components"), elem("component")), leaf)            # any name
+    assert matches((elem("components"), elem("component", name="*"), elem("*"),
+                    elem("state")), leaf)
+    assert matches((elem("components"), elem("..."), elem("avg")), leaf)
+    assert not matches((elem("components"), elem("component", name="a.w2")), leaf)
+    assert not matches(leaf + (elem("deeper"),), leaf)

@@ -1,0 +1,37 @@
+"""`dcilab lab`: what can be checked without root (the prompt's parsing and wiring)."""
+
+from __future__ import annotations
+
+from dcilab.cli import build_parser
+from dcilab.cli.lab import LAB_COMMANDS, lab_command
+from dcilab.emulation.console import FabricCLI
+
+
+def test_fabric_host_names_are_one_command_word():
+    cli = object.__new__(FabricCLI)      # parsing needs no network
+    assert cli.parseline("dc1-h1 ping dc2-h3") == ("dc1-h1", "ping dc2-h3", "dc1-h1 ping dc2-h3")
+    assert cli.parseline("pingall")[0] == "pingall"
+
+
+def test_every_lab_command_is_a_dcilab_command_taking_its_server():
+    parser = build_parser()
+    for name, takes_server in LAB_COMMANDS.items():
+        argv = [name, *(["--server", "127.0.0.1:1"] if takes_server else [])]
+        if name == "reserve":
+            argv += ["dc1-h1", "dc2-h1", "--gbps", "1"]
+        if name == "release":
+            argv += ["r-1"]
+        assert parser.parse_args(argv).command == name
+
+
+def test_a_bad_line_is_reported_not_raised(capsys):
+    lab_command("reserve", "127.0.0.1:1")("--bogus")
+    assert "the following arguments are required: SRC, DST, --gbps" in capsys.readouterr().err
+    lab_command("release", "127.0.0.1:1")('"unbalanced')
+    assert "release: No closing quotation" in capsys.readouterr().err
+
+
+def test_an_unreachable_controller_is_one_line(capsys):
+    lab_command("reservations", "127.0.0.1:1")("--timeout 1")
+    err = capsys.readouterr().err
+    assert err.startswith("dcilab reservations: cannot reach dcilab controller at 127.0.0.1:1")

@@ -1,0 +1,157 @@
+"""The emulation's optical state over (simulated) time, and its data-plane commands."""
+
+import subprocess
+
+import pytest
+from optical_helpers import zrplus_fabric
+
+from dcilab.emulation.optical_state import OpticalState, Ramp, WavelengthEffect
+from dcilab.emulation.wavelength_effects import NFT_TABLE, WavelengthEffects
+from dcilab.optics import OpticsError
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def fabric(tmp_path):
+    return zrplus_fabric(tmp_path)[0]
+
+
+def test_ramp_is_linear_and_ends_at_its_target():
+    ramp = Ramp(0.0, 6.0, t0=10.0, duration_s=30.0)
+    assert [ramp.value_at(t) for t in (5, 10, 25, 40, 99)] == [0.0, 0.0, 3.0, 6.0, 6.0]
+
+
+def test_as_designed_every_wavelength_runs_its_planned_mode_clean(fabric):
+    state = OpticalState(fabric, clock=Clock())
+    effects = state.effects()
+    assert set(effects) == {"dc1-dc2.w1", "dc1-dc2.w2"}
+    assert all(e == WavelengthEffect(400, 0, False) for e in effects.values())
+    status = state.statuses()[("dc1-dc2.w1", "dc1-gw1")]
+    assert status.reading.q_margin_db > 0 and status.mode.name == "400G"
+
+
+def test_a_span_loss_ramp_degrades_then_darkens_and_restore_stops_it(fabric):
+    clock = Clock()
+    state = OpticalState(fabric, clock=clock)
+    state.degrade_span("dc1-dc2", 3, 12.0, ramp_s=40.0)
+    seen = []
+    for _ in range(41):
+        clock.now += 1
+        state.tick()
+        e = state.effects()["dc1-dc2.w1"]
+        seen.append((e.loss_per_mille, e.dark))
+    # clean at first, then partial loss, then dark (sync lost) at the end of the ramp
+    assert seen[0] == (0, False)
+    assert any(0 < loss < 1000 and not dark for loss, dark in seen)
+    assert seen[-1][1] is True
+    assert state.line_state("dc1-dc2").span_extra_loss_db[2] == 12.0
+    state.degrade_span("dc1-dc2", 3, 8.0, ramp_s=0)
+    state.set_amplifier_nf("dc1-dc2", 1, 9.0, ramp_s=100.0)
+    assert state.ramping()
+    state.restore("dc1-dc2")
+    assert not state.ramping()
+    clock.now += 50
+    state.tick()
+    assert state.line_state("dc1-dc2").amplifier_nf_db[0] == 5.5
+    assert state.effects()["dc1-dc2.w1"] == WavelengthEffect(400, 0, False)
+
+
+def test_a_mode_change_is_dark_for_the_reconfiguration_time_then_runs_the_new_rate(fabric):
+    clock = Clock()
+    state = OpticalState(fabric, reconfiguration_s=10.0, clock=clock)
+    assert state.set_mode("dc1-dc2.w1", "300G") == ["dc1-gw1", "dc2-gw1"]
+    assert state.effects()["dc1-dc2.w1"] == WavelengthEffect(300, 0, True)
+    clock.now += 9.9
+    state.tick()
+    assert state.effects()["dc1-dc2.w1"].dark
+    clock.now += 0.2
+    state.tick()
+    assert state.effects()["dc1-dc2.w1"] == WavelengthEffect(300, 0, False)
+    assert state.effects()["dc1-dc2.w2"] == WavelengthEffect(400, 0, False)
+
+
+def test_ends_in_different_modes_do_not_talk(fabric):
+    clock = Clock()
+    state = OpticalState(fabric, reconfiguration_s=0.0, clock=clock)
+    state.set_mode("dc1-dc2.w2", "200G", gateway="dc2-gw1")
+    assert state.effects()["dc1-dc2.w2"].dark
+    state.set_mode("dc1-dc2.w2", 4, gateway="dc1-gw1")        # operational-mode id of 200G
+    assert state.effects()["dc1-dc2.w2"] == WavelengthEffect(200, 0, False)
+
+
+def test_a_lower_mode_survives_what_the_higher_one_does_not(fabric):
+    clock = Clock()
+    state = OpticalState(fabric, reconfiguration_s=0.0, clock=clock)
+    state.degrade_span("dc1-dc2", 1, 9.0)
+    assert state.effects()["dc1-dc2.w1"].loss_per_mille > 0 or state.effects()["dc1-dc2.w1"].dark
+    state.set_mode("dc1-dc2.w1", "300G")
+    assert state.effects()["dc1-dc2.w1"] == WavelengthEffect(300, 0, False)
+
+
+def test_bad_requests_are_named(fabric):
+    state = OpticalState(fabric, clock=Clock())
+    with pytest.raises(OpticsError, match="unknown line system 'nope'"):
+        state.degrade_span("nope", 1, 1.0)
+    with pytest.raises(OpticsError, match="400ZR\\+ has no mode '500G'"):
+        state.set_mode("dc1-dc2.w1", "500G")
+    with pytest.raises(OpticsError, match="operational-mode 1 is not a mode of 400ZR\\+"):
+        state.set_mode("dc1-dc2.w1", 1)
+    with pytest.raises(OpticsError, match="amplifier 9 does not exist"):
+        state.set_amplifier_nf("dc1-dc2", 9, 6.0)
+
+
+def test_data_plane_commands_are_issued_only_on_change(fabric):
+    calls = []
+
+    def run(cmd, stdin=None):
+        calls.append((cmd, stdin))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    effects = WavelengthEffects(fabric, run=run)
+    effects.apply("dc1-dc2.w1", WavelengthEffect(400, 0, False))
+    rates = [c for c, _ in calls if c[:3] == ["tc", "class", "change"]]
+    assert [c[4] for c in rates] == ["dl1gw1p2", "dl2gw1p2"]
+    assert rates[0][rates[0].index("rate") + 1] == "40.000000Mbit"   # 400 Gb/s × 1e-4
+    calls.clear()
+    effects.apply("dc1-dc2.w1", WavelengthEffect(400, 0, False))
+    assert calls == []
+    effects.apply("dc1-dc2.w1", WavelengthEffect(400, 250, False))
+    [(cmd, script)] = calls
+    assert cmd == ["nft", "-f", "-"]
+    assert f"add table netdev {NFT_TABLE}" in script
+    assert 'hook egress device "dl1gw1p2"' in script
+    assert script.count("numgen random mod 1000 < 250 counter drop") == 2
+    calls.clear()
+    effects.apply("dc1-dc2.w1", WavelengthEffect(300, 0, True))
+    cmds = [c for c, _ in calls]
+    assert ["ip", "link", "set", "dev", "dl1gw1p2", "down"] in cmds
+    assert any(c[:3] == ["tc", "class", "change"] and "30.000000Mbit" in c for c in cmds)
+    effects.close()
+    assert calls[-1][0] == ["nft", "delete", "table", "netdev", NFT_TABLE]
+
+
+def test_the_qot_engine_runs_only_when_the_line_changes(fabric, monkeypatch):
+    import dcilab.emulation.optical_state as module
+    calls = []
+    real = module.line_gsnr_db
+
+    def counting(*args):
+        calls.append(args)
+        return real(*args)
+    monkeypatch.setattr(module, "line_gsnr_db", counting)
+    clock = Clock()
+    state = OpticalState(fabric, clock=clock)
+    assert len(calls) == 1
+    for _ in range(5):
+        clock.now += 1
+        state.tick()
+    assert len(calls) == 1                       # nothing changed: no new computation
+    state.degrade_span("dc1-dc2", 1, 1.0)
+    assert len(calls) == 2

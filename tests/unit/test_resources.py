@@ -1,0 +1,38 @@
+"""The files the commands read are found through the package, not through the source tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dcilab.resources import (bundled_topologies, deploy_dir, proto_dir, topology_arg,
+                              topology_path, topologies_dir)
+
+
+def test_bundled_topologies_are_found_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert {"two-dc", "four-dc-ring"} <= set(bundled_topologies())
+    for name in ("two-dc", "two-dc.yaml", "topologies/two-dc.yaml"):
+        path = topology_path(name)
+        assert path.is_file() and path.parent == topologies_dir(), name
+
+
+def test_a_path_that_exists_wins_over_a_bundled_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "two-dc").write_text("name: mine\n")
+    assert topology_path("two-dc") == Path("two-dc")
+    own = tmp_path / "elsewhere.yaml"
+    own.write_text("name: x\n")
+    assert topology_path(own) == own
+
+
+def test_an_unknown_name_is_returned_unchanged_for_its_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert topology_arg("no-such-fabric") == "no-such-fabric"
+    assert topology_path("other/two-dc.yaml") == Path("other/two-dc.yaml")
+    assert topology_path("two-dc.yml") == Path("two-dc.yml")
+
+
+def test_deploy_and_proto_files_ship_with_the_package():
+    assert (deploy_dir() / "prometheus" / "rules.yml").is_file()
+    assert len(list((deploy_dir() / "grafana" / "dashboards").glob("*.json"))) >= 4
+    assert sorted(p.name for p in (proto_dir() / "dcilab" / "v1").glob("*.proto"))
