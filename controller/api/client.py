@@ -106,9 +106,14 @@ class Client:
 
     def reserve(self, src: str, dst: str, gbps: float, max_latency_ms: float | None = None,
                 duration_s: float = 0.0, request_id: str = "",
-                priority: int = 0) -> ppb.Reservation:
+                priority: int = 0, selector: ppb.TrafficSelector | None = None,
+                protection: str = "") -> ppb.Reservation:
+        """`protection`: NONE, RESTORABLE or PROTECTED; empty: the server's default."""
         request = ppb.ReservePathRequest(src_host=src, dst_host=dst, bandwidth_gbps=gbps,
-                                         request_id=request_id, priority=priority)
+                                         request_id=request_id, priority=priority,
+                                         selector=selector)
+        if protection:
+            request.protection = ppb.Protection.Value(f"PROTECTION_{protection}")
         if max_latency_ms is not None:
             request.max_latency_ms = max_latency_ms
         if duration_s:

@@ -8,7 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ..fabric import Fabric
 from ..fabric.model import DCI, FABRIC, GATEWAY, HOST, LEAF, SPINE
 from ..te.load import LinkLoad
-from ..te.reservations import Reservation, ReservationRequest, State
+from ..te.reservations import Protection, Reservation, ReservationRequest, Selector, State
 from .v1 import fabric_pb2 as fpb
 from .v1 import path_pb2 as ppb
 
@@ -22,6 +22,10 @@ RESERVATION_STATE = {State.PENDING: ppb.RESERVATION_STATE_PENDING,
                      State.RELEASED: ppb.RESERVATION_STATE_RELEASED,
                      State.EXPIRED: ppb.RESERVATION_STATE_EXPIRED}
 STATE_OF = {v: k for k, v in RESERVATION_STATE.items()}
+# Protection classes by name: PROTECTION_<NAME> in the proto.
+PROTECTION = {p: ppb.Protection.Value(f"PROTECTION_{p.value}") for p in Protection}
+PROTECTION_OF = {v: k for k, v in PROTECTION.items()} | {
+    ppb.PROTECTION_UNSPECIFIED: Protection.RESTORABLE}
 
 
 def duration(seconds: float) -> Duration:
@@ -43,7 +47,27 @@ def reservation_request(msg: ppb.ReservePathRequest) -> ReservationRequest:
         src_host=msg.src_host, dst_host=msg.dst_host, bandwidth_gbps=msg.bandwidth_gbps,
         max_latency_ms=msg.max_latency_ms if msg.HasField("max_latency_ms") else None,
         duration_s=msg.duration.ToNanoseconds() / 1e9 if msg.HasField("duration") else 0.0,
-        request_id=msg.request_id, priority=msg.priority)
+        request_id=msg.request_id, priority=msg.priority,
+        selector=selector(msg.selector) if msg.HasField("selector") else None,
+        protection=PROTECTION_OF.get(msg.protection, msg.protection))
+
+
+def selector(msg: ppb.TrafficSelector) -> Selector:
+    return Selector(msg.ip_protocol, msg.dst_port_min, msg.dst_port_max,
+                    msg.dscp if msg.HasField("dscp") else None)
+
+
+def selector_msg(sel: Selector) -> ppb.TrafficSelector:
+    msg = ppb.TrafficSelector(ip_protocol=sel.ip_proto, dst_port_min=sel.port_min,
+                              dst_port_max=sel.port_max)
+    if sel.dscp is not None:
+        msg.dscp = sel.dscp
+    return msg
+
+
+def _hops(hops) -> list[ppb.ReservedHop]:
+    return [ppb.ReservedHop(switch=h.switch, out_port=h.out_port, link=h.link,
+                            wavelength=h.wavelength or "") for h in hops]
 
 
 # -- answers out ---------------------------------------------------------------------------
@@ -55,9 +79,10 @@ def reservation(res: Reservation) -> ppb.Reservation:
         state=RESERVATION_STATE[res.state], src_host=req.src_host, dst_host=req.dst_host,
         bandwidth_gbps=req.bandwidth_gbps, latency_ms=res.latency_ms,
         create_time=timestamp(res.created_at), meter_id=res.meter_id,
-        priority=req.priority, degraded_reason=res.reason,
-        hops=[ppb.ReservedHop(switch=h.switch, out_port=h.out_port, link=h.link,
-                              wavelength=h.wavelength or "") for h in res.hops])
+        priority=req.priority, degraded_reason=res.reason, hops=_hops(res.hops),
+        protection=PROTECTION[req.protection], standby_hops=_hops(res.standby))
+    if req.selector is not None:
+        msg.selector.CopyFrom(selector_msg(req.selector))
     if req.max_latency_ms is not None:
         msg.max_latency_ms = req.max_latency_ms
     if req.duration_s > 0:

@@ -36,8 +36,8 @@ from ..fabric import Fabric
 from ..te.load import LinkLoad
 from ..store.sqlite import GroupCommit, ReservationStore, StoreError
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
-                               ReservationRequest, State, not_found, reused_request_id,
-                               same_request)
+                               Protection, ReservationRequest, State, not_found,
+                               reused_request_id, same_request)
 
 log = logging.getLogger("dcilab.service")
 
@@ -515,6 +515,12 @@ class ControllerService:
             counts = Counter(r.state for r in self._live())
             counts.update(self._ended_counts)
         return {state: counts.get(state, 0) for state in State}
+
+    def protection_counts(self) -> dict[Protection, int]:
+        """Live reservations by protection class."""
+        with self.lock:
+            return dict(Counter(r.request.protection
+                                for r in self.core.book.reservations.values()))
 
     # -- state for the API and metrics --------------------------------------------------
 

@@ -30,6 +30,7 @@ import gc
 import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +43,7 @@ from ..lab import ControllerProcess, free_port
 
 TARGET_P99_MS = 10.0
 TARGET_PER_SECOND = 500.0
+TARGET_RATIO_TO_CANNED = 0.8
 
 
 def add_arguments(parser) -> None:
@@ -210,6 +212,25 @@ class _Readers:
                 self._proc.join(5)
 
 
+def _canned(pairs, clients: int, requests: int, cpu: int | None) -> dict:
+    """The same back-to-back load against a server answering from a canned reservation
+    (api/canned.py), on the controller's CPU: what gRPC alone allows here."""
+    port = free_port()
+    argv = [sys.executable, "-m", "dcilab.api.canned", str(port)]
+    argv += [str(cpu)] if cpu is not None else []
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        if proc.stdout.readline().strip() != "serving":
+            raise RuntimeError("the canned-answer server did not start")
+        _progress(f"{requests} reservations, {clients} client(s) back to back, canned-answer "
+                  f"server (pid {proc.pid})")
+        return _measure(f"127.0.0.1:{port}", pairs, clients, requests)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def _progress(message: str) -> None:
     print(f"[bench --api] {message}", file=sys.stderr, flush=True)
 
@@ -296,6 +317,7 @@ def run(args) -> int:
             for clients in levels:
                 _progress(f"{args.api_requests} reservations, {clients} client(s) back to back")
                 results.append(_measure(address, pairs, clients, args.api_requests))
+            canned = _canned(pairs, max(levels), args.api_requests, controller_cpu)
             at_rate = with_readers = readers = None
             if args.api_rate > 0:
                 _progress(f"{args.api_requests} reservations offered at {args.api_rate:g}/s "
@@ -328,6 +350,14 @@ def run(args) -> int:
         "back_to_back": results, "at_rate": at_rate, "at_rate_with_readers": with_readers,
         "targets": _targets(results, at_rate, with_readers),
     }
+    busiest = max(results, key=lambda r: r["clients"])
+    report["canned_server"] = canned
+    report["targets"]["ratio_to_canned"] = {
+        "target": TARGET_RATIO_TO_CANNED, "clients": canned["clients"],
+        "measured": round(busiest["reservations_per_second"]
+                          / max(canned["reservations_per_second"], 1e-9), 3)}
+    report["targets"]["ratio_to_canned"]["met"] = (
+        report["targets"]["ratio_to_canned"]["measured"] >= TARGET_RATIO_TO_CANNED)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -360,6 +390,11 @@ def _print_report(report: dict) -> None:
         print(f"{label:<34} {r['reservations_per_second']:>14.1f} {r['reserve_ms_p50']:>12.2f} "
               f"{r['reserve_ms_p99']:>7.2f} {r['release_ms_p50']:>12.2f} "
               f"{r['release_ms_p99']:>7.2f} {r['errors']:>7}")
+    c = report["canned_server"]
+    print(f"{'canned-answer server, ' + str(c['clients']) + ' clients':<34} "
+          f"{c['reservations_per_second']:>14.1f} {c['reserve_ms_p50']:>12.2f} "
+          f"{c['reserve_ms_p99']:>7.2f} {c['release_ms_p50']:>12.2f} "
+          f"{c['release_ms_p99']:>7.2f} {c['errors']:>7}")
     readers = (report.get("at_rate_with_readers") or {}).get("readers")
     if readers:
         print(f"\nreaders meanwhile ({readers['seconds']:.1f} s): {readers['pages']} list pages "
@@ -371,6 +406,8 @@ def _print_report(report: dict) -> None:
     for name, t in report["targets"].items():
         what = {"reservations_per_second": f">= {t['target']:g} reservations/s with "
                                            f"{t['clients']} clients back to back",
+                "ratio_to_canned": f">= {t['target']:g} of a canned-answer server's "
+                                   f"reservations/s ({t['clients']} clients)",
                 "p99_ms_at_rate": f"p99 < {t['target']:g} ms with {t['clients']} clients at "
                                   f"{t.get('offered_per_second') or 0:g}/s offered",
                 "p99_ms_at_rate_with_readers":

@@ -7,7 +7,7 @@ bench runs. A new harness is one module in `bench/` and one line in `MODES`.
 
 from __future__ import annotations
 
-from ..bench import api, emulate, faults, flow, training
+from ..bench import admission, api, emulate, faults, flow, training
 
 # (the flag's attribute on args, the harness); the first whose flag is set runs.
 MODES = (
@@ -15,6 +15,7 @@ MODES = (
     ("emulate", emulate),
     ("faults", faults),
     ("training", training),
+    ("admission", admission),
 )
 
 

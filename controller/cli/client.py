@@ -16,8 +16,9 @@ from pathlib import Path
 from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict,
                           state_name)
 from ..api.server import ServerError, read_token_file
+from ..api.v1 import path_pb2 as ppb
 from ..fabric.model import LinkKind
-from ..te.reservations import State
+from ..te.reservations import Protection, State
 
 STATES = tuple(state.value.lower() for state in State)
 KINDS = tuple(LinkKind)
@@ -76,6 +77,18 @@ def register(sub) -> None:
     p.add_argument("--priority", type=int, default=0, metavar="P",
                    help="after a failure, reservations are restored highest priority first "
                         "(then oldest); default 0")
+    p.add_argument("--protocol", metavar="P",
+                   help="reserve only this IP protocol of the pair's traffic (tcp, udp or a "
+                        "number); matched, pinned and metered on its own")
+    p.add_argument("--dport", metavar="LO[-HI]",
+                   help="with --protocol tcp or udp: only these destination ports")
+    p.add_argument("--dscp", type=int, metavar="N",
+                   help="reserve only the pair's traffic marked with this DSCP value (0-63)")
+    p.add_argument("--protection", choices=[p.value for p in Protection],
+                   type=str.upper, default="",
+                   help="NONE: restored after RESTORABLE ones; RESTORABLE (default): moved "
+                        "to a path with room on failure; PROTECTED: with a reserved standby "
+                        "path sharing no line system or SRLG, taken by the switch itself")
     p.set_defaults(run=run_reserve)
 
     p = sub.add_parser("release", parents=[common], help="release a reservation",
@@ -148,9 +161,9 @@ def _run(args, body) -> int:
         return 1
 
 
-def _path(res) -> str:
+def _path(res, hops=None) -> str:
     parts = []
-    for hop in res.hops:
+    for hop in res.hops if hops is None else hops:
         parts.append(hop.switch)
         if hop.wavelength:
             parts.append(f"[{hop.wavelength}]")
@@ -162,15 +175,64 @@ def _describe(res) -> str:
             if res.HasField("expire_time") else "")
     why = f"\n  degraded: {res.degraded_reason}" if res.degraded_reason else ""
     priority = f", priority {res.priority}" if res.priority else ""
-    return (f"{res.reservation_id} {state_name(res)}: {res.src_host} -> {res.dst_host}, "
-            f"{res.bandwidth_gbps:g} Gb/s, {res.latency_ms:.3f} ms{priority}{ends}\n"
-            f"  path: {_path(res)}{why}")
+    protection = ppb.Protection.Name(res.protection).removeprefix("PROTECTION_")
+    protection = "RESTORABLE" if protection == "UNSPECIFIED" else protection
+    standby = (f"\n  standby: {_path(res, res.standby_hops)}" if res.standby_hops else "")
+    return (f"{res.reservation_id} {state_name(res)}: {res.src_host} -> {res.dst_host}"
+            f"{_traffic(res)}, {res.bandwidth_gbps:g} Gb/s, {res.latency_ms:.3f} ms, "
+            f"{protection}{priority}{ends}\n"
+            f"  path: {_path(res)}{standby}{why}")
+
+
+PROTOCOLS = {"tcp": 6, "udp": 17}
+
+
+def _selector(args):
+    """The --protocol/--dport/--dscp options as a TrafficSelector (None: the whole pair);
+    ValueError with what is wrong. The server checks the values themselves."""
+    if args.protocol is None and args.dport is None and args.dscp is None:
+        return None
+    sel = ppb.TrafficSelector()
+    if args.dscp is not None:
+        sel.dscp = args.dscp
+    if args.protocol is not None:
+        name = args.protocol.lower()
+        if name not in PROTOCOLS and not name.isdigit():
+            raise ValueError(f"--protocol: {args.protocol!r} is not tcp, udp or a number")
+        sel.ip_protocol = PROTOCOLS.get(name) or int(name)
+    if args.dport is not None:
+        lo, _, hi = args.dport.partition("-")
+        if not (lo.isdigit() and (not hi or hi.isdigit())):
+            raise ValueError(f"--dport: {args.dport!r} is not a port or LO-HI range")
+        sel.dst_port_min, sel.dst_port_max = int(lo), int(hi or lo)
+    return sel
+
+
+def _traffic(res) -> str:
+    if not res.HasField("selector"):
+        return ""
+    sel = res.selector
+    if sel.HasField("dscp"):
+        return f" [dscp {sel.dscp}]"
+    name = {v: k for k, v in PROTOCOLS.items()}.get(sel.ip_protocol, f"proto {sel.ip_protocol}")
+    if sel.dst_port_max:
+        ports = (str(sel.dst_port_min) if sel.dst_port_min == sel.dst_port_max
+                 else f"{sel.dst_port_min}-{sel.dst_port_max}")
+        return f" [{name} dport {ports}]"
+    return f" [{name}]"
 
 
 def run_reserve(args) -> int:
+    try:
+        selector = _selector(args)
+    except ValueError as exc:
+        print(f"dcilab reserve: {exc}", file=sys.stderr)
+        return 2
+
     def body(client):
         res = client.reserve(args.src, args.dst, args.gbps, args.max_latency_ms,
-                             args.duration, args.request_id, args.priority)
+                             args.duration, args.request_id, args.priority, selector,
+                             args.protection)
         print(json.dumps(as_dict(res), indent=2) if args.json else f"reserved {_describe(res)}")
     return _run(args, body)
 

@@ -28,7 +28,7 @@ from ..te.load import LinkLoad, LoadTracker, directions
 from ..fabric.model import HOST
 from ..te.paths import PathEngine
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
-                               ReservationBook, ReservationRequest, State)
+                               ReservationBook, ReservationRequest, State, key_of)
 from . import reservation_rules
 from .ports import port_problems
 from .rules import TABLE_FLOWS, Programs, Routing, diff
@@ -147,7 +147,7 @@ class FabricController:
         pairs = {}
         for res in self.book.live():            # one set of rules per host pair
             if res.holds_bandwidth:             # a DEGRADED pair has none until restored
-                pairs.setdefault((res.request.src_host, res.request.dst_host), res)
+                pairs.setdefault(key_of(res.request), res)
         for res in pairs.values():
             msgs += reservation_rules.install(self.fabric, res,
                                               self.book.pair_bps(res)).get(state.name, [])
@@ -335,6 +335,12 @@ class FabricController:
             log.info("reservations %s moved to %s", ", ".join(r.reservation_id for r in after),
                      " > ".join(h.wavelength for h in new.hops if h.wavelength) or new.hops[0].link)
         outbox.changed += after
+        return self._send_rules(rules, after, outbox)
+
+    def _send_rules(self, rules: dict[str, list], after: list[Reservation],
+                    outbox: Outbox) -> dict[str, int | None]:
+        """Send a pair's new rules, each switch's behind a barrier; its PENDING members go
+        ACTIVE once every switch of the new path has acknowledged."""
         needs: dict[str, int | None] = {h.switch: None for h in after[0].hops}
         for switch, msgs in rules.items():
             state = self.switches[self._dpid[switch]]
@@ -345,6 +351,7 @@ class FabricController:
             self._waiting.pop(r.reservation_id, None)
             if r.state == State.PENDING:
                 self._waiting[r.reservation_id] = dict(needs)
+        return needs
 
     def _programmed(self) -> set[str]:
         return {s.name for s in self.switches.values() if s.program_sent}
@@ -359,13 +366,30 @@ class FabricController:
         """Admit `request` (AdmissionError if it cannot be) and pin it onto the switches of
         its path that are programmed; the rest get it in their program when they connect."""
         before = len(self.book.reservations)
-        res = self.book.admit(request, reservation_id, now)
+        res, moves = self.book.admit_moving(request, reservation_id, now)
         outbox = Outbox()
         if len(self.book.reservations) == before:   # an idempotent retry: nothing new
             return outbox
+        path_needs = None
+        for move in moves:                          # aggregates moved to make room
+            needs = self._move(move.before[0], move.after, outbox)
+            if key_of(move.after[0].request) == key_of(request):
+                path_needs = needs                  # its own pair's new path
         outbox.changed.append(res)
-        self._install(res, outbox)
+        self._install(res, outbox, path_needs)
         return outbox
+
+    def _move(self, first: Reservation, after: list[Reservation],
+              outbox: Outbox) -> dict[str, int | None]:
+        """An aggregate moved as a whole: its pins go to the new path make before break
+        (its meter stays at the ingress leaf); members waiting for their rules wait for
+        the new path's."""
+        rules = reservation_rules.move(self.fabric, first, after[0], self._programmed())
+        log.info("reservations %s moved to %s to make room",
+                 ", ".join(r.reservation_id for r in after),
+                 " > ".join(h.wavelength for h in after[0].hops if h.wavelength))
+        outbox.changed += after
+        self._send_rules(rules, after, outbox)
 
     def restore(self, res: Reservation) -> None:
         """Book a reservation read back from the store (its rules go out on connect)."""
@@ -429,14 +453,20 @@ class FabricController:
 
     def _sent_to(self, res: Reservation) -> set[str]:
         """The switches of its path that have their program (the rest get it later)."""
-        return {h.switch for h in res.hops if self.switches[self._dpid[h.switch]].program_sent}
+        return {h.switch for h in res.hops + res.standby
+                if self.switches[self._dpid[h.switch]].program_sent}
 
-    def _install(self, res: Reservation, outbox: Outbox) -> None:
+    def _install(self, res: Reservation, outbox: Outbox,
+                 path_needs: dict[str, int | None] | None = None) -> None:
+        """Pin a new reservation (`path_needs`: its pair just moved, and these barriers
+        acknowledge the new path)."""
         pair_bps = self.book.pair_bps(res)
         if pair_bps > res.bandwidth_bps:             # the pair's path is already in place
-            first = self.book.pair_members(res.request.src_host, res.request.dst_host)[0]
+            first = self.book.members_of(res)[0]
             # ... or still going in: wait for what the first one waits for too.
-            needs: dict[str, int | None] = dict(self._waiting.get(first.reservation_id, {}))
+            needs: dict[str, int | None] = dict(
+                path_needs if path_needs is not None
+                else self._waiting.get(first.reservation_id, {}))
             rules = reservation_rules.resize(self.fabric, res, pair_bps)
         else:
             needs = {h.switch: None for h in res.hops}

@@ -1,31 +1,62 @@
-"""The rules that enforce reservations: a host pair's src->dst traffic pinned hop by hop to
-its reserved path above every other rule, and policed at its ingress leaf by one meter at
-the (scaled) sum of the pair's reserved rates."""
+"""The rules that enforce reservations: an aggregate's traffic (a host pair's src->dst
+traffic, or the part of it a selector names) pinned hop by hop to its reserved path above
+every other rule, and policed at its ingress leaf by one meter at the (scaled) sum of the
+aggregate's reserved rates."""
 
 from __future__ import annotations
 
 from ..fabric import Fabric
 from ..openflow import messages as of
 from ..te.reservations import Reservation
-from .rules import pin_action
+from ..openflow.ranges import port_range_masks
+from .rules import PRIORITY_DETOUR, pin_action
 
 PRIORITY_RESERVATION = 2000     # above ARP (1000), elephants and destination routes
+# A reservation with a selector is matched above the pair's aggregate; a protocol selector
+# above a DSCP one (a packet may match both: the protocol one takes it).
+PRIORITY_DSCP = PRIORITY_RESERVATION + 1
+PRIORITY_PORTS = PRIORITY_RESERVATION + 2
+# A PROTECTED aggregate's standby: its fast-failover group at the repair gateway (the first
+# gateway of its primary), and the VLAN id its packets carry along the standby (above
+# the ids of facility detours, which count up from 1 per line-system end).
+PROTECT_GROUP_BASE = 0x20000          # + meter id
+PRIORITY_STANDBY = PRIORITY_DETOUR
+STANDBY_VID_BASE, STANDBY_VIDS = 2048, 2046
 # A policer's burst: 100 ms at its rate (TCP needs some), and never under ten full frames.
 BURST_S = 0.1
 MIN_BURST_KBITS = 120
 
 
-def _match(fabric: Fabric, res: Reservation):
+def priority(res: Reservation) -> int:
+    sel = res.request.selector
+    if sel is None:
+        return PRIORITY_RESERVATION
+    return PRIORITY_DSCP if sel.dscp is not None else PRIORITY_PORTS
+
+
+def _matches(fabric: Fabric, res: Reservation) -> list:
+    """The matches of the traffic of `res`: the pair's addresses, and its selector (a port
+    range is several masked matches)."""
     src, dst = fabric.hosts[res.request.src_host], fabric.hosts[res.request.dst_host]
-    return of.match(eth_type=of.ETH_TYPE_IP, ipv4_src=src.ip, ipv4_dst=dst.ip)
+    pair = dict(eth_type=of.ETH_TYPE_IP, ipv4_src=src.ip, ipv4_dst=dst.ip)
+    sel = res.request.selector
+    if sel is None:
+        return [of.match(**pair)]
+    if sel.dscp is not None:
+        return [of.match(**pair, ip_dscp=sel.dscp)]
+    if not sel.has_ports:
+        return [of.match(**pair, ip_proto=sel.ip_proto)]
+    port = "tcp_dst" if sel.ip_proto == of.IP_PROTO_TCP else "udp_dst"
+    return [of.match(**pair, ip_proto=sel.ip_proto, **{port: block})
+            for block in port_range_masks(sel.port_min, sel.port_max)]
 
 
 def _hops(fabric: Fabric, res: Reservation, only: set[str] | None):
-    """(index, hop, the pair's match) for each hop of `res` on a switch in `only` (or all);
-    the match is built once, and only when some hop needs it."""
+    """(index, hop, the matches) for each hop of `res` on a switch in `only` (or all);
+    the matches are built once, and only when some hop needs them."""
     hops = [(i, hop) for i, hop in enumerate(res.hops) if only is None or hop.switch in only]
-    match = _match(fabric, res) if hops else None
-    return [(i, hop, match) for i, hop in hops]
+    matches = _matches(fabric, res) if hops else []
+    return [(i, hop, matches) for i, hop in hops]
 
 
 def police_kbps(fabric: Fabric, bps: float) -> int:
@@ -44,21 +75,101 @@ def install(fabric: Fabric, res: Reservation, pair_bps: float,
     """switch name -> messages pinning the pair of `res` there; the ingress leaf also gets
     the pair's meter at `pair_bps` (the sum of the pair's reservations). With `only`, just
     for those switches (building OpenFlow matches is not free)."""
-    return _pins(fabric, res, pair_bps, only, with_meter=True)
+    return _merge(_protection(fabric, res, None, only),
+                  _pins(fabric, res, pair_bps, only, with_meter=True))
+
+
+def standby_vid(res: Reservation) -> int:
+    return STANDBY_VID_BASE + (res.meter_id - 1) % STANDBY_VIDS
+
+
+def repair_index(res: Reservation) -> int | None:
+    """Where a PROTECTED aggregate's standby leaves its primary: the index of its first
+    DCI hop (primary and standby share the hops before it); None without a standby."""
+    if not res.standby:
+        return None
+    return next(i for i, (a, b) in enumerate(zip(res.hops, res.standby)) if a != b)
+
+
+def _protection(fabric: Fabric, res: Reservation, old: Reservation | None,
+                only: set[str] | None) -> dict[str, list]:
+    """switch -> messages putting the standby of `res` in place (`old`: what is there
+    now): at the repair gateway, a fast-failover group, the primary's DCI port first and
+    then the standby (tagged with the aggregate's VLAN id); on each later switch of the
+    standby, a rule for that VLAN id; at the last, the tag comes off. The switch falls
+    over by itself when the primary's port dies."""
+    out: dict[str, list] = {}
+    k = repair_index(res)
+    if k is None:
+        return out
+    vid, gid = standby_vid(res), PROTECT_GROUP_BASE + res.meter_id
+    gw, primary, standby = res.hops[k].switch, res.hops[k], res.standby[k]
+    if only is None or gw in only:
+        had = old is not None and repair_index(old) is not None and \
+            old.hops[repair_index(old)].switch == gw
+        buckets = [of.bucket([pin_action(fabric, gw, primary.out_port)], 0, primary.out_port),
+                   of.bucket(of.push_vlan(vid) + [of.forget_in_port(),
+                                                  pin_action(fabric, gw, standby.out_port)],
+                             0, standby.out_port)]
+        out[gw] = [of.group_mod(gid, of.ofp.OFPGT_FF, buckets,
+                                of.ofp.OFPGC_MODIFY if had else of.ofp.OFPGC_ADD)]
+    last = len(res.standby) - 1
+    for j in range(k + 1, len(res.standby)):
+        hop = res.standby[j]
+        if only is not None and hop.switch not in only:
+            continue
+        actions = ([of.pop_vlan(), of.output(hop.out_port)] if j == last
+                   else [pin_action(fabric, hop.switch, hop.out_port)])
+        out.setdefault(hop.switch, []).append(
+            of.flow_add(PRIORITY_STANDBY, of.vlan_match(vid), actions))
+    return out
+
+
+def _protection_remove(res: Reservation, keep: Reservation | None,
+                       only: set[str] | None) -> dict[str, list]:
+    """switch -> messages removing the standby of `res` where `keep` (its successor, same
+    meter) does not reuse it."""
+    out: dict[str, list] = {}
+    k = repair_index(res)
+    if k is None:
+        return out
+    vid, gid = standby_vid(res), PROTECT_GROUP_BASE + res.meter_id
+    kept_k = repair_index(keep) if keep is not None else None
+    kept_flows = ({h.switch for h in keep.standby[kept_k + 1:]} if kept_k is not None
+                  else set())
+    for hop in res.standby[k + 1:]:
+        if hop.switch not in kept_flows and (only is None or hop.switch in only):
+            out.setdefault(hop.switch, []).append(
+                of.flow_delete_strict(PRIORITY_STANDBY, of.vlan_match(vid)))
+    gw = res.hops[k].switch
+    if (kept_k is None or keep.hops[kept_k].switch != gw) and (only is None or gw in only):
+        out.setdefault(gw, []).append(of.group_delete(gid))
+    return out
+
+
+def _merge(*parts: dict[str, list]) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for part in parts:
+        for switch, msgs in part.items():
+            out.setdefault(switch, []).extend(msgs)
+    return out
 
 
 def _pins(fabric: Fabric, res: Reservation, pair_bps: float, only: set[str] | None,
           with_meter: bool) -> dict[str, list]:
     out: dict[str, list] = {}
-    for i, hop, match in _hops(fabric, res, only):
+    prio = priority(res)
+    k = repair_index(res)
+    for i, hop, matches in _hops(fabric, res, only):
         msgs = out.setdefault(hop.switch, [])
-        action = pin_action(fabric, hop.switch, hop.out_port)
+        action = (of.group(PROTECT_GROUP_BASE + res.meter_id) if i == k
+                  else pin_action(fabric, hop.switch, hop.out_port))
         if i == 0:
             if with_meter:
                 msgs.append(_meter(fabric, res, pair_bps))
-            msgs.append(of.flow_add_metered(PRIORITY_RESERVATION, match, res.meter_id, [action]))
+            msgs += [of.flow_add_metered(prio, m, res.meter_id, [action]) for m in matches]
         else:
-            msgs.append(of.flow_add(PRIORITY_RESERVATION, match, [action]))
+            msgs += [of.flow_add(prio, m, [action]) for m in matches]
     return out
 
 
@@ -68,12 +179,13 @@ def move(fabric: Fabric, old: Reservation, new: Reservation,
     break: the new path's pins, last hop first (an ADD replaces a pin in place), then the
     pins of switches the new path leaves out. The meter stays (same ingress leaf)."""
     pins = _pins(fabric, new, 0.0, only, with_meter=False)
-    out = {switch: pins[switch] for switch in reversed(list(pins))}
+    out = _merge(_protection(fabric, new, old, only),      # the standby first, then pins
+                 {switch: pins[switch] for switch in reversed(list(pins))})
     kept = {h.switch for h in new.hops}
     gone = {h.switch for h in old.hops} - kept
-    for switch, msgs in remove(fabric, old, gone if only is None else gone & only).items():
+    for switch, msgs in _pin_remove(fabric, old, gone if only is None else gone & only).items():
         out.setdefault(switch, []).extend(msgs)    # never the ingress leaf: it is kept
-    return out
+    return _merge(out, _protection_remove(old, new, only))
 
 
 def resize(fabric: Fabric, res: Reservation, pair_bps: float) -> dict[str, list]:
@@ -83,10 +195,15 @@ def resize(fabric: Fabric, res: Reservation, pair_bps: float) -> dict[str, list]
 
 def remove(fabric: Fabric, res: Reservation, only: set[str] | None = None) -> dict[str, list]:
     """switch name -> messages removing what `install` put there (`only`: as in install)."""
+    return _merge(_pin_remove(fabric, res, only), _protection_remove(res, None, only))
+
+
+def _pin_remove(fabric: Fabric, res: Reservation, only: set[str] | None) -> dict[str, list]:
     out: dict[str, list] = {}
-    for i, hop, match in _hops(fabric, res, only):
+    prio = priority(res)
+    for i, hop, matches in _hops(fabric, res, only):
         msgs = out.setdefault(hop.switch, [])
-        msgs.append(of.flow_delete_strict(PRIORITY_RESERVATION, match))
+        msgs += [of.flow_delete_strict(prio, m) for m in matches]
         if i == 0:
             msgs.append(of.meter_delete(res.meter_id))
     return out

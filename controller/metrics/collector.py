@@ -32,7 +32,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     InfoMetricFamily)
 from prometheus_client.registry import Collector
 
-from ..te.reservations import State
+from ..te.reservations import Protection, State
 from . import names
 
 RESERVATION_STATES = tuple(state.value for state in State)
@@ -49,6 +49,7 @@ class ServiceView(Protocol):
     def reservation_counts(self) -> dict: ...
     def switch_status(self) -> dict[str, bool]: ...
     def elephant_count(self) -> int: ...
+    def protection_counts(self) -> dict: ...
 
 
 def _state_name(state) -> str:
@@ -161,6 +162,14 @@ class FabricCollector(Collector):
             counts[_state_name(state)] = counts.get(_state_name(state), 0) + n
         for state, n in counts.items():
             reservations.add_metric([state], n)
+        # Live ones by protection class: three series, apart from the per-state history
+        # (the store counts ended reservations by state only).
+        protection = GaugeMetricFamily(
+            names.RESERVATIONS_LIVE, "Live reservations (pending, active, degraded) "
+            "by protection class.", labels=("protection",))
+        live = self.service.protection_counts()
+        for cls in Protection:
+            protection.add_metric([cls.value], live.get(cls, 0))
         elephants = GaugeMetricFamily(
             names.ELEPHANT_FLOWS, "Flows currently classified as elephants.")
         elephants.add_metric([], self.service.elephant_count())
@@ -176,7 +185,7 @@ class FabricCollector(Collector):
             names.EMULATION_SCALE,
             "Emulated bit rate over real bit rate (the fabric file's `scale`).")
         scale.add_metric([], self.service.fabric.scale)
-        return reservations, elephants, connected, scale
+        return reservations, protection, elephants, connected, scale
 
     def collect(self):
         yield from self._link_families()

@@ -25,6 +25,7 @@ WAVELENGTH_MODE = "dcilab_wavelength_mode"                    # info: exported a
 
 # -- controller state (collector.py) ------------------------------------------------------
 RESERVATIONS = "dcilab_reservations"
+RESERVATIONS_LIVE = "dcilab_reservations_live"                # by protection class
 ELEPHANT_FLOWS = "dcilab_elephant_flows"
 SWITCH_CONNECTED = "dcilab_switch_connected"
 EMULATION_SCALE = "dcilab_emulation_scale"

@@ -39,9 +39,10 @@ import time
 from pathlib import Path
 
 from ..core.errors import INTERNAL, UNAVAILABLE, StoreError  # noqa: F401 (re-exported)
-from ..te.reservations import Reservation, ReservationRequest, ReservedHop, State
+from ..te.reservations import (Protection, Reservation, ReservationRequest, ReservedHop,
+                               Selector, State)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # _MIGRATIONS[n] takes a database at version n to version n + 1.
 _MIGRATIONS = [
@@ -83,12 +84,20 @@ _MIGRATIONS = [
     ALTER TABLE reservations ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE reservations ADD COLUMN reason TEXT NOT NULL DEFAULT '';
     """,
+    # 5: a reservation may name its traffic (selector, JSON [ip_proto, port_min, port_max,
+    # dscp]; '' for the pair's aggregate), has a protection class, and, PROTECTED, a
+    # standby path (JSON hops as `hops`).
+    """
+    ALTER TABLE reservations ADD COLUMN selector TEXT NOT NULL DEFAULT '';
+    ALTER TABLE reservations ADD COLUMN protection TEXT NOT NULL DEFAULT 'RESTORABLE';
+    ALTER TABLE reservations ADD COLUMN standby TEXT NOT NULL DEFAULT '[]';
+    """,
 ]
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
 _COLUMNS = ("reservation_id", "request_id", "state", "src_host", "dst_host", "bandwidth_gbps",
             "max_latency_ms", "duration_s", "hops", "latency_ms", "created_at", "expires_at",
-            "meter_id", "priority", "reason")
+            "meter_id", "priority", "reason", "selector", "protection", "standby")
 
 
 _LIVE = (State.PENDING.value, State.ACTIVE.value, State.DEGRADED.value)
@@ -563,13 +572,19 @@ def _row(res: Reservation) -> tuple:
     return (res.reservation_id, req.request_id, res.state.value, req.src_host, req.dst_host,
             req.bandwidth_gbps, req.max_latency_ms, req.duration_s, _hops_json(res.hops),
             res.latency_ms, res.created_at, res.expires_at, res.meter_id, req.priority,
-            res.reason)
+            res.reason, json.dumps(list(req.selector)) if req.selector else "",
+            req.protection.value, _hops_json(res.standby))
 
 
 def _reservation(row: tuple) -> Reservation:
     (rid, request_id, state, src, dst, gbps, max_latency, duration, hops, latency, created,
-     expires, meter, priority, reason) = row
-    request = ReservationRequest(src, dst, gbps, max_latency, duration, request_id, priority)
-    return Reservation(rid, request, State(state),
-                       tuple(ReservedHop(s, p, l, w) for s, p, l, w in json.loads(hops)),
-                       latency, created, expires, meter, reason)
+     expires, meter, priority, reason, selector, protection, standby) = row
+    request = ReservationRequest(src, dst, gbps, max_latency, duration, request_id, priority,
+                                 Selector(*json.loads(selector)) if selector else None,
+                                 Protection(protection))
+    return Reservation(rid, request, State(state), _hops(hops), latency, created, expires,
+                       meter, reason, _hops(standby))
+
+
+def _hops(text: str) -> tuple[ReservedHop, ...]:
+    return tuple(ReservedHop(s, p, l, w) for s, p, l, w in json.loads(text))

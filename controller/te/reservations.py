@@ -17,8 +17,12 @@ per destination leaf, so it explores little beyond the corridor it ends up using
 are never transit: a path enters only its destination leaf.
 
 Reservations of one host pair share one path and one policer: their rules match the
-pair's addresses, so a second reservation for a pair is admitted only on the path the
-pair already holds, and the pair's meter polices the sum of their rates.
+pair's addresses, and the pair's meter polices the sum of their rates. A further
+reservation goes on the pair's path if it fits; otherwise the pair's aggregate moves as a
+whole (ids and meter kept) to the best path with room for the new sum; otherwise one
+other aggregate is moved aside to a path of its own if that makes room (the
+rearrangement that beats packing fragmentation); only then is it refused. `admit_moving`
+says which aggregates moved, for the caller to move their rules make before break.
 
 The book holds live reservations only: one that ends leaves it (its record is the
 caller's to keep), so its memory follows what is reserved now, not the history.
@@ -27,7 +31,13 @@ Failures: the path engine says which links are up. `displaced` lists the host pa
 path crosses a link that is down; `repath` moves a pair, as a whole and with its meter, to
 the best path with room for its sum; a pair that finds none is `degrade`d: DEGRADED, with
 the reason, holding no bandwidth (its traffic is carried best effort), until `repath`
-succeeds when capacity returns. Pairs are restored highest `priority` first, then oldest.
+succeeds when capacity returns. Pairs are restored RESTORABLE before NONE (`protection`),
+then highest `priority` first, then oldest.
+
+Selectors: a reservation that names its traffic (`Selector`: an IP protocol and
+destination ports, or a DSCP value) is an aggregate of its own, with the reservations of
+the same pair and the same selector: its own path, rules and meter. Aggregates are keyed
+by (src, dst, selector); selectors of one pair that overlap (and differ) are refused.
 
 This module is pure: the caller supplies ids and the time, and serializes calls.
 """
@@ -41,9 +51,10 @@ from enum import Enum
 from typing import NamedTuple
 
 from ..fabric import Fabric
-from ..fabric.model import Link
+from ..fabric.model import HOST, Link
 from .load import Direction
 from .paths import PathEngine
+from .protection import shared_risk
 
 DEFAULT_RESERVABLE_FRACTION = 0.9
 
@@ -70,6 +81,59 @@ class State(str, Enum):
         return self in (State.PENDING, State.ACTIVE, State.DEGRADED)
 
 
+class Protection(str, Enum):
+    """How a reservation survives a failure of its path (the one definition: the API,
+    the CLI and the metrics use these names)."""
+
+    NONE = "NONE"                # restored if there is room, after RESTORABLE ones
+    RESTORABLE = "RESTORABLE"    # the default: restored first
+    PROTECTED = "PROTECTED"      # a reserved, pre-installed, risk-disjoint standby path
+
+    @property
+    def restore_rank(self) -> int:
+        return 1 if self == Protection.NONE else 0
+
+
+class Selector(NamedTuple):
+    """Which of a pair's traffic a reservation is for: an IP protocol, with (TCP, UDP) a
+    destination port range (0-0: every port); or a DSCP value."""
+
+    ip_proto: int = 0
+    port_min: int = 0
+    port_max: int = 0
+    dscp: int | None = None
+
+    @property
+    def has_ports(self) -> bool:
+        return self.port_max > 0
+
+    def overlaps(self, other: "Selector") -> bool:
+        """Some packet matches both, and priority alone would choose between them: the
+        same kind (both protocol, or both DSCP) and not disjoint."""
+        if (self.dscp is None) != (other.dscp is None):
+            return False             # DSCP and protocol selectors: the protocol one wins
+        if self.dscp is not None:
+            return self.dscp == other.dscp
+        if self.ip_proto != other.ip_proto:
+            return False
+        if not self.has_ports or not other.has_ports:
+            return True
+        return self.port_min <= other.port_max and other.port_min <= self.port_max
+
+    def __str__(self) -> str:
+        if self.dscp is not None:
+            return f"dscp {self.dscp}"
+        name = PROTOCOL_NAMES.get(self.ip_proto, f"proto {self.ip_proto}")
+        if not self.has_ports:
+            return name
+        ports = (f"{self.port_min}" if self.port_min == self.port_max
+                 else f"{self.port_min}-{self.port_max}")
+        return f"{name} dport {ports}"
+
+
+PROTOCOL_NAMES = {6: "tcp", 17: "udp"}
+
+
 # Requests and hops are named tuples: a dozen hops are built on every admission, and a
 # named tuple costs half as much to build as a frozen dataclass.
 class ReservationRequest(NamedTuple):
@@ -80,6 +144,17 @@ class ReservationRequest(NamedTuple):
     duration_s: float = 0.0          # 0: until released
     request_id: str = ""
     priority: int = 0                # restored after a failure highest first (then oldest)
+    selector: Selector | None = None  # None: the pair's aggregate
+    protection: Protection = Protection.RESTORABLE
+
+
+# A reservation's aggregate: the reservations of one host pair with the same selector
+# share one path, one set of rules and one meter.
+Key = tuple[str, str, "Selector | None"]
+
+
+def key_of(req: "ReservationRequest") -> Key:
+    return (req.src_host, req.dst_host, req.selector)
 
 
 class ReservedHop(NamedTuple):
@@ -100,6 +175,7 @@ class Reservation:
     expires_at: float | None
     meter_id: int                    # OpenFlow meter at the ingress leaf
     reason: str = ""                 # why it is DEGRADED
+    standby: tuple[ReservedHop, ...] = ()   # PROTECTED: its reserved, risk-disjoint standby
 
     @property
     def bandwidth_bps(self) -> float:
@@ -111,6 +187,36 @@ class Reservation:
     @property
     def holds_bandwidth(self) -> bool:
         return self.state.live and self.state != State.DEGRADED
+
+
+def selector_problem(sel: Selector) -> str:
+    """What is wrong with a selector, or ''."""
+    if sel.dscp is not None:
+        if sel.ip_proto or sel.has_ports or sel.port_min:
+            return "give a DSCP value or an IP protocol (with ports), not both"
+        if not 0 <= sel.dscp <= 63:
+            return f"dscp must be 0-63, got {sel.dscp}"
+        return ""
+    if not 1 <= sel.ip_proto <= 255:
+        return f"ip_protocol must be 1-255 (6 tcp, 17 udp), got {sel.ip_proto}"
+    if sel.port_min or sel.port_max:
+        if sel.ip_proto not in PROTOCOL_NAMES:
+            return (f"a destination port range needs ip_protocol 6 (tcp) or 17 (udp), "
+                    f"got {sel.ip_proto}")
+        if not 1 <= sel.port_min <= sel.port_max <= 65535:
+            return (f"dst_port_min..dst_port_max must satisfy 1 <= min <= max <= 65535, got "
+                    f"{sel.port_min}..{sel.port_max}")
+    return ""
+
+
+class Move(NamedTuple):
+    """One aggregate moved as a whole (same ids, same meter): its members before and after."""
+    before: list
+    after: list
+
+
+# How many other aggregates admission tries to move aside before it refuses a request.
+MAKE_ROOM_TRIES = 16
 
 
 class AdmissionError(Exception):
@@ -169,12 +275,15 @@ class ReservationBook:
     """Every live reservation and the bandwidth it holds on each directed link."""
 
     def __init__(self, fabric: Fabric, reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
-                 engine: PathEngine | None = None):
+                 engine: PathEngine | None = None, rearrange: bool = True):
+        """`rearrange` False: the previous rule, kept as the benchmark's baseline: a pair's
+        further reservations only on its path, and nothing is moved to make room."""
         if not 0 < reservable_fraction <= 1:
             raise ValueError(f"reservable_fraction must be in (0, 1], got {reservable_fraction}")
         self.fabric = fabric
         self.fraction = reservable_fraction
         self.engine = engine or PathEngine(fabric)
+        self.rearrange = rearrange
         self.reservations: dict[str, Reservation] = {}
         self.by_request_id: dict[str, str] = {}
         self.reserved: dict[Direction, float] = {}
@@ -184,8 +293,13 @@ class ReservationBook:
             self._far[(link.b.node, link.name)] = link.a.node
         # live (src, dst) -> its reservation ids, oldest first (they share its first's
         # path and meter)
-        self._pairs: dict[tuple[str, str], list[str]] = {}
+        self._pairs: dict[Key, list[str]] = {}
         self._next_meter = 1
+        self._risk = shared_risk(fabric)                 # line system -> those sharing a risk
+        self._wavelengths: dict[str, list[str]] = {}     # line system -> its wavelengths
+        for link in fabric.links:
+            if link.line_system:
+                self._wavelengths.setdefault(link.line_system, []).append(link.name)
         self._version = -1
         self._sync()
 
@@ -256,6 +370,15 @@ class ReservationBook:
             raise AdmissionError(AdmissionError.INVALID,
                                  f"duration_s must be >= 0 and at most {MAX_DURATION_S:g} "
                                  f"(ten years; 0: until released), got {req.duration_s:g}")
+        sel = req.selector
+        if sel is not None:
+            problem = selector_problem(sel)
+            if problem:
+                raise AdmissionError(AdmissionError.INVALID, f"selector: {problem}")
+        if not isinstance(req.protection, Protection):
+            raise AdmissionError(AdmissionError.INVALID,
+                                 f"protection must be one of "
+                                 f"{', '.join(p.value for p in Protection)}, got {req.protection!r}")
 
     def restore_problem(self, res: Reservation) -> str | None:
         """Why `res`, read back from a store, cannot be booked on this fabric as it is
@@ -290,7 +413,7 @@ class ReservationBook:
             return f"{where}: the path ends at {at!r}, not at {dst.name!r}"
         if res.expires_at is not None and not math.isfinite(res.expires_at):
             return f"{where}: expiry {res.expires_at} is not a time"
-        sharing = self.pair_members(src.name, dst.name)
+        sharing = self.pair_members(*key_of(res.request))
         if sharing and sharing[0].hops != res.hops:
             return (f"{where}: {src.name} -> {dst.name} already holds another path "
                     f"(reservation {sharing[0].reservation_id})")
@@ -299,13 +422,34 @@ class ReservationBook:
                 return f"{where}: " + self._exhausted(d, res.bandwidth_bps).message
         return None
 
+    def _check_selector(self, req: ReservationRequest) -> None:
+        """A selector must not overlap another of the same pair, unless equal (then they
+        are one aggregate): which reservation a packet belongs to must be unambiguous."""
+        sel = req.selector
+        if sel is None:
+            return
+        for (src, dst, other), ids in self._pairs.items():
+            if (src, dst) == (req.src_host, req.dst_host) and other is not None \
+                    and other != sel and sel.overlaps(other):
+                raise AdmissionError(
+                    AdmissionError.INVALID,
+                    f"selector: {sel} overlaps {other} of reservation {ids[0]} between "
+                    f"{src} and {dst}; use the same selector (one aggregate) or disjoint ones")
+
     def admit(self, req: ReservationRequest, reservation_id: str, now: float) -> Reservation:
         """Admit `req` or raise AdmissionError; the same request_id returns the same one."""
+        return self.admit_moving(req, reservation_id, now)[0]
+
+    def admit_moving(self, req: ReservationRequest, reservation_id: str,
+                     now: float) -> tuple[Reservation, list[Move]]:
+        """Admit `req`, and say which aggregates moved to make room (each a `Move`, in the
+        order their rules must change): the request's own pair, when its path is full, and
+        at most one other pair whose path it needed."""
         if req.request_id and req.request_id in self.by_request_id:
             first = self.reservations[self.by_request_id[req.request_id]]
             if not same_request(first.request, req):
                 raise reused_request_id(req, first)
-            return first
+            return first, []
         self.validate(req)
         self._sync()
         src, dst = self.fabric.hosts[req.src_host], self.fabric.hosts[req.dst_host]
@@ -314,19 +458,230 @@ class ReservationBook:
         for d in access:
             if self.free_bps(d) < bps:
                 raise self._exhausted(d, bps)
-        sharing = self.pair_members(src.name, dst.name)
-        if sharing:
-            return self._admit_on(sharing[0], req, reservation_id, now, bps)
-        latency, hops = self._find(src.name, dst.name, bps, req.max_latency_ms)
+        pair = key_of(req)
+        self._check_selector(req)
+        members = self.pair_members(*pair)
+        if members and members[0].state == State.DEGRADED:
+            first = members[0]
+            raise AdmissionError(
+                AdmissionError.EXHAUSTED,
+                f"{first.request.src_host} -> {first.request.dst_host} is DEGRADED "
+                f"({first.reason}); a host pair's reservations share one path: ask again "
+                f"once reservation {first.reservation_id} is restored")
+        if members and ((members[0].request.protection == Protection.PROTECTED)
+                        != (req.protection == Protection.PROTECTED)):
+            raise AdmissionError(
+                AdmissionError.INVALID,
+                f"protection: the traffic of {req.src_host} -> {req.dst_host}"
+                f"{f' ({req.selector})' if req.selector else ''} is already reserved "
+                f"{members[0].request.protection.value} by {members[0].reservation_id}; its "
+                f"reservations share one path, so give this one a selector of its own")
+        if members and self._fits_on(members[0], req, bps):
+            return self._add_on(members[0].hops, members[0].latency_ms, members[0].meter_id,
+                                req, reservation_id, now, members[0].standby), []
+        if members and not self.rearrange:
+            tightest = min(self.held(members[0]), key=self.free_bps)
+            raise AdmissionError(AdmissionError.EXHAUSTED, self._exhausted(tightest, bps).message
+                                 + f" (the pair's reservations share the path of "
+                                 f"{members[0].reservation_id})")
+        placed = self._relocate(pair, req)
+        moves: list[Move] = []
+        if placed is None and not self.rearrange:
+            self._place(req.src_host, req.dst_host, bps, req.max_latency_ms,
+                        req.protection == Protection.PROTECTED)    # raises: no path has room
+        if placed is None:
+            placed, moves = self._make_room(pair, req)
+        latency, hops, moved, standby = placed
+        if moved:
+            moves.append(Move(members, moved))
+        meter = members[0].meter_id if members else self._meter_id()
+        return self._add_on(hops, latency, meter, req, reservation_id, now, standby), moves
+
+    def _fits_on(self, first: Reservation, req: ReservationRequest, bps: float) -> bool:
+        """Whether `req` fits on the path its pair holds (within its latency bound)."""
+        if req.max_latency_ms is not None and first.latency_ms > req.max_latency_ms:
+            return False
+        return all(self.free_bps(d) >= bps for d in self.held(first))
+
+    def _add_on(self, hops, latency: float, meter_id: int, req: ReservationRequest,
+                reservation_id: str, now: float, standby=()) -> Reservation:
         res = Reservation(reservation_id, req, State.PENDING, hops, latency, now,
-                          now + req.duration_s if req.duration_s > 0 else None, self._meter_id())
+                          now + req.duration_s if req.duration_s > 0 else None, meter_id,
+                          standby=standby)
         self.add(res)
         return res
 
-    def _find(self, src_host: str, dst_host: str, bps: float,
-              max_latency_ms: float | None) -> tuple[float, tuple[ReservedHop, ...]]:
-        """The widest-shortest live path with `bps` free from host to host, as (latency
-        ms, hops); AdmissionError naming the bottleneck if there is none."""
+    def _relocate(self, pair: tuple[str, str], req: ReservationRequest | None = None,
+                  taken: bool = False, fallback: bool = False):
+        """The best path with room for the pair's sum (plus `req`), its own bandwidth
+        counting as free; the pair is moved there (state kept) and (latency, hops, moved
+        members, standby) returned; None, the book unchanged, if no path has room. `taken`: the
+        pair's bandwidth is already taken off its links (and stays so on failure).
+        A PROTECTED aggregate gets a standby too; with `fallback` (restoring after a
+        failure) it takes a path without one when no standby has room."""
+        members = self.pair_members(*pair)
+        total = sum(r.bandwidth_bps for r in members)
+        bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
+        if req is not None:
+            total += req.bandwidth_gbps * 1e9
+            if req.max_latency_ms:
+                bounds.append(req.max_latency_ms)
+        protect = any(r.protection == Protection.PROTECTED
+                      for r in [m.request for m in members] + ([req] if req else []))
+        if not taken:
+            self._take(members)
+        bound = min(bounds) if bounds else None
+        try:
+            latency, hops, standby = self._place(pair[0], pair[1], total, bound, protect)
+        except AdmissionError:
+            if not (protect and fallback):
+                if not taken:
+                    self._put(members)
+                return None
+            try:                      # restoring: a live path without a standby beats none
+                latency, hops, standby = self._place(pair[0], pair[1], total, bound, False)
+            except AdmissionError:
+                if not taken:
+                    self._put(members)
+                return None
+        moved = [replace(r, hops=hops, latency_ms=latency, standby=standby) for r in members]
+        self._put(moved)
+        return latency, hops, moved, standby
+
+    def _place(self, src_host: str, dst_host: str, bps: float, bound: float | None,
+               protect: bool):
+        """(latency, hops, standby) of the best path with `bps` free, and with `protect` a
+        standby with room sharing no line system or SRLG with it; AdmissionError if none.
+        When the best path has no such standby, one path avoiding its first line system
+        (and what shares a risk with it) is tried too."""
+        latency, hops = self._find(src_host, dst_host, bps, bound)
+        if not protect:
+            return latency, hops, ()
+        standby = self._standby(dst_host, hops, bps, bound)
+        if standby is None:
+            first = self._line_systems(hops)[:1]
+            if first:
+                try:
+                    latency, hops = self._find(src_host, dst_host, bps, bound,
+                                               self._risk_links(first))
+                    standby = self._standby(dst_host, hops, bps, bound)
+                except AdmissionError:
+                    pass
+        if standby is None:
+            raise AdmissionError(
+                AdmissionError.EXHAUSTED,
+                f"no standby path for {src_host} -> {dst_host} shares no line system or SRLG "
+                f"with a primary and has {bps / 1e9:.3f} Gb/s free (PROTECTED)")
+        return latency, hops, standby
+
+    def _line_systems(self, hops) -> list[str]:
+        out = []
+        for h in hops:
+            ls = self._link(h.link).line_system
+            if ls and ls not in out:
+                out.append(ls)
+        return out
+
+    def _risk_links(self, line_systems) -> frozenset[str]:
+        """The wavelengths of these line systems and of every one sharing an SRLG."""
+        return frozenset(w for ls in line_systems for other in self._risk[ls]
+                         for w in self._wavelengths.get(other, ()))
+
+    def _standby(self, dst_host: str, hops, bps: float,
+                 bound: float | None) -> tuple[ReservedHop, ...] | None:
+        """The standby of a primary: its hops up to its first gateway (the repair point,
+        where the ingress fast-failover group sits), then the widest-shortest path with
+        `bps` free to the destination that uses no wavelength of the primary's line
+        systems or of any sharing an SRLG with them. () when the primary crosses no line
+        system; None when there is no such path (within `bound`)."""
+        first = next((i for i, h in enumerate(hops) if self._link(h.link).wavelength), None)
+        if first is None:
+            return ()
+        dst = self.fabric.hosts[dst_host]
+        found = self._search(hops[first].switch, dst.leaf, bps,
+                             self._risk_links(self._line_systems(hops)))
+        if found is None:
+            return None
+        prefix = hops[:first]
+        src_link = self._far_host_link(hops[0].switch)
+        latency = (sum(self._link(h.link).latency_ms for h in prefix) + found[0]
+                   + self._link(dst.name).latency_ms + src_link)
+        if bound is not None and latency > bound:
+            return None
+        return prefix + tuple(
+            ReservedHop(d.src, self._out_port(d), d.link, self._link(d.link).wavelength)
+            for d in found[1]) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)
+
+    def _far_host_link(self, leaf: str) -> float:
+        # Host links of one leaf have one latency (intra-site); take any.
+        return next(l.latency_ms for l in self.fabric.ports(leaf).values()
+                    if l.kind == HOST)
+
+    def _make_room(self, pair: tuple[str, str], req: ReservationRequest):
+        """No path has room for the pair with `req`: move one other aggregate that holds
+        bandwidth on the pair's shortest path to a path of its own with room, if the pair
+        then fits (the rearrangement that beats packing fragmentation); aggregates on the
+        pair's shortest path are tried first, smallest first. Returns the
+        placement and the other aggregate's Move; AdmissionError naming the bottleneck if
+        no single move makes room, the book then unchanged."""
+        src, dst = self.fabric.hosts[pair[0]], self.fabric.hosts[pair[1]]
+        bps = req.bandwidth_gbps * 1e9
+        members = self.pair_members(*pair)
+        total = sum(r.bandwidth_bps for r in members) + bps
+        unloaded = self._search(src.leaf, dst.leaf, 0.0)
+        if unloaded is None:
+            raise AdmissionError(AdmissionError.EXHAUSTED,
+                                 f"no path from {src.name} to {dst.name} is up")
+        corridor = set(unloaded[1])
+        candidates = []
+        for other, ids in self._pairs.items():
+            if other == pair:
+                continue
+            rs = [self.reservations[r] for r in ids]
+            if not all(r.holds_bandwidth for r in rs):
+                continue
+            held = set(self.held(rs[0])[1:-1])
+            aside = not any(self._parallel(d) & held for d in corridor)
+            candidates.append((aside, sum(r.bandwidth_bps for r in rs), other))
+        for *_, other in sorted(candidates, key=lambda c: c[:2])[:MAKE_ROOM_TRIES]:
+            before = self.pair_members(*other)
+            self._take(before)
+            placed = self._relocate(pair, req)
+            if placed is not None:
+                probe = Reservation("", req, State.PENDING, placed[1], placed[0], 0.0, None, 0,
+                                    standby=placed[3])
+                self._hold(probe, +1)              # the request's own share, while we look
+                again = self._relocate(other, taken=True)
+                self._hold(probe, -1)
+                if again is not None:
+                    return placed, [Move(before, again[2])]
+                self._take(placed[2])
+                self._put(members)
+            self._put(before)
+        bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
+        bounds += [req.max_latency_ms] if req.max_latency_ms else []
+        self._take(members)
+        try:
+            self._place(pair[0], pair[1], total, min(bounds) if bounds else None,
+                        req.protection == Protection.PROTECTED)
+            why = self._exhausted(self._bottleneck(unloaded[1]), total).message
+        except AdmissionError as exc:
+            why = exc.message                      # what refused it: room, or a bound
+        finally:
+            self._put(members)
+        if members:
+            why += (f" (the pair's {len(members)} reservations, {total / 1e9:.3f} Gb/s with this "
+                    f"one, move as one path and one meter, and no path has room for them)")
+        raise AdmissionError(AdmissionError.EXHAUSTED, why)
+
+    def _parallel(self, d: Direction) -> set[Direction]:
+        """`d` and the other live links between the same two switches, same direction."""
+        return {p for v, _, links in self._adjacent[d.src] if v == d.dst for _, p in links}
+
+    def _find(self, src_host: str, dst_host: str, bps: float, max_latency_ms: float | None,
+              avoid: frozenset[str] = frozenset()) -> tuple[float, tuple[ReservedHop, ...]]:
+        """The widest-shortest live path with `bps` free from host to host, using no link
+        in `avoid`, as (latency ms, hops); AdmissionError naming the bottleneck if none."""
         self._sync()
         src, dst = self.fabric.hosts[src_host], self.fabric.hosts[dst_host]
         edge_ms = self._link(src.name).latency_ms + self._link(dst.name).latency_ms
@@ -340,7 +695,7 @@ class ReservationBook:
                 AdmissionError.EXHAUSTED,
                 f"no path from {src.name} to {dst.name} within max_latency_ms "
                 f"{max_latency_ms:g}: the shortest takes {shortest_ms:.3f} ms")
-        found = self._search(src.leaf, dst.leaf, bps)
+        found = self._search(src.leaf, dst.leaf, bps, avoid)
         if found is None or (max_latency_ms is not None and found[0] + edge_ms > max_latency_ms):
             unloaded = self._search(src.leaf, dst.leaf, 0.0)
             if unloaded is None:           # only links held down after a failure lead there
@@ -352,42 +707,20 @@ class ReservationBook:
                      for d in chosen) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)
         return latency, hops
 
-    def _admit_on(self, first: Reservation, req: ReservationRequest, reservation_id: str,
-                  now: float, bps: float) -> Reservation:
-        """A further reservation for a host pair: on the path the pair already holds."""
-        if first.state == State.DEGRADED:
-            raise AdmissionError(
-                AdmissionError.EXHAUSTED,
-                f"{first.request.src_host} -> {first.request.dst_host} is DEGRADED "
-                f"({first.reason}); a host pair's reservations share one path: ask again "
-                f"once reservation {first.reservation_id} is restored")
-        if req.max_latency_ms is not None and first.latency_ms > req.max_latency_ms:
-            raise AdmissionError(
-                AdmissionError.EXHAUSTED,
-                f"{first.request.src_host} -> {first.request.dst_host} already holds a path of "
-                f"{first.latency_ms:.3f} ms (reservation {first.reservation_id}); a host pair's "
-                f"reservations share one path, which exceeds max_latency_ms "
-                f"{req.max_latency_ms:g}")
-        tightest = min(self.held(first), key=self.free_bps)
-        if self.free_bps(tightest) < bps:
-            raise AdmissionError(
-                AdmissionError.EXHAUSTED,
-                self._exhausted(tightest, bps).message + f" (the pair's reservations share the "
-                f"path of {first.reservation_id})")
-        res = Reservation(reservation_id, req, State.PENDING, first.hops, first.latency_ms, now,
-                          now + req.duration_s if req.duration_s > 0 else None, first.meter_id)
-        self._sync()
-        self.add(res)
-        return res
+    def pair_members(self, src_host: str, dst_host: str,
+                     selector: Selector | None = None) -> list[Reservation]:
+        """The live reservations of a host pair's aggregate (or of its reservations with
+        `selector`), oldest first."""
+        return [self.reservations[r] for r in self._pairs.get((src_host, dst_host, selector),
+                                                               [])]
 
-    def pair_members(self, src_host: str, dst_host: str) -> list[Reservation]:
-        """The live reservations of a host pair, oldest first."""
-        return [self.reservations[r] for r in self._pairs.get((src_host, dst_host), [])]
+    def members_of(self, res: Reservation) -> list[Reservation]:
+        """The live reservations sharing `res`'s path, rules and meter, oldest first."""
+        return self.pair_members(*key_of(res.request))
 
     def pair_bps(self, res: Reservation) -> float:
         """What the pair of `res` has reserved in all: the rate its meter enforces."""
-        return sum(r.bandwidth_bps for r in self.pair_members(res.request.src_host,
-                                                                res.request.dst_host))
+        return sum(r.bandwidth_bps for r in self.pair_members(*key_of(res.request)))
 
     def add(self, res: Reservation) -> None:
         """Book `res` (a new one, or one restored from the store). An ended one only
@@ -398,8 +731,7 @@ class ReservationBook:
         self.reservations[res.reservation_id] = res
         if res.request.request_id:
             self.by_request_id[res.request.request_id] = res.reservation_id
-        pair = (res.request.src_host, res.request.dst_host)
-        self._pairs.setdefault(pair, []).append(res.reservation_id)
+        self._pairs.setdefault(key_of(res.request), []).append(res.reservation_id)
         for d in self.held(res):
             self.reserved[d] = self.reserved.get(d, 0.0) + res.bandwidth_bps
 
@@ -412,8 +744,13 @@ class ReservationBook:
         if not res.holds_bandwidth:
             return []
         src = res.request.src_host
-        return [Direction(src, src, res.hops[0].switch)] + [
+        held = [Direction(src, src, res.hops[0].switch)] + [
             Direction(h.link, h.switch, self._far[(h.switch, h.link)]) for h in res.hops]
+        if res.standby:      # where it shares the primary's links, it counts once there
+            held = list(dict.fromkeys(held + [
+                Direction(h.link, h.switch, self._far[(h.switch, h.link)])
+                for h in res.standby]))
+        return held
 
     def end(self, reservation_id: str, state: State) -> Reservation:
         """Release or expire a live reservation: it leaves the book, and is returned in
@@ -421,7 +758,7 @@ class ReservationBook:
         res = self.get(reservation_id)
         for d in self.held(res):
             self.reserved[d] = max(0.0, self.reserved.get(d, 0.0) - res.bandwidth_bps)
-        pair = (res.request.src_host, res.request.dst_host)
+        pair = key_of(res.request)
         self._pairs[pair].remove(reservation_id)
         if not self._pairs[pair]:
             del self._pairs[pair]
@@ -450,8 +787,8 @@ class ReservationBook:
     # -- failures ----------------------------------------------------------------------
 
     def crosses_down(self, res: Reservation) -> str | None:
-        """What of its path is down now (a switch or a link), or None."""
-        for hop in res.hops:
+        """What of its path (or its standby) is down now (a switch or a link), or None."""
+        for hop in res.hops + res.standby:
             link = self._link(hop.link)
             for end in (hop.switch, link.a.node, link.b.node):
                 if end in self.fabric.switches and not self.engine.switch_up(end):
@@ -461,13 +798,14 @@ class ReservationBook:
         return None
 
     def pairs_to_restore(self) -> list[tuple[str, str]]:
-        """Host pairs whose path crosses a link that is down, or that are DEGRADED; the
-        highest priority first, then the oldest."""
+        """Aggregates whose path crosses a link that is down, or that are DEGRADED:
+        RESTORABLE before NONE, then the highest priority first, then the oldest."""
         out = []
         for pair, ids in self._pairs.items():
             members = [self.reservations[r] for r in ids]
             if any(r.state == State.DEGRADED or self.crosses_down(r) for r in members):
-                out.append((-max(r.request.priority for r in members),
+                out.append((min(r.request.protection.restore_rank for r in members),
+                            -max(r.request.priority for r in members),
                             min(r.created_at for r in members), pair))
         return [pair for *_, pair in sorted(out)]
 
@@ -477,24 +815,29 @@ class ReservationBook:
         (a DEGRADED one comes back PENDING, until its rules are acknowledged); AdmissionError
         if no path has room, the book then unchanged. With `only_if_shorter`, it moves only
         to a path of less latency (a link came back), and returns [] otherwise."""
-        members = [self.reservations[r] for r in self._pairs[pair]]
-        total = sum(r.bandwidth_bps for r in members)
-        bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
-        self._take(members)
-        try:
-            latency, hops = self._find(pair[0], pair[1], total, min(bounds) if bounds else None)
-        except AdmissionError:
-            self._put(members)
-            raise
-        if only_if_shorter and not latency < members[0].latency_ms - 1e-9:
+        members = self.pair_members(*pair)
+        old_latency = members[0].latency_ms
+        placed = self._relocate(pair, fallback=not only_if_shorter)
+        if placed is None:
+            src, dst = self.fabric.hosts[pair[0]], self.fabric.hosts[pair[1]]
+            total = sum(r.bandwidth_bps for r in members)
+            unloaded = self._search(src.leaf, dst.leaf, 0.0)
+            if unloaded is None:
+                raise AdmissionError(AdmissionError.EXHAUSTED,
+                                     f"no path from {src.name} to {dst.name} is up")
+            raise self._exhausted(self._bottleneck(unloaded[1]), total)
+        latency, hops, moved, _ = placed
+        if only_if_shorter and not latency < old_latency - 1e-9:
+            self._take(moved)
             self._put(members)
             return []
-        moved = []
-        for r in members:
+        self._take(moved)
+        back = []
+        for r in moved:
             state = State.PENDING if r.state == State.DEGRADED else r.state
-            moved.append(replace(r, hops=hops, latency_ms=latency, state=state, reason=""))
-        self._put(moved)
-        return moved
+            back.append(replace(r, state=state, reason=""))
+        self._put(back)
+        return back
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every host pair holding bandwidth, highest priority first, then oldest."""
@@ -502,7 +845,8 @@ class ReservationBook:
         for pair, ids in self._pairs.items():
             members = [self.reservations[r] for r in ids]
             if all(r.holds_bandwidth for r in members):
-                out.append((-max(r.request.priority for r in members),
+                out.append((min(r.request.protection.restore_rank for r in members),
+                            -max(r.request.priority for r in members),
                             min(r.created_at for r in members), pair))
         return [pair for *_, pair in sorted(out)]
 
@@ -513,6 +857,14 @@ class ReservationBook:
         degraded = [r.with_state(State.DEGRADED, reason) for r in members]
         self._put(degraded)
         return degraded
+
+    def _hold(self, res: Reservation, sign: int) -> None:
+        for d in self.held(res):
+            left = self.reserved.get(d, 0.0) + sign * res.bandwidth_bps
+            if left > 0:
+                self.reserved[d] = left
+            else:
+                self.reserved.pop(d, None)
 
     def _take(self, members: list[Reservation]) -> None:
         for r in members:
@@ -535,7 +887,8 @@ class ReservationBook:
                                        self.engine.distances_to(dst_leaf).items()}
         return self._to_leaf[dst_leaf]
 
-    def _search(self, src_leaf: str, dst_leaf: str, bps: float):
+    def _search(self, src_leaf: str, dst_leaf: str, bps: float,
+                avoid: frozenset[str] = frozenset()):
         """The widest-shortest path of directed links with `bps` free, as
         (latency_ms, [Direction]) with the best-fit link on each hop; None if there is none.
         With bps = 0 it is the latency-shortest path whatever the load."""
@@ -559,6 +912,8 @@ class ReservationBook:
                 for link_ms, d in links:
                     if chosen is not None and link_ms > chosen[0]:
                         break
+                    if avoid and d.link in avoid:
+                        continue
                     free = capacity[d] - reserved.get(d, 0.0)
                     if free >= bps:
                         if chosen is None:

@@ -347,4 +347,4 @@ def test_a_reservation_whose_only_way_is_held_down_is_degraded_not_an_error():
     report_up(lab, *ab, now=101.0)                        # a-b back, held down
     out = cut_and_tick(lab, *bc, now=101.5)               # and b-c cut: nothing in service
     assert [r.state for r in out.changed] == [State.DEGRADED]
-    assert "in service" in lab.ctl.book.get("r").reason
+    assert "b-c.w1 is down" in lab.ctl.book.get("r").reason

@@ -371,8 +371,10 @@ def test_short_line_system_full_uses_the_second_one_within_the_bound(ring):
     # Fill north-east-a: four 400ZR wavelengths, one 360 Gb/s reservation each, from
     # north-h3 (on north-leaf2, so north-leaf1's uplinks stay free); its uplink is
     # 1600 Gb/s (1440 reservable): exactly four of them.
+    # They are bound to 0.3 ms too, so none can be moved aside onto north-east-b.
     for i in range(4):
-        res = book.admit(req("north-h3", f"east-h{i + 1}", 360), f"fill{i}", 0.0)
+        res = book.admit(req("north-h3", f"east-h{i + 1}", 360, max_latency_ms=0.3),
+                         f"fill{i}", 0.0)
         assert dci_wavelengths(res) == [f"north-east-a.w{i + 1}"]
     via_a = lat(ring, "north-east-a.w1") + 6 * INTRA                  # 0.2285
     # north-gw2 carries north-east-b: leaf -> spine -> gw2 on both sides.

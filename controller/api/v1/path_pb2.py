@@ -26,39 +26,43 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64\x63ilab/v1/path.proto\x12\tdcilab.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n\x12ReservePathRequest\x12\x10\n\x08src_host\x18\x01 \x01(\t\x12\x10\n\x08\x64st_host\x18\x02 \x01(\t\x12\x16\n\x0e\x62\x61ndwidth_gbps\x18\x03 \x01(\x01\x12\x1b\n\x0emax_latency_ms\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x10\n\x08priority\x18\x07 \x01(\x05\x42\x11\n\x0f_max_latency_ms\"B\n\x13ReservePathResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\",\n\x12ReleasePathRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"B\n\x13ReleasePathResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"E\n\x16GetReservationResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\"\x80\x01\n\x17ListReservationsRequest\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.dcilab.v1.ReservationState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x12\n\nshow_ended\x18\x04 \x01(\x08\"a\n\x18ListReservationsResponse\x12,\n\x0creservations\x18\x01 \x03(\x0b\x32\x16.dcilab.v1.Reservation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd7\x03\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12*\n\x05state\x18\x03 \x01(\x0e\x32\x1b.dcilab.v1.ReservationState\x12\x10\n\x08src_host\x18\x04 \x01(\t\x12\x10\n\x08\x64st_host\x18\x05 \x01(\t\x12\x16\n\x0e\x62\x61ndwidth_gbps\x18\x06 \x01(\x01\x12\x1b\n\x0emax_latency_ms\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12+\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x04hops\x18\t \x03(\x0b\x32\x16.dcilab.v1.ReservedHop\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08meter_id\x18\r \x01(\r\x12\x10\n\x08priority\x18\x0e \x01(\x05\x12\x17\n\x0f\x64\x65graded_reason\x18\x0f \x01(\tB\x11\n\x0f_max_latency_ms\"2\n\x18WatchReservationsRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"H\n\x19WatchReservationsResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\"Q\n\x0bReservedHop\x12\x0e\n\x06switch\x18\x01 \x01(\t\x12\x10\n\x08out_port\x18\x02 \x01(\r\x12\x0c\n\x04link\x18\x03 \x01(\t\x12\x12\n\nwavelength\x18\x04 \x01(\t*\xd1\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESERVATION_STATE_PENDING\x10\x01\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x12\x1e\n\x1aRESERVATION_STATE_DEGRADED\x10\x05\x32\xbf\x03\n\x0bPathService\x12L\n\x0bReservePath\x12\x1d.dcilab.v1.ReservePathRequest\x1a\x1e.dcilab.v1.ReservePathResponse\x12L\n\x0bReleasePath\x12\x1d.dcilab.v1.ReleasePathRequest\x1a\x1e.dcilab.v1.ReleasePathResponse\x12U\n\x0eGetReservation\x12 .dcilab.v1.GetReservationRequest\x1a!.dcilab.v1.GetReservationResponse\x12[\n\x10ListReservations\x12\".dcilab.v1.ListReservationsRequest\x1a#.dcilab.v1.ListReservationsResponse\x12`\n\x11WatchReservations\x12#.dcilab.v1.WatchReservationsRequest\x1a$.dcilab.v1.WatchReservationsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x64\x63ilab/v1/path.proto\x12\tdcilab.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n\x0fTrafficSelector\x12\x13\n\x0bip_protocol\x18\x01 \x01(\r\x12\x14\n\x0c\x64st_port_min\x18\x02 \x01(\r\x12\x14\n\x0c\x64st_port_max\x18\x03 \x01(\r\x12\x11\n\x04\x64scp\x18\x04 \x01(\rH\x00\x88\x01\x01\x42\x07\n\x05_dscp\"\xac\x02\n\x12ReservePathRequest\x12\x10\n\x08src_host\x18\x01 \x01(\t\x12\x10\n\x08\x64st_host\x18\x02 \x01(\t\x12\x16\n\x0e\x62\x61ndwidth_gbps\x18\x03 \x01(\x01\x12\x1b\n\x0emax_latency_ms\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12+\n\x08\x64uration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\x10\n\x08priority\x18\x07 \x01(\x05\x12,\n\x08selector\x18\x08 \x01(\x0b\x32\x1a.dcilab.v1.TrafficSelector\x12)\n\nprotection\x18\t \x01(\x0e\x32\x15.dcilab.v1.ProtectionB\x11\n\x0f_max_latency_ms\"B\n\x13ReservePathResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\",\n\x12ReleasePathRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"B\n\x13ReleasePathResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"E\n\x16GetReservationResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\"\x80\x01\n\x17ListReservationsRequest\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.dcilab.v1.ReservationState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x12\n\nshow_ended\x18\x04 \x01(\x08\"a\n\x18ListReservationsResponse\x12,\n\x0creservations\x18\x01 \x03(\x0b\x32\x16.dcilab.v1.Reservation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xde\x04\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12*\n\x05state\x18\x03 \x01(\x0e\x32\x1b.dcilab.v1.ReservationState\x12\x10\n\x08src_host\x18\x04 \x01(\t\x12\x10\n\x08\x64st_host\x18\x05 \x01(\t\x12\x16\n\x0e\x62\x61ndwidth_gbps\x18\x06 \x01(\x01\x12\x1b\n\x0emax_latency_ms\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12+\n\x08\x64uration\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12$\n\x04hops\x18\t \x03(\x0b\x32\x16.dcilab.v1.ReservedHop\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08meter_id\x18\r \x01(\r\x12\x10\n\x08priority\x18\x0e \x01(\x05\x12\x17\n\x0f\x64\x65graded_reason\x18\x0f \x01(\t\x12,\n\x08selector\x18\x10 \x01(\x0b\x32\x1a.dcilab.v1.TrafficSelector\x12)\n\nprotection\x18\x11 \x01(\x0e\x32\x15.dcilab.v1.Protection\x12,\n\x0cstandby_hops\x18\x12 \x03(\x0b\x32\x16.dcilab.v1.ReservedHopB\x11\n\x0f_max_latency_ms\"2\n\x18WatchReservationsRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"H\n\x19WatchReservationsResponse\x12+\n\x0breservation\x18\x01 \x01(\x0b\x32\x16.dcilab.v1.Reservation\"Q\n\x0bReservedHop\x12\x0e\n\x06switch\x18\x01 \x01(\t\x12\x10\n\x08out_port\x18\x02 \x01(\r\x12\x0c\n\x04link\x18\x03 \x01(\t\x12\x12\n\nwavelength\x18\x04 \x01(\t*\xd1\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19RESERVATION_STATE_PENDING\x10\x01\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x12\x1e\n\x1aRESERVATION_STATE_DEGRADED\x10\x05*r\n\nProtection\x12\x1a\n\x16PROTECTION_UNSPECIFIED\x10\x00\x12\x13\n\x0fPROTECTION_NONE\x10\x01\x12\x19\n\x15PROTECTION_RESTORABLE\x10\x02\x12\x18\n\x14PROTECTION_PROTECTED\x10\x03\x32\xbf\x03\n\x0bPathService\x12L\n\x0bReservePath\x12\x1d.dcilab.v1.ReservePathRequest\x1a\x1e.dcilab.v1.ReservePathResponse\x12L\n\x0bReleasePath\x12\x1d.dcilab.v1.ReleasePathRequest\x1a\x1e.dcilab.v1.ReleasePathResponse\x12U\n\x0eGetReservation\x12 .dcilab.v1.GetReservationRequest\x1a!.dcilab.v1.GetReservationResponse\x12[\n\x10ListReservations\x12\".dcilab.v1.ListReservationsRequest\x1a#.dcilab.v1.ListReservationsResponse\x12`\n\x11WatchReservations\x12#.dcilab.v1.WatchReservationsRequest\x1a$.dcilab.v1.WatchReservationsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dcilab.v1.path_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESERVATIONSTATE']._serialized_start=1530
-  _globals['_RESERVATIONSTATE']._serialized_end=1739
-  _globals['_RESERVEPATHREQUEST']._serialized_start=101
-  _globals['_RESERVEPATHREQUEST']._serialized_end=312
-  _globals['_RESERVEPATHRESPONSE']._serialized_start=314
-  _globals['_RESERVEPATHRESPONSE']._serialized_end=380
-  _globals['_RELEASEPATHREQUEST']._serialized_start=382
-  _globals['_RELEASEPATHREQUEST']._serialized_end=426
-  _globals['_RELEASEPATHRESPONSE']._serialized_start=428
-  _globals['_RELEASEPATHRESPONSE']._serialized_end=494
-  _globals['_GETRESERVATIONREQUEST']._serialized_start=496
-  _globals['_GETRESERVATIONREQUEST']._serialized_end=543
-  _globals['_GETRESERVATIONRESPONSE']._serialized_start=545
-  _globals['_GETRESERVATIONRESPONSE']._serialized_end=614
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=617
-  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=745
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=747
-  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=844
-  _globals['_RESERVATION']._serialized_start=847
-  _globals['_RESERVATION']._serialized_end=1318
-  _globals['_WATCHRESERVATIONSREQUEST']._serialized_start=1320
-  _globals['_WATCHRESERVATIONSREQUEST']._serialized_end=1370
-  _globals['_WATCHRESERVATIONSRESPONSE']._serialized_start=1372
-  _globals['_WATCHRESERVATIONSRESPONSE']._serialized_end=1444
-  _globals['_RESERVEDHOP']._serialized_start=1446
-  _globals['_RESERVEDHOP']._serialized_end=1527
-  _globals['_PATHSERVICE']._serialized_start=1742
-  _globals['_PATHSERVICE']._serialized_end=2189
+  _globals['_RESERVATIONSTATE']._serialized_start=1866
+  _globals['_RESERVATIONSTATE']._serialized_end=2075
+  _globals['_PROTECTION']._serialized_start=2077
+  _globals['_PROTECTION']._serialized_end=2191
+  _globals['_TRAFFICSELECTOR']._serialized_start=100
+  _globals['_TRAFFICSELECTOR']._serialized_end=210
+  _globals['_RESERVEPATHREQUEST']._serialized_start=213
+  _globals['_RESERVEPATHREQUEST']._serialized_end=513
+  _globals['_RESERVEPATHRESPONSE']._serialized_start=515
+  _globals['_RESERVEPATHRESPONSE']._serialized_end=581
+  _globals['_RELEASEPATHREQUEST']._serialized_start=583
+  _globals['_RELEASEPATHREQUEST']._serialized_end=627
+  _globals['_RELEASEPATHRESPONSE']._serialized_start=629
+  _globals['_RELEASEPATHRESPONSE']._serialized_end=695
+  _globals['_GETRESERVATIONREQUEST']._serialized_start=697
+  _globals['_GETRESERVATIONREQUEST']._serialized_end=744
+  _globals['_GETRESERVATIONRESPONSE']._serialized_start=746
+  _globals['_GETRESERVATIONRESPONSE']._serialized_end=815
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_start=818
+  _globals['_LISTRESERVATIONSREQUEST']._serialized_end=946
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_start=948
+  _globals['_LISTRESERVATIONSRESPONSE']._serialized_end=1045
+  _globals['_RESERVATION']._serialized_start=1048
+  _globals['_RESERVATION']._serialized_end=1654
+  _globals['_WATCHRESERVATIONSREQUEST']._serialized_start=1656
+  _globals['_WATCHRESERVATIONSREQUEST']._serialized_end=1706
+  _globals['_WATCHRESERVATIONSRESPONSE']._serialized_start=1708
+  _globals['_WATCHRESERVATIONSRESPONSE']._serialized_end=1780
+  _globals['_RESERVEDHOP']._serialized_start=1782
+  _globals['_RESERVEDHOP']._serialized_end=1863
+  _globals['_PATHSERVICE']._serialized_start=2194
+  _globals['_PATHSERVICE']._serialized_end=2641
 # @@protoc_insertion_point(module_scope)

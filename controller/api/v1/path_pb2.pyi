@@ -19,15 +19,38 @@ class ReservationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESERVATION_STATE_RELEASED: _ClassVar[ReservationState]
     RESERVATION_STATE_EXPIRED: _ClassVar[ReservationState]
     RESERVATION_STATE_DEGRADED: _ClassVar[ReservationState]
+
+class Protection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROTECTION_UNSPECIFIED: _ClassVar[Protection]
+    PROTECTION_NONE: _ClassVar[Protection]
+    PROTECTION_RESTORABLE: _ClassVar[Protection]
+    PROTECTION_PROTECTED: _ClassVar[Protection]
 RESERVATION_STATE_UNSPECIFIED: ReservationState
 RESERVATION_STATE_PENDING: ReservationState
 RESERVATION_STATE_ACTIVE: ReservationState
 RESERVATION_STATE_RELEASED: ReservationState
 RESERVATION_STATE_EXPIRED: ReservationState
 RESERVATION_STATE_DEGRADED: ReservationState
+PROTECTION_UNSPECIFIED: Protection
+PROTECTION_NONE: Protection
+PROTECTION_RESTORABLE: Protection
+PROTECTION_PROTECTED: Protection
+
+class TrafficSelector(_message.Message):
+    __slots__ = ("ip_protocol", "dst_port_min", "dst_port_max", "dscp")
+    IP_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    DST_PORT_MIN_FIELD_NUMBER: _ClassVar[int]
+    DST_PORT_MAX_FIELD_NUMBER: _ClassVar[int]
+    DSCP_FIELD_NUMBER: _ClassVar[int]
+    ip_protocol: int
+    dst_port_min: int
+    dst_port_max: int
+    dscp: int
+    def __init__(self, ip_protocol: _Optional[int] = ..., dst_port_min: _Optional[int] = ..., dst_port_max: _Optional[int] = ..., dscp: _Optional[int] = ...) -> None: ...
 
 class ReservePathRequest(_message.Message):
-    __slots__ = ("src_host", "dst_host", "bandwidth_gbps", "max_latency_ms", "duration", "request_id", "priority")
+    __slots__ = ("src_host", "dst_host", "bandwidth_gbps", "max_latency_ms", "duration", "request_id", "priority", "selector", "protection")
     SRC_HOST_FIELD_NUMBER: _ClassVar[int]
     DST_HOST_FIELD_NUMBER: _ClassVar[int]
     BANDWIDTH_GBPS_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +58,8 @@ class ReservePathRequest(_message.Message):
     DURATION_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    PROTECTION_FIELD_NUMBER: _ClassVar[int]
     src_host: str
     dst_host: str
     bandwidth_gbps: float
@@ -42,7 +67,9 @@ class ReservePathRequest(_message.Message):
     duration: _duration_pb2.Duration
     request_id: str
     priority: int
-    def __init__(self, src_host: _Optional[str] = ..., dst_host: _Optional[str] = ..., bandwidth_gbps: _Optional[float] = ..., max_latency_ms: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
+    selector: TrafficSelector
+    protection: Protection
+    def __init__(self, src_host: _Optional[str] = ..., dst_host: _Optional[str] = ..., bandwidth_gbps: _Optional[float] = ..., max_latency_ms: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., priority: _Optional[int] = ..., selector: _Optional[_Union[TrafficSelector, _Mapping]] = ..., protection: _Optional[_Union[Protection, str]] = ...) -> None: ...
 
 class ReservePathResponse(_message.Message):
     __slots__ = ("reservation",)
@@ -95,7 +122,7 @@ class ListReservationsResponse(_message.Message):
     def __init__(self, reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Reservation(_message.Message):
-    __slots__ = ("reservation_id", "request_id", "state", "src_host", "dst_host", "bandwidth_gbps", "max_latency_ms", "duration", "hops", "latency_ms", "create_time", "expire_time", "meter_id", "priority", "degraded_reason")
+    __slots__ = ("reservation_id", "request_id", "state", "src_host", "dst_host", "bandwidth_gbps", "max_latency_ms", "duration", "hops", "latency_ms", "create_time", "expire_time", "meter_id", "priority", "degraded_reason", "selector", "protection", "standby_hops")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +138,9 @@ class Reservation(_message.Message):
     METER_ID_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_REASON_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    PROTECTION_FIELD_NUMBER: _ClassVar[int]
+    STANDBY_HOPS_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     request_id: str
     state: ReservationState
@@ -126,7 +156,10 @@ class Reservation(_message.Message):
     meter_id: int
     priority: int
     degraded_reason: str
-    def __init__(self, reservation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., state: _Optional[_Union[ReservationState, str]] = ..., src_host: _Optional[str] = ..., dst_host: _Optional[str] = ..., bandwidth_gbps: _Optional[float] = ..., max_latency_ms: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., hops: _Optional[_Iterable[_Union[ReservedHop, _Mapping]]] = ..., latency_ms: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., meter_id: _Optional[int] = ..., priority: _Optional[int] = ..., degraded_reason: _Optional[str] = ...) -> None: ...
+    selector: TrafficSelector
+    protection: Protection
+    standby_hops: _containers.RepeatedCompositeFieldContainer[ReservedHop]
+    def __init__(self, reservation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., state: _Optional[_Union[ReservationState, str]] = ..., src_host: _Optional[str] = ..., dst_host: _Optional[str] = ..., bandwidth_gbps: _Optional[float] = ..., max_latency_ms: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., hops: _Optional[_Iterable[_Union[ReservedHop, _Mapping]]] = ..., latency_ms: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., meter_id: _Optional[int] = ..., priority: _Optional[int] = ..., degraded_reason: _Optional[str] = ..., selector: _Optional[_Union[TrafficSelector, _Mapping]] = ..., protection: _Optional[_Union[Protection, str]] = ..., standby_hops: _Optional[_Iterable[_Union[ReservedHop, _Mapping]]] = ...) -> None: ...
 
 class WatchReservationsRequest(_message.Message):
     __slots__ = ("reservation_id",)

@@ -41,7 +41,13 @@ def test_api_bench_reports_every_level_and_the_rate(capsys):
         assert r["reservations_per_second"] > 0
     assert report["fabric"]["hosts"] == 64
     targets = report["targets"]
-    assert set(targets) == {"reservations_per_second", "p99_ms_at_rate", "p99_ms_one_client"}
+    assert set(targets) == {"reservations_per_second", "p99_ms_at_rate", "p99_ms_one_client",
+                            "ratio_to_canned"}
+    canned = report["canned_server"]
+    assert canned["clients"] == 4 and canned["reservations"] == 40 and canned["errors"] == 0
+    assert targets["ratio_to_canned"]["measured"] == round(
+        report["back_to_back"][1]["reservations_per_second"]
+        / canned["reservations_per_second"], 3)
     assert targets["reservations_per_second"]["measured"] == \
         report["back_to_back"][1]["reservations_per_second"]
     assert targets["p99_ms_one_client"]["measured"] == max(

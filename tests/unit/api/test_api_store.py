@@ -167,7 +167,7 @@ def test_store_queries_and_the_version_1_migration(tmp_path):
     db.commit()
     db.close()
     with ReservationStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
         indexes = {row[1] for row in store._db.execute("PRAGMA index_list(reservations)")}
         assert "reservations_request" in indexes
         live = _reservation("r-1", State.ACTIVE, "job-1")

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dcilab.metrics import FabricCollector, Metrics
 from dcilab.te.load import LoadTracker
-from dcilab.te.reservations import State
+from dcilab.te.reservations import Protection, State
 
 from fabric_helpers import topology
 
@@ -38,6 +38,7 @@ EXPECTED_TYPES = {
     "dcilab_wavelength_frequency_hz": "gauge",
     "dcilab_wavelength_mode_info": "gauge",     # an info metric: gauge at 1 in text format
     "dcilab_reservations": "gauge",
+    "dcilab_reservations_live": "gauge",
     "dcilab_elephant_flows": "gauge",
     "dcilab_switch_connected": "gauge",
     "dcilab_emulation_scale": "gauge",
@@ -51,8 +52,9 @@ EXPECTED_TYPES = {
 
 
 class FakeReservation:
-    def __init__(self, state):
+    def __init__(self, state, protection=Protection.RESTORABLE):
         self.state = state
+        self.protection = protection
 
 
 class FakeService:
@@ -71,6 +73,9 @@ class FakeService:
 
     def reservation_counts(self):
         return Counter(r.state for r in self.reservations)
+
+    def protection_counts(self):
+        return Counter(r.protection for r in self.reservations if r.state.live)
 
     def switch_status(self):
         return dict(self.status)
@@ -232,6 +237,16 @@ def test_every_reservation_state_is_present_even_at_zero(fabric):
     families = scrape(FakeService(fabric, reservations=reservations))
     got = {s.labels["state"]: s.value for s in samples(families, "dcilab_reservations")}
     assert got == {"PENDING": 0, "ACTIVE": 2, "DEGRADED": 0, "RELEASED": 1, "EXPIRED": 0}
+
+
+def test_live_reservations_by_protection_class_every_class_present(fabric):
+    reservations = [FakeReservation(State.ACTIVE, Protection.PROTECTED),
+                    FakeReservation(State.PENDING, Protection.PROTECTED),
+                    FakeReservation(State.RELEASED, Protection.NONE)]
+    families = scrape(FakeService(fabric, reservations=reservations))
+    got = {s.labels["protection"]: s.value
+           for s in samples(families, "dcilab_reservations_live")}
+    assert got == {"NONE": 0, "RESTORABLE": 0, "PROTECTED": 2}
 
 
 def test_every_switch_of_the_file_is_reported_connected_or_not(fabric):

@@ -24,6 +24,9 @@ class Service:
     def reservation_counts(self):
         return {}
 
+    def protection_counts(self):
+        return {}
+
     def switch_status(self):
         return {}
 

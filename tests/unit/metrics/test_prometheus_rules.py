@@ -124,6 +124,9 @@ def exported() -> tuple[set[str], set[str]]:
         def reservation_counts(self):
             return {}
 
+        def protection_counts(self):
+            return {}
+
         def switch_status(self):
             return {}
 

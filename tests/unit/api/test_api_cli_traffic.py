@@ -1,0 +1,36 @@
+"""`dcilab reserve --protocol/--dport/--dscp/--protection` against a real server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_api_cli import dcilab
+
+
+@pytest.fixture
+def at(port):
+    return ["--server", f"127.0.0.1:{port}"]
+
+
+def test_a_selector_and_a_protection_class_show_in_the_answer(at, capsys):
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "10", "--protocol", "tcp",
+                  "--dport", "5201-5300", "--protection", "none", *at) == 0
+    out = capsys.readouterr().out
+    assert "dc1-h1 -> dc2-h1 [tcp dport 5201-5300], 10 Gb/s" in out and ", NONE" in out
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "10", "--dscp", "46", "--json",
+                  *at) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["selector"]["dscp"] == 46 and res["selector"]["ip_protocol"] == 0
+    assert dcilab("reservations", *at) == 0
+    out = capsys.readouterr().out
+    assert "[dscp 46]" in out and "RESTORABLE" in out
+
+
+def test_bad_selectors_are_one_line_errors(at, capsys):
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "10", "--dport", "80-x", *at) == 2
+    assert capsys.readouterr().err == "dcilab reserve: --dport: '80-x' is not a port or LO-HI range\n"
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "10", "--protocol", "udp",
+                  "--dport", "90-80", *at) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "INVALID_ARGUMENT" in err and "1 <= min <= max" in err

@@ -1,0 +1,68 @@
+"""`dcilab bench --admission`: the optimum it compares with, and the rules it runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from dcilab.bench import admission
+from dcilab.cli import bench as bench_cli
+from dcilab.te.reservations import ReservationRequest
+
+
+@pytest.fixture(scope="module")
+def three():
+    return admission.fabrics(16)["three-site"]
+
+
+def issue_case(fabric):
+    """28 x 2 requests of 50 Gb/s, round robin over the 8 frankfurt -> amsterdam host pairs
+    of two frankfurt hosts and four amsterdam hosts, none released."""
+    src = ["fra-h1", "fra-h2"]
+    dst = ["ams-h1", "ams-h2", "ams-h3", "ams-h4"]
+    pairs = [(s, d) for s in src for d in dst]
+    return [admission.Ask(ReservationRequest(s, d, 50.0, request_id=f"q{i}"), i, 10**6)
+            for i, (s, d) in enumerate(pairs[i % 8] for i in range(56))]
+
+
+def test_the_optimum_of_the_issue_case_is_the_max_flow_bound_and_repath_reaches_it(three):
+    asks = issue_case(three)
+    best = admission.optimum(three, asks, time_limit_s=60)
+    # By hand: four 360 Gb/s ways (three wavelengths direct, one through paris) carry
+    # 28 requests of 50 Gb/s (1400 of 1440 Gb/s).
+    assert best["kind"] == "milp" and best["gbps"] == 1400 and best["requests"] == 28
+    repath = admission.run_online(three, asks, rearrange=True)
+    pinned = admission.run_online(three, asks, rearrange=False)
+    assert repath["gbps_admitted"] == 1400 and repath["overbooked_links"] == 0
+    assert pinned["gbps_admitted"] <= 0.5 * 1400      # half: each pair stuck on one way
+    assert pinned["overbooked_links"] == 0
+
+
+def test_a_scenario_never_overbooks_and_repath_is_not_worse_than_pinned(three):
+    for kind in ("plain", "selectors+bounds"):
+        out = admission.scenario("three-site", three, kind, seed=3, n=40, time_limit_s=30)
+        assert out["optimum_kind"] == "milp"
+        for rule in ("repath", "pinned"):
+            assert out[rule]["overbooked_links"] == 0
+            assert 0 < out[rule]["gbps_admitted"] <= out["requested_gbps"]
+        assert out["repath"]["gbps_admitted"] >= out["pinned"]["gbps_admitted"]
+        # The offline optimum (an upper bound) is not beaten by fixed-path admission.
+        assert out["pinned"]["gbps_admitted"] <= out["optimum_gbps"] + 1e-6
+
+
+def test_bench_command_prints_json(capsys, monkeypatch):
+    two = admission.fabrics(16)["two-dc"]
+    monkeypatch.setattr(admission, "fabrics", lambda sites: {"two-dc": two})
+    parser = argparse.ArgumentParser(prog="dcilab")
+    sub = parser.add_subparsers(dest="command", required=True)
+    bench_cli.register(sub)
+    args = parser.parse_args(["bench", "--admission", "--admission-requests", "20",
+                              "--admission-seeds", "1", "--json"])
+    assert args.run(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["summary"]["scenarios"] == 2 and out["summary"]["overbooked_links"] == 0
+    for r in out["results"]:
+        assert {"repath", "pinned", "optimum_gbps", "optimum_kind"} <= set(r)
+        assert r["repath"]["ratio_to_optimum"] > 0

@@ -1,0 +1,175 @@
+"""Protection classes: PROTECTED reservations have a reserved standby path sharing no line
+system or SRLG with the primary, pre-installed so that a line-system cut is survived by
+the switches alone; NONE ones are restored after RESTORABLE ones.
+
+three-site (see test_repathing): frankfurt-amsterdam direct (fra-ams, three wavelengths)
+or through paris (fra-par then par-ams, one wavelength each). The only path disjoint
+from fra-ams is the one through paris, and the other way round.
+"""
+
+from __future__ import annotations
+
+import pytest
+from controller_lab import ControllerLab
+from fabric_helpers import topology
+from fakeoftable import Outcome
+from test_protection import wavelengths_of
+from test_repathing import THREE_SITES
+
+from dcilab.core.reservation_rules import PROTECT_GROUP_BASE
+from dcilab.fabric import parse_fabric
+from dcilab.te.load import Direction
+from dcilab.te.reservations import (AdmissionError, Protection, ReservationBook,
+                                    ReservationRequest, State)
+
+SRC, DST = "fra-h1", "ams-h1"
+PROTECTED = Protection.PROTECTED
+
+
+@pytest.fixture
+def fabric():
+    return parse_fabric(THREE_SITES)
+
+
+def line_systems(fabric, hops):
+    return [fabric.link(h.link).line_system for h in hops if fabric.link(h.link).line_system]
+
+
+def test_a_protected_reservation_holds_a_disjoint_standby(fabric):
+    book = ReservationBook(fabric)
+    res = book.admit(ReservationRequest(SRC, DST, 50.0, protection=PROTECTED), "p", 0.0)
+    assert line_systems(fabric, res.hops) == ["fra-ams"]
+    assert line_systems(fabric, res.standby) == ["fra-par", "par-ams"]
+    # Both paths start at the same leaf and end at the destination host.
+    assert res.standby[0].switch == res.hops[0].switch == "fra-leaf1"
+    assert res.standby[-1] == res.hops[-1]
+    # The standby's capacity is reserved: 50 Gb/s on each paris wavelength, one way.
+    assert book.reserved[Direction("fra-par.w1", "fra-gw1", "par-gw1")] == 50e9
+    assert book.reserved[Direction("par-ams.w1", "par-gw1", "ams-gw1")] == 50e9
+    # ... and counted once on the links both paths share (leaf to spine, ...).
+    assert book.reserved[Direction(SRC, SRC, "fra-leaf1")] == 50e9
+    assert book.reserved[Direction(res.hops[0].link, "fra-leaf1",
+                                   fabric.link(res.hops[0].link).other("fra-leaf1").node)] \
+        == 50e9
+    # A second PROTECTED pair cannot have its standby where only 310 Gb/s remain.
+    with pytest.raises(AdmissionError) as info:
+        book.admit(ReservationRequest("fra-h2", "ams-h2", 320.0, protection=PROTECTED), "q",
+                   0.0)
+    assert "no standby path" in info.value.message and "PROTECTED" in info.value.message
+    book.admit(ReservationRequest("fra-h2", "ams-h2", 300.0, protection=PROTECTED), "q", 0.0)
+
+
+def test_protected_is_refused_without_a_disjoint_path():
+    two = topology("two-dc")              # one line system: nothing is disjoint from it
+    book = ReservationBook(two)
+    with pytest.raises(AdmissionError) as info:
+        book.admit(ReservationRequest("dc1-h1", "dc2-h1", 10.0, protection=PROTECTED), "p", 0.0)
+    assert info.value.code == AdmissionError.EXHAUSTED
+    assert "shares no line system or SRLG" in info.value.message
+    assert book.reserved_total() == 0
+    book.admit(ReservationRequest("dc1-h1", "dc2-h1", 10.0), "r", 0.0)     # RESTORABLE is fine
+
+
+def test_a_shared_risk_group_rules_a_standby_out():
+    # fra-ams and fra-par leave frankfurt in one duct: they fail together.
+    text = THREE_SITES.replace("wavelengths: 3}", "wavelengths: 3, srlg: [fra-duct]}").replace(
+        "name: fra-par, a: fra, b: par, fiber_km: 90, module: 400ZR, wavelengths: 1}",
+        "name: fra-par, a: fra, b: par, fiber_km: 90, module: 400ZR, wavelengths: 1, "
+        "srlg: [fra-duct]}")
+    shared = parse_fabric(text)
+    assert [d.srlg for d in shared.spec.dci_links][:2] == [["fra-duct"], ["fra-duct"]]
+    with pytest.raises(AdmissionError) as info:
+        ReservationBook(shared).admit(ReservationRequest(SRC, DST, 10.0, protection=PROTECTED),
+                                      "p", 0.0)
+    assert "no standby path" in info.value.message
+
+
+def test_protected_and_unprotected_reservations_of_one_traffic_do_not_mix(fabric):
+    book = ReservationBook(fabric)
+    book.admit(ReservationRequest(SRC, DST, 10.0), "r", 0.0)
+    with pytest.raises(AdmissionError) as info:
+        book.admit(ReservationRequest(SRC, DST, 10.0, protection=PROTECTED), "p", 0.0)
+    assert info.value.code == AdmissionError.INVALID
+    assert "already reserved RESTORABLE by r" in info.value.message
+    assert "selector" in info.value.message
+
+
+def delivered_via(lab, src, dst):
+    """The switches every way of the pair's packets crosses; asserts all are delivered."""
+    d = lab.fabric.hosts[dst]
+    paths = lab.trace(src, dst)
+    assert paths and all(p.outcome is Outcome.EGRESS and p.end == (lab.dpid(d.leaf), d.port)
+                         for p in paths), [p.outcome for p in paths]
+    names = {sw.dpid: name for name, sw in lab.fabric.switches.items()}
+    return [{names[h.dpid] for h in p.hops} for p in paths]
+
+
+def test_a_line_system_cut_is_survived_by_the_switches_alone_on_the_reserved_standby(fabric):
+    lab = ControllerLab(fabric)
+    lab.bring_up_all()
+    out = lab.send(lab.ctl.reserve(ReservationRequest(SRC, DST, 50.0, protection=PROTECTED),
+                                   "p", 0.0))
+    res = out.changed[0]
+    lab.ack_all()
+    assert lab.ctl.book.get("p").state is State.ACTIVE
+    gw = lab.table("fra-gw1")
+    assert PROTECT_GROUP_BASE + res.meter_id in gw.groups
+    [before] = delivered_via(lab, SRC, DST)
+    assert "par-gw1" not in before
+    # The whole fra-ams line system is cut; the controller is not told.
+    for link in wavelengths_of(fabric, "fra-ams"):
+        for end in (link.a, link.b):
+            lab.net.down_ports.add((lab.dpid(end.node), end.port))
+    for way in delivered_via(lab, SRC, DST):
+        assert "par-gw1" in way                 # on the standby, through paris
+    [way] = delivered_via(lab, SRC, DST)
+    assert way == {h.switch for h in res.standby}
+    # Metered still, at the ingress leaf, by its own meter.
+    s, d = fabric.hosts[SRC], fabric.hosts[DST]
+    from fabric_helpers import tcp_packet
+    assert lab.table("fra-leaf1").meter_for(tcp_packet(s, d)) == res.meter_id
+    # The controller hears of it: the reservation keeps its bandwidth (never DEGRADED),
+    # now on the paris path, and still delivered.
+    for link in wavelengths_of(fabric, "fra-ams"):
+        for end in (link.a, link.b):
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 0.0))
+    out = lab.send(lab.ctl.tick(0.1))
+    now = lab.ctl.book.get("p")
+    assert now.state is not State.DEGRADED and now.holds_bandwidth
+    assert line_systems(fabric, now.hops) == ["fra-par", "par-ams"]
+    assert now.standby == ()                   # nothing disjoint is left
+    [way] = delivered_via(lab, SRC, DST)
+    assert "par-gw1" in way
+    lab.ack_all()
+    assert lab.ctl.book.get("p").state is State.ACTIVE
+    assert PROTECT_GROUP_BASE + res.meter_id not in lab.table("fra-gw1").groups
+
+
+def test_release_of_a_protected_reservation_leaves_no_trace(fabric):
+    lab = ControllerLab(fabric)
+    lab.bring_up_all()
+    fresh = ControllerLab(fabric)
+    fresh.bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest(SRC, DST, 50.0, protection=PROTECTED), "p",
+                             0.0))
+    lab.ack_all()
+    lab.send(lab.ctl.end("p"))
+    assert lab.states() == fresh.states()
+
+
+def test_none_is_restored_after_restorable(fabric):
+    """Two pairs on fra-ams, each 360 Gb/s (a whole wavelength); the line system is cut and
+    paris has room for one: the RESTORABLE one gets it, though the NONE one is older and
+    of higher priority."""
+    book = ReservationBook(fabric)
+    book.admit(ReservationRequest(SRC, DST, 300.0, protection=Protection.NONE, priority=9),
+               "none", 0.0)
+    book.admit(ReservationRequest("fra-h2", "ams-h2", 300.0), "restorable", 1.0)
+    for link in wavelengths_of(fabric, "fra-ams"):
+        book.engine.set_link(link.name, False)
+    order = book.pairs_to_restore()
+    assert [book.pair_members(*p)[0].reservation_id for p in order] == ["restorable", "none"]
+    first = book.repath(order[0])
+    assert line_systems(fabric, first[0].hops) == ["fra-par", "par-ams"]
+    with pytest.raises(AdmissionError):
+        book.repath(order[1])
