@@ -332,6 +332,30 @@ class FabricController:
     def ready(self) -> bool:
         return all(s.programmed for s in self.switches.values())
 
+    # -- rate adaptation (core/adaptation.py decides; the gNMI adapter carries it out) ---
+
+    def wavelength_service(self, wavelength: str, drained_because: str | None,
+                           rate_gbps: float | None = None) -> Outbox:
+        """Take a wavelength out of use while it stays lit, before its mode changes
+        (`drained_because` says why), or put it back at its new mode's rate
+        (`drained_because=None`). Routes, groups, reservations and pinned elephants move
+        off make before break, as for a failure (`_restore`); back in use, capacity and
+        admission follow the new rate and reservations take the shorter path again if it
+        has room (else stay moved, or DEGRADED by priority)."""
+        link = next((l for l in self.fabric.wavelengths() if l.wavelength == wavelength), None)
+        outbox = Outbox()
+        if link is None:
+            log.error("rate adaptation: fabric %r has no wavelength %r", self.fabric.name,
+                      wavelength)
+            return outbox
+        changed = bool(rate_gbps) and self.engine.set_rate(link.name, rate_gbps)
+        if self.engine.set_drained(link.name, drained_because) and drained_because is None:
+            outbox.faults.append(("link_up", wavelength))
+        log.info("wavelength %s %s", wavelength, f"drained: {drained_because}"
+                 if drained_because else f"back in use at {self.engine.rate_gbps(link):g}G"
+                 + (" (rate changed)" if changed else ""))
+        return self._restore(outbox)
+
     # -- reservations ------------------------------------------------------------------
 
     def reserve(self, request: ReservationRequest, reservation_id: str, now: float) -> Outbox:
