@@ -25,6 +25,10 @@ being handled, a repair in progress), so an up move must be clear (the hysteresi
 keeps a margin that wanders around the threshold from toggling between two modes) and
 lasting (the hold: by default 120 s, about twice the assumed reconfiguration time, so an
 up move is not undone by the next dip before it has paid for its outage).
+
+One change at a time per line system: a degradation hits all its wavelengths at once, and
+draining them all together would leave the site pair without that capacity for the whole
+reconfiguration; one by one, the others carry the traffic meanwhile.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ class Observation:
     mode: str | None            # None while the two ends disagree (or one is unknown)
     osnr_db: float | None       # per 0.1 nm, the worse end
     link_up: bool               # both ends report their link up
+    line_system: str = ""       # wavelengths of one line system change one at a time
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,13 @@ class Adapter:
     policy: Policy = field(default_factory=Policy)
     changes: list[Change] = field(default_factory=list)
     _state: dict[str, _Wavelength] = field(default_factory=dict)
+    _line_system: dict[str, str] = field(default_factory=dict)
+
+    def _changing_on(self, obs: Observation) -> bool:
+        """Another wavelength of `obs`'s line system is out of use for its own change."""
+        return bool(obs.line_system) and any(
+            w != obs.wavelength and self._line_system.get(w) == obs.line_system
+            and st.phase != Phase.IN_SERVICE for w, st in self._state.items())
 
     def phase(self, wavelength: str) -> Phase:
         return self._state.get(wavelength, _Wavelength()).phase
@@ -157,8 +169,11 @@ class Adapter:
 
     def observe(self, now: float, observations: list[Observation]) -> list[Decision]:
         out: list[Decision] = []
+        self._line_system.update({o.wavelength: o.line_system for o in observations})
         for obs in observations:
             state = self._state.setdefault(obs.wavelength, _Wavelength())
+            if state.phase == Phase.IN_SERVICE and self._changing_on(obs):
+                continue        # its line system's other wavelengths carry on meanwhile
             decision = {Phase.IN_SERVICE: self._in_service, Phase.DRAINING: self._draining,
                         Phase.CHANGING: self._changing}[state.phase](now, obs, state)
             if decision is not None:

@@ -199,3 +199,13 @@ def test_a_port_coming_back_does_not_end_a_drain(lab):
     assert lab.ctl.engine.link_up(x.name) and not lab.ctl.engine.usable(x)
     lab.send(lab.ctl.wavelength_service("x.w1", None, 300.0))
     assert lab.ctl.engine.usable(x)
+
+
+def test_one_change_at_a_time_per_line_system():
+    a = adapter()
+    both = [Observation("ls.w1", "400ZR+", "400G", 24.5, True, "ls"),
+            Observation("ls.w2", "400ZR+", "400G", 24.5, True, "ls"),
+            Observation("other.w1", "400ZR+", "400G", 24.5, True, "other")]
+    first = a.observe(0.0, both)
+    assert [d.wavelength for d in first] == ["ls.w1", "other.w1"]
+    assert a.phase("ls.w2") == Phase.IN_SERVICE
