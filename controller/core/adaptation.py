@@ -28,7 +28,8 @@ up move is not undone by the next dip before it has paid for its outage).
 
 One change at a time per line system: a degradation hits all its wavelengths at once, and
 draining them all together would leave the site pair without that capacity for the whole
-reconfiguration; one by one, the others carry the traffic meanwhile.
+reconfiguration; one by one, the others carry the traffic meanwhile. Unless it is urgent:
+under half the threshold a wavelength changes without waiting for the others.
 """
 
 from __future__ import annotations
@@ -147,6 +148,11 @@ class Adapter:
     _state: dict[str, _Wavelength] = field(default_factory=dict)
     _line_system: dict[str, str] = field(default_factory=dict)
 
+    def _urgent(self, obs: Observation) -> bool:
+        """Under half the threshold: the FEC cliff is near, change without waiting."""
+        margin = self.margin_db(obs)
+        return margin is not None and margin < self.policy.threshold_db / 2
+
     def _changing_on(self, obs: Observation) -> bool:
         """Another wavelength of `obs`'s line system is out of use for its own change."""
         return bool(obs.line_system) and any(
@@ -172,7 +178,8 @@ class Adapter:
         self._line_system.update({o.wavelength: o.line_system for o in observations})
         for obs in observations:
             state = self._state.setdefault(obs.wavelength, _Wavelength())
-            if state.phase == Phase.IN_SERVICE and self._changing_on(obs):
+            if (state.phase == Phase.IN_SERVICE and self._changing_on(obs)
+                    and not self._urgent(obs)):
                 continue        # its line system's other wavelengths carry on meanwhile
             decision = {Phase.IN_SERVICE: self._in_service, Phase.DRAINING: self._draining,
                         Phase.CHANGING: self._changing}[state.phase](now, obs, state)

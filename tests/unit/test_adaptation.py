@@ -209,3 +209,12 @@ def test_one_change_at_a_time_per_line_system():
     first = a.observe(0.0, both)
     assert [d.wavelength for d in first] == ["ls.w1", "other.w1"]
     assert a.phase("ls.w2") == Phase.IN_SERVICE
+
+
+def test_an_urgent_change_does_not_wait_for_its_line_system():
+    a = adapter()
+    first = [Observation("ls.w1", "400ZR+", "400G", 24.5, True, "ls"),
+             Observation("ls.w2", "400ZR+", "400G", 24.7, True, "ls")]
+    assert [d.wavelength for d in a.observe(0.0, first)] == ["ls.w1"]
+    later = [first[0], Observation("ls.w2", "400ZR+", "400G", 24.3, True, "ls")]   # 0.3 dB
+    assert [d.wavelength for d in a.observe(0.5, later) if isinstance(d, Drain)] == ["ls.w2"]
