@@ -325,7 +325,7 @@ def _plot(runs: list[Run], png: Path, line: str) -> None:
             for ax in axes[:, col]:
                 ax.axvspan(t0, t1, color="orange", alpha=0.15)
         axes[0][col].set_title(title)
-        axes[0][col].set_ylabel("GSNR dB")
+        axes[0][col].set_ylabel("GSNR dB (signal bw)")
         axes[1][col].set_ylabel("margin dB")
         axes[2][col].set_ylabel("mode Gb/s")
         axes[3][col].set_ylabel("delivered Gb/s (real)")
