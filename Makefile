@@ -47,7 +47,7 @@ dashboards: venv
 
 # ruff, and the layer contracts of DESIGN.md (import-linter); both in pyproject.toml
 lint: venv
-	$(BIN)/ruff check controller tests
+	$(BIN)/ruff check controller tests tools
 	$(BIN)/lint-imports
 
 # the wheel a user installs (topologies, deploy files and the proto included)

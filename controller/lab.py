@@ -18,6 +18,7 @@ import yaml
 
 from .emulation.cleanup import kill_pid
 from .emulation.datapath import AUTO
+from .emulation.faults import Faults
 from .emulation.network import Emulation
 from .fabric import Fabric
 
@@ -145,7 +146,8 @@ class Lab:
         self.controller.wait_listening()
         self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say,
                                    datapath=self.datapath, gnmi=self.gnmi,
-                                   reconfiguration_s=self.reconfiguration_s)
+                                   reconfiguration_s=self.reconfiguration_s,
+                                   fabric_path=str(self.topology))
         self.emulation.start()
         self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG)
         self.say(f"waiting for the controller to program {len(self.fabric.switches)} switches")
@@ -153,6 +155,14 @@ class Lab:
             raise RuntimeError(
                 f"the controller did not program every switch within {ready_timeout_s:g} s; "
                 "its last lines:\n" + "\n".join(self.controller.lines[-15:]))
+
+    @property
+    def faults(self) -> Faults:
+        """Inject and restore faults on this lab's emulation (the same as `dcilab fault`)."""
+        if self.emulation is None:
+            raise RuntimeError("the lab is not running")
+        return Faults(self.fabric, self.emulation.manifest.started,
+                      fabric_path=str(self.topology))
 
     def stop(self) -> None:
         if self.controller is not None:

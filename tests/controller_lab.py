@@ -15,6 +15,9 @@ from dcilab.core.controller import FabricController, Outbox
 
 
 class ControllerLab:
+    # Switches connect long before the tests' events, so no start-up grace is in force.
+    CONNECT_TIME = -1000.0
+
     def __init__(self, fabric, ctl: FabricController | None = None, **options):
         self.fabric = fabric
         self.ctl = ctl or FabricController(fabric, **options)
@@ -42,7 +45,8 @@ class ControllerLab:
         dpid = self.dpid(name)
         hello = self.ctl.switch_connected(dpid)
         assert [type(m) for m in hello.messages[dpid]] == [parser.OFPPortDescStatsRequest]
-        out = self.send(self.ctl.ports_described(dpid, self.ports(name)))
+        out = self.send(self.ctl.ports_described(dpid, self.ports(name), frozenset(),
+                                                 self.CONNECT_TIME))
         assert self.ctl.switches[dpid].problems == []
         assert isinstance(out.messages[dpid][-1], parser.OFPBarrierRequest)
         return out.messages[dpid]

@@ -8,7 +8,7 @@ import signal
 import sys
 
 from .. import __version__
-from . import bench, check, clean, client, controller, demo, lab
+from . import bench, check, clean, client, controller, demo, fault, lab
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `dcilab check two-dc`, then `dcilab demo` or `dcilab lab` (as root).")
     parser.add_argument("--version", action="version", version=f"dcilab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (check, demo, lab, controller, client, bench, clean):
+    for module in (check, demo, lab, controller, client, bench, clean, fault):
         module.register(sub)
     return parser
 

@@ -7,13 +7,14 @@ bench runs. A new harness is one module in `bench/` and one line in `MODES`.
 
 from __future__ import annotations
 
-from ..bench import api, emulate, flow, optical
+from ..bench import api, emulate, faults, flow, optical
 
 # (the flag's attribute on args, the harness); the first whose flag is set runs.
 MODES = (
     ("api", api),
     ("emulate", emulate),
     ("optical", optical),
+    ("faults", faults),
 )
 
 
@@ -36,6 +37,6 @@ def register(sub) -> None:
 
 def run(args) -> int:
     for flag, harness in MODES:
-        if getattr(args, flag, None):
+        if getattr(args, flag, None) is not None and getattr(args, flag) is not False:
             return harness.run(args)
     return flow.run(args)

@@ -69,6 +69,10 @@ def register(sub) -> None:
     p.add_argument("--poll-interval", type=float, default=1.0, metavar="S",
                    help="seconds between port statistics polls (default 1)")
     add_steering_arguments(p)
+    p.add_argument("--no-protection", action="store_true",
+                   help="install no protection in the switches (no watched buckets, no "
+                        "fast-failover detours): only the controller reacts to a failure. The "
+                        "baseline `dcilab bench --faults` compares with")
     p.add_argument("--tls-cert", type=Path, help="serve gRPC over TLS with this certificate (PEM)")
     p.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
     p.add_argument("--tls-client-ca", type=Path,
@@ -212,7 +216,8 @@ def run(args) -> int:
     metrics = Metrics()
     core = FabricController(fabric, args.reservable_fraction, policy=args.policy,
                             elephant_fraction=args.elephant_fraction,
-                            elephant_polls=args.elephant_polls, max_stretch=args.max_stretch)
+                            elephant_polls=args.elephant_polls, max_stretch=args.max_stretch,
+                            protection=not args.no_protection)
     service = ControllerService(core, store=store, observer=metrics)
     log.info("fabric %s: %d switches, %d hosts, %d wavelengths; policy %s; reservations in %s",
              fabric.name, len(fabric.switches), len(fabric.hosts),

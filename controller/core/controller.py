@@ -70,6 +70,9 @@ class SwitchState:
 # flap within FLAP_WINDOW_S doubles it, up to HOLD_DOWN_MAX_S (open-kilda's anti-flap
 # filter waits 1 s / 3 s / 7 s).
 HOLD_DOWN_S = 1.0
+# While a switch's first seconds pass (BFD sessions starting, ports settling), a port that
+# drops and returns is the switch coming up, not a flapping fibre: no hold-down then.
+STARTUP_GRACE_S = 10.0
 HOLD_DOWN_MAX_S = 30.0
 FLAP_WINDOW_S = 60.0
 
@@ -80,14 +83,15 @@ class FabricController:
     def __init__(self, fabric: Fabric,
                  reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
                  policy: str = "loadaware", elephant_fraction: float = 0.1,
-                 elephant_polls: int = 2, max_stretch: float = 1.5):
+                 elephant_polls: int = 2, max_stretch: float = 1.5, protection: bool = True):
         self.fabric = fabric
         self.engine = PathEngine(fabric)       # the one path engine: everything asks it
         self.steering = Steering(fabric, self.engine, policy, elephant_fraction, elephant_polls,
                                  max_stretch)
         # `shortest` keeps one next hop everywhere: one path, one wavelength per site pair.
         # Computed on first use: a large fabric's API answers before any switch connects.
-        self.programs = Programs(fabric, self.engine, spread=policy != "shortest")
+        self.programs = Programs(fabric, self.engine, spread=policy != "shortest",
+                                 protect=protection)
         self._sent: dict[str, Routing] = {}    # the routing each switch was last sent
         self.switches = {sw.dpid: SwitchState(sw.name) for sw in fabric.switches.values()}
         self._dpid = {sw.name: sw.dpid for sw in fabric.switches.values()}
@@ -96,6 +100,8 @@ class FabricController:
         self._port_down: set[tuple[str, int]] = set()
         self._held_until: dict[str, float] = {}
         self._downs: dict[str, list[float]] = {}
+        self._seen_up: set[str] = set()   # links reported up at least once: held down on return
+        self._described_at: dict[str, float] = {}   # switch -> when it last listed its ports
         self._unplaced = False   # a failure's reservations and elephants wait for `tick`
         self.load = LoadTracker(fabric)
         # reservation id -> switch -> barrier seq that acknowledges its rules there
@@ -126,6 +132,7 @@ class FabricController:
         if state is None or not state.connected:
             return Outbox()
         outbox = Outbox()
+        self._described_at[state.name] = now
         for port, link in self.fabric.ports(state.name).items():
             if link.kind != HOST:     # a port the switch lacks is as good as down
                 self._port_state(state.name, port, port in ports and port not in down, now,
@@ -231,12 +238,26 @@ class FabricController:
                 outbox.faults.append(("link_down", link.wavelength or link.name))
                 log.warning("link %s is down", link.wavelength or link.name)
             self._held_until.pop(link.name, None)
-        elif not self.engine.link_up(link.name) and link.name not in self._held_until:
+            self.engine.set_held(link.name, False)
+        elif link.name not in self._seen_up or self._starting(link, now):
+            # First light, or its switches are just starting: nothing to hold down.
+            self._seen_up.add(link.name)
+            if self.engine.set_link(link.name, True):
+                outbox.faults.append(("link_up", link.wavelength or link.name))
+        elif not self.engine.link_up(link.name):
+            # Back from a failure: held down, a last resort for routes until it has stayed
+            # up a while (and not offered to placement or admission).
             flaps = len(self._downs.get(link.name, []))
             hold = min(HOLD_DOWN_MAX_S, HOLD_DOWN_S * 2 ** max(0, flaps - 1))
             self._held_until[link.name] = now + hold
-            log.info("link %s is back; held down for %.0f s before use", link.wavelength or
-                     link.name, hold)
+            self.engine.set_held(link.name, True)
+            self.engine.set_link(link.name, True)
+            log.info("link %s is back; held down for %.0f s (a last resort until then)",
+                     link.wavelength or link.name, hold)
+
+    def _starting(self, link, now: float) -> bool:
+        return any(now - self._described_at.get(end.node, -STARTUP_GRACE_S) < STARTUP_GRACE_S
+                   for end in (link.a, link.b))
 
     def tick(self, now: float) -> Outbox:
         """Time passes (the app calls this every 100 ms): links whose hold-down is over are
@@ -247,7 +268,7 @@ class FabricController:
         for name, until in list(self._held_until.items()):
             if now >= until:
                 del self._held_until[name]
-                if self.engine.set_link(name, True):
+                if self.engine.set_held(name, False):
                     link = self.fabric.link(name)
                     outbox.faults.append(("link_up", link.wavelength or link.name))
                     log.info("link %s in use again", link.wavelength or link.name)

@@ -118,8 +118,10 @@ def _detour_bucket(d: Detour) -> Bucket:
 
 def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, tuple[int, ...]],
             by_gateway: dict[tuple[str, str], Detour], on_switch: dict[int, Actions],
-            ids: GroupIds) -> Routing:
-    """The failure-dependent part of `switch`'s program."""
+            ids: GroupIds, protect: bool = True) -> Routing:
+    """The failure-dependent part of `switch`'s program. Without `protect` (the baseline
+    the fault bench compares with): buckets watch nothing and there are no detours, so only
+    the controller reacts to a failure, as before protection existed."""
     out = Routing(detours=dict(on_switch))
     ports = fabric.ports(switch)
     is_gateway = fabric.switches[switch].role == GATEWAY
@@ -135,13 +137,14 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
     for ip, port_set in routes.items():
         if len(port_set) > 1:
             sel = ids(switch, ("select", port_set))
-            out.groups[sel] = (SELECT, tuple((p, None, 1, (("out", p),)) for p in port_set))
+            out.groups[sel] = (SELECT, tuple((p if protect else None, None, 1, (("out", p),))
+                                             for p in port_set))
             primary: Bucket = (None, sel, 0, (("group", sel),))
             action: Actions = (("group", sel),)
         else:
             primary = (port_set[0], None, 0, (("out", port_set[0]),))
             action = (("out", port_set[0]),)
-        backups = detour_buckets(port_set) if is_gateway else []
+        backups = detour_buckets(port_set) if is_gateway and protect else []
         if backups:
             ff = ids(switch, ("protect", port_set))
             out.groups[ff] = (FAST_FAILOVER, (primary, *backups))
@@ -153,8 +156,10 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
                 continue
             siblings = [l for l in engine.live_wavelengths(link.line_system) if l is not link]
             sibling_ports = [l.a.port if l.a.node == switch else l.b.port for l in siblings]
-            buckets = [(port, None, 0, (("out", port),)), *detour_buckets((port,)),
-                       *((p, None, 0, (("out", p),)) for p in sorted(sibling_ports))]
+            buckets = [(port, None, 0, (("out", port),))]
+            if protect:
+                buckets += [*detour_buckets((port,)),
+                            *((p, None, 0, (("out", p),)) for p in sorted(sibling_ports))]
             out.groups[PIN_GROUP_BASE + port] = (FAST_FAILOVER, tuple(buckets))
     return out
 
@@ -253,8 +258,9 @@ def static_rules(fabric: Fabric, switch: str) -> list:
 class Programs:
     """Every switch's routing on the current live graph, and what it takes to get there."""
 
-    def __init__(self, fabric: Fabric, engine: PathEngine, spread: bool = True):
-        self.fabric, self.engine, self.spread = fabric, engine, spread
+    def __init__(self, fabric: Fabric, engine: PathEngine, spread: bool = True,
+                 protect: bool = True):
+        self.fabric, self.engine, self.spread, self.protect = fabric, engine, spread, protect
         self.ids = GroupIds()
         self._version = -1
         self._routing: dict[str, Routing] = {}
@@ -268,7 +274,7 @@ class Programs:
             return
         self._version = self.engine.version
         routes = forwarding(self.fabric, self.engine, self.spread)
-        found = detours(self.fabric, self.engine)
+        found = detours(self.fabric, self.engine) if self.protect else []
         by_gateway = {(d.gateway, d.line_system): d for d in found}
         on_switch: dict[str, dict[int, Actions]] = {}
         for d in found:
@@ -278,7 +284,7 @@ class Programs:
                                                         ("goto", TABLE_FORWARD))
         self._routing = {
             name: routing(self.fabric, self.engine, name, routes[name], by_gateway,
-                          on_switch.get(name, {}), self.ids)
+                          on_switch.get(name, {}), self.ids, self.protect)
             for name in self.fabric.switches}
 
     def full(self, switch: str) -> list:

@@ -1,8 +1,11 @@
 """Remove what an emulation created, and only that: by our name prefix and by PID.
 
-A manifest written at start lists the PIDs started (host shells, the demo's controller);
-after a crash or kill -9 the next start, or `dcilab clean`, reads it back. Bridges and
-interfaces are found by the `dl` prefix that only dcilab uses (see fabric.model).
+A manifest written at start lists the PIDs started (host shells, the demo's controller),
+the fabric file and the fibre namespaces; after a crash or kill -9 the next start, or
+`dcilab clean`, reads it back. Bridges, interfaces and fibre namespaces are found by the
+`dl` prefix that only dcilab uses (see fabric.model). Injected faults keep their own state
+file beside the manifest (faults.py); cleaning stops their processes (a flapping link) and
+forgets them: removing the fibre namespaces undoes every fault on a wavelength.
 Never `mn -c`: it kills processes by broad name patterns.
 """
 
@@ -21,7 +24,10 @@ from ..fabric.model import NAME_PREFIX
 
 BRIDGE_RE = re.compile(rf"^{NAME_PREFIX}\d+(sp|lf|gw)\d+$")
 INTERFACE_RE = re.compile(rf"^{NAME_PREFIX}(\d+(sp|lf|gw)\d+p\d+|\d+h\d+-eth\d+|netem0b?)$")
-MANIFEST = Path(os.environ.get("DCILAB_RUN_DIR", "/run/dcilab")) / "emulation.json"
+NAMESPACE_RE = re.compile(rf"^{NAME_PREFIX}fibre\d+$")
+RUN_DIR = Path(os.environ.get("DCILAB_RUN_DIR", "/run/dcilab"))
+MANIFEST = RUN_DIR / "emulation.json"
+FAULTS_STATE = RUN_DIR / "faults.json"     # written by faults.py
 # The nftables table (family netdev) of the transceivers' packet loss (wavelength_effects).
 NFT_TABLE = "dcilab_optics"
 
@@ -34,6 +40,9 @@ class Manifest:
     processes: dict[int, str] = field(default_factory=dict)
     # service -> address it listens on, e.g. {"gnmi": "127.0.0.1:40123"}
     services: dict[str, str] = field(default_factory=dict)
+    fabric_path: str | None = None      # the fabric file, for `dcilab fault`
+    fibres: list[str] = field(default_factory=list)     # fibre namespaces
+    started: float = 0.0                # time.time() at start: tells one run from the next
 
     def save(self) -> None:
         MANIFEST.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +56,9 @@ class Manifest:
             data = json.loads(MANIFEST.read_text())
             return Manifest(int(data["owner_pid"]), data["fabric"],
                             {int(k): v for k, v in data.get("processes", {}).items()},
-                            dict(data.get("services", {})))
+                            dict(data.get("services", {})),
+                            data.get("fabric_path"), list(data.get("fibres", [])),
+                            float(data.get("started", 0.0)))
         except (OSError, ValueError, KeyError):
             return None
 
@@ -97,17 +108,48 @@ def our_interfaces() -> list[str]:
     return [n for n in names if INTERFACE_RE.match(n)]
 
 
+def our_namespaces() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    names = (line.split()[0] for line in out.stdout.splitlines() if line.strip())
+    return [n for n in names if NAMESPACE_RE.match(n)]
+
+
+def fault_processes() -> dict[int, str]:
+    """PID -> tag of the processes injected faults run (a flapping link), from their state."""
+    try:
+        data = json.loads(FAULTS_STATE.read_text())
+        return {int(k): v for k, v in data.get("processes", {}).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def forget_faults() -> int:
+    """Stop the processes of injected faults and forget them; how many were stopped."""
+    stopped = 0
+    for pid, tag in fault_processes().items():
+        if pid != os.getpid():      # a flap run in the foreground by this very process
+            stopped += kill_pid(pid, tag)
+    FAULTS_STATE.unlink(missing_ok=True)
+    FAULTS_STATE.with_suffix(".lock").unlink(missing_ok=True)
+    return stopped
+
+
 def leftovers() -> dict[str, list]:
-    """What of ours still exists: bridges, root-namespace interfaces, live listed PIDs."""
+    """What of ours still exists: bridges, root-namespace interfaces, fibre namespaces,
+    live listed PIDs."""
     manifest = Manifest.load()
-    pids = [p for p, tag in (manifest.processes.items() if manifest else [])
-            if pid_alive(p) and tag in _cmdline(p)]
-    return {"bridges": our_bridges(), "interfaces": our_interfaces(), "processes": pids}
+    listed = dict(manifest.processes if manifest else {}) | fault_processes()
+    pids = [p for p, tag in listed.items() if pid_alive(p) and tag in _cmdline(p)]
+    return {"bridges": our_bridges(), "interfaces": our_interfaces(),
+            "namespaces": our_namespaces(), "processes": pids}
 
 
 def clean(say=print) -> dict[str, int]:
-    """Remove every process, bridge and interface of ours; return how many of each."""
-    removed = {"processes": 0, "bridges": 0, "interfaces": 0}
+    """Remove every process, bridge, interface and fibre namespace of ours, and forget
+    injected faults; return how many of each."""
+    removed = {"processes": 0, "bridges": 0, "interfaces": 0, "namespaces": 0}
+    # Faults first: a flapping link must not toggle what is being removed.
+    removed["processes"] += forget_faults()
     manifest = Manifest.load()
     if manifest:
         for pid, tag in manifest.processes.items():
@@ -120,6 +162,9 @@ def clean(say=print) -> dict[str, int]:
         subprocess.run(["ip", "link", "del", intf], capture_output=True)
         removed["interfaces"] += 1
     subprocess.run(["nft", "delete", "table", "netdev", NFT_TABLE], capture_output=True)
+    for namespace in our_namespaces():
+        subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
+        removed["namespaces"] += 1
     MANIFEST.unlink(missing_ok=True)
     if any(removed.values()):
         say("removed " + ", ".join(f"{n} {k}" for k, n in removed.items() if n))

@@ -6,14 +6,16 @@ import os
 import time
 from functools import partial
 
-from .shaping import ShapedLink
+from .shaping import ShapedLink, shorten_wavelength_queues
 from mininet.log import setLogLevel
 from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
 
 from ..fabric import Fabric
-from .cleanup import Manifest, clean, pid_alive
+from . import bfd
+from .cleanup import Manifest, clean, forget_faults, pid_alive
 from .datapath import AUTO, DatapathError, choose_datapath, kernel_module_loaded, needs_tx_offload_off
+from .fibre import create_namespace, delete_namespace, fibre_plan, namespaces
 from .netem import netem_available
 from .ovs import ensure_ovs
 from .topo import FabricTopo, rate_problems
@@ -31,10 +33,13 @@ class Emulation:
 
     def __init__(self, fabric: Fabric, controller: tuple[str, int] = ("127.0.0.1", 6653),
                  say=print, datapath: str = AUTO, gnmi: str | None = None,
-                 reconfiguration_s: float | None = None):
+                 reconfiguration_s: float | None = None, fabric_path: str | None = None,
+                 fibre: bool = True, bfd_ms: int | None = bfd.DEFAULT_INTERVAL_MS):
         self.fabric = fabric
         self.requested_datapath = datapath
         self.datapath: str | None = None       # kernel or user, once started
+        self.fibre = fibre      # wavelengths through fibre namespaces (False: plain veth pairs)
+        self.bfd_ms = bfd_ms    # BFD on the DCI ports (gray failures), None: off
         self.controller = controller
         self.say = say
         self.net: Mininet | None = None
@@ -42,7 +47,8 @@ class Emulation:
         self.gnmi = gnmi
         self.reconfiguration_s = reconfiguration_s
         self.transceivers = None
-        self.manifest = Manifest(os.getpid(), fabric.name)
+        self.manifest = Manifest(os.getpid(), fabric.name,
+                                 fabric_path=os.path.abspath(fabric_path) if fabric_path else None)
         self.delay_emulated = False
 
     def __enter__(self) -> "Emulation":
@@ -77,7 +83,13 @@ class Emulation:
                 f"another dcilab emulation (pid {earlier.owner_pid}, fabric {earlier.fabric!r}) "
                 "is running; stop it first, or run `dcilab clean` if it is stuck")
         clean(say=lambda m: self.say(f"leftovers of an earlier run: {m}"))
+        self.manifest.started = time.time()
         self.manifest.save()
+        # One fibre namespace per line system; recorded before anything goes in it.
+        self.manifest.fibres = namespaces(fibre_plan(self.fabric)) if self.fibre else []
+        self.manifest.save()
+        for namespace in self.manifest.fibres:
+            create_namespace(namespace)
 
         self.delay_emulated = netem_available()
         if not self.delay_emulated:
@@ -91,7 +103,8 @@ class Emulation:
                  f"{len(self.fabric.hosts)} hosts, {n_links} links "
                  f"({sum(1 for _ in self.fabric.wavelengths())} wavelengths), "
                  f"{self.datapath} datapath")
-        self.net = Mininet(topo=FabricTopo(self.fabric, delay=self.delay_emulated),
+        topo = FabricTopo(self.fabric, delay=self.delay_emulated, fibre=self.fibre)
+        self.net = Mininet(topo=topo,
                            switch=switch, link=ShapedLink, controller=None, autoSetMacs=False,
                            build=False, waitConnected=False)
         self.net.addController(RemoteController("c0", ip=self.controller[0],
@@ -104,6 +117,12 @@ class Emulation:
         if needs_tx_offload_off(self.datapath):
             for host in self.net.hosts:
                 host.cmd(f"ethtool -K {host.defaultIntf()} tx off")
+        shorten_wavelength_queues(self.fabric)
+        if self.bfd_ms and any(True for _ in self.fabric.wavelengths()):
+            bfd.enable(self.fabric, self.bfd_ms)
+            down = bfd.wait_up(self.fabric)
+            if down:
+                self.say(f"note: BFD is not up on {', '.join(down)}")
         if self.gnmi:
             self._start_transceivers()
 
@@ -124,6 +143,7 @@ class Emulation:
         if self.transceivers is not None:
             self.transceivers.stop()
             self.transceivers = None
+        forget_faults()     # a flapping link must not toggle what is being removed
         try:
             if self.net is not None:
                 self.say("stopping emulation")
@@ -133,6 +153,8 @@ class Emulation:
                 finally:
                     self.net = None
         finally:
+            for namespace in self.manifest.fibres:
+                delete_namespace(namespace)
             clean(say=lambda m: self.say(f"cleanup: {m}"))
 
     def _interrupt_commands(self, grace_s: float = 5.0) -> None:

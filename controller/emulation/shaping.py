@@ -8,8 +8,17 @@ from the link's rate keeps the quantum between one MTU and that ceiling.
 from __future__ import annotations
 
 import math
+import subprocess
 
 from mininet.link import Link, TCIntf
+
+from ..fabric import Fabric
+
+# Packets an htb-shaped wavelength may queue. Mininet leaves the kernel's 1000, which at an
+# emulated 10 Mb/s is over a second of buffer: a cut then loses a second of traffic sitting
+# in the queue, and bidirectional TCP waits behind it. 20 full frames are 24 ms at 10 Mb/s,
+# a few round trips, so TCP still fills the wavelength.
+WAVELENGTH_QUEUE_PACKETS = 20
 
 _QUANTUM_BYTES = 60_000
 
@@ -31,3 +40,14 @@ class ShapedLink(Link):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, cls1=ShapedIntf, cls2=ShapedIntf, **kwargs)
+
+
+def shorten_wavelength_queues(fabric: Fabric, packets: int = WAVELENGTH_QUEUE_PACKETS) -> None:
+    """A short FIFO under the htb class (5:1, Mininet's) of both gateway ports of every
+    wavelength, in one `tc -batch`."""
+    lines = [f"qdisc replace dev {fabric.switches[end.node].interface(end.port)} parent 5:1 "
+             f"handle 10: pfifo limit {packets}"
+             for link in fabric.wavelengths() for end in (link.a, link.b)]
+    if lines:
+        subprocess.run(["tc", "-batch", "-"], input="\n".join(lines) + "\n", text=True,
+                       capture_output=True, timeout=60)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from mininet.topo import Topo
 
 from ..fabric import Fabric
-from ..fabric.model import HOST, scaled_mbps
+from ..fabric.model import DCI, HOST, scaled_mbps
+from .fibre import FibreLink, fibre_plan
 
 # Mininet's TCLink refuses rates above this (Mb/s).
 MININET_MAX_MBPS = 1000.0
@@ -14,9 +15,14 @@ MININET_MAX_MBPS = 1000.0
 
 class FabricTopo(Topo):
     """Switches, hosts and links exactly as the fabric file expands, with fixed port numbers
-    and short interface names; each DCI wavelength is its own link."""
+    and short interface names; each DCI wavelength is its own link.
 
-    def build(self, fabric: Fabric, delay: bool = False) -> None:  # noqa: D401 (Mininet API)
+    With `fibre` (the default), each wavelength's link runs through its line system's fibre
+    namespace (see fibre.py): still one link between the same two gateway ports."""
+
+    def build(self, fabric: Fabric, delay: bool = False,
+              fibre: bool = True) -> None:  # noqa: D401 (Mininet API)
+        plan = fibre_plan(fabric) if fibre else {}
         for sw in fabric.switches.values():
             self.addSwitch(sw.bridge, dpid=f"{sw.dpid:016x}", protocols="OpenFlow13")
         for host in fabric.hosts.values():
@@ -25,6 +31,8 @@ class FabricTopo(Topo):
             opts = {"bw": scaled_mbps(fabric, link.rate_gbps)}
             if delay and link.kind != HOST:
                 opts["delay"] = f"{link.latency_ms * 1000:.3f}us"
+            if link.kind == DCI and fibre:
+                opts.update(cls=FibreLink, fibre=plan[link.name])
             b = fabric.switches[link.b.node]
             if link.kind == HOST:
                 host = fabric.hosts[link.a.node]

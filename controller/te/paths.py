@@ -24,6 +24,9 @@ from typing import Iterable
 from ..fabric.model import DCI, HOST, LEAF, Fabric, Link
 
 
+HELD_PENALTY_NS = 10**9      # 1 s of latency: more than any real path
+
+
 def latency_ns(link: Link) -> int:
     return max(1, round(link.latency_ms * 1e6))
 
@@ -51,6 +54,7 @@ class PathEngine:
         # apart from `_down_links`, so a port coming back up cannot put it in use early.
         self._drained: dict[str, str] = {}
         self._rate_gbps: dict[str, float] = {}           # wavelength -> rate of its mode now
+        self._held: set[str] = set()       # back from a failure, in hold-down: a last resort
         self._is_leaf = {n: s.role == LEAF for n, s in fabric.switches.items()}
         # switch -> [(neighbour, link, weight ns, out port)], every link however it is
         self._edges: dict[str, list[tuple[str, Link, int, int]]] = {n: [] for n in fabric.switches}
@@ -100,6 +104,23 @@ class PathEngine:
     def drained(self) -> dict[str, str]:
         return dict(self._drained)
 
+    def set_held(self, name: str, held: bool) -> bool:
+        """A link back from a failure but held down: routes and detours use it only where
+        nothing else goes (it costs HELD_PENALTY_NS more), placement and admission not at
+        all; a hold-down must damp flapping, never blackhole."""
+        if (name in self._held) == held:
+            return False
+        (self._held.add if held else self._held.discard)(name)
+        self._changed()
+        return True
+
+    def held(self, name: str) -> bool:
+        return name in self._held
+
+    def in_service(self, link: Link) -> bool:
+        """Usable and not held down: what placement and admission may use."""
+        return self.usable(link) and link.name not in self._held
+
     def set_switch(self, name: str, up: bool) -> bool:
         return self._set(self._down_switches, name, up)
 
@@ -139,7 +160,7 @@ class PathEngine:
     def _live_edges(self, u: str, avoid: frozenset[str] = frozenset()):
         for v, link, w, port in self._edges[u]:
             if self.usable(link) and link.name not in avoid:
-                yield v, link, w, port
+                yield v, link, w + (HELD_PENALTY_NS if link.name in self._held else 0), port
 
     def distances_to(self, dst: str, avoid: frozenset[str] = frozenset()) -> dict[str, int]:
         """Latency (ns) of the shortest live path from every switch that has one to `dst`,
@@ -226,7 +247,8 @@ class PathEngine:
         """Live neighbours of switch `u` and the live links to each, least latency first."""
         out: dict[str, list[Link]] = {}
         for v, link, _, _ in self._live_edges(u):
-            out.setdefault(v, []).append(link)
+            if link.name not in self._held:
+                out.setdefault(v, []).append(link)
         for links in out.values():
             links.sort(key=lambda l: (l.latency_ms, l.name))
         return out

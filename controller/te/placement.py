@@ -158,7 +158,7 @@ class Candidates:
         self._version = self.engine.version
         self._line_systems = {}
         for name, ls in self._all_line_systems.items():
-            live = tuple(w for w in ls.wavelengths if self.engine.usable(w))
+            live = tuple(w for w in ls.wavelengths if self.engine.in_service(w))
             if live:
                 self._line_systems[name] = _LineSystem(ls.name, ls.sites, ls.gateways, live,
                                                        ls.latency_ns)

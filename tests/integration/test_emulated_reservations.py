@@ -84,7 +84,10 @@ def test_reserved_flow_is_pinned_policed_and_keeps_its_rate(tmp_path, no_leftove
         mean_elephant = sum(r.bytes for r in results[1:]) / 3
         others = [w for w, b in per_wave.items() if w != wavelength and b > 0.5 * mean_elephant]
         assert len(others) == 3, per_wave
-        assert per_wave[wavelength] < results[0].bytes + 0.25 * mean_elephant, per_wave
+        # An elephant the switches first hash onto the reserved wavelength stays there until
+        # it is known (the third 1 s poll of 10 s, as it shares that wavelength's leftover):
+        # up to about a third of one elephant's bytes, never a whole one.
+        assert per_wave[wavelength] < results[0].bytes + 0.45 * mean_elephant, per_wave
 
 
 def test_kill_9_then_restart_brings_reservations_back_onto_the_switches(tmp_path, no_leftovers):

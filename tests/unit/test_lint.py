@@ -16,7 +16,7 @@ def _run(*argv: str) -> subprocess.CompletedProcess:
 
 
 def test_ruff():
-    done = _run(str(BIN / "ruff"), "check", "--no-cache", "controller", "tests")
+    done = _run(str(BIN / "ruff"), "check", "--no-cache", "controller", "tests", "tools")
     assert done.returncode == 0, done.stdout + done.stderr
 
 

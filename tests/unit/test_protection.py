@@ -197,11 +197,13 @@ def test_a_link_back_is_used_only_after_its_hold_down_doubling_with_flaps(ring_l
     link = wavelengths_of(lab.fabric, "north-east-a")[0]
     report_cut(lab, link, now=10.0)
     report_up(lab, link, now=10.5)
-    assert not lab.ctl.engine.link_up(link.name)
+    # Held down: a last resort for routes, not offered to placement or admission.
+    assert lab.ctl.engine.held(link.name) and not lab.ctl.engine.in_service(link)
     assert lab.ctl.held_down()[link.name] == pytest.approx(10.5 + HOLD_DOWN_S)
     assert lab.send(lab.ctl.tick(10.5 + HOLD_DOWN_S / 2)).faults == []
     back = lab.send(lab.ctl.tick(10.5 + HOLD_DOWN_S))
-    assert back.faults == [("link_up", link.wavelength)] and lab.ctl.engine.link_up(link.name)
+    assert back.faults == [("link_up", link.wavelength)]
+    assert lab.ctl.engine.in_service(link)
     report_cut(lab, link, now=12.0)                  # it flaps: held twice as long
     report_up(lab, link, now=12.1)
     assert lab.ctl.held_down()[link.name] == pytest.approx(12.1 + 2 * HOLD_DOWN_S)
@@ -287,3 +289,51 @@ def test_when_the_shorter_line_system_is_back_reservations_return_to_it(ring_lab
     north, east = lab.fabric.hosts["north-h1"], lab.fabric.hosts["east-h1"]
     (path,) = lab.net.trace(lab.dpid(north.leaf), north.port, tcp_packet(north, east))
     assert [l.line_system for l in dci_links_of_path(lab.fabric, path.hops)] == ["north-east-a"]
+
+
+def test_first_light_is_used_at_once_but_a_return_is_held_down():
+    fabric = parse_fabric(TRIANGLE)
+    lab = ControllerLab(fabric)
+    link = wavelengths_of(fabric, "a-b")[0]
+    gw = link.a.node
+    # BFD is still coming up when a-gw1 connects: its DCI ports are not live yet.
+    lab.ctl.switch_connected(lab.dpid(gw))
+    dci = frozenset(p for p, l in fabric.ports(gw).items() if l.kind == "dci")
+    lab.send(lab.ctl.ports_described(lab.dpid(gw), lab.ports(gw), dci, 0.0))
+    assert not lab.ctl.engine.link_up(link.name)
+    lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, True, 2.0))
+    assert lab.ctl.engine.link_up(link.name) and lab.ctl.held_down() == {}
+    # Still within its first seconds: a drop and return is the switch starting (no hold).
+    lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, False, 5.0))
+    lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, True, 6.0))
+    assert lab.ctl.engine.link_up(link.name) and lab.ctl.held_down() == {}
+    # Later, a link that was carrying traffic and comes back is held down.
+    lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, False, 50.0))
+    lab.send(lab.ctl.port_changed(lab.dpid(gw), link.a.port, True, 51.0))
+    assert lab.ctl.engine.held(link.name) and link.name in lab.ctl.held_down()
+
+
+def test_without_protection_a_cut_wavelength_blackholes_until_the_controller_acts():
+    """The baseline of `bench --faults`: buckets watch nothing, there are no detours."""
+    fabric = parse_fabric(TRIANGLE)
+    from dcilab.core.rules import Programs
+    programs = Programs(fabric, PathEngine(fabric), protect=False)
+    net = fake_fabric(fabric, {name: programs.full(name) for name in fabric.switches})
+    cut(fabric, net, *wavelengths_of(fabric, "a-b"))
+    outs = {p.outcome for paths in outcomes(fabric, net).values() for p in paths}
+    assert Outcome.LINK_DOWN in outs or Outcome.DROP in outs
+
+
+
+def test_a_held_down_link_still_carries_traffic_when_nothing_else_goes():
+    """Hold-down damps flapping; it must never blackhole: held-down links are a last resort."""
+    lab = ControllerLab(topology("two-dc")).bring_up_all()
+    every = wavelengths_of(lab.fabric, "dc1-dc2-a")
+    report_cut(lab, *every, now=10.0)
+    report_up(lab, every[0], now=11.0)               # back, held down, and the only way
+    assert lab.ctl.engine.held(every[0].name)
+    src, dst = lab.fabric.hosts["dc1-h1"], lab.fabric.hosts["dc2-h3"]
+    paths = lab.net.trace(lab.dpid(src.leaf), src.port, tcp_packet(src, dst))
+    assert paths and all(p.outcome is Outcome.EGRESS for p in paths)
+    assert {l.name for p in paths for l in dci_links_of_path(lab.fabric, p.hops)} == {
+        every[0].name}

@@ -1,0 +1,301 @@
+"""`dcilab bench --faults [FILE] [--json] [--plot FILE.png]`: failures on the emulation,
+with protection and without, in one run.
+
+For each mode (protection in the switches, then `--no-protection`, the baseline where only
+the controller reacts): the controller and the emulation start; sequence-numbered UDP
+probe streams at 1000 packets/s run between two host pairs of every ordered site pair;
+two TCP elephants run from the first site to the second; one reservation is held between
+them. Then each event in turn, each restored before the next: one wavelength cut, one
+transceiver dark, one gray failure (carrier up, nothing passes), each whole line system
+cut, one gateway down, and a wavelength flapping every 500 ms. All faults are injected in
+the kernel (`dcilab fault`'s machinery), never through the controller.
+
+Per event: each stream's loss window (p50/p99/max over streams, ms), the streams still
+dark 1 s after it, the elephants' goodput from 2 s after it against the post-failure
+optimum (a wavelength's goodput, measured in the same run, times the wavelengths the
+surviving route offers them), the reservation's state and whether its path still crosses
+something dead while it claims to be ACTIVE (silently broken), and for the flap how
+often the controller put the link back in use (oscillation).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..api.client import Client, state_name
+from ..emulation.probe_analysis import delivered_pps, percentiles, summarize
+from ..emulation.probes import Probes, Stream, mininet_runner
+from ..emulation.traffic import iperf_concurrent
+from ..fabric import Fabric, load_fabric, parse_fabric
+from ..lab import Lab
+from ..te.paths import PathEngine
+from ..te.placement import Candidates
+
+# Three sites in a triangle: every line system has a way around it.
+DEFAULT_FABRIC = """\
+name: fault-bench
+scale: 2.5e-5
+sites:
+  - {name: a, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
+  - {name: b, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
+  - {name: c, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
+dci_links:
+  - {name: a-b, a: a, b: b, fiber_km: 40, module: 400ZR, wavelengths: 2}
+  - {name: b-c, a: b, b: c, fiber_km: 60, module: 400ZR, wavelengths: 2}
+  - {name: a-c, a: a, b: c, fiber_km: 50, module: 400ZR, wavelengths: 2}
+"""
+FAULT_S = 4.0          # how long each fault lasts
+SETTLE_S = 2.5         # after a restore (the controller's hold-down is 1 s)
+FLAP_PERIOD_S = 0.5
+FLAP_COUNT = 8
+PROBE_PPS = 1000.0
+
+
+def add_arguments(parser) -> None:
+    g = parser.add_argument_group("fault bench")
+    g.add_argument("--faults", nargs="?", const="", default=None, metavar="FILE",
+                   help="inject failures on the emulation (root), with and without "
+                        "protection; FILE defaults to a built-in three-site triangle")
+    g.add_argument("--plot", metavar="PNG", help="with --faults: a timeline of delivered "
+                                                 "rate per stream around each event")
+
+
+def _say(text: str) -> None:
+    print(f"[bench --faults] {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Event:
+    name: str
+    kind: str
+    target: str
+    end: str | None = None
+    since: float = 0.0
+    dead: tuple[str, ...] = ()       # wavelengths (and switch) it takes out
+
+
+def events(fabric: Fabric) -> list[Event]:
+    """The scripted failures, in order."""
+    systems = list(fabric.line_systems)
+    first = [l for l in fabric.wavelengths() if l.line_system == systems[0]]
+    out = [Event("one wavelength cut", "cut", first[0].name),
+           Event("one transceiver dark", "dark", first[-1].name, end=first[-1].site_a),
+           Event("gray failure", "gray", first[0].name)]
+    out += [Event(f"line system {ls} cut", "cut", ls) for ls in systems]
+    out.append(Event("gateway down", "switch-down", first[0].a.node))
+    out.append(Event(f"flap every {FLAP_PERIOD_S * 1000:.0f} ms", "flap", first[0].name))
+    return out
+
+
+def _dead(fabric: Fabric, event: Event) -> tuple[str, ...]:
+    if event.kind == "switch-down":
+        return tuple(l.name for l in fabric.wavelengths()
+                     if event.target in (l.a.node, l.b.node)) + (event.target,)
+    return tuple(l.name for l in fabric.wavelengths()
+                 if event.target in (l.name, l.line_system))
+
+
+def _inject(faults, event: Event) -> None:
+    if event.kind == "cut":
+        faults.cut(event.target)
+    elif event.kind == "dark":
+        faults.dark(event.target, event.end)
+    elif event.kind == "gray":
+        faults.gray(event.target)
+    elif event.kind == "switch-down":
+        faults.switch_down(event.target)
+    elif event.kind == "flap":
+        faults.flap(event.target, FLAP_PERIOD_S, FLAP_COUNT)
+
+
+def _surviving_wavelengths(fabric: Fabric, dead: tuple[str, ...], src_site: str,
+                           dst_site: str) -> int:
+    """Wavelengths the best surviving site route offers end to end (its narrowest hop)."""
+    engine = PathEngine(fabric)
+    for name in dead:
+        if name in fabric.switches:
+            engine.set_switch(name, False)
+        else:
+            engine.set_link(name, False)
+    routes = Candidates(fabric, max_stretch=1e9, engine=engine).routes(src_site, dst_site)
+    return max((min(len(h.wavelengths) for h in r.hops) for r in routes), default=0)
+
+
+def _streams(fabric: Fabric) -> list[Stream]:
+    sites = [s.name for s in fabric.sites]
+    out = []
+    for a in sites:
+        for b in sites:
+            if a != b:
+                for src, dst in list(zip(fabric.hosts_of(a), fabric.hosts_of(b)))[:2]:
+                    out.append(Stream(src.name, dst.name, dst.ip))
+    return out
+
+
+def _elephant_rate(results, t0: float, start: float, end: float) -> float:
+    """Aggregate goodput of the elephants (b/s) over [start, end) of wall time."""
+    total = 0.0
+    for r in results:
+        inside = [(e - s, bps) for s, e, bps in r.intervals
+                  if t0 + s >= start - 1e-6 and t0 + e <= end + 1e-6]
+        span = sum(d for d, _ in inside)
+        total += sum(d * b for d, b in inside) / span if span else 0.0
+    return total
+
+
+def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict) -> dict:
+    mode = "protection" if protection else "no protection"
+    _say(f"{mode}: starting controller and emulation")
+    args = [] if protection else ["--no-protection"]
+    with Lab(fabric, path, say=lambda _m: None, controller_args=args) as lab, \
+            Client(lab.controller.grpc_address) as client:
+        faults = lab.faults
+        sites = [s.name for s in fabric.sites]
+        a, b = fabric.hosts_of(sites[0]), fabric.hosts_of(sites[1])
+        res = client.reserve(a[-1].name, b[-1].name, 40.0)
+        script = events(fabric)
+        total_s = 3.0 + len(script) * (FAULT_S + SETTLE_S) + FLAP_PERIOD_S * FLAP_COUNT + 2
+        pairs = [(a[0].name, b[-1].name), (a[-1].name, b[0].name)]
+        elephants: dict = {}
+        t_elephants = time.time()
+
+        def elephant_traffic():
+            elephants["results"] = iperf_concurrent(lab.emulation, pairs, duration_s=total_s,
+                                                    base_port=5401)
+
+        thread = threading.Thread(target=elephant_traffic, daemon=True)
+        with Probes(mininet_runner(lab.emulation), _streams(fabric), rate_pps=PROBE_PPS,
+                    port=7600) as probes:
+            thread.start()
+            time.sleep(3.0)                       # elephants detected and pinned
+            rows, observed = [], []
+            for event in script:
+                event.dead = _dead(fabric, event)
+                event.since = time.time()
+                _inject(faults, event)
+                _say(f"{mode}: {event.name}")
+                time.sleep(FAULT_S if event.kind != "flap"
+                           else FLAP_PERIOD_S * FLAP_COUNT + 1.0)
+                got = client.get(res.reservation_id)
+                crossing = {h.wavelength for h in got.hops if h.wavelength} & set(event.dead)
+                observed.append((state_name(got), bool(crossing)))
+                faults.restore()
+                time.sleep(SETTLE_S)
+            thread.join(timeout=total_s + 60)
+            records = list(probes.stop().values())
+        results = elephants.get("results", [])
+        goodput_before = _elephant_rate(results, t_elephants, t_elephants + 1.5,
+                                        script[0].since)
+        per_wavelength = goodput_before / max(1, min(len(pairs), _surviving_wavelengths(
+            fabric, (), sites[0], sites[1])))
+        for event, (state, crossing) in zip(script, observed):
+            summary = summarize(records, event.since, horizon_s=2.0)
+            optimum = per_wavelength * min(len(pairs), _surviving_wavelengths(
+                fabric, event.dead, sites[0], sites[1]))
+            after = _elephant_rate(results, t_elephants, event.since + 2.0,
+                                   event.since + FAULT_S)
+            rows.append({
+                "event": event.name, "loss_ms": summary["loss_ms"],
+                "dark_after_1s": summary["dark_after_1s"],
+                "elephants_of_optimum": round(after / optimum, 3) if optimum else None,
+                "reservation_state": state, "reservation_silently_broken":
+                    state in ("ACTIVE", "PENDING") and crossing})
+            plot_data.setdefault(event.name, {})[mode] = [
+                delivered_pps(r, event.since - 0.5, event.since + 2.5) for r in records]
+        return {"mode": mode, "streams": len(records), "events": rows,
+                "elephant_goodput_before_bps": goodput_before}
+
+
+def run(args) -> int:
+    tmp = tempfile.TemporaryDirectory(prefix="dcilab-fault-bench-")
+    try:
+        if args.faults:
+            path = Path(args.faults)
+            fabric = load_fabric(path)
+        else:
+            path = Path(tmp.name) / "fault-bench.yaml"
+            path.write_text(DEFAULT_FABRIC)
+            fabric = parse_fabric(DEFAULT_FABRIC, str(path))
+        started = time.monotonic()
+        plot_data: dict = {}
+        modes = [run_mode(fabric, path, True, plot_data), run_mode(fabric, path, False, plot_data)]
+        report = {"fabric": fabric.name, "probe_pps": PROBE_PPS, "modes": modes,
+                  "targets": _targets(modes[0]), "elapsed_s": round(time.monotonic() - started, 1)}
+        if args.plot:
+            _plot(plot_data, args.plot)
+            report["plot"] = args.plot
+        print(json.dumps(report, indent=2) if args.json else _table(report))
+        return 0
+    finally:
+        tmp.cleanup()
+
+
+def _targets(with_protection: dict) -> dict:
+    cuts = [e for e in with_protection["events"]
+            if e["event"].endswith("cut") or "dark" in e["event"]]
+    p99 = max((e["loss_ms"]["p99"] for e in cuts), default=0.0)
+    dark = sum(len(e["dark_after_1s"]) for e in with_protection["events"])
+    gray = next(e for e in with_protection["events"] if e["event"] == "gray failure")
+    broken = sum(bool(e["reservation_silently_broken"]) for e in with_protection["events"])
+    return {"cut_and_dark_loss_p99_ms": p99, "cut_and_dark_loss_p99_met": p99 <= 50.0,
+            "streams_dark_after_1s": dark, "gray_routed_around_within_1s":
+                gray["loss_ms"]["max"] <= 1000.0 and not gray["dark_after_1s"],
+            "reservations_silently_broken": broken}
+
+
+def _table(report: dict) -> str:
+    lines = [f"fault bench on {report['fabric']}, probe streams at {report['probe_pps']:g} pps"]
+    for mode in report["modes"]:
+        lines.append(f"\n{mode['mode']} ({mode['streams']} streams)")
+        lines.append(f"  {'event':<28} {'loss ms p50':>11} {'p99':>7} {'max':>7} "
+                     f"{'dark>1s':>7} {'elephants':>9}  reservation")
+        for e in mode["events"]:
+            el = f"{e['elephants_of_optimum']:.0%}" if e["elephants_of_optimum"] else "-"
+            broken = " SILENTLY BROKEN" if e["reservation_silently_broken"] else ""
+            lines.append(f"  {e['event']:<28} {e['loss_ms']['p50']:>11.1f} "
+                         f"{e['loss_ms']['p99']:>7.1f} {e['loss_ms']['max']:>7.1f} "
+                         f"{len(e['dark_after_1s']):>7} {el:>9}  {e['reservation_state']}{broken}")
+    t = report["targets"]
+    lines.append(f"\ntargets (with protection): loss p99 over cuts and dark transceivers "
+                 f"{t['cut_and_dark_loss_p99_ms']:.1f} ms (<= 50: "
+                 f"{'met' if t['cut_and_dark_loss_p99_met'] else 'MISSED'}); streams dark "
+                 f"after 1 s: {t['streams_dark_after_1s']}; gray failure routed around "
+                 f"within 1 s: {'yes' if t['gray_routed_around_within_1s'] else 'NO'}; "
+                 f"reservations silently broken: {t['reservations_silently_broken']}")
+    lines.append(f"done in {report['elapsed_s']:.0f} s")
+    return "\n".join(lines)
+
+
+def _plot(data: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(data)
+    fig, axes = plt.subplots(len(names), 2, figsize=(11, 1.9 * len(names)), sharex=True,
+                             squeeze=False)
+    for row, name in enumerate(names):
+        for col, mode in enumerate(("protection", "no protection")):
+            ax = axes[row][col]
+            for times, pps in data[name].get(mode, []):
+                ax.plot([t - times[0] - 0.5 for t in times], pps, lw=0.7, alpha=0.7)
+            ax.axvline(0.0, color="black", lw=0.8, ls="--")
+            ax.set_ylim(0, PROBE_PPS * 1.3)
+            ax.set_title(f"{name}: {mode}", fontsize=8)
+            if col == 0:
+                ax.set_ylabel("pkt/s", fontsize=7)
+            ax.tick_params(labelsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("seconds from the event", fontsize=8)
+    fig.suptitle("Delivered rate of each probe stream around each failure", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+__all__ = ["add_arguments", "run", "events", "percentiles"]

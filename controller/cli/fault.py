@@ -1,0 +1,159 @@
+"""`dcilab fault ...`: inject, list and restore faults on the running emulation.
+
+Parsing and wiring only; what each fault does is in dcilab.emulation.faults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict
+
+from ..emulation.faults import FaultError, Faults
+from ..emulation.fibre import FibreError
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "fault", help="inject faults into the running emulation: cut, dark, gray, flap, "
+                      "switch-down/up, restore, list",
+        description="Inject faults into the emulation running on this machine (start one with "
+                    "`dcilab demo --hold 600`), by the names of its fabric file: links "
+                    "(dc1-dc2-a), wavelengths (dc1-dc2-a.w1), switches (dc1-gw1). A cut is "
+                    "lost light: both gateways lose carrier, their ports stay administratively "
+                    "up. Faults stay until restored (or until the emulation stops, or "
+                    "`dcilab clean`). Needs root.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  dcilab fault cut dc1-dc2-a            # the whole line system\n"
+               "  dcilab fault dark dc1-dc2-a.w1 --end dc1\n"
+               "  dcilab fault gray dc1-dc2-a.w2\n"
+               "  dcilab fault flap dc1-dc2-a.w3 --period 1 --count 5\n"
+               "  dcilab fault switch-down dc2-gw1\n"
+               "  dcilab fault list\n"
+               "  dcilab fault restore                  # everything")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    # --json is also accepted after the operation (`dcilab fault list --json`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print the result as JSON")
+    ops = p.add_subparsers(dest="op", metavar="OP", required=True)
+    add = ops.add_parser
+
+    def op_parser(name, **kw):
+        return add(name, parents=[common], **kw)
+
+    ops.add_parser = op_parser
+    o = ops.add_parser("cut", help="cut a line system (all its wavelengths) or one wavelength")
+    o.add_argument("target", metavar="LINK|WAVELENGTH")
+    o = ops.add_parser("dark", help="a transceiver goes dark: both ends lose carrier")
+    o.add_argument("target", metavar="WAVELENGTH")
+    o.add_argument("--end", required=True, metavar="SITE",
+                   help="the site whose transceiver is dark (its gateway loses the link, the "
+                        "far gateway loses the signal: both lose carrier)")
+    o = ops.add_parser("gray", help="carrier stays up, everything is dropped (both directions)")
+    o.add_argument("target", metavar="WAVELENGTH")
+    o = ops.add_parser("flap", help="cut and restore again and again",
+                       description="Cut LINK|WAVELENGTH at the start of every period and light "
+                                   "it again half a period later. Runs in the background "
+                                   "(a process of its own, stopped by `restore`) unless "
+                                   "--foreground, which runs here until done or Ctrl-C.")
+    o.add_argument("target", metavar="LINK|WAVELENGTH")
+    o.add_argument("--period", type=_positive, required=True, metavar="S",
+                   help="one cycle in seconds: down for the first half, up for the second")
+    o.add_argument("--count", type=int, metavar="N", help="cycles (default: until restored)")
+    o.add_argument("--foreground", action="store_true",
+                   help="flap from this command and wait for it (Ctrl-C stops and restores)")
+    o = ops.add_parser("switch-down", help="a gateway, spine or leaf dies",
+                       description="The switch drops its controller connection and loses its "
+                                   "flows, groups and meters; then all its ports go down, so "
+                                   "its neighbours lose carrier (a gateway's wavelengths go dark "
+                                   "at its end). `switch-up` brings the ports back and "
+                                   "reconnects it to its controller with empty tables.")
+    o.add_argument("target", metavar="SWITCH")
+    o = ops.add_parser("switch-up", help="bring a switch back (empty tables, reconnected)")
+    o.add_argument("target", metavar="SWITCH")
+    o = ops.add_parser("restore", help="undo the faults on TARGET, or all of them")
+    o.add_argument("target", nargs="?", metavar="TARGET",
+                   help="a link (also undoes its wavelengths' faults), wavelength or switch")
+    ops.add_parser("list", help="the faults in force")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    if os.geteuid() != 0:
+        print("dcilab fault needs root (it changes links and namespaces)", file=sys.stderr)
+        return 1
+    try:
+        faults = Faults.attach()
+        return _dispatch(faults, args)
+    except (FaultError, FibreError) as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc)}))
+        else:
+            print(f"dcilab fault {args.op}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(faults: Faults, args) -> int:
+    op = args.op
+    if op == "list":
+        active = faults.list()
+        _print(args, active, "no faults in force" if not active else None)
+        return 0
+    if op == "restore":
+        undone = faults.restore(args.target)
+        _print(args, undone, "nothing to restore" if not undone else None, prefix="restored ")
+        return 0
+    if op == "switch-up":
+        _print(args, faults.switch_up(args.target), prefix="restored ")
+        return 0
+    if op == "flap" and args.foreground:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        print(f"flapping {args.target} every {args.period:g} s (Ctrl-C stops and restores)",
+              flush=True)
+        try:
+            fault = faults.flap(args.target, args.period, args.count, background=False)
+        except KeyboardInterrupt:
+            print(f"stopped; {args.target} restored")
+            return 0
+        _print(args, [fault], prefix="done and restored: ")
+        return 0
+    inject = {
+        "cut": lambda: faults.cut(args.target),
+        "dark": lambda: faults.dark(args.target, args.end),
+        "gray": lambda: faults.gray(args.target),
+        "flap": lambda: faults.flap(args.target, args.period, args.count),
+        "switch-down": lambda: faults.switch_down(args.target),
+    }[op]
+    _print(args, [inject()])
+    return 0
+
+
+def _raise_interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def _print(args, faults, empty: str | None = None, prefix: str = "") -> None:
+    if args.json:
+        print(json.dumps({"faults": [asdict(f) for f in faults]}))
+        return
+    if empty:
+        print(empty)
+    for f in faults:
+        print(f"{prefix}{f.describe()} (since {time.strftime('%H:%M:%S', time.localtime(f.since))}, "
+              f"{len(f.wavelengths)} wavelength(s): {', '.join(f.wavelengths) or '-'})")
