@@ -65,9 +65,10 @@ def add_arguments(parser) -> None:
     g.add_argument("--reconfiguration-s", type=float, default=3.0, metavar="S",
                    help="seconds a transceiver is dark while it changes mode (default 3; real "
                         "modules take about a minute, see README)")
-    g.add_argument("--load", type=float, default=0.5, metavar="F",
+    g.add_argument("--load", type=float, default=0.4, metavar="F",
                    help="UDP load, as a share of the degrading line system's capacity "
-                        "(default 0.5: fits it at 300G, not the other line system alone)")
+                        "(default 0.4: fits it at 300G even with three of the four flows on "
+                        "one wavelength, not the other line system alone)")
     g.add_argument("--png", type=Path, default=Path("optical-bench.png"), metavar="PATH",
                    help="where to write the plot (default optical-bench.png)")
 

@@ -239,8 +239,10 @@ class FabricController:
                 log.warning("link %s is down", link.wavelength or link.name)
             self._held_until.pop(link.name, None)
             self.engine.set_held(link.name, False)
-        elif link.name not in self._seen_up or self._starting(link, now):
-            # First light, or its switches are just starting: nothing to hold down.
+        elif (link.name not in self._seen_up or self._starting(link, now)
+              or link.name in self.engine.drained):
+            # First light, or its switches are just starting, or it went dark on purpose
+            # (drained for a mode change; rate adaptation puts it back): nothing to hold down.
             self._seen_up.add(link.name)
             if self.engine.set_link(link.name, True):
                 outbox.faults.append(("link_up", link.wavelength or link.name))
@@ -370,6 +372,9 @@ class FabricController:
                       wavelength)
             return outbox
         changed = bool(rate_gbps) and self.engine.set_rate(link.name, rate_gbps)
+        if drained_because is None and link.name in self._held_until:
+            del self._held_until[link.name]      # its dark spell was the planned change
+            self.engine.set_held(link.name, False)
         if self.engine.set_drained(link.name, drained_because) and drained_because is None:
             outbox.faults.append(("link_up", wavelength))
         log.info("wavelength %s %s", wavelength, f"drained: {drained_because}"

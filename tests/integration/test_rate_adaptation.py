@@ -28,7 +28,7 @@ def test_adaptation_on_a_degrading_line_keeps_traffic_flowing(tmp_path, no_lefto
     src = sorted(h for h, x in fabric.hosts.items() if x.site == "dc1")
     dst = sorted(h for h, x in fabric.hosts.items() if x.site == "dc2")
     pairs = list(zip(src, dst))
-    offered = 0.5 * sum(l.rate_gbps for l in waves)
+    offered = 0.4 * sum(l.rate_gbps for l in waves)
     args = argparse.Namespace(extra_loss_db=11.0, ramp_s=20.0, hold_degraded_s=15.0)
     duration = optical.WARM_UP_S + args.ramp_s + args.hold_degraded_s
     with Lab(fabric, path, say=lambda _: None, gnmi=True, reconfiguration_s=2.0,
@@ -49,7 +49,7 @@ def test_adaptation_on_a_degrading_line_keeps_traffic_flowing(tmp_path, no_lefto
     # no loss outside the reconfiguration windows, once the traffic has started
     outside = [t for t in run.loss_windows
                if t >= optical.WARM_UP_S and optical._outside(t, run.dark_windows)]
-    assert outside == [], (run.loss_windows, run.dark_windows)
+    assert outside == [], (run.loss_windows, run.dark_windows, run.throughput)
     # at the end, degraded 11 dB, the line still carries the whole offered load
     last = [g for t, g in run.throughput if duration - 8 <= t <= duration - 2]
     assert last and min(last) > 0.9 * offered, run.throughput

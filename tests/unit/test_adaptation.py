@@ -218,3 +218,14 @@ def test_an_urgent_change_does_not_wait_for_its_line_system():
     assert [d.wavelength for d in a.observe(0.0, first)] == ["ls.w1"]
     later = [first[0], Observation("ls.w2", "400ZR+", "400G", 24.3, True, "ls")]   # 0.3 dB
     assert [d.wavelength for d in a.observe(0.5, later) if isinstance(d, Drain)] == ["ls.w2"]
+
+
+def test_the_planned_dark_spell_of_a_mode_change_is_not_held_down(lab):
+    x = next(l for l in lab.fabric.wavelengths() if l.wavelength == "x.w1")
+    lab.send(lab.ctl.wavelength_service("x.w1", "mode change"))
+    for up, now in ((False, 100.0), (True, 103.0)):              # dark while it changes
+        for end in (x.a, x.b):
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, up, now))
+    assert x.name not in lab.ctl.held_down() and lab.ctl.engine.link_up(x.name)
+    lab.send(lab.ctl.wavelength_service("x.w1", None, 300.0))
+    assert lab.ctl.engine.in_service(x)
