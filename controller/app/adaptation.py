@@ -46,6 +46,11 @@ class RateAdaptation:
         for (wavelength, _), reading in self.client.readings().items():
             if wavelength in self._wavelengths:
                 ends.setdefault(wavelength, []).append(reading)
+        # a wavelength is back only once the switches see it too (carrier and BFD
+        # liveness on both gateway ports), not just its transceivers
+        with self.service.lock:
+            ports_up = {l.wavelength: self.service.core.engine.link_up(l.name)
+                        for l in self.service.fabric.wavelengths()}
         out = []
         for wavelength, readings in sorted(ends.items()):
             ids = {r.mode_id for r in readings}
@@ -56,7 +61,8 @@ class RateAdaptation:
             module = named[0] if named else self._module_of(readings)
             out.append(Observation(wavelength, module, named[1] if named else None,
                                    min(osnrs) if osnrs else None,
-                                   len(readings) >= 2 and all(r.link_up for r in readings),
+                                   len(readings) >= 2 and all(r.link_up for r in readings)
+                                   and ports_up.get(wavelength, False),
                                    self._wavelengths[wavelength]))
         return out
 
