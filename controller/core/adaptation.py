@@ -29,7 +29,7 @@ up move is not undone by the next dip before it has paid for its outage).
 One change at a time per line system: a degradation hits all its wavelengths at once, and
 draining them all together would leave the site pair without that capacity for the whole
 reconfiguration; one by one, the others carry the traffic meanwhile. Unless it is urgent:
-under half the threshold a wavelength changes without waiting for the others.
+at 0 dB (errors get through the FEC) a wavelength changes without waiting for the others.
 """
 
 from __future__ import annotations
@@ -149,9 +149,9 @@ class Adapter:
     _line_system: dict[str, str] = field(default_factory=dict)
 
     def _urgent(self, obs: Observation) -> bool:
-        """Under half the threshold: the FEC cliff is near, change without waiting."""
+        """At the FEC threshold (0 dB): errors get through now, change without waiting."""
         margin = self.margin_db(obs)
-        return margin is not None and margin < self.policy.threshold_db / 2
+        return margin is not None and margin < 0.0
 
     def _changing_on(self, obs: Observation) -> bool:
         """Another wavelength of `obs`'s line system is out of use for its own change."""

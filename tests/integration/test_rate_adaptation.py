@@ -20,6 +20,10 @@ from dcilab.lab import Lab
 pytestmark = pytest.mark.integration
 
 
+def LOG(line: str) -> None:              # the lab's and the controller's lines, on failure
+    print(line)
+
+
 def test_adaptation_on_a_degrading_line_keeps_traffic_flowing(tmp_path, no_leftovers):
     path = tmp_path / "optical-bench.yaml"
     path.write_text(optical.SCENARIO)
@@ -29,9 +33,9 @@ def test_adaptation_on_a_degrading_line_keeps_traffic_flowing(tmp_path, no_lefto
     dst = sorted(h for h, x in fabric.hosts.items() if x.site == "dc2")
     pairs = list(zip(src, dst))
     offered = 0.4 * sum(l.rate_gbps for l in waves)
-    args = argparse.Namespace(extra_loss_db=11.0, ramp_s=20.0, hold_degraded_s=15.0)
+    args = argparse.Namespace(extra_loss_db=11.0, ramp_s=30.0, hold_degraded_s=12.0)
     duration = optical.WARM_UP_S + args.ramp_s + args.hold_degraded_s
-    with Lab(fabric, path, say=lambda _: None, gnmi=True, reconfiguration_s=2.0,
+    with Lab(fabric, path, say=LOG, echo_controller=True, gnmi=True, reconfiguration_s=2.0,
              controller_args=["--adapt", "--hold-s", "30", "--drain-s", "1"]) as lab:
         client = TransceiverClient(lab.gnmi).start()
         try:
@@ -49,7 +53,7 @@ def test_adaptation_on_a_degrading_line_keeps_traffic_flowing(tmp_path, no_lefto
     # no loss outside the reconfiguration windows, once the traffic has started
     outside = [t for t in run.loss_windows
                if t >= optical.WARM_UP_S and optical._outside(t, run.dark_windows)]
-    assert outside == [], (run.loss_windows, run.dark_windows, run.throughput)
+    assert outside == [], (run.loss_windows, run.dark_windows, run.throughput, run.samples[-6:])
     # at the end, degraded 11 dB, the line still carries the whole offered load
     last = [g for t, g in run.throughput if duration - 8 <= t <= duration - 2]
     assert last and min(last) > 0.9 * offered, run.throughput

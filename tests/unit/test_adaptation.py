@@ -217,6 +217,8 @@ def test_an_urgent_change_does_not_wait_for_its_line_system():
              Observation("ls.w2", "400ZR+", "400G", 24.7, True, "ls")]
     assert [d.wavelength for d in a.observe(0.0, first)] == ["ls.w1"]
     later = [first[0], Observation("ls.w2", "400ZR+", "400G", 24.3, True, "ls")]   # 0.3 dB
+    assert [d for d in a.observe(0.2, later) if isinstance(d, Drain)] == []      # waits
+    later = [first[0], Observation("ls.w2", "400ZR+", "400G", 23.9, True, "ls")]  # -0.1 dB
     assert [d.wavelength for d in a.observe(0.5, later) if isinstance(d, Drain)] == ["ls.w2"]
 
 
