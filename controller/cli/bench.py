@@ -7,12 +7,13 @@ bench runs. A new harness is one module in `bench/` and one line in `MODES`.
 
 from __future__ import annotations
 
-from ..bench import admission, api, emulate, faults, flow, training
+from ..bench import admission, api, emulate, faults, flow, optical, training
 
 # (the flag's attribute on args, the harness); the first whose flag is set runs.
 MODES = (
     ("api", api),
     ("emulate", emulate),
+    ("optical", optical),
     ("faults", faults),
     ("training", training),
     ("admission", admission),

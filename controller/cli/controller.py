@@ -104,6 +104,24 @@ def register(sub) -> None:
                    help="subscribe to the transceivers' gNMI server there (the emulation's, "
                         "or a device's) and export their GSNR, pre-FEC BER and mode changes "
                         "as metrics; reconnects until it answers")
+    from ..core.adaptation import (DEFAULT_DRAIN_S, DEFAULT_HOLD_S, DEFAULT_HYSTERESIS_DB,
+                                   DEFAULT_THRESHOLD_DB)
+    p.add_argument("--adapt", action="store_true",
+                   help="with --gnmi: rate adaptation. A wavelength whose margin (reported "
+                        "OSNR above its mode's required OSNR) falls below --margin-threshold-db "
+                        "is drained, then moved to the highest mode that keeps the margin, "
+                        "instead of failing; it moves back up once a higher mode's margin has "
+                        "held (see README, Rate adaptation)")
+    p.add_argument("--margin-threshold-db", type=float, default=DEFAULT_THRESHOLD_DB, metavar="DB",
+                   help=f"step down below this margin (default {DEFAULT_THRESHOLD_DB:g} dB)")
+    p.add_argument("--hysteresis-db", type=float, default=DEFAULT_HYSTERESIS_DB, metavar="DB",
+                   help=f"step up only with this much more margin than the threshold "
+                        f"(default {DEFAULT_HYSTERESIS_DB:g} dB)")
+    p.add_argument("--hold-s", type=float, default=DEFAULT_HOLD_S, metavar="S",
+                   help=f"... held this long without a dip (default {DEFAULT_HOLD_S:g} s)")
+    p.add_argument("--drain-s", type=float, default=DEFAULT_DRAIN_S, metavar="S",
+                   help=f"seconds between draining a wavelength and changing its mode "
+                        f"(default {DEFAULT_DRAIN_S:g})")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"], help="default info")
     p.set_defaults(run=run)
@@ -165,10 +183,18 @@ def run(args) -> int:
                       (not args.poll_interval > 0, "--poll-interval must be positive"),
                       (args.grpc_workers < 1, "--grpc-workers must be at least 1"),
                       (not 0 <= args.history_days <= 36500,
-                       "--history-days must be between 0 and 36500")):
+                       "--history-days must be between 0 and 36500"),
+                      (args.adapt and not args.gnmi, "--adapt needs --gnmi (the transceivers "
+                                                     "are read and set over gNMI)")):
         if bad:
             print(f"dcilab controller: {text}", file=sys.stderr)
             return 2
+    from ..core.adaptation import Policy as AdaptationPolicy
+    adaptation_policy = AdaptationPolicy(args.margin_threshold_db, args.hysteresis_db,
+                                         args.hold_s, args.drain_s)
+    for problem in adaptation_policy.problems():
+        print(f"dcilab controller: rate adaptation: {problem}", file=sys.stderr)
+        return 2
     for what, addr in (("OpenFlow", args.openflow), ("gRPC", args.grpc),
                        ("metrics", args.metrics)):
         problem = _check_free(what, *addr)
@@ -229,6 +255,11 @@ def run(args) -> int:
         optical = TransceiverClient(f"{args.gnmi[0]}:{args.gnmi[1]}").start()
         metrics.registry.register(OpticalCollector(optical, fabric))
         log.info("gNMI: subscribing to transceivers at %s:%d", *args.gnmi)
+        if args.adapt:
+            from ..app.adaptation import RateAdaptation
+            RateAdaptation(service, optical, adaptation_policy).start()
+            log.info("rate adaptation on: below %.1f dB of margin a wavelength changes mode",
+                     args.margin_threshold_db)
     start_metrics_server(service, *args.metrics, registry=metrics.registry)
     server, grpc_port = create_server(service, f"{args.grpc[0]}:{args.grpc[1]}", tls=tls,
                                       token=token, max_workers=args.grpc_workers)

@@ -239,8 +239,10 @@ class FabricController:
                 log.warning("link %s is down", link.wavelength or link.name)
             self._held_until.pop(link.name, None)
             self.engine.set_held(link.name, False)
-        elif link.name not in self._seen_up or self._starting(link, now):
-            # First light, or its switches are just starting: nothing to hold down.
+        elif (link.name not in self._seen_up or self._starting(link, now)
+              or link.name in self.engine.drained):
+            # First light, or its switches are just starting, or it went dark on purpose
+            # (drained for a mode change; rate adaptation puts it back): nothing to hold down.
             self._seen_up.add(link.name)
             if self.engine.set_link(link.name, True):
                 outbox.faults.append(("link_up", link.wavelength or link.name))
@@ -359,6 +361,33 @@ class FabricController:
     @property
     def ready(self) -> bool:
         return all(s.programmed for s in self.switches.values())
+
+    # -- rate adaptation (core/adaptation.py decides; the gNMI adapter carries it out) ---
+
+    def wavelength_service(self, wavelength: str, drained_because: str | None,
+                           rate_gbps: float | None = None) -> Outbox:
+        """Take a wavelength out of use while it stays lit, before its mode changes
+        (`drained_because` says why), or put it back at its new mode's rate
+        (`drained_because=None`). Routes, groups, reservations and pinned elephants move
+        off make before break, as for a failure (`_restore`); back in use, capacity and
+        admission follow the new rate and reservations take the shorter path again if it
+        has room (else stay moved, or DEGRADED by priority)."""
+        link = next((l for l in self.fabric.wavelengths() if l.wavelength == wavelength), None)
+        outbox = Outbox()
+        if link is None:
+            log.error("rate adaptation: fabric %r has no wavelength %r", self.fabric.name,
+                      wavelength)
+            return outbox
+        changed = bool(rate_gbps) and self.engine.set_rate(link.name, rate_gbps)
+        if drained_because is None and link.name in self._held_until:
+            del self._held_until[link.name]      # its dark spell was the planned change
+            self.engine.set_held(link.name, False)
+        if self.engine.set_drained(link.name, drained_because) and drained_because is None:
+            outbox.faults.append(("link_up", wavelength))
+        log.info("wavelength %s %s", wavelength, f"drained: {drained_because}"
+                 if drained_because else f"back in use at {self.engine.rate_gbps(link):g}G"
+                 + (" (rate changed)" if changed else ""))
+        return self._restore(outbox)
 
     # -- reservations ------------------------------------------------------------------
 

@@ -148,6 +148,26 @@ DASHBOARDS = (
              description="The weakest wavelength.", steps=MARGIN_STEPS, options={"background": True}),
         stat("Wavelengths", None, Q(f"count by (link) ({n.WAVELENGTH_FREQUENCY_HZ}{LINK})", "{{link}}"),
              w=6, h=5, description="Wavelengths lit per DCI link."),
+        timeseries("Reported GSNR (gNMI)", "dB", Q(n.WAVELENGTH_REPORTED_GSNR_DB + LINK, "{{wavelength}} reported"),
+                   Q(n.WAVELENGTH_GSNR_DB + LINK, "{{wavelength}} planned"), h=9,
+                   description="What the receivers report over gNMI (worse end, 0.1 nm), against "
+                               "the plan's GSNR from GNPy. Needs `dcilab controller --gnmi`."),
+        timeseries("Reported margin in the running mode (gNMI)", "dB",
+                   Q(n.WAVELENGTH_REPORTED_MARGIN_DB + LINK, "{{wavelength}}"), h=9, steps=MARGIN_STEPS,
+                   description="Reported OSNR above the required OSNR of the mode the transceivers "
+                               "run; the FEC threshold is at 0 dB. Rate adaptation (--adapt) steps "
+                               "down below 1 dB; falling under 2 dB raises "
+                               "DcilabWavelengthMarginFalling."),
+        timeseries("Pre-FEC BER (gNMI)", "sci", Q(n.WAVELENGTH_PREFEC_BER + LINK, "{{wavelength}}"), w=8,
+                   description="Pre-FEC bit error ratio the receivers report (worse end); errors "
+                               "get through the FEC once it passes the mode's threshold."),
+        timeseries("Mode rate (gNMI)", "Gbits", Q(n.WAVELENGTH_REPORTED_RATE_GBPS + LINK, "{{wavelength}}"),
+                   w=8, description="Client rate of the mode both ends run; a gap is a mode change "
+                                    "(the wavelength is dark while it reconfigures)."),
+        stat("Mode changes (1 h)", None,
+             Q(f"sum by (link) (increase({n.total(n.WAVELENGTH_MODE_CHANGES)}{LINK}[1h]))", "{{link}}"),
+             w=8, description="Operational-mode changes seen over gNMI in the last hour, per DCI "
+                              "link: more than a few is flapping."),
         stat("Capacity per DCI link", "bps",
              Q(f'sum by (link) ({n.LINK_CAPACITY_BPS}{{kind="dci", direction="a-b", link=~"$link"}})',
                "{{link}}"), h=5, description="Sum of the line rates of its wavelengths, one direction."),

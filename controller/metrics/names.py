@@ -23,6 +23,14 @@ WAVELENGTH_MARGIN_DB = "dcilab_wavelength_margin_db"
 WAVELENGTH_FREQUENCY_HZ = "dcilab_wavelength_frequency_hz"
 WAVELENGTH_MODE = "dcilab_wavelength_mode"                    # info: exported as _info
 
+# -- wavelengths as their transceivers report them over gNMI (optical.py) -----------------
+WAVELENGTH_REPORTED_GSNR_DB = "dcilab_wavelength_reported_gsnr_db"
+WAVELENGTH_REPORTED_MARGIN_DB = "dcilab_wavelength_reported_margin_db"
+WAVELENGTH_PREFEC_BER = "dcilab_wavelength_prefec_ber"
+WAVELENGTH_Q_FACTOR_DB = "dcilab_wavelength_q_factor_db"
+WAVELENGTH_REPORTED_RATE_GBPS = "dcilab_wavelength_reported_rate_gbps"
+WAVELENGTH_MODE_CHANGES = "dcilab_wavelength_mode_changes"      # counter
+
 # -- controller state (collector.py) ------------------------------------------------------
 RESERVATIONS = "dcilab_reservations"
 RESERVATIONS_LIVE = "dcilab_reservations_live"                # by protection class

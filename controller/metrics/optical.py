@@ -18,6 +18,8 @@ from typing import Protocol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from ..core.adaptation import fabric_catalog
+from . import names as n
 from .collector import WAVELENGTH_LABELS
 
 
@@ -26,32 +28,43 @@ class OpticalView(Protocol):
 
     def readings(self) -> dict: ...
     def mode_changes(self) -> dict[str, int]: ...
+    def mode_name(self, mode_id: int | None) -> tuple[str, str] | None: ...
 
 
 class OpticalCollector(Collector):
     def __init__(self, optical: OpticalView, fabric):
         self.optical = optical
+        self.catalog = fabric_catalog(fabric)
         self._labels = {link.wavelength: [link.line_system or link.name, link.wavelength,
                                           link.site_a, link.site_b]
                         for link in fabric.wavelengths()}
 
     def collect(self):
         gsnr = GaugeMetricFamily(
-            "dcilab_wavelength_reported_gsnr_db",
+            n.WAVELENGTH_REPORTED_GSNR_DB,
             "GSNR the wavelength's receivers report over gNMI (their OSNR), dB (0.1 nm), "
             "worse end.", labels=WAVELENGTH_LABELS)
         ber = GaugeMetricFamily(
-            "dcilab_wavelength_prefec_ber",
+            n.WAVELENGTH_PREFEC_BER,
             "Pre-FEC bit error ratio reported by the wavelength's receivers (worse end).",
             labels=WAVELENGTH_LABELS)
         q = GaugeMetricFamily(
-            "dcilab_wavelength_q_factor_db",
+            n.WAVELENGTH_Q_FACTOR_DB,
             "Q-factor reported by the wavelength's receivers, dB (worse end).",
             labels=WAVELENGTH_LABELS)
         changes = CounterMetricFamily(
-            "dcilab_wavelength_mode_changes",
+            n.WAVELENGTH_MODE_CHANGES,
             "Changes of the wavelength's operational mode seen over gNMI (both ends agreed).",
             labels=WAVELENGTH_LABELS)
+        margin = GaugeMetricFamily(
+            n.WAVELENGTH_REPORTED_MARGIN_DB,
+            "Reported OSNR above the required OSNR of the mode the transceivers run, dB "
+            "(worse end); the FEC threshold is at 0 dB. Rate adaptation steps down below its "
+            "threshold (1 dB by default).", labels=WAVELENGTH_LABELS)
+        rate = GaugeMetricFamily(
+            n.WAVELENGTH_REPORTED_RATE_GBPS,
+            "Client rate of the operational mode both ends of the wavelength report, Gb/s "
+            "(absent while they disagree, during a mode change).", labels=WAVELENGTH_LABELS)
         ends: dict[str, list] = {}
         for (wavelength, _gateway), reading in self.optical.readings().items():
             ends.setdefault(wavelength, []).append(reading)
@@ -68,10 +81,27 @@ class OpticalCollector(Collector):
             qs = [r.q_db for r in readings if r.q_db is not None]
             if qs:
                 q.add_metric(labels, min(qs))
+            margins = [m for m in map(self._margin, readings) if m is not None]
+            if margins:
+                margin.add_metric(labels, min(margins))
+            modes = {self.optical.mode_name(r.mode_id) for r in readings}
+            if len(readings) >= 2 and len(modes) == 1 and None not in modes:
+                (module, mode), = modes
+                if module in self.catalog and mode in self.catalog.module(module).mode_names:
+                    rate.add_metric(labels, self.catalog.module(module).mode(mode).rate_gbps)
         counts = self.optical.mode_changes()
         for wavelength, labels in self._labels.items():
             changes.add_metric(labels, counts.get(wavelength, 0))
-        return [gsnr, ber, q, changes]
+        return [gsnr, ber, q, margin, rate, changes]
+
+    def _margin(self, reading) -> float | None:
+        named = self.optical.mode_name(reading.mode_id)
+        if named is None or reading.osnr_db is None or named[0] not in self.catalog:
+            return None
+        module = self.catalog.module(named[0])
+        if named[1] not in module.mode_names:
+            return None
+        return reading.osnr_db - module.mode(named[1]).required_osnr_db
 
     def describe(self):
         return []

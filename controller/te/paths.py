@@ -50,6 +50,9 @@ class PathEngine:
         self.version = 0
         self._down_links: set[str] = set()
         self._down_switches: set[str] = set()
+        # link -> why it carries no new traffic though it is up (a mode change coming):
+        # apart from `_down_links`, so a port coming back up cannot put it in use early.
+        self._drained: dict[str, str] = {}
         self._rate_gbps: dict[str, float] = {}           # wavelength -> rate of its mode now
         self._held: set[str] = set()       # back from a failure, in hold-down: a last resort
         self._is_leaf = {n: s.role == LEAF for n, s in fabric.switches.items()}
@@ -73,14 +76,33 @@ class PathEngine:
         return name not in self._down_switches
 
     def usable(self, link: Link) -> bool:
-        """Up, with both its switches up (a host end is always up)."""
-        return (link.name not in self._down_links
+        """Up and not drained, with both its switches up (a host end is always up)."""
+        return (link.name not in self._down_links and link.name not in self._drained
                 and link.a.node not in self._down_switches
                 and link.b.node not in self._down_switches)
 
     def set_link(self, name: str, up: bool) -> bool:
         """Mark a link up or down; True if that changed anything."""
         return self._set(self._down_links, name, up)
+
+    def set_drained(self, name: str, reason: str | None) -> bool:
+        """Take a link out of use while it stays up (`reason` says why), or put it back
+        (`reason=None`); True if that changed anything. Everything that asks `usable`
+        moves off it, make before break, while it still carries what it carried."""
+        if (name in self._drained) == (reason is not None):
+            if reason is not None:
+                self._drained[name] = reason
+            return False
+        if reason is None:
+            del self._drained[name]
+        else:
+            self._drained[name] = reason
+        self._changed()
+        return True
+
+    @property
+    def drained(self) -> dict[str, str]:
+        return dict(self._drained)
 
     def set_held(self, name: str, held: bool) -> bool:
         """A link back from a failure but held down: routes and detours use it only where

@@ -70,7 +70,8 @@ def substitute(expr: str, values: dict[str, str]) -> str:
 def test_every_dashboard_query_and_recording_rule_returns_series(tmp_path, no_leftovers):
     path = TOPOLOGIES / "two-dc.yaml"
     fabric = load_fabric(path)
-    with Lab(fabric, path, say=quiet) as lab:      # the controller serves --metrics on
+    # gnmi: the optics panels that show what the transceivers report need the stream
+    with Lab(fabric, path, say=quiet, gnmi=True) as lab:   # --metrics on
         metrics_port = lab.controller.metrics_port  # a free port Lab picked for it
         prometheus, url = start_prometheus([f"127.0.0.1:{metrics_port}"], tmp_path / "prom")
         try:

@@ -20,11 +20,14 @@ from dcilab.te.load import LoadTracker
 
 from fabric_helpers import topology
 
+from dcilab.gnmi.client import TransceiverReading
+from dcilab.metrics.optical import OpticalCollector
+
 REPO = Path(__file__).resolve().parents[3]
 PROM = REPO / "deploy" / "prometheus"
 ALERTS = {"DcilabControllerDown", "DcilabWavelengthUtilizationHigh", "DcilabWavelengthMarginLow",
           "DcilabSwitchDisconnected", "DcilabReservationsRefused", "DcilabLinkDown",
-          "DcilabReservationDegraded"}
+          "DcilabReservationDegraded", "DcilabWavelengthMarginFalling"}
 # Series Prometheus itself makes, and labels it adds.
 BUILTIN_SERIES = {"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"}
 BUILTIN_LABELS = {"job", "instance", "le", "alertname", "alertstate", "__name__"}
@@ -135,6 +138,21 @@ def exported() -> tuple[set[str], set[str]]:
 
     metrics = Metrics()
     metrics.registry.register(FabricCollector(Service()))
+
+    class Optical:               # what the gNMI client holds: both ends of one wavelength
+        def readings(self):
+            w = next(fabric.wavelengths()).wavelength
+            return {(w, end): TransceiverReading(w, end, mode_id=1, osnr_db=25.0,
+                                                 prefec_ber=1e-4, q_db=11.0, link_up=True)
+                    for end in ("gw-a", "gw-b")}
+
+        def mode_changes(self):
+            return {}
+
+        def mode_name(self, mode_id):
+            return ("400ZR+", "400G")
+
+    metrics.registry.register(OpticalCollector(Optical(), fabric))
     families = text_string_to_metric_families(generate_latest(metrics.registry).decode())
     names, labels = set(), set()
     for family in families:
@@ -148,7 +166,7 @@ NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 PROMQL_WORDS = {"sum", "max", "min", "count", "avg", "by", "without", "on", "ignoring",
                 "group_left", "group_right", "rate", "increase", "histogram_quantile", "topk",
                 "bottomk", "or", "and", "unless", "vector", "time", "bool", "offset",
-                "max_over_time", "min_over_time", "avg_over_time", "abs", "clamp_min",
+                "max_over_time", "min_over_time", "deriv", "avg_over_time", "abs", "clamp_min",
                 "clamp_max", "label_replace", "scalar", "irate", "delta", "sort_desc"}
 
 

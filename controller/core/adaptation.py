@@ -1,0 +1,256 @@
+"""Rate adaptation: a wavelength whose margin falls steps down to a mode that keeps it,
+instead of failing; and steps back up once a higher mode's margin has held.
+
+Pure logic: observations (with `now`) in, decisions out; the gNMI adapter
+(app/adaptation.py) feeds it what the transceivers report and carries the decisions out.
+
+Margin. A mode's margin is the reported OSNR (per 0.1 nm, the worse end) less the mode's
+required OSNR. The receiver model (optics/receiver.py) makes the pre-FEC BER reach the FEC
+threshold exactly at 0 dB of that margin, as a datasheet's required OSNR means on real
+hardware; OSNR per 0.1 nm does not depend on the symbol rate, so one reading gives the
+margin of every mode of the module.
+
+A change, make before break (RADWAN, Singh et al., SIGCOMM 2018, changes a wavelength's
+modulation only after draining it): `Drain` (the wavelength takes no traffic; routes,
+reservations and elephants move off), after `drain_s` `SetMode` (the transceivers go dark
+for their reconfiguration time), and once both ends report the new mode, the link is up
+and the new mode has margin, `Resume` at the new mode's rate.
+
+Down at once: below `threshold_db` the wavelength moves to the highest mode that keeps
+`threshold_db` (or its most robust mode if none does); waiting only lets the margin fall
+further. Up slowly: a higher mode is taken only once its margin has stayed at least
+`threshold_db + hysteresis_db` for `hold_s` without a single reading below. Each change
+costs the wavelength a reconfiguration outage, and degradations come and go (a fibre
+being handled, a repair in progress), so an up move must be clear (the hysteresis band
+keeps a margin that wanders around the threshold from toggling between two modes) and
+lasting (the hold: by default 120 s, about twice the assumed reconfiguration time, so an
+up move is not undone by the next dip before it has paid for its outage).
+
+One change at a time per line system: a degradation hits all its wavelengths at once, and
+draining them all together would leave the site pair without that capacity for the whole
+reconfiguration; one by one, the others carry the traffic meanwhile. Unless it is urgent:
+at 0 dB (errors get through the FEC) a wavelength changes without waiting for the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ..fabric import Fabric
+from ..optics import DEFAULT_CATALOG, Catalog, Module
+
+DEFAULT_THRESHOLD_DB = 1.0
+DEFAULT_HYSTERESIS_DB = 1.0
+DEFAULT_HOLD_S = 120.0
+DEFAULT_DRAIN_S = 1.0
+# A change that has not come back by then is given up: the wavelength goes back in use
+# at whatever mode it reports (restoration handles a link that stays down).
+DEFAULT_CHANGE_TIMEOUT_S = 600.0
+
+
+def fabric_catalog(fabric: Fabric) -> Catalog:
+    """The catalog the fabric was planned with (its module overrides applied)."""
+    if not fabric.spec.modules:
+        return DEFAULT_CATALOG
+    return DEFAULT_CATALOG.with_overrides(
+        {name: o.model_dump(exclude_none=True) for name, o in fabric.spec.modules.items()})
+
+
+@dataclass(frozen=True)
+class Policy:
+    threshold_db: float = DEFAULT_THRESHOLD_DB
+    hysteresis_db: float = DEFAULT_HYSTERESIS_DB
+    hold_s: float = DEFAULT_HOLD_S
+    drain_s: float = DEFAULT_DRAIN_S
+    change_timeout_s: float = DEFAULT_CHANGE_TIMEOUT_S
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.threshold_db < 0:
+            out.append(f"margin threshold must be >= 0 dB, got {self.threshold_db}")
+        for name in ("hysteresis_db", "hold_s", "drain_s"):
+            if getattr(self, name) < 0:
+                out.append(f"{name.replace('_', ' ')} must be >= 0, got {getattr(self, name)}")
+        if self.change_timeout_s <= 0:
+            out.append(f"change timeout must be > 0 s, got {self.change_timeout_s}")
+        return out
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What both ends of one wavelength report now."""
+
+    wavelength: str
+    module: str | None          # as the transceivers name it
+    mode: str | None            # None while the two ends disagree (or one is unknown)
+    osnr_db: float | None       # per 0.1 nm, the worse end
+    link_up: bool               # both ends report their link up
+    line_system: str = ""       # wavelengths of one line system change one at a time
+
+
+@dataclass(frozen=True)
+class Drain:
+    wavelength: str
+    from_mode: str
+    to_mode: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetMode:
+    wavelength: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class Resume:
+    wavelength: str
+    mode: str
+    rate_gbps: float | None     # None: unknown, leave the rate as it is
+
+
+Decision = Drain | SetMode | Resume
+
+
+class Phase(Enum):
+    IN_SERVICE = "in service"
+    DRAINING = "draining"
+    CHANGING = "changing mode"
+
+
+@dataclass
+class _Wavelength:
+    phase: Phase = Phase.IN_SERVICE
+    target: str | None = None
+    since: float = 0.0
+    up_since: dict[str, float] = field(default_factory=dict)   # higher mode -> margin held since
+
+
+@dataclass(frozen=True)
+class Change:
+    """One mode change, for the timeline."""
+
+    at: float
+    wavelength: str
+    from_mode: str
+    to_mode: str
+    reason: str
+
+
+@dataclass
+class Adapter:
+    """Per wavelength: in service, draining, or changing mode."""
+
+    catalog: Catalog
+    policy: Policy = field(default_factory=Policy)
+    changes: list[Change] = field(default_factory=list)
+    _state: dict[str, _Wavelength] = field(default_factory=dict)
+    _line_system: dict[str, str] = field(default_factory=dict)
+
+    def _urgent(self, obs: Observation) -> bool:
+        """At the FEC threshold (0 dB): errors get through now, change without waiting."""
+        margin = self.margin_db(obs)
+        return margin is not None and margin < 0.0
+
+    def _changing_on(self, obs: Observation) -> bool:
+        """Another wavelength of `obs`'s line system is out of use for its own change."""
+        return bool(obs.line_system) and any(
+            w != obs.wavelength and self._line_system.get(w) == obs.line_system
+            and st.phase != Phase.IN_SERVICE for w, st in self._state.items())
+
+    def phase(self, wavelength: str) -> Phase:
+        return self._state.get(wavelength, _Wavelength()).phase
+
+    def margin_db(self, obs: Observation, mode: str | None = None) -> float | None:
+        """`obs`'s margin in `mode` (default: the mode it runs)."""
+        module = self._module(obs)
+        mode = mode or obs.mode
+        if module is None or mode is None or obs.osnr_db is None or mode not in module.mode_names:
+            return None
+        return obs.osnr_db - module.mode(mode).required_osnr_db
+
+    def _module(self, obs: Observation) -> Module | None:
+        return self.catalog.module(obs.module) if obs.module in self.catalog else None
+
+    def observe(self, now: float, observations: list[Observation]) -> list[Decision]:
+        out: list[Decision] = []
+        self._line_system.update({o.wavelength: o.line_system for o in observations})
+        for obs in observations:
+            state = self._state.setdefault(obs.wavelength, _Wavelength())
+            if (state.phase == Phase.IN_SERVICE and self._changing_on(obs)
+                    and not self._urgent(obs)):
+                continue        # its line system's other wavelengths carry on meanwhile
+            decision = {Phase.IN_SERVICE: self._in_service, Phase.DRAINING: self._draining,
+                        Phase.CHANGING: self._changing}[state.phase](now, obs, state)
+            if decision is not None:
+                out.append(decision)
+        return out
+
+    def set_mode_failed(self, now: float, wavelength: str, mode: str | None) -> Resume | None:
+        """The transceivers refused the change: back in use at the mode they run."""
+        state = self._state.get(wavelength)
+        if state is None or state.phase == Phase.IN_SERVICE:
+            return None
+        self._state[wavelength] = _Wavelength()
+        return Resume(wavelength, mode or "", None)
+
+    # -- phases ------------------------------------------------------------------------
+
+    def _in_service(self, now: float, obs: Observation, state: _Wavelength) -> Decision | None:
+        module = self._module(obs)
+        margin = self.margin_db(obs)
+        if module is None or margin is None or not obs.link_up:
+            state.up_since.clear()
+            return None
+        by_rate = sorted(module.modes, key=lambda m: m.rate_gbps, reverse=True)
+        rate = module.mode(obs.mode).rate_gbps
+        keeps = [m for m in by_rate if obs.osnr_db - m.required_osnr_db >= self.policy.threshold_db]
+        if margin < self.policy.threshold_db:
+            state.up_since.clear()
+            target = keeps[0] if keeps else min(module.modes, key=lambda m: m.required_osnr_db)
+            if target.rate_gbps >= rate:
+                return None                   # nothing more robust to go to: it may fail
+            return self._drain(now, obs, state, target.name,
+                               f"margin {margin:.1f} dB < {self.policy.threshold_db:.1f} dB")
+        wanted = self.policy.threshold_db + self.policy.hysteresis_db
+        # each higher mode's margin must hold on its own, with no reading below, for hold_s
+        higher = [m for m in by_rate if m.rate_gbps > rate]
+        for m in higher:
+            if obs.osnr_db - m.required_osnr_db >= wanted:
+                state.up_since.setdefault(m.name, now)
+            else:
+                state.up_since.pop(m.name, None)
+        up = next((m for m in higher if now - state.up_since.get(m.name, now) >= self.policy.hold_s
+                   and m.name in state.up_since), None)
+        if up is None:
+            return None
+        return self._drain(now, obs, state, up.name,
+                           f"margin in {up.name} >= {wanted:.1f} dB for "
+                           f"{now - state.up_since[up.name]:.0f} s")
+
+    def _drain(self, now: float, obs: Observation, state: _Wavelength, target: str,
+               reason: str) -> Drain:
+        self._state[obs.wavelength] = _Wavelength(Phase.DRAINING, target, now)
+        self.changes.append(Change(now, obs.wavelength, obs.mode, target, reason))
+        return Drain(obs.wavelength, obs.mode, target, reason)
+
+    def _draining(self, now: float, obs: Observation, state: _Wavelength) -> Decision | None:
+        if now - state.since < self.policy.drain_s:
+            return None
+        state.phase, state.since = Phase.CHANGING, now
+        return SetMode(obs.wavelength, state.target)
+
+    def _changing(self, now: float, obs: Observation, state: _Wavelength) -> Decision | None:
+        done = (obs.mode == state.target and obs.link_up
+                and (self.margin_db(obs) or -1.0) >= 0.0)
+        if not done and now - state.since < self.policy.change_timeout_s:
+            return None
+        self._state[obs.wavelength] = _Wavelength()    # a fresh hold before any up move
+        return self._resume(obs.wavelength, obs.mode, obs.module)
+
+    def _resume(self, wavelength: str, mode: str | None, module_name: str | None) -> Resume:
+        module = self.catalog.module(module_name) if module_name in self.catalog else None
+        rate = (module.mode(mode).rate_gbps
+                if module is not None and mode in module.mode_names else None)
+        return Resume(wavelength, mode or "", rate)

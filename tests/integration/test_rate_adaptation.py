@@ -1,0 +1,59 @@
+"""Rate adaptation on the real emulation: a line system's span loss ramps up under UDP
+traffic and a reservation; the controller (its own process, `--gnmi --adapt`) drains each
+wavelength, changes its mode over gNMI and puts it back at the new rate. Traffic keeps
+flowing at the offered rate, with no loss outside the wavelengths' reconfiguration, and
+the reservation keeps its bandwidth. The bench's own run code is used (one run, short)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from dcilab.bench import optical
+from dcilab.core.adaptation import fabric_catalog
+from dcilab.emulation.optical_faults import degrade, restore
+from dcilab.fabric import load_fabric
+from dcilab.gnmi import TransceiverClient
+from dcilab.lab import Lab
+
+pytestmark = pytest.mark.integration
+
+
+def LOG(line: str) -> None:              # the lab's and the controller's lines, on failure
+    print(line)
+
+
+def test_adaptation_on_a_degrading_line_keeps_traffic_flowing(tmp_path, no_leftovers):
+    path = tmp_path / "optical-bench.yaml"
+    path.write_text(optical.SCENARIO)
+    fabric = load_fabric(path)
+    waves = [l for l in fabric.wavelengths() if l.line_system == "a"]
+    src = sorted(h for h, x in fabric.hosts.items() if x.site == "dc1")
+    dst = sorted(h for h, x in fabric.hosts.items() if x.site == "dc2")
+    pairs = list(zip(src, dst))
+    offered = 0.4 * sum(l.rate_gbps for l in waves)
+    args = argparse.Namespace(extra_loss_db=11.0, ramp_s=30.0, hold_degraded_s=12.0)
+    duration = optical.WARM_UP_S + args.ramp_s + args.hold_degraded_s
+    with Lab(fabric, path, say=LOG, echo_controller=True, gnmi=True, reconfiguration_s=2.0,
+             controller_args=["--adapt", "--hold-s", "30", "--drain-s", "1"]) as lab:
+        client = TransceiverClient(lab.gnmi).start()
+        try:
+            run = optical._one_run(lab, fabric, client, fabric_catalog(fabric), "a", waves,
+                                   pairs, offered, duration, True, args, degrade, restore)
+        finally:
+            client.stop()
+    # each wavelength stepped down once, to 300G (400G would have gone dark), no flapping
+    final = {}
+    for _, name, mode in run.mode_changes:
+        if mode != "changing" and final.get(name, [None])[-1] != mode:
+            final.setdefault(name, []).append(mode)
+    assert final == {w.wavelength: ["400G", "300G"] for w in waves}, run.mode_changes
+    assert run.reservation_state == "ACTIVE"
+    # no loss outside the reconfiguration windows, once the traffic has started
+    outside = [t for t in run.loss_windows
+               if t >= optical.WARM_UP_S and optical._outside(t, run.dark_windows)]
+    assert outside == [], (run.loss_windows, run.dark_windows, run.throughput, run.samples[-6:])
+    # at the end, degraded 11 dB, the line still carries the whole offered load
+    last = [g for t, g in run.throughput if duration - 8 <= t <= duration - 2]
+    assert last and min(last) > 0.9 * offered, run.throughput

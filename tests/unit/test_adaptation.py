@@ -1,0 +1,233 @@
+"""Rate adaptation's decisions (core/adaptation.py), without gNMI; and the core draining a
+wavelength make before break (FabricController.wavelength_service)."""
+
+import random
+
+from dcilab.core.adaptation import (Adapter, Drain, Observation, Phase, Policy, Resume,
+                                    SetMode)
+from dcilab.optics import DEFAULT_CATALOG
+
+# 400ZR+ needs 24 (400G), 21 (300G), 16 (200G), 12.5 dB (100G) OSNR per 0.1 nm.
+W = "w1"
+
+
+def obs(osnr, mode="400G", up=True):
+    return Observation(W, "400ZR+", mode, osnr, up)
+
+
+def adapter(**policy):
+    return Adapter(DEFAULT_CATALOG, Policy(**{"hold_s": 30.0, "drain_s": 1.0, **policy}))
+
+
+def run_change(a, now, target, osnr):
+    """Drive a change already drained through SetMode and Resume; returns the decisions."""
+    out = a.observe(now + 1.0, [obs(osnr, mode=None, up=True)])
+    assert out == [SetMode(W, target)]
+    assert a.observe(now + 2.0, [obs(osnr, mode=target, up=False)]) == []   # dark, reconfiguring
+    return a.observe(now + 3.0, [obs(osnr, mode=target)])
+
+
+def test_margin_is_osnr_above_the_modes_requirement():
+    a = adapter()
+    assert a.margin_db(obs(25.5)) == 1.5
+    assert a.margin_db(obs(25.5), "200G") == 9.5
+
+
+def test_no_change_while_margin_holds():
+    a = adapter()
+    assert all(a.observe(t, [obs(25.2)]) == [] for t in range(100))
+
+
+def test_down_on_low_margin_to_the_highest_mode_that_keeps_it():
+    a = adapter()
+    assert a.observe(0.0, [obs(25.5)]) == []
+    [drain] = a.observe(1.0, [obs(24.8)])        # 0.8 dB < 1 dB in 400G
+    assert isinstance(drain, Drain) and (drain.from_mode, drain.to_mode) == ("400G", "300G")
+    assert a.phase(W) == Phase.DRAINING
+    # 20.5 dB: 300G would keep -0.5 dB only; 200G is the highest that keeps 1 dB
+    b = adapter()
+    [drain] = b.observe(0.0, [obs(20.5)])
+    assert drain.to_mode == "200G"
+
+
+def test_drain_comes_before_the_mode_change_and_resume_after_it():
+    a = adapter(drain_s=2.0)
+    [drain] = a.observe(0.0, [obs(24.5)])
+    assert isinstance(drain, Drain)
+    assert a.observe(1.0, [obs(24.5)]) == []               # still draining: no Set yet
+    assert a.observe(2.0, [obs(24.5)]) == [SetMode(W, "300G")]
+    assert a.phase(W) == Phase.CHANGING
+    assert a.observe(3.0, [obs(24.5, mode="400G", up=False)]) == []   # one end not changed yet
+    assert a.observe(4.0, [obs(24.5, mode="300G", up=False)]) == []   # dark
+    assert a.observe(5.0, [obs(24.5, mode="300G")]) == [Resume(W, "300G", 300)]
+    assert a.phase(W) == Phase.IN_SERVICE
+
+
+def test_up_only_after_margin_has_held_with_hysteresis():
+    a = adapter(hold_s=30.0)
+    a.observe(0.0, [obs(24.5)])
+    assert run_change(a, 0.0, "300G", 24.5) == [Resume(W, "300G", 300)]
+    # repaired: 400G margin 1.5 dB is above the threshold but inside the hysteresis band
+    assert all(a.observe(t, [obs(25.5, mode="300G")]) == [] for t in range(10, 100))
+    # 2.5 dB in 400G: up only once held for 30 s
+    assert all(a.observe(t, [obs(26.5, mode="300G")]) == [] for t in range(100, 130))
+    [drain] = a.observe(130.0, [obs(26.5, mode="300G")])
+    assert (drain.from_mode, drain.to_mode) == ("300G", "400G")
+
+
+def test_a_single_dip_restarts_the_hold():
+    a = adapter(hold_s=30.0)
+    a.observe(0.0, [obs(24.5)])
+    run_change(a, 0.0, "300G", 24.5)
+    for t in range(10, 35):
+        assert a.observe(t, [obs(26.5, mode="300G")]) == []
+    assert a.observe(35, [obs(25.9, mode="300G")]) == []       # 1.9 dB: below the band
+    assert all(a.observe(t, [obs(26.5, mode="300G")]) == [] for t in range(36, 66))
+    assert isinstance(a.observe(66, [obs(26.5, mode="300G")])[0], Drain)
+
+
+def test_no_flapping_on_a_noisy_margin():
+    """A margin wandering ±0.6 dB around the threshold moves the wavelength down once and
+    never back up: the hysteresis band is wider than the noise."""
+    rng = random.Random(7)
+    a = adapter(hold_s=30.0)
+    mode, changes = "400G", []
+    t = 0.0
+    while t < 2000:
+        osnr = 25.0 + rng.uniform(-0.6, 0.6)
+        for d in a.observe(t, [obs(osnr, mode=mode if a.phase(W) != Phase.CHANGING
+                                   else changes[-1])]):
+            if isinstance(d, Drain):
+                changes.append(d.to_mode)
+            if isinstance(d, SetMode):
+                mode = d.mode
+        t += 1.0
+    assert changes == ["300G"]
+    assert [c.to_mode for c in a.changes] == ["300G"]
+
+
+def test_nothing_below_the_most_robust_mode():
+    a = adapter()
+    assert a.observe(0.0, [obs(12.0, mode="100G")]) == []
+
+
+def test_a_refused_change_puts_the_wavelength_back():
+    a = adapter()
+    a.observe(0.0, [obs(24.5)])
+    a.observe(1.0, [obs(24.5)])
+    assert a.set_mode_failed(1.5, W, "400G") == Resume(W, "400G", None)
+    assert a.phase(W) == Phase.IN_SERVICE
+
+
+def test_policy_problems():
+    assert Policy(threshold_db=-1).problems()
+    assert not Policy().problems()
+
+
+# -- the core: drain, then back in use at the new rate -------------------------------------
+
+import pytest  # noqa: E402
+from controller_lab import ControllerLab  # noqa: E402
+from fabric_helpers import dci_links_of_path, tcp_packet  # noqa: E402
+
+from dcilab.fabric import parse_fabric  # noqa: E402
+from dcilab.te.reservations import AdmissionError, ReservationRequest, State  # noqa: E402
+
+THREE_WAYS = """
+name: ways
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 3, fabric_gbps: 1600}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 3, fabric_gbps: 1600}
+dci_links:
+  - {name: x, a: a, b: b, fiber_km: 40, module: 400ZR+, wavelengths: 1}
+  - {name: y, a: a, b: b, fiber_km: 50, module: 400ZR+, wavelengths: 1}
+  - {name: z, a: a, b: b, fiber_km: 60, module: 400ZR+, wavelengths: 1}
+"""
+
+
+def on(lab, rid):
+    (w,) = [h.wavelength for h in lab.ctl.book.get(rid).hops if h.wavelength]
+    return w
+
+
+def traced(lab, src, dst):
+    s, d = lab.fabric.hosts[src], lab.fabric.hosts[dst]
+    (path,) = lab.net.trace(lab.dpid(s.leaf), s.port, tcp_packet(s, d))
+    return [l.line_system for l in dci_links_of_path(lab.fabric, path.hops)]
+
+
+@pytest.fixture
+def lab():
+    return ControllerLab(parse_fabric(THREE_WAYS)).bring_up_all()
+
+
+def test_drain_moves_reservations_off_before_the_mode_change_and_admission_follows_the_rate(lab):
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 300.0), "low", 0.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h2", "b-h2", 300.0, priority=5), "high", 1.0))
+    assert (on(lab, "low"), on(lab, "high")) == ("x.w1", "y.w1")
+    x = lab.fabric.link(next(l.name for l in lab.fabric.wavelengths() if l.wavelength == "x.w1"))
+    out = lab.send(lab.ctl.wavelength_service("x.w1", "margin 0.8 dB < 1.0 dB"))
+    # drained but still up: everything moved off while it still carries traffic
+    assert lab.ctl.engine.link_up(x.name) and not lab.ctl.engine.usable(x)
+    assert on(lab, "low") == "z.w1" and any(r.reservation_id == "low" for r in out.changed)
+    assert lab.ctl.book.get("low").state is not State.DEGRADED
+    assert traced(lab, "a-h1", "b-h1") == ["z"]
+    # back at 200G: 180 G reservable; the 300 G reservation does not fit and stays on z,
+    # and admission counts x at its new rate
+    lab.send(lab.ctl.wavelength_service("x.w1", None, 200.0))
+    assert lab.ctl.engine.usable(x) and lab.ctl.engine.rate_gbps(x) == 200.0
+    assert on(lab, "low") == "z.w1"
+    with pytest.raises(AdmissionError):
+        lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h2", 200.0), "r3", 2.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h2", 150.0), "r4", 3.0))
+    assert on(lab, "r4") == "x.w1"
+    lab.send(lab.ctl.end("r4"))
+    # back up at 400G: shorter paths are taken again, highest priority first
+    lab.send(lab.ctl.wavelength_service("x.w1", "margin in 400G held"))
+    lab.send(lab.ctl.wavelength_service("x.w1", None, 400.0))
+    assert (on(lab, "high"), on(lab, "low")) == ("x.w1", "y.w1")
+    assert traced(lab, "a-h2", "b-h2") == ["x"]
+
+
+def test_a_port_coming_back_does_not_end_a_drain(lab):
+    x = next(l for l in lab.fabric.wavelengths() if l.wavelength == "x.w1")
+    lab.send(lab.ctl.wavelength_service("x.w1", "mode change"))
+    end = x.a
+    lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 1.0))   # dark
+    lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, True, 2.0))
+    lab.send(lab.ctl.tick(60.0))                                  # hold-down over
+    assert lab.ctl.engine.link_up(x.name) and not lab.ctl.engine.usable(x)
+    lab.send(lab.ctl.wavelength_service("x.w1", None, 300.0))
+    assert lab.ctl.engine.usable(x)
+
+
+def test_one_change_at_a_time_per_line_system():
+    a = adapter()
+    both = [Observation("ls.w1", "400ZR+", "400G", 24.5, True, "ls"),
+            Observation("ls.w2", "400ZR+", "400G", 24.5, True, "ls"),
+            Observation("other.w1", "400ZR+", "400G", 24.5, True, "other")]
+    first = a.observe(0.0, both)
+    assert [d.wavelength for d in first] == ["ls.w1", "other.w1"]
+    assert a.phase("ls.w2") == Phase.IN_SERVICE
+
+
+def test_an_urgent_change_does_not_wait_for_its_line_system():
+    a = adapter()
+    first = [Observation("ls.w1", "400ZR+", "400G", 24.5, True, "ls"),
+             Observation("ls.w2", "400ZR+", "400G", 24.7, True, "ls")]
+    assert [d.wavelength for d in a.observe(0.0, first)] == ["ls.w1"]
+    later = [first[0], Observation("ls.w2", "400ZR+", "400G", 24.3, True, "ls")]   # 0.3 dB
+    assert [d for d in a.observe(0.2, later) if isinstance(d, Drain)] == []      # waits
+    later = [first[0], Observation("ls.w2", "400ZR+", "400G", 23.9, True, "ls")]  # -0.1 dB
+    assert [d.wavelength for d in a.observe(0.5, later) if isinstance(d, Drain)] == ["ls.w2"]
+
+
+def test_the_planned_dark_spell_of_a_mode_change_is_not_held_down(lab):
+    x = next(l for l in lab.fabric.wavelengths() if l.wavelength == "x.w1")
+    lab.send(lab.ctl.wavelength_service("x.w1", "mode change"))
+    for up, now in ((False, 100.0), (True, 103.0)):              # dark while it changes
+        for end in (x.a, x.b):
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, up, now))
+    assert x.name not in lab.ctl.held_down() and lab.ctl.engine.link_up(x.name)
+    lab.send(lab.ctl.wavelength_service("x.w1", None, 300.0))
+    assert lab.ctl.engine.in_service(x)
