@@ -111,7 +111,7 @@ class Lab:
 
     def __init__(self, fabric: Fabric, topology: Path, say=print, echo_controller=False,
                  controller_args: list[str] = (), datapath: str = AUTO, gnmi: bool = False,
-                 reconfiguration_s: float | None = None):
+                 reconfiguration_s: float | None = None, bfd_ms: int | None = None):
         self.fabric = fabric
         self.datapath = datapath
         self.topology = Path(topology)
@@ -121,6 +121,7 @@ class Lab:
         # Serve the transceivers over gNMI and have the controller subscribe to them.
         self.gnmi = f"127.0.0.1:{free_port()}" if gnmi else None
         self.reconfiguration_s = reconfiguration_s
+        self.bfd_ms = bfd_ms          # BFD on the DCI ports, for gray failures (None: off)
         if self.gnmi:
             self.controller_args += ["--gnmi", self.gnmi]
         self.controller: ControllerProcess | None = None
@@ -147,7 +148,7 @@ class Lab:
         self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say,
                                    datapath=self.datapath, gnmi=self.gnmi,
                                    reconfiguration_s=self.reconfiguration_s,
-                                   fabric_path=str(self.topology))
+                                   fabric_path=str(self.topology), bfd_ms=self.bfd_ms)
         self.emulation.start()
         self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG)
         self.say(f"waiting for the controller to program {len(self.fabric.switches)} switches")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..api.client import Client, state_name
+from ..emulation import bfd
 from ..emulation.probe_analysis import delivered_pps, percentiles, summarize
 from ..emulation.probes import Probes, Stream, mininet_runner
 from ..emulation.traffic import iperf_concurrent
@@ -153,7 +154,8 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict) -> d
     mode = "protection" if protection else "no protection"
     _say(f"{mode}: starting controller and emulation")
     args = [] if protection else ["--no-protection"]
-    with Lab(fabric, path, say=lambda _m: None, controller_args=args) as lab, \
+    with Lab(fabric, path, say=lambda _m: None, controller_args=args,
+             bfd_ms=bfd.DEFAULT_INTERVAL_MS) as lab, \
             Client(lab.controller.grpc_address) as client:
         faults = lab.faults
         sites = [s.name for s in fabric.sites]

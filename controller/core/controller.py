@@ -103,6 +103,7 @@ class FabricController:
         self._seen_up: set[str] = set()   # links reported up at least once: held down on return
         self._described_at: dict[str, float] = {}   # switch -> when it last listed its ports
         self._unplaced = False   # a failure's reservations and elephants wait for `tick`
+        self._returned = False   # ... and so does moving back onto a link that returned
         self.load = LoadTracker(fabric)
         # reservation id -> switch -> barrier seq that acknowledges its rules there
         # (None: waiting for the switch to connect and be programmed)
@@ -293,13 +294,15 @@ class FabricController:
             if new is not self._sent[state.name]:
                 outbox.add(dpid, diff(self._sent[state.name], new))
                 self._sent[state.name] = new
+        returned = any(kind == "link_up" for kind, _ in outbox.faults)
         if not placements:
             self._unplaced = self._unplaced or bool(outbox.faults)
+            self._returned = self._returned or returned
             return outbox
-        self._unplaced = False
+        returned, self._returned, self._unplaced = returned or self._returned, False, False
         for pair in self.book.pairs_to_restore():
             self._restore_pair(pair, outbox)
-        if any(kind == "link_up" for kind, _ in outbox.faults):
+        if returned:
             for pair in self.book.pairs():      # a shorter path is back: move onto it
                 self._restore_pair(pair, outbox, only_if_shorter=True)
         moved, placements = self.steering.restore(self._background())

@@ -34,12 +34,12 @@ class Emulation:
     def __init__(self, fabric: Fabric, controller: tuple[str, int] = ("127.0.0.1", 6653),
                  say=print, datapath: str = AUTO, gnmi: str | None = None,
                  reconfiguration_s: float | None = None, fabric_path: str | None = None,
-                 fibre: bool = True, bfd_ms: int | None = bfd.DEFAULT_INTERVAL_MS):
+                 fibre: bool = True, bfd_ms: int | None = None):
         self.fabric = fabric
         self.requested_datapath = datapath
         self.datapath: str | None = None       # kernel or user, once started
         self.fibre = fibre      # wavelengths through fibre namespaces (False: plain veth pairs)
-        self.bfd_ms = bfd_ms    # BFD on the DCI ports (gray failures), None: off
+        self.bfd_ms = bfd_ms    # BFD on the DCI ports (gray failures), ms; None: off
         self.controller = controller
         self.say = say
         self.net: Mininet | None = None

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -35,8 +36,17 @@ def pygnmicli(lab, cwd, *args) -> str:
 
 
 def metrics(lab) -> str:
-    with urllib.request.urlopen(lab.controller.metrics_url, timeout=5) as reply:
-        return reply.read().decode()
+    """One scrape; /metrics answers 503 with Retry-After to a client scraping too often
+    (it is bounded per client), and a scraper honours it."""
+    for _ in range(20):
+        try:
+            with urllib.request.urlopen(lab.controller.metrics_url, timeout=5) as reply:
+                return reply.read().decode()
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                raise
+            time.sleep(float(exc.headers.get("Retry-After", "1")))
+    raise AssertionError("/metrics kept answering 503")
 
 
 def ping_loss(lab, count: int) -> float:
