@@ -540,6 +540,10 @@ class ControllerService:
         with self.lock:
             return self.core.steering.elephant_count
 
+    def held_down_count(self) -> int:
+        with self.lock:
+            return len(self.core.held_down())
+
     def close(self) -> None:
         if self._commits is not None:
             self._commits.close()

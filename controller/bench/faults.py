@@ -34,9 +34,13 @@ from ..emulation.probe_analysis import delivered_pps, percentiles, summarize
 from ..emulation.probes import Probes, Stream, mininet_runner
 from ..emulation.traffic import iperf_concurrent
 from ..fabric import Fabric, load_fabric, parse_fabric
+from ..metrics.names import FAILURE_EVENTS, LINKS_HELD_DOWN
+from ..metrics.scrape import samples
 from ..lab import Lab
+from ..te.fairshare import max_min_rates
+from ..te.optimum import solve_optimum
 from ..te.paths import PathEngine
-from ..te.placement import Candidates
+from ..te.placement import DEFAULT_MAX_STRETCH, Candidates
 
 # Three sites in a triangle: every line system has a way around it.
 DEFAULT_FABRIC = """\
@@ -53,9 +57,11 @@ dci_links:
 """
 FAULT_S = 4.0          # how long each fault lasts
 SETTLE_S = 2.5         # after a restore (the controller's hold-down is 1 s)
+HOLD_WAIT_S = 40.0     # at most, for longer hold-downs (a link that failed often) to end
 FLAP_PERIOD_S = 0.5
 FLAP_COUNT = 8
 PROBE_PPS = 1000.0
+ELEPHANT_INTERVAL_S = 0.2   # iperf3 reports the elephants' rate this often
 
 
 def add_arguments(parser) -> None:
@@ -115,17 +121,27 @@ def _inject(faults, event: Event) -> None:
         faults.flap(event.target, FLAP_PERIOD_S, FLAP_COUNT)
 
 
-def _surviving_wavelengths(fabric: Fabric, dead: tuple[str, ...], src_site: str,
-                           dst_site: str) -> int:
-    """Wavelengths the best surviving site route offers end to end (its narrowest hop)."""
+def elephant_optimum(fabric: Fabric, dead: tuple[str, ...], pairs: list[tuple[str, str]],
+                     max_stretch: float = DEFAULT_MAX_STRETCH) -> float:
+    """What the elephants `pairs` could carry at best on what survives `dead`, in
+    wavelengths: each takes one route and one wavelength per hop among the routes the
+    controller may use (within `max_stretch`), placed to spread them most (the MILP of
+    `te.optimum`), then shares max-min fairly as TCP does. 2.0 means two wavelengths' worth."""
     engine = PathEngine(fabric)
     for name in dead:
         if name in fabric.switches:
             engine.set_switch(name, False)
         else:
             engine.set_link(name, False)
-    routes = Candidates(fabric, max_stretch=1e9, engine=engine).routes(src_site, dst_site)
-    return max((min(len(h.wavelengths) for h in r.hops) for r in routes), default=0)
+    candidates = Candidates(fabric, max_stretch=max_stretch, engine=engine)
+    routes = [candidates.routes(fabric.hosts[s].site, fabric.hosts[d].site) for s, d in pairs]
+    if any(not r for r in routes):
+        return 0.0
+    unit = {link: 1.0 for link in candidates.capacity_bps}
+    best = solve_optimum([1.0] * len(pairs), routes, unit)
+    if best.assignment is None:
+        return 0.0
+    return sum(max_min_rates([list(path) for path in best.assignment], unit))
 
 
 def _streams(fabric: Fabric) -> list[Stream]:
@@ -150,6 +166,41 @@ def _elephant_rate(results, t0: float, start: float, end: float) -> float:
     return total
 
 
+def failure_counts(metrics_url: str) -> dict[str, float]:
+    """The controller's failure events so far, by kind (link_down, link_up, ...)."""
+    return {labels["kind"]: value
+            for labels, value in samples(metrics_url, FAILURE_EVENTS + "_total")}
+
+
+def _duration(event: Event) -> float:
+    return FAULT_S if event.kind != "flap" else FLAP_PERIOD_S * FLAP_COUNT + 1.0
+
+
+def _time_to_optimum(results, t0: float, since: float, ends: float,
+                     optimum: float) -> float | None:
+    """Seconds after `since` from which the elephants' goodput, averaged to the fault's
+    end, stays within 5 % of `optimum`; None if it never does."""
+    if not optimum:
+        return None
+    t = since
+    while t < ends - 0.5:
+        if _elephant_rate(results, t0, t, ends) >= 0.95 * optimum:
+            return round(t - since, 2)
+        t += ELEPHANT_INTERVAL_S
+    return None
+
+
+def _wait_until_nothing_held(metrics_url: str, timeout_s: float = HOLD_WAIT_S) -> float:
+    """Until no link is held down after an earlier event (so each event starts from the
+    whole network, as its optimum assumes); returns the seconds waited."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if not any(v for _, v in samples(metrics_url, LINKS_HELD_DOWN)):
+            break
+        time.sleep(0.25)
+    return time.monotonic() - start
+
+
 def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict) -> dict:
     mode = "protection" if protection else "no protection"
     _say(f"{mode}: starting controller and emulation")
@@ -162,14 +213,18 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict) -> d
         a, b = fabric.hosts_of(sites[0]), fabric.hosts_of(sites[1])
         res = client.reserve(a[-1].name, b[-1].name, 40.0)
         script = events(fabric)
-        total_s = 3.0 + len(script) * (FAULT_S + SETTLE_S) + FLAP_PERIOD_S * FLAP_COUNT + 2
+        # Long enough for every event and every wait; stopped when the events are done.
+        total_s = 3.0 + len(script) * (FAULT_S + SETTLE_S + HOLD_WAIT_S) + 10
+        stop_elephants = threading.Event()
         pairs = [(a[0].name, b[-1].name), (a[-1].name, b[0].name)]
         elephants: dict = {}
         t_elephants = time.time()
 
         def elephant_traffic():
             elephants["results"] = iperf_concurrent(lab.emulation, pairs, duration_s=total_s,
-                                                    base_port=5401)
+                                                    base_port=5401,
+                                                    interval_s=ELEPHANT_INTERVAL_S,
+                                                    stop=stop_elephants)
 
         thread = threading.Thread(target=elephant_traffic, daemon=True)
         with Probes(mininet_runner(lab.emulation), _streams(fabric), rate_pps=PROBE_PPS,
@@ -179,39 +234,50 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict) -> d
             rows, observed = [], []
             for event in script:
                 event.dead = _dead(fabric, event)
+                waited = _wait_until_nothing_held(lab.controller.metrics_url)
+                if waited > 1.0:
+                    _say(f"{mode}: waited {waited:.0f} s for earlier links' hold-down")
+                before = failure_counts(lab.controller.metrics_url)
                 event.since = time.time()
                 _inject(faults, event)
                 _say(f"{mode}: {event.name}")
-                time.sleep(FAULT_S if event.kind != "flap"
-                           else FLAP_PERIOD_S * FLAP_COUNT + 1.0)
+                time.sleep(_duration(event))
                 got = client.get(res.reservation_id)
                 crossing = {h.wavelength for h in got.hops if h.wavelength} & set(event.dead)
-                observed.append((state_name(got), bool(crossing)))
+                after = failure_counts(lab.controller.metrics_url)
+                back_in_use = after.get("link_up", 0.0) - before.get("link_up", 0.0)
+                observed.append((state_name(got), bool(crossing), int(back_in_use)))
                 faults.restore()
                 time.sleep(SETTLE_S)
-            thread.join(timeout=total_s + 60)
+            stop_elephants.set()
+            thread.join(timeout=60)
             records = list(probes.stop().values())
         results = elephants.get("results", [])
         goodput_before = _elephant_rate(results, t_elephants, t_elephants + 1.5,
                                         script[0].since)
-        per_wavelength = goodput_before / max(1, min(len(pairs), _surviving_wavelengths(
-            fabric, (), sites[0], sites[1])))
-        for event, (state, crossing) in zip(script, observed):
+        # One wavelength's worth of elephant goodput, measured in this run before any fault.
+        per_wavelength = goodput_before / max(1e-9, elephant_optimum(fabric, (), pairs))
+        for event, (state, crossing, back_in_use) in zip(script, observed):
             summary = summarize(records, event.since, horizon_s=2.0)
-            optimum = per_wavelength * min(len(pairs), _surviving_wavelengths(
-                fabric, event.dead, sites[0], sites[1]))
-            after = _elephant_rate(results, t_elephants, event.since + 2.0,
-                                   event.since + FAULT_S)
+            optimum = per_wavelength * elephant_optimum(fabric, event.dead, pairs)
+            ends = event.since + _duration(event)
+            after = _elephant_rate(results, t_elephants, event.since + 2.0, ends)
             rows.append({
                 "event": event.name, "loss_ms": summary["loss_ms"],
                 "dark_after_1s": summary["dark_after_1s"],
                 "elephants_of_optimum": round(after / optimum, 3) if optimum else None,
+                "elephants_within_5pct_after_s": _time_to_optimum(
+                    results, t_elephants, event.since, ends, optimum),
                 "reservation_state": state, "reservation_silently_broken":
-                    state in ("ACTIVE", "PENDING") and crossing})
+                    state in ("ACTIVE", "PENDING") and crossing,
+                # times the controller put a link back in use while the fault lasted
+                "links_back_in_use": back_in_use})
             plot_data.setdefault(event.name, {})[mode] = [
                 delivered_pps(r, event.since - 0.5, event.since + 2.5) for r in records]
         return {"mode": mode, "streams": len(records), "events": rows,
-                "elephant_goodput_before_bps": goodput_before}
+                "elephant_goodput_before_bps": goodput_before,
+                "elephant_errors": [f"{r.src}->{r.dst}: {r.error}" for r in results
+                                    if r.error and "interrupt" not in r.error]}
 
 
 def run(args) -> int:
@@ -245,7 +311,15 @@ def _targets(with_protection: dict) -> dict:
     dark = sum(len(e["dark_after_1s"]) for e in with_protection["events"])
     gray = next(e for e in with_protection["events"] if e["event"] == "gray failure")
     broken = sum(bool(e["reservation_silently_broken"]) for e in with_protection["events"])
-    return {"cut_and_dark_loss_p99_ms": p99, "cut_and_dark_loss_p99_met": p99 <= 50.0,
+    flap = next(e for e in with_protection["events"] if e["event"].startswith("flap"))
+    # Elephants: every event but the flap (whose optimum changes every 250 ms).
+    settle = [e["elephants_within_5pct_after_s"] for e in with_protection["events"]
+              if e is not flap]
+    slowest = None if None in settle else max(settle, default=0.0)
+    return {"flap_links_back_in_use": flap["links_back_in_use"],
+            "elephants_within_5pct_after_s": slowest,
+            "elephants_within_5pct_in_2s_met": slowest is not None and slowest <= 2.0,
+            "cut_and_dark_loss_p99_ms": p99, "cut_and_dark_loss_p99_met": p99 <= 50.0,
             "streams_dark_after_1s": dark, "gray_routed_around_within_1s":
                 gray["loss_ms"]["max"] <= 1000.0 and not gray["dark_after_1s"],
             "reservations_silently_broken": broken}
@@ -255,21 +329,32 @@ def _table(report: dict) -> str:
     lines = [f"fault bench on {report['fabric']}, probe streams at {report['probe_pps']:g} pps"]
     for mode in report["modes"]:
         lines.append(f"\n{mode['mode']} ({mode['streams']} streams)")
+        for error in mode["elephant_errors"]:
+            lines.append(f"  elephant ended early: {error}")
         lines.append(f"  {'event':<28} {'loss ms p50':>11} {'p99':>7} {'max':>7} "
-                     f"{'dark>1s':>7} {'elephants':>9}  reservation")
+                     f"{'dark>1s':>7} {'elephants':>9} {'at 95%':>7}  reservation")
         for e in mode["events"]:
             el = f"{e['elephants_of_optimum']:.0%}" if e["elephants_of_optimum"] else "-"
+            settled = e["elephants_within_5pct_after_s"]
+            settled = "never" if settled is None else f"{settled:.1f} s"
             broken = " SILENTLY BROKEN" if e["reservation_silently_broken"] else ""
             lines.append(f"  {e['event']:<28} {e['loss_ms']['p50']:>11.1f} "
                          f"{e['loss_ms']['p99']:>7.1f} {e['loss_ms']['max']:>7.1f} "
-                         f"{len(e['dark_after_1s']):>7} {el:>9}  {e['reservation_state']}{broken}")
+                         f"{len(e['dark_after_1s']):>7} {el:>9} {settled:>7}  "
+                         f"{e['reservation_state']}{broken}")
     t = report["targets"]
+    settle = t["elephants_within_5pct_after_s"]
+    settle = "never" if settle is None else f"{settle:.1f}"
     lines.append(f"\ntargets (with protection): loss p99 over cuts and dark transceivers "
                  f"{t['cut_and_dark_loss_p99_ms']:.1f} ms (<= 50: "
                  f"{'met' if t['cut_and_dark_loss_p99_met'] else 'MISSED'}); streams dark "
                  f"after 1 s: {t['streams_dark_after_1s']}; gray failure routed around "
                  f"within 1 s: {'yes' if t['gray_routed_around_within_1s'] else 'NO'}; "
-                 f"reservations silently broken: {t['reservations_silently_broken']}")
+                 f"reservations silently broken: {t['reservations_silently_broken']}; "
+                 f"elephants within 5 % of the optimum after "
+                 f"{settle} s "
+                 f"(<= 2: {'met' if t['elephants_within_5pct_in_2s_met'] else 'MISSED'}); "
+                 f"links put back in use while flapping: {t['flap_links_back_in_use']}")
     lines.append(f"done in {report['elapsed_s']:.0f} s")
     return "\n".join(lines)
 

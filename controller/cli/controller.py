@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..fabric import FabricError, load_fabric
 from ..resources import topology_arg
-from ..te.placement import Policy
+from ..te.placement import DEFAULT_MAX_STRETCH, Policy
 
 log = logging.getLogger("dcilab.controller")
 
@@ -139,9 +139,9 @@ def add_steering_arguments(p) -> None:
                         "(default 0.1)")
     p.add_argument("--elephant-polls", type=int, default=2, metavar="N",
                    help="... for this many consecutive polls (default 2)")
-    p.add_argument("--max-stretch", type=float, default=1.5, metavar="X",
+    p.add_argument("--max-stretch", type=float, default=DEFAULT_MAX_STRETCH, metavar="X",
                    help="loadaware considers paths up to X times the shortest latency "
-                        "(default 1.5)")
+                        f"(default {DEFAULT_MAX_STRETCH:g})")
 
 
 def steering_options(args) -> list[str]:

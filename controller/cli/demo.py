@@ -7,6 +7,7 @@ measured on which wavelength; stops and removes everything.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import itertools
 import os
@@ -17,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..emulation import bfd
 from ..emulation.datapath import AUTO, DATAPATHS
 from ..emulation.datapath import HELP as DATAPATH_HELP
 from ..emulation.network import EmulationError
@@ -60,8 +62,32 @@ def register(sub) -> None:
     p.add_argument("--reconfiguration-s", type=float, default=None, metavar="S",
                    help="with --gnmi: seconds a transceiver is dark while it changes mode "
                         "(default 68, an assumption: see emulation/optical_state.py)")
+    add_bfd_argument(p)
     add_steering_arguments(p)
     p.set_defaults(run=run)
+
+
+def _bfd_interval(text: str) -> int:
+    try:
+        ms = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of milliseconds: {text!r}")
+    if not 10 <= ms <= 10_000:
+        raise argparse.ArgumentTypeError(f"BFD interval {ms} ms is outside 10-10000 ms")
+    return ms
+
+
+def add_bfd_argument(parser) -> None:
+    """`--bfd MS` / `--no-bfd`: BFD on every DCI port, on by default (gray failures)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--bfd", type=_bfd_interval, default=bfd.DEFAULT_INTERVAL_MS,
+                       metavar="MS",
+                       help="BFD interval on every DCI port (default "
+                            f"{bfd.DEFAULT_INTERVAL_MS}): a gray failure (carrier up, nothing "
+                            "passes) is detected within about 3 intervals")
+    group.add_argument("--no-bfd", dest="bfd", action="store_const", const=None,
+                       help="no BFD: only carrier loss is detected (heavy injected optical "
+                            "loss makes BFD sessions flap, as it would on real links)")
 
 
 def say(text: str) -> None:
@@ -97,7 +123,8 @@ def run(args) -> int:
     try:
         with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,
                  controller_args=steering_options(args), datapath=args.datapath,
-                 gnmi=args.gnmi, reconfiguration_s=args.reconfiguration_s) as lab:
+                 gnmi=args.gnmi, reconfiguration_s=args.reconfiguration_s,
+                 bfd_ms=args.bfd) as lab:
             say(f"controller: policy {args.policy}; gRPC API on {lab.controller.grpc_address} "
                 f"(try `dcilab links --server {lab.controller.grpc_address}`); "
                 f"metrics on {lab.controller.metrics_url}"

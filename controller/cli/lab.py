@@ -24,7 +24,7 @@ from ..fabric import FabricError, load_fabric
 from ..lab import Lab
 from ..resources import DEFAULT_TOPOLOGY, topology_arg
 from .controller import add_steering_arguments, steering_options
-from .demo import say
+from .demo import add_bfd_argument, say
 
 # dcilab subcommands offered at the lab's prompt, each run as `dcilab NAME ...`. True: it
 # talks to the controller, so it is given this lab's `--server`. A new one is one line here.
@@ -62,6 +62,7 @@ def register(sub) -> None:
                         "then stop, instead of reading the terminal")
     p.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
     p.add_argument("--verbose", action="store_true", help="echo the controller's log")
+    add_bfd_argument(p)
     add_steering_arguments(p)
     p.set_defaults(run=run)
 
@@ -132,7 +133,8 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,
-                 controller_args=steering_options(args), datapath=args.datapath) as lab:
+                 controller_args=steering_options(args), datapath=args.datapath,
+                 bfd_ms=args.bfd) as lab:
             server = lab.controller.grpc_address
             say(f"controller: policy {args.policy}; gRPC API on {server}; metrics on "
                 f"{lab.controller.metrics_url}")

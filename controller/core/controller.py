@@ -27,6 +27,7 @@ from ..te.elephants import FlowKey
 from ..te.load import LinkLoad, LoadTracker, directions
 from ..fabric.model import HOST
 from ..te.paths import PathEngine
+from ..te.placement import DEFAULT_MAX_STRETCH
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
                                ReservationBook, ReservationRequest, State, key_of)
 from . import reservation_rules
@@ -83,7 +84,8 @@ class FabricController:
     def __init__(self, fabric: Fabric,
                  reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
                  policy: str = "loadaware", elephant_fraction: float = 0.1,
-                 elephant_polls: int = 2, max_stretch: float = 1.5, protection: bool = True):
+                 elephant_polls: int = 2, max_stretch: float = DEFAULT_MAX_STRETCH,
+                 protection: bool = True):
         self.fabric = fabric
         self.engine = PathEngine(fabric)       # the one path engine: everything asks it
         self.steering = Steering(fabric, self.engine, policy, elephant_fraction, elephant_polls,

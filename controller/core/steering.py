@@ -20,8 +20,8 @@ from ..fabric import Fabric
 from ..te.demand import estimate_demands
 from ..te.elephants import ElephantDetector, FlowKey, FlowRecord
 from ..te.paths import PathEngine
-from ..te.placement import (POLICIES, Candidates, DirectedLink, Flow, LoadAwarePlacer, Path,
-                            add_load)
+from ..te.placement import (DEFAULT_MAX_STRETCH, POLICIES, Candidates, DirectedLink, Flow,
+                            LoadAwarePlacer, Path, add_load)
 from . import elephant_rules
 
 log = logging.getLogger("dcilab.steering")
@@ -44,7 +44,7 @@ class Pinned:
 class Steering:
     def __init__(self, fabric: Fabric, graph: PathEngine, policy: str = "loadaware",
                  elephant_fraction: float = 0.1, elephant_polls: int = 2,
-                 max_stretch: float = 1.5, min_gain: float = 0.05):
+                 max_stretch: float = DEFAULT_MAX_STRETCH, min_gain: float = 0.05):
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
         self.fabric, self.graph, self.policy = fabric, graph, policy

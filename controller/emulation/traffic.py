@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 
 from ..fabric.model import GATEWAY
@@ -55,10 +57,14 @@ class IperfResult:
 def iperf_concurrent(emu: Emulation, pairs: list[tuple[str, str]], duration_s: float = 5.0,
                      base_port: int = 5301, size_bytes: int | None = None,
                      client_ports: list[int] | None = None,
-                     server_ports: list[int] | None = None) -> list[IperfResult]:
+                     server_ports: list[int] | None = None,
+                     interval_s: float | None = None,
+                     stop: threading.Event | None = None) -> list[IperfResult]:
     """Run one TCP iperf3 flow per (src, dst) pair, all at once: for `duration_s`, or until
     each has sent `size_bytes`. `client_ports` and `server_ports` fix each flow's source
-    and destination ports (its 5-tuple); servers default to base_port, base_port + 1, ..."""
+    and destination ports (its 5-tuple); servers default to base_port, base_port + 1, ...
+    `interval_s` sets how often each reports its rate (iperf3's default: 1 s). Setting
+    `stop` interrupts them early (their error then says "interrupt")."""
     server_ports = server_ports or [base_port + i for i in range(len(pairs))]
     servers, clients = [], []
     try:
@@ -69,11 +75,18 @@ def iperf_concurrent(emu: Emulation, pairs: list[tuple[str, str]], duration_s: f
         for i, (_, dst) in enumerate(pairs):
             _wait_listening(emu, dst, server_ports[i])
         amount = ["-n", str(size_bytes)] if size_bytes else ["-t", f"{duration_s:g}"]
+        if interval_s:
+            amount += ["-i", f"{interval_s:g}"]
         for i, (src, dst) in enumerate(pairs):
             cport = ["--cport", str(client_ports[i])] if client_ports else []
             clients.append(emu.host(src).popen(
                 ["iperf3", "-c", emu.fabric.hosts[dst].ip, "-p", str(server_ports[i]), *amount,
                  *cport, "-J"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        if stop is not None:
+            stop.wait(duration_s)
+            for client in clients:
+                if client.poll() is None:
+                    client.send_signal(signal.SIGINT)     # iperf3 still prints its JSON
         results = []
         timeout = duration_s + 30 if not size_bytes else 600
         for (src, dst), client in zip(pairs, clients):
@@ -101,12 +114,13 @@ def _parse_iperf(src: str, dst: str, out: str, err: str, dst_port: int = 0) -> I
         data = json.loads(out)
     except json.JSONDecodeError:
         return IperfResult(src, dst, 0.0, 0, f"iperf3 printed no JSON: {err.strip()[:200]}")
-    if "error" in data:
-        return IperfResult(src, dst, 0.0, 0, data["error"])
-    received = data["end"]["sum_received"]
-    connected = data.get("start", {}).get("connected") or [{}]
+    # A flow that broke off still reports the intervals it ran.
     intervals = tuple((i["sum"]["start"], i["sum"]["end"], i["sum"]["bits_per_second"])
                       for i in data.get("intervals", []))
+    if "error" in data:
+        return IperfResult(src, dst, 0.0, 0, data["error"], intervals=intervals)
+    received = data["end"]["sum_received"]
+    connected = data.get("start", {}).get("connected") or [{}]
     return IperfResult(src, dst, received["bits_per_second"], int(received["bytes"]),
                        seconds=float(received.get("seconds", 0.0)),
                        src_port=int(connected[0].get("local_port", 0)), dst_port=dst_port,

@@ -49,6 +49,7 @@ class ServiceView(Protocol):
     def reservation_counts(self) -> dict: ...
     def switch_status(self) -> dict[str, bool]: ...
     def elephant_count(self) -> int: ...
+    def held_down_count(self) -> int: ...
     def protection_counts(self) -> dict: ...
 
 
@@ -173,6 +174,10 @@ class FabricCollector(Collector):
         elephants = GaugeMetricFamily(
             names.ELEPHANT_FLOWS, "Flows currently classified as elephants.")
         elephants.add_metric([], self.service.elephant_count())
+        held = GaugeMetricFamily(
+            names.LINKS_HELD_DOWN, "Links back from a failure but held down (a last resort "
+            "for routes, not offered to elephants or reservations) until they stay up.")
+        held.add_metric([], self.service.held_down_count())
         connected = GaugeMetricFamily(
             names.SWITCH_CONNECTED,
             "1 when the switch of the fabric file is connected over OpenFlow.",
@@ -185,7 +190,7 @@ class FabricCollector(Collector):
             names.EMULATION_SCALE,
             "Emulated bit rate over real bit rate (the fabric file's `scale`).")
         scale.add_metric([], self.service.fabric.scale)
-        return reservations, protection, elephants, connected, scale
+        return reservations, protection, elephants, held, connected, scale
 
     def collect(self):
         yield from self._link_families()

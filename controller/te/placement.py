@@ -60,6 +60,8 @@ class Policy(StrEnum):
 
 
 POLICIES = tuple(Policy)
+# A route is a candidate when its latency is within this factor of the shortest's.
+DEFAULT_MAX_STRETCH = 1.5
 ROCE_V2_PORT = 4791
 UDP = 17
 
@@ -137,7 +139,7 @@ class Candidates:
         At most this many routes per site pair (the lowest-latency ones).
     """
 
-    def __init__(self, fabric: Fabric, max_stretch: float = 1.5, max_routes: int = 8,
+    def __init__(self, fabric: Fabric, max_stretch: float = DEFAULT_MAX_STRETCH, max_routes: int = 8,
                  engine: PathEngine | None = None):
         if max_stretch < 1.0:
             raise ValueError(f"max_stretch must be at least 1, got {max_stretch}")

@@ -9,21 +9,12 @@ import time
 from pathlib import Path
 
 from dcilab.api.client import Client, state_name
+from dcilab.bench.faults import DEFAULT_FABRIC
 from dcilab.fabric import load_fabric
 from dcilab.lab import ControllerProcess, Lab
 
-TRIANGLE = """
-name: tri
-scale: 2.5e-5
-sites:
-  - {name: a, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
-  - {name: b, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
-  - {name: c, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
-dci_links:
-  - {name: a-b, a: a, b: b, fiber_km: 40, module: 400ZR, wavelengths: 2}
-  - {name: b-c, a: b, b: c, fiber_km: 60, module: 400ZR, wavelengths: 2}
-  - {name: a-c, a: a, b: c, fiber_km: 50, module: 400ZR, wavelengths: 2}
-"""
+# The fault bench's triangle: every line system has a way around it.
+TRIANGLE = DEFAULT_FABRIC
 PPS = 100
 
 

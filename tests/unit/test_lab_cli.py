@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dcilab.cli import build_parser
 from dcilab.cli.lab import LAB_COMMANDS, lab_command
 from dcilab.emulation.console import FabricCLI
@@ -35,3 +37,14 @@ def test_an_unreachable_controller_is_one_line(capsys):
     lab_command("reservations", "127.0.0.1:1")("--timeout 1")
     err = capsys.readouterr().err
     assert err.startswith("dcilab reservations: cannot reach dcilab controller at 127.0.0.1:1")
+
+
+def test_bfd_is_on_by_default_in_demo_and_lab_and_can_be_turned_off(capsys):
+    parser = build_parser()
+    for command in ("demo", "lab"):
+        assert parser.parse_args([command]).bfd == 100
+        assert parser.parse_args([command, "--bfd", "30"]).bfd == 30
+        assert parser.parse_args([command, "--no-bfd"]).bfd is None
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--bfd", "5"])
+        assert "outside 10-10000 ms" in capsys.readouterr().err

@@ -31,6 +31,7 @@ EXPECTED_TYPES = {
     "dcilab_link_utilization_ratio": "gauge",
     "dcilab_link_reserved_bps": "gauge",
     "dcilab_link_up": "gauge",
+    "dcilab_links_held_down": "gauge",
     "dcilab_wavelength_osnr_db": "gauge",
     "dcilab_wavelength_gsnr_db": "gauge",
     "dcilab_wavelength_required_osnr_db": "gauge",
@@ -82,6 +83,9 @@ class FakeService:
 
     def elephant_count(self):
         return self.elephants
+
+    def held_down_count(self):
+        return 0
 
 
 @pytest.fixture(scope="module")

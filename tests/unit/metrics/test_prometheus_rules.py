@@ -136,6 +136,9 @@ def exported() -> tuple[set[str], set[str]]:
         def elephant_count(self):
             return 0
 
+        def held_down_count(self):
+            return 0
+
     metrics = Metrics()
     metrics.registry.register(FabricCollector(Service()))
 

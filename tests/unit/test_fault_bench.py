@@ -1,0 +1,67 @@
+"""The fault bench's yardsticks: the elephants' post-failure optimum and when they reach it."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from dcilab.bench.faults import (DEFAULT_FABRIC, _dead, _targets, _time_to_optimum,
+                                 elephant_optimum, events)
+from dcilab.fabric import parse_fabric
+
+
+@pytest.fixture(scope="module")
+def triangle():
+    return parse_fabric(DEFAULT_FABRIC, "fault-bench.yaml")
+
+
+def _pairs(fabric):
+    a, b = fabric.hosts_of("a"), fabric.hosts_of("b")
+    return [(a[0].name, b[-1].name), (a[-1].name, b[0].name)]
+
+
+def test_optimum_follows_what_survives_and_the_stretch_bound(triangle):
+    by_name = {e.name: e for e in events(triangle)}
+    pairs = _pairs(triangle)
+    assert elephant_optimum(triangle, (), pairs) == pytest.approx(2.0)
+    one = _dead(triangle, by_name["one wavelength cut"])
+    # a-b keeps one wavelength; the way round through c is 2.75 x longer, beyond the
+    # controller's 1.5 stretch, so both elephants share the survivor...
+    assert elephant_optimum(triangle, one, pairs) == pytest.approx(1.0)
+    # ... unless the stretch bound allows the detour.
+    assert elephant_optimum(triangle, one, pairs, max_stretch=10.0) == pytest.approx(2.0)
+    # The whole line system cut: through c is all there is, and it has two wavelengths.
+    cut = _dead(triangle, by_name["line system a-b cut"])
+    assert elephant_optimum(triangle, cut, pairs) == pytest.approx(2.0)
+    every = tuple(w.name for w in triangle.wavelengths())
+    assert elephant_optimum(triangle, every, pairs) == 0.0
+
+
+def _result(rates):
+    """An iperf3 result reporting `rates` (b/s) every 0.2 s from its start."""
+    return SimpleNamespace(intervals=tuple((i * 0.2, (i + 1) * 0.2, r)
+                                           for i, r in enumerate(rates)))
+
+
+def test_time_to_optimum_is_when_goodput_stays_near_it():
+    # Dark for 1 s after the event at t=2, then back to full rate.
+    rates = [10.0] * 10 + [0.0] * 5 + [10.0] * 15
+    assert _time_to_optimum([_result(rates)], 0.0, 2.0, 6.0, 10.0) == pytest.approx(1.0)
+    assert _time_to_optimum([_result([4.0] * 30)], 0.0, 2.0, 6.0, 10.0) is None
+    assert _time_to_optimum([_result(rates)], 0.0, 2.0, 6.0, 0.0) is None
+
+
+def _row(name, settle, back=0, p99=10.0):
+    return {"event": name, "loss_ms": {"p50": 1.0, "p99": p99, "max": p99},
+            "dark_after_1s": [], "elephants_within_5pct_after_s": settle,
+            "reservation_silently_broken": False, "links_back_in_use": back}
+
+
+def test_targets_take_the_slowest_event_and_leave_the_flap_out():
+    rows = [_row("one wavelength cut", 0.4), _row("gray failure", 1.6),
+            _row("flap every 500 ms", None, back=2)]
+    t = _targets({"events": rows})
+    assert t["elephants_within_5pct_after_s"] == 1.6
+    assert t["elephants_within_5pct_in_2s_met"]
+    assert t["flap_links_back_in_use"] == 2
+    rows[0]["elephants_within_5pct_after_s"] = None
+    assert not _targets({"events": rows})["elephants_within_5pct_in_2s_met"]
