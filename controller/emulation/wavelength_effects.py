@@ -79,7 +79,9 @@ class WavelengthEffects:
             lines.append(f"add chain netdev {NFT_TABLE} {chain} {{ type filter hook egress "
                          f"device \"{port}\" priority 0; policy accept; }}")
             lines.append(f"flush chain netdev {NFT_TABLE} {chain}")
-            if per_mille > 0:
+            if per_mille >= 1000:          # nft refuses `numgen ... < 1000` (out of range)
+                lines.append(f"add rule netdev {NFT_TABLE} {chain} counter drop")
+            elif per_mille > 0:
                 lines.append(f"add rule netdev {NFT_TABLE} {chain} "
                              f"numgen random mod 1000 < {per_mille} counter drop")
         self._check(["nft", "-f", "-"], "\n".join(lines) + "\n")

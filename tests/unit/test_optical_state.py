@@ -129,6 +129,10 @@ def test_data_plane_commands_are_issued_only_on_change(fabric):
     assert 'hook egress device "dl1gw1p2"' in script
     assert script.count("numgen random mod 1000 < 250 counter drop") == 2
     calls.clear()
+    effects.apply("dc1-dc2.w1", WavelengthEffect(400, 1000, False))   # all lost: no numgen
+    [(_, script)] = calls
+    assert "numgen" not in script and script.count("counter drop") == 2
+    calls.clear()
     effects.apply("dc1-dc2.w1", WavelengthEffect(300, 0, True))
     cmds = [c for c, _ in calls]
     assert ["ip", "link", "set", "dev", "dl1gw1p2", "down"] in cmds
