@@ -221,10 +221,12 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict) -> d
         t_elephants = time.time()
 
         def elephant_traffic():
-            elephants["results"] = iperf_concurrent(lab.emulation, pairs, duration_s=total_s,
-                                                    base_port=5401,
-                                                    interval_s=ELEPHANT_INTERVAL_S,
-                                                    stop=stop_elephants)
+            try:
+                elephants["results"] = iperf_concurrent(
+                    lab.emulation, pairs, duration_s=total_s, base_port=5401,
+                    interval_s=ELEPHANT_INTERVAL_S, stop=stop_elephants)
+            except Exception as e:        # reported with the figures, not lost in a thread
+                elephants["error"] = f"{type(e).__name__}: {e}"
 
         thread = threading.Thread(target=elephant_traffic, daemon=True)
         with Probes(mininet_runner(lab.emulation), _streams(fabric), rate_pps=PROBE_PPS,
@@ -243,7 +245,9 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict) -> d
                 _say(f"{mode}: {event.name}")
                 time.sleep(_duration(event))
                 got = client.get(res.reservation_id)
-                crossing = {h.wavelength for h in got.hops if h.wavelength} & set(event.dead)
+                # A flap has ended by now (its link is back, held down): nothing is dead.
+                dead = set(event.dead) if event.kind != "flap" else set()
+                crossing = {h.wavelength for h in got.hops if h.wavelength} & dead
                 after = failure_counts(lab.controller.metrics_url)
                 back_in_use = after.get("link_up", 0.0) - before.get("link_up", 0.0)
                 observed.append((state_name(got), bool(crossing), int(back_in_use)))
@@ -277,7 +281,8 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict) -> d
         return {"mode": mode, "streams": len(records), "events": rows,
                 "elephant_goodput_before_bps": goodput_before,
                 "elephant_errors": [f"{r.src}->{r.dst}: {r.error}" for r in results
-                                    if r.error and "interrupt" not in r.error]}
+                                    if r.error and "interrupt" not in r.error]
+                + ([elephants["error"]] if "error" in elephants else [])}
 
 
 def run(args) -> int:
