@@ -21,6 +21,6 @@ def samples(metrics_url: str, name: str, retry_s: float = 10.0) -> list[tuple[di
         except urllib.error.HTTPError as e:
             if e.code != 503 or time.monotonic() > deadline:
                 raise
-            time.sleep(0.2)
+            time.sleep(min(1.0, float(e.headers.get("Retry-After", "0.2"))))
     return [(s.labels, s.value) for family in text_string_to_metric_families(text)
             for s in family.samples if s.name == name]
