@@ -8,6 +8,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from dcilab.metrics import Metrics, start_metrics_server, stop_metrics_server
+from dcilab.metrics.scrape import samples
 from dcilab.te.load import LoadTracker
 
 from fabric_helpers import topology
@@ -125,5 +126,20 @@ def test_scrapes_beyond_the_rate_get_503_with_retry_after():
                 codes.append(exc.code)
                 assert exc.headers.get("Retry-After") == "1"
         assert codes.count(200) in (3, 4) and codes.count(503) >= 6   # 3/s per client
+    finally:
+        stop_metrics_server(server)
+
+
+def test_scrape_reads_one_metric_and_waits_out_a_503():
+    metrics = Metrics()
+    metrics.failure("link_down", "dc1-dc2-a.w1")
+    server, port = start_metrics_server(Service(), "127.0.0.1", 0, registry=metrics.registry,
+                                        rate=1, rate_per_client=1)
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        first = dict((s["kind"], v) for s, v in samples(url, "dcilab_failure_events_total"))
+        assert first["link_down"] == 1.0 and first["link_up"] == 0.0
+        # The second scrape within the second is refused with Retry-After; samples retries.
+        assert samples(url, "dcilab_links_held_down") == [({}, 0.0)]
     finally:
         stop_metrics_server(server)
