@@ -51,7 +51,10 @@ def metrics(lab) -> str:
 
 def ping_loss(lab, count: int) -> float:
     out = lab.emulation.host("dc1-h1").cmd(
-        f"ping -n -q -c {count} -i 0.02 -W 1 {lab.fabric.hosts['dc2-h1'].ip}")
+        # -w: every reply waited for up to a deadline (ping's own wait is two round trips,
+        # which a busy machine exceeds)
+        f"ping -n -q -c {count} -i 0.02 -w {int(count * 0.02) + 5} "
+        f"{lab.fabric.hosts['dc2-h1'].ip}")
     return float(re.search(r"([\d.]+)% packet loss", out).group(1)) / 100
 
 

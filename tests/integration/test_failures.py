@@ -45,8 +45,11 @@ def set_line_system(fabric, name: str, up: bool) -> None:
 
 def ping_stream(lab, src: str, dst: str, seconds: float):
     host = lab.emulation.host(src)
-    return host.popen(["ping", "-n", "-i", str(1 / PPS), "-c", str(int(seconds * PPS)), "-W",
-                       "1", lab.fabric.hosts[dst].ip], stdout=subprocess.PIPE, text=True)
+    # -w: wait for every reply up to a deadline. Without it ping gives the last replies
+    # only two round trips, and on a busy machine a late reply is counted lost.
+    return host.popen(["ping", "-n", "-i", str(1 / PPS), "-c", str(int(seconds * PPS)), "-w",
+                       str(int(seconds) + 5), lab.fabric.hosts[dst].ip],
+                      stdout=subprocess.PIPE, text=True)
 
 
 def received(proc) -> tuple[int, int]:
