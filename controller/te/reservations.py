@@ -54,7 +54,9 @@ from ..fabric import Fabric
 from ..fabric.model import HOST, Link
 from .load import Direction
 from .paths import PathEngine
+from .placement import Candidates
 from .protection import shared_risk
+from .repack import SLACK_BPS, Unit, repack
 
 DEFAULT_RESERVABLE_FRACTION = 0.9
 
@@ -217,6 +219,11 @@ class Move(NamedTuple):
 
 # How many other aggregates admission tries to move aside before it refuses a request.
 MAKE_ROOM_TRIES = 16
+# Then a re-packing of every movable aggregate is looked for (te.repack): within this
+# time (a refusal costs at most this much more), over routes of at most this stretch.
+REPACK_TIME_LIMIT_S = 0.2
+REPACK_MAX_STRETCH = 3.0
+REPACK_MAX_ROUTES = 12
 
 
 class AdmissionError(Exception):
@@ -275,7 +282,8 @@ class ReservationBook:
     """Every live reservation and the bandwidth it holds on each directed link."""
 
     def __init__(self, fabric: Fabric, reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
-                 engine: PathEngine | None = None, rearrange: bool = True):
+                 engine: PathEngine | None = None, rearrange: bool = True,
+                 repack_time_limit_s: float = REPACK_TIME_LIMIT_S):
         """`rearrange` False: the previous rule, kept as the benchmark's baseline: a pair's
         further reservations only on its path, and nothing is moved to make room."""
         if not 0 < reservable_fraction <= 1:
@@ -284,6 +292,8 @@ class ReservationBook:
         self.fraction = reservable_fraction
         self.engine = engine or PathEngine(fabric)
         self.rearrange = rearrange
+        self.repack_time_limit_s = repack_time_limit_s if rearrange else 0.0
+        self._candidates: Candidates | None = None     # made on the first re-packing
         self.reservations: dict[str, Reservation] = {}
         self.by_request_id: dict[str, str] = {}
         self.reserved: dict[Direction, float] = {}
@@ -490,7 +500,13 @@ class ReservationBook:
             self._place(req.src_host, req.dst_host, bps, req.max_latency_ms,
                         req.protection == Protection.PROTECTED)    # raises: no path has room
         if placed is None:
-            placed, moves = self._make_room(pair, req)
+            try:
+                placed, moves = self._make_room(pair, req)
+            except AdmissionError:
+                repacked = self._repack(pair, req) if self.repack_time_limit_s > 0 else None
+                if repacked is None:
+                    raise
+                placed, moves = repacked
         latency, hops, moved, standby = placed
         if moved:
             moves.append(Move(members, moved))
@@ -673,6 +689,130 @@ class ReservationBook:
             why += (f" (the pair's {len(members)} reservations, {total / 1e9:.3f} Gb/s with this "
                     f"one, move as one path and one meter, and no path has room for them)")
         raise AdmissionError(AdmissionError.EXHAUSTED, why)
+
+    def _repack(self, pair: Key, req: ReservationRequest):
+        """Neither the pair's own move nor one other's makes room: look for a re-packing
+        of every movable aggregate (not PROTECTED, not DEGRADED, between two sites, on
+        a route the candidates know) that fits the pair with `req` too, the fewest moved
+        (te.repack); realize it on switch-level paths through the wavelengths chosen, and
+        order the moves so that every one fits where it lands while the others not yet
+        moved still hold their old paths (make before break, one aggregate at a time).
+        Returns (placement, moves) as `_make_room`, or None, the book unchanged."""
+        if req.protection == Protection.PROTECTED:
+            return None
+        if self._candidates is None:
+            self._candidates = Candidates(self.fabric, max_stretch=REPACK_MAX_STRETCH,
+                                          max_routes=REPACK_MAX_ROUTES, engine=self.engine)
+        members = self.pair_members(*pair)
+        bps = req.bandwidth_gbps * 1e9
+        keys, units = [], []
+        movable_on: dict[Direction, float] = {}
+        for key, ids in list(self._pairs.items()) + ([] if members else [(pair, [])]):
+            rs = [self.reservations[r] for r in ids]
+            unit = self._unit(key, rs, bps if key == pair else 0.0,
+                              req.max_latency_ms if key == pair else None)
+            if unit is None:
+                if key == pair:
+                    return None
+                continue
+            keys.append(key)
+            units.append(unit)
+            for r in rs:
+                for d in self.held(r):
+                    if d.link != d.src and self._link(d.link).wavelength:
+                        movable_on[d] = movable_on.get(d, 0.0) + r.bandwidth_bps
+        residual = {(d.link, d.src): self._capacity[d] - self.reserved.get(d, 0.0)
+                    + movable_on.get(d, 0.0)
+                    for d in self._capacity if self._link(d.link).wavelength}
+        chosen = repack(units, residual, self.repack_time_limit_s)
+        if chosen is None:
+            return None
+        reserved_before = dict(self.reserved)
+        originals = {key: self.pair_members(*key) for key in keys}
+        moving = [(k, u, p) for k, u, p in zip(keys, units, chosen) if p != u.current]
+        dci = {name for names in self._wavelengths.values() for name in names}
+
+        def undo() -> None:
+            self.reserved = reserved_before
+            for rs in originals.values():
+                for r in rs:
+                    self.reservations[r.reservation_id] = r
+
+        for key, _, _ in moving:
+            self._take(originals[key])
+        after: dict[Key, tuple[float, tuple[ReservedHop, ...]]] = {}
+        # The largest first: what is left inside the sites fits the small ones best.
+        for key, unit, path in sorted(moving, key=lambda m: -m[1].demand):
+            bounds = [r.request.max_latency_ms for r in originals[key]
+                      if r.request.max_latency_ms]
+            if key == pair and req.max_latency_ms:
+                bounds.append(req.max_latency_ms)
+            try:
+                latency, hops = self._find(key[0], key[1], unit.demand,
+                                           min(bounds) if bounds else None,
+                                           frozenset(dci - {w for w, _ in path}))
+            except AdmissionError:
+                undo()
+                return None
+            after[key] = latency, hops
+            self._put([replace(r, hops=hops, latency_ms=latency) for r in originals[key]])
+            if key == pair:                        # the request's own share, while we look
+                self._hold(Reservation("", req, State.PENDING, hops, latency, 0.0, None, 0), +1)
+        # Order the moves: each must fit on its new path beside the others' paths then.
+        load = dict(reserved_before)
+        pending = [key for key, _, _ in moving if originals[key]]
+        moves: list[Move] = []
+        while pending:
+            for key in pending:
+                before = originals[key]
+                moved = [replace(r, hops=after[key][1], latency_ms=after[key][0])
+                         for r in before]
+                total = sum(r.bandwidth_bps for r in before)
+                old, new = set(self.held(before[0])), set(self.held(moved[0]))
+                if all(load.get(d, 0.0) + total <= self._capacity[d] + SLACK_BPS
+                       for d in new - old):
+                    for d in old:
+                        load[d] = load.get(d, 0.0) - total
+                    for d in new:
+                        load[d] = load.get(d, 0.0) + total
+                    moves.append(Move(before, moved))
+                    pending.remove(key)
+                    break
+            else:                                   # a cycle: no move fits first
+                undo()
+                return None
+        if pair in after:
+            latency, hops = after[pair]
+            self._hold(Reservation("", req, State.PENDING, hops, latency, 0.0, None, 0), -1)
+        else:                                       # the pair stays: it must fit there now
+            latency, hops = members[0].latency_ms, members[0].hops
+            if not self._fits_on(members[0], req, bps):
+                undo()
+                return None
+        return (latency, hops, [], ()), moves
+
+    def _unit(self, key: Key, members: list[Reservation], extra_bps: float,
+              extra_bound: float | None) -> Unit | None:
+        """The aggregate `key` as a re-packing unit (None: it stays where it is)."""
+        src, dst = self.fabric.hosts[key[0]], self.fabric.hosts[key[1]]
+        if src.site == dst.site or any(
+                not r.holds_bandwidth or r.request.protection == Protection.PROTECTED
+                for r in members):
+            return None
+        bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
+        bounds += [extra_bound] if extra_bound else []
+        edge_ms = self._link(src.name).latency_ms + self._link(dst.name).latency_ms
+        routes = tuple(r for r in self._candidates.routes(src.site, dst.site)
+                       if not bounds or r.latency_ns / 1e6 + edge_ms <= min(bounds) + 1e-9)
+        current = None
+        if members:
+            current = tuple((h.link, h.switch) for h in members[0].hops if h.wavelength)
+            if not any(len(r.hops) == len(current) and all(
+                    w in hop.wavelengths for w, hop in zip(current, r.hops)) for r in routes):
+                return None                        # a route the candidates do not know
+        if not routes:
+            return None
+        return Unit(sum(r.bandwidth_bps for r in members) + extra_bps, routes, current)
 
     def _parallel(self, d: Direction) -> set[Direction]:
         """`d` and the other live links between the same two switches, same direction."""
