@@ -135,16 +135,28 @@ def sequence(fabric: Fabric, n: int, seed: int, selectors: bool, bounds: bool) -
 
 
 def overbooked(fabric: Fabric, book: ReservationBook, fraction: float) -> list[str]:
-    """Directed links whose live reservations, summed from their own hops (and standby),
-    exceed the link's reservable capacity."""
+    """Directed links whose live reservations, summed from their own hops, exceed the
+    link's reservable capacity. A PROTECTED one's standby counts on the links only its
+    standby crosses, shared: there the largest sum, over single risk events (a line
+    system, an SRLG), of the standbys whose primaries that event fails."""
+    events = {d.name: [f"ls {d.name}"] + [f"srlg {g}" for g in d.srlg]
+              for d in fabric.spec.dci_links}
     load: dict[tuple[str, str], float] = {}
+    standby: dict[tuple[str, str], dict[str, float]] = {}
     for res in book.live():
         if res.state == State.DEGRADED:
             continue
-        src = res.request.src_host
-        steps = {(src, src)} | {(h.link, h.switch) for h in res.hops + res.standby}
-        for step in steps:
-            load[step] = load.get(step, 0.0) + res.request.bandwidth_gbps
+        gbps, src = res.request.bandwidth_gbps, res.request.src_host
+        primary = {(src, src)} | {(h.link, h.switch) for h in res.hops}
+        for step in primary:
+            load[step] = load.get(step, 0.0) + gbps
+        fails = {e for h in res.hops for e in events.get(fabric.link(h.link).line_system, ())}
+        for step in {(h.link, h.switch) for h in res.standby} - primary:
+            need = standby.setdefault(step, {})
+            for e in fails:
+                need[e] = need.get(e, 0.0) + gbps
+    for step, need in standby.items():
+        load[step] = load.get(step, 0.0) + max(need.values(), default=0.0)
     return [f"{link} from {frm}: {gbps:g} Gb/s" for (link, frm), gbps in load.items()
             if gbps > book.engine.rate_gbps(fabric.link(link)) * fraction + 1e-6]
 

@@ -283,9 +283,11 @@ class ReservationBook:
 
     def __init__(self, fabric: Fabric, reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
                  engine: PathEngine | None = None, rearrange: bool = True,
-                 repack_time_limit_s: float = REPACK_TIME_LIMIT_S):
+                 repack_time_limit_s: float = REPACK_TIME_LIMIT_S, share_standby: bool = True):
         """`rearrange` False: the previous rule, kept as the benchmark's baseline: a pair's
-        further reservations only on its path, and nothing is moved to make room."""
+        further reservations only on its path, and nothing is moved to make room.
+        `share_standby` False: each PROTECTED reservation's standby holds its bandwidth on
+        its own (the previous rule, for comparison)."""
         if not 0 < reservable_fraction <= 1:
             raise ValueError(f"reservable_fraction must be in (0, 1], got {reservable_fraction}")
         self.fabric = fabric
@@ -296,7 +298,12 @@ class ReservationBook:
         self._candidates: Candidates | None = None     # made on the first re-packing
         self.reservations: dict[str, Reservation] = {}
         self.by_request_id: dict[str, str] = {}
-        self.reserved: dict[Direction, float] = {}
+        self.reserved: dict[Direction, float] = {}     # primaries + shared standby
+        # Shared standby: directed link -> risk event -> the standby bandwidth needed there
+        # when that event fails; what it holds is the largest (counted in `reserved`).
+        self.share_standby = share_standby
+        self._standby_need: dict[Direction, dict[str, float]] = {}
+        self._standby_max: dict[Direction, float] = {}
         self._far: dict[tuple[str, str], str] = {}      # (switch, link) -> the other end
         for link in fabric.links:
             self._far[(link.a.node, link.name)] = link.b.node
@@ -306,6 +313,10 @@ class ReservationBook:
         self._pairs: dict[Key, list[str]] = {}
         self._next_meter = 1
         self._risk = shared_risk(fabric)                 # line system -> those sharing a risk
+        # line system -> the single risk events that fail it: itself, and each SRLG it is in
+        self._events = {d.name: frozenset([f"line system {d.name}"]
+                                          + [f"srlg {g}" for g in d.srlg])
+                        for d in fabric.spec.dci_links}
         self._wavelengths: dict[str, list[str]] = {}     # line system -> its wavelengths
         for link in fabric.links:
             if link.line_system:
@@ -430,6 +441,8 @@ class ReservationBook:
         for d in self.held(res):
             if self.free_bps(d) + 1e-3 < res.bandwidth_bps:
                 return f"{where}: " + self._exhausted(d, res.bandwidth_bps).message
+        if not self._standby_fits(res, res.bandwidth_bps - 1e-3):
+            return f"{where}: its standby has no room for {res.bandwidth_bps / 1e9:.3f} Gb/s"
         return None
 
     def _check_selector(self, req: ReservationRequest) -> None:
@@ -517,7 +530,8 @@ class ReservationBook:
         """Whether `req` fits on the path its pair holds (within its latency bound)."""
         if req.max_latency_ms is not None and first.latency_ms > req.max_latency_ms:
             return False
-        return all(self.free_bps(d) >= bps for d in self.held(first))
+        return (all(self.free_bps(d) >= bps for d in self.held(first))
+                and self._standby_fits(first, bps))
 
     def _add_on(self, hops, latency: float, meter_id: int, req: ReservationRequest,
                 reservation_id: str, now: float, standby=()) -> Reservation:
@@ -615,7 +629,8 @@ class ReservationBook:
             return ()
         dst = self.fabric.hosts[dst_host]
         found = self._search(hops[first].switch, dst.leaf, bps,
-                             self._risk_links(self._line_systems(hops)))
+                             self._risk_links(self._line_systems(hops)),
+                             self.standby_slack(self.risk_events(hops)))
         if found is None:
             return None
         prefix = hops[:first]
@@ -872,8 +887,7 @@ class ReservationBook:
         if res.request.request_id:
             self.by_request_id[res.request.request_id] = res.reservation_id
         self._pairs.setdefault(key_of(res.request), []).append(res.reservation_id)
-        for d in self.held(res):
-            self.reserved[d] = self.reserved.get(d, 0.0) + res.bandwidth_bps
+        self._hold(res, +1)
 
     def meters_from(self, first: int) -> None:
         """New meters get ids from `first` on: ids an earlier run used stay retired."""
@@ -886,18 +900,41 @@ class ReservationBook:
         src = res.request.src_host
         held = [Direction(src, src, res.hops[0].switch)] + [
             Direction(h.link, h.switch, self._far[(h.switch, h.link)]) for h in res.hops]
-        if res.standby:      # where it shares the primary's links, it counts once there
-            held = list(dict.fromkeys(held + [
-                Direction(h.link, h.switch, self._far[(h.switch, h.link)])
-                for h in res.standby]))
+        if res.standby and not self.share_standby:
+            # where it shares the primary's links, it counts once there
+            held = list(dict.fromkeys(held + self.standby_held(res)))
         return held
+
+    def standby_held(self, res: Reservation) -> list[Direction]:
+        """The directed links only the standby of `res` crosses (not its primary)."""
+        if not res.standby or not res.holds_bandwidth:
+            return []
+        primary = {Direction(h.link, h.switch, self._far[(h.switch, h.link)]) for h in res.hops}
+        return [d for d in (Direction(h.link, h.switch, self._far[(h.switch, h.link)])
+                            for h in res.standby) if d not in primary]
+
+    def risk_events(self, hops) -> frozenset[str]:
+        """The single risk events (a line system, an SRLG) that fail a path."""
+        return frozenset(e for ls in self._line_systems(hops) for e in self._events[ls])
+
+    def standby_slack(self, events: frozenset[str]) -> dict[Direction, float]:
+        """Per directed link, how much standby for a primary failing with `events` fits
+        in the standby already held there (for primaries that cannot fail with it)."""
+        if not self.share_standby:
+            return {}
+        return {d: self._standby_max[d] - max((need.get(e, 0.0) for e in events), default=0.0)
+                for d, need in self._standby_need.items()}
+
+    def _standby_fits(self, res: Reservation, bps: float) -> bool:
+        """Whether `bps` more fits on the standby of `res` (shared where it may be)."""
+        slack = self.standby_slack(self.risk_events(res.hops))
+        return all(self.free_bps(d) + slack.get(d, 0.0) >= bps for d in self.standby_held(res))
 
     def end(self, reservation_id: str, state: State) -> Reservation:
         """Release or expire a live reservation: it leaves the book, and is returned in
         its final state."""
         res = self.get(reservation_id)
-        for d in self.held(res):
-            self.reserved[d] = max(0.0, self.reserved.get(d, 0.0) - res.bandwidth_bps)
+        self._hold(res, -1)
         pair = key_of(res.request)
         self._pairs[pair].remove(reservation_id)
         if not self._pairs[pair]:
@@ -1001,21 +1038,47 @@ class ReservationBook:
     def _hold(self, res: Reservation, sign: int) -> None:
         for d in self.held(res):
             left = self.reserved.get(d, 0.0) + sign * res.bandwidth_bps
-            if left > 0:
+            if left > 1e-3:
+                self.reserved[d] = left
+            else:
+                self.reserved.pop(d, None)
+        if self.share_standby and res.standby:
+            self._hold_standby(res, sign)
+
+    def _hold_standby(self, res: Reservation, sign: int) -> None:
+        """Shared standby: on each link only its standby crosses, the need of every risk
+        event that fails its primary changes by its bandwidth; the link holds the largest
+        need (a single event fails only primaries that share it, and each standby avoids
+        its primary's risks, so one event never needs more than that)."""
+        events = self.risk_events(res.hops)
+        for d in self.standby_held(res):
+            need = self._standby_need.setdefault(d, {})
+            for e in events:
+                left = need.get(e, 0.0) + sign * res.bandwidth_bps
+                if left > 1e-3:
+                    need[e] = left
+                else:
+                    need.pop(e, None)
+            new = max(need.values(), default=0.0)
+            old = self._standby_max.pop(d, 0.0)
+            if need:
+                self._standby_max[d] = new
+            else:
+                del self._standby_need[d]
+            left = self.reserved.get(d, 0.0) + new - old
+            if left > 1e-3:
                 self.reserved[d] = left
             else:
                 self.reserved.pop(d, None)
 
     def _take(self, members: list[Reservation]) -> None:
         for r in members:
-            for d in self.held(r):
-                self.reserved[d] = max(0.0, self.reserved.get(d, 0.0) - r.bandwidth_bps)
+            self._hold(r, -1)
 
     def _put(self, members: list[Reservation]) -> None:
         for r in members:
             self.reservations[r.reservation_id] = r
-            for d in self.held(r):
-                self.reserved[d] = self.reserved.get(d, 0.0) + r.bandwidth_bps
+            self._hold(r, +1)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -1028,10 +1091,11 @@ class ReservationBook:
         return self._to_leaf[dst_leaf]
 
     def _search(self, src_leaf: str, dst_leaf: str, bps: float,
-                avoid: frozenset[str] = frozenset()):
+                avoid: frozenset[str] = frozenset(), bonus: dict[Direction, float] | None = None):
         """The widest-shortest path of directed links with `bps` free, as
         (latency_ms, [Direction]) with the best-fit link on each hop; None if there is none.
-        With bps = 0 it is the latency-shortest path whatever the load."""
+        With bps = 0 it is the latency-shortest path whatever the load. `bonus`: room a
+        link has beyond its free capacity (a standby's share of the shared standby)."""
         if src_leaf == dst_leaf:
             return 0.0, []
         h = self._latency_to(dst_leaf)
@@ -1055,6 +1119,8 @@ class ReservationBook:
                     if avoid and d.link in avoid:
                         continue
                     free = capacity[d] - reserved.get(d, 0.0)
+                    if bonus:
+                        free += bonus.get(d, 0.0)
                     if free >= bps:
                         if chosen is None:
                             chosen = [link_ms, d, free, free]
