@@ -744,67 +744,121 @@ class ReservationBook:
             return None
         reserved_before = dict(self.reserved)
         originals = {key: self.pair_members(*key) for key in keys}
-        moving = [(k, u, p) for k, u, p in zip(keys, units, chosen) if p != u.current]
+        # The pair itself is placed again even where it stays on its wavelengths: inside
+        # the sites its path may have no room for the request (it then moves there).
+        moving = [(k, u, p) for k, u, p in zip(keys, units, chosen) if p != u.current or k == pair]
         dci = {name for names in self._wavelengths.values() for name in names}
 
         def undo() -> None:
-            self.reserved = reserved_before
+            self.reserved = dict(reserved_before)
             for rs in originals.values():
                 for r in rs:
                     self.reservations[r.reservation_id] = r
 
-        for key, _, _ in moving:
-            self._take(originals[key])
-        after: dict[Key, tuple[float, tuple[ReservedHop, ...]]] = {}
-        # The largest first: what is left inside the sites fits the small ones best.
-        for key, unit, path in sorted(moving, key=lambda m: -m[1].demand):
-            bounds = [r.request.max_latency_ms for r in originals[key]
-                      if r.request.max_latency_ms]
-            if key == pair and req.max_latency_ms:
-                bounds.append(req.max_latency_ms)
-            try:
-                latency, hops = self._find(key[0], key[1], unit.demand,
-                                           min(bounds) if bounds else None,
-                                           frozenset(dci - {w for w, _ in path}))
-            except AdmissionError:
-                undo()
-                return None
-            after[key] = latency, hops
-            self._put([replace(r, hops=hops, latency_ms=latency) for r in originals[key]])
-            if key == pair:                        # the request's own share, while we look
-                self._hold(Reservation("", req, State.PENDING, hops, latency, 0.0, None, 0), +1)
-        # Order the moves: each must fit on its new path beside the others' paths then.
-        load = dict(reserved_before)
-        pending = [key for key, _, _ in moving if originals[key]]
-        moves: list[Move] = []
-        while pending:
-            for key in pending:
-                before = originals[key]
-                moved = [replace(r, hops=after[key][1], latency_ms=after[key][0])
-                         for r in before]
-                total = sum(r.bandwidth_bps for r in before)
-                old, new = set(self.held(before[0])), set(self.held(moved[0]))
-                if all(load.get(d, 0.0) + total <= self._capacity[d] + SLACK_BPS
-                       for d in new - old):
-                    for d in old:
-                        load[d] = load.get(d, 0.0) - total
-                    for d in new:
-                        load[d] = load.get(d, 0.0) + total
-                    moves.append(Move(before, moved))
-                    pending.remove(key)
-                    break
-            else:                                   # a cycle: no move fits first
-                undo()
-                return None
-        if pair in after:
-            latency, hops = after[pair]
-            self._hold(Reservation("", req, State.PENDING, hops, latency, 0.0, None, 0), -1)
-        else:                                       # the pair stays: it must fit there now
-            latency, hops = members[0].latency_ms, members[0].hops
-            if not self._fits_on(members[0], req, bps):
-                undo()
-                return None
+        def realize(order) -> dict[Key, tuple[float, tuple[ReservedHop, ...]]] | None:
+            """Each moving aggregate on a switch-level path through its wavelengths."""
+            for key, _, _ in moving:
+                self._take(originals[key])
+            after = {}
+            for key, unit, path in order:
+                bounds = [r.request.max_latency_ms for r in originals[key]
+                          if r.request.max_latency_ms]
+                if key == pair and req.max_latency_ms:
+                    bounds.append(req.max_latency_ms)
+                try:
+                    latency, hops = self._find(key[0], key[1], unit.demand,
+                                               min(bounds) if bounds else None,
+                                               frozenset(dci - {w for w, _ in path}))
+                except AdmissionError:
+                    return None                    # no room inside a site
+                after[key] = latency, hops
+                self._put([replace(r, hops=hops, latency_ms=latency) for r in originals[key]])
+                if key == pair:                    # the request's own share, while we look
+                    self._hold(Reservation("", req, State.PENDING, hops, latency, 0.0, None,
+                                           0), +1)
+            return after
+
+        # The largest first (what is left inside the sites fits the small ones best),
+        # else the smallest first.
+        for order in (sorted(moving, key=lambda m: -m[1].demand),
+                      sorted(moving, key=lambda m: m[1].demand)):
+            after = realize(order)
+            if after is not None:
+                break
+            undo()
+        else:
+            return None
+        moves = self._order_moves(reserved_before, originals,
+                                  [key for key, _, _ in moving if originals[key]
+                                   and originals[key][0].hops != after[key][1]], after)
+        if moves is None:
+            undo()
+            return None
+        latency, hops = after[pair]
+        self._hold(Reservation("", req, State.PENDING, hops, latency, 0.0, None, 0), -1)
         return (latency, hops, [], ()), moves
+
+    def _order_moves(self, reserved_before: dict[Direction, float],
+                     originals: dict[Key, list[Reservation]], pending: list[Key],
+                     after: dict[Key, tuple[float, tuple[ReservedHop, ...]]]) -> list[Move] | None:
+        """An order for the moves from `originals` to `after` such that each one fits
+        where it lands beside where the others are then (one aggregate at a time, make
+        before break). Where every remaining move waits for another (a swap), one of them
+        is first parked on any path with room now, and moves on from there later. None if
+        that does not untie it. `self.reserved` is borrowed for the parking searches."""
+        load = dict(reserved_before)
+        at = {key: originals[key] for key in pending}
+        parked: set[Key] = set()
+        moves: list[Move] = []
+
+        def shift(key: Key, latency: float, hops) -> None:
+            before = at[key]
+            moved = [replace(r, hops=hops, latency_ms=latency) for r in before]
+            total = sum(r.bandwidth_bps for r in before)
+            for d in self.held(before[0]):
+                load[d] = load.get(d, 0.0) - total
+            for d in self.held(moved[0]):
+                load[d] = load.get(d, 0.0) + total
+            moves.append(Move(before, moved))
+            at[key] = moved
+
+        def fits(key: Key, hops) -> bool:
+            first = at[key][0]
+            total = sum(r.bandwidth_bps for r in at[key])
+            old = set(self.held(first))
+            new = set(self.held(replace(first, hops=hops)))
+            return all(load.get(d, 0.0) + total <= self._capacity[d] + SLACK_BPS
+                       for d in new - old)
+
+        while pending:
+            key = next((k for k in pending if fits(k, after[k][1])), None)
+            if key is not None:
+                shift(key, *after[key])
+                pending.remove(key)
+                continue
+            final = self.reserved
+            try:
+                for key in sorted((k for k in pending if k not in parked),
+                                  key=lambda k: sum(r.bandwidth_bps for r in at[k])):
+                    rs = at[key]
+                    self.reserved = dict(load)
+                    self._take(rs)                 # its own share counts as free
+                    bounds = [r.request.max_latency_ms for r in rs if r.request.max_latency_ms]
+                    try:
+                        latency, hops = self._find(key[0], key[1],
+                                                   sum(r.bandwidth_bps for r in rs),
+                                                   min(bounds) if bounds else None)
+                    except AdmissionError:
+                        continue
+                    if hops != rs[0].hops and fits(key, hops):
+                        parked.add(key)
+                        shift(key, latency, hops)
+                        break
+                else:
+                    return None
+            finally:
+                self.reserved = final
+        return moves
 
     def _unit(self, key: Key, members: list[Reservation], extra_bps: float,
               extra_bound: float | None) -> Unit | None:
