@@ -6,7 +6,8 @@ arrivals and holding times; with or without selectors and latency bounds), the s
 sequence is run through the reservation book twice:
 
 - `repath`: today's admission (a full aggregate moves as a whole; one other aggregate may
-  be moved aside; refused only when that finds no room);
+  be moved aside; then every movable aggregate may be re-packed, `te.repack`; refused
+  only when that finds no room);
 - `pinned`: the previous rule, as the baseline: a pair's later reservations only on the
   path its first one took, and no rearrangement.
 
@@ -25,6 +26,13 @@ the reservations of one pair without a selector may take different paths, and li
 inside sites are not modelled (the fabrics here size them above the wavelengths).
 Candidate routes are the placement candidates (`te.placement.Candidates`) with a wide
 stretch, so they include every route the book could take in these fabrics.
+
+`fcfs` is what the best first-come-first-served admission takes of the same sequence:
+every request admitted that fits once everything live is re-packed anywhere (a MILP
+feasibility problem per arrival, `fcfs_bound`), as aggregates (`fcfs_gbps`) and one
+reservation at a time (`fcfs_split_gbps`). No admission that refuses only what cannot
+fit does better by more than chance (which later requests an early admission blocks);
+where it is below the optimum, the gap is the optimum's knowledge of the future.
 """
 
 from __future__ import annotations

@@ -21,8 +21,18 @@ pair's addresses, and the pair's meter polices the sum of their rates. A further
 reservation goes on the pair's path if it fits; otherwise the pair's aggregate moves as a
 whole (ids and meter kept) to the best path with room for the new sum; otherwise one
 other aggregate is moved aside to a path of its own if that makes room (the
-rearrangement that beats packing fragmentation); only then is it refused. `admit_moving`
-says which aggregates moved, for the caller to move their rules make before break.
+rearrangement that beats packing fragmentation); otherwise every movable aggregate may
+change route and wavelengths (`te.repack`: a small MILP, the fewest moved, within
+REPACK_TIME_LIMIT_S), the moves ordered so that each fits where it lands while the others
+still hold their paths (a swap is untied by parking one on a path with room); only then
+is it refused. `admit_moving` says which aggregates moved, in order, for the caller to
+move their rules make before break.
+
+Shared standby: a PROTECTED reservation's standby holds bandwidth only where its primary
+does not go, and there it is shared: a directed link holds, for standby, the largest sum
+over single risk events (a line system, an SRLG) of the standbys whose primaries that
+event fails. Each standby avoids its primary's risks, so one event never needs more;
+primaries and that largest sum together stay within the link's reservable capacity.
 
 The book holds live reservations only: one that ends leaves it (its record is the
 caller's to keep), so its memory follows what is reserved now, not the history.
@@ -222,8 +232,9 @@ MAKE_ROOM_TRIES = 16
 # Then a re-packing of every movable aggregate is looked for (te.repack): within this
 # time (a refusal costs at most this much more), over routes of at most this stretch.
 REPACK_TIME_LIMIT_S = 0.2
-REPACK_MAX_STRETCH = 3.0
-REPACK_MAX_ROUTES = 12
+REPACK_MAX_STRETCH = 100.0     # any route (the long way round a ring too), ...
+REPACK_MAX_ROUTES = 16         # ... the 16 of least latency for the request's pair,
+REPACK_OTHER_ROUTES = 4        # the 4 of least latency (and its own) for the others
 
 
 class AdmissionError(Exception):
@@ -722,13 +733,16 @@ class ReservationBook:
         bps = req.bandwidth_gbps * 1e9
         keys, units = [], []
         movable_on: dict[Direction, float] = {}
-        for key, ids in list(self._pairs.items()) + ([] if members else [(pair, [])]):
-            rs = [self.reservations[r] for r in ids]
-            unit = self._unit(key, rs, bps if key == pair else 0.0,
-                              req.max_latency_ms if key == pair else None)
-            if unit is None:
-                if key == pair:
-                    return None
+        own = self._unit(pair, members, bps, req.max_latency_ms)
+        if own is None:
+            return None
+        # Only aggregates that may cross a line system the request may take can make room.
+        wanted = {hop.line_system for route in own.routes for hop in route.hops}
+        for key, ids in [(pair, members)] + [(k, v) for k, v in self._pairs.items() if k != pair]:
+            rs = [self.reservations[r] for r in ids] if key != pair else members
+            unit = own if key == pair else self._unit(key, rs, 0.0, None)
+            if unit is None or not any(hop.line_system in wanted for route in unit.routes
+                                       for hop in route.hops):
                 continue
             keys.append(key)
             units.append(unit)
@@ -876,9 +890,12 @@ class ReservationBook:
         current = None
         if members:
             current = tuple((h.link, h.switch) for h in members[0].hops if h.wavelength)
-            if not any(len(r.hops) == len(current) and all(
-                    w in hop.wavelengths for w, hop in zip(current, r.hops)) for r in routes):
+            here = [r for r in routes if len(r.hops) == len(current) and all(
+                w in hop.wavelengths for w, hop in zip(current, r.hops))]
+            if not here:
                 return None                        # a route the candidates do not know
+            if not extra_bps:      # another aggregate: its route and the few shortest
+                routes = tuple(dict.fromkeys(routes[:REPACK_OTHER_ROUTES] + tuple(here)))
         if not routes:
             return None
         return Unit(sum(r.bandwidth_bps for r in members) + extra_bps, routes, current)
