@@ -6,7 +6,8 @@ arrivals and holding times; with or without selectors and latency bounds), the s
 sequence is run through the reservation book twice:
 
 - `repath`: today's admission (a full aggregate moves as a whole; one other aggregate may
-  be moved aside; refused only when that finds no room);
+  be moved aside; then every movable aggregate may be re-packed, `te.repack`; refused
+  only when that finds no room);
 - `pinned`: the previous rule, as the baseline: a pair's later reservations only on the
   path its first one took, and no rearrangement.
 
@@ -25,6 +26,13 @@ the reservations of one pair without a selector may take different paths, and li
 inside sites are not modelled (the fabrics here size them above the wavelengths).
 Candidate routes are the placement candidates (`te.placement.Candidates`) with a wide
 stretch, so they include every route the book could take in these fabrics.
+
+`fcfs` is what the best first-come-first-served admission takes of the same sequence:
+every request admitted that fits once everything live is re-packed anywhere (a MILP
+feasibility problem per arrival, `fcfs_bound`), as aggregates (`fcfs_gbps`) and one
+reservation at a time (`fcfs_split_gbps`). No admission that refuses only what cannot
+fit does better by more than chance (which later requests an early admission blocks);
+where it is below the optimum, the gap is the optimum's knowledge of the future.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from scipy.sparse import coo_matrix
 from ..fabric import Fabric, load_fabric, parse_fabric
 from ..fabric.model import INTRA_SITE_LATENCY_MS
 from ..te.placement import Candidates
+from ..te.repack import Unit, repack
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, ReservationBook,
                                ReservationRequest, Selector, State)
 from ..te.scenarios import large_fabric_yaml
@@ -134,16 +143,28 @@ def sequence(fabric: Fabric, n: int, seed: int, selectors: bool, bounds: bool) -
 
 
 def overbooked(fabric: Fabric, book: ReservationBook, fraction: float) -> list[str]:
-    """Directed links whose live reservations, summed from their own hops (and standby),
-    exceed the link's reservable capacity."""
+    """Directed links whose live reservations, summed from their own hops, exceed the
+    link's reservable capacity. A PROTECTED one's standby counts on the links only its
+    standby crosses, shared: there the largest sum, over single risk events (a line
+    system, an SRLG), of the standbys whose primaries that event fails."""
+    events = {d.name: [f"ls {d.name}"] + [f"srlg {g}" for g in d.srlg]
+              for d in fabric.spec.dci_links}
     load: dict[tuple[str, str], float] = {}
+    standby: dict[tuple[str, str], dict[str, float]] = {}
     for res in book.live():
         if res.state == State.DEGRADED:
             continue
-        src = res.request.src_host
-        steps = {(src, src)} | {(h.link, h.switch) for h in res.hops + res.standby}
-        for step in steps:
-            load[step] = load.get(step, 0.0) + res.request.bandwidth_gbps
+        gbps, src = res.request.bandwidth_gbps, res.request.src_host
+        primary = {(src, src)} | {(h.link, h.switch) for h in res.hops}
+        for step in primary:
+            load[step] = load.get(step, 0.0) + gbps
+        fails = {e for h in res.hops for e in events.get(fabric.link(h.link).line_system, ())}
+        for step in {(h.link, h.switch) for h in res.standby} - primary:
+            need = standby.setdefault(step, {})
+            for e in fails:
+                need[e] = need.get(e, 0.0) + gbps
+    for step, need in standby.items():
+        load[step] = load.get(step, 0.0) + max(need.values(), default=0.0)
     return [f"{link} from {frm}: {gbps:g} Gb/s" for (link, frm), gbps in load.items()
             if gbps > book.engine.rate_gbps(fabric.link(link)) * fraction + 1e-6]
 
@@ -174,6 +195,60 @@ def run_online(fabric: Fabric, asks: list[Ask], rearrange: bool,
     return {"requests_admitted": admitted, "gbps_admitted": gbps, "aggregate_moves": moves,
             "overbooked_links": len(problems), "overbooked_examples": problems[:3],
             "admission_ms_mean": round(1e3 * elapsed / max(1, len(asks)), 3)}
+
+
+# --- the best first-come-first-served admission -----------------------------------------
+
+
+def fcfs_bound(fabric: Fabric, asks: list[Ask], per_reservation: bool,
+               time_limit_s: float = 2.0,
+               fraction: float = DEFAULT_RESERVABLE_FRACTION) -> dict:
+    """What admitting every request that fits, with every live one free to move anywhere
+    at every arrival (unlimited re-packing, `te.repack`), takes of the sequence: the most
+    any admission that refuses only what cannot fit can take (the packing chosen at one
+    step never limits a later one, since everything may move again). Links inside sites
+    are not modelled, as for the optimum. `per_reservation`: each reservation is placed
+    on its own (as the optimum assumes); otherwise a pair's reservations without a
+    selector move as one aggregate, one path (as the switches' rules and meters do)."""
+    cands = Candidates(fabric, max_stretch=100.0, max_routes=16)
+    host_ms = 2 * INTRA_SITE_LATENCY_MS
+    capacity = {w: c * fraction for w, c in cands.capacity_bps.items()}
+    live: dict[int, Ask] = {}
+    host_load: dict[tuple[str, str], float] = {}
+    admitted, gbps, unsure = 0, 0.0, 0
+    for i, ask in enumerate(asks):
+        for j in [j for j, a in live.items() if a.leave <= ask.arrive]:
+            gone = live.pop(j).request
+            for key in ((gone.src_host, gone.src_host), (gone.dst_host, "in")):
+                host_load[key] -= gone.bandwidth_gbps
+        req = ask.request
+        nic = min(fabric.link(req.src_host).rate_gbps, fabric.link(req.dst_host).rate_gbps)
+        if any(host_load.get(k, 0.0) + req.bandwidth_gbps > nic * fraction + 1e-9
+               for k in ((req.src_host, req.src_host), (req.dst_host, "in"))):
+            continue
+        group: dict[object, list[ReservationRequest]] = {}
+        for j, a in list(live.items()) + [(i, ask)]:
+            r = a.request
+            key = j if per_reservation else (r.src_host, r.dst_host, r.selector)
+            group.setdefault(key, []).append(r)
+        units = []
+        for rs in group.values():
+            src, dst = fabric.hosts[rs[0].src_host], fabric.hosts[rs[0].dst_host]
+            if src.site == dst.site:
+                continue
+            bounds = [r.max_latency_ms for r in rs if r.max_latency_ms]
+            routes = tuple(r for r in cands.routes(src.site, dst.site)
+                           if not bounds or r.latency_ns / 1e6 + host_ms <= min(bounds) + 1e-9)
+            units.append(Unit(sum(r.bandwidth_gbps for r in rs) * 1e9, routes))
+        if units and repack(units, capacity, time_limit_s) is None:
+            unsure += 1
+            continue
+        live[i] = ask
+        for key in ((req.src_host, req.src_host), (req.dst_host, "in")):
+            host_load[key] = host_load.get(key, 0.0) + req.bandwidth_gbps
+        admitted += 1
+        gbps += req.bandwidth_gbps
+    return {"requests_admitted": admitted, "gbps_admitted": gbps}
 
 
 # --- offline optimum ----------------------------------------------------------------------
@@ -272,6 +347,12 @@ def scenario(name: str, fabric: Fabric, kind: str, seed: int, n: int,
            "requested_gbps": sum(a.request.bandwidth_gbps for a in asks),
            "optimum_gbps": best["gbps"], "optimum_requests": best["requests"],
            "optimum_kind": best["kind"], "optimum_seconds": best["seconds"]}
+    fcfs = fcfs_bound(fabric, asks, per_reservation=False)
+    fcfs_split = fcfs_bound(fabric, asks, per_reservation=True)
+    out["fcfs_gbps"], out["fcfs_requests"] = fcfs["gbps_admitted"], fcfs["requests_admitted"]
+    out["fcfs_split_gbps"] = fcfs_split["gbps_admitted"]
+    out["fcfs_ratio_to_optimum"] = (round(max(fcfs["gbps_admitted"], fcfs_split["gbps_admitted"])
+                                          / best["gbps"], 4) if best["gbps"] else 1.0)
     for rule, rearrange in (("repath", True), ("pinned", False)):
         got = run_online(fabric, asks, rearrange)
         got["ratio_to_optimum"] = (round(got["gbps_admitted"] / best["gbps"], 4)
@@ -294,6 +375,7 @@ def run(args) -> int:
         "min_ratio_exact": min((r["repath"]["ratio_to_optimum"] for r in exact), default=None),
         "min_ratio_exact_pinned": min((r["pinned"]["ratio_to_optimum"] for r in exact),
                                       default=None),
+        "min_fcfs_ratio_exact": min((r["fcfs_ratio_to_optimum"] for r in exact), default=None),
         "overbooked_links": sum(r[k]["overbooked_links"] for r in results
                                 for k in ("repath", "pinned")),
         "target_ratio": TARGET_RATIO}
@@ -303,16 +385,21 @@ def run(args) -> int:
         print(json.dumps({"results": results, "summary": summary}, indent=2))
         return 0
     print(f"{'fabric':<14}{'sequence':<18}{'seed':>4}{'optimum Gb/s':>14}{'kind':>10}"
-          f"{'repath Gb/s':>13}{'ratio':>7}{'pinned Gb/s':>13}{'ratio':>7}{'reqs r/p/opt':>15}")
+          f"{'repath Gb/s':>13}{'ratio':>7}{'pinned Gb/s':>13}{'ratio':>7}{'fcfs Gb/s':>11}{'ratio':>7}"
+          f"{'ms':>7}{'reqs r/p/opt':>15}")
     for r in results:
         opt_n = r["optimum_requests"] if r["optimum_requests"] is not None else "-"
         print(f"{r['fabric']:<14}{r['sequence']:<18}{r['seed']:>4}{r['optimum_gbps']:>14.0f}"
               f"{r['optimum_kind']:>10}{r['repath']['gbps_admitted']:>13.0f}"
               f"{r['repath']['ratio_to_optimum']:>7.3f}{r['pinned']['gbps_admitted']:>13.0f}"
               f"{r['pinned']['ratio_to_optimum']:>7.3f}"
+              f"{max(r['fcfs_gbps'], r['fcfs_split_gbps']):>11.0f}{r['fcfs_ratio_to_optimum']:>7.3f}"
+              f"{r['repath']['admission_ms_mean']:>7.2f}"
               f"{r['repath']['requests_admitted']:>7}/{r['pinned']['requests_admitted']}/{opt_n}")
     print(f"exact optimum in {summary['optimum_exact']} of {summary['scenarios']} scenarios; "
           f"lowest ratio where exact: repath {summary['min_ratio_exact']}, pinned "
-          f"{summary['min_ratio_exact_pinned']} (target >= {TARGET_RATIO}); overbooked links: "
+          f"{summary['min_ratio_exact_pinned']} (target >= {TARGET_RATIO}); best first come first "
+          f"served (every request that fits admitted, unlimited re-packing): "
+          f"{summary['min_fcfs_ratio_exact']}; overbooked links: "
           f"{summary['overbooked_links']}")
     return 0

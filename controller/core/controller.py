@@ -422,7 +422,10 @@ class FabricController:
         log.info("reservations %s moved to %s to make room",
                  ", ".join(r.reservation_id for r in after),
                  " > ".join(h.wavelength for h in after[0].hops if h.wavelength))
-        outbox.changed += after
+        # One record per reservation: an aggregate parked on the way (a re-packing
+        # untying a swap) moves twice, and only where it ends is saved.
+        ids = {r.reservation_id for r in after}
+        outbox.changed[:] = [r for r in outbox.changed if r.reservation_id not in ids] + after
         self._send_rules(rules, after, outbox)
 
     def restore(self, res: Reservation) -> None:

@@ -21,8 +21,18 @@ pair's addresses, and the pair's meter polices the sum of their rates. A further
 reservation goes on the pair's path if it fits; otherwise the pair's aggregate moves as a
 whole (ids and meter kept) to the best path with room for the new sum; otherwise one
 other aggregate is moved aside to a path of its own if that makes room (the
-rearrangement that beats packing fragmentation); only then is it refused. `admit_moving`
-says which aggregates moved, for the caller to move their rules make before break.
+rearrangement that beats packing fragmentation); otherwise every movable aggregate may
+change route and wavelengths (`te.repack`: a small MILP, the fewest moved, within
+REPACK_TIME_LIMIT_S), the moves ordered so that each fits where it lands while the others
+still hold their paths (a swap is untied by parking one on a path with room); only then
+is it refused. `admit_moving` says which aggregates moved, in order, for the caller to
+move their rules make before break.
+
+Shared standby: a PROTECTED reservation's standby holds bandwidth only where its primary
+does not go, and there it is shared: a directed link holds, for standby, the largest sum
+over single risk events (a line system, an SRLG) of the standbys whose primaries that
+event fails. Each standby avoids its primary's risks, so one event never needs more;
+primaries and that largest sum together stay within the link's reservable capacity.
 
 The book holds live reservations only: one that ends leaves it (its record is the
 caller's to keep), so its memory follows what is reserved now, not the history.
@@ -54,7 +64,9 @@ from ..fabric import Fabric
 from ..fabric.model import HOST, Link
 from .load import Direction
 from .paths import PathEngine
+from .placement import Candidates
 from .protection import shared_risk
+from .repack import SLACK_BPS, Unit, repack
 
 DEFAULT_RESERVABLE_FRACTION = 0.9
 
@@ -217,6 +229,12 @@ class Move(NamedTuple):
 
 # How many other aggregates admission tries to move aside before it refuses a request.
 MAKE_ROOM_TRIES = 16
+# Then a re-packing of every movable aggregate is looked for (te.repack): within this
+# time (a refusal costs at most this much more), over routes of at most this stretch.
+REPACK_TIME_LIMIT_S = 0.2
+REPACK_MAX_STRETCH = 100.0     # any route (the long way round a ring too), ...
+REPACK_MAX_ROUTES = 16         # ... the 16 of least latency for the request's pair,
+REPACK_OTHER_ROUTES = 4        # the 4 of least latency (and its own) for the others
 
 
 class AdmissionError(Exception):
@@ -275,18 +293,28 @@ class ReservationBook:
     """Every live reservation and the bandwidth it holds on each directed link."""
 
     def __init__(self, fabric: Fabric, reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
-                 engine: PathEngine | None = None, rearrange: bool = True):
+                 engine: PathEngine | None = None, rearrange: bool = True,
+                 repack_time_limit_s: float = REPACK_TIME_LIMIT_S, share_standby: bool = True):
         """`rearrange` False: the previous rule, kept as the benchmark's baseline: a pair's
-        further reservations only on its path, and nothing is moved to make room."""
+        further reservations only on its path, and nothing is moved to make room.
+        `share_standby` False: each PROTECTED reservation's standby holds its bandwidth on
+        its own (the previous rule, for comparison)."""
         if not 0 < reservable_fraction <= 1:
             raise ValueError(f"reservable_fraction must be in (0, 1], got {reservable_fraction}")
         self.fabric = fabric
         self.fraction = reservable_fraction
         self.engine = engine or PathEngine(fabric)
         self.rearrange = rearrange
+        self.repack_time_limit_s = repack_time_limit_s if rearrange else 0.0
+        self._candidates: Candidates | None = None     # made on the first re-packing
         self.reservations: dict[str, Reservation] = {}
         self.by_request_id: dict[str, str] = {}
-        self.reserved: dict[Direction, float] = {}
+        self.reserved: dict[Direction, float] = {}     # primaries + shared standby
+        # Shared standby: directed link -> risk event -> the standby bandwidth needed there
+        # when that event fails; what it holds is the largest (counted in `reserved`).
+        self.share_standby = share_standby
+        self._standby_need: dict[Direction, dict[str, float]] = {}
+        self._standby_max: dict[Direction, float] = {}
         self._far: dict[tuple[str, str], str] = {}      # (switch, link) -> the other end
         for link in fabric.links:
             self._far[(link.a.node, link.name)] = link.b.node
@@ -296,6 +324,10 @@ class ReservationBook:
         self._pairs: dict[Key, list[str]] = {}
         self._next_meter = 1
         self._risk = shared_risk(fabric)                 # line system -> those sharing a risk
+        # line system -> the single risk events that fail it: itself, and each SRLG it is in
+        self._events = {d.name: frozenset([f"line system {d.name}"]
+                                          + [f"srlg {g}" for g in d.srlg])
+                        for d in fabric.spec.dci_links}
         self._wavelengths: dict[str, list[str]] = {}     # line system -> its wavelengths
         for link in fabric.links:
             if link.line_system:
@@ -420,6 +452,8 @@ class ReservationBook:
         for d in self.held(res):
             if self.free_bps(d) + 1e-3 < res.bandwidth_bps:
                 return f"{where}: " + self._exhausted(d, res.bandwidth_bps).message
+        if not self._standby_fits(res, res.bandwidth_bps - 1e-3):
+            return f"{where}: its standby has no room for {res.bandwidth_bps / 1e9:.3f} Gb/s"
         return None
 
     def _check_selector(self, req: ReservationRequest) -> None:
@@ -490,7 +524,13 @@ class ReservationBook:
             self._place(req.src_host, req.dst_host, bps, req.max_latency_ms,
                         req.protection == Protection.PROTECTED)    # raises: no path has room
         if placed is None:
-            placed, moves = self._make_room(pair, req)
+            try:
+                placed, moves = self._make_room(pair, req)
+            except AdmissionError:
+                repacked = self._repack(pair, req) if self.repack_time_limit_s > 0 else None
+                if repacked is None:
+                    raise
+                placed, moves = repacked
         latency, hops, moved, standby = placed
         if moved:
             moves.append(Move(members, moved))
@@ -501,7 +541,8 @@ class ReservationBook:
         """Whether `req` fits on the path its pair holds (within its latency bound)."""
         if req.max_latency_ms is not None and first.latency_ms > req.max_latency_ms:
             return False
-        return all(self.free_bps(d) >= bps for d in self.held(first))
+        return (all(self.free_bps(d) >= bps for d in self.held(first))
+                and self._standby_fits(first, bps))
 
     def _add_on(self, hops, latency: float, meter_id: int, req: ReservationRequest,
                 reservation_id: str, now: float, standby=()) -> Reservation:
@@ -599,7 +640,8 @@ class ReservationBook:
             return ()
         dst = self.fabric.hosts[dst_host]
         found = self._search(hops[first].switch, dst.leaf, bps,
-                             self._risk_links(self._line_systems(hops)))
+                             self._risk_links(self._line_systems(hops)),
+                             self.standby_slack(self.risk_events(hops)))
         if found is None:
             return None
         prefix = hops[:first]
@@ -674,6 +716,190 @@ class ReservationBook:
                     f"one, move as one path and one meter, and no path has room for them)")
         raise AdmissionError(AdmissionError.EXHAUSTED, why)
 
+    def _repack(self, pair: Key, req: ReservationRequest):
+        """Neither the pair's own move nor one other's makes room: look for a re-packing
+        of every movable aggregate (not PROTECTED, not DEGRADED, between two sites, on
+        a route the candidates know) that fits the pair with `req` too, the fewest moved
+        (te.repack); realize it on switch-level paths through the wavelengths chosen, and
+        order the moves so that every one fits where it lands while the others not yet
+        moved still hold their old paths (make before break, one aggregate at a time).
+        Returns (placement, moves) as `_make_room`, or None, the book unchanged."""
+        if req.protection == Protection.PROTECTED:
+            return None
+        if self._candidates is None:
+            self._candidates = Candidates(self.fabric, max_stretch=REPACK_MAX_STRETCH,
+                                          max_routes=REPACK_MAX_ROUTES, engine=self.engine)
+        members = self.pair_members(*pair)
+        bps = req.bandwidth_gbps * 1e9
+        keys, units = [], []
+        movable_on: dict[Direction, float] = {}
+        own = self._unit(pair, members, bps, req.max_latency_ms)
+        if own is None:
+            return None
+        # Only aggregates that may cross a line system the request may take can make room.
+        wanted = {hop.line_system for route in own.routes for hop in route.hops}
+        for key, ids in [(pair, members)] + [(k, v) for k, v in self._pairs.items() if k != pair]:
+            rs = [self.reservations[r] for r in ids] if key != pair else members
+            unit = own if key == pair else self._unit(key, rs, 0.0, None)
+            if unit is None or not any(hop.line_system in wanted for route in unit.routes
+                                       for hop in route.hops):
+                continue
+            keys.append(key)
+            units.append(unit)
+            for r in rs:
+                for d in self.held(r):
+                    if d.link != d.src and self._link(d.link).wavelength:
+                        movable_on[d] = movable_on.get(d, 0.0) + r.bandwidth_bps
+        residual = {(d.link, d.src): self._capacity[d] - self.reserved.get(d, 0.0)
+                    + movable_on.get(d, 0.0)
+                    for d in self._capacity if self._link(d.link).wavelength}
+        chosen = repack(units, residual, self.repack_time_limit_s)
+        if chosen is None:
+            return None
+        reserved_before = dict(self.reserved)
+        originals = {key: self.pair_members(*key) for key in keys}
+        # The pair itself is placed again even where it stays on its wavelengths: inside
+        # the sites its path may have no room for the request (it then moves there).
+        moving = [(k, u, p) for k, u, p in zip(keys, units, chosen) if p != u.current or k == pair]
+        dci = {name for names in self._wavelengths.values() for name in names}
+
+        def undo() -> None:
+            self.reserved = dict(reserved_before)
+            for rs in originals.values():
+                for r in rs:
+                    self.reservations[r.reservation_id] = r
+
+        def realize(order) -> dict[Key, tuple[float, tuple[ReservedHop, ...]]] | None:
+            """Each moving aggregate on a switch-level path through its wavelengths."""
+            for key, _, _ in moving:
+                self._take(originals[key])
+            after = {}
+            for key, unit, path in order:
+                bounds = [r.request.max_latency_ms for r in originals[key]
+                          if r.request.max_latency_ms]
+                if key == pair and req.max_latency_ms:
+                    bounds.append(req.max_latency_ms)
+                try:
+                    latency, hops = self._find(key[0], key[1], unit.demand,
+                                               min(bounds) if bounds else None,
+                                               frozenset(dci - {w for w, _ in path}))
+                except AdmissionError:
+                    return None                    # no room inside a site
+                after[key] = latency, hops
+                self._put([replace(r, hops=hops, latency_ms=latency) for r in originals[key]])
+                if key == pair:                    # the request's own share, while we look
+                    self._hold(Reservation("", req, State.PENDING, hops, latency, 0.0, None,
+                                           0), +1)
+            return after
+
+        # The largest first (what is left inside the sites fits the small ones best),
+        # else the smallest first.
+        for order in (sorted(moving, key=lambda m: -m[1].demand),
+                      sorted(moving, key=lambda m: m[1].demand)):
+            after = realize(order)
+            if after is not None:
+                break
+            undo()
+        else:
+            return None
+        moves = self._order_moves(reserved_before, originals,
+                                  [key for key, _, _ in moving if originals[key]
+                                   and originals[key][0].hops != after[key][1]], after)
+        if moves is None:
+            undo()
+            return None
+        latency, hops = after[pair]
+        self._hold(Reservation("", req, State.PENDING, hops, latency, 0.0, None, 0), -1)
+        return (latency, hops, [], ()), moves
+
+    def _order_moves(self, reserved_before: dict[Direction, float],
+                     originals: dict[Key, list[Reservation]], pending: list[Key],
+                     after: dict[Key, tuple[float, tuple[ReservedHop, ...]]]) -> list[Move] | None:
+        """An order for the moves from `originals` to `after` such that each one fits
+        where it lands beside where the others are then (one aggregate at a time, make
+        before break). Where every remaining move waits for another (a swap), one of them
+        is first parked on any path with room now, and moves on from there later. None if
+        that does not untie it. `self.reserved` is borrowed for the parking searches."""
+        load = dict(reserved_before)
+        at = {key: originals[key] for key in pending}
+        parked: set[Key] = set()
+        moves: list[Move] = []
+
+        def shift(key: Key, latency: float, hops) -> None:
+            before = at[key]
+            moved = [replace(r, hops=hops, latency_ms=latency) for r in before]
+            total = sum(r.bandwidth_bps for r in before)
+            for d in self.held(before[0]):
+                load[d] = load.get(d, 0.0) - total
+            for d in self.held(moved[0]):
+                load[d] = load.get(d, 0.0) + total
+            moves.append(Move(before, moved))
+            at[key] = moved
+
+        def fits(key: Key, hops) -> bool:
+            first = at[key][0]
+            total = sum(r.bandwidth_bps for r in at[key])
+            old = set(self.held(first))
+            new = set(self.held(replace(first, hops=hops)))
+            return all(load.get(d, 0.0) + total <= self._capacity[d] + SLACK_BPS
+                       for d in new - old)
+
+        while pending:
+            key = next((k for k in pending if fits(k, after[k][1])), None)
+            if key is not None:
+                shift(key, *after[key])
+                pending.remove(key)
+                continue
+            final = self.reserved
+            try:
+                for key in sorted((k for k in pending if k not in parked),
+                                  key=lambda k: sum(r.bandwidth_bps for r in at[k])):
+                    rs = at[key]
+                    self.reserved = dict(load)
+                    self._take(rs)                 # its own share counts as free
+                    bounds = [r.request.max_latency_ms for r in rs if r.request.max_latency_ms]
+                    try:
+                        latency, hops = self._find(key[0], key[1],
+                                                   sum(r.bandwidth_bps for r in rs),
+                                                   min(bounds) if bounds else None)
+                    except AdmissionError:
+                        continue
+                    if hops != rs[0].hops and fits(key, hops):
+                        parked.add(key)
+                        shift(key, latency, hops)
+                        break
+                else:
+                    return None
+            finally:
+                self.reserved = final
+        return moves
+
+    def _unit(self, key: Key, members: list[Reservation], extra_bps: float,
+              extra_bound: float | None) -> Unit | None:
+        """The aggregate `key` as a re-packing unit (None: it stays where it is)."""
+        src, dst = self.fabric.hosts[key[0]], self.fabric.hosts[key[1]]
+        if src.site == dst.site or any(
+                not r.holds_bandwidth or r.request.protection == Protection.PROTECTED
+                for r in members):
+            return None
+        bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
+        bounds += [extra_bound] if extra_bound else []
+        edge_ms = self._link(src.name).latency_ms + self._link(dst.name).latency_ms
+        routes = tuple(r for r in self._candidates.routes(src.site, dst.site)
+                       if not bounds or r.latency_ns / 1e6 + edge_ms <= min(bounds) + 1e-9)
+        current = None
+        if members:
+            current = tuple((h.link, h.switch) for h in members[0].hops if h.wavelength)
+            here = [r for r in routes if len(r.hops) == len(current) and all(
+                w in hop.wavelengths for w, hop in zip(current, r.hops))]
+            if not here:
+                return None                        # a route the candidates do not know
+            if not extra_bps:      # another aggregate: its route and the few shortest
+                routes = tuple(dict.fromkeys(routes[:REPACK_OTHER_ROUTES] + tuple(here)))
+        if not routes:
+            return None
+        return Unit(sum(r.bandwidth_bps for r in members) + extra_bps, routes, current)
+
     def _parallel(self, d: Direction) -> set[Direction]:
         """`d` and the other live links between the same two switches, same direction."""
         return {p for v, _, links in self._adjacent[d.src] if v == d.dst for _, p in links}
@@ -732,8 +958,7 @@ class ReservationBook:
         if res.request.request_id:
             self.by_request_id[res.request.request_id] = res.reservation_id
         self._pairs.setdefault(key_of(res.request), []).append(res.reservation_id)
-        for d in self.held(res):
-            self.reserved[d] = self.reserved.get(d, 0.0) + res.bandwidth_bps
+        self._hold(res, +1)
 
     def meters_from(self, first: int) -> None:
         """New meters get ids from `first` on: ids an earlier run used stay retired."""
@@ -746,18 +971,41 @@ class ReservationBook:
         src = res.request.src_host
         held = [Direction(src, src, res.hops[0].switch)] + [
             Direction(h.link, h.switch, self._far[(h.switch, h.link)]) for h in res.hops]
-        if res.standby:      # where it shares the primary's links, it counts once there
-            held = list(dict.fromkeys(held + [
-                Direction(h.link, h.switch, self._far[(h.switch, h.link)])
-                for h in res.standby]))
+        if res.standby and not self.share_standby:
+            # where it shares the primary's links, it counts once there
+            held = list(dict.fromkeys(held + self.standby_held(res)))
         return held
+
+    def standby_held(self, res: Reservation) -> list[Direction]:
+        """The directed links only the standby of `res` crosses (not its primary)."""
+        if not res.standby or not res.holds_bandwidth:
+            return []
+        primary = {Direction(h.link, h.switch, self._far[(h.switch, h.link)]) for h in res.hops}
+        return [d for d in (Direction(h.link, h.switch, self._far[(h.switch, h.link)])
+                            for h in res.standby) if d not in primary]
+
+    def risk_events(self, hops) -> frozenset[str]:
+        """The single risk events (a line system, an SRLG) that fail a path."""
+        return frozenset(e for ls in self._line_systems(hops) for e in self._events[ls])
+
+    def standby_slack(self, events: frozenset[str]) -> dict[Direction, float]:
+        """Per directed link, how much standby for a primary failing with `events` fits
+        in the standby already held there (for primaries that cannot fail with it)."""
+        if not self.share_standby:
+            return {}
+        return {d: self._standby_max[d] - max((need.get(e, 0.0) for e in events), default=0.0)
+                for d, need in self._standby_need.items()}
+
+    def _standby_fits(self, res: Reservation, bps: float) -> bool:
+        """Whether `bps` more fits on the standby of `res` (shared where it may be)."""
+        slack = self.standby_slack(self.risk_events(res.hops))
+        return all(self.free_bps(d) + slack.get(d, 0.0) >= bps for d in self.standby_held(res))
 
     def end(self, reservation_id: str, state: State) -> Reservation:
         """Release or expire a live reservation: it leaves the book, and is returned in
         its final state."""
         res = self.get(reservation_id)
-        for d in self.held(res):
-            self.reserved[d] = max(0.0, self.reserved.get(d, 0.0) - res.bandwidth_bps)
+        self._hold(res, -1)
         pair = key_of(res.request)
         self._pairs[pair].remove(reservation_id)
         if not self._pairs[pair]:
@@ -861,21 +1109,47 @@ class ReservationBook:
     def _hold(self, res: Reservation, sign: int) -> None:
         for d in self.held(res):
             left = self.reserved.get(d, 0.0) + sign * res.bandwidth_bps
-            if left > 0:
+            if left > 1e-3:
+                self.reserved[d] = left
+            else:
+                self.reserved.pop(d, None)
+        if self.share_standby and res.standby:
+            self._hold_standby(res, sign)
+
+    def _hold_standby(self, res: Reservation, sign: int) -> None:
+        """Shared standby: on each link only its standby crosses, the need of every risk
+        event that fails its primary changes by its bandwidth; the link holds the largest
+        need (a single event fails only primaries that share it, and each standby avoids
+        its primary's risks, so one event never needs more than that)."""
+        events = self.risk_events(res.hops)
+        for d in self.standby_held(res):
+            need = self._standby_need.setdefault(d, {})
+            for e in events:
+                left = need.get(e, 0.0) + sign * res.bandwidth_bps
+                if left > 1e-3:
+                    need[e] = left
+                else:
+                    need.pop(e, None)
+            new = max(need.values(), default=0.0)
+            old = self._standby_max.pop(d, 0.0)
+            if need:
+                self._standby_max[d] = new
+            else:
+                del self._standby_need[d]
+            left = self.reserved.get(d, 0.0) + new - old
+            if left > 1e-3:
                 self.reserved[d] = left
             else:
                 self.reserved.pop(d, None)
 
     def _take(self, members: list[Reservation]) -> None:
         for r in members:
-            for d in self.held(r):
-                self.reserved[d] = max(0.0, self.reserved.get(d, 0.0) - r.bandwidth_bps)
+            self._hold(r, -1)
 
     def _put(self, members: list[Reservation]) -> None:
         for r in members:
             self.reservations[r.reservation_id] = r
-            for d in self.held(r):
-                self.reserved[d] = self.reserved.get(d, 0.0) + r.bandwidth_bps
+            self._hold(r, +1)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -888,10 +1162,11 @@ class ReservationBook:
         return self._to_leaf[dst_leaf]
 
     def _search(self, src_leaf: str, dst_leaf: str, bps: float,
-                avoid: frozenset[str] = frozenset()):
+                avoid: frozenset[str] = frozenset(), bonus: dict[Direction, float] | None = None):
         """The widest-shortest path of directed links with `bps` free, as
         (latency_ms, [Direction]) with the best-fit link on each hop; None if there is none.
-        With bps = 0 it is the latency-shortest path whatever the load."""
+        With bps = 0 it is the latency-shortest path whatever the load. `bonus`: room a
+        link has beyond its free capacity (a standby's share of the shared standby)."""
         if src_leaf == dst_leaf:
             return 0.0, []
         h = self._latency_to(dst_leaf)
@@ -915,6 +1190,8 @@ class ReservationBook:
                     if avoid and d.link in avoid:
                         continue
                     free = capacity[d] - reserved.get(d, 0.0)
+                    if bonus:
+                        free += bonus.get(d, 0.0)
                     if free >= bps:
                         if chosen is None:
                             chosen = [link_ms, d, free, free]

@@ -1,0 +1,209 @@
+"""Re-packing live aggregates to admit one more (te.repack), and shared standby capacity
+for PROTECTED reservations: never an overbooked link, whatever the sequence."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from test_repathing import THREE_SITES
+
+from dcilab.bench.admission import overbooked
+from dcilab.fabric import parse_fabric
+from dcilab.te.load import Direction
+from dcilab.te.placement import Hop, Route
+from dcilab.te.repack import Unit, repack
+from dcilab.te.reservations import (AdmissionError, Protection, ReservationBook,
+                                    ReservationRequest, Selector, State, key_of)
+
+FRACTION = 0.9
+
+# a and b joined directly twice (ab1, ab2: no shared risk) and through h.
+SHARE = """
+name: share
+scale: 1.0e-4
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1, fabric_gbps: 3200}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1, fabric_gbps: 3200}
+  - {name: h, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1, fabric_gbps: 3200}
+dci_links:
+  - {name: ab1, a: a, b: b, fiber_km: 80, module: 400ZR, wavelengths: 1}
+  - {name: ab2, a: a, b: b, fiber_km: 90, module: 400ZR, wavelengths: 1}
+  - {name: ah, a: a, b: h, fiber_km: 60, module: 400ZR, wavelengths: 1}
+  - {name: hb, a: h, b: b, fiber_km: 60, module: 400ZR, wavelengths: 1}
+"""
+
+
+def ledger_matches(fabric, book: ReservationBook) -> None:
+    """The book's running ledger equals one recomputed from the live reservations."""
+    fresh = ReservationBook(fabric, FRACTION, engine=book.engine,
+                            share_standby=book.share_standby)
+    for res in book.live():
+        fresh._pairs.setdefault(key_of(res.request), []).append(res.reservation_id)
+        fresh._put([res])
+    keys = set(book.reserved) | set(fresh.reserved)
+    assert all(abs(book.reserved.get(k, 0.0) - fresh.reserved.get(k, 0.0)) < 1.0 for k in keys)
+
+
+# -- te.repack ------------------------------------------------------------------------
+
+
+def two_wavelengths(capacity):
+    hop = Hop("ls", "x", "y", (("w1", "g"), ("w2", "g")))
+    return (Route((hop,), 1),), {("w1", "g"): capacity, ("w2", "g"): capacity}
+
+
+def test_repack_moves_the_fewest_to_fit_a_new_unit():
+    routes, cap = two_wavelengths(100e9)
+    units = [Unit(50e9, routes, (("w1", "g"),)), Unit(30e9, routes, (("w2", "g"),)),
+             Unit(20e9, routes, (("w1", "g"),)), Unit(100e9, routes)]
+    got = repack(units, cap, time_limit_s=5.0)
+    assert got is not None
+    load = {}
+    for u, path in zip(units, got):
+        load[path[0]] = load.get(path[0], 0.0) + u.demand
+    assert all(v <= 100e9 for v in load.values())
+    # The 30 moves to w1 (now full) and the new one takes w2: one move, not two (50, 20).
+    moved = [i for i, (u, p) in enumerate(zip(units[:3], got)) if p != u.current]
+    assert moved == [1] and got[3] == (("w2", "g"),)
+
+
+def test_repack_says_none_when_nothing_fits():
+    routes, cap = two_wavelengths(100e9)
+    units = [Unit(60e9, routes, (("w1", "g"),)), Unit(60e9, routes, (("w2", "g"),)),
+             Unit(90e9, routes)]
+    assert repack(units, cap, time_limit_s=5.0) is None
+
+
+# -- shared standby -------------------------------------------------------------------
+
+
+def admit_protected(book, n=16, gbps=100.0):
+    admitted = []
+    for i in range(n):
+        req = ReservationRequest(f"a-h{i % 4 + 1}", f"b-h{i // 4 + 1}", gbps,
+                                 protection=Protection.PROTECTED)
+        try:
+            admitted.append(book.admit(req, f"p{i}", 0.0))
+        except AdmissionError:
+            pass
+    return admitted
+
+
+def test_shared_standby_admits_more_protected_reservations():
+    fabric = parse_fabric(SHARE)
+    alone = ReservationBook(fabric, FRACTION, share_standby=False)
+    shared = ReservationBook(fabric, FRACTION)
+    got_alone, got_shared = admit_protected(alone), admit_protected(shared)
+    # 360 Gb/s reservable per wavelength: alone, three primaries on ab1 and their standby
+    # fill ab2; shared, three more primaries go through h with their standby on ab2 too
+    # (ab1 and the h line systems never fail together).
+    assert len(got_alone) == 3 and len(got_shared) == 6
+    for book in (alone, shared):
+        assert overbooked(fabric, book, FRACTION) == []
+        ledger_matches(fabric, book)
+    ab2 = Direction("ab2.w1", "a-gw1", "b-gw1")
+    assert shared.reserved[ab2] == pytest.approx(300e9)          # max(300 for ab1, 300 for h)
+    via_h = [r for r in got_shared if any(h.link.startswith("ah") for h in r.hops)]
+    assert len(via_h) == 3 and all(any(h.link.startswith("ab2") for h in r.standby)
+                                   for r in via_h)
+    # Releasing reservations gives back exactly what they held.
+    for r in got_shared:
+        shared.end(r.reservation_id, State.RELEASED)
+    assert shared.reserved_total() == pytest.approx(0.0, abs=1.0)
+
+
+def test_primaries_never_use_shared_standby_room():
+    fabric = parse_fabric(SHARE)
+    book = ReservationBook(fabric, FRACTION)
+    admit_protected(book)
+    # ab2 holds 300 Gb/s of standby: an unprotected 100 Gb/s cannot go there, nor on ab1
+    # (300 of primaries) nor through h (300); 60 Gb/s fits on each.
+    with pytest.raises(AdmissionError):
+        book.admit(ReservationRequest("a-h1", "b-h4", 100.0), "x", 0.0)
+    book.admit(ReservationRequest("a-h1", "b-h4", 60.0), "y", 0.0)
+    assert overbooked(fabric, book, FRACTION) == []
+
+
+# -- randomized: re-packing and shared standby never overbook ---------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("topology", [THREE_SITES, SHARE])
+def test_random_sequences_never_overbook(topology, seed):
+    fabric = parse_fabric(topology)
+    book = ReservationBook(fabric, FRACTION, repack_time_limit_s=2.0)
+    rng = random.Random(seed)
+    hosts = sorted(fabric.hosts)
+    live: list[str] = []
+    other_moves = 0
+    for i in range(150):
+        if live and rng.random() < 0.3:
+            book.end(live.pop(rng.randrange(len(live))), State.RELEASED)
+        src, dst = rng.sample(hosts, 2)
+        sel = Selector(6, 6000 + i, 6000 + i) if rng.random() < 0.3 else None
+        protection = Protection.PROTECTED if rng.random() < 0.25 else Protection.RESTORABLE
+        req = ReservationRequest(src, dst, float(rng.choice([10, 25, 50, 100, 150])),
+                                 selector=sel, protection=protection)
+        try:
+            res, moves = book.admit_moving(req, f"r{i}", float(i))
+        except AdmissionError:
+            pass
+        else:
+            live.append(res.reservation_id)
+            for move in moves:
+                assert [r.reservation_id for r in move.before] == \
+                    [r.reservation_id for r in move.after]                  # ids kept
+                assert {r.meter_id for r in move.before} == {r.meter_id for r in move.after}
+                other_moves += key_of(move.after[0].request) != key_of(req)
+        assert overbooked(fabric, book, FRACTION) == []
+        ledger_matches(fabric, book)
+    if topology == THREE_SITES:
+        assert other_moves > 0            # other aggregates were moved to make room
+
+
+# -- the core applies re-packing moves on the switches ------------------------------------
+
+
+def test_repacking_moves_reach_the_switches():
+    """A random sequence through the controller core on fake switches: after every
+    reservation (with re-packing moves of other aggregates among them), every live
+    aggregate's packets take exactly the path the book holds for it."""
+    from controller_lab import ControllerLab
+
+    fabric = parse_fabric(THREE_SITES)
+    lab = ControllerLab(fabric, reservable_fraction=FRACTION)
+    lab.bring_up_all()
+    book = lab.ctl.book
+    repacked = []
+    plain = book._repack
+
+    def counting(pair, req):
+        got = plain(pair, req)
+        repacked.append(got is not None and bool(got[1]))
+        return got
+
+    book._repack = counting
+    book.repack_time_limit_s = 2.0        # HiGHS finishes: the same moves on any machine
+    rng = random.Random(5)
+    hosts = sorted(fabric.hosts)
+    live: list[str] = []
+    for i in range(120):
+        if live and rng.random() < 0.3:
+            lab.send(lab.ctl.end(live.pop(rng.randrange(len(live)))))
+            lab.ack_all()
+        s, d = rng.sample(hosts, 2)
+        req = ReservationRequest(s, d, float(rng.choice([25, 50, 100, 150, 200])))
+        try:
+            lab.send(lab.ctl.reserve(req, f"r{i}", float(i)))
+        except AdmissionError:
+            continue
+        live.append(f"r{i}")
+        lab.ack_all()
+        for res in book.live():
+            paths = lab.trace(res.request.src_host, res.request.dst_host)
+            assert len(paths) == 1
+            assert [(h.dpid, h.out_port) for h in paths[0].hops] == \
+                [(lab.dpid(h.switch), h.out_port) for h in res.hops]
+        assert overbooked(fabric, book, FRACTION) == []
+    assert any(repacked)                  # some admissions needed other aggregates moved
