@@ -528,13 +528,14 @@ class ControllerService:
 
     # -- state for the API and metrics --------------------------------------------------
 
-    def link_loads(self) -> list[LinkLoad]:
+    def link_loads(self, kinds: frozenset[str] | None = None) -> list[LinkLoad]:
+        """Both directions of every link (of `kinds`: host, fabric, dci), in file order."""
         # Only the booked bandwidth is copied under the lock: the snapshot of every link
         # takes milliseconds, which a reservation must not wait behind. The tracker it
         # reads is only ever updated in place (dict.get and set lookups are atomic).
         with self.lock:
             reserved = dict(self.core.book.reserved)
-        return self.core.load.snapshot(reserved)
+        return self.core.load.snapshot(reserved, kinds)
 
     def switch_status(self) -> dict[str, bool]:
         with self.lock:

@@ -32,12 +32,14 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     InfoMetricFamily)
 from prometheus_client.registry import Collector
 
+from ..fabric.model import DCI, FABRIC
 from ..te.reservations import Protection, State
 from . import names
 
 RESERVATION_STATES = tuple(state.value for state in State)
 LINK_LABELS = ("link", "wavelength", "site_a", "site_b", "direction", "kind")
 WAVELENGTH_LABELS = ("link", "wavelength", "site_a", "site_b")
+NETWORK_LINK_KINDS = frozenset({FABRIC, DCI})
 
 
 class ServiceView(Protocol):
@@ -45,7 +47,7 @@ class ServiceView(Protocol):
 
     fabric: object
 
-    def link_loads(self) -> list: ...
+    def link_loads(self, kinds: frozenset[str] | None = None) -> list: ...
     def reservation_counts(self) -> dict: ...
     def switch_status(self) -> dict[str, bool]: ...
     def elephant_count(self) -> int: ...
@@ -101,7 +103,9 @@ class FabricCollector(Collector):
         up = GaugeMetricFamily(
             names.LINK_UP, "1 when both ends of the link are connected and their ports up.",
             labels=LINK_LABELS)
-        for load in self.service.link_loads():
+        # Host links are half the links of a large fabric: not even snapshotted.
+        for load in self.service.link_loads(None if self.include_host_links
+                                            else NETWORK_LINK_KINDS):
             labels = self._link_labels(load)
             if labels is None:
                 continue

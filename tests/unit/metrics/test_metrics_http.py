@@ -18,7 +18,7 @@ class Service:
         self.fabric = topology("two-dc")
         self._tracker = LoadTracker(self.fabric)
 
-    def link_loads(self):
+    def link_loads(self, kinds=None):
         return self._tracker.snapshot()
 
     def reservation_counts(self):
