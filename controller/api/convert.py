@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -70,6 +72,14 @@ def _hops(hops) -> list[ppb.ReservedHop]:
                             wavelength=h.wavelength or "") for h in hops]
 
 
+@functools.lru_cache(maxsize=4096)
+def _paths(hops: tuple, standby: tuple) -> ppb.Reservation:
+    """A Reservation holding only these hops and standby hops: merged into each answer
+    rather than built again (building the hop messages was most of an answer's cost, and
+    a host pair's reservations share their hops). Never changed after it is made."""
+    return ppb.Reservation(hops=_hops(hops), standby_hops=_hops(standby))
+
+
 # -- answers out ---------------------------------------------------------------------------
 
 def reservation(res: Reservation) -> ppb.Reservation:
@@ -78,9 +88,10 @@ def reservation(res: Reservation) -> ppb.Reservation:
         reservation_id=res.reservation_id, request_id=req.request_id,
         state=RESERVATION_STATE[res.state], src_host=req.src_host, dst_host=req.dst_host,
         bandwidth_gbps=req.bandwidth_gbps, latency_ms=res.latency_ms,
-        create_time=timestamp(res.created_at), meter_id=res.meter_id,
-        priority=req.priority, degraded_reason=res.reason, hops=_hops(res.hops),
-        protection=PROTECTION[req.protection], standby_hops=_hops(res.standby))
+        meter_id=res.meter_id, priority=req.priority, degraded_reason=res.reason,
+        protection=PROTECTION[req.protection])
+    msg.MergeFrom(_paths(res.hops, res.standby))
+    msg.create_time.FromNanoseconds(round(res.created_at * 1e9))
     if req.selector is not None:
         msg.selector.CopyFrom(selector_msg(req.selector))
     if req.max_latency_ms is not None:

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -366,11 +366,15 @@ class ControllerService:
                                     raise reused_request_id(request, retried)
                                 result = "admitted"
                                 return retried
-                        rid = f"r-{uuid.uuid4().hex[:12]}"
+                        rid = f"r-{secrets.token_hex(6)}"     # 48 random bits, as uuid4 gave
                         outbox = self.core.reserve(request, rid, self.clock())
                         res = book.reservations[first or rid]
                         res = self._saved_as.get(res.reservation_id, res)
-                        change = self._deliver(outbox) if outbox.changed else None
+                        # The new one was never saved: no need to ask the store.
+                        change = self._deliver(outbox, {
+                            r.reservation_id: None if r.reservation_id == rid
+                            else self._saved_as.get(r.reservation_id, self._last_saved(r))
+                            for r in outbox.changed}) if outbox.changed else None
                         break
                 # The first attempt of this request_id is still being saved (its owner
                 # waits for the commit): its outcome decides this one's.
@@ -524,13 +528,14 @@ class ControllerService:
 
     # -- state for the API and metrics --------------------------------------------------
 
-    def link_loads(self) -> list[LinkLoad]:
+    def link_loads(self, kinds: frozenset[str] | None = None) -> list[LinkLoad]:
+        """Both directions of every link (of `kinds`: host, fabric, dci), in file order."""
         # Only the booked bandwidth is copied under the lock: the snapshot of every link
         # takes milliseconds, which a reservation must not wait behind. The tracker it
         # reads is only ever updated in place (dict.get and set lookups are atomic).
         with self.lock:
             reserved = dict(self.core.book.reserved)
-        return self.core.load.snapshot(reserved)
+        return self.core.load.snapshot(reserved, kinds)
 
     def switch_status(self) -> dict[str, bool]:
         with self.lock:

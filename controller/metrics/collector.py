@@ -30,14 +30,17 @@ from typing import Iterable, Protocol
 
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     InfoMetricFamily)
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from ..fabric.model import DCI, FABRIC
 from ..te.reservations import Protection, State
 from . import names
 
 RESERVATION_STATES = tuple(state.value for state in State)
 LINK_LABELS = ("link", "wavelength", "site_a", "site_b", "direction", "kind")
 WAVELENGTH_LABELS = ("link", "wavelength", "site_a", "site_b")
+NETWORK_LINK_KINDS = frozenset({FABRIC, DCI})
 
 
 class ServiceView(Protocol):
@@ -45,7 +48,7 @@ class ServiceView(Protocol):
 
     fabric: object
 
-    def link_loads(self) -> list: ...
+    def link_loads(self, kinds: frozenset[str] | None = None) -> list: ...
     def reservation_counts(self) -> dict: ...
     def switch_status(self) -> dict[str, bool]: ...
     def elephant_count(self) -> int: ...
@@ -55,6 +58,31 @@ class ServiceView(Protocol):
 
 def _state_name(state) -> str:
     return getattr(state, "value", state)
+
+
+class LinkFamily(Metric):
+    """One link family, its samples made only when asked for: one per (labels, load) row,
+    valued `value(load)`. The /metrics renderer (http.TextRenderer) writes its text from
+    the rows instead, a series' labels rendered once for all scrapes: building thousands of
+    samples was most of a large fabric's render."""
+
+    def __init__(self, family: Metric, rows: list[tuple[tuple[str, ...], object]], value):
+        super().__init__(family.name, family.documentation, family.type, family.unit)
+        self._family, self.rows, self.value = family, rows, value
+        self._samples = None
+        self.sample_name = family.name + ("_total" if family.type == "counter" else "")
+
+    @property
+    def samples(self) -> list:
+        if self._samples is None:
+            for labels, load in self.rows:
+                self._family.add_metric(list(labels), self.value(load))
+            self._samples = self._family.samples
+        return self._samples
+
+    @samples.setter
+    def samples(self, samples: list) -> None:
+        self._samples = samples if samples else None
 
 
 class FabricCollector(Collector):
@@ -102,17 +130,19 @@ class FabricCollector(Collector):
         up = GaugeMetricFamily(
             names.LINK_UP, "1 when both ends of the link are connected and their ports up.",
             labels=LINK_LABELS)
-        for load in self.service.link_loads():
+        # Host links are half the links of a large fabric: not even snapshotted.
+        rows = []
+        for load in self.service.link_loads(None if self.include_host_links
+                                            else NETWORK_LINK_KINDS):
             labels = self._link_labels(load)
-            if labels is None:
-                continue
-            capacity.add_metric(labels, load.capacity_bps)
-            tx.add_metric(labels, load.transmit_bytes_total)
-            rx.add_metric(labels, load.receive_bytes_total)
-            util.add_metric(labels, load.utilization_ratio)
-            reserved.add_metric(labels, load.reserved_bps)
-            up.add_metric(labels, 1.0 if load.up else 0.0)
-        return capacity, tx, rx, util, reserved, up
+            if labels is not None:
+                rows.append((tuple(labels), load))
+        return (LinkFamily(capacity, rows, lambda load: load.capacity_bps),
+                LinkFamily(tx, rows, lambda load: load.transmit_bytes_total),
+                LinkFamily(rx, rows, lambda load: load.receive_bytes_total),
+                LinkFamily(util, rows, lambda load: load.utilization_ratio),
+                LinkFamily(reserved, rows, lambda load: load.reserved_bps),
+                LinkFamily(up, rows, lambda load: 1.0 if load.up else 0.0))
 
     # -- wavelength families (the optical plan) -----------------------------------------
 

@@ -19,7 +19,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.utils import floatToGoString
 
-from .collector import FabricCollector
+from .collector import LINK_LABELS, FabricCollector, LinkFamily
 
 log = logging.getLogger("dcilab.metrics")
 
@@ -54,6 +54,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class MetricsServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Connections waiting to be accepted (5 by default): beyond it the kernel drops a
+    # scraper's SYN and the scraper retries 1, 3, 7 s later; accepted, it gets 503 at once.
+    request_queue_size = 128
 
     def __init__(self, address, registry: CollectorRegistry,
                  max_connections: int = MAX_CONNECTIONS,
@@ -148,22 +151,42 @@ class TextRenderer:
 
     def __init__(self):
         self._lines: dict[tuple, str] = {}
+        self._prefixes: dict[tuple, str] = {}      # (sample name, labels) -> 'name{...} '
+        self._values: dict[float, str] = {}
 
     def render(self, registry) -> bytes:
         out: list[str] = []
         lines, kept = self._lines, {}
+        prefixes, kept_prefixes = self._prefixes, {}
+        values, kept_values = self._values, {}
         for metric in registry.collect():
             name, kind = metric.name, metric.type
+            if isinstance(metric, LinkFamily):
+                # Straight from the rows: each series' labels were rendered before.
+                out.append(_header(metric))
+                sample, value_of = metric.sample_name, metric.value
+                for labels, load in metric.rows:
+                    key = (sample, labels)
+                    prefix = kept_prefixes.get(key) or prefixes.get(key)
+                    if prefix is None:
+                        prefix = _sample_prefix(sample, zip(LINK_LABELS, labels))
+                    kept_prefixes[key] = prefix
+                    value = value_of(load)
+                    if value:                     # (0.0 and -0.0 are one key, not one text)
+                        text = kept_values.get(value) or values.get(value)
+                        if text is None:
+                            text = floatToGoString(value)
+                        kept_values[value] = text
+                    else:
+                        text = floatToGoString(value)
+                    out.append(f"{prefix}{text}\n")
+                continue
             special = {f"{name}_created", f"{name}_gsum", f"{name}_gcount"}
             if kind not in ("counter", "gauge", "histogram", "summary", "info", "unknown") \
                     or any(s.name in special for s in metric.samples):
                 out.append(generate_latest(_One(metric)).decode("utf-8"))
                 continue
-            shown = name + {"counter": "_total", "info": "_info"}.get(kind, "")
-            kind = {"info": "gauge", "unknown": "untyped"}.get(kind, kind)
-            escaped = openmetrics.escape_metric_name(shown, openmetrics.UNDERSCORES)
-            doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-            out.append(f"# HELP {escaped} {doc}\n# TYPE {escaped} {kind}\n")
+            out.append(_header(metric))
             for sample in metric.samples:
                 if sample.timestamp is not None:
                     out.append(generate_latest(_One(metric, [sample])).decode("utf-8")
@@ -175,7 +198,7 @@ class TextRenderer:
                     line = _sample_line(sample)
                 kept[key] = line
                 out.append(line)
-        self._lines = kept
+        self._lines, self._prefixes, self._values = kept, kept_prefixes, kept_values
         return "".join(out).encode("utf-8")
 
 
@@ -194,13 +217,26 @@ class _One:
         return [self._metric]
 
 
+def _header(metric) -> str:
+    shown = metric.name + {"counter": "_total", "info": "_info"}.get(metric.type, "")
+    kind = {"info": "gauge", "unknown": "untyped"}.get(metric.type, metric.type)
+    escaped = openmetrics.escape_metric_name(shown, openmetrics.UNDERSCORES)
+    doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {escaped} {doc}\n# TYPE {escaped} {kind}\n"
+
+
+def _sample_prefix(name: str, labels) -> str:
+    """A sample's line up to its value: `name{label="value",...} `, labels sorted."""
+    text = ",".join(f'{openmetrics.escape_label_name(k, openmetrics.UNDERSCORES)}="'
+                    f'{openmetrics._escape(v, openmetrics.ALLOWUTF8, False)}"'
+                    for k, v in sorted(labels))
+    name = openmetrics.escape_metric_name(name, openmetrics.UNDERSCORES)
+    return f"{name}{{{text}}} " if text else f"{name} "
+
+
 def _sample_line(sample) -> str:
-    labels = ",".join(f'{openmetrics.escape_label_name(k, openmetrics.UNDERSCORES)}="'
-                      f'{openmetrics._escape(v, openmetrics.ALLOWUTF8, False)}"'
-                      for k, v in sorted(sample.labels.items()))
-    name = openmetrics.escape_metric_name(sample.name, openmetrics.UNDERSCORES)
-    return f"{name}{{{labels}}} {floatToGoString(sample.value)}\n" if labels \
-        else f"{name} {floatToGoString(sample.value)}\n"
+    return f"{_sample_prefix(sample.name, sample.labels.items())}" \
+           f"{floatToGoString(sample.value)}\n"
 
 
 def start_metrics_server(service, host: str = "127.0.0.1", port: int = 9108,

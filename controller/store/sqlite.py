@@ -100,6 +100,13 @@ _COLUMNS = ("reservation_id", "request_id", "state", "src_host", "dst_host", "ba
             "meter_id", "priority", "reason", "selector", "protection", "standby")
 
 
+# Insert or replace; an ended one keeps the time it first ended (for the history's retention).
+_UPSERT = (f"INSERT INTO reservations ({', '.join(_COLUMNS)}, ended_at) "
+           f"VALUES ({', '.join('?' for _ in _COLUMNS)}, ?) "
+           f"ON CONFLICT(reservation_id) DO UPDATE SET "
+           f"{', '.join(f'{c}=excluded.{c}' for c in _COLUMNS[1:])}, "
+           f"ended_at = COALESCE(reservations.ended_at, excluded.ended_at)")
+
 _LIVE = (State.PENDING.value, State.ACTIVE.value, State.DEGRADED.value)
 _ENDED = (State.RELEASED.value, State.EXPIRED.value)
 
@@ -336,20 +343,13 @@ class ReservationStore:
     def save_many(self, reservations: list[Reservation]) -> None:
         """Insert or replace each, in order, in one transaction: one fsync for all.
         Raises StoreError naming the cause; nothing of the batch is then saved."""
-        placeholders = ", ".join("?" for _ in _COLUMNS)
-        updates = ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS[1:])
-        # An ended one keeps the time it first ended (for the history's retention).
-        statement = (f"INSERT INTO reservations ({', '.join(_COLUMNS)}, ended_at) "
-                     f"VALUES ({placeholders}, ?) "
-                     f"ON CONFLICT(reservation_id) DO UPDATE SET {updates}, "
-                     f"ended_at = COALESCE(reservations.ended_at, excluded.ended_at)")
         now = time.time()
         rows = [(*_row(r), None if r.state.live else now) for r in reservations]
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._db.executemany(statement, rows)
+                    self._db.executemany(_UPSERT, rows)
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._rollback()

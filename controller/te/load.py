@@ -120,11 +120,14 @@ class LoadTracker:
         port = self._port(d.dst, d.link)
         return self._rx.get((d.dst, port)) if port is not None else None
 
-    def snapshot(self, reserved_bps: dict[Direction, float] | None = None) -> list[LinkLoad]:
-        """Every direction of every link, in file order."""
+    def snapshot(self, reserved_bps: dict[Direction, float] | None = None,
+                 kinds: frozenset[str] | None = None) -> list[LinkLoad]:
+        """Every direction of every link (of `kinds`, if given), in file order."""
         reserved_bps = reserved_bps or {}
         out = []
         for link in self.fabric.links:
+            if kinds is not None and link.kind not in kinds:
+                continue
             capacity = link.rate_gbps * 1e9
             ends = [(e.node, e.port) for e in (link.a, link.b) if e.node in self.fabric.switches]
             up = all(node not in self._down_switches and (node, port) not in self._down_ports

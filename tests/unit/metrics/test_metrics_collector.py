@@ -69,7 +69,7 @@ class FakeService:
         self.elephants = elephants
         self.tracker = LoadTracker(fabric)
 
-    def link_loads(self):
+    def link_loads(self, kinds=None):
         return self.loads if self.loads is not None else self.tracker.snapshot()
 
     def reservation_counts(self):
@@ -279,7 +279,7 @@ def test_no_forbidden_label_anywhere(fabric):
 
 def test_registering_does_not_read_the_service(fabric):
     class NotReady(FakeService):
-        def link_loads(self):
+        def link_loads(self, kinds=None):
             raise AssertionError("read at registration")
     registry = CollectorRegistry()
     registry.register(FabricCollector(NotReady(fabric)))   # must not raise

@@ -19,7 +19,7 @@ class Service:
         self.fabric = topology("two-dc")
         self._tracker = LoadTracker(self.fabric)
 
-    def link_loads(self):
+    def link_loads(self, kinds=None):
         return self._tracker.snapshot()
 
     def reservation_counts(self):
@@ -143,3 +143,34 @@ def test_scrape_reads_one_metric_and_waits_out_a_503():
         assert samples(url, "dcilab_links_held_down") == [({}, 0.0)]
     finally:
         stop_metrics_server(server)
+
+
+def test_rendered_text_is_prometheus_clients_byte_for_byte_as_loads_change():
+    """The renderer writes link families from their rows and keeps lines between renders:
+    its bytes must stay generate_latest's as values, reservations and traffic change."""
+    from prometheus_client import generate_latest
+
+    from dcilab.app.service import ControllerService
+    from dcilab.metrics.collector import FabricCollector
+    from dcilab.metrics.http import TextRenderer
+    from dcilab.te.reservations import ReservationRequest
+
+    fabric = topology("two-dc")
+    for include_hosts in (False, True):
+        metrics = Metrics()
+        service = ControllerService.standalone(fabric, observer=metrics)
+        metrics.registry.register(FabricCollector(service, include_host_links=include_hosts))
+        renderer = TextRenderer()
+        hosts = sorted(fabric.hosts)
+        switch = sorted(fabric.switches)[0]
+        ports = sorted({e.port for link in fabric.links for e in (link.a, link.b)
+                        if e.node == switch})
+        for step in range(4):
+            service.core.load.sample(switch, {p: (step * 10**9 + p, step * 7**9)
+                                              for p in ports}, float(step))
+            text = renderer.render(metrics.registry)
+            assert text == generate_latest(metrics.registry), (include_hosts, step)
+            if step < 3:
+                service.reserve(ReservationRequest(hosts[step], hosts[-1 - step],
+                                                   0.5 + step))
+        assert b'dcilab_link_reserved_bps{' in text and b"e+09" in text

@@ -121,7 +121,7 @@ def exported() -> tuple[set[str], set[str]]:
         def __init__(self):
             self.fabric = fabric
 
-        def link_loads(self):
+        def link_loads(self, kinds=None):
             return LoadTracker(fabric).snapshot()
 
         def reservation_counts(self):
