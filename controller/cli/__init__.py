@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
 
 from .. import __version__
-from . import bench, check, clean, client, controller, demo, fault, lab, plan, train
+
+# In the order `--help` lists them. Each is imported only when needed: `dcilab check` then
+# loads neither gRPC nor Mininet (gRPC's poller thread can abort a process that is refusing
+# a hostile file under a memory limit).
+COMMANDS = ("check", "demo", "lab", "controller", "client", "bench", "clean", "fault", "plan",
+            "train")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dcilab",
         description="SDN controller and Mininet emulation for multi-datacenter AI training "
@@ -19,15 +25,19 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Start with `dcilab check two-dc`, then `dcilab demo` or `dcilab lab` (as root).")
     parser.add_argument("--version", action="version", version=f"dcilab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (check, demo, lab, controller, client, bench, clean, fault, plan, train):
-        module.register(sub)
+    for name in (only,) if only in COMMANDS else COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     # `dcilab check f.yaml | head`: a closed pipe ends the output quietly, like any tool's.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # A command named after its module loads only that module (`client` registers reserve,
+    # links, ... under their own names, so they load everything).
+    only = argv[0] if argv and argv[0] != "client" else None
+    args = build_parser(only=only).parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
