@@ -36,8 +36,9 @@ LAB_COMMANDS = {
 }
 
 
-class _Terminated(Exception):
-    """SIGTERM: unlike Ctrl-C (which Mininet's prompt catches), it ends the lab."""
+class _Terminated(SystemExit):
+    """SIGTERM: unlike Ctrl-C (which Mininet's prompt catches), it ends the lab. A SystemExit,
+    because Mininet's log handler swallows any Exception raised while it writes a line."""
 
 
 def _terminate(*_):

@@ -48,3 +48,24 @@ def test_bfd_is_on_by_default_in_demo_and_lab_and_can_be_turned_off(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args([command, "--bfd", "5"])
         assert "outside 10-10000 ms" in capsys.readouterr().err
+
+
+def test_sigterm_while_mininet_writes_a_line_still_ends_the_lab():
+    # Mininet's log handler turns any Exception raised while it writes into a logged
+    # "Logging error": SIGTERM arriving then must still reach `dcilab lab`'s handler.
+    import logging
+
+    from mininet.log import StreamHandlerNoNewline
+
+    from dcilab.cli.lab import _terminate, _Terminated
+
+    class SignalledStream:
+        def write(self, _text):
+            _terminate()
+
+        def flush(self):
+            pass
+
+    record = logging.LogRecord("mininet", logging.INFO, __file__, 1, "sleeping", None, None)
+    with pytest.raises(_Terminated):
+        StreamHandlerNoNewline(SignalledStream()).emit(record)
