@@ -86,6 +86,7 @@ class Run:
     samples: list = field(default_factory=list)          # (t, wavelength, gsnr, margin, mode rate)
     throughput: list = field(default_factory=list)       # (t, delivered Mb/s scaled-up Gb/s)
     loss_windows: list = field(default_factory=list)     # t of seconds with loss
+    loss_shares: dict = field(default_factory=dict)      # t of a second with loss: lost/sent
     dark_windows: list = field(default_factory=list)     # (t0, t1) a wavelength of the line was dark
 
 
@@ -237,6 +238,7 @@ def _one_run(lab, fabric, client, catalog, line, waves, pairs, offered_gbps, dur
         if lost > 0:
             result.seconds_with_loss += 1
             result.loss_windows.append(second + 1.0)      # iperf3 started ~1 s after t=0
+            result.loss_shares[second + 1.0] = lost / max(1, packets)
         result.throughput.append((second + 1.0, got * 8 / 1e9 / fabric.scale))
     result.reservation_state = state_name(api.get(rid))
     api.close()
