@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from functools import partial
 
 from .shaping import ShapedLink, shorten_wavelength_queues
-from mininet.log import setLogLevel
+from mininet.log import setLogLevel, warn
 from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
 
@@ -23,6 +24,20 @@ from .topo import FabricTopo, rate_problems
 
 class EmulationError(RuntimeError):
     pass
+
+
+class OurController(RemoteController):
+    """Mininet's RemoteController, checked with a socket. Mininet checks by running telnet
+    in a shell whose output it decodes as UTF-8: when the controller's OpenFlow HELLO came
+    back before telnet quit, that raised UnicodeDecodeError and the emulation did not start
+    (seen twice in one run on a busy machine)."""
+
+    def checkListening(self) -> None:
+        try:
+            socket.create_connection((self.ip, self.port), timeout=5).close()
+        except OSError as e:       # as Mininet: a warning, the switches keep trying
+            warn(f"the controller does not listen on {self.ip}:{self.port} yet: "
+                 f"{e.strerror or e}\n")
 
 
 class Emulation:
@@ -107,8 +122,8 @@ class Emulation:
         self.net = Mininet(topo=topo,
                            switch=switch, link=ShapedLink, controller=None, autoSetMacs=False,
                            build=False, waitConnected=False)
-        self.net.addController(RemoteController("c0", ip=self.controller[0],
-                                                port=self.controller[1]))
+        self.net.addController(OurController("c0", ip=self.controller[0],
+                                             port=self.controller[1]))
         self.net.build()
         for host in self.net.hosts:
             self.manifest.processes[host.pid] = f"mininet:{host.name}"
