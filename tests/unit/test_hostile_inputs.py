@@ -5,7 +5,6 @@ with a clear one-line reason (file:line where there is one), never a traceback, 
 from __future__ import annotations
 
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -69,14 +68,18 @@ FABRICS = {
 }
 
 
-def _limits():
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+# The child limits its own memory before dcilab starts. A `preexec_fn` would do it between
+# fork and exec, and such a fork of this pytest process (where other tests loaded gRPC,
+# whose threads it copies half-way) died of SIGABRT in gRPC's poller now and then.
+_LIMITED_DCILAB = ("import resource, runpy; "
+                   f"resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_BYTES}, {MEMORY_BYTES})); "
+                   "runpy.run_module('dcilab', run_name='__main__', alter_sys=True)")
 
 
 def _run(*args: str, timeout: float = 30.0) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "dcilab", *args], capture_output=True,
-                          text=True, timeout=timeout, preexec_fn=_limits)
+    proc = subprocess.run([sys.executable, "-c", _LIMITED_DCILAB, *args], capture_output=True,
+                          text=True, timeout=timeout)
     return proc, time.monotonic() - started
 
 
