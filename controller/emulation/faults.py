@@ -33,6 +33,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from ..fabric import Fabric
@@ -309,7 +310,10 @@ class Faults:
     def switch_down(self, name: str) -> Fault:
         """The switch dies: it drops its controller connection, loses its tables, and every
         port of it goes dark (its neighbours lose carrier; a gateway's wavelengths go dark
-        at its end). Ports go last, so the dead switch reports nothing itself."""
+        at its end). Its controller goes first, so the dead switch reports nothing itself;
+        then its light and ports, at once, as a box dies; then its tables (until the ports
+        are down it forwards by them, as it did alive, instead of blackholing traffic its
+        neighbours still send it)."""
         sw = self.fabric.switches[resolve_switch(self.fabric, name)]
         wavelengths = [link.name for link in self.fabric.ports(name).values() if link.kind == DCI]
         fault = Fault(SWITCH_DOWN, name, wavelengths, time.time())
@@ -320,10 +324,10 @@ class Faults:
             fault.controllers = _ovs("ovs-vsctl", "--timeout=5", "get-controller",
                                      sw.bridge).split()
             _ovs("ovs-vsctl", "--timeout=5", "del-controller", sw.bridge)
-            for what in ("flows", "groups", "meters"):
-                _ovs("ovs-ofctl", "-O", "OpenFlow13", f"del-{what}", sw.bridge, check=False)
             data["faults"].append(fault)
             self._apply(data["faults"], wavelengths, switches=[name])
+            for what in ("flows", "groups", "meters"):
+                _ovs("ovs-ofctl", "-O", "OpenFlow13", f"del-{what}", sw.bridge, check=False)
         return fault
 
     def switch_up(self, name: str) -> list[Fault]:
@@ -445,13 +449,18 @@ class Faults:
             f"link set dev {self.fabric.switches[name].interface(port)} "
             f"{'down' if name in down else 'up'}\n"
             for name in switches for port in self.fabric.ports(name))
-        if batch:       # all ports of a switch at once: it dies (or returns) as one box
-            run("ip", "-batch", "-", stdin=batch)
         states = wavelength_states(self.fabric, faults)
         flapping = {w for f in faults if f.kind == FLAP for w in f.wavelengths}
-        apply([(self.plan[w], None if w in flapping else states[w].light_a,
-                None if w in flapping else states[w].light_b, states[w].gray,
-                states[w].loss_per_mille) for w in wavelengths])
+        # The far gateways lose the light in the fibre namespaces: started beside the ports
+        # of the switch, not after them, so a dying gateway goes dark everywhere at once.
+        changes = [(self.plan[w], None if w in flapping else states[w].light_a,
+                    None if w in flapping else states[w].light_b, states[w].gray,
+                    states[w].loss_per_mille) for w in wavelengths]
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            light = pool.submit(apply, changes)
+            if batch:   # all ports of a switch at once: it dies (or returns) as one box
+                run("ip", "-batch", "-", stdin=batch)
+            light.result()
         for name, targets in (reconnect or {}).items():
             if name not in down and targets:
                 _ovs("ovs-vsctl", "--timeout=5", "set-controller",

@@ -132,7 +132,9 @@ class Emulation:
         if needs_tx_offload_off(self.datapath):
             for host in self.net.hosts:
                 host.cmd(f"ethtool -K {host.defaultIntf()} tx off")
-        shorten_wavelength_queues(self.fabric)
+        problem = shorten_wavelength_queues(self.fabric)
+        if problem:
+            self.say(f"note: wavelength queues left as Mininet made them: {problem}")
         if self.bfd_ms and any(True for _ in self.fabric.wavelengths()):
             bfd.enable(self.fabric, self.bfd_ms)
             down = bfd.wait_up(self.fabric)

@@ -104,3 +104,41 @@ def test_a_controller_restarted_while_a_link_is_down_never_routes_onto_it(tmp_pa
         assert lab.controller.wait_ready(60), "\n".join(lab.controller.lines[-15:])
         sent, got = received(ping_stream(lab, "a-h1", "b-h1", seconds=1))
         assert got == sent, (sent, got)       # around a-b, through c
+
+
+def bfd_packets_sent(fabric, wavelength: str) -> int:
+    """Packets the BFD class (5:2) of the wavelength's first gateway port has sent."""
+    link = fabric.link(wavelength)
+    dev = fabric.switches[link.a.node].interface(link.a.port)
+    out = subprocess.run(["tc", "-s", "class", "show", "dev", dev, "classid", "5:2"],
+                         capture_output=True, text=True, timeout=10, check=True).stdout
+    return int(re.search(r"Sent \d+ bytes (\d+) pkt", out).group(1))
+
+
+def test_a_gray_failure_is_found_by_bfd_and_its_reservation_routed_around(tmp_path,
+                                                                         no_leftovers):
+    """Carrier stays up and the wavelength passes nothing: only BFD (100 ms, in its own
+    queue class so that traffic cannot starve it) can tell; the pair's pings lose at most
+    a second, against the 4 s the fault lasts."""
+    path = tmp_path / "tri.yaml"
+    path.write_text(TRIANGLE)
+    fabric = load_fabric(path)
+    with Lab(fabric, path, say=quiet, bfd_ms=100) as lab, \
+            Client(lab.controller.grpc_address) as client:
+        res = client.reserve("a-h2", "b-h2", 100)
+        wait_for(lambda: state_name(client.get(res.reservation_id)) == "ACTIVE", 10, "ACTIVE")
+        [wavelength] = [h.wavelength for h in res.hops if h.wavelength]
+        sent_before = bfd_packets_sent(fabric, wavelength)
+        wait_for(lambda: bfd_packets_sent(fabric, wavelength) > sent_before, 5,
+                 "BFD packets in their own class")
+        stream = ping_stream(lab, "a-h2", "b-h2", seconds=6)
+        time.sleep(1)
+        lab.faults.gray(wavelength)
+        try:
+            wait_for(lambda: wavelength not in {h.wavelength for h in
+                                                client.get(res.reservation_id).hops},
+                     3, f"the reservation to leave gray {wavelength}")
+            sent, got = received(stream)
+        finally:
+            lab.faults.restore()
+        assert sent - got <= PPS, (sent, got)
