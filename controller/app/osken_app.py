@@ -79,7 +79,11 @@ class DcilabApp(app_manager.OSKenApp):
         self.datapaths[datapath.id] = datapath
         self.service.apply(lambda core: core.switch_connected(datapath.id))
 
-    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN_DISPATCHER)
+    # CONFIG too: the request goes out from our features handler, and its reply can come
+    # back before os-ken's own handler has moved the datapath to MAIN. os-ken filters events
+    # by the state when they arrive, so a MAIN-only handler lost that reply, and the switch
+    # stayed unprogrammed (seen twice in one run on a busy machine).
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):
         ports = {p.port_no: p.name.decode(errors="replace") for p in ev.msg.body}
         ofproto = ev.msg.datapath.ofproto
@@ -88,7 +92,7 @@ class DcilabApp(app_manager.OSKenApp):
         self.service.apply(lambda core: core.ports_described(ev.msg.datapath.id, ports, down,
                                                              now))
 
-    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _barrier(self, ev):
         self.service.apply(lambda core: core.barrier_replied(ev.msg.datapath.id))
 
