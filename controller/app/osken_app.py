@@ -76,13 +76,16 @@ class DcilabApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev):
         datapath = ev.msg.datapath
+        # os-ken's own handler of this event sets datapath.id, in its own thread: ours may
+        # run first (then id is None and the switch was taken for a stranger, left
+        # unprogrammed; seen on a busy machine). The reply carries the id: set it here too.
+        datapath.id = ev.msg.datapath_id
         self.datapaths[datapath.id] = datapath
         self.service.apply(lambda core: core.switch_connected(datapath.id))
 
     # CONFIG too: the request goes out from our features handler, and its reply can come
     # back before os-ken's own handler has moved the datapath to MAIN. os-ken filters events
-    # by the state when they arrive, so a MAIN-only handler lost that reply, and the switch
-    # stayed unprogrammed (seen twice in one run on a busy machine).
+    # by the state when they arrive, so a MAIN-only handler would lose that reply.
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):
         ports = {p.port_no: p.name.decode(errors="replace") for p in ev.msg.body}
