@@ -262,7 +262,7 @@ def _calibrate(lab: Lab, job: Job, fabric: Fabric, flow, stretch: float) -> dict
     Ethernet overhead, a busy CPU). The planner's prediction on W x g per site pair is what
     the emulation could do at best; compare with it too."""
     with SyncFlows(lab.emulation, [Transfer(flow.src, flow.dst, flow.bytes)],
-                   base_port=5501, source_base_port=41501) as alone:
+                   base_port=5501) as alone:
         g_mbps = run_step(lab.emulation, alone, 0.0, 0.0, count_wavelengths=False).flow_mbps[0]
     traffic = job_traffic(job)
     capacity = pair_capacity_gbps(job, fabric, traffic)

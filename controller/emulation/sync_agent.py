@@ -2,14 +2,15 @@
 (stdlib only, so it starts fast and costs little CPU).
 
     python -m dcilab.emulation.sync_agent recv --port P --bytes N
-    python -m dcilab.emulation.sync_agent send --dst IP --port P --sport S --bytes N
+    python -m dcilab.emulation.sync_agent send --dst IP --port P [--sport S] --bytes N
 
 NCCL opens its connections once and keeps them for the whole job, so every step's sync
 travels on the same 5-tuples. So do these flows: the receiver listens on port P, prints
 `listening`, accepts one connection and, for every N bytes it receives, prints one JSON
 line `{"first": t, "last": t}` (when that burst's first and last bytes arrived). The sender
-connects from source port S, prints `connected`, then for every line on its standard input
-sends one burst of N bytes and prints `{"start": t, "sent": t}`. Times are
+connects (from source port S, or one the kernel picks, as NCCL's do), prints `connected`,
+then for every line on its standard input sends one burst of N bytes and prints
+`{"start": t, "sent": t}`. Times are
 time.monotonic(): one clock in every namespace, the runner's too. Both stop when their
 input or connection ends.
 """
@@ -59,7 +60,7 @@ def recv(args) -> int:
 def send(args) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("0.0.0.0", args.sport))        # a fixed 5-tuple: the same flow every step
+    sock.bind(("0.0.0.0", args.sport))        # one connection: the same 5-tuple every step
     deadline = time.monotonic() + 10.0
     while True:
         try:
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
     s = sub.add_parser("send")
     s.add_argument("--dst", required=True)
     s.add_argument("--port", type=int, required=True)
-    s.add_argument("--sport", type=int, required=True)
+    s.add_argument("--sport", type=int, default=0)
     s.add_argument("--bytes", type=int, required=True)
     args = parser.parse_args(argv)
     return recv(args) if args.role == "recv" else send(args)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from .network import Emulation
 from .traffic import delivered_bytes, interface_rx_bytes
 
 BASE_PORT = 5601
-SOURCE_BASE_PORT = 41001
+OVS_PIDFILE = "/var/run/openvswitch/ovs-vswitchd.pid"
 FLOW_TIMEOUT_S = 900.0
 AGENT = [sys.executable, "-m", "dcilab.emulation.sync_agent"]
 
@@ -50,6 +51,10 @@ class StepResult:
     # per flow, seconds from the sync's start: burst started, first and last byte arrived
     flow_times: list[tuple[float, float, float]] = field(default_factory=list)
     wavelength_bytes: dict[str, int] = field(default_factory=dict)   # "link from switch"
+    wavelength_drops: dict[str, int] = field(default_factory=dict)   # its queue's drops
+    # ovs-vswitchd during the sync, seconds per second: on a CPU, and waiting for one
+    ovs_cpu: float = 0.0
+    ovs_wait: float = 0.0
 
     @property
     def compute_utilization(self) -> float:
@@ -61,7 +66,9 @@ class StepResult:
                 "compute_utilization": round(self.compute_utilization, 4),
                 "flow_mbps": [round(m, 3) for m in self.flow_mbps], "errors": self.errors,
                 "flow_times_s": [[round(t, 3) for t in ft] for ft in self.flow_times],
-                "wavelength_bytes": self.wavelength_bytes}
+                "wavelength_bytes": self.wavelength_bytes,
+                "wavelength_drops": self.wavelength_drops,
+                "ovs_cpu": round(self.ovs_cpu, 3), "ovs_wait": round(self.ovs_wait, 3)}
 
 
 class SyncFlows:
@@ -69,8 +76,7 @@ class SyncFlows:
     each transfer's bytes per `burst()`. A context manager: it stops every process."""
 
     def __init__(self, emu: Emulation, transfers: Sequence[Transfer],
-                 base_port: int = BASE_PORT, source_base_port: int = SOURCE_BASE_PORT,
-                 timeout_s: float = 30.0):
+                 base_port: int = BASE_PORT, timeout_s: float = 30.0):
         self.emu, self.transfers = emu, list(transfers)
         self.receivers: list[subprocess.Popen] = []
         self.senders: list[subprocess.Popen] = []
@@ -82,7 +88,7 @@ class SyncFlows:
             for i, t in enumerate(self.transfers):
                 self.senders.append(self._start(t.src, [
                     "send", "--dst", emu.fabric.hosts[t.dst].ip, "--port", str(base_port + i),
-                    "--sport", str(source_base_port + i), "--bytes", str(t.bytes)], stdin=True))
+                    "--bytes", str(t.bytes)], stdin=True))
             self._expect(self.senders, "connected", timeout_s)
         except BaseException:
             self.close()
@@ -161,11 +167,14 @@ def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: floa
     wait for every flow's last byte."""
     start = clock()
     before = interface_rx_bytes(emu.fabric) if count_wavelengths else {}
+    drops = queue_drops(emu) if count_wavelengths else {}
     _sleep_until(clock, start + compute_s - overlap_s)
+    ovs = ovs_schedstat()
     sync_start = clock()
     timings = flows.burst()
     done = [t["last"] for t in timings if t]
     sync_end = max(done) if len(done) == len(timings) else clock()
+    ovs_after, ovs_end = ovs_schedstat(), clock()
     _sleep_until(clock, start + compute_s)     # a sync shorter than the overlap hides
     end = clock()
     result = StepResult(step, compute_s, end - start, sync_end - sync_start,
@@ -173,6 +182,10 @@ def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: floa
     if count_wavelengths:
         result.wavelength_bytes = _by_wavelength(emu, delivered_bytes(
             emu.fabric, before, interface_rx_bytes(emu.fabric)))
+        result.wavelength_drops = {k: v - drops.get(k, 0) for k, v in queue_drops(emu).items()}
+    if ovs and ovs_after and ovs_end > sync_start:
+        result.ovs_cpu = (ovs_after[0] - ovs[0]) / (ovs_end - sync_start)
+        result.ovs_wait = (ovs_after[1] - ovs[1]) / (ovs_end - sync_start)
     for t, timing in zip(flows.transfers, timings):
         if timing is None:
             result.flow_mbps.append(0.0)
@@ -185,6 +198,35 @@ def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: floa
         result.flow_times.append(tuple(timing[k] - sync_start
                                        for k in ("start", "first", "last")))
     return result
+
+
+def queue_drops(emu: Emulation) -> dict[str, int]:
+    """Packets each wavelength direction's shaped queue has dropped so far, keyed like
+    StepResult.wavelength_bytes (the queue is at the sending end)."""
+    out = {}
+    for link in emu.fabric.wavelengths():
+        for end in (link.a, link.b):
+            intf = emu.fabric.switches[end.node].interface(end.port)
+            text = subprocess.run(["tc", "-s", "qdisc", "show", "dev", intf],
+                                  capture_output=True, text=True).stdout
+            out[f"{link.name} from {end.node}"] = max(
+                (int(m) for m in re.findall(r"dropped (\d+)", text)), default=0)
+    return out
+
+
+def ovs_schedstat() -> tuple[float, float] | None:
+    """ovs-vswitchd's seconds on a CPU and waiting in a run queue so far (all threads;
+    /proc/PID/task/*/schedstat), or None where it cannot be read."""
+    try:
+        pid = open(OVS_PIDFILE).read().strip()
+        cpu = wait = 0
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                on, queued, _ = f.read().split()
+            cpu, wait = cpu + int(on), wait + int(queued)
+        return cpu / 1e9, wait / 1e9
+    except (OSError, ValueError):
+        return None
 
 
 def _by_wavelength(emu: Emulation, delivered: dict[tuple[str, int], int]) -> dict[str, int]:
@@ -209,6 +251,10 @@ def describe(result: StepResult, flow_bytes: int) -> str:
         per = [b / (flow_bytes * 1514 / 1448) for b in result.wavelength_bytes.values()]
         loaded = sorted((round(x, 1) for x in per if x >= 0.3), reverse=True)
         text += f"; flows per loaded wavelength direction {' '.join(f'{x:g}' for x in loaded)}"
+    if result.wavelength_drops:
+        text += f"; queue drops {sum(result.wavelength_drops.values())}"
+    if result.ovs_cpu:
+        text += f"; OVS {result.ovs_cpu:.2f} CPU, waiting {result.ovs_wait:.2f}"
     return text
 
 
