@@ -48,6 +48,8 @@ TWIN_NIC_GBPS = 1600.0
 TWIN_FLOWS = (4, 8, 12, 16)
 SYNC_SECONDS = 10.0
 QUEUE_PACKETS = 30
+# A sync not done after this many predicted syncs is broken (a step then reports errors).
+SYNC_TIMEOUT_FACTOR = 8
 # The controller as `train` runs it: takes a flow for an elephant at its first poll over
 # the threshold, so a sync's flows are placed within ~1-2 s of starting rather than ~3 s.
 # Polling faster (0.5 s) was tried: TCP flows that stall for half a second then count as
@@ -219,7 +221,8 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
             if queue_packets:
                 limit_dci_queues(lab.emulation, queue_packets)
             results = run_training(lab.emulation, transfers, compute, overlap, steps,
-                                   say=lambda m, p=policy: say(f"policy {p}: {m}"))
+                                   say=lambda m, p=policy: say(f"policy {p}: {m}"),
+                                   timeout_s=max(60.0, SYNC_TIMEOUT_FACTOR * fluid.sync_s))
             log = list(lab.controller.lines)
             # After the steps: under loadaware the lone flow's pin would be held, keeping
             # room on its wavelength while the sync's flows are placed.

@@ -95,9 +95,11 @@ class SyncFlows:
             raise
 
     def _start(self, host: str, args: list[str], stdin: bool = False) -> subprocess.Popen:
-        return self.emu.host(host).popen(
+        proc = self.emu.host(host).popen(
             [*AGENT, *args], stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.emu.adopt(proc.pid, AGENT[-1])       # a killed run's cleanup stops it too
+        return proc
 
     def _expect(self, procs, word: str, timeout_s: float) -> None:
         for proc, line in zip(procs, _one_line_each(procs, time.monotonic() + timeout_s)):
@@ -162,7 +164,7 @@ def _one_line_each(procs, deadline: float) -> list[str | None]:
 
 def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: float,
              step: int = 1, clock: Callable[[], float] = time.monotonic,
-             count_wavelengths: bool = True) -> StepResult:
+             count_wavelengths: bool = True, timeout_s: float = FLOW_TIMEOUT_S) -> StepResult:
     """One step: compute, with the sync's bursts starting `overlap_s` before compute ends;
     wait for every flow's last byte."""
     start = clock()
@@ -171,7 +173,7 @@ def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: floa
     _sleep_until(clock, start + compute_s - overlap_s)
     ovs = ovs_schedstat()
     sync_start = clock()
-    timings = flows.burst()
+    timings = flows.burst(timeout_s)
     done = [t["last"] for t in timings if t]
     sync_end = max(done) if len(done) == len(timings) else clock()
     ovs_after, ovs_end = ovs_schedstat(), clock()
@@ -191,7 +193,7 @@ def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: floa
             result.flow_mbps.append(0.0)
             result.flow_times.append((0.0, 0.0, 0.0))
             result.errors.append(f"{t.src} -> {t.dst}: no complete burst in "
-                                 f"{FLOW_TIMEOUT_S:g} s")
+                                 f"{timeout_s:g} s")
             continue
         took = timing["last"] - timing["start"]
         result.flow_mbps.append(t.bytes * 8 / took / 1e6 if took > 0 else 0.0)
@@ -247,7 +249,7 @@ def describe(result: StepResult, flow_bytes: int) -> str:
     text = (f"starts within {1000 * (max(starts) - min(starts)):.0f} ms, flows done "
             f"{ends[0]:.2f}-{ends[-1]:.2f} s")
     if result.wavelength_bytes and flow_bytes:
-        # A frame carries 1448 payload bytes in 1514 (timestamps on): flows' worth on the wire.
+        # A frame carries 1448 payload bytes (TCP timestamps on) in 1514 on the wire.
         per = [b / (flow_bytes * 1514 / 1448) for b in result.wavelength_bytes.values()]
         loaded = sorted((round(x, 1) for x in per if x >= 0.3), reverse=True)
         text += f"; flows per loaded wavelength direction {' '.join(f'{x:g}' for x in loaded)}"
@@ -260,13 +262,14 @@ def describe(result: StepResult, flow_bytes: int) -> str:
 
 def run_training(emu: Emulation, transfers: Sequence[Transfer], compute_s: float,
                  overlap_s: float, steps: int, say: Callable[[str], None] = lambda _: None,
-                 clock: Callable[[], float] = time.monotonic) -> list[StepResult]:
+                 clock: Callable[[], float] = time.monotonic,
+                 timeout_s: float = FLOW_TIMEOUT_S) -> list[StepResult]:
     """`steps` sync steps, one after the other, on the same persistent connections."""
     results = []
     flow_bytes = transfers[0].bytes if transfers else 0
     with SyncFlows(emu, transfers) as flows:
         for n in range(1, steps + 1):
-            r = run_step(emu, flows, compute_s, overlap_s, n, clock)
+            r = run_step(emu, flows, compute_s, overlap_s, n, clock, timeout_s=timeout_s)
             say(f"step {n}: {r.step_s:.2f} s (sync {r.sync_s:.2f} s, exposed {r.exposed_s:.2f} "
                 f"s, compute utilization {r.compute_utilization:.1%}; {describe(r, flow_bytes)})"
                 + (f", {len(r.errors)} flow errors" if r.errors else ""))
@@ -277,21 +280,25 @@ def run_training(emu: Emulation, transfers: Sequence[Transfer], compute_s: float
 
 
 def limit_dci_queues(emu: Emulation, packets: int) -> int:
-    """Give every DCI wavelength's shaped queue (both ends) room for `packets` packets.
+    """Give every DCI wavelength's shaped queue (both ends) room for `packets` 1500-byte
+    packets (in bytes, so the buffer lasts as long whatever the MTU).
 
     Mininet's htb class leaves the interface's 1000-packet default queue under it: at the
     few Mb/s of a scaled wavelength that is seconds of buffer, where a DCI line card holds
     milliseconds. When both directions carry a sync, each direction's ACKs wait behind the
-    other's data, round trips grow to seconds and TCP crawls. A pfifo of `packets` under
-    the htb class (handle 5:1, Mininet's) restores a realistic buffer. Returns how many
-    interfaces were changed; they go away with the emulation.
+    other's data, round trips grow to seconds and TCP crawls. A bfifo under the htb class
+    (handle 5:1, Mininet's) restores a realistic buffer. Returns how many interfaces were
+    changed; they go away with the emulation.
     """
     changed = 0
     for link in emu.fabric.wavelengths():
         for end in (link.a, link.b):
             intf = emu.fabric.switches[end.node].interface(end.port)
-            subprocess.run(["tc", "qdisc", "replace", "dev", intf, "parent", "5:1", "handle",
-                            "10:", "pfifo", "limit", str(packets)], check=True,
+            # A qdisc of another kind cannot replace the emulation's pfifo in place.
+            subprocess.run(["tc", "qdisc", "del", "dev", intf, "parent", "5:1"],
+                           capture_output=True, text=True)
+            subprocess.run(["tc", "qdisc", "add", "dev", intf, "parent", "5:1", "handle",
+                            "10:", "bfifo", "limit", str(packets * 1514)], check=True,
                            capture_output=True, text=True)
             changed += 1
     return changed
