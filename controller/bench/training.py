@@ -23,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from ..emulation.training import Transfer, limit_dci_queues, run_step, run_training
+from ..emulation.training import (SyncFlows, Transfer, limit_dci_queues, run_step,
+                                  run_training)
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..resources import jobs_dir
 from ..fabric.model import scaled_mbps
@@ -37,6 +38,7 @@ from ..plan.workload import (WorkloadError, auto_stretch, fabric_prediction, pai
                              sync_flows, unsplittable_prediction)
 from ..te.fairshare import completion_times
 from ..te.placement import POLICIES, Candidates, Flow, LoadAwarePlacer, add_load, make_placer
+from ..te.elephants import PIN_HOLD_S
 from ..te.scenarios import large_fabric_yaml, natural_demands
 
 DEFAULT_JOB = jobs_dir() / "300b-data-16dc.yaml"
@@ -46,11 +48,17 @@ TWIN_NIC_GBPS = 1600.0
 TWIN_FLOWS = (4, 8, 12, 16)
 SYNC_SECONDS = 10.0
 QUEUE_PACKETS = 30
+# A sync not done after this many predicted syncs is broken (a step then reports errors).
+SYNC_TIMEOUT_FACTOR = 8
 # The controller as `train` runs it: takes a flow for an elephant at its first poll over
 # the threshold, so a sync's flows are placed within ~1-2 s of starting rather than ~3 s.
 # Polling faster (0.5 s) was tried: TCP flows that stall for half a second then count as
 # ended and are re-placed, 2.7x as many placements, and syncs no faster (measured).
 TRAIN_CONTROLLER_ARGS = ["--elephant-polls", "1"]
+# The sync's flows recur every step on the same connections: loadaware holds an idle
+# elephant's pin this many (stretched) steps, so from step 2 on every flow starts on its
+# placed wavelength.
+PIN_HOLD_STEPS = 3
 
 
 def add_arguments(parser) -> None:
@@ -203,32 +211,52 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
     say(f"{fabric.name} at scale {fabric.scale:g}, time x{stretch:.3g}: {len(flows)} flows of "
         f"{report['bytes_per_flow'] / 1e6:.2f} MB per sync; compute {compute:.2f} s, overlap "
         f"{overlap:.2f} s; predicted step {fluid.step_time_s:.2f} s (sync {fluid.sync_s:.2f} s)")
+    hold = max(PIN_HOLD_S, PIN_HOLD_STEPS * fluid.step_time_s)
+    report["pin_hold_s"] = round(hold, 1)
     for policy in policies:
         say(f"policy {policy}: starting controller and emulation")
         with Lab(fabric, fabric_path, say=lambda _: None,
-                 controller_args=["--policy", policy, *TRAIN_CONTROLLER_ARGS]) as lab:
+                 controller_args=["--policy", policy, *TRAIN_CONTROLLER_ARGS,
+                                  "--pin-hold", f"{hold:.1f}"]) as lab:
             if queue_packets:
                 limit_dci_queues(lab.emulation, queue_packets)
-            if "calibration" not in report and flows:
+            results = run_training(lab.emulation, transfers, compute, overlap, steps,
+                                   say=lambda m, p=policy: say(f"policy {p}: {m}"),
+                                   timeout_s=max(60.0, SYNC_TIMEOUT_FACTOR * fluid.sync_s))
+            log = list(lab.controller.lines)
+            # After the steps: under loadaware the lone flow's pin would be held, keeping
+            # room on its wavelength while the sync's flows are placed.
+            if policy == policies[-1] and flows:
                 report["calibration"] = _calibrate(lab, job, fabric, flows[0], stretch)
                 say(f"one flow alone on a wavelength: "
                     f"{report['calibration']['single_flow_mbps']:.2f} Mb/s of "
                     f"{report['calibration']['wavelength_mbps']:.2f}; planner on that goodput: "
                     f"step {report['calibration']['predicted']['step_time_s']:.2f} s")
-            results = run_training(lab.emulation, transfers, compute, overlap, steps,
-                                   say=lambda m, p=policy: say(f"policy {p}: {m}"))
         exposed = statistics.fmean(r.exposed_s for r in results)
         step = compute + exposed / every       # K-1 steps of a DiLoCo period send nothing
         sync = statistics.fmean(r.sync_s for r in results)
+        # From step 2 on the flows are the ones placed in step 1 (same connections).
+        later = results[1:] or results
+        steady = compute + statistics.fmean(r.exposed_s for r in later) / every
         report["policies"][policy] = {
+            "steady_step_time_s": round(steady, 4),
+            "steady_step_ratio_to_prediction": round(steady / fluid.step_time_s, 4),
+            "steady_sync_s": round(statistics.fmean(r.sync_s for r in later), 4),
+            "controller": {what: sum(1 for line in log if mark in line)
+                           for what, mark in (("pinned", " pinned to "), ("back", " back on "),
+                                              ("moved", " moved to "),
+                                              ("unpinned", ": unpinned"))},
             "step_time_s": round(step, 4), "sync_s": round(sync, 4),
             "exposed_s": round(exposed, 4), "compute_utilization": round(compute / step, 4),
             "step_ratio_to_prediction": round(step / fluid.step_time_s, 4),
             "sync_ratio_to_prediction": round(sync / fluid.sync_s, 4) if fluid.sync_s else None,
-            "step_ratio_to_goodput_prediction": round(
-                step / report["calibration"]["predicted"]["step_time_s"], 4),
             "steps": [r.to_dict() for r in results],
             "errors": [e for r in results for e in r.errors]}
+    goodput_step = report.get("calibration", {}).get("predicted", {}).get("step_time_s")
+    for r in report["policies"].values():
+        for key in ("step", "steady_step"):
+            r[f"{key}_ratio_to_goodput_prediction"] = (
+                round(r[f"{key}_time_s"] / goodput_step, 4) if goodput_step else None)
     return report
 
 
@@ -236,8 +264,9 @@ def _calibrate(lab: Lab, job: Job, fabric: Fabric, flow, stretch: float) -> dict
     """One flow alone on one wavelength: the goodput g a wavelength delivers here (TCP and
     Ethernet overhead, a busy CPU). The planner's prediction on W x g per site pair is what
     the emulation could do at best; compare with it too."""
-    alone = run_step(lab.emulation, [Transfer(flow.src, flow.dst, flow.bytes)], 0.0, 0.0)
-    g_mbps = alone.flow_mbps[0]
+    with SyncFlows(lab.emulation, [Transfer(flow.src, flow.dst, flow.bytes)],
+                   base_port=5501) as alone:
+        g_mbps = run_step(lab.emulation, alone, 0.0, 0.0, count_wavelengths=False).flow_mbps[0]
     traffic = job_traffic(job)
     capacity = pair_capacity_gbps(job, fabric, traffic)
     rate = min(l.rate_gbps for l in fabric.wavelengths())

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..fabric import FabricError, load_fabric
 from ..resources import topology_arg
+from ..te.elephants import PIN_HOLD_S
 from ..te.placement import DEFAULT_MAX_STRETCH, Policy
 
 log = logging.getLogger("dcilab.controller")
@@ -142,12 +143,18 @@ def add_steering_arguments(p) -> None:
     p.add_argument("--max-stretch", type=float, default=DEFAULT_MAX_STRETCH, metavar="X",
                    help="loadaware considers paths up to X times the shortest latency "
                         f"(default {DEFAULT_MAX_STRETCH:g})")
+    p.add_argument("--pin-hold", type=float, default=PIN_HOLD_S, metavar="S",
+                   help="periodic elephants come back: loadaware keeps an idle elephant's "
+                        "pin (and its room) this many seconds, longer than a training step, "
+                        "so a returning flow takes its wavelength from the first packet "
+                        f"(default {PIN_HOLD_S:g}; 0 unpins at once)")
 
 
 def steering_options(args) -> list[str]:
     """The steering options of parsed `args`, as arguments for `dcilab controller`."""
     return ["--policy", args.policy, "--elephant-fraction", str(args.elephant_fraction),
-            "--elephant-polls", str(args.elephant_polls), "--max-stretch", str(args.max_stretch)]
+            "--elephant-polls", str(args.elephant_polls), "--max-stretch", str(args.max_stretch),
+            "--pin-hold", str(args.pin_hold)]
 
 
 def _check_free(what: str, host: str, port: int) -> str | None:
@@ -180,6 +187,7 @@ def run(args) -> int:
                       (not 0 < args.elephant_fraction <= 1, "--elephant-fraction must be in (0, 1]"),
                       (args.elephant_polls < 1, "--elephant-polls must be at least 1"),
                       (args.max_stretch < 1, "--max-stretch must be at least 1"),
+                      (not args.pin_hold >= 0, "--pin-hold must be >= 0"),
                       (not args.poll_interval > 0, "--poll-interval must be positive"),
                       (args.grpc_workers < 1, "--grpc-workers must be at least 1"),
                       (not 0 <= args.history_days <= 36500,
@@ -238,6 +246,7 @@ def run(args) -> int:
     core = FabricController(fabric, args.reservable_fraction, policy=args.policy,
                             elephant_fraction=args.elephant_fraction,
                             elephant_polls=args.elephant_polls, max_stretch=args.max_stretch,
+                            pin_hold_s=args.pin_hold,
                             protection=not args.no_protection)
     try:
         service = ControllerService(core, store=store, observer=metrics,

@@ -96,15 +96,18 @@ def print_report(r: dict) -> None:
     print(f"one flow alone on a wavelength: {cal['single_flow_mbps']:.2f} of "
           f"{cal['wavelength_mbps']:.2f} Mb/s; planner on that goodput: step "
           f"{cal['predicted']['step_time_s']:.3f} s, sync {cal['predicted']['sync_s']:.3f} s\n")
-    print(f"  {'policy':<10} {'step s':>8} {'of pred':>8} {'of goodput pred':>16} {'sync s':>8} "
-          f"{'of pred':>8} {'exposed s':>10} {'util':>7}  steps (s)")
+    print("  steady: steps 2 on, when every flow is back on the connection placed in step 1")
+    print(f"  {'policy':<10} {'step s':>8} {'of pred':>8} {'steady s':>9} {'of pred':>8} "
+          f"{'of goodput pred':>16} {'sync s':>8} {'steady':>7} {'util':>7}  "
+          f"{'pinned/back/moved':>17}  steps (s)")
     for name, p in r["policies"].items():
         steps = " ".join(f"{s['step_s']:.2f}" for s in p["steps"])
-        sync_ratio = p["sync_ratio_to_prediction"]
+        c = p["controller"]
         print(f"  {name:<10} {p['step_time_s']:>8.3f} {p['step_ratio_to_prediction']:>8.1%} "
-              f"{p['step_ratio_to_goodput_prediction']:>16.1%} {p['sync_s']:>8.3f} "
-              f"{(f'{sync_ratio:.1%}' if sync_ratio else '-'):>8} "
-              f"{p['exposed_s']:>10.3f} {p['compute_utilization']:>7.1%}  {steps}")
+              f"{p['steady_step_time_s']:>9.3f} {p['steady_step_ratio_to_prediction']:>8.1%} "
+              f"{p['steady_step_ratio_to_goodput_prediction'] or 0:>16.1%} {p['sync_s']:>8.3f} "
+              f"{p['steady_sync_s']:>7.3f} {p['compute_utilization']:>7.1%}  "
+              f"{c['pinned']:>7}/{c['back']}/{c['moved']:<5}  {steps}")
         for error in p["errors"]:
             print(f"    error: {error}")
     if "plot" in r:

@@ -23,7 +23,7 @@ from os_ken.lib.packet import arp, ethernet, packet
 from ..fabric import Fabric
 from ..fabric.model import LEAF
 from ..openflow import messages as of
-from ..te.elephants import FlowKey
+from ..te.elephants import PIN_HOLD_S, FlowKey
 from ..te.load import LinkLoad, LoadTracker, directions
 from ..fabric.model import HOST
 from ..te.paths import PathEngine
@@ -85,11 +85,11 @@ class FabricController:
                  reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
                  policy: str = "loadaware", elephant_fraction: float = 0.1,
                  elephant_polls: int = 2, max_stretch: float = DEFAULT_MAX_STRETCH,
-                 protection: bool = True):
+                 protection: bool = True, pin_hold_s: float = PIN_HOLD_S):
         self.fabric = fabric
         self.engine = PathEngine(fabric)       # the one path engine: everything asks it
         self.steering = Steering(fabric, self.engine, policy, elephant_fraction, elephant_polls,
-                                 max_stretch)
+                                 max_stretch, pin_hold_s=pin_hold_s)
         # `shortest` keeps one next hop everywhere: one path, one wavelength per site pair.
         # Computed on first use: a large fabric's API answers before any switch connects.
         self.programs = Programs(fabric, self.engine, spread=policy != "shortest",

@@ -7,6 +7,13 @@ rules.forwarding), and `loadaware` pins each elephant, hop by hop, where the res
 utilization is lowest given its estimated natural demand (Hedera's estimator), the
 reserved bandwidth and the measured background load; placements are revisited once per
 poll, with hysteresis. Mice always stay on the default spread.
+
+Periodic elephants come back: a training job's flows (NCCL channels) keep their
+connections, so each step's sync reuses the same 5-tuples after a compute phase of
+silence. An elephant that goes idle (ends or drops under the threshold) therefore keeps
+its pin, and its room in the placement load, for `pin_hold_s` (longer than a step): when
+it comes back, its first packet already takes the wavelength it was placed on, instead of
+being hashed until a poll finds it again. A pin idle for longer is removed.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass
 
 from ..fabric import Fabric
 from ..te.demand import estimate_demands
-from ..te.elephants import ElephantDetector, FlowKey, FlowRecord
+from ..te.elephants import PIN_HOLD_S, ElephantDetector, FlowKey, FlowRecord
 from ..te.paths import PathEngine
 from ..te.placement import (DEFAULT_MAX_STRETCH, POLICIES, Candidates, DirectedLink, Flow,
                             LoadAwarePlacer, Path, add_load)
@@ -39,15 +46,20 @@ class Pinned:
     hops: list[tuple[str, int]]              # every (switch, out port), leaf to leaf
     since_poll: int = 0                      # the poll it was (re)placed at
     previous: Path = ()                      # where it was before its last move
+    idle_since: float | None = None          # when it went idle (its pin held), or active
 
 
 class Steering:
     def __init__(self, fabric: Fabric, graph: PathEngine, policy: str = "loadaware",
                  elephant_fraction: float = 0.1, elephant_polls: int = 2,
-                 max_stretch: float = DEFAULT_MAX_STRETCH, min_gain: float = 0.05):
+                 max_stretch: float = DEFAULT_MAX_STRETCH, min_gain: float = 0.05,
+                 pin_hold_s: float = PIN_HOLD_S):
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}: choose one of {', '.join(POLICIES)}")
+        if not pin_hold_s >= 0:
+            raise ValueError("pin_hold_s must be >= 0")
         self.fabric, self.graph, self.policy = fabric, graph, policy
+        self.pin_hold_s = pin_hold_s
         self.detector = ElephantDetector(fabric, graph, elephant_fraction, elephant_polls)
         self.candidates = Candidates(fabric, max_stretch, engine=graph)
         self.placer = (LoadAwarePlacer(self.candidates, min_gain=min_gain)
@@ -65,14 +77,28 @@ class Steering:
         """Flow counters read at `leaf`. Returns (messages per switch, elephants placed)."""
         new, ended = self.detector.sample(leaf, counters, now)
         msgs: dict[str, list] = {}
+        for record in ended:
+            pin = self.pinned.get(record.key)
+            if pin is not None and self.pin_hold_s > 0:
+                pin.idle_since = now
+                log.info("elephant %s idle: pin held for %g s", record.key, self.pin_hold_s)
+                continue
+            log.info("elephant %s ended", record.key)
+            if pin is not None:
+                self._unpin(record.key, msgs)
+        self._expire(now, msgs)
+        fresh = []
         for record in new:
+            held = self.pinned.get(record.key)
+            if held is not None:          # a periodic elephant back: already on its path
+                held.record, held.idle_since = record, None
+                log.info("elephant %s back on %s", record.key,
+                         " > ".join(link for link, _ in held.path) or "the hashed routes")
+                continue
             log.info("elephant %s (%s -> %s) at %.1f Gb/s", record.key, record.src_host,
                      record.dst_host, record.rate_bps / 1e9)
-        for record in ended:
-            log.info("elephant %s ended", record.key)
-            pin = self.pinned.pop(record.key, None)
-            if pin is not None:
-                _merge(msgs, elephant_rules.unpin(record.key, [s for s, _ in pin.hops]))
+            fresh.append(record)
+        new = fresh
         if not new:
             return msgs, 0
         if self.placer is None:
@@ -96,6 +122,17 @@ class Steering:
                      " > ".join(link for link, _ in path), demands[record.key] / 1e9)
         return msgs, len(new)
 
+    def _unpin(self, key: FlowKey, msgs: dict[str, list]) -> None:
+        pin = self.pinned.pop(key)
+        _merge(msgs, elephant_rules.unpin(key, [s for s, _ in pin.hops]))
+
+    def _expire(self, now: float, msgs: dict[str, list]) -> None:
+        """Unpin the elephants idle for the whole hold: they are not coming back."""
+        for key, pin in list(self.pinned.items()):
+            if pin.idle_since is not None and now - pin.idle_since >= self.pin_hold_s:
+                log.info("elephant %s idle for %.0f s: unpinned", key, now - pin.idle_since)
+                self._unpin(key, msgs)
+
     def revisit(self, background: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
         """Re-place pinned elephants where that lowers utilization by more than the
         hysteresis; returns (messages per switch, elephants moved)."""
@@ -104,11 +141,13 @@ class Steering:
             return {}, 0
         demands = self._demands()
         for key, pin in self.pinned.items():
-            pin.demand_bps = demands[key]
+            pin.demand_bps = demands.get(key, pin.demand_bps)    # idle: its last demand
         # A pin younger than SETTLE_POLLS is measured on the wavelength it left as well as on
         # the one it took: it stays put (it still counts in the load) until that passes.
+        # An idle pin has nothing to measure: it stays, keeping its room, until it returns.
         placed = {pin.flow: (pin.demand_bps, pin.path) for pin in self.pinned.values()
-                  if pin.path and self._poll - pin.since_poll > SETTLE_POLLS}
+                  if pin.path and pin.idle_since is None
+                  and self._poll - pin.since_poll > SETTLE_POLLS}
         moves = self.placer.revisit(placed, self._placement_load(background))
         by_flow = {pin.flow: pin for pin in self.pinned.values()}
         msgs: dict[str, list] = {}
@@ -182,11 +221,15 @@ class Steering:
     def _placement_load(self, background: dict[DirectedLink, float]) -> dict[DirectedLink, float]:
         """Background (measured, less what pinned elephants measure) plus their demands."""
         load = dict(background)
-        for pin in self.pinned.values():
-            add_load(load, pin.path, -pin.record.rate_bps)
+        for key, pin in self.pinned.items():
+            # What the flow measures now (an idle pin's flow may be back before a poll
+            # has found it an elephant again; gone, it measures nothing).
+            record = self.detector.flows.get(key)
+            rate = record.rate_bps if record is not None else 0.0
+            add_load(load, pin.path, -rate)
             if pin.previous and self._poll - pin.since_poll <= SETTLE_POLLS:
                 # Just moved: the last measurement still shows it on its old path too.
-                add_load(load, pin.previous, -pin.record.rate_bps)
+                add_load(load, pin.previous, -rate)
         capacity = self.candidates.capacity_bps
         for link in load:
             # Port and flow counters are read at slightly different moments, so what is

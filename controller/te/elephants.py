@@ -18,6 +18,11 @@ from ..fabric import Fabric
 from .attribution import dci_stages
 from .paths import PathEngine
 
+# How long loadaware keeps an idle elephant's pin (seconds): longer than a training step,
+# whose sync flows recur with the same 5-tuples, short enough to free the room soon after
+# a flow is really gone (core.steering).
+PIN_HOLD_S = 60.0
+
 
 @dataclass(frozen=True)
 class FlowKey:

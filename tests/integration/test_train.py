@@ -34,6 +34,13 @@ def test_train_runs_steps_on_the_planned_fabric(tmp_path, capsys, no_leftovers):
         assert step["step_s"] == pytest.approx(expected, abs=0.5)
         # No faster than the wavelengths allow (a prediction at line rate, no overhead).
         assert step["sync_s"] >= 0.9 * predicted["sync_s"]
+    # The sync's connections persist across steps (NCCL's channels do): the controller
+    # pins each flow once, and holds the pin while it is idle between steps.
+    assert 0 < result["controller"]["pinned"] <= report["flows"]
+    for step in result["steps"]:
+        assert len(step["flow_times_s"]) == 16
+        assert all(start <= first <= last for start, first, last in step["flow_times_s"])
+        assert sum(step["wavelength_bytes"].values()) >= 16 * report["bytes_per_flow"]
     # One flow alone gets most of a wavelength: the emulation is shaping, not starving.
     calibration = report["calibration"]
     assert 0.5 < calibration["goodput_ratio"] <= 1.05

@@ -283,7 +283,8 @@ def test_reserved_bandwidth_counts_as_used(lab):
     assert lab.table(src.leaf).lookup(packet(E1, src.port)).priority < 2000
 
 
-def test_a_disappearing_elephant_is_unpinned(lab, fabric):
+def test_a_disappearing_elephant_is_unpinned_at_once_without_a_hold(fabric):
+    lab = Lab(fabric, policy="loadaware", pin_hold_s=0).bring_up_all()
     make_elephants(lab, "dc1-leaf1", [E1, E2])
     e1_hops = {s for s, _ in lab.ctl.steering.pinned[E1].hops}
     out = lab.flows("dc1-leaf1", {E2: FAST}, 3.0)      # E1's counter timed out
@@ -301,13 +302,74 @@ def test_a_disappearing_elephant_is_unpinned(lab, fabric):
     assert lab.states() == fresh_states(fabric, policy="loadaware")
 
 
-def test_a_demoted_elephant_is_unpinned(lab):
+def test_a_demoted_elephant_is_unpinned_without_a_hold(fabric):
+    lab = Lab(fabric, policy="loadaware", pin_hold_s=0).bring_up_all()
     make_elephants(lab, "dc1-leaf1", [E1])
     assert lab.flows("dc1-leaf1", {E1: SLOW}, 3.0).messages == {}   # one poll under half
     assert E1 in lab.ctl.steering.pinned
     out = lab.flows("dc1-leaf1", {E1: SLOW}, 4.0)
     assert out.messages and E1 not in lab.ctl.steering.pinned
     assert_spread(lab, E1)
+
+
+# --- periodic elephants: pins held while idle -------------------------------------------------
+
+
+def test_an_idle_elephant_keeps_its_pin_and_comes_back_on_it(lab):
+    make_elephants(lab, "dc1-leaf1", [E1, E2])
+    placed = {key: chosen(lab, key) for key in (E1, E2)}
+    # A sync ends: both counters stop growing, then time out; the pins stay in the switches.
+    assert lab.flows("dc1-leaf1", {E1: 0, E2: 0}, 3.0).messages == {}
+    assert lab.flows("dc1-leaf1", {}, 14.0).messages == {}
+    assert lab.ctl.steering.elephant_count == 0
+    for key in (E1, E2):
+        assert lab.ctl.steering.pinned[key].idle_since == 3.0
+        assert_pinned(lab, key, placed[key])       # the next sync's first packet too
+    # The next sync: same 5-tuples, found again; nothing is sent, nothing placed anew.
+    out = make_elephants(lab, "dc1-leaf1", [E1, E2], t0=30.0)
+    assert out.messages == {} and out.placements == 0
+    assert lab.ctl.steering.elephant_count == 2
+    for key in (E1, E2):
+        assert lab.ctl.steering.pinned[key].idle_since is None
+        assert_pinned(lab, key, placed[key])
+
+
+def test_an_idle_pin_is_removed_after_the_hold(fabric):
+    lab = Lab(fabric, policy="loadaware", pin_hold_s=20.0).bring_up_all()
+    make_elephants(lab, "dc1-leaf1", [E1])
+    hops = {s for s, _ in lab.ctl.steering.pinned[E1].hops}
+    lab.flows("dc1-leaf1", {}, 3.0)                       # idle from t = 3
+    assert lab.flows("dc1-leaf1", {}, 22.9).messages == {}
+    assert E1 in lab.ctl.steering.pinned
+    out = lab.flows("dc1-leaf2", {}, 23.0)                # any leaf's poll ends the hold
+    assert set(out.messages) == {lab.dpid(s) for s in hops}
+    assert all(m.command == ofp.OFPFC_DELETE_STRICT for ms in out.messages.values() for m in ms)
+    assert lab.ctl.steering.pinned == {}
+    assert_spread(lab, E1)
+
+
+def test_an_idle_pin_keeps_its_room(lab):
+    make_elephants(lab, "dc1-leaf1", [E1, E2])
+    lab.flows("dc1-leaf1", {}, 3.0)                       # both idle, pins held
+    out = make_elephants(lab, "dc1-leaf2", [E3], t0=4.0)
+    assert out.placements == 1
+    # Without the idle pins' demand w1 would be the first of four idle wavelengths.
+    assert chosen(lab, E3) not in {chosen(lab, E1), chosen(lab, E2)}
+
+
+def test_an_idle_pin_is_not_moved_by_revisits(lab):
+    make_elephants(lab, "dc1-leaf1", [E1])
+    placed = chosen(lab, E1)
+    lab.flows("dc1-leaf1", {}, 3.0)
+    for t in range(4, 10):                                # its wavelength busy with others
+        lab.poll()
+        lab.background({placed: 350}, float(t))
+    assert chosen(lab, E1) == placed
+
+
+def test_a_negative_pin_hold_is_refused(fabric):
+    with pytest.raises(ValueError):
+        FabricController(fabric, pin_hold_s=-1)
 
 
 # --- revisits ------------------------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""One persistent TCP flow of a training job's sync, run inside an emulated host's namespace
+(stdlib only, so it starts fast and costs little CPU).
+
+    python -m dcilab.emulation.sync_agent recv --port P --bytes N
+    python -m dcilab.emulation.sync_agent send --dst IP --port P [--sport S] --bytes N
+
+NCCL opens its connections once and keeps them for the whole job, so every step's sync
+travels on the same 5-tuples. So do these flows: the receiver listens on port P, prints
+`listening`, accepts one connection and, for every N bytes it receives, prints one JSON
+line `{"first": t, "last": t}` (when that burst's first and last bytes arrived). The sender
+connects (from source port S, or one the kernel picks, as NCCL's do), prints `connected`,
+then for every line on its standard input sends one burst of N bytes and prints
+`{"start": t, "sent": t}`. Times are
+time.monotonic(): one clock in every namespace, the runner's too. Both stop when their
+input or connection ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import time
+
+CHUNK = 64 * 1024
+
+
+def _say(obj) -> None:
+    sys.stdout.write((obj if isinstance(obj, str) else json.dumps(obj)) + "\n")
+    sys.stdout.flush()
+
+
+def recv(args) -> int:
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", args.port))
+    server.listen(1)
+    _say("listening")
+    conn, _ = server.accept()
+    server.close()
+    buf = bytearray(CHUNK)
+    left, first = args.bytes, None
+    while True:
+        n = conn.recv_into(buf)
+        if n == 0:
+            return 0
+        now = time.monotonic()
+        while n > 0:                   # a burst ends inside this read (or goes on)
+            if first is None:
+                first = now
+            taken = min(n, left)
+            left -= taken
+            n -= taken
+            if left == 0:
+                _say({"first": first, "last": now})
+                left, first = args.bytes, None
+
+
+def send(args) -> int:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("0.0.0.0", args.sport))        # one connection: the same 5-tuple every step
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            sock.connect((args.dst, args.port))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    _say("connected")
+    payload = memoryview(bytes(CHUNK))
+    for _ in sys.stdin:
+        start, left = time.monotonic(), args.bytes
+        while left > 0:
+            n = min(left, CHUNK)
+            sock.sendall(payload[:n])
+            left -= n
+        _say({"start": start, "sent": time.monotonic()})
+    sock.close()
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="sync_agent")
+    sub = parser.add_subparsers(dest="role", required=True)
+    r = sub.add_parser("recv")
+    r.add_argument("--port", type=int, required=True)
+    r.add_argument("--bytes", type=int, required=True)
+    s = sub.add_parser("send")
+    s.add_argument("--dst", required=True)
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--sport", type=int, default=0)
+    s.add_argument("--bytes", type=int, required=True)
+    args = parser.parse_args(argv)
+    return recv(args) if args.role == "recv" else send(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

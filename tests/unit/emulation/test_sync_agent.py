@@ -1,0 +1,56 @@
+"""The sync flow agent on loopback: one persistent connection, one burst per input line."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+from dcilab.emulation.training import _one_line_each
+
+AGENT = [sys.executable, "-m", "dcilab.emulation.sync_agent"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bursts_travel_on_one_connection_with_a_fixed_source_port():
+    port, sport, size = _free_port(), _free_port(), 300_000
+    recv = subprocess.Popen([*AGENT, "recv", "--port", str(port), "--bytes", str(size)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    send = None
+    try:
+        assert _one_line_each([recv], _deadline(10)) == ["listening"]
+        send = subprocess.Popen([*AGENT, "send", "--dst", "127.0.0.1", "--port", str(port),
+                                 "--sport", str(sport), "--bytes", str(size)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        assert _one_line_each([send], _deadline(10)) == ["connected"]
+        out = subprocess.run(["ss", "-tnH", f"sport = :{sport}"], capture_output=True,
+                             text=True).stdout
+        assert f":{port}" in out                          # the flow's 5-tuple is fixed
+        for _ in range(3):                                # three steps, same connection
+            send.stdin.write(b"go\n")
+            send.stdin.flush()
+            got, = _one_line_each([recv], _deadline(10))
+            sent, = _one_line_each([send], _deadline(10))
+            got, sent = json.loads(got), json.loads(sent)
+            assert sent["start"] <= got["first"] <= got["last"]
+            assert sent["start"] <= sent["sent"]
+        assert _one_line_each([recv], _deadline(0.3)) == [None]   # exactly one line a burst
+        send.stdin.close()
+        assert send.wait(timeout=10) == 0 and recv.wait(timeout=10) == 0
+    finally:
+        for proc in (send, recv):
+            if proc and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _deadline(seconds: float) -> float:
+    return time.monotonic() + seconds
