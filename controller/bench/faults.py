@@ -27,14 +27,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from ..api.client import Client, state_name
 from ..emulation import bfd
 from ..emulation.probe_analysis import delivered_pps, percentiles, summarize
+from ..emulation.probe_agent import WIRE_BYTES
 from ..emulation.probes import Probes, Stream, mininet_runner
 from ..emulation.traffic import iperf_concurrent
 from ..fabric import Fabric, load_fabric, parse_fabric
-from ..metrics.names import FAILURE_EVENTS, LINKS_HELD_DOWN, OPENFLOW_SENT
+from ..metrics.names import ELEPHANT_FLOWS, FAILURE_EVENTS, LINKS_HELD_DOWN, OPENFLOW_SENT
 from ..metrics.scrape import samples
 from ..lab import Lab
 from ..te.fairshare import max_min_rates
@@ -130,11 +132,15 @@ def _inject(faults, event: Event) -> None:
 
 
 def elephant_optimum(fabric: Fabric, dead: tuple[str, ...], pairs: list[tuple[str, str]],
-                     max_stretch: float = DEFAULT_MAX_STRETCH) -> float:
+                     max_stretch: float = DEFAULT_MAX_STRETCH,
+                     probes: Sequence[Stream] = (), probe_pps: float = 0.0) -> float:
     """What the elephants `pairs` could carry at best on what survives `dead`, in
     wavelengths: each takes one route and one wavelength per hop among the routes the
     controller may use (within `max_stretch`), placed to spread them most (the MILP of
-    `te.optimum`), then shares max-min fairly as TCP does. 2.0 means two wavelengths' worth."""
+    `te.optimum`), then shares max-min fairly as TCP does. 2.0 means two wavelengths' worth.
+    The `probes` (UDP at `probe_pps`) are traffic the elephants cannot have: their load
+    stays on the hashed routes of their site pair, and each wavelength leaves the elephants
+    what they do not take."""
     engine = PathEngine(fabric)
     for name in dead:
         if name in fabric.switches:
@@ -146,10 +152,32 @@ def elephant_optimum(fabric: Fabric, dead: tuple[str, ...], pairs: list[tuple[st
     if any(not r for r in routes):
         return 0.0
     unit = {link: 1.0 for link in candidates.capacity_bps}
-    best = solve_optimum([1.0] * len(pairs), routes, unit)
+    background = probe_load(fabric, candidates, probes, probe_pps)
+    best = solve_optimum([1.0] * len(pairs), routes, unit, background)
     if best.assignment is None:
         return 0.0
-    return sum(max_min_rates([list(path) for path in best.assignment], unit))
+    left = {link: max(0.0, 1.0 - background.get(link, 0.0)) for link in unit}
+    return sum(max_min_rates([list(path) for path in best.assignment], left))
+
+
+def probe_load(fabric: Fabric, candidates: Candidates, probes: Sequence[Stream],
+               pps: float) -> dict:
+    """The probe streams' load on each directed wavelength, as a fraction of its rate in
+    the emulation: a stream's packets spread evenly over its site pair's hashed
+    (equal-cost) routes and a hop's wavelengths, the expectation of where hashing puts it.
+    At 1000 pps a stream is 0.78 Mb/s, 8 % of a 10 Mb/s emulated wavelength."""
+    bps = pps * WIRE_BYTES * 8
+    load: dict = {}
+    for stream in probes:
+        src, dst = fabric.hosts[stream.src].site, fabric.hosts[stream.dst].site
+        routes = candidates.equal_cost(src, dst) if src != dst else ()
+        for route in routes:
+            for hop in route.hops:
+                for w in hop.wavelengths:
+                    share = bps / len(routes) / len(hop.wavelengths)
+                    load[w] = load.get(w, 0.0) + share / (candidates.capacity_bps[w]
+                                                          * fabric.scale)
+    return load
 
 
 def _streams(fabric: Fabric) -> list[Stream]:
@@ -202,17 +230,21 @@ def openflow_sent(metrics_url: str) -> float:
     return sum(v for _, v in samples(metrics_url, OPENFLOW_SENT + "_total"))
 
 
-def _wait_until_settled(metrics_url: str, steady_per_s: float,
+def _wait_until_settled(metrics_url: str, steady_per_s: float, elephants: int,
                         timeout_s: float = HOLD_WAIT_S) -> float:
-    """Until no link is held down after an earlier event, and the controller has finished
-    what putting one back in use sets off (moves back onto it, make before break, sent as
-    a burst that the userspace datapath's main thread also forwards packets between), so
-    each event starts from the whole network at rest, as its optimum assumes. Settled:
+    """Until no link is held down after an earlier event, every one of the `elephants` is
+    an elephant again (a flow that lost packets in the last event can back off below the
+    threshold and go back to the hashed routes until it recovers: an event striking it
+    then measures TCP's recovery, not the controller), and the controller has finished
+    what putting a link back in use sets off (moves back onto it, make before break, sent
+    as a burst that the userspace datapath's main thread also forwards packets between),
+    so each event starts from the whole network at rest, as its optimum assumes. Settled:
     no more OpenFlow messages in `QUIET_S` than the steady rate measured before the first
     event. Returns the seconds waited."""
     start = time.monotonic()
     while time.monotonic() - start < timeout_s:
-        if any(v for _, v in samples(metrics_url, LINKS_HELD_DOWN)):
+        if (any(v for _, v in samples(metrics_url, LINKS_HELD_DOWN))
+                or sum(v for _, v in samples(metrics_url, ELEPHANT_FLOWS)) < elephants):
             time.sleep(0.25)
             continue
         before = openflow_sent(metrics_url)
@@ -262,7 +294,8 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
                 elephants["error"] = f"{type(e).__name__}: {e}"
 
         thread = threading.Thread(target=elephant_traffic, daemon=True)
-        with Probes(mininet_runner(lab.emulation), _streams(fabric), rate_pps=PROBE_PPS,
+        streams = _streams(fabric)
+        with Probes(mininet_runner(lab.emulation), streams, rate_pps=PROBE_PPS,
                     port=7600) as probes:
             thread.start()
             time.sleep(3.0)                       # elephants detected and pinned
@@ -272,10 +305,11 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
             rows, observed = [], []
             for event in script:
                 event.dead = _dead(fabric, event)
-                waited = _wait_until_settled(lab.controller.metrics_url, steady)
+                waited = _wait_until_settled(lab.controller.metrics_url, steady,
+                                             len(pairs))
                 if waited > 1.5 * QUIET_S:
-                    _say(f"{mode}: waited {waited:.0f} s for earlier links' hold-down "
-                         "and the controller to settle")
+                    _say(f"{mode}: waited {waited:.0f} s for earlier links' hold-down, "
+                         "the elephants and the controller to settle")
                 before = failure_counts(lab.controller.metrics_url)
                 event.since = time.time()
                 _inject(faults, event)
@@ -300,10 +334,12 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
         goodput_before = _elephant_rate(results, t_elephants, script[0].since - 2.0,
                                         script[0].since)
         # One wavelength's worth of elephant goodput, measured in this run before any fault.
-        per_wavelength = goodput_before / max(1e-9, elephant_optimum(fabric, (), pairs))
+        def optimum_of(dead: tuple[str, ...]) -> float:
+            return elephant_optimum(fabric, dead, pairs, probes=streams, probe_pps=PROBE_PPS)
+        per_wavelength = goodput_before / max(1e-9, optimum_of(()))
         for event, (state, crossing, back_in_use) in zip(script, observed):
             summary = summarize(records, event.since, horizon_s=2.0)
-            optimum = per_wavelength * elephant_optimum(fabric, event.dead, pairs)
+            optimum = per_wavelength * optimum_of(event.dead)
             ends = event.since + _duration(event)
             after = _elephant_rate(results, t_elephants, event.since + 2.0, ends)
             rows.append({

@@ -27,6 +27,9 @@ from array import array
 
 PACKET = struct.Struct("!IId")      # stream ID, sequence number, send time
 PAD = b"\0" * 22                    # 42-byte UDP payload: a 84-byte IP packet, like ping
+# What one probe puts on a wavelength: the IP packet and its Ethernet header (what the
+# wavelength's shaper counts).
+WIRE_BYTES = 14 + 20 + 8 + PACKET.size + len(PAD)
 
 
 _stopping = False

@@ -6,6 +6,8 @@ import pytest
 
 from dcilab.bench.faults import (DEFAULT_FABRIC, _dead, _targets, _time_to_optimum,
                                  elephant_optimum, events)
+from dcilab.emulation.probe_agent import WIRE_BYTES
+from dcilab.emulation.probes import Stream
 from dcilab.fabric import parse_fabric
 
 
@@ -34,6 +36,25 @@ def test_optimum_follows_what_survives_and_the_stretch_bound(triangle):
     assert elephant_optimum(triangle, cut, pairs) == pytest.approx(2.0)
     every = tuple(w.name for w in triangle.wavelengths())
     assert elephant_optimum(triangle, every, pairs) == 0.0
+
+
+def test_probes_take_their_share_of_the_wavelengths_they_hash_onto(triangle):
+    by_name = {e.name: e for e in events(triangle)}
+    pairs = _pairs(triangle)
+    a, b, c = (triangle.hosts_of(s) for s in "abc")
+    # 1 Mb/s on the wire: a tenth of a 400G wavelength at the fault bench's 2.5e-5 scale.
+    pps = 1e6 / (WIRE_BYTES * 8)
+    ab = [Stream(a[0].name, b[0].name, b[0].ip)]
+    # Hashed over a-b's two wavelengths: 0.05 of each is the probe's, 0.95 the elephants'.
+    assert elephant_optimum(triangle, (), pairs, probes=ab, probe_pps=pps) == pytest.approx(1.9)
+    one = _dead(triangle, by_name["one wavelength cut"])
+    assert elephant_optimum(triangle, one, pairs, probes=ab, probe_pps=pps) == pytest.approx(0.9)
+    # A probe between a and c crosses nothing the elephants use while a-b is whole ...
+    ac = [Stream(a[0].name, c[0].name, c[0].ip)]
+    assert elephant_optimum(triangle, (), pairs, probes=ac, probe_pps=pps) == pytest.approx(2.0)
+    # ... and shares a-c with them once a-b is cut and they go round through c.
+    cut = _dead(triangle, by_name["line system a-b cut"])
+    assert elephant_optimum(triangle, cut, pairs, probes=ac, probe_pps=pps) == pytest.approx(1.9)
 
 
 def _result(rates):
