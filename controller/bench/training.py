@@ -48,6 +48,8 @@ TWIN_NIC_GBPS = 1600.0
 TWIN_FLOWS = (4, 8, 12, 16)
 SYNC_SECONDS = 10.0
 QUEUE_PACKETS = 30
+# The sync flows' TCP congestion control ("" leaves the kernel's default, cubic).
+CONGESTION = ""
 # A sync not done after this many predicted syncs is broken (a step then reports errors).
 SYNC_TIMEOUT_FACTOR = 8
 # The controller as `train` runs it: takes a flow for an elephant at its first poll over
@@ -185,7 +187,8 @@ def run(args) -> int:
 
 
 def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | None,
-            flows_per_pair: int | None, say, queue_packets: int = QUEUE_PACKETS) -> dict:
+            flows_per_pair: int | None, say, queue_packets: int = QUEUE_PACKETS,
+            congestion: str = CONGESTION) -> dict:
     """Run the job's steps on the emulation of `fabric_path` under each policy, one lab per
     policy, and compare each with the planner's prediction on the fabric's capacities."""
     fabric = load_fabric(fabric_path)
@@ -203,6 +206,7 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
               "bytes_per_flow": flows[0].bytes if flows else 0,
               "compute_s": round(compute, 4), "overlap_s": round(overlap, 4),
               "sync_every_steps": every, "queue_packets": queue_packets,
+              "congestion_control": congestion or "kernel default",
               "wavelengths": {f"{a}-{b}": sum(1 for l in fabric.wavelengths()
                                              if {l.site_a, l.site_b} == {a, b})
                               for a, b in {tuple(sorted(f.pair)) for f in flows}},
@@ -222,12 +226,14 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
                 limit_dci_queues(lab.emulation, queue_packets)
             results = run_training(lab.emulation, transfers, compute, overlap, steps,
                                    say=lambda m, p=policy: say(f"policy {p}: {m}"),
-                                   timeout_s=max(60.0, SYNC_TIMEOUT_FACTOR * fluid.sync_s))
+                                   timeout_s=max(60.0, SYNC_TIMEOUT_FACTOR * fluid.sync_s),
+                                   congestion=congestion)
             log = list(lab.controller.lines)
             # After the steps: under loadaware the lone flow's pin would be held, keeping
             # room on its wavelength while the sync's flows are placed.
             if policy == policies[-1] and flows:
-                report["calibration"] = _calibrate(lab, job, fabric, flows[0], stretch)
+                report["calibration"] = _calibrate(lab, job, fabric, flows[0], stretch,
+                                                   congestion)
                 say(f"one flow alone on a wavelength: "
                     f"{report['calibration']['single_flow_mbps']:.2f} Mb/s of "
                     f"{report['calibration']['wavelength_mbps']:.2f}; planner on that goodput: "
@@ -260,12 +266,13 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
     return report
 
 
-def _calibrate(lab: Lab, job: Job, fabric: Fabric, flow, stretch: float) -> dict:
+def _calibrate(lab: Lab, job: Job, fabric: Fabric, flow, stretch: float,
+               congestion: str = CONGESTION) -> dict:
     """One flow alone on one wavelength: the goodput g a wavelength delivers here (TCP and
     Ethernet overhead, a busy CPU). The planner's prediction on W x g per site pair is what
     the emulation could do at best; compare with it too."""
     with SyncFlows(lab.emulation, [Transfer(flow.src, flow.dst, flow.bytes)],
-                   base_port=5501) as alone:
+                   base_port=5501, congestion=congestion) as alone:
         g_mbps = run_step(lab.emulation, alone, 0.0, 0.0, count_wavelengths=False).flow_mbps[0]
     traffic = job_traffic(job)
     capacity = pair_capacity_gbps(job, fabric, traffic)
@@ -280,10 +287,11 @@ def _calibrate(lab: Lab, job: Job, fabric: Fabric, flow, stretch: float) -> dict
 
 
 def emulate_or_explain(fabric_path: Path, job: Job, policies, steps, stretch, flows_per_pair,
-                       say, queue_packets: int = QUEUE_PACKETS) -> dict | str:
+                       say, queue_packets: int = QUEUE_PACKETS,
+                       congestion: str = CONGESTION) -> dict | str:
     """`emulate`, or the message of a fabric or workload that does not fit."""
     try:
         return emulate(fabric_path, job, policies, steps, stretch, flows_per_pair, say,
-                       queue_packets)
+                       queue_packets, congestion)
     except (FabricError, WorkloadError) as exc:
         return str(exc)

@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..bench.training import QUEUE_PACKETS, SYNC_SECONDS, emulate_or_explain, read_job
+from ..bench.training import (CONGESTION, QUEUE_PACKETS, SYNC_SECONDS, emulate_or_explain,
+                              read_job)
 from ..plan import JobError
 from ..te.placement import POLICIES
 
@@ -37,10 +38,22 @@ def register(sub) -> None:
                    help=f"queue of each emulated wavelength, in packets (default "
                         f"{QUEUE_PACKETS}: milliseconds, as on a line card, rather than the "
                         f"seconds a 1000-packet queue holds at a few Mb/s; 0 leaves it)")
+    p.add_argument("--congestion-control", default=CONGESTION, metavar="NAME",
+                   help="the sync flows' TCP congestion control, one of the kernel's "
+                        "(net.ipv4.tcp_available_congestion_control; default: "
+                        f"{CONGESTION or 'the kernel default'})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", type=Path,
                    help="draw each policy's step times against the prediction")
     p.set_defaults(run=run)
+
+
+def available_congestion() -> list[str]:
+    """The TCP congestion controls this kernel offers (every namespace shares them)."""
+    try:
+        return Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text().split()
+    except OSError:
+        return []
 
 
 def _say(text: str) -> None:
@@ -58,13 +71,19 @@ def run(args) -> int:
     except JobError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    if args.congestion_control and args.congestion_control not in available_congestion():
+        print(f"dcilab train: --congestion-control {args.congestion_control}: this kernel "
+              f"offers {', '.join(available_congestion()) or 'none it will name'}",
+              file=sys.stderr)
+        return 2
     if os.geteuid() != 0:
         print("dcilab train runs the emulation: it needs root (Mininet, Open vSwitch)",
               file=sys.stderr)
         return 2
     policies = list(POLICIES) if args.policy == "all" else [args.policy]
     report = emulate_or_explain(args.fabric, job, policies, args.steps, args.stretch or None,
-                                args.flows_per_pair or None, _say, args.queue_packets)
+                                args.flows_per_pair or None, _say, args.queue_packets,
+                                args.congestion_control)
     if isinstance(report, str):
         print(report, file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 (stdlib only, so it starts fast and costs little CPU).
 
     python -m dcilab.emulation.sync_agent recv --port P --bytes N
-    python -m dcilab.emulation.sync_agent send --dst IP --port P [--sport S] --bytes N
+    python -m dcilab.emulation.sync_agent send --dst IP --port P [--sport S] [--cc NAME] --bytes N
 
 NCCL opens its connections once and keeps them for the whole job, so every step's sync
 travels on the same 5-tuples. So do these flows: the receiver listens on port P, prints
@@ -12,7 +12,8 @@ connects (from source port S, or one the kernel picks, as NCCL's do), prints `co
 then for every line on its standard input sends one burst of N bytes and prints
 `{"start": t, "sent": t}`. Times are
 time.monotonic(): one clock in every namespace, the runner's too. Both stop when their
-input or connection ends.
+input or connection ends. `--cc` picks the sender's TCP congestion control (the kernel's
+default, cubic, otherwise).
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def recv(args) -> int:
 def send(args) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if args.cc:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, args.cc.encode())
+        except OSError as exc:
+            _say(f"congestion control {args.cc!r}: {exc.strerror}")
+            return 2
     sock.bind(("0.0.0.0", args.sport))        # one connection: the same 5-tuple every step
     deadline = time.monotonic() + 10.0
     while True:
@@ -93,6 +100,7 @@ def main(argv=None) -> int:
     s.add_argument("--dst", required=True)
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--sport", type=int, default=0)
+    s.add_argument("--cc", default="", help="TCP congestion control (default: the kernel's)")
     s.add_argument("--bytes", type=int, required=True)
     args = parser.parse_args(argv)
     return recv(args) if args.role == "recv" else send(args)

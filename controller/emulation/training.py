@@ -76,7 +76,7 @@ class SyncFlows:
     each transfer's bytes per `burst()`. A context manager: it stops every process."""
 
     def __init__(self, emu: Emulation, transfers: Sequence[Transfer],
-                 base_port: int = BASE_PORT, timeout_s: float = 30.0):
+                 base_port: int = BASE_PORT, timeout_s: float = 30.0, congestion: str = ""):
         self.emu, self.transfers = emu, list(transfers)
         self.receivers: list[subprocess.Popen] = []
         self.senders: list[subprocess.Popen] = []
@@ -88,7 +88,7 @@ class SyncFlows:
             for i, t in enumerate(self.transfers):
                 self.senders.append(self._start(t.src, [
                     "send", "--dst", emu.fabric.hosts[t.dst].ip, "--port", str(base_port + i),
-                    "--bytes", str(t.bytes)], stdin=True))
+                    "--bytes", str(t.bytes), "--cc", congestion], stdin=True))
             self._expect(self.senders, "connected", timeout_s)
         except BaseException:
             self.close()
@@ -263,11 +263,12 @@ def describe(result: StepResult, flow_bytes: int) -> str:
 def run_training(emu: Emulation, transfers: Sequence[Transfer], compute_s: float,
                  overlap_s: float, steps: int, say: Callable[[str], None] = lambda _: None,
                  clock: Callable[[], float] = time.monotonic,
-                 timeout_s: float = FLOW_TIMEOUT_S) -> list[StepResult]:
-    """`steps` sync steps, one after the other, on the same persistent connections."""
+                 timeout_s: float = FLOW_TIMEOUT_S, congestion: str = "") -> list[StepResult]:
+    """`steps` sync steps, one after the other, on the same persistent connections, sent
+    with the `congestion` control (the kernel's default if empty)."""
     results = []
     flow_bytes = transfers[0].bytes if transfers else 0
-    with SyncFlows(emu, transfers) as flows:
+    with SyncFlows(emu, transfers, congestion=congestion) as flows:
         for n in range(1, steps + 1):
             r = run_step(emu, flows, compute_s, overlap_s, n, clock, timeout_s=timeout_s)
             say(f"step {n}: {r.step_s:.2f} s (sync {r.sync_s:.2f} s, exposed {r.exposed_s:.2f} "

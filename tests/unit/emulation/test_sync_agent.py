@@ -54,3 +54,40 @@ def test_bursts_travel_on_one_connection_with_a_fixed_source_port():
 
 def _deadline(seconds: float) -> float:
     return time.monotonic() + seconds
+
+
+def _congestion_of(sport: int) -> str:
+    out = subprocess.run(["ss", "-tniH", f"sport = :{sport}"], capture_output=True,
+                         text=True).stdout.split()
+    known = {"cubic", "reno", "bbr", "dctcp", "htcp", "vegas"}
+    return next((word for word in out if word in known), "")
+
+
+def test_the_sender_uses_the_congestion_control_it_is_given_and_names_a_missing_one():
+    available = open("/proc/sys/net/ipv4/tcp_available_congestion_control").read().split()
+    other = next(cc for cc in available if cc != "cubic")     # reno is always built in
+    port, sport = _free_port(), _free_port()
+    recv = subprocess.Popen([*AGENT, "recv", "--port", str(port), "--bytes", "1000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    procs = [recv]
+    try:
+        assert _one_line_each([recv], _deadline(10)) == ["listening"]
+        bad = subprocess.Popen([*AGENT, "send", "--dst", "127.0.0.1", "--port", str(port),
+                                "--cc", "no-such-cc", "--bytes", "1000"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+        procs.append(bad)
+        line, = _one_line_each([bad], _deadline(10))
+        assert line.startswith("congestion control 'no-such-cc'") and bad.wait(10) == 2
+        send = subprocess.Popen([*AGENT, "send", "--dst", "127.0.0.1", "--port", str(port),
+                                 "--sport", str(sport), "--cc", other, "--bytes", "1000"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        procs.append(send)
+        assert _one_line_each([send], _deadline(10)) == ["connected"]
+        assert _congestion_of(sport) == other
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()

@@ -72,3 +72,10 @@ def test_twin_loadaware_no_worse_than_ecmp_and_better_with_more_flows_than_wavel
     la, ecmp = r["policies"]["loadaware"], r["policies"]["ecmp"]
     assert la["step_time_s"] < ecmp["step_time_s"]
     assert la["step_time_s"] >= r["predicted_step_s"] * 0.999
+
+
+def test_train_names_a_congestion_control_the_kernel_lacks(capsys):
+    job = JOBS / "10b-data-2dc.yaml"
+    assert main(["train", str(job), "--job", str(job), "--congestion-control", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--congestion-control nope" in err and "cubic" in err
