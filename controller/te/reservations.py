@@ -63,7 +63,7 @@ from typing import NamedTuple
 from ..fabric import Fabric
 from ..fabric.model import HOST, Link
 from .load import Direction
-from .paths import PathEngine
+from .paths import PathEngine, latency_ns
 from .placement import Candidates
 from .protection import shared_risk
 from .repack import SLACK_BPS, Unit, repack
@@ -346,11 +346,12 @@ class ReservationBook:
             rate = engine.rate_gbps(link) * 1e9 * self.fraction
             self._capacity[Direction(link.name, link.a.node, link.b.node)] = rate
             self._capacity[Direction(link.name, link.b.node, link.a.node)] = rate
-        # switch -> [(neighbour, is a leaf, [(latency_ms, Direction)] of the live links)]
-        self._adjacent: dict[str, list[tuple[str, bool, list[tuple[float, Direction]]]]] = {}
+        # switch -> [(neighbour, is a leaf, [(latency_ns, Direction)] of the live links)];
+        # whole nanoseconds, as the engine's distances: equal latencies are equal sums.
+        self._adjacent: dict[str, list[tuple[str, bool, list[tuple[int, Direction]]]]] = {}
         for u in fabric.switches:
             self._adjacent[u] = [
-                (v, engine.is_leaf(v), [(l.latency_ms, Direction(l.name, u, v)) for l in links])
+                (v, engine.is_leaf(v), [(latency_ns(l), Direction(l.name, u, v)) for l in links])
                 for v, links in engine.adjacent(u).items()]
         self._to_leaf: dict[str, dict[str, float]] = {}  # dst leaf -> switch -> latency
 
@@ -1169,14 +1170,18 @@ class ReservationBook:
         link has beyond its free capacity (a standby's share of the shared standby)."""
         if src_leaf == dst_leaf:
             return 0.0, []
-        h = self._latency_to(dst_leaf)
+        h = self.engine.distances_to(dst_leaf)          # ns, an exact lower bound
         reserved, capacity = self.reserved, self._capacity
-        best = {src_leaf: (0.0, -math.inf)}
-        heap = [(h.get(src_leaf, math.inf), -math.inf, 0.0, src_leaf, ())]
+        best = {src_leaf: (0, -math.inf)}
+        # Popped by (estimate, -width), then deepest first: among labels that tie, the
+        # destination comes out before the nodes of every other equally short, equally wide
+        # path are expanded (none of them could give it a better label).
+        heap = [(h.get(src_leaf, math.inf), -math.inf, 0, src_leaf, ())]
         while heap:
-            _, neg_width, latency, u, path = heapq.heappop(heap)
+            _, neg_width, neg_latency, u, path = heapq.heappop(heap)
+            latency = -neg_latency
             if u == dst_leaf:
-                return latency, list(path)
+                return latency / 1e6, list(path)
             if (latency, neg_width) > best[u]:
                 continue
             for v, is_leaf, links in self._adjacent.get(u, ()):
@@ -1184,8 +1189,8 @@ class ReservationBook:
                     continue                       # leaves are never transit
                 # Best fit among the least-latency links with room; width = the most room.
                 chosen = None
-                for link_ms, d in links:
-                    if chosen is not None and link_ms > chosen[0]:
+                for link_ns, d in links:
+                    if chosen is not None and link_ns > chosen[0]:
                         break
                     if avoid and d.link in avoid:
                         continue
@@ -1194,7 +1199,7 @@ class ReservationBook:
                         free += bonus.get(d, 0.0)
                     if free >= bps:
                         if chosen is None:
-                            chosen = [link_ms, d, free, free]
+                            chosen = [link_ns, d, free, free]
                         else:
                             if free < chosen[2]:
                                 chosen[1], chosen[2] = d, free
@@ -1204,7 +1209,7 @@ class ReservationBook:
                 label = (latency + chosen[0], max(neg_width, -chosen[3]))
                 if label < best.get(v, (math.inf, 0.0)):
                     best[v] = label
-                    heapq.heappush(heap, (label[0] + h[v], label[1], label[0], v,
+                    heapq.heappush(heap, (label[0] + h[v], label[1], -label[0], v,
                                           path + (chosen[1],)))
         return None
 
