@@ -52,6 +52,20 @@ def ping_stream(lab, src: str, dst: str, seconds: float):
                       stdout=subprocess.PIPE, text=True)
 
 
+def packets_to(fabric, host: str) -> int:
+    """Packets the leaf has sent down to `host` so far (its port's veth, counted here)."""
+    h = fabric.hosts[host]
+    dev = fabric.switches[h.leaf].interface(h.port)
+    return int(Path(f"/sys/class/net/{dev}/statistics/tx_packets").read_text())
+
+
+def flowing(lab, dst: str, packets: int = PPS // 2):
+    """Wait until `packets` more have reached `dst` (a stream just started is running)."""
+    start = packets_to(lab.fabric, dst)
+    wait_for(lambda: packets_to(lab.fabric, dst) - start >= packets, 5,
+             f"{packets} packets to reach {dst}")
+
+
 def received(proc) -> tuple[int, int]:
     out, _ = proc.communicate(timeout=60)
     sent, got = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", out).groups())
@@ -72,7 +86,7 @@ def test_a_line_system_cut_is_survived_and_its_reservation_moves_then_returns(tm
         wait_for(lambda: state_name(client.get(res.reservation_id)) == "ACTIVE", 10, "ACTIVE")
         assert wavelengths(res) == {"a-b"}
         stream = ping_stream(lab, "a-h1", "b-h1", seconds=6)
-        time.sleep(2)
+        flowing(lab, "b-h1", PPS)
         set_line_system(fabric, "a-b", up=False)
         moved = wait_for(lambda: (lambda r: r if wavelengths(r) == {"a-c", "b-c"} else None)(
             client.get(res.reservation_id)), 5, "the reservation to move around a-b")
@@ -132,7 +146,7 @@ def test_a_gray_failure_is_found_by_bfd_and_its_reservation_routed_around(tmp_pa
         wait_for(lambda: bfd_packets_sent(fabric, wavelength) > sent_before, 5,
                  "BFD packets in their own class")
         stream = ping_stream(lab, "a-h2", "b-h2", seconds=6)
-        time.sleep(1)
+        flowing(lab, "b-h2")
         lab.faults.gray(wavelength)
         try:
             wait_for(lambda: wavelength not in {h.wavelength for h in
