@@ -12,8 +12,8 @@ the kernel (`dcilab fault`'s machinery), never through the controller.
 
 Per event: each stream's loss window (p50/p99/max over streams, ms), the streams still
 dark 1 s after it, the elephants' goodput from 2 s after it against the post-failure
-optimum (a wavelength's goodput, measured in the same run, times the wavelengths the
-surviving route offers them), the reservation's state and whether its path still crosses
+optimum (their goodput in the 2 s before the event, times the post-failure optimum over
+the whole network's, both leaving the probe streams their share), the reservation's state and whether its path still crosses
 something dead while it claims to be ACTIVE (silently broken), and for the flap how
 often the controller put the link back in use (oscillation).
 """
@@ -230,7 +230,7 @@ def openflow_sent(metrics_url: str) -> float:
     return sum(v for _, v in samples(metrics_url, OPENFLOW_SENT + "_total"))
 
 
-def _wait_until_settled(metrics_url: str, steady_per_s: float, elephants: int,
+def wait_until_settled(metrics_url: str, steady_per_s: float, elephants: int = 0,
                         timeout_s: float = HOLD_WAIT_S) -> float:
     """Until no link is held down after an earlier event, every one of the `elephants` is
     an elephant again (a flow that lost packets in the last event can back off below the
@@ -252,6 +252,13 @@ def _wait_until_settled(metrics_url: str, steady_per_s: float, elephants: int,
         if openflow_sent(metrics_url) - before <= _quiet_allowance(steady_per_s):
             break
     return time.monotonic() - start
+
+
+def steady_openflow_rate(metrics_url: str, seconds: float = 2 * QUIET_S) -> float:
+    """OpenFlow messages per second the controller sends at rest (its stats requests)."""
+    sent = openflow_sent(metrics_url)
+    time.sleep(seconds)
+    return (openflow_sent(metrics_url) - sent) / seconds
 
 
 def _quiet_allowance(steady_per_s: float) -> float:
@@ -299,13 +306,11 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
                     port=7600) as probes:
             thread.start()
             time.sleep(3.0)                       # elephants detected and pinned
-            sent = openflow_sent(lab.controller.metrics_url)
-            time.sleep(2 * QUIET_S)               # the controller's steady OpenFlow rate
-            steady = (openflow_sent(lab.controller.metrics_url) - sent) / (2 * QUIET_S)
+            steady = steady_openflow_rate(lab.controller.metrics_url)
             rows, observed = [], []
             for event in script:
                 event.dead = _dead(fabric, event)
-                waited = _wait_until_settled(lab.controller.metrics_url, steady,
+                waited = wait_until_settled(lab.controller.metrics_url, steady,
                                              len(pairs))
                 if waited > 1.5 * QUIET_S:
                     _say(f"{mode}: waited {waited:.0f} s for earlier links' hold-down, "
@@ -333,13 +338,18 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
         # ramp (from their start the mean would take in slow start and the hashed seconds).
         goodput_before = _elephant_rate(results, t_elephants, script[0].since - 2.0,
                                         script[0].since)
-        # One wavelength's worth of elephant goodput, measured in this run before any fault.
+
         def optimum_of(dead: tuple[str, ...]) -> float:
             return elephant_optimum(fabric, dead, pairs, probes=streams, probe_pps=PROBE_PPS)
-        per_wavelength = goodput_before / max(1e-9, optimum_of(()))
+        whole = max(1e-9, optimum_of(()))
         for event, (state, crossing, back_in_use) in zip(script, observed):
             summary = summarize(records, event.since, horizon_s=2.0)
-            optimum = per_wavelength * optimum_of(event.dead)
+            # The yardstick: what the elephants carried in the 2 s before this event (the
+            # whole network, settled), scaled by the optimum after it over the optimum
+            # before; measured per event, so the machine's load drifting over the run
+            # does not move it.
+            before = _elephant_rate(results, t_elephants, event.since - 2.0, event.since)
+            optimum = before * optimum_of(event.dead) / whole
             ends = event.since + _duration(event)
             after = _elephant_rate(results, t_elephants, event.since + 2.0, ends)
             rows.append({

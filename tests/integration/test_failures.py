@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from dcilab.api.client import Client, state_name
-from dcilab.bench.faults import DEFAULT_FABRIC
+from dcilab.bench.faults import DEFAULT_FABRIC, steady_openflow_rate, wait_until_settled
 from dcilab.fabric import load_fabric
 from dcilab.lab import ControllerProcess, Lab
 
@@ -85,6 +85,7 @@ def test_a_line_system_cut_is_survived_and_its_reservation_moves_then_returns(tm
         res = client.reserve("a-h2", "b-h2", 100)
         wait_for(lambda: state_name(client.get(res.reservation_id)) == "ACTIVE", 10, "ACTIVE")
         assert wavelengths(res) == {"a-b"}
+        steady = steady_openflow_rate(lab.controller.metrics_url)
         stream = ping_stream(lab, "a-h1", "b-h1", seconds=6)
         flowing(lab, "b-h1", PPS)
         set_line_system(fabric, "a-b", up=False)
@@ -99,6 +100,9 @@ def test_a_line_system_cut_is_survived_and_its_reservation_moves_then_returns(tm
         back = wait_for(lambda: (lambda r: r if wavelengths(r) == {"a-b"} else None)(
             client.get(res.reservation_id)), 10, "the reservation back on a-b after hold-down")
         assert back.meter_id == res.meter_id
+        # Once the controller has sent the move back (reservation, hashed routes, every
+        # switch), the line system carries traffic again without loss.
+        wait_until_settled(lab.controller.metrics_url, steady)
         after = ping_stream(lab, "a-h1", "b-h1", seconds=1)
         sent, got = received(after)
         assert got == sent
