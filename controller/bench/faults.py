@@ -12,8 +12,9 @@ the kernel (`dcilab fault`'s machinery), never through the controller.
 
 Per event: each stream's loss window (p50/p99/max over streams, ms), the streams still
 dark 1 s after it, the elephants' goodput from 2 s after it against the post-failure
-optimum (their goodput in the 2 s before the event, times the post-failure optimum over
-the whole network's, both leaving the probe streams their share), the reservation's state and whether its path still crosses
+optimum (their goodput at rest, the median over the 2 s before each event, times the
+post-failure optimum over the whole network's, both leaving the probe streams their
+share), the reservation's state and whether its path still crosses
 something dead while it claims to be ACTIVE (silently broken), and for the flap how
 often the controller put the link back in use (oscillation).
 """
@@ -21,6 +22,7 @@ often the controller put the link back in use (oscillation).
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import tempfile
 import threading
@@ -334,22 +336,18 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
             thread.join(timeout=60)
             records = list(probes.stop().values())
         results = elephants.get("results", [])
-        # The last 2 s before the first fault: elephants pinned long since and TCP past its
-        # ramp (from their start the mean would take in slow start and the hashed seconds).
-        goodput_before = _elephant_rate(results, t_elephants, script[0].since - 2.0,
-                                        script[0].since)
+        # What the elephants carry on the whole network at rest: the median over the 2 s
+        # before each event (each starts settled). One window alone is noisy here: an
+        # elephant just re-detected after the last event may still be recovering in it.
+        goodput_before = statistics.median(
+            _elephant_rate(results, t_elephants, e.since - 2.0, e.since) for e in script)
 
         def optimum_of(dead: tuple[str, ...]) -> float:
             return elephant_optimum(fabric, dead, pairs, probes=streams, probe_pps=PROBE_PPS)
         whole = max(1e-9, optimum_of(()))
         for event, (state, crossing, back_in_use) in zip(script, observed):
             summary = summarize(records, event.since, horizon_s=2.0)
-            # The yardstick: what the elephants carried in the 2 s before this event (the
-            # whole network, settled), scaled by the optimum after it over the optimum
-            # before; measured per event, so the machine's load drifting over the run
-            # does not move it.
-            before = _elephant_rate(results, t_elephants, event.since - 2.0, event.since)
-            optimum = before * optimum_of(event.dead) / whole
+            optimum = goodput_before * optimum_of(event.dead) / whole
             ends = event.since + _duration(event)
             after = _elephant_rate(results, t_elephants, event.since + 2.0, ends)
             rows.append({
