@@ -67,6 +67,7 @@ class Steering:
         self.pinned: dict[FlowKey, Pinned] = {}
         self._ids = itertools.count(1)
         self._poll = 0
+        self._returned_at = -SETTLE_POLLS - 1    # the poll an idle pin's elephant last came back
 
     @property
     def elephant_count(self) -> int:
@@ -92,6 +93,7 @@ class Steering:
             held = self.pinned.get(record.key)
             if held is not None:          # a periodic elephant back: already on its path
                 held.record, held.idle_since = record, None
+                self._returned_at = self._poll
                 log.info("elephant %s back on %s", record.key,
                          " > ".join(link for link, _ in held.path) or "the hashed routes")
                 continue
@@ -138,6 +140,13 @@ class Steering:
         hysteresis; returns (messages per switch, elephants moved)."""
         self._poll += 1
         if self.placer is None or not self.pinned:
+            return {}, 0
+        # Periodic elephants coming back (a training step's sync starting) are found one
+        # poll apart, and until all are, the demand estimate of those found is too high
+        # (Hedera shares a NIC among the elephants it knows): moves made on it churn the
+        # sync's placement, and each move costs its flows a reordering. Wait until the
+        # returns have settled, as a new pin does.
+        if self._poll - self._returned_at <= SETTLE_POLLS:
             return {}, 0
         demands = self._demands()
         for key, pin in self.pinned.items():

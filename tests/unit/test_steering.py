@@ -656,3 +656,27 @@ def test_elephants_on_a_cut_wavelength_are_placed_again_on_what_survives(lab, fa
     assert moved != dead.name and moved != before[E2]      # not onto the other elephant
     assert_pinned(lab, E1, moved)
     assert lab.ctl.steering.pinned[E2].path[0][0] == before[E2]    # untouched
+
+
+def test_no_revisit_while_periodic_elephants_are_coming_back(fabric):
+    st = steering(fabric)
+    busy = bg(w1=300, w2=300, w3=300)
+    place(st, "dc1-leaf1", E1, busy)
+    assert st.pinned[E1].path == ((W[3], GW),)
+    for _ in range(SETTLE_POLLS + 1):                    # settled where it is
+        assert st.revisit(bg(w1=300, w2=300, w3=300, w4=50)) == ({}, 0)
+    sent = round(FAST * 2)
+    st.sample("dc1-leaf1", {E1: sent}, 3.0, busy)         # the sync ends: idle, pin held
+    assert st.pinned[E1].idle_since == 3.0
+    for t in (4.0, 5.0):                                   # the next sync: found again
+        sent += FAST
+        st.sample("dc1-leaf1", {E1: sent}, t, busy)
+    assert st.pinned[E1].idle_since is None
+    # w4 now carries 300 of other traffic besides E1: a move would pay, but not while the
+    # returns settle ...
+    now = bg(w1=50, w2=50, w3=50, w4=350)
+    for _ in range(SETTLE_POLLS):
+        assert st.revisit(now) == ({}, 0)
+    # ... and then it is made.
+    assert st.revisit(now)[1] == 1
+    assert st.pinned[E1].path != ((W[3], GW),)
