@@ -233,7 +233,7 @@ def openflow_sent(metrics_url: str) -> float:
 
 
 def wait_until_settled(metrics_url: str, steady_per_s: float, elephants: int = 0,
-                        timeout_s: float = HOLD_WAIT_S) -> float:
+                       timeout_s: float = HOLD_WAIT_S) -> float:
     """Until no link is held down after an earlier event, every one of the `elephants` is
     an elephant again (a flow that lost packets in the last event can back off below the
     threshold and go back to the hashed routes until it recovers: an event striking it

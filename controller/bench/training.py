@@ -38,7 +38,6 @@ from ..plan.workload import (WorkloadError, auto_stretch, fabric_prediction, pai
                              sync_flows, unsplittable_prediction)
 from ..te.fairshare import completion_times
 from ..te.placement import POLICIES, Candidates, Flow, LoadAwarePlacer, add_load, make_placer
-from ..te.elephants import PIN_HOLD_S
 from ..te.scenarios import large_fabric_yaml, natural_demands
 
 DEFAULT_JOB = jobs_dir() / "300b-data-16dc.yaml"
@@ -61,6 +60,7 @@ TRAIN_CONTROLLER_ARGS = ["--elephant-polls", "1"]
 # elephant's pin this many (stretched) steps, so from step 2 on every flow starts on its
 # placed wavelength.
 PIN_HOLD_STEPS = 3
+MIN_PIN_HOLD_S = 60.0
 
 
 def add_arguments(parser) -> None:
@@ -215,7 +215,7 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
     say(f"{fabric.name} at scale {fabric.scale:g}, time x{stretch:.3g}: {len(flows)} flows of "
         f"{report['bytes_per_flow'] / 1e6:.2f} MB per sync; compute {compute:.2f} s, overlap "
         f"{overlap:.2f} s; predicted step {fluid.step_time_s:.2f} s (sync {fluid.sync_s:.2f} s)")
-    hold = max(PIN_HOLD_S, PIN_HOLD_STEPS * fluid.step_time_s)
+    hold = max(MIN_PIN_HOLD_S, PIN_HOLD_STEPS * fluid.step_time_s)
     report["pin_hold_s"] = round(hold, 1)
     for policy in policies:
         say(f"policy {policy}: starting controller and emulation")

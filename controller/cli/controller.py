@@ -147,7 +147,8 @@ def add_steering_arguments(p) -> None:
                    help="periodic elephants come back: loadaware keeps an idle elephant's "
                         "pin (and its room) this many seconds, longer than a training step, "
                         "so a returning flow takes its wavelength from the first packet "
-                        f"(default {PIN_HOLD_S:g}; 0 unpins at once)")
+                        "(default 0: off, an ended elephant is unpinned at once; "
+                        "`dcilab train` holds them 3 steps)")
 
 
 def steering_options(args) -> list[str]:

@@ -18,10 +18,13 @@ from ..fabric import Fabric
 from .attribution import dci_stages
 from .paths import PathEngine
 
-# How long loadaware keeps an idle elephant's pin (seconds): longer than a training step,
-# whose sync flows recur with the same 5-tuples, short enough to free the room soon after
-# a flow is really gone (core.steering).
-PIN_HOLD_S = 60.0
+# How long loadaware keeps an idle elephant's pin (seconds; core.steering). Off by default:
+# a held pin keeps its room, so a workload of one-off flows would place new elephants
+# around the ghosts of ended ones (with a 60 s default, a reservation test once saw an
+# elephant stay on the reserved wavelength). `dcilab train` holds them for 3 training
+# steps (bench.training), longer than a step, so the sync's flows, which recur with the
+# same 5-tuples, come back on their wavelengths.
+PIN_HOLD_S = 0.0
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,12 @@ def lab(fabric):
     return Lab(fabric, policy="loadaware").bring_up_all()
 
 
+@pytest.fixture
+def held(fabric):
+    """Pins held 60 s while idle, as `dcilab train` runs the controller."""
+    return Lab(fabric, policy="loadaware", pin_hold_s=60.0).bring_up_all()
+
+
 def fresh_states(fabric, **options) -> dict[str, object]:
     return Lab(fabric, **options).bring_up_all().states()
 
@@ -303,7 +309,7 @@ def test_a_disappearing_elephant_is_unpinned_at_once_without_a_hold(fabric):
 
 
 def test_a_demoted_elephant_is_unpinned_without_a_hold(fabric):
-    lab = Lab(fabric, policy="loadaware", pin_hold_s=0).bring_up_all()
+    lab = Lab(fabric, policy="loadaware").bring_up_all()        # no hold by default
     make_elephants(lab, "dc1-leaf1", [E1])
     assert lab.flows("dc1-leaf1", {E1: SLOW}, 3.0).messages == {}   # one poll under half
     assert E1 in lab.ctl.steering.pinned
@@ -315,23 +321,23 @@ def test_a_demoted_elephant_is_unpinned_without_a_hold(fabric):
 # --- periodic elephants: pins held while idle -------------------------------------------------
 
 
-def test_an_idle_elephant_keeps_its_pin_and_comes_back_on_it(lab):
-    make_elephants(lab, "dc1-leaf1", [E1, E2])
-    placed = {key: chosen(lab, key) for key in (E1, E2)}
+def test_an_idle_elephant_keeps_its_pin_and_comes_back_on_it(held):
+    make_elephants(held, "dc1-leaf1", [E1, E2])
+    placed = {key: chosen(held, key) for key in (E1, E2)}
     # A sync ends: both counters stop growing, then time out; the pins stay in the switches.
-    assert lab.flows("dc1-leaf1", {E1: 0, E2: 0}, 3.0).messages == {}
-    assert lab.flows("dc1-leaf1", {}, 14.0).messages == {}
-    assert lab.ctl.steering.elephant_count == 0
+    assert held.flows("dc1-leaf1", {E1: 0, E2: 0}, 3.0).messages == {}
+    assert held.flows("dc1-leaf1", {}, 14.0).messages == {}
+    assert held.ctl.steering.elephant_count == 0
     for key in (E1, E2):
-        assert lab.ctl.steering.pinned[key].idle_since == 3.0
-        assert_pinned(lab, key, placed[key])       # the next sync's first packet too
+        assert held.ctl.steering.pinned[key].idle_since == 3.0
+        assert_pinned(held, key, placed[key])       # the next sync's first packet too
     # The next sync: same 5-tuples, found again; nothing is sent, nothing placed anew.
-    out = make_elephants(lab, "dc1-leaf1", [E1, E2], t0=30.0)
+    out = make_elephants(held, "dc1-leaf1", [E1, E2], t0=30.0)
     assert out.messages == {} and out.placements == 0
-    assert lab.ctl.steering.elephant_count == 2
+    assert held.ctl.steering.elephant_count == 2
     for key in (E1, E2):
-        assert lab.ctl.steering.pinned[key].idle_since is None
-        assert_pinned(lab, key, placed[key])
+        assert held.ctl.steering.pinned[key].idle_since is None
+        assert_pinned(held, key, placed[key])
 
 
 def test_an_idle_pin_is_removed_after_the_hold(fabric):
@@ -348,23 +354,23 @@ def test_an_idle_pin_is_removed_after_the_hold(fabric):
     assert_spread(lab, E1)
 
 
-def test_an_idle_pin_keeps_its_room(lab):
-    make_elephants(lab, "dc1-leaf1", [E1, E2])
-    lab.flows("dc1-leaf1", {}, 3.0)                       # both idle, pins held
-    out = make_elephants(lab, "dc1-leaf2", [E3], t0=4.0)
+def test_an_idle_pin_keeps_its_room(held):
+    make_elephants(held, "dc1-leaf1", [E1, E2])
+    held.flows("dc1-leaf1", {}, 3.0)                       # both idle, pins held
+    out = make_elephants(held, "dc1-leaf2", [E3], t0=4.0)
     assert out.placements == 1
     # Without the idle pins' demand w1 would be the first of four idle wavelengths.
-    assert chosen(lab, E3) not in {chosen(lab, E1), chosen(lab, E2)}
+    assert chosen(held, E3) not in {chosen(held, E1), chosen(held, E2)}
 
 
-def test_an_idle_pin_is_not_moved_by_revisits(lab):
-    make_elephants(lab, "dc1-leaf1", [E1])
-    placed = chosen(lab, E1)
-    lab.flows("dc1-leaf1", {}, 3.0)
+def test_an_idle_pin_is_not_moved_by_revisits(held):
+    make_elephants(held, "dc1-leaf1", [E1])
+    placed = chosen(held, E1)
+    held.flows("dc1-leaf1", {}, 3.0)
     for t in range(4, 10):                                # its wavelength busy with others
-        lab.poll()
-        lab.background({placed: 350}, float(t))
-    assert chosen(lab, E1) == placed
+        held.poll()
+        held.background({placed: 350}, float(t))
+    assert chosen(held, E1) == placed
 
 
 def test_a_negative_pin_hold_is_refused(fabric):
@@ -659,7 +665,7 @@ def test_elephants_on_a_cut_wavelength_are_placed_again_on_what_survives(lab, fa
 
 
 def test_no_revisit_while_periodic_elephants_are_coming_back(fabric):
-    st = steering(fabric)
+    st = Steering(fabric, PathEngine(fabric), "loadaware", pin_hold_s=60.0)
     busy = bg(w1=300, w2=300, w3=300)
     place(st, "dc1-leaf1", E1, busy)
     assert st.pinned[E1].path == ((W[3], GW),)
