@@ -29,8 +29,8 @@ from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..resources import jobs_dir
 from ..fabric.model import scaled_mbps
 from ..lab import Lab
-from ..plan import JobError, parse_job, plan_job
-from ..plan.load import Job, JobIssue
+from ..plan import JobError, plan_job, read_job
+from ..plan.load import Job
 from ..plan.performance import predict
 from ..plan.traffic import job_traffic
 from ..plan.planner import predict_job
@@ -72,16 +72,6 @@ def add_arguments(parser) -> None:
                    help=f"job file for --training (default the bundled {DEFAULT_JOB.name})")
     g.add_argument("--steps", type=int, default=20, metavar="N",
                    help="steps per policy for --training (new source ports each step)")
-
-
-def read_job(path) -> Job:
-    """The checked job at `path`; JobError (naming the file) if it cannot be read or used."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not a UTF-8 text file"
-        raise JobError(str(path), [JobIssue("", f"cannot read: {reason}")]) from None
-    return parse_job(text, str(path))
 
 
 # --- flow-level twin -------------------------------------------------------------------------

@@ -6,8 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..bench.training import read_job
-from ..plan import JobError, NoFeasibleChoice, fabric_yaml, plan_job
+from ..plan import JobError, NoFeasibleChoice, fabric_yaml, plan_job, read_job
 
 
 def register(sub) -> None:
@@ -28,13 +27,17 @@ def register(sub) -> None:
                         "scaled for the emulation (for `dcilab check`, `demo` and `train`)")
     p.add_argument("--plot", metavar="FILE.png", type=Path,
                    help="draw step time and utilization against distance and capacity")
+    p.add_argument("--replan", action="store_true",
+                   help="at each distance of the sensitivity table, also say what a fresh "
+                        "plan would buy (capex, wavelengths): GNPy for every site pair at "
+                        "every distance, seconds more for many sites")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     try:
         job = read_job(args.job)
-        plan = plan_job(job)
+        plan = plan_job(job, replan=args.replan)
     except (JobError, NoFeasibleChoice) as exc:
         print(f"{exc}" if isinstance(exc, JobError) else f"{args.job}: {exc}", file=sys.stderr)
         return 2
@@ -76,13 +79,19 @@ def print_report(r: dict) -> None:
     print(f"  predicted:        step {r['step_time_s']:.4f} s, compute utilization "
           f"{r['compute_utilization']:.2%} (sync {r['sync_s']:.4f} s, exposed "
           f"{r['exposed_s']:.4f} s per sync)\n")
-    print("  sensitivity to distance (planned wavelengths; fresh plan's capex):")
-    print(f"    {'x km':>5} {'longest km':>11} {'step s':>9} {'util':>7} {'capex $':>11}")
-    for row in r["sensitivity"].get("distance", []):
-        capex = ("no module reaches" if row["replanned_capex_usd"] is None
-                 else f"{row['replanned_capex_usd']:,.0f}")
+    rows = r["sensitivity"].get("distance", [])
+    replanned = any("replanned_capex_usd" in row for row in rows)
+    print("  sensitivity to distance (planned wavelengths"
+          + ("; fresh plan's capex):" if replanned else "; --replan adds a fresh plan's capex):"))
+    print(f"    {'x km':>5} {'longest km':>11} {'step s':>9} {'util':>7}"
+          + (f" {'capex $':>17}" if replanned else ""))
+    for row in rows:
+        capex = ""
+        if replanned:
+            capex = " " + ("no module reaches" if row["replanned_capex_usd"] is None
+                           else f"{row['replanned_capex_usd']:>17,.0f}")
         print(f"    {row['factor']:>5g} {row['longest_km']:>11g} {row['step_time_s']:>9.4f} "
-              f"{row['compute_utilization']:>7.2%} {capex:>11}")
+              f"{row['compute_utilization']:>7.2%}{capex}")
     print("  sensitivity to capacity:")
     print(f"    {'x cap':>5} {'Gb/s':>11} {'step s':>9} {'util':>7}")
     for row in r["sensitivity"].get("capacity", []):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..optics import Catalog, LineSystem, LinkPlan, OpticsError, plan_link, select_mode
+from ..optics import (Catalog, LineSystem, LinkPlan, OpticsError, check_mode, plan_link,
+                      select_mode)
 from ..optics.plan import MODULES_PER_WAVELENGTH
 from ..optics.spectrum import slots_that_fit
 from .traffic import required_gbps
@@ -105,9 +106,34 @@ def line_systems_for(wavelengths: int, width_ghz: float) -> tuple[int, str]:
     return (in_c, "C") if in_c <= in_cl else (in_cl, "C+L")
 
 
-def choose(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
-           ring_latencies: int, catalog: Catalog, available: tuple[str, ...]) -> Choice:
-    """The cheapest feasible hardware for one site pair.
+@dataclass(frozen=True)
+class Option:
+    """One (module, mode) sized for a site pair, before the optics say whether it reaches."""
+
+    module: str
+    mode: str
+    rate_gbps: int
+    required_gbps: float
+    wavelengths: int
+    line_systems: int
+    band: str
+    one_way_latency_s: float
+    capex_usd: float
+    power_w: float
+
+    @property
+    def rank(self) -> tuple:
+        """Cheapest, then least power, then fewest line systems, then the faster mode."""
+        return (self.capex_usd, self.power_w, self.line_systems, -self.rate_gbps, self.module)
+
+
+def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
+             ring_latencies: int, catalog: Catalog, available: tuple[str, ...],
+             explain: bool = True) -> Option:
+    """The cheapest (module, mode) that reaches `km` and carries the sync in time.
+
+    Every option is sized first (no optics needed); the optics are then asked in order of
+    rank, and the first that reaches wins, so a plan runs GNPy for few of them.
 
     Parameters
     ----------
@@ -119,6 +145,9 @@ def choose(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
         One-way latencies of this pair a sync waits for (2(M-1)).
     catalog, available
         The modules (with the job's price and power overrides) and those the plan may use.
+    explain
+        On refusal, say for each module out of reach why, and what would work instead
+        (select_mode's message: more GNPy runs); otherwise only that no mode reaches.
 
     Raises
     ------
@@ -126,44 +155,52 @@ def choose(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
         Every module fails: out of reach at this distance, or latency alone fills the
         window; the message gives each module's reason.
     """
-    candidates: list[tuple[tuple, Choice]] = []
+    line = LineSystem(fiber_km=km)
+    options: list[Option] = []
     reasons: list[str] = []
     for name in available:
         module = catalog.module(name)
-        line = LineSystem(fiber_km=km)
         latency_s = (line.propagation_latency_us + module.dsp_latency_us) / 1e6
         need = required_gbps(bytes_per_sync, window_s, ring_latencies, latency_s)
         if need is None:
             reasons.append(f"{name}: {ring_latencies} one-way latencies of "
                            f"{latency_s * 1e3:.3f} ms fill the {window_s:.3f} s window")
             continue
-        modes_ok = 0
         for mode in module.modes:
-            try:
-                select_mode(name, line, mode.name, catalog)
-            except OpticsError as exc:
-                if mode is module.modes[-1] and not modes_ok:
-                    reasons.append(str(exc))
-                continue
-            modes_ok += 1
             wavelengths = max(1, math.ceil(need / mode.rate_gbps - 1e-9)) \
                 if need > _NOTHING_GBPS else 1
             count, band = line_systems_for(wavelengths, mode.width_ghz)
-            capex = MODULES_PER_WAVELENGTH * wavelengths * module.price_usd
-            power = MODULES_PER_WAVELENGTH * wavelengths * module.power_w
-            key = (capex, power, count, -mode.rate_gbps, name)
-            candidates.append((key, (name, mode.name, mode.rate_gbps, need, wavelengths, count,
-                                     band, latency_s)))
-    if not candidates:
-        raise NoFeasibleChoice(f"{a} - {b} ({km:g} km): no module carries the sync in time: "
-                               + "; ".join(reasons))
-    _, best = min(candidates, key=lambda c: c[0])
-    name, mode, rate, need, wavelengths, count, band, latency_s = best
+            options.append(Option(name, mode.name, mode.rate_gbps, need, wavelengths, count,
+                                  band, latency_s,
+                                  MODULES_PER_WAVELENGTH * wavelengths * module.price_usd,
+                                  MODULES_PER_WAVELENGTH * wavelengths * module.power_w))
+    for option in sorted(options, key=lambda o: o.rank):
+        module = catalog.module(option.module)
+        if check_mode(module, module.mode(option.mode), line).feasible:
+            return option
+    for name in dict.fromkeys(o.module for o in options):     # none reaches: say why
+        if not explain:
+            reasons.append(f"{name}: no mode reaches {km:g} km (GSNR or dispersion)")
+            continue
+        try:
+            select_mode(name, line, None, catalog)
+        except OpticsError as exc:
+            reasons.append(str(exc))
+    raise NoFeasibleChoice(f"{a} - {b} ({km:g} km): no module carries the sync in time: "
+                           + "; ".join(reasons))
+
+
+def choose(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
+           ring_latencies: int, catalog: Catalog, available: tuple[str, ...]) -> Choice:
+    """The cheapest feasible hardware for one site pair (`cheapest`), with its line
+    systems planned (`plan_link`: the figures of the wavelengths actually lit)."""
+    best = cheapest(a, b, km, bytes_per_sync, window_s, ring_latencies, catalog, available)
     links = tuple(
-        plan_link(pair_link_name(a, b, i, count), name, n,
-                  LineSystem(fiber_km=km, band=band), mode, catalog)
-        for i, n in enumerate(split(wavelengths, count), start=1))
-    return Choice(a, b, km, name, mode, rate, need, wavelengths, band, links, latency_s)
+        plan_link(pair_link_name(a, b, i, best.line_systems), best.module, n,
+                  LineSystem(fiber_km=km, band=best.band), best.mode, catalog)
+        for i, n in enumerate(split(best.wavelengths, best.line_systems), start=1))
+    return Choice(a, b, km, best.module, best.mode, best.rate_gbps, best.required_gbps,
+                  best.wavelengths, best.band, links, best.one_way_latency_s)
 
 
 def pair_link_name(a: str, b: str, index: int, count: int) -> str:

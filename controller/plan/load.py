@@ -8,6 +8,7 @@ Pure: the caller reads the file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
@@ -46,6 +47,16 @@ class Job:
 
     def km(self, a: str, b: str) -> float:
         return self.distances[frozenset((a, b))]
+
+
+def read_job(path) -> Job:
+    """The checked job at `path`; JobError (naming the file) if it cannot be read or used."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not a UTF-8 text file"
+        raise JobError(str(path), [JobIssue("", f"cannot read: {reason}")]) from None
+    return parse_job(text, str(path))
 
 
 def parse_job(text: str, source: str = "<job>") -> Job:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..optics import DEFAULT_CATALOG, Catalog
 from .hardware import (WDM_POWER_W, WDM_PRICE_USD, WDM_RATE_GBPS, WDM_SOURCES, Choice, Wdm,
-                       choose)
+                       cheapest, choose)
 from .load import Job
 from .performance import Prediction, predict, sync_time_s
 from .traffic import JobTraffic, job_traffic
@@ -110,8 +111,12 @@ def predict_job(job: Job, traffic: JobTraffic, capacity_gbps, latency_s,
                    traffic.sync_every_steps, sync)
 
 
-def plan_job(job: Job, catalog: Catalog = DEFAULT_CATALOG, sensitivity: bool = True) -> JobPlan:
+def plan_job(job: Job, catalog: Catalog = DEFAULT_CATALOG, sensitivity: bool = True,
+             replan: bool = False) -> JobPlan:
     """Plan the job's DCI: the cheapest feasible hardware per site pair and its performance.
+
+    `replan`: the distance sensitivity also says what hardware a fresh plan would buy at
+    each distance (GNPy for every pair at every distance: seconds for many sites).
 
     Raises
     ------
@@ -129,37 +134,30 @@ def plan_job(job: Job, catalog: Catalog = DEFAULT_CATALOG, sensitivity: bool = T
     wdm = Wdm(w.rate_gbps or WDM_RATE_GBPS,
               WDM_PRICE_USD if w.price_usd is None else w.price_usd,
               WDM_POWER_W if w.power_w is None else w.power_w)
-    sens = _sensitivity(job, traffic, choices, catalog, available) if sensitivity else {}
+    sens = _sensitivity(job, traffic, choices, catalog, available, replan) if sensitivity else {}
     return JobPlan(job, traffic, choices, prediction, wdm, sens)
 
 
 def _sensitivity(job: Job, traffic: JobTraffic, choices: tuple[Choice, ...], catalog: Catalog,
-                 available: tuple[str, ...]) -> dict:
+                 available: tuple[str, ...], replan: bool) -> dict:
     """Step time and utilization as distance and capacity change.
 
     Distance: every fibre route times a factor, on the planned wavelengths (only latency
-    changes; a mode that no longer reaches is flagged), and the hardware a fresh plan
-    would buy at that distance. Capacity: the planned capacity of every pair times a
-    factor.
+    changes), and with `replan` the hardware a fresh plan would buy at that distance.
+    Capacity: the planned capacity of every pair times a factor.
     """
     capacity = {(c.a, c.b): c.capacity_gbps for c in choices}
     latency = {(c.a, c.b): c.one_way_latency_s for c in choices}
     distance_rows = []
+    unreachable: dict[tuple[str, str], float] = {}     # pair -> km where its replan failed
     for f in DISTANCE_FACTORS:
         stretched = {(c.a, c.b): c.one_way_latency_s + (f - 1) * (c.one_way_latency_s
                      - _dsp_s(catalog, c.module)) for c in choices}
         pred = predict_job(job, traffic, capacity, stretched)
         row = {"factor": f, "longest_km": round(max(c.km for c in choices) * f, 3),
                **pred.to_dict()}
-        try:
-            fresh = [choose(c.a, c.b, c.km * f, traffic.pair(c.a, c.b).bytes_per_sync,
-                            traffic.window_s, traffic.ring_latencies, catalog, available)
-                     for c in choices]
-            row["replanned_capex_usd"] = round(sum(x.capex_usd for x in fresh), 2)
-            row["replanned_wavelengths"] = sum(x.wavelengths for x in fresh)
-        except ValueError as exc:
-            row["replanned_capex_usd"] = None
-            row["replanned_error"] = str(exc)
+        if replan:
+            row.update(_replanned(f, traffic, choices, catalog, available, unreachable))
         distance_rows.append(row)
     capacity_rows = []
     for f in CAPACITY_FACTORS:
@@ -168,6 +166,36 @@ def _sensitivity(job: Job, traffic: JobTraffic, choices: tuple[Choice, ...], cat
                               "capacity_gbps": round(sum(capacity.values()) * f, 3),
                               **pred.to_dict()})
     return {"distance": distance_rows, "capacity": capacity_rows}
+
+
+def _replanned(f: float, traffic: JobTraffic, choices: tuple[Choice, ...], catalog: Catalog,
+               available: tuple[str, ...], unreachable: dict[tuple[str, str], float]) -> dict:
+    """What a fresh plan buys with every fibre route `f` times as long (capex and
+    wavelengths), or why none can; `unreachable` (pair -> km its replan failed at) is
+    carried from factor to factor."""
+    fresh, error = [], None
+    # Twice the fibre of a pair nothing reached: as many spans or more, none shorter,
+    # twice the dispersion and latency, so it fails again (no GNPy run needed).
+    doubled = [(c, c.km * f) for c in choices
+               if c.km * f == 2 * unreachable.get((c.a, c.b), math.nan)]
+    if doubled:
+        c, km = doubled[0]
+        error = (f"{c.a} - {c.b} ({km:g} km): no module carries the sync in time, as "
+                 f"none did at {km / 2:g} km")
+        unreachable[(c.a, c.b)] = km
+    for c in choices if error is None else ():
+        try:
+            fresh.append(cheapest(c.a, c.b, c.km * f, traffic.pair(c.a, c.b).bytes_per_sync,
+                                  traffic.window_s, traffic.ring_latencies, catalog,
+                                  available, explain=False))
+        except ValueError as exc:
+            error = str(exc)
+            unreachable[(c.a, c.b)] = c.km * f
+            break
+    if error is not None:
+        return {"replanned_capex_usd": None, "replanned_error": error}
+    return {"replanned_capex_usd": round(sum(x.capex_usd for x in fresh), 2),
+            "replanned_wavelengths": sum(x.wavelengths for x in fresh)}
 
 
 def _dsp_s(catalog: Catalog, module: str) -> float:

@@ -13,7 +13,8 @@ from dcilab.fabric import parse_fabric
 from dcilab.emulation.topo import rate_problems
 from dcilab.plan import NoFeasibleChoice, fabric_yaml, parse_job, plan_job
 from dcilab.plan.fabric_out import CPU_BUDGET_MBPS
-from dcilab.plan.hardware import line_systems_for
+from dcilab.optics import DEFAULT_CATALOG, LineSystem, check_mode
+from dcilab.plan.hardware import cheapest, line_systems_for
 from dcilab.plan.performance import predict
 from dcilab.plan.traffic import job_traffic, ring_factor
 
@@ -92,6 +93,42 @@ def test_cheapest_module_wins_and_unavailable_ones_are_skipped():
     plan = plan_job(job(km=60.0, model=big, step=step, modules={"800ZR": {"price_usd": 9000},
                                                          "800ZR+": {"price_usd": 9000}}))
     assert plan.choices[0].module == "400ZR"
+
+
+@pytest.mark.parametrize("km", [60.0, 161.0, 600.0, 1500.0, 3000.0])
+def test_cheapest_asks_the_optics_in_cost_order_and_finds_what_a_full_search_finds(km):
+    modules = tuple(m.name for m in DEFAULT_CATALOG)
+    line = LineSystem(fiber_km=km)
+    feasible = []                                 # every (module, mode), GNPy on each
+    for module in DEFAULT_CATALOG:
+        latency_s = (line.propagation_latency_us + module.dsp_latency_us) / 1e6
+        need = 2.4e12 * 8 / (1.5 - 4 * latency_s) / 1e9
+        for mode in module.modes:
+            if check_mode(module, mode, line).feasible:
+                waves = math.ceil(need / mode.rate_gbps - 1e-9)
+                feasible.append(((2 * waves * module.price_usd, 2 * waves * module.power_w,
+                                  line_systems_for(waves, mode.width_ghz)[0], -mode.rate_gbps,
+                                  module.name), module.name, mode.name))
+    best = cheapest("a", "b", km, 2.4e12, 1.5, 4, DEFAULT_CATALOG, modules)
+    assert (best.module, best.mode) == min(feasible)[1:]
+
+
+def test_replanned_distances_agree_with_a_fresh_plan_and_stop_where_nothing_reaches():
+    plan = plan_job(job(km=600.0, model={"parameters": 70e9}), replan=True)
+    rows = plan.sensitivity["distance"]
+    assert all("replanned_capex_usd" not in r for r in plan_job(job(km=600.0)).sensitivity[
+        "distance"])                                              # only when asked
+    for row in rows:
+        km = 600.0 * row["factor"]
+        try:
+            fresh = plan_job(job(km=km, model={"parameters": 70e9}), sensitivity=False)
+        except NoFeasibleChoice:
+            # Inferred from half the distance (no GNPy run) or found: GNPy agrees.
+            assert row["replanned_capex_usd"] is None and "no module" in row["replanned_error"]
+            continue
+        assert row["replanned_capex_usd"] == pytest.approx(fresh.capex_usd)
+    assert any(r["replanned_capex_usd"] is None for r in rows)
+    assert any("as none did at" in r.get("replanned_error", "") for r in rows)
 
 
 def test_three_site_ring_against_an_independent_calculation():
