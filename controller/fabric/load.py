@@ -121,7 +121,7 @@ def _line(node) -> int:
     return node.start_mark.line + 1
 
 
-def _bound(root: yaml.Node) -> FabricIssue | None:
+def _bound(root: yaml.Node, what: str = "a fabric file") -> FabricIssue | None:
     """The first limit the node graph breaks: depth, size with aliases expanded (an alias
     is the node it names met again, so a walk counts it again; the walk stops at the
     limit, so an alias bomb costs no more than a large file), or a number's length.
@@ -134,7 +134,7 @@ def _bound(root: yaml.Node) -> FabricIssue | None:
         visits += 1
         if visits > MAX_NODES:
             return FabricIssue("", f"expands to more than {MAX_NODES} YAML nodes (aliases "
-                                   f"expanded): too large for a fabric file", _line(node))
+                                   f"expanded): too large for {what}", _line(node))
         if depth > MAX_DEPTH:
             return FabricIssue("", f"nested more than {MAX_DEPTH} levels deep", _line(node))
         cls, value = node.__class__, node.value
@@ -167,8 +167,9 @@ def _expanded_size(spec: FabricSpec) -> list[FabricIssue]:
             if n > limit]
 
 
-def _read_yaml(text: str, source: str):
-    """(root node, data): composed once by libyaml, bounded, then constructed."""
+def _read_yaml(text: str, source: str, what: str = "a fabric file"):
+    """(root node, data): composed once by libyaml, bounded, then constructed. Job files
+    are read the same way (`what` names the kind of file in messages)."""
     loader = _UniqueKeyLoader(text)
     try:
         try:
@@ -183,7 +184,7 @@ def _read_yaml(text: str, source: str):
                 "", f"not a YAML text: {' '.join(str(exc).split())[:200]}")]) from None
         if root is None:
             return None, None
-        problem = _bound(root)
+        problem = _bound(root, what)
         if problem is not None:
             raise FabricError(source, [problem])
         try:

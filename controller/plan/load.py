@@ -1,20 +1,20 @@
 """Read a job file's text: YAML (with line numbers), then schema, then cross-field checks.
 
 As for fabric files, every problem is reported at once with its field path and line; the
-YAML handling (duplicate keys, line lookup, pydantic messages) is the fabric loader's.
-Pure: the caller reads the file.
+YAML handling (libyaml, one parse, size, depth and alias limits, duplicate keys, line
+lookup, pydantic messages) is the fabric loader's. `parse_job` is pure; `read_job` reads
+the file (at most MAX_FILE_BYTES of it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from ..fabric.errors import FabricIssue
-from ..fabric.load import _line_of, _parse_path, _schema_issues, _UniqueKeyLoader
+from ..fabric.errors import FabricError, FabricIssue
+from ..fabric.load import MAX_FILE_BYTES, _line_of, _parse_path, _read_yaml, _schema_issues
 from ..optics import DEFAULT_CATALOG
 from .schema import JobSpec
 
@@ -52,22 +52,29 @@ class Job:
 def read_job(path) -> Job:
     """The checked job at `path`; JobError (naming the file) if it cannot be read or used."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or "not a UTF-8 text file"
-        raise JobError(str(path), [JobIssue("", f"cannot read: {reason}")]) from None
+        with open(path, "rb") as f:          # at most the limit, even from a pipe or device
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise JobError(str(path), [JobIssue(
+                "", f"over {MAX_FILE_BYTES} bytes: a job file is at most that")])
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise JobError(str(path), [JobIssue("", f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise JobError(str(path), [JobIssue(
+            "", f"not a UTF-8 text file (byte {exc.start}): a job file is YAML text")]) from None
     return parse_job(text, str(path))
 
 
 def parse_job(text: str, source: str = "<job>") -> Job:
     """Parse and check a job file's text; raise JobError listing every problem."""
+    if len(text) > MAX_FILE_BYTES:
+        raise JobError(source, [JobIssue(
+            "", f"{len(text)} characters: a job file is at most {MAX_FILE_BYTES} bytes")])
     try:
-        root = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise JobError(source, [JobIssue("", f"YAML syntax error: {exc.problem}",
-                                         mark.line + 1 if mark else None)]) from None
+        root, data = _read_yaml(text, source, "a job file")
+    except FabricError as exc:
+        raise JobError(source, exc.issues) from None
     if not isinstance(data, dict):
         raise JobError(source, [JobIssue(
             "", "a job file must be a YAML mapping with name, model, sites, distances_km, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dcilab.plan import JobError, parse_job
+from dcilab.plan import JobError, parse_job, read_job
 
 GOOD = """\
 name: t
@@ -107,4 +107,28 @@ def test_yaml_errors():
                                             "job.yaml:2: YAML syntax error"))
     assert errors("- a\n") == ["job.yaml: a job file must be a YAML mapping with name, model, "
                                "sites, distances_km, step and target_compute_utilization"]
-    assert errors(GOOD + "name: u\n")[0].startswith("job.yaml:16: YAML syntax error: key")
+    assert errors(GOOD + "name: u\n") == [
+        "job.yaml:16: YAML error: key 'name' appears twice (first on line 1)"]
+
+
+def test_hostile_job_files_get_a_clear_error_quickly(tmp_path):
+    """Job files are read with the fabric loader's limits: libyaml, one parse, bounded
+    expansion, depth and number length; a file too large or not UTF-8 is refused unread."""
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi"))
+    assert "too large for a job file" in errors(bomb)[0]
+    deep = errors("x: " + "[" * 2000 + "]" * 2000 + "\n")[0]
+    assert "levels deep" in deep or "maximum nesting depth" in deep
+    assert "not a YAML text" in errors(GOOD + "name: \x00\n")[0]
+    assert "a number of" in errors(GOOD.replace("10e9", "1" * 5000))[0]
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * (5 << 20))
+    with pytest.raises(JobError, match="a job file is at most"):
+        read_job(big)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(GOOD.encode() + b"# caf\xe9\n")
+    with pytest.raises(JobError, match="not a UTF-8 text file"):
+        read_job(latin)
+    with pytest.raises(JobError, match="cannot read"):
+        read_job(tmp_path / "missing.yaml")
