@@ -8,8 +8,11 @@ the same capacities.
 The twin places one sync's flows with each policy (`te.placement`, as the controller
 does: ECMP hashes the 5-tuple; loadaware places each elephant where the resulting
 utilization is lowest, then revisits) and lets them share wavelengths and NICs max-min
-fairly (`te.fairshare`) until the last one ends. Each step draws new source ports, as new
-connections would. It also times `plan_job` on a 16-site job.
+fairly (`te.fairshare`) until the last one ends. Each step draws new source ports: a draw
+stands for one job, since a job keeps its connections (NCCL's channels, the emulation's
+sync agent) and the fluid model repeats the same step for the same ports and placement,
+so the mean over steps is the mean over jobs' hash draws. It also times `plan_job` on a
+16-site job.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--job", metavar="FILE", default=None,
                    help=f"job file for --training (default the bundled {DEFAULT_JOB.name})")
     g.add_argument("--steps", type=int, default=20, metavar="N",
-                   help="steps per policy for --training (new source ports each step)")
+                   help="steps per policy for --training; each draws new source ports, i.e. "
+                        "stands for another job's persistent connections")
 
 
 # --- flow-level twin -------------------------------------------------------------------------
