@@ -228,6 +228,12 @@ class PathEngine:
         named in `avoid` (nor leaves as transit); None if there is none. Protection asks
         this for a path around a line system."""
         avoid = frozenset(avoid)
+        # Beside a parallel line system a shortest path often survives: look for it on the
+        # cached shortest paths first (one search per far gateway, not one per line system).
+        if any(v == dst and link.name not in avoid for v, link, _, _ in self._live_edges(src)):
+            quick = self._shortest_without(src, dst, avoid)
+            if quick is not None:
+                return quick
         dist = self.distances_to(dst, avoid)
         if src not in dist:
             return None
@@ -240,6 +246,30 @@ class PathEngine:
             path.append(hop)
             node = hop.link.other(node).node
         return path
+
+    def _shortest_without(self, src: str, dst: str, avoid: frozenset[str]) -> list[Hop] | None:
+        """A shortest live path (the whole graph's shortest length) from `src` to `dst` that
+        uses no link in `avoid`, or None if each one crosses `avoid`. Walks the cached
+        shortest-path DAG towards `dst` in out-port order, so it finds the very path the
+        search on the graph without `avoid` would."""
+        hops = self.next_hops(dst)
+        dead: set[str] = set()
+        path: list[Hop] = []
+
+        def walk(node: str) -> bool:
+            if node == dst:
+                return True
+            for hop in hops.get(node, ()):
+                after = hop.link.other(node).node
+                if hop.link.name in avoid or after in dead:
+                    continue
+                path.append(hop)
+                if walk(after):
+                    return True
+                path.pop()
+            dead.add(node)
+            return False
+        return path if walk(src) else None
 
     # -- for admission ---------------------------------------------------------------------
 

@@ -35,8 +35,11 @@ class Detour:
 
 def shared_risk(fabric: Fabric) -> dict[str, set[str]]:
     """line system -> itself and every line system sharing an SRLG with it."""
-    groups = {d.name: set(d.srlg) for d in fabric.spec.dci_links}
-    return {a: {b for b in groups if b == a or groups[a] & groups[b]} for a in groups}
+    members: dict[str, set[str]] = {}                   # risk group -> its line systems
+    for d in fabric.spec.dci_links:
+        for group in d.srlg:
+            members.setdefault(group, set()).add(d.name)
+    return {d.name: {d.name}.union(*(members[g] for g in d.srlg)) for d in fabric.spec.dci_links}
 
 
 def detours(fabric: Fabric, engine: PathEngine) -> list[Detour]:

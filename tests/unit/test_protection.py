@@ -15,7 +15,7 @@ from dcilab.core.controller import HOLD_DOWN_S
 from dcilab.core.rules import compile_fabric
 from dcilab.fabric import parse_fabric
 from dcilab.te.paths import PathEngine
-from dcilab.te.protection import detours
+from dcilab.te.protection import detours, shared_risk
 from dcilab.te.reservations import ReservationRequest, State
 
 TRIANGLE = """
@@ -135,6 +135,53 @@ def test_detours_avoid_shared_risk_where_they_can():
     dead = wavelengths_of(fabric, "a-b") + wavelengths_of(fabric, "a-c")    # the duct is cut
     cut(fabric, net, *dead)
     assert_all_delivered(fabric, net, avoiding=dead)
+
+
+# Two gateways a side, parallel line systems on the same gateways, ducts shared across
+# them, and a third site to go round.
+PARALLEL = """
+name: parallel
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 2}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 2}
+  - {name: c, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 2}
+dci_links:
+  - {name: ab1, a: a, b: b, fiber_km: 40, module: 400ZR, wavelengths: 2, srlg: [duct1]}
+  - {name: ab2, a: a, b: b, fiber_km: 40, module: 400ZR, wavelengths: 1}
+  - {name: ab3, a: a, b: b, fiber_km: 40, module: 400ZR, wavelengths: 1, srlg: [duct1]}
+  - {name: ab4, a: a, b: b, fiber_km: 45, module: 400ZR, wavelengths: 1, srlg: [duct2]}
+  - {name: ab5, a: a, b: b, fiber_km: 40, module: 400ZR, wavelengths: 1, srlg: [duct2]}
+  - {name: ac, a: a, b: c, fiber_km: 30, module: 400ZR, wavelengths: 1}
+  - {name: cb, a: c, b: b, fiber_km: 30, module: 400ZR, wavelengths: 1, srlg: [duct1]}
+"""
+
+
+def test_detours_beside_parallel_line_systems_are_those_of_a_full_search():
+    """A line system beside a parallel one finds its detour on the cached shortest paths:
+    the very hops a search of the graph without the line system (and its risk group)
+    finds, with every link up and with a wavelength or a line system down."""
+    fabric = parse_fabric(PARALLEL)
+
+    def both(*down):
+        quick, full = PathEngine(fabric), PathEngine(fabric)
+        full._shortest_without = lambda *args: None          # always the full search
+        for engine in (quick, full):
+            for name in down:
+                engine.set_link(name, False)
+        return detours(fabric, quick), detours(fabric, full)
+    for down in ((), ("ab2.w1",), [w.name for w in wavelengths_of(fabric, "ab5")]):
+        quick, full = both(*down)
+        assert quick == full and len(quick) == 14
+    found = {(d.line_system, d.gateway): d for d in detours(fabric, PathEngine(fabric))}
+    assert {h.link.line_system for h in found[("ab1", "a-gw1")].hops} <= {"ab2", "ab4", "ab5"}
+
+
+def test_shared_risk_is_every_line_system_sharing_a_group():
+    fabric = parse_fabric(PARALLEL)
+    groups = {d.name: set(d.srlg) for d in fabric.spec.dci_links}
+    pairwise = {a: {b for b in groups if b == a or groups[a] & groups[b]} for a in groups}
+    assert shared_risk(fabric) == pairwise
+    assert shared_risk(fabric)["ab1"] == {"ab1", "ab3", "cb"}
 
 
 def test_check_names_srlg_errors():
