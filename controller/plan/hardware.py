@@ -34,6 +34,9 @@ WDM_SOURCES = {
 }
 # Fewer than this many Gb/s needs no wavelength at all (a job whose ring skips a direction).
 _NOTHING_GBPS = 1e-9
+# Fibre pairs (line systems) one site pair may get: a plan beyond is a job no DCI carries
+# (100 C-band pairs of 64 x 400G are 2.56 Pb/s), and planning it would take hours.
+MAX_LINE_SYSTEMS = 100
 
 
 class NoFeasibleChoice(ValueError):
@@ -174,6 +177,18 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
                                   band, latency_s,
                                   MODULES_PER_WAVELENGTH * wavelengths * module.price_usd,
                                   MODULES_PER_WAVELENGTH * wavelengths * module.power_w))
+    oversized = [o for o in options if o.line_systems > MAX_LINE_SYSTEMS]
+    if oversized:
+        # Sized before any GNPy run: a job this large gets its answer, not an hour of
+        # planning thousands of fibre pairs.
+        fewest = min(oversized, key=lambda o: o.line_systems)
+        reasons.append(f"{fewest.module} at {fewest.mode} and every other option needs "
+                       f"{fewest.line_systems} fibre pairs or more ({fewest.wavelengths} "
+                       f"wavelengths for {fewest.required_gbps:,.0f} Gb/s), over the "
+                       f"{MAX_LINE_SYSTEMS} a site pair may have"
+                       if len(oversized) == len(options) else
+                       f"{len(oversized)} option(s) need more than {MAX_LINE_SYSTEMS} fibre pairs")
+        options = [o for o in options if o.line_systems <= MAX_LINE_SYSTEMS]
     for option in sorted(options, key=lambda o: o.rank):
         module = catalog.module(option.module)
         if check_mode(module, module.mode(option.mode), line).feasible:

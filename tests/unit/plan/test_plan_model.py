@@ -180,6 +180,13 @@ def test_out_of_reach_or_latency_bound_pairs_are_explained():
         plan_job(job(km=500.0, step={"compute_s": 0.001, "overlap_s": 0.0005}))
 
 
+def test_a_job_no_dci_could_carry_is_refused_before_any_optics_run():
+    with pytest.raises(NoFeasibleChoice, match=r"fibre pairs or more .* over the 100 a site"):
+        plan_job(job(model={"parameters": 1e18}))
+    [c] = plan_job(job(model={"parameters": 3e13})).choices     # large, but within reach
+    assert 1 < c.line_systems <= 100
+
+
 def test_sensitivity_moves_the_right_way():
     path = JOBS / "70b-data-16dc.yaml"
     plan = plan_job(parse_job(path.read_text(), str(path)))
