@@ -170,6 +170,9 @@ def _expanded_size(spec: FabricSpec) -> list[FabricIssue]:
 def _read_yaml(text: str, source: str, what: str = "a fabric file"):
     """(root node, data): composed once by libyaml, bounded, then constructed. Job files
     are read the same way (`what` names the kind of file in messages)."""
+    if len(text) > MAX_FILE_BYTES:
+        raise FabricError(source, [FabricIssue(
+            "", f"{len(text)} characters: {what} is at most {MAX_FILE_BYTES} bytes")])
     loader = _UniqueKeyLoader(text)
     try:
         try:
@@ -202,9 +205,6 @@ def _read_yaml(text: str, source: str, what: str = "a fabric file"):
 
 def parse_fabric(text: str, source: str = "<fabric>") -> Fabric:
     """Parse and check a fabric file's text; raise FabricError listing every problem."""
-    if len(text) > MAX_FILE_BYTES:
-        raise FabricError(source, [FabricIssue(
-            "", f"{len(text)} characters: a fabric file is at most {MAX_FILE_BYTES} bytes")])
     root, data = _read_yaml(text, source)
     if not isinstance(data, dict):
         raise FabricError(source, [FabricIssue(
@@ -241,17 +241,21 @@ def _parse_path(path: str) -> tuple:
 
 def load_fabric(path: str | Path) -> Fabric:
     """Read and check the fabric file at `path`."""
-    path = Path(path)
+    return parse_fabric(read_text(path), str(path))
+
+
+def read_text(path: str | Path, what: str = "a fabric file") -> str:
+    """The UTF-8 text of the YAML file at `path` (a fabric or job file, as `what` says),
+    read up to the size limit; FabricError naming the file if it cannot be."""
     try:
         with open(path, "rb") as f:          # at most the limit, even from a pipe or device
             raw = f.read(MAX_FILE_BYTES + 1)
         if len(raw) > MAX_FILE_BYTES:
             raise FabricError(str(path), [FabricIssue(
-                "", f"over {MAX_FILE_BYTES} bytes: a fabric file is at most that")])
-        text = raw.decode("utf-8")
+                "", f"over {MAX_FILE_BYTES} bytes: {what} is at most that")])
+        return raw.decode("utf-8")
     except OSError as exc:
         raise FabricError(str(path), [FabricIssue("", f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:
         raise FabricError(str(path), [FabricIssue(
-            "", f"not a UTF-8 text file (byte {exc.start}): a fabric file is YAML text")]) from None
-    return parse_fabric(text, str(path))
+            "", f"not a UTF-8 text file (byte {exc.start}): {what} is YAML text")]) from None

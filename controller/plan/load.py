@@ -3,7 +3,7 @@
 As for fabric files, every problem is reported at once with its field path and line; the
 YAML handling (libyaml, one parse, size, depth and alias limits, duplicate keys, line
 lookup, pydantic messages) is the fabric loader's. `parse_job` is pure; `read_job` reads
-the file (at most MAX_FILE_BYTES of it).
+the file (as `fabric.load.read_text` reads a fabric file).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..fabric.errors import FabricError, FabricIssue
-from ..fabric.load import MAX_FILE_BYTES, _line_of, _parse_path, _read_yaml, _schema_issues
+from ..fabric.load import _line_of, _parse_path, _read_yaml, _schema_issues, read_text
 from ..optics import DEFAULT_CATALOG
 from .schema import JobSpec
 
@@ -52,25 +52,14 @@ class Job:
 def read_job(path) -> Job:
     """The checked job at `path`; JobError (naming the file) if it cannot be read or used."""
     try:
-        with open(path, "rb") as f:          # at most the limit, even from a pipe or device
-            raw = f.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise JobError(str(path), [JobIssue(
-                "", f"over {MAX_FILE_BYTES} bytes: a job file is at most that")])
-        text = raw.decode("utf-8")
-    except OSError as exc:
-        raise JobError(str(path), [JobIssue("", f"cannot read: {exc.strerror}")]) from None
-    except UnicodeDecodeError as exc:
-        raise JobError(str(path), [JobIssue(
-            "", f"not a UTF-8 text file (byte {exc.start}): a job file is YAML text")]) from None
+        text = read_text(path, "a job file")
+    except FabricError as exc:
+        raise JobError(exc.source, exc.issues) from None
     return parse_job(text, str(path))
 
 
 def parse_job(text: str, source: str = "<job>") -> Job:
     """Parse and check a job file's text; raise JobError listing every problem."""
-    if len(text) > MAX_FILE_BYTES:
-        raise JobError(source, [JobIssue(
-            "", f"{len(text)} characters: a job file is at most {MAX_FILE_BYTES} bytes")])
     try:
         root, data = _read_yaml(text, source, "a job file")
     except FabricError as exc:

@@ -176,10 +176,10 @@ def _replanned(f: float, traffic: JobTraffic, choices: tuple[Choice, ...], catal
     fresh, error = [], None
     # Twice the fibre of a pair nothing reached: as many spans or more, none shorter,
     # twice the dispersion and latency, so it fails again (no GNPy run needed).
-    doubled = [(c, c.km * f) for c in choices
-               if c.km * f == 2 * unreachable.get((c.a, c.b), math.nan)]
-    if doubled:
-        c, km = doubled[0]
+    doubled = next((c for c in choices
+                    if c.km * f == 2 * unreachable.get((c.a, c.b), math.nan)), None)
+    if doubled is not None:
+        c, km = doubled, doubled.km * f
         error = (f"{c.a} - {c.b} ({km:g} km): no module carries the sync in time, as "
                  f"none did at {km / 2:g} km")
         unreachable[(c.a, c.b)] = km
