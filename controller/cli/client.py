@@ -97,11 +97,12 @@ def register(sub) -> None:
     p.set_defaults(run=run_release)
 
     p = sub.add_parser("reservations", parents=[common], help="list reservations",
-                       description="List the controller's live reservations (PENDING and "
-                                   "ACTIVE), oldest first, fetched page by page; --all adds "
+                       description="List the controller's live reservations (PENDING, ACTIVE and "
+                                   "DEGRADED), oldest first, fetched page by page; --all adds "
                                    "the ended ones the controller still keeps "
                                    "(`dcilab controller --history-days`).")
-    p.add_argument("--state", choices=STATES, help="only those in this state")
+    p.add_argument("--state", choices=STATES, type=str.lower,
+                   help="only those in this state (any case: active or ACTIVE)")
     p.add_argument("--watch", nargs="?", const="", metavar="ID",
                    help="keep printing every change of state or path (of reservation ID, or "
                         "of all) until interrupted")
@@ -201,6 +202,8 @@ def _selector(args):
             raise ValueError(f"--protocol: {args.protocol!r} is not tcp, udp or a number")
         sel.ip_protocol = PROTOCOLS.get(name) or int(name)
     if args.dport is not None:
+        if sel.ip_protocol not in PROTOCOLS.values():
+            raise ValueError("--dport needs --protocol tcp or --protocol udp")
         lo, _, hi = args.dport.partition("-")
         if not (lo.isdigit() and (not hi or hi.isdigit())):
             raise ValueError(f"--dport: {args.dport!r} is not a port or LO-HI range")

@@ -610,10 +610,13 @@ class ReservationBook:
                 except AdmissionError:
                     pass
         if standby is None:
+            primary = ", ".join(self._line_systems(hops)) or "no line system"
             raise AdmissionError(
                 AdmissionError.EXHAUSTED,
-                f"no standby path for {src_host} -> {dst_host} shares no line system or SRLG "
-                f"with a primary and has {bps / 1e9:.3f} Gb/s free (PROTECTED)")
+                f"no standby path for {src_host} -> {dst_host} that shares no line system or "
+                f"SRLG with its primary (over {primary}) has {bps / 1e9:.3f} Gb/s free "
+                "(PROTECTED; standby room is shared only by reservations whose primaries "
+                "cannot fail together)")
         return latency, hops, standby
 
     def _line_systems(self, hops) -> list[str]:

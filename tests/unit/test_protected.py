@@ -65,7 +65,8 @@ def test_protected_is_refused_without_a_disjoint_path():
     with pytest.raises(AdmissionError) as info:
         book.admit(ReservationRequest("dc1-h1", "dc2-h1", 10.0, protection=PROTECTED), "p", 0.0)
     assert info.value.code == AdmissionError.EXHAUSTED
-    assert "shares no line system or SRLG" in info.value.message
+    assert "shares no line system or SRLG with its primary (over dc1-dc2-a)" \
+        in info.value.message
     assert book.reserved_total() == 0
     book.admit(ReservationRequest("dc1-h1", "dc2-h1", 10.0), "r", 0.0)     # RESTORABLE is fine
 

@@ -41,8 +41,9 @@ def test_reserve_list_release(at, capsys):
     assert capsys.readouterr().out.startswith(f"{rid} PENDING")
     assert dcilab("release", rid, *at) == 0
     assert capsys.readouterr().out.startswith(f"released {rid} RELEASED")
-    assert dcilab("reservations", "--state", "pending", *at) == 0
-    assert capsys.readouterr().out == "no reservations in state pending\n"
+    for state in ("pending", "PENDING"):
+        assert dcilab("reservations", "--state", state, *at) == 0
+        assert capsys.readouterr().out == "no reservations in state pending\n"
     assert dcilab("reservations", *at) == 0            # live ones by default
     assert capsys.readouterr().out == "no reservations live (--all: ended ones too)\n"
     assert dcilab("reservations", "--all", "--json", *at) == 0
