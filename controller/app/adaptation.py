@@ -14,8 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..core.adaptation import (Adapter, Change, Drain, Observation, Policy, Resume, SetMode,
-                               fabric_catalog)
+from ..core.adaptation import Adapter, Change, Drain, Observation, Policy, Resume, SetMode
 
 log = logging.getLogger("dcilab.adaptation")
 
@@ -29,7 +28,7 @@ class RateAdaptation:
                  clock: Callable[[], float] = time.monotonic):
         self.service = service
         self.client = client
-        self.adapter = Adapter(fabric_catalog(service.fabric), policy)
+        self.adapter = Adapter(service.fabric.catalog, policy)
         self.interval_s = interval_s
         self.clock = clock
         self._wavelengths = {l.wavelength: l.line_system or l.name

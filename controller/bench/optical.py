@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.adaptation import fabric_catalog
 from ..fabric import FabricError, load_fabric
 from ..lab import Lab
 from ..resources import topology_arg
@@ -123,7 +122,7 @@ def run(args) -> int:
                   file=sys.stderr)
             return 2
         offered_gbps = args.load * sum(l.rate_gbps for l in waves)
-        catalog = fabric_catalog(fabric)
+        catalog = fabric.catalog
         duration = WARM_UP_S + args.ramp_s + args.hold_degraded_s
         runs = []
         for adapt in (True, False):

@@ -37,8 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..fabric import Fabric
-from ..optics import DEFAULT_CATALOG, Catalog, Module
+from ..optics import Catalog, Module
 
 DEFAULT_THRESHOLD_DB = 1.0
 DEFAULT_HYSTERESIS_DB = 1.0
@@ -47,14 +46,6 @@ DEFAULT_DRAIN_S = 1.0
 # A change that has not come back by then is given up: the wavelength goes back in use
 # at whatever mode it reports (restoration handles a link that stays down).
 DEFAULT_CHANGE_TIMEOUT_S = 600.0
-
-
-def fabric_catalog(fabric: Fabric) -> Catalog:
-    """The catalog the fabric was planned with (its module overrides applied)."""
-    if not fabric.spec.modules:
-        return DEFAULT_CATALOG
-    return DEFAULT_CATALOG.with_overrides(
-        {name: o.model_dump(exclude_none=True) for name, o in fabric.spec.modules.items()})
 
 
 @dataclass(frozen=True)

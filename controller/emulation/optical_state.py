@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..fabric import Fabric
-from ..fabric.model import _line_system
-from ..optics import DEFAULT_CATALOG, Catalog, Mode, Module, OpticsError
+from ..fabric.model import optical_line
+from ..optics import Catalog, Mode, Module, OpticsError
 from ..optics.line_state import ChannelSignal, LineState, line_gsnr_db
 from ..optics.receiver import FEC_CLIFF_DB, SYNC_LOSS_DB, Reading, read
 
@@ -38,14 +38,6 @@ DEFAULT_RECONFIGURATION_S = 68.0
 # avg/min/max of the OpenConfig statistics are taken over this window (OpenConfig leaves
 # the interval to the device; 10 s is a common PM bin for streamed optics).
 STATS_WINDOW_S = 10.0
-
-
-def fabric_catalog(fabric: Fabric) -> Catalog:
-    """The catalog the fabric was planned with (its module overrides applied)."""
-    if not fabric.spec.modules:
-        return DEFAULT_CATALOG
-    return DEFAULT_CATALOG.with_overrides(
-        {name: o.model_dump(exclude_none=True) for name, o in fabric.spec.modules.items()})
 
 
 @dataclass(frozen=True)
@@ -140,7 +132,7 @@ class OpticalState:
         if reconfiguration_s < 0:
             raise OpticsError(f"reconfiguration time must be >= 0 s, got {reconfiguration_s}")
         self.fabric = fabric
-        self.catalog = fabric_catalog(fabric)
+        self.catalog = fabric.catalog
         self.mode_ids = mode_ids(self.catalog)
         self.reconfiguration_s = reconfiguration_s
         self.clock = clock
@@ -150,7 +142,7 @@ class OpticalState:
         specs = {spec.name: spec for spec in fabric.spec.dci_links}
         # Launch power as commissioned: the plan's (a line designed "auto" keeps the power
         # chosen for it).
-        self._designed = {name: LineState.as_built(_line_system(specs[name]),
+        self._designed = {name: LineState.as_built(optical_line(specs[name]),
                                                    plan.launch_power_dbm)
                           for name, plan in fabric.line_systems.items()}
         self._planned_mode = {name: self.catalog.module(plan.module).mode(plan.mode)

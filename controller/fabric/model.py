@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Iterator
 
-from ..optics import DEFAULT_CATALOG, Channel, LineSystem, LinkPlan, OpticsError, plan_link
+from ..optics import (DEFAULT_CATALOG, Catalog, Channel, LineSystem, LinkPlan, OpticsError,
+                      plan_link)
 from .errors import FabricIssue
 from .schema import DciLinkSpec, FabricSpec, SiteSpec
 
@@ -145,6 +146,11 @@ class Fabric:
     def sites(self) -> list[SiteSpec]:
         return list(self.spec.sites)
 
+    @property
+    def catalog(self) -> Catalog:
+        """The modules its line systems were planned with (the file's overrides applied)."""
+        return module_catalog(self.spec)
+
     def switch_by_dpid(self, dpid: int) -> Switch | None:
         return self._by_dpid.get(dpid)
 
@@ -186,7 +192,8 @@ def _switch(site: SiteSpec, site_index: int, role: str, index: int) -> Switch:
         dpid=_dpid(site_index, role, index), role=role, site=site.name, index=index)
 
 
-def _line_system(spec: DciLinkSpec) -> LineSystem:
+def optical_line(spec: DciLinkSpec) -> LineSystem:
+    """The line system (fibre, spans, amplifiers, launch power, band) a DCI link describes."""
     return LineSystem(
         fiber_km=spec.fiber_km, span_km=spec.span_km,
         attenuation_db_per_km=spec.attenuation_db_per_km, amplifier_nf_db=spec.amplifier_nf_db,
@@ -194,21 +201,27 @@ def _line_system(spec: DciLinkSpec) -> LineSystem:
         dispersion_ps_nm_km=spec.dispersion_ps_nm_km, band=spec.band)
 
 
+def module_catalog(spec: FabricSpec) -> Catalog:
+    """The modules the fabric is planned with: the default catalog with the file's
+    `modules:` overrides applied (OpticsError when one does not make sense)."""
+    if not spec.modules:
+        return DEFAULT_CATALOG
+    return DEFAULT_CATALOG.with_overrides(
+        {name: o.model_dump(exclude_none=True) for name, o in spec.modules.items()})
+
+
 def plan_line_systems(spec: FabricSpec) -> tuple[dict[str, LinkPlan], list[FabricIssue]]:
     """The optical plan of every DCI link; infeasible links become issues at `dci_links[i]`."""
     issues: list[FabricIssue] = []
-    catalog = DEFAULT_CATALOG
-    if spec.modules:
-        try:
-            catalog = DEFAULT_CATALOG.with_overrides(
-                {name: o.model_dump(exclude_none=True) for name, o in spec.modules.items()})
-        except OpticsError as exc:
-            return {}, [FabricIssue("modules", str(exc))]
+    try:
+        catalog = module_catalog(spec)
+    except OpticsError as exc:
+        return {}, [FabricIssue("modules", str(exc))]
     plans = {}
     for i, link in enumerate(spec.dci_links):
         try:
             plans[link.name] = plan_link(link.name, link.module, link.wavelengths,
-                                         _line_system(link), mode=link.mode, catalog=catalog)
+                                         optical_line(link), mode=link.mode, catalog=catalog)
         except OpticsError as exc:
             issues.append(FabricIssue(f"dci_links[{i}]", str(exc)))
     return plans, issues

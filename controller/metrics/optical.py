@@ -18,7 +18,6 @@ from typing import Protocol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..core.adaptation import fabric_catalog
 from . import names as n
 from .collector import WAVELENGTH_LABELS
 
@@ -34,7 +33,7 @@ class OpticalView(Protocol):
 class OpticalCollector(Collector):
     def __init__(self, optical: OpticalView, fabric):
         self.optical = optical
-        self.catalog = fabric_catalog(fabric)
+        self.catalog = fabric.catalog
         self._labels = {link.wavelength: [link.line_system or link.name, link.wavelength,
                                           link.site_a, link.site_b]
                         for link in fabric.wavelengths()}

@@ -11,7 +11,6 @@ import argparse
 import pytest
 
 from dcilab.bench import optical
-from dcilab.core.adaptation import fabric_catalog
 from dcilab.emulation.optical_faults import degrade, restore
 from dcilab.fabric import load_fabric
 from dcilab.gnmi import TransceiverClient
@@ -39,7 +38,7 @@ def test_adaptation_on_a_degrading_line_keeps_traffic_flowing(tmp_path, no_lefto
              controller_args=["--adapt", "--hold-s", "30", "--drain-s", "1"]) as lab:
         client = TransceiverClient(lab.gnmi).start()
         try:
-            run = optical._one_run(lab, fabric, client, fabric_catalog(fabric), "a", waves,
+            run = optical._one_run(lab, fabric, client, fabric.catalog, "a", waves,
                                    pairs, offered, duration, True, args, degrade, restore)
         finally:
             client.stop()
