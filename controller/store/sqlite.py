@@ -28,6 +28,7 @@ not (internal).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
@@ -262,8 +263,7 @@ class ReservationStore:
         recorded = self._db.execute("SELECT value FROM dcilab_meta WHERE key = 'fabric'"
                                     ).fetchone()
         recorded = recorded[0] if recorded else None
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             if self.fabric and recorded and recorded != self.fabric:
                 if other_fabric == REFUSE:
                     raise StoreError(
@@ -283,23 +283,14 @@ class ReservationStore:
             self._db.execute("INSERT INTO dcilab_meta VALUES ('pid', ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                              (str(os.getpid()),))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            raise
 
     def confirm_fabric(self) -> None:
         """Record our fabric as the file's (after a migration's records were checked)."""
         if not self.fabric:
             return
-        with self._lock:
-            try:
-                self._db.execute("INSERT INTO dcilab_meta VALUES ('fabric', ?) ON CONFLICT(key) "
-                                 "DO UPDATE SET value = excluded.value", (self.fabric,))
-            except sqlite3.Error as exc:
-                cause, code = sqlite_cause(exc)
-                raise StoreError(f"cannot write state file {self.path}: {cause}", code) \
-                    from None
+        with self._lock, self._failing("write"):
+            self._db.execute("INSERT INTO dcilab_meta VALUES ('fabric', ?) ON CONFLICT(key) "
+                             "DO UPDATE SET value = excluded.value", (self.fabric,))
 
     @property
     def recorded_fabric(self) -> str | None:
@@ -307,6 +298,27 @@ class ReservationStore:
             row = self._db.execute("SELECT value FROM dcilab_meta WHERE key = 'fabric'"
                                    ).fetchone()
         return row[0] if row else None
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """BEGIN IMMEDIATE .. COMMIT around the block, rolled back if anything in it raises."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    @contextlib.contextmanager
+    def _failing(self, doing: str):
+        """An SQLite error in the block becomes a StoreError naming the file and the cause."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            cause, code = sqlite_cause(exc)
+            raise StoreError(f"cannot {doing} state file {self.path}: {cause}", code) \
+                from None
 
     def _rollback(self) -> None:
         # SQLite may already have rolled back (a full disk does): a second ROLLBACK would
@@ -320,16 +332,11 @@ class ReservationStore:
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         for step in range(version, SCHEMA_VERSION):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 for statement in _MIGRATIONS[step].split(";"):
                     if statement.strip():
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={step + 1}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
 
     @property
     def schema_version(self) -> int:
@@ -345,37 +352,14 @@ class ReservationStore:
         Raises StoreError naming the cause; nothing of the batch is then saved."""
         now = time.time()
         rows = [(*_row(r), None if r.state.live else now) for r in reservations]
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    self._db.executemany(_UPSERT, rows)
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
-            except sqlite3.Error as exc:
-                cause, code = sqlite_cause(exc)
-                raise StoreError(f"cannot save to state file {self.path}: {cause}", code) \
-                    from None
+        with self._lock, self._failing("save to"), self._transaction():
+            self._db.executemany(_UPSERT, rows)
 
     def prune(self, ended_before: float) -> int:
         """Forget reservations that ended before `ended_before` (unix s); how many."""
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    n = self._db.execute("DELETE FROM reservations WHERE ended_at < ?",
-                                         (ended_before,)).rowcount
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
-            except sqlite3.Error as exc:
-                cause, code = sqlite_cause(exc)
-                raise StoreError(f"cannot prune state file {self.path}: {cause}", code) \
-                    from None
-        return n
+        with self._lock, self._failing("prune"), self._transaction():
+            return self._db.execute("DELETE FROM reservations WHERE ended_at < ?",
+                                    (ended_before,)).rowcount
 
     def page(self, states: tuple[State, ...], after: tuple[float, str] | None,
              limit: int) -> list[Reservation]:
@@ -395,15 +379,10 @@ class ReservationStore:
     def _select(self, where: str = "", params: tuple = (), limit: int | None = None
                 ) -> list[Reservation]:
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
-        with self._read_lock:
-            try:
-                rows = self._reader.execute(f"SELECT {', '.join(_COLUMNS)} FROM reservations "
+        with self._read_lock, self._failing("read"):
+            rows = self._reader.execute(f"SELECT {', '.join(_COLUMNS)} FROM reservations "
                                         f"{where} ORDER BY created_at, reservation_id{tail}",
                                         params).fetchall()
-            except sqlite3.Error as exc:
-                cause, code = sqlite_cause(exc)
-                raise StoreError(f"cannot read state file {self.path}: {cause}", code) \
-                    from None
         out = []
         for row in rows:
             try:
