@@ -45,12 +45,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
 
 from ..fabric import Fabric, load_fabric, parse_fabric
 from ..fabric.model import INTRA_SITE_LATENCY_MS
+from ..te.milp import Milp
 from ..te.placement import Candidates
 from ..te.repack import Unit, repack
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, ReservationBook,
@@ -259,11 +257,9 @@ def optimum(fabric: Fabric, asks: list[Ask], time_limit_s: float,
     """The most Gb/s any admission could take of the sequence (see the module doc)."""
     cands = Candidates(fabric, max_stretch=100.0, max_routes=16)
     host_ms = 2 * INTRA_SITE_LATENCY_MS                  # the two host links
-    cols_bw: list[float] = []                            # objective weight per column
+    model = Milp()                                       # maximizes Gb/s: minimizes -Gb/s
     x_cols: list[list[int]] = []                         # per ask: its route columns
-    rows_eq: list[tuple[list[int], list[float]]] = []    # sum_w y - x = 0
     usage: dict[tuple[str, str], list[tuple[int, int]]] = {}   # link -> [(ask, column)]
-    ncol = 0
     for i, ask in enumerate(asks):
         req = ask.request
         src, dst = fabric.hosts[req.src_host], fabric.hosts[req.dst_host]
@@ -272,58 +268,36 @@ def optimum(fabric: Fabric, asks: list[Ask], time_limit_s: float,
             if req.max_latency_ms is not None and \
                     route.latency_ns / 1e6 + host_ms > req.max_latency_ms + 1e-9:
                 continue
-            x = ncol
-            ncol += 1
-            cols_bw.append(req.bandwidth_gbps)
+            x = model.column(cost=-req.bandwidth_gbps)
             mine.append(x)
             for key in ((req.src_host, req.src_host), (req.dst_host, dst.leaf)):
                 usage.setdefault(key, []).append((i, x))
             for hop in route.hops:
-                ys = list(range(ncol, ncol + len(hop.wavelengths)))
-                ncol += len(ys)
-                cols_bw.extend([0.0] * len(ys))
-                rows_eq.append((ys + [x], [1.0] * len(ys) + [-1.0]))
+                ys = [model.column() for _ in hop.wavelengths]
+                model.row([(y, 1.0) for y in ys] + [(x, -1.0)], 0.0, 0.0)   # sum_w y = x
                 for y, w in zip(ys, hop.wavelengths):
                     usage.setdefault(w, []).append((i, y))
         x_cols.append(mine)
-    rows, cols, vals, lo, hi = [], [], [], [], []
-    r = 0
-
-    def add_row(terms, vmin, vmax):
-        nonlocal r
-        for c, v in terms:
-            rows.append(r), cols.append(c), vals.append(v)
-        lo.append(vmin), hi.append(vmax)
-        r += 1
-
+    if model.columns == 0:
+        return {"gbps": 0.0, "requests": 0, "kind": "milp", "seconds": 0.0}
     for mine in x_cols:                                   # admit at most once
         if mine:
-            add_row([(c, 1.0) for c in mine], -np.inf, 1.0)
-    for terms, coefs in rows_eq:
-        add_row(list(zip(terms, coefs)), 0.0, 0.0)
+            model.row([(c, 1.0) for c in mine], upper=1.0)
     for link, uses in usage.items():                      # capacity at every arrival
         cap = fabric.link(link[0]).rate_gbps * fraction
         for t in sorted({asks[i].arrive for i, _ in uses}):
             live = [(c, asks[i].request.bandwidth_gbps) for i, c in uses
                     if asks[i].arrive <= t < asks[i].leave]
             if sum(v for _, v in live) > cap + 1e-9:      # rows that cannot bind are left out
-                add_row(live, -np.inf, cap)
-    c = -np.array(cols_bw) if ncol else np.zeros(0)
-    if ncol == 0:
-        return {"gbps": 0.0, "requests": 0, "kind": "milp", "seconds": 0.0}
-    matrix = coo_matrix((vals, (rows, cols)), shape=(r, ncol)).tocsr()
-    constraints = [LinearConstraint(matrix, lo, hi)] if r else []
-    bounds = Bounds(np.zeros(ncol), np.ones(ncol))
+                model.row(live, upper=cap)
     started = time.perf_counter()
-    res = milp(c, constraints=constraints, bounds=bounds, integrality=np.ones(ncol),
-               options={"time_limit": time_limit_s, "disp": False})
+    res = model.solve(time_limit_s)
     seconds = time.perf_counter() - started
     if res.status == 0 and res.x is not None:
         chosen = [i for i, mine in enumerate(x_cols) if any(res.x[x] > 0.5 for x in mine)]
         return {"gbps": sum(asks[i].request.bandwidth_gbps for i in chosen),
                 "requests": len(chosen), "kind": "milp", "seconds": round(seconds, 2)}
-    relaxed = milp(c, constraints=constraints, bounds=bounds, integrality=np.zeros(ncol),
-                   options={"disp": False})
+    relaxed = model.solve(relax=True)
     bound = -relaxed.fun if relaxed.status == 0 else math.inf
     dual = getattr(res, "mip_dual_bound", None)
     if dual is not None and math.isfinite(dual):

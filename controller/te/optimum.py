@@ -33,9 +33,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
 
+from .milp import Milp
 from .placement import DirectedLink, Path, Route
 
 MILP, LP_BOUND = "milp", "lp_bound"
@@ -63,9 +62,7 @@ class Optimum:
 
 @dataclass
 class _Model:
-    c: np.ndarray
-    constraints: list[LinearConstraint]
-    bounds: Bounds
+    milp: Milp                 # column 0 is U, the MLU
     u_floor: float
     # per flow: [(route, x column, [[y column per wavelength] per hop])]
     columns: list[list[tuple[Route, int, list[list[int]]]]]
@@ -99,18 +96,12 @@ def solve_optimum(demands: Sequence[float], routes: Sequence[Sequence[Route]],
     if any(len(r) == 0 for r in routes):
         raise ValueError("every flow needs at least one candidate route")
     model = _build(demands, routes, capacity, background)
-    n = len(model.c)
-    integrality = np.ones(n)
-    integrality[0] = 0
-    options = {"time_limit": time_limit_s, "disp": False}
-    res = milp(model.c, constraints=model.constraints, bounds=model.bounds,
-               integrality=integrality, options=options)
+    res = model.milp.solve(time_limit_s)
     assignment = _decode(model, res.x) if res.x is not None else None
     if res.status == 0 and assignment is not None:
         return Optimum(_mlu(assignment, demands, capacity, background), MILP, assignment)
     # The relaxation is a plain LP (polynomial, quick): it gets no time limit of its own.
-    relaxed = milp(model.c, constraints=model.constraints, bounds=model.bounds,
-                   integrality=np.zeros(n), options={"disp": False})
+    relaxed = model.milp.solve(relax=True)
     bound = model.u_floor
     if relaxed.status == 0:
         bound = max(bound, relaxed.fun)
@@ -126,75 +117,40 @@ def _build(demands: Sequence[float], routes: Sequence[Sequence[Route]],
     scale = max(capacity.values())       # work in units of the largest capacity
     cap = {l: c / scale for l, c in capacity.items()}
     bg = {l: background.get(l, 0.0) / scale for l in capacity}
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    lo: list[float] = []
-    hi: list[float] = []
-    row = 0
-    ncol = 1                                   # column 0 is U
+    u_floor = max((bg[l] / cap[l] for l in capacity), default=0.0)
+    m = Milp()
+    u = m.column(cost=1.0, lower=u_floor, upper=math.inf, integer=False)
     link_terms: dict[DirectedLink, list[tuple[int, float]]] = {l: [] for l in capacity}
     columns = []
-
-    def entry(r: int, c: int, v: float) -> None:
-        rows.append(r), cols.append(c), vals.append(v)
-
-    for f, (d_bps, flow_routes) in enumerate(zip(demands, routes)):
+    for d_bps, flow_routes in zip(demands, routes):
         d = d_bps / scale
         flow_cols = []
-        one_route_row, cut_row = row, row + 1
-        lo += [1.0, -np.inf]
-        hi += [1.0, 0.0]
-        row += 2
-        entry(cut_row, 0, -1.0)
+        one_route = m.row(lower=1.0, upper=1.0)
+        cut = m.row([(u, -1.0)], upper=0.0)
         for route in flow_routes:
-            x = ncol
-            ncol += 1
-            entry(one_route_row, x, 1.0)
+            x = m.column()
+            m.term(one_route, x, 1.0)
             alone = max((min((bg[w] + d) / cap[w] for w in hop.wavelengths) for hop in route.hops),
                         default=0.0)
-            entry(cut_row, x, alone)
+            m.term(cut, x, alone)
             hop_cols = []
             for hop in route.hops:
-                entry(row, x, -1.0)
-                ys = []
-                for w in hop.wavelengths:
-                    entry(row, ncol, 1.0)
-                    link_terms[w].append((ncol, d))
-                    ys.append(ncol)
-                    ncol += 1
-                lo.append(0.0), hi.append(0.0)
-                row += 1
+                ys = [m.column() for _ in hop.wavelengths]
+                m.row([(x, -1.0)] + [(y, 1.0) for y in ys], 0.0, 0.0)
+                for y, w in zip(ys, hop.wavelengths):
+                    link_terms[w].append((y, d))
                 hop_cols.append(ys)
             flow_cols.append((route, x, hop_cols))
         columns.append(flow_cols)
 
     for link, terms in link_terms.items():
-        if not terms:
-            continue
-        for c, d in terms:
-            entry(row, c, d)
-        entry(row, 0, -cap[link])
-        lo.append(-np.inf), hi.append(-bg[link])
-        row += 1
+        if terms:
+            m.row(terms + [(u, -cap[link])], upper=-bg[link])
 
     for group in _interchangeable(routes, cap, bg):
         for first, second in zip(group, group[1:]):   # load(second) <= load(first)
-            for c, d in link_terms[second]:
-                entry(row, c, d)
-            for c, d in link_terms[first]:
-                entry(row, c, -d)
-            lo.append(-np.inf), hi.append(0.0)
-            row += 1
-
-    a = coo_matrix((vals, (rows, cols)), shape=(row, ncol)).tocsr()
-    u_floor = max((bg[l] / cap[l] for l in capacity), default=0.0)
-    lower = np.zeros(ncol)
-    upper = np.ones(ncol)
-    lower[0], upper[0] = u_floor, np.inf
-    c = np.zeros(ncol)
-    c[0] = 1.0
-    return _Model(c, [LinearConstraint(a, lo, hi)], Bounds(lower, upper), u_floor, columns)
+            m.row(link_terms[second] + [(c, -d) for c, d in link_terms[first]], upper=0.0)
+    return _Model(m, u_floor, columns)
 
 
 def _interchangeable(routes: Sequence[Sequence[Route]], cap: Mapping[DirectedLink, float],

@@ -32,9 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
 
+from .milp import Milp
 from .placement import DirectedLink, Path, Route
 
 # HiGHS's answer is trusted only up to this (bps): capacities are in the 1e11 range.
@@ -61,75 +60,42 @@ def repack(units: Sequence[Unit], capacity: Mapping[DirectedLink, float],
     within `time_limit_s`. A directed wavelength missing from `capacity` has no room."""
     if not units or any(not u.routes for u in units):
         return None
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    lo: list[float] = []
-    hi: list[float] = []
-    objective: list[float] = []
-    row = 0
+    model = Milp()
     scale = max(capacity.values(), default=1.0) or 1.0
     largest = max(u.demand for u in units) or 1.0
     usage: dict[DirectedLink, list[tuple[int, float]]] = {}
     layout = []      # per unit: [(route, [[(column, wavelength)] per hop])]
-
-    def column(weight: float) -> int:
-        objective.append(weight)
-        return len(objective) - 1
-
-    def entry(r: int, c: int, v: float) -> None:
-        rows.append(r), cols.append(c), vals.append(v)
-
     for u in units:
         d = u.demand / scale
-        one_route = row
-        lo.append(1.0), hi.append(1.0)
-        row += 1
+        one_route = model.row(lower=1.0, upper=1.0)
         mine = []
-        stay_terms: list[int] = []
+        stay: list[int] = []
         for route in u.routes:
             here = u.current is not None and len(u.current) == len(route.hops) and all(
                 w in hop.wavelengths for w, hop in zip(u.current, route.hops))
-            x = column(0.0)
-            entry(one_route, x, 1.0)
+            x = model.column()
+            model.term(one_route, x, 1.0)
             hop_cols = []
             for h, hop in enumerate(route.hops):
-                entry(row, x, -1.0)
-                ys = []
-                for w in hop.wavelengths:
-                    y = column(0.0)
-                    entry(row, y, 1.0)
+                ys = [(model.column(), w) for w in hop.wavelengths]
+                model.row([(x, -1.0)] + [(y, 1.0) for y, _ in ys], 0.0, 0.0)
+                for y, w in ys:
                     usage.setdefault(w, []).append((y, d))
-                    ys.append((y, w))
                     if here and u.current[h] == w:
-                        stay_terms.append(y)
-                lo.append(0.0), hi.append(0.0)
-                row += 1
+                        stay.append(y)
                 hop_cols.append(ys)
             mine.append((route, hop_cols))
-        if stay_terms:
-            z = column(-(1.0 + 0.5 * (1.0 - u.demand / largest)))   # milp minimizes
-            for y in stay_terms:
-                entry(row, z, 1.0), entry(row, y, -1.0)
-                lo.append(-np.inf), hi.append(0.0)
-                row += 1
+        if stay:
+            z = model.column(cost=-(1.0 + 0.5 * (1.0 - u.demand / largest)))  # milp minimizes
+            for y in stay:
+                model.row([(z, 1.0), (y, -1.0)], upper=0.0)
         layout.append(mine)
     for w, terms in usage.items():
         room = capacity.get(w, 0.0)
         if sum(d for _, d in terms) * scale <= room:
             continue                                     # cannot bind
-        for c, d in terms:
-            entry(row, c, d)
-        lo.append(-np.inf), hi.append(max(0.0, room - SLACK_BPS) / scale)
-        row += 1
-    n = len(objective)
-    a = coo_matrix((vals, (rows, cols)), shape=(row, n)).tocsr()
-    constraints = [LinearConstraint(a, lo, hi)]
-    bounds = Bounds(np.zeros(n), np.ones(n))
-    res = milp(np.array(objective), constraints=constraints, bounds=bounds,
-               integrality=np.ones(n),
-               options={"time_limit": time_limit_s, "disp": False,
-                        "mip_rel_gap": MOVES_GAP})
+        model.row(terms, upper=max(0.0, room - SLACK_BPS) / scale)
+    res = model.solve(time_limit_s, mip_rel_gap=MOVES_GAP)
     if res.x is None or res.status not in (0, 1):
         return None
     out = []
