@@ -3,8 +3,8 @@
 One graph of the fabric's switches and links, weighted by modeled latency, that knows
 which links and switches are up and at what rate each wavelength runs (its mode). Hashed
 routes (`next_hops`), elephant placement (`Candidates` over `line_systems`), reservation
-admission (`adjacent`, `distances_to`) and protection (`detour`) all ask it; nothing else
-runs a shortest-path search.
+admission (`widest_shortest`, given the room the reservations leave) and protection
+(`detour`) all ask it; nothing else runs a shortest-path search.
 
 Weights are integer nanoseconds so that paths of equal modeled latency tie exactly: the
 parallel wavelengths of one line system, and the spines of a site, are then all next
@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable
 
 from ..fabric.model import DCI, HOST, LEAF, Fabric, Link
+from .load import Direction
 
 
 HELD_PENALTY_NS = 10**9      # 1 s of latency: more than any real path
@@ -66,6 +67,7 @@ class PathEngine:
             self._edges[link.b.node].append((link.a.node, link, w, link.b.port))
         self._distances: dict[str, dict[str, int]] = {}
         self._next_hops: dict[str, dict[str, tuple[Hop, ...]]] = {}
+        self._directed: dict[str, list[tuple[str, bool, list[tuple[int, Direction]]]]] = {}
 
     # -- state ---------------------------------------------------------------------------
 
@@ -146,6 +148,7 @@ class PathEngine:
         self.version += 1
         self._distances.clear()
         self._next_hops.clear()
+        self._directed.clear()
 
     @property
     def down_links(self) -> frozenset[str]:
@@ -285,6 +288,72 @@ class PathEngine:
 
     def is_leaf(self, switch: str) -> bool:
         return self._is_leaf[switch]
+
+    def directed(self) -> dict[str, list[tuple[str, bool, list[tuple[int, Direction]]]]]:
+        """switch -> [(neighbour, is a leaf, [(latency ns, Direction)] of the live links to
+        it, least latency first)], links in hold-down left out; cached until a change.
+        Whole nanoseconds, as `distances_to`: equal latencies are equal sums."""
+        if not self._directed:
+            self._directed = {
+                u: [(v, self._is_leaf[v], [(latency_ns(l), Direction(l.name, u, v)) for l in links])
+                    for v, links in self.adjacent(u).items()]
+                for u in self.fabric.switches}
+        return self._directed
+
+    def widest_shortest(self, src_leaf: str, dst_leaf: str, bps: float,
+                        capacity: Mapping[Direction, float], used: Mapping[Direction, float],
+                        avoid: frozenset[str] = frozenset(),
+                        bonus: Mapping[Direction, float] | None = None
+                        ) -> tuple[float, list[Direction]] | None:
+        """The latency-shortest live path between two leaves on which every hop has a link
+        with `bps` of room (capacity - used + bonus), the widest among equally short ones,
+        taking on each hop the least-latency link with room that fits best; as (latency ms,
+        [Direction]), or None. With bps = 0 it is the shortest path whatever the load.
+        `avoid` names links not to use. A* on `directed()`, guided by `distances_to`."""
+        if src_leaf == dst_leaf:
+            return 0.0, []
+        h = self.distances_to(dst_leaf)          # ns, an exact lower bound
+        adjacent = self.directed()
+        best = {src_leaf: (0, -math.inf)}
+        # Popped by (estimate, -width), then deepest first: among labels that tie, the
+        # destination comes out before the nodes of every other equally short, equally wide
+        # path are expanded (none of them could give it a better label).
+        heap = [(h.get(src_leaf, math.inf), -math.inf, 0, src_leaf, ())]
+        while heap:
+            _, neg_width, neg_latency, u, path = heapq.heappop(heap)
+            latency = -neg_latency
+            if u == dst_leaf:
+                return latency / 1e6, list(path)
+            if (latency, neg_width) > best[u]:
+                continue
+            for v, is_leaf, links in adjacent.get(u, ()):
+                if (is_leaf and v != dst_leaf) or v not in h:
+                    continue                       # leaves are never transit
+                # Best fit among the least-latency links with room; width = the most room.
+                chosen = None
+                for link_ns, d in links:
+                    if chosen is not None and link_ns > chosen[0]:
+                        break
+                    if avoid and d.link in avoid:
+                        continue
+                    free = capacity[d] - used.get(d, 0.0)
+                    if bonus:
+                        free += bonus.get(d, 0.0)
+                    if free >= bps:
+                        if chosen is None:
+                            chosen = [link_ns, d, free, free]
+                        else:
+                            if free < chosen[2]:
+                                chosen[1], chosen[2] = d, free
+                            chosen[3] = max(chosen[3], free)
+                if chosen is None:
+                    continue
+                label = (latency + chosen[0], max(neg_width, -chosen[3]))
+                if label < best.get(v, (math.inf, 0.0)):
+                    best[v] = label
+                    heapq.heappush(heap, (label[0] + h[v], label[1], -label[0], v,
+                                          path + (chosen[1],)))
+        return None
 
     # -- for placement ---------------------------------------------------------------------
 

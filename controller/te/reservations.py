@@ -9,7 +9,8 @@ least free capacity that still fits. A longer path would hold capacity on more l
 best fit keeps whole wavelengths free for later large requests (the bin-packing argument),
 so both choices leave the most room for what comes next.
 
-The search is a Dijkstra over the links that still have room for the request, ordered by
+The search (the path engine's `widest_shortest`, given the room this book leaves on each
+directed link) is a Dijkstra over the links that still have room for the request, ordered by
 (latency, then widest): the widest-shortest path of Wang & Crowcroft (IEEE JSAC 1996),
 exact for every request, so a free longer path is found however many equal short ones
 are full. It is guided (A*) by each switch's unloaded latency to the destination, cached
@@ -54,7 +55,6 @@ This module is pure: the caller supplies ids and the time, and serializes calls.
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -63,7 +63,7 @@ from typing import NamedTuple
 from ..fabric import Fabric
 from ..fabric.model import HOST, Link
 from .load import Direction
-from .paths import PathEngine, latency_ns
+from .paths import PathEngine
 from .placement import Candidates
 from .protection import shared_risk
 from .repack import SLACK_BPS, Unit, repack
@@ -346,13 +346,6 @@ class ReservationBook:
             rate = engine.rate_gbps(link) * 1e9 * self.fraction
             self._capacity[Direction(link.name, link.a.node, link.b.node)] = rate
             self._capacity[Direction(link.name, link.b.node, link.a.node)] = rate
-        # switch -> [(neighbour, is a leaf, [(latency_ns, Direction)] of the live links)];
-        # whole nanoseconds, as the engine's distances: equal latencies are equal sums.
-        self._adjacent: dict[str, list[tuple[str, bool, list[tuple[int, Direction]]]]] = {}
-        for u in fabric.switches:
-            self._adjacent[u] = [
-                (v, engine.is_leaf(v), [(latency_ns(l), Direction(l.name, u, v)) for l in links])
-                for v, links in engine.adjacent(u).items()]
         self._to_leaf: dict[str, dict[str, float]] = {}  # dst leaf -> switch -> latency
 
     # -- queries -------------------------------------------------------------------------
@@ -906,7 +899,8 @@ class ReservationBook:
 
     def _parallel(self, d: Direction) -> set[Direction]:
         """`d` and the other live links between the same two switches, same direction."""
-        return {p for v, _, links in self._adjacent[d.src] if v == d.dst for _, p in links}
+        return {p for v, _, links in self.engine.directed()[d.src] if v == d.dst
+                for _, p in links}
 
     def _find(self, src_host: str, dst_host: str, bps: float, max_latency_ms: float | None,
               avoid: frozenset[str] = frozenset()) -> tuple[float, tuple[ReservedHop, ...]]:
@@ -1167,59 +1161,17 @@ class ReservationBook:
 
     def _search(self, src_leaf: str, dst_leaf: str, bps: float,
                 avoid: frozenset[str] = frozenset(), bonus: dict[Direction, float] | None = None):
-        """The widest-shortest path of directed links with `bps` free, as
-        (latency_ms, [Direction]) with the best-fit link on each hop; None if there is none.
-        With bps = 0 it is the latency-shortest path whatever the load. `bonus`: room a
-        link has beyond its free capacity (a standby's share of the shared standby)."""
-        if src_leaf == dst_leaf:
-            return 0.0, []
-        h = self.engine.distances_to(dst_leaf)          # ns, an exact lower bound
-        reserved, capacity = self.reserved, self._capacity
-        best = {src_leaf: (0, -math.inf)}
-        # Popped by (estimate, -width), then deepest first: among labels that tie, the
-        # destination comes out before the nodes of every other equally short, equally wide
-        # path are expanded (none of them could give it a better label).
-        heap = [(h.get(src_leaf, math.inf), -math.inf, 0, src_leaf, ())]
-        while heap:
-            _, neg_width, neg_latency, u, path = heapq.heappop(heap)
-            latency = -neg_latency
-            if u == dst_leaf:
-                return latency / 1e6, list(path)
-            if (latency, neg_width) > best[u]:
-                continue
-            for v, is_leaf, links in self._adjacent.get(u, ()):
-                if (is_leaf and v != dst_leaf) or v not in h:
-                    continue                       # leaves are never transit
-                # Best fit among the least-latency links with room; width = the most room.
-                chosen = None
-                for link_ns, d in links:
-                    if chosen is not None and link_ns > chosen[0]:
-                        break
-                    if avoid and d.link in avoid:
-                        continue
-                    free = capacity[d] - reserved.get(d, 0.0)
-                    if bonus:
-                        free += bonus.get(d, 0.0)
-                    if free >= bps:
-                        if chosen is None:
-                            chosen = [link_ns, d, free, free]
-                        else:
-                            if free < chosen[2]:
-                                chosen[1], chosen[2] = d, free
-                            chosen[3] = max(chosen[3], free)
-                if chosen is None:
-                    continue
-                label = (latency + chosen[0], max(neg_width, -chosen[3]))
-                if label < best.get(v, (math.inf, 0.0)):
-                    best[v] = label
-                    heapq.heappush(heap, (label[0] + h[v], label[1], -label[0], v,
-                                          path + (chosen[1],)))
-        return None
+        """The path engine's widest-shortest path with `bps` free after what is reserved
+        (`PathEngine.widest_shortest`). `bonus`: room a link has beyond its free capacity
+        (a standby's share of the shared standby)."""
+        self._sync()
+        return self.engine.widest_shortest(src_leaf, dst_leaf, bps, self._capacity,
+                                           self.reserved, avoid, bonus)
 
     def _bottleneck(self, path: list[Direction]) -> Direction:
         """On a path, the hop whose best link has the least room (what refused a request)."""
         def parallel(d: Direction) -> list[Direction]:
-            return next(links for v, _, links in self._adjacent[d.src] if v == d.dst)
+            return next(links for v, _, links in self.engine.directed()[d.src] if v == d.dst)
 
         def room(d: Direction) -> float:
             return max(self.free_bps(p) for _, p in parallel(d))
