@@ -53,6 +53,10 @@ def check_spec(spec: FabricSpec) -> list[FabricIssue]:
                 issues.append(FabricIssue(
                     f"dci_links[{i}].{end}_gateway",
                     f"site {site_name!r} has {site.gateways} gateway(s); there is no gateway {pinned}"))
+        for j, group in enumerate(link.srlg):
+            if group in link.srlg[:j]:
+                issues.append(FabricIssue(f"dci_links[{i}].srlg[{j}]",
+                                          f"risk group {group!r} is listed twice"))
         if link.a == link.b:
             issues.append(FabricIssue(f"dci_links[{i}].b",
                                       f"a DCI link joins two different sites; both ends are {link.a!r}"))

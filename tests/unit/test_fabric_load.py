@@ -146,6 +146,8 @@ BAD = {
                                   _set("dci_links", 0, "b", "dc1")),
                             ["sites[1].name"], ["dc1"]),
     "duplicate link name": (_set("dci_links", 1, "name", "l1"), ["dci_links[1].name"], ["l1"]),
+    "a risk group listed twice": (_set("dci_links", 0, "srlg", ["duct", "bridge", "duct"]),
+                                  ["dci_links[0].srlg[2]"], ["duct", "twice"]),
     "a_gateway beyond the site's gateways": (_set("dci_links", 1, "a_gateway", 3),
                                              ["dci_links[1].a_gateway"], ["dc1", "3", "2"]),
     "b_gateway beyond the site's gateways": (_set("dci_links", 0, "b_gateway", 5),
