@@ -193,6 +193,13 @@ def _streams(fabric: Fabric) -> list[Stream]:
     return out
 
 
+def _worst(windows, since: float, n: int = 4) -> str:
+    """The `n` longest loss windows around an event, each with when it began."""
+    worst = sorted((w for w in windows if w.loss_ms > 0), key=lambda w: -w.loss_ms)[:n]
+    return ", ".join(f"{w.stream} {w.loss_ms:.1f} ms from {1000 * (w.starts_at - since):+.0f} ms"
+                     for w in worst) or "none"
+
+
 def _elephant_rate(results, t0: float, start: float, end: float) -> float:
     """Aggregate goodput of the elephants (b/s) over [start, end) of wall time."""
     total = 0.0
@@ -350,8 +357,11 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
             optimum = goodput_before * optimum_of(event.dead) / whole
             ends = event.since + _duration(event)
             after = _elephant_rate(results, t_elephants, event.since + 2.0, ends)
+            say(f"{event.name}: longest loss runs {_worst(summary['windows'], event.since)}")
             rows.append({
                 "event": event.name, "loss_ms": summary["loss_ms"],
+                # which streams lost what: the crossing ones, or all (a datapath stall)
+                "loss_ms_by_stream": {w.stream: round(w.loss_ms, 1) for w in summary["windows"]},
                 "dark_after_1s": summary["dark_after_1s"],
                 "elephants_of_optimum": round(after / optimum, 3) if optimum else None,
                 "elephants_within_5pct_after_s": _time_to_optimum(

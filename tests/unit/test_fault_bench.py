@@ -4,9 +4,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from dcilab.bench.faults import (DEFAULT_FABRIC, _dead, _targets, _time_to_optimum,
+from dcilab.bench.faults import (DEFAULT_FABRIC, _dead, _targets, _time_to_optimum, _worst,
                                  elephant_optimum, events)
 from dcilab.emulation.probe_agent import WIRE_BYTES
+from dcilab.emulation.probe_analysis import Window
 from dcilab.emulation.probes import Stream
 from dcilab.fabric import parse_fabric
 
@@ -86,3 +87,11 @@ def test_targets_take_the_slowest_event_and_leave_the_flap_out():
     assert t["flap_links_back_in_use"] == 2
     rows[0]["elephants_within_5pct_after_s"] = None
     assert not _targets({"events": rows})["elephants_within_5pct_in_2s_met"]
+
+
+def test_the_log_names_the_longest_loss_windows_and_when_they_began():
+    windows = [Window("a-h1>b-h1", 36.0, 36, 100.012, True), Window("b-h1>c-h1", 0.0, 0, None, True),
+               Window("c-h1>a-h1", 140.5, 140, 99.998, True), Window("a-h2>b-h2", 9.0, 9, 100.1, True)]
+    assert _worst(windows, since=100.0, n=2) == \
+        "c-h1>a-h1 140.5 ms from -2 ms, a-h1>b-h1 36.0 ms from +12 ms"
+    assert _worst(windows[1:2], since=100.0) == "none"
