@@ -8,6 +8,9 @@ and when. Around an event at time T (a cut, a dark transceiver, ...):
   that arrived after the run minus that of the last one that arrived before it, less one
   interval (a single lost packet at 1000 pps is a 1 ms window). A run still open at the
   end of the horizon lasts until then, and the stream is `recovered=False`;
+- the switchover window is the same, counting only runs that began within
+  `SWITCHOVER_S` of T: the failure's own blackhole (detection, switchover, restoration),
+  apart from drops later on the new path (a probe sharing a short queue with TCP);
 - a stream is dark after 1 s when none of the packets sent in the `span_s` (100 ms)
   starting 1 s after T arrived;
 - the delivered rate is packets arrived per bin (10 ms), in packets per second.
@@ -21,6 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+# Detection (carrier at once, BFD 300 ms), the switches' switchover and the controller's
+# next 100 ms tick all fall within this after a failure: a loss run that begins later is
+# not its blackhole but drops on the path the traffic now takes.
+SWITCHOVER_S = 0.5
 
 
 @dataclass
@@ -71,7 +79,9 @@ class Window:
 
 
 def loss_window(rec: StreamRecord, event: float, horizon_s: float = 5.0,
-                before_s: float = 0.05) -> Window:
+                before_s: float = 0.05, starting_within_s: float | None = None) -> Window:
+    """The longest loss run around `event` (see the module doc); with `starting_within_s`,
+    the longest of those that began no later than that after it."""
     got = rec.received()
     times = rec.send_times()
     lo, hi = event - before_s, event + horizon_s
@@ -85,6 +95,8 @@ def loss_window(rec: StreamRecord, event: float, horizon_s: float = 5.0,
     edges = np.diff(np.concatenate(([0], lost.astype(np.int8), [0])))
     for start, stop in zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]):
         first, last = idx[start], idx[stop - 1]
+        if starting_within_s is not None and times[first] > event + starting_within_s:
+            continue
         before = times[first - 1] if first > 0 and got[first - 1] else times[first] - interval
         if last + 1 < rec.sent and got[last + 1] and times[last + 1] < hi:
             after, recovered = times[last + 1], True
@@ -127,9 +139,12 @@ def percentiles(values) -> dict[str, float]:
 
 
 def summarize(records: list[StreamRecord], event: float, horizon_s: float = 5.0) -> dict:
-    """Every stream's window around `event`, their p50/p99/max, and the streams dark 1 s
-    after it."""
+    """Every stream's window around `event`, their p50/p99/max, the same for the
+    switchover windows, and the streams dark 1 s after it."""
     windows = [loss_window(r, event, horizon_s) for r in records]
+    switchover = [loss_window(r, event, horizon_s, starting_within_s=SWITCHOVER_S)
+                  for r in records]
     return {"windows": windows,
             "loss_ms": percentiles(w.loss_ms for w in windows),
+            "switchover_ms": percentiles(w.loss_ms for w in switchover),
             "dark_after_1s": [r.name for r in records if dark_after(r, event)]}

@@ -72,8 +72,10 @@ def test_time_to_optimum_is_when_goodput_stays_near_it():
     assert _time_to_optimum([_result(rates)], 0.0, 2.0, 6.0, 0.0) is None
 
 
-def _row(name, settle, back=0, p99=10.0):
+def _row(name, settle, back=0, p99=10.0, switchover_p99=None):
+    early = p99 if switchover_p99 is None else switchover_p99
     return {"event": name, "loss_ms": {"p50": 1.0, "p99": p99, "max": p99},
+            "switchover_ms": {"p50": 1.0, "p99": early, "max": early},
             "dark_after_1s": [], "elephants_within_5pct_after_s": settle,
             "reservation_silently_broken": False, "links_back_in_use": back}
 
@@ -95,3 +97,13 @@ def test_the_log_names_the_longest_loss_windows_and_when_they_began():
     assert _worst(windows, since=100.0, n=2) == \
         "c-h1>a-h1 140.5 ms from -2 ms, a-h1>b-h1 36.0 ms from +12 ms"
     assert _worst(windows[1:2], since=100.0) == "none"
+
+
+def test_the_loss_target_is_judged_on_all_loss_and_on_the_switchover_alone():
+    rows = [_row("one wavelength cut", 0.4, p99=52.3, switchover_p99=20.1),
+            _row("one transceiver dark", 0.3, p99=15.0), _row("gray failure", 1.0, p99=243.0),
+            _row("flap every 500 ms", None)]
+    t = _targets({"events": rows})
+    assert (t["cut_and_dark_loss_p99_ms"], t["cut_and_dark_loss_p99_met"]) == (52.3, False)
+    assert (t["cut_and_dark_switchover_p99_ms"], t["cut_and_dark_switchover_p99_met"]) == \
+        (20.1, True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dcilab.emulation.probe_analysis import (StreamRecord, dark_after, delivered_pps,
+from dcilab.emulation.probe_analysis import (SWITCHOVER_S, StreamRecord, dark_after, delivered_pps,
                                              loss_window, percentiles, summarize)
 
 RATE = 1000.0
@@ -102,3 +102,19 @@ def test_summarize_names_dark_streams():
     assert s["dark_after_1s"] == ["b"]
     assert s["loss_ms"]["p50"] == pytest.approx((40 + 1500) / 2, abs=1)
     assert s["loss_ms"]["max"] == pytest.approx(1500, abs=1)
+
+
+def test_the_switchover_window_leaves_out_loss_that_began_later():
+    # 20 ms lost at the failure (t = 1 s), then 60 ms of drops 1.2 s later on the new path.
+    lost = set(range(1000, 1020)) | set(range(2200, 2260))
+    rec = stream(3000, lost=lost, name="a")
+    assert loss_window(rec, T0 + 1.0, horizon_s=2.0).loss_ms == pytest.approx(60.0)
+    early = loss_window(rec, T0 + 1.0, horizon_s=2.0, starting_within_s=SWITCHOVER_S)
+    assert early.loss_ms == pytest.approx(20.0) and early.starts_at == pytest.approx(T0 + 1.0)
+    s = summarize([rec, stream(3000, name="b")], T0 + 1.0, horizon_s=2.0)
+    assert (s["loss_ms"]["max"], s["switchover_ms"]["max"]) == (pytest.approx(60.0),
+                                                                pytest.approx(20.0))
+    # A blackhole that began at the failure and lasted past SWITCHOVER_S counts whole.
+    long = stream(3000, lost=range(1000, 1800))
+    assert loss_window(long, T0 + 1.0, starting_within_s=SWITCHOVER_S).loss_ms == \
+        pytest.approx(800.0)
