@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from .probe_analysis import StreamRecord
 
 # runner(host, argv) -> a Popen of argv inside that host's namespace
@@ -112,8 +114,7 @@ class Probes:
     def _read(self) -> dict[str, StreamRecord]:
         sent = {src: json.loads((self.workdir / f"send-{src}.json").read_text())
                 for src in self.senders}
-        got = {dst: json.loads((self.workdir / f"recv-{dst}.json").read_text())["streams"]
-               for dst in self.receivers}
+        got = {dst: _received(self.workdir / f"recv-{dst}.json") for dst in self.receivers}
         records = {}
         for src, info in sent.items():
             for st in info["streams"]:
@@ -130,6 +131,17 @@ class Probes:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _received(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """A receiver's streams: its JSON index and the raw arrays beside it (`.bin`)."""
+    index = json.loads(path.read_text())
+    raw = Path(f"{path}.bin").read_bytes()
+    dtypes = [np.dtype(f"={t}") for t in index["types"]]
+    return {i: {name: np.frombuffer(raw, dtype, count=info["count"], offset=offset)
+                for name, dtype, offset in zip(("seq", "arrival", "sent_at"), dtypes,
+                                               info["offsets"])}
+            for i, info in index["streams"].items()}
 
 
 def mininet_runner(emulation) -> Runner:
