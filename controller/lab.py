@@ -72,6 +72,11 @@ class ControllerProcess:
                 self._echo(f"  controller | {line}")
 
     @property
+    def state_dir(self) -> str:
+        """Where its state file lives, removed when it stops (or by `dcilab clean`)."""
+        return self._state_dir.name
+
+    @property
     def grpc_address(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
@@ -150,7 +155,8 @@ class Lab:
                                    reconfiguration_s=self.reconfiguration_s,
                                    fabric_path=str(self.topology), bfd_ms=self.bfd_ms)
         self.emulation.start()
-        self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG)
+        self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG,
+                             directory=self.controller.state_dir)
         self.say(f"waiting for the controller to program {len(self.fabric.switches)} switches")
         if not self.controller.wait_ready(ready_timeout_s):
             raise RuntimeError(

@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +45,8 @@ class Manifest:
     fabric_path: str | None = None      # the fabric file, for `dcilab fault`
     fibres: list[str] = field(default_factory=list)     # fibre namespaces
     started: float = 0.0                # time.time() at start: tells one run from the next
+    # temporary directories of the run (the controller's state file), removed by `clean`
+    dirs: list[str] = field(default_factory=list)
 
     def save(self) -> None:
         MANIFEST.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +62,7 @@ class Manifest:
                             {int(k): v for k, v in data.get("processes", {}).items()},
                             dict(data.get("services", {})),
                             data.get("fabric_path"), list(data.get("fibres", [])),
-                            float(data.get("started", 0.0)))
+                            float(data.get("started", 0.0)), list(data.get("dirs", [])))
         except (OSError, ValueError, KeyError):
             return None
 
@@ -136,18 +140,27 @@ def forget_faults() -> int:
 
 def leftovers() -> dict[str, list]:
     """What of ours still exists: bridges, root-namespace interfaces, fibre namespaces,
-    live listed PIDs."""
+    live listed PIDs, listed temporary directories."""
     manifest = Manifest.load()
     listed = dict(manifest.processes if manifest else {}) | fault_processes()
     pids = [p for p, tag in listed.items() if pid_alive(p) and tag in _cmdline(p)]
     return {"bridges": our_bridges(), "interfaces": our_interfaces(),
-            "namespaces": our_namespaces(), "processes": pids}
+            "namespaces": our_namespaces(), "processes": pids,
+            "directories": _our_dirs(manifest)}
+
+
+def _our_dirs(manifest: Manifest | None) -> list[str]:
+    """The manifest's directories that still exist and are ours: temporary, `dcilab-`."""
+    tmp = Path(tempfile.gettempdir())
+    return [d for d in (manifest.dirs if manifest else [])
+            if Path(d).parent == tmp and Path(d).name.startswith("dcilab-") and Path(d).is_dir()]
 
 
 def clean(say=print) -> dict[str, int]:
     """Remove every process, bridge, interface and fibre namespace of ours, and forget
     injected faults; return how many of each."""
-    removed = {"processes": 0, "bridges": 0, "interfaces": 0, "namespaces": 0}
+    removed = {"processes": 0, "bridges": 0, "interfaces": 0, "namespaces": 0,
+               "directories": 0}
     # Faults first: a flapping link must not toggle what is being removed.
     removed["processes"] += forget_faults()
     manifest = Manifest.load()
@@ -165,6 +178,9 @@ def clean(say=print) -> dict[str, int]:
     for namespace in our_namespaces():
         subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
         removed["namespaces"] += 1
+    for directory in _our_dirs(manifest):
+        shutil.rmtree(directory, ignore_errors=True)
+        removed["directories"] += 1
     MANIFEST.unlink(missing_ok=True)
     if any(removed.values()):
         say("removed " + ", ".join(f"{n} {k}" for k, n in removed.items() if n))

@@ -77,9 +77,12 @@ class Emulation:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def adopt(self, pid: int, tag: str) -> None:
-        """Record a process started for this emulation, so a crash cannot leak it."""
+    def adopt(self, pid: int, tag: str, directory: str | None = None) -> None:
+        """Record a process started for this emulation (and a temporary directory of its),
+        so a crash cannot leak them."""
         self.manifest.processes[pid] = tag
+        if directory:
+            self.manifest.dirs.append(directory)
         self.manifest.save()
 
     def start(self) -> None:

@@ -40,4 +40,5 @@ def no_leftovers():
     yield
     from dcilab.emulation.cleanup import leftovers
     left = leftovers()
-    assert left == {"bridges": [], "interfaces": [], "namespaces": [], "processes": []}, left
+    assert left == {"bridges": [], "interfaces": [], "namespaces": [], "processes": [],
+                    "directories": []}, left

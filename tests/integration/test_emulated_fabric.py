@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -57,8 +58,8 @@ def test_demo_command_end_to_end(no_leftovers):
 
 
 def test_kill_9_leaves_nothing_after_clean(tmp_path, no_leftovers):
-    """A crashed run leaves bridges, host shells and its controller; `dcilab clean`
-    (or the next start) removes exactly those."""
+    """A crashed run leaves bridges, host shells, its controller and the controller's
+    state directory; `dcilab clean` (or the next start) removes exactly those."""
     script = tmp_path / "crash.py"
     script.write_text(
         "import sys, time\n"
@@ -78,6 +79,8 @@ def test_kill_9_leaves_nothing_after_clean(tmp_path, no_leftovers):
     from dcilab.emulation.cleanup import leftovers
     left = leftovers()
     assert len(left["bridges"]) == 12 and left["processes"], left
+    [state_dir] = left["directories"]
+    assert os.path.exists(os.path.join(state_dir, "state.db")), state_dir
     done = subprocess.run([sys.executable, "-m", "dcilab", "clean"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -256,7 +256,8 @@ def test_cli_on_the_running_emulation(lab):
 def test_stop_removes_everything_and_cli_says_no_emulation(lab):
     flap = lab.faults.flap(W[1], period_s=0.5)
     lab.stop()
-    assert leftovers() == {"bridges": [], "interfaces": [], "namespaces": [], "processes": []}
+    assert leftovers() == {"bridges": [], "interfaces": [], "namespaces": [], "processes": [],
+                           "directories": []}
     assert not FAULTS_STATE.exists()
     assert not os.path.exists(f"/proc/{flap.pid}") or \
         b"dcilab.emulation.faults" not in open(f"/proc/{flap.pid}/cmdline", "rb").read()
