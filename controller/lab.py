@@ -52,7 +52,9 @@ class ControllerProcess:
         self._ready = threading.Event()
         self._echo = echo
         # A run of its own: reservations live in a temporary database unless told otherwise.
-        self._state_dir = tempfile.TemporaryDirectory(prefix="dcilab-")
+        # `dcilab clean` may have removed it already (a crashed run's is in the manifest).
+        self._state_dir = tempfile.TemporaryDirectory(prefix="dcilab-",
+                                                      ignore_cleanup_errors=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dcilab", "controller", "--topology", str(topology),
              "--openflow", f"127.0.0.1:{port}", "--grpc", f"127.0.0.1:{self.grpc_port}",
