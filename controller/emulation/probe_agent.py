@@ -28,6 +28,8 @@ import time
 from array import array
 
 PACKET = struct.Struct("!IId")      # stream ID, sequence number, send time
+# What the receiver keeps per stream: sequence numbers, arrival and send times (array codes)
+ARRAY_TYPES = ("I", "d", "d")
 PAD = b"\0" * 22                    # 42-byte UDP payload: a 84-byte IP packet, like ping
 # What one probe puts on a wavelength: the IP packet and its Ethernet header (what the
 # wavelength's shaper counts).
@@ -93,7 +95,7 @@ def recv(args) -> dict:
             continue
         i, n, t = PACKET.unpack_from(data)
         if i not in seqs:
-            seqs[i], arrivals[i], sent_at[i] = array("I"), array("d"), array("d")
+            seqs[i], arrivals[i], sent_at[i] = (array(t) for t in ARRAY_TYPES)
         seqs[i].append(n)
         arrivals[i].append(now)
         sent_at[i].append(t)
@@ -112,8 +114,7 @@ def write_arrays(result: dict, out: str) -> dict:
                 index[i]["offsets"].append(offset)
                 a.tofile(f)
                 offset += len(a) * a.itemsize
-    return {**result, "streams": index, "types": [a.typecode for a in next(
-        iter(result["streams"].values()), (array("I"), array("d"), array("d")))]}
+    return {**result, "streams": index, "types": list(ARRAY_TYPES)}
 
 
 def main(argv: list[str] | None = None) -> int:
