@@ -164,7 +164,6 @@ class ControllerService:
                     f"honour them silently: " + "; ".join(problems[:5])
                     + (" ..." if len(problems) > 5 else ""))
             getattr(store, "confirm_fabric", lambda: None)()
-            core.book.meters_from(store.max_meter_id() + 1)
             self._ended_counts.update(store.count_ended())
             if live or self._ended_counts:
                 log.info("restored %d live reservations (%d ended on record) from %s",

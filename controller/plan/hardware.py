@@ -3,7 +3,8 @@
 Every (module, mode) the optics model finds feasible at the pair's distance is a candidate
 (`select_mode`, so the QoT is the optics package's, whatever model it uses); its
 wavelengths are the required rate over the mode's rate, rounded up; its line systems are
-fibre pairs lit in the C band, or in C+L when that saves fibre pairs (`slots_that_fit`).
+fibre pairs lit in the C band, or in C+L when that saves fibre pairs and still reaches
+(`slots_that_fit`).
 Capex and power count a module at both ends of every wavelength. The winner is the
 cheapest, then the least power, then the fewest line systems. Its figures come from
 `plan_link`, one per line system.
@@ -102,11 +103,13 @@ def split(total: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
-def line_systems_for(wavelengths: int, width_ghz: float) -> tuple[int, str]:
-    """Fibre pairs and band for `wavelengths` of `width_ghz`: C unless C+L saves fibre."""
+def line_systems_for(wavelengths: int, width_ghz: float) -> list[tuple[int, str]]:
+    """Fibre pairs and band for `wavelengths` of `width_ghz`: C, and C+L too where it
+    saves fibre pairs (fewer pairs rank first, but a full C+L band may not reach where a
+    full C band does: both are candidates)."""
     in_c = math.ceil(wavelengths / slots_that_fit(width_ghz, "C"))
     in_cl = math.ceil(wavelengths / slots_that_fit(width_ghz, "C+L"))
-    return (in_c, "C") if in_c <= in_cl else (in_cl, "C+L")
+    return [(in_c, "C")] + ([(in_cl, "C+L")] if in_cl < in_c else [])
 
 
 @dataclass(frozen=True)
@@ -172,11 +175,11 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
         for mode in module.modes:
             wavelengths = max(1, math.ceil(need / mode.rate_gbps - 1e-9)) \
                 if need > _NOTHING_GBPS else 1
-            count, band = line_systems_for(wavelengths, mode.width_ghz)
-            options.append(Option(name, mode.name, mode.rate_gbps, need, wavelengths, count,
-                                  band, latency_s,
-                                  MODULES_PER_WAVELENGTH * wavelengths * module.price_usd,
-                                  MODULES_PER_WAVELENGTH * wavelengths * module.power_w))
+            for count, band in line_systems_for(wavelengths, mode.width_ghz):
+                options.append(Option(name, mode.name, mode.rate_gbps, need, wavelengths,
+                                      count, band, latency_s,
+                                      MODULES_PER_WAVELENGTH * wavelengths * module.price_usd,
+                                      MODULES_PER_WAVELENGTH * wavelengths * module.power_w))
     oversized = [o for o in options if o.line_systems > MAX_LINE_SYSTEMS]
     if oversized:
         # Sized before any GNPy run: a job this large gets its answer, not an hour of
@@ -191,7 +194,10 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
         options = [o for o in options if o.line_systems <= MAX_LINE_SYSTEMS]
     for option in sorted(options, key=lambda o: o.rank):
         module = catalog.module(option.module)
-        if check_mode(module, module.mode(option.mode), line).feasible:
+        # A full band of the option's own band: the load the line is designed for, and
+        # what `choose` then plans (fewer wavelengths only fare better).
+        lit = LineSystem(fiber_km=km, band=option.band)
+        if check_mode(module, module.mode(option.mode), lit).feasible:
             return option
     for name in dict.fromkeys(o.module for o in options):     # none reaches: say why
         if not explain:
@@ -206,18 +212,40 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
 
 
 def choose(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
-           ring_latencies: int, catalog: Catalog, available: tuple[str, ...]) -> Choice:
+           ring_latencies: int, catalog: Catalog, available: tuple[str, ...],
+           name: str | None = None) -> Choice:
     """The cheapest feasible hardware for one site pair (`cheapest`), with its line
-    systems planned (`plan_link`: the figures of the wavelengths actually lit)."""
+    systems planned (`plan_link`: the figures of the wavelengths actually lit) and named
+    `name` (default "a-b"), with "-1", "-2" ... when there are several."""
     best = cheapest(a, b, km, bytes_per_sync, window_s, ring_latencies, catalog, available)
-    links = tuple(
-        plan_link(pair_link_name(a, b, i, best.line_systems), best.module, n,
-                  LineSystem(fiber_km=km, band=best.band), best.mode, catalog)
-        for i, n in enumerate(split(best.wavelengths, best.line_systems), start=1))
+    try:
+        links = tuple(
+            plan_link(line_system_name(name or f"{a}-{b}", i, best.line_systems), best.module, n,
+                      LineSystem(fiber_km=km, band=best.band), best.mode, catalog)
+            for i, n in enumerate(split(best.wavelengths, best.line_systems), start=1))
+    except OpticsError as exc:      # the feasibility check above should make this unreachable
+        raise NoFeasibleChoice(f"{a} - {b} ({km:g} km): {best.module} at {best.mode} in the "
+                               f"{best.band} band: {exc}") from None
     return Choice(a, b, km, best.module, best.mode, best.rate_gbps, best.required_gbps,
                   best.wavelengths, best.band, links, best.one_way_latency_s)
 
 
-def pair_link_name(a: str, b: str, index: int, count: int) -> str:
-    """The line system's name in a generated fabric file."""
-    return f"{a}-{b}" if count == 1 else f"{a}-{b}-{index}"
+def line_system_name(base: str, index: int, count: int) -> str:
+    """The name of a site pair's line system `index` of `count` in a generated fabric."""
+    return base if count == 1 else f"{base}-{index}"
+
+
+# Room a base name leaves for "-<index>" (at most MAX_LINE_SYSTEMS) under the fabric
+# file's 48 characters for a link name.
+MAX_BASE_NAME_CHARS = 48 - len(f"-{MAX_LINE_SYSTEMS}")
+
+
+def pair_names(pairs: list[tuple[str, str]]) -> list[str]:
+    """Base names for the site pairs' line systems: "a-b", unless one is too long for a
+    fabric file or two could clash (sites "a" + "b-c" and "a-b" + "c" both give "a-b-c";
+    "x-y" with two line systems gives "x-y-1"); then "dci1", "dci2" ... for every pair."""
+    natural = [f"{a}-{b}" for a, b in pairs]
+    clash = any(len(n) > MAX_BASE_NAME_CHARS for n in natural) or any(
+        m == n or m.startswith(n + "-") for i, n in enumerate(natural)
+        for j, m in enumerate(natural) if i != j)
+    return [f"dci{k}" for k in range(1, len(pairs) + 1)] if clash else natural

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..optics import DEFAULT_CATALOG, Catalog
 from .hardware import (WDM_POWER_W, WDM_PRICE_USD, WDM_RATE_GBPS, WDM_SOURCES, Choice, Wdm,
-                       cheapest, choose)
+                       cheapest, choose, pair_names)
 from .load import Job
 from .performance import Prediction, predict, sync_time_s
 from .traffic import JobTraffic, job_traffic
@@ -125,8 +125,10 @@ def plan_job(job: Job, catalog: Catalog = DEFAULT_CATALOG, sensitivity: bool = T
     """
     catalog, available = job_catalog(job, catalog)
     traffic = job_traffic(job)
+    names = pair_names([(p.a, p.b) for p in traffic.pairs])
     choices = tuple(choose(p.a, p.b, p.km, p.bytes_per_sync, traffic.window_s,
-                           traffic.ring_latencies, catalog, available) for p in traffic.pairs)
+                           traffic.ring_latencies, catalog, available, name)
+                    for p, name in zip(traffic.pairs, names))
     capacity = {(c.a, c.b): c.capacity_gbps for c in choices}
     latency = {(c.a, c.b): c.one_way_latency_s for c in choices}
     prediction = predict_job(job, traffic, capacity, latency)

@@ -421,12 +421,6 @@ class ReservationStore:
                                     "(?, ?) GROUP BY state", _ENDED).fetchall()
         return {State(state): n for state, n in rows}
 
-    def max_meter_id(self) -> int:
-        """The highest meter id ever given (0 if none): later runs must not reuse it."""
-        with self._read_lock:
-            return self._reader.execute("SELECT COALESCE(MAX(meter_id), 0) FROM reservations"
-                                        ).fetchone()[0]
-
     def close(self) -> None:
         with self._lock, self._read_lock:
             if self._reader is not None:

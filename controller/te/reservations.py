@@ -56,6 +56,7 @@ This module is pure: the caller supplies ids and the time, and serializes calls.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import NamedTuple
@@ -227,6 +228,9 @@ class Move(NamedTuple):
     after: list
 
 
+# Meter ids freed after an id before it is given again (ids stay under the peak number of
+# aggregates plus this).
+METER_REST = 64
 # How many other aggregates admission tries to move aside before it refuses a request.
 MAKE_ROOM_TRIES = 16
 # Then a re-packing of every movable aggregate is looked for (te.repack): within this
@@ -323,6 +327,8 @@ class ReservationBook:
         # path and meter)
         self._pairs: dict[Key, list[str]] = {}
         self._next_meter = 1
+        self._meter_users: dict[int, int] = {}      # meter id -> live reservations on it
+        self._free_meters: deque[int] = deque()     # ids given back, oldest first
         self._risk = shared_risk(fabric)                 # line system -> those sharing a risk
         # line system -> the single risk events that fail it: itself, and each SRLG it is in
         self._events = {d.name: frozenset([f"line system {d.name}"]
@@ -947,20 +953,17 @@ class ReservationBook:
         return sum(r.bandwidth_bps for r in self.pair_members(*key_of(res.request)))
 
     def add(self, res: Reservation) -> None:
-        """Book `res` (a new one, or one restored from the store). An ended one only
-        retires its meter id."""
-        self.meters_from(res.meter_id + 1)
+        """Book `res` (a new one, or one restored from the store); an ended one books
+        nothing."""
         if not res.state.live:
             return
+        self._meter_users[res.meter_id] = self._meter_users.get(res.meter_id, 0) + 1
+        self._next_meter = max(self._next_meter, res.meter_id + 1)
         self.reservations[res.reservation_id] = res
         if res.request.request_id:
             self.by_request_id[res.request.request_id] = res.reservation_id
         self._pairs.setdefault(key_of(res.request), []).append(res.reservation_id)
         self._hold(res, +1)
-
-    def meters_from(self, first: int) -> None:
-        """New meters get ids from `first` on: ids an earlier run used stay retired."""
-        self._next_meter = max(self._next_meter, first)
 
     def held(self, res: Reservation) -> list[Direction]:
         """The directed links `res` holds bandwidth on (none while DEGRADED)."""
@@ -1011,6 +1014,10 @@ class ReservationBook:
         del self.reservations[reservation_id]
         if res.request.request_id:
             self.by_request_id.pop(res.request.request_id, None)
+        self._meter_users[res.meter_id] -= 1
+        if not self._meter_users[res.meter_id]:
+            del self._meter_users[res.meter_id]
+            self._free_meters.append(res.meter_id)
         return res.with_state(state)
 
     def set_state(self, reservation_id: str, state: State) -> Reservation:
@@ -1191,5 +1198,13 @@ class ReservationBook:
             f"of {self.capacity_bps(d) / 1e9:.3f} Gb/s reservable; {bps / 1e9:.3f} Gb/s asked")
 
     def _meter_id(self) -> int:
+        """A meter id for a new aggregate. Ids come back when their last reservation ends
+        (a switch has a fixed meter table: OVS refuses ids above its max_meters), and rest
+        while METER_REST others are freed after them, so a meter's last statistics are
+        never read as its successor's."""
+        while len(self._free_meters) > METER_REST:
+            meter = self._free_meters.popleft()
+            if meter not in self._meter_users:
+                return meter
         meter, self._next_meter = self._next_meter, self._next_meter + 1
         return meter

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 from fabric_helpers import topology
@@ -18,8 +19,8 @@ from fabric_helpers import topology
 from dcilab.fabric import parse_fabric
 from dcilab.fabric.model import DCI, INTRA_SITE_LATENCY_MS
 from dcilab.te.load import Direction
-from dcilab.te.reservations import (AdmissionError, Reservation, ReservationBook,
-                                    ReservationRequest, State)
+from dcilab.te.reservations import (METER_REST, AdmissionError, Reservation,
+                                    ReservationBook, ReservationRequest, State)
 
 GBPS = 1e9
 INTRA = INTRA_SITE_LATENCY_MS
@@ -214,19 +215,28 @@ def test_same_request_id_returns_the_same_reservation_without_booking_twice():
     assert book.reserved[WAVE_AB] == pytest.approx(72 * GBPS)
 
 
-def test_an_ended_reservation_leaves_the_book_and_retires_its_meter():
+def test_an_ended_reservation_leaves_the_book_and_its_meter_id_comes_back_after_a_rest():
     book = ReservationBook(one_wave_fabric())
     first = book.admit(req("dca-h1", "dcb-h1", 36, request_id="job-1"), "r1", 0.0)
     book.end("r1", State.RELEASED)
     assert book.reservations == {} and book.by_request_id == {}
     assert book.reserved.get(WAVE_AB, 0.0) == pytest.approx(0.0, abs=1.0)
-    # Restoring an ended one books nothing but keeps its meter id retired.
+    # Churn: one aggregate at a time, ids never climb past METER_REST + 2.
+    given = []
+    for i in range(5 * METER_REST):
+        res = book.admit(req("dca-h2", "dcb-h2", 1), f"c{i}", 0.0)
+        given.append(res.meter_id)
+        book.end(res.reservation_id, State.RELEASED)
+    assert max(given) <= METER_REST + 2 and first.meter_id in given[METER_REST:]
+    # An id rests while METER_REST others are freed after it.
+    assert all(len(set(given[k:k + METER_REST])) == METER_REST
+               for k in range(len(given) - METER_REST))
+    # Restored live reservations keep their ids; ended ones book nothing and hold none.
     other = ReservationBook(one_wave_fabric())
     other.add(first.with_state(State.RELEASED))
     assert other.reservations == {}
-    assert other.admit(req("dca-h2", "dcb-h2", 1), "r2", 0.0).meter_id > first.meter_id
-    other.meters_from(100)
-    assert other.admit(req("dca-h3", "dcb-h3", 1), "r3", 0.0).meter_id == 100
+    other.add(replace(first, meter_id=7, reservation_id="r7"))
+    assert other.admit(req("dca-h3", "dcb-h3", 1), "r3", 0.0).meter_id == 8
 
 
 # --- invalid arguments and unknown ids ------------------------------------------------------

@@ -92,9 +92,6 @@ class Store:
     def count_ended(self):
         return Counter(r.state for r in self.ended())
 
-    def max_meter_id(self):
-        return max((r.meter_id for r in [*self.stored, *self.saved]), default=0)
-
     def save(self, res):
         self.saved.append(res)
 

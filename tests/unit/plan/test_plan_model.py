@@ -65,11 +65,23 @@ def test_10b_data_parallel_needs_about_223_gbps(km):
 
 
 def test_c_band_fibre_pair_holds_64_400zr_or_32_800zr():
-    assert line_systems_for(64, 75.0) == (1, "C")
-    assert line_systems_for(65, 75.0) == (1, "C+L")
-    assert line_systems_for(32, 150.0) == (1, "C")
-    assert line_systems_for(33, 150.0) == (1, "C+L")
-    assert line_systems_for(257, 75.0) == (3, "C+L")
+    assert line_systems_for(64, 75.0) == [(1, "C")]
+    assert line_systems_for(65, 75.0) == [(2, "C"), (1, "C+L")]
+    assert line_systems_for(32, 150.0) == [(1, "C")]
+    assert line_systems_for(33, 150.0) == [(2, "C"), (1, "C+L")]
+    assert line_systems_for(257, 75.0) == [(5, "C"), (3, "C+L")]
+    assert line_systems_for(128, 75.0) == [(2, "C"), (1, "C+L")]
+
+
+def test_a_full_c_plus_l_band_out_of_reach_falls_back_to_more_c_band_fibre_pairs():
+    # 508 km: a full C band of 400ZR+ at 400G reaches, a full C+L band (more NLI) does not;
+    # 110 wavelengths then take two C-band fibre pairs (was a traceback from plan_link).
+    plan = plan_job(job(km=508.0, model={"parameters": 3e12}, step={"compute_s": 2.0,
+                                                                     "overlap_s": 1.0}))
+    [c] = plan.choices
+    assert (c.module, c.mode, c.wavelengths, c.band, c.line_systems) == \
+        ("400ZR+", "400G", 110, "C", 2)
+    assert [len(link.channels) for link in c.links] == [55, 55]
 
 
 def test_latency_is_4_9_us_per_km_plus_the_module():
@@ -104,11 +116,12 @@ def test_cheapest_asks_the_optics_in_cost_order_and_finds_what_a_full_search_fin
         latency_s = (line.propagation_latency_us + module.dsp_latency_us) / 1e6
         need = 2.4e12 * 8 / (1.5 - 4 * latency_s) / 1e9
         for mode in module.modes:
-            if check_mode(module, mode, line).feasible:
-                waves = math.ceil(need / mode.rate_gbps - 1e-9)
-                feasible.append(((2 * waves * module.price_usd, 2 * waves * module.power_w,
-                                  line_systems_for(waves, mode.width_ghz)[0], -mode.rate_gbps,
-                                  module.name), module.name, mode.name))
+            waves = math.ceil(need / mode.rate_gbps - 1e-9)
+            for pairs, band in line_systems_for(waves, mode.width_ghz):
+                if check_mode(module, mode, LineSystem(fiber_km=km, band=band)).feasible:
+                    feasible.append(((2 * waves * module.price_usd, 2 * waves * module.power_w,
+                                      pairs, -mode.rate_gbps, module.name),
+                                     module.name, mode.name))
     best = cheapest("a", "b", km, 2.4e12, 1.5, 4, DEFAULT_CATALOG, modules)
     assert (best.module, best.mode) == min(feasible)[1:]
 
