@@ -7,6 +7,7 @@ server answered with a refusal: its status code name and its human message).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Iterator
 
@@ -39,6 +40,16 @@ def as_dict(message) -> dict:
     """A message as JSON-ready dict, field names as in the .proto, defaults included."""
     return json_format.MessageToDict(message, preserving_proto_field_name=True,
                                      always_print_fields_with_no_presence=True)
+
+
+@contextlib.contextmanager
+def _carried(field: str, value):
+    """ValueError naming `field` for a value its protobuf type cannot hold."""
+    try:
+        yield
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{field} {value!r} cannot be sent in a request: out of the "
+                         f"field's range") from None
 
 
 class Client:
@@ -108,16 +119,24 @@ class Client:
                 duration_s: float = 0.0, request_id: str = "",
                 priority: int = 0, selector: ppb.TrafficSelector | None = None,
                 protection: str = "") -> ppb.Reservation:
-        """`protection`: NONE, RESTORABLE or PROTECTED; empty: the server's default."""
+        """`protection`: NONE, RESTORABLE or PROTECTED; empty: the server's default.
+        ValueError naming the field for a value the request cannot carry (a duration
+        beyond a protobuf Duration, a priority beyond int32, an unknown protection)."""
         request = ppb.ReservePathRequest(src_host=src, dst_host=dst, bandwidth_gbps=gbps,
-                                         request_id=request_id, priority=priority,
-                                         selector=selector)
+                                         request_id=request_id, selector=selector)
+        if protection and f"PROTECTION_{protection}" not in ppb.Protection.keys():
+            raise ValueError(f"protection must be NONE, RESTORABLE or PROTECTED, got "
+                             f"{protection!r}")
         if protection:
             request.protection = ppb.Protection.Value(f"PROTECTION_{protection}")
+        with _carried("priority", priority):
+            request.priority = priority
         if max_latency_ms is not None:
-            request.max_latency_ms = max_latency_ms
+            with _carried("max_latency_ms", max_latency_ms):
+                request.max_latency_ms = max_latency_ms
         if duration_s:
-            request.duration.CopyFrom(convert.duration(duration_s))
+            with _carried("duration_s", duration_s):
+                request.duration.CopyFrom(convert.duration(duration_s))
         return self._call(self.path_stub.ReservePath, request, mutating=True).reservation
 
     def release(self, reservation_id: str) -> ppb.Reservation:

@@ -33,6 +33,9 @@ MUTATING_METHODS = frozenset({"/dcilab.v1.PathService/ReservePath",
 DEFAULT_GRACE_S = 5.0
 # Calls wait on these threads for their commit; measured best on one core with 16 clients.
 DEFAULT_WORKERS = 12
+# A watch stream holds a thread for as long as it is open: bounded, and served by threads
+# of their own so that open streams never leave the booking calls fewer.
+DEFAULT_WATCH_STREAMS = 4
 MAX_PEM_BYTES = 1 << 20
 
 
@@ -127,6 +130,64 @@ def _deny(message: str) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(abort)
 
 
+class _Malformed:
+    """What a request body that is not the method's message parses to."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+
+class _Registrar:
+    """Stands in for the grpc.Server that the generated add_*Servicer_to_server functions
+    register on, and registers their handlers with a request parser that never raises: a
+    body that is not the request message is answered INVALID_ARGUMENT by the handler
+    (gRPC's own answer is INTERNAL and a traceback in the log for every such call, a way
+    for any client to fill the controller's log)."""
+
+    def __init__(self, server: grpc.Server, on_malformed):
+        self._server = server
+        self._on_malformed = on_malformed
+        self._generic: list = []
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self._generic.extend(handlers)      # replaced by add_registered_method_handlers
+
+    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
+        tolerant = {name: self._tolerant(f"{service}/{name}", h) for name, h in handlers.items()}
+        self._server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service, tolerant),))
+        self._server.add_registered_method_handlers(service, tolerant)
+        self._generic.clear()
+
+    def finish(self) -> None:
+        """Generated code that registers generic handlers only: register them as they are."""
+        if self._generic:
+            self._server.add_generic_rpc_handlers(tuple(self._generic))
+
+    def _tolerant(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        if handler.request_streaming:
+            return handler
+        parse = handler.request_deserializer
+        behaviour = handler.unary_unary or handler.unary_stream
+        on_malformed = self._on_malformed
+
+        def parse_or_say_why(data: bytes):
+            try:
+                return parse(data)
+            except Exception as exc:         # DecodeError, or anything else a parser raises
+                return _Malformed(str(exc) or type(exc).__name__)
+
+        def guarded(request, context):
+            if isinstance(request, _Malformed):
+                on_malformed()
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"the request body is not a {method.rsplit('/', 1)[-1]} request "
+                              f"message: {request.why[:64]}")
+            return behaviour(request, context)
+        kind = "unary_unary" if handler.unary_unary else "unary_stream"
+        return handler._replace(request_deserializer=parse_or_say_why, **{kind: guarded})
+
+
 class ApiServer:
     """A started grpc.Server with the pieces a graceful stop needs."""
 
@@ -151,25 +212,33 @@ class ApiServer:
 
 def create_server(service, address: str = "127.0.0.1:0", tls: TlsConfig | None = None,
                   token: str | None = None, max_workers: int = DEFAULT_WORKERS,
-                  max_watch_streams: int = 2, read_budget: ReadBudget | None = None
+                  max_watch_streams: int = DEFAULT_WATCH_STREAMS,
+                  read_budget: ReadBudget | None = None
                   ) -> tuple[ApiServer, int]:
     """Serve `service` (a ControllerService) on `address`; returns the started server and
     the port it bound (useful with port 0). Read calls spend from `read_budget` (default:
-    ReadBudget()); WatchLinkLoad streams are `max_watch_streams` at most, one per client."""
+    ReadBudget()); watch streams (WatchLinkLoad, WatchReservations) are `max_watch_streams`
+    at most, one per client (connection), each on a thread of its own beyond the
+    `max_workers` that serve calls."""
     observer = getattr(service, "observer", None)
     on_deny = ((lambda: observer.request_refused("unauthenticated"))
                if observer is not None else None)
     interceptors = [BearerTokenInterceptor(token, on_deny=on_deny)] if token else []
     budget = read_budget if read_budget is not None else ReadBudget()
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="dcilab-grpc"),
+        futures.ThreadPoolExecutor(max_workers=max_workers + max_watch_streams,
+                                   thread_name_prefix="dcilab-grpc"),
         interceptors=interceptors,
         # Without this, a second server on the same port would silently share it.
         options=[("grpc.so_reuseport", 0)])
     streams = Streams(max_watch_streams)
+    registrar = _Registrar(server, (lambda: observer.request_refused("invalid"))
+                           if observer is not None else (lambda: None))
     fabric_pb2_grpc.add_FabricServiceServicer_to_server(
-        FabricServicer(service, streams, budget), server)
-    path_pb2_grpc.add_PathServiceServicer_to_server(PathServicer(service, budget, streams), server)
+        FabricServicer(service, streams, budget), registrar)
+    path_pb2_grpc.add_PathServiceServicer_to_server(PathServicer(service, budget, streams),
+                                                    registrar)
+    registrar.finish()
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

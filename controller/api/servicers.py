@@ -27,7 +27,8 @@ from .v1 import path_pb2_grpc
 STATUS = {AdmissionError.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
           AdmissionError.EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
           AdmissionError.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-          AdmissionError.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS}
+          AdmissionError.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+          AdmissionError.PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION}
 
 STATE_FILE_ERROR = "dcilab-state-file-error"
 RETRY_AFTER = "retry-after-s"
@@ -243,6 +244,7 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
 
     def WatchReservations(self, request, context):
         if request.reservation_id:
+            _answer(context, check_id, "reservation_id", request.reservation_id)
             _answer(context, self.service.get, request.reservation_id)   # NOT_FOUND early
         wake = _open_stream(self.streams, context)
         try:

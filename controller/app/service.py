@@ -147,6 +147,8 @@ class ControllerService:
         self._ended: dict[str, Reservation] = {}          # the history, when there is no store
         self._ended_requests: dict[str, str] = {}         # request_id -> id, of those
         self._ended_counts: Counter[State] = Counter()    # the whole history
+        self._failing = ""            # the store's last error, said once until a commit works
+        self._expiry_failing = ""
         self._watches: list[Watch] = []
         if store is not None:
             live = store.load_live()
@@ -277,9 +279,11 @@ class ControllerService:
                         back = self.core.undo(res, change.previous.get(res.reservation_id))
                         for dpid, msgs in back.messages.items():
                             undo.add(dpid, msgs)
-                    log.error("%s; taking back %d change(s): %s", change.failed,
-                              len(change.outbox.changed),
-                              ", ".join(r.reservation_id for r in change.outbox.changed[:5]))
+                    say = log.error if str(change.failed) != self._failing else log.debug
+                    say("%s; taking back %d change(s): %s", change.failed,
+                        len(change.outbox.changed),
+                        ", ".join(r.reservation_id for r in change.outbox.changed[:5]))
+                    self._failing = str(change.failed)
             for change in run:
                 ok = change.failed is None
                 for res in change.outbox.changed:
@@ -296,6 +300,9 @@ class ControllerService:
                         for c in later:
                             c.previous[rid] = res
                 if ok:
+                    if change.pending is not None and self._failing:
+                        log.info("the state file takes changes again")
+                        self._failing = ""
                     self._durable(change.outbox)
                     self._transmit(change.outbox)
                 else:
@@ -321,6 +328,7 @@ class ControllerService:
                 watch.offer(outbox.changed)
         for res in outbox.changed:
             if not res.state.live:
+                log.info("reservation %s %s", res.reservation_id, res.state.value.lower())
                 self._ended_counts[res.state] += 1
                 if self.store is None:
                     self._ended[res.reservation_id] = res
@@ -387,7 +395,8 @@ class ControllerService:
             result = "admitted"
             return res
         except AdmissionError as exc:
-            result = {"resource_exhausted": "refused"}.get(exc.code, "invalid")
+            result = ("refused" if exc.code in (AdmissionError.EXHAUSTED,
+                                                AdmissionError.PRECONDITION) else "invalid")
             raise
         finally:
             elapsed = time.perf_counter() - started
@@ -425,7 +434,15 @@ class ControllerService:
         try:
             self._settle(change)
         except StoreError as exc:
-            log.error("could not record expired reservations (retried next second): %s", exc)
+            # Retried every second: said once per cause, not every second of a full disk.
+            if str(exc) != self._expiry_failing:
+                log.error("could not record expired reservations (they keep their bandwidth "
+                          "until it can; retried every second): %s", exc)
+            self._expiry_failing = str(exc)
+        else:
+            if self._expiry_failing:
+                log.info("expired reservations recorded again")
+            self._expiry_failing = ""
 
     def _ended_request(self, request_id: str) -> Reservation | None:
         """The ended reservation admitted for `request_id`, if any (caller holds the lock)."""

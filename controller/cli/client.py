@@ -58,6 +58,33 @@ def _positive(text: str) -> float:
     return value
 
 
+# What the wire carries (a protobuf Duration, an int32): beyond, the request cannot be
+# sent at all, so the server has no say; within, the server's limits and messages apply.
+MAX_WIRE_SECONDS = 315_576_000_000
+INT32 = (-(1 << 31), (1 << 31) - 1)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value <= MAX_WIRE_SECONDS:          # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to "
+                                         f"{MAX_WIRE_SECONDS}, got {text}")
+    return value
+
+
+def _int32(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not INT32[0] <= value <= INT32[1]:
+        raise argparse.ArgumentTypeError(f"must be from {INT32[0]} to {INT32[1]}, got {text}")
+    return value
+
+
 def register(sub) -> None:
     common = _common()
     p = sub.add_parser("reserve", parents=[common], help="reserve bandwidth between two hosts",
@@ -70,11 +97,11 @@ def register(sub) -> None:
     p.add_argument("--gbps", type=float, required=True, metavar="N", help="bandwidth in Gb/s")
     p.add_argument("--max-latency-ms", type=float, metavar="X",
                    help="refuse paths with more latency than this")
-    p.add_argument("--duration", type=float, default=0.0, metavar="S",
+    p.add_argument("--duration", type=_seconds, default=0.0, metavar="S",
                    help="expire after S seconds (default: until released)")
     p.add_argument("--request-id", default="", metavar="ID",
                    help="idempotency key: retrying with the same ID books nothing twice")
-    p.add_argument("--priority", type=int, default=0, metavar="P",
+    p.add_argument("--priority", type=_int32, default=0, metavar="P",
                    help="after a failure, reservations are restored highest priority first "
                         "(then oldest); default 0")
     p.add_argument("--protocol", metavar="P",

@@ -47,7 +47,7 @@ def cpu_list(text: str) -> set[int]:
 
 
 def register(sub) -> None:
-    from ..api.server import DEFAULT_WORKERS
+    from ..api.server import DEFAULT_WATCH_STREAMS, DEFAULT_WORKERS
     from ..store.sqlite import default_state_path
     p = sub.add_parser("controller", help="run the SDN controller for a fabric file",
                        description="Run the os-ken controller for a fabric file. It knows every "
@@ -96,6 +96,10 @@ def register(sub) -> None:
     p.add_argument("--grpc-workers", type=int, default=DEFAULT_WORKERS, metavar="N",
                    help=f"threads serving gRPC calls (default {DEFAULT_WORKERS}); calls "
                         f"wait for their commit on these, so more let one fsync cover more")
+    p.add_argument("--watch-streams", type=int, default=DEFAULT_WATCH_STREAMS, metavar="N",
+                   help=f"watch streams (WatchLinkLoad, WatchReservations) open at once, one "
+                        f"per client connection (default {DEFAULT_WATCH_STREAMS}); each holds a "
+                        f"thread of its own")
     p.add_argument("--cpu", type=cpu_list, default=None, metavar="LIST",
                    help="pin the controller to these CPUs, e.g. 1 or 0,2-3 (as taskset -c). "
                         "Python runs one thread at a time, and handing that turn between "
@@ -191,6 +195,8 @@ def run(args) -> int:
                       (not args.pin_hold >= 0, "--pin-hold must be >= 0"),
                       (not args.poll_interval > 0, "--poll-interval must be positive"),
                       (args.grpc_workers < 1, "--grpc-workers must be at least 1"),
+                      (not 1 <= args.watch_streams <= 256,
+                       "--watch-streams must be between 1 and 256"),
                       (not 0 <= args.history_days <= 36500,
                        "--history-days must be between 0 and 36500"),
                       (args.adapt and not args.gnmi, "--adapt needs --gnmi (the transceivers "
@@ -272,7 +278,8 @@ def run(args) -> int:
                      args.margin_threshold_db)
     start_metrics_server(service, *args.metrics, registry=metrics.registry)
     server, grpc_port = create_server(service, f"{args.grpc[0]}:{args.grpc[1]}", tls=tls,
-                                      token=token, max_workers=args.grpc_workers)
+                                      token=token, max_workers=args.grpc_workers,
+                                      max_watch_streams=args.watch_streams)
     log.info("gRPC API listening on %s:%d%s", args.grpc[0], grpc_port,
              " (TLS)" if tls else "")
     start_openflow(service, *args.openflow, poll_interval_s=args.poll_interval, stop_event=stop)

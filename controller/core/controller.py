@@ -447,8 +447,7 @@ class FabricController:
         for switch, msgs in rules.items():
             if self.switches[self._dpid[switch]].program_sent:
                 outbox.add(self._dpid[switch], msgs)
-        log.info("reservation %s %s", reservation_id, state.value.lower())
-        return outbox
+        return outbox                 # logged by the caller once the end is durable
 
     def undo(self, res: Reservation, previous: Reservation | None) -> Outbox:
         """Take back a change the caller could not persist: `res` as this core made it,

@@ -195,6 +195,9 @@ class ReservationStore:
             self._db.close()
             self._drop_lock()
             cause, code = sqlite_cause(exc)
+            if "unable to open database file" in str(exc):
+                cause += (f"; SQLite keeps {Path(self.path).name}-wal and -shm beside the "
+                          f"state file: is {Path(self.path).resolve().parent} writable?")
             raise StoreError(f"cannot open state file {self.path}: {cause}", code) from None
         except BaseException:
             self._db.close()

@@ -248,6 +248,7 @@ class AdmissionError(Exception):
     EXHAUSTED = "resource_exhausted"
     NOT_FOUND = "not_found"
     ALREADY_EXISTS = "already_exists"
+    PRECONDITION = "failed_precondition"     # the fabric cannot offer it, however empty
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -284,12 +285,19 @@ def reused_request_id(req: ReservationRequest, first: Reservation) -> AdmissionE
     """AIP-155: a request_id reused with other parameters is an error, not the first
     answer."""
     theirs = first.request
-    diffs = [f"{name} {getattr(req, name)!r} (first: {getattr(theirs, name)!r})"
+
+    def value(v) -> str:                     # as a client wrote it, never a Python repr
+        if isinstance(v, Enum):
+            return v.value
+        if isinstance(v, str):
+            return shown(v)
+        return "none" if v is None else str(v)
+    diffs = [f"{name} {value(getattr(req, name))} (first: {value(getattr(theirs, name))})"
              for name in req._fields if name != "request_id"
              and getattr(req, name) != getattr(theirs, name)]
     return AdmissionError(
         AdmissionError.ALREADY_EXISTS,
-        f"request_id {shown(req.request_id, MAX_REQUEST_ID_CHARS)} was used for reservation "
+        f"request_id {shown(req.request_id)} was used for reservation "
         f"{first.reservation_id} with other parameters: {'; '.join(diffs)}")
 
 
@@ -329,6 +337,10 @@ class ReservationBook:
         self._next_meter = 1
         self._meter_users: dict[int, int] = {}      # meter id -> live reservations on it
         self._free_meters: deque[int] = deque()     # ids given back, oldest first
+        # Refusals stand until room is given back (`_room_back` counts each time it may
+        # have been: an end, a degraded or moved aggregate, a link's state or rate).
+        self._room_back = 0
+        self._refused: dict[Key, tuple[tuple, float, float, Protection, AdmissionError]] = {}
         self._risk = shared_risk(fabric)                 # line system -> those sharing a risk
         # line system -> the single risk events that fail it: itself, and each SRLG it is in
         self._events = {d.name: frozenset([f"line system {d.name}"]
@@ -518,24 +530,58 @@ class ReservationBook:
             raise AdmissionError(AdmissionError.EXHAUSTED, self._exhausted(tightest, bps).message
                                  + f" (the pair's reservations share the path of "
                                  f"{members[0].reservation_id})")
-        placed = self._relocate(pair, req)
-        moves: list[Move] = []
-        if placed is None and not self.rearrange:
-            self._place(req.src_host, req.dst_host, bps, req.max_latency_ms,
-                        req.protection == Protection.PROTECTED)    # raises: no path has room
-        if placed is None:
-            try:
-                placed, moves = self._make_room(pair, req)
-            except AdmissionError:
-                repacked = self._repack(pair, req) if self.repack_time_limit_s > 0 else None
-                if repacked is None:
-                    raise
-                placed, moves = repacked
+        self._refused_before(pair, req, bps)
+        try:
+            placed, moves = self._make_way(pair, req, bps)
+        except AdmissionError as exc:
+            if exc.code == AdmissionError.EXHAUSTED:
+                bound = req.max_latency_ms or math.inf
+                self._refused[pair] = (self._state_now(), bps, bound, req.protection, exc)
+            raise
         latency, hops, moved, standby = placed
         if moved:
             moves.append(Move(members, moved))
+        if moves:
+            self._room_back += 1                   # aggregates moved: the layout changed
         meter = members[0].meter_id if members else self._meter_id()
         return self._add_on(hops, latency, meter, req, reservation_id, now, standby), moves
+
+    def _make_way(self, pair: Key, req: ReservationRequest, bps: float):
+        """A placement for the pair with `req`: moved as a whole, else after moving one
+        other aggregate aside, else after a re-packing; (placement, other moves) or
+        AdmissionError."""
+        placed = self._relocate(pair, req)
+        if placed is None and not self.rearrange:
+            self._place(req.src_host, req.dst_host, bps, req.max_latency_ms,
+                        req.protection == Protection.PROTECTED)    # raises: no path has room
+        if placed is not None:
+            return placed, []
+        try:
+            return self._make_room(pair, req)
+        except AdmissionError:
+            repacked = self._repack(pair, req) if self.repack_time_limit_s > 0 else None
+            if repacked is None:
+                raise
+            return repacked
+
+    def _state_now(self) -> tuple[int, int]:
+        return self._room_back, self.engine.version
+
+    def _refused_before(self, pair: Key, req: ReservationRequest, bps: float) -> None:
+        """Refuse at once what was refused for this pair since room last came back: as
+        much or more, within as tight a bound or tighter, the same protection. Searching
+        again (moving aggregates, re-packing: up to 0.2 s) would find nothing new, and
+        clients retrying a full fabric would hold up everyone else's calls."""
+        refused = self._refused.get(pair)
+        if refused is None:
+            return
+        state, refused_bps, refused_bound, protection, error = refused
+        if state != self._state_now():
+            del self._refused[pair]
+            return
+        if (bps >= refused_bps and (req.max_latency_ms or math.inf) <= refused_bound
+                and req.protection == protection):
+            raise AdmissionError(error.code, error.message)
 
     def _fits_on(self, first: Reservation, req: ReservationRequest, bps: float) -> bool:
         """Whether `req` fits on the path its pair holds (within its latency bound)."""
@@ -609,14 +655,32 @@ class ReservationBook:
                 except AdmissionError:
                     pass
         if standby is None:
-            primary = ", ".join(self._line_systems(hops)) or "no line system"
-            raise AdmissionError(
-                AdmissionError.EXHAUSTED,
-                f"no standby path for {src_host} -> {dst_host} that shares no line system or "
-                f"SRLG with its primary (over {primary}) has {bps / 1e9:.3f} Gb/s free "
-                "(PROTECTED; standby room is shared only by reservations whose primaries "
-                "cannot fail together)")
+            raise self._no_standby(src_host, dst_host, hops, bps, bound)
         return latency, hops, standby
+
+    def _no_standby(self, src_host: str, dst_host: str, hops, bps: float,
+                    bound: float | None) -> AdmissionError:
+        """Why a PROTECTED request has no standby: none exists in this fabric, none within
+        its latency bound has room, or none has room."""
+        primary = ", ".join(self._line_systems(hops)) or "no line system"
+        disjoint = (f"that shares no line system or SRLG with its primary (over {primary})")
+        if self._standby(dst_host, hops, 0.0, None) is None:
+            return AdmissionError(
+                AdmissionError.PRECONDITION,
+                f"PROTECTED {src_host} -> {dst_host}: the fabric has no standby path {disjoint}, "
+                f"even with nothing reserved; ask for RESTORABLE, or add a line system that "
+                f"shares no risk with it")
+        if bound is not None and self._standby(dst_host, hops, bps, None) is not None:
+            return AdmissionError(
+                AdmissionError.EXHAUSTED,
+                f"no standby path for {src_host} -> {dst_host} {disjoint} and within "
+                f"max_latency_ms {bound:g} has {bps / 1e9:.3f} Gb/s free; a longer one has "
+                "(PROTECTED: the standby must meet the bound too)")
+        return AdmissionError(
+            AdmissionError.EXHAUSTED,
+            f"no standby path for {src_host} -> {dst_host} {disjoint} has {bps / 1e9:.3f} Gb/s "
+            "free (PROTECTED; standby room is shared only by reservations whose primaries "
+            "cannot fail together)")
 
     def _line_systems(self, hops) -> list[str]:
         out = []
@@ -703,21 +767,54 @@ class ReservationBook:
                 self._take(placed[2])
                 self._put(members)
             self._put(before)
-        bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
-        bounds += [req.max_latency_ms] if req.max_latency_ms else []
+        raise self._refusal(pair, req, members, total, unloaded[1])
+
+    def _refusal(self, pair: Key, req: ReservationRequest, members: list[Reservation],
+                 total: float, shortest: list[Direction]) -> AdmissionError:
+        """Why the pair with `req` (`total` in all) fits nowhere: the bottleneck of the
+        path it would take, or the latency bound that rules out the paths with room."""
+        bounded = [(r.request.max_latency_ms, r.reservation_id) for r in members
+                   if r.request.max_latency_ms]
+        bounded += [(req.max_latency_ms, "this request")] if req.max_latency_ms else []
+        bound, whose = min(bounded) if bounded else (None, "")
+        protect = req.protection == Protection.PROTECTED
         self._take(members)
         try:
-            self._place(pair[0], pair[1], total, min(bounds) if bounds else None,
-                        req.protection == Protection.PROTECTED)
-            why = self._exhausted(self._bottleneck(unloaded[1]), total).message
-        except AdmissionError as exc:
-            why = exc.message                      # what refused it: room, or a bound
+            try:
+                self._place(pair[0], pair[1], total, bound, protect)
+                error = self._exhausted(self._bottleneck(shortest), total)
+            except AdmissionError as exc:
+                error = exc                        # what refused it: room, or a bound
+            beyond = None
+            if bound is not None and error.code == AdmissionError.EXHAUSTED:
+                beyond = self._only_beyond(pair, total, bound, protect)
         finally:
             self._put(members)
-        if members:
-            why += (f" (the pair's {len(members)} reservations, {total / 1e9:.3f} Gb/s with this "
-                    f"one, move as one path and one meter, and no path has room for them)")
-        raise AdmissionError(AdmissionError.EXHAUSTED, why)
+        why = error.message
+        if beyond is not None:
+            why = (f"no path for {pair[0]} -> {pair[1]} within max_latency_ms {bound:g} "
+                   f"({whose}'s bound) has {total / 1e9:.3f} Gb/s free, a path of "
+                   f"{beyond:.3f} ms has room ({why})")
+        if members and error.code == AdmissionError.EXHAUSTED:
+            why += (f" (the pair's {len(members)} reservation(s), {total / 1e9:.3f} Gb/s with "
+                    f"this one, move as one path and one meter"
+                    + (", within the tightest bound of them)" if beyond is not None
+                       else ", and no path has room for them)"))
+        return AdmissionError(error.code, why)
+
+    def _only_beyond(self, pair: Key, bps: float, bound: float,
+                     protect: bool) -> float | None:
+        """The latency of a path with room beyond `bound` when no primary within it has
+        room (the bound, not the load, refuses the request); else None."""
+        try:
+            self._place(pair[0], pair[1], bps, bound, False)
+            return None                            # a primary fits: the standby refused
+        except AdmissionError:
+            pass
+        try:
+            return self._place(pair[0], pair[1], bps, None, protect)[0]
+        except AdmissionError:
+            return None
 
     def _repack(self, pair: Key, req: ReservationRequest):
         """Neither the pair's own move nor one other's makes room: look for a re-packing
@@ -1014,6 +1111,7 @@ class ReservationBook:
         del self.reservations[reservation_id]
         if res.request.request_id:
             self.by_request_id.pop(res.request.request_id, None)
+        self._room_back += 1
         self._meter_users[res.meter_id] -= 1
         if not self._meter_users[res.meter_id]:
             del self._meter_users[res.meter_id]
@@ -1084,6 +1182,7 @@ class ReservationBook:
             self._take(moved)
             self._put(members)
             return []
+        self._room_back += 1
         self._take(moved)
         back = []
         for r in moved:
@@ -1107,6 +1206,7 @@ class ReservationBook:
         """No path has room for the pair: it holds nothing and is carried best effort."""
         members = [self.reservations[r] for r in self._pairs[pair]]
         self._take(members)
+        self._room_back += 1
         degraded = [r.with_state(State.DEGRADED, reason) for r in members]
         self._put(degraded)
         return degraded

@@ -64,9 +64,10 @@ def test_protected_is_refused_without_a_disjoint_path():
     book = ReservationBook(two)
     with pytest.raises(AdmissionError) as info:
         book.admit(ReservationRequest("dc1-h1", "dc2-h1", 10.0, protection=PROTECTED), "p", 0.0)
-    assert info.value.code == AdmissionError.EXHAUSTED
-    assert "shares no line system or SRLG with its primary (over dc1-dc2-a)" \
-        in info.value.message
+    # However empty the fabric, there is none: not "no room" (a retry never helps).
+    assert info.value.code == AdmissionError.PRECONDITION
+    assert "shares no line system or SRLG with its primary (over dc1-dc2-a), even with " \
+        "nothing reserved; ask for RESTORABLE" in info.value.message
     assert book.reserved_total() == 0
     book.admit(ReservationRequest("dc1-h1", "dc2-h1", 10.0), "r", 0.0)     # RESTORABLE is fine
 
@@ -174,3 +175,28 @@ def test_none_is_restored_after_restorable(fabric):
     assert line_systems(fabric, first[0].hops) == ["fra-par", "par-ams"]
     with pytest.raises(AdmissionError):
         book.repath(order[1])
+
+
+def test_refusals_name_the_latency_bound_when_paths_with_room_lie_beyond_it():
+    ring = topology("four-dc-ring")         # north-east-a 45 km, north-east-b 70 km
+    book = ReservationBook(ring)
+    first = book.admit(ReservationRequest("north-h1", "east-h1", 10.0, max_latency_ms=0.25),
+                       "bounded", 0.0)
+    assert {h.wavelength for h in first.hops if h.wavelength} == {"north-east-a.w1"}
+    for i, (src, dst) in enumerate([("north-h2", "east-h2"), ("north-h3", "east-h3"),
+                                    ("north-h4", "east-h4"), ("north-h2", "east-h3")]):
+        book.admit(ReservationRequest(src, dst, 260.0, max_latency_ms=0.25), f"f{i}", 0.0)
+    # More for the bounded pair: its bound, not the load, refuses it (north-east-b has room).
+    with pytest.raises(AdmissionError) as info:
+        book.admit(ReservationRequest("north-h1", "east-h1", 300.0), "more", 0.0)
+    message = info.value.message
+    assert message.startswith("no path for north-h1 -> east-h1 within max_latency_ms 0.25 "
+                              "(bounded's bound) has 310.000 Gb/s free, a path of ")
+    assert "no path has room" not in message
+    # A PROTECTED request whose primary fits within its bound but whose standby does not.
+    with pytest.raises(AdmissionError) as info:
+        book.admit(ReservationRequest("north-h2", "east-h1", 100.0, max_latency_ms=0.3,
+                                      protection=PROTECTED), "p", 0.0)
+    assert info.value.code == AdmissionError.EXHAUSTED
+    assert "and within max_latency_ms 0.3 has 100.000 Gb/s free; a longer one has" \
+        in info.value.message

@@ -487,3 +487,34 @@ def test_randomized_requests_and_releases_never_overbook(name, seed):
         check_books(fabric, book)
     # The run must exercise both outcomes to mean anything.
     assert admitted > 50 and refused > 50
+
+
+def test_a_refusal_stands_without_a_new_search_until_room_comes_back(monkeypatch):
+    # Clients retrying a full fabric must not hold the book for a full search each time.
+    book = ReservationBook(one_wave_fabric())
+    capacity = book.capacity_bps(WAVE_AB) / GBPS
+    book.admit(req("dca-h1", "dcb-h1", capacity - 10), "r1", 0.0)
+    searches = []
+    make_way = book._make_way
+    monkeypatch.setattr(book, "_make_way", lambda *a: (searches.append(a[2]), make_way(*a))[1])
+
+    def refused(gbps, **kw):
+        with pytest.raises(AdmissionError) as exc:
+            book.admit(req("dca-h2", "dcb-h2", gbps, **kw), "rx", 0.0)
+        assert exc.value.code == AdmissionError.EXHAUSTED
+        return exc.value.message
+
+    first = refused(20)
+    assert len(searches) == 1 and "Gb/s free" in first
+    assert refused(20) == first and refused(30) == first and len(searches) == 1
+    assert refused(25, max_latency_ms=5.0) == first and len(searches) == 1   # a tighter bound
+    refused(15)                                                   # less: searched again
+    assert len(searches) == 2
+    book.admit(req("dca-h3", "dcb-h3", 1), "r3", 0.0)             # taking room: still stands
+    refused(20)
+    assert len(searches) == 3                                     # r3's own placement only
+    book.end("r3", State.RELEASED)                                # room came back: search
+    refused(20)
+    assert len(searches) == 4
+    book.end("r1", State.RELEASED)
+    assert book.admit(req("dca-h2", "dcb-h2", 20), "r2", 0.0).state is State.PENDING

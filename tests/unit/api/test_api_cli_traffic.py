@@ -41,3 +41,18 @@ def test_bad_selectors_are_one_line_errors(at, capsys):
                   "--dport", "90-80", *at) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "INVALID_ARGUMENT" in err and "1 <= min <= max" in err
+
+
+@pytest.mark.parametrize("option, value, said", [
+    ("--duration", "1e20", "must be a number of seconds from 0 to 315576000000"),
+    ("--duration", "nan", "must be a number of seconds from 0 to 315576000000"),
+    ("--duration", "inf", "must be a number of seconds from 0 to 315576000000"),
+    ("--priority", "99999999999", "must be from -2147483648 to 2147483647"),
+])
+def test_values_a_request_cannot_carry_are_usage_errors_not_tracebacks(at, capsys, option,
+                                                                       value, said):
+    with pytest.raises(SystemExit) as exit_:
+        dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "1", option, value, *at)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: {said}" in err and "Traceback" not in err

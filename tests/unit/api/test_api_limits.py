@@ -105,6 +105,7 @@ def test_request_id_reused_with_other_parameters_is_already_exists(client):
                            request_id="job-7", **args)
         assert err.value.code == "ALREADY_EXISTS"
         assert first.reservation_id in err.value.message and "job-7" in err.value.message
+        assert "<" not in err.value.message and "Selector(" not in err.value.message  # no reprs
     with pytest.raises(ApiError) as err:                     # -1 is invalid before anything
         client.reserve("dc1-h1", "dc2-h1", -1, request_id="job-7")
     assert err.value.code == "INVALID_ARGUMENT"
@@ -232,3 +233,48 @@ def test_not_found_and_unauthenticated_are_counted(fabric_file, tmp_path):
     finally:
         server.stop(grace=1).wait()
         service.close()
+
+
+def test_a_body_that_is_not_the_request_message_is_invalid_argument_and_logs_no_traceback(
+        fabric_file, tmp_path, caplog):
+    metrics = Metrics()
+    service = ControllerService.standalone(load_fabric(fabric_file), tmp_path / "s.db",
+                                           observer=metrics)
+    server, port = create_server(service, "127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            for method in ("/dcilab.v1.PathService/ReservePath",
+                           "/dcilab.v1.PathService/WatchReservations",
+                           "/dcilab.v1.FabricService/GetFabric"):
+                # Garbage; and bad UTF-8 in field 1 (a string in the first two only).
+                bodies = [b"\xff\xff\xff"] + ([b"\x0a\x02\xc3\x28"] if "Path" in method else [])
+                for body in bodies:
+                    call = (channel.unary_stream if "Watch" in method else channel.unary_unary)
+                    with pytest.raises(grpc.RpcError) as err:
+                        answer = call(method)(body, timeout=10)
+                        if "Watch" in method:
+                            next(iter(answer))
+                    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method
+                    assert "request body is not a" in err.value.details()
+            # The server still answers well-formed calls.
+            ok = path_pb2_grpc.PathServiceStub(channel).ReservePath(
+                ppb.ReservePathRequest(src_host="dc1-h1", dst_host="dc2-h1",
+                                       bandwidth_gbps=1), timeout=10)
+            assert ok.reservation.reservation_id
+        assert "Exception deserializing" not in caplog.text
+        text = generate_latest(metrics.registry).decode()
+        assert 'dcilab_reservation_requests_total{result="invalid"} 5.0' in text
+    finally:
+        server.stop(grace=1).wait()
+        service.close()
+
+
+def test_watching_a_malformed_reservation_id_is_invalid_argument_as_for_get(port):
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = path_pb2_grpc.PathServiceStub(channel)
+        for rid in ("r-" + "9" * 1000, "r-\x01"):
+            with pytest.raises(grpc.RpcError) as err:
+                next(iter(stub.WatchReservations(ppb.WatchReservationsRequest(reservation_id=rid),
+                                                 timeout=10)))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "reservation_id" in err.value.details()
