@@ -34,7 +34,23 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _unwritable(path: Path | None, option: str) -> str | None:
+    """Why `path` cannot be written, said before any planning (None if it can be)."""
+    if path is None:
+        return None
+    if path.is_dir():
+        return f"{option} {path}: is a directory, not a file name"
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return f"{option} {path}: directory {parent} does not exist"
+    return None
+
+
 def run(args) -> int:
+    for problem in (_unwritable(args.fabric_out, "--fabric-out"), _unwritable(args.plot, "--plot")):
+        if problem:
+            print(f"dcilab plan: {problem}", file=sys.stderr)
+            return 2
     try:
         job = read_job(args.job)
         plan = plan_job(job, replan=args.replan)
@@ -42,13 +58,18 @@ def run(args) -> int:
         print(f"{exc}" if isinstance(exc, JobError) else f"{args.job}: {exc}", file=sys.stderr)
         return 2
     report = plan.to_dict()
-    if args.fabric_out:
-        args.fabric_out.write_text(fabric_yaml(plan))
-        report["fabric_out"] = str(args.fabric_out)
-    if args.plot:
-        from ..plan.plot import sensitivity_figure   # matplotlib only when asked
-        sensitivity_figure(plan).savefig(args.plot, dpi=110)
-        report["plot"] = str(args.plot)
+    try:
+        if args.fabric_out:
+            args.fabric_out.write_text(fabric_yaml(plan))
+            report["fabric_out"] = str(args.fabric_out)
+        if args.plot:
+            from ..plan.plot import sensitivity_figure   # matplotlib only when asked
+            # PNG under exactly the name given (matplotlib would add .png to a bare name).
+            sensitivity_figure(plan).savefig(args.plot, dpi=110, format="png")
+            report["plot"] = str(args.plot)
+    except OSError as exc:
+        print(f"dcilab plan: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -73,9 +94,10 @@ def print_report(r: dict) -> None:
               f"{p['wdm']['power_w']:>7.0f}")
     w = r["wdm"]
     print(f"\n  ZR optics:        capex ${r['capex_usd']:,.0f}, power {r['power_w']:,.0f} W")
+    whose = ("the job file's figures" if all(v == "job file" for v in w["assumptions"].values())
+             else "assumption figures, see --json")
     print(f"  classic WDM:      capex ${w['capex_usd']:,.0f}, power {w['power_w']:,.0f} W "
-          f"({w['transponders']} transponders of {w['rate_gbps']}G; assumption figures, "
-          "see --json)")
+          f"({w['transponders']} transponders of {w['rate_gbps']}G; {whose})")
     print(f"  predicted:        step {r['step_time_s']:.4f} s, compute utilization "
           f"{r['compute_utilization']:.2%} (sync {r['sync_s']:.4f} s, exposed "
           f"{r['exposed_s']:.4f} s per sync)\n")

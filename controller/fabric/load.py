@@ -12,6 +12,7 @@ expand to. The file is parsed once, by libyaml (CSafeLoader).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,11 @@ def _construct_mapping(loader, node: yaml.MappingNode, deep: bool = False):
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 reads 1e-4, 8e1 and 1.0e9 as strings (it wants a dot and a sign: 1.0e+9); YAML
+# 1.2 and everyone who writes a scale or a parameter count take them as numbers.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
 
 
 def format_path(loc: tuple) -> str:

@@ -6,75 +6,78 @@ names in `distances_km`, the fields each parallelism needs) live in `load.py`.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..fabric.schema import NAME_PATTERN
+
+
+# Beyond these a value is a typo, not a job: bounded so that no figure overflows.
+MAX_PARAMETERS = 1e16          # 100 x the 100T-parameter models of the founding report
+MAX_BYTES_PER_VALUE = 16
+MAX_GPUS = 10_000_000
+MAX_STEP_S = 86_400.0          # a day per step
+MAX_COUNT = 1_000_000_000
+MAX_KM = 40_000.0              # once round the Earth
+MAX_PRICE_USD = 1e8            # per module or transponder
+MAX_POWER_W = 1e5
+MAX_WDM_RATE_GBPS = 10_000
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-_EXPONENT = re.compile(r"^[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+$")
-
-
-def _exponent_text(value: object) -> object:
-    # YAML 1.1 reads 10e9 and 1.0e9 as strings (it wants 1.0e+9); people write them for
-    # parameter counts, so take them as the numbers they obviously are.
-    if isinstance(value, str) and _EXPONENT.match(value.strip()):
-        return float(value)
-    return value
-
-
-Count = Annotated[float, BeforeValidator(_exponent_text)]
-
-
 class ModelSpec(_Strict):
-    parameters: Count = Field(gt=0, description="trainable parameters")
-    bytes_per_gradient: float = Field(gt=0, description="2 for bf16 gradients, 4 for fp32")
+    parameters: float = Field(gt=0, le=MAX_PARAMETERS, description="trainable parameters")
+    bytes_per_gradient: float = Field(gt=0, le=MAX_BYTES_PER_VALUE,
+                                      description="2 for bf16 gradients, 4 for fp32")
 
 
 class SiteSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=48)
-    gpus: int = Field(ge=1)
+    gpus: int = Field(ge=1, le=MAX_GPUS)
 
 
 class StepSpec(_Strict):
-    compute_s: float = Field(gt=0, description="compute time of one training step")
-    overlap_s: float = Field(default=0.0, ge=0,
+    compute_s: float = Field(gt=0, le=MAX_STEP_S, description="compute time of one training step")
+    overlap_s: float = Field(default=0.0, ge=0, le=MAX_STEP_S,
                              description="compute during which the sync can run (e.g. backward)")
 
 
 class DilocoSpec(_Strict):
-    inner_steps: int = Field(ge=1, description="H: local steps between two syncs")
-    bytes_per_parameter: float = Field(gt=0, description="1 for int8 pseudo-gradients")
+    inner_steps: int = Field(ge=1, le=MAX_COUNT, description="H: local steps between two syncs")
+    bytes_per_parameter: float = Field(gt=0, le=MAX_BYTES_PER_VALUE,
+                                       description="1 for int8 pseudo-gradients")
 
 
 class PipelineSpec(_Strict):
-    micro_batches: int = Field(ge=1)
-    tokens_per_micro_batch: int = Field(ge=1, description="sequence length x micro-batch size")
-    hidden: int = Field(ge=1)
-    bytes_per_value: float = Field(gt=0)
-    replicas: int = Field(default=1, ge=1, description="data-parallel pipeline copies")
+    micro_batches: int = Field(ge=1, le=MAX_COUNT)
+    tokens_per_micro_batch: int = Field(ge=1, le=MAX_COUNT,
+                                        description="sequence length x micro-batch size")
+    hidden: int = Field(ge=1, le=MAX_COUNT)
+    bytes_per_value: float = Field(gt=0, le=MAX_BYTES_PER_VALUE)
+    replicas: int = Field(default=1, ge=1, le=MAX_COUNT,
+                          description="data-parallel pipeline copies")
 
 
 class ModuleChoice(_Strict):
     """A catalog module's price, power and whether the plan may use it."""
 
-    price_usd: float | None = Field(default=None, ge=0)
-    power_w: float | None = Field(default=None, ge=0)
+    price_usd: float | None = Field(default=None, ge=0, le=MAX_PRICE_USD)
+    power_w: float | None = Field(default=None, ge=0, le=MAX_POWER_W)
     available: bool = True
 
 
 class WdmSpec(_Strict):
     """Classic WDM transponders, for the side-by-side comparison (defaults are assumptions)."""
 
-    rate_gbps: int | None = Field(default=None, ge=1)
-    price_usd: float | None = Field(default=None, ge=0, description="per transponder (one end)")
-    power_w: float | None = Field(default=None, ge=0, description="per transponder (one end)")
+    rate_gbps: int | None = Field(default=None, ge=1, le=MAX_WDM_RATE_GBPS)
+    price_usd: float | None = Field(default=None, ge=0, le=MAX_PRICE_USD,
+                                    description="per transponder (one end)")
+    power_w: float | None = Field(default=None, ge=0, le=MAX_POWER_W,
+                                  description="per transponder (one end)")
 
 
 class JobSpec(_Strict):
@@ -82,7 +85,7 @@ class JobSpec(_Strict):
     model: ModelSpec
     sites: list[SiteSpec] = Field(min_length=2, max_length=64, description="in ring order")
     # {site: {other site: km}}, each pair once, in either order.
-    distances_km: dict[str, dict[str, float]]
+    distances_km: dict[str, dict[str, Annotated[float, Field(le=MAX_KM)]]]
     across_sites: Literal["data", "pipeline"] = "data"
     sync: Literal["allreduce", "diloco"] = "allreduce"
     diloco: DilocoSpec | None = None

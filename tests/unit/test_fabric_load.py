@@ -383,3 +383,10 @@ def test_repository_topologies_load(name):
     root = Path(__file__).resolve().parents[2]
     fabric = load_fabric(root / "topologies" / name)
     assert fabric.name == name.removesuffix(".yaml")
+
+
+def test_exponents_without_a_dot_or_sign_are_numbers():
+    # YAML 1.1 reads 1e-4 and 8e1 as strings; people write them for scales and lengths.
+    text = text_of(GOOD).replace("fiber_km: 80", "fiber_km: 8e1")
+    fabric = parse_fabric("scale: 1e-4\n" + text)
+    assert fabric.spec.scale == 1e-4 and fabric.spec.dci_links[0].fiber_km == 80.0

@@ -32,6 +32,36 @@ def test_plan_json_fabric_out_and_plot(tmp_path, capsys):
     assert "is valid" in capsys.readouterr().out
 
 
+def test_outputs_that_cannot_be_written_are_refused_before_planning(tmp_path, capsys):
+    job = str(JOBS / "10b-data-2dc.yaml")
+    for option, path, said in (("--plot", tmp_path / "nodir" / "p.png", "does not exist"),
+                               ("--fabric-out", tmp_path, "is a directory")):
+        assert main(["plan", job, option, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"dcilab plan: {option} {path}: ") and said in err
+    bare = tmp_path / "plot"                      # no suffix: still a PNG, under that name
+    assert main(["plan", job, "--plot", str(bare)]) == 0
+    assert bare.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {bare}" in \
+        capsys.readouterr().out
+
+
+def test_site_names_too_long_or_clashing_as_link_names_give_dci_names(tmp_path, capsys):
+    long_a, long_b = "us-east-virginia-campus-1", "us-east-ohio-campus-002"
+    for names in ((long_a, long_b), ("a", "b-c", "a-b", "c")):
+        sites = "\n".join(f"  - {{name: {n}, gpus: 8}}" for n in names)
+        ring = list(zip(names, names[1:] + names[:1]))[:len(names) if len(names) > 2 else 1]
+        distances = "\n".join(f"  {a}: {{{b}: 80}}" for a, b in ring)
+        job = tmp_path / "job.yaml"
+        job.write_text(f"name: t\nmodel: {{parameters: 13e9, bytes_per_gradient: 2}}\n"
+                       f"sites:\n{sites}\ndistances_km:\n{distances}\n"
+                       f"step: {{compute_s: 2.0, overlap_s: 1.2}}\ntarget_compute_utilization: 0.9\n")
+        fabric = tmp_path / "f.yaml"
+        assert main(["plan", str(job), "--fabric-out", str(fabric)]) == 0
+        capsys.readouterr()
+        assert main(["check", str(fabric)]) == 0, capsys.readouterr().err
+        assert "- name: dci1\n" in fabric.read_text()
+
+
 def test_plan_text_and_bad_job_exit_2(tmp_path, capsys):
     assert main(["plan", str(JOBS / "10b-diloco-3dc.yaml")]) == 0
     out = capsys.readouterr().out

@@ -132,3 +132,16 @@ def test_hostile_job_files_get_a_clear_error_quickly(tmp_path):
         read_job(latin)
     with pytest.raises(JobError, match="cannot read"):
         read_job(tmp_path / "missing.yaml")
+
+
+def test_exponents_anywhere_are_numbers_and_absurd_values_are_errors_not_overflows():
+    job = parse_job(GOOD.replace("a: {b: 100}", "a: {b: 1.2e2}").replace("0.5", "5e-1"),
+                    "job.yaml")
+    assert job.km("a", "b") == 120.0 and job.spec.step.overlap_s == 0.5
+    out = errors(GOOD.replace("a: {b: 100}", "a: {b: 1.0e300}"))
+    assert out == ["job.yaml:11: distances_km.a.b: input should be less than or equal to 40000 "
+                   "(got 1e+300)"]
+    out = errors(GOOD + "modules:\n  400ZR: {price_usd: 1.0e308}\n")
+    assert out[0].startswith("job.yaml:17: modules.400ZR.price_usd: input should be less than")
+    assert errors(GOOD.replace("compute_s: 1.0", "compute_s: 1e300"))[0].startswith(
+        "job.yaml:13: step.compute_s: input should be less than or equal to 86400")
