@@ -108,6 +108,8 @@ def _message(error: dict) -> str:
         return "missing required field"
     if kind == "literal_error":
         return f"{error['msg'][0].lower()}{error['msg'][1:]} (got {_shown(error['input'])})"
+    if kind == "value_error":             # our own validators: their message as it is
+        return f"{error['ctx']['error']} (got {_shown(error['input'])})"
     if kind == "string_pattern_mismatch":
         return (f"{_shown(error['input'])} is not a valid name: use letters, digits, '-', '_' and '.',"
                 " starting with a letter or digit")

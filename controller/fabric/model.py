@@ -26,6 +26,7 @@ from typing import Iterator
 
 from ..optics import (DEFAULT_CATALOG, Catalog, Channel, LineSystem, LinkPlan, OpticsError,
                       plan_link)
+from ..optics.spectrum import slots_that_fit
 from .errors import FabricIssue
 from .schema import DciLinkSpec, FabricSpec, SiteSpec
 
@@ -223,8 +224,24 @@ def plan_line_systems(spec: FabricSpec) -> tuple[dict[str, LinkPlan], list[Fabri
             plans[link.name] = plan_link(link.name, link.module, link.wavelengths,
                                          optical_line(link), mode=link.mode, catalog=catalog)
         except OpticsError as exc:
-            issues.append(FabricIssue(f"dci_links[{i}]", str(exc)))
+            issues.append(FabricIssue(f"dci_links[{i}]{_field_at_fault(link, catalog)}",
+                                      str(exc)))
     return plans, issues
+
+
+def _field_at_fault(link: DciLinkSpec, catalog: Catalog) -> str:
+    """The field a link's optics error is about, when it is one field: an unknown module
+    or mode, or more wavelengths than the band holds; "" for the line as a whole."""
+    try:
+        module = catalog.module(link.module)
+    except OpticsError:
+        return ".module"
+    if link.mode is not None and link.mode not in module.mode_names:
+        return ".mode"
+    modes = [module.mode(link.mode)] if link.mode else module.modes
+    if all(link.wavelengths > slots_that_fit(m.width_ghz, link.band) for m in modes):
+        return ".wavelengths"
+    return ""
 
 
 def build_fabric(spec: FabricSpec, plans: dict[str, LinkPlan]) -> Fabric:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo,
+                      field_validator)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -26,6 +27,12 @@ def _launch_power(value: object) -> float | str:
 
 
 LaunchPower = Annotated[float | Literal["auto"], BeforeValidator(_launch_power)]
+
+
+# Beyond these a figure is a typo, and GNPy would run for minutes on it (one element per
+# span): once round the Earth, in spans of 80 km.
+MAX_FIBRE_KM = 40_000.0
+MAX_SPANS = 500
 
 
 class _Strict(BaseModel):
@@ -51,27 +58,38 @@ class DciLinkSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=48)
     a: str
     b: str
-    fiber_km: float = Field(gt=0)
+    fiber_km: float = Field(gt=0, le=MAX_FIBRE_KM)
     module: str
-    wavelengths: int = Field(ge=1)
+    wavelengths: int = Field(ge=1, le=1024)      # a band holds at most a few hundred
     # Which gateway of each site terminates the link (1-based); default round-robin.
     a_gateway: int | None = Field(default=None, ge=1)
     b_gateway: int | None = Field(default=None, ge=1)
     # Line-system model (issue 3); defaults are the planning figures in REFERENCE.md.
     mode: str | None = None
-    span_km: float = Field(default=80.0, gt=0)
-    attenuation_db_per_km: float = Field(default=0.22, gt=0)
-    amplifier_nf_db: float = Field(default=5.5, ge=0)
+    span_km: float = Field(default=80.0, ge=1.0, le=MAX_FIBRE_KM)
+    attenuation_db_per_km: float = Field(default=0.22, gt=0, le=1.0)
+    amplifier_nf_db: float = Field(default=5.5, ge=0, le=20.0)
     # Per wavelength into every span, dBm; "auto": the best for the lit spectrum (GNPy).
     launch_power_dbm: LaunchPower = 0.0
-    margin_db: float = Field(default=2.0, ge=0)
+    margin_db: float = Field(default=2.0, ge=0, le=20.0)
     # > 0 (and attenuation > 0): the GN model of nonlinear interference needs them.
-    dispersion_ps_nm_km: float = Field(default=17.0, gt=0)
+    dispersion_ps_nm_km: float = Field(default=17.0, ge=0.1, le=40.0)
     band: Literal["C", "C+L"] = "C"
     # Shared risk link groups: ducts or conduits this fibre shares with others (a backhoe
     # cuts them together). Protection avoids the line systems sharing one.
     srlg: list[Annotated[str, Field(pattern=NAME_PATTERN, max_length=48)]] = Field(
         default_factory=list, max_length=64)
+
+
+    @field_validator("span_km")
+    @classmethod
+    def _spans_bounded(cls, span_km: float, info: ValidationInfo) -> float:
+        fiber_km = info.data.get("fiber_km")
+        spans = math.ceil(fiber_km / span_km - 1e-9) if fiber_km else 0
+        if spans > MAX_SPANS:
+            raise ValueError(f"{spans} spans of at most {span_km:g} km over fiber_km "
+                             f"{fiber_km:g}; at most {MAX_SPANS} spans (GNPy models each one)")
+        return span_km
 
 
 class ModuleOverride(_Strict):

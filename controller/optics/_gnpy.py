@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 
@@ -132,7 +133,11 @@ def _network_json(line: Line, nf_model) -> dict:
 
 def propagate(line: Line, carriers: Carriers, launch_power_dbm: float) -> Propagated:
     """Build, design and propagate one line with GNPy; figures at the receiver."""
-    with _LOCK:
+    import numpy as np                     # GNPy's own dependency, loaded with it
+    # A line beyond physics (100 dB/km, a 1000 dB noise figure) overflows in numpy: the
+    # caller says so from the non-finite result, without numpy's warnings on stderr.
+    with _LOCK, warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
         g = _gnpy()
         g["sim_params"].set_params(_SIM_PARAMS)
         equipment = g["equipment"]

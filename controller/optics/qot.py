@@ -111,7 +111,11 @@ def gnpy_line(line: LineSystem) -> _gnpy.Line:
 def _qot(physics: _gnpy.Line, carriers: _gnpy.Carriers, launch_dbm: float) -> QoT:
     out = _gnpy.propagate(physics, carriers, launch_dbm)
     if not all(math.isfinite(x) for x in out.gsnr_01nm + out.osnr_ase_01nm):
-        raise OpticsError(f"GNPy gives no finite GSNR for this line at {launch_dbm:g} dBm: {physics}")
+        raise OpticsError(
+            f"GNPy gives no finite GSNR for this line at {launch_dbm:g} dBm "
+            f"({len(physics.span_km)} spans, {physics.attenuation_db_per_km:g} dB/km, "
+            f"amplifier noise figure up to {max(physics.amplifier_nf_db):g} dB, "
+            f"{physics.dispersion_ps_nm_km:g} ps/nm/km): check those figures")
     return QoT(launch_power_dbm=launch_dbm, frequency_thz=carriers.frequency_thz,
                gsnr_db=out.gsnr_01nm, osnr_ase_db=out.osnr_ase_01nm, gsnr_signal_db=out.gsnr)
 
