@@ -49,7 +49,7 @@ def summary(fabric: Fabric) -> dict:
         first = first_of[spec.name]
         links.append({"name": spec.name, "a": spec.a, "b": spec.b,
                       "a_gateway": first.a.node, "b_gateway": first.b.node,
-                      "fiber_km": spec.fiber_km, "srlg": list(spec.srlg),
+                      "fiber_km": spec.fiber_km, "band": spec.band, "srlg": list(spec.srlg),
                       "protection": protection[spec.name], **plan.to_dict()})
     return {
         "ok": True, "name": fabric.name, "scale": fabric.scale, "sites": sites,
@@ -67,7 +67,7 @@ def _protection(fabric: Fabric) -> dict[str, str]:
     """How each line system is protected when it is cut, in words."""
     found = {}
     for d in detours(fabric, PathEngine(fabric)):
-        via = sorted({h.link.line_system for h in d.hops if h.link.line_system})
+        via = list(dict.fromkeys(h.link.line_system for h in d.hops if h.link.line_system))
         kind = "risk-disjoint" if d.disjoint else "shares a risk group"
         found.setdefault(d.line_system, []).append(f"{d.gateway}: via {', '.join(via)} ({kind})")
     return {spec.name: "; ".join(found.get(spec.name, [])) or
@@ -85,6 +85,7 @@ def _print_text(path: str, s: dict) -> None:
     for link in s["dci_links"]:
         print(f"\n  DCI link {link['name']}: {link['a_gateway']} <-> {link['b_gateway']}, "
               f"{link['fiber_km']:g} km in {link['spans']} span{'s' if link['spans'] != 1 else ''}, "
+              f"{link['band']} band, "
               f"{link['module']} {link['mode']}, launch {link['launch_power_dbm']:g} dBm"
               f"{' (auto)' if link['launch_power_auto'] else ''}, "
               f"{link['capacity_gbps']:g} Gb/s, {link['latency_ms']:.3f} ms, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ class _UsageError(Exception):
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("connection")
-    g.add_argument("--server", default=DEFAULT_SERVER, metavar="HOST:PORT",
+    g.add_argument("--server", default=DEFAULT_SERVER, metavar="HOST:PORT", type=_address,
                    help=f"the controller's gRPC address (default {DEFAULT_SERVER})")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--token-file", metavar="FILE",
@@ -43,9 +44,31 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--tls-ca", metavar="PEM", help="CA certificate to trust the server by")
     g.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
     g.add_argument("--tls-key", metavar="PEM", help="client private key (mutual TLS)")
-    g.add_argument("--timeout", type=float, default=10.0, metavar="S",
+    g.add_argument("--timeout", type=_timeout, default=10.0, metavar="S",
                    help="give up on a call after S seconds (default 10)")
     return p
+
+
+def _address(text: str) -> str:
+    """HOST:PORT (IPv6 as [::1]:PORT) or a gRPC unix: target; a port out of range would
+    be taken modulo 65536 by gRPC, and an empty host fill the screen with its logs."""
+    if text.startswith(("unix:", "unix-abstract:")):
+        return text
+    host, _, port = text.rpartition(":")
+    if not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT with a port from 1 to 65535, "
+                                         f"got {text!r}")
+    return text
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= 86_400:                    # NaN and inf fail too
+        raise argparse.ArgumentTypeError(f"must be seconds from 0 to 86400, got {text}")
+    return value
 
 
 def _positive(text: str) -> float:
@@ -120,7 +143,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("release", parents=[common], help="release a reservation",
                        description="Release a reservation and the bandwidth it holds.")
-    p.add_argument("reservation_id", metavar="ID")
+    p.add_argument("reservation_id", metavar="ID", help="the reservation's id, e.g. r-1a2b3c")
     p.set_defaults(run=run_release)
 
     p = sub.add_parser("reservations", parents=[common], help="list reservations",
@@ -160,6 +183,24 @@ def _read(path: str | None, what: str) -> bytes | None:
         raise _UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
+def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
+    """Say which TLS file is not what it should be, with OpenSSL's reason (gRPC would log
+    its own lines and then only fail to connect)."""
+    checks = []
+    if ca:
+        checks.append((lambda: ssl.create_default_context(cafile=ca),
+                       f"--tls-ca {ca} is not a PEM CA certificate"))
+    if cert:
+        checks.append((lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert, key),
+                       f"--tls-cert {cert} and --tls-key {key} are not a PEM certificate and "
+                       f"its private key"))
+    for check, what in checks:
+        try:
+            check()
+        except (ssl.SSLError, ValueError, OSError) as exc:
+            raise _UsageError(f"{what} ({getattr(exc, 'reason', None) or exc})") from None
+
+
 def connect(args) -> Client:
     """A Client from the connection flags."""
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -168,8 +209,10 @@ def connect(args) -> Client:
         token = read_token_file(args.token_file) if args.token_file else None
     except ServerError as exc:
         raise _UsageError(str(exc)) from None
-    return Client(args.server, token=token, tls=args.tls, ca=_read(args.tls_ca, "CA file"),
-                  cert=_read(args.tls_cert, "certificate"), key=_read(args.tls_key, "key"),
+    ca, cert, key = (_read(args.tls_ca, "CA file"), _read(args.tls_cert, "certificate"),
+                     _read(args.tls_key, "key"))
+    _check_tls_files(args.tls_ca, args.tls_cert, args.tls_key)
+    return Client(args.server, token=token, tls=args.tls, ca=ca, cert=cert, key=key,
                   timeout=args.timeout)
 
 

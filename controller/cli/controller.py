@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from ..fabric import FabricError, load_fabric
-from ..resources import topology_arg
+from ..resources import bundled_topologies, topology_arg
 from ..te.elephants import PIN_HOLD_S
 from ..te.placement import DEFAULT_MAX_STRETCH, Policy
 
@@ -56,7 +56,8 @@ def register(sub) -> None:
                                    "reservations over gRPC and exports Prometheus metrics. It "
                                    "serves with no switch connected.")
     p.add_argument("--topology", required=True, metavar="FILE", type=topology_arg,
-                   help="fabric file (YAML), or the name of one shipped with dcilab (two-dc)")
+                   help=f"fabric file (YAML), or the name of one shipped with dcilab "
+                        f"({', '.join(bundled_topologies())})")
     p.add_argument("--openflow", type=host_port, default=("127.0.0.1", 6653),
                    metavar="HOST:PORT", help="OpenFlow listen address (default 127.0.0.1:6653)")
     p.add_argument("--grpc", type=host_port, default=("127.0.0.1", 50051), metavar="HOST:PORT",

@@ -40,7 +40,7 @@ def register(sub) -> None:
                        description="Start Open vSwitch (if needed), the controller and the "
                                    "emulation of FILE; ping every host pair; run iperf3 at once "
                                    "between one host pair of every site pair; print the table; "
-                                   "stop everything. Needs root. Exit status 0 only with 0%% "
+                                   "stop everything. Needs root. Exit status 0 only with 0 % "
                                    "ping loss.")
     p.add_argument("file", nargs="?", default=DEFAULT_TOPOLOGY, type=topology_arg,
                    help=f"fabric file, or the name of one shipped with dcilab "

@@ -26,9 +26,10 @@ def register(sub) -> None:
                     "than the job's so that syncs last seconds. Run emulations one at a time.")
     p.add_argument("fabric", type=Path, help="fabric file (YAML) whose sites are the job's")
     p.add_argument("--job", required=True, help="job file (YAML)")
-    p.add_argument("--steps", type=int, default=3, metavar="N", help="sync steps per policy")
+    p.add_argument("--steps", type=int, default=3, metavar="N", help="sync steps per policy (default 3)")
     p.add_argument("--policy", choices=[*POLICIES, "all"], default="loadaware",
-                   help="placement policy of the controller, or all of them one after another")
+                   help="placement policy of the controller, or all of them one after another "
+                        "(default loadaware)")
     p.add_argument("--flows-per-pair", type=int, default=0, metavar="N",
                    help="parallel flows per loaded direction (default: the job's, 8)")
     p.add_argument("--stretch", type=float, default=0.0, metavar="X",

@@ -116,3 +116,24 @@ def test_token_and_tls_flags(serve, tmp_path, capsys):
     assert "cannot read token file" in capsys.readouterr().err
     assert dcilab("reservations", "--tls-cert", str(pki.client_cert), *tls[:4]) == 1
     assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value, said", [
+    ("--server", "127.0.0.1:70000", "expected HOST:PORT with a port from 1 to 65535"),
+    ("--server", "", "expected HOST:PORT with a port from 1 to 65535"),
+    ("--timeout", "inf", "must be seconds from 0 to 86400"),
+    ("--timeout", "-1", "must be seconds from 0 to 86400"),
+])
+def test_connection_options_out_of_range_are_usage_errors(capsys, option, value, said):
+    with pytest.raises(SystemExit) as exit_:
+        dcilab("links", option, value)
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_certificate_is_named_before_connecting(tmp_path, capsys):
+    junk = tmp_path / "ca.pem"
+    junk.write_text("not a certificate\n")
+    assert dcilab("links", "--server", "127.0.0.1:1", "--tls-ca", str(junk)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"dcilab links: --tls-ca {junk} is not a PEM CA certificate") \
+        and err.count("\n") == 1
