@@ -136,10 +136,21 @@ def select_mode(module: str, line: LineSystem, mode: str | None = None,
         return min(transceiver.modes, key=lambda m: m.width_ghz)
     # Explain with the mode that comes closest: fewest failures, then the easiest GSNR.
     closest = min(in_band, key=lambda c: (len(c.reasons()), c.needed_gsnr_db - c.gsnr_db))
-    even = f"even its {closest.mode.name} mode fails: " if len(checks) > 1 else ""
+    which = (f"no mode fits, the closest ({closest.mode.name}) fails: " if len(checks) > 1
+             else "")
+    suggestion = _suggest(closest, catalog)
+    # Another mode may clear at the best launch power where the closest one does not.
+    for other in in_band:
+        if other is not closest and other.dispersion_ok and not other.gsnr_ok:
+            launch = _launch_power_that_works(other)
+            if launch is not None:
+                clears = f"use {launch}, where its {other.mode.name} mode clears"
+                suggestion = (f"{clears}, or {suggestion.removeprefix('use ')}"
+                              if suggestion.startswith("use ") else clears)
+                break
     raise OpticsError(
-        f"{transceiver.name} cannot cross {line.fiber_km:g} km: {even}"
-        f"{'; and '.join(closest.reasons())}; {_suggest(closest, catalog)}")
+        f"{transceiver.name} cannot cross {line.fiber_km:g} km: {which}"
+        f"{'; and '.join(closest.reasons())}; {suggestion}")
 
 
 def _suggest(failed: ModeCheck, catalog: Catalog) -> str:

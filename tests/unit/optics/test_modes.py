@@ -14,7 +14,7 @@ import re
 import pytest
 from gnpy_reference import gnpy_reference
 
-from dcilab.optics import DEFAULT_CATALOG, LineSystem, OpticsError, select_mode
+from dcilab.optics import AUTO, DEFAULT_CATALOG, LineSystem, OpticsError, select_mode
 
 # Roll-off the test assumes from baud × (1 + roll-off) ≤ slot: 0.14 only for 131.3 GBd.
 ROLL_OFF = {"800ZR+": 0.14}
@@ -226,7 +226,7 @@ def test_no_mode_of_a_multi_mode_module_fits():
     with pytest.raises(OpticsError) as error:
         select_mode("400ZR+", line, wavelengths=1)
     message = str(error.value)
-    assert "even its 100G mode fails" in message
+    assert "no mode fits, the closest (100G) fails" in message
     assert "102000 ps/nm exceeds its 100000 ps/nm" in message
     assert "5882 km" in message
     assert verify_suggestions(message, "400ZR+", "100G", line, 1) == 1
@@ -247,3 +247,17 @@ def test_select_mode_uses_the_given_catalog():
     easier = DEFAULT_CATALOG.with_overrides(
         {"400ZR": {"modes": {"400G": {"cd_tolerance_ps_nm": 4000}}}})
     assert select_mode("400ZR", LineSystem(200), catalog=easier).name == "400G"
+
+
+def test_another_mode_that_clears_at_the_best_launch_power_is_suggested():
+    # 5882 km in 50 km spans at 2 dBm: 200G is the closest (only dispersion fails it), but
+    # it is 100G that clears, at the best launch power.
+    line = LineSystem(5882, span_km=50, launch_power_dbm=2.0)
+    with pytest.raises(OpticsError) as error:
+        select_mode("400ZR+", line, wavelengths=4)
+    message = str(error.value)
+    assert "the closest (200G) fails" in message
+    assert "use launch_power_dbm: auto (" in message and "where its 100G mode clears" in message
+    auto = select_mode("400ZR+", LineSystem(5882, span_km=50, launch_power_dbm=AUTO),
+                       wavelengths=4)
+    assert auto.name == "100G"
