@@ -340,7 +340,8 @@ class ReservationBook:
         # Refusals stand until room is given back (`_room_back` counts each time it may
         # have been: an end, a degraded or moved aggregate, a link's state or rate).
         self._room_back = 0
-        self._refused: dict[Key, tuple[tuple, float, float, Protection, AdmissionError]] = {}
+        self._refused: dict[Key, tuple[float, float, Protection, AdmissionError]] = {}
+        self._refused_in: tuple[int, int] = (0, -1)     # the state those refusals hold in
         self._risk = shared_risk(fabric)                 # line system -> those sharing a risk
         # line system -> the single risk events that fail it: itself, and each SRLG it is in
         self._events = {d.name: frozenset([f"line system {d.name}"]
@@ -535,8 +536,10 @@ class ReservationBook:
             placed, moves = self._make_way(pair, req, bps)
         except AdmissionError as exc:
             if exc.code == AdmissionError.EXHAUSTED:
-                bound = req.max_latency_ms or math.inf
-                self._refused[pair] = (self._state_now(), bps, bound, req.protection, exc)
+                if self._refused_in != self._state_now():
+                    self._refused = {}              # only refusals of this state are kept
+                    self._refused_in = self._state_now()
+                self._refused[pair] = (bps, req.max_latency_ms or math.inf, req.protection, exc)
             raise
         latency, hops, moved, standby = placed
         if moved:
@@ -573,12 +576,9 @@ class ReservationBook:
         again (moving aggregates, re-packing: up to 0.2 s) would find nothing new, and
         clients retrying a full fabric would hold up everyone else's calls."""
         refused = self._refused.get(pair)
-        if refused is None:
+        if refused is None or self._refused_in != self._state_now():
             return
-        state, refused_bps, refused_bound, protection, error = refused
-        if state != self._state_now():
-            del self._refused[pair]
-            return
+        refused_bps, refused_bound, protection, error = refused
         if (bps >= refused_bps and (req.max_latency_ms or math.inf) <= refused_bound
                 and req.protection == protection):
             raise AdmissionError(error.code, error.message)
