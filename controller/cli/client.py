@@ -20,6 +20,7 @@ from ..api.server import ServerError, read_token_file
 from ..api.v1 import path_pb2 as ppb
 from ..fabric.model import LinkKind
 from ..te.reservations import Protection, State
+from .argtypes import checked
 
 STATES = tuple(state.value.lower() for state in State)
 KINDS = tuple(LinkKind)
@@ -61,51 +62,19 @@ def _address(text: str) -> str:
     return text
 
 
-def _timeout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value <= 86_400:                    # NaN and inf fail too
-        raise argparse.ArgumentTypeError(f"must be seconds from 0 to 86400, got {text}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+_timeout = checked(float, lambda v: 0 < v <= 86_400, "a number of seconds",
+                   "must be seconds from 0 to 86400")
+_positive = checked(float, lambda v: v > 0, "a number", "must be positive")
 
 
 # What the wire carries (a protobuf Duration, an int32): beyond, the request cannot be
 # sent at all, so the server has no say; within, the server's limits and messages apply.
 MAX_WIRE_SECONDS = 315_576_000_000
 INT32 = (-(1 << 31), (1 << 31) - 1)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 <= value <= MAX_WIRE_SECONDS:          # NaN fails too
-        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to "
-                                         f"{MAX_WIRE_SECONDS}, got {text}")
-    return value
-
-
-def _int32(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not INT32[0] <= value <= INT32[1]:
-        raise argparse.ArgumentTypeError(f"must be from {INT32[0]} to {INT32[1]}, got {text}")
-    return value
+_seconds = checked(float, lambda v: 0 <= v <= MAX_WIRE_SECONDS, "a number of seconds",
+                   f"must be a number of seconds from 0 to {MAX_WIRE_SECONDS}")
+_int32 = checked(int, lambda v: INT32[0] <= v <= INT32[1], "a whole number",
+                 f"must be from {INT32[0]} to {INT32[1]}")
 
 
 def register(sub) -> None:

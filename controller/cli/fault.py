@@ -15,16 +15,10 @@ from dataclasses import asdict
 
 from ..emulation.faults import FaultError, Faults
 from ..emulation.fibre import FibreError
+from .argtypes import checked
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+_positive = checked(float, lambda v: v > 0, "a number of seconds", "must be positive")
 
 
 def register(sub) -> None:

@@ -1,0 +1,21 @@
+"""argparse types that check a number's range and say what was expected."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+
+def checked(convert: Callable[[str], float], accept: Callable[[float], bool], expected: str,
+            must: str) -> Callable[[str], float]:
+    """An argparse type: `convert(text)`, else "expected <expected>"; then `accept(value)`
+    (False for NaN too, when written as a comparison), else "<must>, got <text>"."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{must}, got {text}")
+        return value
+    return parse
