@@ -65,6 +65,7 @@ class PathEngine:
             w = latency_ns(link)
             self._edges[link.a.node].append((link.b.node, link, w, link.a.port))
             self._edges[link.b.node].append((link.a.node, link, w, link.b.port))
+        self._live: dict[str, list[tuple[str, Link, int, int, str]]] | None = None
         self._distances: dict[str, dict[str, int]] = {}
         self._next_hops: dict[str, dict[str, tuple[Hop, ...]]] = {}
         self._directed: dict[str, list[tuple[str, bool, list[tuple[int, Direction]]]]] = {}
@@ -146,6 +147,7 @@ class PathEngine:
 
     def _changed(self) -> None:
         self.version += 1
+        self._live = None
         self._distances.clear()
         self._next_hops.clear()
         self._directed.clear()
@@ -160,30 +162,52 @@ class PathEngine:
 
     # -- shortest paths ------------------------------------------------------------------
 
-    def _live_edges(self, u: str, avoid: frozenset[str] = frozenset()):
-        for v, link, w, port in self._edges[u]:
-            if self.usable(link) and link.name not in avoid:
-                yield v, link, w + (HELD_PENALTY_NS if link.name in self._held else 0), port
+    def _adjacency(self) -> dict[str, list[tuple[str, Link, int, int, str]]]:
+        """switch -> [(neighbour, link, weight ns, out port, link name)] of its usable links,
+        held ones at their penalty; built once per state, so a search touches no sets."""
+        if self._live is None:
+            self._live = {
+                u: [(v, link, w + (HELD_PENALTY_NS if link.name in self._held else 0), port,
+                     link.name) for v, link, w, port in edges if self.usable(link)]
+                for u, edges in self._edges.items()}
+        return self._live
 
-    def distances_to(self, dst: str, avoid: frozenset[str] = frozenset()) -> dict[str, int]:
+    def _live_edges(self, u: str, avoid: frozenset[str] = frozenset()):
+        for v, link, w, port, name in self._adjacency()[u]:
+            if name not in avoid:
+                yield v, link, w, port
+
+    def distances_to(self, dst: str, avoid: frozenset[str] = frozenset(),
+                     until: str | None = None) -> dict[str, int]:
         """Latency (ns) of the shortest live path from every switch that has one to `dst`,
-        leaves never transit; `avoid` names links not to use (not cached when given)."""
-        if not avoid and dst in self._distances:
+        leaves never transit; `avoid` names links not to use (not cached when given).
+        With `until`, the search stops once that switch's distance is final: then only
+        switches nearer than it are sure to be final, which is all a path from it needs
+        (weights are at least 1 ns)."""
+        if not avoid and until is None and dst in self._distances:
             return self._distances[dst]
+        adjacency = self._adjacency()
+        is_leaf = self._is_leaf
         dist: dict[str, int] = {}
         if self.switch_up(dst):
             dist[dst] = 0
             heap = [(0, dst)]
             while heap:
                 d, v = heapq.heappop(heap)
-                if d > dist[v] or (v != dst and self._is_leaf[v]):
+                if d > dist[v]:
+                    continue
+                if v == until:
+                    break
+                if v != dst and is_leaf[v]:
                     continue                    # a leaf can start a path, not relay one
-                for u, _, w, _ in self._live_edges(v, avoid):
+                for u, _, w, _, name in adjacency[v]:
+                    if name in avoid:
+                        continue
                     nd = d + w
                     if nd < dist.get(u, math.inf):
                         dist[u] = nd
                         heapq.heappush(heap, (nd, u))
-        if not avoid:
+        if not avoid and until is None:
             self._distances[dst] = dist
         return dist
 
@@ -237,7 +261,7 @@ class PathEngine:
             quick = self._shortest_without(src, dst, avoid)
             if quick is not None:
                 return quick
-        dist = self.distances_to(dst, avoid)
+        dist = self.distances_to(dst, avoid, until=src)
         if src not in dist:
             return None
         path, node = [], src

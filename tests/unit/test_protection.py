@@ -395,3 +395,30 @@ def test_a_reservation_whose_only_way_is_held_down_is_degraded_not_an_error():
     out = cut_and_tick(lab, *bc, now=101.5)               # and b-c cut: nothing in service
     assert [r.state for r in out.changed] == [State.DEGRADED]
     assert "b-c.w1 is down" in lab.ctl.book.get("r").reason
+
+
+def test_a_detour_search_stopped_at_its_source_finds_the_hops_of_a_whole_search():
+    """`detour` stops its search once the source's distance is final; the hops must be
+    those of the search run to the end, on a meshed fabric of parallel line systems, with
+    wavelengths and whole line systems down and one held."""
+    import itertools
+    import random
+    rng = random.Random(7)
+    sites = [f"s{i}" for i in range(8)]
+    lines = [f"  - {{name: {a}{b}, a: {a}, b: {b}, fiber_km: {rng.choice((30, 40, 70, 90))}, "
+             f"module: 400ZR, wavelengths: {rng.randint(1, 2)}}}"
+             for a, b in itertools.combinations(sites, 2) if rng.random() < 0.5]
+    fabric = parse_fabric("name: mesh\nsites:\n" + "".join(
+        f"  - {{name: {s}, spines: 2, leaves: 1, hosts_per_leaf: 1, gateways: 2}}\n"
+        for s in sites) + "dci_links:\n" + "\n".join(lines) + "\n")
+    dci = [link.name for link in fabric.links if link.kind == "dci"]
+    for down in ((), rng.sample(dci, 3), rng.sample(dci, 8)):
+        stopped, whole = PathEngine(fabric), PathEngine(fabric)
+        search = whole.distances_to
+        whole.distances_to = lambda dst, avoid=frozenset(), until=None: search(dst, avoid)
+        for engine in (stopped, whole):
+            for name in down:
+                engine.set_link(name, False)
+            engine.set_held(dci[0], True)
+        found = detours(fabric, stopped)
+        assert found == detours(fabric, whole) and len(found) > 20
