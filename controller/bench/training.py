@@ -38,7 +38,7 @@ from ..plan.performance import predict
 from ..plan.traffic import job_traffic
 from ..plan.planner import predict_job
 from ..plan.workload import (WorkloadError, auto_stretch, fabric_prediction, pair_capacity_gbps,
-                             sync_flows, unsplittable_prediction)
+                             share_mbps, sync_flows, unsplittable_prediction)
 from ..te.fairshare import completion_times
 from ..te.placement import POLICIES, Candidates, Flow, LoadAwarePlacer, add_load, make_placer
 from ..te.scenarios import large_fabric_yaml, natural_demands
@@ -52,6 +52,13 @@ SYNC_SECONDS = 10.0
 QUEUE_PACKETS = 30
 # The sync flows' TCP congestion control ("" leaves the kernel's default, cubic).
 CONGESTION = ""
+# `dcilab train --pacing share` (the default): each sync flow's sender paced at this part of
+# its share of the pair's capacity. RoCE fabrics run training lossless (PFC, ECN), each
+# queue pair held at its rate by the NIC; unpaced TCP into 30-packet queues on a userspace
+# datapath loses packets and waits out timeouts instead. 0.95 keeps a wavelength's wire load
+# (Ethernet framing, the reverse direction's ACKs) under its line rate.
+PACINGS = ("share", "none")
+PACE_OF_SHARE = 0.95
 # A sync not done after this many predicted syncs is broken (a step then reports errors).
 SYNC_TIMEOUT_FACTOR = 8
 # The controller as `train` runs it: takes a flow for an elephant at its first poll over
@@ -182,15 +189,19 @@ def run(args) -> int:
 
 def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | None,
             flows_per_pair: int | None, say, queue_packets: int = QUEUE_PACKETS,
-            congestion: str = CONGESTION) -> dict:
+            congestion: str = CONGESTION, pacing: str = PACINGS[0]) -> dict:
     """Run the job's steps on the emulation of `fabric_path` under each policy, one lab per
-    policy, and compare each with the planner's prediction on the fabric's capacities."""
+    policy, and compare each with the planner's prediction on the fabric's capacities.
+    `pacing` "share" paces every flow at PACE_OF_SHARE of its share of its pair's
+    capacity; "none" leaves TCP's congestion control alone."""
     fabric = load_fabric(fabric_path)
     stretch = stretch or auto_stretch(job, fabric, SYNC_SECONDS)
     spec = job.spec
     per = flows_per_pair or spec.flows_per_pair
     flows = sync_flows(job, fabric, fabric.scale * stretch, per)
-    transfers = [Transfer(f.src, f.dst, f.bytes) for f in flows]
+    paces = ([PACE_OF_SHARE * m for m in share_mbps(fabric, flows)] if pacing == "share"
+             else [0.0] * len(flows))
+    transfers = [Transfer(f.src, f.dst, f.bytes, pace) for f, pace in zip(flows, paces)]
     fluid = fabric_prediction(job, fabric, stretch)
     unsplit = unsplittable_prediction(job, fabric, stretch, per)
     every = job_traffic(job).sync_every_steps
@@ -201,13 +212,16 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
               "compute_s": round(compute, 4), "overlap_s": round(overlap, 4),
               "sync_every_steps": every, "queue_packets": queue_packets,
               "congestion_control": congestion or "kernel default",
+              "pacing": pacing, "pace_mbps": sorted({round(p, 4) for p in paces}),
               "wavelengths": {f"{a}-{b}": sum(1 for l in fabric.wavelengths()
                                              if {l.site_a, l.site_b} == {a, b})
                               for a, b in {tuple(sorted(f.pair)) for f in flows}},
               "predicted": fluid.to_dict(), "predicted_unsplittable": unsplit.to_dict(),
               "policies": {}}
     say(f"{fabric.name} at scale {fabric.scale:g}, time x{stretch:.3g}: {len(flows)} flows of "
-        f"{report['bytes_per_flow'] / 1e6:.2f} MB per sync; compute {compute:.2f} s, overlap "
+        f"{report['bytes_per_flow'] / 1e6:.2f} MB per sync"
+        + (f", each paced at {max(paces):.3g} Mb/s" if pacing == "share" and paces else "")
+        + f"; compute {compute:.2f} s, overlap "
         f"{overlap:.2f} s; predicted step {fluid.step_time_s:.2f} s (sync {fluid.sync_s:.2f} s)")
     hold = max(MIN_PIN_HOLD_S, PIN_HOLD_STEPS * fluid.step_time_s)
     report["pin_hold_s"] = round(hold, 1)
@@ -282,10 +296,10 @@ def _calibrate(lab: Lab, job: Job, fabric: Fabric, flow, stretch: float,
 
 def emulate_or_explain(fabric_path: Path, job: Job, policies, steps, stretch, flows_per_pair,
                        say, queue_packets: int = QUEUE_PACKETS,
-                       congestion: str = CONGESTION) -> dict | str:
+                       congestion: str = CONGESTION, pacing: str = PACINGS[0]) -> dict | str:
     """`emulate`, or the message of a fabric or workload that does not fit."""
     try:
         return emulate(fabric_path, job, policies, steps, stretch, flows_per_pair, say,
-                       queue_packets, congestion)
+                       queue_packets, congestion, pacing)
     except (FabricError, WorkloadError) as exc:
         return str(exc)

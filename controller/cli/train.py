@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..bench.training import (CONGESTION, QUEUE_PACKETS, SYNC_SECONDS, emulate_or_explain,
-                              read_job)
+from ..bench.training import (CONGESTION, PACE_OF_SHARE, PACINGS, QUEUE_PACKETS, SYNC_SECONDS,
+                              emulate_or_explain, read_job)
 from ..plan import JobError
 from ..te.placement import POLICIES
 
@@ -43,6 +43,12 @@ def register(sub) -> None:
                    help="the sync flows' TCP congestion control, one of the kernel's "
                         "(net.ipv4.tcp_available_congestion_control; default: "
                         f"{CONGESTION or 'the kernel default'})")
+    p.add_argument("--pacing", choices=PACINGS, default=PACINGS[0],
+                   help=f"share (default): every sync flow's sender is paced at "
+                        f"{PACE_OF_SHARE * 100:.0f}%% of its share of its site pair's capacity, as "
+                        f"the NIC holds a RoCE queue pair at its rate on a lossless fabric; "
+                        f"none: TCP alone, which loses packets in the wavelengths' queues "
+                        f"and waits out timeouts")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", type=Path,
                    help="draw each policy's step times against the prediction")
@@ -84,7 +90,7 @@ def run(args) -> int:
     policies = list(POLICIES) if args.policy == "all" else [args.policy]
     report = emulate_or_explain(args.fabric, job, policies, args.steps, args.stretch or None,
                                 args.flows_per_pair or None, _say, args.queue_packets,
-                                args.congestion_control)
+                                args.congestion_control, args.pacing)
     if isinstance(report, str):
         print(report, file=sys.stderr)
         return 2
@@ -106,6 +112,11 @@ def print_report(r: dict) -> None:
     print(f"train: job {r['job']} on {r['fabric']} (scale {r['scale']:g}, time x{r['stretch']:g}), "
           f"{r['flows']} flows ({r['flows_per_pair']} per direction) of "
           f"{r['bytes_per_flow'] / 1e6:.2f} MB per sync; wavelengths {waves}")
+    if r["pacing"] == "share":
+        print(f"each flow paced at {', '.join(f'{m:.3g}' for m in r['pace_mbps'])} Mb/s "
+              f"({PACE_OF_SHARE:.0%} of its share of its pair's capacity)")
+    else:
+        print("flows not paced (TCP alone)")
     print(f"compute {r['compute_s']:.2f} s per step, the sync may overlap its last "
           f"{r['overlap_s']:.2f} s" + (f"; a sync every {r['sync_every_steps']} steps"
                                        if r["sync_every_steps"] > 1 else ""))

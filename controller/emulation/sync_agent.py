@@ -2,7 +2,8 @@
 (stdlib only, so it starts fast and costs little CPU).
 
     python -m dcilab.emulation.sync_agent recv --port P --bytes N
-    python -m dcilab.emulation.sync_agent send --dst IP --port P [--sport S] [--cc NAME] --bytes N
+    python -m dcilab.emulation.sync_agent send --dst IP --port P [--sport S] [--cc NAME]
+                                               [--pace-mbps R] --bytes N
 
 NCCL opens its connections once and keeps them for the whole job, so every step's sync
 travels on the same 5-tuples. So do these flows: the receiver listens on port P, prints
@@ -13,7 +14,9 @@ then for every line on its standard input sends one burst of N bytes and prints
 `{"start": t, "sent": t}`. Times are
 time.monotonic(): one clock in every namespace, the runner's too. Both stop when their
 input or connection ends. `--cc` picks the sender's TCP congestion control (the kernel's
-default, cubic, otherwise).
+default, cubic, otherwise). `--pace-mbps` caps the sender's rate with the kernel's TCP
+pacing (SO_MAX_PACING_RATE: packets spaced in time, no fq qdisc needed), as a RoCE NIC's
+rate limiter holds each queue pair at the rate its congestion control settled on.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import sys
 import time
 
 CHUNK = 64 * 1024
+SO_MAX_PACING_RATE = getattr(socket, "SO_MAX_PACING_RATE", 47)   # Linux; Python lacks the name
 
 
 def _say(obj) -> None:
@@ -67,6 +71,10 @@ def send(args) -> int:
         except OSError as exc:
             _say(f"congestion control {args.cc!r}: {exc.strerror}")
             return 2
+    if args.pace_mbps > 0:
+        # bytes per second of IP packets; a u32 in the kernel's oldest form of the option
+        sock.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE,
+                        min(int(args.pace_mbps * 1e6 / 8), 2**32 - 2))
     sock.bind(("0.0.0.0", args.sport))        # one connection: the same 5-tuple every step
     deadline = time.monotonic() + 10.0
     while True:
@@ -101,6 +109,8 @@ def main(argv=None) -> int:
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--sport", type=int, default=0)
     s.add_argument("--cc", default="", help="TCP congestion control (default: the kernel's)")
+    s.add_argument("--pace-mbps", type=float, default=0.0,
+                   help="cap the sending rate, Mb/s of IP packets (default: no cap)")
     s.add_argument("--bytes", type=int, required=True)
     args = parser.parse_args(argv)
     return recv(args) if args.role == "recv" else send(args)

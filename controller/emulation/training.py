@@ -37,6 +37,7 @@ class Transfer:
     src: str          # host name
     dst: str
     bytes: int
+    pace_mbps: float = 0.0     # the sender's rate cap (kernel TCP pacing); 0: none
 
 
 @dataclass
@@ -88,7 +89,8 @@ class SyncFlows:
             for i, t in enumerate(self.transfers):
                 self.senders.append(self._start(t.src, [
                     "send", "--dst", emu.fabric.hosts[t.dst].ip, "--port", str(base_port + i),
-                    "--bytes", str(t.bytes), "--cc", congestion], stdin=True))
+                    "--bytes", str(t.bytes), "--cc", congestion,
+                    "--pace-mbps", f"{t.pace_mbps:.6f}"], stdin=True))
             self._expect(self.senders, "connected", timeout_s)
         except BaseException:
             self.close()

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 from ..fabric import Fabric
+from ..fabric.model import scaled_mbps
 from .load import Job
 from .performance import Prediction
 from .planner import predict_job
@@ -70,6 +71,17 @@ def sync_flows(job: Job, fabric: Fabric, byte_factor: float,
                 flows.append(SyncFlow(senders[i % len(senders)].name,
                                       receivers[i % len(receivers)].name, size, (a, b)))
     return flows
+
+
+def share_mbps(fabric: Fabric, flows: list[SyncFlow]) -> list[float]:
+    """Each flow's share of its site pair's DCI capacity, in emulated Mb/s: the pair's
+    capacity over the flows it sends that way. What a lossless transport that shares
+    fairly gives each flow when the flows divide evenly over the wavelengths."""
+    have = fabric.capacity_by_site_pair()
+    count: dict[tuple[str, str], int] = {}
+    for f in flows:
+        count[f.pair] = count.get(f.pair, 0) + 1
+    return [scaled_mbps(fabric, have[tuple(sorted(f.pair))]) / count[f.pair] for f in flows]
 
 
 def fabric_prediction(job: Job, fabric: Fabric, stretch: float = 1.0) -> Prediction:

@@ -34,6 +34,10 @@ def test_train_runs_steps_on_the_planned_fabric(tmp_path, capsys, no_leftovers):
         assert step["step_s"] == pytest.approx(expected, abs=0.5)
         # No faster than the wavelengths allow (a prediction at line rate, no overhead).
         assert step["sync_s"] >= 0.9 * predicted["sync_s"]
+        # Each sender is paced at its share of the pair's capacity (the default): no flow
+        # outruns its pace, though one wavelength each way could carry it faster.
+        assert report["pacing"] == "share" and len(report["pace_mbps"]) == 1
+        assert max(step["flow_mbps"]) <= 1.03 * report["pace_mbps"][0]
     # The sync's connections persist across steps (NCCL's channels do): the controller
     # pins each flow once, and holds the pin while it is idle between steps.
     assert 0 < result["controller"]["pinned"] <= report["flows"]

@@ -11,7 +11,9 @@ from dcilab.bench.training import twin, twin_fabric
 from dcilab.cli import main
 from dcilab.fabric import load_fabric
 from dcilab.plan import fabric_yaml, parse_job, plan_job
-from dcilab.plan.workload import fabric_prediction, sync_flows, unsplittable_prediction
+from dcilab.fabric.model import scaled_mbps
+from dcilab.plan.workload import (fabric_prediction, share_mbps, sync_flows,
+                                   unsplittable_prediction)
 
 JOBS = Path(__file__).resolve().parents[3] / "jobs"
 
@@ -93,6 +95,12 @@ def test_sync_flows_split_each_loaded_direction(tmp_path):
         fabric_prediction(job, fabric).sync_s)
     assert unsplittable_prediction(job, fabric, flows_per_pair=6).sync_s > \
         fabric_prediction(job, fabric).sync_s
+    # Paced at its share, each direction's flows together fill the pair's capacity.
+    wavelengths = [w for w in fabric.wavelengths()]
+    pair = sum(scaled_mbps(fabric, w.rate_gbps) for w in wavelengths)
+    shares = share_mbps(fabric, sync_flows(job, fabric, 1.0, flows_per_pair=6))
+    assert len(shares) == 12 and sum(shares[:6]) == pytest.approx(pair)
+    assert shares == [pytest.approx(pair / 6)] * 12
 
 
 def test_twin_loadaware_no_worse_than_ecmp_and_better_with_more_flows_than_wavelengths():
