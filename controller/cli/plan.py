@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..plan import JobError, NoFeasibleChoice, fabric_yaml, plan_job, read_job
+from .. import qot_helper
 
 
 def register(sub) -> None:
@@ -47,6 +47,9 @@ def _unwritable(path: Path | None, option: str) -> str | None:
 
 
 def run(args) -> int:
+    # GNPy's import (over a second) on the other core while the planner's own load here.
+    qot_helper.start()
+    from ..plan import JobError, NoFeasibleChoice, fabric_yaml, plan_job, read_job
     for problem in (_unwritable(args.fabric_out, "--fabric-out"), _unwritable(args.plot, "--plot")):
         if problem:
             print(f"dcilab plan: {problem}", file=sys.stderr)

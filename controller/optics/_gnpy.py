@@ -28,6 +28,7 @@ import logging
 import math
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -107,6 +108,20 @@ def _gnpy():
     return _loaded
 
 
+def preload() -> None:
+    """Import GNPy and read the equipment library now rather than at the first QoT."""
+    _gnpy()
+
+
+def loaded() -> bool:
+    return bool(_loaded)
+
+
+# Where propagations may run instead of here: a helper process that imported GNPy beside a
+# command's own work (dcilab.qot_helper). It answers None when it cannot.
+delegate: Callable[[Line, Carriers, float], Propagated | None] | None = None
+
+
 def _network_json(line: Line, nf_model) -> dict:
     elements: list[dict] = [{"uid": "tx", "type": "Transceiver"}]
     connections = []
@@ -133,6 +148,10 @@ def _network_json(line: Line, nf_model) -> dict:
 
 def propagate(line: Line, carriers: Carriers, launch_power_dbm: float) -> Propagated:
     """Build, design and propagate one line with GNPy; figures at the receiver."""
+    if delegate is not None:
+        done = delegate(line, carriers, launch_power_dbm)
+        if done is not None:
+            return done
     import numpy as np                     # GNPy's own dependency, loaded with it
     # A line beyond physics (100 dB/km, a 1000 dB noise figure) overflows in numpy: the
     # caller says so from the non-finite result, without numpy's warnings on stderr.
