@@ -49,6 +49,13 @@ def _unwritable(path: Path | None, option: str) -> str | None:
 def run(args) -> int:
     # GNPy's import (over a second) on the other core while the planner's own load here.
     qot_helper.start()
+    try:
+        return _plan(args)
+    finally:
+        qot_helper.stop()
+
+
+def _plan(args) -> int:
     from ..plan import JobError, NoFeasibleChoice, fabric_yaml, plan_job, read_job
     for problem in (_unwritable(args.fabric_out, "--fabric-out"), _unwritable(args.plot, "--plot")):
         if problem:
@@ -60,23 +67,35 @@ def run(args) -> int:
     except (JobError, NoFeasibleChoice) as exc:
         print(f"{exc}" if isinstance(exc, JobError) else f"{args.job}: {exc}", file=sys.stderr)
         return 2
+    except (ImportError, MemoryError) as exc:      # under a memory limit, say
+        print(f"dcilab plan: cannot load GNPy, the optics library: "
+              f"{exc or type(exc).__name__}", file=sys.stderr)
+        return 1
     report = plan.to_dict()
+    path = None
     try:
         if args.fabric_out:
-            args.fabric_out.write_text(fabric_yaml(plan))
-            report["fabric_out"] = str(args.fabric_out)
+            path = args.fabric_out
+            path.write_text(fabric_yaml(plan))
+            report["fabric_out"] = str(path)
         if args.plot:
             from ..plan.plot import sensitivity_figure   # matplotlib only when asked
+            path = args.plot
             # PNG under exactly the name given (matplotlib would add .png to a bare name).
-            sensitivity_figure(plan).savefig(args.plot, dpi=110, format="png")
-            report["plot"] = str(args.plot)
+            sensitivity_figure(plan).savefig(path, dpi=110, format="png")
+            report["plot"] = str(path)
+        path = None
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            print_report(report)
+        sys.stdout.flush()
     except OSError as exc:
-        print(f"dcilab plan: cannot write {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_report(report)
+        where = f"cannot write {path}" if path else "cannot write the output"
+        print(f"dcilab plan: {where}: {exc.strerror or exc}", file=sys.stderr)
+        if not path and sys.stdout is sys.__stdout__:
+            sys.stdout = None                      # nothing more to flush at exit
+        return 2 if path else 1
     return 0
 
 

@@ -84,3 +84,48 @@ def test_plan_with_its_helper_prints_what_planning_here_prints(capsys):
     from dcilab.cli import main                  # in this process: no helper (threads, GNPy)
     assert main(["plan", job, "--json"]) == 0
     assert json.loads(out.stdout) == json.loads(capsys.readouterr().out)
+
+
+# A helper lost before its first answer, or an exchange broken off by Ctrl-C: the figures
+# come from this process, never another request's answer, and `dcilab`'s default SIGPIPE
+# (restored for `| head`) does not kill it writing to a dead helper.
+LOST = r"""
+import json, os, signal, sys, time
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+from dcilab import qot_helper
+from dcilab.optics import _gnpy
+from dcilab.optics import DEFAULT_CATALOG, LineSystem, line_qot
+from dcilab.optics.qot import clear_cache
+
+module = DEFAULT_CATALOG.module("400ZR")
+def qot(km):
+    return line_qot(LineSystem(fiber_km=km), module, module.modes[0], 4)
+
+assert qot_helper.start()
+if sys.argv[1] == "killed":
+    helper = _gnpy.delegate.process
+    os.kill(helper.pid, 9); helper.join(5)           # dead before the first request
+    got = [qot(80), qot(240)]
+else:                                                # Ctrl-C while the answer is awaited
+    def interrupt(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)        # the helper is still importing GNPy
+    try:
+        qot(80)
+        raise SystemExit("not interrupted")
+    except KeyboardInterrupt:
+        pass
+    got = [qot(240), qot(80)][::-1]
+assert _gnpy.delegate is None
+clear_cache()
+print(json.dumps([repr(a) == repr(b) for a, b in zip(got, [qot(80), qot(240)])]))
+"""
+
+
+def test_a_helper_lost_or_interrupted_is_dropped_and_the_figures_stay_right():
+    for how in ("killed", "interrupted"):
+        out = subprocess.run([sys.executable, "-c", LOST, how], capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, (how, out.returncode, out.stderr[-2000:])
+        assert json.loads(out.stdout) == [True, True], how

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,19 @@ def test_outputs_that_cannot_be_written_are_refused_before_planning(tmp_path, ca
     assert main(["plan", job, "--plot", str(bare)]) == 0
     assert bare.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {bare}" in \
         capsys.readouterr().out
+
+
+def test_a_full_disk_is_named_for_each_output_without_a_traceback(capsys):
+    job = str(JOBS / "10b-data-2dc.yaml")
+    for option in ("--fabric-out", "--plot"):
+        assert main(["plan", job, option, "/dev/full"]) == 2
+        assert capsys.readouterr().err == \
+            "dcilab plan: cannot write /dev/full: No space left on device\n"
+    with open("/dev/full", "w") as full:                 # the report itself
+        out = subprocess.run([sys.executable, "-m", "dcilab", "plan", job, "--json"],
+                             stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr == "dcilab plan: cannot write the output: No space left on device\n"
 
 
 def test_site_names_too_long_or_clashing_as_link_names_give_dci_names(tmp_path, capsys):
