@@ -165,12 +165,13 @@ class PathEngine:
     def _adjacency(self) -> dict[str, list[tuple[str, Link, int, int, str]]]:
         """switch -> [(neighbour, link, weight ns, out port, link name)] of its usable links,
         held ones at their penalty; built once per state, so a search touches no sets."""
-        if self._live is None:
-            self._live = {
+        live = self._live       # read once: a change in between leaves None behind
+        if live is None:
+            live = self._live = {
                 u: [(v, link, w + (HELD_PENALTY_NS if link.name in self._held else 0), port,
                      link.name) for v, link, w, port in edges if self.usable(link)]
                 for u, edges in self._edges.items()}
-        return self._live
+        return live
 
     def _live_edges(self, u: str, avoid: frozenset[str] = frozenset()):
         for v, link, w, port, name in self._adjacency()[u]:
