@@ -216,7 +216,7 @@ def _one_run(lab, fabric, client, catalog, line, waves, pairs, offered_gbps, dur
                 proc.wait()
     restore(line, address=lab.gnmi)
     result.seconds = duration
-    per_second: dict[int, list[int]] = {}
+    per_second: dict[int, list] = {}      # bytes, lost, packets, shortest interval s
     for out in outputs:
         try:
             server = json.loads(out)["server_output_json"]
@@ -225,15 +225,18 @@ def _one_run(lab, fabric, client, catalog, line, waves, pairs, offered_gbps, dur
         for interval in server["intervals"]:
             s = interval["sum"]
             second = int(round(s["start"]))
-            slot = per_second.setdefault(second, [0, 0, 0])
+            slot = per_second.setdefault(second, [0, 0, 0, 1.0])
             slot[0] += int(s["bytes"])
             slot[1] += int(s.get("lost_packets", 0))
             slot[2] += int(s.get("packets", 0))
+            slot[3] = min(slot[3], float(s.get("seconds", 1.0)))
     for second in sorted(per_second):
-        got, lost, packets = per_second[second]
+        got, lost, packets, seconds = per_second[second]
         result.delivered_bytes += got
         result.lost_packets += max(0, lost)
         result.sent_packets += packets          # iperf3 counts lost ones among its packets
+        if seconds < 0.5:
+            continue                # the server's last interval, cut short: a few packets
         if lost > 0:
             result.seconds_with_loss += 1
             result.loss_windows.append(second + 1.0)      # iperf3 started ~1 s after t=0
