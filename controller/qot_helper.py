@@ -95,8 +95,7 @@ class _Helper:
 def start() -> bool:
     """Start the helper, unless GNPy is loaded already or this process runs threads
     (forking a threaded process is unsafe); True if started."""
-    if (_gnpy.delegate is not None or _gnpy.loaded() or "gnpy" in sys.modules
-            or threading.active_count() > 1):
+    if _gnpy.delegate is not None or "gnpy" in sys.modules or threading.active_count() > 1:
         return False
     _gnpy.delegate = _Helper()
     return True
@@ -114,7 +113,6 @@ def stop() -> None:
 def _serve(conn, parents_end) -> None:
     parents_end.close()                    # the parent's exit then reaches us as end of file
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _gnpy.delegate = None
     try:
         _gnpy.preload()
     except BaseException:                  # the parent, computing itself, says what is wrong

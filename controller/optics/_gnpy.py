@@ -113,10 +113,6 @@ def preload() -> None:
     _gnpy()
 
 
-def loaded() -> bool:
-    return bool(_loaded)
-
-
 # Where propagations may run instead of here: a helper process that imported GNPy beside a
 # command's own work (dcilab.qot_helper). It answers None when it cannot.
 delegate: Callable[[Line, Carriers, float], Propagated | None] | None = None
