@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import signal
@@ -33,6 +34,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # `dcilab check f.yaml | head`: a closed pipe ends the output quietly, like any tool's.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    as_command = argv is None
     argv = sys.argv[1:] if argv is None else argv
     # A command named after its module loads only that module (`client` registers reserve,
     # links, ... under their own names, so they load everything).
@@ -46,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if as_command:
+            # The process ends next: nothing needs collecting, and the interpreter's exit
+            # then does not walk every object (0.3 s of `plan --plot` with matplotlib and
+            # GNPy loaded).
+            gc.freeze()
 
 
 if __name__ == "__main__":

@@ -61,6 +61,9 @@ def _plan(args) -> int:
         if problem:
             print(f"dcilab plan: {problem}", file=sys.stderr)
             return 2
+    if args.plot:
+        # matplotlib's import (over half a second) while the helper still imports GNPy.
+        from ..plan.plot import sensitivity_figure
     try:
         job = read_job(args.job)
         plan = plan_job(job, replan=args.replan)
@@ -79,7 +82,6 @@ def _plan(args) -> int:
             path.write_text(fabric_yaml(plan))
             report["fabric_out"] = str(path)
         if args.plot:
-            from ..plan.plot import sensitivity_figure   # matplotlib only when asked
             path = args.plot
             # PNG under exactly the name given (matplotlib would add .png to a bare name).
             sensitivity_figure(plan).savefig(path, dpi=110, format="png")

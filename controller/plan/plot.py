@@ -12,7 +12,10 @@ from .planner import JobPlan
 def sensitivity_figure(plan: JobPlan) -> Figure:
     sens = plan.sensitivity
     target = plan.job.spec.target_compute_utilization
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    # Fixed margins (the figure's size and labels are fixed): the constrained layout drew
+    # the figure twice, 0.2-0.4 s of a 0.6 s save.
+    fig = Figure(figsize=(11, 4.2))
+    fig.subplots_adjust(left=0.055, right=0.945, wspace=0.38, top=0.9, bottom=0.12)
     fig.suptitle(f"{plan.job.name}: predicted compute utilization and step time "
                  f"(planned: {plan.prediction.step_time_s:.3f} s, "
                  f"{plan.prediction.compute_utilization:.1%})")
