@@ -57,6 +57,10 @@ def run(args) -> int:
 
 def _plan(args) -> int:
     from ..plan import JobError, NoFeasibleChoice, fabric_yaml, plan_job, read_job
+    if args.plot and args.plot.suffix.lower() not in ("", ".png"):
+        print(f"dcilab plan: --plot {args.plot}: writes a PNG image; give a name ending .png",
+              file=sys.stderr)
+        return 2
     for problem in (_unwritable(args.fabric_out, "--fabric-out"), _unwritable(args.plot, "--plot")):
         if problem:
             print(f"dcilab plan: {problem}", file=sys.stderr)
@@ -136,8 +140,13 @@ def print_report(r: dict) -> None:
         if replanned:
             capex = " " + ("no module reaches" if row["replanned_capex_usd"] is None
                            else f"{row['replanned_capex_usd']:>17,.0f}")
+        past = row.get("beyond_dispersion_tolerance")
+        mark = f" * {len(past)} site pair(s)" if past else ""
         print(f"    {row['factor']:>5g} {row['longest_km']:>11g} {row['step_time_s']:>9.4f} "
-              f"{row['compute_utilization']:>7.2%}{capex}")
+              f"{row['compute_utilization']:>7.2%}{capex}{mark}")
+    if any(row.get("beyond_dispersion_tolerance") for row in rows):
+        print("    * site pairs whose planned mode does not tolerate that fibre's dispersion "
+              "(GSNR is re-checked only by --replan)")
     print("  sensitivity to capacity:")
     print(f"    {'x cap':>5} {'Gb/s':>11} {'step s':>9} {'util':>7}")
     for row in r["sensitivity"].get("capacity", []):

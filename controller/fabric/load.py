@@ -110,6 +110,10 @@ def _message(error: dict) -> str:
         return f"{error['msg'][0].lower()}{error['msg'][1:]} (got {_shown(error['input'])})"
     if kind == "value_error":             # our own validators: their message as it is
         return f"{error['ctx']['error']} (got {_shown(error['input'])})"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        # pydantic names its class ("instance of SiteSpec"), which the file never shows
+        what = "a mapping" if kind == "dict_type" else "a mapping of fields"
+        return f"expected {what} (got {_shown(error['input'])})"
     if kind == "string_pattern_mismatch":
         return (f"{_shown(error['input'])} is not a valid name: use letters, digits, '-', '_' and '.',"
                 " starting with a letter or digit")

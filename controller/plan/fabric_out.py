@@ -68,8 +68,20 @@ def fabric_data(plan: JobPlan) -> dict:
             links.append({"name": link.name, "a": c.a, "b": c.b, "fiber_km": c.km,
                           "module": c.module, "mode": c.mode,
                           "wavelengths": len(link.channels), "band": c.band})
-    return {"name": plan.job.name[:64], "scale": emulation_scale(plan), "sites": sites,
+    data = {"name": plan.job.name[:64], "scale": emulation_scale(plan), "sites": sites,
             "dci_links": links}
+    # The job's prices and power for the modules used, so `check` costs the links as the
+    # plan did.
+    modules = {}
+    for name in dict.fromkeys(c.module for c in plan.choices):
+        choice = plan.job.spec.modules.get(name)
+        figures = {k: v for k, v in (("price_usd", choice and choice.price_usd),
+                                     ("power_w", choice and choice.power_w)) if v is not None}
+        if figures:
+            modules[name] = figures
+    if modules:
+        data["modules"] = modules
+    return data
 
 
 def fabric_yaml(plan: JobPlan) -> str:

@@ -199,12 +199,14 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
         lit = LineSystem(fiber_km=km, band=option.band)
         if check_mode(module, module.mode(option.mode), lit).feasible:
             return option
+    # Suggestions come from the modules the job may use, not the ones it turned off.
+    usable = Catalog(tuple(m for m in catalog if m.name in available))
     for name in dict.fromkeys(o.module for o in options):     # none reaches: say why
         if not explain:
             reasons.append(f"{name}: no mode reaches {km:g} km (GSNR or dispersion)")
             continue
         try:
-            select_mode(name, line, None, catalog)
+            select_mode(name, line, None, usable)
         except OpticsError as exc:
             reasons.append(str(exc))
     raise NoFeasibleChoice(f"{a} - {b} ({km:g} km): no module carries the sync in time: "

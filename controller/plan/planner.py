@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..optics import DEFAULT_CATALOG, Catalog
+from ..optics import DEFAULT_CATALOG, Catalog, LineSystem
 from .hardware import (WDM_POWER_W, WDM_PRICE_USD, WDM_RATE_GBPS, WDM_SOURCES, Choice, Wdm,
                        cheapest, choose, pair_names)
 from .load import Job
 from .performance import Prediction, predict, sync_time_s
+from .schema import MAX_KM
 from .traffic import JobTraffic, job_traffic
 
 DISTANCE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
@@ -144,20 +145,28 @@ def _sensitivity(job: Job, traffic: JobTraffic, choices: tuple[Choice, ...], cat
                  available: tuple[str, ...], replan: bool) -> dict:
     """Step time and utilization as distance and capacity change.
 
-    Distance: every fibre route times a factor, on the planned wavelengths (only latency
-    changes), and with `replan` the hardware a fresh plan would buy at that distance.
-    Capacity: the planned capacity of every pair times a factor.
+    Distance: every fibre route times a factor, up to the longest route a job file may
+    give, on the planned wavelengths (only latency changes; the site pairs whose planned
+    mode no longer tolerates the dispersion are named, without GNPy runs), and with
+    `replan` the hardware a fresh plan would buy at that distance. Capacity: the planned
+    capacity of every pair times a factor.
     """
     capacity = {(c.a, c.b): c.capacity_gbps for c in choices}
     latency = {(c.a, c.b): c.one_way_latency_s for c in choices}
     distance_rows = []
     unreachable: dict[tuple[str, str], float] = {}     # pair -> km where its replan failed
+    longest = max(c.km for c in choices)
     for f in DISTANCE_FACTORS:
+        if f > 1 and longest * f > MAX_KM:
+            break
         stretched = {(c.a, c.b): c.one_way_latency_s + (f - 1) * (c.one_way_latency_s
                      - _dsp_s(catalog, c.module)) for c in choices}
         pred = predict_job(job, traffic, capacity, stretched)
-        row = {"factor": f, "longest_km": round(max(c.km for c in choices) * f, 3),
-               **pred.to_dict()}
+        row = {"factor": f, "longest_km": round(longest * f, 3), **pred.to_dict(),
+               "beyond_dispersion_tolerance": [
+                   f"{c.a}-{c.b}" for c in choices
+                   if LineSystem(fiber_km=c.km * f).dispersion_ps_nm
+                   > catalog.module(c.module).mode(c.mode).cd_tolerance_ps_nm]}
         if replan:
             row.update(_replanned(f, traffic, choices, catalog, available, unreachable))
         distance_rows.append(row)

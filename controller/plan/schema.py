@@ -66,7 +66,8 @@ class ModuleChoice(_Strict):
     """A catalog module's price, power and whether the plan may use it."""
 
     price_usd: float | None = Field(default=None, ge=0, le=MAX_PRICE_USD)
-    power_w: float | None = Field(default=None, ge=0, le=MAX_POWER_W)
+    # Above 0, as in a fabric file's `modules:`, which `--fabric-out` writes these into.
+    power_w: float | None = Field(default=None, gt=0, le=MAX_POWER_W)
     available: bool = True
 
 

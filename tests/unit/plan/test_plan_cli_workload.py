@@ -132,3 +132,9 @@ def test_train_names_a_congestion_control_the_kernel_lacks(capsys):
     assert main(["train", str(job), "--job", str(job), "--congestion-control", "nope"]) == 2
     err = capsys.readouterr().err
     assert "--congestion-control nope" in err and "cubic" in err
+
+
+def test_a_plot_named_for_another_image_format_is_refused(tmp_path, capsys):
+    assert main(["plan", str(JOBS / "10b-data-2dc.yaml"), "--plot", str(tmp_path / "p.jpg")]) == 2
+    assert "writes a PNG image; give a name ending .png" in capsys.readouterr().err
+    assert not (tmp_path / "p.jpg").exists()

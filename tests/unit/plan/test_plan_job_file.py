@@ -145,3 +145,10 @@ def test_exponents_anywhere_are_numbers_and_absurd_values_are_errors_not_overflo
     assert out[0].startswith("job.yaml:17: modules.400ZR.price_usd: input should be less than")
     assert errors(GOOD.replace("compute_s: 1.0", "compute_s: 1e300"))[0].startswith(
         "job.yaml:13: step.compute_s: input should be less than or equal to 86400")
+
+
+def test_a_section_that_is_not_a_mapping_is_named_without_our_class_names():
+    text = GOOD.replace("model:\n  parameters: 10e9\n  bytes_per_gradient: 2", "model: 5")
+    assert errors(text) == ["job.yaml:2: model: expected a mapping of fields (got 5)"]
+    out = errors(GOOD + "modules: [1]\n")
+    assert out == ["job.yaml:16: modules: expected a mapping (got [1])"]

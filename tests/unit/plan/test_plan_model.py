@@ -229,3 +229,36 @@ def test_generated_fabric_passes_the_checker_and_covers_the_requirement(path):
                     "line_systems", "capex_usd", "power_w", "latency_ms"):
             assert key in p
     assert d["wdm"]["capex_usd"] > d["capex_usd"]
+
+
+def test_generated_fabric_costs_the_links_with_the_jobs_module_figures():
+    cheap = job(km=10.0, modules={"400ZR": {"price_usd": 2500, "power_w": 15},
+                                  "800ZR": {"available": False}})
+    plan = plan_job(cheap)
+    [c] = plan.choices
+    assert c.module == "400ZR"
+    fabric = parse_fabric(fabric_yaml(plan), "generated")
+    lines = fabric.line_systems.values()
+    assert sum(p.cost_usd for p in lines) == pytest.approx(c.capex_usd)
+    assert sum(p.power_w for p in lines) == pytest.approx(c.power_w)
+    assert c.capex_usd == 2 * c.wavelengths * 2500          # both ends, the job's price
+
+
+def test_a_refusal_suggests_only_modules_the_job_may_use():
+    far = job(km=300.0, modules={"400ZR+": {"available": False}, "800ZR+": {"available": False}})
+    with pytest.raises(NoFeasibleChoice) as refused:
+        plan_job(far)
+    assert "400ZR+" not in str(refused.value) and "800ZR+" not in str(refused.value)
+    assert "400ZR cannot cross 300 km" in str(refused.value)
+
+
+def test_distance_rows_stop_at_the_job_files_limit_and_name_dispersion_out_of_reach():
+    plan = plan_job(job(n=2, km=2000.0, modules={"800ZR+": {"available": False}}))
+    rows = plan.sensitivity["distance"]
+    assert rows[-1]["longest_km"] <= 40_000 < rows[-1]["longest_km"] * 2
+    [c] = plan.choices
+    tolerance = DEFAULT_CATALOG.module(c.module).mode(c.mode).cd_tolerance_ps_nm
+    for row in rows:
+        past = row["longest_km"] * 17.0 > tolerance
+        assert row["beyond_dispersion_tolerance"] == (["s0-s1"] if past else [])
+    assert rows[-1]["beyond_dispersion_tolerance"] and not rows[0]["beyond_dispersion_tolerance"]
