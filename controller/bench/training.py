@@ -18,6 +18,7 @@ so the mean over steps is the mean over jobs' hash draws. It also times `plan_jo
 from __future__ import annotations
 
 import json
+import math
 import random
 import statistics
 import sys
@@ -49,6 +50,7 @@ DEFAULT_JOB = jobs_dir() / "300b-data-16dc.yaml"
 TWIN_NIC_GBPS = 1600.0
 TWIN_FLOWS = (4, 8, 12, 16)
 SYNC_SECONDS = 10.0
+SETUP_S = 20.0              # a policy's controller, emulation and calibration (measured)
 QUEUE_PACKETS = 30
 # The sync flows' TCP congestion control ("" leaves the kernel's default, cubic).
 CONGESTION = ""
@@ -223,6 +225,13 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
         + (f", each paced at {max(paces):.3g} Mb/s" if pacing == "share" and paces else "")
         + f"; compute {compute:.2f} s, overlap "
         f"{overlap:.2f} s; predicted step {fluid.step_time_s:.2f} s (sync {fluid.sync_s:.2f} s)")
+    # Set-up and the calibration flow take about this long per policy; steps take at least
+    # their compute phase (a pipeline's is long beside its sync).
+    minutes = len(policies) * (steps * max(compute, fluid.step_time_s) + SETUP_S) / 60
+    say(f"{len(policies)} polic{'y' if len(policies) == 1 else 'ies'} x {steps} "
+        f"step{'' if steps == 1 else 's'}: about "
+        f"{math.ceil(minutes)} min" + ("" if minutes < 5 else
+                                       " (--steps, --policy or --stretch shorten it)"))
     hold = max(MIN_PIN_HOLD_S, PIN_HOLD_STEPS * fluid.step_time_s)
     report["pin_hold_s"] = round(hold, 1)
     for policy in policies:
