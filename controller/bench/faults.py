@@ -33,6 +33,7 @@ from typing import Sequence
 
 from ..api.client import Client, state_name
 from ..emulation import bfd
+from ..emulation.drops import drop_counters, dropped_between
 from ..emulation.probe_analysis import SWITCHOVER_S, delivered_pps, percentiles, summarize
 from ..emulation.probe_agent import WIRE_BYTES
 from ..emulation.probes import Probes, Stream, mininet_runner
@@ -325,11 +326,16 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
                     _say(f"{mode}: waited {waited:.0f} s for earlier links' hold-down, "
                          "the elephants and the controller to settle")
                 before = failure_counts(lab.controller.metrics_url)
+                drops = drop_counters() if log is not None else {}
                 event.since = time.time()
                 _inject(faults, event)
                 _say(f"{mode}: {event.name}")
                 say(f"injected: {event.name}")
                 time.sleep(_duration(event))
+                if log is not None:
+                    where = dropped_between(drops, drop_counters())
+                    say(f"{event.name}: packets dropped while it lasted, by place: "
+                        + (", ".join(f"{k} {v}" for k, v in where.items()) or "none"))
                 got = client.get(res.reservation_id)
                 # A flap has ended by now (its link is back, held down): nothing is dead.
                 dead = set(event.dead) if event.kind != "flap" else set()

@@ -13,7 +13,7 @@ from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
 
 from ..fabric import Fabric
-from . import bfd
+from . import bfd, port_buffers
 from .cleanup import Manifest, clean, forget_faults, pid_alive
 from .datapath import AUTO, DatapathError, choose_datapath, kernel_module_loaded, needs_tx_offload_off
 from .fibre import create_namespace, delete_namespace, fibre_plan, namespaces
@@ -138,6 +138,11 @@ class Emulation:
         problem = shorten_wavelength_queues(self.fabric)
         if problem:
             self.say(f"note: wavelength queues left as Mininet made them: {problem}")
+        if self.datapath == "user":
+            deepened, problem = port_buffers.deepen()
+            if problem:
+                self.say(f"note: ovs-vswitchd's port buffers left at the kernel's default "
+                         f"({deepened} deepened): {problem}")
         if self.bfd_ms and any(True for _ in self.fabric.wavelengths()):
             bfd.enable(self.fabric, self.bfd_ms)
             down = bfd.wait_up(self.fabric)

@@ -14,11 +14,15 @@ from mininet.link import Link, TCIntf
 
 from ..fabric import Fabric
 
-# Packets an htb-shaped wavelength may queue. Mininet leaves the kernel's 1000, which at an
-# emulated 10 Mb/s is over a second of buffer: a cut then loses a second of traffic sitting
-# in the queue, and bidirectional TCP waits behind it. 20 full frames are 24 ms at 10 Mb/s,
-# a few round trips, so TCP still fills the wavelength.
+# Full frames an htb-shaped wavelength may queue. Mininet leaves the kernel's 1000 packets,
+# which at an emulated 10 Mb/s is over a second of buffer: a cut then loses a second of
+# traffic sitting in the queue, and bidirectional TCP waits behind it. 20 full frames are
+# 24 ms at 10 Mb/s, a few round trips, so TCP still fills the wavelength. The limit is in
+# bytes, as a line card's buffer is: counted in packets, the fault bench's 1000 packet/s
+# probes (97 bytes each) took whole slots beside TCP's frames, and an elephant on a
+# wavelength with three probe streams got a fifth less than one with one and a half.
 WAVELENGTH_QUEUE_PACKETS = 20
+FRAME_BYTES = 1514
 
 _QUANTUM_BYTES = 60_000
 
@@ -52,14 +56,15 @@ BFD_CLASS_KBIT = 100
 
 
 def shorten_wavelength_queues(fabric: Fabric, packets: int = WAVELENGTH_QUEUE_PACKETS) -> str:
-    """A short FIFO under the htb class (5:1, Mininet's) of both gateway ports of every
-    wavelength, and BFD in a class of its own, in one `tc -batch`. Returns tc's complaint,
-    or "" when all went in."""
+    """A short FIFO (`packets` full frames, in bytes) under the htb class (5:1, Mininet's)
+    of both gateway ports of every wavelength, and BFD in a class of its own, in one
+    `tc -batch`. Returns tc's complaint, or "" when all went in."""
     lines = []
     for link in fabric.wavelengths():
         for end in (link.a, link.b):
             dev = fabric.switches[end.node].interface(end.port)
-            lines += [f"qdisc replace dev {dev} parent 5:1 handle 10: pfifo limit {packets}",
+            lines += [f"qdisc replace dev {dev} parent 5:1 handle 10: bfifo limit "
+                      f"{packets * FRAME_BYTES}",
                       f"class replace dev {dev} parent 5: classid 5:2 htb rate "
                       f"{BFD_CLASS_KBIT}kbit",
                       f"filter replace dev {dev} parent 5: protocol ip prio 1 handle 800::800 "

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .network import Emulation
+from .shaping import FRAME_BYTES
 from .traffic import delivered_bytes, interface_rx_bytes
 
 BASE_PORT = 5601
@@ -283,25 +284,21 @@ def run_training(emu: Emulation, transfers: Sequence[Transfer], compute_s: float
 
 
 def limit_dci_queues(emu: Emulation, packets: int) -> int:
-    """Give every DCI wavelength's shaped queue (both ends) room for `packets` 1500-byte
-    packets (in bytes, so the buffer lasts as long whatever the MTU).
+    """Give every DCI wavelength's shaped queue (both ends) room for `packets` full frames,
+    in bytes, instead of the emulation's WAVELENGTH_QUEUE_PACKETS (`shaping`).
 
-    Mininet's htb class leaves the interface's 1000-packet default queue under it: at the
-    few Mb/s of a scaled wavelength that is seconds of buffer, where a DCI line card holds
-    milliseconds. When both directions carry a sync, each direction's ACKs wait behind the
-    other's data, round trips grow to seconds and TCP crawls. A bfifo under the htb class
-    (handle 5:1, Mininet's) restores a realistic buffer. Returns how many interfaces were
-    changed; they go away with the emulation.
+    A DCI line card holds milliseconds of traffic; at the few Mb/s of a scaled wavelength a
+    few dozen frames are that. (Mininet's own 1000-packet queue was seconds: when both
+    directions carried a sync, each direction's ACKs waited behind the other's data, round
+    trips grew to seconds and TCP crawled.) Returns how many interfaces were changed; they
+    go away with the emulation.
     """
     changed = 0
     for link in emu.fabric.wavelengths():
         for end in (link.a, link.b):
             intf = emu.fabric.switches[end.node].interface(end.port)
-            # A qdisc of another kind cannot replace the emulation's pfifo in place.
-            subprocess.run(["tc", "qdisc", "del", "dev", intf, "parent", "5:1"],
-                           capture_output=True, text=True)
-            subprocess.run(["tc", "qdisc", "add", "dev", intf, "parent", "5:1", "handle",
-                            "10:", "bfifo", "limit", str(packets * 1514)], check=True,
+            subprocess.run(["tc", "qdisc", "replace", "dev", intf, "parent", "5:1", "handle",
+                            "10:", "bfifo", "limit", str(packets * FRAME_BYTES)], check=True,
                            capture_output=True, text=True)
             changed += 1
     return changed
