@@ -371,6 +371,11 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
                 "loss_ms_by_stream": {w.stream: round(w.loss_ms, 1) for w in summary["windows"]},
                 "dark_after_1s": summary["dark_after_1s"],
                 "elephants_of_optimum": round(after / optimum, 3) if optimum else None,
+                # each elephant's share of that, to tell one stalled flow from two slow ones
+                "elephant_bps_by_flow": {
+                    f"{r.src}>{r.dst}": round(_elephant_rate([r], t_elephants,
+                                                             event.since + 2.0, ends))
+                    for r in results},
                 "elephants_within_5pct_after_s": _time_to_optimum(
                     results, t_elephants, event.since, ends, optimum),
                 "reservation_state": state, "reservation_silently_broken":
