@@ -19,15 +19,21 @@ _SOCKET = re.compile(r"\*:(\S+)\s.*\"ovs-vswitchd\".*skmem:\([^)]*,d(\d+)\)")
 
 def drop_counters(timeout_s: float = 5.0) -> dict[str, int]:
     """{"qdisc IFACE": n, "socket IFACE": n} for this emulation's interfaces (named
-    NAME_PREFIX...). Empty where `tc` or `ss` cannot be run."""
+    NAME_PREFIX...); a tool that cannot be run counts nothing."""
+    return {**qdisc_drops(_output(["tc", "-s", "qdisc", "show"], timeout_s)),
+            **socket_drops(_output(["ss", "-0", "-a", "-m", "-p"], timeout_s))}
+
+
+def queue_drop_counts(timeout_s: float = 5.0) -> dict[str, int]:
+    """{"qdisc IFACE": n} alone (one `tc` call)."""
+    return qdisc_drops(_output(["tc", "-s", "qdisc", "show"], timeout_s))
+
+
+def _output(cmd: list[str], timeout_s: float) -> str:
     try:
-        qdiscs = subprocess.run(["tc", "-s", "qdisc", "show"], capture_output=True,
-                                text=True, timeout=timeout_s).stdout
-        sockets = subprocess.run(["ss", "-0", "-a", "-m", "-p"], capture_output=True,
-                                 text=True, timeout=timeout_s).stdout
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return {}
-    return {**qdisc_drops(qdiscs), **socket_drops(sockets)}
+        return ""
 
 
 def qdisc_drops(text: str) -> dict[str, int]:

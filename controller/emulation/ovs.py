@@ -6,6 +6,7 @@ import shutil
 import subprocess
 
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
+OVS_PIDFILE = "/var/run/openvswitch/ovs-vswitchd.pid"
 
 
 class OvsError(RuntimeError):

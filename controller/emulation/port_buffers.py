@@ -20,8 +20,8 @@ import os
 import socket
 
 from ..fabric.model import NAME_PREFIX
+from .ovs import OVS_PIDFILE
 
-OVS_PIDFILE = "/var/run/openvswitch/ovs-vswitchd.pid"
 # Asked for; the kernel doubles what is asked (its bookkeeping), so 4 MiB: about 20x the
 # default, a second or more of a busy port.
 PORT_BUFFER_BYTES = 2 * 1024 * 1024

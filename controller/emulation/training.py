@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import select
 import subprocess
 import sys
@@ -23,12 +22,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from .drops import queue_drop_counts
 from .network import Emulation
+from .ovs import OVS_PIDFILE
 from .shaping import FRAME_BYTES
 from .traffic import delivered_bytes, interface_rx_bytes
 
 BASE_PORT = 5601
-OVS_PIDFILE = "/var/run/openvswitch/ovs-vswitchd.pid"
 FLOW_TIMEOUT_S = 900.0
 AGENT = [sys.executable, "-m", "dcilab.emulation.sync_agent"]
 
@@ -208,15 +208,10 @@ def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: floa
 def queue_drops(emu: Emulation) -> dict[str, int]:
     """Packets each wavelength direction's shaped queue has dropped so far, keyed like
     StepResult.wavelength_bytes (the queue is at the sending end)."""
-    out = {}
-    for link in emu.fabric.wavelengths():
-        for end in (link.a, link.b):
-            intf = emu.fabric.switches[end.node].interface(end.port)
-            text = subprocess.run(["tc", "-s", "qdisc", "show", "dev", intf],
-                                  capture_output=True, text=True).stdout
-            out[f"{link.name} from {end.node}"] = max(
-                (int(m) for m in re.findall(r"dropped (\d+)", text)), default=0)
-    return out
+    counts = queue_drop_counts()
+    return {f"{link.name} from {end.node}":
+            counts.get(f"qdisc {emu.fabric.switches[end.node].interface(end.port)}", 0)
+            for link in emu.fabric.wavelengths() for end in (link.a, link.b)}
 
 
 def ovs_schedstat() -> tuple[float, float] | None:
