@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import threading
 import time
 
@@ -110,6 +111,9 @@ def _spend(budget: ReadBudget | None, context, cost: float, what: str) -> None:
         return
     wait = budget.spend(context.peer() or "?", cost)
     if wait is not None:
+        # Up to half as long again, at random: clients refused together would otherwise
+        # all come back at the same instant, and be refused together again.
+        wait *= 1.0 + random.random() / 2
         context.set_trailing_metadata(((RETRY_AFTER, f"{wait:.3f}"),))
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                       f"too many {what} calls: at most {budget.per_client:g} per second per "

@@ -48,11 +48,14 @@ def _scraper(url: str, stop, out: dict, lock: threading.Lock) -> None:
     while not stop.is_set():
         started = time.perf_counter()
         try:
-            with urllib.request.urlopen(url, timeout=10) as reply:
+            # As Prometheus asks for it.
+            request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+            with urllib.request.urlopen(request, timeout=10) as reply:
                 reply.read()
             key = "scrapes"
         except urllib.error.HTTPError as exc:
             key = "scrapes_503" if exc.code == 503 else "scrape_errors"
+            retry_s = float(exc.headers.get("Retry-After") or 1)
         except (OSError, urllib.error.URLError):
             key = "scrape_errors"
         elapsed = time.perf_counter() - started
@@ -61,7 +64,7 @@ def _scraper(url: str, stop, out: dict, lock: threading.Lock) -> None:
             if key == "scrapes":
                 out["scrape_s"].append(elapsed)
         if key == "scrapes_503":
-            stop.wait(1.0)                            # as told (Retry-After: 1)
+            stop.wait(retry_s)                        # as told (Retry-After)
         elif key != "scrapes":
             stop.wait(0.05)
 

@@ -101,6 +101,13 @@ _COLUMNS = ("reservation_id", "request_id", "state", "src_host", "dst_host", "ba
             "meter_id", "priority", "reason", "selector", "protection", "standby")
 
 
+_CREATED_AT = _COLUMNS.index("created_at")
+
+
+def _list_key(row: tuple) -> tuple[float, str]:
+    return row[_CREATED_AT], row[0]
+
+
 # Insert or replace; an ended one keeps the time it first ended (for the history's retention).
 _UPSERT = (f"INSERT INTO reservations ({', '.join(_COLUMNS)}, ended_at) "
            f"VALUES ({', '.join('?' for _ in _COLUMNS)}, ?) "
@@ -368,24 +375,31 @@ class ReservationStore:
              limit: int) -> list[Reservation]:
         """Up to `limit` reservations in `states`, in list order (created_at,
         reservation_id), after the key `after` (exclusive). One index seek per state,
-        merged here: `state IN (...)` would sort the whole history for every page."""
-        found: list[Reservation] = []
+        merged here: `state IN (...)` would sort the whole history for every page. Only
+        the rows of the page are turned into reservations."""
+        rows: list[tuple] = []
         for state in states:
             where, params = "WHERE state = ?", (state.value,)
             if after is not None:
                 where += " AND (created_at, reservation_id) > (?, ?)"
                 params += tuple(after)
-            found += self._select(where, params, limit)
-        found.sort(key=lambda r: (r.created_at, r.reservation_id))
-        return found[:limit]
+            rows += self._rows(where, params, limit)
+        rows.sort(key=_list_key)
+        return self._reservations(rows[:limit])
+
+    def _rows(self, where: str = "", params: tuple = (), limit: int | None = None
+              ) -> list[tuple]:
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        with self._read_lock, self._failing("read"):
+            return self._reader.execute(f"SELECT {', '.join(_COLUMNS)} FROM reservations "
+                                        f"{where} ORDER BY created_at, reservation_id{tail}",
+                                        params).fetchall()
 
     def _select(self, where: str = "", params: tuple = (), limit: int | None = None
                 ) -> list[Reservation]:
-        tail = f" LIMIT {int(limit)}" if limit is not None else ""
-        with self._read_lock, self._failing("read"):
-            rows = self._reader.execute(f"SELECT {', '.join(_COLUMNS)} FROM reservations "
-                                        f"{where} ORDER BY created_at, reservation_id{tail}",
-                                        params).fetchall()
+        return self._reservations(self._rows(where, params, limit))
+
+    def _reservations(self, rows: list[tuple]) -> list[Reservation]:
         out = []
         for row in rows:
             try:
@@ -562,5 +576,7 @@ def _reservation(row: tuple) -> Reservation:
                        meter, reason, _hops(standby))
 
 
+@functools.lru_cache(maxsize=4096)
 def _hops(text: str) -> tuple[ReservedHop, ...]:
+    # Immutable, and a host pair's reservations share their hops: parsed once per path.
     return tuple(ReservedHop(s, p, l, w) for s, p, l, w in json.loads(text))
