@@ -145,7 +145,7 @@ class Client:
                           mutating=True).reservation
 
     def get(self, reservation_id: str) -> ppb.Reservation:
-        return self._call(self.path_stub.GetReservation,
+        return self._read(self.path_stub.GetReservation,
                           ppb.GetReservationRequest(reservation_id=reservation_id)).reservation
 
     def reservations(self, state: str | None = None, show_ended: bool = False,

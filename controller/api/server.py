@@ -218,7 +218,7 @@ def create_server(service, address: str = "127.0.0.1:0", tls: TlsConfig | None =
     """Serve `service` (a ControllerService) on `address`; returns the started server and
     the port it bound (useful with port 0). Read calls spend from `read_budget` (default:
     ReadBudget()); watch streams (WatchLinkLoad, WatchReservations) are `max_watch_streams`
-    at most, one per client (connection), each on a thread of its own beyond the
+    at most, half of them per client address, each on a thread of its own beyond the
     `max_workers` that serve calls."""
     observer = getattr(service, "observer", None)
     on_deny = ((lambda: observer.request_refused("unauthenticated"))

@@ -2,9 +2,10 @@
 answer (or AdmissionError, StoreError) into a response (or a status code with the human
 message).
 
-Reads are bounded: ListReservations pages (AIP-158), and every read that walks a list
-(ListReservations, ListLinks, GetFabric) spends from a budget per client and one in total
-(`ReadBudget`), so clients looping on listings cannot starve the calls that book capacity.
+Reads are bounded: ListReservations pages (AIP-158), and every read (ListReservations,
+ListLinks, GetFabric; GetReservation at a tenth of a call) spends from a budget per client
+address and one in total (`ReadBudget`), so clients looping on reads cannot starve the
+calls that book capacity.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ STATE_FILE_ERROR = "dcilab-state-file-error"
 RETRY_AFTER = "retry-after-s"
 CLIENT_BURST_S = 2.0
 TOTAL_BURST_S = 10.0
+DEFAULT_READS_PER_S = 10.0
+GET_COST = 0.1
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_PAGE_TOKEN_CHARS = 512
@@ -63,14 +66,15 @@ def _answer(context: grpc.ServicerContext, call, *args):
 
 
 class ReadBudget:
-    """Token buckets for read calls: one per client (gRPC peer) and one in total. A call
+    """Token buckets for read calls: one per client address and one in total. A call
     costs 1, a page of reservations 1 + its page_size / 100; it waits up to `max_wait_s` for
     tokens, then is refused with RESOURCE_EXHAUSTED and the seconds to wait in the
     trailing metadata `retry-after-s` (the Client waits and retries). By default it
     waits not at all: a waiting call would hold one of the server's few threads, which
     the calls that book need."""
 
-    def __init__(self, per_client: float = 10.0, total: float = 10.0,
+    def __init__(self, per_client: float = DEFAULT_READS_PER_S,
+                 total: float = DEFAULT_READS_PER_S,
                  max_wait_s: float = 0.0, clock=time.monotonic, sleep=time.sleep):
         self.per_client, self.total, self.max_wait_s = per_client, total, max_wait_s
         self._clock, self._sleep = clock, sleep
@@ -106,10 +110,22 @@ class ReadBudget:
         return None
 
 
+def client_of(peer: str | None) -> str:
+    """The client a gRPC peer names, by its address without the port: one client's many
+    connections (a new channel each, or a pool) share its bounds. 'ipv4:10.0.0.5:41234'
+    -> 'ipv4:10.0.0.5'; 'ipv6:[::1]:5555' (or %5B..%5D) -> 'ipv6:[::1]'; others as given."""
+    if not peer:
+        return "?"
+    kind, _, rest = peer.partition(":")
+    if kind in ("ipv4", "ipv6") and ":" in rest:
+        return f"{kind}:{rest.rsplit(':', 1)[0]}"
+    return peer
+
+
 def _spend(budget: ReadBudget | None, context, cost: float, what: str) -> None:
     if budget is None:
         return
-    wait = budget.spend(context.peer() or "?", cost)
+    wait = budget.spend(client_of(context.peer()), cost)
     if wait is not None:
         # Up to half as long again, at random: clients refused together would otherwise
         # all come back at the same instant, and be refused together again.
@@ -141,13 +157,14 @@ def decode_page_token(token: str, query: str) -> tuple[float, str] | None:
 
 
 class Streams:
-    """The open Watch* streams: bounded in number, in total and per client (each holds a
-    server thread), and woken to end at once when the server stops."""
+    """The open Watch* streams: bounded in number, in total and per client address (each
+    holds a server thread; by default one address may hold half of them), and woken to end
+    at once when the server stops."""
 
-    def __init__(self, limit: int, per_client: int = 1):
+    def __init__(self, limit: int, per_client: int | None = None):
         self._slots = threading.BoundedSemaphore(limit)
         self.limit = limit
-        self.per_client = per_client
+        self.per_client = per_client if per_client is not None else max(1, limit // 2)
         self.closed = threading.Event()
         self._lock = threading.Lock()
         self._wakes: dict[threading.Event, str] = {}
@@ -176,7 +193,7 @@ class Streams:
 
 
 def _open_stream(streams: Streams, context) -> threading.Event:
-    wake = streams.open(context.peer() or "?")
+    wake = streams.open(client_of(context.peer()))
     if wake is None:
         if streams.closed.is_set():
             context.abort(grpc.StatusCode.UNAVAILABLE, "the server is stopping")
@@ -275,6 +292,8 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
 
     def GetReservation(self, request, context):
         _answer(context, check_id, "reservation_id", request.reservation_id)
+        # One record: a tenth of a listing call, so that clients may poll their own.
+        _spend(self.budget, context, GET_COST, "GetReservation")
         res = _answer(context, self.service.get, request.reservation_id)
         return ppb.GetReservationResponse(reservation=convert.reservation(res))
 

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from ..api.client import ApiError, Client, Unreachable
+from ..api.servicers import DEFAULT_READS_PER_S
 from ..fabric import parse_fabric
 from ..lab import ControllerProcess, free_port
 
@@ -295,8 +296,13 @@ def run(args) -> int:
     with tempfile.TemporaryDirectory(prefix="dcilab-bench-api-") as tmp:
         topology = Path(tmp) / "api-bench.yaml"
         topology.write_text(api_fabric_yaml(args.api_sites))
+        # Every client of the bench comes from 127.0.0.1, which the controller's read
+        # budget takes for one client: give that address the per-client budget of as many
+        # clients as there are listers (the total stays the default).
+        reads = ["--reads-per-second-per-client",
+                 f"{DEFAULT_READS_PER_S * max(1, args.api_listers):g}"]
         controller = ControllerProcess(topology, free_port(),
-                                       extra_args=["--log-level", "warning", *pinning])
+                                       extra_args=["--log-level", "warning", *pinning, *reads])
         try:
             controller.wait_listening(timeout_s=60)
             os.sched_setaffinity(0, client_cpus)   # this thread; the client threads inherit

@@ -48,6 +48,7 @@ def cpu_list(text: str) -> set[int]:
 
 def register(sub) -> None:
     from ..api.server import DEFAULT_WATCH_STREAMS, DEFAULT_WORKERS
+    from ..api.servicers import DEFAULT_READS_PER_S
     from ..store.sqlite import default_state_path
     p = sub.add_parser("controller", help="run the SDN controller for a fabric file",
                        description="Run the os-ken controller for a fabric file. It knows every "
@@ -98,9 +99,17 @@ def register(sub) -> None:
                    help=f"threads serving gRPC calls (default {DEFAULT_WORKERS}); calls "
                         f"wait for their commit on these, so more let one fsync cover more")
     p.add_argument("--watch-streams", type=int, default=DEFAULT_WATCH_STREAMS, metavar="N",
-                   help=f"watch streams (WatchLinkLoad, WatchReservations) open at once, one "
-                        f"per client connection (default {DEFAULT_WATCH_STREAMS}); each holds a "
-                        f"thread of its own")
+                   help=f"watch streams (WatchLinkLoad, WatchReservations) open at once, half "
+                        f"of them per client address (default {DEFAULT_WATCH_STREAMS}); each "
+                        f"holds a thread of its own")
+    p.add_argument("--reads-per-second", type=float, default=DEFAULT_READS_PER_S, metavar="R",
+                   help=f"read calls served per second, in total (default "
+                        f"{DEFAULT_READS_PER_S:g}; a page of 100 reservations counts 2, "
+                        f"GetReservation a tenth); beyond, RESOURCE_EXHAUSTED with the "
+                        f"seconds to wait")
+    p.add_argument("--reads-per-second-per-client", type=float, default=DEFAULT_READS_PER_S,
+                   metavar="R", help=f"the same per client address (default "
+                                     f"{DEFAULT_READS_PER_S:g})")
     p.add_argument("--cpu", type=cpu_list, default=None, metavar="LIST",
                    help="pin the controller to these CPUs, e.g. 1 or 0,2-3 (as taskset -c). "
                         "Python runs one thread at a time, and handing that turn between "
@@ -177,6 +186,7 @@ def _check_free(what: str, host: str, port: int) -> str | None:
 
 def run(args) -> int:
     from ..api.server import ServerError, TlsConfig, create_server, read_token_file
+    from ..api.servicers import ReadBudget
     from ..app.runner import start_openflow
     from ..app.service import ControllerService
     from ..core import FabricController
@@ -198,6 +208,10 @@ def run(args) -> int:
                       (args.grpc_workers < 1, "--grpc-workers must be at least 1"),
                       (not 1 <= args.watch_streams <= 256,
                        "--watch-streams must be between 1 and 256"),
+                      (not 0 < args.reads_per_second <= 1e6
+                       or not 0 < args.reads_per_second_per_client <= 1e6,
+                       "--reads-per-second and --reads-per-second-per-client must be in "
+                       "(0, 1000000]"),
                       (not 0 <= args.history_days <= 36500,
                        "--history-days must be between 0 and 36500"),
                       (args.adapt and not args.gnmi, "--adapt needs --gnmi (the transceivers "
@@ -280,7 +294,9 @@ def run(args) -> int:
     start_metrics_server(service, *args.metrics, registry=metrics.registry)
     server, grpc_port = create_server(service, f"{args.grpc[0]}:{args.grpc[1]}", tls=tls,
                                       token=token, max_workers=args.grpc_workers,
-                                      max_watch_streams=args.watch_streams)
+                                      max_watch_streams=args.watch_streams,
+                                      read_budget=ReadBudget(args.reads_per_second_per_client,
+                                                             args.reads_per_second))
     log.info("gRPC API listening on %s:%d%s", args.grpc[0], grpc_port,
              " (TLS)" if tls else "")
     start_openflow(service, *args.openflow, poll_interval_s=args.poll_interval, stop_event=stop)

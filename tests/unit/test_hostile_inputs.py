@@ -193,3 +193,11 @@ def test_a_garbage_state_file_is_named(tmp_path, content, allowed_seconds):
     (tmp_path / "state.db").write_bytes(content)
     proc, elapsed, allowed = _controller(tmp_path, allowed_seconds)
     _assert_refused(proc, elapsed, allowed, "dcilab controller", str(tmp_path))
+
+
+@pytest.mark.parametrize("flag, value", [("--reads-per-second", "0"),
+                                         ("--reads-per-second-per-client", "-1"),
+                                         ("--reads-per-second", "nan")])
+def test_a_read_budget_out_of_range_is_named(tmp_path, flag, value, allowed_seconds):
+    proc, elapsed, allowed = _controller(tmp_path, allowed_seconds, flag, value)
+    _assert_refused(proc, elapsed, allowed, "dcilab controller", "--reads-per-second")

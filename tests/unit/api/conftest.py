@@ -8,6 +8,7 @@ from api_helpers import write_race_fabric
 
 from dcilab.api.client import Client
 from dcilab.api.server import create_server
+from dcilab.api.servicers import ReadBudget
 from dcilab.app.service import ControllerService
 from dcilab.fabric import load_fabric
 
@@ -46,7 +47,9 @@ def serve(service):
 
 @pytest.fixture
 def port(serve):
-    return serve()
+    # Every test's calls come from one client address: a budget that listing tests do
+    # not run into (the budget itself is tested with servers of its own).
+    return serve(read_budget=ReadBudget(per_client=1000, total=1000))
 
 
 @pytest.fixture

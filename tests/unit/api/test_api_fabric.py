@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dcilab.api.client import ApiError, Client
 from dcilab.api.server import create_server
+from dcilab.api.servicers import Streams
 from dcilab.api.v1 import fabric_pb2
 
 
@@ -86,20 +87,27 @@ def _open_stream(client: Client):
 
 
 def test_watch_ends_when_the_client_cancels(serve):
-    port = serve(max_watch_streams=2)
-    with Client(f"127.0.0.1:{port}") as c, Client(f"127.0.0.1:{port}") as d, \
-            Client(f"127.0.0.1:{port}") as e:
+    port = serve(max_watch_streams=2)             # one per client address
+    with Client(f"127.0.0.1:{port}") as c, Client(f"127.0.0.1:{port}") as d:
         for _ in range(5):                    # each cancelled stream gives its slot back
             _open_stream(c).close()
         a = _open_stream(c)
-        with pytest.raises(ApiError) as err:  # one per client ...
-            next(c.watch_links(0.1))
+        with pytest.raises(ApiError) as err:  # one per client, whatever its connections
+            next(d.watch_links(0.1))
         assert err.value.code == "RESOURCE_EXHAUSTED" and "1 per client" in err.value.message
-        b = _open_stream(d)
-        with pytest.raises(ApiError) as err:  # ... and two in all
-            next(e.watch_links(0.1))
-        assert err.value.code == "RESOURCE_EXHAUSTED" and "at most 2" in err.value.message
-        a.close(), b.close()
+        a.close()
+        _open_stream(d).close()
+
+
+def test_streams_are_bounded_in_total_and_per_client():
+    streams = Streams(3, per_client=2)
+    mine = [streams.open("ipv4:10.0.0.1"), streams.open("ipv4:10.0.0.1")]
+    assert all(mine) and streams.open("ipv4:10.0.0.1") is None       # per client
+    other = streams.open("ipv4:10.0.0.2")
+    assert other is not None and streams.open("ipv4:10.0.0.3") is None   # in total
+    streams.done(mine[0])
+    assert streams.open("ipv4:10.0.0.3") is not None
+    assert Streams(4).per_client == 2 and Streams(1).per_client == 1
 
 
 def _health(port: int, service: str = "") -> str:

@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 
 from dcilab.api.client import ApiError, Client, state_name
 from dcilab.api.server import create_server
-from dcilab.api.servicers import MAX_PAGE_SIZE, ReadBudget
+from dcilab.api.servicers import MAX_PAGE_SIZE, ReadBudget, client_of
 from dcilab.api.v1 import path_pb2 as ppb
 from dcilab.api.v1 import path_pb2_grpc
 from dcilab.app.service import ControllerService
@@ -204,6 +204,64 @@ def test_reads_beyond_the_budget_are_refused_with_resource_exhausted(fabric_file
             assert c.read_retries > 0
             c.reserve("dc1-h1", "dc2-h1", 1)             # writes are not budgeted
     finally:
+        server.stop(grace=1).wait()
+        service.close()
+
+
+@pytest.mark.parametrize("peer, client", [
+    ("ipv4:10.0.0.5:41234", "ipv4:10.0.0.5"),
+    ("ipv6:[::1]:5555", "ipv6:[::1]"),
+    ("ipv6:%5B::ffff:10.0.0.5%5D:80", "ipv6:%5B::ffff:10.0.0.5%5D"),
+    ("unix:/run/dcilab.sock", "unix:/run/dcilab.sock"),
+    ("", "?"),
+])
+def test_a_client_is_its_address_without_the_port(peer, client):
+    assert client_of(peer) == client
+
+
+def _separate_channel(port: int) -> grpc.Channel:
+    # A connection of its own (gRPC would otherwise share one between channels).
+    return grpc.insecure_channel(f"127.0.0.1:{port}",
+                                 options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+def test_many_connections_of_one_client_share_its_read_budget_and_streams(fabric_file,
+                                                                          tmp_path):
+    """A client that opens a connection per call is still one client: its reads spend
+    from one bucket, and its watch streams count against one bound."""
+    service = ControllerService.standalone(load_fabric(fabric_file), tmp_path / "s.db")
+    server, port = create_server(service, "127.0.0.1:0", max_watch_streams=4,
+                                 read_budget=ReadBudget(per_client=2, total=100))
+    channels = [_separate_channel(port) for _ in range(8)]
+    try:
+        codes = []
+        for channel in channels:                        # 8 connections, 1 read each
+            try:
+                path_pb2_grpc.PathServiceStub(channel).ListReservations(
+                    ppb.ListReservationsRequest(page_size=100), timeout=5)
+                codes.append("OK")
+            except grpc.RpcError as exc:
+                codes.append(exc.code().name)
+        # The client's burst is 2 s of 2 a second, a page of 100 counting 2: two pages.
+        assert codes.count("OK") == 2 and codes.count("RESOURCE_EXHAUSTED") == 6, codes
+        # GetReservation costs a tenth: the same client polls its reservation freely.
+        with Client(f"127.0.0.1:{port}") as c:
+            rid = c.reserve("dc1-h1", "dc2-h1", 1).reservation_id
+            for _ in range(15):
+                assert c.get(rid).reservation_id == rid
+        watches = [path_pb2_grpc.PathServiceStub(ch).WatchReservations(
+            ppb.WatchReservationsRequest(reservation_id=rid)) for ch in channels[:3]]
+        assert next(iter(watches[0])).reservation.reservation_id == rid
+        assert next(iter(watches[1])).reservation.reservation_id == rid
+        with pytest.raises(grpc.RpcError) as err:       # half of the 4 per address
+            next(iter(watches[2]))
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "2 per client" in err.value.details()
+        for watch in watches[:2]:
+            watch.cancel()
+    finally:
+        for channel in channels:
+            channel.close()
         server.stop(grace=1).wait()
         service.close()
 
