@@ -61,8 +61,10 @@ class Client:
         self.server = server
         self.timeout = timeout
         self.read_retries = 0          # reads the server's read budget made wait
-        # Its own connection (gRPC shares them between channels by default): the server
-        # bounds reads and streams per connection, so one Client is one client there.
+        self.on_read_wait = lambda seconds: None    # told before each such wait
+        # Its own connection (gRPC shares them between channels by default), so that one
+        # Client's watch stream never holds up another's calls. The server bounds reads and
+        # streams per client address: every Client on a host shares those.
         options = [("grpc.use_local_subchannel_pool", 1)]
         if tls or ca or cert:
             creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
@@ -102,6 +104,7 @@ class Client:
                         or attempt == tries - 1):
                     raise self._error(exc) from None
                 self.read_retries += 1
+                self.on_read_wait(min(float(wait), 5.0))
                 time.sleep(min(float(wait), 5.0))
 
     def _error(self, exc: grpc.RpcError) -> Exception:

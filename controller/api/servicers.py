@@ -38,6 +38,7 @@ CLIENT_BURST_S = 2.0
 TOTAL_BURST_S = 10.0
 DEFAULT_READS_PER_S = 10.0
 GET_COST = 0.1
+MIN_RETRY_S = 0.01
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_PAGE_TOKEN_CHARS = 512
@@ -67,11 +68,15 @@ def _answer(context: grpc.ServicerContext, call, *args):
 
 class ReadBudget:
     """Token buckets for read calls: one per client address and one in total. A call
-    costs 1, a page of reservations 1 + its page_size / 100; it waits up to `max_wait_s` for
-    tokens, then is refused with RESOURCE_EXHAUSTED and the seconds to wait in the
-    trailing metadata `retry-after-s` (the Client waits and retries). By default it
-    waits not at all: a waiting call would hold one of the server's few threads, which
-    the calls that book need."""
+    costs 1, a page of reservations 1 + its page_size / 100, a GetReservation 0.1. It goes
+    ahead once every bucket holds one token (or its cost, if less) and then takes its whole
+    cost, leaving a bucket in debt if it costs more; the debt is repaid at the bucket's
+    rate before the next call goes. So a page of 1000 is neither starved by a neighbour's
+    stream of single calls on the same address nor refused for good by a budget smaller
+    than its cost. Otherwise it waits up to `max_wait_s`, then is refused with
+    RESOURCE_EXHAUSTED and the seconds to wait in the trailing metadata `retry-after-s`
+    (the Client waits and retries). By default it waits not at all: a waiting call would
+    hold one of the server's few threads, which the calls that book need."""
 
     def __init__(self, per_client: float = DEFAULT_READS_PER_S,
                  total: float = DEFAULT_READS_PER_S,
@@ -99,8 +104,10 @@ class ReadBudget:
             mine = self._clients.setdefault(client, [CLIENT_BURST_S * self.per_client, now])
             self._fill(mine, self.per_client, CLIENT_BURST_S, now)
             self._fill(self._total, self.total, TOTAL_BURST_S, now)
-            wait = max(0.0, (cost - mine[0]) / self.per_client,
-                       (cost - self._total[0]) / self.total)
+            wait = max(0.0, (self._due(cost, CLIENT_BURST_S * self.per_client) - mine[0])
+                       / self.per_client,
+                       (self._due(cost, TOTAL_BURST_S * self.total) - self._total[0])
+                       / self.total)
             if wait > self.max_wait_s:
                 return wait
             mine[0] -= cost                                # may go below 0: later callers wait
@@ -108,6 +115,11 @@ class ReadBudget:
         if wait > 0:
             self._sleep(wait)
         return None
+
+    @staticmethod
+    def _due(cost: float, burst: float) -> float:
+        """Tokens a bucket must hold for a call of `cost` to go (the rest becomes debt)."""
+        return min(cost, 1.0, burst)
 
 
 def client_of(peer: str | None) -> str:
@@ -122,19 +134,27 @@ def client_of(peer: str | None) -> str:
     return peer
 
 
-def _spend(budget: ReadBudget | None, context, cost: float, what: str) -> None:
+def _refused(service, kind: str) -> None:
+    observer = getattr(service, "observer", None)
+    if observer is not None:
+        observer.read_refused(kind)
+
+
+def _spend(budget: ReadBudget | None, service, context, cost: float, what: str) -> None:
     if budget is None:
         return
     wait = budget.spend(client_of(context.peer()), cost)
     if wait is not None:
+        _refused(service, "read_budget")
         # Up to half as long again, at random: clients refused together would otherwise
         # all come back at the same instant, and be refused together again.
-        wait *= 1.0 + random.random() / 2
+        wait = max(MIN_RETRY_S, wait * (1.0 + random.random() / 2))
         context.set_trailing_metadata(((RETRY_AFTER, f"{wait:.3f}"),))
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                      f"too many {what} calls: at most {budget.per_client:g} per second per "
-                      f"client and {budget.total:g} in total (a page of 100 counts 2); retry "
-                      f"in {wait:.1f} s")
+                      f"too many {what} calls: at most {budget.per_client:g} reads per second "
+                      f"per client address and {budget.total:g} in total (a call counts 1, a "
+                      f"page of 100 reservations 2, a GetReservation {GET_COST:g}); retry in "
+                      f"{wait:.2f} s")
 
 
 def encode_page_token(key: tuple[float, str], query: str) -> str:
@@ -170,15 +190,18 @@ class Streams:
         self._wakes: dict[threading.Event, str] = {}
 
     def open(self, client: str = "") -> threading.Event | None:
-        with self._lock:
-            if sum(1 for c in self._wakes.values() if c == client) >= self.per_client:
+        with self._lock:                   # counted and taken at once: no two pass together
+            if (self.closed.is_set()
+                    or sum(1 for c in self._wakes.values() if c == client) >= self.per_client
+                    or not self._slots.acquire(blocking=False)):
                 return None
-        if self.closed.is_set() or not self._slots.acquire(blocking=False):
-            return None
-        wake = threading.Event()
-        with self._lock:
+            wake = threading.Event()
             self._wakes[wake] = client
-        return wake
+            return wake
+
+    def held(self, client: str) -> int:
+        with self._lock:
+            return sum(1 for c in self._wakes.values() if c == client)
 
     def done(self, wake: threading.Event) -> None:
         with self._lock:
@@ -192,14 +215,19 @@ class Streams:
                 wake.set()
 
 
-def _open_stream(streams: Streams, context) -> threading.Event:
-    wake = streams.open(client_of(context.peer()))
+def _open_stream(streams: Streams, service, context) -> threading.Event:
+    client = client_of(context.peer())
+    wake = streams.open(client)
     if wake is None:
         if streams.closed.is_set():
             context.abort(grpc.StatusCode.UNAVAILABLE, "the server is stopping")
+        _refused(service, "watch_streams")
+        which = (f"this client address has {streams.per_client} open already"
+                 if streams.held(client) >= streams.per_client else "all are open")
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                       f"this server serves at most {streams.limit} watch streams at once, "
-                      f"{streams.per_client} per client")
+                      f"{streams.per_client} per client address, and {which} "
+                      f"(dcilab controller --watch-streams)")
     return wake
 
 
@@ -213,7 +241,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
         self._list_cost = 1.0
 
     def GetFabric(self, request, context):
-        _spend(self.budget, context, self._list_cost, "GetFabric")
+        _spend(self.budget, self.service, context, self._list_cost, "GetFabric")
         return fpb.GetFabricResponse(
             fabric=convert.fabric(self.service.fabric, self.service.switch_status()))
 
@@ -232,7 +260,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
 
     def ListLinks(self, request, context):
         self._check_filter(request, context)
-        _spend(self.budget, context, self._list_cost, "ListLinks")
+        _spend(self.budget, self.service, context, self._list_cost, "ListLinks")
         return fpb.ListLinksResponse(link_loads=self._loads(request.kind, request.site))
 
     def WatchLinkLoad(self, request, context):
@@ -243,7 +271,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"interval must be between {MIN_INTERVAL_S:g} s and "
                           f"{MAX_INTERVAL_S:g} s, got {interval:g} s")
-        wake = _open_stream(self.streams, context)
+        wake = _open_stream(self.streams, self.service, context)
         try:
             context.add_callback(wake.set)      # the client cancelled or went away
             while context.is_active() and not self.streams.closed.is_set():
@@ -267,7 +295,7 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
         if request.reservation_id:
             _answer(context, check_id, "reservation_id", request.reservation_id)
             _answer(context, self.service.get, request.reservation_id)   # NOT_FOUND early
-        wake = _open_stream(self.streams, context)
+        wake = _open_stream(self.streams, self.service, context)
         try:
             context.add_callback(wake.set)
             with self.service.watch(request.reservation_id) as watch:
@@ -293,7 +321,7 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
     def GetReservation(self, request, context):
         _answer(context, check_id, "reservation_id", request.reservation_id)
         # One record: a tenth of a listing call, so that clients may poll their own.
-        _spend(self.budget, context, GET_COST, "GetReservation")
+        _spend(self.budget, self.service, context, GET_COST, "GetReservation")
         res = _answer(context, self.service.get, request.reservation_id)
         return ppb.GetReservationResponse(reservation=convert.reservation(res))
 
@@ -317,7 +345,7 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               "page_token: not one this server gave for this listing (the "
                               "state and show_ended must stay the same from page to page)")
-        _spend(self.budget, context, 1 + size / 100, "ListReservations")
+        _spend(self.budget, self.service, context, 1 + size / 100, "ListReservations")
         page = _answer(context, self.service.page, states, after, size + 1)
         more = len(page) > size
         page = page[:size]

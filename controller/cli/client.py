@@ -8,9 +8,11 @@ results and errors are one JSON object on stdout.
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import ssl
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -181,8 +183,23 @@ def connect(args) -> Client:
     ca, cert, key = (_read(args.tls_ca, "CA file"), _read(args.tls_cert, "certificate"),
                      _read(args.tls_key, "key"))
     _check_tls_files(args.tls_ca, args.tls_cert, args.tls_key)
-    return Client(args.server, token=token, tls=args.tls, ca=ca, cert=cert, key=key,
-                  timeout=args.timeout)
+    client = Client(args.server, token=token, tls=args.tls, ca=ca, cert=cert, key=key,
+                    timeout=args.timeout)
+    client.on_read_wait = _ReadWaits()
+    return client
+
+
+class _ReadWaits:
+    """Says on stderr, at most every 5 s, that reads are being paced by the server."""
+
+    def __init__(self):
+        self._said = -math.inf
+
+    def __call__(self, seconds: float) -> None:
+        if time.monotonic() - self._said >= 5.0:
+            self._said = time.monotonic()
+            print(f"dcilab: the server's read budget is spent (other clients on this address "
+                  f"share it); waiting {seconds:.1f} s as it asks", file=sys.stderr)
 
 
 def _run(args, body) -> int:

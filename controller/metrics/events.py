@@ -21,6 +21,9 @@ log = logging.getLogger("dcilab.metrics")
 # calls for unknown ids and calls without the right token, so guessing shows.
 REQUEST_RESULTS = ("admitted", "refused", "invalid", "not_found", "unauthenticated",
                    "unavailable", "internal")
+# Reads refused for load: a read call beyond the read budget, a watch stream beyond the
+# bound, a /metrics scrape beyond its rate or connections (answered 503).
+READ_REFUSALS = ("read_budget", "watch_streams", "scrape")
 PLACEMENT_POLICIES = tuple(Policy)
 FAILURE_EVENTS = ("link_down", "link_up", "switch_down")
 
@@ -47,6 +50,13 @@ class Metrics:
             names.RESERVE_DURATION,
             "Time to answer a reservation request, seconds.", buckets=LATENCY_BUCKETS,
             registry=r)
+        self.reads_refused_total = Counter(
+            names.READS_REFUSED, "Reads refused for load, by kind: read calls beyond the "
+            "read budget (read_budget), watch streams beyond their bound (watch_streams), "
+            "/metrics scrapes beyond their rate or connections (scrape, answered 503).",
+            labelnames=("kind",), registry=r)
+        self._reads_refused = {kind: self.reads_refused_total.labels(kind=kind)
+                               for kind in READ_REFUSALS}
         self.placements_total = Counter(
             names.FLOW_PLACEMENTS, "Elephant flows placed, by steering policy.",
             labelnames=("policy",), registry=r)
@@ -94,6 +104,14 @@ class Metrics:
     def request_refused(self, result: str) -> None:
         """A call was refused before any work (`not_found`, `unauthenticated`)."""
         self._request(result).inc()
+
+    def read_refused(self, kind: str) -> None:
+        """A read was refused for load (READ_REFUSALS)."""
+        child = self._reads_refused.get(kind)
+        if child is None:
+            self._known("kind", kind, READ_REFUSALS)
+            child = self.reads_refused_total.labels(kind=kind)
+        child.inc()
 
     def _request(self, result: str):
         child = self._requests.get(result)

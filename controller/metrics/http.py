@@ -20,7 +20,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
-from prometheus_client.exposition import generate_latest, gzip_accepted
+from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.utils import floatToGoString
 
@@ -52,18 +52,37 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] not in ("/metrics", "/"):
             self.send_error(404, "only /metrics is served here")
             return
-        gzipped = gzip_accepted(self.headers.get("Accept-Encoding", ""))
+        gzipped = gzip_wanted(self.headers.get("Accept-Encoding", ""))
         body = self.server.exposition(gzipped)
         self.send_response(200)
         self.send_header("Content-Type", CONTENT_TYPE_LATEST)
         if gzipped:
             self.send_header("Content-Encoding", "gzip")
+        self.send_header("Vary", "Accept-Encoding")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
     def log_message(self, format, *args) -> None:   # noqa: A002 (the base class's name)
         pass
+
+
+def gzip_wanted(accept_encoding: str) -> bool:
+    """True if the Accept-Encoding header names gzip with a q-value above 0 (RFC 9110:
+    q=0 means "not acceptable")."""
+    for item in accept_encoding.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        if coding.lower() != "gzip":
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
 
 
 class MetricsServer(ThreadingHTTPServer):
@@ -77,8 +96,10 @@ class MetricsServer(ThreadingHTTPServer):
                  per_client: int = MAX_CONNECTIONS_PER_CLIENT,
                  min_interval_s: float = MIN_RENDER_INTERVAL_S,
                  rate: float = MAX_SCRAPES_PER_SECOND,
-                 rate_per_client: float = MAX_SCRAPES_PER_SECOND_PER_CLIENT):
+                 rate_per_client: float = MAX_SCRAPES_PER_SECOND_PER_CLIENT,
+                 on_refused=None):
         super().__init__(address, _Handler)
+        self.on_refused = on_refused or (lambda: None)     # counted, so throttling shows
         self.rate, self.rate_per_client = rate, rate_per_client
         self._tokens: dict[str, list[float]] = {}     # client -> [tokens, when filled]
         self.registry = registry
@@ -124,6 +145,7 @@ class MetricsServer(ThreadingHTTPServer):
             else:
                 self.refused += 1
         if busy:
+            self.on_refused()
             try:
                 request.sendall(_REFUSALS[random.randrange(len(_REFUSALS))])
             except OSError:
@@ -271,7 +293,11 @@ def start_metrics_server(service, host: str = "127.0.0.1", port: int = 9108,
     """
     registry = registry if registry is not None else CollectorRegistry()
     registry.register(FabricCollector(service, include_host_links=include_host_links))
-    server = MetricsServer((host, port), registry, **limits)
+    observer = getattr(service, "observer", None)
+    on_refused = getattr(observer, "read_refused", None)
+    server = MetricsServer((host, port), registry,
+                           on_refused=(lambda: on_refused("scrape")) if on_refused else None,
+                           **limits)
     threading.Thread(target=server.serve_forever, name="dcilab-metrics", daemon=True).start()
     bound = server.server_address[1]
     log.info("metrics on http://%s:%d/metrics", host, bound)

@@ -42,6 +42,7 @@ EMULATION_SCALE = "dcilab_emulation_scale"
 # -- events (events.py) -------------------------------------------------------------------
 RESERVATION_REQUESTS = "dcilab_reservation_requests"          # counter
 RESERVE_DURATION = "dcilab_reserve_duration_seconds"          # histogram
+READS_REFUSED = "dcilab_reads_refused"                        # counter
 FLOW_PLACEMENTS = "dcilab_flow_placements"                    # counter
 PATH_COMPUTE_DURATION = "dcilab_path_compute_duration_seconds"  # histogram
 OPENFLOW_SENT = "dcilab_openflow_messages_sent"               # counter

@@ -5,6 +5,9 @@ real gRPC server on a real SQLite store."""
 from __future__ import annotations
 
 import math
+import random
+import sys
+import threading
 
 import grpc
 import pytest
@@ -13,7 +16,7 @@ from prometheus_client import generate_latest
 
 from dcilab.api.client import ApiError, Client, state_name
 from dcilab.api.server import create_server
-from dcilab.api.servicers import MAX_PAGE_SIZE, ReadBudget, client_of
+from dcilab.api.servicers import MAX_PAGE_SIZE, ReadBudget, Streams, client_of
 from dcilab.api.v1 import path_pb2 as ppb
 from dcilab.api.v1 import path_pb2_grpc
 from dcilab.app.service import ControllerService
@@ -174,10 +177,45 @@ def test_read_budget_waits_then_refuses_per_client_and_in_total():
     for _ in range(20):                    # the bursts: 2 s of a client's, 10 s of the total
         assert budget.spend("a", 1) is None
     assert slept == []
-    assert budget.spend("a", 5) is None and slept == [pytest.approx(0.5)]   # waited
-    assert budget.spend("a", 50) == pytest.approx(14.5)  # refused: (50 - 6.5) / 3 s away
-    assert budget.spend("b", 5) is None                  # another client: its own bucket,
-    assert budget.spend("c", 25) == pytest.approx(23.5 / 3)  # ... but the total runs dry
+    # A dear call waits for one token, not for its whole cost, and leaves a debt behind,
+    # repaid before a's next call: (1 + 4) / 10 s.
+    assert budget.spend("a", 5) is None and slept == [pytest.approx(0.1)]
+    assert budget.spend("a", 1) is None and slept[1] == pytest.approx(0.5)
+    assert budget.spend("a", 30) is None and now[0] == pytest.approx(0.7)
+    # Refused (over max_wait_s): a owes 29 of its own ((1 + 29) / 10 = 3 s), and the total
+    # 23.9 (30 - 20 - 5 - 1 - 30 + 0.7 * 3): (1 + 23.9) / 3 = 8.3 s, for everyone.
+    assert budget.spend("a", 1) == pytest.approx(8.3)
+    assert budget.spend("b", 1) == pytest.approx(8.3)
+
+
+def test_a_dear_read_is_not_starved_by_a_neighbour_spending_each_token_at_once():
+    """One address, two programs: one loops on single calls as soon as the budget allows
+    (as told by retry-after, with the servicer's jitter), the other lists pages of 1000
+    (cost 11). Both get through, and the rate holds."""
+    rng = random.Random(7)
+    now = [0.0]
+    budget = ReadBudget(per_client=5, total=100, clock=lambda: now[0])
+    done = {1: 0, 11: 0}
+    due = {1: 0.0, 11: 0.0}
+    while now[0] < 60:
+        for cost in rng.sample([1, 11], 2):            # who asks first in a tick: either
+            if now[0] >= due[cost]:
+                wait = budget.spend("ipv4:10.0.0.1", cost)
+                done[cost] += wait is None
+                due[cost] = now[0] + (wait or 0.0) * (1 + rng.random() / 2)
+        now[0] += 0.01
+    assert done[11] >= 5 and done[1] >= 50, done
+    assert done[11] * 11 + done[1] <= 5 * 60 + 10 + 11     # 60 s at 5/s, the burst, a debt
+
+
+def test_a_budget_below_one_call_a_burst_still_serves_every_call():
+    now = [0.0]
+    budget = ReadBudget(per_client=0.4, total=0.05, clock=lambda: now[0])   # bursts 0.8, 0.5
+    served = 0
+    while now[0] < 120:
+        served += budget.spend("ipv4:10.0.0.1", 2) is None
+        now[0] += 1.0
+    assert 2 <= served <= 0.05 * 120 / 2 + 1           # slow, as asked, but never never
 
 
 def test_reads_beyond_the_budget_are_refused_with_resource_exhausted(fabric_file, tmp_path):
@@ -229,7 +267,9 @@ def test_many_connections_of_one_client_share_its_read_budget_and_streams(fabric
                                                                           tmp_path):
     """A client that opens a connection per call is still one client: its reads spend
     from one bucket, and its watch streams count against one bound."""
-    service = ControllerService.standalone(load_fabric(fabric_file), tmp_path / "s.db")
+    metrics = Metrics()
+    service = ControllerService.standalone(load_fabric(fabric_file), tmp_path / "s.db",
+                                           observer=metrics)
     server, port = create_server(service, "127.0.0.1:0", max_watch_streams=4,
                                  read_budget=ReadBudget(per_client=2, total=100))
     channels = [_separate_channel(port) for _ in range(8)]
@@ -249,21 +289,50 @@ def test_many_connections_of_one_client_share_its_read_budget_and_streams(fabric
             rid = c.reserve("dc1-h1", "dc2-h1", 1).reservation_id
             for _ in range(15):
                 assert c.get(rid).reservation_id == rid
-        watches = [path_pb2_grpc.PathServiceStub(ch).WatchReservations(
-            ppb.WatchReservationsRequest(reservation_id=rid)) for ch in channels[:3]]
-        assert next(iter(watches[0])).reservation.reservation_id == rid
-        assert next(iter(watches[1])).reservation.reservation_id == rid
+        watches = []
+        for channel in channels[:3]:                    # one at a time: in this order
+            watches.append(path_pb2_grpc.PathServiceStub(channel).WatchReservations(
+                ppb.WatchReservationsRequest(reservation_id=rid)))
+            if len(watches) < 3:
+                assert next(iter(watches[-1])).reservation.reservation_id == rid
         with pytest.raises(grpc.RpcError) as err:       # half of the 4 per address
             next(iter(watches[2]))
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "2 per client" in err.value.details()
+        assert "2 per client address" in err.value.details()
+        assert "this client address has 2 open already" in err.value.details()
         for watch in watches[:2]:
             watch.cancel()
+        # Refusals for load are counted, so throttling shows in Prometheus.
+        text = generate_latest(metrics.registry).decode()
+        assert 'dcilab_reads_refused_total{kind="watch_streams"} 1.0' in text
+        refused = [line for line in text.splitlines()
+                   if line.startswith('dcilab_reads_refused_total{kind="read_budget"}')]
+        assert refused and float(refused[0].split()[-1]) >= 6
     finally:
         for channel in channels:
             channel.close()
         server.stop(grace=1).wait()
         service.close()
+
+
+def test_one_address_never_holds_more_streams_than_its_share_even_all_at_once():
+    streams = Streams(4)
+    got, start = [], threading.Barrier(16)
+
+    def open_one():
+        start.wait()
+        got.append(streams.open("ipv4:10.0.0.1"))
+    threads = [threading.Thread(target=open_one) for _ in range(16)]
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)                 # switch threads as often as possible
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    finally:
+        sys.setswitchinterval(old)
+    assert sum(1 for w in got if w is not None) == 2 == streams.held("ipv4:10.0.0.1")
 
 
 def test_not_found_and_unauthenticated_are_counted(fabric_file, tmp_path):

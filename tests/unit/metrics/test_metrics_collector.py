@@ -45,6 +45,7 @@ EXPECTED_TYPES = {
     "dcilab_emulation_scale": "gauge",
     "dcilab_reservation_requests": "counter",
     "dcilab_reserve_duration_seconds": "histogram",
+    "dcilab_reads_refused": "counter",
     "dcilab_flow_placements": "counter",
     "dcilab_path_compute_duration_seconds": "histogram",
     "dcilab_openflow_messages_sent": "counter",

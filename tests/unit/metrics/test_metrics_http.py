@@ -144,6 +144,14 @@ def test_gzip_when_asked_as_prometheus_does_the_same_text():
         # Both within the render interval: the same render, compressed or not.
         assert plain[0] == 200 and b"dcilab_link_capacity_bps" in text
         assert text.decode() == plain[2]
+        # q=0 says "not gzip" (RFC 9110).
+        for header in ("gzip;q=0", "gzip; q=0.0", "identity"):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                             headers={"Accept-Encoding": header})
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                assert reply.headers.get("Content-Encoding") is None, header
+                assert reply.headers["Vary"] == "Accept-Encoding"
+                assert reply.read().decode() == plain[2]
     finally:
         stop_metrics_server(server)
 
