@@ -69,9 +69,9 @@ def _answer(context: grpc.ServicerContext, call, *args):
 class ReadBudget:
     """Token buckets for read calls: one per client address and one in total. A call
     costs 1, a page of reservations 1 + its page_size / 100, a GetReservation 0.1. It goes
-    ahead once every bucket holds one token (or its cost, if less) and then takes its whole
-    cost, leaving a bucket in debt if it costs more; the debt is repaid at the bucket's
-    rate before the next call goes. So a page of 1000 is neither starved by a neighbour's
+    ahead once every bucket holds a tenth of a token (the cheapest call's price) and then
+    takes its whole cost, leaving a bucket in debt if it costs more; the debt is repaid at
+    the bucket's rate before the next call goes. So a page of 1000 is neither starved by a neighbour's
     stream of single calls on the same address nor refused for good by a budget smaller
     than its cost. Otherwise it waits up to `max_wait_s`, then is refused with
     RESOURCE_EXHAUSTED and the seconds to wait in the trailing metadata `retry-after-s`
@@ -118,8 +118,10 @@ class ReadBudget:
 
     @staticmethod
     def _due(cost: float, burst: float) -> float:
-        """Tokens a bucket must hold for a call of `cost` to go (the rest becomes debt)."""
-        return min(cost, 1.0, burst)
+        """Tokens a bucket must hold for a call of `cost` to go (the rest becomes debt):
+        the cheapest call's price, for all, so that cheap calls polling as fast as allowed
+        cannot keep a bucket below what a dear one waits for."""
+        return min(cost, GET_COST, burst)
 
 
 def client_of(peer: str | None) -> str:

@@ -177,35 +177,38 @@ def test_read_budget_waits_then_refuses_per_client_and_in_total():
     for _ in range(20):                    # the bursts: 2 s of a client's, 10 s of the total
         assert budget.spend("a", 1) is None
     assert slept == []
-    # A dear call waits for one token, not for its whole cost, and leaves a debt behind,
-    # repaid before a's next call: (1 + 4) / 10 s.
-    assert budget.spend("a", 5) is None and slept == [pytest.approx(0.1)]
+    # A dear call waits for a tenth of a token (the cheapest call's price), not for its
+    # whole cost, and leaves a debt behind, repaid before a's next call: (0.1 + 4.9) / 10 s.
+    assert budget.spend("a", 5) is None and slept == [pytest.approx(0.01)]
     assert budget.spend("a", 1) is None and slept[1] == pytest.approx(0.5)
-    assert budget.spend("a", 30) is None and now[0] == pytest.approx(0.7)
-    # Refused (over max_wait_s): a owes 29 of its own ((1 + 29) / 10 = 3 s), and the total
-    # 23.9 (30 - 20 - 5 - 1 - 30 + 0.7 * 3): (1 + 23.9) / 3 = 8.3 s, for everyone.
-    assert budget.spend("a", 1) == pytest.approx(8.3)
-    assert budget.spend("b", 1) == pytest.approx(8.3)
+    assert budget.spend("a", 30) is None and now[0] == pytest.approx(0.61)
+    # Refused (over max_wait_s): a owes 29.9 of its own ((0.1 + 29.9) / 10 = 3 s), the
+    # total 24.17 (30 - 20 - 5 - 1 - 30 + 0.61 * 3): (0.1 + 24.17) / 3 s, for everyone.
+    assert budget.spend("a", 1) == pytest.approx(24.27 / 3)
+    assert budget.spend("b", 1) == pytest.approx(24.27 / 3)
 
 
-def test_a_dear_read_is_not_starved_by_a_neighbour_spending_each_token_at_once():
-    """One address, two programs: one loops on single calls as soon as the budget allows
-    (as told by retry-after, with the servicer's jitter), the other lists pages of 1000
-    (cost 11). Both get through, and the rate holds."""
+@pytest.mark.parametrize("cheap", [1, 0.1])           # a neighbour's ListLinks, GetReservation
+def test_a_dear_read_is_not_starved_by_a_neighbour_spending_each_token_at_once(cheap):
+    """One address, three programs: two loop on cheap calls as soon as the budget allows
+    (as told by retry-after, with the servicer's jitter), the third lists pages of 1000
+    (cost 11). All get through, and the rate holds."""
     rng = random.Random(7)
     now = [0.0]
     budget = ReadBudget(per_client=5, total=100, clock=lambda: now[0])
-    done = {1: 0, 11: 0}
-    due = {1: 0.0, 11: 0.0}
+    callers = [cheap, cheap, 11]
+    done = [0, 0, 0]
+    due = [0.0, 0.0, 0.0]
     while now[0] < 60:
-        for cost in rng.sample([1, 11], 2):            # who asks first in a tick: either
-            if now[0] >= due[cost]:
-                wait = budget.spend("ipv4:10.0.0.1", cost)
-                done[cost] += wait is None
-                due[cost] = now[0] + (wait or 0.0) * (1 + rng.random() / 2)
+        for i in rng.sample(range(3), 3):              # who asks first in a tick: any
+            if now[0] >= due[i]:
+                wait = budget.spend("ipv4:10.0.0.1", callers[i])
+                done[i] += wait is None
+                due[i] = now[0] + (wait or 0.0) * (1 + rng.random() / 2)
         now[0] += 0.01
-    assert done[11] >= 5 and done[1] >= 50, done
-    assert done[11] * 11 + done[1] <= 5 * 60 + 10 + 11     # 60 s at 5/s, the burst, a debt
+    assert done[2] >= 5 and min(done[:2]) * cheap >= 10, done
+    spent = sum(n * cost for n, cost in zip(done, callers))
+    assert spent <= 5 * 60 + 10 + 11                  # 60 s at 5/s, the burst, one debt
 
 
 def test_a_budget_below_one_call_a_burst_still_serves_every_call():
