@@ -22,6 +22,10 @@ from .v1 import path_pb2_grpc
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 DEFAULT_TIMEOUT_S = 10.0
+# A read the server's budget refuses is retried as told, each wait at most MAX_READ_WAIT_S,
+# for this long in all: readers sharing one address take turns rather than give up.
+READ_PATIENCE_S = 60.0
+MAX_READ_WAIT_S = 5.0
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
@@ -92,20 +96,30 @@ class Client:
         except grpc.RpcError as exc:
             raise self._error(exc) from None
 
-    def _read(self, method, request, tries: int = 20):
+    def _read(self, method, request):
         """A read call, waited for and retried when the server's read budget says so
-        (RESOURCE_EXHAUSTED with `retry-after-s`)."""
-        for attempt in range(tries):
+        (RESOURCE_EXHAUSTED with `retry-after-s`), for up to READ_PATIENCE_S in all."""
+        deadline = time.monotonic() + READ_PATIENCE_S
+        while True:
             try:
                 return method(request, timeout=self.timeout)
             except grpc.RpcError as exc:
                 wait = dict(exc.trailing_metadata() or ()).get("retry-after-s")
-                if (exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or wait is None
-                        or attempt == tries - 1):
+                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or wait is None:
+                    raise self._error(exc) from None
+                wait = min(float(wait), MAX_READ_WAIT_S)
+                if time.monotonic() + wait > deadline:
                     raise self._error(exc) from None
                 self.read_retries += 1
-                self.on_read_wait(min(float(wait), 5.0))
-                time.sleep(min(float(wait), 5.0))
+                self.on_read_wait(wait)
+                time.sleep(wait)
+
+    def wait_connected(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Until the channel is connected (no call made); Unreachable if not in time."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=timeout_s)
+        except grpc.FutureTimeoutError:
+            raise Unreachable(f"cannot reach {self.server} within {timeout_s:g} s") from None
 
     def _error(self, exc: grpc.RpcError) -> Exception:
         code, details = exc.code(), exc.details() or ""

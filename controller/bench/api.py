@@ -116,13 +116,24 @@ class _Samples:
         self.errors: list[str] = []
 
 
+CONNECT_TIMEOUT_S = 60.0
+
+
 def _cycles(address: str, pairs, count: int, offset: int, samples: _Samples,
             start: threading.Barrier, began: list[float], schedule=None) -> None:
     """`count` reservations. Back to back when `schedule` is None; otherwise reservation
     k is due at began + schedule(k) and its latency is counted from then."""
     with Client(address) as client:
-        client.fabric()                                  # connected before the clock starts
-        start.wait()
+        try:
+            client.wait_connected(CONNECT_TIMEOUT_S)     # connected before the clock starts
+        except Unreachable as exc:
+            samples.errors.append(str(exc))
+            start.abort()                                # no one waits for this client
+            return
+        try:
+            start.wait(CONNECT_TIMEOUT_S)
+        except threading.BrokenBarrierError:
+            return
         for k in range(count):
             src, dst = pairs[(offset + k) % len(pairs)]
             due = None
@@ -159,7 +170,13 @@ def _measure(address: str, pairs, clients: int, requests: int, rate: float = 0.0
                for i in range(clients)]
     for t in threads:
         t.start()
-    start.wait()
+    try:
+        start.wait(CONNECT_TIMEOUT_S)
+    except threading.BrokenBarrierError:
+        for t in threads:
+            t.join(CONNECT_TIMEOUT_S)
+        raise RuntimeError(f"not every client connected within {CONNECT_TIMEOUT_S:g} s"
+                           + (f": {samples.errors[0]}" if samples.errors else "")) from None
     for t in threads:
         t.join()
     wall = time.perf_counter() - began[0]

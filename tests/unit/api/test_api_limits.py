@@ -408,3 +408,14 @@ def test_watching_a_malformed_reservation_id_is_invalid_argument_as_for_get(port
                                                  timeout=10)))
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "reservation_id" in err.value.details()
+
+
+def test_wait_connected_makes_no_call_and_names_an_unreachable_server(port):
+    from dcilab.api.client import Unreachable
+    from dcilab.lab import free_port
+    with Client(f"127.0.0.1:{port}") as c:
+        c.wait_connected(5)                    # spends nothing from the read budget
+        assert c.read_retries == 0
+    with Client(f"127.0.0.1:{free_port()}") as c, pytest.raises(Unreachable) as err:
+        c.wait_connected(0.5)
+    assert "cannot reach 127.0.0.1:" in str(err.value)
