@@ -71,12 +71,13 @@ class ReadBudget:
     costs 1, a page of reservations 1 + its page_size / 100, a GetReservation 0.1. It goes
     ahead once every bucket holds a tenth of a token (the cheapest call's price) and then
     takes its whole cost, leaving a bucket in debt if it costs more; the debt is repaid at
-    the bucket's rate before the next call goes. So a page of 1000 is neither starved by a neighbour's
-    stream of single calls on the same address nor refused for good by a budget smaller
-    than its cost. Otherwise it waits up to `max_wait_s`, then is refused with
-    RESOURCE_EXHAUSTED and the seconds to wait in the trailing metadata `retry-after-s`
-    (the Client waits and retries). By default it waits not at all: a waiting call would
-    hold one of the server's few threads, which the calls that book need."""
+    the bucket's rate before the next call goes. So a page of 1000 is neither starved by
+    a neighbour's stream of cheap calls on the same address nor refused for good by a
+    budget smaller than its cost. Otherwise it waits up to `max_wait_s`, then is refused
+    with RESOURCE_EXHAUSTED and the seconds to wait in the trailing metadata
+    `retry-after-s` (the Client waits and retries). By default it waits not at all: a
+    waiting call would hold one of the server's few threads, which the calls that book
+    need."""
 
     def __init__(self, per_client: float = DEFAULT_READS_PER_S,
                  total: float = DEFAULT_READS_PER_S,
