@@ -19,6 +19,7 @@ from pathlib import Path
 from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict,
                           state_name)
 from ..api.server import ServerError, read_token_file
+from ..api.servicers import MAX_PAGE_SIZE
 from ..api.v1 import path_pb2 as ppb
 from ..fabric.model import LinkKind
 from ..te.reservations import Protection, State
@@ -77,6 +78,8 @@ _seconds = checked(float, lambda v: 0 <= v <= MAX_WIRE_SECONDS, "a number of sec
                    f"must be a number of seconds from 0 to {MAX_WIRE_SECONDS}")
 _int32 = checked(int, lambda v: INT32[0] <= v <= INT32[1], "a whole number",
                  f"must be from {INT32[0]} to {INT32[1]}")
+_page_size = checked(int, lambda v: 0 <= v <= MAX_PAGE_SIZE, "a whole number",
+                     f"must be from 0 (the server's default) to {MAX_PAGE_SIZE}")
 
 
 def register(sub) -> None:
@@ -128,7 +131,7 @@ def register(sub) -> None:
                    help="keep printing every change of state or path (of reservation ID, or "
                         "of all) until interrupted")
     p.add_argument("--all", action="store_true", help="ended reservations too")
-    p.add_argument("--page-size", type=int, default=0, metavar="N",
+    p.add_argument("--page-size", type=_page_size, default=0, metavar="N",
                    help="reservations per call (default: the server's, 100; at most 1000)")
     p.set_defaults(run=run_reservations)
 

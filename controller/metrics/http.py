@@ -48,7 +48,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: "MetricsServer"
     timeout = 10                        # a client that sends nothing gives its slot back
 
-    def do_GET(self) -> None:
+    def do_HEAD(self) -> None:
+        self.do_GET(head=True)
+
+    def do_GET(self, head: bool = False) -> None:
         if self.path.split("?", 1)[0] not in ("/metrics", "/"):
             self.send_error(404, "only /metrics is served here")
             return
@@ -61,7 +64,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Vary", "Accept-Encoding")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)
 
     def log_message(self, format, *args) -> None:   # noqa: A002 (the base class's name)
         pass

@@ -137,3 +137,10 @@ def test_a_file_that_is_not_a_certificate_is_named_before_connecting(tmp_path, c
     err = capsys.readouterr().err
     assert err.startswith(f"dcilab links: --tls-ca {junk} is not a PEM CA certificate") \
         and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("size", ["-1", "1001", "x"])
+def test_a_page_size_the_server_would_refuse_or_cap_is_refused_here(size, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        dcilab("reservations", "--page-size", size)
+    assert exit_.value.code == 2 and "--page-size" in capsys.readouterr().err

@@ -144,6 +144,11 @@ def test_gzip_when_asked_as_prometheus_does_the_same_text():
         # Both within the render interval: the same render, compressed or not.
         assert plain[0] == 200 and b"dcilab_link_capacity_bps" in text
         assert text.decode() == plain[2]
+        # HEAD: the headers of a GET, no body.
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", method="HEAD")
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            assert reply.status == 200 and reply.read() == b""
+            assert int(reply.headers["Content-Length"]) == len(plain[2].encode())
         # q=0 says "not gzip" (RFC 9110).
         for header in ("gzip;q=0", "gzip; q=0.0", "identity"):
             request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
