@@ -273,10 +273,19 @@ def test_many_connections_of_one_client_share_its_read_budget_and_streams(fabric
     metrics = Metrics()
     service = ControllerService.standalone(load_fabric(fabric_file), tmp_path / "s.db",
                                            observer=metrics)
+    # A stopped clock: the buckets never refill, so a busy machine's slow calls change
+    # nothing (burst: 2 s of 2 a second, 4 tokens).
     server, port = create_server(service, "127.0.0.1:0", max_watch_streams=4,
-                                 read_budget=ReadBudget(per_client=2, total=100))
+                                 read_budget=ReadBudget(per_client=2, total=100,
+                                                        clock=lambda: 0.0))
     channels = [_separate_channel(port) for _ in range(8)]
     try:
+        # GetReservation costs a tenth: the same client polls its reservation freely
+        # (15 polls, 1.5 tokens of the 4).
+        with Client(f"127.0.0.1:{port}") as c:
+            rid = c.reserve("dc1-h1", "dc2-h1", 1).reservation_id
+            for _ in range(15):
+                assert c.get(rid).reservation_id == rid
         codes = []
         for channel in channels:                        # 8 connections, 1 read each
             try:
@@ -285,13 +294,9 @@ def test_many_connections_of_one_client_share_its_read_budget_and_streams(fabric
                 codes.append("OK")
             except grpc.RpcError as exc:
                 codes.append(exc.code().name)
-        # The client's burst is 2 s of 2 a second, a page of 100 counting 2: two pages.
+        # A page of 100 counts 2: the 2.5 tokens left pay one, the next goes into debt,
+        # and the other six wait for a refill that never comes.
         assert codes.count("OK") == 2 and codes.count("RESOURCE_EXHAUSTED") == 6, codes
-        # GetReservation costs a tenth: the same client polls its reservation freely.
-        with Client(f"127.0.0.1:{port}") as c:
-            rid = c.reserve("dc1-h1", "dc2-h1", 1).reservation_id
-            for _ in range(15):
-                assert c.get(rid).reservation_id == rid
         watches = []
         for channel in channels[:3]:                    # one at a time: in this order
             watches.append(path_pb2_grpc.PathServiceStub(channel).WatchReservations(
