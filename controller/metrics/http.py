@@ -116,7 +116,6 @@ class MetricsServer(ThreadingHTTPServer):
         self._gzipped: bytes | None = None
         self._interval = min_interval_s
         self._text = TextRenderer()
-        self.refused = 0
         self.renders = 0
 
     def exposition(self, gzipped: bool = False) -> bytes:
@@ -146,8 +145,6 @@ class MetricsServer(ThreadingHTTPServer):
                     or not self._spend(client))
             if not busy:
                 self._open[client] = self._open.get(client, 0) + 1
-            else:
-                self.refused += 1
         if busy:
             self.on_refused()
             try:
