@@ -59,11 +59,14 @@ def _carried(field: str, value):
 class Client:
     def __init__(self, server: str = DEFAULT_SERVER, *, token: str | None = None,
                  tls: bool = False, ca: bytes | None = None, cert: bytes | None = None,
-                 key: bytes | None = None, timeout: float = DEFAULT_TIMEOUT_S):
+                 key: bytes | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+                 read_patience: float = READ_PATIENCE_S):
         """`tls` (or `ca`) for TLS; `ca` None trusts the system roots; `cert` and `key`
-        present a client certificate (mutual TLS)."""
+        present a client certificate (mutual TLS). `timeout` bounds each call;
+        `read_patience` bounds a read in all, with the waits the server's read budget asks."""
         self.server = server
         self.timeout = timeout
+        self.read_patience = read_patience
         self.read_retries = 0          # reads the server's read budget made wait
         self.on_read_wait = lambda seconds: None    # told before each such wait
         # Its own connection (gRPC shares them between channels by default), so that one
@@ -98,11 +101,12 @@ class Client:
 
     def _read(self, method, request):
         """A read call, waited for and retried when the server's read budget says so
-        (RESOURCE_EXHAUSTED with `retry-after-s`), for up to READ_PATIENCE_S in all."""
-        deadline = time.monotonic() + READ_PATIENCE_S
+        (RESOURCE_EXHAUSTED with `retry-after-s`), for up to `read_patience` in all."""
+        deadline = time.monotonic() + self.read_patience
         while True:
             try:
-                return method(request, timeout=self.timeout)
+                return method(request, timeout=max(0.001, min(self.timeout,
+                                                              deadline - time.monotonic())))
             except grpc.RpcError as exc:
                 wait = dict(exc.trailing_metadata() or ()).get("retry-after-s")
                 if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or wait is None:

@@ -49,7 +49,8 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
     g.add_argument("--tls-key", metavar="PEM", help="client private key (mutual TLS)")
     g.add_argument("--timeout", type=_timeout, default=10.0, metavar="S",
-                   help="give up on a call after S seconds (default 10)")
+                   help="give up on a call after S seconds, waits for the server's read "
+                        "budget included (default 10)")
     return p
 
 
@@ -187,7 +188,7 @@ def connect(args) -> Client:
                      _read(args.tls_key, "key"))
     _check_tls_files(args.tls_ca, args.tls_cert, args.tls_key)
     client = Client(args.server, token=token, tls=args.tls, ca=ca, cert=cert, key=key,
-                    timeout=args.timeout)
+                    timeout=args.timeout, read_patience=args.timeout)
     client.on_read_wait = _ReadWaits()
     return client
 
