@@ -287,6 +287,14 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
             self.streams.done(wake)
 
 
+def required_id(reservation_id: str) -> None:
+    """A reservation id a call cannot do without: present, and bounded as every id."""
+    if not reservation_id:
+        raise AdmissionError(AdmissionError.INVALID, "reservation_id: required (the id "
+                             "ReservePath answered, e.g. r-0123456789ab)")
+    check_id("reservation_id", reservation_id)
+
+
 class PathServicer(path_pb2_grpc.PathServiceServicer):
     def __init__(self, service, budget: ReadBudget | None = None,
                  streams: Streams | None = None):
@@ -317,12 +325,12 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
         return ppb.ReservePathResponse(reservation=convert.reservation(res))
 
     def ReleasePath(self, request, context):
-        _answer(context, check_id, "reservation_id", request.reservation_id)
+        _answer(context, required_id, request.reservation_id)
         res = _answer(context, self.service.release, request.reservation_id)
         return ppb.ReleasePathResponse(reservation=convert.reservation(res))
 
     def GetReservation(self, request, context):
-        _answer(context, check_id, "reservation_id", request.reservation_id)
+        _answer(context, required_id, request.reservation_id)
         # One record: a tenth of a listing call, so that clients may poll their own.
         _spend(self.budget, self.service, context, GET_COST, "GetReservation")
         res = _answer(context, self.service.get, request.reservation_id)

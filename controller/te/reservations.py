@@ -77,6 +77,11 @@ DEFAULT_RESERVABLE_FRACTION = 0.9
 # carries a megabyte of someone's input.
 MAX_DURATION_S = 10 * 365 * 86400.0        # ten years
 MAX_BANDWIDTH_GBPS = 1_000_000.0           # 1 Pb/s: beyond any link, yet a plain number
+# ... and at least enough to mean something: an OpenFlow meter counts kb/s, so less would
+# round to a meter that passes nothing; a reservation over before its rules are even
+# acknowledged by the switches is none.
+MIN_BANDWIDTH_GBPS = 0.001                 # 1 Mb/s
+MIN_DURATION_S = 1.0                       # unless 0: until released
 MAX_LATENCY_MS = 1_000_000.0
 MAX_NAME_CHARS = 64                        # host names, reservation ids
 MAX_REQUEST_ID_CHARS = 128                 # a UUID is 36
@@ -319,6 +324,7 @@ class ReservationBook:
         self.rearrange = rearrange
         self.repack_time_limit_s = repack_time_limit_s if rearrange else 0.0
         self._candidates: Candidates | None = None     # made on the first re-packing
+        self._intact: PathEngine | None = None          # every link up: for bounds
         self.reservations: dict[str, Reservation] = {}
         self.by_request_id: dict[str, str] = {}
         self.reserved: dict[Direction, float] = {}     # primaries + shared standby
@@ -387,8 +393,10 @@ class ReservationBook:
 
     # -- admission ---------------------------------------------------------------------
 
-    def validate(self, req: ReservationRequest) -> None:
-        """INVALID_ARGUMENT naming the field and its limit, for anything out of bounds."""
+    def validate(self, req: ReservationRequest, new: bool = True) -> None:
+        """INVALID_ARGUMENT naming the field and its limit, for anything out of bounds.
+        The lower limits hold for `new` requests only: a record an earlier version
+        admitted below them is still restored."""
         hosts = self.fabric.hosts
         check_id("request_id", req.request_id, MAX_REQUEST_ID_CHARS)
         for field_name in ("src_host", "dst_host"):
@@ -401,20 +409,25 @@ class ReservationBook:
         if req.src_host == req.dst_host:
             raise AdmissionError(AdmissionError.INVALID,
                                  f"src_host and dst_host are both {req.src_host!r}")
+        least = MIN_BANDWIDTH_GBPS if new else 0.0
         if not (math.isfinite(req.bandwidth_gbps)
-                and 0 < req.bandwidth_gbps <= MAX_BANDWIDTH_GBPS):
+                and 0 < req.bandwidth_gbps <= MAX_BANDWIDTH_GBPS
+                and req.bandwidth_gbps >= least):
             raise AdmissionError(AdmissionError.INVALID,
-                                 f"bandwidth_gbps must be positive and at most "
-                                 f"{MAX_BANDWIDTH_GBPS:g}, got {req.bandwidth_gbps:g}")
+                                 f"bandwidth_gbps must be at least {MIN_BANDWIDTH_GBPS:g} "
+                                 f"(1 Mb/s) and at most {MAX_BANDWIDTH_GBPS:g}, "
+                                 f"got {req.bandwidth_gbps:g}")
         if req.max_latency_ms is not None and not (
                 math.isfinite(req.max_latency_ms) and 0 < req.max_latency_ms <= MAX_LATENCY_MS):
             raise AdmissionError(AdmissionError.INVALID,
                                  f"max_latency_ms must be positive and at most "
                                  f"{MAX_LATENCY_MS:g}, got {req.max_latency_ms:g}")
-        if not (math.isfinite(req.duration_s) and 0 <= req.duration_s <= MAX_DURATION_S):
+        if not (math.isfinite(req.duration_s) and 0 <= req.duration_s <= MAX_DURATION_S
+                and (req.duration_s == 0 or req.duration_s >= MIN_DURATION_S or not new)):
             raise AdmissionError(AdmissionError.INVALID,
-                                 f"duration_s must be >= 0 and at most {MAX_DURATION_S:g} "
-                                 f"(ten years; 0: until released), got {req.duration_s:g}")
+                                 f"duration must be 0 (until released) or from "
+                                 f"{MIN_DURATION_S:g} s to {MAX_DURATION_S:g} s (ten years), "
+                                 f"got {req.duration_s:g} s")
         sel = req.selector
         if sel is not None:
             problem = selector_problem(sel)
@@ -432,7 +445,7 @@ class ReservationBook:
         where = f"reservation {shown(res.reservation_id)}"
         try:
             check_id("reservation_id", res.reservation_id)
-            self.validate(res.request)
+            self.validate(res.request, new=False)
         except AdmissionError as exc:
             return f"{where}: {exc.message}"
         if not res.hops:
@@ -500,6 +513,8 @@ class ReservationBook:
         self.validate(req)
         self._sync()
         src, dst = self.fabric.hosts[req.src_host], self.fabric.hosts[req.dst_host]
+        if req.max_latency_ms is not None:
+            self._check_bound(req)
         bps = req.bandwidth_gbps * 1e9
         access = [Direction(src.name, src.name, src.leaf), Direction(dst.name, dst.leaf, dst.name)]
         for d in access:
@@ -639,24 +654,45 @@ class ReservationBook:
                protect: bool):
         """(latency, hops, standby) of the best path with `bps` free, and with `protect` a
         standby with room sharing no line system or SRLG with it; AdmissionError if none.
-        When the best path has no such standby, one path avoiding its first line system
-        (and what shares a risk with it) is tried too."""
+        With `protect`, the first of `_primaries` that has such a standby."""
         latency, hops = self._find(src_host, dst_host, bps, bound)
         if not protect:
             return latency, hops, ()
-        standby = self._standby(dst_host, hops, bps, bound)
-        if standby is None:
-            first = self._line_systems(hops)[:1]
-            if first:
-                try:
-                    latency, hops = self._find(src_host, dst_host, bps, bound,
-                                               self._risk_links(first))
-                    standby = self._standby(dst_host, hops, bps, bound)
-                except AdmissionError:
-                    pass
-        if standby is None:
-            raise self._no_standby(src_host, dst_host, hops, bps, bound)
-        return latency, hops, standby
+        for latency, candidate in self._primaries(src_host, dst_host, bps, bound,
+                                                  (latency, hops)):
+            standby = self._standby(dst_host, candidate, bps, bound)
+            if standby is not None:
+                return latency, candidate, standby
+        raise self._no_standby(src_host, dst_host, hops, bps, bound)
+
+    def _primaries(self, src_host: str, dst_host: str, bps: float, bound: float | None,
+                   best: tuple[float, tuple[ReservedHop, ...]]):
+        """Primaries for a PROTECTED pair: the best path, then the best avoiding each of
+        its line systems in turn (with what shares a risk with it). The best path may
+        cross the one line system every disjoint standby would need (on a ring whose
+        chord shares a duct with a side, say), and another primary leaves it free."""
+        yield best
+        seen = {best[1]}
+        for line_system in self._line_systems(best[1]):
+            try:
+                found = self._find(src_host, dst_host, bps, bound,
+                                   self._risk_links([line_system]))
+            except AdmissionError:
+                continue
+            if found[1] not in seen:
+                seen.add(found[1])
+                yield found
+
+    def _protectable(self, src_host: str, dst_host: str) -> bool:
+        """Whether the pair would get a primary and standby with nothing reserved (every
+        load ignored). The primaries a loaded fabric left may have none when others have
+        one: that is a matter of room, not of the fabric."""
+        try:
+            best = self._find(src_host, dst_host, 0.0, None)
+        except AdmissionError:
+            return False
+        return any(self._standby(dst_host, hops, 0.0, None) is not None
+                   for _, hops in self._primaries(src_host, dst_host, 0.0, None, best))
 
     def _no_standby(self, src_host: str, dst_host: str, hops, bps: float,
                     bound: float | None) -> AdmissionError:
@@ -664,7 +700,7 @@ class ReservationBook:
         its latency bound has room, or none has room."""
         primary = ", ".join(self._line_systems(hops)) or "no line system"
         disjoint = (f"that shares no line system or SRLG with its primary (over {primary})")
-        if self._standby(dst_host, hops, 0.0, None) is None:
+        if not self._protectable(src_host, dst_host):
             return AdmissionError(
                 AdmissionError.PRECONDITION,
                 f"PROTECTED {src_host} -> {dst_host}: the fabric has no standby path {disjoint}, "
@@ -796,10 +832,15 @@ class ReservationBook:
                    f"({whose}'s bound) has {total / 1e9:.3f} Gb/s free, a path of "
                    f"{beyond:.3f} ms has room ({why})")
         if members and error.code == AdmissionError.EXHAUSTED:
-            why += (f" (the pair's {len(members)} reservation(s), {total / 1e9:.3f} Gb/s with "
-                    f"this one, move as one path and one meter"
-                    + (", within the tightest bound of them)" if beyond is not None
-                       else ", and no path has room for them)"))
+            own = sum(r.bandwidth_bps for r in members)
+            why += (f" (free counts the {own / 1e9:.3f} Gb/s the pair's {len(members)} "
+                    f"reservation(s) hold: with this one, {total / 1e9:.3f} Gb/s, they travel "
+                    f"as one aggregate, one path and one meter"
+                    + (", within the tightest bound of them" if beyond is not None
+                       else ", and no path has room for them")
+                    + "; a reservation with a traffic selector of its own (an IP protocol "
+                      "and destination ports, or a DSCP value) is metered apart and may "
+                      "take another path)")
         return AdmissionError(error.code, why)
 
     def _only_beyond(self, pair: Key, bps: float, bound: float,
@@ -1257,6 +1298,24 @@ class ReservationBook:
             self._hold(r, +1)
 
     # -- internals ---------------------------------------------------------------------
+
+    def _check_bound(self, req: ReservationRequest) -> None:
+        """FAILED_PRECONDITION for a latency bound below the fabric's shortest path with
+        every link up: no retry can meet it. (Below the shortest live path only, links
+        being down, it is no room for now: `_find` says so.)"""
+        if self._intact is None:
+            self._intact = PathEngine(self.fabric)
+        src, dst = self.fabric.hosts[req.src_host], self.fabric.hosts[req.dst_host]
+        edge_ms = self._link(src.name).latency_ms + self._link(dst.name).latency_ms
+        shortest_ns = self._intact.distances_to(dst.leaf).get(src.leaf)
+        if shortest_ns is None:
+            return                                 # unreachable: `_find` says so
+        shortest_ms = shortest_ns / 1e6 + edge_ms
+        if shortest_ms > req.max_latency_ms:
+            raise AdmissionError(
+                AdmissionError.PRECONDITION,
+                f"max_latency_ms {req.max_latency_ms:g}: the shortest path from {src.name} "
+                f"to {dst.name} takes {shortest_ms:.3f} ms with every link up")
 
     def _latency_to(self, dst_leaf: str) -> dict[str, float]:
         """Latency (ms) of the shortest live path from every switch to `dst_leaf`, leaves

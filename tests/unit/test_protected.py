@@ -72,6 +72,43 @@ def test_protected_is_refused_without_a_disjoint_path():
     book.admit(ReservationRequest("dc1-h1", "dc2-h1", 10.0), "r", 0.0)     # RESTORABLE is fine
 
 
+RING_WITH_CHORD = """
+name: ring-chord
+scale: 1.0e-4
+sites:
+  - {name: n1, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1, fabric_gbps: 1600}
+  - {name: n2, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1, fabric_gbps: 1600}
+  - {name: n3, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1, fabric_gbps: 1600}
+  - {name: n4, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1, fabric_gbps: 1600}
+dci_links:
+  - {name: n1n2, a: n1, b: n2, fiber_km: 50, module: 400ZR, wavelengths: 1, srlg: [duct-x]}
+  - {name: n2n3, a: n2, b: n3, fiber_km: 70, module: 400ZR, wavelengths: 1}
+  - {name: n3n4, a: n3, b: n4, fiber_km: 90, module: 400ZR, wavelengths: 1}
+  - {name: n4n1, a: n4, b: n1, fiber_km: 60, module: 400ZR, wavelengths: 1}
+  - {name: n1n3, a: n1, b: n3, fiber_km: 75, module: 400ZR, wavelengths: 1, srlg: [duct-x]}
+"""
+
+
+def test_no_standby_because_of_load_is_no_room_not_no_path():
+    """n1n2 full: the best primary left, n2-n3-n1, crosses the chord, which shares a duct
+    with n1n2, so it has no disjoint standby; but the fabric has one (n1n2 itself, or the
+    long way round): RESOURCE_EXHAUSTED, worth a retry, never "even with nothing
+    reserved" (an outside tester's finding). Nothing is moved aside here (`rearrange`
+    off), or a filler would make way."""
+    book = ReservationBook(parse_fabric(RING_WITH_CHORD), rearrange=False)
+    for i in range(1, 5):
+        book.admit(ReservationRequest(f"n2-h{i}", f"n1-h{i}", 85.0), f"f{i}", 0.0)
+    with pytest.raises(AdmissionError) as info:
+        book.admit(ReservationRequest("n2-h1", "n1-h2", 50.0, protection=PROTECTED), "p", 0.0)
+    assert info.value.code == AdmissionError.EXHAUSTED, info.value.message
+    assert "even with nothing reserved" not in info.value.message
+    book.end("f1", State.RELEASED)
+    book.end("f2", State.RELEASED)
+    res = book.admit(ReservationRequest("n2-h1", "n1-h2", 50.0, protection=PROTECTED), "p", 0.0)
+    assert not set(line_systems(book.fabric, res.hops)) & set(
+        line_systems(book.fabric, res.standby))
+
+
 def test_a_shared_risk_group_rules_a_standby_out():
     # fra-ams and fra-par leave frankfurt in one duct: they fail together.
     text = THREE_SITES.replace("wavelengths: 3}", "wavelengths: 3, srlg: [fra-duct]}").replace(

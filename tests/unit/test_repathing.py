@@ -219,3 +219,23 @@ def test_a_move_keeps_every_table_state_delivering_the_pair(fabric):
     assert [b.rate for b in meter.bands] == [round(300e9 * fabric.scale / 1000)]
     lab.ack_all()
     assert lab.ctl.book.get("c").state is State.ACTIVE
+
+
+def test_a_bound_only_the_live_fabric_misses_is_no_room_for_now(fabric):
+    """A bound the direct line system meets, while it is cut: RESOURCE_EXHAUSTED (a
+    retry after the repair helps); one no path meets with every link up:
+    FAILED_PRECONDITION (none ever will)."""
+    book = ReservationBook(fabric, FRACTION)
+    direct = book.admit(ReservationRequest("fra-h1", "ams-h1", 10.0), "d", 0.0).latency_ms
+    book.end("d", State.RELEASED)
+    for link in fabric.links:
+        if link.line_system == "fra-ams":
+            book.engine.set_link(link.name, False)
+    with pytest.raises(AdmissionError) as err:
+        book.admit(ReservationRequest("fra-h1", "ams-h1", 10.0, max_latency_ms=direct), "a", 0.0)
+    assert err.value.code == AdmissionError.EXHAUSTED
+    with pytest.raises(AdmissionError) as err:
+        book.admit(ReservationRequest("fra-h1", "ams-h1", 10.0, max_latency_ms=direct / 2),
+                   "b", 0.0)
+    assert err.value.code == AdmissionError.PRECONDITION
+    assert "with every link up" in err.value.message

@@ -161,3 +161,21 @@ def test_selector_protection_and_standby_survive_the_store_and_the_api(tmp_path,
     # Unset on the wire is RESTORABLE.
     unset = convert.reservation_request(convert.ppb.ReservePathRequest(src_host=SRC))
     assert unset.protection is Protection.RESTORABLE and unset.selector is None
+
+
+def test_an_aggregate_past_one_wavelength_is_refused_with_the_way_out(fabric):
+    """A pair's reservations without a selector are one aggregate on one path: past one
+    wavelength's 360 Gb/s they are refused while the others stand empty, and the refusal
+    says why and what to do; the same request with a selector of its own is admitted on
+    another wavelength."""
+    book = ReservationBook(fabric, 0.9)
+    for i in range(7):
+        book.admit(ReservationRequest(SRC, DST, 50.0), f"a{i}", 0.0)
+    with pytest.raises(AdmissionError) as err:
+        book.admit(ReservationRequest(SRC, DST, 50.0), "a7", 0.0)
+    assert err.value.code == AdmissionError.EXHAUSTED
+    assert "free counts the 350.000 Gb/s the pair's 7 reservation(s) hold" in err.value.message
+    assert "traffic selector of its own" in err.value.message
+    res = book.admit(ReservationRequest(SRC, DST, 50.0, selector=IPERF), "s", 0.0)
+    waves = {h.wavelength for h in res.hops if h.wavelength}
+    assert waves and waves.isdisjoint(h.wavelength for h in book.get("a0").hops)

@@ -62,7 +62,7 @@ def test_refusal_is_one_line_with_the_servers_message(at, capsys):
     assert json.loads(capsys.readouterr().out) == {
         "ok": False, "code": "NOT_FOUND", "message": "no reservation 'r-nope'"}
     assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "-1", *at) == 1
-    assert "refused (INVALID_ARGUMENT): bandwidth_gbps must be positive" in capsys.readouterr().err
+    assert "refused (INVALID_ARGUMENT): bandwidth_gbps must be at least" in capsys.readouterr().err
 
 
 def test_unreachable_server(capsys):

@@ -23,7 +23,8 @@ from dcilab.app.service import ControllerService
 from dcilab.fabric import load_fabric
 from dcilab.metrics import Metrics
 from dcilab.te.reservations import (MAX_BANDWIDTH_GBPS, MAX_DURATION_S, MAX_LATENCY_MS,
-                                    MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS)
+                                    MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS, MIN_BANDWIDTH_GBPS,
+                                    MIN_DURATION_S)
 
 HUGE = "x" * 1_000_000
 
@@ -45,7 +46,7 @@ def _refusal(port: int, **fields) -> grpc.RpcError:
 
 
 @pytest.mark.parametrize("fields, names", [
-    ({"gbps": 0.0}, ["bandwidth_gbps", "positive"]),
+    ({"gbps": 0.0}, ["bandwidth_gbps", "at least"]),
     ({"gbps": -1.0}, ["bandwidth_gbps"]),
     ({"gbps": math.nan}, ["bandwidth_gbps"]),
     ({"gbps": math.inf}, ["bandwidth_gbps", f"{MAX_BANDWIDTH_GBPS:g}"]),
@@ -54,10 +55,14 @@ def _refusal(port: int, **fields) -> grpc.RpcError:
     ({"max_latency_ms": -1.0}, ["max_latency_ms"]),
     ({"max_latency_ms": math.inf}, ["max_latency_ms", f"{MAX_LATENCY_MS:g}"]),
     ({"max_latency_ms": math.nan}, ["max_latency_ms"]),
-    ({"duration": {"seconds": int(MAX_DURATION_S) + 1}}, ["duration_s", f"{MAX_DURATION_S:g}"]),
+    ({"duration": {"seconds": int(MAX_DURATION_S) + 1}}, ["duration", f"{MAX_DURATION_S:g}"]),
     # past year 9999: the record could never be listed again
-    ({"duration": {"seconds": 315_576_000_000}}, ["duration_s", "ten years"]),
-    ({"duration": {"seconds": -5}}, ["duration_s"]),
+    ({"duration": {"seconds": 315_576_000_000}}, ["duration", "ten years"]),
+    ({"duration": {"seconds": -5}}, ["duration"]),
+    # over before the switches acknowledge its rules; a meter that rounds to nothing
+    ({"duration": {"nanos": 1}}, ["duration", f"from {MIN_DURATION_S:g} s"]),
+    ({"gbps": 1e-9}, ["bandwidth_gbps", f"at least {MIN_BANDWIDTH_GBPS:g}"]),
+    ({"gbps": 5e-324}, ["bandwidth_gbps", f"at least {MIN_BANDWIDTH_GBPS:g}"]),
     ({"request_id": HUGE}, ["request_id", f"at most {MAX_REQUEST_ID_CHARS} characters",
                             "1000000"]),
     ({"request_id": "job\n1"}, ["request_id", "printable"]),
@@ -77,12 +82,12 @@ def test_every_extreme_value_that_is_admitted_can_be_listed_back(port, client):
     (and a restart's) back: nothing the store holds breaks the API."""
     longest_id = "r" * MAX_REQUEST_ID_CHARS
     admitted = [
-        _raw(port, src="dc1-h1", dst="dc2-h1", gbps=1e-9, request_id=longest_id,
+        _raw(port, src="dc1-h1", dst="dc2-h1", gbps=MIN_BANDWIDTH_GBPS, request_id=longest_id,
              duration={"seconds": int(MAX_DURATION_S)}).reservation,
         _raw(port, src="dc1-h2", dst="dc2-h2", gbps=300.0, max_latency_ms=MAX_LATENCY_MS,
-             duration={"nanos": 1}).reservation,
-        _raw(port, src="dc1-h3", dst="dc2-h3", gbps=5e-324, request_id="~!#$%&*()_+{}|:<>?"
-             ).reservation,                           # the smallest double there is
+             duration={"seconds": 3600}).reservation,
+        _raw(port, src="dc1-h3", dst="dc2-h3", gbps=MIN_BANDWIDTH_GBPS * 1.5,
+             request_id="~!#$%&*()_+{}|:<>?").reservation,
     ]
     assert admitted[0].expire_time.seconds > admitted[0].create_time.seconds + 9 * 365 * 86400
     for state in (None, "pending", "active", "released", "expired"):
@@ -431,3 +436,16 @@ def test_wait_connected_makes_no_call_and_names_an_unreachable_server(port):
     with Client(f"127.0.0.1:{free_port()}") as c, pytest.raises(Unreachable) as err:
         c.wait_connected(0.5)
     assert "cannot reach 127.0.0.1:" in str(err.value)
+
+
+def test_an_empty_reservation_id_is_invalid_argument_not_not_found(port):
+    """ReleasePath and GetReservation cannot do without an id: the field is named, as any
+    other missing field would be (an outside tester got NOT_FOUND)."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = path_pb2_grpc.PathServiceStub(channel)
+        for call, request in ((stub.ReleasePath, ppb.ReleasePathRequest()),
+                              (stub.GetReservation, ppb.GetReservationRequest())):
+            with pytest.raises(grpc.RpcError) as err:
+                call(request, timeout=10)
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "reservation_id: required" in err.value.details()

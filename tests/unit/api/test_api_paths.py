@@ -91,8 +91,8 @@ def test_reservation_fields(client):
 @pytest.mark.parametrize("args, words", [
     (("dc9-h1", "dc2-h1", 1), ["unknown host", "dc9-h1"]),
     (("dc1-h1", "nowhere", 1), ["unknown host", "nowhere"]),
-    (("dc1-h1", "dc2-h1", 0), ["bandwidth_gbps", "positive"]),
-    (("dc1-h1", "dc2-h1", -5), ["bandwidth_gbps", "positive"]),
+    (("dc1-h1", "dc2-h1", 0), ["bandwidth_gbps", "at least"]),
+    (("dc1-h1", "dc2-h1", -5), ["bandwidth_gbps", "at least"]),
     (("dc1-h1", "dc1-h1", 1), ["dc1-h1", "both"]),
     (("dc1-h1", "dc2-h1", 1, -1.0), ["max_latency_ms"]),
     (("dc1-h1", "dc2-h1", 1, None, -3.0), ["duration"]),
@@ -115,11 +115,12 @@ def test_exhausted_names_the_bottleneck_wavelength_and_its_free_capacity(client)
     assert "10.000 Gb/s free" in message and "360.000 Gb/s reservable" in message
 
 
-def test_latency_bound_that_no_path_meets_is_exhausted(client):
-    with pytest.raises(ApiError) as err:
+def test_latency_bound_that_no_path_meets_is_failed_precondition(client):
+    with pytest.raises(ApiError) as err:           # no retry can meet it
         client.reserve("dc1-h1", "dc2-h1", 1, max_latency_ms=0.01)
-    assert err.value.code == "RESOURCE_EXHAUSTED"
-    assert "max_latency_ms" in err.value.message
+    assert err.value.code == "FAILED_PRECONDITION"
+    assert "max_latency_ms 0.01: the shortest path from dc1-h1 to dc2-h1 takes" in \
+        err.value.message and "with every link up" in err.value.message
 
 
 @pytest.mark.parametrize("call", ["get", "release"])

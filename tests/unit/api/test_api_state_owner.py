@@ -20,7 +20,7 @@ from dcilab.app.service import ControllerService
 from dcilab.core import FabricController
 from dcilab.fabric import load_fabric, parse_fabric
 from dcilab.store.sqlite import DISCARD, MIGRATE, ReservationStore, StoreError
-from dcilab.te.reservations import ReservationRequest, ReservedHop
+from dcilab.te.reservations import AdmissionError, ReservationRequest, ReservedHop
 
 
 def _controller(*args, timeout=60):
@@ -141,7 +141,7 @@ def _poison(state, **changes):
     ({"bandwidth_gbps": -3.0}, ["bandwidth_gbps"]),
     ({"hops": '[["dc1-leaf1", 3, "no-such-link", null]]'}, ["no link 'no-such-link'"]),
     ({"hops": '[["dc2-leaf1", 3, "dc1-h1", null]]'}, ["hop 0"]),
-    ({"duration_s": 1e300}, ["duration_s"]),
+    ({"duration_s": 1e300}, ["duration"]),
 ])
 def test_a_restored_record_that_does_not_fit_is_refused_by_name(fabric_file, tmp_path,
                                                                 changes, words):
@@ -155,6 +155,24 @@ def test_a_restored_record_that_does_not_fit_is_refused_by_name(fabric_file, tmp
         ControllerService.standalone(fabric, state)
     assert res.reservation_id in str(err.value)
     assert all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_a_record_below_todays_lower_limits_is_still_restored(fabric_file, tmp_path):
+    """1 b/s for 1 ns was admitted before the lower limits: such a record loads, and only
+    new requests are held to them."""
+    fabric = load_fabric(fabric_file)
+    state = tmp_path / "state.db"
+    service = ControllerService.standalone(fabric, state)
+    res = service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 10))
+    service.close()
+    _poison(state, bandwidth_gbps=1e-9)
+    service = ControllerService.standalone(fabric, state)
+    try:
+        assert service.get(res.reservation_id).request.bandwidth_gbps == 1e-9
+        with pytest.raises(AdmissionError, match="at least"):
+            service.reserve(ReservationRequest("dc1-h2", "dc2-h2", 1e-9))
+    finally:
+        service.close()
 
 
 def test_two_files_merged_beyond_capacity_are_refused(fabric_file, tmp_path):
