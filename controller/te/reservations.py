@@ -767,7 +767,8 @@ class ReservationBook:
         bandwidth on the pair's shortest path to a path of its own with room, if the pair
         then fits (the rearrangement that beats packing fragmentation); aggregates on the
         pair's shortest path are tried first, smallest first. Returns the
-        placement and the other aggregate's Move; AdmissionError naming the bottleneck if
+        placement and the moves (the other's, and the pair's own) in the order their rules
+        must change; AdmissionError naming the bottleneck if
         no single move makes room, the book then unchanged."""
         src, dst = self.fabric.hosts[pair[0]], self.fabric.hosts[pair[1]]
         bps = req.bandwidth_gbps * 1e9
@@ -788,6 +789,7 @@ class ReservationBook:
             held = set(self.held(rs[0])[1:-1])
             aside = not any(self._parallel(d) & held for d in corridor)
             candidates.append((aside, sum(r.bandwidth_bps for r in rs), other))
+        reserved_before = dict(self.reserved)
         for *_, other in sorted(candidates, key=lambda c: c[:2])[:MAKE_ROOM_TRIES]:
             before = self.pair_members(*other)
             self._take(before)
@@ -799,7 +801,14 @@ class ReservationBook:
                 again = self._relocate(other, taken=True)
                 self._hold(probe, -1)
                 if again is not None:
-                    return placed, [Move(before, again[2])]
+                    # Each computed as if the other had moved: if both want where the other
+                    # is, one of them goes first within the line rate, or neither goes.
+                    moves = [Move(before, again[2])] + (
+                        [Move(members, placed[2])] if placed[2] else [])
+                    for order in (moves, moves[::-1]):
+                        if self._in_order(reserved_before, order):
+                            return (placed[0], placed[1], [], placed[3]), order
+                    self._take(again[2])
                 self._take(placed[2])
                 self._put(members)
             self._put(before)
@@ -953,14 +962,34 @@ class ReservationBook:
         self._hold(Reservation("", req, State.PENDING, hops, latency, 0.0, None, 0), -1)
         return (latency, hops, [], ()), moves
 
+    def _in_order(self, load: dict[Direction, float], moves: list[Move]) -> bool:
+        """Whether `moves`, one after the other from `load`, keep every link they land
+        on within its line rate (see `_order_moves`)."""
+        load = dict(load)
+        for move in moves:
+            total = sum(r.bandwidth_bps for r in move.before)
+            old = self.held(move.before[0])
+            for d in old:
+                load[d] = load.get(d, 0.0) - total
+            for d in self.held(move.after[0]):
+                load[d] = load.get(d, 0.0) + total
+                if d not in old and load[d] > self._capacity[d] / self.fraction + SLACK_BPS:
+                    return False
+        return True
+
     def _order_moves(self, reserved_before: dict[Direction, float],
                      originals: dict[Key, list[Reservation]], pending: list[Key],
                      after: dict[Key, tuple[float, tuple[ReservedHop, ...]]]) -> list[Move] | None:
         """An order for the moves from `originals` to `after` such that each one fits
         where it lands beside where the others are then (one aggregate at a time, make
-        before break). Where every remaining move waits for another (a swap), one of them
-        is first parked on any path with room now, and moves on from there later. None if
-        that does not untie it. `self.reserved` is borrowed for the parking searches."""
+        before break). While moves are under way a link may carry more than its
+        reservable share, never more than its line rate: the share left unreserved is
+        the scratch capacity that lets two aggregates swap wavelengths without a
+        packet lost (SWAN's congestion-free updates); the end state is within the
+        reservable capacity, as the packing found it. Where every remaining move waits
+        for another even so, one of them is first parked on any path with room now,
+        and moves on from there later. None if that does not untie it. `self.reserved`
+        is borrowed for the parking searches."""
         load = dict(reserved_before)
         at = {key: originals[key] for key in pending}
         parked: set[Key] = set()
@@ -982,8 +1011,8 @@ class ReservationBook:
             total = sum(r.bandwidth_bps for r in at[key])
             old = set(self.held(first))
             new = set(self.held(replace(first, hops=hops)))
-            return all(load.get(d, 0.0) + total <= self._capacity[d] + SLACK_BPS
-                       for d in new - old)
+            return all(load.get(d, 0.0) + total <= self._capacity[d] / self.fraction + SLACK_BPS
+                       for d in new - old)             # the line rate: see above
 
         while pending:
             key = next((k for k in pending if fits(k, after[k][1])), None)

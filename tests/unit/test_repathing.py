@@ -239,3 +239,50 @@ def test_a_bound_only_the_live_fabric_misses_is_no_room_for_now(fabric):
                    "b", 0.0)
     assert err.value.code == AdmissionError.PRECONDITION
     assert "with every link up" in err.value.message
+
+
+RING_WITH_CHORD = """
+name: ring-chord
+scale: 1.0e-4
+sites:
+""" + "".join(f"  - {{name: n{i}, spines: 2, leaves: 2, hosts_per_leaf: 2, gateways: 2, "
+              f"fabric_gbps: 1600}}\n" for i in range(1, 5)) + """dci_links:
+  - {name: n1n2, a: n1, b: n2, fiber_km: 50, module: 400ZR, wavelengths: 2, srlg: [duct-x]}
+  - {name: n2n3, a: n2, b: n3, fiber_km: 70, module: 400ZR, wavelengths: 3}
+  - {name: n3n4, a: n3, b: n4, fiber_km: 90, module: 400ZR, wavelengths: 2}
+  - {name: n4n1, a: n4, b: n1, fiber_km: 60, module: 400ZR, wavelengths: 1}
+  - {name: n1n3, a: n1, b: n3, fiber_km: 75, module: 400ZR, wavelengths: 2, srlg: [duct-x]}
+"""
+
+
+def test_moves_keep_every_step_within_the_line_rate_and_the_end_within_the_share():
+    """Replays 150 random 50 Gb/s requests (an outside tester's sequence) and follows
+    every admission's moves one at a time: no step puts more on a link than its line
+    rate, and each admission ends within the reservable share. Some steps do use the
+    unreserved tenth (a swap of wavelengths that no order could make within the share):
+    the admissions they allow were refused before."""
+    fabric = parse_fabric(RING_WITH_CHORD)
+    book = ReservationBook(fabric, FRACTION)
+    rng = random.Random(1)
+    hosts = list(fabric.hosts)
+    pairs = [(a, b) for a in hosts for b in hosts
+             if fabric.hosts[a].site != fabric.hosts[b].site]
+    beyond_share = 0
+    for i in range(150):
+        s, d = rng.choice(pairs)
+        load = dict(book.reserved)
+        try:
+            _, moves = book.admit_moving(ReservationRequest(s, d, 50.0), f"r{i}", 0.0)
+        except AdmissionError:
+            continue
+        for move in moves:
+            total = sum(r.bandwidth_bps for r in move.before)
+            for link in book.held(move.before[0]):
+                load[link] -= total
+            for link in book.held(move.after[0]):
+                load[link] = load.get(link, 0.0) + total
+                line_rate = book.capacity_bps(link) / FRACTION
+                assert load[link] <= line_rate + 1.0, (i, link)
+                beyond_share += load[link] > book.capacity_bps(link) + 1.0
+        assert overbooked(fabric, book) == []
+    assert beyond_share > 0
