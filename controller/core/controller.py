@@ -426,7 +426,7 @@ class FabricController:
         # untying a swap) moves twice, and only where it ends is saved.
         ids = {r.reservation_id for r in after}
         outbox.changed[:] = [r for r in outbox.changed if r.reservation_id not in ids] + after
-        self._send_rules(rules, after, outbox)
+        return self._send_rules(rules, after, outbox)
 
     def restore(self, res: Reservation) -> None:
         """Book a reservation read back from the store (its rules go out on connect)."""

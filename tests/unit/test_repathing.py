@@ -286,3 +286,24 @@ def test_moves_keep_every_step_within_the_line_rate_and_the_end_within_the_share
                 beyond_share += load[link] > book.capacity_bps(link) + 1.0
         assert overbooked(fabric, book) == []
     assert beyond_share > 0
+
+
+def test_a_reservation_that_moved_its_pair_is_active_once_the_new_path_acknowledges(fabric):
+    """The request that moved its pair's aggregate rides the new path: it goes ACTIVE
+    when every switch of that path has acknowledged its rules, not before (its pair's
+    first reservation, already ACTIVE, left it nothing to wait for)."""
+    lab = ControllerLab(fabric, reservable_fraction=FRACTION)
+    lab.bring_up_all()
+    s, d = "fra-h1", "ams-h1"
+    lab.send(lab.ctl.reserve(ReservationRequest(s, d, 200.0), "a", 0.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("fra-h2", "ams-h2", 160.0), "b", 0.0))
+    lab.ack_all()
+    lab.send(lab.ctl.reserve(ReservationRequest(s, d, 100.0), "c", 0.0))
+    last = lab.ctl.book.get("a").hops[-1].switch        # the destination's leaf
+    for name in lab.fabric.switches:                      # every other switch answers all
+        state = lab.ctl.switches[lab.dpid(name)]
+        while name != last and state.barriers_acked < state.barriers_sent:
+            lab.barrier(name)
+    assert lab.ctl.book.get("c").state is State.PENDING
+    lab.barrier(last)
+    assert lab.ctl.book.get("c").state is State.ACTIVE
