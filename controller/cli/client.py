@@ -49,8 +49,8 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
     g.add_argument("--tls-key", metavar="PEM", help="client private key (mutual TLS)")
     g.add_argument("--timeout", type=_timeout, default=10.0, metavar="S",
-                   help="give up on a call after S seconds, waits for the server's read "
-                        "budget included (default 10)")
+                   help="give up on a call (each page of a listing is one) after S "
+                        "seconds, waits for the server's read budget included (default 10)")
     return p
 
 
@@ -326,10 +326,17 @@ def run_reservations(args) -> int:
             print(json.dumps({"reservations": [as_dict(r) for r in found]}, indent=2))
             return
         count = 0
-        for page in pages:                     # printed as they come: a long history streams
-            for res in page:
-                print(_describe(res), flush=False)
-            count += len(page)
+        try:
+            for page in pages:                 # printed as they come: a long history streams
+                for res in page:
+                    print(_describe(res), flush=False)
+                count += len(page)
+        except (ApiError, Unreachable):
+            if count:                          # a reader of stdout alone must not be misled
+                sys.stdout.flush()
+                print(f"dcilab reservations: the listing is incomplete: it stopped after "
+                      f"{count} reservation(s)", file=sys.stderr)
+            raise
         if not count:
             print("no reservations" + (f" in state {args.state}" if args.state
                                        else "" if args.all else " live (--all: ended ones too)"))

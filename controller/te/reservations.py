@@ -271,6 +271,11 @@ def shown(text: str, limit: int = MAX_NAME_CHARS) -> str:
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} chars)"
 
 
+def _exact(value: float) -> str:
+    """A number as sent, to its last digit: 1000000.5 must not read as the limit 1e+06."""
+    return f"{value:.15g}"
+
+
 def check_id(field_name: str, value: str, limit: int = MAX_NAME_CHARS) -> None:
     """INVALID_ARGUMENT unless `value` is at most `limit` printable characters."""
     if len(value) > limit:
@@ -416,18 +421,18 @@ class ReservationBook:
             raise AdmissionError(AdmissionError.INVALID,
                                  f"bandwidth_gbps must be at least {MIN_BANDWIDTH_GBPS:g} "
                                  f"(1 Mb/s) and at most {MAX_BANDWIDTH_GBPS:g}, "
-                                 f"got {req.bandwidth_gbps:g}")
+                                 f"got {_exact(req.bandwidth_gbps)}")
         if req.max_latency_ms is not None and not (
                 math.isfinite(req.max_latency_ms) and 0 < req.max_latency_ms <= MAX_LATENCY_MS):
             raise AdmissionError(AdmissionError.INVALID,
                                  f"max_latency_ms must be positive and at most "
-                                 f"{MAX_LATENCY_MS:g}, got {req.max_latency_ms:g}")
+                                 f"{MAX_LATENCY_MS:g}, got {_exact(req.max_latency_ms)}")
         if not (math.isfinite(req.duration_s) and 0 <= req.duration_s <= MAX_DURATION_S
                 and (req.duration_s == 0 or req.duration_s >= MIN_DURATION_S or not new)):
             raise AdmissionError(AdmissionError.INVALID,
                                  f"duration must be 0 (until released) or from "
                                  f"{MIN_DURATION_S:g} s to {MAX_DURATION_S:g} s (ten years), "
-                                 f"got {req.duration_s:g} s")
+                                 f"got {_exact(req.duration_s)} s")
         sel = req.selector
         if sel is not None:
             problem = selector_problem(sel)
@@ -596,7 +601,9 @@ class ReservationBook:
         refused_bps, refused_bound, protection, error = refused
         if (bps >= refused_bps and (req.max_latency_ms or math.inf) <= refused_bound
                 and req.protection == protection):
-            raise AdmissionError(error.code, error.message)
+            raise AdmissionError(error.code, error.message + " [the answer given before for "
+                                 "as much or more: nothing was released or moved since, so "
+                                 "the figures are those of then]")
 
     def _fits_on(self, first: Reservation, req: ReservationRequest, bps: float) -> bool:
         """Whether `req` fits on the path its pair holds (within its latency bound)."""
@@ -842,9 +849,9 @@ class ReservationBook:
                    f"{beyond:.3f} ms has room ({why})")
         if members and error.code == AdmissionError.EXHAUSTED:
             own = sum(r.bandwidth_bps for r in members)
-            why += (f" (free counts the {own / 1e9:.3f} Gb/s the pair's {len(members)} "
-                    f"reservation(s) hold: with this one, {total / 1e9:.3f} Gb/s, they travel "
-                    f"as one aggregate, one path and one meter"
+            why += (f" (free counts, where they are, the {own / 1e9:.3f} Gb/s the pair's "
+                    f"{len(members)} reservation(s) hold: with this one, {total / 1e9:.3f} "
+                    f"Gb/s, they travel as one aggregate, one path and one meter"
                     + (", within the tightest bound of them" if beyond is not None
                        else ", and no path has room for them")
                     + "; a reservation with a traffic selector of its own (an IP protocol "

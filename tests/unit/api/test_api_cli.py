@@ -144,3 +144,21 @@ def test_a_page_size_the_server_would_refuse_or_cap_is_refused_here(size, capsys
     with pytest.raises(SystemExit) as exit_:
         dcilab("reservations", "--page-size", size)
     assert exit_.value.code == 2 and "--page-size" in capsys.readouterr().err
+
+
+def test_a_listing_cut_short_says_so_on_stderr(serve, service, capsys):
+    """Pages print as they come; when the read budget stops the listing within --timeout,
+    stderr says how much was printed (stdout alone would be a silently short list)."""
+    from dcilab.api.servicers import ReadBudget
+    from dcilab.te.reservations import ReservationRequest
+    for i in (1, 2, 3):
+        service.reserve(ReservationRequest(f"dc1-h{i}", f"dc2-h{i}", 1))
+    port = serve(read_budget=ReadBudget(per_client=0.5, total=0.5))
+    assert dcilab("reservations", "--page-size", "1", "--timeout", "1",
+                  "--server", f"127.0.0.1:{port}") == 1
+    captured = capsys.readouterr()
+    printed = sum(line.startswith("r-") for line in captured.out.splitlines())
+    assert 1 <= printed < 3
+    assert f"the listing is incomplete: it stopped after {printed} reservation(s)" \
+        in captured.err
+    assert "refused (RESOURCE_EXHAUSTED)" in captured.err

@@ -63,6 +63,9 @@ def _refusal(port: int, **fields) -> grpc.RpcError:
     ({"duration": {"nanos": 1}}, ["duration", f"from {MIN_DURATION_S:g} s"]),
     ({"gbps": 1e-9}, ["bandwidth_gbps", f"at least {MIN_BANDWIDTH_GBPS:g}"]),
     ({"gbps": 5e-324}, ["bandwidth_gbps", f"at least {MIN_BANDWIDTH_GBPS:g}"]),
+    # just past a limit reads as such, not rounded onto it
+    ({"gbps": MAX_BANDWIDTH_GBPS + 0.5}, ["bandwidth_gbps", "got 1000000.5"]),
+    ({"duration": {"nanos": 999_999_999}}, ["duration", "got 0.999999999 s"]),
     ({"request_id": HUGE}, ["request_id", f"at most {MAX_REQUEST_ID_CHARS} characters",
                             "1000000"]),
     ({"request_id": "job\n1"}, ["request_id", "printable"]),
