@@ -722,8 +722,20 @@ class ReservationBook:
         return AdmissionError(
             AdmissionError.EXHAUSTED,
             f"no standby path for {src_host} -> {dst_host} {disjoint} has {bps / 1e9:.3f} Gb/s "
-            "free (PROTECTED; standby room is shared only by reservations whose primaries "
-            "cannot fail together)")
+            f"free{self._standby_bottleneck(dst_host, hops, bps)} (PROTECTED; standby room is "
+            "shared only by reservations whose primaries cannot fail together)")
+
+    def _standby_bottleneck(self, dst_host: str, hops, bps: float) -> str:
+        """'; on the shortest one, <the link with least room>': what a refusal for want of
+        standby room names, as every refusal names its bottleneck ('' if none is found)."""
+        first = next((i for i, h in enumerate(hops) if self._link(h.link).wavelength), None)
+        if first is None:
+            return ""
+        found = self._search(hops[first].switch, self.fabric.hosts[dst_host].leaf, 0.0,
+                             self._risk_links(self._line_systems(hops)))
+        if found is None:
+            return ""
+        return f"; on the shortest one, {self._exhausted(self._bottleneck(found[1]), bps).message}"
 
     def _line_systems(self, hops) -> list[str]:
         out = []

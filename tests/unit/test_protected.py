@@ -56,6 +56,10 @@ def test_a_protected_reservation_holds_a_disjoint_standby(fabric):
         book.admit(ReservationRequest("fra-h2", "ams-h2", 320.0, protection=PROTECTED), "q",
                    0.0)
     assert "no standby path" in info.value.message and "PROTECTED" in info.value.message
+    # ... naming the bottleneck, as every refusal does (an outside tester missed it)
+    assert "on the shortest one, wavelength " in info.value.message
+    assert "has 310.000 Gb/s free of 360.000 Gb/s reservable; 320.000 Gb/s asked" \
+        in info.value.message
     book.admit(ReservationRequest("fra-h2", "ams-h2", 300.0, protection=PROTECTED), "q", 0.0)
 
 
