@@ -992,9 +992,13 @@ class ReservationBook:
                 load[d] = load.get(d, 0.0) - total
             for d in self.held(move.after[0]):
                 load[d] = load.get(d, 0.0) + total
-                if d not in old and load[d] > self._capacity[d] / self.fraction + SLACK_BPS:
+                if d not in old and load[d] > self._line_rate(d):
                     return False
         return True
+
+    def _line_rate(self, d: Direction) -> float:
+        """What a move may put on `d` while it is under way (see `_order_moves`)."""
+        return self._capacity[d] / self.fraction + SLACK_BPS
 
     def _order_moves(self, reserved_before: dict[Direction, float],
                      originals: dict[Key, list[Reservation]], pending: list[Key],
@@ -1030,8 +1034,7 @@ class ReservationBook:
             total = sum(r.bandwidth_bps for r in at[key])
             old = set(self.held(first))
             new = set(self.held(replace(first, hops=hops)))
-            return all(load.get(d, 0.0) + total <= self._capacity[d] / self.fraction + SLACK_BPS
-                       for d in new - old)             # the line rate: see above
+            return all(load.get(d, 0.0) + total <= self._line_rate(d) for d in new - old)
 
         while pending:
             key = next((k for k in pending if fits(k, after[k][1])), None)

@@ -14,7 +14,7 @@ from controller_lab import ControllerLab
 from fabric_helpers import topology
 from fakeoftable import Outcome
 from test_protection import wavelengths_of
-from test_repathing import THREE_SITES
+from test_repathing import THREE_SITES, ring_with_chord
 
 from dcilab.core.reservation_rules import PROTECT_GROUP_BASE
 from dcilab.fabric import parse_fabric
@@ -76,21 +76,9 @@ def test_protected_is_refused_without_a_disjoint_path():
     book.admit(ReservationRequest("dc1-h1", "dc2-h1", 10.0), "r", 0.0)     # RESTORABLE is fine
 
 
-RING_WITH_CHORD = """
-name: ring-chord
-scale: 1.0e-4
-sites:
-  - {name: n1, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1, fabric_gbps: 1600}
-  - {name: n2, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1, fabric_gbps: 1600}
-  - {name: n3, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1, fabric_gbps: 1600}
-  - {name: n4, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1, fabric_gbps: 1600}
-dci_links:
-  - {name: n1n2, a: n1, b: n2, fiber_km: 50, module: 400ZR, wavelengths: 1, srlg: [duct-x]}
-  - {name: n2n3, a: n2, b: n3, fiber_km: 70, module: 400ZR, wavelengths: 1}
-  - {name: n3n4, a: n3, b: n4, fiber_km: 90, module: 400ZR, wavelengths: 1}
-  - {name: n4n1, a: n4, b: n1, fiber_km: 60, module: 400ZR, wavelengths: 1}
-  - {name: n1n3, a: n1, b: n3, fiber_km: 75, module: 400ZR, wavelengths: 1, srlg: [duct-x]}
-"""
+# One spine, one leaf and one gateway a site, one wavelength per line system.
+RING_WITH_CHORD = ring_with_chord("spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1",
+                                  (1, 1, 1, 1, 1))
 
 
 def test_no_standby_because_of_load_is_no_room_not_no_path():

@@ -181,16 +181,22 @@ def delivers(lab, src: str, dst: str) -> bool:
                                and p.end == (lab.dpid(d.leaf), d.port) for p in paths)
 
 
+def lab_with_one_full_wavelength(fabric):
+    """fra-h1 -> ams-h1 holds 200 Gb/s and fra-h2 -> ams-h2 the other 160 of one
+    wavelength, all acknowledged: 100 more for the first pair moves its aggregate."""
+    lab = ControllerLab(fabric, reservable_fraction=FRACTION)
+    lab.bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("fra-h1", "ams-h1", 200.0), "a", 0.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("fra-h2", "ams-h2", 160.0), "b", 0.0))
+    lab.ack_all()
+    return lab, "fra-h1", "ams-h1"
+
+
 def test_a_move_keeps_every_table_state_delivering_the_pair(fabric):
     """The move's messages applied one at a time, in many interleavings of the switches
     (each switch in its own order, as OpenFlow guarantees no more): after every single
     message, the pair's packets still reach the destination host."""
-    lab = ControllerLab(fabric, reservable_fraction=FRACTION)
-    lab.bring_up_all()
-    s, d = "fra-h1", "ams-h1"
-    lab.send(lab.ctl.reserve(ReservationRequest(s, d, 200.0), "a", 0.0))
-    lab.send(lab.ctl.reserve(ReservationRequest("fra-h2", "ams-h2", 160.0), "b", 0.0))
-    lab.ack_all()
+    lab, s, d = lab_with_one_full_wavelength(fabric)
     before = lab.ctl.book.get("a")
     snapshot = {dpid: t for dpid, t in lab.net.tables.items()}
     out = lab.ctl.reserve(ReservationRequest(s, d, 100.0), "c", 0.0)
@@ -241,18 +247,22 @@ def test_a_bound_only_the_live_fabric_misses_is_no_room_for_now(fabric):
     assert "with every link up" in err.value.message
 
 
-RING_WITH_CHORD = """
-name: ring-chord
-scale: 1.0e-4
-sites:
-""" + "".join(f"  - {{name: n{i}, spines: 2, leaves: 2, hosts_per_leaf: 2, gateways: 2, "
-              f"fabric_gbps: 1600}}\n" for i in range(1, 5)) + """dci_links:
-  - {name: n1n2, a: n1, b: n2, fiber_km: 50, module: 400ZR, wavelengths: 2, srlg: [duct-x]}
-  - {name: n2n3, a: n2, b: n3, fiber_km: 70, module: 400ZR, wavelengths: 3}
-  - {name: n3n4, a: n3, b: n4, fiber_km: 90, module: 400ZR, wavelengths: 2}
-  - {name: n4n1, a: n4, b: n1, fiber_km: 60, module: 400ZR, wavelengths: 1}
-  - {name: n1n3, a: n1, b: n3, fiber_km: 75, module: 400ZR, wavelengths: 2, srlg: [duct-x]}
-"""
+def ring_with_chord(site: str = "spines: 2, leaves: 2, hosts_per_leaf: 2, gateways: 2",
+                    waves: tuple[int, ...] = (2, 3, 2, 1, 2)) -> str:
+    """Four sites in a ring, n1..n4, with a chord n1-n3 in one duct with the side n1-n2;
+    `waves` per line system n1n2, n2n3, n3n4, n4n1, n1n3."""
+    names = [("n1n2", "n1", "n2", 50, ", srlg: [duct-x]"), ("n2n3", "n2", "n3", 70, ""),
+             ("n3n4", "n3", "n4", 90, ""), ("n4n1", "n4", "n1", 60, ""),
+             ("n1n3", "n1", "n3", 75, ", srlg: [duct-x]")]
+    return ("name: ring-chord\nscale: 1.0e-4\nsites:\n"
+            + "".join(f"  - {{name: n{i}, {site}, fabric_gbps: 1600}}\n" for i in range(1, 5))
+            + "dci_links:\n"
+            + "".join(f"  - {{name: {n}, a: {a}, b: {b}, fiber_km: {km}, module: 400ZR, "
+                      f"wavelengths: {w}{risk}}}\n"
+                      for (n, a, b, km, risk), w in zip(names, waves)))
+
+
+RING_WITH_CHORD = ring_with_chord()
 
 
 def test_moves_keep_every_step_within_the_line_rate_and_the_end_within_the_share():
@@ -292,12 +302,7 @@ def test_a_reservation_that_moved_its_pair_is_active_once_the_new_path_acknowled
     """The request that moved its pair's aggregate rides the new path: it goes ACTIVE
     when every switch of that path has acknowledged its rules, not before (its pair's
     first reservation, already ACTIVE, left it nothing to wait for)."""
-    lab = ControllerLab(fabric, reservable_fraction=FRACTION)
-    lab.bring_up_all()
-    s, d = "fra-h1", "ams-h1"
-    lab.send(lab.ctl.reserve(ReservationRequest(s, d, 200.0), "a", 0.0))
-    lab.send(lab.ctl.reserve(ReservationRequest("fra-h2", "ams-h2", 160.0), "b", 0.0))
-    lab.ack_all()
+    lab, s, d = lab_with_one_full_wavelength(fabric)
     lab.send(lab.ctl.reserve(ReservationRequest(s, d, 100.0), "c", 0.0))
     last = lab.ctl.book.get("a").hops[-1].switch        # the destination's leaf
     for name in lab.fabric.switches:                      # every other switch answers all

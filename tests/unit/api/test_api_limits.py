@@ -253,8 +253,9 @@ def test_reads_beyond_the_budget_are_refused_with_resource_exhausted(fabric_file
             assert c.read_retries > 0
             c.reserve("dc1-h1", "dc2-h1", 1)             # writes are not budgeted
         # A client's patience (the CLI's --timeout) bounds a read, waits included: the
-        # budget is spent and refills 4 reads/s, so a page of cost 2 waits longer than this.
-        with Client(f"127.0.0.1:{port}", timeout=5, read_patience=0.05) as c:
+        # budget refills 4 reads/s, so after a page of 1000 (cost 11) the next waits about
+        # 2.7 s, longer than this (which leaves a loaded machine time for one call).
+        with Client(f"127.0.0.1:{port}", timeout=5, read_patience=1.0) as c:
             with pytest.raises(ApiError) as err:
                 for _ in range(8):
                     c.reservations(page_size=1000)
