@@ -10,7 +10,7 @@ from ..emulation.topo import rate_problems
 from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import GATEWAY, LEAF, SPINE
 from ..te.paths import PathEngine
-from ..te.protection import detours
+from ..te.protection import MAX_VID, detours, unlabelled
 from ..resources import bundled_topologies, topology_arg
 
 
@@ -70,6 +70,10 @@ def _protection(fabric: Fabric) -> dict[str, str]:
         via = list(dict.fromkeys(h.link.line_system for h in d.hops if h.link.line_system))
         kind = "risk-disjoint" if d.disjoint else "shares a risk group"
         found.setdefault(d.line_system, []).append(f"{d.gateway}: via {', '.join(via)} ({kind})")
+    for name in unlabelled(fabric):
+        found[name] = [f"no detour pre-installed: the VLAN ids that label detours run out "
+                       f"after the first {MAX_VID // 2} line systems; when it is cut, the "
+                       f"controller re-routes what it carried"]
     return {spec.name: "; ".join(found.get(spec.name, [])) or
             "no detour: only its other wavelengths protect it"
             for spec in fabric.spec.dci_links}

@@ -39,6 +39,14 @@ class Hop:
     link: Link
 
 
+def _lightest(bundle: list[tuple[int, int, Link, str]], avoid: frozenset[str]):
+    """The first link of a (weight, port)-ordered bundle not in `avoid`, or None."""
+    for edge in bundle:
+        if edge[3] not in avoid:
+            return edge
+    return None
+
+
 class PathEngine:
     """The switches of a fabric and the links between them, with liveness and rates.
 
@@ -66,6 +74,7 @@ class PathEngine:
             self._edges[link.a.node].append((link.b.node, link, w, link.a.port))
             self._edges[link.b.node].append((link.a.node, link, w, link.b.port))
         self._live: dict[str, list[tuple[str, Link, int, int, str]]] | None = None
+        self._bundled: dict[str, list[tuple[str, list[tuple[int, int, Link, str]]]]] | None = None
         self._distances: dict[str, dict[str, int]] = {}
         self._next_hops: dict[str, dict[str, tuple[Hop, ...]]] = {}
         self._directed: dict[str, list[tuple[str, bool, list[tuple[int, Direction]]]]] = {}
@@ -148,6 +157,7 @@ class PathEngine:
     def _changed(self) -> None:
         self.version += 1
         self._live = None
+        self._bundled = None
         self._distances.clear()
         self._next_hops.clear()
         self._directed.clear()
@@ -173,43 +183,81 @@ class PathEngine:
                 for u, edges in self._edges.items()}
         return live
 
+    def _bundles(self) -> dict[str, list[tuple[str, int, str, tuple, tuple]]]:
+        """switch -> [(neighbour, weight, link name, lightest, others)]: its usable links
+        bundled by neighbour; `lightest` is the first (weight ns, out port, link, name) in
+        (weight, port) order, `others` the rest in that order. A search takes a bundle's
+        first link it may use and skips the rest, so the parallel wavelengths of a line
+        system cost it one step, not one each."""
+        bundled = self._bundled
+        if bundled is None:
+            bundled = {}
+            for u, edges in self._adjacency().items():
+                by_neighbour: dict[str, list[tuple[int, int, Link, str]]] = {}
+                for v, link, w, port, name in edges:
+                    by_neighbour.setdefault(v, []).append((w, port, link, name))
+                bundled[u] = []
+                for v, bundle in by_neighbour.items():
+                    first, *others = sorted(bundle, key=lambda e: (e[0], e[1]))
+                    bundled[u].append((v, first[0], first[3], first, tuple(others)))
+            self._bundled = bundled
+        return bundled
+
     def _live_edges(self, u: str, avoid: frozenset[str] = frozenset()):
         for v, link, w, port, name in self._adjacency()[u]:
             if name not in avoid:
                 yield v, link, w, port
 
-    def distances_to(self, dst: str, avoid: frozenset[str] = frozenset(),
-                     until: str | None = None) -> dict[str, int]:
+    def distances_to(self, dst: str, avoid: frozenset[str] = frozenset()) -> dict[str, int]:
         """Latency (ns) of the shortest live path from every switch that has one to `dst`,
-        leaves never transit; `avoid` names links not to use (not cached when given).
-        With `until`, the search stops once that switch's distance is final: then only
-        switches nearer than it are sure to be final, which is all a path from it needs
-        (weights are at least 1 ns)."""
-        if not avoid and until is None and dst in self._distances:
+        leaves never transit; `avoid` names links not to use (cached only without)."""
+        if not avoid and dst in self._distances:
             return self._distances[dst]
-        adjacency = self._adjacency()
+        dist = self._search(dst, avoid)
+        if not avoid:
+            self._distances[dst] = dist
+        return dist
+
+    def _search(self, dst: str, avoid: frozenset[str], src: str | None = None,
+                estimate: Mapping[str, int] | None = None) -> dict[str, int]:
+        """Dijkstra from `dst` over live links not in `avoid`. With `src` and `estimate` (a
+        lower bound of each switch's distance from `src`, consistent: the distances with
+        every live link usable) it is A*: it stops once `src` is final, having settled
+        every switch on a shortest path from `src` (ties put `src` last), and skips the
+        switches `estimate` does not know: they cannot reach `src`."""
+        bundles = self._bundles()
         is_leaf = self._is_leaf
         dist: dict[str, int] = {}
-        if self.switch_up(dst):
-            dist[dst] = 0
-            heap = [(0, dst)]
-            while heap:
-                d, v = heapq.heappop(heap)
-                if d > dist[v]:
-                    continue
-                if v == until:
-                    break
-                if v != dst and is_leaf[v]:
-                    continue                    # a leaf can start a path, not relay one
-                for u, _, w, _, name in adjacency[v]:
-                    if name in avoid:
+        if not self.switch_up(dst):
+            return dist
+        h = estimate.get if estimate is not None else None
+        dist[dst] = 0
+        heap = [(0, 0, 0, dst)]
+        while heap:
+            _, _, d, v = heapq.heappop(heap)
+            if d > dist[v]:
+                continue
+            if v == src:
+                break
+            if v != dst and is_leaf[v]:
+                continue                        # a leaf can start a path, not relay one
+            for u, w, name, _, others in bundles[v]:
+                if name in avoid:
+                    first = _lightest(others, avoid)
+                    if first is None:
                         continue
-                    nd = d + w
-                    if nd < dist.get(u, math.inf):
+                    w = first[0]
+                nd = d + w
+                if nd < dist.get(u, math.inf):
+                    if h is None:
+                        heapq.heappush(heap, (nd, 0, nd, u))
                         dist[u] = nd
-                        heapq.heappush(heap, (nd, u))
-        if not avoid and until is None:
-            self._distances[dst] = dist
+                        continue
+                    rest = h(u)
+                    if rest is None:
+                        continue
+                    dist[u] = nd
+                    heapq.heappush(heap, (nd + rest, -rest, nd, u))
         return dist
 
     def next_hops(self, dst: str) -> dict[str, tuple[Hop, ...]]:
@@ -262,17 +310,29 @@ class PathEngine:
             quick = self._shortest_without(src, dst, avoid)
             if quick is not None:
                 return quick
-        dist = self.distances_to(dst, avoid, until=src)
+        # A* towards `src`: the distances with every live link usable bound the detour's
+        # from below, so the search heads for `src` instead of widening over the fabric
+        # (on a full mesh, most of it for every line system). Not from a leaf: the bound
+        # holds only through switches that may relay.
+        estimate = None if self._is_leaf[dst] else self.distances_to(src)
+        dist = self._search(dst, avoid, src, estimate)
         if src not in dist:
             return None
+        bundles = self._bundles()
         path, node = [], src
         while node != dst:
-            hop = min((Hop(node, port, link) for v, link, w, port in self._live_edges(node, avoid)
-                       if v in dist and dist[v] + w == dist[node]
-                       and (v == dst or not self._is_leaf[v])),
-                      key=lambda h: h.out_port)
-            path.append(hop)
-            node = hop.link.other(node).node
+            # The next hop: on a shortest path, lowest out port first (a bundle's lightest
+            # usable link is the only one of it that can be on a shortest path).
+            best = None
+            for v, _, name, first, others in bundles[node]:
+                if name in avoid:
+                    first = _lightest(others, avoid)
+                if (first is not None and v in dist and dist[v] + first[0] == dist[node]
+                        and (v == dst or not self._is_leaf[v])
+                        and (best is None or first[1] < best[1])):
+                    best = first
+            path.append(Hop(node, best[1], best[2]))
+            node = best[2].other(node).node
         return path
 
     def _shortest_without(self, src: str, dst: str, avoid: frozenset[str]) -> list[Hop] | None:

@@ -42,6 +42,12 @@ def shared_risk(fabric: Fabric) -> dict[str, set[str]]:
     return {d.name: {d.name}.union(*(members[g] for g in d.srlg)) for d in fabric.spec.dci_links}
 
 
+def unlabelled(fabric: Fabric) -> list[str]:
+    """The line systems past the VLAN ids there are (two a line system, in file order):
+    no detour is pre-installed for them, the controller re-routes them when cut."""
+    return [spec.name for i, spec in enumerate(fabric.spec.dci_links) if 2 * i + 1 > MAX_VID]
+
+
 def detours(fabric: Fabric, engine: PathEngine) -> list[Detour]:
     """A detour for each end of each line system, on the live graph; VLAN ids are stable
     (file order of line systems, a-end then b-end)."""
@@ -52,6 +58,20 @@ def detours(fabric: Fabric, engine: PathEngine) -> list[Detour]:
         if link.kind == DCI:
             wavelengths.setdefault(link.line_system, []).append(link.name)
             ends.setdefault(link.line_system, (link.a.node, link.b.node))
+    # Line systems in one duct (the same risk groups, the same gateways) have the same
+    # detour: search once for them all, or a ring of such ducts costs a search of the
+    # whole fabric per line system (quadratic in line systems).
+    disjoint_of: dict[tuple[str, str, frozenset[str]], list[Hop] | None] = {}
+
+    def around(gateway: str, tail: str, risky: frozenset[str], own: list[str]):
+        key = (gateway, tail, risky)
+        if key not in disjoint_of:
+            shared = frozenset(w for ls in risky for w in wavelengths.get(ls, ()))
+            disjoint_of[key] = engine.detour(gateway, tail, shared)
+        if disjoint_of[key] is not None:
+            return disjoint_of[key], True
+        return engine.detour(gateway, tail, own), False     # its own: not shared
+
     out = []
     vid = 0
     for spec in fabric.spec.dci_links:
@@ -60,10 +80,8 @@ def detours(fabric: Fabric, engine: PathEngine) -> list[Detour]:
             vid += 1
             if vid > MAX_VID:
                 return out
-            shared = [w for ls in risk[spec.name] for w in wavelengths.get(ls, [])]
-            path, disjoint = engine.detour(gateway, tail, shared), True
-            if path is None:
-                path, disjoint = engine.detour(gateway, tail, wavelengths[spec.name]), False
+            path, disjoint = around(gateway, tail, frozenset(risk[spec.name]),
+                                    wavelengths[spec.name])
             if path:
                 out.append(Detour(spec.name, gateway, tail, vid, tuple(path), disjoint))
     return out

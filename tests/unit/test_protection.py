@@ -398,9 +398,9 @@ def test_a_reservation_whose_only_way_is_held_down_is_degraded_not_an_error():
 
 
 def test_a_detour_search_stopped_at_its_source_finds_the_hops_of_a_whole_search():
-    """`detour` stops its search once the source's distance is final; the hops must be
-    those of the search run to the end, on a meshed fabric of parallel line systems, with
-    wavelengths and whole line systems down and one held."""
+    """`detour` searches towards its source (A*) and stops once the source's distance is
+    final; the hops must be those of a plain search run to the end, on a meshed fabric of
+    parallel line systems, with wavelengths and whole line systems down and one held."""
     import itertools
     import random
     rng = random.Random(7)
@@ -414,11 +414,53 @@ def test_a_detour_search_stopped_at_its_source_finds_the_hops_of_a_whole_search(
     dci = [link.name for link in fabric.links if link.kind == "dci"]
     for down in ((), rng.sample(dci, 3), rng.sample(dci, 8)):
         stopped, whole = PathEngine(fabric), PathEngine(fabric)
-        search = whole.distances_to
-        whole.distances_to = lambda dst, avoid=frozenset(), until=None: search(dst, avoid)
+        search = whole._search
+        whole._search = lambda dst, avoid, src=None, estimate=None: search(dst, avoid)
         for engine in (stopped, whole):
             for name in down:
                 engine.set_link(name, False)
             engine.set_held(dci[0], True)
         found = detours(fabric, stopped)
         assert found == detours(fabric, whole) and len(found) > 20
+
+
+def test_line_systems_in_one_duct_share_one_detour_search():
+    """A ring of ducts, three line systems in each: every line system of a duct has the
+    same risk, so one search per duct end finds the detour of all three (a search per
+    line system made a ring of ducts quadratic in line systems); their detours are those
+    of a search per line system, all the way round the ring."""
+    sites = [f"s{i}" for i in range(6)]
+    fabric = parse_fabric("name: ducts\nsites:\n" + "".join(
+        f"  - {{name: {s}, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1}}\n"
+        for s in sites) + "dci_links:\n" + "".join(
+        f"  - {{name: l{i}x{j}, a: {a}, b: {sites[(i + 1) % 6]}, fiber_km: {40 + 10 * i}, "
+        f"module: 400ZR, wavelengths: 2, srlg: [duct{i}]}}\n"
+        for i, a in enumerate(sites) for j in range(3)))
+    engine = PathEngine(fabric)
+    searches = []
+    search = engine.detour
+    engine.detour = lambda src, dst, avoid: searches.append(src) or search(src, dst, avoid)
+    found = detours(fabric, engine)
+    assert len(found) == 36 and all(d.disjoint for d in found)
+    assert len(searches) == 12                              # 6 ducts, 2 ends each
+    for d in found:
+        alone = PathEngine(fabric).detour(
+            d.gateway, d.tail, [w.name for ls in shared_risk(fabric)[d.line_system]
+                                for w in wavelengths_of(fabric, ls)])
+        assert list(d.hops) == alone
+        assert len({h.link.line_system for h in d.hops if h.link.line_system}) == 5
+
+
+def test_line_systems_past_the_vlan_ids_are_said_to_have_no_detour_installed(monkeypatch):
+    """Two VLAN ids a line system, in file order: past the last one, `detours` installs
+    nothing and `check` says why rather than 'no detour'."""
+    from dcilab.cli import check
+    from dcilab.te import protection
+    fabric = parse_fabric(PARALLEL)
+    names = [spec.name for spec in fabric.spec.dci_links]
+    monkeypatch.setattr(protection, "MAX_VID", 6)               # three line systems' worth
+    assert protection.unlabelled(fabric) == names[3:]
+    assert {d.line_system for d in detours(fabric, PathEngine(fabric))} == set(names[:3])
+    said = {link["name"]: link["protection"] for link in check.summary(fabric)["dci_links"]}
+    assert all("no detour pre-installed: the VLAN ids" in said[n] for n in names[3:])
+    assert all("via" in said[n] for n in names[:3])
