@@ -65,6 +65,16 @@ class PathEngine:
         self._rate_gbps: dict[str, float] = {}           # wavelength -> rate of its mode now
         self._held: set[str] = set()       # back from a failure, in hold-down: a last resort
         self._is_leaf = {n: s.role == LEAF for n, s in fabric.switches.items()}
+        self._site_of = {n: s.site for n, s in fabric.switches.items()}
+        # site -> neighbour site -> the least modeled latency (ns) of a DCI link between
+        # them, up or down: the sites' graph, whose distances bound any path's from below.
+        self._site_edges: dict[str, dict[str, int]] = {site.name: {} for site in fabric.sites}
+        for link in fabric.links:
+            if link.kind == DCI:
+                a, b, w = self._site_of[link.a.node], self._site_of[link.b.node], latency_ns(link)
+                for u, v in ((a, b), (b, a)):
+                    self._site_edges[u][v] = min(w, self._site_edges[u].get(v, w))
+        self._site_bounds: dict[str, dict[str, int]] = {}
         # switch -> [(neighbour, link, weight ns, out port)], every link however it is
         self._edges: dict[str, list[tuple[str, Link, int, int]]] = {n: [] for n in fabric.switches}
         for link in fabric.links:
@@ -218,23 +228,43 @@ class PathEngine:
             self._distances[dst] = dist
         return dist
 
+    def _site_bound(self, site: str) -> dict[str, int]:
+        """Latency (ns) from every site that has a way to `site` on the sites' graph: a
+        lower bound of any path's between their switches (intra-site hops count 0, every
+        DCI link as if up), and a consistent one (no link costs less than its sites'
+        edge). Fixed by the fabric, so kept."""
+        bound = self._site_bounds.get(site)
+        if bound is None:
+            bound = self._site_bounds[site] = {site: 0}
+            heap = [(0, site)]
+            while heap:
+                d, u = heapq.heappop(heap)
+                if d > bound[u]:
+                    continue
+                for v, w in self._site_edges[u].items():
+                    if d + w < bound.get(v, math.inf):
+                        bound[v] = d + w
+                        heapq.heappush(heap, (d + w, v))
+        return bound
+
     def _search(self, dst: str, avoid: frozenset[str], src: str | None = None,
-                estimate: Mapping[str, int] | None = None) -> dict[str, int]:
-        """Dijkstra from `dst` over live links not in `avoid`. With `src` and `estimate` (a
-        lower bound of each switch's distance from `src`, consistent: the distances with
-        every live link usable) it is A*: it stops once `src` is final, having settled
-        every switch on a shortest path from `src` (ties put `src` last), and skips the
-        switches `estimate` does not know: they cannot reach `src`."""
+                bound: Mapping[str, int] | None = None) -> dict[str, int]:
+        """Dijkstra from `dst` over live links not in `avoid`, stopped once `src` (if
+        given) is final. With `bound` (`_site_bound` of `src`'s site) it is A*: switches
+        are taken by distance + bound, ties by distance, so every switch on a shortest
+        path from `src` is final before `src` is; a switch whose site has no way to
+        `src`'s is skipped."""
         bundles = self._bundles()
         is_leaf = self._is_leaf
+        site_of = self._site_of
         dist: dict[str, int] = {}
         if not self.switch_up(dst):
             return dist
-        h = estimate.get if estimate is not None else None
+        h = bound.get if bound is not None else None
         dist[dst] = 0
-        heap = [(0, 0, 0, dst)]
+        heap = [(0, 0, dst)]
         while heap:
-            _, _, d, v = heapq.heappop(heap)
+            _, d, v = heapq.heappop(heap)
             if d > dist[v]:
                 continue
             if v == src:
@@ -249,15 +279,11 @@ class PathEngine:
                     w = first[0]
                 nd = d + w
                 if nd < dist.get(u, math.inf):
-                    if h is None:
-                        heapq.heappush(heap, (nd, 0, nd, u))
-                        dist[u] = nd
-                        continue
-                    rest = h(u)
+                    rest = 0 if h is None else h(site_of[u])
                     if rest is None:
                         continue
                     dist[u] = nd
-                    heapq.heappush(heap, (nd + rest, -rest, nd, u))
+                    heapq.heappush(heap, (nd + rest, nd, u))
         return dist
 
     def next_hops(self, dst: str) -> dict[str, tuple[Hop, ...]]:
@@ -310,12 +336,10 @@ class PathEngine:
             quick = self._shortest_without(src, dst, avoid)
             if quick is not None:
                 return quick
-        # A* towards `src`: the distances with every live link usable bound the detour's
-        # from below, so the search heads for `src` instead of widening over the fabric
-        # (on a full mesh, most of it for every line system). Not from a leaf: the bound
-        # holds only through switches that may relay.
-        estimate = None if self._is_leaf[dst] else self.distances_to(src)
-        dist = self._search(dst, avoid, src, estimate)
+        # A* towards `src`, bounded by the sites' graph: the search heads for `src`
+        # instead of widening over the fabric (on a full mesh, most of it for every
+        # line system).
+        dist = self._search(dst, avoid, src, self._site_bound(self._site_of[src]))
         if src not in dist:
             return None
         bundles = self._bundles()

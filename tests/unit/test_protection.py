@@ -415,7 +415,7 @@ def test_a_detour_search_stopped_at_its_source_finds_the_hops_of_a_whole_search(
     for down in ((), rng.sample(dci, 3), rng.sample(dci, 8)):
         stopped, whole = PathEngine(fabric), PathEngine(fabric)
         search = whole._search
-        whole._search = lambda dst, avoid, src=None, estimate=None: search(dst, avoid)
+        whole._search = lambda dst, avoid, src=None, bound=None: search(dst, avoid)
         for engine in (stopped, whole):
             for name in down:
                 engine.set_link(name, False)
