@@ -84,7 +84,7 @@ class PathEngine:
             self._edges[link.a.node].append((link.b.node, link, w, link.a.port))
             self._edges[link.b.node].append((link.a.node, link, w, link.b.port))
         self._live: dict[str, list[tuple[str, Link, int, int, str]]] | None = None
-        self._bundled: dict[str, list[tuple[str, list[tuple[int, int, Link, str]]]]] | None = None
+        self._bundled: dict[str, list[tuple[str, int, str, tuple, tuple]]] | None = None
         self._distances: dict[str, dict[str, int]] = {}
         self._next_hops: dict[str, dict[str, tuple[Hop, ...]]] = {}
         self._directed: dict[str, list[tuple[str, bool, list[tuple[int, Direction]]]]] = {}
@@ -218,15 +218,12 @@ class PathEngine:
             if name not in avoid:
                 yield v, link, w, port
 
-    def distances_to(self, dst: str, avoid: frozenset[str] = frozenset()) -> dict[str, int]:
+    def distances_to(self, dst: str) -> dict[str, int]:
         """Latency (ns) of the shortest live path from every switch that has one to `dst`,
-        leaves never transit; `avoid` names links not to use (cached only without)."""
-        if not avoid and dst in self._distances:
-            return self._distances[dst]
-        dist = self._search(dst, avoid)
-        if not avoid:
-            self._distances[dst] = dist
-        return dist
+        leaves never transit."""
+        if dst not in self._distances:
+            self._distances[dst] = self._search(dst, frozenset())
+        return self._distances[dst]
 
     def _site_bound(self, site: str) -> dict[str, int]:
         """Latency (ns) from every site that has a way to `site` on the sites' graph: a
