@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 from ..fabric.model import DCI, HOST, LEAF, Fabric, Link
@@ -39,7 +39,7 @@ class Hop:
     link: Link
 
 
-def _lightest(bundle: list[tuple[int, int, Link, str]], avoid: frozenset[str]):
+def _lightest(bundle: list[tuple[int, int, Link, str]], avoid: Container[str]):
     """The first link of a (weight, port)-ordered bundle not in `avoid`, or None."""
     for edge in bundle:
         if edge[3] not in avoid:
@@ -213,7 +213,7 @@ class PathEngine:
             self._bundled = bundled
         return bundled
 
-    def _live_edges(self, u: str, avoid: frozenset[str] = frozenset()):
+    def _live_edges(self, u: str, avoid: Container[str] = frozenset()):
         for v, link, w, port, name in self._adjacency()[u]:
             if name not in avoid:
                 yield v, link, w, port
@@ -244,7 +244,7 @@ class PathEngine:
                         heapq.heappush(heap, (d + w, v))
         return bound
 
-    def _search(self, dst: str, avoid: frozenset[str], src: str | None = None,
+    def _search(self, dst: str, avoid: Container[str], src: str | None = None,
                 bound: Mapping[str, int] | None = None) -> dict[str, int]:
         """Dijkstra from `dst` over live links not in `avoid`, stopped once `src` (if
         given) is final. With `bound` (`_site_bound` of `src`'s site) it is A*: switches
@@ -322,11 +322,12 @@ class PathEngine:
         walk(src, [])
         return out
 
-    def detour(self, src: str, dst: str, avoid: Iterable[str]) -> list[Hop] | None:
+    def detour(self, src: str, dst: str, avoid: Container[str]) -> list[Hop] | None:
         """The latency-shortest live path from `src` to `dst` that uses none of the links
         named in `avoid` (nor leaves as transit); None if there is none. Protection asks
         this for a path around a line system."""
-        avoid = frozenset(avoid)
+        if isinstance(avoid, Iterable) and not isinstance(avoid, (set, frozenset)):
+            avoid = frozenset(avoid)              # a list: one test per link, not a scan
         # Beside a parallel line system a shortest path often survives: look for it on the
         # cached shortest paths first (one search per far gateway, not one per line system).
         if any(v == dst and link.name not in avoid for v, link, _, _ in self._live_edges(src)):
@@ -356,7 +357,7 @@ class PathEngine:
             node = best[2].other(node).node
         return path
 
-    def _shortest_without(self, src: str, dst: str, avoid: frozenset[str]) -> list[Hop] | None:
+    def _shortest_without(self, src: str, dst: str, avoid: Container[str]) -> list[Hop] | None:
         """A shortest live path (the whole graph's shortest length) from `src` to `dst` that
         uses no link in `avoid`, or None if each one crosses `avoid`. Walks the cached
         shortest-path DAG towards `dst` in out-port order, so it finds the very path the
@@ -408,7 +409,7 @@ class PathEngine:
 
     def widest_shortest(self, src_leaf: str, dst_leaf: str, bps: float,
                         capacity: Mapping[Direction, float], used: Mapping[Direction, float],
-                        avoid: frozenset[str] = frozenset(),
+                        avoid: Container[str] = frozenset(),
                         bonus: Mapping[Direction, float] | None = None
                         ) -> tuple[float, list[Direction]] | None:
         """The latency-shortest live path between two leaves on which every hop has a link

@@ -15,6 +15,7 @@ are the only protection (the gateway's groups list them).
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from ..fabric.model import DCI, Fabric
@@ -33,13 +34,56 @@ class Detour:
     disjoint: bool            # shares no risk group with the line system
 
 
-def shared_risk(fabric: Fabric) -> dict[str, set[str]]:
-    """line system -> itself and every line system sharing an SRLG with it."""
-    members: dict[str, set[str]] = {}                   # risk group -> its line systems
-    for d in fabric.spec.dci_links:
-        for group in d.srlg:
-            members.setdefault(group, set()).add(d.name)
-    return {d.name: {d.name}.union(*(members[g] for g in d.srlg)) for d in fabric.spec.dci_links}
+class SharedRisk:
+    """Which line systems share a risk group (SRLG) with which, without listing every
+    pair: a duct of N line systems would be N sets of N (a fabric of 8 000 line systems
+    in one duct took 2.4 GB). `risk[ls]` lists those sharing with `ls` on demand;
+    `avoiding(line_systems)` is the set of links a path clear of their risks must not
+    use, tested link by link."""
+
+    def __init__(self, fabric: Fabric):
+        self.groups_of = {d.name: frozenset(d.srlg) for d in fabric.spec.dci_links}
+        self.members: dict[str, list[str]] = {}           # risk group -> its line systems
+        for d in fabric.spec.dci_links:
+            for group in d.srlg:
+                self.members.setdefault(group, []).append(d.name)
+        self.line_system_of = {link.name: link.line_system for link in fabric.links
+                               if link.kind == DCI}
+
+    def __getitem__(self, line_system: str) -> set[str]:
+        """`line_system` and every line system sharing a risk group with it."""
+        return {line_system}.union(*(self.members[g] for g in self.groups_of[line_system]))
+
+    def key(self, line_system: str):
+        """Equal for line systems whose risks are the same links (the same groups)."""
+        return self.groups_of[line_system] or line_system
+
+    def avoiding(self, line_systems: Iterable[str]) -> "RiskAvoid":
+        own = frozenset(line_systems)
+        return RiskAvoid(self, own, frozenset().union(*(self.groups_of[ls] for ls in own)))
+
+
+class RiskAvoid(Container[str]):
+    """The wavelengths of some line systems and of every one sharing a risk group with
+    them, as a container of link names (what a path search's `avoid` asks of it)."""
+
+    __slots__ = ("_risk", "_own", "_groups")
+
+    def __init__(self, risk: SharedRisk, own: frozenset[str], groups: frozenset[str]):
+        self._risk, self._own, self._groups = risk, own, groups
+
+    def __contains__(self, link_name: object) -> bool:
+        line_system = self._risk.line_system_of.get(link_name)     # type: ignore[arg-type]
+        return line_system is not None and (
+            line_system in self._own
+            or not self._risk.groups_of[line_system].isdisjoint(self._groups))
+
+    def __bool__(self) -> bool:
+        return bool(self._own)
+
+
+def shared_risk(fabric: Fabric) -> SharedRisk:
+    return SharedRisk(fabric)
 
 
 def unlabelled(fabric: Fabric) -> list[str]:
@@ -51,7 +95,7 @@ def unlabelled(fabric: Fabric) -> list[str]:
 def detours(fabric: Fabric, engine: PathEngine) -> list[Detour]:
     """A detour for each end of each line system, on the live graph; VLAN ids are stable
     (file order of line systems, a-end then b-end)."""
-    risk = shared_risk(fabric)
+    risk = SharedRisk(fabric)
     wavelengths: dict[str, list[str]] = {}
     ends: dict[str, tuple[str, str]] = {}
     for link in fabric.links:
@@ -61,16 +105,16 @@ def detours(fabric: Fabric, engine: PathEngine) -> list[Detour]:
     # Line systems in one duct (the same risk groups, the same gateways) have the same
     # detour: search once for them all, or a ring of such ducts costs a search of the
     # whole fabric per line system (quadratic in line systems).
-    disjoint_of: dict[tuple[str, str, frozenset[str]], list[Hop] | None] = {}
+    disjoint_of: dict[tuple, list[Hop] | None] = {}
 
-    def around(gateway: str, tail: str, risky: frozenset[str], own: list[str]):
-        key = (gateway, tail, risky)
+    def around(gateway: str, tail: str, line_system: str):
+        key = (gateway, tail, risk.key(line_system))
         if key not in disjoint_of:
-            shared = frozenset(w for ls in risky for w in wavelengths.get(ls, ()))
-            disjoint_of[key] = engine.detour(gateway, tail, shared)
+            disjoint_of[key] = engine.detour(gateway, tail, risk.avoiding([line_system]))
         if disjoint_of[key] is not None:
             return disjoint_of[key], True
-        return engine.detour(gateway, tail, own), False     # its own: not shared
+        own = frozenset(wavelengths[line_system])                    # its own: not shared
+        return engine.detour(gateway, tail, own), False
 
     out = []
     vid = 0
@@ -80,8 +124,7 @@ def detours(fabric: Fabric, engine: PathEngine) -> list[Detour]:
             vid += 1
             if vid > MAX_VID:
                 return out
-            path, disjoint = around(gateway, tail, frozenset(risk[spec.name]),
-                                    wavelengths[spec.name])
+            path, disjoint = around(gateway, tail, spec.name)
             if path:
                 out.append(Detour(spec.name, gateway, tail, vid, tuple(path), disjoint))
     return out

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Container
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import NamedTuple
@@ -66,7 +67,7 @@ from ..fabric.model import HOST, Link
 from .load import Direction
 from .paths import PathEngine
 from .placement import Candidates
-from .protection import shared_risk
+from .protection import RiskAvoid, SharedRisk
 from .repack import SLACK_BPS, Unit, repack
 
 DEFAULT_RESERVABLE_FRACTION = 0.9
@@ -353,7 +354,7 @@ class ReservationBook:
         self._room_back = 0
         self._refused: dict[Key, tuple[float, float, Protection, AdmissionError]] = {}
         self._refused_in: tuple[int, int] = (0, -1)     # the state those refusals hold in
-        self._risk = shared_risk(fabric)                 # line system -> those sharing a risk
+        self._risk = SharedRisk(fabric)                  # which line systems share a risk
         # line system -> the single risk events that fail it: itself, and each SRLG it is in
         self._events = {d.name: frozenset([f"line system {d.name}"]
                                           + [f"srlg {g}" for g in d.srlg])
@@ -745,10 +746,9 @@ class ReservationBook:
                 out.append(ls)
         return out
 
-    def _risk_links(self, line_systems) -> frozenset[str]:
+    def _risk_links(self, line_systems) -> RiskAvoid:
         """The wavelengths of these line systems and of every one sharing an SRLG."""
-        return frozenset(w for ls in line_systems for other in self._risk[ls]
-                         for w in self._wavelengths.get(other, ()))
+        return self._risk.avoiding(line_systems)
 
     def _standby(self, dst_host: str, hops, bps: float,
                  bound: float | None) -> tuple[ReservedHop, ...] | None:
@@ -1098,7 +1098,7 @@ class ReservationBook:
                 for _, p in links}
 
     def _find(self, src_host: str, dst_host: str, bps: float, max_latency_ms: float | None,
-              avoid: frozenset[str] = frozenset()) -> tuple[float, tuple[ReservedHop, ...]]:
+              avoid: Container[str] = frozenset()) -> tuple[float, tuple[ReservedHop, ...]]:
         """The widest-shortest live path with `bps` free from host to host, using no link
         in `avoid`, as (latency ms, hops); AdmissionError naming the bottleneck if none."""
         self._sync()
@@ -1377,7 +1377,7 @@ class ReservationBook:
         return self._to_leaf[dst_leaf]
 
     def _search(self, src_leaf: str, dst_leaf: str, bps: float,
-                avoid: frozenset[str] = frozenset(), bonus: dict[Direction, float] | None = None):
+                avoid: Container[str] = frozenset(), bonus: dict[Direction, float] | None = None):
         """The path engine's widest-shortest path with `bps` free after what is reserved
         (`PathEngine.widest_shortest`). `bonus`: room a link has beyond its free capacity
         (a standby's share of the shared standby)."""

@@ -180,8 +180,15 @@ def test_shared_risk_is_every_line_system_sharing_a_group():
     fabric = parse_fabric(PARALLEL)
     groups = {d.name: set(d.srlg) for d in fabric.spec.dci_links}
     pairwise = {a: {b for b in groups if b == a or groups[a] & groups[b]} for a in groups}
-    assert shared_risk(fabric) == pairwise
-    assert shared_risk(fabric)["ab1"] == {"ab1", "ab3", "cb"}
+    risk = shared_risk(fabric)
+    assert {ls: risk[ls] for ls in groups} == pairwise
+    assert risk["ab1"] == {"ab1", "ab3", "cb"}
+    # what a path clear of ab1's risks must not use: their wavelengths, and only those
+    avoid = risk.avoiding(["ab1"])
+    dci = [link for link in fabric.links if link.kind == "dci"]
+    assert {link.name for link in dci if link.name in avoid} == {
+        link.name for link in dci if link.line_system in pairwise["ab1"]}
+    assert not any(link.name in avoid for link in fabric.links if link.kind != "dci")
 
 
 def test_check_names_srlg_errors():
