@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 import threading
 import time
@@ -174,9 +175,12 @@ def decode_page_token(token: str, query: str) -> tuple[float, str] | None:
         created, rid, asked = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         if asked != query or not isinstance(rid, str) or not isinstance(created, (int, float)):
             return None
-        return float(created), rid
-    except (ValueError, TypeError):
-        return None
+        created = float(created)
+        rid.encode()                     # a lone surrogate cannot reach SQLite as text
+        check_id("page_token", rid)
+    except (ValueError, TypeError, OverflowError, AdmissionError):
+        return None                      # a forged token: a digit too many, a bad string
+    return (created, rid) if math.isfinite(created) else None
 
 
 class Streams:

@@ -4,6 +4,8 @@ real gRPC server on a real SQLite store."""
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import random
 import sys
@@ -155,8 +157,12 @@ def test_listing_pages_filters_and_shows_live_ones_by_default(port, client):
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "page_size" in \
         err.value.details()
     # A token is good for the listing it came from only, and never echoed.
+    def forged(created, rid):                 # a token of the right form, with odd values
+        query = "PENDING,ACTIVE,DEGRADED"
+        return base64.urlsafe_b64encode(json.dumps([created, rid, query]).encode()).decode()
     for token, fields in ((first.next_page_token, {"show_ended": True}), ("garbage", {}),
-                          (HUGE, {})):
+                          (HUGE, {}), (forged(10 ** 309, "r-x"), {}),
+                          (forged(1.0, "\ud800"), {}), (forged(1.0, "r" * 600), {})):
         with pytest.raises(grpc.RpcError) as err:
             _list(port, page_token=token, **fields)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
