@@ -13,7 +13,9 @@ token crosses the network in clear.
 from __future__ import annotations
 
 import hmac
+import os
 import ssl
+import stat
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -43,17 +45,67 @@ class ServerError(Exception):
     """The server cannot start (address in use, unreadable certificate ...)."""
 
 
+MAX_TOKEN_BYTES = 4096
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def read_small_file(path: str | Path, what: str, limit: int) -> bytes:
+    """The bytes of `path`, a regular file of at most `limit` bytes; ServerError naming
+    it otherwise. Opened without blocking, so a FIFO cannot hang the start, and read
+    no further than the limit, so /dev/zero cannot fill memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ServerError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        kind = next((name for test, name in _KINDS if test(mode)), None)
+        if kind is not None:
+            raise ServerError(f"{what} {path} is {kind}, not a file")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ServerError(f"cannot read {what} {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise ServerError(f"{what} {path} is over {limit} bytes: not a {what}")
+    return b"".join(chunks)
+
+
 def read_token_file(path: str | Path) -> str:
     """The bearer token in `path` (surrounding whitespace ignored); ServerError if unusable.
     The client side reads the same file the same way."""
     try:
-        token = Path(path).read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ServerError(f"cannot read token file {path}: "
-                          f"{getattr(exc, 'strerror', None) or exc}") from None
+        token = read_small_file(path, "token file", MAX_TOKEN_BYTES).decode().strip()
+    except UnicodeDecodeError:
+        raise ServerError(f"token file {path} is not UTF-8 text") from None
     if not token or any(c.isspace() for c in token):
         raise ServerError(f"token file {path} must hold one token without spaces")
     return token
+
+
+def read_pem(path: str | Path, what: str) -> bytes:
+    """A PEM file's bytes; ServerError for what OpenSSL would stall on: an encrypted key
+    makes it prompt for a passphrase on the terminal (or fail with 'Invalid argument')."""
+    data = read_small_file(path, what, MAX_PEM_BYTES)
+    if b"ENCRYPTED" in data:
+        raise ServerError(f"{what} {path} is encrypted with a passphrase: give an "
+                          f"unencrypted key (openssl pkey -in {path} -out PLAIN.key)")
+    return data
+
+
+def no_passphrase() -> bytes:
+    """For ssl's load_cert_chain: never prompt (a key encrypted in a form read_pem did
+    not spot then fails as a bad key)."""
+    return b""
 
 
 @dataclass(frozen=True)
@@ -67,21 +119,13 @@ class TlsConfig:
     @classmethod
     def from_files(cls, cert: str | Path, key: str | Path,
                    client_ca: str | Path | None = None) -> "TlsConfig":
-        def read(path, what):
-            try:
-                if Path(path).stat().st_size > MAX_PEM_BYTES:
-                    raise ServerError(f"TLS {what} {path} is over {MAX_PEM_BYTES} bytes: not "
-                                      f"a PEM file")
-                return Path(path).read_bytes()
-            except OSError as exc:
-                raise ServerError(f"cannot read TLS {what} {path}: {exc.strerror}") from None
-        config = cls(read(cert, "certificate"), read(key, "key"),
-                     read(client_ca, "client CA") if client_ca else None)
+        config = cls(read_pem(cert, "TLS certificate"), read_pem(key, "TLS key"),
+                     read_pem(client_ca, "TLS client CA") if client_ca else None)
         # gRPC would only say "Failed to bind to address" for a bad certificate or key:
         # check them here, with OpenSSL, and say which file is wrong.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
-            context.load_cert_chain(cert, key)
+            context.load_cert_chain(cert, key, password=no_passphrase)
         except ssl.SSLError as exc:
             raise ServerError(f"TLS certificate {cert} and key {key} are not a usable PEM "
                               f"certificate chain and its private key ({exc.reason or exc})"

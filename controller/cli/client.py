@@ -14,11 +14,10 @@ import ssl
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict,
                           state_name)
-from ..api.server import ServerError, read_token_file
+from ..api.server import ServerError, no_passphrase, read_pem, read_token_file
 from ..api.servicers import MAX_PAGE_SIZE
 from ..api.v1 import path_pb2 as ppb
 from ..fabric.model import LinkKind
@@ -153,9 +152,9 @@ def _read(path: str | None, what: str) -> bytes | None:
     if path is None:
         return None
     try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise _UsageError(f"cannot read {what} {path}: {exc.strerror}") from None
+        return read_pem(path, what)
+    except ServerError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
@@ -166,7 +165,8 @@ def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
         checks.append((lambda: ssl.create_default_context(cafile=ca),
                        f"--tls-ca {ca} is not a PEM CA certificate"))
     if cert:
-        checks.append((lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert, key),
+        checks.append((lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+                           cert, key, password=no_passphrase),
                        f"--tls-cert {cert} and --tls-key {key} are not a PEM certificate and "
                        f"its private key"))
     for check, what in checks:

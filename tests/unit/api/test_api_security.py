@@ -90,3 +90,46 @@ def test_mutual_tls_refuses_clients_without_a_trusted_certificate(serve, pki):
 def test_unreadable_certificate_is_a_clear_error(tmp_path):
     with pytest.raises(ServerError, match="cannot read TLS certificate"):
         TlsConfig.from_files(tmp_path / "nope.pem", tmp_path / "nope.key")
+
+
+def test_a_fifo_a_device_or_a_directory_is_refused_at_once_not_read(tmp_path, pki):
+    """A FIFO would block the start for ever, /dev/zero fill memory: each is refused,
+    naming the file and what it is, for the token, the certificate, the key and the CA."""
+    import os
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "a FIFO"), ("/dev/zero", "a character device"),
+                       (tmp_path, "a directory")):
+        with pytest.raises(ServerError, match=f"token file {path} is {kind}, not a file"):
+            read_token_file(path)
+        with pytest.raises(ServerError, match=f"TLS certificate {path} is {kind}"):
+            TlsConfig.from_files(path, pki.server_key)
+        with pytest.raises(ServerError, match=f"TLS key {path} is {kind}"):
+            TlsConfig.from_files(pki.server_cert, path)
+        with pytest.raises(ServerError, match=f"TLS client CA {path} is {kind}"):
+            TlsConfig.from_files(pki.server_cert, pki.server_key, path)
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 5000)
+    with pytest.raises(ServerError, match="over 4096 bytes"):
+        read_token_file(big)
+
+
+def test_an_encrypted_key_is_refused_never_prompted_for(tmp_path, pki):
+    """OpenSSL asks a terminal for the passphrase of an encrypted key (and fails with
+    'Invalid argument' without one): the start says what is wrong instead."""
+    from cryptography.hazmat.primitives import serialization
+    key = serialization.load_pem_private_key(pki.server_key.read_bytes(), None)
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase")))
+    with pytest.raises(ServerError, match=f"TLS key {locked} is encrypted with a passphrase"):
+        TlsConfig.from_files(pki.server_cert, locked)
+    import subprocess
+    import sys
+    done = subprocess.run(
+        [sys.executable, "-m", "dcilab", "reservations", "--server", "127.0.0.1:1",
+         "--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert), "--tls-key",
+         str(locked)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1 and "encrypted with a passphrase" in done.stderr
+    assert "Traceback" not in done.stderr
