@@ -10,7 +10,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ..fabric import Fabric
 from ..fabric.model import DCI, FABRIC, GATEWAY, HOST, LEAF, SPINE
 from ..te.load import LinkLoad
-from ..te.reservations import Protection, Reservation, ReservationRequest, Selector, State
+from ..te.reservations import (AdmissionError, Protection, Reservation, ReservationRequest,
+                               Selector, State)
 from .v1 import fabric_pb2 as fpb
 from .v1 import path_pb2 as ppb
 
@@ -44,11 +45,25 @@ def timestamp(seconds: float) -> Timestamp:
 
 # -- requests in ---------------------------------------------------------------------------
 
+def _duration_s(msg: ppb.ReservePathRequest) -> float:
+    """The request's duration in seconds; a Duration the protobuf rules do not allow
+    (nanos beyond ±999 999 999, or of the other sign than seconds) is refused, not read
+    as some other length (10 s and -999 999 999 ns would be 9.000000001 s)."""
+    if not msg.HasField("duration"):
+        return 0.0
+    d = msg.duration
+    if abs(d.nanos) > 999_999_999 or (d.seconds and d.nanos and (d.seconds > 0) != (d.nanos > 0)):
+        raise AdmissionError(AdmissionError.INVALID,
+                             f"duration: not a valid Duration (seconds {d.seconds}, nanos "
+                             f"{d.nanos}: nanos must be within ±999999999, of the seconds' sign)")
+    return d.ToNanoseconds() / 1e9
+
+
 def reservation_request(msg: ppb.ReservePathRequest) -> ReservationRequest:
     return ReservationRequest(
         src_host=msg.src_host, dst_host=msg.dst_host, bandwidth_gbps=msg.bandwidth_gbps,
         max_latency_ms=msg.max_latency_ms if msg.HasField("max_latency_ms") else None,
-        duration_s=msg.duration.ToNanoseconds() / 1e9 if msg.HasField("duration") else 0.0,
+        duration_s=_duration_s(msg),
         request_id=msg.request_id, priority=msg.priority,
         selector=selector(msg.selector) if msg.HasField("selector") else None,
         protection=PROTECTION_OF.get(msg.protection, msg.protection))

@@ -325,7 +325,8 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
             self.streams.done(wake)
 
     def ReservePath(self, request, context):
-        res = _answer(context, self.service.reserve, convert.reservation_request(request))
+        req = _answer(context, convert.reservation_request, request)
+        res = _answer(context, self.service.reserve, req)
         return ppb.ReservePathResponse(reservation=convert.reservation(res))
 
     def ReleasePath(self, request, context):

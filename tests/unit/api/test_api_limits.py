@@ -68,6 +68,9 @@ def _refusal(port: int, **fields) -> grpc.RpcError:
     # just past a limit reads as such, not rounded onto it
     ({"gbps": MAX_BANDWIDTH_GBPS + 0.5}, ["bandwidth_gbps", "got 1000000.5"]),
     ({"duration": {"nanos": 999_999_999}}, ["duration", "got 0.999999999 s"]),
+    # Durations protobuf does not allow are refused, not read as another length
+    ({"duration": {"seconds": 10, "nanos": -999_999_999}}, ["duration", "not a valid"]),
+    ({"duration": {"seconds": 1, "nanos": 2_000_000_000}}, ["duration", "±999999999"]),
     ({"request_id": HUGE}, ["request_id", f"at most {MAX_REQUEST_ID_CHARS} characters",
                             "1000000"]),
     ({"request_id": "job\n1"}, ["request_id", "printable"]),
