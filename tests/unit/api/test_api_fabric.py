@@ -183,3 +183,27 @@ def test_graceful_stop_lets_a_call_in_flight_finish(service):
     assert server.stop(grace=5).wait(5)
     thread.join(5)
     assert result["res"].reservation_id
+
+
+def test_a_fabric_whose_links_answer_in_more_than_4_mb_still_lists(tmp_path):
+    """64 sites of 50 leaves (39 000 links, inside the file's limits): ListLinks and
+    GetFabric answer in one message each, over gRPC's default 4 MB; the client reads
+    them, its watch stream too."""
+    from dcilab.app.service import ControllerService
+    from dcilab.fabric import parse_fabric
+    sites = "".join(f"  - {{name: s{i}, spines: 8, leaves: 50, hosts_per_leaf: 4, "
+                    f"gateways: 2}}\n" for i in range(64))
+    links = "".join(f"  - {{name: l{i}, a: s{i}, b: s{(i + 1) % 64}, fiber_km: 80, "
+                    f"module: 400ZR, wavelengths: 1}}\n" for i in range(64))
+    service = ControllerService.standalone(parse_fabric(f"name: wide\nsites:\n{sites}"
+                                                        f"dci_links:\n{links}"))
+    server, port = create_server(service, "127.0.0.1:0")
+    try:
+        with Client(f"127.0.0.1:{port}", timeout=60) as client:
+            listed = client.links()
+            assert fabric_pb2.ListLinksResponse(link_loads=listed).ByteSize() > 4 << 20
+            assert len(client.fabric().links) > 30_000
+            first = next(iter(client.watch_links(1.0)))
+            assert len(first.link_loads) == len(listed)
+    finally:
+        server.stop(grace=1).wait()
