@@ -12,7 +12,9 @@ expand to. The file is parsed once, by libyaml (CSafeLoader).
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,10 @@ import yaml
 from pydantic import ValidationError
 
 from .checks import check_spec
-from .errors import FabricError, FabricIssue
+from .errors import MAX_ISSUES, FabricError, FabricIssue
 from .model import Fabric, build_fabric, plan_line_systems
-from .schema import FabricSpec
+from .schema import (MAX_LINE_SYSTEMS, MAX_MODULE_OVERRIDES, DciLinkSpec, FabricSpec,
+                     ModuleOverride, SiteSpec)
 
 
 MAX_FILE_BYTES = 4 << 20            # the largest repository fabric is under 1 KiB
@@ -114,16 +117,29 @@ def _message(error: dict) -> str:
         # pydantic names its class ("instance of SiteSpec"), which the file never shows
         what = "a mapping" if kind == "dict_type" else "a mapping of fields"
         return f"expected {what} (got {_shown(error['input'])})"
+    if kind == "too_long" and isinstance(error.get("ctx"), dict):
+        return _too_long(error["loc"], error["ctx"]["actual_length"], error["ctx"]["max_length"])
     if kind == "string_pattern_mismatch":
         return (f"{_shown(error['input'])} is not a valid name: use letters, digits, '-', '_' and '.',"
                 " starting with a letter or digit")
     return f"{error['msg'][0].lower()}{error['msg'][1:]} (got {_shown(error['input'])})"
 
 
-def _schema_issues(exc: ValidationError, root: yaml.Node | None) -> list[FabricIssue]:
+_ENTRIES = {"dci_links": "line systems", "sites": "sites", "srlg": "risk groups",
+            "modules": "module overrides"}
+
+
+def _too_long(loc: tuple, length: int | None, limit: int) -> str:
+    what = _ENTRIES.get(loc[-1] if loc else "", "entries")
+    return f"{length} {what}; at most {limit}"
+
+
+def _schema_issues(exc: ValidationError, root: yaml.Node | None, prefix: tuple = (),
+                   limit: int | None = None) -> list[FabricIssue]:
+    """The issues of a validation error (its first `limit`), located under `prefix`."""
     issues = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
+    for error in exc.errors()[:limit]:
+        loc = prefix + tuple(error["loc"])
         # pydantic reports a missing field at the field; say which mapping lacks it.
         issues.append(FabricIssue(format_path(loc), _message(error), _line_of(root, loc)))
     return issues
@@ -179,6 +195,75 @@ def _expanded_size(spec: FabricSpec) -> list[FabricIssue]:
             if n > limit]
 
 
+_MAPPINGS = {FabricSpec: "a fabric file", SiteSpec: "a site", DciLinkSpec: "a DCI link",
+             ModuleOverride: "a module override"}
+
+
+def _oversized(data: dict) -> list[FabricIssue]:
+    """Mappings with more keys, and lists with more entries, than the schema allows,
+    refused before pydantic reports on each (an error per unknown key or broken entry:
+    500 000 of them cost 500 MB). pydantic refuses an over-long list itself before
+    validating its entries; an over-full mapping it does not."""
+    issues = []
+
+    def fields(loc: tuple, mapping, model) -> None:
+        if isinstance(mapping, dict) and len(mapping) > len(model.model_fields):
+            what = _MAPPINGS[model]
+            issues.append(FabricIssue(format_path(loc), (
+                f"{len(mapping)} fields; {what} has at most {len(model.model_fields)} "
+                f"({', '.join(model.model_fields)})")))
+
+    fields((), data, FabricSpec)
+    for field, model, limit in (("sites", SiteSpec, 254), ("dci_links", DciLinkSpec,
+                                                          MAX_LINE_SYSTEMS)):
+        entries = data.get(field)
+        if isinstance(entries, list) and len(entries) <= limit:
+            for i, entry in enumerate(entries):
+                fields((field, i), entry, model)
+    modules = data.get("modules")
+    if isinstance(modules, dict):
+        if len(modules) > MAX_MODULE_OVERRIDES:
+            issues.append(FabricIssue("modules", _too_long(("modules",), len(modules),
+                                                           MAX_MODULE_OVERRIDES)))
+        else:
+            for name, entry in modules.items():
+                fields(("modules", str(name)), entry, ModuleOverride)
+    return issues
+
+
+def _validated(data: dict, root: yaml.Node | None, source: str) -> FabricSpec:
+    """The schema-valid spec, or FabricError with the first MAX_ISSUES problems and the
+    count of the rest. Line systems are validated one at a time, so 16 384 broken ones
+    (each with 64 bad risk groups) never hold all their errors at once."""
+    issues = _oversized(data)
+    if issues:
+        raise FabricError(source, [FabricIssue(i.path, i.message, _line_of(root, _parse_path(i.path)))
+                                   for i in issues])
+    links = data.get("dci_links")
+    apart = isinstance(links, list) and len(links) <= MAX_LINE_SYSTEMS
+    rest = {**data, "dci_links": []} if apart else data
+    unlisted = 0
+    try:
+        FabricSpec.model_validate(rest)
+    except ValidationError as exc:
+        issues = _schema_issues(exc, root)
+    # Keep the file's order: fields before dci_links, the links, then modules and extras.
+    first = [_parse_path(i.path)[:1] in (("name",), ("scale",), ("sites",)) for i in issues]
+    before = [i for i, is_first in zip(issues, first) if is_first]
+    after = [i for i, is_first in zip(issues, first) if not is_first]
+    for i, link in enumerate(links if apart else ()):
+        try:
+            DciLinkSpec.model_validate(link)
+        except ValidationError as exc:
+            room = max(0, MAX_ISSUES + 1 - len(before))
+            found = _schema_issues(exc, root, ("dci_links", i), room) if room else []
+            before += found
+            unlisted += exc.error_count() - len(found)
+    if before or after or unlisted:
+        raise FabricError(source, before + after, unlisted)
+    return FabricSpec.model_validate(data)
+
+
 def _read_yaml(text: str, source: str, what: str = "a fabric file"):
     """(root node, data): composed once by libyaml, bounded, then constructed. Job files
     are read the same way (`what` names the kind of file in messages)."""
@@ -221,10 +306,7 @@ def parse_fabric(text: str, source: str = "<fabric>") -> Fabric:
     if not isinstance(data, dict):
         raise FabricError(source, [FabricIssue(
             "", "a fabric file must be a YAML mapping with name, sites and dci_links")])
-    try:
-        spec = FabricSpec.model_validate(data)
-    except ValidationError as exc:
-        raise FabricError(source, _schema_issues(exc, root)) from None
+    spec = _validated(data, root, source)
     too_large = _expanded_size(spec)
     if too_large:
         raise FabricError(source, too_large)
@@ -260,7 +342,11 @@ def read_text(path: str | Path, what: str = "a fabric file") -> str:
     """The UTF-8 text of the YAML file at `path` (a fabric or job file, as `what` says),
     read up to the size limit; FabricError naming the file if it cannot be."""
     try:
-        with open(path, "rb") as f:          # at most the limit, even from a pipe or device
+        _regular(path, os.stat(path).st_mode)
+        # O_NONBLOCK: were it swapped for a FIFO since, opening must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:            # at most the limit, whatever it has become
+            _regular(path, os.fstat(fd).st_mode)
             raw = f.read(MAX_FILE_BYTES + 1)
         if len(raw) > MAX_FILE_BYTES:
             raise FabricError(str(path), [FabricIssue(
@@ -271,3 +357,17 @@ def read_text(path: str | Path, what: str = "a fabric file") -> str:
     except UnicodeDecodeError as exc:
         raise FabricError(str(path), [FabricIssue(
             "", f"not a UTF-8 text file (byte {exc.start}): {what} is YAML text")]) from None
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _regular(path: str | Path, mode: int) -> None:
+    """FabricError unless `mode` is a regular file's: a FIFO would block the read forever
+    and /dev/zero never end it."""
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise FabricError(str(path), [FabricIssue(
+            "", f"cannot read: {kind}, not a regular file; give the path of a YAML file")])

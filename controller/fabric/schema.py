@@ -33,6 +33,15 @@ LaunchPower = Annotated[float | Literal["auto"], BeforeValidator(_launch_power)]
 # span): once round the Earth, in spans of 80 km.
 MAX_FIBRE_KM = 40_000.0
 MAX_SPANS = 500
+# A line system is at least one of the 65 536 links load.py allows; a list is refused by
+# its length before any entry is validated (so 100 000 broken entries cost one message).
+MAX_LINE_SYSTEMS = 16384
+# 6.25x the fastest Ethernet port (1.6 Tb/s); beyond, a figure is a typo (1e308 gave an
+# "inf Mb/s" emulated rate). Module figures as the job file bounds them (plan/schema.py).
+MAX_FABRIC_GBPS = 10_000.0
+MAX_MODULE_POWER_W = 1e5
+MAX_MODULE_PRICE_USD = 1e8
+MAX_MODULE_OVERRIDES = 64
 
 
 class _Strict(BaseModel):
@@ -49,7 +58,8 @@ class SiteSpec(_Strict):
     leaves: int = Field(ge=1, le=255)
     hosts_per_leaf: int = Field(ge=1, le=254)
     gateways: int = Field(default=1, ge=1, le=64)
-    fabric_gbps: float = Field(default=400.0, gt=0, description="intra-site and host link rate")
+    fabric_gbps: float = Field(default=400.0, gt=0, le=MAX_FABRIC_GBPS,
+                               description="intra-site and host link rate")
 
 
 class DciLinkSpec(_Strict):
@@ -95,8 +105,8 @@ class DciLinkSpec(_Strict):
 class ModuleOverride(_Strict):
     """Override a catalog figure that has no public source (prices, 800G power)."""
 
-    power_w: float | None = Field(default=None, gt=0)
-    price_usd: float | None = Field(default=None, ge=0)
+    power_w: float | None = Field(default=None, gt=0, le=MAX_MODULE_POWER_W)
+    price_usd: float | None = Field(default=None, ge=0, le=MAX_MODULE_PRICE_USD)
 
 
 class FabricSpec(_Strict):
@@ -106,5 +116,6 @@ class FabricSpec(_Strict):
     scale: float = Field(default=1.0e-4, gt=0, le=1.0,
                          description="emulated bit rate = real bit rate x scale")
     sites: list[SiteSpec] = Field(min_length=1, max_length=254)
-    dci_links: list[DciLinkSpec] = Field(default_factory=list)
-    modules: dict[str, ModuleOverride] = Field(default_factory=dict)
+    dci_links: list[DciLinkSpec] = Field(default_factory=list, max_length=MAX_LINE_SYSTEMS)
+    modules: dict[str, ModuleOverride] = Field(default_factory=dict,
+                                               max_length=MAX_MODULE_OVERRIDES)

@@ -4,6 +4,7 @@ with a clear one-line reason (file:line where there is one), never a traceback, 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -148,7 +149,9 @@ def test_json_output_of_a_hostile_file_is_json(tmp_path, allowed_seconds):
 
 
 def test_a_device_or_directory_is_not_read_forever(tmp_path, allowed_seconds):
-    for path, words in (("/dev/zero", "bytes"), (str(tmp_path), "cannot read")):
+    os.mkfifo(tmp_path / "fifo.yaml")     # no writer: opening it to read would wait forever
+    for path, words in (("/dev/zero", "a character device"), (str(tmp_path), "a directory"),
+                        (str(tmp_path / "fifo.yaml"), "a FIFO")):
         proc, elapsed, allowed = _run_timed(allowed_seconds, "check", path)
         _assert_refused(proc, elapsed, allowed, path, words)
 

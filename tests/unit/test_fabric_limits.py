@@ -1,0 +1,115 @@
+"""Limits on what a fabric file may make `check` do: entries, problems reported, echoed
+input, non-files, and links no module can cross (refused without a GNPy run)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dcilab.fabric import FabricError, load_fabric, parse_fabric
+from dcilab.fabric.errors import MAX_ISSUES
+from dcilab.fabric.schema import MAX_LINE_SYSTEMS
+from dcilab.optics import _gnpy
+
+TWO_SITES = """name: x
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 1}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 1}
+"""
+
+
+def _issues(text: str) -> list[str]:
+    with pytest.raises(FabricError) as caught:
+        parse_fabric(text, "f.yaml")
+    return [str(line) for line in str(caught.value).splitlines()]
+
+
+def test_too_many_line_systems_is_one_problem_with_the_number_and_the_limit():
+    out = _issues(TWO_SITES + "dci_links:\n" + "  - {}\n" * 100_000)
+    assert out == [f"f.yaml:6: dci_links: 100000 line systems; at most {MAX_LINE_SYSTEMS}"]
+    out = _issues(TWO_SITES + "dci_links: [" + "1," * 450_000 + "1]\n")
+    assert out == [f"f.yaml:5: dci_links: 450001 line systems; at most {MAX_LINE_SYSTEMS}"]
+
+
+def test_problems_beyond_the_first_fifty_are_counted_not_listed():
+    out = _issues(TWO_SITES + "dci_links:\n" + "  - {}\n" * 1000)
+    assert len(out) == MAX_ISSUES + 1
+    assert out[-1] == f"f.yaml: … and {6 * 1000 - MAX_ISSUES} more problems (the first 50 are listed)"
+    assert out[0] == "f.yaml:6: dci_links[0].name: missing required field"
+
+
+def test_bad_risk_groups_on_many_links_are_counted_not_held():
+    link = "  - {name: l%d, a: a, b: b, fiber_km: 80, module: 400ZR, wavelengths: 1, srlg: [%s]}\n"
+    out = _issues(TWO_SITES + "dci_links:\n" + "".join(link % (i, ",".join(["1"] * 60))
+                                                          for i in range(2000)))
+    assert len(out) == MAX_ISSUES + 1 and "… and 119950 more problems" in out[-1]
+
+
+def test_a_mapping_of_many_unknown_keys_is_one_problem():
+    out = _issues(TWO_SITES + "".join(f"k{i}: 1\n" for i in range(100_000)))
+    assert len(out) == 1 and "100002 fields; a fabric file has at most 5" in out[0]
+    out = _issues(TWO_SITES + "modules: {" + ", ".join(f"m{i}: {{}}" for i in range(1000)) + "}\n")
+    assert out == ["f.yaml:5: modules: 1000 module overrides; at most 64"]
+
+
+@pytest.mark.parametrize("field", ["module", "mode"])
+def test_a_megabyte_module_or_mode_is_echoed_short(field):
+    value = "Q" * 1_000_000
+    extra = f"module: {value}" if field == "module" else f"module: 400ZR, mode: {value}"
+    out = _issues(TWO_SITES + f"dci_links:\n  - {{name: l, a: a, b: b, fiber_km: 80, "
+                  f"wavelengths: 1, {extra}}}\n")
+    assert len(out) == 1 and len(out[0]) < 300, out[0][:400]
+    assert f"'{'Q' * 64}…' (1000000 characters)" in out[0] and f"dci_links[0].{field}" in out[0]
+
+
+def test_a_megabyte_yaml_tag_is_echoed_short():
+    out = _issues("name: !" + "Q" * 1_000_000 + " x\nsites: []\n")
+    assert len(out) == 1 and len(out[0]) < 300 and "(1000001 characters)" in out[0]
+
+
+def test_fifo_and_devices_are_refused_before_reading(tmp_path):
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)            # with no writer, a read would block forever
+    for path, kind in ((fifo, "a FIFO"), ("/dev/zero", "a character device"),
+                       (tmp_path, "a directory")):
+        with pytest.raises(FabricError) as caught:
+            load_fabric(path)
+        assert str(caught.value) == (f"{path}: cannot read: {kind}"
+                                     f"{' (named pipe)' if kind == 'a FIFO' else ''}, not a "
+                                     "regular file; give the path of a YAML file")
+
+
+def test_links_no_module_can_cross_are_refused_without_gnpy(monkeypatch):
+    def no_gnpy(*args):
+        raise AssertionError("GNPy ran for a link no module can cross")
+    monkeypatch.setattr(_gnpy, "propagate", no_gnpy)
+    link = ("  - {name: l%d, a: a, b: b, fiber_km: %d, span_km: 80, module: 400ZR, "
+            "wavelengths: 128, band: C+L, launch_power_dbm: auto}\n")
+    out = _issues(TWO_SITES + "dci_links:\n" + "".join(link % (i, 40000 - i) for i in range(64)))
+    assert len(out) == MAX_ISSUES + 1 and out[-1].endswith("… and 14 more problems (the first "
+                                                          "50 are listed)")
+    assert out[0].startswith("f.yaml:6: dci_links[0]: 400ZR cannot cross 40000 km, nor can "
+                             "any module in the catalog: accumulated dispersion 680000 ps/nm")
+    assert "500 spans" in out[0] and "regenerate" in out[0]
+
+
+def test_an_unknown_module_override_does_not_hide_a_links_unknown_module():
+    out = _issues(TWO_SITES + "dci_links:\n  - {name: l, a: a, b: b, fiber_km: 80, "
+                  "module: FOO, wavelengths: 1}\nmodules:\n  BAR: {price_usd: 1}\n")
+    assert any("modules: unknown module 'BAR'" in line for line in out)
+    assert any("dci_links[0].module: unknown module 'FOO'" in line for line in out)
+
+
+@pytest.mark.parametrize("field, limit", [("fabric_gbps: 1.0e308", "10000"),
+                                          ("fabric_gbps: 20000", "10000")])
+def test_a_fabric_rate_beyond_any_port_is_refused(field, limit):
+    out = _issues(TWO_SITES.replace("hosts_per_leaf: 1}", f"hosts_per_leaf: 1, {field}}}", 1))
+    assert out == [f"f.yaml:3: sites[0].fabric_gbps: input should be less than or equal to "
+                   f"{limit} (got {field.split(': ')[1].replace('1.0e308', '1e+308')})"]
+
+
+def test_module_overrides_beyond_sense_are_refused():
+    out = _issues(TWO_SITES + "modules:\n  400ZR: {price_usd: 1.0e308, power_w: 1.0e9}\n")
+    assert len(out) == 2 and "price_usd: input should be less than or equal to 100000000" in out[1]
+    assert "power_w: input should be less than or equal to 100000 " in out[0]
