@@ -15,7 +15,6 @@ from __future__ import annotations
 import hmac
 import os
 import ssl
-import stat
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ..files import not_regular
 from .servicers import FabricServicer, PathServicer, ReadBudget, Streams
 from .v1 import fabric_pb2, fabric_pb2_grpc, path_pb2, path_pb2_grpc
 
@@ -46,9 +46,6 @@ class ServerError(Exception):
 
 
 MAX_TOKEN_BYTES = 4096
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
 
 
 def read_small_file(path: str | Path, what: str, limit: int) -> bytes:
@@ -60,8 +57,7 @@ def read_small_file(path: str | Path, what: str, limit: int) -> bytes:
     except OSError as exc:
         raise ServerError(f"cannot read {what} {path}: {exc.strerror}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        kind = next((name for test, name in _KINDS if test(mode)), None)
+        kind = not_regular(os.fstat(fd).st_mode)
         if kind is not None:
             raise ServerError(f"{what} {path} is {kind}, not a file")
         chunks, size = [], 0

@@ -42,6 +42,11 @@ from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Rese
 log = logging.getLogger("dcilab.service")
 
 WATCH_BACKLOG = 10_000        # changes a watcher may fall behind by before it is cut off
+# How long a read of link load waits for the saves in flight (a commit takes a few ms)
+# before it answers from the last state known durable.
+SETTLE_WAIT_S = 0.1
+# How long a refusal waits for the saves in flight it rests on.
+REFUSAL_WAIT_S = 30.0
 
 
 class Watch:
@@ -150,6 +155,7 @@ class ControllerService:
         self._failing = ""            # the store's last error, said once until a commit works
         self._expiry_failing = ""
         self._watches: list[Watch] = []
+        self._durable_reserved: dict = {}     # book.reserved when no save was in flight
         if store is not None:
             live = store.load_live()
             problems = []
@@ -159,6 +165,11 @@ class ControllerService:
                     problems.append(problem)
                 else:
                     core.restore(res)
+                    if res.request.protection == Protection.PROTECTED and not res.standby:
+                        # A failure left it none (the book then takes a path without):
+                        # restored, not refused, but not silently either.
+                        log.warning("reservation %s is PROTECTED but was saved without a "
+                                    "standby path: it runs unprotected", res.reservation_id)
             if problems:
                 raise StoreError(
                     f"state file {getattr(store, 'path', '')}: {len(problems)} reservation(s) "
@@ -357,6 +368,7 @@ class ControllerService:
     def reserve(self, request: ReservationRequest) -> Reservation:
         started = time.perf_counter()
         result = "invalid"
+        rested = False                       # a refusal waited for the saves it rested on
         try:
             while True:
                 with self.lock:
@@ -374,15 +386,33 @@ class ControllerService:
                                 result = "admitted"
                                 return retried
                         rid = f"r-{secrets.token_hex(6)}"     # 48 random bits, as uuid4 gave
-                        outbox = self.core.reserve(request, rid, self.clock())
-                        res = book.reservations[first or rid]
-                        res = self._saved_as.get(res.reservation_id, res)
-                        # The new one was never saved: no need to ask the store.
-                        change = self._deliver(outbox, {
-                            r.reservation_id: None if r.reservation_id == rid
-                            else self._saved_as.get(r.reservation_id, self._last_saved(r))
-                            for r in outbox.changed}) if outbox.changed else None
-                        break
+                        try:
+                            outbox = self.core.reserve(request, rid, self.clock())
+                        except AdmissionError as exc:
+                            behind = self._in_flight() if exc.code == AdmissionError.EXHAUSTED \
+                                and not rested else []
+                            if not behind:
+                                raise
+                            refusal = exc
+                        else:
+                            res = book.reservations[first or rid]
+                            res = self._saved_as.get(res.reservation_id, res)
+                            # The new one was never saved: no need to ask the store.
+                            change = self._deliver(outbox, {
+                                r.reservation_id: None if r.reservation_id == rid
+                                else self._saved_as.get(r.reservation_id, self._last_saved(r))
+                                for r in outbox.changed}) if outbox.changed else None
+                            break
+                if waiting is None:
+                    # Refused for want of room while other changes were being saved: the
+                    # refusal stands once they are durable; one taken back may have left
+                    # room, so then it is asked again (once).
+                    rested = True
+                    for c in behind:
+                        c.flushed.wait(REFUSAL_WAIT_S)
+                    if all(c.failed is None for c in behind):
+                        raise refusal
+                    continue
                 # The first attempt of this request_id is still being saved (its owner
                 # waits for the commit): its outcome decides this one's.
                 waiting.flushed.wait(30)
@@ -537,21 +567,37 @@ class ControllerService:
         return {state: counts.get(state, 0) for state in State}
 
     def protection_counts(self) -> dict[Protection, int]:
-        """Live reservations by protection class."""
+        """Live reservations by protection class, as saved."""
         with self.lock:
-            return dict(Counter(r.request.protection
-                                for r in self.core.book.reservations.values()))
+            return dict(Counter(r.request.protection for r in self._live()))
 
     # -- state for the API and metrics --------------------------------------------------
 
     def link_loads(self, kinds: frozenset[str] | None = None) -> list[LinkLoad]:
-        """Both directions of every link (of `kinds`: host, fabric, dci), in file order."""
-        # Only the booked bandwidth is copied under the lock: the snapshot of every link
-        # takes milliseconds, which a reservation must not wait behind. The tracker it
-        # reads is only ever updated in place (dict.get and set lookups are atomic).
-        with self.lock:
-            reserved = dict(self.core.book.reserved)
+        """Both directions of every link (of `kinds`: host, fabric, dci), in file order,
+        with the bandwidth reserved as the state file has it."""
+        # The book holds changes still being saved (so that no two admissions overbook):
+        # the reserved bandwidth is copied when none is in flight, waiting a little for
+        # those that are; else the last copy stands (a save blocked for seconds must not
+        # show bandwidth it may never hold). Only the copy is made under the lock: the
+        # snapshot of every link takes milliseconds, which a reservation must not wait
+        # behind. The tracker it reads is only ever updated in place.
+        deadline = time.monotonic() + SETTLE_WAIT_S
+        while True:
+            with self.lock:
+                newest = self._in_flight()[-1:]
+                if not newest:
+                    reserved = self._durable_reserved = dict(self.core.book.reserved)
+                    break
+            left = deadline - time.monotonic()
+            if left <= 0 or not newest[0].flushed.wait(left):
+                reserved = self._durable_reserved
+                break
         return self.core.load.snapshot(reserved, kinds)
+
+    def _in_flight(self) -> list[_Change]:
+        """Changes whose save has not settled, oldest first (caller holds the lock)."""
+        return [c for c in self._outgoing if c.pending is not None and not c.flushed.is_set()]
 
     def switch_status(self) -> dict[str, bool]:
         with self.lock:

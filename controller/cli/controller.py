@@ -191,8 +191,8 @@ def run(args) -> int:
     from ..app.service import ControllerService
     from ..core import FabricController
     from ..metrics import Metrics, start_metrics_server
-    from ..store.sqlite import (DISCARD, MIGRATE, REFUSE, UNAVAILABLE, ReservationStore,
-                                StoreError, default_state_path)
+    from ..store.sqlite import (DISCARD, MIGRATE, REFUSE, ReservationStore, StoreError,
+                                default_state_path)
 
     try:
         fabric = load_fabric(args.topology)
@@ -202,10 +202,12 @@ def run(args) -> int:
     for bad, text in ((not 0 < args.reservable_fraction <= 1, "--reservable-fraction must be in (0, 1]"),
                       (not 0 < args.elephant_fraction <= 1, "--elephant-fraction must be in (0, 1]"),
                       (args.elephant_polls < 1, "--elephant-polls must be at least 1"),
-                      (args.max_stretch < 1, "--max-stretch must be at least 1"),
-                      (not args.pin_hold >= 0, "--pin-hold must be >= 0"),
-                      (not args.poll_interval > 0, "--poll-interval must be positive"),
-                      (args.grpc_workers < 1, "--grpc-workers must be at least 1"),
+                      (not 1 <= args.max_stretch <= 100, "--max-stretch must be in [1, 100]"),
+                      (not 0 <= args.pin_hold <= 86400, "--pin-hold must be in [0, 86400] s"),
+                      (not 0 < args.poll_interval <= 3600,
+                       "--poll-interval must be in (0, 3600] s"),
+                      (not 1 <= args.grpc_workers <= 1024,
+                       "--grpc-workers must be between 1 and 1024"),
                       (not 1 <= args.watch_streams <= 256,
                        "--watch-streams must be between 1 and 256"),
                       (not 0 < args.reads_per_second <= 1e6
@@ -244,15 +246,13 @@ def run(args) -> int:
         return 2
     state_path = args.state or default_state_path(fabric.name)
     other = MIGRATE if args.state_migrate else DISCARD if args.state_discard else REFUSE
+    # A state file that stops the start exits 2, whatever the cause (damaged, not ours,
+    # held, full, read-only): the operator must act on it before a retry can work.
     try:
         store = ReservationStore(state_path, fabric=fabric.name, other_fabric=other)
     except StoreError as exc:
         print(f"dcilab controller: {exc}", file=sys.stderr)
-        return 1 if exc.code == UNAVAILABLE else 2
-    if store.previous_fabric:
-        log.warning("state file %s: %s the reservations of fabric %r for fabric %r",
-                    state_path, "kept" if other == MIGRATE else "dropped",
-                    store.previous_fabric, fabric.name)
+        return 2
 
     if args.cpu:
         try:
@@ -276,7 +276,11 @@ def run(args) -> int:
     except StoreError as exc:
         store.close()
         print(f"dcilab controller: {exc}", file=sys.stderr)
-        return 1 if exc.code == UNAVAILABLE else 2
+        return 2
+    if store.previous_fabric:                   # said once its records were found to fit
+        log.warning("state file %s: %s the reservations of fabric %r for fabric %r",
+                    state_path, "kept" if other == MIGRATE else "dropped",
+                    store.previous_fabric, fabric.name)
     log.info("fabric %s: %d switches, %d hosts, %d wavelengths; policy %s; reservations in %s",
              fabric.name, len(fabric.switches), len(fabric.hosts),
              sum(1 for _ in fabric.wavelengths()), args.policy, state_path)

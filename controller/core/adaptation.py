@@ -34,6 +34,8 @@ at 0 dB (errors get through the FEC) a wavelength changes without waiting for th
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -57,14 +59,16 @@ class Policy:
     change_timeout_s: float = DEFAULT_CHANGE_TIMEOUT_S
 
     def problems(self) -> list[str]:
-        out = []
-        if self.threshold_db < 0:
-            out.append(f"margin threshold must be >= 0 dB, got {self.threshold_db}")
+        out = []        # written as what holds, so NaN fails too; an infinity is no setting
+        if not 0 <= self.threshold_db < math.inf:
+            out.append(f"margin threshold must be a number of dB >= 0, got {self.threshold_db}")
         for name in ("hysteresis_db", "hold_s", "drain_s"):
-            if getattr(self, name) < 0:
-                out.append(f"{name.replace('_', ' ')} must be >= 0, got {getattr(self, name)}")
-        if self.change_timeout_s <= 0:
-            out.append(f"change timeout must be > 0 s, got {self.change_timeout_s}")
+            if not 0 <= getattr(self, name) < math.inf:
+                out.append(f"{name.replace('_', ' ')} must be a number >= 0, got "
+                           f"{getattr(self, name)}")
+        if not 0 < self.change_timeout_s < math.inf:
+            out.append(f"change timeout must be a number of seconds > 0, got "
+                       f"{self.change_timeout_s}")
         return out
 
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from ..files import not_regular
 from .checks import check_spec
 from .errors import MAX_ISSUES, FabricError, FabricIssue
 from .model import Fabric, build_fabric, plan_line_systems
@@ -359,15 +359,10 @@ def read_text(path: str | Path, what: str = "a fabric file") -> str:
             "", f"not a UTF-8 text file (byte {exc.start}): {what} is YAML text")]) from None
 
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISSOCK, "a socket"))
-
-
 def _regular(path: str | Path, mode: int) -> None:
     """FabricError unless `mode` is a regular file's: a FIFO would block the read forever
     and /dev/zero never end it."""
-    if not stat.S_ISREG(mode):
-        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+    kind = not_regular(mode)
+    if kind is not None:
         raise FabricError(str(path), [FabricIssue(
             "", f"cannot read: {kind}, not a regular file; give the path of a YAML file")])

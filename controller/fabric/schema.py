@@ -36,9 +36,11 @@ MAX_SPANS = 500
 # A line system is at least one of the 65 536 links load.py allows; a list is refused by
 # its length before any entry is validated (so 100 000 broken entries cost one message).
 MAX_LINE_SYSTEMS = 16384
-# 6.25x the fastest Ethernet port (1.6 Tb/s); beyond, a figure is a typo (1e308 gave an
-# "inf Mb/s" emulated rate). Module figures as the job file bounds them (plan/schema.py).
-MAX_FABRIC_GBPS = 10_000.0
+# 1 Pb/s: `dcilab plan` sizes a site's fabric to its traffic (12 Tb/s for a 300B-parameter
+# job on 16 sites), and at the default scale this is still a 100 Gb/s emulated link;
+# beyond, a figure is a typo (1e308 gave an "inf Mb/s" emulated rate). Module figures as
+# the job file bounds them (plan/schema.py).
+MAX_FABRIC_GBPS = 1_000_000.0
 MAX_MODULE_POWER_W = 1e5
 MAX_MODULE_PRICE_USD = 1e8
 MAX_MODULE_OVERRIDES = 64

@@ -35,15 +35,23 @@ import functools
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
+from ..files import not_regular
 from ..core.errors import INTERNAL, UNAVAILABLE, StoreError  # noqa: F401 (re-exported)
-from ..te.reservations import (Protection, Reservation, ReservationRequest, ReservedHop,
-                               Selector, State)
+from ..te.reservations import (MAX_BANDWIDTH_GBPS, MAX_DURATION_S, MAX_LATENCY_MS,
+                               MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS, Protection, Reservation,
+                               ReservationRequest, ReservedHop, Selector, State,
+                               shown)
 
 SCHEMA_VERSION = 5
+# PRAGMA application_id of the files dcilab makes ("DCIL"): what says a file is ours.
+APPLICATION_ID = 0x4443494C
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # _MIGRATIONS[n] takes a database at version n to version n + 1.
 _MIGRATIONS = [
@@ -118,6 +126,115 @@ _UPSERT = (f"INSERT INTO reservations ({', '.join(_COLUMNS)}, ended_at) "
 _LIVE = (State.PENDING.value, State.ACTIVE.value, State.DEGRADED.value)
 _ENDED = (State.RELEASED.value, State.EXPIRED.value)
 
+# What the API can carry: a protobuf Timestamp holds 0001-01-01 to 9999-12-31; meter ids
+# are counted up from 1 and stay under OpenFlow's OFPM_MAX (above it are its virtual
+# meters; the API's is a uint32); a priority is the API's int32.
+MIN_TIME_S, MAX_TIME_S = -62135596800, 253402300799
+MAX_METER_ID = 0xFFFF0000
+MIN_PRIORITY, MAX_PRIORITY = -2**31, 2**31 - 1
+MAX_REASON_CHARS = 4096      # a DEGRADED reason is one sentence; a listing stays small
+MAX_PORT = 2**32 - 1         # a hop's out_port is the API's uint32
+
+
+def _number(col: str, low: float, high: float) -> str:
+    # typeof first: SQLite compares text with numbers without complaint ('abc' > 5).
+    return f"typeof({col}) IN ('integer', 'real') AND {col} BETWEEN {low!r} AND {high!r}"
+
+
+def _text(col: str, low: int, high: int) -> str:
+    return f"typeof({col}) = 'text' AND length({col}) BETWEEN {low} AND {high}"
+
+
+def _json_hops(col: str) -> str:
+    """A JSON list of [switch, out_port, link, wavelength or null] (as `_hops_json`)."""
+    bad_hop = ("h.type != 'array' OR json_array_length(h.value) != 4 "
+               "OR json_type(h.value, '$[0]') != 'text' "
+               "OR json_type(h.value, '$[1]') != 'integer' "
+               f"OR json_extract(h.value, '$[1]') NOT BETWEEN 0 AND {MAX_PORT} "
+               "OR json_type(h.value, '$[2]') != 'text' "
+               "OR json_type(h.value, '$[3]') NOT IN ('text', 'null')")
+    # Nested CASEs: json_each() raises on text that is not JSON, so it runs only on JSON.
+    return (f"CASE WHEN typeof({col}) = 'text' THEN CASE WHEN json_valid({col}) THEN "
+            f"json_type({col}) = 'array' AND NOT EXISTS "
+            f"(SELECT 1 FROM json_each({col}) AS h WHERE {bad_hop}) END END")
+
+
+def _json_selector(col: str) -> str:
+    """'' or [ip_proto, port_min, port_max, dscp or null], each within the API's fields."""
+    parts = " AND ".join(f"json_type({col}, '$[{i}]') = 'integer' AND "
+                         f"json_extract({col}, '$[{i}]') BETWEEN 0 AND {high}"
+                         for i, high in ((0, 255), (1, 65535), (2, 65535)))
+    return (f"CASE WHEN typeof({col}) = 'text' THEN {col} = '' OR CASE WHEN json_valid({col}) "
+            f"THEN json_type({col}) = 'array' AND json_array_length({col}) = 4 AND {parts} "
+            f"AND (json_type({col}, '$[3]') = 'null' OR (json_type({col}, '$[3]') = 'integer' "
+            f"AND json_extract({col}, '$[3]') BETWEEN 0 AND 63)) END END")
+
+
+def _one_of(col: str, values) -> str:
+    return f"{col} IN ({', '.join(repr(v) for v in values)})"
+
+
+# Every column of a record, the SQL that holds when its value can be served (by the API,
+# to the switches) and what it must be: checked on every row, live or ended, at start.
+# JSON columns are checked once per distinct value `v` (a pair's records share their path).
+_VALID = (
+    ("reservation_id", _text("reservation_id", 1, MAX_NAME_CHARS),
+     f"text of 1 to {MAX_NAME_CHARS} characters"),
+    ("request_id", _text("request_id", 0, MAX_REQUEST_ID_CHARS),
+     f"text of at most {MAX_REQUEST_ID_CHARS} characters"),
+    ("state", _one_of("state", [s.value for s in State]),
+     f"one of {', '.join(s.value for s in State)}"),
+    ("src_host", _text("src_host", 1, MAX_NAME_CHARS),
+     f"a host name of 1 to {MAX_NAME_CHARS} characters"),
+    ("dst_host", _text("dst_host", 1, MAX_NAME_CHARS),
+     f"a host name of 1 to {MAX_NAME_CHARS} characters"),
+    ("bandwidth_gbps", _number("bandwidth_gbps", 1e-300, MAX_BANDWIDTH_GBPS),
+     f"a number above 0 and at most {MAX_BANDWIDTH_GBPS:g}"),
+    ("max_latency_ms", "max_latency_ms IS NULL OR " + _number("max_latency_ms", 1e-300,
+                                                              MAX_LATENCY_MS),
+     f"null or a number above 0 and at most {MAX_LATENCY_MS:g}"),
+    ("duration_s", _number("duration_s", 0.0, MAX_DURATION_S),
+     f"a number of seconds from 0 to {MAX_DURATION_S:g}"),
+    ("hops", _json_hops("v"), "a JSON list of [switch, out_port, link, wavelength]"),
+    ("latency_ms", _number("latency_ms", 0.0, MAX_LATENCY_MS),
+     f"a number from 0 to {MAX_LATENCY_MS:g}"),
+    ("created_at", _number("created_at", MIN_TIME_S, MAX_TIME_S),
+     "a time from 0001-01-01 to 9999-12-31 (unix seconds)"),
+    ("expires_at", "expires_at IS NULL OR " + _number("expires_at", MIN_TIME_S, MAX_TIME_S),
+     "null or a time from 0001-01-01 to 9999-12-31 (unix seconds)"),
+    ("meter_id", f"typeof(meter_id) = 'integer' AND meter_id BETWEEN 1 AND {MAX_METER_ID}",
+     f"an integer from 1 to {MAX_METER_ID} (OpenFlow's last meter)"),
+    ("priority", f"typeof(priority) = 'integer' AND priority BETWEEN {MIN_PRIORITY} AND "
+                 f"{MAX_PRIORITY}", f"an integer from {MIN_PRIORITY} to {MAX_PRIORITY}"),
+    ("reason", _text("reason", 0, MAX_REASON_CHARS),
+     f"text of at most {MAX_REASON_CHARS} characters"),
+    ("selector", _json_selector("v"),
+     "'' or a JSON list [ip_protocol, dst_port_min, dst_port_max, dscp]"),
+    ("protection", _one_of("protection", [p.value for p in Protection]),
+     f"one of {', '.join(p.value for p in Protection)}"),
+    ("standby", _json_hops("v"), "a JSON list of [switch, out_port, link, wavelength]"),
+)
+assert [c for c, _, _ in _VALID] == list(_COLUMNS)
+_MUST = {col: must for col, _, must in _VALID}
+
+_BY_VALUE = ("hops", "selector", "standby")
+
+
+def _invalid_rows() -> str:
+    """SELECT rowid, reservation_id, the first column that fails its check, of each row
+    that has one: one pass in SQLite, no Python object per row (the history can be long)."""
+    bad_values = ", ".join(f"bad_{col}(v) AS (SELECT v FROM (SELECT DISTINCT {col} AS v FROM "
+                           f"reservations) WHERE NOT coalesce({sql}, 0))"
+                           for col, sql, _ in _VALID if col in _BY_VALUE)
+    checks = " ".join(f"WHEN NOT coalesce({f'{col} NOT IN bad_{col}' if col in _BY_VALUE else sql}"
+                      f", 0) THEN '{col}'" for col, sql, _ in _VALID)
+    return (f"WITH {bad_values} SELECT rowid, reservation_id, bad FROM (SELECT rowid, "
+            f"reservation_id, CASE {checks} END AS bad FROM reservations) "
+            f"WHERE bad IS NOT NULL")
+
+
+_INVALID = _invalid_rows()
+
 
 # SQLite's primary result codes, in words a operator acts on; these are worth a retry once
 # the operator has acted (UNAVAILABLE), anything else is a bug or a damaged file (INTERNAL).
@@ -128,16 +245,102 @@ _CAUSES = {"SQLITE_FULL": "disk full", "SQLITE_READONLY": "read-only",
            "SQLITE_NOTADB": "not a database"}
 _TRANSIENT = {"SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_BUSY",
               "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_PERM"}
+# A full disk is not always SQLITE_FULL: SQLite reports the -shm file it cannot extend as
+# an I/O error (SHMSIZE), and some writes' ENOSPC as IOERR_WRITE.
+_FULL_IOERRS = {"SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_TRUNCATE",
+                "SQLITE_IOERR_FSYNC"}
+_LOW_SPACE_BYTES = 1 << 20
 
 
-
-def sqlite_cause(exc: BaseException) -> tuple[str, str]:
-    """(the cause in words, UNAVAILABLE or INTERNAL) of an sqlite3 error."""
+def sqlite_cause(exc: BaseException, path: Path | str | None = None) -> tuple[str, str]:
+    """(the cause in words, UNAVAILABLE or INTERNAL) of an sqlite3 error; with the state
+    file's `path`, an I/O error on a disk with no room left is said to be "disk full"."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     primary = name.split("_")[0] + "_" + name.split("_")[1] if name.count("_") >= 1 else name
+    if primary == "SQLITE_IOERR" and (name == "SQLITE_IOERR_SHMSIZE" or (
+            name in _FULL_IOERRS and path is not None and _no_room(Path(path)))):
+        primary = "SQLITE_FULL"
     words = _CAUSES.get(primary)
     text = f"{words} ({exc})" if words and words not in str(exc) else str(exc)
     return text, UNAVAILABLE if primary in _TRANSIENT else INTERNAL
+
+
+def _no_room(path: Path) -> bool:
+    try:
+        fs = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return fs.f_bavail * fs.f_frsize < _LOW_SPACE_BYTES
+
+
+def _read_only_uri(path: Path) -> str:
+    return f"file:{urllib.parse.quote(str(path))}?mode=ro"
+
+
+def _flock_holder(fd: int) -> str:
+    """' (pid N)' of the process holding the flock on `fd`'s file, from /proc/locks (Linux):
+    found by the file itself, so also through a hard link, and without opening it."""
+    st = os.fstat(fd)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode \
+                        and fields[4].isdigit():
+                    return f" (pid {fields[4]})"
+    except OSError:
+        pass
+    return ""
+
+
+def _layout(db: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+    """Each table's column names; a view or trigger as a name of its own (none of ours
+    has one)."""
+    out = {}
+    for kind, name in db.execute("SELECT type, name FROM sqlite_master WHERE type != 'index' "
+                                 "AND name NOT LIKE 'sqlite!_%' ESCAPE '!'"):
+        if kind == "table":
+            out[name] = tuple(c[1] for c in db.execute(f"PRAGMA table_info({_quoted(name)})"))
+        else:
+            out[f"{kind} {name}"] = ()
+    return out
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@functools.lru_cache(maxsize=None)
+def _schema_layout(version: int) -> dict[str, tuple[str, ...]]:
+    """The tables a dcilab file of schema `version` has."""
+    db = sqlite3.connect(":memory:")
+    try:
+        for step in range(version):
+            db.executescript(_MIGRATIONS[step])
+        return _layout(db)
+    finally:
+        db.close()
+
+
+def _objects_of(path: Path) -> str:
+    """What a database holds, for a refusal: its tables (and views, triggers)."""
+    try:
+        db = sqlite3.connect(_read_only_uri(path), uri=True, timeout=1)
+        try:
+            return ", ".join(sorted(_layout(db))) or "no tables"
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return f"nothing readable ({exc})"
+
+
+def _shown(value) -> str:
+    """A stored value in a message, cut: a damaged field may be a megabyte."""
+    if isinstance(value, str):
+        return shown(value)
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= MAX_NAME_CHARS else f"{text[:MAX_NAME_CHARS]}..."
 
 
 def default_state_path(fabric: str | None = None) -> Path:
@@ -161,13 +364,15 @@ class ReservationStore:
         """Open (or create) the state file at `path` for `fabric`. With `lock`, hold it
         exclusively until close (a second holder gets StoreError naming our PID). A file
         written for another fabric is refused, or (other_fabric=MIGRATE) adopted with its
-        records, or (DISCARD) emptied; either way it is checked to be ours first."""
+        records, or (DISCARD) emptied; either way it is checked to be ours first, and its
+        records to be servable."""
         self.path = Path(path)
         self.fabric = fabric
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
-        self._reader = None
+        self._db = self._reader = None
         self._lock_fd: int | None = None
+        self._created = False             # by us, in this start: removed if it fails
         self.previous_fabric: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,45 +380,77 @@ class ReservationStore:
             raise StoreError(f"cannot create the directory of state file {self.path}: "
                              f"{exc.strerror}", UNAVAILABLE) from None
         try:
-            if lock:
-                self._take_lock()
-            self._db = sqlite3.connect(self.path, check_same_thread=False,
-                                       isolation_level=None)   # explicit transactions
+            self._open(synchronous, other_fabric, lock)
         except sqlite3.Error as exc:
-            self._drop_lock()
-            raise StoreError(f"cannot open state file {self.path}: {sqlite_cause(exc)[0]}") \
-                from None
-        try:
-            self._check_ours()              # reads only: nothing is written to a stranger
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{self.path}: cannot use write-ahead logging (got {mode})")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.execute("PRAGMA busy_timeout=5000")
-            self._migrate()
-            self._claim(other_fabric)       # also proves the file can be written now
-            # Reads have a connection (and a lock) of their own: in WAL mode they see the
-            # last commit and never wait for the one being written, nor it for them.
-            self._reader = sqlite3.connect(self.path, check_same_thread=False,
-                                           isolation_level=None)
-            self._reader.execute("PRAGMA query_only=1")
-            self._reader.execute("PRAGMA busy_timeout=5000")
-        except sqlite3.Error as exc:
-            self._db.close()
-            self._drop_lock()
-            cause, code = sqlite_cause(exc)
+            self._abandon()
+            cause, code = sqlite_cause(exc, self.path)
             if "unable to open database file" in str(exc):
                 cause += (f"; SQLite keeps {Path(self.path).name}-wal and -shm beside the "
                           f"state file: is {Path(self.path).resolve().parent} writable?")
             raise StoreError(f"cannot open state file {self.path}: {cause}", code) from None
         except BaseException:
-            self._db.close()
-            self._drop_lock()
+            self._abandon()
             raise
+
+    def _open(self, synchronous: str, other_fabric: str, lock: bool) -> None:
+        self._refuse_special()              # /dev/null, a FIFO, a directory: never opened
+        if lock:
+            self._take_lock()
+        else:
+            self._created = not self.path.exists()
+        marked = self._check_ours()         # reads only: nothing is written to a stranger
+        self._db = sqlite3.connect(self.path, check_same_thread=False,
+                                   isolation_level=None)   # explicit transactions
+        self._check_version()
+        if not marked:                      # before anything else: a crash leaves it ours
+            self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreError(f"{self.path}: cannot use write-ahead logging (got {mode})")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+        self._check_records()               # before our PID goes in: a refusal writes nothing
+        self._claim(other_fabric)           # also proves the file can be written now
+        # Reads have a connection (and a lock) of their own: in WAL mode they see the
+        # last commit and never wait for the one being written, nor it for them.
+        self._reader = sqlite3.connect(self.path, check_same_thread=False,
+                                       isolation_level=None)
+        self._reader.execute("PRAGMA query_only=1")
+        self._reader.execute("PRAGMA busy_timeout=5000")
+
+    def _abandon(self) -> None:
+        """After a failed start: close, remove the file if this start created it (a
+        refused start on a full disk leaves no empty database behind), unlock."""
+        for db in (self._reader, self._db):
+            if db is not None:
+                db.close()
+        if self._created:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{self.path}{suffix}")
+        self._drop_lock()
+
+    def _not_ours(self, why: str) -> StoreError:
+        return StoreError(f"cannot open state file {self.path}: it is not a dcilab state file "
+                          f"({why}); it was left untouched: give --state another file")
+
+    def _refuse_special(self) -> None:
+        """Only a regular file (or a new one) can be a state file: SQLite on /dev/null or
+        a FIFO would fail late, with its journal created beside it."""
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StoreError(f"cannot open state file {self.path}: {exc.strerror}",
+                             UNAVAILABLE) from None
+        if not stat.S_ISREG(mode):
+            raise self._not_ours(f"it is {not_regular(mode)}, not a regular file")
 
     def _take_lock(self) -> None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = self._open_fd()
         except OSError as exc:
             code = UNAVAILABLE
             if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -229,21 +466,38 @@ class ReservationStore:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            holder = _flock_holder(fd) or self._holder()
             os.close(fd)
             raise StoreError(f"state file {self.path} is in use by another controller"
-                             f"{self._holder()}; stop it or give this one another --state file",
+                             f"{holder}; stop it or give this one another --state file",
                              UNAVAILABLE) from None
         self._lock_fd = fd
+        if not stat.S_ISREG(os.fstat(fd).st_mode):     # replaced since it was looked at
+            raise self._not_ours("it is not a regular file")
+
+    def _open_fd(self) -> int:
+        """The file, read-write; `_created` says whether this call made it."""
+        flags = os.O_RDWR | os.O_CLOEXEC
+        try:
+            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            self._created = True
+            return fd
+        except FileExistsError:
+            return os.open(self.path, flags | os.O_CREAT, 0o644)
 
     def _holder(self) -> str:
-        """' (pid N)' as the holder recorded it, if it can be read."""
+        """' (pid N)' as the holder recorded it, if it can be read. Only by the name the
+        holder opened (SQLite follows a symlink, not a hard link): else the read would
+        miss its log and leave a -wal and -shm of its own beside the link."""
         try:
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1)
+            if os.stat(self.path).st_nlink != 1:
+                return ""
+            db = sqlite3.connect(_read_only_uri(self.path), uri=True, timeout=1)
             try:
                 row = db.execute("SELECT value FROM dcilab_meta WHERE key = 'pid'").fetchone()
             finally:
                 db.close()
-        except sqlite3.Error:
+        except (OSError, sqlite3.Error):
             return ""
         return f" (pid {row[0]})" if row else ""
 
@@ -252,55 +506,111 @@ class ReservationStore:
             os.close(self._lock_fd)           # closing the descriptor releases the flock
             self._lock_fd = None
 
-    def _check_ours(self) -> None:
-        """Refuse, before any write, a database that is not a dcilab state file."""
-        tables = {name for (name,) in self._db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    def _check_ours(self) -> bool:
+        """Refuse, with reads only and before anything is written, a file that is not a
+        dcilab state file. Ours: a new or empty file (False: not marked yet), one marked
+        with our application_id (True), or one an earlier dcilab made before it marked
+        them, known by its tables (False)."""
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(100)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"cannot open state file {self.path}: {exc.strerror}",
+                             UNAVAILABLE) from None
+        if not header:
+            return False
+        if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+            raise self._not_ours("it is not an SQLite database")
+        app_id = int.from_bytes(header[68:72], "big")
+        if app_id == APPLICATION_ID:
+            return True
+        if app_id:
+            raise self._not_ours(f"it is another program's SQLite database, application_id "
+                                 f"{app_id:#x}")
+        wal = header[18] == 2
+        if not wal and int.from_bytes(header[60:64], "big") == 0:
+            raise self._not_ours(f"it holds {_objects_of(self.path)}, user_version 0")
+        return self._check_layout()
+
+    def _check_layout(self) -> bool:
+        """A file without our application_id is ours if it has the tables of a dcilab
+        schema version (read on a read-only connection: it may be a stranger's)."""
+        db = sqlite3.connect(_read_only_uri(self.path), uri=True, timeout=5)
+        try:
+            if db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+                return True                     # marked, in a log not yet checkpointed
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            layout = _layout(db)
+        finally:
+            db.close()
+        if not 1 <= version <= SCHEMA_VERSION or layout != _schema_layout(version):
+            tables = ", ".join(sorted(layout)) or "no tables"
+            raise self._not_ours(f"it holds {tables}, user_version {version}")
+        return False
+
+    def _check_version(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if not tables and version == 0:
-            return                            # new, or empty: ours to create
-        if "reservations" not in tables or (version >= 3 and "dcilab_meta" not in tables):
-            raise StoreError(f"{self.path} is not a dcilab state file (it holds "
-                             f"{', '.join(sorted(tables)) or 'no tables'}, user_version "
-                             f"{version}); it was left untouched: give --state another file")
         if version > SCHEMA_VERSION:
             raise StoreError(f"state file {self.path} has schema version {version}, newer than "
                              f"this dcilab's {SCHEMA_VERSION}; use a newer dcilab or another "
                              f"--state file")
 
+    def _check_records(self) -> None:
+        """Refuse a file holding a record the API could not serialize (or the switches
+        not take): every row, live or ended, in one pass; each named with the field."""
+        problems, count = [], 0
+        with self._failing("read"):
+            for rowid, rid, column in self._db.execute(_INVALID):
+                count += 1
+                if len(problems) < 5:
+                    value = self._db.execute(f"SELECT {column} FROM reservations WHERE "
+                                             f"rowid = ?", (rowid,)).fetchone()[0]
+                    problems.append(f"reservation {_shown(rid)}: {column} {_shown(value)} "
+                                    f"is not {_MUST[column]}")
+        if problems:
+            raise StoreError(
+                f"state file {self.path}: {count} reservation(s) hold values that cannot be "
+                f"served; refusing to start rather than answer for them with errors: "
+                + "; ".join(problems) + (" ..." if count > len(problems) else ""))
+
     def _claim(self, other_fabric: str) -> None:
-        """Record (or check) the fabric, and our PID, in one write."""
+        """Record (or check) the fabric, and our PID, in one write. A migration writes
+        nothing yet: its records are checked against our fabric first, and a refused one
+        leaves the file as it was (`confirm_fabric` records it)."""
         recorded = self._db.execute("SELECT value FROM dcilab_meta WHERE key = 'fabric'"
                                     ).fetchone()
         recorded = recorded[0] if recorded else None
+        if self.fabric and recorded and recorded != self.fabric:
+            if other_fabric == REFUSE:
+                raise StoreError(
+                    f"state file {self.path} belongs to fabric {recorded!r}, not "
+                    f"{self.fabric!r}: give --state another file, or --state-migrate to "
+                    f"keep its reservations for {self.fabric!r} (each is checked "
+                    f"against it), or --state-discard to drop them")
+            self.previous_fabric = recorded
+            if other_fabric == MIGRATE:
+                return
         with self._transaction():
-            if self.fabric and recorded and recorded != self.fabric:
-                if other_fabric == REFUSE:
-                    raise StoreError(
-                        f"state file {self.path} belongs to fabric {recorded!r}, not "
-                        f"{self.fabric!r}: give --state another file, or --state-migrate to "
-                        f"keep its reservations for {self.fabric!r} (each is checked "
-                        f"against it), or --state-discard to drop them")
-                self.previous_fabric = recorded
-                if other_fabric == DISCARD:
-                    self._db.execute("DELETE FROM reservations")
-            # A migration is recorded once its reservations were found to fit
-            # (`confirm_fabric`): a refused one leaves the file as it was.
-            if self.fabric and not (self.previous_fabric and other_fabric == MIGRATE):
-                self._db.execute("INSERT INTO dcilab_meta VALUES ('fabric', ?) "
-                                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                                 (self.fabric,))
-            self._db.execute("INSERT INTO dcilab_meta VALUES ('pid', ?) "
+            if self.previous_fabric:
+                self._db.execute("DELETE FROM reservations")       # DISCARD
+            self._record_owner()
+
+    def _record_owner(self) -> None:
+        if self.fabric:
+            self._db.execute("INSERT INTO dcilab_meta VALUES ('fabric', ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                             (str(os.getpid()),))
+                             (self.fabric,))
+        self._db.execute("INSERT INTO dcilab_meta VALUES ('pid', ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         (str(os.getpid()),))
 
     def confirm_fabric(self) -> None:
-        """Record our fabric as the file's (after a migration's records were checked)."""
-        if not self.fabric:
-            return
-        with self._lock, self._failing("write"):
-            self._db.execute("INSERT INTO dcilab_meta VALUES ('fabric', ?) ON CONFLICT(key) "
-                             "DO UPDATE SET value = excluded.value", (self.fabric,))
+        """Record our fabric (and PID) as the file's, once its records were checked
+        against it (what a migration waits for)."""
+        with self._lock, self._failing("write"), self._transaction():
+            self._record_owner()
 
     @property
     def recorded_fabric(self) -> str | None:
@@ -326,7 +636,7 @@ class ReservationStore:
         try:
             yield
         except sqlite3.Error as exc:
-            cause, code = sqlite_cause(exc)
+            cause, code = sqlite_cause(exc, self.path)
             raise StoreError(f"cannot {doing} state file {self.path}: {cause}", code) \
                 from None
 
@@ -505,7 +815,7 @@ class GroupCommit:
         except StoreError as exc:
             error = exc
         except sqlite3.Error as exc:
-            cause, code = sqlite_cause(exc)
+            cause, code = sqlite_cause(exc, self.store.path)
             error = StoreError(f"could not save reservations to {self.store.path}: {cause}",
                                code)
         except BaseException:

@@ -446,8 +446,9 @@ class ReservationBook:
 
     def restore_problem(self, res: Reservation) -> str | None:
         """Why `res`, read back from a store, cannot be booked on this fabric as it is
-        now (None: it can). Checks its request, its hops against the fabric's links and
-        ports, and that the bandwidth it holds still fits beside what is booked."""
+        now (None: it can). Checks its request, its hops (and standby's) against the
+        fabric's links and ports, its meter against its aggregate's and the others', and
+        that the bandwidth it holds still fits beside what is booked."""
         where = f"reservation {shown(res.reservation_id)}"
         try:
             check_id("reservation_id", res.reservation_id)
@@ -456,36 +457,85 @@ class ReservationBook:
             return f"{where}: {exc.message}"
         if not res.hops:
             return f"{where}: no hops"
-        src, dst = self.fabric.hosts[res.request.src_host], self.fabric.hosts[res.request.dst_host]
-        at = src.leaf
-        for i, hop in enumerate(res.hops):
-            if hop.switch != at:
-                return f"{where}: hop {i} is at {hop.switch!r}, but the path is at {at!r}"
-            try:
-                link = self._link(hop.link)
-            except KeyError:
-                return f"{where}: hop {i}: fabric {self.fabric.name!r} has no link {hop.link!r}"
-            if hop.switch not in (link.a.node, link.b.node):
-                return f"{where}: hop {i}: link {hop.link!r} does not touch {hop.switch!r}"
-            port = link.a.port if link.a.node == hop.switch else link.b.port
-            if hop.out_port != port or hop.wavelength != link.wavelength:
-                return (f"{where}: hop {i}: link {hop.link!r} leaves {hop.switch!r} by port "
-                        f"{port} on wavelength {link.wavelength}, the record says port "
-                        f"{hop.out_port} on {hop.wavelength}")
-            at = self._far[(hop.switch, hop.link)]
-        if at != dst.name:
-            return f"{where}: the path ends at {at!r}, not at {dst.name!r}"
+        problem = (self._path_problem(res, res.hops, "hop")
+                   or (res.standby and self._path_problem(res, res.standby, "standby hop")))
+        if problem:
+            return f"{where}: {problem}"
         if res.expires_at is not None and not math.isfinite(res.expires_at):
             return f"{where}: expiry {res.expires_at} is not a time"
+        src, dst = res.request.src_host, res.request.dst_host
         sharing = self.pair_members(*key_of(res.request))
         if sharing and sharing[0].hops != res.hops:
-            return (f"{where}: {src.name} -> {dst.name} already holds another path "
+            return (f"{where}: {src} -> {dst} already holds another path "
                     f"(reservation {sharing[0].reservation_id})")
+        problem = self._meter_problem(res, sharing) or self._protection_problem(res, sharing)
+        if problem:
+            return f"{where}: {problem}"
         for d in self.held(res):
             if self.free_bps(d) + 1e-3 < res.bandwidth_bps:
                 return f"{where}: " + self._exhausted(d, res.bandwidth_bps).message
         if not self._standby_fits(res, res.bandwidth_bps - 1e-3):
             return f"{where}: its standby has no room for {res.bandwidth_bps / 1e9:.3f} Gb/s"
+        return None
+
+    def _path_problem(self, res: Reservation, hops: tuple[ReservedHop, ...],
+                      what: str) -> str | None:
+        """Whether `hops` lead, link by link of this fabric, from the source host's leaf to
+        the destination host (a primary's and a standby's alike)."""
+        at = self.fabric.hosts[res.request.src_host].leaf
+        dst = res.request.dst_host
+        for i, hop in enumerate(hops):
+            if hop.switch != at:
+                return f"{what} {i} is at {hop.switch!r}, but the path is at {at!r}"
+            try:
+                link = self._link(hop.link)
+            except KeyError:
+                return f"{what} {i}: fabric {self.fabric.name!r} has no link {hop.link!r}"
+            if hop.switch not in (link.a.node, link.b.node):
+                return f"{what} {i}: link {hop.link!r} does not touch {hop.switch!r}"
+            port = link.a.port if link.a.node == hop.switch else link.b.port
+            if hop.out_port != port or hop.wavelength != link.wavelength:
+                return (f"{what} {i}: link {hop.link!r} leaves {hop.switch!r} by port "
+                        f"{port} on wavelength {link.wavelength}, the record says port "
+                        f"{hop.out_port} on {hop.wavelength}")
+            at = self._far[(hop.switch, hop.link)]
+        if at != dst:
+            return f"the path{' of its standby' if 'standby' in what else ''} ends at " \
+                   f"{at!r}, not at {dst!r}"
+        return None
+
+    def _meter_problem(self, res: Reservation, sharing: list[Reservation]) -> str | None:
+        """An aggregate has one meter, and no other aggregate has it: a meter shared by two
+        would police both pairs' traffic as one."""
+        if res.meter_id < 1:
+            return f"meter_id {res.meter_id}: meters are numbered from 1"
+        if sharing:
+            if sharing[0].meter_id != res.meter_id:
+                return (f"meter_id {res.meter_id}, but its aggregate (reservation "
+                        f"{sharing[0].reservation_id}) has meter {sharing[0].meter_id}")
+            return None
+        if res.meter_id in self._meter_users:
+            other = next(r for r in self.reservations.values() if r.meter_id == res.meter_id)
+            return (f"meter_id {res.meter_id} is already the meter of reservation "
+                    f"{other.reservation_id} ({other.request.src_host} -> "
+                    f"{other.request.dst_host})")
+        return None
+
+    @staticmethod
+    def _protection_problem(res: Reservation, sharing: list[Reservation]) -> str | None:
+        """An aggregate is PROTECTED as a whole (admission refuses to mix), and only a
+        PROTECTED one has a standby. One without a standby may be: a failure left it none
+        (`_relocate` with `fallback`)."""
+        protected = res.request.protection == Protection.PROTECTED
+        if sharing and (sharing[0].request.protection == Protection.PROTECTED) != protected:
+            return (f"protection {res.request.protection.value}, but its aggregate "
+                    f"(reservation {sharing[0].reservation_id}) is "
+                    f"{sharing[0].request.protection.value}")
+        if res.standby and not protected:
+            return f"protection {res.request.protection.value} with a standby path"
+        if sharing and sharing[0].standby != res.standby:
+            return (f"its standby differs from its aggregate's (reservation "
+                    f"{sharing[0].reservation_id})")
         return None
 
     def _check_selector(self, req: ReservationRequest) -> None:

@@ -1,7 +1,12 @@
 """Rate adaptation's decisions (core/adaptation.py), without gNMI; and the core draining a
 wavelength make before break (FabricController.wavelength_service)."""
 
+import math
 import random
+import subprocess
+import sys
+
+import pytest
 
 from dcilab.core.adaptation import (Adapter, Drain, Observation, Phase, Policy, Resume,
                                     SetMode)
@@ -122,6 +127,20 @@ def test_a_refused_change_puts_the_wavelength_back():
 def test_policy_problems():
     assert Policy(threshold_db=-1).problems()
     assert not Policy().problems()
+    # written as what must hold: NaN and infinities are refused too
+    for bad in (math.nan, math.inf):
+        assert Policy(threshold_db=bad).problems() and Policy(hold_s=bad).problems()
+        assert Policy(hysteresis_db=bad).problems() and Policy(drain_s=bad).problems()
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--max-stretch", "nan"), ("--poll-interval", "inf"), ("--pin-hold", "nan"),
+    ("--grpc-workers", "99999999"), ("--margin-threshold-db", "nan"), ("--hold-s", "inf")])
+def test_the_controller_refuses_a_setting_out_of_range_before_it_starts(flag, value):
+    done = subprocess.run([sys.executable, "-m", "dcilab", "controller", "--topology", "two-dc",
+                           flag, value], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert flag.lstrip("-").split("-")[0] in done.stderr and "Traceback" not in done.stderr
 
 
 # -- the core: drain, then back in use at the new rate -------------------------------------

@@ -318,3 +318,84 @@ def test_a_failed_save_is_taken_back_and_nothing_reaches_the_switches(fabric, cl
     assert [r.reservation_id for r in store.saved] == [kept.reservation_id,
                                                        again.reservation_id,
                                                        kept.reservation_id]
+
+
+class GatedStore(FailingStore):
+    """A store whose commits wait for `gate`; with `fail_once`, the next one fails."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+        self.fail_once = False
+
+    def save_many(self, reservations):
+        from dcilab.store.sqlite import StoreError
+        assert self.gate.wait(30)
+        if self.fail_once:
+            self.fail_once = False
+            raise StoreError("cannot save to state file state.db: disk full", "unavailable")
+        super().save_many(reservations)
+
+
+def _wait_for(condition, timeout_s: float = 10.0) -> None:
+    import time
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+def test_a_change_not_yet_durable_is_neither_shown_nor_the_cause_of_a_refusal(fabric, clock):
+    """300 Gb/s being saved on the one wavelength (360 reservable): link loads and the
+    counts by protection class show nothing of it; a 100 Gb/s request, refused for want
+    of room while it is in flight, waits for its save, and is admitted when that fails."""
+    from dcilab.store.sqlite import StoreError
+    store = GatedStore()
+    service = ControllerService(FabricController(fabric), store=store, clock=clock)
+
+    def reserved() -> float:
+        return sum(load.reserved_bps for load in service.link_loads(frozenset({"dci"}))
+                   if load.wavelength == "ab.w1")
+    outcome = {}
+
+    def ask(name, request):
+        try:
+            outcome[name] = service.reserve(request)
+        except (StoreError, AdmissionError) as exc:
+            outcome[name] = exc
+    first = threading.Thread(target=ask, args=("first", req(0, 300)))
+    first.start()
+    _wait_for(lambda: service._in_flight())
+    assert service.core.book.reserved[WAVE_AB] == pytest.approx(300e9)   # held meanwhile
+    assert reserved() == 0 and service.protection_counts() == {}
+    second = threading.Thread(target=ask, args=("second", req(1, 100)))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive() and "second" not in outcome     # waits on the first's save
+    store.fail_once = True
+    store.gate.set()
+    first.join(30)
+    assert isinstance(outcome["first"], StoreError)
+    second.join(30)
+    assert outcome["second"].state is State.PENDING
+    assert reserved() == pytest.approx(100e9)
+
+
+def test_a_refusal_resting_on_a_durable_change_stands(fabric, clock):
+    """The same, but the first save succeeds: the second is refused for want of room."""
+    store = GatedStore()
+    service = ControllerService(FabricController(fabric), store=store, clock=clock)
+    refused = []
+
+    def first():
+        service.reserve(req(0, 300))
+    t = threading.Thread(target=first)
+    t.start()
+    _wait_for(lambda: service._in_flight())
+    threading.Timer(0.2, store.gate.set).start()
+    with pytest.raises(AdmissionError) as err:
+        service.reserve(req(1, 100))
+    refused.append(err.value)
+    t.join(30)
+    assert refused[0].code == AdmissionError.EXHAUSTED
+    assert service.core.book.reserved[WAVE_AB] == pytest.approx(300e9)

@@ -40,7 +40,7 @@ def test_a_second_controller_on_the_same_file_is_refused_naming_the_pid(
     first = _start(fabric_file, state, _free_port(), tmp_path / "first.log")
     controllers.append(first)
     second = _controller("--topology", fabric_file, "--state", state)
-    assert second.returncode == 1, second.stderr
+    assert second.returncode == 2, second.stderr
     assert f"in use by another controller (pid {first.pid})" in second.stderr
     assert "Traceback" not in second.stderr
     with pytest.raises(StoreError, match=f"pid {first.pid}"):   # in-process too
