@@ -113,6 +113,6 @@ def test_a_read_only_state_file_refuses_the_start(tmp_path, tmpfs):
          "--state", str(tmpfs / "state.db"), "--grpc", "127.0.0.1:0", "--openflow",
          "127.0.0.1:0", "--metrics", "127.0.0.1:0"],
         capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 2, proc.stderr         # every refused state file: 2
     assert "read-only" in proc.stderr.lower() and str(tmpfs / "state.db") in proc.stderr
     assert "Traceback" not in proc.stderr
