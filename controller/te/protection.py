@@ -55,8 +55,11 @@ class SharedRisk:
         return {line_system}.union(*(self.members[g] for g in self.groups_of[line_system]))
 
     def key(self, line_system: str):
-        """Equal for line systems whose risks are the same links (the same groups)."""
-        return self.groups_of[line_system] or line_system
+        """Equal for line systems whose risks are the same links: the same groups, but
+        for groups of one line system (a conduit id of its own adds nothing to what a
+        shared duct already names)."""
+        shared = frozenset(g for g in self.groups_of[line_system] if len(self.members[g]) > 1)
+        return shared or line_system
 
     def avoiding(self, line_systems: Iterable[str]) -> "RiskAvoid":
         own = frozenset(line_systems)

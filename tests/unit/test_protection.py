@@ -471,3 +471,25 @@ def test_line_systems_past_the_vlan_ids_are_said_to_have_no_detour_installed(mon
     said = {link["name"]: link["protection"] for link in check.summary(fabric)["dci_links"]}
     assert all("no detour pre-installed: the VLAN ids" in said[n] for n in names[3:])
     assert all("via" in said[n] for n in names[:3])
+
+
+def test_a_risk_group_of_one_line_system_does_not_split_a_ducts_search():
+    """Each line system of a duct also has a group of its own (a conduit id): its risks
+    are still the duct's, so the duct's line systems still share one search."""
+    sites = [f"s{i}" for i in range(4)]
+    fabric = parse_fabric("name: ducts\nsites:\n" + "".join(
+        f"  - {{name: {s}, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1}}\n"
+        for s in sites) + "dci_links:\n" + "".join(
+        f"  - {{name: l{i}x{j}, a: {a}, b: {sites[(i + 1) % 4]}, fiber_km: 50, "
+        f"module: 400ZR, wavelengths: 1, srlg: [duct{i}, conduit{i}x{j}]}}\n"
+        for i, a in enumerate(sites) for j in range(3)))
+    engine = PathEngine(fabric)
+    searches = []
+    search = engine.detour
+    engine.detour = lambda src, dst, avoid: searches.append(src) or search(src, dst, avoid)
+    found = detours(fabric, engine)
+    assert len(found) == 24 and all(d.disjoint for d in found) and len(searches) == 8
+    risk = shared_risk(fabric)
+    for d in found:
+        alone = PathEngine(fabric).detour(d.gateway, d.tail, risk.avoiding([d.line_system]))
+        assert list(d.hops) == alone
