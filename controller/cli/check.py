@@ -10,7 +10,7 @@ from ..emulation.topo import rate_problems
 from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import GATEWAY, LEAF, SPINE
 from ..te.paths import PathEngine
-from ..te.protection import MAX_VID, detours, unlabelled
+from ..te.protection import detours, unlabelled
 from ..resources import bundled_topologies, topology_arg
 
 
@@ -58,9 +58,19 @@ def summary(fabric: Fabric) -> dict:
         "dci_links": links,
         "capacity_by_site_pair": [{"a": a, "b": b, "capacity_gbps": c}
                                   for (a, b), c in sorted(fabric.capacity_by_site_pair().items())],
-        "warnings": sorted(set(rate_problems(fabric))),
+        "warnings": sorted(set(rate_problems(fabric))) + _detour_warnings(fabric),
         "errors": [],
     }
+
+
+def _detour_warnings(fabric: Fabric) -> list[str]:
+    beyond = unlabelled(fabric)
+    if not beyond:
+        return []
+    first = len(fabric.spec.dci_links) - len(beyond)
+    return [f"{len(beyond)} line system(s) after the first {first} ({beyond[0]} on) "
+            f"get no pre-installed detour: the VLAN ids that label detours run out; the "
+            f"controller re-routes them when cut"]
 
 
 def _protection(fabric: Fabric) -> dict[str, str]:
@@ -70,10 +80,11 @@ def _protection(fabric: Fabric) -> dict[str, str]:
         via = list(dict.fromkeys(h.link.line_system for h in d.hops if h.link.line_system))
         kind = "risk-disjoint" if d.disjoint else "shares a risk group"
         found.setdefault(d.line_system, []).append(f"{d.gateway}: via {', '.join(via)} ({kind})")
-    for name in unlabelled(fabric):
+    beyond = unlabelled(fabric)
+    for name in beyond:
         found[name] = [f"no detour pre-installed: the VLAN ids that label detours run out "
-                       f"after the first {MAX_VID // 2} line systems; when it is cut, the "
-                       f"controller re-routes what it carried"]
+                       f"after the first {len(fabric.spec.dci_links) - len(beyond)} line "
+                       f"systems; when it is cut, the controller re-routes what it carried"]
     return {spec.name: "; ".join(found.get(spec.name, [])) or
             "no detour: only its other wavelengths protect it"
             for spec in fabric.spec.dci_links}

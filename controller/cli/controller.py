@@ -210,10 +210,12 @@ def run(args) -> int:
                        "--grpc-workers must be between 1 and 1024"),
                       (not 1 <= args.watch_streams <= 256,
                        "--watch-streams must be between 1 and 256"),
-                      (not 0 < args.reads_per_second <= 1e6
-                       or not 0 < args.reads_per_second_per_client <= 1e6,
+                      # a call at least every 100 s: slower, a refusal's retry-after would
+                      # be a number of hundreds of digits
+                      (not 0.01 <= args.reads_per_second <= 1e6
+                       or not 0.01 <= args.reads_per_second_per_client <= 1e6,
                        "--reads-per-second and --reads-per-second-per-client must be in "
-                       "(0, 1000000]"),
+                       "[0.01, 1000000]"),
                       (not 0 <= args.history_days <= 36500,
                        "--history-days must be between 0 and 36500"),
                       (args.adapt and not args.gnmi, "--adapt needs --gnmi (the transceivers "

@@ -134,6 +134,8 @@ MAX_METER_ID = 0xFFFF0000
 MIN_PRIORITY, MAX_PRIORITY = -2**31, 2**31 - 1
 MAX_REASON_CHARS = 4096      # a DEGRADED reason is one sentence; a listing stays small
 MAX_PORT = 2**32 - 1         # a hop's out_port is the API's uint32
+# A path crosses at most every switch once (4 096), each hop under 200 characters.
+MAX_HOPS_JSON_CHARS = 1 << 20
 
 
 def _number(col: str, low: float, high: float) -> str:
@@ -153,8 +155,10 @@ def _json_hops(col: str) -> str:
                f"OR json_extract(h.value, '$[1]') NOT BETWEEN 0 AND {MAX_PORT} "
                "OR json_type(h.value, '$[2]') != 'text' "
                "OR json_type(h.value, '$[3]') NOT IN ('text', 'null')")
-    # Nested CASEs: json_each() raises on text that is not JSON, so it runs only on JSON.
-    return (f"CASE WHEN typeof({col}) = 'text' THEN CASE WHEN json_valid({col}) THEN "
+    # Nested CASEs: json_each() raises on text that is not JSON, so it runs only on JSON,
+    # and only on a path of sane length (a 6 MB list of hops filled memory in json_each).
+    return (f"CASE WHEN typeof({col}) = 'text' AND length({col}) <= {MAX_HOPS_JSON_CHARS} "
+            f"THEN CASE WHEN json_valid({col}) THEN "
             f"json_type({col}) = 'array' AND NOT EXISTS "
             f"(SELECT 1 FROM json_each({col}) AS h WHERE {bad_hop}) END END")
 
@@ -195,7 +199,8 @@ _VALID = (
      f"null or a number above 0 and at most {MAX_LATENCY_MS:g}"),
     ("duration_s", _number("duration_s", 0.0, MAX_DURATION_S),
      f"a number of seconds from 0 to {MAX_DURATION_S:g}"),
-    ("hops", _json_hops("v"), "a JSON list of [switch, out_port, link, wavelength]"),
+    ("hops", _json_hops("v"), "a JSON list of [switch, out_port, link, wavelength] of at "
+                              f"most {MAX_HOPS_JSON_CHARS} characters"),
     ("latency_ms", _number("latency_ms", 0.0, MAX_LATENCY_MS),
      f"a number from 0 to {MAX_LATENCY_MS:g}"),
     ("created_at", _number("created_at", MIN_TIME_S, MAX_TIME_S),
@@ -212,7 +217,8 @@ _VALID = (
      "'' or a JSON list [ip_protocol, dst_port_min, dst_port_max, dscp]"),
     ("protection", _one_of("protection", [p.value for p in Protection]),
      f"one of {', '.join(p.value for p in Protection)}"),
-    ("standby", _json_hops("v"), "a JSON list of [switch, out_port, link, wavelength]"),
+    ("standby", _json_hops("v"), "a JSON list of [switch, out_port, link, wavelength] of at "
+                                 f"most {MAX_HOPS_JSON_CHARS} characters"),
 )
 assert [c for c, _, _ in _VALID] == list(_COLUMNS)
 _MUST = {col: must for col, _, must in _VALID}
@@ -271,6 +277,20 @@ def _no_room(path: Path) -> bool:
     except OSError:
         return False
     return fs.f_bavail * fs.f_frsize < _LOW_SPACE_BYTES
+
+
+@contextlib.contextmanager
+def _memory_bound(path: Path):
+    """A record too large to check in memory is a damaged file, said so, not a traceback."""
+    try:
+        yield
+    except MemoryError:
+        raise StoreError(f"state file {path}: a record is too large to check in memory; "
+                         f"refusing to start", INTERNAL) from None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
 
 
 def _read_only_uri(path: Path) -> str:
@@ -418,6 +438,24 @@ class ReservationStore:
                                        isolation_level=None)
         self._reader.execute("PRAGMA query_only=1")
         self._reader.execute("PRAGMA busy_timeout=5000")
+        self._identity = _identity(os.fstat(self._lock_fd) if self._lock_fd is not None
+                                   else os.stat(self.path))
+
+    def _here(self) -> bool:
+        """Whether the path still names the file opened."""
+        try:
+            return _identity(os.stat(self.path)) == self._identity
+        except OSError:
+            return False
+
+    def _still_ours(self) -> None:
+        """StoreError unless the path still names the file opened: renamed over or
+        removed (its directory too) while in use, a commit would go to a file no restart
+        reads, and report success."""
+        if not self._here():
+            raise StoreError(f"cannot save to state file {self.path}: it was removed or "
+                             f"replaced while this controller used it; nothing more is "
+                             f"saved: restart the controller on its state file", INTERNAL)
 
     def _abandon(self) -> None:
         """After a failed start: close, remove the file if this start created it (a
@@ -520,6 +558,9 @@ class ReservationStore:
             raise StoreError(f"cannot open state file {self.path}: {exc.strerror}",
                              UNAVAILABLE) from None
         if not header:
+            if os.path.islink(self.path):       # someone else's empty file, say a config
+                raise self._not_ours("it is an empty file reached through a symlink; an "
+                                     "empty file is adopted only by its own path")
             return False
         if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
             raise self._not_ours("it is not an SQLite database")
@@ -561,7 +602,7 @@ class ReservationStore:
         """Refuse a file holding a record the API could not serialize (or the switches
         not take): every row, live or ended, in one pass; each named with the field."""
         problems, count = [], 0
-        with self._failing("read"):
+        with self._failing("read"), _memory_bound(self.path):
             for rowid, rid, column in self._db.execute(_INVALID):
                 count += 1
                 if len(problems) < 5:
@@ -672,14 +713,18 @@ class ReservationStore:
         Raises StoreError naming the cause; nothing of the batch is then saved."""
         now = time.time()
         rows = [(*_row(r), None if r.state.live else now) for r in reservations]
-        with self._lock, self._failing("save to"), self._transaction():
-            self._db.executemany(_UPSERT, rows)
+        with self._lock:
+            self._still_ours()
+            with self._failing("save to"), self._transaction():
+                self._db.executemany(_UPSERT, rows)
 
     def prune(self, ended_before: float) -> int:
         """Forget reservations that ended before `ended_before` (unix s); how many."""
-        with self._lock, self._failing("prune"), self._transaction():
-            return self._db.execute("DELETE FROM reservations WHERE ended_at < ?",
-                                    (ended_before,)).rowcount
+        with self._lock:
+            self._still_ours()
+            with self._failing("prune"), self._transaction():
+                return self._db.execute("DELETE FROM reservations WHERE ended_at < ?",
+                                        (ended_before,)).rowcount
 
     def page(self, states: tuple[State, ...], after: tuple[float, str] | None,
              limit: int) -> list[Reservation]:
@@ -750,9 +795,17 @@ class ReservationStore:
 
     def close(self) -> None:
         with self._lock, self._read_lock:
+            moved = not self._here()
             if self._reader is not None:
                 self._reader.close()
             self._db.close()
+            if moved:
+                # SQLite keeps the log of a file that was renamed over or removed: left
+                # beside the path, the next program to open what is there now would
+                # replay our records into it. Its content belonged to the file gone.
+                for suffix in ("-wal", "-shm"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(f"{self.path}{suffix}")
             self._drop_lock()
 
     def __enter__(self) -> "ReservationStore":

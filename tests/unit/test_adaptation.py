@@ -135,7 +135,8 @@ def test_policy_problems():
 
 @pytest.mark.parametrize("flag, value", [
     ("--max-stretch", "nan"), ("--poll-interval", "inf"), ("--pin-hold", "nan"),
-    ("--grpc-workers", "99999999"), ("--margin-threshold-db", "nan"), ("--hold-s", "inf")])
+    ("--grpc-workers", "99999999"), ("--margin-threshold-db", "nan"), ("--hold-s", "inf"),
+    ("--reads-per-second", "1e-300"), ("--reads-per-second-per-client", "1e-300")])
 def test_the_controller_refuses_a_setting_out_of_range_before_it_starts(flag, value):
     done = subprocess.run([sys.executable, "-m", "dcilab", "controller", "--topology", "two-dc",
                            flag, value], capture_output=True, text=True, timeout=60)

@@ -471,6 +471,10 @@ def test_line_systems_past_the_vlan_ids_are_said_to_have_no_detour_installed(mon
     said = {link["name"]: link["protection"] for link in check.summary(fabric)["dci_links"]}
     assert all("no detour pre-installed: the VLAN ids" in said[n] for n in names[3:])
     assert all("via" in said[n] for n in names[:3])
+    assert [w for w in check.summary(fabric)["warnings"] if "no pre-installed detour" in w] \
+        == [f"{len(names) - 3} line system(s) after the first 3 ({names[3]} on) get no "
+            f"pre-installed detour: the VLAN ids that label detours run out; the controller "
+            f"re-routes them when cut"]
 
 
 def test_a_risk_group_of_one_line_system_does_not_split_a_ducts_search():

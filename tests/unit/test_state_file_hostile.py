@@ -339,3 +339,64 @@ def test_a_store_made_record_round_trips_through_the_checks(tmp_path, fabric, ma
     with ReservationStore(path) as store:
         store.save(dataclasses.replace(res, reason="r" * store_mod.MAX_REASON_CHARS))
     ControllerService.standalone(fabric, path).close()
+
+
+@pytest.mark.parametrize("how", ["renamed over", "directory removed"])
+def test_a_state_file_replaced_or_removed_in_use_takes_no_more_changes(fabric, tmp_path, how):
+    """Renamed over (another program's file moved onto its path) or removed with its
+    directory while the controller runs: a commit would go to a file no restart reads
+    and report success. Refused instead (the change taken back), the foreign file left
+    as it is."""
+    path = tmp_path / "dir" / "state.db"
+    path.parent.mkdir()
+    service = ControllerService.standalone(fabric, path)
+    try:
+        service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 1))
+        if how == "renamed over":
+            foreign = tmp_path / "foreign.db"
+            db = sqlite3.connect(foreign)
+            db.execute("CREATE TABLE t (x)")
+            db.commit()
+            db.close()
+            before = _sha1(foreign)
+            os.replace(foreign, path)
+        else:
+            for name in os.listdir(path.parent):
+                os.unlink(path.parent / name)
+            path.parent.rmdir()
+        with pytest.raises(StoreError, match="removed or replaced while this controller used"):
+            service.reserve(ReservationRequest("dc1-h2", "dc2-h2", 1))
+        assert len(service.core.book.reservations) == 1          # the change taken back
+    finally:
+        service.close()
+    if how == "renamed over":
+        assert _sha1(path) == before
+        db = sqlite3.connect(path)                  # what the other program then reads
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["t"]
+        db.close()
+
+
+def test_an_empty_file_behind_a_symlink_is_not_adopted(tmp_path):
+    """An empty file is adopted as a new state file by its own path only: behind a
+    symlink it may be anyone's (a configuration file not yet written)."""
+    target = tmp_path / "empty.conf"
+    target.write_bytes(b"")
+    link = tmp_path / "link.db"
+    link.symlink_to(target)
+    with pytest.raises(StoreError, match="empty file reached through a symlink"):
+        ReservationStore(link, fabric="two-dc")
+    assert target.read_bytes() == b"" and sorted(os.listdir(tmp_path)) == ["empty.conf",
+                                                                          "link.db"]
+
+
+def test_a_path_of_megabytes_is_refused_by_its_length_not_parsed(made):
+    """A well-formed list of 150 000 hops (6 MB) filled memory when its JSON was walked:
+    a path's text is bounded first."""
+    path, live, _ = made
+    hops = "[" + ",".join('["dc1-leaf1",1,"l",null]' for _ in range(150_000)) + "]"
+    _edit(path, "UPDATE reservations SET hops = ? WHERE reservation_id = ?", hops, live)
+    before = _sha1(path)
+    with pytest.raises(StoreError, match=f"reservation '{live}': hops .* of at most "
+                                         f"1048576 characters"):
+        ReservationStore(path, fabric="two-dc")
+    assert _sha1(path) == before
