@@ -40,7 +40,8 @@ def summary(fabric: Fabric) -> dict:
                       "leaves": roles.count(LEAF), "gateways": roles.count(GATEWAY),
                       "hosts": hosts_of.get(site.name, 0), "fabric_gbps": site.fabric_gbps})
     links = []
-    protection = _protection(fabric)
+    beyond = unlabelled(fabric)              # line systems past the VLAN ids of detours
+    protection = _protection(fabric, beyond)
     first_of: dict[str, object] = {}         # one pass: linear in the links
     for link in fabric.wavelengths():
         first_of.setdefault(link.line_system, link)
@@ -58,13 +59,12 @@ def summary(fabric: Fabric) -> dict:
         "dci_links": links,
         "capacity_by_site_pair": [{"a": a, "b": b, "capacity_gbps": c}
                                   for (a, b), c in sorted(fabric.capacity_by_site_pair().items())],
-        "warnings": sorted(set(rate_problems(fabric))) + _detour_warnings(fabric),
+        "warnings": sorted(set(rate_problems(fabric))) + _detour_warnings(fabric, beyond),
         "errors": [],
     }
 
 
-def _detour_warnings(fabric: Fabric) -> list[str]:
-    beyond = unlabelled(fabric)
+def _detour_warnings(fabric: Fabric, beyond: list[str]) -> list[str]:
     if not beyond:
         return []
     first = len(fabric.spec.dci_links) - len(beyond)
@@ -73,14 +73,13 @@ def _detour_warnings(fabric: Fabric) -> list[str]:
             f"controller re-routes them when cut"]
 
 
-def _protection(fabric: Fabric) -> dict[str, str]:
+def _protection(fabric: Fabric, beyond: list[str]) -> dict[str, str]:
     """How each line system is protected when it is cut, in words."""
     found = {}
     for d in detours(fabric, PathEngine(fabric)):
         via = list(dict.fromkeys(h.link.line_system for h in d.hops if h.link.line_system))
         kind = "risk-disjoint" if d.disjoint else "shares a risk group"
         found.setdefault(d.line_system, []).append(f"{d.gateway}: via {', '.join(via)} ({kind})")
-    beyond = unlabelled(fabric)
     for name in beyond:
         found[name] = [f"no detour pre-installed: the VLAN ids that label detours run out "
                        f"after the first {len(fabric.spec.dci_links) - len(beyond)} line "

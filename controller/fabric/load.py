@@ -24,7 +24,7 @@ from ..files import not_regular
 from .checks import check_spec
 from .errors import MAX_ISSUES, FabricError, FabricIssue
 from .model import Fabric, build_fabric, plan_line_systems
-from .schema import (MAX_LINE_SYSTEMS, MAX_MODULE_OVERRIDES, DciLinkSpec, FabricSpec,
+from .schema import (MAX_LINE_SYSTEMS, MAX_MODULE_OVERRIDES, MAX_SITES, DciLinkSpec, FabricSpec,
                      ModuleOverride, SiteSpec)
 
 
@@ -214,7 +214,7 @@ def _oversized(data: dict) -> list[FabricIssue]:
                 f"({', '.join(model.model_fields)})")))
 
     fields((), data, FabricSpec)
-    for field, model, limit in (("sites", SiteSpec, 254), ("dci_links", DciLinkSpec,
+    for field, model, limit in (("sites", SiteSpec, MAX_SITES), ("dci_links", DciLinkSpec,
                                                           MAX_LINE_SYSTEMS)):
         entries = data.get(field)
         if isinstance(entries, list) and len(entries) <= limit:
@@ -243,17 +243,19 @@ def _validated(data: dict, root: yaml.Node | None, source: str) -> FabricSpec:
     apart = isinstance(links, list) and len(links) <= MAX_LINE_SYSTEMS
     rest = {**data, "dci_links": []} if apart else data
     unlisted = 0
+    spec = None
     try:
-        FabricSpec.model_validate(rest)
+        spec = FabricSpec.model_validate(rest)
     except ValidationError as exc:
         issues = _schema_issues(exc, root)
     # Keep the file's order: fields before dci_links, the links, then modules and extras.
     first = [_parse_path(i.path)[:1] in (("name",), ("scale",), ("sites",)) for i in issues]
     before = [i for i, is_first in zip(issues, first) if is_first]
     after = [i for i, is_first in zip(issues, first) if not is_first]
+    validated = []
     for i, link in enumerate(links if apart else ()):
         try:
-            DciLinkSpec.model_validate(link)
+            validated.append(DciLinkSpec.model_validate(link))
         except ValidationError as exc:
             room = max(0, MAX_ISSUES + 1 - len(before))
             found = _schema_issues(exc, root, ("dci_links", i), room) if room else []
@@ -261,7 +263,9 @@ def _validated(data: dict, root: yaml.Node | None, source: str) -> FabricSpec:
             unlisted += exc.error_count() - len(found)
     if before or after or unlisted:
         raise FabricError(source, before + after, unlisted)
-    return FabricSpec.model_validate(data)
+    # Each part validated once: the line systems join the rest as they were validated
+    # (FabricSpec has no check across its fields; check_spec does those).
+    return spec.model_copy(update={"dci_links": validated}) if apart else spec
 
 
 def _read_yaml(text: str, source: str, what: str = "a fabric file"):

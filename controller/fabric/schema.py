@@ -36,6 +36,7 @@ MAX_SPANS = 500
 # A line system is at least one of the 65 536 links load.py allows; a list is refused by
 # its length before any entry is validated (so 100 000 broken entries cost one message).
 MAX_LINE_SYSTEMS = 16384
+MAX_SITES = 254                 # a site's number is an octet of its hosts' addresses
 # 1 Pb/s: `dcilab plan` sizes a site's fabric to its traffic (12 Tb/s for a 300B-parameter
 # job on 16 sites), and at the default scale this is still a 100 Gb/s emulated link;
 # beyond, a figure is a typo (1e308 gave an "inf Mb/s" emulated rate). Module figures as
@@ -117,7 +118,7 @@ class FabricSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN, max_length=64)
     scale: float = Field(default=1.0e-4, gt=0, le=1.0,
                          description="emulated bit rate = real bit rate x scale")
-    sites: list[SiteSpec] = Field(min_length=1, max_length=254)
+    sites: list[SiteSpec] = Field(min_length=1, max_length=MAX_SITES)
     dci_links: list[DciLinkSpec] = Field(default_factory=list, max_length=MAX_LINE_SYSTEMS)
     modules: dict[str, ModuleOverride] = Field(default_factory=dict,
                                                max_length=MAX_MODULE_OVERRIDES)

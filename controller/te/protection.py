@@ -85,10 +85,6 @@ class RiskAvoid(Container[str]):
         return bool(self._own)
 
 
-def shared_risk(fabric: Fabric) -> SharedRisk:
-    return SharedRisk(fabric)
-
-
 def unlabelled(fabric: Fabric) -> list[str]:
     """The line systems past the VLAN ids there are (two a line system, in file order):
     no detour is pre-installed for them, the controller re-routes them when cut."""

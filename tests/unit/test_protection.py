@@ -15,7 +15,7 @@ from dcilab.core.controller import HOLD_DOWN_S
 from dcilab.core.rules import compile_fabric
 from dcilab.fabric import parse_fabric
 from dcilab.te.paths import PathEngine
-from dcilab.te.protection import detours, shared_risk
+from dcilab.te.protection import SharedRisk, detours
 from dcilab.te.reservations import ReservationRequest, State
 
 TRIANGLE = """
@@ -180,7 +180,7 @@ def test_shared_risk_is_every_line_system_sharing_a_group():
     fabric = parse_fabric(PARALLEL)
     groups = {d.name: set(d.srlg) for d in fabric.spec.dci_links}
     pairwise = {a: {b for b in groups if b == a or groups[a] & groups[b]} for a in groups}
-    risk = shared_risk(fabric)
+    risk = SharedRisk(fabric)
     assert {ls: risk[ls] for ls in groups} == pairwise
     assert risk["ab1"] == {"ab1", "ab3", "cb"}
     # what a path clear of ab1's risks must not use: their wavelengths, and only those
@@ -431,28 +431,39 @@ def test_a_detour_search_stopped_at_its_source_finds_the_hops_of_a_whole_search(
         assert found == detours(fabric, whole) and len(found) > 20
 
 
+def ring_of_ducts(n: int, km, wavelengths: int, srlg):
+    """A ring of n sites, three line systems l<i>x<j> between neighbours, each `km(i)`
+    long with risk groups `srlg(i, j)`."""
+    sites = [f"s{i}" for i in range(n)]
+    return parse_fabric("name: ducts\nsites:\n" + "".join(
+        f"  - {{name: {s}, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1}}\n"
+        for s in sites) + "dci_links:\n" + "".join(
+        f"  - {{name: l{i}x{j}, a: {a}, b: {sites[(i + 1) % n]}, fiber_km: {km(i)}, "
+        f"module: 400ZR, wavelengths: {wavelengths}, srlg: [{srlg(i, j)}]}}\n"
+        for i, a in enumerate(sites) for j in range(3)))
+
+
+def counted_detours(fabric):
+    """`detours` of the intact fabric, and the start of each search it ran."""
+    engine = PathEngine(fabric)
+    searches = []
+    search = engine.detour
+    engine.detour = lambda src, dst, avoid: searches.append(src) or search(src, dst, avoid)
+    return detours(fabric, engine), searches
+
+
 def test_line_systems_in_one_duct_share_one_detour_search():
     """A ring of ducts, three line systems in each: every line system of a duct has the
     same risk, so one search per duct end finds the detour of all three (a search per
     line system made a ring of ducts quadratic in line systems); their detours are those
     of a search per line system, all the way round the ring."""
-    sites = [f"s{i}" for i in range(6)]
-    fabric = parse_fabric("name: ducts\nsites:\n" + "".join(
-        f"  - {{name: {s}, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1}}\n"
-        for s in sites) + "dci_links:\n" + "".join(
-        f"  - {{name: l{i}x{j}, a: {a}, b: {sites[(i + 1) % 6]}, fiber_km: {40 + 10 * i}, "
-        f"module: 400ZR, wavelengths: 2, srlg: [duct{i}]}}\n"
-        for i, a in enumerate(sites) for j in range(3)))
-    engine = PathEngine(fabric)
-    searches = []
-    search = engine.detour
-    engine.detour = lambda src, dst, avoid: searches.append(src) or search(src, dst, avoid)
-    found = detours(fabric, engine)
+    fabric = ring_of_ducts(6, lambda i: 40 + 10 * i, 2, lambda i, j: f"duct{i}")
+    found, searches = counted_detours(fabric)
     assert len(found) == 36 and all(d.disjoint for d in found)
     assert len(searches) == 12                              # 6 ducts, 2 ends each
     for d in found:
         alone = PathEngine(fabric).detour(
-            d.gateway, d.tail, [w.name for ls in shared_risk(fabric)[d.line_system]
+            d.gateway, d.tail, [w.name for ls in SharedRisk(fabric)[d.line_system]
                                 for w in wavelengths_of(fabric, ls)])
         assert list(d.hops) == alone
         assert len({h.link.line_system for h in d.hops if h.link.line_system}) == 5
@@ -480,20 +491,10 @@ def test_line_systems_past_the_vlan_ids_are_said_to_have_no_detour_installed(mon
 def test_a_risk_group_of_one_line_system_does_not_split_a_ducts_search():
     """Each line system of a duct also has a group of its own (a conduit id): its risks
     are still the duct's, so the duct's line systems still share one search."""
-    sites = [f"s{i}" for i in range(4)]
-    fabric = parse_fabric("name: ducts\nsites:\n" + "".join(
-        f"  - {{name: {s}, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1}}\n"
-        for s in sites) + "dci_links:\n" + "".join(
-        f"  - {{name: l{i}x{j}, a: {a}, b: {sites[(i + 1) % 4]}, fiber_km: 50, "
-        f"module: 400ZR, wavelengths: 1, srlg: [duct{i}, conduit{i}x{j}]}}\n"
-        for i, a in enumerate(sites) for j in range(3)))
-    engine = PathEngine(fabric)
-    searches = []
-    search = engine.detour
-    engine.detour = lambda src, dst, avoid: searches.append(src) or search(src, dst, avoid)
-    found = detours(fabric, engine)
+    fabric = ring_of_ducts(4, lambda i: 50, 1, lambda i, j: f"duct{i}, conduit{i}x{j}")
+    found, searches = counted_detours(fabric)
     assert len(found) == 24 and all(d.disjoint for d in found) and len(searches) == 8
-    risk = shared_risk(fabric)
+    risk = SharedRisk(fabric)
     for d in found:
         alone = PathEngine(fabric).detour(d.gateway, d.tail, risk.avoiding([d.line_system]))
         assert list(d.hops) == alone
