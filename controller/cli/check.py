@@ -59,7 +59,8 @@ def summary(fabric: Fabric) -> dict:
         "dci_links": links,
         "capacity_by_site_pair": [{"a": a, "b": b, "capacity_gbps": c}
                                   for (a, b), c in sorted(fabric.capacity_by_site_pair().items())],
-        "warnings": sorted(set(rate_problems(fabric))) + _detour_warnings(fabric, beyond),
+        "warnings": sorted(set(rate_problems(fabric))) + _detour_warnings(fabric, beyond)
+        + _case_warnings(fabric),
         "errors": [],
     }
 
@@ -71,6 +72,24 @@ def _detour_warnings(fabric: Fabric, beyond: list[str]) -> list[str]:
     return [f"{len(beyond)} line system(s) after the first {first} ({beyond[0]} on) "
             f"get no pre-installed detour: the VLAN ids that label detours run out; the "
             f"controller re-routes them when cut"]
+
+
+def _case_warnings(fabric: Fabric) -> list[str]:
+    """Risk groups whose names differ only in case: names are compared exactly, so
+    `Duct-7` and `duct-7` are two groups, and line systems in both get detours through
+    each other. Most likely one typo'd duct, so it is said (a few names, not thousands)."""
+    spelled: dict[str, list[str]] = {}
+    for spec in fabric.spec.dci_links:
+        for group in spec.srlg:
+            names = spelled.setdefault(group.casefold(), [])
+            if group not in names:
+                names.append(group)
+    clashes = [names for names in spelled.values() if len(names) > 1]
+    return [f"risk groups {' and '.join(repr(n) for n in names[:4])} differ only in case: "
+            f"they are {len(names)} groups, and line systems in one may be protected through "
+            f"the other" for names in clashes[:10]] + (
+        [f"... and {len(clashes) - 10} more risk groups differing only in case"]
+        if len(clashes) > 10 else [])
 
 
 def _protection(fabric: Fabric, beyond: list[str]) -> dict[str, str]:

@@ -41,12 +41,18 @@ _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml: ~10x fa
 
 class _UniqueKeyLoader(_BaseLoader):
     """libyaml's SafeLoader that refuses a key given twice in one mapping (PyYAML keeps
-    the last)."""
+    the last). Merge keys (`<<: *site`) work as in YAML 1.1: a key of the mapping itself
+    overrides a merged one."""
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _construct_mapping(loader, node: yaml.MappingNode, deep: bool = False):
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:
+            continue          # `<<: *site`: merged by construct_mapping, own keys winning
         key = loader.construct_object(key_node, deep=deep)
         if not isinstance(key, (str, int, float, bool)) and key is not None:
             raise yaml.constructor.ConstructorError(

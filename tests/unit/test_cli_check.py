@@ -162,6 +162,24 @@ def test_no_warning_within_the_limit(capsys, tmp_path):
     assert status == 0 and s["warnings"] == []
 
 
+def test_risk_groups_differing_only_in_case_are_a_warning(capsys, tmp_path):
+    # Names are exact: "Duct-7" and "duct-7" are two groups, so l1 is protected through l2
+    # although a user most likely meant one duct. Said, not refused.
+    path = write(tmp_path, {"name": "t", "sites": [site("a", gateways=2), site("b")],
+                            "dci_links": [link("l1", "a", "b", srlg=["Duct-7"]),
+                                          link("l2", "a", "b", srlg=["duct-7", "x"])]})
+    status, s = check_json(capsys, path)
+    assert status == 0 and s["ok"] is True
+    assert [w for w in s["warnings"] if "differ only in case" in w] == [
+        "risk groups 'Duct-7' and 'duct-7' differ only in case: they are 2 groups, and line "
+        "systems in one may be protected through the other"]
+    path = write(tmp_path, {"name": "t", "sites": [site("a", gateways=2), site("b")],
+                            "dci_links": [link("l1", "a", "b", srlg=["duct-7"]),
+                                          link("l2", "a", "b", srlg=["duct-7"])]})
+    status, s = check_json(capsys, path)
+    assert status == 0 and not [w for w in s["warnings"] if "case" in w]
+
+
 # --- errors ----------------------------------------------------------------------------------
 
 GOOD = {"name": "t", "sites": [site("dc1", gateways=2), site("dc2")],

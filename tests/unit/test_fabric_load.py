@@ -310,6 +310,31 @@ def test_duplicated_top_level_key():
     assert issues[0].line == 2 and "name" in issues[0].message
 
 
+MERGED_SITES = """\
+name: t
+sites:
+  - &site {name: dc1, spines: 1, leaves: 1, hosts_per_leaf: 1}
+  - <<: *site
+    name: dc2
+    leaves: 2
+dci_links:
+  - {name: l1, a: dc1, b: dc2, fiber_km: 40, module: 400ZR, wavelengths: 1}
+"""
+
+
+def test_a_merge_key_copies_a_site_and_its_own_keys_win():
+    fabric = parse_fabric(MERGED_SITES)
+    dc2 = next(s for s in fabric.spec.sites if s.name == "dc2")
+    assert (dc2.spines, dc2.leaves, dc2.hosts_per_leaf) == (1, 2, 1)
+
+
+def test_a_merge_of_something_not_a_mapping_and_a_key_twice_beside_a_merge_are_errors():
+    issues = issues_of(MERGED_SITES.replace("<<: *site", "<<: 5"))
+    assert issues[0].line == 4 and "merg" in issues[0].message
+    issues = issues_of(MERGED_SITES.replace("leaves: 2", "name: dc3"))
+    assert issues[0].line == 6 and "'name' appears twice" in issues[0].message
+
+
 UNKNOWN_FIELD_AT_LINE_7 = """\
 name: t
 sites:
