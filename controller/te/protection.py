@@ -105,11 +105,31 @@ def detours(fabric: Fabric, engine: PathEngine) -> list[Detour]:
     # detour: search once for them all, or a ring of such ducts costs a search of the
     # whole fabric per line system (quadratic in line systems).
     disjoint_of: dict[tuple, list[Hop] | None] = {}
+    # A risk group whose line systems alone leave no way between two gateways (a building
+    # entry every line system crosses): then no line system in it has a disjoint detour
+    # there, whatever its other groups. Learnt once per group from a failed search, or
+    # one failed search of the whole fabric per line system.
+    cuts: dict[tuple[str, str, str], bool] = {}
+
+    def cut_by_a_group(gateway: str, tail: str, line_system: str) -> bool:
+        return any(cuts.get((gateway, tail, g), False) for g in risk.groups_of[line_system])
+
+    def learn_cuts(gateway: str, tail: str, line_system: str) -> None:
+        for g in risk.groups_of[line_system]:
+            if len(risk.members[g]) > 2 and (gateway, tail, g) not in cuts:
+                cuts[gateway, tail, g] = engine.detour(
+                    gateway, tail, RiskAvoid(risk, frozenset({line_system}), frozenset({g}))
+                ) is None
 
     def around(gateway: str, tail: str, line_system: str):
         key = (gateway, tail, risk.key(line_system))
         if key not in disjoint_of:
-            disjoint_of[key] = engine.detour(gateway, tail, risk.avoiding([line_system]))
+            if cut_by_a_group(gateway, tail, line_system):
+                disjoint_of[key] = None
+            else:
+                disjoint_of[key] = engine.detour(gateway, tail, risk.avoiding([line_system]))
+                if disjoint_of[key] is None:
+                    learn_cuts(gateway, tail, line_system)
         if disjoint_of[key] is not None:
             return disjoint_of[key], True
         own = frozenset(wavelengths[line_system])                    # its own: not shared

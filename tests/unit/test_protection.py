@@ -498,3 +498,23 @@ def test_a_risk_group_of_one_line_system_does_not_split_a_ducts_search():
     for d in found:
         alone = PathEngine(fabric).detour(d.gateway, d.tail, risk.avoiding([d.line_system]))
         assert list(d.hops) == alone
+
+
+def test_a_group_every_line_system_crosses_is_learnt_once_not_searched_per_line_system():
+    """Twenty line systems through one building entry, each also in a conduit with one
+    other: no disjoint detour exists, and their risks differ (ten conduits), so a search
+    per risk, each of the whole fabric, would fail ten times per direction. Once a search
+    fails, the entry alone is found to cut the way, and the others are known to fail:
+    one failed search and one for the entry per direction, then each line system's
+    detour beside it (through the other line systems, as a search of its own gives)."""
+    fabric = parse_fabric("name: entry\nsites:\n" + "".join(
+        f"  - {{name: {s}, spines: 1, leaves: 1, hosts_per_leaf: 1}}\n" for s in "ab")
+        + "dci_links:\n" + "".join(
+        f"  - {{name: l{k}, a: a, b: b, fiber_km: {40 + k}, module: 400ZR, wavelengths: 1, "
+        f"srlg: [entry, conduit{k // 2}]}}\n" for k in range(20)))
+    found, searches = counted_detours(fabric)
+    assert len(found) == 40 and not any(d.disjoint for d in found)
+    assert len(searches) == 2 + 2 + 40
+    for d in found:
+        assert list(d.hops) == PathEngine(fabric).detour(
+            d.gateway, d.tail, [w.name for w in wavelengths_of(fabric, d.line_system)])
