@@ -12,6 +12,7 @@ from ..fabric.model import GATEWAY, LEAF, SPINE
 from ..te.paths import PathEngine
 from ..te.protection import detours, unlabelled
 from ..resources import bundled_topologies, topology_arg
+from .progress import optical_model
 
 
 def register(sub) -> None:
@@ -140,7 +141,7 @@ def _print_text(path: str, s: dict) -> None:
 
 def run(args) -> int:
     try:
-        fabric = load_fabric(args.file)
+        fabric = load_fabric(args.file, optical_model("check"))
     except FabricError as exc:
         if args.json:
             print(json.dumps({"ok": False, "file": args.file,

@@ -17,6 +17,7 @@ from ..fabric import FabricError, load_fabric
 from ..resources import bundled_topologies, topology_arg
 from ..te.elephants import PIN_HOLD_S
 from ..te.placement import DEFAULT_MAX_STRETCH, Policy
+from .progress import optical_model
 
 log = logging.getLogger("dcilab.controller")
 
@@ -195,7 +196,7 @@ def run(args) -> int:
                                 default_state_path)
 
     try:
-        fabric = load_fabric(args.topology)
+        fabric = load_fabric(args.topology, optical_model("controller"))
     except FabricError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ from ..resources import DEFAULT_TOPOLOGY, topology_arg
 from .controller import add_steering_arguments, steering_options
 from ..te.attribution import MeasuredFlow, attribute
 from ..te.paths import PathEngine
+from .progress import optical_model
 
 
 
@@ -111,7 +112,7 @@ def run(args) -> int:
               file=sys.stderr)
         return 1
     try:
-        fabric = load_fabric(args.file)
+        fabric = load_fabric(args.file, optical_model("demo"))
     except FabricError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from ..lab import Lab
 from ..resources import DEFAULT_TOPOLOGY, topology_arg
 from .controller import add_steering_arguments, steering_options
 from .demo import add_bfd_argument, say
+from .progress import optical_model
 
 # dcilab subcommands offered at the lab's prompt, each run as `dcilab NAME ...`. True: it
 # talks to the controller, so it is given this lab's `--server`. A new one is one line here.
@@ -127,7 +128,7 @@ def run(args) -> int:
         print(f"dcilab lab: cannot read the script {args.script}", file=sys.stderr)
         return 2
     try:
-        fabric = load_fabric(args.file)
+        fabric = load_fabric(args.file, optical_model("lab"))
     except FabricError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from pydantic import ValidationError
@@ -310,8 +310,10 @@ def _read_yaml(text: str, source: str, what: str = "a fabric file"):
         loader.dispose()
 
 
-def parse_fabric(text: str, source: str = "<fabric>") -> Fabric:
-    """Parse and check a fabric file's text; raise FabricError listing every problem."""
+def parse_fabric(text: str, source: str = "<fabric>",
+                 progress: Callable[[int, int], None] | None = None) -> Fabric:
+    """Parse and check a fabric file's text; raise FabricError listing every problem.
+    `progress(done, total)`: line systems through the optical model so far."""
     root, data = _read_yaml(text, source)
     if not isinstance(data, dict):
         raise FabricError(source, [FabricIssue(
@@ -322,7 +324,7 @@ def parse_fabric(text: str, source: str = "<fabric>") -> Fabric:
         raise FabricError(source, too_large)
     # Optics planning reads only each link's own fields, so it runs even when references
     # are broken: one pass reports everything.
-    plans, optics_issues = plan_line_systems(spec)
+    plans, optics_issues = plan_line_systems(spec, progress)
     issues = check_spec(spec) + optics_issues
     if not issues:
         fabric = build_fabric(spec, plans)
@@ -343,9 +345,10 @@ def _parse_path(path: str) -> tuple:
     return tuple(loc)
 
 
-def load_fabric(path: str | Path) -> Fabric:
+def load_fabric(path: str | Path, progress: Callable[[int, int], None] | None = None
+                ) -> Fabric:
     """Read and check the fabric file at `path`."""
-    return parse_fabric(read_text(path), str(path))
+    return parse_fabric(read_text(path), str(path), progress)
 
 
 def read_text(path: str | Path, what: str = "a fabric file") -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..optics import (DEFAULT_CATALOG, Catalog, Channel, LineSystem, LinkPlan, OpticsError,
                       plan_link)
@@ -213,8 +213,18 @@ def module_catalog(spec: FabricSpec) -> Catalog:
         {name: o.model_dump(exclude_none=True) for name, o in spec.modules.items()})
 
 
-def plan_line_systems(spec: FabricSpec) -> tuple[dict[str, LinkPlan], list[FabricIssue]]:
-    """The optical plan of every DCI link; infeasible links become issues at `dci_links[i]`."""
+# GNPy's work a fabric file may ask for: fibre spans propagated, summed over its distinct
+# line systems (identical ones are computed once). A span costs about 1 ms (3 where no
+# mode of the module crosses the line and every other is tried): 16 384 line systems of
+# 15 distinct spans each fit; 16 384 distinct lines of 500 one-kilometre spans (about
+# 7 hours) do not.
+MAX_GNPY_SPANS = 250_000
+
+
+def plan_line_systems(spec: FabricSpec, progress: Callable[[int, int], None] | None = None
+                      ) -> tuple[dict[str, LinkPlan], list[FabricIssue]]:
+    """The optical plan of every DCI link; infeasible links become issues at `dci_links[i]`.
+    `progress(done, total)` is told after each line system (GNPy runs can take minutes)."""
     issues: list[FabricIssue] = []
     try:
         catalog = module_catalog(spec)
@@ -222,17 +232,37 @@ def plan_line_systems(spec: FabricSpec) -> tuple[dict[str, LinkPlan], list[Fabri
         # Plan on the catalog as it stands, so a link's own errors are reported too.
         issues.append(FabricIssue("modules", str(exc)))
         catalog = DEFAULT_CATALOG
-    plans = {}
-    for i, link in enumerate(spec.dci_links):
+    refused: dict[int, FabricIssue] = {}              # by link, reported in file order
+    lines: dict[int, LineSystem] = {}
+    for i, link in enumerate(spec.dci_links):         # no GNPy yet: what it would be asked
         try:
             line = optical_line(link)
             _refuse_beyond_reach(link, line, catalog)
+            lines[i] = line
+        except OpticsError as exc:
+            refused[i] = FabricIssue(f"dci_links[{i}]{_field_at_fault(link, catalog)}",
+                                     str(exc))
+    distinct = {(line, spec.dci_links[i].module, spec.dci_links[i].wavelengths,
+                 spec.dci_links[i].mode): line.spans for i, line in lines.items()}
+    spans = sum(distinct.values())
+    if spans > MAX_GNPY_SPANS:
+        return {}, issues + [refused[i] for i in sorted(refused)] + [FabricIssue("dci_links", (
+            f"its optical model would propagate {spans:,} fibre spans through GNPy "
+            f"({len(distinct):,} distinct line systems; a millisecond or more each); at "
+            f"most {MAX_GNPY_SPANS:,}: fewer distinct line systems, or longer spans "
+            f"(span_km)"))]
+    plans = {}
+    for done, (i, line) in enumerate(lines.items(), start=1):
+        link = spec.dci_links[i]
+        try:
             plans[link.name] = plan_link(link.name, link.module, link.wavelengths,
                                          line, mode=link.mode, catalog=catalog)
         except OpticsError as exc:
-            issues.append(FabricIssue(f"dci_links[{i}]{_field_at_fault(link, catalog)}",
-                                      str(exc)))
-    return plans, issues
+            refused[i] = FabricIssue(f"dci_links[{i}]{_field_at_fault(link, catalog)}",
+                                     str(exc))
+        if progress is not None:
+            progress(done, len(lines))
+    return plans, issues + [refused[i] for i in sorted(refused)]
 
 
 # Planck's constant; the lowest frequency either band reaches (L band, THz), where a

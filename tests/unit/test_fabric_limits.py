@@ -113,3 +113,38 @@ def test_module_overrides_beyond_sense_are_refused():
     out = _issues(TWO_SITES + "modules:\n  400ZR: {price_usd: 1.0e308, power_w: 1.0e9}\n")
     assert len(out) == 2 and "price_usd: input should be less than or equal to 100000000" in out[1]
     assert "power_w: input should be less than or equal to 100000 " in out[0]
+
+
+def test_gnpy_work_beyond_the_limit_is_refused_before_any_run(monkeypatch):
+    """Lines some mode can cross, each distinct (no cache helps): 64 of 500 one-kilometre
+    spans would be 32 000 spans through GNPy (about a minute). Over the limit (lowered
+    here) the file is refused with the figures, and GNPy never runs; a line no module
+    can cross is still named, in file order, before the total."""
+    from dcilab.fabric import model
+
+    def no_gnpy(*args):
+        raise AssertionError("GNPy ran beyond the limit")
+    monkeypatch.setattr(_gnpy, "propagate", no_gnpy)
+    monkeypatch.setattr(model, "MAX_GNPY_SPANS", 20_000)
+    link = ("  - {name: l%d, a: a, b: b, fiber_km: %s, span_km: %s, module: 400ZR+, "
+            "wavelengths: 1}\n")
+    lines = [link % (i, 499.5 + i / 1000, 1) for i in range(64)]
+    lines[1] = link % (1, 40000, 80)                                   # beyond any reach
+    out = _issues(TWO_SITES + "dci_links:\n" + "".join(lines))
+    assert len(out) == 2 and out[0].startswith("f.yaml:7: dci_links[1]: 400ZR+ cannot cross")
+    assert out[1] == ("f.yaml:6: dci_links: its optical model would propagate 31,500 fibre "
+                      "spans through GNPy (63 distinct line systems; a millisecond or more "
+                      "each); at most 20,000: fewer distinct line systems, or longer spans "
+                      "(span_km)")
+
+
+def test_identical_line_systems_count_once_against_the_gnpy_limit(monkeypatch):
+    from dcilab.fabric import model
+    monkeypatch.setattr(model, "MAX_GNPY_SPANS", 1_000)
+    link = "  - {name: l%d, a: a, b: b, fiber_km: 500, span_km: 1, module: 400ZR+, wavelengths: 1}\n"
+    seen = []
+    fabric = parse_fabric(TWO_SITES.replace("hosts_per_leaf: 1}", "hosts_per_leaf: 1, "
+                                            "gateways: 4}") + "dci_links:\n"
+                          + "".join(link % i for i in range(8)),
+                          progress=lambda done, total: seen.append((done, total)))
+    assert len(fabric.line_systems) == 8 and seen == [(i, 8) for i in range(1, 9)]
