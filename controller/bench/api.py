@@ -155,9 +155,20 @@ def _cycles(address: str, pairs, count: int, offset: int, samples: _Samples,
             samples.release_s.append(t2 - t1)
 
 
-def _measure(address: str, pairs, clients: int, requests: int, rate: float = 0.0) -> dict:
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, every thread) of process `pid` so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(address: str, pairs, clients: int, requests: int, rate: float = 0.0,
+             server_pid: int | None = None) -> dict:
     """Back to back with `clients` clients, or (rate > 0) `rate` reservations/s offered
-    by them together, client i taking every clients-th slot of the schedule."""
+    by them together, client i taking every clients-th slot of the schedule. With
+    `server_pid`, also the server's CPU per reservation and how busy it kept one CPU:
+    at a rate, what is left of that CPU is the headroom."""
+    cpu_before = _cpu_seconds(server_pid) if server_pid else None
     samples = _Samples()
     began: list[float] = []
     start = threading.Barrier(clients + 1, action=lambda: began.append(time.perf_counter()))
@@ -181,6 +192,7 @@ def _measure(address: str, pairs, clients: int, requests: int, rate: float = 0.0
         t.join()
     wall = time.perf_counter() - began[0]
     done = len(samples.reserve_s)
+    cpu = _cpu_seconds(server_pid) - cpu_before if server_pid else None
     return {
         "clients": clients, "offered_per_second": rate if rate > 0 else None,
         "reservations": done, "errors": len(samples.errors),
@@ -191,6 +203,8 @@ def _measure(address: str, pairs, clients: int, requests: int, rate: float = 0.0
         "reserve_ms_p99": round(_percentile_ms(samples.reserve_s, 0.99), 3),
         "release_ms_p50": round(_percentile_ms(samples.release_s, 0.50), 3),
         "release_ms_p99": round(_percentile_ms(samples.release_s, 0.99), 3),
+        "server_cpu_ms_per_reservation": round(1e3 * cpu / done, 3) if cpu and done else None,
+        "server_cpu_busy": round(cpu / wall, 3) if cpu is not None and wall else None,
     }
 
 
@@ -230,9 +244,11 @@ class _Readers:
                 self._proc.join(5)
 
 
-def _canned(pairs, clients: int, requests: int, cpu: int | None) -> dict:
-    """The same back-to-back load against a server answering from a canned reservation
-    (api/canned.py), on the controller's CPU: what gRPC alone allows here."""
+def _canned(pairs, clients: int, requests: int, cpu: int | None, rate: float
+            ) -> tuple[dict, dict | None]:
+    """The same back-to-back load, then (rate > 0) the same rate, against a server
+    answering from a canned reservation (api/canned.py), on the controller's CPU: what
+    gRPC alone allows here, and what it alone costs."""
     port = free_port()
     argv = [sys.executable, "-m", "dcilab.api.canned", str(port)]
     argv += [str(cpu)] if cpu is not None else []
@@ -241,9 +257,13 @@ def _canned(pairs, clients: int, requests: int, cpu: int | None) -> dict:
     try:
         if proc.stdout.readline().strip() != "serving":
             raise RuntimeError("the canned-answer server did not start")
-        _progress(f"{requests} reservations, {clients} client(s) back to back, canned-answer "
-                  f"server (pid {proc.pid})")
-        return _measure(f"127.0.0.1:{port}", pairs, clients, requests)
+        _progress(f"{requests} reservations, {clients} client(s) back to back"
+                  f"{f', then at {rate:g}/s' if rate > 0 else ''}, canned-answer server "
+                  f"(pid {proc.pid})")
+        address = f"127.0.0.1:{port}"
+        return (_measure(address, pairs, clients, requests, server_pid=proc.pid),
+                _measure(address, pairs, clients, requests, rate, server_pid=proc.pid)
+                if rate > 0 else None)
     finally:
         proc.kill()
         proc.wait()
@@ -337,22 +357,26 @@ def run(args) -> int:
             _progress(f"warm-up: one reservation per host pair ({len(pairs)} pairs)")
             cold = _measure(address, pairs, 1, len(pairs))
             results = []
+            server = controller.proc.pid
             for clients in levels:
                 _progress(f"{args.api_requests} reservations, {clients} client(s) back to back")
-                results.append(_measure(address, pairs, clients, args.api_requests))
-            canned = _canned(pairs, max(levels), args.api_requests, controller_cpu)
+                results.append(_measure(address, pairs, clients, args.api_requests,
+                                        server_pid=server))
+            canned, canned_at_rate = _canned(pairs, max(levels), args.api_requests,
+                                             controller_cpu, args.api_rate)
             at_rate = with_readers = readers = None
             if args.api_rate > 0:
                 _progress(f"{args.api_requests} reservations offered at {args.api_rate:g}/s "
                           f"by {max(levels)} clients")
-                at_rate = _measure(address, pairs, max(levels), args.api_requests, args.api_rate)
+                at_rate = _measure(address, pairs, max(levels), args.api_requests, args.api_rate,
+                                   server_pid=server)
             if args.api_rate > 0 and args.api_readers:
                 _progress(f"again, while {args.api_listers} clients loop on listings and "
                           f"{args.api_scrapers} on /metrics")
                 with _Readers(address, controller.metrics_url, args.api_listers,
                               args.api_scrapers, client_cpus) as readers:
                     with_readers = _measure(address, pairs, max(levels), args.api_requests,
-                                            args.api_rate)
+                                            args.api_rate, server_pid=server)
                 with_readers["readers"] = readers.result
         except RuntimeError as exc:
             print(f"dcilab bench --api: {exc}", file=sys.stderr)
@@ -375,6 +399,7 @@ def run(args) -> int:
     }
     busiest = max(results, key=lambda r: r["clients"])
     report["canned_server"] = canned
+    report["canned_server_at_rate"] = canned_at_rate
     report["targets"]["ratio_to_canned"] = {
         "target": TARGET_RATIO_TO_CANNED, "clients": canned["clients"],
         "measured": round(busiest["reservations_per_second"]
@@ -418,6 +443,13 @@ def _print_report(report: dict) -> None:
           f"{c['reservations_per_second']:>14.1f} {c['reserve_ms_p50']:>12.2f} "
           f"{c['reserve_ms_p99']:>7.2f} {c['release_ms_p50']:>12.2f} "
           f"{c['release_ms_p99']:>7.2f} {c['errors']:>7}")
+    if report.get("canned_server_at_rate"):
+        r = report["canned_server_at_rate"]
+        print(f"{'canned-answer server, ' + format(r['offered_per_second'], 'g') + '/s':<34} "
+              f"{r['reservations_per_second']:>14.1f} {r['reserve_ms_p50']:>12.2f} "
+              f"{r['reserve_ms_p99']:>7.2f} {r['release_ms_p50']:>12.2f} "
+              f"{r['release_ms_p99']:>7.2f} {r['errors']:>7}")
+    _print_cpu(report)
     readers = (report.get("at_rate_with_readers") or {}).get("readers")
     if readers:
         print(f"\nreaders meanwhile ({readers['seconds']:.1f} s): {readers['pages']} list pages "
@@ -438,3 +470,21 @@ def _print_report(report: dict) -> None:
                     f"{t.get('offered_per_second') or 0:g}/s offered, readers looping",
                 "p99_ms_one_client": f"p99 < {t['target']:g} ms with 1 client"}[name]
         print(f"target {what}: {t['measured']:g} -> {'met' if t['met'] else 'MISSED'}")
+
+
+def _print_cpu(report: dict) -> None:
+    """The server's CPU per reservation (ReservePath + ReleasePath) and how busy it kept
+    its CPU: at the offered rate, the rest of that CPU is the controller's headroom."""
+    rows = [(f"controller, {r['clients']} client{'s' if r['clients'] > 1 else ''} back to back",
+             r) for r in report["back_to_back"]]
+    rows += [("controller at the rate", report["at_rate"]),
+             ("controller at the rate, readers looping", report.get("at_rate_with_readers")),
+             ("canned-answer server back to back", report["canned_server"]),
+             ("canned-answer server at the rate", report.get("canned_server_at_rate"))]
+    rows = [(label, r) for label, r in rows if r and r.get("server_cpu_ms_per_reservation")]
+    if not rows:
+        return
+    print(f"\n{'server CPU':<42} {'ms per reservation':>18} {'busy':>6}")
+    for label, r in rows:
+        print(f"{label:<42} {r['server_cpu_ms_per_reservation']:>18.3f} "
+              f"{100 * r['server_cpu_busy']:>5.0f}%")

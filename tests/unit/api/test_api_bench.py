@@ -52,6 +52,12 @@ def test_api_bench_reports_every_level_and_the_rate(capsys):
         report["back_to_back"][1]["reservations_per_second"]
     assert targets["p99_ms_one_client"]["measured"] == max(
         report["back_to_back"][0]["reserve_ms_p99"], report["back_to_back"][0]["release_ms_p99"])
+    # The servers' CPU: the controller's is at least a millisecond a reservation, so 40 of
+    # them are several of /proc's 10 ms ticks; the canned server is also run at the rate.
+    assert at_rate["server_cpu_ms_per_reservation"] > 0 and 0 < at_rate["server_cpu_busy"] < 2
+    canned_at_rate = report["canned_server_at_rate"]
+    assert canned_at_rate["offered_per_second"] == 100 and canned_at_rate["errors"] == 0
+    assert {"server_cpu_ms_per_reservation", "server_cpu_busy"} <= set(canned_at_rate)
 
 
 def test_api_bench_pins_the_controller_apart_from_the_clients(capsys):
@@ -62,6 +68,7 @@ def test_api_bench_pins_the_controller_apart_from_the_clients(capsys):
     else:
         assert report["controller_cpu"] is None
     assert report["at_rate"] is None and "p99_ms_at_rate" not in report["targets"]
+    assert report["canned_server_at_rate"] is None
     shared = _bench(capsys, "--api-clients", "2", "--api-rate", "0", "--api-shared-cpus")
     assert shared["controller_cpu"] is None and len(shared["client_cpus"]) == shared["cores"]
 
