@@ -571,6 +571,12 @@ class ControllerService:
         with self.lock:
             return dict(Counter(r.request.protection for r in self._live()))
 
+    def unprotected_count(self) -> int:
+        """PROTECTED reservations holding bandwidth without a standby, as saved."""
+        with self.lock:
+            return sum(1 for r in self._live() if r.request.protection == Protection.PROTECTED
+                       and r.holds_bandwidth and not r.standby)
+
     # -- state for the API and metrics --------------------------------------------------
 
     def link_loads(self, kinds: frozenset[str] | None = None) -> list[LinkLoad]:

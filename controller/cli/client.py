@@ -99,8 +99,9 @@ def register(sub) -> None:
     p.add_argument("--request-id", default="", metavar="ID",
                    help="idempotency key: retrying with the same ID books nothing twice")
     p.add_argument("--priority", type=_int32, default=0, metavar="P",
-                   help="after a failure, reservations are restored highest priority first "
-                        "(then oldest); default 0")
+                   help="after a failure, reservations are restored by protection class "
+                        "(PROTECTED and RESTORABLE before NONE), then highest priority first, "
+                        "then oldest; default 0")
     p.add_argument("--protocol", metavar="P",
                    help="reserve only this IP protocol of the pair's traffic (tcp, udp or a "
                         "number); matched, pinned and metered on its own")
@@ -239,6 +240,10 @@ def _describe(res) -> str:
     protection = ppb.Protection.Name(res.protection).removeprefix("PROTECTION_")
     protection = "RESTORABLE" if protection == "UNSPECIFIED" else protection
     standby = (f"\n  standby: {_path(res, res.standby_hops)}" if res.standby_hops else "")
+    if (protection == "PROTECTED" and not res.standby_hops and not res.degraded_reason
+            and any(h.wavelength for h in res.hops)):
+        standby = ("\n  standby: none: a failure took it and no other has room; sought again "
+                   "when a link returns or room is released")
     return (f"{res.reservation_id} {state_name(res)}: {res.src_host} -> {res.dst_host}"
             f"{_traffic(res)}, {res.bandwidth_gbps:g} Gb/s, {res.latency_ms:.3f} ms, "
             f"{protection}{priority}{ends}\n"

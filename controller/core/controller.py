@@ -28,7 +28,7 @@ from ..te.load import LinkLoad, LoadTracker, directions
 from ..fabric.model import HOST
 from ..te.paths import PathEngine
 from ..te.placement import DEFAULT_MAX_STRETCH
-from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
+from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Protection, Reservation,
                                ReservationBook, ReservationRequest, State, key_of)
 from . import reservation_rules
 from .ports import port_problems
@@ -106,6 +106,10 @@ class FabricController:
         self._described_at: dict[str, float] = {}   # switch -> when it last listed its ports
         self._unplaced = False   # a failure's reservations and elephants wait for `tick`
         self._returned = False   # ... and so does moving back onto a link that returned
+        # PROTECTED pairs a failure left without a standby may have one once a link returns
+        # or a reservation ends: looked for at the next `tick` (never on a release's path).
+        self._unprotected = False
+        self._reprotect_due = False
         self.load = LoadTracker(fabric)
         # reservation id -> switch -> barrier seq that acknowledges its rules there
         # (None: waiting for the switch to connect and be programmed)
@@ -279,6 +283,8 @@ class FabricController:
                     log.info("link %s in use again", link.wavelength or link.name)
         if outbox.faults or self._unplaced:
             self._restore(outbox)
+        elif self._reprotect_due:
+            self._reprotect(outbox)
         return outbox
 
     def held_down(self) -> dict[str, float]:
@@ -307,6 +313,9 @@ class FabricController:
         if returned:
             for pair in self.book.pairs():      # a shorter path is back: move onto it
                 self._restore_pair(pair, outbox, only_if_shorter=True)
+            self._reprotect_due = self._unprotected
+        if self._reprotect_due:
+            self._reprotect(outbox)
         moved, placements = self.steering.restore(self._background())
         self._send_to(outbox, moved)
         outbox.placements += placements
@@ -324,9 +333,9 @@ class FabricController:
             if first.state == State.DEGRADED and only_if_shorter:
                 return
         except AdmissionError as exc:
-            if first.state == State.DEGRADED:
-                return                            # still no room: stays as it is
             broken = self.book.crosses_down(first)
+            if first.state == State.DEGRADED or only_if_shorter or broken is None:
+                return                  # still no room, or nothing of it broken: as it is
             after = self.book.degrade(pair, f"{broken} is down and no other path has room: "
                                             f"{exc.message}")
             rules = reservation_rules.remove(self.fabric, first, self._sent_to(first))
@@ -341,8 +350,33 @@ class FabricController:
                 rules = reservation_rules.move(self.fabric, first, new, self._programmed())
             log.info("reservations %s moved to %s", ", ".join(r.reservation_id for r in after),
                      " > ".join(h.wavelength for h in new.hops if h.wavelength) or new.hops[0].link)
+            if new.request.protection == Protection.PROTECTED and not new.standby:
+                self._unprotected = True
+                log.warning("reservations %s (PROTECTED) have no standby: none that avoids "
+                            "their primary's risks has room while %s; one is sought again "
+                            "when a link returns or room is released",
+                            ", ".join(r.reservation_id for r in after),
+                            self.book.crosses_down(first) or "links are down")
         outbox.changed += after
         return self._send_rules(rules, after, outbox)
+
+    def _reprotect(self, outbox: Outbox) -> None:
+        """PROTECTED pairs left without a standby take one where there is room again
+        (on their own primary where it has one), pre-installed make before break."""
+        self._reprotect_due = False
+        left = self.book.unprotected()
+        for key in dict.fromkeys(key_of(r.request) for r in left):
+            first = self.book.pair_members(*key)[0]
+            after = self.book.reprotect(key)
+            if not after:
+                continue
+            rules = reservation_rules.move(self.fabric, first, after[0], self._programmed())
+            log.info("reservations %s protected again: standby over %s",
+                     ", ".join(r.reservation_id for r in after),
+                     " > ".join(h.wavelength for h in after[0].standby if h.wavelength))
+            outbox.changed += after
+            self._send_rules(rules, after, outbox)
+        self._unprotected = bool(self.book.unprotected()) if left else False
 
     def _send_rules(self, rules: dict[str, list], after: list[Reservation],
                     outbox: Outbox) -> dict[str, int | None]:
@@ -431,6 +465,8 @@ class FabricController:
     def restore(self, res: Reservation) -> None:
         """Book a reservation read back from the store (its rules go out on connect)."""
         self.book.add(res)
+        if res.request.protection == Protection.PROTECTED and not res.standby:
+            self._unprotected = self._reprotect_due = True
         if res.state == State.PENDING:
             self._waiting[res.reservation_id] = {h.switch: None for h in res.hops}
 
@@ -438,6 +474,7 @@ class FabricController:
         """Release (or expire) a live reservation and remove its rules; NOT_FOUND for
         any other id (the book forgets ended ones; their record is the service's)."""
         res = self.book.end(reservation_id, state)
+        self._reprotect_due = self._reprotect_due or self._unprotected   # room released
         outbox = Outbox()
         self._waiting.pop(reservation_id, None)
         outbox.changed.append(res)

@@ -54,6 +54,7 @@ class ServiceView(Protocol):
     def elephant_count(self) -> int: ...
     def held_down_count(self) -> int: ...
     def protection_counts(self) -> dict: ...
+    def unprotected_count(self) -> int: ...
 
 
 def _state_name(state) -> str:
@@ -201,6 +202,11 @@ class FabricCollector(Collector):
         live = self.service.protection_counts()
         for cls in Protection:
             protection.add_metric([cls.value], live.get(cls, 0))
+        unprotected = GaugeMetricFamily(
+            names.RESERVATIONS_UNPROTECTED, "PROTECTED reservations carried on their primary "
+            "without a standby: a failure took it and no standby has had room since (one is "
+            "sought again when a link returns or room is released).")
+        unprotected.add_metric([], self.service.unprotected_count())
         elephants = GaugeMetricFamily(
             names.ELEPHANT_FLOWS, "Flows currently classified as elephants.")
         elephants.add_metric([], self.service.elephant_count())
@@ -220,7 +226,7 @@ class FabricCollector(Collector):
             names.EMULATION_SCALE,
             "Emulated bit rate over real bit rate (the fabric file's `scale`).")
         scale.add_metric([], self.service.fabric.scale)
-        return reservations, protection, elephants, held, connected, scale
+        return reservations, protection, unprotected, elephants, held, connected, scale
 
     def collect(self):
         yield from self._link_families()

@@ -35,6 +35,7 @@ WAVELENGTH_MODE_CHANGES = "dcilab_wavelength_mode_changes"      # counter
 # -- controller state (collector.py) ------------------------------------------------------
 RESERVATIONS = "dcilab_reservations"
 RESERVATIONS_LIVE = "dcilab_reservations_live"                # by protection class
+RESERVATIONS_UNPROTECTED = "dcilab_reservations_unprotected"  # PROTECTED, standby lost
 ELEPHANT_FLOWS = "dcilab_elephant_flows"
 SWITCH_CONNECTED = "dcilab_switch_connected"
 EMULATION_SCALE = "dcilab_emulation_scale"

@@ -180,6 +180,12 @@ class PathEngine:
     def down_switches(self) -> frozenset[str]:
         return frozenset(self._down_switches)
 
+    def out_of_service(self) -> list[str]:
+        """What placement and admission cannot use now, by name: switches and links down,
+        links drained or held down after a failure."""
+        return sorted(self._down_switches) + sorted(
+            self._down_links | set(self._drained) | self._held)
+
     # -- shortest paths ------------------------------------------------------------------
 
     def _adjacency(self) -> dict[str, list[tuple[str, Link, int, int, str]]]:

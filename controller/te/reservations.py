@@ -759,6 +759,14 @@ class ReservationBook:
         primary = ", ".join(self._line_systems(hops)) or "no line system"
         disjoint = (f"that shares no line system or SRLG with its primary (over {primary})")
         if not self._protectable(src_host, dst_host):
+            out = self.engine.out_of_service()
+            if out:         # with every link back the fabric may well have one: not final
+                return AdmissionError(
+                    AdmissionError.EXHAUSTED,
+                    f"PROTECTED {src_host} -> {dst_host}: no standby path {disjoint} while "
+                    f"{', '.join(out[:4])}{f' and {len(out) - 4} more' if len(out) > 4 else ''}"
+                    f" {'is' if len(out) == 1 else 'are'} out of service (down, drained or "
+                    f"held down after a failure); ask again once they are back")
             return AdmissionError(
                 AdmissionError.PRECONDITION,
                 f"PROTECTED {src_host} -> {dst_host}: the fabric has no standby path {disjoint}, "
@@ -1332,6 +1340,28 @@ class ReservationBook:
             back.append(replace(r, state=state, reason=""))
         self._put(back)
         return back
+
+    def unprotected(self) -> list[Reservation]:
+        """PROTECTED reservations holding bandwidth without a standby: a failure took it
+        (or left no disjoint room) and none has had room since."""
+        return [r for r in self.reservations.values()
+                if r.request.protection == Protection.PROTECTED and r.holds_bandwidth
+                and not r.standby]
+
+    def reprotect(self, pair: tuple[str, str]) -> list[Reservation]:
+        """A PROTECTED pair without a standby takes a path with one where there is room
+        (its own primary first); its members as moved, or [] (the book unchanged) when no
+        standby has room."""
+        members = self.pair_members(*pair)
+        placed = self._relocate(pair)
+        if placed is None:
+            return []
+        if not placed[3]:                          # nothing to protect it with
+            self._take(placed[2])
+            self._put(members)
+            return []
+        self._room_back += 1
+        return placed[2]
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every host pair holding bandwidth, highest priority first, then oldest."""

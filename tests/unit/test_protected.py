@@ -76,6 +76,21 @@ def test_protected_is_refused_without_a_disjoint_path():
     book.admit(ReservationRequest("dc1-h1", "dc2-h1", 10.0), "r", 0.0)     # RESTORABLE is fine
 
 
+def test_no_standby_while_a_link_is_down_is_no_room_not_no_path(fabric):
+    """The paris way cut, frankfurt-amsterdam has no disjoint standby now; with every link
+    back it has (an outside tester's client, told FAILED_PRECONDITION, never retried)."""
+    book = ReservationBook(fabric)
+    book.engine.set_link("fra-par.w1", False)
+    with pytest.raises(AdmissionError) as info:
+        book.admit(ReservationRequest(SRC, DST, 10.0, protection=PROTECTED), "p", 0.0)
+    assert info.value.code == AdmissionError.EXHAUSTED
+    assert "while fra-par.w1 is out of service (down, drained or held down after a " \
+        "failure); ask again once they are back" in info.value.message
+    book.engine.set_link("fra-par.w1", True)
+    assert book.admit(ReservationRequest(SRC, DST, 10.0, protection=PROTECTED), "p",
+                      0.0).standby
+
+
 # One spine, one leaf and one gateway a site, one wavelength per line system.
 RING_WITH_CHORD = ring_with_chord("spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1",
                                   (1, 1, 1, 1, 1))
@@ -229,3 +244,59 @@ def test_refusals_name_the_latency_bound_when_paths_with_room_lie_beyond_it():
     assert info.value.code == AdmissionError.EXHAUSTED
     assert "and within max_latency_ms 0.3 has 100.000 Gb/s free; a longer one has" \
         in info.value.message
+
+
+def _set_line_system(lab, fabric, name: str, up: bool, now: float) -> None:
+    for link in wavelengths_of(fabric, name):
+        for end in (link.a, link.b):
+            port = (lab.dpid(end.node), end.port)
+            (lab.net.down_ports.discard if up else lab.net.down_ports.add)(port)
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, up, now))
+
+
+def test_a_protected_reservation_whose_standby_was_cut_is_protected_again_not_degraded(fabric):
+    """An outside tester's case. The standby's line system (fra-par) is cut: the
+    reservation keeps its healthy primary, unprotected. Another pair takes the room the
+    standby held on par-ams. When fra-par returns, the reservation stays ACTIVE on its
+    primary (it was DEGRADED, its meter removed, 'None is down'), and once the room is
+    released it gets its standby again, pre-installed at the gateway."""
+    lab = ControllerLab(fabric)
+    lab.bring_up_all()
+    res = lab.send(lab.ctl.reserve(ReservationRequest(SRC, DST, 50.0, protection=PROTECTED),
+                                   "p", 0.0)).changed[0]
+    lab.ack_all()
+    group = PROTECT_GROUP_BASE + res.meter_id
+    assert line_systems(fabric, res.standby) == ["fra-par", "par-ams"]
+    _set_line_system(lab, fabric, "fra-par", False, 20.0)
+    lab.send(lab.ctl.tick(20.1))
+    lab.ack_all()
+    now = lab.ctl.book.get("p")
+    assert now.state is State.ACTIVE and now.hops == res.hops and now.standby == ()
+    assert lab.ctl.book.unprotected() == [now]
+    assert group not in lab.table("fra-gw1").groups
+    # The room its standby held on par-ams goes to another pair.
+    lab.send(lab.ctl.reserve(ReservationRequest("par-h1", "ams-h2", 360.0), "other", 21.0))
+    lab.ack_all()
+    _set_line_system(lab, fabric, "fra-par", True, 30.0)
+    for t in (30.1, 45.0):                         # held down, then in use again
+        lab.send(lab.ctl.tick(t))
+        lab.ack_all()
+    now = lab.ctl.book.get("p")
+    assert now.state is State.ACTIVE and now.reason == "" and now.hops == res.hops
+    assert now.standby == ()                       # no room for one yet
+    s, d = fabric.hosts[SRC], fabric.hosts[DST]
+    from fabric_helpers import tcp_packet
+    assert lab.table("fra-leaf1").meter_for(tcp_packet(s, d)) == res.meter_id
+    # The room comes back: the standby too, pre-installed.
+    lab.send(lab.ctl.end("other"))
+    out = lab.send(lab.ctl.tick(46.0))
+    lab.ack_all()
+    now = lab.ctl.book.get("p")
+    assert [r.reservation_id for r in out.changed] == ["p"]
+    assert now.state is State.ACTIVE and now.hops == res.hops
+    assert line_systems(fabric, now.standby) == ["fra-par", "par-ams"]
+    assert lab.ctl.book.unprotected() == []
+    assert group in lab.table("fra-gw1").groups
+    _set_line_system(lab, fabric, "fra-ams", False, 60.0)   # and it carries the traffic
+    [way] = delivered_via(lab, SRC, DST)
+    assert way == {h.switch for h in now.standby}

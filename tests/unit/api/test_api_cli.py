@@ -162,3 +162,22 @@ def test_a_listing_cut_short_says_so_on_stderr(serve, service, capsys):
     assert f"the listing is incomplete: it stopped after {printed} reservation(s)" \
         in captured.err
     assert "refused (RESOURCE_EXHAUSTED)" in captured.err
+
+
+def test_a_protected_reservation_without_its_standby_says_so():
+    from dcilab.api.v1 import path_pb2 as ppb
+    from dcilab.cli.client import _describe
+    hops = [ppb.ReservedHop(switch="fra-leaf1", out_port=3, link="l1"),
+            ppb.ReservedHop(switch="fra-gw1", out_port=5, link="fra-ams.w1",
+                            wavelength="fra-ams.w1"),
+            ppb.ReservedHop(switch="ams-leaf1", out_port=1, link="ams-h1")]
+    res = ppb.Reservation(reservation_id="r-1", state=ppb.RESERVATION_STATE_ACTIVE,
+                          src_host="fra-h1", dst_host="ams-h1", bandwidth_gbps=50,
+                          protection=ppb.PROTECTION_PROTECTED, hops=hops)
+    assert "\n  standby: none: a failure took it" in _describe(res)
+    res.standby_hops.extend(hops)
+    assert "standby: none" not in _describe(res) and "\n  standby: fra-h1 > " in _describe(res)
+    one_site = ppb.Reservation(reservation_id="r-2", state=ppb.RESERVATION_STATE_ACTIVE,
+                               src_host="fra-h1", dst_host="fra-h2", bandwidth_gbps=5,
+                               protection=ppb.PROTECTION_PROTECTED, hops=hops[:1])
+    assert "standby" not in _describe(one_site)          # crosses no line system

@@ -40,6 +40,7 @@ EXPECTED_TYPES = {
     "dcilab_wavelength_mode_info": "gauge",     # an info metric: gauge at 1 in text format
     "dcilab_reservations": "gauge",
     "dcilab_reservations_live": "gauge",
+    "dcilab_reservations_unprotected": "gauge",
     "dcilab_elephant_flows": "gauge",
     "dcilab_switch_connected": "gauge",
     "dcilab_emulation_scale": "gauge",
@@ -54,9 +55,10 @@ EXPECTED_TYPES = {
 
 
 class FakeReservation:
-    def __init__(self, state, protection=Protection.RESTORABLE):
+    def __init__(self, state, protection=Protection.RESTORABLE, standby=True):
         self.state = state
         self.protection = protection
+        self.standby = standby
 
 
 class FakeService:
@@ -78,6 +80,10 @@ class FakeService:
 
     def protection_counts(self):
         return Counter(r.protection for r in self.reservations if r.state.live)
+
+    def unprotected_count(self):
+        return sum(1 for r in self.reservations if r.protection == Protection.PROTECTED
+                   and r.state in (State.PENDING, State.ACTIVE) and not r.standby)
 
     def switch_status(self):
         return dict(self.status)
@@ -252,6 +258,10 @@ def test_live_reservations_by_protection_class_every_class_present(fabric):
     got = {s.labels["protection"]: s.value
            for s in samples(families, "dcilab_reservations_live")}
     assert got == {"NONE": 0, "RESTORABLE": 0, "PROTECTED": 2}
+    assert [s.value for s in samples(families, "dcilab_reservations_unprotected")] == [0]
+    reservations.append(FakeReservation(State.ACTIVE, Protection.PROTECTED, standby=False))
+    families = scrape(FakeService(fabric, reservations=reservations))
+    assert [s.value for s in samples(families, "dcilab_reservations_unprotected")] == [1]
 
 
 def test_every_switch_of_the_file_is_reported_connected_or_not(fabric):

@@ -28,6 +28,9 @@ class Service:
     def protection_counts(self):
         return {}
 
+    def unprotected_count(self):
+        return 0
+
     def switch_status(self):
         return {}
 

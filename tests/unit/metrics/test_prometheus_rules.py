@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[3]
 PROM = REPO / "deploy" / "prometheus"
 ALERTS = {"DcilabControllerDown", "DcilabWavelengthUtilizationHigh", "DcilabWavelengthMarginLow",
           "DcilabSwitchDisconnected", "DcilabReservationsRefused", "DcilabLinkDown",
-          "DcilabReservationDegraded", "DcilabWavelengthMarginFalling"}
+          "DcilabReservationDegraded", "DcilabWavelengthMarginFalling",
+          "DcilabReservationsUnprotected"}
 # Series Prometheus itself makes, and labels it adds.
 BUILTIN_SERIES = {"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"}
 BUILTIN_LABELS = {"job", "instance", "le", "alertname", "alertstate", "__name__"}
@@ -129,6 +130,9 @@ def exported() -> tuple[set[str], set[str]]:
 
         def protection_counts(self):
             return {}
+
+        def unprotected_count(self):
+            return 0
 
         def switch_status(self):
             return {}
