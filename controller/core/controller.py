@@ -353,10 +353,10 @@ class FabricController:
             if new.request.protection == Protection.PROTECTED and not new.standby:
                 self._unprotected = True
                 log.warning("reservations %s (PROTECTED) have no standby: none that avoids "
-                            "their primary's risks has room while %s; one is sought again "
-                            "when a link returns or room is released",
+                            "their primary's risks has room while %s is down; one is sought "
+                            "again when a link returns or room is released",
                             ", ".join(r.reservation_id for r in after),
-                            self.book.crosses_down(first) or "links are down")
+                            self.book.crosses_down(first) or "a link")
         outbox.changed += after
         return self._send_rules(rules, after, outbox)
 
