@@ -64,3 +64,50 @@ def test_a_protected_reservation_survives_a_line_system_cut_on_its_standby(tmp_p
         # (100 pps: 1 packet = 10 ms).
         assert sent - got <= 10, (sent, got)
         set_line_system(fabric, "a-b", up=True)
+
+
+def _group_on(bridge: str, group: int) -> bool:
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", bridge],
+                         capture_output=True, text=True, timeout=10).stdout
+    return f"group_id={group}," in out
+
+
+def test_a_standby_lost_to_a_cut_comes_back_and_its_repair_never_degrades(tmp_path,
+                                                                           no_leftovers):
+    """An outside tester's case on the real switches: the standby's line system (a-c) is
+    cut, its room on b-c is taken by others, a-c is repaired: the reservation stays ACTIVE
+    on its primary, metered (it went DEGRADED, its meter removed); once room is released,
+    its standby and the gateway's fast-failover group come back."""
+    path = tmp_path / "tri.yaml"
+    path.write_text(TRIANGLE)
+    fabric = load_fabric(path)
+    with Lab(fabric, path, say=quiet) as lab, Client(lab.controller.grpc_address) as client:
+        res = client.reserve("a-h1", "b-h1", 100, protection="PROTECTED")
+        wait_for(lambda: state_name(client.get(res.reservation_id)) == "ACTIVE", 10, "ACTIVE")
+        gateway = fabric.switches[next(h.switch for h in res.hops if h.wavelength)].bridge
+        group = PROTECT_GROUP_BASE + res.meter_id
+        assert _group_on(gateway, group)
+        set_line_system(fabric, "a-c", up=False)
+        wait_for(lambda: not client.get(res.reservation_id).standby_hops, 5, "standby gone")
+        fill = [client.reserve(f"c-h{i}", f"b-h{i}", 360) for i in (1, 2)]   # b-c, c -> b
+        for r in fill:
+            wait_for(lambda r=r: state_name(client.get(r.reservation_id)) == "ACTIVE", 10,
+                     "the fill ACTIVE")
+        set_line_system(fabric, "a-c", up=True)
+        states = set()
+        deadline = time.monotonic() + 4                    # held down 1 s, then in use
+        while time.monotonic() < deadline:
+            now = client.get(res.reservation_id)
+            states.add(state_name(now))
+            time.sleep(0.1)
+        assert states == {"ACTIVE"}, states
+        assert not now.standby_hops and not now.degraded_reason
+        leaf = fabric.switches[res.hops[0].switch].bridge
+        meters = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", leaf],
+                                capture_output=True, text=True, timeout=10).stdout
+        assert f"meter={res.meter_id} " in meters, meters
+        client.release(fill[0].reservation_id)
+        back = wait_for(lambda: client.get(res.reservation_id).standby_hops, 5, "a standby")
+        assert {h.wavelength.rsplit(".", 1)[0] for h in back if h.wavelength} == {"a-c", "b-c"}
+        wait_for(lambda: _group_on(gateway, group), 5, "the fast-failover group")
+        assert state_name(client.get(res.reservation_id)) == "ACTIVE"
