@@ -352,11 +352,12 @@ class FabricController:
                      " > ".join(h.wavelength for h in new.hops if h.wavelength) or new.hops[0].link)
             if new.request.protection == Protection.PROTECTED and not new.standby:
                 self._unprotected = True
+                down = self.book.crosses_down(first)
                 log.warning("reservations %s (PROTECTED) have no standby: none that avoids "
-                            "their primary's risks has room while %s is down; one is sought "
-                            "again when a link returns or room is released",
+                            "their primary's risks has room%s; one is sought again when a "
+                            "link returns or room is released",
                             ", ".join(r.reservation_id for r in after),
-                            self.book.crosses_down(first) or "a link")
+                            f" while {down} is down" if down else " yet")
         outbox.changed += after
         return self._send_rules(rules, after, outbox)
 
