@@ -319,6 +319,11 @@ class FabricController:
         moved, placements = self.steering.restore(self._background())
         self._send_to(outbox, moved)
         outbox.placements += placements
+        if self.steering.pinned:                        # what restored reservations overfill
+            moved, placements = self.steering.make_way(self._background(),
+                                                       self._reserved_wavelengths())
+            self._send_to(outbox, moved)
+            outbox.placements += placements
         outbox.restored = True
         return outbox
 
@@ -439,6 +444,10 @@ class FabricController:
         outbox = Outbox()
         if len(self.book.reservations) == before:   # an idempotent retry: nothing new
             return outbox
+        if self.steering.pinned:     # elephants its room overfills move first (their
+            moved, outbox.placements = self.steering.make_way(        # pins go out first)
+                self._background(), self._reserved_wavelengths())
+            self._send_to(outbox, moved)
         path_needs = None
         for move in moves:                          # aggregates moved to make room
             needs = self._move(move.before[0], move.after, outbox)
@@ -589,6 +598,11 @@ class FabricController:
         for switch, switch_msgs in msgs.items():
             if self.switches[self._dpid[switch]].program_sent:
                 outbox.add(self._dpid[switch], switch_msgs)
+
+    def _reserved_wavelengths(self) -> dict[tuple[str, str], float]:
+        """Reserved bandwidth on each directed wavelength, real b/s."""
+        return {(d.link, d.src): bps for d, bps in self.book.reserved.items()
+                if self.fabric.link(d.link).wavelength}
 
     def _background(self) -> dict[tuple[str, str], float]:
         """Measured rate plus reserved bandwidth on each directed wavelength, real b/s."""

@@ -183,14 +183,44 @@ class Steering:
                   if not pin.path
                   or any(not engine.usable(self.fabric.link(name)) for name, _ in pin.path)
                   or any(not engine.switch_up(s) for s, _ in pin.hops)]
+        return self._place_again(broken, background, moved_off=False)
+
+    def make_way(self, background: dict[DirectedLink, float],
+                 reserved: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
+        """Reservations just took room (admitted, moved, or restored): pinned elephants
+        on a wavelength holding reservations that their demands and what is `reserved`
+        there overfill are placed again at once, not at the next poll, where reserved traffic arriving
+        beside them would have lost packets meanwhile (reservations are policed, not
+        queued first). Measured traffic is left out of that test (during a failover it
+        shows elephants where their pins are not), not out of where they go. Returns
+        (messages per switch, elephants moved)."""
+        if self.placer is None or not self.pinned:
+            return {}, 0
+        need = dict(reserved)
+        for pin in self.pinned.values():
+            if pin.idle_since is None:
+                add_load(need, pin.path, pin.demand_bps)
+        capacity = self.candidates.capacity_bps
+        over = {d for d, v in need.items()                # where reservations share it
+                if reserved.get(d) and v > capacity.get(d, float("inf")) + 1.0}
+        crowded = [pin for pin in self.pinned.values()
+                   if pin.path and pin.idle_since is None and over.intersection(pin.path)]
+        return self._place_again(crowded, background, moved_off=True)
+
+    def _place_again(self, pins: list[Pinned], background: dict[DirectedLink, float],
+                     moved_off: bool) -> tuple[dict[str, list], int]:
+        """Place `pins` again, together, on the load without them (loadaware). With
+        `moved_off`, a pin that moves remembers the path it left (its flow still measures
+        there until the move settles), as a revisit's does; a broken path is forgotten."""
         msgs: dict[str, list] = {}
-        if not broken:
+        if not pins:
             return msgs, 0
-        for pin in broken:                      # off the load first: they move together
+        was = {pin.flow: (pin.path, pin.previous) for pin in pins}
+        for pin in pins:                        # off the load first: they move together
             pin.previous, pin.path = (), ()
         load = self._placement_load(background)
         placed = 0
-        for pin in broken:
+        for pin in pins:
             try:
                 path = self.placer.place(pin.flow, pin.demand_bps, load)
                 hops = self.expand(pin.record, path)
@@ -203,12 +233,18 @@ class Steering:
                 pin.hops = []
                 continue
             add_load(load, path, pin.demand_bps)
+            old_path, old_previous = was[pin.flow]
+            if path == old_path and hops == pin.hops:
+                pin.path, pin.previous = old_path, old_previous     # nowhere better: stays
+                continue
             stale = {s for s, _ in pin.hops} - {s for s, _ in hops}
             _merge(msgs, elephant_rules.pin(self.fabric, pin.record.key, hops))
             _merge(msgs, elephant_rules.unpin(pin.record.key, sorted(stale)))
             pin.path, pin.hops, pin.since_poll = path, hops, self._poll
+            if moved_off:
+                pin.previous = old_path
             placed += 1
-            log.info("elephant %s restored onto %s", pin.record.key,
+            log.info("elephant %s placed again onto %s", pin.record.key,
                      " > ".join(link for link, _ in path))
         return msgs, placed
 

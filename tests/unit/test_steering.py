@@ -289,6 +289,37 @@ def test_reserved_bandwidth_counts_as_used(lab):
     assert lab.table(src.leaf).lookup(packet(E1, src.port)).priority < 2000
 
 
+def test_an_elephant_moves_off_a_wavelength_a_reservation_takes_in_the_same_outbox(lab):
+    """An outside tester's finding: a reservation placed on a pinned elephant's wavelength
+    lost packets until steering moved the elephant at a later poll. Now the elephant is
+    placed again by the admission itself, its pins sent before the reservation's."""
+    make_elephants(lab, "dc1-leaf1", [E1, E2])
+    on = {chosen(lab, k): k for k in (E1, E2)}
+    # Admission knows nothing of elephants: the first wavelength of four idle ones.
+    out = lab.ctl.reserve(ReservationRequest("dc1-h3", "dc2-h1", 300.0), "r", 3.0)
+    (taken,) = [h.link for h in out.changed[0].hops if h.link in W]
+    moved = on[taken]                                      # the elephant that was there
+    assert out.placements == 1
+    after = chosen(lab, moved)
+    assert after != taken and after not in on              # onto an idle one
+    assert chosen(lab, next(k for k in on.values() if k != moved)) in on   # the other stays
+    # At the gateway both pass, the elephant's new pin goes out before the reservation's.
+    gateway = out.messages[lab.dpid(GW)]
+    priorities = [m.priority for m in gateway if getattr(m, "priority", None)]
+    assert PRIORITY_ELEPHANT in priorities and max(priorities) > PRIORITY_ELEPHANT
+    assert priorities.index(PRIORITY_ELEPHANT) < priorities.index(max(priorities))
+    lab.send(out)
+    assert_pinned(lab, moved, after)
+    # A second one: it moves an elephant only if it lands on one's wavelength, and no
+    # elephant is left beside a reservation while an idle wavelength remains.
+    on = {chosen(lab, k) for k in (E1, E2)}
+    out = lab.ctl.reserve(ReservationRequest("dc1-h4", "dc2-h2", 300.0), "r2", 3.0)
+    (second,) = [h.link for h in out.changed[0].hops if h.link in W]
+    assert out.placements == (1 if second in on else 0)
+    lab.send(out)
+    assert not {chosen(lab, k) for k in (E1, E2)} & {taken, second}
+
+
 def test_a_disappearing_elephant_is_unpinned_at_once_without_a_hold(fabric):
     lab = Lab(fabric, policy="loadaware", pin_hold_s=0).bring_up_all()
     make_elephants(lab, "dc1-leaf1", [E1, E2])
