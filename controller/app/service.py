@@ -36,8 +36,8 @@ from ..fabric import Fabric
 from ..te.load import LinkLoad
 from ..store.sqlite import GroupCommit, ReservationStore, StoreError
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
-                               Protection, ReservationRequest, State, not_found,
-                               reused_request_id, same_request)
+                               Protection, ReservationRequest, State, lacks_standby,
+                               not_found, reused_request_id, same_request)
 
 log = logging.getLogger("dcilab.service")
 
@@ -574,8 +574,7 @@ class ControllerService:
     def unprotected_count(self) -> int:
         """PROTECTED reservations holding bandwidth without a standby, as saved."""
         with self.lock:
-            return sum(1 for r in self._live() if r.request.protection == Protection.PROTECTED
-                       and r.holds_bandwidth and not r.standby)
+            return sum(1 for r in self._live() if lacks_standby(r))
 
     # -- state for the API and metrics --------------------------------------------------
 

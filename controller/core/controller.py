@@ -28,8 +28,9 @@ from ..te.load import LinkLoad, LoadTracker, directions
 from ..fabric.model import HOST
 from ..te.paths import PathEngine
 from ..te.placement import DEFAULT_MAX_STRETCH
-from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Protection, Reservation,
-                               ReservationBook, ReservationRequest, State, key_of)
+from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
+                               ReservationBook, ReservationRequest, State, key_of,
+                               lacks_standby)
 from . import reservation_rules
 from .ports import port_problems
 from .rules import TABLE_FLOWS, Programs, Routing, diff
@@ -355,7 +356,7 @@ class FabricController:
                 rules = reservation_rules.move(self.fabric, first, new, self._programmed())
             log.info("reservations %s moved to %s", ", ".join(r.reservation_id for r in after),
                      " > ".join(h.wavelength for h in new.hops if h.wavelength) or new.hops[0].link)
-            if new.request.protection == Protection.PROTECTED and not new.standby:
+            if lacks_standby(new):
                 self._unprotected = True
                 down = self.book.crosses_down(first)
                 log.warning("reservations %s (PROTECTED) have no standby: none that avoids "
@@ -475,7 +476,7 @@ class FabricController:
     def restore(self, res: Reservation) -> None:
         """Book a reservation read back from the store (its rules go out on connect)."""
         self.book.add(res)
-        if res.request.protection == Protection.PROTECTED and not res.standby:
+        if lacks_standby(res):
             self._unprotected = self._reprotect_due = True
         if res.state == State.PENDING:
             self._waiting[res.reservation_id] = {h.switch: None for h in res.hops}

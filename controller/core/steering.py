@@ -189,8 +189,8 @@ class Steering:
                  reserved: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
         """Reservations just took room (admitted, moved, or restored): pinned elephants
         on a wavelength holding reservations that their demands and what is `reserved`
-        there overfill are placed again at once, not at the next poll, where reserved traffic arriving
-        beside them would have lost packets meanwhile (reservations are policed, not
+        there overfill are placed again at once, not at the next poll: reserved traffic
+        arriving beside them would lose packets meanwhile (reservations are policed, not
         queued first). Measured traffic is left out of that test (during a failover it
         shows elephants where their pins are not), not out of where they go. Returns
         (messages per switch, elephants moved)."""

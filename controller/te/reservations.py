@@ -208,6 +208,12 @@ class Reservation:
         return self.state.live and self.state != State.DEGRADED
 
 
+def lacks_standby(res: Reservation) -> bool:
+    """A PROTECTED reservation holding bandwidth over a line system, without a standby."""
+    return (res.request.protection == Protection.PROTECTED and res.holds_bandwidth
+            and not res.standby and any(h.wavelength for h in res.hops))
+
+
 def selector_problem(sel: Selector) -> str:
     """What is wrong with a selector, or ''."""
     if sel.dscp is not None:
@@ -1342,11 +1348,10 @@ class ReservationBook:
         return back
 
     def unprotected(self) -> list[Reservation]:
-        """PROTECTED reservations holding bandwidth without a standby: a failure took it
-        (or left no disjoint room) and none has had room since."""
-        return [r for r in self.reservations.values()
-                if r.request.protection == Protection.PROTECTED and r.holds_bandwidth
-                and not r.standby]
+        """PROTECTED reservations holding bandwidth without a standby though they cross a
+        line system: a failure took it (or left no disjoint room) and none has had room
+        since. (Between two hosts of one site there is nothing to protect.)"""
+        return [r for r in self.reservations.values() if lacks_standby(r)]
 
     def reprotect(self, pair: tuple[str, str]) -> list[Reservation]:
         """A PROTECTED pair without a standby takes a path with one where there is room

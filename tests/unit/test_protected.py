@@ -273,6 +273,11 @@ def test_a_protected_reservation_whose_standby_was_cut_is_protected_again_not_de
     now = lab.ctl.book.get("p")
     assert now.state is State.ACTIVE and now.hops == res.hops and now.standby == ()
     assert lab.ctl.book.unprotected() == [now]
+    # A PROTECTED pair inside one site crosses no line system: nothing to protect, never
+    # counted as without its standby.
+    lab.send(lab.ctl.reserve(ReservationRequest("fra-h1", "fra-h2", 10.0,
+                                                protection=PROTECTED), "local", 20.2))
+    assert lab.ctl.book.get("local").standby == () and lab.ctl.book.unprotected() == [now]
     assert group not in lab.table("fra-gw1").groups
     # The room its standby held on par-ams goes to another pair.
     lab.send(lab.ctl.reserve(ReservationRequest("par-h1", "ams-h2", 360.0), "other", 21.0))
