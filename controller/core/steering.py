@@ -188,7 +188,7 @@ class Steering:
     def make_way(self, background: dict[DirectedLink, float],
                  reserved: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
         """Reservations just took room (admitted, moved, or restored): pinned elephants
-        on a wavelength holding reservations that their demands and what is `reserved`
+        on a wavelength holding reservations that their rates and what is `reserved`
         there overfill are placed again at once, not at the next poll: reserved traffic
         arriving beside them would lose packets meanwhile (reservations are policed, not
         queued first). Measured traffic is left out of that test (during a failover it
@@ -196,10 +196,15 @@ class Steering:
         (messages per switch, elephants moved)."""
         if self.placer is None or not self.pinned:
             return {}, 0
+        # What an elephant sends now, not its demand estimate (a NIC's share: 800-1600
+        # Gb/s, which would overfill every reserved wavelength and move elephants that
+        # fit beside the reservation, an outside tester saw).
         need = dict(reserved)
-        for pin in self.pinned.values():
+        for key, pin in self.pinned.items():
+            record = self.detector.flows.get(key)
             if pin.idle_since is None:
-                add_load(need, pin.path, pin.demand_bps)
+                add_load(need, pin.path, record.rate_bps if record is not None
+                         else pin.demand_bps)
         capacity = self.candidates.capacity_bps
         over = {d for d, v in need.items()                # where reservations share it
                 if reserved.get(d) and v > capacity.get(d, float("inf")) + 1.0}

@@ -738,14 +738,19 @@ class ReservationBook:
         yield best
         seen = {best[1]}
         for line_system in self._line_systems(best[1]):
-            try:
-                found = self._find(src_host, dst_host, bps, bound,
-                                   self._risk_links([line_system]))
-            except AdmissionError:
-                continue
-            if found[1] not in seen:
-                seen.add(found[1])
-                yield found
+            # Clear of its risks, then clear of it alone: a line system sharing a group
+            # with it may be the primary whose standby exists (an outside tester's fabric:
+            # ab1 in {bldg, d1}, ab2 in {d1}, ac in {bldg}; ab2 is the primary, ac+bc
+            # its standby, and avoiding ab1's risks rules ab2 out).
+            for avoid in (self._risk_links([line_system]),
+                          frozenset(self._wavelengths.get(line_system, ()))):
+                try:
+                    found = self._find(src_host, dst_host, bps, bound, avoid)
+                except AdmissionError:
+                    continue
+                if found[1] not in seen:
+                    seen.add(found[1])
+                    yield found
 
     def _protectable(self, src_host: str, dst_host: str) -> bool:
         """Whether the pair would get a primary and standby with nothing reserved (every

@@ -91,6 +91,29 @@ def test_no_standby_while_a_link_is_down_is_no_room_not_no_path(fabric):
                       0.0).standby
 
 
+def test_a_primary_sharing_a_group_with_the_best_path_is_tried_too():
+    """An outside tester's fabric: ab1 in {bldg, d1}, ab2 in {d1}, ac in {bldg}, bc in
+    none. The best path (ab1) has no disjoint standby, and avoiding ab1's risks rules out
+    ab2 as well; ab2 with ac+bc is a protected pair all the same (it was refused as
+    FAILED_PRECONDITION, and removing ab1 from the fabric made it admitted)."""
+    fabric = parse_fabric("""
+name: srlg
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 2}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 2}
+  - {name: c, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 1}
+dci_links:
+  - {name: ab1, a: a, b: b, fiber_km: 40, module: 400ZR, wavelengths: 1, srlg: [bldg, d1]}
+  - {name: ab2, a: a, b: b, fiber_km: 45, module: 400ZR, wavelengths: 1, srlg: [d1]}
+  - {name: ac, a: a, b: c, fiber_km: 50, module: 400ZR, wavelengths: 1, srlg: [bldg]}
+  - {name: bc, a: b, b: c, fiber_km: 60, module: 400ZR, wavelengths: 1}
+""")
+    res = ReservationBook(fabric).admit(
+        ReservationRequest("a-h1", "b-h1", 10.0, protection=PROTECTED), "p", 0.0)
+    assert line_systems(fabric, res.hops) == ["ab2"]
+    assert line_systems(fabric, res.standby) == ["ac", "bc"]
+
+
 # One spine, one leaf and one gateway a site, one wavelength per line system.
 RING_WITH_CHORD = ring_with_chord("spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 1",
                                   (1, 1, 1, 1, 1))

@@ -295,8 +295,14 @@ def test_an_elephant_moves_off_a_wavelength_a_reservation_takes_in_the_same_outb
     placed again by the admission itself, its pins sent before the reservation's."""
     make_elephants(lab, "dc1-leaf1", [E1, E2])
     on = {chosen(lab, k): k for k in (E1, E2)}
-    # Admission knows nothing of elephants: the first wavelength of four idle ones.
-    out = lab.ctl.reserve(ReservationRequest("dc1-h3", "dc2-h1", 300.0), "r", 3.0)
+    # Admission knows nothing of elephants: the first wavelength of four idle ones. 300
+    # Gb/s fit beside an elephant sending 50: nothing moves (its demand estimate, a NIC's
+    # share, would not fit, and moved it needlessly); 360 do not fit: it moves.
+    out = lab.ctl.reserve(ReservationRequest("dc1-h3", "dc2-h1", 300.0), "fits", 3.0)
+    assert out.placements == 0
+    lab.send(out)
+    lab.send(lab.ctl.end("fits"))
+    out = lab.ctl.reserve(ReservationRequest("dc1-h3", "dc2-h1", 360.0), "r", 3.0)
     (taken,) = [h.link for h in out.changed[0].hops if h.link in W]
     moved = on[taken]                                      # the elephant that was there
     assert out.placements == 1
@@ -313,7 +319,7 @@ def test_an_elephant_moves_off_a_wavelength_a_reservation_takes_in_the_same_outb
     # A second one: it moves an elephant only if it lands on one's wavelength, and no
     # elephant is left beside a reservation while an idle wavelength remains.
     on = {chosen(lab, k) for k in (E1, E2)}
-    out = lab.ctl.reserve(ReservationRequest("dc1-h4", "dc2-h2", 300.0), "r2", 3.0)
+    out = lab.ctl.reserve(ReservationRequest("dc1-h4", "dc2-h2", 360.0), "r2", 3.0)
     (second,) = [h.link for h in out.changed[0].hops if h.link in W]
     assert out.placements == (1 if second in on else 0)
     lab.send(out)
