@@ -317,11 +317,12 @@ class FabricController:
             self._reprotect_due = self._unprotected
         if self._reprotect_due:
             self._reprotect(outbox)
-        moved, placements = self.steering.restore(self._background())
+        background = self._background()       # steering's moves leave it as it is
+        moved, placements = self.steering.restore(background)
         self._send_to(outbox, moved)
         outbox.placements += placements
         if self.steering.pinned:                        # what restored reservations overfill
-            moved, placements = self.steering.make_way(self._background(),
+            moved, placements = self.steering.make_way(background,
                                                        self._reserved_wavelengths())
             self._send_to(outbox, moved)
             outbox.placements += placements

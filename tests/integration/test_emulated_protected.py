@@ -4,6 +4,7 @@ reservation is never DEGRADED."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -23,14 +24,22 @@ def quiet(_msg: str) -> None:
     pass
 
 
-def test_a_protected_reservation_survives_a_line_system_cut_on_its_standby(tmp_path,
-                                                                           no_leftovers):
+@contextlib.contextmanager
+def protected_on_triangle(tmp_path):
+    """The fault bench's triangle emulated, a client, and a PROTECTED a-h1 -> b-h1 of
+    100 Gb/s, ACTIVE: (fabric, lab, client, reservation)."""
     path = tmp_path / "tri.yaml"
     path.write_text(TRIANGLE)
     fabric = load_fabric(path)
     with Lab(fabric, path, say=quiet) as lab, Client(lab.controller.grpc_address) as client:
         res = client.reserve("a-h1", "b-h1", 100, protection="PROTECTED")
         wait_for(lambda: state_name(client.get(res.reservation_id)) == "ACTIVE", 10, "ACTIVE")
+        yield fabric, lab, client, res
+
+
+def test_a_protected_reservation_survives_a_line_system_cut_on_its_standby(tmp_path,
+                                                                           no_leftovers):
+    with protected_on_triangle(tmp_path) as (fabric, lab, client, res):
         assert wavelengths(res) == {"a-b"}
         assert {h.wavelength.rsplit(".", 1)[0] for h in res.standby_hops if h.wavelength} == \
             {"a-c", "b-c"}
@@ -78,20 +87,15 @@ def test_a_standby_lost_to_a_cut_comes_back_and_its_repair_never_degrades(tmp_pa
     cut, its room on b-c is taken by others, a-c is repaired: the reservation stays ACTIVE
     on its primary, metered (it went DEGRADED, its meter removed); once room is released,
     its standby and the gateway's fast-failover group come back."""
-    path = tmp_path / "tri.yaml"
-    path.write_text(TRIANGLE)
-    fabric = load_fabric(path)
-    with Lab(fabric, path, say=quiet) as lab, Client(lab.controller.grpc_address) as client:
-        res = client.reserve("a-h1", "b-h1", 100, protection="PROTECTED")
-        wait_for(lambda: state_name(client.get(res.reservation_id)) == "ACTIVE", 10, "ACTIVE")
+    with protected_on_triangle(tmp_path) as (fabric, lab, client, res):
         gateway = fabric.switches[next(h.switch for h in res.hops if h.wavelength)].bridge
         group = PROTECT_GROUP_BASE + res.meter_id
         assert _group_on(gateway, group)
         set_line_system(fabric, "a-c", up=False)
-        wait_for(lambda: not client.get(res.reservation_id).standby_hops, 5, "standby gone")
+        wait_for(lambda: not client.get(res.reservation_id).standby_hops, 15, "standby gone")
         fill = [client.reserve(f"c-h{i}", f"b-h{i}", 360) for i in (1, 2)]   # b-c, c -> b
         for r in fill:
-            wait_for(lambda r=r: state_name(client.get(r.reservation_id)) == "ACTIVE", 10,
+            wait_for(lambda r=r: state_name(client.get(r.reservation_id)) == "ACTIVE", 15,
                      "the fill ACTIVE")
         set_line_system(fabric, "a-c", up=True)
         states = set()
@@ -107,7 +111,7 @@ def test_a_standby_lost_to_a_cut_comes_back_and_its_repair_never_degrades(tmp_pa
                                 capture_output=True, text=True, timeout=10).stdout
         assert f"meter={res.meter_id} " in meters, meters
         client.release(fill[0].reservation_id)
-        back = wait_for(lambda: client.get(res.reservation_id).standby_hops, 5, "a standby")
+        back = wait_for(lambda: client.get(res.reservation_id).standby_hops, 15, "a standby")
         assert {h.wavelength.rsplit(".", 1)[0] for h in back if h.wavelength} == {"a-c", "b-c"}
-        wait_for(lambda: _group_on(gateway, group), 5, "the fast-failover group")
+        wait_for(lambda: _group_on(gateway, group), 15, "the fast-failover group")
         assert state_name(client.get(res.reservation_id)) == "ACTIVE"
