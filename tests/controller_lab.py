@@ -7,7 +7,7 @@ fabric_helpers, so a test can connect switches, answer barriers and trace packet
 from __future__ import annotations
 
 from fabric_helpers import fake_fabric, tcp_packet
-from fakeoftable import FakeOFTable
+from fakeoftable import FakeOFTable, unbundled
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
@@ -41,7 +41,8 @@ class ControllerLab:
         return {p: sw.interface(p) for p in self.fabric.ports(name)} | {ofp.OFPP_LOCAL: sw.bridge}
 
     def connect(self, name: str) -> list:
-        """Connect and describe ports; returns the program messages (already applied)."""
+        """Connect and describe ports; returns the program messages (already applied), out
+        of their bundle."""
         dpid = self.dpid(name)
         hello = self.ctl.switch_connected(dpid)
         assert [type(m) for m in hello.messages[dpid]] == [parser.OFPPortDescStatsRequest]
@@ -49,7 +50,7 @@ class ControllerLab:
                                                  self.CONNECT_TIME))
         assert self.ctl.switches[dpid].problems == []
         assert isinstance(out.messages[dpid][-1], parser.OFPBarrierRequest)
-        return out.messages[dpid]
+        return unbundled(out.messages[dpid])
 
     def barrier(self, name: str) -> Outbox:
         return self.send(self.ctl.barrier_replied(self.dpid(name)))

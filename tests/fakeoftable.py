@@ -19,6 +19,7 @@ actions, and meter rate limiting.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Named
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from dcilab.openflow.messages import TOLERATES
 
 Packet = dict[str, Any]
 # A normalised match: sorted (field, value & mask, mask); mask -1 means exact.
@@ -288,6 +291,7 @@ class FakeOFTable:
         self.tables: dict[int, list[FlowEntry]] = {}
         self.groups: dict[int, parser.OFPGroupMod] = {}
         self.meters: dict[int, parser.OFPMeterMod] = {}
+        self.bundles: dict[int, list[Any]] = {}      # open bundles: what they will apply
         self.ports = frozenset(ports) if ports is not None else None
 
     # --- state ---------------------------------------------------------------
@@ -314,9 +318,16 @@ class FakeOFTable:
     # --- applying messages -------------------------------------------------
 
     def apply(self, msgs: Iterable[Any]) -> None:
-        """Apply controller messages in order, as a switch would."""
+        """Apply controller messages in order, as a switch would. A bundle (ONF extension)
+        is applied at its commit, all or nothing."""
         for msg in msgs:
-            if isinstance(msg, parser.OFPFlowMod):
+            if isinstance(msg, parser.ONFBundleCtrlMsg):
+                self._bundle_ctrl(msg)
+            elif isinstance(msg, parser.ONFBundleAddMsg):
+                if msg.bundle_id not in self.bundles:
+                    raise FakeOFTableError(f"add to bundle {msg.bundle_id}, never opened")
+                self.bundles[msg.bundle_id].append(msg.message)
+            elif isinstance(msg, parser.OFPFlowMod):
                 self._flow_mod(msg)
             elif isinstance(msg, parser.OFPGroupMod):
                 self._group_mod(msg)
@@ -327,6 +338,26 @@ class FakeOFTable:
             else:
                 # e.g. OFPPortMod: silently ignoring state changes would make tests lie.
                 raise FakeOFTableError(f"unsupported message {type(msg).__name__}")
+
+    def _bundle_ctrl(self, msg: parser.ONFBundleCtrlMsg) -> None:
+        if msg.type == ofp.ONF_BCT_OPEN_REQUEST:
+            if msg.bundle_id in self.bundles:
+                raise FakeOFTableError(f"bundle {msg.bundle_id} is already open")
+            self.bundles[msg.bundle_id] = []
+        elif msg.type == ofp.ONF_BCT_COMMIT_REQUEST:
+            if not msg.flags & ofp.ONF_BF_ATOMIC:
+                raise FakeOFTableError(f"bundle {msg.bundle_id} is not atomic")
+            inner = self.bundles.pop(msg.bundle_id)
+            # (entries copied: a modify assigns an entry's instructions in place)
+            before = ({t: [copy.copy(e) for e in entries] for t, entries in self.tables.items()},
+                      dict(self.groups), dict(self.meters))
+            try:
+                self.apply(inner)
+            except FakeOFTableError:
+                self.tables, self.groups, self.meters = before
+                raise
+        else:
+            raise FakeOFTableError(f"unsupported bundle control type {msg.type}")
 
     def _flow_mod(self, fm: parser.OFPFlowMod) -> None:
         if fm.command == ofp.OFPFC_ADD:
@@ -457,6 +488,9 @@ class FakeOFTable:
             self._remove_flows(lambda e: bool(e.meter_ids() & doomed))
             return
         if mm.command == ofp.OFPMC_ADD and mm.meter_id in self.meters:
+            if getattr(mm, TOLERATES, None) == (ofp.OFPET_METER_MOD_FAILED,
+                                                ofp.OFPMMFC_METER_EXISTS):
+                return                        # the switch's error, which the app ignores
             raise FakeOFTableError(f"meter {mm.meter_id} already exists")
         if mm.command == ofp.OFPMC_MODIFY and mm.meter_id not in self.meters:
             raise FakeOFTableError(f"modify of unknown meter {mm.meter_id}")
@@ -807,3 +841,15 @@ class FakeFabric:
             yield from self._walk(peer_dpid, peer_port, out.packet, hops, seen, choices, max_hops)
         else:
             yield Path(hops, Outcome.UNWIRED, port, out.packet, choices)
+
+
+def unbundled(msgs: Iterable[Any]) -> list[Any]:
+    """`msgs` with each bundle's messages in its place and its control messages left out:
+    what a switch applies, in order (for tests that look at a program's messages)."""
+    out = []
+    for msg in msgs:
+        if isinstance(msg, parser.ONFBundleAddMsg):
+            out.append(msg.message)
+        elif not isinstance(msg, parser.ONFBundleCtrlMsg):
+            out.append(msg)
+    return out

@@ -11,9 +11,10 @@ from os_ken.base import app_manager
 from os_ken.controller import ofp_event
 from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
                                        set_ev_cls)
-from os_ken.ofproto import ofproto_v1_3
+from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser as parser
 
 from ..core import Outbox
+from ..openflow import messages as of
 from ..te.elephants import FlowKey
 from .service import ControllerService
 
@@ -29,6 +30,12 @@ class DcilabApp(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         self.service = dcilab_service
         self.datapaths: dict[int, object] = {}
+        # dpid -> xid -> the (error type, code) that message may draw harmlessly
+        self._tolerated: dict[int, dict[int, tuple[int, int]]] = {}
+        # dpid -> (xids of an atomic program's bundle messages, the messages it carries),
+        # kept until a barrier behind it comes back: if the switch refuses the bundle,
+        # the messages go again one by one.
+        self._bundles: dict[int, tuple[set[int], list]] = {}
         self._flow_parts: dict[int, dict] = {}
         self.poll_interval_s = poll_interval_s
         self.stop_event = stop_event or threading.Event()
@@ -43,8 +50,11 @@ class DcilabApp(app_manager.OSKenApp):
             datapath = self.datapaths.get(dpid)
             if datapath is None:
                 continue
+            bundle: tuple[set[int], list] = (set(), [])
             for msg in msgs:
                 msg.datapath = datapath
+                if isinstance(msg, parser.ONFBundleAddMsg):
+                    msg.message.datapath = datapath
                 try:
                     datapath.send_msg(msg)
                 except Exception:  # one bad message must not silently stop the rest
@@ -53,6 +63,15 @@ class DcilabApp(app_manager.OSKenApp):
                     self.service.observer.openflow_error()
                     continue
                 sent += 1
+                tolerates = getattr(msg, of.TOLERATES, None)
+                if tolerates is not None:
+                    self._tolerated.setdefault(dpid, {})[msg.xid] = tolerates
+                if of.is_bundle(msg):
+                    bundle[0].add(msg.xid)
+                    if isinstance(msg, parser.ONFBundleAddMsg):
+                        bundle[1].append(msg.message)
+            if bundle[0]:
+                self._bundles[dpid] = bundle
         return sent
 
     def _timers(self) -> None:
@@ -97,7 +116,15 @@ class DcilabApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _barrier(self, ev):
-        self.service.apply(lambda core: core.barrier_replied(ev.msg.datapath.id))
+        dpid, xid = ev.msg.datapath.id, ev.msg.xid
+        # Replies come in order: what was sent before this barrier has had its errors.
+        tolerated = self._tolerated.get(dpid)
+        if tolerated:
+            for earlier in [x for x in tolerated if x < xid]:
+                del tolerated[earlier]
+        if dpid in self._bundles and max(self._bundles[dpid][0]) < xid:
+            del self._bundles[dpid]
+        self.service.apply(lambda core: core.barrier_replied(dpid))
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def _port_stats(self, ev):
@@ -137,9 +164,23 @@ class DcilabApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev):
         msg = ev.msg
+        dpid = msg.datapath.id
+        if self._tolerated.get(dpid, {}).pop(msg.xid, None) == (msg.type, msg.code):
+            self.logger.debug("switch %#x: expected error type=%d code=%d", dpid, msg.type,
+                              msg.code)
+            return
         self.service.observer.openflow_error()
         self.logger.error("switch %#x reported OpenFlow error type=%d code=%d",
-                          msg.datapath.id, msg.type, msg.code)
+                          dpid, msg.type, msg.code)
+        bundle = self._bundles.get(dpid)
+        if bundle is not None and msg.xid in bundle[0]:
+            # A switch without the bundle extension, or one that refused a message in it:
+            # nothing of the bundle was applied. Program it as before bundles, one by one
+            # (from empty tables: the traffic it carries may see a gap).
+            del self._bundles[dpid]
+            self.logger.warning("switch %#x refused its program as one bundle; sending its "
+                                "%d messages one by one", dpid, len(bundle[1]))
+            self.send(Outbox().add(dpid, list(bundle[1])))
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _dead(self, ev):
@@ -147,6 +188,8 @@ class DcilabApp(app_manager.OSKenApp):
         if datapath.id is None or self.datapaths.get(datapath.id) is not datapath:
             return
         del self.datapaths[datapath.id]
+        self._tolerated.pop(datapath.id, None)
+        self._bundles.pop(datapath.id, None)
         now = time.monotonic()
         self.service.apply(lambda core: core.switch_disconnected(datapath.id, now))
 

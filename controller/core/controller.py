@@ -115,6 +115,7 @@ class FabricController:
         # reservation id -> switch -> barrier seq that acknowledges its rules there
         # (None: waiting for the switch to connect and be programmed)
         self._waiting: dict[str, dict[str, int | None]] = {}
+        self._bundles = 0                # ids of the atomic programs sent on connect
 
     # -- switch lifecycle ------------------------------------------------------------
 
@@ -161,7 +162,10 @@ class FabricController:
                                               self.book.pair_bps(res)).get(state.name, [])
         msgs += self.steering.program(state.name)
         state.program_sent = True
-        outbox.add(dpid, msgs)
+        # From empty tables, yet atomically: the rules a restarted controller finds in
+        # place keep forwarding until the whole new program replaces them.
+        self._bundles += 1
+        outbox.add(dpid, of.atomically(msgs, self._bundles))
         self._restore(outbox)            # the rest of the fabric follows; so do reservations
         state.program_barrier = self._barrier_seq(state)
         for needs in self._waiting.values():

@@ -67,7 +67,9 @@ def police_kbps(fabric: Fabric, bps: float) -> int:
 def _meter(fabric: Fabric, res: Reservation, pair_bps: float, modify: bool = False):
     rate = police_kbps(fabric, pair_bps)
     burst = max(MIN_BURST_KBITS, round(rate * BURST_S))
-    return (of.meter_modify if modify else of.meter_add)(res.meter_id, rate, burst)
+    if modify:
+        return [of.meter_modify(res.meter_id, rate, burst)]
+    return of.meter_set(res.meter_id, rate, burst)
 
 
 def install(fabric: Fabric, res: Reservation, pair_bps: float,
@@ -166,7 +168,7 @@ def _pins(fabric: Fabric, res: Reservation, pair_bps: float, only: set[str] | No
                   else pin_action(fabric, hop.switch, hop.out_port))
         if i == 0:
             if with_meter:
-                msgs.append(_meter(fabric, res, pair_bps))
+                msgs += _meter(fabric, res, pair_bps)
             msgs += [of.flow_add_metered(prio, m, res.meter_id, [action]) for m in matches]
         else:
             msgs += [of.flow_add(prio, m, [action]) for m in matches]
@@ -190,7 +192,7 @@ def move(fabric: Fabric, old: Reservation, new: Reservation,
 
 def resize(fabric: Fabric, res: Reservation, pair_bps: float) -> dict[str, list]:
     """The pair's path is in place; only its meter changes to `pair_bps`."""
-    return {res.hops[0].switch: [_meter(fabric, res, pair_bps, modify=True)]}
+    return {res.hops[0].switch: _meter(fabric, res, pair_bps, modify=True)}
 
 
 def remove(fabric: Fabric, res: Reservation, only: set[str] | None = None) -> dict[str, list]:

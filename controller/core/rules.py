@@ -234,8 +234,9 @@ def diff(old: Routing | None, new: Routing) -> list:
 
 
 def static_rules(fabric: Fabric, switch: str) -> list:
-    """What never changes on `switch`, from empty tables: classification, ARP, counting."""
-    msgs: list = [of.flow_delete_all(), of.group_delete_all(), of.meter_delete_all()]
+    """What never changes on `switch`, from empty tables: classification, ARP, counting.
+    Meters stay: reservations' own are set again by their installs (`of.meter_set`)."""
+    msgs: list = [of.flow_delete_all(), of.group_delete_all()]
     msgs.append(of.flow_add_goto(PRIORITY_DEFAULT, of.match(), TABLE_CLASSIFY, TABLE_FORWARD))
     hosts = [h for h in fabric.hosts.values() if h.leaf == switch]
     for host in hosts:

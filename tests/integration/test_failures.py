@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 from dcilab.api.client import Client, state_name
@@ -122,6 +123,60 @@ def test_a_controller_restarted_while_a_link_is_down_never_routes_onto_it(tmp_pa
         assert lab.controller.wait_ready(60), "\n".join(lab.controller.lines[-15:])
         sent, got = received(ping_stream(lab, "a-h1", "b-h1", seconds=1))
         assert got == sent, (sent, got)       # around a-b, through c
+
+
+def openflow_errors(metrics_url: str) -> float:
+    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("dcilab_openflow_errors_total"))
+
+
+def test_a_restarted_controller_reprograms_the_switches_without_dropping_a_packet(
+        tmp_path, no_leftovers):
+    """Every switch that reconnects is programmed from empty tables, as one atomic bundle:
+    the rules in place carry traffic until the new ones replace them all at once (the
+    non-atomic program lost 6-14 ms of every switch's traffic). A SIGTERM and a kill -9
+    restart under a ping stream (500 pps asked) on a reserved pair and on a hashed one."""
+    path = tmp_path / "tri.yaml"
+    path.write_text(TRIANGLE)
+    fabric = load_fabric(path)
+    first, restarted = None, []
+    try:
+        with Lab(fabric, path, say=quiet) as lab:
+            first = lab.controller       # kept: its temporary directory holds the state file
+            state = str(Path(first.state_dir) / "state.db")
+            with Client(first.grpc_address) as client:
+                res = client.reserve("a-h1", "b-h1", 100)
+                wait_for(lambda: state_name(client.get(res.reservation_id)) == "ACTIVE", 10,
+                         "ACTIVE")
+            streams = [lab.emulation.host(src).popen(
+                ["ping", "-n", "-i", "0.002", "-c", "2000", "-w", "40", fabric.hosts[dst].ip],
+                stdout=subprocess.PIPE, text=True) for src, dst in (("a-h1", "b-h1"),
+                                                                    ("b-h2", "c-h1"))]
+            flowing(lab, "b-h1", PPS)
+            for stop in ("terminate", "kill"):
+                getattr(lab.controller.proc, stop)()
+                lab.controller.proc.wait(timeout=15)
+                lab.controller = ControllerProcess(path, first.port,
+                                                   extra_args=["--state", state])
+                restarted.append(lab.controller)
+                lab.controller.wait_listening()
+                # Ready: every switch has acknowledged its whole program.
+                assert lab.controller.wait_ready(60), "\n".join(lab.controller.lines[-15:])
+            for stream in streams:
+                sent, got = received(stream)
+                assert sent == 2000 and got == sent, (sent, got)
+            with Client(lab.controller.grpc_address) as client:
+                assert state_name(client.get(res.reservation_id)) == "ACTIVE"
+            ingress = fabric.switches[fabric.hosts["a-h1"].leaf].bridge
+            flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", ingress],
+                                   capture_output=True, text=True, timeout=10).stdout
+            assert sum("meter:" in line for line in flows.splitlines()) == 1, flows
+            # The meter found in place drew the error its add tolerates: counted as none.
+            assert openflow_errors(lab.controller.metrics_url) == 0
+    finally:
+        for controller in [c for c in [first, *restarted[:-1]] if c is not None]:
+            controller.stop()
 
 
 def bfd_packets_sent(fabric, wavelength: str) -> int:

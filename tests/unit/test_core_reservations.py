@@ -295,6 +295,30 @@ def test_reprogramming_after_reconnect_is_idempotent_and_keeps_reservations(lab,
     assert_pinned(lab, res)
 
 
+def test_a_reconnecting_switch_is_reprogrammed_in_one_atomic_bundle_its_meters_kept(lab):
+    """What a restarted controller sends a switch it finds programmed: its flows and groups
+    rewritten from empty tables only inside one atomic bundle (packets see the old tables
+    or the new), the meter set again before it, never deleted (that takes its flows)."""
+    res = lab.send(lab.ctl.reserve(request(), "r1", 0.0)).changed[0]
+    lab.ack_all()
+    leaf = lab.dpid(hop_switches(res)[0])
+    before = lab.table(hop_switches(res)[0]).table_state()
+    lab.ctl.switch_disconnected(leaf)
+    lab.ctl.switch_connected(leaf)
+    msgs = lab.send(lab.ctl.ports_described(leaf, lab.ports(hop_switches(res)[0]), frozenset(),
+                                            lab.CONNECT_TIME)).messages[leaf]
+    kinds = [type(m).__name__ for m in msgs]
+    opened = kinds.index("ONFBundleCtrlMsg")
+    assert set(kinds[:opened]) == {"OFPMeterMod"}
+    assert [m.command for m in msgs[:opened]] == [ofp.OFPMC_ADD, ofp.OFPMC_MODIFY]
+    commit = len(kinds) - 1 - kinds[::-1].index("ONFBundleCtrlMsg")
+    assert set(kinds[opened + 1:commit]) == {"ONFBundleAddMsg"}
+    assert kinds[commit + 1:] == ["OFPBarrierRequest"]
+    assert {msgs[opened].bundle_id, msgs[commit].bundle_id} == {msgs[opened + 1].bundle_id}
+    assert msgs[opened + 1].message.command == ofp.OFPFC_DELETE      # from empty tables
+    assert lab.table(hop_switches(res)[0]).table_state() == before
+
+
 def test_restore_puts_a_stored_reservation_back(fabric):
     old = Lab(fabric)
     pending = old.ctl.reserve(request(), "r1", 0.0).changed[0]

@@ -1,0 +1,128 @@
+"""The os-ken adapter's handling of switch replies (fake datapaths, no sockets): errors a
+message tolerates are not counted, and a bundle a switch refuses goes again unbundled."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from dcilab.app.osken_app import DcilabApp
+from dcilab.core import Outbox
+from dcilab.openflow import messages as of
+
+DPID = 0x10201
+
+
+class FakeDatapath:
+    """Numbers and serializes what is sent, as os-ken's Datapath does, and keeps it."""
+
+    ofproto, ofproto_parser = ofp, parser
+
+    def __init__(self):
+        self.id, self.xid, self.sent = DPID, 0, []
+
+    def send_msg(self, msg) -> None:
+        if msg.xid is None:
+            self.xid += 1
+            msg.set_xid(self.xid)
+        msg.serialize()
+        self.sent.append(msg)
+
+
+class FakeService:
+    def __init__(self):
+        self.errors, self.applied = 0, []
+        self.observer = SimpleNamespace(openflow_error=self._error)
+
+    def _error(self) -> None:
+        self.errors += 1
+
+    def attach(self, send) -> None:
+        pass
+
+    def apply(self, fn) -> None:
+        self.applied.append(fn)
+
+
+def app_and_switch():
+    stop = threading.Event()
+    stop.set()                                   # no timer ticks
+    service = FakeService()
+    app = DcilabApp(dcilab_service=service, stop_event=stop)
+    switch = FakeDatapath()
+    app.datapaths[DPID] = switch
+    return app, service, switch
+
+
+def reply(switch, xid: int, type_: int = 0, code: int = 0):
+    return SimpleNamespace(msg=SimpleNamespace(datapath=switch, xid=xid, type=type_,
+                                               code=code))
+
+
+METER_EXISTS = (ofp.OFPET_METER_MOD_FAILED, ofp.OFPMMFC_METER_EXISTS)
+
+
+def test_a_meter_found_in_place_is_no_error_but_any_other_reply_is():
+    app, service, switch = app_and_switch()
+    app.send(Outbox().add(DPID, of.meter_set(1, 2500, 250)))
+    add, modify = switch.sent
+    app._error(reply(switch, modify.xid, *METER_EXISTS))    # not the message that tolerates it
+    assert service.errors == 1
+    app._error(reply(switch, add.xid, ofp.OFPET_METER_MOD_FAILED, ofp.OFPMMFC_OUT_OF_METERS))
+    assert service.errors == 2                               # not the error it tolerates
+    app.send(Outbox().add(DPID, of.meter_set(2, 2500, 250)))
+    app._error(reply(switch, switch.sent[-2].xid, *METER_EXISTS))
+    assert service.errors == 2
+
+
+def test_what_a_barrier_reply_follows_tolerates_nothing_more():
+    app, service, switch = app_and_switch()
+    app.send(Outbox().add(DPID, of.meter_set(1, 2500, 250) + [of.barrier()]))
+    add, _, barrier = switch.sent
+    app._barrier(reply(switch, barrier.xid))
+    app._error(reply(switch, add.xid, *METER_EXISTS))
+    assert service.errors == 1
+
+
+def program():
+    return [of.flow_delete_all(), of.group_delete_all(),
+            of.flow_add(10, of.match(in_port=1), [of.output(2)])]
+
+
+def test_a_refused_bundle_is_sent_again_message_by_message():
+    app, service, switch = app_and_switch()
+    app.send(Outbox().add(DPID, of.atomically(program(), 7) + [of.barrier()]))
+    assert [type(m).__name__ for m in switch.sent] == (
+        ["ONFBundleCtrlMsg"] + ["ONFBundleAddMsg"] * 3 + ["ONFBundleCtrlMsg", "OFPBarrierRequest"])
+    commit = switch.sent[4]
+    del switch.sent[:]
+    app._error(reply(switch, commit.xid, ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_BAD_EXPERIMENTER))
+    assert service.errors == 1
+    assert [(type(m).__name__, m.command) for m in switch.sent] == [
+        ("OFPFlowMod", ofp.OFPFC_DELETE), ("OFPGroupMod", ofp.OFPGC_DELETE),
+        ("OFPFlowMod", ofp.OFPFC_ADD)]
+    app._error(reply(switch, commit.xid, ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_BAD_EXPERIMENTER))
+    assert len(switch.sent) == 3                             # once only
+
+
+def test_a_bundle_a_barrier_reply_follows_was_applied():
+    app, service, switch = app_and_switch()
+    app.send(Outbox().add(DPID, of.atomically(program(), 7) + [of.barrier()]))
+    opened, barrier = switch.sent[0], switch.sent[-1]
+    app._barrier(reply(switch, barrier.xid))
+    sent = len(switch.sent)
+    app._error(reply(switch, opened.xid, ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_BAD_EXPERIMENTER))
+    assert len(switch.sent) == sent
+
+
+def test_meter_mods_go_before_the_bundle_that_uses_them():
+    msgs = of.atomically([of.flow_delete_all()] + of.meter_set(3, 100, 10)
+                         + [of.flow_add_metered(2000, of.match(in_port=1), 3, [of.output(2)])],
+                         9)
+    assert [type(m).__name__ for m in msgs[:2]] == ["OFPMeterMod", "OFPMeterMod"]
+    assert [m.message.command for m in msgs[3:5]] == [ofp.OFPFC_DELETE, ofp.OFPFC_ADD]
+    assert (msgs[2].type, msgs[-1].type) == (ofp.ONF_BCT_OPEN_REQUEST, ofp.ONF_BCT_COMMIT_REQUEST)
+    assert all(m.flags == ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED for m in msgs[2:])
