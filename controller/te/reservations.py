@@ -24,10 +24,11 @@ whole (ids and meter kept) to the best path with room for the new sum; otherwise
 other aggregate is moved aside to a path of its own if that makes room (the
 rearrangement that beats packing fragmentation); otherwise every movable aggregate may
 change route and wavelengths (`te.repack`: a small MILP, the fewest moved, within
-REPACK_TIME_LIMIT_S), the moves ordered so that each fits where it lands while the others
-still hold their paths (a swap is untied by parking one on a path with room); only then
-is it refused. `admit_moving` says which aggregates moved, in order, for the caller to
-move their rules make before break.
+REPACK_TIME_LIMIT_S; inside the sites, where it chooses nothing, those staying on their
+wavelengths give way if the moving ones find no room), the moves ordered so that each
+fits where it lands while the others still hold their paths (a swap is untied by parking
+one on a path with room); only then is it refused. `admit_moving` says which aggregates
+moved, in order, for the caller to move their rules make before break.
 
 Shared standby: a PROTECTED reservation's standby holds bandwidth only where its primary
 does not go, and there it is shared: a directed link holds, for standby, the largest sum
@@ -1007,12 +1008,20 @@ class ReservationBook:
                 for r in rs:
                     self.reservations[r.reservation_id] = r
 
-        def realize(order) -> dict[Key, tuple[float, tuple[ReservedHop, ...]]] | None:
-            """Each moving aggregate on a switch-level path through its wavelengths."""
-            for key, _, _ in moving:
+        def realize(order, keep: Container[Key] = ()) -> dict[Key, tuple[float, tuple[
+                ReservedHop, ...]]] | None:
+            """Each aggregate of `order` on a switch-level path through its wavelengths
+            (those in `keep` on the path they have, if it still has room)."""
+            for key, _, _ in order:
                 self._take(originals[key])
             after = {}
             for key, unit, path in order:
+                first = originals[key][0] if originals[key] else None
+                if key in keep and first is not None and all(
+                        self.free_bps(d) + SLACK_BPS >= unit.demand for d in self.held(first)):
+                    after[key] = first.latency_ms, first.hops
+                    self._put(originals[key])
+                    continue
                 bounds = [r.request.max_latency_ms for r in originals[key]
                           if r.request.max_latency_ms]
                 if key == pair and req.max_latency_ms:
@@ -1031,17 +1040,31 @@ class ReservationBook:
             return after
 
         # The largest first (what is left inside the sites fits the small ones best),
-        # else the smallest first.
-        for order in (sorted(moving, key=lambda m: -m[1].demand),
-                      sorted(moving, key=lambda m: m[1].demand)):
-            after = realize(order)
+        # else the smallest first. The packing chose wavelengths only: where the links
+        # inside the sites (a gateway's spine links, say) are left too fragmented for an
+        # aggregate, those that stay on their wavelengths may give way inside the sites:
+        # first each keeps its path if it still has room once the moving ones are placed,
+        # then all are placed again, the largest first.
+        def largest_first(ms):
+            return sorted(ms, key=lambda m: -m[1].demand)
+
+        moved = {k for k, _, _ in moving}
+        staying = [(k, u, p) for k, u, p in zip(keys, units, chosen) if k not in moved]
+        attempts = [(largest_first(moving), ()),
+                    (sorted(moving, key=lambda m: m[1].demand), ())]
+        if staying:
+            attempts += [(largest_first(moving) + largest_first(staying),
+                          {k for k, _, _ in staying}),
+                         (largest_first(moving + staying), ())]
+        for order, keep in attempts:
+            after = realize(order, keep)
             if after is not None:
                 break
             undo()
         else:
             return None
         moves = self._order_moves(reserved_before, originals,
-                                  [key for key, _, _ in moving if originals[key]
+                                  [key for key, _, _ in order if originals[key]
                                    and originals[key][0].hops != after[key][1]], after)
         if moves is None:
             undo()
