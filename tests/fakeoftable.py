@@ -97,6 +97,10 @@ def _to_int(name: str, value: Any) -> int:
     raise FakeOFTableError(f"cannot interpret {name}={value!r}")
 
 
+_FIELD_BITS = {"eth_src": 48, "eth_dst": 48, "arp_sha": 48, "arp_tha": 48, "arp_spa": 32,
+               "arp_tpa": 32, "ipv4_src": 32, "ipv4_dst": 32}
+
+
 def _canon_value(name: str, value: Any) -> Any:
     """A packet field in one spelling (lower-case MAC, compressed IP, VID with present bit)."""
     if name in _MAC_FIELDS:
@@ -645,6 +649,15 @@ class _Run:
                             self._actions(inst.actions, dict(pkt), choices, depth + 1)
             elif isinstance(action, parser.NXActionRegLoad) and action.dst == "in_port_nxm":
                 pkt["in_port"] = action.value     # OVS: `load:V->NXM_OF_IN_PORT[]`
+            elif isinstance(action, parser.NXActionRegMove):
+                # OVS `move`: whole fields only (a partial move is not modelled)
+                if action.src_ofs or action.dst_ofs or action.n_bits != _FIELD_BITS.get(
+                        action.src_field) or _FIELD_BITS.get(action.dst_field) != action.n_bits:
+                    raise FakeOFTableError(f"move {action.src_field}->{action.dst_field} of "
+                                           f"{action.n_bits} bits is not modelled")
+                if action.src_field not in pkt:
+                    raise FakeOFTableError(f"move from {action.src_field}, absent")
+                pkt[action.dst_field] = pkt[action.src_field]
             elif isinstance(action, parser.NXActionLearn):
                 self.learns.append(action)   # it adds a flow in the switch; no effect here
             elif not isinstance(action, parser.OFPActionSetQueue):

@@ -4,15 +4,18 @@ path, and every DCI hop has a pre-installed way around its line system.
 Tables of each switch:
   0 classify  protection detours (3000): a packet tagged with a detour's VLAN id goes to
               the detour's next hop, and at its end is untagged and forwarded | reservation
-              pins (2000, see reservation_rules) | ARP from a host port -> controller, which
-              answers from the fabric file (1000) | on leaves, IPv4 from a host port: count
-              it per flow in table 1, then forward (10) | the rest: forward
+              pins (2000, see reservation_rules) | ARP from a host port -> table 3 (1000)
+              | on leaves, IPv4 from a host port: count it per flow in table 1, then
+              forward (10) | the rest: forward
   1 flows     (leaves) a miss learns an exact 5-tuple entry for each TCP/UDP flow (OVS
               `learn`), so the switch counts every flow entering the fabric without a
               packet-in; the controller reads these counters to find elephants
   2 forward   elephant pins (1500, see elephant_rules) | IPv4 to each host's /32 (100): the
               one next hop, or a select group hashing the 5-tuple over every equal-latency
               next hop (the spines of a site, the parallel wavelengths of a line system)
+  3 arp       (leaves) a request for a fabric host is answered by the switch itself, from
+              the fabric file, out of the port it came in (100): hosts keep resolving
+              their peers while no controller is connected | other ARP -> controller (0)
 Anything else is dropped (table miss; switches run fail-mode secure).
 
 Protection, in the switch and without the controller (see te.protection):
@@ -40,9 +43,10 @@ from ..openflow import messages as of
 from ..te.paths import PathEngine
 from ..te.protection import Detour, detours
 
-TABLE_CLASSIFY, TABLE_FLOWS, TABLE_FORWARD = 0, 1, 2
+TABLE_CLASSIFY, TABLE_FLOWS, TABLE_FORWARD, TABLE_ARP = 0, 1, 2, 3
 PRIORITY_DETOUR = 3000
-PRIORITY_ARP = 1000
+PRIORITY_ARP = 1000           # ARP from a host port: table 3 ...
+PRIORITY_ARP_ANSWER = 100     # ... where the switch answers for a fabric host itself
 PRIORITY_MONITOR = 10
 PRIORITY_DEFAULT = 0
 PRIORITY_LEARN = 1
@@ -240,14 +244,18 @@ def static_rules(fabric: Fabric, switch: str) -> list:
     msgs.append(of.flow_add_goto(PRIORITY_DEFAULT, of.match(), TABLE_CLASSIFY, TABLE_FORWARD))
     hosts = [h for h in fabric.hosts.values() if h.leaf == switch]
     for host in hosts:
-        msgs.append(of.flow_add(PRIORITY_ARP, of.match(in_port=host.port,
-                                                        eth_type=of.ETH_TYPE_ARP),
-                                [of.output(of.ofp.OFPP_CONTROLLER)]))
+        msgs.append(of.flow_add_goto(PRIORITY_ARP, of.match(in_port=host.port,
+                                                             eth_type=of.ETH_TYPE_ARP),
+                                     TABLE_CLASSIFY, TABLE_ARP))
         msgs.append(of.flow_add_goto(PRIORITY_MONITOR,
                                      of.match(in_port=host.port, eth_type=of.ETH_TYPE_IP),
                                      TABLE_CLASSIFY, TABLE_FORWARD,
                                      [of.resubmit(TABLE_FLOWS)]))
     if hosts:
+        msgs += [of.arp_answer(PRIORITY_ARP_ANSWER, h.ip, h.mac, TABLE_ARP)
+                 for h in fabric.hosts.values()]
+        msgs.append(of.flow_add(PRIORITY_DEFAULT, of.match(), [of.output(of.ofp.OFPP_CONTROLLER)],
+                                table_id=TABLE_ARP))
         for proto in (of.IP_PROTO_TCP, of.IP_PROTO_UDP):
             msgs.append(of.flow_add(
                 PRIORITY_LEARN, of.match(eth_type=of.ETH_TYPE_IP, ip_proto=proto),

@@ -104,6 +104,22 @@ def vlan_match(vid: int, **fields) -> parser.OFPMatch:
     return parser.OFPMatch(vlan_vid=ofp.OFPVID_PRESENT | vid, **fields)
 
 
+def arp_answer(priority: int, ip: str, mac: str, table_id: int) -> parser.OFPFlowMod:
+    """The switch itself answers an ARP request for `ip` (unicast or broadcast) with `mac`,
+    out of the port it came in: hosts keep resolving their peers while no controller is
+    connected (a restart, a lost control channel), when the kernel re-checks an entry."""
+    move = parser.NXActionRegMove
+    return flow_add(priority, match(eth_type=ETH_TYPE_ARP, arp_op=1, arp_tpa=ip), [
+        move(src_field="eth_src", dst_field="eth_dst", n_bits=48),
+        parser.OFPActionSetField(eth_src=mac),
+        parser.OFPActionSetField(arp_op=2),
+        move(src_field="arp_sha", dst_field="arp_tha", n_bits=48),
+        parser.OFPActionSetField(arp_sha=mac),
+        move(src_field="arp_spa", dst_field="arp_tpa", n_bits=32),
+        parser.OFPActionSetField(arp_spa=ip),
+        parser.OFPActionOutput(ofp.OFPP_IN_PORT)], table_id=table_id)
+
+
 def packet_out(port: int, data: bytes) -> parser.OFPPacketOut:
     return parser.OFPPacketOut(datapath=None, buffer_id=ofp.OFP_NO_BUFFER,
                                in_port=ofp.OFPP_CONTROLLER, actions=[output(port)], data=data)

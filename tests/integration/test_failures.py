@@ -136,7 +136,9 @@ def test_a_restarted_controller_reprograms_the_switches_without_dropping_a_packe
     """Every switch that reconnects is programmed from empty tables, as one atomic bundle:
     the rules in place carry traffic until the new ones replace them all at once (the
     non-atomic program lost 6-14 ms of every switch's traffic). A SIGTERM and a kill -9
-    restart under a ping stream (500 pps asked) on a reserved pair and on a hashed one."""
+    restart under a ping stream (500 pps asked) on a reserved pair and on a hashed one;
+    and while no controller runs, hosts still resolve their peers (the leaves answer ARP:
+    it went to the controller, and a host whose entry aged out stopped sending)."""
     path = tmp_path / "tri.yaml"
     path.write_text(TRIANGLE)
     fabric = load_fabric(path)
@@ -157,6 +159,15 @@ def test_a_restarted_controller_reprograms_the_switches_without_dropping_a_packe
             for stop in ("terminate", "kill"):
                 getattr(lab.controller.proc, stop)()
                 lab.controller.proc.wait(timeout=15)
+                if stop == "kill":
+                    # No controller: a host that forgets its neighbours resolves them again,
+                    # the leaf answering its ARP itself.
+                    a1 = lab.emulation.host("a-h1")
+                    a1.cmd("ip neigh flush all")
+                    pinged = a1.popen(["ping", "-n", "-c", "3", "-i", "0.2", "-w", "5",
+                                       fabric.hosts["c-h2"].ip], stdout=subprocess.PIPE,
+                                      text=True)
+                    assert received(pinged) == (3, 3)
                 lab.controller = ControllerProcess(path, first.port,
                                                    extra_args=["--state", state])
                 restarted.append(lab.controller)

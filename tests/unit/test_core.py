@@ -97,13 +97,15 @@ def test_ports_described_programs_the_switch_ending_in_a_barrier(ctl, fabric, ca
     assert not any(isinstance(m, parser.OFPBarrierRequest) for m in msgs[:-1])
     assert ctl.switches[dpid].problems == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-    # The program works: a host's ARP goes to the controller, IPv4 to a local host goes
-    # out its port, to a remote host out a spine port (3 or 4).
+    # The program works: a host's ARP is answered back out of its port, IPv4 to a local
+    # host goes out its port, to a remote host out a spine port (3 or 4).
     table = FakeOFTable()
     table.apply(msgs)
     h1, h2 = fabric.hosts["dc1-h1"], fabric.hosts["dc1-h2"]
     remote = fabric.hosts["dc2-h3"]
-    assert table.possible_ports(arp_packet(1, h1.ip, h2.ip)) == {ofp.OFPP_CONTROLLER}
+    asked = arp_packet(1, h1.ip, h2.ip) | {"eth_src": h1.mac, "arp_sha": h1.mac}
+    assert table.possible_ports(asked) == {1}
+    assert table.possible_ports(arp_packet(1, h1.ip, "192.0.2.1")) == {ofp.OFPP_CONTROLLER}
     ip = {"in_port": 1, "eth_type": ETH_IP, "ipv4_src": h1.ip}
     assert table.possible_ports(ip | {"ipv4_dst": "10.1.1.2"}) == {2}
     assert table.possible_ports(ip | {"ipv4_dst": remote.ip}) == {3, 4}

@@ -143,13 +143,30 @@ def test_both_spines_are_used_leaving_the_source_leaf(case):
     assert first_out == set(range(site.hosts_per_leaf + 1, site.hosts_per_leaf + site.spines + 1))
 
 
-def test_arp_from_a_host_port_goes_to_the_controller(case):
+def test_arp_for_a_fabric_host_is_answered_by_the_leaf_itself(case):
+    """Hosts resolve their peers with no controller connected (a restart): the leaf turns
+    the request into the reply, back out of the port it came in."""
     fabric, _programs, net, *_ = case
     hosts = list(fabric.hosts.values())
     for src in hosts:
-        dst = hosts[0] if src is not hosts[0] else hosts[1]
+        for dst in (hosts[0] if src is not hosts[0] else hosts[1], hosts[-1]):
+            request = arp_packet(src.port, src.ip, dst.ip) | {
+                "eth_src": src.mac, "eth_dst": "ff:ff:ff:ff:ff:ff", "arp_sha": src.mac,
+                "arp_tha": "00:00:00:00:00:00"}
+            [path] = net.trace(fabric.switches[src.leaf].dpid, src.port, request)
+            assert path.outcome is Outcome.EGRESS, (src.name, dst.name, path)
+            assert path.end == (fabric.switches[src.leaf].dpid, src.port)
+            reply = path.packet
+            assert (reply["arp_op"], reply["eth_src"], reply["eth_dst"]) == (2, dst.mac, src.mac)
+            assert (reply["arp_sha"], reply["arp_spa"]) == (dst.mac, dst.ip)
+            assert (reply["arp_tha"], reply["arp_tpa"]) == (src.mac, src.ip)
+
+
+def test_arp_from_a_host_port_for_another_address_goes_to_the_controller(case):
+    fabric, _programs, net, *_ = case
+    for src in fabric.hosts.values():
         paths = net.trace(fabric.switches[src.leaf].dpid, src.port,
-                          arp_packet(src.port, src.ip, dst.ip))
+                          arp_packet(src.port, src.ip, "192.0.2.1"))
         assert [p.outcome for p in paths] == [Outcome.CONTROLLER], src.name
         assert paths[0].end == (fabric.switches[src.leaf].dpid, ofp.OFPP_CONTROLLER)
 
