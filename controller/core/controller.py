@@ -116,6 +116,8 @@ class FabricController:
         # (None: waiting for the switch to connect and be programmed)
         self._waiting: dict[str, dict[str, int | None]] = {}
         self._bundles = 0                # ids of the atomic programs sent on connect
+        # leaf -> meters of pairs that ended while it had no program: deleted when it has
+        self._stale_meters: dict[str, set[int]] = {}
 
     # -- switch lifecycle ------------------------------------------------------------
 
@@ -166,6 +168,9 @@ class FabricController:
         # place keep forwarding until the whole new program replaces them.
         self._bundles += 1
         outbox.add(dpid, of.atomically(msgs, self._bundles))
+        metered = {r.meter_id for r in pairs.values() if r.hops[0].switch == state.name}
+        outbox.add(dpid, [of.meter_delete(m) for m in
+                          sorted(self._stale_meters.pop(state.name, set()) - metered)])
         self._restore(outbox)            # the rest of the fabric follows; so do reservations
         state.program_barrier = self._barrier_seq(state)
         for needs in self._waiting.values():
@@ -191,6 +196,11 @@ class FabricController:
             log.info("switch %s programmed (%d of %d)", state.name, done, len(self.switches))
             if self.ready:
                 log.info("fabric %s ready: all %d switches programmed", self.fabric.name, done)
+                # Links may be up that reservations avoid (repaired while this controller
+                # was down, or while a switch was away), and standbys may be missing: at
+                # the next tick, move onto shorter paths and look for standbys again.
+                self._returned = self._unplaced = True
+                self._unprotected = self._unprotected or bool(self.book.unprotected())
         for rid, needs in list(self._waiting.items()):
             if all(seq is not None and self._acked(sw, seq) for sw, seq in needs.items()):
                 del self._waiting[rid]
@@ -350,6 +360,7 @@ class FabricController:
             after = self.book.degrade(pair, f"{broken} is down and no other path has room: "
                                             f"{exc.message}")
             rules = reservation_rules.remove(self.fabric, first, self._sent_to(first))
+            self._forget_meter(first)
             log.warning("reservations %s DEGRADED: %s", ", ".join(r.reservation_id for r in after),
                         after[0].reason)
         else:
@@ -497,6 +508,8 @@ class FabricController:
         remaining = self.book.pair_bps(res)
         rules = (reservation_rules.resize(self.fabric, res, remaining) if remaining
                  else reservation_rules.remove(self.fabric, res, self._sent_to(res)))
+        if not remaining:
+            self._forget_meter(res)
         for switch, msgs in rules.items():
             if self.switches[self._dpid[switch]].program_sent:
                 outbox.add(self._dpid[switch], msgs)
@@ -539,6 +552,14 @@ class FabricController:
             for dpid, msgs in done.messages.items():
                 outbox.add(dpid, msgs)
         return outbox
+
+    def _forget_meter(self, res: Reservation) -> None:
+        """The pair of `res` no longer holds its meter: if its ingress leaf has no program
+        now (a restart, a lost connection), delete the meter when it has (a flow delete
+        at connect leaves meters in place)."""
+        leaf = res.hops[0].switch
+        if not self.switches[self._dpid[leaf]].program_sent:
+            self._stale_meters.setdefault(leaf, set()).add(res.meter_id)
 
     def _sent_to(self, res: Reservation) -> set[str]:
         """The switches of its path that have their program (the rest get it later)."""

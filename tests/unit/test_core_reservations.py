@@ -319,6 +319,26 @@ def test_a_reconnecting_switch_is_reprogrammed_in_one_atomic_bundle_its_meters_k
     assert lab.table(hop_switches(res)[0]).table_state() == before
 
 
+def test_a_meter_whose_pair_ended_while_its_leaf_was_away_is_deleted_when_it_is_back(lab):
+    """Connecting keeps meters (deleting one deletes its flows): one whose pair ended
+    meanwhile (a reservation expired before a restarted controller reached its leaf)
+    is deleted after the program, unless a live pair has the id again."""
+    res = lab.send(lab.ctl.reserve(request(), "r1", 0.0)).changed[0]
+    other = lab.send(lab.ctl.reserve(request("dc1-h2", "dc2-h4", 10), "r2", 0.0)).changed[0]
+    lab.ack_all()
+    leaf = hop_switches(res)[0]
+    assert set(lab.table(leaf).meters) == {res.meter_id, other.meter_id}
+    lab.ctl.switch_disconnected(lab.dpid(leaf))
+    lab.ctl.end("r1", State.EXPIRED)
+    assert set(lab.table(leaf).meters) == {res.meter_id, other.meter_id}   # it was away
+    msgs = lab.connect(leaf)
+    assert set(lab.table(leaf).meters) == {other.meter_id}
+    deletes = [m for m in msgs if isinstance(m, parser.OFPMeterMod)
+               and m.command == ofp.OFPMC_DELETE]
+    assert [m.meter_id for m in deletes] == [res.meter_id]
+    assert_pinned(lab, other)
+
+
 def test_restore_puts_a_stored_reservation_back(fabric):
     old = Lab(fabric)
     pending = old.ctl.reserve(request(), "r1", 0.0).changed[0]

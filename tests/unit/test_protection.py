@@ -345,6 +345,31 @@ def test_when_the_shorter_line_system_is_back_reservations_return_to_it(ring_lab
     assert [l.line_system for l in dci_links_of_path(lab.fabric, path.hops)] == ["north-east-a"]
 
 
+def test_a_restarted_controller_moves_reservations_onto_links_repaired_while_it_was_down():
+    """The record says y (x was cut when it was saved); the restarted controller finds x
+    up: once every switch is programmed it moves the reservation back, as it would have
+    at x's return had it been running."""
+    fabric = parse_fabric(THREE_WAYS)
+    before = ControllerLab(fabric).bring_up_all()
+    before.send(before.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0), "r1", 0.0))
+    before.ack_all()
+    cut_and_tick(before, *wavelengths_of(fabric, "x"))
+    saved = before.ctl.book.get("r1")
+    assert wavelength(before, "r1") == "y.w1"
+    lab = ControllerLab(fabric)
+    lab.ctl.restore(saved.with_state(State.ACTIVE))
+    lab.bring_up_all()
+    lab.ack_all()
+    assert wavelength(lab, "r1") == "y.w1"          # as recorded, until the next tick
+    lab.send(lab.ctl.tick(1.0))
+    assert wavelength(lab, "r1") == "x.w1"
+    lab.ack_all()
+    assert lab.ctl.book.get("r1").state is State.ACTIVE
+    a, b = fabric.hosts["a-h1"], fabric.hosts["b-h1"]
+    (path,) = lab.net.trace(lab.dpid(a.leaf), a.port, tcp_packet(a, b))
+    assert [link.name for link in dci_links_of_path(fabric, path.hops)] == ["x.w1"]
+
+
 def test_first_light_is_used_at_once_but_a_return_is_held_down():
     fabric = parse_fabric(TRIANGLE)
     lab = ControllerLab(fabric)
