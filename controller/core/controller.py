@@ -216,18 +216,23 @@ class FabricController:
         return state.program_sent and state.barriers_acked >= seq
 
     def switch_disconnected(self, dpid: int, now: float = 0.0) -> Outbox:
-        """The switch is gone (or its controller connection is): route around it."""
+        """The switch is gone, or only its controller connection is: route around a spine
+        or gateway (the rest of the fabric stays under control). Not around a leaf: its
+        hosts have no other way, and one that lost only its connection forwards on by its
+        rules; if it died, its spines' ports say so and its hosts become unreachable."""
         state = self.switches.get(dpid)
         outbox = Outbox()
         if state is not None and state.connected:
             state.connected = state.program_sent = state.programmed = False
-            log.warning("switch %s (dpid %#x) disconnected: routing around it", state.name, dpid)
+            leaf = self.fabric.switches[state.name].role == LEAF
+            log.warning("switch %s (dpid %#x) disconnected: %s", state.name, dpid,
+                        "its hosts stay routed through it" if leaf else "routing around it")
             self.load.switch_down(state.name)
             for needs in self._waiting.values():
                 if state.name in needs:
                     needs[state.name] = None
             self._sent.pop(state.name, None)
-            if self.engine.set_switch(state.name, False):
+            if not leaf and self.engine.set_switch(state.name, False):
                 outbox.faults.append(("switch_down", state.name))
             self._restore(outbox, placements=False)
         return outbox

@@ -339,6 +339,30 @@ def test_a_meter_whose_pair_ended_while_its_leaf_was_away_is_deleted_when_it_is_
     assert_pinned(lab, other)
 
 
+def test_a_leaf_that_loses_only_its_controller_connection_keeps_its_hosts_routed(lab, fabric):
+    """Its hosts have no other way: routing around a leaf withdrew every route to them
+    (traffic it could still forward was dropped) and degraded its reservations. Only
+    its spines' ports tell that it died."""
+    res = lab.send(lab.ctl.reserve(request(), "r1", 0.0)).changed[0]
+    lab.ack_all()
+    leaf = hop_switches(res)[-1]                     # dc2-h3's leaf
+    lab.send(lab.ctl.switch_disconnected(lab.dpid(leaf)))
+    lab.send(lab.ctl.tick(0.1))
+    assert lab.ctl.book.get("r1").state is State.ACTIVE
+    assert_pinned(lab, res)
+    dst = fabric.hosts[DST]
+    for src in ("dc1-h2", "dc2-h1"):                 # from another site, and within
+        paths = lab.trace(src, DST)
+        assert paths and all(p.outcome is Outcome.EGRESS and p.end == (lab.dpid(dst.leaf),
+                                                                       dst.port)
+                             for p in paths), paths
+    for spine, port in [(l.other(leaf).node, l.other(leaf).port)
+                        for l in fabric.ports(leaf).values() if l.kind == "fabric"]:
+        lab.send(lab.ctl.port_changed(lab.dpid(spine), port, False, 1.0))
+    lab.send(lab.ctl.tick(1.1))
+    assert lab.ctl.book.get("r1").state is State.DEGRADED
+
+
 def test_restore_puts_a_stored_reservation_back(fabric):
     old = Lab(fabric)
     pending = old.ctl.reserve(request(), "r1", 0.0).changed[0]
