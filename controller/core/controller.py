@@ -562,8 +562,8 @@ class FabricController:
         """The pair of `res` no longer holds its meter: if its ingress leaf has no program
         now (a restart, a lost connection), delete the meter when it has (a flow delete
         at connect leaves meters in place)."""
-        leaf = res.hops[0].switch
-        if not self.switches[self._dpid[leaf]].program_sent:
+        leaf = res.hops[0].switch if res.hops else None
+        if leaf is not None and not self.switches[self._dpid[leaf]].program_sent:
             self._stale_meters.setdefault(leaf, set()).add(res.meter_id)
 
     def _sent_to(self, res: Reservation) -> set[str]:
