@@ -85,6 +85,13 @@ def register(sub) -> None:
                    help="share of each link's capacity that reservations may take (default 0.9)")
     p.add_argument("--poll-interval", type=float, default=1.0, metavar="S",
                    help="seconds between port statistics polls (default 1)")
+    p.add_argument("--gather", type=float, default=3.0, metavar="S",
+                   help="at start, program the switches together once all have connected, "
+                        "or S seconds after the first did (default 3; 0: each as it "
+                        "connects). Switches still running a previous controller's rules "
+                        "then disagree about a link that changed meanwhile for the "
+                        "milliseconds between their commits, not the seconds between "
+                        "their connections")
     add_steering_arguments(p)
     p.add_argument("--no-protection", action="store_true",
                    help="install no protection in the switches (no watched buckets, no "
@@ -205,6 +212,7 @@ def run(args) -> int:
                       (args.elephant_polls < 1, "--elephant-polls must be at least 1"),
                       (not 1 <= args.max_stretch <= 100, "--max-stretch must be in [1, 100]"),
                       (not 0 <= args.pin_hold <= 86400, "--pin-hold must be in [0, 86400] s"),
+                      (not 0 <= args.gather <= 600, "--gather must be in [0, 600] s"),
                       (not 0 < args.poll_interval <= 3600,
                        "--poll-interval must be in (0, 3600] s"),
                       (not 1 <= args.grpc_workers <= 1024,
@@ -271,7 +279,7 @@ def run(args) -> int:
     core = FabricController(fabric, args.reservable_fraction, policy=args.policy,
                             elephant_fraction=args.elephant_fraction,
                             elephant_polls=args.elephant_polls, max_stretch=args.max_stretch,
-                            pin_hold_s=args.pin_hold,
+                            pin_hold_s=args.pin_hold, gather_s=args.gather,
                             protection=not args.no_protection)
     try:
         service = ControllerService(core, store=store, observer=metrics,

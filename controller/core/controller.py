@@ -66,6 +66,7 @@ class SwitchState:
     barriers_sent: int = 0       # barriers since it connected; replies come back in order
     barriers_acked: int = 0
     program_barrier: int = 0
+    described: bool = False      # listed its ports since it connected
 
 
 # A link that comes back up is used again only after it has stayed up this long; each
@@ -86,8 +87,17 @@ class FabricController:
                  reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
                  policy: str = "loadaware", elephant_fraction: float = 0.1,
                  elephant_polls: int = 2, max_stretch: float = DEFAULT_MAX_STRETCH,
-                 protection: bool = True, pin_hold_s: float = PIN_HOLD_S):
+                 protection: bool = True, pin_hold_s: float = PIN_HOLD_S,
+                 gather_s: float = 0.0):
         self.fabric = fabric
+        # At start, switches are programmed together once all have listed their ports (or
+        # `gather_s` after the first did): switches still running a previous controller's
+        # rules, programmed one by one as they reconnect, would disagree for a moment about
+        # a link that changed state meanwhile (a loop, lost packets). 0: one by one.
+        self.gather_s = gather_s
+        self._gathered = gather_s <= 0
+        self._gather_until: float | None = None
+        self._partial_start = False   # programmed at the deadline without some switch
         self.engine = PathEngine(fabric)       # the one path engine: everything asks it
         self.steering = Steering(fabric, self.engine, policy, elephant_fraction, elephant_polls,
                                  max_stretch, pin_hold_s=pin_hold_s)
@@ -130,6 +140,7 @@ class FabricController:
                       "leaving it unprogrammed (known: %s)", dpid, self.fabric.name, known)
             return Outbox()
         state.connected, state.program_sent, state.programmed = True, False, False
+        state.described = False
         state.barriers_sent = state.barriers_acked = state.program_barrier = 0
         log.info("switch %s (dpid %#x) connected", state.name, dpid)
         return Outbox().add(dpid, [of.port_desc_request()])
@@ -153,6 +164,26 @@ class FabricController:
         for problem in state.problems:
             log.error("switch %s does not match fabric %r: %s", state.name, self.fabric.name,
                       problem)
+        if self.gather_s > 0 and not self._gathered:
+            state.described = True
+            if self._gather_until is None:
+                self._gather_until = now + self.gather_s
+            if not all(s.described for s in self.switches.values()):
+                return outbox           # programmed with the others (or at the deadline)
+            return self._program_gathered(outbox)
+        return self._program(dpid, state, outbox)
+
+    def _program_gathered(self, outbox: Outbox) -> Outbox:
+        """Program every switch that has listed its ports, together (see `gather_s`)."""
+        self._gathered = True
+        for dpid, state in self.switches.items():
+            if state.connected and state.described and not state.program_sent:
+                self._program(dpid, state, outbox)
+        return outbox
+
+    def _program(self, dpid: int, state: SwitchState, outbox: Outbox) -> Outbox:
+        """The whole program of a switch that listed its ports, then a barrier; the rest of
+        the fabric follows the live graph, and so do reservations."""
         msgs = self.programs.full(state.name)
         self._sent[state.name] = self.programs.current(state.name)
         pairs = {}
@@ -196,9 +227,13 @@ class FabricController:
             log.info("switch %s programmed (%d of %d)", state.name, done, len(self.switches))
             if self.ready:
                 log.info("fabric %s ready: all %d switches programmed", self.fabric.name, done)
+            if self.ready or (self._partial_start and all(
+                    s.programmed for s in self.switches.values() if s.connected)):
                 # Links may be up that reservations avoid (repaired while this controller
                 # was down, or while a switch was away), and standbys may be missing: at
-                # the next tick, move onto shorter paths and look for standbys again.
+                # the next tick, move onto shorter paths and look for standbys again. Also
+                # when a start went ahead without some switch (it may be dead for good).
+                self._partial_start = False
                 self._returned = self._unplaced = True
                 self._unprotected = self._unprotected or bool(self.book.unprotected())
         for rid, needs in list(self._waiting.items()):
@@ -224,6 +259,7 @@ class FabricController:
         outbox = Outbox()
         if state is not None and state.connected:
             state.connected = state.program_sent = state.programmed = False
+            state.described = False
             leaf = self.fabric.switches[state.name].role == LEAF
             log.warning("switch %s (dpid %#x) disconnected: %s", state.name, dpid,
                         "its hosts stay routed through it" if leaf else "routing around it")
@@ -294,6 +330,14 @@ class FabricController:
         placed again, all together, highest priority first. Routes followed each failure
         at once (and the switches' groups before that), so batching costs no traffic."""
         outbox = Outbox()
+        if (not self._gathered and self._gather_until is not None
+                and now >= self._gather_until):
+            missing = [s.name for s in self.switches.values() if not s.described]
+            log.warning("programming %d switches without %s: not connected %.0f s after the "
+                        "first", len(self.switches) - len(missing), ", ".join(missing[:5])
+                        + (" ..." if len(missing) > 5 else ""), self.gather_s)
+            self._program_gathered(outbox)
+            self._partial_start = True
         for name, until in list(self._held_until.items()):
             if now >= until:
                 del self._held_until[name]
@@ -497,8 +541,8 @@ class FabricController:
     def restore(self, res: Reservation) -> None:
         """Book a reservation read back from the store (its rules go out on connect)."""
         self.book.add(res)
-        if lacks_standby(res):
-            self._unprotected = self._reprotect_due = True
+        if lacks_standby(res):          # a standby is sought once the switches are programmed
+            self._unprotected = True
         if res.state == State.PENDING:
             self._waiting[res.reservation_id] = {h.switch: None for h in res.hops}
 

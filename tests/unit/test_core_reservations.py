@@ -20,6 +20,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 
+from dcilab.core.controller import FabricController
 from dcilab.core.reservation_rules import PRIORITY_RESERVATION
 from dcilab.te.reservations import AdmissionError, ReservationRequest, State
 
@@ -388,3 +389,39 @@ def test_restore_puts_a_stored_reservation_back(fabric):
     assert new.meter_id not in {pending.meter_id, active.meter_id}
     assert_pinned(lab, new)
     assert_pinned(lab, pending)
+
+
+def test_gathering_programs_every_switch_together_once_all_have_listed_their_ports(fabric):
+    lab = Lab(fabric, FabricController(fabric, gather_s=3.0))
+    names = list(fabric.switches)
+    for name in names[:-1]:
+        dpid = lab.dpid(name)
+        lab.ctl.switch_connected(dpid)
+        out = lab.send(lab.ctl.ports_described(dpid, lab.ports(name), frozenset(), 10.0))
+        assert dpid not in out.messages, name              # nothing yet, not even a barrier
+    assert lab.send(lab.ctl.tick(12.9)).messages == {}     # before the deadline
+    last = lab.dpid(names[-1])
+    lab.ctl.switch_connected(last)
+    out = lab.send(lab.ctl.ports_described(last, lab.ports(names[-1]), frozenset(), 13.0))
+    assert set(out.messages) == {lab.dpid(n) for n in names}
+    for msgs in out.messages.values():
+        assert isinstance(msgs[-1], parser.OFPBarrierRequest)
+    lab.ack_all()
+    assert lab.ctl.ready
+    assert_spread(lab, SRC, DST)
+
+
+def test_gathering_stops_at_its_deadline_and_a_late_switch_is_programmed_on_arrival(fabric,
+                                                                                     caplog):
+    lab = Lab(fabric, FabricController(fabric, gather_s=3.0))
+    late, *names = list(fabric.switches)
+    for name in names:
+        lab.ctl.switch_connected(lab.dpid(name))
+        lab.send(lab.ctl.ports_described(lab.dpid(name), lab.ports(name), frozenset(), 10.0))
+    out = lab.send(lab.ctl.tick(13.0))
+    assert set(out.messages) == {lab.dpid(n) for n in names}
+    assert any(late in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    program = lab.connect(late)                   # programmed as it arrives, from now on
+    assert program
+    lab.ack_all()
+    assert lab.ctl.ready

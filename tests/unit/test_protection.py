@@ -11,7 +11,7 @@ from fabric_helpers import dci_links_of_path, fake_fabric, tcp_packet, topology
 from fakeoftable import Outcome
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
-from dcilab.core.controller import HOLD_DOWN_S
+from dcilab.core.controller import HOLD_DOWN_S, FabricController
 from dcilab.core.rules import compile_fabric
 from dcilab.fabric import parse_fabric
 from dcilab.te.paths import PathEngine
@@ -368,6 +368,31 @@ def test_a_restarted_controller_moves_reservations_onto_links_repaired_while_it_
     a, b = fabric.hosts["a-h1"], fabric.hosts["b-h1"]
     (path,) = lab.net.trace(lab.dpid(a.leaf), a.port, tcp_packet(a, b))
     assert [link.name for link in dci_links_of_path(fabric, path.hops)] == ["x.w1"]
+
+
+def test_a_restart_without_some_switch_still_moves_reservations_back_after_its_deadline():
+    """One switch never comes back (dead): the others are programmed at the gathering
+    deadline, and once they all have acknowledged, reservations move onto the repaired
+    shorter link all the same (the fabric is never "ready")."""
+    fabric = parse_fabric(THREE_WAYS)
+    before = ControllerLab(fabric).bring_up_all()
+    before.send(before.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0), "r1", 0.0))
+    before.ack_all()
+    cut_and_tick(before, *wavelengths_of(fabric, "x"))
+    lab = ControllerLab(fabric, FabricController(fabric, gather_s=3.0))
+    lab.ctl.restore(before.ctl.book.get("r1").with_state(State.ACTIVE))
+    dead = "b-gw3"                                   # z's far end: not on r1's ways
+    for name in fabric.switches:
+        if name != dead:
+            lab.ctl.switch_connected(lab.dpid(name))
+            lab.send(lab.ctl.ports_described(lab.dpid(name), lab.ports(name), frozenset(),
+                                             10.0))
+    assert wavelength(lab, "r1") == "y.w1"
+    lab.send(lab.ctl.tick(13.0))                     # the deadline: programmed without it
+    lab.ack_all()
+    assert not lab.ctl.ready
+    lab.send(lab.ctl.tick(13.1))
+    assert wavelength(lab, "r1") == "x.w1"
 
 
 def test_first_light_is_used_at_once_but_a_return_is_held_down():
