@@ -37,6 +37,7 @@ class DcilabApp(app_manager.OSKenApp):
         # the messages go again one by one.
         self._bundles: dict[int, tuple[set[int], list]] = {}
         self._flow_parts: dict[int, dict] = {}
+        self._meter_parts: dict[int, set[int]] = {}
         self.poll_interval_s = poll_interval_s
         self.stop_event = stop_event or threading.Event()
         self.service.attach(self.send)
@@ -147,6 +148,16 @@ class DcilabApp(app_manager.OSKenApp):
         now = time.time()
         self.service.apply(lambda core: core.flow_stats(ev.msg.datapath.id, counters, now))
 
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _meters(self, ev):
+        msg = ev.msg
+        ids = self._meter_parts.setdefault(msg.datapath.id, set())
+        ids.update(stat.meter_id for stat in msg.body)
+        if msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE:
+            return
+        del self._meter_parts[msg.datapath.id]
+        self.service.apply(lambda core: core.meters_listed(msg.datapath.id, ids))
+
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
         msg = ev.msg
@@ -190,6 +201,7 @@ class DcilabApp(app_manager.OSKenApp):
         del self.datapaths[datapath.id]
         self._tolerated.pop(datapath.id, None)
         self._bundles.pop(datapath.id, None)
+        self._meter_parts.pop(datapath.id, None)
         now = time.monotonic()
         self.service.apply(lambda core: core.switch_disconnected(datapath.id, now))
 

@@ -126,8 +126,6 @@ class FabricController:
         # (None: waiting for the switch to connect and be programmed)
         self._waiting: dict[str, dict[str, int | None]] = {}
         self._bundles = 0                # ids of the atomic programs sent on connect
-        # leaf -> meters of pairs that ended while it had no program: deleted when it has
-        self._stale_meters: dict[str, set[int]] = {}
 
     # -- switch lifecycle ------------------------------------------------------------
 
@@ -199,9 +197,10 @@ class FabricController:
         # place keep forwarding until the whole new program replaces them.
         self._bundles += 1
         outbox.add(dpid, of.atomically(msgs, self._bundles))
-        metered = {r.meter_id for r in pairs.values() if r.hops[0].switch == state.name}
-        outbox.add(dpid, [of.meter_delete(m) for m in
-                          sorted(self._stale_meters.pop(state.name, set()) - metered)])
+        if self.fabric.switches[state.name].role == LEAF:
+            # Connecting keeps meters: it lists them, for those left by pairs that ended
+            # while no program could remove them (see `meters_listed`).
+            outbox.add(dpid, [of.meter_config_request()])
         self._restore(outbox)            # the rest of the fabric follows; so do reservations
         state.program_barrier = self._barrier_seq(state)
         for needs in self._waiting.values():
@@ -409,7 +408,6 @@ class FabricController:
             after = self.book.degrade(pair, f"{broken} is down and no other path has room: "
                                             f"{exc.message}")
             rules = reservation_rules.remove(self.fabric, first, self._sent_to(first))
-            self._forget_meter(first)
             log.warning("reservations %s DEGRADED: %s", ", ".join(r.reservation_id for r in after),
                         after[0].reason)
         else:
@@ -557,8 +555,6 @@ class FabricController:
         remaining = self.book.pair_bps(res)
         rules = (reservation_rules.resize(self.fabric, res, remaining) if remaining
                  else reservation_rules.remove(self.fabric, res, self._sent_to(res)))
-        if not remaining:
-            self._forget_meter(res)
         for switch, msgs in rules.items():
             if self.switches[self._dpid[switch]].program_sent:
                 outbox.add(self._dpid[switch], msgs)
@@ -602,13 +598,21 @@ class FabricController:
                 outbox.add(dpid, msgs)
         return outbox
 
-    def _forget_meter(self, res: Reservation) -> None:
-        """The pair of `res` no longer holds its meter: if its ingress leaf has no program
-        now (a restart, a lost connection), delete the meter when it has (a flow delete
-        at connect leaves meters in place)."""
-        leaf = res.hops[0].switch if res.hops else None
-        if leaf is not None and not self.switches[self._dpid[leaf]].program_sent:
-            self._stale_meters.setdefault(leaf, set()).add(res.meter_id)
+    def meters_listed(self, dpid: int, meter_ids: set[int]) -> Outbox:
+        """A leaf listed its meters after its program: those no live pair of it holds were
+        left by pairs that ended while no program could remove them (a reservation that
+        expired before a restarted controller reached the leaf, or ended while the leaf
+        was away): deleted (no flow uses them)."""
+        state = self.switches.get(dpid)
+        if state is None or not state.program_sent:
+            return Outbox()
+        held = {r.meter_id for r in self.book.live()
+                if r.holds_bandwidth and r.hops and r.hops[0].switch == state.name}
+        stale = sorted(set(meter_ids) - held)
+        if stale:
+            log.info("switch %s: deleting meters %s, left by reservations that ended while "
+                     "it had no program", state.name, ", ".join(map(str, stale)))
+        return Outbox().add(dpid, [of.meter_delete(m) for m in stale])
 
     def _sent_to(self, res: Reservation) -> set[str]:
         """The switches of its path that have their program (the rest get it later)."""

@@ -202,6 +202,11 @@ def is_bundle(msg) -> bool:
     return isinstance(msg, (parser.ONFBundleCtrlMsg, parser.ONFBundleAddMsg))
 
 
+def meter_config_request() -> parser.OFPMeterConfigStatsRequest:
+    """Every meter the switch has, with its bands."""
+    return parser.OFPMeterConfigStatsRequest(None, 0, ofp.OFPM_ALL)
+
+
 def port_stats_request() -> parser.OFPPortStatsRequest:
     return parser.OFPPortStatsRequest(datapath=None, flags=0, port_no=ofp.OFPP_ANY)
 
