@@ -250,24 +250,30 @@ class FabricController:
         return state.program_sent and state.barriers_acked >= seq
 
     def switch_disconnected(self, dpid: int, now: float = 0.0) -> Outbox:
-        """The switch is gone, or only its controller connection is: route around a spine
-        or gateway (the rest of the fabric stays under control). Not around a leaf: its
-        hosts have no other way, and one that lost only its connection forwards on by its
-        rules; if it died, its spines' ports say so and its hosts become unreachable."""
+        """The switch is gone, or only its controller connection is: route around it where
+        there is a way around (the rest of the fabric stays under control). Not where it
+        is the only way (a leaf, the one gateway of a line system): one that lost only its
+        connection forwards on by its rules, and routing around it would cut leaves off;
+        if it died, its neighbours' ports say so."""
         state = self.switches.get(dpid)
         outbox = Outbox()
         if state is not None and state.connected:
             state.connected = state.program_sent = state.programmed = False
             state.described = False
-            leaf = self.fabric.switches[state.name].role == LEAF
+            before = self.engine.leaf_reach()
+            sole = self.engine.set_switch(state.name, False) and (
+                self.engine.leaf_reach() != before)
+            if sole:
+                self.engine.set_switch(state.name, True)
             log.warning("switch %s (dpid %#x) disconnected: %s", state.name, dpid,
-                        "its hosts stay routed through it" if leaf else "routing around it")
+                        "routes stay through it, the only way for some leaves" if sole
+                        else "routing around it")
             self.load.switch_down(state.name)
             for needs in self._waiting.values():
                 if state.name in needs:
                     needs[state.name] = None
             self._sent.pop(state.name, None)
-            if not leaf and self.engine.set_switch(state.name, False):
+            if not self.engine.switch_up(state.name):
                 outbox.faults.append(("switch_down", state.name))
             self._restore(outbox, placements=False)
         return outbox

@@ -399,6 +399,22 @@ class PathEngine:
             links.sort(key=lambda l: (l.latency_ms, l.name))
         return out
 
+    def leaf_reach(self) -> frozenset[tuple[str, str]]:
+        """The (leaf, leaf) pairs with a live path between them (leaves never transit)."""
+        adjacency = self._adjacency()
+        out = set()
+        for src in (s for s in adjacency if self._is_leaf[s]):
+            seen, stack = {src}, [src]
+            while stack:
+                for v, *_ in adjacency[stack.pop()]:
+                    if v not in seen:
+                        seen.add(v)
+                        if self._is_leaf[v]:
+                            out.add((src, v))
+                        else:
+                            stack.append(v)
+        return frozenset(out)
+
     def is_leaf(self, switch: str) -> bool:
         return self._is_leaf[switch]
 

@@ -226,3 +226,15 @@ def test_next_hop_graph_has_no_loops_and_always_arrives(name):
         # And every walk ends at dst: the sinks of the DAG are exactly {dst}.
         sinks = {v for vs in succ.values() for v in vs} - set(succ)
         assert sinks == {dst}
+
+
+def test_leaf_reach_shows_which_switches_are_the_only_way():
+    engine = PathEngine(topology("two-dc"))
+    full = engine.leaf_reach()
+    assert len(full) == 4 * 3                       # every leaf to every other, both ways
+    engine.set_switch("dc1-spine1", False)          # the other spine is a way around
+    assert engine.leaf_reach() == full
+    engine.set_switch("dc1-spine1", True)
+    engine.set_switch("dc1-gw1", False)             # the one line system's gateway
+    assert engine.leaf_reach() == {("dc1-leaf1", "dc1-leaf2"), ("dc1-leaf2", "dc1-leaf1"),
+                                   ("dc2-leaf1", "dc2-leaf2"), ("dc2-leaf2", "dc2-leaf1")}
