@@ -260,11 +260,8 @@ class FabricController:
         if state is not None and state.connected:
             state.connected = state.program_sent = state.programmed = False
             state.described = False
-            before = self.engine.leaf_reach()
-            sole = self.engine.set_switch(state.name, False) and (
-                self.engine.leaf_reach() != before)
-            if sole:
-                self.engine.set_switch(state.name, True)
+            sole = self.engine.switch_up(state.name) and (
+                self.engine.leaf_reach(without=state.name) != self.engine.leaf_reach())
             log.warning("switch %s (dpid %#x) disconnected: %s", state.name, dpid,
                         "routes stay through it, the only way for some leaves" if sole
                         else "routing around it")
@@ -273,7 +270,7 @@ class FabricController:
                 if state.name in needs:
                     needs[state.name] = None
             self._sent.pop(state.name, None)
-            if not self.engine.switch_up(state.name):
+            if not sole and self.engine.set_switch(state.name, False):
                 outbox.faults.append(("switch_down", state.name))
             self._restore(outbox, placements=False)
         return outbox

@@ -399,12 +399,13 @@ class PathEngine:
             links.sort(key=lambda l: (l.latency_ms, l.name))
         return out
 
-    def leaf_reach(self) -> frozenset[tuple[str, str]]:
-        """The (leaf, leaf) pairs with a live path between them (leaves never transit)."""
+    def leaf_reach(self, without: str | None = None) -> frozenset[tuple[str, str]]:
+        """The (leaf, leaf) pairs with a live path between them (leaves never transit),
+        or that would have one with switch `without` down too."""
         adjacency = self._adjacency()
         out = set()
-        for src in (s for s in adjacency if self._is_leaf[s]):
-            seen, stack = {src}, [src]
+        for src in (s for s in adjacency if self._is_leaf[s] and s != without):
+            seen, stack = {src, without}, [src]
             while stack:
                 for v, *_ in adjacency[stack.pop()]:
                     if v not in seen:

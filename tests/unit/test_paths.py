@@ -235,6 +235,7 @@ def test_leaf_reach_shows_which_switches_are_the_only_way():
     engine.set_switch("dc1-spine1", False)          # the other spine is a way around
     assert engine.leaf_reach() == full
     engine.set_switch("dc1-spine1", True)
+    assert engine.leaf_reach(without="dc1-spine1") == full       # asked, not marked
     engine.set_switch("dc1-gw1", False)             # the one line system's gateway
-    assert engine.leaf_reach() == {("dc1-leaf1", "dc1-leaf2"), ("dc1-leaf2", "dc1-leaf1"),
+    assert engine.leaf_reach() == engine.leaf_reach(without="dc1-gw1") == {("dc1-leaf1", "dc1-leaf2"), ("dc1-leaf2", "dc1-leaf1"),
                                    ("dc2-leaf1", "dc2-leaf2"), ("dc2-leaf2", "dc2-leaf1")}
