@@ -297,7 +297,13 @@ class FabricController:
         (self._port_down.discard if up else self._port_down.add)((switch, port))
         ends_up = all((e.node, e.port) not in self._port_down for e in (link.a, link.b))
         if not ends_up:
-            if self.engine.set_link(link.name, False):
+            if not self.engine.set_link(link.name, False):
+                pass
+            elif link.name not in self._seen_up:
+                # Never up since this controller started (a BFD session still coming up,
+                # a fibre cut before it started): not a failure it saw happen.
+                log.info("link %s is not up", link.wavelength or link.name)
+            else:
                 downs = [t for t in self._downs.get(link.name, []) if now - t < FLAP_WINDOW_S]
                 self._downs[link.name] = downs + [now]
                 outbox.faults.append(("link_down", link.wavelength or link.name))

@@ -25,13 +25,13 @@ def dci_interfaces(fabric: Fabric) -> list[str]:
             for link in fabric.wavelengths() for end in (link.a, link.b)]
 
 
-def enable(fabric: Fabric, interval_ms: int = DEFAULT_INTERVAL_MS) -> None:
-    """BFD on every DCI port, in one OVSDB transaction."""
-    cmd = ["ovs-vsctl"]
-    for intf in dci_interfaces(fabric):
-        cmd += ["--", "set", "interface", intf, "bfd:enable=true",
-                f"bfd:min_tx={interval_ms}", f"bfd:min_rx={interval_ms}"]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+def interface_options(fabric: Fabric, interval_ms: int = DEFAULT_INTERVAL_MS) -> dict[str, str]:
+    """`ovs-vsctl set interface` options turning BFD on, per DCI interface. Given when the
+    bridges are created (`network.FabricSwitch`), so a wavelength is never seen live
+    before its session is up: enabled afterwards, every live port would go down and up
+    again under a connected controller, which would take each for a failure."""
+    options = f"bfd:enable=true bfd:min_tx={interval_ms} bfd:min_rx={interval_ms}"
+    return {intf: options for intf in dci_interfaces(fabric)}
 
 
 def not_up(fabric: Fabric) -> list[str]:

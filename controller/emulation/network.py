@@ -40,6 +40,22 @@ class OurController(RemoteController):
                  f"{e.strerror or e}\n")
 
 
+class FabricSwitch(OVSSwitch):
+    """Mininet's OVSSwitch, with extra `ovs-vsctl set interface` options per interface
+    (BFD on the DCI ports) in the one transaction that creates the bridge."""
+
+    def __init__(self, name, interface_options: dict[str, str] | None = None, **params):
+        super().__init__(name, **params)
+        self.interface_options = interface_options or {}
+
+    def intfOpts(self, intf) -> str:
+        extra = self.interface_options.get(str(intf))
+        opts = super().intfOpts(intf)
+        if not extra:
+            return opts
+        return opts + " " + extra if opts else f" -- set Interface {intf} {extra}"
+
+
 class Emulation:
     """The Mininet network of one fabric file, pointed at a remote OpenFlow controller.
 
@@ -114,8 +130,10 @@ class Emulation:
             self.say("note: this kernel has no tc netem, so modeled DCI latency is used for "
                      "path costs but not added as delay on the links")
         setLogLevel("warning")
-        switch = partial(OVSSwitch, datapath=self.datapath, failMode="secure",
-                         protocols="OpenFlow13")
+        bfd_on = bool(self.bfd_ms) and any(True for _ in self.fabric.wavelengths())
+        switch = partial(FabricSwitch, datapath=self.datapath, failMode="secure",
+                         protocols="OpenFlow13", interface_options=(
+                             bfd.interface_options(self.fabric, self.bfd_ms) if bfd_on else None))
         n_sw, n_links = len(self.fabric.switches), len(self.fabric.links)
         self.say(f"building emulation of {self.fabric.name}: {n_sw} switches, "
                  f"{len(self.fabric.hosts)} hosts, {n_links} links "
@@ -143,8 +161,7 @@ class Emulation:
             if problem:
                 self.say(f"note: ovs-vswitchd's port buffers left at the kernel's default "
                          f"({deepened} deepened): {problem}")
-        if self.bfd_ms and any(True for _ in self.fabric.wavelengths()):
-            bfd.enable(self.fabric, self.bfd_ms)
+        if bfd_on:
             down = bfd.wait_up(self.fabric)
             if down:
                 self.say(f"note: BFD is not up on {', '.join(down)}")

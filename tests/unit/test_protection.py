@@ -246,6 +246,28 @@ def test_after_a_cut_the_controller_routes_on_what_survives_untagged(ring_lab):
     assert via == ("north-east-b",)
 
 
+def test_a_link_never_up_since_start_is_not_a_failure_and_has_no_hold_down():
+    """BFD sessions still coming up when a gateway lists its ports (or a fibre cut before
+    the controller started): those wavelengths are not up, but no failure this controller
+    saw; the first time they come up they are used at once. One seen up and lost is."""
+    fabric = topology("four-dc-ring")
+    lab = ControllerLab(fabric)
+    late, other = wavelengths_of(fabric, "north-east-a")[:2]
+    faults = []
+    for name in fabric.switches:
+        dpid = lab.dpid(name)
+        lab.ctl.switch_connected(dpid)
+        dark = frozenset(end.port for link in (late, other) for end in (link.a, link.b)
+                         if end.node == name)
+        faults += lab.send(lab.ctl.ports_described(dpid, lab.ports(name), dark, 0.0)).faults
+    lab.ack_all()
+    assert lab.ctl.ready and faults == []
+    assert not lab.ctl.engine.link_up(late.name)
+    report_up(lab, late, now=30.0)                        # past the start-up grace
+    assert lab.ctl.engine.link_up(late.name) and late.name not in lab.ctl.held_down()
+    assert report_cut(lab, late, now=40.0) == [("link_down", late.wavelength)]
+
+
 def test_a_link_back_is_used_only_after_its_hold_down_doubling_with_flaps(ring_lab):
     lab = ring_lab
     link = wavelengths_of(lab.fabric, "north-east-a")[0]
