@@ -753,16 +753,16 @@ class ReservationBook:
                     seen.add(found[1])
                     yield found
 
-    def _protectable(self, src_host: str, dst_host: str) -> bool:
-        """Whether the pair would get a primary and standby with nothing reserved (every
-        load ignored). The primaries a loaded fabric left may have none when others have
-        one: that is a matter of room, not of the fabric."""
+    def _protectable(self, src_host: str, dst_host: str, bound: float | None = None) -> bool:
+        """Whether the pair would get a primary and standby (both within `bound`) with
+        nothing reserved (every load ignored). The primaries a loaded fabric left may have
+        none when others have one: that is a matter of room, not of the fabric."""
         try:
-            best = self._find(src_host, dst_host, 0.0, None)
+            best = self._find(src_host, dst_host, 0.0, bound)
         except AdmissionError:
             return False
-        return any(self._standby(dst_host, hops, 0.0, None) is not None
-                   for _, hops in self._primaries(src_host, dst_host, 0.0, None, best))
+        return any(self._standby(dst_host, hops, 0.0, bound) is not None
+                   for _, hops in self._primaries(src_host, dst_host, 0.0, bound, best))
 
     def _no_standby(self, src_host: str, dst_host: str, hops, bps: float,
                     bound: float | None) -> AdmissionError:
@@ -770,15 +770,25 @@ class ReservationBook:
         its latency bound has room, or none has room."""
         primary = ", ".join(self._line_systems(hops)) or "no line system"
         disjoint = (f"that shares no line system or SRLG with its primary (over {primary})")
-        if not self._protectable(src_host, dst_host):
+        unbounded = self._protectable(src_host, dst_host)
+        if not unbounded or (bound is not None
+                             and not self._protectable(src_host, dst_host, bound)):
+            within = "" if not unbounded else f" within max_latency_ms {bound:g}"
             out = self.engine.out_of_service()
             if out:         # with every link back the fabric may well have one: not final
                 return AdmissionError(
                     AdmissionError.EXHAUSTED,
-                    f"PROTECTED {src_host} -> {dst_host}: no standby path {disjoint} while "
-                    f"{', '.join(out[:4])}{f' and {len(out) - 4} more' if len(out) > 4 else ''}"
+                    f"PROTECTED {src_host} -> {dst_host}: no standby path {disjoint}{within} "
+                    f"while {', '.join(out[:4])}"
+                    f"{f' and {len(out) - 4} more' if len(out) > 4 else ''}"
                     f" {'is' if len(out) == 1 else 'are'} out of service (down, drained or "
                     f"held down after a failure); ask again once they are back")
+            if within:
+                return AdmissionError(
+                    AdmissionError.PRECONDITION,
+                    f"PROTECTED {src_host} -> {dst_host}: the fabric has no standby path "
+                    f"{disjoint}{within} (the standby must meet the bound too), even with "
+                    f"nothing reserved; ask for a larger bound, or for RESTORABLE")
             return AdmissionError(
                 AdmissionError.PRECONDITION,
                 f"PROTECTED {src_host} -> {dst_host}: the fabric has no standby path {disjoint}, "

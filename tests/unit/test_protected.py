@@ -20,7 +20,7 @@ from dcilab.core.reservation_rules import PROTECT_GROUP_BASE
 from dcilab.fabric import parse_fabric
 from dcilab.te.load import Direction
 from dcilab.te.reservations import (AdmissionError, Protection, ReservationBook,
-                                    ReservationRequest, State)
+                                    ReservationRequest, Selector, State)
 
 SRC, DST = "fra-h1", "ams-h1"
 PROTECTED = Protection.PROTECTED
@@ -89,6 +89,22 @@ def test_no_standby_while_a_link_is_down_is_no_room_not_no_path(fabric):
     book.engine.set_link("fra-par.w1", True)
     assert book.admit(ReservationRequest(SRC, DST, 10.0, protection=PROTECTED), "p",
                       0.0).standby
+
+
+def test_no_standby_within_the_bound_however_empty_is_final(fabric):
+    """The only disjoint standby (through paris, ~0.89 ms) cannot meet a 0.6 ms bound that
+    the direct path meets: no retry ever will, so FAILED_PRECONDITION (an outside tester
+    got RESOURCE_EXHAUSTED, on which a retrying client would loop for ever)."""
+    book = ReservationBook(fabric)
+    with pytest.raises(AdmissionError) as info:
+        book.admit(ReservationRequest(SRC, DST, 10.0, 0.6, protection=PROTECTED), "p", 0.0)
+    assert info.value.code == AdmissionError.PRECONDITION
+    assert "within max_latency_ms 0.6 (the standby must meet the bound too), even with " \
+        "nothing reserved" in info.value.message
+    assert book.reserved_total() == 0
+    book.admit(ReservationRequest(SRC, DST, 10.0, 0.6), "r", 0.0)         # RESTORABLE is
+    assert book.admit(ReservationRequest("fra-h2", "ams-h2", 10.0, 1.0,   # ... and a
+                                         protection=PROTECTED), "q", 0.0).standby  # wider bound
 
 
 def test_a_primary_sharing_a_group_with_the_best_path_is_tried_too():
@@ -260,13 +276,28 @@ def test_refusals_name_the_latency_bound_when_paths_with_room_lie_beyond_it():
     assert message.startswith("no path for north-h1 -> east-h1 within max_latency_ms 0.25 "
                               "(bounded's bound) has 310.000 Gb/s free, a path of ")
     assert "no path has room" not in message
-    # A PROTECTED request whose primary fits within its bound but whose standby does not.
+    # A PROTECTED request whose primary fits within its bound but whose standby never can
+    # (north-east-b takes 0.35 ms): final.
     with pytest.raises(AdmissionError) as info:
         book.admit(ReservationRequest("north-h2", "east-h1", 100.0, max_latency_ms=0.3,
                                       protection=PROTECTED), "p", 0.0)
-    assert info.value.code == AdmissionError.EXHAUSTED
-    assert "and within max_latency_ms 0.3 has 100.000 Gb/s free; a longer one has" \
-        in info.value.message
+    assert info.value.code == AdmissionError.PRECONDITION
+
+
+def test_a_protected_refusal_names_the_bound_when_standbys_with_room_lie_beyond_it():
+    ring = topology("four-dc-ring")
+    book = ReservationBook(ring)
+    # 300 Gb/s on each north-east-a wavelength and on north-east-b.w1: b.w2 is left.
+    for i in range(5):
+        book.admit(ReservationRequest(f"north-h{1 + i % 3}", f"east-h{2 + i % 3}", 300.0,
+                                      max_latency_ms=0.4, selector=Selector(6, 100 + i, 100 + i)),
+                   f"b{i}", 0.0)
+    with pytest.raises(AdmissionError) as info:
+        book.admit(ReservationRequest("north-h4", "east-h1", 100.0, max_latency_ms=0.4,
+                                      protection=PROTECTED), "p", 0.0)
+    assert info.value.code == AdmissionError.EXHAUSTED     # round the ring has room
+    assert "(over north-east-b) and within max_latency_ms 0.4 has 100.000 Gb/s free; a " \
+        "longer one has" in info.value.message
 
 
 def _set_line_system(lab, fabric, name: str, up: bool, now: float) -> None:
