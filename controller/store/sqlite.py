@@ -263,12 +263,22 @@ def sqlite_cause(exc: BaseException, path: Path | str | None = None) -> tuple[st
     file's `path`, an I/O error on a disk with no room left is said to be "disk full"."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     primary = name.split("_")[0] + "_" + name.split("_")[1] if name.count("_") >= 1 else name
-    if primary == "SQLITE_IOERR" and (name == "SQLITE_IOERR_SHMSIZE" or (
+    if primary == "SQLITE_IOERR" and name in _FULL_IOERRS and path is not None \
+            and _read_only(Path(path)):
+        primary = "SQLITE_READONLY"       # remounted read-only under it (errors=remount-ro)
+    elif primary == "SQLITE_IOERR" and (name == "SQLITE_IOERR_SHMSIZE" or (
             name in _FULL_IOERRS and path is not None and _no_room(Path(path)))):
         primary = "SQLITE_FULL"
     words = _CAUSES.get(primary)
     text = f"{words} ({exc})" if words and words not in str(exc) else str(exc)
     return text, UNAVAILABLE if primary in _TRANSIENT else INTERNAL
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _no_room(path: Path) -> bool:
@@ -578,7 +588,12 @@ class ReservationStore:
     def _check_layout(self) -> bool:
         """A file without our application_id is ours if it has the tables of a dcilab
         schema version (read on a read-only connection: it may be a stranger's)."""
-        db = sqlite3.connect(_read_only_uri(self.path), uri=True, timeout=5)
+        uri = _read_only_uri(self.path)
+        if not Path(f"{self.path}-wal").exists():
+            # No log to read: immutable, or SQLite would create the -wal and -shm of a
+            # WAL-mode stranger beside it even to read it (an outside tester's find).
+            uri += "&immutable=1"
+        db = sqlite3.connect(uri, uri=True, timeout=5)
         try:
             if db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
                 return True                     # marked, in a log not yet checkpointed

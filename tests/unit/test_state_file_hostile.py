@@ -199,8 +199,7 @@ def test_another_programs_database_is_refused_and_left_byte_identical(tmp_path, 
         ReservationStore(path, fabric="two-dc")
     assert _sha1(path) == before
     assert not (tmp_path / "app.db-journal").exists()
-    if "wal" not in name:
-        assert sorted(os.listdir(tmp_path)) == ["app.db"]
+    assert sorted(os.listdir(tmp_path)) == ["app.db"]     # no -wal or -shm beside it
 
 
 @pytest.mark.parametrize("content", [b"hello", b"not sqlite " * 100, b"\x00\xff" * 5000])
@@ -280,6 +279,15 @@ def test_a_full_disk_is_said_to_be_full(tmp_path, monkeypatch):
                         lambda p: os.statvfs_result((4096, 4096, 10, 0, 0, 10, 0, 0, 0, 255)))
     text, code = sqlite_cause(_IoError("SQLITE_IOERR_WRITE"), tmp_path / "s.db")
     assert text.startswith("disk full") and code == "unavailable"
+
+
+def test_a_file_system_gone_read_only_under_it_is_said_to_be_read_only(tmp_path, monkeypatch):
+    """ext4's errors=remount-ro: SQLite's write fails as IOERR_WRITE, with room left (an
+    outside tester saw "disk I/O error" where "read-only" was promised)."""
+    monkeypatch.setattr(store_mod.os, "statvfs", lambda p: os.statvfs_result(
+        (4096, 4096, 10**6, 10**6, 10**6, 10, 10, 10, os.ST_RDONLY, 255)))
+    text, code = sqlite_cause(_IoError("SQLITE_IOERR_WRITE"), tmp_path / "s.db")
+    assert text.startswith("read-only") and code == "unavailable"
 
 
 def test_a_hard_link_to_a_held_file_is_refused_naming_the_holder(tmp_path):
