@@ -232,8 +232,16 @@ def _path(res, hops=None) -> str:
     return " > ".join([res.src_host, *parts, res.dst_host])
 
 
+def _when(seconds: float, now: float | None = None) -> str:
+    """A local time of day, with its date unless it is today (an expiry years away read
+    as a time of day tonight)."""
+    at = datetime.fromtimestamp(seconds)
+    today = datetime.fromtimestamp(time.time() if now is None else now).date()
+    return f"{at:%H:%M:%S}" if at.date() == today else f"{at:%Y-%m-%d %H:%M:%S}"
+
+
 def _describe(res) -> str:
-    ends = (f", expires {datetime.fromtimestamp(res.expire_time.ToNanoseconds() / 1e9):%H:%M:%S}"
+    ends = (f", expires {_when(res.expire_time.ToNanoseconds() / 1e9)}"
             if res.HasField("expire_time") else "")
     why = f"\n  degraded: {res.degraded_reason}" if res.degraded_reason else ""
     priority = f", priority {res.priority}" if res.priority else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import time
 
 import pytest
 from api_helpers import make_pki
@@ -181,3 +182,10 @@ def test_a_protected_reservation_without_its_standby_says_so():
                                src_host="fra-h1", dst_host="fra-h2", bandwidth_gbps=5,
                                protection=ppb.PROTECTION_PROTECTED, hops=hops[:1])
     assert "standby" not in _describe(one_site)          # crosses no line system
+
+
+def test_an_expiry_not_today_shows_its_date():
+    """An outside tester's reservation expiring in 2036 read "expires 00:25:27"."""
+    now = time.mktime((2026, 12, 3, 12, 0, 0, 0, 0, -1))
+    assert cli._when(now + 60, now) == "12:01:00"
+    assert cli._when(now + 10 * 365 * 86400, now).startswith("2036-11-30 ")
