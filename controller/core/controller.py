@@ -314,8 +314,9 @@ class FabricController:
               or link.name in self.engine.drained):
             # First light, or its switches are just starting, or it went dark on purpose
             # (drained for a mode change; rate adaptation puts it back): nothing to hold down.
+            first_light = link.name not in self._seen_up
             self._seen_up.add(link.name)
-            if self.engine.set_link(link.name, True):
+            if self.engine.set_link(link.name, True) and not first_light:
                 outbox.faults.append(("link_up", link.wavelength or link.name))
         elif not self.engine.link_up(link.name):
             # Back from a failure: held down, a last resort for routes until it has stayed
