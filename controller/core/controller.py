@@ -415,8 +415,8 @@ class FabricController:
             broken = self.book.crosses_down(first)
             if first.state == State.DEGRADED or only_if_shorter or broken is None:
                 return                  # still no room, or nothing of it broken: as it is
-            after = self.book.degrade(pair, f"{broken} is down and no other path has room: "
-                                            f"{exc.message}")
+            after = self.book.degrade(pair, f"{self._broken(broken)} and no other path has "
+                                            f"room: {exc.message}")
             rules = reservation_rules.remove(self.fabric, first, self._sent_to(first))
             log.warning("reservations %s DEGRADED: %s", ", ".join(r.reservation_id for r in after),
                         after[0].reason)
@@ -436,9 +436,21 @@ class FabricController:
                             "their primary's risks has room%s; one is sought again when a "
                             "link returns or room is released",
                             ", ".join(r.reservation_id for r in after),
-                            f" while {down} is down" if down else " yet")
+                            f" while {self._broken(down)}" if down else " yet")
         outbox.changed += after
         return self._send_rules(rules, after, outbox)
+
+    def _broken(self, what: str) -> str:
+        """'<link> is down', or for a switch: down, or only disconnected (its links up: it
+        may still forward by its rules, but the controller routes around what it cannot
+        see where there is a way round)."""
+        name = what.removeprefix("switch ")
+        if name != what and all(self.engine.link_up(link.name)
+                                for link in self.fabric.ports(name).values()
+                                if link.kind != HOST):
+            return (f"{what} lost its controller connection (routed around until it is back, "
+                    f"in case it died)")
+        return f"{what} is down"
 
     def _reprotect(self, outbox: Outbox) -> None:
         """PROTECTED pairs left without a standby take one where there is room again

@@ -359,3 +359,32 @@ def test_a_protected_reservation_whose_standby_was_cut_is_protected_again_not_de
     _set_line_system(lab, fabric, "fra-ams", False, 60.0)   # and it carries the traffic
     [way] = delivered_via(lab, SRC, DST)
     assert way == {h.switch for h in now.standby}
+
+
+def test_what_a_gateway_that_lost_only_its_controller_connection_displaces_says_so():
+    """An outside tester's case: north-gw1 (north-east-a, west-north) lost only its
+    controller connection; routed around, what no other path had room for was DEGRADED
+    with "switch north-gw1 is down", though it forwarded all along."""
+    ring = topology("four-dc-ring")
+    lab = ControllerLab(ring).bring_up_all()
+    ids = ["p"] + [f"n{i}" for i in (2, 3, 4)]
+    lab.send(lab.ctl.reserve(ReservationRequest("north-h1", "east-h1", 100.0,
+                                                protection=PROTECTED), "p", 0.0))
+    for i in (2, 3, 4):
+        lab.send(lab.ctl.reserve(ReservationRequest(f"north-h{i}", f"east-h{i}", 300.0,
+                                                    protection=Protection.NONE), f"n{i}", 0.0))
+    lab.ack_all()
+    lab.send(lab.ctl.switch_disconnected(lab.dpid("north-gw1"), 10.0))
+    lab.send(lab.ctl.tick(10.1))
+    degraded = [lab.ctl.book.get(r) for r in ids if lab.ctl.book.get(r).state == State.DEGRADED]
+    assert degraded
+    for res in degraded:
+        assert res.reason.startswith("switch north-gw1 lost its controller connection "
+                                     "(routed around until it is back, in case it died) and "
+                                     "no other path has room")
+    # It died: its neighbours say so, and so does what it displaces from then on.
+    for link in ring.ports("north-gw1").values():
+        far = link.other("north-gw1")
+        lab.net.down_ports.add((lab.dpid(far.node), far.port))
+        lab.send(lab.ctl.port_changed(lab.dpid(far.node), far.port, False, 11.0))
+    assert lab.ctl._broken("switch north-gw1") == "switch north-gw1 is down"
