@@ -32,7 +32,7 @@ from ..emulation.training import (SyncFlows, Transfer, limit_dci_queues, run_ste
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..resources import jobs_dir
 from ..fabric.model import scaled_mbps
-from ..lab import Lab
+from ..lab import READY_MARK, Lab
 from ..plan import JobError, plan_job, read_job
 from ..plan.load import Job
 from ..plan.performance import predict
@@ -246,6 +246,7 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
                                    timeout_s=max(60.0, SYNC_TIMEOUT_FACTOR * fluid.sync_s),
                                    congestion=congestion)
             log = list(lab.controller.lines)
+            exited = lab.controller.proc.poll()
             # After the steps: under loadaware the lone flow's pin would be held, keeping
             # room on its wavelength while the sync's flows are placed.
             if policy == policies[-1] and flows:
@@ -274,13 +275,35 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
             "step_ratio_to_prediction": round(step / fluid.step_time_s, 4),
             "sync_ratio_to_prediction": round(sync / fluid.sync_s, 4) if fluid.sync_s else None,
             "steps": [r.to_dict() for r in results],
-            "errors": [e for r in results for e in r.errors]}
+            "controller_events": controller_events(log),
+            "errors": [e for r in results for e in r.errors] + (
+                [f"the controller exited (code {exited}) during the run: the fabric ran on "
+                 f"without it, and its counts above stop there"] if exited is not None else [])}
     goodput_step = report.get("calibration", {}).get("predicted", {}).get("step_time_s")
     for r in report["policies"].values():
         for key in ("step", "steady_step"):
             r[f"{key}_ratio_to_goodput_prediction"] = (
                 round(r[f"{key}_time_s"] / goodput_step, 4) if goodput_step else None)
     return report
+
+
+# What a controller's log says happened to the fabric once it was ready (faults injected
+# meanwhile, a switch lost): the step times beside them are not the plain job's.
+_EVENT_MARKS = (" is down", " is back", " disconnected", " DEGRADED", " lost its controller")
+
+
+def controller_events(lines: list[str]) -> list[str]:
+    """The controller's log lines about failures after it first became ready, as
+    'HH:MM:SS message' (level and logger left out)."""
+    out, ready = [], False
+    for line in lines:
+        if not ready:
+            ready = READY_MARK in line
+            continue
+        if " port " not in line and any(mark in line for mark in _EVENT_MARKS):
+            when, _, rest = line.partition(" ")     # each end's port: the link says it
+            out.append(f"{when} {rest.split(': ', 1)[-1].split(';')[0]}")
+    return out
 
 
 def _calibrate(lab: Lab, job: Job, fabric: Fabric, flow, stretch: float,

@@ -139,6 +139,10 @@ def print_report(r: dict) -> None:
               f"{p['steady_step_ratio_to_goodput_prediction'] or 0:>16.1%} {p['sync_s']:>8.3f} "
               f"{p['steady_sync_s']:>7.3f} {p['compute_utilization']:>7.1%}  "
               f"{c['pinned']:>7}/{c['back']}/{c['moved']:<5}  {steps}")
+        events = p.get("controller_events", [])
+        if events:
+            print(f"    the controller saw, during the run: {'; '.join(events[:6])}"
+                  + (f"; and {len(events) - 6} more" if len(events) > 6 else ""))
         for error in p["errors"]:
             print(f"    error: {error}")
     if "plot" in r:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dcilab.bench.training import twin, twin_fabric
+from dcilab.bench.training import controller_events, twin, twin_fabric
 from dcilab.cli import main
 from dcilab.fabric import load_fabric
 from dcilab.plan import fabric_yaml, parse_job, plan_job
@@ -138,3 +138,19 @@ def test_a_plot_named_for_another_image_format_is_refused(tmp_path, capsys):
     assert main(["plan", str(JOBS / "10b-data-2dc.yaml"), "--plot", str(tmp_path / "p.jpg")]) == 2
     assert "writes a PNG image; give a name ending .png" in capsys.readouterr().err
     assert not (tmp_path / "p.jpg").exists()
+
+
+def test_a_training_report_lists_what_the_controller_saw_once_ready():
+    """An outside tester cut a wavelength (and restarted the controller) in the middle of
+    `dcilab train`: the report said nothing of it beside the slower step."""
+    log = ["10:00:00 INFO dcilab.core: switch a-gw1 port 3 (a-b.w1) is down",
+           "10:00:01 WARNING dcilab.core: link a-b.w1 is down",       # start-up: not counted
+           "10:00:02 INFO dcilab.core: fabric f ready: all 6 switches programmed",
+           "10:00:40 INFO dcilab.core: switch a-gw1 port 3 (a-b.w1) is down",
+           "10:00:40 WARNING dcilab.core: link a-b.w1 is down",
+           "10:00:40 INFO dcilab.core: elephant 10.0.0.1 moved to a-b.w2",
+           "10:00:55 INFO dcilab.core: link a-b.w1 is back; held down for 1 s (a last resort)",
+           "10:01:00 WARNING dcilab.core: switch b-gw1 (dpid 0x2) disconnected: routing around"]
+    assert controller_events(log) == [
+        "10:00:40 link a-b.w1 is down", "10:00:55 link a-b.w1 is back",
+        "10:01:00 switch b-gw1 (dpid 0x2) disconnected: routing around"]
