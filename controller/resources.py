@@ -43,20 +43,36 @@ def bundled_topologies() -> list[str]:
     return sorted(p.stem for p in topologies_dir().glob("*.yaml"))
 
 
-def topology_path(name_or_path: str | Path) -> Path:
-    """A fabric file given as a path, or as the name of a bundled one (`two-dc` or
-    `two-dc.yaml`). A path that exists wins; anything else is returned unchanged, so that
-    loading it reports the file that cannot be read."""
+def bundled_jobs() -> list[str]:
+    """Names of the training job files shipped with dcilab (e.g. 10b-data-2dc)."""
+    return sorted(p.stem for p in jobs_dir().glob("*.yaml"))
+
+
+def _bundled(name_or_path: str | Path, directory: Path) -> Path:
+    """A file given as a path, or as the name of one shipped in `directory` (`two-dc` or
+    `two-dc.yaml`, also `topologies/two-dc.yaml` from outside the repository). A path that
+    exists wins; anything else is returned unchanged, so that loading it reports the file
+    that cannot be read."""
     path = Path(name_or_path)
     if path.exists():
         return path
-    if path.parent == Path(".") or path.parent == Path("topologies"):
-        bundled = topologies_dir() / (path.stem + ".yaml")
+    if path.parent == Path(".") or path.parent == Path(directory.name):
+        bundled = directory / (path.stem + ".yaml")
         if path.suffix in ("", ".yaml") and bundled.is_file():
             return bundled
     return path
 
 
+def topology_path(name_or_path: str | Path) -> Path:
+    """A fabric file given as a path, or as the name of a bundled one."""
+    return _bundled(name_or_path, topologies_dir())
+
+
 def topology_arg(text: str) -> str:
     """argparse `type=` for a fabric file argument: a path, or a bundled fabric's name."""
     return str(topology_path(text))
+
+
+def job_arg(text: str) -> str:
+    """argparse `type=` for a job file argument: a path, or a bundled job's name."""
+    return str(_bundled(text, jobs_dir()))

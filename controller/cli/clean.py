@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from ..emulation.cleanup import clean
+import sys
+
+from ..emulation.cleanup import Manifest, clean, live_owner
 
 
 def register(sub) -> None:
     p = sub.add_parser("clean", help="remove bridges, interfaces and processes a crashed run left",
                        description="Remove every OVS bridge, interface and process that a dcilab "
                                    "emulation created and did not remove (found by the `dl` name "
-                                   "prefix and the PIDs it recorded). Never touches anything else.")
+                                   "prefix and the PIDs it recorded). Never touches anything else. "
+                                   "Refuses while the run that made them is still going.")
+    p.add_argument("--force", action="store_true",
+                   help="remove them even though the run that made them is still going "
+                        "(that run loses its emulation)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    manifest = Manifest.load()
+    owner = live_owner(manifest)
+    if owner and not args.force:
+        print(f"a dcilab emulation of {manifest.fabric!r} is running (pid {owner}): stop it "
+              f"(Ctrl-C or `exit` where it runs, or `kill {owner}`) and it removes what it "
+              "made; `dcilab clean --force` tears it down under it", file=sys.stderr)
+        return 1
     removed = clean()
     if not any(removed.values()):
         print("nothing of dcilab's is left to remove")

@@ -35,6 +35,9 @@ from ..te.paths import PathEngine
 from .progress import optical_model
 
 
+# pygnmi's command-line client, beside this Python (the venv's bin, often not on PATH)
+PYGNMICLI = Path(sys.executable).parent / "pygnmicli"
+
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="run the fabric: ping every pair, iperf3 across every site pair",
@@ -129,7 +132,7 @@ def run(args) -> int:
             say(f"controller: policy {args.policy}; gRPC API on {lab.controller.grpc_address} "
                 f"(try `dcilab links --server {lab.controller.grpc_address}`); "
                 f"metrics on {lab.controller.metrics_url}"
-                + (f"; transceivers' gNMI on {lab.gnmi} (try `pygnmicli -t {lab.gnmi} -i -u x "
+                + (f"; transceivers' gNMI on {lab.gnmi} (try `{PYGNMICLI} -t {lab.gnmi} -i -u x "
                    f"-p x -o get -x /terminal-device`)" if lab.gnmi else ""))
             with _prometheus(lab, args.prometheus):
                 code = _exercise(lab, fabric, args.duration)

@@ -49,24 +49,28 @@ def register(sub) -> None:
     add = ops.add_parser
 
     def op_parser(name, **kw):
+        kw.setdefault("description", kw.get("help"))    # `dcilab fault cut --help` says it
         return add(name, parents=[common], **kw)
 
     ops.add_parser = op_parser
+    link_or_wave = ("a DCI link (line system), e.g. dc1-dc2-a, or one of its wavelengths, "
+                    "e.g. dc1-dc2-a.w1 (`dcilab check FABRIC` lists them)")
+    wave = "a wavelength, e.g. dc1-dc2-a.w1"
     o = ops.add_parser("cut", help="cut a line system (all its wavelengths) or one wavelength")
-    o.add_argument("target", metavar="LINK|WAVELENGTH")
+    o.add_argument("target", metavar="LINK|WAVELENGTH", help=link_or_wave)
     o = ops.add_parser("dark", help="a transceiver goes dark: both ends lose carrier")
-    o.add_argument("target", metavar="WAVELENGTH")
+    o.add_argument("target", metavar="WAVELENGTH", help=wave)
     o.add_argument("--end", required=True, metavar="SITE",
                    help="the site whose transceiver is dark (its gateway loses the link, the "
                         "far gateway loses the signal: both lose carrier)")
     o = ops.add_parser("gray", help="carrier stays up, everything is dropped (both directions)")
-    o.add_argument("target", metavar="WAVELENGTH")
+    o.add_argument("target", metavar="WAVELENGTH", help=wave)
     o = ops.add_parser("flap", help="cut and restore again and again",
                        description="Cut LINK|WAVELENGTH at the start of every period and light "
                                    "it again half a period later. Runs in the background "
                                    "(a process of its own, stopped by `restore`) unless "
                                    "--foreground, which runs here until done or Ctrl-C.")
-    o.add_argument("target", metavar="LINK|WAVELENGTH")
+    o.add_argument("target", metavar="LINK|WAVELENGTH", help=link_or_wave)
     o.add_argument("--period", type=_positive, required=True, metavar="S",
                    help="one cycle in seconds: down for the first half, up for the second")
     o.add_argument("--count", type=int, metavar="N", help="cycles (default: until restored)")
@@ -78,9 +82,9 @@ def register(sub) -> None:
                                    "its neighbours lose carrier (a gateway's wavelengths go dark "
                                    "at its end). `switch-up` brings the ports back and "
                                    "reconnects it to its controller with empty tables.")
-    o.add_argument("target", metavar="SWITCH")
+    o.add_argument("target", metavar="SWITCH", help="a switch by its fabric name, e.g. dc2-gw1")
     o = ops.add_parser("switch-up", help="bring a switch back (empty tables, reconnected)")
-    o.add_argument("target", metavar="SWITCH")
+    o.add_argument("target", metavar="SWITCH", help="a switch by its fabric name, e.g. dc2-gw1")
     o = ops.add_parser("restore", help="undo the faults on TARGET, or all of them")
     o.add_argument("target", nargs="?", metavar="TARGET",
                    help="a link (also undoes its wavelengths' faults), wavelength or switch")

@@ -52,7 +52,8 @@ def register(sub) -> None:
         description="Start the controller and the emulation of FILE (as `dcilab demo` does), "
                     "then open Mininet's CLI on it. Mininet's commands take the fabric's "
                     "names: pingall, dc1-h1 ping dc2-h3, iperf dc1-h1 dc2-h1, link dc1-gw1 "
-                    "dc2-gw1 down. Added: "
+                    "dc2-gw1 down (every wavelength between the two gateways; `dcilab fault "
+                    "cut dc1-dc2-a.w1` in another shell cuts one). Added: "
                     + ", ".join(LAB_COMMANDS) + " (as the dcilab commands of those names, "
                     "against this lab; `links` replaces Mininet's, whose list `net` also "
                     "shows). `exit` or Ctrl-D stops everything and removes it. Needs root.")
@@ -61,7 +62,8 @@ def register(sub) -> None:
                         f"(default {DEFAULT_TOPOLOGY})")
     p.add_argument("--script", metavar="FILE",
                    help="run the commands in FILE (one per line, as typed at the prompt), "
-                        "then stop, instead of reading the terminal")
+                        "then stop, instead of reading the terminal; exit status 1 if a line "
+                        "failed (a dcilab command refused, an unknown command or node)")
     p.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
     p.add_argument("--verbose", action="store_true", help="echo the controller's log")
     add_bfd_argument(p)
@@ -71,7 +73,7 @@ def register(sub) -> None:
 
 def lab_command(name: str, server: str):
     """The prompt's `name` command: `dcilab name [--server server] <rest of the line>`."""
-    def command(line: str) -> None:
+    def command(line: str) -> int:
         from . import build_parser          # here: cli/__init__ imports this module
         argv = [name, *(["--server", server] if LAB_COMMANDS[name] else [])]
         try:
@@ -79,10 +81,10 @@ def lab_command(name: str, server: str):
             args = build_parser().parse_args(argv)
         except ValueError as exc:               # unbalanced quotes
             print(f"{name}: {exc}", file=sys.stderr)
-            return
-        except SystemExit:                      # argparse said what was wrong, or --help
-            return
-        args.run(args)
+            return 2
+        except SystemExit as exc:               # argparse said what was wrong, or --help
+            return exc.code if isinstance(exc.code, int) else 2
+        return args.run(args)
     command.__doc__ = f"dcilab {name} against this lab (`{name} --help` for its options)"
     return command
 
@@ -95,25 +97,29 @@ def iperf_command(lab: Lab):
     parser.add_argument("hosts", nargs="*", metavar="HOST", help="SRC DST (fabric names)")
     parser.add_argument("-t", type=float, default=5.0, metavar="S", help="seconds (default 5)")
 
-    def command(line: str) -> None:
+    def command(line: str) -> int:
         try:
             args = parser.parse_args(shlex.split(line))
-        except (ValueError, SystemExit):
-            return
+        except ValueError as exc:
+            print(f"iperf: {exc}", file=sys.stderr)
+            return 2
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else 2
         names = list(lab.fabric.hosts)
         pair = args.hosts or [names[0], names[-1]]
         unknown = [h for h in pair if h not in lab.fabric.hosts]
         if len(pair) != 2 or unknown:
             print(f"iperf: expected two of the hosts {', '.join(names)}", file=sys.stderr)
-            return
+            return 2
         print(f"*** iperf3: {pair[0]} -> {pair[1]} for {args.t:g} s", flush=True)
         [result] = iperf_concurrent(lab.emulation, [tuple(pair)], duration_s=args.t)
         if result.error:
             print(f"iperf: {result.error}", file=sys.stderr)
-            return
+            return 1
         real = result.bits_per_second / lab.fabric.scale
         print(f"*** {pair[0]} -> {pair[1]}: {result.bits_per_second / 1e6:.2f} Mb/s emulated "
               f"({real / 1e9:.1f} Gb/s real at scale {lab.fabric.scale:g})")
+        return 0
     command.__doc__ = "iperf [SRC DST] [-t S]: TCP throughput with iperf3 (fabric host names)"
     return command
 
@@ -146,8 +152,11 @@ def run(args) -> int:
                 say("try: pingall | dc1-h1 ping -c3 dc2-h1 | iperf dc1-h1 dc2-h1 | links "
                     "--kind dci | reserve dc1-h1 dc2-h1 --gbps 100 | reservations | help | exit")
             commands = {name: lab_command(name, server) for name in LAB_COMMANDS}
-            FabricCLI(lab.emulation, commands | {"iperf": iperf_command(lab)},
-                      script=args.script)
+            cli = FabricCLI(lab.emulation, commands | {"iperf": iperf_command(lab)},
+                            script=args.script)
+            if args.script and cli.failed:
+                say(f"{len(cli.failed)} line(s) of {args.script} failed: "
+                    + "; ".join(cli.failed[:5]) + ("; …" if len(cli.failed) > 5 else ""))
     except _Terminated:
         say("terminated; everything stopped and removed")
         return 143
@@ -155,4 +164,4 @@ def run(args) -> int:
         print(f"dcilab lab: {exc}", file=sys.stderr)
         return 1
     say("lab stopped; everything removed")
-    return 0
+    return 1 if args.script and cli.failed else 0

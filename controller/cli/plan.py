@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import qot_helper
+from ..resources import bundled_jobs, job_arg
 
 
 def register(sub) -> None:
@@ -20,7 +21,9 @@ def register(sub) -> None:
                     "transponders. Then the predicted step time and compute utilization, "
                     "and their sensitivity to distance and capacity. Exit status 2 on a bad "
                     "job file or a pair no module can serve.")
-    p.add_argument("job", help="job file (YAML)")
+    p.add_argument("job", type=job_arg,
+                   help=f"job file (YAML), or the name of one shipped with dcilab "
+                        f"({', '.join(bundled_jobs())})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--fabric-out", metavar="FILE", type=Path,
                    help="write a fabric file with the planned DCI links and small sites, "
@@ -73,6 +76,8 @@ def _plan(args) -> int:
         plan = plan_job(job, replan=args.replan)
     except (JobError, NoFeasibleChoice) as exc:
         print(f"{exc}" if isinstance(exc, JobError) else f"{args.job}: {exc}", file=sys.stderr)
+        if not Path(args.job).exists():
+            print(f"jobs shipped with dcilab: {', '.join(bundled_jobs())}", file=sys.stderr)
         return 2
     except (ImportError, MemoryError) as exc:      # under a memory limit, say
         print(f"dcilab plan: cannot load GNPy, the optics library: "

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..bench.training import (CONGESTION, PACE_OF_SHARE, PACINGS, QUEUE_PACKETS, SYNC_SECONDS,
                               emulate_or_explain, read_job)
 from ..plan import JobError
+from ..resources import bundled_jobs, job_arg, topology_arg
 from ..te.placement import POLICIES
 
 
@@ -24,8 +25,11 @@ def register(sub) -> None:
                     "compares them with the planner's prediction on the fabric's capacities. "
                     "Bytes follow the fabric's scale, and time runs --stretch times slower "
                     "than the job's so that syncs last seconds. Run emulations one at a time.")
-    p.add_argument("fabric", type=Path, help="fabric file (YAML) whose sites are the job's")
-    p.add_argument("--job", required=True, help="job file (YAML)")
+    p.add_argument("fabric", type=topology_arg,
+                   help="fabric file (YAML) whose sites are the job's, or a shipped one's name")
+    p.add_argument("--job", required=True, type=job_arg,
+                   help=f"job file (YAML), or the name of one shipped with dcilab "
+                        f"({', '.join(bundled_jobs())})")
     p.add_argument("--steps", type=int, default=3, metavar="N", help="sync steps per policy (default 3)")
     p.add_argument("--policy", choices=[*POLICIES, "all"], default="loadaware",
                    help="placement policy of the controller, or all of them one after another "
@@ -77,6 +81,8 @@ def run(args) -> int:
         job = read_job(args.job)
     except JobError as exc:
         print(str(exc), file=sys.stderr)
+        if not Path(args.job).exists():
+            print(f"jobs shipped with dcilab: {', '.join(bundled_jobs())}", file=sys.stderr)
         return 2
     if args.congestion_control and args.congestion_control not in available_congestion():
         print(f"dcilab train: --congestion-control {args.congestion_control}: this kernel "

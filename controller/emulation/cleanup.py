@@ -77,6 +77,29 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def _started_at(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), from /proc; None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    since_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")    # field 22: starttime
+    return time.time() - uptime + since_boot
+
+
+def live_owner(manifest: "Manifest | None") -> int | None:
+    """The PID of the process running the manifest's emulation, if it still runs: not
+    this process, and not a later process that reused the PID (it started after the run)."""
+    if manifest is None or manifest.owner_pid == os.getpid() or not pid_alive(
+            manifest.owner_pid):
+        return None
+    started = _started_at(manifest.owner_pid)
+    if started is not None and manifest.started and started > manifest.started + 2.0:
+        return None
+    return manifest.owner_pid
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

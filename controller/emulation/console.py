@@ -4,15 +4,20 @@ Mininet finds nodes by their Mininet names (dl1h1, dl1gw1); the fabric file's na
 (dc1-h1, dc1-gw1) are added as aliases, and '-' is made part of a command word, so
 `dc1-h1 ping dc2-h3`, `iperf dc1-h1 dc2-h1` and `link dc1-gw1 dc2-gw1 down` work as a
 Mininet user types them. Extra commands (the lab's dcilab commands) are given as callables.
+The lines that failed are kept, so that a script can end with an exit status: an extra
+command that returned non-zero, or a line Mininet reported an error for (an unknown command
+or node). A command run on a host is Mininet's `sh`-like pass-through: its exit status is
+not known.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Callable
 
 from mininet.cli import CLI
-from mininet.log import setLogLevel
+from mininet.log import lg, setLogLevel
 
 
 def add_fabric_names(emulation) -> dict[str, str]:
@@ -25,23 +30,56 @@ def add_fabric_names(emulation) -> dict[str, str]:
     return names
 
 
+class _ErrorSeen(logging.Handler):
+    """Marks the CLI's current line failed when Mininet logs an error for it."""
+
+    def __init__(self, cli: "FabricCLI"):
+        super().__init__(logging.ERROR)
+        self.cli = cli
+
+    def emit(self, record) -> None:
+        self.cli.line_failed = True
+
+
 class FabricCLI(CLI):
     """mininet.cli.CLI with fabric names and `commands` (name -> function of the rest of
-    the line, its docstring the help). An extra command overrides Mininet's of that name."""
+    the line, returning an exit status or None, its docstring the help). An extra command
+    overrides Mininet's of that name. `failed`: the lines that failed, in order."""
 
     identchars = CLI.identchars + "-"          # dc1-h1 is one word, not `dc1` and `-h1`
 
     def __init__(self, emulation, commands: dict[str, Callable[[str], object]],
                  script: str | None = None, stdin=sys.stdin):
         self.extra = dict(commands)
+        self.failed: list[str] = []
+        self.line_failed = False
         for name, function in self.extra.items():
-            setattr(self, f"do_{name}", function)
+            setattr(self, f"do_{name}", self._counted(function))
         add_fabric_names(emulation)
         setLogLevel("output")     # the emulation runs at "warning", which hides CLI output
+        errors = _ErrorSeen(self)
+        lg.addHandler(errors)
         try:
             super().__init__(emulation.net, stdin=stdin, script=script)
         finally:
+            lg.removeHandler(errors)
             setLogLevel("warning")
+
+    def _counted(self, function: Callable[[str], object]) -> Callable[[str], None]:
+        def command(line: str) -> None:
+            status = function(line)
+            if isinstance(status, int) and status != 0:
+                self.line_failed = True
+            # None: cmd.Cmd ends the loop on a command that returns something true.
+        command.__doc__ = function.__doc__
+        return command
+
+    def onecmd(self, line: str):
+        self.line_failed = False
+        stop = super().onecmd(line)
+        if self.line_failed:
+            self.failed.append(line.strip())
+        return stop
 
     def get_names(self):
         # cmd.Cmd lists commands for `help` from the class; add the extra ones.

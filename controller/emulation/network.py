@@ -14,7 +14,7 @@ from mininet.node import OVSSwitch, RemoteController
 
 from ..fabric import Fabric
 from . import bfd, port_buffers
-from .cleanup import Manifest, clean, forget_faults, pid_alive
+from .cleanup import Manifest, clean, forget_faults, live_owner
 from .datapath import AUTO, DatapathError, choose_datapath, kernel_module_loaded, needs_tx_offload_off
 from .fibre import create_namespace, delete_namespace, fibre_plan, namespaces
 from .netem import netem_available
@@ -112,7 +112,7 @@ class Emulation:
             raise EmulationError(str(exc)) from None
         ensure_ovs(self.say)
         earlier = Manifest.load()
-        if earlier and earlier.owner_pid != os.getpid() and pid_alive(earlier.owner_pid):
+        if live_owner(earlier):
             raise EmulationError(
                 f"another dcilab emulation (pid {earlier.owner_pid}, fabric {earlier.fabric!r}) "
                 "is running; stop it first, or run `dcilab clean` if it is stuck")
@@ -189,9 +189,17 @@ class Emulation:
         try:
             if self.net is not None:
                 self.say("stopping emulation")
-                self._interrupt_commands()
+                gone = [h.name for h in self.net.hosts if h.shell is None or
+                        h.shell.poll() is not None]
                 try:
-                    self.net.stop()
+                    if gone:
+                        # Mininet would delete their interfaces through their shells, and
+                        # wait for ever on a shell that is gone: removed by prefix below.
+                        self.say(f"hosts {', '.join(gone[:4])}{' …' if len(gone) > 4 else ''}"
+                                 " were stopped from outside this run")
+                    else:
+                        self._interrupt_commands()
+                        self.net.stop()
                 finally:
                     self.net = None
         finally:

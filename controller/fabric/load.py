@@ -318,6 +318,10 @@ def parse_fabric(text: str, source: str = "<fabric>",
     if not isinstance(data, dict):
         raise FabricError(source, [FabricIssue(
             "", "a fabric file must be a YAML mapping with name, sites and dci_links")])
+    if "dci_links" not in data and {"model", "distances_km"} <= data.keys():
+        raise FabricError(source, [FabricIssue(
+            "", "this is a training job file (it has model and distances_km), not a fabric: "
+                "`dcilab plan` plans it, and its --fabric-out writes a fabric for it")])
     spec = _validated(data, root, source)
     too_large = _expanded_size(spec)
     if too_large:

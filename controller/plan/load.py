@@ -68,6 +68,10 @@ def parse_job(text: str, source: str = "<job>") -> Job:
         raise JobError(source, [JobIssue(
             "", "a job file must be a YAML mapping with name, model, sites, distances_km, "
                 "step and target_compute_utilization")])
+    if "model" not in data and "dci_links" in data:
+        raise JobError(source, [JobIssue(
+            "", "this is a fabric file (it has dci_links), not a training job: "
+                "`dcilab check` checks it, `dcilab train FABRIC --job JOB` runs a job on it")])
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:

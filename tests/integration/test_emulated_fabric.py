@@ -73,6 +73,12 @@ def test_kill_9_leaves_nothing_after_clean(tmp_path, no_leftovers):
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "UP"
+        # While the run goes on, clean refuses and names it (a user's live lab survives).
+        busy = subprocess.run([sys.executable, "-m", "dcilab", "clean"], capture_output=True,
+                              text=True, timeout=60)
+        from dcilab.emulation.cleanup import our_bridges
+        assert busy.returncode == 1 and f"pid {proc.pid}" in busy.stderr, busy
+        assert len(our_bridges()) == 12
     finally:
         proc.kill()
         proc.wait()

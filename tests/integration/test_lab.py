@@ -22,6 +22,7 @@ links --kind dci
 reserve dc1-h1 dc2-h1 --gbps 100
 reservations
 reserve dc1-h1 nowhere --gbps 1
+no-such-command
 """
 
 
@@ -32,7 +33,9 @@ def test_script_runs_mininet_and_dcilab_commands_by_fabric_names(tmp_path, no_le
                            str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=300)
     out = done.stdout                       # Mininet writes its output to stderr
-    assert done.returncode == 0, out[-3000:]
+    assert done.returncode == 1, out[-3000:]     # two lines failed, named at the end
+    assert (f"2 line(s) of {script} failed: reserve dc1-h1 nowhere --gbps 1; "
+            "no-such-command") in out
     assert "*** Results: 0% dropped (56/56 received)" in out                 # pingall
     assert "2 packets transmitted, 2 received, 0% packet loss" in out        # dc1-h1 ping dc2-h3
     assert "PING 10.2.2.3 " in out                                           # dc2-h3 -> its IP

@@ -27,7 +27,7 @@ def test_every_lab_command_is_a_dcilab_command_taking_its_server():
 
 
 def test_a_bad_line_is_reported_not_raised(capsys):
-    lab_command("reserve", "127.0.0.1:1")("--bogus")
+    assert lab_command("reserve", "127.0.0.1:1")("--bogus") == 2
     assert "the following arguments are required: SRC, DST, --gbps" in capsys.readouterr().err
     lab_command("release", "127.0.0.1:1")('"unbalanced')
     assert "release: No closing quotation" in capsys.readouterr().err
@@ -69,3 +69,21 @@ def test_sigterm_while_mininet_writes_a_line_still_ends_the_lab():
     record = logging.LogRecord("mininet", logging.INFO, __file__, 1, "sleeping", None, None)
     with pytest.raises(_Terminated):
         StreamHandlerNoNewline(SignalledStream()).emit(record)
+
+
+def test_failed_lines_are_kept_for_the_scripts_exit_status():
+    from mininet.log import lg
+
+    from dcilab.emulation.console import _ErrorSeen
+    cli = object.__new__(FabricCLI)      # no network: only the commands' bookkeeping
+    cli.failed, cli.mn, cli.lastcmd = [], {}, ""
+    for name, status in (("good", 0), ("quiet", None), ("refused", 1)):
+        setattr(cli, f"do_{name}", cli._counted(lambda line, s=status: s))
+    errors = _ErrorSeen(cli)
+    lg.addHandler(errors)
+    try:
+        for line in ("good", "quiet x", "refused a b", "no-such-command", "good"):
+            assert cli.onecmd(line) is None       # nothing ends the loop
+    finally:
+        lg.removeHandler(errors)
+    assert cli.failed == ["refused a b", "no-such-command"]     # Mininet's error counts

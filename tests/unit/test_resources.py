@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dcilab.resources import (bundled_topologies, deploy_dir, proto_dir, topology_arg,
-                              topology_path, topologies_dir)
+from dcilab.resources import (bundled_jobs, bundled_topologies, deploy_dir, job_arg,
+                              jobs_dir, proto_dir, topology_arg, topology_path, topologies_dir)
 
 
 def test_bundled_topologies_are_found_by_name(tmp_path, monkeypatch):
@@ -36,3 +36,12 @@ def test_deploy_and_proto_files_ship_with_the_package():
     assert (deploy_dir() / "prometheus" / "rules.yml").is_file()
     assert len(list((deploy_dir() / "grafana" / "dashboards").glob("*.json"))) >= 4
     assert sorted(p.name for p in (proto_dir() / "dcilab" / "v1").glob("*.proto"))
+
+
+def test_bundled_jobs_are_found_by_name_and_only_jobs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert {"10b-data-2dc", "300b-data-16dc"} <= set(bundled_jobs())
+    for name in ("10b-data-2dc", "10b-data-2dc.yaml", "jobs/10b-data-2dc.yaml"):
+        assert Path(job_arg(name)) == jobs_dir() / "10b-data-2dc.yaml", name
+    assert job_arg("two-dc") == "two-dc" and job_arg("topologies/two-dc.yaml") == \
+        "topologies/two-dc.yaml"

@@ -17,3 +17,24 @@ def test_only_recorded_temporary_dcilab_directories_are_ours(tmp_path):
         manifest = Manifest(1, "f", dirs=[ours, stranger, str(nested), gone, "/", "/tmp"])
         assert _our_dirs(manifest) == [ours]
     assert _our_dirs(None) == []
+
+
+def test_a_run_is_live_only_while_the_process_that_started_it_runs():
+    import os
+    import subprocess
+    import time
+
+    from dcilab.emulation.cleanup import live_owner
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        now = time.time()
+        assert live_owner(Manifest(child.pid, "f", started=now + 1)) == child.pid
+        assert live_owner(Manifest(child.pid, "f")) == child.pid   # a manifest without a start
+        # The PID was reused: the process started well after the run did.
+        assert live_owner(Manifest(child.pid, "f", started=now - 3600)) is None
+        assert live_owner(Manifest(os.getpid(), "f", started=now)) is None  # our own run
+    finally:
+        child.kill()
+        child.wait()
+    assert live_owner(Manifest(child.pid, "f", started=now)) is None
+    assert live_owner(None) is None

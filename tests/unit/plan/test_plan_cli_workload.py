@@ -89,7 +89,25 @@ def test_plan_text_and_bad_job_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{bad}:2: model.layers: unknown field" in err
     assert main(["plan", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "jobs shipped with dcilab: 10b-data-2dc," in err
+
+
+def test_a_shipped_job_is_named_and_a_fabric_is_not_taken_for_a_job(tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)        # the name is found through the package, not the cwd
+    assert main(["plan", "10b-data-2dc"]) == 0
+    assert "job 10b-data-2dc: 2 sites" in capsys.readouterr().out
+    assert main(["plan", "two-dc"]) == 2     # a fabric's name is not a job's
     assert "cannot read" in capsys.readouterr().err
+    fabric = Path(__file__).resolve().parents[3] / "topologies" / "two-dc.yaml"
+    assert main(["plan", str(fabric)]) == 2
+    err = capsys.readouterr().err
+    assert "this is a fabric file (it has dci_links), not a training job" in err
+    assert err.count("\n") == 1                      # that, not a line per field
+    assert main(["check", str(JOBS / "10b-data-2dc.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "this is a training job file (it has model and distances_km), not a fabric" in err
 
 
 def test_sync_flows_split_each_loaded_direction(tmp_path):
