@@ -130,13 +130,15 @@ class LoadTracker:
                 continue
             capacity = link.rate_gbps * 1e9
             ends = [(e.node, e.port) for e in (link.a, link.b) if e.node in self.fabric.switches]
-            up = all(node not in self._down_switches and (node, port) not in self._down_ports
-                     for node, port in ends)
+            dark = any(end in self._down_ports for end in ends)
+            up = not dark and all(node not in self._down_switches for node, _ in ends)
             for d in directions(link):
                 tx, rx = self._tx_counter(d), self._rx_counter(d)
                 sent = tx or rx
                 received = rx or tx
-                rate = received.rate_bps if received else 0.0
+                # A port down carries nothing: not the rate of the last interval before
+                # it went down. (A switch unheard from still has the other end's counters.)
+                rate = received.rate_bps if received and not dark else 0.0
                 out.append(LinkLoad(
                     link=link.name, wavelength=link.wavelength, kind=link.kind,
                     site_a=self._site(d.src), site_b=self._site(d.dst), src=d.src, dst=d.dst,

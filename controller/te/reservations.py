@@ -65,7 +65,7 @@ from typing import NamedTuple
 
 from ..fabric import Fabric
 from ..fabric.model import HOST, Link
-from .load import Direction
+from .load import Direction, directions
 from .paths import PathEngine
 from .placement import Candidates
 from .protection import RiskAvoid, SharedRisk
@@ -338,6 +338,9 @@ class ReservationBook:
         self.repack_time_limit_s = repack_time_limit_s if rearrange else 0.0
         self._candidates: Candidates | None = None     # made on the first re-packing
         self._intact: PathEngine | None = None          # every link up: for bounds
+        # (src leaf, dst leaf) -> the most one path could ever reserve; for engine version
+        self._widest: dict[tuple[str, str], float] = {}
+        self._widest_of = -1
         self.reservations: dict[str, Reservation] = {}
         self.by_request_id: dict[str, str] = {}
         self.reserved: dict[Direction, float] = {}     # primaries + shared standby
@@ -579,6 +582,7 @@ class ReservationBook:
         if req.max_latency_ms is not None:
             self._check_bound(req)
         bps = req.bandwidth_gbps * 1e9
+        self._check_size(req, bps)
         access = [Direction(src.name, src.name, src.leaf), Direction(dst.name, dst.leaf, dst.name)]
         for d in access:
             if self.free_bps(d) < bps:
@@ -659,9 +663,9 @@ class ReservationBook:
         refused_bps, refused_bound, protection, error = refused
         if (bps >= refused_bps and (req.max_latency_ms or math.inf) <= refused_bound
                 and req.protection == protection):
-            raise AdmissionError(error.code, error.message + " [the answer given before for "
-                                 "as much or more: nothing was released or moved since, so "
-                                 "the figures are those of then]")
+            raise AdmissionError(error.code, (
+                f"{bps / 1e9:g} Gb/s: {refused_bps / 1e9:g} Gb/s was refused for this pair "
+                f"and nothing was released or moved since; then: {error.message}"))
 
     def _fits_on(self, first: Reservation, req: ReservationRequest, bps: float) -> bool:
         """Whether `req` fits on the path its pair holds (within its latency bound)."""
@@ -1490,6 +1494,53 @@ class ReservationBook:
                 AdmissionError.PRECONDITION,
                 f"max_latency_ms {req.max_latency_ms:g}: the shortest path from {src.name} "
                 f"to {dst.name} takes {shortest_ms:.3f} ms with every link up")
+
+    def _ceiling_bps(self, link: Link) -> float:
+        """The most `link` can reserve: at its planned mode's rate, or at the rate it runs
+        if a mode change raised it."""
+        return max(link.rate_gbps, self.engine.rate_gbps(link)) * 1e9 * self.fraction
+
+    def _check_size(self, req: ReservationRequest, bps: float) -> None:
+        """FAILED_PRECONDITION for more than one path could ever carry, every link up and
+        empty: a request rides one path, so no retry can get it. (More than the path has
+        free now is no room for now: RESOURCE_EXHAUSTED.)"""
+        src, dst = self.fabric.hosts[req.src_host], self.fabric.hosts[req.dst_host]
+        for host in (src, dst):
+            most = self._ceiling_bps(self._link(host.name))
+            if bps > most + SLACK_BPS:
+                raise AdmissionError(
+                    AdmissionError.PRECONDITION,
+                    f"bandwidth_gbps {req.bandwidth_gbps:g}: the host link of {host.name} can "
+                    f"reserve at most {most / 1e9:g} Gb/s, however empty")
+        if src.leaf == dst.leaf:
+            return
+        most = self._widest_ever(src.leaf, dst.leaf)
+        if bps > most + SLACK_BPS:
+            raise AdmissionError(
+                AdmissionError.PRECONDITION,
+                f"bandwidth_gbps {req.bandwidth_gbps:g}: a reservation takes one path, and "
+                f"the widest from {src.name} to {dst.name} can reserve at most "
+                f"{most / 1e9:g} Gb/s, every link up and empty; reserve more as several "
+                f"reservations with selectors of their own")
+
+    def _widest_ever(self, src_leaf: str, dst_leaf: str) -> float:
+        """The most one path between two leaves could reserve, every link up and empty:
+        the largest link ceiling at which a path still exists."""
+        if self._widest_of != self.engine.version:
+            self._widest, self._widest_of = {}, self.engine.version
+        key = (src_leaf, dst_leaf)
+        if key not in self._widest:
+            if self._intact is None:
+                self._intact = PathEngine(self.fabric)
+            ceiling = {}
+            for link in self.fabric.links:
+                for d in directions(link):
+                    ceiling[d] = self._ceiling_bps(link)
+            self._widest[key] = next(
+                (bps for bps in sorted(set(ceiling.values()), reverse=True)
+                 if self._intact.widest_shortest(src_leaf, dst_leaf, bps, ceiling, {})
+                 is not None), 0.0)
+        return self._widest[key]
 
     def _latency_to(self, dst_leaf: str) -> dict[str, float]:
         """Latency (ms) of the shortest live path from every switch to `dst_leaf`, leaves

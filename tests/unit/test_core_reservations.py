@@ -225,7 +225,7 @@ def test_idempotent_retry_sends_nothing(lab):
 def test_refusal_sends_nothing(lab):
     with pytest.raises(AdmissionError) as info:
         lab.ctl.reserve(request(gbps=361), "big", 0.0)      # a wavelength holds 360
-    assert info.value.code == AdmissionError.EXHAUSTED
+    assert info.value.code == AdmissionError.PRECONDITION
     assert lab.ctl.book.reservations == {}
 
 

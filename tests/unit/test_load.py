@@ -174,6 +174,18 @@ def test_up_follows_switches_and_ports(tracker):
     assert load_of(tracker.snapshot(), UP).up
 
 
+def test_a_link_that_went_down_carries_nothing_not_its_last_rate(tracker):
+    tracker.sample("dc1-leaf1", {3: (0, 0)}, 0.0)
+    tracker.sample("dc1-spine1", {1: (0, 0)}, 0.0)
+    tracker.sample("dc1-leaf1", {3: (9_000, 0)}, 1.0)
+    tracker.sample("dc1-spine1", {1: (0, 9_000)}, 1.0)
+    assert load_of(tracker.snapshot(), UP).rate_bps > 0
+    tracker.port_state("dc1-spine1", 1, False)        # before the next sample
+    snap = tracker.snapshot()
+    assert load_of(snap, UP).rate_bps == 0.0 and load_of(snap, UP).utilization_ratio == 0.0
+    assert load_of(snap, UP).receive_bytes_total > 0      # what it carried is kept
+
+
 # --- through the controller -----------------------------------------------------------------
 
 

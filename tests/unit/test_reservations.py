@@ -135,9 +135,13 @@ def test_ten_36g_reservations_fill_one_400zr_wavelength_and_the_eleventh_is_refu
 
 def test_exactly_reservable_fits_and_a_hair_more_does_not():
     book = ReservationBook(one_wave_fabric())
-    err = expect_refusal(book, req("dca-h1", "dcb-h1", 360.001))
-    assert "ab.w1" in err.message and "360.000 Gb/s free" in err.message
-    book.admit(req("dca-h1", "dcb-h1", 360), "a", 0.0)
+    # More than any path could ever carry: no retry helps (not "no room now").
+    err = expect_refusal(book, req("dca-h1", "dcb-h1", 360.001), AdmissionError.PRECONDITION)
+    assert "can reserve at most 360 Gb/s, every link up and empty" in err.message
+    book.admit(req("dca-h1", "dcb-h1", 350), "a", 0.0)
+    err = expect_refusal(book, req("dca-h2", "dcb-h2", 10.001))
+    assert "ab.w1" in err.message and "10.000 Gb/s free" in err.message
+    book.admit(req("dca-h2", "dcb-h2", 10), "b", 0.0)
     assert book.free_bps(WAVE_AB) == pytest.approx(0.0, abs=1.0)
 
 
@@ -152,8 +156,8 @@ def test_reservable_fraction_is_honoured():
 def test_access_link_is_a_bottleneck_too():
     # Host links of 100 Gb/s: 90 reservable; the wavelength (360) is not the limit.
     book = ReservationBook(one_wave_fabric(fabric_gbps=100))
-    err = expect_refusal(book, req("dca-h1", "dcb-h1", 95))
-    assert "dca-h1" in err.message and "90.000 Gb/s free" in err.message
+    err = expect_refusal(book, req("dca-h1", "dcb-h1", 95), AdmissionError.PRECONDITION)
+    assert "the host link of dca-h1 can reserve at most 90 Gb/s, however empty" in err.message
     book.admit(req("dca-h1", "dcb-h1", 60), "a", 0.0)
     # 30 left on dca-h1's uplink, and on the leaf's link to dcb-h2 90 left.
     err = expect_refusal(book, req("dca-h1", "dcb-h2", 31))
@@ -457,6 +461,27 @@ def check_books(fabric, book) -> None:
             assert got == pytest.approx(expected.get(d, 0.0), abs=1e-3), d
 
 
+def widest_ever(fabric, src: str, dst: str, fraction: float = 0.9) -> float:
+    """The most one path from host to host could reserve, every link up and empty, found
+    apart from the book: the largest capacity at which the links that large still join
+    the two (leaves never transit)."""
+    import networkx as nx
+    a, b = fabric.hosts[src].leaf, fabric.hosts[dst].leaf
+    leaves = {h.leaf for h in fabric.hosts.values()}
+    for cap in sorted({link.rate_gbps * GBPS * fraction for link in fabric.links},
+                      reverse=True):
+        g = nx.Graph()
+        g.add_nodes_from((a, b))
+        g.add_edges_from((link.a.node, link.b.node) for link in fabric.links
+                         if link.rate_gbps * GBPS * fraction >= cap and
+                         link.a.node not in fabric.hosts and link.b.node not in fabric.hosts
+                         and not ({link.a.node, link.b.node} & (leaves - {a, b})))
+        host_links = min(fabric.link(h).rate_gbps * GBPS * fraction for h in (src, dst))
+        if nx.has_path(g, a, b):
+            return min(cap, host_links)
+    return 0.0
+
+
 @pytest.mark.parametrize("name, seed", [("four-dc-ring", 7), ("four-dc-ring", 2024),
                                         ("two-dc", 11)])
 def test_randomized_requests_and_releases_never_overbook(name, seed):
@@ -478,10 +503,12 @@ def test_randomized_requests_and_releases_never_overbook(name, seed):
             try:
                 res = book.admit(req(src, dst, bw, max_latency_ms=bound), f"s{step}", step)
             except AdmissionError as exc:
-                # PRECONDITION: a bound below the shortest path with every link up
-                assert exc.code == (AdmissionError.PRECONDITION if bound is not None
-                                    and "with every link up" in exc.message
-                                    else AdmissionError.EXHAUSTED)
+                # PRECONDITION: a bound below the shortest path with every link up, or
+                # more than the widest path could ever carry (one wavelength's 360 here)
+                never = bw * GBPS > widest_ever(fabric, src, dst) + 1 or (
+                    bound is not None and "with every link up" in exc.message)
+                assert exc.code == (AdmissionError.PRECONDITION if never
+                                    else AdmissionError.EXHAUSTED), exc.message
                 refused += 1
             else:
                 admitted += 1
@@ -510,9 +537,11 @@ def test_a_refusal_stands_without_a_new_search_until_room_comes_back(monkeypatch
 
     first = refused(20)
     assert len(searches) == 1 and "Gb/s free" in first
-    again = first + " [the answer given before"            # ... and says so
-    assert refused(20).startswith(again) and refused(30).startswith(again)
-    assert refused(25, max_latency_ms=5.0).startswith(again)    # a tighter bound
+    # ... and says so, with what this request asked.
+    assert refused(20) == ("20 Gb/s: 20 Gb/s was refused for this pair and nothing was "
+                           "released or moved since; then: " + first)
+    assert refused(30).startswith("30 Gb/s: 20 Gb/s was refused") and first in refused(30)
+    assert refused(25, max_latency_ms=5.0).startswith("25 Gb/s: 20")    # a tighter bound
     assert len(searches) == 1
     refused(15)                                                   # less: searched again
     assert len(searches) == 2

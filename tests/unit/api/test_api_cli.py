@@ -57,8 +57,8 @@ def test_refusal_is_one_line_with_the_servers_message(at, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1
-    assert captured.err.startswith("dcilab reserve: refused (RESOURCE_EXHAUSTED): wavelength "
-                                   "dc1-dc2.w1")
+    assert captured.err.startswith("dcilab reserve: refused (FAILED_PRECONDITION): "
+                                   "bandwidth_gbps 500: a reservation takes one path")
     assert dcilab("release", "r-nope", "--json", *at) == 1
     assert json.loads(capsys.readouterr().out) == {
         "ok": False, "code": "NOT_FOUND", "message": "no reservation 'r-nope'"}
