@@ -159,7 +159,11 @@ def propagate(line: Line, carriers: Carriers, launch_power_dbm: float) -> Propag
         network = g["network"](_network_json(line, g["nf_model"]), equipment)
         power_w = g["dbm2watt"](launch_power_dbm)
         spacing_hz = carriers.slot_ghz * 1e9
-        frequency_hz = [f * 1e12 for f in carriers.frequency_thz]
+        # GNPy sorts carriers by frequency and answers in that order; ours may not be
+        # sorted (C first, then L at lower frequencies): hand them sorted, answer in ours.
+        order = sorted(range(len(carriers.frequency_thz)),
+                       key=lambda i: carriers.frequency_thz[i])
+        frequency_hz = [carriers.frequency_thz[i] * 1e12 for i in order]
         reference = g["request"](
             request_id="dcilab", trx_type="", trx_mode="", source="tx", destination="rx",
             bidir=False, nodes_list=["rx"], loose_list=["STRICT"], format="",
@@ -186,12 +190,15 @@ def propagate(line: Line, carriers: Carriers, launch_power_dbm: float) -> Propag
         receiver = path[-1]
         receiver(spectrum, role=g["role"].RECEIVER)
         receiver.update_snr(spectrum.tx_osnr)
+        def ours(values) -> tuple[float, ...]:
+            out = [0.0] * len(order)
+            for value, i in zip(values, order, strict=True):
+                out[i] = float(value)
+            return tuple(out)
         return Propagated(
-            gsnr_01nm=tuple(float(x) for x in receiver.snr_01nm),
-            osnr_ase_01nm=tuple(float(x) for x in receiver.osnr_ase_01nm),
-            gsnr=tuple(float(x) for x in receiver.snr),
-            snr_ase_line=tuple(float(x) for x in receiver.raw_osnr_ase),
-            snr_nli_line=tuple(float(x) for x in receiver.raw_osnr_nli))
+            gsnr_01nm=ours(receiver.snr_01nm), osnr_ase_01nm=ours(receiver.osnr_ase_01nm),
+            gsnr=ours(receiver.snr), snr_ase_line=ours(receiver.raw_osnr_ase),
+            snr_nli_line=ours(receiver.raw_osnr_nli))
 
 
 def per_01nm(snr_signal_db: float, baud_gbd: float) -> float:

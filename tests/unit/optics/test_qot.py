@@ -167,6 +167,20 @@ def test_c_plus_l_lights_the_l_band_too():
     assert all(25 < g < 35 for g in qot.gsnr_db)
 
 
+def test_each_wavelength_gets_the_gsnr_of_its_own_frequency_across_bands():
+    # C is filled first, the 65th wavelength is alone in L, below C: GNPy answers in
+    # frequency order, and a C+L line once gave every wavelength its neighbour's figure
+    # (an outside tester: the lone L carrier showed a crowded C one's GSNR, 2.8 dB off).
+    mode = ZR_PLUS.mode("300G")
+    both = line_qot(LineSystem(300, band="C+L", launch_power_dbm=5), ZR_PLUS, mode, 65)
+    c_only = line_qot(LineSystem(300, launch_power_dbm=5), ZR_PLUS, mode, 64)
+    assert both.frequency_thz[-1] < 191.0 < both.frequency_thz[0]
+    # Alone, with no neighbours' non-linear noise, the L carrier is the cleanest.
+    assert both.gsnr_db[-1] == max(both.gsnr_db) > max(c_only.gsnr_db) + 2.0
+    # The C band barely notices one carrier 5 THz away.
+    assert both.gsnr_db[:64] == pytest.approx(c_only.gsnr_db, abs=0.1)
+
+
 def test_identical_line_systems_are_computed_once():
     from dcilab.optics import qot as qot_module
     line = LineSystem(321.5, launch_power_dbm=0.7)
