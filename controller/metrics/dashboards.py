@@ -130,8 +130,9 @@ DASHBOARDS = (
     Dashboard("dcilab-optics", "dcilab-optics", "dcilab / Optics",
               "The optical plan of every wavelength: OSNR against its mode's requirement, "
               "margin, mode and grid frequency.", link_variable=True, panels=(
-        bargauge("OSNR margin per wavelength", "dB", Q(n.WAVELENGTH_MARGIN_DB + LINK, "{{wavelength}}"), h=9,
-                 description="OSNR above what the mode requires. Under 1 dB raises "
+        bargauge("OSNR margin per wavelength", "dB", Q(n.WAVELENGTH_MARGIN_NOW + LINK, "{{wavelength}}"), h=9,
+                 description="OSNR above what the running mode requires: reported by the "
+                             "receivers with --gnmi, else the plan's. Under 1 dB raises "
                              "DcilabWavelengthMarginLow.", min=0, steps=MARGIN_STEPS),
         timeseries("OSNR against requirement", "dB", Q(n.WAVELENGTH_OSNR_DB + LINK, "{{wavelength}} OSNR"),
                    Q(n.WAVELENGTH_REQUIRED_OSNR_DB + LINK, "{{wavelength}} required"), h=9,
@@ -144,8 +145,11 @@ DASHBOARDS = (
               options={"columns": ("link", "wavelength", "module", "mode", "rate_gbps", "Value #B"),
                        "hide": ("Time", "Value #A", "__name__", "job", "instance"),
                        "rename": {"Value #B": "frequency", "rate_gbps": "Gb/s"}}),
-        stat("Lowest margin", "dB", Q(f"min({n.WAVELENGTH_MARGIN_DB}{LINK})", "lowest margin"), w=6, h=5,
-             description="The weakest wavelength.", steps=MARGIN_STEPS, options={"background": True}),
+        stat("Lowest margin", "dB", Q(f"min({n.WAVELENGTH_MARGIN_NOW}{LINK})", "lowest margin"), w=6, h=5,
+             description="The weakest wavelength: its margin as the receivers report it in the "
+                         "mode they run (with --gnmi), else as modelled. Under 1 dB raises "
+                         "DcilabWavelengthMarginLow.", steps=MARGIN_STEPS,
+             options={"background": True}),
         stat("Wavelengths", None, Q(f"count by (link) ({n.WAVELENGTH_FREQUENCY_HZ}{LINK})", "{{link}}"),
              w=6, h=5, description="Wavelengths lit per DCI link."),
         timeseries("Reported GSNR (gNMI)", "dB", Q(n.WAVELENGTH_REPORTED_GSNR_DB + LINK, "{{wavelength}} reported"),
@@ -161,6 +165,8 @@ DASHBOARDS = (
         timeseries("Pre-FEC BER (gNMI)", "sci", Q(n.WAVELENGTH_PREFEC_BER + LINK, "{{wavelength}}"), w=8,
                    description="Pre-FEC bit error ratio the receivers report (worse end); errors "
                                "get through the FEC once it passes the mode's threshold."),
+        timeseries("Q factor (gNMI)", "dB", Q(n.WAVELENGTH_Q_FACTOR_DB + LINK, "{{wavelength}}"), w=8,
+                   description="Q factor the receivers report (worse end), from the pre-FEC BER."),
         timeseries("Mode rate (gNMI)", "Gbits", Q(n.WAVELENGTH_REPORTED_RATE_GBPS + LINK, "{{wavelength}}"),
                    w=8, description="Client rate of the mode both ends run; a gap is a mode change "
                                     "(the wavelength is dark while it reconfigures)."),

@@ -58,6 +58,8 @@ SITE_PAIR_TRANSMIT = "site_a_site_b:dcilab_dci_transmit_bps:rate1m"
 SITE_PAIR_UTILIZATION = "site_a_site_b:dcilab_dci_utilization:ratio"
 SITE_PAIR_RESERVED_RATIO = "site_a_site_b:dcilab_dci_reserved:ratio"
 LINK_KIND_MAX_UTILIZATION = "link_kind:dcilab_link_utilization_ratio:max"
+# reported by the transceivers where they report (--gnmi), else the optical plan's
+WAVELENGTH_MARGIN_NOW = "wavelength:dcilab_wavelength_margin_db:reported_else_modelled"
 
 # -- Prometheus's own ---------------------------------------------------------------------
 JOB = "dcilab-controller"          # the scrape job of deploy/prometheus and prometheus_server
