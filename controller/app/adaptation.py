@@ -15,62 +15,105 @@ import time
 from collections.abc import Callable
 
 from ..core.adaptation import Adapter, Change, Drain, Observation, Policy, Resume, SetMode
+from ..optics import OpticsError
 
 log = logging.getLogger("dcilab.adaptation")
 
 INTERVAL_S = 0.5
 
 
-class RateAdaptation:
+def observe(service, client, wavelengths: dict[str, str]) -> list[Observation]:
+    """What both ends of each wavelength report (`wavelengths`: wavelength -> its line
+    system), from the gNMI client's latest readings."""
+    ends: dict[str, list] = {}
+    for (wavelength, _), reading in client.readings().items():
+        if wavelength in wavelengths:
+            ends.setdefault(wavelength, []).append(reading)
+    # a wavelength is back only once the switches see it too (carrier and BFD
+    # liveness on both gateway ports), not just its transceivers
+    with service.lock:
+        ports_up = {l.wavelength: service.core.engine.link_up(l.name)
+                    for l in service.fabric.wavelengths()}
+    out = []
+    for wavelength, readings in sorted(ends.items()):
+        ids = {r.mode_id for r in readings}
+        named = client.mode_name(next(iter(ids))) if len(ids) == 1 else None
+        if len(readings) < 2 or None in ids:
+            named = None
+        osnrs = [r.osnr_db for r in readings if r.osnr_db is not None]
+        module = named[0] if named else _module_of(client, readings)
+        out.append(Observation(wavelength, module, named[1] if named else None,
+                               min(osnrs) if osnrs else None,
+                               len(readings) >= 2 and all(r.link_up for r in readings)
+                               and ports_up.get(wavelength, False),
+                               wavelengths[wavelength]))
+    return out
+
+
+def _module_of(client, readings) -> str | None:
+    for r in readings:
+        named = client.mode_name(r.mode_id)
+        if named:
+            return named[0]
+    return None
+
+
+def _line_systems(fabric) -> dict[str, str]:
+    return {l.wavelength: l.line_system or l.name for l in fabric.wavelengths()}
+
+
+class _Periodic:
+    """`step()` every `interval_s` on a thread of its own, until `stop()`; a step that
+    fails is logged (as `what`), and the next one runs."""
+
+    what = "step"
+
+    def __init__(self, service, client, interval_s: float):
+        self.service = service
+        self.client = client
+        self.interval_s = interval_s
+        self._wavelengths = _line_systems(service.fabric)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name=self.what, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.step()
+            except Exception:                   # keep going; say what went wrong
+                log.exception("%s failed", self.what)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class RateAdaptation(_Periodic):
     """Runs an `Adapter` on a gNMI `TransceiverClient`'s readings for one service."""
+
+    what = "rate adaptation"
 
     def __init__(self, service, client, policy: Policy = Policy(), interval_s: float = INTERVAL_S,
                  clock: Callable[[], float] = time.monotonic):
-        self.service = service
-        self.client = client
+        super().__init__(service, client, interval_s)
         self.adapter = Adapter(service.fabric.catalog, policy)
-        self.interval_s = interval_s
         self.clock = clock
-        self._wavelengths = {l.wavelength: l.line_system or l.name
-                             for l in service.fabric.wavelengths()}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def changes(self) -> list[Change]:
         return list(self.adapter.changes)
 
     def observations(self) -> list[Observation]:
-        ends: dict[str, list] = {}
-        for (wavelength, _), reading in self.client.readings().items():
-            if wavelength in self._wavelengths:
-                ends.setdefault(wavelength, []).append(reading)
-        # a wavelength is back only once the switches see it too (carrier and BFD
-        # liveness on both gateway ports), not just its transceivers
-        with self.service.lock:
-            ports_up = {l.wavelength: self.service.core.engine.link_up(l.name)
-                        for l in self.service.fabric.wavelengths()}
-        out = []
-        for wavelength, readings in sorted(ends.items()):
-            ids = {r.mode_id for r in readings}
-            named = self.client.mode_name(next(iter(ids))) if len(ids) == 1 else None
-            if len(readings) < 2 or None in ids:
-                named = None
-            osnrs = [r.osnr_db for r in readings if r.osnr_db is not None]
-            module = named[0] if named else self._module_of(readings)
-            out.append(Observation(wavelength, module, named[1] if named else None,
-                                   min(osnrs) if osnrs else None,
-                                   len(readings) >= 2 and all(r.link_up for r in readings)
-                                   and ports_up.get(wavelength, False),
-                                   self._wavelengths[wavelength]))
-        return out
-
-    def _module_of(self, readings) -> str | None:
-        for r in readings:
-            named = self.client.mode_name(r.mode_id)
-            if named:
-                return named[0]
-        return None
+        return observe(self.service, self.client, self._wavelengths)
 
     def step(self) -> None:
         now = self.clock()
@@ -102,21 +145,40 @@ class RateAdaptation:
     def _resume(self, decision: Resume) -> None:
         log.info("wavelength %s runs %s: back in use", decision.wavelength, decision.mode)
         self.service.apply(lambda core: core.wavelength_service(decision.wavelength, None,
-                                                                decision.rate_gbps))
+                                                                decision.rate_gbps,
+                                                                decision.mode))
 
-    def start(self) -> "RateAdaptation":
-        self._thread = threading.Thread(target=self._run, name="rate-adaptation", daemon=True)
-        self._thread.start()
-        return self
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+
+class ModeFollower(_Periodic):
+    """Without rate adaptation, the controller still follows the mode each wavelength's
+    transceivers run (both ends agreeing): set over gNMI by an operator, or found at start
+    unlike the plan. Capacity, admission, `dcilab links` and the metrics then use that
+    mode's rate, and reservations it can no longer carry move off. Seen while the
+    wavelength is still dark from the change, so it comes back at its new capacity."""
+
+    what = "following the transceivers' modes"
+
+    def __init__(self, service, client, interval_s: float = INTERVAL_S):
+        super().__init__(service, client, interval_s)
+        self._links = {l.wavelength: l for l in service.fabric.wavelengths()}
+        self._unknown: set[tuple[str, str, str]] = set()     # said once each
+
+    def step(self) -> None:
+        catalog = self.service.fabric.catalog
+        for o in observe(self.service, self.client, self._wavelengths):
+            if o.mode is None or o.module is None:
+                continue                # the ends disagree (a change under way), or unknown
             try:
-                self.step()
-            except Exception:                   # keep adapting; say what went wrong
-                log.exception("rate adaptation step failed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+                rate = catalog.module(o.module).mode(o.mode).rate_gbps
+            except OpticsError:         # a module or mode the catalog does not know
+                if (o.wavelength, o.module, o.mode) not in self._unknown:
+                    self._unknown.add((o.wavelength, o.module, o.mode))
+                    log.warning("wavelength %s reports %s %s, which dcilab's catalog does "
+                                "not know: its capacity is left as it was", o.wavelength,
+                                o.module, o.mode)
+                continue
+            engine, link = self.service.core.engine, self._links[o.wavelength]
+            if engine.mode(link) != o.mode or engine.rate_gbps(link) != rate:
+                self.service.apply(lambda core, o=o, rate=rate: core.wavelength_mode(
+                    o.wavelength, o.mode, rate))

@@ -591,6 +591,7 @@ class ControllerService:
         while True:
             with self.lock:
                 newest = self._in_flight()[-1:]
+                rates = self.core.engine.rates()
                 if not newest:
                     reserved = self._durable_reserved = dict(self.core.book.reserved)
                     break
@@ -598,7 +599,7 @@ class ControllerService:
             if left <= 0 or not newest[0].flushed.wait(left):
                 reserved = self._durable_reserved
                 break
-        return self.core.load.snapshot(reserved, kinds)
+        return self.core.load.snapshot(reserved, kinds, rates)
 
     def _in_flight(self) -> list[_Change]:
         """Changes whose save has not settled, oldest first (caller holds the lock)."""
@@ -611,6 +612,14 @@ class ControllerService:
     def elephant_count(self) -> int:
         with self.lock:
             return self.core.steering.elephant_count
+
+    def wavelength_modes(self) -> dict[str, tuple[str | None, float]]:
+        """Every wavelength's link name -> (mode, rate Gb/s) it runs now, as the controller
+        knows it (its plan's until rate adaptation or its transceivers say otherwise)."""
+        with self.lock:
+            engine = self.core.engine
+            return {link.name: (engine.mode(link), engine.rate_gbps(link))
+                    for link in self.fabric.wavelengths()}
 
     def held_down_count(self) -> int:
         with self.lock:

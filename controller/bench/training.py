@@ -30,7 +30,7 @@ import yaml
 from ..emulation.training import (SyncFlows, Transfer, limit_dci_queues, run_step,
                                   run_training)
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
-from ..resources import jobs_dir
+from ..resources import job_arg, jobs_dir
 from ..fabric.model import scaled_mbps
 from ..lab import READY_MARK, Lab
 from ..plan import JobError, plan_job, read_job
@@ -80,8 +80,9 @@ def add_arguments(parser) -> None:
     g.add_argument("--training", action="store_true",
                    help="run a training job's sync on the generated 16-site fabric with the "
                         "max-min flow model, per policy and flows per pair; time `plan`")
-    g.add_argument("--job", metavar="FILE", default=None,
-                   help=f"job file for --training (default the bundled {DEFAULT_JOB.name})")
+    g.add_argument("--job", metavar="FILE", default=None, type=job_arg,
+                   help=f"job file for --training, or a bundled job's name (default "
+                        f"{DEFAULT_JOB.stem})")
     g.add_argument("--steps", type=int, default=20, metavar="N",
                    help="steps per policy for --training; each draws new source ports, i.e. "
                         "stands for another job's persistent connections")

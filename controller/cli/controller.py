@@ -125,7 +125,8 @@ def register(sub) -> None:
                         "far more calls (see `dcilab bench --api`)")
     p.add_argument("--gnmi", type=host_port, default=None, metavar="HOST:PORT",
                    help="subscribe to the transceivers' gNMI server there (the emulation's, "
-                        "or a device's) and export their GSNR, pre-FEC BER and mode changes "
+                        "or a device's) and export their GSNR, pre-FEC BER and mode changes; "
+                        "a mode they run (both ends) sets the wavelength's capacity "
                         "as metrics; reconnects until it answers")
     from ..core.adaptation import (DEFAULT_DRAIN_S, DEFAULT_HOLD_S, DEFAULT_HYSTERESIS_DB,
                                    DEFAULT_THRESHOLD_DB)
@@ -306,6 +307,9 @@ def run(args) -> int:
             RateAdaptation(service, optical, adaptation_policy).start()
             log.info("rate adaptation on: below %.1f dB of margin a wavelength changes mode",
                      args.margin_threshold_db)
+        else:       # a mode set by someone else still changes what a wavelength carries
+            from ..app.adaptation import ModeFollower
+            ModeFollower(service, optical).start()
     start_metrics_server(service, *args.metrics, registry=metrics.registry)
     server, grpc_port = create_server(service, f"{args.grpc[0]}:{args.grpc[1]}", tls=tls,
                                       token=token, max_workers=args.grpc_workers,

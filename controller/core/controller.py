@@ -413,10 +413,13 @@ class FabricController:
                 return
         except AdmissionError as exc:
             broken = self.book.crosses_down(first)
-            if first.state == State.DEGRADED or only_if_shorter or broken is None:
+            full = None if broken else self.book.crosses_full(first)
+            if first.state == State.DEGRADED or only_if_shorter or not (broken or full):
                 return                  # still no room, or nothing of it broken: as it is
-            after = self.book.degrade(pair, f"{self._broken(broken)} and no other path has "
-                                            f"room: {exc.message}")
+            why = (self._broken(broken) if broken else
+                   f"{full} runs a slower mode and cannot carry what is reserved on it")
+            after = self.book.degrade(pair, f"{why} and no other path has room: "
+                                            f"{exc.message}")
             rules = reservation_rules.remove(self.fabric, first, self._sent_to(first))
             log.warning("reservations %s DEGRADED: %s", ", ".join(r.reservation_id for r in after),
                         after[0].reason)
@@ -496,7 +499,7 @@ class FabricController:
     # -- rate adaptation (core/adaptation.py decides; the gNMI adapter carries it out) ---
 
     def wavelength_service(self, wavelength: str, drained_because: str | None,
-                           rate_gbps: float | None = None) -> Outbox:
+                           rate_gbps: float | None = None, mode: str | None = None) -> Outbox:
         """Take a wavelength out of use while it stays lit, before its mode changes
         (`drained_because` says why), or put it back at its new mode's rate
         (`drained_because=None`). Routes, groups, reservations and pinned elephants move
@@ -509,7 +512,7 @@ class FabricController:
             log.error("rate adaptation: fabric %r has no wavelength %r", self.fabric.name,
                       wavelength)
             return outbox
-        changed = bool(rate_gbps) and self.engine.set_rate(link.name, rate_gbps)
+        changed = bool(rate_gbps) and self.engine.set_rate(link.name, rate_gbps, mode)
         if drained_because is None and link.name in self._held_until:
             del self._held_until[link.name]      # its dark spell was the planned change
             self.engine.set_held(link.name, False)
@@ -519,6 +522,21 @@ class FabricController:
                  if drained_because else f"back in use at {self.engine.rate_gbps(link):g}G"
                  + (" (rate changed)" if changed else ""))
         return self._restore(outbox)
+
+    def wavelength_mode(self, wavelength: str, mode: str, rate_gbps: float) -> Outbox:
+        """Its transceivers run `mode` though dcilab did not set it (a gNMI Set of an
+        operator's, or a mode found at start): capacity and admission follow its rate, and
+        reservations it can no longer carry move off, make before break, as for a failure
+        (else DEGRADED by priority). Nothing to do if that is the mode known."""
+        link = next((l for l in self.fabric.wavelengths() if l.wavelength == wavelength), None)
+        if link is None or (self.engine.mode(link) == mode
+                            and self.engine.rate_gbps(link) == rate_gbps):
+            return Outbox()
+        was = f"{self.engine.mode(link)} ({self.engine.rate_gbps(link):g} Gb/s)"
+        self.engine.set_rate(link.name, rate_gbps, mode)
+        log.warning("wavelength %s runs %s (%g Gb/s), not %s: set outside dcilab's rate "
+                    "adaptation; its capacity follows", wavelength, mode, rate_gbps, was)
+        return self._restore(Outbox())
 
     # -- reservations ------------------------------------------------------------------
 
@@ -722,7 +740,7 @@ class FabricController:
             self.load.sample(state.name, counters, now)
 
     def link_loads(self) -> list[LinkLoad]:
-        return self.load.snapshot(self.book.reserved)
+        return self.load.snapshot(self.book.reserved, rates_gbps=self.engine.rates())
 
     # -- packets -----------------------------------------------------------------------
 

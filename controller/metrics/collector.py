@@ -169,18 +169,25 @@ class FabricCollector(Collector):
         mode = InfoMetricFamily(
             names.WAVELENGTH_MODE, "Transceiver module and operating mode of the wavelength.",
             labels=("link", "wavelength", "module", "mode", "rate_gbps"))
+        # The mode each runs now (rate adaptation, or its transceivers, may have changed
+        # it): the plan's GSNR against that mode's requirement.
+        running = self.service.wavelength_modes()
+        catalog = self.service.fabric.catalog
         for link in self._links.values():
             ch = link.channel
             if ch is None:
                 continue
+            name, rate = running.get(link.name, (ch.mode, ch.rate_gbps))
+            needs = ch.required_osnr_db if name in (None, ch.mode) else \
+                catalog.module(ch.module).mode(name).required_osnr_db
             labels = [link.line_system or link.name, ch.name, link.site_a, link.site_b]
             osnr.add_metric(labels, ch.osnr_db)
             gsnr.add_metric(labels, ch.gsnr_db)
-            required.add_metric(labels, ch.required_osnr_db)
-            margin.add_metric(labels, ch.margin_db)
+            required.add_metric(labels, needs)
+            margin.add_metric(labels, ch.margin_db + ch.required_osnr_db - needs)
             freq.add_metric(labels, ch.frequency_thz * 1e12)
             mode.add_metric([link.line_system or link.name, ch.name], {
-                "module": ch.module, "mode": ch.mode, "rate_gbps": f"{ch.rate_gbps:g}"})
+                "module": ch.module, "mode": name or ch.mode, "rate_gbps": f"{rate:g}"})
         return osnr, gsnr, required, margin, freq, mode
 
     # -- controller state ---------------------------------------------------------------

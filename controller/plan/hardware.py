@@ -209,8 +209,10 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
             select_mode(name, line, None, usable)
         except OpticsError as exc:
             reasons.append(str(exc))
-    raise NoFeasibleChoice(f"{a} - {b} ({km:g} km): no module carries the sync in time: "
-                           + "; ".join(reasons))
+    # Every option left carries the sync in time at that rate; what fails is reach.
+    head = "no module carries the sync in time" if oversized else \
+        f"no module reaches {km:g} km at a rate that carries the sync in time"
+    raise NoFeasibleChoice(f"{a} - {b} ({km:g} km): {head}: " + "; ".join(reasons))
 
 
 def choose(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,

@@ -121,14 +121,17 @@ class LoadTracker:
         return self._rx.get((d.dst, port)) if port is not None else None
 
     def snapshot(self, reserved_bps: dict[Direction, float] | None = None,
-                 kinds: frozenset[str] | None = None) -> list[LinkLoad]:
-        """Every direction of every link (of `kinds`, if given), in file order."""
+                 kinds: frozenset[str] | None = None,
+                 rates_gbps: dict[str, float] | None = None) -> list[LinkLoad]:
+        """Every direction of every link (of `kinds`, if given), in file order.
+        `rates_gbps`: links running another rate than their plan's (a mode change)."""
         reserved_bps = reserved_bps or {}
+        rates_gbps = rates_gbps or {}
         out = []
         for link in self.fabric.links:
             if kinds is not None and link.kind not in kinds:
                 continue
-            capacity = link.rate_gbps * 1e9
+            capacity = rates_gbps.get(link.name, link.rate_gbps) * 1e9
             ends = [(e.node, e.port) for e in (link.a, link.b) if e.node in self.fabric.switches]
             dark = any(end in self._down_ports for end in ends)
             up = not dark and all(node not in self._down_switches for node, _ in ends)

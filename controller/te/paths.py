@@ -63,6 +63,7 @@ class PathEngine:
         # apart from `_down_links`, so a port coming back up cannot put it in use early.
         self._drained: dict[str, str] = {}
         self._rate_gbps: dict[str, float] = {}           # wavelength -> rate of its mode now
+        self._mode: dict[str, str] = {}                  # wavelength -> its mode now, if known
         self._held: set[str] = set()       # back from a failure, in hold-down: a last resort
         self._is_leaf = {n: s.role == LEAF for n, s in fabric.switches.items()}
         self._site_of = {n: s.site for n, s in fabric.switches.items()}
@@ -153,8 +154,11 @@ class PathEngine:
         self._changed()
         return True
 
-    def set_rate(self, wavelength_link: str, rate_gbps: float) -> bool:
-        """A wavelength now runs another mode: its capacity follows."""
+    def set_rate(self, wavelength_link: str, rate_gbps: float, mode: str | None = None) -> bool:
+        """A wavelength now runs another mode (`mode`, its name, if known): its capacity
+        follows. True if the rate changed."""
+        if mode is not None:
+            self._mode[wavelength_link] = mode
         if self.rate_gbps(self.fabric.link(wavelength_link)) == rate_gbps:
             return False
         self._rate_gbps[wavelength_link] = rate_gbps
@@ -163,6 +167,14 @@ class PathEngine:
 
     def rate_gbps(self, link: Link) -> float:
         return self._rate_gbps.get(link.name, link.rate_gbps)
+
+    def mode(self, link: Link) -> str | None:
+        """The mode a wavelength runs now, as last set, else its plan's (None off DCI)."""
+        return self._mode.get(link.name, link.channel.mode if link.channel else None)
+
+    def rates(self) -> dict[str, float]:
+        """Wavelengths whose rate is not their plan's: link name -> Gb/s now."""
+        return dict(self._rate_gbps)
 
     def _changed(self) -> None:
         self.version += 1

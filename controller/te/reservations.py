@@ -1346,13 +1346,24 @@ class ReservationBook:
                 return link.wavelength or link.name
         return None
 
+    def crosses_full(self, res: Reservation) -> str | None:
+        """A link of its path that holds more than it can carry now (a wavelength whose
+        mode stepped down under it), or None."""
+        self._sync()
+        for d in self.held(res):
+            if self.reserved.get(d, 0.0) > self._capacity[d] + SLACK_BPS:
+                return self._link(d.link).wavelength or d.link
+        return None
+
     def pairs_to_restore(self) -> list[tuple[str, str]]:
-        """Aggregates whose path crosses a link that is down, or that are DEGRADED:
-        RESTORABLE before NONE, then the highest priority first, then the oldest."""
+        """Aggregates whose path crosses a link that is down or holds more than it can
+        carry now, or that are DEGRADED: RESTORABLE before NONE, then the highest priority
+        first, then the oldest."""
         out = []
         for pair, ids in self._pairs.items():
             members = [self.reservations[r] for r in ids]
-            if any(r.state == State.DEGRADED or self.crosses_down(r) for r in members):
+            if any(r.state == State.DEGRADED or self.crosses_down(r) or self.crosses_full(r)
+                   for r in members):
                 out.append((min(r.request.protection.restore_rank for r in members),
                             -max(r.request.priority for r in members),
                             min(r.created_at for r in members), pair))

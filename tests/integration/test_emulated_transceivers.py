@@ -130,6 +130,14 @@ def test_transceivers_over_gnmi_on_the_emulation(tmp_path, no_leftovers):
             assert "rate 30Mbit" in shown, shown                # 300 Gb/s × 1e-4
         assert wait_until(lambda: 'dcilab_wavelength_mode_changes_total{link="dc1-dc2",'
                           'site_a="dc1",site_b="dc2",wavelength="dc1-dc2.w1"} 1.0' in metrics(lab), 10)
+        # the controller (no --adapt) follows the mode set elsewhere: capacity and mode
+        text = metrics(lab)
+        [info] = re.findall(r'dcilab_wavelength_mode_info\{[^}]*wavelength="dc1-dc2\.w1"[^}]*\}',
+                            text)
+        assert 'mode="300G"' in info and 'rate_gbps="300"' in info, info
+        capacities = {float(v) for v in re.findall(
+            r'dcilab_link_capacity_bps\{[^}]*wavelength="dc1-dc2\.w1"[^}]*\} (\S+)', text)}
+        assert capacities == {300e9}, capacities
         assert ping_loss(lab, 50) <= 0.02
     table = subprocess.run(["nft", "list", "table", "netdev", NFT_TABLE], capture_output=True)
     assert table.returncode != 0                               # removed with the emulation

@@ -251,3 +251,32 @@ def test_the_planned_dark_spell_of_a_mode_change_is_not_held_down(lab):
     assert x.name not in lab.ctl.held_down() and lab.ctl.engine.link_up(x.name)
     lab.send(lab.ctl.wavelength_service("x.w1", None, 300.0))
     assert lab.ctl.engine.in_service(x)
+
+
+def test_a_mode_set_outside_dcilab_sets_capacity_and_moves_what_no_longer_fits(lab):
+    # An operator's gNMI Set (or a mode found at start): no drain came first, so what the
+    # slower mode cannot carry moves off after the fact, else is DEGRADED; the rest stays.
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 300.0), "big", 0.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h2", "b-h2", 50.0), "small", 1.0))
+    assert on(lab, "big") == "x.w1"
+    x = next(l for l in lab.fabric.wavelengths() if l.wavelength == "x.w1")
+    out = lab.send(lab.ctl.wavelength_mode("x.w1", "200G", 200.0))     # 180 reservable
+    assert lab.ctl.engine.rate_gbps(x) == 200.0 and lab.ctl.engine.mode(x) == "200G"
+    assert on(lab, "big") != "x.w1" and lab.ctl.book.get("big").state is not State.DEGRADED
+    assert any(r.reservation_id == "big" for r in out.changed)
+    assert traced(lab, "a-h1", "b-h1") != ["x"]
+    assert lab.ctl.book.crosses_full(lab.ctl.book.get("small")) is None
+    loads = {(l.link, l.src) for l in lab.ctl.link_loads() if l.capacity_bps == 200e9}
+    assert (x.name, x.a.node) in loads                          # what `links` shows
+    # The same mode again is nothing to do.
+    assert not lab.send(lab.ctl.wavelength_mode("x.w1", "200G", 200.0)).changed
+    # Every wavelength down to 100G (90 reservable): 300 G fits nowhere, DEGRADED, and says
+    # why; the 50 G one stays where it is.
+    for w in ("y.w1", "z.w1", "x.w1"):
+        lab.send(lab.ctl.wavelength_mode(w, "100G", 100.0))
+    big = lab.ctl.book.get("big")
+    assert big.state is State.DEGRADED
+    assert "runs a slower mode and cannot carry what is reserved on it" in big.reason
+    assert lab.ctl.book.get("small").state is not State.DEGRADED
+    for d, bps in lab.ctl.book.reserved.items():
+        assert bps <= lab.ctl.book.capacity_bps(d) + 1, d               # never overbooked

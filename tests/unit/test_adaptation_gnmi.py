@@ -6,6 +6,7 @@ back up once the margin has held."""
 
 import time
 
+import pytest
 from optical_helpers import zrplus_fabric
 
 from dcilab.app.adaptation import RateAdaptation
@@ -70,4 +71,45 @@ def test_degrading_span_steps_the_mode_down_after_a_drain_then_back_up(tmp_path)
                 time.sleep(0.05)
             assert len([c for c in adaptation.changes if c.wavelength == W]) == 2
         finally:
+            client.stop()
+
+
+def test_without_adaptation_the_controller_follows_a_mode_an_operator_sets(tmp_path):
+    """`controller --gnmi` without --adapt: a gNMI Set from elsewhere changes what the
+    wavelength carries; capacity, admission and the links listing follow it, seen while
+    the wavelength is still dark from the change."""
+    from dcilab.app.adaptation import ModeFollower
+    from dcilab.te.reservations import AdmissionError, ReservationRequest
+    fabric, _ = zrplus_fabric(tmp_path)
+    link = next(l for l in fabric.wavelengths() if l.wavelength == W)
+    with TransceiverAgent(fabric, apply_effects=False, reconfiguration_s=8.0,
+                          tick_s=0.1) as agent:
+        client = TransceiverClient(agent.gnmi_address).start()
+        operator = TransceiverClient(agent.gnmi_address).start()
+        service = ControllerService.standalone(fabric)
+        follower = ModeFollower(service, client, interval_s=0.1)
+        try:
+            assert wait_until(lambda: len(client.readings()) == 4, 10)
+            follower.step()
+            assert service.core.engine.rate_gbps(link) == 400       # as planned: nothing
+            operator.set_mode(W, "300G")
+            assert wait_until(lambda: (follower.step(),
+                                       service.core.engine.rate_gbps(link) == 300)[1], 10,
+                              step_s=0.1)
+            assert service.core.engine.mode(link) == "300G"
+            dark = {s.dark for (w, _), s in agent.state.statuses().items() if w == W}
+            assert dark == {True}               # followed while it still reconfigures
+            capacity = {l.capacity_bps for l in service.link_loads() if l.link == link.name}
+            assert capacity == {300e9}
+            # 270 G reservable on w1 now, 360 G on w2: 300 G can only take w2
+            first = service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 300.0))
+            assert {h.wavelength for h in first.hops if h.wavelength} == {"dc1-dc2.w2"}
+            service.release(first.reservation_id)
+            w2 = next(l for l in fabric.wavelengths() if l.wavelength == "dc1-dc2.w2")
+            service.apply(lambda core: core.wavelength_mode("dc1-dc2.w2", "300G", 300.0))
+            with pytest.raises(AdmissionError, match="270.000 Gb/s reservable"):
+                service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 280.0))
+            assert service.core.engine.rate_gbps(w2) == 300
+        finally:
+            operator.stop()
             client.stop()

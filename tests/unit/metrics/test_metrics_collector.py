@@ -64,8 +64,10 @@ class FakeReservation:
 class FakeService:
     """The slice of ControllerService the collector reads."""
 
-    def __init__(self, fabric, loads=None, reservations=(), status=None, elephants=0):
+    def __init__(self, fabric, loads=None, reservations=(), status=None, elephants=0,
+                 modes=None):
         self.fabric = fabric
+        self.modes = modes or {}
         self.loads = loads
         self.reservations = list(reservations)
         self.status = status if status is not None else {s: True for s in fabric.switches}
@@ -74,6 +76,9 @@ class FakeService:
 
     def link_loads(self, kinds=None):
         return self.loads if self.loads is not None else self.tracker.snapshot()
+
+    def wavelength_modes(self):
+        return dict(self.modes)
 
     def reservation_counts(self):
         return Counter(r.state for r in self.reservations)
@@ -240,6 +245,25 @@ def test_optics_of_every_wavelength(fabric):
                                "mode": ch.mode, "rate_gbps": "400"}
     first = one(families, "dcilab_wavelength_frequency_hz", wavelength="dc1-dc2-a.w1")
     assert 191e12 < first.value < 197e12
+
+
+def test_a_wavelength_shows_the_mode_it_runs_now_not_its_plans():
+    # A 400ZR+ wavelength moved to 300G (rate adaptation, or an operator's gNMI Set): its
+    # mode, rate, requirement and margin follow; the plan's GSNR stays.
+    ring = topology("four-dc-ring")
+    link = next(l for l in ring.wavelengths() if l.channel.module == "400ZR+"
+                and l.channel.mode == "400G")
+    ch = link.channel
+    slower = ring.catalog.module("400ZR+").mode("300G")
+    families = scrape(FakeService(ring, modes={link.name: ("300G", 300.0)}))
+    key = dict(wavelength=ch.name)
+    info = one(families, "dcilab_wavelength_mode_info", **key)
+    assert (info.labels["mode"], info.labels["rate_gbps"]) == ("300G", "300")
+    assert one(families, "dcilab_wavelength_required_osnr_db", **key).value == \
+        pytest.approx(slower.required_osnr_db) != ch.required_osnr_db
+    assert one(families, "dcilab_wavelength_margin_db", **key).value == pytest.approx(
+        ch.margin_db + ch.required_osnr_db - slower.required_osnr_db)
+    assert one(families, "dcilab_wavelength_gsnr_db", **key).value == pytest.approx(ch.gsnr_db)
 
 
 def test_every_reservation_state_is_present_even_at_zero(fabric):

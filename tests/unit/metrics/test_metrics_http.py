@@ -22,6 +22,9 @@ class Service:
     def link_loads(self, kinds=None):
         return self._tracker.snapshot()
 
+    def wavelength_modes(self):
+        return {}
+
     def reservation_counts(self):
         return {}
 

@@ -125,6 +125,9 @@ def exported() -> tuple[set[str], set[str]]:
         def link_loads(self, kinds=None):
             return LoadTracker(fabric).snapshot()
 
+        def wavelength_modes(self):
+            return {}
+
         def reservation_counts(self):
             return {}
 

@@ -187,7 +187,8 @@ def test_prediction_at_the_required_rate_meets_the_target():
 
 
 def test_out_of_reach_or_latency_bound_pairs_are_explained():
-    with pytest.raises(NoFeasibleChoice, match="no module carries the sync in time"):
+    with pytest.raises(NoFeasibleChoice, match="no module reaches 20000 km at a rate that "
+                                               "carries the sync in time"):
         plan_job(job(km=20000.0))
     with pytest.raises(NoFeasibleChoice, match="fill the"):
         plan_job(job(km=500.0, step={"compute_s": 0.001, "overlap_s": 0.0005}))
