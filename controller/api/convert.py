@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -10,8 +11,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from ..fabric import Fabric
 from ..fabric.model import DCI, FABRIC, GATEWAY, HOST, LEAF, SPINE
 from ..te.load import LinkLoad
-from ..te.reservations import (AdmissionError, Protection, Reservation, ReservationRequest,
-                               Selector, State)
+from ..te.reservations import (MAX_DURATION_S, AdmissionError, Protection, Reservation,
+                               ReservationRequest, Selector, State)
 from .v1 import fabric_pb2 as fpb
 from .v1 import path_pb2 as ppb
 
@@ -45,18 +46,26 @@ def timestamp(seconds: float) -> Timestamp:
 
 # -- requests in ---------------------------------------------------------------------------
 
-def _duration_s(msg: ppb.ReservePathRequest) -> float:
-    """The request's duration in seconds; a Duration the protobuf rules do not allow
-    (nanos beyond ±999 999 999, or of the other sign than seconds) is refused, not read
-    as some other length (10 s and -999 999 999 ns would be 9.000000001 s)."""
-    if not msg.HasField("duration"):
-        return 0.0
-    d = msg.duration
+def seconds(field: str, d: Duration) -> float:
+    """A Duration field in seconds; one the protobuf rules do not allow (nanos beyond
+    ±999 999 999, or of the other sign than seconds) is refused, not read as some other
+    length (10 s and -999 999 999 ns would be 9.000000001 s)."""
     if abs(d.nanos) > 999_999_999 or (d.seconds and d.nanos and (d.seconds > 0) != (d.nanos > 0)):
         raise AdmissionError(AdmissionError.INVALID,
-                             f"duration: not a valid Duration (seconds {d.seconds}, nanos "
+                             f"{field}: not a valid Duration (seconds {d.seconds}, nanos "
                              f"{d.nanos}: nanos must be within ±999999999, of the seconds' sign)")
     return d.ToNanoseconds() / 1e9
+
+
+def _duration_s(msg: ppb.ReservePathRequest) -> float:
+    """The request's duration in seconds (0: none). Past the limit by a nanosecond is past
+    it: compared in whole nanoseconds, which a float of ten years cannot hold."""
+    if not msg.HasField("duration"):
+        return 0.0
+    duration_s = seconds("duration", msg.duration)
+    if msg.duration.ToNanoseconds() > round(MAX_DURATION_S) * 10**9:
+        return math.nextafter(MAX_DURATION_S, math.inf)     # refused as over the limit
+    return duration_s
 
 
 def reservation_request(msg: ppb.ReservePathRequest) -> ReservationRequest:

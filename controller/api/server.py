@@ -144,7 +144,7 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
     """UNAUTHENTICATED for a mutating call without `authorization: Bearer <token>`."""
 
     def __init__(self, token: str, methods=MUTATING_METHODS, on_deny=None):
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
         self._methods = methods
         self._on_deny = on_deny or (lambda: None)    # counted, so token guessing shows
 
@@ -158,7 +158,9 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
             return _deny(f"{handler_call_details.method.rsplit('/', 1)[-1]} needs "
                          f"'authorization: Bearer <token>' metadata")
         value = given[0].encode() if isinstance(given[0], str) else given[0]
-        if not hmac.compare_digest(value, self._expected):
+        scheme, _, credentials = value.partition(b" ")
+        # The scheme is case-insensitive (RFC 7235 section 2.1); the token is not.
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials, self._expected):
             self._on_deny()
             return _deny("the bearer token was not accepted")
         return continuation(handler_call_details)

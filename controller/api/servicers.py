@@ -259,7 +259,9 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
 
     def _check_filter(self, request, context) -> None:
         if request.kind and request.kind not in convert.LINK_KIND_NAME:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown link kind {request.kind}")
+            kinds = ", ".join(f"{v} {n}" for v, n in sorted(convert.LINK_KIND_NAME.items()))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"kind: unknown link kind {request.kind} (0: every kind; {kinds})")
         if request.site and request.site not in {s.name for s in self.service.fabric.sites}:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"site: fabric {self.service.fabric.name!r} has no site "
@@ -272,8 +274,8 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
 
     def WatchLinkLoad(self, request, context):
         self._check_filter(request, context)
-        interval = (request.interval.ToNanoseconds() / 1e9 if request.HasField("interval")
-                    else DEFAULT_INTERVAL_S)
+        interval = (_answer(context, convert.seconds, "interval", request.interval)
+                    if request.HasField("interval") else DEFAULT_INTERVAL_S)
         if not MIN_INTERVAL_S <= interval <= MAX_INTERVAL_S:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"interval must be between {MIN_INTERVAL_S:g} s and "
@@ -317,6 +319,8 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
                 while context.is_active() and not self.streams.closed.is_set():
                     for res in watch.drain():
                         yield ppb.WatchReservationsResponse(reservation=convert.reservation(res))
+                        if request.reservation_id and not res.state.live:
+                            return          # its final state: nothing more will come
                     if watch.overflowed:
                         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                       "this client fell too far behind; watch again")

@@ -323,8 +323,10 @@ def run_release(args) -> int:
 def run_reservations(args) -> int:
     def body(client):
         if args.watch is not None:
+            last = None
             try:
                 for res in client.watch_reservations(args.watch):
+                    last = res
                     if args.state and state_name(res) != args.state.upper():
                         continue
                     print(json.dumps(as_dict(res)) if args.json
@@ -332,6 +334,8 @@ def run_reservations(args) -> int:
                           flush=True)
             except KeyboardInterrupt:
                 return
+            if args.watch and last is not None and state_name(last) in ("RELEASED", "EXPIRED"):
+                return                  # one reservation, over: its stream ends there
             raise Unreachable(f"the controller at {args.server} ended the stream")
         pages = client.reservation_pages(args.state, args.all, args.page_size)
         if args.json:

@@ -310,7 +310,13 @@ def reused_request_id(req: ReservationRequest, first: Reservation) -> AdmissionE
         if isinstance(v, str):
             return shown(v)
         return "none" if v is None else str(v)
-    diffs = [f"{name} {value(getattr(req, name))} (first: {value(getattr(theirs, name))})"
+    def field(name: str) -> str:             # the request message's name for it
+        return "duration" if name == "duration_s" else name
+
+    def of(name: str, request: ReservationRequest) -> str:
+        v = getattr(request, name)
+        return f"{v:g} s" if name == "duration_s" else value(v)
+    diffs = [f"{field(name)} {of(name, req)} (first: {of(name, theirs)})"
              for name in req._fields if name != "request_id"
              and getattr(req, name) != getattr(theirs, name)]
     return AdmissionError(

@@ -73,6 +73,27 @@ def test_watch_interval_out_of_bounds_is_invalid_argument(client, seconds):
     assert err.value.code == "INVALID_ARGUMENT" and "interval" in err.value.message
 
 
+def test_a_malformed_interval_or_kind_is_invalid_argument_naming_the_field(port):
+    import grpc
+    from google.protobuf.duration_pb2 import Duration
+
+    from dcilab.api.v1 import fabric_pb2, fabric_pb2_grpc
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = fabric_pb2_grpc.FabricServiceStub(channel)
+        for request, words in (
+                (fabric_pb2.WatchLinkLoadRequest(interval=Duration(seconds=1, nanos=-5)),
+                 ("interval: not a valid Duration",)),
+                (fabric_pb2.WatchLinkLoadRequest(kind=99), ("kind: unknown link kind 99",)),
+                (fabric_pb2.ListLinksRequest(kind=99), ("kind:", "3 dci"))):
+            call = (stub.WatchLinkLoad if isinstance(request, fabric_pb2.WatchLinkLoadRequest)
+                    else stub.ListLinks)
+            with pytest.raises(grpc.RpcError) as err:
+                answer = call(request, timeout=10)
+                next(iter(answer)) if call is stub.WatchLinkLoad else answer
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert all(w in err.value.details() for w in words), err.value.details()
+
+
 def _open_stream(client: Client):
     """A started stream; retried while a cancelled one of this client is still ending."""
     deadline = time.monotonic() + 5

@@ -68,6 +68,8 @@ def _refusal(port: int, **fields) -> grpc.RpcError:
     # just past a limit reads as such, not rounded onto it
     ({"gbps": MAX_BANDWIDTH_GBPS + 0.5}, ["bandwidth_gbps", "got 1000000.5"]),
     ({"duration": {"nanos": 999_999_999}}, ["duration", "got 0.999999999 s"]),
+    # ten years and a nanosecond is past ten years (a float of seconds would round it off)
+    ({"duration": {"seconds": int(MAX_DURATION_S), "nanos": 1}}, ["duration", "ten years"]),
     # Durations protobuf does not allow are refused, not read as another length
     ({"duration": {"seconds": 10, "nanos": -999_999_999}}, ["duration", "not a valid"]),
     ({"duration": {"seconds": 1, "nanos": 2_000_000_000}}, ["duration", "±999999999"]),
@@ -122,6 +124,9 @@ def test_request_id_reused_with_other_parameters_is_already_exists(client):
         assert err.value.code == "ALREADY_EXISTS"
         assert first.reservation_id in err.value.message and "job-7" in err.value.message
         assert "<" not in err.value.message and "Selector(" not in err.value.message  # no reprs
+        assert "duration_s" not in err.value.message            # the message's field names
+    with pytest.raises(ApiError, match=r"duration 60 s \(first: 0 s\)"):
+        client.reserve("dc1-h1", "dc2-h1", 1, request_id="job-7", duration_s=60.0)
     with pytest.raises(ApiError) as err:                     # -1 is invalid before anything
         client.reserve("dc1-h1", "dc2-h1", -1, request_id="job-7")
     assert err.value.code == "INVALID_ARGUMENT"

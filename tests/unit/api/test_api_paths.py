@@ -166,6 +166,17 @@ def test_priority_comes_back_and_watch_streams_each_change(port, client):
     thread.join(5)
 
 
+def test_watching_one_reservation_ends_with_its_final_state(port, client):
+    res = client.reserve(*HOST_PAIRS[2], 10)
+    client.release(res.reservation_id)
+    with Client(f"127.0.0.1:{port}", timeout=10) as watcher:
+        seen = [state_name(r) for r in watcher.watch_reservations(res.reservation_id)]
+    assert seen == ["RELEASED"]                 # and the stream ended, not the deadline
+    from dcilab.cli import main
+    assert main(["reservations", "--server", f"127.0.0.1:{port}", "--watch",
+                 res.reservation_id]) == 0
+
+
 def test_watching_an_unknown_reservation_is_not_found(client):
     with pytest.raises(ApiError) as info:
         next(iter(client.watch_reservations("r-nope")))

@@ -48,6 +48,22 @@ def test_token_guards_changes_and_leaves_reads_open(serve):
         assert err.value.code == "NOT_FOUND"
 
 
+def test_the_scheme_is_case_insensitive_and_the_token_is_not(serve):
+    port = serve(token=TOKEN)
+    with Client(f"127.0.0.1:{port}", token=TOKEN) as c:
+        for value, accepted in ((f"bearer {TOKEN}", True), (f"BEARER {TOKEN}", True),
+                                (f"Bearer {TOKEN.upper()}", False), (f"Basic {TOKEN}", False),
+                                (f"Bearer{TOKEN}", False), (f"Bearer  {TOKEN}", False),
+                                (TOKEN, False)):
+            c._metadata = (("authorization", value),)
+            if accepted:
+                c.release(c.reserve("dc1-h1", "dc2-h1", 1).reservation_id)
+            else:
+                with pytest.raises(ApiError) as err:
+                    c.reserve("dc1-h1", "dc2-h1", 1)
+                assert err.value.code == "UNAUTHENTICATED", value
+
+
 def test_token_file(tmp_path):
     path = tmp_path / "token"
     path.write_text(f"  {TOKEN}\n")
