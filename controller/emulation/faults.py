@@ -149,6 +149,25 @@ def wavelength_states(fabric: Fabric, faults: list[Fault]) -> dict[str, Waveleng
     return states
 
 
+def optical_view(fabric: Fabric, faults: list[Fault]) -> tuple[set[str], set[tuple[str, str]]]:
+    """What the active faults do to the transceivers, as their gNMI shows it: wavelengths
+    whose receivers get no light (a cut; a transceiver dark, or its gateway down, at
+    either end), and the (wavelength, gateway) transceivers whose laser is off. A gray
+    failure leaves the optics as they are (the light passes, packets do not), and a
+    flap's phase is its own process's (not shown)."""
+    no_light: set[str] = set()
+    lasers_off: set[tuple[str, str]] = set()
+    for fault in faults:
+        if fault.kind == CUT:
+            no_light.update(fault.wavelengths)
+        for wavelength, sites in dark_ends(fabric, fault).items():
+            no_light.add(wavelength)
+            link = fabric.link(wavelength)
+            lasers_off.update((wavelength, end.node) for end in (link.a, link.b)
+                              if fabric.switches[end.node].site in sites)
+    return no_light, lasers_off
+
+
 def switch_ports_down(faults: list[Fault]) -> set[str]:
     return {f.target for f in faults if f.kind == SWITCH_DOWN}
 
@@ -213,6 +232,11 @@ class FaultBook:
     def faults(self) -> list[Fault]:
         with self.locked() as data:
             return list(data["faults"])
+
+    def peek(self) -> list[Fault]:
+        """The active faults, read without the lock (the file is replaced whole, so a
+        reader sees one version or the next): for a reader that polls, never writes."""
+        return list(self._read()["faults"])
 
 
 # -- the kernel ----------------------------------------------------------------------

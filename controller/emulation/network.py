@@ -172,7 +172,8 @@ class Emulation:
         from .transceivers import TransceiverAgent
         options = {} if self.reconfiguration_s is None else {
             "reconfiguration_s": self.reconfiguration_s}
-        self.transceivers = TransceiverAgent(self.fabric, self.gnmi, **options).start()
+        self.transceivers = TransceiverAgent(self.fabric, self.gnmi,
+                                             faults_run=self.manifest.started, **options).start()
         self.manifest.services["gnmi"] = self.transceivers.gnmi_address
         self.manifest.save()
         self.say(f"transceivers: gNMI on {self.transceivers.gnmi_address}")

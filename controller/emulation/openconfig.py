@@ -9,6 +9,7 @@ one component per wavelength ending there, named after the wavelength:
   /components/component[name=W]/state/{name,type}
   /components/component[name=W]/optical-channel/config/{frequency,target-output-power,operational-mode}
   /components/component[name=W]/optical-channel/state/{frequency,target-output-power,operational-mode}
+  /components/component[name=W]/optical-channel/state/output-power/{instant,avg,min,max}
   /components/component[name=W]/optical-channel/state/osnr/{instant,avg,min,max}
 openconfig-terminal-device, one OTN logical channel per wavelength, indexed by the
 gateway's port number for it:
@@ -97,11 +98,14 @@ def transceiver_leaves(status: TransceiverStatus) -> list[Leaf]:
         *((och + (elem("config"), elem(k)), v) for k, v in config.items()),
         *((och + (elem("state"), elem(k)), v) for k, v in config.items()),
         *_stats(och + (elem("state"), elem("osnr")), status.stats["osnr_db"]),
+        *((och + (elem("state"), elem("output-power"), elem(name)),
+           round(status.actual_output_power_dbm, 2)) for name in STAT_NAMES),
         (channel + (elem("state"), elem("index")), t.port),
         (channel + (elem("state"), elem("description")), t.wavelength),
         (channel + (elem("state"), elem("logical-channel-type")),
          "openconfig-transport-types:PROT_OTN"),
-        (channel + (elem("state"), elem("link-state")), "DOWN" if status.dark else "UP"),
+        (channel + (elem("state"), elem("link-state")),
+         "DOWN" if status.dark or status.no_light else "UP"),
         (channel + (elem("logical-channel-assignments"), elem("assignment", index=1),
                     elem("state"), elem("index")), 1),
         (channel + (elem("logical-channel-assignments"), elem("assignment", index=1),

@@ -38,6 +38,9 @@ DEFAULT_RECONFIGURATION_S = 68.0
 # avg/min/max of the OpenConfig statistics are taken over this window (OpenConfig leaves
 # the interval to the device; 10 s is a common PM bin for streamed optics).
 STATS_WINDOW_S = 10.0
+# What a transceiver whose laser is off reports as its output power: the floor of a
+# typical module's power monitor, rather than nothing (OpenConfig has no "off" value).
+LASER_OFF_DBM = -40.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,15 @@ class TransceiverStatus:
     reconfiguring: bool
     dark: bool
     stats: dict[str, Stats]       # prefec_ber, q_db, esnr_db, osnr_db
+    # No light reaches its receiver (a fibre cut, or the far or its own laser off by a
+    # fault): its link is down, whatever its mode says.
+    no_light: bool = False
+    laser_on: bool = True         # off: its own transmitter is dark (a fault)
+
+    @property
+    def actual_output_power_dbm(self) -> float:
+        """What its power monitor reads: the target, or the floor with the laser off."""
+        return self.output_power_dbm if self.laser_on else LASER_OFF_DBM
 
 
 @dataclass(frozen=True)
@@ -164,6 +176,9 @@ class OpticalState:
             key: collections.deque() for key in self.transceivers}
         self._status: dict[tuple[str, str], TransceiverStatus] = {}
         self._gsnr_cache: dict[str, tuple] = {}
+        # From injected faults (set_faults): wavelengths without light, lasers turned off
+        self._no_light: frozenset[str] = frozenset()
+        self._lasers_off: frozenset[tuple[str, str]] = frozenset()
         self.version = 0          # bumped whenever the statuses are recomputed
         self.tick()
 
@@ -278,6 +293,13 @@ class OpticalState:
             self._advance(now)
             self._recompute(now)
 
+    def set_faults(self, no_light: set[str], lasers_off: set[tuple[str, str]]) -> None:
+        """What injected faults do to the optics: wavelengths whose receivers get no light
+        (cut, or a transceiver dark), and (wavelength, gateway) transceivers whose laser is
+        off (dark, or their gateway down). Taken at the next tick."""
+        with self.lock:
+            self._no_light, self._lasers_off = frozenset(no_light), frozenset(lasers_off)
+
     def tick(self, now: float | None = None) -> None:
         """Move ramps on to `now` and recompute every reading (the agent calls this)."""
         with self.lock:
@@ -332,7 +354,9 @@ class OpticalState:
         stats = {field: _stats([getattr(r, field) for _, r in history])
                  for field in ("prefec_ber", "q_db", "esnr_db", "osnr_db")}
         return TransceiverStatus(t, mode, self.mode_ids[(t.module.name, mode.name)],
-                                 state.launch_power_dbm, reading, reconfiguring, dark, stats)
+                                 state.launch_power_dbm, reading, reconfiguring, dark, stats,
+                                 no_light=t.wavelength in self._no_light,
+                                 laser_on=t.key not in self._lasers_off)
 
 
 def _stats(values: list[float]) -> Stats:

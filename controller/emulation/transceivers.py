@@ -12,6 +12,8 @@ import logging
 import threading
 
 from ..fabric import Fabric
+from .cleanup import FAULTS_STATE
+from .faults import FaultBook, optical_view
 from .gnmi_server import serve_gnmi
 from .optical_state import DEFAULT_RECONFIGURATION_S, OpticalState
 from .wavelength_effects import WavelengthEffects
@@ -27,8 +29,13 @@ class TransceiverAgent:
 
     def __init__(self, fabric: Fabric, address: str = "127.0.0.1:0",
                  reconfiguration_s: float = DEFAULT_RECONFIGURATION_S,
-                 apply_effects: bool = True, tick_s: float = TICK_S):
+                 apply_effects: bool = True, tick_s: float = TICK_S,
+                 faults_run: float | None = None, faults_path=FAULTS_STATE):
         self.fabric = fabric
+        # The injected faults of this emulation run (`dcilab fault`, another process):
+        # a cut or a dark transceiver shows in what the transceivers report.
+        self._faults = FaultBook(faults_path, faults_run) if faults_run is not None else None
+        self._faults_seen: float | None = None
         self.state = OpticalState(fabric, reconfiguration_s=reconfiguration_s)
         self.address = address
         self.tick_s = tick_s
@@ -51,10 +58,23 @@ class TransceiverAgent:
         return self
 
     def _step(self) -> None:
+        self._follow_faults()
         self.state.tick()
         if self.effects is not None:
             for wavelength, effect in sorted(self.state.effects().items()):
                 self.effects.apply(wavelength, effect)
+
+    def _follow_faults(self) -> None:
+        if self._faults is None:
+            return
+        try:
+            changed = self._faults.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            changed = None
+        if changed == self._faults_seen:
+            return
+        self._faults_seen = changed
+        self.state.set_faults(*optical_view(self.fabric, self._faults.peek()))
 
     def _run(self) -> None:
         while not self._stop.wait(self.tick_s):

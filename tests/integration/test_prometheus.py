@@ -76,14 +76,15 @@ def test_every_dashboard_query_and_recording_rule_returns_series(tmp_path, no_le
         prometheus, url = start_prometheus([f"127.0.0.1:{metrics_port}"], tmp_path / "prom")
         try:
             assert wait_for(url, 'up{job="dcilab-controller"} == 1')
-            # Admissions over gRPC: one admitted, one refused (no wavelength has 2 Tb/s).
+            # Admissions over gRPC: one admitted, one refused (no path could ever carry
+            # 2 Tb/s: FAILED_PRECONDITION, counted as refused).
             with Client(f"127.0.0.1:{lab.controller.grpc_port}") as client:
                 client.reserve("dc1-h2", "dc2-h4", 100)
                 try:
                     client.reserve("dc1-h1", "dc2-h1", 2000)
                     raise AssertionError("a 2 Tb/s reservation was admitted")
                 except ApiError as exc:
-                    assert exc.code == "RESOURCE_EXHAUSTED"
+                    assert exc.code == "FAILED_PRECONDITION"
             [result] = iperf_concurrent(lab.emulation, [("dc1-h1", "dc2-h3")], duration_s=5)
             assert result.error is None
             # Until Prometheus has scraped two polls made after the traffic ended.

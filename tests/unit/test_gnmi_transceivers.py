@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -209,3 +210,51 @@ def test_paths_match_with_wildcards_and_missing_keys():
     assert matches((elem("components"), elem("..."), elem("avg")), leaf)
     assert not matches((elem("components"), elem("component", name="a.w2")), leaf)
     assert not matches(leaf + (elem("deeper"),), leaf)
+
+
+def test_an_injected_dark_transceiver_or_cut_shows_over_gnmi(tmp_path):
+    """`dcilab fault` (another process) writes the run's fault file; the agent reads it:
+    a dark transceiver's laser is off and both ends' links are down, a cut takes both
+    links down with the lasers on, and restoring brings them back."""
+    from dcilab.emulation.faults import CUT, DARK, Fault, FaultBook
+    fabric, _ = zrplus_fabric(tmp_path)
+    book = FaultBook(tmp_path / "faults.json", run_stamp=42.0)
+    with TransceiverAgent(fabric, apply_effects=False, tick_s=0.05, faults_run=42.0,
+                          faults_path=book.path) as agent:
+        client = TransceiverClient(agent.gnmi_address).start()
+        try:
+            def seen(wavelength):
+                return {gw: r.link_up for (w, gw), r in client.readings().items()
+                        if w == wavelength}
+
+            def power(gateway, wavelength):
+                path = _path(f"/components/component[name={wavelength}]/optical-channel/"
+                             f"state/output-power/instant")
+                with grpc.insecure_channel(agent.gnmi_address) as channel:
+                    answer = gnmi_pb2_grpc.gNMIStub(channel).Get(gnmi_pb2.GetRequest(
+                        prefix=gnmi_pb2.Path(target=gateway), path=[path],
+                        encoding=gnmi_pb2.JSON_IETF), timeout=5)
+                return json.loads(answer.notification[0].update[0].val.json_ietf_val)
+
+            assert wait_until(lambda: seen("dc1-dc2.w1") == {"dc1-gw1": True, "dc2-gw1": True}, 10)
+            with book.locked() as data:
+                data["faults"].append(Fault(DARK, "dc1-dc2.w1", ["dc1-dc2.w1"], 0.0, end="dc2"))
+                data["faults"].append(Fault(CUT, "dc1-dc2.w2", ["dc1-dc2.w2"], 0.0))
+            assert wait_until(lambda: seen("dc1-dc2.w1") == {"dc1-gw1": False, "dc2-gw1": False}
+                              and set(seen("dc1-dc2.w2").values()) == {False}, 10)
+            assert power("dc2-gw1", "dc1-dc2.w1") == -40.0          # its laser off
+            assert power("dc1-gw1", "dc1-dc2.w1") > -10.0           # the far one still on
+            assert power("dc1-gw1", "dc1-dc2.w2") > -10.0           # a cut: lasers on
+            with book.locked() as data:                              # restored
+                data["faults"].clear()
+            assert wait_until(lambda: set(seen("dc1-dc2.w1").values()) == {True}
+                              and set(seen("dc1-dc2.w2").values()) == {True}, 10)
+            assert power("dc2-gw1", "dc1-dc2.w1") > -10.0
+            # another run's file is not this run's faults
+            other = FaultBook(book.path, run_stamp=7.0)
+            with other.locked() as data:
+                data["faults"].append(Fault(CUT, "dc1-dc2.w1", ["dc1-dc2.w1"], 0.0))
+            time.sleep(0.5)
+            assert set(seen("dc1-dc2.w1").values()) == {True}
+        finally:
+            client.stop()

@@ -7,8 +7,8 @@ from fabric_helpers import topology
 
 from dcilab.emulation.faults import (CUT, DARK, FLAP, GRAY, LOSS, SWITCH_DOWN, Fault,
                                      FaultBook, FaultError, WavelengthState, conflicts,
-                                     resolve_switch, resolve_wavelengths, restorable,
-                                     switch_ports_down, wavelength_states)
+                                     optical_view, resolve_switch, resolve_wavelengths,
+                                     restorable, switch_ports_down, wavelength_states)
 
 LINK = "dc1-dc2-a"
 W = [f"{LINK}.w{k}" for k in range(1, 5)]
@@ -120,3 +120,19 @@ def test_describe_says_what_and_where():
     assert fault(LOSS, W[0], [W[0]], loss_per_mille=15).describe() == f"{W[0]}: 1.5 % loss"
     assert "every 0.5 s, 3 times (pid 7)" in fault(FLAP, LINK, W, period_s=0.5, count=3,
                                                   pid=7).describe()
+
+
+def test_what_faults_do_to_the_transceivers_as_gnmi_shows_them(fabric):
+    assert optical_view(fabric, []) == (set(), set())
+    # A cut: no light either way, both lasers on.
+    assert optical_view(fabric, [fault(CUT, W[0], W[:1])]) == ({W[0]}, set())
+    # A dark transceiver at dc2: no light either way, dc2's laser off.
+    assert optical_view(fabric, [fault(DARK, W[1], W[1:2], end="dc2")]) == \
+        ({W[1]}, {(W[1], "dc2-gw1")})
+    # A gateway down: every wavelength it ends, its lasers off.
+    no_light, off = optical_view(fabric, [fault(SWITCH_DOWN, "dc1-gw1", W)])
+    assert no_light == set(W) and off == {(w, "dc1-gw1") for w in W}
+    # Gray and loss pass the light; a flap's phase is its process's.
+    assert optical_view(fabric, [fault(GRAY, W[2], W[2:3]),
+                                 fault(LOSS, W[3], W[3:], loss_per_mille=100),
+                                 fault(FLAP, LINK, W, period_s=2.0)]) == (set(), set())
