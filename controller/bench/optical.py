@@ -142,7 +142,7 @@ def run(args) -> int:
             _say(f"  lost {result.lost_packets} of {result.sent_packets} packets, "
                  f"{result.seconds_with_loss} s with loss, delivered "
                  f"{result.delivered_bytes / 1e6:.1f} MB (scaled), reservation "
-                 f"{result.reservation_state}, mode changes {len(result.mode_changes)}")
+                 f"{result.reservation_state}, mode changes {mode_changes(result.mode_changes)}")
         report = _report(runs, args, line, offered_gbps, fabric.scale)
         _plot(runs, args.png, line)
         report["png"] = str(args.png)
@@ -257,6 +257,17 @@ def _one_run(lab, fabric, client, catalog, line, waves, pairs, offered_gbps, dur
 
 def _outside(t: float, windows: list[tuple[float, float]], slack: float = 2.0) -> bool:
     return all(not (t0 - slack <= t <= t1 + slack) for t0, t1 in windows)
+
+
+def mode_changes(timeline: list[tuple[float, str, str]]) -> int:
+    """How many times a wavelength went from one mode to another, in a timeline of
+    (t, wavelength, mode or "changing") that starts with each wavelength's first mode."""
+    modes: dict[str, list[str]] = {}
+    for _, wavelength, mode in timeline:
+        seen = modes.setdefault(wavelength, [])
+        if mode != "changing" and (not seen or seen[-1] != mode):
+            seen.append(mode)
+    return sum(len(seen) - 1 for seen in modes.values())
 
 
 def _report(runs: list[Run], args, line: str, offered_gbps: float, scale: float) -> dict:

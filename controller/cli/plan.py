@@ -126,7 +126,11 @@ def print_report(r: dict) -> None:
               f"{p['latency_ms']:>7.3f}  {p['wdm']['capex_usd']:>10,.0f} "
               f"{p['wdm']['power_w']:>7.0f}")
     w = r["wdm"]
-    print(f"\n  ZR optics:        capex ${r['capex_usd']:,.0f}, power {r['power_w']:,.0f} W")
+    assumed = sorted({f"{p['module']} {figure.removesuffix('_usd').removesuffix('_w')}"
+                      for p in r["site_pairs"] for figure, source in p["sources"].items()
+                      if source.startswith("assumption")})
+    print(f"\n  ZR optics:        capex ${r['capex_usd']:,.0f}, power {r['power_w']:,.0f} W"
+          + (f" ({', '.join(assumed)}: assumption figures, see --json)" if assumed else ""))
     whose = ("the job file's figures" if all(v == "job file" for v in w["assumptions"].values())
              else "assumption figures, see --json")
     print(f"  classic WDM:      capex ${w['capex_usd']:,.0f}, power {w['power_w']:,.0f} W "

@@ -302,16 +302,27 @@ def _refuse_beyond_reach(link: DciLinkSpec, line: LineSystem, catalog: Catalog) 
         module = catalog.module(link.module)
     except OpticsError:
         return                  # the planner names the unknown module
-    least_osnr = min(module.modes, key=lambda m: m.required_osnr_db)
+    # Say only what rules its modes out: dispersion for some, noise for the others.
+    too_dispersed = [m for m in module.modes if m.cd_tolerance_ps_nm < line.dispersion_ps_nm]
+    too_noisy = [m for m in module.modes if m not in too_dispersed]
     widest_cd = max(module.modes, key=lambda m: m.cd_tolerance_ps_nm)
+    dispersion = (f"accumulated dispersion {line.dispersion_ps_nm:.0f} ps/nm exceeds "
+                  + (f"every mode's tolerance (its most tolerant, {widest_cd.name}, takes "
+                     f"{widest_cd.cd_tolerance_ps_nm:.0f})" if not too_noisy else
+                     f"the tolerance of {', '.join(m.name for m in too_dispersed)}"))
+    noise = ""
+    if too_noisy:
+        least = min(too_noisy, key=lambda m: m.required_osnr_db)
+        noise = ((f"for {', '.join(m.name for m in too_noisy)} " if too_dispersed else "")
+                 + f"the amplifier noise of {line.spans} spans leaves an OSNR of at most "
+                 f"{bound:.1f} dB even at the highest launch power, under the "
+                 f"{least.required_osnr_db:.1f} dB + {line.margin_db:.1f} dB margin "
+                 + (f"even {least.name} needs" if too_dispersed
+                    else f"its least demanding mode, {least.name}, needs"))
+    why = "; and ".join(x for x in (dispersion if too_dispersed else "", noise) if x)
     raise OpticsError(
         f"{module.name} cannot cross {line.fiber_km:g} km, nor can any module in the "
-        f"catalog: accumulated dispersion {line.dispersion_ps_nm:.0f} ps/nm (its most "
-        f"tolerant mode, {widest_cd.name}, takes {widest_cd.cd_tolerance_ps_nm:.0f}) or the "
-        f"amplifier noise of {line.spans} spans (OSNR at most {bound:.1f} dB even at the "
-        f"highest launch power, against the {least_osnr.required_osnr_db:.1f} dB + "
-        f"{line.margin_db:.1f} dB margin its {least_osnr.name} mode needs) rules out every "
-        f"mode; shorten the link or regenerate part way")
+        f"catalog: {why}; shorten the link or regenerate part way")
 
 
 def _field_at_fault(link: DciLinkSpec, catalog: Catalog) -> str:

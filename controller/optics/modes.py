@@ -144,9 +144,12 @@ def select_mode(module: str, line: LineSystem, mode: str | None = None,
         if other is not closest and other.dispersion_ok and not other.gsnr_ok:
             launch = _launch_power_that_works(other)
             if launch is not None:
-                clears = f"use {launch}, where its {other.mode.name} mode clears"
-                suggestion = (f"{clears}, or {suggestion.removeprefix('use ')}"
-                              if suggestion.startswith("use ") else clears)
+                clears = f"{launch}, where its {other.mode.name} mode clears"
+                if launch in suggestion:          # the same power helps the closest too
+                    suggestion = suggestion.replace(launch, clears, 1)
+                else:
+                    suggestion = (f"use {clears}, or {suggestion.removeprefix('use ')}"
+                                  if suggestion.startswith("use ") else f"use {clears}")
                 break
     raise OpticsError(
         f"{transceiver.name} cannot cross {line.fiber_km:g} km: {which}"

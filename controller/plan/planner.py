@@ -55,9 +55,11 @@ class JobPlan:
 
     def to_dict(self) -> dict:
         spec = self.job.spec
+        catalog, _ = job_catalog(self.job)
         pairs = []
         for c in self.choices:
             t = self.traffic.pair(c.a, c.b)
+            module = catalog.module(c.module)
             pairs.append({
                 "a": c.a, "b": c.b, "km": c.km,
                 "bytes_per_sync": t.bytes_per_sync,
@@ -67,6 +69,8 @@ class JobPlan:
                 "wavelengths": c.wavelengths, "line_systems": c.line_systems, "band": c.band,
                 "capacity_gbps": c.capacity_gbps,
                 "capex_usd": round(c.capex_usd, 2), "power_w": round(c.power_w, 3),
+                # where the module's price and power come from (some are assumptions)
+                "sources": {f: module.source_of(f) for f in ("price_usd", "power_w")},
                 "latency_ms": round(c.latency_ms, 6),
                 "wdm": self.wdm.for_capacity(c.capacity_gbps),
             })

@@ -148,3 +148,24 @@ def test_identical_line_systems_count_once_against_the_gnpy_limit(monkeypatch):
                           + "".join(link % i for i in range(8)),
                           progress=lambda done, total: seen.append((done, total)))
     assert len(fabric.line_systems) == 8 and seen == [(i, 8) for i in range(1, 9)]
+
+
+@pytest.mark.parametrize("km, extra, says, not_said", [
+    # only dispersion: every mode's tolerance is exceeded, noise is not the reason given
+    (6000, "", ["accumulated dispersion 102000 ps/nm exceeds every mode's tolerance",
+                "100G, takes 100000"], ["amplifier noise"]),
+    # dispersion for the fast modes, noise for the rest (250 km spans)
+    (1500, ", span_km: 250", ["exceeds the tolerance of 400G;",
+                              "for 300G, 200G, 100G the amplifier noise of 6 spans",
+                              "even 100G needs"], ["every mode's tolerance"]),
+])
+def test_a_line_beyond_every_module_says_what_rules_each_mode_out(km, extra, says, not_said):
+    text = ("name: t\nsites:\n  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 1}\n"
+            "  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 1}\ndci_links:\n"
+            f"  - {{name: l, a: a, b: b, fiber_km: {km}, module: 400ZR+, wavelengths: 1{extra}}}\n")
+    with pytest.raises(FabricError) as err:
+        parse_fabric(text)
+    message = str(err.value)
+    assert f"400ZR+ cannot cross {km} km, nor can any module in the catalog" in message
+    assert all(s in message for s in says), message
+    assert not any(s in message for s in not_said), message

@@ -243,6 +243,15 @@ def test_nothing_in_the_catalog_fits():
     assert "5882 km" in message
 
 
+def test_a_launch_power_that_helps_the_closest_mode_too_is_suggested_once():
+    # 400 km at +10 dBm: the closest (200G) and 400G both clear at the best launch power.
+    with pytest.raises(OpticsError) as error:
+        select_mode("400ZR+", LineSystem(400, launch_power_dbm=10.0), wavelengths=64)
+    message = str(error.value)
+    assert message.count("launch_power_dbm: auto") == 1, message
+    assert "where its 400G mode clears" in message
+
+
 def test_select_mode_uses_the_given_catalog():
     easier = DEFAULT_CATALOG.with_overrides(
         {"400ZR": {"modes": {"400G": {"cd_tolerance_ps_nm": 4000}}}})
