@@ -37,6 +37,8 @@ from .rules import TABLE_FLOWS, Programs, Routing, diff
 from .steering import Steering
 
 log = logging.getLogger("dcilab.core")
+# The reason of a DEGRADED reservation whose cause is over but that still finds no room
+STILL_NO_ROOM = "no path has room since"
 
 
 @dataclass
@@ -414,6 +416,17 @@ class FabricController:
         except AdmissionError as exc:
             broken = self.book.crosses_down(first)
             full = None if broken else self.book.crosses_full(first)
+            if (first.state == State.DEGRADED and not only_if_shorter and not broken
+                    and not first.reason.startswith(STILL_NO_ROOM)):
+                # What displaced it is over (its link is back, maybe slower), and still no
+                # path has room: its reason says that now, not "is down" long after a repair.
+                cause = first.reason.split(" and no other path has room")[0]
+                after = self.book.degrade(pair, f"{STILL_NO_ROOM} it was displaced ({cause}): "
+                                                f"{exc.message}")
+                log.info("reservations %s still DEGRADED: %s",
+                         ", ".join(r.reservation_id for r in after), after[0].reason)
+                outbox.changed += after
+                return
             if first.state == State.DEGRADED or only_if_shorter or not (broken or full):
                 return                  # still no room, or nothing of it broken: as it is
             why = (self._broken(broken) if broken else

@@ -92,12 +92,16 @@ def transceiver_leaves(status: TransceiverStatus) -> list[Leaf]:
               "operational-mode": status.mode_id}
     channel = (elem("terminal-device"), elem("logical-channels"), elem("channel", index=t.port))
     otn = channel + (elem("otn"), elem("state"))
+    # A receiver without a signal it can lock to (no light, reconfiguring, the far end in
+    # another mode) measures no OSNR, BER, Q or ESNR: those leaves are left out.
+    measured = not (status.dark or status.no_light)
     leaves = [
         (component + (elem("state"), elem("name")), t.wavelength),
         (component + (elem("state"), elem("type")), "openconfig-transport-types:OPTICAL_CHANNEL"),
         *((och + (elem("config"), elem(k)), v) for k, v in config.items()),
         *((och + (elem("state"), elem(k)), v) for k, v in config.items()),
-        *_stats(och + (elem("state"), elem("osnr")), status.stats["osnr_db"]),
+        *(_stats(och + (elem("state"), elem("osnr")), status.stats["osnr_db"])
+          if measured else ()),
         *((och + (elem("state"), elem("output-power"), elem(name)),
            round(status.actual_output_power_dbm, 2)) for name in STAT_NAMES),
         (channel + (elem("state"), elem("index")), t.port),
@@ -110,13 +114,17 @@ def transceiver_leaves(status: TransceiverStatus) -> list[Leaf]:
                     elem("state"), elem("index")), 1),
         (channel + (elem("logical-channel-assignments"), elem("assignment", index=1),
                     elem("state"), elem("optical-channel")), t.wavelength),
-        # decimal64 with 18 fraction digits in OpenConfig: keep the BER's significant digits.
-        *((otn + (elem("pre-fec-ber"), elem(name)),
-           float(f"{getattr(status.stats['prefec_ber'], name):.6e}"))
-          for name in STAT_NAMES),
-        *_stats(otn + (elem("q-value"),), status.stats["q_db"]),
-        *_stats(otn + (elem("esnr"),), status.stats["esnr_db"]),
     ]
+    if measured:
+        leaves += [
+            # decimal64 with 18 fraction digits in OpenConfig: keep the BER's significant
+            # digits.
+            *((otn + (elem("pre-fec-ber"), elem(name)),
+               float(f"{getattr(status.stats['prefec_ber'], name):.6e}"))
+              for name in STAT_NAMES),
+            *_stats(otn + (elem("q-value"),), status.stats["q_db"]),
+            *_stats(otn + (elem("esnr"),), status.stats["esnr_db"]),
+        ]
     return [Leaf(t.gateway, path, value) for path, value in leaves]
 
 

@@ -297,7 +297,12 @@ class TransceiverClient:
              timestamp: int) -> tuple[str, str]:
         key = (wavelength, gateway)
         reading = self._readings.get(key) or TransceiverReading(wavelength, gateway)
-        self._readings[key] = replace(reading, **{name: value}, timestamp_ns=timestamp)
+        changes = {name: value}
+        if name == "link_up" and value is False:
+            # A receiver with its link down measures nothing: its last readings are not
+            # kept as if they were current (a server sends none while it is down).
+            changes.update(osnr_db=None, prefec_ber=None, q_db=None, esnr_db=None)
+        self._readings[key] = replace(reading, **changes, timestamp_ns=timestamp)
         return key
 
     def _count_mode_change(self, wavelength: str) -> None:

@@ -280,3 +280,26 @@ def test_a_mode_set_outside_dcilab_sets_capacity_and_moves_what_no_longer_fits(l
     assert lab.ctl.book.get("small").state is not State.DEGRADED
     for d, bps in lab.ctl.book.reserved.items():
         assert bps <= lab.ctl.book.capacity_bps(d) + 1, d               # never overbooked
+
+
+def test_a_degraded_reason_stops_saying_down_once_the_link_is_back(lab):
+    # Every wavelength full; x is cut and its reservation finds no room (DEGRADED, "is
+    # down"); x comes back at 200G, too slow for it: still DEGRADED, and now it says so.
+    pairs = [("a-h1", "b-h1"), ("a-h2", "b-h2"), ("a-h1", "b-h2")]
+    for i, (src, dst) in enumerate(pairs):
+        lab.send(lab.ctl.reserve(ReservationRequest(src, dst, 300.0), f"r{i}", float(i)))
+    on_x = next(r for r in ("r0", "r1", "r2") if on(lab, r) == "x.w1")
+    x = next(l for l in lab.fabric.wavelengths() if l.wavelength == "x.w1")
+    end = x.a
+    lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 10.0))
+    lab.send(lab.ctl.tick(10.1))
+    res = lab.ctl.book.get(on_x)
+    assert res.state is State.DEGRADED and res.reason.startswith("x.w1 is down")
+    lab.send(lab.ctl.wavelength_mode("x.w1", "200G", 200.0))      # reconfigured while dark
+    lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, True, 11.0))
+    lab.send(lab.ctl.tick(100.0))                                  # hold-down over
+    res = lab.ctl.book.get(on_x)
+    assert res.state is State.DEGRADED
+    assert res.reason.startswith("no path has room since it was displaced (x.w1 is down)")
+    assert res.reason.endswith("x.w1 (a-gw1 -> b-gw1) has 180.000 Gb/s free of 180.000 Gb/s "
+                               "reservable; 300.000 Gb/s asked")

@@ -242,6 +242,14 @@ def test_an_injected_dark_transceiver_or_cut_shows_over_gnmi(tmp_path):
                 data["faults"].append(Fault(CUT, "dc1-dc2.w2", ["dc1-dc2.w2"], 0.0))
             assert wait_until(lambda: seen("dc1-dc2.w1") == {"dc1-gw1": False, "dc2-gw1": False}
                               and set(seen("dc1-dc2.w2").values()) == {False}, 10)
+            # No light, nothing measured: no OSNR, BER or Q kept from before, so the
+            # controller's margin metrics and alerts have nothing stale to show.
+            assert all(r.osnr_db is None and r.prefec_ber is None and r.q_db is None
+                       for r in client.wavelength("dc1-dc2.w1") + client.wavelength("dc1-dc2.w2"))
+            registry = CollectorRegistry()
+            registry.register(OpticalCollector(client, fabric))
+            text = generate_latest(registry).decode()
+            assert 'dcilab_wavelength_reported_margin_db{link="dc1-dc2",site_a="dc1",site_b="dc2",wavelength="dc1-dc2.w1"}' not in text
             assert power("dc2-gw1", "dc1-dc2.w1") == -40.0          # its laser off
             assert power("dc1-gw1", "dc1-dc2.w1") > -10.0           # the far one still on
             assert power("dc1-gw1", "dc1-dc2.w2") > -10.0           # a cut: lasers on
@@ -249,6 +257,8 @@ def test_an_injected_dark_transceiver_or_cut_shows_over_gnmi(tmp_path):
                 data["faults"].clear()
             assert wait_until(lambda: set(seen("dc1-dc2.w1").values()) == {True}
                               and set(seen("dc1-dc2.w2").values()) == {True}, 10)
+            assert wait_until(lambda: all(r.osnr_db is not None and r.prefec_ber is not None
+                                          for r in client.wavelength("dc1-dc2.w1")), 10)
             assert power("dc2-gw1", "dc1-dc2.w1") > -10.0
             # another run's file is not this run's faults
             other = FaultBook(book.path, run_stamp=7.0)
