@@ -159,6 +159,8 @@ class Lab:
         self.emulation.start()
         self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG,
                              directory=self.controller.state_dir)
+        # so that `dcilab links`, `reserve`... in another shell find this controller
+        self.emulation.record_service("grpc", self.controller.grpc_address)
         self.say(f"waiting for the controller to program {len(self.fabric.switches)} switches")
         if not self.controller.wait_ready(ready_timeout_s):
             raise RuntimeError(

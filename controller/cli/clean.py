@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from ..emulation.cleanup import Manifest, clean, live_owner
+from ..emulation.cleanup import Manifest, clean, live_owner, stop_owner
+
+# A run stopping removes its emulation (bridges, host shells, controller): seconds.
+STOP_GRACE_S = 60.0
 
 
 def register(sub) -> None:
@@ -14,8 +17,8 @@ def register(sub) -> None:
                                    "prefix and the PIDs it recorded). Never touches anything else. "
                                    "Refuses while the run that made them is still going.")
     p.add_argument("--force", action="store_true",
-                   help="remove them even though the run that made them is still going "
-                        "(that run loses its emulation)")
+                   help="stop the run that made them (SIGTERM: it removes what it made, "
+                        "as on Ctrl-C), then remove whatever is left")
     p.set_defaults(run=run)
 
 
@@ -25,8 +28,14 @@ def run(args) -> int:
     if owner and not args.force:
         print(f"a dcilab emulation of {manifest.fabric!r} is running (pid {owner}): stop it "
               f"(Ctrl-C or `exit` where it runs, or `kill {owner}`) and it removes what it "
-              "made; `dcilab clean --force` tears it down under it", file=sys.stderr)
+              "made; `dcilab clean --force` stops it so", file=sys.stderr)
         return 1
+    if owner:
+        print(f"stopping the dcilab emulation of {manifest.fabric!r} (pid {owner})",
+              flush=True)
+        if not stop_owner(owner, grace_s=STOP_GRACE_S):
+            print(f"pid {owner} did not stop within {STOP_GRACE_S:g} s: killed; removing "
+                  "what it left", flush=True)
     removed = clean()
     if not any(removed.values()):
         print("nothing of dcilab's is left to remove")

@@ -18,6 +18,7 @@ from datetime import datetime
 from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict,
                           state_name)
 from ..api.server import ServerError, no_passphrase, read_pem, read_token_file
+from ..emulation.cleanup import Manifest, live_owner
 from ..api.servicers import MAX_PAGE_SIZE
 from ..api.v1 import path_pb2 as ppb
 from ..fabric.model import LinkKind
@@ -37,8 +38,9 @@ class _UsageError(Exception):
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("connection")
-    g.add_argument("--server", default=DEFAULT_SERVER, metavar="HOST:PORT", type=_address,
-                   help=f"the controller's gRPC address (default {DEFAULT_SERVER})")
+    g.add_argument("--server", default=None, metavar="HOST:PORT", type=_address,
+                   help=f"the controller's gRPC address (default: that of the `dcilab demo` "
+                        f"or `lab` running on this machine, else {DEFAULT_SERVER})")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--token-file", metavar="FILE",
                    help="file holding the bearer token the server wants for changes")
@@ -207,8 +209,16 @@ class _ReadWaits:
                   f"share it); waiting {seconds:.1f} s as it asks", file=sys.stderr)
 
 
+def running_server() -> str | None:
+    """The gRPC address of the controller of the demo or lab running on this machine."""
+    manifest = Manifest.load()
+    return manifest.services.get("grpc") if live_owner(manifest) else None
+
+
 def _run(args, body) -> int:
     """Run `body(client)`; turn every failure into one line and exit status 1."""
+    if args.server is None:
+        args.server = running_server() or DEFAULT_SERVER
     try:
         with connect(args) as client:
             return body(client) or 0

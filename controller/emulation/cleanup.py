@@ -68,13 +68,18 @@ class Manifest:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether `pid` runs: exists, and has not exited awaiting its parent (a zombie)."""
     try:
         os.kill(pid, 0)
-        return True
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def _started_at(pid: int) -> float | None:
@@ -98,6 +103,35 @@ def live_owner(manifest: "Manifest | None") -> int | None:
     if started is not None and manifest.started and started > manifest.started + 2.0:
         return None
     return manifest.owner_pid
+
+
+def stop_owner(pid: int, grace_s: float) -> bool:
+    """SIGTERM the process running an emulation, which then stops it and removes what it
+    made; wait up to `grace_s`, then SIGKILL. True if it ended on the SIGTERM."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def ours(manifest: "Manifest") -> bool:
+    """Whether what dcilab runs on this machine may be cleaned up by `manifest`'s run: no
+    other run that is alive has recorded itself since (after a `clean --force` removed
+    ours and another started)."""
+    on_disk = Manifest.load()
+    same = on_disk is not None and (on_disk.owner_pid, on_disk.started) == (
+        manifest.owner_pid, manifest.started)
+    return on_disk is None or same or live_owner(on_disk) is None
 
 
 def _cmdline(pid: int) -> str:

@@ -14,7 +14,7 @@ from mininet.node import OVSSwitch, RemoteController
 
 from ..fabric import Fabric
 from . import bfd, port_buffers
-from .cleanup import Manifest, clean, forget_faults, live_owner
+from .cleanup import Manifest, clean, forget_faults, live_owner, ours
 from .datapath import AUTO, DatapathError, choose_datapath, kernel_module_loaded, needs_tx_offload_off
 from .fibre import create_namespace, delete_namespace, fibre_plan, namespaces
 from .netem import netem_available
@@ -99,6 +99,11 @@ class Emulation:
         self.manifest.processes[pid] = tag
         if directory:
             self.manifest.dirs.append(directory)
+        self.manifest.save()
+
+    def record_service(self, name: str, address: str) -> None:
+        """Record where a service of this run listens (e.g. the controller's gRPC)."""
+        self.manifest.services[name] = address
         self.manifest.save()
 
     def start(self) -> None:
@@ -186,7 +191,8 @@ class Emulation:
         if self.transceivers is not None:
             self.transceivers.stop()
             self.transceivers = None
-        forget_faults()     # a flapping link must not toggle what is being removed
+        if ours(self.manifest):
+            forget_faults()     # a flapping link must not toggle what is being removed
         try:
             if self.net is not None:
                 self.say("stopping emulation")
@@ -204,9 +210,13 @@ class Emulation:
                 finally:
                     self.net = None
         finally:
-            for namespace in self.manifest.fibres:
-                delete_namespace(namespace)
-            clean(say=lambda m: self.say(f"cleanup: {m}"))
+            if ours(self.manifest):
+                for namespace in self.manifest.fibres:
+                    delete_namespace(namespace)
+                clean(say=lambda m: self.say(f"cleanup: {m}"))
+            else:       # removed under us, and another run has started since: not ours
+                self.say("cleanup: left to the run started since (this one was removed "
+                         "under it by `dcilab clean --force`)")
 
     def _interrupt_commands(self, grace_s: float = 5.0) -> None:
         """Stop a host command cut short (Ctrl-C or SIGTERM in the lab's CLI): Mininet

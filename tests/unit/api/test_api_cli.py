@@ -189,3 +189,24 @@ def test_an_expiry_not_today_shows_its_date():
     now = time.mktime((2026, 12, 3, 12, 0, 0, 0, 0, -1))
     assert cli._when(now + 60, now) == "12:01:00"
     assert cli._when(now + 10 * 365 * 86400, now).startswith("2036-11-30 ")
+
+
+def test_without_server_the_running_demo_or_labs_controller_is_used(port, tmp_path,
+                                                                    monkeypatch, capsys):
+    import subprocess
+
+    from dcilab.emulation import cleanup
+    monkeypatch.setattr(cleanup, "MANIFEST", tmp_path / "emulation.json")
+    owner = subprocess.Popen(["sleep", "30"])       # stands for the demo's process
+    try:
+        cleanup.Manifest(owner.pid, "race", started=time.time() + 1,
+                         services={"grpc": f"127.0.0.1:{port}"}).save()
+        assert dcilab("links", "--kind", "dci") == 0
+        assert "dc1-dc2.w1" in capsys.readouterr().out
+    finally:
+        owner.kill()
+        owner.wait()
+    # No run alive: the default address, named when it does not answer.
+    assert dcilab("links", "--timeout", "1") in (0, 1)
+    err = capsys.readouterr().err
+    assert not err or "127.0.0.1:50051" in err

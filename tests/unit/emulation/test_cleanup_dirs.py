@@ -38,3 +38,35 @@ def test_a_run_is_live_only_while_the_process_that_started_it_runs():
         child.wait()
     assert live_owner(Manifest(child.pid, "f", started=now)) is None
     assert live_owner(None) is None
+
+
+def test_a_run_cleans_up_only_while_no_other_live_run_has_recorded_itself(tmp_path,
+                                                                           monkeypatch):
+    import os
+    import subprocess
+    import time
+
+    from dcilab.emulation import cleanup
+    monkeypatch.setattr(cleanup, "MANIFEST", tmp_path / "emulation.json")
+    mine = Manifest(os.getpid(), "f", started=time.time())
+    assert cleanup.ours(mine)                          # nothing recorded
+    mine.save()
+    assert cleanup.ours(mine)                          # its own
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        Manifest(other.pid, "g", started=time.time() + 1).save()
+        assert not cleanup.ours(mine)                  # a live run started since
+    finally:
+        other.kill()
+        other.wait()
+    assert cleanup.ours(mine)                          # a dead one's leftovers: clean them
+
+
+def test_stop_owner_ends_a_process_on_sigterm():
+    import subprocess
+
+    from dcilab.emulation.cleanup import pid_alive, stop_owner
+    child = subprocess.Popen(["sleep", "30"])
+    assert stop_owner(child.pid, grace_s=5.0)
+    child.wait(5)
+    assert not pid_alive(child.pid)
