@@ -18,9 +18,9 @@ from datetime import datetime
 from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict,
                           state_name)
 from ..api.server import ServerError, no_passphrase, read_pem, read_token_file
-from ..emulation.cleanup import Manifest, live_owner
 from ..api.servicers import MAX_PAGE_SIZE
 from ..api.v1 import path_pb2 as ppb
+from ..emulation.cleanup import Manifest, live_owner
 from ..fabric.model import LinkKind
 from ..te.reservations import Protection, State
 from .argtypes import checked

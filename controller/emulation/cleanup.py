@@ -75,21 +75,26 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    fields = _stat(pid)
+    return not fields or fields[0] != "Z"          # field 3: state
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (state first), or [] if gone."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return True
-    return state != "Z"
+        return []
 
 
 def _started_at(pid: int) -> float | None:
     """When process `pid` started (epoch seconds), from /proc; None if it is gone."""
+    fields = _stat(pid)
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         uptime = float(Path("/proc/uptime").read_text().split()[0])
+        since_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")    # field 22: starttime
     except (OSError, IndexError, ValueError):
         return None
-    since_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")    # field 22: starttime
     return time.time() - uptime + since_boot
 
 
@@ -105,22 +110,29 @@ def live_owner(manifest: "Manifest | None") -> int | None:
     return manifest.owner_pid
 
 
-def stop_owner(pid: int, grace_s: float) -> bool:
-    """SIGTERM the process running an emulation, which then stops it and removes what it
-    made; wait up to `grace_s`, then SIGKILL. True if it ended on the SIGTERM."""
+def _signal_and_wait(pid: int, sig: int, grace_s: float, gone) -> bool:
+    """Send `sig` to `pid`; True once `gone()` holds (or it no longer exists), False if
+    `grace_s` passes first."""
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     except ProcessLookupError:
         return True
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
+        if gone():
             return True
-        time.sleep(0.1)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
+        time.sleep(0.05)
+    return gone()
+
+
+def stop_owner(pid: int, grace_s: float) -> bool:
+    """SIGTERM the process running an emulation, which then stops it and removes what it
+    made; wait up to `grace_s`, then SIGKILL. True if it ended on the SIGTERM."""
+    def gone() -> bool:
+        return not pid_alive(pid)
+    if _signal_and_wait(pid, signal.SIGTERM, grace_s, gone):
         return True
+    _signal_and_wait(pid, signal.SIGKILL, 2.0, gone)
     return False
 
 
@@ -145,17 +157,11 @@ def kill_pid(pid: int, must_contain: str, grace_s: float = 2.0) -> bool:
     """SIGTERM then SIGKILL `pid`, only if its command line still names what we started."""
     if must_contain not in _cmdline(pid):
         return False
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            if not pid_alive(pid) or must_contain not in _cmdline(pid):
-                return True
-            time.sleep(0.05)
-    return not pid_alive(pid)
+
+    def gone() -> bool:
+        return not pid_alive(pid) or must_contain not in _cmdline(pid)
+    return any(_signal_and_wait(pid, sig, grace_s, gone)
+               for sig in (signal.SIGTERM, signal.SIGKILL)) or not pid_alive(pid)
 
 
 def our_bridges() -> list[str]:

@@ -191,7 +191,9 @@ class Emulation:
         if self.transceivers is not None:
             self.transceivers.stop()
             self.transceivers = None
-        if ours(self.manifest):
+        # Removed under us (`clean --force`) and another run started since: not ours.
+        mine = ours(self.manifest)
+        if mine:
             forget_faults()     # a flapping link must not toggle what is being removed
         try:
             if self.net is not None:
@@ -210,11 +212,11 @@ class Emulation:
                 finally:
                     self.net = None
         finally:
-            if ours(self.manifest):
+            if mine:
                 for namespace in self.manifest.fibres:
                     delete_namespace(namespace)
                 clean(say=lambda m: self.say(f"cleanup: {m}"))
-            else:       # removed under us, and another run has started since: not ours
+            else:
                 self.say("cleanup: left to the run started since (this one was removed "
                          "under it by `dcilab clean --force`)")
 

@@ -344,9 +344,11 @@ class ReservationBook:
         self.repack_time_limit_s = repack_time_limit_s if rearrange else 0.0
         self._candidates: Candidates | None = None     # made on the first re-packing
         self._intact: PathEngine | None = None          # every link up: for bounds
-        # (src leaf, dst leaf) -> the most one path could ever reserve; for engine version
+        # (src leaf, dst leaf) -> the most one path could ever reserve, for the wavelength
+        # rates it was computed at (only a mode change moves it, not a failure)
         self._widest: dict[tuple[str, str], float] = {}
-        self._widest_of = -1
+        self._widest_at: frozenset | None = None
+        self._ceilings: dict[Direction, float] = {}
         self.reservations: dict[str, Reservation] = {}
         self.by_request_id: dict[str, str] = {}
         self.reserved: dict[Direction, float] = {}     # primaries + shared standby
@@ -1543,19 +1545,18 @@ class ReservationBook:
     def _widest_ever(self, src_leaf: str, dst_leaf: str) -> float:
         """The most one path between two leaves could reserve, every link up and empty:
         the largest link ceiling at which a path still exists."""
-        if self._widest_of != self.engine.version:
-            self._widest, self._widest_of = {}, self.engine.version
+        rates = frozenset(self.engine.rates().items())
+        if self._widest_at != rates:
+            self._widest, self._widest_at = {}, rates
+            self._ceilings = {d: self._ceiling_bps(link) for link in self.fabric.links
+                              for d in directions(link)}
         key = (src_leaf, dst_leaf)
         if key not in self._widest:
             if self._intact is None:
                 self._intact = PathEngine(self.fabric)
-            ceiling = {}
-            for link in self.fabric.links:
-                for d in directions(link):
-                    ceiling[d] = self._ceiling_bps(link)
             self._widest[key] = next(
-                (bps for bps in sorted(set(ceiling.values()), reverse=True)
-                 if self._intact.widest_shortest(src_leaf, dst_leaf, bps, ceiling, {})
+                (bps for bps in sorted(set(self._ceilings.values()), reverse=True)
+                 if self._intact.widest_shortest(src_leaf, dst_leaf, bps, self._ceilings, {})
                  is not None), 0.0)
         return self._widest[key]
 

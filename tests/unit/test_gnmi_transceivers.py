@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import grpc
@@ -264,7 +263,11 @@ def test_an_injected_dark_transceiver_or_cut_shows_over_gnmi(tmp_path):
             other = FaultBook(book.path, run_stamp=7.0)
             with other.locked() as data:
                 data["faults"].append(Fault(CUT, "dc1-dc2.w1", ["dc1-dc2.w1"], 0.0))
-            time.sleep(0.5)
+            # once the agent has read that file and the client has had a sample since
+            assert wait_until(lambda: agent._faults_seen == book.path.stat().st_mtime_ns, 10)
+            stamp = max(r.timestamp_ns for r in client.wavelength("dc1-dc2.w1"))
+            assert wait_until(lambda: min(r.timestamp_ns for r in client.wavelength(
+                "dc1-dc2.w1")) > stamp, 10)
             assert set(seen("dc1-dc2.w1").values()) == {True}
         finally:
             client.stop()
