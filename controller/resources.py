@@ -48,6 +48,15 @@ def bundled_jobs() -> list[str]:
     return sorted(p.stem for p in jobs_dir().glob("*.yaml"))
 
 
+def shipped_hint(path: str | Path, kind: str = "fabric") -> str:
+    """For a message about a file that is not there: a line naming the bundled fabrics
+    (or jobs, `kind="job"`) that could be given by name instead; "" if the file exists."""
+    if Path(path).exists():
+        return ""
+    names = bundled_topologies() if kind == "fabric" else bundled_jobs()
+    return f"\n{kind}s shipped with dcilab: {', '.join(names)}"
+
+
 def _bundled(name_or_path: str | Path, directory: Path) -> Path:
     """A file given as a path, or as the name of one shipped in `directory` (`two-dc` or
     `two-dc.yaml`, also `topologies/two-dc.yaml` from outside the repository). A path that

@@ -36,7 +36,7 @@ from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concu
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab, rescaled
-from ..resources import topology_arg
+from ..resources import shipped_hint, topology_arg
 from ..te.placement import POLICIES, Candidates
 
 # Below this many scaled Mb/s in all, userspace OVS on 2 cores is not the bottleneck.
@@ -80,7 +80,7 @@ def run(args) -> int:
     try:
         original = load_fabric(args.emulate)
     except FabricError as exc:
-        print(str(exc), file=sys.stderr)
+        print(f"{exc}{shipped_hint(args.emulate)}", file=sys.stderr)
         return 2
     (site_a, site_b), waves = _busiest_pair(original, args.max_stretch)
     if len(waves) < 1:

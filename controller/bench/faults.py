@@ -38,9 +38,10 @@ from ..emulation.probe_analysis import SWITCHOVER_S, delivered_pps, percentiles,
 from ..emulation.probe_agent import WIRE_BYTES
 from ..emulation.probes import Probes, Stream, mininet_runner
 from ..emulation.traffic import iperf_concurrent
-from ..fabric import Fabric, load_fabric, parse_fabric
+from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..metrics.names import ELEPHANT_FLOWS, FAILURE_EVENTS, LINKS_HELD_DOWN, OPENFLOW_SENT
 from ..metrics.scrape import samples
+from ..resources import shipped_hint, topology_arg
 from ..lab import Lab
 from ..te.fairshare import max_min_rates
 from ..te.optimum import solve_optimum
@@ -74,6 +75,7 @@ ELEPHANT_INTERVAL_S = 0.2   # iperf3 reports the elephants' rate this often
 def add_arguments(parser) -> None:
     g = parser.add_argument_group("fault bench")
     g.add_argument("--faults", nargs="?", const="", default=None, metavar="FILE",
+                   type=topology_arg,
                    help="inject failures on the emulation (root), with and without "
                         "protection; FILE defaults to a built-in three-site triangle")
     g.add_argument("--plot", metavar="PNG", help="with --faults: a timeline of delivered "
@@ -396,7 +398,11 @@ def run(args) -> int:
     try:
         if args.faults:
             path = Path(args.faults)
-            fabric = load_fabric(path)
+            try:
+                fabric = load_fabric(path)
+            except FabricError as exc:
+                print(f"{exc}{shipped_hint(path)}", file=sys.stderr)
+                return 2
         else:
             path = Path(tmp.name) / "fault-bench.yaml"
             path.write_text(DEFAULT_FABRIC)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..fabric import FabricError, load_fabric
 from ..lab import Lab
-from ..resources import topology_arg
+from ..resources import shipped_hint, topology_arg
 
 SCENARIO = """\
 # The optical bench's scenario: line system a degrades; b is long and thin.
@@ -106,7 +106,7 @@ def run(args) -> int:
         try:
             fabric = load_fabric(path)
         except FabricError as exc:
-            print(str(exc), file=sys.stderr)
+            print(f"{exc}{shipped_hint(path)}", file=sys.stderr)
             return 2
         line = next((l.line_system for l in fabric.wavelengths() if l.line_system), None)
         if line is None:

@@ -260,13 +260,15 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
         exposed = statistics.fmean(r.exposed_s for r in results)
         step = compute + exposed / every       # K-1 steps of a DiLoCo period send nothing
         sync = statistics.fmean(r.sync_s for r in results)
-        # From step 2 on the flows are the ones placed in step 1 (same connections).
-        later = results[1:] or results
-        steady = compute + statistics.fmean(r.exposed_s for r in later) / every
+        # From step 2 on the flows are the ones placed in step 1 (same connections); a
+        # run of one step has no steady state to report.
+        later = results[1:]
+        steady = compute + statistics.fmean(r.exposed_s for r in later) / every if later else None
         report["policies"][policy] = {
-            "steady_step_time_s": round(steady, 4),
-            "steady_step_ratio_to_prediction": round(steady / fluid.step_time_s, 4),
-            "steady_sync_s": round(statistics.fmean(r.sync_s for r in later), 4),
+            "steady_step_time_s": round(steady, 4) if later else None,
+            "steady_step_ratio_to_prediction":
+                round(steady / fluid.step_time_s, 4) if later else None,
+            "steady_sync_s": round(statistics.fmean(r.sync_s for r in later), 4) if later else None,
             "controller": {what: sum(1 for line in log if mark in line)
                            for what, mark in (("pinned", " pinned to "), ("back", " back on "),
                                               ("moved", " moved to "),
@@ -284,7 +286,8 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
     for r in report["policies"].values():
         for key in ("step", "steady_step"):
             r[f"{key}_ratio_to_goodput_prediction"] = (
-                round(r[f"{key}_time_s"] / goodput_step, 4) if goodput_step else None)
+                round(r[f"{key}_time_s"] / goodput_step, 4)
+                if goodput_step and r[f"{key}_time_s"] is not None else None)
     return report
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from ..emulation.topo import rate_problems
 from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import GATEWAY, LEAF, SPINE
 from ..te.paths import PathEngine
 from ..te.protection import detours, unlabelled
-from ..resources import bundled_topologies, topology_arg
+from ..resources import bundled_topologies, shipped_hint, topology_arg
 from .progress import optical_model
 
 
@@ -147,10 +146,7 @@ def run(args) -> int:
             print(json.dumps({"ok": False, "file": args.file,
                               "errors": [i.to_dict() for i in exc.issues]}, indent=2))
         else:
-            print(str(exc), file=sys.stderr)
-            if not Path(args.file).exists():
-                print(f"fabrics shipped with dcilab: {', '.join(bundled_topologies())}",
-                      file=sys.stderr)
+            print(f"{exc}{shipped_hint(args.file)}", file=sys.stderr)
         return 2
     s = summary(fabric)
     if args.json:

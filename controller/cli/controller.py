@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from ..fabric import FabricError, load_fabric
-from ..resources import bundled_topologies, topology_arg
+from ..resources import bundled_topologies, shipped_hint, topology_arg
 from ..te.elephants import PIN_HOLD_S
 from ..te.placement import DEFAULT_MAX_STRETCH, Policy
 from .progress import optical_model
@@ -206,7 +206,7 @@ def run(args) -> int:
     try:
         fabric = load_fabric(args.topology, optical_model("controller"))
     except FabricError as exc:
-        print(str(exc), file=sys.stderr)
+        print(f"{exc}{shipped_hint(args.topology)}", file=sys.stderr)
         return 2
     for bad, text in ((not 0 < args.reservable_fraction <= 1, "--reservable-fraction must be in (0, 1]"),
                       (not 0 < args.elephant_fraction <= 1, "--elephant-fraction must be in (0, 1]"),

@@ -28,7 +28,7 @@ from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab
 from ..metrics.prometheus_server import PrometheusError, start_prometheus, stop_prometheus
-from ..resources import DEFAULT_TOPOLOGY, topology_arg
+from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
 from .controller import add_steering_arguments, steering_options
 from ..te.attribution import MeasuredFlow, attribute
 from ..te.paths import PathEngine
@@ -117,7 +117,7 @@ def run(args) -> int:
     try:
         fabric = load_fabric(args.file, optical_model("demo"))
     except FabricError as exc:
-        print(str(exc), file=sys.stderr)
+        print(f"{exc}{shipped_hint(args.file)}", file=sys.stderr)
         return 2
     if args.reconfiguration_s is not None and not args.reconfiguration_s >= 0:
         print("dcilab demo: --reconfiguration-s must be >= 0", file=sys.stderr)

@@ -22,7 +22,7 @@ from ..emulation.ovs import OvsError
 from ..emulation.traffic import iperf_concurrent
 from ..fabric import FabricError, load_fabric
 from ..lab import Lab
-from ..resources import DEFAULT_TOPOLOGY, topology_arg
+from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
 from .controller import add_steering_arguments, steering_options
 from .demo import add_bfd_argument, say
 from .progress import optical_model
@@ -136,7 +136,7 @@ def run(args) -> int:
     try:
         fabric = load_fabric(args.file, optical_model("lab"))
     except FabricError as exc:
-        print(str(exc), file=sys.stderr)
+        print(f"{exc}{shipped_hint(args.file)}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _terminate)
     try:

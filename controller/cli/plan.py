@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import qot_helper
-from ..resources import bundled_jobs, job_arg
+from ..resources import bundled_jobs, job_arg, shipped_hint
 
 
 def register(sub) -> None:
@@ -75,9 +75,8 @@ def _plan(args) -> int:
         job = read_job(args.job)
         plan = plan_job(job, replan=args.replan)
     except (JobError, NoFeasibleChoice) as exc:
-        print(f"{exc}" if isinstance(exc, JobError) else f"{args.job}: {exc}", file=sys.stderr)
-        if not Path(args.job).exists():
-            print(f"jobs shipped with dcilab: {', '.join(bundled_jobs())}", file=sys.stderr)
+        print(f"{exc}" if isinstance(exc, JobError) else f"{args.job}: {exc}",
+              shipped_hint(args.job, "job"), sep="", file=sys.stderr)
         return 2
     except (ImportError, MemoryError) as exc:      # under a memory limit, say
         print(f"dcilab plan: cannot load GNPy, the optics library: "

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..bench.training import (CONGESTION, PACE_OF_SHARE, PACINGS, QUEUE_PACKETS, SYNC_SECONDS,
                               emulate_or_explain, read_job)
 from ..plan import JobError
-from ..resources import bundled_jobs, job_arg, topology_arg
+from ..resources import bundled_jobs, job_arg, shipped_hint, topology_arg
 from ..te.placement import POLICIES
 
 
@@ -80,9 +80,7 @@ def run(args) -> int:
     try:
         job = read_job(args.job)
     except JobError as exc:
-        print(str(exc), file=sys.stderr)
-        if not Path(args.job).exists():
-            print(f"jobs shipped with dcilab: {', '.join(bundled_jobs())}", file=sys.stderr)
+        print(f"{exc}{shipped_hint(args.job, 'job')}", file=sys.stderr)
         return 2
     if args.congestion_control and args.congestion_control not in available_congestion():
         print(f"dcilab train: --congestion-control {args.congestion_control}: this kernel "
@@ -98,7 +96,7 @@ def run(args) -> int:
                                 args.flows_per_pair or None, _say, args.queue_packets,
                                 args.congestion_control, args.pacing)
     if isinstance(report, str):
-        print(report, file=sys.stderr)
+        print(f"{report}{shipped_hint(args.fabric)}", file=sys.stderr)
         return 2
     if args.plot:
         from ..bench.training_plot import train_figure   # matplotlib only when asked
@@ -110,6 +108,11 @@ def run(args) -> int:
         print_report(report)
     failed = [e for r in report["policies"].values() for e in r["errors"]]
     return 1 if failed else 0
+
+
+def _figure(value, spec: str) -> str:
+    """A figure of the report, or "-" where the run had none to give."""
+    return "-" if value is None else format(value, spec)
 
 
 def print_report(r: dict) -> None:
@@ -133,7 +136,8 @@ def print_report(r: dict) -> None:
     print(f"one flow alone on a wavelength: {cal['single_flow_mbps']:.2f} of "
           f"{cal['wavelength_mbps']:.2f} Mb/s; planner on that goodput: step "
           f"{cal['predicted']['step_time_s']:.3f} s, sync {cal['predicted']['sync_s']:.3f} s\n")
-    print("  steady: steps 2 on, when every flow is back on the connection placed in step 1")
+    print("  steady: steps 2 on, when every flow is back on the connection placed in step 1"
+          " (- with one step)")
     print(f"  {'policy':<10} {'step s':>8} {'of pred':>8} {'steady s':>9} {'of pred':>8} "
           f"{'of goodput pred':>16} {'sync s':>8} {'steady':>7} {'util':>7}  "
           f"{'pinned/back/moved':>17}  steps (s)")
@@ -141,9 +145,11 @@ def print_report(r: dict) -> None:
         steps = " ".join(f"{s['step_s']:.2f}" for s in p["steps"])
         c = p["controller"]
         print(f"  {name:<10} {p['step_time_s']:>8.3f} {p['step_ratio_to_prediction']:>8.1%} "
-              f"{p['steady_step_time_s']:>9.3f} {p['steady_step_ratio_to_prediction']:>8.1%} "
-              f"{p['steady_step_ratio_to_goodput_prediction'] or 0:>16.1%} {p['sync_s']:>8.3f} "
-              f"{p['steady_sync_s']:>7.3f} {p['compute_utilization']:>7.1%}  "
+              f"{_figure(p['steady_step_time_s'], '.3f'):>9} "
+              f"{_figure(p['steady_step_ratio_to_prediction'], '.1%'):>8} "
+              f"{_figure(p['steady_step_ratio_to_goodput_prediction'], '.1%'):>16} "
+              f"{p['sync_s']:>8.3f} {_figure(p['steady_sync_s'], '.3f'):>7} "
+              f"{p['compute_utilization']:>7.1%}  "
               f"{c['pinned']:>7}/{c['back']}/{c['moved']:<5}  {steps}")
         events = p.get("controller_events", [])
         if events:

@@ -46,8 +46,18 @@ class FabricTopo(Topo):
 
 
 def rate_problems(fabric: Fabric) -> list[str]:
-    """Links whose scaled rate Mininet cannot shape (its htb limit is 1000 Mb/s)."""
-    return [f"link {link.name}: {link.rate_gbps:g} Gb/s x scale {fabric.scale:g} = "
-            f"{scaled_mbps(fabric, link.rate_gbps):g} Mb/s exceeds Mininet's "
-            f"{MININET_MAX_MBPS:g} Mb/s limit; lower `scale`"
-            for link in fabric.links if scaled_mbps(fabric, link.rate_gbps) > MININET_MAX_MBPS]
+    """Links whose scaled rate Mininet cannot shape (its htb limit is 1000 Mb/s), said
+    once, with the largest `scale` that would shape them all."""
+    over = sorted((link for link in fabric.links
+                   if scaled_mbps(fabric, link.rate_gbps) > MININET_MAX_MBPS),
+                  key=lambda link: (-link.rate_gbps, link.name))
+    if not over:
+        return []
+    fastest = over[0]
+    names = ", ".join(link.name for link in over[:5]) + (
+        f" and {len(over) - 5} more" if len(over) > 5 else "")
+    most = MININET_MAX_MBPS / (1000.0 * max(link.rate_gbps for link in fabric.links))
+    return [f"{len(over)} link(s) too fast to emulate ({names}): "
+            f"{fastest.rate_gbps:g} Gb/s x scale {fabric.scale:g} = "
+            f"{scaled_mbps(fabric, fastest.rate_gbps):g} Mb/s exceeds Mininet's "
+            f"{MININET_MAX_MBPS:g} Mb/s limit; set `scale` to at most {most:.3g}"]

@@ -45,3 +45,20 @@ def test_bundled_jobs_are_found_by_name_and_only_jobs(tmp_path, monkeypatch):
         assert Path(job_arg(name)) == jobs_dir() / "10b-data-2dc.yaml", name
     assert job_arg("two-dc") == "two-dc" and job_arg("topologies/two-dc.yaml") == \
         "topologies/two-dc.yaml"
+
+
+def test_every_command_that_reads_a_fabric_names_the_bundled_ones_when_it_is_missing(
+        tmp_path, monkeypatch, capsys):
+    from dcilab.cli import main
+    monkeypatch.chdir(tmp_path)
+    commands = [["check", "nosuch"], ["controller", "--topology", "nosuch"],
+                ["bench", "--emulate", "nosuch"], ["bench", "--faults", "nosuch"],
+                ["bench", "--optical", "nosuch"], ["train", "nosuch", "--job", "10b-data-2dc"]]
+    for argv in commands:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "nosuch: cannot read" in err, argv
+        assert "fabrics shipped with dcilab: four-dc-ring, two-dc" in err, argv
+    (tmp_path / "mine.yaml").write_text("name: [\n")
+    assert main(["check", "mine.yaml"]) == 2
+    assert "shipped with dcilab" not in capsys.readouterr().err    # it is there, just bad
