@@ -425,8 +425,10 @@ class ControllerService:
             result = "admitted"
             return res
         except AdmissionError as exc:
-            result = ("refused" if exc.code in (AdmissionError.EXHAUSTED,
-                                                AdmissionError.PRECONDITION) else "invalid")
+            # refused: no room now (a retry may fit); precondition: it can never fit as
+            # asked (beyond the widest path, no disjoint standby, an unreachable bound).
+            result = {AdmissionError.EXHAUSTED: "refused",
+                      AdmissionError.PRECONDITION: "precondition"}.get(exc.code, "invalid")
             raise
         finally:
             elapsed = time.perf_counter() - started

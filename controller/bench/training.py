@@ -33,13 +33,15 @@ from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..resources import job_arg, jobs_dir
 from ..fabric.model import scaled_mbps
 from ..lab import READY_MARK, Lab
-from ..plan import JobError, plan_job, read_job
+from ..plan import JobError, NoFeasibleChoice, plan_job, read_job
+from ..plan.fabric_out import CPU_BUDGET_MBPS, fabric_data
 from ..plan.load import Job
 from ..plan.performance import predict
 from ..plan.traffic import job_traffic
 from ..plan.planner import predict_job
-from ..plan.workload import (WorkloadError, auto_stretch, fabric_prediction, pair_capacity_gbps,
-                             share_mbps, sync_flows, unsplittable_prediction)
+from ..plan.workload import (WorkloadError, auto_stretch, emulated_sync_mbps, fabric_prediction,
+                             pair_capacity_gbps, share_mbps, sync_flows,
+                             unsplittable_prediction)
 from ..te.fairshare import completion_times
 from ..te.placement import POLICIES, Candidates, Flow, LoadAwarePlacer, add_load, make_placer
 from ..te.scenarios import large_fabric_yaml, natural_demands
@@ -78,8 +80,9 @@ MIN_PIN_HOLD_S = 60.0
 def add_arguments(parser) -> None:
     g = parser.add_argument_group("training bench (flow-level twin of `dcilab train`)")
     g.add_argument("--training", action="store_true",
-                   help="run a training job's sync on the generated 16-site fabric with the "
-                        "max-min flow model, per policy and flows per pair; time `plan`")
+                   help="run a training job's sync on the generated 16-site fabric (a job of "
+                        "other sites: on the fabric `plan --fabric-out` writes for it) with "
+                        "the max-min flow model, per policy and flows per pair; time `plan`")
     g.add_argument("--job", metavar="FILE", default=None, type=job_arg,
                    help=f"job file for --training, or a bundled job's name (default "
                         f"{DEFAULT_JOB.stem})")
@@ -113,12 +116,16 @@ def twin_step(fabric: Fabric, candidates: Candidates, flows: list[Flow], policy:
     return completion_times([f.size_bytes for f in flows], full, capacity).makespan_s
 
 
-def twin_fabric() -> Fabric:
-    """The generated 16-site fabric (te.scenarios), with faster NICs."""
-    data = yaml.safe_load(large_fabric_yaml())
+def twin_fabric(plan=None) -> Fabric:
+    """The generated 16-site fabric (te.scenarios), with faster NICs; or, given a job's
+    plan, the fabric `plan --fabric-out` writes for it (its sites, its line systems)."""
+    if plan is None:
+        data, source = yaml.safe_load(large_fabric_yaml()), "<generated large-ring>"
+    else:
+        data, source = fabric_data(plan), f"<planned for {plan.job.name}>"
     for site in data["sites"]:
         site["fabric_gbps"] = TWIN_NIC_GBPS
-    return parse_fabric(yaml.safe_dump(data), "<generated large-ring>")
+    return parse_fabric(yaml.safe_dump(data), source)
 
 
 def twin(job: Job, fabric: Fabric, steps: int, flows_per_pair: int, seed: int = 7) -> dict:
@@ -157,12 +164,22 @@ def run(args) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     started = time.perf_counter()
-    plan_job(job)
+    try:
+        plan = plan_job(job)
+    except NoFeasibleChoice as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 2
     plan_s = time.perf_counter() - started
     fabric = twin_fabric()
+    # A job of other sites than the generated ring's runs on the fabric planned for it.
+    planned = any(site not in {s.name for s in fabric.sites} for site in job.site_names)
+    if planned:
+        fabric = twin_fabric(plan)
     report = {"job": job.name, "fabric": fabric.name, "sites": len(job.site_names),
-              "wavelengths_per_line_system": 8, "steps": args.steps,
-              "plan_seconds": round(plan_s, 4), "runs": []}
+              "fabric_source": "plan" if planned else "generated",
+              "wavelengths_per_line_system": None if planned else 8, "steps": args.steps,
+              "plan_seconds": round(plan_s, 4),
+              "plan_step_s": round(plan.prediction.step_time_s, 4), "runs": []}
     try:
         for per in TWIN_FLOWS:
             print(f"[bench --training] {per} flows per pair, {args.steps} steps per policy",
@@ -174,9 +191,14 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"training twin: job {report['job']} ({report['sites']} sites) on {report['fabric']} "
-          f"(8 x 400G per line system), {args.steps} steps per policy, max-min flow model")
-    print(f"plan_job for {report['sites']} sites: {plan_s:.3f} s\n")
+    on = ("the fabric planned for it" if planned
+          else f"{report['fabric']} (8 x 400G per line system)")
+    print(f"training twin: job {report['job']} ({report['sites']} sites) on {on}, "
+          f"{args.steps} steps per policy, max-min flow model")
+    print(f"plan_job for {report['sites']} sites: {plan_s:.3f} s; the plan's step "
+          f"{report['plan_step_s']:.4f} s on its optics, with latency")
+    print("predicted s: the planner's model on this fabric's capacities, latency left out "
+          "(the flow model has none)\n")
     print(f"  {'flows/pair':>10} {'predicted s':>12} {'unsplit s':>10}  " + "  ".join(
         f"{p + ' s':>13}" for p in POLICIES) + "  loadaware/pred")
     for r in report["runs"]:
@@ -220,7 +242,16 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
                                              if {l.site_a, l.site_b} == {a, b})
                               for a, b in {tuple(sorted(f.pair)) for f in flows}},
               "predicted": fluid.to_dict(), "predicted_unsplittable": unsplit.to_dict(),
-              "policies": {}}
+              "warnings": [], "policies": {}}
+    offered = emulated_sync_mbps(job, fabric)
+    if offered > CPU_BUDGET_MBPS * 1.01:        # a planned fabric is at most the budget
+        report["warnings"].append(
+            f"at scale {fabric.scale:g} the sync offers the emulation {offered:.0f} Mb/s in "
+            f"all, over the {CPU_BUDGET_MBPS:g} Mb/s a planned fabric keeps to: a 2-core "
+            f"machine's switches may not forward it, and steps then come out slower than "
+            f"the planner's for that reason alone; `dcilab plan JOB --fabric-out F.yaml` "
+            f"writes a fabric scaled for this job")
+        say(f"warning: {report['warnings'][-1]}")
     say(f"{fabric.name} at scale {fabric.scale:g}, time x{stretch:.3g}: {len(flows)} flows of "
         f"{report['bytes_per_flow'] / 1e6:.2f} MB per sync"
         + (f", each paced at {max(paces):.3g} Mb/s" if pacing == "share" and paces else "")

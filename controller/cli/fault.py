@@ -24,7 +24,7 @@ _positive = checked(float, lambda v: v > 0, "a number of seconds", "must be posi
 def register(sub) -> None:
     p = sub.add_parser(
         "fault", help="inject faults into the running emulation: cut, dark, gray, flap, "
-                      "switch-down/up, restore, list",
+                      "switch-down/up, degrade, restore, list",
         description="Inject faults into the emulation running on this machine (start one with "
                     "`dcilab demo --hold 600`), by the names of its fabric file: links "
                     "(dc1-dc2-a), wavelengths (dc1-dc2-a.w1), switches (dc1-gw1). A cut is "
@@ -38,6 +38,7 @@ def register(sub) -> None:
                "  dcilab fault gray dc1-dc2-a.w2\n"
                "  dcilab fault flap dc1-dc2-a.w3 --period 1 --count 5\n"
                "  dcilab fault switch-down dc2-gw1\n"
+               "  dcilab fault degrade dc1-dc2-a --span 1 --extra-loss-db 8 --ramp-s 120\n"
                "  dcilab fault list\n"
                "  dcilab fault restore                  # everything")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -85,6 +86,28 @@ def register(sub) -> None:
     o.add_argument("target", metavar="SWITCH", help="a switch by its fabric name, e.g. dc2-gw1")
     o = ops.add_parser("switch-up", help="bring a switch back (empty tables, reconnected)")
     o.add_argument("target", metavar="SWITCH", help="a switch by its fabric name, e.g. dc2-gw1")
+    o = ops.add_parser(
+        "degrade", help="degrade a line system's optics (the emulation started with --gnmi)",
+        description="Degrade the optics of a line system in the emulation's transceiver "
+                    "agent (`dcilab demo --gnmi`): extra loss in one span, an amplifier's "
+                    "noise figure, or the launch power, reached linearly over --ramp-s. The "
+                    "light still passes: the transceivers' reported OSNR, pre-FEC BER, Q and "
+                    "margin fall (gNMI, and the controller's metrics with --gnmi), packets are "
+                    "lost once the BER passes the mode's FEC threshold, and a controller "
+                    "started with --adapt steps the mode down first. Given again, the new "
+                    "figures replace the old. `restore LINK` puts the line back as designed.")
+    o.add_argument("target", metavar="LINK", help="a DCI link (line system), e.g. dc1-dc2-a")
+    o.add_argument("--span", type=int, metavar="N", help="the span (1 = the first from end a)")
+    o.add_argument("--extra-loss-db", type=float, metavar="DB",
+                   help="loss added to that span, dB (with --span)")
+    o.add_argument("--amp", type=int, metavar="N", help="the in-line amplifier (1 = the first)")
+    o.add_argument("--nf-db", type=float, metavar="DB",
+                   help="that amplifier's noise figure, dB (with --amp)")
+    o.add_argument("--launch-power-dbm", type=float, metavar="DBM",
+                   help="the launch power per channel, dBm")
+    o.add_argument("--ramp-s", type=checked(float, lambda v: v >= 0, "a number of seconds",
+                                            "must be 0 or more"), default=0.0, metavar="S",
+                   help="reach the figures linearly over S seconds (default 0: at once)")
     o = ops.add_parser("restore", help="undo the faults on TARGET, or all of them")
     o.add_argument("target", nargs="?", metavar="TARGET",
                    help="a link (also undoes its wavelengths' faults), wavelength or switch")
@@ -137,6 +160,10 @@ def _dispatch(faults: Faults, args) -> int:
         "gray": lambda: faults.gray(args.target),
         "flap": lambda: faults.flap(args.target, args.period, args.count),
         "switch-down": lambda: faults.switch_down(args.target),
+        "degrade": lambda: faults.degrade(
+            args.target, span=args.span, extra_loss_db=args.extra_loss_db,
+            amplifier=args.amp, nf_db=args.nf_db, launch_power_dbm=args.launch_power_dbm,
+            ramp_s=args.ramp_s),
     }[op]
     _print(args, [inject()])
     return 0

@@ -34,6 +34,7 @@ LAB_COMMANDS = {
     "reserve": True,
     "release": True,
     "reservations": True,
+    "fault": False,       # acts on the running emulation (this lab), found by its manifest
 }
 
 
@@ -86,6 +87,23 @@ def lab_command(name: str, server: str):
             return exc.code if isinstance(exc.code, int) else 2
         return args.run(args)
     command.__doc__ = f"dcilab {name} against this lab (`{name} --help` for its options)"
+    return command
+
+
+def dcilab_command(server: str):
+    """The prompt's `dcilab`: `dcilab links ...` as typed in a shell runs the lab command of
+    that name, so lines copied from the README or a shell work here too."""
+    commands = {name: lab_command(name, server) for name in LAB_COMMANDS}
+
+    def command(line: str) -> int:
+        name, _, rest = line.strip().partition(" ")
+        if name not in commands:
+            print(f"dcilab {name}: not a command of this prompt; here: "
+                  f"{', '.join(LAB_COMMANDS)} (with or without `dcilab`); anything else from "
+                  f"a shell, or `sh dcilab ...`", file=sys.stderr)
+            return 2
+        return commands[name](rest)
+    command.__doc__ = f"dcilab {'|'.join(LAB_COMMANDS)} ...: the same as without `dcilab`"
     return command
 
 
@@ -152,7 +170,8 @@ def run(args) -> int:
                 say("try: pingall | dc1-h1 ping -c3 dc2-h1 | iperf dc1-h1 dc2-h1 | links "
                     "--kind dci | reserve dc1-h1 dc2-h1 --gbps 100 | reservations | help | exit")
             commands = {name: lab_command(name, server) for name in LAB_COMMANDS}
-            cli = FabricCLI(lab.emulation, commands | {"iperf": iperf_command(lab)},
+            cli = FabricCLI(lab.emulation, commands | {"iperf": iperf_command(lab),
+                                                       "dcilab": dcilab_command(server)},
                             script=args.script)
             if args.script and cli.failed:
                 say(f"{len(cli.failed)} line(s) of {args.script} failed: "

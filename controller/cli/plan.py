@@ -37,12 +37,15 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _unwritable(path: Path | None, option: str) -> str | None:
-    """Why `path` cannot be written, said before any planning (None if it can be)."""
+def _unwritable(path: Path | None, option: str, job: str) -> str | None:
+    """Why `path` cannot be written, said before any planning (None if it can be); the
+    job file itself is never overwritten."""
     if path is None:
         return None
     if path.is_dir():
         return f"{option} {path}: is a directory, not a file name"
+    if path.exists() and Path(job).exists() and path.resolve() == Path(job).resolve():
+        return f"{option} {path}: is the job file being planned; give another name"
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         return f"{option} {path}: directory {parent} does not exist"
@@ -64,7 +67,8 @@ def _plan(args) -> int:
         print(f"dcilab plan: --plot {args.plot}: writes a PNG image; give a name ending .png",
               file=sys.stderr)
         return 2
-    for problem in (_unwritable(args.fabric_out, "--fabric-out"), _unwritable(args.plot, "--plot")):
+    for problem in (_unwritable(args.fabric_out, "--fabric-out", args.job),
+                    _unwritable(args.plot, "--plot", args.job)):
         if problem:
             print(f"dcilab plan: {problem}", file=sys.stderr)
             return 2

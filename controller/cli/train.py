@@ -136,6 +136,8 @@ def print_report(r: dict) -> None:
     print(f"one flow alone on a wavelength: {cal['single_flow_mbps']:.2f} of "
           f"{cal['wavelength_mbps']:.2f} Mb/s; planner on that goodput: step "
           f"{cal['predicted']['step_time_s']:.3f} s, sync {cal['predicted']['sync_s']:.3f} s\n")
+    for warning in r.get("warnings", []):
+        print(f"warning: {warning}")
     print("  steady: steps 2 on, when every flow is back on the connection placed in step 1"
           " (- with one step)")
     print(f"  {'policy':<10} {'step s':>8} {'of pred':>8} {'steady s':>9} {'of pred':>8} "

@@ -42,7 +42,10 @@ from .cleanup import FAULTS_STATE, Manifest, kill_pid, pid_alive
 from .fibre import WavelengthEnds, apply, fibre_plan, run
 
 CUT, DARK, GRAY, LOSS, FLAP, SWITCH_DOWN = "cut", "dark", "gray", "loss", "flap", "switch-down"
-KINDS = (CUT, DARK, GRAY, LOSS, FLAP, SWITCH_DOWN)
+# degrade: the line system's optics (span loss, amplifier noise, launch power), set in the
+# transceiver agent over gNMI; the light still passes, so the fibre namespaces are untouched.
+DEGRADE = "degrade"
+KINDS = (CUT, DARK, GRAY, LOSS, FLAP, SWITCH_DOWN, DEGRADE)
 FLAP_TAG = "dcilab.emulation.faults"
 
 
@@ -62,6 +65,7 @@ class Fault:
     count: int | None = None         # flap: cycles, None = until restored
     pid: int | None = None           # flap: the process doing it
     controllers: list[str] = field(default_factory=list)   # switch-down: targets to give back
+    knobs: dict = field(default_factory=dict)   # degrade: span, extra_loss_db, amplifier, ...
 
     def describe(self) -> str:
         if self.kind == FLAP:
@@ -72,10 +76,24 @@ class Fault:
             what = f"transceiver at {self.end} dark"
         elif self.kind == LOSS:
             what = f"{self.loss_per_mille / 10:g} % loss"
+        elif self.kind == DEGRADE:
+            what = "degraded: " + describe_knobs(self.knobs)
         else:
             what = {CUT: "cut", GRAY: "gray (carrier up, everything dropped)",
                     SWITCH_DOWN: "switch down"}[self.kind]
         return f"{self.target}: {what}"
+
+
+def describe_knobs(knobs: dict) -> str:
+    parts = []
+    if knobs.get("span") is not None:
+        parts.append(f"span {knobs['span']} +{knobs['extra_loss_db']:g} dB loss")
+    if knobs.get("amplifier") is not None:
+        parts.append(f"amplifier {knobs['amplifier']} noise figure {knobs['nf_db']:g} dB")
+    if knobs.get("launch_power_dbm") is not None:
+        parts.append(f"launch power {knobs['launch_power_dbm']:g} dBm")
+    ramp = knobs.get("ramp_s") or 0
+    return ", ".join(parts) + (f", reached over {ramp:g} s" if ramp else "")
 
 
 # -- pure: names and derived kernel state ---------------------------------------------
@@ -176,10 +194,11 @@ def conflicts(new: Fault, active: list[Fault]) -> str | None:
     """Why `new` cannot join the active faults, or None. The same fault twice is refused;
     a flap owns its wavelengths' light, so it shares them with nothing."""
     for f in active:
-        if f.kind == new.kind and f.target == new.target and new.kind != LOSS:
+        # loss and degrade change a figure; given again, the new one adds or replaces
+        if f.kind == new.kind and f.target == new.target and new.kind not in (LOSS, DEGRADE):
             return f"{new.target} already has this fault ({f.describe()})"
         shared = set(f.wavelengths) & set(new.wavelengths)
-        if shared and FLAP in (f.kind, new.kind):
+        if shared and FLAP in (f.kind, new.kind) and DEGRADE not in (f.kind, new.kind):
             return (f"{_choices(shared)} already has a fault ({f.describe()}); a flapping "
                     f"wavelength shares with nothing: restore {f.target} first")
     return None
@@ -249,9 +268,10 @@ class Faults:
     """Inject, list and restore faults on a running emulation of `fabric`."""
 
     def __init__(self, fabric: Fabric, run_stamp: float = 0.0, state_path=FAULTS_STATE,
-                 fabric_path: str | None = None):
+                 fabric_path: str | None = None, gnmi_address: str | None = None):
         self.fabric = fabric
         self.fabric_path = fabric_path
+        self.gnmi_address = gnmi_address      # the transceiver agent's, when it serves one
         self.plan: dict[str, WavelengthEnds] = fibre_plan(fabric)
         self.book = FaultBook(state_path, run_stamp)
 
@@ -272,7 +292,8 @@ class Faults:
         except (FabricError, OSError) as exc:
             raise FaultError(f"cannot read the running emulation's fabric file "
                              f"{manifest.fabric_path}: {exc}") from None
-        return cls(fabric, manifest.started, fabric_path=manifest.fabric_path)
+        return cls(fabric, manifest.started, fabric_path=manifest.fabric_path,
+                   gnmi_address=manifest.services.get("gnmi"))
 
     # -- reading ---------------------------------------------------------------------
 
@@ -329,6 +350,33 @@ class Faults:
             if fault:
                 data["faults"].append(fault)
             self._apply(data["faults"], [w])
+        return fault
+
+    def degrade(self, line_system: str, **knobs) -> Fault:
+        """Degrade `line_system`'s optics in the transceiver agent (knobs as
+        optical_faults.degrade takes them); the transceivers' readings follow."""
+        from .optical_faults import OpticalFaultError, degrade
+        systems = line_systems(self.fabric)
+        if line_system not in systems:
+            line = next((s for s, ws in systems.items() if line_system in ws), None)
+            hint = f" ({line_system!r} is a wavelength of {line})" if line else ""
+            raise FaultError(f"unknown line system {line_system!r}{hint}; a degradation "
+                             f"acts on a whole line: {_choices(systems)}")
+        if not self.gnmi_address:
+            raise FaultError("the running emulation has no transceiver agent to degrade: "
+                             "start it with gNMI (`dcilab demo --gnmi`)")
+        fault = Fault(DEGRADE, line_system, list(systems[line_system]), time.time(),
+                      knobs={k: v for k, v in knobs.items() if v is not None})
+        with self.book.locked() as data:
+            self._reap(data)
+            why = conflicts(fault, data["faults"])
+            if why:
+                raise FaultError(why)
+            try:
+                degrade(line_system, address=self.gnmi_address, **knobs)
+            except OpticalFaultError as exc:
+                raise FaultError(str(exc)) from None
+            data["faults"].append(fault)
         return fault
 
     def switch_down(self, name: str) -> Fault:
@@ -459,12 +507,26 @@ class Faults:
         # A flapping process takes the lock on its way out, so stop it outside the lock.
         for pid, tag in flappers.items():
             kill_pid(pid, tag)
+        self._restore_optics({f.target for f in undo if f.kind == DEGRADE})
         with self.book.locked() as data:
-            self._apply(data["faults"], sorted({w for f in undo for w in f.wavelengths}),
+            self._apply(data["faults"], sorted({w for f in undo if f.kind != DEGRADE
+                                                for w in f.wavelengths}),
                         switches=[f.target for f in undo if f.kind == SWITCH_DOWN],
                         reconnect={f.target: f.controllers for f in undo
                                    if f.kind == SWITCH_DOWN})
         return undo
+
+    def _restore_optics(self, lines: set[str]) -> None:
+        """Put degraded line systems back as designed (the agent stops their ramps)."""
+        if not lines:
+            return
+        from .optical_faults import OpticalFaultError, restore
+        for line in sorted(lines):
+            try:
+                restore(line, address=self.gnmi_address)
+            except OpticalFaultError as exc:
+                raise FaultError(f"{line}: the transceivers did not take the repair: "
+                                 f"{exc}") from None
 
     def _apply(self, faults: list[Fault], wavelengths, switches=(), reconnect=None) -> None:
         """Make the kernel match `faults` for these wavelengths and switches."""

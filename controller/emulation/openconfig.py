@@ -102,8 +102,7 @@ def transceiver_leaves(status: TransceiverStatus) -> list[Leaf]:
         *((och + (elem("state"), elem(k)), v) for k, v in config.items()),
         *(_stats(och + (elem("state"), elem("osnr")), status.stats["osnr_db"])
           if measured else ()),
-        *((och + (elem("state"), elem("output-power"), elem(name)),
-           round(status.actual_output_power_dbm, 2)) for name in STAT_NAMES),
+        *_stats(och + (elem("state"), elem("output-power")), status.stats["output_power_dbm"]),
         (channel + (elem("state"), elem("index")), t.port),
         (channel + (elem("state"), elem("description")), t.wavelength),
         (channel + (elem("state"), elem("logical-channel-type")),

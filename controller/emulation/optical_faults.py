@@ -5,9 +5,9 @@ values on its own clock; this module is what a fault command calls: it finds the
 gNMI address in the emulation manifest (/run/dcilab/emulation.json) and sets the
 line-system knobs (see openconfig.py). `restore` stops any ramp at once.
 
-For `dcilab fault` (the fault work): `degrade LINK --span N --extra-loss-db X [--ramp-s S]`
-→ `degrade(line, span=N, extra_loss_db=X, ramp_s=S)`; `--amp N --nf-db X` →
-`degrade(line, amplifier=N, nf_db=X)`; `restore LINK` → `restore(line)`.
+`dcilab fault degrade LINK --span N --extra-loss-db X [--ramp-s S]` (or `--amp N --nf-db X`,
+`--launch-power-dbm P`) calls `degrade` through `Faults.degrade`, which records it with
+the other faults; `dcilab fault restore LINK` (or `restore` alone) calls `restore`.
 """
 
 from __future__ import annotations

@@ -96,16 +96,11 @@ class TransceiverStatus:
     reading: Reading
     reconfiguring: bool
     dark: bool
-    stats: dict[str, Stats]       # prefec_ber, q_db, esnr_db, osnr_db
+    stats: dict[str, Stats]       # prefec_ber, q_db, esnr_db, osnr_db, output_power_dbm
     # No light reaches its receiver (a fibre cut, or the far or its own laser off by a
     # fault): its link is down, whatever its mode says.
     no_light: bool = False
     laser_on: bool = True         # off: its own transmitter is dark (a fault)
-
-    @property
-    def actual_output_power_dbm(self) -> float:
-        """What its power monitor reads: the target, or the floor with the laser off."""
-        return self.output_power_dbm if self.laser_on else LASER_OFF_DBM
 
 
 @dataclass(frozen=True)
@@ -347,16 +342,19 @@ class OpticalState:
         reading = read(mode, gsnr, **self._read_options)
         reconfiguring = any(self._busy_until.get(k, 0.0) > now for k in (t.key, far.key))
         dark = reconfiguring or not reading.in_sync or self._modes[far.key] != mode
+        laser_on = t.key not in self._lasers_off
+        # What its power monitor reads: the launch power, or the floor with the laser off.
+        power = state.launch_power_dbm if laser_on else LASER_OFF_DBM
         history = self._history[t.key]
-        history.append((now, reading))
+        history.append((now, reading, power))
         while history and history[0][0] < now - STATS_WINDOW_S:
             history.popleft()
-        stats = {field: _stats([getattr(r, field) for _, r in history])
+        stats = {field: _stats([getattr(r, field) for _, r, _ in history])
                  for field in ("prefec_ber", "q_db", "esnr_db", "osnr_db")}
+        stats["output_power_dbm"] = _stats([p for _, _, p in history])
         return TransceiverStatus(t, mode, self.mode_ids[(t.module.name, mode.name)],
                                  state.launch_power_dbm, reading, reconfiguring, dark, stats,
-                                 no_light=t.wavelength in self._no_light,
-                                 laser_on=t.key not in self._lasers_off)
+                                 no_light=t.wavelength in self._no_light, laser_on=laser_on)
 
 
 def _stats(values: list[float]) -> Stats:

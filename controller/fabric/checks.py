@@ -23,10 +23,45 @@ def _duplicates(names: list[str], field: str) -> list[FabricIssue]:
     return issues
 
 
+def _node_names(spec: FabricSpec) -> dict[str, str]:
+    """Every switch and host name the sites make (model.py names them so), to what it is."""
+    names = {}
+    for site in spec.sites:
+        for role, count in (("spine", site.spines), ("leaf", site.leaves),
+                            ("gw", site.gateways)):
+            names.update((f"{site.name}-{role}{k}", f"a switch of site {site.name!r}")
+                         for k in range(1, count + 1))
+        names.update((f"{site.name}-h{k}", f"a host of site {site.name!r}")
+                     for k in range(1, site.leaves * site.hosts_per_leaf + 1))
+    return names
+
+
+def _link_name_clashes(spec: FabricSpec) -> list[FabricIssue]:
+    """A DCI link named like another link's wavelength (`l.w1`), a switch or a host: every
+    command (`dcilab fault`, `links`) takes these names, so each must name one thing."""
+    wavelengths = {f"{d.name}.w{k}": i for i, d in enumerate(spec.dci_links)
+                   for k in range(1, d.wavelengths + 1)}
+    nodes = _node_names(spec) if len(spec.dci_links) else {}
+    issues = []
+    for i, link in enumerate(spec.dci_links):
+        if link.name in wavelengths:
+            j = wavelengths[link.name]
+            issues.append(FabricIssue(
+                f"dci_links[{i}].name",
+                f"name {link.name!r} is already the name of a wavelength of dci_links[{j}] "
+                f"({spec.dci_links[j].name!r}): wavelengths are named LINK.wK; rename one link"))
+        elif link.name in nodes:
+            issues.append(FabricIssue(
+                f"dci_links[{i}].name",
+                f"name {link.name!r} is already the name of {nodes[link.name]}; rename the link"))
+    return issues
+
+
 def check_spec(spec: FabricSpec) -> list[FabricIssue]:
     """Every cross-field problem of `spec`, in file order."""
     issues = _duplicates([s.name for s in spec.sites], "sites")
     issues += _duplicates([d.name for d in spec.dci_links], "dci_links")
+    issues += _link_name_clashes(spec)
     sites = {s.name: s for s in spec.sites}
 
     for i, site in enumerate(spec.sites):

@@ -175,8 +175,10 @@ DASHBOARDS = (
              w=8, description="Operational-mode changes seen over gNMI in the last hour, per DCI "
                               "link: more than a few is flapping."),
         stat("Capacity per DCI link", "bps",
-             Q(f'sum by (link) ({n.LINK_CAPACITY_BPS}{{kind="dci", direction="a-b", link=~"$link"}})',
-               "{{link}}"), h=5, description="Sum of the line rates of its wavelengths, one direction."),
+             Q(f'sum by (link) ({n.LINK_CAPACITY_BPS}{{kind="dci", direction="a-b", link=~"$link"}} '
+               f'* {n.LINK_UP}{{kind="dci", direction="a-b", link=~"$link"}})',
+               "{{link}}"), h=5, description="Sum of the line rates of its wavelengths that are "
+                                             "up, one direction: a cut or dark one offers nothing."),
     )),
     Dashboard("dcilab-reservations", "dcilab-reservations", "dcilab / Reservations and steering",
               "Bandwidth reservations admitted over gRPC, and elephant flows steered onto "
@@ -190,10 +192,20 @@ DASHBOARDS = (
                               "range.", steps=(("green", None), ("orange", 1)),
              options={"background": True}),
         stat("Elephant flows", "short", Q(n.ELEPHANT_FLOWS, "elephants"), w=4),
+        stat("PROTECTED without a standby", "short", Q(n.RESERVATIONS_UNPROTECTED, "unprotected"),
+             w=4, description="PROTECTED reservations a failure left on their primary alone: "
+                              "the next cut of it is not survived by the switches "
+                              "(DcilabReservationsUnprotected).", steps=ZERO_IS_GOOD,
+             options={"background": True}),
+        timeseries("Live reservations by protection", "short",
+                   Q(n.RESERVATIONS_LIVE, "{{protection}}"), w=8,
+                   description="NONE, RESTORABLE and PROTECTED reservations that hold bandwidth "
+                               "or wait for it."),
         timeseries("Requests by result", "reqps",
                    Q(f"sum by (result) (rate({n.total(n.RESERVATION_REQUESTS)}[$__rate_interval]))", "{{result}}"),
-                   description="admitted, refused (no capacity), invalid, not_found, "
-                               "unauthenticated."),
+                   description="admitted, refused (no room now), precondition (could never "
+                               "fit as asked), invalid, not_found, unauthenticated, unavailable "
+                               "and internal (the change could not be saved)."),
         timeseries("Reserve latency", "s", *quantiles(n.RESERVE_DURATION),
                    description="Time to answer a reservation request (empty until a request "
                                "is made)."),
@@ -235,6 +247,21 @@ DASHBOARDS = (
                    Q(f"increase({n.total(n.OPENFLOW_ERRORS)}[$__rate_interval])", "errors"), w=8,
                    description="Error messages switches sent back. Any is a bug or a switch "
                                "mismatch."),
+        timeseries("Failure events", "short",
+                   Q(f"sum by (kind) (increase({n.total(n.FAILURE_EVENTS)}[$__rate_interval]))",
+                     "{{kind}}"), w=8,
+                   description="Links down and back, switches lost, as the controller saw them."),
+        timeseries("Restoration time", "s", *quantiles(n.RESTORATION_DURATION), w=8,
+                   description="From a failure seen to every affected route and reservation "
+                               "moved (empty until a failure)."),
+        timeseries("Links held down", "short", Q(n.LINKS_HELD_DOWN, "held down"), w=8,
+                   description="Back from a failure, not used again until they stay up "
+                               "(flap damping)."),
+        timeseries("Reads refused for load", "short",
+                   Q(f"sum by (kind) (increase({n.total(n.READS_REFUSED)}[$__rate_interval]))",
+                     "{{kind}}"), w=8,
+                   description="Read calls beyond the read budget, watch streams beyond the "
+                               "bound, /metrics scrapes answered 503."),
         timeseries("Links up", "short", Q(f"sum by (kind) ({n.LINK_UP})", "{{kind}} up"),
                    Q(f"count by (kind) ({n.LINK_UP})", "{{kind}} total"), w=8,
                    description="Link directions whose ends are connected and up."),

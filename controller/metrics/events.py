@@ -19,8 +19,10 @@ log = logging.getLogger("dcilab.metrics")
 # unavailable / internal: the change could not be saved (disk full, read-only / otherwise)
 # and was taken back. not_found and unauthenticated count ReleasePath and GetReservation
 # calls for unknown ids and calls without the right token, so guessing shows.
-REQUEST_RESULTS = ("admitted", "refused", "invalid", "not_found", "unauthenticated",
-                   "unavailable", "internal")
+# refused: no room now (RESOURCE_EXHAUSTED); precondition: it could never fit as asked
+# (FAILED_PRECONDITION), so a refusal alert counts only the first.
+REQUEST_RESULTS = ("admitted", "refused", "precondition", "invalid", "not_found",
+                   "unauthenticated", "unavailable", "internal")
 # Reads refused for load: a read call beyond the read budget, a watch stream beyond the
 # bound, a /metrics scrape beyond its rate or connections (answered 503).
 READ_REFUSALS = ("read_budget", "watch_streams", "scrape")

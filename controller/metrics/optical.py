@@ -63,7 +63,8 @@ class OpticalCollector(Collector):
         rate = GaugeMetricFamily(
             n.WAVELENGTH_REPORTED_RATE_GBPS,
             "Client rate of the operational mode both ends of the wavelength report, Gb/s "
-            "(absent while they disagree, during a mode change).", labels=WAVELENGTH_LABELS)
+            "(absent while they disagree, during a mode change, and while either end's link "
+            "is down: a cut or dark wavelength carries nothing).", labels=WAVELENGTH_LABELS)
         ends: dict[str, list] = {}
         for (wavelength, _gateway), reading in self.optical.readings().items():
             ends.setdefault(wavelength, []).append(reading)
@@ -84,7 +85,8 @@ class OpticalCollector(Collector):
             if margins:
                 margin.add_metric(labels, min(margins))
             modes = {self.optical.mode_name(r.mode_id) for r in readings}
-            if len(readings) >= 2 and len(modes) == 1 and None not in modes:
+            up = all(r.link_up is not False for r in readings)     # None: not heard yet
+            if up and len(readings) >= 2 and len(modes) == 1 and None not in modes:
                 (module, mode), = modes
                 if module in self.catalog and mode in self.catalog.module(module).mode_names:
                     rate.add_metric(labels, self.catalog.module(module).mode(mode).rate_gbps)

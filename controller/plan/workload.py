@@ -37,6 +37,16 @@ class WorkloadError(ValueError):
     """The job does not fit the fabric (a site missing, no direct DCI link)."""
 
 
+def emulated_sync_mbps(job: Job, fabric: Fabric) -> float:
+    """What the job's sync offers the emulation in all, Mb/s (emulated): every loaded
+    direction of its site pairs at the fabric's direct capacity, scaled."""
+    traffic = job_traffic(job)
+    capacity = pair_capacity_gbps(job, fabric, traffic)
+    return sum(gbps * sum(1 for b in (t.bytes_ab, t.bytes_ba) if b > 0)
+               for (a, b), gbps in capacity.items()
+               for t in [traffic.pair(a, b)]) * 1000 * fabric.scale
+
+
 def pair_capacity_gbps(job: Job, fabric: Fabric, traffic: JobTraffic) -> dict:
     """The fabric's direct DCI capacity of every site pair the job's traffic crosses."""
     have = fabric.capacity_by_site_pair()

@@ -76,8 +76,10 @@ def test_every_dashboard_query_and_recording_rule_returns_series(tmp_path, no_le
         prometheus, url = start_prometheus([f"127.0.0.1:{metrics_port}"], tmp_path / "prom")
         try:
             assert wait_for(url, 'up{job="dcilab-controller"} == 1')
-            # Admissions over gRPC: one admitted, one refused (no path could ever carry
-            # 2 Tb/s: FAILED_PRECONDITION, counted as refused).
+            # Admissions over gRPC: one admitted, one that could never fit (no path could
+            # ever carry 2 Tb/s: FAILED_PRECONDITION), one refused for lack of room now
+            # (each 400G wavelength reserves 360 Gb/s: a fifth 250 finds none, though the
+            # 1440 in all would hold it).
             with Client(f"127.0.0.1:{lab.controller.grpc_port}") as client:
                 client.reserve("dc1-h2", "dc2-h4", 100)
                 try:
@@ -85,6 +87,15 @@ def test_every_dashboard_query_and_recording_rule_returns_series(tmp_path, no_le
                     raise AssertionError("a 2 Tb/s reservation was admitted")
                 except ApiError as exc:
                     assert exc.code == "FAILED_PRECONDITION"
+                codes = []
+                for src, dst in (("dc1-h1", "dc2-h1"), ("dc1-h2", "dc2-h2"), ("dc1-h3", "dc2-h3"),
+                                 ("dc1-h4", "dc2-h4"), ("dc1-h1", "dc2-h2")):
+                    try:
+                        client.reserve(src, dst, 250)
+                        codes.append("OK")
+                    except ApiError as exc:
+                        codes.append(exc.code)
+                assert codes == ["OK"] * 4 + ["RESOURCE_EXHAUSTED"], codes
             [result] = iperf_concurrent(lab.emulation, [("dc1-h1", "dc2-h3")], duration_s=5)
             assert result.error is None
             # Until Prometheus has scraped two polls made after the traffic ended.
@@ -103,7 +114,9 @@ def test_every_dashboard_query_and_recording_rule_returns_series(tmp_path, no_le
             assert float(connected["value"][1]) == len(fabric.switches)
             [admitted] = query(url, 'dcilab_reservation_requests_total{result="admitted"}')
             [refused] = query(url, 'dcilab_reservation_requests_total{result="refused"}')
-            assert float(admitted["value"][1]) >= 1 and float(refused["value"][1]) >= 1
+            [never] = query(url, 'dcilab_reservation_requests_total{result="precondition"}')
+            assert float(admitted["value"][1]) == 5 and float(refused["value"][1]) == 1
+            assert float(never["value"][1]) == 1
             [active] = query(url, 'dcilab_reservations{state=~"ACTIVE|PENDING"} > 0')
             assert float(active["value"][1]) >= 1
 

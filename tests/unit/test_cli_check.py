@@ -162,6 +162,27 @@ def test_no_warning_within_the_limit(capsys, tmp_path):
     assert status == 0 and s["warnings"] == []
 
 
+def test_a_line_beyond_the_stretch_of_the_short_way_is_a_warning(capsys, tmp_path):
+    # 40 km: 198 us; 100 km: 492 us, 2.5 x: only a failure of l1 puts a-b traffic on l2.
+    # 55 km (271.5 us, 1.37 x) is within the 1.5 elephants are steered within.
+    path = write(tmp_path, {"name": "t", "sites": [site("a", gateways=2), site("b")],
+                            "dci_links": [link("l1", "a", "b"),
+                                          link("l2", "a", "b", fiber_km=100),
+                                          link("l3", "a", "b", fiber_km=55)]})
+    status, s = check_json(capsys, path)
+    assert status == 0
+    [warning] = [w for w in s["warnings"] if "shortest way" in w]
+    assert warning.startswith("line system l2 (0.492 ms) is over 1.5 x the shortest way "
+                              "between a and b (0.198 ms): ")
+    # through another site: c-b (40 km) and a-c (40 km) against a direct 200 km line
+    path = write(tmp_path, {"name": "t", "sites": [site("a", gateways=2), site("b"), site("c")],
+                            "dci_links": [link("ab", "a", "b", fiber_km=200, module="400ZR+"),
+                                          link("ac", "a", "c"), link("cb", "c", "b")]})
+    status, s = check_json(capsys, path)
+    assert [w.split(":")[0] for w in s["warnings"] if "shortest way" in w] == [
+        "line system ab (0.984 ms) is over 1.5 x the shortest way between a and b (0.396 ms)"]
+
+
 def test_risk_groups_differing_only_in_case_are_a_warning(capsys, tmp_path):
     # Names are exact: "Duct-7" and "duct-7" are two groups, so l1 is protected through l2
     # although a user most likely meant one duct. Said, not refused.

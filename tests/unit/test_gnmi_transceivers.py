@@ -198,6 +198,38 @@ def test_fault_functions_degrade_with_a_ramp_and_restore(agent):
         restore("x", address=agent.gnmi_address)
 
 
+def test_dcilab_fault_degrade_is_a_fault_listed_and_restored_with_the_others(agent, tmp_path):
+    """`dcilab fault degrade` (Faults.degrade): the agent's line degrades, the fault is in
+    the run's fault file for `list`, and `restore` (by line or all) repairs the optics."""
+    from dcilab.emulation.faults import DEGRADE, FaultError, Faults
+    faults = Faults(agent.fabric, 42.0, state_path=tmp_path / "faults.json",
+                    gnmi_address=agent.gnmi_address)
+    fault = faults.degrade("dc1-dc2", span=2, extra_loss_db=6.0, amplifier=None, nf_db=None,
+                           launch_power_dbm=None, ramp_s=0.0)
+    assert fault.describe() == "dc1-dc2: degraded: span 2 +6 dB loss"
+    assert agent.state.line_state("dc1-dc2").span_extra_loss_db[1] == 6.0
+    # given again, the new figures replace the old (not "already has this fault")
+    faults.degrade("dc1-dc2", span=2, extra_loss_db=3.0, ramp_s=60.0)
+    assert [f.kind for f in faults.list()] == [DEGRADE, DEGRADE]
+    assert faults.list()[1].describe() == "dc1-dc2: degraded: span 2 +3 dB loss, reached over 60 s"
+    with pytest.raises(FaultError, match=r"'dc1-dc2.w1' is a wavelength of dc1-dc2"):
+        faults.degrade("dc1-dc2.w1", span=1, extra_loss_db=1.0)
+    with pytest.raises(FaultError, match="span 9 does not exist"):
+        faults.degrade("dc1-dc2", span=9, extra_loss_db=1.0)
+    assert len(faults.list()) == 2                      # a refused one is not recorded
+    # a wavelength's restore leaves its line's optics; the line's repairs them
+    with pytest.raises(FaultError, match="dc1-dc2.w1 has no fault to restore"):
+        faults.restore("dc1-dc2.w1")
+    assert agent.state.ramping()
+    undone = faults.restore("dc1-dc2")
+    assert [f.kind for f in undone] == [DEGRADE, DEGRADE] and faults.list() == []
+    assert agent.state.line_state("dc1-dc2").span_extra_loss_db == (0.0,) * 5
+    assert not agent.state.ramping()
+    without = Faults(agent.fabric, 42.0, state_path=tmp_path / "other.json")
+    with pytest.raises(FaultError, match="start it with gNMI"):
+        without.degrade("dc1-dc2", span=1, extra_loss_db=1.0)
+
+
 def test_paths_match_with_wildcards_and_missing_keys():
     from dcilab.emulation.openconfig import elem, matches
     leaf = (elem("components"), elem("component", name="a.w1"), elem("optical-channel"),
@@ -226,9 +258,9 @@ def test_an_injected_dark_transceiver_or_cut_shows_over_gnmi(tmp_path):
                 return {gw: r.link_up for (w, gw), r in client.readings().items()
                         if w == wavelength}
 
-            def power(gateway, wavelength):
+            def power(gateway, wavelength, stat="instant"):
                 path = _path(f"/components/component[name={wavelength}]/optical-channel/"
-                             f"state/output-power/instant")
+                             f"state/output-power/{stat}")
                 with grpc.insecure_channel(agent.gnmi_address) as channel:
                     answer = gnmi_pb2_grpc.gNMIStub(channel).Get(gnmi_pb2.GetRequest(
                         prefix=gnmi_pb2.Path(target=gateway), path=[path],
@@ -249,7 +281,15 @@ def test_an_injected_dark_transceiver_or_cut_shows_over_gnmi(tmp_path):
             registry.register(OpticalCollector(client, fabric))
             text = generate_latest(registry).decode()
             assert 'dcilab_wavelength_reported_margin_db{link="dc1-dc2",site_a="dc1",site_b="dc2",wavelength="dc1-dc2.w1"}' not in text
+            # nor a rate: a dark or cut wavelength carries nothing, whatever its mode
+            rate_w1 = 'dcilab_wavelength_reported_rate_gbps{link="dc1-dc2",site_a="dc1",site_b="dc2",wavelength="dc1-dc2.w1"}'
+            rate_w2 = rate_w1.replace("w1", "w2")
+            assert rate_w1 not in text and rate_w2 not in text
             assert power("dc2-gw1", "dc1-dc2.w1") == -40.0          # its laser off
+            # over the statistics' window (10 s): it was on a moment ago
+            assert power("dc2-gw1", "dc1-dc2.w1", "min") == -40.0
+            assert power("dc2-gw1", "dc1-dc2.w1", "max") > -10.0
+            assert -40.0 < power("dc2-gw1", "dc1-dc2.w1", "avg") < -10.0
             assert power("dc1-gw1", "dc1-dc2.w1") > -10.0           # the far one still on
             assert power("dc1-gw1", "dc1-dc2.w2") > -10.0           # a cut: lasers on
             with book.locked() as data:                              # restored
@@ -258,6 +298,8 @@ def test_an_injected_dark_transceiver_or_cut_shows_over_gnmi(tmp_path):
                               and set(seen("dc1-dc2.w2").values()) == {True}, 10)
             assert wait_until(lambda: all(r.osnr_db is not None and r.prefec_ber is not None
                                           for r in client.wavelength("dc1-dc2.w1")), 10)
+            text = generate_latest(registry).decode()
+            assert rate_w1 in text and rate_w2 in text
             assert power("dc2-gw1", "dc1-dc2.w1") > -10.0
             # another run's file is not this run's faults
             other = FaultBook(book.path, run_stamp=7.0)

@@ -23,7 +23,20 @@ def test_every_lab_command_is_a_dcilab_command_taking_its_server():
             argv += ["dc1-h1", "dc2-h1", "--gbps", "1"]
         if name == "release":
             argv += ["r-1"]
+        if name == "fault":
+            argv += ["list"]
         assert parser.parse_args(argv).command == name
+
+
+def test_dcilab_before_a_lab_command_runs_it_and_names_the_others(capsys):
+    from dcilab.cli.lab import dcilab_command
+    command = dcilab_command("127.0.0.1:1")
+    assert command("reserve --bogus") == 2          # reached reserve's own parser
+    assert "the following arguments are required: SRC, DST, --gbps" in capsys.readouterr().err
+    assert command("demo two-dc") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dcilab demo: not a command of this prompt; here: links, reserve, "
+                          "release, reservations, fault")
 
 
 def test_a_bad_line_is_reported_not_raised(capsys):

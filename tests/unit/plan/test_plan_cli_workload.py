@@ -43,6 +43,11 @@ def test_outputs_that_cannot_be_written_are_refused_before_planning(tmp_path, ca
         assert main(["plan", job, option, str(path)]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"dcilab plan: {option} {path}: ") and said in err
+    own = tmp_path / "job.yaml"                   # the job file is never written over
+    own.write_bytes((JOBS / "10b-data-2dc.yaml").read_bytes())
+    assert main(["plan", str(own), "--fabric-out", str(tmp_path / "." / "job.yaml")]) == 2
+    assert "is the job file being planned; give another name" in capsys.readouterr().err
+    assert own.read_bytes() == (JOBS / "10b-data-2dc.yaml").read_bytes()
     bare = tmp_path / "plot"                      # no suffix: still a PNG, under that name
     assert main(["plan", job, "--plot", str(bare)]) == 0
     assert bare.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {bare}" in \
@@ -149,6 +154,43 @@ def test_twin_loadaware_no_worse_than_ecmp_and_better_with_more_flows_than_wavel
     la, ecmp = r["policies"]["loadaware"], r["policies"]["ecmp"]
     assert la["step_time_s"] < ecmp["step_time_s"]
     assert la["step_time_s"] >= r["predicted_step_s"] * 0.999
+
+
+def test_bench_training_runs_a_job_of_other_sites_on_its_planned_fabric(capsys):
+    """Not only the generated ring's s01..s16: a 2-site job runs on what `plan` builds."""
+    assert main(["bench", "--training", "--job", "405b-data-2dc", "--steps", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["fabric_source"] == "plan" and report["sites"] == 2
+    for run in report["runs"]:
+        assert run["predicted_step_s"] == pytest.approx(report["plan_step_s"], rel=0.02)
+        la = run["policies"]["loadaware"]
+        assert la["step_time_s"] >= run["predicted_step_s"] * 0.999
+    assert main(["bench", "--training", "--job", "300b-data-16dc", "--steps", "1",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fabric_source"] == "generated"
+
+
+def test_the_sync_a_fabric_offers_the_emulation_is_within_budget_only_when_planned(tmp_path):
+    """`train` warns when the fabric's scale puts the sync over what 2 cores forward: an
+    outside tester ran a job on two-dc (320 Mb/s in all) and got steps 2.1 x the plan's."""
+    from dcilab.fabric import parse_fabric
+    from dcilab.plan.fabric_out import CPU_BUDGET_MBPS
+    from dcilab.plan.workload import emulated_sync_mbps
+    job = parse_job("""
+name: on-two-dc
+model: {parameters: 60e9, bytes_per_gradient: 2}
+sites: [{name: dc1, gpus: 1024}, {name: dc2, gpus: 1024}]
+distances_km: {dc1: {dc2: 80}}
+across_sites: data
+sync: allreduce
+step: {compute_s: 1.0, overlap_s: 0.3}
+target_compute_utilization: 0.9
+""", "on-two-dc.yaml")
+    two_dc = parse_fabric((JOBS.parent / "topologies" / "two-dc.yaml").read_text(), "two-dc.yaml")
+    # 4 x 400G each way at scale 1e-4: 160 Mb/s a direction
+    assert emulated_sync_mbps(job, two_dc) == pytest.approx(320.0)
+    planned = parse_fabric(fabric_yaml(plan_job(job, sensitivity=False)), "planned.yaml")
+    assert emulated_sync_mbps(job, planned) <= CPU_BUDGET_MBPS * 1.01
 
 
 def test_train_names_a_congestion_control_the_kernel_lacks(capsys):
