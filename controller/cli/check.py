@@ -32,6 +32,7 @@ def summary(fabric: Fabric) -> dict:
     roles_of: dict[str, list[str]] = {}
     for sw in fabric.switches.values():
         roles_of.setdefault(sw.site, []).append(sw.role)
+    idle = _idle_gateways(fabric)
     hosts_of: dict[str, int] = {}
     for host in fabric.hosts.values():
         hosts_of[host.site] = hosts_of.get(host.site, 0) + 1
@@ -39,10 +40,11 @@ def summary(fabric: Fabric) -> dict:
         roles = roles_of.get(site.name, [])
         sites.append({"name": site.name, "spines": roles.count(SPINE),
                       "leaves": roles.count(LEAF), "gateways": roles.count(GATEWAY),
-                      "hosts": hosts_of.get(site.name, 0), "fabric_gbps": site.fabric_gbps})
+                      "hosts": hosts_of.get(site.name, 0), "fabric_gbps": site.fabric_gbps,
+                      "gateways_without_dci_link": idle.get(site.name, [])})
     links = []
     beyond = unlabelled(fabric)              # line systems past the VLAN ids of detours
-    protection = _protection(fabric, beyond)
+    protection, shared = _protection(fabric, beyond)
     first_of: dict[str, object] = {}         # one pass: linear in the links
     for link in fabric.wavelengths():
         first_of.setdefault(link.line_system, link)
@@ -61,7 +63,7 @@ def summary(fabric: Fabric) -> dict:
         "capacity_by_site_pair": [{"a": a, "b": b, "capacity_gbps": c}
                                   for (a, b), c in sorted(fabric.capacity_by_site_pair().items())],
         "warnings": sorted(set(rate_problems(fabric))) + _detour_warnings(fabric, beyond)
-        + _case_warnings(fabric) + _long_way_warnings(fabric),
+        + _case_warnings(fabric) + _long_way_warnings(fabric) + _shared_risk_warnings(shared),
         "errors": [],
     }
 
@@ -73,6 +75,18 @@ def _detour_warnings(fabric: Fabric, beyond: list[str]) -> list[str]:
     return [f"{len(beyond)} line system(s) after the first {first} ({beyond[0]} on) "
             f"get no pre-installed detour: the VLAN ids that label detours run out; the "
             f"controller re-routes them when cut"]
+
+
+def _idle_gateways(fabric: Fabric) -> dict[str, list[str]]:
+    """Per site, its gateways no line system ends on: line systems are dealt to a site's
+    gateways round robin, pinned ones counted, so a pin (or more gateways than line
+    systems) leaves one carrying nothing between sites."""
+    used = {end.node for link in fabric.wavelengths() for end in (link.a, link.b)}
+    idle: dict[str, list[str]] = {}
+    for sw in fabric.switches.values():
+        if sw.role == GATEWAY and sw.name not in used:
+            idle.setdefault(sw.site, []).append(sw.name)
+    return idle
 
 
 def _long_way_warnings(fabric: Fabric) -> list[str]:
@@ -129,10 +143,21 @@ def _case_warnings(fabric: Fabric) -> list[str]:
         if len(clashes) > 10 else [])
 
 
-def _protection(fabric: Fabric, beyond: list[str]) -> dict[str, str]:
-    """How each line system is protected when it is cut, in words."""
+def _shared_risk_warnings(shared: list[str]) -> list[str]:
+    return [f"line system {name} has detours only through line systems sharing one of its "
+            f"risk groups: a cut of that group (one duct) takes the detours with it"
+            for name in shared[:10]] + (
+        [f"... and {len(shared) - 10} more line systems whose detours share a risk group"]
+        if len(shared) > 10 else [])
+
+
+def _protection(fabric: Fabric, beyond: list[str]) -> tuple[dict[str, str], list[str]]:
+    """How each line system is protected when it is cut, in words; and the line systems
+    with detours, none of them risk-disjoint."""
     found = {}
+    disjoint: dict[str, bool] = {}
     for d in detours(fabric, PathEngine(fabric)):
+        disjoint[d.line_system] = disjoint.get(d.line_system, False) or d.disjoint
         via = list(dict.fromkeys(h.link.line_system for h in d.hops if h.link.line_system))
         kind = "risk-disjoint" if d.disjoint else "shares a risk group"
         found.setdefault(d.line_system, []).append(f"{d.gateway}: via {', '.join(via)} ({kind})")
@@ -140,18 +165,31 @@ def _protection(fabric: Fabric, beyond: list[str]) -> dict[str, str]:
         found[name] = [f"no detour pre-installed: the VLAN ids that label detours run out "
                        f"after the first {len(fabric.spec.dci_links) - len(beyond)} line "
                        f"systems; when it is cut, the controller re-routes what it carried"]
-    return {spec.name: "; ".join(found.get(spec.name, [])) or
-            "no detour: only its other wavelengths protect it"
-            for spec in fabric.spec.dci_links}
+    return ({spec.name: "; ".join(found.get(spec.name, [])) or
+             "no detour: only its other wavelengths protect it"
+             for spec in fabric.spec.dci_links},
+            [spec.name for spec in fabric.spec.dci_links if disjoint.get(spec.name) is False])
+
+
+_PLURAL = {"switch": "switches", "leaf": "leaves"}
+
+
+def _n(count: int, word: str) -> str:
+    """`count word`, the word plural unless one (1 spine, 2 spines, 1 DCI link)."""
+    return f"{count} {word if count == 1 else _PLURAL.get(word, word + 's')}"
 
 
 def _print_text(path: str, s: dict) -> None:
     print(f"{path}: fabric {s['name']!r} is valid (scale {s['scale']:g})")
-    print(f"  {len(s['sites'])} sites, {s['switches']} switches, {s['hosts']} hosts, "
-          f"{len(s['dci_links'])} DCI links, {s['wavelength_count']} wavelengths")
+    print(f"  {_n(len(s['sites']), 'site')}, {_n(s['switches'], 'switch')}, "
+          f"{_n(s['hosts'], 'host')}, {_n(len(s['dci_links']), 'DCI link')}, "
+          f"{_n(s['wavelength_count'], 'wavelength')}")
     for site in s["sites"]:
-        print(f"  site {site['name']}: {site['spines']} spines, {site['leaves']} leaves, "
-              f"{site['gateways']} gateways, {site['hosts']} hosts, {site['fabric_gbps']:g} Gb/s")
+        idle = site["gateways_without_dci_link"]
+        print(f"  site {site['name']}: {_n(site['spines'], 'spine')}, "
+              f"{_n(site['leaves'], 'leaf')}, {_n(site['gateways'], 'gateway')}"
+              + (f" ({', '.join(idle)}: no DCI link ends there)" if idle else "")
+              + f", {_n(site['hosts'], 'host')}, {site['fabric_gbps']:g} Gb/s")
     for link in s["dci_links"]:
         print(f"\n  DCI link {link['name']}: {link['a_gateway']} <-> {link['b_gateway']}, "
               f"{link['fiber_km']:g} km in {link['spans']} span{'s' if link['spans'] != 1 else ''}, "

@@ -12,8 +12,10 @@ expand to. The file is parsed once, by libyaml (CSafeLoader).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Any, Callable
 
@@ -125,6 +127,9 @@ def _message(error: dict) -> str:
         return f"expected {what} (got {_shown(error['input'])})"
     if kind == "too_long" and isinstance(error.get("ctx"), dict):
         return _too_long(error["loc"], error["ctx"]["actual_length"], error["ctx"]["max_length"])
+    if kind == "too_short" and isinstance(error.get("ctx"), dict):
+        what = _ENTRIES.get(error["loc"][-1] if error["loc"] else "", "entries")
+        return f"has {error['ctx']['actual_length']}; at least {error['ctx']['min_length']} {what}"
     if kind == "string_pattern_mismatch":
         return (f"{_shown(error['input'])} is not a valid name: use letters, digits, '-', '_' and '.',"
                 " starting with a letter or digit")
@@ -140,14 +145,48 @@ def _too_long(loc: tuple, length: int | None, limit: int) -> str:
     return f"{length} {what}; at most {limit}"
 
 
+def _known_fields(model, loc: tuple) -> list[str]:
+    """The field names of the mapping at `loc` under `model` (a pydantic model), following
+    lists, dicts and optionals; [] where the path leaves the models."""
+    for part in loc:
+        if isinstance(part, int):             # a list entry: the same model
+            continue
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        inner = _model_in(field.annotation)
+        if inner is None:
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _model_in(annotation):
+    """The pydantic model an annotation holds (`list[SiteSpec]`, `X | None`, ...), or None."""
+    if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _schema_issues(exc: ValidationError, root: yaml.Node | None, prefix: tuple = (),
-                   limit: int | None = None) -> list[FabricIssue]:
-    """The issues of a validation error (its first `limit`), located under `prefix`."""
+                   limit: int | None = None, model=None) -> list[FabricIssue]:
+    """The issues of a validation error (its first `limit`), located under `prefix`. With
+    the `model` validated, an unknown field close to a known one says "did you mean"."""
     issues = []
     for error in exc.errors()[:limit]:
         loc = prefix + tuple(error["loc"])
         # pydantic reports a missing field at the field; say which mapping lacks it.
-        issues.append(FabricIssue(format_path(loc), _message(error), _line_of(root, loc)))
+        message = _message(error)
+        if model is not None and error["type"] == "extra_forbidden" and error["loc"]:
+            known = _known_fields(model, tuple(error["loc"][:-1]))
+            close = difflib.get_close_matches(str(error["loc"][-1]), known, 1, 0.6)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        issues.append(FabricIssue(format_path(loc), message, _line_of(root, loc)))
     return issues
 
 
@@ -253,7 +292,7 @@ def _validated(data: dict, root: yaml.Node | None, source: str) -> FabricSpec:
     try:
         spec = FabricSpec.model_validate(rest)
     except ValidationError as exc:
-        issues = _schema_issues(exc, root)
+        issues = _schema_issues(exc, root, model=FabricSpec)
     # Keep the file's order: fields before dci_links, the links, then modules and extras.
     first = [_parse_path(i.path)[:1] in (("name",), ("scale",), ("sites",)) for i in issues]
     before = [i for i, is_first in zip(issues, first) if is_first]
@@ -264,7 +303,8 @@ def _validated(data: dict, root: yaml.Node | None, source: str) -> FabricSpec:
             validated.append(DciLinkSpec.model_validate(link))
         except ValidationError as exc:
             room = max(0, MAX_ISSUES + 1 - len(before))
-            found = _schema_issues(exc, root, ("dci_links", i), room) if room else []
+            found = (_schema_issues(exc, root, ("dci_links", i), room, model=DciLinkSpec)
+                     if room else [])
             before += found
             unlisted += exc.error_count() - len(found)
     if before or after or unlisted:
@@ -289,7 +329,14 @@ def _read_yaml(text: str, source: str, what: str = "a fabric file"):
             raise FabricError(source, [FabricIssue(
                 "", f"YAML syntax error: {exc.problem}", mark.line + 1 if mark else None)]) \
                 from None
-        except yaml.YAMLError as exc:        # e.g. a NUL or other unprintable character
+        except yaml.reader.ReaderError as exc:   # a NUL or other unprintable character
+            line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.position, int) else None
+            what_char = (f"character U+{exc.character:04X}" if isinstance(exc.character, int)
+                         else f"character {exc.character!r}")
+            raise FabricError(source, [FabricIssue(
+                "", f"not a YAML text: {what_char} is not allowed in YAML (a control "
+                    f"character)", line)]) from None
+        except yaml.YAMLError as exc:
             raise FabricError(source, [FabricIssue(
                 "", f"not a YAML text: {' '.join(str(exc).split())[:200]}")]) from None
         if root is None:

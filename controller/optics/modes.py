@@ -75,8 +75,10 @@ class ModeCheck:
                 f"{self.mode.cd_tolerance_ps_nm:.0f} ps/nm tolerance")
         if not self.gsnr_ok:
             reasons.append(
-                f"GSNR {self.gsnr_db:.2f} dB (GNPy, worst of {len(self.qot.gsnr_db)} "
-                f"wavelengths at {self.qot.launch_power_dbm:g} dBm) is below the "
+                f"GSNR {self.gsnr_db:.2f} dB (GNPy, "
+                + (f"worst of {len(self.qot.gsnr_db)} wavelengths" if len(self.qot.gsnr_db) > 1
+                   else "its one wavelength")
+                + f" at {self.qot.launch_power_dbm:g} dBm) is below the "
                 f"{self.mode.required_osnr_db:.1f} dB required + {self.line.margin_db:.1f} dB "
                 f"margin")
         return reasons

@@ -170,7 +170,7 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
         need = required_gbps(bytes_per_sync, window_s, ring_latencies, latency_s)
         if need is None:
             reasons.append(f"{name}: {ring_latencies} one-way latencies of "
-                           f"{latency_s * 1e3:.3f} ms fill the {window_s:.3f} s window")
+                           f"{latency_s * 1e3:.3f} ms fill the {window_s:.3g} s window")
             continue
         for mode in module.modes:
             wavelengths = max(1, math.ceil(need / mode.rate_gbps - 1e-9)) \

@@ -75,7 +75,7 @@ def parse_job(text: str, source: str = "<job>") -> Job:
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as exc:
-        raise JobError(source, _schema_issues(exc, root)) from None
+        raise JobError(source, _schema_issues(exc, root, model=JobSpec)) from None
     distances, issues = _check(spec)
     if issues:
         raise JobError(source, [

@@ -183,6 +183,36 @@ def test_a_line_beyond_the_stretch_of_the_short_way_is_a_warning(capsys, tmp_pat
         "line system ab (0.984 ms) is over 1.5 x the shortest way between a and b (0.396 ms)"]
 
 
+def test_a_gateway_no_line_system_ends_on_is_named(capsys, tmp_path):
+    # two-dc: one line system, two gateways a site; pinned l1 to a's gateway 2 leaves the
+    # round robin's next (l2) there too, and a's gateway 1 idle.
+    status, s = check_json(capsys, TOPOLOGIES / "two-dc.yaml")
+    assert [site["gateways_without_dci_link"] for site in s["sites"]] == [["dc1-gw2"],
+                                                                         ["dc2-gw2"]]
+    path = write(tmp_path, {"name": "t", "sites": [site("a", gateways=2), site("b", gateways=2)],
+                            "dci_links": [link("l1", "a", "b", a_gateway=2), link("l2", "a", "b")]})
+    status, s = check_json(capsys, path)
+    assert [site["gateways_without_dci_link"] for site in s["sites"]] == [["a-gw1"], []]
+    status, out, _ = check(capsys, path)
+    assert "site a: 1 spine, 1 leaf, 2 gateways (a-gw1: no DCI link ends there), 1 host" in out
+
+
+def test_detours_only_through_a_shared_risk_group_are_a_warning(capsys, tmp_path):
+    shared = write(tmp_path, {"name": "t", "sites": [site("a", gateways=2), site("b", gateways=2)],
+                              "dci_links": [link("l1", "a", "b", srlg=["duct"]),
+                                            link("l2", "a", "b", srlg=["duct", "x"])]})
+    status, s = check_json(capsys, shared)
+    assert [w for w in s["warnings"] if "risk groups:" in w] == [
+        f"line system {name} has detours only through line systems sharing one of its risk "
+        f"groups: a cut of that group (one duct) takes the detours with it"
+        for name in ("l1", "l2")]
+    apart = write(tmp_path, {"name": "t", "sites": [site("a", gateways=2), site("b", gateways=2)],
+                             "dci_links": [link("l1", "a", "b", srlg=["duct"]),
+                                           link("l2", "a", "b", srlg=["other"])]})
+    status, s = check_json(capsys, apart)
+    assert not [w for w in s["warnings"] if "risk groups:" in w]
+
+
 def test_risk_groups_differing_only_in_case_are_a_warning(capsys, tmp_path):
     # Names are exact: "Duct-7" and "duct-7" are two groups, so l1 is protected through l2
     # although a user most likely meant one duct. Said, not refused.

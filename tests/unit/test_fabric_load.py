@@ -209,6 +209,20 @@ def test_bad_file_names_the_field_and_the_problem(case):
 def test_a_typo_for_a_required_field_reports_both_the_unknown_and_the_missing_field():
     issues = issues_of(changed(_rename("sites", 0, "spines", "spine")))
     assert {i.path for i in issues} >= {"sites[0].spine", "sites[0].spines"}
+    [typo] = [i for i in issues if i.path == "sites[0].spine"]
+    assert typo.message == "unknown field; did you mean 'spines'?"
+
+
+@pytest.mark.parametrize("edit, path, meant", [
+    (_rename("dci_links", 0, "fiber_km", "fibre_km"), "dci_links[0].fibre_km", "fiber_km"),
+    (_set("scal", 1e-4), "scal", "scale"),
+    (_set("sites", 1, "gatways", 2), "sites[1].gatways", "gateways"),
+    (_set("dci_links", 0, "spn_km", 50), "dci_links[0].spn_km", "span_km"),
+])
+def test_an_unknown_field_close_to_a_known_one_says_which(edit, path, meant):
+    assert issue_at(changed(edit), path).message == f"unknown field; did you mean {meant!r}?"
+    nothing_close = issue_at(changed(_set("sites", 1, "colour", "red")), "sites[1].colour")
+    assert nothing_close.message == "unknown field"
 
 
 def test_an_infinite_rate_is_an_error():

@@ -121,6 +121,10 @@ def test_hostile_job_files_get_a_clear_error_quickly(tmp_path):
     deep = errors("x: " + "[" * 2000 + "]" * 2000 + "\n")[0]
     assert "levels deep" in deep or "maximum nesting depth" in deep
     assert "not a YAML text" in errors(GOOD + "name: \x00\n")[0]
+    nul = errors(GOOD + "name: \x00\n")[0]            # where, not the loader's internals
+    assert nul.endswith("not a YAML text: character U+0000 is not allowed in YAML (a control "
+                        "character)") and "position" not in nul
+    assert f"job.yaml:{GOOD.count(chr(10)) + 1}:" in nul
     assert "a number of" in errors(GOOD.replace("10e9", "1" * 5000))[0]
     big = tmp_path / "big.yaml"
     big.write_bytes(b"#" * (5 << 20))
