@@ -117,7 +117,12 @@ def print_report(r: dict) -> None:
     every = r["sync_every_steps"]
     print(f"job {r['job']}: {len(r['sites'])} sites, {r['across_sites']} parallel across sites, "
           f"sync {r['sync']}" + (f" every {every} steps" if every > 1 else "")
-          + f"; sync window {r['window_s']:.4f} s less {r['ring_latencies']} one-way latencies\n")
+          + f"; sync window {r['window_s']:.4f} s less {r['ring_latencies']} one-way latencies")
+    if r["unused_distances"]:
+        crossed = ", ".join(f"{p['a']}-{p['b']}" for p in r["site_pairs"])
+        print(f"  (distances not used: {', '.join(r['unused_distances'])}; the sync crosses "
+              f"{crossed})")
+    print()
     print(f"  {'site pair':<24} {'km':>7} {'GB/sync':>9} {'need Gb/s':>10}  {'module':<7} "
           f"{'mode':<5} {'waves':>5} {'lines':>6} {'capex $':>10} {'power W':>8} {'ms':>7}"
           f"  {'WDM $':>10} {'WDM W':>7}")

@@ -82,6 +82,10 @@ class JobPlan:
             "window_s": round(self.traffic.window_s, 6),
             "ring_latencies": self.traffic.ring_latencies,
             "site_pairs": pairs,
+            # distances given for pairs the sync does not cross (a full matrix for a ring)
+            "unused_distances": sorted(
+                "-".join(sorted(pair)) for pair in self.job.distances
+                if pair not in {frozenset((c.a, c.b)) for c in self.choices}),
             "step_time_s": round(self.prediction.step_time_s, 6),
             "compute_utilization": round(self.prediction.compute_utilization, 6),
             "sync_s": round(self.prediction.sync_s, 6),

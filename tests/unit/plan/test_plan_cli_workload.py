@@ -220,3 +220,22 @@ def test_a_training_report_lists_what_the_controller_saw_once_ready():
     assert controller_events(log) == [
         "10:00:40 link a-b.w1 is down", "10:00:55 link a-b.w1 is back",
         "10:01:00 switch b-gw1 (dpid 0x2) disconnected: routing around"]
+
+
+def test_distances_the_sync_does_not_cross_are_named(tmp_path, capsys):
+    job = tmp_path / "ring.yaml"
+    text = """name: ring
+model: {parameters: 10e9, bytes_per_gradient: 2}
+across_sites: data
+sync: allreduce
+target_compute_utilization: 0.95
+sites: [{name: a, gpus: 8}, {name: b, gpus: 8}, {name: c, gpus: 8}, {name: d, gpus: 8}]
+distances_km: {a: {b: 100, c: 150}, b: {c: 100}, c: {d: 100}, d: {a: 100}}
+step: {compute_s: 1, overlap_s: 0.5}
+"""
+    job.write_text(text)
+    assert main(["plan", str(job), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["unused_distances"] == ["a-c"]
+    assert main(["plan", str(job)]) == 0
+    assert "(distances not used: a-c; the sync crosses a-b, b-c, c-d, d-a)" in \
+        capsys.readouterr().out
