@@ -20,6 +20,10 @@ from .service import ControllerService
 
 
 TICK_S = 0.1
+# A second connection with a connected switch's datapath id is refused; the first is
+# asked for an echo, and taken for dead (a switch that restarted without closing its old
+# connection) if it does not answer within this long: the next retry is then accepted.
+DUPLICATE_PROBE_S = 3.0
 
 
 class DcilabApp(app_manager.OSKenApp):
@@ -38,6 +42,12 @@ class DcilabApp(app_manager.OSKenApp):
         self._bundles: dict[int, tuple[set[int], list]] = {}
         self._flow_parts: dict[int, dict] = {}
         self._meter_parts: dict[int, set[int]] = {}
+        # dpid -> (deadline, xid of the echo sent, the first connection) while a second
+        # connection with its datapath id has been refused
+        self._probes: dict[int, tuple[float, int, object]] = {}
+        # dpid -> xid of our own port description request: os-ken sends one of its own at
+        # the handshake, whose reply would check (and log) the ports a second time.
+        self._port_desc_xids: dict[int, int] = {}
         self.poll_interval_s = poll_interval_s
         self.stop_event = stop_event or threading.Event()
         self.service.attach(self.send)
@@ -64,6 +74,8 @@ class DcilabApp(app_manager.OSKenApp):
                     self.service.observer.openflow_error()
                     continue
                 sent += 1
+                if isinstance(msg, parser.OFPPortDescStatsRequest):
+                    self._port_desc_xids[dpid] = msg.xid
                 tolerates = getattr(msg, of.TOLERATES, None)
                 if tolerates is not None:
                     self._tolerated.setdefault(dpid, {})[msg.xid] = tolerates
@@ -90,8 +102,13 @@ class DcilabApp(app_manager.OSKenApp):
                 if now >= next_expiry:
                     self.service.expire()
                     next_expiry = now + 1.0
+                self._probes_over(now)
             except Exception:   # a bug in one tick must not stop restoration for good
                 self.logger.exception("timer tick failed; carrying on")
+
+    def _current(self, datapath) -> bool:
+        """The connection this app programs for its datapath id (not a refused second one)."""
+        return self.datapaths.get(datapath.id) is datapath
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def _features(self, ev):
@@ -100,14 +117,59 @@ class DcilabApp(app_manager.OSKenApp):
         # run first (then id is None and the switch was taken for a stranger, left
         # unprogrammed; seen on a busy machine). The reply carries the id: set it here too.
         datapath.id = ev.msg.datapath_id
+        first = self.datapaths.get(datapath.id)
+        if first is not None and first is not datapath and first.is_active:
+            self._refuse_second(first, datapath)
+            return
         self.datapaths[datapath.id] = datapath
         self.service.apply(lambda core: core.switch_connected(datapath.id))
+
+    def _refuse_second(self, first, second) -> None:
+        """Two bridges with one datapath id (or a switch back before its old connection
+        closed): keep the first, which carries the fabric, and close the second."""
+        dpid = second.id
+        switch = self.service.core.fabric.switch_by_dpid(dpid)
+        self.logger.error(
+            "a second switch with datapath id %#x%s connected from %s while the first is "
+            "connected from %s: refused; two bridges share that datapath id "
+            "(ovs-vsctl get bridge BR other-config:datapath-id). If the first does not "
+            "answer an echo within %.0f s it is taken for dead and the next try is accepted",
+            dpid, f" ({switch.name})" if switch else "", _peer(second), _peer(first),
+            DUPLICATE_PROBE_S)
+        second.close()
+        if dpid not in self._probes:
+            echo = first.ofproto_parser.OFPEchoRequest(first)
+            first.set_xid(echo)
+            first.send_msg(echo)
+            self._probes[dpid] = (time.monotonic() + DUPLICATE_PROBE_S, echo.xid, first)
+
+    @set_ev_cls(ofp_event.EventOFPEchoReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    def _echo_reply(self, ev):
+        probe = self._probes.get(ev.msg.datapath.id)
+        if probe is not None and probe[2] is ev.msg.datapath and probe[1] == ev.msg.xid:
+            del self._probes[ev.msg.datapath.id]       # the first is alive: it stays
+
+    def _probes_over(self, now: float) -> None:
+        for dpid, (deadline, _, first) in list(self._probes.items()):
+            if now < deadline:
+                continue
+            del self._probes[dpid]
+            if self.datapaths.get(dpid) is first and first.is_active:
+                self.logger.warning("switch %#x at %s did not answer an echo in %.0f s: "
+                                    "closing that connection as dead; the switch that "
+                                    "connected again is accepted on its next try", dpid,
+                                    _peer(first), DUPLICATE_PROBE_S)
+                first.close()
 
     # CONFIG too: the request goes out from our features handler, and its reply can come
     # back before os-ken's own handler has moved the datapath to MAIN. os-ken filters events
     # by the state when they arrive, so a MAIN-only handler would lose that reply.
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):
+        if not self._current(ev.msg.datapath):
+            return
+        if self._port_desc_xids.get(ev.msg.datapath.id, ev.msg.xid) != ev.msg.xid:
+            return                              # os-ken's own request's reply
         ports = {p.port_no: p.name.decode(errors="replace") for p in ev.msg.body}
         ofproto = ev.msg.datapath.ofproto
         down = frozenset(p.port_no for p in ev.msg.body if not _usable(p, ofproto))
@@ -117,6 +179,8 @@ class DcilabApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _barrier(self, ev):
+        if not self._current(ev.msg.datapath):
+            return
         dpid, xid = ev.msg.datapath.id, ev.msg.xid
         # Replies come in order: what was sent before this barrier has had its errors.
         tolerated = self._tolerated.get(dpid)
@@ -129,6 +193,8 @@ class DcilabApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def _port_stats(self, ev):
+        if not self._current(ev.msg.datapath):
+            return
         counters = {s.port_no: (s.tx_bytes, s.rx_bytes) for s in ev.msg.body}
         now = time.time()
         self.service.apply(lambda core: core.port_stats(ev.msg.datapath.id, counters, now))
@@ -136,6 +202,8 @@ class DcilabApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev):
         msg = ev.msg
+        if not self._current(msg.datapath):
+            return
         # A large table comes in several parts: the core needs the whole of it at once.
         counters = self._flow_parts.setdefault(msg.datapath.id, {})
         for stat in msg.body:
@@ -151,6 +219,8 @@ class DcilabApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _meters(self, ev):
         msg = ev.msg
+        if not self._current(msg.datapath):
+            return
         ids = self._meter_parts.setdefault(msg.datapath.id, set())
         ids.update(stat.meter_id for stat in msg.body)
         if msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE:
@@ -161,13 +231,19 @@ class DcilabApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def _packet_in(self, ev):
         msg = ev.msg
+        if not self._current(msg.datapath):
+            return
         self.service.apply(lambda core: core.packet_in(msg.datapath.id, msg.match["in_port"],
                                                        msg.data))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):
         msg = ev.msg
-        up = _usable(msg.desc, msg.datapath.ofproto)
+        if not self._current(msg.datapath):
+            return
+        # A port deleted from the bridge carries nothing, whatever its last state said.
+        up = (msg.reason != msg.datapath.ofproto.OFPPR_DELETE
+              and _usable(msg.desc, msg.datapath.ofproto))
         now = time.monotonic()
         self.service.apply(lambda core: core.port_changed(msg.datapath.id, msg.desc.port_no, up,
                                                           now))
@@ -175,6 +251,8 @@ class DcilabApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev):
         msg = ev.msg
+        if not self._current(msg.datapath):
+            return
         dpid = msg.datapath.id
         if self._tolerated.get(dpid, {}).pop(msg.xid, None) == (msg.type, msg.code):
             self.logger.debug("switch %#x: expected error type=%d code=%d", dpid, msg.type,
@@ -202,8 +280,14 @@ class DcilabApp(app_manager.OSKenApp):
         self._tolerated.pop(datapath.id, None)
         self._bundles.pop(datapath.id, None)
         self._meter_parts.pop(datapath.id, None)
+        self._port_desc_xids.pop(datapath.id, None)
         now = time.monotonic()
         self.service.apply(lambda core: core.switch_disconnected(datapath.id, now))
+
+
+def _peer(datapath) -> str:
+    address = getattr(datapath, "address", None)
+    return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
 
 
 def _usable(port, ofproto) -> bool:

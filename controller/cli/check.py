@@ -58,6 +58,11 @@ def summary(fabric: Fabric) -> dict:
     return {
         "ok": True, "name": fabric.name, "scale": fabric.scale, "sites": sites,
         "switches": len(fabric.switches), "hosts": len(fabric.hosts),
+        # what a switch built by hand must be: its datapath id, and what each port reaches
+        "switch_ports": [{"name": sw.name, "dpid": f"{sw.dpid:#018x}", "role": sw.role,
+                          "ports": {str(port): link.name
+                                    for port, link in sorted(fabric.ports(sw.name).items())}}
+                         for sw in fabric.switches.values()],
         "wavelength_count": sum(1 for _ in fabric.wavelengths()),
         "dci_links": links,
         "capacity_by_site_pair": [{"a": a, "b": b, "capacity_gbps": c}

@@ -26,7 +26,7 @@ from ..te.reservations import Protection, State
 from .argtypes import checked
 
 STATES = tuple(state.value.lower() for state in State)
-KINDS = tuple(LinkKind)
+KINDS = tuple(kind.value for kind in LinkKind)     # argparse shows these in its choices
 
 
 class _UsageError(Exception):

@@ -22,6 +22,20 @@ from .progress import optical_model
 log = logging.getLogger("dcilab.controller")
 
 
+_ANY_HOST = ("", "0.0.0.0", "::", "*")
+
+
+def _shared_ports(args) -> list[str]:
+    """Listeners given one port: the second would fail to bind, or (OpenFlow's, bound late
+    by os-ken) start while switches reach the other service and never connect."""
+    named = [(option, getattr(args, option.strip("-"), None))
+             for option in ("--openflow", "--grpc", "--metrics")]
+    named = [(option, a) for option, a in named if a is not None and a[1] != 0]
+    return [f"{first} and {second} both listen on {b[0] or '*'}:{b[1]}: give each its own port"
+            for i, (first, a) in enumerate(named) for second, b in named[i + 1:]
+            if a[1] == b[1] and (a[0] == b[0] or a[0] in _ANY_HOST or b[0] in _ANY_HOST)]
+
+
 def host_port(text: str) -> tuple[str, int]:
     """'127.0.0.1:6653' -> ('127.0.0.1', 6653); a clear error otherwise."""
     host, sep, port = text.rpartition(":")
@@ -36,10 +50,14 @@ def cpu_list(text: str) -> set[int]:
     cpus: set[int] = set()
     try:
         for part in text.split(","):
-            first, _, last = part.strip().partition("-")
-            cpus.update(range(int(first), int(last or first) + 1))
+            first, dash, last = part.strip().partition("-")
+            low, high = int(first), int(last if dash else first)    # "0-" is no range
+            if high < low:
+                raise ValueError
+            cpus.update(range(low, high + 1))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected CPUs like 1 or 0,2-3, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected CPUs like 1 or 0,2-3 (a range low to "
+                                         f"high), got {text!r}") from None
     count = os.cpu_count() or 1
     if not cpus or not cpus <= set(range(count)):
         raise argparse.ArgumentTypeError(
@@ -229,7 +247,8 @@ def run(args) -> int:
                       (not 0 <= args.history_days <= 36500,
                        "--history-days must be between 0 and 36500"),
                       (args.adapt and not args.gnmi, "--adapt needs --gnmi (the transceivers "
-                                                     "are read and set over gNMI)")):
+                                                     "are read and set over gNMI)"),
+                      *((True, clash) for clash in _shared_ports(args))):
         if bad:
             print(f"dcilab controller: {text}", file=sys.stderr)
             return 2

@@ -97,10 +97,11 @@ def register(sub) -> None:
                     "started with --adapt steps the mode down first. Given again, the new "
                     "figures replace the old. `restore LINK` puts the line back as designed.")
     o.add_argument("target", metavar="LINK", help="a DCI link (line system), e.g. dc1-dc2-a")
-    o.add_argument("--span", type=int, metavar="N", help="the span (1 = the first from end a)")
+    whole = checked(int, lambda v: v >= 1, "a whole number", "must be 1 or more")
+    o.add_argument("--span", type=whole, metavar="N", help="the span (1 = the first from end a)")
     o.add_argument("--extra-loss-db", type=float, metavar="DB",
                    help="loss added to that span, dB (with --span)")
-    o.add_argument("--amp", type=int, metavar="N", help="the in-line amplifier (1 = the first)")
+    o.add_argument("--amp", type=whole, metavar="N", help="the in-line amplifier (1 = the first)")
     o.add_argument("--nf-db", type=float, metavar="DB",
                    help="that amplifier's noise figure, dB (with --amp)")
     o.add_argument("--launch-power-dbm", type=float, metavar="DBM",

@@ -156,9 +156,11 @@ class FabricController:
         outbox = Outbox()
         self._described_at[state.name] = now
         for port, link in self.fabric.ports(state.name).items():
-            if link.kind != HOST:     # a port the switch lacks is as good as down
-                self._port_state(state.name, port, port in ports and port not in down, now,
-                                 outbox)
+            usable = port in ports and port not in down   # a port it lacks is as good as down
+            # the link loads (`dcilab links`, dcilab_link_up) as the routing sees them
+            self.load.port_state(state.name, port, usable)
+            if link.kind != HOST:
+                self._port_state(state.name, port, usable, now, outbox)
         self.engine.set_switch(state.name, True)
         state.problems = port_problems(self.fabric, state.name, ports)
         for problem in state.problems:
@@ -443,8 +445,8 @@ class FabricController:
                                                   self._sent_to(new))
             else:
                 rules = reservation_rules.move(self.fabric, first, new, self._programmed())
-            log.info("reservations %s moved to %s", ", ".join(r.reservation_id for r in after),
-                     " > ".join(h.wavelength for h in new.hops if h.wavelength) or new.hops[0].link)
+            log.info("reservations %s moved %s", ", ".join(r.reservation_id for r in after),
+                     _where_to(first, new))
             if lacks_standby(new):
                 self._unprotected = True
                 down = self.book.crosses_down(first)
@@ -580,9 +582,8 @@ class FabricController:
         (its meter stays at the ingress leaf); members waiting for their rules wait for
         the new path's."""
         rules = reservation_rules.move(self.fabric, first, after[0], self._programmed())
-        log.info("reservations %s moved to %s to make room",
-                 ", ".join(r.reservation_id for r in after),
-                 " > ".join(h.wavelength for h in after[0].hops if h.wavelength))
+        log.info("reservations %s moved %s to make room",
+                 ", ".join(r.reservation_id for r in after), _where_to(first, after[0]))
         # One record per reservation: an aggregate parked on the way (a re-packing
         # untying a swap) moves twice, and only where it ends is saved.
         ids = {r.reservation_id for r in after}
@@ -782,3 +783,12 @@ def _arp_reply(request: arp.arp, mac: str) -> bytes:
                                dst_mac=request.src_mac, dst_ip=request.src_ip))
     reply.serialize()
     return bytes(reply.data)
+
+
+def _where_to(old: Reservation, new: Reservation) -> str:
+    """Where a move took an aggregate, for the log: its wavelengths, or, when they stay,
+    that only its links inside the sites changed."""
+    waves = [h.wavelength for h in new.hops if h.wavelength]
+    if waves and waves == [h.wavelength for h in old.hops if h.wavelength]:
+        return f"inside the sites (its wavelengths {' > '.join(waves)} stay)"
+    return "to " + (" > ".join(waves) or new.hops[0].link)

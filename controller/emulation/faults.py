@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import copy
 import json
 import os
 import signal
@@ -65,7 +66,9 @@ class Fault:
     count: int | None = None         # flap: cycles, None = until restored
     pid: int | None = None           # flap: the process doing it
     controllers: list[str] = field(default_factory=list)   # switch-down: targets to give back
-    knobs: dict = field(default_factory=dict)   # degrade: span, extra_loss_db, amplifier, ...
+    # degrade: {"spans": {"N": extra dB}, "amplifiers": {"N": NF dB}, "launch_power_dbm",
+    # "ramp_s"}: what the line's degradation is now, given once or in several commands
+    knobs: dict = field(default_factory=dict)
 
     def describe(self) -> str:
         if self.kind == FLAP:
@@ -85,11 +88,10 @@ class Fault:
 
 
 def describe_knobs(knobs: dict) -> str:
-    parts = []
-    if knobs.get("span") is not None:
-        parts.append(f"span {knobs['span']} +{knobs['extra_loss_db']:g} dB loss")
-    if knobs.get("amplifier") is not None:
-        parts.append(f"amplifier {knobs['amplifier']} noise figure {knobs['nf_db']:g} dB")
+    parts = [f"span {n} +{db:g} dB loss" for n, db in sorted(knobs.get("spans", {}).items(),
+                                                             key=lambda kv: int(kv[0]))]
+    parts += [f"amplifier {n} noise figure {db:g} dB"
+              for n, db in sorted(knobs.get("amplifiers", {}).items(), key=lambda kv: int(kv[0]))]
     if knobs.get("launch_power_dbm") is not None:
         parts.append(f"launch power {knobs['launch_power_dbm']:g} dBm")
     ramp = knobs.get("ramp_s") or 0
@@ -352,9 +354,13 @@ class Faults:
             self._apply(data["faults"], [w])
         return fault
 
-    def degrade(self, line_system: str, **knobs) -> Fault:
-        """Degrade `line_system`'s optics in the transceiver agent (knobs as
-        optical_faults.degrade takes them); the transceivers' readings follow."""
+    def degrade(self, line_system: str, span: int | None = None,
+                extra_loss_db: float | None = None, amplifier: int | None = None,
+                nf_db: float | None = None, launch_power_dbm: float | None = None,
+                ramp_s: float = 0.0) -> Fault:
+        """Degrade `line_system`'s optics in the transceiver agent; the transceivers'
+        readings follow. Given again, the new figures replace the old ones of the same
+        knob (another span adds to it): one fault per line says what it is now."""
         from .optical_faults import OpticalFaultError, degrade
         systems = line_systems(self.fabric)
         if line_system not in systems:
@@ -365,18 +371,30 @@ class Faults:
         if not self.gnmi_address:
             raise FaultError("the running emulation has no transceiver agent to degrade: "
                              "start it with gNMI (`dcilab demo --gnmi`)")
-        fault = Fault(DEGRADE, line_system, list(systems[line_system]), time.time(),
-                      knobs={k: v for k, v in knobs.items() if v is not None})
         with self.book.locked() as data:
             self._reap(data)
-            why = conflicts(fault, data["faults"])
+            earlier = next((f for f in data["faults"]
+                            if f.kind == DEGRADE and f.target == line_system), None)
+            knobs = copy.deepcopy(earlier.knobs) if earlier else {"spans": {}, "amplifiers": {}}
+            if span is not None and extra_loss_db is not None:
+                knobs["spans"][str(span)] = extra_loss_db
+            if amplifier is not None and nf_db is not None:
+                knobs["amplifiers"][str(amplifier)] = nf_db
+            if launch_power_dbm is not None:
+                knobs["launch_power_dbm"] = launch_power_dbm
+            knobs["ramp_s"] = ramp_s
+            fault = Fault(DEGRADE, line_system, list(systems[line_system]),
+                          earlier.since if earlier else time.time(), knobs=knobs)
+            why = conflicts(fault, [f for f in data["faults"] if f is not earlier])
             if why:
                 raise FaultError(why)
             try:
-                degrade(line_system, address=self.gnmi_address, **knobs)
+                degrade(line_system, span=span, extra_loss_db=extra_loss_db,
+                        amplifier=amplifier, nf_db=nf_db, launch_power_dbm=launch_power_dbm,
+                        ramp_s=ramp_s, address=self.gnmi_address)
             except OpticalFaultError as exc:
                 raise FaultError(str(exc)) from None
-            data["faults"].append(fault)
+            data["faults"] = [f for f in data["faults"] if f is not earlier] + [fault]
         return fault
 
     def switch_down(self, name: str) -> Fault:

@@ -254,9 +254,11 @@ DASHBOARDS = (
         timeseries("Restoration time", "s", *quantiles(n.RESTORATION_DURATION), w=8,
                    description="From a failure seen to every affected route and reservation "
                                "moved (empty until a failure)."),
-        timeseries("Links held down", "short", Q(n.LINKS_HELD_DOWN, "held down"), w=8,
+        timeseries("Links held down", "short",
+                   Q(f"max_over_time({n.LINKS_HELD_DOWN}[$__rate_interval])", "held down"), w=8,
                    description="Back from a failure, not used again until they stay up "
-                               "(flap damping)."),
+                               "(flap damping); the most in each interval, as a hold-down "
+                               "of a second or two falls between scrapes."),
         timeseries("Reads refused for load", "short",
                    Q(f"sum by (kind) (increase({n.total(n.READS_REFUSED)}[$__rate_interval]))",
                      "{{kind}}"), w=8,

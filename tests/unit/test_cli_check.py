@@ -348,3 +348,16 @@ def test_json_output_is_strict_json_even_for_extreme_rates(capsys, tmp_path):
     out, _ = capsys.readouterr()
     result = _strict_json(out)
     assert status == 2 and result["ok"] is False
+
+
+def test_json_lists_each_switch_datapath_id_and_what_its_ports_reach(capsys):
+    status, s = check_json(capsys, TOPOLOGIES / "two-dc.yaml")
+    switches = {sw["name"]: sw for sw in s["switch_ports"]}
+    assert len(switches) == 12
+    leaf = switches["dc1-leaf1"]
+    assert leaf["dpid"] == "0x0000000000010201" and leaf["role"] == "leaf"   # site 1, leaf 1
+    assert leaf["ports"] == {"1": "dc1-h1", "2": "dc1-h2", "3": "dc1-leaf1~spine1",
+                             "4": "dc1-leaf1~spine2"}
+    gateway = switches["dc2-gw1"]
+    assert gateway["dpid"] == "0x0000000000020301"
+    assert [gateway["ports"][p] for p in ("3", "6")] == ["dc1-dc2-a.w1", "dc1-dc2-a.w4"]

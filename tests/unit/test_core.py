@@ -138,6 +138,14 @@ def test_missing_port_is_reported(ctl, fabric, caplog):
     assert len(errors) == 1 and "dc1-gw1" in errors[0] and problems[0] in errors[0]
     # The switch is still programmed: what is there can carry traffic.
     assert isinstance(out.messages[dpid][-1], parser.OFPBarrierRequest)
+    # `dcilab links` and dcilab_link_up say what the routing knows: the missing port's
+    # wavelength down, the others up (an outside tester saw "up" for such a link).
+    bring_up(ctl, fabric, "dc2-gw1")
+    for name in ("dc1-gw1", "dc2-gw1"):                 # their first statistics came back
+        ctl.load.sample(name, {}, 0.0)
+    up = {(l.link, l.src): l.up for l in ctl.load.snapshot()}
+    assert up[("dc1-dc2-a.w3", "dc1-gw1")] is False
+    assert up[("dc1-dc2-a.w1", "dc1-gw1")] is True
 
 
 def test_unexpected_port_is_reported(ctl, fabric, caplog):
@@ -156,6 +164,19 @@ def test_misnamed_port_is_reported(ctl, fabric, caplog):
     assert len(problems) == 1
     assert "eth7" in problems[0] and "dl1sp2p2" in problems[0]
     assert len(errors) == 1 and "dc1-spine2" in errors[0]
+
+
+def test_a_switch_built_by_hand_may_name_its_ports_its_own_way(ctl, fabric, caplog):
+    """The `dl…` names are the emulation's (and `dcilab clean` removes them): a switch of
+    the user's own, with names of its own, is matched by port number only."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    own = {port: f"tq1sp2-{port}" for port in good_ports(fabric, "dc1-spine2")
+           if port < ofp.OFPP_MAX} | {ofp.OFPP_LOCAL: "tq1sp2"}
+    _dpid, _out, problems, errors = described(ctl, fabric, "dc1-spine2", own, caplog)
+    assert problems == [] and errors == []
+    del own[2]                                          # a missing port still is one
+    _dpid, _out, problems, errors = described(ctl, fabric, "dc1-spine2", own, caplog)
+    assert len(problems) == 1 and problems[0].startswith("missing port(s) 2 ")
 
 
 def test_all_three_mismatches_at_once(ctl, fabric, caplog):
@@ -288,3 +309,15 @@ def test_non_arp_packet_in_gets_nothing(ctl, fabric):
     pkt.serialize()
     leaf = fabric.switches["dc1-leaf1"].dpid
     assert ctl.packet_in(leaf, 1, bytes(pkt.data)).messages == {}
+
+
+def test_a_move_inside_the_sites_is_not_logged_as_a_move_to_its_own_wavelength():
+    from types import SimpleNamespace as NS
+
+    from dcilab.core.controller import _where_to
+    hop = lambda link, wave=None: NS(link=link, wavelength=wave)     # noqa: E731
+    old = NS(hops=[hop("dc1-leaf1~spine1"), hop("w1", "dc1-dc2-a.w1")])
+    same = NS(hops=[hop("dc1-leaf1~spine2"), hop("w1", "dc1-dc2-a.w1")])
+    other = NS(hops=[hop("dc1-leaf1~spine1"), hop("w2", "dc1-dc2-a.w2")])
+    assert _where_to(old, same) == "inside the sites (its wavelengths dc1-dc2-a.w1 stay)"
+    assert _where_to(old, other) == "to dc1-dc2-a.w2"

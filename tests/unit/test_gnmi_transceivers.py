@@ -208,21 +208,25 @@ def test_dcilab_fault_degrade_is_a_fault_listed_and_restored_with_the_others(age
                            launch_power_dbm=None, ramp_s=0.0)
     assert fault.describe() == "dc1-dc2: degraded: span 2 +6 dB loss"
     assert agent.state.line_state("dc1-dc2").span_extra_loss_db[1] == 6.0
-    # given again, the new figures replace the old (not "already has this fault")
+    # given again, the new figures replace the old (not "already has this fault"), and
+    # another knob joins them: one fault per line says what it is now
     faults.degrade("dc1-dc2", span=2, extra_loss_db=3.0, ramp_s=60.0)
-    assert [f.kind for f in faults.list()] == [DEGRADE, DEGRADE]
-    assert faults.list()[1].describe() == "dc1-dc2: degraded: span 2 +3 dB loss, reached over 60 s"
+    faults.degrade("dc1-dc2", amplifier=1, nf_db=7.0, ramp_s=60.0)
+    [now] = faults.list()
+    assert now.kind == DEGRADE and now.since == fault.since
+    assert now.describe() == ("dc1-dc2: degraded: span 2 +3 dB loss, amplifier 1 noise figure "
+                              "7 dB, reached over 60 s")
     with pytest.raises(FaultError, match=r"'dc1-dc2.w1' is a wavelength of dc1-dc2"):
         faults.degrade("dc1-dc2.w1", span=1, extra_loss_db=1.0)
     with pytest.raises(FaultError, match="span 9 does not exist"):
         faults.degrade("dc1-dc2", span=9, extra_loss_db=1.0)
-    assert len(faults.list()) == 2                      # a refused one is not recorded
+    assert faults.list() == [now]                       # a refused one is not recorded
     # a wavelength's restore leaves its line's optics; the line's repairs them
     with pytest.raises(FaultError, match="dc1-dc2.w1 has no fault to restore"):
         faults.restore("dc1-dc2.w1")
     assert agent.state.ramping()
     undone = faults.restore("dc1-dc2")
-    assert [f.kind for f in undone] == [DEGRADE, DEGRADE] and faults.list() == []
+    assert [f.kind for f in undone] == [DEGRADE] and faults.list() == []
     assert agent.state.line_state("dc1-dc2").span_extra_loss_db == (0.0,) * 5
     assert not agent.state.ramping()
     without = Faults(agent.fabric, 42.0, state_path=tmp_path / "other.json")

@@ -126,3 +126,87 @@ def test_meter_mods_go_before_the_bundle_that_uses_them():
     assert [m.message.command for m in msgs[3:5]] == [ofp.OFPFC_DELETE, ofp.OFPFC_ADD]
     assert (msgs[2].type, msgs[-1].type) == (ofp.ONF_BCT_OPEN_REQUEST, ofp.ONF_BCT_COMMIT_REQUEST)
     assert all(m.flags == ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED for m in msgs[2:])
+
+
+class FakeConnection(FakeDatapath):
+    """A datapath with a peer address that can be closed."""
+
+    def __init__(self, port: int):
+        super().__init__()
+        self.address, self.is_active, self.closed = ("127.0.0.1", port), True, False
+
+    def set_xid(self, msg) -> int:
+        self.xid += 1
+        msg.set_xid(self.xid)
+        return self.xid
+
+    def close(self) -> None:
+        self.closed, self.is_active = True, False
+
+
+def features(datapath):
+    return SimpleNamespace(msg=SimpleNamespace(datapath=datapath, datapath_id=DPID))
+
+
+def test_a_second_connection_with_a_connected_datapath_id_is_refused(caplog):
+    """An outside tester connected an empty bridge with a live leaf's datapath id: it took
+    over the leaf, cut its hosts off, and nothing said "duplicate"."""
+    app, service, _ = app_and_switch()
+    service.core = SimpleNamespace(fabric=SimpleNamespace(
+        switch_by_dpid=lambda dpid: SimpleNamespace(name="dc1-leaf1")))
+    first, second = FakeConnection(40001), FakeConnection(40002)
+    app.datapaths[DPID] = first
+    app._features(features(second))
+    assert app.datapaths[DPID] is first and second.closed and not first.closed
+    assert service.applied == []                        # the core never heard of it
+    [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert ("a second switch with datapath id 0x10201 (dc1-leaf1) connected from "
+            "127.0.0.1:40002 while the first is connected from 127.0.0.1:40001: refused") \
+        in error
+    # what the refused one says is not taken for the first's
+    app._port_status(SimpleNamespace(msg=SimpleNamespace(datapath=second, reason=0,
+                                                         desc=None)))
+    assert service.applied == []
+    # the first answers the echo sent to it: it stays
+    [echo] = [m for m in first.sent if isinstance(m, parser.OFPEchoRequest)]
+    app._echo_reply(SimpleNamespace(msg=SimpleNamespace(datapath=first, xid=echo.xid)))
+    app._probes_over(1e12)
+    assert not first.closed and app.datapaths[DPID] is first
+
+
+def test_a_first_connection_that_does_not_answer_is_closed_for_the_next_try():
+    """A switch that restarted without closing its old connection must get back in."""
+    app, service, _ = app_and_switch()
+    service.core = SimpleNamespace(fabric=SimpleNamespace(switch_by_dpid=lambda dpid: None))
+    first, second = FakeConnection(40001), FakeConnection(40002)
+    app.datapaths[DPID] = first
+    app._features(features(second))
+    app._probes_over(0.0)                               # before the deadline: nothing
+    assert not first.closed
+    app._probes_over(1e12)
+    assert first.closed
+    first.is_active = False                             # its DEAD event follows; then
+    again = FakeConnection(40003)                       # the switch's next try is taken
+    app._features(features(again))
+    assert app.datapaths[DPID] is again and not again.closed
+
+
+def test_a_deleted_port_is_down_and_os_kens_own_port_list_is_not_checked_twice():
+    app, service, switch = app_and_switch()
+    desc = parser.OFPPort(port_no=3, hw_addr="00:00:00:00:00:03", name=b"p3", config=0,
+                          state=ofp.OFPPS_LIVE, curr=0, advertised=0, supported=0, peer=0,
+                          curr_speed=0, max_speed=0)
+    seen = []
+    service.apply = lambda fn: fn(SimpleNamespace(
+        port_changed=lambda dpid, port, up, now: seen.append((port, up)),
+        ports_described=lambda dpid, ports, down, now: seen.append(("described", ports))))
+    for reason in (ofp.OFPPR_MODIFY, ofp.OFPPR_DELETE):
+        app._port_status(SimpleNamespace(msg=SimpleNamespace(datapath=switch, reason=reason,
+                                                             desc=desc)))
+    assert seen == [(3, True), (3, False)]              # deleted while live: down
+    app.send(Outbox().add(DPID, [of.port_desc_request()]))
+    ours = switch.sent[-1].xid
+    for xid in (ours + 100, ours):                      # os-ken's request's reply, then ours
+        app._port_desc(SimpleNamespace(msg=SimpleNamespace(datapath=switch, xid=xid,
+                                                           body=[desc])))
+    assert seen[2:] == [("described", {3: "p3"})]

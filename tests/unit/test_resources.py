@@ -62,3 +62,32 @@ def test_every_command_that_reads_a_fabric_names_the_bundled_ones_when_it_is_mis
     (tmp_path / "mine.yaml").write_text("name: [\n")
     assert main(["check", "mine.yaml"]) == 2
     assert "shipped with dcilab" not in capsys.readouterr().err    # it is there, just bad
+
+
+def test_the_controller_refuses_two_listeners_on_one_port(capsys):
+    """An outside tester gave --grpc and --openflow one port: the controller started, and
+    switches pointed there never connected (gRPC answered them)."""
+    from dcilab.cli import main
+    for argv, said in (
+            (["--openflow", "127.0.0.1:16654", "--grpc", "127.0.0.1:16654"],
+             "--openflow and --grpc both listen on 127.0.0.1:16654"),
+            (["--metrics", "0.0.0.0:16655", "--grpc", "127.0.0.1:16655"],
+             "--grpc and --metrics both listen on 0.0.0.0:16655")):
+        assert main(["controller", "--topology", "two-dc", *argv]) == 2
+        assert f"dcilab controller: {said}: give each its own port" in capsys.readouterr().err
+
+
+def test_cpu_lists_are_read_as_taskset_reads_them_and_link_kinds_shown_plainly(capsys):
+    import argparse
+
+    import pytest
+
+    from dcilab.cli import main
+    from dcilab.cli.controller import cpu_list
+    assert cpu_list("0") == {0} and cpu_list("0-0") == {0}
+    for bad in ("0-", "1-0", "-1", "a"):
+        with pytest.raises(argparse.ArgumentTypeError, match="a range low to high"):
+            cpu_list(bad)
+    with pytest.raises(SystemExit):
+        main(["links", "--kind", "wavelength"])
+    assert "(choose from 'host', 'fabric', 'dci')" in capsys.readouterr().err
