@@ -66,6 +66,11 @@ class DcilabApp(app_manager.OSKenApp):
                 msg.datapath = datapath
                 if isinstance(msg, parser.ONFBundleAddMsg):
                     msg.message.datapath = datapath
+                if isinstance(msg, parser.OFPPortDescStatsRequest):
+                    # known before it leaves: its reply can come back before send_msg returns
+                    if msg.xid is None:
+                        datapath.set_xid(msg)
+                    self._port_desc_xids[dpid] = msg.xid
                 try:
                     datapath.send_msg(msg)
                 except Exception:  # one bad message must not silently stop the rest
@@ -74,8 +79,6 @@ class DcilabApp(app_manager.OSKenApp):
                     self.service.observer.openflow_error()
                     continue
                 sent += 1
-                if isinstance(msg, parser.OFPPortDescStatsRequest):
-                    self._port_desc_xids[dpid] = msg.xid
                 tolerates = getattr(msg, of.TOLERATES, None)
                 if tolerates is not None:
                     self._tolerated.setdefault(dpid, {})[msg.xid] = tolerates

@@ -24,10 +24,14 @@ class FakeDatapath:
     def __init__(self):
         self.id, self.xid, self.sent = DPID, 0, []
 
+    def set_xid(self, msg) -> int:
+        self.xid += 1
+        msg.set_xid(self.xid)
+        return self.xid
+
     def send_msg(self, msg) -> None:
         if msg.xid is None:
-            self.xid += 1
-            msg.set_xid(self.xid)
+            self.set_xid(msg)
         msg.serialize()
         self.sent.append(msg)
 
@@ -134,11 +138,6 @@ class FakeConnection(FakeDatapath):
     def __init__(self, port: int):
         super().__init__()
         self.address, self.is_active, self.closed = ("127.0.0.1", port), True, False
-
-    def set_xid(self, msg) -> int:
-        self.xid += 1
-        msg.set_xid(self.xid)
-        return self.xid
 
     def close(self) -> None:
         self.closed, self.is_active = True, False

@@ -1,0 +1,65 @@
+"""Switches the controller did not make: a second bridge with a connected switch's
+datapath id is refused, on real Open vSwitch, and the switch it copies keeps carrying
+traffic (an outside tester's empty bridge took over a live leaf and cut its hosts off)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+from dcilab.fabric import load_fabric
+from dcilab.lab import Lab
+
+from conftest import TOPOLOGIES
+
+IMPOSTOR = "dlqdup"      # not an emulation name: this test removes it itself
+
+
+def quiet(*_):
+    pass
+
+
+def delivered(lab, src: str, dst_ip: str, count: int = 5) -> int:
+    out = lab.emulation.host(src).cmd(f"ping -n -c {count} -i 0.2 -w 10 {dst_ip}")
+    found = re.search(r"(\d+) received", out)
+    return int(found.group(1)) if found else 0
+
+
+def wait_for_line(lab, text: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(text in line for line in list(lab.controller.lines)):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_second_bridge_with_a_connected_datapath_id_is_refused(no_leftovers):
+    path = TOPOLOGIES / "two-dc.yaml"
+    fabric = load_fabric(path)
+    leaf = fabric.switches["dc1-leaf1"]
+    far = fabric.hosts["dc1-h1"].ip
+    with Lab(fabric, path, say=quiet) as lab:
+        assert delivered(lab, "dc2-h1", far) == 5
+        datapath_type = subprocess.run(
+            ["ovs-vsctl", "get", "bridge", leaf.bridge, "datapath_type"], check=True,
+            capture_output=True, text=True, timeout=10).stdout.strip()
+        try:
+            subprocess.run(
+                ["ovs-vsctl", "--timeout=10", "add-br", IMPOSTOR, "--", "set", "bridge",
+                 IMPOSTOR, f"datapath_type={datapath_type}", "protocols=OpenFlow13",
+                 "fail-mode=secure", f"other-config:datapath-id={leaf.dpid:016x}", "--",
+                 "set-controller", IMPOSTOR, f"tcp:127.0.0.1:{lab.controller.port}"],
+                check=True, capture_output=True, text=True, timeout=15)
+            assert wait_for_line(lab, f"a second switch with datapath id {leaf.dpid:#x} "
+                                      f"(dc1-leaf1) connected from", 20), \
+                "\n".join(lab.controller.lines[-20:])
+            assert delivered(lab, "dc2-h1", far) == 5       # the leaf still carries it
+        finally:
+            subprocess.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", IMPOSTOR],
+                           capture_output=True, timeout=15)
+        assert delivered(lab, "dc2-h1", far) == 5
+        lines = list(lab.controller.lines)
+        assert not [line for line in lines if "dc1-leaf1" in line and
+                    ("disconnected" in line or "missing port" in line)], lines[-20:]
