@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import copy
+import fcntl
 import json
 import os
 import signal
