@@ -236,8 +236,9 @@ class DcilabApp(app_manager.OSKenApp):
         msg = ev.msg
         if not self._current(msg.datapath):
             return
+        now = time.monotonic()
         self.service.apply(lambda core: core.packet_in(msg.datapath.id, msg.match["in_port"],
-                                                       msg.data))
+                                                       msg.data, now))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):

@@ -31,7 +31,7 @@ from ..te.placement import DEFAULT_MAX_STRETCH
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
                                ReservationBook, ReservationRequest, State, key_of,
                                lacks_standby)
-from . import reservation_rules
+from . import reservation_rules, wiring
 from .ports import port_problems
 from .rules import TABLE_FLOWS, Programs, Routing, diff
 from .steering import Steering
@@ -113,6 +113,10 @@ class FabricController:
         self.book = ReservationBook(fabric, reservable_fraction, self.engine)
         # (switch, port) -> reported down; link -> when it may be used again; link -> downs
         self._port_down: set[tuple[str, int]] = set()
+        # (switch, port) -> what the switch says (carrier and liveness), apart from what
+        # the controller makes of it: a port on a crossed cable is down whatever it says
+        self._carrier_down: set[tuple[str, int]] = set()
+        self._crossed: dict[tuple[str, int], str] = {}     # (switch, port) -> why
         self._held_until: dict[str, float] = {}
         self._downs: dict[str, list[float]] = {}
         self._seen_up: set[str] = set()   # links reported up at least once: held down on return
@@ -226,6 +230,11 @@ class FabricController:
         outbox = Outbox()
         if not state.programmed and state.barriers_acked >= state.program_barrier:
             state.programmed = True
+            # It sends LLDP to the controller now: its neighbours' probes are checked, and
+            # its own go out to them (lost at a neighbour not yet programmed, whose own
+            # probes come back here once it is).
+            outbox.add(dpid, [of.packet_out(port, wiring.probe(dpid, port))
+                              for port in wiring.probed_ports(self.fabric, state.name)])
             done = sum(s.programmed for s in self.switches.values())
             log.info("switch %s programmed (%d of %d)", state.name, done, len(self.switches))
             if self.ready:
@@ -291,13 +300,18 @@ class FabricController:
                  link.name if link else "not in the fabric file", "up" if up else "down")
         if link is None or link.kind == HOST:
             return outbox
+        if up and state.programmed:       # a cable plugged in: is it the file's?
+            outbox.add(dpid, [of.packet_out(port, wiring.probe(dpid, port))])
         self._port_state(state.name, port, up, now, outbox)
         return self._restore(outbox, placements=False)
 
     def _port_state(self, switch: str, port: int, up: bool, now: float, outbox: Outbox) -> None:
         """Record one end's state. A link is down as soon as either end is; it is up again
-        once both ends are and its hold-down has passed (see `tick`)."""
+        once both ends are and its hold-down has passed (see `tick`). A port on a crossed
+        cable is down, whatever the switch says of it."""
         link = self.fabric.ports(switch)[port]
+        (self._carrier_down.discard if up else self._carrier_down.add)((switch, port))
+        up = up and (switch, port) not in self._crossed
         (self._port_down.discard if up else self._port_down.add)((switch, port))
         ends_up = all((e.node, e.port) not in self._port_down for e in (link.a, link.b))
         if not ends_up:
@@ -758,11 +772,47 @@ class FabricController:
 
     # -- packets -----------------------------------------------------------------------
 
-    def packet_in(self, dpid: int, in_port: int, data: bytes) -> Outbox:
-        """Answer ARP requests for fabric hosts from the file; nothing else comes here."""
+    def _probe_arrived(self, sent_from: tuple[int, int], receiver: str,
+                       received_port: int, now: float) -> Outbox:
+        """A link probe came in: the cable it crossed is the file's, or it is not, and the
+        ports at both its ends are taken out of service until a probe says otherwise."""
+        outbox = Outbox()
+        sender_state = self.switches.get(sent_from[0])
+        if sender_state is None or received_port not in self.fabric.ports(receiver):
+            return outbox
+        sender, sent_port = sender_state.name, sent_from[1]
+        if sent_port not in self.fabric.ports(sender):
+            return outbox
+        why = wiring.crossed(self.fabric, sender, sent_port, receiver, received_port)
+        ends = [(sender, sent_port), (receiver, received_port)]
+        marked, cleared = _probe_verdicts(why, ends, self._crossed)
+        if not marked and not cleared:
+            return outbox
+        for end in marked:
+            self._crossed[end] = why
+        for end in cleared:
+            del self._crossed[end]
+        if marked:
+            log.error("%s: both ports are out of service until the cable is where the "
+                      "fabric file says", why)
+        else:
+            log.info("the cable of %s port %d is where the fabric file says: back in service",
+                     sender, sent_port)
+        for switch, port in marked + cleared:
+            if self.fabric.ports(switch)[port].kind != HOST:
+                self._port_state(switch, port, (switch, port) not in self._carrier_down, now,
+                                 outbox)
+        return self._restore(outbox, placements=False)
+
+    def packet_in(self, dpid: int, in_port: int, data: bytes, now: float = 0.0) -> Outbox:
+        """Answer ARP requests for fabric hosts from the file; check link probes against
+        the file's cables (core/wiring.py)."""
         state = self.switches.get(dpid)
         if state is None:
             return Outbox()
+        sent_from = wiring.read_probe(data)
+        if sent_from is not None:
+            return self._probe_arrived(sent_from, state.name, in_port, now)
         pkt = packet.Packet(data)
         request = pkt.get_protocol(arp.arp)
         if request is None or request.opcode != arp.ARP_REQUEST:
@@ -773,6 +823,14 @@ class FabricController:
                       state.name, in_port)
             return Outbox()
         return Outbox().add(dpid, [of.packet_out(in_port, _arp_reply(request, target.mac))])
+
+
+def _probe_verdicts(why: str | None, ends: list[tuple[str, int]],
+                    crossed: dict[tuple[str, int], str]) -> tuple[list, list]:
+    """The ends a probe marks crossed (not yet so), and those it clears (were so)."""
+    if why is not None:
+        return [e for e in ends if crossed.get(e) != why], []
+    return [], [e for e in ends if e in crossed]
 
 
 def _arp_reply(request: arp.arp, mac: str) -> bytes:

@@ -44,6 +44,8 @@ from ..te.paths import PathEngine
 from ..te.protection import Detour, detours
 
 TABLE_CLASSIFY, TABLE_FLOWS, TABLE_FORWARD, TABLE_ARP = 0, 1, 2, 3
+PRIORITY_PROBE = 1500         # link discovery LLDP to the controller (core/wiring.py); no
+                              # other rule matches LLDP, and reservations (2000) stay on top
 PRIORITY_DETOUR = 3000
 PRIORITY_ARP = 1000           # ARP from a host port: table 3 ...
 PRIORITY_ARP_ANSWER = 100     # ... where the switch answers for a fabric host itself
@@ -242,6 +244,8 @@ def static_rules(fabric: Fabric, switch: str) -> list:
     Meters stay: reservations' own are set again by their installs (`of.meter_set`)."""
     msgs: list = [of.flow_delete_all(), of.group_delete_all()]
     msgs.append(of.flow_add_goto(PRIORITY_DEFAULT, of.match(), TABLE_CLASSIFY, TABLE_FORWARD))
+    msgs.append(of.flow_add(PRIORITY_PROBE, of.match(eth_type=of.ETH_TYPE_LLDP),
+                            [of.output(of.ofp.OFPP_CONTROLLER)], table_id=TABLE_CLASSIFY))
     hosts = [h for h in fabric.hosts.values() if h.leaf == switch]
     for host in hosts:
         msgs.append(of.flow_add_goto(PRIORITY_ARP, of.match(in_port=host.port,

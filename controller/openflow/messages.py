@@ -13,6 +13,7 @@ COOKIE = 0xDC1AB
 TOLERATES = "dcilab_tolerates"
 ETH_TYPE_IP = 0x0800
 ETH_TYPE_ARP = 0x0806
+ETH_TYPE_LLDP = 0x88CC
 
 
 def match(**fields) -> parser.OFPMatch:

@@ -63,3 +63,41 @@ def test_a_second_bridge_with_a_connected_datapath_id_is_refused(no_leftovers):
         lines = list(lab.controller.lines)
         assert not [line for line in lines if "dc1-leaf1" in line and
                     ("disconnected" in line or "missing port" in line)], lines[-20:]
+
+
+def _swap_cables(bridge: str, one: int, two: int) -> None:
+    """Cross the cables of ports `one` and `two` of `bridge`: the names and numbers stay,
+    the neighbours change (the veth interfaces trade names)."""
+    a, b, spare = f"{bridge}p{one}", f"{bridge}p{two}", "dlqswap"
+    subprocess.run(["ovs-vsctl", "--timeout=10", "del-port", bridge, a, "--",
+                    "del-port", bridge, b], check=True, capture_output=True, timeout=15)
+    for old, new in ((a, spare), (b, a), (spare, b)):
+        subprocess.run(["ip", "link", "set", "dev", old, "down"], check=True, timeout=10)
+        subprocess.run(["ip", "link", "set", "dev", old, "name", new], check=True, timeout=10)
+    for name in (a, b):
+        subprocess.run(["ip", "link", "set", "dev", name, "up"], check=True, timeout=10)
+    subprocess.run(["ovs-vsctl", "--timeout=10", "add-port", bridge, a, "--", "set",
+                    "interface", a, f"ofport_request={one}", "--", "add-port", bridge, b,
+                    "--", "set", "interface", b, f"ofport_request={two}"],
+                   check=True, capture_output=True, timeout=15)
+
+
+def test_crossed_cables_are_found_and_routed_around(no_leftovers):
+    """Swapped leaf cables on dc1-spine1 (right port numbers and names, wrong neighbours):
+    the controller's probes find them, takes both links out of service, and the leaves'
+    traffic goes over dc1-spine2; put right, they are back."""
+    path = TOPOLOGIES / "two-dc.yaml"
+    fabric = load_fabric(path)
+    spine = fabric.switches["dc1-spine1"]
+    with Lab(fabric, path, say=quiet) as lab:
+        _swap_cables(spine.bridge, 1, 2)
+        try:
+            assert wait_for_line(lab, "cables crossed: dc1-spine1 port 1 reaches dc1-leaf2 "
+                                      "port 3", 20), "\n".join(lab.controller.lines[-20:])
+            for src, dst in (("dc2-h1", "dc1-h1"), ("dc2-h2", "dc1-h2"),
+                             ("dc2-h3", "dc1-h3"), ("dc2-h4", "dc1-h4")):
+                assert delivered(lab, src, fabric.hosts[dst].ip) == 5, (src, dst)
+        finally:
+            _swap_cables(spine.bridge, 1, 2)          # put right
+        assert wait_for_line(lab, "is where the fabric file says: back in service", 20)
+        assert delivered(lab, "dc2-h1", fabric.hosts["dc1-h1"].ip) == 5

@@ -1,0 +1,77 @@
+"""Are the cables where the fabric file says? Link discovery against the file.
+
+A switch sends a probe (an LLDP frame naming its datapath id and port) out of every port
+to another switch when it is programmed, and out of a port when that port comes up (a
+cable plugged in again); every switch sends LLDP to the controller. A probe that arrives
+on another port than the file's far end of the port it left is a crossed cable: ports
+with the right numbers and names joined to the wrong neighbours, which no port check sees
+and which black-holes what is routed over them. Pure: frames in, verdicts out.
+"""
+
+from __future__ import annotations
+
+from os_ken.lib.packet import ethernet, lldp, packet
+
+from ..fabric import Fabric
+from ..fabric.model import HOST
+from ..openflow import messages as of
+
+_CHASSIS_PREFIX = b"dcilab:"          # a probe of ours, not another LLDP speaker's
+PROBE_SOURCE_MAC = "02:dc:11:ab:00:01"
+
+
+def probe(dpid: int, port: int) -> bytes:
+    """The LLDP frame switch `dpid` sends out of `port`."""
+    frame = packet.Packet()
+    frame.add_protocol(ethernet.ethernet(dst=lldp.LLDP_MAC_NEAREST_BRIDGE, src=PROBE_SOURCE_MAC,
+                                         ethertype=of.ETH_TYPE_LLDP))
+    frame.add_protocol(lldp.lldp(tlvs=[
+        lldp.ChassisID(subtype=lldp.ChassisID.SUB_LOCALLY_ASSIGNED,
+                       chassis_id=_CHASSIS_PREFIX + f"{dpid:016x}".encode()),
+        lldp.PortID(subtype=lldp.PortID.SUB_PORT_COMPONENT, port_id=str(port).encode()),
+        lldp.TTL(ttl=120),
+        lldp.End()]))
+    frame.serialize()
+    return bytes(frame.data)
+
+
+def read_probe(data: bytes) -> tuple[int, int] | None:
+    """(datapath id, port) a probe of ours left from; None for anything else."""
+    try:
+        found = packet.Packet(data).get_protocol(lldp.lldp)
+    except Exception:           # a truncated or foreign frame is not ours
+        return None
+    if found is None or len(found.tlvs) < 2:
+        return None
+    chassis, port = found.tlvs[0], found.tlvs[1]
+    if not isinstance(chassis, lldp.ChassisID) or not isinstance(port, lldp.PortID):
+        return None
+    if not chassis.chassis_id.startswith(_CHASSIS_PREFIX):
+        return None
+    try:
+        return int(chassis.chassis_id[len(_CHASSIS_PREFIX):], 16), int(port.port_id)
+    except ValueError:
+        return None
+
+
+def probed_ports(fabric: Fabric, switch: str) -> list[int]:
+    """The ports of `switch` that lead to another switch (hosts send no probes back)."""
+    return [port for port, link in fabric.ports(switch).items() if link.kind != HOST]
+
+
+def crossed(fabric: Fabric, sender: str, sent_port: int, receiver: str,
+            received_port: int) -> str | None:
+    """Why a probe from `sender` port `sent_port`, arriving at `receiver` port
+    `received_port`, shows a cable the file does not have; None when it is the file's."""
+    link = fabric.ports(sender).get(sent_port)
+    if link is None:
+        return (f"{sender} port {sent_port}, a port the fabric file does not have, reaches "
+                f"{receiver} port {received_port}")
+    far = link.b if (link.a.node, link.a.port) == (sender, sent_port) else link.a
+    if (far.node, far.port) == (receiver, received_port):
+        return None
+    here = fabric.ports(receiver).get(received_port)
+    meant = f" (the file joins that port to {here.name})" if here is not None else ""
+    return (f"cables crossed: {sender} port {sent_port} reaches {receiver} port "
+            f"{received_port}{meant}; the fabric file joins it to {far.node} port {far.port} "
+            f"({link.name})")

@@ -1,0 +1,81 @@
+"""Link discovery against the fabric file: a probe that comes in on another port than the
+file's far end shows a crossed cable, whose ports go out of service until a probe says the
+cable is right again (an outside tester swapped two cables on a spine: nothing said so,
+and the traffic routed over them was lost)."""
+
+from __future__ import annotations
+
+import logging
+
+from os_ken.lib.packet import ethernet, lldp, packet
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+from dcilab.core import FabricController
+from dcilab.core.wiring import crossed, probe, probed_ports, read_probe
+from dcilab.fabric.load import load_fabric
+from dcilab.resources import topology_path
+
+from test_core import bring_up
+
+
+def two_dc():
+    return load_fabric(topology_path("two-dc"))
+
+
+def test_a_probe_names_its_switch_and_port_and_foreign_lldp_is_not_ours():
+    assert read_probe(probe(0x10201, 3)) == (0x10201, 3)
+    other = packet.Packet()
+    other.add_protocol(ethernet.ethernet(dst=lldp.LLDP_MAC_NEAREST_BRIDGE,
+                                         src="00:11:22:33:44:55", ethertype=0x88CC))
+    other.add_protocol(lldp.lldp(tlvs=[
+        lldp.ChassisID(subtype=lldp.ChassisID.SUB_MAC_ADDRESS, chassis_id=b"\x00" * 6),
+        lldp.PortID(subtype=lldp.PortID.SUB_INTERFACE_NAME, port_id=b"eth0"),
+        lldp.TTL(ttl=120), lldp.End()]))
+    other.serialize()
+    assert read_probe(bytes(other.data)) is None
+    assert read_probe(b"\x00" * 20) is None and read_probe(b"") is None
+
+
+def test_crossed_says_which_cable_goes_where():
+    fabric = two_dc()
+    # dc1-spine1 port 1 is dc1-leaf1~spine1: the leaf's port 3
+    assert crossed(fabric, "dc1-spine1", 1, "dc1-leaf1", 3) is None
+    assert crossed(fabric, "dc1-spine1", 1, "dc1-leaf2", 3) == (
+        "cables crossed: dc1-spine1 port 1 reaches dc1-leaf2 port 3 (the file joins that port "
+        "to dc1-leaf2~spine1); the fabric file joins it to dc1-leaf1 port 3 (dc1-leaf1~spine1)")
+    assert probed_ports(fabric, "dc1-leaf1") == [3, 4]          # not the hosts' 1 and 2
+
+
+def test_a_crossed_cable_takes_both_ports_out_of_service_until_it_is_right(caplog):
+    caplog.set_level(logging.INFO, logger="dcilab.core")
+    fabric = two_dc()
+    ctl = FabricController(fabric)
+    for name in fabric.switches:
+        bring_up(ctl, fabric, name)
+    for name in fabric.switches:
+        out = ctl.barrier_replied(fabric.switches[name].dpid)
+        if name == "dc1-spine1":            # programmed: probes out of its switch ports
+            probes = [m for m in out.messages[fabric.switches[name].dpid]
+                      if isinstance(m, parser.OFPPacketOut)]
+            assert sorted(read_probe(m.data)[1] for m in probes) == [1, 2, 3, 4]
+    assert ctl.engine.link_up("dc1-leaf1~spine1") and ctl.engine.link_up("dc1-leaf2~spine1")
+    spine, leaf2 = fabric.switches["dc1-spine1"].dpid, fabric.switches["dc1-leaf2"].dpid
+    # spine port 1's cable ends at leaf2 port 3 (and port 2's at leaf1 port 3)
+    ctl.packet_in(leaf2, 3, probe(spine, 1), now=10.0)
+    assert not ctl.engine.link_up("dc1-leaf1~spine1")      # spine port 1's link
+    assert not ctl.engine.link_up("dc1-leaf2~spine1")      # leaf2 port 3's link
+    [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.startswith("cables crossed: dc1-spine1 port 1 reaches dc1-leaf2 port 3")
+    ctl.packet_in(leaf2, 3, probe(spine, 1), now=11.0)     # said once
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+    # a carrier change on a crossed port does not put it back in service
+    ctl.port_changed(spine, 1, True, now=12.0)
+    assert not ctl.engine.link_up("dc1-leaf1~spine1")
+    # put right: the probes of both ends come in where the file says
+    ctl.packet_in(fabric.switches["dc1-leaf1"].dpid, 3, probe(spine, 1), now=20.0)
+    ctl.packet_in(spine, 1, probe(fabric.switches["dc1-leaf1"].dpid, 3), now=20.0)
+    ctl.packet_in(spine, 2, probe(leaf2, 3), now=20.0)
+    assert not ctl._crossed
+    for t in (20.0, 40.0, 80.0, 200.0):                    # past any hold-down
+        ctl.tick(t)
+    assert ctl.engine.link_up("dc1-leaf1~spine1") and ctl.engine.link_up("dc1-leaf2~spine1")
