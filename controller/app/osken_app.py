@@ -134,9 +134,10 @@ class DcilabApp(app_manager.OSKenApp):
         switch = self.service.core.fabric.switch_by_dpid(dpid)
         self.logger.error(
             "a second switch with datapath id %#x%s connected from %s while the first is "
-            "connected from %s: refused; two bridges share that datapath id "
-            "(ovs-vsctl get bridge BR other-config:datapath-id). If the first does not "
-            "answer an echo within %.0f s it is taken for dead and the next try is accepted",
+            "connected from %s: refused. Either two bridges share that datapath id "
+            "(ovs-vsctl get bridge BR other-config:datapath-id), or the switch came back "
+            "before its old connection closed: if the first does not answer an echo within "
+            "%.0f s it is taken for dead and the next try is accepted",
             dpid, f" ({switch.name})" if switch else "", _peer(second), _peer(first),
             DUPLICATE_PROBE_S)
         second.close()

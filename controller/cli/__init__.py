@@ -31,15 +31,22 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that serve sockets (OpenFlow, gRPC, gNMI, metrics) in their own process: a
+# write to a peer that has just closed must be an error they handle, never the end of the
+# process (a refused switch connection killed the controller with SIGPIPE).
+SERVING = frozenset({"controller", "demo", "lab", "train", "bench"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    # `dcilab check f.yaml | head`: a closed pipe ends the output quietly, like any tool's.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     as_command = argv is None
     argv = sys.argv[1:] if argv is None else argv
     # A command named after its module loads only that module (`client` registers reserve,
     # links, ... under their own names, so they load everything).
     only = argv[0] if argv and argv[0] != "client" else None
     args = build_parser(only=only).parse_args(argv)
+    # `dcilab check f.yaml | head`: a closed pipe ends a report quietly, like any tool's.
+    signal.signal(signal.SIGPIPE,
+                  signal.SIG_IGN if args.command in SERVING else signal.SIG_DFL)
     logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")

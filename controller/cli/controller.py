@@ -31,9 +31,20 @@ def _shared_ports(args) -> list[str]:
     named = [(option, getattr(args, option.strip("-"), None))
              for option in ("--openflow", "--grpc", "--metrics")]
     named = [(option, a) for option, a in named if a is not None and a[1] != 0]
-    return [f"{first} and {second} both listen on {b[0] or '*'}:{b[1]}: give each its own port"
+    return [f"{first} {a[0] or '*'}:{a[1]} and {second} {b[0] or '*'}:{b[1]} are one "
+            f"listening address: give each its own port"
             for i, (first, a) in enumerate(named) for second, b in named[i + 1:]
-            if a[1] == b[1] and (a[0] == b[0] or a[0] in _ANY_HOST or b[0] in _ANY_HOST)]
+            if a[1] == b[1] and (a[0] in _ANY_HOST or b[0] in _ANY_HOST
+                                 or _addresses(a[0]) & _addresses(b[0]))]
+
+
+def _addresses(host: str) -> set[str]:
+    """The addresses a listen host stands for (`localhost` is 127.0.0.1 and ::1)."""
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return {host}
+    return found | {a.removeprefix("::ffff:") for a in found}
 
 
 def host_port(text: str) -> tuple[str, int]:

@@ -312,6 +312,7 @@ class FabricController:
         link = self.fabric.ports(switch)[port]
         (self._carrier_down.discard if up else self._carrier_down.add)((switch, port))
         up = up and (switch, port) not in self._crossed
+        self.load.port_state(switch, port, up)          # `dcilab links`, dcilab_link_up
         (self._port_down.discard if up else self._port_down.add)((switch, port))
         ends_up = all((e.node, e.port) not in self._port_down for e in (link.a, link.b))
         if not ends_up:

@@ -63,6 +63,21 @@ def test_a_second_bridge_with_a_connected_datapath_id_is_refused(no_leftovers):
         lines = list(lab.controller.lines)
         assert not [line for line in lines if "dc1-leaf1" in line and
                     ("disconnected" in line or "missing port" in line)], lines[-20:]
+        # The leaf's controller pointed away and straight back (an outside tester's flip
+        # killed the controller with SIGPIPE, writing to the closed connection): it lives,
+        # and the leaf is programmed again.
+        programmed = sum("switch dc1-leaf1 programmed" in line for line in lab.controller.lines)
+        target = f"tcp:127.0.0.1:{lab.controller.port}"
+        for controller in ("tcp:127.0.0.1:1", target):
+            subprocess.run(["ovs-vsctl", "--timeout=10", "set-controller", leaf.bridge,
+                            controller], check=True, capture_output=True, timeout=15)
+        deadline = time.monotonic() + 30
+        while (sum("switch dc1-leaf1 programmed" in line for line in lab.controller.lines)
+               == programmed and time.monotonic() < deadline):
+            assert lab.controller.proc.poll() is None, lab.controller.lines[-20:]
+            time.sleep(0.2)
+        assert lab.controller.proc.poll() is None, lab.controller.lines[-20:]
+        assert delivered(lab, "dc2-h1", far) == 5
 
 
 def _swap_cables(bridge: str, one: int, two: int) -> None:

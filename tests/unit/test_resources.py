@@ -70,11 +70,30 @@ def test_the_controller_refuses_two_listeners_on_one_port(capsys):
     from dcilab.cli import main
     for argv, said in (
             (["--openflow", "127.0.0.1:16654", "--grpc", "127.0.0.1:16654"],
-             "--openflow and --grpc both listen on 127.0.0.1:16654"),
+             "--openflow 127.0.0.1:16654 and --grpc 127.0.0.1:16654"),
             (["--metrics", "0.0.0.0:16655", "--grpc", "127.0.0.1:16655"],
-             "--grpc and --metrics both listen on 0.0.0.0:16655")):
+             "--grpc 127.0.0.1:16655 and --metrics 0.0.0.0:16655"),
+            (["--openflow", "127.0.0.1:16656", "--grpc", "localhost:16656"],
+             "--openflow 127.0.0.1:16656 and --grpc localhost:16656")):
         assert main(["controller", "--topology", "two-dc", *argv]) == 2
-        assert f"dcilab controller: {said}: give each its own port" in capsys.readouterr().err
+        assert f"dcilab controller: {said} are one listening address: give each its own " \
+            "port" in capsys.readouterr().err
+
+
+def test_serving_commands_survive_a_closed_peer_and_reports_end_quietly_in_a_pipe():
+    """SIGPIPE's default action ends `dcilab check | head` quietly, but killed the
+    controller when it wrote to a switch connection that had just closed."""
+    import signal
+
+    from dcilab.cli import main
+    before = signal.getsignal(signal.SIGPIPE)
+    try:
+        assert main(["controller", "--topology", "nosuch"]) == 2
+        assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+        assert main(["check", "two-dc"]) == 0
+        assert signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGPIPE, before)
 
 
 def test_cpu_lists_are_read_as_taskset_reads_them_and_link_kinds_shown_plainly(capsys):

@@ -64,6 +64,11 @@ def test_a_crossed_cable_takes_both_ports_out_of_service_until_it_is_right(caplo
     ctl.packet_in(leaf2, 3, probe(spine, 1), now=10.0)
     assert not ctl.engine.link_up("dc1-leaf1~spine1")      # spine port 1's link
     assert not ctl.engine.link_up("dc1-leaf2~spine1")      # leaf2 port 3's link
+    for name in fabric.switches:                            # statistics came back
+        ctl.load.sample(name, {}, 10.0)
+    shown = {(l.link, l.src): l.up for l in ctl.load.snapshot()}
+    assert not shown[("dc1-leaf1~spine1", "dc1-spine1")]   # `links`, dcilab_link_up too
+    assert shown[("dc1-leaf1~spine2", "dc1-spine2")]
     [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert error.startswith("cables crossed: dc1-spine1 port 1 reaches dc1-leaf2 port 3")
     ctl.packet_in(leaf2, 3, probe(spine, 1), now=11.0)     # said once
@@ -79,3 +84,5 @@ def test_a_crossed_cable_takes_both_ports_out_of_service_until_it_is_right(caplo
     for t in (20.0, 40.0, 80.0, 200.0):                    # past any hold-down
         ctl.tick(t)
     assert ctl.engine.link_up("dc1-leaf1~spine1") and ctl.engine.link_up("dc1-leaf2~spine1")
+    shown = {(l.link, l.src): l.up for l in ctl.load.snapshot()}
+    assert shown[("dc1-leaf1~spine1", "dc1-spine1")]
