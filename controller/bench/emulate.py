@@ -36,11 +36,11 @@ from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concu
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..fabric.model import scaled_mbps
 from ..lab import Lab, rescaled
+from ..plan.fabric_out import CPU_BUDGET_MBPS
 from ..resources import shipped_hint, topology_arg
 from ..te.placement import POLICIES, Candidates
 
 # Below this many scaled Mb/s in all, userspace OVS on 2 cores is not the bottleneck.
-CPU_BUDGET_MBPS = 40.0
 SETTLE_S = 5.0
 
 

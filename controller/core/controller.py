@@ -111,10 +111,8 @@ class FabricController:
         self.switches = {sw.dpid: SwitchState(sw.name) for sw in fabric.switches.values()}
         self._dpid = {sw.name: sw.dpid for sw in fabric.switches.values()}
         self.book = ReservationBook(fabric, reservable_fraction, self.engine)
-        # (switch, port) -> reported down; link -> when it may be used again; link -> downs
-        self._port_down: set[tuple[str, int]] = set()
-        # (switch, port) -> what the switch says (carrier and liveness), apart from what
-        # the controller makes of it: a port on a crossed cable is down whatever it says
+        # (switch, port) reported down (carrier or liveness); link -> when it may be used
+        # again; link -> downs. A port is down if reported so or on a crossed cable.
         self._carrier_down: set[tuple[str, int]] = set()
         self._crossed: dict[tuple[str, int], str] = {}     # (switch, port) -> why
         self._held_until: dict[str, float] = {}
@@ -161,9 +159,9 @@ class FabricController:
         self._described_at[state.name] = now
         for port, link in self.fabric.ports(state.name).items():
             usable = port in ports and port not in down   # a port it lacks is as good as down
-            # the link loads (`dcilab links`, dcilab_link_up) as the routing sees them
-            self.load.port_state(state.name, port, usable)
-            if link.kind != HOST:
+            if link.kind == HOST:       # `dcilab links` shows it; routing has no part in it
+                self.load.port_state(state.name, port, usable)
+            else:
                 self._port_state(state.name, port, usable, now, outbox)
         self.engine.set_switch(state.name, True)
         state.problems = port_problems(self.fabric, state.name, ports)
@@ -295,10 +293,10 @@ class FabricController:
         if state is None:
             return outbox
         link = self.fabric.ports(state.name).get(port)
-        self.load.port_state(state.name, port, up)
         log.info("switch %s port %d (%s) is %s", state.name, port,
                  link.name if link else "not in the fabric file", "up" if up else "down")
         if link is None or link.kind == HOST:
+            self.load.port_state(state.name, port, up)
             return outbox
         if up and state.programmed:       # a cable plugged in: is it the file's?
             outbox.add(dpid, [of.packet_out(port, wiring.probe(dpid, port))])
@@ -313,8 +311,8 @@ class FabricController:
         (self._carrier_down.discard if up else self._carrier_down.add)((switch, port))
         up = up and (switch, port) not in self._crossed
         self.load.port_state(switch, port, up)          # `dcilab links`, dcilab_link_up
-        (self._port_down.discard if up else self._port_down.add)((switch, port))
-        ends_up = all((e.node, e.port) not in self._port_down for e in (link.a, link.b))
+        ends_up = all((e.node, e.port) not in self._carrier_down
+                      and (e.node, e.port) not in self._crossed for e in (link.a, link.b))
         if not ends_up:
             if not self.engine.set_link(link.name, False):
                 pass

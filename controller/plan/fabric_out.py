@@ -34,8 +34,7 @@ def emulation_scale(plan: JobPlan) -> float:
     """The largest scale (two significant digits, rounded down) within the CPU budget."""
     loaded_gbps = 0.0
     for c in plan.choices:
-        t = plan.traffic.pair(c.a, c.b)
-        loaded_gbps += c.capacity_gbps * sum(1 for b in (t.bytes_ab, t.bytes_ba) if b > 0)
+        loaded_gbps += c.capacity_gbps * plan.traffic.pair(c.a, c.b).loaded_directions
     site_gbps = max(_site_gbps(plan).values()) * FABRIC_HEADROOM
     scale = min(MAX_SCALE, CPU_BUDGET_MBPS / (loaded_gbps * 1000),
                 MININET_MAX_MBPS / (site_gbps * 1000))

@@ -55,6 +55,11 @@ class PairTraffic:
         """The busier direction: what the line system must carry."""
         return max(self.bytes_ab, self.bytes_ba)
 
+    @property
+    def loaded_directions(self) -> int:
+        """How many of its two directions carry the sync (a pipeline's chain: one)."""
+        return sum(1 for b in (self.bytes_ab, self.bytes_ba) if b > 0)
+
 
 @dataclass(frozen=True)
 class JobTraffic:

@@ -42,9 +42,8 @@ def emulated_sync_mbps(job: Job, fabric: Fabric) -> float:
     direction of its site pairs at the fabric's direct capacity, scaled."""
     traffic = job_traffic(job)
     capacity = pair_capacity_gbps(job, fabric, traffic)
-    return sum(gbps * sum(1 for b in (t.bytes_ab, t.bytes_ba) if b > 0)
-               for (a, b), gbps in capacity.items()
-               for t in [traffic.pair(a, b)]) * 1000 * fabric.scale
+    return sum(gbps * traffic.pair(a, b).loaded_directions
+               for (a, b), gbps in capacity.items()) * 1000 * fabric.scale
 
 
 def pair_capacity_gbps(job: Job, fabric: Fabric, traffic: JobTraffic) -> dict:
