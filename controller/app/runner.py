@@ -8,6 +8,7 @@ import threading
 from os_ken import cfg
 from os_ken.base.app_manager import AppManager
 
+from ..addresses import address_text
 from .service import ControllerService
 
 log = logging.getLogger("dcilab.controller")
@@ -24,5 +25,5 @@ def start_openflow(service: ControllerService, host: str, port: int,
     contexts = manager.create_contexts()
     threads = manager.instantiate_apps(dcilab_service=service, poll_interval_s=poll_interval_s,
                                        stop_event=stop_event, **contexts)
-    log.info("OpenFlow listening on %s:%d", host, port)
+    log.info("OpenFlow listening on %s", address_text(host, port))
     return threads

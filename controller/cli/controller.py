@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from ..addresses import address_text
 from ..fabric import FabricError, load_fabric
 from ..resources import bundled_topologies, shipped_hint, topology_arg
 from ..te.elephants import PIN_HOLD_S
@@ -31,8 +32,8 @@ def _shared_ports(args) -> list[str]:
     named = [(option, getattr(args, option.strip("-"), None))
              for option in ("--openflow", "--grpc", "--metrics")]
     named = [(option, a) for option, a in named if a is not None and a[1] != 0]
-    return [f"{first} {a[0] or '*'}:{a[1]} and {second} {b[0] or '*'}:{b[1]} are one "
-            f"listening address: give each its own port"
+    return [f"{first} {address_text(a[0] or '*', a[1])} and {second} "
+            f"{address_text(b[0] or '*', b[1])} are one listening address: give each its own port"
             for i, (first, a) in enumerate(named) for second, b in named[i + 1:]
             if a[1] == b[1] and (a[0] in _ANY_HOST or b[0] in _ANY_HOST
                                  or _addresses(a[0]) & _addresses(b[0]))]
@@ -48,9 +49,17 @@ def _addresses(host: str) -> set[str]:
 
 
 def host_port(text: str) -> tuple[str, int]:
-    """'127.0.0.1:6653' -> ('127.0.0.1', 6653); a clear error otherwise."""
+    """'127.0.0.1:6653' -> ('127.0.0.1', 6653), '[::1]:6653' -> ('::1', 6653); a clear
+    error otherwise."""
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:       # ::1:6653 could be ::1 port 6653 or ::1:6653 with none
+        raise argparse.ArgumentTypeError(f"an IPv6 address goes in brackets, as "
+                                         f"[::1]:6653; got {text!r}")
+    if not host or "[" in host or "]" in host:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host, int(port)
 
@@ -213,12 +222,13 @@ def steering_options(args) -> list[str]:
 def _check_free(what: str, host: str, port: int) -> str | None:
     if port == 0:
         return None
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:
-            return f"cannot listen for {what} on {host}:{port}: {exc.strerror}"
+            return f"cannot listen for {what} on {address_text(host, port)}: {exc.strerror}"
     return None
 
 
@@ -329,9 +339,9 @@ def run(args) -> int:
     if args.gnmi:
         from ..gnmi import TransceiverClient
         from ..metrics.optical import OpticalCollector
-        optical = TransceiverClient(f"{args.gnmi[0]}:{args.gnmi[1]}").start()
+        optical = TransceiverClient(address_text(*args.gnmi)).start()
         metrics.registry.register(OpticalCollector(optical, fabric))
-        log.info("gNMI: subscribing to transceivers at %s:%d", *args.gnmi)
+        log.info("gNMI: subscribing to transceivers at %s", address_text(*args.gnmi))
         if args.adapt:
             from ..app.adaptation import RateAdaptation
             RateAdaptation(service, optical, adaptation_policy).start()
@@ -341,12 +351,12 @@ def run(args) -> int:
             from ..app.adaptation import ModeFollower
             ModeFollower(service, optical).start()
     start_metrics_server(service, *args.metrics, registry=metrics.registry)
-    server, grpc_port = create_server(service, f"{args.grpc[0]}:{args.grpc[1]}", tls=tls,
+    server, grpc_port = create_server(service, address_text(*args.grpc), tls=tls,
                                       token=token, max_workers=args.grpc_workers,
                                       max_watch_streams=args.watch_streams,
                                       read_budget=ReadBudget(args.reads_per_second_per_client,
                                                              args.reads_per_second))
-    log.info("gRPC API listening on %s:%d%s", args.grpc[0], grpc_port,
+    log.info("gRPC API listening on %s%s", address_text(args.grpc[0], grpc_port),
              " (TLS)" if tls else "")
     start_openflow(service, *args.openflow, poll_interval_s=args.poll_interval, stop_event=stop)
     # The fabric model, the apps and the restored reservations live as long as the

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import logging
 import random
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.utils import floatToGoString
 
+from ..addresses import address_text
 from .collector import LINK_LABELS, FabricCollector, LinkFamily
 
 log = logging.getLogger("dcilab.metrics")
@@ -102,6 +104,8 @@ class MetricsServer(ThreadingHTTPServer):
                  rate: float = MAX_SCRAPES_PER_SECOND,
                  rate_per_client: float = MAX_SCRAPES_PER_SECOND_PER_CLIENT,
                  on_refused=None):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
         self.on_refused = on_refused or (lambda: None)     # counted, so throttling shows
         self.rate, self.rate_per_client = rate, rate_per_client
@@ -301,7 +305,7 @@ def start_metrics_server(service, host: str = "127.0.0.1", port: int = 9108,
                            **limits)
     threading.Thread(target=server.serve_forever, name="dcilab-metrics", daemon=True).start()
     bound = server.server_address[1]
-    log.info("metrics on http://%s:%d/metrics", host, bound)
+    log.info("metrics on http://%s/metrics", address_text(host, bound))
     return server, bound
 
 

@@ -110,3 +110,29 @@ def test_cpu_lists_are_read_as_taskset_reads_them_and_link_kinds_shown_plainly(c
     with pytest.raises(SystemExit):
         main(["links", "--kind", "wavelength"])
     assert "(choose from 'host', 'fabric', 'dci')" in capsys.readouterr().err
+
+
+def test_listen_addresses_take_ipv6_in_brackets(capsys):
+    """An outside tester's `--grpc [::1]:50051` was refused (and `--grpc ::1:50051` would
+    be ambiguous: ::1 port 50051, or ::1:50051 with no port)."""
+    import argparse
+
+    import pytest
+
+    from dcilab.addresses import address_text
+    from dcilab.cli import main
+    from dcilab.cli.controller import host_port
+    assert host_port("[::1]:6653") == ("::1", 6653)
+    assert host_port("[fe80::1%eth0]:9108") == ("fe80::1%eth0", 9108)
+    assert host_port("127.0.0.1:6653") == ("127.0.0.1", 6653)
+    assert address_text("::1", 6653) == "[::1]:6653"
+    assert address_text("127.0.0.1", 6653) == "127.0.0.1:6653"
+    with pytest.raises(argparse.ArgumentTypeError, match=r"in brackets, as \[::1\]:6653"):
+        host_port("::1:6653")
+    for bad in ("[]:6653", "[::1:6653", "::1]:6653", "[::1]:", "[::1]:70000"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            host_port(bad)
+    assert main(["controller", "--topology", "two-dc", "--grpc", "[::]:16657",
+                 "--metrics", "127.0.0.1:16657"]) == 2
+    assert "--grpc [::]:16657 and --metrics 127.0.0.1:16657 are one listening address" \
+        in capsys.readouterr().err
