@@ -36,10 +36,11 @@ class DcilabApp(app_manager.OSKenApp):
         self.datapaths: dict[int, object] = {}
         # dpid -> xid -> the (error type, code) that message may draw harmlessly
         self._tolerated: dict[int, dict[int, tuple[int, int]]] = {}
-        # dpid -> (xids of an atomic program's bundle messages, the messages it carries),
-        # kept until a barrier behind it comes back: if the switch refuses the bundle,
-        # the messages go again one by one.
-        self._bundles: dict[int, tuple[set[int], list]] = {}
+        # dpid -> xids of an atomic program's bundle messages, kept until a barrier behind
+        # it comes back: if the switch refuses the bundle, the core programs it again.
+        # These and the other per-switch books are kept under the service's lock, which
+        # `send` runs under (gRPC and timer threads) and os-ken's event thread takes here.
+        self._bundles: dict[int, set[int]] = {}
         self._flow_parts: dict[int, dict] = {}
         self._meter_parts: dict[int, set[int]] = {}
         # dpid -> (deadline, xid of the echo sent, the first connection) while a second
@@ -61,7 +62,7 @@ class DcilabApp(app_manager.OSKenApp):
             datapath = self.datapaths.get(dpid)
             if datapath is None:
                 continue
-            bundle: tuple[set[int], list] = (set(), [])
+            bundle: set[int] = set()
             for msg in msgs:
                 msg.datapath = datapath
                 if isinstance(msg, parser.ONFBundleAddMsg):
@@ -83,10 +84,8 @@ class DcilabApp(app_manager.OSKenApp):
                 if tolerates is not None:
                     self._tolerated.setdefault(dpid, {})[msg.xid] = tolerates
                 if of.is_bundle(msg):
-                    bundle[0].add(msg.xid)
-                    if isinstance(msg, parser.ONFBundleAddMsg):
-                        bundle[1].append(msg.message)
-            if bundle[0]:
+                    bundle.add(msg.xid)
+            if bundle:
                 self._bundles[dpid] = bundle
         return sent
 
@@ -141,11 +140,12 @@ class DcilabApp(app_manager.OSKenApp):
             dpid, f" ({switch.name})" if switch else "", _peer(second), _peer(first),
             DUPLICATE_PROBE_S)
         second.close()
-        if dpid not in self._probes:
-            echo = first.ofproto_parser.OFPEchoRequest(first)
-            first.set_xid(echo)
-            first.send_msg(echo)
-            self._probes[dpid] = (time.monotonic() + DUPLICATE_PROBE_S, echo.xid, first)
+        with self.service.lock:              # xids are numbered by whoever sends
+            if dpid not in self._probes:
+                echo = first.ofproto_parser.OFPEchoRequest(first)
+                first.set_xid(echo)
+                first.send_msg(echo)
+                self._probes[dpid] = (time.monotonic() + DUPLICATE_PROBE_S, echo.xid, first)
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _echo_reply(self, ev):
@@ -186,13 +186,14 @@ class DcilabApp(app_manager.OSKenApp):
         if not self._current(ev.msg.datapath):
             return
         dpid, xid = ev.msg.datapath.id, ev.msg.xid
-        # Replies come in order: what was sent before this barrier has had its errors.
-        tolerated = self._tolerated.get(dpid)
-        if tolerated:
-            for earlier in [x for x in tolerated if x < xid]:
-                del tolerated[earlier]
-        if dpid in self._bundles and max(self._bundles[dpid][0]) < xid:
-            del self._bundles[dpid]
+        with self.service.lock:
+            # Replies come in order: what was sent before this barrier has had its errors.
+            tolerated = self._tolerated.get(dpid)
+            if tolerated:
+                for earlier in [x for x in tolerated if x < xid]:
+                    del tolerated[earlier]
+            if dpid in self._bundles and max(self._bundles[dpid]) < xid:
+                del self._bundles[dpid]
         self.service.apply(lambda core: core.barrier_replied(dpid))
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
@@ -200,7 +201,7 @@ class DcilabApp(app_manager.OSKenApp):
         if not self._current(ev.msg.datapath):
             return
         counters = {s.port_no: (s.tx_bytes, s.rx_bytes) for s in ev.msg.body}
-        now = time.time()
+        now = time.monotonic()    # rates and pin holds: a wall-clock step must not freeze them
         self.service.apply(lambda core: core.port_stats(ev.msg.datapath.id, counters, now))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
@@ -217,7 +218,7 @@ class DcilabApp(app_manager.OSKenApp):
         if msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE:
             return
         del self._flow_parts[msg.datapath.id]
-        now = time.time()
+        now = time.monotonic()
         self.service.apply(lambda core: core.flow_stats(ev.msg.datapath.id, counters, now))
 
     @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
@@ -246,12 +247,14 @@ class DcilabApp(app_manager.OSKenApp):
         msg = ev.msg
         if not self._current(msg.datapath):
             return
+        ofp = msg.datapath.ofproto
         # A port deleted from the bridge carries nothing, whatever its last state said.
-        up = (msg.reason != msg.datapath.ofproto.OFPPR_DELETE
-              and _usable(msg.desc, msg.datapath.ofproto))
+        deleted = msg.reason == ofp.OFPPR_DELETE
+        up = not deleted and _usable(msg.desc, ofp)
+        name = msg.desc.name.decode(errors="replace")
         now = time.monotonic()
         self.service.apply(lambda core: core.port_changed(msg.datapath.id, msg.desc.port_no, up,
-                                                          now))
+                                                          now, name=name, deleted=deleted))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _error(self, ev):
@@ -259,22 +262,23 @@ class DcilabApp(app_manager.OSKenApp):
         if not self._current(msg.datapath):
             return
         dpid = msg.datapath.id
-        if self._tolerated.get(dpid, {}).pop(msg.xid, None) == (msg.type, msg.code):
+        with self.service.lock:
+            tolerated = self._tolerated.get(dpid, {}).pop(msg.xid, None) == (msg.type, msg.code)
+            refused = msg.xid in self._bundles.get(dpid, ())
+            if refused:
+                del self._bundles[dpid]
+        if tolerated:
             self.logger.debug("switch %#x: expected error type=%d code=%d", dpid, msg.type,
                               msg.code)
             return
         self.service.observer.openflow_error()
         self.logger.error("switch %#x reported OpenFlow error type=%d code=%d",
                           dpid, msg.type, msg.code)
-        bundle = self._bundles.get(dpid)
-        if bundle is not None and msg.xid in bundle[0]:
+        if refused:
             # A switch without the bundle extension, or one that refused a message in it:
-            # nothing of the bundle was applied. Program it as before bundles, one by one
-            # (from empty tables: the traffic it carries may see a gap).
-            del self._bundles[dpid]
-            self.logger.warning("switch %#x refused its program as one bundle; sending its "
-                                "%d messages one by one", dpid, len(bundle[1]))
-            self.send(Outbox().add(dpid, list(bundle[1])))
+            # nothing of the bundle was applied. The core programs it again as it is now
+            # (rules sent after the bundle included), unbundled, behind a barrier of its own.
+            self.service.apply(lambda core: core.program_refused(dpid))
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _dead(self, ev):
@@ -282,10 +286,13 @@ class DcilabApp(app_manager.OSKenApp):
         if datapath.id is None or self.datapaths.get(datapath.id) is not datapath:
             return
         del self.datapaths[datapath.id]
-        self._tolerated.pop(datapath.id, None)
-        self._bundles.pop(datapath.id, None)
+        with self.service.lock:
+            self._tolerated.pop(datapath.id, None)
+            self._bundles.pop(datapath.id, None)
+            self._port_desc_xids.pop(datapath.id, None)
+        # a statistics reply cut off by the disconnect is not added to the next one
         self._meter_parts.pop(datapath.id, None)
-        self._port_desc_xids.pop(datapath.id, None)
+        self._flow_parts.pop(datapath.id, None)
         now = time.monotonic()
         self.service.apply(lambda core: core.switch_disconnected(datapath.id, now))
 

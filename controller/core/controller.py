@@ -65,10 +65,13 @@ class SwitchState:
     program_sent: bool = False   # its rules went out, with a barrier behind them
     programmed: bool = False     # ... and the barrier came back
     problems: list[str] = field(default_factory=list)
+    ports: dict[int, str] = field(default_factory=dict)    # as it last listed them: no -> name
+    said_up: dict[int, bool] = field(default_factory=dict)  # the state each port was logged in
     barriers_sent: int = 0       # barriers since it connected; replies come back in order
     barriers_acked: int = 0
     program_barrier: int = 0
     described: bool = False      # listed its ports since it connected
+    atomic: bool = True          # programs go as one bundle (until it refuses one)
 
 
 # A link that comes back up is used again only after it has stayed up this long; each
@@ -115,6 +118,7 @@ class FabricController:
         # again; link -> downs. A port is down if reported so or on a crossed cable.
         self._carrier_down: set[tuple[str, int]] = set()
         self._crossed: dict[tuple[str, int], str] = {}     # (switch, port) -> why
+        self.probe_key = wiring.probe_key()      # signs link probes: hosts cannot forge one
         self._held_until: dict[str, float] = {}
         self._downs: dict[str, list[float]] = {}
         self._seen_up: set[str] = set()   # links reported up at least once: held down on return
@@ -157,8 +161,10 @@ class FabricController:
             return Outbox()
         outbox = Outbox()
         self._described_at[state.name] = now
+        state.ports = dict(ports)
         for port, link in self.fabric.ports(state.name).items():
             usable = port in ports and port not in down   # a port it lacks is as good as down
+            state.said_up[port] = usable
             if link.kind == HOST:       # `dcilab links` shows it; routing has no part in it
                 self.load.port_state(state.name, port, usable)
             else:
@@ -201,8 +207,10 @@ class FabricController:
         state.program_sent = True
         # From empty tables, yet atomically: the rules a restarted controller finds in
         # place keep forwarding until the whole new program replaces them.
-        self._bundles += 1
-        outbox.add(dpid, of.atomically(msgs, self._bundles))
+        if state.atomic:
+            self._bundles += 1
+            msgs = of.atomically(msgs, self._bundles)
+        outbox.add(dpid, msgs)
         if self.fabric.switches[state.name].role == LEAF:
             # Connecting keeps meters: it lists them, for those left by pairs that ended
             # while no program could remove them (see `meters_listed`).
@@ -231,7 +239,7 @@ class FabricController:
             # It sends LLDP to the controller now: its neighbours' probes are checked, and
             # its own go out to them (lost at a neighbour not yet programmed, whose own
             # probes come back here once it is).
-            outbox.add(dpid, [of.packet_out(port, wiring.probe(dpid, port))
+            outbox.add(dpid, [of.packet_out(port, wiring.probe(dpid, port, self.probe_key))
                               for port in wiring.probed_ports(self.fabric, state.name)])
             done = sum(s.programmed for s in self.switches.values())
             log.info("switch %s programmed (%d of %d)", state.name, done, len(self.switches))
@@ -255,6 +263,19 @@ class FabricController:
                              rid)
                     outbox.changed.append(res)
         return outbox
+
+    def program_refused(self, dpid: int) -> Outbox:
+        """The switch refused its program's bundle (no bundle extension, or a message in it
+        it would not take): nothing of it was applied. It is programmed again, as it is
+        now, one message at a time (from empty tables: its traffic may see a gap), behind
+        a barrier of its own; the barrier behind the refused bundle no longer counts."""
+        state = self.switches.get(dpid)
+        if state is None or not state.connected or not state.program_sent:
+            return Outbox()
+        log.warning("switch %s refused its program as one bundle; programming it again one "
+                    "message at a time", state.name)
+        state.atomic = state.programmed = False
+        return self._program(dpid, state, Outbox())
 
     def _acked(self, switch: str, seq: int) -> bool:
         state = self.switches[self._dpid[switch]]
@@ -286,22 +307,48 @@ class FabricController:
             self._restore(outbox, placements=False)
         return outbox
 
-    def port_changed(self, dpid: int, port: int, up: bool, now: float = 0.0) -> Outbox:
-        """A PORT_STATUS: carrier or liveness (BFD) of one port changed."""
+    def port_changed(self, dpid: int, port: int, up: bool, now: float = 0.0,
+                     name: str | None = None, deleted: bool = False) -> Outbox:
+        """A PORT_STATUS: carrier or liveness (BFD) of one port changed, or the port was
+        added (`name`) or `deleted`."""
         state = self.switches.get(dpid)
         outbox = Outbox()
         if state is None:
             return outbox
         link = self.fabric.ports(state.name).get(port)
-        log.info("switch %s port %d (%s) is %s", state.name, port,
-                 link.name if link else "not in the fabric file", "up" if up else "down")
+        # OVS may say one state twice (carrier, then liveness): the line is said once.
+        if state.said_up.get(port) != up or deleted:
+            log.info("switch %s port %d (%s) is %s", state.name, port,
+                     link.name if link else "not in the fabric file",
+                     "deleted" if deleted else "up" if up else "down")
+        state.said_up[port] = up
+        if state.ports and (deleted or (name is not None and port not in state.ports)):
+            self._ports_changed(state, port, name, deleted)
         if link is None or link.kind == HOST:
             self.load.port_state(state.name, port, up)
             return outbox
         if up and state.programmed:       # a cable plugged in: is it the file's?
-            outbox.add(dpid, [of.packet_out(port, wiring.probe(dpid, port))])
+            outbox.add(dpid, [of.packet_out(port, wiring.probe(dpid, port, self.probe_key))])
         self._port_state(state.name, port, up, now, outbox)
         return self._restore(outbox, placements=False)
+
+    def _ports_changed(self, state: SwitchState, port: int, name: str | None,
+                       deleted: bool) -> None:
+        """A port added to or deleted from a connected switch: its differences from the
+        file are said again, and so is its matching the file once it does."""
+        if deleted:
+            state.ports.pop(port, None)
+        else:
+            state.ports[port] = name
+        problems = port_problems(self.fabric, state.name, state.ports)
+        for problem in problems:
+            if problem not in state.problems:
+                log.error("switch %s does not match fabric %r: %s", state.name,
+                          self.fabric.name, problem)
+        if state.problems and not problems:
+            log.info("switch %s now matches fabric %r: every port is there", state.name,
+                     self.fabric.name)
+        state.problems = problems
 
     def _port_state(self, switch: str, port: int, up: bool, now: float, outbox: Outbox) -> None:
         """Record one end's state. A link is down as soon as either end is; it is up again
@@ -614,14 +661,19 @@ class FabricController:
     def end(self, reservation_id: str, state: State = State.RELEASED) -> Outbox:
         """Release (or expire) a live reservation and remove its rules; NOT_FOUND for
         any other id (the book forgets ended ones; their record is the service's)."""
+        before = self.book.reservations.get(reservation_id)
         res = self.book.end(reservation_id, state)
         self._reprotect_due = self._reprotect_due or self._unprotected   # room released
         outbox = Outbox()
         self._waiting.pop(reservation_id, None)
         outbox.changed.append(res)
         remaining = self.book.pair_bps(res)
-        rules = (reservation_rules.resize(self.fabric, res, remaining) if remaining
-                 else reservation_rules.remove(self.fabric, res, self._sent_to(res)))
+        if not before.holds_bandwidth:    # DEGRADED: its pair's rules and meter went then
+            rules = {}
+        elif remaining:
+            rules = reservation_rules.resize(self.fabric, res, remaining)
+        else:
+            rules = reservation_rules.remove(self.fabric, res, self._sent_to(res))
         for switch, msgs in rules.items():
             if self.switches[self._dpid[switch]].program_sent:
                 outbox.add(self._dpid[switch], msgs)
@@ -675,7 +727,7 @@ class FabricController:
             return Outbox()
         held = {r.meter_id for r in self.book.live()
                 if r.holds_bandwidth and r.hops and r.hops[0].switch == state.name}
-        stale = sorted(set(meter_ids) - held)
+        stale = sorted(m for m in set(meter_ids) - held if not of.is_special_meter(m))
         if stale:
             log.info("switch %s: deleting meters %s, left by reservations that ended while "
                      "it had no program", state.name, ", ".join(map(str, stale)))
@@ -809,7 +861,7 @@ class FabricController:
         state = self.switches.get(dpid)
         if state is None:
             return Outbox()
-        sent_from = wiring.read_probe(data)
+        sent_from = wiring.read_probe(data, self.probe_key)
         if sent_from is not None:
             return self._probe_arrived(sent_from, state.name, in_port, now)
         pkt = packet.Packet(data)

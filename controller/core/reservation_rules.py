@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..fabric import Fabric
 from ..openflow import messages as of
+from ..te.protection import STANDBY_VID_BASE, STANDBY_VIDS
 from ..te.reservations import Reservation
 from ..openflow.ranges import port_range_masks
 from .rules import PRIORITY_DETOUR, pin_action
@@ -17,11 +18,10 @@ PRIORITY_RESERVATION = 2000     # above ARP (1000), elephants and destination ro
 PRIORITY_DSCP = PRIORITY_RESERVATION + 1
 PRIORITY_PORTS = PRIORITY_RESERVATION + 2
 # A PROTECTED aggregate's standby: its fast-failover group at the repair gateway (the first
-# gateway of its primary), and the VLAN id its packets carry along the standby (above
-# the ids of facility detours, which count up from 1 per line-system end).
+# gateway of its primary), and the VLAN id its packets carry along the standby (a range
+# of its own, apart from the facility detours': te/protection.py).
 PROTECT_GROUP_BASE = 0x20000          # + meter id
 PRIORITY_STANDBY = PRIORITY_DETOUR
-STANDBY_VID_BASE, STANDBY_VIDS = 2048, 2046
 # A policer's burst: 100 ms at its rate (TCP needs some), and never under ten full frames.
 BURST_S = 0.1
 MIN_BURST_KBITS = 120
@@ -86,8 +86,9 @@ def standby_vid(res: Reservation) -> int:
 
 
 def repair_index(res: Reservation) -> int | None:
-    """Where a PROTECTED aggregate's standby leaves its primary: the index of its first
-    DCI hop (primary and standby share the hops before it); None without a standby."""
+    """Where a PROTECTED aggregate's standby leaves its primary: the index of the first
+    hop where the two differ (they share the hops before it; the standby avoids the
+    primary's line systems, so this is at or before its first DCI hop); None without one."""
     if not res.standby:
         return None
     return next(i for i, (a, b) in enumerate(zip(res.hops, res.standby)) if a != b)

@@ -51,6 +51,10 @@ PRIORITY_ARP = 1000           # ARP from a host port: table 3 ...
 PRIORITY_ARP_ANSWER = 100     # ... where the switch answers for a fabric host itself
 PRIORITY_MONITOR = 10
 PRIORITY_DEFAULT = 0
+# Packets a switch sends its controller (ARP it cannot answer, LLDP), per second: far more
+# than a programmed fabric sends (a probe per cable at programming), far less than a host
+# can. The burst takes the probes of a gateway's every port at once.
+PACKET_IN_PPS, PACKET_IN_BURST = 500, 1000
 PRIORITY_LEARN = 1
 PRIORITY_HOST_ROUTE = 100
 LEARNED_PRIORITY = 10
@@ -242,7 +246,8 @@ def diff(old: Routing | None, new: Routing) -> list:
 def static_rules(fabric: Fabric, switch: str) -> list:
     """What never changes on `switch`, from empty tables: classification, ARP, counting.
     Meters stay: reservations' own are set again by their installs (`of.meter_set`)."""
-    msgs: list = [of.flow_delete_all(), of.group_delete_all()]
+    msgs: list = [*of.packet_in_limit(PACKET_IN_PPS, PACKET_IN_BURST),
+                  of.flow_delete_all(), of.group_delete_all()]
     msgs.append(of.flow_add_goto(PRIORITY_DEFAULT, of.match(), TABLE_CLASSIFY, TABLE_FORWARD))
     msgs.append(of.flow_add(PRIORITY_PROBE, of.match(eth_type=of.ETH_TYPE_LLDP),
                             [of.output(of.ofp.OFPP_CONTROLLER)], table_id=TABLE_CLASSIFY))

@@ -6,9 +6,17 @@ cable plugged in again); every switch sends LLDP to the controller. A probe that
 on another port than the file's far end of the port it left is a crossed cable: ports
 with the right numbers and names joined to the wrong neighbours, which no port check sees
 and which black-holes what is routed over them. Pure: frames in, verdicts out.
+
+Probes are signed (HMAC-SHA256 under a key of the controller's own): a host can send
+LLDP too, and one naming a gateway's port would otherwise take its wavelengths out of
+service (link fabrication, as TopoGuard and ONOS's signed LLDP guard against).
 """
 
 from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
 
 from os_ken.lib.packet import ethernet, lldp, packet
 
@@ -20,14 +28,24 @@ _CHASSIS_PREFIX = b"dcilab:"          # a probe of ours, not another LLDP speake
 PROBE_SOURCE_MAC = "02:dc:11:ab:00:01"
 
 
-def probe(dpid: int, port: int) -> bytes:
-    """The LLDP frame switch `dpid` sends out of `port`."""
+def probe_key() -> bytes:
+    """A fresh signing key: one per controller, never sent anywhere."""
+    return secrets.token_bytes(32)
+
+
+def _signature(key: bytes, dpid: int, port: int) -> bytes:
+    return hmac.new(key, f"{dpid:016x}/{port}".encode(), hashlib.sha256).hexdigest()[:32].encode()
+
+
+def probe(dpid: int, port: int, key: bytes) -> bytes:
+    """The LLDP frame switch `dpid` sends out of `port`, signed with `key`."""
     frame = packet.Packet()
     frame.add_protocol(ethernet.ethernet(dst=lldp.LLDP_MAC_NEAREST_BRIDGE, src=PROBE_SOURCE_MAC,
                                          ethertype=of.ETH_TYPE_LLDP))
     frame.add_protocol(lldp.lldp(tlvs=[
         lldp.ChassisID(subtype=lldp.ChassisID.SUB_LOCALLY_ASSIGNED,
-                       chassis_id=_CHASSIS_PREFIX + f"{dpid:016x}".encode()),
+                       chassis_id=(_CHASSIS_PREFIX + f"{dpid:016x}:".encode()
+                                   + _signature(key, dpid, port))),
         lldp.PortID(subtype=lldp.PortID.SUB_PORT_COMPONENT, port_id=str(port).encode()),
         lldp.TTL(ttl=120),
         lldp.End()]))
@@ -35,8 +53,9 @@ def probe(dpid: int, port: int) -> bytes:
     return bytes(frame.data)
 
 
-def read_probe(data: bytes) -> tuple[int, int] | None:
-    """(datapath id, port) a probe of ours left from; None for anything else."""
+def read_probe(data: bytes, key: bytes) -> tuple[int, int] | None:
+    """(datapath id, port) a probe signed with `key` left from; None for anything else
+    (another LLDP speaker's frame, a forged or another controller's probe)."""
     try:
         found = packet.Packet(data).get_protocol(lldp.lldp)
     except Exception:           # a truncated or foreign frame is not ours
@@ -48,10 +67,14 @@ def read_probe(data: bytes) -> tuple[int, int] | None:
         return None
     if not chassis.chassis_id.startswith(_CHASSIS_PREFIX):
         return None
+    dpid_text, _, signature = chassis.chassis_id[len(_CHASSIS_PREFIX):].partition(b":")
     try:
-        return int(chassis.chassis_id[len(_CHASSIS_PREFIX):], 16), int(port.port_id)
+        dpid, port_no = int(dpid_text, 16), int(port.port_id)
     except ValueError:
         return None
+    if not hmac.compare_digest(signature, _signature(key, dpid, port_no)):
+        return None
+    return dpid, port_no
 
 
 def probed_ports(fabric: Fabric, switch: str) -> list[int]:

@@ -6,7 +6,9 @@ from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-# Every flow dcilab installs carries this cookie, so its own flows can be told apart.
+# Every flow dcilab installs carries this cookie, so an operator's `ovs-ofctl dump-flows`
+# tells them apart. dcilab owns the switches it programs: its deletes and statistics
+# requests match no cookie, and a program starts from empty tables.
 COOKIE = 0xDC1AB
 # Attribute of a message naming the (error type, code) it may draw without anything being
 # wrong: the app then logs that reply at debug level and counts no OpenFlow error.
@@ -158,6 +160,24 @@ def meter_add(meter_id: int, rate_kbps: int, burst_kbits: int) -> parser.OFPMete
     return parser.OFPMeterMod(datapath=None, command=ofp.OFPMC_ADD,
                               flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST, meter_id=meter_id,
                               bands=[band])
+
+
+def packet_in_limit(pps: int, burst: int) -> list[parser.OFPMeterMod]:
+    """The switch's packets to its controller policed at `pps` (burst: packets), by
+    OpenFlow's controller meter (Open vSwitch has it): a host flooding ARP or LLDP cannot
+    take the controller's time from admissions and restoration. Set as `meter_set` sets."""
+    band = parser.OFPMeterBandDrop(rate=pps, burst_size=burst)
+    flags = ofp.OFPMF_PKTPS | ofp.OFPMF_BURST
+    add, modify = (parser.OFPMeterMod(datapath=None, command=command, flags=flags,
+                                      meter_id=ofp.OFPM_CONTROLLER, bands=[band])
+                   for command in (ofp.OFPMC_ADD, ofp.OFPMC_MODIFY))
+    setattr(add, TOLERATES, (ofp.OFPET_METER_MOD_FAILED, ofp.OFPMMFC_METER_EXISTS))
+    return [add, modify]
+
+
+def is_special_meter(meter_id: int) -> bool:
+    """The controller, slow-path and all-meters ids, above the numbered meters."""
+    return meter_id > ofp.OFPM_MAX
 
 
 def meter_set(meter_id: int, rate_kbps: int, burst_kbits: int) -> list[parser.OFPMeterMod]:

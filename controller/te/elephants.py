@@ -63,14 +63,21 @@ class ElephantDetector:
         self.fraction, self.polls = fraction, polls
         self.flows: dict[FlowKey, FlowRecord] = {}
         self._threshold: dict[tuple[str, str], float] = {}
+        self._version = graph.version
 
     def threshold_bps(self, src_leaf: str, dst_leaf: str) -> float:
-        """elephant_fraction x the slowest wavelength on the shortest paths (real b/s)."""
+        """elephant_fraction x the slowest wavelength on the shortest paths as they are now
+        (real b/s; their rates after any mode change). With no path between the leaves
+        (their line systems down) there is nothing to steer onto: no flow is an elephant."""
+        if self._version != self.graph.version:       # a link or a rate changed
+            self._threshold.clear()
+            self._version = self.graph.version
         key = (src_leaf, dst_leaf)
         if key not in self._threshold:
-            rates = [c.link.rate_gbps for stage in dci_stages(self.graph, src_leaf, dst_leaf)
-                     for c in stage]
-            self._threshold[key] = self.fraction * min(rates) * 1e9 if rates else 0.0
+            rates = [self.graph.rate_gbps(c.link)
+                     for stage in dci_stages(self.graph, src_leaf, dst_leaf) for c in stage]
+            self._threshold[key] = (self.fraction * min(rates) * 1e9 if rates
+                                    else float("inf"))
         return self._threshold[key]
 
     def elephants(self) -> list[FlowRecord]:
@@ -95,6 +102,9 @@ class ElephantDetector:
             delta = count - record.last_bytes if count >= record.last_bytes else count
             record.rate_bps = delta * 8 / (now - record.last_time) / self.fabric.scale
             record.last_bytes, record.last_time = count, now
+            src_leaf, dst_leaf = (self.fabric.hosts[record.src_host].leaf,
+                                  self.fabric.hosts[record.dst_host].leaf)
+            record.threshold_bps = self.threshold_bps(src_leaf, dst_leaf)
             if record.rate_bps >= record.threshold_bps:
                 record.above, record.below = record.above + 1, 0
             else:

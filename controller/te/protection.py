@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from ..fabric.model import DCI, Fabric
 from .paths import Hop, PathEngine
 
-MAX_VID = 4094
+# The VLAN ids the switches match in table 0 (priority 3000, on the id alone), in two
+# ranges that never meet: facility detours take 1..MAX_VID, two per line system in file
+# order (so 1023 line systems have one pre-installed); PROTECTED aggregates' standbys take
+# STANDBY_VID_BASE.. by meter id (core/reservation_rules.py), repeating only once more
+# than STANDBY_VIDS meters are in use at once.
+MAX_VID = 2047
+STANDBY_VID_BASE, STANDBY_VIDS = 2048, 2047      # up to 4094, the last VLAN id
 
 
 @dataclass(frozen=True)

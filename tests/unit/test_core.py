@@ -179,6 +179,71 @@ def test_a_switch_built_by_hand_may_name_its_ports_its_own_way(ctl, fabric, capl
     assert len(problems) == 1 and problems[0].startswith("missing port(s) 2 ")
 
 
+def test_a_port_added_later_is_said_back_and_each_port_state_said_once(ctl, fabric, caplog):
+    """An outside tester's switch connected without a wavelength port, then got it: the
+    log said it missing and never that it was there; and OVS saying a port down twice
+    (carrier, then liveness) logged it twice."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    ports = good_ports(fabric, "dc1-gw1")
+    name = ports.pop(5)
+    dpid, _out, problems, _errors = described(ctl, fabric, "dc1-gw1", ports, caplog)
+    assert problems and "missing port(s) 5" in problems[0]
+    caplog.clear()
+    ctl.port_changed(dpid, 5, True, 1.0, name=name)
+    said = [r.getMessage() for r in caplog.records]
+    assert "switch dc1-gw1 port 5 (dc1-dc2-a.w3) is up" in said
+    assert "switch dc1-gw1 now matches fabric 'two-dc': every port is there" in said
+    assert ctl.switches[dpid].problems == []
+    caplog.clear()
+    for _ in range(2):
+        ctl.port_changed(dpid, 5, False, 2.0, name=name)
+    said = [r.getMessage() for r in caplog.records]
+    assert said.count("switch dc1-gw1 port 5 (dc1-dc2-a.w3) is down") == 1
+    caplog.clear()
+    ctl.port_changed(dpid, 5, False, 3.0, name=name, deleted=True)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "missing port(s) 5 (dc1-dc2-a.w3)" in errors[0]
+    assert "switch dc1-gw1 port 5 (dc1-dc2-a.w3) is deleted" in [
+        r.getMessage() for r in caplog.records]
+
+
+def test_a_switch_that_refuses_its_bundle_is_programmed_again_one_message_at_a_time(
+        ctl, fabric):
+    """Programmed afresh, as it is now, unbundled and behind a barrier of its own: the
+    barrier behind the refused bundle does not make it programmed."""
+    dpid, out = bring_up(ctl, fabric, "dc1-leaf1")
+    first = out.messages[dpid]
+    assert any(isinstance(m, parser.ONFBundleAddMsg) for m in first)
+    again = ctl.program_refused(dpid).messages[dpid]
+    assert not any(isinstance(m, (parser.ONFBundleAddMsg, parser.ONFBundleCtrlMsg))
+                   for m in again)
+    assert isinstance(again[-1], parser.OFPBarrierRequest)
+    flows = [m for m in again if isinstance(m, parser.OFPFlowMod)]
+    assert flows[0].command == ofp.OFPFC_DELETE and len(flows) > 5
+    ctl.barrier_replied(dpid)                   # the refused bundle's barrier
+    assert not ctl.switches[dpid].programmed
+    ctl.barrier_replied(dpid)                   # the new program's
+    assert ctl.switches[dpid].programmed
+
+
+def test_every_switch_polices_what_it_sends_the_controller(ctl, fabric):
+    """An outside reviewer: a host spraying ARP for addresses outside the fabric made a
+    packet-in each, and each took the controller's lock from admissions. OpenFlow's
+    controller meter bounds them per switch; a leaf's meter listing leaves it alone."""
+    from dcilab.core.rules import PACKET_IN_BURST, PACKET_IN_PPS
+    for name in ("dc1-leaf1", "dc1-spine1", "dc1-gw1"):
+        dpid, out = bring_up(ctl, fabric, name)
+        meters = [m for m in out.messages[dpid] if isinstance(m, parser.OFPMeterMod)
+                  and m.meter_id == ofp.OFPM_CONTROLLER]
+        assert [m.command for m in meters] == [ofp.OFPMC_ADD, ofp.OFPMC_MODIFY]
+        assert all(m.flags == ofp.OFPMF_PKTPS | ofp.OFPMF_BURST for m in meters)
+        assert [(b.rate, b.burst_size) for b in meters[1].bands] == [
+            (PACKET_IN_PPS, PACKET_IN_BURST)]
+    ctl.barrier_replied(dpid)
+    leaf = fabric.switches["dc1-leaf1"].dpid
+    assert ctl.meters_listed(leaf, {ofp.OFPM_CONTROLLER}).messages == {}
+
+
 def test_all_three_mismatches_at_once(ctl, fabric, caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
     ports = good_ports(fabric, "dc2-gw1")

@@ -331,7 +331,9 @@ def test_a_reconnecting_switch_is_reprogrammed_in_one_atomic_bundle_its_meters_k
     kinds = [type(m).__name__ for m in msgs]
     opened = kinds.index("ONFBundleCtrlMsg")
     assert set(kinds[:opened]) == {"OFPMeterMod"}
-    assert [m.command for m in msgs[:opened]] == [ofp.OFPMC_ADD, ofp.OFPMC_MODIFY]
+    assert [(m.meter_id, m.command) for m in msgs[:opened]] == [
+        (ofp.OFPM_CONTROLLER, ofp.OFPMC_ADD), (ofp.OFPM_CONTROLLER, ofp.OFPMC_MODIFY),
+        (res.meter_id, ofp.OFPMC_ADD), (res.meter_id, ofp.OFPMC_MODIFY)]
     commit = len(kinds) - 1 - kinds[::-1].index("ONFBundleCtrlMsg")
     assert set(kinds[opened + 1:commit]) == {"ONFBundleAddMsg"}
     assert kinds[commit + 1:] == ["OFPMeterConfigStatsRequest", "OFPBarrierRequest"]
@@ -348,14 +350,15 @@ def test_a_meter_whose_pair_ended_while_its_leaf_was_away_is_deleted_when_it_is_
     other = lab.send(lab.ctl.reserve(request("dc1-h2", "dc2-h4", 10), "r2", 0.0)).changed[0]
     lab.ack_all()
     leaf = hop_switches(res)[0]
-    assert set(lab.table(leaf).meters) == {res.meter_id, other.meter_id}
+    # and the packet-in limit (the controller meter), which is no reservation's: kept
+    assert set(lab.table(leaf).meters) == {res.meter_id, other.meter_id, ofp.OFPM_CONTROLLER}
     lab.ctl.switch_disconnected(lab.dpid(leaf))
     lab.ctl.end("r1", State.EXPIRED)
     program = lab.connect(leaf)
-    assert set(lab.table(leaf).meters) == {res.meter_id, other.meter_id}   # kept
+    assert set(lab.table(leaf).meters) == {res.meter_id, other.meter_id, ofp.OFPM_CONTROLLER}
     assert any(isinstance(m, parser.OFPMeterConfigStatsRequest) for m in program)
     out = lab.send(lab.ctl.meters_listed(lab.dpid(leaf), set(lab.table(leaf).meters)))
-    assert set(lab.table(leaf).meters) == {other.meter_id}
+    assert set(lab.table(leaf).meters) == {other.meter_id, ofp.OFPM_CONTROLLER}
     assert [m.meter_id for m in out.messages[lab.dpid(leaf)]] == [res.meter_id]
     assert_pinned(lab, other)
     assert lab.ctl.meters_listed(lab.dpid(leaf), {other.meter_id}).messages == {}
@@ -422,3 +425,20 @@ def test_gathering_stops_at_its_deadline_and_a_late_switch_is_programmed_on_arri
     assert program
     lab.ack_all()
     assert lab.ctl.ready
+
+
+def test_ending_a_degraded_reservation_sends_nothing_its_degrading_removed(lab):
+    """An outside reviewer: releasing one of a DEGRADED pair's reservations resized the
+    meter its degrading had deleted (the switch refused it: an OpenFlow error)."""
+    for rid in ("r1", "r2"):
+        lab.send(lab.ctl.reserve(request(gbps=10.0), rid, 0.0))
+    lab.ack_all()
+    gw = hop_switches(lab.ctl.book.get("r1"))[2]
+    for link in lab.fabric.ports(gw).values():
+        far = link.other(gw)
+        lab.send(lab.ctl.port_changed(lab.dpid(far.node), far.port, False, 0.2))
+    out = lab.send(lab.ctl.tick(0.3))
+    assert {r.state for r in out.changed} == {State.DEGRADED}
+    for rid in ("r1", "r2"):
+        out = lab.ctl.end(rid)
+        assert out.messages == {} and out.changed[0].state is State.RELEASED

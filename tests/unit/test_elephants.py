@@ -91,6 +91,30 @@ def test_threshold_in_emulated_counter_bytes(fabric):
     assert det.flows[FLOW].above == 0 and not det.flows[FLOW].elephant
 
 
+def test_the_threshold_follows_the_paths_as_they_are_now(fabric):
+    """An outside reviewer: a flow first seen while its line system was down got a threshold
+    of 0 for good, so every later flow of that leaf pair was an elephant, even at 0 b/s;
+    and a wavelength stepped down to a slower mode kept its planned rate's threshold."""
+    det = detector(fabric)
+    for i in range(1, 5):
+        det.graph.set_link(f"dc1-dc2-a.w{i}", False)
+    feed = Feed(det)
+    feed.first(FLOW)
+    for _ in range(3):                                  # nothing to steer onto: no elephant
+        new, _ = feed.poll({FLOW: AT_4_MBPS // 100})
+        assert new == []
+    for i in range(1, 5):
+        det.graph.set_link(f"dc1-dc2-a.w{i}", True)
+    for _ in range(3):                                  # 0.4 Gb/s stays a mouse
+        new, _ = feed.poll({FLOW: AT_4_MBPS // 100})
+        assert new == [] and det.flows[FLOW].threshold_bps == THRESHOLD_BPS
+    det.graph.set_rate("dc1-dc2-a.w2", 200.0)           # one wavelength at half rate
+    assert det.threshold_bps(LEAF1, "dc2-leaf2") == THRESHOLD_BPS / 2
+    feed.poll({FLOW: AT_4_MBPS // 2})
+    new, _ = feed.poll({FLOW: AT_4_MBPS // 2})
+    assert [r.key for r in new] == [FLOW]
+
+
 @pytest.mark.parametrize("fraction, polls", [(0, 2), (-0.1, 2), (1.5, 2), (0.1, 0), (0.1, -1)])
 def test_bad_parameters_are_refused(fabric, fraction, polls):
     with pytest.raises(ValueError):

@@ -594,3 +594,18 @@ def test_a_group_every_line_system_crosses_is_learnt_once_not_searched_per_line_
     for d in found:
         assert list(d.hops) == PathEngine(fabric).detour(
             d.gateway, d.tail, [w.name for w in wavelengths_of(fabric, d.line_system)])
+
+
+def test_detour_and_standby_vlan_ids_never_meet():
+    """An outside reviewer: line system 1024's detours took VLAN ids 2047 and 2048, and
+    meter 1's standby 2048 too; both rules match the id alone at one priority in table 0,
+    so one replaced the other."""
+    from types import SimpleNamespace
+
+    from dcilab.core.reservation_rules import standby_vid
+    from dcilab.te import protection
+    detour_vids = set(range(1, protection.MAX_VID + 1))
+    assert max(detour_vids) <= protection.MAX_VID < protection.STANDBY_VID_BASE
+    standby = {standby_vid(SimpleNamespace(meter_id=m)) for m in range(1, 5000)}
+    assert min(standby) == protection.STANDBY_VID_BASE and max(standby) == 4094
+    assert len(standby) == protection.STANDBY_VIDS and not standby & detour_vids

@@ -23,7 +23,8 @@ def two_dc():
 
 
 def test_a_probe_names_its_switch_and_port_and_foreign_lldp_is_not_ours():
-    assert read_probe(probe(0x10201, 3)) == (0x10201, 3)
+    key = b"k" * 32
+    assert read_probe(probe(0x10201, 3, key), key) == (0x10201, 3)
     other = packet.Packet()
     other.add_protocol(ethernet.ethernet(dst=lldp.LLDP_MAC_NEAREST_BRIDGE,
                                          src="00:11:22:33:44:55", ethertype=0x88CC))
@@ -32,8 +33,8 @@ def test_a_probe_names_its_switch_and_port_and_foreign_lldp_is_not_ours():
         lldp.PortID(subtype=lldp.PortID.SUB_INTERFACE_NAME, port_id=b"eth0"),
         lldp.TTL(ttl=120), lldp.End()]))
     other.serialize()
-    assert read_probe(bytes(other.data)) is None
-    assert read_probe(b"\x00" * 20) is None and read_probe(b"") is None
+    assert read_probe(bytes(other.data), key) is None
+    assert read_probe(b"\x00" * 20, key) is None and read_probe(b"", key) is None
 
 
 def test_crossed_says_which_cable_goes_where():
@@ -57,11 +58,11 @@ def test_a_crossed_cable_takes_both_ports_out_of_service_until_it_is_right(caplo
         if name == "dc1-spine1":            # programmed: probes out of its switch ports
             probes = [m for m in out.messages[fabric.switches[name].dpid]
                       if isinstance(m, parser.OFPPacketOut)]
-            assert sorted(read_probe(m.data)[1] for m in probes) == [1, 2, 3, 4]
+            assert sorted(read_probe(m.data, ctl.probe_key)[1] for m in probes) == [1, 2, 3, 4]
     assert ctl.engine.link_up("dc1-leaf1~spine1") and ctl.engine.link_up("dc1-leaf2~spine1")
     spine, leaf2 = fabric.switches["dc1-spine1"].dpid, fabric.switches["dc1-leaf2"].dpid
     # spine port 1's cable ends at leaf2 port 3 (and port 2's at leaf1 port 3)
-    ctl.packet_in(leaf2, 3, probe(spine, 1), now=10.0)
+    ctl.packet_in(leaf2, 3, probe(spine, 1, ctl.probe_key), now=10.0)
     assert not ctl.engine.link_up("dc1-leaf1~spine1")      # spine port 1's link
     assert not ctl.engine.link_up("dc1-leaf2~spine1")      # leaf2 port 3's link
     for name in fabric.switches:                            # statistics came back
@@ -71,18 +72,41 @@ def test_a_crossed_cable_takes_both_ports_out_of_service_until_it_is_right(caplo
     assert shown[("dc1-leaf1~spine2", "dc1-spine2")]
     [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert error.startswith("cables crossed: dc1-spine1 port 1 reaches dc1-leaf2 port 3")
-    ctl.packet_in(leaf2, 3, probe(spine, 1), now=11.0)     # said once
+    ctl.packet_in(leaf2, 3, probe(spine, 1, ctl.probe_key), now=11.0)     # said once
     assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
     # a carrier change on a crossed port does not put it back in service
     ctl.port_changed(spine, 1, True, now=12.0)
     assert not ctl.engine.link_up("dc1-leaf1~spine1")
     # put right: the probes of both ends come in where the file says
-    ctl.packet_in(fabric.switches["dc1-leaf1"].dpid, 3, probe(spine, 1), now=20.0)
-    ctl.packet_in(spine, 1, probe(fabric.switches["dc1-leaf1"].dpid, 3), now=20.0)
-    ctl.packet_in(spine, 2, probe(leaf2, 3), now=20.0)
+    ctl.packet_in(fabric.switches["dc1-leaf1"].dpid, 3, probe(spine, 1, ctl.probe_key), now=20.0)
+    ctl.packet_in(spine, 1, probe(fabric.switches["dc1-leaf1"].dpid, 3, ctl.probe_key), now=20.0)
+    ctl.packet_in(spine, 2, probe(leaf2, 3, ctl.probe_key), now=20.0)
     assert not ctl._crossed
     for t in (20.0, 40.0, 80.0, 200.0):                    # past any hold-down
         ctl.tick(t)
     assert ctl.engine.link_up("dc1-leaf1~spine1") and ctl.engine.link_up("dc1-leaf2~spine1")
     shown = {(l.link, l.src): l.up for l in ctl.load.snapshot()}
     assert shown[("dc1-leaf1~spine1", "dc1-spine1")]
+
+
+def test_a_probe_a_host_forged_or_another_controller_signed_is_ignored(caplog):
+    """An outside reviewer's host sent four LLDP frames naming dc1-gw1's wavelength ports
+    from dc1-h1: all four wavelengths went out of service for good."""
+    caplog.set_level(logging.INFO, logger="dcilab.core")
+    fabric = two_dc()
+    ctl = FabricController(fabric)
+    for name in fabric.switches:
+        bring_up(ctl, fabric, name)
+        ctl.barrier_replied(fabric.switches[name].dpid)
+    gw1, leaf1 = fabric.switches["dc1-gw1"].dpid, fabric.switches["dc1-leaf1"].dpid
+    assert read_probe(probe(gw1, 3, b"another key"), ctl.probe_key) is None
+    unsigned = probe(gw1, 3, ctl.probe_key).replace(b":", b";", 2)    # signature cut off
+    for port in (3, 4, 5, 6):
+        ctl.packet_in(leaf1, 1, probe(gw1, port, b"guessed"), now=5.0)  # from dc1-h1's port
+        ctl.packet_in(leaf1, 1, unsigned, now=5.0)
+    assert not ctl._crossed
+    assert all(ctl.engine.link_up(f"dc1-dc2-a.w{i}") for i in range(1, 5))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # the controller's own probe, in a host port, is still a cable where none should be
+    ctl.packet_in(leaf1, 1, probe(gw1, 3, ctl.probe_key), now=6.0)
+    assert ctl._crossed
