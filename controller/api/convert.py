@@ -64,7 +64,8 @@ def _duration_s(msg: ppb.ReservePathRequest) -> float:
         return 0.0
     duration_s = seconds("duration", msg.duration)
     if msg.duration.ToNanoseconds() > round(MAX_DURATION_S) * 10**9:
-        return math.nextafter(MAX_DURATION_S, math.inf)     # refused as over the limit
+        # refused as over the limit, and named as sent (a nanosecond over shows as over)
+        return max(duration_s, math.nextafter(MAX_DURATION_S, math.inf))
     return duration_s
 
 

@@ -107,6 +107,7 @@ class RateAdaptation(_Periodic):
         super().__init__(service, client, interval_s)
         self.adapter = Adapter(service.fabric.catalog, policy)
         self.clock = clock
+        self._waiting: dict[str, str] = {}     # wavelength -> why its step up waits (said once)
 
     @property
     def changes(self) -> list[Change]:
@@ -115,13 +116,30 @@ class RateAdaptation(_Periodic):
     def observations(self) -> list[Observation]:
         return observe(self.service, self.client, self._wavelengths)
 
+    def _is_up(self, drain: Drain) -> bool:
+        module = self.service.fabric.catalog.module(
+            self.service.fabric.line_systems[self._wavelengths[drain.wavelength]].module)
+        return module.mode(drain.to_mode).rate_gbps > module.mode(drain.from_mode).rate_gbps
+
     def step(self) -> None:
         now = self.clock()
         for decision in self.adapter.observe(now, self.observations()):
             if isinstance(decision, Drain):
-                log.warning("wavelength %s: %s; draining it to change %s -> %s",
-                            decision.wavelength, decision.reason, decision.from_mode,
-                            decision.to_mode)
+                up = self._is_up(decision)
+                if up:          # optional: only if what the wavelength carries has room
+                    with self.service.lock:
+                        why = self.service.core.drain_room(decision.wavelength)
+                    if why:
+                        self.adapter.postpone(decision.wavelength)
+                        if self._waiting.get(decision.wavelength) != why:
+                            log.info("wavelength %s could run %s, not yet: %s",
+                                     decision.wavelength, decision.to_mode, why)
+                        self._waiting[decision.wavelength] = why
+                        continue
+                self._waiting.pop(decision.wavelength, None)
+                (log.info if up else log.warning)(
+                    "wavelength %s: %s; draining it to change %s -> %s", decision.wavelength,
+                    decision.reason, decision.from_mode, decision.to_mode)
                 self.service.apply(lambda core, d=decision: core.wavelength_service(
                     d.wavelength, f"changing mode {d.from_mode} -> {d.to_mode}: {d.reason}"))
             elif isinstance(decision, SetMode):

@@ -166,14 +166,23 @@ def register(sub) -> None:
                         "or a device's) and export their GSNR, pre-FEC BER and mode changes; "
                         "a mode they run (both ends) sets the wavelength's capacity "
                         "as metrics; reconnects until it answers")
+    add_adaptation_arguments(p)
+    p.add_argument("--log-level", default="info",
+                   choices=["debug", "info", "warning", "error"], help="default info")
+    p.set_defaults(run=run)
+
+
+def add_adaptation_arguments(p) -> None:
+    """The rate adaptation options (shared with `dcilab demo` and `lab`)."""
     from ..core.adaptation import (DEFAULT_DRAIN_S, DEFAULT_HOLD_S, DEFAULT_HYSTERESIS_DB,
                                    DEFAULT_THRESHOLD_DB)
     p.add_argument("--adapt", action="store_true",
                    help="with --gnmi: rate adaptation. A wavelength whose margin (reported "
-                        "OSNR above its mode's required OSNR) falls below --margin-threshold-db "
-                        "is drained, then moved to the highest mode that keeps the margin, "
-                        "instead of failing; it moves back up once a higher mode's margin has "
-                        "held (see README, Rate adaptation)")
+                        "OSNR above its mode's required OSNR) falls below --margin-threshold-db, "
+                        "or that went dark in its mode with light still arriving, is drained, "
+                        "then moved to the highest mode that keeps the margin, instead of "
+                        "failing; it moves back up once a higher mode's margin has held (see "
+                        "README, Rate adaptation)")
     p.add_argument("--margin-threshold-db", type=float, default=DEFAULT_THRESHOLD_DB, metavar="DB",
                    help=f"step down below this margin (default {DEFAULT_THRESHOLD_DB:g} dB)")
     p.add_argument("--hysteresis-db", type=float, default=DEFAULT_HYSTERESIS_DB, metavar="DB",
@@ -184,9 +193,15 @@ def register(sub) -> None:
     p.add_argument("--drain-s", type=float, default=DEFAULT_DRAIN_S, metavar="S",
                    help=f"seconds between draining a wavelength and changing its mode "
                         f"(default {DEFAULT_DRAIN_S:g})")
-    p.add_argument("--log-level", default="info",
-                   choices=["debug", "info", "warning", "error"], help="default info")
-    p.set_defaults(run=run)
+
+
+def adaptation_options(args) -> list[str]:
+    """The rate adaptation options of parsed `args`, as arguments for `dcilab controller`."""
+    if not args.adapt:
+        return []
+    return ["--adapt", "--margin-threshold-db", str(args.margin_threshold_db),
+            "--hysteresis-db", str(args.hysteresis_db), "--hold-s", str(args.hold_s),
+            "--drain-s", str(args.drain_s)]
 
 
 def add_steering_arguments(p) -> None:
@@ -228,7 +243,8 @@ def _check_free(what: str, host: str, port: int) -> str | None:
         try:
             s.bind((host, port))
         except OSError as exc:
-            return f"cannot listen for {what} on {address_text(host, port)}: {exc.strerror}"
+            return (f"dcilab controller: cannot listen for {what} on "
+                    f"{address_text(host, port)}: {exc.strerror}")
     return None
 
 
@@ -282,9 +298,9 @@ def run(args) -> int:
     for what, addr in (("OpenFlow", args.openflow), ("gRPC", args.grpc),
                        ("metrics", args.metrics)):
         problem = _check_free(what, *addr)
-        if problem:
+        if problem:                 # the operator must give another address: as bad input
             print(problem, file=sys.stderr)
-            return 1
+            return 2
     if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
         print("dcilab controller: --tls-cert and --tls-key go together, and --tls-client-ca "
               "needs them", file=sys.stderr)

@@ -29,7 +29,8 @@ from ..fabric.model import scaled_mbps
 from ..lab import Lab
 from ..metrics.prometheus_server import PrometheusError, start_prometheus, stop_prometheus
 from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
-from .controller import add_steering_arguments, steering_options
+from .controller import (adaptation_options, add_adaptation_arguments,
+                         add_steering_arguments, steering_options)
 from ..te.attribution import MeasuredFlow, attribute
 from ..te.paths import PathEngine
 from .progress import optical_model
@@ -60,15 +61,32 @@ def register(sub) -> None:
                    help="keep everything running S seconds after the table, to look at the "
                         "metrics, Prometheus or the gRPC API (Ctrl-C ends it early)")
     p.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
+    add_transceiver_arguments(p)
+    add_bfd_argument(p)
+    add_steering_arguments(p)
+    p.set_defaults(run=run)
+
+
+def add_transceiver_arguments(p) -> None:
+    """The emulated transceivers over gNMI, and rate adaptation on them (shared with
+    `dcilab lab`)."""
     p.add_argument("--gnmi", action="store_true",
                    help="serve the gateways' ZR transceivers over gNMI (address printed) and "
                         "have the controller subscribe to them")
     p.add_argument("--reconfiguration-s", type=float, default=None, metavar="S",
                    help="with --gnmi: seconds a transceiver is dark while it changes mode "
                         "(default 68, an assumption: see emulation/optical_state.py)")
-    add_bfd_argument(p)
-    add_steering_arguments(p)
-    p.set_defaults(run=run)
+    add_adaptation_arguments(p)
+
+
+def gnmi_problem(args) -> str | None:
+    """What is wrong with the transceiver options, if anything."""
+    if args.reconfiguration_s is not None and not args.reconfiguration_s >= 0:
+        return "--reconfiguration-s must be >= 0"
+    if (args.adapt or args.reconfiguration_s is not None) and not args.gnmi:
+        return ("--adapt and --reconfiguration-s need --gnmi (the transceivers are served "
+                "and read over gNMI)")
+    return None
 
 
 def _bfd_interval(text: str) -> int:
@@ -119,15 +137,17 @@ def run(args) -> int:
     except FabricError as exc:
         print(f"{exc}{shipped_hint(args.file)}", file=sys.stderr)
         return 2
-    if args.reconfiguration_s is not None and not args.reconfiguration_s >= 0:
-        print("dcilab demo: --reconfiguration-s must be >= 0", file=sys.stderr)
+    problem = gnmi_problem(args)
+    if problem:
+        print(f"dcilab demo: {problem}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
     started = time.monotonic()
     try:
         with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,
-                 controller_args=steering_options(args), datapath=args.datapath,
-                 gnmi=args.gnmi, reconfiguration_s=args.reconfiguration_s,
+                 controller_args=steering_options(args) + adaptation_options(args),
+                 datapath=args.datapath, gnmi=args.gnmi,
+                 reconfiguration_s=args.reconfiguration_s,
                  bfd_ms=args.bfd) as lab:
             say(f"controller: policy {args.policy}; gRPC API on {lab.controller.grpc_address} "
                 f"(try `dcilab links --server {lab.controller.grpc_address}`); "
@@ -212,6 +232,16 @@ def _print_table(fabric, pairs, results, before, after) -> None:
                      f"{mbps:.1f}", f"{pct:.1f}%"))
     print()
     print_table(rows, right=(4, 5))
+    # Flows sharing a wavelength each measure their share of it: said, so a low figure
+    # beside a 95 % one reads as the fabric's bottleneck, not a fault.
+    sharing: dict[str, list[str]] = {}
+    for (src, dst), hops in zip(pairs, crossings):
+        for c in hops:
+            sharing.setdefault(c.link.wavelength, []).append(f"{src} > {dst}")
+    for wavelength, flows in sharing.items():
+        if len(flows) > 1:
+            print(f"{wavelength} is shared by {' and '.join(flows)}: each measures its share "
+                  f"of it")
     print()
 
 

@@ -23,8 +23,8 @@ from ..emulation.traffic import iperf_concurrent
 from ..fabric import FabricError, load_fabric
 from ..lab import Lab
 from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
-from .controller import add_steering_arguments, steering_options
-from .demo import add_bfd_argument, say
+from .controller import adaptation_options, add_steering_arguments, steering_options
+from .demo import add_bfd_argument, add_transceiver_arguments, gnmi_problem, say
 from .progress import optical_model
 
 # dcilab subcommands offered at the lab's prompt, each run as `dcilab NAME ...`. True: it
@@ -67,6 +67,7 @@ def register(sub) -> None:
                         "failed (a dcilab command refused, an unknown command or node)")
     p.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
     p.add_argument("--verbose", action="store_true", help="echo the controller's log")
+    add_transceiver_arguments(p)
     add_bfd_argument(p)
     add_steering_arguments(p)
     p.set_defaults(run=run)
@@ -151,6 +152,10 @@ def run(args) -> int:
     if args.script and not os.access(args.script, os.R_OK):
         print(f"dcilab lab: cannot read the script {args.script}", file=sys.stderr)
         return 2
+    problem = gnmi_problem(args)
+    if problem:
+        print(f"dcilab lab: {problem}", file=sys.stderr)
+        return 2
     try:
         fabric = load_fabric(args.file, optical_model("lab"))
     except FabricError as exc:
@@ -159,11 +164,14 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,
-                 controller_args=steering_options(args), datapath=args.datapath,
-                 bfd_ms=args.bfd) as lab:
+                 controller_args=steering_options(args) + adaptation_options(args),
+                 datapath=args.datapath, gnmi=args.gnmi,
+                 reconfiguration_s=args.reconfiguration_s, bfd_ms=args.bfd) as lab:
             server = lab.controller.grpc_address
             say(f"controller: policy {args.policy}; gRPC API on {server}; metrics on "
-                f"{lab.controller.metrics_url}")
+                f"{lab.controller.metrics_url}"
+                + (f"; transceivers' gNMI on {lab.gnmi}" if lab.gnmi else "")
+                + ("; rate adaptation on" if args.adapt else ""))
             hosts = ", ".join(f"{h.name} {h.ip}" for h in fabric.hosts.values())
             say(f"hosts: {hosts}")
             if not args.script:

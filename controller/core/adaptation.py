@@ -18,8 +18,10 @@ and the new mode has margin, `Resume` at the new mode's rate.
 
 Down at once: below `threshold_db` the wavelength moves to the highest mode that keeps
 `threshold_db` (or its most robust mode if none does); waiting only lets the margin fall
-further. Up slowly: a higher mode is taken only once its margin has stayed at least
-`threshold_db + hysteresis_db` for `hold_s` without a single reading below. Each change
+further. So does one already down for its noise (a sudden loss: its receivers still read
+the OSNR of what arrives, but cannot decode it in its mode). Up slowly: a higher mode is
+taken only once its margin has stayed at least `threshold_db + hysteresis_db` for
+`hold_s` without a single reading below. Each change
 costs the wavelength a reconfiguration outage, and degradations come and go (a fibre
 being handled, a repair in progress), so an up move must be clear (the hysteresis band
 keeps a margin that wanders around the threshold from toggling between two modes) and
@@ -182,6 +184,17 @@ class Adapter:
                 out.append(decision)
         return out
 
+    def postpone(self, wavelength: str) -> None:
+        """A step up just decided cannot be taken now (draining the wavelength would
+        degrade what it carries): it stays in service, and is decided again while its
+        margin holds."""
+        state = self._state.get(wavelength)
+        if state is None or state.phase != Phase.DRAINING:
+            return
+        self._state[wavelength] = _Wavelength()
+        if self.changes and self.changes[-1].wavelength == wavelength:
+            self.changes.pop()
+
     def set_mode_failed(self, now: float, wavelength: str, mode: str | None) -> Resume | None:
         """The transceivers refused the change: back in use at the mode they run."""
         state = self._state.get(wavelength)
@@ -195,7 +208,9 @@ class Adapter:
     def _in_service(self, now: float, obs: Observation, state: _Wavelength) -> Decision | None:
         module = self._module(obs)
         margin = self.margin_db(obs)
-        if module is None or margin is None or not obs.link_up:
+        # Down with its OSNR still read: too noisy to decode in its mode (a sudden loss,
+        # not a ramp), yet a more robust mode may carry it: stepped down like a low margin.
+        if module is None or margin is None or not (obs.link_up or margin < 0.0):
             state.up_since.clear()
             return None
         by_rate = sorted(module.modes, key=lambda m: m.rate_gbps, reverse=True)
@@ -237,8 +252,8 @@ class Adapter:
         return SetMode(obs.wavelength, state.target)
 
     def _changing(self, now: float, obs: Observation, state: _Wavelength) -> Decision | None:
-        done = (obs.mode == state.target and obs.link_up
-                and (self.margin_db(obs) or -1.0) >= 0.0)
+        margin = self.margin_db(obs)
+        done = obs.mode == state.target and obs.link_up and margin is not None and margin >= 0.0
         if not done and now - state.since < self.policy.change_timeout_s:
             return None
         self._state[obs.wavelength] = _Wavelength()    # a fresh hold before any up move

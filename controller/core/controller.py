@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from os_ken.lib.packet import arp, ethernet, packet
 
 from ..fabric import Fabric
-from ..fabric.model import LEAF
+from ..fabric.model import HOST, LEAF, Link
 from ..openflow import messages as of
 from ..te.elephants import PIN_HOLD_S, FlowKey
 from ..te.load import LinkLoad, LoadTracker, directions
-from ..fabric.model import HOST
 from ..te.paths import PathEngine
 from ..te.placement import DEFAULT_MAX_STRETCH
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
@@ -37,8 +36,23 @@ from .rules import TABLE_FLOWS, Programs, Routing, diff
 from .steering import Steering
 
 log = logging.getLogger("dcilab.core")
-# The reason of a DEGRADED reservation whose cause is over but that still finds no room
+# A DEGRADED reservation's reason, the one record of why that survives a restart: what
+# displaced it and the refusal, or, once that is over, that still no path has room.
+NO_OTHER_ROOM = " and no other path has room: "
+NONE_UP = ", so "                       # ... when no path is up at all, room or not
 STILL_NO_ROOM = "no path has room since"
+
+
+def displaced(why: str, refusal: str) -> str:
+    return f"{why}{NONE_UP if refusal.startswith('no path') else NO_OTHER_ROOM}{refusal}"
+
+
+def still_no_room(reason: str, refusal: str) -> str:
+    """The reason once what `reason` names is over (said once: already so, kept)."""
+    if reason.startswith(STILL_NO_ROOM):
+        return reason
+    cause = reason.split(NO_OTHER_ROOM)[0].split(NONE_UP)[0]
+    return f"{STILL_NO_ROOM} it was displaced ({cause}): {refusal}"
 
 
 @dataclass
@@ -479,12 +493,10 @@ class FabricController:
             broken = self.book.crosses_down(first)
             full = None if broken else self.book.crosses_full(first)
             if (first.state == State.DEGRADED and not only_if_shorter and not broken
-                    and not first.reason.startswith(STILL_NO_ROOM)):
+                    and still_no_room(first.reason, exc.message) != first.reason):
                 # What displaced it is over (its link is back, maybe slower), and still no
                 # path has room: its reason says that now, not "is down" long after a repair.
-                cause = first.reason.split(" and no other path has room")[0]
-                after = self.book.degrade(pair, f"{STILL_NO_ROOM} it was displaced ({cause}): "
-                                                f"{exc.message}")
+                after = self.book.degrade(pair, still_no_room(first.reason, exc.message))
                 log.info("reservations %s still DEGRADED: %s",
                          ", ".join(r.reservation_id for r in after), after[0].reason)
                 outbox.changed += after
@@ -493,8 +505,7 @@ class FabricController:
                 return                  # still no room, or nothing of it broken: as it is
             why = (self._broken(broken) if broken else
                    f"{full} runs a slower mode and cannot carry what is reserved on it")
-            after = self.book.degrade(pair, f"{why} and no other path has room: "
-                                            f"{exc.message}")
+            after = self.book.degrade(pair, displaced(why, exc.message))
             rules = reservation_rules.remove(self.fabric, first, self._sent_to(first))
             log.warning("reservations %s DEGRADED: %s", ", ".join(r.reservation_id for r in after),
                         after[0].reason)
@@ -505,8 +516,14 @@ class FabricController:
                                                   self._sent_to(new))
             else:
                 rules = reservation_rules.move(self.fabric, first, new, self._programmed())
-            log.info("reservations %s moved %s", ", ".join(r.reservation_id for r in after),
-                     _where_to(first, new))
+            if first.state == State.DEGRADED:
+                log.info("reservations %s restored over %s",
+                         ", ".join(r.reservation_id for r in after),
+                         " > ".join(h.wavelength for h in new.hops if h.wavelength)
+                         or new.hops[0].link)
+            else:
+                log.info("reservations %s moved %s", ", ".join(r.reservation_id for r in after),
+                         _where_to(first, new))
             if lacks_standby(new):
                 self._unprotected = True
                 down = self.book.crosses_down(first)
@@ -528,6 +545,16 @@ class FabricController:
                                 if link.kind != HOST):
             return (f"{what} lost its controller connection (routed around until it is back, "
                     f"in case it died)")
+        drained = next((why for name, why in self.engine.drained.items()
+                        if what in (name, self.fabric.link(name).wavelength)), None)
+        if drained:                    # lit, but out of use while its mode changes
+            return f"{what} is out of use ({drained})"
+        link = next((l for l in self.fabric.wavelengths() if l.wavelength == what), None)
+        if link is not None:           # the whole line system cut: named as such
+            siblings = [l for l in self.fabric.wavelengths()
+                        if l.line_system == link.line_system]
+            if len(siblings) > 1 and not any(self.engine.link_up(l.name) for l in siblings):
+                return f"line system {link.line_system} is down (all {len(siblings)} wavelengths)"
         return f"{what} is down"
 
     def _reprotect(self, outbox: Outbox) -> None:
@@ -597,6 +624,21 @@ class FabricController:
                  if drained_because else f"back in use at {self.engine.rate_gbps(link):g}G"
                  + (" (rate changed)" if changed else ""))
         return self._restore(outbox)
+
+    def drain_room(self, wavelength: str) -> str | None:
+        """Whether `wavelength` can be taken out of use without degrading a reservation:
+        what it carries fits on other wavelengths in service between the same two sites.
+        None, or why not (a step up waits for that; a step down does not: its margin is
+        failing)."""
+        link = next((l for l in self.fabric.wavelengths() if l.wavelength == wavelength), None)
+        if link is None:
+            return None
+
+        def sites(l: Link) -> set[str]:
+            return {self.fabric.switches[e.node].site for e in (l.a, l.b)}
+        others = [l for l in self.fabric.wavelengths() if l.name != link.name
+                  and self.engine.in_service(l) and sites(l) == sites(link)]
+        return self.book.room_elsewhere(link, others)
 
     def wavelength_mode(self, wavelength: str, mode: str, rate_gbps: float) -> Outbox:
         """Its transceivers run `mode` though dcilab did not set it (a gNMI Set of an

@@ -7,11 +7,15 @@ Mininet user types them. Extra commands (the lab's dcilab commands) are given as
 The lines that failed are kept, so that a script can end with an exit status: an extra
 command that returned non-zero, or a line Mininet reported an error for (an unknown command
 or node). A command run on a host is Mininet's `sh`-like pass-through: its exit status is
-not known.
+not known. A script's lines are read as typed ones are (a `#` starts a comment), and
+everything its lines print goes to standard output, in order: Mininet writes its output
+(pingall, a host's command) through its log, on standard error, where a redirected script
+would lose its place among the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import Callable
@@ -59,8 +63,17 @@ class FabricCLI(CLI):
         setLogLevel("output")     # the emulation runs at "warning", which hides CLI output
         errors = _ErrorSeen(self)
         lg.addHandler(errors)
+        streams = [h for h in lg.handlers if isinstance(h, logging.StreamHandler)
+                   and not isinstance(h, logging.FileHandler)]
         try:
-            super().__init__(emulation.net, stdin=stdin, script=script)
+            with contextlib.ExitStack() as transcript:
+                if script:                    # one stream, in order (see the docstring)
+                    for handler in streams:
+                        before = handler.setStream(sys.stdout)     # None: stdout already
+                        if before is not None:
+                            transcript.callback(handler.setStream, before)
+                    transcript.enter_context(contextlib.redirect_stderr(sys.stdout))
+                super().__init__(emulation.net, stdin=stdin, script=script)
         finally:
             lg.removeHandler(errors)
             setLogLevel("warning")
@@ -76,6 +89,9 @@ class FabricCLI(CLI):
 
     def onecmd(self, line: str):
         self.line_failed = False
+        line = self.precmd(line)      # a script's lines too (Mininet's `source` skips it)
+        if not line.strip():
+            return False              # a comment or a blank line: nothing to run
         stop = super().onecmd(line)
         if self.line_failed:
             self.failed.append(line.strip())

@@ -208,7 +208,11 @@ class Emulation:
                                  " were stopped from outside this run")
                     else:
                         self._interrupt_commands()
-                        self.net.stop()
+                        try:
+                            self.net.stop()
+                        except Exception as exc:    # a node left mid-command: by prefix
+                            self.say(f"Mininet could not stop every node ({exc!r}); "
+                                     f"removing what is left by name")
                 finally:
                     self.net = None
         finally:
@@ -221,9 +225,10 @@ class Emulation:
                          "under it by `dcilab clean --force`)")
 
     def _interrupt_commands(self, grace_s: float = 5.0) -> None:
-        """Stop a host command cut short (Ctrl-C or SIGTERM in the lab's CLI): Mininet
-        cannot run another command on that host, so it could not stop, until it ends."""
-        for host in self.net.hosts:
+        """Stop a command cut short (Ctrl-C or SIGTERM in the lab's CLI on a host, or while
+        the emulation was being built on any node): Mininet cannot run another command on
+        that node, so it could not stop, until it ends."""
+        for host in self.net.hosts + self.net.switches:
             if host.waiting:
                 host.sendInt()
                 deadline = time.monotonic() + grace_s

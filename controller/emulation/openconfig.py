@@ -92,16 +92,18 @@ def transceiver_leaves(status: TransceiverStatus) -> list[Leaf]:
               "operational-mode": status.mode_id}
     channel = (elem("terminal-device"), elem("logical-channels"), elem("channel", index=t.port))
     otn = channel + (elem("otn"), elem("state"))
-    # A receiver without a signal it can lock to (no light, reconfiguring, the far end in
-    # another mode) measures no OSNR, BER, Q or ESNR: those leaves are left out.
+    # A receiver without a signal in its mode (no light, reconfiguring, the far end in
+    # another mode) measures nothing; one it cannot lock to (too noisy) measures the OSNR
+    # of what arrives but no BER, Q or ESNR. What is not measured is left out.
     measured = not (status.dark or status.no_light)
+    osnr_measured = status.signal and not status.no_light
     leaves = [
         (component + (elem("state"), elem("name")), t.wavelength),
         (component + (elem("state"), elem("type")), "openconfig-transport-types:OPTICAL_CHANNEL"),
         *((och + (elem("config"), elem(k)), v) for k, v in config.items()),
         *((och + (elem("state"), elem(k)), v) for k, v in config.items()),
         *(_stats(och + (elem("state"), elem("osnr")), status.stats["osnr_db"])
-          if measured else ()),
+          if osnr_measured else ()),
         *_stats(och + (elem("state"), elem("output-power")), status.stats["output_power_dbm"]),
         (channel + (elem("state"), elem("index")), t.port),
         (channel + (elem("state"), elem("description")), t.wavelength),

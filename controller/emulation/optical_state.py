@@ -101,6 +101,10 @@ class TransceiverStatus:
     # fault): its link is down, whatever its mode says.
     no_light: bool = False
     laser_on: bool = True         # off: its own transmitter is dark (a fault)
+    # A signal in its own mode arrives (not reconfiguring, the far end in the same mode),
+    # decoded or not: its OSNR is measured on the received spectrum even when the line is
+    # too noisy to decode, which is what lets a controller step such a wavelength down.
+    signal: bool = True
 
 
 @dataclass(frozen=True)
@@ -159,18 +163,21 @@ class OpticalState:
         self.transceivers: dict[tuple[str, str], Transceiver] = {}
         self._modes: dict[tuple[str, str], Mode] = {}
         self._busy_until: dict[tuple[str, str], float] = {}
+        self._far: dict[tuple[str, str], Transceiver] = {}    # the other end's
         for link in fabric.wavelengths():
             plan = fabric.line_systems[link.line_system]
             module = self.catalog.module(plan.module)
-            for end in (link.a, link.b):
-                t = Transceiver(end.node, end.port, link.wavelength, link.line_system, module,
-                                link.channel.frequency_thz)
+            a, b = (Transceiver(end.node, end.port, link.wavelength, link.line_system, module,
+                                link.channel.frequency_thz) for end in (link.a, link.b))
+            for t, far in ((a, b), (b, a)):
                 self.transceivers[t.key] = t
                 self._modes[t.key] = module.mode(link.channel.mode)
+                self._far[t.key] = far
         self._history: dict[tuple[str, str], collections.deque] = {
             key: collections.deque() for key in self.transceivers}
         self._status: dict[tuple[str, str], TransceiverStatus] = {}
-        self._gsnr_cache: dict[str, tuple] = {}
+        # line system -> {(its state, the signals one end sends): their GSNRs}
+        self._gsnr_cache: dict[str, dict[tuple, list[float]]] = {}
         # From injected faults (set_faults): wavelengths without light, lasers turned off
         self._no_light: frozenset[str] = frozenset()
         self._lasers_off: frozenset[tuple[str, str]] = frozenset()
@@ -319,29 +326,38 @@ class OpticalState:
             by_line[t.line_system].append(t)
         for name, ends in by_line.items():
             state = self._lines[name]
-            signals = [ChannelSignal(t.wavelength, t.frequency_thz, self._modes[t.key].baud_gbd,
-                                     self._modes[t.key].width_ghz) for t in ends]
+            # Each direction is a fibre of its own carrying one channel per wavelength, sent
+            # by the transceivers at one end: a receiver reads the channel its far end sends.
+            sent_gsnr: dict[tuple[str, str], float] = {}
             # The QoT engine runs only when the line or its lit spectrum changed (GNPy takes
-            # tens of ms per line); ticks in between reuse its answer.
-            key = (state, tuple(signals))
-            cached = self._gsnr_cache.get(name)
-            if cached is None or cached[0] != key:
-                cached = (key, line_gsnr_db(state, signals, ends[0].module,
-                                            self._planned_mode[name]))
-                self._gsnr_cache[name] = cached
-            gsnrs = cached[1]
-            for t, gsnr in zip(ends, gsnrs):
-                self._status[t.key] = self._status_of(t, state, gsnr, now)
+            # tens of ms per line), and once for both directions while they match.
+            before, kept = self._gsnr_cache.get(name, {}), {}
+            for gateway in sorted({t.gateway for t in ends}):
+                sending = [t for t in ends if t.gateway == gateway]
+                key = (state, tuple(ChannelSignal(t.wavelength, t.frequency_thz,
+                                                  self._modes[t.key].baud_gbd,
+                                                  self._modes[t.key].width_ghz)
+                                    for t in sending))
+                gsnrs = kept[key] if key in kept else before.get(key)
+                if gsnrs is None:
+                    gsnrs = line_gsnr_db(state, list(key[1]), sending[0].module,
+                                         self._planned_mode[name])
+                kept[key] = gsnrs
+                sent_gsnr.update(zip((t.key for t in sending), gsnrs))
+            self._gsnr_cache[name] = kept
+            for t in ends:
+                far = self._far[t.key]
+                self._status[t.key] = self._status_of(t, state, sent_gsnr[far.key], now)
         self.version += 1
 
     def _status_of(self, t: Transceiver, state: LineState, gsnr: float,
                    now: float) -> TransceiverStatus:
         mode = self._modes[t.key]
-        far = next(o for o in self.transceivers.values()
-                   if o.wavelength == t.wavelength and o.key != t.key)
+        far = self._far[t.key]
         reading = read(mode, gsnr, **self._read_options)
         reconfiguring = any(self._busy_until.get(k, 0.0) > now for k in (t.key, far.key))
-        dark = reconfiguring or not reading.in_sync or self._modes[far.key] != mode
+        signal = not reconfiguring and self._modes[far.key] == mode
+        dark = not signal or not reading.in_sync
         laser_on = t.key not in self._lasers_off
         # What its power monitor reads: the launch power, or the floor with the laser off.
         power = state.launch_power_dbm if laser_on else LASER_OFF_DBM
@@ -354,7 +370,8 @@ class OpticalState:
         stats["output_power_dbm"] = _stats([p for _, _, p in history])
         return TransceiverStatus(t, mode, self.mode_ids[(t.module.name, mode.name)],
                                  state.launch_power_dbm, reading, reconfiguring, dark, stats,
-                                 no_light=t.wavelength in self._no_light, laser_on=laser_on)
+                                 no_light=t.wavelength in self._no_light, laser_on=laser_on,
+                                 signal=signal)
 
 
 def _stats(values: list[float]) -> Stats:

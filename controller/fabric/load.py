@@ -314,12 +314,36 @@ def _validated(data: dict, root: yaml.Node | None, source: str) -> FabricSpec:
     return spec.model_copy(update={"dci_links": validated}) if apart else spec
 
 
+# A file this small is composed at once; a larger one is first counted as events, which
+# libyaml streams in constant memory: 4 MiB of `[1,1,...]` composed took 820 MB and 8 s
+# before the node limit could refuse it (an outside tester).
+PRESCAN_BYTES = 64 << 10
+
+
+def _too_many_events(text: str, what: str) -> FabricIssue | None:
+    """Past MAX_NODES before anything is composed: every node is one or two events."""
+    if len(text) <= PRESCAN_BYTES:
+        return None
+    limit = 2 * MAX_NODES + 4                # stream and document start and end
+    try:
+        for count, _ in enumerate(yaml.parse(text, Loader=_BaseLoader), 1):
+            if count > limit:
+                return FabricIssue("", f"has more than {MAX_NODES} YAML nodes: {what} "
+                                       f"is at most {MAX_NODES}")
+    except yaml.YAMLError:
+        return None                           # composing says where, with its line
+    return None
+
+
 def _read_yaml(text: str, source: str, what: str = "a fabric file"):
     """(root node, data): composed once by libyaml, bounded, then constructed. Job files
     are read the same way (`what` names the kind of file in messages)."""
     if len(text) > MAX_FILE_BYTES:
         raise FabricError(source, [FabricIssue(
             "", f"{len(text)} characters: {what} is at most {MAX_FILE_BYTES} bytes")])
+    too_many = _too_many_events(text, what)
+    if too_many is not None:
+        raise FabricError(source, [too_many])
     loader = _UniqueKeyLoader(text)
     try:
         try:

@@ -298,9 +298,10 @@ class TransceiverClient:
         key = (wavelength, gateway)
         reading = self._readings.get(key) or TransceiverReading(wavelength, gateway)
         changes = {name: value}
-        if name == "link_up" and value is False:
-            # A receiver with its link down measures nothing: its last readings are not
-            # kept as if they were current (a server sends none while it is down).
+        if name == "link_up" and value is False and reading.link_up is not False:
+            # A receiver whose link went down measures what it still can (the OSNR of light
+            # it cannot decode), no more: its last readings are not kept as if current. A
+            # sample sends only what is measured, so what comes after this is.
             changes.update(osnr_db=None, prefec_ber=None, q_db=None, esnr_db=None)
         self._readings[key] = replace(reading, **changes, timestamp_ns=timestamp)
         return key

@@ -52,6 +52,7 @@ SCHEMA_VERSION = 5
 # PRAGMA application_id of the files dcilab makes ("DCIL"): what says a file is ours.
 APPLICATION_ID = 0x4443494C
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+WAL_HEADER_BYTES = 32                 # a log of no frames: nothing to replay
 
 # _MIGRATIONS[n] takes a database at version n to version n + 1.
 _MIGRATIONS = [
@@ -303,6 +304,11 @@ def _identity(st: os.stat_result) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
+def _identity_text(identity: tuple[int, int]) -> str:
+    """As the state file records its own (dcilab_meta 'file'): device:inode."""
+    return f"{identity[0]}:{identity[1]}"
+
+
 def _read_only_uri(path: Path) -> str:
     return f"file:{urllib.parse.quote(str(path))}?mode=ro"
 
@@ -403,6 +409,9 @@ class ReservationStore:
         self._db = self._reader = None
         self._lock_fd: int | None = None
         self._created = False             # by us, in this start: removed if it fails
+        # SQLite's files beside it that were there before this start: never removed by it
+        self._found = {suffix for suffix in ("-wal", "-shm", "-journal")
+                       if os.path.lexists(f"{path}{suffix}")}
         self.previous_fabric: str | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -428,6 +437,7 @@ class ReservationStore:
             self._take_lock()
         else:
             self._created = not self.path.exists()
+        self._check_log()                   # before SQLite replays a log into it
         marked = self._check_ours()         # reads only: nothing is written to a stranger
         self._db = sqlite3.connect(self.path, check_same_thread=False,
                                    isolation_level=None)   # explicit transactions
@@ -473,8 +483,8 @@ class ReservationStore:
         for db in (self._reader, self._db):
             if db is not None:
                 db.close()
-        if self._created:
-            for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            if (suffix and suffix not in self._found) or (not suffix and self._created):
                 with contextlib.suppress(OSError):
                     os.unlink(f"{self.path}{suffix}")
         self._drop_lock()
@@ -489,6 +499,9 @@ class ReservationStore:
         try:
             mode = os.stat(self.path).st_mode
         except FileNotFoundError:
+            if os.path.islink(self.path):   # creating through it would leave a stray file
+                raise self._not_ours(f"it is a symlink to {os.readlink(self.path)}, which "
+                                     f"does not exist") from None
             return
         except OSError as exc:
             raise StoreError(f"cannot open state file {self.path}: {exc.strerror}",
@@ -585,6 +598,48 @@ class ReservationStore:
             raise self._not_ours(f"it holds {_objects_of(self.path)}, user_version 0")
         return self._check_layout()
 
+    def _check_log(self) -> None:
+        """Refuse a write-ahead log left beside the path by another file. SQLite replays
+        the log it finds beside a file into it, whatever file it was written for: a state
+        file restored or renamed over one a controller used (running, or killed) would
+        get that controller's records instead of its own. The log's own view says whose
+        it is (the file identity every start records); read-only, so nothing is written."""
+        wal = Path(f"{self.path}-wal")
+        try:
+            if wal.stat().st_size <= WAL_HEADER_BYTES:       # no frame: nothing to replay
+                return
+        except FileNotFoundError:
+            return
+        try:
+            st = os.fstat(self._lock_fd) if self._lock_fd is not None else os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        recorded = pid = None
+        if st is None or st.st_size == 0:            # new or emptied: the log is another's
+            recorded = "a file that is gone"
+        try:
+            db = sqlite3.connect(_read_only_uri(self.path), uri=True, timeout=5)
+            try:
+                if recorded is None and db.execute(
+                        "SELECT count(*) FROM sqlite_master WHERE name = 'dcilab_meta'"
+                ).fetchone()[0]:
+                    meta = dict(db.execute("SELECT key, value FROM dcilab_meta "
+                                           "WHERE key IN ('file', 'pid')").fetchall())
+                    recorded, pid = meta.get("file"), meta.get("pid")
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:         # the log does not fit this file
+            recorded = f"unreadable with it: {exc}"
+        if recorded is None or recorded == _identity_text(_identity(st)):
+            return
+        by = f", by the controller of pid {pid}" if pid else ""
+        raise StoreError(
+            f"cannot open state file {self.path}: {wal} holds changes written for another "
+            f"file (the one at this path before it was replaced or removed{by}), which "
+            f"SQLite would write into this one. Stop that controller if it still runs, "
+            f"then move {wal} and {self.path}-shm aside (they belong with that file) and "
+            f"start again", UNAVAILABLE)
+
     def _check_layout(self) -> bool:
         """A file without our application_id is ours if it has the tables of a dcilab
         schema version (read on a read-only connection: it may be a stranger's)."""
@@ -658,9 +713,11 @@ class ReservationStore:
             self._db.execute("INSERT INTO dcilab_meta VALUES ('fabric', ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                              (self.fabric,))
-        self._db.execute("INSERT INTO dcilab_meta VALUES ('pid', ?) "
-                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                         (str(os.getpid()),))
+        here = os.fstat(self._lock_fd) if self._lock_fd is not None else os.stat(self.path)
+        for key, value in (("pid", str(os.getpid())), ("file", _identity_text(_identity(here)))):
+            self._db.execute("INSERT INTO dcilab_meta VALUES (?, ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                             (key, value))
 
     def confirm_fabric(self) -> None:
         """Record our fabric (and PID) as the file's, once its records were checked

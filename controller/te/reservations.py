@@ -1429,6 +1429,28 @@ class ReservationBook:
         self._room_back += 1
         return placed[2]
 
+    def room_elsewhere(self, link: Link, others: list[Link]) -> str | None:
+        """Whether every aggregate holding `link` fits, whole, on one of `others` (links
+        between the same two sites) as they are now: None, else what does not. A
+        wavelength taken out of use by choice (a step up to a faster mode) must degrade
+        nothing."""
+        self._sync()
+        site = {name: sw.site for name, sw in self.fabric.switches.items()}
+        for d in directions(link):
+            free = [self.free_bps(o) for other in others for o in directions(other)
+                    if site[o.src] == site[d.src]]
+            sizes = sorted((self.pair_bps(self.reservations[ids[0]])
+                            for ids in self._pairs.values()
+                            if d in self.held(self.reservations[ids[0]])), reverse=True)
+            for bps in sizes:                   # the largest first, each where it fits
+                fit = next((i for i, f in enumerate(free) if f + SLACK_BPS >= bps), None)
+                if fit is None:
+                    return (f"{bps / 1e9:.3f} Gb/s reserved {d.src} -> {d.dst} on "
+                            f"{link.wavelength or link.name} has no room on another wavelength "
+                            f"between {site[d.src]} and {site[d.dst]}")
+                free[fit] -= bps
+        return None
+
     def pairs(self) -> list[tuple[str, str]]:
         """Every host pair holding bandwidth, highest priority first, then oldest."""
         out = []

@@ -134,7 +134,9 @@ def test_kill_9_then_restart_brings_reservations_back_onto_the_switches(tmp_path
         # Reconciled: the reprogrammed switches carry the pins and meters again.
         meters = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", ingress],
                                 capture_output=True, text=True).stdout
-        assert metered_pins(ingress) == 2 and meters.count("meter=") == 2, meters
+        # the two pairs' meters, and the packet-in limit (meter=controller)
+        assert metered_pins(ingress) == 2 and meters.count(" kbps ") == 2, meters
+        assert "meter=controller pktps" in meters, meters
         [policed] = iperf_concurrent(emulation, [("dc1-h1", "dc2-h1")], duration_s=3)
         assert policed.bits_per_second / 1e6 < 1.1 * scaled_mbps(fabric, RESERVED_GBPS)
     finally:

@@ -303,3 +303,41 @@ def test_a_degraded_reason_stops_saying_down_once_the_link_is_back(lab):
     assert res.reason.startswith("no path has room since it was displaced (x.w1 is down)")
     assert res.reason.endswith("x.w1 (a-gw1 -> b-gw1) has 180.000 Gb/s free of 180.000 Gb/s "
                                "reservable; 300.000 Gb/s asked")
+
+
+def test_a_drained_wavelength_is_named_out_of_use_not_down(lab):
+    """An outside tester: a reservation displaced while its wavelength changed mode said
+    'x.w1 is down', though it was lit and only drained."""
+    for i, (src, dst) in enumerate([("a-h1", "b-h1"), ("a-h2", "b-h2"), ("a-h1", "b-h2")]):
+        lab.send(lab.ctl.reserve(ReservationRequest(src, dst, 300.0), f"r{i}", float(i)))
+    on_x = next(r for r in ("r0", "r1", "r2") if on(lab, r) == "x.w1")
+    lab.send(lab.ctl.wavelength_service("x.w1", "changing mode 400G -> 300G: margin 0.8 dB"))
+    res = lab.ctl.book.get(on_x)
+    assert res.state is State.DEGRADED
+    assert res.reason.startswith("x.w1 is out of use (changing mode 400G -> 300G: margin "
+                                 "0.8 dB) and no other path has room: ")
+
+
+def test_a_step_up_waits_while_what_the_wavelength_carries_has_no_room_elsewhere(lab):
+    """An outside tester: moving back up to a faster mode drained the wavelength and left
+    its ACTIVE reservations DEGRADED (nothing else had room), for the whole change."""
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 300.0), "r0", 0.0))
+    assert lab.ctl.drain_room(on(lab, "r0")) is None          # y and z have room
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h2", "b-h2", 300.0), "r1", 1.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h2", 300.0), "r2", 2.0))
+    why = lab.ctl.drain_room("x.w1")
+    assert why.startswith("300.000 Gb/s reserved a-gw") and why.endswith(
+        "has no room on another wavelength between a and b")
+    lab.send(lab.ctl.end("r2"))
+    assert lab.ctl.drain_room("x.w1") is None
+
+
+def test_a_postponed_step_up_is_decided_again_and_not_counted():
+    a = adapter(hold_s=0.0)
+    assert a.observe(0.0, [obs(23.0, mode="300G")]) == []          # 2 dB: stays
+    [drain] = a.observe(1.0, [obs(26.0, mode="300G")])
+    assert (drain.from_mode, drain.to_mode) == ("300G", "400G") and len(a.changes) == 1
+    a.postpone(W)
+    assert a.phase(W) == Phase.IN_SERVICE and a.changes == []
+    [again] = a.observe(2.0, [obs(26.0, mode="300G")])
+    assert again.to_mode == "400G"

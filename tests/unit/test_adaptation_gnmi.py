@@ -74,6 +74,36 @@ def test_degrading_span_steps_the_mode_down_after_a_drain_then_back_up(tmp_path)
             client.stop()
 
 
+def test_a_sudden_loss_too_deep_to_decode_still_steps_the_mode_down(tmp_path):
+    """An outside tester: 14 dB of extra loss at once (no ramp) took both wavelengths dark
+    in 400G, where their receivers read nothing, so nothing stepped them down, though
+    200G would have carried them: they stayed dark until the line was repaired. A receiver
+    that gets light it cannot decode still reads its OSNR."""
+    fabric, _ = zrplus_fabric(tmp_path)
+    links = [l for l in fabric.wavelengths() if l.line_system == "dc1-dc2"]
+    with TransceiverAgent(fabric, apply_effects=False, reconfiguration_s=1.0,
+                          tick_s=0.1) as agent:
+        client = TransceiverClient(agent.gnmi_address).start()
+        service = ControllerService.standalone(fabric)
+        adaptation = RateAdaptation(service, client, Policy(hold_s=60.0, drain_s=0.2),
+                                    interval_s=0.1)
+        try:
+            assert wait_until(lambda: len(client.readings()) == 4, 10)
+            agent.state.degrade_span("dc1-dc2", 1, 14.0)
+            statuses = agent.state.statuses()
+            assert all(s.dark and s.signal for s in statuses.values())     # dark in 400G
+            assert wait_until(lambda: (adaptation.step(), all(
+                service.core.engine.usable(l) and service.core.engine.rate_gbps(l) < 400
+                and adaptation.adapter.phase(l.wavelength) == Phase.IN_SERVICE
+                for l in links))[1], 20, step_s=0.1)
+            modes = {s.mode.name for s in agent.state.statuses().values()}
+            assert len(modes) == 1 and modes < {"300G", "200G", "100G"}
+            assert not any(s.dark for s in agent.state.statuses().values())
+            assert {(c.from_mode, c.to_mode) for c in adaptation.changes} == {("400G", *modes)}
+        finally:
+            client.stop()
+
+
 def test_without_adaptation_the_controller_follows_a_mode_an_operator_sets(tmp_path):
     """`controller --gnmi` without --adapt: a gNMI Set from elsewhere changes what the
     wavelength carries; capacity, admission and the links listing follow it, seen while

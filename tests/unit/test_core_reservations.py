@@ -442,3 +442,17 @@ def test_ending_a_degraded_reservation_sends_nothing_its_degrading_removed(lab):
     for rid in ("r1", "r2"):
         out = lab.ctl.end(rid)
         assert out.messages == {} and out.changed[0].state is State.RELEASED
+
+
+def test_a_whole_line_system_down_is_named_and_no_room_is_not_claimed(lab):
+    """An outside tester: with every wavelength of dc1-dc2-a cut, the reason named w1 alone
+    and said 'no other path has room: no path ... is up'."""
+    lab.send(lab.ctl.reserve(request(gbps=10.0), "r1", 0.0))
+    lab.ack_all()
+    for link in lab.fabric.wavelengths():
+        lab.send(lab.ctl.port_changed(lab.dpid(link.a.node), link.a.port, False, 0.2))
+    lab.send(lab.ctl.tick(0.3))
+    res = lab.ctl.book.get("r1")
+    assert res.state is State.DEGRADED
+    assert res.reason == ("line system dc1-dc2-a is down (all 4 wavelengths), so no path from "
+                          "dc1-h1 to dc2-h3 is up"), res.reason

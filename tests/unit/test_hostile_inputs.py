@@ -66,6 +66,14 @@ FABRICS = {
                                + ", fiber_km: 80, module: 400ZR, wavelengths: 1}\n",
                                "unknown site"),
     "50 MB of comments": (None, "bytes"),
+    # Under the size limit, yet composed they took 430-820 MB (an outside tester):
+    # counted as libyaml's events first, in constant memory
+    "4 MB of one flat list": ("name: x\nsites: []\nz: [" + ",".join(["1"] * 2_097_000) + "]\n",
+                              "more than 500000 YAML nodes"),
+    "4 MB of empty lists": ("name: x\nsites: []\nz: [" + ",".join(["[]"] * 1_398_000) + "]\n",
+                            "more than 500000 YAML nodes"),
+    "4 MB of block items": ("name: x\nsites: []\nz:\n" + "- 1\n" * 1_048_000,
+                            "more than 500000 YAML nodes"),
 }
 
 

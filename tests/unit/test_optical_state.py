@@ -159,3 +159,28 @@ def test_the_qot_engine_runs_only_when_the_line_changes(fabric, monkeypatch):
     assert len(calls) == 1                       # nothing changed: no new computation
     state.degrade_span("dc1-dc2", 1, 1.0)
     assert len(calls) == 2
+
+
+def test_each_direction_carries_one_channel_per_wavelength(tmp_path):
+    """An outside tester: the agent modelled both ends' transceivers as channels on one
+    fibre, twice the wavelengths there are. A line lit over half its band (17 x 800ZR)
+    crashed `demo --gnmi`, and smaller ones read a lower GSNR than `check` plans."""
+    from dcilab.fabric import load_fabric
+    path = tmp_path / "full.yaml"
+    path.write_text("""\
+name: full
+scale: 1.0e-4
+sites:
+  - {name: dc1, spines: 1, leaves: 1, hosts_per_leaf: 1}
+  - {name: dc2, spines: 1, leaves: 1, hosts_per_leaf: 1}
+dci_links:
+  - {name: l, a: dc1, b: dc2, fiber_km: 80, module: 800ZR, wavelengths: 17}
+  - {name: m, a: dc1, b: dc2, fiber_km: 400, module: 400ZR+, wavelengths: 4}
+""")
+    fabric = load_fabric(path)
+    state = OpticalState(fabric, clock=Clock())         # used to raise: 34 do not fit
+    statuses = state.statuses()
+    for link in fabric.wavelengths():
+        for gateway in (link.a.node, link.b.node):
+            osnr = statuses[(link.wavelength, gateway)].reading.osnr_db
+            assert osnr == pytest.approx(link.channel.gsnr_db, abs=0.01), link.wavelength

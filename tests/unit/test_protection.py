@@ -477,7 +477,7 @@ def test_a_reservation_whose_only_way_is_held_down_is_degraded_not_an_error():
     report_up(lab, *ab, now=101.0)                        # a-b back, held down
     out = cut_and_tick(lab, *bc, now=101.5)               # and b-c cut: nothing in service
     assert [r.state for r in out.changed] == [State.DEGRADED]
-    assert "b-c.w1 is down" in lab.ctl.book.get("r").reason
+    assert "line system b-c is down (all 2 wavelengths)" in lab.ctl.book.get("r").reason
 
 
 def test_a_detour_search_stopped_at_its_source_finds_the_hops_of_a_whole_search():

@@ -136,3 +136,16 @@ def test_listen_addresses_take_ipv6_in_brackets(capsys):
                  "--metrics", "127.0.0.1:16657"]) == 2
     assert "--grpc [::]:16657 and --metrics 127.0.0.1:16657 are one listening address" \
         in capsys.readouterr().err
+
+
+def test_a_listen_address_in_use_is_said_as_the_controller_and_exits_2(capsys):
+    import socket
+
+    from dcilab.cli import main
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        assert main(["controller", "--topology", "two-dc", "--grpc", f"127.0.0.1:{port}"]) == 2
+    assert (f"dcilab controller: cannot listen for gRPC on 127.0.0.1:{port}: Address already "
+            f"in use") in capsys.readouterr().err

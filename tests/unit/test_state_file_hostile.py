@@ -397,6 +397,105 @@ def test_an_empty_file_behind_a_symlink_is_not_adopted(tmp_path):
                                                                           "link.db"]
 
 
+def test_a_dangling_symlink_is_refused_and_leaves_no_file(tmp_path):
+    """An outside tester: `--state` a symlink to a file that does not exist created that
+    file, then said it left the path untouched."""
+    link = tmp_path / "dangle.db"
+    link.symlink_to(tmp_path / "nonexist.db")
+    with pytest.raises(StoreError, match="symlink to .*nonexist.db, which does not exist"):
+        ReservationStore(link, fabric="two-dc")
+    assert sorted(os.listdir(tmp_path)) == ["dangle.db"]
+
+
+# A controller's store that saves one reservation and waits to be killed (-9).
+A_CONTROLLER = """
+import sys, time
+from dcilab.app.service import ControllerService
+from dcilab.core import FabricController
+from dcilab.fabric import load_fabric
+from dcilab.resources import topology_arg
+from dcilab.store.sqlite import ReservationStore
+from dcilab.te.reservations import ReservationRequest
+store = ReservationStore(sys.argv[1], fabric="two-dc")
+service = ControllerService(FabricController(load_fabric(topology_arg("two-dc"))), store=store)
+service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 1.0))
+print("saved", flush=True)
+time.sleep(600)
+"""
+
+
+def _request(i: int) -> ReservationRequest:
+    return ReservationRequest("dc1-h1", "dc2-h1", 1.0, request_id=f"q{i}")
+
+
+def test_a_log_left_by_the_file_once_at_the_path_is_never_replayed_into_another(
+        fabric, tmp_path):
+    """An outside tester restored a backup over a state file while (or after) its controller
+    ran: SQLite replayed that controller's write-ahead log into the backup, whose two
+    reservations were lost for good. Now the start is refused and nothing is written."""
+    import shutil
+    backup = tmp_path / "backup.db"
+    with ReservationStore(backup, fabric="two-dc") as store:
+        service = ControllerService(FabricController(fabric), store=store)
+        kept = service.reserve(_request(1)).reservation_id
+    state = tmp_path / "r.db"
+    controller_a = subprocess.Popen(            # a controller A, its file at the path
+        [sys.executable, "-c", A_CONTROLLER, str(state)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert controller_a.stdout.readline().strip() == "saved"
+        assert Path(f"{state}-wal").stat().st_size > 0
+        restored = tmp_path / "other.db"
+        shutil.copy(backup, restored)
+        os.replace(restored, state)                        # the backup put back at the path
+        before = _sha1(state)
+        with pytest.raises(StoreError, match=r"r\.db-wal holds changes written for another "
+                                             r"file .*by the controller of pid \d+"):
+            ReservationStore(state, fabric="two-dc")
+        assert _sha1(state) == before
+    finally:
+        controller_a.kill()                                # killed: its log stays
+        controller_a.wait(10)
+    with pytest.raises(StoreError, match=r"move .*r\.db-wal and .*-shm aside"):
+        ReservationStore(state, fabric="two-dc")
+    assert _sha1(state) == before
+    for suffix in ("-wal", "-shm"):
+        os.replace(f"{state}{suffix}", tmp_path / f"aside{suffix}")
+    with ReservationStore(state, fabric="two-dc") as store:
+        assert [r.reservation_id for r in store.load_live()] == [kept]
+
+
+def test_a_start_on_a_removed_files_path_names_its_controller_and_keeps_its_log(tmp_path):
+    """An outside tester removed a running controller's state file and started another on
+    the path: 'disk I/O error', and the refused start deleted the first one's -wal and
+    -shm, which it had not made."""
+    state = tmp_path / "x.db"
+    controller_a = subprocess.Popen(
+        [sys.executable, "-c", A_CONTROLLER, str(state)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert controller_a.stdout.readline().strip() == "saved"
+        os.unlink(state)
+        with pytest.raises(StoreError, match=r"x\.db-wal holds changes written for another "
+                                             r"file \(the one at this path before it was "
+                                             r"replaced or removed\)"):
+            ReservationStore(state, fabric="two-dc")
+        assert sorted(os.listdir(tmp_path)) == ["x.db-shm", "x.db-wal"]
+    finally:
+        controller_a.kill()
+        controller_a.wait(10)
+
+
+def test_a_crashed_controllers_log_is_replayed_into_its_own_file(fabric, tmp_path):
+    state = tmp_path / "r.db"
+    store = ReservationStore(state, fabric="two-dc")
+    service = ControllerService(FabricController(fabric), store=store)
+    rid = service.reserve(_request(3)).reservation_id
+    store._db.close()                                      # killed: the log holds it
+    store._reader.close()
+    store._drop_lock()
+    with ReservationStore(state, fabric="two-dc") as again:
+        assert [r.reservation_id for r in again.load_live()] == [rid]
+
+
 def test_a_path_of_megabytes_is_refused_by_its_length_not_parsed(made):
     """A well-formed list of 150 000 hops (6 MB) filled memory when its JSON was walked:
     a path's text is bounded first."""

@@ -57,9 +57,11 @@ def _refusal(port: int, **fields) -> grpc.RpcError:
     ({"max_latency_ms": -1.0}, ["max_latency_ms"]),
     ({"max_latency_ms": math.inf}, ["max_latency_ms", f"{MAX_LATENCY_MS:g}"]),
     ({"max_latency_ms": math.nan}, ["max_latency_ms"]),
-    ({"duration": {"seconds": int(MAX_DURATION_S) + 1}}, ["duration", f"{MAX_DURATION_S:g}"]),
+    ({"duration": {"seconds": int(MAX_DURATION_S) + 1}}, ["duration", f"{MAX_DURATION_S:g}",
+                                                          "got 315360001 s"]),   # as sent
     # past year 9999: the record could never be listed again
-    ({"duration": {"seconds": 315_576_000_000}}, ["duration", "ten years"]),
+    ({"duration": {"seconds": 315_576_000_000}}, ["duration", "ten years",
+                                                  "got 315576000000 s"]),
     ({"duration": {"seconds": -5}}, ["duration"]),
     # over before the switches acknowledge its rules; a meter that rounds to nothing
     ({"duration": {"nanos": 1}}, ["duration", f"from {MIN_DURATION_S:g} s"]),
