@@ -155,6 +155,10 @@ def _check(spec: JobSpec) -> tuple[dict[frozenset, float], list[JobIssue]]:
                     "distances_km", f"missing the fibre route length between {a} and {b} "
                                     f"(write `{a}: {{{b}: KM}}`)"))
 
+    if spec.target_compute_utilization == 1 and spec.step.overlap_s == 0:
+        issues.append(JobIssue("target_compute_utilization",
+                               "1 means the sync hides entirely in the compute it overlaps: "
+                               "give step.overlap_s (> 0), or a utilization under 1"))
     if spec.sync == "diloco" and spec.diloco is None:
         issues.append(JobIssue("diloco", "sync: diloco needs a `diloco` section with "
                                          "inner_steps and bytes_per_parameter"))

@@ -14,8 +14,8 @@ def sensitivity_figure(plan: JobPlan) -> Figure:
     target = plan.job.spec.target_compute_utilization
     # Fixed margins (the figure's size and labels are fixed): the constrained layout drew
     # the figure twice, 0.2-0.4 s of a 0.6 s save.
-    fig = Figure(figsize=(11, 4.2))
-    fig.subplots_adjust(left=0.055, right=0.945, wspace=0.38, top=0.9, bottom=0.12)
+    fig = Figure(figsize=(11, 4.6))
+    fig.subplots_adjust(left=0.055, right=0.945, wspace=0.38, top=0.9, bottom=0.24)
     fig.suptitle(f"{plan.job.name}: predicted compute utilization and step time "
                  f"(planned: {plan.prediction.step_time_s:.3f} s, "
                  f"{plan.prediction.compute_utilization:.1%})")
@@ -42,6 +42,9 @@ def sensitivity_figure(plan: JobPlan) -> Figure:
         right.set_ylabel("step time (s)", color="tab:red")
         lines = ax.get_legend_handles_labels()
         more = right.get_legend_handles_labels()
-        ax.legend(lines[0] + more[0], lines[1] + more[1], loc="best", fontsize=8)
+        # Under the axes: "best" places it among the left axis' lines only, and it hid
+        # the step-time curve of the twin axis (an outside tester).
+        ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper center",
+                  bbox_to_anchor=(0.5, -0.17), ncol=3, fontsize=8, frameon=False)
         ax.grid(True, alpha=0.3)
     return fig

@@ -92,7 +92,8 @@ class JobSpec(_Strict):
     diloco: DilocoSpec | None = None
     pipeline: PipelineSpec | None = None
     step: StepSpec
-    target_compute_utilization: float = Field(gt=0, lt=1)
+    # 1: the sync hides entirely in step.overlap_s (which must then be > 0)
+    target_compute_utilization: float = Field(gt=0, le=1)
     flows_per_pair: int = Field(default=8, ge=1, le=64,
                                 description="parallel flows per site pair (NCCL channels)")
     modules: dict[str, ModuleChoice] = Field(default_factory=dict)

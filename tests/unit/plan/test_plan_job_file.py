@@ -48,7 +48,17 @@ def test_missing_field_and_bad_value_reported_together():
     out = errors(text)
     assert "job.yaml:13: step.compute_s: missing required field" in out
     assert any(line.startswith("job.yaml:14: target_compute_utilization: input should be less "
-                               "than 1") for line in out), out
+                               "than or equal to 1") for line in out), out
+
+
+def test_full_utilization_needs_an_overlap_to_hide_the_sync_in():
+    """An outside tester's target of 1.0 was refused even with an overlap to sync in."""
+    job = parse_job(GOOD.replace("0.95", "1.0"), "job.yaml")
+    assert job.spec.target_compute_utilization == 1.0
+    out = errors(GOOD.replace("0.95", "1.0").replace("overlap_s: 0.5", "overlap_s: 0"))
+    assert out == ["job.yaml:15: target_compute_utilization: 1 means the sync hides entirely "
+                   "in the compute it overlaps: give step.overlap_s (> 0), or a utilization "
+                   "under 1"]
 
 
 def test_strict_types():
