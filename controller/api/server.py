@@ -22,10 +22,10 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from ..files import not_regular
-from .servicers import FabricServicer, PathServicer, ReadBudget, Streams
+from .servicers import FabricServicer, PathServicer, ReadBudget, Streams, _open_stream
 from .v1 import fabric_pb2, fabric_pb2_grpc, path_pb2, path_pb2_grpc
 
 SERVICE_NAMES = (fabric_pb2.DESCRIPTOR.services_by_name["FabricService"].full_name,
@@ -252,6 +252,23 @@ class ApiServer:
         return self.grpc_server.wait_for_termination(timeout)
 
 
+class _BoundedReflection(reflection.ReflectionServicer):
+    """Server reflection (grpcurl's), its streams counted with the watch streams: each
+    holds a server thread while open, and sixteen idle ones took every thread ReservePath
+    had (an outside reviewer)."""
+
+    def __init__(self, names, service, streams: Streams):
+        super().__init__(names)
+        self._service, self._streams = service, streams
+
+    def ServerReflectionInfo(self, request_iterator, context):
+        wake = _open_stream(self._streams, self._service, context)
+        try:
+            yield from super().ServerReflectionInfo(request_iterator, context)
+        finally:
+            self._streams.done(wake)
+
+
 def create_server(service, address: str = "127.0.0.1:0", tls: TlsConfig | None = None,
                   token: str | None = None, max_workers: int = DEFAULT_WORKERS,
                   max_watch_streams: int = DEFAULT_WATCH_STREAMS,
@@ -283,9 +300,9 @@ def create_server(service, address: str = "127.0.0.1:0", tls: TlsConfig | None =
     registrar.finish()
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(_BoundedReflection(
         (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME), server)
+         reflection.SERVICE_NAME), service, streams), server)
     try:
         port = (server.add_secure_port(address, tls.credentials()) if tls
                 else server.add_insecure_port(address))

@@ -213,7 +213,8 @@ class ControllerService:
         change = None
         with self.lock:
             started = time.perf_counter()
-            outbox = event(self.core)
+            with self.core.book.recording() as before:
+                outbox = event(self.core)
             if outbox is not None:
                 if outbox.faults or (outbox.restored and outbox.changed):
                     self.observer.restoration(time.perf_counter() - started)
@@ -221,7 +222,7 @@ class ControllerService:
                     self.observer.path_compute(time.perf_counter() - started)
                     for _ in range(outbox.placements):
                         self.observer.placement(self.core.policy)
-                change = self._deliver(outbox)
+                change = self._deliver(outbox, self._previous(outbox, before))
         if change is not None:
             try:
                 self._settle(change)
@@ -232,12 +233,8 @@ class ControllerService:
                  ) -> _Change:
         """Queue what the core returned: its changes for the store, its messages for when
         they are durable (caller holds the lock). `previous`: each changed reservation as
-        last saved (None: a new one); by default, as the core had it."""
-        if previous is None:
-            previous = {r.reservation_id: self._saved_as.get(r.reservation_id,
-                                                             self._last_saved(r))
-                        for r in outbox.changed}
-        change = _Change(outbox, previous=previous)
+        last saved (None: a new one)."""
+        change = _Change(outbox, previous=previous or {})
         if self._commits is not None and outbox.changed:
             change.pending = self._commits.submit(outbox.changed)
             for res in outbox.changed:
@@ -249,19 +246,14 @@ class ControllerService:
         self._flush()
         return change
 
-    def _last_saved(self, res: Reservation) -> Reservation | None:
-        """`res` as saved before this event (which came through `apply`): an activation
-        was PENDING; one that a failure moved or degraded was saved before (its own
-        record stands in for it, so a failed save never unbooks it); anything else is
-        new."""
-        if res.state == State.ACTIVE:
-            return res.with_state(State.PENDING)
-        if res.state == State.DEGRADED or res.reservation_id not in self._unsaved:
-            return res if res.state.live and self._known(res.reservation_id) else None
-        return None
-
-    def _known(self, reservation_id: str) -> bool:
-        return self.store is not None and self.store.get(reservation_id) is not None
+    def _previous(self, outbox: Outbox, before: dict[str, Reservation | None]
+                  ) -> dict[str, Reservation | None]:
+        """Each changed reservation as last saved (caller holds the lock): as a change
+        still being saved found it, else as the book held it before this event (its path,
+        standby and state: a move is taken back whole); None for one never saved."""
+        return {r.reservation_id: None if r.reservation_id in self._unsaved
+                else self._saved_as.get(r.reservation_id, before.get(r.reservation_id))
+                for r in outbox.changed}
 
     def _settle(self, change: _Change) -> None:
         """Wait for `change` to be durable, then send what is due; raise its StoreError
@@ -284,10 +276,17 @@ class ControllerService:
             while self._outgoing and self._outgoing[0].settled:
                 run.append(self._outgoing.popleft())
             undo = Outbox()
-            for change in reversed(run):            # newest first: undo in reverse
+            for i in reversed(range(len(run))):     # newest first: undo in reverse
+                change = run[i]
                 if change.failed is not None:
                     for res in reversed(change.outbox.changed):
-                        back = self.core.undo(res, change.previous.get(res.reservation_id))
+                        rid = res.reservation_id
+                        if any(rid in c.previous for c in run[i + 1:]) or any(
+                                rid in c.previous for c in self._outgoing):
+                            # A later change carries it (moved again): that one's outcome
+                            # is its own, and undoes it to the saved state if it fails.
+                            continue
+                        back = self.core.undo(res, change.previous.get(rid))
                         for dpid, msgs in back.messages.items():
                             undo.add(dpid, msgs)
                     say = log.error if str(change.failed) != self._failing else log.debug
@@ -353,7 +352,10 @@ class ControllerService:
             if reservation_id:
                 current = [self.get(reservation_id)]
             else:
-                current = sorted(self.core.book.reservations.values(),
+                # as last saved, as GetReservation and the stream's changes show them
+                current = sorted((self._saved_as.get(rid, r)
+                                  for rid, r in self.core.book.reservations.items()
+                                  if rid not in self._unsaved),
                                  key=lambda r: (r.created_at, r.reservation_id))
             watch = Watch(reservation_id, current)
             self._watches.append(watch)
@@ -368,6 +370,7 @@ class ControllerService:
     def reserve(self, request: ReservationRequest) -> Reservation:
         started = time.perf_counter()
         result = "invalid"
+        computed: float | None = None        # how long admission took (an idempotent retry: none)
         rested = False                       # a refusal waited for the saves it rested on
         try:
             while True:
@@ -387,7 +390,10 @@ class ControllerService:
                                 return retried
                         rid = f"r-{secrets.token_hex(6)}"     # 48 random bits, as uuid4 gave
                         try:
-                            outbox = self.core.reserve(request, rid, self.clock())
+                            computing = time.perf_counter()
+                            with book.recording() as before:
+                                outbox = self.core.reserve(request, rid, self.clock())
+                            computed = time.perf_counter() - computing
                         except AdmissionError as exc:
                             behind = self._in_flight() if exc.code == AdmissionError.EXHAUSTED \
                                 and not rested else []
@@ -397,11 +403,9 @@ class ControllerService:
                         else:
                             res = book.reservations[first or rid]
                             res = self._saved_as.get(res.reservation_id, res)
-                            # The new one was never saved: no need to ask the store.
-                            change = self._deliver(outbox, {
-                                r.reservation_id: None if r.reservation_id == rid
-                                else self._saved_as.get(r.reservation_id, self._last_saved(r))
-                                for r in outbox.changed}) if outbox.changed else None
+                            change = self._deliver(
+                                outbox, self._previous(outbox, before)) \
+                                if outbox.changed else None
                             break
                 if waiting is None:
                     # Refused for want of room while other changes were being saved: the
@@ -431,21 +435,29 @@ class ControllerService:
                       AdmissionError.PRECONDITION: "precondition"}.get(exc.code, "invalid")
             raise
         finally:
-            elapsed = time.perf_counter() - started
-            self.observer.reservation_request(result, elapsed)
-            if result == "admitted":
-                self.observer.path_compute(elapsed)
+            self.observer.reservation_request(result, time.perf_counter() - started)
+            if result == "admitted" and computed is not None:
+                self.observer.path_compute(computed)    # the path, not the fsync or waits
 
     def release(self, reservation_id: str) -> Reservation:
-        """End a live reservation; one already over is returned as it ended."""
-        with self.lock:
-            if (reservation_id not in self.core.book.reservations
-                    or reservation_id in self._unsaved):
-                return self.get(reservation_id)
-            previous = self._saved_as.get(reservation_id,
-                                          self.core.book.reservations[reservation_id])
-            outbox = self.core.end(reservation_id, State.RELEASED)
-            change = self._deliver(outbox, {reservation_id: previous})
+        """End a live reservation; one already over is returned as it ended. A release
+        retried while the first is still being saved answers with that one's outcome
+        (the record as it stood before would say it is still live)."""
+        for attempt in range(2):
+            with self.lock:
+                book = self.core.book
+                if reservation_id in book.reservations and reservation_id not in self._unsaved:
+                    previous = self._saved_as.get(reservation_id,
+                                                  book.reservations[reservation_id])
+                    outbox = self.core.end(reservation_id, State.RELEASED)
+                    change = self._deliver(outbox, {reservation_id: previous})
+                    break
+                ending = next((c for c in self._outgoing if any(
+                    r.reservation_id == reservation_id and not r.state.live
+                    for r in c.outbox.changed)), None)
+                if ending is None or attempt:
+                    return self.get(reservation_id)
+            ending.flushed.wait(REFUSAL_WAIT_S)     # taken back, it is live: ended here
         self._settle(change)
         return next(r for r in outbox.changed if r.reservation_id == reservation_id)
 
@@ -547,9 +559,11 @@ class ControllerService:
         return picked[:limit]
 
     def _prune(self) -> None:
-        """At most once a minute, forget the history older than `history_s`."""
+        """Forget the history older than `history_s`: at most once a minute, or as often
+        as called when that is shorter (`--history-days 0` keeps none, not a minute's)."""
         now = self.clock()
-        if self.store is None or self.history_s is None or now - self._pruned_at < 60:
+        if (self.store is None or self.history_s is None
+                or now - self._pruned_at < min(60.0, self.history_s)):
             return
         self._pruned_at = now
         try:

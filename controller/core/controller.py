@@ -16,7 +16,7 @@ flaps (`HOLD_DOWN_S`), so nothing oscillates.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from os_ken.lib.packet import arp, ethernet, packet
 
@@ -735,12 +735,18 @@ class FabricController:
             # Its rules never went out: nothing to remove, unless its pair's meter was
             # resized for it since (by a later change that was sent).
             return Outbox() if alone else Outbox(messages=outbox.messages)
-        if booked is None and previous.state.live:   # an end: book it again
-            self.book.add(previous)
-        elif booked is not None:                     # a state change: the state as saved
-            self.book.set_state(rid, previous.state)
-        else:
+        if not previous.state.live:
             return Outbox()
+        members = self.book.pair_members(*key_of(previous.request))
+        if booked is None and members and members[0].hops != previous.hops:
+            # An end taken back after its pair moved on (saved with it): with the pair.
+            previous = replace(previous, hops=members[0].hops, standby=members[0].standby,
+                               latency_ms=members[0].latency_ms)
+        # As saved: its path, standby and state (a move's rules were never sent, so the
+        # switches still hold that path). A move a failure forced is looked for again at
+        # the next tick, and saved then.
+        self.book.put_back(previous)
+        self._unplaced = True
         if previous.state == State.PENDING:
             # Its rules were sent (or go out on connect): active again at the next barrier
             # each programmed switch acknowledges.

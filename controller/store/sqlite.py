@@ -727,7 +727,7 @@ class ReservationStore:
 
     @property
     def recorded_fabric(self) -> str | None:
-        with self._lock:
+        with self._lock, self._failing("read"):
             row = self._db.execute("SELECT value FROM dcilab_meta WHERE key = 'fabric'"
                                    ).fetchone()
         return row[0] if row else None
@@ -860,9 +860,9 @@ class ReservationStore:
         return found[-1] if found else None
 
     def count_ended(self) -> dict[State, int]:
-        with self._read_lock:
+        with self._read_lock, self._failing("read"):
             rows = self._reader.execute("SELECT state, COUNT(*) FROM reservations WHERE state IN "
-                                    "(?, ?) GROUP BY state", _ENDED).fetchall()
+                                        "(?, ?) GROUP BY state", _ENDED).fetchall()
         return {State(state): n for state, n in rows}
 
     def close(self) -> None:
@@ -955,15 +955,23 @@ class GroupCommit:
                 else:
                     self._committing = False
 
-    def close(self) -> None:
-        """Commit what is queued; later submits are refused."""
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Commit what is queued, also behind a commit running now (its leader hands the
+        rest to their savers; waited for up to `timeout_s`); later submits are refused."""
         with self._lock:
             self._closed = True
-            lead = not self._committing and bool(self._queue)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._queue:
+                    return
+                lead = not self._committing
+                if lead:
+                    self._committing = True
             if lead:
-                self._committing = True
-        if lead:
-            self._lead()
+                self._lead()
+            else:
+                time.sleep(0.005)
 
 
 class _Pending:

@@ -56,6 +56,7 @@ This module is pure: the caller supplies ids and the time, and serializes calls.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from collections.abc import Container
@@ -350,6 +351,9 @@ class ReservationBook:
         self._widest_at: frozenset | None = None
         self._ceilings: dict[Direction, float] = {}
         self.reservations: dict[str, Reservation] = {}
+        # While a caller records (`recording`): each reservation as it was before its first
+        # change (None: not booked), what a change that cannot be saved is taken back to.
+        self.journal: dict[str, Reservation | None] | None = None
         self.by_request_id: dict[str, str] = {}
         self.reserved: dict[Direction, float] = {}     # primaries + shared standby
         # Shared standby: directed link -> risk event -> the standby bandwidth needed there
@@ -1028,6 +1032,7 @@ class ReservationBook:
             self.reserved = dict(reserved_before)
             for rs in originals.values():
                 for r in rs:
+                    self._note(r.reservation_id)
                     self.reservations[r.reservation_id] = r
 
         def realize(order, keep: Container[Key] = ()) -> dict[Key, tuple[float, tuple[
@@ -1255,6 +1260,27 @@ class ReservationBook:
         """What the pair of `res` has reserved in all: the rate its meter enforces."""
         return sum(r.bandwidth_bps for r in self.pair_members(*key_of(res.request)))
 
+    @contextlib.contextmanager
+    def recording(self):
+        """Record, for the length of the block, each reservation before its first change
+        (yields the record: id -> the reservation before, None if it was not booked)."""
+        self.journal = {}
+        try:
+            yield self.journal
+        finally:
+            self.journal = None
+
+    def _note(self, reservation_id: str) -> None:
+        if self.journal is not None and reservation_id not in self.journal:
+            self.journal[reservation_id] = self.reservations.get(reservation_id)
+
+    def put_back(self, res: Reservation) -> None:
+        """`res` as it was (a live record: its path, standby and state), in place of what
+        the book holds for its id now: a change that could not be saved, taken back."""
+        if res.reservation_id in self.reservations:
+            self.end(res.reservation_id, State.RELEASED)
+        self.add(res)
+
     def add(self, res: Reservation) -> None:
         """Book `res` (a new one, or one restored from the store); an ended one books
         nothing."""
@@ -1262,6 +1288,7 @@ class ReservationBook:
             return
         self._meter_users[res.meter_id] = self._meter_users.get(res.meter_id, 0) + 1
         self._next_meter = max(self._next_meter, res.meter_id + 1)
+        self._note(res.reservation_id)
         self.reservations[res.reservation_id] = res
         if res.request.request_id:
             self.by_request_id[res.request.request_id] = res.reservation_id
@@ -1314,6 +1341,7 @@ class ReservationBook:
         self._pairs[pair].remove(reservation_id)
         if not self._pairs[pair]:
             del self._pairs[pair]
+        self._note(reservation_id)
         del self.reservations[reservation_id]
         if res.request.request_id:
             self.by_request_id.pop(res.request.request_id, None)
@@ -1326,6 +1354,7 @@ class ReservationBook:
 
     def set_state(self, reservation_id: str, state: State) -> Reservation:
         res = self.get(reservation_id).with_state(state)
+        self._note(reservation_id)
         self.reservations[reservation_id] = res
         return res
 
@@ -1513,6 +1542,7 @@ class ReservationBook:
 
     def _put(self, members: list[Reservation]) -> None:
         for r in members:
+            self._note(r.reservation_id)
             self.reservations[r.reservation_id] = r
             self._hold(r, +1)
 

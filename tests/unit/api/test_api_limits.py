@@ -469,3 +469,42 @@ def test_an_empty_reservation_id_is_invalid_argument_not_not_found(port):
                 call(request, timeout=10)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "reservation_id: required" in err.value.details()
+
+
+def test_reflection_streams_count_with_the_watch_streams_and_leave_calls_their_threads(
+        serve):
+    """An outside reviewer: sixteen idle server-reflection streams (bidi, grpcurl's) held
+    every thread of the pool and ReservePath timed out."""
+    import queue
+
+    import grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    from dcilab.api.v1 import path_pb2, path_pb2_grpc
+    port = serve(max_workers=4, max_watch_streams=4)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
+    held, outcomes = [], []
+    try:
+        for _ in range(16):
+            requests: queue.Queue = queue.Queue()
+            stream = reflect.ServerReflectionInfo(iter(requests.get, None), timeout=10)
+            requests.put(reflection_pb2.ServerReflectionRequest(list_services=""))
+            held.append((requests, stream))
+        for _, stream in held:
+            try:
+                next(stream)
+                outcomes.append("open")
+            except grpc.RpcError as exc:
+                outcomes.append(exc.code())
+        assert outcomes.count("open") <= 4
+        assert grpc.StatusCode.RESOURCE_EXHAUSTED in outcomes
+        reserved = path_pb2_grpc.PathServiceStub(channel).ReservePath(
+            path_pb2.ReservePathRequest(src_host="dc1-h1", dst_host="dc2-h1",
+                                        bandwidth_gbps=1), timeout=5)
+        assert reserved.reservation.reservation_id
+    finally:
+        for requests, stream in held:
+            requests.put(None)
+            stream.cancel()
+        channel.close()

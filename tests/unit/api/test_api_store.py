@@ -280,3 +280,21 @@ def test_history_is_kept_for_its_retention_only(fabric_file, state_path):
     with pytest.raises(Exception, match="no reservation"):
         service.get(old.reservation_id)
     service.close()
+
+
+def test_no_history_keeps_none_not_a_minute_of_it(fabric_file, state_path):
+    """`--history-days 0` kept what ended for up to a minute (an outside tester)."""
+    from dcilab.app.service import ControllerService
+    from dcilab.fabric import load_fabric
+    now = [2_000_000_000.0]
+    service = ControllerService.standalone(load_fabric(fabric_file), state_path)
+    service.clock = lambda: now[0]
+    service.history_s = 0.0
+    service.expire()
+    ended = service.release(service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 1))
+                            .reservation_id)
+    now[0] += 1.0
+    service.expire()                             # a second later: gone
+    with pytest.raises(Exception, match="no reservation"):
+        service.get(ended.reservation_id)
+    service.close()
