@@ -195,6 +195,21 @@ def add_adaptation_arguments(p) -> None:
                         f"(default {DEFAULT_DRAIN_S:g})")
 
 
+def adaptation_problem(args) -> str | None:
+    """Rate adaptation options given without --adapt would be ignored: said instead."""
+    from ..core.adaptation import (DEFAULT_DRAIN_S, DEFAULT_HOLD_S, DEFAULT_HYSTERESIS_DB,
+                                   DEFAULT_THRESHOLD_DB)
+    given = [flag for flag, value, default in (
+        ("--margin-threshold-db", args.margin_threshold_db, DEFAULT_THRESHOLD_DB),
+        ("--hysteresis-db", args.hysteresis_db, DEFAULT_HYSTERESIS_DB),
+        ("--hold-s", args.hold_s, DEFAULT_HOLD_S), ("--drain-s", args.drain_s, DEFAULT_DRAIN_S))
+        if value != default]
+    if given and not args.adapt:
+        return f"{', '.join(given)} set{'s' if len(given) == 1 else ''} rate adaptation, " \
+               f"which only --adapt turns on"
+    return None
+
+
 def adaptation_options(args) -> list[str]:
     """The rate adaptation options of parsed `args`, as arguments for `dcilab controller`."""
     if not args.adapt:
@@ -285,6 +300,7 @@ def run(args) -> int:
                        "--history-days must be between 0 and 36500"),
                       (args.adapt and not args.gnmi, "--adapt needs --gnmi (the transceivers "
                                                      "are read and set over gNMI)"),
+                      (adaptation_problem(args) is not None, adaptation_problem(args)),
                       *((True, clash) for clash in _shared_ports(args))):
         if bad:
             print(f"dcilab controller: {text}", file=sys.stderr)

@@ -29,7 +29,7 @@ from ..fabric.model import scaled_mbps
 from ..lab import Lab
 from ..metrics.prometheus_server import PrometheusError, start_prometheus, stop_prometheus
 from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
-from .controller import (adaptation_options, add_adaptation_arguments,
+from .controller import (adaptation_options, adaptation_problem, add_adaptation_arguments,
                          add_steering_arguments, steering_options)
 from ..te.attribution import MeasuredFlow, attribute
 from ..te.paths import PathEngine
@@ -86,7 +86,7 @@ def gnmi_problem(args) -> str | None:
     if (args.adapt or args.reconfiguration_s is not None) and not args.gnmi:
         return ("--adapt and --reconfiguration-s need --gnmi (the transceivers are served "
                 "and read over gNMI)")
-    return None
+    return adaptation_problem(args)
 
 
 def _bfd_interval(text: str) -> int:
@@ -128,6 +128,10 @@ def _raise_interrupt(*_):
 
 
 def run(args) -> int:
+    problem = gnmi_problem(args)            # the arguments first: wrong wherever it runs
+    if problem:
+        print(f"dcilab demo: {problem}", file=sys.stderr)
+        return 2
     if os.geteuid() != 0:
         print("dcilab demo needs root (Mininet creates namespaces and OVS bridges)",
               file=sys.stderr)
@@ -136,10 +140,6 @@ def run(args) -> int:
         fabric = load_fabric(args.file, optical_model("demo"))
     except FabricError as exc:
         print(f"{exc}{shipped_hint(args.file)}", file=sys.stderr)
-        return 2
-    problem = gnmi_problem(args)
-    if problem:
-        print(f"dcilab demo: {problem}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _raise_interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
     started = time.monotonic()

@@ -145,16 +145,16 @@ def iperf_command(lab: Lab):
 
 def run(args) -> int:
     from ..emulation.console import FabricCLI
+    problem = gnmi_problem(args)            # the arguments first: wrong wherever it runs
+    if problem:
+        print(f"dcilab lab: {problem}", file=sys.stderr)
+        return 2
     if os.geteuid() != 0:
         print("dcilab lab needs root (Mininet creates namespaces and OVS bridges)",
               file=sys.stderr)
         return 1
     if args.script and not os.access(args.script, os.R_OK):
         print(f"dcilab lab: cannot read the script {args.script}", file=sys.stderr)
-        return 2
-    problem = gnmi_problem(args)
-    if problem:
-        print(f"dcilab lab: {problem}", file=sys.stderr)
         return 2
     try:
         fabric = load_fabric(args.file, optical_model("lab"))

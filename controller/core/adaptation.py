@@ -62,11 +62,13 @@ class Policy:
 
     def problems(self) -> list[str]:
         out = []        # written as what holds, so NaN fails too; an infinity is no setting
+        # named as the options that set them (--hold-s), which is how they are given
         if not 0 <= self.threshold_db < math.inf:
-            out.append(f"margin threshold must be a number of dB >= 0, got {self.threshold_db}")
+            out.append(f"--margin-threshold-db must be a number of dB >= 0, got "
+                       f"{self.threshold_db}")
         for name in ("hysteresis_db", "hold_s", "drain_s"):
             if not 0 <= getattr(self, name) < math.inf:
-                out.append(f"{name.replace('_', ' ')} must be a number >= 0, got "
+                out.append(f"--{name.replace('_', '-')} must be a number >= 0, got "
                            f"{getattr(self, name)}")
         if not 0 < self.change_timeout_s < math.inf:
             out.append(f"change timeout must be a number of seconds > 0, got "
@@ -191,7 +193,7 @@ class Adapter:
         state = self._state.get(wavelength)
         if state is None or state.phase != Phase.DRAINING:
             return
-        self._state[wavelength] = _Wavelength()
+        self._state[wavelength] = _Wavelength(up_since=state.up_since)
         if self.changes and self.changes[-1].wavelength == wavelength:
             self.changes.pop()
 
@@ -241,7 +243,9 @@ class Adapter:
 
     def _drain(self, now: float, obs: Observation, state: _Wavelength, target: str,
                reason: str) -> Drain:
-        self._state[obs.wavelength] = _Wavelength(Phase.DRAINING, target, now)
+        # the hold kept: a step up postponed for want of room goes once there is room
+        self._state[obs.wavelength] = _Wavelength(Phase.DRAINING, target, now,
+                                                  dict(state.up_since))
         self.changes.append(Change(now, obs.wavelength, obs.mode, target, reason))
         return Drain(obs.wavelength, obs.mode, target, reason)
 
@@ -254,6 +258,13 @@ class Adapter:
     def _changing(self, now: float, obs: Observation, state: _Wavelength) -> Decision | None:
         margin = self.margin_db(obs)
         done = obs.mode == state.target and obs.link_up and margin is not None and margin >= 0.0
+        if (not done and obs.mode == state.target and not obs.link_up
+                and margin is not None and margin < 0.0):
+            # Changed, and dark in the new mode with its light read: the line fell during
+            # the change (a sudden loss as it stepped up): down from here, still drained,
+            # as from service; waiting would keep it dark until the change timed out.
+            self._state[obs.wavelength] = _Wavelength()
+            return self._in_service(now, obs, self._state[obs.wavelength])
         if not done and now - state.since < self.policy.change_timeout_s:
             return None
         self._state[obs.wavelength] = _Wavelength()    # a fresh hold before any up move

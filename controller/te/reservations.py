@@ -1422,6 +1422,21 @@ class ReservationBook:
             if unloaded is None:
                 raise AdmissionError(AdmissionError.EXHAUSTED,
                                      f"no path from {src.name} to {dst.name} is up")
+            bound = min((r.request.max_latency_ms for r in members
+                         if r.request.max_latency_ms), default=None)
+            if bound is not None:          # a path has room, beyond the bound: say that
+                self._take(members)
+                try:
+                    beyond = self._only_beyond(pair, total, bound, any(
+                        r.request.protection == Protection.PROTECTED for r in members))
+                finally:
+                    self._put(members)
+                if beyond is not None:
+                    raise AdmissionError(
+                        AdmissionError.EXHAUSTED,
+                        f"no path for {src.name} -> {dst.name} within max_latency_ms "
+                        f"{bound:g} has {total / 1e9:.3f} Gb/s free; a path of {beyond:.3f} "
+                        f"ms has room")
             raise self._exhausted(self._bottleneck(unloaded[1]), total)
         latency, hops, moved, _ = placed
         if only_if_shorter and not latency < old_latency - 1e-9:
@@ -1466,18 +1481,26 @@ class ReservationBook:
         self._sync()
         site = {name: sw.site for name, sw in self.fabric.switches.items()}
         for d in directions(link):
-            free = [self.free_bps(o) for other in others for o in directions(other)
-                    if site[o.src] == site[d.src]]
-            sizes = sorted((self.pair_bps(self.reservations[ids[0]])
-                            for ids in self._pairs.values()
-                            if d in self.held(self.reservations[ids[0]])), reverse=True)
-            for bps in sizes:                   # the largest first, each where it fits
-                fit = next((i for i, f in enumerate(free) if f + SLACK_BPS >= bps), None)
+            room = [[self.free_bps(o), other.latency_ms - link.latency_ms]
+                    for other in others for o in directions(other) if site[o.src] == site[d.src]]
+            aggregates = []
+            for ids in self._pairs.values():
+                members = [self.reservations[r] for r in ids]
+                if d in self.held(members[0]):
+                    bound = min((m.request.max_latency_ms for m in members
+                                 if m.request.max_latency_ms is not None), default=math.inf)
+                    aggregates.append((self.pair_bps(members[0]),
+                                       bound - members[0].latency_ms))
+            # the largest first, each where it fits: room, and within its latency bound
+            for bps, slack in sorted(aggregates, reverse=True):
+                fit = next((r for r in room if r[0] + SLACK_BPS >= bps
+                            and r[1] <= slack + 1e-9), None)
                 if fit is None:
                     return (f"{bps / 1e9:.3f} Gb/s reserved {d.src} -> {d.dst} on "
                             f"{link.wavelength or link.name} has no room on another wavelength "
-                            f"between {site[d.src]} and {site[d.dst]}")
-                free[fit] -= bps
+                            f"between {site[d.src]} and {site[d.dst]}"
+                            + (" within its latency bound" if slack < math.inf else ""))
+                fit[0] -= bps
         return None
 
     def pairs(self) -> list[tuple[str, str]]:

@@ -127,6 +127,7 @@ def test_a_refused_change_puts_the_wavelength_back():
 def test_policy_problems():
     assert Policy(threshold_db=-1).problems()
     assert not Policy().problems()
+    assert Policy(hold_s=-1).problems() == ["--hold-s must be a number >= 0, got -1"]
     # written as what must hold: NaN and infinities are refused too
     for bad in (math.nan, math.inf):
         assert Policy(threshold_db=bad).problems() and Policy(hold_s=bad).problems()
@@ -341,3 +342,68 @@ def test_a_postponed_step_up_is_decided_again_and_not_counted():
     assert a.phase(W) == Phase.IN_SERVICE and a.changes == []
     [again] = a.observe(2.0, [obs(26.0, mode="300G")])
     assert again.to_mode == "400G"
+
+
+def test_room_for_a_step_up_counts_only_paths_within_a_reservations_latency_bound(lab):
+    """An outside tester: a step up drained a wavelength whose reservation's latency bound
+    ruled out the only wavelength with room; it went DEGRADED."""
+    probe = lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0), "p", 0.0))
+    latency = probe.changed[0].latency_ms
+    lab.send(lab.ctl.end("p"))
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0,
+                                                max_latency_ms=latency + 0.01), "r", 1.0))
+    assert on(lab, "r") == "x.w1"                       # y and z are 10 and 20 km longer
+    why = lab.ctl.drain_room("x.w1")
+    assert why is not None and why.endswith("within its latency bound")
+    lab.send(lab.ctl.end("r"))                          # without a bound, y has room
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0), "s", 2.0))
+    assert on(lab, "s") == "x.w1" and lab.ctl.drain_room("x.w1") is None
+
+
+def test_a_change_that_lands_dark_steps_down_at_once_not_at_the_timeout():
+    """An outside tester: a sudden loss during a step up left the wavelength dark in its
+    new mode, out of use, until the 600 s change timeout."""
+    a = adapter(hold_s=0.0)
+    assert a.observe(0.0, [obs(23.0, mode="300G")]) == []
+    [up] = a.observe(1.0, [obs(26.5, mode="300G")])
+    assert up.to_mode == "400G"
+    assert a.observe(2.5, [obs(26.5, mode=None)]) == [SetMode(W, "400G")]
+    assert a.observe(3.0, [obs(None, mode="400G", up=False)]) == []       # reconfiguring
+    [down] = a.observe(4.0, [obs(20.0, mode="400G", up=False)])          # landed dark
+    assert isinstance(down, Drain) and (down.from_mode, down.to_mode) == ("400G", "200G")
+
+
+def test_a_postponed_step_up_goes_once_there_is_room_without_a_new_hold():
+    a = adapter(hold_s=30.0)
+    assert a.observe(0.0, [obs(23.0, mode="300G")]) == []
+    assert a.observe(1.0, [obs(26.5, mode="300G")]) == []                # hold starts
+    [up] = a.observe(31.0, [obs(26.5, mode="300G")])
+    a.postpone(W)
+    [again] = a.observe(32.0, [obs(26.5, mode="300G")])                  # not at 61 s
+    assert again.to_mode == "400G"
+
+
+def test_adaptation_options_without_adapt_are_refused_not_ignored(capsys):
+    """An outside tester's `demo --gnmi --margin-threshold-db 3` ran without adaptation."""
+    from dcilab.cli import main
+    assert main(["controller", "--topology", "two-dc", "--hold-s", "5"]) == 2
+    assert ("dcilab controller: --hold-s sets rate adaptation, which only --adapt turns on"
+            in capsys.readouterr().err)
+    assert main(["demo", "--gnmi", "--margin-threshold-db", "3", "--drain-s", "2"]) == 2
+    assert ("dcilab demo: --margin-threshold-db, --drain-s set rate adaptation, which only "
+            "--adapt turns on") in capsys.readouterr().err
+
+
+def test_a_reservation_displaced_past_its_latency_bound_says_the_bound(lab):
+    """An outside tester: a latency-bound reservation displaced from its line system was
+    DEGRADED 'and no other path has room: wavelength b.w1 has 360 Gb/s free'."""
+    probe = lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0), "p", 0.0))
+    latency = probe.changed[0].latency_ms
+    lab.send(lab.ctl.end("p"))
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0,
+                                                max_latency_ms=latency + 0.01), "r", 1.0))
+    lab.send(lab.ctl.wavelength_service("x.w1", "changing mode 400G -> 300G"))
+    res = lab.ctl.book.get("r")
+    assert res.state is State.DEGRADED
+    assert f"within max_latency_ms {latency + 0.01:g} has 100.000 Gb/s free; a path of " \
+        in res.reason, res.reason
