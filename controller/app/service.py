@@ -298,7 +298,8 @@ class ControllerService:
                 ok = change.failed is None
                 for res in change.outbox.changed:
                     rid = res.reservation_id
-                    if self._unsaved.get(rid) is change:
+                    # saved now (even if a later change, moving it again, took it over)
+                    if self._unsaved.get(rid) is change or (ok and rid in self._unsaved):
                         del self._unsaved[rid]
                     if change.pending is None:
                         continue

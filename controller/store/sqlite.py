@@ -600,45 +600,53 @@ class ReservationStore:
 
     def _check_log(self) -> None:
         """Refuse a write-ahead log left beside the path by another file. SQLite replays
-        the log it finds beside a file into it, whatever file it was written for: a state
-        file restored or renamed over one a controller used (running, or killed) would
-        get that controller's records instead of its own. The log's own view says whose
-        it is (the file identity every start records); read-only, so nothing is written."""
+        the log it finds beside a file into it, whatever file it was written for: a backup
+        renamed over a state file a controller used (running, or killed) would get that
+        controller's records instead of its own. Every start records, in the log, the
+        identities (device:inode) of the file and of its log: a file that changed while
+        its log did not is another file beside this log (a file and log copied or moved
+        together both change, and are one). Read-only: nothing is written."""
         wal = Path(f"{self.path}-wal")
         try:
-            if wal.stat().st_size <= WAL_HEADER_BYTES:       # no frame: nothing to replay
-                return
+            wal_st = wal.stat()
         except FileNotFoundError:
+            return
+        if wal_st.st_size <= WAL_HEADER_BYTES:                  # no frame: nothing to replay
             return
         try:
             st = os.fstat(self._lock_fd) if self._lock_fd is not None else os.stat(self.path)
         except FileNotFoundError:
             st = None
-        recorded = pid = None
-        if st is None or st.st_size == 0:            # new or emptied: the log is another's
-            recorded = "a file that is gone"
-        try:
-            db = sqlite3.connect(_read_only_uri(self.path), uri=True, timeout=5)
+        meta: dict[str, str] = {}
+        # New or emptied: the log is another's. Not read then: SQLite, reading an empty
+        # file through a log, may remove the log when it closes.
+        foreign = st is None or st.st_size == 0
+        if not foreign:
             try:
-                if recorded is None and db.execute(
-                        "SELECT count(*) FROM sqlite_master WHERE name = 'dcilab_meta'"
-                ).fetchone()[0]:
-                    meta = dict(db.execute("SELECT key, value FROM dcilab_meta "
-                                           "WHERE key IN ('file', 'pid')").fetchall())
-                    recorded, pid = meta.get("file"), meta.get("pid")
-            finally:
-                db.close()
-        except sqlite3.DatabaseError as exc:         # the log does not fit this file
-            recorded = f"unreadable with it: {exc}"
-        if recorded is None or recorded == _identity_text(_identity(st)):
+                db = sqlite3.connect(_read_only_uri(self.path), uri=True, timeout=5)
+                try:
+                    if db.execute("SELECT count(*) FROM sqlite_master "
+                                  "WHERE name = 'dcilab_meta'").fetchone()[0]:
+                        meta = dict(db.execute("SELECT key, value FROM dcilab_meta WHERE "
+                                               "key IN ('file', 'log', 'pid')").fetchall())
+                finally:
+                    db.close()
+            except sqlite3.DatabaseError:             # the log does not fit this file
+                foreign = True
+        if not foreign and "file" in meta and "log" in meta:
+            foreign = (meta["file"] != _identity_text(_identity(st))
+                       and meta["log"] == _identity_text(_identity(wal_st)))
+        if not foreign:
             return
-        by = f", by the controller of pid {pid}" if pid else ""
+        by = f" (the controller of pid {meta['pid']} wrote it)" if meta.get("pid") else ""
         raise StoreError(
-            f"cannot open state file {self.path}: {wal} holds changes written for another "
-            f"file (the one at this path before it was replaced or removed{by}), which "
-            f"SQLite would write into this one. Stop that controller if it still runs, "
-            f"then move {wal} and {self.path}-shm aside (they belong with that file) and "
-            f"start again", UNAVAILABLE)
+            f"cannot open state file {self.path}: {wal} was written for the file that was "
+            f"at this path before{by}, not for this one, and SQLite would replay it into "
+            f"this one. Stop that controller if it still runs. If you put a backup here, "
+            f"remove {wal} and its -shm: they hold the replaced file's changes. If you "
+            f"moved the state file here without them, put back its own -wal instead. "
+            f"(A backup is taken safely with the controller stopped, or with `sqlite3 "
+            f"STATE \".backup COPY\"`.)", UNAVAILABLE)
 
     def _check_layout(self) -> bool:
         """A file without our application_id is ours if it has the tables of a dcilab
@@ -714,7 +722,10 @@ class ReservationStore:
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                              (self.fabric,))
         here = os.fstat(self._lock_fd) if self._lock_fd is not None else os.stat(self.path)
-        for key, value in (("pid", str(os.getpid())), ("file", _identity_text(_identity(here)))):
+        owned = [("pid", str(os.getpid())), ("file", _identity_text(_identity(here)))]
+        with contextlib.suppress(FileNotFoundError):      # WAL mode made it: it is ours
+            owned.append(("log", _identity_text(_identity(os.stat(f"{self.path}-wal")))))
+        for key, value in owned:
             self._db.execute("INSERT INTO dcilab_meta VALUES (?, ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                              (key, value))
@@ -963,9 +974,9 @@ class GroupCommit:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._lock:
-                if not self._queue:
-                    return
-                lead = not self._committing
+                if not self._queue and not self._committing:
+                    return                      # all committed, none running
+                lead = bool(self._queue) and not self._committing
                 if lead:
                     self._committing = True
             if lead:

@@ -213,3 +213,50 @@ def test_closing_the_commits_waits_for_what_is_queued_behind_a_running_one(tmp_p
     assert first.done and second.done
     assert store.get(r.reservation_id).state is State.ACTIVE
     service.close()
+
+
+def test_a_reservation_saved_while_a_later_change_carries_it_can_be_released(tmp_path):
+    """An outside tester's release of a just-acknowledged reservation answered PENDING and
+    did nothing: a later change (moving its pair) still counted it as never saved."""
+    fabric = parse_fabric(TWO_WAVELENGTHS)
+    service = ControllerService.standalone(fabric, tmp_path / "s.db")
+    service.reserve(ReservationRequest("dca-h2", "dcb-h2", 100))
+    store = service.store
+    saved, calls, second_gate = store.save_many, [], threading.Event()
+
+    def held_second(records):
+        calls.append(len(records))
+        if len(calls) == 2:
+            second_gate.wait(10)             # the change that moved r1's pair, held
+        return saved(records)
+    store.save_many = held_second
+    out = {}
+    first_gate = threading.Event()
+    original = store.save_many
+
+    def held_first(records):
+        if not calls:
+            first_gate.wait(10)
+        return original(records)
+    store.save_many = held_first
+    first = threading.Thread(target=lambda: out.update(r1=service.reserve(
+        ReservationRequest("dca-h1", "dcb-h1", 200))))
+    first.start()
+    _in_flight(service)
+    second = threading.Thread(target=lambda: out.update(r2=service.reserve(
+        ReservationRequest("dca-h1", "dcb-h1", 100))))
+    second.start()
+    time.sleep(0.3)                          # r2 moved the pair, r1's save still held
+    first_gate.set()
+    first.join(10)                           # r1 acknowledged; r2's save still held
+    released = {}
+    releasing = threading.Thread(target=lambda: released.update(
+        r=service.release(out["r1"].reservation_id)))
+    releasing.start()
+    time.sleep(0.2)
+    second_gate.set()
+    releasing.join(10)
+    second.join(10)
+    assert released["r"].state is State.RELEASED
+    assert store.get(out["r1"].reservation_id).state is State.RELEASED
+    service.close()

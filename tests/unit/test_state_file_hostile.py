@@ -448,14 +448,16 @@ def test_a_log_left_by_the_file_once_at_the_path_is_never_replayed_into_another(
         shutil.copy(backup, restored)
         os.replace(restored, state)                        # the backup put back at the path
         before = _sha1(state)
-        with pytest.raises(StoreError, match=r"r\.db-wal holds changes written for another "
-                                             r"file .*by the controller of pid \d+"):
+        with pytest.raises(StoreError, match=r"r\.db-wal was written for the file that was "
+                                             r"at this path before \(the controller of pid "
+                                             r"\d+ wrote it\)"):
             ReservationStore(state, fabric="two-dc")
         assert _sha1(state) == before
     finally:
         controller_a.kill()                                # killed: its log stays
         controller_a.wait(10)
-    with pytest.raises(StoreError, match=r"move .*r\.db-wal and .*-shm aside"):
+    with pytest.raises(StoreError, match=r"If you put a backup here, remove .*r\.db-wal "
+                                         r"and its -shm"):
         ReservationStore(state, fabric="two-dc")
     assert _sha1(state) == before
     for suffix in ("-wal", "-shm"):
@@ -474,14 +476,34 @@ def test_a_start_on_a_removed_files_path_names_its_controller_and_keeps_its_log(
     try:
         assert controller_a.stdout.readline().strip() == "saved"
         os.unlink(state)
-        with pytest.raises(StoreError, match=r"x\.db-wal holds changes written for another "
-                                             r"file \(the one at this path before it was "
-                                             r"replaced or removed\)"):
+        with pytest.raises(StoreError, match=r"x\.db-wal was written for the file that was "
+                                             r"at this path before"):
             ReservationStore(state, fabric="two-dc")
         assert sorted(os.listdir(tmp_path)) == ["x.db-shm", "x.db-wal"]
     finally:
         controller_a.kill()
         controller_a.wait(10)
+
+
+def test_a_file_copied_or_moved_with_its_log_is_one_and_opens_whole(tmp_path):
+    """An outside tester copied a killed controller's file with its -wal and -shm (all its
+    records still in the log) elsewhere: refused, and the advice given lost them all."""
+    import shutil
+    state = tmp_path / "a" / "f.db"
+    state.parent.mkdir()
+    controller_a = subprocess.Popen(
+        [sys.executable, "-c", A_CONTROLLER, str(state)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert controller_a.stdout.readline().strip() == "saved"
+    finally:
+        controller_a.kill()
+        controller_a.wait(10)
+    copy = tmp_path / "b"
+    copy.mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        shutil.copy(f"{state}{suffix}", f"{copy / 'f.db'}{suffix}")
+    with ReservationStore(copy / "f.db", fabric="two-dc") as store:
+        assert len(store.load_live()) == 1
 
 
 def test_a_crashed_controllers_log_is_replayed_into_its_own_file(fabric, tmp_path):
