@@ -357,7 +357,10 @@ class OpticalState:
         reading = read(mode, gsnr, **self._read_options)
         reconfiguring = any(self._busy_until.get(k, 0.0) > now for k in (t.key, far.key))
         signal = not reconfiguring and self._modes[far.key] == mode
-        dark = not signal or not reading.in_sync
+        # Every frame errored is a link down (the PCS loses its lock) though the DSP may
+        # still hold sync: else a link up that passes nothing, whose BFD the emulation
+        # cannot be relied on to see (the optical bench's +11 dB sits on that edge).
+        dark = not signal or not reading.in_sync or reading.loss_ratio >= 1.0
         laser_on = t.key not in self._lasers_off
         # What its power monitor reads: the launch power, or the floor with the laser off.
         power = state.launch_power_dbm if laser_on else LASER_OFF_DBM

@@ -184,3 +184,14 @@ dci_links:
         for gateway in (link.a.node, link.b.node):
             osnr = statuses[(link.wavelength, gateway)].reading.osnr_db
             assert osnr == pytest.approx(link.channel.gsnr_db, abs=0.01), link.wavelength
+
+
+def test_every_frame_errored_is_a_link_down_though_sync_holds(fabric):
+    """The optical bench's +11 dB sat where 400G errs every frame yet keeps sync: a link
+    up that passed nothing, and the run without adaptation hung on it."""
+    state = OpticalState(fabric, clock=Clock())
+    state.degrade_span("dc1-dc2", 1, 10.5)
+    status = state.statuses()[("dc1-dc2.w1", "dc1-gw1")]
+    assert status.reading.in_sync and status.reading.loss_ratio >= 1.0
+    assert status.dark and status.signal           # down, its OSNR still read
+    assert state.effects()["dc1-dc2.w1"].dark
