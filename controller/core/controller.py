@@ -549,13 +549,17 @@ class FabricController:
                         if what in (name, self.fabric.link(name).wavelength)), None)
         if drained:                    # lit, but out of use while its mode changes
             return f"{what} is out of use ({drained})"
-        link = next((l for l in self.fabric.wavelengths() if l.wavelength == what), None)
+        link = self._wavelength(what)
         if link is not None:           # the whole line system cut: named as such
             siblings = [l for l in self.fabric.wavelengths()
                         if l.line_system == link.line_system]
             if len(siblings) > 1 and not any(self.engine.link_up(l.name) for l in siblings):
                 return f"line system {link.line_system} is down (all {len(siblings)} wavelengths)"
         return f"{what} is down"
+
+    def _wavelength(self, name: str) -> Link | None:
+        """The link of the wavelength named `name` (as `dcilab fault` and gNMI name it)."""
+        return next((l for l in self.fabric.wavelengths() if l.wavelength == name), None)
 
     def _reprotect(self, outbox: Outbox) -> None:
         """PROTECTED pairs left without a standby take one where there is room again
@@ -608,7 +612,7 @@ class FabricController:
         off make before break, as for a failure (`_restore`); back in use, capacity and
         admission follow the new rate and reservations take the shorter path again if it
         has room (else stay moved, or DEGRADED by priority)."""
-        link = next((l for l in self.fabric.wavelengths() if l.wavelength == wavelength), None)
+        link = self._wavelength(wavelength)
         outbox = Outbox()
         if link is None:
             log.error("rate adaptation: fabric %r has no wavelength %r", self.fabric.name,
@@ -630,7 +634,7 @@ class FabricController:
         what it carries fits on other wavelengths in service between the same two sites.
         None, or why not (a step up waits for that; a step down does not: its margin is
         failing)."""
-        link = next((l for l in self.fabric.wavelengths() if l.wavelength == wavelength), None)
+        link = self._wavelength(wavelength)
         if link is None:
             return None
 
@@ -645,7 +649,7 @@ class FabricController:
         operator's, or a mode found at start): capacity and admission follow its rate, and
         reservations it can no longer carry move off, make before break, as for a failure
         (else DEGRADED by priority). Nothing to do if that is the mode known."""
-        link = next((l for l in self.fabric.wavelengths() if l.wavelength == wavelength), None)
+        link = self._wavelength(wavelength)
         if link is None or (self.engine.mode(link) == mode
                             and self.engine.rate_gbps(link) == rate_gbps):
             return Outbox()

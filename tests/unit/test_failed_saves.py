@@ -122,12 +122,10 @@ def test_a_reservation_a_later_change_carries_is_that_changes_to_keep(tmp_path):
             out[name] = exc
     first = threading.Thread(target=reserve, args=("r1", 200), kwargs={"request_id": "job-1"})
     first.start()
-    deadline = time.monotonic() + 10
-    while not service._in_flight() and time.monotonic() < deadline:
-        time.sleep(0.001)
+    _in_flight(service)
     second = threading.Thread(target=reserve, args=("r2", 100))
     second.start()
-    time.sleep(0.3)                                    # queued behind the first commit
+    _until(lambda: len(service._outgoing) == 2)        # queued behind the first commit
     gate.set()
     first.join(10)
     second.join(10)
@@ -157,10 +155,16 @@ def _slow_saves(service):
     return gate
 
 
-def _in_flight(service) -> None:
-    deadline = time.monotonic() + 10
-    while not service._in_flight() and time.monotonic() < deadline:
+def _until(condition, timeout_s: float = 10.0) -> None:
+    """Wait for `condition` (a thread's step), however busy the machine."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.001)
+
+
+def _in_flight(service) -> None:
+    _until(service._in_flight)
 
 
 def test_a_release_retried_while_the_first_is_saved_answers_its_outcome(tmp_path):
@@ -205,7 +209,7 @@ def test_closing_the_commits_waits_for_what_is_queued_behind_a_running_one(tmp_p
     gate = _slow_saves(service)
     first = commits.submit([r])
     threading.Thread(target=first.wait).start()
-    time.sleep(0.1)                                   # its commit is running, held
+    _until(lambda: commits._committing)               # its commit is running, held
     second = commits.submit([r.with_state(State.ACTIVE)])
     threading.Thread(target=second.wait).start()
     threading.Timer(0.2, gate.set).start()
@@ -246,7 +250,7 @@ def test_a_reservation_saved_while_a_later_change_carries_it_can_be_released(tmp
     second = threading.Thread(target=lambda: out.update(r2=service.reserve(
         ReservationRequest("dca-h1", "dcb-h1", 100))))
     second.start()
-    time.sleep(0.3)                          # r2 moved the pair, r1's save still held
+    _until(lambda: len(service._outgoing) == 2)  # r2 moved the pair, r1's save still held
     first_gate.set()
     first.join(10)                           # r1 acknowledged; r2's save still held
     released = {}
