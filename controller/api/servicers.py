@@ -238,6 +238,14 @@ def _open_stream(streams: Streams, service, context) -> threading.Event:
     return wake
 
 
+def _end_if_stopping(streams: Streams, context) -> None:
+    """A stream the server's stop ended is not over: a client told OK would take a
+    watched reservation for ended, or stop watching for good (a client writer's find)."""
+    if streams.closed.is_set() and context.is_active():
+        context.abort(grpc.StatusCode.UNAVAILABLE,
+                      "the server is stopping: watch again once it is back")
+
+
 class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
     def __init__(self, service, streams: Streams, budget: ReadBudget | None = None):
         self.service = service
@@ -289,6 +297,7 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
                     time=convert.timestamp(now),
                     link_loads=self._loads(request.kind, request.site))
                 wake.wait(interval)
+            _end_if_stopping(self.streams, context)
         finally:
             self.streams.done(wake)
 
@@ -325,6 +334,7 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
                         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                       "this client fell too far behind; watch again")
                     watch.wait(wake, timeout=1.0)
+            _end_if_stopping(self.streams, context)
         finally:
             self.streams.done(wake)
 

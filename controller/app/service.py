@@ -387,7 +387,7 @@ class ControllerService:
                             if retried is not None:   # the same request, already over
                                 if not same_request(retried.request, request):
                                     raise reused_request_id(request, retried)
-                                result = "admitted"
+                                result = "retried"
                                 return retried
                         rid = f"r-{secrets.token_hex(6)}"     # 48 random bits, as uuid4 gave
                         try:
@@ -427,13 +427,17 @@ class ControllerService:
                 except StoreError as exc:
                     result = exc.code
                     raise
-            result = "admitted"
+            # A request_id's retry answers the reservation its first attempt made: counted
+            # apart, or retries would show as admissions (a client writer's find).
+            result = "retried" if first is not None else "admitted"
             return res
         except AdmissionError as exc:
             # refused: no room now (a retry may fit); precondition: it can never fit as
-            # asked (beyond the widest path, no disjoint standby, an unreachable bound).
+            # asked (beyond the widest path, no disjoint standby, an unreachable bound);
+            # conflict: a request_id reused with other parameters.
             result = {AdmissionError.EXHAUSTED: "refused",
-                      AdmissionError.PRECONDITION: "precondition"}.get(exc.code, "invalid")
+                      AdmissionError.PRECONDITION: "precondition",
+                      AdmissionError.ALREADY_EXISTS: "conflict"}.get(exc.code, "invalid")
             raise
         finally:
             self.observer.reservation_request(result, time.perf_counter() - started)

@@ -45,6 +45,7 @@ from ..lab import ControllerProcess, free_port
 TARGET_P99_MS = 10.0
 TARGET_PER_SECOND = 500.0
 TARGET_RATIO_TO_CANNED = 0.8
+READERS_READY_S = 60.0              # a spawned process's imports, on a busy machine
 
 
 def add_arguments(parser) -> None:
@@ -217,10 +218,10 @@ class _Readers:
         import multiprocessing
         from .readers import run_readers
         ctx = multiprocessing.get_context("spawn")
-        self._stop, self._results = ctx.Event(), ctx.Queue()
+        self._stop, self._results, self._ready = ctx.Event(), ctx.Queue(), ctx.Event()
         self._proc = ctx.Process(target=run_readers, daemon=True,
                                  args=(address, metrics_url, listers, scrapers, self._stop,
-                                       self._results))
+                                       self._results, self._ready))
         self._cpus = cpus
         self.result: dict | None = None
 
@@ -230,7 +231,10 @@ class _Readers:
             os.sched_setaffinity(self._proc.pid, self._cpus)
         except OSError:
             pass
-        time.sleep(2.0)                        # started and looping before the clock runs
+        # Looping before the clock runs: every reader has made a call.
+        if not self._ready.wait(READERS_READY_S):
+            self.__exit__()
+            raise RuntimeError(f"the readers made no call in {READERS_READY_S:g} s")
         return self
 
     def __exit__(self, *exc) -> None:

@@ -70,11 +70,14 @@ FLAP_PERIOD_S = 0.5
 FLAP_COUNT = 8
 PROBE_PPS = 1000.0
 ELEPHANT_INTERVAL_S = 0.2   # iperf3 reports the elephants' rate this often
+# `--faults` without FILE. Not a string: argparse passes a string const through `type`,
+# and topology_arg("") is "." (the bench then refused the directory).
+BUILT_IN = True
 
 
 def add_arguments(parser) -> None:
     g = parser.add_argument_group("fault bench")
-    g.add_argument("--faults", nargs="?", const="", default=None, metavar="FILE",
+    g.add_argument("--faults", nargs="?", const=BUILT_IN, default=None, metavar="FILE",
                    type=topology_arg,
                    help="inject failures on the emulation (root), with and without "
                         "protection; FILE defaults to a built-in three-site triangle")
@@ -396,7 +399,7 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
 def run(args) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="dcilab-fault-bench-")
     try:
-        if args.faults:
+        if args.faults is not BUILT_IN:
             path = Path(args.faults)
             try:
                 fabric = load_fabric(path)

@@ -2,8 +2,10 @@
 scrapers that loop on /metrics, in a process of their own (spawned), so their work weighs
 on the controller, not on the bench's own reservation clients.
 
-`run_readers(address, metrics_url, listers, scrapers, stop, results)` runs until `stop`
-is set and puts one dict of counts and latencies on `results`.
+`run_readers(address, metrics_url, listers, scrapers, stop, results, ready)` sets `ready`
+once every reader has made its first call (the bench's clock waits for it: a fixed wait
+was too short for a busy machine's spawn and imports), runs until `stop` is set, and puts
+one dict of counts and latencies on `results`.
 """
 
 from __future__ import annotations
@@ -14,18 +16,34 @@ import urllib.error
 import urllib.request
 
 
-def _lister(address: str, stop, out: dict, lock: threading.Lock) -> None:
+class _FirstCalls:
+    """Sets `ready` once each of `count` readers has made its first call."""
+
+    def __init__(self, count: int, ready):
+        self._left, self._ready, self._lock = count, ready, threading.Lock()
+        if not count:
+            ready.set()
+
+    def made(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self._ready.set()
+
+
+def _lister(address: str, stop, out: dict, lock: threading.Lock, first: _FirstCalls) -> None:
     from ..api.client import Client
     with Client(address) as client:
         try:
-            _list_until(client, stop, out, lock)
+            _list_until(client, stop, out, lock, first)
         finally:
             with lock:
                 out["list_waits"] += client.read_retries
 
 
-def _list_until(client, stop, out: dict, lock: threading.Lock) -> None:
+def _list_until(client, stop, out: dict, lock: threading.Lock, first: _FirstCalls) -> None:
     from ..api.client import ApiError, Unreachable
+    called = False
     while not stop.is_set():
         try:
             for show_ended in (False, True):           # live ones, then the whole history
@@ -33,6 +51,9 @@ def _list_until(client, stop, out: dict, lock: threading.Lock) -> None:
                     with lock:
                         out["pages"] += 1
                         out["records"] += len(page)
+                    if not called:
+                        called = True
+                        first.made()
                     if stop.is_set():
                         return
         except ApiError as exc:
@@ -42,9 +63,13 @@ def _list_until(client, stop, out: dict, lock: threading.Lock) -> None:
         except Unreachable:
             with lock:
                 out["list_errors"] += 1
+        if not called:                                # answered, if not with a page
+            called = True
+            first.made()
 
 
-def _scraper(url: str, stop, out: dict, lock: threading.Lock) -> None:
+def _scraper(url: str, stop, out: dict, lock: threading.Lock, first: _FirstCalls) -> None:
+    called = False
     while not stop.is_set():
         started = time.perf_counter()
         try:
@@ -63,6 +88,9 @@ def _scraper(url: str, stop, out: dict, lock: threading.Lock) -> None:
             out[key] += 1
             if key == "scrapes":
                 out["scrape_s"].append(elapsed)
+        if not called:
+            called = True
+            first.made()
         if key == "scrapes_503":
             stop.wait(retry_s)                        # as told (Retry-After)
         elif key != "scrapes":
@@ -70,13 +98,14 @@ def _scraper(url: str, stop, out: dict, lock: threading.Lock) -> None:
 
 
 def run_readers(address: str, metrics_url: str, listers: int, scrapers: int, stop,
-                results) -> None:
+                results, ready) -> None:
     out = {"pages": 0, "records": 0, "list_refused": 0, "list_waits": 0, "list_errors": 0, "scrapes": 0,
            "scrapes_503": 0, "scrape_errors": 0, "scrape_s": []}
     lock = threading.Lock()
-    threads = ([threading.Thread(target=_lister, args=(address, stop, out, lock), daemon=True)
-                for _ in range(listers)]
-               + [threading.Thread(target=_scraper, args=(metrics_url, stop, out, lock),
+    first = _FirstCalls(listers + scrapers, ready)
+    threads = ([threading.Thread(target=_lister, args=(address, stop, out, lock, first),
+                                 daemon=True) for _ in range(listers)]
+               + [threading.Thread(target=_scraper, args=(metrics_url, stop, out, lock, first),
                                    daemon=True) for _ in range(scrapers)])
     started = time.perf_counter()
     for t in threads:

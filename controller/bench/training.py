@@ -17,6 +17,7 @@ so the mean over steps is the mean over jobs' hash draws. It also times `plan_jo
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import random
@@ -47,9 +48,6 @@ from ..te.placement import POLICIES, Candidates, Flow, LoadAwarePlacer, add_load
 from ..te.scenarios import large_fabric_yaml, natural_demands
 
 DEFAULT_JOB = jobs_dir() / "300b-data-16dc.yaml"
-# Hosts of the generated fabric get NICs this fast, so that the wavelengths, not the NICs,
-# limit a sync of up to 16 flows per site pair from its 8 hosts per site.
-TWIN_NIC_GBPS = 1600.0
 TWIN_FLOWS = (4, 8, 12, 16)
 SYNC_SECONDS = 10.0
 SETUP_S = 20.0              # a policy's controller, emulation and calibration (measured)
@@ -86,9 +84,20 @@ def add_arguments(parser) -> None:
     g.add_argument("--job", metavar="FILE", default=None, type=job_arg,
                    help=f"job file for --training, or a bundled job's name (default "
                         f"{DEFAULT_JOB.stem})")
-    g.add_argument("--steps", type=int, default=20, metavar="N",
+    g.add_argument("--steps", type=_steps, default=20, metavar="N",
                    help="steps per policy for --training; each draws new source ports, i.e. "
                         "stands for another job's persistent connections")
+
+
+def _steps(text: str) -> int:
+    """--steps: a whole number, 1 or more (a mean over no steps is no figure)."""
+    try:
+        steps = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if steps < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return steps
 
 
 # --- flow-level twin -------------------------------------------------------------------------
@@ -123,9 +132,32 @@ def twin_fabric(plan=None) -> Fabric:
         data, source = yaml.safe_load(large_fabric_yaml()), "<generated large-ring>"
     else:
         data, source = fabric_data(plan), f"<planned for {plan.job.name}>"
+    # Every host as fast as its site's whole DCI capacity: however the flows fall on the
+    # hosts, no NIC limits a sync below what the wavelengths carry.
+    dci = site_dci_gbps(parse_fabric(yaml.safe_dump(data), source))
     for site in data["sites"]:
-        site["fabric_gbps"] = TWIN_NIC_GBPS
+        site["fabric_gbps"] = max(site["fabric_gbps"], dci[site["name"]])
     return parse_fabric(yaml.safe_dump(data), source)
+
+
+def site_dci_gbps(fabric: Fabric) -> dict[str, float]:
+    """Each site's DCI capacity, over all its site pairs."""
+    out = {s.name: 0.0 for s in fabric.sites}
+    for (a, b), gbps in fabric.capacity_by_site_pair().items():
+        out[a] += gbps
+        out[b] += gbps
+    return out
+
+
+def fabric_for(job: Job, plan) -> tuple[Fabric, bool]:
+    """The generated ring if it has every DCI link the job's sync crosses, else the fabric
+    planned for the job (as `plan --fabric-out` writes it); and whether it is the latter."""
+    generated = twin_fabric()
+    try:
+        pair_capacity_gbps(job, generated, job_traffic(job))
+    except WorkloadError:
+        return twin_fabric(plan), True
+    return generated, False
 
 
 def twin(job: Job, fabric: Fabric, steps: int, flows_per_pair: int, seed: int = 7) -> dict:
@@ -170,11 +202,7 @@ def run(args) -> int:
         print(f"{path}: {exc}", file=sys.stderr)
         return 2
     plan_s = time.perf_counter() - started
-    fabric = twin_fabric()
-    # A job of other sites than the generated ring's runs on the fabric planned for it.
-    planned = any(site not in {s.name for s in fabric.sites} for site in job.site_names)
-    if planned:
-        fabric = twin_fabric(plan)
+    fabric, planned = fabric_for(job, plan)
     report = {"job": job.name, "fabric": fabric.name, "sites": len(job.site_names),
               "fabric_source": "plan" if planned else "generated",
               "wavelengths_per_line_system": None if planned else 8, "steps": args.steps,
@@ -288,31 +316,8 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
                     f"{report['calibration']['single_flow_mbps']:.2f} Mb/s of "
                     f"{report['calibration']['wavelength_mbps']:.2f}; planner on that goodput: "
                     f"step {report['calibration']['predicted']['step_time_s']:.2f} s")
-        exposed = statistics.fmean(r.exposed_s for r in results)
-        step = compute + exposed / every       # K-1 steps of a DiLoCo period send nothing
-        sync = statistics.fmean(r.sync_s for r in results)
-        # From step 2 on the flows are the ones placed in step 1 (same connections); a
-        # run of one step has no steady state to report.
-        later = results[1:]
-        steady = compute + statistics.fmean(r.exposed_s for r in later) / every if later else None
-        report["policies"][policy] = {
-            "steady_step_time_s": round(steady, 4) if later else None,
-            "steady_step_ratio_to_prediction":
-                round(steady / fluid.step_time_s, 4) if later else None,
-            "steady_sync_s": round(statistics.fmean(r.sync_s for r in later), 4) if later else None,
-            "controller": {what: sum(1 for line in log if mark in line)
-                           for what, mark in (("pinned", " pinned to "), ("back", " back on "),
-                                              ("moved", " moved to "),
-                                              ("unpinned", ": unpinned"))},
-            "step_time_s": round(step, 4), "sync_s": round(sync, 4),
-            "exposed_s": round(exposed, 4), "compute_utilization": round(compute / step, 4),
-            "step_ratio_to_prediction": round(step / fluid.step_time_s, 4),
-            "sync_ratio_to_prediction": round(sync / fluid.sync_s, 4) if fluid.sync_s else None,
-            "steps": [r.to_dict() for r in results],
-            "controller_events": controller_events(log),
-            "errors": [e for r in results for e in r.errors] + (
-                [f"the controller exited (code {exited}) during the run: the fabric ran on "
-                 f"without it, and its counts above stop there"] if exited is not None else [])}
+        report["policies"][policy] = policy_summary(results, compute, every, fluid, log,
+                                                    exited)
     goodput_step = report.get("calibration", {}).get("predicted", {}).get("step_time_s")
     for r in report["policies"].values():
         for key in ("step", "steady_step"):
@@ -320,6 +325,46 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
                 round(r[f"{key}_time_s"] / goodput_step, 4)
                 if goodput_step and r[f"{key}_time_s"] is not None else None)
     return report
+
+
+def amortized_s(compute_s: float, exposed_s: float, every: int) -> float:
+    """A step's time averaged over its sync period, as the planner counts it: the K-1
+    steps of a DiLoCo period between syncs send nothing."""
+    return compute_s + exposed_s / every
+
+
+def policy_summary(results, compute: float, every: int, fluid, log: list[str],
+                   exited: int | None) -> dict:
+    """One policy's figures from its steps (each ran a sync): step times amortised over
+    the sync period, so they compare with the planner's, and the raw ones beside them."""
+    exposed = statistics.fmean(r.exposed_s for r in results)
+    step = amortized_s(compute, exposed, every)
+    sync = statistics.fmean(r.sync_s for r in results)
+    # From step 2 on the flows are the ones placed in step 1 (same connections); a run of
+    # one step has no steady state to report.
+    later = results[1:]
+    steady = amortized_s(compute, statistics.fmean(r.exposed_s for r in later),
+                         every) if later else None
+    return {
+        "steady_step_time_s": round(steady, 4) if later else None,
+        "steady_step_ratio_to_prediction":
+            round(steady / fluid.step_time_s, 4) if later else None,
+        "steady_sync_s": round(statistics.fmean(r.sync_s for r in later), 4) if later else None,
+        "controller": {what: sum(1 for line in log if mark in line)
+                       for what, mark in (("pinned", " pinned to "), ("back", " back on "),
+                                          ("moved", " moved to "),
+                                          ("unpinned", ": unpinned"))},
+        "step_time_s": round(step, 4), "sync_s": round(sync, 4),
+        "exposed_s": round(exposed, 4), "compute_utilization": round(compute / step, 4),
+        "step_ratio_to_prediction": round(step / fluid.step_time_s, 4),
+        "sync_ratio_to_prediction": round(sync / fluid.sync_s, 4) if fluid.sync_s else None,
+        # step_s: the sync step as run; amortized_step_s: over its K-step period
+        "steps": [{**r.to_dict(), "amortized_step_s": round(
+            amortized_s(compute, r.exposed_s, every), 4)} for r in results],
+        "controller_events": controller_events(log),
+        "errors": [e for r in results for e in r.errors] + (
+            [f"the controller exited (code {exited}) during the run: the fabric ran on "
+             f"without it, and its counts above stop there"] if exited is not None else [])}
 
 
 # What a controller's log says happened to the fabric once it was ready (faults injected
@@ -349,16 +394,23 @@ def _calibrate(lab: Lab, job: Job, fabric: Fabric, flow, stretch: float,
     with SyncFlows(lab.emulation, [Transfer(flow.src, flow.dst, flow.bytes)],
                    base_port=5501, congestion=congestion) as alone:
         g_mbps = run_step(lab.emulation, alone, 0.0, 0.0, count_wavelengths=False).flow_mbps[0]
+    return goodput_prediction(job, fabric, flow, g_mbps, stretch)
+
+
+def goodput_prediction(job: Job, fabric: Fabric, flow, g_mbps: float, stretch: float) -> dict:
+    """The planner's prediction with every pair's capacity times the goodput ratio `flow`
+    got alone: `g_mbps` over a wavelength of its own site pair (a fabric's pairs may run
+    different modes)."""
     traffic = job_traffic(job)
     capacity = pair_capacity_gbps(job, fabric, traffic)
-    rate = min(l.rate_gbps for l in fabric.wavelengths())
-    goodput = {k: v * (g_mbps / scaled_mbps(fabric, rate)) for k, v in capacity.items()}
-    pred = predict_job(job, traffic, goodput, {k: 0.0 for k in capacity}, byte_factor=stretch,
-                       time_factor=stretch)
-    return {"single_flow_mbps": round(g_mbps, 3),
-            "wavelength_mbps": round(scaled_mbps(fabric, rate), 3),
-            "goodput_ratio": round(g_mbps / scaled_mbps(fabric, rate), 4),
-            "predicted": pred.to_dict()}
+    rate = min(l.rate_gbps for l in fabric.wavelengths()
+               if {l.site_a, l.site_b} == set(flow.pair))
+    wavelength_mbps = scaled_mbps(fabric, rate)
+    ratio = g_mbps / wavelength_mbps
+    pred = predict_job(job, traffic, {k: v * ratio for k, v in capacity.items()},
+                       {k: 0.0 for k in capacity}, byte_factor=stretch, time_factor=stretch)
+    return {"single_flow_mbps": round(g_mbps, 3), "wavelength_mbps": round(wavelength_mbps, 3),
+            "goodput_ratio": round(ratio, 4), "predicted": pred.to_dict()}
 
 
 def emulate_or_explain(fabric_path: Path, job: Job, policies, steps, stretch, flows_per_pair,

@@ -47,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     # `dcilab check f.yaml | head`: a closed pipe ends a report quietly, like any tool's.
     signal.signal(signal.SIGPIPE,
                   signal.SIG_IGN if args.command in SERVING else signal.SIG_DFL)
+    if as_command:
+        # SIGTERM (`timeout`, `dcilab clean --force`, systemd) stops a command as Ctrl-C
+        # does, so what it built (an emulation, its bridges, agents) is removed: `train`
+        # left it all behind (an outside tester's find). `controller` and `lab` put
+        # their own handlers in place of this one.
+        signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -61,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
             # then does not walk every object (0.3 s of `plan --plot` with matplotlib and
             # GNPy loaded).
             gc.freeze()
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

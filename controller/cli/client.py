@@ -260,12 +260,18 @@ def _describe(res) -> str:
     standby = (f"\n  standby: {_path(res, res.standby_hops)}" if res.standby_hops else "")
     if (protection == "PROTECTED" and not res.standby_hops and not res.degraded_reason
             and any(h.wavelength for h in res.hops)):
-        standby = ("\n  standby: none: a failure took it and no other has room; sought again "
+        # Not only room: the disjoint ways may be down, or beyond the latency bound.
+        standby = ("\n  standby: none: a failure took it, and no path disjoint from the "
+                   "primary is up with room (within the bound, if one is set); sought again "
                    "when a link returns or room is released")
+    # A DEGRADED reservation holds no path: the one shown is where it was (a tester read
+    # it as the route its traffic takes).
+    path = ("last path (carried best effort now)" if res.state == ppb.RESERVATION_STATE_DEGRADED
+            else "path")
     return (f"{res.reservation_id} {state_name(res)}: {res.src_host} -> {res.dst_host}"
             f"{_traffic(res)}, {res.bandwidth_gbps:g} Gb/s, {res.latency_ms:.3f} ms, "
             f"{protection}{priority}{ends}\n"
-            f"  path: {_path(res)}{standby}{why}")
+            f"  {path}: {_path(res)}{standby}{why}")
 
 
 PROTOCOLS = {"tcp": 6, "udp": 17}

@@ -13,7 +13,6 @@ import itertools
 import os
 import shutil
 import tempfile
-import signal
 import sys
 import time
 from pathlib import Path
@@ -123,10 +122,6 @@ def demo_pairs(fabric: Fabric) -> list[tuple[str, str]]:
             for a, b in itertools.combinations(fabric.sites, 2)]
 
 
-def _raise_interrupt(*_):
-    raise KeyboardInterrupt
-
-
 def run(args) -> int:
     problem = gnmi_problem(args)            # the arguments first: wrong wherever it runs
     if problem:
@@ -141,7 +136,6 @@ def run(args) -> int:
     except FabricError as exc:
         print(f"{exc}{shipped_hint(args.file)}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # stop cleanly on SIGTERM as on Ctrl-C
     started = time.monotonic()
     try:
         with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 from dataclasses import asdict
@@ -145,7 +144,6 @@ def _dispatch(faults: Faults, args) -> int:
         _print(args, faults.switch_up(args.target), prefix="restored ")
         return 0
     if op == "flap" and args.foreground:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
         print(f"flapping {args.target} every {args.period:g} s (Ctrl-C stops and restores)",
               flush=True)
         try:
@@ -168,10 +166,6 @@ def _dispatch(faults: Faults, args) -> int:
     }[op]
     _print(args, [inject()])
     return 0
-
-
-def _raise_interrupt(*_):
-    raise KeyboardInterrupt
 
 
 def _print(args, faults, empty: str | None = None, prefix: str = "") -> None:

@@ -16,8 +16,9 @@ def register(sub) -> None:
         description="Read a training job file (model, sites in ring order, distances, "
                     "parallelism, step times, utilization target). For each site pair: the "
                     "bytes per sync, the bandwidth needed per direction, and the cheapest "
-                    "feasible optics (module, mode at that distance, wavelengths, C or C+L "
-                    "line systems) with capex, power and latency, beside classic WDM "
+                    "feasible optics (module, mode at that distance, wavelengths, C-band "
+                    "line systems, best launch power) with capex, power and latency, beside "
+                    "classic WDM "
                     "transponders. Then the predicted step time and compute utilization, "
                     "and their sensitivity to distance and capacity. Exit status 2 on a bad "
                     "job file or a pair no module can serve.")
@@ -37,11 +38,13 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def _unwritable(path: Path | None, option: str, job: str) -> str | None:
-    """Why `path` cannot be written, said before any planning (None if it can be); the
-    job file itself is never overwritten."""
+def unwritable(path: Path | None, option: str, job: str, png: bool = False) -> str | None:
+    """Why `path` cannot be written, said before any work (None if it can be); the job
+    file itself is never overwritten; `png`: the name must not promise another format."""
     if path is None:
         return None
+    if png and path.suffix.lower() not in ("", ".png"):
+        return f"{option} {path}: writes a PNG image; give a name ending .png"
     if path.is_dir():
         return f"{option} {path}: is a directory, not a file name"
     if path.exists() and Path(job).exists() and path.resolve() == Path(job).resolve():
@@ -63,12 +66,9 @@ def run(args) -> int:
 
 def _plan(args) -> int:
     from ..plan import JobError, NoFeasibleChoice, fabric_yaml, plan_job, read_job
-    if args.plot and args.plot.suffix.lower() not in ("", ".png"):
-        print(f"dcilab plan: --plot {args.plot}: writes a PNG image; give a name ending .png",
-              file=sys.stderr)
-        return 2
-    for problem in (_unwritable(args.fabric_out, "--fabric-out", args.job),
-                    _unwritable(args.plot, "--plot", args.job)):
+    from ..plan.fabric_out import FabricOutError
+    for problem in (unwritable(args.plot, "--plot", args.job, png=True),
+                    unwritable(args.fabric_out, "--fabric-out", args.job)):
         if problem:
             print(f"dcilab plan: {problem}", file=sys.stderr)
             return 2
@@ -87,11 +87,16 @@ def _plan(args) -> int:
               f"{exc or type(exc).__name__}", file=sys.stderr)
         return 1
     report = plan.to_dict()
+    try:
+        fabric_text = fabric_yaml(plan) if args.fabric_out else None
+    except FabricOutError as exc:
+        print(f"dcilab plan: --fabric-out {args.fabric_out}: {exc}", file=sys.stderr)
+        return 2
     path = None
     try:
-        if args.fabric_out:
+        if fabric_text is not None:
             path = args.fabric_out
-            path.write_text(fabric_yaml(plan))
+            path.write_text(fabric_text)
             report["fabric_out"] = str(path)
         if args.plot:
             path = args.plot
@@ -117,20 +122,25 @@ def print_report(r: dict) -> None:
     every = r["sync_every_steps"]
     print(f"job {r['job']}: {len(r['sites'])} sites, {r['across_sites']} parallel across sites, "
           f"sync {r['sync']}" + (f" every {every} steps" if every > 1 else "")
-          + f"; sync window {r['window_s']:.4f} s less {r['ring_latencies']} one-way latencies")
+          + f"; sync window {r['window_s']:.4f} s less "
+          + ("the chain's round trip over every stage boundary" if r["chain"] else
+             f"{r['latency_hops']} one-way latencies"
+             + ("; two counter-rotating rings, one each way of every pair"
+                if len(r["sites"]) > 2 else "")))
     if r["unused_distances"]:
         crossed = ", ".join(f"{p['a']}-{p['b']}" for p in r["site_pairs"])
         print(f"  (distances not used: {', '.join(r['unused_distances'])}; the sync crosses "
               f"{crossed})")
     print()
     print(f"  {'site pair':<24} {'km':>7} {'GB/sync':>9} {'need Gb/s':>10}  {'module':<7} "
-          f"{'mode':<5} {'waves':>5} {'lines':>6} {'capex $':>10} {'power W':>8} {'ms':>7}"
-          f"  {'WDM $':>10} {'WDM W':>7}")
+          f"{'mode':<5} {'waves':>5} {'lines':>6} {'dBm':>5} {'capex $':>10} {'power W':>8} "
+          f"{'ms':>7}  {'WDM $':>10} {'WDM W':>7}")
     for p in r["site_pairs"]:
         lines = f"{p['line_systems']}x{p['band']}"
         print(f"  {p['a'] + ' - ' + p['b']:<24} {p['km']:>7g} {p['bytes_per_sync'] / 1e9:>9.2f} "
               f"{p['required_gbps']:>10.1f}  {p['module']:<7} {p['mode']:<5} "
-              f"{p['wavelengths']:>5} {lines:>6} {p['capex_usd']:>10,.0f} {p['power_w']:>8.0f} "
+              f"{p['wavelengths']:>5} {lines:>6} {p['launch_power_dbm']:>5.1f} "
+              f"{p['capex_usd']:>10,.0f} {p['power_w']:>8.0f} "
               f"{p['latency_ms']:>7.3f}  {p['wdm']['capex_usd']:>10,.0f} "
               f"{p['wdm']['power_w']:>7.0f}")
     w = r["wdm"]

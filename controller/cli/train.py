@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from ..bench.training import (CONGESTION, PACE_OF_SHARE, PACINGS, QUEUE_PACKETS, SYNC_SECONDS,
                               emulate_or_explain, read_job)
 from ..plan import JobError
+from .plan import unwritable
 from ..resources import bundled_jobs, job_arg, shipped_hint, topology_arg
 from ..te.placement import POLICIES
 
@@ -72,10 +74,15 @@ def _say(text: str) -> None:
 
 
 def run(args) -> int:
-    if args.steps < 1 or min(args.flows_per_pair, args.stretch, args.queue_packets) < 0:
+    if (args.steps < 1 or min(args.flows_per_pair, args.stretch, args.queue_packets) < 0
+            or not math.isfinite(args.stretch)):
         print("dcilab train: --steps must be >= 1; --flows-per-pair, --stretch and "
-              "--queue-packets >= 0",
+              "--queue-packets >= 0, and --stretch a finite number",
               file=sys.stderr)
+        return 2
+    problem = unwritable(args.plot, "--plot", args.job, png=True)
+    if problem:                        # said now, not after minutes of emulation
+        print(f"dcilab train: {problem}", file=sys.stderr)
         return 2
     try:
         job = read_job(args.job)
@@ -98,14 +105,29 @@ def run(args) -> int:
     if isinstance(report, str):
         print(f"{report}{shipped_hint(args.fabric)}", file=sys.stderr)
         return 2
-    if args.plot:
+    return finish(report, args.plot, args.json)
+
+
+def finish(report: dict, plot: Path | None, as_json: bool) -> int:
+    """Save the plot, then print the report, whatever became of the plot: a run of
+    minutes is not lost to a full disk or a directory removed meanwhile."""
+    plot_error = None
+    if plot:
         from ..bench.training_plot import train_figure   # matplotlib only when asked
-        train_figure(report).savefig(args.plot, dpi=110)
-        report["plot"] = str(args.plot)
-    if args.json:
+        try:
+            train_figure(report).savefig(plot, dpi=110, format="png")
+            report["plot"] = str(plot)
+        except OSError as exc:
+            plot_error = f"dcilab train: cannot write {plot}: {exc.strerror or exc}"
+            report["plot_error"] = plot_error
+    if as_json:
         print(json.dumps(report, indent=2))
     else:
         print_report(report)
+    sys.stdout.flush()
+    if plot_error:
+        print(plot_error, file=sys.stderr)
+        return 2
     failed = [e for r in report["policies"].values() for e in r["errors"]]
     return 1 if failed else 0
 
@@ -138,13 +160,18 @@ def print_report(r: dict) -> None:
           f"{cal['predicted']['step_time_s']:.3f} s, sync {cal['predicted']['sync_s']:.3f} s\n")
     for warning in r.get("warnings", []):
         print(f"warning: {warning}")
+    every = r["sync_every_steps"]
     print("  steady: steps 2 on, when every flow is back on the connection placed in step 1"
           " (- with one step)")
+    if every > 1:
+        print(f"  each step here is a sync step; its time is amortised over the {every}-step "
+              f"period (the other {every - 1} send nothing), as the planner counts it")
     print(f"  {'policy':<10} {'step s':>8} {'of pred':>8} {'steady s':>9} {'of pred':>8} "
           f"{'of goodput pred':>16} {'sync s':>8} {'steady':>7} {'util':>7}  "
-          f"{'pinned/back/moved':>17}  steps (s)")
+          f"{'pinned/back/moved':>17}  steps (s" + (f", amortised over {every})" if every > 1
+                                                    else ")"))
     for name, p in r["policies"].items():
-        steps = " ".join(f"{s['step_s']:.2f}" for s in p["steps"])
+        steps = " ".join(f"{s['amortized_step_s']:.2f}" for s in p["steps"])
         c = p["controller"]
         print(f"  {name:<10} {p['step_time_s']:>8.3f} {p['step_ratio_to_prediction']:>8.1%} "
               f"{_figure(p['steady_step_time_s'], '.3f'):>9} "
@@ -153,6 +180,9 @@ def print_report(r: dict) -> None:
               f"{p['sync_s']:>8.3f} {_figure(p['steady_sync_s'], '.3f'):>7} "
               f"{p['compute_utilization']:>7.1%}  "
               f"{c['pinned']:>7}/{c['back']}/{c['moved']:<5}  {steps}")
+        if every > 1:
+            raw = " ".join(f"{s['step_s']:.2f}" for s in p["steps"])
+            print(f"    sync steps as run (s): {raw}")
         events = p.get("controller_events", [])
         if events:
             print(f"    the controller saw, during the run: {'; '.join(events[:6])}"

@@ -133,25 +133,29 @@ DASHBOARDS = (
         bargauge("OSNR margin per wavelength", "dB", Q(n.WAVELENGTH_MARGIN_NOW + LINK, "{{wavelength}}"), h=9,
                  description="OSNR above what the running mode requires: reported by the "
                              "receivers with --gnmi, else the plan's. Under 1 dB raises "
-                             "DcilabWavelengthMarginLow.", min=0, steps=MARGIN_STEPS),
-        timeseries("OSNR against requirement", "dB", Q(n.WAVELENGTH_OSNR_DB + LINK, "{{wavelength}} OSNR"),
+                             "DcilabWavelengthMarginLow.", min=-3, steps=MARGIN_STEPS),
+        timeseries("GSNR against requirement", "dB", Q(n.WAVELENGTH_GSNR_DB + LINK, "{{wavelength}} GSNR"),
                    Q(n.WAVELENGTH_REQUIRED_OSNR_DB + LINK, "{{wavelength}} required"), h=9,
-                   description="Modeled OSNR (0.1 nm) and the requirement of the chosen mode."),
+                   description="Modelled GSNR (0.1 nm: amplifier noise and fibre nonlinearity, "
+                               "what the margin is taken from) and the requirement of the "
+                               "chosen mode."),
         Panel("table", "Mode and frequency per wavelength", None,
               (Q(n.info(n.WAVELENGTH_MODE) + LINK, table=True),
-               Q(n.WAVELENGTH_FREQUENCY_HZ + LINK, table=True)), w=24, h=10,
+               Q(f"{n.WAVELENGTH_FREQUENCY_HZ}{LINK} / 1000000000000", table=True)), w=24, h=10,
               description="Module, operating mode, line rate and ITU-T G.694.1 centre "
                           "frequency of every wavelength.",
               options={"columns": ("link", "wavelength", "module", "mode", "rate_gbps", "Value #B"),
                        "hide": ("Time", "Value #A", "__name__", "job", "instance"),
-                       "rename": {"Value #B": "frequency", "rate_gbps": "Gb/s"}}),
+                       "rename": {"Value #B": "frequency THz", "rate_gbps": "Gb/s"}}),
         stat("Lowest margin", "dB", Q(f"min({n.WAVELENGTH_MARGIN_NOW}{LINK})", "lowest margin"), w=6, h=5,
              description="The weakest wavelength: its margin as the receivers report it in the "
                          "mode they run (with --gnmi), else as modelled. Under 1 dB raises "
                          "DcilabWavelengthMarginLow.", steps=MARGIN_STEPS,
              options={"background": True}),
-        stat("Wavelengths", None, Q(f"count by (link) ({n.WAVELENGTH_FREQUENCY_HZ}{LINK})", "{{link}}"),
-             w=6, h=5, description="Wavelengths lit per DCI link."),
+        stat("Wavelengths planned", None,
+             Q(f"count by (link) ({n.WAVELENGTH_FREQUENCY_HZ}{LINK})", "{{link}}"), w=6, h=5,
+             description="Wavelengths the optical plan lights per DCI link, up or not (the DCI "
+                         "overview's 'Wavelengths up' says how many are)."),
         timeseries("Reported GSNR (gNMI)", "dB", Q(n.WAVELENGTH_REPORTED_GSNR_DB + LINK, "{{wavelength}} reported"),
                    Q(n.WAVELENGTH_GSNR_DB + LINK, "{{wavelength}} planned"), h=9,
                    description="What the receivers report over gNMI (worse end, 0.1 nm), against "
@@ -203,9 +207,11 @@ DASHBOARDS = (
                                "or wait for it."),
         timeseries("Requests by result", "reqps",
                    Q(f"sum by (result) (rate({n.total(n.RESERVATION_REQUESTS)}[$__rate_interval]))", "{{result}}"),
-                   description="admitted, refused (no room now), precondition (could never "
-                               "fit as asked), invalid, not_found, unauthenticated, unavailable "
-                               "and internal (the change could not be saved)."),
+                   description="admitted, retried (a request_id's retry, answered with its "
+                               "first reservation), refused (no room now), precondition (could "
+                               "never fit as asked), invalid, conflict (a request_id reused "
+                               "with other parameters), not_found, unauthenticated, "
+                               "unavailable and internal (the change could not be saved)."),
         timeseries("Reserve latency", "s", *quantiles(n.RESERVE_DURATION),
                    description="Time to answer a reservation request (empty until a request "
                                "is made)."),
@@ -250,7 +256,10 @@ DASHBOARDS = (
         timeseries("Failure events", "short",
                    Q(f"sum by (kind) (increase({n.total(n.FAILURE_EVENTS)}[$__rate_interval]))",
                      "{{kind}}"), w=8,
-                   description="Links down and back, switches lost, as the controller saw them."),
+                   description="Links down, links back in use, switches lost, as the controller "
+                               "saw them. A link is back once its hold-down has passed: one "
+                               "that fails again meanwhile adds a down and no up, so downs can "
+                               "outnumber ups."),
         timeseries("Restoration time", "s", *quantiles(n.RESTORATION_DURATION), w=8,
                    description="From a failure seen to every affected route and reservation "
                                "moved (empty until a failure)."),

@@ -9,20 +9,26 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 
 from ..te.placement import Policy
 from . import names
 
 log = logging.getLogger("dcilab.metrics")
 
+# No `…_created` series: served in the text format, Prometheus stores each as a gauge of
+# its own that nothing reads (an outside tester counted 22).
+disable_created_metrics()
+
 # unavailable / internal: the change could not be saved (disk full, read-only / otherwise)
 # and was taken back. not_found and unauthenticated count ReleasePath and GetReservation
 # calls for unknown ids and calls without the right token, so guessing shows.
 # refused: no room now (RESOURCE_EXHAUSTED); precondition: it could never fit as asked
-# (FAILED_PRECONDITION), so a refusal alert counts only the first.
-REQUEST_RESULTS = ("admitted", "refused", "precondition", "invalid", "not_found",
-                   "unauthenticated", "unavailable", "internal")
+# (FAILED_PRECONDITION), so a refusal alert counts only the first. retried: a request_id's
+# retry, answered with its first attempt's reservation; conflict: a request_id reused with
+# other parameters (ALREADY_EXISTS).
+REQUEST_RESULTS = ("admitted", "retried", "refused", "precondition", "invalid", "conflict",
+                   "not_found", "unauthenticated", "unavailable", "internal")
 # Reads refused for load: a read call beyond the read budget, a watch stream beyond the
 # bound, a /metrics scrape beyond its rate or connections (answered 503).
 READ_REFUSALS = ("read_budget", "watch_streams", "scrape")
@@ -73,8 +79,10 @@ class Metrics:
             registry=r)
         self.failures_total = Counter(
             names.FAILURE_EVENTS, "Failures and recoveries the controller acted on, by "
-            "kind (a link is a wavelength or an intra-site link; not labelled by name, so "
-            "the series stay few).", labelnames=("kind",), registry=r)
+            "kind: link_down, link_up (back in use once its hold-down passed; one that "
+            "fails again meanwhile counts another down and no up), switch_down. A link is a "
+            "wavelength or an intra-site link; not labelled by name, so the series stay "
+            "few.", labelnames=("kind",), registry=r)
         self.restoration_duration = Histogram(
             names.RESTORATION_DURATION,
             "Time for the controller to compute and send what a failure or recovery "

@@ -1,7 +1,8 @@
 """A fabric file for a planned job: its DCI links as planned, small sites, a safe scale.
 
 The DCI links are exactly the plan's line systems (module, pinned mode, wavelengths,
-band), so the emulated capacity of every site pair is the planned capacity times `scale`.
+band, launch power `auto` as planned), so the emulated capacity of every site pair is the
+planned capacity times `scale`.
 Sites are small leaf-spine fabrics (the emulation needs hosts to send from, not a real
 site's thousands of GPUs), with one gateway per line system they terminate and a fabric
 rate 1.5 x their DCI capacity so that the wavelengths stay the bottleneck.
@@ -18,7 +19,10 @@ import math
 
 import yaml
 
+from ..fabric.schema import MAX_FABRIC_GBPS
+from .hardware import LAUNCH_POWER_DBM
 from .planner import JobPlan
+from .traffic import offered_gbps
 
 CPU_BUDGET_MBPS = 40.0
 MININET_MAX_MBPS = 1000.0
@@ -30,16 +34,37 @@ MAX_GATEWAYS = 8
 FABRIC_HEADROOM = 1.5
 
 
+class FabricOutError(ValueError):
+    """A plan whose fabric file `dcilab check` would refuse; the message names the limit."""
+
+
 def emulation_scale(plan: JobPlan) -> float:
     """The largest scale (two significant digits, rounded down) within the CPU budget."""
-    loaded_gbps = 0.0
-    for c in plan.choices:
-        loaded_gbps += c.capacity_gbps * plan.traffic.pair(c.a, c.b).loaded_directions
+    loaded_gbps = offered_gbps(plan.traffic, {(c.a, c.b): c.capacity_gbps for c in plan.choices})
     site_gbps = max(_site_gbps(plan).values()) * FABRIC_HEADROOM
-    scale = min(MAX_SCALE, CPU_BUDGET_MBPS / (loaded_gbps * 1000),
-                MININET_MAX_MBPS / (site_gbps * 1000))
-    exponent = math.floor(math.log10(scale)) - 1
-    return float(f"{math.floor(scale / 10 ** exponent)}e{exponent}")
+    return round_down_2(min(MAX_SCALE, CPU_BUDGET_MBPS / (loaded_gbps * 1000),
+                            MININET_MAX_MBPS / (site_gbps * 1000)))
+
+
+def round_down_2(x: float) -> float:
+    """`x` (> 0) rounded down to two significant digits: never over the budget it meets."""
+    exponent = math.floor(math.log10(x)) - 1
+    # 2.9e-5 / 1e-6 is 28.999...: floor would take it to 28 without the hair added back.
+    mantissa = math.floor(x / 10 ** exponent * (1 + 1e-12))
+    return float(f"{mantissa}e{exponent}")
+
+
+def site_fabric_gbps(site: str, dci_gbps: float) -> float:
+    """A site's link rate: FABRIC_HEADROOM x its DCI capacity (at least 400G); a rate over
+    the fabric file's limit is refused, naming both."""
+    gbps = max(400.0, FABRIC_HEADROOM * dci_gbps)
+    if gbps > MAX_FABRIC_GBPS:
+        raise FabricOutError(
+            f"site {site}: its DCI capacity of {dci_gbps:,.0f} Gb/s needs fabric_gbps "
+            f"{gbps:,.0f} ({FABRIC_HEADROOM:g} x, so that the wavelengths stay the "
+            f"bottleneck), over a fabric file's limit of {MAX_FABRIC_GBPS:,.0f}: no fabric "
+            f"file can emulate this plan")
+    return gbps
 
 
 def _site_gbps(plan: JobPlan) -> dict[str, float]:
@@ -59,14 +84,15 @@ def fabric_data(plan: JobPlan) -> dict:
     sites = [{"name": s.name, "spines": SPINES, "leaves": LEAVES,
               "hosts_per_leaf": HOSTS_PER_LEAF,
               "gateways": max(1, min(MAX_GATEWAYS, ends[s.name])),
-              "fabric_gbps": max(400.0, FABRIC_HEADROOM * site_gbps[s.name])}
+              "fabric_gbps": site_fabric_gbps(s.name, site_gbps[s.name])}
              for s in plan.job.spec.sites]
     links = []
     for c in plan.choices:
         for link in c.links:
             links.append({"name": link.name, "a": c.a, "b": c.b, "fiber_km": c.km,
                           "module": c.module, "mode": c.mode,
-                          "wavelengths": len(link.channels), "band": c.band})
+                          "wavelengths": len(link.channels), "band": c.band,
+                          "launch_power_dbm": LAUNCH_POWER_DBM})
     data = {"name": plan.job.name[:64], "scale": emulation_scale(plan), "sites": sites,
             "dci_links": links}
     # The job's prices and power for the modules used, so `check` costs the links as the

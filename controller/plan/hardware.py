@@ -1,9 +1,11 @@
 """The cheapest optics that carry a site pair's sync in time, and classic WDM beside it.
 
-Every (module, mode) the optics model finds feasible at the pair's distance is a candidate
-(`select_mode`, so the QoT is the optics package's, whatever model it uses); its
-wavelengths are the required rate over the mode's rate, rounded up; its line systems are
-fibre pairs lit in the C band, or in C+L when that saves fibre pairs and still reaches
+Every (module, mode) the optics model finds feasible at the pair's distance, at the launch
+power the fabric file is written with (`auto`), and within the module's specified reach
+is a candidate (`check_mode`, so the QoT is the optics package's, whatever model it uses);
+its wavelengths are the required rate over the mode's goodput (`GOODPUT_OF_LINE_RATE` of
+its rate), rounded up; its line systems are fibre pairs lit in the C band, or in C+L for
+a module specified for the L band too, when that saves fibre pairs and still reaches
 (`slots_that_fit`).
 Capex and power count a module at both ends of every wavelength. The winner is the
 cheapest, then the least power, then the fewest line systems. Its figures come from
@@ -15,11 +17,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..optics import (Catalog, LineSystem, LinkPlan, OpticsError, check_mode, plan_link,
-                      select_mode)
+from ..optics import (AUTO, Catalog, LineSystem, LinkPlan, OpticsError, check_mode,
+                      plan_link, select_mode)
 from ..optics.plan import MODULES_PER_WAVELENGTH
 from ..optics.spectrum import slots_that_fit
-from .traffic import required_gbps
+from .traffic import GOODPUT_OF_LINE_RATE, required_gbps
 
 # Classic WDM transponders (the comparison). No credible public price or power after 2024
 # (REFERENCE.md): dated, marked assumptions, overridable in the job file (`wdm:`).
@@ -33,8 +35,19 @@ WDM_SOURCES = {
     "power_w": "assumption (2024-10): ~0.2 W per Gb/s for transponder-based WDM against "
                "~0.04 W per Gb/s for 400ZR (REFERENCE.md), 80 W per 400G end",
 }
-# Fewer than this many Gb/s needs no wavelength at all (a job whose ring skips a direction).
-_NOTHING_GBPS = 1e-9
+# Launch power of every planned line: the best for its lit spectrum (GNPy, `optics.qot`),
+# what a fabric file's `launch_power_dbm: auto` asks for; `--fabric-out` writes it so, and
+# `dcilab check` finds what the plan found. (At 0 dBm 800ZR+ fell short at ~400 km: 2-4 dBm
+# is best for 800G, REFERENCE.md.)
+LAUNCH_POWER_DBM = AUTO
+# Modules specified for the L band as well as the C band. The OIF 400ZR and 800ZR
+# implementation agreements, the OpenZR+ MSA and OpenROADM's 131 GBd mode all define C-band
+# channel plans (191.3-196.1 THz): none of the catalog's modules is planned in C+L.
+L_BAND_MODULES: frozenset[str] = frozenset()
+# Reach of the ZR modules as specified (OIF 400ZR IA, OIF 800ZR: amplified point-to-point
+# links of 80-120 km, REFERENCE.md); the optics alone (2400 ps/nm of dispersion: 141 km)
+# would take them further over two spans. ZR+ modules are limited by the optics only.
+SPEC_REACH_KM = {"400ZR": 120.0, "800ZR": 120.0}
 # Fibre pairs (line systems) one site pair may get: a plan beyond is a job no DCI carries
 # (100 C-band pairs of 64 x 400G are 2.56 Pb/s), and planning it would take hours.
 MAX_LINE_SYSTEMS = 100
@@ -80,6 +93,11 @@ class Choice:
     def latency_ms(self) -> float:
         return self.links[0].latency_ms
 
+    @property
+    def launch_power_dbm(self) -> float:
+        """The launch power chosen per wavelength (`auto`: the best for the lit spectrum)."""
+        return self.links[0].launch_power_dbm
+
 
 @dataclass(frozen=True)
 class Wdm:
@@ -103,13 +121,28 @@ def split(total: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
-def line_systems_for(wavelengths: int, width_ghz: float) -> list[tuple[int, str]]:
-    """Fibre pairs and band for `wavelengths` of `width_ghz`: C, and C+L too where it
-    saves fibre pairs (fewer pairs rank first, but a full C+L band may not reach where a
-    full C band does: both are candidates)."""
+def planned_line(km: float, band: str = "C") -> LineSystem:
+    """The line system a plan designs for a fibre route: the defaults a fabric file's link
+    has, at the planner's launch power."""
+    return LineSystem(fiber_km=km, band=band, launch_power_dbm=LAUNCH_POWER_DBM)
+
+
+def line_systems_for(wavelengths: int, width_ghz: float,
+                     l_band: bool = False) -> list[tuple[int, str]]:
+    """Fibre pairs and band for `wavelengths` of `width_ghz`: C, and for a module that
+    runs in the L band C+L too where it saves fibre pairs (fewer pairs rank first, but a
+    full C+L band may not reach where a full C band does: both are candidates)."""
     in_c = math.ceil(wavelengths / slots_that_fit(width_ghz, "C"))
     in_cl = math.ceil(wavelengths / slots_that_fit(width_ghz, "C+L"))
-    return [(in_c, "C")] + ([(in_cl, "C+L")] if in_cl < in_c else [])
+    return [(in_c, "C")] + ([(in_cl, "C+L")] if l_band and in_cl < in_c else [])
+
+
+def beyond_spec(module: str, km: float) -> str | None:
+    """Why `module` is not planned at `km` though the optics might carry it, or None."""
+    reach = SPEC_REACH_KM.get(module)
+    if reach is None or km <= reach:
+        return None
+    return f"{module}: specified for links up to {reach:g} km (OIF), not {km:g} km"
 
 
 @dataclass(frozen=True)
@@ -134,8 +167,8 @@ class Option:
 
 
 def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
-             ring_latencies: int, catalog: Catalog, available: tuple[str, ...],
-             explain: bool = True) -> Option:
+             latency_hops: int, other_latency_s: float, catalog: Catalog,
+             available: tuple[str, ...], explain: bool = True) -> Option:
     """The cheapest (module, mode) that reaches `km` and carries the sync in time.
 
     Every option is sized first (no optics needed); the optics are then asked in order of
@@ -146,9 +179,10 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
     bytes_per_sync
         The busier direction's bytes per sync.
     window_s
-        Time the sync may take, before the ring's latencies come off.
-    ring_latencies
-        One-way latencies of this pair a sync waits for (2(M-1)).
+        Time the sync may take, before the latencies come off.
+    latency_hops, other_latency_s
+        One-way latencies of this pair a sync waits for (a ring's 2(M-1), a chain's 2),
+        and the latency beyond this pair it waits for (`JobTraffic.other_latency_s`).
     catalog, available
         The modules (with the job's price and power overrides) and those the plan may use.
     explain
@@ -161,21 +195,31 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
         Every module fails: out of reach at this distance, or latency alone fills the
         window; the message gives each module's reason.
     """
-    line = LineSystem(fiber_km=km)
+    line = planned_line(km)
     options: list[Option] = []
     reasons: list[str] = []
+    latency_bound = 0
     for name in available:
         module = catalog.module(name)
+        if out_of_spec := beyond_spec(name, km):
+            reasons.append(out_of_spec)
+            continue
         latency_s = (line.propagation_latency_us + module.dsp_latency_us) / 1e6
-        need = required_gbps(bytes_per_sync, window_s, ring_latencies, latency_s)
+        waits_s = latency_hops * latency_s + other_latency_s
+        need = required_gbps(bytes_per_sync, window_s, waits_s)
         if need is None:
-            reasons.append(f"{name}: {ring_latencies} one-way latencies of "
-                           f"{latency_s * 1e3:.3f} ms fill the {window_s:.3g} s window")
+            latency_bound += 1
+            reasons.append(f"{name}: {waits_s * 1e3:.3f} ms of latency ({latency_hops} one-way "
+                           f"latencies of {latency_s * 1e3:.3f} ms"
+                           + (f" and {other_latency_s * 1e3:.3f} ms over the other stage "
+                              f"boundaries" if other_latency_s else "")
+                           + f") fill the {window_s:.3g} s window")
             continue
         for mode in module.modes:
-            wavelengths = max(1, math.ceil(need / mode.rate_gbps - 1e-9)) \
-                if need > _NOTHING_GBPS else 1
-            for count, band in line_systems_for(wavelengths, mode.width_ghz):
+            wavelengths = max(1, math.ceil(need / (mode.rate_gbps * GOODPUT_OF_LINE_RATE)
+                                           - 1e-9))
+            for count, band in line_systems_for(wavelengths, mode.width_ghz,
+                                                name in L_BAND_MODULES):
                 options.append(Option(name, mode.name, mode.rate_gbps, need, wavelengths,
                                       count, band, latency_s,
                                       MODULES_PER_WAVELENGTH * wavelengths * module.price_usd,
@@ -196,11 +240,12 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
         module = catalog.module(option.module)
         # A full band of the option's own band: the load the line is designed for, and
         # what `choose` then plans (fewer wavelengths only fare better).
-        lit = LineSystem(fiber_km=km, band=option.band)
+        lit = planned_line(km, option.band)
         if check_mode(module, module.mode(option.mode), lit).feasible:
             return option
     # Suggestions come from the modules the job may use, not the ones it turned off.
-    usable = Catalog(tuple(m for m in catalog if m.name in available))
+    usable = Catalog(tuple(m for m in catalog if m.name in available
+                           and not beyond_spec(m.name, km)))
     for name in dict.fromkeys(o.module for o in options):     # none reaches: say why
         if not explain:
             reasons.append(f"{name}: no mode reaches {km:g} km (GSNR or dispersion)")
@@ -209,23 +254,35 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
             select_mode(name, line, None, usable)
         except OpticsError as exc:
             reasons.append(str(exc))
-    # Every option left carries the sync in time at that rate; what fails is reach.
-    head = "no module carries the sync in time" if oversized else \
-        f"no module reaches {km:g} km at a rate that carries the sync in time"
+    head = _refusal_head(km, options, oversized, latency_bound, len(available))
     raise NoFeasibleChoice(f"{a} - {b} ({km:g} km): {head}: " + "; ".join(reasons))
 
 
+def _refusal_head(km: float, options: list[Option], oversized: list[Option],
+                  latency_bound: int, modules: int) -> str:
+    """The cause of a refusal, in a few words: what every module ran into."""
+    if not options and not oversized:
+        return ("latency alone fills the sync's window, whatever the module"
+                if latency_bound == modules else
+                f"latency alone fills the sync's window for every module specified for {km:g} km")
+    if not options:
+        return "no module carries the sync in time"
+    # Every option left carries the sync in time at its rate; what fails is reach.
+    return f"no module reaches {km:g} km at a rate that carries the sync in time"
+
+
 def choose(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
-           ring_latencies: int, catalog: Catalog, available: tuple[str, ...],
-           name: str | None = None) -> Choice:
+           latency_hops: int, other_latency_s: float, catalog: Catalog,
+           available: tuple[str, ...], name: str | None = None) -> Choice:
     """The cheapest feasible hardware for one site pair (`cheapest`), with its line
     systems planned (`plan_link`: the figures of the wavelengths actually lit) and named
     `name` (default "a-b"), with "-1", "-2" ... when there are several."""
-    best = cheapest(a, b, km, bytes_per_sync, window_s, ring_latencies, catalog, available)
+    best = cheapest(a, b, km, bytes_per_sync, window_s, latency_hops, other_latency_s,
+                    catalog, available)
     try:
         links = tuple(
             plan_link(line_system_name(name or f"{a}-{b}", i, best.line_systems), best.module, n,
-                      LineSystem(fiber_km=km, band=best.band), best.mode, catalog)
+                      planned_line(km, best.band), best.mode, catalog)
             for i, n in enumerate(split(best.wavelengths, best.line_systems), start=1))
     except OpticsError as exc:      # the feasibility check above should make this unreachable
         raise NoFeasibleChoice(f"{a} - {b} ({km:g} km): {best.module} at {best.mode} in the "

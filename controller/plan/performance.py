@@ -1,7 +1,8 @@
 """Step time and compute utilization of a job on given DCI capacities.
 
-A sync of B bytes on a direction of capacity C takes B x 8 / C plus the ring's 2(M-1)
-one-way latencies of that pair; the slowest direction ends the sync (T). The sync starts
+A sync of B bytes on a direction of capacity C takes B x 8 / C plus the latencies it waits
+for (`JobTraffic.latency_s`: a ring's 2(M-1) hops of that pair, a chain's round trip over
+every stage boundary); the slowest direction ends the sync (T). The sync starts
 `overlap_s` before the compute of its step ends, so the exposed part is max(0, T -
 overlap_s), paid once every K steps:
 
@@ -14,9 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .traffic import JobTraffic
-
-Pair = tuple[str, str]
+from .traffic import JobTraffic, Pair
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def sync_time_s(traffic: JobTraffic, capacity_gbps: Mapping[Pair, float],
         for sent in (p.bytes_ab, p.bytes_ba):
             if sent <= 0:
                 continue
-            t = sent * byte_factor * 8 / cap + traffic.ring_latencies * one_way_latency_s[(p.a, p.b)]
+            t = sent * byte_factor * 8 / cap + traffic.latency_s(one_way_latency_s, (p.a, p.b))
             worst = max(worst, t)
     return worst
 

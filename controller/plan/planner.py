@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..optics import DEFAULT_CATALOG, Catalog, LineSystem
+from ..optics import DEFAULT_CATALOG, Catalog
+from ..optics.line import LATENCY_US_PER_KM
 from .hardware import (WDM_POWER_W, WDM_PRICE_USD, WDM_RATE_GBPS, WDM_SOURCES, Choice, Wdm,
-                       cheapest, choose, pair_names)
+                       cheapest, choose, pair_names, planned_line)
 from .load import Job
 from .performance import Prediction, predict, sync_time_s
 from .schema import MAX_KM
-from .traffic import JobTraffic, job_traffic
+from .traffic import GOODPUT_OF_LINE_RATE, JobTraffic, Pair, job_traffic
 
 DISTANCE_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 CAPACITY_FACTORS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
@@ -25,6 +26,7 @@ class JobPlan:
     prediction: Prediction
     wdm: Wdm
     sensitivity: dict
+    catalog: Catalog             # with the job's overrides: the figures the plan used
 
     @property
     def capex_usd(self) -> float:
@@ -33,12 +35,6 @@ class JobPlan:
     @property
     def power_w(self) -> float:
         return sum(c.power_w for c in self.choices)
-
-    def capacity_gbps(self) -> dict[tuple[str, str], float]:
-        return {(c.a, c.b): c.capacity_gbps for c in self.choices}
-
-    def latency_s(self) -> dict[tuple[str, str], float]:
-        return {(c.a, c.b): c.one_way_latency_s for c in self.choices}
 
     def wdm_total(self) -> dict:
         per = [self.wdm.for_capacity(c.capacity_gbps) for c in self.choices]
@@ -55,11 +51,10 @@ class JobPlan:
 
     def to_dict(self) -> dict:
         spec = self.job.spec
-        catalog, _ = job_catalog(self.job)
         pairs = []
         for c in self.choices:
             t = self.traffic.pair(c.a, c.b)
-            module = catalog.module(c.module)
+            module = self.catalog.module(c.module)
             pairs.append({
                 "a": c.a, "b": c.b, "km": c.km,
                 "bytes_per_sync": t.bytes_per_sync,
@@ -72,6 +67,7 @@ class JobPlan:
                 # where the module's price and power come from (some are assumptions)
                 "sources": {f: module.source_of(f) for f in ("price_usd", "power_w")},
                 "latency_ms": round(c.latency_ms, 6),
+                "launch_power_dbm": round(c.launch_power_dbm, 3),
                 "wdm": self.wdm.for_capacity(c.capacity_gbps),
             })
         return {
@@ -80,12 +76,15 @@ class JobPlan:
             "across_sites": spec.across_sites, "sync": spec.sync,
             "sync_every_steps": self.traffic.sync_every_steps,
             "window_s": round(self.traffic.window_s, 6),
-            "ring_latencies": self.traffic.ring_latencies,
+            "latency_hops": self.traffic.latency_hops,
+            "chain": self.traffic.chain,
             "site_pairs": pairs,
             # distances given for pairs the sync does not cross (a full matrix for a ring)
             "unused_distances": sorted(
                 "-".join(sorted(pair)) for pair in self.job.distances
                 if pair not in {frozenset((c.a, c.b)) for c in self.choices}),
+            # the share of each wavelength's rate the sync's payload gets (sizing, step)
+            "goodput_of_line_rate": round(GOODPUT_OF_LINE_RATE, 6),
             "step_time_s": round(self.prediction.step_time_s, 6),
             "compute_utilization": round(self.prediction.compute_utilization, 6),
             "sync_s": round(self.prediction.sync_s, 6),
@@ -135,18 +134,36 @@ def plan_job(job: Job, catalog: Catalog = DEFAULT_CATALOG, sensitivity: bool = T
     catalog, available = job_catalog(job, catalog)
     traffic = job_traffic(job)
     names = pair_names([(p.a, p.b) for p in traffic.pairs])
+    bound = _latency_bound_s(traffic, catalog, available)
     choices = tuple(choose(p.a, p.b, p.km, p.bytes_per_sync, traffic.window_s,
-                           traffic.ring_latencies, catalog, available, name)
+                           traffic.latency_hops, traffic.other_latency_s(bound, (p.a, p.b)),
+                           catalog, available, name)
                     for p, name in zip(traffic.pairs, names))
-    capacity = {(c.a, c.b): c.capacity_gbps for c in choices}
-    latency = {(c.a, c.b): c.one_way_latency_s for c in choices}
-    prediction = predict_job(job, traffic, capacity, latency)
+    prediction = predict_job(job, traffic, _goodput(choices), _latency(choices))
     w = job.spec.wdm
     wdm = Wdm(w.rate_gbps or WDM_RATE_GBPS,
               WDM_PRICE_USD if w.price_usd is None else w.price_usd,
               WDM_POWER_W if w.power_w is None else w.power_w)
     sens = _sensitivity(job, traffic, choices, catalog, available, replan) if sensitivity else {}
-    return JobPlan(job, traffic, choices, prediction, wdm, sens)
+    return JobPlan(job, traffic, choices, prediction, wdm, sens, catalog)
+
+
+def _goodput(choices: tuple[Choice, ...]) -> dict[Pair, float]:
+    """What each pair's wavelengths carry of a training flow's payload, Gb/s."""
+    return {(c.a, c.b): c.capacity_gbps * GOODPUT_OF_LINE_RATE for c in choices}
+
+
+def _latency(choices: tuple[Choice, ...]) -> dict[Pair, float]:
+    return {(c.a, c.b): c.one_way_latency_s for c in choices}
+
+
+def _latency_bound_s(traffic: JobTraffic, catalog: Catalog, available: tuple[str, ...],
+                     f: float = 1.0) -> dict[Pair, float]:
+    """Each pair's one-way latency before its module is chosen, with routes `f` times as
+    long: the fibre plus the slowest DSP the job may use (a chain's sizing counts the other
+    boundaries' latency; microseconds of DSP either way)."""
+    dsp_us = max(catalog.module(m).dsp_latency_us for m in available)
+    return {(p.a, p.b): (LATENCY_US_PER_KM * p.km * f + dsp_us) / 1e6 for p in traffic.pairs}
 
 
 def _sensitivity(job: Job, traffic: JobTraffic, choices: tuple[Choice, ...], catalog: Catalog,
@@ -159,8 +176,7 @@ def _sensitivity(job: Job, traffic: JobTraffic, choices: tuple[Choice, ...], cat
     `replan` the hardware a fresh plan would buy at that distance. Capacity: the planned
     capacity of every pair times a factor.
     """
-    capacity = {(c.a, c.b): c.capacity_gbps for c in choices}
-    latency = {(c.a, c.b): c.one_way_latency_s for c in choices}
+    goodput, latency = _goodput(choices), _latency(choices)
     distance_rows = []
     unreachable: dict[tuple[str, str], float] = {}     # pair -> km where its replan failed
     longest = max(c.km for c in choices)
@@ -169,20 +185,21 @@ def _sensitivity(job: Job, traffic: JobTraffic, choices: tuple[Choice, ...], cat
             break
         stretched = {(c.a, c.b): c.one_way_latency_s + (f - 1) * (c.one_way_latency_s
                      - _dsp_s(catalog, c.module)) for c in choices}
-        pred = predict_job(job, traffic, capacity, stretched)
+        pred = predict_job(job, traffic, goodput, stretched)
         row = {"factor": f, "longest_km": round(longest * f, 3), **pred.to_dict(),
                "beyond_dispersion_tolerance": [
                    f"{c.a}-{c.b}" for c in choices
-                   if LineSystem(fiber_km=c.km * f).dispersion_ps_nm
+                   if planned_line(c.km * f).dispersion_ps_nm
                    > catalog.module(c.module).mode(c.mode).cd_tolerance_ps_nm]}
         if replan:
             row.update(_replanned(f, traffic, choices, catalog, available, unreachable))
         distance_rows.append(row)
     capacity_rows = []
     for f in CAPACITY_FACTORS:
-        pred = predict_job(job, traffic, {k: v * f for k, v in capacity.items()}, latency)
+        pred = predict_job(job, traffic, {k: v * f for k, v in goodput.items()}, latency)
         capacity_rows.append({"factor": f,
-                              "capacity_gbps": round(sum(capacity.values()) * f, 3),
+                              "capacity_gbps": round(sum(c.capacity_gbps for c in choices) * f,
+                                                     3),
                               **pred.to_dict()})
     return {"distance": distance_rows, "capacity": capacity_rows}
 
@@ -202,10 +219,12 @@ def _replanned(f: float, traffic: JobTraffic, choices: tuple[Choice, ...], catal
         error = (f"{c.a} - {c.b} ({km:g} km): no module carries the sync in time, as "
                  f"none did at {km / 2:g} km")
         unreachable[(c.a, c.b)] = km
+    bound = _latency_bound_s(traffic, catalog, available, f)
     for c in choices if error is None else ():
         try:
             fresh.append(cheapest(c.a, c.b, c.km * f, traffic.pair(c.a, c.b).bytes_per_sync,
-                                  traffic.window_s, traffic.ring_latencies, catalog,
+                                  traffic.window_s, traffic.latency_hops,
+                                  traffic.other_latency_s(bound, (c.a, c.b)), catalog,
                                   available, explain=False))
         except ValueError as exc:
             error = str(exc)

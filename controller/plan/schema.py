@@ -23,6 +23,9 @@ MAX_KM = 40_000.0              # once round the Earth
 MAX_PRICE_USD = 1e8            # per module or transponder
 MAX_POWER_W = 1e5
 MAX_WDM_RATE_GBPS = 10_000
+# Under 1 % compute utilization is no training plan; nearer 0 the sync window 1/u grows
+# without bound (1e-310 gave an infinite window, and `--json` printed Infinity).
+MIN_COMPUTE_UTILIZATION = 0.01
 
 
 class _Strict(BaseModel):
@@ -93,7 +96,7 @@ class JobSpec(_Strict):
     pipeline: PipelineSpec | None = None
     step: StepSpec
     # 1: the sync hides entirely in step.overlap_s (which must then be > 0)
-    target_compute_utilization: float = Field(gt=0, le=1)
+    target_compute_utilization: float = Field(ge=MIN_COMPUTE_UTILIZATION, le=1)
     flows_per_pair: int = Field(default=8, ge=1, le=64,
                                 description="parallel flows per site pair (NCCL channels)")
     modules: dict[str, ModuleChoice] = Field(default_factory=dict)

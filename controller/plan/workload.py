@@ -22,7 +22,7 @@ from ..fabric.model import scaled_mbps
 from .load import Job
 from .performance import Prediction
 from .planner import predict_job
-from .traffic import JobTraffic, job_traffic
+from .traffic import JobTraffic, job_traffic, offered_gbps
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,7 @@ def emulated_sync_mbps(job: Job, fabric: Fabric) -> float:
     """What the job's sync offers the emulation in all, Mb/s (emulated): every loaded
     direction of its site pairs at the fabric's direct capacity, scaled."""
     traffic = job_traffic(job)
-    capacity = pair_capacity_gbps(job, fabric, traffic)
-    return sum(gbps * traffic.pair(a, b).loaded_directions
-               for (a, b), gbps in capacity.items()) * 1000 * fabric.scale
+    return offered_gbps(traffic, pair_capacity_gbps(job, fabric, traffic)) * 1000 * fabric.scale
 
 
 def pair_capacity_gbps(job: Job, fabric: Fabric, traffic: JobTraffic) -> dict:
@@ -96,7 +94,9 @@ def share_mbps(fabric: Fabric, flows: list[SyncFlow]) -> list[float]:
 def fabric_prediction(job: Job, fabric: Fabric, stretch: float = 1.0) -> Prediction:
     """The planner's step time on this fabric's capacities, with time stretched.
 
-    Latency is left out: the emulation cannot delay packets (no netem here), and the
+    At the wavelengths' full rate: the emulation's goodput is its own (TCP, measured by
+    `train`'s calibration flow), not the RoCE goodput the plan sizes with. Latency is
+    left out: the emulation cannot delay packets (no netem here), and the
     ring's latencies are microseconds to milliseconds against syncs of seconds.
     """
     traffic = job_traffic(job)

@@ -429,6 +429,9 @@ class ReservationBook:
         check_id("request_id", req.request_id, MAX_REQUEST_ID_CHARS)
         for field_name in ("src_host", "dst_host"):
             name = getattr(req, field_name)
+            if not name:
+                raise AdmissionError(AdmissionError.INVALID, f"{field_name}: required (a "
+                                     f"host of the fabric, e.g. {next(iter(hosts))})")
             if name not in hosts:
                 check_id(field_name, name)
                 raise AdmissionError(AdmissionError.INVALID,
@@ -1425,10 +1428,13 @@ class ReservationBook:
             bound = min((r.request.max_latency_ms for r in members
                          if r.request.max_latency_ms), default=None)
             if bound is not None:          # a path has room, beyond the bound: say that
+                # Restoring takes a path without a standby when none has room: the
+                # explanation asks for one only when the move did.
+                needs_standby = only_if_shorter and any(
+                    r.request.protection == Protection.PROTECTED for r in members)
                 self._take(members)
                 try:
-                    beyond = self._only_beyond(pair, total, bound, any(
-                        r.request.protection == Protection.PROTECTED for r in members))
+                    beyond = self._only_beyond(pair, total, bound, needs_standby)
                 finally:
                     self._put(members)
                 if beyond is not None:

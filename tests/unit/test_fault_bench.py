@@ -107,3 +107,15 @@ def test_the_loss_target_is_judged_on_all_loss_and_on_the_switchover_alone():
     assert (t["cut_and_dark_loss_p99_ms"], t["cut_and_dark_loss_p99_met"]) == (52.3, False)
     assert (t["cut_and_dark_switchover_p99_ms"], t["cut_and_dark_switchover_p99_met"]) == \
         (20.1, True)
+
+
+def test_faults_without_a_file_selects_the_built_in_triangle_and_with_one_that_file():
+    """README's `dcilab bench --faults` refused "." (argparse passed the empty const
+    through the topology type), so the bench never ran without a file."""
+    from dcilab.bench.faults import BUILT_IN
+    from dcilab.cli import build_parser
+    parser = build_parser(only="bench")
+    assert parser.parse_args(["bench", "--faults", "--json"]).faults is BUILT_IN
+    named = parser.parse_args(["bench", "--faults", "two-dc"]).faults
+    assert named is not BUILT_IN and named.endswith("topologies/two-dc.yaml")
+    assert parser.parse_args(["bench"]).faults is None

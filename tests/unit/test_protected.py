@@ -300,6 +300,27 @@ def test_a_protected_refusal_names_the_bound_when_standbys_with_room_lie_beyond_
         "longer one has" in info.value.message
 
 
+def test_a_protected_pair_displaced_beyond_its_bound_is_told_the_bound_not_no_room():
+    """An outside tester's case: both north-east line systems cut under a PROTECTED 250
+    Gb/s bounded to 1 ms. Restoring takes a path without a standby, so the reason is the
+    bound (round the ring has room), as for RESTORABLE pairs: it said "no other path has
+    room" while naming a wavelength with 270 Gb/s free."""
+    ring = topology("four-dc-ring")
+    book = ReservationBook(ring)
+    book.admit(ReservationRequest("north-h1", "east-h1", 250.0, max_latency_ms=1,
+                                  protection=PROTECTED), "p", 0.0)
+    for name in ("north-east-a", "north-east-b"):
+        for link in wavelengths_of(ring, name):
+            book.engine.set_link(link.name, False)
+    [pair] = book.pairs_to_restore()
+    with pytest.raises(AdmissionError) as info:
+        book.repath(pair)
+    message = info.value.message
+    assert message.startswith("no path for north-h1 -> east-h1 within max_latency_ms 1 has "
+                              "250.000 Gb/s free; a path of "), message
+    assert "ms has room" in message
+
+
 def _set_line_system(lab, fabric, name: str, up: bool, now: float) -> None:
     for link in wavelengths_of(fabric, name):
         for end in (link.a, link.b):

@@ -197,11 +197,19 @@ def test_expire_with_the_clock_advanced(service, clock):
     assert service.reserve(req(1, 360)).state is State.PENDING
 
 
-def test_idempotent_request_id(service):
+def test_idempotent_request_id(service, observer):
+    """A retry answers the first reservation and counts as a retry, not an admission (a
+    dashboard would overstate admissions); a reuse with other parameters is a conflict."""
     first = service.reserve(req(0, request_id="job-7"))
     second = service.reserve(req(0, request_id="job-7"))
     assert second.reservation_id == first.reservation_id
     assert service.core.book.reserved[WAVE_AB] == pytest.approx(36e9)
+    with pytest.raises(AdmissionError) as info:
+        service.reserve(req(0, 37, request_id="job-7"))
+    assert info.value.code == AdmissionError.ALREADY_EXISTS
+    service.release(first.reservation_id)
+    assert service.reserve(req(0, request_id="job-7")).state is State.RELEASED
+    assert observer.results() == Counter({"admitted": 1, "retried": 2, "conflict": 1})
 
 
 def test_invalid_and_not_found_are_reported(service, observer):

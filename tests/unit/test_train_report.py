@@ -1,12 +1,22 @@
-"""`dcilab train`'s table: a run of one step has no steady state, and says so."""
+"""`dcilab train`'s table: a run of one step has no steady state, and says so; a DiLoCo
+job's steps are amortised over its sync period as the planner's are; the report survives
+a plot that cannot be saved."""
 
 from __future__ import annotations
 
-from dcilab.cli.train import print_report
+import json
+
+import pytest
+
+from dcilab.bench.training import policy_summary
+from dcilab.cli import main
+from dcilab.cli.train import finish, print_report
+from dcilab.emulation.training import StepResult
+from dcilab.plan.performance import predict
 
 
 def _report(steps: int) -> dict:
-    step = {"step_s": 1.25}
+    step = {"step": 1, "step_s": 1.25, "amortized_step_s": 1.25, "sync_s": 0.5}
     policy = {"step_time_s": 1.25, "step_ratio_to_prediction": 1.1, "sync_s": 0.5,
               "compute_utilization": 0.8, "controller": {"pinned": 4, "back": 0, "moved": 0},
               "steps": [step] * steps, "errors": [], "controller_events": [],
@@ -42,3 +52,48 @@ def test_two_steps_show_the_steady_figures(capsys):
     print_report(_report(2))
     row = _row(capsys.readouterr().out)
     assert row[3:8] == ["1.125", "99.0%", "90.0%", "0.500", "0.375"]
+
+
+def test_a_diloco_jobs_steps_are_amortised_over_its_sync_period(capsys):
+    """10b-diloco-3dc: every emulated step runs the sync (2.57 s) while the planner's step
+    (2.006 s) is averaged over the 100 steps of a period; the table and the plot showed the
+    former beside the latter."""
+    compute, every = 2.0, 100
+    results = [StepResult(n, compute, 2.57, 0.57, 0.57) for n in (1, 2, 3)]
+    fluid = predict(compute, 0.0, every, 0.55)
+    summary = policy_summary(results, compute, every, fluid, [], None)
+    assert [s["amortized_step_s"] for s in summary["steps"]] == [2.0057] * 3
+    assert [s["step_s"] for s in summary["steps"]] == [2.57] * 3
+    assert summary["step_time_s"] == pytest.approx(2.0057)
+    assert summary["step_ratio_to_prediction"] == pytest.approx(2.0057 / 2.0055, abs=1e-4)
+    report = _report(3)
+    report.update(sync_every_steps=every,
+                  policies={"loadaware": {**summary,
+                                          "step_ratio_to_goodput_prediction": 1.0,
+                                          "steady_step_ratio_to_goodput_prediction": 1.0}})
+    print_report(report)
+    out = capsys.readouterr().out
+    assert _row(out)[-3:] == ["2.01", "2.01", "2.01"]
+    assert "steps (s, amortised over 100)" in out
+    assert "sync steps as run (s): 2.57 2.57 2.57" in out
+
+
+def test_a_plot_that_cannot_be_saved_keeps_the_report(tmp_path, capsys):
+    report = _report(2)
+    assert finish(report, tmp_path / "gone" / "p.png", as_json=True) == 2
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert printed["policies"]["loadaware"]["step_time_s"] == 1.25
+    assert "cannot write" in printed["plot_error"] and "cannot write" in captured.err
+    png = tmp_path / "p.png"
+    assert finish(_report(2), png, as_json=False) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_plot_path_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys):
+    job = "10b-data-2dc"
+    for plot, said in ((tmp_path / "nodir" / "p.png", "does not exist"),
+                       (tmp_path / "p.jpg", "writes a PNG image"), (tmp_path, "is a directory")):
+        assert main(["train", "two-dc", "--job", job, "--plot", str(plot)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"dcilab train: --plot {plot}: ") and said in err

@@ -182,6 +182,9 @@ def test_a_protected_reservation_without_its_standby_says_so():
                                src_host="fra-h1", dst_host="fra-h2", bandwidth_gbps=5,
                                protection=ppb.PROTECTION_PROTECTED, hops=hops[:1])
     assert "standby" not in _describe(one_site)          # crosses no line system
+    assert "\n  path: fra-h1 > fra-leaf1 > " in _describe(res)
+    res.state = ppb.RESERVATION_STATE_DEGRADED           # holds no path: where it was
+    assert "\n  last path (carried best effort now): fra-h1 > " in _describe(res)
 
 
 def test_an_expiry_not_today_shows_its_date():

@@ -12,7 +12,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dcilab.api.client import ApiError, Client
 from dcilab.api.server import create_server
 from dcilab.api.servicers import Streams
-from dcilab.api.v1 import fabric_pb2
+from dcilab.api.v1 import fabric_pb2, fabric_pb2_grpc, path_pb2, path_pb2_grpc
+from dcilab.te.reservations import ReservationRequest
 
 
 def test_get_fabric_describes_the_file(client, service):
@@ -143,27 +144,41 @@ def test_health_serving(port, name):
     assert _health(port, name) == "SERVING"
 
 
-def test_graceful_stop_ends_streams_at_once_and_refuses_new_calls(service):
-    server, port = create_server(service)
-    streaming, ended = threading.Event(), threading.Event()
+def test_graceful_stop_ends_streams_at_once_unavailable_and_refuses_new_calls(service):
+    """Both kinds of stream end at once, and UNAVAILABLE: an OK end would tell a client
+    its watched reservation ended, or that there is nothing more to watch."""
+    server, port = create_server(service, max_watch_streams=6)   # three for one client
+    res = service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 1.0))
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    streams = {
+        "links": fabric_pb2_grpc.FabricServiceStub(channel).WatchLinkLoad(
+            fabric_pb2.WatchLinkLoadRequest()),
+        "one": path_pb2_grpc.PathServiceStub(channel).WatchReservations(
+            path_pb2.WatchReservationsRequest(reservation_id=res.reservation_id)),
+        "all": path_pb2_grpc.PathServiceStub(channel).WatchReservations(
+            path_pb2.WatchReservationsRequest())}
+    streaming = {name: threading.Event() for name in streams}
+    codes: dict[str, grpc.StatusCode] = {}
 
-    def watch():
-        with Client(f"127.0.0.1:{port}") as c:
-            try:
-                for _ in c.watch_links(0.5):
-                    streaming.set()
-            except Exception:
-                pass
-            ended.set()
+    def watch(name):
+        try:
+            for _ in streams[name]:
+                streaming[name].set()
+            codes[name] = grpc.StatusCode.OK
+        except grpc.RpcError as exc:
+            codes[name] = exc.code()
 
-    thread = threading.Thread(target=watch)
-    thread.start()
-    assert streaming.wait(10)                       # a stream is open when the stop comes
+    threads = [threading.Thread(target=watch, args=(name,)) for name in streams]
+    for thread in threads:
+        thread.start()
+    assert all(event.wait(10) for event in streaming.values())  # all open at the stop
     started = time.monotonic()
     server.stop(grace=10).wait(timeout=10)
-    assert time.monotonic() - started < 2.0         # the stream did not hold the grace period
-    assert ended.wait(5)
-    thread.join(5)
+    assert time.monotonic() - started < 2.0         # no stream held the grace period
+    for thread in threads:
+        thread.join(5)
+    channel.close()
+    assert codes == {name: grpc.StatusCode.UNAVAILABLE for name in streams}
     with Client(f"127.0.0.1:{port}", timeout=2) as c, pytest.raises(Exception) as err:
         c.fabric()
     assert "cannot reach dcilab controller" in str(err.value)

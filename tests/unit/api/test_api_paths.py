@@ -91,6 +91,8 @@ def test_reservation_fields(client):
 @pytest.mark.parametrize("args, words", [
     (("dc9-h1", "dc2-h1", 1), ["unknown host", "dc9-h1"]),
     (("dc1-h1", "nowhere", 1), ["unknown host", "nowhere"]),
+    (("", "dc2-h1", 1), ["src_host: required"]),       # as a missing id is, not "unknown ''"
+    (("dc1-h1", "", 1), ["dst_host: required"]),
     (("dc1-h1", "dc2-h1", 0), ["bandwidth_gbps", "at least"]),
     (("dc1-h1", "dc2-h1", -5), ["bandwidth_gbps", "at least"]),
     (("dc1-h1", "dc1-h1", 1), ["dc1-h1", "both"]),

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[3]
 PROM = REPO / "deploy" / "prometheus"
 ALERTS = {"DcilabControllerDown", "DcilabWavelengthUtilizationHigh", "DcilabWavelengthMarginLow",
           "DcilabSwitchDisconnected", "DcilabReservationsRefused", "DcilabLinkDown",
-          "DcilabReservationDegraded", "DcilabWavelengthMarginFalling",
+          "DcilabReservationDegraded", "DcilabWavelengthMarginFalling", "DcilabLinkFlapping",
           "DcilabReservationsUnprotected"}
 # Series Prometheus itself makes, and labels it adds.
 BUILTIN_SERIES = {"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"}

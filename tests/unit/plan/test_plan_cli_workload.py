@@ -200,6 +200,13 @@ def test_train_names_a_congestion_control_the_kernel_lacks(capsys):
     assert "--congestion-control nope" in err and "cubic" in err
 
 
+@pytest.mark.parametrize("stretch", ["nan", "inf", "-1"])
+def test_train_refuses_a_stretch_that_is_not_a_finite_number(stretch, capsys):
+    job = JOBS / "10b-data-2dc.yaml"
+    assert main(["train", "two-dc", "--job", str(job), "--stretch", stretch]) == 2
+    assert "--stretch a finite number" in capsys.readouterr().err
+
+
 def test_a_plot_named_for_another_image_format_is_refused(tmp_path, capsys):
     assert main(["plan", str(JOBS / "10b-data-2dc.yaml"), "--plot", str(tmp_path / "p.jpg")]) == 2
     assert "writes a PNG image; give a name ending .png" in capsys.readouterr().err

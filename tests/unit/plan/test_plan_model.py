@@ -12,9 +12,10 @@ import yaml
 from dcilab.fabric import parse_fabric
 from dcilab.emulation.topo import rate_problems
 from dcilab.plan import NoFeasibleChoice, fabric_yaml, parse_job, plan_job
-from dcilab.plan.fabric_out import CPU_BUDGET_MBPS
+from dcilab.plan.fabric_out import CPU_BUDGET_MBPS, FabricOutError, site_fabric_gbps
 from dcilab.optics import DEFAULT_CATALOG, LineSystem, check_mode
-from dcilab.plan.hardware import cheapest, line_systems_for
+from dcilab.plan import hardware
+from dcilab.plan.hardware import beyond_spec, cheapest, line_systems_for, planned_line
 from dcilab.plan.performance import predict
 from dcilab.plan.traffic import job_traffic, ring_factor
 
@@ -65,23 +66,63 @@ def test_10b_data_parallel_needs_about_223_gbps(km):
 
 
 def test_c_band_fibre_pair_holds_64_400zr_or_32_800zr():
-    assert line_systems_for(64, 75.0) == [(1, "C")]
-    assert line_systems_for(65, 75.0) == [(2, "C"), (1, "C+L")]
-    assert line_systems_for(32, 150.0) == [(1, "C")]
-    assert line_systems_for(33, 150.0) == [(2, "C"), (1, "C+L")]
-    assert line_systems_for(257, 75.0) == [(5, "C"), (3, "C+L")]
-    assert line_systems_for(128, 75.0) == [(2, "C"), (1, "C+L")]
+    assert line_systems_for(64, 75.0, l_band=True) == [(1, "C")]
+    assert line_systems_for(65, 75.0, l_band=True) == [(2, "C"), (1, "C+L")]
+    assert line_systems_for(32, 150.0, l_band=True) == [(1, "C")]
+    assert line_systems_for(33, 150.0, l_band=True) == [(2, "C"), (1, "C+L")]
+    assert line_systems_for(257, 75.0, l_band=True) == [(5, "C"), (3, "C+L")]
+    assert line_systems_for(128, 75.0, l_band=True) == [(2, "C"), (1, "C+L")]
+    assert line_systems_for(257, 75.0) == [(5, "C")]        # a C-band module: C only
 
 
-def test_a_full_c_plus_l_band_out_of_reach_falls_back_to_more_c_band_fibre_pairs():
+def test_c_band_modules_are_never_planned_in_the_l_band():
+    """A 50e12-parameter job 60 km apart got 906 x 800ZR over 15 C+L fibre pairs: every
+    module of the catalog is specified for the C band only."""
+    plan = plan_job(job(km=60.0, model={"parameters": 50e12}), sensitivity=False)
+    [c] = plan.choices
+    assert c.band == "C" and c.line_systems == math.ceil(c.wavelengths / (
+        64 if c.rate_gbps <= 400 else 32))
+
+
+def test_a_fabric_file_check_would_refuse_is_not_written():
+    """Sites' links are 1.5 x their DCI capacity: past a fabric file's 1,000,000 Gb/s the
+    file `--fabric-out` wrote failed `dcilab check`; now the plan says why instead."""
+    plan = plan_job(job(km=60.0, model={"parameters": 50e12}), sensitivity=False)
+    with pytest.raises(FabricOutError, match=r"site s0: its DCI capacity of [\d,]+ Gb/s needs "
+                       r"fabric_gbps [\d,]+ .* over a fabric file's limit of 1,000,000"):
+        fabric_yaml(plan)
+    assert site_fabric_gbps("x", 1e6 / 1.5) == pytest.approx(1e6)      # the limit itself
+
+
+def test_zr_modules_are_not_planned_beyond_their_specified_reach():
+    """800ZR was chosen at 127-133 km over two spans (70b-data-16dc): OIF specifies 400ZR
+    and 800ZR for 80-120 km, though GNPy and the 2400 ps/nm tolerance would take them on."""
+    assert beyond_spec("800ZR", 120.0) is None and beyond_spec("400ZR+", 1000.0) is None
+    assert "up to 120 km" in beyond_spec("400ZR", 127.0)
+    big = {"parameters": 34e9}
+    step = {"compute_s": 1.0, "overlap_s": 0.3}
+    assert plan_job(job(km=120.0, model=big, step=step)).choices[0].module == "800ZR"
+    [c] = plan_job(job(km=127.0, model=big, step=step)).choices
+    assert c.module not in ("400ZR", "800ZR")
+    only_zr = {"400ZR+": {"available": False}, "800ZR+": {"available": False}}
+    with pytest.raises(NoFeasibleChoice, match="800ZR: specified for links up to 120 km"):
+        plan_job(job(km=127.0, model=big, step=step, modules=only_zr))
+
+
+def test_a_full_c_plus_l_band_out_of_reach_falls_back_to_more_c_band_fibre_pairs(monkeypatch):
     # 508 km: a full C band of 400ZR+ at 400G reaches, a full C+L band (more NLI) does not;
-    # 110 wavelengths then take two C-band fibre pairs (was a traceback from plan_link).
+    # 112 wavelengths then take two C-band fibre pairs (was a traceback from plan_link).
+    # As if 400ZR+ ran in the L band too (none of the catalog's modules does), at 0 dBm (at
+    # the best launch power a full C+L band reaches as far as a full C band, here).
+    monkeypatch.setattr(hardware, "L_BAND_MODULES", frozenset({"400ZR+"}))
+    monkeypatch.setattr(hardware, "LAUNCH_POWER_DBM", 0.0)
     plan = plan_job(job(km=508.0, model={"parameters": 3e12}, step={"compute_s": 2.0,
-                                                                     "overlap_s": 1.0}))
+                                                                     "overlap_s": 1.0},
+                        modules={"800ZR+": {"available": False}}))
     [c] = plan.choices
     assert (c.module, c.mode, c.wavelengths, c.band, c.line_systems) == \
-        ("400ZR+", "400G", 110, "C", 2)
-    assert [len(link.channels) for link in c.links] == [55, 55]
+        ("400ZR+", "400G", 112, "C", 2)
+    assert [len(link.channels) for link in c.links] == [56, 56]
 
 
 def test_latency_is_4_9_us_per_km_plus_the_module():
@@ -113,16 +154,19 @@ def test_cheapest_asks_the_optics_in_cost_order_and_finds_what_a_full_search_fin
     line = LineSystem(fiber_km=km)
     feasible = []                                 # every (module, mode), GNPy on each
     for module in DEFAULT_CATALOG:
+        if beyond_spec(module.name, km):
+            continue
         latency_s = (line.propagation_latency_us + module.dsp_latency_us) / 1e6
         need = 2.4e12 * 8 / (1.5 - 4 * latency_s) / 1e9
         for mode in module.modes:
             waves = math.ceil(need / mode.rate_gbps - 1e-9)
             for pairs, band in line_systems_for(waves, mode.width_ghz):
-                if check_mode(module, mode, LineSystem(fiber_km=km, band=band)).feasible:
+                lit = LineSystem(fiber_km=km, band=band, launch_power_dbm="auto")
+                if check_mode(module, mode, lit).feasible:
                     feasible.append(((2 * waves * module.price_usd, 2 * waves * module.power_w,
                                       pairs, -mode.rate_gbps, module.name),
                                      module.name, mode.name))
-    best = cheapest("a", "b", km, 2.4e12, 1.5, 4, DEFAULT_CATALOG, modules)
+    best = cheapest("a", "b", km, 2.4e12, 1.5, 4, 0.0, DEFAULT_CATALOG, modules)
     assert (best.module, best.mode) == min(feasible)[1:]
 
 
@@ -152,17 +196,18 @@ def test_three_site_ring_against_an_independent_calculation():
             "target_compute_utilization": 0.9}
     plan = plan_job(job(**spec))
     s = 70e9 * 2
-    sent = 2 * 2 / 3 * s                      # 2(M-1)/M x S to the ring successor
+    sent = 2 * 2 / 3 * s / 2        # two rings of S/2, one each way: 2(M-1)/M x S/2
     window = 2.5 + 4.0 * (1 / 0.9 - 1)
     for c, km in zip(plan.choices, (50.0, 300.0, 900.0)):
         t = plan.traffic.pair(c.a, c.b)
-        assert (t.bytes_ab, t.bytes_ba) == (pytest.approx(sent), 0.0)
+        assert (t.bytes_ab, t.bytes_ba) == (pytest.approx(sent), pytest.approx(sent))
         dsp = {"400ZR": 2.0}.get(c.module, 4.0)
         need = sent * 8 / (window - 4 * (4.9 * km + dsp) * 1e-6) / 1e9
         assert c.required_gbps == pytest.approx(need)
-        assert c.wavelengths == math.ceil(need / c.rate_gbps)
-    # Step time at the planned capacity: the slowest direction, less the overlap.
-    sync = max(sent * 8 / (c.capacity_gbps * 1e9) + 4 * c.one_way_latency_s for c in plan.choices)
+        assert c.wavelengths == math.ceil(need / (c.rate_gbps * 4096 / 4178))
+    # Step time on the planned goodput: the slowest direction, less the overlap.
+    sync = max(sent * 8 / (c.capacity_gbps * 4096 / 4178 * 1e9) + 4 * c.one_way_latency_s
+               for c in plan.choices)
     assert plan.prediction.step_time_s == pytest.approx(4.0 + max(0.0, sync - 2.5))
     assert plan.prediction.compute_utilization >= 0.9
 
@@ -170,7 +215,7 @@ def test_three_site_ring_against_an_independent_calculation():
 def test_diloco_and_pipeline_traffic():
     t = job_traffic(job(n=3, sync="diloco",
                         diloco={"inner_steps": 100, "bytes_per_parameter": 1}))
-    assert t.pairs[0].bytes_ab == pytest.approx(4 / 3 * 10e9)
+    assert t.pairs[0].bytes_ab == t.pairs[0].bytes_ba == pytest.approx(4 / 3 * 10e9 / 2)
     assert t.window_s == pytest.approx(2 / 3 + 100 * 1.0 * (1 / 0.95 - 1))
     t = job_traffic(job(n=3, across_sites="pipeline",
                         pipeline={"micro_batches": 4, "tokens_per_micro_batch": 1000,
@@ -250,7 +295,8 @@ def test_a_refusal_suggests_only_modules_the_job_may_use():
     with pytest.raises(NoFeasibleChoice) as refused:
         plan_job(far)
     assert "400ZR+" not in str(refused.value) and "800ZR+" not in str(refused.value)
-    assert "400ZR cannot cross 300 km" in str(refused.value)
+    assert "400ZR: specified for links up to 120 km (OIF), not 300 km" in str(refused.value)
+    assert "800ZR: specified for links up to 120 km" in str(refused.value)
 
 
 def test_distance_rows_stop_at_the_job_files_limit_and_name_dispersion_out_of_reach():
@@ -263,3 +309,37 @@ def test_distance_rows_stop_at_the_job_files_limit_and_name_dispersion_out_of_re
         past = row["longest_km"] * 17.0 > tolerance
         assert row["beyond_dispersion_tolerance"] == (["s0-s1"] if past else [])
     assert rows[-1]["beyond_dispersion_tolerance"] and not rows[0]["beyond_dispersion_tolerance"]
+
+
+def test_lines_are_planned_at_the_best_launch_power_and_the_fabric_file_says_so():
+    """At 0 dBm (a fabric file's default) 800ZR+ falls short at 398 km (GSNR 26.87 dB
+    against 27.1 needed) but reaches at its best power: the plan bought 2 x 400ZR+."""
+    module = DEFAULT_CATALOG.module("800ZR+")
+    mode = module.mode("800G")
+    assert not check_mode(module, mode, LineSystem(fiber_km=398.0)).feasible
+    assert check_mode(module, mode, planned_line(398.0)).feasible
+    plan = plan_job(job(km=398.0, model={"parameters": 30e9}), sensitivity=False)
+    [c] = plan.choices
+    assert (c.module, c.wavelengths) == ("800ZR+", 1)
+    assert c.launch_power_dbm > 0
+    assert plan.to_dict()["site_pairs"][0]["launch_power_dbm"] == pytest.approx(
+        c.launch_power_dbm, abs=1e-3)
+    text = fabric_yaml(plan)
+    assert "launch_power_dbm: auto" in text
+    [line] = parse_fabric(text, "generated").line_systems.values()   # check's own plan
+    assert line.launch_power_dbm == pytest.approx(c.launch_power_dbm)
+    assert min(w.margin_db for w in line.channels) > 0
+
+
+def test_a_latency_bound_refusal_says_latency_not_reach():
+    with pytest.raises(NoFeasibleChoice) as refused:
+        plan_job(job(km=100.0, step={"compute_s": 0.0001, "overlap_s": 0.00005}))
+    message = str(refused.value)
+    assert "latency alone fills the sync's window, whatever the module" in message
+    assert "reach" not in message and message.count("fill the") == 4
+    with pytest.raises(NoFeasibleChoice) as refused:
+        plan_job(job(km=500.0, step={"compute_s": 0.001, "overlap_s": 0.0005}))
+    message = str(refused.value)
+    assert "(500 km): latency alone fills the sync's window for every module specified " \
+           "for 500 km: " in message
+    assert "400ZR: specified for links up to 120 km" in message
