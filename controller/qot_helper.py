@@ -113,6 +113,9 @@ def stop() -> None:
 def _serve(conn, parents_end) -> None:
     parents_end.close()                    # the parent's exit then reaches us as end of file
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A SIGTERM to the process group (`timeout`) ends us quietly: not the parent's
+    # handler, which unwinds a command and would print our traceback.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         _gnpy.preload()
     except BaseException:                  # the parent, computing itself, says what is wrong

@@ -612,7 +612,7 @@ class ControllerService:
         while True:
             with self.lock:
                 newest = self._in_flight()[-1:]
-                rates = self.core.engine.rates()
+                rates, modes = self.core.engine.rates(), self.core.engine.modes()
                 if not newest:
                     reserved = self._durable_reserved = dict(self.core.book.reserved)
                     break
@@ -620,7 +620,7 @@ class ControllerService:
             if left <= 0 or not newest[0].flushed.wait(left):
                 reserved = self._durable_reserved
                 break
-        return self.core.load.snapshot(reserved, kinds, rates)
+        return self.core.load.snapshot(reserved, kinds, rates, modes)
 
     def _in_flight(self) -> list[_Change]:
         """Changes whose save has not settled, oldest first (caller holds the lock)."""

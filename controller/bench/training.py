@@ -35,7 +35,7 @@ from ..resources import job_arg, jobs_dir
 from ..fabric.model import scaled_mbps
 from ..lab import READY_MARK, Lab
 from ..plan import JobError, NoFeasibleChoice, plan_job, read_job
-from ..plan.fabric_out import CPU_BUDGET_MBPS, fabric_data
+from ..plan.fabric_out import CPU_BUDGET_MBPS, FabricOutError, fabric_data
 from ..plan.load import Job
 from ..plan.performance import predict
 from ..plan.traffic import job_traffic
@@ -141,7 +141,8 @@ def twin_fabric(plan=None) -> Fabric:
 
 
 def site_dci_gbps(fabric: Fabric) -> dict[str, float]:
-    """Each site's DCI capacity, over all its site pairs."""
+    """Each site's DCI capacity, over all its site pairs, as the fabric has it (a plan's
+    own sum is `plan.fabric_out`'s, before any fabric exists)."""
     out = {s.name: 0.0 for s in fabric.sites}
     for (a, b), gbps in fabric.capacity_by_site_pair().items():
         out[a] += gbps
@@ -202,7 +203,12 @@ def run(args) -> int:
         print(f"{path}: {exc}", file=sys.stderr)
         return 2
     plan_s = time.perf_counter() - started
-    fabric, planned = fabric_for(job, plan)
+    try:
+        fabric, planned = fabric_for(job, plan)
+    except (FabricOutError, FabricError) as exc:     # the twin's fabric is a file's
+        print(f"dcilab bench --training: {path}: the twin runs on the fabric file its plan "
+              f"would give, and {exc}", file=sys.stderr)
+        return 2
     report = {"job": job.name, "fabric": fabric.name, "sites": len(job.site_names),
               "fabric_source": "plan" if planned else "generated",
               "wavelengths_per_line_system": None if planned else 8, "steps": args.steps,

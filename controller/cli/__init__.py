@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
                         datefmt="%H:%M:%S")
     try:
         return args.run(args) or 0
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143                     # 128 + SIGTERM, as a shell reports a process it ended
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -69,8 +72,12 @@ def main(argv: list[str] | None = None) -> int:
             gc.freeze()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, unwound as Ctrl-C is."""
+
+
 def _interrupt(*_) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 if __name__ == "__main__":

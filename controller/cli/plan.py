@@ -174,8 +174,8 @@ def print_report(r: dict) -> None:
     if any(row.get("beyond_dispersion_tolerance") for row in rows):
         print("    * site pairs whose planned mode does not tolerate that fibre's dispersion "
               "(GSNR is re-checked only by --replan)")
-    print("  sensitivity to capacity:")
-    print(f"    {'x cap':>5} {'Gb/s':>11} {'step s':>9} {'util':>7}")
+    print("  sensitivity to capacity (Gb/s: every site pair's, one direction, summed):")
+    print(f"    {'x cap':>5} {'total Gb/s':>11} {'step s':>9} {'util':>7}")
     for row in r["sensitivity"].get("capacity", []):
         print(f"    {row['factor']:>5g} {row['capacity_gbps']:>11,.0f} {row['step_time_s']:>9.4f} "
               f"{row['compute_utilization']:>7.2%}")

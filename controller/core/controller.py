@@ -871,7 +871,8 @@ class FabricController:
             self.load.sample(state.name, counters, now)
 
     def link_loads(self) -> list[LinkLoad]:
-        return self.load.snapshot(self.book.reserved, rates_gbps=self.engine.rates())
+        return self.load.snapshot(self.book.reserved, rates_gbps=self.engine.rates(),
+                                  modes=self.engine.modes())
 
     # -- packets -----------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ import copy
 import fcntl
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -48,6 +49,7 @@ CUT, DARK, GRAY, LOSS, FLAP, SWITCH_DOWN = "cut", "dark", "gray", "loss", "flap"
 DEGRADE = "degrade"
 KINDS = (CUT, DARK, GRAY, LOSS, FLAP, SWITCH_DOWN, DEGRADE)
 FLAP_TAG = "dcilab.emulation.faults"
+FLAP_START_TIMEOUT_S = 30.0     # a background flap's process, started and scheduled
 
 
 class FaultError(ValueError):
@@ -452,11 +454,21 @@ class Faults:
             proc = subprocess.Popen(
                 [sys.executable, "-m", FLAP_TAG, "--run-flap", json.dumps(asdict(fault)),
                  "--stamp", repr(self.book.run_stamp), "--fabric", self.fabric_path or ""],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                 start_new_session=True)
             fault.pid = proc.pid
             data["faults"].append(fault)
             data["processes"][str(proc.pid)] = FLAP_TAG
+        # Its schedule starts once it runs (a second or more for a busy machine's
+        # interpreter): the time said is that one, not the time asked (a tester's
+        # find). Read outside the lock, which the process takes to record it.
+        with proc.stdout:
+            ready, _, _ = select.select([proc.stdout], [], [], FLAP_START_TIMEOUT_S)
+            started = proc.stdout.readline() if ready else b""
+        try:
+            fault.since = float(started)
+        except ValueError:
+            pass                   # not started yet, or failed: `list` says what it is
         return fault
 
     def _add_flap(self, fault: Fault) -> None:
@@ -589,6 +601,8 @@ def _flap_main(argv: list[str]) -> int:
     faults = Faults(load_fabric(args.fabric), args.stamp, fabric_path=args.fabric)
     faults._rebase(fault)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))   # run the finally below
+    os.write(1, f"{fault.since!r}\n".encode())      # the start, to the command that ran us
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     try:
         faults.run_flap(fault)
     finally:

@@ -262,6 +262,8 @@ def _refusal_head(km: float, options: list[Option], oversized: list[Option],
                   latency_bound: int, modules: int) -> str:
     """The cause of a refusal, in a few words: what every module ran into."""
     if not options and not oversized:
+        if not latency_bound:                    # every one is out of its specified reach
+            return f"no module the job may use is specified for {km:g} km"
         return ("latency alone fills the sync's window, whatever the module"
                 if latency_bound == modules else
                 f"latency alone fills the sync's window for every module specified for {km:g} km")

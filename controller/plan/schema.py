@@ -99,5 +99,11 @@ class JobSpec(_Strict):
     target_compute_utilization: float = Field(ge=MIN_COMPUTE_UTILIZATION, le=1)
     flows_per_pair: int = Field(default=8, ge=1, le=64,
                                 description="parallel flows per site pair (NCCL channels)")
+    # 1: NCCL's rings, every channel in the same order (NVIDIA/nccl#578, #1367), so three
+    # or more sites load one direction of each ring pair; 2: a schedule that runs half
+    # the buffer each way round (a bidirectional ring all-reduce, e.g. IBing, ACM TACO
+    # 2025), loading both directions with half as much.
+    rings: Literal[1, 2] = Field(default=1, description="all-reduce rings across the sites: "
+                                 "1, one way round (NCCL); 2, one each way round")
     modules: dict[str, ModuleChoice] = Field(default_factory=dict)
     wdm: WdmSpec = WdmSpec()

@@ -6,9 +6,11 @@ The model (sources in the README, "Planning a training job"):
   reduce-scatter, all-gather and all-to-all (n-1)/n; broadcast and reduce 1.
 - Data parallel across M sites is a hierarchical all-reduce (reduce-scatter inside each
   site, ring all-reduce across sites, all-gather inside), S = parameters x
-  bytes_per_gradient. The buffer is split over two counter-rotating rings (NCCL's
-  bidirectional rings), each all-reducing S/2, so each direction of a ring pair carries
-  2(M-1)/M x S/2 per sync; with two sites both rings cross the one pair, S each way.
+  bytes_per_gradient. With one ring (the job's `rings: 1`, NCCL's: every channel goes
+  round in the same order) each site sends 2(M-1)/M x S per sync to its successor, one
+  direction of each ring pair; with two counter-rotating rings (`rings: 2`), each
+  all-reducing S/2, each direction carries 2(M-1)/M x S/2. With two sites each is the
+  other's successor: S each way either way.
 - DiLoCo syncs S' = parameters x bytes_per_parameter every `inner_steps` steps, over the
   same ring.
 - A pipeline sends, per stage boundary that crosses sites, activations forward and
@@ -53,7 +55,8 @@ def ring_factor(collective: str, ranks: int) -> float:
 
 @dataclass(frozen=True)
 class PairTraffic:
-    """Bytes per sync on one site pair, each direction (a -> b is the ring's direction)."""
+    """Bytes per sync on one site pair, each direction (a -> b is the ring's direction: with
+    one ring of three or more sites, b -> a carries nothing)."""
 
     a: str
     b: str
@@ -69,7 +72,8 @@ class PairTraffic:
 
     @property
     def loaded_directions(self) -> int:
-        """How many of its two directions carry the sync (a pipeline's chain: one)."""
+        """How many of its two directions carry the sync (one ring of three or more sites:
+        one; two sites, two rings, a pipeline: both)."""
         return sum(1 for b in (self.bytes_ab, self.bytes_ba) if b > 0)
 
 
@@ -131,13 +135,14 @@ def job_traffic(job: Job) -> JobTraffic:
     m = len(job.site_names)
     chain = job.spec.across_sites == "pipeline"
     if chain:
-        each_way = pipeline_bytes(job)
-    else:
-        # Two counter-rotating rings, each all-reducing half the buffer: one ring's bytes
-        # on each direction of a ring pair; two sites: both rings on the one pair.
-        each_way = ring_factor("all-reduce", m) * sync_bytes(job) / 2 * (2 if m == 2 else 1)
-    pairs = tuple(PairTraffic(a, b, job.km(a, b), each_way, each_way)
-                  for a, b in needed_pairs(job.spec))
+        ab = ba = pipeline_bytes(job)
+    elif m == 2:                 # each site is the other's successor, in every ring: S
+        ab = ba = ring_factor("all-reduce", m) * sync_bytes(job)
+    else:                        # each ring all-reduces its share in its own direction
+        rings = job.spec.rings
+        ab = ring_factor("all-reduce", m) * sync_bytes(job) / rings
+        ba = ab if rings == 2 else 0.0
+    pairs = tuple(PairTraffic(a, b, job.km(a, b), ab, ba) for a, b in needed_pairs(job.spec))
     return JobTraffic(pairs, sync_every(job), 2 if chain else 2 * (m - 1), window_s(job),
                       chain)
 

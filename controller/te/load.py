@@ -45,6 +45,7 @@ class LinkLoad:
     utilization_ratio: float
     reserved_bps: float
     up: bool
+    mode: str | None = None    # a wavelength's operating mode now (None off DCI)
 
 
 @dataclass
@@ -122,11 +123,14 @@ class LoadTracker:
 
     def snapshot(self, reserved_bps: dict[Direction, float] | None = None,
                  kinds: frozenset[str] | None = None,
-                 rates_gbps: dict[str, float] | None = None) -> list[LinkLoad]:
+                 rates_gbps: dict[str, float] | None = None,
+                 modes: dict[str, str] | None = None) -> list[LinkLoad]:
         """Every direction of every link (of `kinds`, if given), in file order.
-        `rates_gbps`: links running another rate than their plan's (a mode change)."""
+        `rates_gbps`, `modes`: wavelengths running another rate or mode than their
+        plan's (rate adaptation)."""
         reserved_bps = reserved_bps or {}
         rates_gbps = rates_gbps or {}
+        modes = modes or {}
         out = []
         for link in self.fabric.links:
             if kinds is not None and link.kind not in kinds:
@@ -135,6 +139,7 @@ class LoadTracker:
             ends = [(e.node, e.port) for e in (link.a, link.b) if e.node in self.fabric.switches]
             dark = any(end in self._down_ports for end in ends)
             up = not dark and all(node not in self._down_switches for node, _ in ends)
+            mode = modes.get(link.name) or (link.channel.mode if link.channel else None)
             for d in directions(link):
                 tx, rx = self._tx_counter(d), self._rx_counter(d)
                 sent = tx or rx
@@ -149,7 +154,7 @@ class LoadTracker:
                     transmit_bytes_total=sent.total if sent else 0.0,
                     receive_bytes_total=received.total if received else 0.0,
                     rate_bps=rate, utilization_ratio=rate / capacity if capacity else 0.0,
-                    reserved_bps=reserved_bps.get(d, 0.0), up=up))
+                    reserved_bps=reserved_bps.get(d, 0.0), up=up, mode=mode))
         return out
 
     def _site(self, node: str) -> str:

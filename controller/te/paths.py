@@ -176,6 +176,10 @@ class PathEngine:
         """Wavelengths whose rate is not their plan's: link name -> Gb/s now."""
         return dict(self._rate_gbps)
 
+    def modes(self) -> dict[str, str]:
+        """Wavelengths whose mode was set since the plan: link name -> mode name now."""
+        return dict(self._mode)
+
     def _changed(self) -> None:
         self.version += 1
         self._live = None

@@ -206,6 +206,10 @@ def test_flap_toggles_carrier_and_restore_stops_it(lab):
     fabric, faults = lab.fabric, lab.faults
     port = gateway_ports(fabric, W[2])[0]
     fault = faults.flap(W[2], period_s=0.4, count=3)
+    # The start it answers is when its process began the schedule, as recorded (it said
+    # the time asked, seconds early on a busy machine).
+    [listed] = faults.list()
+    assert listed.since == fault.since
     # Watched until its process has ended by itself (it may start late on a busy machine).
     seen, deadline = [], time.monotonic() + 20.0
     while time.monotonic() < deadline:

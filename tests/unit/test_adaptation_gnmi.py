@@ -119,7 +119,10 @@ def test_without_adaptation_the_controller_follows_a_mode_an_operator_sets(tmp_p
         service = ControllerService.standalone(fabric)
         follower = ModeFollower(service, client, interval_s=0.1)
         try:
-            assert wait_until(lambda: len(client.readings()) == 4, 10)
+            # Both clients have heard every transceiver: the operator's Set is refused
+            # for a wavelength it has not heard of yet (a reviewer saw it fail 1 in 3).
+            assert wait_until(lambda: len(client.readings()) == 4
+                              and len(operator.readings()) == 4, 10)
             follower.step()
             assert service.core.engine.rate_gbps(link) == 400       # as planned: nothing
             operator.set_mode(W, "300G")

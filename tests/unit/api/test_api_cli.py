@@ -81,6 +81,7 @@ def test_links(at, capsys):
     assert dcilab("links", "--kind", "dci", *at) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[1].split()[:4] == ["dc1-dc2.w1", "dc1-gw1", "dc2-gw1", "400"]
+    assert lines[0].split()[-2:] == ["up", "mode"] and lines[1].split()[-2:] == ["no", "400G"]
     assert dcilab("links", "--json", "--site", "dc1", *at) == 0
     loads = json.loads(capsys.readouterr().out)["link_loads"]
     assert loads and all("dc1" in (l["site_a"], l["site_b"]) for l in loads)

@@ -45,6 +45,10 @@ def test_list_links_every_direction_and_filters(client, service):
         (link.name, end.node) for link in service.fabric.links for end in (link.a, link.b)}
     [forward, backward] = client.links("dci")
     assert (forward.src, forward.dst, forward.capacity_bps) == ("dc1-gw1", "dc2-gw1", 400e9)
+    assert forward.mode == backward.mode == "400G"          # the plan's, until adapted
+    assert {l.mode for l in client.links("host")} == {""}
+    service.apply(lambda core: core.engine.set_rate("dc1-dc2.w1", 300.0, "300G") and None)
+    assert [(l.mode, l.capacity_bps) for l in client.links("dci")] == [("300G", 300e9)] * 2
     assert (backward.site_a, backward.site_b) == ("dc2", "dc1")
     assert all(l.site_a == "dc2" or l.site_b == "dc2" for l in client.links(site="dc2"))
     assert len(client.links("host", "dc1")) == 16

@@ -108,7 +108,7 @@ def test_a_shipped_job_is_named_and_a_fabric_is_not_taken_for_a_job(tmp_path, ca
     assert "assumption" not in optics                  # 400ZR: sourced price and power
     assert main(["plan", "70b-data-16dc"]) == 0         # ZR+ prices have no public figure
     [optics] = [line for line in capsys.readouterr().out.splitlines() if "ZR optics:" in line]
-    assert "400ZR+ price" in optics and "assumption figures" in optics
+    assert "800ZR+ price" in optics and "assumption figures" in optics
     assert main(["plan", "two-dc"]) == 2     # a fabric's name is not a job's
     assert "cannot read" in capsys.readouterr().err
     fabric = Path(__file__).resolve().parents[3] / "topologies" / "two-dc.yaml"

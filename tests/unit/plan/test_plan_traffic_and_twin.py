@@ -38,27 +38,31 @@ def job(**fields):
     return parse_job(yaml.safe_dump(data), "t.yaml")
 
 
-# --- two counter-rotating rings ---------------------------------------------------------------
+# --- one ring (NCCL's) or two, one each way round ---------------------------------------------
 
 
-def test_a_ring_of_sixteen_sites_loads_both_directions_of_every_pair_with_half_the_buffer():
-    """One ring used one direction of each fibre pair and paid for both: 300b-data-16dc
-    needed 80 x 800ZR ($768,000); two rings of S/2 need 48 ($460,800)."""
-    j = read("300b-data-16dc.yaml")
+@pytest.mark.parametrize("rings, wavelengths", [(1, 80), (2, 48)])
+def test_a_ring_of_sixteen_sites_loads_one_direction_per_ring(rings, wavelengths):
+    """NCCL's ring loads one direction of each fibre pair: 300b-data-16dc needs 80 x
+    800ZR ($768,000); two rings of S/2, one each way round, need 48 ($460,800)."""
+    j = parse_job(JOBS.joinpath("300b-data-16dc.yaml").read_text()
+                  + f"rings: {rings}\n", "300b.yaml")
     t = job_traffic(j)
-    each_way = 2 * 15 / 16 * 600e9 / 2               # 2(M-1)/M x S/2, S = 300e9 x 2 bytes
-    assert all((p.bytes_ab, p.bytes_ba) == (pytest.approx(each_way),) * 2 for p in t.pairs)
+    each_way = 2 * 15 / 16 * 600e9 / rings           # 2(M-1)/M x S/rings, S = 300e9 x 2 bytes
+    back = each_way if rings == 2 else 0.0
+    assert all((p.bytes_ab, p.bytes_ba) == (pytest.approx(each_way), pytest.approx(back))
+               for p in t.pairs)
     plan = plan_job(j, sensitivity=False)
-    assert sum(c.wavelengths for c in plan.choices) == 48
-    assert plan.capex_usd == pytest.approx(48 * 2 * 4800)
-    # `train` and the twin send what the model says, both ways of every pair.
+    assert sum(c.wavelengths for c in plan.choices) == wavelengths
+    assert plan.capex_usd == pytest.approx(wavelengths * 2 * 4800)
+    # `train` and the twin send what the model says, on every loaded direction.
     fabric = twin_fabric()
     flows = sync_flows(j, fabric, 1.0, flows_per_pair=4)
-    assert len(flows) == 16 * 2 * 4
+    assert len(flows) == 16 * rings * 4
     for p in t.pairs:
-        for pair in ((p.a, p.b), (p.b, p.a)):
-            assert sum(f.bytes for f in flows if f.pair == pair) == pytest.approx(each_way,
-                                                                                   rel=1e-9)
+        for pair, sent in (((p.a, p.b), each_way), ((p.b, p.a), back)):
+            assert sum(f.bytes for f in flows if f.pair == pair) == pytest.approx(sent,
+                                                                                  rel=1e-9)
 
 
 def test_two_sites_still_send_the_whole_buffer_each_way():
@@ -117,14 +121,17 @@ def test_the_twin_on_a_planned_fabric_is_limited_by_wavelengths_not_nics():
         1.0 + 2 * 810e9 / (c.wavelengths + 2) * 8 / 800e9 - 0.5, rel=1e-3)
 
 
-def test_the_twin_on_the_generated_ring_matches_the_fluid_model_with_an_exposed_sync():
-    """300b on 8 x 400G per pair with 1 s of overlap: 562.5 GB each way take 1.406 s."""
-    j = read("300b-data-16dc.yaml")
+@pytest.mark.parametrize("rings, each_way", [(1, 1125e9), (2, 562.5e9)])
+def test_the_twin_on_the_generated_ring_matches_the_fluid_model_with_an_exposed_sync(
+        rings, each_way):
+    """300b on 8 x 400G per pair with 1 s of overlap: 1125 GB one way take 2.81 s, or
+    562.5 GB each way 1.41 s."""
     data = yaml.safe_load((JOBS / "300b-data-16dc.yaml").read_text())
     data["step"]["overlap_s"] = 1.0
+    data["rings"] = rings
     j = parse_job(yaml.safe_dump(data), "t.yaml")
     r = twin(j, twin_fabric(), steps=2, flows_per_pair=8)
-    step = 4.0 + 562.5e9 * 8 / 3200e9 - 1.0
+    step = 4.0 + each_way * 8 / 3200e9 - 1.0
     assert r["predicted_step_s"] == pytest.approx(step, rel=1e-4)
     assert r["policies"]["loadaware"]["step_time_s"] == pytest.approx(step, rel=1e-3)
     assert r["policies"]["ecmp"]["step_time_s"] > step * 1.05
@@ -147,6 +154,20 @@ def test_bench_training_refuses_no_steps_with_a_message(capsys):
             main(["bench", "--training", "--steps", steps])
         assert done.value.code == 2
         assert "argument --steps" in capsys.readouterr().err
+
+
+def test_bench_training_refuses_a_job_no_fabric_file_can_hold_with_a_message(tmp_path, capsys):
+    """50e12 parameters over 60 km: its sites need links over a fabric file's limit, and
+    the twin runs on the file its plan would give (a reviewer's traceback)."""
+    job = tmp_path / "big.yaml"
+    job.write_text("name: big\nmodel: {parameters: 50.0e12, bytes_per_gradient: 2}\n"
+                   "sites: [{name: a, gpus: 8}, {name: b, gpus: 8}]\n"
+                   "distances_km: {a: {b: 60}}\nstep: {compute_s: 1.0, overlap_s: 0.5}\n"
+                   "target_compute_utilization: 0.9\n")
+    assert main(["bench", "--training", "--job", str(job), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "the twin runs on the fabric file its plan would give" in err
+    assert "over a fabric file's limit of 1,000,000" in err and "Traceback" not in err
 
 
 # --- the calibration flow ---------------------------------------------------------------------
@@ -178,8 +199,8 @@ def test_the_calibration_compares_a_flow_with_its_own_wavelength():
     cal = goodput_prediction(j, fabric, flow, 0.956 * own, stretch=1.0)
     assert cal["goodput_ratio"] == pytest.approx(0.956)
     assert cal["wavelength_mbps"] == pytest.approx(own)
-    # The planner's model on 95.6 % of every pair's capacity: each direction's bytes.
-    sent = 2 * 2 / 3 * 810e9 / 2
+    # The planner's model on 95.6 % of every pair's capacity: the ring's bytes.
+    sent = 2 * 2 / 3 * 810e9
     slowest = sent * 8 / (0.956 * 800e9)
     assert cal["predicted"]["sync_s"] == pytest.approx(slowest, rel=1e-6)
 
