@@ -45,12 +45,15 @@ def free_port() -> int:
 class ControllerProcess:
     """`dcilab controller` in a child process; its log is kept and can be echoed."""
 
-    def __init__(self, topology: Path, port: int, echo=None, extra_args: list[str] = ()):
+    def __init__(self, topology: Path, port: int, echo=None, extra_args: list[str] = (),
+                 on_exit=None):
         self.port = port
         self.grpc_port, self.metrics_port = free_port(), free_port()
         self.lines: list[str] = []
         self._ready = threading.Event()
         self._echo = echo
+        self._on_exit = on_exit           # told if it ends before we stop it
+        self._stopping = False
         # A run of its own: reservations live in a temporary database unless told otherwise.
         # `dcilab clean` may have removed it already (a crashed run's is in the manifest).
         self._state_dir = tempfile.TemporaryDirectory(prefix="dcilab-",
@@ -72,6 +75,13 @@ class ControllerProcess:
                 self._ready.set()
             if self._echo:
                 self._echo(f"  controller | {line}")
+        code = self.proc.wait()          # reaped at once: no zombie a PID check mistakes
+        if not self._stopping and self._on_exit:
+            # A lab whose controller died (killed, crashed) said nothing and kept its
+            # prompt, its commands going to a dead address (a restart tester's find).
+            self._on_exit(f"the controller (pid {self.proc.pid}) exited, code {code}: the "
+                          f"switches keep their rules, but nothing answers reserve, links "
+                          f"or a failure now; exit the lab and start it again")
 
     @property
     def state_dir(self) -> str:
@@ -106,6 +116,7 @@ class ControllerProcess:
         return self._ready.wait(timeout_s)
 
     def stop(self) -> None:
+        self._stopping = True
         if self.proc.poll() is None:
             kill_pid(self.proc.pid, CONTROLLER_TAG, grace_s=5.0)
         self.proc.wait(timeout=10)
@@ -150,7 +161,7 @@ class Lab:
         self.say(f"starting controller on 127.0.0.1:{port}")
         self.controller = ControllerProcess(self.topology, port,
                                             echo=self.say if self.echo_controller else None,
-                                            extra_args=self.controller_args)
+                                            extra_args=self.controller_args, on_exit=self.say)
         self.controller.wait_listening()
         self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say,
                                    datapath=self.datapath, gnmi=self.gnmi,

@@ -10,6 +10,7 @@ import signal
 import sys
 
 from .. import __version__
+from .stopping import EXIT_TERMINATED, Terminated, stop_on_sigterm
 
 # In the order `--help` lists them. Each is imported only when needed: `dcilab check` then
 # loads neither gRPC nor Mininet (gRPC's poller thread can abort a process that is refusing
@@ -39,6 +40,10 @@ SERVING = frozenset({"controller", "demo", "lab", "train", "bench"})
 
 def main(argv: list[str] | None = None) -> int:
     as_command = argv is None
+    if as_command:
+        # Before the command's imports: a client command takes seconds to load them on a
+        # busy machine, and a SIGTERM then ended it without a word.
+        stop_on_sigterm()
     argv = sys.argv[1:] if argv is None else argv
     # A command named after its module loads only that module (`client` registers reserve,
     # links, ... under their own names, so they load everything).
@@ -47,12 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     # `dcilab check f.yaml | head`: a closed pipe ends a report quietly, like any tool's.
     signal.signal(signal.SIGPIPE,
                   signal.SIG_IGN if args.command in SERVING else signal.SIG_DFL)
-    if as_command:
-        # SIGTERM (`timeout`, `dcilab clean --force`, systemd) stops a command as Ctrl-C
-        # does, so what it built (an emulation, its bridges, agents) is removed: `train`
-        # left it all behind (an outside tester's find). `controller` and `lab` put
-        # their own handlers in place of this one.
-        signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args) or 0
     except Terminated:
         print("terminated", file=sys.stderr)
-        return 143                     # 128 + SIGTERM, as a shell reports a process it ended
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -70,14 +69,6 @@ def main(argv: list[str] | None = None) -> int:
             # then does not walk every object (0.3 s of `plan --plot` with matplotlib and
             # GNPy loaded).
             gc.freeze()
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, unwound as Ctrl-C is."""
-
-
-def _interrupt(*_) -> None:
-    raise Terminated
 
 
 if __name__ == "__main__":

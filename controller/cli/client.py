@@ -24,6 +24,7 @@ from ..emulation.cleanup import Manifest, live_owner
 from ..fabric.model import LinkKind
 from ..te.reservations import Protection, State
 from .argtypes import checked
+from .stopping import Terminated
 
 STATES = tuple(state.value.lower() for state in State)
 KINDS = tuple(kind.value for kind in LinkKind)     # argparse shows these in its choices
@@ -348,7 +349,9 @@ def run_reservations(args) -> int:
                     print(json.dumps(as_dict(res)) if args.json
                           else f"[{datetime.now():%H:%M:%S.%f}"[:-3] + f"] {_describe(res)}",
                           flush=True)
-            except KeyboardInterrupt:
+            except Terminated:          # SIGTERM: the command's own end, exit 143
+                raise
+            except KeyboardInterrupt:   # Ctrl-C: the watcher is done watching
                 return
             if args.watch and last is not None and state_name(last) in ("RELEASED", "EXPIRED"):
                 return                  # one reservation, over: its stream ends there
@@ -404,6 +407,8 @@ def run_links(args) -> int:
                     when = datetime.fromtimestamp(update.time.ToNanoseconds() / 1e9)
                     print(f"[{when:%H:%M:%S.%f}"[:-3] + "]")
                     print(_links_table(update.link_loads) + "\n", flush=True)
+        except Terminated:
+            raise
         except KeyboardInterrupt:
             pass
         else:

@@ -33,6 +33,7 @@ from .controller import (adaptation_options, adaptation_problem, add_adaptation_
 from ..te.attribution import MeasuredFlow, attribute
 from ..te.paths import PathEngine
 from .progress import optical_model
+from .stopping import Terminated
 
 
 # pygnmi's command-line client, beside this Python (the venv's bin, often not on PATH)
@@ -154,6 +155,8 @@ def run(args) -> int:
                     say(f"holding for {args.hold:g} s (Ctrl-C to stop now)")
                     try:
                         time.sleep(args.hold)
+                    except Terminated:
+                        raise
                     except KeyboardInterrupt:
                         pass
     except (EmulationError, OvsError, PrometheusError, RuntimeError) as exc:

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from ..emulation.faults import FaultError, Faults
 from ..emulation.fibre import FibreError
 from .argtypes import checked
+from .stopping import Terminated
 
 
 _positive = checked(float, lambda v: v > 0, "a number of seconds", "must be positive")
@@ -148,8 +149,10 @@ def _dispatch(faults: Faults, args) -> int:
               flush=True)
         try:
             fault = faults.flap(args.target, args.period, args.count, background=False)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stopped:
             print(f"stopped; {args.target} restored")
+            if isinstance(stopped, Terminated):
+                raise                   # exit 143, as for every command SIGTERM ends
             return 0
         _print(args, [fault], prefix="done and restored: ")
         return 0

@@ -125,7 +125,8 @@ def print_report(r: dict) -> None:
           + f"; sync window {r['window_s']:.4f} s less "
           + ("the chain's round trip over every stage boundary" if r["chain"] else
              f"{r['latency_hops']} one-way latencies"
-             + ("; two counter-rotating rings, one each way of every pair"
+             + (("; two counter-rotating rings, one each way of every pair"
+                 if r["rings"] == 2 else "; one ring (NCCL's), one direction of each pair")
                 if len(r["sites"]) > 2 else "")))
     if r["unused_distances"]:
         crossed = ", ".join(f"{p['a']}-{p['b']}" for p in r["site_pairs"])
@@ -173,7 +174,8 @@ def print_report(r: dict) -> None:
               f"{row['compute_utilization']:>7.2%}{capex}{mark}")
     if any(row.get("beyond_dispersion_tolerance") for row in rows):
         print("    * site pairs whose planned mode does not tolerate that fibre's dispersion "
-              "(GSNR is re-checked only by --replan)")
+              + ("(the fresh plan's capex beside it re-checks GSNR)" if replanned
+                 else "(GSNR is re-checked only by --replan)"))
     print("  sensitivity to capacity (Gb/s: every site pair's, one direction, summed):")
     print(f"    {'x cap':>5} {'total Gb/s':>11} {'step s':>9} {'util':>7}")
     for row in r["sensitivity"].get("capacity", []):

@@ -56,6 +56,7 @@ class Panel:
     description: str = ""
     min: float | None = None
     max: float | None = None
+    decimals: int | None = None   # else Grafana picks them from the size (191 THz: none)
     steps: tuple = ()             # thresholds: (colour, from value), the first from None
     mappings: dict = field(default_factory=dict)   # value -> (text, colour or None)
     options: dict = field(default_factory=dict)    # per kind, see _panel()
@@ -130,8 +131,8 @@ DASHBOARDS = (
     Dashboard("dcilab-optics", "dcilab-optics", "dcilab / Optics",
               "The optical plan of every wavelength: OSNR against its mode's requirement, "
               "margin, mode and grid frequency.", link_variable=True, panels=(
-        bargauge("OSNR margin per wavelength", "dB", Q(n.WAVELENGTH_MARGIN_NOW + LINK, "{{wavelength}}"), h=9,
-                 description="OSNR above what the running mode requires: reported by the "
+        bargauge("Margin per wavelength", "dB", Q(n.WAVELENGTH_MARGIN_NOW + LINK, "{{wavelength}}"), h=9,
+                 description="GSNR above the OSNR the running mode requires: reported by the "
                              "receivers with --gnmi, else the plan's. Under 1 dB raises "
                              "DcilabWavelengthMarginLow.", min=-3, steps=MARGIN_STEPS),
         timeseries("GSNR against requirement", "dB", Q(n.WAVELENGTH_GSNR_DB + LINK, "{{wavelength}} GSNR"),
@@ -142,10 +143,12 @@ DASHBOARDS = (
         Panel("table", "Mode and frequency per wavelength", None,
               (Q(n.info(n.WAVELENGTH_MODE) + LINK, table=True),
                Q(f"{n.WAVELENGTH_FREQUENCY_HZ}{LINK} / 1000000000000", table=True)), w=24, h=10,
+              decimals=4,                    # channels 75 GHz apart: 191.3375, 191.4125
               description="Module, operating mode, line rate and ITU-T G.694.1 centre "
                           "frequency of every wavelength.",
               options={"columns": ("link", "wavelength", "module", "mode", "rate_gbps", "Value #B"),
-                       "hide": ("Time", "Value #A", "__name__", "job", "instance"),
+                       "hide": ("Time", "Value #A", "__name__", "job", "instance", "site_a",
+                                "site_b"),
                        "rename": {"Value #B": "frequency THz", "rate_gbps": "Gb/s"}}),
         stat("Lowest margin", "dB", Q(f"min({n.WAVELENGTH_MARGIN_NOW}{LINK})", "lowest margin"), w=6, h=5,
              description="The weakest wavelength: its margin as the receivers report it in the "
@@ -318,6 +321,8 @@ def _panel(spec: Panel, panel_id: int, x: int, y: int):
         builder.min(spec.min)
     if spec.max is not None:
         builder.max(spec.max)
+    if spec.decimals is not None:
+        builder.decimals(spec.decimals)
     if spec.steps:
         builder.thresholds(dashboard.ThresholdsConfig().mode(m.ThresholdsMode.ABSOLUTE).steps(
             [m.Threshold(color=colour, value=value) for colour, value in spec.steps]))

@@ -137,12 +137,17 @@ def line_systems_for(wavelengths: int, width_ghz: float,
     return [(in_c, "C")] + ([(in_cl, "C+L")] if l_band and in_cl < in_c else [])
 
 
+def km_text(km: float) -> str:
+    """A distance as said in a refusal: to 10 cm, so that 120.0001 km is not "120"."""
+    return f"{km:.4f}".rstrip("0").rstrip(".")
+
+
 def beyond_spec(module: str, km: float) -> str | None:
     """Why `module` is not planned at `km` though the optics might carry it, or None."""
     reach = SPEC_REACH_KM.get(module)
     if reach is None or km <= reach:
         return None
-    return f"{module}: specified for links up to {reach:g} km (OIF), not {km:g} km"
+    return f"{module}: specified for links up to {reach:g} km (OIF), not {km_text(km)} km"
 
 
 @dataclass(frozen=True)
@@ -248,14 +253,14 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
                            and not beyond_spec(m.name, km)))
     for name in dict.fromkeys(o.module for o in options):     # none reaches: say why
         if not explain:
-            reasons.append(f"{name}: no mode reaches {km:g} km (GSNR or dispersion)")
+            reasons.append(f"{name}: no mode reaches {km_text(km)} km (GSNR or dispersion)")
             continue
         try:
             select_mode(name, line, None, usable)
         except OpticsError as exc:
             reasons.append(str(exc))
     head = _refusal_head(km, options, oversized, latency_bound, len(available))
-    raise NoFeasibleChoice(f"{a} - {b} ({km:g} km): {head}: " + "; ".join(reasons))
+    raise NoFeasibleChoice(f"{a} - {b} ({km_text(km)} km): {head}: " + "; ".join(reasons))
 
 
 def _refusal_head(km: float, options: list[Option], oversized: list[Option],
@@ -263,14 +268,14 @@ def _refusal_head(km: float, options: list[Option], oversized: list[Option],
     """The cause of a refusal, in a few words: what every module ran into."""
     if not options and not oversized:
         if not latency_bound:                    # every one is out of its specified reach
-            return f"no module the job may use is specified for {km:g} km"
+            return f"no module the job may use is specified for {km_text(km)} km"
         return ("latency alone fills the sync's window, whatever the module"
                 if latency_bound == modules else
-                f"latency alone fills the sync's window for every module specified for {km:g} km")
+                f"latency alone fills the sync's window for every module specified for {km_text(km)} km")
     if not options:
         return "no module carries the sync in time"
     # Every option left carries the sync in time at its rate; what fails is reach.
-    return f"no module reaches {km:g} km at a rate that carries the sync in time"
+    return f"no module reaches {km_text(km)} km at a rate that carries the sync in time"
 
 
 def choose(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
@@ -287,7 +292,7 @@ def choose(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
                       planned_line(km, best.band), best.mode, catalog)
             for i, n in enumerate(split(best.wavelengths, best.line_systems), start=1))
     except OpticsError as exc:      # the feasibility check above should make this unreachable
-        raise NoFeasibleChoice(f"{a} - {b} ({km:g} km): {best.module} at {best.mode} in the "
+        raise NoFeasibleChoice(f"{a} - {b} ({km_text(km)} km): {best.module} at {best.mode} in the "
                                f"{best.band} band: {exc}") from None
     return Choice(a, b, km, best.module, best.mode, best.rate_gbps, best.required_gbps,
                   best.wavelengths, best.band, links, best.one_way_latency_s)

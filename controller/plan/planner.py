@@ -78,6 +78,7 @@ class JobPlan:
             "window_s": round(self.traffic.window_s, 6),
             "latency_hops": self.traffic.latency_hops,
             "chain": self.traffic.chain,
+            "rings": spec.rings,           # 1: NCCL's, one direction of each ring pair
             "site_pairs": pairs,
             # distances given for pairs the sync does not cross (a full matrix for a ring)
             "unused_distances": sorted(

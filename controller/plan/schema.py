@@ -103,7 +103,8 @@ class JobSpec(_Strict):
     # or more sites load one direction of each ring pair; 2: a schedule that runs half
     # the buffer each way round (a bidirectional ring all-reduce, e.g. IBing, ACM TACO
     # 2025), loading both directions with half as much.
-    rings: Literal[1, 2] = Field(default=1, description="all-reduce rings across the sites: "
-                                 "1, one way round (NCCL); 2, one each way round")
+    rings: int = Field(default=1, ge=1, le=2, strict=True,   # true and 2.0 are no count
+                       description="all-reduce rings across the sites: 1, one way round "
+                                   "(NCCL); 2, one each way round")
     modules: dict[str, ModuleChoice] = Field(default_factory=dict)
     wdm: WdmSpec = WdmSpec()

@@ -1422,9 +1422,16 @@ class ReservationBook:
             src, dst = self.fabric.hosts[pair[0]], self.fabric.hosts[pair[1]]
             total = sum(r.bandwidth_bps for r in members)
             unloaded = self._search(src.leaf, dst.leaf, 0.0)
-            if unloaded is None:
+            # A leaf down is no path at all, also for two hosts of one leaf, whose path
+            # has no hop to name a bottleneck on (a restart tester's traceback, every tick).
+            if unloaded is None or not all(self.engine.switch_up(leaf)
+                                           for leaf in (src.leaf, dst.leaf)):
                 raise AdmissionError(AdmissionError.EXHAUSTED,
                                      f"no path from {src.name} to {dst.name} is up")
+            if not unloaded[1]:
+                raise AdmissionError(AdmissionError.EXHAUSTED,
+                                     f"{src.name} and {dst.name} (both on {src.leaf}) have "
+                                     f"no room for {total / 1e9:.3f} Gb/s on their own links")
             bound = min((r.request.max_latency_ms for r in members
                          if r.request.max_latency_ms), default=None)
             if bound is not None:          # a path has room, beyond the bound: say that

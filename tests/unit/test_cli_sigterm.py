@@ -13,8 +13,8 @@ import sys, time
 import dcilab.cli.check as check
 
 def run(args):                      # a command at work, with cleanup to do
-    print("working", flush=True)
     try:
+        print("working", flush=True)    # inside: the signal may come at once
         time.sleep(60)
     finally:
         print("cleaned up", flush=True)

@@ -182,6 +182,36 @@ def test_reservation_before_switches_connect_goes_out_in_their_program(fabric):
     assert [r.state for r in lab.barrier(switches[-1]).changed] == [State.ACTIVE]
 
 
+def test_a_pair_on_one_leaf_that_dies_is_degraded_and_the_tick_restores_the_others(lab):
+    """A restart tester's traceback, at every tick: two hosts of one leaf have a path of
+    no hop once their leaf is down, and naming its bottleneck raised ValueError, which
+    ended the tick before any other pair was restored."""
+    fabric = lab.fabric
+    leaf = fabric.hosts[SRC].leaf
+    src, dst = [h.name for h in fabric.hosts.values() if h.leaf == leaf][:2]
+    local = lab.send(lab.ctl.reserve(request(src, dst, 10), "local", 0.0)).changed[0]
+    away = next(h.name for h in fabric.hosts.values() if h.site == "dc1" and h.leaf != leaf)
+    other = lab.send(lab.ctl.reserve(request(away, DST, 10), "other", 1.0)).changed[0]
+    lab.ack_all()
+    [wave] = [h.wavelength for h in other.hops if h.wavelength]
+    for link in fabric.ports(leaf).values():                 # the leaf died: its spines'
+        far = link.other(leaf)                               # ports went down, then its
+        if far.node in fabric.switches:                      # connection
+            lab.send(lab.ctl.port_changed(lab.dpid(far.node), far.port, False, 0.2))
+    lab.send(lab.ctl.switch_disconnected(lab.dpid(leaf)))
+    assert not lab.ctl.engine.switch_up(leaf)
+    gw_link = fabric.link(wave)
+    lab.send(lab.ctl.port_changed(lab.dpid(gw_link.a.node), gw_link.a.port, False, 0.2))
+    out = lab.send(lab.ctl.tick(0.3))
+    states = {r.reservation_id: r.state for r in out.changed}
+    assert states["local"] is State.DEGRADED
+    assert lab.ctl.book.get("local").reason.endswith(f"no path from {src} to {dst} is up")
+    moved = lab.ctl.book.get("other")                        # restored at the same tick
+    assert moved.state is not State.DEGRADED
+    assert wave not in {h.wavelength for h in moved.hops if h.wavelength}
+    assert local.reservation_id == "local"
+
+
 def test_a_reservation_whose_only_gateway_dies_is_degraded_then_back_when_it_returns(lab):
     res = lab.send(lab.ctl.reserve(request(), "r1", 0.0)).changed[0]
     lab.ack_all()

@@ -214,3 +214,25 @@ def test_without_server_the_running_demo_or_labs_controller_is_used(port, tmp_pa
     assert dcilab("links", "--timeout", "1") in (0, 1)
     err = capsys.readouterr().err
     assert not err or "127.0.0.1:50051" in err
+
+
+@pytest.mark.parametrize("command", [["links", "--watch", "--interval", "0.2"],
+                                     ["reservations", "--watch"]])
+def test_a_watch_stopped_by_sigterm_exits_143_not_as_a_watcher_done(port, client, command):
+    """Ctrl-C ends a watch as its watcher's choice (exit 0); SIGTERM is the command being
+    stopped (`timeout`, systemd), 143 like every command (a re-tester's find: 0)."""
+    import signal
+    import subprocess
+    import sys
+    client.reserve("dc1-h1", "dc2-h1", 1)         # something for the watch to print first
+    proc = subprocess.Popen([sys.executable, "-m", "dcilab", *command,
+                             "--server", f"127.0.0.1:{port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("[")       # streaming
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert err.strip().endswith("terminated")

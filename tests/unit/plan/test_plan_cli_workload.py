@@ -246,3 +246,26 @@ step: {compute_s: 1, overlap_s: 0.5}
     assert main(["plan", str(job)]) == 0
     assert "(distances not used: a-c; the sync crosses a-b, b-c, c-d, d-a)" in \
         capsys.readouterr().out
+
+
+@pytest.mark.parametrize("rings, said", [
+    ("", "; one ring (NCCL's), one direction of each pair"),
+    ("rings: 2\n", "; two counter-rotating rings, one each way of every pair")])
+def test_the_header_and_json_say_which_rings_were_planned(tmp_path, capsys, rings, said):
+    """A re-tester's find: the header said two rings for every job of three sites or more,
+    the default one-ring plan too."""
+    job = tmp_path / "j.yaml"
+    job.write_text(JOBS.joinpath("25b-data-3dc-400zr.yaml").read_text() + rings)
+    assert main(["plan", str(job)]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.endswith(said)
+    assert main(["plan", str(job), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rings"] == (2 if rings else 1)
+
+
+@pytest.mark.parametrize("value", ["true", "2.0", '"2"', "3", "0"])
+def test_rings_is_a_count_of_one_or_two(tmp_path, capsys, value):
+    job = tmp_path / "j.yaml"
+    job.write_text(JOBS.joinpath("25b-data-3dc-400zr.yaml").read_text() + f"rings: {value}\n")
+    assert main(["plan", str(job)]) == 2
+    assert "rings: input should be" in capsys.readouterr().err

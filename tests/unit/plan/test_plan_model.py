@@ -353,3 +353,9 @@ def test_a_latency_bound_refusal_says_latency_not_reach():
     message = str(refused.value)
     assert "(300 km): no module the job may use is specified for 300 km: " in message
     assert "latency" not in message
+    # Said to 10 cm just past the limit (it read "(120 km) ... not 120 km").
+    with pytest.raises(NoFeasibleChoice) as refused:
+        plan_job(job(km=120.0001, modules={"400ZR+": {"available": False},
+                                           "800ZR+": {"available": False}}))
+    assert "(120.0001 km): no module the job may use is specified for 120.0001 km: " \
+        "400ZR: specified for links up to 120 km (OIF), not 120.0001 km" in str(refused.value)
