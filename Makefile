@@ -19,7 +19,7 @@ demo: setup
 	$(BIN)/dcilab demo $(TOPOLOGY)
 
 test: setup lint
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=25 tests
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

@@ -17,7 +17,7 @@ from concurrent import futures
 
 import grpc
 
-from .server import DEFAULT_WORKERS
+from .defaults import DEFAULT_WORKERS
 from .v1 import fabric_pb2, fabric_pb2_grpc, path_pb2, path_pb2_grpc
 
 CANNED = path_pb2.Reservation(

@@ -25,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from ..files import not_regular
+from .defaults import DEFAULT_WATCH_STREAMS, DEFAULT_WORKERS
 from .servicers import FabricServicer, PathServicer, ReadBudget, Streams, _open_stream
 from .v1 import fabric_pb2, fabric_pb2_grpc, path_pb2, path_pb2_grpc
 
@@ -33,11 +34,6 @@ SERVICE_NAMES = (fabric_pb2.DESCRIPTOR.services_by_name["FabricService"].full_na
 MUTATING_METHODS = frozenset({"/dcilab.v1.PathService/ReservePath",
                               "/dcilab.v1.PathService/ReleasePath"})
 DEFAULT_GRACE_S = 5.0
-# Calls wait on these threads for their commit; measured best on one core with 16 clients.
-DEFAULT_WORKERS = 12
-# A watch stream holds a thread for as long as it is open: bounded, and served by threads
-# of their own so that open streams never leave the booking calls fewer.
-DEFAULT_WATCH_STREAMS = 4
 MAX_PEM_BYTES = 1 << 20
 
 

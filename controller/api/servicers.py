@@ -22,6 +22,7 @@ import grpc
 from ..core.errors import UNAVAILABLE, StoreError
 from ..te.reservations import MAX_NAME_CHARS, AdmissionError, State, check_id
 from . import convert
+from .defaults import DEFAULT_READS_PER_S
 from .v1 import fabric_pb2 as fpb
 from .v1 import fabric_pb2_grpc
 from .v1 import path_pb2 as ppb
@@ -37,7 +38,6 @@ STATE_FILE_ERROR = "dcilab-state-file-error"
 RETRY_AFTER = "retry-after-s"
 CLIENT_BURST_S = 2.0
 TOTAL_BURST_S = 10.0
-DEFAULT_READS_PER_S = 10.0
 GET_COST = 0.1
 MIN_RETRY_S = 0.01
 DEFAULT_PAGE_SIZE = 100

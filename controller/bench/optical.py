@@ -136,6 +136,9 @@ def run(args) -> int:
                 try:
                     result = _one_run(lab, fabric, client, catalog, line, waves, pairs,
                                       offered_gbps, duration, adapt, args, degrade, restore)
+                except RuntimeError as exc:        # the traffic failed: said, not a traceback
+                    print(f"dcilab bench --optical: {exc}", file=sys.stderr)
+                    return 1
                 finally:
                     client.stop()
             runs.append(result)
@@ -207,7 +210,13 @@ def _one_run(lab, fabric, client, catalog, line, waves, pairs, offered_gbps, dur
         time.sleep(WARM_UP_S - 1.0)
         degrade(line, span=1, extra_loss_db=args.extra_loss_db, ramp_s=args.ramp_s,
                 address=lab.gnmi)
-        outputs = [c.communicate(timeout=duration + 60)[0] for c in clients]
+        outputs = []
+        for (s, d), c in zip(pairs, clients):
+            try:
+                outputs.append(c.communicate(timeout=duration + 60)[0])
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"the iperf3 flow {s} -> {d} did not end {duration + 60:g} s "
+                                   f"after it began (its control connection lost?)") from None
     finally:
         stop.set()
         for proc in servers + clients:

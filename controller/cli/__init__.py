@@ -17,6 +17,7 @@ from .stopping import EXIT_TERMINATED, Terminated, stop_on_sigterm
 # a hostile file under a memory limit).
 COMMANDS = ("check", "demo", "lab", "controller", "client", "bench", "clean", "fault", "plan",
             "train")
+CLIENT_MODULE_OF = {name: "client" for name in ("reserve", "release", "reservations", "links")}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -45,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         # busy machine, and a SIGTERM then ended it without a word.
         stop_on_sigterm()
     argv = sys.argv[1:] if argv is None else argv
-    # A command named after its module loads only that module (`client` registers reserve,
-    # links, ... under their own names, so they load everything).
-    only = argv[0] if argv and argv[0] != "client" else None
+    # A command loads only its own module (`client` registers reserve, links, ... under
+    # their own names).
+    only = CLIENT_MODULE_OF.get(argv[0], argv[0]) if argv and argv[0] != "client" else None
     args = build_parser(only=only).parse_args(argv)
     # `dcilab check f.yaml | head`: a closed pipe ends a report quietly, like any tool's.
     signal.signal(signal.SIGPIPE,

@@ -68,9 +68,24 @@ def summary(fabric: Fabric) -> dict:
         "capacity_by_site_pair": [{"a": a, "b": b, "capacity_gbps": c}
                                   for (a, b), c in sorted(fabric.capacity_by_site_pair().items())],
         "warnings": sorted(set(rate_problems(fabric))) + _detour_warnings(fabric, beyond)
-        + _case_warnings(fabric) + _long_way_warnings(fabric) + _shared_risk_warnings(shared),
+        + _case_warnings(fabric) + _long_way_warnings(fabric) + _shared_risk_warnings(shared)
+        + _spec_reach_warnings(fabric),
         "errors": [],
     }
+
+
+def _spec_reach_warnings(fabric: Fabric) -> list[str]:
+    """Line systems longer than their module is specified for: the optics may close (GNPy
+    says so above), but a vendor supports the module only within its specified reach, and
+    `dcilab plan` never chooses it there."""
+    from ..plan.hardware import beyond_spec
+    over = [(spec.name, why) for spec in fabric.spec.dci_links
+            if (why := beyond_spec(fabric.line_systems[spec.name].module, spec.fiber_km))]
+    return [f"line system {name}: {why}; the optics close here, but outside the module's "
+            f"specification (`dcilab plan` chooses a ZR+ module at this distance)"
+            for name, why in over[:10]] + (
+        [f"... and {len(over) - 10} more line systems beyond their module's specified reach"]
+        if len(over) > 10 else [])
 
 
 def _detour_warnings(fabric: Fabric, beyond: list[str]) -> list[str]:

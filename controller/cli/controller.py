@@ -86,9 +86,8 @@ def cpu_list(text: str) -> set[int]:
 
 
 def register(sub) -> None:
-    from ..api.server import DEFAULT_WATCH_STREAMS, DEFAULT_WORKERS
-    from ..api.servicers import DEFAULT_READS_PER_S
-    from ..store.sqlite import default_state_path
+    from ..api.defaults import DEFAULT_READS_PER_S, DEFAULT_WATCH_STREAMS, DEFAULT_WORKERS
+    from ..store.location import default_state_path
     p = sub.add_parser("controller", help="run the SDN controller for a fabric file",
                        description="Run the os-ken controller for a fabric file. It knows every "
                                    "switch, port and host from the file, checks what connects, "
@@ -264,20 +263,6 @@ def _check_free(what: str, host: str, port: int) -> str | None:
 
 
 def run(args) -> int:
-    from ..api.server import ServerError, TlsConfig, create_server, read_token_file
-    from ..api.servicers import ReadBudget
-    from ..app.runner import start_openflow
-    from ..app.service import ControllerService
-    from ..core import FabricController
-    from ..metrics import Metrics, start_metrics_server
-    from ..store.sqlite import (DISCARD, MIGRATE, REFUSE, ReservationStore, StoreError,
-                                default_state_path)
-
-    try:
-        fabric = load_fabric(args.topology, optical_model("controller"))
-    except FabricError as exc:
-        print(f"{exc}{shipped_hint(args.topology)}", file=sys.stderr)
-        return 2
     for bad, text in ((not 0 < args.reservable_fraction <= 1, "--reservable-fraction must be in (0, 1]"),
                       (not 0 < args.elephant_fraction <= 1, "--elephant-fraction must be in (0, 1]"),
                       (args.elephant_polls < 1, "--elephant-polls must be at least 1"),
@@ -311,12 +296,26 @@ def run(args) -> int:
     for problem in adaptation_policy.problems():
         print(f"dcilab controller: rate adaptation: {problem}", file=sys.stderr)
         return 2
+    try:
+        fabric = load_fabric(args.topology, optical_model("controller"))
+    except FabricError as exc:
+        print(f"{exc}{shipped_hint(args.topology)}", file=sys.stderr)
+        return 2
     for what, addr in (("OpenFlow", args.openflow), ("gRPC", args.grpc),
                        ("metrics", args.metrics)):
         problem = _check_free(what, *addr)
         if problem:                 # the operator must give another address: as bad input
             print(problem, file=sys.stderr)
             return 2
+    # The serving parts load only once the options hold: a refusal answers at once.
+    from ..api.server import ServerError, TlsConfig, create_server, read_token_file
+    from ..api.servicers import ReadBudget
+    from ..app.runner import start_openflow
+    from ..app.service import ControllerService
+    from ..core import FabricController
+    from ..metrics import Metrics, start_metrics_server
+    from ..store.sqlite import (DISCARD, MIGRATE, REFUSE, ReservationStore, StoreError,
+                                default_state_path)
     if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
         print("dcilab controller: --tls-cert and --tls-key go together, and --tls-client-ca "
               "needs them", file=sys.stderr)

@@ -122,6 +122,10 @@ def run(args) -> int:
         return 1
     try:
         faults = Faults.attach()
+        if not args.json:
+            # Said on stderr, apart from the report: which running emulation is acted on.
+            print(f"emulation {faults.fabric.name} ({faults.fabric_path}, pid "
+                  f"{faults.owner_pid})", file=sys.stderr)
         return _dispatch(faults, args)
     except (FaultError, FibreError) as exc:
         if args.json:

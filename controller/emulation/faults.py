@@ -272,9 +272,11 @@ class Faults:
     """Inject, list and restore faults on a running emulation of `fabric`."""
 
     def __init__(self, fabric: Fabric, run_stamp: float = 0.0, state_path=FAULTS_STATE,
-                 fabric_path: str | None = None, gnmi_address: str | None = None):
+                 fabric_path: str | None = None, gnmi_address: str | None = None,
+                 owner_pid: int | None = None):
         self.fabric = fabric
         self.fabric_path = fabric_path
+        self.owner_pid = owner_pid            # the process that runs the emulation
         self.gnmi_address = gnmi_address      # the transceiver agent's, when it serves one
         self.plan: dict[str, WavelengthEnds] = fibre_plan(fabric)
         self.book = FaultBook(state_path, run_stamp)
@@ -297,7 +299,7 @@ class Faults:
             raise FaultError(f"cannot read the running emulation's fabric file "
                              f"{manifest.fabric_path}: {exc}") from None
         return cls(fabric, manifest.started, fabric_path=manifest.fabric_path,
-                   gnmi_address=manifest.services.get("gnmi"))
+                   gnmi_address=manifest.services.get("gnmi"), owner_pid=manifest.owner_pid)
 
     # -- reading ---------------------------------------------------------------------
 

@@ -218,7 +218,7 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
                            f"latencies of {latency_s * 1e3:.3f} ms"
                            + (f" and {other_latency_s * 1e3:.3f} ms over the other stage "
                               f"boundaries" if other_latency_s else "")
-                           + f") fill the {window_s:.3g} s window")
+                           + f") fill the {window_s * 1e3:.4g} ms window")
             continue
         for mode in module.modes:
             wavelengths = max(1, math.ceil(need / (mode.rate_gbps * GOODPUT_OF_LINE_RATE)

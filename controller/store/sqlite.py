@@ -42,6 +42,7 @@ import urllib.parse
 from pathlib import Path
 
 from ..files import not_regular
+from .location import default_state_path  # noqa: F401 (re-exported)
 from ..core.errors import INTERNAL, UNAVAILABLE, StoreError  # noqa: F401 (re-exported)
 from ..te.reservations import (MAX_BANDWIDTH_GBPS, MAX_DURATION_S, MAX_LATENCY_MS,
                                MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS, Protection, Reservation,
@@ -377,15 +378,6 @@ def _shown(value) -> str:
         return shown(value)
     text = "null" if value is None else repr(value)
     return text if len(text) <= MAX_NAME_CHARS else f"{text[:MAX_NAME_CHARS]}..."
-
-
-def default_state_path(fabric: str | None = None) -> Path:
-    """$XDG_DATA_HOME/dcilab/<fabric>.db, or ~/.local/share/dcilab/<fabric>.db: one file
-    per fabric, so two fabrics' controllers never meet in one by default. Without a fabric
-    name, state.db."""
-    base = os.environ.get("XDG_DATA_HOME", "")
-    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "share"
-    return root / "dcilab" / (f"{fabric}.db" if fabric else "state.db")
 
 
 # What a controller told about another fabric's state file does with it.
@@ -869,6 +861,11 @@ class ReservationStore:
         """The reservation admitted for `request_id`, if any."""
         found = self._select("WHERE request_id = ? AND request_id != ''", (request_id,))
         return found[-1] if found else None
+
+    def newest_created_at(self) -> float | None:
+        """The latest creation time on record, live or ended (None: no reservation yet)."""
+        with self._read_lock, self._failing("read"):
+            return self._reader.execute("SELECT MAX(created_at) FROM reservations").fetchone()[0]
 
     def count_ended(self) -> dict[State, int]:
         with self._read_lock, self._failing("read"):

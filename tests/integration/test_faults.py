@@ -246,7 +246,11 @@ def test_cli_on_the_running_emulation(lab):
     assert done.returncode == 1
     assert "unknown link or wavelength 'dc1-dc3'" in done.stderr and LINK in done.stderr
     assert "Traceback" not in done.stderr
-    assert dcilab("gray", W[3]).returncode == 0
+    grayed = dcilab("gray", W[3])
+    assert grayed.returncode == 0
+    # which emulation it acted on, on stderr beside the report
+    assert f"emulation {fabric.name} (" in grayed.stderr and f"pid {os.getpid()}" in \
+        grayed.stderr, grayed.stderr
     listed = dcilab("list", "--json")
     assert [f["kind"] for f in json.loads(listed.stdout)["faults"]] == ["gray"]
     assert frames_through(fabric, W[3], 50) == 0

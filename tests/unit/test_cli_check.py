@@ -361,3 +361,17 @@ def test_json_lists_each_switch_datapath_id_and_what_its_ports_reach(capsys):
     gateway = switches["dc2-gw1"]
     assert gateway["dpid"] == "0x0000000000020301"
     assert [gateway["ports"][p] for p in ("3", "6")] == ["dc1-dc2-a.w1", "dc1-dc2-a.w4"]
+
+
+def test_a_zr_module_beyond_its_specified_reach_is_a_warning(capsys, tmp_path):
+    # GNPy closes 400ZR over 130 km in two spans, but OIF specifies it to 120 km, and the
+    # planner stops there: said, not refused.
+    path = write(tmp_path, {"name": "t", "sites": [site("a"), site("b")],
+                            "dci_links": [link("far", "a", "b", fiber_km=130),
+                                          link("near", "a", "b", fiber_km=120)]})
+    status, s = check_json(capsys, path)
+    assert status == 0 and s["ok"] is True
+    assert [w for w in s["warnings"] if "specified for" in w] == [
+        "line system far: 400ZR: specified for links up to 120 km (OIF), not 130 km; the "
+        "optics close here, but outside the module's specification (`dcilab plan` chooses a "
+        "ZR+ module at this distance)"]

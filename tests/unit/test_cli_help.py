@@ -23,3 +23,19 @@ def test_every_command_has_a_help_that_renders():
     for sub in commands:
         text = sub.format_help()
         assert text.startswith("usage:") and "%(" not in text, sub.prog
+
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    [action] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(action.choices)
+
+
+def test_each_command_parses_with_only_its_own_module_loaded():
+    """`dcilab links` loads the client module alone: the map of the client's commands must
+    name every command the client registers, and each command its module."""
+    from dcilab.cli import CLIENT_MODULE_OF
+    every = _commands(build_parser())
+    assert set(CLIENT_MODULE_OF) == _commands(build_parser(only="client"))
+    for name in every:
+        assert name in _commands(build_parser(only=CLIENT_MODULE_OF.get(name, name))), name

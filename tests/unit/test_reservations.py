@@ -482,7 +482,7 @@ def widest_ever(fabric, src: str, dst: str, fraction: float = 0.9) -> float:
     return 0.0
 
 
-@pytest.mark.parametrize("name, seed", [("four-dc-ring", 7), ("four-dc-ring", 2024),
+@pytest.mark.parametrize("name, seed", [("four-dc-ring", 7), ("two-dc", 2024),
                                         ("two-dc", 11)])
 def test_randomized_requests_and_releases_never_overbook(name, seed):
     fabric = topology(name)

@@ -175,7 +175,10 @@ def test_replanned_distances_agree_with_a_fresh_plan_and_stop_where_nothing_reac
     rows = plan.sensitivity["distance"]
     assert all("replanned_capex_usd" not in r for r in plan_job(job(km=600.0)).sensitivity[
         "distance"])                                              # only when asked
-    for row in rows:
+    # A fresh plan of each kind of row: shorter, longer, and one inferred from a shorter
+    # failure. (The first failure's fresh plan is left out: its refusal bisects the span
+    # count with GNPy for a suggestion, 25 s of the unit suite.)
+    for row in (r for r in rows if r["factor"] in (0.5, 2.0, 16.0)):
         km = 600.0 * row["factor"]
         try:
             fresh = plan_job(job(km=km, model={"parameters": 70e9}), sensitivity=False)
@@ -238,7 +241,7 @@ def test_out_of_reach_or_latency_bound_pairs_are_explained():
     with pytest.raises(NoFeasibleChoice, match="no module reaches 20000 km at a rate that "
                                                "carries the sync in time"):
         plan_job(job(km=20000.0))
-    with pytest.raises(NoFeasibleChoice, match="fill the"):
+    with pytest.raises(NoFeasibleChoice, match=r"ms\) fill the [0-9.]+ ms window"):
         plan_job(job(km=500.0, step={"compute_s": 0.001, "overlap_s": 0.0005}))
 
 
