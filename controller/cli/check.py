@@ -69,23 +69,33 @@ def summary(fabric: Fabric) -> dict:
                                   for (a, b), c in sorted(fabric.capacity_by_site_pair().items())],
         "warnings": sorted(set(rate_problems(fabric))) + _detour_warnings(fabric, beyond)
         + _case_warnings(fabric) + _long_way_warnings(fabric) + _shared_risk_warnings(shared)
-        + _spec_reach_warnings(fabric),
+        + _spec_warnings(fabric),
         "errors": [],
     }
 
 
-def _spec_reach_warnings(fabric: Fabric) -> list[str]:
-    """Line systems longer than their module is specified for: the optics may close (GNPy
-    says so above), but a vendor supports the module only within its specified reach, and
-    `dcilab plan` never chooses it there."""
-    from ..plan.hardware import beyond_spec
-    over = [(spec.name, why) for spec in fabric.spec.dci_links
-            if (why := beyond_spec(fabric.line_systems[spec.name].module, spec.fiber_km))]
-    return [f"line system {name}: {why}; the optics close here, but outside the module's "
-            f"specification (`dcilab plan` chooses a ZR+ module at this distance)"
-            for name, why in over[:10]] + (
-        [f"... and {len(over) - 10} more line systems beyond their module's specified reach"]
-        if len(over) > 10 else [])
+def _spec_warnings(fabric: Fabric) -> list[str]:
+    """Line systems longer than their module is specified for, or with wavelengths in the
+    L band it is not specified for: the optics may close (GNPy says so above), but a vendor
+    supports the module only within its specification, and `dcilab plan` never plans it
+    there."""
+    from ..optics.spectrum import C_BAND
+    from ..plan.hardware import L_BAND_MODULES, beyond_spec
+    out = []
+    for spec in fabric.spec.dci_links:
+        plan = fabric.line_systems[spec.name]
+        if why := beyond_spec(plan.module, spec.fiber_km):
+            out.append(f"line system {spec.name}: {why}; the optics close here, but outside "
+                       f"the module's specification (`dcilab plan` chooses a ZR+ module at "
+                       f"this distance)")
+        in_l = sum(1 for c in plan.channels if c.frequency_thz * 1e6 < C_BAND.low_mhz)
+        if in_l and plan.module not in L_BAND_MODULES:
+            out.append(f"line system {spec.name}: {in_l} wavelength(s) in the L band, where "
+                       f"{plan.module} is not specified (its implementation agreement or MSA "
+                       f"defines C-band channels): an assumption; `dcilab plan` adds fibre "
+                       f"pairs instead")
+    return out[:10] + ([f"... and {len(out) - 10} more line systems outside their module's "
+                        f"specification"] if len(out) > 10 else [])
 
 
 def _detour_warnings(fabric: Fabric, beyond: list[str]) -> list[str]:

@@ -94,7 +94,8 @@ def register(sub) -> None:
                     "light still passes: the transceivers' reported OSNR, pre-FEC BER, Q and "
                     "margin fall (gNMI, and the controller's metrics with --gnmi), packets are "
                     "lost once the BER passes the mode's FEC threshold, and a controller "
-                    "started with --adapt steps the mode down first. Given again, the new "
+                    "started with --adapt steps the mode down first (for a fall slower than about "
+                    "0.3 dB/s of margin; a faster one goes dark, then down). Given again, the new "
                     "figures replace the old. `restore LINK` puts the line back as designed.")
     o.add_argument("target", metavar="LINK", help="a DCI link (line system), e.g. dc1-dc2-a")
     whole = checked(int, lambda v: v >= 1, "a whole number", "must be 1 or more")

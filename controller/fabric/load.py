@@ -26,8 +26,8 @@ from ..files import not_regular
 from .checks import check_spec
 from .errors import MAX_ISSUES, FabricError, FabricIssue
 from .model import Fabric, build_fabric, plan_line_systems
-from .schema import (MAX_LINE_SYSTEMS, MAX_MODULE_OVERRIDES, MAX_SITES, DciLinkSpec, FabricSpec,
-                     ModuleOverride, SiteSpec)
+from .schema import (MAX_LINE_SYSTEMS, MAX_MODE_OVERRIDES, MAX_MODULE_OVERRIDES, MAX_SITES,
+                     DciLinkSpec, FabricSpec, ModeOverride, ModuleOverride, SiteSpec)
 
 
 MAX_FILE_BYTES = 4 << 20            # the largest repository fabric is under 1 KiB
@@ -137,7 +137,7 @@ def _message(error: dict) -> str:
 
 
 _ENTRIES = {"dci_links": "line systems", "sites": "sites", "srlg": "risk groups",
-            "modules": "module overrides"}
+            "modules": "module overrides", "modes": "mode overrides"}
 
 
 def _too_long(loc: tuple, length: int | None, limit: int) -> str:
@@ -148,8 +148,10 @@ def _too_long(loc: tuple, length: int | None, limit: int) -> str:
 def _known_fields(model, loc: tuple) -> list[str]:
     """The field names of the mapping at `loc` under `model` (a pydantic model), following
     lists, dicts and optionals; [] where the path leaves the models."""
+    keyed = False                             # the next part is a key of a mapping
     for part in loc:
-        if isinstance(part, int):             # a list entry: the same model
+        if isinstance(part, int) or keyed:    # a list entry or a mapping's value: same model
+            keyed = False
             continue
         field = model.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
@@ -157,8 +159,14 @@ def _known_fields(model, loc: tuple) -> list[str]:
         inner = _model_in(field.annotation)
         if inner is None:
             return []
-        model = inner
+        model, keyed = inner, _maps_to_models(field.annotation)
     return list(model.model_fields)
+
+
+def _maps_to_models(annotation) -> bool:
+    """Whether an annotation is a mapping (`dict[str, ModuleOverride]`, or that | None)."""
+    return typing.get_origin(annotation) is dict or any(
+        typing.get_origin(arg) is dict for arg in typing.get_args(annotation))
 
 
 def _model_in(annotation):
@@ -241,7 +249,7 @@ def _expanded_size(spec: FabricSpec) -> list[FabricIssue]:
 
 
 _MAPPINGS = {FabricSpec: "a fabric file", SiteSpec: "a site", DciLinkSpec: "a DCI link",
-             ModuleOverride: "a module override"}
+             ModuleOverride: "a module override", ModeOverride: "a mode override"}
 
 
 def _oversized(data: dict) -> list[FabricIssue]:
@@ -252,7 +260,9 @@ def _oversized(data: dict) -> list[FabricIssue]:
     issues = []
 
     def fields(loc: tuple, mapping, model) -> None:
-        if isinstance(mapping, dict) and len(mapping) > len(model.model_fields):
+        # A few keys too many are named by pydantic, each as unknown (with the field that
+        # was meant); only a flood is counted instead.
+        if isinstance(mapping, dict) and len(mapping) > len(model.model_fields) + MAX_ISSUES:
             what = _MAPPINGS[model]
             issues.append(FabricIssue(format_path(loc), (
                 f"{len(mapping)} fields; {what} has at most {len(model.model_fields)} "
@@ -273,6 +283,14 @@ def _oversized(data: dict) -> list[FabricIssue]:
         else:
             for name, entry in modules.items():
                 fields(("modules", str(name)), entry, ModuleOverride)
+                modes = entry.get("modes") if isinstance(entry, dict) else None
+                if isinstance(modes, dict) and len(modes) > MAX_MODE_OVERRIDES:
+                    loc = ("modules", str(name), "modes")
+                    issues.append(FabricIssue(format_path(loc), _too_long(
+                        loc, len(modes), MAX_MODE_OVERRIDES)))
+                elif isinstance(modes, dict):
+                    for mode, figures in modes.items():
+                        fields(("modules", str(name), "modes", str(mode)), figures, ModeOverride)
     return issues
 
 

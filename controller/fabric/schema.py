@@ -45,6 +45,11 @@ MAX_FABRIC_GBPS = 1_000_000.0
 MAX_MODULE_POWER_W = 1e5
 MAX_MODULE_PRICE_USD = 1e8
 MAX_MODULE_OVERRIDES = 64
+MAX_MODE_OVERRIDES = 16
+MAX_DSP_LATENCY_US = 1e4        # 10 ms: far beyond any DSP and FEC, yet a number
+MAX_OSNR_DB = 60.0
+MAX_SLOT_GHZ = 1000.0
+MAX_CD_TOLERANCE_PS_NM = 1e6
 
 
 class _Strict(BaseModel):
@@ -105,11 +110,24 @@ class DciLinkSpec(_Strict):
         return span_km
 
 
+class ModeOverride(_Strict):
+    """Override a mode's figures (the 100G OpenZR+ mode's 50 GHz slot is an assumption;
+    a vendor's datasheet may give another required OSNR or dispersion tolerance)."""
+
+    width_ghz: float | None = Field(default=None, gt=0, le=MAX_SLOT_GHZ)
+    required_osnr_db: float | None = Field(default=None, ge=0, le=MAX_OSNR_DB)
+    cd_tolerance_ps_nm: float | None = Field(default=None, ge=0, le=MAX_CD_TOLERANCE_PS_NM)
+
+
 class ModuleOverride(_Strict):
-    """Override a catalog figure that has no public source (prices, 800G power)."""
+    """Override catalog figures that have no public source (prices, 800G power, DSP/FEC
+    latency, 800G transmitter OSNR, the 100G slot), or that a datasheet gives otherwise."""
 
     power_w: float | None = Field(default=None, gt=0, le=MAX_MODULE_POWER_W)
     price_usd: float | None = Field(default=None, ge=0, le=MAX_MODULE_PRICE_USD)
+    dsp_latency_us: float | None = Field(default=None, ge=0, le=MAX_DSP_LATENCY_US)
+    tx_osnr_db: float | None = Field(default=None, gt=0, le=MAX_OSNR_DB)
+    modes: dict[str, ModeOverride] | None = Field(default=None, max_length=MAX_MODE_OVERRIDES)
 
 
 class FabricSpec(_Strict):

@@ -126,7 +126,7 @@ def select_mode(module: str, line: LineSystem, mode: str | None = None,
             return check.mode   # too many wavelengths is the spectrum's error to give
         raise OpticsError(
             f"{transceiver.name} mode {mode} cannot cross {line.fiber_km:g} km: "
-            f"{'; and '.join(check.reasons())}; {_suggest(check, catalog)}")
+            f"{'; and '.join(check.reasons())}; {_suggest(check, catalog, forced=True)}")
     checks = [check_mode(transceiver, candidate, line, wavelengths)
               for candidate in transceiver.modes]
     in_band = [check for check in checks if check.fits_band]
@@ -158,7 +158,7 @@ def select_mode(module: str, line: LineSystem, mode: str | None = None,
         f"{'; and '.join(closest.reasons())}; {suggestion}")
 
 
-def _suggest(failed: ModeCheck, catalog: Catalog) -> str:
+def _suggest(failed: ModeCheck, catalog: Catalog, forced: bool = False) -> str:
     """What would work instead: each option checked with GNPy on the changed line."""
     line = failed.line
     options: list[str] = []
@@ -179,7 +179,7 @@ def _suggest(failed: ModeCheck, catalog: Catalog) -> str:
             if check.feasible:
                 options.append(f"a link of at most {longest:d} km for {failed.module.name} "
                                f"at {failed.mode.name} (GSNR there {check.gsnr_db:.2f} dB)")
-    options.extend(_alternatives(failed, catalog))
+    options.extend(_alternatives(failed, catalog, forced))
     if not options:
         return ("no module or mode in the catalog can cross this line; shorten the link or "
                 "regenerate part way")
@@ -242,26 +242,52 @@ def _spans_that_work(failed: ModeCheck) -> str | None:
             f"GSNR {check.gsnr_db:.2f} dB)")
 
 
-def _alternatives(failed: ModeCheck, catalog: Catalog) -> list[str]:
-    """The best feasible mode of each catalog module on the same line, this module first."""
+def _alternatives(failed: ModeCheck, catalog: Catalog, forced: bool = False) -> list[str]:
+    """The best feasible mode of each catalog module on the same line, this module first;
+    where the line's launch power is fixed, also a better mode that its best launch power
+    lets cross (one change at a time is not always enough: a weak launch and the wrong
+    module together). The module's own other modes at the best power are `select_mode`'s
+    to say, unless the mode was `forced` (then nothing else tries them)."""
     modules = sorted(catalog, key=lambda m: m.name != failed.module.name)
+    at_auto = (None if failed.line.launch_power_dbm == AUTO
+               else dataclasses.replace(failed.line, launch_power_dbm=AUTO))
     options = []
     for module in modules:
-        for mode in module.modes:
-            if (module, mode) == (failed.module, failed.mode):
-                continue
-            check = check_mode(module, mode, failed.line, failed.wavelengths)
-            if not check.feasible:
-                continue
-            # Say the figure that answers the failure: dispersion tolerance or OSNR needed.
-            if not failed.dispersion_ok:
-                detail = f"tolerates up to {mode.cd_tolerance_ps_nm:.0f} ps/nm"
-            else:
-                detail = f"needs {mode.required_osnr_db:.1f} dB"
-            options.append(f"{module.name} at {mode.name} ({detail}, "
-                           f"GSNR here {check.gsnr_db:.2f} dB)")
-            break
+        found = _first_feasible(failed, module, failed.line)
+        if found is not None:
+            options.append(f"{module.name} at {found.mode.name} ({_detail(failed, found.mode)}, "
+                           f"GSNR here {found.gsnr_db:.2f} dB)")
+        # At the best power, only a mode above the one found at this power is news.
+        faster = found.mode.rate_gbps if found is not None else 0
+        best = (_first_feasible(failed, module, at_auto, above_gbps=faster)
+                if at_auto is not None and (forced or module != failed.module) else None)
+        if best is not None:
+            options.append(f"launch_power_dbm: auto with {module.name} at {best.mode.name} "
+                           f"({_detail(failed, best.mode)}, GSNR there "
+                           f"{best.gsnr_db:.2f} dB at {best.qot.launch_power_dbm:g} dBm)")
     return options
+
+
+def _first_feasible(failed: ModeCheck, module, line: LineSystem,
+                    above_gbps: float = 0) -> ModeCheck | None:
+    """`module`'s highest-rate mode that crosses `line` (faster than `above_gbps`), other
+    than the one that failed."""
+    for mode in module.modes:
+        if mode.rate_gbps <= above_gbps:
+            break                               # highest rate first: none faster is left
+        if (module, mode) == (failed.module, failed.mode):     # its power: said apart
+            continue
+        check = check_mode(module, mode, line, failed.wavelengths)
+        if check.feasible:
+            return check
+    return None
+
+
+def _detail(failed: ModeCheck, mode) -> str:
+    """The figure that answers the failure: dispersion tolerance or the OSNR needed."""
+    if not failed.dispersion_ok:
+        return f"tolerates up to {mode.cd_tolerance_ps_nm:.0f} ps/nm"
+    return f"needs {mode.required_osnr_db:.1f} dB"
 
 
 __all__ = ["MIN_SUGGESTED_SPAN_KM", "ModeCheck", "check_mode", "select_mode"]

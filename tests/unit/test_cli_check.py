@@ -375,3 +375,15 @@ def test_a_zr_module_beyond_its_specified_reach_is_a_warning(capsys, tmp_path):
         "line system far: 400ZR: specified for links up to 120 km (OIF), not 130 km; the "
         "optics close here, but outside the module's specification (`dcilab plan` chooses a "
         "ZR+ module at this distance)"]
+
+
+def test_wavelengths_in_the_l_band_of_a_c_band_module_are_a_warning(capsys, tmp_path):
+    path = write(tmp_path, {"name": "t", "sites": [site("a"), site("b")],
+                            "dci_links": [link("wide", "a", "b", wavelengths=66, band="C+L"),
+                                          link("fits", "a", "b", wavelengths=64, band="C+L")]})
+    status, s = check_json(capsys, path)
+    assert status == 0
+    assert [w for w in s["warnings"] if "L band" in w] == [
+        "line system wide: 2 wavelength(s) in the L band, where 400ZR is not specified (its "
+        "implementation agreement or MSA defines C-band channels): an assumption; `dcilab "
+        "plan` adds fibre pairs instead"]

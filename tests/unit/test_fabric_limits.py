@@ -116,6 +116,18 @@ def test_module_overrides_beyond_sense_are_refused():
     assert "power_w: input should be less than or equal to 100000 " in out[0]
 
 
+def test_a_few_unknown_override_fields_are_each_named_not_counted():
+    out = _issues(TWO_SITES + "modules:\n  400ZR: {power_w: 10, price_usd: 1, dsp_latency: 3,"
+                  " modes: {400G: {required_osnr: 25}}}\n")
+    assert sorted(line.split(": ", 1)[1] for line in out) == [
+        "modules.400ZR.dsp_latency: unknown field; did you mean 'dsp_latency_us'?",
+        "modules.400ZR.modes.400G.required_osnr: unknown field; did you mean "
+        "'required_osnr_db'?"], out
+    flood = ", ".join(f"k{i}: 1" for i in range(2000))
+    out = _issues(TWO_SITES + f"modules:\n  400ZR: {{modes: {{400G: {{{flood}}}}}}}\n")
+    assert len(out) == 1 and "2000 fields; a mode override has at most 3" in out[0], out
+
+
 def test_gnpy_work_beyond_the_limit_is_refused_before_any_run(monkeypatch):
     """Lines some mode can cross, each distinct (no cache helps): 64 of 500 one-kilometre
     spans would be 32 000 spans through GNPy (about a minute). Over the limit (lowered

@@ -339,6 +339,20 @@ def test_module_overrides_change_power_and_cost():
     assert plan.cost_usd == pytest.approx(2 * 4 * 1000)
 
 
+def test_every_assumed_figure_of_the_readme_can_be_overridden():
+    # README: DSP/FEC latency, transmitter OSNR and a mode's figures (the 100G slot) are
+    # assumptions a fabric file may replace with its vendor's.
+    plain = build([site("a"), site("b")], [link("l", "a", "b", wavelengths=4)])
+    fabric = build([site("a"), site("b")], [link("l", "a", "b", wavelengths=4)],
+                   modules={"400ZR": {"dsp_latency_us": 12.0, "tx_osnr_db": 30.0,
+                                      "modes": {"400G": {"required_osnr_db": 24.5}}}})
+    before, after = plain.line_systems["l"], fabric.line_systems["l"]
+    assert after.latency_ms == pytest.approx(before.latency_ms + (12.0 - 2.0) / 1e3)
+    assert after.channels[0].gsnr_db < before.channels[0].gsnr_db - 0.5   # 30 dB beside 34
+    assert after.channels[0].required_osnr_db == 24.5
+    assert fabric.catalog.module("400ZR+").dsp_latency_us == 4.0          # others unchanged
+
+
 def test_c_plus_l_band_fits_more_than_64_400zr_wavelengths():
     fabric = build([site("a"), site("b")],
                    [link("l", "a", "b", wavelengths=65, band="C+L")])

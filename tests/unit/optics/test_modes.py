@@ -81,7 +81,13 @@ def verify_suggestions(message, module, mode, line, wavelengths=None):
         assert reference_gsnr(other, other_mode, shorter, wavelengths) >= \
             needed(other, other_mode, line)
         checked += 1
-    for other, other_mode in re.findall(r"(\S+) at (\d+G) \((?:needs|tolerates)", message):
+    for other, other_mode, launch in re.findall(
+            r"launch_power_dbm: auto with (\S+) at (\d+G) \([^)]* at (-?[\d.]+) dBm\)", message):
+        assert reference_gsnr(other, other_mode, line, wavelengths, float(launch)) >= \
+            needed(other, other_mode, line), (other, other_mode, message)
+        checked += 1
+    for other, other_mode in re.findall(r"(?<!\S)(?<!auto with )(\S+) at (\d+G) "
+                                        r"\((?:needs|tolerates)", message):
         chosen = DEFAULT_CATALOG.module(other).mode(other_mode)
         assert line.dispersion_ps_nm <= chosen.cd_tolerance_ps_nm
         assert reference_gsnr(other, other_mode, line, wavelengths) >= \
@@ -213,9 +219,12 @@ def test_400zr_below_its_gsnr_needs():
     message = str(error.value)
     assert "GSNR 19.24 dB" in message and "26.0 dB required + 2.0 dB margin" in message
     assert "span_km <= 60.0 km, 2 spans" in message
-    # 400ZR+ 400G/300G need 26/23 dB, 800ZR+ 27.1: only 200G (18 dB) fits.
+    # 400ZR+ 400G/300G need 26/23 dB, 800ZR+ 27.1: only 200G (18 dB) fits at -3 dBm;
+    # at its best launch power 800ZR+ crosses at 800G, said as the two changes together.
     assert "400ZR+ at 200G (needs 16.0 dB" in message
-    assert "800ZR+" not in message
+    assert message.count("800ZR+") == 1 and "launch_power_dbm: auto with 800ZR+ at 800G" \
+        in message
+    assert verify_suggestions(message, "400ZR", "400G", line) >= 3
     assert verify_suggestions(message, "400ZR", "400G", line) >= 2
 
 
@@ -270,3 +279,17 @@ def test_another_mode_that_clears_at_the_best_launch_power_is_suggested():
     auto = select_mode("400ZR+", LineSystem(5882, span_km=50, launch_power_dbm=AUTO),
                        wavelengths=4)
     assert auto.name == "100G"
+
+
+def test_a_weak_launch_and_the_wrong_module_together_are_one_suggestion():
+    # An outside tester's line: 800ZR+ at -5 dBm over 500 km of lossy fibre. No single
+    # change crosses it (not the best power for 800ZR+, not another module at -5 dBm), yet
+    # 400ZR+ at its best power does: said, rather than "no module or mode can cross".
+    line = LineSystem(500, span_km=100, attenuation_db_per_km=0.25, amplifier_nf_db=6.5,
+                      launch_power_dbm=-5)
+    with pytest.raises(OpticsError) as error:
+        select_mode("800ZR+", line, wavelengths=32)
+    message = str(error.value)
+    assert "no module or mode" not in message
+    assert "launch_power_dbm: auto with 400ZR+ at 200G" in message
+    assert verify_suggestions(message, "800ZR+", "800G", line, 32) >= 1
