@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         # busy machine, and a SIGTERM then ended it without a word.
         stop_on_sigterm()
     argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--version"]:            # answered without loading every command
+        print(f"dcilab {__version__}")
+        return 0
     # A command loads only its own module (`client` registers reserve, links, ... under
     # their own names).
     only = CLIENT_MODULE_OF.get(argv[0], argv[0]) if argv and argv[0] != "client" else None

@@ -63,6 +63,10 @@ def summary(fabric: Fabric) -> dict:
                           "ports": {str(port): link.name
                                     for port, link in sorted(fabric.ports(sw.name).items())}}
                          for sw in fabric.switches.values()],
+        # what a host attached by hand must be given: its address, on which leaf port
+        "host_addresses": [{"name": h.name, "ip": f"{h.ip}/{h.prefix_len}", "mac": h.mac,
+                            "site": h.site, "leaf": h.leaf, "port": h.port}
+                           for h in fabric.hosts.values()],
         "wavelength_count": sum(1 for _ in fabric.wavelengths()),
         "dci_links": links,
         "capacity_by_site_pair": [{"a": a, "b": b, "capacity_gbps": c}
@@ -209,6 +213,15 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word if count == 1 else _PLURAL.get(word, word + 's')}"
 
 
+def _address_range(ips: list[str]) -> str:
+    """10.1.1.1-4 for a leaf's hosts (numbered from 1, in order), else the list."""
+    heads = {ip.rsplit(".", 1)[0] for ip in ips}
+    ends = [int(ip.rsplit(".", 1)[1]) for ip in ips]
+    if len(heads) == 1 and ends == list(range(ends[0], ends[0] + len(ends))):
+        return ips[0] if len(ips) == 1 else f"{ips[0]}-{ends[-1]}"
+    return ", ".join(ips)
+
+
 def _print_text(path: str, s: dict) -> None:
     print(f"{path}: fabric {s['name']!r} is valid (scale {s['scale']:g})")
     print(f"  {_n(len(s['sites']), 'site')}, {_n(s['switches'], 'switch')}, "
@@ -220,6 +233,13 @@ def _print_text(path: str, s: dict) -> None:
               f"{_n(site['leaves'], 'leaf')}, {_n(site['gateways'], 'gateway')}"
               + (f" ({', '.join(idle)}: no DCI link ends there)" if idle else "")
               + f", {_n(site['hosts'], 'host')}, {site['fabric_gbps']:g} Gb/s")
+        on_leaf: dict[str, list[str]] = {}
+        for host in s["host_addresses"]:
+            if host["site"] == site["name"]:
+                on_leaf.setdefault(host["leaf"], []).append(host["ip"].split("/")[0])
+        if on_leaf:
+            print("    hosts: " + ", ".join(f"{_address_range(ips)} on {leaf}"
+                                          for leaf, ips in on_leaf.items()))
     for link in s["dci_links"]:
         print(f"\n  DCI link {link['name']}: {link['a_gateway']} <-> {link['b_gateway']}, "
               f"{link['fiber_km']:g} km in {link['spans']} span{'s' if link['spans'] != 1 else ''}, "

@@ -218,8 +218,11 @@ def running_server() -> str | None:
 
 def _run(args, body) -> int:
     """Run `body(client)`; turn every failure into one line and exit status 1."""
+    guessed = False                   # no --server, and no demo or lab to take it from
     if args.server is None:
-        args.server = running_server() or DEFAULT_SERVER
+        args.server = running_server()
+        guessed = args.server is None
+        args.server = args.server or DEFAULT_SERVER
     try:
         with connect(args) as client:
             return body(client) or 0
@@ -230,7 +233,10 @@ def _run(args, body) -> int:
         elif isinstance(exc, ApiError):
             print(f"dcilab {args.command}: refused ({code}): {exc}", file=sys.stderr)
         else:
-            print(f"dcilab {args.command}: {exc}", file=sys.stderr)
+            hint = ("; no dcilab demo or lab runs on this machine: start one (`dcilab lab`, "
+                    "as root) or `dcilab controller`, or give --server ADDRESS"
+                    if guessed and isinstance(exc, Unreachable) else "")
+            print(f"dcilab {args.command}: {exc}{hint}", file=sys.stderr)
         return 1
 
 

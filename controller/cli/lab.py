@@ -64,7 +64,9 @@ def register(sub) -> None:
     p.add_argument("--script", metavar="FILE",
                    help="run the commands in FILE (one per line, as typed at the prompt), "
                         "then stop, instead of reading the terminal; exit status 1 if a line "
-                        "failed (a dcilab command refused, an unknown command or node)")
+                        "failed (a dcilab command refused, an unknown command or node); a "
+                        "watch (`reservations --watch`) never returns, so it ends a script "
+                        "only by a timeout or Ctrl-C")
     p.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
     p.add_argument("--verbose", action="store_true", help="echo the controller's log")
     add_transceiver_arguments(p)

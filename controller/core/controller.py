@@ -95,6 +95,10 @@ HOLD_DOWN_S = 1.0
 # While a switch's first seconds pass (BFD sessions starting, ports settling), a port that
 # drops and returns is the switch coming up, not a flapping fibre: no hold-down then.
 STARTUP_GRACE_S = 10.0
+# Link probes go out again this often from every programmed switch, as LLDP's default
+# transmit interval (IEEE 802.1AB msgTxInterval, 30 s): a cable moved without a carrier
+# change the controller saw, or a probe lost, is found within one interval.
+REPROBE_S = 30.0
 HOLD_DOWN_MAX_S = 30.0
 FLAP_WINDOW_S = 60.0
 
@@ -132,6 +136,7 @@ class FabricController:
         # again; link -> downs. A port is down if reported so or on a crossed cable.
         self._carrier_down: set[tuple[str, int]] = set()
         self._crossed: dict[tuple[str, int], str] = {}     # (switch, port) -> why
+        self._reprobe_at: float | None = None              # next round of link probes
         self.probe_key = wiring.probe_key()      # signs link probes: hosts cannot forge one
         self._held_until: dict[str, float] = {}
         self._downs: dict[str, list[float]] = {}
@@ -253,8 +258,7 @@ class FabricController:
             # It sends LLDP to the controller now: its neighbours' probes are checked, and
             # its own go out to them (lost at a neighbour not yet programmed, whose own
             # probes come back here once it is).
-            outbox.add(dpid, [of.packet_out(port, wiring.probe(dpid, port, self.probe_key))
-                              for port in wiring.probed_ports(self.fabric, state.name)])
+            outbox.add(dpid, self._probes(dpid, state.name))
             done = sum(s.programmed for s in self.switches.values())
             log.info("switch %s programmed (%d of %d)", state.name, done, len(self.switches))
             if self.ready:
@@ -425,6 +429,10 @@ class FabricController:
                         + (" ..." if len(missing) > 5 else ""), self.gather_s)
             self._program_gathered(outbox)
             self._partial_start = True
+        if self._reprobe_at is None or now >= self._reprobe_at:
+            if self._reprobe_at is not None:
+                self._reprobe(outbox)
+            self._reprobe_at = now + REPROBE_S
         for name, until in list(self._held_until.items()):
             if now >= until:
                 del self._held_until[name]
@@ -437,6 +445,17 @@ class FabricController:
         elif self._reprotect_due:
             self._reprotect(outbox)
         return outbox
+
+    def _reprobe(self, outbox: Outbox) -> None:
+        """A probe out of every switch-facing port of every programmed switch."""
+        for dpid, state in self.switches.items():
+            if state.programmed:
+                outbox.add(dpid, self._probes(dpid, state.name))
+
+    def _probes(self, dpid: int, name: str) -> list:
+        """A link probe out of each of the switch's ports that face another switch."""
+        return [of.packet_out(port, wiring.probe(dpid, port, self.probe_key))
+                for port in wiring.probed_ports(self.fabric, name)]
 
     def held_down(self) -> dict[str, float]:
         """Links that are back but not yet used again, with when they will be."""

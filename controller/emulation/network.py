@@ -165,7 +165,11 @@ class Emulation:
                            build=False, waitConnected=False)
         self.net.addController(OurController("c0", ip=self.controller[0],
                                              port=self.controller[1]))
+        began = time.monotonic()
         self.net.build()
+        # Progress between the long steps (four-dc-ring: 23 s said nothing before).
+        self.say(f"made {len(self.net.hosts)} hosts and {n_links} links in "
+                 f"{time.monotonic() - began:.0f} s; starting the switches")
         for host in self.net.hosts:
             self.manifest.processes[host.pid] = f"mininet:{host.name}"
         self.manifest.save()
@@ -182,6 +186,8 @@ class Emulation:
                 self.say(f"note: ovs-vswitchd's port buffers left at the kernel's default "
                          f"({deepened} deepened): {problem}")
         if bfd_on:
+            self.say(f"switches started ({time.monotonic() - began:.0f} s); waiting for BFD "
+                     f"on the wavelengths")
             down = bfd.wait_up(self.fabric)
             if down:
                 self.say(f"note: BFD is not up on {', '.join(down)}")

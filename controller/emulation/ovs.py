@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 OVS_PIDFILE = "/var/run/openvswitch/ovs-vswitchd.pid"
+START_WAIT_S = 10.0
 
 
 class OvsError(RuntimeError):
@@ -31,9 +33,16 @@ def ensure_ovs(say=print) -> None:
     say("starting Open vSwitch")
     # ovs-ctl warns that it cannot raise the file limit in a container; that is harmless.
     done = subprocess.run([OVS_CTL, "start", "--system-id=random"], capture_output=True,
-                          text=True)
-    if done.returncode != 0 or not ovs_running():
-        raise OvsError(f"could not start Open vSwitch:\n{done.stdout}{done.stderr}")
+                          text=True, timeout=120)
+    # Another program starting OVS at the same moment makes ours fail on its pid file's
+    # lock while theirs comes up: wait a little for that before calling it a failure.
+    deadline = time.monotonic() + START_WAIT_S
+    while not ovs_running():
+        if time.monotonic() > deadline:
+            raise OvsError(f"could not start Open vSwitch (it was still not running "
+                           f"{START_WAIT_S:g} s later; `{OVS_CTL} status` says what is "
+                           f"missing):\n{done.stdout}{done.stderr}")
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":  # `make setup` runs this: quiet when OVS already runs

@@ -12,12 +12,23 @@ Pure: no I/O; HiGHS's own time limit is the only clock.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, OptimizeResult, milp
-from scipy.sparse import coo_matrix
+
+if TYPE_CHECKING:
+    from scipy.optimize import OptimizeResult
+
+
+def load_solver() -> None:
+    """Import SciPy's solver now (0.7 s on a slow machine), not at the first solve: the
+    controller calls this as it starts, so no admission waits for it; a client that only
+    needs the reservation types never pays it."""
+    importlib.import_module("scipy.optimize")
+    importlib.import_module("scipy.sparse")
 
 
 class Milp:
@@ -73,6 +84,8 @@ class Milp:
         """HiGHS's answer (`x`, `fun`, `status`, `mip_dual_bound`, ...). `relax`: the LP
         relaxation (every column continuous). Other keywords are HiGHS options for
         `scipy.optimize.milp` (e.g. mip_rel_gap)."""
+        from scipy.optimize import Bounds, LinearConstraint, milp
+        from scipy.sparse import coo_matrix
         n = self.columns
         matrix = coo_matrix((self._entries[2], self._entries[:2]), shape=(self.rows, n)).tocsr()
         constraints = [LinearConstraint(matrix, self._row_lower, self._row_upper)] \
@@ -87,4 +100,4 @@ class Milp:
                     integrality=integrality, options=options)
 
 
-__all__ = ["Milp"]
+__all__ = ["Milp", "load_solver"]

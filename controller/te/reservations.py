@@ -67,6 +67,7 @@ from typing import NamedTuple
 from ..fabric import Fabric
 from ..fabric.model import HOST, Link
 from .load import Direction, directions
+from .milp import load_solver
 from .paths import PathEngine
 from .placement import Candidates
 from .protection import RiskAvoid, SharedRisk
@@ -343,6 +344,8 @@ class ReservationBook:
         self.engine = engine or PathEngine(fabric)
         self.rearrange = rearrange
         self.repack_time_limit_s = repack_time_limit_s if rearrange else 0.0
+        if self.repack_time_limit_s > 0:
+            load_solver()                   # before the first admission that re-packs
         self._candidates: Candidates | None = None     # made on the first re-packing
         self._intact: PathEngine | None = None          # every link up: for bounds
         # (src leaf, dst leaf) -> the most one path could ever reserve, for the wavelength

@@ -125,6 +125,7 @@ def test_text_summary(capsys):
     assert "dc1-dc2-a" in out
     rows = [line for line in out.splitlines() if line.strip().startswith("dc1-dc2-a.w")]
     assert [r.split()[0] for r in rows] == [f"dc1-dc2-a.w{k}" for k in range(1, 5)]
+    assert "    hosts: 10.2.1.1-2 on dc2-leaf1, 10.2.2.3-4 on dc2-leaf2\n" in out
     assert "warning" not in out
 
 
@@ -361,6 +362,13 @@ def test_json_lists_each_switch_datapath_id_and_what_its_ports_reach(capsys):
     gateway = switches["dc2-gw1"]
     assert gateway["dpid"] == "0x0000000000020301"
     assert [gateway["ports"][p] for p in ("3", "6")] == ["dc1-dc2-a.w1", "dc1-dc2-a.w4"]
+    # and each host's address, on the leaf port the file joins it to (README: "hosts take
+    # the addresses `dcilab check` prints")
+    hosts = {h["name"]: h for h in s["host_addresses"]}
+    assert len(hosts) == 8 and hosts["dc2-h3"] == {
+        "name": "dc2-h3", "ip": "10.2.2.3/8", "mac": "02:00:0a:02:02:03", "site": "dc2",
+        "leaf": "dc2-leaf2", "port": 1}
+    assert all(switches[h["leaf"]]["ports"][str(h["port"])] == h["name"] for h in hosts.values())
 
 
 def test_a_zr_module_beyond_its_specified_reach_is_a_warning(capsys, tmp_path):

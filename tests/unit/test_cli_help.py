@@ -39,3 +39,10 @@ def test_each_command_parses_with_only_its_own_module_loaded():
     assert set(CLIENT_MODULE_OF) == _commands(build_parser(only="client"))
     for name in every:
         assert name in _commands(build_parser(only=CLIENT_MODULE_OF.get(name, name))), name
+
+
+def test_version_answers_as_argparse_would(capsys):
+    from dcilab import __version__
+    from dcilab.cli import main
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"dcilab {__version__}\n"

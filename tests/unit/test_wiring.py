@@ -110,3 +110,29 @@ def test_a_probe_a_host_forged_or_another_controller_signed_is_ignored(caplog):
     # the controller's own probe, in a host port, is still a cable where none should be
     ctl.packet_in(leaf1, 1, probe(gw1, 3, ctl.probe_key), now=6.0)
     assert ctl._crossed
+
+
+def test_probes_go_out_again_every_interval_so_a_quiet_recabling_is_found():
+    # A cable moved with no carrier change the controller saw (or a probe lost) was never
+    # looked at again: every programmed switch probes once per REPROBE_S, as LLDP does.
+    from dcilab.core.controller import REPROBE_S
+    fabric = two_dc()
+    ctl = FabricController(fabric)
+    for name in fabric.switches:
+        bring_up(ctl, fabric, name)
+        ctl.barrier_replied(fabric.switches[name].dpid)
+
+    def probes(outbox):
+        return sorted((dpid, read_probe(m.data, ctl.probe_key)[1])
+                      for dpid, messages in outbox.messages.items() for m in messages
+                      if isinstance(m, parser.OFPPacketOut))
+    assert probes(ctl.tick(100.0)) == []                     # the first round was at start
+    assert probes(ctl.tick(100.0 + REPROBE_S - 0.1)) == []
+    every = sorted((sw.dpid, port) for sw in fabric.switches.values()
+                   for port in probed_ports(fabric, sw.name))
+    assert probes(ctl.tick(100.0 + REPROBE_S)) == every
+    assert probes(ctl.tick(100.0 + REPROBE_S + 0.1)) == []
+    # what such a round finds: spine port 1's cable now ends at leaf2 port 3
+    spine, leaf2 = fabric.switches["dc1-spine1"].dpid, fabric.switches["dc1-leaf2"].dpid
+    ctl.packet_in(leaf2, 3, probe(spine, 1, ctl.probe_key), now=131.0)
+    assert not ctl.engine.link_up("dc1-leaf1~spine1")

@@ -77,6 +77,21 @@ def test_unreachable_server(capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_unreachable_with_no_server_given_and_no_lab_says_what_to_start(capsys, monkeypatch):
+    import dcilab.cli.client as client_cli
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free = s.getsockname()[1]
+    monkeypatch.setattr(client_cli, "running_server", lambda: None)      # no demo or lab
+    monkeypatch.setattr(client_cli, "DEFAULT_SERVER", f"127.0.0.1:{free}")
+    assert dcilab("links", "--timeout", "3") == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"dcilab links: cannot reach dcilab controller at 127.0.0.1:{free}: ")
+    assert err.rstrip().endswith("no dcilab demo or lab runs on this machine: start one "
+                                 "(`dcilab lab`, as root) or `dcilab controller`, or give "
+                                 "--server ADDRESS"), err
+
+
 def test_links(at, capsys):
     assert dcilab("links", "--kind", "dci", *at) == 0
     lines = capsys.readouterr().out.splitlines()
