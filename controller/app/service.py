@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import secrets
 import threading
 import time
@@ -157,12 +156,7 @@ class ControllerService:
         self._expiry_failing = ""
         self._watches: list[Watch] = []
         self._durable_reserved: dict = {}     # book.reserved when no save was in flight
-        # The newest creation time given: lists page by (created_at, id), so a reservation
-        # made after a wall-clock step back (or in the same clock tick) must still sort
-        # after every one a client may have paged past.
-        self._created_floor = -math.inf
         if store is not None:
-            self._created_floor = store.newest_created_at() or -math.inf
             live = store.load_live()
             problems = []
             for res in live:                 # oldest first, each beside those before it
@@ -399,7 +393,7 @@ class ControllerService:
                         try:
                             computing = time.perf_counter()
                             with book.recording() as before:
-                                outbox = self.core.reserve(request, rid, self._creation_time())
+                                outbox = self.core.reserve(request, rid, self.clock())
                             computed = time.perf_counter() - computing
                         except AdmissionError as exc:
                             behind = self._in_flight() if exc.code == AdmissionError.EXHAUSTED \
@@ -526,12 +520,6 @@ class ControllerService:
             self.observer.request_refused("not_found")
             raise not_found(reservation_id)
         return res
-
-    def _creation_time(self) -> float:
-        """Now, or just after the newest creation time given if the clock is not past it
-        (caller holds the lock)."""
-        self._created_floor = max(self.clock(), math.nextafter(self._created_floor, math.inf))
-        return self._created_floor
 
     def _live(self, state: State | None = None) -> list[Reservation]:
         """Live reservations as saved, of `state` (caller holds the lock)."""

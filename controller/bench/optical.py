@@ -93,6 +93,10 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+class RunFailed(RuntimeError):
+    """A run's gNMI stream or iperf3 traffic did not start or report: said in one line."""
+
+
 def run(args) -> int:
     from ..emulation.optical_faults import degrade, restore
     from ..gnmi import TransceiverClient
@@ -136,7 +140,7 @@ def run(args) -> int:
                 try:
                     result = _one_run(lab, fabric, client, catalog, line, waves, pairs,
                                       offered_gbps, duration, adapt, args, degrade, restore)
-                except RuntimeError as exc:        # the traffic failed: said, not a traceback
+                except RunFailed as exc:           # said, not a traceback
                     print(f"dcilab bench --optical: {exc}", file=sys.stderr)
                     return 1
                 finally:
@@ -164,7 +168,7 @@ def _one_run(lab, fabric, client, catalog, line, waves, pairs, offered_gbps, dur
     result = Run(adapt)
     names = [w.wavelength for w in waves]
     if not wait_until(lambda: all(len(client.wavelength(n)) == 2 for n in names), 20):
-        raise RuntimeError("the transceivers' gNMI stream did not start")
+        raise RunFailed("the transceivers' gNMI stream did not start")
     api = Client(f"127.0.0.1:{lab.controller.grpc_port}")
     rid = api.reserve(pairs[-1][1], pairs[-1][0], 0.1 * offered_gbps).reservation_id
     stop = threading.Event()
@@ -215,8 +219,9 @@ def _one_run(lab, fabric, client, catalog, line, waves, pairs, offered_gbps, dur
             try:
                 outputs.append(c.communicate(timeout=duration + 60)[0])
             except subprocess.TimeoutExpired:
-                raise RuntimeError(f"the iperf3 flow {s} -> {d} did not end {duration + 60:g} s "
-                                   f"after it began (its control connection lost?)") from None
+                raise RunFailed(f"the iperf3 flow {s} -> {d} had not ended {duration + 60:g} s "
+                                   f"after the run's end was due (its control connection "
+                                   f"lost?)") from None
     finally:
         stop.set()
         for proc in servers + clients:
@@ -230,7 +235,7 @@ def _one_run(lab, fabric, client, catalog, line, waves, pairs, offered_gbps, dur
         try:
             server = json.loads(out)["server_output_json"]
         except (json.JSONDecodeError, KeyError):
-            raise RuntimeError(f"iperf3 gave no server report: {out[-300:]}") from None
+            raise RunFailed(f"iperf3 gave no server report: {out[-300:]}") from None
         for interval in server["intervals"]:
             s = interval["sum"]
             second = int(round(s["start"]))

@@ -286,6 +286,9 @@ def run(args) -> int:
                       (args.adapt and not args.gnmi, "--adapt needs --gnmi (the transceivers "
                                                      "are read and set over gNMI)"),
                       (adaptation_problem(args) is not None, adaptation_problem(args)),
+                      (bool(args.tls_cert) != bool(args.tls_key)
+                       or bool(args.tls_client_ca and not args.tls_cert),
+                       "--tls-cert and --tls-key go together, and --tls-client-ca needs them"),
                       *((True, clash) for clash in _shared_ports(args))):
         if bad:
             print(f"dcilab controller: {text}", file=sys.stderr)
@@ -316,10 +319,6 @@ def run(args) -> int:
     from ..metrics import Metrics, start_metrics_server
     from ..store.sqlite import (DISCARD, MIGRATE, REFUSE, ReservationStore, StoreError,
                                 default_state_path)
-    if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
-        print("dcilab controller: --tls-cert and --tls-key go together, and --tls-client-ca "
-              "needs them", file=sys.stderr)
-        return 2
     try:
         tls = (TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca)
                if args.tls_cert else None)

@@ -260,13 +260,16 @@ def _oversized(data: dict) -> list[FabricIssue]:
     issues = []
 
     def fields(loc: tuple, mapping, model) -> None:
-        # A few keys too many are named by pydantic, each as unknown (with the field that
-        # was meant); only a flood is counted instead.
-        if isinstance(mapping, dict) and len(mapping) > len(model.model_fields) + MAX_ISSUES:
+        # More keys than fields are counted, not each given to pydantic (an error per key
+        # over nested mappings is tens of thousands); the first unknown ones are named.
+        if isinstance(mapping, dict) and len(mapping) > len(model.model_fields):
             what = _MAPPINGS[model]
+            unknown = [k for k in mapping if k not in model.model_fields]
             issues.append(FabricIssue(format_path(loc), (
                 f"{len(mapping)} fields; {what} has at most {len(model.model_fields)} "
-                f"({', '.join(model.model_fields)})")))
+                f"({', '.join(model.model_fields)}); unknown: "
+                f"{', '.join(str(k)[:40] for k in unknown[:3])}"
+                + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""))))
 
     fields((), data, FabricSpec)
     for field, model, limit in (("sites", SiteSpec, MAX_SITES), ("dci_links", DciLinkSpec,

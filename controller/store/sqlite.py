@@ -862,11 +862,6 @@ class ReservationStore:
         found = self._select("WHERE request_id = ? AND request_id != ''", (request_id,))
         return found[-1] if found else None
 
-    def newest_created_at(self) -> float | None:
-        """The latest creation time on record, live or ended (None: no reservation yet)."""
-        with self._read_lock, self._failing("read"):
-            return self._reader.execute("SELECT MAX(created_at) FROM reservations").fetchone()[0]
-
     def count_ended(self) -> dict[State, int]:
         with self._read_lock, self._failing("read"):
             rows = self._reader.execute("SELECT state, COUNT(*) FROM reservations WHERE state IN "

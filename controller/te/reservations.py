@@ -347,6 +347,7 @@ class ReservationBook:
         if self.repack_time_limit_s > 0:
             load_solver()                   # before the first admission that re-packs
         self._candidates: Candidates | None = None     # made on the first re-packing
+        self._created_floor = -math.inf                 # the last creation time given
         self._intact: PathEngine | None = None          # every link up: for bounds
         # (src leaf, dst leaf) -> the most one path could ever reserve, for the wavelength
         # rates it was computed at (only a mode change moves it, not a failure)
@@ -694,7 +695,12 @@ class ReservationBook:
 
     def _add_on(self, hops, latency: float, meter_id: int, req: ReservationRequest,
                 reservation_id: str, now: float, standby=()) -> Reservation:
-        res = Reservation(reservation_id, req, State.PENDING, hops, latency, now,
+        # Lists page by (created_at, id): a reservation made in the same clock tick as the
+        # last, or after the wall clock stepped back, is still created after it, so a
+        # client holding a page never skips it. Its expiry counts from the clock.
+        created = max(now, math.nextafter(self._created_floor, math.inf))
+        self._created_floor = created
+        res = Reservation(reservation_id, req, State.PENDING, hops, latency, created,
                           now + req.duration_s if req.duration_s > 0 else None, meter_id,
                           standby=standby)
         self.add(res)

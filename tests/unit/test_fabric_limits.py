@@ -126,6 +126,7 @@ def test_a_few_unknown_override_fields_are_each_named_not_counted():
     flood = ", ".join(f"k{i}: 1" for i in range(2000))
     out = _issues(TWO_SITES + f"modules:\n  400ZR: {{modes: {{400G: {{{flood}}}}}}}\n")
     assert len(out) == 1 and "2000 fields; a mode override has at most 3" in out[0], out
+    assert out[0].endswith("unknown: k0, k1, k2 and 1997 more"), out
 
 
 def test_gnpy_work_beyond_the_limit_is_refused_before_any_run(monkeypatch):

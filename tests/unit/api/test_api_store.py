@@ -168,7 +168,6 @@ def test_store_queries_and_the_version_1_migration(tmp_path):
     db.close()
     with ReservationStore(path) as store:
         assert store.schema_version == SCHEMA_VERSION == 5
-        assert store.newest_created_at() is None
         indexes = {row[1] for row in store._db.execute("PRAGMA index_list(reservations)")}
         assert "reservations_request" in indexes
         live = _reservation("r-1", State.ACTIVE, "job-1")
@@ -183,7 +182,6 @@ def test_store_queries_and_the_version_1_migration(tmp_path):
         assert store.find_request("job-2") == released
         assert store.find_request("") is None and store.find_request("job-9") is None
         assert store.count_ended() == {State.RELEASED: 1, State.EXPIRED: 1}
-        assert store.newest_created_at() == max(r.created_at for r in (live, released, expired))
 
 
 _V1_SCHEMA = """
