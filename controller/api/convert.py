@@ -135,7 +135,8 @@ def link_load(load: LinkLoad) -> fpb.LinkLoad:
         capacity_bps=load.capacity_bps, rate_bps=load.rate_bps,
         utilization_ratio=load.utilization_ratio, reserved_bps=load.reserved_bps,
         transmit_bytes_total=load.transmit_bytes_total,
-        receive_bytes_total=load.receive_bytes_total, up=load.up, mode=load.mode or "")
+        receive_bytes_total=load.receive_bytes_total, up=load.up, mode=load.mode or "",
+        margin_db=load.margin_db)
 
 
 def fabric(fab: Fabric, connected: dict[str, bool]) -> fpb.Fabric:

@@ -156,6 +156,9 @@ class ControllerService:
         self._expiry_failing = ""
         self._watches: list[Watch] = []
         self._durable_reserved: dict = {}     # book.reserved when no save was in flight
+        # wavelength -> margin its transceivers report (the controller's gNMI reader, when
+        # it has one); `link_loads` shows the plan's margin for the others
+        self.reported_margins: Callable[[], dict[str, float]] = dict
         if store is not None:
             live = store.load_live()
             problems = []
@@ -620,7 +623,7 @@ class ControllerService:
             if left <= 0 or not newest[0].flushed.wait(left):
                 reserved = self._durable_reserved
                 break
-        return self.core.load.snapshot(reserved, kinds, rates, modes)
+        return self.core.load.snapshot(reserved, kinds, rates, modes, self.reported_margins())
 
     def _in_flight(self) -> list[_Change]:
         """Changes whose save has not settled, oldest first (caller holds the lock)."""

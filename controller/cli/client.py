@@ -386,15 +386,17 @@ def run_reservations(args) -> int:
 
 
 def _links_table(loads) -> str:
-    """One row per link direction; a wavelength's mode now (rate adaptation changes it,
-    and its capacity with it) after whether it is up."""
+    """One row per link direction; after whether it is up, a wavelength's mode now (rate
+    adaptation changes it, and its capacity with it) and its margin in that mode (reported
+    over gNMI when the controller reads its transceivers, else the plan's)."""
     rows = [f"{'link':<26} {'from':<14} {'to':<14} {'Gb/s':>7} {'rate Gb/s':>10} "
-            f"{'util':>6} {'reserved':>9}  up   mode"]
+            f"{'util':>6} {'reserved':>9}  up   {'mode':<5} margin dB"]
     for l in loads:
+        margin = f"{l.margin_db:>9.2f}" if l.HasField("margin_db") else ""
         rows.append((f"{l.link:<26} {l.src:<14} {l.dst:<14} {l.capacity_bps / 1e9:>7g} "
                      f"{l.rate_bps / 1e9:>10.3f} {l.utilization_ratio:>6.1%} "
                      f"{l.reserved_bps / 1e9:>9g}  {'yes' if l.up else 'no ':<4} "
-                     f"{l.mode}").rstrip())
+                     f"{l.mode:<5} {margin}").rstrip())
     return "\n".join(rows)
 
 

@@ -370,7 +370,9 @@ def run(args) -> int:
         from ..gnmi import TransceiverClient
         from ..metrics.optical import OpticalCollector
         optical = TransceiverClient(address_text(*args.gnmi)).start()
-        metrics.registry.register(OpticalCollector(optical, fabric))
+        optical_collector = OpticalCollector(optical, fabric)
+        metrics.registry.register(optical_collector)
+        service.reported_margins = optical_collector.margins      # `links` shows them too
         log.info("gNMI: subscribing to transceivers at %s", address_text(*args.gnmi))
         if args.adapt:
             from ..app.adaptation import RateAdaptation

@@ -34,6 +34,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from ..fabric.model import DCI, FABRIC
+from ..te.load import required_osnr_db
 from ..te.reservations import Protection, State
 from . import names
 
@@ -178,13 +179,13 @@ class FabricCollector(Collector):
             if ch is None:
                 continue
             name, rate = running.get(link.name, (ch.mode, ch.rate_gbps))
-            needs = ch.required_osnr_db if name in (None, ch.mode) else \
-                catalog.module(ch.module).mode(name).required_osnr_db
+            needs = required_osnr_db(link, name, catalog)
             labels = [link.line_system or link.name, ch.name, link.site_a, link.site_b]
             osnr.add_metric(labels, ch.osnr_db)
             gsnr.add_metric(labels, ch.gsnr_db)
-            required.add_metric(labels, needs)
-            margin.add_metric(labels, ch.margin_db + ch.required_osnr_db - needs)
+            if needs is not None:               # a mode the catalog has (it always should)
+                required.add_metric(labels, needs)
+                margin.add_metric(labels, ch.gsnr_db - needs)
             freq.add_metric(labels, ch.frequency_thz * 1e12)
             mode.add_metric([link.line_system or link.name, ch.name], {
                 "module": ch.module, "mode": name or ch.mode, "rate_gbps": f"{rate:g}"})

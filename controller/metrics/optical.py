@@ -95,6 +95,15 @@ class OpticalCollector(Collector):
             changes.add_metric(labels, counts.get(wavelength, 0))
         return [gsnr, ber, q, margin, rate, changes]
 
+    def margins(self) -> dict[str, float]:
+        """Wavelength -> its reported margin in the mode it runs, the worse end (dB)."""
+        worst: dict[str, float] = {}
+        for (wavelength, _gateway), reading in self.optical.readings().items():
+            margin = self._margin(reading)
+            if margin is not None and wavelength in self._labels:
+                worst[wavelength] = min(margin, worst.get(wavelength, margin))
+        return worst
+
     def _margin(self, reading) -> float | None:
         named = self.optical.mode_name(reading.mode_id)
         if named is None or reading.osnr_db is None or named[0] not in self.catalog:

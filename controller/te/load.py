@@ -46,6 +46,7 @@ class LinkLoad:
     reserved_bps: float
     up: bool
     mode: str | None = None    # a wavelength's operating mode now (None off DCI)
+    margin_db: float | None = None   # its margin in that mode (None off DCI)
 
 
 @dataclass
@@ -56,6 +57,18 @@ class _Counter:
     last_time: float | None = None
     total: float = 0.0        # real-unit bytes accumulated from positive deltas
     rate_bps: float = 0.0     # real bits per second over the last interval
+
+
+def required_osnr_db(link: Link, mode: str | None, catalog) -> float | None:
+    """The OSNR a wavelength's `mode` needs (None: its planned mode), dB: rate adaptation
+    may run it in another mode than the plan's. Its modelled margin is its GSNR less this.
+    None for a mode its module's catalog entry does not have."""
+    ch = link.channel
+    if mode in (None, ch.mode):
+        return ch.required_osnr_db
+    if ch.module not in catalog or mode not in catalog.module(ch.module).mode_names:
+        return None
+    return catalog.module(ch.module).mode(mode).required_osnr_db
 
 
 def directions(link: Link) -> tuple[Direction, Direction]:
@@ -124,13 +137,16 @@ class LoadTracker:
     def snapshot(self, reserved_bps: dict[Direction, float] | None = None,
                  kinds: frozenset[str] | None = None,
                  rates_gbps: dict[str, float] | None = None,
-                 modes: dict[str, str] | None = None) -> list[LinkLoad]:
+                 modes: dict[str, str] | None = None,
+                 reported_margins_db: dict[str, float] | None = None) -> list[LinkLoad]:
         """Every direction of every link (of `kinds`, if given), in file order.
         `rates_gbps`, `modes`: wavelengths running another rate or mode than their
-        plan's (rate adaptation)."""
+        plan's (rate adaptation). `reported_margins_db`: wavelength -> the margin its
+        transceivers report; the others show the plan's in the mode they run."""
         reserved_bps = reserved_bps or {}
         rates_gbps = rates_gbps or {}
         modes = modes or {}
+        reported_margins_db = reported_margins_db or {}
         out = []
         for link in self.fabric.links:
             if kinds is not None and link.kind not in kinds:
@@ -140,6 +156,10 @@ class LoadTracker:
             dark = any(end in self._down_ports for end in ends)
             up = not dark and all(node not in self._down_switches for node, _ in ends)
             mode = modes.get(link.name) or (link.channel.mode if link.channel else None)
+            margin = reported_margins_db.get(link.wavelength or "")
+            if margin is None and link.channel is not None:
+                needs = required_osnr_db(link, mode, self.fabric.catalog)
+                margin = None if needs is None else link.channel.gsnr_db - needs
             for d in directions(link):
                 tx, rx = self._tx_counter(d), self._rx_counter(d)
                 sent = tx or rx
@@ -154,7 +174,8 @@ class LoadTracker:
                     transmit_bytes_total=sent.total if sent else 0.0,
                     receive_bytes_total=received.total if received else 0.0,
                     rate_bps=rate, utilization_ratio=rate / capacity if capacity else 0.0,
-                    reserved_bps=reserved_bps.get(d, 0.0), up=up, mode=mode))
+                    reserved_bps=reserved_bps.get(d, 0.0), up=up, mode=mode,
+                    margin_db=margin))
         return out
 
     def _site(self, node: str) -> str:

@@ -159,11 +159,18 @@ def test_controller_client_follows_the_stream_and_changes_modes(agent):
             client.set_mode("dc1-dc2.w1", "500G")
 
         registry = CollectorRegistry()
-        registry.register(OpticalCollector(client, agent.fabric))
+        collector = OpticalCollector(client, agent.fabric)
+        registry.register(collector)
         text = generate_latest(registry).decode()
         labels = 'link="dc1-dc2",site_a="dc1",site_b="dc2",wavelength="dc1-dc2.w2"'
         assert f"dcilab_wavelength_mode_changes_total{{{labels}}} 1.0" in text
         assert "dcilab_wavelength_reported_gsnr_db{" in text and "dcilab_wavelength_prefec_ber{" in text
+        # what `dcilab links` shows with --gnmi: each wavelength's worse end, as the metric
+        margins = collector.margins()
+        assert set(margins) <= {"dc1-dc2.w1", "dc1-dc2.w2"} and "dc1-dc2.w1" in margins
+        metric = f'dcilab_wavelength_reported_margin_db{{{labels.replace("w2", "w1")}}} '
+        [line] = [l for l in text.splitlines() if l.startswith(metric)]
+        assert float(line.split()[-1]) == pytest.approx(margins["dc1-dc2.w1"], abs=0.05)
     finally:
         client.stop()
 

@@ -92,11 +92,20 @@ def test_unreachable_with_no_server_given_and_no_lab_says_what_to_start(capsys, 
                                  "--server ADDRESS"), err
 
 
-def test_links(at, capsys):
+def test_links(at, capsys, service):
     assert dcilab("links", "--kind", "dci", *at) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[1].split()[:4] == ["dc1-dc2.w1", "dc1-gw1", "dc2-gw1", "400"]
-    assert lines[0].split()[-2:] == ["up", "mode"] and lines[1].split()[-2:] == ["no", "400G"]
+    # the margin in the mode it runs: the plan's, until a gNMI reader reports one
+    [wave] = [l for l in service.fabric.wavelengths() if l.wavelength == "dc1-dc2.w1"]
+    assert lines[0].split()[-4:] == ["up", "mode", "margin", "dB"]
+    assert lines[1].split()[-3:] == ["no", "400G", f"{wave.channel.margin_db:.2f}"]
+    service.reported_margins = lambda: {"dc1-dc2.w1": 0.4}
+    assert dcilab("links", "--kind", "dci", "--json", *at) == 0
+    [reported] = {l["margin_db"] for l in json.loads(capsys.readouterr().out)["link_loads"]}
+    assert reported == 0.4
+    assert dcilab("links", "--kind", "fabric", "--json", *at) == 0
+    assert all("margin_db" not in l for l in json.loads(capsys.readouterr().out)["link_loads"])
     assert dcilab("links", "--json", "--site", "dc1", *at) == 0
     loads = json.loads(capsys.readouterr().out)["link_loads"]
     assert loads and all("dc1" in (l["site_a"], l["site_b"]) for l in loads)
