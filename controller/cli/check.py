@@ -82,8 +82,9 @@ def _spec_warnings(fabric: Fabric) -> list[str]:
     """Line systems longer than their module is specified for, or with wavelengths in the
     L band it is not specified for: the optics may close (GNPy says so above), but a vendor
     supports the module only within its specification, and `dcilab plan` never plans it
-    there."""
-    from ..optics.spectrum import C_BAND
+    there. Also a line whose wavelength count leaves its faster modes no room in the band,
+    so that it runs a slower mode than its optics allow."""
+    from ..optics.spectrum import C_BAND, slots_that_fit
     from ..plan.hardware import L_BAND_MODULES, beyond_spec
     out = []
     for spec in fabric.spec.dci_links:
@@ -92,6 +93,19 @@ def _spec_warnings(fabric: Fabric) -> list[str]:
             out.append(f"line system {spec.name}: {why}; the optics close here, but outside "
                        f"the module's specification (`dcilab plan` chooses a ZR+ module at "
                        f"this distance)")
+        count = len(plan.channels)
+        module = fabric.catalog.module(plan.module)
+        running = module.mode(plan.mode)
+        crowded = [] if spec.mode else [
+            m for m in module.modes
+            if m.rate_gbps > running.rate_gbps and slots_that_fit(m.width_ghz, spec.band) < count]
+        if crowded:
+            best, fit = crowded[0], slots_that_fit(crowded[0].width_ghz, spec.band)
+            out.append(f"line system {spec.name}: {count} wavelengths of {best.name} "
+                       f"({best.width_ghz:g} GHz) do not fit in the {spec.band} band (only "
+                       f"{fit} do), so it runs {plan.mode} in narrower slots: "
+                       f"{plan.capacity_gbps:g} Gb/s, where {fit} x {best.name} would carry "
+                       f"{fit * best.rate_gbps:g}")
         in_l = sum(1 for c in plan.channels if c.frequency_thz * 1e6 < C_BAND.low_mhz)
         if in_l and plan.module not in L_BAND_MODULES:
             out.append(f"line system {spec.name}: {in_l} wavelength(s) in the L band, where "

@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 
 from ..optics import (DEFAULT_CATALOG, Catalog, Channel, LineSystem, LinkPlan, OpticsError,
                       plan_link)
-from ..optics.line import AUTO, LAUNCH_POWER_RANGE_DBM
+from ..optics.line import LAUNCH_POWER_RANGE_DBM
 from ..optics.spectrum import slots_that_fit
 from .errors import FabricIssue
 from .schema import DciLinkSpec, FabricSpec, SiteSpec
@@ -275,14 +275,15 @@ _REFERENCE_HZ = 12.5e9
 def osnr_ase_bound_db(line: LineSystem) -> float:
     """An upper bound of the OSNR (per 0.1 nm) any wavelength can have at the end of
     `line`, whatever its mode: amplifier noise alone (no NLI, no transmitter noise, gain
-    minus one), at the highest launch power the line may use. GNPy's GSNR is below it
-    (measured: 0.7 to 40 dB below, 1 to 500 spans); computing it costs no GNPy run."""
+    minus one), at the highest launch power a line may use, whatever the file sets: a
+    line refused on this bound is refused for every launch power, so no suggestion of
+    one is lost. GNPy's GSNR is below it (measured: 0.7 to 40 dB below, 1 to 500 spans);
+    computing it costs no GNPy run."""
     gain = 10 ** (line.span_loss_db / 10)
     noise_w = (line.spans * 10 ** (line.amplifier_nf_db / 10) * (gain - 1)
                * _PLANCK * _LOWEST_THZ * 1e12 * _REFERENCE_HZ)
-    launch = (LAUNCH_POWER_RANGE_DBM[1] if line.launch_power_dbm == AUTO
-              else float(line.launch_power_dbm))
-    return math.inf if noise_w <= 0 else launch - 30 - 10 * math.log10(noise_w)
+    return math.inf if noise_w <= 0 else \
+        LAUNCH_POWER_RANGE_DBM[1] - 30 - 10 * math.log10(noise_w)
 
 
 def _refuse_beyond_reach(link: DciLinkSpec, line: LineSystem, catalog: Catalog) -> None:

@@ -140,33 +140,37 @@ def select_mode(module: str, line: LineSystem, mode: str | None = None,
     closest = min(in_band, key=lambda c: (len(c.reasons()), c.needed_gsnr_db - c.gsnr_db))
     which = (f"no mode fits, the closest ({closest.mode.name}) fails: " if len(checks) > 1
              else "")
-    suggestion = _suggest(closest, catalog)
-    # Another mode may clear at the best launch power where the closest one does not.
+    # At the best launch power the module runs the fastest mode that clears there: say
+    # that one's power and figures (the closest mode's own best power would be another
+    # figure, one that `auto` never gives).
     for other in in_band:
-        if other is not closest and other.dispersion_ok and not other.gsnr_ok:
+        if other.dispersion_ok and not other.gsnr_ok:
             launch = _launch_power_that_works(other)
             if launch is not None:
-                clears = f"{launch}, where its {other.mode.name} mode clears"
-                if launch in suggestion:          # the same power helps the closest too
-                    suggestion = suggestion.replace(launch, clears, 1)
-                else:
-                    suggestion = (f"use {clears}, or {suggestion.removeprefix('use ')}"
-                                  if suggestion.startswith("use ") else f"use {clears}")
                 break
+    else:
+        other, launch = closest, None
+    suggestion = _suggest(closest, catalog, launch=other is closest)
+    if other is not closest:
+        clears = f"{launch}, where its {other.mode.name} mode clears"
+        suggestion = (f"use {clears}, or {suggestion.removeprefix('use ')}"
+                      if suggestion.startswith("use ") else f"use {clears}")
     raise OpticsError(
         f"{transceiver.name} cannot cross {line.fiber_km:g} km: {which}"
         f"{'; and '.join(closest.reasons())}; {suggestion}")
 
 
-def _suggest(failed: ModeCheck, catalog: Catalog, forced: bool = False) -> str:
-    """What would work instead: each option checked with GNPy on the changed line."""
+def _suggest(failed: ModeCheck, catalog: Catalog, forced: bool = False,
+             launch: bool = True) -> str:
+    """What would work instead: each option checked with GNPy on the changed line.
+    `launch` False: the best launch power is said by the caller, for another mode."""
     line = failed.line
     options: list[str] = []
     # Launch power and span length only help when dispersion is not also in the way.
     if not failed.gsnr_ok and failed.dispersion_ok:
-        launch = _launch_power_that_works(failed)
-        if launch is not None:
-            options.append(launch)
+        best = _launch_power_that_works(failed) if launch else None
+        if best is not None:
+            options.append(best)
         spans = _spans_that_work(failed)
         if spans is not None:
             options.append(spans)

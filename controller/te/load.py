@@ -142,7 +142,8 @@ class LoadTracker:
         """Every direction of every link (of `kinds`, if given), in file order.
         `rates_gbps`, `modes`: wavelengths running another rate or mode than their
         plan's (rate adaptation). `reported_margins_db`: wavelength -> the margin its
-        transceivers report; the others show the plan's in the mode they run."""
+        transceivers report; the others show the plan's in the mode they run, and a
+        wavelength down (cut, dark, changing mode) shows none."""
         reserved_bps = reserved_bps or {}
         rates_gbps = rates_gbps or {}
         modes = modes or {}
@@ -160,6 +161,8 @@ class LoadTracker:
             if margin is None and link.channel is not None:
                 needs = required_osnr_db(link, mode, self.fabric.catalog)
                 margin = None if needs is None else link.channel.gsnr_db - needs
+            if not up:
+                margin = None   # the plan's figure would show a dead channel as healthy
             for d in directions(link):
                 tx, rx = self._tx_counter(d), self._rx_counter(d)
                 sent = tx or rx

@@ -395,3 +395,17 @@ def test_wavelengths_in_the_l_band_of_a_c_band_module_are_a_warning(capsys, tmp_
         "line system wide: 2 wavelength(s) in the L band, where 400ZR is not specified (its "
         "implementation agreement or MSA defines C-band channels): an assumption; `dcilab "
         "plan` adds fibre pairs instead"]
+
+
+def test_a_wavelength_count_that_leaves_faster_modes_no_room_is_a_warning(capsys, tmp_path):
+    # 65 x 400ZR+ fit only in 50 GHz slots: the line silently ran 100G (an outside tester).
+    path = write(tmp_path, {"name": "t", "sites": [site("a"), site("b")],
+                            "dci_links": [link("l", "a", "b", module="400ZR+", wavelengths=65),
+                                          link("m", "a", "b", module="400ZR+", wavelengths=64),
+                                          link("n", "a", "b", module="400ZR+", wavelengths=65,
+                                               mode="100G")]})
+    status, s = check_json(capsys, path)
+    assert status == 0
+    assert [w for w in s["warnings"] if "narrower slots" in w] == [
+        "line system l: 65 wavelengths of 400G (75 GHz) do not fit in the C band (only 64 "
+        "do), so it runs 100G in narrower slots: 6500 Gb/s, where 64 x 400G would carry 25600"]

@@ -183,3 +183,13 @@ def test_a_line_beyond_every_module_says_what_rules_each_mode_out(km, extra, say
     assert f"400ZR+ cannot cross {km} km, nor can any module in the catalog" in message
     assert all(s in message for s in says), message
     assert not any(s in message for s in not_said), message
+
+
+def test_a_line_a_better_launch_power_crosses_is_not_refused_as_beyond_any_module():
+    # An outside tester's line: 3000 km of 400ZR+ at -8 dBm. The pre-GNPy bound used the
+    # file's power and said no module could cross it "even at the highest launch power";
+    # at auto it crosses at 100G. GNPy now judges it, and the refusal says so.
+    out = _issues(TWO_SITES + "dci_links:\n  - {name: l, a: a, b: b, fiber_km: 3000, "
+                  "module: 400ZR+, wavelengths: 16, launch_power_dbm: -8}\n")
+    assert len(out) == 1 and "nor can any module" not in out[0], out
+    assert "400ZR+ cannot cross 3000 km" in out[0] and "use launch_power_dbm: auto (" in out[0]

@@ -225,3 +225,32 @@ def test_controller_link_loads_carry_reservations_and_samples(fabric):
     ctl.port_stats(leaf, {1: (0, 10)}, 12.0)
     access = load_of(ctl.link_loads(), held[0])
     assert access.rate_bps == 0.0 and not access.up
+
+
+def test_a_wavelengths_margin_is_the_reported_one_else_the_plans_and_none_when_down(
+        tracker, fabric):
+    wave = next(fabric.wavelengths())
+    for name in fabric.switches:
+        tracker.sample(name, {}, 1.0)
+
+    def margins(**kw):
+        return {x.margin_db for x in tracker.snapshot(**kw) if x.link == wave.name}
+    assert margins() == {wave.channel.margin_db}                      # the plan's
+    assert margins(reported_margins_db={wave.wavelength: 1.25}) == {1.25}
+    assert {x.margin_db for x in tracker.snapshot() if x.link == "dc1-leaf1~spine1"} == {None}
+    tracker.port_state(wave.a.node, wave.a.port, False)               # cut or dark
+    assert margins() == {None} and margins(reported_margins_db={wave.wavelength: 1.25}) == {None}
+
+
+def test_a_wavelengths_margin_is_in_the_mode_it_runs():
+    ring = topology("four-dc-ring")
+    link = next(l for l in ring.wavelengths() if l.channel.module == "400ZR+"
+                and l.channel.mode == "400G")
+    tracker = LoadTracker(ring)
+    for name in ring.switches:
+        tracker.sample(name, {}, 1.0)
+    slower = ring.catalog.module("400ZR+").mode("300G")
+    [margin] = {x.margin_db for x in tracker.snapshot(modes={link.name: "300G"})
+                if x.link == link.name}
+    assert margin == pytest.approx(link.channel.gsnr_db - slower.required_osnr_db)
+    assert margin > link.channel.margin_db                    # 300G needs less than 400G

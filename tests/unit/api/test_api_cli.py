@@ -96,10 +96,16 @@ def test_links(at, capsys, service):
     assert dcilab("links", "--kind", "dci", *at) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[1].split()[:4] == ["dc1-dc2.w1", "dc1-gw1", "dc2-gw1", "400"]
-    # the margin in the mode it runs: the plan's, until a gNMI reader reports one
-    [wave] = [l for l in service.fabric.wavelengths() if l.wavelength == "dc1-dc2.w1"]
+    # down (no switch connected): no margin, since the plan's would call it healthy
     assert lines[0].split()[-4:] == ["up", "mode", "margin", "dB"]
-    assert lines[1].split()[-3:] == ["no", "400G", f"{wave.channel.margin_db:.2f}"]
+    assert lines[1].split()[-2:] == ["no", "400G"]
+    # up: the margin in the mode it runs, the plan's until a gNMI reader reports one
+    for name in service.fabric.switches:
+        service.core.load.sample(name, {}, 1.0)                  # statistics came back
+    [wave] = [l for l in service.fabric.wavelengths() if l.wavelength == "dc1-dc2.w1"]
+    assert dcilab("links", "--kind", "dci", *at) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[-3:] == ["yes", "400G", f"{wave.channel.margin_db:.2f}"]
     service.reported_margins = lambda: {"dc1-dc2.w1": 0.4}
     assert dcilab("links", "--kind", "dci", "--json", *at) == 0
     [reported] = {l["margin_db"] for l in json.loads(capsys.readouterr().out)["link_loads"]}

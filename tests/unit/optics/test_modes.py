@@ -292,3 +292,19 @@ def test_a_weak_launch_and_the_wrong_module_together_are_one_suggestion():
     assert "no module or mode" not in message
     assert "launch_power_dbm: auto with 400ZR+ at 200G" in message
     assert verify_suggestions(message, "800ZR+", "800G", line, 32) >= 1
+
+
+def test_the_best_launch_power_is_said_once_with_the_mode_it_gives():
+    # An outside tester's line: 1000 km at -10 dBm, 8 wavelengths. The closest mode (100G)
+    # had its own best power (-0.7 dBm) suggested beside 300G's (1.6 dBm): `auto` gives
+    # the fastest mode that clears, so only that one's power and figures are said.
+    line = LineSystem(1000, launch_power_dbm=-10)
+    with pytest.raises(OpticsError) as error:
+        select_mode("400ZR+", line, wavelengths=8)
+    message = str(error.value)
+    assert message.count("launch_power_dbm: auto") == 1, message
+    launch = re.search(r"launch_power_dbm: auto \((-?[\d.]+) dBm[^)]*\), where its 300G mode "
+                       r"clears", message)
+    assert launch is not None, message
+    assert reference_gsnr("400ZR+", "300G", line, 8, float(launch.group(1))) >= \
+        needed("400ZR+", "300G", line)
