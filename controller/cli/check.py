@@ -241,16 +241,17 @@ def _print_text(path: str, s: dict) -> None:
     print(f"  {_n(len(s['sites']), 'site')}, {_n(s['switches'], 'switch')}, "
           f"{_n(s['hosts'], 'host')}, {_n(len(s['dci_links']), 'DCI link')}, "
           f"{_n(s['wavelength_count'], 'wavelength')}")
+    on_leaf_of: dict[str, dict[str, list[str]]] = {}         # site -> leaf -> addresses
+    for host in s["host_addresses"]:
+        on_leaf_of.setdefault(host["site"], {}).setdefault(host["leaf"], []).append(
+            host["ip"].split("/")[0])
     for site in s["sites"]:
         idle = site["gateways_without_dci_link"]
         print(f"  site {site['name']}: {_n(site['spines'], 'spine')}, "
               f"{_n(site['leaves'], 'leaf')}, {_n(site['gateways'], 'gateway')}"
               + (f" ({', '.join(idle)}: no DCI link ends there)" if idle else "")
               + f", {_n(site['hosts'], 'host')}, {site['fabric_gbps']:g} Gb/s")
-        on_leaf: dict[str, list[str]] = {}
-        for host in s["host_addresses"]:
-            if host["site"] == site["name"]:
-                on_leaf.setdefault(host["leaf"], []).append(host["ip"].split("/")[0])
+        on_leaf = on_leaf_of.get(site["name"], {})
         if on_leaf:
             print("    hosts: " + ", ".join(f"{_address_range(ips)} on {leaf}"
                                           for leaf, ips in on_leaf.items()))
