@@ -148,6 +148,7 @@ class LoadTracker:
         rates_gbps = rates_gbps or {}
         modes = modes or {}
         reported_margins_db = reported_margins_db or {}
+        catalog = self.fabric.catalog       # rebuilt at each access where the file overrides
         out = []
         for link in self.fabric.links:
             if kinds is not None and link.kind not in kinds:
@@ -159,7 +160,7 @@ class LoadTracker:
             mode = modes.get(link.name) or (link.channel.mode if link.channel else None)
             margin = reported_margins_db.get(link.wavelength or "")
             if margin is None and link.channel is not None:
-                needs = required_osnr_db(link, mode, self.fabric.catalog)
+                needs = required_osnr_db(link, mode, catalog)
                 margin = None if needs is None else link.channel.gsnr_db - needs
             if not up:
                 margin = None   # the plan's figure would show a dead channel as healthy

@@ -371,27 +371,31 @@ def test_json_lists_each_switch_datapath_id_and_what_its_ports_reach(capsys):
     assert all(switches[h["leaf"]]["ports"][str(h["port"])] == h["name"] for h in hosts.values())
 
 
+def spec_warnings(capsys, tmp_path, links, marker) -> list[str]:
+    """`check --json` of two sites joined by `links`: exit 0, and its warnings naming
+    `marker`."""
+    path = write(tmp_path, {"name": "t", "sites": [site("a"), site("b")], "dci_links": links})
+    status, s = check_json(capsys, path)
+    assert status == 0 and s["ok"] is True
+    return [w for w in s["warnings"] if marker in w]
+
+
 def test_a_zr_module_beyond_its_specified_reach_is_a_warning(capsys, tmp_path):
     # GNPy closes 400ZR over 130 km in two spans, but OIF specifies it to 120 km, and the
     # planner stops there: said, not refused.
-    path = write(tmp_path, {"name": "t", "sites": [site("a"), site("b")],
-                            "dci_links": [link("far", "a", "b", fiber_km=130),
-                                          link("near", "a", "b", fiber_km=120)]})
-    status, s = check_json(capsys, path)
-    assert status == 0 and s["ok"] is True
-    assert [w for w in s["warnings"] if "specified for" in w] == [
+    assert spec_warnings(capsys, tmp_path, [link("far", "a", "b", fiber_km=130),
+                                            link("near", "a", "b", fiber_km=120)],
+                         "specified for") == [
         "line system far: 400ZR: specified for links up to 120 km (OIF), not 130 km; the "
         "optics close here, but outside the module's specification (`dcilab plan` chooses a "
         "ZR+ module at this distance)"]
 
 
 def test_wavelengths_in_the_l_band_of_a_c_band_module_are_a_warning(capsys, tmp_path):
-    path = write(tmp_path, {"name": "t", "sites": [site("a"), site("b")],
-                            "dci_links": [link("wide", "a", "b", wavelengths=66, band="C+L"),
-                                          link("fits", "a", "b", wavelengths=64, band="C+L")]})
-    status, s = check_json(capsys, path)
-    assert status == 0
-    assert [w for w in s["warnings"] if "L band" in w] == [
+    assert spec_warnings(capsys, tmp_path,
+                         [link("wide", "a", "b", wavelengths=66, band="C+L"),
+                          link("fits", "a", "b", wavelengths=64, band="C+L")],
+                         "L band") == [
         "line system wide: 2 wavelength(s) in the L band, where 400ZR is not specified (its "
         "implementation agreement or MSA defines C-band channels): an assumption; `dcilab "
         "plan` adds fibre pairs instead"]
@@ -399,13 +403,10 @@ def test_wavelengths_in_the_l_band_of_a_c_band_module_are_a_warning(capsys, tmp_
 
 def test_a_wavelength_count_that_leaves_faster_modes_no_room_is_a_warning(capsys, tmp_path):
     # 65 x 400ZR+ fit only in 50 GHz slots: the line silently ran 100G (an outside tester).
-    path = write(tmp_path, {"name": "t", "sites": [site("a"), site("b")],
-                            "dci_links": [link("l", "a", "b", module="400ZR+", wavelengths=65),
-                                          link("m", "a", "b", module="400ZR+", wavelengths=64),
-                                          link("n", "a", "b", module="400ZR+", wavelengths=65,
-                                               mode="100G")]})
-    status, s = check_json(capsys, path)
-    assert status == 0
-    assert [w for w in s["warnings"] if "narrower slots" in w] == [
+    assert spec_warnings(capsys, tmp_path,
+                         [link("l", "a", "b", module="400ZR+", wavelengths=65),
+                          link("m", "a", "b", module="400ZR+", wavelengths=64),
+                          link("n", "a", "b", module="400ZR+", wavelengths=65, mode="100G")],
+                         "narrower slots") == [
         "line system l: 65 wavelengths of 400G (75 GHz) do not fit in the C band (only 64 "
         "do), so it runs 100G in narrower slots: 6500 Gb/s, where 64 x 400G would carry 25600"]
