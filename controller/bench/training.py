@@ -134,20 +134,10 @@ def twin_fabric(plan=None) -> Fabric:
         data, source = fabric_data(plan), f"<planned for {plan.job.name}>"
     # Every host as fast as its site's whole DCI capacity: however the flows fall on the
     # hosts, no NIC limits a sync below what the wavelengths carry.
-    dci = site_dci_gbps(parse_fabric(yaml.safe_dump(data), source))
+    dci = parse_fabric(yaml.safe_dump(data), source).dci_gbps_by_site()
     for site in data["sites"]:
         site["fabric_gbps"] = max(site["fabric_gbps"], dci[site["name"]])
     return parse_fabric(yaml.safe_dump(data), source)
-
-
-def site_dci_gbps(fabric: Fabric) -> dict[str, float]:
-    """Each site's DCI capacity, over all its site pairs, as the fabric has it (a plan's
-    own sum is `plan.fabric_out`'s, before any fabric exists)."""
-    out = {s.name: 0.0 for s in fabric.sites}
-    for (a, b), gbps in fabric.capacity_by_site_pair().items():
-        out[a] += gbps
-        out[b] += gbps
-    return out
 
 
 def fabric_for(job: Job, plan) -> tuple[Fabric, bool]:

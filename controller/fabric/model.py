@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..optics import (DEFAULT_CATALOG, Catalog, Channel, LineSystem, LinkPlan, OpticsError,
                       plan_link)
@@ -182,6 +182,22 @@ class Fabric:
             pair = tuple(sorted((spec.a, spec.b)))
             out[pair] = out.get(pair, 0.0) + plan.capacity_gbps
         return out
+
+    def dci_gbps_by_site(self) -> dict[str, float]:
+        """Each site's DCI capacity (Gb/s, real), over all its site pairs."""
+        return sum_by_site((s.name for s in self.sites),
+                           ((a, b, gbps) for (a, b), gbps in self.capacity_by_site_pair().items()))
+
+
+def sum_by_site(sites: Iterable[str], between: Iterable[tuple[str, str, float]]
+                ) -> dict[str, float]:
+    """Each site's total of the values of the site pairs it is an end of (a fabric's
+    line systems, or a plan's before any fabric exists)."""
+    out = dict.fromkeys(sites, 0)
+    for a, b, value in between:
+        out[a] += value
+        out[b] += value
+    return out
 
 
 def _dpid(site_index: int, role: str, index: int) -> int:

@@ -19,6 +19,7 @@ import math
 
 import yaml
 
+from ..fabric.model import sum_by_site
 from ..fabric.schema import MAX_FABRIC_GBPS
 from .hardware import LAUNCH_POWER_DBM
 from .planner import JobPlan
@@ -68,19 +69,14 @@ def site_fabric_gbps(site: str, dci_gbps: float) -> float:
 
 
 def _site_gbps(plan: JobPlan) -> dict[str, float]:
-    out = {s.name: 0.0 for s in plan.job.spec.sites}
-    for c in plan.choices:
-        out[c.a] += c.capacity_gbps
-        out[c.b] += c.capacity_gbps
-    return out
+    return sum_by_site((s.name for s in plan.job.spec.sites),
+                       ((c.a, c.b, c.capacity_gbps) for c in plan.choices))
 
 
 def fabric_data(plan: JobPlan) -> dict:
     site_gbps = _site_gbps(plan)
-    ends = {s.name: 0 for s in plan.job.spec.sites}
-    for c in plan.choices:
-        ends[c.a] += c.line_systems
-        ends[c.b] += c.line_systems
+    ends = sum_by_site((s.name for s in plan.job.spec.sites),
+                       ((c.a, c.b, c.line_systems) for c in plan.choices))
     sites = [{"name": s.name, "spines": SPINES, "leaves": LEAVES,
               "hosts_per_leaf": HOSTS_PER_LEAF,
               "gateways": max(1, min(MAX_GATEWAYS, ends[s.name])),
