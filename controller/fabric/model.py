@@ -246,7 +246,8 @@ def plan_line_systems(spec: FabricSpec, progress: Callable[[int, int], None] | N
         catalog = module_catalog(spec)
     except OpticsError as exc:
         # Plan on the catalog as it stands, so a link's own errors are reported too.
-        issues.append(FabricIssue("modules", str(exc)))
+        keys = getattr(exc, "keys", ())         # OverrideError: the module (and mode) it is at
+        issues.append(FabricIssue(".".join(("modules", *keys)), str(exc)))
         catalog = DEFAULT_CATALOG
     refused: dict[int, FabricIssue] = {}              # by link, reported in file order
     lines: dict[int, LineSystem] = {}

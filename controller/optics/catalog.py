@@ -19,6 +19,15 @@ class OpticsError(ValueError):
     """An optics figure, line or plan that cannot work; the message says why and what would."""
 
 
+class OverrideError(OpticsError):
+    """A module override that does not make sense, at `keys` under `modules:` (the module,
+    then 'modes' and the mode, when the error is in one)."""
+
+    def __init__(self, message: str, keys: tuple[str, ...]):
+        super().__init__(message)
+        self.keys = keys
+
+
 # Slot widths on the ITU-T G.694.1 flexible grid are whole multiples of 12.5 GHz.
 SLOT_GRANULARITY_GHZ = 12.5
 
@@ -129,12 +138,19 @@ class Module:
         for mode in self.modes:
             if mode.name == name:
                 return mode
-        raise OpticsError(
-            f"{self.name} has no mode {name!r}; its modes are {', '.join(self.mode_names)}")
+        raise OpticsError(f"{self.name} has no mode {name!r}{_meant(name, self.mode_names)}; "
+                          f"its modes are {', '.join(self.mode_names)}")
 
     def source_of(self, figure: str) -> str:
         """Where `figure` (a field name) comes from."""
         return dict(self.sources)[figure]
+
+
+def _meant(name: object, names: tuple[str, ...]) -> str:
+    """' (did you mean X?)' for a name that differs from one of `names` by case, else ''."""
+    folded = str(name).casefold()
+    close = [known for known in names if known.casefold() == folded]
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 _MODULE_FIGURES = ("tx_osnr_db", "power_w", "price_usd", "dsp_latency_us")
@@ -168,7 +184,8 @@ class Catalog:
         for module in self.modules:
             if module.name == name:
                 return module
-        raise OpticsError(f"unknown module {name!r}; valid modules are {', '.join(self.names)}")
+        raise OpticsError(f"unknown module {name!r}{_meant(name, self.names)}; valid modules "
+                          f"are {', '.join(self.names)}")
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> Catalog:
         """A new catalog with some figures replaced; this one is left unchanged.
@@ -190,28 +207,40 @@ class Catalog:
         """
         replaced = {module.name: module for module in self.modules}
         for module_name, figures in overrides.items():
-            module = self.module(module_name)
-            if not isinstance(figures, Mapping):
-                raise OpticsError(f"override for {module_name} must be a mapping of figures")
-            changes: dict[str, Any] = {}
-            modes = {mode.name: mode for mode in module.modes}
-            for figure, value in figures.items():
-                if figure == "modes":
-                    if not isinstance(value, Mapping):
-                        raise OpticsError(
-                            f"override {module_name}.modes must map mode names to figures")
-                    for mode_name, mode_figures in value.items():
-                        modes[mode_name] = _override_mode(module, mode_name, mode_figures)
-                elif figure in _MODULE_FIGURES:
-                    changes[figure] = value
-                else:
-                    raise OpticsError(
-                        f"unknown figure {figure!r} for module {module_name}; valid figures are "
-                        f"{', '.join(_MODULE_FIGURES)} (and 'modes' for {', '.join(_MODE_FIGURES)})")
-            sources = dict(module.sources) | {figure: _USER for figure in changes}
-            replaced[module_name] = dataclasses.replace(
-                module, modes=tuple(modes.values()), sources=tuple(sources.items()), **changes)
+            try:
+                replaced[module_name] = self._overridden(module_name, figures)
+            except OverrideError:
+                raise
+            except OpticsError as exc:
+                raise OverrideError(str(exc), (str(module_name),)) from None
         return Catalog(tuple(replaced[name] for name in self.names))
+
+    def _overridden(self, module_name: str, figures: Any) -> Module:
+        module = self.module(module_name)
+        if not isinstance(figures, Mapping):
+            raise OpticsError(f"override for {module_name} must be a mapping of figures")
+        changes: dict[str, Any] = {}
+        modes = {mode.name: mode for mode in module.modes}
+        for figure, value in figures.items():
+            if figure == "modes":
+                if not isinstance(value, Mapping):
+                    raise OpticsError(
+                        f"override {module_name}.modes must map mode names to figures")
+                for mode_name, mode_figures in value.items():
+                    try:
+                        modes[mode_name] = _override_mode(module, mode_name, mode_figures)
+                    except OpticsError as exc:
+                        raise OverrideError(str(exc), (module_name, "modes",
+                                                       str(mode_name))) from None
+            elif figure in _MODULE_FIGURES:
+                changes[figure] = value
+            else:
+                raise OpticsError(
+                    f"unknown figure {figure!r} for module {module_name}; valid figures are "
+                    f"{', '.join(_MODULE_FIGURES)} (and 'modes' for {', '.join(_MODE_FIGURES)})")
+        sources = dict(module.sources) | {figure: _USER for figure in changes}
+        return dataclasses.replace(
+            module, modes=tuple(modes.values()), sources=tuple(sources.items()), **changes)
 
 
 def _override_mode(module: Module, mode_name: str, figures: Any) -> Mode:

@@ -95,10 +95,20 @@ def test_links_no_module_can_cross_are_refused_without_gnpy(monkeypatch):
     assert "exceeds every mode's tolerance" in out[0] and "regenerate" in out[0]
 
 
+def test_override_errors_name_their_key_and_the_name_meant_by_case():
+    out = _issues(TWO_SITES + "dci_links:\n  - {name: l, a: a, b: b, fiber_km: 80, "
+                  "module: 400zr, wavelengths: 1}\nmodules:\n  400ZR:\n    modes:\n"
+                  "      400g: {width_ghz: 75}\n")
+    assert any(line.startswith("f.yaml:10: modules.400ZR.modes.400g: 400ZR has no mode '400g' "
+                               "(did you mean '400G'?)") for line in out), out
+    assert any("dci_links[0].module: unknown module '400zr' (did you mean '400ZR'?)" in line
+               for line in out), out
+
+
 def test_an_unknown_module_override_does_not_hide_a_links_unknown_module():
     out = _issues(TWO_SITES + "dci_links:\n  - {name: l, a: a, b: b, fiber_km: 80, "
                   "module: FOO, wavelengths: 1}\nmodules:\n  BAR: {price_usd: 1}\n")
-    assert any("modules: unknown module 'BAR'" in line for line in out)
+    assert any("modules.BAR: unknown module 'BAR'" in line for line in out)
     assert any("dci_links[0].module: unknown module 'FOO'" in line for line in out)
 
 
