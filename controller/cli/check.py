@@ -89,12 +89,12 @@ def _spec_warnings(fabric: Fabric) -> list[str]:
     out = []
     for spec in fabric.spec.dci_links:
         plan = fabric.line_systems[spec.name]
-        if why := beyond_spec(plan.module, spec.fiber_km):
+        module = fabric.catalog.module(plan.module)
+        if why := beyond_spec(module, spec.fiber_km):
             out.append(f"line system {spec.name}: {why}; the optics close here, but outside "
                        f"the module's specification (`dcilab plan` chooses a ZR+ module at "
                        f"this distance)")
         count = len(plan.channels)
-        module = fabric.catalog.module(plan.module)
         running = module.mode(plan.mode)
         crowded = [] if spec.mode else [
             m for m in module.modes

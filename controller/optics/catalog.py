@@ -110,6 +110,7 @@ class Module:
     power_w: float
     price_usd: float
     dsp_latency_us: float
+    reach_km: float | None = None
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -128,6 +129,8 @@ class Module:
         for name in ("power_w", "price_usd", "dsp_latency_us"):
             if getattr(self, name) < 0:
                 raise OpticsError(f"{where}: {name} must be >= 0, got {getattr(self, name)}")
+        if self.reach_km is not None and not (_is_number(self.reach_km) and self.reach_km > 0):
+            raise OpticsError(f"{where}: reach_km must be a positive number, got {self.reach_km!r}")
 
     @property
     def mode_names(self) -> tuple[str, ...]:
@@ -302,6 +305,8 @@ _400ZR = _module(
     power_w=(20.0, "OIF 400ZR IA and vendor datasheets: 15-20 W, upper end taken"),
     price_usd=(3230.0, _GUOLIAN + ", 400ZR 2023"),
     dsp_latency_us=_CFEC_LATENCY,
+    # Its dispersion tolerance alone would take it to 141 km of standard fibre.
+    reach_km=(120.0, _OIF_400ZR + ": amplified point-to-point links of 80-120 km"),
 )
 
 _400ZR_PLUS = _module(
@@ -381,6 +386,7 @@ _800ZR = _module(
     power_w=(30.0, "assumption: ~30 W from a vendor FAQ (weak source)"),
     price_usd=(4800.0, _GUOLIAN + ", 800G ZR 2024"),
     dsp_latency_us=_OFEC_LATENCY,
+    reach_km=(120.0, _OIF_800ZR + ": amplified point-to-point links of 80-120 km"),
 )
 
 _800ZR_PLUS = _module(

@@ -176,13 +176,20 @@ def _suggest(failed: ModeCheck, catalog: Catalog, forced: bool = False,
             options.append(spans)
     if not failed.dispersion_ok:
         longest = math.floor(failed.mode.cd_tolerance_ps_nm / line.dispersion_ps_nm_km)
+        # Never past the reach the module is specified for (a ZR's 120 km, though its
+        # dispersion tolerance alone would allow 141 km of standard fibre).
+        within = failed.module.reach_km is not None and longest > failed.module.reach_km
+        if within:
+            longest = math.floor(failed.module.reach_km)
         if longest > 0:
             shorter = dataclasses.replace(line, fiber_km=longest, span_extra_loss_db=(),
                                           amplifier_nf_db_each=())
             check = check_mode(failed.module, failed.mode, shorter, failed.wavelengths)
             if check.feasible:
                 options.append(f"a link of at most {longest:d} km for {failed.module.name} "
-                               f"at {failed.mode.name} (GSNR there {check.gsnr_db:.2f} dB)")
+                               f"at {failed.mode.name} ("
+                               + ("its specified reach; " if within else "")
+                               + f"GSNR there {check.gsnr_db:.2f} dB)")
     options.extend(_alternatives(failed, catalog, forced))
     if not options:
         return ("no module or mode in the catalog can cross this line; shorten the link or "

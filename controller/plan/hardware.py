@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..optics import (AUTO, Catalog, LineSystem, LinkPlan, OpticsError, check_mode,
+from ..optics import (AUTO, Catalog, LineSystem, LinkPlan, Module, OpticsError, check_mode,
                       plan_link, select_mode)
 from ..optics.plan import MODULES_PER_WAVELENGTH
 from ..optics.spectrum import slots_that_fit
@@ -44,10 +44,6 @@ LAUNCH_POWER_DBM = AUTO
 # implementation agreements, the OpenZR+ MSA and OpenROADM's 131 GBd mode all define C-band
 # channel plans (191.3-196.1 THz): none of the catalog's modules is planned in C+L.
 L_BAND_MODULES: frozenset[str] = frozenset()
-# Reach of the ZR modules as specified (OIF 400ZR IA, OIF 800ZR: amplified point-to-point
-# links of 80-120 km, REFERENCE.md); the optics alone (2400 ps/nm of dispersion: 141 km)
-# would take them further over two spans. ZR+ modules are limited by the optics only.
-SPEC_REACH_KM = {"400ZR": 120.0, "800ZR": 120.0}
 # Fibre pairs (line systems) one site pair may get: a plan beyond is a job no DCI carries
 # (100 C-band pairs of 64 x 400G are 2.56 Pb/s), and planning it would take hours.
 MAX_LINE_SYSTEMS = 100
@@ -142,12 +138,13 @@ def km_text(km: float) -> str:
     return f"{km:.4f}".rstrip("0").rstrip(".")
 
 
-def beyond_spec(module: str, km: float) -> str | None:
-    """Why `module` is not planned at `km` though the optics might carry it, or None."""
-    reach = SPEC_REACH_KM.get(module)
-    if reach is None or km <= reach:
+def beyond_spec(module: Module, km: float) -> str | None:
+    """Why `module` is not planned at `km` though the optics might carry it (past the
+    reach it is specified for: OIF's 120 km for ZR, REFERENCE.md), or None."""
+    if module.reach_km is None or km <= module.reach_km:
         return None
-    return f"{module}: specified for links up to {reach:g} km (OIF), not {km_text(km)} km"
+    return (f"{module.name}: specified for links up to {module.reach_km:g} km (OIF), not "
+            f"{km_text(km)} km")
 
 
 @dataclass(frozen=True)
@@ -206,7 +203,7 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
     latency_bound = 0
     for name in available:
         module = catalog.module(name)
-        if out_of_spec := beyond_spec(name, km):
+        if out_of_spec := beyond_spec(module, km):
             reasons.append(out_of_spec)
             continue
         latency_s = (line.propagation_latency_us + module.dsp_latency_us) / 1e6
@@ -250,7 +247,7 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
             return option
     # Suggestions come from the modules the job may use, not the ones it turned off.
     usable = Catalog(tuple(m for m in catalog if m.name in available
-                           and not beyond_spec(m.name, km)))
+                           and not beyond_spec(m, km)))
     for name in dict.fromkeys(o.module for o in options):     # none reaches: say why
         if not explain:
             reasons.append(f"{name}: no mode reaches {km_text(km)} km (GSNR or dispersion)")
