@@ -443,7 +443,7 @@ class ReservationStore:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._migrate()
         self._check_records()               # before our PID goes in: a refusal writes nothing
-        self._claim(other_fabric)           # also proves the file can be written now
+        self._claim(other_fabric)           # proves the file can be written (or confirm_fabric)
         # Reads have a connection (and a lock) of their own: in WAL mode they see the
         # last commit and never wait for the one being written, nor it for them.
         self._reader = sqlite3.connect(self.path, check_same_thread=False,
@@ -687,9 +687,10 @@ class ReservationStore:
                 + "; ".join(problems) + (" ..." if count > len(problems) else ""))
 
     def _claim(self, other_fabric: str) -> None:
-        """Record (or check) the fabric, and our PID, in one write. A migration writes
-        nothing yet: its records are checked against our fabric first, and a refused one
-        leaves the file as it was (`confirm_fabric` records it)."""
+        """Record (or check) the fabric, and our PID, in one write. A file of our fabric
+        that holds reservations, or one migrated, is written nothing yet: its records are
+        checked against our fabric first, and a refused start leaves the file as it was
+        (`confirm_fabric` records us)."""
         recorded = self._db.execute("SELECT value FROM dcilab_meta WHERE key = 'fabric'"
                                     ).fetchone()
         recorded = recorded[0] if recorded else None
@@ -703,10 +704,15 @@ class ReservationStore:
             self.previous_fabric = recorded
             if other_fabric == MIGRATE:
                 return
+        elif self.fabric and recorded == self.fabric and self._has_records():
+            return          # ours: recorded once its records fit the fabric (confirm_fabric)
         with self._transaction():
             if self.previous_fabric:
                 self._db.execute("DELETE FROM reservations")       # DISCARD
             self._record_owner()
+
+    def _has_records(self) -> bool:
+        return self._db.execute("SELECT 1 FROM reservations LIMIT 1").fetchone() is not None
 
     def _record_owner(self) -> None:
         if self.fabric:

@@ -192,6 +192,15 @@ def test_two_files_merged_beyond_capacity_are_refused(fabric_file, tmp_path):
         ControllerService.standalone(fabric, state)
     assert "r-twin" in str(err.value) and "dc1-dc2.w1" in str(err.value)
     assert "Gb/s free" in str(err.value)
+    # A refused start (another process) writes nothing, not even its PID as the owner's.
+    refused = _controller("--topology", fabric_file, "--state", state)
+    assert refused.returncode == 2 and "r-twin" in refused.stderr, refused.stderr
+    db = sqlite3.connect(state)
+    try:
+        assert db.execute("SELECT value FROM dcilab_meta WHERE key = 'pid'").fetchone() == (
+            str(os.getpid()),)
+    finally:
+        db.close()
 
 
 def _hops_for(fabric, dst, template):
