@@ -168,7 +168,7 @@ class ControllerService:
                     problems.append(problem)
                 else:
                     core.restore(res)
-                    if res.request.protection == Protection.PROTECTED and not res.standby:
+                    if lacks_standby(res):
                         # A failure left it none (the book then takes a path without):
                         # restored, not refused, but not silently either.
                         log.warning("reservation %s is PROTECTED but was saved without a "

@@ -144,7 +144,7 @@ def overbooked(fabric: Fabric, book: ReservationBook, fraction: float) -> list[s
     """Directed links whose live reservations, summed from their own hops, exceed the
     link's reservable capacity. A PROTECTED one's standby counts on the links only its
     standby crosses, shared: there the largest sum, over single risk events (a line
-    system, an SRLG), of the standbys whose primaries that event fails."""
+    system, an SRLG, a gateway), of the standbys whose primaries that event fails."""
     events = {d.name: [f"ls {d.name}"] + [f"srlg {g}" for g in d.srlg]
               for d in fabric.spec.dci_links}
     load: dict[tuple[str, str], float] = {}
@@ -157,6 +157,11 @@ def overbooked(fabric: Fabric, book: ReservationBook, fraction: float) -> list[s
         for step in primary:
             load[step] = load.get(step, 0.0) + gbps
         fails = {e for h in res.hops for e in events.get(fabric.link(h.link).line_system, ())}
+        # and the gateway at the far end of its first wavelength (the port its ingress
+        # fast-failover group watches goes dark with it)
+        first = next((h for h in res.hops if fabric.link(h.link).wavelength), None)
+        if first is not None:
+            fails.add(f"gateway {fabric.link(first.link).other(first.switch).node}")
         for step in {(h.link, h.switch) for h in res.standby} - primary:
             need = standby.setdefault(step, {})
             for e in fails:

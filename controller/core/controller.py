@@ -148,6 +148,8 @@ class FabricController:
         # or a reservation ends: looked for at the next `tick` (never on a release's path).
         self._unprotected = False
         self._reprotect_due = False
+        # DEGRADED reservations wait for room: a release or an expiry may give it
+        self._degraded = False
         self.load = LoadTracker(fabric)
         # reservation id -> switch -> barrier seq that acknowledges its rules there
         # (None: waiting for the switch to connect and be programmed)
@@ -483,7 +485,14 @@ class FabricController:
         if returned:
             for pair in self.book.pairs():      # a shorter path is back: move onto it
                 self._restore_pair(pair, outbox, only_if_shorter=True)
+            # Those moves free the long ways round: what found no room before may now.
+            for pair in self.book.pairs_to_restore():
+                self._restore_pair(pair, outbox)
             self._reprotect_due = self._unprotected
+        self._lose_standbys(self.book.shed_overfull_standbys(), outbox,
+                            "its links no longer have the room it held (a wavelength of it "
+                            "runs a slower mode)")
+        self._degraded = any(r.state == State.DEGRADED for r in self.book.live())
         if self._reprotect_due:
             self._reprotect(outbox)
         background = self._background()       # steering's moves leave it as it is
@@ -502,6 +511,8 @@ class FabricController:
                       only_if_shorter: bool = False) -> None:
         before = self.book.pair_members(*pair)
         first = before[0]
+        if not only_if_shorter and self._to_standby(pair, first, outbox):
+            return
         try:
             after = self.book.repath(pair, only_if_shorter)
             if not after:
@@ -554,6 +565,39 @@ class FabricController:
         outbox.changed += after
         return self._send_rules(rules, after, outbox)
 
+    def _to_standby(self, pair: tuple[str, str], first: Reservation, outbox: Outbox) -> bool:
+        """A PROTECTED pair whose primary broke keeps its reserved standby (where the
+        switches' fast failover already sent it) as its path; a standby is then sought for
+        it at once, and for the pairs whose shared standby room it took. False when it has
+        no whole standby (it is restored as any other pair)."""
+        taken = self.book.take_standby(pair)
+        if taken is None:
+            return False
+        after, shed = taken
+        log.warning("reservations %s (PROTECTED) keep their standby over %s as their path: "
+                    "%s", ", ".join(r.reservation_id for r in after),
+                    " > ".join(h.wavelength for h in after[0].hops if h.wavelength),
+                    self._broken(self.book.crosses_down(first)))
+        outbox.changed += after
+        self._send_rules(reservation_rules.move(self.fabric, first, after[0],
+                                                self._programmed()), after, outbox)
+        self._lose_standbys(shed, outbox, "the room it shared carries "
+                            + ", ".join(r.reservation_id for r in after) + " now")
+        self._unprotected = self._reprotect_due = True
+        return True
+
+    def _lose_standbys(self, shed: list[tuple[Reservation, list[Reservation]]],
+                       outbox: Outbox, why: str) -> None:
+        """Pairs whose standby the book dropped: their fast-failover groups go too."""
+        for was, bare in shed:
+            log.warning("reservations %s (PROTECTED) lost their standby: %s",
+                        ", ".join(r.reservation_id for r in bare), why)
+            outbox.changed += bare
+            self._send_rules(reservation_rules.move(self.fabric, was, bare[0],
+                                                    self._programmed()), bare, outbox)
+        if shed:
+            self._unprotected = self._reprotect_due = True
+
     def _broken(self, what: str) -> str:
         """'<link> is down', or for a switch: down, or only disconnected (its links up: it
         may still forward by its rules, but the controller routes around what it cannot
@@ -569,6 +613,16 @@ class FabricController:
         if drained:                    # lit, but out of use while its mode changes
             return f"{what} is out of use ({drained})"
         link = self._wavelength(what)
+        if link is None and " " not in what:          # a link that is no wavelength
+            link = self.fabric.link(what)
+        for end in (link.a.node, link.b.node) if link is not None else ():
+            # A switch whose every link is down (before, or without, its disconnection
+            # reaching us): named as the switch, whichever of its links a path crossed,
+            # so that one event gives every pair it displaces one reason.
+            if end in self.fabric.switches and not any(
+                    self.engine.link_up(l.name) for l in self.fabric.ports(end).values()
+                    if l.kind != HOST):
+                return f"switch {end} is down"
         if link is not None:           # the whole line system cut: named as such
             siblings = [l for l in self.fabric.wavelengths()
                         if l.line_system == link.line_system]
@@ -720,6 +774,7 @@ class FabricController:
         self.book.add(res)
         if lacks_standby(res):          # a standby is sought once the switches are programmed
             self._unprotected = True
+        self._degraded = self._degraded or res.state == State.DEGRADED
         if res.state == State.PENDING:
             self._waiting[res.reservation_id] = {h.switch: None for h in res.hops}
 
@@ -729,6 +784,7 @@ class FabricController:
         before = self.book.reservations.get(reservation_id)
         res = self.book.end(reservation_id, state)
         self._reprotect_due = self._reprotect_due or self._unprotected   # room released
+        self._unplaced = self._unplaced or self._degraded                # ... for these too
         outbox = Outbox()
         self._waiting.pop(reservation_id, None)
         outbox.changed.append(res)

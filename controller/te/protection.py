@@ -94,7 +94,8 @@ class RiskAvoid(Container[str]):
 def unlabelled(fabric: Fabric) -> list[str]:
     """The line systems past the VLAN ids there are (two a line system, in file order):
     no detour is pre-installed for them, the controller re-routes them when cut."""
-    return [spec.name for i, spec in enumerate(fabric.spec.dci_links) if 2 * i + 1 > MAX_VID]
+    # line system i has ids 2i+1 (its a end) and 2i+2 (its b end): one without both is here
+    return [spec.name for i, spec in enumerate(fabric.spec.dci_links) if 2 * i + 2 > MAX_VID]
 
 
 def detours(fabric: Fabric, engine: PathEngine) -> list[Detour]:

@@ -375,6 +375,7 @@ class ReservationBook:
         self._next_meter = 1
         self._meter_users: dict[int, int] = {}      # meter id -> live reservations on it
         self._free_meters: deque[int] = deque()     # ids given back, oldest first
+        self._gaps_free = False    # ids below the highest restored one, unused: free too
         # Refusals stand until room is given back (`_room_back` counts each time it may
         # have been: an end, a degraded or moved aggregate, a link's state or rate).
         self._room_back = 0
@@ -687,8 +688,12 @@ class ReservationBook:
                 f"and nothing was released or moved since; then: {error.message}"))
 
     def _fits_on(self, first: Reservation, req: ReservationRequest, bps: float) -> bool:
-        """Whether `req` fits on the path its pair holds (within its latency bound)."""
+        """Whether `req` fits on the path its pair holds (within its latency bound). Not
+        on a path a failure broke before the next tick moved the pair, nor on a PROTECTED
+        pair's that a failure left without a standby: the pair moves, or `req` is refused."""
         if req.max_latency_ms is not None and first.latency_ms > req.max_latency_ms:
+            return False
+        if lacks_standby(first) or self.crosses_down(first):
             return False
         return (all(self.free_bps(d) >= bps for d in self.held(first))
                 and self._standby_fits(first, bps))
@@ -1328,8 +1333,15 @@ class ReservationBook:
                             for h in res.standby) if d not in primary]
 
     def risk_events(self, hops) -> frozenset[str]:
-        """The single risk events (a line system, an SRLG) that fail a path."""
-        return frozenset(e for ls in self._line_systems(hops) for e in self._events[ls])
+        """The single risk events that fail a path over to its standby in the switches:
+        each of its line systems and SRLGs, and the gateway at the far end of its first
+        wavelength, whose loss darkens the port the ingress fast-failover group watches
+        as a cut does (two primaries on two line systems into one gateway fail together)."""
+        events = {e for ls in self._line_systems(hops) for e in self._events[ls]}
+        first = next((h for h in hops if self._link(h.link).wavelength), None)
+        if first is not None:
+            events.add(f"switch {self._far[(first.switch, first.link)]}")
+        return frozenset(events)
 
     def standby_slack(self, events: frozenset[str]) -> dict[Direction, float]:
         """Per directed link, how much standby for a primary failing with `events` fits
@@ -1386,7 +1398,10 @@ class ReservationBook:
 
     def crosses_down(self, res: Reservation) -> str | None:
         """What of its path (or its standby) is down now (a switch or a link), or None."""
-        for hop in res.hops + res.standby:
+        return self._down_on(res.hops + res.standby)
+
+    def _down_on(self, hops: tuple[ReservedHop, ...]) -> str | None:
+        for hop in hops:
             link = self._link(hop.link)
             for end in (hop.switch, link.a.node, link.b.node):
                 if end in self.fabric.switches and not self.engine.switch_up(end):
@@ -1418,6 +1433,69 @@ class ReservationBook:
                             min(r.created_at for r in members), pair))
         return [pair for *_, pair in sorted(out)]
 
+    def take_standby(self, pair: tuple[str, str]
+                     ) -> tuple[list[Reservation], list[tuple[Reservation, list[Reservation]]]] | None:
+        """A PROTECTED pair whose primary crosses something down while its standby is
+        whole takes its standby as its path: the switches' fast failover already sent its
+        traffic there, and the room is the standby's, held for this failure. Shared, that
+        room was also held for the standbys of primaries that cannot fail with this one:
+        where it is now short, those lose their standby (the lowest priority, the newest
+        first), and one is sought for them again as after any failure. Returns (the pair's
+        members on their new path, without a standby; and (first member before, members
+        after) of each pair that lost its standby), or None, the book unchanged, when the
+        pair has no whole standby or its links cannot carry it (a failure beyond single
+        risk events, or a wavelength slower now)."""
+        members = self.pair_members(*pair)
+        first = members[0]
+        if (first.request.protection != Protection.PROTECTED or not first.standby
+                or not first.holds_bandwidth or self._down_on(first.standby)
+                or not self._down_on(first.hops)):
+            return None
+        self._sync()
+        self._take(members)
+        total = sum(r.bandwidth_bps for r in members)
+        new = replace(first, hops=first.standby, standby=())
+        # Primaries only: the room held as shared standby is what this failure may take.
+        if any(self.reserved.get(d, 0.0) - self._standby_max.get(d, 0.0) + total
+               > self._capacity[d] + SLACK_BPS for d in self.held(new)):
+            self._put(members)
+            return None
+        latency = self._link(first.request.src_host).latency_ms + sum(
+            self._link(h.link).latency_ms for h in first.standby)
+        moved = [replace(r, hops=first.standby, standby=(), latency_ms=latency)
+                 for r in members]
+        self._put(moved)
+        self._room_back += 1
+        return moved, self._shed_standbys(self.held(new))
+
+    def shed_overfull_standbys(self) -> list[tuple[Reservation, list[Reservation]]]:
+        """Standbys taken off the links where they hold more than the link carries now (a
+        wavelength stepped down to a slower mode under them), the lowest priority, the
+        newest first: (first member before, members after) of each pair that lost its
+        standby; one is sought for them again."""
+        self._sync()
+        return self._shed_standbys(list(self._standby_need))
+
+    def _shed_standbys(self, links: list[Direction]
+                       ) -> list[tuple[Reservation, list[Reservation]]]:
+        """Standbys taken off `links` where they hold more than is left (see take_standby)."""
+        shed = []
+        for d in links:
+            if self.reserved.get(d, 0.0) <= self._capacity[d] + SLACK_BPS:
+                continue
+            sharing = [self.pair_members(*pair) for pair in self._pairs]
+            sharing = [ms for ms in sharing if d in self.standby_held(ms[0])]
+            sharing.sort(key=lambda ms: (max(m.request.priority for m in ms),
+                                         -min(m.created_at for m in ms)))
+            for ms in sharing:
+                if self.reserved.get(d, 0.0) <= self._capacity[d] + SLACK_BPS:
+                    break
+                self._take(ms)
+                bare = [replace(m, standby=()) for m in ms]
+                self._put(bare)
+                shed.append((ms[0], bare))
+        return shed
+
     def repath(self, pair: tuple[str, str], only_if_shorter: bool = False) -> list[Reservation]:
         """Move a pair, as a whole and with its meter, onto the best live path with room
         for its sum (its own bandwidth counts as free). Returns its members on the new path
@@ -1427,6 +1505,10 @@ class ReservationBook:
         members = self.pair_members(*pair)
         old_latency = members[0].latency_ms
         placed = self._relocate(pair, fallback=not only_if_shorter)
+        if placed is None and not only_if_shorter:
+            kept = self._keep_primary(members)
+            if kept is not None:
+                return kept
         if placed is None:
             src, dst = self.fabric.hosts[pair[0]], self.fabric.hosts[pair[1]]
             total = sum(r.bandwidth_bps for r in members)
@@ -1473,6 +1555,20 @@ class ReservationBook:
             back.append(replace(r, state=state, reason=""))
         self._put(back)
         return back
+
+    def _keep_primary(self, members: list[Reservation]) -> list[Reservation] | None:
+        """A pair whose standby broke while its primary still carries it, with no path
+        found for it (its own is held down after a flap, so searches pass it by): it keeps
+        its primary without the standby (one is sought again later); None otherwise."""
+        first = members[0]
+        if (not first.holds_bandwidth or not first.standby or self._down_on(first.hops)
+                or not self._down_on(first.standby) or self.crosses_full(first)):
+            return None
+        self._take(members)
+        bare = [replace(r, standby=()) for r in members]
+        self._put(bare)
+        self._room_back += 1
+        return bare
 
     def unprotected(self) -> list[Reservation]:
         """PROTECTED reservations holding bandwidth without a standby though they cross a
@@ -1541,7 +1637,9 @@ class ReservationBook:
         members = [self.reservations[r] for r in self._pairs[pair]]
         self._take(members)
         self._room_back += 1
-        degraded = [r.with_state(State.DEGRADED, reason) for r in members]
+        # Nor a standby: one is sought when it is restored (a client reading the old one
+        # would take it for protected).
+        degraded = [replace(r.with_state(State.DEGRADED, reason), standby=()) for r in members]
         self._put(degraded)
         return degraded
 
@@ -1701,6 +1799,14 @@ class ReservationBook:
         (a switch has a fixed meter table: OVS refuses ids above its max_meters), and rest
         while METER_REST others are freed after them, so a meter's last statistics are
         never read as its successor's."""
+        if not self._gaps_free:
+            # Restored records leave the ids between theirs unused: without them, ids
+            # would climb at every restart, and standby VLAN ids (an id modulo 2047)
+            # could repeat among far fewer than 2047 live aggregates.
+            self._gaps_free = True
+            freed = set(self._free_meters)
+            self._free_meters.extend(i for i in range(1, self._next_meter)
+                                     if i not in self._meter_users and i not in freed)
         while len(self._free_meters) > METER_REST:
             meter = self._free_meters.popleft()
             if meter not in self._meter_users:

@@ -242,6 +242,32 @@ def test_release_of_a_protected_reservation_leaves_no_trace(fabric):
     assert lab.states() == fresh.states()
 
 
+def test_a_degraded_pair_is_restored_when_a_release_gives_room(fabric):
+    """An outside tester's case: a DEGRADED reservation stayed DEGRADED, with room free,
+    until some unrelated link event (only faults made the controller look again)."""
+    lab = ControllerLab(fabric)
+    lab.bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest(SRC, DST, 300.0), "a", 0.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("fra-h2", "ams-h2", 300.0), "b", 0.0))
+    lab.ack_all()
+    for link in wavelengths_of(fabric, "fra-ams"):       # paris has room for one of them
+        for end in (link.a, link.b):
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 0.0))
+    lab.send(lab.ctl.tick(0.1))
+    lab.ack_all()
+    book = lab.ctl.book
+    assert [book.get(r).state for r in "ab"] == [State.ACTIVE, State.DEGRADED]
+    lab.send(lab.ctl.tick(1.0))                          # nothing new: it waits
+    assert book.get("b").state is State.DEGRADED
+    lab.send(lab.ctl.end("a"))
+    out = lab.send(lab.ctl.tick(2.0))                    # no link changed
+    assert [r.reservation_id for r in out.changed] == ["b"]
+    lab.ack_all()
+    assert book.get("b").state is State.ACTIVE
+    assert line_systems(fabric, book.get("b").hops) == ["fra-par", "par-ams"]
+    delivered_via(lab, "fra-h2", "ams-h2")
+
+
 def test_none_is_restored_after_restorable(fabric):
     """Two pairs on fra-ams, each 360 Gb/s (a whole wavelength); the line system is cut and
     paris has room for one: the RESTORABLE one gets it, though the NONE one is older and
@@ -409,3 +435,16 @@ def test_what_a_gateway_that_lost_only_its_controller_connection_displaces_says_
         lab.net.down_ports.add((lab.dpid(far.node), far.port))
         lab.send(lab.ctl.port_changed(lab.dpid(far.node), far.port, False, 11.0))
     assert lab.ctl._broken("switch north-gw1") == "switch north-gw1 is down"
+    # Whichever of its links a displaced path crossed, the reason names the switch (an
+    # outside tester saw one switch-down give three reasons: the switch, a spine link,
+    # and "line system north-east-a is down").
+    for link in ring.ports("north-gw1").values():
+        if link.kind != "host":
+            assert lab.ctl._broken(link.wavelength or link.name) == "switch north-gw1 is down"
+    # A line system cut alone is still named as such.
+    lab = ControllerLab(ring).bring_up_all()
+    cut = [l for l in ring.wavelengths() if l.line_system == "north-east-a"]
+    for link in cut:
+        lab.send(lab.ctl.port_changed(lab.dpid(link.a.node), link.a.port, False, 1.0))
+    assert lab.ctl._broken(cut[0].wavelength) == \
+        f"line system north-east-a is down (all {len(cut)} wavelengths)"

@@ -1,0 +1,155 @@
+"""PROTECTED reservations through failures, as an outside reviewer probed them: standby
+room shared only by primaries that cannot fail together (a far gateway is a risk too), a
+standby wavelength that steps down sheds standbys rather than overbooking, no request
+joins a broken path or an unprotected PROTECTED pair, and a pair whose standby broke keeps
+a primary that still carries it."""
+
+from __future__ import annotations
+
+import pytest
+from controller_lab import ControllerLab
+from fabric_helpers import topology
+from test_protected import delivered_via
+from test_repathing import THREE_SITES
+
+from dcilab.bench.admission import overbooked
+from dcilab.core.reservation_rules import PROTECT_GROUP_BASE
+from dcilab.fabric import parse_fabric
+from dcilab.te import protection
+from dcilab.te.load import Direction
+from dcilab.te.paths import PathEngine
+from dcilab.te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Protection,
+                                    ReservationBook, ReservationRequest, State)
+
+PROTECTED = Protection.PROTECTED
+
+# b has two gateways; ab and cb end on the same one in this order of lines (ab, db, cb:
+# b-gw1, b-gw2, b-gw1), on two in the other (ab, cb, db: b-gw1, b-gw2, b-gw1).
+FOUR_SITES = """
+name: four
+scale: 1.0e-4
+sites:
+  - {{name: a, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1, fabric_gbps: 1600}}
+  - {{name: b, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}}
+  - {{name: c, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1, fabric_gbps: 1600}}
+  - {{name: d, spines: 1, leaves: 1, hosts_per_leaf: 1, gateways: 1, fabric_gbps: 1600}}
+dci_links:
+{lines}
+  - {{name: ad, a: a, b: d, fiber_km: 40, module: 400ZR, wavelengths: 1}}
+  - {{name: cd, a: c, b: d, fiber_km: 40, module: 400ZR, wavelengths: 1}}
+"""
+LINE = "  - {{name: {0}, a: {1}, b: b, fiber_km: 40, module: 400ZR, wavelengths: 1}}"
+
+
+def four_sites(order: str):
+    lines = "\n".join(LINE.format(name, name[0]) for name in order.split())
+    return parse_fabric(FOUR_SITES.format(lines=lines))
+
+
+def far_gateway(fabric, res) -> str:
+    first = next(h for h in res.hops if h.wavelength)
+    return fabric.link(first.link).other(first.switch).node
+
+
+def test_primaries_into_one_gateway_do_not_share_standby_room():
+    """Both primaries end at b-gw1 over two line systems: b-gw1 dying darkens both
+    ingress ports at once, and both standbys (over db) would carry 600 Gb/s."""
+    fabric = four_sites("ab db cb")
+    book = ReservationBook(fabric)
+    p1 = book.admit(ReservationRequest("a-h1", "b-h1", 300.0, protection=PROTECTED), "p1", 0.0)
+    assert far_gateway(fabric, p1) == "b-gw1"
+    with pytest.raises(AdmissionError, match="no standby path"):
+        book.admit(ReservationRequest("c-h1", "b-h2", 300.0, protection=PROTECTED), "p2", 0.0)
+    # Into two gateways, they share it.
+    fabric = four_sites("ab cb db")
+    book = ReservationBook(fabric)
+    p1 = book.admit(ReservationRequest("a-h1", "b-h1", 300.0, protection=PROTECTED), "p1", 0.0)
+    p2 = book.admit(ReservationRequest("c-h1", "b-h2", 300.0, protection=PROTECTED), "p2", 0.0)
+    assert far_gateway(fabric, p1) != far_gateway(fabric, p2)
+    assert book.reserved[Direction("db.w1", "d-gw1", "b-gw1")] == pytest.approx(300e9)
+
+
+def test_a_standby_wavelength_stepping_down_sheds_its_standbys():
+    """db carries only the two standbys (300 Gb/s held, shared); stepped down to 100G it
+    has 90 reservable: the book held 300 there and said nothing."""
+    fabric = four_sites("ab cb db")
+    lab = ControllerLab(fabric).bring_up_all()
+    ctl = lab.ctl
+    for rid, src, dst in (("p1", "a-h1", "b-h1"), ("p2", "c-h1", "b-h2")):
+        lab.send(ctl.reserve(ReservationRequest(src, dst, 300.0, protection=PROTECTED), rid,
+                             0.0))
+    lab.ack_all()
+    db = Direction("db.w1", "d-gw1", "b-gw1")
+    assert ctl.book.reserved[db] == pytest.approx(300e9)
+    lab.send(ctl.wavelength_mode(fabric.link("db.w1").wavelength, "slow", 100.0))
+    lab.send(ctl.tick(1.0))
+    lab.ack_all()
+    assert ctl.book.reserved.get(db, 0.0) <= ctl.book.capacity_bps(db) + 1.0
+    for rid in ("p1", "p2"):           # no standby has room elsewhere: they run without
+        res = ctl.book.get(rid)
+        assert res.state is State.ACTIVE and res.standby == ()
+        assert PROTECT_GROUP_BASE + res.meter_id not in lab.table(res.hops[1].switch).groups
+    assert {r.reservation_id for r in ctl.book.unprotected()} == {"p1", "p2"}
+    assert overbooked(fabric, ctl.book, DEFAULT_RESERVABLE_FRACTION) == []
+
+
+def _cut(lab, links, now, up=False):
+    for link in links:
+        for end in (link.a, link.b):
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, up, now))
+
+
+def test_no_request_joins_a_path_a_failure_broke_before_the_tick():
+    two = topology("two-dc")
+    lab = ControllerLab(two).bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("dc1-h1", "dc2-h3", 36.0), "r1", 0.0))
+    lab.ack_all()
+    _cut(lab, list(two.wavelengths()), 0.2)
+    with pytest.raises(AdmissionError, match="no path from dc1-h1 to dc2-h3 is up"):
+        lab.ctl.reserve(ReservationRequest("dc1-h1", "dc2-h3", 10.0), "r2", 0.25)
+
+
+def test_a_protected_pair_without_its_standby_takes_no_protected_request():
+    fabric = parse_fabric(THREE_SITES)
+    lab = ControllerLab(fabric).bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("fra-h1", "ams-h1", 50.0,
+                                                protection=PROTECTED), "p1", 0.0))
+    lab.ack_all()
+    _cut(lab, [fabric.link("fra-par.w1")], 1.0)          # its standby's line system
+    lab.send(lab.ctl.tick(1.1))
+    lab.ack_all()
+    assert lab.ctl.book.get("p1").standby == ()
+    with pytest.raises(AdmissionError, match="no standby path"):
+        lab.ctl.reserve(ReservationRequest("fra-h1", "ams-h1", 10.0, protection=PROTECTED),
+                        "p2", 1.2)
+
+
+def test_a_pair_whose_standby_broke_keeps_its_primary_held_down_after_a_flap():
+    """fra-ams blinks (held down for a while: no search offers it), then the standby's
+    par-ams is cut: the pair was DEGRADED, its pins and meter removed, though its primary
+    carried it all along."""
+    fabric = parse_fabric(THREE_SITES)
+    lab = ControllerLab(fabric).bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("fra-h1", "ams-h1", 50.0,
+                                                protection=PROTECTED), "p1", 0.0))
+    lab.ack_all()
+    primary = [l for l in fabric.wavelengths() if l.line_system == "fra-ams"]
+    _cut(lab, primary, 1.0)
+    _cut(lab, primary, 1.05, up=True)
+    assert lab.ctl.held_down()
+    _cut(lab, [fabric.link("par-ams.w1")], 1.06)
+    lab.send(lab.ctl.tick(1.1))
+    lab.ack_all()
+    p1 = lab.ctl.book.get("p1")
+    assert p1.state is State.ACTIVE and p1.standby == ()
+    assert {fabric.link(h.link).line_system for h in p1.hops} - {None} == {"fra-ams"}
+    [way] = delivered_via(lab, "fra-h1", "ams-h1")
+    assert way == {h.switch for h in p1.hops}
+
+
+def test_a_line_system_with_one_detour_label_of_two_is_listed_unlabelled(monkeypatch):
+    fabric = parse_fabric(THREE_SITES)
+    monkeypatch.setattr(protection, "MAX_VID", 3)      # fra-ams 1, 2; fra-par 3 (one end)
+    assert [d.line_system for d in protection.detours(fabric, PathEngine(fabric))] == [
+        "fra-ams", "fra-ams", "fra-par"]
+    assert protection.unlabelled(fabric) == ["fra-par", "par-ams"]
