@@ -276,7 +276,8 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
             f"the planner's for that reason alone; `dcilab plan JOB --fabric-out F.yaml` "
             f"writes a fabric scaled for this job")
         say(f"warning: {report['warnings'][-1]}")
-    say(f"{fabric.name} at scale {fabric.scale:g}, time x{stretch:.3g}: {len(flows)} flows of "
+    say(f"{job.name} on {fabric.name} at scale {fabric.scale:g}, time x{stretch:.3g}: "
+        f"{len(flows)} flows of "
         f"{report['bytes_per_flow'] / 1e6:.2f} MB per sync"
         + (f", each paced at {max(paces):.3g} Mb/s" if pacing == "share" and paces else "")
         + f"; compute {compute:.2f} s, overlap "
@@ -288,6 +289,9 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
         f"step{'' if steps == 1 else 's'}: about "
         f"{math.ceil(minutes)} min" + ("" if minutes < 5 else
                                        " (--steps, --policy or --stretch shorten it)"))
+    if every > 1:
+        say(f"a sync every {every} steps: each step below is a sync step as run; the "
+            f"summary amortises them over the {every}-step period, as the planner does")
     hold = max(MIN_PIN_HOLD_S, PIN_HOLD_STEPS * fluid.step_time_s)
     report["pin_hold_s"] = round(hold, 1)
     for policy in policies:
@@ -355,8 +359,12 @@ def policy_summary(results, compute: float, every: int, fluid, log: list[str],
         "step_ratio_to_prediction": round(step / fluid.step_time_s, 4),
         "sync_ratio_to_prediction": round(sync / fluid.sync_s, 4) if fluid.sync_s else None,
         # step_s: the sync step as run; amortized_step_s: over its K-step period
-        "steps": [{**r.to_dict(), "amortized_step_s": round(
-            amortized_s(compute, r.exposed_s, every), 4)} for r in results],
+        # (compute_utilization of a step is as run; amortized_*: over the period)
+        "steps": [{**r.to_dict(),
+                   "amortized_step_s": round(amortized_s(compute, r.exposed_s, every), 4),
+                   "amortized_compute_utilization": round(
+                       compute / amortized_s(compute, r.exposed_s, every), 4)}
+                  for r in results],
         "controller_events": controller_events(log),
         "errors": [e for r in results for e in r.errors] + (
             [f"the controller exited (code {exited}) during the run: the fabric ran on "

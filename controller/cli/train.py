@@ -36,9 +36,9 @@ def register(sub) -> None:
     p.add_argument("--policy", choices=[*POLICIES, "all"], default="loadaware",
                    help="placement policy of the controller, or all of them one after another "
                         "(default loadaware)")
-    p.add_argument("--flows-per-pair", type=int, default=0, metavar="N",
+    p.add_argument("--flows-per-pair", type=int, default=None, metavar="N",
                    help="parallel flows per loaded direction (default: the job's, 8)")
-    p.add_argument("--stretch", type=float, default=0.0, metavar="X",
+    p.add_argument("--stretch", type=float, default=None, metavar="X",
                    help=f"time runs X times slower than the job's (default: the predicted "
                         f"sync lasts {SYNC_SECONDS:g} s)")
     p.add_argument("--queue-packets", type=int, default=QUEUE_PACKETS, metavar="N",
@@ -74,10 +74,11 @@ def _say(text: str) -> None:
 
 
 def run(args) -> int:
-    if (args.steps < 1 or min(args.flows_per_pair, args.stretch, args.queue_packets) < 0
-            or not math.isfinite(args.stretch)):
-        print("dcilab train: --steps must be >= 1; --flows-per-pair, --stretch and "
-              "--queue-packets >= 0, and --stretch a finite number",
+    flows, stretch = args.flows_per_pair, args.stretch
+    if (args.steps < 1 or args.queue_packets < 0 or (flows is not None and flows < 1)
+            or (stretch is not None and not (0 < stretch < math.inf))):
+        print("dcilab train: --steps and --flows-per-pair must be >= 1, --queue-packets "
+              ">= 0 (0 leaves the queues as they are), --stretch a finite number > 0",
               file=sys.stderr)
         return 2
     problem = unwritable(args.plot, "--plot", args.job, png=True)
@@ -99,8 +100,8 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     policies = list(POLICIES) if args.policy == "all" else [args.policy]
-    report = emulate_or_explain(args.fabric, job, policies, args.steps, args.stretch or None,
-                                args.flows_per_pair or None, _say, args.queue_packets,
+    report = emulate_or_explain(args.fabric, job, policies, args.steps, stretch, flows, _say,
+                                args.queue_packets,
                                 args.congestion_control, args.pacing)
     if isinstance(report, str):
         print(f"{report}{shipped_hint(args.fabric)}", file=sys.stderr)

@@ -28,6 +28,12 @@ def sensitivity_figure(plan: JobPlan) -> Figure:
         ax.plot(x, [100 * r["compute_utilization"] for r in rows], "o-", color="tab:blue",
                 label="compute utilization")
         ax.axhline(100 * target, color="tab:blue", linestyle=":", label="target")
+        past = [r[x_key] for r in rows if r.get("beyond_dispersion_tolerance")]
+        if past:
+            # The text's starred rows: the planned modes do not tolerate that dispersion,
+            # so these points count the latency only (an outside tester read them as fine).
+            ax.axvspan(min(past), max(x), color="grey", alpha=0.15,
+                       label="past the planned modes' dispersion tolerance")
         ax.set_xlabel(label)
         ax.set_ylabel("compute utilization (%)", color="tab:blue")
         if log_x:

@@ -200,11 +200,14 @@ def test_train_names_a_congestion_control_the_kernel_lacks(capsys):
     assert "--congestion-control nope" in err and "cubic" in err
 
 
-@pytest.mark.parametrize("stretch", ["nan", "inf", "-1"])
-def test_train_refuses_a_stretch_that_is_not_a_finite_number(stretch, capsys):
+@pytest.mark.parametrize("option", [("--stretch", "nan"), ("--stretch", "inf"),
+                                    ("--stretch", "-1"), ("--stretch", "0"),
+                                    ("--flows-per-pair", "0")])
+def test_train_refuses_a_stretch_or_flow_count_that_cannot_run(option, capsys):
+    """0 was taken for "the default" (a tester's two-minute run with the job's flows)."""
     job = JOBS / "10b-data-2dc.yaml"
-    assert main(["train", "two-dc", "--job", str(job), "--stretch", stretch]) == 2
-    assert "--stretch a finite number" in capsys.readouterr().err
+    assert main(["train", "two-dc", "--job", str(job), *option]) == 2
+    assert "--stretch a finite number > 0" in capsys.readouterr().err
 
 
 def test_a_plot_named_for_another_image_format_is_refused(tmp_path, capsys):
@@ -269,3 +272,20 @@ def test_rings_is_a_count_of_one_or_two(tmp_path, capsys, value):
     job.write_text(JOBS.joinpath("25b-data-3dc-400zr.yaml").read_text() + f"rings: {value}\n")
     assert main(["plan", str(job)]) == 2
     assert "rings: input should be" in capsys.readouterr().err
+
+
+def test_the_plot_shades_distances_past_the_planned_modes_dispersion_tolerance():
+    """The text stars these rows; the plot drew them as plain points (a tester read a
+    3 520 km 800ZR step as one that works)."""
+    from dcilab.plan import plan_job, read_job
+    from dcilab.plan.plot import sensitivity_figure
+
+    plan = plan_job(read_job(JOBS / "10b-data-2dc.yaml"))
+    rows = plan.sensitivity["distance"]
+    past = [r["longest_km"] for r in rows if r["beyond_dispersion_tolerance"]]
+    assert past and len(past) < len(rows)
+    distance = sensitivity_figure(plan).axes[0]
+    [shade] = distance.patches
+    x0, x1 = shade.get_x(), shade.get_x() + shade.get_width()      # a Rectangle
+    assert (x0, x1) == pytest.approx((min(past), rows[-1]["longest_km"]))
+    assert "dispersion tolerance" in shade.get_label()
