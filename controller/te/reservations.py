@@ -1478,22 +1478,31 @@ class ReservationBook:
 
     def _shed_standbys(self, links: list[Direction]
                        ) -> list[tuple[Reservation, list[Reservation]]]:
-        """Standbys taken off `links` where they hold more than is left (see take_standby)."""
+        """Standbys taken off `links` where they hold more than is left (see take_standby):
+        only those of the risk events whose need no longer fits beside the primaries, so
+        a standby that still has its room keeps it."""
         shed = []
         for d in links:
-            if self.reserved.get(d, 0.0) <= self._capacity[d] + SLACK_BPS:
-                continue
-            sharing = [self.pair_members(*pair) for pair in self._pairs]
-            sharing = [ms for ms in sharing if d in self.standby_held(ms[0])]
-            sharing.sort(key=lambda ms: (max(m.request.priority for m in ms),
-                                         -min(m.created_at for m in ms)))
-            for ms in sharing:
-                if self.reserved.get(d, 0.0) <= self._capacity[d] + SLACK_BPS:
+            sharing = None
+            while (d in self._standby_need
+                   and self.reserved.get(d, 0.0) > self._capacity[d] + SLACK_BPS):
+                room = self._capacity[d] - (self.reserved.get(d, 0.0) - self._standby_max[d])
+                over = {e for e, need in self._standby_need[d].items()
+                        if need > room + SLACK_BPS}
+                if sharing is None:
+                    sharing = [ms for ms in (self.pair_members(*p) for p in self._pairs)
+                               if d in self.standby_held(ms[0])]
+                    sharing.sort(key=lambda ms: (max(m.request.priority for m in ms),
+                                                 -min(m.created_at for m in ms)))
+                victim = next((ms for ms in sharing if self.risk_events(ms[0].hops) & over),
+                              None)
+                if victim is None:
                     break
-                self._take(ms)
-                bare = [replace(m, standby=()) for m in ms]
+                sharing.remove(victim)
+                self._take(victim)
+                bare = [replace(m, standby=()) for m in victim]
                 self._put(bare)
-                shed.append((ms[0], bare))
+                shed.append((victim[0], bare))
         return shed
 
     def repath(self, pair: tuple[str, str], only_if_shorter: bool = False) -> list[Reservation]:

@@ -315,3 +315,29 @@ def test_a_cut_reaches_the_switches_standby_kept_and_shared_standbys_removed():
         assert way == {h.switch for h in now.hops}
         assert PROTECT_GROUP_BASE + r.meter_id not in gw.groups      # no standby left
     assert overbooked(fabric, book, FRACTION) == []
+
+
+def test_a_standby_link_that_slows_sheds_only_the_standbys_that_no_longer_fit():
+    """ab2 holds 300 Gb/s for the three primaries through h and 100 for the one on ab1
+    (shared: the largest, 300). Stepped down to 200G (180 reservable), the h event's 300
+    no longer fits, the ab1 one's 100 does: h primaries lose their standby until theirs
+    fits (two of three), though the ab1 one is the newest (the first to go by order
+    alone)."""
+    fabric = parse_fabric(SHARE)
+    book = ReservationBook(fabric, FRACTION)
+    protected = admit_protected(book)
+    on_ab1 = [r for r in protected if _line_system(fabric, r) == {"ab1"}]
+    via_h = [r for r in protected if _line_system(fabric, r) == {"ah", "hb"}]
+    for r in on_ab1:
+        book.end(r.reservation_id, State.RELEASED)
+    newest = book.admit(ReservationRequest("a-h4", "b-h4", 100.0,
+                                           protection=Protection.PROTECTED), "newest", 9.0)
+    assert _line_system(fabric, newest) == {"ab1"} and newest.standby
+    book.engine.set_rate("ab2.w1", 200.0, "slower mode")
+    shed = book.shed_overfull_standbys()
+    assert len(shed) == 2 and {was.reservation_id for was, _ in shed} < {
+        r.reservation_id for r in via_h}
+    assert book.get("newest").standby == newest.standby
+    assert sum(bool(book.get(r.reservation_id).standby) for r in via_h) == 1
+    assert overbooked(fabric, book, FRACTION) == []
+    ledger_matches(fabric, book)
