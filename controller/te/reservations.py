@@ -691,8 +691,10 @@ class ReservationBook:
         """Whether `req` fits on the path its pair holds (within its latency bound). Not
         on a path a failure broke before the next tick moved the pair, nor on a PROTECTED
         pair's that a failure left without a standby: the pair moves, or `req` is refused."""
-        if req.max_latency_ms is not None and first.latency_ms > req.max_latency_ms:
-            return False
+        if req.max_latency_ms is not None and (
+                first.latency_ms > req.max_latency_ms
+                or self._latency_of(req.src_host, first.standby) > req.max_latency_ms):
+            return False          # a PROTECTED one's standby meets its bound too
         if lacks_standby(first) or self.crosses_down(first):
             return False
         return (all(self.free_bps(d) >= bps for d in self.held(first))
@@ -1451,6 +1453,10 @@ class ReservationBook:
                 or not first.holds_bandwidth or self._down_on(first.standby)
                 or not self._down_on(first.hops)):
             return None
+        latency = self._latency_of(first.request.src_host, first.standby)
+        if any(r.request.max_latency_ms is not None and latency > r.request.max_latency_ms
+               for r in members):             # one joined later, with a tighter bound
+            return None
         self._sync()
         self._take(members)
         total = sum(r.bandwidth_bps for r in members)
@@ -1460,8 +1466,6 @@ class ReservationBook:
                > self._capacity[d] + SLACK_BPS for d in self.held(new)):
             self._put(members)
             return None
-        latency = self._link(first.request.src_host).latency_ms + sum(
-            self._link(h.link).latency_ms for h in first.standby)
         moved = [replace(r, hops=first.standby, standby=(), latency_ms=latency)
                  for r in members]
         self._put(moved)
@@ -1564,6 +1568,13 @@ class ReservationBook:
             back.append(replace(r, state=state, reason=""))
         self._put(back)
         return back
+
+    def _latency_of(self, src_host: str, hops: tuple[ReservedHop, ...]) -> float:
+        """A path's latency from its source host (0 for no path, as a missing standby)."""
+        if not hops:
+            return 0.0
+        return self._link(src_host).latency_ms + sum(self._link(h.link).latency_ms
+                                                     for h in hops)
 
     def _keep_primary(self, members: list[Reservation]) -> list[Reservation] | None:
         """A pair whose standby broke while its primary still carries it, with no path

@@ -153,3 +153,22 @@ def test_a_line_system_with_one_detour_label_of_two_is_listed_unlabelled(monkeyp
     assert [d.line_system for d in protection.detours(fabric, PathEngine(fabric))] == [
         "fra-ams", "fra-ams", "fra-par"]
     assert protection.unlabelled(fabric) == ["fra-par", "par-ams"]
+
+
+def test_a_protected_request_joins_a_pair_only_if_its_standby_meets_the_bound_too():
+    """Joining checked the primary's latency only: a tighter bound joined a pair whose
+    standby was beyond it, and a cut then put it there (or left it nowhere)."""
+    fabric = parse_fabric(THREE_SITES)
+    book = ReservationBook(fabric)
+    p = book.admit(ReservationRequest("fra-h1", "ams-h1", 50.0, protection=PROTECTED), "p",
+                   0.0)
+    standby_ms = book._latency_of("fra-h1", p.standby)
+    assert p.latency_ms < standby_ms
+    bound = (p.latency_ms + standby_ms) / 2
+    with pytest.raises(AdmissionError, match="standby"):
+        book.admit(ReservationRequest("fra-h1", "ams-h1", 10.0, protection=PROTECTED,
+                                      max_latency_ms=bound), "q", 1.0)
+    assert book.get("p") == p
+    book.admit(ReservationRequest("fra-h1", "ams-h1", 10.0, protection=PROTECTED,
+                                  max_latency_ms=standby_ms + 0.001), "r", 1.0)
+    assert book.get("r").standby == p.standby
