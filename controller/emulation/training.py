@@ -249,7 +249,8 @@ def describe(result: StepResult, flow_bytes: int) -> str:
     if result.wavelength_bytes and flow_bytes:
         # A frame carries 1448 payload bytes (TCP timestamps on) in 1514 on the wire.
         per = [b / (flow_bytes * 1514 / 1448) for b in result.wavelength_bytes.values()]
-        loaded = sorted((round(x, 1) for x in per if x >= 0.3), reverse=True)
+        # Half a flow or more: the reverse direction's ACKs of 8 flows come to about 0.3.
+        loaded = sorted((round(x, 1) for x in per if x >= 0.5), reverse=True)
         text += f"; flows per loaded wavelength direction {' '.join(f'{x:g}' for x in loaded)}"
     if result.wavelength_drops:
         text += f"; queue drops {sum(result.wavelength_drops.values())}"

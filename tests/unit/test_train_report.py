@@ -97,3 +97,16 @@ def test_a_plot_path_that_cannot_be_written_is_refused_before_the_run(tmp_path, 
         assert main(["train", "two-dc", "--job", job, "--plot", str(plot)]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"dcilab train: --plot {plot}: ") and said in err
+
+
+def test_a_step_line_counts_loaded_directions_not_the_acks_coming_back():
+    """A tester read "flows per loaded wavelength direction 8 8 8 0.3 0.3 0.3": the 0.3
+    were the reverse directions' ACKs."""
+    from dcilab.emulation.training import describe
+
+    flow = 1_000_000
+    wire = flow * 1514 / 1448
+    result = StepResult(1, 1.0, 2.0, 1.0, 1.0, flow_times=[(0.0, 0.1, 1.0)] * 8,
+                        wavelength_bytes={"a": int(8 * wire), "b": int(0.3 * wire),
+                                          "c": int(0.6 * wire)})
+    assert describe(result, flow).endswith("flows per loaded wavelength direction 8 0.6")
