@@ -8,8 +8,10 @@ first scrape, and a later first event is a visible step rather than a series app
 from __future__ import annotations
 
 import logging
+import time
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
+                               disable_created_metrics)
 
 from ..te.placement import Policy
 from . import names
@@ -85,10 +87,15 @@ class Metrics:
             "few.", labelnames=("kind",), registry=r)
         self.restoration_duration = Histogram(
             names.RESTORATION_DURATION,
-            "Time for the controller to compute and send what a failure or recovery "
-            "changes (routes, groups, moved reservations and elephants), seconds. The "
-            "switches' fast-failover groups act before this, without the controller.",
+            "Time for the controller to compute what a failure or recovery changes "
+            "(routes, groups, moved reservations and elephants), seconds; the messages go "
+            "out once the reservations it changed are saved. The switches' fast-failover "
+            "groups act before this, without the controller.",
             buckets=LATENCY_BUCKETS, registry=r)
+        # The alert rules leave a controller's first minutes out of the link flap count:
+        # a fresh controller shows links down until its switches describe their ports.
+        Gauge(names.CONTROLLER_START_TIME, "When this controller started, seconds since "
+              "the Unix epoch.", registry=r).set(time.time())
         for kind in FAILURE_EVENTS:
             self.failures_total.labels(kind=kind)
         # The children of the known labels, looked up once (labels() costs more than inc()).

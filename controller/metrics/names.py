@@ -39,6 +39,7 @@ RESERVATIONS_UNPROTECTED = "dcilab_reservations_unprotected"  # PROTECTED, stand
 ELEPHANT_FLOWS = "dcilab_elephant_flows"
 SWITCH_CONNECTED = "dcilab_switch_connected"
 EMULATION_SCALE = "dcilab_emulation_scale"
+CONTROLLER_START_TIME = "dcilab_controller_start_time_seconds"
 
 # -- events (events.py) -------------------------------------------------------------------
 RESERVATION_REQUESTS = "dcilab_reservation_requests"          # counter

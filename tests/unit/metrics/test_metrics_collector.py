@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 import math
+import time
 from dataclasses import replace
 
 import pytest
@@ -44,6 +45,7 @@ EXPECTED_TYPES = {
     "dcilab_elephant_flows": "gauge",
     "dcilab_switch_connected": "gauge",
     "dcilab_emulation_scale": "gauge",
+    "dcilab_controller_start_time_seconds": "gauge",
     "dcilab_reservation_requests": "counter",
     "dcilab_reserve_duration_seconds": "histogram",
     "dcilab_reads_refused": "counter",
@@ -297,6 +299,13 @@ def test_every_switch_of_the_file_is_reported_connected_or_not(fabric):
     assert one(families, "dcilab_elephant_flows").value == 3
     scale = samples(families, "dcilab_emulation_scale")
     assert len(scale) == 1 and scale[0].value == 1e-4 and scale[0].labels == {}
+
+
+def test_the_start_time_is_when_the_metrics_began(fabric):
+    before = time.time()
+    families = scrape(FakeService(fabric), Metrics())
+    [start] = samples(families, "dcilab_controller_start_time_seconds")
+    assert before <= start.value <= time.time()
 
 
 def test_no_forbidden_label_anywhere(fabric):
