@@ -531,6 +531,14 @@ class FabricController:
                          ", ".join(r.reservation_id for r in after), after[0].reason)
                 outbox.changed += after
                 return
+            if (first.state == State.DEGRADED and not only_if_shorter and broken
+                    and not first.reason.startswith(self._broken(broken))):
+                # One event's port statuses come in over several ticks: the cause named
+                # first (a wavelength, a spine link) becomes the line system or the switch
+                # once all is down, so that every pair it displaced says the same.
+                after = self.book.degrade(pair, displaced(self._broken(broken), exc.message))
+                outbox.changed += after
+                return
             if first.state == State.DEGRADED or only_if_shorter or not (broken or full):
                 return                  # still no room, or nothing of it broken: as it is
             why = (self._broken(broken) if broken else

@@ -1474,9 +1474,10 @@ class ReservationBook:
 
     def shed_overfull_standbys(self) -> list[tuple[Reservation, list[Reservation]]]:
         """Standbys taken off the links where they hold more than the link carries now (a
-        wavelength stepped down to a slower mode under them), the lowest priority, the
-        newest first: (first member before, members after) of each pair that lost its
-        standby; one is sought for them again."""
+        wavelength stepped down to a slower mode under them, or the standbys a failure
+        made paths took the room), the lowest priority, the newest first: (first member
+        before, members after) of each pair that lost its standby; one is sought for them
+        again."""
         self._sync()
         return self._shed_standbys(list(self._standby_need))
 
@@ -1494,8 +1495,12 @@ class ReservationBook:
                 over = {e for e, need in self._standby_need[d].items()
                         if need > room + SLACK_BPS}
                 if sharing is None:
+                    # Not those the failure broke too: they take their standby next (a
+                    # re-tester saw one lose it here, then go DEGRADED). Anything still
+                    # over once they have is shed at the end of the restoration.
                     sharing = [ms for ms in (self.pair_members(*p) for p in self._pairs)
-                               if d in self.standby_held(ms[0])]
+                               if d in self.standby_held(ms[0])
+                               and not self._down_on(ms[0].hops)]
                     sharing.sort(key=lambda ms: (max(m.request.priority for m in ms),
                                                  -min(m.created_at for m in ms)))
                 victim = next((ms for ms in sharing if self.risk_events(ms[0].hops) & over),

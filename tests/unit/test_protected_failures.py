@@ -172,3 +172,27 @@ def test_a_protected_request_joins_a_pair_only_if_its_standby_meets_the_bound_to
     book.admit(ReservationRequest("fra-h1", "ams-h1", 10.0, protection=PROTECTED,
                                   max_latency_ms=standby_ms + 0.001), "r", 1.0)
     assert book.get("r").standby == p.standby
+
+
+def test_pairs_displaced_by_one_event_end_with_one_reason():
+    """A re-tester's: one line-system cut, its port statuses over several ticks, gave
+    "dc1-dc2-a.w1 is down ..." to the pairs displaced first and "line system ... is down"
+    to the rest, for good."""
+    two = topology("two-dc")
+    lab = ControllerLab(two).bring_up_all()
+    waves = sorted(two.wavelengths(), key=lambda l: l.wavelength)
+    for i in range(1, 5):
+        lab.send(lab.ctl.reserve(ReservationRequest(f"dc1-h{i}", f"dc2-h{i}", 300.0),
+                                 f"r{i}", 0.0))
+    lab.ack_all()
+    first = lab.ctl.book.get("r1").hops
+    cut_first = next(l for l in waves if any(h.link == l.name for h in first))
+    _cut(lab, [cut_first], 1.0)
+    lab.send(lab.ctl.tick(1.1))
+    assert lab.ctl.book.get("r1").state is State.DEGRADED
+    assert lab.ctl.book.get("r1").reason.startswith(f"{cut_first.wavelength} is down")
+    _cut(lab, [l for l in waves if l is not cut_first], 2.0)
+    lab.send(lab.ctl.tick(2.1))
+    reasons = {lab.ctl.book.get(f"r{i}").reason for i in range(1, 5)}
+    assert {r.split(",")[0] for r in reasons} == {
+        f"line system {cut_first.line_system} is down (all 4 wavelengths)"}, reasons

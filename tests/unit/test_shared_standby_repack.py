@@ -341,3 +341,23 @@ def test_a_standby_link_that_slows_sheds_only_the_standbys_that_no_longer_fit():
     assert sum(bool(book.get(r.reservation_id).standby) for r in via_h) == 1
     assert overbooked(fabric, book, FRACTION) == []
     ledger_matches(fabric, book)
+
+
+def test_a_pair_the_failure_broke_keeps_the_standby_it_is_about_to_take():
+    """A re-tester's trace: a PROTECTED pair lost its standby to make room for others,
+    then found no path and went DEGRADED, though the same failure had broken its primary
+    and its standby was whole. A pair whose primary is down is never shed: it takes its
+    standby next. Here ab2 holds 300 for the three primaries through h (and 300 for the
+    three on ab1), ah is cut and ab2 slows to 180 reservable: only standbys of the ab1
+    primaries are shed, and the first through h takes its standby."""
+    fabric = parse_fabric(SHARE)
+    book = ReservationBook(fabric, FRACTION)
+    via_h = [r for r in admit_protected(book) if _line_system(fabric, r) == {"ah", "hb"}]
+    assert len(via_h) == 3
+    book.engine.set_link("ah.w1", False)
+    book.engine.set_rate("ab2.w1", 200.0, "slower mode")
+    shed = {was.reservation_id for was, _ in book.shed_overfull_standbys()}
+    assert shed and not shed & {r.reservation_id for r in via_h}
+    first = via_h[0]
+    taken = book.take_standby((first.request.src_host, first.request.dst_host))
+    assert taken is not None and book.get(first.reservation_id).hops == first.standby
