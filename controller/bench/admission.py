@@ -157,11 +157,12 @@ def overbooked(fabric: Fabric, book: ReservationBook, fraction: float) -> list[s
         for step in primary:
             load[step] = load.get(step, 0.0) + gbps
         fails = {e for h in res.hops for e in events.get(fabric.link(h.link).line_system, ())}
-        # and the gateway at the far end of its first wavelength (the port its ingress
-        # fast-failover group watches goes dark with it)
-        first = next((h for h in res.hops if fabric.link(h.link).wavelength), None)
-        if first is not None:
-            fails.add(f"gateway {fabric.link(first.link).other(first.switch).node}")
+        # and each gateway its wavelengths join but the first (the ingress, which its
+        # standby shares), where its standby does not cross it too
+        crossed = {h.switch for h in res.standby}
+        ends = [end for h in res.hops if fabric.link(h.link).wavelength
+                for end in (h.switch, fabric.link(h.link).other(h.switch).node)][1:]
+        fails |= {f"gateway {g}" for g in ends if g not in crossed}
         for step in {(h.link, h.switch) for h in res.standby} - primary:
             need = standby.setdefault(step, {})
             for e in fails:

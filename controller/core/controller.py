@@ -532,7 +532,7 @@ class FabricController:
                 outbox.changed += after
                 return
             if (first.state == State.DEGRADED and not only_if_shorter and broken
-                    and not first.reason.startswith(self._broken(broken))):
+                    and self._renames(self._broken(broken), first.reason)):
                 # One event's port statuses come in over several ticks: the cause named
                 # first (a wavelength, a spine link) becomes the line system or the switch
                 # once all is down, so that every pair it displaced says the same.
@@ -605,6 +605,25 @@ class FabricController:
                                                     self._programmed()), bare, outbox)
         if shed:
             self._unprotected = self._reprotect_due = True
+
+    def _renames(self, cause: str, reason: str) -> bool:
+        """Whether `cause` (a line system or switch down) names the event the cause that
+        `reason` gave was the first sign of (one of its wavelengths, one of its links):
+        never another event, as a recovery's (a switch back, its wavelengths not yet)."""
+        named = reason.split(" is down")[0]
+        if reason.startswith(cause) or named == reason:
+            return False
+        link = self._wavelength(named)
+        if link is None and " " not in named:
+            try:
+                link = self.fabric.link(named)
+            except KeyError:
+                return False
+        if link is None:
+            return False
+        if cause.startswith("line system "):
+            return cause.startswith(f"line system {link.line_system} ")
+        return cause.startswith("switch ") and cause.split()[1] in (link.a.node, link.b.node)
 
     def _broken(self, what: str) -> str:
         """'<link> is down', or for a switch: down, or only disconnected (its links up: it

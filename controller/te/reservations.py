@@ -1334,16 +1334,34 @@ class ReservationBook:
         return [d for d in (Direction(h.link, h.switch, self._far[(h.switch, h.link)])
                             for h in res.standby) if d not in primary]
 
-    def risk_events(self, hops) -> frozenset[str]:
-        """The single risk events that fail a path over to its standby in the switches:
-        each of its line systems and SRLGs, and the gateway at the far end of its first
-        wavelength, whose loss darkens the port the ingress fast-failover group watches
-        as a cut does (two primaries on two line systems into one gateway fail together)."""
+    def risk_events(self, hops, standby: tuple[ReservedHop, ...] | None = None
+                    ) -> frozenset[str]:
+        """The single risk events that fail a path: each of its line systems and SRLGs,
+        and each gateway its wavelengths join past the first (the repair point, which
+        its standby shares). A gateway's loss darkens the ports at both ends, as a cut
+        does: two primaries on two line systems into one gateway fail together. Given
+        its `standby`, a gateway the standby crosses too is left out: its loss fails both,
+        and standby room held for it would never carry anything."""
         events = {e for ls in self._line_systems(hops) for e in self._events[ls]}
-        first = next((h for h in hops if self._link(h.link).wavelength), None)
-        if first is not None:
-            events.add(f"switch {self._far[(first.switch, first.link)]}")
+        crossed = {h.switch for h in standby or ()}
+        for i, h in enumerate(h for h in hops if self._link(h.link).wavelength):
+            for gateway in ((h.switch,) if i else ()) + (self._far[(h.switch, h.link)],):
+                if gateway not in crossed:
+                    events.add(f"switch {gateway}")
         return frozenset(events)
+
+    def failing_events(self) -> frozenset[str]:
+        """The risk events that may be under way: a line system with a wavelength down,
+        a gateway with a wavelength down (the rest of its port statuses may come a moment
+        later). Standbys of primaries they may fail are not shed meanwhile; standby room
+        may read over for as long (no traffic is: the primaries fit)."""
+        out: set[str] = set()
+        for ls, names in self._wavelengths.items():
+            down = [self._link(n) for n in names if not self.engine.usable(self._link(n))]
+            if down:
+                out |= self._events[ls]
+                out |= {f"switch {end.node}" for link in down for end in (link.a, link.b)}
+        return frozenset(out)
 
     def standby_slack(self, events: frozenset[str]) -> dict[Direction, float]:
         """Per directed link, how much standby for a primary failing with `events` fits
@@ -1355,7 +1373,7 @@ class ReservationBook:
 
     def _standby_fits(self, res: Reservation, bps: float) -> bool:
         """Whether `bps` more fits on the standby of `res` (shared where it may be)."""
-        slack = self.standby_slack(self.risk_events(res.hops))
+        slack = self.standby_slack(self.risk_events(res.hops, res.standby))
         return all(self.free_bps(d) + slack.get(d, 0.0) >= bps for d in self.standby_held(res))
 
     def end(self, reservation_id: str, state: State) -> Reservation:
@@ -1498,13 +1516,15 @@ class ReservationBook:
                     # Not those the failure broke too: they take their standby next (a
                     # re-tester saw one lose it here, then go DEGRADED). Anything still
                     # over once they have is shed at the end of the restoration.
+                    failing = self.failing_events()
                     sharing = [ms for ms in (self.pair_members(*p) for p in self._pairs)
                                if d in self.standby_held(ms[0])
-                               and not self._down_on(ms[0].hops)]
+                               and not self._down_on(ms[0].hops)
+                               and not self.risk_events(ms[0].hops, ms[0].standby) & failing]
                     sharing.sort(key=lambda ms: (max(m.request.priority for m in ms),
                                                  -min(m.created_at for m in ms)))
-                victim = next((ms for ms in sharing if self.risk_events(ms[0].hops) & over),
-                              None)
+                victim = next((ms for ms in sharing
+                               if self.risk_events(ms[0].hops, ms[0].standby) & over), None)
                 if victim is None:
                     break
                 sharing.remove(victim)
@@ -1683,7 +1703,7 @@ class ReservationBook:
         event that fails its primary changes by its bandwidth; the link holds the largest
         need (a single event fails only primaries that share it, and each standby avoids
         its primary's risks, so one event never needs more than that)."""
-        events = self.risk_events(res.hops)
+        events = self.risk_events(res.hops, res.standby)
         for d in self.standby_held(res):
             need = self._standby_need.setdefault(d, {})
             for e in events:

@@ -196,3 +196,39 @@ def test_pairs_displaced_by_one_event_end_with_one_reason():
     reasons = {lab.ctl.book.get(f"r{i}").reason for i in range(1, 5)}
     assert {r.split(",")[0] for r in reasons} == {
         f"line system {cut_first.line_system} is down (all 4 wavelengths)"}, reasons
+
+
+def test_every_gateway_a_primary_crosses_past_its_repair_point_is_a_risk_event():
+    """A re-tester's switch-down of a gateway in the middle of primaries (not the far end
+    of their first wavelength) sent their standbys onto room held for other events: 495
+    Gb/s of standby for it on a wavelength where 245 were counted."""
+    fabric = parse_fabric(THREE_SITES)
+    book = ReservationBook(fabric)
+    book.engine.set_link("fra-ams.w1", False)
+    book.engine.set_link("fra-ams.w2", False)
+    book.engine.set_link("fra-ams.w3", False)
+    hops = book._find("fra-h1", "ams-h1", 1e9, None)[1]      # through paris
+    assert {fabric.link(h.link).line_system for h in hops} - {None} == {"fra-par", "par-ams"}
+    for name in ("fra-ams.w1", "fra-ams.w2", "fra-ams.w3"):
+        book.engine.set_link(name, True)
+    direct = book._find("fra-h1", "ams-h1", 1e9, None)[1]
+    events = book.risk_events(hops)
+    assert {"switch par-gw1", "switch ams-gw1"} <= events and "switch fra-gw1" not in events
+    # with a standby through ams-gw1 too, that gateway's loss fails both: not counted
+    assert book.risk_events(hops, direct) & {"switch ams-gw1", "switch fra-gw1"} == set()
+    assert "switch par-gw1" in book.risk_events(hops, direct)
+
+
+def test_a_cause_is_renamed_only_to_the_event_it_was_the_first_sign_of():
+    """After a switch-up, its wavelengths not yet back, a DEGRADED pair's "switch
+    north-gw1 is down" became "line system north-east-a is down" (a re-tester)."""
+    ring = topology("four-dc-ring")
+    ctl = ControllerLab(ring).bring_up_all().ctl
+    wave = next(l for l in ring.wavelengths() if l.line_system == "north-east-a")
+    line = "line system north-east-a is down (all 4 wavelengths)"
+    assert ctl._renames(line, f"{wave.wavelength} is down and no other path has room: x")
+    assert not ctl._renames(line, "switch north-gw1 is down and no other path has room: x")
+    assert not ctl._renames(line, "west-north.w1 is down and no other path has room: x")
+    assert ctl._renames("switch north-gw1 is down",
+                        "north-gw1~spine1 is down, so no path from a to b is up")
+    assert not ctl._renames("switch north-gw1 is down", f"{line} and no other path: x")

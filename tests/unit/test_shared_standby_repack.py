@@ -361,3 +361,33 @@ def test_a_pair_the_failure_broke_keeps_the_standby_it_is_about_to_take():
     first = via_h[0]
     taken = book.take_standby((first.request.src_host, first.request.dst_host))
     assert taken is not None and book.get(first.reservation_id).hops == first.standby
+
+
+def test_standbys_of_an_event_under_way_are_not_shed_before_its_port_statuses_are_in():
+    """A re-tester's trace: a line system's wavelengths were reported down 0.2 s apart;
+    a pair on the last one lost its standby to others in between, then went DEGRADED.
+    While a line system has a wavelength down, no pair its events may fail is shed. Here
+    ab1 and ab2 share a duct: ab1 is cut, ab2 (p2's primary) may follow; both standbys go
+    through h, whose ah slows to 90 reservable."""
+    fabric = parse_fabric(SHARE.replace("fiber_km: 80, module: 400ZR, wavelengths: 1}",
+                                        "fiber_km: 80, module: 400ZR, wavelengths: 1, "
+                                        "srlg: [duct]}")
+                          .replace("fiber_km: 90, module: 400ZR, wavelengths: 1}",
+                                   "fiber_km: 90, module: 400ZR, wavelengths: 1, "
+                                   "srlg: [duct]}"))
+    book = ReservationBook(fabric, FRACTION)
+    p1 = book.admit(ReservationRequest("a-h1", "b-h1", 100.0,
+                                       protection=Protection.PROTECTED), "p1", 0.0)
+    book.engine.set_link("ab1.w1", False)               # p2's primary: ab2
+    p2 = book.admit(ReservationRequest("a-h2", "b-h2", 100.0,
+                                       protection=Protection.PROTECTED), "p2", 1.0)
+    book.engine.set_link("ab1.w1", True)
+    assert _line_system(fabric, p1) == {"ab1"} and _line_system(fabric, p2) == {"ab2"}
+    assert "srlg duct" not in book.failing_events()
+    book.engine.set_link("ab1.w1", False)                # the cut: ab2 may follow
+    assert "srlg duct" in book.failing_events()
+    book.engine.set_rate("ah.w1", 100.0, "slower mode")      # 90 reservable: over
+    assert book.shed_overfull_standbys() == []
+    assert book.get("p2").standby == p2.standby
+    book.engine.set_link("ab1.w1", True)                 # over: now they give way
+    assert [was.reservation_id for was, _ in book.shed_overfull_standbys()] == ["p2", "p1"]
