@@ -99,6 +99,10 @@ STARTUP_GRACE_S = 10.0
 # transmit interval (IEEE 802.1AB msgTxInterval, 30 s): a cable moved without a carrier
 # change the controller saw, or a probe lost, is found within one interval.
 REPROBE_S = 30.0
+# PROTECTED pairs left without a standby look for one again this often too, besides when a
+# link returns or room is released (a re-tester saw room come back unnoticed: what moved
+# back after a repair, in an order the look at that moment did not see).
+REPROTECT_S = 10.0
 HOLD_DOWN_MAX_S = 30.0
 FLAP_WINDOW_S = 60.0
 
@@ -137,6 +141,7 @@ class FabricController:
         self._carrier_down: set[tuple[str, int]] = set()
         self._crossed: dict[tuple[str, int], str] = {}     # (switch, port) -> why
         self._reprobe_at: float | None = None              # next round of link probes
+        self._reprotect_at = 0.0                           # next look for lost standbys
         self.probe_key = wiring.probe_key()      # signs link probes: hosts cannot forge one
         self._held_until: dict[str, float] = {}
         self._downs: dict[str, list[float]] = {}
@@ -442,6 +447,9 @@ class FabricController:
                     link = self.fabric.link(name)
                     outbox.faults.append(("link_up", link.wavelength or link.name))
                     log.info("link %s in use again", link.wavelength or link.name)
+        if self._unprotected and now >= self._reprotect_at:
+            self._reprotect_due = True
+            self._reprotect_at = now + REPROTECT_S
         if outbox.faults or self._unplaced:
             self._restore(outbox)
         elif self._reprotect_due:
