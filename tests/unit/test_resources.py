@@ -146,6 +146,8 @@ def test_a_listen_address_in_use_is_said_as_the_controller_and_exits_2(capsys):
         held.bind(("127.0.0.1", 0))
         held.listen()
         port = held.getsockname()[1]
-        assert main(["controller", "--topology", "two-dc", "--grpc", f"127.0.0.1:{port}"]) == 2
+        # the other listeners on free ports: an emulation on this machine may hold 6653
+        assert main(["controller", "--topology", "two-dc", "--grpc", f"127.0.0.1:{port}",
+                     "--openflow", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]) == 2
     assert (f"dcilab controller: cannot listen for gRPC on 127.0.0.1:{port}: Address already "
             f"in use") in capsys.readouterr().err
