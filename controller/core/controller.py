@@ -621,6 +621,11 @@ class FabricController:
         named = reason.split(" is down")[0]
         if reason.startswith(cause) or named == reason:
             return False
+        if named.startswith("line system ") and cause.startswith("switch "):
+            # a gateway's line system, reported down before the gateway's other ports
+            line, gateway = named.split()[2], cause.split()[1]
+            return any(l.line_system == line and gateway in (l.a.node, l.b.node)
+                       for l in self.fabric.wavelengths())
         link = self._wavelength(named)
         if link is None and " " not in named:
             try:
