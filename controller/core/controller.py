@@ -15,6 +15,7 @@ flaps (`HOLD_DOWN_S`), so nothing oscillates.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field, replace
 
@@ -626,12 +627,7 @@ class FabricController:
             line, gateway = named.split()[2], cause.split()[1]
             return any(l.line_system == line and gateway in (l.a.node, l.b.node)
                        for l in self.fabric.wavelengths())
-        link = self._wavelength(named)
-        if link is None and " " not in named:
-            try:
-                link = self.fabric.link(named)
-            except KeyError:
-                return False
+        link = self._link_named(named)
         if link is None:
             return False
         if cause.startswith("line system "):
@@ -652,9 +648,7 @@ class FabricController:
                         if what in (name, self.fabric.link(name).wavelength)), None)
         if drained:                    # lit, but out of use while its mode changes
             return f"{what} is out of use ({drained})"
-        link = self._wavelength(what)
-        if link is None and " " not in what:          # a link that is no wavelength
-            link = self.fabric.link(what)
+        link = self._link_named(what)
         for end in (link.a.node, link.b.node) if link is not None else ():
             # A switch whose every link is down (before, or without, its disconnection
             # reaching us): named as the switch, whichever of its links a path crossed,
@@ -669,6 +663,14 @@ class FabricController:
             if len(siblings) > 1 and not any(self.engine.link_up(l.name) for l in siblings):
                 return f"line system {link.line_system} is down (all {len(siblings)} wavelengths)"
         return f"{what} is down"
+
+    def _link_named(self, name: str) -> Link | None:
+        """The link a reason names: by its wavelength's name, or (no wavelength) its own."""
+        link = self._wavelength(name)
+        if link is None and " " not in name:
+            with contextlib.suppress(KeyError):
+                link = self.fabric.link(name)
+        return link
 
     def _wavelength(self, name: str) -> Link | None:
         """The link of the wavelength named `name` (as `dcilab fault` and gNMI name it)."""

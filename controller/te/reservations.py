@@ -1517,22 +1517,27 @@ class ReservationBook:
                     # re-tester saw one lose it here, then go DEGRADED). Anything still
                     # over once they have is shed at the end of the restoration.
                     failing = self.failing_events()
-                    sharing = [ms for ms in (self.pair_members(*p) for p in self._pairs)
+                    sharing = [(self.risk_events(ms[0].hops, ms[0].standby), ms)
+                               for ms in (self.pair_members(*p) for p in self._pairs)
                                if d in self.standby_held(ms[0])
-                               and not self._down_on(ms[0].hops)
-                               and not self.risk_events(ms[0].hops, ms[0].standby) & failing]
-                    sharing.sort(key=lambda ms: (max(m.request.priority for m in ms),
-                                                 -min(m.created_at for m in ms)))
-                victim = next((ms for ms in sharing
-                               if self.risk_events(ms[0].hops, ms[0].standby) & over), None)
+                               and not self._down_on(ms[0].hops)]
+                    sharing = [(events, ms) for events, ms in sharing
+                               if not events & failing]
+                    sharing.sort(key=lambda em: (max(m.request.priority for m in em[1]),
+                                                 -min(m.created_at for m in em[1])))
+                victim = next((em for em in sharing if em[0] & over), None)
                 if victim is None:
                     break
                 sharing.remove(victim)
-                self._take(victim)
-                bare = [replace(m, standby=()) for m in victim]
-                self._put(bare)
-                shed.append((victim[0], bare))
+                shed.append((victim[1][0], self._drop_standby(victim[1])))
         return shed
+
+    def _drop_standby(self, members: list[Reservation]) -> list[Reservation]:
+        """The pair's members without their standby, its room given back."""
+        self._take(members)
+        bare = [replace(r, standby=()) for r in members]
+        self._put(bare)
+        return bare
 
     def repath(self, pair: tuple[str, str], only_if_shorter: bool = False) -> list[Reservation]:
         """Move a pair, as a whole and with its meter, onto the best live path with room
@@ -1609,11 +1614,8 @@ class ReservationBook:
         if (not first.holds_bandwidth or not first.standby or self._down_on(first.hops)
                 or not self._down_on(first.standby) or self.crosses_full(first)):
             return None
-        self._take(members)
-        bare = [replace(r, standby=()) for r in members]
-        self._put(bare)
         self._room_back += 1
-        return bare
+        return self._drop_standby(members)
 
     def unprotected(self) -> list[Reservation]:
         """PROTECTED reservations holding bandwidth without a standby though they cross a
