@@ -455,10 +455,10 @@ class ControllerService:
             with self.lock:
                 book = self.core.book
                 if reservation_id in book.reservations and reservation_id not in self._unsaved:
-                    previous = self._saved_as.get(reservation_id,
-                                                  book.reservations[reservation_id])
-                    outbox = self.core.end(reservation_id, State.RELEASED)
-                    change = self._deliver(outbox, {reservation_id: previous})
+                    with book.recording() as before:
+                        outbox = self.core.place_degraded(
+                            self.core.end(reservation_id, State.RELEASED))
+                    change = self._deliver(outbox, self._previous(outbox, before))
                     break
                 ending = next((c for c in self._outgoing if any(
                     r.reservation_id == reservation_id and not r.state.live
@@ -477,12 +477,9 @@ class ControllerService:
             due = book.due(now)
             if not due:
                 return
-            previous = {rid: None if rid in self._unsaved
-                        else self._saved_as.get(rid, book.reservations[rid]) for rid in due}
-            outbox = self.core.expire(now)
-            previous = {r.reservation_id: previous.get(r.reservation_id)
-                        for r in outbox.changed}
-            change = self._deliver(outbox, previous)
+            with book.recording() as before:
+                outbox = self.core.expire(now)
+            change = self._deliver(outbox, self._previous(outbox, before))
         try:
             self._settle(change)
         except StoreError as exc:

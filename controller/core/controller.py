@@ -106,6 +106,10 @@ REPROBE_S = 30.0
 REPROTECT_S = 10.0
 HOLD_DOWN_MAX_S = 30.0
 FLAP_WINDOW_S = 60.0
+# One failure's port statuses (a line system's wavelengths, a gateway's ports) arrive
+# within this of its first (0.2 s apart seen on the emulation): meanwhile standbys it may
+# fail are not shed, afterwards what still holds more than its links carry is.
+FAILURE_SETTLE_S = 3.0
 
 
 class FabricController:
@@ -146,6 +150,8 @@ class FabricController:
         self.probe_key = wiring.probe_key()      # signs link probes: hosts cannot forge one
         self._held_until: dict[str, float] = {}
         self._downs: dict[str, list[float]] = {}
+        self._settling: dict[str, float] = {}   # wavelength -> when it went down
+        self.book.settling = frozenset()
         self._seen_up: set[str] = set()   # links reported up at least once: held down on return
         self._described_at: dict[str, float] = {}   # switch -> when it last listed its ports
         self._unplaced = False   # a failure's reservations and elephants wait for `tick`
@@ -396,6 +402,8 @@ class FabricController:
             else:
                 downs = [t for t in self._downs.get(link.name, []) if now - t < FLAP_WINDOW_S]
                 self._downs[link.name] = downs + [now]
+                if link.wavelength:
+                    self._settle(link.name, now)
                 outbox.faults.append(("link_down", link.wavelength or link.name))
                 log.warning("link %s is down", link.wavelength or link.name)
             self._held_until.pop(link.name, None)
@@ -418,6 +426,15 @@ class FabricController:
             self.engine.set_link(link.name, True)
             log.info("link %s is back; held down for %.0f s (a last resort until then)",
                      link.wavelength or link.name, hold)
+
+    def _settle(self, wavelength: str | None, now: float) -> None:
+        """`wavelength` went down at `now`; failures older than FAILURE_SETTLE_S are
+        over (every port status of theirs is in): the book is told which are not."""
+        if wavelength:
+            self._settling[wavelength] = now
+        self._settling = {n: t for n, t in self._settling.items()
+                          if now - t < FAILURE_SETTLE_S}
+        self.book.settling = frozenset(self._settling)
 
     def _starting(self, link, now: float) -> bool:
         return any(now - self._described_at.get(end.node, -STARTUP_GRACE_S) < STARTUP_GRACE_S
@@ -448,6 +465,9 @@ class FabricController:
                     link = self.fabric.link(name)
                     outbox.faults.append(("link_up", link.wavelength or link.name))
                     log.info("link %s in use again", link.wavelength or link.name)
+        if any(now - t >= FAILURE_SETTLE_S for t in self._settling.values()):
+            self._settle(None, now)
+            self._unplaced = True       # its standbys' room is checked again, in full
         if self._unprotected and now >= self._reprotect_at:
             self._reprotect_due = True
             self._reprotect_at = now + REPROTECT_S
@@ -884,6 +904,14 @@ class FabricController:
             outbox.changed += done.changed
             for dpid, msgs in done.messages.items():
                 outbox.add(dpid, msgs)
+        return self.place_degraded(outbox)
+
+    def place_degraded(self, outbox: Outbox) -> Outbox:
+        """Room was given back: DEGRADED reservations waiting for it are placed at once,
+        in the same step, so that no new request takes it first (placed at the next tick,
+        a request in between could)."""
+        if self._degraded and self._unplaced:
+            self._restore(outbox)
         return outbox
 
     def meters_listed(self, dpid: int, meter_ids: set[int]) -> Outbox:

@@ -365,6 +365,9 @@ class ReservationBook:
         self.share_standby = share_standby
         self._standby_need: dict[Direction, dict[str, float]] = {}
         self._standby_max: dict[Direction, float] = {}
+        # The wavelengths down recently enough that their failure's other port statuses
+        # may still be coming (the controller keeps it by the clock); None: every one down.
+        self.settling: frozenset[str] | None = None
         self._far: dict[tuple[str, str], str] = {}      # (switch, link) -> the other end
         for link in fabric.links:
             self._far[(link.a.node, link.name)] = link.b.node
@@ -1351,13 +1354,15 @@ class ReservationBook:
         return frozenset(events)
 
     def failing_events(self) -> frozenset[str]:
-        """The risk events that may be under way: a line system with a wavelength down,
-        a gateway with a wavelength down (the rest of its port statuses may come a moment
-        later). Standbys of primaries they may fail are not shed meanwhile; standby room
-        may read over for as long (no traffic is: the primaries fit)."""
+        """The risk events that may be under way: a line system with a wavelength down
+        (`settling`: down a moment ago), a gateway with one (the rest of its port statuses
+        may come a moment later). Standbys of primaries they may fail are not shed
+        meanwhile; standby room may read over for that moment (no traffic does: the
+        primaries fit)."""
         out: set[str] = set()
         for ls, names in self._wavelengths.items():
-            down = [self._link(n) for n in names if not self.engine.usable(self._link(n))]
+            down = [self._link(n) for n in names if not self.engine.usable(self._link(n))
+                    and (self.settling is None or n in self.settling)]
             if down:
                 out |= self._events[ls]
                 out |= {f"switch {end.node}" for link in down for end in (link.a, link.b)}

@@ -16,6 +16,7 @@ from fakeoftable import Outcome
 from test_protection import wavelengths_of
 from test_repathing import THREE_SITES, ring_with_chord
 
+from dcilab.app.service import ControllerService
 from dcilab.core.reservation_rules import PROTECT_GROUP_BASE
 from dcilab.fabric import parse_fabric
 from dcilab.te.load import Direction
@@ -266,6 +267,28 @@ def test_a_degraded_pair_is_restored_when_a_release_gives_room(fabric):
     assert book.get("b").state is State.ACTIVE
     assert line_systems(fabric, book.get("b").hops) == ["fra-par", "par-ams"]
     delivered_via(lab, "fra-h2", "ams-h2")
+
+
+def test_room_a_release_gives_goes_to_the_degraded_pair_before_any_new_request(fabric):
+    """A re-tester's case: a request admitted between a release and the next tick took
+    the room the DEGRADED reservation had waited for. Now the release places it."""
+    lab = ControllerLab(fabric)
+    lab.bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest(SRC, DST, 300.0), "a", 0.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("fra-h2", "ams-h2", 300.0), "b", 0.0))
+    lab.ack_all()
+    for link in wavelengths_of(fabric, "fra-ams"):       # paris has room for one of them
+        for end in (link.a, link.b):
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 0.0))
+    lab.send(lab.ctl.tick(0.1))
+    book = lab.ctl.book
+    assert book.get("b").state is State.DEGRADED
+    service = ControllerService(lab.ctl, clock=lambda: 1.0)
+    service.release("a")                                 # no tick before the next request
+    assert book.get("b").state is not State.DEGRADED
+    with pytest.raises(AdmissionError, match="60.000 Gb/s free"):
+        service.reserve(ReservationRequest(SRC, "ams-h2", 300.0))
+    assert line_systems(fabric, book.get("b").hops) == ["fra-par", "par-ams"]
 
 
 def test_none_is_restored_after_restorable(fabric):

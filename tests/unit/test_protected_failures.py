@@ -11,8 +11,10 @@ from controller_lab import ControllerLab
 from fabric_helpers import topology
 from test_protected import delivered_via
 from test_repathing import THREE_SITES
+from test_shared_standby_repack import SHARE
 
 from dcilab.bench.admission import overbooked
+from dcilab.core.controller import FAILURE_SETTLE_S
 from dcilab.core.reservation_rules import PROTECT_GROUP_BASE
 from dcilab.fabric import parse_fabric
 from dcilab.te import protection
@@ -265,3 +267,45 @@ def test_a_pair_without_its_standby_looks_for_one_every_few_seconds():
     lab.send(ctl.tick(40.0 + REPROTECT_S + 0.1))
     lab.ack_all()
     assert ctl.book.get("p").standby != ()
+
+
+def test_standby_room_over_while_a_failure_settles_is_shed_once_it_has():
+    """ab1 and ab2 share a duct; both standbys go through h. ab1 is cut (ab2 may follow,
+    so p2's standby is kept), then ah slows to 180 reservable under p1, now on its standby,
+    and p2's standby room: p1 moves to ab2, p2's standby stands over. Once the cut's port
+    statuses are all in, p2's standby goes; it stood over for as long as ab1 stayed down."""
+    duct = "fiber_km: {}, module: 400ZR, wavelengths: 1, srlg: [duct]}}"
+    fabric = parse_fabric(SHARE.replace("fiber_km: 80, module: 400ZR, wavelengths: 1}",
+                                        duct.format(80))
+                          .replace("fiber_km: 90, module: 400ZR, wavelengths: 1}",
+                                   duct.format(90)))
+    lab = ControllerLab(fabric).bring_up_all()
+    ctl = lab.ctl
+    lab.send(ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0, protection=PROTECTED),
+                         "p1", 0.0))
+    ctl.engine.set_link("ab1.w1", False)                # p2's primary: ab2
+    lab.send(ctl.reserve(ReservationRequest("a-h2", "b-h2", 100.0, protection=PROTECTED),
+                         "p2", 0.0))
+    ctl.engine.set_link("ab1.w1", True)
+    lab.ack_all()
+    p1, p2 = ctl.book.get("p1"), ctl.book.get("p2")
+    assert [_line_systems(fabric, r.hops) for r in (p1, p2)] == [{"ab1"}, {"ab2"}]
+    _cut(lab, [fabric.link("ab1.w1")], 1.0)
+    lab.send(ctl.tick(1.1))
+    lab.send(ctl.wavelength_mode(fabric.link("ah.w1").wavelength, "slow", 100.0))
+    lab.send(ctl.tick(1.2))
+    lab.ack_all()
+    assert _line_systems(fabric, ctl.book.get("p1").hops) == {"ab2"}
+    assert ctl.book.get("p2").standby == p2.standby               # ab2 may follow
+    over = overbooked(fabric, ctl.book, DEFAULT_RESERVABLE_FRACTION)
+    assert over
+    lab.send(ctl.tick(1.0 + FAILURE_SETTLE_S))
+    lab.ack_all()
+    p2_now = ctl.book.get("p2")
+    assert p2_now.state is State.ACTIVE and p2_now.standby == ()
+    assert PROTECT_GROUP_BASE + p2_now.meter_id not in lab.table("a-gw1").groups
+    assert overbooked(fabric, ctl.book, DEFAULT_RESERVABLE_FRACTION) == []
+
+
+def _line_systems(fabric, hops) -> set[str]:
+    return {fabric.link(h.link).line_system for h in hops} - {None}
