@@ -150,8 +150,10 @@ def print_report(r: dict) -> None:
                       if source.startswith("assumption")})
     print(f"\n  ZR optics:        capex ${r['capex_usd']:,.0f}, power {r['power_w']:,.0f} W"
           + (f" ({', '.join(assumed)}: assumption figures, see --json)" if assumed else ""))
-    whose = ("the job file's figures" if all(v == "job file" for v in w["assumptions"].values())
-             else "assumption figures, see --json")
+    wdm_assumed = [k.removesuffix("_usd").removesuffix("_w").removesuffix("_gbps")
+                   for k, v in w["assumptions"].items() if v != "job file"]
+    whose = (f"{', '.join(wdm_assumed)}: assumption figures, see --json" if wdm_assumed
+             else "the job file's figures")
     print(f"  classic WDM:      capex ${w['capex_usd']:,.0f}, power {w['power_w']:,.0f} W "
           f"({w['transponders']} transponders of {w['rate_gbps']}G; {whose})")
     print(f"  predicted:        step {r['step_time_s']:.4f} s, compute utilization "

@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Iterator
 
 from ..optics import (DEFAULT_CATALOG, Catalog, Channel, LineSystem, LinkPlan, OpticsError,
                       plan_link)
+from ..optics.catalog import OverrideError
 from ..optics.line import LAUNCH_POWER_RANGE_DBM
 from ..optics.spectrum import slots_that_fit
 from .errors import FabricIssue
@@ -246,7 +247,7 @@ def plan_line_systems(spec: FabricSpec, progress: Callable[[int, int], None] | N
         catalog = module_catalog(spec)
     except OpticsError as exc:
         # Plan on the catalog as it stands, so a link's own errors are reported too.
-        keys = getattr(exc, "keys", ())         # OverrideError: the module (and mode) it is at
+        keys = exc.keys if isinstance(exc, OverrideError) else ()   # the module (and mode)
         issues.append(FabricIssue(".".join(("modules", *keys)), str(exc)))
         catalog = DEFAULT_CATALOG
     refused: dict[int, FabricIssue] = {}              # by link, reported in file order
