@@ -100,7 +100,9 @@ def _protection(fabric: Fabric, res: Reservation, old: Reservation | None,
     now): at the repair gateway, a fast-failover group, the primary's DCI port first and
     then the standby (tagged with the aggregate's VLAN id); on each later switch of the
     standby, a rule for that VLAN id; at the last, the tag comes off. The switch falls
-    over by itself when the primary's port dies."""
+    over by itself when the primary's port dies. A tagged packet leaves by the standby's
+    own ports, never a pin's group: with a standby wavelength dark too (a second failure)
+    it is dropped until the controller acts, where a detour would tag it twice."""
     out: dict[str, list] = {}
     k = repair_index(res)
     if k is None:
@@ -112,7 +114,7 @@ def _protection(fabric: Fabric, res: Reservation, old: Reservation | None,
             old.hops[repair_index(old)].switch == gw
         buckets = [of.bucket([pin_action(fabric, gw, primary.out_port)], 0, primary.out_port),
                    of.bucket(of.push_vlan(vid) + [of.forget_in_port(),
-                                                  pin_action(fabric, gw, standby.out_port)],
+                                                  of.output(standby.out_port)],
                              0, standby.out_port)]
         out[gw] = [of.group_mod(gid, of.ofp.OFPGT_FF, buckets,
                                 of.ofp.OFPGC_MODIFY if had else of.ofp.OFPGC_ADD)]
@@ -122,7 +124,7 @@ def _protection(fabric: Fabric, res: Reservation, old: Reservation | None,
         if only is not None and hop.switch not in only:
             continue
         actions = ([of.pop_vlan(), of.output(hop.out_port)] if j == last
-                   else [pin_action(fabric, hop.switch, hop.out_port)])
+                   else [of.output(hop.out_port)])
         out.setdefault(hop.switch, []).append(
             of.flow_add(PRIORITY_STANDBY, of.vlan_match(vid), actions))
     return out

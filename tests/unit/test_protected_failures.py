@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from controller_lab import ControllerLab
+from fakeoftable import Outcome
 from fabric_helpers import topology
 from test_protected import delivered_via
 from test_repathing import THREE_SITES
@@ -15,7 +16,7 @@ from test_shared_standby_repack import SHARE
 
 from dcilab.bench.admission import overbooked
 from dcilab.core.controller import FAILURE_SETTLE_S
-from dcilab.core.reservation_rules import PROTECT_GROUP_BASE
+from dcilab.core.reservation_rules import PROTECT_GROUP_BASE, standby_vid
 from dcilab.fabric import parse_fabric
 from dcilab.te import protection
 from dcilab.te.load import Direction
@@ -309,3 +310,27 @@ def test_standby_room_over_while_a_failure_settles_is_shed_once_it_has():
 
 def _line_systems(fabric, hops) -> set[str]:
     return {fabric.link(h.link).line_system for h in hops} - {None}
+
+
+def test_a_standby_dark_too_drops_its_packets_tagged_once():
+    """A reviewer's suspicion, confirmed on fake switches: primary and standby both cut
+    before the controller hears of it. The standby left north-gw2 by its pin's group,
+    whose detour tagged the packet a second time (QinQ, which no rule here matches). A
+    standby leaves by its own ports: the packet is dropped at the dark wavelength, once
+    tagged, until the controller acts."""
+    ring = topology("four-dc-ring")
+    lab = ControllerLab(ring).bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("north-h1", "east-h1", 50.0,
+                                                protection=PROTECTED), "p", 0.0))
+    lab.ack_all()
+    p = lab.ctl.book.get("p")
+    primary, standby = ({h.wavelength for h in hops if h.wavelength}
+                        for hops in (p.hops, p.standby))
+    assert len(primary) == len(standby) == 1 and primary != standby
+    for name in primary | standby:
+        link = ring.link(name)
+        for end in (link.a, link.b):
+            lab.net.down_ports.add((lab.dpid(end.node), end.port))
+    [path] = lab.trace("north-h1", "east-h1")
+    assert path.outcome is Outcome.LINK_DOWN
+    assert path.packet["vlan_vid"] & 0xFFF == standby_vid(p)
