@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -107,8 +108,10 @@ def register(sub) -> None:
                    help="that amplifier's noise figure, dB (with --amp)")
     o.add_argument("--launch-power-dbm", type=float, metavar="DBM",
                    help="the launch power per channel, dBm")
-    o.add_argument("--ramp-s", type=checked(float, lambda v: v >= 0, "a number of seconds",
-                                            "must be 0 or more"), default=0.0, metavar="S",
+    o.add_argument("--ramp-s", type=checked(float, lambda v: 0 <= v < math.inf,
+                                            "a number of seconds",
+                                            "must be 0 or more, and finite"),
+                   default=0.0, metavar="S",
                    help="reach the figures linearly over S seconds (default 0: at once)")
     o = ops.add_parser("restore", help="undo the faults on TARGET, or all of them")
     o.add_argument("target", nargs="?", metavar="TARGET",

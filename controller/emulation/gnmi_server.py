@@ -149,10 +149,11 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
     def Set(self, request, context):
         results = []
         try:
-            for path in request.delete:
-                results.append(self._delete(request.prefix, path))
-            for update in list(request.replace) + list(request.update):
-                results.append(self._update(request.prefix, update))
+            with self.state.transaction():            # all of it, or nothing
+                for path in request.delete:
+                    results.append(self._delete(request.prefix, path))
+                for update in list(request.replace) + list(request.update):
+                    results.append(self._update(request.prefix, update))
         except GnmiError as exc:
             self._abort(context, exc)
         except OpticsError as exc:

@@ -18,6 +18,8 @@ dark while either end reconfigures or the two ends run different modes.
 from __future__ import annotations
 
 import collections
+import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -267,6 +269,21 @@ class OpticalState:
                          ramp_s: float = 0.0) -> None:
         self._set_knob(line_system, ("launch", 0), launch_power_dbm, ramp_s)
 
+    @contextlib.contextmanager
+    def transaction(self):
+        """Changes made in the block all stay, or (it raised) none does: a gNMI Set is one
+        transaction (an optical tester's Set changed one mode, then failed on an unknown
+        wavelength and said INVALID_ARGUMENT)."""
+        with self.lock:
+            saved = (dict(self._lines), {n: dict(r) for n, r in self._ramps.items()},
+                     dict(self._modes), dict(self._busy_until))
+            try:
+                yield self
+            except BaseException:
+                self._lines, self._ramps, self._modes, self._busy_until = saved
+                self._recompute(self.clock())
+                raise
+
     def restore(self, line_system: str | None = None) -> list[str]:
         """Stop every ramp and put the line system (or all) back as designed."""
         with self.lock:
@@ -284,12 +301,27 @@ class OpticalState:
         return line_system
 
     def _set_knob(self, line_system: str, knob: Knob, value: float, ramp_s: float) -> None:
-        if not isinstance(ramp_s, (int, float)) or ramp_s < 0:
-            raise OpticsError(f"ramp time must be >= 0 s, got {ramp_s!r}")
+        if (not isinstance(ramp_s, (int, float)) or isinstance(ramp_s, bool)
+                or not math.isfinite(ramp_s) or ramp_s < 0):
+            raise OpticsError(f"ramp time must be a finite number of seconds >= 0, "
+                              f"got {ramp_s!r}")
         with self.lock:
             name = self._line_name(line_system)
             state = self._lines[name]
-            _with(state, knob, value)              # validates the knob and the value now
+            # Where this line ends up once every ramp of it is over, this one included:
+            # checked whole, the QoT engine too, before anything changes (a state GNPy
+            # refused was kept, and every later tick of the agent failed on it).
+            final = state
+            for other, ramp in self._ramps[name].items():
+                final = _with(final, other, ramp.target)
+            final = _with(final, knob, value)      # validates the knob and the value
+            cached = self._gsnr_cache.get(name, {})
+            try:
+                _, checked = self._line_gsnrs(name, final, cached)
+            except OpticsError as exc:
+                raise OpticsError(f"line system {name}: {_describe(knob)} {value:g} refused, "
+                                  f"nothing changed: {exc}") from None
+            self._gsnr_cache[name] = cached | checked     # at once: not computed twice
             now = self.clock()
             self._ramps[name][knob] = Ramp(_get(state, knob), float(value), now, float(ramp_s))
             self._advance(now)
@@ -326,29 +358,39 @@ class OpticalState:
             by_line[t.line_system].append(t)
         for name, ends in by_line.items():
             state = self._lines[name]
-            # Each direction is a fibre of its own carrying one channel per wavelength, sent
-            # by the transceivers at one end: a receiver reads the channel its far end sends.
-            sent_gsnr: dict[tuple[str, str], float] = {}
-            # The QoT engine runs only when the line or its lit spectrum changed (GNPy takes
-            # tens of ms per line), and once for both directions while they match.
-            before, kept = self._gsnr_cache.get(name, {}), {}
-            for gateway in sorted({t.gateway for t in ends}):
-                sending = [t for t in ends if t.gateway == gateway]
-                key = (state, tuple(ChannelSignal(t.wavelength, t.frequency_thz,
-                                                  self._modes[t.key].baud_gbd,
-                                                  self._modes[t.key].width_ghz)
-                                    for t in sending))
-                gsnrs = kept[key] if key in kept else before.get(key)
-                if gsnrs is None:
-                    gsnrs = line_gsnr_db(state, list(key[1]), sending[0].module,
-                                         self._planned_mode[name])
-                kept[key] = gsnrs
-                sent_gsnr.update(zip((t.key for t in sending), gsnrs))
-            self._gsnr_cache[name] = kept
+            sent_gsnr, self._gsnr_cache[name] = self._line_gsnrs(
+                name, state, self._gsnr_cache.get(name, {}), ends)
             for t in ends:
                 far = self._far[t.key]
                 self._status[t.key] = self._status_of(t, state, sent_gsnr[far.key], now)
         self.version += 1
+
+    def _line_gsnrs(self, name: str, state: LineState, before: dict,
+                    ends: list[Transceiver] | None = None
+                    ) -> tuple[dict[tuple[str, str], float], dict]:
+        """The GSNR each transceiver of line `name` in `state` sends its far end (by its
+        key), and the QoT results to keep; OpticsError if the engine has none. Each
+        direction is a fibre of its own carrying one channel per wavelength, sent by the
+        transceivers at one end. The engine runs only when the line or its lit spectrum
+        changed (GNPy takes tens of ms per line; `before`: the results kept), and once for
+        both directions while they match."""
+        if ends is None:
+            ends = [t for t in self.transceivers.values() if t.line_system == name]
+        sent_gsnr: dict[tuple[str, str], float] = {}
+        kept: dict = {}
+        for gateway in sorted({t.gateway for t in ends}):
+            sending = [t for t in ends if t.gateway == gateway]
+            key = (state, tuple(ChannelSignal(t.wavelength, t.frequency_thz,
+                                              self._modes[t.key].baud_gbd,
+                                              self._modes[t.key].width_ghz)
+                                for t in sending))
+            gsnrs = kept[key] if key in kept else before.get(key)
+            if gsnrs is None:
+                gsnrs = line_gsnr_db(state, list(key[1]), sending[0].module,
+                                     self._planned_mode[name])
+            kept[key] = gsnrs
+            sent_gsnr.update(zip((t.key for t in sending), gsnrs))
+        return sent_gsnr, kept
 
     def _status_of(self, t: Transceiver, state: LineState, gsnr: float,
                    now: float) -> TransceiverStatus:
@@ -390,6 +432,13 @@ def _get(state: LineState, knob: Knob) -> float:
         state._index("amplifier", number)
         return state.amplifier_nf_db[number - 1]
     return state.launch_power_dbm
+
+
+def _describe(knob: Knob) -> str:
+    kind, number = knob
+    return {"span": f"extra loss (dB) in span {number}",
+            "amplifier": f"noise figure (dB) of amplifier {number}"}.get(kind,
+                                                                       "launch power (dBm)")
 
 
 def _with(state: LineState, knob: Knob, value: float) -> LineState:

@@ -119,6 +119,33 @@ def test_errors_carry_status_codes_and_say_why(agent):
         assert "only operational-mode is writable" in bad.value.details()
 
 
+def test_a_set_is_all_or_nothing_and_a_refused_ramp_changes_nothing(agent):
+    """An optical tester's findings: a Set of two modes, the second for an unknown
+    wavelength, answered INVALID_ARGUMENT yet changed the first; a NaN ramp was refused
+    and kept, and then every later degradation was refused with its message."""
+    mode = f"{COMPONENT}/config/operational-mode"
+    before = agent.state.statuses()[("dc1-dc2.w1", "dc1-gw1")].mode
+    channel, gnmi = stub(agent)
+    span = "/line-systems/line-system[name=dc1-dc2]/spans/span[index=1]/config/extra-loss"
+    with channel:
+        with pytest.raises(grpc.RpcError) as bad:
+            gnmi.Set(gnmi_pb2.SetRequest(update=[
+                gnmi_pb2.Update(path=_path(mode), val=gnmi_pb2.TypedValue(json_val=b"3")),
+                gnmi_pb2.Update(path=_path(mode.replace("dc1-dc2.w1", "zz.w9")),
+                                val=gnmi_pb2.TypedValue(json_val=b"3"))]), timeout=5)
+        assert "unknown wavelength 'zz.w9'" in bad.value.details()
+        assert agent.state.statuses()[("dc1-dc2.w1", "dc1-gw1")].mode == before
+        with pytest.raises(grpc.RpcError) as bad:
+            gnmi.Set(gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(
+                path=_path(span), val=gnmi_pb2.TypedValue(
+                    json_val=b'{"value": 3, "ramp-s": NaN}'))]), timeout=5)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert not agent.state.ramping()
+        gnmi.Set(gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(
+            path=_path(span), val=gnmi_pb2.TypedValue(json_val=b"2"))]), timeout=5)
+        assert agent.state.line_state("dc1-dc2").span_extra_loss_db[0] == 2.0
+
+
 def test_line_system_knobs_ramp_and_restore_over_gnmi(agent):
     channel, gnmi = stub(agent)
     span = "/line-systems/line-system[name=dc1-dc2]/spans/span[index=2]/config/extra-loss"

@@ -107,6 +107,28 @@ def test_bad_requests_are_named(fabric):
         state.set_amplifier_nf("dc1-dc2", 9, 6.0)
 
 
+def test_a_refused_degradation_changes_nothing_and_the_agent_ticks_on(fabric):
+    """An optical tester's finding: 60 dB of extra loss, which GNPy gives no GSNR for,
+    was refused yet kept (so every later tick failed, and every later degradation on any
+    line), and a NaN or infinite ramp was taken."""
+    clock = Clock()
+    state = OpticalState(fabric, clock=clock)
+    designed = state.line_state("dc1-dc2")
+    state.degrade_span("dc1-dc2", 1, 6.0, ramp_s=10.0)     # one in flight: its end counts
+    with pytest.raises(OpticsError, match="extra loss \\(dB\\) in span 2 60 refused, "
+                                          "nothing changed: GNPy gives no finite GSNR"):
+        state.degrade_span("dc1-dc2", 2, 60.0, ramp_s=5.0)
+    for ramp in (float("nan"), float("inf")):
+        with pytest.raises(OpticsError, match="ramp time must be a finite number"):
+            state.degrade_span("dc1-dc2", 1, 3.0, ramp_s=ramp)
+    clock.now += 20
+    state.tick()
+    assert state.line_state("dc1-dc2").span_extra_loss_db == (6.0,) + (0.0,) * (
+        designed.spans - 1)
+    state.set_amplifier_nf("dc1-dc2", 1, 6.0)                  # later changes go in
+    state.tick()
+
+
 def test_data_plane_commands_are_issued_only_on_change(fabric):
     calls = []
 
