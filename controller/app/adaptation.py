@@ -14,7 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..core.adaptation import Adapter, Change, Drain, Observation, Policy, Resume, SetMode
+from ..core.adaptation import (Adapter, Change, Drain, Observation, Phase, Policy, Resume,
+                               SetMode)
 from ..optics import OpticsError
 
 log = logging.getLogger("dcilab.adaptation")
@@ -108,6 +109,10 @@ class RateAdaptation(_Periodic):
         self.adapter = Adapter(service.fabric.catalog, policy)
         self.clock = clock
         self._waiting: dict[str, str] = {}     # wavelength -> why its step up waits (said once)
+        # A mode it did not set (an operator's gNMI Set, or found at start) is followed
+        # too, on wavelengths it is not changing itself: else capacity stayed at the old
+        # rate, and admission overbooked a wavelength its transceivers had slowed.
+        self._follower = ModeFollower(service, client, interval_s)
 
     @property
     def changes(self) -> list[Change]:
@@ -123,7 +128,10 @@ class RateAdaptation(_Periodic):
 
     def step(self) -> None:
         now = self.clock()
-        for decision in self.adapter.observe(now, self.observations()):
+        observations = self.observations()
+        self._follower.follow([o for o in observations
+                               if self.adapter.phase(o.wavelength) == Phase.IN_SERVICE])
+        for decision in self.adapter.observe(now, observations):
             if isinstance(decision, Drain):
                 up = self._is_up(decision)
                 if up:          # optional: only if what the wavelength carries has room
@@ -183,8 +191,12 @@ class ModeFollower(_Periodic):
         self._unknown: set[tuple[str, str, str]] = set()     # said once each
 
     def step(self) -> None:
+        self.follow(observe(self.service, self.client, self._wavelengths))
+
+    def follow(self, observations: list[Observation]) -> None:
+        """Capacity follows the mode each of `observations` runs, where it differs."""
         catalog = self.service.fabric.catalog
-        for o in observe(self.service, self.client, self._wavelengths):
+        for o in observations:
             if o.mode is None or o.module is None:
                 continue                # the ends disagree (a change under way), or unknown
             try:

@@ -380,6 +380,7 @@ def run(args) -> int:
             log.info("rate adaptation on: below %.1f dB of margin a wavelength changes mode",
                      args.margin_threshold_db)
         else:       # a mode set by someone else still changes what a wavelength carries
+            # (rate adaptation follows those too, on wavelengths it is not changing)
             from ..app.adaptation import ModeFollower
             ModeFollower(service, optical).start()
     start_metrics_server(service, *args.metrics, registry=metrics.registry)

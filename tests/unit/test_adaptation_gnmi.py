@@ -146,3 +146,24 @@ def test_without_adaptation_the_controller_follows_a_mode_an_operator_sets(tmp_p
         finally:
             operator.stop()
             client.stop()
+
+
+def test_with_adaptation_the_controller_follows_a_mode_it_did_not_set(tmp_path):
+    """An optical tester's finding: under --adapt an operator's Set to 300G left the
+    controller counting 400G (only without --adapt was it followed), and a 350 G
+    reservation was admitted on a wavelength shaped at 300G."""
+    fabric, _ = zrplus_fabric(tmp_path)
+    link = next(l for l in fabric.wavelengths() if l.wavelength == W)
+    with adapting(fabric, Policy(hold_s=3600.0)) as (agent, client, service, adaptation):
+        operator = TransceiverClient(agent.gnmi_address).start()
+        try:
+            assert wait_until(lambda: len(client.readings()) == 4
+                              and len(operator.readings()) == 4, 10)
+            operator.set_mode(W, "300G")
+            assert wait_until(lambda: (adaptation.step(),
+                                       service.core.engine.rate_gbps(link) == 300)[1], 10,
+                              step_s=0.1)
+            assert service.core.engine.mode(link) == "300G"
+            assert adaptation.adapter.phase(W) is Phase.IN_SERVICE
+        finally:
+            operator.stop()
