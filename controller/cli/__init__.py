@@ -52,14 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     # A command loads only its own module (`client` registers reserve, links, ... under
     # their own names).
     only = CLIENT_MODULE_OF.get(argv[0], argv[0]) if argv and argv[0] != "client" else None
-    args = build_parser(only=only).parse_args(argv)
-    # `dcilab check f.yaml | head`: a closed pipe ends a report quietly, like any tool's.
-    signal.signal(signal.SIGPIPE,
-                  signal.SIG_IGN if args.command in SERVING else signal.SIG_DFL)
-    logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
     try:
+        # Inside: loading a command's modules takes a moment, and a SIGTERM then gave a
+        # traceback (a lifecycle tester's).
+        args = build_parser(only=only).parse_args(argv)
+        # `dcilab check f.yaml | head`: a closed pipe ends a report quietly, like any tool's.
+        signal.signal(signal.SIGPIPE,
+                      signal.SIG_IGN if args.command in SERVING else signal.SIG_DFL)
+        logging.basicConfig(level=getattr(args, "log_level", "INFO").upper(),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            datefmt="%H:%M:%S")
         return args.run(args) or 0
     except Terminated:
         print("terminated", file=sys.stderr)

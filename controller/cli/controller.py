@@ -19,6 +19,7 @@ from ..resources import bundled_topologies, shipped_hint, topology_arg
 from ..te.elephants import PIN_HOLD_S
 from ..te.placement import DEFAULT_MAX_STRETCH, Policy
 from .progress import optical_model
+from .stopping import on_stop_signals
 
 log = logging.getLogger("dcilab.controller")
 
@@ -344,8 +345,8 @@ def run(args) -> int:
                   file=sys.stderr)
             return 1
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    on_stop_signals(lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     metrics = Metrics()
     core = FabricController(fabric, args.reservable_fraction, policy=args.policy,
                             elephant_fraction=args.elephant_fraction,

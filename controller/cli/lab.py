@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import signal
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
 from .controller import adaptation_options, add_steering_arguments, steering_options
 from .demo import add_bfd_argument, add_transceiver_arguments, gnmi_problem, say
 from .progress import optical_model
+from .stopping import on_stop_signals
 
 # dcilab subcommands offered at the lab's prompt, each run as `dcilab NAME ...`. True: it
 # talks to the controller, so it is given this lab's `--server`. A new one is one line here.
@@ -163,7 +163,7 @@ def run(args) -> int:
     except FabricError as exc:
         print(f"{exc}{shipped_hint(args.file)}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _terminate)
+    on_stop_signals(_terminate)
     try:
         with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,
                  controller_args=steering_options(args) + adaptation_options(args),

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 COMMAND = """
 import sys, time
 import dcilab.cli.check as check
@@ -26,15 +28,34 @@ sys.exit(main())
 """
 
 
-def test_sigterm_unwinds_a_command_and_exits_143():
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_unwinds_a_command_and_exits_143(sig):
+    """A hangup too (an SSH session gone): it killed `dcilab lab` outright, its bridges,
+    namespace and controller left behind (a lifecycle tester's)."""
     proc = subprocess.Popen([sys.executable, "-c", COMMAND], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "working\n"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 143                     # 128 + SIGTERM
     assert out == "cleaned up\n"
     assert err.strip().endswith("terminated")
+
+
+def test_a_hangup_ignored_by_nohup_stays_ignored():
+    proc = subprocess.Popen([sys.executable, "-c", COMMAND], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        assert proc.stdout.readline() == "working\n"
+        proc.send_signal(signal.SIGHUP)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=1)                   # still working
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and out == "cleaned up\n"
