@@ -160,7 +160,12 @@ class ControllerService:
         # it has one); `link_loads` shows the plan's margin for the others
         self.reported_margins: Callable[[], dict[str, float]] = dict
         if store is not None:
-            live = store.load_live()
+            live, lapsed, now = [], [], self.clock()
+            for res in store.load_live():
+                # Over while no controller ran: expired, not checked against a fabric that
+                # may have changed since (it refused a start, though over).
+                (lapsed if res.expires_at is not None and res.expires_at <= now
+                 else live).append(res)
             problems = []
             for res in live:                 # oldest first, each beside those before it
                 problem = core.book.restore_problem(res)
@@ -177,9 +182,13 @@ class ControllerService:
                 raise StoreError(
                     f"state file {getattr(store, 'path', '')}: {len(problems)} reservation(s) "
                     f"do not fit fabric {core.fabric.name!r}; refusing to start rather than "
-                    f"honour them silently: " + "; ".join(problems[:5])
+                    f"drop them silently (--state-discard drops the file's reservations): "
+                    + "; ".join(problems[:5])
                     + (" ..." if len(problems) > 5 else ""))
             getattr(store, "confirm_fabric", lambda: None)()
+            if lapsed:
+                store.save_many([r.with_state(State.EXPIRED) for r in lapsed])
+                log.info("%d reservations expired while no controller ran", len(lapsed))
             self._ended_counts.update(store.count_ended())
             if live or self._ended_counts:
                 log.info("restored %d live reservations (%d ended on record) from %s",

@@ -114,8 +114,9 @@ def register(sub) -> None:
                             "reservations for this one (each is checked against it; start "
                             "is refused if one does not fit)")
     other.add_argument("--state-discard", action="store_true",
-                       help="the --state file was written for another fabric: drop its "
-                            "reservations and start afresh")
+                       help="drop the --state file's reservations and start afresh (one "
+                            "written for another fabric, or whose reservations no longer fit "
+                            "this fabric file)")
     p.add_argument("--history-days", type=float, default=30.0, metavar="D",
                    help="keep ended reservations (for `dcilab reservations --all`) this many "
                         "days (default 30; 0: none)")
@@ -360,10 +361,13 @@ def run(args) -> int:
         store.close()
         print(f"dcilab controller: {exc}", file=sys.stderr)
         return 2
-    if store.previous_fabric:                   # said once its records were found to fit
-        log.warning("state file %s: %s the reservations of fabric %r for fabric %r",
-                    state_path, "kept" if other == MIGRATE else "dropped",
-                    store.previous_fabric, fabric.name)
+    if store.previous_fabric and other == MIGRATE:     # said once its records fit
+        log.warning("state file %s: kept the reservations of fabric %r for fabric %r",
+                    state_path, store.previous_fabric, fabric.name)
+    elif other == DISCARD:
+        log.warning("state file %s: dropped its %d reservation records%s", state_path,
+                    store.discarded, f" (of fabric {store.previous_fabric!r})"
+                    if store.previous_fabric else "")
     log.info("fabric %s: %d switches, %d hosts, %d wavelengths; policy %s; reservations in %s",
              fabric.name, len(fabric.switches), len(fabric.hosts),
              sum(1 for _ in fabric.wavelengths()), args.policy, state_path)

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 from dcilab.app.service import ControllerService, _list_key
+from dcilab.core.errors import StoreError
 from dcilab.core.controller import FabricController
 from dcilab.fabric import parse_fabric
 from dcilab.te.load import Direction
@@ -249,6 +250,15 @@ def test_changes_are_saved_and_restored(fabric, clock):
     assert service3.get(kept.reservation_id).state is State.EXPIRED
     assert [r.state for r in store3.saved] == [State.EXPIRED]
     assert service3.core.book.reserved.get(WAVE_AB, 0.0) == pytest.approx(0.0, abs=1.0)
+    # ... also one that no longer fits the fabric (a lifecycle tester's: a smaller
+    # reservable share refused the start for a reservation over long since).
+    small = ControllerService(FabricController(fabric, 0.25), store=Store(stored=[kept]),
+                              clock=clock)
+    assert small.get(kept.reservation_id).state is State.EXPIRED
+    with pytest.raises(StoreError, match="do not fit"):
+        clock.now = 1005.0
+        ControllerService(FabricController(fabric, 0.25), store=Store(stored=[kept]),
+                          clock=clock)
 
 
 def test_apply_runs_events_and_sends_what_they_return(fabric, clock, observer):

@@ -83,6 +83,18 @@ def test_another_fabrics_file_is_refused_unless_migrated_or_discarded(fabric_fil
     store = ReservationStore(state, fabric="race", other_fabric=DISCARD)
     assert store.load_all() == [] and store.recorded_fabric == "race"
     store.close()
+    # Of our fabric, edited since so that a record no longer fits: refused, naming the
+    # way out, which works (a lifecycle tester found it silently ignored).
+    again = ControllerService.standalone(race, state)
+    again.reserve(ReservationRequest("dc1-h1", "dc2-h1", 300))
+    again.close()
+    store = ReservationStore(state, fabric="race")
+    with pytest.raises(StoreError, match="do not fit.*--state-discard"):
+        ControllerService(FabricController(race, 0.5), store=store)
+    store.close()
+    store = ReservationStore(state, fabric="race", other_fabric=DISCARD)
+    assert store.discarded == 1 and store.load_all() == []
+    ControllerService(FabricController(race, 0.5), store=store).close()
 
 
 def _write(directory, text, name="fabric.yaml"):
