@@ -81,7 +81,7 @@ class ControllerProcess:
             # prompt, its commands going to a dead address (a restart tester's find).
             self._on_exit(f"the controller (pid {self.proc.pid}) exited, code {code}: the "
                           f"switches keep their rules, but nothing answers reserve, links "
-                          f"or a failure now; exit the lab and start it again")
+                          f"or a failure now; stop this run and start it again")
 
     @property
     def state_dir(self) -> str:

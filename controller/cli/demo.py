@@ -159,6 +159,8 @@ def run(args) -> int:
                         raise
                     except KeyboardInterrupt:
                         pass
+                if lab.controller.proc.poll() is not None:      # said when it happened
+                    code = code or 1        # a demo whose controller died did not pass
     except (EmulationError, OvsError, PrometheusError, RuntimeError) as exc:
         print(f"dcilab demo: {exc}", file=sys.stderr)
         return 1

@@ -926,8 +926,13 @@ class FabricController:
                 if r.holds_bandwidth and r.hops and r.hops[0].switch == state.name}
         stale = sorted(m for m in set(meter_ids) - held if not of.is_special_meter(m))
         if stale:
-            log.info("switch %s: deleting meters %s, left by reservations that ended while "
-                     "it had no program", state.name, ", ".join(map(str, stale)))
+            # With no reservation booked at all, more likely a controller started on another
+            # (or a new) state file than the one that booked them: said louder.
+            (log.info if self.book.reservations else log.warning)(
+                "switch %s: deleting meters %s, which no live reservation of this "
+                "controller's state file holds (they ended while no controller could remove "
+                "them, or another state file booked them)", state.name,
+                ", ".join(map(str, stale)))
         return Outbox().add(dpid, [of.meter_delete(m) for m in stale])
 
     def _sent_to(self, res: Reservation) -> set[str]:

@@ -26,7 +26,7 @@ def test_a_controller_that_dies_is_said_and_reaped_and_one_stopped_is_not_said()
         assert told.wait(30)
         assert said == [f"the controller (pid {proc.proc.pid}) exited, code -9: the "
                         f"switches keep their rules, but nothing answers reserve, links or a "
-                        f"failure now; exit the lab and start it again"]
+                        f"failure now; stop this run and start it again"]
         assert proc.proc.returncode == -9                 # reaped: no zombie
     finally:
         proc.stop()
