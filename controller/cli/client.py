@@ -211,9 +211,16 @@ class _ReadWaits:
 
 
 def running_server() -> str | None:
-    """The gRPC address of the controller of the demo or lab running on this machine."""
+    """The gRPC address of the controller of the demo or lab running on this machine,
+    said on stderr (it may be another user's: a new user's reserve went to another's lab
+    without a word)."""
     manifest = Manifest.load()
-    return manifest.services.get("grpc") if live_owner(manifest) else None
+    address = manifest.services.get("grpc") if live_owner(manifest) else None
+    if address:
+        print(f"dcilab: the controller of emulation {manifest.fabric} "
+              f"({manifest.fabric_path or 'bundled'}, pid {manifest.owner_pid}) at {address}; "
+              f"--server picks another", file=sys.stderr)
+    return address
 
 
 def _run(args, body) -> int:

@@ -92,6 +92,26 @@ def test_unreachable_with_no_server_given_and_no_lab_says_what_to_start(capsys, 
                                  "--server ADDRESS"), err
 
 
+def test_a_server_taken_from_a_running_emulation_is_named(capsys, monkeypatch):
+    """A new user's commands went to another user's lab on the machine without a word."""
+    import subprocess
+
+    import dcilab.cli.client as client_cli
+    from dcilab.emulation import cleanup
+    owner = subprocess.Popen(["sleep", "30"])
+    try:
+        manifest = cleanup.Manifest(owner.pid, "two-dc", services={"grpc": "127.0.0.1:1"},
+                                    fabric_path="/tmp/x/two-dc.yaml")
+        monkeypatch.setattr(client_cli.Manifest, "load", staticmethod(lambda: manifest))
+        assert client_cli.running_server() == "127.0.0.1:1"
+    finally:
+        owner.kill()
+        owner.wait()
+    assert capsys.readouterr().err == (
+        f"dcilab: the controller of emulation two-dc (/tmp/x/two-dc.yaml, pid {owner.pid}) "
+        f"at 127.0.0.1:1; --server picks another\n")
+
+
 def test_links(at, capsys, service):
     assert dcilab("links", "--kind", "dci", *at) == 0
     lines = capsys.readouterr().out.splitlines()
