@@ -273,7 +273,9 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
         if request.site and request.site not in {s.name for s in self.service.fabric.sites}:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"site: fabric {self.service.fabric.name!r} has no site "
-                          f"{request.site[:MAX_NAME_CHARS]!r}")
+                          f"{request.site[:MAX_NAME_CHARS]!r}; its sites: "
+                          + ", ".join(s.name for s in self.service.fabric.sites[:20])
+                          + (" ..." if len(self.service.fabric.sites) > 20 else ""))
 
     def ListLinks(self, request, context):
         self._check_filter(request, context)

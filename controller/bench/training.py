@@ -31,7 +31,7 @@ import yaml
 from ..emulation.training import (SyncFlows, Transfer, limit_dci_queues, run_step,
                                   run_training)
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
-from ..resources import job_arg, jobs_dir
+from ..resources import job_arg, jobs_dir, shipped_hint
 from ..fabric.model import scaled_mbps
 from ..lab import READY_MARK, Lab
 from ..plan import JobError, NoFeasibleChoice, plan_job, read_job
@@ -184,7 +184,7 @@ def run(args) -> int:
     try:
         job = read_job(path)
     except JobError as exc:
-        print(str(exc), file=sys.stderr)
+        print(str(exc), shipped_hint(path, "job"), sep="", file=sys.stderr)
         return 2
     started = time.perf_counter()
     try:
