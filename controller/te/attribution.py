@@ -58,24 +58,55 @@ def dci_stages(graph: PathEngine, src: str, dst: str) -> list[list[Crossing]]:
     return [sorted(stage.values(), key=lambda c: (c.switch, c.port)) for stage in stages]
 
 
+def route_stages(graph: PathEngine, hops) -> list[list[Crossing]]:
+    """The stages of a route given as, per DCI hop, its (wavelength link name, sending
+    gateway) pairs (`placement.Route`'s hops)."""
+    fabric = graph.fabric
+    out = []
+    for hop in hops:
+        stage = []
+        for name, sender in hop.wavelengths:
+            link = fabric.link(name)
+            end = link.a if link.a.node == sender else link.b
+            stage.append(Crossing(sender, end.port, link))
+        out.append(stage)
+    return out
+
+
 def attribute(graph: PathEngine, flows: list[MeasuredFlow],
-              tx_bytes: dict[tuple[str, int], int]) -> list[list[Crossing]]:
+              tx_bytes: dict[tuple[str, int], int],
+              alternatives: list[list[list[list[Crossing]]]] | None = None
+              ) -> list[list[Crossing]]:
     """For each flow (in the given order), the wavelength crossing it took on each DCI hop.
 
-    `tx_bytes` maps (switch, port) to the bytes it sent during the measurement.
+    `tx_bytes` maps (switch, port) to the bytes it sent during the measurement. Each
+    flow's ways are the shortest paths (where the switches hash it), then its
+    `alternatives` (routes the controller may pin it to, as stages); the way whose
+    wavelengths best account for its bytes wins (a flow pinned elsewhere mid-run: the way
+    most of its bytes took).
     """
     remaining = dict(tx_bytes)
     chosen: list[list[Crossing]] = [[] for _ in flows]
     for i in sorted(range(len(flows)), key=lambda i: -flows[i].bytes):
         flow = flows[i]
-        for stage in dci_stages(graph, flow.src_leaf, flow.dst_leaf):
-            # Prefer a wavelength that carried at least this flow's bytes; among those, the
-            # one with least left over. Otherwise the one that carried the most.
-            def score(c: Crossing) -> tuple:
-                left = remaining.get((c.switch, c.port), 0)
-                return (left < 0.9 * flow.bytes, left if left >= 0.9 * flow.bytes else -left)
-            best = min(stage, key=score)
-            key = (best.switch, best.port)
+
+        # Prefer a wavelength that carried at least this flow's bytes; among those, the
+        # one with least left over. Otherwise the one that carried the most.
+        def score(c: Crossing) -> tuple:
+            left = remaining.get((c.switch, c.port), 0)
+            return (left < 0.9 * flow.bytes, left if left >= 0.9 * flow.bytes else -left)
+
+        ways = [dci_stages(graph, flow.src_leaf, flow.dst_leaf),
+                *(alternatives[i] if alternatives else [])]
+        picks = [[min(stage, key=score) for stage in way] for way in ways if all(way)]
+        if not picks:
+            continue
+        # The way whose least-explained hop explains the most (the first on a tie).
+        best = max(picks, key=lambda pick: min(
+            (min(remaining.get((c.switch, c.port), 0), flow.bytes) for c in pick),
+            default=0))
+        for c in best:
+            key = (c.switch, c.port)
             remaining[key] = remaining.get(key, 0) - flow.bytes
-            chosen[i].append(best)
+        chosen[i] = best
     return chosen

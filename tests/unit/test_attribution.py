@@ -115,3 +115,22 @@ def test_dci_stages_list_every_wavelength_of_each_hop(ring):
 def test_flow_within_a_site_crosses_nothing(two_dc):
     flow = MeasuredFlow("dc1-leaf1", "dc1-leaf2", 5 * MB)
     assert attribute(two_dc, [flow], {("dc1-gw1", 3): 5 * MB}) == [[]]
+
+
+def test_a_flow_pinned_to_a_longer_route_mid_run_shows_it(ring):
+    """A new user's demo table named the hashed wavelengths (the shortest way) for flows
+    the controller had pinned onto a longer route: with the routes it may pin to, the way
+    that carried most of the flow's bytes is shown."""
+    from dcilab.te.attribution import route_stages
+    from dcilab.te.placement import Candidates
+    routes = Candidates(ring.fabric, engine=ring).routes("north", "west-campus")
+    pinned = next(r for r in routes if r.hops[0].line_system == "north-east-b")
+    alternatives = [route_stages(ring, r.hops) for r in routes]
+    way = [stage[0] for stage in route_stages(ring, pinned.hops)]
+    flow = MeasuredFlow("north-leaf1", "west-campus-leaf1", 10 * MB)
+    tx = {("north-gw1", 6): 3 * MB, ("east-gw1", 8): 3 * MB, ("south-gw2", 5): 3 * MB}
+    for c in way:
+        tx[(c.switch, c.port)] = tx.get((c.switch, c.port), 0) + 7 * MB
+    assert crossings(attribute(ring, [flow], tx, [alternatives])) == crossings([way])
+    # Without the alternatives, only the hashed shortest way could be named.
+    assert crossings(attribute(ring, [flow], tx))[0][0][2].startswith("north-east-a")
