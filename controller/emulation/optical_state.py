@@ -31,6 +31,9 @@ from ..optics import Catalog, Mode, Module, OpticsError
 from ..optics.line_state import ChannelSignal, LineState, line_gsnr_db
 from ..optics.receiver import FEC_CLIFF_DB, SYNC_LOSS_DB, Reading, read
 
+# What a receiver without light is given to read (hidden: gNMI reports no OSNR then).
+NO_LIGHT_GSNR_DB = -99.0
+
 # How long a coherent transceiver is down while it changes mode. Assumption: RADWAN
 # (Singh et al., SIGCOMM 2018) measured modulation changes on commercial transponders
 # that turn the laser off and on, taking about a minute (68 s as we recall it; they cut
@@ -373,9 +376,12 @@ class OpticalState:
         direction is a fibre of its own carrying one channel per wavelength, sent by the
         transceivers at one end. The engine runs only when the line or its lit spectrum
         changed (GNPy takes tens of ms per line; `before`: the results kept), and once for
-        both directions while they match."""
+        both directions while they match. A line whose loss ends the light
+        (`LineState.loss_of_signal`) reads as a cut: the engine is not asked."""
         if ends is None:
             ends = [t for t in self.transceivers.values() if t.line_system == name]
+        if state.loss_of_signal():
+            return {t.key: NO_LIGHT_GSNR_DB for t in ends}, {}
         sent_gsnr: dict[tuple[str, str], float] = {}
         kept: dict = {}
         for gateway in sorted({t.gateway for t in ends}):
@@ -402,7 +408,8 @@ class OpticalState:
         # Every frame errored is a link down (the PCS loses its lock) though the DSP may
         # still hold sync: else a link up that passes nothing, whose BFD the emulation
         # cannot be relied on to see (the optical bench's +11 dB sits on that edge).
-        dark = not signal or not reading.in_sync or reading.loss_ratio >= 1.0
+        lost = state.loss_of_signal()
+        dark = lost or not signal or not reading.in_sync or reading.loss_ratio >= 1.0
         laser_on = t.key not in self._lasers_off
         # What its power monitor reads: the launch power, or the floor with the laser off.
         power = state.launch_power_dbm if laser_on else LASER_OFF_DBM
@@ -415,7 +422,8 @@ class OpticalState:
         stats["output_power_dbm"] = _stats([p for _, _, p in history])
         return TransceiverStatus(t, mode, self.mode_ids[(t.module.name, mode.name)],
                                  state.launch_power_dbm, reading, reconfiguring, dark, stats,
-                                 no_light=t.wavelength in self._no_light, laser_on=laser_on,
+                                 no_light=lost or t.wavelength in self._no_light,
+                                 laser_on=laser_on,
                                  signal=signal)
 
 

@@ -33,6 +33,14 @@ class ChannelSignal:
     width_ghz: float
 
 
+# What ends the light, rather than only its OSNR: an in-line EDFA makes up at most about
+# this much span loss (a practical ceiling; beyond it the signal leaves weaker by the
+# excess), and a ZR receiver loses the signal below about -20 dBm (a 400G ZR datasheet's
+# Rx power range, -20 to 0 dBm at high OSNR). A span loss past both reads as a cut.
+EDFA_MAX_GAIN_DB = 35.0
+RX_SENSITIVITY_DBM = -20.0
+
+
 def _finite(name: str, value: object) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise OpticsError(f"{name} must be a finite number, got {value!r}")
@@ -79,6 +87,17 @@ class LineState:
     @property
     def spans(self) -> int:
         return self.line.spans
+
+    def power_deficit_db(self) -> float:
+        """How far below its launch power the signal reaches the receiver: each span's
+        loss beyond what its amplifier can make up (EDFA_MAX_GAIN_DB), summed."""
+        span_loss = self.line.fiber_km / self.spans * self.line.attenuation_db_per_km
+        return sum(max(0.0, span_loss + extra - EDFA_MAX_GAIN_DB)
+                   for extra in self.span_extra_loss_db)
+
+    def loss_of_signal(self) -> bool:
+        """Whether the receivers get too little light to lock on at all (as for a cut)."""
+        return self.launch_power_dbm - self.power_deficit_db() < RX_SENSITIVITY_DBM
 
     def _index(self, what: str, number: int) -> int:
         if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= self.spans:

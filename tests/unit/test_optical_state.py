@@ -108,16 +108,16 @@ def test_bad_requests_are_named(fabric):
 
 
 def test_a_refused_degradation_changes_nothing_and_the_agent_ticks_on(fabric):
-    """An optical tester's finding: 60 dB of extra loss, which GNPy gives no GSNR for,
-    was refused yet kept (so every later tick failed, and every later degradation on any
-    line), and a NaN or infinite ramp was taken."""
+    """An optical tester's finding: a noise figure GNPy gives no GSNR for was refused
+    yet kept (so every later tick failed, and every later degradation on any line), and a
+    NaN or infinite ramp was taken."""
     clock = Clock()
     state = OpticalState(fabric, clock=clock)
     designed = state.line_state("dc1-dc2")
     state.degrade_span("dc1-dc2", 1, 6.0, ramp_s=10.0)     # one in flight: its end counts
-    with pytest.raises(OpticsError, match="extra loss \\(dB\\) in span 2 60 refused, "
-                                          "nothing changed: GNPy gives no finite GSNR"):
-        state.degrade_span("dc1-dc2", 2, 60.0, ramp_s=5.0)
+    with pytest.raises(OpticsError, match="noise figure \\(dB\\) of amplifier 2 1e\\+06 "
+                                          "refused, nothing changed: GNPy gives no finite"):
+        state.set_amplifier_nf("dc1-dc2", 2, 1e6, ramp_s=5.0)
     for ramp in (float("nan"), float("inf")):
         with pytest.raises(OpticsError, match="ramp time must be a finite number"):
             state.degrade_span("dc1-dc2", 1, 3.0, ramp_s=ramp)
@@ -127,6 +127,19 @@ def test_a_refused_degradation_changes_nothing_and_the_agent_ticks_on(fabric):
         designed.spans - 1)
     state.set_amplifier_nf("dc1-dc2", 1, 6.0)                  # later changes go in
     state.tick()
+
+
+def test_a_span_loss_past_the_amplifier_and_the_receiver_is_no_light(fabric):
+    """An optical tester's finding: +500 dB in a span still read an OSNR of -465 dB (and
+    GNPy failed past ~55 dB): an EDFA makes up at most ~35 dB, and a ZR receiver loses
+    the signal below ~-20 dBm. 80 km spans lose 17.6 dB: past 37.4 dB more, no light."""
+    state = OpticalState(fabric, clock=Clock())
+    for extra, lost in ((37.0, False), (38.0, True), (500.0, True)):
+        state.degrade_span("dc1-dc2", 2, extra)
+        statuses = [s for (w, _), s in state.statuses().items() if w.startswith("dc1-dc2.")]
+        assert {(s.dark, s.no_light) for s in statuses} == {(True, lost)}, extra
+    state.restore("dc1-dc2")
+    assert not any(s.dark or s.no_light for s in state.statuses().values())
 
 
 def test_data_plane_commands_are_issued_only_on_change(fabric):
