@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo,
                       field_validator)
 
+from ..optics.line import MIN_AMPLIFIER_NF_DB
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
@@ -86,7 +88,7 @@ class DciLinkSpec(_Strict):
     mode: str | None = None
     span_km: float = Field(default=80.0, ge=1.0, le=MAX_FIBRE_KM)
     attenuation_db_per_km: float = Field(default=0.22, gt=0, le=1.0)
-    amplifier_nf_db: float = Field(default=5.5, ge=0, le=20.0)
+    amplifier_nf_db: float = Field(default=5.5, ge=MIN_AMPLIFIER_NF_DB, le=20.0)
     # Per wavelength into every span, dBm; "auto": the best for the lit spectrum (GNPy).
     launch_power_dbm: LaunchPower = 0.0
     margin_db: float = Field(default=2.0, ge=0, le=20.0)

@@ -19,6 +19,9 @@ LATENCY_US_PER_KM = 4.9
 BAND_NAMES = ("C", "C+L")
 # ceil() of a ratio that float division leaves a hair above a whole number (2.1/0.3).
 _CEIL_TOLERANCE = 1e-9
+# An EDFA (phase-insensitive) at high gain cannot have a noise figure below 3 dB, the
+# quantum limit; a lower figure would model an amplifier no line has.
+MIN_AMPLIFIER_NF_DB = 3.0
 
 
 def _finite(name: str, value: object) -> float:
@@ -63,9 +66,14 @@ class LineSystem:
         for name in ("fiber_km", "span_km"):
             if getattr(self, name) <= 0:
                 raise OpticsError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("amplifier_nf_db", "margin_db"):
-            if getattr(self, name) < 0:
-                raise OpticsError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.margin_db < 0:
+            raise OpticsError(f"margin_db must be >= 0, got {self.margin_db}")
+        nfs = [("amplifier_nf_db", self.amplifier_nf_db)] + [
+            (f"amplifier_nf_db_each[{k}]", v) for k, v in enumerate(self.amplifier_nf_db_each)]
+        for name, nf in nfs:
+            if _finite(name, nf) < MIN_AMPLIFIER_NF_DB:
+                raise OpticsError(f"{name} must be >= {MIN_AMPLIFIER_NF_DB:g} dB (an EDFA's "
+                                  f"quantum limit), got {nf:g}")
         # The GN model of nonlinear interference needs a lossy, dispersive fibre.
         for name in ("attenuation_db_per_km", "dispersion_ps_nm_km"):
             if getattr(self, name) <= 0:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from .ber import snr_from_osnr
 from .catalog import Mode, Module, OpticsError
-from .line import AUTO, LineSystem
+from .line import AUTO, MIN_AMPLIFIER_NF_DB, LineSystem
 from .qot import line_qot
 
 
@@ -66,8 +66,9 @@ class LineState:
                 _finite(f"{name}[{i}]", value)
         if any(loss < 0 for loss in self.span_extra_loss_db):
             raise OpticsError("extra span loss must be >= 0 dB")
-        if any(nf < 0 for nf in self.amplifier_nf_db):
-            raise OpticsError("amplifier noise figure must be >= 0 dB")
+        if any(nf < MIN_AMPLIFIER_NF_DB for nf in self.amplifier_nf_db):
+            raise OpticsError(f"amplifier noise figure must be >= {MIN_AMPLIFIER_NF_DB:g} dB "
+                              f"(an EDFA's quantum limit)")
         _finite("launch_power_dbm", self.launch_power_dbm)
         self.line_system()                     # the QoT engine's own checks (power range)
 

@@ -138,6 +138,8 @@ BAD = {
                                      ["dci_links[1].attenuation_db_per_km"], ["1"]),
     "noise figure beyond any amplifier": (_set("dci_links", 1, "amplifier_nf_db", 1000),
                                           ["dci_links[1].amplifier_nf_db"], ["20"]),
+    "noise figure below an EDFA's quantum limit": (
+        _set("dci_links", 1, "amplifier_nf_db", 2), ["dci_links[1].amplifier_nf_db"], ["3"]),
     "dispersion next to nothing": (_set("dci_links", 1, "dispersion_ps_nm_km", 1e-300),
                                    ["dci_links[1].dispersion_ps_nm_km"], ["0.1"]),
     "zero wavelengths": (_set("dci_links", 1, "wavelengths", 0), ["dci_links[1].wavelengths"],

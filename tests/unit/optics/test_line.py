@@ -34,8 +34,8 @@ def test_degradations_are_one_value_per_span():
     assert line.spans == 3
     with pytest.raises(OpticsError, match=r"span_extra_loss_db needs one value per span \(3\)"):
         LineSystem(240, span_extra_loss_db=(1.0,))
-    with pytest.raises(OpticsError, match=r"amplifier_nf_db_each\[1\] must be >= 0"):
-        LineSystem(160, amplifier_nf_db_each=(5.0, -1.0))
+    with pytest.raises(OpticsError, match=r"amplifier_nf_db_each\[1\] must be >= 3 dB \(an EDFA.s quantum limit\), got 2.5"):
+        LineSystem(160, amplifier_nf_db_each=(5.0, 2.5))
     with pytest.raises(OpticsError, match="span_extra_loss_db must be a tuple"):
         LineSystem(80, span_extra_loss_db=[1.0])
 
