@@ -286,14 +286,18 @@ class FabricController:
                 self._partial_start = False
                 self._returned = self._unplaced = True
                 self._unprotected = self._unprotected or bool(self.book.unprotected())
+        active = []
         for rid, needs in list(self._waiting.items()):
             if all(seq is not None and self._acked(sw, seq) for sw, seq in needs.items()):
                 del self._waiting[rid]
                 if self.book.get(rid).state == State.PENDING:
-                    res = self.book.set_state(rid, State.ACTIVE)
-                    log.info("reservation %s active: its rules are on every switch of its path",
-                             rid)
-                    outbox.changed.append(res)
+                    active.append(self.book.set_state(rid, State.ACTIVE))
+        if active:      # one line for all (a restart brings hundreds at once)
+            ids = ", ".join(r.reservation_id for r in active[:3]) + (
+                f" and {len(active) - 3} more" if len(active) > 3 else "")
+            log.info("reservations %s active: their rules are on every switch of their path",
+                     ids)
+            outbox.changed += active
         return outbox
 
     def program_refused(self, dpid: int) -> Outbox:
