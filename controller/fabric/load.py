@@ -23,6 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..files import not_regular
+from ..optics import DEFAULT_CATALOG, OpticsError
 from .checks import check_spec
 from .errors import MAX_ISSUES, FabricError, FabricIssue
 from .model import Fabric, build_fabric, plan_line_systems
@@ -328,11 +329,28 @@ def _validated(data: dict, root: yaml.Node | None, source: str) -> FabricSpec:
                      if room else [])
             before += found
             unlisted += exc.error_count() - len(found)
+            before += _unknown_module(link, i, root, data)
     if before or after or unlisted:
         raise FabricError(source, before + after, unlisted)
     # Each part validated once: the line systems join the rest as they were validated
     # (FabricSpec has no check across its fields; check_spec does those).
     return spec.model_copy(update={"dci_links": validated}) if apart else spec
+
+
+def _unknown_module(link: object, i: int, root: yaml.Node | None, data: dict
+                    ) -> list[FabricIssue]:
+    """A link the schema refused may name an unknown module too: said with its other
+    errors, not after they are mended (a new user's). With `modules:` the catalog is the
+    planner's to judge."""
+    name = link.get("module") if isinstance(link, dict) else None
+    if not isinstance(name, str) or "modules" in data:
+        return []
+    try:
+        DEFAULT_CATALOG.module(name)
+    except OpticsError as exc:
+        loc = ("dci_links", i, "module")
+        return [FabricIssue(f"dci_links[{i}].module", str(exc), _line_of(root, loc))]
+    return []
 
 
 # A file this small is composed at once; a larger one is first counted as events, which

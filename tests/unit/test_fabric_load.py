@@ -243,6 +243,14 @@ def test_every_problem_in_the_file_is_reported_at_once_schema():
                      "dci_links[0].module"}
 
 
+def test_a_link_the_schema_refuses_says_its_unknown_module_too():
+    """A new user's: the module's error came only after the field typo was mended."""
+    text = changed(_both(_rename("dci_links", 0, "fiber_km", "fibre_km"),
+                         _set("dci_links", 0, "module", "400ZRR")))
+    assert "unknown module '400ZRR'" in issue_at(text, "dci_links[0].module").message
+    issue_at(text, "dci_links[0].fibre_km")
+
+
 def test_every_problem_in_the_file_is_reported_at_once_references():
     text = changed(_both(_set("sites", 1, "hosts_per_leaf", 200),
                          _set("dci_links", 1, "name", "l1"),
