@@ -1436,11 +1436,14 @@ class ReservationBook:
         return None
 
     def crosses_full(self, res: Reservation) -> str | None:
-        """A link of its path that holds more than it can carry now (a wavelength whose
-        mode stepped down under it), or None."""
+        """A link of its path whose primaries hold more than it can carry now (a wavelength
+        whose mode stepped down under it), or None. Shared standby room over a link's
+        capacity is not its primaries' to give way for: shedding takes it (a re-tester saw
+        pairs carried by their standby DEGRADED when a cut's port statuses were all in)."""
         self._sync()
         for d in self.held(res):
-            if self.reserved.get(d, 0.0) > self._capacity[d] + SLACK_BPS:
+            if (self.reserved.get(d, 0.0) - self._standby_max.get(d, 0.0)
+                    > self._capacity[d] + SLACK_BPS):
                 return self._link(d.link).wavelength or d.link
         return None
 

@@ -334,3 +334,39 @@ def test_a_standby_dark_too_drops_its_packets_tagged_once():
     [path] = lab.trace("north-h1", "east-h1")
     assert path.outcome is Outcome.LINK_DOWN
     assert path.packet["vlan_vid"] & 0xFFF == standby_vid(p)
+
+
+def test_a_pair_carried_by_its_standby_keeps_it_when_only_standby_room_is_over():
+    """A re-tester's trace: once a cut's port statuses were all in, pairs that had taken
+    their standby as path were re-placed and DEGRADED ("runs a slower mode"), because
+    the link they crossed held more than its capacity only by other pairs' standby room.
+    Here p1 (ab1) takes its standby over ah; ah slows to 270 reservable: p1's 100 fit,
+    p2's 250 of standby room beside it do not. ab2 has no room for p1."""
+    duct = "fiber_km: {}, module: 400ZR, wavelengths: 1, srlg: [duct]}}"
+    fabric = parse_fabric(SHARE.replace("fiber_km: 80, module: 400ZR, wavelengths: 1}",
+                                        duct.format(80))
+                          .replace("fiber_km: 90, module: 400ZR, wavelengths: 1}",
+                                   duct.format(90)))
+    lab = ControllerLab(fabric).bring_up_all()
+    ctl = lab.ctl
+    lab.send(ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0, protection=PROTECTED),
+                         "p1", 0.0))
+    ctl.engine.set_link("ab1.w1", False)                # p2 and the filler on ab2
+    lab.send(ctl.reserve(ReservationRequest("a-h2", "b-h2", 250.0, protection=PROTECTED),
+                         "p2", 0.0))
+    lab.send(ctl.reserve(ReservationRequest("a-h3", "b-h3", 60.0), "fill", 0.0))
+    ctl.engine.set_link("ab1.w1", True)
+    lab.ack_all()
+    assert [_line_systems(fabric, ctl.book.get(r).hops) for r in ("p1", "p2", "fill")] == [
+        {"ab1"}, {"ab2"}, {"ab2"}]
+    p1 = ctl.book.get("p1")
+    _cut(lab, [fabric.link("ab1.w1")], 1.0)
+    lab.send(ctl.tick(1.1))
+    lab.send(ctl.wavelength_mode(fabric.link("ah.w1").wavelength, "slow", 300.0))
+    for now in (1.2, 1.0 + FAILURE_SETTLE_S, 2.0 + FAILURE_SETTLE_S):
+        lab.send(ctl.tick(now))
+        lab.ack_all()
+        now_p1 = ctl.book.get("p1")
+        assert now_p1.state is State.ACTIVE and now_p1.hops == p1.standby, now
+    assert ctl.book.get("p2").standby == ()                     # shed once settled
+    assert overbooked(fabric, ctl.book, DEFAULT_RESERVABLE_FRACTION) == []
