@@ -63,7 +63,10 @@ class ControllerProcess:
              "--openflow", f"127.0.0.1:{port}", "--grpc", f"127.0.0.1:{self.grpc_port}",
              "--metrics", f"127.0.0.1:{self.metrics_port}",
              "--state", str(Path(self._state_dir.name) / "state.db"), *extra_args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            # Out of the terminal's process group: Ctrl-C typed at the lab's prompt (which
+            # interrupts a command there) and a hangup stopped it; the run stops it itself.
+            start_new_session=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 

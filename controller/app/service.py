@@ -135,8 +135,11 @@ class _NoObserver:
 
 class ControllerService:
     def __init__(self, core: FabricController, store=None, observer: Observer | None = None,
-                 clock: Callable[[], float] = time.time, history_s: float | None = None):
-        """`history_s`: keep ended reservations in the store this long (None: forever)."""
+                 clock: Callable[[], float] = time.time, history_s: float | None = None,
+                 drop_unfit: bool = False):
+        """`history_s`: keep ended reservations in the store this long (None: forever).
+        A stored live reservation that no longer fits the fabric (edited since) stops the
+        start, or with `drop_unfit` is ended RELEASED, saying why (--state-discard)."""
         self.core = core
         self.history_s = history_s
         self._pruned_at = -1e18
@@ -166,11 +169,13 @@ class ControllerService:
                 # may have changed since (it refused a start, though over).
                 (lapsed if res.expires_at is not None and res.expires_at <= now
                  else live).append(res)
-            problems = []
+            problems, unfit = [], []
             for res in live:                 # oldest first, each beside those before it
                 problem = core.book.restore_problem(res)
                 if problem:
                     problems.append(problem)
+                    unfit.append(res.with_state(State.RELEASED,
+                                                f"dropped at start: {problem}"[:500]))
                 else:
                     core.restore(res)
                     if lacks_standby(res):
@@ -178,11 +183,16 @@ class ControllerService:
                         # restored, not refused, but not silently either.
                         log.warning("reservation %s is PROTECTED but was saved without a "
                                     "standby path: it runs unprotected", res.reservation_id)
-            if problems:
+            if problems and drop_unfit:
+                store.save_many(unfit)
+                log.warning("dropped %d reservations that no longer fit fabric %r, as asked "
+                            "(kept as RELEASED, with why): %s", len(unfit), core.fabric.name,
+                            "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
+            elif problems:
                 raise StoreError(
                     f"state file {getattr(store, 'path', '')}: {len(problems)} reservation(s) "
                     f"do not fit fabric {core.fabric.name!r}; refusing to start rather than "
-                    f"drop them silently (--state-discard drops the file's reservations): "
+                    f"drop them silently (--state-discard drops those that do not fit): "
                     + "; ".join(problems[:5])
                     + (" ..." if len(problems) > 5 else ""))
             getattr(store, "confirm_fabric", lambda: None)()

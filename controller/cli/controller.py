@@ -114,9 +114,9 @@ def register(sub) -> None:
                             "reservations for this one (each is checked against it; start "
                             "is refused if one does not fit)")
     other.add_argument("--state-discard", action="store_true",
-                       help="drop the --state file's reservations and start afresh (one "
-                            "written for another fabric, or whose reservations no longer fit "
-                            "this fabric file)")
+                       help="the --state file was written for another fabric: drop its "
+                            "reservations and start afresh; of this fabric: end those that no "
+                            "longer fit it (an edited fabric file), RELEASED with why")
     p.add_argument("--history-days", type=float, default=30.0, metavar="D",
                    help="keep ended reservations (for `dcilab reservations --all`) this many "
                         "days (default 30; 0: none)")
@@ -356,7 +356,8 @@ def run(args) -> int:
                             protection=not args.no_protection)
     try:
         service = ControllerService(core, store=store, observer=metrics,
-                                    history_s=args.history_days * 86400)
+                                    history_s=args.history_days * 86400,
+                                    drop_unfit=other == DISCARD)
     except StoreError as exc:
         store.close()
         print(f"dcilab controller: {exc}", file=sys.stderr)
@@ -364,10 +365,9 @@ def run(args) -> int:
     if store.previous_fabric and other == MIGRATE:     # said once its records fit
         log.warning("state file %s: kept the reservations of fabric %r for fabric %r",
                     state_path, store.previous_fabric, fabric.name)
-    elif other == DISCARD:
-        log.warning("state file %s: dropped its %d reservation records%s", state_path,
-                    store.discarded, f" (of fabric {store.previous_fabric!r})"
-                    if store.previous_fabric else "")
+    elif store.discarded:
+        log.warning("state file %s: dropped its %d reservation records of fabric %r",
+                    state_path, store.discarded, store.previous_fabric)
     log.info("fabric %s: %d switches, %d hosts, %d wavelengths; policy %s; reservations in %s",
              fabric.name, len(fabric.switches), len(fabric.hosts),
              sum(1 for _ in fabric.wavelengths()), args.policy, state_path)

@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import os
 import shutil
+import subprocess
 import tempfile
 import sys
 import time
@@ -114,7 +115,12 @@ def add_bfd_argument(parser) -> None:
 
 
 def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+    """A progress line; lost, not fatal, once the terminal is gone (a hangup: the write
+    failed with EIO, and the emulation's stop was cut short by it)."""
+    try:
+        print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+    except OSError:
+        pass
 
 
 def demo_pairs(fabric: Fabric) -> list[tuple[str, str]]:
@@ -154,8 +160,10 @@ def run(args) -> int:
                 code = _exercise(lab, fabric, args.duration, args.max_stretch)
                 if args.hold > 0:
                     say(f"holding for {args.hold:g} s (Ctrl-C to stop now)")
-                    try:
-                        time.sleep(args.hold)
+                    try:       # over early if the controller dies: nothing to hold then
+                        lab.controller.proc.wait(timeout=args.hold)
+                    except subprocess.TimeoutExpired:
+                        pass
                     except Terminated:
                         raise
                     except KeyboardInterrupt:

@@ -392,9 +392,9 @@ class ReservationStore:
         """Open (or create) the state file at `path` for `fabric`. With `lock`, hold it
         exclusively until close (a second holder gets StoreError naming our PID). A file
         written for another fabric is refused, or (other_fabric=MIGRATE) adopted with its
-        records; with DISCARD any file's records are dropped (also one of our fabric whose
-        records no longer fit it). Either way it is checked to be ours first, and its
-        records to be servable."""
+        records, or (DISCARD) emptied (of our fabric, the service ends those that no
+        longer fit it, see ControllerService). Either way it is checked to be ours first,
+        and its records to be servable."""
         self.path = Path(path)
         self.fabric = fabric
         self._lock = threading.Lock()
@@ -406,7 +406,7 @@ class ReservationStore:
         self._found = {suffix for suffix in ("-wal", "-shm", "-journal")
                        if os.path.lexists(f"{path}{suffix}")}
         self.previous_fabric: str | None = None
-        self.discarded = 0                # records dropped as asked (--state-discard)
+        self.discarded = 0                # another fabric's records dropped (DISCARD)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -706,11 +706,10 @@ class ReservationStore:
             self.previous_fabric = recorded
             if other_fabric == MIGRATE:
                 return
-        elif (self.fabric and recorded == self.fabric and other_fabric != DISCARD
-              and self._has_records()):
+        elif self.fabric and recorded == self.fabric and self._has_records():
             return          # ours: recorded once its records fit the fabric (confirm_fabric)
         with self._transaction():
-            if other_fabric == DISCARD:     # also of our fabric, edited since: asked for
+            if self.previous_fabric:
                 self.discarded = self._db.execute("DELETE FROM reservations").rowcount
             self._record_owner()
 

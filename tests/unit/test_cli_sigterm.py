@@ -59,3 +59,20 @@ def test_a_hangup_ignored_by_nohup_stays_ignored():
     finally:
         proc.kill()
     assert proc.returncode == 143 and out == "cleaned up\n"
+
+
+def test_a_sigterm_inside_an_import_ends_as_terminated(monkeypatch, capsys):
+    """SIGTERM while a C extension initialises (scipy's HiGHS, under GNPy) reaches the
+    command as the ImportError it caused: a traceback, exit 1 (a lifecycle tester's)."""
+    import dcilab.cli.check as check
+    from dcilab.cli import main
+    from dcilab.cli.stopping import Terminated
+
+    def run(args):
+        try:
+            raise Terminated
+        except Terminated as exc:
+            raise ImportError("initialization failed") from exc
+    monkeypatch.setattr(check, "run", run)
+    assert main(["check", "two-dc"]) == 143
+    assert capsys.readouterr().err.strip() == "terminated"

@@ -20,7 +20,7 @@ from dcilab.app.service import ControllerService
 from dcilab.core import FabricController
 from dcilab.fabric import load_fabric, parse_fabric
 from dcilab.store.sqlite import DISCARD, MIGRATE, ReservationStore, StoreError
-from dcilab.te.reservations import AdmissionError, ReservationRequest, ReservedHop
+from dcilab.te.reservations import AdmissionError, ReservationRequest, ReservedHop, State
 
 
 def _controller(*args, timeout=60):
@@ -84,17 +84,23 @@ def test_another_fabrics_file_is_refused_unless_migrated_or_discarded(fabric_fil
     assert store.load_all() == [] and store.recorded_fabric == "race"
     store.close()
     # Of our fabric, edited since so that a record no longer fits: refused, naming the
-    # way out, which works (a lifecycle tester found it silently ignored).
+    # way out, which works (a lifecycle tester found it silently ignored), and ends only
+    # what does not fit (a later tester: it emptied a file that fitted, at every start).
     again = ControllerService.standalone(race, state)
-    again.reserve(ReservationRequest("dc1-h1", "dc2-h1", 300))
+    big = again.reserve(ReservationRequest("dc1-h1", "dc2-h1", 300))
+    small = again.reserve(ReservationRequest("dc1-h2", "dc2-h2", 10))
     again.close()
     store = ReservationStore(state, fabric="race")
     with pytest.raises(StoreError, match="do not fit.*--state-discard"):
         ControllerService(FabricController(race, 0.5), store=store)
     store.close()
     store = ReservationStore(state, fabric="race", other_fabric=DISCARD)
-    assert store.discarded == 1 and store.load_all() == []
-    ControllerService(FabricController(race, 0.5), store=store).close()
+    assert store.discarded == 0
+    kept = ControllerService(FabricController(race, 0.5), store=store, drop_unfit=True)
+    assert kept.get(small.reservation_id).state.live
+    dropped = kept.get(big.reservation_id)
+    assert dropped.state is State.RELEASED and dropped.reason.startswith("dropped at start:")
+    kept.close()
 
 
 def _write(directory, text, name="fabric.yaml"):
