@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
 from dataclasses import asdict
 
 from ..emulation.faults import FaultError, Faults
+from ..emulation.optical_state import MAX_RAMP_S
 from ..emulation.fibre import FibreError
 from .argtypes import checked
 from .stopping import Terminated
@@ -108,9 +108,9 @@ def register(sub) -> None:
                    help="that amplifier's noise figure, dB (with --amp)")
     o.add_argument("--launch-power-dbm", type=float, metavar="DBM",
                    help="the launch power per channel, dBm")
-    o.add_argument("--ramp-s", type=checked(float, lambda v: 0 <= v < math.inf,
+    o.add_argument("--ramp-s", type=checked(float, lambda v: 0 <= v <= MAX_RAMP_S,
                                             "a number of seconds",
-                                            "must be 0 or more, and finite"),
+                                            f"must be from 0 to {MAX_RAMP_S:g} (a day)"),
                    default=0.0, metavar="S",
                    help="reach the figures linearly over S seconds (default 0: at once)")
     o = ops.add_parser("restore", help="undo the faults on TARGET, or all of them")

@@ -264,7 +264,10 @@ class Adapter:
             # the change (a sudden loss as it stepped up): down from here, still drained,
             # as from service; waiting would keep it dark until the change timed out.
             self._state[obs.wavelength] = _Wavelength()
-            return self._in_service(now, obs, self._state[obs.wavelength])
+            lower = self._in_service(now, obs, self._state[obs.wavelength])
+            # With nothing more robust to go to, it is back in use as it is (it stayed
+            # drained for good, though up and lit: an optical re-tester's).
+            return lower or self._resume(obs.wavelength, obs.mode, obs.module)
         if not done and now - state.since < self.policy.change_timeout_s:
             return None
         self._state[obs.wavelength] = _Wavelength()    # a fresh hold before any up move

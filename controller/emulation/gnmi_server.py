@@ -148,12 +148,15 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
 
     def Set(self, request, context):
         results = []
+        done: list[tuple] = []              # log lines, said once the whole Set is taken
         try:
             with self.state.transaction():            # all of it, or nothing
                 for path in request.delete:
                     results.append(self._delete(request.prefix, path))
                 for update in list(request.replace) + list(request.update):
-                    results.append(self._update(request.prefix, update))
+                    results.append(self._update(request.prefix, update, done))
+            for line in done:
+                log.info(*line)
         except GnmiError as exc:
             self._abort(context, exc)
         except OpticsError as exc:
@@ -161,7 +164,8 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
         return gnmi_pb2.SetResponse(prefix=request.prefix, response=results,
                                     timestamp=time.time_ns())
 
-    def _update(self, prefix: gnmi_pb2.Path, update: gnmi_pb2.Update) -> gnmi_pb2.UpdateResult:
+    def _update(self, prefix: gnmi_pb2.Path, update: gnmi_pb2.Update,
+                done: list[tuple]) -> gnmi_pb2.UpdateResult:
         elems = to_elems(prefix) + to_elems(update.path)
         value = decode(update.val)
         names = [name for name, _ in elems]
@@ -182,17 +186,17 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
             mode = _whole_number(value, where)
             wavelength = keys[1].get("name", "")
             changed = self.state.set_mode(wavelength, mode, gateway=target or None)
-            log.info("gNMI Set %s = %d on %s (changed on %s)", where, mode,
-                     target or "both ends", ", ".join(changed) or "none")
+            done.append(("gNMI Set %s = %d on %s (changed on %s)", where, mode,
+                         target or "both ends", ", ".join(changed) or "none"))
         elif names[:2] == ["line-systems", "line-system"]:
-            self._line_system_update(elems, value, where)
+            self._line_system_update(elems, value, where, done)
         else:
             raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
                             f"{where} is not writable; writable: components/component[name=W]/"
                             f"optical-channel/config/operational-mode and line-systems/...")
         return gnmi_pb2.UpdateResult(path=update.path, op=gnmi_pb2.UpdateResult.UPDATE)
 
-    def _line_system_update(self, elems, value, where: str) -> None:
+    def _line_system_update(self, elems, value, where: str, done: list[tuple]) -> None:
         names = [name for name, _ in elems]
         keys = [dict(k) for _, k in elems]
         ramp_s = 0.0
@@ -215,7 +219,7 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
                                         ramp_s)
         else:
             raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT, f"{where} is not a line-system knob")
-        log.info("gNMI Set %s = %s over %s s", where, value, ramp_s)
+        done.append(("gNMI Set %s = %s over %s s", where, value, ramp_s))
 
     def _delete(self, prefix: gnmi_pb2.Path, path: gnmi_pb2.Path) -> gnmi_pb2.UpdateResult:
         elems = to_elems(prefix) + to_elems(path)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import math
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +31,10 @@ from ..optics import Catalog, Mode, Module, OpticsError
 from ..optics.line_state import ChannelSignal, LineState, line_gsnr_db
 from ..optics.receiver import FEC_CLIFF_DB, SYNC_LOSS_DB, Reading, read
 
+log = logging.getLogger("dcilab.emulation")
+
+# The longest a degradation may take to arrive (1e308 s was taken: one that never ends).
+MAX_RAMP_S = 86400.0
 # What a receiver without light is given to read (hidden: gNMI reports no OSNR then).
 NO_LIGHT_GSNR_DB = -99.0
 
@@ -183,6 +187,7 @@ class OpticalState:
         self._status: dict[tuple[str, str], TransceiverStatus] = {}
         # line system -> {(its state, the signals one end sends): their GSNRs}
         self._gsnr_cache: dict[str, dict[tuple, list[float]]] = {}
+        self._unreadable: dict[str, LineState] = {}   # the state last said to have no GSNR
         # From injected faults (set_faults): wavelengths without light, lasers turned off
         self._no_light: frozenset[str] = frozenset()
         self._lasers_off: frozenset[tuple[str, str]] = frozenset()
@@ -279,11 +284,13 @@ class OpticalState:
         wavelength and said INVALID_ARGUMENT)."""
         with self.lock:
             saved = (dict(self._lines), {n: dict(r) for n, r in self._ramps.items()},
-                     dict(self._modes), dict(self._busy_until))
+                     dict(self._modes), dict(self._busy_until),
+                     {k: collections.deque(h) for k, h in self._history.items()})
             try:
                 yield self
             except BaseException:
-                self._lines, self._ramps, self._modes, self._busy_until = saved
+                (self._lines, self._ramps, self._modes, self._busy_until,
+                 self._history) = saved
                 self._recompute(self.clock())
                 raise
 
@@ -305,9 +312,9 @@ class OpticalState:
 
     def _set_knob(self, line_system: str, knob: Knob, value: float, ramp_s: float) -> None:
         if (not isinstance(ramp_s, (int, float)) or isinstance(ramp_s, bool)
-                or not math.isfinite(ramp_s) or ramp_s < 0):
-            raise OpticsError(f"ramp time must be a finite number of seconds >= 0, "
-                              f"got {ramp_s!r}")
+                or not 0 <= ramp_s <= MAX_RAMP_S):
+            raise OpticsError(f"ramp time must be a number of seconds from 0 to "
+                              f"{MAX_RAMP_S:g} (a day), got {ramp_s!r}")
         with self.lock:
             name = self._line_name(line_system)
             state = self._lines[name]
@@ -361,11 +368,25 @@ class OpticalState:
             by_line[t.line_system].append(t)
         for name, ends in by_line.items():
             state = self._lines[name]
-            sent_gsnr, self._gsnr_cache[name] = self._line_gsnrs(
-                name, state, self._gsnr_cache.get(name, {}), ends)
+            try:
+                sent_gsnr, self._gsnr_cache[name] = self._line_gsnrs(
+                    name, state, self._gsnr_cache.get(name, {}), ends)
+                unreadable = False
+            except OpticsError as exc:
+                # A state on a ramp's way that GNPy has no GSNR for (a huge noise figure
+                # while the loss ramps into loss of signal): nothing the receivers can
+                # read, rather than a tick that fails, and readings frozen, until it passes.
+                if self._unreadable.get(name) != state:
+                    log.warning("line system %s: no finite GSNR on its way (%s): its "
+                                "receivers read no light meanwhile", name, exc)
+                self._unreadable[name] = state
+                sent_gsnr = {t.key: NO_LIGHT_GSNR_DB for t in ends}
+                self._gsnr_cache[name] = {}
+                unreadable = True
             for t in ends:
                 far = self._far[t.key]
-                self._status[t.key] = self._status_of(t, state, sent_gsnr[far.key], now)
+                self._status[t.key] = self._status_of(t, state, sent_gsnr[far.key], now,
+                                                      unreadable)
         self.version += 1
 
     def _line_gsnrs(self, name: str, state: LineState, before: dict,
@@ -399,7 +420,7 @@ class OpticalState:
         return sent_gsnr, kept
 
     def _status_of(self, t: Transceiver, state: LineState, gsnr: float,
-                   now: float) -> TransceiverStatus:
+                   now: float, unreadable: bool = False) -> TransceiverStatus:
         mode = self._modes[t.key]
         far = self._far[t.key]
         reading = read(mode, gsnr, **self._read_options)
@@ -408,7 +429,7 @@ class OpticalState:
         # Every frame errored is a link down (the PCS loses its lock) though the DSP may
         # still hold sync: else a link up that passes nothing, whose BFD the emulation
         # cannot be relied on to see (the optical bench's +11 dB sits on that edge).
-        lost = state.loss_of_signal()
+        lost = unreadable or state.loss_of_signal()
         dark = lost or not signal or not reading.in_sync or reading.loss_ratio >= 1.0
         laser_on = t.key not in self._lasers_off
         # What its power monitor reads: the launch power, or the floor with the laser off.

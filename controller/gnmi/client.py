@@ -91,6 +91,8 @@ class TransceiverClient:
         self.on_update = on_update
         self.lock = threading.Lock()
         self._readings: dict[tuple[str, str], TransceiverReading] = {}
+        # (wavelength, gateway) -> the fields the notification being read has set
+        self._sampled: dict[tuple[str, str], set[str]] = {}
         self._gateways: dict[str, _Gateway] = {}
         self._modes: dict[int, tuple[str, str]] = {}      # id -> (module, mode)
         self._baud: dict[int, float] = {}                 # id -> GBd
@@ -246,10 +248,12 @@ class TransceiverClient:
         changed: set[tuple[str, str]] = set()
         with self.lock:
             gw = self._gateways.setdefault(gateway, _Gateway())
+            self._sampled = {}
             for update in notification.update:
                 key = self._apply(gw, gateway, update, notification.timestamp)
                 if key:
                     changed.add(key)
+            self._clear_unmeasured()
             for key in changed:
                 self._count_mode_change(key[0])
             latest = [self._readings[key] for key in changed]
@@ -293,9 +297,23 @@ class TransceiverClient:
             return self._set(gateway, wavelength, name, value, timestamp)
         return None
 
+    def _clear_unmeasured(self) -> None:
+        """A sample sends only what is measured: a channel sampled without its OSNR (or
+        its OTN counters) measures none now. Kept, the last reading stood through a loss
+        of signal that came while the link was already down (an optical re-tester's)."""
+        for key, names in self._sampled.items():
+            gone = {}
+            if "mode_id" in names and "osnr_db" not in names:
+                gone["osnr_db"] = None
+            if "link_up" in names and "prefec_ber" not in names:
+                gone.update(prefec_ber=None, q_db=None, esnr_db=None)
+            if gone and key in self._readings:
+                self._readings[key] = replace(self._readings[key], **gone)
+
     def _set(self, gateway: str, wavelength: str, name: str, value: object,
              timestamp: int) -> tuple[str, str]:
         key = (wavelength, gateway)
+        self._sampled.setdefault(key, set()).add(name)
         reading = self._readings.get(key) or TransceiverReading(wavelength, gateway)
         changes = {name: value}
         if name == "link_up" and value is False and reading.link_up is not False:

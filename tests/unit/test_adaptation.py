@@ -373,6 +373,18 @@ def test_a_change_that_lands_dark_steps_down_at_once_not_at_the_timeout():
     assert isinstance(down, Drain) and (down.from_mode, down.to_mode) == ("400G", "200G")
 
 
+def test_a_change_that_lands_dark_in_the_most_robust_mode_is_put_back_in_use():
+    """An optical re-tester's: stepped down to 100G and dark there, with nothing more
+    robust to go to, the wavelength stayed drained for good, though up and lit later."""
+    a = adapter()
+    [down] = a.observe(0.0, [obs(13.0, mode="200G")])
+    assert down.to_mode == "100G"
+    assert a.observe(1.5, [obs(13.0, mode=None)]) == [SetMode(W, "100G")]
+    [back] = a.observe(2.0, [obs(11.0, mode="100G", up=False)])          # landed dark
+    assert back == Resume(W, "100G", 100)
+    assert a.phase(W) is Phase.IN_SERVICE
+
+
 def test_a_postponed_step_up_goes_once_there_is_room_without_a_new_hold():
     a = adapter(hold_s=30.0)
     assert a.observe(0.0, [obs(23.0, mode="300G")]) == []

@@ -146,6 +146,25 @@ def test_a_set_is_all_or_nothing_and_a_refused_ramp_changes_nothing(agent):
         assert agent.state.line_state("dc1-dc2").span_extra_loss_db[0] == 2.0
 
 
+def test_a_loss_of_signal_while_the_link_is_down_clears_the_readings(agent):
+    """An optical re-tester's: dark at +37 dB (its OSNR still read), then no light at
+    +45 dB: the client kept the last OSNR, so the metrics showed it through the loss."""
+    client = TransceiverClient(agent.gnmi_address).start()
+    key = ("dc1-dc2.w1", "dc1-gw1")
+
+    def reading():
+        return client.readings().get(key)
+    try:
+        agent.state.degrade_span("dc1-dc2", 2, 37.0)
+        assert wait_until(lambda: reading() is not None and reading().link_up is False
+                          and reading().osnr_db is not None, 10)
+        agent.state.degrade_span("dc1-dc2", 2, 45.0)
+        assert wait_until(lambda: reading().osnr_db is None, 10)
+        assert reading().link_up is False
+    finally:
+        client.stop()
+
+
 def test_line_system_knobs_ramp_and_restore_over_gnmi(agent):
     channel, gnmi = stub(agent)
     span = "/line-systems/line-system[name=dc1-dc2]/spans/span[index=2]/config/extra-loss"

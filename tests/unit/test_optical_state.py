@@ -118,8 +118,8 @@ def test_a_refused_degradation_changes_nothing_and_the_agent_ticks_on(fabric):
     with pytest.raises(OpticsError, match="noise figure \\(dB\\) of amplifier 2 1e\\+06 "
                                           "refused, nothing changed: GNPy gives no finite"):
         state.set_amplifier_nf("dc1-dc2", 2, 1e6, ramp_s=5.0)
-    for ramp in (float("nan"), float("inf")):
-        with pytest.raises(OpticsError, match="ramp time must be a finite number"):
+    for ramp in (float("nan"), float("inf"), 1e308):
+        with pytest.raises(OpticsError, match="ramp time must be a number of seconds from 0 to 86400"):
             state.degrade_span("dc1-dc2", 1, 3.0, ramp_s=ramp)
     clock.now += 20
     state.tick()
@@ -140,6 +140,23 @@ def test_a_span_loss_past_the_amplifier_and_the_receiver_is_no_light(fabric):
         assert {(s.dark, s.no_light) for s in statuses} == {(True, lost)}, extra
     state.restore("dc1-dc2")
     assert not any(s.dark or s.no_light for s in state.statuses().values())
+
+
+def test_a_ramp_through_states_gnpy_has_no_gsnr_for_reads_no_light_and_ticks_on(fabric):
+    """An optical re-tester's: a ramp into loss of signal with a huge noise figure was
+    accepted (its end is no light, which GNPy is not asked about), and on its way every
+    tick failed: readings froze as healthy until the loss passed the cliff."""
+    clock = Clock()
+    state = OpticalState(fabric, clock=clock)
+    state.degrade_span("dc1-dc2", 1, 100.0, ramp_s=40.0)
+    state.set_amplifier_nf("dc1-dc2", 1, 1e6, ramp_s=40.0)
+    for _ in range(5):
+        clock.now += 2.0
+        state.tick()                                  # no OpticsError
+        assert all(s.no_light and s.dark for (w, _), s in state.statuses().items()
+                   if w.startswith("dc1-dc2."))
+    state.restore("dc1-dc2")
+    assert not any(s.dark for s in state.statuses().values())
 
 
 def test_data_plane_commands_are_issued_only_on_change(fabric):
