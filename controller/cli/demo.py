@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from ..emulation import bfd
@@ -232,6 +233,14 @@ def _print_table(fabric, pairs, results, before, after,
     alternatives = [[route_stages(graph, route.hops) for route in candidates.routes(
         fabric.hosts[s].site, fabric.hosts[d].site)] for s, d in pairs]
     crossings = attribute(graph, flows, tx, alternatives)
+    # Where several measured flows left one gateway over one line system, its counters
+    # cannot tell which took which wavelength (a re-tester's table swapped two): marked.
+    crossers = Counter((c.switch, c.link.line_system) for hops in crossings
+                       for c in dict.fromkeys(hops))
+
+    def named(c) -> str:
+        return c.link.wavelength + ("?" if crossers[(c.switch, c.link.line_system)] > 1
+                                    else "")
     rows = [("site pair", "hosts", "path through gateways", "wavelength", "Mb/s", "% of λ")]
     for (src, dst), result, hops in zip(pairs, results, crossings):
         gateways: list[str] = []
@@ -243,7 +252,7 @@ def _print_table(fabric, pairs, results, before, after,
         mbps = result.bits_per_second / 1e6
         pct = 100 * mbps / scaled_mbps(fabric, slowest) if slowest else 0.0
         rows.append((f"{fabric.hosts[src].site} -> {fabric.hosts[dst].site}", f"{src} > {dst}",
-                     " > ".join(gateways), ", ".join(c.link.wavelength for c in hops),
+                     " > ".join(gateways), ", ".join(named(c) for c in hops),
                      f"{mbps:.1f}", f"{pct:.1f}%"))
     print()
     print_table(rows, right=(4, 5))
@@ -255,12 +264,15 @@ def _print_table(fabric, pairs, results, before, after,
             sharing.setdefault(c.link.wavelength, []).append(f"{src} > {dst}")
     for wavelength, flows in sharing.items():
         if len(flows) > 1:
-            print(f"{wavelength} is shared by {' and '.join(flows)}: each measures its share "
-                  f"of it")
+            print(f"{wavelength} carried {' and '.join(flows)}, by its byte counters: each "
+                  f"measures its share of it")
     if any(len(hops) > 0 for hops in crossings):
         print("(wavelengths read from the gateways' byte counters: a flow the controller "
-              "pinned elsewhere mid-run shows the way most of its bytes took; --verbose "
-              "logs each pin)")
+              "pinned elsewhere mid-run shows the way most of its bytes took"
+              + ("; ?: several measured flows crossed that line system from that gateway, "
+                 "and its counters cannot tell which took which wavelength"
+                 if any(n > 1 for n in crossers.values()) else "")
+              + "; --verbose logs each pin)")
     print()
 
 
