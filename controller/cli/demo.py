@@ -261,11 +261,11 @@ def _print_table(fabric, pairs, results, before, after,
     sharing: dict[str, list[str]] = {}
     for (src, dst), hops in zip(pairs, crossings):
         for c in hops:
-            sharing.setdefault(c.link.wavelength, []).append(f"{src} > {dst}")
+            sharing.setdefault(named(c), []).append(f"{src} > {dst}")
     for wavelength, flows in sharing.items():
-        if len(flows) > 1:
-            print(f"{wavelength} carried {' and '.join(flows)}, by its byte counters: each "
-                  f"measures its share of it")
+        if len(flows) > 1 and not wavelength.endswith("?"):     # else only a guess
+            print(f"{wavelength} is shared by {' and '.join(flows)}: each measures its share "
+                  f"of it")
     if any(len(hops) > 0 for hops in crossings):
         print("(wavelengths read from the gateways' byte counters: a flow the controller "
               "pinned elsewhere mid-run shows the way most of its bytes took"
