@@ -256,23 +256,11 @@ def _print_table(fabric, pairs, results, before, after,
                      f"{mbps:.1f}", f"{pct:.1f}%"))
     print()
     print_table(rows, right=(4, 5))
-    # Flows sharing a wavelength each measure their share of it: said, so a low figure
-    # beside a 95 % one reads as the fabric's bottleneck, not a fault.
-    sharing: dict[str, list[str]] = {}
-    for (src, dst), hops in zip(pairs, crossings):
-        for c in hops:
-            sharing.setdefault(named(c), []).append(f"{src} > {dst}")
-    for wavelength, flows in sharing.items():
-        if len(flows) > 1 and not wavelength.endswith("?"):     # else only a guess
-            print(f"{wavelength} is shared by {' and '.join(flows)}: each measures its share "
-                  f"of it")
-    if any(len(hops) > 0 for hops in crossings):
-        print("(wavelengths read from the gateways' byte counters: a flow the controller "
-              "pinned elsewhere mid-run shows the way most of its bytes took"
-              + ("; ?: several measured flows crossed that line system from that gateway, "
-                 "and its counters cannot tell which took which wavelength"
-                 if any(n > 1 for n in crossers.values()) else "")
-              + "; --verbose logs each pin)")
+    if any(n > 1 for n in crossers.values()):
+        print("?: several measured flows crossed that line system from that gateway, and its "
+              "byte counters cannot tell which took which wavelength (flows on one wavelength "
+              "each measure their share of it); --verbose logs where the controller pinned "
+              "each")
     print()
 
 
