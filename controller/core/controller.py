@@ -892,6 +892,9 @@ class FabricController:
         # the next tick, and saved then.
         self.book.put_back(previous)
         self._unplaced = True
+        # Placed and taken back: it waits again, for the next release too (the flag had
+        # been cleared by the placing, and a release then skipped it: a reviewer's).
+        self._degraded = self._degraded or previous.state == State.DEGRADED
         if previous.state == State.PENDING:
             # Its rules were sent (or go out on connect): active again at the next barrier
             # each programmed switch acknowledges.

@@ -298,17 +298,14 @@ class TransceiverClient:
         return None
 
     def _clear_unmeasured(self) -> None:
-        """A sample sends only what is measured: a channel sampled without its OSNR (or
-        its OTN counters) measures none now. Kept, the last reading stood through a loss
-        of signal that came while the link was already down (an optical re-tester's)."""
+        """A sample sends only what is measured: an optical channel sampled without its
+        OSNR measures none now. Kept, the last reading stood through a loss of signal that
+        came while the link was already down (an optical re-tester's). Only the OSNR: it
+        shares its subtree with the operational mode, which every sample carries, while a
+        target may send the OTN counters in a notification of their own."""
         for key, names in self._sampled.items():
-            gone = {}
-            if "mode_id" in names and "osnr_db" not in names:
-                gone["osnr_db"] = None
-            if "link_up" in names and "prefec_ber" not in names:
-                gone.update(prefec_ber=None, q_db=None, esnr_db=None)
-            if gone and key in self._readings:
-                self._readings[key] = replace(self._readings[key], **gone)
+            if "mode_id" in names and "osnr_db" not in names and key in self._readings:
+                self._readings[key] = replace(self._readings[key], osnr_db=None)
 
     def _set(self, gateway: str, wavelength: str, name: str, value: object,
              timestamp: int) -> tuple[str, str]:

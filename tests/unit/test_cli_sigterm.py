@@ -76,3 +76,19 @@ def test_a_sigterm_inside_an_import_ends_as_terminated(monkeypatch, capsys):
     monkeypatch.setattr(check, "run", run)
     assert main(["check", "two-dc"]) == 143
     assert capsys.readouterr().err.strip() == "terminated"
+
+
+def test_an_error_in_cleanup_after_ctrl_c_is_still_seen(monkeypatch):
+    """A reviewer's: any error whose context held the Ctrl-C was reported as a quiet
+    'interrupted', a cleanup that failed among them."""
+    import dcilab.cli.check as check
+    from dcilab.cli import main
+
+    def run(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("could not delete bridge tq0: device busy")
+    monkeypatch.setattr(check, "run", run)
+    with pytest.raises(RuntimeError, match="device busy"):
+        main(["check", "two-dc"])

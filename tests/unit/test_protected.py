@@ -291,6 +291,33 @@ def test_room_a_release_gives_goes_to_the_degraded_pair_before_any_new_request(f
     assert line_systems(fabric, book.get("b").hops) == ["fra-par", "par-ams"]
 
 
+def test_a_release_whose_save_failed_leaves_the_degraded_pair_waiting_for_the_next(fabric):
+    """A reviewer's: the failed release was taken back whole, but the controller forgot
+    that a DEGRADED reservation waited, and the next release did not place it."""
+    from test_service import FailingStore
+
+    from dcilab.core.errors import StoreError
+    lab = ControllerLab(fabric)
+    lab.bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest(SRC, DST, 300.0), "a", 0.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("fra-h2", "ams-h2", 300.0), "b", 0.0))
+    lab.ack_all()
+    for link in wavelengths_of(fabric, "fra-ams"):
+        for end in (link.a, link.b):
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 0.0))
+    lab.send(lab.ctl.tick(0.1))
+    book = lab.ctl.book
+    store = FailingStore()
+    service = ControllerService(lab.ctl, store=store, clock=lambda: 1.0)
+    store.full = True
+    with pytest.raises(StoreError):
+        service.release("a")
+    assert [book.get(r).state for r in "ab"] == [State.ACTIVE, State.DEGRADED]
+    store.full = False
+    service.release("a")                                 # no tick in between
+    assert book.get("b").state is not State.DEGRADED
+
+
 def test_none_is_restored_after_restorable(fabric):
     """Two pairs on fra-ams, each 360 Gb/s (a whole wavelength); the line system is cut and
     paris has room for one: the RESTORABLE one gets it, though the NONE one is older and
