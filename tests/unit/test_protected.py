@@ -243,18 +243,24 @@ def test_release_of_a_protected_reservation_leaves_no_trace(fabric):
     assert lab.states() == fresh.states()
 
 
-def test_a_degraded_pair_is_restored_when_a_release_gives_room(fabric):
-    """An outside tester's case: a DEGRADED reservation stayed DEGRADED, with room free,
-    until some unrelated link event (only faults made the controller look again)."""
+def _b_degraded(fabric) -> ControllerLab:
+    """a and b, 300 Gb/s each on fra-ams, which is cut: paris has room for a only."""
     lab = ControllerLab(fabric)
     lab.bring_up_all()
     lab.send(lab.ctl.reserve(ReservationRequest(SRC, DST, 300.0), "a", 0.0))
     lab.send(lab.ctl.reserve(ReservationRequest("fra-h2", "ams-h2", 300.0), "b", 0.0))
     lab.ack_all()
-    for link in wavelengths_of(fabric, "fra-ams"):       # paris has room for one of them
+    for link in wavelengths_of(fabric, "fra-ams"):
         for end in (link.a, link.b):
             lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 0.0))
     lab.send(lab.ctl.tick(0.1))
+    return lab
+
+
+def test_a_degraded_pair_is_restored_when_a_release_gives_room(fabric):
+    """An outside tester's case: a DEGRADED reservation stayed DEGRADED, with room free,
+    until some unrelated link event (only faults made the controller look again)."""
+    lab = _b_degraded(fabric)
     lab.ack_all()
     book = lab.ctl.book
     assert [book.get(r).state for r in "ab"] == [State.ACTIVE, State.DEGRADED]
@@ -272,15 +278,7 @@ def test_a_degraded_pair_is_restored_when_a_release_gives_room(fabric):
 def test_room_a_release_gives_goes_to_the_degraded_pair_before_any_new_request(fabric):
     """A re-tester's case: a request admitted between a release and the next tick took
     the room the DEGRADED reservation had waited for. Now the release places it."""
-    lab = ControllerLab(fabric)
-    lab.bring_up_all()
-    lab.send(lab.ctl.reserve(ReservationRequest(SRC, DST, 300.0), "a", 0.0))
-    lab.send(lab.ctl.reserve(ReservationRequest("fra-h2", "ams-h2", 300.0), "b", 0.0))
-    lab.ack_all()
-    for link in wavelengths_of(fabric, "fra-ams"):       # paris has room for one of them
-        for end in (link.a, link.b):
-            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 0.0))
-    lab.send(lab.ctl.tick(0.1))
+    lab = _b_degraded(fabric)
     book = lab.ctl.book
     assert book.get("b").state is State.DEGRADED
     service = ControllerService(lab.ctl, clock=lambda: 1.0)

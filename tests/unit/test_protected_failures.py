@@ -275,11 +275,7 @@ def test_standby_room_over_while_a_failure_settles_is_shed_once_it_has():
     so p2's standby is kept), then ah slows to 180 reservable under p1, now on its standby,
     and p2's standby room: p1 moves to ab2, p2's standby stands over. Once the cut's port
     statuses are all in, p2's standby goes; it stood over for as long as ab1 stayed down."""
-    duct = "fiber_km: {}, module: 400ZR, wavelengths: 1, srlg: [duct]}}"
-    fabric = parse_fabric(SHARE.replace("fiber_km: 80, module: 400ZR, wavelengths: 1}",
-                                        duct.format(80))
-                          .replace("fiber_km: 90, module: 400ZR, wavelengths: 1}",
-                                   duct.format(90)))
+    fabric = _share_with_a_duct()
     lab = ControllerLab(fabric).bring_up_all()
     ctl = lab.ctl
     lab.send(ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0, protection=PROTECTED),
@@ -342,11 +338,7 @@ def test_a_pair_carried_by_its_standby_keeps_it_when_only_standby_room_is_over()
     the link they crossed held more than its capacity only by other pairs' standby room.
     Here p1 (ab1) takes its standby over ah; ah slows to 270 reservable: p1's 100 fit,
     p2's 250 of standby room beside it do not. ab2 has no room for p1."""
-    duct = "fiber_km: {}, module: 400ZR, wavelengths: 1, srlg: [duct]}}"
-    fabric = parse_fabric(SHARE.replace("fiber_km: 80, module: 400ZR, wavelengths: 1}",
-                                        duct.format(80))
-                          .replace("fiber_km: 90, module: 400ZR, wavelengths: 1}",
-                                   duct.format(90)))
+    fabric = _share_with_a_duct()
     lab = ControllerLab(fabric).bring_up_all()
     ctl = lab.ctl
     lab.send(ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0, protection=PROTECTED),
@@ -370,3 +362,12 @@ def test_a_pair_carried_by_its_standby_keeps_it_when_only_standby_room_is_over()
         assert now_p1.state is State.ACTIVE and now_p1.hops == p1.standby, now
     assert ctl.book.get("p2").standby == ()                     # shed once settled
     assert overbooked(fabric, ctl.book, DEFAULT_RESERVABLE_FRACTION) == []
+
+
+def _share_with_a_duct():
+    """SHARE, with ab1 and ab2 in one duct (an SRLG)."""
+    duct = "fiber_km: {}, module: 400ZR, wavelengths: 1, srlg: [duct]}}"
+    return parse_fabric(SHARE.replace("fiber_km: 80, module: 400ZR, wavelengths: 1}",
+                                      duct.format(80))
+                        .replace("fiber_km: 90, module: 400ZR, wavelengths: 1}",
+                                 duct.format(90)))
