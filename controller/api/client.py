@@ -220,6 +220,10 @@ class Client:
         request = fpb.ListLinksRequest(kind=_kind(kind), site=site)
         return list(self._read(self.fabric_stub.ListLinks, request).link_loads)
 
+    def elephants(self, site: str = "") -> fpb.ListElephantsResponse:
+        """The policy and every elephant the controller knows, with its pinned hops."""
+        return self._read(self.fabric_stub.ListElephants, fpb.ListElephantsRequest(site=site))
+
     def watch_links(self, interval_s: float, kind: str | None = None,
                     site: str = "") -> Iterator[fpb.WatchLinkLoadResponse]:
         """Updates until the caller stops iterating (which cancels the stream)."""

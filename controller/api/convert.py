@@ -8,6 +8,7 @@ import math
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ..core.steering import ElephantView
 from ..fabric import Fabric
 from ..fabric.model import DCI, FABRIC, GATEWAY, HOST, LEAF, SPINE
 from ..te.load import LinkLoad
@@ -137,6 +138,20 @@ def link_load(load: LinkLoad) -> fpb.LinkLoad:
         transmit_bytes_total=load.transmit_bytes_total,
         receive_bytes_total=load.receive_bytes_total, up=load.up, mode=load.mode or "",
         margin_db=load.margin_db)
+
+
+def elephant(view: ElephantView, fab: Fabric) -> fpb.Elephant:
+    hops = []
+    for name, sender in view.path:
+        link = fab.link(name)
+        hops.append(fpb.PinnedHop(wavelength=link.wavelength or name,
+                                  line_system=link.line_system or "", src=sender,
+                                  dst=link.other(sender).node))
+    key = view.key
+    return fpb.Elephant(src_host=view.src_host, dst_host=view.dst_host, src_ip=key.src_ip,
+                        dst_ip=key.dst_ip, ip_proto=key.ip_proto, src_port=key.src_port,
+                        dst_port=key.dst_port, rate_bps=view.rate_bps,
+                        demand_bps=view.demand_bps, hops=hops, idle=view.idle)
 
 
 def fabric(fab: Fabric, connected: dict[str, bool]) -> fpb.Fabric:

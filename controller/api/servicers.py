@@ -3,7 +3,7 @@ answer (or AdmissionError, StoreError) into a response (or a status code with th
 message).
 
 Reads are bounded: ListReservations pages (AIP-158), and every read (ListReservations,
-ListLinks, GetFabric; GetReservation at a tenth of a call) spends from a budget per client
+ListLinks, ListElephants, GetFabric; GetReservation at a tenth of a call) spends from a budget per client
 address and one in total (`ReadBudget`), so clients looping on reads cannot starve the
 calls that book capacity.
 """
@@ -270,10 +270,13 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
             kinds = ", ".join(f"{v} {n}" for v, n in sorted(convert.LINK_KIND_NAME.items()))
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"kind: unknown link kind {request.kind} (0: every kind; {kinds})")
-        if request.site and request.site not in {s.name for s in self.service.fabric.sites}:
+        self._check_site(request.site, context)
+
+    def _check_site(self, site: str, context) -> None:
+        if site and site not in {s.name for s in self.service.fabric.sites}:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"site: fabric {self.service.fabric.name!r} has no site "
-                          f"{request.site[:MAX_NAME_CHARS]!r}; its sites: "
+                          f"{site[:MAX_NAME_CHARS]!r}; its sites: "
                           + ", ".join(s.name for s in self.service.fabric.sites[:20])
                           + (" ..." if len(self.service.fabric.sites) > 20 else ""))
 
@@ -281,6 +284,16 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
         self._check_filter(request, context)
         _spend(self.budget, self.service, context, self._list_cost, "ListLinks")
         return fpb.ListLinksResponse(link_loads=self._loads(request.kind, request.site))
+
+    def ListElephants(self, request, context):
+        self._check_site(request.site, context)
+        _spend(self.budget, self.service, context, self._list_cost, "ListElephants")
+        policy, views = self.service.elephants()
+        fabric, site = self.service.fabric, request.site
+        return fpb.ListElephantsResponse(policy=policy, elephants=[
+            convert.elephant(view, fabric) for view in views
+            if not site or site in (fabric.hosts[view.src_host].site,
+                                    fabric.hosts[view.dst_host].site)])
 
     def WatchLinkLoad(self, request, context):
         self._check_filter(request, context)

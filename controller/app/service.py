@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..core import FabricController, Outbox
+from ..core.steering import ElephantView
 from ..fabric import Fabric
 from ..te.load import LinkLoad
 from ..store.sqlite import GroupCommit, ReservationStore, StoreError
@@ -652,6 +653,11 @@ class ControllerService:
     def elephant_count(self) -> int:
         with self.lock:
             return self.core.steering.elephant_count
+
+    def elephants(self) -> tuple[str, list[ElephantView]]:
+        """The steering policy, and every elephant with where it is pinned."""
+        with self.lock:
+            return self.core.policy, self.core.steering.view()
 
     def wavelength_modes(self) -> dict[str, tuple[str | None, float]]:
         """Every wavelength's link name -> (mode, rate Gb/s) it runs now, as the controller

@@ -17,7 +17,8 @@ from .stopping import EXIT_TERMINATED, Terminated, stop_on_sigterm
 # a hostile file under a memory limit).
 COMMANDS = ("check", "demo", "lab", "controller", "client", "bench", "clean", "fault", "plan",
             "train")
-CLIENT_MODULE_OF = {name: "client" for name in ("reserve", "release", "reservations", "links")}
+CLIENT_MODULE_OF = {name: "client" for name in ("reserve", "release", "reservations", "links",
+                                                  "elephants")}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""`dcilab reserve | release | reservations | links`: talk to a running controller over gRPC.
+"""`dcilab reserve | release | reservations | links | elephants`: talk to a running controller over gRPC.
 
 Every failure is one line on stderr and exit status 1: a refusal carries the server's
 status and message, an unreachable server says where it was looked for. With --json,
@@ -149,6 +149,17 @@ def register(sub) -> None:
                    help="with --watch: seconds between updates (default 1, at least 0.1)")
     p.set_defaults(run=run_links)
 
+    p = sub.add_parser("elephants", parents=[common],
+                       help="show the elephants and the wavelengths each is pinned to",
+                       description="Show the elephant flows the controller found at the "
+                                   "leaves: their rate, and under the loadaware policy the "
+                                   "wavelength each is pinned to on every DCI hop (byte "
+                                   "counters cannot tell flows sharing a line system apart; "
+                                   "this can). Under ecmp or shortest, the switches' rules "
+                                   "carry them.")
+    p.add_argument("--site", default="", help="only elephants with an end in this site")
+    p.set_defaults(run=run_elephants)
+
 
 # -- running ----------------------------------------------------------------------------
 
@@ -289,6 +300,7 @@ def _describe(res) -> str:
 
 
 PROTOCOLS = {"tcp": 6, "udp": 17}
+PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
 
 
 def _selector(args):
@@ -428,4 +440,28 @@ def run_links(args) -> int:
             pass
         else:
             raise Unreachable(f"the controller at {args.server} ended the stream")
+    return _run(args, body)
+
+
+def _elephants_table(answer) -> str:
+    """One row per elephant: its flow, rate, demand estimate and pinned wavelengths."""
+    if not answer.elephants:
+        return f"no elephants (policy {answer.policy})"
+    rows = [f"{'flow':<44} {'hosts':<22} {'rate Gb/s':>9} {'demand':>7}  pinned to"]
+    for e in answer.elephants:
+        proto = PROTOCOL_NAMES.get(e.ip_proto, str(e.ip_proto))
+        flow = f"{proto} {e.src_ip}:{e.src_port} > {e.dst_ip}:{e.dst_port}"
+        where = (" > ".join(f"{hop.wavelength} ({hop.src} > {hop.dst})" for hop in e.hops)
+                 if e.hops else f"the switches' rules ({answer.policy})")
+        demand = f"{e.demand_bps / 1e9:>7.0f}" if e.demand_bps else f"{'':>7}"
+        rows.append(f"{flow:<44} {e.src_host + ' > ' + e.dst_host:<22} "
+                    f"{e.rate_bps / 1e9:>9.1f} {demand}  {where}"
+                    + ("  (idle, pin held)" if e.idle else ""))
+    return "\n".join(rows)
+
+
+def run_elephants(args) -> int:
+    def body(client):
+        answer = client.elephants(args.site)
+        print(json.dumps(as_dict(answer), indent=2) if args.json else _elephants_table(answer))
     return _run(args, body)

@@ -32,9 +32,10 @@ from ..metrics.prometheus_server import PrometheusError, start_prometheus, stop_
 from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
 from .controller import (adaptation_options, adaptation_problem, add_adaptation_arguments,
                          add_steering_arguments, steering_options)
-from ..te.attribution import MeasuredFlow, attribute, route_stages
+from ..te.attribution import Crossing, MeasuredFlow, attribute, route_stages
 from ..te.paths import PathEngine
 from ..te.placement import DEFAULT_MAX_STRETCH, Candidates
+from .pins import PinWatcher
 from .progress import optical_model
 from .stopping import Terminated
 
@@ -212,9 +213,13 @@ def _exercise(lab: Lab, fabric: Fabric, duration_s: float,
         return 0 if not lost else 1
     say(f"running iperf3 for {duration_s:g} s on {len(pairs)} site pair(s) at once")
     before = interface_rx_bytes(fabric)
-    results = iperf_concurrent(lab.emulation, pairs, duration_s)
+    with PinWatcher(lab.controller.grpc_address) as pins:
+        results = iperf_concurrent(lab.emulation, pairs, duration_s)
     after = interface_rx_bytes(fabric)
-    _print_table(fabric, pairs, results, before, after, max_stretch)
+    if pins.failure:
+        say(f"  the controller's elephants could not be read ({pins.failure}): the table "
+            "attributes every flow from byte counters")
+    _print_table(fabric, pairs, results, before, after, max_stretch, pins.pins)
     failed = [r for r in results if r.error]
     for r in failed:
         say(f"  iperf3 {r.src} -> {r.dst} failed: {r.error}")
@@ -222,27 +227,39 @@ def _exercise(lab: Lab, fabric: Fabric, duration_s: float,
 
 
 def _print_table(fabric, pairs, results, before, after,
-                 max_stretch: float = DEFAULT_MAX_STRETCH) -> None:
+                 max_stretch: float = DEFAULT_MAX_STRETCH, pins: dict | None = None) -> None:
+    """One row per flow: the wavelengths it crossed. Where the controller pinned it, as it
+    said (`ListElephants`); otherwise read back from the byte counters, less what the
+    pinned flows sent."""
     graph = PathEngine(fabric)
     tx = delivered_bytes(fabric, before, after)
-    flows = [MeasuredFlow(fabric.hosts[s].leaf, fabric.hosts[d].leaf, r.bytes)
-             for (s, d), r in zip(pairs, results)]
+    pinned = [_crossings(fabric, (pins or {}).get((s, d, r.dst_port)))
+              for (s, d), r in zip(pairs, results)]
+    for hops, result in zip(pinned, results):
+        for c in hops or ():
+            tx[(c.switch, c.port)] = tx.get((c.switch, c.port), 0) - result.bytes
+    hashed = [i for i, hops in enumerate(pinned) if hops is None]
+    flows = [MeasuredFlow(fabric.hosts[pairs[i][0]].leaf, fabric.hosts[pairs[i][1]].leaf,
+                          results[i].bytes) for i in hashed]
     # The ways the controller may pin an elephant to, besides the hashed shortest ones (a
     # new user's table named wavelengths the controller had moved the flows off).
     candidates = Candidates(fabric, max_stretch, engine=graph)
     alternatives = [[route_stages(graph, route.hops) for route in candidates.routes(
-        fabric.hosts[s].site, fabric.hosts[d].site)] for s, d in pairs]
-    crossings = attribute(graph, flows, tx, alternatives)
-    # Where several measured flows left one gateway over one line system, its counters
-    # cannot tell which took which wavelength (a re-tester's table swapped two): marked.
-    crossers = Counter((c.switch, c.link.line_system) for hops in crossings
-                       for c in dict.fromkeys(hops))
+        fabric.hosts[pairs[i][0]].site, fabric.hosts[pairs[i][1]].site)] for i in hashed]
+    crossings = list(pinned)
+    for i, hops in zip(hashed, attribute(graph, flows, tx, alternatives)):
+        crossings[i] = hops
+    # Where several flows read from counters left one gateway over one line system, its
+    # counters cannot tell which took which wavelength (a re-tester's table swapped two):
+    # marked.
+    crossers = Counter((c.switch, c.link.line_system) for i in hashed
+                       for c in dict.fromkeys(crossings[i]))
 
-    def named(c) -> str:
-        return c.link.wavelength + ("?" if crossers[(c.switch, c.link.line_system)] > 1
+    def named(c, counted: bool) -> str:
+        return c.link.wavelength + ("?" if counted and crossers[(c.switch, c.link.line_system)] > 1
                                     else "")
     rows = [("site pair", "hosts", "path through gateways", "wavelength", "Mb/s", "% of λ")]
-    for (src, dst), result, hops in zip(pairs, results, crossings):
+    for (src, dst), result, hops, pin in zip(pairs, results, crossings, pinned):
         gateways: list[str] = []
         for c in hops:
             for node in (c.switch, c.link.other(c.switch).node):
@@ -252,16 +269,30 @@ def _print_table(fabric, pairs, results, before, after,
         mbps = result.bits_per_second / 1e6
         pct = 100 * mbps / scaled_mbps(fabric, slowest) if slowest else 0.0
         rows.append((f"{fabric.hosts[src].site} -> {fabric.hosts[dst].site}", f"{src} > {dst}",
-                     " > ".join(gateways), ", ".join(named(c) for c in hops),
+                     " > ".join(gateways), ", ".join(named(c, pin is None) for c in hops),
                      f"{mbps:.1f}", f"{pct:.1f}%"))
     print()
     print_table(rows, right=(4, 5))
     if any(n > 1 for n in crossers.values()):
-        print("?: several measured flows crossed that line system from that gateway, and its "
-              "byte counters cannot tell which took which wavelength (flows on one wavelength "
-              "each measure their share of it); --verbose logs where the controller pinned "
-              "each")
+        print("?: several flows the controller had not pinned crossed that line system from "
+              "that gateway, and its byte counters cannot tell which took which wavelength "
+              "(flows on one wavelength each measure their share of it)")
+    if any(pin is not None for pin in pinned):
+        print("(flows the controller pinned are shown where it pinned them last: "
+              "`dcilab elephants` while traffic runs)")
     print()
+
+
+def _crossings(fabric, pin) -> list[Crossing] | None:
+    """A pinned path as the crossings it makes; None when the flow was not pinned."""
+    if pin is None:
+        return None
+    out = []
+    for name, sender in pin:
+        link = fabric.link(name)
+        end = link.a if link.a.node == sender else link.b
+        out.append(Crossing(sender, end.port, link))
+    return out
 
 
 def print_table(rows: list[tuple], right: tuple[int, ...] = ()) -> None:

@@ -34,6 +34,7 @@ LAB_COMMANDS = {
     "reserve": True,
     "release": True,
     "reservations": True,
+    "elephants": True,
     "fault": False,       # acts on the running emulation (this lab), found by its manifest
 }
 

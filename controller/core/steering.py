@@ -49,6 +49,19 @@ class Pinned:
     idle_since: float | None = None          # when it went idle (its pin held), or active
 
 
+@dataclass(frozen=True)
+class ElephantView:
+    """An elephant as a client sees it (`ListElephants`): its flow, what it sends, and
+    the directed wavelengths it is pinned to, if it is."""
+    key: FlowKey
+    src_host: str
+    dst_host: str
+    rate_bps: float                          # at its leaf, the last poll (real units)
+    demand_bps: float                        # the placement's estimate; 0 when not pinned
+    path: Path                               # pinned: one directed wavelength per DCI hop
+    idle: bool                               # quiet, its pin held for its return
+
+
 class Steering:
     def __init__(self, fabric: Fabric, graph: PathEngine, policy: str = "loadaware",
                  elephant_fraction: float = 0.1, elephant_polls: int = 2,
@@ -72,6 +85,21 @@ class Steering:
     @property
     def elephant_count(self) -> int:
         return len(self.detector.elephants())
+
+    def view(self) -> list[ElephantView]:
+        """Every elephant and every held pin, by hosts then flow."""
+        seen = []
+        for record in self.detector.elephants():
+            pin = self.pinned.get(record.key)
+            seen.append(ElephantView(record.key, record.src_host, record.dst_host,
+                                     record.rate_bps, pin.demand_bps if pin else 0.0,
+                                     pin.path if pin else (), False))
+        for pin in self.pinned.values():
+            if pin.idle_since is not None and not pin.record.elephant:
+                record = pin.record
+                seen.append(ElephantView(record.key, record.src_host, record.dst_host,
+                                         record.rate_bps, pin.demand_bps, pin.path, True))
+        return sorted(seen, key=lambda e: (e.src_host, e.dst_host, str(e.key)))
 
     def sample(self, leaf: str, counters: dict[FlowKey, int], now: float,
                background: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+from dcilab.api.client import Client
 from dcilab.emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concurrent
 from dcilab.fabric import load_fabric
 from dcilab.fabric.model import scaled_mbps
@@ -27,9 +28,11 @@ def bytes_per_wavelength(fabric, before, after):
     return {link.name: delivered[(link.a.node, link.a.port)] for link in fabric.wavelengths()}
 
 
-def run_measuring(lab, fabric, ports, seconds: float, window: tuple[float, float]):
+def run_measuring(lab, fabric, ports, seconds: float, window: tuple[float, float],
+                  at_end=None):
     """Run one flow per (client port, server port) for `seconds`; bytes per wavelength
-    within `window` (s from start)."""
+    within `window` (s from start). `at_end()` is called as the window ends, while the
+    flows still run."""
     results, errors = [], []
 
     def flows():
@@ -46,6 +49,8 @@ def run_measuring(lab, fabric, ports, seconds: float, window: tuple[float, float
     before = interface_rx_bytes(fabric)
     time.sleep(window[1] - (time.monotonic() - started))
     after = interface_rx_bytes(fabric)
+    if at_end is not None:
+        at_end()
     thread.join()
     assert not errors and len(results) == len(ports), (errors, results)
     assert all(r.error is None for r in results), results
@@ -80,9 +85,17 @@ def test_two_elephants_ecmp_hashes_together_end_up_apart_under_loadaware(tmp_pat
 
     with Lab(fabric, topology, say=quiet, controller_args=["--policy", "loadaware"]) as lab:
         # The controller sees elephants after two 1 s polls; measure once they are pinned.
-        moved, seconds, _ = run_measuring(lab, fabric, pair, 9, (4.5, 8.5))
+        answers = []
+        with Client(lab.controller.grpc_address) as client:
+            moved, seconds, _ = run_measuring(lab, fabric, pair, 9, (4.5, 8.5),
+                                              at_end=lambda: answers.append(client.elephants()))
         rates = {w: b * 8 / 1e6 / seconds for w, b in moved.items()}
         busy = {w for w, mbps in rates.items() if mbps > 0.3 * sum(rates.values())}
         assert len(busy) == 2, rates            # one wavelength each ...
+        # ... where the controller says it pinned them (ListElephants, over gRPC).
+        pinned = {(e.src_port, e.dst_port): [h.wavelength for h in e.hops]
+                  for e in answers[0].elephants if (e.src_host, e.dst_host) == (SRC, DST)}
+        assert set(pinned) == set(pair), answers
+        assert {w for hops in pinned.values() for w in hops} == busy, (answers, rates)
         # ... so together they get clearly more than sharing one gave them in this run.
         assert sum(rates.values()) > 1.3 * shared_mbps, (rates, shared_mbps)

@@ -377,6 +377,29 @@ def test_an_idle_elephant_keeps_its_pin_and_comes_back_on_it(held):
         assert_pinned(held, key, placed[key])
 
 
+def test_the_view_names_each_elephant_its_rate_and_pins_and_held_pins_as_idle(held):
+    make_elephants(held, "dc1-leaf1", [E1, E2], extra={MOUSE: SLOW})
+    view = held.ctl.steering.view()
+    assert [v.key for v in view] == [E1, E2]          # by hosts: dc1-h1 before dc1-h2
+    for v in view:
+        pin = held.ctl.steering.pinned[v.key]
+        assert (v.path, v.demand_bps, v.idle) == (pin.path, pin.demand_bps, False)
+        assert v.rate_bps == pytest.approx(50e9)      # FAST: 50 Gb/s real
+    assert view[0].src_host == "dc1-h1" and view[0].dst_host == "dc2-h3"
+    assert {v.path[0][0] for v in view} == {W[0], W[1]} and view[0].path[0][1] == GW
+    held.flows("dc1-leaf1", {E2: FAST, MOUSE: SLOW}, 3.0)    # E1 goes quiet: pin held
+    (quiet, busy) = held.ctl.steering.view()
+    assert (quiet.key, quiet.idle, quiet.path) == (E1, True, held.ctl.steering.pinned[E1].path)
+    assert (busy.key, busy.idle) == (E2, False)
+
+
+def test_the_view_of_ecmp_elephants_has_no_pins(fabric):
+    lab = Lab(fabric, policy="ecmp").bring_up_all()
+    make_elephants(lab, "dc1-leaf1", [E1])
+    [v] = lab.ctl.steering.view()
+    assert (v.key, v.path, v.demand_bps, v.idle) == (E1, (), 0.0, False)
+
+
 def test_an_idle_pin_is_removed_after_the_hold(fabric):
     lab = Lab(fabric, policy="loadaware", pin_hold_s=20.0).bring_up_all()
     make_elephants(lab, "dc1-leaf1", [E1])

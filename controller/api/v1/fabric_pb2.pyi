@@ -258,3 +258,55 @@ class LinkLoad(_message.Message):
     mode: str
     margin_db: float
     def __init__(self, link: _Optional[str] = ..., wavelength: _Optional[str] = ..., kind: _Optional[_Union[LinkKind, str]] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., site_a: _Optional[str] = ..., site_b: _Optional[str] = ..., capacity_bps: _Optional[float] = ..., rate_bps: _Optional[float] = ..., utilization_ratio: _Optional[float] = ..., reserved_bps: _Optional[float] = ..., transmit_bytes_total: _Optional[float] = ..., receive_bytes_total: _Optional[float] = ..., up: _Optional[bool] = ..., mode: _Optional[str] = ..., margin_db: _Optional[float] = ...) -> None: ...
+
+class ListElephantsRequest(_message.Message):
+    __slots__ = ("site",)
+    SITE_FIELD_NUMBER: _ClassVar[int]
+    site: str
+    def __init__(self, site: _Optional[str] = ...) -> None: ...
+
+class ListElephantsResponse(_message.Message):
+    __slots__ = ("policy", "elephants")
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    ELEPHANTS_FIELD_NUMBER: _ClassVar[int]
+    policy: str
+    elephants: _containers.RepeatedCompositeFieldContainer[Elephant]
+    def __init__(self, policy: _Optional[str] = ..., elephants: _Optional[_Iterable[_Union[Elephant, _Mapping]]] = ...) -> None: ...
+
+class Elephant(_message.Message):
+    __slots__ = ("src_host", "dst_host", "src_ip", "dst_ip", "ip_proto", "src_port", "dst_port", "rate_bps", "demand_bps", "hops", "idle")
+    SRC_HOST_FIELD_NUMBER: _ClassVar[int]
+    DST_HOST_FIELD_NUMBER: _ClassVar[int]
+    SRC_IP_FIELD_NUMBER: _ClassVar[int]
+    DST_IP_FIELD_NUMBER: _ClassVar[int]
+    IP_PROTO_FIELD_NUMBER: _ClassVar[int]
+    SRC_PORT_FIELD_NUMBER: _ClassVar[int]
+    DST_PORT_FIELD_NUMBER: _ClassVar[int]
+    RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    DEMAND_BPS_FIELD_NUMBER: _ClassVar[int]
+    HOPS_FIELD_NUMBER: _ClassVar[int]
+    IDLE_FIELD_NUMBER: _ClassVar[int]
+    src_host: str
+    dst_host: str
+    src_ip: str
+    dst_ip: str
+    ip_proto: int
+    src_port: int
+    dst_port: int
+    rate_bps: float
+    demand_bps: float
+    hops: _containers.RepeatedCompositeFieldContainer[PinnedHop]
+    idle: bool
+    def __init__(self, src_host: _Optional[str] = ..., dst_host: _Optional[str] = ..., src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., ip_proto: _Optional[int] = ..., src_port: _Optional[int] = ..., dst_port: _Optional[int] = ..., rate_bps: _Optional[float] = ..., demand_bps: _Optional[float] = ..., hops: _Optional[_Iterable[_Union[PinnedHop, _Mapping]]] = ..., idle: _Optional[bool] = ...) -> None: ...
+
+class PinnedHop(_message.Message):
+    __slots__ = ("wavelength", "line_system", "src", "dst")
+    WAVELENGTH_FIELD_NUMBER: _ClassVar[int]
+    LINE_SYSTEM_FIELD_NUMBER: _ClassVar[int]
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    DST_FIELD_NUMBER: _ClassVar[int]
+    wavelength: str
+    line_system: str
+    src: str
+    dst: str
+    def __init__(self, wavelength: _Optional[str] = ..., line_system: _Optional[str] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ...) -> None: ...

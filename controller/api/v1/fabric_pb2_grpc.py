@@ -50,6 +50,11 @@ class FabricServiceStub:
                 request_serializer=dcilab_dot_v1_dot_fabric__pb2.WatchLinkLoadRequest.SerializeToString,
                 response_deserializer=dcilab_dot_v1_dot_fabric__pb2.WatchLinkLoadResponse.FromString,
                 _registered_method=True)
+        self.ListElephants = channel.unary_unary(
+                '/dcilab.v1.FabricService/ListElephants',
+                request_serializer=dcilab_dot_v1_dot_fabric__pb2.ListElephantsRequest.SerializeToString,
+                response_deserializer=dcilab_dot_v1_dot_fabric__pb2.ListElephantsResponse.FromString,
+                _registered_method=True)
 
 
 class FabricServiceServicer:
@@ -79,6 +84,14 @@ class FabricServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListElephants(self, request, context):
+        """The elephants the controller has found at the leaves, and the wavelengths it pinned
+        each to: what byte counters cannot tell apart when several flows share a line system.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FabricServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +109,11 @@ def add_FabricServiceServicer_to_server(servicer, server):
                     servicer.WatchLinkLoad,
                     request_deserializer=dcilab_dot_v1_dot_fabric__pb2.WatchLinkLoadRequest.FromString,
                     response_serializer=dcilab_dot_v1_dot_fabric__pb2.WatchLinkLoadResponse.SerializeToString,
+            ),
+            'ListElephants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListElephants,
+                    request_deserializer=dcilab_dot_v1_dot_fabric__pb2.ListElephantsRequest.FromString,
+                    response_serializer=dcilab_dot_v1_dot_fabric__pb2.ListElephantsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +198,33 @@ class FabricService:
             '/dcilab.v1.FabricService/WatchLinkLoad',
             dcilab_dot_v1_dot_fabric__pb2.WatchLinkLoadRequest.SerializeToString,
             dcilab_dot_v1_dot_fabric__pb2.WatchLinkLoadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListElephants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dcilab.v1.FabricService/ListElephants',
+            dcilab_dot_v1_dot_fabric__pb2.ListElephantsRequest.SerializeToString,
+            dcilab_dot_v1_dot_fabric__pb2.ListElephantsResponse.FromString,
             options,
             channel_credentials,
             insecure,

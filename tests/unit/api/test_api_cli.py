@@ -286,3 +286,61 @@ def test_a_watch_stopped_by_sigterm_exits_143_not_as_a_watcher_done(port, client
         proc.kill()
     assert proc.returncode == 143, err
     assert err.strip().endswith("terminated")
+
+
+def test_elephants(at, capsys):
+    assert dcilab("elephants", *at) == 0
+    assert capsys.readouterr().out == "no elephants (policy loadaware)\n"
+    assert dcilab("elephants", "--json", "--site", "dc2", *at) == 0
+    assert json.loads(capsys.readouterr().out) == {"policy": "loadaware", "elephants": []}
+    assert dcilab("elephants", "--site", "dc9", *at) == 1
+    assert "refused (INVALID_ARGUMENT): site: " in capsys.readouterr().err
+
+
+def test_elephants_table_names_the_pinned_wavelengths():
+    from dcilab.api.v1 import fabric_pb2 as fpb
+    pinned = fpb.Elephant(src_host="dc1-h1", dst_host="dc3-h2", src_ip="10.1.1.1",
+                          dst_ip="10.3.1.2", ip_proto=6, src_port=40001, dst_port=5301,
+                          rate_bps=61.04e9, demand_bps=400e9, hops=[
+                              fpb.PinnedHop(wavelength="a.w2", src="dc1-gw1", dst="dc2-gw1"),
+                              fpb.PinnedHop(wavelength="b.w1", src="dc2-gw1", dst="dc3-gw1")])
+    hashed = fpb.Elephant(src_host="dc1-h2", dst_host="dc2-h1", src_ip="10.1.1.2",
+                          dst_ip="10.2.1.1", ip_proto=17, src_port=1, dst_port=4791,
+                          rate_bps=50e9, idle=True)
+    header, first, second = cli._elephants_table(
+        fpb.ListElephantsResponse(policy="loadaware", elephants=[pinned, hashed])).splitlines()
+    assert header.split()[:2] == ["flow", "hosts"]
+    assert first.startswith("tcp 10.1.1.1:40001 > 10.3.1.2:5301")
+    assert first.split()[7:10] == ["61.0", "400", "a.w2"]
+    assert first.endswith("a.w2 (dc1-gw1 > dc2-gw1) > b.w1 (dc2-gw1 > dc3-gw1)")
+    assert second.startswith("udp 10.1.1.2:1 > 10.2.1.1:4791")
+    assert second.endswith("the switches' rules (loadaware)  (idle, pin held)")
+
+
+def test_the_demos_pin_watcher_reads_the_controller_and_says_when_it_cannot(port):
+    from dcilab.cli.pins import PinWatcher
+    with PinWatcher(f"127.0.0.1:{port}", interval_s=0.05) as pins:
+        time.sleep(0.2)
+    assert pins.failure is None and pins.pins == {}
+    with socket.socket() as s:              # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    with PinWatcher(f"127.0.0.1:{dead}", interval_s=0.05, timeout_s=0.3) as pins:
+        time.sleep(0.2)
+    assert pins.failure and pins.pins == {}
+
+
+def test_the_pin_watcher_keeps_the_last_pin_of_each_tcp_flow():
+    from dcilab.api.v1 import fabric_pb2 as fpb
+    from dcilab.cli.pins import PinWatcher
+
+    def answer(wavelength, proto=6):
+        return fpb.ListElephantsResponse(elephants=[fpb.Elephant(
+            src_host="dc1-h1", dst_host="dc2-h1", ip_proto=proto, dst_port=5301,
+            hops=[fpb.PinnedHop(wavelength=wavelength, src="dc1-gw1", dst="dc2-gw1")])])
+    watcher = PinWatcher("127.0.0.1:1")
+    watcher.read(answer("a.w1"))
+    watcher.read(answer("a.w3"))                  # moved: the last pin is kept
+    watcher.read(answer("a.w2", proto=17))        # not an iperf3 TCP flow
+    watcher.read(fpb.ListElephantsResponse())     # ended: its last pin stays
+    assert watcher.pins == {("dc1-h1", "dc2-h1", 5301): (("a.w3", "dc1-gw1"),)}

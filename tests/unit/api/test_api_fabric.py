@@ -7,12 +7,17 @@ import time
 
 import grpc
 import pytest
+from api_helpers import write_race_fabric
+from controller_lab import ControllerLab
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dcilab.api.client import ApiError, Client
 from dcilab.api.server import create_server
 from dcilab.api.servicers import Streams
 from dcilab.api.v1 import fabric_pb2, fabric_pb2_grpc, path_pb2, path_pb2_grpc
+from dcilab.app.service import ControllerService
+from dcilab.fabric import load_fabric
+from dcilab.te.elephants import FlowKey
 from dcilab.te.reservations import ReservationRequest
 
 
@@ -247,3 +252,42 @@ def test_a_fabric_whose_links_answer_in_more_than_4_mb_still_lists(tmp_path):
             assert len(first.link_loads) == len(listed)
     finally:
         server.stop(grace=1).wait()
+
+
+def test_list_elephants_names_each_pin_and_filters_by_site(tmp_path):
+    """Over real gRPC: a controller whose switches (simulated) are up, two elephants
+    found at dc1-leaf1, pinned by loadaware, both directions of their hop named."""
+    fabric = load_fabric(write_race_fabric(tmp_path))
+    lab = ControllerLab(fabric, policy="loadaware").bring_up_all()
+    leaf = lab.dpid("dc1-leaf1")
+    e1 = FlowKey(fabric.hosts["dc1-h1"].ip, fabric.hosts["dc2-h5"].ip, 6, 40001, 5201)
+    e2 = FlowKey(fabric.hosts["dc1-h2"].ip, fabric.hosts["dc2-h6"].ip, 17, 40002, 4791)
+    # 50 Gb/s real at scale 1e-5: 62 500 emulated bytes/s, over 0.1 x 400 Gb/s.
+    for t in range(3):
+        lab.send(lab.ctl.flow_stats(leaf, {e1: 62_500 * t, e2: 62_500 * t}, float(t)))
+    assert set(lab.ctl.steering.pinned) == {e1, e2}
+    service = ControllerService(lab.ctl)
+    server, port = create_server(service, "127.0.0.1:0")
+    try:
+        with Client(f"127.0.0.1:{port}") as client:
+            answer = client.elephants()
+            assert answer.policy == "loadaware"
+            assert [(e.src_host, e.dst_host, e.ip_proto, e.src_port, e.dst_port)
+                    for e in answer.elephants] == [("dc1-h1", "dc2-h5", 6, 40001, 5201),
+                                                   ("dc1-h2", "dc2-h6", 17, 40002, 4791)]
+            for e in answer.elephants:
+                assert e.rate_bps == pytest.approx(50e9) and e.demand_bps > 0 and not e.idle
+                assert [(h.wavelength, h.line_system, h.src, h.dst) for h in e.hops] == [
+                    ("dc1-dc2.w1", "dc1-dc2", "dc1-gw1", "dc2-gw1")]
+            assert len(client.elephants("dc2").elephants) == 2
+            with pytest.raises(ApiError) as err:
+                client.elephants("dc7")
+            assert err.value.code == "INVALID_ARGUMENT" and "dc7" in err.value.message
+    finally:
+        server.stop(grace=1).wait()
+        service.close()
+
+
+def test_list_elephants_of_a_standalone_controller_is_empty(client):
+    answer = client.elephants()
+    assert answer.policy == "loadaware" and list(answer.elephants) == []
