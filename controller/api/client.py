@@ -79,7 +79,8 @@ class Client:
                    # ListLinks and GetFabric answer in one message: past gRPC's default 4 MB
                    # from about 35 000 links, 8 MB at the fabric file's 65 536.
                    ("grpc.max_receive_message_length", MAX_REPLY_BYTES)]
-        if tls or ca or cert:
+        self.tls = bool(tls or ca or cert)
+        if self.tls:
             creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
                                                  certificate_chain=cert)
             self.channel = grpc.secure_channel(server, creds, options=options)
@@ -136,9 +137,25 @@ class Client:
         answered = any(k == "dcilab-state-file-error"
                        for k, _ in (exc.trailing_metadata() or ()))
         if code in _UNREACHABLE and not answered:
+            details = " ".join(details.split()).removesuffix(": OK")   # OpenSSL's "no error"
             return Unreachable(f"cannot reach dcilab controller at {self.server}: "
-                               f"{' '.join(details.split()) or code.name}")
+                               f"{details or code.name}{self._tls_hint(details)}")
         return ApiError(code.name, details or code.name.lower().replace("_", " "))
+
+    def _tls_hint(self, details: str) -> str:
+        """What a TLS mismatch most likely is: gRPC says only "Socket closed" for a
+        plaintext client at a TLS server, or a TLS client without the certificate a
+        mutual-TLS server asks for."""
+        if "Socket closed" in details:
+            return ("; if the server serves TLS, connect with TLS (--tls-ca CA.pem), and "
+                    "if it asks for client certificates, give --tls-cert and --tls-key"
+                    if not self.tls else
+                    "; if the server asks for client certificates (mutual TLS), give "
+                    "--tls-cert and --tls-key")
+        if "handshake failed" in details.lower():
+            return ("; the server's certificate is not one the CA given (--tls-ca, or the "
+                    "system's) vouches for, or the server does not serve TLS")
+        return ""
 
     # -- paths ---------------------------------------------------------------------------
 

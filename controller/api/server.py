@@ -12,7 +12,9 @@ token crosses the network in clear.
 
 from __future__ import annotations
 
+import datetime
 import hmac
+import logging
 import os
 import ssl
 import threading
@@ -28,6 +30,10 @@ from ..files import not_regular
 from .defaults import DEFAULT_WATCH_STREAMS, DEFAULT_WORKERS
 from .servicers import FabricServicer, PathServicer, ReadBudget, Streams, _open_stream
 from .v1 import fabric_pb2, fabric_pb2_grpc, path_pb2, path_pb2_grpc
+
+log = logging.getLogger("dcilab.api")
+# A server certificate this close to its end is said at start (it still serves).
+EXPIRY_WARNING_DAYS = 14
 
 SERVICE_NAMES = (fabric_pb2.DESCRIPTOR.services_by_name["FabricService"].full_name,
                  path_pb2.DESCRIPTOR.services_by_name["PathService"].full_name)
@@ -122,6 +128,9 @@ class TlsConfig:
             raise ServerError(f"TLS certificate {cert} and key {key} are not a usable PEM "
                               f"certificate chain and its private key ({exc.reason or exc})"
                               ) from None
+        problem = certificate_dates_problem(config.cert_chain, cert)
+        if problem:
+            raise ServerError(problem)
         if client_ca:
             try:
                 context.load_verify_locations(cafile=str(client_ca))
@@ -134,6 +143,31 @@ class TlsConfig:
         return grpc.ssl_server_credentials(
             [(self.private_key, self.cert_chain)], root_certificates=self.client_ca,
             require_client_auth=self.client_ca is not None)
+
+
+def certificate_dates_problem(chain: bytes, path, now: datetime.datetime | None = None
+                              ) -> str | None:
+    """Why clients would refuse the chain's first (the server's) certificate by its dates:
+    expired, or not valid yet (a clock or a certificate made for later). A tester's
+    expired certificate was served, every client failing with CERTIFICATE_VERIFY_FAILED.
+    One that ends within EXPIRY_WARNING_DAYS is logged."""
+    from cryptography import x509       # what gRPC's OpenSSL reads the dates of, too
+    try:
+        leaf = x509.load_pem_x509_certificate(chain)
+    except ValueError:                  # OpenSSL took it: nothing more to say here
+        return None
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    after, before = leaf.not_valid_after_utc, leaf.not_valid_before_utc
+    if after < now:
+        return (f"TLS certificate {path} expired on {after:%Y-%m-%d %H:%M} UTC: every "
+                f"client would refuse it (certificate has expired); renew it")
+    if before > now:
+        return (f"TLS certificate {path} is not valid before {before:%Y-%m-%d %H:%M} UTC: "
+                f"every client would refuse it until then (check this machine's clock)")
+    if after - now < datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+        log.warning("TLS certificate %s expires on %s UTC, in %.1f days: renew it",
+                    path, f"{after:%Y-%m-%d %H:%M}", (after - now).total_seconds() / 86400)
+    return None
 
 
 class BearerTokenInterceptor(grpc.ServerInterceptor):

@@ -6,6 +6,7 @@ import argparse
 import gc
 import importlib
 import logging
+import os
 import signal
 import sys
 
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     # A command loads only its own module (`client` registers reserve, links, ... under
     # their own names).
     only = CLIENT_MODULE_OF.get(argv[0], argv[0]) if argv and argv[0] != "client" else None
+    if only == "client":
+        # Before gRPC loads: its core logged a failed TLS handshake as a raw INFO line
+        # above the command's own message (an SRE tester's); the message says it all.
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         # Inside: loading a command's modules takes a moment, and a SIGTERM then gave a
         # traceback (a lifecycle tester's).

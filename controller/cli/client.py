@@ -1,8 +1,10 @@
-"""`dcilab reserve | release | reservations | links | elephants`: talk to a running controller over gRPC.
+"""`dcilab reserve | release | reservations | links | elephants`: talk to a running
+controller over gRPC.
 
 Every failure is one line on stderr and exit status 1: a refusal carries the server's
-status and message, an unreachable server says where it was looked for. With --json,
-results and errors are one JSON object on stdout.
+status and message, an unreachable server says where it was looked for. A token or TLS
+file that cannot be used is bad input: exit status 2. With --json, results and errors
+are one JSON object on stdout.
 """
 
 from __future__ import annotations
@@ -255,7 +257,8 @@ def _run(args, body) -> int:
                     "as root) or `dcilab controller`, or give --server ADDRESS"
                     if guessed and isinstance(exc, Unreachable) else "")
             print(f"dcilab {args.command}: {exc}{hint}", file=sys.stderr)
-        return 1
+        # A bad token or TLS file is bad input, as a bad flag is (README: exit statuses).
+        return 2 if isinstance(exc, _UsageError) else 1
 
 
 def _path(res, hops=None) -> str:

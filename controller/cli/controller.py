@@ -19,7 +19,7 @@ from ..resources import bundled_topologies, shipped_hint, topology_arg
 from ..te.elephants import PIN_HOLD_S
 from ..te.placement import DEFAULT_MAX_STRETCH, Policy
 from .progress import optical_model
-from .stopping import on_stop_signals
+from .stopping import StopSignal, on_stop_signals
 
 log = logging.getLogger("dcilab.controller")
 
@@ -346,8 +346,9 @@ def run(args) -> int:
                   file=sys.stderr)
             return 1
     stop = threading.Event()
-    on_stop_signals(lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signalled = StopSignal()
+    on_stop_signals(signalled)
+    signal.signal(signal.SIGINT, signalled)
     metrics = Metrics()
     core = FabricController(fabric, args.reservable_fraction, policy=args.policy,
                             elephant_fraction=args.elephant_fraction,
@@ -405,7 +406,7 @@ def run(args) -> int:
     # A thread wanting the GIL waits up to this long for the one holding it (5 ms by
     # default): a reservation waits behind a /metrics render or a listing for far less.
     sys.setswitchinterval(0.0005)
-    stop.wait()
+    signalled.wait(stop)
     log.info("stopping")
     server.stop(grace=2).wait(3)
     with service.lock:

@@ -7,7 +7,10 @@ import sys
 from pathlib import Path
 
 from .. import qot_helper
+from ..files import unwritable
 from ..resources import bundled_jobs, job_arg, shipped_hint
+
+JOB_FILE = "the job file being planned"    # what --plot and --fabric-out must not overwrite
 
 
 def register(sub) -> None:
@@ -38,23 +41,6 @@ def register(sub) -> None:
     p.set_defaults(run=run)
 
 
-def unwritable(path: Path | None, option: str, job: str, png: bool = False) -> str | None:
-    """Why `path` cannot be written, said before any work (None if it can be); the job
-    file itself is never overwritten; `png`: the name must not promise another format."""
-    if path is None:
-        return None
-    if png and path.suffix.lower() not in ("", ".png"):
-        return f"{option} {path}: writes a PNG image; give a name ending .png"
-    if path.is_dir():
-        return f"{option} {path}: is a directory, not a file name"
-    if path.exists() and Path(job).exists() and path.resolve() == Path(job).resolve():
-        return f"{option} {path}: is the job file being planned; give another name"
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        return f"{option} {path}: directory {parent} does not exist"
-    return None
-
-
 def run(args) -> int:
     # GNPy's import (over a second) on the other core while the planner's own load here.
     qot_helper.start()
@@ -67,8 +53,9 @@ def run(args) -> int:
 def _plan(args) -> int:
     from ..plan import JobError, NoFeasibleChoice, fabric_yaml, plan_job, read_job
     from ..plan.fabric_out import FabricOutError
-    for problem in (unwritable(args.plot, "--plot", args.job, png=True),
-                    unwritable(args.fabric_out, "--fabric-out", args.job)):
+    for problem in (unwritable(args.plot, "--plot", args.job, png=True, source_is=JOB_FILE),
+                    unwritable(args.fabric_out, "--fabric-out", args.job,
+                               source_is=JOB_FILE)):
         if problem:
             print(f"dcilab plan: {problem}", file=sys.stderr)
             return 2
@@ -101,7 +88,8 @@ def _plan(args) -> int:
         if args.plot:
             path = args.plot
             # PNG under exactly the name given (matplotlib would add .png to a bare name).
-            sensitivity_figure(plan).savefig(path, dpi=110, format="png")
+            # tight: a legend wider than its axes (four entries) was cut at the left edge
+            sensitivity_figure(plan).savefig(path, dpi=110, format="png", bbox_inches="tight")
             report["plot"] = str(path)
         path = None
         if args.json:

@@ -6,6 +6,7 @@ that serves until told to stop (`controller`) exits 0 once it has stopped cleanl
 from __future__ import annotations
 
 import signal
+import threading
 
 EXIT_TERMINATED = 143                   # 128 + SIGTERM
 
@@ -32,3 +33,25 @@ def stop_on_sigterm() -> None:
     """From now on SIGTERM and SIGHUP raise Terminated (`controller` and `lab` install
     their own)."""
     on_stop_signals(_raise)
+
+
+class StopSignal:
+    """A signal handler that only notes the signal: `wait` turns it into `stop.set()`
+    outside the handler. An Event's set() takes a lock, and a second signal landing inside
+    the first handler's set() waited on that lock, held by its own thread, for good: a
+    tester's `timeout` (SIGTERM to the process, then to its group) left a controller that
+    no later SIGTERM could stop."""
+
+    POLL_S = 0.2
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def __call__(self, signum, _frame) -> None:
+        self.signum = signum
+
+    def wait(self, stop: threading.Event) -> None:
+        """Until `stop` is set (by another thread) or a signal came (which sets it)."""
+        while not stop.wait(self.POLL_S):
+            if self.signum is not None:
+                stop.set()

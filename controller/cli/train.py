@@ -10,10 +10,11 @@ from pathlib import Path
 
 from ..bench.training import (CONGESTION, PACE_OF_SHARE, PACINGS, QUEUE_PACKETS, SYNC_SECONDS,
                               emulate_or_explain, read_job)
+from ..files import unwritable
 from ..plan import JobError
-from .plan import unwritable
 from ..resources import bundled_jobs, job_arg, shipped_hint, topology_arg
 from ..te.placement import POLICIES
+from .plan import JOB_FILE
 
 
 def register(sub) -> None:
@@ -81,7 +82,7 @@ def run(args) -> int:
               ">= 0 (0 leaves the queues as they are), --stretch a finite number > 0",
               file=sys.stderr)
         return 2
-    problem = unwritable(args.plot, "--plot", args.job, png=True)
+    problem = unwritable(args.plot, "--plot", args.job, png=True, source_is=JOB_FILE)
     if problem:                        # said now, not after minutes of emulation
         print(f"dcilab train: {problem}", file=sys.stderr)
         return 2

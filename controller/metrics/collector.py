@@ -195,7 +195,8 @@ class FabricCollector(Collector):
 
     def _state_families(self) -> Iterable:
         reservations = GaugeMetricFamily(
-            names.RESERVATIONS, "Reservations the controller holds, by state.",
+            names.RESERVATIONS, "Reservations by state: live (PENDING, ACTIVE, DEGRADED), "
+            "and ended ones the history still keeps (RELEASED, EXPIRED).",
             labels=("state",))
         counts = dict.fromkeys(RESERVATION_STATES, 0)
         for state, n in self.service.reservation_counts().items():

@@ -191,7 +191,8 @@ DASHBOARDS = (
               "Bandwidth reservations admitted over gRPC, and elephant flows steered onto "
               "wavelengths.", panels=(
         timeseries("Reservations by state", "short", Q(n.RESERVATIONS, "{{state}}"),
-                   description="Reservations the controller holds, by state."),
+                   description="Reservations by state: live (PENDING, ACTIVE, DEGRADED), "
+                               "and ended ones the history still keeps (RELEASED, EXPIRED)."),
         stat("Active reservations", "short", Q(n.RESERVATIONS + '{state="ACTIVE"}', "active"), w=4),
         stat("Refused in range", "short",
              Q(f'sum(increase({n.total(n.RESERVATION_REQUESTS)}{{result="refused"}}[$__range]))', "refused"),

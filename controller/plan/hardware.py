@@ -268,7 +268,8 @@ def _refusal_head(km: float, options: list[Option], oversized: list[Option],
             return f"no module the job may use is specified for {km_text(km)} km"
         return ("latency alone fills the sync's window, whatever the module"
                 if latency_bound == modules else
-                f"latency alone fills the sync's window for every module specified for {km_text(km)} km")
+                f"latency alone fills the sync's window for every module specified for "
+                f"{km_text(km)} km, and the others are not specified for it")
     if not options:
         return "no module carries the sync in time"
     # Every option left carries the sync in time at its rate; what fails is reach.

@@ -119,3 +119,29 @@ def test_faults_without_a_file_selects_the_built_in_triangle_and_with_one_that_f
     named = parser.parse_args(["bench", "--faults", "two-dc"]).faults
     assert named is not BUILT_IN and named.endswith("topologies/two-dc.yaml")
     assert parser.parse_args(["bench"]).faults is None
+
+
+def test_an_elephant_under_a_tenth_of_its_share_is_stalled_and_misses_the_target():
+    from dcilab.bench.faults import _stalled
+    # A tester's gray failure: the sum read 103 % of the optimum, one of two flows at 0.
+    by_flow = {"a-h1>b-h2": 6.95e6, "a-h2>b-h1": 0.0}
+    assert _stalled(by_flow, [3.4e6, 3.4e6]) == ["a-h2>b-h1"]
+    assert _stalled({"a-h1>b-h2": 6.95e6, "a-h2>b-h1": 0.87e6}, [3.4e6, 3.4e6]) == []
+    assert _stalled(by_flow, [6.8e6, 0.0]) == []     # no share (no route left): not stalled
+    rows = [_row("one wavelength cut", 0.4), _row("gray failure", 0.0),
+            _row("flap every 500 ms", None)]
+    assert _targets({"events": rows})["elephants_within_5pct_in_2s_met"]
+    rows[1]["elephants_stalled"] = ["a-h2>b-h1"]
+    t = _targets({"events": rows})
+    assert t["elephants_stalled_after_2s"] == 1 and not t["elephants_within_5pct_in_2s_met"]
+
+
+def test_a_plot_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys):
+    from dcilab.bench import faults
+    from dcilab.cli import build_parser
+    for plot, why in ((tmp_path / "nodir" / "f.png", "does not exist"),
+                      (tmp_path / "f.jpg", "give a name ending .png"),
+                      (tmp_path, "is a directory")):
+        args = build_parser().parse_args(["bench", "--faults", "--plot", str(plot)])
+        assert faults.run(args) == 2
+        assert why in capsys.readouterr().err

@@ -44,9 +44,11 @@ class Pki:
     other_client_key: Path
 
 
-def make_pki(directory: Path) -> Pki:
+def make_pki(directory: Path, server_valid: tuple | None = None) -> Pki:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate signed
-    by it, and a client certificate from an unrelated CA (cryptography package)."""
+    by it, and a client certificate from an unrelated CA (cryptography package).
+    `server_valid`: the server certificate's (not before, not after), if not a day from
+    now."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -57,11 +59,12 @@ def make_pki(directory: Path) -> Pki:
     def name(cn):
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
-    def cert(subject, key, issuer, issuer_key, ca=False, san=None, usage=None):
+    def cert(subject, key, issuer, issuer_key, ca=False, san=None, usage=None, valid=None):
+        begins, ends = valid or (now - datetime.timedelta(minutes=5),
+                                 now + datetime.timedelta(days=1))
         b = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
              .public_key(key.public_key()).serial_number(x509.random_serial_number())
-             .not_valid_before(now - datetime.timedelta(minutes=5))
-             .not_valid_after(now + datetime.timedelta(days=1))
+             .not_valid_before(begins).not_valid_after(ends)
              .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
         if san:
             b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
@@ -82,7 +85,7 @@ def make_pki(directory: Path) -> Pki:
     server_key = ec.generate_private_key(ec.SECP256R1())
     server = cert("localhost", server_key, "dcilab test CA", ca_key,
                   san=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
-                  usage=ExtendedKeyUsageOID.SERVER_AUTH)
+                  usage=ExtendedKeyUsageOID.SERVER_AUTH, valid=server_valid)
     client_key = ec.generate_private_key(ec.SECP256R1())
     client = cert("operator", client_key, "dcilab test CA", ca_key,
                   usage=ExtendedKeyUsageOID.CLIENT_AUTH)

@@ -164,9 +164,9 @@ def test_token_and_tls_flags(serve, tmp_path, capsys):
     assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "1", "--token-file",
                   str(tmp_path / "token"), *tls) == 0
     capsys.readouterr()
-    assert dcilab("reservations", "--token-file", str(tmp_path / "missing"), *tls) == 1
+    assert dcilab("reservations", "--token-file", str(tmp_path / "missing"), *tls) == 2
     assert "cannot read token file" in capsys.readouterr().err
-    assert dcilab("reservations", "--tls-cert", str(pki.client_cert), *tls[:4]) == 1
+    assert dcilab("reservations", "--tls-cert", str(pki.client_cert), *tls[:4]) == 2
     assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
 
 
@@ -185,7 +185,7 @@ def test_connection_options_out_of_range_are_usage_errors(capsys, option, value,
 def test_a_file_that_is_not_a_certificate_is_named_before_connecting(tmp_path, capsys):
     junk = tmp_path / "ca.pem"
     junk.write_text("not a certificate\n")
-    assert dcilab("links", "--server", "127.0.0.1:1", "--tls-ca", str(junk)) == 1
+    assert dcilab("links", "--server", "127.0.0.1:1", "--tls-ca", str(junk)) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"dcilab links: --tls-ca {junk} is not a PEM CA certificate") \
         and err.count("\n") == 1

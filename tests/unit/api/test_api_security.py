@@ -85,9 +85,12 @@ def test_tls(serve, pki):
     with Client(f"127.0.0.1:{port}", timeout=3) as plaintext, pytest.raises(Unreachable) as err:
         plaintext.reservations()
     assert f"cannot reach dcilab controller at 127.0.0.1:{port}" in str(err.value)
+    assert "if the server serves TLS, connect with TLS (--tls-ca" in str(err.value)
     with Client(f"127.0.0.1:{port}", tls=True, timeout=3) as untrusting:  # system roots only
-        with pytest.raises(Unreachable):
+        with pytest.raises(Unreachable) as err:
             untrusting.reservations()
+    assert "not one the CA given (--tls-ca, or the system's) vouches for" in str(err.value)
+    assert not str(err.value).split(";")[0].endswith(": OK")
 
 
 def test_mutual_tls_refuses_clients_without_a_trusted_certificate(serve, pki):
@@ -97,8 +100,10 @@ def test_mutual_tls_refuses_clients_without_a_trusted_certificate(serve, pki):
                 key=pki.client_key.read_bytes()) as trusted:
         assert trusted.reserve("dc1-h1", "dc2-h1", 1).reservation_id
     with Client(f"127.0.0.1:{port}", ca=ca, timeout=3) as no_cert:
-        with pytest.raises(Unreachable):
+        with pytest.raises(Unreachable) as err:
             no_cert.reservations()
+    assert "asks for client certificates (mutual TLS), give --tls-cert and --tls-key" in \
+        str(err.value)
     with Client(f"127.0.0.1:{port}", ca=ca, cert=pki.other_client_cert.read_bytes(),
                 key=pki.other_client_key.read_bytes(), timeout=3) as stranger:
         with pytest.raises(Unreachable):
@@ -150,5 +155,27 @@ def test_an_encrypted_key_is_refused_never_prompted_for(tmp_path, pki):
         [sys.executable, "-m", "dcilab", "reservations", "--server", "127.0.0.1:1",
          "--tls-ca", str(pki.ca), "--tls-cert", str(pki.client_cert), "--tls-key",
          str(locked)], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert done.returncode == 1 and "encrypted with a passphrase" in done.stderr
+    assert done.returncode == 2 and "encrypted with a passphrase" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_expired_or_not_yet_valid_certificate_is_refused_at_start(tmp_path, caplog):
+    """A tester's expired certificate was served: every client then failed with
+    CERTIFICATE_VERIFY_FAILED. Now the start says so, naming the file and the date."""
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    cases = (((now - 3 * day, now - 2 * day), "expired on"),
+             ((now + 2 * day, now + 3 * day), "is not valid before"))
+    for n, (valid, said) in enumerate(cases):
+        (tmp_path / str(n)).mkdir()
+        pki = make_pki(tmp_path / str(n), server_valid=valid)
+        with pytest.raises(ServerError, match=f"TLS certificate {re.escape(str(pki.server_cert))} "
+                                              f"{said} "):
+            TlsConfig.from_files(pki.server_cert, pki.server_key)
+    soon = tmp_path / "soon"
+    soon.mkdir()
+    pki = make_pki(soon, server_valid=(now - day, now + 3 * day))
+    with caplog.at_level("WARNING", logger="dcilab.api"):
+        TlsConfig.from_files(pki.server_cert, pki.server_key)       # serves, and says so
+    assert "expires on" in caplog.text and "renew it" in caplog.text
