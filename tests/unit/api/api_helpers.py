@@ -47,7 +47,7 @@ class Pki:
 def make_pki(directory: Path, server_valid: tuple | None = None) -> Pki:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate signed
     by it, and a client certificate from an unrelated CA (cryptography package).
-    `server_valid`: the server certificate's (not before, not after), if not a day from
+    `server_valid`: the server certificate's (not before, not after), if not 30 days from
     now."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -60,8 +60,9 @@ def make_pki(directory: Path, server_valid: tuple | None = None) -> Pki:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
     def cert(subject, key, issuer, issuer_key, ca=False, san=None, usage=None, valid=None):
+        # 30 days: past the start's warning of a certificate near its end
         begins, ends = valid or (now - datetime.timedelta(minutes=5),
-                                 now + datetime.timedelta(days=1))
+                                 now + datetime.timedelta(days=30))
         b = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
              .public_key(key.public_key()).serial_number(x509.random_serial_number())
              .not_valid_before(begins).not_valid_after(ends)

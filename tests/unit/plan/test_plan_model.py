@@ -350,7 +350,7 @@ def test_a_latency_bound_refusal_says_latency_not_reach():
         plan_job(job(km=500.0, step={"compute_s": 0.001, "overlap_s": 0.0005}))
     message = str(refused.value)
     assert "(500 km): latency alone fills the sync's window for every module specified " \
-           "for 500 km: " in message
+           "for 500 km, and the others are not specified for it: " in message
     assert "400ZR: specified for links up to 120 km" in message
     # Only modules specified for less: their reach, not latency, refuses it (a reviewer's).
     with pytest.raises(NoFeasibleChoice) as refused:
