@@ -10,6 +10,7 @@ ours. One list, so every refusal says it the same way.
 from __future__ import annotations
 
 import stat
+import tempfile
 from pathlib import Path
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -40,6 +41,14 @@ def unwritable(path: Path | None, option: str, source: str | None = None,
             and path.resolve() == Path(source).resolve()):
         return f"{option} {path}: is {source_is}; give another name"
     parent = path.parent if str(path.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        return f"{option} {path}: {parent} is not a directory"
     if not parent.is_dir():
         return f"{option} {path}: directory {parent} does not exist"
+    # A trial file: as root, access() says yes to a read-only mount or to /proc.
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        return f"{option} {path}: cannot write in {parent} ({exc.strerror or exc})"
     return None

@@ -79,7 +79,7 @@ class Client:
                    # ListLinks and GetFabric answer in one message: past gRPC's default 4 MB
                    # from about 35 000 links, 8 MB at the fabric file's 65 536.
                    ("grpc.max_receive_message_length", MAX_REPLY_BYTES)]
-        self.tls = bool(tls or ca or cert)
+        self.tls, self.client_cert = bool(tls or ca or cert), bool(cert)
         if self.tls:
             creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key,
                                                  certificate_chain=cert)
@@ -145,13 +145,17 @@ class Client:
     def _tls_hint(self, details: str) -> str:
         """What a TLS mismatch most likely is: gRPC says only "Socket closed" for a
         plaintext client at a TLS server, or a TLS client without the certificate a
-        mutual-TLS server asks for."""
+        mutual-TLS server asks for (or with one it does not accept)."""
         if "Socket closed" in details:
-            return ("; if the server serves TLS, connect with TLS (--tls-ca CA.pem), and "
-                    "if it asks for client certificates, give --tls-cert and --tls-key"
-                    if not self.tls else
+            if not self.tls:
+                return ("; if the server serves TLS, connect with TLS (--tls-ca CA.pem), and "
+                        "if it asks for client certificates, give --tls-cert and --tls-key")
+            return ("; if the server asks for client certificates (mutual TLS), it may not "
+                    "accept this one (another CA's, or expired)" if self.client_cert else
                     "; if the server asks for client certificates (mutual TLS), give "
                     "--tls-cert and --tls-key")
+        if "certificate has expired" in details:
+            return "; the server's certificate (or one of its chain) has expired: renew it"
         if "handshake failed" in details.lower():
             return ("; the server's certificate is not one the CA given (--tls-ca, or the "
                     "system's) vouches for, or the server does not serve TLS")

@@ -147,26 +147,31 @@ class TlsConfig:
 
 def certificate_dates_problem(chain: bytes, path, now: datetime.datetime | None = None
                               ) -> str | None:
-    """Why clients would refuse the chain's first (the server's) certificate by its dates:
-    expired, or not valid yet (a clock or a certificate made for later). A tester's
-    expired certificate was served, every client failing with CERTIFICATE_VERIFY_FAILED.
-    One that ends within EXPIRY_WARNING_DAYS is logged."""
+    """Why clients would refuse a certificate of the chain (the server's, or an
+    intermediate it sends) by its dates: expired, or not valid yet (a clock, or a
+    certificate made for later). A tester's expired certificate was served, every client
+    failing with CERTIFICATE_VERIFY_FAILED. One that ends within EXPIRY_WARNING_DAYS is
+    logged. `now`: aware, UTC by default."""
     from cryptography import x509       # what gRPC's OpenSSL reads the dates of, too
     try:
-        leaf = x509.load_pem_x509_certificate(chain)
+        certificates = x509.load_pem_x509_certificates(chain)
     except ValueError:                  # OpenSSL took it: nothing more to say here
         return None
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    after, before = leaf.not_valid_after_utc, leaf.not_valid_before_utc
-    if after < now:
-        return (f"TLS certificate {path} expired on {after:%Y-%m-%d %H:%M} UTC: every "
-                f"client would refuse it (certificate has expired); renew it")
-    if before > now:
-        return (f"TLS certificate {path} is not valid before {before:%Y-%m-%d %H:%M} UTC: "
-                f"every client would refuse it until then (check this machine's clock)")
-    if after - now < datetime.timedelta(days=EXPIRY_WARNING_DAYS):
-        log.warning("TLS certificate %s expires on %s UTC, in %.1f days: renew it",
-                    path, f"{after:%Y-%m-%d %H:%M}", (after - now).total_seconds() / 86400)
+    for n, cert in enumerate(certificates):
+        which = (f"TLS certificate {path}" if n == 0 else
+                 f"certificate {n + 1} of the chain in {path} "
+                 f"({cert.subject.rfc4514_string()[:64]})")
+        after, before = cert.not_valid_after_utc, cert.not_valid_before_utc
+        if after < now:
+            return (f"{which} expired on {after:%Y-%m-%d %H:%M} UTC: every client would "
+                    f"refuse it (certificate has expired); renew it")
+        if before > now:
+            return (f"{which} is not valid before {before:%Y-%m-%d %H:%M} UTC: every "
+                    f"client would refuse it until then (check this machine's clock)")
+        if after - now < datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+            log.warning("%s expires on %s UTC, in %.1f days: renew it", which,
+                        f"{after:%Y-%m-%d %H:%M}", (after - now).total_seconds() / 86400)
     return None
 
 

@@ -334,42 +334,49 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
 
         thread = threading.Thread(target=elephant_traffic, daemon=True)
         streams = _streams(fabric)
-        with Probes(mininet_runner(lab.emulation), streams, rate_pps=PROBE_PPS,
-                    port=7600) as probes:
-            thread.start()
-            time.sleep(3.0)                       # elephants detected and pinned
-            steady = steady_openflow_rate(lab.controller.metrics_url)
-            rows, observed = [], []
-            for event in script:
-                event.dead = _dead(fabric, event)
-                waited = wait_until_settled(lab.controller.metrics_url, steady,
-                                             len(pairs))
-                if waited > 1.5 * QUIET_S:
-                    _say(f"{mode}: waited {waited:.0f} s for earlier links' hold-down, "
-                         "the elephants and the controller to settle")
-                before = failure_counts(lab.controller.metrics_url)
-                drops = drop_counters() if log is not None else {}
-                event.since = time.time()
-                _inject(faults, event)
-                _say(f"{mode}: {event.name}")
-                say(f"injected: {event.name}")
-                time.sleep(_duration(event))
-                if log is not None:
-                    where = dropped_between(drops, drop_counters())
-                    say(f"{event.name}: packets dropped while it lasted, by place: "
-                        + (", ".join(f"{k} {v}" for k, v in where.items()) or "none"))
-                got = client.get(res.reservation_id)
-                # A flap has ended by now (its link is back, held down): nothing is dead.
-                dead = set(event.dead) if event.kind != "flap" else set()
-                crossing = {h.wavelength for h in got.hops if h.wavelength} & dead
-                after = failure_counts(lab.controller.metrics_url)
-                back_in_use = after.get("link_up", 0.0) - before.get("link_up", 0.0)
-                observed.append((state_name(got), bool(crossing), int(back_in_use)))
-                faults.restore()
-                time.sleep(SETTLE_S)
+        try:
+            with Probes(mininet_runner(lab.emulation), streams, rate_pps=PROBE_PPS,
+                        port=7600) as probes:
+                thread.start()
+                time.sleep(3.0)                       # elephants detected and pinned
+                steady = steady_openflow_rate(lab.controller.metrics_url)
+                rows, observed = [], []
+                for event in script:
+                    event.dead = _dead(fabric, event)
+                    waited = wait_until_settled(lab.controller.metrics_url, steady,
+                                                 len(pairs))
+                    if waited > 1.5 * QUIET_S:
+                        _say(f"{mode}: waited {waited:.0f} s for earlier links' hold-down, "
+                             "the elephants and the controller to settle")
+                    before = failure_counts(lab.controller.metrics_url)
+                    drops = drop_counters() if log is not None else {}
+                    event.since = time.time()
+                    _inject(faults, event)
+                    _say(f"{mode}: {event.name}")
+                    say(f"injected: {event.name}")
+                    time.sleep(_duration(event))
+                    if log is not None:
+                        where = dropped_between(drops, drop_counters())
+                        say(f"{event.name}: packets dropped while it lasted, by place: "
+                            + (", ".join(f"{k} {v}" for k, v in where.items()) or "none"))
+                    got = client.get(res.reservation_id)
+                    # A flap has ended by now (its link is back, held down): nothing is dead.
+                    dead = set(event.dead) if event.kind != "flap" else set()
+                    crossing = {h.wavelength for h in got.hops if h.wavelength} & dead
+                    after = failure_counts(lab.controller.metrics_url)
+                    back_in_use = after.get("link_up", 0.0) - before.get("link_up", 0.0)
+                    observed.append((state_name(got), bool(crossing), int(back_in_use)))
+                    faults.restore()
+                    time.sleep(SETTLE_S)
+                stop_elephants.set()
+                thread.join(timeout=60)
+                records = list(probes.stop().values())
+        finally:
+            # A stop (SIGTERM, Ctrl-C) unwinds past the elephants' thread, a daemon: their
+            # iperf3 processes outlived the run (a re-tester's). Stopped here either way.
             stop_elephants.set()
-            thread.join(timeout=60)
-            records = list(probes.stop().values())
+            if thread.is_alive():
+                thread.join(timeout=30)
         results = elephants.get("results", [])
         # What the elephants carry on the whole network at rest: the median over the 2 s
         # before each event (each starts settled). One window alone is noisy here: an
@@ -386,8 +393,9 @@ def run_mode(fabric: Fabric, path: Path, protection: bool, plot_data: dict,
             optimum = sum(shares)
             ends = event.since + _duration(event)
             after = _elephant_rate(results, t_elephants, event.since + 2.0, ends)
-            by_flow = {f"{r.src}>{r.dst}": _elephant_rate([r], t_elephants, event.since + 2.0,
-                                                          ends) for r in results}
+            # by ports too: on sites of one host each both elephants join the same hosts
+            by_flow = {f"{r.src}:{r.src_port}>{r.dst}:{r.dst_port}": _elephant_rate(
+                [r], t_elephants, event.since + 2.0, ends) for r in results}
             say(f"{event.name}: longest loss runs {_worst(summary['windows'], event.since)}")
             rows.append({
                 "event": event.name, "loss_ms": summary["loss_ms"],
@@ -564,7 +572,7 @@ def _plot(data: dict, path: str) -> None:
         ax.set_xlabel("seconds from the event", fontsize=8)
     fig.suptitle("Delivered rate of each probe stream around each failure", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")   # the name given, as --plot was checked
     plt.close(fig)
 
 

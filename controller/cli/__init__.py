@@ -11,7 +11,7 @@ import signal
 import sys
 
 from .. import __version__
-from .stopping import EXIT_TERMINATED, Terminated, stop_on_sigterm
+from .stopping import EXIT_TERMINATED, Terminated, ignore_stop_signals, stop_on_sigterm
 
 # In the order `--help` lists them. Each is imported only when needed: `dcilab check` then
 # loads neither gRPC nor Mininet (gRPC's poller thread can abort a process that is refusing
@@ -70,9 +70,13 @@ def main(argv: list[str] | None = None) -> int:
                             datefmt="%H:%M:%S")
         return args.run(args) or 0
     except Terminated:
+        if as_command:
+            ignore_stop_signals()
         print("terminated", file=sys.stderr)
         return EXIT_TERMINATED
     except KeyboardInterrupt:
+        if as_command:
+            ignore_stop_signals()
         print("interrupted", file=sys.stderr)
         return 130
     except ImportError as exc:
@@ -81,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         # another error after Ctrl-C (a cleanup that failed) must still be seen.
         if not _caused_by(exc, KeyboardInterrupt):
             raise
+        if as_command:
+            ignore_stop_signals()
         print("terminated" if _caused_by(exc, Terminated) else "interrupted", file=sys.stderr)
         return EXIT_TERMINATED if _caused_by(exc, Terminated) else 130
     finally:

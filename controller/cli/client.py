@@ -237,7 +237,8 @@ def running_server() -> str | None:
 
 
 def _run(args, body) -> int:
-    """Run `body(client)`; turn every failure into one line and exit status 1."""
+    """Run `body(client)`; turn every failure into one line and exit status 1 (2 for a
+    token or TLS file that cannot be used)."""
     guessed = False                   # no --server, and no demo or lab to take it from
     if args.server is None:
         args.server = running_server()
@@ -455,7 +456,8 @@ def _elephants_table(answer) -> str:
         proto = PROTOCOL_NAMES.get(e.ip_proto, str(e.ip_proto))
         flow = f"{proto} {e.src_ip}:{e.src_port} > {e.dst_ip}:{e.dst_port}"
         where = (" > ".join(f"{hop.wavelength} ({hop.src} > {hop.dst})" for hop in e.hops)
-                 if e.hops else f"the switches' rules ({answer.policy})")
+                 if e.hops else "not pinned: the hashed routes (no live route when found)"
+                 if answer.policy == "loadaware" else f"the switches' rules ({answer.policy})")
         demand = f"{e.demand_bps / 1e9:>7.0f}" if e.demand_bps else f"{'':>7}"
         rows.append(f"{flow:<44} {e.src_host + ' > ' + e.dst_host:<22} "
                     f"{e.rate_bps / 1e9:>9.1f} {demand}  {where}"

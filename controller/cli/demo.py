@@ -233,8 +233,9 @@ def _print_table(fabric, pairs, results, before, after,
     pinned flows sent."""
     graph = PathEngine(fabric)
     tx = delivered_bytes(fabric, before, after)
-    pinned = [_crossings(fabric, (pins or {}).get((s, d, r.dst_port)))
-              for (s, d), r in zip(pairs, results)]
+    history = [(pins or {}).get((s, r.src_port, d, r.dst_port), [])
+               for (s, d), r in zip(pairs, results)]
+    pinned = [_crossings(fabric, seen[-1] if seen else None) for seen in history]
     for hops, result in zip(pinned, results):
         for c in hops or ():
             tx[(c.switch, c.port)] = tx.get((c.switch, c.port), 0) - result.bytes
@@ -249,17 +250,18 @@ def _print_table(fabric, pairs, results, before, after,
     crossings = list(pinned)
     for i, hops in zip(hashed, attribute(graph, flows, tx, alternatives)):
         crossings[i] = hops
-    # Where several flows read from counters left one gateway over one line system, its
-    # counters cannot tell which took which wavelength (a re-tester's table swapped two):
-    # marked.
-    crossers = Counter((c.switch, c.link.line_system) for i in hashed
-                       for c in dict.fromkeys(crossings[i]))
+    # Where a flow read from counters left one gateway over one line system with any
+    # other flow, its counters cannot tell which took which wavelength (a re-tester's
+    # table swapped two): marked. Pinned ones count too: what they sent before their pin
+    # (hashed, the first polls) stays on other wavelengths (a reviewer's).
+    crossers = Counter((c.switch, c.link.line_system) for hops in crossings
+                       for c in dict.fromkeys(hops))
 
     def named(c, counted: bool) -> str:
         return c.link.wavelength + ("?" if counted and crossers[(c.switch, c.link.line_system)] > 1
                                     else "")
     rows = [("site pair", "hosts", "path through gateways", "wavelength", "Mb/s", "% of λ")]
-    for (src, dst), result, hops, pin in zip(pairs, results, crossings, pinned):
+    for (src, dst), result, hops, pin, seen in zip(pairs, results, crossings, pinned, history):
         gateways: list[str] = []
         for c in hops:
             for node in (c.switch, c.link.other(c.switch).node):
@@ -269,18 +271,29 @@ def _print_table(fabric, pairs, results, before, after,
         mbps = result.bits_per_second / 1e6
         pct = 100 * mbps / scaled_mbps(fabric, slowest) if slowest else 0.0
         rows.append((f"{fabric.hosts[src].site} -> {fabric.hosts[dst].site}", f"{src} > {dst}",
-                     " > ".join(gateways), ", ".join(named(c, pin is None) for c in hops),
+                     " > ".join(gateways), ", ".join(named(c, pin is None) for c in hops)
+                     + _moved_from(seen),
                      f"{mbps:.1f}", f"{pct:.1f}%"))
     print()
     print_table(rows, right=(4, 5))
-    if any(n > 1 for n in crossers.values()):
-        print("?: several flows the controller had not pinned crossed that line system from "
-              "that gateway, and its byte counters cannot tell which took which wavelength "
-              "(flows on one wavelength each measure their share of it)")
+    if any(pin is None and any(crossers[(c.switch, c.link.line_system)] > 1 for c in hops)
+           for hops, pin in zip(crossings, pinned)):
+        print("?: read from byte counters, and other flows crossed that line system from "
+              "that gateway: the counters cannot tell which took which wavelength (flows on "
+              "one wavelength each measure their share of it)")
     if any(pin is not None for pin in pinned):
-        print("(flows the controller pinned are shown where it pinned them last: "
-              "`dcilab elephants` while traffic runs)")
+        print("(flows the controller pinned are shown where it pinned them last, and where "
+              "they were moved from; before its pin, for the first polls, a flow is hashed "
+              "like any other: `dcilab elephants` while traffic runs)")
     print()
+
+
+def _moved_from(seen: list) -> str:
+    """ " (moved from w2, w3)": the wavelengths of a flow's earlier pins, oldest first."""
+    if len(seen) < 2:
+        return ""
+    return " (moved from " + "; ".join(", ".join(name for name, _ in path)
+                                       for path in seen[:-1]) + ")"
 
 
 def _crossings(fabric, pin) -> list[Crossing] | None:

@@ -2,8 +2,8 @@
 
 A table built from byte counters alone cannot tell which of several flows leaving one
 gateway over one line system took which wavelength; the controller knows where it pinned
-each. Its answer (`ListElephants`) is read every `interval_s` during a run, and the last
-pin seen of each flow kept: with no pin hold, an elephant's pin is gone once it ends.
+each. Its answer (`ListElephants`) is read every `interval_s` during a run, and every pin
+seen of each flow kept: with no pin hold, an elephant's pin is gone once it ends.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import threading
 
 from ..api.client import ApiError, Client, Unreachable
 
-# (source host, destination host, destination port): an iperf3 flow's data stream (its
-# control connection, to the same port, never becomes an elephant).
-FlowEnds = tuple[str, str, int]
+# (source host, source port, destination host, destination port): an iperf3 flow's data
+# stream (its control connection, to the same server port, never becomes an elephant).
+FlowEnds = tuple[str, int, str, int]
 # Per DCI hop, in order: (wavelength link name, the gateway it leaves by).
 PinnedPath = tuple[tuple[str, str], ...]
 
@@ -24,7 +24,8 @@ class PinWatcher:
 
     def __init__(self, server: str, interval_s: float = 0.5, timeout_s: float = 2.0):
         self.server, self.interval_s, self.timeout_s = server, interval_s, timeout_s
-        self.pins: dict[FlowEnds, PinnedPath] = {}
+        # every pin seen of each flow, oldest first: a flow moved mid-run crossed each
+        self.pins: dict[FlowEnds, list[PinnedPath]] = {}
         self.failure: str | None = None     # why no answer came, if none did
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pin-watcher", daemon=True)
@@ -54,8 +55,16 @@ class PinWatcher:
                     return
 
     def read(self, answer) -> None:
-        """Keep each pinned elephant's hops from one ListElephants answer."""
+        """Keep each pinned elephant's hops from one ListElephants answer; an elephant
+        listed without hops has lost its pin (no live route left): forgotten."""
         for e in answer.elephants:
-            if e.hops and e.ip_proto == 6:
-                self.pins[(e.src_host, e.dst_host, e.dst_port)] = tuple(
-                    (hop.wavelength, hop.src) for hop in e.hops)
+            if e.ip_proto != 6:
+                continue
+            ends = (e.src_host, e.src_port, e.dst_host, e.dst_port)
+            if e.hops:
+                path = tuple((hop.wavelength, hop.src) for hop in e.hops)
+                seen = self.pins.setdefault(ends, [])
+                if not seen or seen[-1] != path:
+                    seen.append(path)
+            else:
+                self.pins.pop(ends, None)

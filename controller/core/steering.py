@@ -56,7 +56,7 @@ class ElephantView:
     key: FlowKey
     src_host: str
     dst_host: str
-    rate_bps: float                          # at its leaf, the last poll (real units)
+    rate_bps: float                          # at its leaf, the last poll (real); idle: 0
     demand_bps: float                        # the placement's estimate; 0 when not pinned
     path: Path                               # pinned: one directed wavelength per DCI hop
     idle: bool                               # quiet, its pin held for its return
@@ -98,7 +98,7 @@ class Steering:
             if pin.idle_since is not None and not pin.record.elephant:
                 record = pin.record
                 seen.append(ElephantView(record.key, record.src_host, record.dst_host,
-                                         record.rate_bps, pin.demand_bps, pin.path, True))
+                                         0.0, pin.demand_bps, pin.path, True))   # quiet
         return sorted(seen, key=lambda e: (e.src_host, e.dst_host, str(e.key)))
 
     def sample(self, leaf: str, counters: dict[FlowKey, int], now: float,

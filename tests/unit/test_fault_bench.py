@@ -136,12 +136,20 @@ def test_an_elephant_under_a_tenth_of_its_share_is_stalled_and_misses_the_target
     assert t["elephants_stalled_after_2s"] == 1 and not t["elephants_within_5pct_in_2s_met"]
 
 
-def test_a_plot_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys):
+def test_a_plot_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys,
+                                                                 monkeypatch):
     from dcilab.bench import faults
     from dcilab.cli import build_parser
+
+    def no_emulation(*_args, **_kwargs):       # a regression must not start one here
+        raise AssertionError("the run started")
+    monkeypatch.setattr(faults, "run_mode", no_emulation)
+    (tmp_path / "afile").write_text("")
     for plot, why in ((tmp_path / "nodir" / "f.png", "does not exist"),
                       (tmp_path / "f.jpg", "give a name ending .png"),
-                      (tmp_path, "is a directory")):
+                      (tmp_path, "is a directory"),
+                      (tmp_path / "afile" / "f.png", "afile is not a directory"),
+                      ("/proc/f.png", "cannot write in /proc")):     # root may, elsewhere
         args = build_parser().parse_args(["bench", "--faults", "--plot", str(plot)])
         assert faults.run(args) == 2
         assert why in capsys.readouterr().err

@@ -390,6 +390,7 @@ def test_the_view_names_each_elephant_its_rate_and_pins_and_held_pins_as_idle(he
     held.flows("dc1-leaf1", {E2: FAST, MOUSE: SLOW}, 3.0)    # E1 goes quiet: pin held
     (quiet, busy) = held.ctl.steering.view()
     assert (quiet.key, quiet.idle, quiet.path) == (E1, True, held.ctl.steering.pinned[E1].path)
+    assert quiet.rate_bps == 0.0                    # not its last active rate (a reviewer's)
     assert (busy.key, busy.idle) == (E2, False)
 
 

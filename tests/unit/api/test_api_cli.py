@@ -314,7 +314,10 @@ def test_elephants_table_names_the_pinned_wavelengths():
     assert first.split()[7:10] == ["61.0", "400", "a.w2"]
     assert first.endswith("a.w2 (dc1-gw1 > dc2-gw1) > b.w1 (dc2-gw1 > dc3-gw1)")
     assert second.startswith("udp 10.1.1.2:1 > 10.2.1.1:4791")
-    assert second.endswith("the switches' rules (loadaware)  (idle, pin held)")
+    assert second.endswith("not pinned: the hashed routes (no live route when found)  "
+                           "(idle, pin held)")
+    ecmp = cli._elephants_table(fpb.ListElephantsResponse(policy="ecmp", elephants=[hashed]))
+    assert ecmp.splitlines()[1].endswith("the switches' rules (ecmp)  (idle, pin held)")
 
 
 def test_the_demos_pin_watcher_reads_the_controller_and_says_when_it_cannot(port):
@@ -330,17 +333,23 @@ def test_the_demos_pin_watcher_reads_the_controller_and_says_when_it_cannot(port
     assert pins.failure and pins.pins == {}
 
 
-def test_the_pin_watcher_keeps_the_last_pin_of_each_tcp_flow():
+def test_the_pin_watcher_keeps_every_pin_of_each_tcp_flow():
     from dcilab.api.v1 import fabric_pb2 as fpb
     from dcilab.cli.pins import PinWatcher
 
     def answer(wavelength, proto=6):
+        hops = [fpb.PinnedHop(wavelength=wavelength, src="dc1-gw1", dst="dc2-gw1")] \
+            if wavelength else []
         return fpb.ListElephantsResponse(elephants=[fpb.Elephant(
-            src_host="dc1-h1", dst_host="dc2-h1", ip_proto=proto, dst_port=5301,
-            hops=[fpb.PinnedHop(wavelength=wavelength, src="dc1-gw1", dst="dc2-gw1")])])
+            src_host="dc1-h1", dst_host="dc2-h1", ip_proto=proto, src_port=41001,
+            dst_port=5301, hops=hops)])
     watcher = PinWatcher("127.0.0.1:1")
     watcher.read(answer("a.w1"))
-    watcher.read(answer("a.w3"))                  # moved: the last pin is kept
+    watcher.read(answer("a.w1"))                  # the same pin, seen again
+    watcher.read(answer("a.w3"))                  # moved: both are kept, in order
     watcher.read(answer("a.w2", proto=17))        # not an iperf3 TCP flow
-    watcher.read(fpb.ListElephantsResponse())     # ended: its last pin stays
-    assert watcher.pins == {("dc1-h1", "dc2-h1", 5301): (("a.w3", "dc1-gw1"),)}
+    watcher.read(fpb.ListElephantsResponse())     # ended: its pins stay
+    assert watcher.pins == {("dc1-h1", 41001, "dc2-h1", 5301): [(("a.w1", "dc1-gw1"),),
+                                                               (("a.w3", "dc1-gw1"),)]}
+    watcher.read(answer(""))                      # listed unpinned: no live route left
+    assert watcher.pins == {}

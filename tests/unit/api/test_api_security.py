@@ -179,3 +179,59 @@ def test_an_expired_or_not_yet_valid_certificate_is_refused_at_start(tmp_path, c
     with caplog.at_level("WARNING", logger="dcilab.api"):
         TlsConfig.from_files(pki.server_cert, pki.server_key)       # serves, and says so
     assert "expires on" in caplog.text and "renew it" in caplog.text
+
+
+def test_an_expired_intermediate_in_the_chain_is_refused_too():
+    """A valid server certificate sent with an expired intermediate: clients fail with
+    "certificate has expired" as for the leaf (a reviewer's)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from dcilab.api.server import certificate_dates_problem
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+
+    def cert(subject, key, issuer_key, begins, ends, ca):
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(begins).not_valid_after(ends)
+                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+                .sign(issuer_key, hashes.SHA256()))
+    middle_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), \
+        ec.generate_private_key(ec.SECP256R1())
+    leaf = cert("localhost", leaf_key, middle_key, now - day, now + 90 * day, False)
+    middle = cert("issuing CA", middle_key, middle_key, now - 9 * day, now - day, True)
+    chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, middle))
+    said = certificate_dates_problem(chain, "server.pem")
+    assert said.startswith("certificate 2 of the chain in server.pem (CN=issuing CA) expired on")
+    assert certificate_dates_problem(chain[:len(leaf.public_bytes(
+        serialization.Encoding.PEM))], "server.pem") is None
+
+
+def test_a_certificate_that_expired_while_serving_is_named_by_the_client(serve, tmp_path):
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+    pki = make_pki(tmp_path, server_valid=(now - datetime.timedelta(days=3),
+                                           now - datetime.timedelta(days=1)))
+    # Built as it was at start, before it expired (from_files refuses it now).
+    port = serve(tls=TlsConfig(pki.server_cert.read_bytes(), pki.server_key.read_bytes()))
+    with Client(f"127.0.0.1:{port}", ca=pki.ca.read_bytes(), timeout=3) as c:
+        with pytest.raises(Unreachable) as err:
+            c.reservations()
+    assert "has expired: renew it" in str(err.value)
+    assert "vouches for" not in str(err.value)
+
+
+def test_mutual_tls_with_a_certificate_it_does_not_accept_says_so(serve, pki):
+    port = serve(tls=TlsConfig.from_files(pki.server_cert, pki.server_key, pki.ca))
+    with Client(f"127.0.0.1:{port}", ca=pki.ca.read_bytes(),
+                cert=pki.other_client_cert.read_bytes(),
+                key=pki.other_client_key.read_bytes(), timeout=3) as stranger:
+        with pytest.raises(Unreachable) as err:
+            stranger.reservations()
+    assert "it may not accept this one (another CA's, or expired)" in str(err.value)
