@@ -32,7 +32,7 @@ from ..metrics.prometheus_server import PrometheusError, start_prometheus, stop_
 from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
 from .controller import (adaptation_options, adaptation_problem, add_adaptation_arguments,
                          add_steering_arguments, steering_options)
-from ..te.attribution import Crossing, MeasuredFlow, attribute, route_stages
+from ..te.attribution import Crossing, MeasuredFlow, attribute, crossing, route_stages
 from ..te.paths import PathEngine
 from ..te.placement import DEFAULT_MAX_STRETCH, Candidates
 from .pins import PinWatcher
@@ -298,14 +298,7 @@ def _moved_from(seen: list) -> str:
 
 def _crossings(fabric, pin) -> list[Crossing] | None:
     """A pinned path as the crossings it makes; None when the flow was not pinned."""
-    if pin is None:
-        return None
-    out = []
-    for name, sender in pin:
-        link = fabric.link(name)
-        end = link.a if link.a.node == sender else link.b
-        out.append(Crossing(sender, end.port, link))
-    return out
+    return None if pin is None else [crossing(fabric, name, sender) for name, sender in pin]
 
 
 def print_table(rows: list[tuple], right: tuple[int, ...] = ()) -> None:

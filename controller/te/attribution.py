@@ -58,19 +58,18 @@ def dci_stages(graph: PathEngine, src: str, dst: str) -> list[list[Crossing]]:
     return [sorted(stage.values(), key=lambda c: (c.switch, c.port)) for stage in stages]
 
 
+def crossing(fabric, name: str, sender: str) -> Crossing:
+    """The wavelength link `name` crossed leaving gateway `sender`."""
+    link = fabric.link(name)
+    end = link.a if link.a.node == sender else link.b
+    return Crossing(sender, end.port, link)
+
+
 def route_stages(graph: PathEngine, hops) -> list[list[Crossing]]:
     """The stages of a route given as, per DCI hop, its (wavelength link name, sending
     gateway) pairs (`placement.Route`'s hops)."""
-    fabric = graph.fabric
-    out = []
-    for hop in hops:
-        stage = []
-        for name, sender in hop.wavelengths:
-            link = fabric.link(name)
-            end = link.a if link.a.node == sender else link.b
-            stage.append(Crossing(sender, end.port, link))
-        out.append(stage)
-    return out
+    return [[crossing(graph.fabric, name, sender) for name, sender in hop.wavelengths]
+            for hop in hops]
 
 
 def attribute(graph: PathEngine, flows: list[MeasuredFlow],

@@ -324,12 +324,14 @@ def test_the_demos_pin_watcher_reads_the_controller_and_says_when_it_cannot(port
     from dcilab.cli.pins import PinWatcher
     with PinWatcher(f"127.0.0.1:{port}", interval_s=0.05) as pins:
         time.sleep(0.2)
+    pins._thread.join(30)                  # a busy machine: its last call may still run
     assert pins.failure is None and pins.pins == {}
     with socket.socket() as s:              # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
     with PinWatcher(f"127.0.0.1:{dead}", interval_s=0.05, timeout_s=0.3) as pins:
         time.sleep(0.2)
+    pins._thread.join(30)
     assert pins.failure and pins.pins == {}
 
 
