@@ -8,6 +8,7 @@ import math
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ..core import steering
 from ..core.steering import ElephantView
 from ..fabric import Fabric
 from ..fabric.model import DCI, FABRIC, GATEWAY, HOST, LEAF, SPINE
@@ -151,7 +152,14 @@ def elephant(view: ElephantView, fab: Fabric) -> fpb.Elephant:
     return fpb.Elephant(src_host=view.src_host, dst_host=view.dst_host, src_ip=key.src_ip,
                         dst_ip=key.dst_ip, ip_proto=key.ip_proto, src_port=key.src_port,
                         dst_port=key.dst_port, rate_bps=view.rate_bps,
-                        demand_bps=view.demand_bps, hops=hops, idle=view.idle)
+                        demand_bps=view.demand_bps, hops=hops, idle=view.idle,
+                        carrier=_CARRIER[view.carrier], reservation_id=view.reservation_id)
+
+
+_CARRIER = {steering.HASHED: fpb.CARRIER_HASHED, steering.PINNED: fpb.CARRIER_PINNED,
+            steering.SHORTEST: fpb.CARRIER_SHORTEST,
+            steering.RESERVATION: fpb.CARRIER_RESERVATION,
+            steering.RESERVATION_IF_MARKED: fpb.CARRIER_RESERVATION_IF_MARKED}
 
 
 def fabric(fab: Fabric, connected: dict[str, bool]) -> fpb.Fabric:

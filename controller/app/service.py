@@ -657,7 +657,7 @@ class ControllerService:
     def elephants(self) -> tuple[str, list[ElephantView]]:
         """The steering policy, and every elephant with where it is pinned."""
         with self.lock:
-            return self.core.policy, self.core.steering.view()
+            return self.core.policy, self.core.elephants()
 
     def wavelength_modes(self) -> dict[str, tuple[str | None, float]]:
         """Every wavelength's link name -> (mode, rate Gb/s) it runs now, as the controller

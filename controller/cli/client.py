@@ -21,6 +21,7 @@ from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict
                           state_name)
 from ..api.server import ServerError, no_passphrase, read_pem, read_token_file
 from ..api.servicers import MAX_PAGE_SIZE
+from ..api.v1 import fabric_pb2 as fpb
 from ..api.v1 import path_pb2 as ppb
 from ..emulation.cleanup import Manifest, live_owner
 from ..fabric.model import LinkKind
@@ -152,13 +153,15 @@ def register(sub) -> None:
     p.set_defaults(run=run_links)
 
     p = sub.add_parser("elephants", parents=[common],
-                       help="show the elephants and the wavelengths each is pinned to",
+                       help="show the elephants and the wavelengths that carry each",
                        description="Show the elephant flows the controller found at the "
-                                   "leaves: their rate, and under the loadaware policy the "
-                                   "wavelength each is pinned to on every DCI hop (byte "
-                                   "counters cannot tell flows sharing a line system apart; "
-                                   "this can). Under ecmp or shortest, the switches' rules "
-                                   "carry them.")
+                                   "leaves: their rate, what carries each and the wavelength "
+                                   "it takes on every DCI hop (byte counters cannot tell "
+                                   "flows sharing a line system apart; this can). A "
+                                   "reservation's rules carry its pair's traffic (or the "
+                                   "part its selector names) before any pin; under loadaware "
+                                   "an elephant is pinned, under shortest it takes its site "
+                                   "pair's one route, under ecmp it is hashed.")
     p.add_argument("--site", default="", help="only elephants with an end in this site")
     p.set_defaults(run=run_elephants)
 
@@ -448,21 +451,35 @@ def run_links(args) -> int:
 
 
 def _elephants_table(answer) -> str:
-    """One row per elephant: its flow, rate, demand estimate and pinned wavelengths."""
+    """One row per elephant: its flow, rate, demand estimate and what carries it where."""
     if not answer.elephants:
         return f"no elephants (policy {answer.policy})"
-    rows = [f"{'flow':<44} {'hosts':<22} {'rate Gb/s':>9} {'demand':>7}  pinned to"]
+    rows = [f"{'flow':<44} {'hosts':<22} {'rate Gb/s':>9} {'demand':>7}  carried by"]
     for e in answer.elephants:
         proto = PROTOCOL_NAMES.get(e.ip_proto, str(e.ip_proto))
         flow = f"{proto} {e.src_ip}:{e.src_port} > {e.dst_ip}:{e.dst_port}"
-        where = (" > ".join(f"{hop.wavelength} ({hop.src} > {hop.dst})" for hop in e.hops)
-                 if e.hops else "not pinned: the hashed routes (no live route when found)"
-                 if answer.policy == "loadaware" else f"the switches' rules ({answer.policy})")
         demand = f"{e.demand_bps / 1e9:>7.0f}" if e.demand_bps else f"{'':>7}"
         rows.append(f"{flow:<44} {e.src_host + ' > ' + e.dst_host:<22} "
-                    f"{e.rate_bps / 1e9:>9.1f} {demand}  {where}"
+                    f"{e.rate_bps / 1e9:>9.1f} {demand}  {_carried_by(e, answer.policy)}"
                     + ("  (idle, pin held)" if e.idle else ""))
     return "\n".join(rows)
+
+
+def _carried_by(e, policy: str) -> str:
+    path = (" > ".join(f"{hop.wavelength} ({hop.src} > {hop.dst})" for hop in e.hops)
+            or "no DCI hop")
+    if e.carrier == fpb.CARRIER_PINNED:
+        return f"its pin: {path}"
+    if e.carrier == fpb.CARRIER_SHORTEST:
+        return f"the shortest route: {path}"
+    if e.carrier == fpb.CARRIER_RESERVATION:
+        return f"reservation {e.reservation_id}: {path}"
+    if e.carrier == fpb.CARRIER_RESERVATION_IF_MARKED:
+        return (f"reservation {e.reservation_id} if its packets carry that DSCP: {path}; "
+                f"else the {policy} routes")
+    if policy == "loadaware":
+        return "not pinned: hashed over the shortest routes (no live route when found)"
+    return f"hashed over the shortest routes ({policy})"
 
 
 def run_elephants(args) -> int:

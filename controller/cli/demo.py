@@ -282,9 +282,9 @@ def _print_table(fabric, pairs, results, before, after,
               "that gateway: the counters cannot tell which took which wavelength (flows on "
               "one wavelength each measure their share of it)")
     if any(pin is not None for pin in pinned):
-        print("(flows the controller pinned are shown where it pinned them last, and where "
-              "they were moved from; before its pin, for the first polls, a flow is hashed "
-              "like any other: `dcilab elephants` while traffic runs)")
+        print("(flows the controller named are shown where it carried them last, and where "
+              "they were moved from; under loadaware, before its pin, for the first polls, a "
+              "flow is hashed like any other: `dcilab elephants` while traffic runs)")
     print()
 
 

@@ -1,4 +1,5 @@
-"""Where the controller pinned each elephant while traffic runs, asked over its API.
+"""Where the controller carried each elephant (its pin, its route or a reservation) while
+traffic runs, asked over its API.
 
 A table built from byte counters alone cannot tell which of several flows leaving one
 gateway over one line system took which wavelength; the controller knows where it pinned
@@ -55,8 +56,9 @@ class PinWatcher:
                     return
 
     def read(self, answer) -> None:
-        """Keep each pinned elephant's hops from one ListElephants answer; an elephant
-        listed without hops has lost its pin (no live route left): forgotten."""
+        """Keep each elephant's hops from one ListElephants answer (a pin's, a route's or
+        a reservation's); one listed without hops is hashed now (its pin lost with no
+        live route left): forgotten."""
         for e in answer.elephants:
             if e.ip_proto != 6:
                 continue

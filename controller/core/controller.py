@@ -34,7 +34,8 @@ from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Rese
 from . import reservation_rules, wiring
 from .ports import port_problems
 from .rules import TABLE_FLOWS, Programs, Routing, diff
-from .steering import Steering
+from .steering import (HASHED, RESERVATION, RESERVATION_IF_MARKED, SHORTEST, ElephantView,
+                       Steering)
 
 log = logging.getLogger("dcilab.core")
 # A DEGRADED reservation's reason, the one record of why that survives a restart: what
@@ -976,6 +977,35 @@ class FabricController:
     @property
     def policy(self) -> str:
         return self.steering.policy
+
+    def elephants(self) -> list[ElephantView]:
+        """Every elephant, with what carries it: the rule of highest priority its packets
+        match, which is a reservation's before its own pin, and a pin before the routes."""
+        by_pair: dict[tuple[str, str], list[Reservation]] = {}
+        for res in self.book.live():
+            if res.holds_bandwidth:
+                by_pair.setdefault((res.request.src_host, res.request.dst_host), []).append(res)
+        for members in by_pair.values():
+            members.sort(key=reservation_rules.priority, reverse=True)   # as the switches do
+        seen = []
+        for view in self.steering.view():
+            key = view.key
+            for res in by_pair.get((view.src_host, view.dst_host), ()):
+                matched = reservation_rules.carries(res, key.ip_proto, key.dst_port)
+                if matched is not False:
+                    view = replace(view, carrier=RESERVATION if matched else
+                                   RESERVATION_IF_MARKED, reservation_id=res.reservation_id,
+                                   path=tuple((h.link, h.switch) for h in res.hops
+                                              if h.wavelength))
+                    break
+            else:
+                if view.carrier == HASHED and self.policy == "shortest":
+                    route = self.programs.route(self.fabric.hosts[view.src_host].leaf,
+                                                key.dst_ip)
+                    if route is not None:
+                        view = replace(view, carrier=SHORTEST, path=route)
+            seen.append(view)
+        return seen
 
     def stats_requests(self) -> Outbox:
         """A poll: port statistics from every programmed switch, flow counters from every

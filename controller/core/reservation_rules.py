@@ -34,6 +34,18 @@ def priority(res: Reservation) -> int:
     return PRIORITY_DSCP if sel.dscp is not None else PRIORITY_PORTS
 
 
+def carries(res: Reservation, ip_proto: int, dst_port: int) -> bool | None:
+    """Whether the rules of `res` match a flow of its pair with this protocol and
+    destination port; None for a DSCP selector, which a 5-tuple does not tell."""
+    sel = res.request.selector
+    if sel is None:
+        return True
+    if sel.dscp is not None:
+        return None
+    return sel.ip_proto == ip_proto and (not sel.has_ports
+                                         or sel.port_min <= dst_port <= sel.port_max)
+
+
 def _matches(fabric: Fabric, res: Reservation) -> list:
     """The matches of the traffic of `res`: the pair's addresses, and its selector (a port
     range is several masked matches)."""

@@ -282,6 +282,7 @@ class Programs:
         self.ids = GroupIds()
         self._version = -1
         self._routing: dict[str, Routing] = {}
+        self._routes: dict[str, dict[str, tuple[int, ...]]] = {}
 
     def current(self, switch: str) -> Routing:
         self._compute()
@@ -291,7 +292,7 @@ class Programs:
         if self._version == self.engine.version:
             return
         self._version = self.engine.version
-        routes = forwarding(self.fabric, self.engine, self.spread)
+        routes = self._routes = forwarding(self.fabric, self.engine, self.spread)
         found = detours(self.fabric, self.engine) if self.protect else []
         by_gateway = {(d.gateway, d.line_system): d for d in found}
         on_switch: dict[str, dict[int, Actions]] = {}
@@ -304,6 +305,27 @@ class Programs:
             name: routing(self.fabric, self.engine, name, routes[name], by_gateway,
                           on_switch.get(name, {}), self.ids, self.protect)
             for name in self.fabric.switches}
+
+    def route(self, src_leaf: str, dst_ip: str) -> tuple[tuple[str, str], ...] | None:
+        """The DCI links (name, sending switch) a packet from `src_leaf` to `dst_ip`
+        crosses on the destination routes, first next hop at each switch (with `spread`
+        off, the only one); None when no live route leads there."""
+        self._compute()
+        crossed, switch = [], src_leaf
+        for _ in range(len(self.fabric.switches)):
+            ports = self._routes[switch].get(dst_ip)
+            if not ports:
+                return None
+            link = self.fabric.ports(switch).get(ports[0])
+            if link is None:
+                return None
+            nxt = link.other(switch).node
+            if nxt not in self.fabric.switches:
+                return tuple(crossed)              # the host's own port: arrived
+            if link.kind == DCI:
+                crossed.append((link.name, switch))
+            switch = nxt
+        return None                                # a loop: not a route
 
     def full(self, switch: str) -> list:
         """The whole program of `switch` from empty tables (safe to re-apply)."""

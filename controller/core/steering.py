@@ -49,17 +49,27 @@ class Pinned:
     idle_since: float | None = None          # when it went idle (its pin held), or active
 
 
+# What carries an elephant: the rule of highest priority its packets match.
+HASHED = "hashed"                  # the select groups' hash (ecmp; loadaware not yet pinned)
+PINNED = "pinned"                  # its own pin (loadaware)
+SHORTEST = "shortest"              # the site pair's one route (policy shortest)
+RESERVATION = "reservation"        # a reservation's rules: the pair's, or its protocol/ports
+RESERVATION_IF_MARKED = "reservation_if_marked"   # a DSCP reservation's, if it is marked
+
+
 @dataclass(frozen=True)
 class ElephantView:
-    """An elephant as a client sees it (`ListElephants`): its flow, what it sends, and
-    the directed wavelengths it is pinned to, if it is."""
+    """An elephant as a client sees it (`ListElephants`): its flow, what it sends, what
+    carries it and over which directed wavelengths."""
     key: FlowKey
     src_host: str
     dst_host: str
     rate_bps: float                          # at its leaf, the last poll (real); idle: 0
     demand_bps: float                        # the placement's estimate; 0 when not pinned
-    path: Path                               # pinned: one directed wavelength per DCI hop
+    path: Path                               # one directed wavelength per DCI hop; hashed: ()
     idle: bool                               # quiet, its pin held for its return
+    carrier: str = HASHED
+    reservation_id: str = ""                 # RESERVATION, RESERVATION_IF_MARKED: which
 
 
 class Steering:
@@ -87,18 +97,20 @@ class Steering:
         return len(self.detector.elephants())
 
     def view(self) -> list[ElephantView]:
-        """Every elephant and every held pin, by hosts then flow."""
+        """Every elephant and every held pin, by hosts then flow, as steering placed
+        them (`FabricController.elephants` adds what reservations and routes carry)."""
         seen = []
         for record in self.detector.elephants():
             pin = self.pinned.get(record.key)
             seen.append(ElephantView(record.key, record.src_host, record.dst_host,
                                      record.rate_bps, pin.demand_bps if pin else 0.0,
-                                     pin.path if pin else (), False))
+                                     pin.path if pin else (), False,
+                                     PINNED if pin else HASHED))
         for pin in self.pinned.values():
             if pin.idle_since is not None and not pin.record.elephant:
                 record = pin.record
                 seen.append(ElephantView(record.key, record.src_host, record.dst_host,
-                                         0.0, pin.demand_bps, pin.path, True))   # quiet
+                                         0.0, pin.demand_bps, pin.path, True, PINNED))
         return sorted(seen, key=lambda e: (e.src_host, e.dst_host, str(e.key)))
 
     def sample(self, leaf: str, counters: dict[FlowKey, int], now: float,

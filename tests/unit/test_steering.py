@@ -23,15 +23,16 @@ from fakeoftable import Outcome
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from dcilab.core import elephant_rules
+from dcilab.core import elephant_rules, reservation_rules
 from dcilab.core.controller import FabricController, Outbox
 from dcilab.core.rules import PIN_GROUP_BASE
 from dcilab.core.elephant_rules import PRIORITY_ELEPHANT
 from dcilab.core.rules import TABLE_FLOWS, TABLE_FORWARD
-from dcilab.core.steering import SETTLE_POLLS, Steering
+from dcilab.core.steering import (PINNED, RESERVATION, RESERVATION_IF_MARKED, SETTLE_POLLS,
+                                  SHORTEST, Steering)
 from dcilab.te.elephants import FlowKey
 from dcilab.te.paths import PathEngine
-from dcilab.te.reservations import ReservationRequest
+from dcilab.te.reservations import Reservation, ReservationRequest, Selector, State
 
 W = [f"dc1-dc2-a.w{i}" for i in (1, 2, 3, 4)]
 W_PORT = {W[0]: 3, W[1]: 4, W[2]: 5, W[3]: 6}                 # at dc1-gw1 (and dc2-gw1)
@@ -399,6 +400,69 @@ def test_the_view_of_ecmp_elephants_has_no_pins(fabric):
     make_elephants(lab, "dc1-leaf1", [E1])
     [v] = lab.ctl.steering.view()
     assert (v.key, v.path, v.demand_bps, v.idle) == (E1, (), 0.0, False)
+
+
+def carried(lab: Lab, key: FlowKey):
+    """The controller's view of elephant `key`, and the wavelengths a traced packet of it
+    crosses (one path: no select choice)."""
+    (view,) = [v for v in lab.ctl.elephants() if v.key == key]
+    (path,) = lab.trace(key)
+    assert path.outcome is Outcome.EGRESS and path.choices == ()
+    return view, wavelengths(lab, path)
+
+
+def test_the_elephants_under_shortest_name_the_route_their_packets_take(fabric):
+    lab = Lab(fabric, policy="shortest").bring_up_all()
+    make_elephants(lab, "dc1-leaf1", [E1])
+    view, crossed = carried(lab, E1)
+    assert view.carrier == SHORTEST and [w for w, _ in view.path] == crossed
+    assert view.path[0][1] == GW
+    # Its wavelength cut: the routes move, and so does what the controller says.
+    dead = fabric.link(crossed[0])
+    for end in (dead.a, dead.b):
+        lab.net.down_ports.add((lab.dpid(end.node), end.port))
+        lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 3.0))
+    lab.send(lab.ctl.tick(3.1))
+    view, now = carried(lab, E1)
+    assert now != crossed and [w for w, _ in view.path] == now
+
+
+def test_a_reservations_rules_carry_an_elephant_of_its_pair_before_its_pin(lab):
+    make_elephants(lab, "dc1-leaf1", [E1, E2])
+    pinned = chosen(lab, E1)
+    # E1's pair reserves, for UDP only, then for its TCP port: the elephant (TCP 5201)
+    # keeps its pin until a reservation's rules match it.
+    udp = lab.send(lab.ctl.reserve(ReservationRequest(
+        "dc1-h1", "dc2-h3", 10.0, selector=Selector(ip_proto=17)), "udp", 3.0)).changed[0]
+    view, crossed = carried(lab, E1)
+    assert (view.carrier, crossed) == (PINNED, [pinned])
+    res = lab.send(lab.ctl.reserve(ReservationRequest(
+        "dc1-h1", "dc2-h3", 360.0, selector=Selector(ip_proto=6, port_min=5000,
+                                                     port_max=5300)), "tcp", 3.0)).changed[0]
+    view, crossed = carried(lab, E1)
+    assert (view.carrier, view.reservation_id) == (RESERVATION, "tcp")
+    assert [w for w, _ in view.path] == crossed == [h.link for h in res.hops if h.wavelength]
+    # A DSCP reservation of E2's pair: its rules take E2 only if marked, which a 5-tuple
+    # does not show; the view says so, with that reservation's path.
+    dscp = lab.send(lab.ctl.reserve(ReservationRequest(
+        "dc1-h2", "dc2-h4", 10.0, selector=Selector(dscp=46)), "ef", 3.0)).changed[0]
+    (e2,) = [v for v in lab.ctl.elephants() if v.key == E2]
+    assert (e2.carrier, e2.reservation_id) == (RESERVATION_IF_MARKED, "ef")
+    assert [w for w, _ in e2.path] == [h.link for h in dscp.hops if h.wavelength]
+    assert udp.reservation_id == "udp"
+
+
+def test_carries_matches_as_the_rules_do():
+    def res(selector):
+        return Reservation("r", ReservationRequest("a", "b", 1.0, selector=selector),
+                           State.ACTIVE, (), 0.0, 0.0, None, 1)
+    assert reservation_rules.carries(res(None), 17, 9) is True
+    assert reservation_rules.carries(res(Selector(ip_proto=6)), 6, 9) is True
+    assert reservation_rules.carries(res(Selector(ip_proto=6)), 17, 9) is False
+    ports = res(Selector(ip_proto=6, port_min=5201, port_max=5210))
+    assert [reservation_rules.carries(ports, 6, p) for p in (5200, 5201, 5210, 5211)] == \
+        [False, True, True, False]
+    assert reservation_rules.carries(res(Selector(dscp=46)), 6, 9) is None
 
 
 def test_an_idle_pin_is_removed_after_the_hold(fabric):

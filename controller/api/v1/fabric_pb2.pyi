@@ -24,6 +24,15 @@ class SwitchRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SWITCH_ROLE_SPINE: _ClassVar[SwitchRole]
     SWITCH_ROLE_LEAF: _ClassVar[SwitchRole]
     SWITCH_ROLE_GATEWAY: _ClassVar[SwitchRole]
+
+class Carrier(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CARRIER_UNSPECIFIED: _ClassVar[Carrier]
+    CARRIER_HASHED: _ClassVar[Carrier]
+    CARRIER_PINNED: _ClassVar[Carrier]
+    CARRIER_SHORTEST: _ClassVar[Carrier]
+    CARRIER_RESERVATION: _ClassVar[Carrier]
+    CARRIER_RESERVATION_IF_MARKED: _ClassVar[Carrier]
 LINK_KIND_UNSPECIFIED: LinkKind
 LINK_KIND_HOST: LinkKind
 LINK_KIND_FABRIC: LinkKind
@@ -32,6 +41,12 @@ SWITCH_ROLE_UNSPECIFIED: SwitchRole
 SWITCH_ROLE_SPINE: SwitchRole
 SWITCH_ROLE_LEAF: SwitchRole
 SWITCH_ROLE_GATEWAY: SwitchRole
+CARRIER_UNSPECIFIED: Carrier
+CARRIER_HASHED: Carrier
+CARRIER_PINNED: Carrier
+CARRIER_SHORTEST: Carrier
+CARRIER_RESERVATION: Carrier
+CARRIER_RESERVATION_IF_MARKED: Carrier
 
 class GetFabricRequest(_message.Message):
     __slots__ = ()
@@ -274,7 +289,7 @@ class ListElephantsResponse(_message.Message):
     def __init__(self, policy: _Optional[str] = ..., elephants: _Optional[_Iterable[_Union[Elephant, _Mapping]]] = ...) -> None: ...
 
 class Elephant(_message.Message):
-    __slots__ = ("src_host", "dst_host", "src_ip", "dst_ip", "ip_proto", "src_port", "dst_port", "rate_bps", "demand_bps", "hops", "idle")
+    __slots__ = ("src_host", "dst_host", "src_ip", "dst_ip", "ip_proto", "src_port", "dst_port", "rate_bps", "demand_bps", "hops", "idle", "carrier", "reservation_id")
     SRC_HOST_FIELD_NUMBER: _ClassVar[int]
     DST_HOST_FIELD_NUMBER: _ClassVar[int]
     SRC_IP_FIELD_NUMBER: _ClassVar[int]
@@ -286,6 +301,8 @@ class Elephant(_message.Message):
     DEMAND_BPS_FIELD_NUMBER: _ClassVar[int]
     HOPS_FIELD_NUMBER: _ClassVar[int]
     IDLE_FIELD_NUMBER: _ClassVar[int]
+    CARRIER_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     src_host: str
     dst_host: str
     src_ip: str
@@ -297,7 +314,9 @@ class Elephant(_message.Message):
     demand_bps: float
     hops: _containers.RepeatedCompositeFieldContainer[PinnedHop]
     idle: bool
-    def __init__(self, src_host: _Optional[str] = ..., dst_host: _Optional[str] = ..., src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., ip_proto: _Optional[int] = ..., src_port: _Optional[int] = ..., dst_port: _Optional[int] = ..., rate_bps: _Optional[float] = ..., demand_bps: _Optional[float] = ..., hops: _Optional[_Iterable[_Union[PinnedHop, _Mapping]]] = ..., idle: _Optional[bool] = ...) -> None: ...
+    carrier: Carrier
+    reservation_id: str
+    def __init__(self, src_host: _Optional[str] = ..., dst_host: _Optional[str] = ..., src_ip: _Optional[str] = ..., dst_ip: _Optional[str] = ..., ip_proto: _Optional[int] = ..., src_port: _Optional[int] = ..., dst_port: _Optional[int] = ..., rate_bps: _Optional[float] = ..., demand_bps: _Optional[float] = ..., hops: _Optional[_Iterable[_Union[PinnedHop, _Mapping]]] = ..., idle: _Optional[bool] = ..., carrier: _Optional[_Union[Carrier, str]] = ..., reservation_id: _Optional[str] = ...) -> None: ...
 
 class PinnedHop(_message.Message):
     __slots__ = ("wavelength", "line_system", "src", "dst")

@@ -297,27 +297,39 @@ def test_elephants(at, capsys):
     assert "refused (INVALID_ARGUMENT): site: " in capsys.readouterr().err
 
 
-def test_elephants_table_names_the_pinned_wavelengths():
+def test_elephants_table_names_what_carries_each_and_where():
     from dcilab.api.v1 import fabric_pb2 as fpb
+    hops = [fpb.PinnedHop(wavelength="a.w2", src="dc1-gw1", dst="dc2-gw1"),
+            fpb.PinnedHop(wavelength="b.w1", src="dc2-gw1", dst="dc3-gw1")]
     pinned = fpb.Elephant(src_host="dc1-h1", dst_host="dc3-h2", src_ip="10.1.1.1",
                           dst_ip="10.3.1.2", ip_proto=6, src_port=40001, dst_port=5301,
-                          rate_bps=61.04e9, demand_bps=400e9, hops=[
-                              fpb.PinnedHop(wavelength="a.w2", src="dc1-gw1", dst="dc2-gw1"),
-                              fpb.PinnedHop(wavelength="b.w1", src="dc2-gw1", dst="dc3-gw1")])
+                          rate_bps=61.04e9, demand_bps=400e9, hops=hops,
+                          carrier=fpb.CARRIER_PINNED)
     hashed = fpb.Elephant(src_host="dc1-h2", dst_host="dc2-h1", src_ip="10.1.1.2",
                           dst_ip="10.2.1.1", ip_proto=17, src_port=1, dst_port=4791,
-                          rate_bps=50e9, idle=True)
+                          rate_bps=50e9, idle=True, carrier=fpb.CARRIER_HASHED)
     header, first, second = cli._elephants_table(
         fpb.ListElephantsResponse(policy="loadaware", elephants=[pinned, hashed])).splitlines()
-    assert header.split()[:2] == ["flow", "hosts"]
+    assert header.split()[:2] == ["flow", "hosts"] and header.endswith("carried by")
     assert first.startswith("tcp 10.1.1.1:40001 > 10.3.1.2:5301")
-    assert first.split()[7:10] == ["61.0", "400", "a.w2"]
+    assert first.split()[7:12] == ["61.0", "400", "its", "pin:", "a.w2"]
     assert first.endswith("a.w2 (dc1-gw1 > dc2-gw1) > b.w1 (dc2-gw1 > dc3-gw1)")
     assert second.startswith("udp 10.1.1.2:1 > 10.2.1.1:4791")
-    assert second.endswith("not pinned: the hashed routes (no live route when found)  "
-                           "(idle, pin held)")
+    assert second.endswith("not pinned: hashed over the shortest routes (no live route when "
+                           "found)  (idle, pin held)")
     ecmp = cli._elephants_table(fpb.ListElephantsResponse(policy="ecmp", elephants=[hashed]))
-    assert ecmp.splitlines()[1].endswith("the switches' rules (ecmp)  (idle, pin held)")
+    assert ecmp.splitlines()[1].endswith("hashed over the shortest routes (ecmp)  "
+                                         "(idle, pin held)")
+    rows = [fpb.Elephant(src_host="dc1-h1", dst_host="dc3-h2", hops=hops[:1], carrier=c,
+                         reservation_id=r)
+            for c, r in ((fpb.CARRIER_SHORTEST, ""), (fpb.CARRIER_RESERVATION, "r-7"),
+                         (fpb.CARRIER_RESERVATION_IF_MARKED, "r-8"))]
+    shortest, reserved, marked = cli._elephants_table(fpb.ListElephantsResponse(
+        policy="shortest", elephants=rows)).splitlines()[1:]
+    assert shortest.endswith("the shortest route: a.w2 (dc1-gw1 > dc2-gw1)")
+    assert reserved.endswith("reservation r-7: a.w2 (dc1-gw1 > dc2-gw1)")
+    assert marked.endswith("reservation r-8 if its packets carry that DSCP: "
+                           "a.w2 (dc1-gw1 > dc2-gw1); else the shortest routes")
 
 
 def test_the_demos_pin_watcher_reads_the_controller_and_says_when_it_cannot(port):

@@ -279,6 +279,11 @@ def test_list_elephants_names_each_pin_and_filters_by_site(tmp_path):
                 assert e.rate_bps == pytest.approx(50e9) and e.demand_bps > 0 and not e.idle
                 assert [(h.wavelength, h.line_system, h.src, h.dst) for h in e.hops] == [
                     ("dc1-dc2.w1", "dc1-dc2", "dc1-gw1", "dc2-gw1")]
+                assert (e.carrier, e.reservation_id) == (fabric_pb2.CARRIER_PINNED, "")
+            # e2's pair reserves: its rules come before the pin, and the answer says so.
+            lab.send(lab.ctl.reserve(ReservationRequest("dc1-h2", "dc2-h6", 10.0), "r1", 3.0))
+            _, e = client.elephants().elephants
+            assert (e.carrier, e.reservation_id) == (fabric_pb2.CARRIER_RESERVATION, "r1")
             assert len(client.elephants("dc2").elephants) == 2
             with pytest.raises(ApiError) as err:
                 client.elephants("dc7")
