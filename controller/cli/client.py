@@ -163,6 +163,11 @@ def register(sub) -> None:
                                    "an elephant is pinned, under shortest it takes its site "
                                    "pair's one route, under ecmp it is hashed.")
     p.add_argument("--site", default="", help="only elephants with an end in this site")
+    p.add_argument("--watch", action="store_true",
+                   help="ask again every --interval until interrupted, printing each answer "
+                        "(with --json, one line each)")
+    p.add_argument("--interval", type=_positive, default=1.0, metavar="S",
+                   help="with --watch: seconds between answers (default 1)")
     p.set_defaults(run=run_elephants)
 
 
@@ -484,6 +489,23 @@ def _carried_by(e, policy: str) -> str:
 
 def run_elephants(args) -> int:
     def body(client):
-        answer = client.elephants(args.site)
-        print(json.dumps(as_dict(answer), indent=2) if args.json else _elephants_table(answer))
+        if not args.watch:
+            answer = client.elephants(args.site)
+            print(json.dumps(as_dict(answer), indent=2) if args.json
+                  else _elephants_table(answer))
+            return
+        try:
+            while True:                   # a poll: the answer is read-budgeted, not streamed
+                asked = time.monotonic()
+                answer = client.elephants(args.site)
+                if args.json:
+                    print(json.dumps(as_dict(answer)), flush=True)
+                else:
+                    print(f"[{datetime.now():%H:%M:%S.%f}"[:-3] + "]")
+                    print(_elephants_table(answer) + "\n", flush=True)
+                time.sleep(max(0.0, args.interval - (time.monotonic() - asked)))
+        except Terminated:
+            raise
+        except KeyboardInterrupt:
+            pass
     return _run(args, body)

@@ -153,6 +153,23 @@ def test_links_watch_prints_until_interrupted(at, capsys, monkeypatch):
     assert [len(json.loads(s)["link_loads"]) for s in seen] == [2, 2, 2]
 
 
+def test_elephants_watch_asks_every_interval_until_interrupted(at, capsys, monkeypatch):
+    seen = []
+    real_print = print
+
+    def stop_after_three(*args, **kwargs):
+        real_print(*args, **kwargs)
+        if args and str(args[0]).startswith("{"):
+            seen.append((time.monotonic(), args[0]))
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr("builtins.print", stop_after_three)
+    assert dcilab("elephants", "--watch", "--interval", "0.2", "--json", *at) == 0
+    assert [json.loads(s) for _, s in seen] == [{"policy": "loadaware", "elephants": []}] * 3
+    assert seen[2][0] - seen[0][0] >= 0.4 - 0.01          # paced, not a busy loop
+
+
 def test_token_and_tls_flags(serve, tmp_path, capsys):
     pki = make_pki(tmp_path)
     (tmp_path / "token").write_text("abc\n")
@@ -267,7 +284,8 @@ def test_without_server_the_running_demo_or_labs_controller_is_used(port, tmp_pa
 
 
 @pytest.mark.parametrize("command", [["links", "--watch", "--interval", "0.2"],
-                                     ["reservations", "--watch"]])
+                                     ["reservations", "--watch"],
+                                     ["elephants", "--watch", "--interval", "0.2"]])
 def test_a_watch_stopped_by_sigterm_exits_143_not_as_a_watcher_done(port, client, command):
     """Ctrl-C ends a watch as its watcher's choice (exit 0); SIGTERM is the command being
     stopped (`timeout`, systemd), 143 like every command (a re-tester's find: 0)."""
