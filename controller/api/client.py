@@ -154,6 +154,11 @@ class Client:
                     "accept this one (another CA's, or expired)" if self.client_cert else
                     "; if the server asks for client certificates (mutual TLS), give "
                     "--tls-cert and --tls-key")
+        if "Hostname Verification Check failed" in details:
+            host = self.server.rpartition(":")[0] or self.server
+            return (f"; the server's certificate does not name {host}: connect by a name or "
+                    f"address it lists (`openssl s_client -connect {self.server} </dev/null "
+                    f"| openssl x509 -noout -ext subjectAltName` shows them)")
         if "certificate has expired" in details:
             return "; the server's certificate (or one of its chain) has expired: renew it"
         if "handshake failed" in details.lower():

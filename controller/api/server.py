@@ -145,13 +145,14 @@ class TlsConfig:
             require_client_auth=self.client_ca is not None)
 
 
-def certificate_dates_problem(chain: bytes, path, now: datetime.datetime | None = None
-                              ) -> str | None:
+def certificate_dates_problem(chain: bytes, path, now: datetime.datetime | None = None,
+                              refused_by: str = "every client") -> str | None:
     """Why clients would refuse a certificate of the chain (the server's, or an
     intermediate it sends) by its dates: expired, or not valid yet (a clock, or a
     certificate made for later). A tester's expired certificate was served, every client
     failing with CERTIFICATE_VERIFY_FAILED. One that ends within EXPIRY_WARNING_DAYS is
-    logged. `now`: aware, UTC by default."""
+    logged. `now`: aware, UTC by default. `refused_by`: who checks it (a client's own
+    certificate: "the server")."""
     from cryptography import x509       # what gRPC's OpenSSL reads the dates of, too
     try:
         certificates = x509.load_pem_x509_certificates(chain)
@@ -164,11 +165,11 @@ def certificate_dates_problem(chain: bytes, path, now: datetime.datetime | None 
                  f"({cert.subject.rfc4514_string()[:64]})")
         after, before = cert.not_valid_after_utc, cert.not_valid_before_utc
         if after < now:
-            return (f"{which} expired on {after:%Y-%m-%d %H:%M} UTC: every client would "
+            return (f"{which} expired on {after:%Y-%m-%d %H:%M} UTC: {refused_by} would "
                     f"refuse it (certificate has expired); renew it")
         if before > now:
-            return (f"{which} is not valid before {before:%Y-%m-%d %H:%M} UTC: every "
-                    f"client would refuse it until then (check this machine's clock)")
+            return (f"{which} is not valid before {before:%Y-%m-%d %H:%M} UTC: {refused_by} "
+                    f"would refuse it until then (check this machine's clock)")
         if after - now < datetime.timedelta(days=EXPIRY_WARNING_DAYS):
             log.warning("%s expires on %s UTC, in %.1f days: renew it", which,
                         f"{after:%Y-%m-%d %H:%M}", (after - now).total_seconds() / 86400)

@@ -19,7 +19,8 @@ from datetime import datetime
 
 from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict,
                           state_name)
-from ..api.server import ServerError, no_passphrase, read_pem, read_token_file
+from ..api.server import (ServerError, certificate_dates_problem, no_passphrase, read_pem,
+                          read_token_file)
 from ..api.servicers import MAX_PAGE_SIZE
 from ..api.v1 import fabric_pb2 as fpb
 from ..api.v1 import path_pb2 as ppb
@@ -212,6 +213,9 @@ def connect(args) -> Client:
     ca, cert, key = (_read(args.tls_ca, "CA file"), _read(args.tls_cert, "certificate"),
                      _read(args.tls_key, "key"))
     _check_tls_files(args.tls_ca, args.tls_cert, args.tls_key)
+    if cert and (problem := certificate_dates_problem(cert, args.tls_cert,
+                                                      refused_by="the server")):
+        raise _UsageError(problem.replace("TLS certificate", "--tls-cert", 1))
     client = Client(args.server, token=token, tls=args.tls, ca=ca, cert=cert, key=key,
                     timeout=args.timeout, read_patience=args.timeout)
     client.on_read_wait = _ReadWaits()

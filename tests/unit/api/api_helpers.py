@@ -44,11 +44,12 @@ class Pki:
     other_client_key: Path
 
 
-def make_pki(directory: Path, server_valid: tuple | None = None) -> Pki:
+def make_pki(directory: Path, server_valid: tuple | None = None,
+             client_valid: tuple | None = None) -> Pki:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate signed
     by it, and a client certificate from an unrelated CA (cryptography package).
-    `server_valid`: the server certificate's (not before, not after), if not 30 days from
-    now."""
+    `server_valid`, `client_valid`: that certificate's (not before, not after), if not 30
+    days from now."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -89,7 +90,7 @@ def make_pki(directory: Path, server_valid: tuple | None = None) -> Pki:
                   usage=ExtendedKeyUsageOID.SERVER_AUTH, valid=server_valid)
     client_key = ec.generate_private_key(ec.SECP256R1())
     client = cert("operator", client_key, "dcilab test CA", ca_key,
-                  usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+                  usage=ExtendedKeyUsageOID.CLIENT_AUTH, valid=client_valid)
     other_ca_key = ec.generate_private_key(ec.SECP256R1())
     other_key = ec.generate_private_key(ec.SECP256R1())
     other = cert("intruder", other_key, "some other CA", other_ca_key,

@@ -35,8 +35,8 @@ def serve(service):
     """serve(**create_server kwargs) -> port; every server is stopped at the end."""
     servers = []
 
-    def start(**kwargs):
-        server, port = create_server(service, "127.0.0.1:0", **kwargs)
+    def start(address: str = "127.0.0.1:0", **kwargs):
+        server, port = create_server(service, address, **kwargs)
         servers.append(server)
         return port
 

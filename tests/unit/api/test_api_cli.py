@@ -199,6 +199,18 @@ def test_connection_options_out_of_range_are_usage_errors(capsys, option, value,
     assert exit_.value.code == 2 and said in capsys.readouterr().err
 
 
+def test_an_expired_client_certificate_is_named_before_connecting(tmp_path, capsys):
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+    pki = make_pki(tmp_path, client_valid=(now - datetime.timedelta(days=3),
+                                           now - datetime.timedelta(days=1)))
+    assert dcilab("links", "--server", "127.0.0.1:1", "--tls-ca", str(pki.ca), "--tls-cert",
+                  str(pki.client_cert), "--tls-key", str(pki.client_key)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dcilab links: --tls-cert {pki.client_cert} expired on ")
+    assert "the server would refuse it (certificate has expired); renew it" in err
+
+
 def test_a_file_that_is_not_a_certificate_is_named_before_connecting(tmp_path, capsys):
     junk = tmp_path / "ca.pem"
     junk.write_text("not a certificate\n")

@@ -227,6 +227,20 @@ def test_a_certificate_that_expired_while_serving_is_named_by_the_client(serve, 
     assert "vouches for" not in str(err.value)
 
 
+def test_a_server_certificate_that_does_not_name_the_address_gets_a_hint(serve, pki):
+    """The certificate names 127.0.0.1 and localhost; 127.0.0.2 reaches the same server
+    (bound to every address) and fails the hostname check: the hint says which name."""
+    port = serve("0.0.0.0:0", tls=TlsConfig.from_files(pki.server_cert, pki.server_key))
+    with Client(f"127.0.0.2:{port}", ca=pki.ca.read_bytes(), timeout=3) as c:
+        with pytest.raises(Unreachable) as err:
+            c.reservations()
+    assert "the server's certificate does not name 127.0.0.2: connect by a name" in \
+        str(err.value)
+    assert f"openssl s_client -connect 127.0.0.2:{port}" in str(err.value)
+    with Client(f"localhost:{port}", ca=pki.ca.read_bytes(), timeout=3) as c:
+        assert c.reservations() == []                          # a name it lists
+
+
 def test_mutual_tls_with_a_certificate_it_does_not_accept_says_so(serve, pki):
     port = serve(tls=TlsConfig.from_files(pki.server_cert, pki.server_key, pki.ca))
     with Client(f"127.0.0.1:{port}", ca=pki.ca.read_bytes(),
