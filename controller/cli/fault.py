@@ -12,7 +12,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from ..emulation.faults import FaultError, Faults
+from ..emulation.faults import FaultError, FaultInputError, Faults
 from ..emulation.optical_state import MAX_RAMP_S
 from ..emulation.fibre import FibreError
 from .argtypes import checked
@@ -136,7 +136,7 @@ def run(args) -> int:
             print(json.dumps({"error": str(exc)}))
         else:
             print(f"dcilab fault {args.op}: {exc}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, FaultInputError) else 1
 
 
 def _dispatch(faults: Faults, args) -> int:

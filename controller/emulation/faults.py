@@ -56,6 +56,11 @@ class FaultError(ValueError):
     """A fault that cannot be injected or restored; the message says why, by name."""
 
 
+class FaultInputError(FaultError):
+    """A target or figure the fault names that the fabric does not have, or out of its
+    range: bad input (the CLI exits 2), not a state of the emulation."""
+
+
 @dataclass
 class Fault:
     kind: str
@@ -124,16 +129,18 @@ def resolve_wavelengths(fabric: Fabric, target: str, links_allowed: bool = True)
     if target in wavelengths:
         return [target]
     if links_allowed:
-        raise FaultError(f"unknown link or wavelength {target!r}; links: {_choices(systems)}; "
-                         f"wavelengths: {_choices(wavelengths)}")
+        raise FaultInputError(f"unknown link or wavelength {target!r}; links: "
+                              f"{_choices(systems)}; wavelengths: {_choices(wavelengths)}")
     hint = (f" ({target!r} is a link: name one of its wavelengths, "
             f"{', '.join(systems[target])})" if target in systems else "")
-    raise FaultError(f"unknown wavelength {target!r}{hint}; wavelengths: {_choices(wavelengths)}")
+    raise FaultInputError(f"unknown wavelength {target!r}{hint}; wavelengths: "
+                          f"{_choices(wavelengths)}")
 
 
 def resolve_switch(fabric: Fabric, name: str) -> str:
     if name not in fabric.switches:
-        raise FaultError(f"unknown switch {name!r}; switches: {_choices(fabric.switches)}")
+        raise FaultInputError(f"unknown switch {name!r}; switches: "
+                              f"{_choices(fabric.switches)}")
     return name
 
 
@@ -335,8 +342,9 @@ class Faults:
         [w] = resolve_wavelengths(self.fabric, wavelength, links_allowed=False)
         ends = self.plan[w]
         if end not in (ends.site_a, ends.site_b):
-            raise FaultError(f"wavelength {w} ends at sites {ends.site_a} and {ends.site_b}, "
-                             f"not {end!r}: give --end {ends.site_a} or --end {ends.site_b}")
+            raise FaultInputError(f"wavelength {w} ends at sites {ends.site_a} and "
+                                  f"{ends.site_b}, not {end!r}: give --end {ends.site_a} or "
+                                  f"--end {ends.site_b}")
         return self._add(Fault(DARK, w, [w], time.time(), end=end))
 
     def gray(self, wavelength: str) -> Fault:
@@ -348,7 +356,7 @@ class Faults:
         0 clears it). A new ratio replaces the old one. Resolution: 1 per mille."""
         [w] = resolve_wavelengths(self.fabric, wavelength, links_allowed=False)
         if not 0.0 <= ratio <= 1.0:
-            raise FaultError(f"loss ratio for {w} must be within 0..1, got {ratio!r}")
+            raise FaultInputError(f"loss ratio for {w} must be within 0..1, got {ratio!r}")
         per_mille = round(ratio * 1000)
         with self.book.locked() as data:
             data["faults"] = [f for f in data["faults"] if not (f.kind == LOSS and f.target == w)]
@@ -370,8 +378,8 @@ class Faults:
         if line_system not in systems:
             line = next((s for s, ws in systems.items() if line_system in ws), None)
             hint = f" ({line_system!r} is a wavelength of {line})" if line else ""
-            raise FaultError(f"unknown line system {line_system!r}{hint}; a degradation "
-                             f"acts on a whole line: {_choices(systems)}")
+            raise FaultInputError(f"unknown line system {line_system!r}{hint}; a degradation "
+                                  f"acts on a whole line: {_choices(systems)}")
         if not self.gnmi_address:
             raise FaultError("the running emulation has no transceiver agent to degrade: "
                              "start it with gNMI (`dcilab demo --gnmi`)")
@@ -436,9 +444,9 @@ class Faults:
         until done or interrupted, and restores the link on the way out."""
         wavelengths = resolve_wavelengths(self.fabric, target)
         if period_s < 0.02:
-            raise FaultError(f"flap period must be at least 0.02 s, got {period_s:g}")
+            raise FaultInputError(f"flap period must be at least 0.02 s, got {period_s:g}")
         if count is not None and count < 1:
-            raise FaultError(f"flap count must be at least 1, got {count}")
+            raise FaultInputError(f"flap count must be at least 1, got {count}")
         fault = Fault(FLAP, target, wavelengths, time.time() + 0.05, period_s=period_s,
                       count=count)
         if not background:
@@ -523,7 +531,8 @@ class Faults:
             try:
                 resolve_wavelengths(self.fabric, target)
             except FaultError as exc:
-                raise FaultError(f"{exc}; switches: {_choices(self.fabric.switches)}") from None
+                raise FaultInputError(f"{exc}; switches: "
+                                      f"{_choices(self.fabric.switches)}") from None
         with self.book.locked() as data:
             self._reap(data)
             active = data["faults"]

@@ -59,7 +59,7 @@ def test_a_pinned_flow_is_named_where_it_was_pinned_and_the_other_keeps_its_mark
     # What a pinned flow sent before its pin went elsewhere: the counters still cannot
     # vouch for the other flow over the same line system.
     assert table["dc1-h2 > dc2-h2"] == f"{W[0]}?"
-    assert "(flows the controller pinned are shown where" in table["notes"]
+    assert "(flows the controller named are shown where" in table["notes"]
 
 
 def test_a_pin_of_another_flow_of_the_same_hosts_is_not_taken_for_this_one(capsys):

@@ -254,7 +254,7 @@ def test_fault_functions_degrade_with_a_ramp_and_restore(agent):
 def test_dcilab_fault_degrade_is_a_fault_listed_and_restored_with_the_others(agent, tmp_path):
     """`dcilab fault degrade` (Faults.degrade): the agent's line degrades, the fault is in
     the run's fault file for `list`, and `restore` (by line or all) repairs the optics."""
-    from dcilab.emulation.faults import DEGRADE, FaultError, Faults
+    from dcilab.emulation.faults import DEGRADE, FaultError, FaultInputError, Faults
     faults = Faults(agent.fabric, 42.0, state_path=tmp_path / "faults.json",
                     gnmi_address=agent.gnmi_address)
     fault = faults.degrade("dc1-dc2", span=2, extra_loss_db=6.0, amplifier=None, nf_db=None,
@@ -269,7 +269,7 @@ def test_dcilab_fault_degrade_is_a_fault_listed_and_restored_with_the_others(age
     assert now.kind == DEGRADE and now.since == fault.since
     assert now.describe() == ("dc1-dc2: degraded: span 2 +3 dB loss, amplifier 1 noise figure "
                               "7 dB, reached over 60 s")
-    with pytest.raises(FaultError, match=r"'dc1-dc2.w1' is a wavelength of dc1-dc2"):
+    with pytest.raises(FaultInputError, match=r"'dc1-dc2.w1' is a wavelength of dc1-dc2"):
         faults.degrade("dc1-dc2.w1", span=1, extra_loss_db=1.0)
     with pytest.raises(FaultError, match="span 9 does not exist"):
         faults.degrade("dc1-dc2", span=9, extra_loss_db=1.0)

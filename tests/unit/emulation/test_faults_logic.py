@@ -6,9 +6,10 @@ import pytest
 from fabric_helpers import topology
 
 from dcilab.emulation.faults import (CUT, DARK, FLAP, GRAY, LOSS, SWITCH_DOWN, Fault,
-                                     FaultBook, FaultError, WavelengthState, conflicts,
-                                     optical_view, resolve_switch, resolve_wavelengths,
-                                     restorable, switch_ports_down, wavelength_states)
+                                     FaultBook, FaultInputError, WavelengthState,
+                                     conflicts, optical_view, resolve_switch,
+                                     resolve_wavelengths, restorable, switch_ports_down,
+                                     wavelength_states)
 
 LINK = "dc1-dc2-a"
 W = [f"{LINK}.w{k}" for k in range(1, 5)]
@@ -29,13 +30,13 @@ def test_a_link_stands_for_its_wavelengths(fabric):
 
 
 def test_unknown_names_list_the_valid_ones(fabric):
-    with pytest.raises(FaultError) as err:
+    with pytest.raises(FaultInputError) as err:       # bad input: the CLI exits 2
         resolve_wavelengths(fabric, "dc1-dc3")
     assert "unknown link or wavelength 'dc1-dc3'" in str(err.value)
     assert "links: dc1-dc2-a" in str(err.value) and W[3] in str(err.value)
-    with pytest.raises(FaultError, match=r"is a link: name one of its wavelengths"):
+    with pytest.raises(FaultInputError, match=r"is a link: name one of its wavelengths"):
         resolve_wavelengths(fabric, LINK, links_allowed=False)
-    with pytest.raises(FaultError, match=r"unknown switch 'dc1-gw9'; switches: .*dc1-gw1"):
+    with pytest.raises(FaultInputError, match=r"unknown switch 'dc1-gw9'; switches: .*dc1-gw1"):
         resolve_switch(fabric, "dc1-gw9")
 
 
