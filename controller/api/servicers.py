@@ -32,7 +32,8 @@ STATUS = {AdmissionError.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
           AdmissionError.EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
           AdmissionError.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
           AdmissionError.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
-          AdmissionError.PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION}
+          AdmissionError.PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+          AdmissionError.ABANDONED: grpc.StatusCode.DEADLINE_EXCEEDED}
 
 STATE_FILE_ERROR = "dcilab-state-file-error"
 RETRY_AFTER = "retry-after-s"
@@ -355,7 +356,11 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
 
     def ReservePath(self, request, context):
         req = _answer(context, convert.reservation_request, request)
-        res = _answer(context, self.service.reserve, req)
+
+        def wanted() -> bool:                # the caller still waits for the answer
+            left = context.time_remaining()
+            return context.is_active() and (left is None or left > 0)
+        res = _answer(context, self.service.reserve, req, wanted)
         return ppb.ReservePathResponse(reservation=convert.reservation(res))
 
     def ReleasePath(self, request, context):

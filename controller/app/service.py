@@ -391,7 +391,13 @@ class ControllerService:
 
     # -- reservations ------------------------------------------------------------------
 
-    def reserve(self, request: ReservationRequest) -> Reservation:
+    def reserve(self, request: ReservationRequest,
+                wanted: Callable[[], bool] | None = None) -> Reservation:
+        """Admit `request`, durable before it returns. `wanted`: whether the caller still
+        waits (its deadline not passed), asked under the lock just before a new booking;
+        no: nothing is booked (a client that gave up would leave room held that it never
+        heard of). Past that point a booking stands: a client whose deadline passes while
+        it is saved finds it by retrying with the same request_id."""
         started = time.perf_counter()
         result = "invalid"
         computed: float | None = None        # how long admission took (an idempotent retry: none)
@@ -412,6 +418,11 @@ class ControllerService:
                                     raise reused_request_id(request, retried)
                                 result = "retried"
                                 return retried
+                        if first is None and wanted is not None and not wanted():
+                            raise AdmissionError(AdmissionError.ABANDONED,
+                                                 "the call's deadline passed (or it was "
+                                                 "cancelled) before it was booked: nothing "
+                                                 "was booked")
                         rid = f"r-{secrets.token_hex(6)}"     # 48 random bits, as uuid4 gave
                         try:
                             computing = time.perf_counter()
@@ -460,7 +471,8 @@ class ControllerService:
             # conflict: a request_id reused with other parameters.
             result = {AdmissionError.EXHAUSTED: "refused",
                       AdmissionError.PRECONDITION: "precondition",
-                      AdmissionError.ALREADY_EXISTS: "conflict"}.get(exc.code, "invalid")
+                      AdmissionError.ALREADY_EXISTS: "conflict",
+                      AdmissionError.ABANDONED: "abandoned"}.get(exc.code, "invalid")
             raise
         finally:
             self.observer.reservation_request(result, time.perf_counter() - started)

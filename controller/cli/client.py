@@ -10,8 +10,9 @@ are one JSON object on stdout.
 from __future__ import annotations
 
 import argparse
-import math
 import json
+import math
+import secrets
 import ssl
 import sys
 import time
@@ -104,7 +105,8 @@ def register(sub) -> None:
     p.add_argument("--duration", type=_seconds, default=0.0, metavar="S",
                    help="expire after S seconds (default: until released)")
     p.add_argument("--request-id", default="", metavar="ID",
-                   help="idempotency key: retrying with the same ID books nothing twice")
+                   help="idempotency key: retrying with the same ID books nothing twice "
+                        "(default: a new one, named if the call is cut short)")
     p.add_argument("--priority", type=_int32, default=0, metavar="P",
                    help="after a failure, reservations are restored by protection class "
                         "(PROTECTED and RESTORABLE before NONE), then highest priority first, "
@@ -363,10 +365,21 @@ def run_reserve(args) -> int:
         print(f"dcilab reserve: {exc}", file=sys.stderr)
         return 2
 
+    # Always a request_id: a call cut short (its deadline, a lost connection) may have
+    # been booked, and only a retry with the same id can tell without booking twice.
+    request_id = args.request_id or f"cli-{secrets.token_hex(8)}"
+
     def body(client):
-        res = client.reserve(args.src, args.dst, args.gbps, args.max_latency_ms,
-                             args.duration, args.request_id, args.priority, selector,
-                             args.protection)
+        try:
+            res = client.reserve(args.src, args.dst, args.gbps, args.max_latency_ms,
+                                 args.duration, request_id, args.priority, selector,
+                                 args.protection)
+        except Unreachable as exc:
+            if "failed to connect" in str(exc):      # never sent: nothing to find
+                raise
+            raise Unreachable(f"{exc}; it may have been booked: the same command with "
+                              f"--request-id {request_id} answers it if it was, or books "
+                              f"it once") from None
         print(json.dumps(as_dict(res), indent=2) if args.json else f"reserved {_describe(res)}")
     return _run(args, body)
 

@@ -28,9 +28,10 @@ disable_created_metrics()
 # refused: no room now (RESOURCE_EXHAUSTED); precondition: it could never fit as asked
 # (FAILED_PRECONDITION), so a refusal alert counts only the first. retried: a request_id's
 # retry, answered with its first attempt's reservation; conflict: a request_id reused with
-# other parameters (ALREADY_EXISTS).
+# other parameters (ALREADY_EXISTS); abandoned: its caller's deadline passed before it was
+# booked, nothing booked (DEADLINE_EXCEEDED).
 REQUEST_RESULTS = ("admitted", "retried", "refused", "precondition", "invalid", "conflict",
-                   "not_found", "unauthenticated", "unavailable", "internal")
+                   "abandoned", "not_found", "unauthenticated", "unavailable", "internal")
 # Reads refused for load: a read call beyond the read budget, a watch stream beyond the
 # bound, a /metrics scrape beyond its rate or connections (answered 503).
 READ_REFUSALS = ("read_budget", "watch_streams", "scrape")

@@ -264,6 +264,7 @@ class AdmissionError(Exception):
     NOT_FOUND = "not_found"
     ALREADY_EXISTS = "already_exists"
     PRECONDITION = "failed_precondition"     # the fabric cannot offer it, however empty
+    ABANDONED = "abandoned"                  # its caller gave up (deadline) before booking
 
     def __init__(self, code: str, message: str):
         super().__init__(message)

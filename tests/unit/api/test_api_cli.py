@@ -52,6 +52,20 @@ def test_reserve_list_release(at, capsys):
     assert res["state"] == "RESERVATION_STATE_RELEASED"
 
 
+def test_a_reserve_cut_short_names_its_request_id_for_the_retry(service, at, capsys):
+    with service.lock:                        # busy past the command's deadline
+        assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "1", "--timeout", "0.3",
+                      *at) == 1
+    err = capsys.readouterr().err
+    assert "it may have been booked: the same command with --request-id cli-" in err
+    request_id = err.split("--request-id ")[1].split()[0]
+    for _ in range(2):                         # the retry books it, once
+        assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "1", "--request-id",
+                      request_id, "--json", *at) == 0
+        assert json.loads(capsys.readouterr().out)["request_id"] == request_id
+    assert len(service.list()) == 1
+
+
 def test_refusal_is_one_line_with_the_servers_message(at, capsys):
     assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "500", *at) == 1
     captured = capsys.readouterr()

@@ -208,10 +208,10 @@ def test_graceful_stop_lets_a_call_in_flight_finish(service):
         def __getattr__(self, name):
             return getattr(service, name)
 
-        def reserve(self, request):
+        def reserve(self, request, wanted=None):
             in_flight.set()
             time.sleep(0.5)
-            return service.reserve(request)
+            return service.reserve(request, wanted)
 
     in_flight = threading.Event()
 

@@ -183,3 +183,31 @@ def test_watching_an_unknown_reservation_is_not_found(client):
     with pytest.raises(ApiError) as info:
         next(iter(client.watch_reservations("r-nope")))
     assert info.value.code == "NOT_FOUND"
+
+
+def test_a_call_whose_deadline_passed_before_it_was_booked_books_nothing(service, port, client):
+    """A tester's client gave up at its deadline while the server went on and booked:
+    room held that nobody had heard of. Now the servicer asks, under the lock and just
+    before booking, whether its caller still waits."""
+    from dcilab.api.client import Unreachable
+    from dcilab.te.reservations import AdmissionError
+    ended, outcome = threading.Event(), []
+    real = service.reserve
+
+    def watched(*args, **kwargs):          # the real call, and how it ended
+        try:
+            return real(*args, **kwargs)
+        except AdmissionError as exc:
+            outcome.append(exc.code)
+            raise
+        finally:
+            ended.set()
+    service.reserve = watched
+    with service.lock:                      # the server is busy past the client's deadline
+        with Client(f"127.0.0.1:{port}", timeout=0.3) as hasty:
+            with pytest.raises(Unreachable, match="DEADLINE_EXCEEDED|Deadline"):
+                hasty.reserve("dc1-h1", "dc2-h1", SLICE_GBPS, request_id="job-9")
+    assert ended.wait(30) and outcome == [AdmissionError.ABANDONED]
+    assert client.reservations() == [] and _dci_reserved_gbps(client)[0] == 0.0
+    booked = client.reserve("dc1-h1", "dc2-h1", SLICE_GBPS, request_id="job-9")
+    assert state_name(booked) == "PENDING"          # the retry books it, once

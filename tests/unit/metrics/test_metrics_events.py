@@ -29,8 +29,8 @@ def test_every_result_and_policy_is_there_from_the_start():
     for policy in ("ecmp", "shortest", "loadaware"):
         assert value(metrics, "dcilab_flow_placements_total", policy=policy) == 0.0
     assert set(REQUEST_RESULTS) == {"admitted", "retried", "refused", "precondition", "invalid",
-                                    "conflict", "not_found", "unauthenticated", "unavailable",
-                                    "internal"}
+                                    "conflict", "abandoned", "not_found", "unauthenticated",
+                                    "unavailable", "internal"}
     assert set(PLACEMENT_POLICIES) == {"ecmp", "shortest", "loadaware"}
     assert value(metrics, "dcilab_openflow_messages_sent_total") == 0.0
     assert value(metrics, "dcilab_openflow_errors_total") == 0.0
