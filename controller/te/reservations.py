@@ -226,7 +226,8 @@ def selector_problem(sel: Selector) -> str:
             return f"dscp must be 0-63, got {sel.dscp}"
         return ""
     if not 1 <= sel.ip_proto <= 255:
-        return f"ip_protocol must be 1-255 (6 tcp, 17 udp), got {sel.ip_proto}"
+        return (f"ip_protocol must be 1-255 (6 tcp, 17 udp), got {sel.ip_proto}; or give "
+                f"dscp (0-63) instead")
     if sel.port_min or sel.port_max:
         if sel.ip_proto not in PROTOCOL_NAMES:
             return (f"a destination port range needs ip_protocol 6 (tcp) or 17 (udp), "
@@ -812,7 +813,7 @@ class ReservationBook:
         unbounded = self._protectable(src_host, dst_host)
         if not unbounded or (bound is not None
                              and not self._protectable(src_host, dst_host, bound)):
-            within = "" if not unbounded else f" within max_latency_ms {bound:g}"
+            within = "" if not unbounded else f" within max_latency_ms {bound:.12g}"
             out = self.engine.out_of_service()
             if out:         # with every link back the fabric may well have one: not final
                 return AdmissionError(
@@ -837,7 +838,7 @@ class ReservationBook:
             return AdmissionError(
                 AdmissionError.EXHAUSTED,
                 f"no standby path for {src_host} -> {dst_host} {disjoint} and within "
-                f"max_latency_ms {bound:g} has {bps / 1e9:.3f} Gb/s free; a longer one has "
+                f"max_latency_ms {bound:.12g} has {bps / 1e9:.3f} Gb/s free; a longer one has "
                 "(PROTECTED: the standby must meet the bound too)")
         return AdmissionError(
             AdmissionError.EXHAUSTED,
@@ -975,7 +976,7 @@ class ReservationBook:
             self._put(members)
         why = error.message
         if beyond is not None:
-            why = (f"no path for {pair[0]} -> {pair[1]} within max_latency_ms {bound:g} "
+            why = (f"no path for {pair[0]} -> {pair[1]} within max_latency_ms {bound:.12g} "
                    f"({whose}'s bound) has {total / 1e9:.3f} Gb/s free, a path of "
                    f"{beyond:.3f} ms has room ({why})")
         if members and error.code == AdmissionError.EXHAUSTED:
@@ -1762,8 +1763,8 @@ class ReservationBook:
         if shortest_ms > req.max_latency_ms:
             raise AdmissionError(
                 AdmissionError.PRECONDITION,
-                f"max_latency_ms {req.max_latency_ms:g}: the shortest path from {src.name} "
-                f"to {dst.name} takes {shortest_ms:.3f} ms with every link up")
+                f"max_latency_ms {req.max_latency_ms:.12g}: the shortest path from {src.name} "
+                f"to {dst.name} takes {shortest_ms:.6g} ms with every link up")
 
     def _ceiling_bps(self, link: Link) -> float:
         """The most `link` can reserve: at its planned mode's rate, or at the rate it runs

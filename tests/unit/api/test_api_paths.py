@@ -123,6 +123,14 @@ def test_latency_bound_that_no_path_meets_is_failed_precondition(client):
     assert err.value.code == "FAILED_PRECONDITION"
     assert "max_latency_ms 0.01: the shortest path from dc1-h1 to dc2-h1 takes" in \
         err.value.message and "with every link up" in err.value.message
+    # Just under the shortest path: both figures as given, not rounded into one another
+    # (a tester's 0.3999999 read "max_latency_ms 0.4 ... takes 0.400 ms").
+    shortest = float(err.value.message.split(" takes ")[1].split()[0])
+    bound = shortest - 1e-7
+    with pytest.raises(ApiError) as err:
+        client.reserve("dc1-h1", "dc2-h1", 1, max_latency_ms=bound)
+    assert f"max_latency_ms {bound:.12g}: " in err.value.message
+    assert f"{bound:.12g}" != f"{shortest:.6g}"
 
 
 @pytest.mark.parametrize("call", ["get", "release"])
