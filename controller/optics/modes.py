@@ -194,8 +194,13 @@ def _suggest(failed: ModeCheck, catalog: Catalog, forced: bool = False,
     if not options:
         return ("no module or mode in the catalog can cross this line; shorten the link or "
                 "regenerate part way")
+    # NLI grows with the load: a line judged on the few wavelengths it lights loses
+    # margin when filled later (a tester read an 800G suggestion over 900 km as general).
+    load = (f" (each GSNR with the {failed.wavelengths} wavelength"
+            f"{'s' if failed.wavelengths != 1 else ''} this line lights: more lower it)"
+            if failed.wavelengths else "")
     return "use " + (options[0] if len(options) == 1
-                     else ", ".join(options[:-1]) + " or " + options[-1])
+                     else ", ".join(options[:-1]) + " or " + options[-1]) + load
 
 
 def _launch_power_that_works(failed: ModeCheck) -> str | None:

@@ -226,6 +226,12 @@ def test_400zr_below_its_gsnr_needs():
     assert message.count("800ZR+") == 1 and "launch_power_dbm: auto with 800ZR+ at 800G" \
         in message
     assert verify_suggestions(message, "400ZR", "400G", line) >= 3
+    # Judged on the load it lights: said, since a fuller line would lose the margin.
+    with pytest.raises(OpticsError) as error:
+        select_mode("400ZR", line, wavelengths=4)
+    assert str(error.value).endswith("(each GSNR with the 4 wavelengths this line lights: "
+                                     "more lower it)")
+    assert "this line lights" not in message           # a full band: nothing to add
 
 
 def test_no_mode_of_a_multi_mode_module_fits():
