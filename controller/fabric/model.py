@@ -226,8 +226,23 @@ def module_catalog(spec: FabricSpec) -> Catalog:
     `modules:` overrides applied (OpticsError when one does not make sense)."""
     if not spec.modules:
         return DEFAULT_CATALOG
-    return DEFAULT_CATALOG.with_overrides(
+    from ..optics.ber import threshold_osnr_db    # scipy: only for a file that overrides
+    catalog = DEFAULT_CATALOG.with_overrides(
         {name: o.model_dump(exclude_none=True) for name, o in spec.modules.items()})
+    for name, override in spec.modules.items():
+        for mode_name, figures in (override.modes or {}).items():
+            if figures.required_osnr_db is None and mode_name in DEFAULT_CATALOG.module(
+                    name).mode_names:
+                continue                     # its required OSNR is the catalog's, sourced
+            mode = catalog.module(name).mode(mode_name)
+            ideal = threshold_osnr_db(mode)
+            if mode.required_osnr_db < ideal:
+                raise OverrideError(
+                    f"required_osnr_db {mode.required_osnr_db:g} of {name} {mode_name} is "
+                    f"below the {ideal:.1f} dB an ideal {mode.modulation} receiver needs at "
+                    f"{mode.baud_gbd:g} GBd to reach the {mode.fec} threshold: no real "
+                    f"transceiver does better", (name, "modes", mode_name))
+    return catalog
 
 
 # GNPy's work a fabric file may ask for: fibre spans propagated, summed over its distinct

@@ -51,6 +51,7 @@ MAX_MODE_OVERRIDES = 16
 MAX_DSP_LATENCY_US = 1e4        # 10 ms: far beyond any DSP and FEC, yet a number
 MAX_OSNR_DB = 60.0
 MAX_SLOT_GHZ = 1000.0
+MAX_MODE_RATE_GBPS = 10_000
 MAX_CD_TOLERANCE_PS_NM = 1e6
 
 
@@ -114,8 +115,15 @@ class DciLinkSpec(_Strict):
 
 class ModeOverride(_Strict):
     """Override a mode's figures (the 100G OpenZR+ mode's 50 GHz slot is an assumption;
-    a vendor's datasheet may give another required OSNR or dispersion tolerance)."""
+    a vendor's datasheet may give another required OSNR or dispersion tolerance), or add a
+    mode the catalog lacks, with every figure (an 800ZR+'s 400G fallback, say, from its
+    datasheet: the public sources give only 800G)."""
 
+    rate_gbps: int | None = Field(default=None, ge=1, le=MAX_MODE_RATE_GBPS)
+    line_rate_gbps: float | None = Field(default=None, gt=0, le=2 * MAX_MODE_RATE_GBPS)
+    baud_gbd: float | None = Field(default=None, gt=0, le=MAX_SLOT_GHZ)
+    modulation: Literal["DP-QPSK", "DP-8QAM", "DP-16QAM", "PCS-16QAM"] | None = None
+    fec: Literal["CFEC", "oFEC"] | None = None
     width_ghz: float | None = Field(default=None, gt=0, le=MAX_SLOT_GHZ)
     required_osnr_db: float | None = Field(default=None, ge=0, le=MAX_OSNR_DB)
     cd_tolerance_ps_nm: float | None = Field(default=None, ge=0, le=MAX_CD_TOLERANCE_PS_NM)

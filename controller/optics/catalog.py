@@ -246,8 +246,12 @@ class Catalog:
             module, modes=tuple(modes.values()), sources=tuple(sources.items()), **changes)
 
 
+# Bits per symbol, both polarisations, of the uniform formats a mode of one's own may use
+# (the shaping of PCS-16QAM is modelled for 800ZR+ at 800G only: see optics/ber.py).
+_BITS_PER_SYMBOL = {"DP-QPSK": 4, "DP-8QAM": 6, "DP-16QAM": 8}
+
+
 def _override_mode(module: Module, mode_name: str, figures: Any) -> Mode:
-    mode = module.mode(mode_name)
     if not isinstance(figures, Mapping):
         raise OpticsError(
             f"override {module.name}.modes.{mode_name} must be a mapping of figures")
@@ -256,8 +260,40 @@ def _override_mode(module: Module, mode_name: str, figures: Any) -> Mode:
         raise OpticsError(
             f"unknown figure {unknown[0]!r} for mode {module.name} {mode_name}; valid figures are "
             f"{', '.join(_MODE_FIGURES)}")
+    if mode_name not in module.mode_names:
+        return _new_mode(module, mode_name, figures)
+    mode = module.mode(mode_name)
     sources = dict(mode.sources) | {figure: _USER for figure in figures}
     return dataclasses.replace(mode, sources=tuple(sources.items()), **figures)
+
+
+def _new_mode(module: Module, mode_name: str, figures: Mapping[str, Any]) -> Mode:
+    """A mode `module` lacks, every figure given (a datasheet's, so all "user override")."""
+    where = f"new mode {module.name} {mode_name}"
+    missing = [figure for figure in _MODE_FIGURES if figure not in figures]
+    if missing or _meant(mode_name, module.mode_names):
+        try:
+            module.mode(mode_name)             # its message: the modes, a name meant by case
+        except OpticsError as exc:
+            if not missing:
+                raise
+            raise OpticsError(f"{exc}; to add it as a new mode, give every figure: missing "
+                              f"{', '.join(missing)}") from None
+    bits = _BITS_PER_SYMBOL.get(figures["modulation"])
+    if bits is None:
+        raise OpticsError(f"{where}: modulation {figures['modulation']}: a mode added here "
+                          f"is one of {', '.join(_BITS_PER_SYMBOL)} (PCS-16QAM is modelled "
+                          f"for the shaping of 800ZR+ at 800G only)")
+    if figures["line_rate_gbps"] > bits * figures["baud_gbd"] + 1e-9:
+        raise OpticsError(f"{where}: line_rate_gbps {figures['line_rate_gbps']:g} is more "
+                          f"than {figures['modulation']} carries at {figures['baud_gbd']:g} "
+                          f"GBd ({bits * figures['baud_gbd']:g} Gb/s)")
+    same = next((m for m in module.modes if m.rate_gbps == figures["rate_gbps"]), None)
+    if same is not None:
+        raise OpticsError(f"{where}: rate_gbps {figures['rate_gbps']} is the rate of mode "
+                          f"{same.name}: override the figures of that mode instead")
+    return Mode(name=mode_name, **figures,
+                sources=tuple((figure, _USER) for figure in _MODE_FIGURES))
 
 
 def _sourced(**figures: tuple[Any, str]) -> dict[str, Any]:

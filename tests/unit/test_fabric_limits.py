@@ -135,7 +135,7 @@ def test_a_few_unknown_override_fields_are_each_named_not_counted():
         "'required_osnr_db'?"], out
     flood = ", ".join(f"k{i}: 1" for i in range(2000))
     out = _issues(TWO_SITES + f"modules:\n  400ZR: {{modes: {{400G: {{{flood}}}}}}}\n")
-    assert len(out) == 1 and "2000 fields; a mode override has at most 3" in out[0], out
+    assert len(out) == 1 and "2000 fields; a mode override has at most 8" in out[0], out
     assert out[0].endswith("unknown: k0, k1, k2 and 1997 more"), out
 
 
@@ -203,3 +203,28 @@ def test_a_line_a_better_launch_power_crosses_is_not_refused_as_beyond_any_modul
                   "module: 400ZR+, wavelengths: 16, launch_power_dbm: -8}\n")
     assert len(out) == 1 and "nor can any module" not in out[0], out
     assert "400ZR+ cannot cross 3000 km" in out[0] and "use launch_power_dbm: auto (" in out[0]
+
+
+LONG_800ZR_PLUS = TWO_SITES + """dci_links:
+  - {name: l, a: a, b: b, fiber_km: 1500, module: 800ZR+, wavelengths: 4}
+"""
+FALLBACK = """modules:
+  800ZR+:
+    modes:
+      400G: {rate_gbps: 400, line_rate_gbps: 422.55, baud_gbd: 118.2, modulation: DP-QPSK,
+             fec: oFEC, width_ghz: 150, required_osnr_db: REQUIRED, cd_tolerance_ps_nm: 40000}
+"""
+
+
+def test_a_mode_added_in_the_file_carries_a_line_the_catalog_cannot():
+    """1500 km is beyond 800ZR+ at 800G (20 000 ps/nm); with a datasheet's 400G fallback
+    added under `modules:`, the line runs at 400G."""
+    assert any("800ZR+ cannot cross 1500 km" in line for line in _issues(LONG_800ZR_PLUS))
+    fabric = parse_fabric(LONG_800ZR_PLUS + FALLBACK.replace("REQUIRED", "17.5"), "f.yaml")
+    assert {(w.channel.mode, w.rate_gbps) for w in fabric.wavelengths()} == {("400G", 400)}
+
+
+def test_an_added_mode_better_than_an_ideal_receiver_is_refused():
+    out = _issues(LONG_800ZR_PLUS + FALLBACK.replace("REQUIRED", "12"))
+    assert out[0].startswith("f.yaml:10: modules.800ZR+.modes.400G: required_osnr_db 12 of "
+                             "800ZR+ 400G is below the 16.0 dB an ideal DP-QPSK receiver needs")

@@ -129,6 +129,38 @@ def test_override_unknown_mode_and_mode_figure():
         DEFAULT_CATALOG.with_overrides({"400ZR+": {"modes": {"400G": {"osnr": 20}}}})
 
 
+FALLBACK_400G = {"rate_gbps": 400, "line_rate_gbps": 422.55, "baud_gbd": 118.2,
+                 "modulation": "DP-QPSK", "fec": "oFEC", "width_ghz": 150.0,
+                 "required_osnr_db": 17.5, "cd_tolerance_ps_nm": 40000.0}
+
+
+def test_a_mode_the_catalog_lacks_is_added_with_every_figure():
+    """800ZR+ has only its 800G mode in the public sources; a datasheet's 400G fallback
+    is added in the fabric file, sourced as the user's, and tried after 800G."""
+    catalog = DEFAULT_CATALOG.with_overrides({"800ZR+": {"modes": {"400G": FALLBACK_400G}}})
+    module = catalog.module("800ZR+")
+    assert module.mode_names == ("800G", "400G")
+    added = module.mode("400G")
+    assert (added.rate_gbps, added.modulation, added.required_osnr_db) == (400, "DP-QPSK", 17.5)
+    assert {added.source_of(f) for f in FALLBACK_400G} == {"user override"}
+    assert DEFAULT_CATALOG.module("800ZR+").mode_names == ("800G",)        # unchanged
+
+
+@pytest.mark.parametrize("change, said", [
+    ({"fec": None}, "800ZR+ has no mode '400G'; its modes are 800G; to add it as a new mode, "
+                    "give every figure: missing fec"),
+    ({"modulation": "PCS-16QAM"}, "modulation PCS-16QAM: a mode added here is one of DP-QPSK"),
+    ({"line_rate_gbps": 500.0}, "line_rate_gbps 500 is more than DP-QPSK carries at 118.2 GBd "
+                                "(472.8 Gb/s)"),
+    ({"rate_gbps": 800}, "rate_gbps 800 is the rate of mode 800G"),
+])
+def test_an_added_mode_must_make_sense(change, said):
+    figures = {k: v for k, v in (FALLBACK_400G | change).items() if v is not None}
+    with pytest.raises(OpticsError) as error:
+        DEFAULT_CATALOG.with_overrides({"800ZR+": {"modes": {"400G": figures}}})
+    assert said in str(error.value)
+
+
 @pytest.mark.parametrize("overrides", [
     {"800ZR": {"power_w": -1}},
     {"800ZR": {"price_usd": "cheap"}},
