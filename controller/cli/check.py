@@ -73,7 +73,7 @@ def summary(fabric: Fabric) -> dict:
                                   for (a, b), c in sorted(fabric.capacity_by_site_pair().items())],
         "warnings": sorted(set(rate_problems(fabric))) + _detour_warnings(fabric, beyond)
         + _case_warnings(fabric) + _long_way_warnings(fabric) + _shared_risk_warnings(shared)
-        + _spec_warnings(fabric),
+        + _spec_warnings(fabric) + _narrow_site_warnings(fabric),
         "errors": [],
     }
 
@@ -114,6 +114,30 @@ def _spec_warnings(fabric: Fabric) -> list[str]:
                        f"pairs instead")
     return out[:10] + ([f"... and {len(out) - 10} more line systems outside their module's "
                         f"specification"] if len(out) > 10 else [])
+
+
+def _narrow_site_warnings(fabric: Fabric) -> list[str]:
+    """Sites whose own fabric carries less than their line systems: every gateway meets
+    every spine, and every leaf every spine, at `fabric_gbps`, so DCI traffic to or from
+    the site's hosts is bounded by the narrower of the two, whatever the wavelengths
+    carry (a tester's 1-spine site ran its wavelengths at 23 % and wondered why)."""
+    dci: dict[str, float] = {}
+    for link in fabric.wavelengths():
+        for site in {link.site_a, link.site_b}:
+            dci[site] = dci.get(site, 0.0) + link.rate_gbps
+    out = []
+    for site in fabric.spec.sites:
+        gateways = site.gateways * site.spines * site.fabric_gbps
+        uplinks = site.leaves * site.spines * site.fabric_gbps
+        if dci.get(site.name, 0.0) > min(gateways, uplinks) * (1 + 1e-9):
+            out.append(f"site {site.name}: its line systems carry {dci[site.name]:g} Gb/s, "
+                       f"but its gateways reach its spines with {gateways:g} Gb/s "
+                       f"({site.gateways} x {site.spines} x {site.fabric_gbps:g}) and its "
+                       f"leaves with {uplinks:g} ({site.leaves} x {site.spines} x "
+                       f"{site.fabric_gbps:g}): the site's fabric, not its wavelengths, "
+                       f"bounds its DCI traffic (raise fabric_gbps, spines or gateways)")
+    return out[:10] + ([f"... and {len(out) - 10} more sites narrower than their line "
+                        f"systems"] if len(out) > 10 else [])
 
 
 def _detour_warnings(fabric: Fabric, beyond: list[str]) -> list[str]:
@@ -184,7 +208,12 @@ def _case_warnings(fabric: Fabric) -> list[str]:
             if group not in names:
                 names.append(group)
     clashes = [names for names in spelled.values() if len(names) > 1]
-    return [f"risk groups {' and '.join(repr(n) for n in names[:4])} differ only in case: "
+    sites: dict[str, list[str]] = {}
+    for site in fabric.spec.sites:
+        sites.setdefault(site.name.casefold(), []).append(site.name)
+    return [f"sites {' and '.join(repr(n) for n in names[:4])} differ only in case: a "
+            f"typo, or names a reader will confuse" for names in sites.values()
+            if len(names) > 1][:10] + [f"risk groups {' and '.join(repr(n) for n in names[:4])} differ only in case: "
             f"they are {len(names)} groups, and line systems in one may be protected through "
             f"the other" for names in clashes[:10]] + (
         [f"... and {len(clashes) - 10} more risk groups differing only in case"]

@@ -130,7 +130,10 @@ def _message(error: dict) -> str:
         return _too_long(error["loc"], error["ctx"]["actual_length"], error["ctx"]["max_length"])
     if kind == "too_short" and isinstance(error.get("ctx"), dict):
         what = _ENTRIES.get(error["loc"][-1] if error["loc"] else "", "entries")
-        return f"has {error['ctx']['actual_length']}; at least {error['ctx']['min_length']} {what}"
+        least = error["ctx"]["min_length"]
+        if least == 1:                         # "at least 1 sites"
+            what = what.removesuffix("s") if what != "entries" else "entry"
+        return f"has {error['ctx']['actual_length']}; at least {least} {what}"
     if kind == "string_pattern_mismatch":
         return (f"{_shown(error['input'])} is not a valid name: use letters, digits, '-', '_' and '.',"
                 " starting with a letter or digit")

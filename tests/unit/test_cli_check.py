@@ -147,8 +147,10 @@ def test_rate_above_mininets_limit_is_a_warning_not_an_error(capsys, tmp_path):
                             "dci_links": [link("l", "a", "b")]})
     status, s = check_json(capsys, path)
     assert status == 0 and s["ok"] is True
-    assert len(s["warnings"]) == 1
-    assert "l.w1" in s["warnings"][0] and "1000" in s["warnings"][0]
+    rate, *narrow = s["warnings"]
+    assert "l.w1" in rate and "1000" in rate
+    # 50 Gb/s sites behind a 400G wavelength: said too (the sites' fabric bounds it).
+    assert [w.split(":")[0] for w in narrow] == ["site a", "site b"]
 
     status, out, _ = check(capsys, path)
     assert status == 0
@@ -410,3 +412,16 @@ def test_a_wavelength_count_that_leaves_faster_modes_no_room_is_a_warning(capsys
                          "narrower slots") == [
         "line system l: 65 wavelengths of 400G (75 GHz) do not fit in the C band (only 64 "
         "do), so it runs 100G in narrower slots: 6500 Gb/s, where 64 x 400G would carry 25600"]
+
+
+def test_a_site_narrower_than_its_line_systems_and_sites_differing_in_case_are_warned(
+        capsys, tmp_path):
+    path = write(tmp_path, {"name": "t", "sites": [site("a"), site("A", fabric_gbps=1600)],
+                            "dci_links": [link("l", "a", "A", wavelengths=4)]})
+    status, s = check_json(capsys, path)
+    assert status == 0
+    assert sorted(s["warnings"]) == [
+        "site a: its line systems carry 1600 Gb/s, but its gateways reach its spines with "
+        "400 Gb/s (1 x 1 x 400) and its leaves with 400 (1 x 1 x 400): the site's fabric, "
+        "not its wavelengths, bounds its DCI traffic (raise fabric_gbps, spines or gateways)",
+        "sites 'a' and 'A' differ only in case: a typo, or names a reader will confuse"]

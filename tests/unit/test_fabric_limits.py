@@ -228,3 +228,7 @@ def test_an_added_mode_better_than_an_ideal_receiver_is_refused():
     out = _issues(LONG_800ZR_PLUS + FALLBACK.replace("REQUIRED", "12"))
     assert out[0].startswith("f.yaml:10: modules.800ZR+.modes.400G: required_osnr_db 12 of "
                              "800ZR+ 400G is below the 16.0 dB an ideal DP-QPSK receiver needs")
+
+
+def test_a_list_below_its_minimum_says_so_in_good_grammar():
+    assert _issues("name: x\nsites: []\n") == ["f.yaml:2: sites: has 0; at least 1 site"]
