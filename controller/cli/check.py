@@ -211,9 +211,10 @@ def _case_warnings(fabric: Fabric) -> list[str]:
     sites: dict[str, list[str]] = {}
     for site in fabric.spec.sites:
         sites.setdefault(site.name.casefold(), []).append(site.name)
-    return [f"sites {' and '.join(repr(n) for n in names[:4])} differ only in case: a "
-            f"typo, or names a reader will confuse" for names in sites.values()
-            if len(names) > 1][:10] + [f"risk groups {' and '.join(repr(n) for n in names[:4])} differ only in case: "
+    same_site = [f"sites {' and '.join(repr(n) for n in names[:4])} differ only in case: a "
+                 f"typo, or names a reader will confuse" for names in sites.values()
+                 if len(names) > 1][:10]
+    return same_site + [f"risk groups {' and '.join(repr(n) for n in names[:4])} differ only in case: "
             f"they are {len(names)} groups, and line systems in one may be protected through "
             f"the other" for names in clashes[:10]] + (
         [f"... and {len(clashes) - 10} more risk groups differing only in case"]
