@@ -405,7 +405,7 @@ class Faults:
                         amplifier=amplifier, nf_db=nf_db, launch_power_dbm=launch_power_dbm,
                         ramp_s=ramp_s, address=self.gnmi_address)
             except OpticalFaultError as exc:
-                raise FaultError(str(exc)) from None
+                raise (FaultInputError if exc.bad_input else FaultError)(str(exc)) from None
             data["faults"] = [f for f in data["faults"] if f is not earlier] + [fault]
         return fault
 

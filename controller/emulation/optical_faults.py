@@ -21,7 +21,12 @@ from .cleanup import Manifest
 
 
 class OpticalFaultError(RuntimeError):
-    pass
+    """`bad_input`: the knobs given are wrong (a span the line lacks, a figure out of
+    range), not the emulation's state."""
+
+    def __init__(self, message: str, bad_input: bool = False):
+        super().__init__(message)
+        self.bad_input = bad_input
 
 
 def running_gnmi_address() -> str:
@@ -46,7 +51,8 @@ def _set(address: str, request: gnmi_pb2.SetRequest, timeout_s: float) -> None:
         try:
             gnmi_pb2_grpc.gNMIStub(channel).Set(request, timeout=timeout_s)
         except grpc.RpcError as exc:
-            raise OpticalFaultError(f"{exc.details()} ({exc.code().name}, gNMI {address})") from None
+            raise OpticalFaultError(f"{exc.details()} ({exc.code().name}, gNMI {address})",
+                                    exc.code() == grpc.StatusCode.INVALID_ARGUMENT) from None
 
 
 def degrade(line_system: str, *, span: int | None = None, extra_loss_db: float | None = None,
@@ -57,9 +63,9 @@ def degrade(line_system: str, *, span: int | None = None, extra_loss_db: float |
     line = ("line-system", {"name": line_system})
     knobs = []
     if (span is None) != (extra_loss_db is None):
-        raise OpticalFaultError("--span and --extra-loss-db go together")
+        raise OpticalFaultError("--span and --extra-loss-db go together", bad_input=True)
     if (amplifier is None) != (nf_db is None):
-        raise OpticalFaultError("--amp and --nf-db go together")
+        raise OpticalFaultError("--amp and --nf-db go together", bad_input=True)
     if span is not None:
         knobs.append((_path(("line-systems", {}), line, ("spans", {}), ("span", {"index": span}),
                             ("config", {}), ("extra-loss", {})), extra_loss_db))
@@ -72,7 +78,7 @@ def degrade(line_system: str, *, span: int | None = None, extra_loss_db: float |
                       launch_power_dbm))
     if not knobs:
         raise OpticalFaultError("nothing to degrade: give --span/--extra-loss-db, "
-                                "--amp/--nf-db or a launch power")
+                                "--amp/--nf-db or a launch power", bad_input=True)
     updates = [gnmi_pb2.Update(path=path, val=gnmi_pb2.TypedValue(json_val=json.dumps(
         {"value": value, "ramp-s": ramp_s}).encode())) for path, value in knobs]
     _set(address or running_gnmi_address(), gnmi_pb2.SetRequest(update=updates), timeout_s)

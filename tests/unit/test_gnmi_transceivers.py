@@ -271,7 +271,7 @@ def test_dcilab_fault_degrade_is_a_fault_listed_and_restored_with_the_others(age
                               "7 dB, reached over 60 s")
     with pytest.raises(FaultInputError, match=r"'dc1-dc2.w1' is a wavelength of dc1-dc2"):
         faults.degrade("dc1-dc2.w1", span=1, extra_loss_db=1.0)
-    with pytest.raises(FaultError, match="span 9 does not exist"):
+    with pytest.raises(FaultInputError, match="span 9 does not exist"):
         faults.degrade("dc1-dc2", span=9, extra_loss_db=1.0)
     assert faults.list() == [now]                       # a refused one is not recorded
     # a wavelength's restore leaves its line's optics; the line's repairs them
