@@ -497,8 +497,9 @@ def _carried_by(e, policy: str) -> str:
     if e.carrier == fpb.CARRIER_RESERVATION:
         return f"reservation {e.reservation_id}: {path}"
     if e.carrier == fpb.CARRIER_RESERVATION_IF_MARKED:
-        return (f"reservation {e.reservation_id} if its packets carry that DSCP: {path}; "
-                f"else the {policy} routes")
+        unmarked = path if e.hops else f"hashed over the shortest routes ({policy})"
+        return (f"reservation {e.reservation_id} if its packets carry its DSCP, else "
+                f"{unmarked}")
     if policy == "loadaware":
         return "not pinned: hashed over the shortest routes (no live route when found)"
     return f"hashed over the shortest routes ({policy})"

@@ -978,32 +978,52 @@ class FabricController:
     def policy(self) -> str:
         return self.steering.policy
 
-    def elephants(self) -> list[ElephantView]:
-        """Every elephant, with what carries it: the rule of highest priority its packets
-        match, which is a reservation's before its own pin, and a pin before the routes."""
+    def _reserved_pairs(self) -> dict[tuple[str, str], list[Reservation]]:
+        """Host pair -> its reservations whose rules are in the switches, in the order the
+        switches try them (highest priority first)."""
         by_pair: dict[tuple[str, str], list[Reservation]] = {}
         for res in self.book.live():
             if res.holds_bandwidth:
                 by_pair.setdefault((res.request.src_host, res.request.dst_host), []).append(res)
         for members in by_pair.values():
-            members.sort(key=reservation_rules.priority, reverse=True)   # as the switches do
+            members.sort(key=reservation_rules.priority, reverse=True)
+        return by_pair
+
+    @staticmethod
+    def _carriers(reserved: list[Reservation], key: FlowKey
+                  ) -> tuple[Reservation | None, Reservation | None]:
+        """(the reservation whose rules take the flow's unmarked packets, or None; the
+        DSCP reservation that takes them when marked, if one comes first)."""
+        marked = None
+        for res in reserved:
+            matched = reservation_rules.carries(res, key.ip_proto, key.dst_port)
+            if matched:
+                return res, marked
+            if matched is None and marked is None:
+                marked = res
+        return None, marked
+
+    def elephants(self) -> list[ElephantView]:
+        """Every elephant, with what carries it: the rule of highest priority its packets
+        match, which is a reservation's before its own pin, and a pin before the routes.
+        A DSCP reservation takes only marked packets, which a 5-tuple does not show: the
+        view names it, with the path of the unmarked ones."""
+        by_pair = self._reserved_pairs()
         seen = []
         for view in self.steering.view():
             key = view.key
-            for res in by_pair.get((view.src_host, view.dst_host), ()):
-                matched = reservation_rules.carries(res, key.ip_proto, key.dst_port)
-                if matched is not False:
-                    view = replace(view, carrier=RESERVATION if matched else
-                                   RESERVATION_IF_MARKED, reservation_id=res.reservation_id,
-                                   path=tuple((h.link, h.switch) for h in res.hops
-                                              if h.wavelength))
-                    break
-            else:
-                if view.carrier == HASHED and self.policy == "shortest":
-                    route = self.programs.route(self.fabric.hosts[view.src_host].leaf,
-                                                key.dst_ip)
-                    if route is not None:
-                        view = replace(view, carrier=SHORTEST, path=route)
+            res, marked = self._carriers(by_pair.get((view.src_host, view.dst_host), []), key)
+            if res is not None:
+                view = replace(view, carrier=RESERVATION, reservation_id=res.reservation_id,
+                               path=tuple((h.link, h.switch) for h in res.hops
+                                          if h.wavelength))
+            elif view.carrier == HASHED and self.policy == "shortest":
+                route = self.programs.route(self.fabric.hosts[view.src_host].leaf, key.dst_ip)
+                if route is not None:
+                    view = replace(view, carrier=SHORTEST, path=route)
+            if marked is not None:
+                view = replace(view, carrier=RESERVATION_IF_MARKED,
+                               reservation_id=marked.reservation_id)
             seen.append(view)
         return seen
 
@@ -1027,8 +1047,13 @@ class FabricController:
         outbox = Outbox()
         if state is None or not state.connected:
             return outbox
+        by_pair = self._reserved_pairs()
+
+        def carried(record) -> bool:
+            reserved = by_pair.get((record.src_host, record.dst_host))
+            return bool(reserved) and self._carriers(reserved, record.key)[0] is not None
         msgs, outbox.placements = self.steering.sample(state.name, counters, now,
-                                                       self._background())
+                                                       self._background(), carried)
         self._send_to(outbox, msgs)
         return outbox
 

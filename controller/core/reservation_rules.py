@@ -10,7 +10,7 @@ from ..openflow import messages as of
 from ..te.protection import STANDBY_VID_BASE, STANDBY_VIDS
 from ..te.reservations import Reservation
 from ..openflow.ranges import port_range_masks
-from .rules import PRIORITY_DETOUR, pin_action
+from .rules import PRIORITY_DETOUR, TABLE_FLOWS, pin_action
 
 PRIORITY_RESERVATION = 2000     # above ARP (1000), elephants and destination routes
 # A reservation with a selector is matched above the pair's aggregate; a protocol selector
@@ -184,7 +184,11 @@ def _pins(fabric: Fabric, res: Reservation, pair_bps: float, only: set[str] | No
         if i == 0:
             if with_meter:
                 msgs += _meter(fabric, res, pair_bps)
-            msgs += [of.flow_add_metered(prio, m, res.meter_id, [action]) for m in matches]
+            # Counted per flow as the leaf's other traffic is (this rule comes before the
+            # counting one): a reserved elephant is still found, and said to be carried
+            # here (a re-tester's vanished from `dcilab elephants` once reserved).
+            msgs += [of.flow_add_metered(prio, m, res.meter_id,
+                                         [of.resubmit(TABLE_FLOWS), action]) for m in matches]
         else:
             msgs += [of.flow_add(prio, m, [action]) for m in matches]
     return out

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..fabric import Fabric
@@ -114,8 +115,13 @@ class Steering:
         return sorted(seen, key=lambda e: (e.src_host, e.dst_host, str(e.key)))
 
     def sample(self, leaf: str, counters: dict[FlowKey, int], now: float,
-               background: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
-        """Flow counters read at `leaf`. Returns (messages per switch, elephants placed)."""
+               background: dict[DirectedLink, float],
+               carried: Callable[[FlowRecord], bool] = lambda record: False
+               ) -> tuple[dict[str, list], int]:
+        """Flow counters read at `leaf`. Returns (messages per switch, elephants placed).
+        `carried`: whether a reservation's rules carry an elephant (they come before any
+        pin, so it is found and listed, not placed: a pin would count its load where it
+        does not go)."""
         new, ended = self.detector.sample(leaf, counters, now)
         msgs: dict[str, list] = {}
         for record in ended:
@@ -139,6 +145,9 @@ class Steering:
                 continue
             log.info("elephant %s (%s -> %s) at %.1f Gb/s", record.key, record.src_host,
                      record.dst_host, record.rate_bps / 1e9)
+            if carried(record):
+                log.info("elephant %s is carried by a reservation: not pinned", record.key)
+                continue
             fresh.append(record)
         new = fresh
         if not new:

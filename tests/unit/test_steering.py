@@ -443,13 +443,28 @@ def test_a_reservations_rules_carry_an_elephant_of_its_pair_before_its_pin(lab):
     assert (view.carrier, view.reservation_id) == (RESERVATION, "tcp")
     assert [w for w, _ in view.path] == crossed == [h.link for h in res.hops if h.wavelength]
     # A DSCP reservation of E2's pair: its rules take E2 only if marked, which a 5-tuple
-    # does not show; the view says so, with that reservation's path.
-    dscp = lab.send(lab.ctl.reserve(ReservationRequest(
-        "dc1-h2", "dc2-h4", 10.0, selector=Selector(dscp=46)), "ef", 3.0)).changed[0]
-    (e2,) = [v for v in lab.ctl.elephants() if v.key == E2]
+    # does not show; the view names it, with where the unmarked packets go (its pin).
+    lab.send(lab.ctl.reserve(ReservationRequest(
+        "dc1-h2", "dc2-h4", 10.0, selector=Selector(dscp=46)), "ef", 3.0))
+    e2, crossed = carried(lab, E2)
     assert (e2.carrier, e2.reservation_id) == (RESERVATION_IF_MARKED, "ef")
-    assert [w for w, _ in e2.path] == [h.link for h in dscp.hops if h.wavelength]
+    assert [w for w, _ in e2.path] == crossed == [chosen(lab, E2)]
     assert udp.reservation_id == "udp"
+
+
+def test_a_reserved_pairs_elephant_is_counted_found_and_listed_but_not_pinned(lab):
+    """A re-tester's reserved flows vanished from `dcilab elephants`: the reservation's
+    rule at the leaf came before the per-flow counting. It now counts too; the elephant
+    is found, said to be the reservation's, and not pinned (its rules come first)."""
+    res = lab.send(lab.ctl.reserve(ReservationRequest("dc1-h1", "dc2-h3", 100.0), "r",
+                                   0.0)).changed[0]
+    src = lab.host_of(E1.src_ip)
+    assert len(lab.table(src.leaf).learns_for(packet(E1, src.port))) == 1   # counted
+    out = make_elephants(lab, "dc1-leaf1", [E1, E2])
+    assert out.placements == 1 and set(lab.ctl.steering.pinned) == {E2}
+    view, crossed = carried(lab, E1)
+    assert (view.carrier, view.reservation_id, view.demand_bps) == (RESERVATION, "r", 0.0)
+    assert [w for w, _ in view.path] == crossed == [h.link for h in res.hops if h.wavelength]
 
 
 def test_carries_matches_as_the_rules_do():

@@ -372,8 +372,8 @@ def test_elephants_table_names_what_carries_each_and_where():
         policy="shortest", elephants=rows)).splitlines()[1:]
     assert shortest.endswith("the shortest route: a.w2 (dc1-gw1 > dc2-gw1)")
     assert reserved.endswith("reservation r-7: a.w2 (dc1-gw1 > dc2-gw1)")
-    assert marked.endswith("reservation r-8 if its packets carry that DSCP: "
-                           "a.w2 (dc1-gw1 > dc2-gw1); else the shortest routes")
+    assert marked.endswith("reservation r-8 if its packets carry its DSCP, else "
+                           "a.w2 (dc1-gw1 > dc2-gw1)")
 
 
 def test_the_demos_pin_watcher_reads_the_controller_and_says_when_it_cannot(port):
