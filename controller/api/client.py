@@ -138,8 +138,13 @@ class Client:
                        for k, _ in (exc.trailing_metadata() or ()))
         if code in _UNREACHABLE and not answered:
             details = " ".join(details.split()).removesuffix(": OK")   # OpenSSL's "no error"
-            return Unreachable(f"cannot reach dcilab controller at {self.server}: "
-                               f"{details or code.name}{self._tls_hint(details)}")
+            # A deadline may pass on a server that got the call (a re-tester read "cannot
+            # reach" for a call that was booked): said as what is known.
+            what = (f"no answer from dcilab controller at {self.server} within "
+                    f"{self.timeout:g} s (it may not be reachable, or be busy)"
+                    if code == grpc.StatusCode.DEADLINE_EXCEEDED
+                    else f"cannot reach dcilab controller at {self.server}")
+            return Unreachable(f"{what}: {details or code.name}{self._tls_hint(details)}")
         return ApiError(code.name, details or code.name.lower().replace("_", " "))
 
     def _tls_hint(self, details: str) -> str:

@@ -122,20 +122,25 @@ def _narrow_site_warnings(fabric: Fabric) -> list[str]:
     the site's hosts is bounded by the narrower of the two, whatever the wavelengths
     carry (a tester's 1-spine site ran its wavelengths at 23 % and wondered why)."""
     dci: dict[str, float] = {}
+    used: dict[str, set[str]] = {}             # the gateways line systems end on
     for link in fabric.wavelengths():
+        for site, end in ((link.site_a, link.a.node), (link.site_b, link.b.node)):
+            used.setdefault(site, set()).add(end)
         for site in {link.site_a, link.site_b}:
             dci[site] = dci.get(site, 0.0) + link.rate_gbps
     out = []
     for site in fabric.spec.sites:
-        gateways = site.gateways * site.spines * site.fabric_gbps
+        ends = len(used.get(site.name, ()))
+        gateways = ends * site.spines * site.fabric_gbps
         uplinks = site.leaves * site.spines * site.fabric_gbps
         if dci.get(site.name, 0.0) > min(gateways, uplinks) * (1 + 1e-9):
             out.append(f"site {site.name}: its line systems carry {dci[site.name]:g} Gb/s, "
-                       f"but its gateways reach its spines with {gateways:g} Gb/s "
-                       f"({site.gateways} x {site.spines} x {site.fabric_gbps:g}) and its "
-                       f"leaves with {uplinks:g} ({site.leaves} x {site.spines} x "
-                       f"{site.fabric_gbps:g}): the site's fabric, not its wavelengths, "
-                       f"bounds its DCI traffic (raise fabric_gbps, spines or gateways)")
+                       f"but the {ends} gateway(s) they end on reach its spines with "
+                       f"{gateways:g} Gb/s ({ends} x {site.spines} x {site.fabric_gbps:g}) "
+                       f"and its leaves the spines with {uplinks:g} ({site.leaves} x "
+                       f"{site.spines} x {site.fabric_gbps:g}): the site's fabric, not its "
+                       f"wavelengths, bounds its DCI traffic (raise fabric_gbps or spines, "
+                       f"or end line systems on more gateways)")
     return out[:10] + ([f"... and {len(out) - 10} more sites narrower than their line "
                         f"systems"] if len(out) > 10 else [])
 

@@ -279,6 +279,9 @@ def _new_mode(module: Module, mode_name: str, figures: Mapping[str, Any]) -> Mod
                 raise
             raise OpticsError(f"{exc}; to add it as a new mode, give every figure: missing "
                               f"{', '.join(missing)}") from None
+    if mode_name != f"{figures['rate_gbps']}G":
+        raise OpticsError(f"{where}: a mode is named by its rate: rate_gbps "
+                          f"{figures['rate_gbps']} is mode {figures['rate_gbps']}G")
     bits = _BITS_PER_SYMBOL.get(figures["modulation"])
     if bits is None:
         raise OpticsError(f"{where}: modulation {figures['modulation']}: a mode added here "
@@ -288,10 +291,6 @@ def _new_mode(module: Module, mode_name: str, figures: Mapping[str, Any]) -> Mod
         raise OpticsError(f"{where}: line_rate_gbps {figures['line_rate_gbps']:g} is more "
                           f"than {figures['modulation']} carries at {figures['baud_gbd']:g} "
                           f"GBd ({bits * figures['baud_gbd']:g} Gb/s)")
-    same = next((m for m in module.modes if m.rate_gbps == figures["rate_gbps"]), None)
-    if same is not None:
-        raise OpticsError(f"{where}: rate_gbps {figures['rate_gbps']} is the rate of mode "
-                          f"{same.name}: override the figures of that mode instead")
     return Mode(name=mode_name, **figures,
                 sources=tuple((figure, _USER) for figure in _MODE_FIGURES))
 

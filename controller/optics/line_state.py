@@ -41,6 +41,10 @@ EDFA_MAX_GAIN_DB = 35.0
 RX_SENSITIVITY_DBM = -20.0
 
 
+# An attenuator or a bend takes a span dark long before this; a figure beyond is a typo.
+MAX_EXTRA_LOSS_DB = 100.0
+
+
 def _finite(name: str, value: object) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         raise OpticsError(f"{name} must be a finite number, got {value!r}")
@@ -111,6 +115,9 @@ class LineState:
         i = self._index("span", span)
         losses = list(self.span_extra_loss_db)
         losses[i] = _finite("extra loss", extra_loss_db)
+        if losses[i] > MAX_EXTRA_LOSS_DB:
+            raise OpticsError(f"extra span loss must be at most {MAX_EXTRA_LOSS_DB:g} dB (far "
+                              f"past any light: more is a cut), got {extra_loss_db:g}")
         return dataclasses.replace(self, span_extra_loss_db=tuple(losses))
 
     def with_amplifier_nf(self, amplifier: int, nf_db: float) -> LineState:

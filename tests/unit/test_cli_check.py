@@ -421,7 +421,16 @@ def test_a_site_narrower_than_its_line_systems_and_sites_differing_in_case_are_w
     status, s = check_json(capsys, path)
     assert status == 0
     assert sorted(s["warnings"]) == [
-        "site a: its line systems carry 1600 Gb/s, but its gateways reach its spines with "
-        "400 Gb/s (1 x 1 x 400) and its leaves with 400 (1 x 1 x 400): the site's fabric, "
-        "not its wavelengths, bounds its DCI traffic (raise fabric_gbps, spines or gateways)",
+        "site a: its line systems carry 1600 Gb/s, but the 1 gateway(s) they end on reach "
+        "its spines with 400 Gb/s (1 x 1 x 400) and its leaves the spines with 400 (1 x 1 x "
+        "400): the site's fabric, not its wavelengths, bounds its DCI traffic (raise "
+        "fabric_gbps or spines, or end line systems on more gateways)",
         "sites 'a' and 'A' differ only in case: a typo, or names a reader will confuse"]
+    # Gateways no line system ends on carry none of it (a re-tester's 4-gateway site).
+    path = write(tmp_path, {"name": "t", "sites": [site("a", gateways=4, spines=2, leaves=4),
+                                                  site("b", gateways=4, spines=2, leaves=4)],
+                            "dci_links": [link("l", "a", "b", wavelengths=4)]})
+    status, s = check_json(capsys, path)
+    assert [w.split(":")[0] for w in s["warnings"] if w.startswith("site ")] == \
+        ["site a", "site b"]
+    assert "the 1 gateway(s) they end on reach its spines with 800 Gb/s" in s["warnings"][-1]

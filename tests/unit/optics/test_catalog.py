@@ -152,7 +152,8 @@ def test_a_mode_the_catalog_lacks_is_added_with_every_figure():
     ({"modulation": "PCS-16QAM"}, "modulation PCS-16QAM: a mode added here is one of DP-QPSK"),
     ({"line_rate_gbps": 500.0}, "line_rate_gbps 500 is more than DP-QPSK carries at 118.2 GBd "
                                 "(472.8 Gb/s)"),
-    ({"rate_gbps": 800}, "rate_gbps 800 is the rate of mode 800G"),
+    ({"rate_gbps": 800}, "rate_gbps 800 is mode 800G"),
+    ({"rate_gbps": 300}, "a mode is named by its rate: rate_gbps 300 is mode 300G"),
 ])
 def test_an_added_mode_must_make_sense(change, said):
     figures = {k: v for k, v in (FALLBACK_400G | change).items() if v is not None}

@@ -68,6 +68,9 @@ def test_spans_and_amplifiers_are_named_when_wrong():
         state.with_span_loss(6, 1.0)
     with pytest.raises(OpticsError, match="extra span loss must be >= 0"):
         state.with_span_loss(1, -1.0)
+    with pytest.raises(OpticsError, match="extra span loss must be at most 100 dB"):
+        state.with_span_loss(1, 1e6)                     # a re-tester's, reported as done
+    assert state.with_span_loss(1, 100.0).span_extra_loss_db[0] == 100.0
 
 
 def test_the_modelled_ber_crosses_the_threshold_where_the_osnr_margin_is_zero():
