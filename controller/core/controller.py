@@ -350,7 +350,7 @@ class FabricController:
         added (`name`) or `deleted`."""
         state = self.switches.get(dpid)
         outbox = Outbox()
-        if state is None:
+        if state is None or port > of.ofp.OFPP_MAX:    # the bridge's own (LOCAL) port
             return outbox
         link = self.fabric.ports(state.name).get(port)
         # OVS may say one state twice (carrier, then liveness): the line is said once.

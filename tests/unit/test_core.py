@@ -258,8 +258,13 @@ def test_all_three_mismatches_at_once(ctl, fabric, caplog):
 def test_reserved_ports_are_not_reported(ctl, fabric, caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
     ports = good_ports(fabric, "dc1-leaf1") | {ofp.OFPP_CONTROLLER: "ctl"}
-    _dpid, _out, problems, errors = described(ctl, fabric, "dc1-leaf1", ports, caplog)
+    dpid, _out, problems, errors = described(ctl, fabric, "dc1-leaf1", ports, caplog)
     assert problems == [] and errors == []
+    # ... nor the bridge's own port going up or down (a hand-builder's log read "port
+    # 4294967294 (not in the fabric file) is up").
+    caplog.clear()
+    assert not ctl.port_changed(dpid, ofp.OFPP_LOCAL, True, 1.0, name="dl1lf1").messages
+    assert caplog.records == []
 
 
 # --- readiness ------------------------------------------------------------------------------
