@@ -146,6 +146,7 @@ class FabricController:
         # again; link -> downs. A port is down if reported so or on a crossed cable.
         self._carrier_down: set[tuple[str, int]] = set()
         self._crossed: dict[tuple[str, int], str] = {}     # (switch, port) -> why
+        self._misplaced: set[tuple[str, int, str, int]] = set()   # probes said, on ports
         self._reprobe_at: float | None = None              # next round of link probes
         self._reprotect_at = 0.0                           # next look for lost standbys
         self.probe_key = wiring.probe_key()      # signs link probes: hosts cannot forge one
@@ -1094,10 +1095,20 @@ class FabricController:
         ports at both its ends are taken out of service until a probe says otherwise."""
         outbox = Outbox()
         sender_state = self.switches.get(sent_from[0])
-        if sender_state is None or received_port not in self.fabric.ports(receiver):
+        if sender_state is None:
             return outbox
         sender, sent_port = sender_state.name, sent_from[1]
         if sent_port not in self.fabric.ports(sender):
+            return outbox
+        if received_port not in self.fabric.ports(receiver):
+            # On a port the file lacks (said as unexpected, with the file's port said
+            # missing): where the cable should go, said once (a hand-builder had to work
+            # it out from the two lines).
+            seen = (sender, sent_port, receiver, received_port)
+            if seen not in self._misplaced:
+                self._misplaced.add(seen)
+                log.error("%s: move that cable", wiring.crossed(
+                    self.fabric, sender, sent_port, receiver, received_port))
             return outbox
         why = wiring.crossed(self.fabric, sender, sent_port, receiver, received_port)
         ends = [(sender, sent_port), (receiver, received_port)]

@@ -89,6 +89,22 @@ def test_a_crossed_cable_takes_both_ports_out_of_service_until_it_is_right(caplo
     assert shown[("dc1-leaf1~spine1", "dc1-spine1")]
 
 
+def test_a_cable_on_a_port_the_file_lacks_is_told_where_to_go(caplog):
+    """A hand-builder moved spine port 1's cable to port 5: the port checks said port 1
+    missing and port 5 unexpected, and nothing joined the two. The probe does."""
+    caplog.set_level(logging.INFO, logger="dcilab.core")
+    fabric = two_dc()
+    ctl = FabricController(fabric)
+    for name in fabric.switches:
+        bring_up(ctl, fabric, name)
+    leaf1, spine = fabric.switches["dc1-leaf1"].dpid, fabric.switches["dc1-spine1"].dpid
+    for now in (10.0, 40.0):                                # probes every interval: said once
+        assert not ctl.packet_in(spine, 5, probe(leaf1, 3, ctl.probe_key), now=now).messages
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == ["cables crossed: dc1-leaf1 port 3 reaches dc1-spine1 port 5; the fabric "
+                      "file joins it to dc1-spine1 port 1 (dc1-leaf1~spine1): move that cable"]
+
+
 def test_a_probe_a_host_forged_or_another_controller_signed_is_ignored(caplog):
     """An outside reviewer's host sent four LLDP frames naming dc1-gw1's wavelength ports
     from dc1-h1: all four wavelengths went out of service for good."""
