@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 from os_ken import cfg
@@ -13,6 +14,28 @@ from .service import ControllerService
 
 log = logging.getLogger("dcilab.controller")
 
+OPENFLOW_VERSIONS = {1: "1.0", 2: "1.1", 3: "1.2", 4: "1.3", 5: "1.4", 6: "1.5"}
+
+
+class VersionHint(logging.Filter):
+    """os-ken refuses a switch of another OpenFlow version in wire terms ("unsupported
+    version 0x1 ... versions [4] on datapath ('127.0.0.1', 40724)"): said as what to do
+    (a hand-builder's bridge left at OpenFlow 1.0)."""
+
+    _SAID = re.compile(r"(?:unsupported version|switch) 0x([0-9a-f]+).*"
+                       r"on datapath \('?([^',]+)'?, (\d+)")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = self._SAID.search(record.getMessage())
+        if found:
+            version = int(found.group(1), 16)
+            record.msg = (f"a switch at {found.group(2)}:{found.group(3)} speaks OpenFlow "
+                          f"{OPENFLOW_VERSIONS.get(version, hex(version))}; dcilab needs 1.3: "
+                          f"on Open vSwitch, `ovs-vsctl set bridge BRIDGE "
+                          f"protocols=OpenFlow13` (refused: it retries)")
+            record.args = ()
+        return True
+
 
 def start_openflow(service: ControllerService, host: str, port: int,
                    poll_interval_s: float = 1.0, stop_event: threading.Event | None = None) -> list:
@@ -20,6 +43,7 @@ def start_openflow(service: ControllerService, host: str, port: int,
     the caller ends the process when it is done)."""
     cfg.CONF(args=["--ofp-listen-host", host, "--ofp-tcp-listen-port", str(port)],
              project="os_ken")
+    logging.getLogger("OFPHandler").addFilter(VersionHint())
     manager = AppManager.get_instance()
     manager.load_apps(["dcilab.app.osken_app"])
     contexts = manager.create_contexts()

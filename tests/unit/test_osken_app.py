@@ -214,3 +214,22 @@ def test_a_deleted_port_is_down_and_os_kens_own_port_list_is_not_checked_twice()
         app._port_desc(SimpleNamespace(msg=SimpleNamespace(datapath=switch, xid=xid,
                                                            body=[desc])))
     assert seen[2:] == [("described", {3: "p3"})]
+
+
+def test_a_switch_of_another_openflow_version_is_said_as_what_to_do():
+    """os-ken says "unsupported version 0x1 ... versions [4] on datapath (addr, port)"; a
+    hand-builder's bridge left at OpenFlow 1.0 read that, repeated, and nothing else."""
+    import logging
+
+    from dcilab.app.runner import VersionHint
+    record = logging.LogRecord(
+        "OFPHandler", logging.ERROR, __file__, 1, "%s on datapath %s",
+        ("unsupported version 0x1. If possible, set the switch to use one of the versions "
+         "[4]", ("127.0.0.1", 40724)), None)
+    assert VersionHint().filter(record)
+    assert record.getMessage() == (
+        "a switch at 127.0.0.1:40724 speaks OpenFlow 1.0; dcilab needs 1.3: on Open vSwitch, "
+        "`ovs-vsctl set bridge BRIDGE protocols=OpenFlow13` (refused: it retries)")
+    other = logging.LogRecord("OFPHandler", logging.ERROR, __file__, 1, "hello ev %s", ("x",),
+                              None)
+    assert VersionHint().filter(other) and other.getMessage() == "hello ev x"
