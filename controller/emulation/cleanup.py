@@ -153,6 +153,43 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def namespace_processes(pid: int) -> list[int]:
+    """The other processes in the network namespace of process `pid`: what was started in
+    an emulated host (a daemon a user ran at the lab's prompt, `iperf3 -s -D`, outlived
+    its host). None when `pid` shares this process's namespace: never the whole machine."""
+    try:
+        inode = os.stat(f"/proc/{pid}/ns/net").st_ino
+        if inode == os.stat("/proc/self/ns/net").st_ino:
+            return []
+    except OSError:
+        return []
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and int(entry.name) != pid:
+            try:
+                if os.stat(f"/proc/{entry.name}/ns/net").st_ino == inode:
+                    found.append(int(entry.name))
+            except OSError:                       # gone meanwhile, or not ours to read
+                pass
+    return found
+
+
+def stop_pids(pids: list[int], grace_s: float = 2.0) -> None:
+    """SIGTERM, then SIGKILL what is left after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while pids and time.monotonic() < deadline:
+            pids = [pid for pid in pids if pid_alive(pid)]
+            time.sleep(0.05)
+        if not pids:
+            return
+
+
 def kill_pid(pid: int, must_contain: str, grace_s: float = 2.0) -> bool:
     """SIGTERM then SIGKILL `pid`, only if its command line still names what we started."""
     if must_contain not in _cmdline(pid):

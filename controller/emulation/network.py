@@ -15,7 +15,8 @@ from mininet.util import errRun
 
 from ..fabric import Fabric
 from . import bfd, port_buffers
-from .cleanup import Manifest, clean, forget_faults, live_owner, ours
+from .cleanup import (Manifest, clean, forget_faults, live_owner, namespace_processes, ours,
+                      stop_pids)
 from .datapath import AUTO, DatapathError, choose_datapath, kernel_module_loaded, needs_tx_offload_off
 from .fibre import create_namespace, delete_namespace, fibre_plan, namespaces
 from .netem import netem_available
@@ -231,6 +232,10 @@ class Emulation:
                                  " were stopped from outside this run")
                     else:
                         self._interrupt_commands()
+                        # What was started in a host and left running (a daemon from the
+                        # lab's prompt): by PID, found by the host's network namespace.
+                        stop_pids([pid for h in self.net.hosts
+                                   for pid in namespace_processes(h.pid)])
                         try:
                             self.net.stop()
                         except Exception as exc:    # a node left mid-command: by prefix

@@ -24,7 +24,22 @@ reserve dc1-h1 dc2-h1 --gbps 100
 reservations
 reserve dc1-h1 nowhere --gbps 1
 no-such-command
+dc2-h2 iperf3 -s -D -p 5977
 """
+
+
+def _daemons() -> list[str]:
+    """The command lines of the iperf3 daemon the script starts in a host, wherever."""
+    from pathlib import Path
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "iperf3" in line and "-p 5977" in line:
+            found.append(line)
+    return found
 
 
 def test_script_runs_mininet_and_dcilab_commands_by_fabric_names(tmp_path, no_leftovers):
@@ -56,6 +71,8 @@ def test_script_runs_mininet_and_dcilab_commands_by_fabric_names(tmp_path, no_le
         out[out.find("reserved r-"):][:2000]
     assert "refused (INVALID_ARGUMENT): dst_host: unknown host 'nowhere'" in out
     assert "lab stopped; everything removed" in out
+    # A daemon started at the prompt in a host stops with it (a tester's outlived its lab).
+    assert _daemons() == []
 
 
 class Prompt:

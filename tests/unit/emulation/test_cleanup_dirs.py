@@ -70,3 +70,23 @@ def test_stop_owner_ends_a_process_on_sigterm():
     assert stop_owner(child.pid, grace_s=5.0)
     child.wait(5)
     assert not pid_alive(child.pid)
+
+
+def test_processes_of_a_namespace_never_include_the_machines_own():
+    """The lab stops what was started in its hosts by their network namespaces; a process
+    in this one (a host not in a namespace of its own) must find nothing, or the stop
+    would take the machine's every process with it."""
+    import os
+    import subprocess
+    import sys
+
+    from dcilab.emulation.cleanup import namespace_processes, stop_pids
+    assert namespace_processes(os.getpid()) == []
+    assert namespace_processes(2 ** 22 + 12345) == []          # no such process
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert namespace_processes(child.pid) == []           # same namespace as ours
+        stop_pids([child.pid], grace_s=5.0)
+        assert child.wait(timeout=10) != 0                     # stopped by its PID
+    finally:
+        child.kill()
