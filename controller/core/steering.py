@@ -92,6 +92,7 @@ class Steering:
         self._ids = itertools.count(1)
         self._poll = 0
         self._returned_at = -SETTLE_POLLS - 1    # the poll an idle pin's elephant last came back
+        self._proposed: dict[Flow, Path] = {}    # the last revisit's moves, made once confirmed
 
     @property
     def elephant_count(self) -> int:
@@ -189,6 +190,7 @@ class Steering:
         hysteresis; returns (messages per switch, elephants moved)."""
         self._poll += 1
         if self.placer is None or not self.pinned:
+            self._proposed = {}
             return {}, 0
         # Periodic elephants coming back (a training step's sync starting) are found one
         # poll apart, and until all are, the demand estimate of those found is too high
@@ -196,6 +198,7 @@ class Steering:
         # sync's placement, and each move costs its flows a reordering. Wait until the
         # returns have settled, as a new pin does.
         if self._poll - self._returned_at <= SETTLE_POLLS:
+            self._proposed = {}
             return {}, 0
         demands = self._demands()
         for key, pin in self.pinned.items():
@@ -206,7 +209,14 @@ class Steering:
         placed = {pin.flow: (pin.demand_bps, pin.path) for pin in self.pinned.values()
                   if pin.path and pin.idle_since is None
                   and self._poll - pin.since_poll > SETTLE_POLLS}
-        moves = self.placer.revisit(placed, self._placement_load(background))
+        proposed = self.placer.revisit(placed, self._placement_load(background))
+        # A move is made only when two revisits in a row propose it: port and flow
+        # counters are read at different moments, and while TCP ramps (a flow just
+        # pinned doubling its rate) one poll's residual can look like load that is not
+        # there. Moved on it, elephants on idle wavelengths hopped back and forth (an
+        # outside tester's "moved from w2; w1", and a CI run's flows split over four).
+        moves = [m for m in proposed if self._proposed.get(m.flow) == m.new]
+        self._proposed = {m.flow: m.new for m in proposed}
         by_flow = {pin.flow: pin for pin in self.pinned.values()}
         msgs: dict[str, list] = {}
         for move in moves:
