@@ -990,20 +990,6 @@ class FabricController:
             members.sort(key=reservation_rules.priority, reverse=True)
         return by_pair
 
-    @staticmethod
-    def _carriers(reserved: list[Reservation], key: FlowKey
-                  ) -> tuple[Reservation | None, Reservation | None]:
-        """(the reservation whose rules take the flow's unmarked packets, or None; the
-        DSCP reservation that takes them when marked, if one comes first)."""
-        marked = None
-        for res in reserved:
-            matched = reservation_rules.carries(res, key.ip_proto, key.dst_port)
-            if matched:
-                return res, marked
-            if matched is None and marked is None:
-                marked = res
-        return None, marked
-
     def elephants(self) -> list[ElephantView]:
         """Every elephant, with what carries it: the rule of highest priority its packets
         match, which is a reservation's before its own pin, and a pin before the routes.
@@ -1013,7 +999,8 @@ class FabricController:
         seen = []
         for view in self.steering.view():
             key = view.key
-            res, marked = self._carriers(by_pair.get((view.src_host, view.dst_host), []), key)
+            res, marked = reservation_rules.carriers(
+                by_pair.get((view.src_host, view.dst_host), []), key.ip_proto, key.dst_port)
             if res is not None:
                 view = replace(view, carrier=RESERVATION, reservation_id=res.reservation_id,
                                path=tuple((h.link, h.switch) for h in res.hops
@@ -1048,11 +1035,15 @@ class FabricController:
         outbox = Outbox()
         if state is None or not state.connected:
             return outbox
-        by_pair = self._reserved_pairs()
+        by_pair: dict[tuple[str, str], list[Reservation]] | None = None
 
-        def carried(record) -> bool:
-            reserved = by_pair.get((record.src_host, record.dst_host))
-            return bool(reserved) and self._carriers(reserved, record.key)[0] is not None
+        def carried(record) -> bool:         # asked of new elephants only: built then
+            nonlocal by_pair
+            if by_pair is None:
+                by_pair = self._reserved_pairs()
+            reserved = by_pair.get((record.src_host, record.dst_host), [])
+            return reservation_rules.carriers(reserved, record.key.ip_proto,
+                                              record.key.dst_port)[0] is not None
         msgs, outbox.placements = self.steering.sample(state.name, counters, now,
                                                        self._background(), carried)
         self._send_to(outbox, msgs)

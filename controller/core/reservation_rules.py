@@ -46,6 +46,21 @@ def carries(res: Reservation, ip_proto: int, dst_port: int) -> bool | None:
                                          or sel.port_min <= dst_port <= sel.port_max)
 
 
+def carriers(reserved: list[Reservation], ip_proto: int, dst_port: int
+             ) -> tuple[Reservation | None, Reservation | None]:
+    """Of a pair's reservations in the order the switches try them (highest priority
+    first): the one whose rules take a flow's unmarked packets, or None; and the DSCP one
+    that takes them when marked, if one comes first."""
+    marked = None
+    for res in reserved:
+        matched = carries(res, ip_proto, dst_port)
+        if matched:
+            return res, marked
+        if matched is None and marked is None:
+            marked = res
+    return None, marked
+
+
 def _matches(fabric: Fabric, res: Reservation) -> list:
     """The matches of the traffic of `res`: the pair's addresses, and its selector (a port
     range is several masked matches)."""

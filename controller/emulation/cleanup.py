@@ -153,21 +153,29 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def namespace_processes(pid: int) -> list[int]:
-    """The other processes in the network namespace of process `pid`: what was started in
-    an emulated host (a daemon a user ran at the lab's prompt, `iperf3 -s -D`, outlived
-    its host). None when `pid` shares this process's namespace: never the whole machine."""
+def namespace_processes(pids: list[int]) -> list[int]:
+    """The other processes in the network namespaces of processes `pids`: what was
+    started in an emulated host (a daemon a user ran at the lab's prompt, `iperf3 -s -D`,
+    outlived its host). One scan of /proc for all. A `pid` sharing this process's
+    namespace adds nothing: never the whole machine."""
+    inodes = set()
     try:
-        inode = os.stat(f"/proc/{pid}/ns/net").st_ino
-        if inode == os.stat("/proc/self/ns/net").st_ino:
-            return []
+        own = os.stat("/proc/self/ns/net").st_ino
     except OSError:
         return []
-    found = []
+    for pid in pids:
+        try:
+            inodes.add(os.stat(f"/proc/{pid}/ns/net").st_ino)
+        except OSError:
+            pass
+    inodes.discard(own)
+    if not inodes:
+        return []
+    found, shells = [], set(pids)
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and int(entry.name) != pid:
+        if entry.name.isdigit() and int(entry.name) not in shells:
             try:
-                if os.stat(f"/proc/{entry.name}/ns/net").st_ino == inode:
+                if os.stat(f"/proc/{entry.name}/ns/net").st_ino in inodes:
                     found.append(int(entry.name))
             except OSError:                       # gone meanwhile, or not ours to read
                 pass

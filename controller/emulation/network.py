@@ -234,8 +234,7 @@ class Emulation:
                         self._interrupt_commands()
                         # What was started in a host and left running (a daemon from the
                         # lab's prompt): by PID, found by the host's network namespace.
-                        stop_pids([pid for h in self.net.hosts
-                                   for pid in namespace_processes(h.pid)])
+                        stop_pids(namespace_processes([h.pid for h in self.net.hosts]))
                         try:
                             self.net.stop()
                         except Exception as exc:    # a node left mid-command: by prefix

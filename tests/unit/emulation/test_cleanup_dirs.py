@@ -81,11 +81,11 @@ def test_processes_of_a_namespace_never_include_the_machines_own():
     import sys
 
     from dcilab.emulation.cleanup import namespace_processes, stop_pids
-    assert namespace_processes(os.getpid()) == []
-    assert namespace_processes(2 ** 22 + 12345) == []          # no such process
+    assert namespace_processes([os.getpid()]) == []
+    assert namespace_processes([2 ** 22 + 12345]) == []          # no such process
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        assert namespace_processes(child.pid) == []           # same namespace as ours
+        assert namespace_processes([child.pid]) == []           # same namespace as ours
         stop_pids([child.pid], grace_s=5.0)
         assert child.wait(timeout=10) != 0                     # stopped by its PID
     finally:
