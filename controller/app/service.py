@@ -157,6 +157,9 @@ class ControllerService:
         self._ended_requests: dict[str, str] = {}         # request_id -> id, of those
         self._ended_counts: Counter[State] = Counter()    # the whole history
         self._failing = ""            # the store's last error, said once until a commit works
+        # seconds spent so far computing failures whose placements wait for the next tick:
+        # one restoration, observed once they are placed
+        self._restoring: float | None = None
         self._expiry_failing = ""
         self._watches: list[Watch] = []
         self._durable_reserved: dict = {}     # book.reserved when no save was in flight
@@ -239,8 +242,11 @@ class ControllerService:
             with self.core.book.recording() as before:
                 outbox = event(self.core)
             if outbox is not None:
-                if outbox.faults or (outbox.restored and outbox.changed):
-                    self.observer.restoration(time.perf_counter() - started)
+                if outbox.faults or (outbox.restored and self._restoring is not None):
+                    self._restoring = (self._restoring or 0.0) + time.perf_counter() - started
+                    if not self.core.placements_pending:
+                        self.observer.restoration(self._restoring)
+                        self._restoring = None
                 if outbox.placements:
                     self.observer.path_compute(time.perf_counter() - started)
                     for _ in range(outbox.placements):

@@ -494,6 +494,11 @@ class FabricController:
         return [of.packet_out(port, wiring.probe(dpid, port, self.probe_key))
                 for port in wiring.probed_ports(self.fabric, name)]
 
+    @property
+    def placements_pending(self) -> bool:
+        """A failure's reservations and elephants still wait for the next `tick`."""
+        return self._unplaced
+
     def held_down(self) -> dict[str, float]:
         """Links that are back but not yet used again, with when they will be."""
         return dict(self._held_until)
@@ -678,10 +683,11 @@ class FabricController:
         for end in (link.a.node, link.b.node) if link is not None else ():
             # A switch whose every link is down (before, or without, its disconnection
             # reaching us): named as the switch, whichever of its links a path crossed,
-            # so that one event gives every pair it displaces one reason.
-            if end in self.fabric.switches and not any(
-                    self.engine.link_up(l.name) for l in self.fabric.ports(end).values()
-                    if l.kind != HOST):
+            # so that one event gives every pair it displaces one reason. A switch of one
+            # link (a leaf under a single spine) is not: that link is all anyone knows.
+            links = [l for l in self.fabric.ports(end).values() if l.kind != HOST] \
+                if end in self.fabric.switches else []
+            if len(links) > 1 and not any(self.engine.link_up(l.name) for l in links):
                 return f"switch {end} is down"
         if link is not None:           # the whole line system cut: named as such
             siblings = [l for l in self.fabric.wavelengths()

@@ -89,9 +89,12 @@ class Metrics:
         self.restoration_duration = Histogram(
             names.RESTORATION_DURATION,
             "Time for the controller to compute what a failure or recovery changes "
-            "(routes, groups, moved reservations and elephants), seconds; the messages go "
-            "out once the reservations it changed are saved. The switches' fast-failover "
-            "groups act before this, without the controller.",
+            "(routes, groups, moved reservations and elephants), seconds: one sample per "
+            "failure or recovery, or per group of them handled together (the ports of one "
+            "cut reported within a tick), not counting the wait for the tick that places "
+            "its reservations and elephants. The messages go out once the reservations it "
+            "changed are saved. The switches' fast-failover groups act before this, "
+            "without the controller.",
             buckets=LATENCY_BUCKETS, registry=r)
         # The alert rules leave a controller's first minutes out of the link flap count:
         # a fresh controller shows links down until its switches describe their ports.

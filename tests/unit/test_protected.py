@@ -496,3 +496,25 @@ def test_what_a_gateway_that_lost_only_its_controller_connection_displaces_says_
         lab.send(lab.ctl.port_changed(lab.dpid(link.a.node), link.a.port, False, 1.0))
     assert lab.ctl._broken(cut[0].wavelength) == \
         f"line system north-east-a is down (all {len(cut)} wavelengths)"
+
+
+def test_a_leaf_under_one_spine_is_not_called_down_when_its_only_uplink_is():
+    """A leaf with a single uplink, cut: the pairs it strands name that link. "switch
+    n1-leaf1 is down" sent an operator to a switch that was up."""
+    fabric = parse_fabric(RING_WITH_CHORD)
+    lab = ControllerLab(fabric).bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("n1-h1", "n2-h1", 10.0), "r", 0.0))
+    lab.ack_all()
+    (uplink,) = [l for l in fabric.ports("n1-leaf1").values() if l.kind != "host"]
+    for end in (uplink.a, uplink.b):
+        lab.net.down_ports.add((lab.dpid(end.node), end.port))
+        lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 1.0))
+    lab.send(lab.ctl.tick(1.1))
+    res = lab.ctl.book.get("r")
+    assert res.state == State.DEGRADED
+    assert res.reason.startswith(f"{uplink.name} is down"), res.reason
+    # Its spine, every link down, is a switch down: named as the switch.
+    for link in fabric.ports("n1-spine1").values():
+        for end in (link.a, link.b):
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 2.0))
+    assert lab.ctl._broken(uplink.name) == "switch n1-spine1 is down"

@@ -11,6 +11,7 @@ from fabric_helpers import dci_links_of_path, fake_fabric, tcp_packet, topology
 from fakeoftable import Outcome
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
+from dcilab.app.service import ControllerService
 from dcilab.core.controller import HOLD_DOWN_S, FabricController
 from dcilab.core.rules import compile_fabric
 from dcilab.fabric import parse_fabric
@@ -320,6 +321,59 @@ def test_a_reservation_moves_with_its_meter_or_is_degraded_with_the_reason(ring_
     lab.ack_all()
     assert lab.ctl.book.get("r1").state is State.ACTIVE
     assert lab.table(north.leaf).meter_for({**tcp_packet(north, east)}) == res.meter_id
+
+
+class Restorations:
+    """The service's observer: the restoration samples, nothing else."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+
+    def restoration(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def test_one_restoration_sample_per_failure_or_recovery_handled(ring_lab):
+    """A cut is one restoration: its routes at once, its reservation at the next tick and
+    the settling 3 s later add no sample of their own (each added one before). A line
+    system's wavelengths reported together are one too; so is a link back in use."""
+    lab = ring_lab
+    seen = Restorations()
+    service = ControllerService(lab.ctl, observer=seen)
+    service.attach(lambda outbox: len(lab.send(outbox).messages))
+    service.reserve(ReservationRequest("north-h1", "east-h1", 200.0))
+    lab.ack_all()
+
+    def apply(event):
+        service.apply(event)
+        return len(seen.seconds)
+
+    (first, *others) = wavelengths_of(lab.fabric, "north-east-a")
+    for end in (first.a, first.b):
+        lab.net.down_ports.add((lab.dpid(end.node), end.port))
+        assert apply(lambda core, e=end: core.port_changed(lab.dpid(e.node), e.port, False,
+                                                           0.0)) == 0   # placements wait
+    assert apply(lambda core: core.tick(0.1)) == 1
+    assert apply(lambda core: core.tick(0.2)) == 1
+    assert apply(lambda core: core.tick(3.5)) == 1             # settled: no failure of its own
+    for link in others:
+        for end in (link.a, link.b):
+            lab.net.down_ports.add((lab.dpid(end.node), end.port))
+            apply(lambda core, e=end: core.port_changed(lab.dpid(e.node), e.port, False, 4.0))
+    moved = lab.ctl.book.live()[0]
+    assert {h.link.rsplit(".", 1)[0] for h in moved.hops if h.wavelength} == {"north-east-a"}
+    assert apply(lambda core: core.tick(4.1)) == 2             # the rest of the line system
+    moved = lab.ctl.book.live()[0]
+    assert {h.link.rsplit(".", 1)[0] for h in moved.hops if h.wavelength} == {"north-east-b"}
+    for end in (first.a, first.b):
+        lab.net.down_ports.discard((lab.dpid(end.node), end.port))
+        assert apply(lambda core, e=end: core.port_changed(lab.dpid(e.node), e.port, True,
+                                                           5.0)) == 2   # held down
+    assert apply(lambda core: core.tick(5.0 + HOLD_DOWN_S)) == 3       # in use again
+    assert all(0 <= s < 5 for s in seen.seconds)
 
 
 THREE_WAYS = """
