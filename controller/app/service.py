@@ -168,6 +168,9 @@ class ControllerService:
         self.reported_margins: Callable[[], dict[str, float]] = dict
         if store is not None:
             live, lapsed, now = [], [], self.clock()
+            latest = store.latest_created()
+            if latest is not None:
+                core.book.created_after(latest)
             for res in store.load_live():
                 # Over while no controller ran: expired, not checked against a fabric that
                 # may have changed since (it refused a start, though over).

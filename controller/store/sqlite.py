@@ -876,6 +876,14 @@ class ReservationStore:
                                         "(?, ?) GROUP BY state", _ENDED).fetchall()
         return {State(state): n for state, n in rows}
 
+    def latest_created(self) -> float | None:
+        """The latest creation time on record, live or ended (one index seek per state)."""
+        with self._read_lock, self._failing("read"):
+            times = [self._reader.execute("SELECT MAX(created_at) FROM reservations WHERE "
+                                          "state = ?", (state.value,)).fetchone()[0]
+                     for state in State]
+        return max((t for t in times if t is not None), default=None)
+
     def close(self) -> None:
         with self._lock, self._read_lock:
             moved = not self._here()

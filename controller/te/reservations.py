@@ -1305,6 +1305,12 @@ class ReservationBook:
             self.end(res.reservation_id, State.RELEASED)
         self.add(res)
 
+    def created_after(self, created_at: float) -> None:
+        """Create every new reservation after `created_at` (the latest on record when the
+        store was opened): a clock stepped back across a restart then makes no reservation
+        that sorts before those a paging client has already seen."""
+        self._created_floor = max(self._created_floor, created_at)
+
     def add(self, res: Reservation) -> None:
         """Book `res` (a new one, or one restored from the store); an ended one books
         nothing."""

@@ -16,6 +16,7 @@ from dcilab.app.service import ControllerService, _list_key
 from dcilab.core.errors import StoreError
 from dcilab.core.controller import FabricController
 from dcilab.fabric import parse_fabric
+from dcilab.store.sqlite import ReservationStore
 from dcilab.te.load import Direction
 from dcilab.te.reservations import AdmissionError, ReservationRequest, State
 
@@ -92,6 +93,9 @@ class Store:
 
     def count_ended(self):
         return Counter(r.state for r in self.ended())
+
+    def latest_created(self):
+        return max((r.created_at for r in self._latest().values()), default=None)
 
     def save(self, res):
         self.saved.append(res)
@@ -437,3 +441,29 @@ def test_a_wall_clock_step_back_skips_no_reservation_of_a_listing(fabric, clock)
     clock.now = 1050.0
     service.expire()
     assert service.get(later.reservation_id).state is State.EXPIRED
+
+
+def test_a_clock_stepped_back_across_a_restart_skips_no_reservation_either(fabric, clock,
+                                                                           tmp_path):
+    """The floor of creation times outlives the controller: the latest on record, live or
+    ended, when the state file is opened again."""
+    path = tmp_path / "state.db"
+    every = tuple(State)
+    store = ReservationStore(path, fabric=fabric.name)
+    service = ControllerService(FabricController(fabric), store=store, clock=clock)
+    made = [service.reserve(req(i, 1.0)) for i in range(2)]
+    clock.now += 1
+    service.release(service.reserve(req(2, 1.0)).reservation_id)   # the latest, ended
+    seen = service.page(every, None, 10)
+    store.close()
+    clock.now -= 3600                                  # an hour back, across the restart
+    store = ReservationStore(path, fabric=fabric.name)
+    try:
+        again = ControllerService(FabricController(fabric), store=store, clock=clock)
+        later = again.reserve(req(3, 1.0))
+        assert later.created_at > max(r.created_at for r in seen)
+        assert [r.reservation_id for r in again.page(every, _list_key(seen[-1]), 10)] == \
+            [later.reservation_id]
+        assert len(seen) == 3 and made[0].reservation_id == seen[0].reservation_id
+    finally:
+        store.close()
