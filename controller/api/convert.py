@@ -162,14 +162,16 @@ _CARRIER = {steering.HASHED: fpb.CARRIER_HASHED, steering.PINNED: fpb.CARRIER_PI
             steering.RESERVATION_IF_MARKED: fpb.CARRIER_RESERVATION_IF_MARKED}
 
 
-def fabric(fab: Fabric, connected: dict[str, bool]) -> fpb.Fabric:
+def fabric(fab: Fabric, connected: dict[str, bool],
+           problems: dict[str, list[str]] | None = None) -> fpb.Fabric:
     sites = []
     for site in fab.sites:
         sites.append(fpb.Site(name=site.name, spines=site.spines, leaves=site.leaves,
                               gateways=site.gateways, hosts=len(fab.hosts_of(site.name)),
                               fabric_gbps=site.fabric_gbps))
     switches = [fpb.Switch(name=sw.name, dpid=sw.dpid, role=SWITCH_ROLE[sw.role], site=sw.site,
-                           connected=connected.get(sw.name, False))
+                           connected=connected.get(sw.name, False),
+                           problems=(problems or {}).get(sw.name, ()))
                 for sw in fab.switches.values()]
     hosts = [fpb.Host(name=h.name, site=h.site, leaf=h.leaf, port=h.port, ip=h.ip, mac=h.mac)
              for h in fab.hosts.values()]

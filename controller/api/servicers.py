@@ -259,7 +259,8 @@ class FabricServicer(fabric_pb2_grpc.FabricServiceServicer):
     def GetFabric(self, request, context):
         _spend(self.budget, self.service, context, self._list_cost, "GetFabric")
         return fpb.GetFabricResponse(
-            fabric=convert.fabric(self.service.fabric, self.service.switch_status()))
+            fabric=convert.fabric(self.service.fabric, self.service.switch_status(),
+                                  self.service.wiring_problems()))
 
     def _loads(self, kind: int, site: str) -> list[fpb.LinkLoad]:
         return [convert.link_load(l) for l in self.service.link_loads()

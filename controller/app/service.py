@@ -688,6 +688,10 @@ class ControllerService:
             return {link.name: (engine.mode(link), engine.rate_gbps(link))
                     for link in self.fabric.wavelengths()}
 
+    def wiring_problems(self) -> dict[str, list[str]]:
+        with self.lock:
+            return self.core.wiring_problems()
+
     def held_down_count(self) -> int:
         with self.lock:
             return len(self.core.held_down())

@@ -19,7 +19,7 @@ from .stopping import EXIT_TERMINATED, Terminated, ignore_stop_signals, stop_on_
 COMMANDS = ("check", "demo", "lab", "controller", "client", "bench", "clean", "fault", "plan",
             "train")
 CLIENT_MODULE_OF = {name: "client" for name in ("reserve", "release", "reservations", "links",
-                                                  "elephants")}
+                                                  "switches", "elephants")}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

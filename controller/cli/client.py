@@ -155,6 +155,19 @@ def register(sub) -> None:
                    help="with --watch: seconds between updates (default 1, at least 0.1)")
     p.set_defaults(run=run_links)
 
+    p = sub.add_parser("switches", parents=[common],
+                       help="show every switch of the fabric file: connected, and what of it "
+                            "does not match the file",
+                       description="Show every switch of the fabric file: its site and role, "
+                                   "whether it is connected over OpenFlow, and what of it does "
+                                   "not match the file: ports it lacks or has beyond the file, "
+                                   "and cables at its ports that lead elsewhere than the file "
+                                   "says (those ports are out of service until the cable is "
+                                   "right). Exit 1 when a switch is not connected or has a "
+                                   "problem, so that a script can wait for a clean fabric.")
+    p.add_argument("--site", default="", help="only the switches of this site")
+    p.set_defaults(run=run_switches)
+
     p = sub.add_parser("elephants", parents=[common],
                        help="show the elephants and the wavelengths that carry each",
                        description="Show the elephant flows the controller found at the "
@@ -469,6 +482,30 @@ def run_links(args) -> int:
             pass
         else:
             raise Unreachable(f"the controller at {args.server} ended the stream")
+    return _run(args, body)
+
+
+def _switches_table(switches) -> str:
+    """One row per switch; each problem on a line of its own under it."""
+    rows = [f"{'switch':<20} {'site':<12} {'role':<8} connected  problems"]
+    for sw in switches:
+        role = fpb.SwitchRole.Name(sw.role).removeprefix("SWITCH_ROLE_").lower()
+        rows.append(f"{sw.name:<20} {sw.site:<12} {role:<8} {'yes' if sw.connected else 'no':<9}  "
+                    f"{len(sw.problems) or 'none'}")
+        rows += [f"    {problem}" for problem in sw.problems]
+    return "\n".join(rows)
+
+
+def run_switches(args) -> int:
+    def body(client):
+        fabric = client.fabric()
+        switches = [sw for sw in fabric.switches if not args.site or sw.site == args.site]
+        if args.site and not switches:
+            raise _UsageError(f"--site: no site {args.site!r} in fabric {fabric.name!r} (sites: "
+                           + ", ".join(s.name for s in fabric.sites) + ")")
+        print(json.dumps({"switches": [as_dict(sw) for sw in switches]}, indent=2)
+              if args.json else _switches_table(switches))
+        return 0 if all(sw.connected and not sw.problems for sw in switches) else 1
     return _run(args, body)
 
 

@@ -35,6 +35,7 @@ LAB_COMMANDS = {
     "release": True,
     "reservations": True,
     "elephants": True,
+    "switches": True,
     "fault": False,       # acts on the running emulation (this lab), found by its manifest
 }
 

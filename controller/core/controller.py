@@ -499,6 +499,20 @@ class FabricController:
         """A failure's reservations and elephants still wait for the next `tick`."""
         return self._unplaced
 
+    def wiring_problems(self) -> dict[str, list[str]]:
+        """switch -> what of it does not match the file: ports it lacks or has beyond the
+        file (connected switches), and cables at its ports leading elsewhere than the file
+        says (both ends' switches name such a cable)."""
+        out: dict[str, list[str]] = {}
+        for state in self.switches.values():
+            if state.connected and state.problems:
+                out[state.name] = list(state.problems)
+        for (switch, _), why in sorted(self._crossed.items()):
+            problems = out.setdefault(switch, [])
+            if why not in problems:
+                problems.append(why)
+        return out
+
     def held_down(self) -> dict[str, float]:
         """Links that are back but not yet used again, with when they will be."""
         return dict(self._held_until)

@@ -231,11 +231,20 @@ class FabricCollector(Collector):
         status.update(self.service.switch_status())
         for switch, ok in status.items():
             connected.add_metric([switch], 1.0 if ok else 0.0)
+        wiring = GaugeMetricFamily(
+            names.SWITCH_WIRING_PROBLEMS,
+            "What of the switch does not match the fabric file: ports it lacks or has beyond "
+            "the file (while connected), and cables at its ports leading elsewhere than the "
+            "file says (out of service until right). `dcilab switches` names each.",
+            labels=("switch",))
+        problems = self.service.wiring_problems()
+        for switch in status:
+            wiring.add_metric([switch], float(len(problems.get(switch, ()))))
         scale = GaugeMetricFamily(
             names.EMULATION_SCALE,
             "Emulated bit rate over real bit rate (the fabric file's `scale`).")
         scale.add_metric([], self.service.fabric.scale)
-        return reservations, protection, unprotected, elephants, held, connected, scale
+        return reservations, protection, unprotected, elephants, held, connected, wiring, scale
 
     def collect(self):
         yield from self._link_families()

@@ -236,15 +236,21 @@ DASHBOARDS = (
              description="1 when Prometheus can scrape /metrics.", steps=UP_STEPS,
              mappings={0: ("DOWN", None), 1: ("UP", None)}, options={"background": True}),
         stat("Switches connected", "short", Q(f"sum({n.SWITCH_CONNECTED})", "connected"),
-             Q(f"count({n.SWITCH_CONNECTED})", "in the fabric file"), w=6, h=6),
+             Q(f"count({n.SWITCH_CONNECTED})", "in the fabric file"), w=4, h=6),
         stat("Switches disconnected", "short", Q(f"count({n.SWITCH_CONNECTED} == 0) or vector(0)",
                                                  "disconnected"),
              w=4, h=6, steps=ZERO_IS_GOOD, options={"background": True}),
+        stat("Wiring problems", "short",
+             Q(f"sum({n.SWITCH_WIRING_PROBLEMS}) or vector(0)", "problems"), w=4, h=6,
+             description="Ports a switch lacks or has beyond the fabric file, and cables "
+                         "leading elsewhere than it says (counted at both ends); `dcilab "
+                         "switches` names each.", steps=ZERO_IS_GOOD,
+             options={"background": True}),
         stat("Alerts firing", "short",
              Q('count(ALERTS{alertstate="firing", alertname=~"Dcilab.*"}) or vector(0)', "firing"),
              w=4, h=6, description="dcilab alerts of rules.yml now firing.", steps=ZERO_IS_GOOD,
              options={"background": True}),
-        stat("Emulation scale", "none", Q(n.EMULATION_SCALE, "scale"), w=6, h=6,
+        stat("Emulation scale", "none", Q(n.EMULATION_SCALE, "scale"), w=4, h=6,
              description="Emulated bit rate over real bit rate; every metric is in real units."),
         Panel("state-timeline", "Switch connections", None, (Q(n.SWITCH_CONNECTED, "{{switch}}"),),
               w=24, h=10, description="Per switch of the fabric file: connected over OpenFlow "

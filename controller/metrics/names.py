@@ -38,6 +38,7 @@ RESERVATIONS_LIVE = "dcilab_reservations_live"                # by protection cl
 RESERVATIONS_UNPROTECTED = "dcilab_reservations_unprotected"  # PROTECTED, standby lost
 ELEPHANT_FLOWS = "dcilab_elephant_flows"
 SWITCH_CONNECTED = "dcilab_switch_connected"
+SWITCH_WIRING_PROBLEMS = "dcilab_switch_wiring_problems"      # ports, cables off the file
 EMULATION_SCALE = "dcilab_emulation_scale"
 CONTROLLER_START_TIME = "dcilab_controller_start_time_seconds"
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import time
 
+from dcilab.api.client import Client
 from dcilab.fabric import load_fabric
 from dcilab.lab import Lab
 
@@ -112,7 +113,20 @@ def test_crossed_cables_are_found_and_routed_around(no_leftovers):
             for src, dst in (("dc2-h1", "dc1-h1"), ("dc2-h2", "dc1-h2"),
                              ("dc2-h3", "dc1-h3"), ("dc2-h4", "dc1-h4")):
                 assert delivered(lab, src, fabric.hosts[dst].ip) == 5, (src, dst)
+            # Not only in the log: GetFabric (`dcilab switches`) names it at both ends.
+            problems = _wiring_problems(lab)
+            assert problems["dc1-spine1"] and problems["dc1-leaf2"], problems
+            assert problems["dc1-spine1"][0].startswith("cables crossed: dc1-spine1 port 1 ")
         finally:
             _swap_cables(spine.bridge, 1, 2)          # put right
         assert wait_for_line(lab, "is where the fabric file says: back in service", 20)
         assert delivered(lab, "dc2-h1", fabric.hosts["dc1-h1"].ip) == 5
+        deadline = time.monotonic() + 30              # both ends' probes back: no problem
+        while any(_wiring_problems(lab).values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(_wiring_problems(lab).values()), _wiring_problems(lab)
+
+
+def _wiring_problems(lab) -> dict[str, list[str]]:
+    with Client(lab.controller.grpc_address) as client:
+        return {sw.name: list(sw.problems) for sw in client.fabric().switches}

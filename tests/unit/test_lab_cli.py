@@ -36,7 +36,7 @@ def test_dcilab_before_a_lab_command_runs_it_and_names_the_others(capsys):
     assert command("demo two-dc") == 2
     err = capsys.readouterr().err
     assert err.startswith("dcilab demo: not a command of this prompt; here: links, reserve, "
-                          "release, reservations, elephants, fault")
+                          "release, reservations, elephants, switches, fault")
 
 
 def test_a_bad_line_is_reported_not_raised(capsys):

@@ -74,6 +74,9 @@ def test_a_crossed_cable_takes_both_ports_out_of_service_until_it_is_right(caplo
     assert error.startswith("cables crossed: dc1-spine1 port 1 reaches dc1-leaf2 port 3")
     ctl.packet_in(leaf2, 3, probe(spine, 1, ctl.probe_key), now=11.0)     # said once
     assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+    # not only in the log: both switches name it (`dcilab switches`, a metric, an alert)
+    assert ctl.wiring_problems() == {"dc1-spine1": [error.split(": both ports")[0]],
+                                     "dc1-leaf2": [error.split(": both ports")[0]]}
     # a carrier change on a crossed port does not put it back in service
     ctl.port_changed(spine, 1, True, now=12.0)
     assert not ctl.engine.link_up("dc1-leaf1~spine1")
@@ -81,7 +84,7 @@ def test_a_crossed_cable_takes_both_ports_out_of_service_until_it_is_right(caplo
     ctl.packet_in(fabric.switches["dc1-leaf1"].dpid, 3, probe(spine, 1, ctl.probe_key), now=20.0)
     ctl.packet_in(spine, 1, probe(fabric.switches["dc1-leaf1"].dpid, 3, ctl.probe_key), now=20.0)
     ctl.packet_in(spine, 2, probe(leaf2, 3, ctl.probe_key), now=20.0)
-    assert not ctl._crossed
+    assert not ctl._crossed and ctl.wiring_problems() == {}
     for t in (20.0, 40.0, 80.0, 200.0):                    # past any hold-down
         ctl.tick(t)
     assert ctl.engine.link_up("dc1-leaf1~spine1") and ctl.engine.link_up("dc1-leaf2~spine1")

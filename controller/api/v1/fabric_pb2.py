@@ -26,19 +26,19 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x63ilab/v1/fabric.proto\x12\tdcilab.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetFabricRequest\"6\n\x11GetFabricResponse\x12!\n\x06\x66\x61\x62ric\x18\x01 \x01(\x0b\x32\x11.dcilab.v1.Fabric\"\xd7\x01\n\x06\x46\x61\x62ric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05scale\x18\x02 \x01(\x01\x12\x1e\n\x05sites\x18\x03 \x03(\x0b\x32\x0f.dcilab.v1.Site\x12#\n\x08switches\x18\x04 \x03(\x0b\x32\x11.dcilab.v1.Switch\x12\x1e\n\x05hosts\x18\x05 \x03(\x0b\x32\x0f.dcilab.v1.Host\x12\x1e\n\x05links\x18\x06 \x03(\x0b\x32\x0f.dcilab.v1.Link\x12+\n\x0cline_systems\x18\x07 \x03(\x0b\x32\x15.dcilab.v1.LineSystem\"j\n\x04Site\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06spines\x18\x02 \x01(\r\x12\x0e\n\x06leaves\x18\x03 \x01(\r\x12\x10\n\x08gateways\x18\x04 \x01(\r\x12\r\n\x05hosts\x18\x05 \x01(\r\x12\x13\n\x0b\x66\x61\x62ric_gbps\x18\x06 \x01(\x01\"j\n\x06Switch\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64pid\x18\x02 \x01(\x04\x12#\n\x04role\x18\x03 \x01(\x0e\x32\x15.dcilab.v1.SwitchRole\x12\x0c\n\x04site\x18\x04 \x01(\t\x12\x11\n\tconnected\x18\x05 \x01(\x08\"W\n\x04Host\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04site\x18\x02 \x01(\t\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\x0c\n\x04port\x18\x04 \x01(\r\x12\n\n\x02ip\x18\x05 \x01(\t\x12\x0b\n\x03mac\x18\x06 \x01(\t\"&\n\x08\x45ndpoint\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\"\xe7\x01\n\x04Link\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.dcilab.v1.LinkKind\x12\x1e\n\x01\x61\x18\x03 \x01(\x0b\x32\x13.dcilab.v1.Endpoint\x12\x1e\n\x01\x62\x18\x04 \x01(\x0b\x32\x13.dcilab.v1.Endpoint\x12\x11\n\trate_gbps\x18\x05 \x01(\x01\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x0e\n\x06site_a\x18\x07 \x01(\t\x12\x0e\n\x06site_b\x18\x08 \x01(\t\x12\x13\n\x0bline_system\x18\t \x01(\t\x12\x12\n\nwavelength\x18\n \x01(\t\"\xf3\x01\n\nLineSystem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06site_a\x18\x02 \x01(\t\x12\x0e\n\x06site_b\x18\x03 \x01(\t\x12\x10\n\x08\x66iber_km\x18\x04 \x01(\x01\x12\x0e\n\x06module\x18\x05 \x01(\t\x12\x0c\n\x04mode\x18\x06 \x01(\t\x12\r\n\x05spans\x18\x07 \x01(\r\x12\x15\n\rcapacity_gbps\x18\x08 \x01(\x01\x12\x12\n\nlatency_ms\x18\t \x01(\x01\x12\x0f\n\x07power_w\x18\n \x01(\x01\x12\x10\n\x08\x63ost_usd\x18\x0b \x01(\x01\x12*\n\x0bwavelengths\x18\x0c \x03(\x0b\x32\x15.dcilab.v1.Wavelength\"\xd1\x01\n\nWavelength\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfrequency_thz\x18\x02 \x01(\x01\x12\x11\n\twidth_ghz\x18\x03 \x01(\x01\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\x11\n\trate_gbps\x18\x05 \x01(\x01\x12\x0f\n\x07osnr_db\x18\x06 \x01(\x01\x12\x18\n\x10required_osnr_db\x18\x07 \x01(\x01\x12\x11\n\tmargin_db\x18\x08 \x01(\x01\x12\x18\n\x10\x64ispersion_ps_nm\x18\t \x01(\x01\x12\x12\n\nlatency_ms\x18\n \x01(\x01\"C\n\x10ListLinksRequest\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.dcilab.v1.LinkKind\x12\x0c\n\x04site\x18\x02 \x01(\t\"<\n\x11ListLinksResponse\x12\'\n\nlink_loads\x18\x01 \x03(\x0b\x32\x13.dcilab.v1.LinkLoad\"t\n\x14WatchLinkLoadRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.dcilab.v1.LinkKind\x12\x0c\n\x04site\x18\x03 \x01(\t\"j\n\x15WatchLinkLoadResponse\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\nlink_loads\x18\x02 \x03(\x0b\x32\x13.dcilab.v1.LinkLoad\"\xdd\x02\n\x08LinkLoad\x12\x0c\n\x04link\x18\x01 \x01(\t\x12\x12\n\nwavelength\x18\x02 \x01(\t\x12!\n\x04kind\x18\x03 \x01(\x0e\x32\x13.dcilab.v1.LinkKind\x12\x0b\n\x03src\x18\x04 \x01(\t\x12\x0b\n\x03\x64st\x18\x05 \x01(\t\x12\x0e\n\x06site_a\x18\x06 \x01(\t\x12\x0e\n\x06site_b\x18\x07 \x01(\t\x12\x14\n\x0c\x63\x61pacity_bps\x18\x08 \x01(\x01\x12\x10\n\x08rate_bps\x18\t \x01(\x01\x12\x19\n\x11utilization_ratio\x18\n \x01(\x01\x12\x14\n\x0creserved_bps\x18\x0b \x01(\x01\x12\x1c\n\x14transmit_bytes_total\x18\x0c \x01(\x01\x12\x1b\n\x13receive_bytes_total\x18\r \x01(\x01\x12\n\n\x02up\x18\x0e \x01(\x08\x12\x0c\n\x04mode\x18\x0f \x01(\t\x12\x16\n\tmargin_db\x18\x10 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_margin_db\"$\n\x14ListElephantsRequest\x12\x0c\n\x04site\x18\x01 \x01(\t\"O\n\x15ListElephantsResponse\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12&\n\telephants\x18\x02 \x03(\x0b\x32\x13.dcilab.v1.Elephant\"\x99\x02\n\x08\x45lephant\x12\x10\n\x08src_host\x18\x01 \x01(\t\x12\x10\n\x08\x64st_host\x18\x02 \x01(\t\x12\x0e\n\x06src_ip\x18\x03 \x01(\t\x12\x0e\n\x06\x64st_ip\x18\x04 \x01(\t\x12\x10\n\x08ip_proto\x18\x05 \x01(\r\x12\x10\n\x08src_port\x18\x06 \x01(\r\x12\x10\n\x08\x64st_port\x18\x07 \x01(\r\x12\x10\n\x08rate_bps\x18\x08 \x01(\x01\x12\x12\n\ndemand_bps\x18\t \x01(\x01\x12\"\n\x04hops\x18\n \x03(\x0b\x32\x14.dcilab.v1.PinnedHop\x12\x0c\n\x04idle\x18\x0b \x01(\x08\x12#\n\x07\x63\x61rrier\x18\x0c \x01(\x0e\x32\x12.dcilab.v1.Carrier\x12\x16\n\x0ereservation_id\x18\r \x01(\t\"N\n\tPinnedHop\x12\x12\n\nwavelength\x18\x01 \x01(\t\x12\x13\n\x0bline_system\x18\x02 \x01(\t\x12\x0b\n\x03src\x18\x03 \x01(\t\x12\x0b\n\x03\x64st\x18\x04 \x01(\t*b\n\x08LinkKind\x12\x19\n\x15LINK_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eLINK_KIND_HOST\x10\x01\x12\x14\n\x10LINK_KIND_FABRIC\x10\x02\x12\x11\n\rLINK_KIND_DCI\x10\x03*o\n\nSwitchRole\x12\x1b\n\x17SWITCH_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11SWITCH_ROLE_SPINE\x10\x01\x12\x14\n\x10SWITCH_ROLE_LEAF\x10\x02\x12\x17\n\x13SWITCH_ROLE_GATEWAY\x10\x03*\x9c\x01\n\x07\x43\x61rrier\x12\x17\n\x13\x43\x41RRIER_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41RRIER_HASHED\x10\x01\x12\x12\n\x0e\x43\x41RRIER_PINNED\x10\x02\x12\x14\n\x10\x43\x41RRIER_SHORTEST\x10\x03\x12\x17\n\x13\x43\x41RRIER_RESERVATION\x10\x04\x12!\n\x1d\x43\x41RRIER_RESERVATION_IF_MARKED\x10\x05\x32\xc9\x02\n\rFabricService\x12\x46\n\tGetFabric\x12\x1b.dcilab.v1.GetFabricRequest\x1a\x1c.dcilab.v1.GetFabricResponse\x12\x46\n\tListLinks\x12\x1b.dcilab.v1.ListLinksRequest\x1a\x1c.dcilab.v1.ListLinksResponse\x12T\n\rWatchLinkLoad\x12\x1f.dcilab.v1.WatchLinkLoadRequest\x1a .dcilab.v1.WatchLinkLoadResponse0\x01\x12R\n\rListElephants\x12\x1f.dcilab.v1.ListElephantsRequest\x1a .dcilab.v1.ListElephantsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x63ilab/v1/fabric.proto\x12\tdcilab.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n\x10GetFabricRequest\"6\n\x11GetFabricResponse\x12!\n\x06\x66\x61\x62ric\x18\x01 \x01(\x0b\x32\x11.dcilab.v1.Fabric\"\xd7\x01\n\x06\x46\x61\x62ric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05scale\x18\x02 \x01(\x01\x12\x1e\n\x05sites\x18\x03 \x03(\x0b\x32\x0f.dcilab.v1.Site\x12#\n\x08switches\x18\x04 \x03(\x0b\x32\x11.dcilab.v1.Switch\x12\x1e\n\x05hosts\x18\x05 \x03(\x0b\x32\x0f.dcilab.v1.Host\x12\x1e\n\x05links\x18\x06 \x03(\x0b\x32\x0f.dcilab.v1.Link\x12+\n\x0cline_systems\x18\x07 \x03(\x0b\x32\x15.dcilab.v1.LineSystem\"j\n\x04Site\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06spines\x18\x02 \x01(\r\x12\x0e\n\x06leaves\x18\x03 \x01(\r\x12\x10\n\x08gateways\x18\x04 \x01(\r\x12\r\n\x05hosts\x18\x05 \x01(\r\x12\x13\n\x0b\x66\x61\x62ric_gbps\x18\x06 \x01(\x01\"|\n\x06Switch\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64pid\x18\x02 \x01(\x04\x12#\n\x04role\x18\x03 \x01(\x0e\x32\x15.dcilab.v1.SwitchRole\x12\x0c\n\x04site\x18\x04 \x01(\t\x12\x11\n\tconnected\x18\x05 \x01(\x08\x12\x10\n\x08problems\x18\x06 \x03(\t\"W\n\x04Host\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04site\x18\x02 \x01(\t\x12\x0c\n\x04leaf\x18\x03 \x01(\t\x12\x0c\n\x04port\x18\x04 \x01(\r\x12\n\n\x02ip\x18\x05 \x01(\t\x12\x0b\n\x03mac\x18\x06 \x01(\t\"&\n\x08\x45ndpoint\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x0c\n\x04port\x18\x02 \x01(\r\"\xe7\x01\n\x04Link\x12\x0c\n\x04name\x18\x01 \x01(\t\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.dcilab.v1.LinkKind\x12\x1e\n\x01\x61\x18\x03 \x01(\x0b\x32\x13.dcilab.v1.Endpoint\x12\x1e\n\x01\x62\x18\x04 \x01(\x0b\x32\x13.dcilab.v1.Endpoint\x12\x11\n\trate_gbps\x18\x05 \x01(\x01\x12\x12\n\nlatency_ms\x18\x06 \x01(\x01\x12\x0e\n\x06site_a\x18\x07 \x01(\t\x12\x0e\n\x06site_b\x18\x08 \x01(\t\x12\x13\n\x0bline_system\x18\t \x01(\t\x12\x12\n\nwavelength\x18\n \x01(\t\"\xf3\x01\n\nLineSystem\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06site_a\x18\x02 \x01(\t\x12\x0e\n\x06site_b\x18\x03 \x01(\t\x12\x10\n\x08\x66iber_km\x18\x04 \x01(\x01\x12\x0e\n\x06module\x18\x05 \x01(\t\x12\x0c\n\x04mode\x18\x06 \x01(\t\x12\r\n\x05spans\x18\x07 \x01(\r\x12\x15\n\rcapacity_gbps\x18\x08 \x01(\x01\x12\x12\n\nlatency_ms\x18\t \x01(\x01\x12\x0f\n\x07power_w\x18\n \x01(\x01\x12\x10\n\x08\x63ost_usd\x18\x0b \x01(\x01\x12*\n\x0bwavelengths\x18\x0c \x03(\x0b\x32\x15.dcilab.v1.Wavelength\"\xd1\x01\n\nWavelength\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfrequency_thz\x18\x02 \x01(\x01\x12\x11\n\twidth_ghz\x18\x03 \x01(\x01\x12\x0c\n\x04mode\x18\x04 \x01(\t\x12\x11\n\trate_gbps\x18\x05 \x01(\x01\x12\x0f\n\x07osnr_db\x18\x06 \x01(\x01\x12\x18\n\x10required_osnr_db\x18\x07 \x01(\x01\x12\x11\n\tmargin_db\x18\x08 \x01(\x01\x12\x18\n\x10\x64ispersion_ps_nm\x18\t \x01(\x01\x12\x12\n\nlatency_ms\x18\n \x01(\x01\"C\n\x10ListLinksRequest\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.dcilab.v1.LinkKind\x12\x0c\n\x04site\x18\x02 \x01(\t\"<\n\x11ListLinksResponse\x12\'\n\nlink_loads\x18\x01 \x03(\x0b\x32\x13.dcilab.v1.LinkLoad\"t\n\x14WatchLinkLoadRequest\x12+\n\x08interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12!\n\x04kind\x18\x02 \x01(\x0e\x32\x13.dcilab.v1.LinkKind\x12\x0c\n\x04site\x18\x03 \x01(\t\"j\n\x15WatchLinkLoadResponse\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\nlink_loads\x18\x02 \x03(\x0b\x32\x13.dcilab.v1.LinkLoad\"\xdd\x02\n\x08LinkLoad\x12\x0c\n\x04link\x18\x01 \x01(\t\x12\x12\n\nwavelength\x18\x02 \x01(\t\x12!\n\x04kind\x18\x03 \x01(\x0e\x32\x13.dcilab.v1.LinkKind\x12\x0b\n\x03src\x18\x04 \x01(\t\x12\x0b\n\x03\x64st\x18\x05 \x01(\t\x12\x0e\n\x06site_a\x18\x06 \x01(\t\x12\x0e\n\x06site_b\x18\x07 \x01(\t\x12\x14\n\x0c\x63\x61pacity_bps\x18\x08 \x01(\x01\x12\x10\n\x08rate_bps\x18\t \x01(\x01\x12\x19\n\x11utilization_ratio\x18\n \x01(\x01\x12\x14\n\x0creserved_bps\x18\x0b \x01(\x01\x12\x1c\n\x14transmit_bytes_total\x18\x0c \x01(\x01\x12\x1b\n\x13receive_bytes_total\x18\r \x01(\x01\x12\n\n\x02up\x18\x0e \x01(\x08\x12\x0c\n\x04mode\x18\x0f \x01(\t\x12\x16\n\tmargin_db\x18\x10 \x01(\x01H\x00\x88\x01\x01\x42\x0c\n\n_margin_db\"$\n\x14ListElephantsRequest\x12\x0c\n\x04site\x18\x01 \x01(\t\"O\n\x15ListElephantsResponse\x12\x0e\n\x06policy\x18\x01 \x01(\t\x12&\n\telephants\x18\x02 \x03(\x0b\x32\x13.dcilab.v1.Elephant\"\x99\x02\n\x08\x45lephant\x12\x10\n\x08src_host\x18\x01 \x01(\t\x12\x10\n\x08\x64st_host\x18\x02 \x01(\t\x12\x0e\n\x06src_ip\x18\x03 \x01(\t\x12\x0e\n\x06\x64st_ip\x18\x04 \x01(\t\x12\x10\n\x08ip_proto\x18\x05 \x01(\r\x12\x10\n\x08src_port\x18\x06 \x01(\r\x12\x10\n\x08\x64st_port\x18\x07 \x01(\r\x12\x10\n\x08rate_bps\x18\x08 \x01(\x01\x12\x12\n\ndemand_bps\x18\t \x01(\x01\x12\"\n\x04hops\x18\n \x03(\x0b\x32\x14.dcilab.v1.PinnedHop\x12\x0c\n\x04idle\x18\x0b \x01(\x08\x12#\n\x07\x63\x61rrier\x18\x0c \x01(\x0e\x32\x12.dcilab.v1.Carrier\x12\x16\n\x0ereservation_id\x18\r \x01(\t\"N\n\tPinnedHop\x12\x12\n\nwavelength\x18\x01 \x01(\t\x12\x13\n\x0bline_system\x18\x02 \x01(\t\x12\x0b\n\x03src\x18\x03 \x01(\t\x12\x0b\n\x03\x64st\x18\x04 \x01(\t*b\n\x08LinkKind\x12\x19\n\x15LINK_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eLINK_KIND_HOST\x10\x01\x12\x14\n\x10LINK_KIND_FABRIC\x10\x02\x12\x11\n\rLINK_KIND_DCI\x10\x03*o\n\nSwitchRole\x12\x1b\n\x17SWITCH_ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11SWITCH_ROLE_SPINE\x10\x01\x12\x14\n\x10SWITCH_ROLE_LEAF\x10\x02\x12\x17\n\x13SWITCH_ROLE_GATEWAY\x10\x03*\x9c\x01\n\x07\x43\x61rrier\x12\x17\n\x13\x43\x41RRIER_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x43\x41RRIER_HASHED\x10\x01\x12\x12\n\x0e\x43\x41RRIER_PINNED\x10\x02\x12\x14\n\x10\x43\x41RRIER_SHORTEST\x10\x03\x12\x17\n\x13\x43\x41RRIER_RESERVATION\x10\x04\x12!\n\x1d\x43\x41RRIER_RESERVATION_IF_MARKED\x10\x05\x32\xc9\x02\n\rFabricService\x12\x46\n\tGetFabric\x12\x1b.dcilab.v1.GetFabricRequest\x1a\x1c.dcilab.v1.GetFabricResponse\x12\x46\n\tListLinks\x12\x1b.dcilab.v1.ListLinksRequest\x1a\x1c.dcilab.v1.ListLinksResponse\x12T\n\rWatchLinkLoad\x12\x1f.dcilab.v1.WatchLinkLoadRequest\x1a .dcilab.v1.WatchLinkLoadResponse0\x01\x12R\n\rListElephants\x12\x1f.dcilab.v1.ListElephantsRequest\x1a .dcilab.v1.ListElephantsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dcilab.v1.fabric_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LINKKIND']._serialized_start=2625
-  _globals['_LINKKIND']._serialized_end=2723
-  _globals['_SWITCHROLE']._serialized_start=2725
-  _globals['_SWITCHROLE']._serialized_end=2836
-  _globals['_CARRIER']._serialized_start=2839
-  _globals['_CARRIER']._serialized_end=2995
+  _globals['_LINKKIND']._serialized_start=2643
+  _globals['_LINKKIND']._serialized_end=2741
+  _globals['_SWITCHROLE']._serialized_start=2743
+  _globals['_SWITCHROLE']._serialized_end=2854
+  _globals['_CARRIER']._serialized_start=2857
+  _globals['_CARRIER']._serialized_end=3013
   _globals['_GETFABRICREQUEST']._serialized_start=102
   _globals['_GETFABRICREQUEST']._serialized_end=120
   _globals['_GETFABRICRESPONSE']._serialized_start=122
@@ -48,35 +48,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SITE']._serialized_start=396
   _globals['_SITE']._serialized_end=502
   _globals['_SWITCH']._serialized_start=504
-  _globals['_SWITCH']._serialized_end=610
-  _globals['_HOST']._serialized_start=612
-  _globals['_HOST']._serialized_end=699
-  _globals['_ENDPOINT']._serialized_start=701
-  _globals['_ENDPOINT']._serialized_end=739
-  _globals['_LINK']._serialized_start=742
-  _globals['_LINK']._serialized_end=973
-  _globals['_LINESYSTEM']._serialized_start=976
-  _globals['_LINESYSTEM']._serialized_end=1219
-  _globals['_WAVELENGTH']._serialized_start=1222
-  _globals['_WAVELENGTH']._serialized_end=1431
-  _globals['_LISTLINKSREQUEST']._serialized_start=1433
-  _globals['_LISTLINKSREQUEST']._serialized_end=1500
-  _globals['_LISTLINKSRESPONSE']._serialized_start=1502
-  _globals['_LISTLINKSRESPONSE']._serialized_end=1562
-  _globals['_WATCHLINKLOADREQUEST']._serialized_start=1564
-  _globals['_WATCHLINKLOADREQUEST']._serialized_end=1680
-  _globals['_WATCHLINKLOADRESPONSE']._serialized_start=1682
-  _globals['_WATCHLINKLOADRESPONSE']._serialized_end=1788
-  _globals['_LINKLOAD']._serialized_start=1791
-  _globals['_LINKLOAD']._serialized_end=2140
-  _globals['_LISTELEPHANTSREQUEST']._serialized_start=2142
-  _globals['_LISTELEPHANTSREQUEST']._serialized_end=2178
-  _globals['_LISTELEPHANTSRESPONSE']._serialized_start=2180
-  _globals['_LISTELEPHANTSRESPONSE']._serialized_end=2259
-  _globals['_ELEPHANT']._serialized_start=2262
-  _globals['_ELEPHANT']._serialized_end=2543
-  _globals['_PINNEDHOP']._serialized_start=2545
-  _globals['_PINNEDHOP']._serialized_end=2623
-  _globals['_FABRICSERVICE']._serialized_start=2998
-  _globals['_FABRICSERVICE']._serialized_end=3327
+  _globals['_SWITCH']._serialized_end=628
+  _globals['_HOST']._serialized_start=630
+  _globals['_HOST']._serialized_end=717
+  _globals['_ENDPOINT']._serialized_start=719
+  _globals['_ENDPOINT']._serialized_end=757
+  _globals['_LINK']._serialized_start=760
+  _globals['_LINK']._serialized_end=991
+  _globals['_LINESYSTEM']._serialized_start=994
+  _globals['_LINESYSTEM']._serialized_end=1237
+  _globals['_WAVELENGTH']._serialized_start=1240
+  _globals['_WAVELENGTH']._serialized_end=1449
+  _globals['_LISTLINKSREQUEST']._serialized_start=1451
+  _globals['_LISTLINKSREQUEST']._serialized_end=1518
+  _globals['_LISTLINKSRESPONSE']._serialized_start=1520
+  _globals['_LISTLINKSRESPONSE']._serialized_end=1580
+  _globals['_WATCHLINKLOADREQUEST']._serialized_start=1582
+  _globals['_WATCHLINKLOADREQUEST']._serialized_end=1698
+  _globals['_WATCHLINKLOADRESPONSE']._serialized_start=1700
+  _globals['_WATCHLINKLOADRESPONSE']._serialized_end=1806
+  _globals['_LINKLOAD']._serialized_start=1809
+  _globals['_LINKLOAD']._serialized_end=2158
+  _globals['_LISTELEPHANTSREQUEST']._serialized_start=2160
+  _globals['_LISTELEPHANTSREQUEST']._serialized_end=2196
+  _globals['_LISTELEPHANTSRESPONSE']._serialized_start=2198
+  _globals['_LISTELEPHANTSRESPONSE']._serialized_end=2277
+  _globals['_ELEPHANT']._serialized_start=2280
+  _globals['_ELEPHANT']._serialized_end=2561
+  _globals['_PINNEDHOP']._serialized_start=2563
+  _globals['_PINNEDHOP']._serialized_end=2641
+  _globals['_FABRICSERVICE']._serialized_start=3016
+  _globals['_FABRICSERVICE']._serialized_end=3345
 # @@protoc_insertion_point(module_scope)

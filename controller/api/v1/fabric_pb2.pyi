@@ -93,18 +93,20 @@ class Site(_message.Message):
     def __init__(self, name: _Optional[str] = ..., spines: _Optional[int] = ..., leaves: _Optional[int] = ..., gateways: _Optional[int] = ..., hosts: _Optional[int] = ..., fabric_gbps: _Optional[float] = ...) -> None: ...
 
 class Switch(_message.Message):
-    __slots__ = ("name", "dpid", "role", "site", "connected")
+    __slots__ = ("name", "dpid", "role", "site", "connected", "problems")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DPID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     SITE_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     name: str
     dpid: int
     role: SwitchRole
     site: str
     connected: bool
-    def __init__(self, name: _Optional[str] = ..., dpid: _Optional[int] = ..., role: _Optional[_Union[SwitchRole, str]] = ..., site: _Optional[str] = ..., connected: _Optional[bool] = ...) -> None: ...
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., dpid: _Optional[int] = ..., role: _Optional[_Union[SwitchRole, str]] = ..., site: _Optional[str] = ..., connected: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Host(_message.Message):
     __slots__ = ("name", "site", "leaf", "port", "ip", "mac")

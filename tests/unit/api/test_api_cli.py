@@ -411,3 +411,32 @@ def test_the_pin_watcher_keeps_every_pin_of_each_tcp_flow():
                                                                (("a.w3", "dc1-gw1"),)]}
     watcher.read(answer(""))                      # listed unpinned: no live route left
     assert watcher.pins == {}
+
+
+def test_switches_names_what_does_not_match_the_file(service, at, capsys):
+    """A switch that connected without a port of the file is a problem `dcilab switches`
+    names, and the exit status says so (an operator had only the controller's log)."""
+    assert dcilab("switches", *at) == 1                  # none connected yet
+    out = capsys.readouterr().out
+    rows = out.splitlines()[1:]
+    assert len(rows) == len(service.fabric.switches)
+    assert all(" no " in row and row.endswith("none") for row in rows)
+    leaf = service.fabric.switches["dc1-leaf1"]
+    ports = {p: leaf.interface(p) for p in service.fabric.ports(leaf.name)}
+    lost = max(ports)
+    del ports[lost]
+    service.apply(lambda core: core.switch_connected(leaf.dpid))
+    service.apply(lambda core: core.ports_described(leaf.dpid, ports))
+    assert dcilab("switches", "--site", "dc1", *at) == 1
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("dc1-leaf1 "))
+    assert " yes " in row and row.endswith(" 1")
+    assert f"    missing port(s) {lost} (" in out
+    assert "dc2-" not in out
+    assert dcilab("switches", "--json", "--site", "dc1", *at) == 1
+    listed = {sw["name"]: sw for sw in json.loads(capsys.readouterr().out)["switches"]}
+    assert listed["dc1-leaf1"]["connected"] is True
+    assert listed["dc1-leaf1"]["problems"] == [f"missing port(s) {lost} "
+                                               f"({service.fabric.ports(leaf.name)[lost].name})"]
+    assert dcilab("switches", "--site", "dc9", *at) == 2
+    assert "--site: no site 'dc9'" in capsys.readouterr().err

@@ -44,6 +44,7 @@ EXPECTED_TYPES = {
     "dcilab_reservations_unprotected": "gauge",
     "dcilab_elephant_flows": "gauge",
     "dcilab_switch_connected": "gauge",
+    "dcilab_switch_wiring_problems": "gauge",
     "dcilab_emulation_scale": "gauge",
     "dcilab_controller_start_time_seconds": "gauge",
     "dcilab_reservation_requests": "counter",
@@ -100,6 +101,9 @@ class FakeService:
 
     def held_down_count(self):
         return 0
+
+    def wiring_problems(self):
+        return {'dc1-gw1': ['cables crossed: dc1-gw1 port 3 reaches dc1-spine2 port 5']}
 
 
 @pytest.fixture(scope="module")
@@ -297,6 +301,10 @@ def test_every_switch_of_the_file_is_reported_connected_or_not(fabric):
     assert set(got) == set(fabric.switches)
     assert got["dc1-leaf1"] == 1.0 and sum(got.values()) == 1.0
     assert one(families, "dcilab_elephant_flows").value == 3
+    wiring = {s.labels["switch"]: s.value
+              for s in samples(families, "dcilab_switch_wiring_problems")}
+    assert set(wiring) == set(fabric.switches)
+    assert wiring["dc1-gw1"] == 1.0 and sum(wiring.values()) == 1.0
     scale = samples(families, "dcilab_emulation_scale")
     assert len(scale) == 1 and scale[0].value == 1e-4 and scale[0].labels == {}
 

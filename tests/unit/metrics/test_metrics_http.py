@@ -43,6 +43,9 @@ class Service:
     def held_down_count(self):
         return 0
 
+    def wiring_problems(self):
+        return {}
+
 
 def get(port: int, path: str = "/metrics"):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:

@@ -28,7 +28,7 @@ PROM = REPO / "deploy" / "prometheus"
 ALERTS = {"DcilabControllerDown", "DcilabWavelengthUtilizationHigh", "DcilabWavelengthMarginLow",
           "DcilabSwitchDisconnected", "DcilabReservationsRefused", "DcilabLinkDown",
           "DcilabReservationDegraded", "DcilabWavelengthMarginFalling", "DcilabLinkFlapping",
-          "DcilabReservationsUnprotected"}
+          "DcilabReservationsUnprotected", "DcilabSwitchMiswired"}
 # Series Prometheus itself makes, and labels it adds.
 BUILTIN_SERIES = {"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"}
 BUILTIN_LABELS = {"job", "instance", "le", "alertname", "alertstate", "__name__"}
@@ -145,6 +145,9 @@ def exported() -> tuple[set[str], set[str]]:
 
         def held_down_count(self):
             return 0
+
+        def wiring_problems(self):
+            return {'dc1-gw1': ['cables crossed: dc1-gw1 port 3 reaches dc1-spine2 port 5']}
 
     metrics = Metrics()
     metrics.registry.register(FabricCollector(Service()))
