@@ -124,7 +124,7 @@ class DcilabApp(app_manager.OSKenApp):
             self._refuse_second(first, datapath)
             return
         self.datapaths[datapath.id] = datapath
-        self.service.apply(lambda core: core.switch_connected(datapath.id))
+        self.service.apply(lambda core: core.switch_connected(datapath.id, _peer(datapath)))
 
     def _refuse_second(self, first, second) -> None:
         """Two bridges with one datapath id (or a switch back before its old connection

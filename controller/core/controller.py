@@ -172,13 +172,15 @@ class FabricController:
 
     # -- switch lifecycle ------------------------------------------------------------
 
-    def switch_connected(self, dpid: int) -> Outbox:
-        """A switch finished the OpenFlow handshake: ask for its ports before programming."""
+    def switch_connected(self, dpid: int, peer: str = "") -> Outbox:
+        """A switch finished the OpenFlow handshake (from `peer`, its address): ask for its
+        ports before programming."""
         state = self.switches.get(dpid)
         if state is None:
             known = ", ".join(f"{s.name}={s.dpid:#x}" for s in self.fabric.switches.values())
-            log.error("switch with dpid %#x connected, but fabric %r has no such switch; "
-                      "leaving it unprogrammed (known: %s)", dpid, self.fabric.name, known)
+            log.error("switch with dpid %#x connected%s, but fabric %r has no such switch; "
+                      "leaving it unprogrammed (known: %s)", dpid,
+                      f" from {peer}" if peer else "", self.fabric.name, known)
             return Outbox()
         state.connected, state.program_sent, state.programmed = True, False, False
         state.described = False

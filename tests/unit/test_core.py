@@ -72,6 +72,8 @@ def test_unknown_dpid_gets_nothing_and_is_logged(ctl, caplog):
     assert len(errors) == 1
     text = errors[0].getMessage()
     assert "0xdead0001" in text.lower() or str(dpid) in text
+    ctl.switch_connected(dpid, "192.0.2.7:40312")             # the app knows where from
+    assert "connected from 192.0.2.7:40312, but fabric" in caplog.records[-1].getMessage()
     # Nothing follows for it either.
     assert ctl.ports_described(dpid, {1: "x"}).messages == {}
     assert ctl.barrier_replied(dpid).messages == {}
