@@ -240,7 +240,7 @@ class DcilabApp(app_manager.OSKenApp):
             return
         now = time.monotonic()
         self.service.apply(lambda core: core.packet_in(msg.datapath.id, msg.match["in_port"],
-                                                       msg.data, now))
+                                                       msg.data, now, msg.table_id))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def _port_status(self, ev):

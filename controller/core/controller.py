@@ -33,7 +33,7 @@ from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Rese
                                lacks_standby)
 from . import reservation_rules, wiring
 from .ports import port_problems
-from .rules import TABLE_FLOWS, Programs, Routing, diff
+from .rules import TABLE_CLASSIFY, TABLE_FLOWS, Programs, Routing, diff
 from .steering import (HASHED, RESERVATION, RESERVATION_IF_MARKED, SHORTEST, ElephantView,
                        Steering)
 
@@ -101,6 +101,10 @@ STARTUP_GRACE_S = 10.0
 # transmit interval (IEEE 802.1AB msgTxInterval, 30 s): a cable moved without a carrier
 # change the controller saw, or a probe lost, is found within one interval.
 REPROBE_S = 30.0
+# A host on the wrong port (or with another MAC or address) is said while its ARP keeps
+# coming (a host re-checks its neighbours every minute or so), and forgotten this long
+# after the last, or at once when its port loses carrier (the cable moved).
+STRANGER_S = 180.0
 # PROTECTED pairs left without a standby look for one again this often too, besides when a
 # link returns or room is released (a re-tester saw room come back unnoticed: what moved
 # back after a repair, in an order the look at that moment did not see).
@@ -147,6 +151,8 @@ class FabricController:
         self._carrier_down: set[tuple[str, int]] = set()
         self._crossed: dict[tuple[str, int], str] = {}     # (switch, port) -> why
         self._misplaced: set[tuple[str, int, str, int]] = set()   # probes said, on ports
+        # (leaf, port) -> (why, last heard): a host there that is not the file's
+        self._strangers: dict[tuple[str, int], tuple[str, float]] = {}
         self._reprobe_at: float | None = None              # next round of link probes
         self._reprotect_at = 0.0                           # next look for lost standbys
         self.probe_key = wiring.probe_key()      # signs link probes: hosts cannot forge one
@@ -366,6 +372,8 @@ class FabricController:
             self._ports_changed(state, port, name, deleted)
         if link is None or link.kind == HOST:
             self.load.port_state(state.name, port, up)
+            if not up:                    # its cable may be moving: what it heard is over
+                self._strangers.pop((state.name, port), None)
             return outbox
         if up and state.programmed:       # a cable plugged in: is it the file's?
             outbox.add(dpid, [of.packet_out(port, wiring.probe(dpid, port, self.probe_key))])
@@ -462,6 +470,8 @@ class FabricController:
                         + (" ..." if len(missing) > 5 else ""), self.gather_s)
             self._program_gathered(outbox)
             self._partial_start = True
+        self._strangers = {at: heard for at, heard in self._strangers.items()
+                           if now - heard[1] < STRANGER_S}
         if self._reprobe_at is None or now >= self._reprobe_at:
             if self._reprobe_at is not None:
                 self._reprobe(outbox)
@@ -509,6 +519,8 @@ class FabricController:
         for state in self.switches.values():
             if state.connected and state.problems:
                 out[state.name] = list(state.problems)
+        for (switch, _), (why, _) in sorted(self._strangers.items()):
+            out.setdefault(switch, []).append(why)
         for (switch, _), why in sorted(self._crossed.items()):
             problems = out.setdefault(switch, [])
             if why not in problems:
@@ -1144,9 +1156,11 @@ class FabricController:
                                  outbox)
         return self._restore(outbox, placements=False)
 
-    def packet_in(self, dpid: int, in_port: int, data: bytes, now: float = 0.0) -> Outbox:
+    def packet_in(self, dpid: int, in_port: int, data: bytes, now: float = 0.0,
+                  table_id: int | None = None) -> Outbox:
         """Answer ARP requests for fabric hosts from the file; check link probes against
-        the file's cables (core/wiring.py)."""
+        the file's cables, and ARP from host ports against the file's hosts (copies from
+        table 0, which the leaf answers itself; core/wiring.py)."""
         state = self.switches.get(dpid)
         if state is None:
             return Outbox()
@@ -1155,6 +1169,9 @@ class FabricController:
             return self._probe_arrived(sent_from, state.name, in_port, now)
         pkt = packet.Packet(data)
         request = pkt.get_protocol(arp.arp)
+        if request is not None and table_id == TABLE_CLASSIFY:
+            self._heard(state.name, in_port, request, now)
+            return Outbox()
         if request is None or request.opcode != arp.ARP_REQUEST:
             return Outbox()
         target = self.fabric.host_by_ip(request.dst_ip)
@@ -1163,6 +1180,16 @@ class FabricController:
                       state.name, in_port)
             return Outbox()
         return Outbox().add(dpid, [of.packet_out(in_port, _arp_reply(request, target.mac))])
+
+    def _heard(self, leaf: str, port: int, request: arp.arp, now: float) -> None:
+        """ARP from a host port by other than the file's host: said once, shown while heard."""
+        why = wiring.stranger(self.fabric, leaf, port, request.src_mac, request.src_ip)
+        if why is None:
+            return
+        said = self._strangers.get((leaf, port))
+        if said is None or said[0] != why:
+            log.error("%s; it gets no traffic until it matches the fabric file", why)
+        self._strangers[(leaf, port)] = (why, now)
 
 
 def _probe_verdicts(why: str | None, ends: list[tuple[str, int]],

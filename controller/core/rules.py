@@ -4,9 +4,12 @@ path, and every DCI hop has a pre-installed way around its line system.
 Tables of each switch:
   0 classify  protection detours (3000): a packet tagged with a detour's VLAN id goes to
               the detour's next hop, and at its end is untagged and forwarded | reservation
-              pins (2000, see reservation_rules) | ARP from a host port -> table 3 (1000)
-              | on leaves, IPv4 from a host port: count it per flow in table 1, then
-              forward (10) | the rest: forward
+              pins (2000, see reservation_rules) | ARP from a host port by the file's host
+              there (its MAC and address) -> table 3 (1001), by anyone else -> table 3 and
+              a copy to the controller, which says so (1000: a host on the wrong port, or
+              with another MAC or address, gets no traffic, since routes and ARP answers
+              are the file's) | on leaves, IPv4 from a host port: count it per flow in
+              table 1, then forward (10) | the rest: forward
   1 flows     (leaves) a miss learns an exact 5-tuple entry for each TCP/UDP flow (OVS
               `learn`), so the switch counts every flow entering the fabric without a
               packet-in; the controller reads these counters to find elephants
@@ -47,7 +50,8 @@ TABLE_CLASSIFY, TABLE_FLOWS, TABLE_FORWARD, TABLE_ARP = 0, 1, 2, 3
 PRIORITY_PROBE = 1500         # link discovery LLDP to the controller (core/wiring.py); no
                               # other rule matches LLDP, and reservations (2000) stay on top
 PRIORITY_DETOUR = 3000
-PRIORITY_ARP = 1000           # ARP from a host port: table 3 ...
+PRIORITY_ARP_HOST = 1001      # ARP from a host port by the file's host: table 3 ...
+PRIORITY_ARP = 1000           # ... by anyone else: table 3, and a copy to the controller
 PRIORITY_ARP_ANSWER = 100     # ... where the switch answers for a fabric host itself
 PRIORITY_MONITOR = 10
 PRIORITY_DEFAULT = 0
@@ -253,9 +257,14 @@ def static_rules(fabric: Fabric, switch: str) -> list:
                             [of.output(of.ofp.OFPP_CONTROLLER)], table_id=TABLE_CLASSIFY))
     hosts = [h for h in fabric.hosts.values() if h.leaf == switch]
     for host in hosts:
+        msgs.append(of.flow_add_goto(PRIORITY_ARP_HOST,
+                                     of.match(in_port=host.port, eth_type=of.ETH_TYPE_ARP,
+                                              arp_sha=host.mac, arp_spa=host.ip),
+                                     TABLE_CLASSIFY, TABLE_ARP))
         msgs.append(of.flow_add_goto(PRIORITY_ARP, of.match(in_port=host.port,
                                                              eth_type=of.ETH_TYPE_ARP),
-                                     TABLE_CLASSIFY, TABLE_ARP))
+                                     TABLE_CLASSIFY, TABLE_ARP,
+                                     [of.output(of.ofp.OFPP_CONTROLLER)]))
         msgs.append(of.flow_add_goto(PRIORITY_MONITOR,
                                      of.match(in_port=host.port, eth_type=of.ETH_TYPE_IP),
                                      TABLE_CLASSIFY, TABLE_FORWARD,

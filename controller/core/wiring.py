@@ -98,3 +98,24 @@ def crossed(fabric: Fabric, sender: str, sent_port: int, receiver: str,
     return (f"cables crossed: {sender} port {sent_port} reaches {receiver} port "
             f"{received_port}{meant}; the fabric file joins it to {far.node} port {far.port} "
             f"({link.name})")
+
+
+def stranger(fabric: Fabric, leaf: str, port: int, mac: str, ip: str) -> str | None:
+    """Why an ARP sent by `mac` from `ip` on `leaf` port `port` shows a host the file does
+    not put there (swapped host cables, a host with another MAC or address): routes and
+    ARP answers are the file's, so such a host gets no traffic. None when it is the file's
+    host (an address probe, from 0.0.0.0, is judged by its MAC alone), or not a host port."""
+    link = fabric.ports(leaf).get(port)
+    if link is None or link.kind != HOST:
+        return None
+    meant = fabric.hosts[link.a.node if link.a.node in fabric.hosts else link.b.node]
+    if mac == meant.mac and ip in (meant.ip, "0.0.0.0"):
+        return None
+    here = (f"{leaf} port {port} should have {meant.name} (MAC {meant.mac}, {meant.ip}) but "
+            f"hears MAC {mac} from {ip}")
+    other = next((h for h in fabric.hosts.values()
+                  if h is not meant and (h.mac == mac or h.ip == ip)), None)
+    if other is not None:
+        return (f"{here}, which the fabric file gives {other.name} (at {other.leaf} port "
+                f"{other.port}): host cables swapped?")
+    return f"{here}: give the host the file's MAC and address, or move its cable"

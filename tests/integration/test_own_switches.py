@@ -125,6 +125,19 @@ def test_crossed_cables_are_found_and_routed_around(no_leftovers):
         while any(_wiring_problems(lab).values()) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert not any(_wiring_problems(lab).values()), _wiring_problems(lab)
+        # A host with another MAC than the file's gets nothing, and is said (its ARP).
+        host = lab.emulation.host("dc1-h2")
+        interface, mac = host.defaultIntf().name, fabric.hosts["dc1-h2"].mac
+        host.cmd(f"ip link set dev {interface} address 02:00:00:00:00:99; ip neigh flush all")
+        try:
+            assert delivered(lab, "dc1-h2", fabric.hosts["dc2-h1"].ip, count=2) == 0
+            assert wait_for_line(lab, "hears MAC 02:00:00:00:00:99", 20), \
+                "\n".join(lab.controller.lines[-20:])
+            [why] = _wiring_problems(lab)["dc1-leaf1"]
+            assert why.startswith("dc1-leaf1 port 2 should have dc1-h2"), why
+        finally:
+            host.cmd(f"ip link set dev {interface} address {mac}; ip neigh flush all")
+        assert delivered(lab, "dc1-h2", fabric.hosts["dc2-h1"].ip) == 5
 
 
 def _wiring_problems(lab) -> dict[str, list[str]]:

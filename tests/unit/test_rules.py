@@ -166,9 +166,28 @@ def test_arp_from_a_host_port_for_another_address_goes_to_the_controller(case):
     fabric, _programs, net, *_ = case
     for src in fabric.hosts.values():
         paths = net.trace(fabric.switches[src.leaf].dpid, src.port,
-                          arp_packet(src.port, src.ip, "192.0.2.1"))
+                          arp_packet(src.port, src.ip, "192.0.2.1") | {"arp_sha": src.mac})
         assert [p.outcome for p in paths] == [Outcome.CONTROLLER], src.name
         assert paths[0].end == (fabric.switches[src.leaf].dpid, ofp.OFPP_CONTROLLER)
+
+
+def test_arp_from_a_host_port_by_another_host_is_answered_and_copied_to_the_controller(case):
+    """Swapped host cables (or a host with another MAC or address) got no traffic and left
+    nothing in the log: the leaf still answers, and the controller hears who asked."""
+    fabric, _programs, net, *_ = case
+    hosts = list(fabric.hosts.values())
+    for src, other in zip(hosts, hosts[1:] + hosts[:1]):
+        dpid = fabric.switches[src.leaf].dpid
+        for sha, spa in ((other.mac, other.ip), ("02:00:00:00:00:99", src.ip),
+                         (src.mac, "10.250.0.1")):
+            request = arp_packet(src.port, spa, other.ip) | {
+                "eth_src": sha, "eth_dst": "ff:ff:ff:ff:ff:ff", "arp_sha": sha,
+                "arp_tha": "00:00:00:00:00:00"}
+            paths = net.trace(dpid, src.port, request)
+            assert sorted(p.outcome.value for p in paths) == sorted(
+                [Outcome.CONTROLLER.value, Outcome.EGRESS.value]), (src.name, sha, spa)
+        own = arp_packet(src.port, src.ip, other.ip) | {"eth_src": src.mac, "arp_sha": src.mac}
+        assert [p.outcome for p in net.trace(dpid, src.port, own)] == [Outcome.EGRESS]
 
 
 def test_arp_from_a_spine_port_is_not_sent_to_the_controller(case):

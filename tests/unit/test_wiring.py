@@ -155,3 +155,49 @@ def test_probes_go_out_again_every_interval_so_a_quiet_recabling_is_found():
     spine, leaf2 = fabric.switches["dc1-spine1"].dpid, fabric.switches["dc1-leaf2"].dpid
     ctl.packet_in(leaf2, 3, probe(spine, 1, ctl.probe_key), now=131.0)
     assert not ctl.engine.link_up("dc1-leaf1~spine1")
+
+
+def test_a_host_that_is_not_the_files_on_its_port_is_said_and_shown(caplog):
+    """An outside tester swapped two hosts' cables on a leaf: every link up, 100 % loss,
+    nothing in the log. The leaf copies ARP from a host port by anyone but the file's host
+    to the controller (table 0), which names both hosts."""
+    from test_core import arp_request
+    caplog.set_level(logging.INFO, logger="dcilab.core")
+    fabric = two_dc()
+    ctl = FabricController(fabric)
+    for name in fabric.switches:
+        bring_up(ctl, fabric, name)
+    h1, h2 = fabric.hosts["dc1-h1"], fabric.hosts["dc1-h2"]
+    assert (h1.leaf, h2.leaf) == ("dc1-leaf1", "dc1-leaf1")
+    leaf = fabric.switches[h1.leaf].dpid
+    # the file's host probing its address (0.0.0.0): nothing to say
+    assert not ctl.packet_in(leaf, h1.port, arp_request(h1.mac, "0.0.0.0", h1.ip), 1.0,
+                             table_id=0).messages
+    assert ctl.wiring_problems() == {}
+    # dc1-h2 heard on dc1-h1's port: a copy, not answered again (the leaf did)
+    for now in (2.0, 60.0):
+        out = ctl.packet_in(leaf, h1.port, arp_request(h2.mac, h2.ip, "10.2.1.1"), now,
+                            table_id=0)
+        assert not out.messages
+    [why] = ctl.wiring_problems()["dc1-leaf1"]
+    assert why == (f"dc1-leaf1 port {h1.port} should have dc1-h1 (MAC {h1.mac}, {h1.ip}) but "
+                   f"hears MAC {h2.mac} from {h2.ip}, which the fabric file gives dc1-h2 (at "
+                   f"dc1-leaf1 port {h2.port}): host cables swapped?")
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [why + "; it gets no traffic until it matches the fabric file"]
+    # a MAC of no host of the file: said as such
+    ctl.packet_in(leaf, h2.port, arp_request("02:00:00:00:00:99", h2.ip, h1.ip), 61.0,
+                  table_id=0)
+    assert len(ctl.wiring_problems()["dc1-leaf1"]) == 2
+    assert ctl.wiring_problems()["dc1-leaf1"][1].endswith(
+        "give the host the file's MAC and address, or move its cable")
+    # the cable moves (carrier lost): over at once; the other, once no longer heard
+    ctl.port_changed(leaf, h1.port, False, 62.0)
+    assert len(ctl.wiring_problems()["dc1-leaf1"]) == 1
+    ctl.tick(61.0 + 179.0)
+    assert len(ctl.wiring_problems()["dc1-leaf1"]) == 1
+    ctl.tick(61.0 + 181.0)
+    assert ctl.wiring_problems() == {}
+    # an ARP the leaf could not answer (from table 3) is still answered by the controller
+    out = ctl.packet_in(leaf, h1.port, arp_request(h1.mac, h1.ip, h2.ip), 300.0, table_id=3)
+    assert out.messages
