@@ -638,6 +638,8 @@ class ReservationBook:
             raise AdmissionError(AdmissionError.EXHAUSTED, self._exhausted(tightest, bps).message
                                  + f" (the pair's reservations share the path of "
                                  f"{members[0].reservation_id})")
+        if req.protection == Protection.PROTECTED:
+            self._check_protectable(req, bps)
         self._refused_before(pair, req, bps)
         try:
             placed, moves = self._make_way(pair, req, bps)
@@ -793,16 +795,69 @@ class ReservationBook:
                     seen.add(found[1])
                     yield found
 
-    def _protectable(self, src_host: str, dst_host: str, bound: float | None = None) -> bool:
-        """Whether the pair would get a primary and standby (both within `bound`) with
-        nothing reserved (every load ignored). The primaries a loaded fabric left may have
+    def _protectable(self, src_host: str, dst_host: str, bound: float | None = None,
+                     bps: float = 0.0) -> bool:
+        """Whether the pair would get a primary and standby (both within `bound`, each with
+        `bps` of room) with nothing reserved. The primaries a loaded fabric left may have
         none when others have one: that is a matter of room, not of the fabric."""
+        with self._nothing_reserved():
+            try:
+                best = self._find(src_host, dst_host, bps, bound)
+            except AdmissionError:
+                return False
+            return any(self._standby(dst_host, hops, bps, bound) is not None
+                       for _, hops in self._primaries(src_host, dst_host, bps, bound, best))
+
+    @contextlib.contextmanager
+    def _nothing_reserved(self):
+        """The book as if nothing were reserved, for the length of the block: what the
+        fabric allows, whatever the load."""
+        reserved, share = self.reserved, self.share_standby
+        self.reserved, self.share_standby = {}, False
         try:
-            best = self._find(src_host, dst_host, 0.0, bound)
-        except AdmissionError:
-            return False
-        return any(self._standby(dst_host, hops, 0.0, bound) is not None
-                   for _, hops in self._primaries(src_host, dst_host, 0.0, bound, best))
+            yield
+        finally:
+            self.reserved, self.share_standby = reserved, share
+
+    def _check_protectable(self, req: ReservationRequest, bps: float) -> None:
+        """FAILED_PRECONDITION for a PROTECTED request no primary and standby could carry
+        however empty the fabric (every link in service, at its planned mode): no retry
+        gets it, whatever the load now (an outside tester's client retried such a
+        refusal for good when it came as RESOURCE_EXHAUSTED, naming a busy wavelength)."""
+        src, dst, bound = req.src_host, req.dst_host, req.max_latency_ms
+        if self._protectable(src, dst, bound, bps):
+            return
+        if not self._protectable(src, dst, bound):          # no standby of any width
+            with self._nothing_reserved():
+                try:
+                    _, hops = self._find(src, dst, 0.0, bound)
+                except AdmissionError:
+                    return                                  # no path at all: said below
+            raise self._no_standby(src, dst, hops, bps, bound)
+        within = f" within max_latency_ms {bound:.12g}" if bound is not None else ""
+        most = next((c for c in sorted(self._capacities(), reverse=True)
+                     if c < bps and self._protectable(src, dst, bound, c)), 0.0)
+        why = (f"no primary and standby sharing no line system or SRLG{within} can each "
+               f"reserve {bps / 1e9:g} Gb/s (at most {most / 1e9:g} Gb/s)")
+        out = self.engine.out_of_service() + [
+            f"{l.wavelength} (a slower mode)" for l in self.fabric.wavelengths()
+            if self.engine.rate_gbps(l) < l.rate_gbps]
+        if out:             # with every link back at its mode the fabric may well have one
+            raise AdmissionError(
+                AdmissionError.EXHAUSTED,
+                f"PROTECTED {src} -> {dst}: {why} while {', '.join(out[:4])}"
+                f"{f' and {len(out) - 4} more' if len(out) > 4 else ''}"
+                f" {'is' if len(out) == 1 else 'are'} out of service or slower; ask again "
+                f"once they are back")
+        raise AdmissionError(AdmissionError.PRECONDITION,
+                             f"PROTECTED {src} -> {dst}: {why}, even with nothing reserved; "
+                             f"reserve less, as several reservations with selectors of their "
+                             f"own, or ask for RESTORABLE")
+
+    def _capacities(self) -> set[float]:
+        """The links' reservable capacities now: where a PROTECTED pair's most lies."""
+        self._sync()
+        return set(self._capacity.values())
 
     def _no_standby(self, src_host: str, dst_host: str, hops, bps: float,
                     bound: float | None) -> AdmissionError:

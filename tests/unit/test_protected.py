@@ -518,3 +518,49 @@ def test_a_leaf_under_one_spine_is_not_called_down_when_its_only_uplink_is():
         for end in (link.a, link.b):
             lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 2.0))
     assert lab.ctl._broken(uplink.name) == "switch n1-spine1 is down"
+
+
+NARROW_DETOUR = """
+name: narrow
+scale: 1.0e-4
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 1, fabric_gbps: 1600}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 1, fabric_gbps: 1600}
+  - {name: c, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 1, fabric_gbps: 1600}
+dci_links:
+  - {name: ab, a: a, b: b, fiber_km: 30, module: 400ZR, wavelengths: 2}
+  - {name: ac, a: a, b: c, fiber_km: 40, module: 400ZR, wavelengths: 2}
+  - {name: cb, a: c, b: b, fiber_km: 1500, module: 400ZR+, wavelengths: 4}
+"""
+
+
+def test_a_protected_request_no_standby_could_ever_carry_is_a_precondition_at_any_load():
+    """An outside tester's ring: every standby of a -> b crosses a 1 500 km line at a
+    slower mode (180 Gb/s reservable). 300 Gb/s PROTECTED came back RESOURCE_EXHAUSTED,
+    which a client retries for good; and once the primary was busy, any impossible
+    PROTECTED request was refused as the primary's lack of room."""
+    fabric = parse_fabric(NARROW_DETOUR)
+    [narrow] = {l.rate_gbps for l in fabric.wavelengths() if l.line_system == "cb"}
+    most = narrow * 0.9
+    assert most < 300
+    book = ReservationBook(fabric)
+    for gbps in (300.0, most + 1):
+        with pytest.raises(AdmissionError) as refused:
+            book.admit(ReservationRequest("a-h1", "b-h1", gbps, protection=PROTECTED),
+                       f"p{gbps}", 0.0)
+        assert refused.value.code == AdmissionError.PRECONDITION, refused.value.message
+        assert (f"no primary and standby sharing no line system or SRLG can each reserve "
+                f"{gbps:g} Gb/s (at most {most:g} Gb/s), even with nothing reserved"
+                in refused.value.message)
+    # the primary busy: still no retry gets it, and it is said so
+    book.admit(ReservationRequest("a-h2", "b-h2", 350.0), "busy", 0.0)
+    book.admit(ReservationRequest("a-h2", "b-h2", 350.0, selector=Selector(dscp=46)),
+               "busy2", 0.0)
+    with pytest.raises(AdmissionError) as refused:
+        book.admit(ReservationRequest("a-h1", "b-h1", 300.0, protection=PROTECTED), "p", 0.0)
+    assert refused.value.code == AdmissionError.PRECONDITION, refused.value.message
+    # what fits the narrow standby is admitted, on the direct primary
+    res = ReservationBook(fabric).admit(
+        ReservationRequest("a-h1", "b-h1", most, protection=PROTECTED), "ok", 0.0)
+    assert line_systems(fabric, res.hops) == ["ab"]
+    assert line_systems(fabric, res.standby) == ["ac", "cb"]
