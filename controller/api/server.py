@@ -137,12 +137,42 @@ class TlsConfig:
             except (ssl.SSLError, ValueError) as exc:
                 raise ServerError(f"TLS client CA {client_ca} is not a PEM certificate "
                                   f"({getattr(exc, 'reason', None) or exc})") from None
+            problem = client_ca_problem(config.client_ca, client_ca)
+            if problem:
+                raise ServerError(problem)
         return config
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.ssl_server_credentials(
             [(self.private_key, self.cert_chain)], root_certificates=self.client_ca,
             require_client_auth=self.client_ca is not None)
+
+
+def client_ca_problem(pem: bytes, path, now: datetime.datetime | None = None) -> str | None:
+    """Why no client certificate would pass: every CA of the file expired, or not valid
+    yet (an outside tester's expired CA was taken without a word, every mutual-TLS client
+    then refused). A bundle with some CAs still good only warns of the others."""
+    from cryptography import x509
+    try:
+        cas = x509.load_pem_x509_certificates(pem)
+    except ValueError:                  # OpenSSL took it: nothing more to say here
+        return None
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    bad = []
+    for ca in cas:
+        name = ca.subject.rfc4514_string()[:64]
+        if ca.not_valid_after_utc < now:
+            bad.append(f"{name} expired on {ca.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+        elif ca.not_valid_before_utc > now:
+            bad.append(f"{name} is not valid before {ca.not_valid_before_utc:%Y-%m-%d %H:%M} "
+                       f"UTC (check this machine's clock)")
+    if bad and len(bad) == len(cas):
+        return (f"TLS client CA {path}: {'; '.join(bad[:3])}: every client certificate "
+                f"would be refused; renew it")
+    for why in bad:
+        log.warning("TLS client CA %s: %s; client certificates it signed are refused", path,
+                    why)
+    return None
 
 
 def certificate_dates_problem(chain: bytes, path, now: datetime.datetime | None = None,

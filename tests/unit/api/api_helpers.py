@@ -45,11 +45,11 @@ class Pki:
 
 
 def make_pki(directory: Path, server_valid: tuple | None = None,
-             client_valid: tuple | None = None) -> Pki:
+             client_valid: tuple | None = None, ca_valid: tuple | None = None) -> Pki:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate signed
     by it, and a client certificate from an unrelated CA (cryptography package).
-    `server_valid`, `client_valid`: that certificate's (not before, not after), if not 30
-    days from now."""
+    `server_valid`, `client_valid`, `ca_valid`: that certificate's (not before, not after),
+    if not 30 days from now."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -83,7 +83,7 @@ def make_pki(directory: Path, server_valid: tuple | None = None,
         return c, k
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = cert("dcilab test CA", ca_key, "dcilab test CA", ca_key, ca=True)
+    ca_cert = cert("dcilab test CA", ca_key, "dcilab test CA", ca_key, ca=True, valid=ca_valid)
     server_key = ec.generate_private_key(ec.SECP256R1())
     server = cert("localhost", server_key, "dcilab test CA", ca_key,
                   san=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],

@@ -181,6 +181,28 @@ def test_an_expired_or_not_yet_valid_certificate_is_refused_at_start(tmp_path, c
     assert "expires on" in caplog.text and "renew it" in caplog.text
 
 
+def test_an_expired_client_ca_is_refused_at_start(tmp_path, caplog):
+    """An outside tester's expired --tls-client-ca was taken without a word: every
+    mutual-TLS client would have been refused. A bundle with a good CA only warns."""
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    old = tmp_path / "old"
+    old.mkdir()
+    pki = make_pki(old, ca_valid=(now - 60 * day, now - 30 * day))
+    with pytest.raises(ServerError, match=f"TLS client CA {re.escape(str(pki.ca))}: CN=dcilab "
+                                          f"test CA expired on .* every client certificate "
+                                          f"would be refused; renew it"):
+        TlsConfig.from_files(pki.server_cert, pki.server_key, pki.ca)
+    good = tmp_path / "good"
+    good.mkdir()
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes(pki.ca.read_bytes() + make_pki(good).ca.read_bytes())
+    with caplog.at_level("WARNING", logger="dcilab.api"):
+        TlsConfig.from_files(pki.server_cert, pki.server_key, bundle)
+    assert "dcilab test CA expired on" in caplog.text
+
+
 def test_an_expired_intermediate_in_the_chain_is_refused_too():
     """A valid server certificate sent with an expired intermediate: clients fail with
     "certificate has expired" as for the leaf (a reviewer's)."""
