@@ -33,6 +33,7 @@ import errno
 import fcntl
 import functools
 import json
+import logging
 import os
 import sqlite3
 import stat
@@ -48,6 +49,8 @@ from ..te.reservations import (MAX_BANDWIDTH_GBPS, MAX_DURATION_S, MAX_LATENCY_M
                                MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS, Protection, Reservation,
                                ReservationRequest, ReservedHop, Selector, State,
                                shown)
+
+log = logging.getLogger("dcilab.store")
 
 SCHEMA_VERSION = 5
 # PRAGMA application_id of the files dcilab makes ("DCIL"): what says a file is ours.
@@ -399,6 +402,8 @@ class ReservationStore:
         self.fabric = fabric
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()
+        self._read_failing = ""                 # the last read failure logged
+        self._identity: tuple[int, int] | None = None     # the file opened, once opened
         self._db = self._reader = None
         self._lock_fd: int | None = None
         self._created = False             # by us, in this start: removed if it fails
@@ -456,20 +461,39 @@ class ReservationStore:
                                    else os.stat(self.path))
 
     def _here(self) -> bool:
-        """Whether the path still names the file opened."""
+        """Whether the path still names the file opened (yes while it is being opened)."""
+        if self._identity is None:
+            return True
         try:
             return _identity(os.stat(self.path)) == self._identity
         except OSError:
             return False
 
-    def _still_ours(self) -> None:
+    def _still_ours(self, doing: str = "save to") -> None:
         """StoreError unless the path still names the file opened: renamed over or
         removed (its directory too) while in use, a commit would go to a file no restart
-        reads, and report success."""
+        reads, and report success; a read would show what no restart will."""
         if not self._here():
-            raise StoreError(f"cannot save to state file {self.path}: it was removed or "
+            raise StoreError(f"cannot {doing} state file {self.path}: it was removed or "
                              f"replaced while this controller used it; nothing more is "
                              f"saved: restart the controller on its state file", INTERNAL)
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """A read of the file opened, under the read lock; a failure is a StoreError, and
+        logged once for each cause in a row (a read's failure reaches only its client; a
+        save's is logged by the service)."""
+        with self._read_lock:
+            try:
+                self._still_ours("read")
+                with self._failing("read"):
+                    yield
+            except StoreError as exc:
+                if str(exc) != self._read_failing:
+                    log.error("%s", exc)
+                    self._read_failing = str(exc)
+                raise
+            self._read_failing = ""
 
     def _abandon(self) -> None:
         """After a failed start: close, remove the file if this start created it (a
@@ -675,6 +699,13 @@ class ReservationStore:
         not take): every row, live or ended, in one pass; each named with the field."""
         problems, count = [], 0
         with self._failing("read"), _memory_bound(self.path):
+            # A damaged page (an index, say) would start cleanly and then fail every
+            # booking that reads it: found here instead (an outside tester's).
+            damage = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+            if damage != ["ok"]:
+                raise StoreError(f"state file {self.path} is damaged (SQLite's quick_check: "
+                                 f"{'; '.join(damage)[:300]}): restore it from a backup, or "
+                                 f"move it aside to start with no reservations")
             for rowid, rid, column in self._db.execute(_INVALID):
                 count += 1
                 if len(problems) < 5:
@@ -828,7 +859,7 @@ class ReservationStore:
     def _rows(self, where: str = "", params: tuple = (), limit: int | None = None
               ) -> list[tuple]:
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
-        with self._read_lock, self._failing("read"):
+        with self._reading():
             return self._reader.execute(f"SELECT {', '.join(_COLUMNS)} FROM reservations "
                                         f"{where} ORDER BY created_at, reservation_id{tail}",
                                         params).fetchall()
@@ -871,14 +902,14 @@ class ReservationStore:
         return found[-1] if found else None
 
     def count_ended(self) -> dict[State, int]:
-        with self._read_lock, self._failing("read"):
+        with self._reading():
             rows = self._reader.execute("SELECT state, COUNT(*) FROM reservations WHERE state IN "
                                         "(?, ?) GROUP BY state", _ENDED).fetchall()
         return {State(state): n for state, n in rows}
 
     def latest_created(self) -> float | None:
         """The latest creation time on record, live or ended (one index seek per state)."""
-        with self._read_lock, self._failing("read"):
+        with self._reading():
             times = [self._reader.execute("SELECT MAX(created_at) FROM reservations WHERE "
                                           "state = ?", (state.value,)).fetchone()[0]
                      for state in State]

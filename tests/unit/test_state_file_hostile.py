@@ -26,7 +26,7 @@ from dcilab.store import sqlite as store_mod
 from dcilab.store.sqlite import (APPLICATION_ID, MAX_METER_ID, MAX_PRIORITY, MAX_TIME_S,
                                  MIGRATE, MIN_PRIORITY, MIN_TIME_S, ReservationStore, StoreError,
                                  sqlite_cause)
-from dcilab.te.reservations import Protection, ReservationRequest
+from dcilab.te.reservations import Protection, ReservationRequest, State
 
 TWO_DC = topology_arg("two-dc")
 
@@ -350,7 +350,8 @@ def test_a_store_made_record_round_trips_through_the_checks(tmp_path, fabric, ma
 
 
 @pytest.mark.parametrize("how", ["renamed over", "directory removed"])
-def test_a_state_file_replaced_or_removed_in_use_takes_no_more_changes(fabric, tmp_path, how):
+def test_a_state_file_replaced_or_removed_in_use_takes_no_more_changes(fabric, tmp_path, how,
+                                                                      caplog):
     """Renamed over (another program's file moved onto its path) or removed with its
     directory while the controller runs: a commit would go to a file no restart reads
     and report success. Refused instead (the change taken back), the foreign file left
@@ -375,6 +376,14 @@ def test_a_state_file_replaced_or_removed_in_use_takes_no_more_changes(fabric, t
         with pytest.raises(StoreError, match="removed or replaced while this controller used"):
             service.reserve(ReservationRequest("dc1-h2", "dc2-h2", 1))
         assert len(service.core.book.reservations) == 1          # the change taken back
+        # Reads neither: a listing of the file gone showed what no restart would (an
+        # outside tester's), and said nothing in the log.
+        for _ in range(2):
+            with pytest.raises(StoreError, match="cannot read state file .* removed or "
+                                                 "replaced"):
+                service.page(tuple(State), None, 10)
+        said = [r for r in caplog.records if r.name == "dcilab.store"]
+        assert len(said) == 1 and said[0].levelname == "ERROR"          # once, in a row
     finally:
         service.close()
     if how == "renamed over":
@@ -529,3 +538,20 @@ def test_a_path_of_megabytes_is_refused_by_its_length_not_parsed(made):
                                          f"1048576 characters"):
         ReservationStore(path, fabric="two-dc")
     assert _sha1(path) == before
+
+
+def test_a_damaged_page_is_found_at_start_not_at_the_first_booking(made, caplog):
+    """An outside tester broke the listing index's page: the controller started cleanly,
+    then every ReservePath answered INTERNAL "malformed" and the log said nothing."""
+    path, *_ = made
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = "
+                      "'reservations_listing'").fetchone()[0]
+    db.close()
+    with open(path, "r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(b"\xff" * page_size)
+    with pytest.raises(StoreError, match=r"state file .* is damaged \(SQLite's quick_check: "):
+        ReservationStore(path, fabric="two-dc")
