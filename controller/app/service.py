@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
+from ..api.defaults import DEFAULT_MAX_LIVE
 from ..core import FabricController, Outbox
 from ..core.steering import ElephantView
 from ..fabric import Fabric
@@ -137,11 +138,14 @@ class _NoObserver:
 class ControllerService:
     def __init__(self, core: FabricController, store=None, observer: Observer | None = None,
                  clock: Callable[[], float] = time.time, history_s: float | None = None,
-                 drop_unfit: bool = False):
+                 drop_unfit: bool = False, max_live: int = DEFAULT_MAX_LIVE):
         """`history_s`: keep ended reservations in the store this long (None: forever).
         A stored live reservation that no longer fits the fabric (edited since) stops the
-        start, or with `drop_unfit` is ended RELEASED, saying why (--state-discard)."""
+        start, or with `drop_unfit` is ended RELEASED, saying why (--state-discard).
+        `max_live`: new reservations are refused while this many are live (those restored
+        all stay, however many)."""
         self.core = core
+        self.max_live = max_live
         self.history_s = history_s
         self._pruned_at = -1e18
         self.store = store
@@ -171,7 +175,15 @@ class ControllerService:
             latest = store.latest_created()
             if latest is not None:
                 core.book.created_after(latest)
-            for res in store.load_live():
+            stored = store.load_live()
+            if len(stored) > 1000:          # a restore of many takes a while: say why
+                log.info("restoring %d live reservations from %s", len(stored),
+                         getattr(store, "path", "the store"))
+            if len(stored) > max_live:
+                log.warning("%d live reservations on record, more than --max-reservations "
+                            "%d: all are kept, and new ones are refused until fewer are live",
+                            len(stored), max_live)
+            for res in stored:
                 # Over while no controller ran: expired, not checked against a fabric that
                 # may have changed since (it refused a start, though over).
                 (lapsed if res.expires_at is not None and res.expires_at <= now
@@ -427,6 +439,12 @@ class ControllerService:
                                     raise reused_request_id(request, retried)
                                 result = "retried"
                                 return retried
+                        if first is None and len(book.reservations) >= self.max_live:
+                            raise AdmissionError(
+                                AdmissionError.EXHAUSTED,
+                                f"this controller holds {len(book.reservations)} live "
+                                f"reservations, its limit (--max-reservations "
+                                f"{self.max_live}): release some first")
                         if first is None and wanted is not None and not wanted():
                             raise AdmissionError(AdmissionError.ABANDONED,
                                                  "the call's deadline passed (or it was "

@@ -87,7 +87,8 @@ def cpu_list(text: str) -> set[int]:
 
 
 def register(sub) -> None:
-    from ..api.defaults import DEFAULT_READS_PER_S, DEFAULT_WATCH_STREAMS, DEFAULT_WORKERS
+    from ..api.defaults import (DEFAULT_MAX_LIVE, DEFAULT_READS_PER_S, DEFAULT_WATCH_STREAMS,
+                                DEFAULT_WORKERS)
     from ..store.location import default_state_path
     p = sub.add_parser("controller", help="run the SDN controller for a fabric file",
                        description="Run the os-ken controller for a fabric file. It knows every "
@@ -120,6 +121,10 @@ def register(sub) -> None:
     p.add_argument("--history-days", type=float, default=30.0, metavar="D",
                    help="keep ended reservations (for `dcilab reservations --all`) this many "
                         "days (default 30; 0: none)")
+    p.add_argument("--max-reservations", type=int, default=DEFAULT_MAX_LIVE, metavar="N",
+                   help=f"refuse new reservations while N are live (default "
+                        f"{DEFAULT_MAX_LIVE}: a client looping on ReservePath cannot fill "
+                        f"the state file, nor make a restart slow)")
     p.add_argument("--reservable-fraction", type=float, default=0.9, metavar="F",
                    help="share of each link's capacity that reservations may take (default 0.9)")
     p.add_argument("--poll-interval", type=float, default=1.0, metavar="S",
@@ -285,6 +290,8 @@ def run(args) -> int:
                        "[0.01, 1000000]"),
                       (not 0 <= args.history_days <= 36500,
                        "--history-days must be between 0 and 36500"),
+                      (not 1 <= args.max_reservations <= 10_000_000,
+                       "--max-reservations must be between 1 and 10000000"),
                       (args.adapt and not args.gnmi, "--adapt needs --gnmi (the transceivers "
                                                      "are read and set over gNMI)"),
                       (adaptation_problem(args) is not None, adaptation_problem(args)),
@@ -358,7 +365,8 @@ def run(args) -> int:
     try:
         service = ControllerService(core, store=store, observer=metrics,
                                     history_s=args.history_days * 86400,
-                                    drop_unfit=other == DISCARD)
+                                    drop_unfit=other == DISCARD,
+                                    max_live=args.max_reservations)
     except StoreError as exc:
         store.close()
         print(f"dcilab controller: {exc}", file=sys.stderr)

@@ -467,3 +467,32 @@ def test_a_clock_stepped_back_across_a_restart_skips_no_reservation_either(fabri
         assert len(seen) == 3 and made[0].reservation_id == seen[0].reservation_id
     finally:
         store.close()
+
+
+def test_new_reservations_are_refused_while_the_limit_is_live(fabric, clock, tmp_path, caplog):
+    """An outside tester's client booked 52 578 reservations of 0.001 Gb/s within minutes,
+    and the restart took 74 s. New ones are refused at --max-reservations; a retry of a
+    booked one is still answered; those on record are all restored, however many."""
+    path = tmp_path / "state.db"
+    store = ReservationStore(path, fabric=fabric.name)
+    service = ControllerService(FabricController(fabric), store=store, clock=clock, max_live=3)
+    made = [service.reserve(req(i, 0.001, request_id=f"job-{i}")) for i in range(3)]
+    with pytest.raises(AdmissionError) as refused:
+        service.reserve(req(3, 0.001))
+    assert refused.value.code == AdmissionError.EXHAUSTED
+    assert refused.value.message == ("this controller holds 3 live reservations, its limit "
+                                     "(--max-reservations 3): release some first")
+    again = service.reserve(req(0, 0.001, request_id="job-0"))       # a retry: answered
+    assert again.reservation_id == made[0].reservation_id
+    service.release(made[0].reservation_id)
+    service.reserve(req(3, 0.001))                                    # room again
+    store.close()
+    store = ReservationStore(path, fabric=fabric.name)
+    try:
+        with caplog.at_level("WARNING", logger="dcilab.service"):
+            smaller = ControllerService(FabricController(fabric), store=store, clock=clock,
+                                        max_live=2)
+        assert len(smaller.core.book.reservations) == 3
+        assert "3 live reservations on record, more than --max-reservations 2" in caplog.text
+    finally:
+        store.close()
