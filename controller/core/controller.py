@@ -102,9 +102,11 @@ STARTUP_GRACE_S = 10.0
 # change the controller saw, or a probe lost, is found within one interval.
 REPROBE_S = 30.0
 # A host on the wrong port (or with another MAC or address) is said while its ARP keeps
-# coming (a host re-checks its neighbours every minute or so), and forgotten this long
-# after the last, or at once when its port loses carrier (the cable moved).
-STRANGER_S = 180.0
+# coming, and forgotten this long after the last (the file's host's own ARP is not copied
+# to the controller, so a repair is known only by the silence), or at once when its port
+# loses carrier (the cable moved). A host that talks re-checks a neighbour within about a
+# minute (Linux: reachable 15-45 s, then 5 s of delay before it probes).
+STRANGER_S = 90.0
 # PROTECTED pairs left without a standby look for one again this often too, besides when a
 # link returns or room is released (a re-tester saw room come back unnoticed: what moved
 # back after a repair, in an order the look at that moment did not see).
@@ -470,8 +472,11 @@ class FabricController:
                         + (" ..." if len(missing) > 5 else ""), self.gather_s)
             self._program_gathered(outbox)
             self._partial_start = True
-        self._strangers = {at: heard for at, heard in self._strangers.items()
-                           if now - heard[1] < STRANGER_S}
+        for (leaf, port), (_, heard) in list(self._strangers.items()):
+            if now - heard >= STRANGER_S:
+                del self._strangers[(leaf, port)]
+                log.info("%s port %d: no ARP but the fabric file's host's for %.0f s: taken "
+                         "as put right", leaf, port, STRANGER_S)
         if self._reprobe_at is None or now >= self._reprobe_at:
             if self._reprobe_at is not None:
                 self._reprobe(outbox)

@@ -611,6 +611,10 @@ class ReservationBook:
             self._check_bound(req)
         bps = req.bandwidth_gbps * 1e9
         self._check_size(req, bps)
+        if req.protection == Protection.PROTECTED:
+            # before any room is looked at (the host links' too): the answer must not
+            # depend on the load (a re-tester's host link, busy, made it retryable)
+            self._check_protectable(req, bps)
         access = [Direction(src.name, src.name, src.leaf), Direction(dst.name, dst.leaf, dst.name)]
         for d in access:
             if self.free_bps(d) < bps:
@@ -641,8 +645,6 @@ class ReservationBook:
             raise AdmissionError(AdmissionError.EXHAUSTED, self._exhausted(tightest, bps).message
                                  + f" (the pair's reservations share the path of "
                                  f"{members[0].reservation_id})")
-        if req.protection == Protection.PROTECTED:
-            self._check_protectable(req, bps)
         self._refused_before(pair, req, bps)
         try:
             placed, moves = self._make_way(pair, req, bps)

@@ -564,3 +564,19 @@ def test_a_protected_request_no_standby_could_ever_carry_is_a_precondition_at_an
         ReservationRequest("a-h1", "b-h1", most, protection=PROTECTED), "ok", 0.0)
     assert line_systems(fabric, res.hops) == ["ab"]
     assert line_systems(fabric, res.standby) == ["ac", "cb"]
+
+
+def test_a_busy_host_link_does_not_make_a_never_protectable_request_retryable():
+    """A re-tester loaded the source host's link first: the same impossible PROTECTED
+    request then came back RESOURCE_EXHAUSTED naming the host link."""
+    fabric = parse_fabric(NARROW_DETOUR)
+    book = ReservationBook(fabric)
+    book.admit(ReservationRequest("a-h1", "a-h2", 600.0), "local1", 0.0)
+    book.admit(ReservationRequest("a-h1", "a-h2", 600.0, selector=Selector(dscp=10)),
+               "local2", 0.0)
+    with pytest.raises(AdmissionError) as busy:           # the host link is busy indeed
+        book.admit(ReservationRequest("a-h1", "b-h1", 300.0), "r", 0.0)
+    assert busy.value.code == AdmissionError.EXHAUSTED and "link a-h1" in busy.value.message
+    with pytest.raises(AdmissionError) as refused:
+        book.admit(ReservationRequest("a-h1", "b-h1", 300.0, protection=PROTECTED), "p", 0.0)
+    assert refused.value.code == AdmissionError.PRECONDITION, refused.value.message

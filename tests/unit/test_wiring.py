@@ -194,9 +194,9 @@ def test_a_host_that_is_not_the_files_on_its_port_is_said_and_shown(caplog):
     # the cable moves (carrier lost): over at once; the other, once no longer heard
     ctl.port_changed(leaf, h1.port, False, 62.0)
     assert len(ctl.wiring_problems()["dc1-leaf1"]) == 1
-    ctl.tick(61.0 + 179.0)
+    ctl.tick(61.0 + 89.0)
     assert len(ctl.wiring_problems()["dc1-leaf1"]) == 1
-    ctl.tick(61.0 + 181.0)
+    ctl.tick(61.0 + 91.0)
     assert ctl.wiring_problems() == {}
     # an ARP the leaf could not answer (from table 3) is still answered by the controller
     out = ctl.packet_in(leaf, h1.port, arp_request(h1.mac, h1.ip, h2.ip), 300.0, table_id=3)
