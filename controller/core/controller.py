@@ -518,8 +518,9 @@ class FabricController:
 
     def wiring_problems(self) -> dict[str, list[str]]:
         """switch -> what of it does not match the file: ports it lacks or has beyond the
-        file (connected switches), and cables at its ports leading elsewhere than the file
-        says (both ends' switches name such a cable)."""
+        file (connected switches), hosts heard on a leaf port the file gives another, and
+        cables at its ports leading elsewhere than the file says (both ends' switches name
+        such a cable)."""
         out: dict[str, list[str]] = {}
         for state in self.switches.values():
             if state.connected and state.problems:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -126,7 +127,9 @@ def test_controller_names_what_does_not_match(tmp_path):
             if "no such switch" in log and "missing port(s)" in log:
                 break
             time.sleep(0.2)
-        assert "dpid 0x77 connected, but fabric 'two-dc' has no such switch" in log, log
+        # named with the address it came from (the bridge's connection to us)
+        assert re.search(r"dpid 0x77 connected from 127\.0\.0\.1:\d+, but fabric 'two-dc' "
+                         r"has no such switch", log), log
         assert "switch dc1-leaf1 does not match fabric 'two-dc': missing port(s) 1 (dc1-h1)" \
             in log, log
     finally:
