@@ -21,7 +21,7 @@ import sys
 from typing import Callable
 
 from mininet.cli import CLI
-from mininet.log import lg, setLogLevel
+from mininet.log import error, lg, setLogLevel
 
 
 def add_fabric_names(emulation) -> dict[str, str]:
@@ -96,6 +96,25 @@ class FabricCLI(CLI):
         if self.line_failed:
             self.failed.append(line.strip())
         return stop
+
+    def do_source(self, line: str):
+        """Read commands from a file, as Mininet's `source`, but stop at `exit` or `quit`
+        (Mininet's ran the lines after them: a newcomer's script, cut short by an `exit`,
+        went on)."""
+        args = line.split()
+        if len(args) != 1:
+            error("usage: source <file>\n")
+            return False
+        try:
+            with open(args[0]) as self.inputFile:
+                for command in self.inputFile:
+                    if self.onecmd(command):
+                        return True
+        except OSError:
+            error(f"error reading file {args[0]}\n")
+        finally:
+            self.inputFile = None
+        return False
 
     def get_names(self):
         # cmd.Cmd lists commands for `help` from the class; add the extra ones.

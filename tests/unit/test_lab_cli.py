@@ -100,3 +100,17 @@ def test_failed_lines_are_kept_for_the_scripts_exit_status():
     finally:
         lg.removeHandler(errors)
     assert cli.failed == ["refused a b", "no-such-command"]     # Mininet's error counts
+
+
+def test_a_scripts_exit_stops_it(tmp_path):
+    """A newcomer's `exit` halfway through a `--script` file: Mininet's `source` ran the
+    lines after it all the same."""
+    cli = object.__new__(FabricCLI)      # no network: only the script's reading
+    cli.failed, cli.mn, cli.lastcmd, ran = [], {}, "", []
+    cli.do_note = cli._counted(lambda line: ran.append(line))
+    script = tmp_path / "lab.txt"
+    script.write_text("note one\nexit\nnote two\n")
+    assert cli.do_source(str(script)) is True
+    assert ran == ["one"] and cli.inputFile is None
+    script.write_text("note three\n")
+    assert cli.do_source(str(script)) is False and ran == ["one", "three"]

@@ -436,6 +436,9 @@ def test_switches_names_what_does_not_match_the_file(service, at, capsys):
     assert dcilab("switches", "--json", "--site", "dc1", *at) == 1
     listed = {sw["name"]: sw for sw in json.loads(capsys.readouterr().out)["switches"]}
     assert listed["dc1-leaf1"]["connected"] is True
+    # as `dcilab check --json` names it, so that a script may join the two
+    assert (listed["dc1-leaf1"]["dpid"], listed["dc1-leaf1"]["role"]) == (f"{leaf.dpid:#018x}",
+                                                                          "leaf")
     assert listed["dc1-leaf1"]["problems"] == [f"missing port(s) {lost} "
                                                f"({service.fabric.ports(leaf.name)[lost].name})"]
     assert dcilab("switches", "--site", "dc9", *at) == 2
