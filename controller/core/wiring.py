@@ -108,13 +108,15 @@ def stranger(fabric: Fabric, leaf: str, port: int, mac: str, ip: str) -> str | N
     link = fabric.ports(leaf).get(port)
     if link is None or link.kind != HOST:
         return None
-    meant = fabric.hosts[link.a.node if link.a.node in fabric.hosts else link.b.node]
+    meant = fabric.hosts[link.name]             # a host's link is named after it
     if mac == meant.mac and ip in (meant.ip, "0.0.0.0"):
         return None
     here = (f"{leaf} port {port} should have {meant.name} (MAC {meant.mac}, {meant.ip}) but "
             f"hears MAC {mac} from {ip}")
-    other = next((h for h in fabric.hosts.values()
-                  if h is not meant and (h.mac == mac or h.ip == ip)), None)
+    other = fabric.host_by_ip(ip)
+    if other is None or other is meant:
+        other = next((h for h in fabric.hosts.values() if h is not meant and h.mac == mac),
+                     None)
     if other is not None:
         return (f"{here}, which the fabric file gives {other.name} (at {other.leaf} port "
                 f"{other.port}): host cables swapped?")

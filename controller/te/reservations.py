@@ -365,6 +365,9 @@ class ReservationBook:
         # Shared standby: directed link -> risk event -> the standby bandwidth needed there
         # when that event fails; what it holds is the largest (counted in `reserved`).
         self.share_standby = share_standby
+        # (src host, dst host, bound) -> (engine version, the most bandwidth found
+        # protectable then): `_check_protectable` asks the fabric once per pair and state
+        self._protectable_bps: dict[tuple, tuple[int, float]] = {}
         self._standby_need: dict[Direction, dict[str, float]] = {}
         self._standby_max: dict[Direction, float] = {}
         # The wavelengths down recently enough that their failure's other port statuses
@@ -830,7 +833,14 @@ class ReservationBook:
         gets it, whatever the load now (an outside tester's client retried such a
         refusal for good when it came as RESOURCE_EXHAUSTED, naming a busy wavelength)."""
         src, dst, bound = req.src_host, req.dst_host, req.max_latency_ms
+        # What was found protectable stays so until a link or mode changes: most PROTECTED
+        # requests join or repeat a pair already checked, and the check is several searches.
+        key = (src, dst, bound)
+        known = self._protectable_bps.get(key)
+        if known is not None and known[0] == self.engine.version and bps <= known[1]:
+            return
         if self._protectable(src, dst, bound, bps):
+            self._protectable_bps[key] = (self.engine.version, bps)
             return
         if not self._protectable(src, dst, bound):          # no standby of any width
             with self._nothing_reserved():
