@@ -42,6 +42,21 @@ SERVING = frozenset({"controller", "demo", "lab", "train", "bench"})
 
 
 def main(argv: list[str] | None = None) -> int:
+    status = _command(argv)
+    if argv is None and sys.argv[1:2] and CLIENT_MODULE_OF.get(sys.argv[1]) == "client":
+        # A client command's work is done and said: end here. At the interpreter's
+        # teardown a gRPC channel thread could still wake and print a traceback under
+        # the command's last line (seen once in CI after a watch's "terminated").
+        logging.shutdown()
+        try:
+            sys.stdout.flush()
+        finally:
+            sys.stderr.flush()
+            os._exit(status)
+    return status
+
+
+def _command(argv: list[str] | None) -> int:
     as_command = argv is None
     if as_command:
         # Before the command's imports: a client command takes seconds to load them on a
