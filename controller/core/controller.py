@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from os_ken.lib.packet import arp, ethernet, packet
 
 from ..fabric import Fabric
-from ..fabric.model import HOST, LEAF, Link
+from ..fabric.model import HOST, LEAF, Host, Link
 from ..openflow import messages as of
 from ..te.elephants import PIN_HOLD_S, FlowKey
 from ..te.load import LinkLoad, LoadTracker, directions
@@ -33,7 +33,7 @@ from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Rese
                                lacks_standby)
 from . import reservation_rules, wiring
 from .ports import port_problems
-from .rules import TABLE_CLASSIFY, TABLE_FLOWS, Programs, Routing, diff
+from .rules import TABLE_CLASSIFY, TABLE_FLOWS, Programs, Routing, diff, host_arp_rule
 from .steering import (HASHED, RESERVATION, RESERVATION_IF_MARKED, SHORTEST, ElephantView,
                        Steering)
 
@@ -240,6 +240,8 @@ class FabricController:
         """The whole program of a switch that listed its ports, then a barrier; the rest of
         the fabric follows the live graph, and so do reservations."""
         msgs = self.programs.full(state.name)
+        msgs += [host_arp_rule(self._host_at(leaf, port), listen=True)
+                 for leaf, port in self._strangers if leaf == state.name]
         self._sent[state.name] = self.programs.current(state.name)
         pairs = {}
         for res in self.book.live():            # one set of rules per host pair
@@ -374,8 +376,9 @@ class FabricController:
             self._ports_changed(state, port, name, deleted)
         if link is None or link.kind == HOST:
             self.load.port_state(state.name, port, up)
-            if not up:                    # its cable may be moving: what it heard is over
-                self._strangers.pop((state.name, port), None)
+            if not up and (state.name, port) in self._strangers:
+                # its cable may be moving: what it heard is over
+                self._forget_stranger(state.name, port, outbox)
             return outbox
         if up and state.programmed:       # a cable plugged in: is it the file's?
             outbox.add(dpid, [of.packet_out(port, wiring.probe(dpid, port, self.probe_key))])
@@ -474,7 +477,7 @@ class FabricController:
             self._partial_start = True
         for (leaf, port), (_, heard) in list(self._strangers.items()):
             if now - heard >= STRANGER_S:
-                del self._strangers[(leaf, port)]
+                self._forget_stranger(leaf, port, outbox)
                 log.info("%s port %d: no ARP but the fabric file's host's for %.0f s: taken "
                          "as put right", leaf, port, STRANGER_S)
         if self._reprobe_at is None or now >= self._reprobe_at:
@@ -1176,8 +1179,7 @@ class FabricController:
         pkt = packet.Packet(data)
         request = pkt.get_protocol(arp.arp)
         if request is not None and table_id == TABLE_CLASSIFY:
-            self._heard(state.name, in_port, request, now)
-            return Outbox()
+            return self._heard(dpid, state.name, in_port, request, now)
         if request is None or request.opcode != arp.ARP_REQUEST:
             return Outbox()
         target = self.fabric.host_by_ip(request.dst_ip)
@@ -1187,15 +1189,30 @@ class FabricController:
             return Outbox()
         return Outbox().add(dpid, [of.packet_out(in_port, _arp_reply(request, target.mac))])
 
-    def _heard(self, leaf: str, port: int, request: arp.arp, now: float) -> None:
-        """ARP from a host port by other than the file's host: said once, shown while heard."""
+    def _heard(self, dpid: int, leaf: str, port: int, request: arp.arp, now: float) -> Outbox:
+        """ARP from a host port by other than the file's host: said once, shown while heard,
+        and over once the file's host is heard there (the leaf copies its ARP meanwhile)."""
         why = wiring.stranger(self.fabric, leaf, port, request.src_mac, request.src_ip)
-        if why is None:
-            return
         said = self._strangers.get((leaf, port))
+        if why is None:
+            if said is None:
+                return Outbox()
+            log.info("%s port %d: the fabric file's host is heard there again", leaf, port)
+            return self._forget_stranger(leaf, port, Outbox())
         if said is None or said[0] != why:
             log.error("%s; it gets no traffic until it matches the fabric file", why)
         self._strangers[(leaf, port)] = (why, now)
+        if said is not None:
+            return Outbox()
+        return Outbox().add(dpid, [host_arp_rule(self._host_at(leaf, port), listen=True)])
+
+    def _forget_stranger(self, leaf: str, port: int, outbox: Outbox) -> Outbox:
+        """The port's problem is over: the file's host's ARP is no longer copied."""
+        del self._strangers[(leaf, port)]
+        return outbox.add(self._dpid[leaf], [host_arp_rule(self._host_at(leaf, port))])
+
+    def _host_at(self, leaf: str, port: int) -> Host:
+        return self.fabric.hosts[self.fabric.ports(leaf)[port].name]   # named after its host
 
 
 def _probe_verdicts(why: str | None, ends: list[tuple[str, int]],

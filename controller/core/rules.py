@@ -5,7 +5,8 @@ Tables of each switch:
   0 classify  protection detours (3000): a packet tagged with a detour's VLAN id goes to
               the detour's next hop, and at its end is untagged and forwarded | reservation
               pins (2000, see reservation_rules) | ARP from a host port by the file's host
-              there (its MAC and address) -> table 3 (1001), by anyone else -> table 3 and
+              there (its MAC and address) -> table 3 (1001; and a copy to the controller
+              while another host has been heard on the port), by anyone else -> table 3 and
               a copy to the controller, which says so (1000: a host on the wrong port, or
               with another MAC or address, gets no traffic, since routes and ARP answers
               are the file's) | on leaves, IPv4 from a host port: count it per flow in
@@ -41,7 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..fabric import Fabric
-from ..fabric.model import DCI, GATEWAY, LEAF
+from ..fabric.model import DCI, GATEWAY, LEAF, Host
 from ..openflow import messages as of
 from ..te.paths import PathEngine
 from ..te.protection import Detour, detours
@@ -247,6 +248,17 @@ def diff(old: Routing | None, new: Routing) -> list:
     return msgs
 
 
+def host_arp_rule(host: Host, listen: bool = False) -> of.parser.OFPFlowMod:
+    """ARP from `host` on its own port: on to table 3. With `listen`, a copy to the
+    controller too: while another host has been heard on that port, the file's host's
+    return is then seen at once (core/wiring.py `stranger`)."""
+    return of.flow_add_goto(PRIORITY_ARP_HOST,
+                            of.match(in_port=host.port, eth_type=of.ETH_TYPE_ARP,
+                                     arp_sha=host.mac, arp_spa=host.ip),
+                            TABLE_CLASSIFY, TABLE_ARP,
+                            [of.output(of.ofp.OFPP_CONTROLLER)] if listen else [])
+
+
 def static_rules(fabric: Fabric, switch: str) -> list:
     """What never changes on `switch`, from empty tables: classification, ARP, counting.
     Meters stay: reservations' own are set again by their installs (`of.meter_set`)."""
@@ -257,10 +269,7 @@ def static_rules(fabric: Fabric, switch: str) -> list:
                             [of.output(of.ofp.OFPP_CONTROLLER)], table_id=TABLE_CLASSIFY))
     hosts = [h for h in fabric.hosts.values() if h.leaf == switch]
     for host in hosts:
-        msgs.append(of.flow_add_goto(PRIORITY_ARP_HOST,
-                                     of.match(in_port=host.port, eth_type=of.ETH_TYPE_ARP,
-                                              arp_sha=host.mac, arp_spa=host.ip),
-                                     TABLE_CLASSIFY, TABLE_ARP))
+        msgs.append(host_arp_rule(host))
         msgs.append(of.flow_add_goto(PRIORITY_ARP, of.match(in_port=host.port,
                                                              eth_type=of.ETH_TYPE_ARP),
                                      TABLE_CLASSIFY, TABLE_ARP,

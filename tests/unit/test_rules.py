@@ -15,7 +15,7 @@ from fakeoftable import FakeOFTable, Outcome
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from dcilab.core.rules import compile_fabric
+from dcilab.core.rules import compile_fabric, host_arp_rule
 from dcilab.fabric import parse_fabric
 
 # Line systems crossed, in order, from the first site to the second (reverse for back).
@@ -188,6 +188,24 @@ def test_arp_from_a_host_port_by_another_host_is_answered_and_copied_to_the_cont
                 [Outcome.CONTROLLER.value, Outcome.EGRESS.value]), (src.name, sha, spa)
         own = arp_packet(src.port, src.ip, other.ip) | {"eth_src": src.mac, "arp_sha": src.mac}
         assert [p.outcome for p in net.trace(dpid, src.port, own)] == [Outcome.EGRESS]
+
+
+def test_while_listening_the_files_own_host_is_answered_and_copied_then_only_answered(case):
+    """While another host has been heard on a port, the file's host's ARP there is copied
+    too (the controller then knows the port is put right); afterwards, answered only."""
+    fabric, programs, *_ = case
+    net = fake_fabric(fabric, programs)                 # its own: the tables change here
+    hosts = list(fabric.hosts.values())
+    for src, other in zip(hosts, hosts[1:] + hosts[:1]):
+        dpid = fabric.switches[src.leaf].dpid
+        own = arp_packet(src.port, src.ip, other.ip) | {"eth_src": src.mac, "arp_sha": src.mac}
+        for listen, outcomes in ((True, [Outcome.CONTROLLER, Outcome.EGRESS]),
+                                 (False, [Outcome.EGRESS])):
+            net.tables[dpid].apply([host_arp_rule(src, listen)])
+            assert sorted(p.outcome.value for p in net.trace(dpid, src.port, own)) == sorted(
+                o.value for o in outcomes), (src.name, listen)
+    assert all(net.tables[sw.dpid].flow_count() == fake_fabric(fabric, programs)
+               .tables[sw.dpid].flow_count() for sw in fabric.switches.values())
 
 
 def test_arp_from_a_spine_port_is_not_sent_to_the_controller(case):

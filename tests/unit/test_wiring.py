@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 
 from os_ken.lib.packet import ethernet, lldp, packet
-from os_ken.ofproto import ofproto_v1_3_parser as parser
+from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser as parser
 
 from dcilab.core import FabricController
+from dcilab.core.rules import PRIORITY_ARP_HOST
 from dcilab.core.wiring import crossed, probe, probed_ports, read_probe
 from dcilab.fabric.load import load_fabric
 from dcilab.resources import topology_path
@@ -174,11 +175,13 @@ def test_a_host_that_is_not_the_files_on_its_port_is_said_and_shown(caplog):
     assert not ctl.packet_in(leaf, h1.port, arp_request(h1.mac, "0.0.0.0", h1.ip), 1.0,
                              table_id=0).messages
     assert ctl.wiring_problems() == {}
-    # dc1-h2 heard on dc1-h1's port: a copy, not answered again (the leaf did)
-    for now in (2.0, 60.0):
-        out = ctl.packet_in(leaf, h1.port, arp_request(h2.mac, h2.ip, "10.2.1.1"), now,
-                            table_id=0)
-        assert not out.messages
+    # dc1-h2 heard on dc1-h1's port: a copy, not answered again (the leaf did); the
+    # first makes the leaf copy dc1-h1's own ARP on that port too, to hear it come back
+    listening = ctl.packet_in(leaf, h1.port, arp_request(h2.mac, h2.ip, "10.2.1.1"), 2.0,
+                              table_id=0).messages
+    assert list(listening) == [leaf] and _copies_to_controller(listening[leaf]) == [True]
+    assert not ctl.packet_in(leaf, h1.port, arp_request(h2.mac, h2.ip, "10.2.1.1"), 60.0,
+                             table_id=0).messages
     [why] = ctl.wiring_problems()["dc1-leaf1"]
     assert why == (f"dc1-leaf1 port {h1.port} should have dc1-h1 (MAC {h1.mac}, {h1.ip}) but "
                    f"hears MAC {h2.mac} from {h2.ip}, which the fabric file gives dc1-h2 (at "
@@ -191,13 +194,65 @@ def test_a_host_that_is_not_the_files_on_its_port_is_said_and_shown(caplog):
     assert len(ctl.wiring_problems()["dc1-leaf1"]) == 2
     assert ctl.wiring_problems()["dc1-leaf1"][1].endswith(
         "give the host the file's MAC and address, or move its cable")
-    # the cable moves (carrier lost): over at once; the other, once no longer heard
-    ctl.port_changed(leaf, h1.port, False, 62.0)
+    # the cable moves (carrier lost): over at once; the other, once no longer heard; and
+    # each time the file's host's ARP is no longer copied
+    out = ctl.port_changed(leaf, h1.port, False, 62.0).messages
     assert len(ctl.wiring_problems()["dc1-leaf1"]) == 1
-    ctl.tick(61.0 + 89.0)
+    assert _copies_to_controller(out[leaf]) == [False]
+    assert not ctl.tick(61.0 + 89.0).messages.get(leaf)
     assert len(ctl.wiring_problems()["dc1-leaf1"]) == 1
-    ctl.tick(61.0 + 91.0)
+    assert _copies_to_controller(ctl.tick(61.0 + 91.0).messages[leaf]) == [False]
     assert ctl.wiring_problems() == {}
     # an ARP the leaf could not answer (from table 3) is still answered by the controller
     out = ctl.packet_in(leaf, h1.port, arp_request(h1.mac, h1.ip, h2.ip), 300.0, table_id=3)
     assert out.messages
+
+
+def test_a_host_put_right_is_known_from_its_first_arp_not_after_a_silence(caplog):
+    """A re-tester's low: a host given back its MAC stayed a problem for 90 s. While a
+    stranger is known on a port, the leaf copies the file's host's ARP there too, so the
+    controller hears it come back; and a switch that reconnects meanwhile keeps copying."""
+    from test_core import arp_request
+    caplog.set_level(logging.INFO, logger="dcilab.core")
+    fabric = two_dc()
+    ctl = FabricController(fabric)
+    for name in fabric.switches:
+        bring_up(ctl, fabric, name)
+    h2 = fabric.hosts["dc1-h2"]
+    leaf = fabric.switches[h2.leaf].dpid
+    ctl.packet_in(leaf, h2.port, arp_request("02:00:00:00:00:99", h2.ip, "10.2.1.1"), 1.0,
+                  table_id=0)
+    # the leaf reconnects: its program keeps the copy of dc1-h2's ARP (after its own rule)
+    ctl.switch_disconnected(leaf, 2.0)
+    program = bring_up(ctl, fabric, "dc1-leaf1")[1].messages[leaf]
+    own = [m for m in _flow_mods(program) if m.priority == PRIORITY_ARP_HOST
+           and dict(m.match.items()).get("in_port") == h2.port]
+    assert [_copies_to_controller([m]) for m in own] == [[False], [True]]
+    assert list(ctl.wiring_problems()) == ["dc1-leaf1"]
+    # dc1-h2 with its own MAC again: put right at its first ARP
+    out = ctl.packet_in(leaf, h2.port, arp_request(h2.mac, h2.ip, "10.2.1.1"), 5.0,
+                        table_id=0).messages
+    assert ctl.wiring_problems() == {}
+    assert _copies_to_controller(out[leaf]) == [False]
+    assert "dc1-leaf1 port 2: the fabric file's host is heard there again" in caplog.text
+    # and heard again later: nothing to do
+    assert not ctl.packet_in(leaf, h2.port, arp_request(h2.mac, h2.ip, "10.2.1.1"), 6.0,
+                             table_id=0).messages
+
+
+def _flow_mods(msgs: list) -> list:
+    """The flow mods among `msgs`, bundled or not."""
+    found = []
+    for msg in msgs:
+        if isinstance(msg, parser.OFPFlowMod):
+            found.append(msg)
+        elif isinstance(msg, parser.ONFBundleAddMsg):
+            found += _flow_mods([msg.message])
+    return found
+
+
+def _copies_to_controller(msgs: list) -> list[bool]:
+    """For each flow mod among `msgs`: whether it copies the packet to the controller."""
+    return [any(getattr(action, "port", None) == ofproto_v1_3.OFPP_CONTROLLER
+                for inst in fm.instructions for action in getattr(inst, "actions", ()))
+            for fm in _flow_mods(msgs)]
