@@ -54,6 +54,7 @@ from ..te.repack import Unit, repack
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, ReservationBook,
                                ReservationRequest, Selector, State)
 from ..te.scenarios import large_fabric_yaml
+from . import verdict
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 TARGET_RATIO = 0.95
@@ -363,7 +364,7 @@ def run(args) -> int:
                       and summary["min_ratio_exact"] >= TARGET_RATIO)
     if args.json:
         print(json.dumps({"results": results, "summary": summary}, indent=2))
-        return 0
+        return verdict(args, summary["met"])
     print(f"{'fabric':<14}{'sequence':<18}{'seed':>4}{'optimum Gb/s':>14}{'kind':>10}"
           f"{'repath Gb/s':>13}{'ratio':>7}{'pinned Gb/s':>13}{'ratio':>7}{'fcfs Gb/s':>11}{'ratio':>7}"
           f"{'ms':>7}{'reqs r/p/opt':>15}")
@@ -382,4 +383,4 @@ def run(args) -> int:
           f"served (every request that fits admitted, unlimited re-packing): "
           f"{summary['min_fcfs_ratio_exact']}; overbooked links: "
           f"{summary['overbooked_links']}")
-    return 0
+    return verdict(args, summary["met"])

@@ -41,6 +41,7 @@ from ..api.client import ApiError, Client, Unreachable
 from ..api.servicers import DEFAULT_READS_PER_S
 from ..fabric import parse_fabric
 from ..lab import ControllerProcess, free_port
+from . import verdict
 
 TARGET_P99_MS = 10.0
 TARGET_PER_SECOND = 500.0
@@ -414,7 +415,7 @@ def run(args) -> int:
         print(json.dumps(report, indent=2))
     else:
         _print_report(report)
-    return 0
+    return verdict(args, all(t["met"] for t in report["targets"].values()))
 
 
 def _print_report(report: dict) -> None:

@@ -42,6 +42,7 @@ from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..files import unwritable
 from ..metrics.names import ELEPHANT_FLOWS, FAILURE_EVENTS, LINKS_HELD_DOWN, OPENFLOW_SENT
 from ..metrics.scrape import samples
+from . import verdict
 from ..resources import shipped_hint, topology_arg
 from ..lab import Lab
 from ..te.fairshare import max_min_rates
@@ -469,7 +470,7 @@ def run(args) -> int:
         if plot_error:
             _say(plot_error)
             return 2
-        return 0
+        return verdict(args, all_met(report["targets"]))
     finally:
         tmp.cleanup()
 
@@ -502,6 +503,13 @@ def _targets(with_protection: dict) -> dict:
             "streams_dark_after_1s": dark, "gray_routed_around_within_1s":
                 gray["loss_ms"]["max"] <= 1000.0 and not gray["dark_after_1s"],
             "reservations_silently_broken": broken}
+
+
+def all_met(t: dict) -> bool:
+    """Every target of the fault bench (README, "Failures"), as its table says them."""
+    return (t["cut_and_dark_loss_p99_met"] and t["streams_dark_after_1s"] == 0
+            and t["gray_routed_around_within_1s"] and t["reservations_silently_broken"] == 0
+            and t["elephants_within_5pct_in_2s_met"])
 
 
 def _table(report: dict) -> str:

@@ -31,6 +31,9 @@ def register(sub) -> None:
                     "per elephant. Then the time to place 1000 elephants one by one on the "
                     "large fabric. The option groups below select other benchmarks.")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--check-targets", action="store_true",
+                   help="exit 1 if a target the bench reports (--api, --faults, --admission) "
+                        "is missed; without it a bench that ran exits 0 either way")
     flow.add_arguments(p)
     for _, harness in MODES:
         harness.add_arguments(p)

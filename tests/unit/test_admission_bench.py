@@ -93,3 +93,20 @@ def test_bench_command_prints_json(capsys, monkeypatch):
     for r in out["results"]:
         assert {"repath", "pinned", "optimum_gbps", "optimum_kind"} <= set(r)
         assert r["repath"]["ratio_to_optimum"] > 0
+
+
+def test_check_targets_exits_1_when_the_summary_misses_its_target(capsys, monkeypatch):
+    """A CI job gating on a bench needs its verdict as the exit status (a tester's low:
+    every bench exited 0 on missed targets). Without the flag, 0 either way."""
+    two = admission.fabrics(16)["two-dc"]
+    monkeypatch.setattr(admission, "fabrics", lambda sites: {"two-dc": two})
+    monkeypatch.setattr(admission, "TARGET_RATIO", 1.01)       # no online rule reaches it
+    parser = argparse.ArgumentParser(prog="dcilab")
+    bench_cli.register(parser.add_subparsers(dest="command", required=True))
+    common = ["bench", "--admission", "--admission-requests", "20", "--admission-seeds", "1"]
+    args = parser.parse_args([*common, "--check-targets"])
+    assert args.run(args) == 1
+    assert "target >= 1.01" in capsys.readouterr().out
+    args = parser.parse_args([*common, "--json"])
+    assert args.run(args) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["met"] is False

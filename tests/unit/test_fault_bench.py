@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from dcilab.bench.faults import (DEFAULT_FABRIC, _dead, _targets, _time_to_optimum, _worst,
+from dcilab.bench.faults import (DEFAULT_FABRIC, _dead, all_met, _targets, _time_to_optimum, _worst,
                                  elephant_optimum, events)
 from dcilab.emulation.probe_agent import WIRE_BYTES
 from dcilab.emulation.probe_analysis import Window
@@ -107,6 +107,11 @@ def test_the_loss_target_is_judged_on_all_loss_and_on_the_switchover_alone():
     assert (t["cut_and_dark_loss_p99_ms"], t["cut_and_dark_loss_p99_met"]) == (52.3, False)
     assert (t["cut_and_dark_switchover_p99_ms"], t["cut_and_dark_switchover_p99_met"]) == \
         (20.1, True)
+    assert not all_met(t)                       # the exit status of --check-targets
+    rows[0]["loss_ms"]["p99"] = 30.0
+    assert all_met(_targets({"events": rows}))
+    rows[1]["dark_after_1s"] = ["a-h1>b-h1"]
+    assert not all_met(_targets({"events": rows}))
 
 
 def test_faults_without_a_file_selects_the_built_in_triangle_and_with_one_that_file():
