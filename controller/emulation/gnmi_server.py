@@ -2,8 +2,15 @@
 
 Built on grpcio with the gNMI protos PyPI `pygnmi` ships (`pygnmi.spec.v080`); the tree
 it serves is in `openconfig`. Subscribe supports STREAM (SAMPLE and TARGET_DEFINED at
-their sample interval, 1 s by default; ON_CHANGE sends what changed) and ONCE. Values go
-out as JSON (or JSON_IETF when asked), numbers as JSON numbers.
+their sample interval, 1 s by default, as often as 0.1 s for 0; ON_CHANGE sends what
+changed; a leaf gone, a receiver's reading when the light is lost, is sent as a delete;
+`updates_only`, `suppress_redundant` and `heartbeat_interval` as the gNMI spec says) and
+ONCE; not POLL. Values go out as JSON, numbers as JSON numbers, or as JSON_IETF
+(RFC 7951: decimal64 and 64-bit integers as strings) when asked.
+
+A server thread serves each open stream for its life, so open streams are bounded
+(`MAX_STREAMS`, refused beyond with RESOURCE_EXHAUSTED) and a few threads stay for Get,
+Set and Capabilities whatever subscribers do.
 
 It runs on an `OpticalState` alone, so it serves a fabric without an emulation (tests, a
 static lab); `TransceiverAgent` (transceivers.py) adds the clock and the data plane.
@@ -23,7 +30,7 @@ from pygnmi.spec.v080 import gnmi_pb2, gnmi_pb2_grpc
 
 from ..optics import OpticsError
 from .openconfig import (LINE_SYSTEMS_TARGET, Elem, Leaf, all_leaves, elem, gateways, matches,
-                         path_text)
+                         path_text, schema)
 from .optical_state import OpticalState
 
 log = logging.getLogger("dcilab.gnmi")
@@ -31,6 +38,10 @@ log = logging.getLogger("dcilab.gnmi")
 GNMI_VERSION = "0.8.0"
 DEFAULT_SAMPLE_S = 1.0
 MIN_SAMPLE_S = 0.1
+MAX_SAMPLE_S = 86400.0        # a day; beyond it a client asks for no samples at all
+MAX_STREAMS = 24              # e.g. 8 gateways x 2 subscriptions of a collector, and more
+UNARY_WORKERS = 8             # threads no stream can take
+ORIGINS = ("", "openconfig")
 _MODELS = (("openconfig-platform", "0.24.0"), ("openconfig-terminal-device", "1.9.0"),
            ("openconfig-transport-types", "0.24.0"))
 
@@ -42,13 +53,16 @@ class GnmiError(Exception):
 
 
 def to_elems(path: gnmi_pb2.Path) -> tuple[Elem, ...]:
-    """A gNMI Path as elements; a module prefix on the first element ("oc-platform:x") is
-    dropped, as is the origin."""
-    elems = []
-    for i, e in enumerate(path.elem):
-        name = e.name.split(":", 1)[-1] if i == 0 else e.name
-        elems.append((name, tuple(sorted(e.key.items()))))
-    return tuple(elems)
+    """A gNMI Path as elements; module prefixes ("oc-opt-term:optical-channel") are
+    dropped. Only the OpenConfig origin is served, and only `elem` (not the deprecated
+    `element` strings, which read as the root and returned everything)."""
+    if path.origin not in ORIGINS:
+        raise GnmiError(grpc.StatusCode.UNIMPLEMENTED,
+                        f"origin {path.origin[:40]!r} is not served; use openconfig (or none)")
+    if path.element and not path.elem:
+        raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
+                        "Path.element (deprecated since gNMI 0.4) is not served; use Path.elem")
+    return tuple((e.name.split(":", 1)[-1], tuple(sorted(e.key.items()))) for e in path.elem)
 
 
 def to_path(elems: Sequence[Elem]) -> gnmi_pb2.Path:
@@ -71,20 +85,31 @@ def decode(value: gnmi_pb2.TypedValue) -> object:
     raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT, f"unsupported value type {kind}")
 
 
-def encode(value: object, encoding: int) -> gnmi_pb2.TypedValue:
-    data = json.dumps(value).encode()
+# Leaves typed uint64 in OpenConfig (the rest of the whole numbers are 16 or 32 bits).
+_UINT64 = frozenset({"frequency"})
+
+
+def encode(value: object, encoding: int, leaf: str = "") -> gnmi_pb2.TypedValue:
     if encoding == gnmi_pb2.Encoding.JSON_IETF:
-        return gnmi_pb2.TypedValue(json_ietf_val=data)
-    return gnmi_pb2.TypedValue(json_val=data)
+        # RFC 7951 section 6.1: decimal64 (every reading here) and 64-bit integers are
+        # strings, so no decoder rounds them through a double.
+        if isinstance(value, float) or (leaf in _UINT64 and isinstance(value, int)):
+            value = repr(value) if isinstance(value, float) else str(value)
+        return gnmi_pb2.TypedValue(json_ietf_val=json.dumps(value).encode())
+    return gnmi_pb2.TypedValue(json_val=json.dumps(value).encode())
 
 
 class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
     """Adapts gNMI requests to an `OpticalState`."""
 
-    def __init__(self, state: OpticalState, stop: threading.Event):
+    def __init__(self, state: OpticalState, stop: threading.Event,
+                 max_streams: int = MAX_STREAMS):
         self.state = state
         self.stop = stop
         self.targets = gateways(state)
+        self.schema = schema(state)          # what may be asked for, measured now or not
+        self.max_streams = max_streams
+        self._streams = threading.BoundedSemaphore(max_streams)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -111,16 +136,29 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
         requests = [base + to_elems(p) for p in paths] or [base]
         return [leaf for leaf in leaves if any(matches(r, leaf.path) for r in requests)]
 
+    def _unknown(self, prefix: gnmi_pb2.Path, paths: Sequence[gnmi_pb2.Path],
+                 leaves: list[Leaf]) -> list[str]:
+        """Those of `paths` (below `prefix`) under which none of `leaves` lies, as text."""
+        base = to_elems(prefix)
+        wanted = [base + to_elems(p) for p in paths] or [base]
+        return [path_text(r) for r in wanted
+                if not any(leaf.target == (prefix.target or leaf.target)
+                           and matches(r, leaf.path) for leaf in leaves)]
+
     @staticmethod
-    def _notifications(leaves: Sequence[Leaf], encoding: int) -> list[gnmi_pb2.Notification]:
+    def _notifications(leaves: Sequence[Leaf], encoding: int,
+                       gone: Sequence[tuple[str, tuple]] = ()) -> list[gnmi_pb2.Notification]:
+        """Notifications per target: `leaves` as updates, `gone` (target, path) as deletes."""
         now = time.time_ns()
-        by_target: dict[str, list[Leaf]] = {}
+        by_target: dict[str, tuple[list, list]] = {}
         for leaf in leaves:
-            by_target.setdefault(leaf.target, []).append(leaf)
-        return [gnmi_pb2.Notification(
-            timestamp=now, prefix=gnmi_pb2.Path(target=target),
-            update=[gnmi_pb2.Update(path=to_path(leaf.path), val=encode(leaf.value, encoding))
-                    for leaf in group]) for target, group in by_target.items()]
+            by_target.setdefault(leaf.target, ([], []))[0].append(gnmi_pb2.Update(
+                path=to_path(leaf.path), val=encode(leaf.value, encoding, leaf.path[-1][0])))
+        for target, path in gone:
+            by_target.setdefault(target, ([], []))[1].append(to_path(path))
+        return [gnmi_pb2.Notification(timestamp=now, prefix=gnmi_pb2.Path(target=target),
+                                      update=updates, delete=deletes)
+                for target, (updates, deletes) in by_target.items()]
 
     @staticmethod
     def _abort(context, exc: GnmiError):
@@ -138,13 +176,26 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
     def Get(self, request, context):
         try:
             encoding = self._encoding(request.encoding)
-            leaves = self._select(request.prefix, request.path)
-            if not leaves:
-                raise GnmiError(grpc.StatusCode.NOT_FOUND, "no data at " + ", ".join(
-                    path_text(to_elems(request.prefix) + to_elems(p)) for p in request.path))
+            self._models(request.use_models)
+            current = _of_type(self._leaves(request.prefix.target), request.type)
+            # Every path must find data, as one alone must: a typo among good paths was
+            # answered with the good ones and no word.
+            missing = self._unknown(request.prefix, request.path, current)
+            if missing:
+                raise GnmiError(grpc.StatusCode.NOT_FOUND, "no data at " + ", ".join(missing))
+            leaves = self._select(request.prefix, request.path, current)
         except GnmiError as exc:
             self._abort(context, exc)
         return gnmi_pb2.GetResponse(notification=self._notifications(leaves, encoding))
+
+    @staticmethod
+    def _models(models: Sequence[gnmi_pb2.ModelData]) -> None:
+        served = {name for name, _ in _MODELS}
+        unknown = sorted({m.name for m in models} - served)
+        if unknown:
+            raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"use_models: {', '.join(unknown)[:200]} not served; served: "
+                            f"{', '.join(sorted(served))}")
 
     def Set(self, request, context):
         results = []
@@ -153,8 +204,10 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
             with self.state.transaction():            # all of it, or nothing
                 for path in request.delete:
                     results.append(self._delete(request.prefix, path))
-                for update in list(request.replace) + list(request.update):
-                    results.append(self._update(request.prefix, update, done))
+                for op, updates in ((gnmi_pb2.UpdateResult.REPLACE, request.replace),
+                                    (gnmi_pb2.UpdateResult.UPDATE, request.update)):
+                    for update in updates:
+                        results.append(self._update(request.prefix, update, done, op))
             for line in done:
                 log.info(*line)
         except GnmiError as exc:
@@ -165,12 +218,14 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
                                     timestamp=time.time_ns())
 
     def _update(self, prefix: gnmi_pb2.Path, update: gnmi_pb2.Update,
-                done: list[tuple]) -> gnmi_pb2.UpdateResult:
+                done: list[tuple], op: int) -> gnmi_pb2.UpdateResult:
         elems = to_elems(prefix) + to_elems(update.path)
         value = decode(update.val)
         names = [name for name, _ in elems]
         keys = [dict(k) for _, k in elems]
         target = prefix.target or update.path.target
+        if target:
+            self._leaves(target)            # an unknown target: NOT_FOUND, as for Get
         where = path_text(elems)
         if names[:2] == ["components", "component"] and names[2:4] == ["optical-channel", "config"]:
             leaf = names[4] if len(names) > 4 else None
@@ -194,7 +249,7 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
             raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
                             f"{where} is not writable; writable: components/component[name=W]/"
                             f"optical-channel/config/operational-mode and line-systems/...")
-        return gnmi_pb2.UpdateResult(path=update.path, op=gnmi_pb2.UpdateResult.UPDATE)
+        return gnmi_pb2.UpdateResult(path=update.path, op=op)
 
     def _line_system_update(self, elems, value, where: str, done: list[tuple]) -> None:
         names = [name for name, _ in elems]
@@ -239,60 +294,123 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
             if not first.HasField("subscribe"):
                 raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
                                 "the first SubscribeRequest must carry a subscription list")
-            yield from self._subscribe(first.subscribe, context)
+            sub = first.subscribe
+            if sub.mode != gnmi_pb2.SubscriptionList.STREAM:
+                yield from self._subscribe(sub, context)
+                return
+            if not self._streams.acquire(blocking=False):
+                raise GnmiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"{self.max_streams} subscriptions are open, the most this "
+                                f"server serves; close one, or subscribe to more paths in one")
+            try:
+                yield from self._subscribe(sub, context)
+            finally:
+                self._streams.release()
         except GnmiError as exc:
             self._abort(context, exc)
 
     def _subscribe(self, sub: gnmi_pb2.SubscriptionList, context) -> Iterator:
         encoding = self._encoding(sub.encoding)
+        self._models(sub.use_models)
         mode = sub.mode
         if mode == gnmi_pb2.SubscriptionList.POLL:
             raise GnmiError(grpc.StatusCode.UNIMPLEMENTED, "POLL is not served; use STREAM or ONCE")
         subscriptions = list(sub.subscription) or [gnmi_pb2.Subscription()]
-        self._select(sub.prefix, [s.path for s in subscriptions])   # validates the target
+        paths = [s.path for s in subscriptions]
+        self._leaves(sub.prefix.target)                         # a known target
+        # A path nothing can ever lie under is a typo: said now, not silence for good. A
+        # reading not measured now (no light) is a good path: it comes back with the light.
+        unknown = self._unknown(sub.prefix, paths, self.schema)
+        if unknown:
+            raise GnmiError(grpc.StatusCode.NOT_FOUND,
+                            "nothing is served at " + ", ".join(unknown))
+        intervals = [_interval(s) for s in subscriptions] if mode == _STREAM else []
 
-        def send(leaves):
-            for notification in self._notifications(leaves, encoding):
+        def send(leaves, gone=()):
+            for notification in self._notifications(leaves, encoding, gone):
                 yield gnmi_pb2.SubscribeResponse(update=notification)
 
-        initial = self._select(sub.prefix, [s.path for s in subscriptions])
-        yield from send(initial)
+        initial = self._select(sub.prefix, paths)
+        if not sub.updates_only:
+            yield from send(initial)
         yield gnmi_pb2.SubscribeResponse(sync_response=True)
         if mode == gnmi_pb2.SubscriptionList.ONCE:
             return
         done = threading.Event()
         context.add_callback(done.set)
-        intervals = []
-        for s in subscriptions:
-            if s.mode == gnmi_pb2.SubscriptionMode.ON_CHANGE:
-                intervals.append(None)
-            else:
-                seconds = s.sample_interval / 1e9 if s.sample_interval else DEFAULT_SAMPLE_S
-                intervals.append(max(MIN_SAMPLE_S, seconds))
         last = {(leaf.target, leaf.path): leaf.value for leaf in initial}
         start = time.monotonic()
         due = [start + (i if i else 0.0) for i in intervals]
+        beats = [s.heartbeat_interval / 1e9 or None for s in subscriptions]
+        beat_due = [start + b if b else None for b in beats]
         while not done.is_set() and not self.stop.is_set():
             now = time.monotonic()
-            wake = min(d if i else now + 0.5 for d, i in zip(due, intervals))
+            wake = min(min(d if i else now + 0.5 for d, i in zip(due, intervals)),
+                       min((b for b in beat_due if b is not None), default=now + 0.5))
             if done.wait(max(0.0, wake - now)) or self.stop.is_set():
                 break
             now = time.monotonic()
             out: dict[tuple, Leaf] = {}
+            gone: set[tuple] = set()
             current = self._leaves(sub.prefix.target)          # one snapshot per wake-up
+            present = {(leaf.target, leaf.path) for leaf in current}
             for k, (s, interval) in enumerate(zip(subscriptions, intervals)):
-                leaves = self._select(sub.prefix, [s.path], current)
-                if interval is None:
-                    leaves = [l for l in leaves if last.get((l.target, l.path)) != l.value]
-                elif now >= due[k]:
+                beat = beat_due[k] is not None and now >= beat_due[k]
+                if beat:
+                    beat_due[k] = now + beats[k]
+                if interval is not None and not beat:
+                    if now < due[k]:
+                        continue
                     due[k] += interval * max(1, int((now - due[k]) // interval) + 1)
-                else:
-                    continue
+                leaves = self._select(sub.prefix, [s.path], current)
+                if not beat and (interval is None or s.suppress_redundant):
+                    leaves = [l for l in leaves if last.get((l.target, l.path)) != l.value]
                 for leaf in leaves:
                     out[(leaf.target, leaf.path)] = leaf
-            if out:
+                request = to_elems(sub.prefix) + to_elems(s.path)
+                gone.update(key for key in last
+                            if key not in present and matches(request, key[1]))
+            for key in gone:
+                del last[key]
+            if out or gone:
                 last.update({key: leaf.value for key, leaf in out.items()})
-                yield from send(list(out.values()))
+                yield from send(list(out.values()), sorted(gone))
+        if self.stop.is_set() and not done.is_set():
+            # Not an OK end: a collector that does not retry after one would stop watching.
+            raise GnmiError(grpc.StatusCode.UNAVAILABLE, "the transceivers' server is stopping")
+
+
+_STREAM = gnmi_pb2.SubscriptionList.STREAM
+
+
+def _interval(sub: gnmi_pb2.Subscription) -> float | None:
+    """Seconds between samples (None: on change). 0 is the fastest served, as the gNMI spec
+    says; TARGET_DEFINED samples every second."""
+    if sub.mode == gnmi_pb2.SubscriptionMode.ON_CHANGE:
+        return None
+    if sub.mode == gnmi_pb2.SubscriptionMode.TARGET_DEFINED:
+        return DEFAULT_SAMPLE_S
+    seconds = sub.sample_interval / 1e9
+    if seconds > MAX_SAMPLE_S:
+        raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"sample_interval {sub.sample_interval} ns is more than a day "
+                        f"({MAX_SAMPLE_S * 1e9:.0f} ns)")
+    return max(MIN_SAMPLE_S, seconds)
+
+
+def _of_type(leaves: list[Leaf], kind: int) -> list[Leaf]:
+    """The leaves a Get's `type` asks for: CONFIG under a config container, STATE under a
+    state one, OPERATIONAL the state that is not config's echo."""
+    if kind == gnmi_pb2.GetRequest.CONFIG:
+        return [leaf for leaf in leaves if any(name == "config" for name, _ in leaf.path)]
+    if kind in (gnmi_pb2.GetRequest.STATE, gnmi_pb2.GetRequest.OPERATIONAL):
+        state = [leaf for leaf in leaves if any(name == "state" for name, _ in leaf.path)]
+        if kind == gnmi_pb2.GetRequest.STATE:
+            return state
+        config = {leaf.path for leaf in leaves if any(name == "config" for name, _ in leaf.path)}
+        return [leaf for leaf in state if tuple(("config" if name == "state" else name, keys)
+                                                for name, keys in leaf.path) not in config]
+    return leaves
 
 
 def _whole_number(value: object, where: str) -> int:
@@ -304,16 +422,19 @@ def _whole_number(value: object, where: str) -> int:
     return value
 
 
-def serve_gnmi(state: OpticalState, address: str = "127.0.0.1:0", max_workers: int = 16):
+def serve_gnmi(state: OpticalState, address: str = "127.0.0.1:0",
+               max_streams: int = MAX_STREAMS):
     """Start a gNMI server on `address` for `state`; return (server, bound port, stop event).
 
-    Port 0 binds a free port. Each open subscription holds a worker thread. Stop with
+    Port 0 binds a free port. Each open subscription holds a worker thread, and at most
+    `max_streams` are open: `UNARY_WORKERS` more serve Get, Set and Capabilities. Stop with
     `stop.set(); server.stop(grace)`.
     """
     stop = threading.Event()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_streams + UNARY_WORKERS,
                                                     thread_name_prefix="gnmi"))
-    gnmi_pb2_grpc.add_gNMIServicer_to_server(TransceiverServicer(state, stop), server)
+    gnmi_pb2_grpc.add_gNMIServicer_to_server(TransceiverServicer(state, stop, max_streams),
+                                             server)
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen for gNMI on {address}")

@@ -33,7 +33,7 @@ seconds; a Set delete of /line-systems/line-system[name=L] restores the line as 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .optical_state import OpticalState, TransceiverStatus
 
@@ -61,21 +61,26 @@ def path_text(path: Sequence[Elem]) -> str:
 
 def matches(request: Sequence[Elem], path: Sequence[Elem]) -> bool:
     """Whether `path` lies at or under `request` (names and keys equal; "*" matches any,
-    a key left out matches any, "..." matches any number of elements)."""
-    if not request:
-        return True
-    name, keys = request[0]
-    if name == "...":
-        return any(matches(request[1:], path[i:]) for i in range(len(path) + 1))
-    if not path:
-        return False
-    have_name, have_keys = path[0]
+    a key left out matches any, "..." matches any number of elements). In time linear in
+    both lengths each: a request of many "..." once took a server thread for minutes,
+    trying every split again (an outside tester's find)."""
+    reach = {0}                  # how many elements of `path` the request so far can take
+    for name, keys in request:
+        if name == "...":
+            reach = set(range(min(reach), len(path) + 1))
+        else:
+            reach = {j + 1 for j in reach if j < len(path) and _elem_matches(name, keys, path[j])}
+        if not reach:
+            return False
+    return True
+
+
+def _elem_matches(name: str, keys: tuple[tuple[str, str], ...], have: Elem) -> bool:
+    have_name, have_keys = have
     if name not in ("*", have_name):
         return False
-    have = dict(have_keys)
-    if any(value != "*" and have.get(key) != value for key, value in keys):
-        return False
-    return matches(request[1:], path[1:])
+    found = dict(have_keys)
+    return all(value == "*" or found.get(key) == value for key, value in keys)
 
 
 def _stats(base: tuple[Elem, ...], stats, scale: float = 1.0, digits: int = 2) -> list:
@@ -130,6 +135,10 @@ def transceiver_leaves(status: TransceiverStatus) -> list[Leaf]:
 
 
 def mode_leaves(state: OpticalState, gateways: Iterable[str]) -> list[Leaf]:
+    """Each gateway's operational modes: those of the modules it has."""
+    modules: dict[str, set[str]] = {}
+    for t in state.transceivers.values():
+        modules.setdefault(t.gateway, set()).add(t.module.name)
     out = []
     for (module, mode_name), mode_id in state.mode_ids.items():
         mode = state.catalog.module(module).mode(mode_name)
@@ -137,7 +146,7 @@ def mode_leaves(state: OpticalState, gateways: Iterable[str]) -> list[Leaf]:
                 elem("mode", mode_id=mode_id), elem("state"))
         description = (f"{module} {mode_name}: {mode.modulation}, {mode.baud_gbd:g} GBd, "
                        f"{mode.fec}")
-        for gateway in gateways:
+        for gateway in (g for g in gateways if module in modules.get(g, ())):
             out += [Leaf(gateway, base + (elem("mode-id"),), mode_id),
                     Leaf(gateway, base + (elem("description"),), description),
                     Leaf(gateway, base + (elem("vendor-id"),), VENDOR)]
@@ -175,6 +184,15 @@ def all_leaves(state: OpticalState, target: str = "") -> list[Leaf]:
     if not target:
         leaves += line_system_leaves(state)
     return leaves
+
+
+def schema(state: OpticalState) -> list[Leaf]:
+    """Every leaf the server can serve, measured or not now: a receiver with no signal
+    leaves its readings out, yet a path to them is a good path to subscribe to."""
+    statuses = [replace(s, dark=False, no_light=False, signal=True)
+                for s in state.statuses().values()]
+    return ([leaf for status in statuses for leaf in transceiver_leaves(status)]
+            + mode_leaves(state, gateways(state)) + line_system_leaves(state))
 
 
 def gateways(state: OpticalState) -> set[str]:

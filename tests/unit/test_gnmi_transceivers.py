@@ -322,7 +322,8 @@ def test_an_injected_dark_transceiver_or_cut_shows_over_gnmi(tmp_path):
                     answer = gnmi_pb2_grpc.gNMIStub(channel).Get(gnmi_pb2.GetRequest(
                         prefix=gnmi_pb2.Path(target=gateway), path=[path],
                         encoding=gnmi_pb2.JSON_IETF), timeout=5)
-                return json.loads(answer.notification[0].update[0].val.json_ietf_val)
+                # RFC 7951: a decimal64 is a string in JSON_IETF
+                return float(json.loads(answer.notification[0].update[0].val.json_ietf_val))
 
             assert wait_until(lambda: seen("dc1-dc2.w1") == {"dc1-gw1": True, "dc2-gw1": True}, 10)
             with book.locked() as data:
