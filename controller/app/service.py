@@ -219,6 +219,9 @@ class ControllerService:
                 store.save_many([r.with_state(State.EXPIRED) for r in lapsed])
                 log.info("%d reservations expired while no controller ran", len(lapsed))
             self._ended_counts.update(store.count_ended())
+            if getattr(store, "created", False):
+                core.new_state_file = str(store.path)
+                log.info("state file %s is new: no reservations to restore", store.path)
             if live or self._ended_counts:
                 log.info("restored %d live reservations (%d ended on record) from %s",
                          len(live), sum(self._ended_counts.values()),
@@ -483,11 +486,7 @@ class ControllerService:
                 # waits for the commit): its outcome decides this one's.
                 waiting.flushed.wait(30)
             if change is not None:
-                try:
-                    self._settle(change)         # durable before the client hears of it
-                except StoreError as exc:
-                    result = exc.code
-                    raise
+                self._settle(change)             # durable before the client hears of it
             # A request_id's retry answers the reservation its first attempt made: counted
             # apart, or retries would show as admissions (a client writer's find).
             result = "retried" if first is not None else "admitted"
@@ -500,6 +499,11 @@ class ControllerService:
                       AdmissionError.PRECONDITION: "precondition",
                       AdmissionError.ALREADY_EXISTS: "conflict",
                       AdmissionError.ABANDONED: "abandoned"}.get(exc.code, "invalid")
+            raise
+        except StoreError as exc:
+            # A save, or a read of a request_id's earlier outcome, failed: the state file's
+            # fault, never the client's (an ops tester's: counted as "invalid").
+            result = exc.code
             raise
         finally:
             self.observer.reservation_request(result, time.perf_counter() - started)

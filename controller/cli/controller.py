@@ -419,6 +419,8 @@ def run(args) -> int:
     server.stop(grace=2).wait(3)
     with service.lock:
         service.close()
+    log.info("stopped: the state file %s is closed, every change in it",
+             getattr(service.store, "path", "(none)"))
     logging.shutdown()
     # os-ken's native hub threads cannot be stopped from outside; state is on disk.
     os._exit(0)

@@ -155,6 +155,7 @@ class FabricController:
         self._misplaced: set[tuple[str, int, str, int]] = set()   # probes said, on ports
         # (leaf, port) -> (why, last heard): a host there that is not the file's
         self._strangers: dict[tuple[str, int], tuple[str, float]] = {}
+        self.new_state_file: str | None = None   # the state file, when this start made it
         self._reprobe_at: float | None = None              # next round of link probes
         self._reprotect_at = 0.0                           # next look for lost standbys
         self.probe_key = wiring.probe_key()      # signs link probes: hosts cannot forge one
@@ -977,7 +978,17 @@ class FabricController:
         held = {r.meter_id for r in self.book.live()
                 if r.holds_bandwidth and r.hops and r.hops[0].switch == state.name}
         stale = sorted(m for m in set(meter_ids) - held if not of.is_special_meter(m))
-        if stale:
+        if stale and self.new_state_file is not None and not self.book.reservations:
+            # An operator's restart on a state file moved away, another --state, HOME or
+            # fabric name: the rules are replaced from this file, which knows none of them.
+            log.error("switch %s carries reservation meters %s, but state file %s is new, "
+                      "made by this start: those reservations are not restored, and their "
+                      "meters and rules go. If this controller ran before on another state "
+                      "file (moved, or another --state, HOME or fabric name), stop it, put "
+                      "that file at %s and start it again: they come back with their ids",
+                      state.name, ", ".join(map(str, stale)), self.new_state_file,
+                      self.new_state_file)
+        elif stale:
             # With no reservation booked at all, more likely a controller started on another
             # (or a new) state file than the one that booked them: said louder.
             (log.info if self.book.reservations else log.warning)(

@@ -430,6 +430,11 @@ class ReservationStore:
             self._abandon()
             raise
 
+    @property
+    def created(self) -> bool:
+        """Whether this start made the file (it was not there): nothing was restored."""
+        return self._created
+
     def _open(self, synchronous: str, other_fabric: str, lock: bool) -> None:
         self._refuse_special()              # /dev/null, a FIFO, a directory: never opened
         if lock:
@@ -476,7 +481,9 @@ class ReservationStore:
         if not self._here():
             raise StoreError(f"cannot {doing} state file {self.path}: it was removed or "
                              f"replaced while this controller used it; nothing more is "
-                             f"saved: restart the controller on its state file", INTERNAL)
+                             f"saved: stop the controller, put its state file back at "
+                             f"{self.path} and start it again (a start on a missing file "
+                             f"begins an empty one, without these reservations)", INTERNAL)
 
     @contextlib.contextmanager
     def _reading(self):

@@ -36,3 +36,6 @@ def test_a_controller_that_dies_is_said_and_reaped_and_one_stopped_is_not_said()
     finally:
         stopped.stop()
     assert len(said) == 1                                  # a stop we made is not news
+    # a clean stop ends with a line saying so (an ops tester's: "stopping", then nothing)
+    assert stopped.proc.returncode == 0
+    assert "stopped: the state file " in stopped.lines[-1], stopped.lines[-3:]

@@ -496,3 +496,42 @@ def test_new_reservations_are_refused_while_the_limit_is_live(fabric, clock, tmp
         assert "3 live reservations on record, more than --max-reservations 2" in caplog.text
     finally:
         store.close()
+
+
+def test_a_start_on_a_new_state_file_says_so_and_names_it_at_a_leaf_with_meters(
+        fabric, clock, tmp_path, caplog):
+    """An ops tester moved the state file away and restarted: the switches' reservations
+    went with only a warning about meters, and nothing said the file was new."""
+    import logging
+
+    from os_ken.ofproto import ofproto_v1_3 as ofp
+
+    from test_core import bring_up
+    caplog.set_level(logging.INFO)
+    path = tmp_path / "state.db"
+    first = ControllerService(FabricController(fabric), store=ReservationStore(
+        path, fabric=fabric.name), clock=clock)
+    assert first.core.new_state_file == str(path)
+    assert f"state file {path} is new: no reservations to restore" in caplog.text
+    first.store.close()
+    caplog.clear()
+    again = ControllerService(FabricController(fabric), store=ReservationStore(
+        path, fabric=fabric.name), clock=clock)
+    assert again.core.new_state_file is None and "is new" not in caplog.text
+    again.store.close()
+    # a leaf still carrying a reservation's meter, under a controller on a new file
+    path.unlink()
+    fresh = ControllerService(FabricController(fabric), store=ReservationStore(
+        path, fabric=fabric.name), clock=clock)
+    core = fresh.core
+    for name in fabric.switches:
+        bring_up(core, fabric, name)
+    leaf = fabric.switches["dca-leaf1"].dpid
+    caplog.clear()
+    out = core.meters_listed(leaf, {7, ofp.OFPM_CONTROLLER})
+    assert [m.meter_id for m in out.messages[leaf]] == [7]
+    [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.startswith(f"switch dca-leaf1 carries reservation meters 7, but state file "
+                            f"{path} is new, made by this start")
+    assert f"put that file at {path} and start it again" in error
+    fresh.store.close()

@@ -28,7 +28,7 @@ PROM = REPO / "deploy" / "prometheus"
 ALERTS = {"DcilabControllerDown", "DcilabWavelengthUtilizationHigh", "DcilabWavelengthMarginLow",
           "DcilabSwitchDisconnected", "DcilabReservationsRefused", "DcilabLinkDown",
           "DcilabReservationDegraded", "DcilabWavelengthMarginFalling", "DcilabLinkFlapping",
-          "DcilabReservationsUnprotected", "DcilabSwitchMiswired"}
+          "DcilabReservationsUnprotected", "DcilabSwitchMiswired", "DcilabStateFileFailing"}
 # Series Prometheus itself makes, and labels it adds.
 BUILTIN_SERIES = {"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"}
 BUILTIN_LABELS = {"job", "instance", "le", "alertname", "alertstate", "__name__"}
