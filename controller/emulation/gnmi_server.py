@@ -341,7 +341,9 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
         last = {(leaf.target, leaf.path): leaf.value for leaf in initial}
         start = time.monotonic()
         due = [start + (i if i else 0.0) for i in intervals]
-        beats = [s.heartbeat_interval / 1e9 or None for s in subscriptions]
+        # as often as samples at most: a heartbeat of 1 ns would spin a thread
+        beats = [max(MIN_SAMPLE_S, s.heartbeat_interval / 1e9) if s.heartbeat_interval
+                 else None for s in subscriptions]
         beat_due = [start + b if b else None for b in beats]
         while not done.is_set() and not self.stop.is_set():
             now = time.monotonic()

@@ -199,6 +199,15 @@ def test_subscription_options_as_the_spec_says(agent, gnmi):
         assert json.loads(again.update.update[0].val.json_val) == "dc1-dc2.w1"
     finally:
         beat.cancel()
+    # a heartbeat of 1 ns is taken as the fastest sampling, not a spinning thread
+    spin = Stream(gnmi, stream_of("/components/component[name=dc1-dc2.w1]/state/name",
+                                  mode=gnmi_pb2.SubscriptionMode.ON_CHANGE,
+                                  heartbeat_interval=1))
+    try:
+        threading.Event().wait(1.0)
+        assert spin.got.qsize() <= 2 + 12                # initial, sync, ~10 beats a second
+    finally:
+        spin.cancel()
     # an interval past a day: refused, not a traceback and UNKNOWN
     error = Stream(gnmi, stream_of(OSNR, sample_interval=2**64 - 1)).next()
     assert isinstance(error, grpc.RpcError)
