@@ -1160,11 +1160,13 @@ class FabricController:
         marked, cleared = _probe_verdicts(why, ends, self._crossed)
         if not marked and not cleared:
             return outbox
+        # The same cable's probe the other way says it in its own words: once is enough.
+        news = any(end not in self._crossed for end in marked)
         for end in marked:
             self._crossed[end] = why
         for end in cleared:
             del self._crossed[end]
-        if marked:
+        if marked and news:
             log.error("%s: both ports are out of service until the cable is where the "
                       "fabric file says", why)
         else:

@@ -74,7 +74,11 @@ def test_a_crossed_cable_takes_both_ports_out_of_service_until_it_is_right(caplo
     [error] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert error.startswith("cables crossed: dc1-spine1 port 1 reaches dc1-leaf2 port 3")
     ctl.packet_in(leaf2, 3, probe(spine, 1, ctl.probe_key), now=11.0)     # said once
+    # ... also when the same cable's probe comes the other way (said in its own words
+    # once more, a few seconds later, before)
+    ctl.packet_in(spine, 1, probe(leaf2, 3, ctl.probe_key), now=11.5)
     assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+    ctl.packet_in(leaf2, 3, probe(spine, 1, ctl.probe_key), now=11.8)
     # not only in the log: both switches name it (`dcilab switches`, a metric, an alert)
     assert ctl.wiring_problems() == {"dc1-spine1": [error.split(": both ports")[0]],
                                      "dc1-leaf2": [error.split(": both ports")[0]]}
