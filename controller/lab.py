@@ -132,8 +132,13 @@ class Lab:
 
     def __init__(self, fabric: Fabric, topology: Path, say=print, echo_controller=False,
                  controller_args: list[str] = (), datapath: str = AUTO, gnmi: bool = False,
-                 reconfiguration_s: float | None = None, bfd_ms: int | None = None):
+                 reconfiguration_s: float | None = None, bfd_ms: int | None = None,
+                 external: tuple[tuple[str, int], str] | None = None):
+        """`external`: (OpenFlow address, gRPC address) of a controller run by someone else
+        (`dcilab controller`, to restart it under a running emulation): the lab starts none,
+        and never stops that one."""
         self.fabric = fabric
+        self.external = external
         self.datapath = datapath
         self.topology = Path(topology)
         self.say = say
@@ -159,7 +164,14 @@ class Lab:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    @property
+    def grpc_address(self) -> str:
+        return self.external[1] if self.external else self.controller.grpc_address
+
     def start(self, ready_timeout_s: float = 60.0) -> None:
+        if self.external:
+            self._start_beside(ready_timeout_s)
+            return
         port = free_port()
         self.say(f"starting controller on 127.0.0.1:{port}")
         self.controller = ControllerProcess(self.topology, port,
@@ -180,6 +192,36 @@ class Lab:
             raise RuntimeError(
                 f"the controller did not program every switch within {ready_timeout_s:g} s; "
                 "its last lines:\n" + "\n".join(self.controller.lines[-15:]))
+
+    def _start_beside(self, ready_timeout_s: float) -> None:
+        """The emulation alone, its switches pointed at the external controller; waits (up
+        to the timeout) until that controller says every switch is connected, and goes on
+        without, saying so: a drill may start it later, or restart it."""
+        from .api.client import ApiError, Client, Unreachable
+        (host, port), grpc_address = self.external
+        self.emulation = Emulation(self.fabric, (host, port), say=self.say,
+                                   datapath=self.datapath, gnmi=self.gnmi,
+                                   reconfiguration_s=self.reconfiguration_s,
+                                   fabric_path=str(self.topology), bfd_ms=self.bfd_ms)
+        self.emulation.start()
+        self.emulation.record_service("grpc", grpc_address)
+        self.say(f"waiting for the controller at {host}:{port} (gRPC {grpc_address}) to "
+                 f"connect {len(self.fabric.switches)} switches")
+        deadline, seen = time.monotonic() + ready_timeout_s, "no answer"
+        while time.monotonic() < deadline:
+            try:
+                with Client(grpc_address, timeout=2.0) as client:
+                    switches = client.fabric().switches
+                missing = [s.name for s in switches if not s.connected]
+                if switches and not missing:
+                    return
+                seen = f"{len(missing)} of {len(switches)} switches not connected"
+            except (ApiError, Unreachable) as exc:
+                seen = str(exc)
+            time.sleep(0.5)
+        self.say(f"the controller at {grpc_address} has not connected every switch in "
+                 f"{ready_timeout_s:g} s ({seen}); the lab goes on: the switches keep "
+                 f"trying")
 
     @property
     def faults(self) -> Faults:

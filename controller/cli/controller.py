@@ -225,6 +225,9 @@ def adaptation_options(args) -> list[str]:
             "--drain-s", str(args.drain_s)]
 
 
+DEFAULT_ELEPHANT_FRACTION, DEFAULT_ELEPHANT_POLLS = 0.1, 2
+
+
 def add_steering_arguments(p) -> None:
     """The elephant steering options (shared with `dcilab demo`)."""
     p.add_argument("--policy", choices=[p.value for p in Policy], default=Policy.LOADAWARE.value,
@@ -232,11 +235,12 @@ def add_steering_arguments(p) -> None:
                         "paths and wavelengths), shortest (one path, one wavelength per site "
                         "pair), loadaware (each elephant pinned where utilization is lowest; "
                         "default)")
-    p.add_argument("--elephant-fraction", type=float, default=0.1, metavar="F",
-                   help="a flow is an elephant at this share of its wavelength's rate "
-                        "(default 0.1)")
-    p.add_argument("--elephant-polls", type=int, default=2, metavar="N",
-                   help="... for this many consecutive polls (default 2)")
+    p.add_argument("--elephant-fraction", type=float, default=DEFAULT_ELEPHANT_FRACTION,
+                   metavar="F", help="a flow is an elephant at this share of its wavelength's "
+                                     f"rate (default {DEFAULT_ELEPHANT_FRACTION:g})")
+    p.add_argument("--elephant-polls", type=int, default=DEFAULT_ELEPHANT_POLLS, metavar="N",
+                   help=f"... for this many consecutive polls (default "
+                        f"{DEFAULT_ELEPHANT_POLLS})")
     p.add_argument("--max-stretch", type=float, default=DEFAULT_MAX_STRETCH, metavar="X",
                    help="loadaware considers paths up to X times the shortest latency "
                         f"(default {DEFAULT_MAX_STRETCH:g})")

@@ -22,7 +22,11 @@ from ..emulation.traffic import iperf_concurrent
 from ..fabric import FabricError, load_fabric
 from ..lab import Lab
 from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
-from .controller import adaptation_options, add_steering_arguments, steering_options
+from ..addresses import address_text
+from ..te.elephants import PIN_HOLD_S
+from ..te.placement import DEFAULT_MAX_STRETCH, Policy
+from .controller import (DEFAULT_ELEPHANT_FRACTION, DEFAULT_ELEPHANT_POLLS, adaptation_options,
+                         add_steering_arguments, host_port, steering_options)
 from .demo import add_bfd_argument, add_transceiver_arguments, gnmi_problem, say
 from .progress import optical_model
 from .stopping import on_stop_signals
@@ -71,10 +75,36 @@ def register(sub) -> None:
                         "only by a timeout or Ctrl-C")
     p.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
     p.add_argument("--verbose", action="store_true", help="echo the controller's log")
+    p.add_argument("--controller", type=host_port, metavar="HOST:PORT",
+                   help="no controller of the lab's own: the switches connect to the one at "
+                        "this OpenFlow address (a `dcilab controller --topology FILE` of the "
+                        "same file, that you start, stop and restart; the lab never stops "
+                        "it). The controller options below are then that one's to take")
+    p.add_argument("--server", default=None, metavar="HOST:PORT",
+                   help="with --controller: its gRPC API, for the prompt's commands "
+                        "(default 127.0.0.1:50051)")
     add_transceiver_arguments(p)
     add_bfd_argument(p)
     add_steering_arguments(p)
     p.set_defaults(run=run)
+
+
+def _beside_problem(args) -> str | None:
+    """Options that configure the lab's own controller, given with --controller."""
+    if args.controller is None:
+        return "--server goes with --controller" if args.server else None
+    given = [flag for flag, value, default in (
+        ("--verbose", args.verbose, False), ("--adapt", args.adapt, False),
+        ("--policy", args.policy, Policy.LOADAWARE.value),
+        ("--elephant-fraction", args.elephant_fraction, DEFAULT_ELEPHANT_FRACTION),
+        ("--elephant-polls", args.elephant_polls, DEFAULT_ELEPHANT_POLLS),
+        ("--max-stretch", args.max_stretch, DEFAULT_MAX_STRETCH),
+        ("--pin-hold", args.pin_hold, PIN_HOLD_S)) if value != default]
+    if given:
+        return (f"{', '.join(given)} {'configures' if len(given) == 1 else 'configure'} the "
+                f"lab's own controller; with --controller, give "
+                f"{'it' if len(given) == 1 else 'them'} to that one")
+    return None
 
 
 def lab_command(name: str, server: str):
@@ -149,7 +179,7 @@ def iperf_command(lab: Lab):
 
 def run(args) -> int:
     from ..emulation.console import FabricCLI
-    problem = gnmi_problem(args)            # the arguments first: wrong wherever it runs
+    problem = gnmi_problem(args) or _beside_problem(args)   # wrong wherever it runs
     if problem:
         print(f"dcilab lab: {problem}", file=sys.stderr)
         return 2
@@ -167,15 +197,23 @@ def run(args) -> int:
         return 2
     on_stop_signals(_terminate)
     try:
+        from ..api.client import DEFAULT_SERVER
+        beside = (args.controller, args.server or DEFAULT_SERVER) if args.controller else None
         with Lab(fabric, Path(args.file), say=say, echo_controller=args.verbose,
                  controller_args=steering_options(args) + adaptation_options(args),
                  datapath=args.datapath, gnmi=args.gnmi,
-                 reconfiguration_s=args.reconfiguration_s, bfd_ms=args.bfd) as lab:
-            server = lab.controller.grpc_address
-            say(f"controller: policy {args.policy}; gRPC API on {server}; metrics on "
-                f"{lab.controller.metrics_url}"
-                + (f"; transceivers' gNMI on {lab.gnmi}" if lab.gnmi else "")
-                + ("; rate adaptation on" if args.adapt else ""))
+                 reconfiguration_s=args.reconfiguration_s, bfd_ms=args.bfd,
+                 external=beside) as lab:
+            server = lab.grpc_address
+            if beside:
+                say(f"controller: yours, OpenFlow {address_text(*args.controller)}, gRPC API "
+                    f"{server}" + (f"; transceivers' gNMI on {lab.gnmi} (give your "
+                                   f"controller --gnmi {lab.gnmi})" if lab.gnmi else ""))
+            else:
+                say(f"controller: policy {args.policy}; gRPC API on {server}; metrics on "
+                    f"{lab.controller.metrics_url}"
+                    + (f"; transceivers' gNMI on {lab.gnmi}" if lab.gnmi else "")
+                    + ("; rate adaptation on" if args.adapt else ""))
             hosts = ", ".join(f"{h.name} {h.ip}" for h in fabric.hosts.values())
             say(f"hosts: {hosts}")
             if not args.script:

@@ -136,3 +136,34 @@ def test_typed_commands_then_sigterm_mid_command_removes_everything(no_leftovers
             except subprocess.TimeoutExpired:
                 lab.proc.kill()
                 lab.proc.wait()
+
+
+def test_a_lab_beside_a_controller_of_ones_own_uses_it_and_never_stops_it(tmp_path,
+                                                                         no_leftovers):
+    """An ops tester had to script `Emulation` to restart a controller under a running
+    fabric: `lab --controller` runs the emulation alone, and never stops that one."""
+    from dcilab.api.client import Client
+    from dcilab.lab import ControllerProcess, free_port
+    from dcilab.resources import topology_path
+    port = free_port()
+    controller = ControllerProcess(topology_path("two-dc"), port)
+    try:
+        controller.wait_listening(60)
+        script = tmp_path / "beside.txt"
+        script.write_text("reserve dc1-h1 dc2-h1 --gbps 10\nswitches\npingall\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "dcilab", "lab", "two-dc", "--script", str(script),
+             "--controller", f"127.0.0.1:{port}", "--server", controller.grpc_address],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+        out = done.stdout
+        assert done.returncode == 0, out[-3000:] + done.stderr[-2000:]
+        assert f"controller: yours, OpenFlow 127.0.0.1:{port}" in out
+        assert "*** Results: 0% dropped (56/56 received)" in out
+        assert "lab stopped; everything removed" in out
+        # the lab's end left the controller running, with what was booked through it
+        assert controller.proc.poll() is None
+        with Client(controller.grpc_address) as client:
+            [res] = list(client.reservations())
+        assert (res.src_host, res.dst_host) == ("dc1-h1", "dc2-h1")
+    finally:
+        controller.stop()
