@@ -16,7 +16,7 @@ import secrets
 import ssl
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict,
                           state_name)
@@ -524,14 +524,16 @@ def _elephants_table(answer) -> str:
     """One row per elephant: its flow, rate, demand estimate and what carries it where."""
     if not answer.elephants:
         return f"no elephants (policy {answer.policy})"
-    rows = [f"{'flow':<44} {'hosts':<22} {'rate Gb/s':>9} {'demand':>7}  carried by"]
-    for e in answer.elephants:
-        proto = PROTOCOL_NAMES.get(e.ip_proto, str(e.ip_proto))
-        flow = f"{proto} {e.src_ip}:{e.src_port} > {e.dst_ip}:{e.dst_port}"
+    flows = [f"{PROTOCOL_NAMES.get(e.ip_proto, str(e.ip_proto))} {e.src_ip}:{e.src_port} > "
+             f"{e.dst_ip}:{e.dst_port}" for e in answer.elephants]
+    hosts = [f"{e.src_host} > {e.dst_host}" for e in answer.elephants]
+    # as wide as the longest (site names of any length), at least as wide as before
+    fw, hw = max(44, *map(len, flows)), max(22, *map(len, hosts))
+    rows = [f"{'flow':<{fw}} {'hosts':<{hw}} {'rate Gb/s':>9} {'demand':>7}  carried by"]
+    for e, flow, pair in zip(answer.elephants, flows, hosts):
         demand = f"{e.demand_bps / 1e9:>7.0f}" if e.demand_bps else f"{'':>7}"
-        rows.append(f"{flow:<44} {e.src_host + ' > ' + e.dst_host:<22} "
-                    f"{e.rate_bps / 1e9:>9.1f} {demand}  {_carried_by(e, answer.policy)}"
-                    + ("  (idle, pin held)" if e.idle else ""))
+        rows.append(f"{flow:<{fw}} {pair:<{hw}} {e.rate_bps / 1e9:>9.1f} {demand}  "
+                    f"{_carried_by(e, answer.policy)}" + ("  (idle, pin held)" if e.idle else ""))
     return "\n".join(rows)
 
 
@@ -564,8 +566,9 @@ def run_elephants(args) -> int:
             while True:                   # a poll: the answer is read-budgeted, not streamed
                 asked = time.monotonic()
                 answer = client.elephants(args.site)
-                if args.json:
-                    print(json.dumps(as_dict(answer)), flush=True)
+                if args.json:        # with its time, as `links --json --watch` gives
+                    when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                    print(json.dumps({"time": when, **as_dict(answer)}), flush=True)
                 else:
                     print(f"[{datetime.now():%H:%M:%S.%f}"[:-3] + "]")
                     print(_elephants_table(answer) + "\n", flush=True)

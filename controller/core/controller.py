@@ -446,7 +446,8 @@ class FabricController:
             self._held_until[link.name] = now + hold
             self.engine.set_held(link.name, True)
             self.engine.set_link(link.name, True)
-            log.info("link %s is back; held down for %.0f s (a last resort until then)",
+            log.info("link %s is back; held down for %.0f s: until then routes take it only "
+                     "where nothing else is left, and elephants and reservations not at all",
                      link.wavelength or link.name, hold)
 
     def _settle(self, wavelength: str | None, now: float) -> None:

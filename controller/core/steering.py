@@ -35,6 +35,10 @@ from . import elephant_rules
 log = logging.getLogger("dcilab.steering")
 
 SETTLE_POLLS = 2
+# A settled elephant measured under this share of what its path gives it (its wavelength
+# shared equally among the elephants on it) is app-limited: its demand is what it sends,
+# with this headroom to grow.
+APP_LIMITED, HEADROOM = 0.5, 1.25
 NOISE_FLOOR = 0.15
 
 
@@ -321,11 +325,34 @@ class Steering:
         return msgs
 
     def _demands(self) -> dict[FlowKey, float]:
-        """Hedera's natural demand of every elephant, in bps of its sender's NIC."""
+        """Each elephant's demand: Hedera's natural demand (its sender's NIC shared among
+        its hosts' elephants), but never more than one wavelength of its path carries (an
+        unsplit flow takes one); and, for a settled pin measured well below the share its
+        path gives it (paced or fixed-rate: app-limited, not held back by the network),
+        what it measures, with headroom. Charged a NIC's share instead, three 2 Mb/s UDP
+        streams read as 800 Gb/s each, twice their wavelength, and a revisit moved a TCP
+        elephant onto another's full wavelength (an outside tester's)."""
         records = self.detector.elephants()
         fractions = estimate_demands([(r.src_host, r.dst_host) for r in records])
-        return {r.key: f * self.candidates.nic_bps(r.src_host)
-                for r, f in zip(records, fractions)}
+        capacity = self.candidates.capacity_bps
+        widest = max(capacity.values(), default=float("inf"))
+        sharing: dict[DirectedLink, int] = {}
+        for pin in self.pinned.values():
+            if pin.idle_since is None:
+                for link in pin.path:
+                    sharing[link] = sharing.get(link, 0) + 1
+        demands = {}
+        for r, f in zip(records, fractions):
+            demand = min(f * self.candidates.nic_bps(r.src_host), widest)
+            pin = self.pinned.get(r.key)
+            if pin is not None and pin.path:
+                demand = min(demand, min(capacity[link] for link in pin.path))
+                share = min(capacity[link] / sharing.get(link, 1) for link in pin.path)
+                if (self._poll - pin.since_poll > SETTLE_POLLS
+                        and r.rate_bps < APP_LIMITED * share):
+                    demand = min(demand, r.rate_bps * HEADROOM)
+            demands[r.key] = demand
+        return demands
 
     def _placement_load(self, background: dict[DirectedLink, float]) -> dict[DirectedLink, float]:
         """Background (measured, less what pinned elephants measure) plus their demands."""

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent import futures
+from decimal import Decimal
 
 import grpc
 from pygnmi.spec.v080 import gnmi_pb2, gnmi_pb2_grpc
@@ -42,6 +44,9 @@ MAX_SAMPLE_S = 86400.0        # a day; beyond it a client asks for no samples at
 MAX_STREAMS = 24              # e.g. 8 gateways x 2 subscriptions of a collector, and more
 UNARY_WORKERS = 8             # threads no stream can take
 ORIGINS = ("", "openconfig")
+MAX_PATHS = 100               # paths in a Get, subscriptions in a list: each costs a walk
+MAX_ELEMS = 64                # elements in a path (the deepest leaf has 9)
+NAMED_AT_MOST = 5             # bad paths an error names (gRPC refuses long trailers)
 _MODELS = (("openconfig-platform", "0.24.0"), ("openconfig-terminal-device", "1.9.0"),
            ("openconfig-transport-types", "0.24.0"))
 
@@ -62,7 +67,28 @@ def to_elems(path: gnmi_pb2.Path) -> tuple[Elem, ...]:
     if path.element and not path.elem:
         raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
                         "Path.element (deprecated since gNMI 0.4) is not served; use Path.elem")
-    return tuple((e.name.split(":", 1)[-1], tuple(sorted(e.key.items()))) for e in path.elem)
+    if len(path.elem) > MAX_ELEMS:
+        raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"a path of {len(path.elem)} elements; at most {MAX_ELEMS}")
+    elems: list[Elem] = []
+    for e in path.elem:
+        name = e.name.split(":", 1)[-1]
+        if name == "..." and elems and elems[-1][0] == "...":
+            continue                            # "/.../..." is "/..."
+        elems.append((name, tuple(sorted(e.key.items()))))
+    return tuple(elems)
+
+
+def _bounded(paths: Sequence, what: str) -> None:
+    if len(paths) > MAX_PATHS:
+        raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"{len(paths)} {what}; at most {MAX_PATHS} in one request")
+
+
+def _named(texts: list[str]) -> str:
+    """Paths for an error message, the first few (its trailer has a size limit)."""
+    more = len(texts) - NAMED_AT_MOST
+    return ", ".join(texts[:NAMED_AT_MOST]) + (f" and {more} more" if more > 0 else "")
 
 
 def to_path(elems: Sequence[Elem]) -> gnmi_pb2.Path:
@@ -94,7 +120,9 @@ def encode(value: object, encoding: int, leaf: str = "") -> gnmi_pb2.TypedValue:
         # RFC 7951 section 6.1: decimal64 (every reading here) and 64-bit integers are
         # strings, so no decoder rounds them through a double.
         if isinstance(value, float) or (leaf in _UINT64 and isinstance(value, int)):
-            value = repr(value) if isinstance(value, float) else str(value)
+            # decimal64's text has no exponent (RFC 7950 9.3.2): 4.1e-07 is 0.00000041
+            value = format(Decimal(repr(value)), "f") if isinstance(value, float) \
+                else str(value)
         return gnmi_pb2.TypedValue(json_ietf_val=json.dumps(value).encode())
     return gnmi_pb2.TypedValue(json_val=json.dumps(value).encode())
 
@@ -177,12 +205,13 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
         try:
             encoding = self._encoding(request.encoding)
             self._models(request.use_models)
+            _bounded(request.path, "paths")
             current = _of_type(self._leaves(request.prefix.target), request.type)
             # Every path must find data, as one alone must: a typo among good paths was
             # answered with the good ones and no word.
             missing = self._unknown(request.prefix, request.path, current)
             if missing:
-                raise GnmiError(grpc.StatusCode.NOT_FOUND, "no data at " + ", ".join(missing))
+                raise GnmiError(grpc.StatusCode.NOT_FOUND, "no data at " + _named(missing))
             leaves = self._select(request.prefix, request.path, current)
         except GnmiError as exc:
             self._abort(context, exc)
@@ -244,12 +273,20 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
             done.append(("gNMI Set %s = %d on %s (changed on %s)", where, mode,
                          target or "both ends", ", ".join(changed) or "none"))
         elif names[:2] == ["line-systems", "line-system"]:
+            self._line_system_target(target, where)
             self._line_system_update(elems, value, where, done)
         else:
             raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
                             f"{where} is not writable; writable: components/component[name=W]/"
                             f"optical-channel/config/operational-mode and line-systems/...")
         return gnmi_pb2.UpdateResult(path=update.path, op=op)
+
+    def _line_system_target(self, target: str, where: str) -> None:
+        """Line systems are on no gateway: target "" (as a Get finds them)."""
+        if target:
+            self._leaves(target)                    # an unknown one: NOT_FOUND
+            raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"{where}: the line systems are on no gateway; give no target")
 
     def _line_system_update(self, elems, value, where: str, done: list[tuple]) -> None:
         names = [name for name, _ in elems]
@@ -261,8 +298,9 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
                 raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"{where}: give a number or {{\"value\": X, \"ramp-s\": S}}")
             value = value["value"]
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT, f"{where}: {value!r} is not a number")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not _finite(value):
+            raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"{where}: {str(value)[:40]} is not a finite number")
         line = keys[1].get("name", "")
         tail = names[2:]
         if tail == ["config", "launch-power"]:
@@ -278,6 +316,7 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
 
     def _delete(self, prefix: gnmi_pb2.Path, path: gnmi_pb2.Path) -> gnmi_pb2.UpdateResult:
         elems = to_elems(prefix) + to_elems(path)
+        self._line_system_target(prefix.target or path.target, path_text(elems))
         if [name for name, _ in elems] != ["line-systems", "line-system"]:
             raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
                             f"{path_text(elems)}: only /line-systems/line-system[name=L] can be "
@@ -286,28 +325,26 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
         return gnmi_pb2.UpdateResult(path=path, op=gnmi_pb2.UpdateResult.DELETE)
 
     def Subscribe(self, request_iterator, context):
+        # Counted from the call's start: one that has sent nothing yet holds a thread too
+        # (a re-tester's 32 silent calls stalled every Get), and ONCE ones while they last.
+        if not self._streams.acquire(blocking=False):
+            self._abort(context, GnmiError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self.max_streams} subscriptions are open, the most this server serves; "
+                f"close one, or subscribe to more paths in one"))
         try:
-            first = next(request_iterator)
-        except StopIteration:
-            return
-        try:
+            try:
+                first = next(request_iterator)
+            except StopIteration:
+                return
             if not first.HasField("subscribe"):
                 raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
                                 "the first SubscribeRequest must carry a subscription list")
-            sub = first.subscribe
-            if sub.mode != gnmi_pb2.SubscriptionList.STREAM:
-                yield from self._subscribe(sub, context)
-                return
-            if not self._streams.acquire(blocking=False):
-                raise GnmiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"{self.max_streams} subscriptions are open, the most this "
-                                f"server serves; close one, or subscribe to more paths in one")
-            try:
-                yield from self._subscribe(sub, context)
-            finally:
-                self._streams.release()
+            yield from self._subscribe(first.subscribe, context)
         except GnmiError as exc:
             self._abort(context, exc)
+        finally:
+            self._streams.release()
 
     def _subscribe(self, sub: gnmi_pb2.SubscriptionList, context) -> Iterator:
         encoding = self._encoding(sub.encoding)
@@ -316,14 +353,14 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
         if mode == gnmi_pb2.SubscriptionList.POLL:
             raise GnmiError(grpc.StatusCode.UNIMPLEMENTED, "POLL is not served; use STREAM or ONCE")
         subscriptions = list(sub.subscription) or [gnmi_pb2.Subscription()]
+        _bounded(subscriptions, "subscriptions")
         paths = [s.path for s in subscriptions]
         self._leaves(sub.prefix.target)                         # a known target
         # A path nothing can ever lie under is a typo: said now, not silence for good. A
         # reading not measured now (no light) is a good path: it comes back with the light.
         unknown = self._unknown(sub.prefix, paths, self.schema)
         if unknown:
-            raise GnmiError(grpc.StatusCode.NOT_FOUND,
-                            "nothing is served at " + ", ".join(unknown))
+            raise GnmiError(grpc.StatusCode.NOT_FOUND, "nothing is served at " + _named(unknown))
         intervals = [_interval(s) for s in subscriptions] if mode == _STREAM else []
 
         def send(leaves, gone=()):
@@ -356,22 +393,24 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
             gone: set[tuple] = set()
             current = self._leaves(sub.prefix.target)          # one snapshot per wake-up
             present = {(leaf.target, leaf.path) for leaf in current}
+            missing = [key for key in last if key not in present]   # usually none
             for k, (s, interval) in enumerate(zip(subscriptions, intervals)):
                 beat = beat_due[k] is not None and now >= beat_due[k]
                 if beat:
                     beat_due[k] = now + beats[k]
-                if interval is not None and not beat:
-                    if now < due[k]:
-                        continue
+                sample = interval is not None and now >= due[k]
+                if sample:     # also when a heartbeat falls due with it: one send, not two
                     due[k] += interval * max(1, int((now - due[k]) // interval) + 1)
+                elif interval is not None and not beat:
+                    continue
                 leaves = self._select(sub.prefix, [s.path], current)
                 if not beat and (interval is None or s.suppress_redundant):
                     leaves = [l for l in leaves if last.get((l.target, l.path)) != l.value]
                 for leaf in leaves:
                     out[(leaf.target, leaf.path)] = leaf
-                request = to_elems(sub.prefix) + to_elems(s.path)
-                gone.update(key for key in last
-                            if key not in present and matches(request, key[1]))
+                if missing:
+                    request = to_elems(sub.prefix) + to_elems(s.path)
+                    gone.update(key for key in missing if matches(request, key[1]))
             for key in gone:
                 del last[key]
             if out or gone:
@@ -415,8 +454,15 @@ def _of_type(leaves: list[Leaf], kind: int) -> list[Leaf]:
     return leaves
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:                       # an integer of hundreds of digits
+        return False
+
+
 def _whole_number(value: object, where: str) -> int:
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():    # not "²"
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,

@@ -71,6 +71,17 @@ class Stream:
         self.call.cancel()
 
 
+class _Silent:
+    """A request iterator that sends nothing until the call ends."""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        threading.Event().wait(30)
+        raise StopIteration
+
+
 def stream_of(*paths, mode=gnmi_pb2.SubscriptionMode.SAMPLE, target="dc1-gw1", **options):
     return gnmi_pb2.SubscriptionList(
         prefix=gnmi_pb2.Path(target=target), mode=gnmi_pb2.SubscriptionList.STREAM,
@@ -114,11 +125,12 @@ def test_streams_are_bounded_and_never_starve_get_set_or_capabilities(agent):
                 assert stub.Capabilities(gnmi_pb2.CapabilityRequest(), timeout=5).gNMI_version
             assert stub.Get(gnmi_pb2.GetRequest(prefix=gnmi_pb2.Path(target="dc1-gw1"),
                                                 path=[_path(OSNR)]), timeout=5).notification
-            # ONCE holds no stream; a closed stream makes room for another
-            once = stub.Subscribe(iter([gnmi_pb2.SubscribeRequest(subscribe=gnmi_pb2.SubscriptionList(
-                prefix=gnmi_pb2.Path(target="dc1-gw1"), mode=gnmi_pb2.SubscriptionList.ONCE,
-                subscription=[gnmi_pb2.Subscription(path=_path(OSNR))]))]), timeout=5)
-            assert list(once)[-1].sync_response
+            # a call that has not sent its subscription yet holds a thread as well: counted
+            silent = stub.Subscribe(_Silent(), timeout=10)
+            with pytest.raises(grpc.RpcError) as full:
+                next(silent)
+            assert full.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            # a closed stream makes room for another
             streams[0].cancel()
             again = None
             for _ in range(50):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime
 import socket
 import time
 
@@ -180,7 +181,11 @@ def test_elephants_watch_asks_every_interval_until_interrupted(at, capsys, monke
 
     monkeypatch.setattr("builtins.print", stop_after_three)
     assert dcilab("elephants", "--watch", "--interval", "0.2", "--json", *at) == 0
-    assert [json.loads(s) for _, s in seen] == [{"policy": "loadaware", "elephants": []}] * 3
+    answers = [json.loads(s) for _, s in seen]
+    # each with the time it was asked, as `links --json --watch` (a steering tester's)
+    times = [datetime.fromisoformat(a.pop("time").replace("Z", "+00:00")) for a in answers]
+    assert answers == [{"policy": "loadaware", "elephants": []}] * 3
+    assert times == sorted(times) and (times[2] - times[0]).total_seconds() >= 0.4 - 0.01
     assert seen[2][0] - seen[0][0] >= 0.4 - 0.01          # paced, not a busy loop
 
 
@@ -443,3 +448,16 @@ def test_switches_names_what_does_not_match_the_file(service, at, capsys):
                                                f"({service.fabric.ports(leaf.name)[lost].name})"]
     assert dcilab("switches", "--site", "dc9", *at) == 2
     assert "--site: no site 'dc9'" in capsys.readouterr().err
+
+
+def test_elephants_table_widens_for_long_site_names():
+    """An outside tester's `south-h3 > west-campus-h2` pushed its row out of line."""
+    from dcilab.api.v1 import fabric_pb2 as fpb
+    rows = [fpb.Elephant(src_host=s, dst_host=d, src_ip="10.1.1.1", dst_ip="10.4.1.2",
+                         ip_proto=6, src_port=40001, dst_port=5201, rate_bps=61e9,
+                         carrier=fpb.CARRIER_HASHED)
+            for s, d in (("a-h1", "b-h1"), ("south-h3", "west-campus-h2-with-a-long-name"))]
+    header, *lines = cli._elephants_table(
+        fpb.ListElephantsResponse(policy="ecmp", elephants=rows)).splitlines()
+    column = header.index("rate Gb/s")
+    assert all(line[column:column + 9].strip() == "61.0" for line in lines), lines
