@@ -304,3 +304,71 @@ def test_a_stream_ends_unavailable_when_the_server_stops(agent):
         server.stop(1).wait(5)
     assert ended is not None and ended.code() == grpc.StatusCode.UNAVAILABLE
     assert "the transceivers' server is stopping" in ended.details()
+
+
+def test_a_request_of_too_many_paths_is_refused_and_an_error_names_a_few(gnmi):
+    """A re-tester's 1000 paths took a minute of the server's CPU; 400 unknown ones made
+    an error longer than gRPC's trailer limit (RESOURCE_EXHAUSTED, the cause lost)."""
+    component = "/components/component[name=dc1-dc2.w1]/state/name"
+    many = [_path(component)] * 101
+    with pytest.raises(grpc.RpcError) as bad:
+        gnmi.Get(gnmi_pb2.GetRequest(prefix=gnmi_pb2.Path(target="dc1-gw1"), path=many),
+                 timeout=5)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad.value.details() == "101 paths; at most 100 in one request"
+    unknown = [_path(f"/components/component[name=nope{i}]") for i in range(60)]
+    with pytest.raises(grpc.RpcError) as bad:
+        gnmi.Get(gnmi_pb2.GetRequest(prefix=gnmi_pb2.Path(target="dc1-gw1"), path=unknown),
+                 timeout=5)
+    assert bad.value.code() == grpc.StatusCode.NOT_FOUND
+    assert bad.value.details().endswith("and 55 more")
+    # "/.../.../..." is "/...": 30 of them cost as one
+    deep = gnmi_pb2.Path(elem=[gnmi_pb2.PathElem(name="...")] * 30 + [
+        gnmi_pb2.PathElem(name="name")])
+    answer = gnmi.Get(gnmi_pb2.GetRequest(prefix=gnmi_pb2.Path(target="dc1-gw1"),
+                                          path=[deep]), timeout=5)
+    assert any(u.path.elem[-1].name == "name" for n in answer.notification for u in n.update)
+
+
+def test_json_ietf_decimal64_has_no_exponent():
+    from dcilab.emulation.gnmi_server import encode
+    assert json.loads(encode(4.136821e-07, gnmi_pb2.JSON_IETF, "instant").json_ietf_val) == \
+        "0.0000004136821"
+    assert json.loads(encode(-12.5, gnmi_pb2.JSON_IETF, "avg").json_ietf_val) == "-12.5"
+    assert json.loads(encode(4.136821e-07, gnmi_pb2.JSON, "instant").json_val) == 4.136821e-07
+
+
+def test_a_heartbeat_due_with_a_sample_sends_it_once(gnmi):
+    stream = Stream(gnmi, stream_of("/components/component[name=dc1-dc2.w1]/state/name",
+                                    sample_interval=300_000_000,
+                                    heartbeat_interval=300_000_000))
+    try:
+        threading.Event().wait(1.6)
+        got = []
+        while not stream.got.empty():
+            got.append(stream.got.get())
+        samples = [r for r in got if r.HasField("update")]
+        assert 2 <= len(samples) <= 8, len(samples)     # ~6 in 1.6 s, not ~12
+    finally:
+        stream.cancel()
+
+
+def test_set_refuses_odd_numbers_and_targets_with_reasons(gnmi):
+    mode = _path("/components/component[name=dc1-dc2.w1]/optical-channel/config/operational-mode")
+    span = _path("/line-systems/line-system[name=dc1-dc2]/spans/span[index=1]/config/extra-loss")
+    line = _path("/line-systems/line-system[name=dc1-dc2]")
+    for request, code, said in (
+            (gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(
+                path=mode, val=gnmi_pb2.TypedValue(string_val="\u00b2"))]),
+             grpc.StatusCode.INVALID_ARGUMENT, "expected a whole number"),
+            (gnmi_pb2.SetRequest(update=[gnmi_pb2.Update(
+                path=span, val=gnmi_pb2.TypedValue(json_val=b"1" + b"0" * 400))]),
+             grpc.StatusCode.INVALID_ARGUMENT, "is not a finite number"),
+            (gnmi_pb2.SetRequest(prefix=gnmi_pb2.Path(target="nosuch"), delete=[line]),
+             grpc.StatusCode.NOT_FOUND, "unknown target 'nosuch'"),
+            (gnmi_pb2.SetRequest(prefix=gnmi_pb2.Path(target="dc1-gw1"), update=[
+                gnmi_pb2.Update(path=span, val=gnmi_pb2.TypedValue(json_val=b"1"))]),
+             grpc.StatusCode.INVALID_ARGUMENT, "the line systems are on no gateway")):
+        with pytest.raises(grpc.RpcError) as bad:
+            gnmi.Set(request, timeout=5)
+        assert bad.value.code() == code and said in bad.value.details(), bad.value.details()
