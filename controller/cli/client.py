@@ -557,18 +557,22 @@ def _carried_by(e, policy: str) -> str:
 
 def run_elephants(args) -> int:
     def body(client):
+        def stamped(answer) -> dict:
+            """With the time it was asked, as `links --json --watch` gives, one shape
+            whether watched or not (an outside tester's)."""
+            when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return {"time": when, **as_dict(answer)}
         if not args.watch:
             answer = client.elephants(args.site)
-            print(json.dumps(as_dict(answer), indent=2) if args.json
+            print(json.dumps(stamped(answer), indent=2) if args.json
                   else _elephants_table(answer))
             return
         try:
             while True:                   # a poll: the answer is read-budgeted, not streamed
                 asked = time.monotonic()
                 answer = client.elephants(args.site)
-                if args.json:        # with its time, as `links --json --watch` gives
-                    when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                    print(json.dumps({"time": when, **as_dict(answer)}), flush=True)
+                if args.json:
+                    print(json.dumps(stamped(answer)), flush=True)
                 else:
                     print(f"[{datetime.now():%H:%M:%S.%f}"[:-3] + "]")
                     print(_elephants_table(answer) + "\n", flush=True)

@@ -21,8 +21,9 @@ from __future__ import annotations
 import itertools
 import logging
 import zlib
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..fabric import Fabric
 from ..te.demand import estimate_demands
@@ -35,10 +36,14 @@ from . import elephant_rules
 log = logging.getLogger("dcilab.steering")
 
 SETTLE_POLLS = 2
-# A settled elephant measured under this share of what its path gives it (its wavelength
-# shared equally among the elephants on it) is app-limited: its demand is what it sends,
-# with this headroom to grow.
-APP_LIMITED, HEADROOM = 0.5, 1.25
+# A settled elephant whose path has room (its busiest wavelength, all traffic measured,
+# under ROOMY of capacity) is not held back by the network: app-limited, its demand is
+# what it sends (averaged over RATE_POLLS polls: one poll's counters read 0.5-1.5x), with
+# HEADROOM to grow. It stays so wherever it goes until it is held back: its path past
+# FULL and its rate under SLOWED of what it sent with room. A paced flow beside others'
+# traffic on a full wavelength is not held back; judged by the wavelength alone, it was
+# moved off and back for good.
+ROOMY, FULL, SLOWED, HEADROOM, RATE_POLLS = 0.7, 0.9, 0.8, 1.25, 3
 NOISE_FLOOR = 0.15
 
 
@@ -52,6 +57,9 @@ class Pinned:
     since_poll: int = 0                      # the poll it was (re)placed at
     previous: Path = ()                      # where it was before its last move
     idle_since: float | None = None          # when it went idle (its pin held), or active
+    app_limited: bool = False                # sends what it wants (found with room)
+    app_rate: float = 0.0                    # ... at this rate (the most since)
+    rates: deque = field(default_factory=lambda: deque(maxlen=RATE_POLLS))  # its last polls
 
 
 # What carries an elephant: the rule of highest priority its packets match.
@@ -204,7 +212,11 @@ class Steering:
         if self._poll - self._returned_at <= SETTLE_POLLS:
             self._proposed = {}
             return {}, 0
-        demands = self._demands()
+        for key, pin in self.pinned.items():
+            record = self.detector.flows.get(key)
+            if pin.idle_since is None and record is not None:
+                pin.rates.append(record.rate_bps)
+        demands = self._demands(background)
         for key, pin in self.pinned.items():
             pin.demand_bps = demands.get(key, pin.demand_bps)    # idle: its last demand
         # A pin younger than SETTLE_POLLS is measured on the wavelength it left as well as on
@@ -324,33 +336,40 @@ class Steering:
             msgs += elephant_rules.pin(self.fabric, pin.record.key, here).get(switch, [])
         return msgs
 
-    def _demands(self) -> dict[FlowKey, float]:
+    def _demands(self, measured: dict[DirectedLink, float] | None = None
+                 ) -> dict[FlowKey, float]:
         """Each elephant's demand: Hedera's natural demand (its sender's NIC shared among
         its hosts' elephants), but never more than one wavelength of its path carries (an
-        unsplit flow takes one); and, for a settled pin measured well below the share its
-        path gives it (paced or fixed-rate: app-limited, not held back by the network),
-        what it measures, with headroom. Charged a NIC's share instead, three 2 Mb/s UDP
-        streams read as 800 Gb/s each, twice their wavelength, and a revisit moved a TCP
-        elephant onto another's full wavelength (an outside tester's)."""
+        unsplit flow takes one); and, for a settled pin on a path with room (`measured`:
+        every link's traffic), what it sends, with headroom (app-limited: paced or
+        fixed-rate). Charged a NIC's share instead, three 2 Mb/s UDP streams read as
+        800 Gb/s each, twice their wavelength, and a revisit moved a TCP elephant onto
+        another's full wavelength (an outside tester's)."""
         records = self.detector.elephants()
         fractions = estimate_demands([(r.src_host, r.dst_host) for r in records])
         capacity = self.candidates.capacity_bps
         widest = max(capacity.values(), default=float("inf"))
-        sharing: dict[DirectedLink, int] = {}
-        for pin in self.pinned.values():
-            if pin.idle_since is None:
-                for link in pin.path:
-                    sharing[link] = sharing.get(link, 0) + 1
         demands = {}
         for r, f in zip(records, fractions):
             demand = min(f * self.candidates.nic_bps(r.src_host), widest)
             pin = self.pinned.get(r.key)
             if pin is not None and pin.path:
                 demand = min(demand, min(capacity[link] for link in pin.path))
-                share = min(capacity[link] / sharing.get(link, 1) for link in pin.path)
-                if (self._poll - pin.since_poll > SETTLE_POLLS
-                        and r.rate_bps < APP_LIMITED * share):
-                    demand = min(demand, r.rate_bps * HEADROOM)
+                if self._poll - pin.since_poll <= SETTLE_POLLS:
+                    if pin.app_limited:              # moving: as it was, until measured
+                        demand = min(demand, pin.demand_bps)
+                elif measured is not None and pin.rates:
+                    busiest = max(measured.get(link, 0.0) / capacity[link]
+                                  for link in pin.path)
+                    rate = sum(pin.rates) / len(pin.rates)
+                    if not pin.app_limited and busiest < ROOMY:
+                        pin.app_limited, pin.app_rate = True, rate
+                    elif pin.app_limited and busiest >= FULL and rate < SLOWED * pin.app_rate:
+                        pin.app_limited = False                 # held back: Hedera's again
+                    elif pin.app_limited:
+                        pin.app_rate = max(pin.app_rate, rate)
+                    if pin.app_limited:
+                        demand = min(demand, HEADROOM * rate)
             demands[r.key] = demand
         return demands
 

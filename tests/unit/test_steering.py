@@ -782,7 +782,7 @@ def test_a_young_pins_stale_measurement_does_not_move_others_on_the_next_revisit
     """
     # A and C are taken as held back by the network (Hedera's demands stand), as TCP
     # sharing a full wavelength is: the scenario is about the ghost, not app-limited flows.
-    monkeypatch.setattr(steering_module, "APP_LIMITED", 0.0)
+    monkeypatch.setattr(steering_module, "ROOMY", 0.0)
     st = steering(fabric)
     a = FlowKey("10.1.1.1", "10.2.2.3", 6, 41001, 5201)
     c = FlowKey("10.1.1.1", "10.2.2.4", 6, 41002, 5201)
@@ -855,16 +855,55 @@ def test_a_demand_is_at_most_a_wavelength_and_an_app_limited_pin_counts_what_it_
     """An outside tester's three 2 Mb/s UDP elephants were each charged 800 Gb/s (their
     sender's NIC), twice their 400G wavelength, and a revisit then moved a TCP elephant
     onto another's full wavelength, halving both. A demand is never more than one
-    wavelength, and a settled pin sending well under its path's share is taken at its
-    rate (with headroom); while it settles, Hedera's estimate stands."""
+    wavelength, and a settled pin on a path with room is taken at its rate (with
+    headroom); while it settles, Hedera's estimate stands."""
     st = steering(fabric)
     place(st, "dc1-leaf1", E1, bg(w1=300, w2=300, w3=300))
     [(wavelength, _)] = st.pinned[E1].path
     capacity = st.candidates.capacity_bps[(wavelength, GW)]
     assert st.candidates.nic_bps("dc1-h1") > capacity          # the NIC: 800G, the line 400G
     assert st._demands()[E1] == pytest.approx(capacity)        # capped, not the NIC's 800
+    roomy = bg(w1=300, w2=300, w3=300, w4=50)
     for _ in range(SETTLE_POLLS + 1):
-        st.revisit(bg(w1=300, w2=300, w3=300, w4=50))
+        st.revisit(roomy)
     rate = st.detector.flows[E1].rate_bps
-    assert rate < steering_module.APP_LIMITED * capacity
-    assert st._demands()[E1] == pytest.approx(rate * steering_module.HEADROOM)
+    assert st._demands(roomy)[E1] == pytest.approx(rate * steering_module.HEADROOM)
+    # its wavelength full of others' traffic: a paced flow still sending as much is not
+    # held back; once it sends clearly less there, it is, and counts a whole wavelength
+    full = bg(w1=300, w2=300, w3=300, w4=390)
+    assert st._demands(full)[E1] == pytest.approx(rate * steering_module.HEADROOM)
+    st.pinned[E1].rates.extend([rate / 2] * steering_module.RATE_POLLS)
+    assert st._demands(full)[E1] == pytest.approx(capacity)
+
+
+def test_paced_elephants_sharing_a_wavelength_with_room_stay_put(fabric):
+    """A re-tester's three 2 Mb/s UDP elephants: counted at their rate while under half of
+    an equal share each, at a whole wavelength once together past half of it, they were
+    moved apart and back together, 18 moves in 37 polls. Judged by whether their path has
+    room, and that verdict kept until one is held back, they settle and stay."""
+    paced = [FlowKey("10.1.1.1", "10.2.1.1", 17, 41001, 5301),
+             FlowKey("10.1.1.2", "10.2.1.2", 17, 41002, 5302),
+             FlowKey("10.1.2.3", "10.2.2.3", 17, 41003, 5303)]
+    leaf = {paced[0]: "dc1-leaf1", paced[1]: "dc1-leaf1", paced[2]: "dc1-leaf2"}
+    st = steering(fabric)
+    moves, where = 0, []
+    for t in range(40):
+        load = {"w1": 300.0, "w2": 300.0, "w3": 300.0, "w4": 0.0}
+        for key in paced:
+            if key in st.pinned:
+                load["w" + st.pinned[key].path[0][0][-1]] += 80
+        measured = bg(**load)
+        for name in ("dc1-leaf1", "dc1-leaf2"):
+            st.sample(name, {k: round(80 * GBPS_BYTES * t) for k in paced if leaf[k] == name},
+                      float(t), measured)
+        if t >= 3:
+            moved = st.revisit(measured)[1]
+            moves += moved
+            if t >= 20:
+                where.append(moved)
+    assert len(st.pinned) == 3
+    # a paced flow on a wavelength others fill cannot show it is paced: each is swapped
+    # once onto room, measured there, and then stays (18 moves and no end before)
+    assert moves <= 6, moves
+    assert sum(where) == 0                                  # settled for good
+    assert all(pin.app_limited for pin in st.pinned.values())

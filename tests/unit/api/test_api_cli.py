@@ -341,7 +341,9 @@ def test_elephants(at, capsys):
     assert dcilab("elephants", *at) == 0
     assert capsys.readouterr().out == "no elephants (policy loadaware)\n"
     assert dcilab("elephants", "--json", "--site", "dc2", *at) == 0
-    assert json.loads(capsys.readouterr().out) == {"policy": "loadaware", "elephants": []}
+    answer = json.loads(capsys.readouterr().out)
+    assert datetime.fromisoformat(answer.pop("time").replace("Z", "+00:00"))
+    assert answer == {"policy": "loadaware", "elephants": []}
     assert dcilab("elephants", "--site", "dc9", *at) == 1
     assert "refused (INVALID_ARGUMENT): site: " in capsys.readouterr().err
 
