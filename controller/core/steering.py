@@ -339,8 +339,8 @@ class Steering:
     def _demands(self, measured: dict[DirectedLink, float] | None = None
                  ) -> dict[FlowKey, float]:
         """Each elephant's demand: Hedera's natural demand (its sender's NIC shared among
-        its hosts' elephants), but never more than one wavelength of its path carries (an
-        unsplit flow takes one); and, for a settled pin on a path with room (`measured`:
+        its hosts' elephants); once pinned, never more than one wavelength of its path
+        carries (an unsplit flow takes one); and, for a settled pin on a path with room (`measured`:
         every link's traffic), what it sends, with headroom (app-limited: paced or
         fixed-rate). Charged a NIC's share instead, three 2 Mb/s UDP streams read as
         800 Gb/s each, twice their wavelength, and a revisit moved a TCP elephant onto
@@ -348,10 +348,12 @@ class Steering:
         records = self.detector.elephants()
         fractions = estimate_demands([(r.src_host, r.dst_host) for r in records])
         capacity = self.candidates.capacity_bps
-        widest = max(capacity.values(), default=float("inf"))
         demands = {}
         for r, f in zip(records, fractions):
-            demand = min(f * self.candidates.nic_bps(r.src_host), widest)
+            # A new elephant is placed on the whole estimate: its own traffic, still hashed
+            # somewhere, is in the measured load it is placed against (capped, two new
+            # ones from two leaves met on one wavelength beside a reservation's).
+            demand = f * self.candidates.nic_bps(r.src_host)
             pin = self.pinned.get(r.key)
             if pin is not None and pin.path:
                 demand = min(demand, min(capacity[link] for link in pin.path))
