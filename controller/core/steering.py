@@ -340,11 +340,12 @@ class Steering:
                  ) -> dict[FlowKey, float]:
         """Each elephant's demand: Hedera's natural demand (its sender's NIC shared among
         its hosts' elephants); once pinned, never more than one wavelength of its path
-        carries (an unsplit flow takes one); and, for a settled pin on a path with room (`measured`:
-        every link's traffic), what it sends, with headroom (app-limited: paced or
-        fixed-rate). Charged a NIC's share instead, three 2 Mb/s UDP streams read as
-        800 Gb/s each, twice their wavelength, and a revisit moved a TCP elephant onto
-        another's full wavelength (an outside tester's)."""
+        carries (an unsplit flow takes one); and, for a settled pin found on a path with
+        room (`measured`: every link's traffic; each pin's verdict is updated), what it
+        sends, with headroom (app-limited: paced or fixed-rate). Charged a NIC's share
+        instead, three 2 Mb/s UDP streams read as 800 Gb/s each, twice their wavelength,
+        and a revisit moved a TCP elephant onto another's full wavelength (an outside
+        tester's)."""
         records = self.detector.elephants()
         fractions = estimate_demands([(r.src_host, r.dst_host) for r in records])
         capacity = self.candidates.capacity_bps
