@@ -396,13 +396,14 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
             missing = [key for key in last if key not in present]   # usually none
             for k, (s, interval) in enumerate(zip(subscriptions, intervals)):
                 beat = beat_due[k] is not None and now >= beat_due[k]
-                if beat:
-                    beat_due[k] = now + beats[k]
                 sample = interval is not None and now >= due[k]
                 if sample:     # also when a heartbeat falls due with it: one send, not two
                     due[k] += interval * max(1, int((now - due[k]) // interval) + 1)
                 elif interval is not None and not beat:
                     continue
+                if beats[k] and (beat or (sample and not s.suppress_redundant)):
+                    # every value just went out: the next heartbeat is a whole one away
+                    beat_due[k] = now + beats[k]
                 leaves = self._select(sub.prefix, [s.path], current)
                 if not beat and (interval is None or s.suppress_redundant):
                     leaves = [l for l in leaves if last.get((l.target, l.path)) != l.value]
