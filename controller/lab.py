@@ -178,11 +178,7 @@ class Lab:
                                             echo=self.say if self.echo_controller else None,
                                             extra_args=self.controller_args, on_exit=self.say)
         self.controller.wait_listening()
-        self.emulation = Emulation(self.fabric, ("127.0.0.1", port), say=self.say,
-                                   datapath=self.datapath, gnmi=self.gnmi,
-                                   reconfiguration_s=self.reconfiguration_s,
-                                   fabric_path=str(self.topology), bfd_ms=self.bfd_ms)
-        self.emulation.start()
+        self._start_emulation(("127.0.0.1", port))
         self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG,
                              directory=self.controller.state_dir)
         # so that `dcilab links`, `reserve`... in another shell find this controller
@@ -193,17 +189,21 @@ class Lab:
                 f"the controller did not program every switch within {ready_timeout_s:g} s; "
                 "its last lines:\n" + "\n".join(self.controller.lines[-15:]))
 
+    def _start_emulation(self, openflow: tuple[str, int]) -> None:
+        """The emulation of the lab's fabric, its switches pointed at `openflow`."""
+        self.emulation = Emulation(self.fabric, openflow, say=self.say,
+                                   datapath=self.datapath, gnmi=self.gnmi,
+                                   reconfiguration_s=self.reconfiguration_s,
+                                   fabric_path=str(self.topology), bfd_ms=self.bfd_ms)
+        self.emulation.start()
+
     def _start_beside(self, ready_timeout_s: float) -> None:
         """The emulation alone, its switches pointed at the external controller; waits (up
         to the timeout) until that controller says every switch is connected, and goes on
         without, saying so: a drill may start it later, or restart it."""
         from .api.client import ApiError, Client, Unreachable
         (host, port), grpc_address = self.external
-        self.emulation = Emulation(self.fabric, (host, port), say=self.say,
-                                   datapath=self.datapath, gnmi=self.gnmi,
-                                   reconfiguration_s=self.reconfiguration_s,
-                                   fabric_path=str(self.topology), bfd_ms=self.bfd_ms)
-        self.emulation.start()
+        self._start_emulation((host, port))
         self.emulation.record_service("grpc", grpc_address)
         self.say(f"waiting for the controller at {host}:{port} (gRPC {grpc_address}) to "
                  f"connect {len(self.fabric.switches)} switches")

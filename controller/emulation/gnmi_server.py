@@ -141,11 +141,15 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _leaves(self, target: str) -> list[Leaf]:
+    def _known(self, target: str) -> None:
+        """NOT_FOUND for a target that is none of the gateways ("": all of them)."""
         if target and target not in self.targets:
             raise GnmiError(grpc.StatusCode.NOT_FOUND,
                             f"unknown target {target!r}; targets are the gateways "
                             f"{', '.join(sorted(self.targets))} (or empty for all)")
+
+    def _leaves(self, target: str) -> list[Leaf]:
+        self._known(target)
         return all_leaves(self.state, target)
 
     @staticmethod
@@ -161,8 +165,7 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
         the prefix target's current ones."""
         base = to_elems(prefix)
         leaves = self._leaves(prefix.target) if leaves is None else leaves
-        requests = [base + to_elems(p) for p in paths] or [base]
-        return [leaf for leaf in leaves if any(matches(r, leaf.path) for r in requests)]
+        return _under([base + to_elems(p) for p in paths] or [base], leaves)
 
     def _unknown(self, prefix: gnmi_pb2.Path, paths: Sequence[gnmi_pb2.Path],
                  leaves: list[Leaf]) -> list[str]:
@@ -254,7 +257,7 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
         keys = [dict(k) for _, k in elems]
         target = prefix.target or update.path.target
         if target:
-            self._leaves(target)            # an unknown target: NOT_FOUND, as for Get
+            self._known(target)             # NOT_FOUND, as for Get
         where = path_text(elems)
         if names[:2] == ["components", "component"] and names[2:4] == ["optical-channel", "config"]:
             leaf = names[4] if len(names) > 4 else None
@@ -284,7 +287,7 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
     def _line_system_target(self, target: str, where: str) -> None:
         """Line systems are on no gateway: target "" (as a Get finds them)."""
         if target:
-            self._leaves(target)                    # an unknown one: NOT_FOUND
+            self._known(target)
             raise GnmiError(grpc.StatusCode.INVALID_ARGUMENT,
                             f"{where}: the line systems are on no gateway; give no target")
 
@@ -355,7 +358,8 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
         subscriptions = list(sub.subscription) or [gnmi_pb2.Subscription()]
         _bounded(subscriptions, "subscriptions")
         paths = [s.path for s in subscriptions]
-        self._leaves(sub.prefix.target)                         # a known target
+        self._known(sub.prefix.target)
+        wanted = [to_elems(sub.prefix) + to_elems(p) for p in paths]    # each, once
         # A path nothing can ever lie under is a typo: said now, not silence for good. A
         # reading not measured now (no light) is a good path: it comes back with the light.
         unknown = self._unknown(sub.prefix, paths, self.schema)
@@ -404,14 +408,12 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
                 if beats[k] and (beat or (sample and not s.suppress_redundant)):
                     # every value just went out: the next heartbeat is a whole one away
                     beat_due[k] = now + beats[k]
-                leaves = self._select(sub.prefix, [s.path], current)
+                leaves = _under([wanted[k]], current)
                 if not beat and (interval is None or s.suppress_redundant):
                     leaves = [l for l in leaves if last.get((l.target, l.path)) != l.value]
                 for leaf in leaves:
                     out[(leaf.target, leaf.path)] = leaf
-                if missing:
-                    request = to_elems(sub.prefix) + to_elems(s.path)
-                    gone.update(key for key in missing if matches(request, key[1]))
+                gone.update(key for key in missing if matches(wanted[k], key[1]))
             for key in gone:
                 del last[key]
             if out or gone:
@@ -423,6 +425,11 @@ class TransceiverServicer(gnmi_pb2_grpc.gNMIServicer):
 
 
 _STREAM = gnmi_pb2.SubscriptionList.STREAM
+
+
+def _under(requests: Sequence[tuple[Elem, ...]], leaves: list[Leaf]) -> list[Leaf]:
+    """The leaves at or under any of `requests`."""
+    return [leaf for leaf in leaves if any(matches(r, leaf.path) for r in requests)]
 
 
 def _interval(sub: gnmi_pb2.Subscription) -> float | None:
