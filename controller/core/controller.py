@@ -291,7 +291,16 @@ class FabricController:
             done = sum(s.programmed for s in self.switches.values())
             log.info("switch %s programmed (%d of %d)", state.name, done, len(self.switches))
             if self.ready:
-                log.info("fabric %s ready: all %d switches programmed", self.fabric.name, done)
+                unlike = sorted(s.name for s in self.switches.values() if s.problems)
+                if unlike:      # said at each switch already; "ready" must not hide them
+                    log.warning("fabric %s ready: all %d switches programmed, but not all "
+                                "have the file's ports (%d with missing or unexpected ports: "
+                                "%s): `dcilab switches` lists what differs", self.fabric.name,
+                                done, len(unlike),
+                                ", ".join(unlike[:5]) + (", ..." if len(unlike) > 5 else ""))
+                else:
+                    log.info("fabric %s ready: all %d switches programmed", self.fabric.name,
+                             done)
             if self.ready or (self._partial_start and all(
                     s.programmed for s in self.switches.values() if s.connected)):
                 # Links may be up that reservations avoid (repaired while this controller

@@ -8,11 +8,19 @@ that threshold for as many polls, so a flow near the threshold does not flap. A 
 sent nothing for a whole poll has ended (its learned counter lingers until it idles out,
 but its wavelength is free now).
 Flows within one site never cross a wavelength and are not tracked.
+
+A flow's rate is taken over its last `RATE_WINDOW_POLLS` polls, not one: OVS's userspace
+datapath pushes a flow's byte counter to OpenFlow only when its revalidators run (every
+500 ms, measured), so over a 1 s poll a steady flow reads 0.5, 1 or 1.5 times its rate
+depending on how many pushes the poll caught. Over two polls it reads within a quarter.
+After a poll with nothing sent the window starts again, so a flow coming back (a training
+step's sync) is measured, and found, as fast as a new one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 from ..fabric import Fabric
 from .attribution import dci_stages
@@ -25,6 +33,8 @@ from .paths import PathEngine
 # steps (bench.training), longer than a step, so the sync's flows, which recur with the
 # same 5-tuples, come back on their wavelengths.
 PIN_HOLD_S = 0.0
+
+RATE_WINDOW_POLLS = 2
 
 
 @dataclass(frozen=True)
@@ -48,10 +58,12 @@ class FlowRecord:
     threshold_bps: float
     last_bytes: int
     last_time: float
-    rate_bps: float = 0.0          # real units
+    rate_bps: float = 0.0          # real units, over the last RATE_WINDOW_POLLS polls
     above: int = 0                 # consecutive polls at or over the threshold
     below: int = 0                 # consecutive polls under half of it
     elephant: bool = False
+    # (time, bytes sent since first seen) at the last RATE_WINDOW_POLLS + 1 polls
+    sent: deque = field(default_factory=lambda: deque(maxlen=RATE_WINDOW_POLLS + 1))
 
 
 class ElephantDetector:
@@ -93,14 +105,21 @@ class ElephantDetector:
                 src, dst = self.fabric.host_by_ip(key.src_ip), self.fabric.host_by_ip(key.dst_ip)
                 if src is None or dst is None or src.leaf != leaf or src.site == dst.site:
                     continue
-                self.flows[key] = FlowRecord(key, src.name, dst.name,
-                                             self.threshold_bps(src.leaf, dst.leaf), count, now)
+                record = FlowRecord(key, src.name, dst.name,
+                                    self.threshold_bps(src.leaf, dst.leaf), count, now)
+                record.sent.append((now, 0))
+                self.flows[key] = record
                 continue
             if now <= record.last_time:
                 continue
             # A re-learned entry restarts at 0: what it holds now was all sent since.
             delta = count - record.last_bytes if count >= record.last_bytes else count
-            record.rate_bps = delta * 8 / (now - record.last_time) / self.fabric.scale
+            if delta == 0:        # idle: a flow starting again is measured from now on
+                record.sent.clear()
+            record.sent.append((now, (record.sent[-1][1] if record.sent else 0) + delta))
+            (since, before), sent = record.sent[0], record.sent[-1][1]
+            record.rate_bps = ((sent - before) * 8 / (now - since) / self.fabric.scale
+                               if now > since else 0.0)
             record.last_bytes, record.last_time = count, now
             src_leaf, dst_leaf = (self.fabric.hosts[record.src_host].leaf,
                                   self.fabric.hosts[record.dst_host].leaf)

@@ -285,6 +285,29 @@ def test_ready_only_after_every_barrier_reply(ctl, fabric):
     assert ctl.ready
 
 
+def test_ready_says_which_switches_lack_the_files_ports(ctl, fabric, caplog):
+    """A tester saw "ready: all 12 switches programmed" on a fabric with a switch missing a
+    port: "ready" said nothing of it, though each switch's ERROR had scrolled by."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    dpids = []
+    for name in fabric.switches:
+        dpid = fabric.switches[name].dpid
+        ctl.switch_connected(dpid)
+        ports = good_ports(fabric, name)
+        if name == "dc1-gw1":
+            del ports[5]
+        ctl.ports_described(dpid, ports)
+        dpids.append(dpid)
+    for dpid in dpids:
+        ctl.barrier_replied(dpid)
+    assert ctl.ready
+    [ready] = [r for r in caplog.records if "ready: all" in r.getMessage()]
+    assert ready.levelno == logging.WARNING
+    assert ready.getMessage() == (
+        "fabric two-dc ready: all 12 switches programmed, but not all have the file's ports "
+        "(1 with missing or unexpected ports: dc1-gw1): `dcilab switches` lists what differs")
+
+
 def test_barrier_from_a_disconnected_switch_does_not_count(ctl, fabric):
     dpids = [bring_up(ctl, fabric, name)[0] for name in fabric.switches]
     ctl.switch_disconnected(dpids[0])

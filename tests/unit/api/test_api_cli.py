@@ -186,7 +186,9 @@ def test_elephants_watch_asks_every_interval_until_interrupted(at, capsys, monke
     times = [datetime.fromisoformat(a.pop("time").replace("Z", "+00:00")) for a in answers]
     assert answers == [{"policy": "loadaware", "elephants": []}] * 3
     assert times == sorted(times) and (times[2] - times[0]).total_seconds() >= 0.4 - 0.01
-    assert seen[2][0] - seen[0][0] >= 0.4 - 0.01          # paced, not a busy loop
+    # paced, not a busy loop; printed when each answer came (a slow first answer, on a
+    # busy machine, brings the prints closer together than the asks)
+    assert seen[2][0] - seen[0][0] >= 0.2
 
 
 def test_token_and_tls_flags(serve, tmp_path, capsys):
