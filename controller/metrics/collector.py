@@ -39,7 +39,9 @@ from ..te.reservations import Protection, State
 from . import names
 
 RESERVATION_STATES = tuple(state.value for state in State)
-LINK_LABELS = ("link", "wavelength", "site_a", "site_b", "direction", "kind")
+# src and dst: the switches at the sending and receiving end (an intra-site link's sites
+# are one, so direction alone did not say which switch sends).
+LINK_LABELS = ("link", "wavelength", "site_a", "site_b", "direction", "kind", "src", "dst")
 WAVELENGTH_LABELS = ("link", "wavelength", "site_a", "site_b")
 NETWORK_LINK_KINDS = frozenset({FABRIC, DCI})
 
@@ -106,7 +108,7 @@ class FabricCollector(Collector):
             return None
         direction = "a-b" if load.src == link.a.node else "b-a"
         return [link.line_system or link.name, load.wavelength or "", load.site_a,
-                load.site_b, direction, load.kind]
+                load.site_b, direction, load.kind, load.src, load.dst]
 
     def _link_families(self) -> Iterable:
         capacity = GaugeMetricFamily(
@@ -123,7 +125,9 @@ class FabricCollector(Collector):
             labels=LINK_LABELS)
         util = GaugeMetricFamily(
             names.LINK_UTILIZATION,
-            "Measured rate over real capacity, 0..1, over the controller's last poll interval.",
+            "Measured rate over real capacity over the controller's last poll interval: 0..1, "
+            "and a little over 1 at full load (the bytes between two readings over the time "
+            "between their replies' arrival, which jitters by a few ms).",
             labels=LINK_LABELS)
         reserved = GaugeMetricFamily(
             names.LINK_RESERVED_BPS,
@@ -169,7 +173,7 @@ class FabricCollector(Collector):
             labels=WAVELENGTH_LABELS)
         mode = InfoMetricFamily(
             names.WAVELENGTH_MODE, "Transceiver module and operating mode of the wavelength.",
-            labels=("link", "wavelength", "module", "mode", "rate_gbps"))
+            labels=("link", "wavelength", "site_a", "site_b", "module", "mode", "rate_gbps"))
         # The mode each runs now (rate adaptation, or its transceivers, may have changed
         # it): the plan's GSNR against that mode's requirement.
         running = self.service.wavelength_modes()
@@ -187,7 +191,7 @@ class FabricCollector(Collector):
                 required.add_metric(labels, needs)
                 margin.add_metric(labels, ch.gsnr_db - needs)
             freq.add_metric(labels, ch.frequency_thz * 1e12)
-            mode.add_metric([link.line_system or link.name, ch.name], {
+            mode.add_metric(labels, {
                 "module": ch.module, "mode": name or ch.mode, "rate_gbps": f"{rate:g}"})
         return osnr, gsnr, required, margin, freq, mode
 

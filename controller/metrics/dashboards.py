@@ -134,7 +134,9 @@ DASHBOARDS = (
         bargauge("Margin per wavelength", "dB", Q(n.WAVELENGTH_MARGIN_NOW + LINK, "{{wavelength}}"), h=9,
                  description="GSNR above the OSNR the running mode requires: reported by the "
                              "receivers with --gnmi, else the plan's. Under 1 dB raises "
-                             "DcilabWavelengthMarginLow.", min=-3, steps=MARGIN_STEPS),
+                             "DcilabWavelengthMarginLow. A wavelength down has no margin and "
+                             "no bar: 'Wavelengths down' counts those.", min=-3,
+                 steps=MARGIN_STEPS),
         timeseries("GSNR against requirement", "dB", Q(n.WAVELENGTH_GSNR_DB + LINK, "{{wavelength}} GSNR"),
                    Q(n.WAVELENGTH_REQUIRED_OSNR_DB + LINK, "{{wavelength}} required"), h=9,
                    description="Modelled GSNR (0.1 nm: amplifier noise and fibre nonlinearity, "
@@ -151,10 +153,19 @@ DASHBOARDS = (
                                 "site_b"),
                        "rename": {"Value #B": "frequency THz", "rate_gbps": "Gb/s"}}),
         stat("Lowest margin", "dB", Q(f"min({n.WAVELENGTH_MARGIN_NOW}{LINK})", "lowest margin"), w=6, h=5,
-             description="The weakest wavelength: its margin as the receivers report it in the "
-                         "mode they run (with --gnmi), else as modelled. Under 1 dB raises "
-                         "DcilabWavelengthMarginLow.", steps=MARGIN_STEPS,
+             description="The weakest wavelength that is up: its margin as the receivers "
+                         "report it in the mode they run (with --gnmi), else as modelled. "
+                         "Under 1 dB raises DcilabWavelengthMarginLow. Wavelengths down are "
+                         "not in it: see 'Wavelengths down'.", steps=MARGIN_STEPS,
              options={"background": True}),
+        # An SRE saw "Lowest margin 5.21 dB" in green with two of four wavelengths cut or
+        # dark: a down wavelength has no margin, so it left the margin panels silently.
+        stat("Wavelengths down", None,
+             Q(f"sum by (link) (1 - min by (link, wavelength) ({n.LINK_UP}{DCI}))", "{{link}}"),
+             w=6, h=5,
+             description="Wavelengths with either direction down (cut, transceiver dark, "
+                         "changing mode), per DCI link: they have no margin above.",
+             steps=ZERO_IS_GOOD, options={"background": True}),
         stat("Wavelengths planned", None,
              Q(f"count by (link) ({n.WAVELENGTH_FREQUENCY_HZ}{LINK})", "{{link}}"), w=6, h=5,
              description="Wavelengths the optical plan lights per DCI link, up or not (the DCI "

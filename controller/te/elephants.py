@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from ..fabric import Fabric
 from .attribution import dci_stages
+from .load import UNAVAILABLE
 from .paths import PathEngine
 
 # How long loadaware keeps an idle elephant's pin (seconds; core.steering). Off by default:
@@ -100,6 +101,8 @@ class ElephantDetector:
         """Counters of the flows entering at `leaf`; returns (new elephants, ended ones)."""
         new, ended = [], []
         for key, count in counters.items():
+            if count >= UNAVAILABLE:   # the switch could not read it (all ones): no reading
+                continue
             record = self.flows.get(key)
             if record is None:
                 src, dst = self.fabric.host_by_ip(key.src_ip), self.fabric.host_by_ip(key.dst_ip)

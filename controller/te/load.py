@@ -4,9 +4,16 @@ A link has two directions; each is reported on its own, named by the end it leav
 Emulated byte counts are divided by the fabric's `scale`, so rates, utilizations and byte
 totals are in real units against the real (unscaled) capacity.
 
-Counters can go backwards (a switch reconnected with new ports, a 64-bit wrap after
-years): such a sample only re-bases the counter; it never yields a negative or absurd
-rate, and the running real-unit totals stay monotonic.
+Counters can go backwards (a switch restarted, a 64-bit wrap after years): such a sample
+only re-bases the counter; it never yields a negative or absurd rate, and the running
+real-unit totals stay monotonic. A counter the switch cannot read is sent as all ones
+(OpenFlow's "unavailable"; OVS does so for a port whose interface is going away): that
+sample is skipped, never taken as 1.8e19 bytes sent.
+
+A total starts from the switch's own counter, not from 0, so a controller restarted while
+the switches run goes on from where the last one left its totals: Prometheus sees no
+reset, and the traffic of the restart's seconds is not lost from rate(). A switch that was
+away (its control channel lost, not restarted) is counted across its absence.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from typing import NamedTuple
 
 from ..fabric import Fabric
 from ..fabric.model import Link
+
+UNAVAILABLE = 2 ** 64 - 1     # an OpenFlow counter the switch cannot read
 
 
 class Direction(NamedTuple):
@@ -55,7 +64,7 @@ class _Counter:
 
     last: int | None = None
     last_time: float | None = None
-    total: float = 0.0        # real-unit bytes accumulated from positive deltas
+    total: float = 0.0        # real-unit bytes: the first reading, then positive deltas
     rate_bps: float = 0.0     # real bits per second over the last interval
 
 
@@ -96,22 +105,27 @@ class LoadTracker:
             self._advance(self._rx.setdefault((switch, port), _Counter()), rx, now)
 
     def _advance(self, counter: _Counter, value: int, now: float) -> None:
-        if counter.last is not None and value >= counter.last and now > counter.last_time:
+        if value >= UNAVAILABLE:
+            return
+        if counter.last is None:
+            counter.total = value / self.fabric.scale
+        elif value >= counter.last and now > counter.last_time:
             delta = (value - counter.last) / self.fabric.scale
             counter.total += delta
             counter.rate_bps = delta * 8 / (now - counter.last_time)
-        elif counter.last is not None and value < counter.last:
+        elif value < counter.last:
             counter.rate_bps = 0.0   # reset or wrap: re-base, report nothing for this interval
         counter.last, counter.last_time = value, now
 
     def switch_down(self, switch: str) -> None:
-        """Counters restart when a switch comes back; forget the baselines, keep totals."""
+        """A switch unheard from sends nothing we can see. Its baselines stay: one that only
+        lost its control channel counted on, and its next sample covers the absence; one
+        that restarted comes back with smaller counters, which re-base them."""
         self._down_switches.add(switch)
         for key in list(self._tx) + list(self._rx):
             if key[0] == switch:
                 for table in (self._tx, self._rx):
                     if key in table:
-                        table[key].last = None
                         table[key].rate_bps = 0.0
 
     def port_state(self, switch: str, port: int, up: bool) -> None:

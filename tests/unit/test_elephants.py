@@ -235,6 +235,17 @@ def test_flows_are_counted_independently(fabric):
     assert {r.key for r in det.elephants()} == {FLOW, OTHER}
 
 
+def test_a_counter_the_switch_cannot_read_is_no_reading(fabric):
+    """All ones is OpenFlow's "unavailable" (and the app sums a flow's entries: more)."""
+    det, feed = elephant(fabric)
+    record = det.flows[FLOW]
+    before = (record.rate_bps, record.last_bytes, record.last_time)
+    for count in (2 ** 64 - 1, 2 ** 64 + 5000):
+        assert det.sample(LEAF1, {FLOW: count}, feed.now + 1) == ([], [])
+        assert (record.rate_bps, record.last_bytes, record.last_time) == before
+    assert record.elephant
+
+
 def test_a_repeated_timestamp_changes_nothing(fabric):
     det = detector(fabric)
     feed = Feed(det)

@@ -21,7 +21,7 @@ from fabric_helpers import topology
 
 FORBIDDEN_LABELS = {"dc", "datacenter", "region", "cluster", "flow", "flow_id", "src_host",
                     "dst_host", "host_pair", "src_ip", "dst_ip", "reservation_id"}
-LINK_LABELS = {"link", "wavelength", "site_a", "site_b", "direction", "kind"}
+LINK_LABELS = {"link", "wavelength", "site_a", "site_b", "direction", "kind", "src", "dst"}
 
 EXPECTED_TYPES = {
     "dcilab_failure_events": "counter",
@@ -173,13 +173,16 @@ def test_wavelength_labels_name_the_dci_link_sites_and_direction(fabric):
     families = scrape(FakeService(fabric))
     ab = one(families, "dcilab_link_capacity_bps", wavelength=w1.wavelength, direction="a-b")
     assert ab.labels == {"link": "dc1-dc2-a", "wavelength": "dc1-dc2-a.w1", "site_a": "dc1",
-                         "site_b": "dc2", "direction": "a-b", "kind": "dci"}
+                         "site_b": "dc2", "direction": "a-b", "kind": "dci",
+                         "src": "dc1-gw1", "dst": "dc2-gw1"}
     ba = one(families, "dcilab_link_capacity_bps", wavelength=w1.wavelength, direction="b-a")
     assert (ba.labels["site_a"], ba.labels["site_b"]) == ("dc2", "dc1")
     assert ab.value == ba.value == 400e9     # real capacity, not the emulated 40 Mb/s
     spine = one(families, "dcilab_link_capacity_bps", link="dc1-leaf1~spine1", direction="a-b")
     assert spine.labels["wavelength"] == "" and spine.labels["kind"] == "fabric"
     assert spine.value == 800e9
+    # an intra-site link's sites are one: src and dst say which switch sends (an SRE's)
+    assert (spine.labels["src"], spine.labels["dst"]) == ("dc1-leaf1", "dc1-spine1")
 
 
 def test_bytes_are_counters_in_real_units_and_utilization_uses_real_capacity(fabric):
@@ -247,7 +250,8 @@ def test_optics_of_every_wavelength(fabric):
         assert one(families, "dcilab_wavelength_frequency_hz", **key).value == \
             pytest.approx(ch.frequency_thz * 1e12)
         info = one(families, "dcilab_wavelength_mode_info", **key)
-        assert info.labels == {"link": "dc1-dc2-a", "wavelength": ch.name, "module": "400ZR",
+        assert info.labels == {"link": "dc1-dc2-a", "wavelength": ch.name, "site_a": "dc1",
+                               "site_b": "dc2", "module": "400ZR",
                                "mode": ch.mode, "rate_gbps": "400"}
     first = one(families, "dcilab_wavelength_frequency_hz", wavelength="dc1-dc2-a.w1")
     assert 191e12 < first.value < 197e12
