@@ -173,8 +173,11 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
             sibling_ports = [l.a.port if l.a.node == switch else l.b.port for l in siblings]
             buckets = [(port, None, 0, (("out", port),))]
             if protect:
-                buckets += [*detour_buckets((port,)),
-                            *((p, None, 0, (("out", p),)) for p in sorted(sibling_ports))]
+                # The line system's other wavelengths before the detour: one wavelength lost
+                # (its transceiver dark, its port's BFD down) leaves the pin on its fibre, at
+                # its latency; a cut takes them all at once, and the detour is next.
+                buckets += [*((p, None, 0, (("out", p),)) for p in sorted(sibling_ports)),
+                            *detour_buckets((port,))]
             out.groups[PIN_GROUP_BASE + port] = (FAST_FAILOVER, tuple(buckets))
     return out
 

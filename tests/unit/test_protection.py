@@ -115,6 +115,31 @@ def test_a_whole_line_system_cut_takes_its_detour_with_no_controller(name):
         assert_all_delivered(fabric, net, avoiding=dead)
 
 
+def test_a_pinned_flows_group_tries_its_fibres_other_wavelengths_before_the_detour():
+    """A code reviewer: one wavelength lost (its transceiver dark) sent pinned elephants and
+    reservations onto a detour through another site while a sibling on the same fibre was
+    up. On a cut the siblings are dead too, and the detour is next."""
+    from dcilab.core.rules import PIN_GROUP_BASE
+    fabric = parse_fabric(TRIANGLE)
+    gateway = "a-gw1"
+    ports = {l.a.port if l.a.node == gateway else l.b.port: l for l in fabric.wavelengths()
+             if gateway in (l.a.node, l.b.node)}
+    groups = {m.group_id: m for m in compile_fabric(fabric)[gateway]
+              if getattr(m, "type", None) == ofp.OFPGT_FF}
+    for port, link in ports.items():
+        buckets = groups[PIN_GROUP_BASE + port].buckets
+        watched = [b.watch_port for b in buckets]
+        siblings = sorted(p for p, l in ports.items()
+                          if l.line_system == link.line_system and p != port)
+        assert watched[:1 + len(siblings)] == [port, *siblings]
+        detour = buckets[1 + len(siblings):]
+        assert detour, "a-gw1's line systems have a detour through the third site"
+        for bucket in detour:          # tagged for the detour, out of another line system
+            assert any(a.cls_action_type == ofp.OFPAT_PUSH_VLAN for a in bucket.actions)
+            assert ports.get(bucket.watch_port) is None or \
+                ports[bucket.watch_port].line_system != link.line_system
+
+
 def test_without_another_line_system_a_cut_is_a_blackhole_until_restored():
     fabric = topology("two-dc")
     net = fake_fabric(fabric, compile_fabric(fabric))
