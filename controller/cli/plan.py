@@ -146,7 +146,17 @@ def print_report(r: dict) -> None:
           f"({w['transponders']} transponders of {w['rate_gbps']}G; {whose})")
     print(f"  predicted:        step {r['step_time_s']:.4f} s, compute utilization "
           f"{r['compute_utilization']:.2%} (sync {r['sync_s']:.4f} s, exposed "
-          f"{r['exposed_s']:.4f} s per sync)\n")
+          f"{r['exposed_s']:.4f} s per sync)")
+    if (f := r["with_flows"]) is not None:
+        n, waves = f["flows_per_pair"], " or ".join(str(w) for w in f["wavelengths"])
+        pairs = ", ".join(f["site_pairs"][:3]) + (", ..." if len(f["site_pairs"]) > 3 else "")
+        fill = (f"flows_per_pair {f['flows_that_fill']} fills them" if f["flows_that_fill"]
+                else "no flows_per_pair a job file may give fills them all")
+        print(f"  {f'with {n} flows:':<18}step {f['step_time_s']:.4f} s, compute utilization "
+              f"{f['compute_utilization']:.2%}: each of the job's {n} flows per pair stays\n"
+              f"{'':<20}on one wavelength, and {n} do not fill {waves} evenly ({pairs});\n"
+              f"{'':<20}{fill} (the plan sizes as if the sync split evenly)")
+    print()
     rows = r["sensitivity"].get("distance", [])
     replanned = any("replanned_capex_usd" in row for row in rows)
     print("  sensitivity to distance (planned wavelengths"

@@ -53,6 +53,23 @@ class NoFeasibleChoice(ValueError):
     """No module of the catalog carries a site pair's sync in time; the message says why."""
 
 
+def unsplit_capacity(wavelengths: int, rate_gbps: float, flows: int) -> float:
+    """What `flows` equal flows, each on one of `wavelengths` wavelengths of `rate_gbps`,
+    carry together while the busiest wavelength (ceil(flows / wavelengths) of them) is
+    full: flows / ceil(flows / wavelengths) wavelengths' worth (8 flows on 5 wavelengths:
+    3 carry two each and finish last, no sooner than on 4)."""
+    return flows / math.ceil(flows / wavelengths) * rate_gbps
+
+
+def unsplit_wavelengths(need_gbps: float, rate_gbps: float, flows: int) -> int | None:
+    """The fewest wavelengths of `rate_gbps` on which `flows` unsplit flows carry
+    `need_gbps`, or None when even one flow per wavelength falls short."""
+    for wavelengths in range(max(1, math.ceil(need_gbps / rate_gbps - 1e-9)), flows + 1):
+        if unsplit_capacity(wavelengths, rate_gbps, flows) >= need_gbps * (1 - 1e-9):
+            return wavelengths
+    return None
+
+
 @dataclass(frozen=True)
 class Choice:
     """What one site pair gets: the module, its mode, wavelengths and line systems."""
@@ -76,6 +93,11 @@ class Choice:
     @property
     def capacity_gbps(self) -> float:
         return float(sum(link.capacity_gbps for link in self.links))
+
+    def carried_gbps(self, flows: int) -> float:
+        """What `flows` unsplit flows carry of the capacity (`unsplit_capacity`)."""
+        return self.capacity_gbps * unsplit_capacity(self.wavelengths, 1.0, flows) \
+            / self.wavelengths
 
     @property
     def capex_usd(self) -> float:

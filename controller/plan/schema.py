@@ -20,6 +20,7 @@ MAX_GPUS = 10_000_000
 MAX_STEP_S = 86_400.0          # a day per step
 MAX_COUNT = 1_000_000_000
 MAX_KM = 40_000.0              # once round the Earth
+MAX_FLOWS_PER_PAIR = 64          # a sync's flows per site pair (NCCL channels)
 MAX_PRICE_USD = 1e8            # per module or transponder
 MAX_POWER_W = 1e5
 MAX_WDM_RATE_GBPS = 10_000
@@ -97,7 +98,7 @@ class JobSpec(_Strict):
     step: StepSpec
     # 1: the sync hides entirely in step.overlap_s (which must then be > 0)
     target_compute_utilization: float = Field(ge=MIN_COMPUTE_UTILIZATION, le=1)
-    flows_per_pair: int = Field(default=8, ge=1, le=64,
+    flows_per_pair: int = Field(default=8, ge=1, le=MAX_FLOWS_PER_PAIR,
                                 description="parallel flows per site pair (NCCL channels)")
     # 1: NCCL's rings, every channel in the same order (NVIDIA/nccl#578, #1367), so three
     # or more sites load one direction of each ring pair; 2: a schedule that runs half

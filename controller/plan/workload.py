@@ -14,11 +14,11 @@ the syncs last long enough for the controller's 1 s polls to see them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ..fabric import Fabric
 from ..fabric.model import scaled_mbps
+from .hardware import unsplit_capacity
 from .load import Job
 from .performance import Prediction
 from .planner import predict_job
@@ -116,8 +116,7 @@ def unsplittable_prediction(job: Job, fabric: Fabric, stretch: float = 1.0,
     effective = {}
     for (a, b), cap in capacity.items():
         waves = [l for l in fabric.wavelengths() if {l.site_a, l.site_b} == {a, b}]
-        rate = min(l.rate_gbps for l in waves)
-        effective[(a, b)] = per / math.ceil(per / len(waves)) * rate
+        effective[(a, b)] = unsplit_capacity(len(waves), min(l.rate_gbps for l in waves), per)
     zero = {k: 0.0 for k in capacity}
     return predict_job(job, traffic, effective, zero, byte_factor=stretch, time_factor=stretch)
 

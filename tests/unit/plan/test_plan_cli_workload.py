@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dcilab.bench.training import controller_events, twin, twin_fabric
 from dcilab.cli import main
 from dcilab.fabric import load_fabric
 from dcilab.plan import fabric_yaml, parse_job, plan_job
+from dcilab.plan.hardware import unsplit_capacity, unsplit_wavelengths
+from dcilab.plan.traffic import GOODPUT_OF_LINE_RATE
 from dcilab.fabric.model import scaled_mbps
 from dcilab.plan.workload import (fabric_prediction, share_mbps, sync_flows,
                                    unsplittable_prediction)
@@ -289,3 +292,36 @@ def test_the_plot_shades_distances_past_the_planned_modes_dispersion_tolerance()
     x0, x1 = shade.get_x(), shade.get_x() + shade.get_width()      # a Rectangle
     assert (x0, x1) == pytest.approx((min(past), rows[-1]["longest_km"]))
     assert "dispersion tolerance" in shade.get_label()
+
+
+def test_unsplit_flows_carry_what_the_busiest_wavelength_lets_them():
+    # 8 flows on 5 wavelengths: 3 carry two each, so what 4 carry; on 4 or 8, all of them
+    assert unsplit_capacity(5, 800, 8) == unsplit_capacity(4, 800, 8) == 3200
+    assert unsplit_capacity(8, 800, 8) == 6400 and unsplit_capacity(41, 200, 8) == 1600
+    assert unsplit_wavelengths(3300, 800, 8) == 8       # 5, 6 and 7 carry what 4 do
+    assert unsplit_wavelengths(3300, 800, 10) == 5
+    assert unsplit_wavelengths(7000, 800, 8) is None     # 8 flows, one wavelength each
+
+
+def test_a_plan_says_when_the_jobs_flows_cannot_fill_its_wavelengths(capsys):
+    """An ML-infra tester: 300b-data-16dc plans 5 x 800ZR per pair and predicts 92.8 %, but
+    its 8 flows per pair, each on one wavelength, made 83 % on that fabric in the twin.
+    Nothing said so. The plan now gives the step with the job's flows and what fills them."""
+    plan = plan_job(parse_job((JOBS / "300b-data-16dc.yaml").read_text(), "300b.yaml"),
+                    sensitivity=False)
+    f = plan.with_flows()
+    assert f["wavelengths"] == [5] and f["flows_that_fill"] == 10
+    assert len(f["site_pairs"]) == 16
+    pair = plan.traffic.pairs[0]
+    # each pair's sync takes 5/4 as long on the bytes (the latencies are the same)
+    on_bytes = pair.bytes_per_sync * 8 / (5 * 800e9 * GOODPUT_OF_LINE_RATE)
+    assert f["sync_s"] == pytest.approx(plan.prediction.sync_s + on_bytes / 4, rel=1e-5)
+    assert f["compute_utilization"] < plan.job.spec.target_compute_utilization \
+        < plan.prediction.compute_utilization
+    assert main(["plan", str(JOBS / "300b-data-16dc.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "with 8 flows:     step 4.8836 s, compute utilization 81.91%" in out
+    assert "flows_per_pair 10 fills them" in out
+    ten = yaml.safe_load((JOBS / "300b-data-16dc.yaml").read_text()) | {"flows_per_pair": 10}
+    assert plan_job(parse_job(yaml.safe_dump(ten), "t.yaml"), sensitivity=False) \
+        .with_flows() is None
