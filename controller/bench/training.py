@@ -276,6 +276,10 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
             f"the planner's for that reason alone; `dcilab plan JOB --fabric-out F.yaml` "
             f"writes a fabric scaled for this job")
         say(f"warning: {report['warnings'][-1]}")
+    short = _short_of_target(job, fabric, fluid)
+    if short:
+        report["warnings"].append(short)
+        say(f"warning: {short}")
     say(f"{job.name} on {fabric.name} at scale {fabric.scale:g}, time x{stretch:.3g}: "
         f"{len(flows)} flows of "
         f"{report['bytes_per_flow'] / 1e6:.2f} MB per sync"
@@ -415,6 +419,27 @@ def goodput_prediction(job: Job, fabric: Fabric, flow, g_mbps: float, stretch: f
                        {k: 0.0 for k in capacity}, byte_factor=stretch, time_factor=stretch)
     return {"single_flow_mbps": round(g_mbps, 3), "wavelength_mbps": round(wavelength_mbps, 3),
             "goodput_ratio": round(ratio, 4), "predicted": pred.to_dict()}
+
+
+def _short_of_target(job: Job, fabric, fluid) -> str | None:
+    """What to say when this fabric's DCI cannot give the job its target utilization (an
+    ML-infra tester ran a 1T job on two-dc: 334 % of the prediction, and only the CPU
+    warning spoke, mixing a fabric too small with the emulation's limit): the pair
+    furthest short, its need and what it has. None when the fabric meets the target."""
+    target = job.spec.target_compute_utilization
+    if fluid.compute_utilization >= target - 5e-4:
+        return None
+    traffic = job_traffic(job)
+    have = pair_capacity_gbps(job, fabric, traffic)
+    # the rate that fits each pair's sync in its window (the emulation has no latency)
+    need = {(p.a, p.b): p.bytes_per_sync * 8 / traffic.window_s / 1e9 for p in traffic.pairs}
+    a, b = max(need, key=lambda k: need[k] / have[k])
+    return (f"this fabric's DCI gives {job.name} {fluid.compute_utilization:.1%} compute "
+            f"utilization, under its {target:.0%} target: {a}-{b} has {have[(a, b)]:,.0f} "
+            f"Gb/s and the sync needs about {need[(a, b)]:,.0f} Gb/s "
+            f"({need[(a, b)] / have[(a, b)]:.1f}x); steps are compared with the prediction "
+            f"on this fabric, and `dcilab plan JOB --fabric-out F.yaml` sizes one for the "
+            f"target")
 
 
 def emulate_or_explain(fabric_path: Path, job: Job, policies, steps, stretch, flows_per_pair,

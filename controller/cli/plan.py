@@ -108,8 +108,11 @@ def _plan(args) -> int:
 
 def print_report(r: dict) -> None:
     every = r["sync_every_steps"]
+    # A pipeline's DCI carries activations and their gradients; its sync stays in a site.
+    crossing = (f"sync {r['sync']}" if r["across_sites"] != "pipeline" else
+                "activations and their gradients between stages")
     print(f"job {r['job']}: {len(r['sites'])} sites, {r['across_sites']} parallel across sites, "
-          f"sync {r['sync']}" + (f" every {every} steps" if every > 1 else "")
+          f"{crossing}" + (f" every {every} steps" if every > 1 else "")
           + f"; sync window {r['window_s']:.4f} s less "
           + ("the chain's round trip over every stage boundary" if r["chain"] else
              f"{r['latency_hops']} one-way latencies"

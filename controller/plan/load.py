@@ -140,7 +140,8 @@ def _check(spec: JobSpec) -> tuple[dict[frozenset, float], list[JobIssue]]:
             elif a == b:
                 issues.append(JobIssue(where, "a distance joins two different sites"))
             elif km <= 0:
-                issues.append(JobIssue(where, f"a fibre route is longer than 0 km (got {km!r})"))
+                issues.append(JobIssue(where, f"must be over 0 km, as every fibre route is "
+                                              f"(got {km!r})"))
             elif frozenset((a, b)) in distances:
                 if distances[frozenset((a, b))] != float(km):    # the same figure twice is fine
                     issues.append(JobIssue(

@@ -325,3 +325,29 @@ def test_a_plan_says_when_the_jobs_flows_cannot_fill_its_wavelengths(capsys):
     ten = yaml.safe_load((JOBS / "300b-data-16dc.yaml").read_text()) | {"flows_per_pair": 10}
     assert plan_job(parse_job(yaml.safe_dump(ten), "t.yaml"), sensitivity=False) \
         .with_flows() is None
+
+
+def test_train_says_when_the_fabric_is_too_small_for_the_jobs_target():
+    """An ML-infra tester ran a 1T job on two-dc: 334 % of the prediction, and only the CPU
+    warning spoke. The fabric's own shortfall is said first, with the pair and the need."""
+    from dcilab.bench.training import _short_of_target
+    from dcilab.resources import topology_path
+
+    fabric = load_fabric(topology_path("two-dc"))
+
+    def job(parameters):
+        return parse_job(yaml.safe_dump({
+            "name": "t", "model": {"parameters": parameters, "bytes_per_gradient": 2},
+            "sites": [{"name": "dc1", "gpus": 8}, {"name": "dc2", "gpus": 8}],
+            "distances_km": {"dc1": {"dc2": 80}},
+            "step": {"compute_s": 1.0, "overlap_s": 0.5},
+            "target_compute_utilization": 0.9}), "t.yaml")
+
+    big = job(1e12)
+    said = _short_of_target(big, fabric, fabric_prediction(big, fabric))
+    # 2 TB each way in 0.5 + 1/9 s: 26,182 Gb/s against two-dc's 4 x 400G
+    assert said.startswith("this fabric's DCI gives t 9.5% compute utilization, under its "
+                           "90% target: dc1-dc2 has 1,600 Gb/s and the sync needs about "
+                           "26,182 Gb/s (16.4x)")
+    small = job(10e9)
+    assert _short_of_target(small, fabric, fabric_prediction(small, fabric)) is None
