@@ -43,6 +43,7 @@ class DcilabApp(app_manager.OSKenApp):
         self._bundles: dict[int, set[int]] = {}
         self._flow_parts: dict[int, dict] = {}
         self._meter_parts: dict[int, set[int]] = {}
+        self._port_parts: dict[int, list] = {}
         # dpid -> (deadline, xid of the echo sent, the first connection) while a second
         # connection with its datapath id has been refused
         self._probes: dict[int, tuple[float, int, object]] = {}
@@ -174,9 +175,16 @@ class DcilabApp(app_manager.OSKenApp):
             return
         if self._port_desc_xids.get(ev.msg.datapath.id, ev.msg.xid) != ev.msg.xid:
             return                              # os-ken's own request's reply
-        ports = {p.port_no: p.name.decode(errors="replace") for p in ev.msg.body}
+        # A bridge of about a thousand ports answers in several parts: one part alone would
+        # make the rest look missing.
+        body = self._port_parts.setdefault(ev.msg.datapath.id, [])
+        body.extend(ev.msg.body)
         ofproto = ev.msg.datapath.ofproto
-        down = frozenset(p.port_no for p in ev.msg.body if not _usable(p, ofproto))
+        if ev.msg.flags & ofproto.OFPMPF_REPLY_MORE:
+            return
+        del self._port_parts[ev.msg.datapath.id]
+        ports = {p.port_no: p.name.decode(errors="replace") for p in body}
+        down = frozenset(p.port_no for p in body if not _usable(p, ofproto))
         now = time.monotonic()
         self.service.apply(lambda core: core.ports_described(ev.msg.datapath.id, ports, down,
                                                              now))
@@ -293,6 +301,7 @@ class DcilabApp(app_manager.OSKenApp):
         # a statistics reply cut off by the disconnect is not added to the next one
         self._meter_parts.pop(datapath.id, None)
         self._flow_parts.pop(datapath.id, None)
+        self._port_parts.pop(datapath.id, None)
         now = time.monotonic()
         self.service.apply(lambda core: core.switch_disconnected(datapath.id, now))
 

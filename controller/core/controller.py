@@ -425,7 +425,7 @@ class FabricController:
                       and (e.node, e.port) not in self._crossed for e in (link.a, link.b))
         if not ends_up:
             if not self.engine.set_link(link.name, False):
-                pass
+                pass                    # already down: one end's status of a link both lost
             elif link.name not in self._seen_up:
                 # Never up since this controller started (a BFD session still coming up,
                 # a fibre cut before it started): not a failure it saw happen.
@@ -599,13 +599,13 @@ class FabricController:
                       only_if_shorter: bool = False) -> None:
         before = self.book.pair_members(*pair)
         first = before[0]
+        if only_if_shorter and first.state == State.DEGRADED:
+            return                  # a shorter path is for pairs in place; asked before repath
         if not only_if_shorter and self._to_standby(pair, first, outbox):
             return
         try:
             after = self.book.repath(pair, only_if_shorter)
             if not after:
-                return
-            if first.state == State.DEGRADED and only_if_shorter:
                 return
         except AdmissionError as exc:
             broken = self.book.crosses_down(first)
@@ -1190,9 +1190,10 @@ class FabricController:
 
     def packet_in(self, dpid: int, in_port: int, data: bytes, now: float = 0.0,
                   table_id: int | None = None) -> Outbox:
-        """Answer ARP requests for fabric hosts from the file; check link probes against
-        the file's cables, and ARP from host ports against the file's hosts (copies from
-        table 0, which the leaf answers itself; core/wiring.py)."""
+        """Check link probes against the file's cables, and ARP from host ports against the
+        file's hosts (copies from table 0; the leaf answers ARP for fabric hosts itself,
+        table 3: core/wiring.py). What else reaches here is ARP the leaf has no answer for
+        (table 3's miss), answered from the file when it asks for a fabric host."""
         state = self.switches.get(dpid)
         if state is None:
             return Outbox()

@@ -3,8 +3,11 @@ path, and every DCI hop has a pre-installed way around its line system.
 
 Tables of each switch:
   0 classify  protection detours (3000): a packet tagged with a detour's VLAN id goes to
-              the detour's next hop, and at its end is untagged and forwarded | reservation
-              pins (2000, see reservation_rules) | ARP from a host port by the file's host
+              the detour's next hop, and at its end is untagged and forwarded; a PROTECTED
+              reservation's standby the same way, by VLAN ids of its own range (3000,
+              reservation_rules.PRIORITY_STANDBY) | reservation pins (2000, see
+              reservation_rules) | link probes (LLDP, 1500): to the controller (core/wiring.py)
+              | ARP from a host port by the file's host
               there (its MAC and address) -> table 3 (1001; and a copy to the controller
               while another host has been heard on the port), by anyone else -> table 3 and
               a copy to the controller, which says so (1000: a host on the wrong port, or
@@ -27,8 +30,8 @@ Protection, in the switch and without the controller (see te.protection):
   - at a gateway, a route over DCI ports goes through a fast-failover group: first the
     hashed wavelengths (live while any is), then the detour of their line system;
   - a pin (elephant or reservation) out of a DCI port goes through that port's own
-    fast-failover group: the port, then the detour, then the line system's other
-    wavelengths (`pin_action`).
+    fast-failover group: the port, then the line system's other wavelengths, then the
+    detour (`pin_action`).
 The controller then restores (recomputes all of this on the live graph) make-before-break:
 `diff` adds and modifies groups before the flows that use them, and deletes after.
 

@@ -186,6 +186,16 @@ class Steering:
                      " > ".join(link for link, _ in path), demands[record.key] / 1e9)
         return msgs, len(new)
 
+    def _repin(self, msgs: dict[str, list], pin: Pinned, hops: list[tuple[str, int]]) -> None:
+        """Move `pin` onto `hops`, make before break as a reservation moves: the new pins
+        last hop first (an ADD replaces a pin in place), then the removals at switches the
+        new path leaves out. (A code reviewer: a revisit sent the removals first, so a
+        switch of the old path could drop its pin before the ingress leaf turned.)"""
+        new = elephant_rules.pin(self.fabric, pin.record.key, hops)
+        _merge(msgs, {switch: new[switch] for switch in reversed(list(new))})
+        stale = {s for s, _ in pin.hops} - {s for s, _ in hops}
+        _merge(msgs, elephant_rules.unpin(pin.record.key, sorted(stale)))
+
     def _unpin(self, key: FlowKey, msgs: dict[str, list]) -> None:
         pin = self.pinned.pop(key)
         _merge(msgs, elephant_rules.unpin(key, [s for s, _ in pin.hops]))
@@ -238,9 +248,7 @@ class Steering:
         for move in moves:
             pin = by_flow[move.flow]
             hops = self.expand(pin.record, move.new)
-            stale = {s for s, _ in pin.hops} - {s for s, _ in hops}
-            _merge(msgs, elephant_rules.unpin(pin.record.key, sorted(stale)))
-            _merge(msgs, elephant_rules.pin(self.fabric, pin.record.key, hops))   # ADD replaces in place
+            self._repin(msgs, pin, hops)
             pin.previous = pin.path
             pin.path, pin.hops, pin.since_poll = move.new, hops, self._poll
             log.info("elephant %s moved to %s", pin.record.key,
@@ -317,9 +325,7 @@ class Steering:
             if path == old_path and hops == pin.hops:
                 pin.path, pin.previous = old_path, old_previous     # nowhere better: stays
                 continue
-            stale = {s for s, _ in pin.hops} - {s for s, _ in hops}
-            _merge(msgs, elephant_rules.pin(self.fabric, pin.record.key, hops))
-            _merge(msgs, elephant_rules.unpin(pin.record.key, sorted(stale)))
+            self._repin(msgs, pin, hops)
             pin.path, pin.hops, pin.since_poll = path, hops, self._poll
             if moved_off:
                 pin.previous = old_path

@@ -93,11 +93,6 @@ def in_ns(namespace: str, *cmd: str, stdin: str | None = None, check: bool = Tru
     return run("ip", "netns", "exec", namespace, *cmd, stdin=stdin, check=check)
 
 
-def existing_namespaces() -> list[str]:
-    out = run("ip", "netns", "list", check=False).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
-
-
 def create_namespace(namespace: str) -> None:
     """An empty fibre namespace with IPv6 off (its ends must send nothing of their own)."""
     run("ip", "netns", "add", namespace)

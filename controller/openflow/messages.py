@@ -77,13 +77,6 @@ def group_delete(group_id: int) -> parser.OFPGroupMod:
                               group_id=group_id)
 
 
-def select_group_add(group_id: int, ports: tuple[int, ...]) -> parser.OFPGroupMod:
-    """A select group hashing over `ports` with equal weight (OVS hashes the 5-tuple); each
-    bucket watches its port, so a dead port leaves the hash at once."""
-    return group_mod(group_id, ofp.OFPGT_SELECT,
-                     [bucket([output(p)], weight=1, watch_port=p) for p in ports])
-
-
 def push_vlan(vid: int) -> list:
     """Tag a packet with VLAN `vid` (how a protection detour is labelled)."""
     return [parser.OFPActionPushVlan(0x8100),

@@ -6,7 +6,6 @@ gives the fewest such blocks (at most 2 x 16 - 2 = 30 for 16-bit ports)."""
 from __future__ import annotations
 
 PORT_BITS = 16
-FULL_MASK = (1 << PORT_BITS) - 1
 
 
 def port_range_masks(lo: int, hi: int, bits: int = PORT_BITS) -> list[tuple[int, int]]:

@@ -25,7 +25,6 @@ the transmitter side (a booster is implied, not modelled), and the transmitter's
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import warnings
 from collections.abc import Callable
@@ -199,8 +198,3 @@ def propagate(line: Line, carriers: Carriers, launch_power_dbm: float) -> Propag
             gsnr_01nm=ours(receiver.snr_01nm), osnr_ase_01nm=ours(receiver.osnr_ase_01nm),
             gsnr=ours(receiver.snr), snr_ase_line=ours(receiver.raw_osnr_ase),
             snr_nli_line=ours(receiver.raw_osnr_nli))
-
-
-def per_01nm(snr_signal_db: float, baud_gbd: float) -> float:
-    """A ratio in the signal bandwidth expressed per 0.1 nm: + 10·log10(baud / 12.5 GHz)."""
-    return snr_signal_db + 10.0 * math.log10(baud_gbd * 1e9 / REFERENCE_BANDWIDTH_HZ)

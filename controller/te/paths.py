@@ -4,7 +4,8 @@ One graph of the fabric's switches and links, weighted by modeled latency, that 
 which links and switches are up and at what rate each wavelength runs (its mode). Hashed
 routes (`next_hops`), elephant placement (`Candidates` over `line_systems`), reservation
 admission (`widest_shortest`, given the room the reservations leave) and protection
-(`detour`) all ask it; nothing else runs a shortest-path search.
+(`detour`) all ask it. (Elephant placement lists its candidate routes over sites on a
+graph of its own, one edge per line system: te/placement.py.)
 
 Weights are integer nanoseconds so that paths of equal modeled latency tie exactly: the
 parallel wavelengths of one line system, and the spines of a site, are then all next
@@ -431,9 +432,6 @@ class PathEngine:
                         else:
                             stack.append(v)
         return frozenset(out)
-
-    def is_leaf(self, switch: str) -> bool:
-        return self._is_leaf[switch]
 
     def directed(self) -> dict[str, list[tuple[str, bool, list[tuple[int, Direction]]]]]:
         """switch -> [(neighbour, is a leaf, [(latency ns, Direction)] of the live links to

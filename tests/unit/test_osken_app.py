@@ -212,8 +212,31 @@ def test_a_deleted_port_is_down_and_os_kens_own_port_list_is_not_checked_twice()
     ours = switch.sent[-1].xid
     for xid in (ours + 100, ours):                      # os-ken's request's reply, then ours
         app._port_desc(SimpleNamespace(msg=SimpleNamespace(datapath=switch, xid=xid,
-                                                           body=[desc])))
+                                                           body=[desc], flags=0)))
     assert seen[2:] == [("described", {3: "p3"})]
+
+
+def test_a_port_list_in_several_parts_is_described_once_whole():
+    """A code reviewer: each part of a multipart port list went to the core alone, so the
+    ports of the other parts looked missing (a bridge of about a thousand ports)."""
+    app, service, switch = app_and_switch()
+    seen = []
+    service.apply = lambda fn: fn(SimpleNamespace(
+        ports_described=lambda dpid, ports, down, now: seen.append((ports, down))))
+
+    def port(no, state):
+        return parser.OFPPort(port_no=no, hw_addr=f"00:00:00:00:00:{no:02x}",
+                              name=f"p{no}".encode(), config=0, state=state, curr=0,
+                              advertised=0, supported=0, peer=0, curr_speed=0, max_speed=0)
+
+    app.send(Outbox().add(DPID, [of.port_desc_request()]))
+    xid = switch.sent[-1].xid
+    parts = [([port(1, ofp.OFPPS_LIVE)], ofp.OFPMPF_REPLY_MORE),
+             ([port(2, ofp.OFPPS_LINK_DOWN)], 0)]
+    for body, flags in parts:
+        app._port_desc(SimpleNamespace(msg=SimpleNamespace(datapath=switch, xid=xid,
+                                                           body=body, flags=flags)))
+    assert seen == [({1: "p1", 2: "p2"}, frozenset({2}))]
 
 
 def test_a_switch_of_another_openflow_version_is_said_as_what_to_do():

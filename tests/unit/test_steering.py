@@ -651,6 +651,24 @@ def test_one_noisy_poll_moves_nothing(fabric):
     assert st.pinned[E1].path == ((W[3], GW),)
 
 
+def test_a_pin_moves_make_before_break(fabric):
+    """A code reviewer: a revisit's move sent the removals at switches the new path leaves
+    out before the new pins, so a switch of the old path could drop its pin while the
+    ingress leaf still sent that way. Now as a reservation moves: the new path's pins last
+    hop first, then the removals."""
+    st = Steering(fabric, PathEngine(fabric), "loadaware")
+    place(st, "dc1-leaf1", E1, bg())
+    pin = st.pinned[E1]
+    assert len(pin.hops) >= 3
+    gone = pin.hops[1][0]
+    hops = [h for h in pin.hops if h[0] != gone]
+    msgs: dict[str, list] = {}
+    st._repin(msgs, pin, hops)
+    assert list(msgs) == [s for s, _ in reversed(hops)] + [gone]
+    assert all(m.command == ofp.OFPFC_ADD for s, _ in hops for m in msgs[s])
+    assert [m.command for m in msgs[gone]] == [ofp.OFPFC_DELETE_STRICT]
+
+
 def test_revisit_does_not_move_back_on_stale_measurements(fabric):
     """Right after a move, the old wavelength still measures the elephant: it must not
     come back once it settles, nor after."""
