@@ -153,12 +153,15 @@ def print_report(r: dict) -> None:
     if (f := r["with_flows"]) is not None:
         n, waves = f["flows_per_pair"], " or ".join(str(w) for w in f["wavelengths"])
         pairs = ", ".join(f["site_pairs"][:3]) + (", ..." if len(f["site_pairs"]) > 3 else "")
-        fill = (f"flows_per_pair {f['flows_that_fill']} fills them" if f["flows_that_fill"]
+        fill = (f"flows_per_pair {f['flows_that_fill']}, the fewest from {n} up, fills them"
+                if f["flows_that_fill"]
                 else "no flows_per_pair a job file may give fills them all")
-        print(f"  {f'with {n} flows:':<18}step {f['step_time_s']:.4f} s, compute utilization "
-              f"{f['compute_utilization']:.2%}: each of the job's {n} flows per pair stays\n"
-              f"{'':<20}on one wavelength, and {n} do not fill {waves} evenly ({pairs});\n"
-              f"{'':<20}{fill} (the plan sizes as if the sync split evenly)")
+        flows = f"{n} flow{'s' if n > 1 else ''}"
+        print(f"  {f'with {flows}:':<18}step {f['step_time_s']:.4f} s, compute utilization "
+              f"{f['compute_utilization']:.2%}: the job's {flows} per pair, each on one\n"
+              f"{'':<20}wavelength, cannot fill {waves} wavelengths evenly ({pairs});\n"
+              f"{'':<20}{fill}\n"
+              f"{'':<20}(the plan above sizes as if the sync split evenly over them)")
     print()
     rows = r["sensitivity"].get("distance", [])
     replanned = any("replanned_capex_usd" in row for row in rows)

@@ -56,8 +56,8 @@ class JobPlan:
                 "step_time_s": round(pred.step_time_s, 6),
                 "compute_utilization": round(pred.compute_utilization, 6),
                 "sync_s": round(pred.sync_s, 6),
-                # the fewest flows per pair that fill them all (a multiple of each count),
-                # None past what a job file may ask
+                # the fewest flows per pair from the job's up that fill them all (a
+                # multiple of each count), None past what a job file may ask
                 "flows_that_fill": (fill * math.ceil(flows / fill)
                                     if fill * math.ceil(flows / fill) <= MAX_FLOWS_PER_PAIR
                                     else None)}

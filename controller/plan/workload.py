@@ -50,11 +50,10 @@ def pair_capacity_gbps(job: Job, fabric: Fabric, traffic: JobTraffic) -> dict:
     sites = {s.name for s in fabric.sites}
     missing = [s for s in job.site_names if s not in sites]
     if missing:
-        raise WorkloadError(f"job {job.name!r}: its sites (`sites:`) {', '.join(missing)} "
-                            f"{'is' if len(missing) == 1 else 'are'} not in fabric "
-                            f"{fabric.name!r} (its sites: {', '.join(sorted(sites))}); "
-                            f"`dcilab plan JOB --fabric-out F.yaml` writes a fabric with "
-                            f"the job's sites")
+        raise WorkloadError(f"job {job.name!r}: fabric {fabric.name!r} lacks these sites "
+                            f"of the job's `sites:`: {', '.join(missing)} (the fabric's: "
+                            f"{', '.join(sorted(sites))}); `dcilab plan JOB --fabric-out "
+                            f"F.yaml` writes a fabric with the job's sites")
     out = {}
     for p in traffic.pairs:
         cap = have.get(tuple(sorted((p.a, p.b))))

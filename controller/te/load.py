@@ -56,6 +56,9 @@ class LinkLoad:
     up: bool
     mode: str | None = None    # a wavelength's operating mode now (None off DCI)
     margin_db: float | None = None   # its margin in that mode (None off DCI)
+    # A counter of it has been read: its totals are the switch's, not a stand-in 0 (a
+    # restarted controller exporting 0 until its first poll made Prometheus see a reset)
+    counted: bool = True
 
 
 @dataclass
@@ -78,6 +81,11 @@ def required_osnr_db(link: Link, mode: str | None, catalog) -> float | None:
     if ch.module not in catalog or mode not in catalog.module(ch.module).mode_names:
         return None
     return catalog.module(ch.module).mode(mode).required_osnr_db
+
+
+def _read(counter: _Counter | None) -> _Counter | None:
+    """`counter` if the switch has given a reading of it."""
+    return counter if counter is not None and counter.last is not None else None
 
 
 def directions(link: Link) -> tuple[Direction, Direction]:
@@ -179,7 +187,7 @@ class LoadTracker:
             if not up:
                 margin = None   # the plan's figure would show a dead channel as healthy
             for d in directions(link):
-                tx, rx = self._tx_counter(d), self._rx_counter(d)
+                tx, rx = _read(self._tx_counter(d)), _read(self._rx_counter(d))
                 sent = tx or rx
                 received = rx or tx
                 # A port down carries nothing: not the rate of the last interval before
@@ -193,7 +201,7 @@ class LoadTracker:
                     receive_bytes_total=received.total if received else 0.0,
                     rate_bps=rate, utilization_ratio=rate / capacity if capacity else 0.0,
                     reserved_bps=reserved_bps.get(d, 0.0), up=up, mode=mode,
-                    margin_db=margin))
+                    margin_db=margin, counted=sent is not None))
         return out
 
     def _site(self, node: str) -> str:

@@ -321,7 +321,7 @@ def test_a_plan_says_when_the_jobs_flows_cannot_fill_its_wavelengths(capsys):
     assert main(["plan", str(JOBS / "300b-data-16dc.yaml")]) == 0
     out = capsys.readouterr().out
     assert "with 8 flows:     step 4.8836 s, compute utilization 81.91%" in out
-    assert "flows_per_pair 10 fills them" in out
+    assert "flows_per_pair 10, the fewest from 8 up, fills them" in out
     ten = yaml.safe_load((JOBS / "300b-data-16dc.yaml").read_text()) | {"flows_per_pair": 10}
     assert plan_job(parse_job(yaml.safe_dump(ten), "t.yaml"), sensitivity=False) \
         .with_flows() is None
