@@ -49,15 +49,17 @@ class JobPlan:
         carried = {(c.a, c.b): c.carried_gbps(flows) * GOODPUT_OF_LINE_RATE for c in self.choices}
         pred = predict_job(self.job, self.traffic, carried, _latency(self.choices))
         waves = sorted({c.wavelengths for c in short})
-        fill = math.lcm(*waves)
+        # Flows that fill a pair are a multiple of its wavelengths: every pair's, or a new
+        # count would leave a pair filled now short (8 fill 4; 10, for a 5, would not).
+        fill = math.lcm(*{c.wavelengths for c in self.choices})
         return {"flows_per_pair": flows,
                 "site_pairs": [f"{c.a}-{c.b}" for c in short],
                 "wavelengths": waves,
                 "step_time_s": round(pred.step_time_s, 6),
                 "compute_utilization": round(pred.compute_utilization, 6),
                 "sync_s": round(pred.sync_s, 6),
-                # the fewest flows per pair from the job's up that fill them all (a
-                # multiple of each count), None past what a job file may ask
+                # the fewest flows per pair from the job's up that fill every pair's
+                # wavelengths, None past what a job file may ask
                 "flows_that_fill": (fill * math.ceil(flows / fill)
                                     if fill * math.ceil(flows / fill) <= MAX_FLOWS_PER_PAIR
                                     else None)}

@@ -351,3 +351,23 @@ def test_train_says_when_the_fabric_is_too_small_for_the_jobs_target():
                            "26,182 Gb/s (16.4x)")
     small = job(10e9)
     assert _short_of_target(small, fabric, fabric_prediction(small, fabric)) is None
+
+
+def test_the_flows_that_fill_fill_every_pair_not_only_those_short():
+    """A pair of 4 wavelengths is filled by 8 flows; its neighbour of 5 is not. 10 flows
+    would fill the 5 and leave the 4 short (10 on 4 carry 3.33 wavelengths' worth): the
+    count that fills both is a multiple of 4 and 5, 20."""
+    from dataclasses import replace
+
+    plan = plan_job(parse_job((JOBS / "300b-data-16dc.yaml").read_text(), "300b.yaml"),
+                    sensitivity=False)
+    first = plan.choices[0]
+    assert first.wavelengths == 5
+    fewer = replace(first, wavelengths=4)     # (only the count matters here)
+    mixed = replace(plan, choices=(fewer,) + plan.choices[1:])
+    f = mixed.with_flows()
+    assert f["wavelengths"] == [5] and plan.choices[0].a + "-" + plan.choices[0].b \
+        not in f["site_pairs"]
+    assert f["flows_that_fill"] == 20
+    for w in (4, 5):
+        assert unsplit_capacity(w, 1.0, f["flows_that_fill"]) == w
