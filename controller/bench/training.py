@@ -38,7 +38,7 @@ from ..plan import JobError, NoFeasibleChoice, plan_job, read_job
 from ..plan.fabric_out import CPU_BUDGET_MBPS, FabricOutError, fabric_data
 from ..plan.load import Job
 from ..plan.performance import predict
-from ..plan.traffic import job_traffic
+from ..plan.traffic import job_traffic, required_gbps
 from ..plan.planner import predict_job
 from ..plan.workload import (WorkloadError, auto_stretch, emulated_sync_mbps, fabric_prediction,
                              pair_capacity_gbps, share_mbps, sync_flows,
@@ -432,7 +432,8 @@ def _short_of_target(job: Job, fabric, fluid) -> str | None:
     traffic = job_traffic(job)
     have = pair_capacity_gbps(job, fabric, traffic)
     # the rate that fits each pair's sync in its window (the emulation has no latency)
-    need = {(p.a, p.b): p.bytes_per_sync * 8 / traffic.window_s / 1e9 for p in traffic.pairs}
+    need = {(p.a, p.b): required_gbps(p.bytes_per_sync, traffic.window_s, 0.0)
+            for p in traffic.pairs}
     a, b = max(need, key=lambda k: need[k] / have[k])
     return (f"this fabric's DCI gives {job.name} {fluid.compute_utilization:.1%} compute "
             f"utilization, under its {target:.0%} target: {a}-{b} has {have[(a, b)]:,.0f} "
