@@ -11,6 +11,7 @@ calls that book capacity.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import random
@@ -341,7 +342,10 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
         wake = _open_stream(self.streams, self.service, context)
         try:
             context.add_callback(wake.set)
-            with self.service.watch(request.reservation_id) as watch:
+            with contextlib.ExitStack() as stack:
+                # NOT_FOUND too if the history forgot it since the check above
+                watch = _answer(context, stack.enter_context,
+                                self.service.watch(request.reservation_id))
                 while context.is_active() and not self.streams.closed.is_set():
                     for res in watch.drain():
                         yield ppb.WatchReservationsResponse(reservation=convert.reservation(res))

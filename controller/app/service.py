@@ -640,8 +640,11 @@ class ControllerService:
             log.error("could not prune the history: %s", exc)
             return
         if gone:
-            log.info("forgot %d reservations that ended over %g days ago", gone,
-                     self.history_s / 86400)
+            with self.lock:                          # the counts are of the history kept
+                self._ended_counts.subtract(gone)
+                self._ended_counts = +self._ended_counts
+            log.info("forgot %d reservations that ended over %g days ago",
+                     sum(gone.values()), self.history_s / 86400)
 
     def reservation_counts(self) -> dict[State, int]:
         """How many reservations are in each state, over the whole history."""

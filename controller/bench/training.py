@@ -40,8 +40,9 @@ from ..plan.load import Job
 from ..plan.performance import predict
 from ..plan.traffic import job_traffic, required_gbps
 from ..plan.planner import predict_job
-from ..plan.workload import (WorkloadError, auto_stretch, emulated_sync_mbps, fabric_prediction,
-                             pair_capacity_gbps, share_mbps, sync_flows,
+from ..plan.workload import (SyncFlow, WorkloadError, auto_stretch, directed_capacity_gbps,
+                             emulated_sync_mbps, fabric_prediction, fair_shares,
+                             pair_capacity_gbps, pair_gbps_now, share_mbps, sync_flows,
                              unsplittable_prediction)
 from ..te.fairshare import completion_times
 from ..te.placement import POLICIES, Candidates, Flow, LoadAwarePlacer, add_load, make_placer
@@ -305,10 +306,13 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
                                   "--pin-hold", f"{hold:.1f}"]) as lab:
             if queue_packets:
                 limit_dci_queues(lab.emulation, queue_packets)
+            watch = DciWatch(lab.grpc_address, job, fabric, flows, stretch,
+                             paces if pacing == "share" else None,
+                             lambda m, p=policy: say(f"policy {p}: {m}"))
             results = run_training(lab.emulation, transfers, compute, overlap, steps,
                                    say=lambda m, p=policy: say(f"policy {p}: {m}"),
                                    timeout_s=max(60.0, SYNC_TIMEOUT_FACTOR * fluid.sync_s),
-                                   congestion=congestion)
+                                   congestion=congestion, before_sync=watch)
             log = list(lab.controller.lines)
             exited = lab.controller.proc.poll()
             # After the steps: under loadaware the lone flow's pin would be held, keeping
@@ -321,7 +325,7 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
                     f"{report['calibration']['wavelength_mbps']:.2f}; planner on that goodput: "
                     f"step {report['calibration']['predicted']['step_time_s']:.2f} s")
         report["policies"][policy] = policy_summary(results, compute, every, fluid, log,
-                                                    exited)
+                                                    exited, watch.notes)
     goodput_step = report.get("calibration", {}).get("predicted", {}).get("step_time_s")
     for r in report["policies"].values():
         for key in ("step", "steady_step"):
@@ -338,9 +342,12 @@ def amortized_s(compute_s: float, exposed_s: float, every: int) -> float:
 
 
 def policy_summary(results, compute: float, every: int, fluid, log: list[str],
-                   exited: int | None) -> dict:
+                   exited: int | None, changed: dict[int, dict] | None = None) -> dict:
     """One policy's figures from its steps (each ran a sync): step times amortised over
-    the sync period, so they compare with the planner's, and the raw ones beside them."""
+    the sync period, so they compare with the planner's, and the raw ones beside them.
+    `changed`: the DCI each step whose sync started on a fabric faults had changed ran on
+    (`DciWatch.notes`); those steps are also compared with the planner on that DCI."""
+    changed = changed or {}
     exposed = statistics.fmean(r.exposed_s for r in results)
     step = amortized_s(compute, exposed, every)
     sync = statistics.fmean(r.sync_s for r in results)
@@ -367,12 +374,28 @@ def policy_summary(results, compute: float, every: int, fluid, log: list[str],
         "steps": [{**r.to_dict(),
                    "amortized_step_s": round(amortized_s(compute, r.exposed_s, every), 4),
                    "amortized_compute_utilization": round(
-                       compute / amortized_s(compute, r.exposed_s, every), 4)}
+                       compute / amortized_s(compute, r.exposed_s, every), 4),
+                   **({"dci_changed": changed[r.step]} if r.step in changed else {})}
                   for r in results],
+        "changed_dci": _changed_summary(results, compute, every, changed),
         "controller_events": controller_events(log),
         "errors": [e for r in results for e in r.errors] + (
             [f"the controller exited (code {exited}) during the run: the fabric ran on "
              f"without it, and its counts above stop there"] if exited is not None else [])}
+
+
+def _changed_summary(results, compute: float, every: int, changed: dict[int, dict]
+                     ) -> dict | None:
+    """The steps whose sync ran on a DCI faults had changed, against the planner's
+    prediction on that DCI (None if there were none)."""
+    steps = [r for r in results if r.step in changed]
+    if not steps:
+        return None
+    judged = [(amortized_s(compute, r.exposed_s, every), changed[r.step]["predicted_step_s"])
+              for r in steps if changed[r.step]["predicted_step_s"]]
+    return {"steps": [r.step for r in steps],
+            "step_ratio_to_prediction_now": (
+                round(statistics.fmean(s / p for s, p in judged), 4) if judged else None)}
 
 
 # What a controller's log says happened to the fabric once it was ready (faults injected
@@ -419,6 +442,108 @@ def goodput_prediction(job: Job, fabric: Fabric, flow, g_mbps: float, stretch: f
                        {k: 0.0 for k in capacity}, byte_factor=stretch, time_factor=stretch)
     return {"single_flow_mbps": round(g_mbps, 3), "wavelength_mbps": round(wavelength_mbps, 3),
             "goodput_ratio": round(ratio, 4), "predicted": pred.to_dict()}
+
+
+class DciWatch:
+    """The DCI as the controller sees it as each sync starts: its wavelengths up, each at
+    the rate of the mode it runs now (`ListLinks`). When faults have changed it (a cut, a
+    transceiver dark, a mode lowered by rate adaptation), the flows are paced at their fair
+    share of what is left, as a RoCE NIC's rate follows its congestion control (kept at
+    the intact fabric's, they overran it: an ML-infra tester counted 258 drops a sync
+    before a cut and ~8 500 after), and the step is predicted on that DCI too.
+
+    Called by `run_training` before each sync: returns the flows' new paces (Mb/s) when
+    the DCI changed and the flows are paced, else None."""
+
+    def __init__(self, grpc_address: str, job: Job, fabric: Fabric, flows: list[SyncFlow],
+                 stretch: float, paces: list[float] | None, say):
+        self.address, self.job, self.fabric, self.flows = grpc_address, job, fabric, flows
+        self.stretch, self.first_paces, self.say = stretch, paces, say
+        self.intact = directed_capacity_gbps(fabric)
+        self.current = self.intact
+        self.notes: dict[int, dict] = {}     # step -> the changed DCI its sync started on
+        self._unread = False
+        self._paces: list[float] = []         # each flow's, on the DCI as it is
+
+    def __call__(self, step: int) -> list[float] | None:
+        now = self._read()
+        changed = now is not None and not _same_capacity(now, self.current)
+        if changed:
+            self.current = now
+        if _same_capacity(self.current, self.intact):
+            if changed:
+                self.say(f"step {step}: the DCI is whole again"
+                         + ("; flows back at their first pace" if self.first_paces else ""))
+            return self.first_paces if changed else None
+        note = self._note(step)
+        self.notes[step] = note
+        if changed:
+            predicted = note["predicted_step_s"]
+            self.say(f"step {step}: the DCI is not the fabric's: {note['dci']}"
+                     + (f"; flows paced at {_paces_text(note['pace_mbps'])} Mb/s"
+                        if self.first_paces else "")
+                     + (f"; the planner on the DCI as it is: step {predicted:.2f} s"
+                        if predicted else "; a site pair has no way left: its sync cannot end"))
+        return self._paces if changed and self.first_paces else None
+
+    def _read(self) -> dict | None:
+        """Each direction's capacity up now (Gb/s), or None if the controller did not
+        answer (the last view stands; said once)."""
+        from ..api.client import ApiError, Client, Unreachable   # grpc only when run
+        try:
+            with Client(self.address, timeout=2.0, read_patience=3.0) as client:
+                links = client.links("dci")
+        except (ApiError, Unreachable) as exc:
+            if not self._unread:
+                self.say(f"the controller did not say which wavelengths are up ({exc}): "
+                         f"the flows keep their pace")
+            self._unread = True
+            return None
+        now = {d: 0.0 for d in self.intact}
+        for link in links:
+            if link.up:
+                now[(link.site_a, link.site_b)] = (now.get((link.site_a, link.site_b), 0.0)
+                                                   + link.capacity_bps / 1e9)
+        return now
+
+    def _note(self, step: int) -> dict:
+        shares = fair_shares(self.flows, self.current)
+        # a flow with no way left keeps its pace (0 would lift it) until one returns
+        first = self.first_paces or [0.0] * len(shares)
+        self._paces = paces = [PACE_OF_SHARE * scaled_mbps(self.fabric, g) if g > 0 else p
+                               for g, p in zip(shares, first)]
+        pairs = pair_gbps_now(self.job, self.flows, shares)
+        predicted = None
+        if all(g > 0 for g in pairs.values()):
+            predicted = predict_job(self.job, job_traffic(self.job), pairs,
+                                    {k: 0.0 for k in pairs}, byte_factor=self.stretch,
+                                    time_factor=self.stretch)
+        return {"dci": _dci_text(self.current, self.intact),
+                "predicted_step_s": round(predicted.step_time_s, 4) if predicted else None,
+                "predicted_sync_s": round(predicted.sync_s, 4) if predicted else None,
+                "pace_mbps": sorted({round(p, 4) for p in paces})}
+
+
+def _same_capacity(a: dict, b: dict) -> bool:
+    return all(abs(a.get(d, 0.0) - b.get(d, 0.0)) <= 1e-6 * max(b.get(d, 0.0), 1.0)
+               for d in a.keys() | b.keys())
+
+
+def _dci_text(now: dict, intact: dict) -> str:
+    """The site pairs short of the fabric's capacity, e.g. 'dc1-dc2 1,200 of 1,600 Gb/s'
+    (a direction short alone is named as one)."""
+    parts = []
+    for (a, b), whole in sorted(intact.items()):
+        there, back = now.get((a, b), 0.0), now.get((b, a), 0.0)
+        if a < b and (there < whole or back < whole):
+            name = f"{a}-{b}" if abs(there - back) <= 1e-6 * whole else (
+                f"{a}->{b}" if there < back else f"{b}->{a}")
+            parts.append(f"{name} {min(there, back):,.0f} of {whole:,.0f} Gb/s")
+    return ", ".join(parts)
+
+
+def _paces_text(paces: list[float]) -> str:
+    return ", ".join(f"{m:.3g}" for m in paces)
 
 
 def _short_of_target(job: Job, fabric, fluid) -> str | None:

@@ -185,6 +185,15 @@ def print_report(r: dict) -> None:
         if every > 1:
             raw = " ".join(f"{s['step_s']:.2f}" for s in p["steps"])
             print(f"    sync steps as run (s): {raw}")
+        changed = p.get("changed_dci")
+        if changed:
+            ratio = changed["step_ratio_to_prediction_now"]
+            print(f"    step{'s' if len(changed['steps']) > 1 else ''} "
+                  f"{', '.join(map(str, changed['steps']))} ran on a DCI faults had changed ("
+                  + "; ".join(sorted({s['dci_changed']['dci'] for s in p['steps']
+                                      if 'dci_changed' in s}))
+                  + "): " + (f"{ratio:.1%} of the planner's prediction on that DCI"
+                             if ratio is not None else "no prediction: a site pair had no way"))
         events = p.get("controller_events", [])
         if events:
             print(f"    the controller saw, during the run: {'; '.join(events[:6])}"

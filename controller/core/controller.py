@@ -167,6 +167,7 @@ class FabricController:
         self._described_at: dict[str, float] = {}   # switch -> when it last listed its ports
         self._unplaced = False   # a failure's reservations and elephants wait for `tick`
         self._returned = False   # ... and so does moving back onto a link that returned
+        self._back: set[str] = set()    # links returned since elephants were last spread
         # PROTECTED pairs a failure left without a standby may have one once a link returns
         # or a reservation ends: looked for at the next `tick` (never on a release's path).
         self._unprotected = False
@@ -445,7 +446,11 @@ class FabricController:
             # (drained for a mode change; rate adaptation puts it back): nothing to hold down.
             first_light = link.name not in self._seen_up
             self._seen_up.add(link.name)
-            if self.engine.set_link(link.name, True) and not first_light:
+            # A first light after its switches' start is a link that was down before this
+            # controller started, returning: what it left DEGRADED is restored now (a
+            # chaos tester's stayed so, their room going to new requests).
+            if self.engine.set_link(link.name, True) and (
+                    not first_light or not self._starting(link, now)):
                 outbox.faults.append(("link_up", link.wavelength or link.name))
         elif not self.engine.link_up(link.name):
             # Back from a failure: held down, a last resort for routes until it has stayed
@@ -563,11 +568,14 @@ class FabricController:
                 outbox.add(dpid, diff(self._sent[state.name], new))
                 self._sent[state.name] = new
         returned = any(kind == "link_up" for kind, _ in outbox.faults)
+        self._back |= {link.name for kind, name in outbox.faults if kind == "link_up"
+                       for link in [self._link_named(name)] if link is not None}
         if not placements:
             self._unplaced = self._unplaced or bool(outbox.faults)
             self._returned = self._returned or returned
             return outbox
         returned, self._returned, self._unplaced = returned or self._returned, False, False
+        back, self._back = self._back, set()
         for pair in self.book.pairs_to_restore():
             self._restore_pair(pair, outbox)
         if returned:
@@ -585,6 +593,9 @@ class FabricController:
             self._reprotect(outbox)
         background = self._background()       # steering's moves leave it as it is
         moved, placements = self.steering.restore(background)
+        self._send_to(outbox, moved)
+        outbox.placements += placements
+        moved, placements = self.steering.spread(background, back)   # onto what returned
         self._send_to(outbox, moved)
         outbox.placements += placements
         if self.steering.pinned:                        # what restored reservations overfill
@@ -758,7 +769,11 @@ class FabricController:
 
     def _reprotect(self, outbox: Outbox) -> None:
         """PROTECTED pairs left without a standby take one where there is room again
-        (on their own primary where it has one), pre-installed make before break."""
+        (on their own primary where it has one), pre-installed make before break. Not
+        before the switches have told which links are up: a restarted controller took
+        standbys over links cut while it was down (a chaos tester's), then moved them."""
+        if not self._gathered:
+            return                              # still due: at the first tick after
         self._reprotect_due = False
         left = self.book.unprotected()
         for key in dict.fromkeys(key_of(r.request) for r in left):

@@ -268,6 +268,29 @@ class Steering:
                   or any(not engine.switch_up(s) for s, _ in pin.hops)]
         return self._place_again(broken, background, moved_off=False)
 
+    def spread(self, background: dict[DirectedLink, float],
+               returned: set[str]) -> tuple[dict[str, list], int]:
+        """Wavelengths `returned` (link names) are in service again: the pinned elephants
+        that could take them are placed again together, so those a failure crowded onto
+        the survivors spread out (each stays where it is best). Idle pins too: a training
+        sync's flows are idle between steps and, back, too short for revisits to move
+        (they wait for the returns to settle), so they stayed crowded and lost packets (a
+        cut then lit again under `dcilab train`: 1 700 drops a sync after the return
+        against 0 before the cut). Returns (messages per switch, elephants moved)."""
+        if self.placer is None or not self.pinned or not returned:
+            return {}, 0
+        pins = [pin for pin in self.pinned.values() if pin.path and any(
+            link in returned for route in self.candidates.for_flow(pin.flow)
+            for hop in route.hops for link, _ in hop.wavelengths)]
+        pins.sort(key=lambda pin: (-pin.demand_bps, pin.flow.id))   # largest first: even
+        # What they send now is theirs to take along, not background where they are.
+        background = dict(background)
+        for pin in pins:
+            record = self.detector.flows.get(pin.record.key)
+            if record is not None:
+                add_load(background, pin.path, -record.rate_bps)
+        return self._place_again(pins, background, moved_off=True)
+
     def make_way(self, background: dict[DirectedLink, float],
                  reserved: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
         """Reservations just took room (admitted, moved, or restored): pinned elephants

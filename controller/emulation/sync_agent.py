@@ -11,7 +11,8 @@ travels on the same 5-tuples. So do these flows: the receiver listens on port P,
 line `{"first": t, "last": t}` (when that burst's first and last bytes arrived). The sender
 connects (from source port S, or one the kernel picks, as NCCL's do), prints `connected`,
 then for every line on its standard input sends one burst of N bytes and prints
-`{"start": t, "sent": t}`. Times are
+`{"start": t, "sent": t}`; a line `go R` first sets its pace to R Mb/s (0: none), as a
+NIC's rate follows the fabric when a wavelength is lost. Times are
 time.monotonic(): one clock in every namespace, the runner's too. Both stop when their
 input or connection ends. `--cc` picks the sender's TCP congestion control (the kernel's
 default, cubic, otherwise). `--pace-mbps` caps the sender's rate with the kernel's TCP
@@ -72,9 +73,7 @@ def send(args) -> int:
             _say(f"congestion control {args.cc!r}: {exc.strerror}")
             return 2
     if args.pace_mbps > 0:
-        # bytes per second of IP packets; a u32 in the kernel's oldest form of the option
-        sock.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE,
-                        min(int(args.pace_mbps * 1e6 / 8), 2**32 - 2))
+        _pace(sock, args.pace_mbps)
     sock.bind(("0.0.0.0", args.sport))        # one connection: the same 5-tuple every step
     deadline = time.monotonic() + 10.0
     while True:
@@ -87,7 +86,10 @@ def send(args) -> int:
             time.sleep(0.1)
     _say("connected")
     payload = memoryview(bytes(CHUNK))
-    for _ in sys.stdin:
+    for line in sys.stdin:
+        words = line.split()
+        if len(words) > 1:
+            _pace(sock, float(words[1]))
         start, left = time.monotonic(), args.bytes
         while left > 0:
             n = min(left, CHUNK)
@@ -96,6 +98,14 @@ def send(args) -> int:
         _say({"start": start, "sent": time.monotonic()})
     sock.close()
     return 0
+
+
+def _pace(sock: socket.socket, mbps: float) -> None:
+    """Cap the sending rate at `mbps` (bytes per second of IP packets, a u32 in the
+    kernel's oldest form of the option, whose all-ones, -1 as Python's C int, is "no
+    cap"); 0 lifts the cap."""
+    rate = min(int(mbps * 1e6 / 8), 2**31 - 1) if mbps > 0 else -1
+    sock.setsockopt(socket.SOL_SOCKET, SO_MAX_PACING_RATE, rate)
 
 
 def main(argv=None) -> int:

@@ -111,11 +111,13 @@ class SyncFlows:
                 raise RuntimeError(f"sync flow agent did not report {word!r}: {line!r} "
                                    f"{err.strip()[-300:]}")
 
-    def burst(self, timeout_s: float = FLOW_TIMEOUT_S) -> list[dict | None]:
-        """Every flow sends its bytes at once; returns, per flow, {"start", "first",
-        "last"} (monotonic seconds), or None for a flow that did not finish in time."""
-        for proc in self.senders:
-            proc.stdin.write(b"go\n")
+    def burst(self, timeout_s: float = FLOW_TIMEOUT_S,
+              paces: Sequence[float] | None = None) -> list[dict | None]:
+        """Every flow sends its bytes at once, each paced at `paces` (Mb/s, 0 none) from
+        now on if given; returns, per flow, {"start", "first", "last"} (monotonic
+        seconds), or None for a flow that did not finish in time."""
+        for i, proc in enumerate(self.senders):
+            proc.stdin.write(b"go\n" if paces is None else f"go {paces[i]:.6f}\n".encode())
             proc.stdin.flush()
         deadline = time.monotonic() + timeout_s
         got = _one_line_each(self.receivers, deadline)
@@ -167,16 +169,19 @@ def _one_line_each(procs, deadline: float) -> list[str | None]:
 
 def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: float,
              step: int = 1, clock: Callable[[], float] = time.monotonic,
-             count_wavelengths: bool = True, timeout_s: float = FLOW_TIMEOUT_S) -> StepResult:
+             count_wavelengths: bool = True, timeout_s: float = FLOW_TIMEOUT_S,
+             pacer: Callable[[], Sequence[float] | None] | None = None) -> StepResult:
     """One step: compute, with the sync's bursts starting `overlap_s` before compute ends;
-    wait for every flow's last byte."""
+    wait for every flow's last byte. `pacer`, asked just before the bursts, may give every
+    flow a new pace (Mb/s) for this step and the next."""
     start = clock()
     before = interface_rx_bytes(emu.fabric) if count_wavelengths else {}
     drops = queue_drops(emu) if count_wavelengths else {}
     _sleep_until(clock, start + compute_s - overlap_s)
+    paces = pacer() if pacer else None
     ovs = ovs_schedstat()
     sync_start = clock()
-    timings = flows.burst(timeout_s)
+    timings = flows.burst(timeout_s, paces)
     done = [t["last"] for t in timings if t]
     sync_end = max(done) if len(done) == len(timings) else clock()
     ovs_after, ovs_end = ovs_schedstat(), clock()
@@ -262,14 +267,19 @@ def describe(result: StepResult, flow_bytes: int) -> str:
 def run_training(emu: Emulation, transfers: Sequence[Transfer], compute_s: float,
                  overlap_s: float, steps: int, say: Callable[[str], None] = lambda _: None,
                  clock: Callable[[], float] = time.monotonic,
-                 timeout_s: float = FLOW_TIMEOUT_S, congestion: str = "") -> list[StepResult]:
+                 timeout_s: float = FLOW_TIMEOUT_S, congestion: str = "",
+                 before_sync: Callable[[int], Sequence[float] | None] | None = None
+                 ) -> list[StepResult]:
     """`steps` sync steps, one after the other, on the same persistent connections, sent
-    with the `congestion` control (the kernel's default if empty)."""
+    with the `congestion` control (the kernel's default if empty). `before_sync(step)`,
+    called as each step's sync starts, may re-pace the flows (`run_step`'s `pacer`)."""
     results = []
     flow_bytes = transfers[0].bytes if transfers else 0
     with SyncFlows(emu, transfers, congestion=congestion) as flows:
         for n in range(1, steps + 1):
-            r = run_step(emu, flows, compute_s, overlap_s, n, clock, timeout_s=timeout_s)
+            pacer = (lambda n=n: before_sync(n)) if before_sync else None
+            r = run_step(emu, flows, compute_s, overlap_s, n, clock, timeout_s=timeout_s,
+                         pacer=pacer)
             say(f"step {n}: {r.step_s:.2f} s (sync {r.sync_s:.2f} s, exposed {r.exposed_s:.2f} "
                 f"s, compute utilization {r.compute_utilization:.1%}; {describe(r, flow_bytes)})"
                 + (f", {len(r.errors)} flow errors" if r.errors else ""))

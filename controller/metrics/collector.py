@@ -146,10 +146,11 @@ class FabricCollector(Collector):
         # A total not read yet is left out, not 0: a restarted controller's zeros before its
         # first poll were a counter reset to Prometheus, and rate() spiked (a re-tester's
         # 1.3 Tb/s on a 400G wavelength).
-        counted = [(labels, load) for labels, load in rows if load.counted]
+        sent = [(labels, load) for labels, load in rows if load.transmit_counted]
+        received = [(labels, load) for labels, load in rows if load.receive_counted]
         return (LinkFamily(capacity, rows, lambda load: load.capacity_bps),
-                LinkFamily(tx, counted, lambda load: load.transmit_bytes_total),
-                LinkFamily(rx, counted, lambda load: load.receive_bytes_total),
+                LinkFamily(tx, sent, lambda load: load.transmit_bytes_total),
+                LinkFamily(rx, received, lambda load: load.receive_bytes_total),
                 LinkFamily(util, rows, lambda load: load.utilization_ratio),
                 LinkFamily(reserved, rows, lambda load: load.reserved_bps),
                 LinkFamily(up, rows, lambda load: 1.0 if load.up else 0.0))

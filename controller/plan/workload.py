@@ -14,10 +14,14 @@ the syncs last long enough for the controller's 1 s polls to see them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+import networkx as nx
 
 from ..fabric import Fabric
 from ..fabric.model import scaled_mbps
+from ..te.fairshare import max_min_rates
 from .hardware import unsplit_capacity
 from .load import Job
 from .performance import Prediction
@@ -91,6 +95,56 @@ def share_mbps(fabric: Fabric, flows: list[SyncFlow]) -> list[float]:
     for f in flows:
         count[f.pair] = count.get(f.pair, 0) + 1
     return [scaled_mbps(fabric, have[tuple(sorted(f.pair))]) / count[f.pair] for f in flows]
+
+
+def directed_capacity_gbps(fabric: Fabric) -> dict[tuple[str, str], float]:
+    """Each direction between two sites joined directly: its DCI capacity (Gb/s, real),
+    every wavelength up."""
+    out = {}
+    for (a, b), gbps in fabric.capacity_by_site_pair().items():
+        out[(a, b)] = out[(b, a)] = gbps
+    return out
+
+
+def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], float]
+                ) -> list[float]:
+    """Each sync flow's max-min fair share (Gb/s, real) of a DCI whose directions between
+    sites have `directed_gbps` (the wavelengths up now), every flow sending at once.
+
+    A flow takes its pair's direct wavelengths while one of them is up, else the detour
+    through the fewest sites with capacity each way (the controller restores a pair whose
+    line systems are all down the same way); 0 where no way is left. On the whole fabric
+    this is `share_mbps`: its pair's capacity over the pair's flows."""
+    up = {d: gbps for d, gbps in directed_gbps.items() if gbps > 0}
+    graph = nx.DiGraph(sorted(up))
+    routes: dict[tuple[str, str], list] = {}
+    for f in flows:
+        if f.pair not in routes:
+            try:
+                sites = nx.shortest_path(graph, *f.pair)
+            except (nx.NetworkXNoPath, nx.NodeNotFound):
+                sites = []
+            routes[f.pair] = list(zip(sites, sites[1:]))
+    reachable = [i for i, f in enumerate(flows) if routes[f.pair]]
+    shares = [0.0] * len(flows)
+    if reachable:
+        rates = max_min_rates([routes[flows[i].pair] for i in reachable], up)
+        for i, rate in zip(reachable, rates):
+            shares[i] = rate
+    return shares
+
+
+def pair_gbps_now(job: Job, flows: list[SyncFlow], shares: list[float]) -> dict:
+    """What each of the job's site pairs carries at once with these `fair_shares`, in the
+    planner's terms: the slower of its loaded directions (a pair's capacity serves both)."""
+    sent: dict[tuple[str, str], float] = {}
+    for f, gbps in zip(flows, shares):
+        sent[f.pair] = sent.get(f.pair, 0.0) + gbps
+    out = {}
+    for p in job_traffic(job).pairs:
+        loaded = [sent[d] for d in ((p.a, p.b), (p.b, p.a)) if d in sent]
+        out[(p.a, p.b)] = min(loaded) if loaded else 0.0
+    return out
 
 
 def fabric_prediction(job: Job, fabric: Fabric, stretch: float = 1.0) -> Prediction:

@@ -28,6 +28,7 @@ not (internal).
 
 from __future__ import annotations
 
+from collections import Counter
 import contextlib
 import errno
 import fcntl
@@ -839,13 +840,15 @@ class ReservationStore:
             with self._failing("save to"), self._transaction():
                 self._db.executemany(_UPSERT, rows)
 
-    def prune(self, ended_before: float) -> int:
-        """Forget reservations that ended before `ended_before` (unix s); how many."""
+    def prune(self, ended_before: float) -> dict[State, int]:
+        """Forget reservations that ended before `ended_before` (unix s); how many of each
+        state (the history's counts keep to what it holds)."""
         with self._lock:
             self._still_ours()
             with self._failing("prune"), self._transaction():
-                return self._db.execute("DELETE FROM reservations WHERE ended_at < ?",
-                                        (ended_before,)).rowcount
+                rows = self._db.execute("DELETE FROM reservations WHERE ended_at < ? "
+                                        "RETURNING state", (ended_before,)).fetchall()
+        return dict(Counter(State(state) for state, in rows))
 
     def page(self, states: tuple[State, ...], after: tuple[float, str] | None,
              limit: int) -> list[Reservation]:

@@ -56,9 +56,11 @@ class LinkLoad:
     up: bool
     mode: str | None = None    # a wavelength's operating mode now (None off DCI)
     margin_db: float | None = None   # its margin in that mode (None off DCI)
-    # A counter of it has been read: its totals are the switch's, not a stand-in 0 (a
-    # restarted controller exporting 0 until its first poll made Prometheus see a reset)
-    counted: bool = True
+    # The counter each total is taken from has been read: the total is the switch's, not a
+    # stand-in 0 (a restarted controller exporting 0 until its first poll made Prometheus
+    # see a reset)
+    transmit_counted: bool = True
+    receive_counted: bool = True
 
 
 @dataclass
@@ -188,11 +190,16 @@ class LoadTracker:
                 margin = None   # the plan's figure would show a dead channel as healthy
             for d in directions(link):
                 tx, rx = _read(self._tx_counter(d)), _read(self._rx_counter(d))
-                sent = tx or rx
-                received = rx or tx
+                # Each total comes from one end for good, the sender's transmit and the
+                # receiver's receive counter (a host has none: its switch's other one):
+                # a total that moved to the other end's counter once that end was read
+                # jumped by the difference of their bases, a reset to Prometheus.
+                sent = tx if d.src in self.fabric.switches else rx
+                received = rx if d.dst in self.fabric.switches else tx
                 # A port down carries nothing: not the rate of the last interval before
                 # it went down. (A switch unheard from still has the other end's counters.)
-                rate = received.rate_bps if received and not dark else 0.0
+                measured = rx or tx
+                rate = measured.rate_bps if measured and not dark else 0.0
                 out.append(LinkLoad(
                     link=link.name, wavelength=link.wavelength, kind=link.kind,
                     site_a=self._site(d.src), site_b=self._site(d.dst), src=d.src, dst=d.dst,
@@ -201,7 +208,8 @@ class LoadTracker:
                     receive_bytes_total=received.total if received else 0.0,
                     rate_bps=rate, utilization_ratio=rate / capacity if capacity else 0.0,
                     reserved_bps=reserved_bps.get(d, 0.0), up=up, mode=mode,
-                    margin_db=margin, counted=sent is not None))
+                    margin_db=margin, transmit_counted=sent is not None,
+                    receive_counted=received is not None))
         return out
 
     def _site(self, node: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,73 @@ def test_train_runs_steps_on_the_planned_fabric(tmp_path, capsys, no_leftovers):
     # One flow alone gets most of a wavelength: the emulation is shaping, not starving.
     calibration = report["calibration"]
     assert 0.5 < calibration["goodput_ratio"] <= 1.05
+
+
+FABRIC_2W = """\
+name: two-wavelengths
+scale: 5.0e-05
+sites:
+- {name: dc-a, spines: 1, leaves: 2, hosts_per_leaf: 2, gateways: 1, fabric_gbps: 600}
+- {name: dc-b, spines: 1, leaves: 2, hosts_per_leaf: 2, gateways: 1, fabric_gbps: 600}
+dci_links:
+- {name: dc-a-dc-b, a: dc-a, b: dc-b, fiber_km: 100, module: 400ZR, mode: 400G,
+   wavelengths: 2}
+"""
+
+
+@pytest.mark.integration
+def test_train_re_paces_its_flows_when_a_wavelength_is_cut_and_back_when_it_returns(
+        tmp_path, no_leftovers):
+    """An ML-infra tester's: after a cut, `train` kept pacing every flow at its share of the
+    intact DCI (drops rose from 258 to ~8 500 a sync) and compared the steps only with the
+    intact prediction. Now each sync starts paced at its share of what the controller
+    says is up, and is compared with the planner on that DCI."""
+    from dcilab.api.client import Client
+    from dcilab.bench.training import emulate
+    from dcilab.emulation.cleanup import Manifest
+    from dcilab.emulation.faults import Faults
+    from dcilab.plan import read_job
+
+    fabric_path = tmp_path / "fabric.yaml"
+    fabric_path.write_text(FABRIC_2W)
+
+    def see(directions_up: int) -> None:
+        """Until the controller shows this many wavelength directions up."""
+        deadline = time.monotonic() + 20
+        with Client(Manifest.load().services["grpc"], timeout=5) as c:
+            while sum(1 for link in c.links("dci") if link.up) != directions_up:
+                assert time.monotonic() < deadline, f"not {directions_up} directions up"
+                time.sleep(0.1)
+
+    def say(message: str) -> None:
+        # between steps: cut one of the two wavelengths after step 1, light it after step 2
+        done = re.search(r": step (\d): [\d.]+ s \(sync", message)
+        if done and done[1] == "1":
+            Faults.attach().cut("dc-a-dc-b.w1")
+            see(2)
+        elif done and done[1] == "2":
+            Faults.attach().restore("dc-a-dc-b.w1")
+            see(4)
+
+    report = emulate(fabric_path, read_job(JOBS / "10b-data-2dc.yaml"), ["loadaware"], 3,
+                     5.0, None, say)
+    result = report["policies"]["loadaware"]
+    assert result["errors"] == [] and len(result["steps"]) == 3
+    first, cut, back = result["steps"]
+    assert "dci_changed" not in first and "dci_changed" not in back
+    note = cut["dci_changed"]
+    assert note["dci"] == "dc-a-dc-b 400 of 800 Gb/s"
+    (pace,) = report["pace_mbps"]
+    assert note["pace_mbps"] == [pytest.approx(pace / 2, rel=1e-3)]
+    # paced at half: no flow outruns its new pace, and the sync takes about twice as long
+    assert max(cut["flow_mbps"]) <= 1.03 * pace / 2
+    assert note["predicted_sync_s"] == pytest.approx(2 * report["predicted"]["sync_s"], rel=0.01)
+    assert cut["sync_s"] >= 0.9 * note["predicted_sync_s"]
+    assert max(back["flow_mbps"]) > 1.2 * pace / 2           # back at the first pace
+    assert result["changed_dci"]["steps"] == [2]
+    assert 0.9 <= result["changed_dci"]["step_ratio_to_prediction_now"] <= 1.6
+    # back at two wavelengths, the pins the cut crowded onto w2 spread again (they stayed
+    # there, idle between syncs: 1 700 drops a sync on w2 while w1 idled)
+    for end in ("dc-a-gw1", "dc-b-gw1"):
+        sent = [back["wavelength_bytes"][f"dc-a-dc-b.w{i} from {end}"] for i in (1, 2)]
+        assert min(sent) >= 0.3 * sum(sent), (end, sent)

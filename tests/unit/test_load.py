@@ -193,6 +193,26 @@ def test_receive_total_comes_from_the_far_end(tracker):
     assert up.rate_bps == pytest.approx(7.2e10)
 
 
+def test_each_total_keeps_to_one_ends_counter_whichever_switch_is_read_first(tracker):
+    """A reviewer's case: a restarted controller read the receiver first, and the transmit
+    total stood in with its receive counter (80 GB), then fell to the sender's own (30 GB)
+    once the sender was read: a counter reset to Prometheus."""
+    tracker.sample("dc1-spine1", {1: (0, 8 * 10 ** 6)}, 0.0)     # the receiver read first
+    first = load_of(tracker.snapshot(), UP)
+    assert not first.transmit_counted and first.receive_counted
+    assert first.receive_bytes_total == pytest.approx(8e10)
+    tracker.sample("dc1-leaf1", {3: (3 * 10 ** 6, 0)}, 0.5)      # then the sender
+    second = load_of(tracker.snapshot(), UP)
+    assert second.transmit_counted and second.transmit_bytes_total == pytest.approx(3e10)
+    assert second.receive_bytes_total == pytest.approx(8e10)
+    # a host has no counters: its switch's stand in, for good
+    to_leaf = load_of(tracker.snapshot(), Direction("dc1-h1", "dc1-h1", "dc1-leaf1"))
+    assert not to_leaf.transmit_counted and not to_leaf.receive_counted
+    tracker.sample("dc1-leaf1", {1: (0, 10 ** 6), 3: (3 * 10 ** 6, 0)}, 1.0)
+    to_leaf = load_of(tracker.snapshot(), Direction("dc1-h1", "dc1-h1", "dc1-leaf1"))
+    assert to_leaf.transmit_counted and to_leaf.transmit_bytes_total == pytest.approx(1e10)
+
+
 def test_reserved_bps_is_per_direction(tracker, fabric):
     snap = tracker.snapshot({UP: 36e9})
     assert load_of(snap, UP).reserved_bps == 36e9

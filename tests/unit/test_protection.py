@@ -17,7 +17,7 @@ from dcilab.core.rules import compile_fabric
 from dcilab.fabric import parse_fabric
 from dcilab.te.paths import PathEngine
 from dcilab.te.protection import SharedRisk, detours
-from dcilab.te.reservations import ReservationRequest, State
+from dcilab.te.reservations import Protection, ReservationRequest, State
 
 TRIANGLE = """
 name: tri
@@ -275,7 +275,9 @@ def test_after_a_cut_the_controller_routes_on_what_survives_untagged(ring_lab):
 def test_a_link_never_up_since_start_is_not_a_failure_and_has_no_hold_down():
     """BFD sessions still coming up when a gateway lists its ports (or a fibre cut before
     the controller started): those wavelengths are not up, but no failure this controller
-    saw; the first time they come up they are used at once. One seen up and lost is."""
+    saw; the first time they come up they are used at once (and, past the start-up, their
+    coming up is a link's return to use: what their being down left DEGRADED is restored).
+    One seen up and lost is a failure."""
     fabric = topology("four-dc-ring")
     lab = ControllerLab(fabric)
     late, other = wavelengths_of(fabric, "north-east-a")[:2]
@@ -293,7 +295,7 @@ def test_a_link_never_up_since_start_is_not_a_failure_and_has_no_hold_down():
     for end in (late.a, late.b):
         lab.net.down_ports.discard((lab.dpid(end.node), end.port))
         lit += lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, True, 30.0)).faults
-    assert lit == []                                      # first light: not a return
+    assert lit == [("link_up", late.wavelength)]          # no failure, but back in use
     assert lab.ctl.engine.link_up(late.name) and late.name not in lab.ctl.held_down()
     assert report_cut(lab, late, now=40.0) == [("link_down", late.wavelength)]
 
@@ -688,3 +690,79 @@ def test_detour_and_standby_vlan_ids_never_meet():
     standby = {standby_vid(SimpleNamespace(meter_id=m)) for m in range(1, 5000)}
     assert min(standby) == protection.STANDBY_VID_BASE and max(standby) == 4094
     assert len(standby) == protection.STANDBY_VIDS and not standby & detour_vids
+
+
+def _start_with_dark(lab, dark_links, now=0.0):
+    """Every switch connects and lists its ports, those of `dark_links` down (cut while
+    the controller was away)."""
+    for link in dark_links:
+        for end in (link.a, link.b):
+            lab.net.down_ports.add((lab.dpid(end.node), end.port))
+    for name in lab.fabric.switches:
+        dpid = lab.dpid(name)
+        lab.ctl.switch_connected(dpid)
+        dark = frozenset(end.port for link in dark_links for end in (link.a, link.b)
+                         if end.node == name)
+        lab.send(lab.ctl.ports_described(dpid, lab.ports(name), dark, now))
+    lab.ack_all()
+
+
+def test_a_link_down_since_before_a_restart_restores_what_it_left_degraded_when_it_returns():
+    """A chaos tester's: restarted while x was cut, the controller took x's return for a
+    first light, restored nothing, and a new request took the DEGRADED reservation's room."""
+    fabric = parse_fabric(THREE_WAYS)
+    before = ControllerLab(fabric).bring_up_all()
+    for rid, host in (("r1", 1), ("r2", 2)):
+        before.send(before.ctl.reserve(ReservationRequest(f"a-h{host}", f"b-h{host}", 300.0),
+                                       rid, 0.0))
+    before.send(before.ctl.reserve(ReservationRequest("a-h1", "b-h2", 300.0), "r3", 0.0))
+    before.ack_all()
+    r1_was = wavelength(before, "r1")
+    cut_and_tick(before, *[l for l in fabric.wavelengths() if l.name == r1_was])
+    assert before.ctl.book.get("r1").state is State.DEGRADED
+    lab = ControllerLab(fabric)
+    for rid in ("r1", "r2", "r3"):
+        lab.ctl.restore(before.ctl.book.get(rid))
+    dark = [l for l in fabric.wavelengths() if l.name == r1_was]
+    _start_with_dark(lab, dark)
+    lab.send(lab.ctl.tick(1.0))
+    assert lab.ctl.book.get("r1").state is State.DEGRADED       # its wavelength is down
+    lit = []
+    for end in (dark[0].a, dark[0].b):                          # back, past the start-up
+        lab.net.down_ports.discard((lab.dpid(end.node), end.port))
+        lit += lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, True,
+                                             30.0)).faults
+    assert lit == [("link_up", dark[0].wavelength)]
+    lab.send(lab.ctl.tick(30.1))
+    lab.ack_all()
+    assert lab.ctl.book.get("r1").state is State.ACTIVE
+    assert wavelength(lab, "r1") == r1_was
+
+
+def test_a_restarted_controller_seeks_standbys_only_once_the_switches_said_what_is_up():
+    """A chaos tester's: before any switch had connected, a restarted controller gave an
+    unprotected PROTECTED reservation a standby over links cut while it was down (its
+    model had every link up), then moved it once the ports were read."""
+    fabric = parse_fabric(THREE_WAYS)
+    before = ControllerLab(fabric).bring_up_all()
+    before.send(before.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0,
+                                                      protection=Protection.PROTECTED),
+                                   "p1", 0.0))
+    before.ack_all()
+    saved = before.ctl.book.get("p1")
+    used = {h.link for h in saved.hops + saved.standby}
+    others = [l for l in fabric.wavelengths() if l.name not in used]
+    standby = [l for l in fabric.wavelengths() if l.name in {h.link for h in saved.standby}]
+    cut_and_tick(before, *standby, *others)
+    bare = before.ctl.book.get("p1")
+    assert bare.standby == ()                                   # nowhere left for one
+    lab = ControllerLab(fabric, FabricController(fabric, gather_s=3.0))
+    lab.ctl.restore(bare)
+    lab.send(lab.ctl.tick(1.0))                                 # no switch yet
+    assert lab.ctl.book.get("p1").standby == ()
+    _start_with_dark(lab, standby + others, now=2.0)
+    lab.send(lab.ctl.tick(6.0))
+    lab.ack_all()
+    lab.send(lab.ctl.tick(7.0))
+    after = lab.ctl.book.get("p1")
+    assert after.standby == () and after.hops == bare.hops      # nothing cut taken, no move

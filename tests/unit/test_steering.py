@@ -25,7 +25,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from dcilab.core import elephant_rules, reservation_rules
 from dcilab.core import steering as steering_module
-from dcilab.core.controller import FabricController, Outbox
+from dcilab.core.controller import HOLD_DOWN_S, FabricController, Outbox
 from dcilab.core.rules import PIN_GROUP_BASE
 from dcilab.core.elephant_rules import PRIORITY_ELEPHANT
 from dcilab.core.rules import TABLE_FLOWS, TABLE_FORWARD
@@ -846,6 +846,37 @@ def test_elephants_on_a_cut_wavelength_are_placed_again_on_what_survives(lab, fa
     assert moved != dead.name and moved != before[E2]      # not onto the other elephant
     assert_pinned(lab, E1, moved)
     assert lab.ctl.steering.pinned[E2].path[0][0] == before[E2]    # untouched
+
+
+def test_elephants_crowded_by_a_cut_spread_onto_the_wavelengths_that_return(held, fabric):
+    """Under `dcilab train`: a cut put every sync flow on the survivors, and when the
+    wavelength returned they stayed there (idle between steps, then too brief for
+    revisits), losing packets; a return now places again the pins that could take it,
+    idle ones too."""
+    lab = held
+    make_elephants(lab, "dc1-leaf1", [E1, E2])
+    assert chosen(lab, E1) != chosen(lab, E2)
+    dead = [fabric.link(w) for w in W[:3]]
+    for link in dead:
+        for end in (link.a, link.b):
+            lab.net.down_ports.add((lab.dpid(end.node), end.port))
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 3.0))
+    lab.send(lab.ctl.tick(3.1))
+    assert chosen(lab, E1) == chosen(lab, E2) == W[3]           # crowded on the survivor
+    lab.flows("dc1-leaf1", {}, 4.0)                               # the sync is over: idle
+    assert lab.ctl.steering.pinned[E1].idle_since == 4.0
+    back = dead[1]
+    for end in (back.a, back.b):
+        lab.net.down_ports.discard((lab.dpid(end.node), end.port))
+        lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, True, 5.0))
+    assert lab.send(lab.ctl.tick(5.5)).placements == 0            # held down still
+    out = lab.send(lab.ctl.tick(5.0 + HOLD_DOWN_S + 0.1))
+    assert out.placements == 1
+    assert {chosen(lab, E1), chosen(lab, E2)} == {W[1], W[3]}
+    for key in (E1, E2):
+        assert_pinned(lab, key, chosen(lab, key))
+    # nothing more to gain: a later return of a wavelength moves nobody twice over
+    assert lab.send(lab.ctl.tick(9.0)).placements == 0
 
 
 def test_no_revisit_while_periodic_elephants_are_coming_back(fabric):

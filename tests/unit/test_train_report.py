@@ -110,3 +110,20 @@ def test_a_step_line_counts_loaded_directions_not_the_acks_coming_back():
                         wavelength_bytes={"a": int(8 * wire), "b": int(0.3 * wire),
                                           "c": int(0.6 * wire)})
     assert describe(result, flow).endswith("flows per loaded wavelength direction 8 0.6")
+
+
+def test_steps_on_a_changed_dci_are_compared_with_the_prediction_on_it(capsys):
+    compute, every = 5.0, 1
+    fluid = predict(compute, 3.0, every, 4.0)               # intact: step 6 s
+    results = [StepResult(1, compute, 6.0, 4.0, 1.0), StepResult(2, compute, 10.0, 8.0, 5.0)]
+    note = {"dci": "a-b 200 of 400 Gb/s", "predicted_step_s": 10.0, "pace_mbps": [1.0]}
+    summary = policy_summary(results, compute, every, fluid, [], None, {2: note})
+    assert summary["changed_dci"] == {"steps": [2], "step_ratio_to_prediction_now": 1.0}
+    assert "dci_changed" in summary["steps"][1] and "dci_changed" not in summary["steps"][0]
+    assert policy_summary(results, compute, every, fluid, [], None)["changed_dci"] is None
+    report = _report(2)
+    report["policies"]["loadaware"].update(changed_dci=summary["changed_dci"],
+                                           steps=summary["steps"])
+    print_report(report)
+    assert ("step 2 ran on a DCI faults had changed (a-b 200 of 400 Gb/s): 100.0% of the "
+            "planner's prediction on that DCI") in capsys.readouterr().out

@@ -508,3 +508,23 @@ def test_reflection_streams_count_with_the_watch_streams_and_leave_calls_their_t
             requests.put(None)
             stream.cancel()
         channel.close()
+
+
+def test_a_reservation_the_history_forgets_as_its_watch_starts_is_not_found(service, port,
+                                                                            monkeypatch):
+    """A reviewer's race: the id was found, then pruned before the watch began; the
+    watch's own lookup failed outside the servicer's error mapping (UNKNOWN, a traceback)."""
+    with Client(f"127.0.0.1:{port}") as c:
+        rid = c.reserve("dc1-h1", "dc2-h1", 1).reservation_id
+    found = service.get
+
+    def pruned_meanwhile(reservation_id):
+        monkeypatch.setattr(service, "get", lambda _: found("r-" + "0" * 32))   # gone now
+        return found(reservation_id)
+    monkeypatch.setattr(service, "get", pruned_meanwhile)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = path_pb2_grpc.PathServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            next(iter(stub.WatchReservations(ppb.WatchReservationsRequest(reservation_id=rid),
+                                             timeout=10)))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND

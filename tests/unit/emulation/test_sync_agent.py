@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -91,3 +92,42 @@ def test_the_sender_uses_the_congestion_control_it_is_given_and_names_a_missing_
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def _connected(size: int, *send_args: str):
+    """A receiver listening on loopback and a sender connected to it; both stopped after."""
+    port = _free_port()
+    procs = [subprocess.Popen([*AGENT, "recv", "--port", str(port), "--bytes", str(size)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)]
+    try:
+        assert _one_line_each(procs, _deadline(10)) == ["listening"]
+        procs.append(subprocess.Popen([*AGENT, "send", "--dst", "127.0.0.1", "--port",
+                                       str(port), "--bytes", str(size), *send_args],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE))
+        assert _one_line_each(procs[1:], _deadline(10)) == ["connected"]
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_a_go_line_with_a_rate_re_paces_the_sender_from_that_burst_on():
+    """`dcilab train` re-paces the flows when a fault changes the DCI: `go R` sets the
+    sender's pace to R Mb/s (0 lifts it) on the same connection."""
+    size = 2_000_000
+    with _connected(size) as (recv, send):
+        def burst(line: bytes) -> float:
+            send.stdin.write(line)
+            send.stdin.flush()
+            got, = _one_line_each([recv], _deadline(20))
+            sent, = _one_line_each([send], _deadline(20))
+            return json.loads(got)["last"] - json.loads(sent)["start"]
+
+        paced = burst(b"go 40\n")                       # 16 Mb at 40 Mb/s: 0.4 s
+        assert paced >= 0.7 * size * 8 / 40e6            # TCP's first window goes at once
+        assert burst(b"go 0\n") < paced / 2             # loopback unpaced: milliseconds
+        assert burst(b"go 80\n") >= 0.7 * size * 8 / 80e6

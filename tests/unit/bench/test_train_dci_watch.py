@@ -1,0 +1,125 @@
+"""`dcilab train` after a fault: each flow's fair share of the DCI that is left (a detour
+when a pair's line systems are all down), the flows re-paced at it, and the steps compared
+with the planner on that DCI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dcilab.bench.training import DciWatch
+from dcilab.fabric import load_fabric
+from dcilab.fabric.model import scaled_mbps
+from dcilab.plan import parse_job, plan_job
+from dcilab.plan.fabric_out import fabric_yaml
+from dcilab.plan.workload import (SyncFlow, directed_capacity_gbps, fabric_prediction,
+                                  fair_shares, pair_gbps_now, share_mbps, sync_flows)
+
+JOBS = Path(__file__).resolve().parents[3] / "jobs"
+
+
+def _planned(name: str, tmp_path):
+    path = JOBS / name
+    job = parse_job(path.read_text(), str(path))
+    out = tmp_path / "fabric.yaml"
+    out.write_text(fabric_yaml(plan_job(job)))
+    return job, load_fabric(out)
+
+
+def test_on_the_whole_fabric_the_fair_shares_are_the_pairs_capacity_over_its_flows(tmp_path):
+    job, fabric = _planned("25b-data-3dc-400zr.yaml", tmp_path)
+    flows = sync_flows(job, fabric, 1.0)
+    shares = fair_shares(flows, directed_capacity_gbps(fabric))
+    assert [scaled_mbps(fabric, g) for g in shares] == pytest.approx(share_mbps(fabric, flows))
+    # ... and what each pair then carries is its capacity: the planner's own input
+    loaded = pair_gbps_now(job, flows, shares)
+    whole = fabric.capacity_by_site_pair()
+    assert loaded == {k: pytest.approx(whole[tuple(sorted(k))]) for k in loaded}
+
+
+def _mesh_flows(per: int) -> list[SyncFlow]:
+    return [SyncFlow(f"{a}{i}", f"{b}{i}", 1000, (a, b))
+            for a, b in (("a", "b"), ("b", "a"), ("a", "c"), ("c", "a"), ("b", "c"), ("c", "b"))
+            for i in range(per)]
+
+
+def test_a_pair_whose_line_systems_are_all_down_shares_the_detour_max_min():
+    per, c = 4, 400.0
+    dci = {(x, y): c for x in "abc" for y in "abc" if x != y}
+    flows = _mesh_flows(per)
+    assert fair_shares(flows, dci) == pytest.approx([c / per] * len(flows))
+    dci[("a", "b")] = dci[("b", "a")] = 0.0        # a-b cut: its flows go through c
+    shares = dict(zip(((f.pair, f.src) for f in flows), fair_shares(flows, dci)))
+    # a->c carries a's own 4 flows to c and the 4 detoured a->b ones: each half its share
+    for pair in (("a", "b"), ("b", "a"), ("a", "c"), ("c", "a"), ("b", "c"), ("c", "b")):
+        assert [shares[(pair, f"{pair[0]}{i}")] for i in range(per)] == \
+            pytest.approx([c / (2 * per)] * per)
+
+
+def test_half_a_pairs_wavelengths_lost_halves_its_flows_and_only_theirs():
+    dci = {(x, y): 400.0 for x in "abc" for y in "abc" if x != y}
+    dci[("a", "b")] = 200.0                         # one direction only
+    flows = _mesh_flows(2)
+    shares = fair_shares(flows, dci)
+    for f, g in zip(flows, shares):
+        assert g == pytest.approx(100.0 if f.pair == ("a", "b") else 200.0)
+
+
+def test_a_pair_with_no_way_left_gets_nothing():
+    flows = [SyncFlow("a0", "b0", 10, ("a", "b")), SyncFlow("b0", "a0", 10, ("b", "a"))]
+    assert fair_shares(flows, {("a", "b"): 0.0, ("b", "a"): 400.0}) == [0.0, 400.0]
+
+
+class _Scripted(DciWatch):
+    """The controller's answers, one per sync (None: it did not answer)."""
+
+    def __init__(self, views, *args):
+        super().__init__("unused", *args)
+        self.views = list(views)
+
+    def _read(self):
+        return self.views.pop(0)
+
+
+def test_the_watch_re_paces_when_the_dci_changes_and_back_when_it_is_whole(tmp_path):
+    job, fabric = _planned("10b-data-2dc.yaml", tmp_path)
+    flows = sync_flows(job, fabric, fabric.scale * 5, 4)
+    first = [0.95 * m for m in share_mbps(fabric, flows)]
+    whole = directed_capacity_gbps(fabric)
+    half = {d: g / 2 for d, g in whole.items()}
+    said = []
+    watch = _Scripted([whole, half, half, None, whole], job, fabric, flows, 5.0, first,
+                      said.append)
+    assert watch(1) is None                                 # as paced: nothing to do
+    paces = watch(2)
+    assert paces == pytest.approx([p / 2 for p in first])
+    assert watch(3) is None and watch(4) is None            # unchanged; no answer: as it was
+    assert watch(5) == first                                # whole again
+    assert sorted(watch.notes) == [2, 3, 4]
+    note = watch.notes[2]
+    intact = fabric_prediction(job, fabric, 5.0)
+    assert note["predicted_step_s"] > intact.step_time_s
+    # the sync on half the capacity takes twice as long
+    exposed = note["predicted_step_s"] - intact.step_time_s + intact.exposed_s
+    assert exposed + job.spec.step.overlap_s * 5 == pytest.approx(2 * intact.sync_s, rel=1e-3)
+    assert "dc-a-dc-b 200 of 400 Gb/s" in note["dci"]
+    assert any("step 2: the DCI is not the fabric's: dc-a-dc-b 200 of 400 Gb/s" in m
+               for m in said)
+    assert any("step 5: the DCI is whole again; flows back at their first pace" in m
+               for m in said)
+    # unpaced flows (--pacing none) are left alone, and still compared
+    unpaced = _Scripted([half], job, fabric, flows, 5.0, None, said.append)
+    assert unpaced(1) is None and 1 in unpaced.notes
+
+
+def test_a_pair_left_with_no_way_keeps_its_pace_and_has_no_prediction(tmp_path):
+    job, fabric = _planned("10b-data-2dc.yaml", tmp_path)
+    flows = sync_flows(job, fabric, fabric.scale * 5, 4)
+    first = [0.95 * m for m in share_mbps(fabric, flows)]
+    said = []
+    cut = {d: 0.0 for d in directed_capacity_gbps(fabric)}
+    watch = _Scripted([cut], job, fabric, flows, 5.0, first, said.append)
+    assert watch(1) == first                    # not 0, which would lift every cap
+    assert watch.notes[1]["predicted_step_s"] is None
+    assert "a site pair has no way left: its sync cannot end" in said[0]
