@@ -10,7 +10,7 @@ recomputed and only their differences sent; reservations whose path broke move t
 path with room, or become DEGRADED; pinned elephants are placed again. The switches have
 already steered around the failure by then (fast-failover groups, watched buckets); the
 controller re-optimizes. A link that comes back is held down first, longer each time it
-flaps (`HOLD_DOWN_S`), so nothing oscillates.
+flaps (`damping`), so nothing oscillates.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Rese
                                ReservationBook, ReservationRequest, State, key_of,
                                lacks_standby)
 from . import reservation_rules, wiring
+from .damping import LinkDamping
 from .ports import port_problems
 from .rules import TABLE_CLASSIFY, TABLE_FLOWS, Programs, Routing, diff, host_arp_rule
 from .steering import (HASHED, RESERVATION, RESERVATION_IF_MARKED, SHORTEST, ElephantView,
@@ -90,10 +91,6 @@ class SwitchState:
     atomic: bool = True          # programs go as one bundle (until it refuses one)
 
 
-# A link that comes back up is used again only after it has stayed up this long; each
-# flap within FLAP_WINDOW_S doubles it, up to HOLD_DOWN_MAX_S (open-kilda's anti-flap
-# filter waits 1 s / 3 s / 7 s).
-HOLD_DOWN_S = 1.0
 # While a switch's first seconds pass (BFD sessions starting, ports settling), a port that
 # drops and returns is the switch coming up, not a flapping fibre: no hold-down then.
 STARTUP_GRACE_S = 10.0
@@ -111,8 +108,6 @@ STRANGER_S = 90.0
 # link returns or room is released (a re-tester saw room come back unnoticed: what moved
 # back after a repair, in an order the look at that moment did not see).
 REPROTECT_S = 10.0
-HOLD_DOWN_MAX_S = 30.0
-FLAP_WINDOW_S = 60.0
 # One failure's port statuses (a line system's wavelengths, a gateway's ports) arrive
 # within this of its first (0.2 s apart seen on the emulation): meanwhile standbys it may
 # fail are not shed, afterwards what still holds more than its links carry is.
@@ -159,11 +154,9 @@ class FabricController:
         self._reprobe_at: float | None = None              # next round of link probes
         self._reprotect_at = 0.0                           # next look for lost standbys
         self.probe_key = wiring.probe_key()      # signs link probes: hosts cannot forge one
-        self._held_until: dict[str, float] = {}
-        self._downs: dict[str, list[float]] = {}
+        self.damping = LinkDamping()             # hold-downs of links that came back
         self._settling: dict[str, float] = {}   # wavelength -> when it went down
         self.book.settling = frozenset()
-        self._seen_up: set[str] = set()   # links reported up at least once: held down on return
         self._described_at: dict[str, float] = {}   # switch -> when it last listed its ports
         self._unplaced = False   # a failure's reservations and elephants wait for `tick`
         self._returned = False   # ... and so does moving back onto a link that returned
@@ -427,25 +420,23 @@ class FabricController:
         if not ends_up:
             if not self.engine.set_link(link.name, False):
                 pass                    # already down: one end's status of a link both lost
-            elif link.name not in self._seen_up:
+            elif not self.damping.seen_up(link.name):
                 # Never up since this controller started (a BFD session still coming up,
                 # a fibre cut before it started): not a failure it saw happen.
                 log.info("link %s is not up", link.wavelength or link.name)
             else:
-                downs = [t for t in self._downs.get(link.name, []) if now - t < FLAP_WINDOW_S]
-                self._downs[link.name] = downs + [now]
+                self.damping.lost(link.name, now)
                 if link.wavelength:
                     self._settle(link.name, now)
                 outbox.faults.append(("link_down", link.wavelength or link.name))
                 log.warning("link %s is down", link.wavelength or link.name)
-            self._held_until.pop(link.name, None)
+            self.damping.cancel(link.name)
             self.engine.set_held(link.name, False)
-        elif (link.name not in self._seen_up or self._starting(link, now)
+        elif (not self.damping.seen_up(link.name) or self._starting(link, now)
               or link.name in self.engine.drained):
             # First light, or its switches are just starting, or it went dark on purpose
             # (drained for a mode change; rate adaptation puts it back): nothing to hold down.
-            first_light = link.name not in self._seen_up
-            self._seen_up.add(link.name)
+            first_light = self.damping.lit(link.name)
             # A first light after its switches' start is a link that was down before this
             # controller started, returning: what it left DEGRADED is restored now (a
             # chaos tester's stayed so, their room going to new requests).
@@ -455,9 +446,7 @@ class FabricController:
         elif not self.engine.link_up(link.name):
             # Back from a failure: held down, a last resort for routes until it has stayed
             # up a while (and not offered to placement or admission).
-            flaps = len(self._downs.get(link.name, []))
-            hold = min(HOLD_DOWN_MAX_S, HOLD_DOWN_S * 2 ** max(0, flaps - 1))
-            self._held_until[link.name] = now + hold
+            hold = self.damping.hold(link.name, now)
             self.engine.set_held(link.name, True)
             self.engine.set_link(link.name, True)
             log.info("link %s is back; held down for %.0f s: until then routes take it only "
@@ -500,13 +489,11 @@ class FabricController:
             if self._reprobe_at is not None:
                 self._reprobe(outbox)
             self._reprobe_at = now + REPROBE_S
-        for name, until in list(self._held_until.items()):
-            if now >= until:
-                del self._held_until[name]
-                if self.engine.set_held(name, False):
-                    link = self.fabric.link(name)
-                    outbox.faults.append(("link_up", link.wavelength or link.name))
-                    log.info("link %s in use again", link.wavelength or link.name)
+        for name in self.damping.released(now):
+            if self.engine.set_held(name, False):
+                link = self.fabric.link(name)
+                outbox.faults.append(("link_up", link.wavelength or link.name))
+                log.info("link %s in use again", link.wavelength or link.name)
         if any(now - t >= FAILURE_SETTLE_S for t in self._settling.values()):
             self._settle(None, now)
             self._unplaced = True       # its standbys' room is checked again, in full
@@ -554,7 +541,7 @@ class FabricController:
 
     def held_down(self) -> dict[str, float]:
         """Links that are back but not yet used again, with when they will be."""
-        return dict(self._held_until)
+        return self.damping.held()
 
     def _restore(self, outbox: Outbox, placements: bool = True) -> Outbox:
         """Bring every programmed switch, and (with `placements`) every reservation and
@@ -829,9 +816,8 @@ class FabricController:
                       wavelength)
             return outbox
         changed = bool(rate_gbps) and self.engine.set_rate(link.name, rate_gbps, mode)
-        if drained_because is None and link.name in self._held_until:
-            del self._held_until[link.name]      # its dark spell was the planned change
-            self.engine.set_held(link.name, False)
+        if drained_because is None and self.damping.cancel(link.name):
+            self.engine.set_held(link.name, False)   # its dark spell was the planned change
         if self.engine.set_drained(link.name, drained_because) and drained_because is None:
             outbox.faults.append(("link_up", wavelength))
         log.info("wavelength %s %s", wavelength, f"drained: {drained_because}"

@@ -20,7 +20,8 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 
-from dcilab.core.controller import HOLD_DOWN_S, FabricController
+from dcilab.core.controller import FabricController
+from dcilab.core.damping import HOLD_DOWN_S
 from dcilab.core.reservation_rules import PRIORITY_RESERVATION
 from dcilab.te.reservations import AdmissionError, ReservationRequest, State
 

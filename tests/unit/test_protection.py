@@ -12,7 +12,8 @@ from fakeoftable import Outcome
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from dcilab.app.service import ControllerService
-from dcilab.core.controller import HOLD_DOWN_S, FabricController
+from dcilab.core.controller import FabricController
+from dcilab.core.damping import HOLD_DOWN_S
 from dcilab.core.rules import compile_fabric
 from dcilab.fabric import parse_fabric
 from dcilab.te.paths import PathEngine
@@ -766,3 +767,19 @@ def test_a_restarted_controller_seeks_standbys_only_once_the_switches_said_what_
     lab.send(lab.ctl.tick(7.0))
     after = lab.ctl.book.get("p1")
     assert after.standby == () and after.hops == bare.hops      # nothing cut taken, no move
+
+
+def test_damping_doubles_the_hold_with_each_flap_in_the_window_and_forgets_old_ones():
+    from dcilab.core.damping import FLAP_WINDOW_S, HOLD_DOWN_MAX_S, LinkDamping
+    d = LinkDamping()
+    assert d.lit("w") and not d.lit("w")                  # its first light, then not
+    holds = []
+    for n in range(7):
+        d.lost("w", 10.0 * n)
+        holds.append(d.hold("w", 10.0 * n + 1))
+    assert holds == [1.0, 2.0, 4.0, 8.0, 16.0, HOLD_DOWN_MAX_S, HOLD_DOWN_MAX_S]
+    assert d.released(61.0 + HOLD_DOWN_MAX_S - 0.1) == []
+    assert d.released(61.0 + HOLD_DOWN_MAX_S) == ["w"] and d.held() == {}
+    d.lost("w", 61.0 + FLAP_WINDOW_S + 100)               # the old flaps have passed
+    assert d.hold("w", 61.0 + FLAP_WINDOW_S + 101) == 1.0
+    assert d.cancel("w") and not d.cancel("w")

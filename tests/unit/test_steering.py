@@ -25,7 +25,8 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from dcilab.core import elephant_rules, reservation_rules
 from dcilab.core import steering as steering_module
-from dcilab.core.controller import HOLD_DOWN_S, FabricController, Outbox
+from dcilab.core.controller import FabricController, Outbox
+from dcilab.core.damping import HOLD_DOWN_S
 from dcilab.core.rules import PIN_GROUP_BASE
 from dcilab.core.elephant_rules import PRIORITY_ELEPHANT
 from dcilab.core.rules import TABLE_FLOWS, TABLE_FORWARD
