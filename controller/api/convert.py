@@ -138,7 +138,7 @@ def link_load(load: LinkLoad) -> fpb.LinkLoad:
         utilization_ratio=load.utilization_ratio, reserved_bps=load.reserved_bps,
         transmit_bytes_total=load.transmit_bytes_total,
         receive_bytes_total=load.receive_bytes_total, up=load.up, mode=load.mode or "",
-        margin_db=load.margin_db)
+        margin_db=load.margin_db, in_service=load.in_service)
 
 
 def elephant(view: ElephantView, fab: Fabric) -> fpb.Elephant:

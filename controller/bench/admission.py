@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+from ..argtypes import AT_LEAST_ONE, POSITIVE_SECONDS, checked
 from ..fabric import Fabric, load_fabric, parse_fabric
 from ..fabric.model import INTRA_SITE_LATENCY_MS
 from ..te.milp import Milp
@@ -81,14 +82,15 @@ def add_arguments(parser) -> None:
     g.add_argument("--admission", action="store_true",
                    help="benchmark reservation admission (and the previous rule) against the "
                         "offline optimum on random request sequences")
-    g.add_argument("--admission-requests", type=int, default=120, metavar="N",
+    g.add_argument("--admission-requests", type=AT_LEAST_ONE, default=120, metavar="N",
                    help="requests per sequence (default 120)")
-    g.add_argument("--admission-seeds", type=int, default=2, metavar="K",
+    g.add_argument("--admission-seeds", type=AT_LEAST_ONE, default=2, metavar="K",
                    help="random sequences per fabric and kind (default 2)")
-    g.add_argument("--admission-time-limit", type=float, default=30.0, metavar="S",
+    g.add_argument("--admission-time-limit", type=POSITIVE_SECONDS, default=30.0, metavar="S",
                    help="seconds for each MILP before its LP bound is used (default 30)")
-    g.add_argument("--admission-sites", type=int, default=16, metavar="N",
-                   help="sites of the generated fabric (default 16)")
+    g.add_argument("--admission-sites", type=checked(int, lambda v: v >= 3, "a whole number",
+                                                     "must be 3 or more (a ring)"),
+                   default=16, metavar="N", help="sites of the generated fabric (default 16)")
 
 
 def fabrics(sites: int = 16) -> dict[str, Fabric]:

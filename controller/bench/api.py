@@ -37,6 +37,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..argtypes import AT_LEAST_ONE, NON_NEGATIVE, NON_NEGATIVE_NUMBER, checked
 from ..api.client import ApiError, Client, Unreachable
 from ..api.servicers import DEFAULT_READS_PER_S
 from ..fabric import parse_fabric
@@ -54,24 +55,25 @@ def add_arguments(parser) -> None:
     g.add_argument("--api", action="store_true",
                    help="benchmark ReservePath + ReleasePath through a real gRPC server "
                         "instead of the placement policies")
-    g.add_argument("--api-requests", type=int, default=2000, metavar="N",
+    g.add_argument("--api-requests", type=AT_LEAST_ONE, default=2000, metavar="N",
                    help="reservations per measurement (default 2000)")
     g.add_argument("--api-clients", default="1,16", metavar="LIST",
                    help="concurrent clients to measure back to back, comma-separated "
                         "(default 1,16)")
-    g.add_argument("--api-rate", type=float, default=TARGET_PER_SECOND, metavar="R",
+    g.add_argument("--api-rate", type=NON_NEGATIVE_NUMBER, default=TARGET_PER_SECOND, metavar="R",
                    help=f"then offer R reservations/s from the largest number of clients, on "
                         f"a fixed schedule (default {TARGET_PER_SECOND:g}, the target; 0 skips)")
-    g.add_argument("--api-sites", type=int, default=16, metavar="N",
+    g.add_argument("--api-sites", type=checked(int, lambda v: v >= 2, "a whole number",
+                                                "must be 2 or more"), default=16, metavar="N",
                    help="sites in the generated fabric (default 16)")
     g.add_argument("--api-shared-cpus", action="store_true",
                    help="do not pin the controller to one CPU and the clients to the others")
     g.add_argument("--api-readers", action="store_true",
                    help="offer the rate again while --api-listers clients loop on "
                         "ListReservations and --api-scrapers loop on /metrics")
-    g.add_argument("--api-listers", type=int, default=4, metavar="N",
+    g.add_argument("--api-listers", type=NON_NEGATIVE, default=4, metavar="N",
                    help="with --api-readers: clients looping on listings (default 4)")
-    g.add_argument("--api-scrapers", type=int, default=50, metavar="N",
+    g.add_argument("--api-scrapers", type=NON_NEGATIVE, default=50, metavar="N",
                    help="with --api-readers: clients looping on /metrics (default 50)")
 
 

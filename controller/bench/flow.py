@@ -6,6 +6,7 @@ import json
 import sys
 import time
 
+from ..argtypes import POSITIVE_SECONDS, checked
 from ..fabric import FabricError, load_fabric
 from ..resources import topology_path
 from ..te.placement import POLICIES
@@ -31,14 +32,17 @@ def _print_scenario(r: ScenarioResult) -> None:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--time-limit", type=float, default=10.0, metavar="S",
+    p.add_argument("--time-limit", type=POSITIVE_SECONDS, default=10.0, metavar="S",
                    help="MILP time limit per scenario, seconds (default 10)")
-    p.add_argument("--max-stretch", type=float, default=1.5,
+    p.add_argument("--max-stretch", type=checked(float, lambda v: v >= 1, "a number",
+                                                 "must be 1 or more"), default=1.5,
                    help="candidate paths within this factor of the shortest latency (default 1.5)")
-    p.add_argument("--min-gain", type=float, default=0.05,
+    p.add_argument("--min-gain", type=checked(float, lambda v: 0 <= v < 1, "a number",
+                                              "must be from 0 to under 1"), default=0.05,
                    help="loadaware hysteresis: move an elephant only if the utilization along "
                         "its path drops by more than this (default 0.05)")
-    p.add_argument("--elephants", type=int, default=1000,
+    p.add_argument("--elephants", type=checked(int, lambda v: v >= 1, "a whole number",
+                                               "must be 1 or more"), default=1000,
                    help="elephants placed one by one in the placement-time measurement (default 1000)")
 
 

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..argtypes import NON_NEGATIVE_NUMBER, POSITIVE_SECONDS, checked
 from ..fabric import FabricError, load_fabric
 from ..lab import Lab
 from ..resources import shipped_hint, topology_arg
@@ -55,16 +56,17 @@ def add_arguments(parser) -> None:
                    help="rate adaptation against fail-and-restore on the emulation (root); "
                         "FILE replaces the built-in two-line-system scenario (its first line "
                         "system degrades)")
-    g.add_argument("--extra-loss-db", type=float, default=11.0, metavar="DB",
+    g.add_argument("--extra-loss-db", type=NON_NEGATIVE_NUMBER, default=11.0, metavar="DB",
                    help="span loss the ramp ends at (default 11)")
-    g.add_argument("--ramp-s", type=float, default=30.0, metavar="S",
+    g.add_argument("--ramp-s", type=POSITIVE_SECONDS, default=30.0, metavar="S",
                    help="seconds the ramp takes (default 30)")
-    g.add_argument("--hold-degraded-s", type=float, default=60.0, metavar="S",
+    g.add_argument("--hold-degraded-s", type=NON_NEGATIVE_NUMBER, default=60.0, metavar="S",
                    help="seconds the line stays degraded after the ramp (default 60)")
-    g.add_argument("--reconfiguration-s", type=float, default=3.0, metavar="S",
+    g.add_argument("--reconfiguration-s", type=NON_NEGATIVE_NUMBER, default=3.0, metavar="S",
                    help="seconds a transceiver is dark while it changes mode (default 3; real "
                         "modules take about a minute, see README)")
-    g.add_argument("--load", type=float, default=0.4, metavar="F",
+    g.add_argument("--load", type=checked(float, lambda v: 0 < v <= 1, "a number",
+                                            "must be over 0 and at most 1"), default=0.4, metavar="F",
                    help="UDP load, as a share of the degrading line system's capacity "
                         "(default 0.4: fits it at 300G even with three of the four flows on "
                         "one wavelength, not the other line system alone)")

@@ -17,17 +17,19 @@ so the mean over steps is the mean over jobs' hash draws. It also times `plan_jo
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from ..argtypes import AT_LEAST_ONE
+from ..emulation.network import EmulationError
 from ..emulation.training import (SyncFlows, Transfer, limit_dci_queues, run_step,
                                   run_training)
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
@@ -85,20 +87,9 @@ def add_arguments(parser) -> None:
     g.add_argument("--job", metavar="FILE", default=None, type=job_arg,
                    help=f"job file for --training, or a bundled job's name (default "
                         f"{DEFAULT_JOB.stem})")
-    g.add_argument("--steps", type=_steps, default=20, metavar="N",
+    g.add_argument("--steps", type=AT_LEAST_ONE, default=20, metavar="N",
                    help="steps per policy for --training; each draws new source ports, i.e. "
                         "stands for another job's persistent connections")
-
-
-def _steps(text: str) -> int:
-    """--steps: a whole number, 1 or more (a mean over no steps is no figure)."""
-    try:
-        steps = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if steps < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return steps
 
 
 # --- flow-level twin -------------------------------------------------------------------------
@@ -237,9 +228,21 @@ def run(args) -> int:
 # --- on the emulation (dcilab train) ----------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LabOptions:
+    """How each policy's lab runs: BFD on the DCI ports (ms; None: off), the transceivers
+    over gNMI, and more controller options (rate adaptation)."""
+
+    bfd_ms: int | None = None
+    gnmi: bool = False
+    reconfiguration_s: float | None = None
+    controller_args: tuple[str, ...] | list[str] = ()
+
+
 def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | None,
             flows_per_pair: int | None, say, queue_packets: int = QUEUE_PACKETS,
-            congestion: str = CONGESTION, pacing: str = PACINGS[0]) -> dict:
+            congestion: str = CONGESTION, pacing: str = PACINGS[0],
+            lab_options: LabOptions = LabOptions()) -> dict:
     """Run the job's steps on the emulation of `fabric_path` under each policy, one lab per
     policy, and compare each with the planner's prediction on the fabric's capacities.
     `pacing` "share" paces every flow at PACE_OF_SHARE of its share of its pair's
@@ -303,7 +306,9 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
         say(f"policy {policy}: starting controller and emulation")
         with Lab(fabric, fabric_path, say=lambda _: None,
                  controller_args=["--policy", policy, *TRAIN_CONTROLLER_ARGS,
-                                  "--pin-hold", f"{hold:.1f}"]) as lab:
+                                  "--pin-hold", f"{hold:.1f}", *lab_options.controller_args],
+                 bfd_ms=lab_options.bfd_ms, gnmi=lab_options.gnmi,
+                 reconfiguration_s=lab_options.reconfiguration_s) as lab:
             if queue_packets:
                 limit_dci_queues(lab.emulation, queue_packets)
             watch = DciWatch(lab.grpc_address, job, fabric, flows, stretch,
@@ -445,8 +450,9 @@ def goodput_prediction(job: Job, fabric: Fabric, flow, g_mbps: float, stretch: f
 
 
 class DciWatch:
-    """The DCI as the controller sees it as each sync starts: its wavelengths up, each at
-    the rate of the mode it runs now (`ListLinks`). When faults have changed it (a cut, a
+    """The DCI as the controller sees it as each sync starts: its wavelengths in service
+    (up, not held down after a flap nor drained), each at the rate of the mode it runs now
+    (`ListLinks`). When faults have changed it (a cut, a
     transceiver dark, a mode lowered by rate adaptation), the flows are paced at their fair
     share of what is left, as a RoCE NIC's rate follows its congestion control (kept at
     the intact fabric's, they overran it: an ML-infra tester counted 258 drops a sync
@@ -501,7 +507,7 @@ class DciWatch:
             return None
         now = {d: 0.0 for d in self.intact}
         for link in links:
-            if link.up:
+            if link.in_service:     # not one held down after a flap (a re-tester's)
                 now[(link.site_a, link.site_b)] = (now.get((link.site_a, link.site_b), 0.0)
                                                    + link.capacity_bps / 1e9)
         return now
@@ -521,7 +527,10 @@ class DciWatch:
         return {"dci": _dci_text(self.current, self.intact),
                 "predicted_step_s": round(predicted.step_time_s, 4) if predicted else None,
                 "predicted_sync_s": round(predicted.sync_s, 4) if predicted else None,
-                "pace_mbps": sorted({round(p, 4) for p in paces})}
+                "pace_mbps": sorted({round(p, 4) for p in paces}),
+                # a pair's flows share one route, hence one pace (a re-tester's: which is whose)
+                "pace_mbps_by_direction": {f"{f.pair[0]}->{f.pair[1]}": round(p, 4)
+                                           for f, p in zip(self.flows, paces)}}
 
 
 def _same_capacity(a: dict, b: dict) -> bool:
@@ -570,10 +579,12 @@ def _short_of_target(job: Job, fabric, fluid) -> str | None:
 
 def emulate_or_explain(fabric_path: Path, job: Job, policies, steps, stretch, flows_per_pair,
                        say, queue_packets: int = QUEUE_PACKETS,
-                       congestion: str = CONGESTION, pacing: str = PACINGS[0]) -> dict | str:
-    """`emulate`, or the message of a fabric or workload that does not fit."""
+                       congestion: str = CONGESTION, pacing: str = PACINGS[0],
+                       lab_options: LabOptions = LabOptions()) -> dict | str:
+    """`emulate`, or the message of a fabric or workload that does not fit, or of an
+    emulation that cannot start (another one running: a traceback before)."""
     try:
         return emulate(fabric_path, job, policies, steps, stretch, flows_per_pair, say,
-                       queue_packets, congestion, pacing)
-    except (FabricError, WorkloadError) as exc:
+                       queue_packets, congestion, pacing, lab_options)
+    except (FabricError, WorkloadError, EmulationError) as exc:
         return str(exc)

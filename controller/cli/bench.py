@@ -7,9 +7,11 @@ bench runs. A new harness is one module in `bench/` and one line in `MODES`.
 
 from __future__ import annotations
 
+import sys
+
 from ..bench import admission, api, emulate, faults, flow, optical, training
 
-# (the flag's attribute on args, the harness); the first whose flag is set runs.
+# (the flag's attribute on args, the harness): the one whose flag is set runs.
 MODES = (
     ("api", api),
     ("emulate", emulate),
@@ -34,14 +36,37 @@ def register(sub) -> None:
     p.add_argument("--check-targets", action="store_true",
                    help="exit 1 if a target the bench reports (--api, --faults, --admission) "
                         "is missed; without it a bench that ran exits 0 either way")
-    flow.add_arguments(p)
-    for _, harness in MODES:
-        harness.add_arguments(p)
-    p.set_defaults(run=run)
+    owned = {"": _added(p, flow.add_arguments, shared=("max_stretch",))}  # --emulate's too
+    for flag, harness in MODES:
+        owned[flag] = _added(p, harness.add_arguments, shared=(flag,))
+    p.set_defaults(run=run, bench_options=owned)
+
+
+def _added(p, add_arguments, shared=()) -> list[tuple[str, object, str]]:
+    """(dest, default, option) of each option `add_arguments` adds, but `shared`."""
+    before = len(p._actions)
+    add_arguments(p)
+    return [(a.dest, a.default, a.option_strings[0]) for a in p._actions[before:]
+            if a.dest not in shared]
 
 
 def run(args) -> int:
-    for flag, harness in MODES:
-        if getattr(args, flag, None) is not None and getattr(args, flag) is not False:
-            return harness.run(args)
-    return flow.run(args)
+    chosen = [(flag, harness) for flag, harness in MODES
+              if getattr(args, flag, None) is not None and getattr(args, flag) is not False]
+    if len(chosen) > 1:
+        # One ran and the others were dropped unsaid; an outside tester's `--optical
+        # --training` started an emulation it never asked for.
+        print("dcilab bench: one benchmark at a time: "
+              + ", ".join(f"--{flag}" for flag, _ in chosen) + " were given", file=sys.stderr)
+        return 2
+    mode = chosen[0][0] if chosen else ""
+    for flag, options in args.bench_options.items():
+        stray = [option for dest, default, option in options
+                 if flag != mode and getattr(args, dest) != default]
+        if stray:               # ignored unsaid before (`--job X` ran the placement bench)
+            print(f"dcilab bench: {', '.join(stray)} "
+                  + ("belong" if len(stray) > 1 else "belongs")
+                  + (f" to --{flag}" if flag else " to the placement bench (no benchmark flag)")
+                  + (f", not --{mode}" if mode else ""), file=sys.stderr)
+            return 2
+    return chosen[0][1].run(args) if chosen else flow.run(args)

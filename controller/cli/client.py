@@ -28,7 +28,7 @@ from ..api.v1 import path_pb2 as ppb
 from ..emulation.cleanup import Manifest, live_owner
 from ..fabric.model import LinkKind
 from ..te.reservations import Protection, State
-from .argtypes import checked
+from ..argtypes import checked
 from .stopping import Terminated
 
 STATES = tuple(state.value.lower() for state in State)
@@ -449,14 +449,16 @@ def run_reservations(args) -> int:
 def _links_table(loads) -> str:
     """One row per link direction; after whether it is up, a wavelength's mode now (rate
     adaptation changes it, and its capacity with it) and its margin in that mode (reported
-    over gNMI when the controller reads its transceivers, else the plan's)."""
+    over gNMI when the controller reads its transceivers, else the plan's). "held": up,
+    but not in use yet (held down after a flap, or drained for a mode change)."""
     rows = [f"{'link':<26} {'from':<14} {'to':<14} {'Gb/s':>7} {'rate Gb/s':>10} "
             f"{'util':>6} {'reserved':>9}  up   {'mode':<5} margin dB"]
     for l in loads:
         margin = f"{l.margin_db:>9.2f}" if l.HasField("margin_db") else ""
+        up = "no" if not l.up else "yes" if l.in_service else "held"
         rows.append((f"{l.link:<26} {l.src:<14} {l.dst:<14} {l.capacity_bps / 1e9:>7g} "
                      f"{l.rate_bps / 1e9:>10.3f} {l.utilization_ratio:>6.1%} "
-                     f"{l.reserved_bps / 1e9:>9g}  {'yes' if l.up else 'no ':<4} "
+                     f"{l.reserved_bps / 1e9:>9g}  {up:<4} "
                      f"{l.mode:<5} {margin}").rstrip())
     return "\n".join(rows)
 

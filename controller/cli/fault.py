@@ -15,7 +15,7 @@ from dataclasses import asdict
 from ..emulation.faults import FaultError, FaultInputError, Faults
 from ..emulation.optical_state import MAX_RAMP_S
 from ..emulation.fibre import FibreError
-from .argtypes import checked
+from ..argtypes import checked
 from .stopping import Terminated
 
 

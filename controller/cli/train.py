@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 from ..bench.training import (CONGESTION, PACE_OF_SHARE, PACINGS, QUEUE_PACKETS, SYNC_SECONDS,
-                              emulate_or_explain, read_job)
+                              LabOptions, emulate_or_explain, read_job)
 from ..files import unwritable
 from ..plan import JobError
 from ..resources import bundled_jobs, job_arg, shipped_hint, topology_arg
 from ..te.placement import POLICIES
+from .controller import adaptation_options
+from .demo import add_bfd_argument, add_transceiver_arguments, gnmi_problem
 from .plan import JOB_FILE
 
 
@@ -59,6 +61,11 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", type=Path,
                    help="draw each policy's step times against the prediction")
+    # As `dcilab lab`: BFD finds a gray failure injected meanwhile (without it, flows
+    # hashed onto the wavelength were blackholed and the run stopped), and the
+    # transceivers over gNMI let `dcilab fault degrade` and rate adaptation act on it.
+    add_bfd_argument(p)
+    add_transceiver_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -82,7 +89,8 @@ def run(args) -> int:
               ">= 0 (0 leaves the queues as they are), --stretch a finite number > 0",
               file=sys.stderr)
         return 2
-    problem = unwritable(args.plot, "--plot", args.job, png=True, source_is=JOB_FILE)
+    problem = gnmi_problem(args) or unwritable(args.plot, "--plot", args.job, png=True,
+                                               source_is=JOB_FILE)
     if problem:                        # said now, not after minutes of emulation
         print(f"dcilab train: {problem}", file=sys.stderr)
         return 2
@@ -101,9 +109,12 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     policies = list(POLICIES) if args.policy == "all" else [args.policy]
+    lab = LabOptions(bfd_ms=args.bfd, gnmi=args.gnmi,
+                     reconfiguration_s=args.reconfiguration_s,
+                     controller_args=adaptation_options(args))
     report = emulate_or_explain(args.fabric, job, policies, args.steps, stretch, flows, _say,
                                 args.queue_packets,
-                                args.congestion_control, args.pacing)
+                                args.congestion_control, args.pacing, lab)
     if isinstance(report, str):
         print(f"{report}{shipped_hint(args.fabric)}", file=sys.stderr)
         return 2
@@ -190,8 +201,8 @@ def print_report(r: dict) -> None:
             ratio = changed["step_ratio_to_prediction_now"]
             print(f"    step{'s' if len(changed['steps']) > 1 else ''} "
                   f"{', '.join(map(str, changed['steps']))} ran on a DCI faults had changed ("
-                  + "; ".join(sorted({s['dci_changed']['dci'] for s in p['steps']
-                                      if 'dci_changed' in s}))
+                  + "; ".join(dict.fromkeys(s['dci_changed']['dci'] for s in p['steps']
+                                            if 'dci_changed' in s))      # in step order
                   + "): " + (f"{ratio:.1%} of the planner's prediction on that DCI"
                              if ratio is not None else "no prediction: a site pair had no way"))
         events = p.get("controller_events", [])

@@ -437,12 +437,16 @@ class FabricController:
             # First light, or its switches are just starting, or it went dark on purpose
             # (drained for a mode change; rate adaptation puts it back): nothing to hold down.
             first_light = self.damping.lit(link.name)
-            # A first light after its switches' start is a link that was down before this
-            # controller started, returning: what it left DEGRADED is restored now (a
-            # chaos tester's stayed so, their room going to new requests).
-            if self.engine.set_link(link.name, True) and (
-                    not first_light or not self._starting(link, now)):
-                outbox.faults.append(("link_up", link.wavelength or link.name))
+            if self.engine.set_link(link.name, True):
+                if not first_light or not self._starting(link, now):
+                    outbox.faults.append(("link_up", link.wavelength or link.name))
+                elif self._degraded or self.steering.pinned:
+                    # A link down since before this controller started, lit in its first
+                    # seconds (a repair during a restart): no failure of ours ended, but
+                    # what it left DEGRADED goes on it now (a chaos tester's stayed so,
+                    # their room going to new requests), and elephants spread onto it.
+                    self._returned = self._unplaced = True
+                    self._back.add(link.name)
         elif not self.engine.link_up(link.name):
             # Back from a failure: held down, a last resort for routes until it has stayed
             # up a while (and not offered to placement or admission).
@@ -1141,7 +1145,7 @@ class FabricController:
 
     def link_loads(self) -> list[LinkLoad]:
         return self.load.snapshot(self.book.reserved, rates_gbps=self.engine.rates(),
-                                  modes=self.engine.modes())
+                                  modes=self.engine.modes(), in_service=self.engine.in_service)
 
     # -- packets -----------------------------------------------------------------------
 

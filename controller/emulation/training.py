@@ -121,7 +121,9 @@ class SyncFlows:
             proc.stdin.flush()
         deadline = time.monotonic() + timeout_s
         got = _one_line_each(self.receivers, deadline)
-        sent = _one_line_each(self.senders, deadline)
+        # A sender's line is written before its receiver's: a second more is plenty (read
+        # at the spent deadline, one stuck flow lost every finished flow's timings).
+        sent = _one_line_each(self.senders, max(deadline, time.monotonic() + 1.0))
         out = []
         for r, s in zip(got, sent):
             try:

@@ -74,8 +74,13 @@ class ModeCheck:
                 f"accumulated dispersion {self.line.dispersion_ps_nm:.0f} ps/nm exceeds its "
                 f"{self.mode.cd_tolerance_ps_nm:.0f} ps/nm tolerance")
         if not self.gsnr_ok:
+            # as many decimals as show it short: "27.10 dB is below 25.1 + 2.0" read as
+            # a contradiction (a tester's); 27.098 does not
+            need, places = self.mode.required_osnr_db + self.line.margin_db, 2
+            while places < 6 and round(self.gsnr_db, places) >= round(need, places):
+                places += 1
             reasons.append(
-                f"GSNR {self.gsnr_db:.2f} dB (GNPy, "
+                f"GSNR {self.gsnr_db:.{places}f} dB (GNPy, "
                 + (f"worst of {len(self.qot.gsnr_db)} wavelengths" if len(self.qot.gsnr_db) > 1
                    else "its one wavelength")
                 + f" at {self.qot.launch_power_dbm:g} dBm) is below the "

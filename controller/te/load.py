@@ -18,6 +18,7 @@ away (its control channel lost, not restarted) is counted across its absence.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -61,6 +62,8 @@ class LinkLoad:
     # see a reset)
     transmit_counted: bool = True
     receive_counted: bool = True
+    # Up and in use (not held down after a flap, nor drained for a mode change)
+    in_service: bool = True
 
 
 @dataclass
@@ -162,12 +165,14 @@ class LoadTracker:
                  kinds: frozenset[str] | None = None,
                  rates_gbps: dict[str, float] | None = None,
                  modes: dict[str, str] | None = None,
-                 reported_margins_db: dict[str, float] | None = None) -> list[LinkLoad]:
+                 reported_margins_db: dict[str, float] | None = None,
+                 in_service: Callable[[Link], bool] | None = None) -> list[LinkLoad]:
         """Every direction of every link (of `kinds`, if given), in file order.
         `rates_gbps`, `modes`: wavelengths running another rate or mode than their
         plan's (rate adaptation). `reported_margins_db`: wavelength -> the margin its
         transceivers report; the others show the plan's in the mode they run, and a
-        wavelength down (cut, dark, changing mode) shows none."""
+        wavelength down (cut, dark, changing mode) shows none. `in_service`: whether an
+        up link is in use (the path engine's; without it, every up link is)."""
         reserved_bps = reserved_bps or {}
         rates_gbps = rates_gbps or {}
         modes = modes or {}
@@ -209,7 +214,8 @@ class LoadTracker:
                     rate_bps=rate, utilization_ratio=rate / capacity if capacity else 0.0,
                     reserved_bps=reserved_bps.get(d, 0.0), up=up, mode=mode,
                     margin_db=margin, transmit_counted=sent is not None,
-                    receive_counted=received is not None))
+                    receive_counted=received is not None,
+                    in_service=up and (in_service is None or in_service(link))))
         return out
 
     def _site(self, node: str) -> str:

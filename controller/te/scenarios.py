@@ -82,12 +82,15 @@ def large_fabric_yaml(sites: int = 16, wavelengths: int = 8, ring_km: float = 10
                       f"    b: {names[b]}", f"    fiber_km: {km}", "    module: 400ZR+",
                       f"    wavelengths: {wavelengths}", "    mode: 400G"])
 
+    joined = set()
     for i in range(sites):
         link(i, (i + 1) % sites, ring_km)
+        joined.add(frozenset((i, (i + 1) % sites)))
     for i in range(0, sites, 2):
         j = (i + chord_span) % sites
-        if sites > 2 * chord_span or i < j:
+        if i != j and frozenset((i, j)) not in joined:    # a small ring: not twice
             link(i, j, chord_km)
+            joined.add(frozenset((i, j)))
     return "\n".join(lines) + "\n"
 
 

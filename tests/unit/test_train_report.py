@@ -127,3 +127,16 @@ def test_steps_on_a_changed_dci_are_compared_with_the_prediction_on_it(capsys):
     print_report(report)
     assert ("step 2 ran on a DCI faults had changed (a-b 200 of 400 Gb/s): 100.0% of the "
             "planner's prediction on that DCI") in capsys.readouterr().out
+
+
+def test_train_takes_the_labs_bfd_and_transceiver_options(capsys):
+    """A re-tester's: `dcilab fault degrade` was refused during `train` (no transceivers
+    over gNMI) and a gray failure went unseen (no BFD); both are `dcilab lab`'s options."""
+    from dcilab.cli import build_parser
+    args = build_parser(only="train").parse_args(
+        ["train", "two-dc", "--job", "10b-data-2dc", "--gnmi", "--adapt", "--bfd", "50"])
+    assert args.gnmi and args.adapt and args.bfd == 50
+    assert build_parser(only="train").parse_args(
+        ["train", "two-dc", "--job", "10b-data-2dc", "--no-bfd"]).bfd is None
+    assert main(["train", "two-dc", "--job", "10b-data-2dc", "--adapt"]) == 2
+    assert "--adapt and --reconfiguration-s need --gnmi" in capsys.readouterr().err

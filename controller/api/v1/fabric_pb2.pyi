@@ -241,7 +241,7 @@ class WatchLinkLoadResponse(_message.Message):
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., link_loads: _Optional[_Iterable[_Union[LinkLoad, _Mapping]]] = ...) -> None: ...
 
 class LinkLoad(_message.Message):
-    __slots__ = ("link", "wavelength", "kind", "src", "dst", "site_a", "site_b", "capacity_bps", "rate_bps", "utilization_ratio", "reserved_bps", "transmit_bytes_total", "receive_bytes_total", "up", "mode", "margin_db")
+    __slots__ = ("link", "wavelength", "kind", "src", "dst", "site_a", "site_b", "capacity_bps", "rate_bps", "utilization_ratio", "reserved_bps", "transmit_bytes_total", "receive_bytes_total", "up", "mode", "margin_db", "in_service")
     LINK_FIELD_NUMBER: _ClassVar[int]
     WAVELENGTH_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,7 @@ class LinkLoad(_message.Message):
     UP_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     MARGIN_DB_FIELD_NUMBER: _ClassVar[int]
+    IN_SERVICE_FIELD_NUMBER: _ClassVar[int]
     link: str
     wavelength: str
     kind: LinkKind
@@ -274,7 +275,8 @@ class LinkLoad(_message.Message):
     up: bool
     mode: str
     margin_db: float
-    def __init__(self, link: _Optional[str] = ..., wavelength: _Optional[str] = ..., kind: _Optional[_Union[LinkKind, str]] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., site_a: _Optional[str] = ..., site_b: _Optional[str] = ..., capacity_bps: _Optional[float] = ..., rate_bps: _Optional[float] = ..., utilization_ratio: _Optional[float] = ..., reserved_bps: _Optional[float] = ..., transmit_bytes_total: _Optional[float] = ..., receive_bytes_total: _Optional[float] = ..., up: _Optional[bool] = ..., mode: _Optional[str] = ..., margin_db: _Optional[float] = ...) -> None: ...
+    in_service: bool
+    def __init__(self, link: _Optional[str] = ..., wavelength: _Optional[str] = ..., kind: _Optional[_Union[LinkKind, str]] = ..., src: _Optional[str] = ..., dst: _Optional[str] = ..., site_a: _Optional[str] = ..., site_b: _Optional[str] = ..., capacity_bps: _Optional[float] = ..., rate_bps: _Optional[float] = ..., utilization_ratio: _Optional[float] = ..., reserved_bps: _Optional[float] = ..., transmit_bytes_total: _Optional[float] = ..., receive_bytes_total: _Optional[float] = ..., up: _Optional[bool] = ..., mode: _Optional[str] = ..., margin_db: _Optional[float] = ..., in_service: _Optional[bool] = ...) -> None: ...
 
 class ListElephantsRequest(_message.Message):
     __slots__ = ("site",)

@@ -104,6 +104,9 @@ def test_the_watch_re_paces_when_the_dci_changes_and_back_when_it_is_whole(tmp_p
     exposed = note["predicted_step_s"] - intact.step_time_s + intact.exposed_s
     assert exposed + job.spec.step.overlap_s * 5 == pytest.approx(2 * intact.sync_s, rel=1e-3)
     assert "dc-a-dc-b 200 of 400 Gb/s" in note["dci"]
+    assert note["pace_mbps_by_direction"] == {
+        "dc-a->dc-b": pytest.approx(first[0] / 2, rel=1e-3),
+        "dc-b->dc-a": pytest.approx(first[-1] / 2, rel=1e-3)}
     assert any("step 2: the DCI is not the fabric's: dc-a-dc-b 200 of 400 Gb/s" in m
                for m in said)
     assert any("step 5: the DCI is whole again; flows back at their first pace" in m

@@ -95,10 +95,12 @@ def test_the_sender_uses_the_congestion_control_it_is_given_and_names_a_missing_
 
 
 @contextlib.contextmanager
-def _connected(size: int, *send_args: str):
-    """A receiver listening on loopback and a sender connected to it; both stopped after."""
+def _connected(size: int, *send_args: str, expect: int | None = None):
+    """A receiver listening on loopback (for bursts of `expect` bytes, default `size`) and
+    a sender of `size` bytes a burst connected to it; both stopped after."""
     port = _free_port()
-    procs = [subprocess.Popen([*AGENT, "recv", "--port", str(port), "--bytes", str(size)],
+    procs = [subprocess.Popen([*AGENT, "recv", "--port", str(port), "--bytes",
+                               str(expect or size)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)]
     try:
         assert _one_line_each(procs, _deadline(10)) == ["listening"]
@@ -131,3 +133,16 @@ def test_a_go_line_with_a_rate_re_paces_the_sender_from_that_burst_on():
         assert paced >= 0.7 * size * 8 / 40e6            # TCP's first window goes at once
         assert burst(b"go 0\n") < paced / 2             # loopback unpaced: milliseconds
         assert burst(b"go 80\n") >= 0.7 * size * 8 / 80e6
+
+
+def test_a_stuck_flow_does_not_lose_the_finished_flows_timings():
+    """A re-tester's gray failure: one flow blackholed, and every flow of the step was
+    reported failed (the senders' lines were read at the receivers' spent deadline)."""
+    from dcilab.emulation.training import SyncFlows
+    size = 100_000
+    with _connected(size) as ok, _connected(size, expect=2 * size) as stuck:
+        flows = SyncFlows.__new__(SyncFlows)
+        flows.receivers, flows.senders = [ok[0], stuck[0]], [ok[1], stuck[1]]
+        done, lost = flows.burst(timeout_s=1.0)
+    assert lost is None
+    assert done is not None and done["start"] <= done["first"] <= done["last"]

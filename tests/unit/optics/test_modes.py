@@ -315,3 +315,19 @@ def test_the_best_launch_power_is_said_once_with_the_mode_it_gives():
     assert launch is not None, message
     assert reference_gsnr("400ZR+", "300G", line, 8, float(launch.group(1))) >= \
         needed("400ZR+", "300G", line)
+
+
+def test_a_gsnr_just_short_shows_the_decimals_that_make_it_short():
+    """An outside tester's "GSNR 27.10 dB ... is below the 25.1 dB required + 2.0 dB
+    margin": short by under 0.005 dB, it printed as equal."""
+    from dataclasses import replace
+
+    from dcilab.optics.modes import check_mode
+    module = DEFAULT_CATALOG.module("800ZR+")
+    mode = module.mode("800G")
+    line = LineSystem(395.0, launch_power_dbm=0.0)
+    gsnr = check_mode(module, mode, line, 1).gsnr_db
+    just_over = replace(mode, required_osnr_db=gsnr - line.margin_db + 0.002)
+    (reason,) = check_mode(module, just_over, line, 1).reasons()
+    shown = float(reason.split("GSNR ")[1].split(" dB")[0])
+    assert shown < just_over.required_osnr_db + line.margin_db

@@ -19,3 +19,10 @@ def checked(convert: Callable[[str], float], accept: Callable[[float], bool], ex
             raise argparse.ArgumentTypeError(f"{must}, got {text}")
         return value
     return parse
+
+
+POSITIVE_SECONDS = checked(float, lambda v: 0 < v <= 86_400, "a number of seconds",
+                           "must be over 0 and at most a day")
+AT_LEAST_ONE = checked(int, lambda v: v >= 1, "a whole number", "must be 1 or more")
+NON_NEGATIVE = checked(int, lambda v: v >= 0, "a whole number", "must be 0 or more")
+NON_NEGATIVE_NUMBER = checked(float, lambda v: v >= 0, "a number", "must be 0 or more")

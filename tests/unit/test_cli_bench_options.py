@@ -1,0 +1,50 @@
+"""`dcilab bench`: one benchmark at a time, each option with its own benchmark, and numbers
+in range (an outside tester's `--optical --training` started an emulation it never asked
+for; `--job X` ran the placement bench; bad numbers gave tracebacks)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dcilab.cli import main
+from dcilab.te.scenarios import large_fabric_yaml
+from dcilab.fabric import parse_fabric
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--optical", "--training"], "one benchmark at a time: --optical, --training were given"),
+    (["--admission", "--api"], "one benchmark at a time: --api, --admission were given"),
+    (["--job", "10b-data-2dc"], "--job belongs to --training"),
+    (["--admission", "--time-limit", "3"],
+     "--time-limit belongs to the placement bench (no benchmark flag), not --admission"),
+    (["--training", "--admission-seeds", "3", "--admission-requests", "9"],
+     "--admission-requests, --admission-seeds belong to --admission, not --training"),
+])
+def test_benchmarks_and_their_options_do_not_mix(argv, says, capsys):
+    assert main(["bench", *argv]) == 2
+    assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--max-stretch", "0.5"], "--max-stretch: must be 1 or more, got 0.5"),
+    (["--elephants", "-3"], "--elephants: must be 1 or more, got -3"),
+    (["--time-limit", "-5"], "--time-limit: must be over 0 and at most a day, got -5"),
+    (["--admission", "--admission-sites", "2"], "--admission-sites: must be 3 or more"),
+    (["--admission", "--admission-requests", "0"], "--admission-requests: must be 1 or more"),
+    (["--training", "--steps", "0"], "--steps: must be 1 or more, got 0"),
+    (["--optical", "--load", "2"], "--load: must be over 0 and at most 1, got 2"),
+    (["--api", "--api-rate", "-1"], "--api-rate: must be 0 or more, got -1"),
+])
+def test_numbers_out_of_range_are_refused_by_name(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", *argv])
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sites", [3, 4, 5, 8, 16])
+def test_the_generated_ring_joins_two_sites_once_with_a_chord(sites):
+    """Three sites gave a chord named as a ring link (a FabricError)."""
+    fabric = parse_fabric(large_fabric_yaml(sites, wavelengths=1), "<ring>")
+    pairs = [frozenset((d.a, d.b)) for d in fabric.spec.dci_links]
+    assert len(pairs) == len(set(pairs)) >= sites
