@@ -149,7 +149,7 @@ def _check(spec: JobSpec) -> tuple[dict[frozenset, float], list[JobIssue]]:
                                f"{distances[frozenset((a, b))]:g} and {km:g} km"))
             else:
                 distances[frozenset((a, b))] = float(km)
-    if not issues:
+    if len(first) == len(names):        # the pairs a job needs are known: all said at once
         for a, b in needed_pairs(spec):
             if frozenset((a, b)) not in distances:
                 issues.append(JobIssue(
