@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Callable
 
 
@@ -25,4 +26,7 @@ POSITIVE_SECONDS = checked(float, lambda v: 0 < v <= 86_400, "a number of second
                            "must be over 0 and at most a day")
 AT_LEAST_ONE = checked(int, lambda v: v >= 1, "a whole number", "must be 1 or more")
 NON_NEGATIVE = checked(int, lambda v: v >= 0, "a whole number", "must be 0 or more")
-NON_NEGATIVE_NUMBER = checked(float, lambda v: v >= 0, "a number", "must be 0 or more")
+NON_NEGATIVE_NUMBER = checked(float, lambda v: 0 <= v < math.inf, "a number",
+                              "must be 0 or more, and finite")
+SECONDS = checked(float, lambda v: 0 <= v <= 86_400, "a number of seconds",
+                  "must be 0 to a day (86400)")

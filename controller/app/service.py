@@ -679,6 +679,9 @@ class ControllerService:
             with self.lock:
                 newest = self._in_flight()[-1:]
                 rates, modes = self.core.engine.rates(), self.core.engine.modes()
+                # held down or drained: up, but not in use (a re-tester's `train` took them
+                # for capacity, ListLinks having said nothing)
+                resting = self.core.engine.held_or_drained()
                 if not newest:
                     reserved = self._durable_reserved = dict(self.core.book.reserved)
                     break
@@ -686,7 +689,8 @@ class ControllerService:
             if left <= 0 or not newest[0].flushed.wait(left):
                 reserved = self._durable_reserved
                 break
-        return self.core.load.snapshot(reserved, kinds, rates, modes, self.reported_margins())
+        return self.core.load.snapshot(reserved, kinds, rates, modes, self.reported_margins(),
+                                       out_of_service=resting)
 
     def _in_flight(self) -> list[_Change]:
         """Changes whose save has not settled, oldest first (caller holds the lock)."""

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..argtypes import NON_NEGATIVE, NON_NEGATIVE_NUMBER
+from ..argtypes import checked
 from ..emulation.datapath import AUTO, DATAPATHS
 from ..emulation.datapath import HELP as DATAPATH_HELP
 from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concurrent
@@ -45,17 +45,22 @@ from ..te.placement import POLICIES, Candidates
 SETTLE_S = 5.0
 
 
+FLOWS = checked(int, lambda v: 0 <= v <= 1000, "a whole number", "must be 0 (the default) to 1000")
+MEGABYTES = checked(float, lambda v: 0 <= v <= 100_000, "a number",
+                    "must be 0 (the default) to 100000")
+SCALE = checked(float, lambda v: 0 <= v <= 1, "a number", "must be 0 (the default) to 1")
+
 def add_arguments(parser) -> None:
     g = parser.add_argument_group("emulated bench")
     g.add_argument("--emulate", metavar="FILE", type=topology_arg,
                    help="compare the policies on the emulation of FILE (root) instead of the "
                         "flow-level scenarios")
     g.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
-    g.add_argument("--flows", type=NON_NEGATIVE, default=0, metavar="N",
+    g.add_argument("--flows", type=FLOWS, default=0, metavar="N",
                    help="elephant flows (default: the site pair's wavelengths + 2)")
-    g.add_argument("--megabytes", type=NON_NEGATIVE_NUMBER, default=0.0, metavar="MB",
+    g.add_argument("--megabytes", type=MEGABYTES, default=0.0, metavar="MB",
                    help="bytes each flow sends (default: ~8 s alone on a wavelength)")
-    g.add_argument("--scale", type=NON_NEGATIVE_NUMBER, default=0.0, metavar="X",
+    g.add_argument("--scale", type=SCALE, default=0.0, metavar="X",
                    help=f"emulation scale (default: the largest keeping all wavelengths of the "
                         f"pair under {CPU_BUDGET_MBPS:g} Mb/s together)")
 

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..argtypes import NON_NEGATIVE_NUMBER, POSITIVE_SECONDS, checked
+from ..argtypes import POSITIVE_SECONDS, SECONDS, checked
 from ..fabric import FabricError, load_fabric
 from ..lab import Lab
 from ..resources import shipped_hint, topology_arg
@@ -50,19 +50,21 @@ WARM_UP_S = 5.0          # traffic runs this long before the degradation starts
 UDP_PORT = 5401
 
 
+EXTRA_LOSS_DB = checked(float, lambda v: 0 <= v <= 40, "a number", "must be 0 to 40 dB")
+
 def add_arguments(parser) -> None:
     g = parser.add_argument_group("optical bench (rate adaptation)")
     g.add_argument("--optical", nargs="?", const="scenario", metavar="FILE",
                    help="rate adaptation against fail-and-restore on the emulation (root); "
                         "FILE replaces the built-in two-line-system scenario (its first line "
                         "system degrades)")
-    g.add_argument("--extra-loss-db", type=NON_NEGATIVE_NUMBER, default=11.0, metavar="DB",
+    g.add_argument("--extra-loss-db", type=EXTRA_LOSS_DB, default=11.0, metavar="DB",
                    help="span loss the ramp ends at (default 11)")
     g.add_argument("--ramp-s", type=POSITIVE_SECONDS, default=30.0, metavar="S",
                    help="seconds the ramp takes (default 30)")
-    g.add_argument("--hold-degraded-s", type=NON_NEGATIVE_NUMBER, default=60.0, metavar="S",
+    g.add_argument("--hold-degraded-s", type=SECONDS, default=60.0, metavar="S",
                    help="seconds the line stays degraded after the ramp (default 60)")
-    g.add_argument("--reconfiguration-s", type=NON_NEGATIVE_NUMBER, default=3.0, metavar="S",
+    g.add_argument("--reconfiguration-s", type=SECONDS, default=3.0, metavar="S",
                    help="seconds a transceiver is dark while it changes mode (default 3; real "
                         "modules take about a minute, see README)")
     g.add_argument("--load", type=checked(float, lambda v: 0 < v <= 1, "a number",

@@ -21,6 +21,9 @@ MODES = (
     ("admission", admission),
 )
 
+# The benches that report targets, which --check-targets turns into the exit status.
+TARGETED = ("api", "faults", "admission")
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -60,6 +63,12 @@ def run(args) -> int:
               + ", ".join(f"--{flag}" for flag, _ in chosen) + " were given", file=sys.stderr)
         return 2
     mode = chosen[0][0] if chosen else ""
+    if args.check_targets and mode not in TARGETED:
+        print(f"dcilab bench: --check-targets judges "
+              f"{', '.join('--' + m for m in TARGETED)}; "
+              + (f"--{mode} has" if mode else "the placement bench has") + " no target to miss",
+              file=sys.stderr)
+        return 2
     for flag, options in args.bench_options.items():
         stray = [option for dest, default, option in options
                  if flag != mode and getattr(args, dest) != default]

@@ -440,11 +440,13 @@ class FabricController:
             if self.engine.set_link(link.name, True):
                 if not first_light or not self._starting(link, now):
                     outbox.faults.append(("link_up", link.wavelength or link.name))
-                elif self._degraded or self.steering.pinned:
+                elif self._gathered and (self.book.reservations or self.steering.pinned):
                     # A link down since before this controller started, lit in its first
                     # seconds (a repair during a restart): no failure of ours ended, but
                     # what it left DEGRADED goes on it now (a chaos tester's stayed so,
-                    # their room going to new requests), and elephants spread onto it.
+                    # their room going to new requests), what it sent the long way round
+                    # comes back (a re-tester's), and elephants spread onto it. (Lit
+                    # before the switches are gathered, the start's own pass sees it.)
                     self._returned = self._unplaced = True
                     self._back.add(link.name)
         elif not self.engine.link_up(link.name):
@@ -1145,7 +1147,8 @@ class FabricController:
 
     def link_loads(self) -> list[LinkLoad]:
         return self.load.snapshot(self.book.reserved, rates_gbps=self.engine.rates(),
-                                  modes=self.engine.modes(), in_service=self.engine.in_service)
+                                  modes=self.engine.modes(),
+                                  out_of_service=self.engine.held_or_drained())
 
     # -- packets -----------------------------------------------------------------------
 

@@ -18,7 +18,6 @@ away (its control channel lost, not restarted) is counted across its absence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -166,13 +165,13 @@ class LoadTracker:
                  rates_gbps: dict[str, float] | None = None,
                  modes: dict[str, str] | None = None,
                  reported_margins_db: dict[str, float] | None = None,
-                 in_service: Callable[[Link], bool] | None = None) -> list[LinkLoad]:
+                 out_of_service: frozenset[str] = frozenset()) -> list[LinkLoad]:
         """Every direction of every link (of `kinds`, if given), in file order.
         `rates_gbps`, `modes`: wavelengths running another rate or mode than their
         plan's (rate adaptation). `reported_margins_db`: wavelength -> the margin its
         transceivers report; the others show the plan's in the mode they run, and a
-        wavelength down (cut, dark, changing mode) shows none. `in_service`: whether an
-        up link is in use (the path engine's; without it, every up link is)."""
+        wavelength down (cut, dark, changing mode) shows none. `out_of_service`: links
+        not in use though they may be up (held down, drained: the path engine's)."""
         reserved_bps = reserved_bps or {}
         rates_gbps = rates_gbps or {}
         modes = modes or {}
@@ -215,7 +214,7 @@ class LoadTracker:
                     reserved_bps=reserved_bps.get(d, 0.0), up=up, mode=mode,
                     margin_db=margin, transmit_counted=sent is not None,
                     receive_counted=received is not None,
-                    in_service=up and (in_service is None or in_service(link))))
+                    in_service=up and link.name not in out_of_service))
         return out
 
     def _site(self, node: str) -> str:

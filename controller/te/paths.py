@@ -141,6 +141,10 @@ class PathEngine:
     def held(self, name: str) -> bool:
         return name in self._held
 
+    def held_or_drained(self) -> frozenset[str]:
+        """Links that may be up but are not in use: held down, or drained."""
+        return frozenset(self._held) | frozenset(self._drained)
+
     def in_service(self, link: Link) -> bool:
         """Usable and not held down: what placement and admission may use."""
         return self.usable(link) and link.name not in self._held

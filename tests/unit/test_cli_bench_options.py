@@ -19,6 +19,8 @@ from dcilab.fabric import parse_fabric
      "--time-limit belongs to the placement bench (no benchmark flag), not --admission"),
     (["--training", "--admission-seeds", "3", "--admission-requests", "9"],
      "--admission-requests, --admission-seeds belong to --admission, not --training"),
+    (["--training", "--check-targets"], "--training has no target to miss"),
+    (["--check-targets"], "the placement bench has no target to miss"),
 ])
 def test_benchmarks_and_their_options_do_not_mix(argv, says, capsys):
     assert main(["bench", *argv]) == 2
@@ -33,7 +35,14 @@ def test_benchmarks_and_their_options_do_not_mix(argv, says, capsys):
     (["--admission", "--admission-requests", "0"], "--admission-requests: must be 1 or more"),
     (["--training", "--steps", "0"], "--steps: must be 1 or more, got 0"),
     (["--optical", "--load", "2"], "--load: must be over 0 and at most 1, got 2"),
-    (["--api", "--api-rate", "-1"], "--api-rate: must be 0 or more, got -1"),
+    (["--api", "--api-rate", "-1"], "--api-rate: must be 0 or more, and finite, got -1"),
+    # a re-tester's: infinities and absurd sizes reached the emulation, or a traceback
+    (["--api", "--api-rate", "inf"], "--api-rate: must be 0 or more, and finite, got inf"),
+    (["--optical", "--hold-degraded-s", "inf"], "--hold-degraded-s: must be 0 to a day"),
+    (["--optical", "--extra-loss-db", "1e9"], "--extra-loss-db: must be 0 to 40 dB"),
+    (["--emulate", "two-dc", "--flows", "100000000"], "--flows: must be 0 (the default) to 1000"),
+    (["--emulate", "two-dc", "--megabytes", "inf"], "--megabytes: must be 0 (the default)"),
+    (["--emulate", "two-dc", "--scale", "2"], "--scale: must be 0 (the default) to 1, got 2"),
 ])
 def test_numbers_out_of_range_are_refused_by_name(argv, says, capsys):
     with pytest.raises(SystemExit) as exit_:

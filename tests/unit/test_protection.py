@@ -793,3 +793,25 @@ def test_damping_doubles_the_hold_with_each_flap_in_the_window_and_forgets_old_o
     d.lost("w", 61.0 + FLAP_WINDOW_S + 100)               # the old flaps have passed
     assert d.hold("w", 61.0 + FLAP_WINDOW_S + 101) == 1.0
     assert d.cancel("w") and not d.cancel("w")
+
+
+def test_a_link_repaired_in_a_restarts_first_seconds_takes_back_what_went_round():
+    """A re-tester's: nothing DEGRADED, r1 moved off x when x was cut; x repaired 4 s after
+    a restart, r1 stayed the long way round (only a DEGRADED book triggered the pass)."""
+    fabric = parse_fabric(THREE_WAYS)
+    before = ControllerLab(fabric).bring_up_all()
+    before.send(before.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0), "r1", 0.0))
+    before.ack_all()
+    assert wavelength(before, "r1") == "x.w1"
+    x = wavelengths_of(fabric, "x")
+    cut_and_tick(before, *x)
+    assert wavelength(before, "r1") != "x.w1"
+    lab = ControllerLab(fabric)
+    lab.ctl.restore(before.ctl.book.get("r1"))
+    _start_with_dark(lab, x)
+    lab.send(lab.ctl.tick(1.0))
+    for end in (x[0].a, x[0].b):
+        lab.net.down_ports.discard((lab.dpid(end.node), end.port))
+        lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, True, 4.0))
+    lab.send(lab.ctl.tick(4.1))
+    assert wavelength(lab, "r1") == "x.w1"
