@@ -143,6 +143,6 @@ def test_a_stuck_flow_does_not_lose_the_finished_flows_timings():
     with _connected(size) as ok, _connected(size, expect=2 * size) as stuck:
         flows = SyncFlows.__new__(SyncFlows)
         flows.receivers, flows.senders = [ok[0], stuck[0]], [ok[1], stuck[1]]
-        done, lost = flows.burst(timeout_s=1.0)
+        done, lost = flows.burst(timeout_s=3.0)   # room for a busy machine
     assert lost is None
     assert done is not None and done["start"] <= done["first"] <= done["last"]
