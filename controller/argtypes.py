@@ -28,5 +28,7 @@ AT_LEAST_ONE = checked(int, lambda v: v >= 1, "a whole number", "must be 1 or mo
 NON_NEGATIVE = checked(int, lambda v: v >= 0, "a whole number", "must be 0 or more")
 NON_NEGATIVE_NUMBER = checked(float, lambda v: 0 <= v < math.inf, "a number",
                               "must be 0 or more, and finite")
+WHOLE_SECONDS = checked(int, lambda v: 1 <= v <= 86_400, "a whole number of seconds",
+                        "must be 1 to a day (86400): iperf3 runs whole seconds")
 SECONDS = checked(float, lambda v: 0 <= v <= 86_400, "a number of seconds",
                   "must be 0 to a day (86400)")

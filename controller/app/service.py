@@ -678,10 +678,9 @@ class ControllerService:
         while True:
             with self.lock:
                 newest = self._in_flight()[-1:]
-                rates, modes = self.core.engine.rates(), self.core.engine.modes()
-                # held down or drained: up, but not in use (a re-tester's `train` took them
-                # for capacity, ListLinks having said nothing)
-                resting = self.core.engine.held_or_drained()
+                # with the links held down or drained (a re-tester's `train` took them
+                # for capacity, ListLinks having said nothing: one builder for both now)
+                state = self.core.link_state()
                 if not newest:
                     reserved = self._durable_reserved = dict(self.core.book.reserved)
                     break
@@ -689,8 +688,7 @@ class ControllerService:
             if left <= 0 or not newest[0].flushed.wait(left):
                 reserved = self._durable_reserved
                 break
-        return self.core.load.snapshot(reserved, kinds, rates, modes, self.reported_margins(),
-                                       out_of_service=resting)
+        return self.core.link_loads(reserved, kinds, self.reported_margins(), state)
 
     def _in_flight(self) -> list[_Change]:
         """Changes whose save has not settled, oldest first (caller holds the lock)."""

@@ -405,7 +405,8 @@ def _changed_summary(results, compute: float, every: int, changed: dict[int, dic
 
 # What a controller's log says happened to the fabric once it was ready (faults injected
 # meanwhile, a switch lost): the step times beside them are not the plain job's.
-_EVENT_MARKS = (" is down", " is back", " disconnected", " DEGRADED", " lost its controller")
+_EVENT_MARKS = (" is down", " is back", " disconnected", " DEGRADED", " lost its controller",
+                " drained: ", " back in use at ")
 
 
 def controller_events(lines: list[str]) -> list[str]:

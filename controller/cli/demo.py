@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from ..argtypes import WHOLE_SECONDS
 from ..emulation import bfd
 from ..emulation.datapath import AUTO, DATAPATHS
 from ..emulation.datapath import HELP as DATAPATH_HELP
@@ -54,7 +55,7 @@ def register(sub) -> None:
     p.add_argument("file", nargs="?", default=DEFAULT_TOPOLOGY, type=topology_arg,
                    help=f"fabric file, or the name of one shipped with dcilab "
                         f"(default {DEFAULT_TOPOLOGY})")
-    p.add_argument("--duration", type=float, default=5.0, metavar="S",
+    p.add_argument("--duration", type=WHOLE_SECONDS, default=5, metavar="S",
                    help="seconds of iperf3 traffic (default 5)")
     p.add_argument("--verbose", action="store_true", help="echo the controller's log")
     p.add_argument("--prometheus", action="store_true",

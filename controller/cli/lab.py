@@ -14,6 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..argtypes import WHOLE_SECONDS
 from ..emulation.datapath import AUTO, DATAPATHS
 from ..emulation.datapath import HELP as DATAPATH_HELP
 from ..emulation.network import EmulationError
@@ -148,7 +149,8 @@ def iperf_command(lab: Lab):
     parser = argparse.ArgumentParser(prog="iperf", description="TCP iperf3 from SRC to DST "
                                      "(default: the first and the last host)")
     parser.add_argument("hosts", nargs="*", metavar="HOST", help="SRC DST (fabric names)")
-    parser.add_argument("-t", type=float, default=5.0, metavar="S", help="seconds (default 5)")
+    parser.add_argument("-t", type=WHOLE_SECONDS, default=5, metavar="S",
+                        help="whole seconds (default 5)")
 
     def command(line: str) -> int:
         try:

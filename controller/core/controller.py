@@ -112,6 +112,11 @@ REPROTECT_S = 10.0
 # within this of its first (0.2 s apart seen on the emulation): meanwhile standbys it may
 # fail are not shed, afterwards what still holds more than its links carry is.
 FAILURE_SETTLE_S = 3.0
+# Restoring moves other aggregates aside for a pair no path has room for (a re-packing
+# may take HiGHS 0.2 s, under the service's lock): at most this many pairs a restoration;
+# the rest are tried at the next tick, and a pair whose try found nothing only once room
+# or the links have changed.
+ROOM_MAKING_PER_RESTORE = 2
 
 
 class FabricController:
@@ -167,6 +172,9 @@ class FabricController:
         self._reprotect_due = False
         # DEGRADED reservations wait for room: a release or an expiry may give it
         self._degraded = False
+        self._room_tries_left = ROOM_MAKING_PER_RESTORE
+        # (the book's layout, pairs whose making room found nothing in that layout)
+        self._no_room_made: tuple[tuple[int, int], set] = ((-1, -1), set())
         self.load = LoadTracker(fabric)
         # reservation id -> switch -> barrier seq that acknowledges its rules there
         # (None: waiting for the switch to connect and be programmed)
@@ -424,6 +432,11 @@ class FabricController:
                 # Never up since this controller started (a BFD session still coming up,
                 # a fibre cut before it started): not a failure it saw happen.
                 log.info("link %s is not up", link.wavelength or link.name)
+            elif link.name in self.engine.drained:
+                # Dark on purpose: drained for a mode change, its transceivers retuning
+                # (nothing on it to restore; not a failure, nor a flap to damp). `train`
+                # named it "is down" among the faults of a run.
+                log.info("link %s is dark while it changes mode", link.wavelength or link.name)
             else:
                 self.damping.lost(link.name, now)
                 if link.wavelength:
@@ -437,7 +450,7 @@ class FabricController:
             # First light, or its switches are just starting, or it went dark on purpose
             # (drained for a mode change; rate adaptation puts it back): nothing to hold down.
             first_light = self.damping.lit(link.name)
-            if self.engine.set_link(link.name, True):
+            if self.engine.set_link(link.name, True) and link.name not in self.engine.drained:
                 if not first_light or not self._starting(link, now):
                     outbox.faults.append(("link_up", link.wavelength or link.name))
                 elif self._gathered and (self.book.reservations or self.steering.pinned):
@@ -569,6 +582,7 @@ class FabricController:
             return outbox
         returned, self._returned, self._unplaced = returned or self._returned, False, False
         back, self._back = self._back, set()
+        self._room_tries_left = ROOM_MAKING_PER_RESTORE
         for pair in self.book.pairs_to_restore():
             self._restore_pair(pair, outbox)
         if returned:
@@ -607,18 +621,23 @@ class FabricController:
             return                  # a shorter path is for pairs in place; asked before repath
         if not only_if_shorter and self._to_standby(pair, first, outbox):
             return
+        rules = error = None
         try:
             after = self.book.repath(pair, only_if_shorter)
             if not after:
                 return
         except AdmissionError as exc:
-            broken = self.book.crosses_down(first)
+            error, broken = exc, self.book.crosses_down(first)
             full = None if broken else self.book.crosses_full(first)
+            wanted = not only_if_shorter and (first.state == State.DEGRADED or broken or full)
+            # others moved aside, as admission moves them for a request of its sum
+            after = self._room_made(pair, outbox) if wanted else None
+        if after is None:
             if (first.state == State.DEGRADED and not only_if_shorter and not broken
-                    and still_no_room(first.reason, exc.message) != first.reason):
+                    and still_no_room(first.reason, error.message) != first.reason):
                 # What displaced it is over (its link is back, maybe slower), and still no
                 # path has room: its reason says that now, not "is down" long after a repair.
-                after = self.book.degrade(pair, still_no_room(first.reason, exc.message))
+                after = self.book.degrade(pair, still_no_room(first.reason, error.message))
                 log.info("reservations %s still DEGRADED: %s",
                          ", ".join(r.reservation_id for r in after), after[0].reason)
                 outbox.changed += after
@@ -628,14 +647,14 @@ class FabricController:
                 # One event's port statuses come in over several ticks: the cause named
                 # first (a wavelength, a spine link) becomes the line system or the switch
                 # once all is down, so that every pair it displaced says the same.
-                after = self.book.degrade(pair, displaced(self._broken(broken), exc.message))
+                after = self.book.degrade(pair, displaced(self._broken(broken), error.message))
                 outbox.changed += after
                 return
             if first.state == State.DEGRADED or only_if_shorter or not (broken or full):
                 return                  # still no room, or nothing of it broken: as it is
             why = (self._broken(broken) if broken else
                    f"{full} runs a slower mode and cannot carry what is reserved on it")
-            after = self.book.degrade(pair, displaced(why, exc.message))
+            after = self.book.degrade(pair, displaced(why, error.message))
             rules = reservation_rules.remove(self.fabric, first, self._sent_to(first))
             log.warning("reservations %s DEGRADED: %s", ", ".join(r.reservation_id for r in after),
                         after[0].reason)
@@ -664,6 +683,30 @@ class FabricController:
                             f" while {self._broken(down)}" if down else " yet")
         outbox.changed += after
         return self._send_rules(rules, after, outbox)
+
+    def _room_made(self, pair: tuple[str, str], outbox: Outbox) -> list[Reservation] | None:
+        """No path has room for a pair to restore: other aggregates move aside for it,
+        make before break, where that makes room (`book.repath_making_room`). Its members
+        on their new path, or None. A few pairs a restoration (the rest at the next tick),
+        and a pair whose try found nothing not again until room or the links change."""
+        layout, tried = self._no_room_made
+        if layout != self.book.layout():
+            layout, tried = self.book.layout(), set()
+            self._no_room_made = layout, tried
+        if pair in tried:
+            return None
+        if self._room_tries_left <= 0:
+            self._unplaced = True
+            return None
+        self._room_tries_left -= 1
+        made = self.book.repath_making_room(pair)
+        if made is None:
+            tried.add(pair)
+            return None
+        after, moves = made
+        for move in moves:
+            self._move(move.before[0], move.after, outbox)
+        return after
 
     def _to_standby(self, pair: tuple[str, str], first: Reservation, outbox: Outbox) -> bool:
         """A PROTECTED pair whose primary broke keeps its reserved standby (where the
@@ -1145,10 +1188,21 @@ class FabricController:
         if state is not None and state.connected:
             self.load.sample(state.name, counters, now)
 
-    def link_loads(self) -> list[LinkLoad]:
-        return self.load.snapshot(self.book.reserved, rates_gbps=self.engine.rates(),
-                                  modes=self.engine.modes(),
-                                  out_of_service=self.engine.held_or_drained())
+    def link_state(self) -> dict:
+        """What the path engine says of the links beyond the counters: the rate and mode
+        each wavelength runs, and those up but not in use (held down, drained). Taken
+        under the caller's lock; `link_loads` may then build the snapshot outside it."""
+        return {"rates_gbps": self.engine.rates(), "modes": self.engine.modes(),
+                "out_of_service": self.engine.held_or_drained()}
+
+    def link_loads(self, reserved_bps: dict | None = None, kinds: frozenset[str] | None = None,
+                   reported_margins_db: dict[str, float] | None = None,
+                   state: dict | None = None) -> list[LinkLoad]:
+        """Both directions of every link (of `kinds`), with `reserved_bps` (the book's
+        by default) and `state` (`link_state()`, now by default)."""
+        return self.load.snapshot(self.book.reserved if reserved_bps is None else reserved_bps,
+                                  kinds, reported_margins_db=reported_margins_db,
+                                  **(state or self.link_state()))
 
     # -- packets -----------------------------------------------------------------------
 

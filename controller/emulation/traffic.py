@@ -4,10 +4,12 @@ the byte counters of OVS interfaces."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import signal
 import subprocess
 import threading
+import time
 from dataclasses import dataclass
 
 from ..fabric.model import GATEWAY
@@ -74,7 +76,10 @@ def iperf_concurrent(emu: Emulation, pairs: list[tuple[str, str]], duration_s: f
                 stderr=subprocess.DEVNULL))
         for i, (_, dst) in enumerate(pairs):
             _wait_listening(emu, dst, server_ports[i])
-        amount = ["-n", str(size_bytes)] if size_bytes else ["-t", f"{duration_s:g}"]
+        # iperf3 runs whole seconds: `-t 0.5` is 0, which it takes for "forever" (a
+        # reviewer's `demo --duration 0.5` waited 30 s, then a traceback)
+        amount = (["-n", str(size_bytes)] if size_bytes
+                  else ["-t", str(max(1, math.ceil(duration_s)))])
         if interval_s:
             amount += ["-i", f"{interval_s:g}"]
         for i, (src, dst) in enumerate(pairs):
@@ -89,8 +94,14 @@ def iperf_concurrent(emu: Emulation, pairs: list[tuple[str, str]], duration_s: f
                     client.send_signal(signal.SIGINT)     # iperf3 still prints its JSON
         results = []
         timeout = duration_s + 30 if not size_bytes else 600
+        deadline = time.monotonic() + timeout
         for (src, dst), client in zip(pairs, clients):
-            out, err = client.communicate(timeout=timeout)
+            try:
+                out, err = client.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                client.kill()
+                out, err = client.communicate()
+                err = f"did not finish within {timeout:g} s; {err}"
             results.append(_parse_iperf(src, dst, out, err, server_ports[len(results)]))
         return results
     finally:

@@ -609,7 +609,6 @@ class ReservationBook:
             return first, []
         self.validate(req)
         self._sync()
-        src, dst = self.fabric.hosts[req.src_host], self.fabric.hosts[req.dst_host]
         if req.max_latency_ms is not None:
             self._check_bound(req)
         bps = req.bandwidth_gbps * 1e9
@@ -618,10 +617,9 @@ class ReservationBook:
             # before any room is looked at (the host links' too): the answer must not
             # depend on the load (a re-tester's host link, busy, made it retryable)
             self._check_protectable(req, bps)
-        access = [Direction(src.name, src.name, src.leaf), Direction(dst.name, dst.leaf, dst.name)]
-        for d in access:
-            if self.free_bps(d) < bps:
-                raise self._exhausted(d, bps)
+        full = self._access_full(req.src_host, req.dst_host, bps)
+        if full is not None:
+            raise full
         pair = key_of(req)
         self._check_selector(req)
         members = self.pair_members(*pair)
@@ -686,6 +684,11 @@ class ReservationBook:
 
     def _state_now(self) -> tuple[int, int]:
         return self._room_back, self.engine.version
+
+    def layout(self) -> tuple[int, int]:
+        """Changes when room comes back or aggregates move (reservations ended, degraded,
+        moved) or the links change: a search that found nothing may find something."""
+        return self._state_now()
 
     def _refused_before(self, pair: Key, req: ReservationRequest, bps: float) -> None:
         """Refuse at once what was refused for this pair since room last came back: as
@@ -770,6 +773,9 @@ class ReservationBook:
         """(latency, hops, standby) of the best path with `bps` free, and with `protect` a
         standby with room sharing no line system or SRLG with it; AdmissionError if none.
         With `protect`, the first of `_primaries` that has such a standby."""
+        full = self._access_full(src_host, dst_host, bps)
+        if full is not None:
+            raise full
         latency, hops = self._find(src_host, dst_host, bps, bound)
         if not protect:
             return latency, hops, ()
@@ -779,6 +785,16 @@ class ReservationBook:
             if standby is not None:
                 return latency, candidate, standby
         raise self._no_standby(src_host, dst_host, hops, bps, bound)
+
+    def _access_full(self, src_host: str, dst_host: str, bps: float) -> AdmissionError | None:
+        """The refusal naming a host's link (either end) without `bps` free, or None. The
+        path searches run leaf to leaf: a pair restored after others took its hosts' links
+        while it was DEGRADED held 500 Gb/s on a 400G host link (a randomized test)."""
+        src, dst = self.fabric.hosts[src_host], self.fabric.hosts[dst_host]
+        for d in (Direction(src.name, src.name, src.leaf), Direction(dst.name, dst.leaf, dst.name)):
+            if self.free_bps(d) < bps:
+                return self._exhausted(d, bps)
+        return None
 
     def _primaries(self, src_host: str, dst_host: str, bps: float, bound: float | None,
                    best: tuple[float, tuple[ReservedHop, ...]]):
@@ -1641,6 +1657,11 @@ class ReservationBook:
         if placed is None:
             src, dst = self.fabric.hosts[pair[0]], self.fabric.hosts[pair[1]]
             total = sum(r.bandwidth_bps for r in members)
+            self._take(members)
+            full = self._access_full(src.name, dst.name, total)
+            self._put(members)
+            if full is not None:
+                raise full
             unloaded = self._search(src.leaf, dst.leaf, 0.0)
             # A leaf down is no path at all, also for two hosts of one leaf, whose path
             # has no hop to name a bottleneck on (a restart tester's traceback, every tick).
@@ -1684,6 +1705,49 @@ class ReservationBook:
             back.append(replace(r, state=state, reason=""))
         self._put(back)
         return back
+
+    def repath_making_room(self, pair: Key) -> tuple[list[Reservation], list[Move]] | None:
+        """Restoring a pair no path has room for (its path broke, or it is DEGRADED): move
+        other aggregates aside so that it fits, as admission does for a request of its sum
+        (one other aggregate moved, else a re-packing of the movable ones; `_make_room`,
+        `_repack`). Returns its members on their new path (a DEGRADED one PENDING) and the
+        others' moves, in the order their rules must change; None, the book unchanged.
+        Not for PROTECTED pairs (their standby is their restoration), nor without
+        `rearrange`."""
+        members = self.pair_members(*pair)
+        if not self.rearrange or not members or any(
+                r.request.protection == Protection.PROTECTED for r in members):
+            return None
+        bounds = [r.request.max_latency_ms for r in members if r.request.max_latency_ms]
+        # The pair stands aside as one new request of its sum: the searches then treat it
+        # as they treat an arrival (no path of its own to keep, every route a candidate).
+        stand_in = members[0].request._replace(
+            request_id="", bandwidth_gbps=sum(r.bandwidth_bps for r in members) / 1e9,
+            max_latency_ms=min(bounds) if bounds else None, protection=Protection.RESTORABLE)
+        self._take(members)
+        if self._access_full(pair[0], pair[1], stand_in.bandwidth_gbps * 1e9) is not None:
+            self._put(members)                     # its hosts' own links: no move helps
+            return None
+        ids = self._pairs.pop(pair)
+        try:
+            try:
+                placed, moves = self._make_room(pair, stand_in)
+            except AdmissionError:
+                repacked = (self._repack(pair, stand_in)
+                            if self.repack_time_limit_s > 0 else None)
+                if repacked is None:
+                    self._put(members)
+                    return None
+                placed, moves = repacked
+        finally:
+            self._pairs[pair] = ids
+        latency, hops, _, standby = placed
+        back = [replace(r, hops=hops, latency_ms=latency, standby=standby, reason="",
+                        state=State.PENDING if r.state == State.DEGRADED else r.state)
+                for r in members]
+        self._put(back)
+        self._room_back += 1                       # aggregates moved: the layout changed
+        return back, moves
 
     def _latency_of(self, src_host: str, hops: tuple[ReservedHop, ...]) -> float:
         """A path's latency from its source host (0 for no path, as a missing standby)."""

@@ -254,6 +254,29 @@ def test_the_planned_dark_spell_of_a_mode_change_is_not_held_down(lab):
     assert lab.ctl.engine.in_service(x)
 
 
+def test_the_dark_spell_of_a_mode_change_is_no_failure_and_no_flap(lab, caplog):
+    """`train` listed a wavelength dark for its mode change as "is down" among a run's
+    faults, and it counted as a failure (link_down, then link_up twice) and a flap."""
+    caplog.set_level("INFO", logger="dcilab")
+    x = next(l for l in lab.fabric.wavelengths() if l.wavelength == "x.w1")
+    faults = lab.send(lab.ctl.wavelength_service("x.w1", "mode change")).faults
+    for up, now in ((False, 100.0), (True, 103.0)):
+        for end in (x.a, x.b):
+            faults += lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, up,
+                                                    now)).faults
+    assert faults == []
+    assert "x.w1 is dark while it changes mode" in caplog.text
+    assert "link x.w1 is down" not in caplog.text
+    faults = lab.send(lab.ctl.wavelength_service("x.w1", None, 300.0)).faults
+    assert faults == [("link_up", "x.w1")]                    # back in use: once
+    # A real cut within the flap window is the first failure: the first hold-down (1 s),
+    # not doubled as for a second flap.
+    for up, now in ((False, 130.0), (True, 131.0)):
+        for end in (x.a, x.b):
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, up, now))
+    assert "x.w1 is back; held down for 1 s" in caplog.text
+
+
 def test_a_mode_set_outside_dcilab_sets_capacity_and_moves_what_no_longer_fits(lab):
     # An operator's gNMI Set (or a mode found at start): no drain came first, so what the
     # slower mode cannot carry moves off after the fact, else is DEGRADED; the rest stays.
