@@ -178,9 +178,11 @@ class Lab:
                                             echo=self.say if self.echo_controller else None,
                                             extra_args=self.controller_args, on_exit=self.say)
         self.controller.wait_listening()
-        self._start_emulation(("127.0.0.1", port))
-        self.emulation.adopt(self.controller.proc.pid, CONTROLLER_TAG,
-                             directory=self.controller.state_dir)
+        # The controller goes in the run's manifest as soon as the emulation has one,
+        # before the build: killed while it built (seconds for a ring), the run left the
+        # controller and its state directory where `dcilab clean` could not find them.
+        self._start_emulation(("127.0.0.1", port), adopted=[
+            (self.controller.proc.pid, CONTROLLER_TAG, self.controller.state_dir)])
         # so that `dcilab links`, `reserve`... in another shell find this controller
         self.emulation.record_service("grpc", self.controller.grpc_address)
         self.say(f"waiting for the controller to program {len(self.fabric.switches)} switches")
@@ -189,9 +191,10 @@ class Lab:
                 f"the controller did not program every switch within {ready_timeout_s:g} s; "
                 "its last lines:\n" + "\n".join(self.controller.lines[-15:]))
 
-    def _start_emulation(self, openflow: tuple[str, int]) -> None:
-        """The emulation of the lab's fabric, its switches pointed at `openflow`."""
-        self.emulation = Emulation(self.fabric, openflow, say=self.say,
+    def _start_emulation(self, openflow: tuple[str, int], adopted=()) -> None:
+        """The emulation of the lab's fabric, its switches pointed at `openflow`, owning
+        the processes of `adopted` (pid, tag, directory) from its first manifest on."""
+        self.emulation = Emulation(self.fabric, openflow, say=self.say, adopted=adopted,
                                    datapath=self.datapath, gnmi=self.gnmi,
                                    reconfiguration_s=self.reconfiguration_s,
                                    fabric_path=str(self.topology), bfd_ms=self.bfd_ms)

@@ -188,20 +188,47 @@ class ControllerService:
                 # may have changed since (it refused a start, though over).
                 (lapsed if res.expires_at is not None and res.expires_at <= now
                  else live).append(res)
-            problems, unfit = [], []
+            problems, unfit, amended, unpathed = [], [], [], []
             for res in live:                 # oldest first, each beside those before it
+                # as this fabric makes its paths, if the file was edited since
+                res, notes = core.book.as_on_this_fabric(saved := res)
                 problem = core.book.restore_problem(res)
-                if problem:
+                if problem and res.state.live and core.book.path_gone(res):
+                    unpathed.append((res, problem))    # placed again below
+                elif problem:
                     problems.append(problem)
-                    unfit.append(res.with_state(State.RELEASED,
-                                                f"dropped at start: {problem}"[:500]))
+                    unfit.append(saved.with_state(State.RELEASED,
+                                                  f"dropped at start: {problem}"[:500]))
                 else:
+                    for note in notes:
+                        log.warning("reservation %s: %s", res.reservation_id, note)
+                    if res != saved:
+                        amended.append(res)
                     core.restore(res)
-                    if lacks_standby(res):
+                    if lacks_standby(saved):
                         # A failure left it none (the book then takes a path without):
                         # restored, not refused, but not silently either.
                         log.warning("reservation %s is PROTECTED but was saved without a "
                                     "standby path: it runs unprotected", res.reservation_id)
+            # Paths this fabric no longer has (a wavelength removed, a site grown): placed
+            # again as admission would, once every record that fits is booked (their
+            # meters known). An operator's every reservation across a site that had grown
+            # a leaf was refused, or with --state-discard dropped, though all had room.
+            for res, problem in unpathed:
+                placed = core.book.readmit(res)
+                if placed is None:
+                    problem += "; no path of this fabric has room for it"
+                    problems.append(problem)
+                    unfit.append(res.with_state(State.RELEASED,
+                                                f"dropped at start: {problem}"[:500]))
+                    continue
+                again, moved = placed
+                core.restore(again)
+                amended += [again, *moved]
+                log.warning("reservation %s: %s; placed again on this fabric (%s), %s",
+                            res.reservation_id, problem.split(": ", 1)[-1],
+                            " > ".join(h.wavelength for h in again.hops if h.wavelength)
+                            or "within its site", again.state.value)
             if problems and drop_unfit:
                 store.save_many(unfit)
                 log.warning("dropped %d reservations that no longer fit fabric %r, as asked "
@@ -214,6 +241,10 @@ class ControllerService:
                     f"drop them silently (--state-discard drops those that do not fit): "
                     + "; ".join(problems[:5])
                     + (" ..." if len(problems) > 5 else ""))
+            if amended:
+                store.save_many(amended)
+                log.info("%d reservations follow the fabric's edited fibre lengths or SRLGs",
+                         len(amended))
             getattr(store, "confirm_fabric", lambda: None)()
             if lapsed:
                 store.save_many([r.with_state(State.EXPIRED) for r in lapsed])
@@ -224,7 +255,7 @@ class ControllerService:
                 log.info("state file %s is new: no reservations to restore", store.path)
             if live or self._ended_counts:
                 log.info("restored %d live reservations (%d ended on record) from %s",
-                         len(live), sum(self._ended_counts.values()),
+                         len(live) - len(unfit), sum(self._ended_counts.values()),
                          getattr(store, "path", "the store"))
         self.expire()
 

@@ -28,7 +28,7 @@ from ..api.v1 import path_pb2 as ppb
 from ..emulation.cleanup import Manifest, live_owner
 from ..fabric.model import LinkKind
 from ..te.reservations import Protection, State
-from ..argtypes import checked
+from ..argtypes import POSITIVE_SECONDS, checked
 from .stopping import Terminated
 
 STATES = tuple(state.value.lower() for state in State)
@@ -75,7 +75,6 @@ def _address(text: str) -> str:
 
 _timeout = checked(float, lambda v: 0 < v <= 86_400, "a number of seconds",
                    "must be seconds from 0 to 86400")
-_positive = checked(float, lambda v: v > 0, "a number", "must be positive")
 
 
 # What the wire carries (a protobuf Duration, an int32): beyond, the request cannot be
@@ -151,7 +150,7 @@ def register(sub) -> None:
     p.add_argument("--kind", choices=KINDS, help="only links of this kind")
     p.add_argument("--site", default="", help="only links with an end in this site")
     p.add_argument("--watch", action="store_true", help="keep printing until interrupted")
-    p.add_argument("--interval", type=_positive, default=1.0, metavar="S",
+    p.add_argument("--interval", type=POSITIVE_SECONDS, default=1.0, metavar="S",
                    help="with --watch: seconds between updates (default 1, at least 0.1)")
     p.set_defaults(run=run_links)
 
@@ -182,7 +181,7 @@ def register(sub) -> None:
     p.add_argument("--watch", action="store_true",
                    help="ask again every --interval until interrupted, printing each answer "
                         "(with --json, one line each)")
-    p.add_argument("--interval", type=_positive, default=1.0, metavar="S",
+    p.add_argument("--interval", type=POSITIVE_SECONDS, default=1.0, metavar="S",
                    help="with --watch: seconds between answers (default 1)")
     p.set_defaults(run=run_elephants)
 
@@ -309,7 +308,9 @@ def _when(seconds: float, now: float | None = None) -> str:
 def _describe(res) -> str:
     ends = (f", expires {_when(res.expire_time.ToNanoseconds() / 1e9)}"
             if res.HasField("expire_time") else "")
-    why = f"\n  degraded: {res.degraded_reason}" if res.degraded_reason else ""
+    # the reason of a DEGRADED one, or of one dropped at a start (RELEASED)
+    label = "degraded" if state_name(res) == "DEGRADED" else "why"
+    why = f"\n  {label}: {res.degraded_reason}" if res.degraded_reason else ""
     priority = f", priority {res.priority}" if res.priority else ""
     protection = ppb.Protection.Name(res.protection).removeprefix("PROTECTION_")
     protection = "RESTORABLE" if protection == "UNSPECIFIED" else protection

@@ -15,11 +15,8 @@ from dataclasses import asdict
 from ..emulation.faults import FaultError, FaultInputError, Faults
 from ..emulation.optical_state import MAX_RAMP_S
 from ..emulation.fibre import FibreError
-from ..argtypes import checked
+from ..argtypes import AT_LEAST_ONE, POSITIVE_SECONDS, checked
 from .stopping import Terminated
-
-
-_positive = checked(float, lambda v: v > 0, "a number of seconds", "must be positive")
 
 
 def register(sub) -> None:
@@ -73,9 +70,10 @@ def register(sub) -> None:
                                    "(a process of its own, stopped by `restore`) unless "
                                    "--foreground, which runs here until done or Ctrl-C.")
     o.add_argument("target", metavar="LINK|WAVELENGTH", help=link_or_wave)
-    o.add_argument("--period", type=_positive, required=True, metavar="S",
+    o.add_argument("--period", type=POSITIVE_SECONDS, required=True, metavar="S",
                    help="one cycle in seconds: down for the first half, up for the second")
-    o.add_argument("--count", type=int, metavar="N", help="cycles (default: until restored)")
+    o.add_argument("--count", type=AT_LEAST_ONE, metavar="N",
+                   help="cycles (default: until restored)")
     o.add_argument("--foreground", action="store_true",
                    help="flap from this command and wait for it (Ctrl-C stops and restores)")
     o = ops.add_parser("switch-down", help="a gateway, spine or leaf dies",

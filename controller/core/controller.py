@@ -29,7 +29,7 @@ from ..te.load import LinkLoad, LoadTracker, directions
 from ..te.paths import PathEngine
 from ..te.placement import DEFAULT_MAX_STRETCH
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
-                               ReservationBook, ReservationRequest, State, key_of,
+                               OVER_BOUND, ReservationBook, ReservationRequest, State, key_of,
                                lacks_standby)
 from . import reservation_rules, wiring
 from .damping import LinkDamping
@@ -629,11 +629,15 @@ class FabricController:
         except AdmissionError as exc:
             error, broken = exc, self.book.crosses_down(first)
             full = None if broken else self.book.crosses_full(first)
-            wanted = not only_if_shorter and (first.state == State.DEGRADED or broken or full)
+            over = None if broken or full else next(
+                (why for why in map(self.book.over_bound, before) if why), None)
+            wanted = not only_if_shorter and (first.state == State.DEGRADED or broken or full
+                                              or over)
             # others moved aside, as admission moves them for a request of its sum
             after = self._room_made(pair, outbox) if wanted else None
         if after is None:
             if (first.state == State.DEGRADED and not only_if_shorter and not broken
+                    and OVER_BOUND not in first.reason
                     and still_no_room(first.reason, error.message) != first.reason):
                 # What displaced it is over (its link is back, maybe slower), and still no
                 # path has room: its reason says that now, not "is down" long after a repair.
@@ -650,9 +654,9 @@ class FabricController:
                 after = self.book.degrade(pair, displaced(self._broken(broken), error.message))
                 outbox.changed += after
                 return
-            if first.state == State.DEGRADED or only_if_shorter or not (broken or full):
+            if first.state == State.DEGRADED or only_if_shorter or not (broken or full or over):
                 return                  # still no room, or nothing of it broken: as it is
-            why = (self._broken(broken) if broken else
+            why = (self._broken(broken) if broken else over if over else
                    f"{full} runs a slower mode and cannot carry what is reserved on it")
             after = self.book.degrade(pair, displaced(why, error.message))
             rules = reservation_rules.remove(self.fabric, first, self._sent_to(first))
@@ -946,6 +950,8 @@ class FabricController:
         self.book.add(res)
         if lacks_standby(res):          # a standby is sought once the switches are programmed
             self._unprotected = True
+        if self.book.over_bound(res):   # the fibre lengths changed: within it, or DEGRADED
+            self._unplaced = True
         self._degraded = self._degraded or res.state == State.DEGRADED
         if res.state == State.PENDING:
             self._waiting[res.reservation_id] = {h.switch: None for h in res.hops}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Iterable
 from functools import partial
 
 from .shaping import ShapedLink, shorten_wavelength_queues
@@ -81,8 +82,12 @@ class Emulation:
     def __init__(self, fabric: Fabric, controller: tuple[str, int] = ("127.0.0.1", 6653),
                  say=print, datapath: str = AUTO, gnmi: str | None = None,
                  reconfiguration_s: float | None = None, fabric_path: str | None = None,
-                 fibre: bool = True, bfd_ms: int | None = None):
+                 fibre: bool = True, bfd_ms: int | None = None,
+                 adopted: Iterable[tuple[int, str, str | None]] = ()):
+        """`adopted`: processes started for this run before it (pid, the tag its command
+        line contains, a directory of its): in the manifest from the first one written."""
         self.fabric = fabric
+        self._adopted = list(adopted)
         self.requested_datapath = datapath
         self.datapath: str | None = None       # kernel or user, once started
         self.fibre = fibre      # wavelengths through fibre namespaces (False: plain veth pairs)
@@ -139,6 +144,8 @@ class Emulation:
                 "is running; stop it first, or run `dcilab clean` if it is stuck")
         clean(say=lambda m: self.say(f"leftovers of an earlier run: {m}"))
         self.manifest.started = time.time()
+        for pid, tag, directory in self._adopted:
+            self.adopt(pid, tag, directory)
         self.manifest.save()
         # One fibre namespace per line system; recorded before anything goes in it.
         self.manifest.fibres = namespaces(fibre_plan(self.fabric)) if self.fibre else []

@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .drops import queue_drop_counts
-from .network import Emulation
+from .network import Emulation, EmulationError
 from .ovs import OVS_PIDFILE
-from .shaping import FRAME_BYTES
+from .shaping import queue_lines, run_batch, wavelength_devices
 from .traffic import delivered_bytes, interface_rx_bytes
 
 BASE_PORT = 5601
@@ -301,15 +301,12 @@ def limit_dci_queues(emu: Emulation, packets: int) -> int:
     trips grew to seconds and TCP crawled.) Returns how many interfaces were changed; they
     go away with the emulation.
     """
-    changed = 0
-    for link in emu.fabric.wavelengths():
-        for end in (link.a, link.b):
-            intf = emu.fabric.switches[end.node].interface(end.port)
-            subprocess.run(["tc", "qdisc", "replace", "dev", intf, "parent", "5:1", "handle",
-                            "10:", "bfifo", "limit", str(packets * FRAME_BYTES)], check=True,
-                           capture_output=True, text=True)
-            changed += 1
-    return changed
+    devices = wavelength_devices(emu.fabric)
+    problem = run_batch(queue_lines(devices, packets))
+    if problem:
+        raise EmulationError(f"could not set the wavelengths' queues to {packets} frames: "
+                             f"{problem[:500]}")
+    return len(devices)
 
 
 def _sleep_until(clock: Callable[[], float], when: float) -> None:

@@ -244,6 +244,10 @@ class Move(NamedTuple):
     after: list
 
 
+# How a reason says a path is over its bound: a cause that does not end (see
+# `core.controller.still_no_room`).
+OVER_BOUND = " since the fabric changed, over its max_latency_ms"
+
 # Meter ids freed after an id before it is given again (ids stay under the peak number of
 # aggregates plus this).
 METER_REST = 64
@@ -536,9 +540,10 @@ class ReservationBook:
                 return f"{what} {i}: link {hop.link!r} does not touch {hop.switch!r}"
             port = link.a.port if link.a.node == hop.switch else link.b.port
             if hop.out_port != port or hop.wavelength != link.wavelength:
+                on = (f" on wavelength {link.wavelength}" if link.wavelength else "",
+                      f" on {hop.wavelength}" if hop.wavelength else "")
                 return (f"{what} {i}: link {hop.link!r} leaves {hop.switch!r} by port "
-                        f"{port} on wavelength {link.wavelength}, the record says port "
-                        f"{hop.out_port} on {hop.wavelength}")
+                        f"{port}{on[0]}, the record says port {hop.out_port}{on[1]}")
             at = self._far[(hop.switch, hop.link)]
         if at != dst:
             return f"the path{' of its standby' if 'standby' in what else ''} ends at " \
@@ -1541,15 +1546,105 @@ class ReservationBook:
                 return self._link(d.link).wavelength or d.link
         return None
 
+    def path_gone(self, res: Reservation) -> bool:
+        """Whether this fabric no longer has the path (or standby) `res` was saved with: a
+        link removed, a port renumbered (a site grown), a host moved."""
+        hosts = self.fabric.hosts
+        if res.request.src_host not in hosts or res.request.dst_host not in hosts:
+            return False                           # not a path's problem: the request's
+        return (not res.hops or bool(self._path_problem(res, res.hops, "hop"))
+                or bool(res.standby and self._path_problem(res, res.standby, "standby hop")))
+
+    def readmit(self, res: Reservation) -> tuple[Reservation, list[Reservation]] | None:
+        """A live reservation read back whose path this fabric no longer has, placed again
+        as admission would place its request: on its aggregate's path if that has room,
+        else with its aggregate moved to a path with room for all (those returned moved).
+        It keeps its id, times, priority and (if free) meter, and is PENDING on its new
+        path (DEGRADED beside an aggregate that is). None if no path has room, the book
+        unchanged. Not booked: the caller restores it (`FabricController.restore`)."""
+        req = res.request
+        try:
+            self.validate(req, new=False)
+        except AdmissionError:
+            return None
+        self._sync()
+        key, bps = key_of(req), res.bandwidth_bps
+        members = self.pair_members(*key)
+        if members and ((members[0].request.protection == Protection.PROTECTED)
+                        != (req.protection == Protection.PROTECTED)):
+            return None
+        moved: list[Reservation] = []
+        if members and members[0].state == State.DEGRADED:
+            first = members[0]
+            return replace(res, hops=first.hops, latency_ms=first.latency_ms, standby=(),
+                           meter_id=first.meter_id, state=State.DEGRADED,
+                           reason=first.reason), []
+        if members and self._fits_on(members[0], req, bps):
+            latency, hops, standby = members[0].latency_ms, members[0].hops, members[0].standby
+        else:
+            if self._access_full(req.src_host, req.dst_host, bps) is not None:
+                return None
+            placed = self._relocate(key, req)
+            if placed is None:
+                return None
+            latency, hops, moved, standby = placed
+        meter = (members[0].meter_id if members else res.meter_id
+                 if res.meter_id >= 1 and res.meter_id not in self._meter_users
+                 else self._meter_id())
+        return replace(res, hops=hops, latency_ms=latency, standby=standby, meter_id=meter,
+                       state=State.PENDING, reason=""), moved
+
+    def over_bound(self, res: Reservation) -> str | None:
+        """Why its path no longer meets its max_latency_ms (restored after the fabric's
+        fibre lengths changed: an operator's was kept, silently, 0.13 ms over), or None."""
+        bound = res.request.max_latency_ms
+        if bound is None or not res.holds_bandwidth or res.latency_ms <= bound + 1e-9:
+            return None
+        return f"its path takes {res.latency_ms:.3f} ms{OVER_BOUND} {bound:g}"
+
+    def path_latency(self, res: Reservation) -> float:
+        """The latency of its path on this fabric, from its source host (ms)."""
+        return self._latency_of(res.request.src_host, res.hops)
+
+    def as_on_this_fabric(self, res: Reservation) -> tuple[Reservation, list[str]]:
+        """`res` read back from a store, with what its paths make of this fabric if the
+        file was edited since: its path's latency (fibre lengths), and no standby where
+        the standby now shares a line system or SRLG with its primary (SRLGs; an
+        operator's stayed "PROTECTED" over one duct). Returns it, and what changed, said
+        for the log; `res` as it is where its paths are not this fabric's
+        (`restore_problem` says why)."""
+        hosts = self.fabric.hosts
+        if (res.request.src_host not in hosts or res.request.dst_host not in hosts
+                or not res.hops or self._path_problem(res, res.hops, "hop")
+                or (res.standby and self._path_problem(res, res.standby, "standby hop"))):
+            return res, []
+        notes = []
+        latency = self.path_latency(res)
+        if abs(latency - res.latency_ms) > 1e-9:
+            res = replace(res, latency_ms=latency)
+            over = self.over_bound(res)
+            if over:
+                notes.append(f"{over}; it moves within it, or is DEGRADED, at the next "
+                             f"restoration")
+        if res.standby and res.request.protection == Protection.PROTECTED:
+            primary = {e for ls in self._line_systems(res.hops) for e in self._events[ls]}
+            shared = sorted(primary & {e for ls in self._line_systems(res.standby)
+                                       for e in self._events[ls]})
+            if shared:
+                res = replace(res, standby=())
+                notes.append(f"its standby shares {', '.join(shared)} with its primary since "
+                             f"the fabric changed: it runs unprotected until another is found")
+        return res, notes
+
     def pairs_to_restore(self) -> list[tuple[str, str]]:
         """Aggregates whose path crosses a link that is down or holds more than it can
-        carry now, or that are DEGRADED: RESTORABLE before NONE, then the highest priority
-        first, then the oldest."""
+        carry now, or is over a member's latency bound, or that are DEGRADED: RESTORABLE
+        before NONE, then the highest priority first, then the oldest."""
         out = []
         for pair, ids in self._pairs.items():
             members = [self.reservations[r] for r in ids]
             if any(r.state == State.DEGRADED or self.crosses_down(r) or self.crosses_full(r)
-                   for r in members):
+                   or self.over_bound(r) for r in members):
                 out.append((min(r.request.protection.restore_rank for r in members),
                             -max(r.request.priority for r in members),
                             min(r.created_at for r in members), pair))
@@ -1675,6 +1770,14 @@ class ReservationBook:
                                      f"no room for {total / 1e9:.3f} Gb/s on their own links")
             bound = min((r.request.max_latency_ms for r in members
                          if r.request.max_latency_ms), default=None)
+            if bound is not None:
+                # none within the bound even with every link up (a fibre made longer under
+                # it): say that, not room (no retry meets it)
+                try:
+                    self._check_bound(members[0].request._replace(max_latency_ms=bound))
+                except AdmissionError as exc:
+                    raise AdmissionError(AdmissionError.EXHAUSTED,
+                                         f"no path meets it: {exc.message}") from None
             if bound is not None:          # a path has room, beyond the bound: say that
                 # Restoring takes a path without a standby when none has room: the
                 # explanation asks for one only when the move did.

@@ -90,3 +90,30 @@ def test_processes_of_a_namespace_never_include_the_machines_own():
         assert child.wait(timeout=10) != 0                     # stopped by its PID
     finally:
         child.kill()
+
+
+def test_a_process_started_before_the_build_is_in_the_first_manifest(tmp_path, monkeypatch):
+    """A reviewer killed `dcilab demo` while the emulation was being built: the controller
+    (started first) was in no manifest, and `dcilab clean` left it and its state directory
+    running. It is recorded with the run's first manifest, before anything is built."""
+    from dcilab.emulation import cleanup, network
+    from dcilab.resources import topology_path
+    from dcilab.fabric import load_fabric
+
+    monkeypatch.setattr(cleanup, "MANIFEST", tmp_path / "emulation.json")
+    monkeypatch.setattr(network, "ensure_ovs", lambda say: None)
+    monkeypatch.setattr(network, "clean", lambda say: None)
+    monkeypatch.setattr(network, "kernel_module_loaded", lambda: True)
+
+    def killed_while_building(namespace):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(network, "create_namespace", killed_while_building)
+    emulation = network.Emulation(load_fabric(topology_path("four-dc-ring")), say=lambda m: None,
+                                  adopted=[(4242, "dcilab controller", "/tmp/dcilab-x")])
+    try:
+        emulation.start()
+    except KeyboardInterrupt:
+        pass
+    recorded = Manifest.load()
+    assert recorded.processes == {4242: "dcilab controller"}
+    assert recorded.dirs == ["/tmp/dcilab-x"]

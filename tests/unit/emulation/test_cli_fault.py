@@ -24,6 +24,9 @@ def test_operations_and_their_arguments():
 @pytest.mark.parametrize("argv", [
     ["dark", "dc1-dc2-a.w1"],                 # --end is required
     ["flap", "dc1-dc2-a", "--period", "0"],   # a period must be positive
+    ["flap", "dc1-dc2-a", "--period", "inf"],  # ... and at most a day (sleep(inf) raised)
+    ["flap", "dc1-dc2-a", "--period", "1e300"],
+    ["flap", "dc1-dc2-a", "--period", "1", "--count", "0"],
     ["flap", "dc1-dc2-a"],
     ["teleport", "x"],
 ])

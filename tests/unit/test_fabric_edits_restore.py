@@ -1,0 +1,175 @@
+"""A fabric edited between two runs on one state file: a fibre made longer puts a
+reservation's path over its latency bound (an operator's was kept 0.13 ms over it,
+reporting the old latency, while the API refused the same bound to new requests)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from controller_lab import ControllerLab
+
+from dcilab.app.service import ControllerService
+from dcilab.fabric import parse_fabric
+from dcilab.te.reservations import Protection, ReservationRequest, State
+
+PROTECTED = Protection.PROTECTED
+
+FABRIC = """
+name: ops
+sites:
+  - {{name: a, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 1}}
+  - {{name: b, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 1}}
+dci_links:
+  - {{name: la, a: a, b: b, fiber_km: {la}, module: 400ZR, wavelengths: 1}}
+  - {{name: lb, a: a, b: b, fiber_km: {lb}, module: 400ZR, wavelengths: 1}}
+"""
+
+
+def fabric(la: float, lb: float = 100):
+    return parse_fabric(FABRIC.format(la=la, lb=lb))
+
+
+def reserved_on_la(path, bound: float) -> str:
+    service = ControllerService.standalone(fabric(80), path)
+    res = service.reserve(ReservationRequest("a-h1", "b-h1", 100, max_latency_ms=bound))
+    assert [h.wavelength for h in res.hops if h.wavelength] == ["la.w1"]
+    service.close()
+    return res.reservation_id
+
+
+def test_a_restored_path_reports_the_latency_of_the_fibre_as_it_is_now(tmp_path, caplog):
+    path = tmp_path / "state.db"
+    rid = reserved_on_la(path, bound=0.45)
+    before = ControllerService.standalone(fabric(80), path)
+    saved = before.get(rid).latency_ms
+    before.close()
+    caplog.set_level(logging.INFO, logger="dcilab")
+    service = ControllerService.standalone(fabric(118), path)      # la: 38 km longer
+    try:
+        now = service.get(rid)
+        assert now.latency_ms == service.core.book.path_latency(now) > saved + 0.15
+        assert [r.latency_ms for r in service.list() if r.reservation_id == rid] == \
+            [now.latency_ms]                                   # the state file says so too
+        assert f"reservation {rid}: its path takes {now.latency_ms:.3f} ms since the " \
+               f"fabric changed, over its max_latency_ms 0.45" in caplog.text
+    finally:
+        service.close()
+    again = ControllerService.standalone(fabric(118), path)
+    try:
+        assert again.get(rid).latency_ms == now.latency_ms
+    finally:
+        again.close()
+
+
+def over_bound_lab(lb_km: float, bound: float):
+    """A reservation booked on la (80 km) with `bound`, restored once la is 118 km."""
+    old = ControllerLab(fabric(80)).bring_up_all()
+    res = old.send(old.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100,
+                                                      max_latency_ms=bound), "r1", 0.0)).changed[0]
+    lab = ControllerLab(fabric(118, lb_km))
+    lab.ctl.restore(replace(res, latency_ms=lab.ctl.book.path_latency(res)))   # as at start
+    for name in lab.fabric.switches:
+        lab.connect(name)
+    lab.ack_all()
+    lab.send(lab.ctl.tick(1.0))
+    lab.ack_all()
+    return lab
+
+
+def test_a_path_over_its_bound_moves_within_it_once_the_switches_are_there():
+    lab = over_bound_lab(lb_km=90, bound=0.5)      # lb is now the shorter line system
+    res = lab.ctl.book.get("r1")
+    assert [h.wavelength for h in res.hops if h.wavelength] == ["lb.w1"]
+    assert res.state is State.ACTIVE and res.latency_ms <= 0.5
+
+
+def test_a_path_over_its_bound_with_none_within_it_is_degraded_saying_why():
+    lab = over_bound_lab(lb_km=118, bound=0.45)
+    res = lab.ctl.book.get("r1")
+    assert res.state is State.DEGRADED
+    assert res.reason.startswith("its path takes 0.")
+    assert "since the fabric changed, over its max_latency_ms 0.45" in res.reason
+    assert lab.ctl.book.reserved_total() == 0
+
+
+def test_a_standby_sharing_an_srlg_with_its_primary_since_an_edit_is_dropped_and_said(
+        tmp_path, caplog):
+    """An operator put la and lb in one duct: a PROTECTED reservation restored as
+    protected, standby over the duct, `dcilab_reservations_unprotected` 0."""
+    path = tmp_path / "state.db"
+    service = ControllerService.standalone(fabric(80), path)
+    res = service.reserve(ReservationRequest("a-h1", "b-h1", 100, protection=PROTECTED))
+    assert [h.wavelength for h in res.standby if h.wavelength] == ["lb.w1"]
+    service.close()
+    ducted = FABRIC.replace("wavelengths: 1}}", "wavelengths: 1, srlg: [duct1]}}")
+    caplog.set_level(logging.INFO, logger="dcilab")
+    service = ControllerService.standalone(parse_fabric(ducted.format(la=80, lb=100)), path)
+    try:
+        now = service.get(res.reservation_id)
+        assert now.standby == () and now.request.protection is PROTECTED
+        assert service.unprotected_count() == 1
+        assert [r.standby for r in service.list()] == [()]      # so the state file says
+        assert (f"reservation {res.reservation_id}: its standby shares srlg duct1 with its "
+                f"primary since the fabric changed") in caplog.text
+    finally:
+        service.close()
+
+
+GROWN = """
+name: ops
+sites:
+  - {{name: a, spines: 1, leaves: {leaves}, hosts_per_leaf: 2, gateways: 1, fabric_gbps: 1600}}
+  - {{name: b, spines: 1, leaves: 1, hosts_per_leaf: 3, gateways: 1, fabric_gbps: 1600}}
+dci_links:
+  - {{name: la, a: a, b: b, fiber_km: 80, module: 400ZR, wavelengths: {la}}}
+  - {{name: lb, a: a, b: b, fiber_km: 100, module: 400ZR, wavelengths: 1}}
+"""
+
+
+def grown(leaves: int = 1, la: int = 2):
+    return parse_fabric(GROWN.format(leaves=leaves, la=la))
+
+
+def test_paths_a_fabric_edit_took_away_are_placed_again_not_refused(tmp_path, caplog):
+    """An operator's: a wavelength removed refused the start, and a leaf added to a site
+    (its spine's ports renumbered) made every reservation across it unfit; only dropping
+    them (--state-discard) would start, though all had room."""
+    path = tmp_path / "state.db"
+    service = ControllerService.standalone(grown(la=2), path)
+    made = [service.reserve(ReservationRequest(f"a-h{i}", f"b-h{i}", 200)) for i in (1, 2)]
+    made.append(service.reserve(ReservationRequest("a-h1", "b-h1", 50)))   # h1's aggregate
+    assert {h.wavelength for r in made for h in r.hops if h.wavelength} == {"la.w1", "la.w2"}
+    service.close()
+    caplog.set_level(logging.INFO, logger="dcilab")
+    service = ControllerService.standalone(grown(leaves=2, la=1), path)   # both edits
+    try:
+        now = {r.reservation_id: r for r in service.list()}
+        assert set(now) == {r.reservation_id for r in made}             # none dropped
+        for before in made:
+            after = service.get(before.reservation_id)
+            assert now[before.reservation_id] == after                  # as the file says
+            assert after.state is State.PENDING and after.meter_id == before.meter_id
+            assert after.created_at == before.created_at
+        first, second, joined = (service.get(r.reservation_id) for r in made)
+        assert joined.hops == first.hops                                 # one aggregate
+        assert {h.wavelength for r in (first, second) for h in r.hops if h.wavelength} == \
+            {"la.w1", "lb.w1"}
+        assert "placed again on this fabric" in caplog.text
+    finally:
+        service.close()
+
+
+def test_a_path_taken_away_with_no_room_left_still_refuses_the_start_saying_so(tmp_path):
+    path = tmp_path / "state.db"
+    service = ControllerService.standalone(grown(la=2), path)
+    for i in (1, 2, 3):                         # 360 + 360 + 300 Gb/s: la.w1, la.w2, lb.w1
+        service.reserve(ReservationRequest(f"a-h{i % 2 + 1}", f"b-h{i}", 300 + 60 * (i < 3)))
+    service.close()
+    import pytest
+
+    from dcilab.store.sqlite import StoreError
+    with pytest.raises(StoreError) as exc:
+        ControllerService.standalone(grown(la=1), path)
+    assert "1 reservation(s) do not fit fabric 'ops'" in str(exc.value)
+    assert str(exc.value).endswith("; no path of this fabric has room for it")
