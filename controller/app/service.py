@@ -138,10 +138,13 @@ class _NoObserver:
 class ControllerService:
     def __init__(self, core: FabricController, store=None, observer: Observer | None = None,
                  clock: Callable[[], float] = time.time, history_s: float | None = None,
-                 drop_unfit: bool = False, max_live: int = DEFAULT_MAX_LIVE):
+                 drop_unfit: bool = False, max_live: int = DEFAULT_MAX_LIVE,
+                 repath_unfit: bool = False):
         """`history_s`: keep ended reservations in the store this long (None: forever).
         A stored live reservation that no longer fits the fabric (edited since) stops the
-        start, or with `drop_unfit` is ended RELEASED, saying why (--state-discard).
+        start, or with `drop_unfit` is ended RELEASED, saying why (--state-discard); with
+        `repath_unfit`, one whose path the fabric no longer has is placed again first, as
+        admission would (--state-repath).
         `max_live`: new reservations are refused while this many are live (those restored
         all stay, however many)."""
         self.core = core
@@ -193,7 +196,7 @@ class ControllerService:
                 # as this fabric makes its paths, if the file was edited since
                 res, notes = core.book.as_on_this_fabric(saved := res)
                 problem = core.book.restore_problem(res)
-                if problem and res.state.live and core.book.path_gone(res):
+                if problem and repath_unfit and res.state.live and core.book.path_gone(res):
                     unpathed.append((res, problem))    # placed again below
                 elif problem:
                     problems.append(problem)
@@ -210,10 +213,11 @@ class ControllerService:
                         # restored, not refused, but not silently either.
                         log.warning("reservation %s is PROTECTED but was saved without a "
                                     "standby path: it runs unprotected", res.reservation_id)
-            # Paths this fabric no longer has (a wavelength removed, a site grown): placed
-            # again as admission would, once every record that fits is booked (their
-            # meters known). An operator's every reservation across a site that had grown
-            # a leaf was refused, or with --state-discard dropped, though all had room.
+            # Paths this fabric no longer has (a wavelength removed, a site grown), asked
+            # for: placed again as admission would, once every record that fits is booked
+            # (their meters known). An operator's every reservation across a site that
+            # had grown a leaf was refused, or with --state-discard dropped, though all had
+            # room. Not unasked: a record edited behind the store's back is refused.
             for res, problem in unpathed:
                 placed = core.book.readmit(res)
                 if placed is None:
@@ -238,7 +242,12 @@ class ControllerService:
                 raise StoreError(
                     f"state file {getattr(store, 'path', '')}: {len(problems)} reservation(s) "
                     f"do not fit fabric {core.fabric.name!r}; refusing to start rather than "
-                    f"drop them silently (--state-discard drops those that do not fit): "
+                    f"drop them silently (--state-discard drops those that do not fit"
+                    + (", --state-repath places again those whose path it no longer has"
+                       if not repath_unfit and any(
+                           core.book.path_gone(r) for r in live if r.state.live
+                           and r.reservation_id not in core.book.reservations) else "")
+                    + "): "
                     + "; ".join(problems[:5])
                     + (" ..." if len(problems) > 5 else ""))
             if amended:
@@ -261,14 +270,14 @@ class ControllerService:
 
     @classmethod
     def standalone(cls, fabric: Fabric, state_path: Path | None = None, observer=None,
-                   reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION
-                   ) -> "ControllerService":
+                   reservable_fraction: float = DEFAULT_RESERVABLE_FRACTION,
+                   repath_unfit: bool = False) -> "ControllerService":
         """A service with no switch connected (yet); reservations persist at `state_path`."""
         store = (ReservationStore(state_path, fabric=fabric.name)
                  if state_path is not None else None)
         try:
             return cls(FabricController(fabric, reservable_fraction), store=store,
-                       observer=observer)
+                       observer=observer, repath_unfit=repath_unfit)
         except BaseException:
             if store is not None:
                 store.close()

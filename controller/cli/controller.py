@@ -118,6 +118,12 @@ def register(sub) -> None:
                        help="the --state file was written for another fabric: drop its "
                             "reservations and start afresh; of this fabric: end those that no "
                             "longer fit it (an edited fabric file), RELEASED with why")
+    p.add_argument("--state-repath", action="store_true",
+                   help="reservations whose saved path this fabric no longer has (a "
+                        "wavelength removed, a site grown: an edited fabric file) are placed "
+                        "again, as admission would place them, keeping their ids; those no "
+                        "path has room for still stop the start (or, with --state-discard, "
+                        "end)")
     p.add_argument("--history-days", type=float, default=30.0, metavar="D",
                    help="keep ended reservations (for `dcilab reservations --all`) this many "
                         "days (default 30; 0: none)")
@@ -370,6 +376,7 @@ def run(args) -> int:
         service = ControllerService(core, store=store, observer=metrics,
                                     history_s=args.history_days * 86400,
                                     drop_unfit=other == DISCARD,
+                                    repath_unfit=args.state_repath,
                                     max_live=args.max_reservations)
     except StoreError as exc:
         store.close()

@@ -131,18 +131,27 @@ def grown(leaves: int = 1, la: int = 2):
     return parse_fabric(GROWN.format(leaves=leaves, la=la))
 
 
-def test_paths_a_fabric_edit_took_away_are_placed_again_not_refused(tmp_path, caplog):
+def test_paths_a_fabric_edit_took_away_are_placed_again_when_asked(tmp_path, caplog):
     """An operator's: a wavelength removed refused the start, and a leaf added to a site
     (its spine's ports renumbered) made every reservation across it unfit; only dropping
-    them (--state-discard) would start, though all had room."""
+    them (--state-discard) would start, though all had room. Unasked, the start is still
+    refused (a record edited behind the store's back must not pass), and says how."""
     path = tmp_path / "state.db"
     service = ControllerService.standalone(grown(la=2), path)
     made = [service.reserve(ReservationRequest(f"a-h{i}", f"b-h{i}", 200)) for i in (1, 2)]
     made.append(service.reserve(ReservationRequest("a-h1", "b-h1", 50)))   # h1's aggregate
     assert {h.wavelength for r in made for h in r.hops if h.wavelength} == {"la.w1", "la.w2"}
     service.close()
+    import pytest
+
+    from dcilab.store.sqlite import StoreError
+    with pytest.raises(StoreError) as exc:
+        ControllerService.standalone(grown(leaves=2, la=1), path)
+    assert "3 reservation(s) do not fit fabric 'ops'" in str(exc.value)
+    assert "--state-repath places again those whose path it no longer has" in str(exc.value)
     caplog.set_level(logging.INFO, logger="dcilab")
-    service = ControllerService.standalone(grown(leaves=2, la=1), path)   # both edits
+    service = ControllerService.standalone(grown(leaves=2, la=1), path,   # both edits
+                                           repath_unfit=True)
     try:
         now = {r.reservation_id: r for r in service.list()}
         assert set(now) == {r.reservation_id for r in made}             # none dropped
@@ -170,6 +179,6 @@ def test_a_path_taken_away_with_no_room_left_still_refuses_the_start_saying_so(t
 
     from dcilab.store.sqlite import StoreError
     with pytest.raises(StoreError) as exc:
-        ControllerService.standalone(grown(la=1), path)
+        ControllerService.standalone(grown(la=1), path, repath_unfit=True)
     assert "1 reservation(s) do not fit fabric 'ops'" in str(exc.value)
     assert str(exc.value).endswith("; no path of this fabric has room for it")
