@@ -218,10 +218,15 @@ class ControllerService:
             # (their meters known). An operator's every reservation across a site that
             # had grown a leaf was refused, or with --state-discard dropped, though all had
             # room. Not unasked: a record edited behind the store's back is refused.
+            # In restoration's order: the class, then the priority, then the oldest (an
+            # operator's NONE one took the room of a RESTORABLE of priority 9).
+            unpathed.sort(key=lambda rp: (rp[0].request.protection.restore_rank,
+                                          -rp[0].request.priority, rp[0].created_at))
+            placed_again = []
             for res, problem in unpathed:
                 placed = core.book.readmit(res)
-                if placed is None:
-                    problem += "; no path of this fabric has room for it"
+                if isinstance(placed, str):
+                    problem += f"; not placed again on this fabric: {placed}"
                     problems.append(problem)
                     unfit.append(res.with_state(State.RELEASED,
                                                 f"dropped at start: {problem}"[:500]))
@@ -229,10 +234,10 @@ class ControllerService:
                 again, moved = placed
                 core.restore(again)
                 amended += [again, *moved]
-                log.warning("reservation %s: %s; placed again on this fabric (%s), %s",
-                            res.reservation_id, problem.split(": ", 1)[-1],
-                            " > ".join(h.wavelength for h in again.hops if h.wavelength)
-                            or "within its site", again.state.value)
+                placed_again.append((res.reservation_id, problem.split(": ", 1)[-1],
+                                     " > ".join(h.wavelength for h in again.hops
+                                                if h.wavelength) or "within its site",
+                                     again.state.value, len(moved)))
             if problems and drop_unfit:
                 store.save_many(unfit)
                 log.warning("dropped %d reservations that no longer fit fabric %r, as asked "
@@ -250,10 +255,14 @@ class ControllerService:
                     + "): "
                     + "; ".join(problems[:5])
                     + (" ..." if len(problems) > 5 else ""))
+            for rid, problem, where, state, moved in placed_again:   # said once kept
+                log.warning("reservation %s: %s; placed again on this fabric (%s), %s%s",
+                            rid, problem, where, state,
+                            f", {moved} other(s) moved for it" if moved else "")
             if amended:
                 store.save_many(amended)
-                log.info("%d reservations follow the fabric's edited fibre lengths or SRLGs",
-                         len(amended))
+                log.info("%d reservations changed to match the edited fabric file (their "
+                         "paths, latency or standby)", len({r.reservation_id for r in amended}))
             getattr(store, "confirm_fabric", lambda: None)()
             if lapsed:
                 store.save_many([r.with_state(State.EXPIRED) for r in lapsed])

@@ -318,9 +318,9 @@ def _describe(res) -> str:
     if (protection == "PROTECTED" and not res.standby_hops and not res.degraded_reason
             and any(h.wavelength for h in res.hops)):
         # Not only room: the disjoint ways may be down, or beyond the latency bound.
-        standby = ("\n  standby: none: a failure took it, and no path disjoint from the "
-                   "primary is up with room (within the bound, if one is set); sought again "
-                   "when a link returns or room is released")
+        standby = ("\n  standby: none: a failure or an edit of the fabric took it, and no "
+                   "path disjoint from the primary is up with room (within the bound, if one "
+                   "is set); sought again when a link returns or room is released")
     # A DEGRADED reservation holds no path: the one shown is where it was (a tester read
     # it as the route its traffic takes).
     path = ("last path (carried best effort now)" if res.state == ppb.RESERVATION_STATE_DEGRADED

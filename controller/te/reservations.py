@@ -1555,24 +1555,25 @@ class ReservationBook:
         return (not res.hops or bool(self._path_problem(res, res.hops, "hop"))
                 or bool(res.standby and self._path_problem(res, res.standby, "standby hop")))
 
-    def readmit(self, res: Reservation) -> tuple[Reservation, list[Reservation]] | None:
+    def readmit(self, res: Reservation) -> tuple[Reservation, list[Reservation]] | str:
         """A live reservation read back whose path this fabric no longer has, placed again
-        as admission would place its request: on its aggregate's path if that has room,
-        else with its aggregate moved to a path with room for all (those returned moved).
-        It keeps its id, times, priority and (if free) meter, and is PENDING on its new
-        path (DEGRADED beside an aggregate that is). None if no path has room, the book
-        unchanged. Not booked: the caller restores it (`FabricController.restore`)."""
+        as admission places its request: on its aggregate's path if that has room, else
+        with its aggregate moved, else with another aggregate moved aside or a re-packing
+        (`_make_way`). It keeps its id, times, priority and (if free) meter, and is PENDING
+        on its new path (DEGRADED beside an aggregate that is). Returns it and every other
+        reservation moved; or why it has no place, the book unchanged. Not booked: the
+        caller restores it (`FabricController.restore`)."""
         req = res.request
         try:
             self.validate(req, new=False)
-        except AdmissionError:
-            return None
+        except AdmissionError as exc:
+            return exc.message
         self._sync()
         key, bps = key_of(req), res.bandwidth_bps
         members = self.pair_members(*key)
         if members and ((members[0].request.protection == Protection.PROTECTED)
                         != (req.protection == Protection.PROTECTED)):
-            return None
+            return f"its aggregate (reservation {members[0].reservation_id}) is not as protected"
         moved: list[Reservation] = []
         if members and members[0].state == State.DEGRADED:
             first = members[0]
@@ -1582,12 +1583,22 @@ class ReservationBook:
         if members and self._fits_on(members[0], req, bps):
             latency, hops, standby = members[0].latency_ms, members[0].hops, members[0].standby
         else:
-            if self._access_full(req.src_host, req.dst_host, bps) is not None:
-                return None
-            placed = self._relocate(key, req)
-            if placed is None:
-                return None
+            full = self._access_full(req.src_host, req.dst_host, bps)
+            if full is not None:
+                return full.message
+            if req.protection == Protection.PROTECTED:
+                try:
+                    self._check_protectable(req, bps)
+                except AdmissionError as exc:
+                    return exc.message
+            try:
+                placed, moves = self._make_way(key, req, bps)
+            except AdmissionError as exc:
+                return exc.message
             latency, hops, moved, standby = placed
+            moved = list(moved) + [r for move in moves for r in move.after]
+            if moves:
+                self._room_back += 1
         meter = (members[0].meter_id if members else res.meter_id
                  if res.meter_id >= 1 and res.meter_id not in self._meter_users
                  else self._meter_id())
@@ -1626,6 +1637,14 @@ class ReservationBook:
             if over:
                 notes.append(f"{over}; it moves within it, or is DEGRADED, at the next "
                              f"restoration")
+        bound = res.request.max_latency_ms
+        if res.standby and bound is not None and res.request.protection == Protection.PROTECTED:
+            standby_ms = self._latency_of(res.request.src_host, res.standby)
+            if standby_ms > bound + 1e-9:          # admission holds a standby to it too
+                res = replace(res, standby=())
+                notes.append(f"its standby takes {standby_ms:.3f} ms since the fabric "
+                             f"changed, over its max_latency_ms {bound:g}: it runs "
+                             f"unprotected until another is found")
         if res.standby and res.request.protection == Protection.PROTECTED:
             primary = {e for ls in self._line_systems(res.hops) for e in self._events[ls]}
             shared = sorted(primary & {e for ls in self._line_systems(res.standby)

@@ -10,6 +10,8 @@ from dataclasses import replace
 from controller_lab import ControllerLab
 
 from dcilab.app.service import ControllerService
+from dcilab.core import FabricController
+from dcilab.store.sqlite import ReservationStore
 from dcilab.fabric import parse_fabric
 from dcilab.te.reservations import Protection, ReservationRequest, State
 
@@ -181,4 +183,66 @@ def test_a_path_taken_away_with_no_room_left_still_refuses_the_start_saying_so(t
     with pytest.raises(StoreError) as exc:
         ControllerService.standalone(grown(la=1), path, repath_unfit=True)
     assert "1 reservation(s) do not fit fabric 'ops'" in str(exc.value)
-    assert str(exc.value).endswith("; no path of this fabric has room for it")
+    assert "; not placed again on this fabric: " in str(exc.value)
+
+
+def test_placed_again_as_admission_places_moving_others_aside(tmp_path, caplog):
+    """A re-tester's: placed again oldest first and only by moving their own aggregate,
+    the 90 Gb/s reservations spread over the wavelengths and the last 270 found none (a
+    layout that had fitted as it was)."""
+    path = tmp_path / "state.db"
+    service = ControllerService.standalone(grown(la=3), path)
+    made = []
+    for dst in ("b-h1", "b-h2", "b-h3"):    # best fit: each wavelength 90 + 270 = 360
+        for src, gbps in (("a-h1", 90), ("a-h2", 270)):
+            made.append(service.reserve(ReservationRequest(src, dst, gbps)))
+    service.close()
+    caplog.set_level(logging.INFO, logger="dcilab")
+    service = ControllerService.standalone(grown(leaves=2, la=3), path, repath_unfit=True)
+    try:
+        assert {r.reservation_id for r in service.list()} == {r.reservation_id for r in made}
+        assert all(r.state is State.PENDING for r in service.list())
+        book = service.core.book
+        assert all(bps <= book.capacity_bps(d) + 1 for d, bps in book.reserved.items())
+    finally:
+        service.close()
+
+
+def test_placed_again_in_restorations_order_class_then_priority(tmp_path):
+    """A re-tester's: a NONE reservation of priority 0, older, took the room of a
+    RESTORABLE one of priority 9; --state-discard then ended the RESTORABLE one."""
+    path = tmp_path / "state.db"
+    service = ControllerService.standalone(grown(la=2), path)
+    service.reserve(ReservationRequest("a-h1", "b-h1", 360))              # la.w1 full
+    low = service.reserve(ReservationRequest("a-h1", "b-h2", 180,
+                                             protection=Protection.NONE))
+    high = service.reserve(ReservationRequest("a-h2", "b-h2", 180, priority=9))
+    assert {h.wavelength for r in (low, high) for h in r.hops if h.wavelength} == {"la.w2"}
+    service.close()
+    smaller = GROWN.replace("module: 400ZR, wavelengths: 1}}",
+                            "module: 400ZR+, wavelengths: 1, mode: 200G}}")
+    fabric = parse_fabric(smaller.format(leaves=1, la=1))        # la.w2 gone, lb 200G
+    service = ControllerService(FabricController(fabric), store=ReservationStore(
+        path, fabric="ops"), drop_unfit=True, repath_unfit=True)
+    try:
+        assert service.get(high.reservation_id).state is State.PENDING
+        assert service.get(low.reservation_id).state is State.RELEASED
+    finally:
+        service.close()
+
+
+def test_a_protected_standby_over_its_bound_since_an_edit_is_dropped_and_said(tmp_path,
+                                                                            caplog):
+    path = tmp_path / "state.db"
+    service = ControllerService.standalone(fabric(80, 90), path)
+    res = service.reserve(ReservationRequest("a-h1", "b-h1", 100, max_latency_ms=0.6,
+                                             protection=PROTECTED))
+    assert [h.wavelength for h in res.standby if h.wavelength] == ["lb.w1"]
+    service.close()
+    caplog.set_level(logging.INFO, logger="dcilab")
+    service = ControllerService.standalone(fabric(80, 140), path)    # lb 50 km longer
+    try:
+        assert service.get(res.reservation_id).standby == ()
+        assert "its standby takes" in caplog.text and "over its max_latency_ms 0.6" in caplog.text
+    finally:
+        service.close()

@@ -13,7 +13,7 @@ from test_protection import cut_and_tick
 
 from dcilab.core import controller as core
 from dcilab.fabric import parse_fabric
-from dcilab.te.reservations import Protection, ReservationRequest, State
+from dcilab.te.reservations import Protection, ReservationRequest, State, key_of
 
 TWO_SITES = """
 name: two
@@ -211,3 +211,80 @@ def test_random_cuts_and_repairs_under_reservations_never_overbook(seed):
     # Restoration tried to make room (tests above show it succeeding). Seed 1 restored a
     # DEGRADED pair onto a destination host link others had filled meanwhile: 500 Gb/s.
     assert made
+
+
+@pytest.mark.parametrize("seed", [61, 108, 131])
+def test_random_protected_faults_overbook_standby_room_only_while_a_failure_settles(seed):
+    """A re-tester's randomized run on four-dc-ring (every protection class, latency
+    bounds, priorities, cuts and repairs of wavelengths) read standby room over a link's
+    capacity right after a PROTECTED pair took its standby. By design for FAILURE_SETTLE_S
+    (a line system's port statuses come in over several ticks, and the standbys of
+    primaries it may yet fail are kept): primaries always fit, and once no failure is
+    settling nor placement pending, everything, standby room too, fits; nothing holding
+    bandwidth crosses a dead link or breaks its bound, and an aggregate keeps one path
+    and one meter."""
+    import random
+
+    from fabric_helpers import topology
+    from test_protection import report_cut, report_up
+
+    from dcilab.te.reservations import AdmissionError
+
+    fabric = topology("four-dc-ring")
+    lab = ControllerLab(fabric).bring_up_all()
+    book = lab.ctl.book
+    rng = random.Random(seed)
+    dci, hosts = [l for l in fabric.links if l.kind == "dci"], list(fabric.hosts)
+    down: set[str] = set()
+    now, n = 1.0, 0
+
+    def check(settled: bool) -> None:
+        book._sync()
+        for d, bps in book.reserved.items():
+            primaries = bps - (0.0 if settled else book._standby_max.get(d, 0.0))
+            assert primaries <= book.capacity_bps(d) + 1.0, (d, bps / 1e9)
+        aggregates: dict = {}
+        for r in book.live():
+            aggregates.setdefault(key_of(r.request), []).append(r)
+            if r.holds_bandwidth and not lab.ctl.placements_pending:
+                assert book._down_on(r.hops) is None, r.reservation_id
+                bound = r.request.max_latency_ms
+                assert bound is None or r.latency_ms <= bound + 1e-6, r.reservation_id
+        for members in aggregates.values():
+            assert len({m.hops for m in members}) == len({m.meter_id for m in members}) == 1
+
+    for _ in range(150):
+        roll = rng.random()
+        if roll < 0.5:
+            n += 1
+            try:
+                lab.send(lab.ctl.reserve(ReservationRequest(
+                    *rng.sample(hosts, 2), rng.choice([20, 50, 100, 150, 200, 250, 300]),
+                    max_latency_ms=rng.choice([None, None, None, 0.5, 1.0, 2.0, 5.0]),
+                    protection=rng.choice([Protection.NONE, Protection.RESTORABLE,
+                                           Protection.RESTORABLE, Protection.PROTECTED]),
+                    priority=rng.randint(0, 3)), f"r{n}", now))
+            except AdmissionError:
+                pass
+        elif roll < 0.7 and book.reservations:
+            lab.send(lab.ctl.place_degraded(lab.ctl.end(rng.choice(sorted(book.reservations)))))
+        elif roll < 0.85 and len(down) < 4:
+            link = rng.choice(dci)
+            if link.name not in down:
+                report_cut(lab, link, now=now)
+                down.add(link.name)
+        elif down:
+            name = rng.choice(sorted(down))
+            report_up(lab, fabric.link(name), now=now)
+            down.discard(name)
+        now += 0.3
+        lab.send(lab.ctl.tick(now))
+        lab.ack_all()
+        check(settled=not lab.ctl._settling and not lab.ctl.placements_pending)
+    for name in sorted(down):
+        report_up(lab, fabric.link(name), now=now)
+    for _ in range(200):                          # every hold-down over
+        now += 0.5
+        lab.send(lab.ctl.tick(now))
+        lab.ack_all()
+    check(settled=True)
