@@ -6,6 +6,9 @@ the benchmarks and the integration tests.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +45,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stopped_with(parent: int):
+    """A child's pre-exec step: SIGTERM when `parent` dies (PR_SET_PDEATHSIG; the
+    controller then stops as on any SIGTERM). Only from the main thread: the signal
+    follows the thread that started the child."""
+    def arm() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:                 # it died before the line above
+            os._exit(1)
+    return arm
+
+
 class ControllerProcess:
     """`dcilab controller` in a child process; its log is kept and can be echoed."""
 
@@ -66,7 +80,11 @@ class ControllerProcess:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
             # Out of the terminal's process group: Ctrl-C typed at the lab's prompt (which
             # interrupts a command there) and a hangup stopped it; the run stops it itself.
-            start_new_session=True)
+            start_new_session=True,
+            # ... or, killed before the manifest names it (`kill -9` in its first seconds:
+            # a re-tester's stayed, its ports open), the kernel stops it.
+            preexec_fn=_stopped_with(os.getpid())
+            if threading.current_thread() is threading.main_thread() else None)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from ..argtypes import checked
 from ..emulation.datapath import AUTO, DATAPATHS
 from ..emulation.datapath import HELP as DATAPATH_HELP
+from ..emulation.network import EmulationError
 from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concurrent
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..fabric.model import scaled_mbps
@@ -84,6 +85,14 @@ def _busiest_pair(fabric: Fabric, max_stretch: float):
 
 def run(args) -> int:
     try:
+        return _run(args)
+    except EmulationError as exc:       # another emulation running, a failed calibration
+        print(f"dcilab bench --emulate: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    try:
         original = load_fabric(args.emulate)
     except FabricError as exc:
         print(f"{exc}{shipped_hint(args.emulate)}", file=sys.stderr)
@@ -134,6 +143,9 @@ def run(args) -> int:
 def _calibrate(lab: Lab, pair, size: int, flows: int, w: int) -> dict:
     [alone] = iperf_concurrent(lab.emulation, [pair], size_bytes=size, base_port=5290)
     g = alone.bits_per_second / 1e6
+    if alone.error or g <= 0:
+        raise EmulationError(f"the calibration flow ({pair[0]} -> {pair[1]} alone) failed: "
+                             f"{alone.error or 'no bytes arrived'}; nothing to compare with")
     return {"single_flow_mbps": round(g, 3), "aggregate_mbps": round(min(flows, w) * g, 3),
             "completion_s": round(flows * size * 8 / 1e6 / (w * g), 3)}
 
@@ -149,15 +161,19 @@ def _measure(lab: Lab, fabric: Fabric, pairs, ports, size: int, waves, source: s
     delivered = delivered_bytes(fabric, before, interface_rx_bytes(fabric))
     failed = [r.error for r in results if r.error]
     completion = max(r.seconds for r in results)
-    window = (SETTLE_S, min(r.seconds for r in results))
-    if window[1] < window[0] + 1:
-        # every flow's settled part is empty: a rate of 0 would read as a policy's failure
+    # the flows that ran (a failed one's 0 s would empty every policy's window)
+    window = (SETTLE_S, min((r.seconds for r in results if not r.error), default=0.0))
+    aggregate = _window_mbps(results, *window)
+    if window[1] < window[0] + 1 and not failed:
+        # every flow's settled part is empty: a rate of 0 would read as a policy's failure;
+        # their own goodput, as the receivers counted it (the senders' intervals end
+        # when the last bytes are in the socket buffer, and read high)
         failed.append(f"the first flow ended after {window[1]:.1f} s, before the measured "
                       f"window ({SETTLE_S:g} s from the start, to settle); the aggregate is "
-                      f"over the whole run: give each flow more --megabytes")
-        window = (0.0, window[1])
+                      f"the flows' own goodput: give each flow more --megabytes")
+        aggregate = sum(r.bits_per_second for r in results) / 1e6
     utilization = wavelength_utilization(fabric, waves, delivered, elapsed, source)
-    return {"aggregate_mbps": round(_window_mbps(results, *window), 3),
+    return {"aggregate_mbps": round(aggregate, 3),
             "window_s": [round(w, 2) for w in window],
             "completion_s": round(completion, 3),
             "flow_mbps": [round(r.bits_per_second / 1e6, 3) for r in results],

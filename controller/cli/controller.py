@@ -404,6 +404,12 @@ def run(args) -> int:
             RateAdaptation(service, optical, adaptation_policy).start()
             log.info("rate adaptation on: below %.1f dB of margin a wavelength changes mode",
                      args.margin_threshold_db)
+            single = sorted({l.channel.module for l in fabric.wavelengths() if l.channel
+                             and len(fabric.catalog.module(l.channel.module).modes) < 2})
+            if single:        # a re-tester's degraded 400ZR line flapped, adaptation silent
+                log.warning("rate adaptation cannot change the mode of wavelengths of %s: "
+                            "the module has one mode; a failing margin there is for BFD "
+                            "and restoration", ", ".join(single))
         else:       # a mode set by someone else still changes what a wavelength carries
             # (rate adaptation follows those too, on wavelengths it is not changing)
             from ..app.adaptation import ModeFollower

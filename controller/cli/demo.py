@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ..argtypes import WHOLE_SECONDS
+from ..argtypes import SECONDS, WHOLE_SECONDS
 from ..emulation import bfd
 from ..emulation.datapath import AUTO, DATAPATHS
 from ..emulation.datapath import HELP as DATAPATH_HELP
@@ -62,7 +62,7 @@ def register(sub) -> None:
                    help="also run a local Prometheus (Debian `prometheus`) scraping the "
                         "controller every second with deploy/prometheus/rules.yml; prints "
                         "its URL, and stops it with everything else")
-    p.add_argument("--hold", type=float, default=0.0, metavar="S",
+    p.add_argument("--hold", type=SECONDS, default=0.0, metavar="S",
                    help="keep everything running S seconds after the table, to look at the "
                         "metrics, Prometheus or the gRPC API (Ctrl-C ends it early)")
     p.add_argument("--datapath", choices=DATAPATHS, default=AUTO, help=DATAPATH_HELP)
@@ -78,7 +78,7 @@ def add_transceiver_arguments(p) -> None:
     p.add_argument("--gnmi", action="store_true",
                    help="serve the gateways' ZR transceivers over gNMI (address printed) and "
                         "have the controller subscribe to them")
-    p.add_argument("--reconfiguration-s", type=float, default=None, metavar="S",
+    p.add_argument("--reconfiguration-s", type=SECONDS, default=None, metavar="S",
                    help="with --gnmi: seconds a transceiver is dark while it changes mode "
                         "(default 68, an assumption: see emulation/optical_state.py)")
     add_adaptation_arguments(p)
@@ -86,8 +86,6 @@ def add_transceiver_arguments(p) -> None:
 
 def gnmi_problem(args) -> str | None:
     """What is wrong with the transceiver options, if anything."""
-    if args.reconfiguration_s is not None and not args.reconfiguration_s >= 0:
-        return "--reconfiguration-s must be >= 0"
     if (args.adapt or args.reconfiguration_s is not None) and not args.gnmi:
         return ("--adapt and --reconfiguration-s need --gnmi (the transceivers are served "
                 "and read over gNMI)")

@@ -276,7 +276,7 @@ def test_a_protected_reservation_without_its_standby_says_so():
     res = ppb.Reservation(reservation_id="r-1", state=ppb.RESERVATION_STATE_ACTIVE,
                           src_host="fra-h1", dst_host="ams-h1", bandwidth_gbps=50,
                           protection=ppb.PROTECTION_PROTECTED, hops=hops)
-    assert "\n  standby: none: a failure took it" in _describe(res)
+    assert "\n  standby: none: a failure or an edit of the fabric took it" in _describe(res)
     res.standby_hops.extend(hops)
     assert "standby: none" not in _describe(res) and "\n  standby: fra-h1 > " in _describe(res)
     one_site = ppb.Reservation(reservation_id="r-2", state=ppb.RESERVATION_STATE_ACTIVE,

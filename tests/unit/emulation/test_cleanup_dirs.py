@@ -117,3 +117,29 @@ def test_a_process_started_before_the_build_is_in_the_first_manifest(tmp_path, m
     recorded = Manifest.load()
     assert recorded.processes == {4242: "dcilab controller"}
     assert recorded.dirs == ["/tmp/dcilab-x"]
+
+
+def test_the_controller_a_run_starts_stops_when_the_run_is_killed_before_recording_it():
+    """A re-tester's `kill -9` in a run's first seconds (the controller still starting,
+    in no manifest yet): the controller stayed, its ports open. The kernel now stops it."""
+    import subprocess
+    import sys
+    import time
+
+    from dcilab.emulation.cleanup import pid_alive
+    script = ("import os, subprocess, time\n"
+              "from dcilab.lab import _stopped_with\n"
+              "child = subprocess.Popen(['sleep', '60'], preexec_fn=_stopped_with(os.getpid()))\n"
+              "print(child.pid, flush=True)\n"
+              "time.sleep(60)\n")
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(run.stdout.readline())
+        assert pid_alive(child)
+    finally:
+        run.kill()
+        run.wait()
+    deadline = time.monotonic() + 10
+    while pid_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(child)
