@@ -192,7 +192,10 @@ class ControllerService:
                 (lapsed if res.expires_at is not None and res.expires_at <= now
                  else live).append(res)
             problems, unfit, amended, unpathed = [], [], [], []
-            for res in live:                 # oldest first, each beside those before it
+            # logged once the start is sure (a refused start runs and saves nothing);
+            # oldest first, each beside those before it
+            said: list[str] = []
+            for res in live:
                 # as this fabric makes its paths, if the file was edited since
                 res, notes = core.book.as_on_this_fabric(saved := res)
                 problem = core.book.restore_problem(res)
@@ -203,16 +206,15 @@ class ControllerService:
                     unfit.append(saved.with_state(State.RELEASED,
                                                   f"dropped at start: {problem}"[:500]))
                 else:
-                    for note in notes:
-                        log.warning("reservation %s: %s", res.reservation_id, note)
+                    said += [f"reservation {res.reservation_id}: {note}" for note in notes]
                     if res != saved:
                         amended.append(res)
                     core.restore(res)
                     if lacks_standby(saved):
                         # A failure left it none (the book then takes a path without):
                         # restored, not refused, but not silently either.
-                        log.warning("reservation %s is PROTECTED but was saved without a "
-                                    "standby path: it runs unprotected", res.reservation_id)
+                        said.append(f"reservation {res.reservation_id} is PROTECTED but was "
+                                    f"saved without a standby path: it runs unprotected")
             # Paths this fabric no longer has (a wavelength removed, a site grown), asked
             # for: placed again as admission would, once every record that fits is booked
             # (their meters known). An operator's every reservation across a site that
@@ -222,7 +224,8 @@ class ControllerService:
             # operator's NONE one took the room of a RESTORABLE of priority 9).
             unpathed.sort(key=lambda rp: (rp[0].request.protection.restore_rank,
                                           -rp[0].request.priority, rp[0].created_at))
-            placed_again = []
+            placed_again: dict[str, str] = {}     # id -> why it was placed again
+            moved_aside: dict[str, str] = {}      # id -> for which one it moved
             for res, problem in unpathed:
                 placed = core.book.readmit(res)
                 if isinstance(placed, str):
@@ -234,31 +237,46 @@ class ControllerService:
                 again, moved = placed
                 core.restore(again)
                 amended += [again, *moved]
-                placed_again.append((res.reservation_id, problem.split(": ", 1)[-1],
-                                     " > ".join(h.wavelength for h in again.hops
-                                                if h.wavelength) or "within its site",
-                                     again.state.value, len(moved)))
+                placed_again[res.reservation_id] = problem.split(": ", 1)[-1]
+                moved_aside.update((r.reservation_id, res.reservation_id) for r in moved
+                                   if r.reservation_id not in placed_again)
+            # An aid for a same-fabric file (on another fabric's, --state-discard drops all)
+            migrating = bool(getattr(store, "previous_fabric", None))
+            repathable = not repath_unfit and any(
+                core.book.path_gone(r) for r in live if r.reservation_id not in
+                core.book.reservations)
             if problems and drop_unfit:
                 store.save_many(unfit)
                 log.warning("dropped %d reservations that no longer fit fabric %r, as asked "
-                            "(kept as RELEASED, with why): %s", len(unfit), core.fabric.name,
+                            "(kept as RELEASED, with why)%s: %s", len(unfit), core.fabric.name,
+                            " (--state-repath would have placed again those whose path it "
+                            "no longer has, where there is room)" if repathable else "",
                             "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
             elif problems:
                 raise StoreError(
                     f"state file {getattr(store, 'path', '')}: {len(problems)} reservation(s) "
                     f"do not fit fabric {core.fabric.name!r}; refusing to start rather than "
-                    f"drop them silently (--state-discard drops those that do not fit"
-                    + (", --state-repath places again those whose path it no longer has"
-                       if not repath_unfit and any(
-                           core.book.path_gone(r) for r in live if r.state.live
-                           and r.reservation_id not in core.book.reservations) else "")
+                    f"drop them silently ("
+                    + ", ".join(([] if migrating else
+                                 ["--state-discard drops those that do not fit"])
+                                + (["--state-repath places again those whose path it no "
+                                    "longer has"] if repathable else []))
                     + "): "
                     + "; ".join(problems[:5])
                     + (" ..." if len(problems) > 5 else ""))
-            for rid, problem, where, state, moved in placed_again:   # said once kept
-                log.warning("reservation %s: %s; placed again on this fabric (%s), %s%s",
-                            rid, problem, where, state,
-                            f", {moved} other(s) moved for it" if moved else "")
+            for line in said:
+                log.warning("%s", line)
+
+            def where(rid: str) -> str:         # where it ended, after every placing
+                r = core.book.reservations[rid]
+                return " > ".join(h.wavelength for h in r.hops if h.wavelength) or "within " \
+                    "its site"
+            for rid, problem in placed_again.items():
+                log.warning("reservation %s: %s; placed again on this fabric (%s), %s",
+                            rid, problem, where(rid), core.book.reservations[rid].state.value)
+            for rid, for_whom in moved_aside.items():
+                log.warning("reservation %s moved aside to %s to place %s again", rid,
+                            where(rid), for_whom)
             if amended:
                 store.save_many(amended)
                 log.info("%d reservations changed to match the edited fabric file (their "

@@ -246,3 +246,42 @@ def test_a_protected_standby_over_its_bound_since_an_edit_is_dropped_and_said(tm
         assert "its standby takes" in caplog.text and "over its max_latency_ms 0.6" in caplog.text
     finally:
         service.close()
+
+
+def test_the_start_logs_where_each_placed_again_ended_and_nothing_when_refused(tmp_path,
+                                                                              caplog):
+    """A re-tester's: a "placed again (w1)" line named a path its reservation had left (moved
+    aside for a later one), those moved aside were only counted, and a refused start still
+    logged per-reservation warnings though it ran and saved nothing."""
+    import re
+
+    path = tmp_path / "state.db"
+    service = ControllerService.standalone(grown(la=4), path)
+    fa = service.reserve(ReservationRequest("a-h1", "b-h3", 360))
+    fb = service.reserve(ReservationRequest("a-h2", "b-h3", 360))
+    service.reserve(ReservationRequest("a-h1", "b-h2", 360))
+    service.reserve(ReservationRequest("a-h2", "b-h1", 200))
+    service.reserve(ReservationRequest("a-h2", "b-h1", 150))
+    service.release(fa.reservation_id)
+    service.reserve(ReservationRequest("a-h1", "b-h1", 160))
+    service.release(fb.reservation_id)
+    service.close()
+    caplog.set_level(logging.INFO, logger="dcilab")
+    import pytest
+
+    from dcilab.store.sqlite import StoreError
+    with pytest.raises(StoreError):
+        ControllerService.standalone(grown(la=3), path)
+    assert "reservation r-" not in caplog.text                 # refused: nothing said
+    caplog.clear()
+    service = ControllerService.standalone(grown(la=3), path, repath_unfit=True)
+    try:
+        lines = re.findall(r"reservation (r-\w+): .*placed again on this fabric \(([^)]*)\)",
+                           caplog.text)
+        lines += re.findall(r"reservation (r-\w+) moved aside to (\S+) ", caplog.text)
+        assert lines
+        for rid, where in lines:
+            res = service.get(rid)
+            assert where == " > ".join(h.wavelength for h in res.hops if h.wavelength)
+    finally:
+        service.close()
