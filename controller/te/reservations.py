@@ -1594,7 +1594,16 @@ class ReservationBook:
             try:
                 placed, moves = self._make_way(key, req, bps)
             except AdmissionError as exc:
-                return exc.message
+                if req.max_latency_ms is None:
+                    return exc.message
+                # Its bound may be what refuses it (a fibre made longer too): placed
+                # without, it is over its bound as one whose path is intact would be, and
+                # the first restoration moves it within it or DEGRADES it, saying so (a
+                # re-tester's was refused only because an edit elsewhere renumbered a port)
+                try:
+                    placed, moves = self._make_way(key, req._replace(max_latency_ms=None), bps)
+                except AdmissionError:
+                    return exc.message
             latency, hops, moved, standby = placed
             moved = list(moved) + [r for move in moves for r in move.after]
             if moves:

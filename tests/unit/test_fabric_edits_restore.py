@@ -285,3 +285,28 @@ def test_the_start_logs_where_each_placed_again_ended_and_nothing_when_refused(t
             assert where == " > ".join(h.wavelength for h in res.hops if h.wavelength)
     finally:
         service.close()
+
+
+def test_a_path_gone_whose_bound_no_path_meets_now_is_kept_over_it_as_an_intact_one(
+        tmp_path, caplog):
+    """A re-tester's: a bounded reservation whose path was "gone" only because an edit
+    renumbered a port was refused (admission held it to a bound no path met after the
+    fibre grew), where the same reservation on an intact path is kept, over its bound, and
+    moved within it or DEGRADED at the first restoration."""
+    path = tmp_path / "state.db"
+    service = ControllerService.standalone(grown(la=2), path)
+    service.reserve(ReservationRequest("a-h1", "b-h1", 360))                  # la.w1
+    res = service.reserve(ReservationRequest("a-h2", "b-h2", 100, max_latency_ms=0.45))
+    assert [h.wavelength for h in res.hops if h.wavelength] == ["la.w2"]
+    service.close()
+    longer = GROWN.replace("fiber_km: 80", "fiber_km: 118")
+    caplog.set_level(logging.INFO, logger="dcilab")
+    service = ControllerService(FabricController(parse_fabric(longer.format(leaves=1, la=1))),
+                                store=ReservationStore(path, fabric="ops"), repath_unfit=True)
+    try:
+        now = service.get(res.reservation_id)
+        assert now.state is State.PENDING and now.latency_ms > 0.45
+        assert service.core.book.over_bound(now)
+        assert "placed again on this fabric" in caplog.text
+    finally:
+        service.close()
