@@ -135,6 +135,48 @@ class _NoObserver:
         return lambda *args, **kwargs: None
 
 
+def _place_again(core: FabricController, unpathed: list[tuple[Reservation, str]],
+                 problems: list[str], unfit: list[Reservation], amended: list[Reservation]
+                 ) -> tuple[dict[str, str], dict[str, str]]:
+    """Restored records whose path the fabric no longer has (a wavelength removed, a site
+    grown), each with why, placed again as admission would (`book.readmit`), in
+    restoration's order: the class, then the priority, then the oldest (an operator's NONE
+    one took the room of a RESTORABLE of priority 9). An operator's every reservation
+    across a site that had grown a leaf was refused, or dropped, though all had room.
+    Those with no place join `problems` and `unfit`; those placed and those moved for them,
+    `amended`. Returns id -> why, of those placed, and id -> for whom, of those moved."""
+    unpathed.sort(key=lambda rp: (rp[0].request.protection.restore_rank,
+                                  -rp[0].request.priority, rp[0].created_at))
+    placed_again: dict[str, str] = {}
+    moved_aside: dict[str, str] = {}
+    for res, problem in unpathed:
+        placed = core.book.readmit(res)
+        if isinstance(placed, str):
+            problem += f"; not placed again on this fabric: {placed}"
+            problems.append(problem)
+            unfit.append(res.with_state(State.RELEASED, f"dropped at start: {problem}"[:500]))
+            continue
+        again, moved = placed
+        core.restore(again)
+        amended += [again, *moved]
+        placed_again[res.reservation_id] = problem.split(": ", 1)[-1]
+        moved_aside.update((r.reservation_id, res.reservation_id) for r in moved
+                           if r.reservation_id not in placed_again)
+    return placed_again, moved_aside
+
+
+def _placed_again_lines(book, placed_again: dict[str, str],
+                        moved_aside: dict[str, str]) -> list[str]:
+    """What the start says of `_place_again`, each where it ended after every placing."""
+    def where(rid: str) -> str:
+        return " > ".join(h.wavelength for h in book.reservations[rid].hops
+                          if h.wavelength) or "within its site"
+    return ([f"reservation {rid}: {why}; placed again on this fabric ({where(rid)}), "
+             f"{book.reservations[rid].state.value}" for rid, why in placed_again.items()]
+            + [f"reservation {rid} moved aside to {where(rid)} to place {whom} again"
+               for rid, whom in moved_aside.items()])
+
+
 class ControllerService:
     def __init__(self, core: FabricController, store=None, observer: Observer | None = None,
                  clock: Callable[[], float] = time.time, history_s: float | None = None,
@@ -215,36 +257,14 @@ class ControllerService:
                         # restored, not refused, but not silently either.
                         said.append(f"reservation {res.reservation_id} is PROTECTED but was "
                                     f"saved without a standby path: it runs unprotected")
-            # Paths this fabric no longer has (a wavelength removed, a site grown), asked
-            # for: placed again as admission would, once every record that fits is booked
-            # (their meters known). An operator's every reservation across a site that
-            # had grown a leaf was refused, or with --state-discard dropped, though all had
-            # room. Not unasked: a record edited behind the store's back is refused.
-            # In restoration's order: the class, then the priority, then the oldest (an
-            # operator's NONE one took the room of a RESTORABLE of priority 9).
-            unpathed.sort(key=lambda rp: (rp[0].request.protection.restore_rank,
-                                          -rp[0].request.priority, rp[0].created_at))
-            placed_again: dict[str, str] = {}     # id -> why it was placed again
-            moved_aside: dict[str, str] = {}      # id -> for which one it moved
-            for res, problem in unpathed:
-                placed = core.book.readmit(res)
-                if isinstance(placed, str):
-                    problem += f"; not placed again on this fabric: {placed}"
-                    problems.append(problem)
-                    unfit.append(res.with_state(State.RELEASED,
-                                                f"dropped at start: {problem}"[:500]))
-                    continue
-                again, moved = placed
-                core.restore(again)
-                amended += [again, *moved]
-                placed_again[res.reservation_id] = problem.split(": ", 1)[-1]
-                moved_aside.update((r.reservation_id, res.reservation_id) for r in moved
-                                   if r.reservation_id not in placed_again)
+            # Asked for: paths this fabric no longer has are placed again, once every
+            # record that fits is booked (their meters known). Not unasked: a record
+            # edited behind the store's back is refused.
+            placed_again, moved_aside = _place_again(core, unpathed, problems, unfit, amended)
             # An aid for a same-fabric file (on another fabric's, --state-discard drops all)
             migrating = bool(getattr(store, "previous_fabric", None))
-            repathable = not repath_unfit and any(
-                core.book.path_gone(r) for r in live if r.reservation_id not in
-                core.book.reservations)
+            repathable = bool(problems) and not repath_unfit and any(
+                core.book.path_gone(r) for r in unfit)
             if problems and drop_unfit:
                 store.save_many(unfit)
                 log.warning("dropped %d reservations that no longer fit fabric %r, as asked "
@@ -264,19 +284,8 @@ class ControllerService:
                     + "): "
                     + "; ".join(problems[:5])
                     + (" ..." if len(problems) > 5 else ""))
-            for line in said:
+            for line in said + _placed_again_lines(core.book, placed_again, moved_aside):
                 log.warning("%s", line)
-
-            def where(rid: str) -> str:         # where it ended, after every placing
-                r = core.book.reservations[rid]
-                return " > ".join(h.wavelength for h in r.hops if h.wavelength) or "within " \
-                    "its site"
-            for rid, problem in placed_again.items():
-                log.warning("reservation %s: %s; placed again on this fabric (%s), %s",
-                            rid, problem, where(rid), core.book.reservations[rid].state.value)
-            for rid, for_whom in moved_aside.items():
-                log.warning("reservation %s moved aside to %s to place %s again", rid,
-                            where(rid), for_whom)
             if amended:
                 store.save_many(amended)
                 log.info("%d reservations changed to match the edited fabric file (their "

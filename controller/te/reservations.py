@@ -656,9 +656,9 @@ class ReservationBook:
             placed, moves = self._make_way(pair, req, bps)
         except AdmissionError as exc:
             if exc.code == AdmissionError.EXHAUSTED:
-                if self._refused_in != self._state_now():
+                if self._refused_in != self.layout():
                     self._refused = {}              # only refusals of this state are kept
-                    self._refused_in = self._state_now()
+                    self._refused_in = self.layout()
                 self._refused[pair] = (bps, req.max_latency_ms or math.inf, req.protection, exc)
             raise
         latency, hops, moved, standby = placed
@@ -687,13 +687,10 @@ class ReservationBook:
                 raise
             return repacked
 
-    def _state_now(self) -> tuple[int, int]:
-        return self._room_back, self.engine.version
-
     def layout(self) -> tuple[int, int]:
         """Changes when room comes back or aggregates move (reservations ended, degraded,
         moved) or the links change: a search that found nothing may find something."""
-        return self._state_now()
+        return self._room_back, self.engine.version
 
     def _refused_before(self, pair: Key, req: ReservationRequest, bps: float) -> None:
         """Refuse at once what was refused for this pair since room last came back: as
@@ -701,7 +698,7 @@ class ReservationBook:
         again (moving aggregates, re-packing: up to 0.2 s) would find nothing new, and
         clients retrying a full fabric would hold up everyone else's calls."""
         refused = self._refused.get(pair)
-        if refused is None or self._refused_in != self._state_now():
+        if refused is None or self._refused_in != self.layout():
             return
         refused_bps, refused_bound, protection, error = refused
         if (bps >= refused_bps and (req.max_latency_ms or math.inf) <= refused_bound
