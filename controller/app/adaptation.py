@@ -133,27 +133,38 @@ class RateAdaptation(_Periodic):
                                if self.adapter.phase(o.wavelength) == Phase.IN_SERVICE])
         for decision in self.adapter.observe(now, observations):
             if isinstance(decision, Drain):
-                up = self._is_up(decision)
-                if up:          # optional: only if what the wavelength carries has room
-                    with self.service.lock:
-                        why = self.service.core.drain_room(decision.wavelength)
-                    if why:
-                        self.adapter.postpone(decision.wavelength)
-                        if self._waiting.get(decision.wavelength) != why:
-                            log.info("wavelength %s could run %s, not yet: %s",
-                                     decision.wavelength, decision.to_mode, why)
-                        self._waiting[decision.wavelength] = why
-                        continue
-                self._waiting.pop(decision.wavelength, None)
-                (log.info if up else log.warning)(
-                    "wavelength %s: %s; draining it to change %s -> %s", decision.wavelength,
-                    decision.reason, decision.from_mode, decision.to_mode)
-                self.service.apply(lambda core, d=decision: core.wavelength_service(
-                    d.wavelength, f"changing mode {d.from_mode} -> {d.to_mode}: {d.reason}"))
+                self._drain(decision)
             elif isinstance(decision, SetMode):
                 self._set_mode(now, decision)
             elif isinstance(decision, Resume):
                 self._resume(decision)
+
+    def _drain(self, decision: Drain) -> None:
+        """Drain the wavelength for its mode change; a step up only if what it carries
+        has room elsewhere, checked in the same step as the drain (a request admitted in
+        between could fill that room, and the drain would degrade what it carries)."""
+        up, why = self._is_up(decision), ""
+
+        def drain(core):
+            nonlocal why
+            why = core.drain_room(decision.wavelength) if up else ""
+            if why:
+                return None
+            return core.wavelength_service(
+                decision.wavelength, f"changing mode {decision.from_mode} -> "
+                f"{decision.to_mode}: {decision.reason}")
+        self.service.apply(drain)
+        if why:
+            self.adapter.postpone(decision.wavelength)
+            if self._waiting.get(decision.wavelength) != why:
+                log.info("wavelength %s could run %s, not yet: %s",
+                         decision.wavelength, decision.to_mode, why)
+            self._waiting[decision.wavelength] = why
+            return
+        self._waiting.pop(decision.wavelength, None)
+        (log.info if up else log.warning)(
+            "wavelength %s: %s; draining it to change %s -> %s", decision.wavelength,
+            decision.reason, decision.from_mode, decision.to_mode)
 
     def _set_mode(self, now: float, decision: SetMode) -> None:
         from ..gnmi.client import GnmiClientError

@@ -17,6 +17,7 @@ from ..core import Outbox
 from ..openflow import messages as of
 from ..te.elephants import FlowKey
 from .service import ControllerService
+from .switch_writer import SwitchWriter
 
 
 TICK_S = 0.1
@@ -50,6 +51,7 @@ class DcilabApp(app_manager.OSKenApp):
         # dpid -> xid of our own port description request: os-ken sends one of its own at
         # the handshake, whose reply would check (and log) the ports a second time.
         self._port_desc_xids: dict[int, int] = {}
+        self._writers: dict[int, SwitchWriter] = {}     # dpid -> its connection's writer
         self.poll_interval_s = poll_interval_s
         self.stop_event = stop_event or threading.Event()
         self.service.attach(self.send)
@@ -57,7 +59,9 @@ class DcilabApp(app_manager.OSKenApp):
         threading.Thread(target=self._timers, name="dcilab-timers", daemon=True).start()
 
     def send(self, outbox: Outbox) -> int:
-        """The one place messages meet a datapath (faucet's send_flows)."""
+        """The one place messages meet a datapath (faucet's send_flows): numbered and
+        booked here, under the service's lock (a reply can come back before the message
+        has left), then queued for the switch's writer, which never holds the lock."""
         sent = 0
         for dpid, msgs in outbox.messages.items():
             datapath = self.datapaths.get(dpid)
@@ -68,19 +72,10 @@ class DcilabApp(app_manager.OSKenApp):
                 msg.datapath = datapath
                 if isinstance(msg, parser.ONFBundleAddMsg):
                     msg.message.datapath = datapath
+                if msg.xid is None:
+                    datapath.set_xid(msg)
                 if isinstance(msg, parser.OFPPortDescStatsRequest):
-                    # known before it leaves: its reply can come back before send_msg returns
-                    if msg.xid is None:
-                        datapath.set_xid(msg)
                     self._port_desc_xids[dpid] = msg.xid
-                try:
-                    datapath.send_msg(msg)
-                except Exception:  # one bad message must not silently stop the rest
-                    self.logger.exception("could not send %s to switch %#x",
-                                          type(msg).__name__, dpid)
-                    self.service.observer.openflow_error()
-                    continue
-                sent += 1
                 tolerates = getattr(msg, of.TOLERATES, None)
                 if tolerates is not None:
                     self._tolerated.setdefault(dpid, {})[msg.xid] = tolerates
@@ -88,7 +83,25 @@ class DcilabApp(app_manager.OSKenApp):
                     bundle.add(msg.xid)
             if bundle:
                 self._bundles[dpid] = bundle
+            self._writer(dpid, datapath).put(msgs)
+            sent += len(msgs)
         return sent
+
+    def _writer(self, dpid: int, datapath) -> SwitchWriter:
+        """The writer of this connection (caller holds the service's lock)."""
+        writer = self._writers.get(dpid)
+        if writer is None or writer.datapath is not datapath:
+            if writer is not None:
+                writer.close()
+            writer = SwitchWriter(datapath, f"{dpid:#x}", self.service.observer.openflow_error)
+            self._writers[dpid] = writer
+        return writer
+
+    def idle(self, timeout_s: float = 10.0) -> bool:
+        """Whether every queued message was handed to os-ken within `timeout_s` (tests)."""
+        with self.service.lock:
+            writers = list(self._writers.values())
+        return all(w.idle(timeout_s) for w in writers)
 
     def _timers(self) -> None:
         # Every TICK_S: hold-downs that are over, and reservations and elephants displaced
@@ -97,17 +110,23 @@ class DcilabApp(app_manager.OSKenApp):
         next_poll = next_expiry = 0.0
         while not self.stop_event.wait(TICK_S):
             now = time.monotonic()
-            try:
-                self.service.apply(lambda core: core.tick(now))
-                if now >= next_poll:
-                    self.service.apply(lambda core: core.stats_requests())
-                    next_poll = now + self.poll_interval_s
-                if now >= next_expiry:
-                    self.service.expire()
-                    next_expiry = now + 1.0
-                self._probes_over(now)
-            except Exception:   # a bug in one tick must not stop restoration for good
-                self.logger.exception("timer tick failed; carrying on")
+            self._step("tick", lambda: self.service.apply(lambda core: core.tick(now)))
+            if now >= next_poll:
+                next_poll = now + self.poll_interval_s
+                self._step("statistics poll",
+                           lambda: self.service.apply(lambda core: core.stats_requests()))
+            if now >= next_expiry:
+                next_expiry = now + 1.0
+                self._step("expiry", self.service.expire)
+            self._step("duplicate connection probes", lambda: self._probes_over(now))
+
+    def _step(self, what: str, step) -> None:
+        """One timer step: a bug in one (failing every time) must stop neither the others
+        (expiry behind a failing tick) nor the timers."""
+        try:
+            step()
+        except Exception:
+            self.logger.exception("timer: %s failed; carrying on", what)
 
     def _current(self, datapath) -> bool:
         """The connection this app programs for its datapath id (not a refused second one)."""
@@ -145,7 +164,7 @@ class DcilabApp(app_manager.OSKenApp):
             if dpid not in self._probes:
                 echo = first.ofproto_parser.OFPEchoRequest(first)
                 first.set_xid(echo)
-                first.send_msg(echo)
+                self._writer(dpid, first).put([echo])
                 self._probes[dpid] = (time.monotonic() + DUPLICATE_PROBE_S, echo.xid, first)
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
@@ -295,6 +314,9 @@ class DcilabApp(app_manager.OSKenApp):
             return
         del self.datapaths[datapath.id]
         with self.service.lock:
+            writer = self._writers.pop(datapath.id, None)
+            if writer is not None:
+                writer.close()
             self._tolerated.pop(datapath.id, None)
             self._bundles.pop(datapath.id, None)
             self._port_desc_xids.pop(datapath.id, None)

@@ -96,6 +96,7 @@ class Observer(Protocol):
 
     def reservation_request(self, result: str, seconds: float) -> None: ...
     def request_refused(self, result: str) -> None: ...
+    def release_request(self, result: str) -> None: ...
     def placement(self, policy: str) -> None: ...
     def path_compute(self, seconds: float) -> None: ...
     def openflow_sent(self, count: int) -> None: ...
@@ -341,10 +342,8 @@ class ControllerService:
                     if not self.core.placements_pending:
                         self.observer.restoration(self._restoring)
                         self._restoring = None
-                if outbox.placements:
+                if outbox.placements:     # placements are counted once durable
                     self.observer.path_compute(time.perf_counter() - started)
-                    for _ in range(outbox.placements):
-                        self.observer.placement(self.core.policy)
                 change = self._deliver(outbox, self._previous(outbox, before))
         if change is not None:
             try:
@@ -412,6 +411,7 @@ class ControllerService:
                         back = self.core.undo(res, change.previous.get(rid))
                         for dpid, msgs in back.messages.items():
                             undo.add(dpid, msgs)
+                    self.core.lost(change.outbox)
                     say = log.error if str(change.failed) != self._failing else log.debug
                     say("%s; taking back %d change(s): %s", change.failed,
                         len(change.outbox.changed),
@@ -442,6 +442,10 @@ class ControllerService:
                 else:
                     self._transmit(_barriers_only(change.outbox))
                 change.flushed.set()
+            if any(c.failed is not None for c in run):
+                back = self.core.resend()     # routing, programs, pins it had counted sent
+                for dpid, msgs in back.messages.items():
+                    undo.add(dpid, msgs)
             if undo.messages:                       # after everything made before it
                 self._outgoing.append(_Change(undo))
 
@@ -452,11 +456,13 @@ class ControllerService:
                 self.observer.openflow_sent(sent)
 
     def _durable(self, outbox: Outbox) -> None:
-        """What follows a durable change: failures are counted, watchers hear of every
-        change, and an ended reservation is counted, and forgotten (the store answers for
-        it) unless there is no store."""
+        """What follows a durable change: failures and elephants placed are counted,
+        watchers hear of every change, and an ended reservation is counted, and forgotten
+        (the store answers for it) unless there is no store."""
         for kind, name in outbox.faults:
             self.observer.failure(kind, name)
+        for _ in range(outbox.placements):
+            self.observer.placement(self.core.policy)
         if outbox.changed:
             for watch in self._watches:
                 watch.offer(outbox.changed)
@@ -529,6 +535,8 @@ class ControllerService:
                                                  "the call's deadline passed (or it was "
                                                  "cancelled) before it was booked: nothing "
                                                  "was booked")
+                        if self.core.placements_pending:
+                            self._place_displaced()
                         rid = f"r-{secrets.token_hex(6)}"     # 48 random bits, as uuid4 gave
                         try:
                             computing = time.perf_counter()
@@ -586,10 +594,39 @@ class ControllerService:
             if result == "admitted" and computed is not None:
                 self.observer.path_compute(computed)    # the path, not the fsync or waits
 
+    def _place_displaced(self) -> None:
+        """Place what a failure displaced now, not at the next tick (caller holds the lock,
+        about to admit a request): a request in between would take their room for good,
+        whatever their class and priority (a reviewer's). Saved ahead of the request."""
+        started = time.perf_counter()
+        with self.core.book.recording() as before:
+            outbox = self.core.place_displaced()
+        if self._restoring is not None:
+            self.observer.restoration(self._restoring + time.perf_counter() - started)
+            self._restoring = None
+        self._deliver(outbox, self._previous(outbox, before))
+
     def release(self, reservation_id: str) -> Reservation:
         """End a live reservation; one already over is returned as it ended. A release
         retried while the first is still being saved answers with that one's outcome
         (the record as it stood before would say it is still live)."""
+        result = "invalid"
+        try:
+            res, ended_here = self._release(reservation_id)
+            result = "released" if ended_here else "retried"
+            return res
+        except AdmissionError as exc:
+            if exc.code == AdmissionError.NOT_FOUND:
+                result = "not_found"
+            raise
+        except StoreError as exc:
+            result = exc.code
+            raise
+        finally:
+            self.observer.release_request(result)
+
+    def _release(self, reservation_id: str) -> tuple[Reservation, bool]:
+        """The reservation as it ended, and whether this call ended it."""
         for attempt in range(2):
             with self.lock:
                 book = self.core.book
@@ -603,10 +640,10 @@ class ControllerService:
                     r.reservation_id == reservation_id and not r.state.live
                     for r in c.outbox.changed)), None)
                 if ending is None or attempt:
-                    return self.get(reservation_id)
+                    return self.get(reservation_id), False
             ending.flushed.wait(REFUSAL_WAIT_S)     # taken back, it is live: ended here
         self._settle(change)
-        return next(r for r in outbox.changed if r.reservation_id == reservation_id)
+        return next(r for r in outbox.changed if r.reservation_id == reservation_id), True
 
     def expire(self) -> None:
         """End every reservation whose duration is over (the app calls this each second)."""

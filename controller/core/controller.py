@@ -68,6 +68,12 @@ class Outbox:
     placements: int = 0          # elephants placed (or moved) by this event
     faults: list[tuple[str, str]] = field(default_factory=list)   # (event kind, name)
     restored: bool = False       # the network was brought to the live graph
+    # What it sends beyond reservations' rules that the core counts as sent at once (see
+    # `FabricController.lost`): per switch, the routing it held before and the program
+    # that was on; switches it carries a whole program to; switches it pins elephants on.
+    routing_before: dict[int, tuple[int, Routing]] = field(default_factory=dict)
+    programs: set[int] = field(default_factory=set)
+    pins: set[int] = field(default_factory=set)
 
     def add(self, dpid: int, msgs: list) -> "Outbox":
         if msgs:
@@ -89,6 +95,7 @@ class SwitchState:
     program_barrier: int = 0
     described: bool = False      # listed its ports since it connected
     atomic: bool = True          # programs go as one bundle (until it refuses one)
+    program_no: int = 0          # which program it was sent (numbered across switches)
 
 
 # While a switch's first seconds pass (BFD sessions starting, ports settling), a port that
@@ -180,6 +187,10 @@ class FabricController:
         # (None: waiting for the switch to connect and be programmed)
         self._waiting: dict[str, dict[str, int | None]] = {}
         self._bundles = 0                # ids of the atomic programs sent on connect
+        self._programs_sent = 0
+        # Sent in changes that could not be saved (`lost`), to be sent again (`resend`).
+        self._resend_programs: set[int] = set()
+        self._resend_pins: set[int] = set()
 
     # -- switch lifecycle ------------------------------------------------------------
 
@@ -239,9 +250,10 @@ class FabricController:
                 self._program(dpid, state, outbox)
         return outbox
 
-    def _program(self, dpid: int, state: SwitchState, outbox: Outbox) -> Outbox:
+    def _program(self, dpid: int, state: SwitchState, outbox: Outbox,
+                 placements: bool = True) -> Outbox:
         """The whole program of a switch that listed its ports, then a barrier; the rest of
-        the fabric follows the live graph, and so do reservations."""
+        the fabric follows the live graph, and so do reservations (with `placements`)."""
         msgs = self.programs.full(state.name)
         msgs += [host_arp_rule(self._host_at(leaf, port), listen=True)
                  for leaf, port in self._strangers if leaf == state.name]
@@ -255,6 +267,9 @@ class FabricController:
                                               self.book.pair_bps(res)).get(state.name, [])
         msgs += self.steering.program(state.name)
         state.program_sent = True
+        self._programs_sent += 1
+        state.program_no = self._programs_sent
+        outbox.programs.add(dpid)
         # From empty tables, yet atomically: the rules a restarted controller finds in
         # place keep forwarding until the whole new program replaces them.
         if state.atomic:
@@ -265,7 +280,7 @@ class FabricController:
             # Connecting keeps meters: it lists them, for those left by pairs that ended
             # while no program could remove them (see `meters_listed`).
             outbox.add(dpid, [of.meter_config_request()])
-        self._restore(outbox)            # the rest of the fabric follows; so do reservations
+        self._restore(outbox, placements)   # the rest of the fabric follows, reservations too
         state.program_barrier = self._barrier_seq(state)
         for needs in self._waiting.values():
             if state.name in needs:
@@ -541,6 +556,10 @@ class FabricController:
         """A failure's reservations and elephants still wait for the next `tick`."""
         return self._unplaced
 
+    def place_displaced(self) -> Outbox:
+        """Now, what the next `tick` would place (see `placements_pending`)."""
+        return self._restore(Outbox()) if self._unplaced else Outbox()
+
     def wiring_problems(self) -> dict[str, list[str]]:
         """switch -> what of it does not match the file: ports it lacks or has beyond the
         file (connected switches), hosts heard on a leaf port the file gives another, and
@@ -572,6 +591,8 @@ class FabricController:
             new = self.programs.current(state.name)
             if new is not self._sent[state.name]:
                 outbox.add(dpid, diff(self._sent[state.name], new))
+                outbox.routing_before.setdefault(dpid, (state.program_no,
+                                                        self._sent[state.name]))
                 self._sent[state.name] = new
         returned = any(kind == "link_up" for kind, _ in outbox.faults)
         self._back |= {link.name for kind, name in outbox.faults if kind == "link_up"
@@ -1171,8 +1192,42 @@ class FabricController:
 
     def _send_to(self, outbox: Outbox, msgs: dict[str, list]) -> None:
         for switch, switch_msgs in msgs.items():
-            if self.switches[self._dpid[switch]].program_sent:
+            if self.switches[self._dpid[switch]].program_sent and switch_msgs:
                 outbox.add(self._dpid[switch], switch_msgs)
+                outbox.pins.add(self._dpid[switch])
+
+    def lost(self, outbox: Outbox) -> None:
+        """`outbox` could not be saved: nothing of it went out but its barriers. Its
+        reservations' rules are `undo`'s; what else it sent that this core counted as
+        sent (routing, a switch's whole program, elephants' pins) is counted unsent, for
+        `resend`. Called newest first when several changes fail together."""
+        for dpid, (program_no, before) in outbox.routing_before.items():
+            state = self.switches.get(dpid)
+            # not if the switch was programmed again since (it holds that program)
+            if state is not None and state.name in self._sent \
+                    and state.program_no == program_no:
+                self._sent[state.name] = before
+        self._resend_programs |= outbox.programs
+        self._resend_pins |= outbox.pins
+
+    def resend(self) -> Outbox:
+        """What `lost` counted unsent, as this core holds it now: a lost program whole (its
+        switch counts as programmed once the new one's barrier is back, not the lost
+        one's), routing as the difference from what each switch holds, pins again. No
+        reservation moves: nothing of it needs saving."""
+        outbox = Outbox()
+        programs, self._resend_programs = self._resend_programs, set()
+        pins, self._resend_pins = self._resend_pins, set()
+        for dpid in sorted(programs):
+            state = self.switches.get(dpid)
+            if state is not None and state.connected and state.program_sent:
+                state.programmed = False
+                self._program(dpid, state, outbox, placements=False)
+        for dpid in sorted(pins - programs):
+            state = self.switches.get(dpid)
+            if state is not None and state.program_sent:
+                outbox.add(dpid, self.steering.program(state.name))
+        return self._restore(outbox, placements=False)
 
     def _reserved_wavelengths(self) -> dict[tuple[str, str], float]:
         """Reserved bandwidth on each directed wavelength, real b/s."""

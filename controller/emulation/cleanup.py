@@ -11,6 +11,8 @@ Never `mn -c`: it kills processes by broad name patterns.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -29,6 +31,7 @@ INTERFACE_RE = re.compile(rf"^{NAME_PREFIX}(\d+(sp|lf|gw)\d+p\d+|\d+h\d+-eth\d+|
 NAMESPACE_RE = re.compile(rf"^{NAME_PREFIX}fibre\d+$")
 RUN_DIR = Path(os.environ.get("DCILAB_RUN_DIR", "/run/dcilab"))
 MANIFEST = RUN_DIR / "emulation.json"
+START_LOCK = RUN_DIR / "start.lock"
 FAULTS_STATE = RUN_DIR / "faults.json"     # written by faults.py
 # The nftables table (family netdev) of the transceivers' packet loss (wavelength_effects).
 NFT_TABLE = "dcilab_optics"
@@ -65,6 +68,17 @@ class Manifest:
                             float(data.get("started", 0.0)), list(data.get("dirs", [])))
         except (OSError, ValueError, KeyError):
             return None
+
+
+@contextlib.contextmanager
+def start_lock():
+    """Held while a run looks for another, cleans leftovers and records itself: two runs
+    started at the same instant would otherwise each see none and clean what the other
+    is building. The second waits, then finds the first's manifest."""
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    with open(START_LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def pid_alive(pid: int) -> bool:

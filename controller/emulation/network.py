@@ -17,7 +17,7 @@ from mininet.util import errRun
 from ..fabric import Fabric
 from . import bfd, port_buffers
 from .cleanup import (Manifest, clean, forget_faults, live_owner, namespace_processes, ours,
-                      stop_pids)
+                      start_lock, stop_pids)
 from .datapath import AUTO, DatapathError, choose_datapath, kernel_module_loaded, needs_tx_offload_off
 from .fibre import create_namespace, delete_namespace, fibre_plan, namespaces
 from .netem import netem_available
@@ -137,16 +137,18 @@ class Emulation:
         except DatapathError as exc:
             raise EmulationError(str(exc)) from None
         ensure_ovs(self.say)
-        earlier = Manifest.load()
-        if live_owner(earlier):
-            raise EmulationError(
-                f"another dcilab emulation (pid {earlier.owner_pid}, fabric {earlier.fabric!r}) "
-                "is running; stop it first, or run `dcilab clean` if it is stuck")
-        clean(say=lambda m: self.say(f"leftovers of an earlier run: {m}"))
-        self.manifest.started = time.time()
-        for pid, tag, directory in self._adopted:
-            self.adopt(pid, tag, directory)
-        self.manifest.save()
+        with start_lock():
+            earlier = Manifest.load()
+            if live_owner(earlier):
+                raise EmulationError(
+                    f"another dcilab emulation (pid {earlier.owner_pid}, fabric "
+                    f"{earlier.fabric!r}) is running; stop it first, or run `dcilab clean` "
+                    "if it is stuck")
+            clean(say=lambda m: self.say(f"leftovers of an earlier run: {m}"))
+            self.manifest.started = time.time()
+            for pid, tag, directory in self._adopted:
+                self.adopt(pid, tag, directory)
+            self.manifest.save()
         # One fibre namespace per line system; recorded before anything goes in it.
         self.manifest.fibres = namespaces(fibre_plan(self.fabric)) if self.fibre else []
         self.manifest.save()

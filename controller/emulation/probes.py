@@ -9,6 +9,7 @@ few per cent of a core.
 from __future__ import annotations
 
 import json
+import select
 import subprocess
 import sys
 import tempfile
@@ -58,7 +59,11 @@ class Probes:
         self.senders: dict[str, subprocess.Popen] = {}
 
     def __enter__(self) -> "Probes":
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.__exit__()      # not called when __enter__ raises: receivers and the dir
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -77,8 +82,8 @@ class Probes:
             self.receivers[dst] = proc
         deadline = time.monotonic() + timeout_s
         for dst, proc in self.receivers.items():
-            line = proc.stdout.readline() if proc.stdout else "listening"
-            if "listening" not in line or time.monotonic() > deadline:
+            line = _first_line(proc, deadline) if proc.stdout else "listening"
+            if "listening" not in line:
                 raise ProbeError(f"probe receiver on {dst} did not start: {line!r}")
         for src in sorted({s.src for s in self.streams}):
             args = [*AGENT, "send", "--rate", f"{self.rate:g}", "--duration",
@@ -110,7 +115,6 @@ class Probes:
         for proc in self.senders.values():
             proc.wait(timeout=timeout_s)
 
-
     def _read(self) -> dict[str, StreamRecord]:
         sent = {src: json.loads((self.workdir / f"send-{src}.json").read_text())
                 for src in self.senders}
@@ -131,6 +135,14 @@ class Probes:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _first_line(proc: subprocess.Popen, deadline: float) -> str:
+    """The first line `proc` writes, or "" if it writes none by `deadline` (a receiver
+    that hangs must not hang its caller)."""
+    left = max(0.0, deadline - time.monotonic())
+    ready, _, _ = select.select([proc.stdout], [], [], left)
+    return proc.stdout.readline() if ready else ""
 
 
 def _received(path: Path) -> dict[str, dict[str, np.ndarray]]:

@@ -32,6 +32,8 @@ disable_created_metrics()
 # booked, nothing booked (DEADLINE_EXCEEDED).
 REQUEST_RESULTS = ("admitted", "retried", "refused", "precondition", "invalid", "conflict",
                    "abandoned", "not_found", "unauthenticated", "unavailable", "internal")
+# released: ended by this call; retried: already over (answered as it ended).
+RELEASE_RESULTS = ("released", "retried", "not_found", "unavailable", "internal")
 # Reads refused for load: a read call beyond the read budget, a watch stream beyond the
 # bound, a /metrics scrape beyond its rate or connections (answered 503).
 READ_REFUSALS = ("read_budget", "watch_streams", "scrape")
@@ -56,6 +58,9 @@ class Metrics:
         r = self.registry
         self.requests_total = Counter(
             names.RESERVATION_REQUESTS, "Reservation requests, by outcome.",
+            labelnames=("result",), registry=r)
+        self.releases_total = Counter(
+            names.RESERVATION_RELEASES, "Release requests, by outcome.",
             labelnames=("result",), registry=r)
         self.reserve_duration = Histogram(
             names.RESERVE_DURATION,
@@ -105,6 +110,8 @@ class Metrics:
         # The children of the known labels, looked up once (labels() costs more than inc()).
         self._requests = {result: self.requests_total.labels(result=result)
                           for result in REQUEST_RESULTS}
+        self._releases = {result: self.releases_total.labels(result=result)
+                          for result in RELEASE_RESULTS}
         for policy in PLACEMENT_POLICIES:
             self.placements_total.labels(policy=policy)
         self._warned: set[tuple[str, str]] = set()
@@ -126,19 +133,26 @@ class Metrics:
         """A call was refused before any work (`not_found`, `unauthenticated`)."""
         self._request(result).inc()
 
+    def release_request(self, result: str) -> None:
+        """A release request was answered with `result` (RELEASE_RESULTS)."""
+        self._child(self.releases_total, self._releases, "result", result,
+                    RELEASE_RESULTS).inc()
+
     def read_refused(self, kind: str) -> None:
         """A read was refused for load (READ_REFUSALS)."""
-        child = self._reads_refused.get(kind)
-        if child is None:
-            self._known("kind", kind, READ_REFUSALS)
-            child = self.reads_refused_total.labels(kind=kind)
-        child.inc()
+        self._child(self.reads_refused_total, self._reads_refused, "kind", kind,
+                    READ_REFUSALS).inc()
 
     def _request(self, result: str):
-        child = self._requests.get(result)
+        return self._child(self.requests_total, self._requests, "result", result,
+                           REQUEST_RESULTS)
+
+    def _child(self, counter, known: dict, label: str, value: str, allowed: tuple[str, ...]):
+        """The child of `counter` for `value` (looked up once for the `allowed` ones)."""
+        child = known.get(value)
         if child is None:
-            self._known("result", result, REQUEST_RESULTS)
-            child = self.requests_total.labels(result=result)
+            self._known(label, value, allowed)
+            child = counter.labels(**{label: value})
         return child
 
     def placement(self, policy: str) -> None:

@@ -44,6 +44,7 @@ CONTROLLER_START_TIME = "dcilab_controller_start_time_seconds"
 
 # -- events (events.py) -------------------------------------------------------------------
 RESERVATION_REQUESTS = "dcilab_reservation_requests"          # counter
+RESERVATION_RELEASES = "dcilab_reservation_releases"          # counter
 RESERVE_DURATION = "dcilab_reserve_duration_seconds"          # histogram
 READS_REFUSED = "dcilab_reads_refused"                        # counter
 FLOW_PLACEMENTS = "dcilab_flow_placements"                    # counter

@@ -57,6 +57,7 @@ This module is pure: the caller supplies ids and the time, and serializes calls.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import math
 from collections import deque
 from collections.abc import Container
@@ -365,6 +366,9 @@ class ReservationBook:
         # change (None: not booked), what a change that cannot be saved is taken back to.
         self.journal: dict[str, Reservation | None] | None = None
         self.by_request_id: dict[str, str] = {}
+        # (expiry, id) of live reservations with a duration, soonest first; entries of
+        # ended ones are dropped as they surface (`due`), so a tick costs what is due.
+        self._expiry: list[tuple[float, str]] = []
         self.reserved: dict[Direction, float] = {}     # primaries + shared standby
         # Shared standby: directed link -> risk event -> the standby bandwidth needed there
         # when that event fails; what it holds is the largest (counted in `reserved`).
@@ -1412,6 +1416,8 @@ class ReservationBook:
             self.by_request_id[res.request.request_id] = res.reservation_id
         self._pairs.setdefault(key_of(res.request), []).append(res.reservation_id)
         self._hold(res, +1)
+        if res.expires_at:
+            heapq.heappush(self._expiry, (res.expires_at, res.reservation_id))
 
     def held(self, res: Reservation) -> list[Direction]:
         """The directed links `res` holds bandwidth on (none while DEGRADED)."""
@@ -1511,9 +1517,17 @@ class ReservationBook:
             raise not_found(reservation_id) from None
 
     def due(self, now: float) -> list[str]:
-        """Ids of live reservations whose time is up."""
-        return [r.reservation_id for r in self.reservations.values()
-                if r.expires_at and r.expires_at <= now]
+        """Ids of live reservations whose time is up, soonest first. They stay queued
+        until they end: one whose expiry cannot be saved is due again at the next tick."""
+        due: dict[str, float] = {}
+        while self._expiry and self._expiry[0][0] <= now:
+            at, rid = heapq.heappop(self._expiry)
+            res = self.reservations.get(rid)
+            if res is not None and res.expires_at == at:
+                due[rid] = at
+        for rid, at in due.items():
+            heapq.heappush(self._expiry, (at, rid))
+        return list(due)
 
     # -- failures ----------------------------------------------------------------------
 

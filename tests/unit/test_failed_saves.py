@@ -264,3 +264,108 @@ def test_a_reservation_saved_while_a_later_change_carries_it_can_be_released(tmp
     assert released["r"].state is State.RELEASED
     assert store.get(out["r1"].reservation_id).state is State.RELEASED
     service.close()
+
+
+ONE_WAVELENGTH = TWO_WAVELENGTHS.replace("wavelengths: 2", "wavelengths: 1")
+
+
+class _Switches:
+    """A service whose messages land in simulated switch tables; saves fail on demand."""
+
+    def __init__(self, fabric, path):
+        from fabric_helpers import fake_fabric
+        self.fabric = fabric
+        self.core = FabricController(fabric)
+        self.service = ControllerService(self.core, store=ReservationStore(
+            path, fabric=fabric.name))
+        self.net = fake_fabric(fabric, {name: [] for name in fabric.switches})
+        self.service.attach(self._send)
+        self._saves = self.service.store.save_many
+        for sw in fabric.switches.values():
+            self.connect(sw)
+        self.ack()
+
+    def _send(self, outbox) -> int:
+        for dpid, msgs in outbox.messages.items():
+            self.net.tables[dpid].apply(msgs)
+        return sum(map(len, outbox.messages.values()))
+
+    def disk_full(self, full_now: bool) -> None:
+        self.service.store.save_many = full if full_now else self._saves
+
+    def connect(self, sw, now: float = 0.0) -> None:
+        from fakeoftable import FakeOFTable
+        self.net.tables[sw.dpid] = FakeOFTable()        # a switch that restarted: empty
+        self.service.apply(lambda c: c.switch_connected(sw.dpid))
+        self.service.apply(lambda c: c.ports_described(
+            sw.dpid, {p: f"p{p}" for p in self.fabric.ports(sw.name)}, now=now))
+
+    def ack(self) -> None:
+        for sw in self.fabric.switches.values():
+            state = self.core.switches[sw.dpid]
+            while state.barriers_acked < state.barriers_sent:
+                self.service.apply(lambda c, sw=sw: c.barrier_replied(sw.dpid))
+
+    def ticks(self, start: float, count: int = 4) -> None:
+        for t in range(count):
+            self.ack()
+            self.service.apply(lambda c, t=t: c.tick(start + t))
+        self.ack()
+
+    def tables(self) -> dict:
+        return {name: self.net.tables[sw.dpid].table_state()
+                for name, sw in self.fabric.switches.items()}
+
+
+def _drained_under_a_reservation(path, fail: bool) -> _Switches:
+    lab = _Switches(parse_fabric(TWO_WAVELENGTHS), path)
+    res = lab.service.reserve(ReservationRequest("dca-h1", "dcb-h1", 100))
+    lab.ack()
+    lab.disk_full(fail)
+    lab.service.apply(lambda c: c.wavelength_service(waves(res)[0], "changing mode"))
+    lab.disk_full(False)
+    lab.ticks(10.0)
+    return lab
+
+
+def test_routing_sent_with_a_change_that_could_not_be_saved_is_sent_again(tmp_path):
+    """A wavelength drained under a reservation: its routing off the wavelength rode with
+    the reservation's move; the save failed, and only the move was taken back, while the
+    core counted the routing sent (a reviewer's: the switches went on hashing onto it)."""
+    saved = _drained_under_a_reservation(tmp_path / "ok.db", fail=False)
+    lost = _drained_under_a_reservation(tmp_path / "full.db", fail=True)
+    assert lost.tables() == saved.tables()
+    moved = next(iter(lost.core.book.reservations.values()))
+    assert waves(moved) == ["ab.w2"] and moved.state is State.ACTIVE
+
+
+def _reconnected_after_a_cut(path, fail: bool) -> _Switches:
+    lab = _Switches(parse_fabric(ONE_WAVELENGTH), path)
+    res = lab.service.reserve(ReservationRequest("dca-h1", "dcb-h1", 100))
+    lab.ack()
+    link = lab.fabric.link(waves(res)[0])
+    gw = lab.fabric.switches[link.a.node]
+    lab.service.apply(lambda c: c.port_changed(gw.dpid, link.a.port, False, now=100.0))
+    lab.ticks(100.0, 1)
+    assert lab.service.get(res.reservation_id).state is State.DEGRADED
+    lab.service.apply(lambda c: c.switch_disconnected(gw.dpid, 200.0))
+    lab.disk_full(fail)            # restarted, repaired: its program places the reservation
+    lab.connect(gw, now=200.0)
+    lab.ack()
+    if fail:   # the lost program's barrier came back: not programmed on that
+        assert not lab.core.switches[gw.dpid].programmed or lab.net.tables[gw.dpid].flows()
+    lab.disk_full(False)
+    lab.ticks(300.0)
+    return lab
+
+
+def test_a_program_sent_with_a_change_that_could_not_be_saved_is_sent_again(tmp_path):
+    """A gateway reconnects, repaired, and its program places a DEGRADED reservation in the
+    same change; the save fails: the program was dropped but counted sent, and the
+    barrier behind it marked the empty switch programmed (a reviewer's)."""
+    saved = _reconnected_after_a_cut(tmp_path / "ok.db", fail=False)
+    lost = _reconnected_after_a_cut(tmp_path / "full.db", fail=True)
+    assert lost.core.ready
+    assert lost.tables() == saved.tables()
+    res = next(iter(lost.core.book.reservations.values()))
+    assert res.state is State.ACTIVE

@@ -62,6 +62,12 @@ def app_and_switch():
     return app, service, switch
 
 
+def send(app, outbox) -> None:
+    """As the service sends: then wait for the switches' writers to hand it over."""
+    app.send(outbox)
+    assert app.idle(10)
+
+
 def reply(switch, xid: int, type_: int = 0, code: int = 0):
     return SimpleNamespace(msg=SimpleNamespace(datapath=switch, xid=xid, type=type_,
                                                code=code))
@@ -72,20 +78,20 @@ METER_EXISTS = (ofp.OFPET_METER_MOD_FAILED, ofp.OFPMMFC_METER_EXISTS)
 
 def test_a_meter_found_in_place_is_no_error_but_any_other_reply_is():
     app, service, switch = app_and_switch()
-    app.send(Outbox().add(DPID, of.meter_set(1, 2500, 250)))
+    send(app, Outbox().add(DPID, of.meter_set(1, 2500, 250)))
     add, modify = switch.sent
     app._error(reply(switch, modify.xid, *METER_EXISTS))    # not the message that tolerates it
     assert service.errors == 1
     app._error(reply(switch, add.xid, ofp.OFPET_METER_MOD_FAILED, ofp.OFPMMFC_OUT_OF_METERS))
     assert service.errors == 2                               # not the error it tolerates
-    app.send(Outbox().add(DPID, of.meter_set(2, 2500, 250)))
+    send(app, Outbox().add(DPID, of.meter_set(2, 2500, 250)))
     app._error(reply(switch, switch.sent[-2].xid, *METER_EXISTS))
     assert service.errors == 2
 
 
 def test_what_a_barrier_reply_follows_tolerates_nothing_more():
     app, service, switch = app_and_switch()
-    app.send(Outbox().add(DPID, of.meter_set(1, 2500, 250) + [of.barrier()]))
+    send(app, Outbox().add(DPID, of.meter_set(1, 2500, 250) + [of.barrier()]))
     add, _, barrier = switch.sent
     app._barrier(reply(switch, barrier.xid))
     app._error(reply(switch, add.xid, *METER_EXISTS))
@@ -101,7 +107,7 @@ def test_a_refused_bundle_has_the_core_program_the_switch_again():
     """Not its old messages again: they would follow the barrier already sent, and wipe
     what was sent after the bundle (an outside reviewer)."""
     app, service, switch = app_and_switch()
-    app.send(Outbox().add(DPID, of.atomically(program(), 7) + [of.barrier()]))
+    send(app, Outbox().add(DPID, of.atomically(program(), 7) + [of.barrier()]))
     assert [type(m).__name__ for m in switch.sent] == (
         ["ONFBundleCtrlMsg"] + ["ONFBundleAddMsg"] * 3 + ["ONFBundleCtrlMsg", "OFPBarrierRequest"])
     commit = switch.sent[4]
@@ -118,7 +124,7 @@ def test_a_refused_bundle_has_the_core_program_the_switch_again():
 
 def test_a_bundle_a_barrier_reply_follows_was_applied():
     app, service, switch = app_and_switch()
-    app.send(Outbox().add(DPID, of.atomically(program(), 7) + [of.barrier()]))
+    send(app, Outbox().add(DPID, of.atomically(program(), 7) + [of.barrier()]))
     opened, barrier = switch.sent[0], switch.sent[-1]
     app._barrier(reply(switch, barrier.xid))
     sent = len(switch.sent)
@@ -171,6 +177,7 @@ def test_a_second_connection_with_a_connected_datapath_id_is_refused(caplog):
                                                          desc=None)))
     assert service.applied == []
     # the first answers the echo sent to it: it stays
+    assert app.idle(10)
     [echo] = [m for m in first.sent if isinstance(m, parser.OFPEchoRequest)]
     app._echo_reply(SimpleNamespace(msg=SimpleNamespace(datapath=first, xid=echo.xid)))
     app._probes_over(1e12)
@@ -208,7 +215,7 @@ def test_a_deleted_port_is_down_and_os_kens_own_port_list_is_not_checked_twice()
         app._port_status(SimpleNamespace(msg=SimpleNamespace(datapath=switch, reason=reason,
                                                              desc=desc)))
     assert seen == [(3, True, "p3", False), (3, False, "p3", True)]   # deleted while live: down
-    app.send(Outbox().add(DPID, [of.port_desc_request()]))
+    send(app, Outbox().add(DPID, [of.port_desc_request()]))
     ours = switch.sent[-1].xid
     for xid in (ours + 100, ours):                      # os-ken's request's reply, then ours
         app._port_desc(SimpleNamespace(msg=SimpleNamespace(datapath=switch, xid=xid,
@@ -229,7 +236,7 @@ def test_a_port_list_in_several_parts_is_described_once_whole():
                               name=f"p{no}".encode(), config=0, state=state, curr=0,
                               advertised=0, supported=0, peer=0, curr_speed=0, max_speed=0)
 
-    app.send(Outbox().add(DPID, [of.port_desc_request()]))
+    send(app, Outbox().add(DPID, [of.port_desc_request()]))
     xid = switch.sent[-1].xid
     parts = [([port(1, ofp.OFPPS_LIVE)], ofp.OFPMPF_REPLY_MORE),
              ([port(2, ofp.OFPPS_LINK_DOWN)], 0)]
@@ -256,3 +263,52 @@ def test_a_switch_of_another_openflow_version_is_said_as_what_to_do():
     other = logging.LogRecord("OFPHandler", logging.ERROR, __file__, 1, "hello ev %s", ("x",),
                               None)
     assert VersionHint().filter(other) and other.getMessage() == "hello ev x"
+
+
+
+def test_a_switch_that_does_not_read_holds_up_neither_the_lock_nor_other_switches():
+    """os-ken's send blocks while a switch does not read (up to its socket timeout, 5 s):
+    sent under the service's lock, it stalled every call and event (a reviewer's)."""
+    app, service, slow = app_and_switch()
+    fast = FakeDatapath()
+    fast.id = DPID + 1
+    app.datapaths[fast.id] = fast
+    reading, stuck = threading.Event(), slow.send_msg
+
+    def blocked(msg):
+        reading.wait(10)
+        stuck(msg)
+    slow.send_msg = blocked
+    msgs = [of.flow_add(10, of.match(in_port=p), [of.output(2)]) for p in range(1, 40)]
+    with service.lock:
+        app.send(Outbox().add(DPID, msgs + [of.barrier()]).add(fast.id, [of.barrier()]))
+    taken = threading.Event()
+
+    def take_the_lock():
+        with service.lock:
+            taken.set()
+    threading.Thread(target=take_the_lock, daemon=True).start()
+    assert taken.wait(2)                        # free while the slow switch stalls
+    assert app._writers[fast.id].idle(5) and len(fast.sent) == 1    # the other is served
+    assert slow.sent == []
+    reading.set()
+    assert app.idle(10)
+    assert [type(m).__name__ for m in slow.sent] == ["OFPFlowMod"] * 39 + ["OFPBarrierRequest"]
+    assert [m.xid for m in slow.sent] == sorted(m.xid for m in slow.sent)   # in order
+
+
+def test_a_timer_step_failing_every_time_stops_no_other_step(caplog):
+    """One try around the whole tick: a tick that raised every time skipped expiry for
+    good (a reviewer's)."""
+    service, expired = FakeService(), threading.Event()
+
+    def broken(fn):
+        raise RuntimeError("a bug in the tick")
+    service.apply, service.expire = broken, expired.set
+    stop = threading.Event()
+    DcilabApp(dcilab_service=service, stop_event=stop)
+    try:
+        assert expired.wait(5)
+    finally:
+        stop.set()
+    assert any("timer: tick failed" in r.getMessage() for r in caplog.records)

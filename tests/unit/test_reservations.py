@@ -207,6 +207,27 @@ def test_expiry_by_duration():
     assert book.free_bps(WAVE_AB) == pytest.approx(260 * GBPS)
 
 
+def test_due_names_each_live_reservation_once_soonest_first_until_it_ends():
+    book = ReservationBook(one_wave_fabric())
+    for rid, duration in (("late", 50), ("early", 10), ("gone", 5), ("mid", 30)):
+        book.admit(req("dca-h1", "dcb-h1", 1, duration_s=duration), rid, 1000.0)
+    book.end("gone", State.RELEASED)
+    book.put_back(book.get("mid"))          # a change taken back books it once more
+    assert book.due(1009.0) == []
+    assert book.due(1040.0) == ["early", "mid"]
+    assert book.due(1040.0) == ["early", "mid"]     # not ended (a failed save): due again
+    book.end("early", State.EXPIRED)
+    assert book.due(2000.0) == ["mid", "late"]
+    for rid in ("mid", "late"):
+        book.end(rid, State.EXPIRED)
+    assert book.due(2000.0) == []
+    # what ended leaves nothing queued behind it: a long life costs what is due
+    for i in range(500):
+        book.admit(req("dca-h1", "dcb-h1", 1, duration_s=1), f"r{i}", 3000.0 + i)
+        book.end(f"r{i}", State.RELEASED)
+    assert book.due(10 ** 6) == [] and len(book._expiry) == 0
+
+
 def test_same_request_id_returns_the_same_reservation_without_booking_twice():
     book = ReservationBook(one_wave_fabric())
     first = book.admit(req("dca-h1", "dcb-h1", 36, request_id="job-1"), "r1", 0.0)

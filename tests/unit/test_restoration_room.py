@@ -288,3 +288,29 @@ def test_random_protected_faults_overbook_standby_room_only_while_a_failure_sett
         lab.send(lab.ctl.tick(now))
         lab.ack_all()
     check(settled=True)
+
+
+def test_a_request_between_a_cut_and_the_next_tick_does_not_take_the_displaced_room():
+    """A cut displaces A (priority 9); the tick that places it comes up to 100 ms later. A
+    request (priority 0) in between took the room left, and A stayed DEGRADED for good
+    (a reviewer's): now A is placed first, and the request refused."""
+    from dcilab.app.service import ControllerService
+    from dcilab.te.reservations import AdmissionError
+
+    fabric = parse_fabric(TWO_SITES.replace("wavelengths: 3", "wavelengths: 2"))
+    lab = ControllerLab(fabric).bring_up_all()
+    service = ControllerService(lab.ctl)
+    service.attach(lambda outbox: len(lab.send(outbox).messages))
+    a = service.reserve(ReservationRequest("a-h1", "b-h1", 250, priority=9))
+    lab.ack_all()
+    link = lab.fabric.link(wavelength_of(lab, a.reservation_id))
+    gw = lab.fabric.switches[link.a.node]
+    service.apply(lambda c: c.port_changed(gw.dpid, link.a.port, False, now=100.0))
+    assert lab.ctl.placements_pending
+    with pytest.raises(AdmissionError) as refused:
+        service.reserve(ReservationRequest("a-h2", "b-h2", 250, priority=0))
+    assert refused.value.code == AdmissionError.EXHAUSTED
+    placed = service.get(a.reservation_id)
+    assert placed.state is not State.DEGRADED and wavelength_of(lab, a.reservation_id) != link.name
+    assert not lab.ctl.placements_pending
+    assert_within_capacity(lab)

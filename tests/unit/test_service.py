@@ -53,6 +53,9 @@ class Observer:
     def request_refused(self, result):
         self.events.append(("request", result))
 
+    def release_request(self, result):
+        self.events.append(("release", result))
+
     def placement(self, policy):
         self.events.append(("placement", policy))
 
@@ -226,6 +229,7 @@ def test_invalid_and_not_found_are_reported(service, observer):
             call("r-missing")
         assert info.value.code == AdmissionError.NOT_FOUND
     assert observer.results() == Counter({"invalid": 1, "not_found": 2})
+    assert ("release", "not_found") in observer.events
 
 
 def test_changes_are_saved_and_restored(fabric, clock):
@@ -337,6 +341,7 @@ def test_a_failed_save_is_taken_back_and_nothing_reaches_the_switches(fabric, cl
     again = service.reserve(req(1, 200, request_id="job"))
     assert service.core.book.reserved[WAVE_AB] == pytest.approx(300e9)
     assert service.release(kept.reservation_id).state is State.RELEASED
+    assert [e[1] for e in observer.events if e[0] == "release"] == ["unavailable", "released"]
     assert [r.reservation_id for r in store.saved] == [kept.reservation_id,
                                                        again.reservation_id,
                                                        kept.reservation_id]

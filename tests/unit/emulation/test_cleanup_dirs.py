@@ -143,3 +143,25 @@ def test_the_controller_a_run_starts_stops_when_the_run_is_killed_before_recordi
     while pid_alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pid_alive(child)
+
+
+def test_runs_starting_at_once_take_turns_to_look_and_record(tmp_path, monkeypatch):
+    import threading
+
+    from dcilab.emulation import cleanup
+    monkeypatch.setattr(cleanup, "RUN_DIR", tmp_path / "run")
+    monkeypatch.setattr(cleanup, "START_LOCK", tmp_path / "run" / "start.lock")
+    order: list[str] = []
+
+    def second():
+        with cleanup.start_lock():
+            order.append("second")
+
+    with cleanup.start_lock():
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive() and order == []     # waits while the first looks
+        order.append("first")
+    waiter.join(10)
+    assert order == ["first", "second"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 
 import numpy as np
+import pytest
 
-from dcilab.emulation.probes import Probes, Stream
+from dcilab.emulation.probes import ProbeError, Probes, Stream, _first_line
 
 
 def local_runner(host: str, argv: list[str]) -> subprocess.Popen:
@@ -35,3 +37,31 @@ def test_two_streams_to_one_receiver_come_back_whole():
         assert rec.seq.dtype == np.int64 and (np.diff(np.sort(rec.seq)) >= 1).all()
         assert (rec.arrival >= rec.sent_at - 1e-3).all()
         assert np.all(np.abs(rec.sent_at - (rec.t0 + rec.seq / rec.rate_pps)) < 1.0)
+
+
+
+def test_a_receiver_that_does_not_start_stops_everything_and_leaves_no_directory():
+    started: list[subprocess.Popen] = []
+
+    def failing_runner(host, argv):       # a receiver that exits without listening
+        proc = subprocess.Popen(["sh", "-c", "exit 3"], stdout=subprocess.PIPE, text=True)
+        started.append(proc)
+        return proc
+
+    probes = Probes(failing_runner, [Stream("h1", "h3", "127.0.0.1")], port=free_port())
+    with pytest.raises(ProbeError, match="did not start"):
+        with probes:
+            raise AssertionError("started")
+    assert started and all(p.poll() is not None for p in started)
+    assert not probes.workdir.exists()
+
+
+def test_a_receiver_that_says_nothing_is_waited_for_until_the_deadline_only():
+    mute = subprocess.Popen(["sleep", "30"], stdout=subprocess.PIPE, text=True)
+    try:
+        began = time.monotonic()
+        assert _first_line(mute, time.monotonic() + 0.3) == ""
+        assert time.monotonic() - began < 5
+    finally:
+        mute.kill()
+        mute.wait()

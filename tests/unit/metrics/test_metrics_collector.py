@@ -49,6 +49,7 @@ EXPECTED_TYPES = {
     "dcilab_emulation_scale": "gauge",
     "dcilab_controller_start_time_seconds": "gauge",
     "dcilab_reservation_requests": "counter",
+    "dcilab_reservation_releases": "counter",
     "dcilab_reserve_duration_seconds": "histogram",
     "dcilab_reads_refused": "counter",
     "dcilab_flow_placements": "counter",

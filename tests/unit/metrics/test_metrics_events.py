@@ -95,3 +95,27 @@ def test_instances_are_independent_and_leave_the_global_registry_alone():
     assert value(b, "dcilab_openflow_errors_total") == 0
     assert {m.name for m in REGISTRY.collect()} == before
     assert not any(name.startswith("dcilab") for name in before)
+
+
+def test_releases_count_by_outcome_through_the_service():
+    from dcilab.app.service import ControllerService
+    from dcilab.te.reservations import AdmissionError, ReservationRequest
+
+    from fabric_helpers import topology
+
+    metrics = Metrics()
+    fabric = topology("two-dc")
+    service = ControllerService.standalone(fabric, observer=metrics)
+    hosts = sorted(fabric.hosts)
+    res = service.reserve(ReservationRequest(hosts[0], hosts[-1], 1.0))
+    service.release(res.reservation_id)
+    service.release(res.reservation_id)         # already over: answered as it ended
+    with pytest.raises(AdmissionError):
+        service.release("r-000000000000")
+
+    def released(result):
+        return value(metrics, "dcilab_reservation_releases_total", result=result)
+    assert (released("released"), released("retried"), released("not_found"),
+            released("internal")) == (1, 1, 1, 0)
+    # releases are not reservation requests: those count ReservePath's outcomes
+    assert value(metrics, "dcilab_reservation_requests_total", result="admitted") == 1
