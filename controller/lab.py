@@ -157,6 +157,7 @@ class Lab:
         and never stops that one."""
         self.fabric = fabric
         self.external = external
+        self.connected = False     # beside your controller: it connected every switch
         self.datapath = datapath
         self.topology = Path(topology)
         self.say = say
@@ -221,7 +222,8 @@ class Lab:
     def _start_beside(self, ready_timeout_s: float) -> None:
         """The emulation alone, its switches pointed at the external controller; waits (up
         to the timeout) until that controller says every switch is connected, and goes on
-        without, saying so: a drill may start it later, or restart it."""
+        without, saying so (`connected` stays False): a drill may start it later, or
+        restart it."""
         from .api.client import ApiError, Client, Unreachable
         (host, port), grpc_address = self.external
         self._start_emulation((host, port))
@@ -235,6 +237,7 @@ class Lab:
                     switches = client.fabric().switches
                 missing = [s.name for s in switches if not s.connected]
                 if switches and not missing:
+                    self.connected = True
                     return
                 seen = f"{len(missing)} of {len(switches)} switches not connected"
             except (ApiError, Unreachable) as exc:

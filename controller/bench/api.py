@@ -326,10 +326,13 @@ def _targets(back_to_back: list[dict], at_rate: dict | None,
 
 
 def run(args) -> int:
-    levels = [int(c) for c in str(args.api_clients).split(",") if c.strip().isdigit()]
-    if not levels or min(levels) < 1:        # the other numbers are checked as parsed
-        print("dcilab bench --api: --api-clients needs positive counts", file=sys.stderr)
+    items = [c.strip() for c in str(args.api_clients).split(",")]
+    bad = [c for c in items if not (c.isdigit() and 1 <= int(c) <= 256)]
+    if bad:                                  # the other numbers are checked as parsed
+        print(f"dcilab bench --api: --api-clients takes client counts from 1 to 256, "
+              f"comma-separated; not {bad[0]!r}", file=sys.stderr)
         return 2
+    levels = [int(c) for c in items]
     started = time.perf_counter()
     fabric = parse_fabric(api_fabric_yaml(args.api_sites), "<generated api-bench fabric>")
     controller_cpu, client_cpus = _split_cpus(args.api_shared_cpus)

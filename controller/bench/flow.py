@@ -34,15 +34,18 @@ def _print_scenario(r: ScenarioResult) -> None:
 def add_arguments(p) -> None:
     p.add_argument("--time-limit", type=POSITIVE_SECONDS, default=10.0, metavar="S",
                    help="MILP time limit per scenario, seconds (default 10)")
-    p.add_argument("--max-stretch", type=checked(float, lambda v: v >= 1, "a number",
-                                                 "must be 1 or more"), default=1.5,
+    p.add_argument("--max-stretch", type=checked(float, lambda v: 1 <= v <= 100, "a number",
+                                                 "must be in [1, 100]"), default=1.5,
+                   metavar="X",
                    help="candidate paths within this factor of the shortest latency (default 1.5)")
     p.add_argument("--min-gain", type=checked(float, lambda v: 0 <= v < 1, "a number",
                                               "must be from 0 to under 1"), default=0.05,
+                   metavar="F",
                    help="loadaware hysteresis: move an elephant only if the utilization along "
                         "its path drops by more than this (default 0.05)")
-    p.add_argument("--elephants", type=checked(int, lambda v: v >= 1, "a whole number",
-                                               "must be 1 or more"), default=1000,
+    p.add_argument("--elephants", type=checked(int, lambda v: 1 <= v <= 100_000,
+                                               "a whole number", "must be 1 to 100000"),
+                   default=1000, metavar="N",
                    help="elephants placed one by one in the placement-time measurement (default 1000)")
 
 

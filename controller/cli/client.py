@@ -28,7 +28,7 @@ from ..api.v1 import path_pb2 as ppb
 from ..emulation.cleanup import Manifest, live_owner
 from ..fabric.model import LinkKind
 from ..te.reservations import Protection, State
-from ..argtypes import POSITIVE_SECONDS, checked
+from ..argtypes import checked
 from .stopping import Terminated
 
 STATES = tuple(state.value.lower() for state in State)
@@ -74,7 +74,11 @@ def _address(text: str) -> str:
 
 
 _timeout = checked(float, lambda v: 0 < v <= 86_400, "a number of seconds",
-                   "must be seconds from 0 to 86400")
+                   "must be seconds over 0, at most 86400")
+# What the server streams at (ListLinks' watch refuses other intervals; elephants are
+# polled by the client at the same bounds, so one client cannot spend the read budget).
+_interval = checked(float, lambda v: 0.1 <= v <= 3600, "a number of seconds",
+                    "must be seconds from 0.1 to 3600")
 
 
 # What the wire carries (a protobuf Duration, an int32): beyond, the request cannot be
@@ -102,7 +106,7 @@ def register(sub) -> None:
     p.add_argument("--max-latency-ms", type=float, metavar="X",
                    help="refuse paths with more latency than this")
     p.add_argument("--duration", type=_seconds, default=0.0, metavar="S",
-                   help="expire after S seconds (default: until released)")
+                   help="expire after S seconds (default, or 0: until released)")
     p.add_argument("--request-id", default="", metavar="ID",
                    help="idempotency key: retrying with the same ID books nothing twice "
                         "(default: a new one, named if the call is cut short)")
@@ -150,8 +154,8 @@ def register(sub) -> None:
     p.add_argument("--kind", choices=KINDS, help="only links of this kind")
     p.add_argument("--site", default="", help="only links with an end in this site")
     p.add_argument("--watch", action="store_true", help="keep printing until interrupted")
-    p.add_argument("--interval", type=POSITIVE_SECONDS, default=1.0, metavar="S",
-                   help="with --watch: seconds between updates (default 1, at least 0.1)")
+    p.add_argument("--interval", type=_interval, metavar="S",
+                   help="with --watch: seconds between updates (default 1; 0.1 to 3600)")
     p.set_defaults(run=run_links)
 
     p = sub.add_parser("switches", parents=[common],
@@ -181,8 +185,8 @@ def register(sub) -> None:
     p.add_argument("--watch", action="store_true",
                    help="ask again every --interval until interrupted, printing each answer "
                         "(with --json, one line each)")
-    p.add_argument("--interval", type=POSITIVE_SECONDS, default=1.0, metavar="S",
-                   help="with --watch: seconds between answers (default 1)")
+    p.add_argument("--interval", type=_interval, metavar="S",
+                   help="with --watch: seconds between answers (default 1; 0.1 to 3600)")
     p.set_defaults(run=run_elephants)
 
 
@@ -332,28 +336,35 @@ def _describe(res) -> str:
 
 
 PROTOCOLS = {"tcp": 6, "udp": 17}
+WIRE_UINT32 = 1 << 32
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
 
 
 def _selector(args):
     """The --protocol/--dport/--dscp options as a TrafficSelector (None: the whole pair);
-    ValueError with what is wrong. The server checks the values themselves."""
+    ValueError with what is wrong. The server checks the values themselves, those the
+    wire can carry: a negative or huge number cannot be sent (protobuf's "Value out of
+    range" named no option), and port 0 is the wire's "every port" (it reserved all TCP)."""
     if args.protocol is None and args.dport is None and args.dscp is None:
         return None
     sel = ppb.TrafficSelector()
     if args.dscp is not None:
+        if not 0 <= args.dscp < WIRE_UINT32:
+            raise ValueError(f"--dscp: a DSCP value is 0-63, got {args.dscp}")
         sel.dscp = args.dscp
     if args.protocol is not None:
         name = args.protocol.lower()
-        if name not in PROTOCOLS and not name.isdigit():
-            raise ValueError(f"--protocol: {args.protocol!r} is not tcp, udp or a number")
+        if name not in PROTOCOLS and not (name.isdigit() and int(name) < WIRE_UINT32):
+            raise ValueError(f"--protocol: {args.protocol!r} is not tcp, udp or a protocol "
+                             "number (0-255)")
         sel.ip_protocol = PROTOCOLS.get(name) or int(name)
     if args.dport is not None:
         if sel.ip_protocol not in PROTOCOLS.values():
             raise ValueError("--dport needs --protocol tcp or --protocol udp")
         lo, _, hi = args.dport.partition("-")
-        if not (lo.isdigit() and (not hi or hi.isdigit())):
-            raise ValueError(f"--dport: {args.dport!r} is not a port or LO-HI range")
+        if not (lo.isdigit() and (not hi or hi.isdigit())) or int(lo) == 0 \
+                or int(hi or lo) >= WIRE_UINT32:
+            raise ValueError(f"--dport: {args.dport!r} is not a port (1-65535) or LO-HI range")
         sel.dst_port_min, sel.dst_port_max = int(lo), int(hi or lo)
     return sel
 
@@ -376,7 +387,10 @@ def run_reserve(args) -> int:
     try:
         selector = _selector(args)
     except ValueError as exc:
-        print(f"dcilab reserve: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "code": "USAGE", "message": str(exc)}))
+        else:
+            print(f"dcilab reserve: {exc}", file=sys.stderr)
         return 2
 
     # Always a request_id: a call cut short (its deadline, a lost connection) may have
@@ -464,8 +478,16 @@ def _links_table(loads) -> str:
     return "\n".join(rows)
 
 
+def _watch_interval(args) -> None:
+    """--interval is --watch's: alone it would be ignored without a word."""
+    if args.interval is not None and not args.watch:
+        raise _UsageError("--interval needs --watch")
+    args.interval = args.interval or 1.0
+
+
 def run_links(args) -> int:
     def body(client):
+        _watch_interval(args)
         if not args.watch:
             loads = client.links(args.kind, args.site)
             print(json.dumps({"link_loads": [as_dict(l) for l in loads]}, indent=2)
@@ -560,6 +582,7 @@ def _carried_by(e, policy: str) -> str:
 
 def run_elephants(args) -> int:
     def body(client):
+        _watch_interval(args)
         def stamped(answer) -> dict:
             """With the time it was asked, as `links --json --watch` gives, one shape
             whether watched or not (an outside tester's)."""

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from ..addresses import address_text
+from ..argtypes import AT_LEAST_ONE, SECONDS, checked
 from ..fabric import FabricError, load_fabric
 from ..resources import bundled_topologies, shipped_hint, topology_arg
 from ..te.elephants import PIN_HOLD_S
@@ -147,11 +148,12 @@ def register(sub) -> None:
                    help="install no protection in the switches (no watched buckets, no "
                         "fast-failover detours): only the controller reacts to a failure. The "
                         "baseline `dcilab bench --faults` compares with")
-    p.add_argument("--tls-cert", type=Path, help="serve gRPC over TLS with this certificate (PEM)")
-    p.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
-    p.add_argument("--tls-client-ca", type=Path,
+    p.add_argument("--tls-cert", type=Path, metavar="PEM",
+                   help="serve gRPC over TLS with this certificate (PEM)")
+    p.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key (PEM)")
+    p.add_argument("--tls-client-ca", type=Path, metavar="PEM",
                    help="require client certificates signed by this CA (mutual TLS)")
-    p.add_argument("--token-file", type=Path,
+    p.add_argument("--token-file", type=Path, metavar="FILE",
                    help="require `authorization: Bearer <token>` on mutating gRPC calls")
     p.add_argument("--grpc-workers", type=int, default=DEFAULT_WORKERS, metavar="N",
                    help=f"threads serving gRPC calls (default {DEFAULT_WORKERS}); calls "
@@ -219,7 +221,10 @@ def adaptation_problem(args) -> str | None:
     if given and not args.adapt:
         return f"{', '.join(given)} set{'s' if len(given) == 1 else ''} rate adaptation, " \
                f"which only --adapt turns on"
-    return None
+    from ..core.adaptation import Policy
+    problems = Policy(args.margin_threshold_db, args.hysteresis_db, args.hold_s,
+                      args.drain_s).problems()
+    return f"rate adaptation: {problems[0]}" if problems else None
 
 
 def adaptation_options(args) -> list[str]:
@@ -241,16 +246,20 @@ def add_steering_arguments(p) -> None:
                         "paths and wavelengths), shortest (one path, one wavelength per site "
                         "pair), loadaware (each elephant pinned where utilization is lowest; "
                         "default)")
-    p.add_argument("--elephant-fraction", type=float, default=DEFAULT_ELEPHANT_FRACTION,
+    p.add_argument("--elephant-fraction", default=DEFAULT_ELEPHANT_FRACTION,
+                   type=checked(float, lambda v: 0 < v <= 1, "a number", "must be in (0, 1]"),
                    metavar="F", help="a flow is an elephant at this share of its wavelength's "
                                      f"rate (default {DEFAULT_ELEPHANT_FRACTION:g})")
-    p.add_argument("--elephant-polls", type=int, default=DEFAULT_ELEPHANT_POLLS, metavar="N",
+    p.add_argument("--elephant-polls", type=AT_LEAST_ONE, default=DEFAULT_ELEPHANT_POLLS,
+                   metavar="N",
                    help=f"... for this many consecutive polls (default "
                         f"{DEFAULT_ELEPHANT_POLLS})")
-    p.add_argument("--max-stretch", type=float, default=DEFAULT_MAX_STRETCH, metavar="X",
+    p.add_argument("--max-stretch", default=DEFAULT_MAX_STRETCH, metavar="X",
+                   type=checked(float, lambda v: 1 <= v <= 100, "a number",
+                                "must be in [1, 100]"),
                    help="loadaware considers paths up to X times the shortest latency "
                         f"(default {DEFAULT_MAX_STRETCH:g})")
-    p.add_argument("--pin-hold", type=float, default=PIN_HOLD_S, metavar="S",
+    p.add_argument("--pin-hold", type=SECONDS, default=PIN_HOLD_S, metavar="S",
                    help="periodic elephants come back: loadaware keeps an idle elephant's "
                         "pin (and its room) this many seconds, longer than a training step, "
                         "so a returning flow takes its wavelength from the first packet "
@@ -280,11 +289,8 @@ def _check_free(what: str, host: str, port: int) -> str | None:
 
 
 def run(args) -> int:
+    state_dir = args.state.parent if args.state is not None else None
     for bad, text in ((not 0 < args.reservable_fraction <= 1, "--reservable-fraction must be in (0, 1]"),
-                      (not 0 < args.elephant_fraction <= 1, "--elephant-fraction must be in (0, 1]"),
-                      (args.elephant_polls < 1, "--elephant-polls must be at least 1"),
-                      (not 1 <= args.max_stretch <= 100, "--max-stretch must be in [1, 100]"),
-                      (not 0 <= args.pin_hold <= 86400, "--pin-hold must be in [0, 86400] s"),
                       (not 0 <= args.gather <= 600, "--gather must be in [0, 600] s"),
                       (not 0 < args.poll_interval <= 3600,
                        "--poll-interval must be in (0, 3600] s"),
@@ -308,6 +314,9 @@ def run(args) -> int:
                       (bool(args.tls_cert) != bool(args.tls_key)
                        or bool(args.tls_client_ca and not args.tls_cert),
                        "--tls-cert and --tls-key go together, and --tls-client-ca needs them"),
+                      # a typo must not create directories (the default path's are made)
+                      (state_dir is not None and not state_dir.is_dir(),
+                       f"--state: directory {state_dir} does not exist"),
                       *((True, clash) for clash in _shared_ports(args))):
         if bad:
             print(f"dcilab controller: {text}", file=sys.stderr)
@@ -315,9 +324,6 @@ def run(args) -> int:
     from ..core.adaptation import Policy as AdaptationPolicy
     adaptation_policy = AdaptationPolicy(args.margin_threshold_db, args.hysteresis_db,
                                          args.hold_s, args.drain_s)
-    for problem in adaptation_policy.problems():
-        print(f"dcilab controller: rate adaptation: {problem}", file=sys.stderr)
-        return 2
     try:
         fabric = load_fabric(args.topology, optical_model("controller"))
     except FabricError as exc:
@@ -365,7 +371,10 @@ def run(args) -> int:
     stop = threading.Event()
     signalled = StopSignal()
     on_stop_signals(signalled)
-    signal.signal(signal.SIGINT, signalled)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        # not if ignored from the start (`cmd &` in a script): Ctrl-C of the foreground
+        # job, a lab beside this controller, would stop it (a CLI auditor's)
+        signal.signal(signal.SIGINT, signalled)
     metrics = Metrics()
     core = FabricController(fabric, args.reservable_fraction, policy=args.policy,
                             elephant_fraction=args.elephant_fraction,

@@ -40,10 +40,15 @@ def register(sub) -> None:
                "  dcilab fault list\n"
                "  dcilab fault restore                  # everything")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    # --json is also accepted after the operation (`dcilab fault list --json`).
+    only = ("act only if the running emulation is of this fabric (its name, or its file): "
+            "on a shared machine, another's run is refused, nothing done (without it, "
+            "whatever run is up is acted on, and named on stderr)")
+    p.add_argument("--fabric", metavar="NAME|FILE", help=only)
+    # --json and --fabric are also accepted after the operation (`dcilab fault list --json`).
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print the result as JSON")
+    common.add_argument("--fabric", metavar="NAME|FILE", default=argparse.SUPPRESS, help=only)
     ops = p.add_subparsers(dest="op", metavar="OP", required=True)
     add = ops.add_parser
 
@@ -124,6 +129,10 @@ def run(args) -> int:
         return 1
     try:
         faults = Faults.attach()
+        if args.fabric and not _is_of(faults, args.fabric):
+            raise FaultError(f"the running emulation is of fabric {faults.fabric.name!r} "
+                             f"({faults.fabric_path}, pid {faults.owner_pid}), not "
+                             f"{args.fabric!r}: nothing done")
         if not args.json:
             # Said on stderr, apart from the report: which running emulation is acted on.
             print(f"emulation {faults.fabric.name} ({faults.fabric_path}, pid "
@@ -131,10 +140,19 @@ def run(args) -> int:
         return _dispatch(faults, args)
     except (FaultError, FibreError) as exc:
         if args.json:
-            print(json.dumps({"error": str(exc)}))
+            # the shape the client commands' errors have
+            print(json.dumps({"ok": False, "code": "USAGE" if isinstance(
+                exc, FaultInputError) else "FAILED", "message": str(exc)}))
         else:
             print(f"dcilab fault {args.op}: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, FaultInputError) else 1
+
+
+def _is_of(faults: Faults, fabric: str) -> bool:
+    """Whether the running emulation is of `fabric`: its name, or its file."""
+    return fabric == faults.fabric.name or (
+        os.path.exists(fabric) and os.path.realpath(fabric) == os.path.realpath(
+            faults.fabric_path))
 
 
 def _dispatch(faults: Faults, args) -> int:

@@ -197,8 +197,11 @@ def run(args) -> int:
         print("dcilab lab needs root (Mininet creates namespaces and OVS bridges)",
               file=sys.stderr)
         return 1
-    if args.script and not os.access(args.script, os.R_OK):
-        print(f"dcilab lab: cannot read the script {args.script}", file=sys.stderr)
+    if args.script and (os.path.isdir(args.script) or not os.access(args.script, os.R_OK)):
+        # a directory passes os.access, and Mininet's `source` swallows its read error
+        what = "it is a directory" if os.path.isdir(args.script) else "no such file, or " \
+            "not readable"
+        print(f"dcilab lab: cannot read the script {args.script}: {what}", file=sys.stderr)
         return 2
     try:
         fabric = load_fabric(args.file, optical_model("lab"))
@@ -206,6 +209,7 @@ def run(args) -> int:
         print(f"{exc}{shipped_hint(args.file)}", file=sys.stderr)
         return 2
     on_stop_signals(_terminate)
+    interrupted = False
     try:
         from ..api.client import DEFAULT_SERVER
         beside = (args.controller, args.server or DEFAULT_SERVER) if args.controller else None
@@ -224,6 +228,10 @@ def run(args) -> int:
                     f"{lab.controller.metrics_url}"
                     + (f"; transceivers' gNMI on {lab.gnmi}" if lab.gnmi else "")
                     + ("; rate adaptation on" if args.adapt else ""))
+            if beside and args.script and not lab.connected:
+                # a script's results without a controller would read as a pass
+                raise RuntimeError(f"not running {args.script}: your controller has not "
+                                   "connected every switch")
             hosts = ", ".join(f"{h.name} {h.ip}" for h in fabric.hosts.values())
             say(f"hosts: {hosts}")
             if not args.script:
@@ -233,7 +241,10 @@ def run(args) -> int:
             cli = FabricCLI(lab.emulation, commands | {"iperf": iperf_command(lab),
                                                        "dcilab": dcilab_command(server)},
                             script=args.script)
-            if args.script and cli.failed:
+            if args.script and cli.interrupted:
+                say(f"{args.script} interrupted at: {cli.failed[-1]}")
+                interrupted = True
+            elif args.script and cli.failed:
                 say(f"{len(cli.failed)} line(s) of {args.script} failed: "
                     + "; ".join(cli.failed[:5]) + ("; …" if len(cli.failed) > 5 else ""))
     except _Terminated:
@@ -243,4 +254,4 @@ def run(args) -> int:
         print(f"dcilab lab: {exc}", file=sys.stderr)
         return 1
     say("lab stopped; everything removed")
-    return 1 if args.script and cli.failed else 0
+    return 130 if interrupted else 1 if args.script and cli.failed else 0

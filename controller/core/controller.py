@@ -55,7 +55,8 @@ def still_no_room(reason: str, refusal: str) -> str:
     if reason.startswith(STILL_NO_ROOM):
         return reason
     cause = reason.split(NO_OTHER_ROOM)[0].split(NONE_UP)[0]
-    return f"{STILL_NO_ROOM} it was displaced ({cause}): {refusal}"
+    # "then ... over now": a re-tester read "(w1 is out of use ...)" as still so
+    return f"{STILL_NO_ROOM} it was displaced (then: {cause}; over now): {refusal}"
 
 
 @dataclass

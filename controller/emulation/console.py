@@ -51,12 +51,15 @@ class FabricCLI(CLI):
     overrides Mininet's of that name. `failed`: the lines that failed, in order."""
 
     identchars = CLI.identchars + "-"          # dc1-h1 is one word, not `dc1` and `-h1`
+    script: str | None = None
+    interrupted = False           # Ctrl-C during a script's line: the script stops
 
     def __init__(self, emulation, commands: dict[str, Callable[[str], object]],
                  script: str | None = None, stdin=sys.stdin):
         self.extra = dict(commands)
         self.failed: list[str] = []
         self.line_failed = False
+        self.script = script
         for name, function in self.extra.items():
             setattr(self, f"do_{name}", self._counted(function))
         add_fabric_names(emulation)
@@ -95,7 +98,21 @@ class FabricCLI(CLI):
         stop = super().onecmd(line)
         if self.line_failed:
             self.failed.append(line.strip())
-        return stop
+        return True if self.interrupted and self.script else stop
+
+    def waitForNode(self, node):
+        """Mininet's, noting a Ctrl-C: it interrupts the host's command and goes on, so a
+        script interrupted halfway ran its other lines and exited 0 (a CLI auditor's)."""
+        interrupt = node.sendInt
+
+        def interrupted(*args, **kwargs):
+            self.interrupted = self.line_failed = True
+            return interrupt(*args, **kwargs)
+        node.sendInt = interrupted
+        try:
+            super().waitForNode(node)
+        finally:
+            del node.sendInt          # the class's again
 
     def do_source(self, line: str):
         """Read commands from a file, as Mininet's `source`, but stop at `exit` or `quit`

@@ -128,6 +128,7 @@ def _check(spec: JobSpec) -> tuple[dict[frozenset, float], list[JobIssue]]:
         first.setdefault(name, i)
 
     distances: dict[frozenset, float] = {}
+    named: set[frozenset] = set()       # given, even if wrongly (said once, not as missing)
     for a, row in spec.distances_km.items():
         if a not in first:
             issues.append(JobIssue(f"distances_km.{a}",
@@ -135,6 +136,7 @@ def _check(spec: JobSpec) -> tuple[dict[frozenset, float], list[JobIssue]]:
             continue
         for b, km in row.items():
             where = f"distances_km.{a}.{b}"
+            named.add(frozenset((a, b)))
             if b not in first:
                 issues.append(JobIssue(where, f"unknown site {b!r} (sites: {', '.join(names)})"))
             elif a == b:
@@ -151,7 +153,7 @@ def _check(spec: JobSpec) -> tuple[dict[frozenset, float], list[JobIssue]]:
                 distances[frozenset((a, b))] = float(km)
     if len(first) == len(names):        # the pairs a job needs are known: all said at once
         for a, b in needed_pairs(spec):
-            if frozenset((a, b)) not in distances:
+            if frozenset((a, b)) not in named:
                 issues.append(JobIssue(
                     "distances_km", f"missing the fibre route length between {a} and {b} "
                                     f"(write `{a}: {{{b}: KM}}`)"))

@@ -324,7 +324,8 @@ def test_a_degraded_reason_stops_saying_down_once_the_link_is_back(lab):
     lab.send(lab.ctl.tick(100.0))                                  # hold-down over
     res = lab.ctl.book.get(on_x)
     assert res.state is State.DEGRADED
-    assert res.reason.startswith("no path has room since it was displaced (x.w1 is down)")
+    assert res.reason.startswith(
+        "no path has room since it was displaced (then: x.w1 is down; over now)")
     assert res.reason.endswith("x.w1 (a-gw1 -> b-gw1) has 180.000 Gb/s free of 180.000 Gb/s "
                                "reservable; 300.000 Gb/s asked")
 

@@ -21,6 +21,8 @@ from dcilab.fabric import parse_fabric
      "--admission-requests, --admission-seeds belong to --admission, not --training"),
     (["--training", "--check-targets"], "--training has no target to miss"),
     (["--check-targets"], "the placement bench has no target to miss"),
+    (["--api", "--api-clients", "1,abc"], "client counts from 1 to 256, comma-separated; "
+                                          "not 'abc'"),
 ])
 def test_benchmarks_and_their_options_do_not_mix(argv, says, capsys):
     assert main(["bench", *argv]) == 2
@@ -28,8 +30,9 @@ def test_benchmarks_and_their_options_do_not_mix(argv, says, capsys):
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["--max-stretch", "0.5"], "--max-stretch: must be 1 or more, got 0.5"),
-    (["--elephants", "-3"], "--elephants: must be 1 or more, got -3"),
+    (["--max-stretch", "0.5"], "--max-stretch: must be in [1, 100], got 0.5"),
+    (["--elephants", "-3"], "--elephants: must be 1 to 100000, got -3"),
+    (["--elephants", "100000000"], "--elephants: must be 1 to 100000, got 100000000"),
     (["--time-limit", "-5"], "--time-limit: must be over 0 and at most a day, got -5"),
     (["--admission", "--admission-sites", "2"], "--admission-sites: must be 3 or more"),
     (["--admission", "--admission-requests", "0"], "--admission-requests: must be 1 or more"),

@@ -141,3 +141,42 @@ def test_a_controller_under_a_burst_of_sigterms_stops_cleanly(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_a_controller_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):
+    """`dcilab controller ... &` in a script ignores SIGINT; it set its own handler, so
+    Ctrl-C of the foreground job (a lab beside it) stopped it (a CLI auditor's)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "controller.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dcilab", "controller", "--topology",
+             "two-dc", "--grpc", f"127.0.0.1:{port}",
+             "--state", str(tmp_path / "state.db"), "--openflow", "127.0.0.1:0",
+             "--metrics", "127.0.0.1:0"], stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 60
+        while b"gRPC API listening" not in log.read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)
+        os.kill(proc.pid, signal.SIGTERM)                  # what stops it
+        assert proc.wait(timeout=20) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_a_state_file_in_a_directory_that_does_not_exist_is_refused(tmp_path, capsys):
+    from dcilab.cli import main
+    state = tmp_path / "typo" / "state.db"
+    assert main(["controller", "--topology", "two-dc", "--state", str(state)]) == 2
+    assert f"--state: directory {state.parent} does not exist" in capsys.readouterr().err
+    assert not state.parent.exists()

@@ -114,3 +114,59 @@ def test_a_scripts_exit_stops_it(tmp_path):
     assert ran == ["one"] and cli.inputFile is None
     script.write_text("note three\n")
     assert cli.do_source(str(script)) is False and ran == ["one", "three"]
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda d: d, "it is a directory"),                       # os.access passed it
+    (lambda d: d / "missing.txt", "no such file"),
+])
+def test_a_script_that_cannot_be_read_is_refused_before_anything_is_built(
+        tmp_path, monkeypatch, capsys, make, said):
+    from dcilab.cli import lab as cli_lab
+    monkeypatch.setattr(cli_lab.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cli_lab, "Lab", None)      # building one would be a TypeError
+    args = build_parser().parse_args(["lab", "--script", str(make(tmp_path))])
+    assert cli_lab.run(args) == 2
+    assert said in capsys.readouterr().err
+
+
+def test_a_ctrl_c_during_a_scripts_host_command_stops_the_script(tmp_path):
+    """Mininet interrupts the host's command and goes on: a script interrupted halfway ran
+    its other lines and exited 0 (a CLI auditor's)."""
+    import os
+    import select
+    import signal
+    import threading
+
+    cli = object.__new__(FabricCLI)
+    cli.failed, cli.mn, cli.lastcmd, ran = [], {}, "", []
+    stdin_r, stdin_w = os.pipe()
+    out_r, out_w = os.pipe()
+    cli.stdin = os.fdopen(stdin_r)
+    cli.inPoller = select.poll()
+    cli.inPoller.register(cli.stdin, select.POLLIN)
+
+    class Host:                                  # a host whose command runs until Ctrl-C
+        stdout, waiting = os.fdopen(out_r), True
+
+        def sendInt(self):
+            self.waiting = False
+            os.write(out_w, b"^C\n")
+
+        def monitor(self):
+            return os.read(self.stdout.fileno(), 100).decode()
+
+    def sleep_on_host(line):
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        cli.waitForNode(Host())
+        ran.append(line)
+    cli.do_sleep = cli._counted(sleep_on_host)
+    cli.do_note = cli._counted(lambda line: ran.append(line))
+    cli.script = str(tmp_path / "lab.txt")
+    (tmp_path / "lab.txt").write_text("note one\nsleep 30\nnote two\n")
+    try:
+        assert cli.do_source(cli.script) is True        # stopped there
+    finally:
+        for fd in (stdin_w, out_w):
+            os.close(fd)
+    assert ran == ["one", "30"] and cli.interrupted and cli.failed == ["sleep 30"]

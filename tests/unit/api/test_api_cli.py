@@ -211,8 +211,8 @@ def test_token_and_tls_flags(serve, tmp_path, capsys):
 @pytest.mark.parametrize("option, value, said", [
     ("--server", "127.0.0.1:70000", "expected HOST:PORT with a port from 1 to 65535"),
     ("--server", "", "expected HOST:PORT with a port from 1 to 65535"),
-    ("--timeout", "inf", "must be seconds from 0 to 86400"),
-    ("--timeout", "-1", "must be seconds from 0 to 86400"),
+    ("--timeout", "inf", "must be seconds over 0, at most 86400"),
+    ("--timeout", "-1", "must be seconds over 0, at most 86400"),
 ])
 def test_connection_options_out_of_range_are_usage_errors(capsys, option, value, said):
     with pytest.raises(SystemExit) as exit_:
@@ -465,3 +465,34 @@ def test_elephants_table_widens_for_long_site_names():
         fpb.ListElephantsResponse(policy="ecmp", elephants=rows)).splitlines()
     column = header.index("rate Gb/s")
     assert all(line[column:column + 9].strip() == "61.0" for line in lines), lines
+
+
+@pytest.mark.parametrize("argv, said", [
+    # port 0 is the wire's "every port": it reserved all TCP (a CLI auditor's)
+    (["--protocol", "tcp", "--dport", "0"], "--dport: '0' is not a port"),
+    (["--protocol", "tcp", "--dport", "0-80"], "--dport: '0-80' is not a port"),
+    # beyond what the wire carries: protobuf's "Value out of range: -1" named no option
+    (["--dscp", "-1"], "--dscp: a DSCP value is 0-63, got -1"),
+    (["--protocol", "99999999999"], "--protocol: '99999999999' is not tcp, udp"),
+])
+def test_selector_values_the_wire_cannot_carry_are_bad_usage(argv, said, capsys):
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "1", *argv,
+                  "--server", f"127.0.0.1:{port}") == 2
+    assert said in capsys.readouterr().err
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "1", *argv, "--json",
+                  "--server", f"127.0.0.1:{port}") == 2
+    assert json.loads(capsys.readouterr().out)["code"] == "USAGE"
+
+
+def test_an_interval_is_the_watchs_and_bounded_alike_for_links_and_elephants(capsys):
+    assert dcilab("links", "--interval", "5", "--server", "127.0.0.1:1") == 2
+    assert "--interval needs --watch" in capsys.readouterr().err
+    for command in ("links", "elephants"):
+        for value in ("0.01", "7200"):
+            with pytest.raises(SystemExit) as exc:
+                dcilab(command, "--watch", "--interval", value)
+            assert exc.value.code == 2

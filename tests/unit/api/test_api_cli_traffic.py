@@ -30,7 +30,7 @@ def test_a_selector_and_a_protection_class_show_in_the_answer(at, capsys):
 def test_bad_selectors_are_one_line_errors(at, capsys):
     assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "10", "--protocol", "tcp",
                   "--dport", "80-x", *at) == 2
-    assert capsys.readouterr().err == "dcilab reserve: --dport: '80-x' is not a port or LO-HI range\n"
+    assert capsys.readouterr().err == "dcilab reserve: --dport: '80-x' is not a port (1-65535) or LO-HI range\n"
     # Ports belong to TCP or UDP: said as the options say it, not as the API's field.
     for protocol in ([], ["--protocol", "47"]):
         assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "10", *protocol,

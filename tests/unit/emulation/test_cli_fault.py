@@ -35,3 +35,39 @@ def test_bad_arguments_exit_with_usage(argv, capsys):
         parse(*argv)
     assert exc.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_fabric_names_the_run_acted_on_and_another_is_refused(tmp_path, monkeypatch, capsys):
+    """An outside tester's fault loop, its own lab not up yet, restored every fault of
+    another user's run on the same machine: --fabric refuses another's run."""
+    from types import SimpleNamespace
+
+    from dcilab.cli import fault as cli_fault
+    path = tmp_path / "ring.yaml"
+    path.write_text("name: ring\n")
+    running = SimpleNamespace(fabric=SimpleNamespace(name="ring"), fabric_path=str(path),
+                              owner_pid=4242, list=lambda: [], restore=lambda target: [])
+    monkeypatch.setattr(cli_fault.Faults, "attach", classmethod(lambda cls: running))
+    monkeypatch.setattr(cli_fault.os, "geteuid", lambda: 0)
+    assert cli_fault.run(parse("restore", "--fabric", "two-dc")) == 1
+    err = capsys.readouterr().err
+    assert "is of fabric 'ring'" in err and "pid 4242" in err and "nothing done" in err
+    assert cli_fault.run(parse("--fabric", "ring", "list")) == 0
+    assert cli_fault.run(parse("restore", "--fabric", str(path))) == 0
+    assert "nothing to restore" in capsys.readouterr().out
+    assert cli_fault.run(parse("list")) == 0                # without it: whatever runs
+
+
+def test_a_json_error_has_the_client_commands_shape(monkeypatch, capsys):
+    import json
+
+    from dcilab.cli import fault as cli_fault
+    from dcilab.emulation.faults import FaultError
+
+    def nothing_runs(cls):
+        raise FaultError("no dcilab emulation is running")
+    monkeypatch.setattr(cli_fault.Faults, "attach", classmethod(nothing_runs))
+    monkeypatch.setattr(cli_fault.os, "geteuid", lambda: 0)
+    assert cli_fault.run(parse("list", "--json")) == 1
+    assert json.loads(capsys.readouterr().out) == {
+        "ok": False, "code": "FAILED", "message": "no dcilab emulation is running"}

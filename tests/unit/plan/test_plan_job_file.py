@@ -169,3 +169,8 @@ def test_a_section_that_is_not_a_mapping_is_named_without_our_class_names():
     assert errors(text) == ["job.yaml:2: model: expected a mapping of fields (got 5)"]
     out = errors(GOOD + "modules: [1]\n")
     assert out == ["job.yaml:16: modules: expected a mapping (got [1])"]
+
+
+def test_a_distance_given_wrongly_is_said_once_not_also_as_missing():
+    out = errors(GOOD.replace("a: {b: 100}", "a: {b: 0}"))
+    assert len(out) == 1 and "distances_km.a.b: must be over 0 km" in out[0], out
