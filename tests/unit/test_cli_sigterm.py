@@ -4,6 +4,7 @@ bridges and sync agents behind)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -115,7 +116,9 @@ def test_a_stop_signal_inside_the_handling_of_another_takes_no_lock():
     assert stop.is_set() and signalled.signum == signal.SIGTERM
 
 
-def test_a_controller_under_a_burst_of_sigterms_stops_cleanly(tmp_path):
+@contextlib.contextmanager
+def serving_controller(tmp_path, **popen):
+    """A `dcilab controller` on free ports, once it serves; killed if a test leaves it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -126,52 +129,38 @@ def test_a_controller_under_a_burst_of_sigterms_stops_cleanly(tmp_path):
              "two-dc", "--grpc", f"127.0.0.1:{port}",
              "--state", str(tmp_path / "state.db"), "--openflow", "127.0.0.1:0",
              "--metrics", "127.0.0.1:0"], stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
+            stdin=subprocess.DEVNULL, **popen)
     try:
         deadline = time.monotonic() + 60
         while b"gRPC API listening" not in log.read_bytes():
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
+        yield proc, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_a_controller_under_a_burst_of_sigterms_stops_cleanly(tmp_path):
+    with serving_controller(tmp_path) as (proc, log):
         time.sleep(1.0)                # into its wait for a stop
         for _ in range(200):           # a tester's 30 `kill`s hung 1 run in 3
             os.kill(proc.pid, signal.SIGTERM)
             time.sleep(0.0002)
         assert proc.wait(timeout=20) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def test_a_controller_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):
     """`dcilab controller ... &` in a script ignores SIGINT; it set its own handler, so
     Ctrl-C of the foreground job (a lab beside it) stopped it (a CLI auditor's)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path / "controller.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dcilab", "controller", "--topology",
-             "two-dc", "--grpc", f"127.0.0.1:{port}",
-             "--state", str(tmp_path / "state.db"), "--openflow", "127.0.0.1:0",
-             "--metrics", "127.0.0.1:0"], stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    try:
-        deadline = time.monotonic() + 60
-        while b"gRPC API listening" not in log.read_bytes():
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+    with serving_controller(tmp_path, preexec_fn=lambda: signal.signal(
+            signal.SIGINT, signal.SIG_IGN)) as (proc, log):
         os.kill(proc.pid, signal.SIGINT)
         with pytest.raises(subprocess.TimeoutExpired):
             proc.wait(timeout=2)
         os.kill(proc.pid, signal.SIGTERM)                  # what stops it
         assert proc.wait(timeout=20) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 def test_a_state_file_in_a_directory_that_does_not_exist_is_refused(tmp_path, capsys):
