@@ -17,7 +17,7 @@ from ..core import Outbox
 from ..openflow import messages as of
 from ..te.elephants import FlowKey
 from .service import ControllerService
-from .switch_writer import SwitchWriter
+from .sender import Sender
 
 
 TICK_S = 0.1
@@ -51,7 +51,7 @@ class DcilabApp(app_manager.OSKenApp):
         # dpid -> xid of our own port description request: os-ken sends one of its own at
         # the handshake, whose reply would check (and log) the ports a second time.
         self._port_desc_xids: dict[int, int] = {}
-        self._writers: dict[int, SwitchWriter] = {}     # dpid -> its connection's writer
+        self._sender = Sender(self.service.observer.openflow_error)
         self.poll_interval_s = poll_interval_s
         self.stop_event = stop_event or threading.Event()
         self.service.attach(self.send)
@@ -61,7 +61,7 @@ class DcilabApp(app_manager.OSKenApp):
     def send(self, outbox: Outbox) -> int:
         """The one place messages meet a datapath (faucet's send_flows): numbered and
         booked here, under the service's lock (a reply can come back before the message
-        has left), then queued for the switch's writer, which never holds the lock."""
+        has left), then queued for the sender, which never holds the lock."""
         sent = 0
         for dpid, msgs in outbox.messages.items():
             datapath = self.datapaths.get(dpid)
@@ -83,25 +83,13 @@ class DcilabApp(app_manager.OSKenApp):
                     bundle.add(msg.xid)
             if bundle:
                 self._bundles[dpid] = bundle
-            self._writer(dpid, datapath).put(msgs)
+            self._sender.put(datapath, msgs)
             sent += len(msgs)
         return sent
 
-    def _writer(self, dpid: int, datapath) -> SwitchWriter:
-        """The writer of this connection (caller holds the service's lock)."""
-        writer = self._writers.get(dpid)
-        if writer is None or writer.datapath is not datapath:
-            if writer is not None:
-                writer.close()
-            writer = SwitchWriter(datapath, f"{dpid:#x}", self.service.observer.openflow_error)
-            self._writers[dpid] = writer
-        return writer
-
     def idle(self, timeout_s: float = 10.0) -> bool:
         """Whether every queued message was handed to os-ken within `timeout_s` (tests)."""
-        with self.service.lock:
-            writers = list(self._writers.values())
-        return all(w.idle(timeout_s) for w in writers)
+        return self._sender.idle(timeout_s)
 
     def _timers(self) -> None:
         # Every TICK_S: hold-downs that are over, and reservations and elephants displaced
@@ -164,8 +152,9 @@ class DcilabApp(app_manager.OSKenApp):
             if dpid not in self._probes:
                 echo = first.ofproto_parser.OFPEchoRequest(first)
                 first.set_xid(echo)
-                self._writer(dpid, first).put([echo])
+                # booked before it leaves: its reply may come back at once
                 self._probes[dpid] = (time.monotonic() + DUPLICATE_PROBE_S, echo.xid, first)
+                self._sender.put(first, [echo])
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _echo_reply(self, ev):
@@ -314,9 +303,7 @@ class DcilabApp(app_manager.OSKenApp):
             return
         del self.datapaths[datapath.id]
         with self.service.lock:
-            writer = self._writers.pop(datapath.id, None)
-            if writer is not None:
-                writer.close()
+            self._sender.forget(datapath)
             self._tolerated.pop(datapath.id, None)
             self._bundles.pop(datapath.id, None)
             self._port_desc_xids.pop(datapath.id, None)

@@ -31,7 +31,7 @@ from ..te.placement import DEFAULT_MAX_STRETCH
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
                                OVER_BOUND, ReservationBook, ReservationRequest, State, key_of,
                                lacks_standby)
-from . import reservation_rules, wiring
+from . import elephant_rules, reservation_rules, wiring
 from .damping import LinkDamping
 from .ports import port_problems
 from .rules import TABLE_CLASSIFY, TABLE_FLOWS, Programs, Routing, diff, host_arp_rule
@@ -1227,7 +1227,13 @@ class FabricController:
         for dpid in sorted(pins - programs):
             state = self.switches.get(dpid)
             if state is not None and state.program_sent:
-                outbox.add(dpid, self.steering.program(state.name))
+                # whole: the lost change may have unpinned some here (a moved elephant)
+                msgs = elephant_rules.unpin_all() + self.steering.program(state.name)
+                if state.atomic:
+                    self._bundles += 1
+                    msgs = of.atomically(msgs, self._bundles)
+                self._barrier_seq(state)
+                outbox.add(dpid, msgs + [of.barrier()])
         return self._restore(outbox, placements=False)
 
     def _reserved_wavelengths(self) -> dict[tuple[str, str], float]:

@@ -9,6 +9,7 @@ from ..te.elephants import FlowKey
 from .rules import TABLE_FORWARD, pin_action
 
 PRIORITY_ELEPHANT = 1500
+PIN_COOKIE = of.COOKIE | 1 << 32        # a switch's pins, deleted together (`unpin_all`)
 
 
 def _match(key: FlowKey):
@@ -22,7 +23,13 @@ def pin(fabric: Fabric, key: FlowKey, hops: list[tuple[str, int]]) -> dict[str, 
     """switch name -> the message pinning `key` out of `port` there, for (switch, port) hops;
     out of a DCI port through that port's fast-failover group, so the pin survives a cut."""
     return {switch: [of.flow_add(PRIORITY_ELEPHANT, _match(key), [pin_action(fabric, switch, port)],
-                                 table_id=TABLE_FORWARD)] for switch, port in hops}
+                                 table_id=TABLE_FORWARD, cookie=PIN_COOKIE)]
+            for switch, port in hops}
+
+
+def unpin_all() -> list:
+    """Every pin of a switch: before its pins are sent again whole."""
+    return [of.flow_delete_cookie(PIN_COOKIE, TABLE_FORWARD)]
 
 
 def unpin(key: FlowKey, switches: list[str]) -> dict[str, list]:

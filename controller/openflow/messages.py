@@ -6,9 +6,10 @@ from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-# Every flow dcilab installs carries this cookie, so an operator's `ovs-ofctl dump-flows`
-# tells them apart. dcilab owns the switches it programs: its deletes and statistics
-# requests match no cookie, and a program starts from empty tables.
+# Every flow dcilab installs carries this cookie in its low bits, so an operator's
+# `ovs-ofctl dump-flows` tells them apart (elephant pins have a bit of their own above, so
+# that they can be deleted together). dcilab owns the switches it programs: its other
+# deletes and statistics requests match no cookie, and a program starts from empty tables.
 COOKIE = 0xDC1AB
 # Attribute of a message naming the (error type, code) it may draw without anything being
 # wrong: the app then logs that reply at debug level and counts no OpenFlow error.
@@ -42,6 +43,14 @@ def flow_add(priority: int, match_: parser.OFPMatch, actions: list, table_id: in
         datapath=None, cookie=cookie, table_id=table_id, command=ofp.OFPFC_ADD,
         priority=priority, buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY,
         out_group=ofp.OFPG_ANY, flags=0, match=match_, instructions=apply(actions))
+
+
+def flow_delete_cookie(cookie: int, table_id: int) -> parser.OFPFlowMod:
+    """Every flow of `table_id` carrying exactly `cookie`."""
+    return parser.OFPFlowMod(
+        datapath=None, cookie=cookie, cookie_mask=(1 << 64) - 1, table_id=table_id,
+        command=ofp.OFPFC_DELETE, buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY, match=parser.OFPMatch())
 
 
 def flow_delete_all() -> parser.OFPFlowMod:

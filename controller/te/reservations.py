@@ -367,8 +367,10 @@ class ReservationBook:
         self.journal: dict[str, Reservation | None] | None = None
         self.by_request_id: dict[str, str] = {}
         # (expiry, id) of live reservations with a duration, soonest first; entries of
-        # ended ones are dropped as they surface (`due`), so a tick costs what is due.
+        # ended ones are dropped as they surface (`due`), so a tick costs what is due, or
+        # all at once when they outnumber the rest (released long before their expiry).
         self._expiry: list[tuple[float, str]] = []
+        self._expiry_stale = 0
         self.reserved: dict[Direction, float] = {}     # primaries + shared standby
         # Shared standby: directed link -> risk event -> the standby bandwidth needed there
         # when that event fails; what it holds is the largest (counted in `reserved`).
@@ -1497,6 +1499,13 @@ class ReservationBook:
         if res.request.request_id:
             self.by_request_id.pop(res.request.request_id, None)
         self._room_back += 1
+        if res.expires_at:
+            self._expiry_stale += 1
+            if self._expiry_stale > max(64, len(self._expiry) // 2):
+                self._expiry = [(r.expires_at, rid) for rid, r in self.reservations.items()
+                                if r.expires_at]
+                heapq.heapify(self._expiry)
+                self._expiry_stale = 0
         self._meter_users[res.meter_id] -= 1
         if not self._meter_users[res.meter_id]:
             del self._meter_users[res.meter_id]
@@ -1525,6 +1534,8 @@ class ReservationBook:
             res = self.reservations.get(rid)
             if res is not None and res.expires_at == at:
                 due[rid] = at
+            else:
+                self._expiry_stale = max(0, self._expiry_stale - 1)
         for rid, at in due.items():
             heapq.heappush(self._expiry, (at, rid))
         return list(due)

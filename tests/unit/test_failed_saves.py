@@ -369,3 +369,26 @@ def test_a_program_sent_with_a_change_that_could_not_be_saved_is_sent_again(tmp_
     assert lost.tables() == saved.tables()
     res = next(iter(lost.core.book.reservations.values()))
     assert res.state is State.ACTIVE
+
+
+def test_pins_a_lost_change_carried_are_sent_again_whole_removals_too():
+    """A lost change may have moved an elephant: its new pins and the old path's removals
+    went nowhere; sending the switch's pins again must take the old ones off too (a
+    re-reviewer's: only the adds were sent again)."""
+    from controller_lab import ControllerLab
+
+    from dcilab.core import Outbox
+    from dcilab.core.elephant_rules import PIN_COOKIE, pin
+    from dcilab.te.elephants import FlowKey
+
+    fabric = parse_fabric(TWO_WAVELENGTHS)
+    lab = ControllerLab(fabric).bring_up_all()
+    leaf = next(n for n in fabric.switches if "leaf" in n)
+    port = next(iter(fabric.ports(leaf)))
+    stale = FlowKey("10.0.0.1", "10.0.0.2", 6, 40000, 5201)   # pinned no more
+    lab.send(Outbox().add(lab.dpid(leaf), pin(fabric, stale, [(leaf, port)])[leaf]))
+    assert any(f.cookie == PIN_COOKIE for f in lab.table(leaf).flows())
+    lab.ctl.lost(Outbox(pins={lab.dpid(leaf)}))
+    sent = lab.send(lab.ctl.resend())
+    assert type(sent.messages[lab.dpid(leaf)][-1]).__name__ == "OFPBarrierRequest"
+    assert not any(f.cookie == PIN_COOKIE for f in lab.table(leaf).flows())
