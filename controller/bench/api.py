@@ -327,7 +327,7 @@ def _targets(back_to_back: list[dict], at_rate: dict | None,
 
 def run(args) -> int:
     items = [c.strip() for c in str(args.api_clients).split(",")]
-    bad = [c for c in items if not (c.isdigit() and 1 <= int(c) <= 256)]
+    bad = [c for c in items if not (c.isascii() and c.isdigit() and 1 <= int(c) <= 256)]
     if bad:                                  # the other numbers are checked as parsed
         print(f"dcilab bench --api: --api-clients takes client counts from 1 to 256, "
               f"comma-separated; not {bad[0]!r}", file=sys.stderr)

@@ -354,19 +354,24 @@ def _selector(args):
         sel.dscp = args.dscp
     if args.protocol is not None:
         name = args.protocol.lower()
-        if name not in PROTOCOLS and not (name.isdigit() and int(name) < WIRE_UINT32):
-            raise ValueError(f"--protocol: {args.protocol!r} is not tcp, udp or a protocol "
-                             "number (0-255)")
+        if name not in PROTOCOLS and not (_digits(name) and int(name) < WIRE_UINT32):
+            raise ValueError(f"--protocol: {args.protocol!r} is not tcp, udp or an IP "
+                             "protocol number")
         sel.ip_protocol = PROTOCOLS.get(name) or int(name)
     if args.dport is not None:
         if sel.ip_protocol not in PROTOCOLS.values():
             raise ValueError("--dport needs --protocol tcp or --protocol udp")
         lo, _, hi = args.dport.partition("-")
-        if not (lo.isdigit() and (not hi or hi.isdigit())) or int(lo) == 0 \
+        if not (_digits(lo) and (not hi or _digits(hi))) or int(lo) == 0 \
                 or int(hi or lo) >= WIRE_UINT32:
             raise ValueError(f"--dport: {args.dport!r} is not a port (1-65535) or LO-HI range")
         sel.dst_port_min, sel.dst_port_max = int(lo), int(hi or lo)
     return sel
+
+
+def _digits(text: str) -> bool:
+    """0-9 only: str.isdigit takes "٣" and "¹" too (one booked tcp dport 3)."""
+    return text.isascii() and text.isdigit()
 
 
 def _traffic(res) -> str:

@@ -316,7 +316,9 @@ def run(args) -> int:
                        "--tls-cert and --tls-key go together, and --tls-client-ca needs them"),
                       # a typo must not create directories (the default path's are made)
                       (state_dir is not None and not state_dir.is_dir(),
-                       f"--state: directory {state_dir} does not exist"),
+                       f"--state: {state_dir} is not a directory" if state_dir is not None
+                       and state_dir.exists() else f"--state: directory {state_dir} does "
+                       "not exist"),
                       *((True, clash) for clash in _shared_ports(args))):
         if bad:
             print(f"dcilab controller: {text}", file=sys.stderr)

@@ -40,9 +40,10 @@ def register(sub) -> None:
                "  dcilab fault list\n"
                "  dcilab fault restore                  # everything")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    only = ("act only if the running emulation is of this fabric (its name, or its file): "
-            "on a shared machine, another's run is refused, nothing done (without it, "
-            "whatever run is up is acted on, and named on stderr)")
+    only = ("act only if the running emulation is of this fabric file (or of a fabric of "
+            "this name: the file tells apart two users' runs of one shipped fabric): on a "
+            "shared machine, another's run is refused, nothing done (without it, whatever "
+            "run is up is acted on, and named on stderr)")
     p.add_argument("--fabric", metavar="NAME|FILE", help=only)
     # --json and --fabric are also accepted after the operation (`dcilab fault list --json`).
     common = argparse.ArgumentParser(add_help=False)
@@ -128,6 +129,8 @@ def run(args) -> int:
         print("dcilab fault needs root (it changes links and namespaces)", file=sys.stderr)
         return 1
     try:
+        if args.fabric is not None and not args.fabric.strip():    # "$FABRIC" unset
+            raise FaultInputError("--fabric is empty: give a fabric file or name")
         faults = Faults.attach()
         if args.fabric and not _is_of(faults, args.fabric):
             raise FaultError(f"the running emulation is of fabric {faults.fabric.name!r} "

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
+import threading
 from typing import Callable
 
 from mininet.cli import CLI
@@ -95,24 +97,30 @@ class FabricCLI(CLI):
         line = self.precmd(line)      # a script's lines too (Mininet's `source` skips it)
         if not line.strip():
             return False              # a comment or a blank line: nothing to run
-        stop = super().onecmd(line)
+        with self._noting_ctrl_c():
+            stop = super().onecmd(line)
         if self.line_failed:
             self.failed.append(line.strip())
         return True if self.interrupted and self.script else stop
 
-    def waitForNode(self, node):
-        """Mininet's, noting a Ctrl-C: it interrupts the host's command and goes on, so a
+    @contextlib.contextmanager
+    def _noting_ctrl_c(self):
+        """While a script's line runs, a Ctrl-C is noted, then raised as ever: Mininet
+        interrupts a host's command and goes on, and a watch takes it as "done", so a
         script interrupted halfway ran its other lines and exited 0 (a CLI auditor's)."""
-        interrupt = node.sendInt
+        if not self.script or threading.current_thread() is not threading.main_thread() \
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield
+            return
 
-        def interrupted(*args, **kwargs):
+        def interrupted(signum, frame):
             self.interrupted = self.line_failed = True
-            return interrupt(*args, **kwargs)
-        node.sendInt = interrupted
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, interrupted)
         try:
-            super().waitForNode(node)
+            yield
         finally:
-            del node.sendInt          # the class's again
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def do_source(self, line: str):
         """Read commands from a file, as Mininet's `source`, but stop at `exit` or `quit`
@@ -127,8 +135,9 @@ class FabricCLI(CLI):
                 for command in self.inputFile:
                     if self.onecmd(command):
                         return True
-        except OSError:
-            error(f"error reading file {args[0]}\n")
+        except (OSError, UnicodeDecodeError) as exc:     # not text: said, not a traceback
+            self.failed.append(f"source {args[0]}")
+            error(f"error reading file {args[0]}: {exc}\n")
         finally:
             self.inputFile = None
         return False

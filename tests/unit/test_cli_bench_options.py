@@ -23,6 +23,7 @@ from dcilab.fabric import parse_fabric
     (["--check-targets"], "the placement bench has no target to miss"),
     (["--api", "--api-clients", "1,abc"], "client counts from 1 to 256, comma-separated; "
                                           "not 'abc'"),
+    (["--api", "--api-clients", "\u0661"], "client counts from 1 to 256"),
 ])
 def test_benchmarks_and_their_options_do_not_mix(argv, says, capsys):
     assert main(["bench", *argv]) == 2

@@ -160,13 +160,34 @@ def test_a_ctrl_c_during_a_scripts_host_command_stops_the_script(tmp_path):
         threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
         cli.waitForNode(Host())
         ran.append(line)
+    def watch(line):                             # as `links --watch`: Ctrl-C is "done"
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        try:
+            threading.Event().wait(10)
+        except KeyboardInterrupt:
+            ran.append(line)
     cli.do_sleep = cli._counted(sleep_on_host)
+    cli.do_watch = cli._counted(watch)
     cli.do_note = cli._counted(lambda line: ran.append(line))
     cli.script = str(tmp_path / "lab.txt")
-    (tmp_path / "lab.txt").write_text("note one\nsleep 30\nnote two\n")
     try:
-        assert cli.do_source(cli.script) is True        # stopped there
+        for interrupted_line in ("sleep 30", "watch links"):
+            cli.interrupted, cli.failed, ran[:] = False, [], []
+            (tmp_path / "lab.txt").write_text(f"note one\n{interrupted_line}\nnote two\n")
+            assert cli.do_source(cli.script) is True        # stopped there
+            assert ran == ["one", interrupted_line.split()[1]] and cli.interrupted
+            assert cli.failed == [interrupted_line]
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         for fd in (stdin_w, out_w):
             os.close(fd)
-    assert ran == ["one", "30"] and cli.interrupted and cli.failed == ["sleep 30"]
+
+
+def test_a_script_that_is_not_text_fails_in_one_line(tmp_path):
+    cli = object.__new__(FabricCLI)
+    cli.failed, cli.mn, cli.lastcmd = [], {}, ""
+    script = tmp_path / "lab.txt"
+    script.write_bytes(b"pingall\n\xff\xfe bad\n")
+    cli.do_pingall = cli._counted(lambda line: None)
+    assert cli.do_source(str(script)) is False
+    assert cli.failed == [f"source {script}"]

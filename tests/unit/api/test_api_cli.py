@@ -474,6 +474,9 @@ def test_elephants_table_widens_for_long_site_names():
     # beyond what the wire carries: protobuf's "Value out of range: -1" named no option
     (["--dscp", "-1"], "--dscp: a DSCP value is 0-63, got -1"),
     (["--protocol", "99999999999"], "--protocol: '99999999999' is not tcp, udp"),
+    # str.isdigit takes other scripts' digits: "٣" booked tcp dport 3 (a re-tester's)
+    (["--protocol", "tcp", "--dport", "\u0663"], "is not a port"),
+    (["--protocol", "\u0666"], "is not tcp, udp"),
 ])
 def test_selector_values_the_wire_cannot_carry_are_bad_usage(argv, said, capsys):
     free = socket.socket()

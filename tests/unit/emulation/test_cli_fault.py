@@ -56,6 +56,8 @@ def test_fabric_names_the_run_acted_on_and_another_is_refused(tmp_path, monkeypa
     assert cli_fault.run(parse("restore", "--fabric", str(path))) == 0
     assert "nothing to restore" in capsys.readouterr().out
     assert cli_fault.run(parse("list")) == 0                # without it: whatever runs
+    assert cli_fault.run(parse("restore", "--fabric", "")) == 2     # "$FABRIC" unset
+    assert "--fabric is empty" in capsys.readouterr().err
 
 
 def test_a_json_error_has_the_client_commands_shape(monkeypatch, capsys):
