@@ -610,7 +610,7 @@ class ControllerService:
         """End a live reservation; one already over is returned as it ended. A release
         retried while the first is still being saved answers with that one's outcome
         (the record as it stood before would say it is still live)."""
-        result = "invalid"
+        result = "internal"          # an exception no case below names
         try:
             res, ended_here = self._release(reservation_id)
             result = "released" if ended_here else "retried"
