@@ -331,25 +331,29 @@ class ControllerService:
     def apply(self, event: Callable[[FabricController], Outbox | None]) -> None:
         """Run one core event under the lock; send what it returns, and persist what
         changed (a reservation gone ACTIVE), before returning."""
-        change = None
         with self.lock:
-            started = time.perf_counter()
-            with self.core.book.recording() as before:
-                outbox = event(self.core)
-            if outbox is not None:
-                if outbox.faults or (outbox.restored and self._restoring is not None):
-                    self._restoring = (self._restoring or 0.0) + time.perf_counter() - started
-                    if not self.core.placements_pending:
-                        self.observer.restoration(self._restoring)
-                        self._restoring = None
-                if outbox.placements:     # placements are counted once durable
-                    self.observer.path_compute(time.perf_counter() - started)
-                change = self._deliver(outbox, self._previous(outbox, before))
+            change = self._run(event)
         if change is not None:
             try:
                 self._settle(change)
             except StoreError as exc:
                 log.error("%s; the change was taken back", exc)
+
+    def _run(self, event: Callable[[FabricController], Outbox | None]) -> _Change | None:
+        """Run one core event and queue what it returns (caller holds the lock)."""
+        started = time.perf_counter()
+        with self.core.book.recording() as before:
+            outbox = event(self.core)
+        if outbox is None:
+            return None
+        if outbox.faults or (outbox.restored and self._restoring is not None):
+            self._restoring = (self._restoring or 0.0) + time.perf_counter() - started
+            if not self.core.placements_pending:
+                self.observer.restoration(self._restoring)
+                self._restoring = None
+        if outbox.placements:     # placements are counted once durable
+            self.observer.path_compute(time.perf_counter() - started)
+        return self._deliver(outbox, self._previous(outbox, before))
 
     def _deliver(self, outbox: Outbox, previous: dict[str, Reservation | None] | None = None
                  ) -> _Change:
@@ -536,7 +540,10 @@ class ControllerService:
                                                  "cancelled) before it was booked: nothing "
                                                  "was booked")
                         if self.core.placements_pending:
-                            self._place_displaced()
+                            # Placed now, not at the next tick: a request in between
+                            # would take their room for good, whatever their class and
+                            # priority (a reviewer's). Saved ahead of this request.
+                            self._run(lambda core: core.place_displaced())
                         rid = f"r-{secrets.token_hex(6)}"     # 48 random bits, as uuid4 gave
                         try:
                             computing = time.perf_counter()
@@ -593,18 +600,6 @@ class ControllerService:
             self.observer.reservation_request(result, time.perf_counter() - started)
             if result == "admitted" and computed is not None:
                 self.observer.path_compute(computed)    # the path, not the fsync or waits
-
-    def _place_displaced(self) -> None:
-        """Place what a failure displaced now, not at the next tick (caller holds the lock,
-        about to admit a request): a request in between would take their room for good,
-        whatever their class and priority (a reviewer's). Saved ahead of the request."""
-        started = time.perf_counter()
-        with self.core.book.recording() as before:
-            outbox = self.core.place_displaced()
-        if self._restoring is not None:
-            self.observer.restoration(self._restoring + time.perf_counter() - started)
-            self._restoring = None
-        self._deliver(outbox, self._previous(outbox, before))
 
     def release(self, reservation_id: str) -> Reservation:
         """End a live reservation; one already over is returned as it ended. A release
