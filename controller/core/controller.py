@@ -974,7 +974,10 @@ class FabricController:
             self._unprotected = True
         if self.book.over_bound(res):   # the fibre lengths changed: within it, or DEGRADED
             self._unplaced = True
-        self._degraded = self._degraded or res.state == State.DEGRADED
+        if res.state == State.DEGRADED:
+            # It waits for room, and room may have come back while no controller ran
+            # (reservations that lapsed meanwhile, a repair): placed before any request.
+            self._degraded = self._unplaced = True
         if res.state == State.PENDING:
             self._waiting[res.reservation_id] = {h.switch: None for h in res.hops}
 

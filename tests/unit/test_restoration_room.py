@@ -314,3 +314,44 @@ def test_a_request_between_a_cut_and_the_next_tick_does_not_take_the_displaced_r
     assert placed.state is not State.DEGRADED and wavelength_of(lab, a.reservation_id) != link.name
     assert not lab.ctl.placements_pending
     assert_within_capacity(lab)
+
+
+def test_a_restart_places_what_waited_for_room_before_any_new_request(tmp_path):
+    """A DEGRADED reservation (priority 9) is restored by a controller that starts after
+    the one holding the room lapsed meanwhile. It was booked as DEGRADED and left waiting
+    for a release or a failure that never came, so a request (priority 0) took the room
+    it waited for (a known low of the last review): now it is placed first."""
+    from dcilab.app.service import ControllerService
+    from dcilab.store.sqlite import ReservationStore
+
+    fabric = parse_fabric(TWO_SITES.replace("wavelengths: 3", "wavelengths: 2"))
+    now = [1000.0]
+
+    def start() -> tuple[ControllerLab, ControllerService]:
+        lab = ControllerLab(fabric)
+        service = ControllerService(lab.ctl, clock=lambda: now[0],
+                                    store=ReservationStore(tmp_path / "s.db", fabric="two"))
+        service.attach(lambda outbox: len(lab.send(outbox).messages))
+        return lab, service
+
+    lab, service = start()
+    lab.bring_up_all()
+    a = service.reserve(ReservationRequest("a-h1", "b-h1", 250, priority=9))
+    b = service.reserve(ReservationRequest("a-h2", "b-h2", 250, duration_s=5))
+    lab.ack_all()
+    link = fabric.link(wavelength_of(lab, a.reservation_id))
+    gw = fabric.switches[link.a.node]
+    service.apply(lambda c: c.port_changed(gw.dpid, link.a.port, False, now=100.0))
+    service.apply(lambda c: c.tick(100.2))
+    assert service.get(a.reservation_id).state is State.DEGRADED     # 110 Gb/s free
+    service.close()
+
+    now[0] += 60                                  # b lapsed while no controller ran
+    lab, service = start()
+    assert service.get(b.reservation_id).state is State.EXPIRED
+    c = service.reserve(ReservationRequest("a-h3", "b-h3", 250))
+    placed = service.get(a.reservation_id)
+    assert placed.state is State.PENDING and placed.holds_bandwidth
+    assert wavelength_of(lab, a.reservation_id) != wavelength_of(lab, c.reservation_id)
+    assert_within_capacity(lab)
+    service.close()
