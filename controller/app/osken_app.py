@@ -18,6 +18,7 @@ from ..openflow import messages as of
 from ..te.elephants import FlowKey
 from .service import ControllerService
 from .sender import Sender
+from .stall import StallWatch
 
 
 TICK_S = 0.1
@@ -57,6 +58,9 @@ class DcilabApp(app_manager.OSKenApp):
         self.service.attach(self.send)
         # A plain daemon thread: os-ken's hub.kill cannot stop native threads.
         threading.Thread(target=self._timers, name="dcilab-timers", daemon=True).start()
+        # Apart from the timers, which a hung commit can hold (a tick's change waits for it)
+        threading.Thread(target=self._watch_state_file, name="dcilab-state-file-watch",
+                         daemon=True).start()
 
     def send(self, outbox: Outbox) -> int:
         """The one place messages meet a datapath (faucet's send_flows): numbered and
@@ -107,6 +111,16 @@ class DcilabApp(app_manager.OSKenApp):
                 next_expiry = now + 1.0
                 self._step("expiry", self.service.expire)
             self._step("duplicate connection probes", lambda: self._probes_over(now))
+
+    def _watch_state_file(self) -> None:
+        store = self.service.store
+        if store is None:
+            return
+        watch = StallWatch(str(getattr(store, "path", "")))
+        while not self.stop_event.wait(1.0):
+            said = watch.check(self.service.state_file_wait(), time.monotonic())
+            if said is not None:
+                getattr(self.logger, said[0])("%s", said[1])
 
     def _step(self, what: str, step) -> None:
         """One timer step: a bug in one (failing every time) must stop neither the others

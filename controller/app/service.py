@@ -113,6 +113,7 @@ class _Change:
     pending: object | None = None                 # the commit (None: nothing to save)
     previous: dict[str, Reservation | None] = field(default_factory=dict)  # as last saved
     flushed: threading.Event = field(default_factory=threading.Event)   # sent or taken back
+    created: float = field(default_factory=time.monotonic)
 
     @property
     def settled(self) -> bool:
@@ -212,6 +213,7 @@ class ControllerService:
         self._restoring: float | None = None
         self._expiry_failing = ""
         self._watches: list[Watch] = []
+        self._ends = 0                # reservations ended so far (a request_id's look-up)
         self._durable_reserved: dict = {}     # book.reserved when no save was in flight
         # wavelength -> margin its transceivers report (the controller's gNMI reader, when
         # it has one); `link_loads` shows the plan's margin for the others
@@ -361,6 +363,8 @@ class ControllerService:
         they are durable (caller holds the lock). `previous`: each changed reservation as
         last saved (None: a new one)."""
         change = _Change(outbox, previous=previous or {})
+        if any(not r.state.live for r in outbox.changed):
+            self._ends += 1          # the book forgot them: a request_id looked up is looked again
         if self._commits is not None and outbox.changed:
             change.pending = self._commits.submit(outbox.changed)
             for res in outbox.changed:
@@ -512,17 +516,27 @@ class ControllerService:
         result = "invalid"
         computed: float | None = None        # how long admission took (an idempotent retry: none)
         rested = False                       # a refusal waited for the saves it rested on
+        looked_up = None                     # (ends counted then, its ended reservation)
         try:
             while True:
+                book = self.core.book
+                if request.request_id and request.request_id not in book.by_request_id \
+                        and (looked_up is None or looked_up[0] != self._ends):
+                    # Not live: perhaps over. Looked up in the state file before the lock
+                    # is taken: a read waits for the disk (a hung one, for good), and
+                    # under the lock every call, event and scrape would wait with it.
+                    ends = self._ends
+                    looked_up = (ends, self._ended_request(request.request_id))
                 with self.lock:
-                    book = self.core.book
                     book.validate(request)
                     first = book.by_request_id.get(request.request_id) if request.request_id \
                         else None
                     waiting = self._unsaved.get(first) if first is not None else None
                     if waiting is None:
                         if first is None and request.request_id:
-                            retried = self._ended_request(request.request_id)
+                            if looked_up is None or looked_up[0] != self._ends:
+                                continue      # it ended since it was looked for: again
+                            retried = looked_up[1]
                             if retried is not None:   # the same request, already over
                                 if not same_request(retried.request, request):
                                     raise reused_request_id(request, retried)
@@ -622,6 +636,7 @@ class ControllerService:
 
     def _release(self, reservation_id: str) -> tuple[Reservation, bool]:
         """The reservation as it ended, and whether this call ended it."""
+        change = None
         for attempt in range(2):
             with self.lock:
                 book = self.core.book
@@ -635,8 +650,12 @@ class ControllerService:
                     r.reservation_id == reservation_id and not r.state.live
                     for r in c.outbox.changed)), None)
                 if ending is None or attempt:
-                    return self.get(reservation_id), False
+                    break
             ending.flushed.wait(REFUSAL_WAIT_S)     # taken back, it is live: ended here
+        if change is None:
+            # Over, or never booked: as on record, read outside the lock (the state
+            # file's answer waits for the disk).
+            return self.get(reservation_id), False
         self._settle(change)
         return next(r for r in outbox.changed if r.reservation_id == reservation_id), True
 
@@ -665,7 +684,8 @@ class ControllerService:
             self._expiry_failing = ""
 
     def _ended_request(self, request_id: str) -> Reservation | None:
-        """The ended reservation admitted for `request_id`, if any (caller holds the lock)."""
+        """The ended reservation admitted for `request_id`, if any (read from the store:
+        never under the lock)."""
         rid = self._ended_requests.get(request_id)
         if rid is not None:
             return self._ended[rid]
@@ -801,6 +821,13 @@ class ControllerService:
     def _in_flight(self) -> list[_Change]:
         """Changes whose save has not settled, oldest first (caller holds the lock)."""
         return [c for c in self._outgoing if c.pending is not None and not c.flushed.is_set()]
+
+    def state_file_wait(self) -> float:
+        """Seconds the oldest change still queued has waited for its commit, or for one
+        ahead of it (0: none waits). Its switch messages, and all behind them, wait too."""
+        with self.lock:
+            oldest = self._outgoing[0].created if self._outgoing else None
+        return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
 
     def switch_status(self) -> dict[str, bool]:
         with self.lock:

@@ -58,6 +58,7 @@ class ServiceView(Protocol):
     def held_down_count(self) -> int: ...
     def protection_counts(self) -> dict: ...
     def unprotected_count(self) -> int: ...
+    def state_file_wait(self) -> float: ...
 
 
 def _state_name(state) -> str:
@@ -253,7 +254,14 @@ class FabricCollector(Collector):
             names.EMULATION_SCALE,
             "Emulated bit rate over real bit rate (the fabric file's `scale`).")
         scale.add_metric([], self.service.fabric.scale)
-        return reservations, protection, unprotected, elephants, held, connected, wiring, scale
+        waiting = GaugeMetricFamily(
+            names.STATE_FILE_WAIT,
+            "How long the oldest change not yet sent has waited for the state file's "
+            "commit: 0 but for a moment. Reservations and every switch message behind it "
+            "(failures' re-routes too) wait for the disk; a hung one stops them all.")
+        waiting.add_metric([], self.service.state_file_wait())
+        return (reservations, protection, unprotected, elephants, held, connected, wiring,
+                scale, waiting)
 
     def collect(self):
         yield from self._link_families()

@@ -41,6 +41,7 @@ SWITCH_CONNECTED = "dcilab_switch_connected"
 SWITCH_WIRING_PROBLEMS = "dcilab_switch_wiring_problems"      # ports, cables off the file
 EMULATION_SCALE = "dcilab_emulation_scale"
 CONTROLLER_START_TIME = "dcilab_controller_start_time_seconds"
+STATE_FILE_WAIT = "dcilab_state_file_wait_seconds"           # a commit that does not end
 
 # -- events (events.py) -------------------------------------------------------------------
 RESERVATION_REQUESTS = "dcilab_reservation_requests"          # counter

@@ -41,6 +41,7 @@ class FakeService:
         self.errors, self.applied = 0, []
         self.observer = SimpleNamespace(openflow_error=self._error)
         self.lock = threading.RLock()
+        self.store = None                 # no state file: nothing for a commit to hold up
 
     def _error(self) -> None:
         self.errors += 1

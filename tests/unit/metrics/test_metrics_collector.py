@@ -48,6 +48,7 @@ EXPECTED_TYPES = {
     "dcilab_switch_wiring_problems": "gauge",
     "dcilab_emulation_scale": "gauge",
     "dcilab_controller_start_time_seconds": "gauge",
+    "dcilab_state_file_wait_seconds": "gauge",
     "dcilab_reservation_requests": "counter",
     "dcilab_reservation_releases": "counter",
     "dcilab_reserve_duration_seconds": "histogram",
@@ -77,6 +78,7 @@ class FakeService:
         self.reservations = list(reservations)
         self.status = status if status is not None else {s: True for s in fabric.switches}
         self.elephants = elephants
+        self.waited = 0.0
         self.tracker = read_once(LoadTracker(fabric), fabric)
 
     def link_loads(self, kinds=None):
@@ -94,6 +96,9 @@ class FakeService:
     def unprotected_count(self):
         return sum(1 for r in self.reservations if r.protection == Protection.PROTECTED
                    and r.state in (State.PENDING, State.ACTIVE) and not r.standby)
+
+    def state_file_wait(self):
+        return self.waited
 
     def switch_status(self):
         return dict(self.status)
@@ -319,6 +324,13 @@ def test_every_switch_of_the_file_is_reported_connected_or_not(fabric):
     assert wiring["dc1-gw1"] == 1.0 and sum(wiring.values()) == 1.0
     scale = samples(families, "dcilab_emulation_scale")
     assert len(scale) == 1 and scale[0].value == 1e-4 and scale[0].labels == {}
+
+
+def test_the_wait_for_the_state_file_is_exported_as_the_service_measures_it(fabric):
+    service = FakeService(fabric)
+    assert one(scrape(service), "dcilab_state_file_wait_seconds").value == 0.0
+    service.waited = 12.5
+    assert one(scrape(service), "dcilab_state_file_wait_seconds").value == 12.5
 
 
 def test_the_start_time_is_when_the_metrics_began(fabric):

@@ -34,6 +34,9 @@ class Service:
     def unprotected_count(self):
         return 0
 
+    def state_file_wait(self):
+        return 0.0
+
     def switch_status(self):
         return {}
 

@@ -28,7 +28,8 @@ PROM = REPO / "deploy" / "prometheus"
 ALERTS = {"DcilabControllerDown", "DcilabWavelengthUtilizationHigh", "DcilabWavelengthMarginLow",
           "DcilabSwitchDisconnected", "DcilabReservationsRefused", "DcilabLinkDown",
           "DcilabReservationDegraded", "DcilabWavelengthMarginFalling", "DcilabLinkFlapping",
-          "DcilabReservationsUnprotected", "DcilabSwitchMiswired", "DcilabStateFileFailing"}
+          "DcilabReservationsUnprotected", "DcilabSwitchMiswired", "DcilabStateFileFailing",
+          "DcilabStateFileStalled"}
 # Series Prometheus itself makes, and labels it adds.
 BUILTIN_SERIES = {"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"}
 BUILTIN_LABELS = {"job", "instance", "le", "alertname", "alertstate", "__name__"}
@@ -144,6 +145,9 @@ def exported() -> tuple[set[str], set[str]]:
 
         def unprotected_count(self):
             return 0
+
+        def state_file_wait(self):
+            return 0.0
 
         def switch_status(self):
             return {}
