@@ -212,6 +212,22 @@ class Reservation:
         return self.state.live and self.state != State.DEGRADED
 
 
+def without_loops(hops: tuple[ReservedHop, ...]) -> tuple[ReservedHop, ...]:
+    """`hops` with every return to a switch already crossed cut out: the first visit's
+    hop is replaced by the last's. A standby goes back from the primary's gateway (its
+    repair point) through the spine it came by; a switch holds one rule per match, so
+    once a standby carries traffic untagged, as the primary, the switches take the short
+    way, and the path must say so (an auditor's: the links of the loop were booked and
+    their latency counted, though nothing crossed them)."""
+    out: list[ReservedHop] = []
+    for hop in hops:
+        seen = next((i for i, h in enumerate(out) if h.switch == hop.switch), None)
+        if seen is not None:
+            del out[seen:]
+        out.append(hop)
+    return tuple(out)
+
+
 def lacks_standby(res: Reservation) -> bool:
     """A PROTECTED reservation holding bandwidth over a line system, without a standby."""
     return (res.request.protection == Protection.PROTECTED and res.holds_bandwidth
@@ -1718,21 +1734,21 @@ class ReservationBook:
                 or not first.holds_bandwidth or self._down_on(first.standby)
                 or not self._down_on(first.hops)):
             return None
-        latency = self._latency_of(first.request.src_host, first.standby)
+        path = without_loops(first.standby)    # carried untagged now: the short way
+        latency = self._latency_of(first.request.src_host, path)
         if any(r.request.max_latency_ms is not None and latency > r.request.max_latency_ms
                for r in members):             # one joined later, with a tighter bound
             return None
         self._sync()
         self._take(members)
         total = sum(r.bandwidth_bps for r in members)
-        new = replace(first, hops=first.standby, standby=())
+        new = replace(first, hops=path, standby=())
         # Primaries only: the room held as shared standby is what this failure may take.
         if any(self.reserved.get(d, 0.0) - self._standby_max.get(d, 0.0) + total
                > self._capacity[d] + SLACK_BPS for d in self.held(new)):
             self._put(members)
             return None
-        moved = [replace(r, hops=first.standby, standby=(), latency_ms=latency)
-                 for r in members]
+        moved = [replace(r, hops=path, standby=(), latency_ms=latency) for r in members]
         self._put(moved)
         self._room_back += 1
         return moved, self._shed_standbys(self.held(new))

@@ -371,3 +371,44 @@ def _share_with_a_duct():
                                       duct.format(80))
                         .replace("fiber_km: 90, module: 400ZR, wavelengths: 1}",
                                  duct.format(90)))
+
+
+def test_a_standby_taken_as_the_path_goes_the_short_way_the_switches_take():
+    """A standby runs from the primary's gateway (its repair point) back through the
+    spine it came by. Taken as the path after a cut, carried untagged, that spine's one
+    rule for the pair sends it straight to the other gateway: the path said the loop,
+    its links were booked and its latency counted (a flow-table auditor's)."""
+    from dcilab.bench.faults import DEFAULT_FABRIC
+    from test_protection import cut_and_tick
+
+    fabric = parse_fabric(DEFAULT_FABRIC)
+    lab = ControllerLab(fabric).bring_up_all()
+    book = lab.ctl.book
+    looped = None
+    for src in ("a-h1", "a-h2"):
+        for dst in ("c-h1", "c-h2"):
+            res = lab.send(lab.ctl.reserve(ReservationRequest(
+                src, dst, 50.0, protection=PROTECTED), f"{src}>{dst}", 0.0)).changed[0]
+            switches = [h.switch for h in res.standby]
+            if looped is None and len(set(switches)) < len(switches):
+                looped = res
+    lab.ack_all()
+    assert looped is not None, "no standby returns through its spine on this fabric"
+    standby = looped.standby
+    line = fabric.link(next(h.link for h in looped.hops if h.wavelength)).line_system
+    cut = [l for l in fabric.links if l.line_system == line]
+    cut_and_tick(lab, *cut, now=1.0)
+    lab.ack_all()
+    now = book.get(looped.reservation_id)
+    switches = [h.switch for h in now.hops]
+    assert len(set(switches)) == len(switches), switches
+    assert [h.link for h in now.hops if h.wavelength] == \
+        [h.link for h in standby if h.wavelength]
+    assert now.latency_ms < book._latency_of(looped.request.src_host, standby)
+    src, dst = looped.request.src_host, looped.request.dst_host
+    assert delivered_via(lab, src, dst) == [set(switches)]        # as the switches carry it
+    # The loop's links carry none of it, and hold none of it.
+    skipped = {h.link for h in standby} - {h.link for h in now.hops}
+    assert skipped and all(book.reserved.get(d, 0.0) == 0.0
+                           for d in book.reserved if d.link in skipped)
+    assert not skipped & {d.link for d in book.held(now)}
