@@ -26,6 +26,14 @@ TICK_S = 0.1
 # asked for an echo, and taken for dead (a switch that restarted without closing its old
 # connection) if it does not answer within this long: the next retry is then accepted.
 DUPLICATE_PROBE_S = 3.0
+# A multipart reply is gathered whole for the core, but only one this app asked for (by
+# xid: the newest few of each kind) and of at most this many parts (each at most 64 kB on
+# the wire): a peer that answers what it was not asked, or never sends the last part,
+# grew the controller's memory without bound (a security reviewer's: 60 MB/s).
+MAX_REPLY_PARTS = 256
+ASKED_KEPT = 4
+ASKED = {parser.OFPPortDescStatsRequest: "ports", parser.OFPFlowStatsRequest: "flows",
+         parser.OFPMeterConfigStatsRequest: "meters"}
 
 
 class DcilabApp(app_manager.OSKenApp):
@@ -43,15 +51,13 @@ class DcilabApp(app_manager.OSKenApp):
         # These and the other per-switch books are kept under the service's lock, which
         # `send` runs under (gRPC and timer threads) and os-ken's event thread takes here.
         self._bundles: dict[int, set[int]] = {}
-        self._flow_parts: dict[int, dict] = {}
-        self._meter_parts: dict[int, set[int]] = {}
-        self._port_parts: dict[int, list] = {}
+        # dpid -> reply kind (ASKED) -> xids of the requests sent (the newest few); and
+        # (dpid, kind, xid) -> the parts of that reply so far (the event thread's alone)
+        self._asked: dict[int, dict[str, list[int]]] = {}
+        self._parts: dict[tuple[int, str, int], list] = {}
         # dpid -> (deadline, xid of the echo sent, the first connection) while a second
         # connection with its datapath id has been refused
         self._probes: dict[int, tuple[float, int, object]] = {}
-        # dpid -> xid of our own port description request: os-ken sends one of its own at
-        # the handshake, whose reply would check (and log) the ports a second time.
-        self._port_desc_xids: dict[int, int] = {}
         self._sender = Sender(self.service.observer.openflow_error)
         self.poll_interval_s = poll_interval_s
         self.stop_event = stop_event or threading.Event()
@@ -78,8 +84,13 @@ class DcilabApp(app_manager.OSKenApp):
                     msg.message.datapath = datapath
                 if msg.xid is None:
                     datapath.set_xid(msg)
-                if isinstance(msg, parser.OFPPortDescStatsRequest):
-                    self._port_desc_xids[dpid] = msg.xid
+                kind = ASKED.get(type(msg))
+                if kind is not None:
+                    # os-ken sends a port description request of its own at the handshake:
+                    # its reply, not booked, would check (and log) the ports twice.
+                    asked = self._asked.setdefault(dpid, {}).setdefault(kind, [])
+                    asked.append(msg.xid)
+                    del asked[:-ASKED_KEPT]
                 tolerates = getattr(msg, of.TOLERATES, None)
                 if tolerates is not None:
                     self._tolerated.setdefault(dpid, {})[msg.xid] = tolerates
@@ -161,7 +172,7 @@ class DcilabApp(app_manager.OSKenApp):
             "%.0f s it is taken for dead and the next try is accepted",
             dpid, f" ({switch.name})" if switch else "", _peer(second), _peer(first),
             DUPLICATE_PROBE_S)
-        second.close()
+        _close_apart(second)
         with self.service.lock:              # xids are numbered by whoever sends
             if dpid not in self._probes:
                 echo = first.ofproto_parser.OFPEchoRequest(first)
@@ -186,30 +197,50 @@ class DcilabApp(app_manager.OSKenApp):
                                     "closing that connection as dead; the switch that "
                                     "connected again is accepted on its next try", dpid,
                                     _peer(first), DUPLICATE_PROBE_S)
-                first.close()
+                _close_apart(first)
 
     # CONFIG too: the request goes out from our features handler, and its reply can come
     # back before os-ken's own handler has moved the datapath to MAIN. os-ken filters events
     # by the state when they arrive, so a MAIN-only handler would lose that reply.
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _port_desc(self, ev):
-        if not self._current(ev.msg.datapath):
-            return
-        if self._port_desc_xids.get(ev.msg.datapath.id, ev.msg.xid) != ev.msg.xid:
-            return                              # os-ken's own request's reply
         # A bridge of about a thousand ports answers in several parts: one part alone would
         # make the rest look missing.
-        body = self._port_parts.setdefault(ev.msg.datapath.id, [])
-        body.extend(ev.msg.body)
-        ofproto = ev.msg.datapath.ofproto
-        if ev.msg.flags & ofproto.OFPMPF_REPLY_MORE:
+        body = self._whole(ev.msg, "ports")
+        if body is None:
             return
-        del self._port_parts[ev.msg.datapath.id]
+        ofproto = ev.msg.datapath.ofproto
         ports = {p.port_no: p.name.decode(errors="replace") for p in body}
         down = frozenset(p.port_no for p in body if not _usable(p, ofproto))
         now = time.monotonic()
         self.service.apply(lambda core: core.ports_described(ev.msg.datapath.id, ports, down,
                                                              now))
+
+    def _whole(self, msg, kind: str) -> list | None:
+        """The body of a `kind` reply this app asked for, once its last part is in; None
+        before, and for a reply of another connection, not asked for, or of more than
+        MAX_REPLY_PARTS parts (dropped, said)."""
+        if not self._current(msg.datapath):
+            return None
+        dpid = msg.datapath.id
+        with self.service.lock:
+            asked = self._asked.get(dpid, {}).get(kind, [])
+            if msg.xid not in asked:
+                return None
+            key = (dpid, kind, msg.xid)
+            parts = self._parts.setdefault(key, [])
+            parts.append(msg.body)
+            last = not msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE
+            if last or len(parts) > MAX_REPLY_PARTS:
+                asked.remove(msg.xid)          # later parts of it are not asked for
+                del self._parts[key]
+        if not last:
+            if len(parts) > MAX_REPLY_PARTS:
+                self.logger.error("switch %#x at %s answered a %s request in more than %d "
+                                  "parts: dropped", dpid, _peer(msg.datapath), kind,
+                                  MAX_REPLY_PARTS)
+            return None
+        return [item for part in parts for item in part]
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _barrier(self, ev):
@@ -236,31 +267,25 @@ class DcilabApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     def _flow_stats(self, ev):
-        msg = ev.msg
-        if not self._current(msg.datapath):
-            return
         # A large table comes in several parts: the core needs the whole of it at once.
-        counters = self._flow_parts.setdefault(msg.datapath.id, {})
-        for stat in msg.body:
+        body = self._whole(ev.msg, "flows")
+        if body is None:
+            return
+        counters: dict = {}
+        for stat in body:
             key = _flow_key(stat.match)
             if key is not None:
                 counters[key] = counters.get(key, 0) + stat.byte_count
-        if msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE:
-            return
-        del self._flow_parts[msg.datapath.id]
         now = time.monotonic()
         self.service.apply(lambda core: core.flow_stats(ev.msg.datapath.id, counters, now))
 
     @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def _meters(self, ev):
         msg = ev.msg
-        if not self._current(msg.datapath):
+        body = self._whole(msg, "meters")
+        if body is None:
             return
-        ids = self._meter_parts.setdefault(msg.datapath.id, set())
-        ids.update(stat.meter_id for stat in msg.body)
-        if msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE:
-            return
-        del self._meter_parts[msg.datapath.id]
+        ids = {stat.meter_id for stat in body}
         self.service.apply(lambda core: core.meters_listed(msg.datapath.id, ids))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
@@ -320,13 +345,21 @@ class DcilabApp(app_manager.OSKenApp):
             self._sender.forget(datapath)
             self._tolerated.pop(datapath.id, None)
             self._bundles.pop(datapath.id, None)
-            self._port_desc_xids.pop(datapath.id, None)
-        # a statistics reply cut off by the disconnect is not added to the next one
-        self._meter_parts.pop(datapath.id, None)
-        self._flow_parts.pop(datapath.id, None)
-        self._port_parts.pop(datapath.id, None)
+            self._asked.pop(datapath.id, None)
+        # a reply cut off by the disconnect is not added to the next one
+        for key in [k for k in self._parts if k[0] == datapath.id]:
+            del self._parts[key]
         now = time.monotonic()
         self.service.apply(lambda core: core.switch_disconnected(datapath.id, now))
+
+
+def _close_apart(datapath) -> None:
+    """Close a connection from a thread of its own. Closing queues its DEAD event for the
+    apps, this one too, and waits while a queue is full: on this app's event thread
+    (refusing a second connection) it waited for room only itself could make, and no
+    switch event was handled again (a soak tester's: the fabric no longer controlled, a
+    thread and a socket more at each reconnection)."""
+    threading.Thread(target=datapath.close, name="dcilab-close", daemon=True).start()
 
 
 def _peer(datapath) -> str:

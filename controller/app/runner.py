@@ -37,12 +37,23 @@ class VersionHint(logging.Filter):
         return True
 
 
+# os-ken's echo loop, on: a connection's send thread waits for its next message, and with
+# os-ken's native threads nothing else wakes it once the connection is gone, so every
+# closed connection kept two threads for good (a port scan, a refused second connection:
+# thousands). The next echo wakes it. A peer that answers none of ECHO_MISSES + 1 echoes
+# (one that never completes the handshake, or a switch gone silent) is closed.
+ECHO_INTERVAL_S = 5.0
+ECHO_MISSES = 3
+
+
 def start_openflow(service: ControllerService, host: str, port: int,
                    poll_interval_s: float = 1.0, stop_event: threading.Event | None = None) -> list:
     """Start the OpenFlow listener and the app; return their threads (native, non-daemon:
     the caller ends the process when it is done)."""
     cfg.CONF(args=["--ofp-listen-host", host, "--ofp-tcp-listen-port", str(port)],
              project="os_ken")
+    cfg.CONF.set_override("echo_request_interval", ECHO_INTERVAL_S)     # not on its CLI
+    cfg.CONF.set_override("maximum_unreplied_echo_requests", ECHO_MISSES)
     logging.getLogger("OFPHandler").addFilter(VersionHint())
     manager = AppManager.get_instance()
     manager.load_apps(["dcilab.app.osken_app"])

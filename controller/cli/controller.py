@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import ipaddress
 import logging
 import os
 import signal
@@ -48,6 +49,38 @@ def _addresses(host: str) -> set[str]:
     except (OSError, UnicodeError):
         return {host}
     return found | {a.removeprefix("::ffff:") for a in found}
+
+
+def _loopback_only(host: str) -> bool:
+    """Whether a listen host is reachable from this machine alone."""
+    addresses = _addresses(host)
+    try:
+        return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback
+                                       for a in addresses)
+    except ValueError:
+        return False
+
+
+def exposure_warnings(grpc_host: str, openflow_host: str, tls: bool, token: bool
+                      ) -> list[str]:
+    """What a start beyond this machine leaves open (a security reviewer's: a bind to
+    0.0.0.0 with a token and no TLS said nothing, and the token crossed the network in
+    clear)."""
+    said = []
+    if not _loopback_only(grpc_host):
+        if not tls:
+            said.append(f"the gRPC API listens on {grpc_host}, beyond this machine, without "
+                        f"TLS: requests, answers" + (" and the token" if token else "")
+                        + " cross the network in clear (--tls-cert, --tls-key)")
+        if not token:
+            said.append(f"the gRPC API listens on {grpc_host}, beyond this machine, without "
+                        f"--token-file: anyone who reaches it may reserve and release")
+    if not _loopback_only(openflow_host):
+        said.append(f"OpenFlow listens on {openflow_host}, beyond this machine: OpenFlow "
+                    f"has no authentication here, and whatever reaches the port may connect "
+                    f"as a switch of the fabric (the first connection of a datapath id is "
+                    f"kept): keep it on a management network")
+    return said
 
 
 def host_port(text: str) -> tuple[str, int]:
@@ -425,6 +458,9 @@ def run(args) -> int:
             # (rate adaptation follows those too, on wavelengths it is not changing)
             from ..app.adaptation import ModeFollower
             ModeFollower(service, optical).start()
+    for warning in exposure_warnings(args.grpc[0], args.openflow[0], tls is not None,
+                                     token is not None):
+        log.warning("%s", warning)
     start_metrics_server(service, *args.metrics, registry=metrics.registry)
     server, grpc_port = create_server(service, address_text(*args.grpc), tls=tls,
                                       token=token, max_workers=args.grpc_workers,

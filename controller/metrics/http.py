@@ -38,6 +38,10 @@ MAX_RENDER_SHARE = 0.01
 # Prometheus scrapes a target every 15 s or so: 20/s serves hundreds of them.
 MAX_SCRAPES_PER_SECOND = 20.0
 MAX_SCRAPES_PER_SECOND_PER_CLIENT = 10.0
+# The request line and headers within this long of the connection: the socket's timeout
+# bounds one read only, so a client sending a header every few seconds held its slot for
+# as long as it liked (a security reviewer's 16 such kept every scrape at 503).
+REQUEST_S = 5.0
 
 
 # Told to come back after 1, 2 or 3 s, at random: scrapers refused together would
@@ -49,6 +53,29 @@ _REFUSALS = tuple(f"HTTP/1.0 503 Service Unavailable\r\nRetry-After: {s}\r\n"
 class _Handler(BaseHTTPRequestHandler):
     server: "MetricsServer"
     timeout = 10                        # a client that sends nothing gives its slot back
+    request_s = REQUEST_S
+
+    def setup(self) -> None:
+        super().setup()
+        self._deadline = threading.Timer(self.request_s, self._cut_off)
+        self._deadline.daemon = True
+        self._deadline.start()
+
+    def _cut_off(self) -> None:
+        """The request is not in yet: its connection ends (the blocked read returns)."""
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def parse_request(self) -> bool:
+        done = super().parse_request()      # the request line and headers are read here
+        self._deadline.cancel()             # the answer is the socket timeout's to bound
+        return done
+
+    def finish(self) -> None:
+        self._deadline.cancel()
+        super().finish()
 
     def do_HEAD(self) -> None:
         self.do_GET(head=True)

@@ -566,11 +566,11 @@ class ReservationStore:
         """The file, read-write; `_created` says whether this call made it."""
         flags = os.O_RDWR | os.O_CLOEXEC
         try:
-            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o600)
             self._created = True
             return fd
         except FileExistsError:
-            return os.open(self.path, flags | os.O_CREAT, 0o644)
+            return os.open(self.path, flags | os.O_CREAT, 0o600)
 
     def _holder(self) -> str:
         """' (pid N)' as the holder recorded it, if it can be read. Only by the name the

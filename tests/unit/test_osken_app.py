@@ -4,6 +4,7 @@ message tolerates are not counted, and a bundle a switch refuses goes again unbu
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -153,6 +154,13 @@ class FakeConnection(FakeDatapath):
     def close(self) -> None:
         self.closed, self.is_active = True, False
 
+    def closed_soon(self, timeout_s: float = 10.0) -> bool:
+        """Closed from a thread of its own (see `_close_apart`): once it has run."""
+        deadline = time.monotonic() + timeout_s
+        while not self.closed and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.closed
+
 
 def features(datapath):
     return SimpleNamespace(msg=SimpleNamespace(datapath=datapath, datapath_id=DPID))
@@ -167,7 +175,7 @@ def test_a_second_connection_with_a_connected_datapath_id_is_refused(caplog):
     first, second = FakeConnection(40001), FakeConnection(40002)
     app.datapaths[DPID] = first
     app._features(features(second))
-    assert app.datapaths[DPID] is first and second.closed and not first.closed
+    assert app.datapaths[DPID] is first and second.closed_soon() and not first.closed
     assert service.applied == []                        # the core never heard of it
     [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert ("a second switch with datapath id 0x10201 (dc1-leaf1) connected from "
@@ -195,7 +203,7 @@ def test_a_first_connection_that_does_not_answer_is_closed_for_the_next_try():
     app._probes_over(0.0)                               # before the deadline: nothing
     assert not first.closed
     app._probes_over(1e12)
-    assert first.closed
+    assert first.closed_soon()
     first.is_active = False                             # its DEAD event follows; then
     again = FakeConnection(40003)                       # the switch's next try is taken
     app._features(features(again))
@@ -333,3 +341,62 @@ def test_a_timer_step_failing_every_time_stops_no_other_step(caplog):
     finally:
         stop.set()
     assert any("timer: tick failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_second_connection_is_closed_without_the_event_thread_waiting_on_it():
+    """Closing queues the connection's DEAD event for every app, this one too: refused on
+    the event thread while its own queue was full, the close waited for room only that
+    thread could make (a soak tester's deadlock: no switch event handled again)."""
+    app, service, _ = app_and_switch()
+    service.core = SimpleNamespace(fabric=SimpleNamespace(switch_by_dpid=lambda dpid: None))
+    first, second, release = FakeConnection(40001), FakeConnection(40002), threading.Event()
+    close = second.close
+    second.close = lambda: release.wait(10) and close()     # a full event queue
+    app.datapaths[DPID] = first
+    handled = threading.Thread(target=app._features, args=(features(second),), daemon=True)
+    handled.start()
+    handled.join(2.0)
+    assert not handled.is_alive(), "the event thread waited for the close"
+    release.set()
+    assert second.closed_soon() and app.datapaths[DPID] is first
+
+
+def port_desc(switch, xid, ports, more=False):
+    body = [parser.OFPPort(port_no=no, hw_addr=f"00:00:00:00:00:{no % 256:02x}",
+                           name=f"p{no}".encode(), config=0, state=ofp.OFPPS_LIVE, curr=0,
+                           advertised=0, supported=0, peer=0, curr_speed=0, max_speed=0)
+            for no in ports]
+    return SimpleNamespace(msg=SimpleNamespace(datapath=switch, xid=xid, body=body,
+                                               flags=ofp.OFPMPF_REPLY_MORE if more else 0))
+
+
+def test_replies_not_asked_for_are_not_gathered(caplog):
+    """A security reviewer's peer streamed port lists in parts, the last never sent, on
+    an xid never asked for: the controller's memory grew 60 MB/s. Now only a reply to a
+    request sent is gathered, and one of more than MAX_REPLY_PARTS parts is dropped."""
+    from dcilab.app.osken_app import MAX_REPLY_PARTS
+    app, service, switch = app_and_switch()
+    seen = []
+    service.apply = lambda fn: fn(SimpleNamespace(
+        ports_described=lambda dpid, ports, down, now: seen.append(sorted(ports)),
+        flow_stats=lambda dpid, counters, now: seen.append(("flows", counters))))
+    for n in range(50):                                  # nothing asked: nothing kept
+        app._port_desc(port_desc(switch, 12345, [n], more=True))
+    assert app._parts == {} and seen == []
+    send(app, Outbox().add(DPID, [of.port_desc_request()]))
+    xid = switch.sent[-1].xid
+    for n in range(MAX_REPLY_PARTS + 5):                 # asked, but endless
+        app._port_desc(port_desc(switch, xid, [n], more=True))
+    assert app._parts == {} and seen == []
+    assert any("more than" in r.getMessage() and "dropped" in r.getMessage()
+               for r in caplog.records)
+    app._port_desc(port_desc(switch, xid, [1]))          # its end, after the drop: ignored
+    assert seen == []
+    send(app, Outbox().add(DPID, [of.port_desc_request()]))   # asked again: answered
+    xid = switch.sent[-1].xid
+    app._port_desc(port_desc(switch, xid, [1, 2], more=True))
+    app._port_desc(port_desc(switch, xid, [3]))
+    assert seen == [[1, 2, 3]] and app._parts == {}
+    flows = SimpleNamespace(msg=SimpleNamespace(datapath=switch, xid=999, body=[], flags=0))
+    app._flow_stats(flows)                               # a flow table not asked for
+    assert seen == [[1, 2, 3]]

@@ -217,3 +217,39 @@ def test_rendered_text_is_prometheus_clients_byte_for_byte_as_loads_change():
                 service.reserve(ReservationRequest(hosts[step], hosts[-1 - step],
                                                    0.5 + step))
         assert b'dcilab_link_reserved_bps{' in text and b"e+09" in text
+
+
+def test_a_request_dripped_header_by_header_is_cut_off_at_its_deadline(monkeypatch):
+    """The socket's timeout bounds one read: a client sending a header every few seconds
+    kept its slot for good, and a few such kept every scrape at 503 (a security
+    reviewer's). The request line and headers now come within REQUEST_S, or the
+    connection ends."""
+    import socket
+    import time
+
+    from dcilab.metrics import http
+
+    monkeypatch.setattr(http._Handler, "request_s", 1.0, raising=False)
+    server, port = start_metrics_server(Service(), "127.0.0.1", 0, max_connections=2,
+                                        per_client=2)
+    try:
+        slow = socket.create_connection(("127.0.0.1", port), timeout=10)
+        slow.sendall(b"GET /metrics HTTP/1.0\r\n")
+        started, cut = time.monotonic(), False
+        while time.monotonic() - started < 6:
+            try:
+                slow.sendall(b"X-Drip: 1\r\n")
+                slow.settimeout(0.4)
+                if slow.recv(64) == b"":                  # closed by the server
+                    cut = True
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                cut = True
+                break
+        assert cut and time.monotonic() - started < 4, "a dripping request kept its slot"
+        slow.close()
+        assert get(port)[0] == 200                        # a normal scrape is served
+    finally:
+        stop_metrics_server(server)
