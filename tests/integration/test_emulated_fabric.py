@@ -67,8 +67,11 @@ def test_demo_command_end_to_end(no_leftovers):
 
 
 def test_kill_9_leaves_nothing_after_clean(tmp_path, no_leftovers):
-    """A crashed run leaves bridges, host shells, its controller and the controller's
-    state directory; `dcilab clean` (or the next start) removes exactly those."""
+    """A crashed run leaves bridges, interfaces, a fibre namespace and the controller's
+    state directory; `dcilab clean` (or the next start) removes exactly those. Its
+    processes end with it (the host shells at their stdin's end, the controller by
+    PR_SET_PDEATHSIG), within about 0.2 s: seen alive or not, that race is not asserted
+    (it failed a run in six once the controller stopped a little faster)."""
     script = tmp_path / "crash.py"
     script.write_text(
         "import sys, time\n"
@@ -93,7 +96,7 @@ def test_kill_9_leaves_nothing_after_clean(tmp_path, no_leftovers):
         proc.wait()
     from dcilab.emulation.cleanup import leftovers
     left = leftovers()
-    assert len(left["bridges"]) == 12 and left["processes"], left
+    assert len(left["bridges"]) == 12 and left["namespaces"], left
     [state_dir] = left["directories"]
     assert os.path.exists(os.path.join(state_dir, "state.db")), state_dir
     done = subprocess.run([sys.executable, "-m", "dcilab", "clean"], capture_output=True,
