@@ -565,3 +565,14 @@ def test_a_damaged_page_is_found_at_start_not_at_the_first_booking(made, caplog)
         f.write(b"\xff" * page_size)
     with pytest.raises(StoreError, match=r"state file .* is damaged \(SQLite's quick_check: "):
         ReservationStore(path, fabric="two-dc")
+
+
+def test_the_log_is_cut_back_after_a_checkpoint(tmp_path):
+    """A soak tester's -wal grew to its busiest stretch's 13 MB and stayed: SQLite keeps
+    it unless given a journal size limit."""
+    from dcilab.store.sqlite import WAL_LIMIT_BYTES, ReservationStore
+    store = ReservationStore(tmp_path / "s.db", fabric="f")
+    try:
+        assert store._db.execute("PRAGMA journal_size_limit").fetchone()[0] == WAL_LIMIT_BYTES
+    finally:
+        store.close()
