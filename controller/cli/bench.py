@@ -7,9 +7,9 @@ bench runs. A new harness is one module in `bench/` and one line in `MODES`.
 
 from __future__ import annotations
 
-import sys
 
 from ..bench import admission, api, emulate, faults, flow, optical, training
+from .failure import fail
 
 # (the flag's attribute on args, the harness): the one whose flag is set runs.
 MODES = (
@@ -59,23 +59,21 @@ def run(args) -> int:
     if len(chosen) > 1:
         # One ran and the others were dropped unsaid; an outside tester's `--optical
         # --training` started an emulation it never asked for.
-        print("dcilab bench: one benchmark at a time: "
-              + ", ".join(f"--{flag}" for flag, _ in chosen) + " were given", file=sys.stderr)
-        return 2
+        return fail(args, "dcilab bench: one benchmark at a time: "
+                    + ", ".join(f"--{flag}" for flag, _ in chosen) + " were given")
     mode = chosen[0][0] if chosen else ""
     if args.check_targets and mode not in TARGETED:
-        print(f"dcilab bench: --check-targets judges "
-              f"{', '.join('--' + m for m in TARGETED)}; "
-              + (f"--{mode} has" if mode else "the placement bench has") + " no target to miss",
-              file=sys.stderr)
-        return 2
+        return fail(args, f"dcilab bench: --check-targets judges "
+                          f"{', '.join('--' + m for m in TARGETED)}; "
+                    + (f"--{mode} has" if mode else "the placement bench has")
+                    + " no target to miss")
     for flag, options in args.bench_options.items():
         stray = [option for dest, default, option in options
                  if flag != mode and getattr(args, dest) != default]
         if stray:               # ignored unsaid before (`--job X` ran the placement bench)
-            print(f"dcilab bench: {', '.join(stray)} "
-                  + ("belong" if len(stray) > 1 else "belongs")
-                  + (f" to --{flag}" if flag else " to the placement bench (no benchmark flag)")
-                  + (f", not --{mode}" if mode else ""), file=sys.stderr)
-            return 2
+            return fail(args, f"dcilab bench: {', '.join(stray)} "
+                        + ("belong" if len(stray) > 1 else "belongs")
+                        + (f" to --{flag}" if flag
+                           else " to the placement bench (no benchmark flag)")
+                        + (f", not --{mode}" if mode else ""))
     return chosen[0][1].run(args) if chosen else flow.run(args)

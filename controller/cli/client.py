@@ -23,6 +23,7 @@ from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict
 from ..api.server import (ServerError, certificate_dates_problem, no_passphrase, read_pem,
                           read_token_file)
 from ..api.servicers import MAX_PAGE_SIZE
+from .failure import USAGE, json_failure
 from ..api.v1 import fabric_pb2 as fpb
 from ..api.v1 import path_pb2 as ppb
 from ..emulation.cleanup import Manifest, live_owner
@@ -280,7 +281,7 @@ def _run(args, body) -> int:
     except (ApiError, Unreachable, _UsageError) as exc:
         code = getattr(exc, "code", "UNAVAILABLE" if isinstance(exc, Unreachable) else "USAGE")
         if args.json:
-            print(json.dumps({"ok": False, "code": code, "message": str(exc)}))
+            json_failure(code, str(exc))
         elif isinstance(exc, ApiError):
             print(f"dcilab {args.command}: refused ({code}): {exc}", file=sys.stderr)
         else:
@@ -393,7 +394,7 @@ def run_reserve(args) -> int:
         selector = _selector(args)
     except ValueError as exc:
         if args.json:
-            print(json.dumps({"ok": False, "code": "USAGE", "message": str(exc)}))
+            json_failure(USAGE, str(exc))
         else:
             print(f"dcilab reserve: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from ..emulation.faults import FaultError, FaultInputError, Faults
 from ..emulation.optical_state import MAX_RAMP_S
 from ..emulation.fibre import FibreError
+from .failure import FAILED, USAGE, json_failure
 from ..argtypes import AT_LEAST_ONE, POSITIVE_SECONDS, checked
 from .stopping import Terminated
 
@@ -144,8 +145,7 @@ def run(args) -> int:
     except (FaultError, FibreError) as exc:
         if args.json:
             # the shape the client commands' errors have
-            print(json.dumps({"ok": False, "code": "USAGE" if isinstance(
-                exc, FaultInputError) else "FAILED", "message": str(exc)}))
+            json_failure(USAGE if isinstance(exc, FaultInputError) else FAILED, str(exc))
         else:
             print(f"dcilab fault {args.op}: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, FaultInputError) else 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from .. import qot_helper
 from ..files import unwritable
 from ..resources import bundled_jobs, job_arg, shipped_hint
+from .failure import fail
 
 JOB_FILE = "the job file being planned"    # what --plot and --fabric-out must not overwrite
 
@@ -57,8 +58,7 @@ def _plan(args) -> int:
                     unwritable(args.fabric_out, "--fabric-out", args.job,
                                source_is=JOB_FILE)):
         if problem:
-            print(f"dcilab plan: {problem}", file=sys.stderr)
-            return 2
+            return fail(args, f"dcilab plan: {problem}")
     if args.plot:
         # matplotlib's import (over half a second) while the helper still imports GNPy.
         from ..plan.plot import sensitivity_figure
@@ -66,19 +66,16 @@ def _plan(args) -> int:
         job = read_job(args.job)
         plan = plan_job(job, replan=args.replan)
     except (JobError, NoFeasibleChoice) as exc:
-        print(f"{exc}" if isinstance(exc, JobError) else f"{args.job}: {exc}",
-              shipped_hint(args.job, "job"), sep="", file=sys.stderr)
-        return 2
+        return fail(args, (f"{exc}" if isinstance(exc, JobError) else f"{args.job}: {exc}")
+                    + shipped_hint(args.job, "job"))
     except (ImportError, MemoryError) as exc:      # under a memory limit, say
-        print(f"dcilab plan: cannot load GNPy, the optics library: "
-              f"{exc or type(exc).__name__}", file=sys.stderr)
-        return 1
+        return fail(args, f"dcilab plan: cannot load GNPy, the optics library: "
+                          f"{exc or type(exc).__name__}", 1)
     report = plan.to_dict()
     try:
         fabric_text = fabric_yaml(plan) if args.fabric_out else None
     except FabricOutError as exc:
-        print(f"dcilab plan: --fabric-out {args.fabric_out}: {exc}", file=sys.stderr)
-        return 2
+        return fail(args, f"dcilab plan: --fabric-out {args.fabric_out}: {exc}")
     path = None
     try:
         if fabric_text is not None:

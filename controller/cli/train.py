@@ -12,6 +12,7 @@ from ..bench.training import (CONGESTION, PACE_OF_SHARE, PACINGS, QUEUE_PACKETS,
                               LabOptions, emulate_or_explain, read_job)
 from ..files import unwritable
 from ..plan import JobError
+from .failure import fail
 from ..resources import bundled_jobs, job_arg, shipped_hint, topology_arg
 from ..te.placement import POLICIES
 from .controller import adaptation_options
@@ -85,29 +86,24 @@ def run(args) -> int:
     flows, stretch = args.flows_per_pair, args.stretch
     if (args.steps < 1 or args.queue_packets < 0 or (flows is not None and flows < 1)
             or (stretch is not None and not (0 < stretch < math.inf))):
-        print("dcilab train: --steps and --flows-per-pair must be >= 1, --queue-packets "
-              ">= 0 (0 leaves the queues as they are), --stretch a finite number > 0",
-              file=sys.stderr)
-        return 2
+        return fail(args, "dcilab train: --steps and --flows-per-pair must be >= 1, "
+                          "--queue-packets >= 0 (0 leaves the queues as they are), "
+                          "--stretch a finite number > 0")
     problem = gnmi_problem(args) or unwritable(args.plot, "--plot", args.job, png=True,
                                                source_is=JOB_FILE)
     if problem:                        # said now, not after minutes of emulation
-        print(f"dcilab train: {problem}", file=sys.stderr)
-        return 2
+        return fail(args, f"dcilab train: {problem}")
     try:
         job = read_job(args.job)
     except JobError as exc:
-        print(f"{exc}{shipped_hint(args.job, 'job')}", file=sys.stderr)
-        return 2
+        return fail(args, f"{exc}{shipped_hint(args.job, 'job')}")
     if args.congestion_control and args.congestion_control not in available_congestion():
-        print(f"dcilab train: --congestion-control {args.congestion_control}: this kernel "
-              f"offers {', '.join(available_congestion()) or 'none it will name'}",
-              file=sys.stderr)
-        return 2
+        return fail(args, f"dcilab train: --congestion-control {args.congestion_control}: "
+                          f"this kernel offers "
+                          f"{', '.join(available_congestion()) or 'none it will name'}")
     if os.geteuid() != 0:
-        print("dcilab train runs the emulation: it needs root (Mininet, Open vSwitch)",
-              file=sys.stderr)
-        return 2
+        return fail(args, "dcilab train runs the emulation: it needs root (Mininet, "
+                          "Open vSwitch)")
     policies = list(POLICIES) if args.policy == "all" else [args.policy]
     lab = LabOptions(bfd_ms=args.bfd, gnmi=args.gnmi,
                      reconfiguration_s=args.reconfiguration_s,
@@ -116,8 +112,7 @@ def run(args) -> int:
                                 args.queue_packets,
                                 args.congestion_control, args.pacing, lab)
     if isinstance(report, str):
-        print(f"{report}{shipped_hint(args.fabric)}", file=sys.stderr)
-        return 2
+        return fail(args, f"{report}{shipped_hint(args.fabric)}")
     return finish(report, args.plot, args.json)
 
 

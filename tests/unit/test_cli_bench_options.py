@@ -61,3 +61,26 @@ def test_the_generated_ring_joins_two_sites_once_with_a_chord(sites):
     fabric = parse_fabric(large_fabric_yaml(sites, wavelengths=1), "<ring>")
     pairs = [frozenset((d.a, d.b)) for d in fabric.spec.dci_links]
     assert len(pairs) == len(set(pairs)) >= sites
+
+
+def test_under_json_every_failure_is_an_answer_on_stdout(tmp_path, capsys):
+    """A CLI auditor's: `plan`, `train` and `bench` said why they failed on stderr only,
+    and a script reading --json got nothing. Now stdout has the shape the client commands'
+    and `fault`'s failures have."""
+    import json
+
+    from dcilab.cli import main
+
+    bad = tmp_path / "job.yaml"
+    bad.write_text("x: [\n")
+    for argv, status in ((["plan", str(bad), "--json"], 2),
+                         (["train", "two-dc", "--job", str(bad), "--json", "--steps", "0"], 2),
+                         (["bench", "--admission", "--optical", "--json"], 2)):
+        assert main(argv) == status, argv
+        out, err = capsys.readouterr()
+        answer = json.loads(out)
+        assert answer["ok"] is False and answer["code"] == "USAGE", argv
+        assert answer["message"] and answer["message"] in err, argv
+    assert main(["plan", str(bad)]) == 2                 # without --json: stderr alone
+    out, err = capsys.readouterr()
+    assert out == "" and err
