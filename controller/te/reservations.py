@@ -996,15 +996,16 @@ class ReservationBook:
                              self.standby_slack(self.risk_events(hops)))
         if found is None:
             return None
-        prefix = hops[:first]
-        src_link = self._far_host_link(hops[0].switch)
-        latency = (sum(self._link(h.link).latency_ms for h in prefix) + found[0]
-                   + self._link(dst.name).latency_ms + src_link)
-        if bound is not None and latency > bound:
-            return None
-        return prefix + tuple(
+        standby = hops[:first] + tuple(
             ReservedHop(d.src, self._out_port(d), d.link, self._link(d.link).wavelength)
             for d in found[1]) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)
+        # The bound holds for the path it becomes (`take_standby`), the short way: the
+        # hairpin through the gateway lasts only until the controller hears of the failure.
+        latency = self._far_host_link(hops[0].switch) + sum(
+            self._link(h.link).latency_ms for h in without_loops(standby))
+        if bound is not None and latency > bound:
+            return None
+        return standby
 
     def _far_host_link(self, leaf: str) -> float:
         # Host links of one leaf have one latency (intra-site); take any.

@@ -412,3 +412,28 @@ def test_a_standby_taken_as_the_path_goes_the_short_way_the_switches_take():
     assert skipped and all(book.reserved.get(d, 0.0) == 0.0
                            for d in book.reserved if d.link in skipped)
     assert not skipped & {d.link for d in book.held(now)}
+
+
+def test_a_latency_bound_holds_for_the_standby_as_it_will_carry_traffic():
+    """The hairpin through the primary's gateway lasts only until the controller hears of
+    the failure; the standby then carries the pair the short way. A bound between the two
+    admits it (the auditor: refused on a path the switches carry faster)."""
+    from dcilab.bench.faults import DEFAULT_FABRIC
+    from dcilab.te.reservations import without_loops
+
+    fabric = parse_fabric(DEFAULT_FABRIC)
+    lab = ControllerLab(fabric).bring_up_all()
+    book = lab.ctl.book
+    res = lab.send(lab.ctl.reserve(ReservationRequest(
+        "a-h1", "c-h1", 50.0, protection=PROTECTED), "probe", 0.0)).changed[0]
+    looped = book._latency_of("a-h1", res.standby)
+    short = book._latency_of("a-h1", without_loops(res.standby))
+    assert short < looped and res.latency_ms < looped
+    lab.send(lab.ctl.end("probe"))
+    bound = max(res.latency_ms, (short + looped) / 2)
+    admitted = lab.send(lab.ctl.reserve(ReservationRequest(
+        "a-h1", "c-h1", 50.0, protection=PROTECTED, max_latency_ms=bound), "p", 0.0))
+    got = admitted.changed[0]
+    # the same primary and the same standby, hairpin and all: not another way round
+    assert (got.hops, got.standby) == (res.hops, res.standby)
+    assert book._latency_of("a-h1", without_loops(got.standby)) <= bound
