@@ -213,10 +213,75 @@ def register(sub) -> None:
                         "or a device's) and export their GSNR, pre-FEC BER and mode changes; "
                         "a mode they run (both ends) sets the wavelength's capacity "
                         "as metrics; reconnects until it answers")
+    p.add_argument("--gnmi-tls-ca", metavar="PEM",
+                   help="with --gnmi: reach it over TLS, trusting the CA in this file (a "
+                        "device's agent; the emulation's takes plain gRPC on 127.0.0.1)")
+    p.add_argument("--gnmi-tls-cert", metavar="PEM",
+                   help="with --gnmi-tls-ca: our certificate, for a device that asks for one")
+    p.add_argument("--gnmi-tls-key", metavar="PEM", help="the key of --gnmi-tls-cert")
+    p.add_argument("--gnmi-username", metavar="NAME",
+                   help="with --gnmi-tls-ca: gNMI's username metadata on every call")
+    p.add_argument("--gnmi-password-file", metavar="FILE",
+                   help="with --gnmi-username: the password, read from this file (one line)")
     add_adaptation_arguments(p)
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"], help="default info")
     p.set_defaults(run=run)
+
+
+def gnmi_security_problem(args) -> str | None:
+    """What of the gNMI security options does not hold together (None: all does)."""
+    if (args.gnmi_tls_ca or args.gnmi_username) and not args.gnmi:
+        return "--gnmi-tls-ca and --gnmi-username need --gnmi"
+    if bool(args.gnmi_tls_cert) != bool(args.gnmi_tls_key) or (
+            args.gnmi_tls_cert and not args.gnmi_tls_ca):
+        return "--gnmi-tls-cert and --gnmi-tls-key go together, and need --gnmi-tls-ca"
+    if bool(args.gnmi_username) != bool(args.gnmi_password_file):
+        return "--gnmi-username and --gnmi-password-file go together"
+    if args.gnmi_username and not args.gnmi_tls_ca:
+        return ("--gnmi-username needs --gnmi-tls-ca: the password would cross the network "
+                "in clear")
+    return None
+
+
+def read_gnmi_security(args):
+    """The gNMI client's TLS material and login, read and checked now (ServerError or
+    OSError naming the file), or None without --gnmi-tls-ca."""
+    if not args.gnmi_tls_ca:
+        return None
+    import ssl
+
+    from ..api.server import ServerError, read_pem, read_small_file
+    from ..gnmi import GnmiSecurity
+    ca = read_pem(args.gnmi_tls_ca, "gNMI TLS CA")
+    try:
+        ssl.create_default_context(cadata=ca.decode(errors="replace"))
+    except (ssl.SSLError, ValueError) as exc:
+        raise ServerError(f"gNMI TLS CA {args.gnmi_tls_ca} is not a PEM certificate "
+                          f"({getattr(exc, 'reason', None) or exc})") from None
+    cert = key = None
+    if args.gnmi_tls_cert:
+        cert, key = (read_pem(args.gnmi_tls_cert, "gNMI TLS certificate"),
+                     read_pem(args.gnmi_tls_key, "gNMI TLS key"))
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(args.gnmi_tls_cert,
+                                                                   args.gnmi_tls_key)
+        except ssl.SSLError as exc:
+            raise ServerError(f"gNMI TLS certificate {args.gnmi_tls_cert} and key "
+                              f"{args.gnmi_tls_key} are not a usable PEM certificate chain "
+                              f"and its private key ({exc.reason or exc})") from None
+    password = None
+    if args.gnmi_password_file:
+        try:
+            password = read_small_file(args.gnmi_password_file, "gNMI password file",
+                                       4096).decode().rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise ServerError(f"gNMI password file {args.gnmi_password_file} is not UTF-8 "
+                              f"text") from None
+        if not password:
+            raise ServerError(f"gNMI password file {args.gnmi_password_file} is empty")
+    return GnmiSecurity(ca=ca, cert=cert, key=key, username=args.gnmi_username,
+                        password=password)
 
 
 def add_adaptation_arguments(p) -> None:
@@ -343,6 +408,7 @@ def run(args) -> int:
                        "--max-reservations must be between 1 and 10000000"),
                       (args.adapt and not args.gnmi, "--adapt needs --gnmi (the transceivers "
                                                      "are read and set over gNMI)"),
+                      (gnmi_security_problem(args) is not None, gnmi_security_problem(args)),
                       (adaptation_problem(args) is not None, adaptation_problem(args)),
                       (bool(args.tls_cert) != bool(args.tls_key)
                        or bool(args.tls_client_ca and not args.tls_cert),
@@ -380,6 +446,7 @@ def run(args) -> int:
     from ..store.sqlite import (DISCARD, MIGRATE, REFUSE, ReservationStore, StoreError,
                                 default_state_path)
     try:
+        gnmi_security = read_gnmi_security(args)
         tls = (TlsConfig.from_files(args.tls_cert, args.tls_key, args.tls_client_ca)
                if args.tls_cert else None)
         token = read_token_file(args.token_file) if args.token_file else None
@@ -438,7 +505,7 @@ def run(args) -> int:
     if args.gnmi:
         from ..gnmi import TransceiverClient
         from ..metrics.optical import OpticalCollector
-        optical = TransceiverClient(address_text(*args.gnmi)).start()
+        optical = TransceiverClient(address_text(*args.gnmi), security=gnmi_security).start()
         optical_collector = OpticalCollector(optical, fabric)
         metrics.registry.register(optical_collector)
         service.reported_margins = optical_collector.margins      # `links` shows them too

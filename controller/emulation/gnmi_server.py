@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import hmac
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -478,20 +479,52 @@ def _whole_number(value: object, where: str) -> int:
     return value
 
 
+class _Login(grpc.ServerInterceptor):
+    """gNMI's username/password metadata, checked on every call, as a device does."""
+
+    def __init__(self, username: str, password: str):
+        self._wanted = (username.encode(), password.encode())
+
+        def refuse(request, context):
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "username or password wrong")
+        self._refused = grpc.unary_unary_rpc_method_handler(refuse)
+
+    def intercept_service(self, continuation, details):
+        given = dict(details.invocation_metadata)
+        ok = all(hmac.compare_digest(given.get(k, "").encode(), v)
+                 for k, v in zip(("username", "password"), self._wanted))
+        if ok:
+            return continuation(details)
+        handler = continuation(details)
+        if handler is not None and handler.stream_stream:
+            def refuse_stream(iterator, context):
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "username or password wrong")
+            return grpc.stream_stream_rpc_method_handler(refuse_stream)
+        return self._refused
+
+
 def serve_gnmi(state: OpticalState, address: str = "127.0.0.1:0",
-               max_streams: int = MAX_STREAMS):
+               max_streams: int = MAX_STREAMS, tls: tuple[bytes, bytes] | None = None,
+               login: tuple[str, str] | None = None):
     """Start a gNMI server on `address` for `state`; return (server, bound port, stop event).
 
     Port 0 binds a free port. Each open subscription holds a worker thread, and at most
     `max_streams` are open: `UNARY_WORKERS` more serve Get, Set and Capabilities. Stop with
-    `stop.set(); server.stop(grace)`.
+    `stop.set(); server.stop(grace)`. `tls`: (certificate chain, key), PEM; `login`:
+    (username, password) every call must carry, as a device's agent asks (the emulation's
+    own agent, on 127.0.0.1, takes neither).
     """
     stop = threading.Event()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_streams + UNARY_WORKERS,
-                                                    thread_name_prefix="gnmi"))
+                                                    thread_name_prefix="gnmi"),
+                         interceptors=[_Login(*login)] if login else None)
     gnmi_pb2_grpc.add_gNMIServicer_to_server(TransceiverServicer(state, stop, max_streams),
                                              server)
-    port = server.add_insecure_port(address)
+    if tls is not None:
+        chain, key = tls
+        port = server.add_secure_port(address, grpc.ssl_server_credentials([(key, chain)]))
+    else:
+        port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen for gNMI on {address}")
     server.start()

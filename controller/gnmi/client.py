@@ -41,6 +41,32 @@ class GnmiClientError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class GnmiSecurity:
+    """How to reach a device's gNMI server that asks for it: TLS with the CA that signed
+    its certificate (and, for mutual TLS, our certificate and key), PEM bytes; a username
+    and password, sent as gNMI's `username`/`password` metadata on every call (only with
+    TLS: they would cross the network in clear). The emulation's agent takes neither."""
+
+    ca: bytes | None = None
+    cert: bytes | None = None
+    key: bytes | None = None
+    username: str | None = None
+    password: str | None = None
+
+    def channel(self, address: str, options: list) -> grpc.Channel:
+        if self.ca is None:
+            return grpc.insecure_channel(address, options=options)
+        credentials = grpc.ssl_channel_credentials(self.ca, self.key, self.cert)
+        return grpc.secure_channel(address, credentials, options=options)
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        if self.username is None:
+            return ()
+        return (("username", self.username), ("password", self.password or ""))
+
+
+@dataclass(frozen=True)
 class TransceiverReading:
     """The latest state one gateway reports for one wavelength."""
 
@@ -85,8 +111,10 @@ class TransceiverClient:
     """Subscribes to one gNMI server (the emulation's, or a device's) and keeps its state."""
 
     def __init__(self, address: str, on_update: Callable[[TransceiverReading], None] | None = None,
-                 timeout_s: float = 5.0):
+                 timeout_s: float = 5.0, security: GnmiSecurity | None = None):
         self.address = address
+        security = security or GnmiSecurity()
+        self._metadata = security.metadata
         self.timeout_s = timeout_s
         self.on_update = on_update
         self.lock = threading.Lock()
@@ -103,7 +131,7 @@ class TransceiverClient:
         self._call = None
         # gRPC's own reconnect backoff grows to 2 minutes; the emulation may start after
         # the controller, so keep retries within a second or two.
-        self._channel = grpc.insecure_channel(address, options=[
+        self._channel = security.channel(address, options=[
             ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
             ("grpc.max_reconnect_backoff_ms", 1000)])
         self._stub = gnmi_pb2_grpc.gNMIStub(self._channel)
@@ -162,7 +190,7 @@ class TransceiverClient:
         for end in sorted(e.gateway for e in ends):
             request = gnmi_pb2.SetRequest(prefix=gnmi_pb2.Path(target=end), update=updates)
             try:
-                self._stub.Set(request, timeout=self.timeout_s)
+                self._stub.Set(request, timeout=self.timeout_s, metadata=self._metadata)
             except grpc.RpcError as exc:
                 raise GnmiClientError(f"gNMI Set of {wavelength} on {end} failed: "
                                       f"{exc.code().name}: {exc.details()}") from None
@@ -177,7 +205,7 @@ class TransceiverClient:
         request = gnmi_pb2.GetRequest(path=[_path("/terminal-device/operational-modes")],
                                       encoding=gnmi_pb2.Encoding.JSON)
         try:
-            reply = self._stub.Get(request, timeout=self.timeout_s)
+            reply = self._stub.Get(request, timeout=self.timeout_s, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise GnmiClientError(f"gNMI Get of operational modes failed: {exc.code().name}: "
                                   f"{exc.details()}") from None
@@ -220,7 +248,8 @@ class TransceiverClient:
         while not self._stop.is_set():
             try:
                 self._learn_modes()
-                self._call = self._stub.Subscribe(iter([self._request()]))
+                self._call = self._stub.Subscribe(iter([self._request()]),
+                                                  metadata=self._metadata)
                 for response in self._call:
                     if response.sync_response:
                         if not self.connected.is_set():
