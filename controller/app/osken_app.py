@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from queue import Full
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
@@ -62,6 +63,7 @@ class DcilabApp(app_manager.OSKenApp):
         self.poll_interval_s = poll_interval_s
         self.stop_event = stop_event or threading.Event()
         self.service.attach(self.send)
+        self.service.openflow_backlog = self.events.qsize    # os-ken's queue of this app
         # A plain daemon thread: os-ken's hub.kill cannot stop native threads.
         threading.Thread(target=self._timers, name="dcilab-timers", daemon=True).start()
         # Apart from the timers, which a hung commit can hold (a tick's change waits for it)
@@ -129,7 +131,8 @@ class DcilabApp(app_manager.OSKenApp):
             return
         watch = StallWatch(str(getattr(store, "path", "")))
         while not self.stop_event.wait(1.0):
-            said = watch.check(self.service.state_file_wait(), time.monotonic())
+            said = watch.check(self.service.state_file_wait(), time.monotonic(),
+                               self.service.state_file_busy())
             if said is not None:
                 getattr(self.logger, said[0])("%s", said[1])
 
@@ -153,7 +156,7 @@ class DcilabApp(app_manager.OSKenApp):
         # unprogrammed; seen on a busy machine). The reply carries the id: set it here too.
         datapath.id = ev.msg.datapath_id
         first = self.datapaths.get(datapath.id)
-        if first is not None and first is not datapath and first.is_active:
+        if first is not None and first is not datapath and not _gone(first):
             self._refuse_second(first, datapath)
             return
         self.datapaths[datapath.id] = datapath
@@ -177,22 +180,23 @@ class DcilabApp(app_manager.OSKenApp):
             if dpid not in self._probes:
                 echo = first.ofproto_parser.OFPEchoRequest(first)
                 first.set_xid(echo)
-                # booked before it leaves: its reply may come back at once
+                # Booked where os-ken's receive thread takes it off when the reply comes
+                # (as for its own echoes), before it leaves: this app's handler of the reply
+                # waited in its event queue, and under load a live switch "missed" the
+                # deadline and was closed (a soak tester's, 1 refusal in 180).
+                first.unreplied_echo_requests.append(echo.xid)
                 self._probes[dpid] = (time.monotonic() + DUPLICATE_PROBE_S, echo.xid, first)
                 self._sender.put(first, [echo])
 
-    @set_ev_cls(ofp_event.EventOFPEchoReply, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
-    def _echo_reply(self, ev):
-        probe = self._probes.get(ev.msg.datapath.id)
-        if probe is not None and probe[2] is ev.msg.datapath and probe[1] == ev.msg.xid:
-            del self._probes[ev.msg.datapath.id]       # the first is alive: it stays
-
     def _probes_over(self, now: float) -> None:
-        for dpid, (deadline, _, first) in list(self._probes.items()):
-            if now < deadline:
+        for dpid, (deadline, xid, first) in list(self._probes.items()):
+            answered = xid not in first.unreplied_echo_requests
+            if now < deadline and not answered:
                 continue
             del self._probes[dpid]
-            if self.datapaths.get(dpid) is first and first.is_active:
+            if answered:
+                continue                                    # the first is alive: it stays
+            if self.datapaths.get(dpid) is first and not _gone(first):
                 self.logger.warning("switch %#x at %s did not answer an echo in %.0f s: "
                                     "closing that connection as dead; the switch that "
                                     "connected again is accepted on its next try", dpid,
@@ -225,6 +229,11 @@ class DcilabApp(app_manager.OSKenApp):
         dpid = msg.datapath.id
         with self.service.lock:
             asked = self._asked.get(dpid, {}).get(kind, [])
+            # Parts of replies whose requests were forgotten (newer ones sent since) go: a
+            # peer that never ends any reply, one per poll, grew memory 57 MB/s (a
+            # re-tester's: the cap bounded one reply, not the replies left open).
+            for stale in [k for k in self._parts if k[:2] == (dpid, kind) and k[2] not in asked]:
+                del self._parts[stale]
             if msg.xid not in asked:
                 return None
             key = (dpid, kind, msg.xid)
@@ -338,6 +347,7 @@ class DcilabApp(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def _dead(self, ev):
         datapath = ev.datapath
+        _wake_sender(datapath)
         if datapath.id is None or self.datapaths.get(datapath.id) is not datapath:
             return
         del self.datapaths[datapath.id]
@@ -351,6 +361,29 @@ class DcilabApp(app_manager.OSKenApp):
             del self._parts[key]
         now = time.monotonic()
         self.service.apply(lambda core: core.switch_disconnected(datapath.id, now))
+
+
+def _gone(datapath) -> bool:
+    """Whether a connection has ended. Its receive loop closes the socket at once when
+    the switch closes it; `is_active` (and the DEAD event) wait for os-ken's echo thread,
+    up to an echo interval: a switch that reconnected meanwhile was refused as a second
+    connection, 3-7 s each time (a soak tester's)."""
+    return not datapath.is_active or datapath.socket.fileno() == -1
+
+
+def _wake_sender(datapath) -> None:
+    """End os-ken's send thread of a connection that is over. It waits for its next
+    message, and `hub.kill` does nothing to a native thread: a connection os-ken's echo
+    loop closed (a silent peer, a hung switch) has no next echo to wake it, and kept its
+    two threads for good (a re-tester's: 500 such, 1 000 threads). Never blocks: if the
+    queue is full the thread is not waiting, and finds the socket closed."""
+    queue = datapath.send_q
+    # os-ken's own bookkeeping: each message queued holds one count of this semaphore
+    if queue is not None and datapath._send_q_sem.acquire(blocking=False):
+        try:
+            queue.put_nowait((b"", True))        # sent as nothing; then the loop ends
+        except Full:
+            datapath._send_q_sem.release()
 
 
 def _close_apart(datapath) -> None:

@@ -36,7 +36,7 @@ from ..core import FabricController, Outbox
 from ..core.steering import ElephantView
 from ..fabric import Fabric
 from ..te.load import LinkLoad
-from ..store.sqlite import GroupCommit, ReservationStore, StoreError
+from ..store.sqlite import UNAVAILABLE, GroupCommit, ReservationStore, StoreError
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
                                Protection, ReservationRequest, State, lacks_standby,
                                not_found, reused_request_id, same_request)
@@ -49,6 +49,8 @@ WATCH_BACKLOG = 10_000        # changes a watcher may fall behind by before it i
 SETTLE_WAIT_S = 0.1
 # How long a refusal waits for the saves in flight it rests on.
 REFUSAL_WAIT_S = 30.0
+STORE_READERS = 4               # reads of the state file at once (each holds a gRPC worker)
+STORE_READ_WAIT_S = 2.0         # ... and how long one waits for its turn
 
 
 class Watch:
@@ -214,10 +216,17 @@ class ControllerService:
         self._expiry_failing = ""
         self._watches: list[Watch] = []
         self._ends = 0                # reservations ended so far (a request_id's look-up)
+        # Reads of the state file wait for its disk, each in a gRPC worker: at most this
+        # many at once, the rest refused (a re-tester froze the disk, and 12 reservations
+        # looking up their request_id took every worker: no call answered).
+        self._reads = threading.BoundedSemaphore(STORE_READERS)
+        self._reading_since: dict[int, float] = {}      # thread -> when its read began
         self._durable_reserved: dict = {}     # book.reserved when no save was in flight
         # wavelength -> margin its transceivers report (the controller's gNMI reader, when
         # it has one); `link_loads` shows the plan's margin for the others
         self.reported_margins: Callable[[], dict[str, float]] = dict
+        # OpenFlow events waiting for the app (its event queue, when there is one)
+        self.openflow_backlog: Callable[[], int] = int
         if store is not None:
             live, lapsed, now = [], [], self.clock()
             latest = store.latest_created()
@@ -517,6 +526,7 @@ class ControllerService:
         computed: float | None = None        # how long admission took (an idempotent retry: none)
         rested = False                       # a refusal waited for the saves it rested on
         looked_up = None                     # (ends counted then, its ended reservation)
+        placed: list[_Change] = []           # what a failure displaced, placed first
         try:
             while True:
                 book = self.core.book
@@ -557,7 +567,9 @@ class ControllerService:
                             # Placed now, not at the next tick: a request in between
                             # would take their room for good, whatever their class and
                             # priority (a reviewer's). Saved ahead of this request.
-                            self._run(lambda core: core.place_displaced())
+                            done = self._run(lambda core: core.place_displaced())
+                            if done is not None:
+                                placed.append(done)
                         rid = f"r-{secrets.token_hex(6)}"     # 48 random bits, as uuid4 gave
                         try:
                             computing = time.perf_counter()
@@ -582,6 +594,7 @@ class ControllerService:
                     # refusal stands once they are durable; one taken back may have left
                     # room, so then it is asked again (once).
                     rested = True
+                    self._settle_all(placed)
                     for c in behind:
                         c.flushed.wait(REFUSAL_WAIT_S)
                     if all(c.failed is None for c in behind):
@@ -590,6 +603,7 @@ class ControllerService:
                 # The first attempt of this request_id is still being saved (its owner
                 # waits for the commit): its outcome decides this one's.
                 waiting.flushed.wait(30)
+            self._settle_all(placed)
             if change is not None:
                 self._settle(change)             # durable before the client hears of it
             # A request_id's retry answers the reservation its first attempt made: counted
@@ -611,9 +625,22 @@ class ControllerService:
             result = exc.code
             raise
         finally:
+            self._settle_all(placed)             # a refusal's, an error's: saved all the same
             self.observer.reservation_request(result, time.perf_counter() - started)
             if result == "admitted" and computed is not None:
                 self.observer.path_compute(computed)    # the path, not the fsync or waits
+
+    def _settle_all(self, changes: list[_Change]) -> None:
+        """Settle (once each) changes a call made beside its own. Every change saved must
+        be waited for by someone: a save no one waits for, named to lead the next commit,
+        stalled every save behind it (a soak tester's wedge: the controller stopped)."""
+        while changes:
+            change = changes.pop(0)
+            try:
+                self._settle(change)
+            except StoreError as exc:
+                log.error("%s; what a failure displaced is placed again at the next tick",
+                          exc)
 
     def release(self, reservation_id: str) -> Reservation:
         """End a live reservation; one already over is returned as it ended. A release
@@ -689,7 +716,26 @@ class ControllerService:
         rid = self._ended_requests.get(request_id)
         if rid is not None:
             return self._ended[rid]
-        return self.store.find_request(request_id) if self.store is not None else None
+        if self.store is None:
+            return None
+        with self._store_read():
+            return self.store.find_request(request_id)
+
+    @contextlib.contextmanager
+    def _store_read(self):
+        """One read of the state file, among at most STORE_READERS at once: past that,
+        refused (UNAVAILABLE) after STORE_READ_WAIT_S rather than hold a worker too."""
+        if not self._reads.acquire(timeout=STORE_READ_WAIT_S):
+            raise StoreError(f"the state file {getattr(self.store, 'path', '')} is not "
+                             f"answering reads ({STORE_READERS} wait for it: a hung disk?); "
+                             f"try again later", UNAVAILABLE)
+        me = threading.get_ident()
+        self._reading_since[me] = time.monotonic()
+        try:
+            yield
+        finally:
+            self._reading_since.pop(me, None)
+            self._reads.release()
 
     def _visible(self, res: Reservation | None) -> Reservation | None:
         """`res` as its durable record says (caller holds the lock)."""
@@ -706,7 +752,8 @@ class ControllerService:
                        or self.core.book.reservations.get(reservation_id)
                        or self._ended.get(reservation_id))
         if res is None and self.store is not None:
-            res = self.store.get(reservation_id)   # ended, committed, then forgotten here
+            with self._store_read():                # ended, committed, then forgotten here
+                res = self.store.get(reservation_id)
         if res is None:
             self.observer.request_refused("not_found")
             raise not_found(reservation_id)
@@ -734,7 +781,9 @@ class ControllerService:
             ended = {rid: r for rid, r in self._ended.items() if state is None or r.state == state}
         if self.store is not None and (state is None or not state.live):
             live_ids = {r.reservation_id for r in live}
-            for res in self.store.ended(state):
+            with self._store_read():
+                history = self.store.ended(state)
+            for res in history:
                 if res.reservation_id not in live_ids:
                     ended.setdefault(res.reservation_id, res)
         return sorted([*live, *ended.values()], key=_list_key)
@@ -748,7 +797,9 @@ class ControllerService:
             found.update((rid, r) for rid, r in self._ended.items() if r.state in states)
         ended_states = tuple(s for s in states if not s.live)
         if self.store is not None and ended_states:
-            for res in self.store.page(ended_states, after, limit):
+            with self._store_read():
+                rows = self.store.page(ended_states, after, limit)
+            for res in rows:
                 found[res.reservation_id] = res    # the store's is the newer record
         picked = [r for r in found.values() if after is None or _list_key(r) > after]
         picked.sort(key=_list_key)
@@ -822,12 +873,19 @@ class ControllerService:
         """Changes whose save has not settled, oldest first (caller holds the lock)."""
         return [c for c in self._outgoing if c.pending is not None and not c.flushed.is_set()]
 
+    def state_file_busy(self) -> bool:
+        """Whether the disk has a commit or a read of the state file now."""
+        return bool(self._reading_since) or (self._commits is not None
+                                             and self._commits.running_since is not None)
+
     def state_file_wait(self) -> float:
         """Seconds the oldest change still queued has waited for its commit, or for one
-        ahead of it (0: none waits). Its switch messages, and all behind them, wait too."""
+        ahead of it, or the oldest read of the file has waited (0: none waits). A change's
+        switch messages, and all behind them, wait too."""
         with self.lock:
-            oldest = self._outgoing[0].created if self._outgoing else None
-        return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
+            oldest = [self._outgoing[0].created] if self._outgoing else []
+        oldest += list(self._reading_since.values())
+        return max(0.0, time.monotonic() - min(oldest)) if oldest else 0.0
 
     def switch_status(self) -> dict[str, bool]:
         with self.lock:

@@ -59,6 +59,7 @@ class ServiceView(Protocol):
     def protection_counts(self) -> dict: ...
     def unprotected_count(self) -> int: ...
     def state_file_wait(self) -> float: ...
+    def openflow_backlog(self) -> int: ...
 
 
 def _state_name(state) -> str:
@@ -260,8 +261,14 @@ class FabricCollector(Collector):
             "commit: 0 but for a moment. Reservations and every switch message behind it "
             "(failures' re-routes too) wait for the disk; a hung one stops them all.")
         waiting.add_metric([], self.service.state_file_wait())
+        backlog = GaugeMetricFamily(
+            names.OPENFLOW_EVENTS_QUEUED,
+            "OpenFlow events (switch replies, port changes, packets in) waiting for the "
+            "controller's app; its queue holds 128: full for long, the controller has "
+            "stopped handling its switches, however connected they still show.")
+        backlog.add_metric([], self.service.openflow_backlog())
         return (reservations, protection, unprotected, elephants, held, connected, wiring,
-                scale, waiting)
+                scale, waiting, backlog)
 
     def collect(self):
         yield from self._link_families()

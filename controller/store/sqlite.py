@@ -971,6 +971,7 @@ class GroupCommit:
         self._queue: list[tuple[list[Reservation], "_Pending"]] = []
         self._lock = threading.Lock()
         self._committing = False          # a leader is committing, or has been named
+        self.running_since: float | None = None     # when the commit running now began
         self._closed = False
 
     def submit(self, reservations: list[Reservation]) -> "_Pending":
@@ -988,6 +989,8 @@ class GroupCommit:
             lead = not pending.done and not self._committing
             if lead:
                 self._committing = True
+            else:
+                pending.waiting = True   # may be named the next leader
         if not lead:
             pending.wake.acquire()
             lead = not pending.done      # woken to lead the commit of its own save
@@ -1001,6 +1004,7 @@ class GroupCommit:
         with self._lock:
             batch, self._queue = self._queue, []
         error = None
+        self.running_since = time.monotonic()
         try:
             self.store.save_many([r for rs, _ in batch for r in rs])
         except StoreError as exc:
@@ -1013,11 +1017,17 @@ class GroupCommit:
             error = StoreError("the commit was interrupted")
             raise
         finally:
+            self.running_since = None
             for _, pending in batch:
                 pending.finish(error)
             with self._lock:
-                if self._queue:
-                    self._queue[0][1].wake.release()      # it leads; _committing stays
+                # The oldest saver that waits leads next (_committing stays). One that
+                # has not come to wait yet (or never will) is not named: it would stall
+                # every save behind it (a soak tester's wedge); it leads once it waits,
+                # or its save goes with the next leader's.
+                after = next((p for _, p in self._queue if p.waiting), None)
+                if after is not None:
+                    after.wake.release()
                 else:
                     self._committing = False
 
@@ -1046,6 +1056,7 @@ class _Pending:
     def __init__(self, commits: GroupCommit):
         self._commits = commits
         self.done = False
+        self.waiting = False              # its saver waits in `wait` (GroupCommit's lock)
         self.error: Exception | None = None
         self.wake = threading.Lock()
         self.wake.acquire()               # released once: durable, or "lead the next commit"

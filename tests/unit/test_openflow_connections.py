@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from dcilab.app.runner import ECHO_INTERVAL_S
+from dcilab.app.runner import ECHO_INTERVAL_S, ECHO_MISSES
 
 
 def _free_port() -> int:
@@ -82,3 +82,27 @@ def test_connections_that_close_early_leave_no_threads_behind(tmp_path):
             time.sleep(0.5)
         assert proc.poll() is None, log.read_text()
 
+
+
+def test_silent_peers_are_closed_and_leave_no_threads_behind(tmp_path):
+    """A peer that connects and says nothing (a port scanner holding on, a switch hung)
+    is closed once it leaves its echoes unanswered; os-ken's echo loop then ends, and its
+    send thread waited for good (a re-tester's: 500 such peers, 1 000 threads)."""
+    with _controller(tmp_path) as (proc, port, log):
+        before = _settled_threads(proc.pid)
+        peers = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(10)]
+        try:
+            deadline = time.monotonic() + (ECHO_MISSES + 2) * ECHO_INTERVAL_S + 15
+            for peer in peers:                   # the controller closes each: EOF here
+                peer.settimeout(max(0.1, deadline - time.monotonic()))
+                while peer.recv(4096):           # its HELLO, its echoes, then nothing
+                    pass
+        finally:
+            for peer in peers:
+                peer.close()
+        deadline = time.monotonic() + 2 * ECHO_INTERVAL_S + 10
+        while _threads(proc.pid) > before + 4:
+            assert time.monotonic() < deadline, (
+                f"{_threads(proc.pid)} threads, {before} before 10 silent peers")
+            time.sleep(0.5)
+        assert proc.poll() is None, log.read_text()

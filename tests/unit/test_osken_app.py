@@ -21,6 +21,7 @@ class FakeDatapath:
     """Numbers and serializes what is sent, as os-ken's Datapath does, and keeps it."""
 
     ofproto, ofproto_parser = ofp, parser
+    send_q = None                         # os-ken's; gone, as once its send thread ended
 
     def __init__(self):
         self.id, self.xid, self.sent = DPID, 0, []
@@ -150,6 +151,8 @@ class FakeConnection(FakeDatapath):
     def __init__(self, port: int):
         super().__init__()
         self.address, self.is_active, self.closed = ("127.0.0.1", port), True, False
+        self.unreplied_echo_requests: list[int] = []        # os-ken's, by the same name
+        self.socket = SimpleNamespace(fileno=lambda: -1 if self.closed else 7)
 
     def close(self) -> None:
         self.closed, self.is_active = True, False
@@ -188,7 +191,8 @@ def test_a_second_connection_with_a_connected_datapath_id_is_refused(caplog):
     # the first answers the echo sent to it: it stays
     assert app.idle(10)
     [echo] = [m for m in first.sent if isinstance(m, parser.OFPEchoRequest)]
-    app._echo_reply(SimpleNamespace(msg=SimpleNamespace(datapath=first, xid=echo.xid)))
+    assert first.unreplied_echo_requests == [echo.xid]
+    first.unreplied_echo_requests.remove(echo.xid)        # os-ken's receive thread, at the reply
     app._probes_over(1e12)
     assert not first.closed and app.datapaths[DPID] is first
 
@@ -400,3 +404,36 @@ def test_replies_not_asked_for_are_not_gathered(caplog):
     flows = SimpleNamespace(msg=SimpleNamespace(datapath=switch, xid=999, body=[], flags=0))
     app._flow_stats(flows)                               # a flow table not asked for
     assert seen == [[1, 2, 3]]
+
+
+def test_a_switch_that_closed_its_connection_is_taken_back_at_once():
+    """os-ken says a connection is over (is_active, the DEAD event) only once its echo
+    thread wakes, up to 5 s later; the receive loop closes the socket at once. A switch
+    reconnecting meanwhile was refused as a second connection (a soak tester's)."""
+    app, service, _ = app_and_switch()
+    service.core = SimpleNamespace(fabric=SimpleNamespace(switch_by_dpid=lambda dpid: None))
+    first = FakeConnection(40001)
+    app.datapaths[DPID] = first
+    first.closed = True                      # the switch closed it; os-ken has not said so
+    again = FakeConnection(40002)
+    app._features(features(again))
+    assert app.datapaths[DPID] is again and not again.closed
+    assert len(service.applied) == 1         # the core hears of the switch connecting
+
+
+def test_a_connection_over_has_its_send_thread_woken_without_waiting():
+    """os-ken's send thread of a connection its echo loop closed waited for a message that
+    never came, two threads kept per connection (a re-tester's: 500 silent peers)."""
+    import queue as queues
+
+    from dcilab.app.osken_app import _wake_sender
+    conn = FakeConnection(40001)
+    conn.send_q, conn._send_q_sem = queues.Queue(16), threading.BoundedSemaphore(16)
+    _wake_sender(conn)
+    assert conn.send_q.get_nowait() == (b"", True)
+    conn._send_q_sem.release()                # as os-ken's send loop does for each
+    for _ in range(16):                      # a full queue: its thread is not waiting
+        conn._send_q_sem.acquire()
+        conn.send_q.put_nowait((b"x", False))
+    _wake_sender(conn)                        # returns at once, queues nothing
+    assert conn.send_q.qsize() == 16

@@ -141,3 +141,145 @@ def test_a_request_id_that_ends_between_its_look_up_and_the_lock_books_nothing_t
     assert len(calls) == 2 and not res.state.live
     assert len(store.load_all()) == 1
     service.close()
+
+
+def test_a_save_no_one_waits_for_stalls_no_save_behind_it():
+    """A soak tester's wedge: the leader of a commit named the oldest queued save to lead
+    the next, and that save's change had been dropped by its caller, so no thread ever
+    led again: every reservation, event and switch message waited for good. Now only a
+    saver that waits is named (and every change the service makes is waited for)."""
+    from dcilab.store.sqlite import GroupCommit
+
+    class SlowStore:                           # a commit that takes a while (fsync)
+        path = "slow"
+
+        def save_many(self, records):
+            time.sleep(0.3)
+
+    commits = GroupCommit(SlowStore())
+    first = commits.submit(["a"])
+    leading = threading.Thread(target=first.wait)
+    leading.start()
+    deadline = time.monotonic() + 5
+    while not commits._committing:             # the first leads, and commits for 0.3 s
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    orphan = commits.submit(["o"])             # queued; its caller never waits
+    later = commits.submit(["r"])
+    waiter = threading.Thread(target=later.wait, daemon=True)
+    waiter.start()
+    waiter.join(5)
+    leading.join(5)
+    assert not waiter.is_alive() and later.done and orphan.done
+
+
+def test_a_request_after_a_cut_saves_what_it_placed_and_nothing_waits_for_good(tmp_path):
+    """The request that places what a cut displaced (before its own admission) saved
+    that placing without waiting for it. Queued behind a commit in flight, that save was
+    named to lead the next commit when it ended, and no thread ever did: the controller
+    stopped (a soak tester's wedge). Now the request settles it too."""
+    from controller_lab import ControllerLab
+    from test_restoration_room import TWO_SITES, wavelength_of
+
+    from dcilab.store.sqlite import ReservationStore
+
+    fabric = parse_fabric(TWO_SITES.replace("wavelengths: 3", "wavelengths: 2"))
+    lab = ControllerLab(fabric)
+    store = ReservationStore(tmp_path / "s.db", fabric=fabric.name)
+    service = ControllerService(lab.ctl, store=store)
+    service.attach(lambda outbox: len(lab.send(outbox).messages))
+    lab.bring_up_all()
+    a = service.reserve(ReservationRequest("a-h1", "b-h1", 100, priority=9))
+    lab.ack_all()
+    saved, gate = store.save_many, threading.Event()
+
+    def slow(records):
+        gate.wait(10)                         # the first commit, in flight until let go
+        return saved(records)
+    store.save_many = slow
+    out = []
+
+    def reserve(n):
+        out.append(service.reserve(ReservationRequest(f"a-h{n}", f"b-h{n}", 10)))
+    first = threading.Thread(target=reserve, args=(2,), daemon=True)
+    first.start()
+    _in_flight(service)                        # its commit runs
+    link = fabric.link(wavelength_of(lab, a.reservation_id))
+    gw = fabric.switches[link.a.node]
+    service.apply(lambda c: c.port_changed(gw.dpid, link.a.port, False, now=100.0))
+    assert lab.ctl.placements_pending
+    second = threading.Thread(target=reserve, args=(3,), daemon=True)
+    second.start()                             # places A first, then itself, behind it
+    deadline = time.monotonic() + 10
+    while len(service._outgoing) < 3:
+        assert time.monotonic() < deadline, "the second request did not queue"
+        time.sleep(0.005)
+    store.save_many = saved
+    gate.set()
+    first.join(10)
+    second.join(10)
+    assert not first.is_alive() and not second.is_alive(), "a reservation waits for good"
+    assert len(out) == 2 and service.state_file_wait() == 0.0
+    on_file = {r.reservation_id: r for r in store.load_live()}
+    moved = wavelength_of(lab, a.reservation_id)
+    assert moved != link.name
+    assert [h.link for h in on_file[a.reservation_id].hops if h.wavelength] == [moved]
+    service.close()
+
+
+def test_changes_waiting_with_no_commit_running_are_said_as_a_stuck_controller():
+    """A wedge with no commit under way was said as "a hung or very slow disk?": it sent
+    the operator to the disk (a soak tester's)."""
+    watch = StallWatch("/s.db", warn_s=5.0)
+    level, text = watch.check(6.0, 10.0, running=False)
+    assert level == "error" and "no commit runs" in text and "disk" not in text.split(":")[0]
+    watch = StallWatch("/s.db", warn_s=5.0)
+    assert watch.check(6.0, 10.0, running=True)[0] == "warning"
+
+
+def test_reads_of_a_hung_state_file_hold_a_few_workers_and_are_counted(tmp_path):
+    """A re-tester froze the disk: twelve reservations looking up their request_id each
+    held a gRPC worker, and no call was answered; the wait read 0 meanwhile. Now at most
+    STORE_READERS reads wait for the disk, the rest are refused UNAVAILABLE at once (after
+    STORE_READ_WAIT_S), and the wait counts the reads."""
+    from dcilab.app import service as service_module
+    from dcilab.store.sqlite import StoreError
+
+    service = ControllerService.standalone(parse_fabric(TWO_WAVELENGTHS), tmp_path / "s.db")
+    store = service.store
+    read, gate = store.find_request, threading.Event()
+
+    def hung(request_id):
+        gate.wait(20)
+        return read(request_id)
+    store.find_request = hung
+    out = []
+
+    def reserve(n):
+        try:
+            out.append(service.reserve(ReservationRequest(
+                "dca-h1", "dcb-h1", 1, request_id=f"job-{n}")))
+        except StoreError as exc:
+            out.append(exc)
+    readers = service_module.STORE_READERS
+    threads = [threading.Thread(target=reserve, args=(n,), daemon=True)
+               for n in range(readers + 3)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + service_module.STORE_READ_WAIT_S + 10
+        while len(out) < 3:                         # the ones past the bound: refused
+            assert time.monotonic() < deadline, "reads past the bound were not refused"
+            time.sleep(0.01)
+        assert all(isinstance(e, StoreError) and e.code == "unavailable" for e in out)
+        assert "not answering reads" in str(out[0])
+        assert service.state_file_wait() >= service_module.STORE_READ_WAIT_S
+        assert service.state_file_busy()
+    finally:
+        gate.set()
+        for t in threads:
+            t.join(10)
+    assert len(out) == readers + 3
+    assert sum(not isinstance(r, StoreError) for r in out) == readers
+    assert service.state_file_wait() == 0.0
+    service.close()

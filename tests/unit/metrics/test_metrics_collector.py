@@ -49,6 +49,7 @@ EXPECTED_TYPES = {
     "dcilab_emulation_scale": "gauge",
     "dcilab_controller_start_time_seconds": "gauge",
     "dcilab_state_file_wait_seconds": "gauge",
+    "dcilab_openflow_events_queued": "gauge",
     "dcilab_reservation_requests": "counter",
     "dcilab_reservation_releases": "counter",
     "dcilab_reserve_duration_seconds": "histogram",
@@ -78,7 +79,7 @@ class FakeService:
         self.reservations = list(reservations)
         self.status = status if status is not None else {s: True for s in fabric.switches}
         self.elephants = elephants
-        self.waited = 0.0
+        self.waited, self.backlog = 0.0, 0
         self.tracker = read_once(LoadTracker(fabric), fabric)
 
     def link_loads(self, kinds=None):
@@ -99,6 +100,9 @@ class FakeService:
 
     def state_file_wait(self):
         return self.waited
+
+    def openflow_backlog(self):
+        return self.backlog
 
     def switch_status(self):
         return dict(self.status)
@@ -331,6 +335,8 @@ def test_the_wait_for_the_state_file_is_exported_as_the_service_measures_it(fabr
     assert one(scrape(service), "dcilab_state_file_wait_seconds").value == 0.0
     service.waited = 12.5
     assert one(scrape(service), "dcilab_state_file_wait_seconds").value == 12.5
+    service.backlog = 128
+    assert one(scrape(service), "dcilab_openflow_events_queued").value == 128
 
 
 def test_the_start_time_is_when_the_metrics_began(fabric):

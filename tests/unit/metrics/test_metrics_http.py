@@ -37,6 +37,9 @@ class Service:
     def state_file_wait(self):
         return 0.0
 
+    def openflow_backlog(self):
+        return 0
+
     def switch_status(self):
         return {}
 

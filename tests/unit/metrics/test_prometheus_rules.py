@@ -29,7 +29,7 @@ ALERTS = {"DcilabControllerDown", "DcilabWavelengthUtilizationHigh", "DcilabWave
           "DcilabSwitchDisconnected", "DcilabReservationsRefused", "DcilabLinkDown",
           "DcilabReservationDegraded", "DcilabWavelengthMarginFalling", "DcilabLinkFlapping",
           "DcilabReservationsUnprotected", "DcilabSwitchMiswired", "DcilabStateFileFailing",
-          "DcilabStateFileStalled"}
+          "DcilabStateFileStalled", "DcilabOpenFlowStuck"}
 # Series Prometheus itself makes, and labels it adds.
 BUILTIN_SERIES = {"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"}
 BUILTIN_LABELS = {"job", "instance", "le", "alertname", "alertstate", "__name__"}
@@ -148,6 +148,9 @@ def exported() -> tuple[set[str], set[str]]:
 
         def state_file_wait(self):
             return 0.0
+
+        def openflow_backlog(self):
+            return 0
 
         def switch_status(self):
             return {}
