@@ -225,15 +225,15 @@ class FabricCollector(Collector):
         unprotected = GaugeMetricFamily(
             names.RESERVATIONS_UNPROTECTED, "PROTECTED reservations carried on their primary "
             "without a standby: a failure took it and no standby has had room since (one is "
-            "sought again when a link returns or room is released).")
-        unprotected.add_metric([], self.service.unprotected_count())
+            "sought again when a link returns or room is released).",
+            value=self.service.unprotected_count())
         elephants = GaugeMetricFamily(
-            names.ELEPHANT_FLOWS, "Flows currently classified as elephants.")
-        elephants.add_metric([], self.service.elephant_count())
+            names.ELEPHANT_FLOWS, "Flows currently classified as elephants.",
+            value=self.service.elephant_count())
         held = GaugeMetricFamily(
             names.LINKS_HELD_DOWN, "Links back from a failure but held down (a last resort "
-            "for routes, not offered to elephants or reservations) until they stay up.")
-        held.add_metric([], self.service.held_down_count())
+            "for routes, not offered to elephants or reservations) until they stay up.",
+            value=self.service.held_down_count())
         connected = GaugeMetricFamily(
             names.SWITCH_CONNECTED,
             "1 when the switch of the fabric file is connected over OpenFlow.",
@@ -253,20 +253,20 @@ class FabricCollector(Collector):
             wiring.add_metric([switch], float(len(problems.get(switch, ()))))
         scale = GaugeMetricFamily(
             names.EMULATION_SCALE,
-            "Emulated bit rate over real bit rate (the fabric file's `scale`).")
-        scale.add_metric([], self.service.fabric.scale)
+            "Emulated bit rate over real bit rate (the fabric file's `scale`).",
+            value=self.service.fabric.scale)
         waiting = GaugeMetricFamily(
             names.STATE_FILE_WAIT,
-            "How long the oldest change not yet sent has waited for the state file's "
-            "commit: 0 but for a moment. Reservations and every switch message behind it "
-            "(failures' re-routes too) wait for the disk; a hung one stops them all.")
-        waiting.add_metric([], self.service.state_file_wait())
+            "How long the oldest change not yet sent, or read of the state file, has waited "
+            "for the disk: 0 but for a moment. Reservations and every switch message behind "
+            "a commit (failures' re-routes too) wait for it; a hung disk stops them all.",
+            value=self.service.state_file_wait())
         backlog = GaugeMetricFamily(
             names.OPENFLOW_EVENTS_QUEUED,
             "OpenFlow events (switch replies, port changes, packets in) waiting for the "
             "controller's app; its queue holds 128: full for long, the controller has "
-            "stopped handling its switches, however connected they still show.")
-        backlog.add_metric([], self.service.openflow_backlog())
+            "stopped handling its switches, however connected they still show.",
+            value=self.service.openflow_backlog())
         return (reservations, protection, unprotected, elephants, held, connected, wiring,
                 scale, waiting, backlog)
 
