@@ -33,6 +33,7 @@ DUPLICATE_PROBE_S = 3.0
 # grew the controller's memory without bound (a security reviewer's: 60 MB/s).
 MAX_REPLY_PARTS = 256
 ASKED_KEPT = 4
+REFUSALS_SAID_S = 60.0
 ASKED = {parser.OFPPortDescStatsRequest: "ports", parser.OFPFlowStatsRequest: "flows",
          parser.OFPMeterConfigStatsRequest: "meters"}
 
@@ -59,6 +60,8 @@ class DcilabApp(app_manager.OSKenApp):
         # dpid -> (deadline, xid of the echo sent, the first connection) while a second
         # connection with its datapath id has been refused
         self._probes: dict[int, tuple[float, int, object]] = {}
+        # dpid -> (when a refusal of a second connection was last said, refused since)
+        self._refusals: dict[int, tuple[float, int]] = {}
         self._sender = Sender(self.service.observer.openflow_error)
         self.poll_interval_s = poll_interval_s
         self.stop_event = stop_event or threading.Event()
@@ -167,14 +170,23 @@ class DcilabApp(app_manager.OSKenApp):
         closed): keep the first, which carries the fabric, and close the second."""
         dpid = second.id
         switch = self.service.core.fabric.switch_by_dpid(dpid)
-        self.logger.error(
-            "a second switch with datapath id %#x%s connected from %s while the first is "
-            "connected from %s: refused. Either two bridges share that datapath id "
-            "(ovs-vsctl get bridge BR other-config:datapath-id), or the switch came back "
-            "before its old connection closed: if the first does not answer an echo within "
-            "%.0f s it is taken for dead and the next try is accepted",
-            dpid, f" ({switch.name})" if switch else "", _peer(second), _peer(first),
-            DUPLICATE_PROBE_S)
+        # Said once a minute per datapath id, with how many more since: a burst of 300
+        # refusals wrote 300 ERRORs of five lines each (a re-tester's).
+        now = time.monotonic()
+        said_at, unsaid = self._refusals.get(dpid, (-REFUSALS_SAID_S, 0))
+        if now - said_at < REFUSALS_SAID_S:
+            self._refusals[dpid] = (said_at, unsaid + 1)
+        else:
+            self._refusals[dpid] = (now, 0)
+            self.logger.error(
+                "a second switch with datapath id %#x%s connected from %s while the first is "
+                "connected from %s: refused%s. Either two bridges share that datapath id "
+                "(ovs-vsctl get bridge BR other-config:datapath-id), or the switch came back "
+                "before its old connection closed: if the first does not answer an echo "
+                "within %.0f s it is taken for dead and the next try is accepted",
+                dpid, f" ({switch.name})" if switch else "", _peer(second), _peer(first),
+                f" ({unsaid} more refused in the last minute)" if unsaid else "",
+                DUPLICATE_PROBE_S)
         _close_apart(second)
         with self.service.lock:              # xids are numbered by whoever sends
             if dpid not in self._probes:

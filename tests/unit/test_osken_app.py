@@ -437,3 +437,17 @@ def test_a_connection_over_has_its_send_thread_woken_without_waiting():
         conn.send_q.put_nowait((b"x", False))
     _wake_sender(conn)                        # returns at once, queues nothing
     assert conn.send_q.qsize() == 16
+
+
+def test_a_burst_of_refused_second_connections_is_said_once(caplog):
+    """300 refusals wrote 300 ERRORs of five lines each (a re-tester's)."""
+    app, service, _ = app_and_switch()
+    service.core = SimpleNamespace(fabric=SimpleNamespace(switch_by_dpid=lambda dpid: None))
+    first = FakeConnection(40001)
+    app.datapaths[DPID] = first
+    seconds = [FakeConnection(40100 + n) for n in range(20)]
+    for second in seconds:
+        app._features(features(second))
+    assert all(s.closed_soon() for s in seconds) and app.datapaths[DPID] is first
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "refused" in errors[0].getMessage()
