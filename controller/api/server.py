@@ -106,6 +106,26 @@ def no_passphrase() -> bytes:
     return b""
 
 
+def client_tls_problem(ca: str | None, cert: str | None, key: str | None,
+                       ca_is: str, pair_is: str) -> str | None:
+    """Which of a client's TLS files is not what it should be, with OpenSSL's reason
+    (gRPC would log lines of its own and then only fail to connect): `ca_is` or
+    `pair_is` (how to name the CA, and the certificate and key) and the reason; None if
+    they are usable."""
+    checks = []
+    if ca:
+        checks.append((lambda: ssl.create_default_context(cafile=ca), ca_is))
+    if cert:
+        checks.append((lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+            cert, key, password=no_passphrase), pair_is))
+    for check, what in checks:
+        try:
+            check()
+        except (ssl.SSLError, ValueError, OSError) as exc:
+            return f"{what} ({getattr(exc, 'reason', None) or exc})"
+    return None
+
+
 @dataclass(frozen=True)
 class TlsConfig:
     """PEM bytes. With `client_ca`, clients must present a certificate signed by it."""

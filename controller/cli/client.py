@@ -13,14 +13,13 @@ import argparse
 import json
 import math
 import secrets
-import ssl
 import sys
 import time
 from datetime import datetime, timezone
 
 from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict,
                           state_name)
-from ..api.server import (ServerError, certificate_dates_problem, no_passphrase, read_pem,
+from ..api.server import (ServerError, certificate_dates_problem, client_tls_problem, read_pem,
                           read_token_file)
 from ..api.servicers import MAX_PAGE_SIZE
 from .failure import USAGE, json_failure
@@ -203,22 +202,11 @@ def _read(path: str | None, what: str) -> bytes | None:
 
 
 def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
-    """Say which TLS file is not what it should be, with OpenSSL's reason (gRPC would log
-    its own lines and then only fail to connect)."""
-    checks = []
-    if ca:
-        checks.append((lambda: ssl.create_default_context(cafile=ca),
-                       f"--tls-ca {ca} is not a PEM CA certificate"))
-    if cert:
-        checks.append((lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
-                           cert, key, password=no_passphrase),
-                       f"--tls-cert {cert} and --tls-key {key} are not a PEM certificate and "
-                       f"its private key"))
-    for check, what in checks:
-        try:
-            check()
-        except (ssl.SSLError, ValueError, OSError) as exc:
-            raise _UsageError(f"{what} ({getattr(exc, 'reason', None) or exc})") from None
+    problem = client_tls_problem(
+        ca, cert, key, f"--tls-ca {ca} is not a PEM CA certificate",
+        f"--tls-cert {cert} and --tls-key {key} are not a PEM certificate and its private key")
+    if problem:
+        raise _UsageError(problem)
 
 
 def connect(args) -> Client:

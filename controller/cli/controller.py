@@ -249,27 +249,20 @@ def read_gnmi_security(args):
     OSError naming the file), or None without --gnmi-tls-ca."""
     if not args.gnmi_tls_ca:
         return None
-    import ssl
-
-    from ..api.server import ServerError, read_pem, read_small_file
+    from ..api.server import ServerError, client_tls_problem, read_pem, read_small_file
     from ..gnmi import GnmiSecurity
     ca = read_pem(args.gnmi_tls_ca, "gNMI TLS CA")
-    try:
-        ssl.create_default_context(cadata=ca.decode(errors="replace"))
-    except (ssl.SSLError, ValueError) as exc:
-        raise ServerError(f"gNMI TLS CA {args.gnmi_tls_ca} is not a PEM certificate "
-                          f"({getattr(exc, 'reason', None) or exc})") from None
     cert = key = None
     if args.gnmi_tls_cert:
         cert, key = (read_pem(args.gnmi_tls_cert, "gNMI TLS certificate"),
                      read_pem(args.gnmi_tls_key, "gNMI TLS key"))
-        try:
-            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(args.gnmi_tls_cert,
-                                                                   args.gnmi_tls_key)
-        except ssl.SSLError as exc:
-            raise ServerError(f"gNMI TLS certificate {args.gnmi_tls_cert} and key "
-                              f"{args.gnmi_tls_key} are not a usable PEM certificate chain "
-                              f"and its private key ({exc.reason or exc})") from None
+    problem = client_tls_problem(
+        args.gnmi_tls_ca, args.gnmi_tls_cert, args.gnmi_tls_key,
+        f"gNMI TLS CA {args.gnmi_tls_ca} is not a PEM certificate",
+        f"gNMI TLS certificate {args.gnmi_tls_cert} and key {args.gnmi_tls_key} are not a "
+        f"usable PEM certificate chain and its private key")
+    if problem:
+        raise ServerError(problem)
     password = None
     if args.gnmi_password_file:
         try:
