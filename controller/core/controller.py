@@ -1245,13 +1245,43 @@ class FabricController:
                 if self.fabric.link(d.link).wavelength}
 
     def _background(self) -> dict[tuple[str, str], float]:
-        """Measured rate plus reserved bandwidth on each directed wavelength, real b/s."""
+        """Measured rate on each directed wavelength plus the reserved bandwidth not in use
+        there, real b/s. A reservation's traffic is in the measured rate already: counted
+        again as reserved, a wavelength carrying a busy reservation looked twice as full
+        as it was, and elephants went to fuller ones."""
+        in_use = self._reserved_in_use()
         out = {}
         for link in self.fabric.wavelengths():
             for d in directions(link):
-                out[(d.link, d.src)] = (self.load.rate_bps(d)
-                                        + self.book.reserved.get(d, 0.0))
+                key = (d.link, d.src)
+                unused = self.book.reserved.get(d, 0.0) - in_use.get(key, 0.0)
+                out[key] = self.load.rate_bps(d) + max(0.0, unused)
         return out
+
+    def _reserved_in_use(self) -> dict[tuple[str, str], float]:
+        """What reservations send on the directed wavelengths of their paths, real b/s:
+        each aggregate's flows as its leaf counts them, before its meter, so at most its
+        bandwidth. A DSCP reservation's is not known (a flow's counters do not say whether
+        it is marked): it counts as unused, in full."""
+        by_pair = self._reserved_pairs()
+        sent: dict[tuple, float] = {}
+        for record in self.steering.detector.flows.values():
+            members = by_pair.get((record.src_host, record.dst_host))
+            if members and record.rate_bps > 0.0:
+                res = reservation_rules.carriers(members, record.key.ip_proto,
+                                                 record.key.dst_port)[0]
+                if res is not None:
+                    key = key_of(res.request)
+                    sent[key] = sent.get(key, 0.0) + record.rate_bps
+        in_use: dict[tuple[str, str], float] = {}
+        for (src, dst, selector), rate in sent.items():
+            aggregate = [r for r in by_pair[(src, dst)] if r.request.selector == selector]
+            used = min(rate, sum(r.bandwidth_bps for r in aggregate))
+            for hop in aggregate[0].hops:        # an aggregate's members share one path
+                if hop.wavelength:
+                    key = (hop.link, hop.switch)
+                    in_use[key] = in_use.get(key, 0.0) + used
+        return in_use
 
     def port_stats(self, dpid: int, counters: dict[int, tuple[int, int]], now: float) -> None:
         """A port statistics reply: port -> (tx_bytes, rx_bytes)."""

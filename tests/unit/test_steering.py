@@ -292,6 +292,42 @@ def test_reserved_bandwidth_counts_as_used(lab):
     assert lab.table(src.leaf).lookup(packet(E1, src.port)).priority < 2000
 
 
+def test_a_reservations_own_traffic_counts_once(lab):
+    """Steering took a wavelength's measured rate plus its reserved bandwidth, so the
+    traffic of a reservation in use counted twice, and an elephant went to a fuller
+    wavelength than the reservation's. What a reservation sends is in the measured rate;
+    only the part of it not in use is added."""
+    res = lab.send(lab.ctl.reserve(ReservationRequest("dc1-h2", "dc2-h4", 200.0), "r1",
+                                   0.0)).changed[0]
+    (reserved,) = [h.link for h in res.hops if h.link in W]
+    lab.background({}, 0.0)
+    lab.background({w: 200 if w == reserved else 300 for w in W}, 1.0)
+    # E2 (dc1-h2 -> dc2-h4) is the reservation's traffic, 200 Gb/s, sent in full.
+    out = make_elephants(lab, "dc1-leaf1", [E1], t0=10.0, extra={E2: 200 * GBPS_BYTES})
+    assert out.placements == 1 and set(lab.ctl.steering.pinned) == {E1}
+    # reserved: (200 + 800) / 400 = 2.5; the others (300 + 800) / 400 = 2.75. Counted
+    # twice, the reserved one read (200 + 200 + 800) / 400 = 3.0.
+    assert chosen(lab, E1) == reserved
+    assert_pinned(lab, E1, reserved)
+
+
+def test_a_reservation_sending_more_than_it_holds_counts_what_its_meter_passes(lab):
+    """The leaves count a reservation's flows before its meter: what it sends beyond its
+    bandwidth is dropped there, and never frees the part of its room another link holds."""
+    res = lab.send(lab.ctl.reserve(ReservationRequest("dc1-h2", "dc2-h4", 100.0), "r1",
+                                   0.0)).changed[0]
+    (reserved,) = [h.link for h in res.hops if h.link in W]
+    bg = lab.ctl._background()
+    assert bg[(reserved, GW)] == pytest.approx(100e9)
+    lab.background({}, 0.0)
+    lab.background({reserved: 100}, 1.0)
+    make_elephants(lab, "dc1-leaf1", [], t0=10.0, extra={E2: 300 * GBPS_BYTES})
+    bg = lab.ctl._background()
+    assert bg[(reserved, GW)] == pytest.approx(100e9, rel=0.02)   # measured 100, unused 0
+    others = [w for w in W if w != reserved]
+    assert all(bg[(w, GW)] == 0.0 for w in others)
+
+
 def test_an_elephant_moves_off_a_wavelength_a_reservation_takes_in_the_same_outbox(lab):
     """An outside tester's finding: a reservation placed on a pinned elephant's wavelength
     lost packets until steering moved the elephant at a later poll. Now the elephant is
