@@ -45,7 +45,7 @@ proto: venv
 dashboards: venv
 	$(BIN)/python -m dcilab.metrics.dashboards
 
-# ruff, and the layer contracts of DESIGN.md (import-linter); both in pyproject.toml
+# ruff, and the layer contracts of the design (import-linter); both in pyproject.toml
 lint: venv
 	$(BIN)/ruff check controller tests tools
 	$(BIN)/lint-imports

@@ -8,7 +8,7 @@ import math
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ..core import steering
+from ..core import reservation_rules, steering
 from ..core.steering import ElephantView
 from ..fabric import Fabric
 from ..fabric.model import DCI, FABRIC, GATEWAY, HOST, LEAF, SPINE
@@ -115,7 +115,8 @@ def reservation(res: Reservation) -> ppb.Reservation:
         reservation_id=res.reservation_id, request_id=req.request_id,
         state=RESERVATION_STATE[res.state], src_host=req.src_host, dst_host=req.dst_host,
         bandwidth_gbps=req.bandwidth_gbps, latency_ms=res.latency_ms,
-        meter_id=res.meter_id, priority=req.priority, degraded_reason=res.reason,
+        meter_id=res.meter_id, cookie=reservation_rules.cookie(res), priority=req.priority,
+        degraded_reason=res.reason,
         protection=PROTECTION[req.protection])
     msg.MergeFrom(_paths(res.hops, res.standby))
     msg.create_time.FromNanoseconds(round(res.created_at * 1e9))

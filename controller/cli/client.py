@@ -318,10 +318,13 @@ def _describe(res) -> str:
     # it as the route its traffic takes).
     path = ("last path (carried best effort now)" if res.state == ppb.RESERVATION_STATE_DEGRADED
             else "path")
+    # As `ovs-ofctl dump-flows BRIDGE` takes it, for the rules its switches hold.
+    rules = (f"\n  rules: cookie=0x{res.cookie:x}/-1" if res.cookie and res.state in (
+        ppb.RESERVATION_STATE_PENDING, ppb.RESERVATION_STATE_ACTIVE) else "")
     return (f"{res.reservation_id} {state_name(res)}: {res.src_host} -> {res.dst_host}"
             f"{_traffic(res)}, {res.bandwidth_gbps:g} Gb/s, {res.latency_ms:.3f} ms, "
             f"{protection}{priority}{ends}\n"
-            f"  {path}: {_path(res)}{standby}{why}")
+            f"  {path}: {_path(res)}{standby}{rules}{why}")
 
 
 PROTOCOLS = {"tcp": 6, "udp": 17}
@@ -402,7 +405,18 @@ def run_reserve(args) -> int:
             raise Unreachable(f"{exc}; it may have been booked: the same command with "
                               f"--request-id {request_id} answers it if it was, or books "
                               f"it once") from None
-        print(json.dumps(as_dict(res), indent=2) if args.json else f"reserved {_describe(res)}")
+        ended = res.state in (ppb.RESERVATION_STATE_RELEASED, ppb.RESERVATION_STATE_EXPIRED)
+        if args.json:
+            print(json.dumps(as_dict(res), indent=2))
+        elif ended:
+            # A retry answers the request_id's first booking, ended since: "reserved" and
+            # exit 0 told a script it held something (a README reviewer's).
+            print(f"not reserved: --request-id {request_id} was booked before, and that "
+                  f"reservation has ended (a new request needs a new id)\n"
+                  f"{_describe(res)}", file=sys.stderr)
+        else:
+            print(f"reserved {_describe(res)}")
+        return 1 if ended else 0
     return _run(args, body)
 
 

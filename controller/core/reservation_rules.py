@@ -22,6 +22,11 @@ PRIORITY_PORTS = PRIORITY_RESERVATION + 2
 # of its own, apart from the facility detours': te/protection.py).
 PROTECT_GROUP_BASE = 0x20000          # + meter id
 PRIORITY_STANDBY = PRIORITY_DETOUR
+# An aggregate's rules carry its meter id in the cookie's upper 32 bits, marked by bit 31
+# (elephant pins use bit 32 alone): `ovs-ofctl dump-flows BRIDGE cookie=C/-1` lists the
+# rules of one reservation's aggregate (a flow-table auditor could tell them apart only by
+# their matches).
+RESERVATION_MARK = 1 << 31
 # A policer's burst: 100 ms at its rate (TCP needs some), and never under ten full frames.
 BURST_S = 0.1
 MIN_BURST_KBITS = 120
@@ -32,6 +37,11 @@ def priority(res: Reservation) -> int:
     if sel is None:
         return PRIORITY_RESERVATION
     return PRIORITY_DSCP if sel.dscp is not None else PRIORITY_PORTS
+
+
+def cookie(res: Reservation) -> int:
+    """The cookie of the rules of `res`'s aggregate (its members share one meter)."""
+    return res.meter_id << 32 | RESERVATION_MARK | of.COOKIE
 
 
 def carries(res: Reservation, ip_proto: int, dst_port: int) -> bool | None:
@@ -153,7 +163,7 @@ def _protection(fabric: Fabric, res: Reservation, old: Reservation | None,
         actions = ([of.pop_vlan(), of.output(hop.out_port)] if j == last
                    else [of.output(hop.out_port)])
         out.setdefault(hop.switch, []).append(
-            of.flow_add(PRIORITY_STANDBY, of.vlan_match(vid), actions))
+            of.flow_add(PRIORITY_STANDBY, of.vlan_match(vid), actions, cookie=cookie(res)))
     return out
 
 
@@ -190,7 +200,7 @@ def _merge(*parts: dict[str, list]) -> dict[str, list]:
 def _pins(fabric: Fabric, res: Reservation, pair_bps: float, only: set[str] | None,
           with_meter: bool) -> dict[str, list]:
     out: dict[str, list] = {}
-    prio = priority(res)
+    prio, mark = priority(res), cookie(res)
     k = repair_index(res)
     for i, hop, matches in _hops(fabric, res, only):
         msgs = out.setdefault(hop.switch, [])
@@ -203,9 +213,10 @@ def _pins(fabric: Fabric, res: Reservation, pair_bps: float, only: set[str] | No
             # counting one): a reserved elephant is still found, and said to be carried
             # here (a re-tester's vanished from `dcilab elephants` once reserved).
             msgs += [of.flow_add_metered(prio, m, res.meter_id,
-                                         [of.resubmit(TABLE_FLOWS), action]) for m in matches]
+                                         [of.resubmit(TABLE_FLOWS), action], cookie=mark)
+                     for m in matches]
         else:
-            msgs += [of.flow_add(prio, m, [action]) for m in matches]
+            msgs += [of.flow_add(prio, m, [action], cookie=mark) for m in matches]
     return out
 
 

@@ -40,9 +40,11 @@ READ_REFUSALS = ("read_budget", "watch_streams", "scrape")
 PLACEMENT_POLICIES = tuple(Policy)
 FAILURE_EVENTS = ("link_down", "link_up", "switch_down")
 
-# Admission and path computation take about a millisecond; a slow one tens of ms.
+# Admission and path computation take about a millisecond; a slow one tens of ms. The
+# top buckets catch what waits on a slow disk or a large restoration (2.5 s was the
+# highest, and everything slower read as 2.5 s).
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                   0.25, 0.5, 1.0, 2.5)
+                   0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class Metrics:

@@ -8,8 +8,9 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 # Every flow dcilab installs carries this cookie in its low bits, so an operator's
 # `ovs-ofctl dump-flows` tells them apart (elephant pins have a bit of their own above, so
-# that they can be deleted together). dcilab owns the switches it programs: its other
-# deletes and statistics requests match no cookie, and a program starts from empty tables.
+# that they can be deleted together; a reservation's rules their aggregate's meter id).
+# dcilab owns the switches it programs: its other deletes and statistics requests match no
+# cookie, and a program starts from empty tables.
 COOKIE = 0xDC1AB
 # Attribute of a message naming the (error type, code) it may draw without anything being
 # wrong: the app then logs that reply at debug level and counts no OpenFlow error.
@@ -147,10 +148,10 @@ def flow_delete_strict(priority: int, match_: parser.OFPMatch,
 
 
 def flow_add_metered(priority: int, match_: parser.OFPMatch, meter_id: int, actions: list,
-                     table_id: int = 0) -> parser.OFPFlowMod:
+                     table_id: int = 0, cookie: int = COOKIE) -> parser.OFPFlowMod:
     """A flow whose packets pass meter `meter_id` before its actions."""
     return parser.OFPFlowMod(
-        datapath=None, cookie=COOKIE, table_id=table_id, command=ofp.OFPFC_ADD,
+        datapath=None, cookie=cookie, table_id=table_id, command=ofp.OFPFC_ADD,
         priority=priority, buffer_id=ofp.OFP_NO_BUFFER, out_port=ofp.OFPP_ANY,
         out_group=ofp.OFPG_ANY, flags=0, match=match_,
         instructions=[parser.OFPInstructionMeter(meter_id, ofp.OFPIT_METER)] + apply(actions))

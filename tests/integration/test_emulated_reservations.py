@@ -44,6 +44,14 @@ def metered_pins(bridge: str) -> int:
     return sum("priority=2000" in line and "meter:" in line for line in flows.splitlines())
 
 
+def rules_with_cookie(bridge: str, cookie: int) -> list[str]:
+    """The flows of `bridge` carrying exactly `cookie`, as an operator would list them."""
+    flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge,
+                            f"cookie=0x{cookie:x}/-1"], capture_output=True, text=True,
+                           timeout=10).stdout
+    return [line for line in flows.splitlines() if "actions=" in line]
+
+
 def test_reserved_flow_is_pinned_policed_and_keeps_its_rate(tmp_path, no_leftovers):
     topology = rescaled(TOPOLOGIES / "two-dc.yaml", SCALE, tmp_path)
     fabric = load_fabric(topology)
@@ -136,6 +144,14 @@ def test_kill_9_then_restart_brings_reservations_back_onto_the_switches(tmp_path
                                 capture_output=True, text=True).stdout
         # the two pairs' meters, and the packet-in limit (meter=controller)
         assert metered_pins(ingress) == 2 and meters.count(" kbps ") == 2, meters
+        # Each pair's rules are found by the cookie its reservation names, at every switch
+        # of its path and nowhere else (the ingress leaf's metered).
+        for rid, res in after.items():
+            assert res.cookie == before[rid].cookie
+            path = {fabric.switches[h.switch].bridge for h in res.hops}
+            assert {sw.bridge for sw in fabric.switches.values()
+                    if rules_with_cookie(sw.bridge, res.cookie)} == path, rid
+            assert all("meter:" in line for line in rules_with_cookie(ingress, res.cookie))
         assert "meter=controller pktps" in meters, meters
         [policed] = iperf_concurrent(emulation, [("dc1-h1", "dc2-h1")], duration_s=3)
         assert policed.bits_per_second / 1e6 < 1.1 * scaled_mbps(fabric, RESERVED_GBPS)

@@ -580,3 +580,40 @@ def test_a_busy_host_link_does_not_make_a_never_protectable_request_retryable():
     with pytest.raises(AdmissionError) as refused:
         book.admit(ReservationRequest("a-h1", "b-h1", 300.0, protection=PROTECTED), "p", 0.0)
     assert refused.value.code == AdmissionError.PRECONDITION, refused.value.message
+
+
+def test_each_aggregates_rules_carry_a_cookie_of_its_own(fabric):
+    """A flow-table auditor could tell one reservation's rules from another's only by
+    their matches: every rule of an aggregate (its pins, port-range blocks, metered entry
+    at the leaf and standby rules) carries its meter id in the cookie, and nothing else
+    does, whatever moves it and until it ends."""
+    from dcilab.core.reservation_rules import PRIORITY_PORTS, PRIORITY_STANDBY, cookie
+    lab = ControllerLab(fabric)
+    lab.bring_up_all()
+    protected = lab.send(lab.ctl.reserve(ReservationRequest(
+        SRC, DST, 50.0, protection=PROTECTED,
+        selector=Selector(ip_proto=6, port_min=5200, port_max=5210)), "p", 0.0)).changed[0]
+    other = lab.send(lab.ctl.reserve(ReservationRequest("fra-h2", "ams-h2", 20.0), "o",
+                                     0.0)).changed[0]
+    lab.ack_all()
+    assert cookie(protected) != cookie(other)
+    assert cookie(protected) & 0xFFFFFFFF == cookie(other) & 0xFFFFFFFF   # dcilab's, marked
+
+    def marked(res) -> dict[str, list]:
+        return {name: [f for f in lab.table(name).flows() if f.cookie == cookie(res)]
+                for name in fabric.switches}
+
+    rules = marked(protected)
+    # 5200-5210 is three masked blocks (5200/29, 5208/31, 5210), at every primary hop.
+    for hop in protected.hops:
+        assert len([f for f in rules[hop.switch] if f.priority == PRIORITY_PORTS]) == 3
+    standby_only = {h.switch for h in protected.standby} - {h.switch for h in protected.hops}
+    assert standby_only and all(
+        [f.priority for f in rules[s]] == [PRIORITY_STANDBY] for s in standby_only)
+    assert {s for s, flows in rules.items() if flows} == \
+        {h.switch for h in protected.hops + protected.standby}
+    assert {s for s, flows in marked(other).items() if flows} == \
+        {h.switch for h in other.hops}
+    lab.send(lab.ctl.end("p"))
+    lab.send(lab.ctl.end("o"))
+    assert not any(f.cookie >> 31 for name in fabric.switches for f in lab.table(name).flows())

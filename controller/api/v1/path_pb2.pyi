@@ -122,7 +122,7 @@ class ListReservationsResponse(_message.Message):
     def __init__(self, reservations: _Optional[_Iterable[_Union[Reservation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Reservation(_message.Message):
-    __slots__ = ("reservation_id", "request_id", "state", "src_host", "dst_host", "bandwidth_gbps", "max_latency_ms", "duration", "hops", "latency_ms", "create_time", "expire_time", "meter_id", "priority", "degraded_reason", "selector", "protection", "standby_hops")
+    __slots__ = ("reservation_id", "request_id", "state", "src_host", "dst_host", "bandwidth_gbps", "max_latency_ms", "duration", "hops", "latency_ms", "create_time", "expire_time", "meter_id", "priority", "degraded_reason", "selector", "protection", "standby_hops", "cookie")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +141,7 @@ class Reservation(_message.Message):
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     PROTECTION_FIELD_NUMBER: _ClassVar[int]
     STANDBY_HOPS_FIELD_NUMBER: _ClassVar[int]
+    COOKIE_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     request_id: str
     state: ReservationState
@@ -159,7 +160,8 @@ class Reservation(_message.Message):
     selector: TrafficSelector
     protection: Protection
     standby_hops: _containers.RepeatedCompositeFieldContainer[ReservedHop]
-    def __init__(self, reservation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., state: _Optional[_Union[ReservationState, str]] = ..., src_host: _Optional[str] = ..., dst_host: _Optional[str] = ..., bandwidth_gbps: _Optional[float] = ..., max_latency_ms: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., hops: _Optional[_Iterable[_Union[ReservedHop, _Mapping]]] = ..., latency_ms: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., meter_id: _Optional[int] = ..., priority: _Optional[int] = ..., degraded_reason: _Optional[str] = ..., selector: _Optional[_Union[TrafficSelector, _Mapping]] = ..., protection: _Optional[_Union[Protection, str]] = ..., standby_hops: _Optional[_Iterable[_Union[ReservedHop, _Mapping]]] = ...) -> None: ...
+    cookie: int
+    def __init__(self, reservation_id: _Optional[str] = ..., request_id: _Optional[str] = ..., state: _Optional[_Union[ReservationState, str]] = ..., src_host: _Optional[str] = ..., dst_host: _Optional[str] = ..., bandwidth_gbps: _Optional[float] = ..., max_latency_ms: _Optional[float] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., hops: _Optional[_Iterable[_Union[ReservedHop, _Mapping]]] = ..., latency_ms: _Optional[float] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., meter_id: _Optional[int] = ..., priority: _Optional[int] = ..., degraded_reason: _Optional[str] = ..., selector: _Optional[_Union[TrafficSelector, _Mapping]] = ..., protection: _Optional[_Union[Protection, str]] = ..., standby_hops: _Optional[_Iterable[_Union[ReservedHop, _Mapping]]] = ..., cookie: _Optional[int] = ...) -> None: ...
 
 class WatchReservationsRequest(_message.Message):
     __slots__ = ("reservation_id",)

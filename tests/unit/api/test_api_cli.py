@@ -43,6 +43,18 @@ def test_reserve_list_release(at, capsys):
     assert capsys.readouterr().out.startswith(f"{rid} PENDING")
     assert dcilab("release", rid, *at) == 0
     assert capsys.readouterr().out.startswith(f"released {rid} RELEASED")
+    # The request_id retried once its reservation ended: nothing is held, so not
+    # "reserved" and not 0 (the first booking, ended, shown on stderr; --json gives it).
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "36", "--duration", "60",
+                  "--request-id", "job-1", *at) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("not reserved: --request-id job-1 was booked before, "
+                                   "and that reservation has ended") and \
+        f"\n{rid} RELEASED" in captured.err
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "36", "--duration", "60",
+                  "--request-id", "job-1", "--json", *at) == 1
+    assert json.loads(capsys.readouterr().out)["state"] == "RESERVATION_STATE_RELEASED"
     for state in ("pending", "PENDING"):
         assert dcilab("reservations", "--state", state, *at) == 0
         assert capsys.readouterr().out == "no reservations in state pending\n"
@@ -284,8 +296,11 @@ def test_a_protected_reservation_without_its_standby_says_so():
                                protection=ppb.PROTECTION_PROTECTED, hops=hops[:1])
     assert "standby" not in _describe(one_site)          # crosses no line system
     assert "\n  path: fra-h1 > fra-leaf1 > " in _describe(res)
+    res.cookie = 7 << 32 | 1 << 31 | 0xDC1AB              # as ovs-ofctl takes it
+    assert "\n  rules: cookie=0x7800dc1ab/-1" in _describe(res)
     res.state = ppb.RESERVATION_STATE_DEGRADED           # holds no path: where it was
     assert "\n  last path (carried best effort now): fra-h1 > " in _describe(res)
+    assert "rules:" not in _describe(res)                # nor rules
 
 
 def test_an_expiry_not_today_shows_its_date():

@@ -83,6 +83,7 @@ def test_reservation_fields(client):
     assert res.hops[0].switch == "dc1-leaf1" and res.hops[-1].link == "dc2-h5"
     assert [h.wavelength for h in res.hops if h.wavelength] == [WAVELENGTH]
     assert res.latency_ms == pytest.approx(0.4, abs=0.01) and res.meter_id >= 1
+    assert res.cookie == res.meter_id << 32 | 1 << 31 | 0xDC1AB    # its rules' cookie
     assert client.get(res.reservation_id) == res
     unbounded = client.reserve("dc1-h2", "dc2-h6", 10)
     assert not unbounded.HasField("expire_time") and not unbounded.HasField("max_latency_ms")
