@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,38 @@ LOAD_STEPS = (("green", None), ("yellow", 0.7), ("red", 0.9))
 MARGIN_STEPS = (("red", None), ("yellow", 1), ("green", 2))
 UP_STEPS = (("red", None), ("green", 1))
 ZERO_IS_GOOD = (("green", None), ("red", 1))
+
+
+# Every dashboard shows one controller, chosen by its `instance` variable: one Prometheus
+# may scrape several (fabrics), and a panel summed or listed them all together (an SRE
+# tester's). Every series a query selects is scoped to it when the JSON is built.
+INSTANCE = 'instance=~"$instance"'
+
+
+def _series_names() -> frozenset[str]:
+    """The series dashboards can select: names.py's, with the suffixes Prometheus gives
+    counters, histograms and info metrics; the recording rules'; Prometheus' own."""
+    base = [v for k, v in vars(n).items() if k.isupper() and isinstance(v, str)
+            and (v.startswith("dcilab_") or ":" in v)]
+    return frozenset([f"{name}{suffix}" for name in base
+                      for suffix in ("", "_total", "_bucket", "_count", "_sum", "_info")]
+                     + ["up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"])
+
+
+_SELECTOR = re.compile(r"(?<![\w:\"])(%s)(?![\w:])(\{\s*\}?)?" % "|".join(
+    sorted(map(re.escape, _series_names()), key=len, reverse=True)))
+
+
+def scoped(expr: str) -> str:
+    """`expr` with the chosen controller's matcher in each of its series selectors."""
+    def one(m: re.Match) -> str:
+        braces = m.group(2) or ""
+        if braces.rstrip().endswith("}"):           # `{}` or nothing: a selector of its own
+            return f"{m.group(1)}{{{INSTANCE}}}"
+        if braces:                                   # `{a="b"...`: first in the matchers
+            return f"{m.group(1)}{{{INSTANCE}, "
+        return f"{m.group(1)}{{{INSTANCE}}}"
+    return _SELECTOR.sub(one, expr)
 
 
 @dataclass(frozen=True)
@@ -378,7 +411,7 @@ def _panel(spec: Panel, panel_id: int, x: int, y: int):
             for value, (text, colour) in spec.mappings.items()})])
     instant = spec.kind != "timeseries" and spec.kind != "state-timeline"
     for ref, q in zip("ABCDEFGH", spec.queries):
-        target = (prometheus.Dataquery().ref_id(ref).datasource(source).expr(q.expr)
+        target = (prometheus.Dataquery().ref_id(ref).datasource(source).expr(scoped(q.expr))
                   .editor_mode("code").legend_format(q.legend or "__auto"))
         target.instant() if instant else target.range()
         if q.table:
@@ -418,8 +451,13 @@ def build(spec: Dashboard) -> dict:
              .tooltip(m.DashboardCursorSync.CROSSHAIR)
              .link(dashboard.DashboardLink("dcilab").type(m.DashboardLinkType.DASHBOARDS)
                    .tags([TAG]).as_dropdown(True)))
+    board.with_variable(
+        dashboard.QueryVariable("instance").label("controller")
+        .query({"query": f'label_values(up{{job="{n.JOB}"}}, instance)', "refId": "instance"})
+        .datasource(m.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID))
+        .refresh(m.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(m.VariableSort.ALPHABETICAL_ASC))
     if spec.link_variable:
-        query = f'label_values({n.LINK_CAPACITY_BPS}{{kind="dci"}}, link)'
+        query = f'label_values({n.LINK_CAPACITY_BPS}{{{INSTANCE}, kind="dci"}}, link)'
         board.with_variable(
             dashboard.QueryVariable("link").label("DCI link")
             .query({"query": query, "refId": "link"})

@@ -48,12 +48,14 @@ def grafana_regex_escape(value: str) -> str:
 
 
 def variable_values(url: str, dashboard: dict) -> dict[str, str]:
-    """Each `label_values(expr, label)` variable, evaluated; all values as a regex."""
+    """Each `label_values(expr, label)` variable, evaluated with the variables before it
+    (the link's takes the controller's); all values as a regex."""
     values = {}
     for var in dashboard["templating"]["list"]:
         m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"]["query"])
         assert m, var
-        found = sorted({s["metric"].get(m.group(2)) for s in query(url, m.group(1))} - {None})
+        found = sorted({s["metric"].get(m.group(2))
+                        for s in query(url, substitute(m.group(1), values))} - {None})
         assert found, f"{dashboard['title']}: variable ${var['name']} has no values"
         values[var["name"]] = "(" + "|".join(grafana_regex_escape(v) for v in found) + ")"
     return values

@@ -90,7 +90,8 @@ def test_variables_query_exported_series():
         for var in load(path)["templating"]["list"]:
             m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"]["query"])
             assert m, var
-            assert series_in(m.group(1)) <= names and m.group(2) in labels
+            assert series_in(m.group(1)) <= names | BUILTIN_SERIES
+            assert m.group(2) in labels | BUILTIN_LABELS
 
 
 def test_provisioning_points_at_the_mounted_dashboards_and_prometheus():
@@ -125,3 +126,22 @@ def test_a_new_panel_flows_into_the_next_free_place():
               timeseries("c", "s", Q("z"), w=16), stat("d", None, Q("w"), w=4, h=6))
     assert [(p.title, x, y) for p, x, y in _layout(panels)] == [
         ("a", 0, 0), ("b", 12, 0), ("c", 0, 8), ("d", 16, 8)]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_series_a_panel_selects_is_the_chosen_controllers(path):
+    """One Prometheus may scrape several controllers: "Switches connected" summed them
+    all (an SRE tester's). Each dashboard has a single-valued controller variable, and
+    every selector of every query (and of the link variable) is scoped to it."""
+    dashboard = load(path)
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["instance"]["query"]["query"] == \
+        'label_values(up{job="dcilab-controller"}, instance)'
+    assert not variables["instance"].get("multi") and not variables["instance"].get("includeAll")
+    queries = [t["expr"] for p in panels(dashboard) for t in p.get("targets", [])]
+    if "link" in variables:                          # label_values(SELECTOR, link)
+        queries.append(variables["link"]["query"]["query"][len("label_values("):].rsplit(",", 1)[0])
+    for expr in queries:
+        for name in series_in(expr):
+            for m in re.finditer(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr):
+                assert expr[m.end():].startswith('{instance=~"$instance"'), (path.name, expr)
