@@ -27,7 +27,7 @@ from ..openflow import messages as of
 from ..te.elephants import PIN_HOLD_S, FlowKey
 from ..te.load import LinkLoad, LoadTracker, directions
 from ..te.paths import PathEngine
-from ..te.placement import DEFAULT_MAX_STRETCH
+from ..te.placement import DEFAULT_MAX_STRETCH, Reserved
 from ..te.reservations import (DEFAULT_RESERVABLE_FRACTION, AdmissionError, Reservation,
                                OVER_BOUND, ReservationBook, ReservationRequest, State, key_of,
                                lacks_standby)
@@ -621,15 +621,15 @@ class FabricController:
         if self._reprotect_due:
             self._reprotect(outbox)
         background = self._background()       # steering's moves leave it as it is
-        moved, placements = self.steering.restore(background)
+        reserved = self._reservations()
+        moved, placements = self.steering.restore(background, reserved)
         self._send_to(outbox, moved)
         outbox.placements += placements
-        moved, placements = self.steering.spread(background, back)   # onto what returned
+        moved, placements = self.steering.spread(background, back, reserved)   # onto what returned
         self._send_to(outbox, moved)
         outbox.placements += placements
         if self.steering.pinned:                        # what restored reservations overfill
-            moved, placements = self.steering.make_way(background,
-                                                       self._reserved_wavelengths())
+            moved, placements = self.steering.make_way(background, reserved)
             self._send_to(outbox, moved)
             outbox.placements += placements
         outbox.restored = True
@@ -942,7 +942,7 @@ class FabricController:
             return outbox
         if self.steering.pinned:     # elephants its room overfills move first (their
             moved, outbox.placements = self.steering.make_way(        # pins go out first)
-                self._background(), self._reserved_wavelengths())
+                self._background(), self._reservations())
             self._send_to(outbox, moved)
         path_needs = None
         for move in moves:                          # aggregates moved to make room
@@ -1164,7 +1164,7 @@ class FabricController:
         """A poll: port statistics from every programmed switch, flow counters from every
         leaf; and, from what the last poll measured, elephants revisited."""
         outbox = Outbox()
-        moved, placements = self.steering.revisit(self._background())
+        moved, placements = self.steering.revisit(self._background(), self._reservations())
         self._send_to(outbox, moved)
         outbox.placements = placements
         for dpid, state in self.switches.items():
@@ -1190,7 +1190,8 @@ class FabricController:
             return reservation_rules.carriers(reserved, record.key.ip_proto,
                                               record.key.dst_port)[0] is not None
         msgs, outbox.placements = self.steering.sample(state.name, counters, now,
-                                                       self._background(), carried)
+                                                       self._background(), carried,
+                                                       self._reservations())
         self._send_to(outbox, msgs)
         return outbox
 
@@ -1245,18 +1246,19 @@ class FabricController:
                 if self.fabric.link(d.link).wavelength}
 
     def _background(self) -> dict[tuple[str, str], float]:
-        """Measured rate on each directed wavelength plus the reserved bandwidth not in use
-        there, real b/s. A reservation's traffic is in the measured rate already: counted
-        again as reserved, a wavelength carrying a busy reservation looked twice as full
-        as it was, and elephants went to fuller ones."""
+        """Measured rate on each directed wavelength, real b/s."""
+        return {(d.link, d.src): self.load.rate_bps(d)
+                for link in self.fabric.wavelengths() for d in directions(link)}
+
+    def _reservations(self) -> Reserved:
+        """Reservations on each directed wavelength: booked, and the part not sent now.
+        What they send is in the measured rate already: counted again in full as reserved,
+        a wavelength carrying a busy reservation looked twice as full as it was, and
+        elephants went to fuller ones."""
+        booked = self._reserved_wavelengths()
         in_use = self._reserved_in_use()
-        out = {}
-        for link in self.fabric.wavelengths():
-            for d in directions(link):
-                key = (d.link, d.src)
-                unused = self.book.reserved.get(d, 0.0) - in_use.get(key, 0.0)
-                out[key] = self.load.rate_bps(d) + max(0.0, unused)
-        return out
+        return Reserved(booked, {d: max(0.0, bps - in_use.get(d, 0.0))
+                                 for d, bps in booked.items()})
 
     def _reserved_in_use(self) -> dict[tuple[str, str], float]:
         """What reservations send on the directed wavelengths of their paths, real b/s:

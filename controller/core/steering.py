@@ -29,8 +29,8 @@ from ..fabric import Fabric
 from ..te.demand import estimate_demands
 from ..te.elephants import PIN_HOLD_S, ElephantDetector, FlowKey, FlowRecord
 from ..te.paths import PathEngine
-from ..te.placement import (DEFAULT_MAX_STRETCH, POLICIES, Candidates, DirectedLink, Flow,
-                            LoadAwarePlacer, Path, add_load)
+from ..te.placement import (DEFAULT_MAX_STRETCH, NO_RESERVATIONS, POLICIES, Candidates,
+                            DirectedLink, Flow, LoadAwarePlacer, Path, Reserved, add_load)
 from . import elephant_rules
 
 log = logging.getLogger("dcilab.steering")
@@ -129,8 +129,8 @@ class Steering:
 
     def sample(self, leaf: str, counters: dict[FlowKey, int], now: float,
                background: dict[DirectedLink, float],
-               carried: Callable[[FlowRecord], bool] = lambda record: False
-               ) -> tuple[dict[str, list], int]:
+               carried: Callable[[FlowRecord], bool] = lambda record: False,
+               reserved: Reserved = NO_RESERVATIONS) -> tuple[dict[str, list], int]:
         """Flow counters read at `leaf`. Returns (messages per switch, elephants placed).
         `carried`: whether a reservation's rules carry an elephant (they come before any
         pin, so it is found and listed, not placed: a pin would count its load where it
@@ -168,12 +168,12 @@ class Steering:
         if self.placer is None:
             return msgs, len(new)          # ecmp / shortest: the static rules place them
         demands = self._demands()
-        load = self._placement_load(background)
+        load = self._placement_load(background, reserved)
         for record in new:
             flow = Flow(next(self._ids), record.src_host, record.dst_host, record.key.src_port,
                         record.key.dst_port, record.key.ip_proto)
             try:
-                path = self.placer.place(flow, demands[record.key], load)
+                path = self.placer.place(flow, demands[record.key], load, reserved.booked)
                 hops = self.expand(record, path)
             except ValueError as exc:       # no live route now: the hashed routes carry it
                 log.warning("elephant %s not pinned: %s", record.key, exc)
@@ -207,7 +207,8 @@ class Steering:
                 log.info("elephant %s idle for %.0f s: unpinned", key, now - pin.idle_since)
                 self._unpin(key, msgs)
 
-    def revisit(self, background: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
+    def revisit(self, background: dict[DirectedLink, float],
+                reserved: Reserved = NO_RESERVATIONS) -> tuple[dict[str, list], int]:
         """Re-place pinned elephants where that lowers utilization by more than the
         hysteresis; returns (messages per switch, elephants moved)."""
         self._poll += 1
@@ -235,7 +236,8 @@ class Steering:
         placed = {pin.flow: (pin.demand_bps, pin.path) for pin in self.pinned.values()
                   if pin.path and pin.idle_since is None
                   and self._poll - pin.since_poll > SETTLE_POLLS}
-        proposed = self.placer.revisit(placed, self._placement_load(background))
+        proposed = self.placer.revisit(placed, self._placement_load(background, reserved),
+                                       reserved.booked)
         # A move is made only when two revisits in a row propose it: port and flow
         # counters are read at different moments, and while TCP ramps (a flow just
         # pinned doubling its rate) one poll's residual can look like load that is not
@@ -255,7 +257,8 @@ class Steering:
                      " > ".join(link for link, _ in move.new))
         return msgs, len(moves)
 
-    def restore(self, background: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
+    def restore(self, background: dict[DirectedLink, float],
+                reserved: Reserved = NO_RESERVATIONS) -> tuple[dict[str, list], int]:
         """After a failure: every pinned elephant whose path crosses a link or switch that
         is down is placed again on what survives (loadaware), or, with no live route,
         unpinned to the hashed routes. Returns (messages per switch, elephants moved)."""
@@ -266,10 +269,10 @@ class Steering:
                   if not pin.path
                   or any(not engine.usable(self.fabric.link(name)) for name, _ in pin.path)
                   or any(not engine.switch_up(s) for s, _ in pin.hops)]
-        return self._place_again(broken, background, moved_off=False)
+        return self._place_again(broken, background, reserved, moved_off=False)
 
-    def spread(self, background: dict[DirectedLink, float],
-               returned: set[str]) -> tuple[dict[str, list], int]:
+    def spread(self, background: dict[DirectedLink, float], returned: set[str],
+               reserved: Reserved = NO_RESERVATIONS) -> tuple[dict[str, list], int]:
         """Wavelengths `returned` (link names) are in service again: the pinned elephants
         that could take them are placed again together, so those a failure crowded onto
         the survivors spread out (each stays where it is best). Idle pins too: a training
@@ -289,13 +292,13 @@ class Steering:
             record = self.detector.flows.get(pin.record.key)
             if record is not None:
                 add_load(background, pin.path, -record.rate_bps)
-        return self._place_again(pins, background, moved_off=True)
+        return self._place_again(pins, background, reserved, moved_off=True)
 
     def make_way(self, background: dict[DirectedLink, float],
-                 reserved: dict[DirectedLink, float]) -> tuple[dict[str, list], int]:
+                 reserved: Reserved) -> tuple[dict[str, list], int]:
         """Reservations just took room (admitted, moved, or restored): pinned elephants
         on a wavelength holding reservations that their rates and what is `reserved`
-        there overfill are placed again at once, not at the next poll: reserved traffic
+        (booked) there overfill are placed again at once, not at the next poll: reserved traffic
         arriving beside them would lose packets meanwhile (reservations are policed, not
         queued first). Measured traffic is left out of that test (during a failover it
         shows elephants where their pins are not), not out of where they go. Returns
@@ -305,7 +308,7 @@ class Steering:
         # What an elephant sends now, not its demand estimate (a NIC's share: 800-1600
         # Gb/s, which would overfill every reserved wavelength and move elephants that
         # fit beside the reservation, an outside tester saw).
-        need = dict(reserved)
+        need = dict(reserved.booked)
         for key, pin in self.pinned.items():
             record = self.detector.flows.get(key)
             if pin.idle_since is None:
@@ -313,13 +316,13 @@ class Steering:
                          else pin.demand_bps)
         capacity = self.candidates.capacity_bps
         over = {d for d, v in need.items()                # where reservations share it
-                if reserved.get(d) and v > capacity.get(d, float("inf")) + 1.0}
+                if reserved.booked.get(d) and v > capacity.get(d, float("inf")) + 1.0}
         crowded = [pin for pin in self.pinned.values()
                    if pin.path and pin.idle_since is None and over.intersection(pin.path)]
-        return self._place_again(crowded, background, moved_off=True)
+        return self._place_again(crowded, background, reserved, moved_off=True)
 
     def _place_again(self, pins: list[Pinned], background: dict[DirectedLink, float],
-                     moved_off: bool) -> tuple[dict[str, list], int]:
+                     reserved: Reserved, moved_off: bool) -> tuple[dict[str, list], int]:
         """Place `pins` again, together, on the load without them (loadaware). With
         `moved_off`, a pin that moves remembers the path it left (its flow still measures
         there until the move settles), as a revisit's does; a broken path is forgotten."""
@@ -329,11 +332,11 @@ class Steering:
         was = {pin.flow: (pin.path, pin.previous) for pin in pins}
         for pin in pins:                        # off the load first: they move together
             pin.previous, pin.path = (), ()
-        load = self._placement_load(background)
+        load = self._placement_load(background, reserved)
         placed = 0
         for pin in pins:
             try:
-                path = self.placer.place(pin.flow, pin.demand_bps, load)
+                path = self.placer.place(pin.flow, pin.demand_bps, load, reserved.booked)
                 hops = self.expand(pin.record, path)
             except ValueError as exc:
                 # No live route: the hashed routes carry it; placed again when one returns.
@@ -405,8 +408,10 @@ class Steering:
             demands[r.key] = demand
         return demands
 
-    def _placement_load(self, background: dict[DirectedLink, float]) -> dict[DirectedLink, float]:
-        """Background (measured, less what pinned elephants measure) plus their demands."""
+    def _placement_load(self, background: dict[DirectedLink, float],
+                        reserved: Reserved = NO_RESERVATIONS) -> dict[DirectedLink, float]:
+        """Background (measured, less what pinned elephants measure), the reserved room
+        not in use, and the pinned elephants' demands."""
         load = dict(background)
         for key, pin in self.pinned.items():
             # What the flow measures now (an idle pin's flow may be back before a poll
@@ -424,6 +429,10 @@ class Steering:
             # wavelength it is taken as nothing, or revisits would chase the noise.
             residual = load[link]
             load[link] = residual if residual > NOISE_FLOOR * capacity[link] else 0.0
+        # Exact, not measured: under the floor, a reservation of less than 15 % of its
+        # wavelength counted as nothing, and an elephant was placed beside it (a tester's).
+        for link, bps in reserved.unsent.items():
+            load[link] = load.get(link, 0.0) + bps
         for pin in self.pinned.values():
             add_load(load, pin.path, pin.demand_bps)
         return load

@@ -173,3 +173,36 @@ def test_hysteresis_no_move_when_the_gain_is_below_the_threshold(pair):
     assert LoadAwarePlacer(pair, min_gain=0.05).revisit(placed, load) == []
     moves = LoadAwarePlacer(pair, min_gain=0.01).revisit(placed, load)
     assert [(m.flow, m.new) for m in moves] == [(b, (W2,))]
+
+
+# --- reserved room ---------------------------------------------------------------------------
+
+def test_an_elephant_goes_beside_an_elephant_rather_than_overfill_a_reservation(pair):
+    """Reservations are policed, not queued first: an elephant overfilling a reserved
+    wavelength takes reserved packets. w1 holds 150 reserved, w2 an elephant of 400:
+    utilization alone picks w1 (1.375 against 2.0); the cost picks w2."""
+    placer = LoadAwarePlacer(pair)
+    load = {W1: 150 * GBPS, W2: 400 * GBPS}
+    assert placer.place(elephant(0), 400 * GBPS, load) == (W1,)        # nothing reserved
+    assert placer.place(elephant(0), 400 * GBPS, load, reserved={W1}) == (W2,)
+    # One that fits beside the reservation (paced: 200 of the 250 left) goes there.
+    assert placer.place(elephant(0), 200 * GBPS, load, reserved={W1}) == (W1,)
+    # With every wavelength reserved, the one it overfills least.
+    load = {W1: 150 * GBPS, W2: 100 * GBPS}
+    assert placer.place(elephant(0), 400 * GBPS, load, reserved={W1, W2}) == (W2,)
+
+
+def test_revisit_moves_an_elephant_off_reserved_room_and_then_leaves_it_alone(pair):
+    placer = LoadAwarePlacer(pair, min_gain=0.05)
+    a, b = elephant(0), elephant(1, src="a-h2")
+    # A (400) beside 150 reserved on w1, B (400) alone on w2: A moves to w2, though
+    # the utilization along its path rises (1.375 to 2.0).
+    placed = {a: (400 * GBPS, (W1,)), b: (400 * GBPS, (W2,))}
+    load = {W1: 550 * GBPS, W2: 400 * GBPS}
+    moves = placer.revisit(placed, load, reserved={W1})
+    assert [(m.flow, m.new) for m in moves] == [(a, (W2,))]
+    placed[a] = (400 * GBPS, (W2,))
+    assert placer.revisit(placed, {W1: 150 * GBPS, W2: 800 * GBPS}, reserved={W1}) == []
+    # Unreserved, the same load evens out the other way.
+    assert [(m.flow, m.new) for m in placer.revisit(placed, {W1: 150 * GBPS, W2: 800 * GBPS})] \
+        == [(a, (W1,))]
