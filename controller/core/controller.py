@@ -1191,7 +1191,7 @@ class FabricController:
                                               record.key.dst_port)[0] is not None
         msgs, outbox.placements = self.steering.sample(state.name, counters, now,
                                                        self._background(), carried,
-                                                       self._reservations())
+                                                       self._reservations)
         self._send_to(outbox, msgs)
         return outbox
 

@@ -130,11 +130,13 @@ class Steering:
     def sample(self, leaf: str, counters: dict[FlowKey, int], now: float,
                background: dict[DirectedLink, float],
                carried: Callable[[FlowRecord], bool] = lambda record: False,
-               reserved: Reserved = NO_RESERVATIONS) -> tuple[dict[str, list], int]:
+               reserved: Callable[[], Reserved] = lambda: NO_RESERVATIONS
+               ) -> tuple[dict[str, list], int]:
         """Flow counters read at `leaf`. Returns (messages per switch, elephants placed).
         `carried`: whether a reservation's rules carry an elephant (they come before any
         pin, so it is found and listed, not placed: a pin would count its load where it
-        does not go)."""
+        does not go). `reserved`: what reservations hold, asked only when an elephant is
+        placed (it reads every flow the leaves count, and every leaf is read each poll)."""
         new, ended = self.detector.sample(leaf, counters, now)
         msgs: dict[str, list] = {}
         for record in ended:
@@ -168,12 +170,13 @@ class Steering:
         if self.placer is None:
             return msgs, len(new)          # ecmp / shortest: the static rules place them
         demands = self._demands()
-        load = self._placement_load(background, reserved)
+        reserved_now = reserved()
+        load = self._placement_load(background, reserved_now)
         for record in new:
             flow = Flow(next(self._ids), record.src_host, record.dst_host, record.key.src_port,
                         record.key.dst_port, record.key.ip_proto)
             try:
-                path = self.placer.place(flow, demands[record.key], load, reserved.booked)
+                path = self.placer.place(flow, demands[record.key], load, reserved_now.booked)
                 hops = self.expand(record, path)
             except ValueError as exc:       # no live route now: the hashed routes carry it
                 log.warning("elephant %s not pinned: %s", record.key, exc)
