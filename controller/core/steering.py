@@ -212,8 +212,9 @@ class Steering:
 
     def revisit(self, background: dict[DirectedLink, float],
                 reserved: Reserved = NO_RESERVATIONS) -> tuple[dict[str, list], int]:
-        """Re-place pinned elephants where that lowers utilization by more than the
-        hysteresis; returns (messages per switch, elephants moved)."""
+        """Re-place pinned elephants where that takes them off reserved room they
+        overfill, or lowers utilization by more than the hysteresis; returns (messages
+        per switch, elephants moved)."""
         self._poll += 1
         if self.placer is None or not self.pinned:
             self._proposed = {}
