@@ -49,7 +49,8 @@ def grafana_regex_escape(value: str) -> str:
 
 def variable_values(url: str, dashboard: dict) -> dict[str, str]:
     """Each `label_values(expr, label)` variable, evaluated with the variables before it
-    (the link's takes the controller's); all values as a regex."""
+    (the link's takes the controller's): a multi-valued one's values as a regex, a
+    single-valued one's one value (this test scrapes one controller), as it is."""
     values = {}
     for var in dashboard["templating"]["list"]:
         m = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", var["query"]["query"])
@@ -57,7 +58,10 @@ def variable_values(url: str, dashboard: dict) -> dict[str, str]:
         found = sorted({s["metric"].get(m.group(2))
                         for s in query(url, substitute(m.group(1), values))} - {None})
         assert found, f"{dashboard['title']}: variable ${var['name']} has no values"
-        values[var["name"]] = "(" + "|".join(grafana_regex_escape(v) for v in found) + ")"
+        if var.get("multi"):
+            values[var["name"]] = "(" + "|".join(grafana_regex_escape(v) for v in found) + ")"
+        else:
+            [values[var["name"]]] = found
     return values
 
 

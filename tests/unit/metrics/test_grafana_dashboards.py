@@ -144,4 +144,4 @@ def test_every_series_a_panel_selects_is_the_chosen_controllers(path):
     for expr in queries:
         for name in series_in(expr):
             for m in re.finditer(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr):
-                assert expr[m.end():].startswith('{instance=~"$instance"'), (path.name, expr)
+                assert expr[m.end():].startswith('{instance="$instance"'), (path.name, expr)
