@@ -45,6 +45,10 @@ SETTLE_POLLS = 2
 # moved off and back for good.
 ROOMY, FULL, SLOWED, HEADROOM, RATE_POLLS = 0.7, 0.9, 0.8, 1.25, 3
 NOISE_FLOOR = 0.15
+# A TCP elephant just moved may send nothing for a poll (packets reordered, a window lost):
+# taken for ended, its pin was dropped and it was placed again from scratch, on a NIC's
+# share, beside another elephant (a re-tester's). Its pin is held this long instead.
+MOVED_STALL_S = 3.0
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Pinned:
     since_poll: int = 0                      # the poll it was (re)placed at
     previous: Path = ()                      # where it was before its last move
     idle_since: float | None = None          # when it went idle (its pin held), or active
+    hold_s: float = 0.0                      # how long its pin is held idle
     app_limited: bool = False                # sends what it wants (found with room)
     app_rate: float = 0.0                    # ... at this rate (the most since)
     rates: deque = field(default_factory=lambda: deque(maxlen=RATE_POLLS))  # its last polls
@@ -141,9 +146,13 @@ class Steering:
         msgs: dict[str, list] = {}
         for record in ended:
             pin = self.pinned.get(record.key)
-            if pin is not None and self.pin_hold_s > 0:
-                pin.idle_since = now
-                log.info("elephant %s idle: pin held for %g s", record.key, self.pin_hold_s)
+            hold = self.pin_hold_s
+            if (pin is not None and pin.previous and record.key in counters
+                    and self._poll - pin.since_poll <= SETTLE_POLLS):
+                hold = max(hold, MOVED_STALL_S)      # just moved, and still there: stalled
+            if pin is not None and hold > 0:
+                pin.idle_since, pin.hold_s = now, hold
+                log.info("elephant %s idle: pin held for %g s", record.key, hold)
                 continue
             log.info("elephant %s ended", record.key)
             if pin is not None:
@@ -206,7 +215,7 @@ class Steering:
     def _expire(self, now: float, msgs: dict[str, list]) -> None:
         """Unpin the elephants idle for the whole hold: they are not coming back."""
         for key, pin in list(self.pinned.items()):
-            if pin.idle_since is not None and now - pin.idle_since >= self.pin_hold_s:
+            if pin.idle_since is not None and now - pin.idle_since >= pin.hold_s:
                 log.info("elephant %s idle for %.0f s: unpinned", key, now - pin.idle_since)
                 self._unpin(key, msgs)
 
@@ -414,9 +423,15 @@ class Steering:
 
     def _placement_load(self, background: dict[DirectedLink, float],
                         reserved: Reserved = NO_RESERVATIONS) -> dict[DirectedLink, float]:
-        """Background (measured, less what pinned elephants measure), the reserved room
-        not in use, and the pinned elephants' demands."""
+        """Background (measured, less what pinned elephants and reservations send), what
+        reservations book, in full, and the pinned elephants' demands."""
         load = dict(background)
+        # What reservations send is theirs, counted below as booked: left in the measured
+        # remainder, it was floored away with it when an elephant beside one was counted at
+        # its leaf before the drops (a re-tester's 144 Gb/s reservation vanished, and an
+        # elephant that filled its wavelength stayed: 14 % of reserved packets lost).
+        for link, bps in reserved.booked.items():
+            load[link] = load.get(link, 0.0) - (bps - reserved.unsent.get(link, 0.0))
         for key, pin in self.pinned.items():
             # What the flow measures now (an idle pin's flow may be back before a poll
             # has found it an elephant again; gone, it measures nothing).
@@ -435,7 +450,7 @@ class Steering:
             load[link] = residual if residual > NOISE_FLOOR * capacity[link] else 0.0
         # Exact, not measured: under the floor, a reservation of less than 15 % of its
         # wavelength counted as nothing, and an elephant was placed beside it (a tester's).
-        for link, bps in reserved.unsent.items():
+        for link, bps in reserved.booked.items():
             load[link] = load.get(link, 0.0) + bps
         for pin in self.pinned.values():
             add_load(load, pin.path, pin.demand_bps)

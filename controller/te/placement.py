@@ -363,12 +363,15 @@ class Reserved:
 NO_RESERVATIONS = Reserved()
 
 
-# A path's cost to an elephant, compared in order: the most it overfills a wavelength that
-# holds reservations (bps), then its highest utilization. Reservations are policed, not
-# queued ahead of best effort, so an elephant beside one that would overfill its
-# wavelength takes the reservation's packets too: sharing a wavelength with another
-# elephant is better (an outside tester's 50 and 150 Gb/s reservations lost 7-21 % of
-# their packets to an elephant placed beside them, with or without other wavelengths idle).
+# A path's cost to an elephant, compared in order: the most bandwidth booked by
+# reservations on a wavelength of it (bps), then its highest utilization. Reservations are
+# policed, not queued ahead of best effort, and an elephant is elastic: beside one, it
+# grows into the reservation's room whatever it sent before, and takes reserved packets.
+# So elephants keep off reserved wavelengths while any path has none, and otherwise take
+# the least booked; sharing a wavelength with another elephant costs only best effort.
+# (Outside testers: 50 and 150 Gb/s reservations lost 7-21 % of their packets to an
+# elephant placed beside them; then, charged only what it overfilled, a TCP elephant whose
+# rate had "fit" was moved beside one, grew, and 14 % were lost.)
 Cost = tuple[float, float]
 
 
@@ -394,27 +397,27 @@ class LoadAwarePlacer(Placer):
     name: str = field(default="loadaware", init=False)
 
     def place(self, flow: Flow, demand_bps: float, load: Mapping[DirectedLink, float],
-              reserved: Iterable[DirectedLink] = ()) -> Path:
+              reserved: Mapping[DirectedLink, float] | None = None) -> Path:
         """The route and wavelengths of the lowest cost (`Cost`) with the elephant on it.
 
         Hop by hop, the wavelength of the lowest cost; among routes, the one whose worst
         hop is best (then the lower latency). `load` (bps per directed link, reservations
-        included) is not modified; `reserved`: the directed wavelengths holding
-        reservations.
+        included) is not modified; `reserved`: bps booked by reservations per directed
+        wavelength.
         """
-        _, path = self.best(flow, demand_bps, load, frozenset(reserved))
+        _, path = self.best(flow, demand_bps, load, reserved or {})
         return path
 
     def cost(self, link: DirectedLink, demand_bps: float, load: Mapping[DirectedLink, float],
-             reserved: frozenset[DirectedLink]) -> Cost:
+             reserved: Mapping[DirectedLink, float]) -> Cost:
         """The cost of `link` with an elephant of `demand_bps` on it."""
-        total, capacity = load.get(link, 0.0) + demand_bps, self.candidates.capacity_bps[link]
-        over = max(0.0, total - capacity) if link in reserved else 0.0
-        return over, total / capacity
+        return (reserved.get(link, 0.0),
+                (load.get(link, 0.0) + demand_bps) / self.candidates.capacity_bps[link])
 
     def best(self, flow: Flow, demand_bps: float, load: Mapping[DirectedLink, float],
-             reserved: frozenset[DirectedLink] = frozenset()) -> tuple[Cost, Path]:
+             reserved: Mapping[DirectedLink, float] | None = None) -> tuple[Cost, Path]:
         """(the cost of the best path with the elephant on it, that path)."""
+        reserved = reserved or {}
         best_cost, best_path = (math.inf, math.inf), None
         for route in self.candidates.for_flow(flow):
             worst, path = (0.0, 0.0), []
@@ -434,17 +437,18 @@ class LoadAwarePlacer(Placer):
 
     def revisit(self, placed: Mapping[Flow, tuple[float, Path]],
                 load: Mapping[DirectedLink, float],
-                reserved: Iterable[DirectedLink] = ()) -> list[Move]:
-        """Moves that take elephants off reserved room, or even out the load.
+                reserved: Mapping[DirectedLink, float] | None = None) -> list[Move]:
+        """Moves that take elephants off reserved wavelengths, or even out the load.
 
         Elephants are taken largest demand first; each is lifted off its path and put on
-        the best path if that lowers the most it overfills a reserved wavelength (by more
-        than `min_gain` of the capacity it overfills), or, overfilling none either way,
-        lowers the utilization along its path by more than `min_gain`. Every move lowers
-        the vector of reserved overfills, or that of link utilizations, (sorted, highest
-        first) lexicographically and leaves the other no worse where it matters, so
-        passes end, and a second call right after the first moves nothing: placements do
-        not flap.
+        the best path if that lowers the most booked on a wavelength of its path (by more
+        than `min_gain` of that wavelength's capacity), or, beside no reservation either
+        way, lowers the utilization along its path by more than `min_gain`. The first
+        kind lowers the sum over elephants of what their paths have booked, which the
+        second leaves as it is while it lowers the vector of link utilizations (sorted,
+        highest first) lexicographically, so passes end, and a second call right after
+        the first moves nothing: placements do not flap. Never onto a reserved
+        wavelength from a path without one.
 
         Parameters
         ----------
@@ -460,7 +464,7 @@ class LoadAwarePlacer(Placer):
             The elephants whose path changed, with old and new path; apply them in order.
         """
         work = dict(load)
-        reserved = frozenset(reserved)
+        reserved = reserved or {}
         current = {f: path for f, (_, path) in placed.items()}
         order = sorted(placed, key=lambda f: (-placed[f][0], f.id))
         capacity = self.candidates.capacity_bps
@@ -470,11 +474,11 @@ class LoadAwarePlacer(Placer):
                 demand, path = placed[flow][0], current[flow]
                 add_load(work, path, -demand)
                 costs = [self.cost(l, demand, work, reserved) for l in path]
-                over, util = (max((c[0] for c in costs), default=0.0),
-                              max((c[1] for c in costs), default=0.0))
-                (new_over, new_util), better = self.best(flow, demand, work, reserved)
-                worth = (new_over < over - self.min_gain * min(capacity[l] for l in path)
-                         if over > 0 else new_over == 0 and new_util < util - self.min_gain)
+                booked, util = (max((c[0] for c in costs), default=0.0),
+                                max((c[1] for c in costs), default=0.0))
+                (new_booked, new_util), better = self.best(flow, demand, work, reserved)
+                worth = (new_booked < booked - self.min_gain * min(capacity[l] for l in path)
+                         if booked > 0 else new_booked == 0 and new_util < util - self.min_gain)
                 if worth:
                     current[flow], path, moved = better, better, True
                 add_load(work, path, demand)

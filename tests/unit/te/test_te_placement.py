@@ -177,32 +177,38 @@ def test_hysteresis_no_move_when_the_gain_is_below_the_threshold(pair):
 
 # --- reserved room ---------------------------------------------------------------------------
 
-def test_an_elephant_goes_beside_an_elephant_rather_than_overfill_a_reservation(pair):
-    """Reservations are policed, not queued first: an elephant overfilling a reserved
-    wavelength takes reserved packets. w1 holds 150 reserved, w2 an elephant of 400:
-    utilization alone picks w1 (1.375 against 2.0); the cost picks w2."""
+def test_an_elephant_keeps_off_reserved_wavelengths_while_a_path_has_none(pair):
+    """Reservations are policed, not queued first, and an elephant grows into whatever room
+    it finds: beside a reservation it takes reserved packets. w1 has 150 booked, w2 an
+    elephant of 400: utilization alone picks w1 (1.375 against 2.0); the cost picks w2,
+    and so for a slower one whose rate would "fit" (a TCP elephant moved there grew)."""
     placer = LoadAwarePlacer(pair)
     load = {W1: 150 * GBPS, W2: 400 * GBPS}
     assert placer.place(elephant(0), 400 * GBPS, load) == (W1,)        # nothing reserved
-    assert placer.place(elephant(0), 400 * GBPS, load, reserved={W1}) == (W2,)
-    # One that fits beside the reservation (paced: 200 of the 250 left) goes there.
-    assert placer.place(elephant(0), 200 * GBPS, load, reserved={W1}) == (W1,)
-    # With every wavelength reserved, the one it overfills least.
-    load = {W1: 150 * GBPS, W2: 100 * GBPS}
-    assert placer.place(elephant(0), 400 * GBPS, load, reserved={W1, W2}) == (W2,)
+    assert placer.place(elephant(0), 400 * GBPS, load, {W1: 150 * GBPS}) == (W2,)
+    assert placer.place(elephant(0), 50 * GBPS, load, {W1: 150 * GBPS}) == (W2,)
+    # With every wavelength reserved, the one with the least booked, whatever its load.
+    load = {W1: 150 * GBPS, W2: 300 * GBPS}
+    assert placer.place(elephant(0), 400 * GBPS, load, {W1: 150 * GBPS, W2: 100 * GBPS}) \
+        == (W2,)
 
 
-def test_revisit_moves_an_elephant_off_reserved_room_and_then_leaves_it_alone(pair):
+def test_revisit_moves_an_elephant_off_a_reserved_wavelength_and_never_onto_one(pair):
     placer = LoadAwarePlacer(pair, min_gain=0.05)
     a, b = elephant(0), elephant(1, src="a-h2")
-    # A (400) beside 150 reserved on w1, B (400) alone on w2: A moves to w2, though
-    # the utilization along its path rises (1.375 to 2.0).
+    booked = {W1: 150 * GBPS}
+    # A (400) beside 150 booked on w1, B (400) alone on w2: A moves to w2, though the
+    # utilization along its path rises (1.375 to 2.0).
     placed = {a: (400 * GBPS, (W1,)), b: (400 * GBPS, (W2,))}
     load = {W1: 550 * GBPS, W2: 400 * GBPS}
-    moves = placer.revisit(placed, load, reserved={W1})
+    moves = placer.revisit(placed, load, booked)
     assert [(m.flow, m.new) for m in moves] == [(a, (W2,))]
     placed[a] = (400 * GBPS, (W2,))
-    assert placer.revisit(placed, {W1: 150 * GBPS, W2: 800 * GBPS}, reserved={W1}) == []
+    assert placer.revisit(placed, {W1: 150 * GBPS, W2: 800 * GBPS}, booked) == []
+    # Even one whose demand is small: a paced flow's rate is what it sends now.
+    placed = {a: (50 * GBPS, (W2,)), b: (400 * GBPS, (W2,))}
+    assert placer.revisit(placed, {W1: 150 * GBPS, W2: 450 * GBPS}, booked) == []
     # Unreserved, the same load evens out the other way.
+    placed = {a: (400 * GBPS, (W2,)), b: (400 * GBPS, (W2,))}
     assert [(m.flow, m.new) for m in placer.revisit(placed, {W1: 150 * GBPS, W2: 800 * GBPS})] \
         == [(a, (W1,))]
