@@ -1251,10 +1251,9 @@ class FabricController:
                 for link in self.fabric.wavelengths() for d in directions(link)}
 
     def _reservations(self) -> Reserved:
-        """Reservations on each directed wavelength: booked, and the part not sent now.
-        What they send is in the measured rate already: counted again in full as reserved,
-        a wavelength carrying a busy reservation looked twice as full as it was, and
-        elephants went to fuller ones."""
+        """Reservations on each directed wavelength: booked, and the part not sent now
+        (what they send is in the measured rate: steering takes it out there and counts
+        the booking in full)."""
         booked = self._reserved_wavelengths()
         in_use = self._reserved_in_use()
         return Reserved(booked, {d: max(0.0, bps - in_use.get(d, 0.0))

@@ -276,10 +276,15 @@ def test_background_load_sends_a_new_elephant_to_the_idle_wavelength(lab):
     assert_pinned(lab, E1, W[3])
 
 
-def test_reserved_bandwidth_counts_as_used(lab):
-    res = lab.send(lab.ctl.reserve(ReservationRequest("dc1-h2", "dc2-h4", 360.0), "r1",
-                                   0.0)).changed[0]
+def reserve_wavelength(lab: Lab, src: str, dst: str, gbps: float, rid: str) -> str:
+    """Reserve `gbps` from `src` to `dst` at time 0: the wavelength it takes."""
+    res = lab.send(lab.ctl.reserve(ReservationRequest(src, dst, gbps), rid, 0.0)).changed[0]
     (reserved,) = [h.link for h in res.hops if h.link in W]
+    return reserved
+
+
+def test_reserved_bandwidth_counts_as_used(lab):
+    reserved = reserve_wavelength(lab, "dc1-h2", "dc2-h4", 360.0, "r1")
     # Without the reservation the reserved wavelength would be the only idle one.
     lab.background({}, 0.0)
     lab.background({w: 300 for w in W if w != reserved}, 1.0)
@@ -297,9 +302,7 @@ def test_a_reservations_own_traffic_counts_once(lab):
     """Steering took a wavelength's measured rate plus its reserved bandwidth, so the
     traffic of a reservation in use counted twice. What a reservation sends is in the
     measured rate; only the part of it not sent now is added."""
-    res = lab.send(lab.ctl.reserve(ReservationRequest("dc1-h2", "dc2-h4", 200.0), "r1",
-                                   0.0)).changed[0]
-    (reserved,) = [h.link for h in res.hops if h.link in W]
+    reserved = reserve_wavelength(lab, "dc1-h2", "dc2-h4", 200.0, "r1")
     d = (reserved, GW)
     assert lab.ctl._reservations() == Reserved({d: 200e9}, {d: 200e9})     # idle: all held
     lab.background({}, 0.0)
@@ -314,9 +317,7 @@ def test_a_reservations_own_traffic_counts_once(lab):
 def test_a_reservation_sending_more_than_it_holds_counts_what_its_meter_passes(lab):
     """The leaves count a reservation's flows before its meter: what it sends beyond its
     bandwidth is dropped there, and never frees the part of its room another link holds."""
-    res = lab.send(lab.ctl.reserve(ReservationRequest("dc1-h2", "dc2-h4", 100.0), "r1",
-                                   0.0)).changed[0]
-    (reserved,) = [h.link for h in res.hops if h.link in W]
+    reserved = reserve_wavelength(lab, "dc1-h2", "dc2-h4", 100.0, "r1")
     lab.background({}, 0.0)
     lab.background({reserved: 100}, 1.0)
     make_elephants(lab, "dc1-leaf1", [], t0=10.0, extra={E2: 300 * GBPS_BYTES})
@@ -329,9 +330,7 @@ def test_a_small_idle_reservation_is_room_held_not_noise(lab):
     wavelength, which was applied to it with the measured rate) counted as nothing, and an
     elephant was pinned beside it with three wavelengths idle: the reserved traffic, once
     it started, lost 7 % of its packets."""
-    res = lab.send(lab.ctl.reserve(ReservationRequest("dc1-h2", "dc2-h4", 50.0), "r1",
-                                   0.0)).changed[0]
-    (reserved,) = [h.link for h in res.hops if h.link in W]
+    reserved = reserve_wavelength(lab, "dc1-h2", "dc2-h4", 50.0, "r1")
     lab.background({}, 0.0)
     lab.background({}, 1.0)
     make_elephants(lab, "dc1-leaf1", [E1], t0=10.0)
@@ -348,9 +347,7 @@ def test_an_elephant_shares_a_wavelength_with_an_elephant_before_a_reservation(l
     reservations are policed, not queued first, so an elephant that overfills their
     wavelength takes their packets. Sharing with an elephant costs only best effort; and
     revisits do not move it back."""
-    res = lab.send(lab.ctl.reserve(ReservationRequest("dc1-h4", "dc2-h1", 150.0), "r",
-                                   0.0)).changed[0]
-    (reserved,) = [h.link for h in res.hops if h.link in W]
+    reserved = reserve_wavelength(lab, "dc1-h4", "dc2-h1", 150.0, "r")
     lab.background({}, 0.0)
     lab.background({}, 1.0)
     make_elephants(lab, "dc1-leaf2", [E3], t0=10.0)
