@@ -539,6 +539,10 @@ class FabricController:
             self._restore(outbox)
         elif self._reprotect_due:
             self._reprotect(outbox)
+        # Bookings since the last tick re-weigh the gateways' hashed spread (rules.py
+        # `spread_tiers`): at most a tick after a reservation, off the request's path.
+        if self.programs.book(self._reserved_wavelengths()):
+            self._send_routing(outbox)
         return outbox
 
     def _reprobe(self, outbox: Outbox) -> None:
@@ -586,15 +590,7 @@ class FabricController:
         """Bring every programmed switch, and (with `placements`) every reservation and
         pinned elephant, to the live graph, make before break. Cheap when nothing changed
         (programs are cached per engine version; only differences are sent)."""
-        for dpid, state in self.switches.items():
-            if not state.program_sent or state.name not in self._sent:
-                continue
-            new = self.programs.current(state.name)
-            if new is not self._sent[state.name]:
-                outbox.add(dpid, diff(self._sent[state.name], new))
-                outbox.routing_before.setdefault(dpid, (state.program_no,
-                                                        self._sent[state.name]))
-                self._sent[state.name] = new
+        self._send_routing(outbox)
         returned = any(kind == "link_up" for kind, _ in outbox.faults)
         self._back |= {link.name for kind, name in outbox.faults if kind == "link_up"
                        for link in [self._link_named(name)] if link is not None}
@@ -634,6 +630,18 @@ class FabricController:
             outbox.placements += placements
         outbox.restored = True
         return outbox
+
+    def _send_routing(self, outbox: Outbox) -> None:
+        """What changed in each programmed switch's routing since it was sent."""
+        for dpid, state in self.switches.items():
+            if not state.program_sent or state.name not in self._sent:
+                continue
+            new = self.programs.current(state.name)
+            if new is not self._sent[state.name]:
+                outbox.add(dpid, diff(self._sent[state.name], new))
+                outbox.routing_before.setdefault(dpid, (state.program_no,
+                                                        self._sent[state.name]))
+                self._sent[state.name] = new
 
     def _restore_pair(self, pair: tuple[str, str], outbox: Outbox,
                       only_if_shorter: bool = False) -> None:

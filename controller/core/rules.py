@@ -27,8 +27,13 @@ Anything else is dropped (table miss; switches run fail-mode secure).
 
 Protection, in the switch and without the controller (see te.protection):
   - every select bucket watches its port: a dead spine link or wavelength leaves the hash;
+  - at a gateway, hashed flows go to the wavelengths with nothing booked while any is live,
+    and only then to the booked ones (`spread_tiers`): reservations are policed, not queued
+    ahead of best effort, so a hashed elephant that fills a reserved wavelength takes
+    reserved packets;
   - at a gateway, a route over DCI ports goes through a fast-failover group: first the
-    hashed wavelengths (live while any is), then the detour of their line system;
+    hashed wavelengths (live while any is: the unbooked, then the booked), then the detour
+    of their line system;
   - a pin (elephant or reservation) out of a DCI port goes through that port's own
     fast-failover group: the port, then the line system's other wavelengths, then the
     detour (`pin_action`).
@@ -42,6 +47,8 @@ costs the controller nothing.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..fabric import Fabric
@@ -68,6 +75,8 @@ PRIORITY_HOST_ROUTE = 100
 LEARNED_PRIORITY = 10
 FLOW_IDLE_TIMEOUT_S = 10      # a learned flow counter disappears 10 s after its last packet
 PIN_GROUP_BASE = 0x10000      # + DCI port number: that port's fast-failover group
+WEIGHT_STEPS = 16             # select bucket weights beside reservations: sixteenths of a
+                              # wavelength, so a small change of a booking changes no group
 SELECT, FAST_FAILOVER = of.ofp.OFPGT_SELECT, of.ofp.OFPGT_FF
 
 # A bucket or action list as plain tuples, cheap to compare when diffing programs:
@@ -120,6 +129,23 @@ class GroupIds:
         return ids[key]
 
 
+def spread_tiers(booked_steps: Mapping[int, int],
+                 ports: tuple[int, ...]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """The hashed spread over `ports` as fast-failover tiers, each (ports, bucket weights),
+    from the sixteenths of each port's wavelength that reservations book (ports not in
+    `booked_steps` hold none). First the wavelengths with nothing booked, 1 each (elephants'
+    placement keeps off reserved wavelengths alike, te.placement); then the booked, by what
+    is left of them. Tiers rather than a weight of 0: OVS takes a select group whose live
+    buckets all weigh 0 for live and drops what it is given, so a weight of 0 would black-hole
+    hashed flows from the moment the unbooked wavelengths die until the controller heard."""
+    free = tuple(p for p in ports if not booked_steps.get(p))
+    booked = tuple(p for p in ports if booked_steps.get(p))
+    tiers = [(free, (1,) * len(free))] if free else []
+    if booked:
+        tiers.append((booked, tuple(max(1, WEIGHT_STEPS - booked_steps[p]) for p in booked)))
+    return tiers
+
+
 def pin_action(fabric: Fabric, switch: str, port: int):
     """The action a pin uses to leave `switch` by `port`: a DCI port's fast-failover group
     at a gateway (so the pin survives its wavelength), the port itself elsewhere."""
@@ -136,10 +162,12 @@ def _detour_bucket(d: Detour) -> Bucket:
 
 def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, tuple[int, ...]],
             by_gateway: dict[tuple[str, str], Detour], on_switch: dict[int, Actions],
-            ids: GroupIds, protect: bool = True) -> Routing:
+            ids: GroupIds, protect: bool = True,
+            booked_steps: Mapping[int, int] | None = None) -> Routing:
     """The failure-dependent part of `switch`'s program. Without `protect` (the baseline
     the fault bench compares with): buckets watch nothing and there are no detours, so only
-    the controller reacts to a failure, as before protection existed."""
+    the controller reacts to a failure, as before protection existed. `booked_steps`: DCI
+    port -> sixteenths of its wavelength booked, which weigh the hashed spread."""
     out = Routing(detours=dict(on_switch))
     ports = fabric.ports(switch)
     is_gateway = fabric.switches[switch].role == GATEWAY
@@ -152,20 +180,24 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
         return [_detour_bucket(by_gateway[(switch, ls)]) for ls in line_systems(port_set)
                 if (switch, ls) in by_gateway]
 
+    def hashed(tier_ports: tuple[int, ...], weights: tuple[int, ...]) -> Bucket:
+        # A fast-failover bucket over `tier_ports`; its actions are a route's alone.
+        if len(tier_ports) == 1:
+            return (tier_ports[0], None, 0, (("out", tier_ports[0]),))
+        sel = ids(switch, ("select", tier_ports))
+        out.groups[sel] = (SELECT, tuple((p if protect else None, None, w, (("out", p),))
+                                         for p, w in zip(tier_ports, weights)))
+        return (None, sel, 0, (("group", sel),))
+
     for ip, port_set in routes.items():
-        if len(port_set) > 1:
-            sel = ids(switch, ("select", port_set))
-            out.groups[sel] = (SELECT, tuple((p if protect else None, None, 1, (("out", p),))
-                                             for p in port_set))
-            primary: Bucket = (None, sel, 0, (("group", sel),))
-            action: Actions = (("group", sel),)
-        else:
-            primary = (port_set[0], None, 0, (("out", port_set[0]),))
-            action = (("out", port_set[0]),)
+        tiers = spread_tiers(booked_steps or {}, port_set)
+        # Without protection only the controller reacts to a failure: the first tier only.
+        primaries = [hashed(*tier) for tier in (tiers if protect else tiers[:1])]
         backups = detour_buckets(port_set) if is_gateway and protect else []
-        if backups:
+        action: Actions = primaries[0][3]
+        if len(primaries) + len(backups) > 1:
             ff = ids(switch, ("protect", port_set))
-            out.groups[ff] = (FAST_FAILOVER, (primary, *backups))
+            out.groups[ff] = (FAST_FAILOVER, (*primaries, *backups))
             action = (("group", ff),)
         out.routes[ip] = action
     if is_gateway:
@@ -305,30 +337,56 @@ class Programs:
         self.fabric, self.engine, self.spread, self.protect = fabric, engine, spread, protect
         self.ids = GroupIds()
         self._version = -1
-        self._routing: dict[str, Routing] = {}
+        self._routing: dict[str, Routing] = {}       # built when first asked for
         self._routes: dict[str, dict[str, tuple[int, ...]]] = {}
+        self._by_gateway: dict[tuple[str, str], Detour] = {}
+        self._on_switch: dict[str, dict[int, Actions]] = {}
+        self._booked: dict[str, dict[int, int]] = {}  # gateway -> DCI port -> sixteenths
 
     def current(self, switch: str) -> Routing:
         self._compute()
-        return self._routing[switch]
+        found = self._routing.get(switch)
+        if found is None:
+            found = self._routing[switch] = routing(
+                self.fabric, self.engine, switch, self._routes[switch], self._by_gateway,
+                self._on_switch.get(switch, {}), self.ids, self.protect,
+                self._booked.get(switch))
+        return found
+
+    def book(self, booked: Mapping[tuple[str, str], float]) -> bool:
+        """What reservations book on each directed wavelength, (link name, sending gateway)
+        -> b/s. True when that changes a gateway's hashed spread: `current` then gives its
+        new routing. Cheap when it does not (called every tick)."""
+        steps: dict[str, dict[int, int]] = {}
+        for (name, sender), bps in booked.items():
+            link = self.fabric.link(name)
+            rate_bps = self.engine.rate_gbps(link) * 1e9
+            if bps <= 0.0 or rate_bps <= 0.0:
+                continue
+            port = link.a.port if link.a.node == sender else link.b.port
+            share = min(1.0, bps / rate_bps)
+            steps.setdefault(sender, {})[port] = max(1, math.ceil(share * WEIGHT_STEPS))
+        changed = {g for g in steps.keys() | self._booked.keys()
+                   if steps.get(g) != self._booked.get(g)}
+        self._booked = steps
+        for gateway in changed:
+            self._routing.pop(gateway, None)
+        return bool(changed)
 
     def _compute(self) -> None:
         if self._version == self.engine.version:
             return
         self._version = self.engine.version
-        routes = self._routes = forwarding(self.fabric, self.engine, self.spread)
+        self._routes = forwarding(self.fabric, self.engine, self.spread)
         found = detours(self.fabric, self.engine) if self.protect else []
-        by_gateway = {(d.gateway, d.line_system): d for d in found}
-        on_switch: dict[str, dict[int, Actions]] = {}
+        self._by_gateway = {(d.gateway, d.line_system): d for d in found}
+        self._on_switch = {}
         for d in found:
             for hop in d.hops[1:]:
-                on_switch.setdefault(hop.switch, {})[d.vid] = (("out", hop.out_port),)
-            on_switch.setdefault(d.tail, {})[d.vid] = (("pop",), ("turn",),
-                                                        ("goto", TABLE_FORWARD))
-        self._routing = {
-            name: routing(self.fabric, self.engine, name, routes[name], by_gateway,
-                          on_switch.get(name, {}), self.ids, self.protect)
-            for name in self.fabric.switches}
+                self._on_switch.setdefault(hop.switch, {})[d.vid] = (("out", hop.out_port),)
+            self._on_switch.setdefault(d.tail, {})[d.vid] = (("pop",), ("turn",),
+                                                              ("goto", TABLE_FORWARD))
+        self._routing = {}
 
     def route(self, src_leaf: str, dst_ip: str) -> tuple[tuple[str, str], ...] | None:
         """The DCI links (name, sending switch) a packet from `src_leaf` to `dst_ip`

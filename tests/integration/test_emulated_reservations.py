@@ -96,12 +96,11 @@ def test_reserved_flow_is_pinned_policed_and_keeps_its_rate(tmp_path, no_leftove
         mean_elephant = sum(r.bytes for r in results[1:]) / 3
         others = [w for w, b in per_wave.items() if w != wavelength and b > 0.5 * mean_elephant]
         assert len(others) == 3, per_wave
-        # An elephant the switches first hash onto the reserved wavelength stays there until
-        # it is known (the third 1 s poll of 10 s, as it shares that wavelength's leftover):
-        # about a third of one elephant's bytes, and never a whole one (the leftover carries
-        # about an elephant's rate). On a busy CI machine the polls ran late once and it
-        # took 52 % (5 s): the bound is 60 %.
-        assert per_wave[wavelength] < results[0].bytes + 0.6 * mean_elephant, per_wave
+        # Nor are they hashed onto it before steering knows them: from the tick after the
+        # reservation, dc1-gw1's select group gives the reserved wavelength no weight (an
+        # elephant hashed there took about a third of its bytes before, 52 % once on a
+        # busy CI machine, and the reserved flow's packets with them).
+        assert per_wave[wavelength] < results[0].bytes + 0.1 * mean_elephant, per_wave
 
 
 def test_kill_9_then_restart_brings_reservations_back_onto_the_switches(tmp_path, no_leftovers):

@@ -12,9 +12,11 @@ dc2-gw1, a dc2 spine, dc2-leaf2: six switches. scale 1e-4, so 36 Gb/s is policed
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from controller_lab import ControllerLab
-from fabric_helpers import tcp_packet, topology
+from fabric_helpers import dci_links_of_path, tcp_packet, topology
 from fakeoftable import FakeOFTable, Outcome
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
@@ -487,3 +489,74 @@ def test_a_whole_line_system_down_is_named_and_no_room_is_not_claimed(lab):
     assert res.state is State.DEGRADED
     assert res.reason == ("line system dc1-dc2-a is down (all 4 wavelengths), so no path from "
                           "dc1-h1 to dc2-h3 is up"), res.reason
+
+
+# -- the hashed spread beside reservations -------------------------------------------------
+
+
+def hashed_onto(lab: Lab, src: str, dst: str) -> set[str]:
+    """The wavelengths a packet of src -> dst (not reserved) may be hashed onto."""
+    return {link.name for path in lab.trace(src, dst)
+            for link in dci_links_of_path(lab.fabric, path.hops)}
+
+
+def spread_weights_at(lab: Lab, gateway: str) -> set[tuple[int, ...]]:
+    """The bucket weights of the gateway's select groups over more than one DCI port."""
+    dci = {p for p, link in lab.fabric.ports(gateway).items() if link.wavelength}
+    return {tuple(b.weight for b in g.buckets)
+            for g in lab.table(gateway).groups.values()
+            if g.type == ofp.OFPGT_SELECT
+            and {a.port for b in g.buckets for a in b.actions if hasattr(a, "port")} <= dci
+            and len(g.buckets) > 1}
+
+
+def test_hashed_flows_keep_off_a_reserved_wavelength_while_one_has_nothing_booked(lab):
+    """A busy reservation lost packets to a new elephant hashed onto its wavelength before
+    steering pinned it (an emulation tester's): from the tick after a reservation, the
+    gateway hashes only onto wavelengths with nothing booked, in the reserved direction."""
+    all_four = {f"dc1-dc2-a.w{n}" for n in range(1, 5)}
+    assert hashed_onto(lab, "dc1-h2", "dc2-h4") == all_four
+    res = lab.send(lab.ctl.reserve(request(gbps=150.0), "r1", 0.0)).changed[0]
+    lab.ack_all()
+    reserved = next(h.link for h in res.hops if h.wavelength)
+    assert hashed_onto(lab, "dc1-h2", "dc2-h4") == all_four      # not before the tick
+    out = lab.send(lab.ctl.tick(0.1))
+    assert set(out.messages) == {lab.dpid("dc1-gw1")}            # one gateway, one way
+    assert hashed_onto(lab, "dc1-h2", "dc2-h4") == all_four - {reserved}
+    assert hashed_onto(lab, "dc2-h4", "dc1-h2") == all_four      # nothing booked that way
+    assert lab.trace(SRC, DST)[0].outcome is Outcome.EGRESS      # its own traffic: pinned
+    assert lab.send(lab.ctl.tick(0.2)).messages == {}            # nothing changed: nothing sent
+    # The other three dark, before the controller hears of it: the switch itself hashes
+    # onto the reserved one (a select group whose buckets weighed 0 would drop them).
+    for name in all_four - {reserved}:
+        link = lab.fabric.link(name)
+        lab.net.down_ports |= {(lab.dpid(end.node), end.port) for end in (link.a, link.b)}
+    assert hashed_onto(lab, "dc1-h2", "dc2-h4") == {reserved}
+    lab.net.down_ports.clear()
+    lab.send(lab.ctl.end("r1"))
+    lab.send(lab.ctl.tick(0.3))
+    assert hashed_onto(lab, "dc1-h2", "dc2-h4") == all_four
+    assert spread_weights_at(lab, "dc1-gw1") == {(1, 1, 1, 1)}
+
+
+def test_with_every_wavelength_booked_hashed_flows_spread_by_what_is_left(lab):
+    # Each too large for what the wavelengths before it have left (best fit would put two
+    # on one wavelength otherwise): one pair on each of the four.
+    pairs = [("dc1-h1", "dc2-h1", 360.0), ("dc1-h2", "dc2-h2", 300.0),
+             ("dc1-h3", "dc2-h3", 200.0), ("dc1-h4", "dc2-h4", 180.0)]
+    booked = {}
+    for n, (src, dst, gbps) in enumerate(pairs):
+        res = lab.send(lab.ctl.reserve(request(src, dst, gbps), f"r{n}", 0.0)).changed[0]
+        booked[next(h.link for h in res.hops if h.wavelength)] = gbps
+    assert len(booked) == 4, booked
+    lab.ack_all()
+    lab.send(lab.ctl.tick(0.1))
+    ports = {link.name: port for port, link in lab.fabric.ports("dc1-gw1").items()
+             if link.wavelength}
+    # Sixteenths of 400 Gb/s left, a booked part counted whole: 40 Gb/s left of the
+    # first (the tenth reservations leave to best effort) still takes a sixteenth.
+    expected = tuple(16 - math.ceil(booked[name] / 400.0 * 16)
+                     for name in sorted(ports, key=ports.get))
+    assert spread_weights_at(lab, "dc1-gw1") == {expected}
+    assert sorted(expected) == [1, 4, 8, 8]
+    assert len(hashed_onto(lab, "dc1-h1", "dc2-h4")) == 4

@@ -15,8 +15,15 @@ from fakeoftable import FakeOFTable, Outcome
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from dcilab.core.rules import compile_fabric, host_arp_rule
+from dcilab.core.rules import (
+    WEIGHT_STEPS,
+    Programs,
+    compile_fabric,
+    host_arp_rule,
+    spread_tiers,
+)
 from dcilab.fabric import parse_fabric
+from dcilab.te.paths import PathEngine
 
 # Line systems crossed, in order, from the first site to the second (reverse for back).
 TWO_DC_ROUTES = {("dc1", "dc2"): ["dc1-dc2-a"]}
@@ -277,3 +284,68 @@ def test_middle_site_is_transit():
                 assert {fabric.switch_by_dpid(d).role for d in through} == {"gateway", "spine"}
                 assert len(through) == 3
                 assert not through & mid_leaves
+
+
+# -- the hashed spread beside reservations (weights; the controller's side is in
+# test_core_reservations) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("booked, tiers", [
+    ({}, [((3, 4, 5, 6), (1, 1, 1, 1))]),              # nothing booked: as without reservations
+    ({4: 1}, [((3, 5, 6), (1, 1, 1)), ((4,), (15,))]),  # a sixteenth or all: kept off alike
+    ({3: 16, 5: 2}, [((4, 6), (1, 1)), ((3, 5), (1, 14))]),
+    ({3: 4, 4: 8, 5: 12, 6: 15}, [((3, 4, 5, 6), (12, 8, 4, 1))]),  # all booked: what is left
+    ({3: 16, 4: 16, 5: 16, 6: 16}, [((3, 4, 5, 6), (1, 1, 1, 1))]),  # never a weight of 0
+    ({9: 5}, [((3, 4, 5, 6), (1, 1, 1, 1))]),          # another port's booking: none of these
+])
+def test_spread_tiers(booked, tiers):
+    assert spread_tiers(booked, (3, 4, 5, 6)) == tiers
+    assert WEIGHT_STEPS == 16
+
+
+def _hashed_tiers(programs: Programs, gateway: str, ip: str) -> list[tuple[tuple, tuple]]:
+    """The route to `ip` at the gateway as its hashed tiers, (ports, weights) each, in the
+    order its fast-failover group tries them (detours left out)."""
+    routing = programs.current(gateway)
+    [(kind, gid)] = routing.routes[ip]
+    assert kind == "group"
+    gtype, buckets = routing.groups[gid]
+    if gtype == ofp.OFPGT_SELECT:
+        buckets = ((None, gid, 0, (("group", gid),)),)
+    tiers = []
+    for _watch_port, watch_group, _w, acts in buckets:
+        if acts[0][0] == "vlan":
+            continue                                  # a detour
+        if watch_group is None:
+            tiers.append(((acts[0][1],), (0,)))
+            continue
+        _, select = routing.groups[watch_group]
+        tiers.append((tuple(a[0][1] for *_, a in select), tuple(b[2] for b in select)))
+    return tiers
+
+
+def test_bookings_reweigh_only_the_sending_gateway_and_only_by_a_sixteenth():
+    fabric = topology("two-dc")
+    engine = PathEngine(fabric)
+    programs = Programs(fabric, engine)
+    far, near = fabric.hosts["dc2-h1"].ip, fabric.hosts["dc1-h1"].ip
+    before = {name: programs.current(name) for name in fabric.switches}
+    assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (1, 1, 1, 1))]
+    w1 = "dc1-dc2-a.w1"                                # port 3 at both gateways
+    assert programs.book({(w1, "dc1-gw1"): 10e9}) is True
+    after = {name: programs.current(name) for name in fabric.switches}
+    assert [n for n in fabric.switches if after[n] is not before[n]] == ["dc1-gw1"]
+    assert _hashed_tiers(programs, "dc1-gw1", far) == [((4, 5, 6), (1, 1, 1)), ((3,), (0,))]
+    assert _hashed_tiers(programs, "dc2-gw1", near) == [((3, 4, 5, 6), (1, 1, 1, 1))]
+    # Within the same sixteenth (25 Gb/s of 400): nothing to send.
+    assert programs.book({(w1, "dc1-gw1"): 20e9}) is False
+    assert programs.current("dc1-gw1") is after["dc1-gw1"]
+    # Every wavelength booked: by what is left; a slower mode leaves less of its own.
+    booked = {(f"dc1-dc2-a.w{n}", "dc1-gw1"): 100e9 for n in range(1, 5)}
+    assert programs.book(booked) is True
+    assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (12, 12, 12, 12))]
+    engine.set_rate(w1, 200.0)
+    assert programs.book(booked) is True
+    assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (8, 12, 12, 12))]
+    assert programs.book({}) is True
+    assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (1, 1, 1, 1))]
