@@ -1259,13 +1259,11 @@ class FabricController:
                 for link in self.fabric.wavelengths() for d in directions(link)}
 
     def _reservations(self) -> Reserved:
-        """Reservations on each directed wavelength: booked, and the part not sent now
-        (what they send is in the measured rate: steering takes it out there and counts
-        the booking in full)."""
+        """Reservations on each directed wavelength: booked, and the part sent now (in the
+        measured rate too: steering takes it out there and counts the booking in full)."""
         booked = self._reserved_wavelengths()
         in_use = self._reserved_in_use()
-        return Reserved(booked, {d: max(0.0, bps - in_use.get(d, 0.0))
-                                 for d, bps in booked.items()})
+        return Reserved(booked, {d: min(bps, in_use.get(d, 0.0)) for d, bps in booked.items()})
 
     def _reserved_in_use(self) -> dict[tuple[str, str], float]:
         """What reservations send on the directed wavelengths of their paths, real b/s:

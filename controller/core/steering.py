@@ -430,8 +430,8 @@ class Steering:
         # remainder, it was floored away with it when an elephant beside one was counted at
         # its leaf before the drops (a re-tester's 144 Gb/s reservation vanished, and an
         # elephant that filled its wavelength stayed: 14 % of reserved packets lost).
-        for link, bps in reserved.booked.items():
-            load[link] = load.get(link, 0.0) - (bps - reserved.unsent.get(link, 0.0))
+        for link, bps in reserved.sent.items():
+            load[link] = load.get(link, 0.0) - bps
         for key, pin in self.pinned.items():
             # What the flow measures now (an idle pin's flow may be back before a poll
             # has found it an elephant again; gone, it measures nothing).

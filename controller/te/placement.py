@@ -354,10 +354,10 @@ class Move:
 @dataclass(frozen=True)
 class Reserved:
     """What reservations hold on each directed wavelength (bps): `booked` in all, and the
-    part of it they do not send now, `unsent` (what they send is in the measured load)."""
+    part of it they send now, `sent` (in the measured load too: never more than booked)."""
 
     booked: Mapping[DirectedLink, float] = field(default_factory=dict)
-    unsent: Mapping[DirectedLink, float] = field(default_factory=dict)
+    sent: Mapping[DirectedLink, float] = field(default_factory=dict)
 
 
 NO_RESERVATIONS = Reserved()

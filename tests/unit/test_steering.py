@@ -304,14 +304,14 @@ def test_a_reservations_own_traffic_counts_once(lab):
     measured rate; only the part of it not sent now is added."""
     reserved = reserve_wavelength(lab, "dc1-h2", "dc2-h4", 200.0, "r1")
     d = (reserved, GW)
-    assert lab.ctl._reservations() == Reserved({d: 200e9}, {d: 200e9})     # idle: all held
+    assert lab.ctl._reservations() == Reserved({d: 200e9}, {d: 0.0})       # idle: all held
     lab.background({}, 0.0)
     lab.background({reserved: 200}, 1.0)
     # E2 (dc1-h2 -> dc2-h4) is the reservation's traffic, 200 Gb/s, sent in full.
     make_elephants(lab, "dc1-leaf1", [], t0=10.0, extra={E2: 200 * GBPS_BYTES})
     assert lab.ctl._background()[d] == pytest.approx(200e9, rel=0.02)
     now = lab.ctl._reservations()
-    assert now.booked == {d: 200e9} and now.unsent[d] == pytest.approx(0.0, abs=4e9)
+    assert now.booked == {d: 200e9} and now.sent[d] == pytest.approx(200e9, abs=4e9)
 
 
 def test_a_reservation_sending_more_than_it_holds_counts_what_its_meter_passes(lab):
@@ -322,7 +322,7 @@ def test_a_reservation_sending_more_than_it_holds_counts_what_its_meter_passes(l
     lab.background({reserved: 100}, 1.0)
     make_elephants(lab, "dc1-leaf1", [], t0=10.0, extra={E2: 300 * GBPS_BYTES})
     assert lab.ctl._background()[(reserved, GW)] == pytest.approx(100e9, rel=0.02)
-    assert lab.ctl._reservations().unsent == {(reserved, GW): 0.0}
+    assert lab.ctl._reservations().sent == {(reserved, GW): 100e9}
 
 
 def test_a_small_idle_reservation_is_room_held_not_noise(lab):
@@ -1072,7 +1072,7 @@ def test_a_reservations_traffic_beside_an_elephant_counts_as_booked(fabric):
     st = steering(fabric)
     place(st, "dc1-leaf1", E1, bg())
     [w] = st.pinned[E1].path
-    booked = Reserved({w: 150e9}, {w: 6e9})              # sends 144
+    booked = Reserved({w: 150e9}, {w: 144e9})
     st.detector.flows[E1].rate_bps = 381e9
     load = st._placement_load({w: 400e9}, booked)
     assert load[w] == pytest.approx(150e9 + st.pinned[E1].demand_bps)
