@@ -155,8 +155,7 @@ def pin_action(fabric: Fabric, switch: str, port: int):
     return of.output(port)
 
 
-def _detour_bucket(d: Detour) -> Bucket:
-    first = d.hops[0].out_port
+def _detour_bucket(d: Detour, first: int) -> Bucket:
     return (first, None, 0, (("vlan", d.vid), ("turn",), ("out", first)))
 
 
@@ -167,18 +166,39 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
     """The failure-dependent part of `switch`'s program. Without `protect` (the baseline
     the fault bench compares with): buckets watch nothing and there are no detours, so only
     the controller reacts to a failure, as before protection existed. `booked_steps`: DCI
-    port -> sixteenths of its wavelength booked, which weigh the hashed spread."""
-    out = Routing(detours=dict(on_switch))
+    port -> sixteenths of its wavelength booked: what fails over in the switch (hashed
+    flows, detours, pins) goes to wavelengths with the least booked first."""
     ports = fabric.ports(switch)
     is_gateway = fabric.switches[switch].role == GATEWAY
+    booked = booked_steps or {}
+
+    def siblings(link) -> list[int]:
+        """This switch's ports of the other live wavelengths of `link`'s line system, least
+        booked first."""
+        return sorted((l.a.port if l.a.node == switch else l.b.port
+                       for l in engine.live_wavelengths(link.line_system) if l is not link),
+                      key=lambda p: (booked.get(p, 0), p))
+
+    def least_booked(port: int) -> int:
+        # A detour crosses a line system on one wavelength, fixed when it was found: all
+        # of a line system's hashed traffic at once, which fills a reservation's there.
+        link = ports.get(port)
+        if not booked.get(port) or link is None or link.kind != DCI:
+            return port
+        return min([port, *siblings(link)], key=lambda p: (booked.get(p, 0), p != port))
+
+    out = Routing(detours={vid: tuple(("out", least_booked(a[1])) if a[0] == "out" else a
+                                      for a in acts)
+                           for vid, acts in on_switch.items()})
 
     def line_systems(port_set) -> list[str]:
         return sorted({ports[p].line_system for p in port_set
                        if p in ports and ports[p].kind == DCI})
 
     def detour_buckets(port_set) -> list[Bucket]:
-        return [_detour_bucket(by_gateway[(switch, ls)]) for ls in line_systems(port_set)
-                if (switch, ls) in by_gateway]
+        found = [by_gateway[(switch, ls)] for ls in line_systems(port_set)
+                 if (switch, ls) in by_gateway]
+        return [_detour_bucket(d, least_booked(d.hops[0].out_port)) for d in found]
 
     def hashed(tier_ports: tuple[int, ...], weights: tuple[int, ...]) -> Bucket:
         # A fast-failover bucket over `tier_ports`; its actions are a route's alone.
@@ -190,7 +210,7 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
         return (None, sel, 0, (("group", sel),))
 
     for ip, port_set in routes.items():
-        tiers = spread_tiers(booked_steps or {}, port_set)
+        tiers = spread_tiers(booked, port_set)
         # Without protection only the controller reacts to a failure: the first tier only.
         primaries = [hashed(*tier) for tier in (tiers if protect else tiers[:1])]
         backups = detour_buckets(port_set) if is_gateway and protect else []
@@ -204,14 +224,14 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
         for port, link in sorted(ports.items()):
             if link.kind != DCI:
                 continue
-            siblings = [l for l in engine.live_wavelengths(link.line_system) if l is not link]
-            sibling_ports = [l.a.port if l.a.node == switch else l.b.port for l in siblings]
             buckets = [(port, None, 0, (("out", port),))]
             if protect:
                 # The line system's other wavelengths before the detour: one wavelength lost
                 # (its transceiver dark, its port's BFD down) leaves the pin on its fibre, at
-                # its latency; a cut takes them all at once, and the detour is next.
-                buckets += [*((p, None, 0, (("out", p),)) for p in sorted(sibling_ports)),
+                # its latency; a cut takes them all at once, and the detour is next. The
+                # least booked first: by port, every pin failed over onto w1, where
+                # admission puts the first reservation (an emulation tester's).
+                buckets += [*((p, None, 0, (("out", p),)) for p in siblings(link)),
                             *detour_buckets((port,))]
             out.groups[PIN_GROUP_BASE + port] = (FAST_FAILOVER, tuple(buckets))
     return out

@@ -16,6 +16,7 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from dcilab.core.rules import (
+    PIN_GROUP_BASE,
     WEIGHT_STEPS,
     Programs,
     compile_fabric,
@@ -349,3 +350,24 @@ def test_bookings_reweigh_only_the_sending_gateway_and_only_by_a_sixteenth():
     assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (8, 12, 12, 12))]
     assert programs.book({}) is True
     assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (1, 1, 1, 1))]
+
+
+def test_what_fails_over_in_the_switch_takes_the_least_booked_wavelength_first():
+    """Detours and pins fail over onto one wavelength of a line system, chosen by port:
+    w1, where admission puts the first reservation (an emulation tester saw a detour fill
+    a reserved w1 and lose reserved packets). With w1 booked, they take another."""
+    fabric = topology("four-dc-ring")
+    programs = Programs(fabric, PathEngine(fabric))
+    # VLAN 3 detours north-east-b from north-gw2 through north-gw1, then north-east-a
+    # (ports 3-6 of north-gw1 are its w1-w4), on w1 while nothing is booked.
+    assert programs.current("north-gw1").detours[3] == (("out", 3),)
+    pin_w3 = programs.current("north-gw1").groups[PIN_GROUP_BASE + 5][1]
+    assert [b[0] for b in pin_w3[:4]] == [5, 3, 4, 6]
+    assert programs.book({("north-east-a.w1", "north-gw1"): 50e9,
+                          ("north-east-a.w2", "north-gw1"): 200e9}) is True
+    assert programs.current("north-gw1").detours[3] == (("out", 5),)
+    pin_w3 = programs.current("north-gw1").groups[PIN_GROUP_BASE + 5][1]
+    assert [b[0] for b in pin_w3[:4]] == [5, 6, 3, 4]     # unbooked, then least booked
+    # The other way (east-gw1's ends of the same wavelengths) books nothing: unchanged.
+    assert [b[0] for b in programs.current("east-gw1").groups[PIN_GROUP_BASE + 5][1][:4]] \
+        == [5, 3, 4, 6]
