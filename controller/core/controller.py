@@ -541,7 +541,7 @@ class FabricController:
             self._reprotect(outbox)
         # Bookings since the last tick re-weigh the gateways' hashed spread (rules.py
         # `spread_tiers`): at most a tick after a reservation, off the request's path.
-        if self.programs.book(self._reserved_wavelengths()):
+        if self.programs.book(self._reserved_wavelengths(), now):
             self._send_routing(outbox)
         return outbox
 

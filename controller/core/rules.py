@@ -77,6 +77,10 @@ FLOW_IDLE_TIMEOUT_S = 10      # a learned flow counter disappears 10 s after its
 PIN_GROUP_BASE = 0x10000      # + DCI port number: that port's fast-failover group
 WEIGHT_STEPS = 16             # select bucket weights beside reservations: sixteenths of a
                               # wavelength, so a small change of a booking changes no group
+SPREAD_HOLD_S = 10.0          # a wavelength whose last booking ended rejoins the unbooked
+                              # tier this long after: moving a wavelength between tiers
+                              # re-hashes the line system's best-effort flows (TCP reorders
+                              # each), and reservations that come and go would do it at each
 SELECT, FAST_FAILOVER = of.ofp.OFPGT_SELECT, of.ofp.OFPGT_FF
 
 # A bucket or action list as plain tuples, cheap to compare when diffing programs:
@@ -362,6 +366,7 @@ class Programs:
         self._by_gateway: dict[tuple[str, str], Detour] = {}
         self._on_switch: dict[str, dict[int, Actions]] = {}
         self._booked: dict[str, dict[int, int]] = {}  # gateway -> DCI port -> sixteenths
+        self._unbooked_at: dict[tuple[str, int], float] = {}  # (gateway, port) held booked
 
     def current(self, switch: str) -> Routing:
         self._compute()
@@ -373,10 +378,12 @@ class Programs:
                 self._booked.get(switch))
         return found
 
-    def book(self, booked: Mapping[tuple[str, str], float]) -> bool:
+    def book(self, booked: Mapping[tuple[str, str], float], now: float = 0.0) -> bool:
         """What reservations book on each directed wavelength, (link name, sending gateway)
-        -> b/s. True when that changes a gateway's hashed spread: `current` then gives its
-        new routing. Cheap when it does not (called every tick)."""
+        -> b/s, at `now` (s). True when that changes a gateway's hashed spread: `current`
+        then gives its new routing. Cheap when it does not (called every tick). A
+        wavelength whose last booking ended counts as booked a sixteenth for
+        SPREAD_HOLD_S more."""
         steps: dict[str, dict[int, int]] = {}
         for (name, sender), bps in booked.items():
             link = self.fabric.link(name)
@@ -386,6 +393,14 @@ class Programs:
             port = link.a.port if link.a.node == sender else link.b.port
             share = min(1.0, bps / rate_bps)
             steps.setdefault(sender, {})[port] = max(1, math.ceil(share * WEIGHT_STEPS))
+        for gateway, ports in self._booked.items():
+            for port in ports.keys() - steps.get(gateway, {}).keys():
+                self._unbooked_at.setdefault((gateway, port), now)
+        for (gateway, port), since in list(self._unbooked_at.items()):
+            if port in steps.get(gateway, {}) or now - since >= SPREAD_HOLD_S:
+                del self._unbooked_at[gateway, port]         # booked again, or held long enough
+            else:
+                steps.setdefault(gateway, {})[port] = 1
         changed = {g for g in steps.keys() | self._booked.keys()
                    if steps.get(g) != self._booked.get(g)}
         self._booked = steps

@@ -17,6 +17,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 
 from dcilab.core.rules import (
     PIN_GROUP_BASE,
+    SPREAD_HOLD_S,
     WEIGHT_STEPS,
     Programs,
     compile_fabric,
@@ -348,7 +349,26 @@ def test_bookings_reweigh_only_the_sending_gateway_and_only_by_a_sixteenth():
     engine.set_rate(w1, 200.0)
     assert programs.book(booked) is True
     assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (8, 12, 12, 12))]
-    assert programs.book({}) is True
+    # All released: held a sixteenth booked for SPREAD_HOLD_S, then unbooked.
+    assert programs.book({}, now=1.0) is True
+    assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (15, 15, 15, 15))]
+    assert programs.book({}, now=1.0 + SPREAD_HOLD_S - 0.1) is False
+    assert programs.book({}, now=1.0 + SPREAD_HOLD_S) is True
+    assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (1, 1, 1, 1))]
+
+
+def test_a_reservation_that_comes_and_goes_moves_its_wavelength_between_tiers_once():
+    """Each move between tiers re-hashes the line system's best-effort flows."""
+    fabric = topology("two-dc")
+    programs = Programs(fabric, PathEngine(fabric))
+    far = fabric.hosts["dc2-h1"].ip
+    w1 = {("dc1-dc2-a.w1", "dc1-gw1"): 10e9}
+    changes = [programs.book(w1 if int(t) % 2 == 0 else {}, now=t)
+               for t in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)]
+    assert changes == [True, False, False, False, False, False]
+    assert _hashed_tiers(programs, "dc1-gw1", far) == [((4, 5, 6), (1, 1, 1)), ((3,), (0,))]
+    assert programs.book({}, now=5.0 + SPREAD_HOLD_S - 0.1) is False
+    assert programs.book({}, now=5.0 + SPREAD_HOLD_S) is True
     assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (1, 1, 1, 1))]
 
 
