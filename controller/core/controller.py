@@ -638,9 +638,11 @@ class FabricController:
                 continue
             new = self.programs.current(state.name)
             if new is not self._sent[state.name]:
-                outbox.add(dpid, diff(self._sent[state.name], new))
-                outbox.routing_before.setdefault(dpid, (state.program_no,
-                                                        self._sent[state.name]))
+                msgs = diff(self._sent[state.name], new)
+                if msgs:              # a gateway built again by a booking may be the same
+                    outbox.add(dpid, msgs)
+                    outbox.routing_before.setdefault(dpid, (state.program_no,
+                                                            self._sent[state.name]))
                 self._sent[state.name] = new
 
     def _restore_pair(self, pair: tuple[str, str], outbox: Outbox,

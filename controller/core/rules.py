@@ -52,7 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..fabric import Fabric
-from ..fabric.model import DCI, GATEWAY, LEAF, Host
+from ..fabric.model import DCI, GATEWAY, LEAF, Host, Link
 from ..openflow import messages as of
 from ..te.paths import PathEngine
 from ..te.protection import Detour, detours
@@ -76,11 +76,11 @@ LEARNED_PRIORITY = 10
 FLOW_IDLE_TIMEOUT_S = 10      # a learned flow counter disappears 10 s after its last packet
 PIN_GROUP_BASE = 0x10000      # + DCI port number: that port's fast-failover group
 WEIGHT_STEPS = 16             # select bucket weights beside reservations: sixteenths of a
-                              # wavelength, so a small change of a booking changes no group
-SPREAD_HOLD_S = 10.0          # a wavelength whose last booking ended rejoins the unbooked
-                              # tier this long after: moving a wavelength between tiers
-                              # re-hashes the line system's best-effort flows (TCP reorders
-                              # each), and reservations that come and go would do it at each
+                              # wavelength, so most changes of a booking change no group
+SPREAD_HOLD_S = 10.0          # a wavelength whose last booking ended keeps its weight
+                              # this long: a change of tier or weight re-hashes the line
+                              # system's best-effort flows (TCP reorders each), and
+                              # reservations that come and go would do it at each
 SELECT, FAST_FAILOVER = of.ofp.OFPGT_SELECT, of.ofp.OFPGT_FF
 
 # A bucket or action list as plain tuples, cheap to compare when diffing programs:
@@ -129,6 +129,9 @@ class GroupIds:
     def __call__(self, switch: str, key: tuple) -> int:
         ids = self._ids.setdefault(switch, {})
         if key not in ids:
+            if len(ids) + 1 >= PIN_GROUP_BASE:       # the pins' fast-failover groups' ids
+                raise RuntimeError(f"{switch} would need more than {PIN_GROUP_BASE - 1} "
+                                   f"routing groups")
             ids[key] = len(ids) + 1
         return ids[key]
 
@@ -176,12 +179,24 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
     is_gateway = fabric.switches[switch].role == GATEWAY
     booked = booked_steps or {}
 
-    def siblings(link) -> list[int]:
-        """This switch's ports of the other live wavelengths of `link`'s line system, least
-        booked first."""
-        return sorted((l.a.port if l.a.node == switch else l.b.port
-                       for l in engine.live_wavelengths(link.line_system) if l is not link),
-                      key=lambda p: (booked.get(p, 0), p))
+    def port_of(link: Link) -> int:
+        return link.a.port if link.a.node == switch else link.b.port
+
+    def rank(link: Link) -> tuple[bool, int]:
+        # Held down last (back from a failure: used only where nothing else goes), then
+        # the least booked.
+        return engine.held(link.name), booked.get(port_of(link), 0)
+
+    ranked: dict[str, list[Link]] = {}
+
+    def siblings(link: Link) -> list[Link]:
+        """The other live wavelengths of `link`'s line system, best first (once a call:
+        every route and pin of the gateway asks)."""
+        found = ranked.get(link.name)
+        if found is None:
+            others = [l for l in engine.live_wavelengths(link.line_system) if l is not link]
+            found = ranked[link.name] = sorted(others, key=lambda l: (*rank(l), port_of(l)))
+        return found
 
     def least_booked(port: int) -> int:
         # A detour crosses a line system on one wavelength, fixed when it was found: all
@@ -189,7 +204,7 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
         link = ports.get(port)
         if not booked.get(port) or link is None or link.kind != DCI:
             return port
-        return min([port, *siblings(link)], key=lambda p: (booked.get(p, 0), p != port))
+        return port_of(min([link, *siblings(link)], key=lambda l: (*rank(l), l is not link)))
 
     out = Routing(detours={vid: tuple(("out", least_booked(a[1])) if a[0] == "out" else a
                                       for a in acts)
@@ -204,25 +219,32 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
                  if (switch, ls) in by_gateway]
         return [_detour_bucket(d, least_booked(d.hops[0].out_port)) for d in found]
 
-    def hashed(tier_ports: tuple[int, ...], weights: tuple[int, ...]) -> Bucket:
-        # A fast-failover bucket over `tier_ports`; its actions are a route's alone.
+    def hashed(key: tuple, tier_ports: tuple[int, ...], weights: tuple[int, ...]) -> Bucket:
+        # A fast-failover bucket over `tier_ports`; its actions are a route's alone. The
+        # group id is the tier's, not its ports': which wavelengths are booked changes
+        # with every reservation, and ids by port subset would grow without end.
         if len(tier_ports) == 1:
             return (tier_ports[0], None, 0, (("out", tier_ports[0]),))
-        sel = ids(switch, ("select", tier_ports))
+        sel = ids(switch, key)
         out.groups[sel] = (SELECT, tuple((p if protect else None, None, w, (("out", p),))
                                          for p, w in zip(tier_ports, weights)))
         return (None, sel, 0, (("group", sel),))
 
+    actions: dict[tuple[int, ...], Actions] = {}     # many hosts, few next-hop sets
     for ip, port_set in routes.items():
-        tiers = spread_tiers(booked, port_set)
-        # Without protection only the controller reacts to a failure: the first tier only.
-        primaries = [hashed(*tier) for tier in (tiers if protect else tiers[:1])]
-        backups = detour_buckets(port_set) if is_gateway and protect else []
-        action: Actions = primaries[0][3]
-        if len(primaries) + len(backups) > 1:
-            ff = ids(switch, ("protect", port_set))
-            out.groups[ff] = (FAST_FAILOVER, (*primaries, *backups))
-            action = (("group", ff),)
+        action = actions.get(port_set)
+        if action is None:
+            tiers = spread_tiers(booked, port_set)
+            # Without protection only the controller reacts to a failure: the first tier.
+            primaries = [hashed((kind, port_set), *tier) for kind, tier
+                         in zip(("select", "booked"), tiers if protect else tiers[:1])]
+            backups = detour_buckets(port_set) if is_gateway and protect else []
+            action = primaries[0][3]
+            if len(primaries) + len(backups) > 1:
+                ff = ids(switch, ("protect", port_set))
+                out.groups[ff] = (FAST_FAILOVER, (*primaries, *backups))
+                action = (("group", ff),)
+            actions[port_set] = action
         out.routes[ip] = action
     if is_gateway:
         for port, link in sorted(ports.items()):
@@ -235,7 +257,7 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
                 # its latency; a cut takes them all at once, and the detour is next. The
                 # least booked first: by port, every pin failed over onto w1, where
                 # admission puts the first reservation (an emulation tester's).
-                buckets += [*((p, None, 0, (("out", p),)) for p in siblings(link)),
+                buckets += [*((p, None, 0, (("out", p),)) for p in map(port_of, siblings(link))),
                             *detour_buckets((port,))]
             out.groups[PIN_GROUP_BASE + port] = (FAST_FAILOVER, tuple(buckets))
     return out
@@ -366,7 +388,8 @@ class Programs:
         self._by_gateway: dict[tuple[str, str], Detour] = {}
         self._on_switch: dict[str, dict[int, Actions]] = {}
         self._booked: dict[str, dict[int, int]] = {}  # gateway -> DCI port -> sixteenths
-        self._unbooked_at: dict[tuple[str, int], float] = {}  # (gateway, port) held booked
+        # (gateway, port) whose last booking ended -> (when, its sixteenths then)
+        self._unbooked: dict[tuple[str, int], tuple[float, int]] = {}
 
     def current(self, switch: str) -> Routing:
         self._compute()
@@ -378,12 +401,12 @@ class Programs:
                 self._booked.get(switch))
         return found
 
-    def book(self, booked: Mapping[tuple[str, str], float], now: float = 0.0) -> bool:
+    def book(self, booked: Mapping[tuple[str, str], float], now: float) -> bool:
         """What reservations book on each directed wavelength, (link name, sending gateway)
-        -> b/s, at `now` (s). True when that changes a gateway's hashed spread: `current`
-        then gives its new routing. Cheap when it does not (called every tick). A
-        wavelength whose last booking ended counts as booked a sixteenth for
-        SPREAD_HOLD_S more."""
+        -> b/s, at `now` (s). True when a gateway's sixteenths booked change: `current`
+        then gives its routing again (the caller sends what differs). Cheap when they do
+        not (called every tick). A wavelength whose last booking ended keeps the
+        sixteenths it had for SPREAD_HOLD_S more."""
         steps: dict[str, dict[int, int]] = {}
         for (name, sender), bps in booked.items():
             link = self.fabric.link(name)
@@ -395,12 +418,12 @@ class Programs:
             steps.setdefault(sender, {})[port] = max(1, math.ceil(share * WEIGHT_STEPS))
         for gateway, ports in self._booked.items():
             for port in ports.keys() - steps.get(gateway, {}).keys():
-                self._unbooked_at.setdefault((gateway, port), now)
-        for (gateway, port), since in list(self._unbooked_at.items()):
+                self._unbooked.setdefault((gateway, port), (now, ports[port]))
+        for (gateway, port), (since, held) in list(self._unbooked.items()):
             if port in steps.get(gateway, {}) or now - since >= SPREAD_HOLD_S:
-                del self._unbooked_at[gateway, port]         # booked again, or held long enough
+                del self._unbooked[gateway, port]           # booked again, or held long enough
             else:
-                steps.setdefault(gateway, {})[port] = 1
+                steps.setdefault(gateway, {})[port] = held
         changed = {g for g in steps.keys() | self._booked.keys()
                    if steps.get(g) != self._booked.get(g)}
         self._booked = steps

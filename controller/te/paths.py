@@ -87,6 +87,7 @@ class PathEngine:
             self._edges[link.b.node].append((link.a.node, link, w, link.b.port))
         self._live: dict[str, list[tuple[str, Link, int, int, str]]] | None = None
         self._bundled: dict[str, list[tuple[str, int, str, tuple, tuple]]] | None = None
+        self._live_wavelengths: dict[str, tuple[Link, ...]] | None = None
         self._distances: dict[str, dict[str, int]] = {}
         self._next_hops: dict[str, dict[str, tuple[Hop, ...]]] = {}
         self._directed: dict[str, list[tuple[str, bool, list[tuple[int, Direction]]]]] = {}
@@ -189,6 +190,7 @@ class PathEngine:
         self.version += 1
         self._live = None
         self._bundled = None
+        self._live_wavelengths = None
         self._distances.clear()
         self._next_hops.clear()
         self._directed.clear()
@@ -505,6 +507,14 @@ class PathEngine:
 
     # -- for placement ---------------------------------------------------------------------
 
-    def live_wavelengths(self, line_system: str) -> list[Link]:
-        return [l for l in self.fabric.links
-                if l.kind == DCI and l.line_system == line_system and self.usable(l)]
+    def live_wavelengths(self, line_system: str) -> tuple[Link, ...]:
+        """The usable wavelengths of a line system, in file order (indexed once per state:
+        programs ask for every gateway port's siblings)."""
+        index = self._live_wavelengths      # read once: a change in between leaves None
+        if index is None:
+            by_line: dict[str, list[Link]] = {}
+            for l in self.fabric.links:
+                if l.kind == DCI and self.usable(l):
+                    by_line.setdefault(l.line_system, []).append(l)
+            index = self._live_wavelengths = {ls: tuple(links) for ls, links in by_line.items()}
+        return index.get(line_system, ())

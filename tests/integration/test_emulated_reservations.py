@@ -97,9 +97,9 @@ def test_reserved_flow_is_pinned_policed_and_keeps_its_rate(tmp_path, no_leftove
         others = [w for w, b in per_wave.items() if w != wavelength and b > 0.5 * mean_elephant]
         assert len(others) == 3, per_wave
         # Nor are they hashed onto it before steering knows them: from the tick after the
-        # reservation, dc1-gw1's select group gives the reserved wavelength no weight (an
-        # elephant hashed there took about a third of its bytes before, 52 % once on a
-        # busy CI machine, and the reserved flow's packets with them).
+        # reservation, dc1-gw1 hashes onto the unbooked wavelengths, the reserved one only
+        # in a fast-failover tier behind them (an elephant hashed there took about a third
+        # of its bytes before, 52 % once on a busy CI machine, and reserved packets too).
         assert per_wave[wavelength] < results[0].bytes + 0.1 * mean_elephant, per_wave
 
 

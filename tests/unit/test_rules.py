@@ -18,7 +18,6 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from dcilab.core.rules import (
     PIN_GROUP_BASE,
     SPREAD_HOLD_S,
-    WEIGHT_STEPS,
     Programs,
     compile_fabric,
     host_arp_rule,
@@ -302,7 +301,6 @@ def test_middle_site_is_transit():
 ])
 def test_spread_tiers(booked, tiers):
     assert spread_tiers(booked, (3, 4, 5, 6)) == tiers
-    assert WEIGHT_STEPS == 16
 
 
 def _hashed_tiers(programs: Programs, gateway: str, ip: str) -> list[tuple[tuple, tuple]]:
@@ -319,7 +317,7 @@ def _hashed_tiers(programs: Programs, gateway: str, ip: str) -> list[tuple[tuple
         if acts[0][0] == "vlan":
             continue                                  # a detour
         if watch_group is None:
-            tiers.append(((acts[0][1],), (0,)))
+            tiers.append(((acts[0][1],), (None,)))           # one port: no select group
             continue
         _, select = routing.groups[watch_group]
         tiers.append((tuple(a[0][1] for *_, a in select), tuple(b[2] for b in select)))
@@ -334,42 +332,78 @@ def test_bookings_reweigh_only_the_sending_gateway_and_only_by_a_sixteenth():
     before = {name: programs.current(name) for name in fabric.switches}
     assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (1, 1, 1, 1))]
     w1 = "dc1-dc2-a.w1"                                # port 3 at both gateways
-    assert programs.book({(w1, "dc1-gw1"): 10e9}) is True
+    assert programs.book({(w1, "dc1-gw1"): 10e9}, now=0.0) is True
     after = {name: programs.current(name) for name in fabric.switches}
     assert [n for n in fabric.switches if after[n] is not before[n]] == ["dc1-gw1"]
-    assert _hashed_tiers(programs, "dc1-gw1", far) == [((4, 5, 6), (1, 1, 1)), ((3,), (0,))]
+    assert _hashed_tiers(programs, "dc1-gw1", far) == [((4, 5, 6), (1, 1, 1)), ((3,), (None,))]
     assert _hashed_tiers(programs, "dc2-gw1", near) == [((3, 4, 5, 6), (1, 1, 1, 1))]
     # Within the same sixteenth (25 Gb/s of 400): nothing to send.
-    assert programs.book({(w1, "dc1-gw1"): 20e9}) is False
+    assert programs.book({(w1, "dc1-gw1"): 20e9}, now=0.0) is False
     assert programs.current("dc1-gw1") is after["dc1-gw1"]
     # Every wavelength booked: by what is left; a slower mode leaves less of its own.
     booked = {(f"dc1-dc2-a.w{n}", "dc1-gw1"): 100e9 for n in range(1, 5)}
-    assert programs.book(booked) is True
+    assert programs.book(booked, now=0.0) is True
     assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (12, 12, 12, 12))]
     engine.set_rate(w1, 200.0)
-    assert programs.book(booked) is True
+    assert programs.book(booked, now=0.0) is True
     assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (8, 12, 12, 12))]
-    # All released: held a sixteenth booked for SPREAD_HOLD_S, then unbooked.
-    assert programs.book({}, now=1.0) is True
-    assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (15, 15, 15, 15))]
+    # All released: each keeps its weight for SPREAD_HOLD_S, then all are unbooked.
+    assert programs.book({}, now=1.0) is False
+    assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (8, 12, 12, 12))]
     assert programs.book({}, now=1.0 + SPREAD_HOLD_S - 0.1) is False
     assert programs.book({}, now=1.0 + SPREAD_HOLD_S) is True
     assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (1, 1, 1, 1))]
 
 
-def test_a_reservation_that_comes_and_goes_moves_its_wavelength_between_tiers_once():
-    """Each move between tiers re-hashes the line system's best-effort flows."""
+@pytest.mark.parametrize("others", [{}, {2: 100e9, 3: 100e9, 4: 100e9}])
+def test_a_reservation_that_comes_and_goes_re_hashes_best_effort_once(others):
+    """A change of tier, or of weight, re-hashes the line system's best-effort flows: a
+    150 Gb/s reservation made and released every second on w1, the others unbooked or
+    all booked (then w1's weight, not its tier, would change: a reviewer's)."""
     fabric = topology("two-dc")
     programs = Programs(fabric, PathEngine(fabric))
     far = fabric.hosts["dc2-h1"].ip
-    w1 = {("dc1-dc2-a.w1", "dc1-gw1"): 10e9}
-    changes = [programs.book(w1 if int(t) % 2 == 0 else {}, now=t)
+    rest = {(f"dc1-dc2-a.w{n}", "dc1-gw1"): bps for n, bps in others.items()}
+    w1 = {("dc1-dc2-a.w1", "dc1-gw1"): 150e9} | rest
+    changes = [programs.book(w1 if int(t) % 2 == 0 else rest, now=t)
                for t in (0.0, 1.0, 2.0, 3.0, 4.0, 5.0)]
     assert changes == [True, False, False, False, False, False]
-    assert _hashed_tiers(programs, "dc1-gw1", far) == [((4, 5, 6), (1, 1, 1)), ((3,), (0,))]
-    assert programs.book({}, now=5.0 + SPREAD_HOLD_S - 0.1) is False
-    assert programs.book({}, now=5.0 + SPREAD_HOLD_S) is True
-    assert _hashed_tiers(programs, "dc1-gw1", far) == [((3, 4, 5, 6), (1, 1, 1, 1))]
+    held = _hashed_tiers(programs, "dc1-gw1", far)
+    assert held == ([((4, 5, 6), (1, 1, 1)), ((3,), (None,))] if not others
+                    else [((3, 4, 5, 6), (10, 12, 12, 12))])
+    assert programs.book(rest, now=5.0 + SPREAD_HOLD_S - 0.1) is False
+    assert programs.book(rest, now=5.0 + SPREAD_HOLD_S) is True
+    assert _hashed_tiers(programs, "dc1-gw1", far) == (
+        [((3, 4, 5, 6), (1, 1, 1, 1))] if not others
+        else [((3,), (None,)), ((4, 5, 6), (12, 12, 12))])
+
+
+def test_held_down_wavelengths_come_last_in_failover():
+    """A wavelength back from a failure is in hold-down: routes use it only where nothing
+    else goes, and so must failover, however little it has booked (a reviewer's: w2 held
+    and unbooked was a detour's and a pin's first choice once w1 was booked)."""
+    fabric = topology("four-dc-ring")
+    engine = PathEngine(fabric)
+    programs = Programs(fabric, engine)
+    engine.set_held("north-east-a.w2", True)
+    assert programs.book({("north-east-a.w1", "north-gw1"): 50e9}, now=0.0) is True
+    assert programs.current("north-gw1").detours[3] == (("out", 5),)       # w3, not w2
+    pin_w3 = programs.current("north-gw1").groups[PIN_GROUP_BASE + 5][1]
+    assert [b[0] for b in pin_w3[:4]] == [5, 6, 3, 4]                      # w2 last
+
+
+def test_without_protection_bookings_keep_hashed_flows_on_the_unbooked_only():
+    """No fast-failover without protection: the route is the first tier's group alone;
+    the controller re-routes when those wavelengths die."""
+    fabric = topology("two-dc")
+    programs = Programs(fabric, PathEngine(fabric), protect=False)
+    far = fabric.hosts["dc2-h1"].ip
+    assert programs.book({("dc1-dc2-a.w1", "dc1-gw1"): 10e9}, now=0.0) is True
+    routing = programs.current("dc1-gw1")
+    [(kind, gid)] = routing.routes[far]
+    gtype, buckets = routing.groups[gid]
+    assert (kind, gtype) == ("group", ofp.OFPGT_SELECT)
+    assert [(b[0], b[3]) for b in buckets] == [(None, (("out", p),)) for p in (4, 5, 6)]
 
 
 def test_what_fails_over_in_the_switch_takes_the_least_booked_wavelength_first():
@@ -384,7 +418,7 @@ def test_what_fails_over_in_the_switch_takes_the_least_booked_wavelength_first()
     pin_w3 = programs.current("north-gw1").groups[PIN_GROUP_BASE + 5][1]
     assert [b[0] for b in pin_w3[:4]] == [5, 3, 4, 6]
     assert programs.book({("north-east-a.w1", "north-gw1"): 50e9,
-                          ("north-east-a.w2", "north-gw1"): 200e9}) is True
+                          ("north-east-a.w2", "north-gw1"): 200e9}, now=0.0) is True
     assert programs.current("north-gw1").detours[3] == (("out", 5),)
     pin_w3 = programs.current("north-gw1").groups[PIN_GROUP_BASE + 5][1]
     assert [b[0] for b in pin_w3[:4]] == [5, 6, 3, 4]     # unbooked, then least booked
