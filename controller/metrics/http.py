@@ -149,6 +149,11 @@ class MetricsServer(ThreadingHTTPServer):
         self._text = TextRenderer()
         self.renders = 0
 
+    def connections(self) -> int:
+        """Connections holding a slot now (accepted, their handler not yet done)."""
+        with self._slots:
+            return sum(self._open.values())
+
     def exposition(self, gzipped: bool = False) -> bytes:
         """The registry's text (gzipped: compressed, as Prometheus asks for it), rendered
         at most once per min_interval_s, and at most MAX_RENDER_SHARE of the controller's
