@@ -180,7 +180,7 @@ def routing(fabric: Fabric, engine: PathEngine, switch: str, routes: dict[str, t
     booked = booked_steps or {}
 
     def port_of(link: Link) -> int:
-        return link.a.port if link.a.node == switch else link.b.port
+        return link.end(switch).port
 
     def rank(link: Link) -> tuple[bool, int]:
         # Held down last (back from a failure: used only where nothing else goes), then
@@ -413,7 +413,7 @@ class Programs:
             rate_bps = self.engine.rate_gbps(link) * 1e9
             if bps <= 0.0 or rate_bps <= 0.0:
                 continue
-            port = link.a.port if link.a.node == sender else link.b.port
+            port = link.end(sender).port
             share = min(1.0, bps / rate_bps)
             steps.setdefault(sender, {})[port] = max(1, math.ceil(share * WEIGHT_STEPS))
         for gateway, ports in self._booked.items():

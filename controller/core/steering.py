@@ -470,7 +470,7 @@ class Steering:
         for link_name, sender in path:
             hops += self._segment(node, sender, spread, pinned)
             link = self.fabric.link(link_name)
-            hops.append((sender, link.a.port if link.a.node == sender else link.b.port))
+            hops.append((sender, link.end(sender).port))
             node = link.other(sender).node
         hops += self._segment(node, dst.leaf, spread, pinned)
         hops.append((dst.leaf, dst.port))

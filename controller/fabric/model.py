@@ -117,6 +117,10 @@ class Link:
     def other(self, node: str) -> Endpoint:
         return self.b if self.a.node == node else self.a
 
+    def end(self, node: str) -> Endpoint:
+        """The end at `node` (its port there is the link's out port from `node`)."""
+        return self.a if self.a.node == node else self.b
+
 
 @dataclass
 class Fabric:

@@ -560,7 +560,7 @@ class ReservationBook:
                 return f"{what} {i}: fabric {self.fabric.name!r} has no link {hop.link!r}"
             if hop.switch not in (link.a.node, link.b.node):
                 return f"{what} {i}: link {hop.link!r} does not touch {hop.switch!r}"
-            port = link.a.port if link.a.node == hop.switch else link.b.port
+            port = link.end(hop.switch).port
             if hop.out_port != port or hop.wavelength != link.wavelength:
                 on = (f" on wavelength {link.wavelength}" if link.wavelength else "",
                       f" on {hop.wavelength}" if hop.wavelength else "")
@@ -2151,7 +2151,7 @@ class ReservationBook:
 
     def _out_port(self, d: Direction) -> int:
         link = self._link(d.link)
-        return link.a.port if link.a.node == d.src else link.b.port
+        return link.end(d.src).port
 
     def _exhausted(self, d: Direction, bps: float) -> AdmissionError:
         link = self._link(d.link)
