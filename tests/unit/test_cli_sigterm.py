@@ -117,19 +117,24 @@ def test_a_stop_signal_inside_the_handling_of_another_takes_no_lock():
 
 
 @contextlib.contextmanager
-def serving_controller(tmp_path, **popen):
-    """A `dcilab controller` on free ports, once it serves; killed if a test leaves it."""
+def serving_controller(tmp_path, ignore_sigint: bool = False):
+    """A `dcilab controller` on free ports, once it serves; killed if a test leaves it.
+    With `ignore_sigint`, started with SIGINT ignored, as `cmd &` in a script does: by a
+    shell that then execs Python, not a preexec_fn (a fork of this process, where other
+    tests loaded gRPC, died of SIGABRT in gRPC's poller before its exec, in CI)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = tmp_path / "controller.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dcilab", "controller", "--topology",
-             "two-dc", "--grpc", f"127.0.0.1:{port}",
-             "--state", str(tmp_path / "state.db"), "--openflow", "127.0.0.1:0",
-             "--metrics", "127.0.0.1:0"], stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, **popen)
+        command = [sys.executable, "-m", "dcilab", "controller", "--topology",
+                   "two-dc", "--grpc", f"127.0.0.1:{port}",
+                   "--state", str(tmp_path / "state.db"), "--openflow", "127.0.0.1:0",
+                   "--metrics", "127.0.0.1:0"]
+        if ignore_sigint:
+            command = ["sh", "-c", 'trap "" INT; exec "$0" "$@"', *command]
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while b"gRPC API listening" not in log.read_bytes():
@@ -154,8 +159,7 @@ def test_a_controller_under_a_burst_of_sigterms_stops_cleanly(tmp_path):
 def test_a_controller_started_with_sigint_ignored_keeps_ignoring_it(tmp_path):
     """`dcilab controller ... &` in a script ignores SIGINT; it set its own handler, so
     Ctrl-C of the foreground job (a lab beside it) stopped it (a CLI auditor's)."""
-    with serving_controller(tmp_path, preexec_fn=lambda: signal.signal(
-            signal.SIGINT, signal.SIG_IGN)) as (proc, log):
+    with serving_controller(tmp_path, ignore_sigint=True) as (proc, log):
         os.kill(proc.pid, signal.SIGINT)
         with pytest.raises(subprocess.TimeoutExpired):
             proc.wait(timeout=2)
