@@ -6,9 +6,6 @@ the benchmarks and the integration tests.
 
 from __future__ import annotations
 
-import ctypes
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from . import parent
 from .emulation.cleanup import kill_pid
 from .emulation.datapath import AUTO
 from .emulation.faults import Faults
@@ -43,17 +41,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _stopped_with(parent: int):
-    """A child's pre-exec step: SIGTERM when `parent` dies (PR_SET_PDEATHSIG; the
-    controller then stops as on any SIGTERM). Only from the main thread: the signal
-    follows the thread that started the child."""
-    def arm() -> None:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # 1: PR_SET_PDEATHSIG
-        if os.getppid() != parent:                 # it died before the line above
-            os._exit(1)
-    return arm
 
 
 class ControllerProcess:
@@ -83,8 +70,7 @@ class ControllerProcess:
             start_new_session=True,
             # ... or, killed before the manifest names it (`kill -9` in its first seconds:
             # a re-tester's stayed, its ports open), the kernel stops it.
-            preexec_fn=_stopped_with(os.getpid())
-            if threading.current_thread() is threading.main_thread() else None)
+            env=parent.env_for_child())
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 

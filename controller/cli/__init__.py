@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from .. import __version__
+from .. import __version__, parent
 from .stopping import EXIT_TERMINATED, Terminated, ignore_stop_signals, stop_on_sigterm
 
 # In the order `--help` lists them. Each is imported only when needed: `dcilab check` then
@@ -62,6 +62,7 @@ def _command(argv: list[str] | None) -> int:
         # Before the command's imports: a client command takes seconds to load them on a
         # busy machine, and a SIGTERM then ended it without a word.
         stop_on_sigterm()
+        parent.arm_from_env()            # a controller a run started stops with the run
     argv = sys.argv[1:] if argv is None else argv
     if argv == ["--version"]:            # answered without loading every command
         print(f"dcilab {__version__}")

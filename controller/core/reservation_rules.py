@@ -1,11 +1,14 @@
 """The rules that enforce reservations: an aggregate's traffic (a host pair's src->dst
 traffic, or the part of it a selector names) pinned hop by hop to its reserved path above
 every other rule, and policed at its ingress leaf by one meter at the (scaled) sum of the
-aggregate's reserved rates."""
+aggregate's reserved rates. Over each wavelength it carries the reserved class's source
+MAC (`RESERVED_CLASS_MAC`), which the wavelength's queues serve ahead of best effort; the
+gateway that receives it puts the sending host's back."""
 
 from __future__ import annotations
 
 from ..fabric import Fabric
+from ..fabric.model import RESERVED_CLASS_MAC
 from ..openflow import messages as of
 from ..te.protection import STANDBY_VID_BASE, STANDBY_VIDS
 from ..te.reservations import Reservation
@@ -149,19 +152,23 @@ def _protection(fabric: Fabric, res: Reservation, old: Reservation | None,
     if only is None or gw in only:
         had = old is not None and repair_index(old) is not None and \
             old.hops[repair_index(old)].switch == gw
+        src_mac = fabric.hosts[res.request.src_host].mac
         buckets = [of.bucket([pin_action(fabric, gw, primary.out_port)], 0, primary.out_port),
-                   of.bucket(of.push_vlan(vid) + [of.forget_in_port(),
-                                                  of.output(standby.out_port)],
+                   of.bucket(of.push_vlan(vid) + _class_mark(res.standby, k, src_mac)
+                             + [of.forget_in_port(), of.output(standby.out_port)],
                              0, standby.out_port)]
         out[gw] = [of.group_mod(gid, of.ofp.OFPGT_FF, buckets,
                                 of.ofp.OFPGC_MODIFY if had else of.ofp.OFPGC_ADD)]
     last = len(res.standby) - 1
+    src_mac = fabric.hosts[res.request.src_host].mac
     for j in range(k + 1, len(res.standby)):
         hop = res.standby[j]
         if only is not None and hop.switch not in only:
             continue
-        actions = ([of.pop_vlan(), of.output(hop.out_port)] if j == last
-                   else [of.output(hop.out_port)])
+        # The primary's first hop may have marked it already: the last hop always unmarks.
+        actions = ([of.pop_vlan(), of.set_eth_src(src_mac), of.output(hop.out_port)]
+                   if j == last else
+                   _class_mark(res.standby, j, src_mac) + [of.output(hop.out_port)])
         out.setdefault(hop.switch, []).append(
             of.flow_add(PRIORITY_STANDBY, of.vlan_match(vid), actions, cookie=cookie(res)))
     return out
@@ -197,15 +204,27 @@ def _merge(*parts: dict[str, list]) -> dict[str, list]:
     return out
 
 
+def _class_mark(hops, i: int, src_mac: str) -> list:
+    """What a pin's hop `i` does to the source MAC: the reserved class's when it sends over
+    a wavelength, the sending host's back when it received the packet over one."""
+    if hops[i].wavelength is not None:
+        return [of.set_eth_src(RESERVED_CLASS_MAC)]
+    if i > 0 and hops[i - 1].wavelength is not None:
+        return [of.set_eth_src(src_mac)]
+    return []
+
+
 def _pins(fabric: Fabric, res: Reservation, pair_bps: float, only: set[str] | None,
           with_meter: bool) -> dict[str, list]:
     out: dict[str, list] = {}
     prio, mark = priority(res), cookie(res)
     k = repair_index(res)
+    src_mac = fabric.hosts[res.request.src_host].mac
     for i, hop, matches in _hops(fabric, res, only):
         msgs = out.setdefault(hop.switch, [])
-        action = (of.group(PROTECT_GROUP_BASE + res.meter_id) if i == k
-                  else pin_action(fabric, hop.switch, hop.out_port))
+        action = _class_mark(res.hops, i, src_mac) + [
+            of.group(PROTECT_GROUP_BASE + res.meter_id) if i == k
+            else pin_action(fabric, hop.switch, hop.out_port)]
         if i == 0:
             if with_meter:
                 msgs += _meter(fabric, res, pair_bps)
@@ -213,10 +232,10 @@ def _pins(fabric: Fabric, res: Reservation, pair_bps: float, only: set[str] | No
             # counting one): a reserved elephant is still found, and said to be carried
             # here (a re-tester's vanished from `dcilab elephants` once reserved).
             msgs += [of.flow_add_metered(prio, m, res.meter_id,
-                                         [of.resubmit(TABLE_FLOWS), action], cookie=mark)
+                                         [of.resubmit(TABLE_FLOWS), *action], cookie=mark)
                      for m in matches]
         else:
-            msgs += [of.flow_add(prio, m, [action], cookie=mark) for m in matches]
+            msgs += [of.flow_add(prio, m, action, cookie=mark) for m in matches]
     return out
 
 

@@ -28,9 +28,8 @@ Anything else is dropped (table miss; switches run fail-mode secure).
 Protection, in the switch and without the controller (see te.protection):
   - every select bucket watches its port: a dead spine link or wavelength leaves the hash;
   - at a gateway, hashed flows go to the wavelengths with nothing booked while any is live,
-    and only then to the booked ones (`spread_tiers`): reservations are policed, not queued
-    ahead of best effort, so a hashed elephant that fills a reserved wavelength takes
-    reserved packets;
+    and only then to the booked ones (`spread_tiers`): a wavelength serves its reserved
+    traffic first, so a hashed elephant there gets only what the bookings leave;
   - at a gateway, a route over DCI ports goes through a fast-failover group: first the
     hashed wavelengths (live while any is: the unbooked, then the booked), then the detour
     of their line system;

@@ -311,11 +311,11 @@ class Steering:
                  reserved: Reserved) -> tuple[dict[str, list], int]:
         """Reservations just took room (admitted, moved, or restored): pinned elephants
         on a wavelength holding reservations that their rates and what is `reserved`
-        (booked) there overfill are placed again at once, not at the next poll: reserved traffic
-        arriving beside them would lose packets meanwhile (reservations are policed, not
-        queued first). Measured traffic is left out of that test (during a failover it
-        shows elephants where their pins are not), not out of where they go. Returns
-        (messages per switch, elephants moved)."""
+        (booked) there overfill are placed again at once, not at the next poll: the
+        wavelength serves the reserved traffic first, so they would be squeezed meanwhile
+        (and, before it did, reserved packets were lost). Measured traffic is left out of
+        that test (during a failover it shows elephants where their pins are not), not out
+        of where they go. Returns (messages per switch, elephants moved)."""
         if self.placer is None or not self.pinned:
             return {}, 0
         # What an elephant sends now, not its demand estimate (a NIC's share: 800-1600

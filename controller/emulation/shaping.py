@@ -14,6 +14,7 @@ import subprocess
 from mininet.link import Link, TCIntf
 
 from ..fabric import Fabric
+from ..fabric.model import RESERVED_CLASS_MAC
 
 # Full frames an htb-shaped wavelength may queue. Mininet leaves the kernel's 1000 packets,
 # which at an emulated 10 Mb/s is over a second of buffer: a cut then loses a second of
@@ -56,36 +57,88 @@ BFD_UDP_PORT = 3784
 BFD_CLASS_KBIT = 100
 
 
-def wavelength_devices(fabric: Fabric) -> list[str]:
-    """Both gateway ports of every wavelength."""
-    return [fabric.switches[end.node].interface(end.port)
+# Each wavelength queues reserved traffic apart from best effort, and serves it first: the
+# wavelength's class (5:1, Mininet's) has two children, each with its own short FIFO, and
+# htb lends the wavelength's rate to the reserved one first (prio 0 before 1). Each child's
+# own rate is a token, so best effort borrows all that reservations leave; the meters at
+# the ingress leaves keep reserved traffic within its bookings. Before, an elephant that
+# filled a reserved wavelength's one FIFO took reserved packets with it (an outside
+# tester's reserved stream lost 554 of 8 000 where every wavelength held reservations).
+# Reserved packets are told by their source MAC on the wavelength (RESERVED_CLASS_MAC, set
+# by the sending gateway's pins: fabric/model.py says why not DSCP or VLAN priority).
+RESERVED_CLASS, BEST_EFFORT_CLASS = "5:10", "5:11"
+# class -> (its delay line's handle, where the kernel has netem; its FIFO's handle)
+_CLASS_LEAVES = {RESERVED_CLASS: ("20:", "21:"), BEST_EFFORT_CLASS: ("30:", "31:")}
+_CLASS_RATE = "8kbit"
+_CLASS_CEIL = "1gbit"       # above any emulated wavelength (Mininet shapes at most 1000 Mb/s):
+                            # the wavelength's class alone limits what the two send
+
+
+def wavelength_ends(fabric: Fabric) -> list[tuple[str, float]]:
+    """(device, the wavelength's latency in ms) for both gateway ports of every wavelength."""
+    return [(fabric.switches[end.node].interface(end.port), link.latency_ms)
             for link in fabric.wavelengths() for end in (link.a, link.b)]
 
 
-def _queues_at_10() -> dict[str, str]:
-    """device -> kind of the qdisc with handle 10: (where Mininet puts netem, under htb's
-    5:1, when a link has a delay and the kernel has sch_netem)."""
+def wavelength_devices(fabric: Fabric) -> list[str]:
+    """Both gateway ports of every wavelength."""
+    return [dev for dev, _ in wavelength_ends(fabric)]
+
+
+def _qdisc_kinds() -> dict[tuple[str, str], str]:
+    """(device, handle) -> kind of every qdisc."""
     done = subprocess.run(["tc", "-j", "qdisc", "show"], capture_output=True, text=True,
                           timeout=30)
     try:
         qdiscs = json.loads(done.stdout or "[]")
     except json.JSONDecodeError:
         return {}
-    return {q["dev"]: q["kind"] for q in qdiscs if q.get("handle") == "10:" and "dev" in q}
+    return {(q["dev"], q["handle"]): q["kind"] for q in qdiscs
+            if "dev" in q and "handle" in q and "kind" in q}
 
 
-def queue_lines(devices: list[str], packets: int) -> list[str]:
-    """`tc -batch` lines giving each device's wavelength queue room for `packets` full
-    frames, in bytes: a bfifo at 10: under htb's class; where a delay line is there
-    (netem), under it, as its child (netem hands it the packets whose delay is over, and
-    they wait there for htb's tokens). Replacing netem by the bfifo is refused ("must
-    match existing qdisc"), and a reviewer found that stopped the whole batch."""
-    at_10 = _queues_at_10()
+def queue_lines(ends: list[tuple[str, float]], packets: int,
+                kinds: dict[tuple[str, str], str] | None = None) -> list[str]:
+    """`tc -batch` lines giving each wavelength end (device, latency ms) its two classes
+    under htb's 5:1, reserved and best effort, each with a FIFO of `packets` full frames
+    (in bytes). Where the kernel has netem, the delay line Mininet put at 10: goes away with
+    5:1's own queue once 5:1 has children, so each class gets one (the wavelength's
+    latency), its FIFO under it. Run again, the lines change only the FIFOs' sizes.
+    `kinds`: the qdiscs there now, (device, handle) -> kind (read from tc when None)."""
+    kinds = _qdisc_kinds() if kinds is None else kinds
     limit = packets * FRAME_BYTES
-    return [f"qdisc replace dev {dev} parent 10:1 handle 11: bfifo limit {limit}"
-            if at_10.get(dev, "bfifo") not in ("bfifo", "pfifo", "pfifo_fast") else
-            f"qdisc replace dev {dev} parent 5:1 handle 10: bfifo limit {limit}"
-            for dev in devices]
+    lines = []
+    for dev, latency_ms in ends:
+        delayed = "netem" in (kinds.get((dev, "10:")), kinds.get((dev, "20:")))
+        for prio, (classid, (delay, fifo)) in enumerate(_CLASS_LEAVES.items()):
+            lines.append(f"class replace dev {dev} parent 5:1 classid {classid} htb rate "
+                         f"{_CLASS_RATE} ceil {_CLASS_CEIL} cburst 15k prio {prio} "
+                         f"quantum {FRAME_BYTES}")
+            if delayed:
+                lines += [f"qdisc replace dev {dev} parent {classid} handle {delay} netem "
+                          f"delay {latency_ms * 1000:.3f}us",
+                          f"qdisc replace dev {dev} parent {delay}1 handle {fifo} bfifo "
+                          f"limit {limit}"]
+            else:
+                lines.append(f"qdisc replace dev {dev} parent {classid} handle {fifo} bfifo "
+                             f"limit {limit}")
+    return lines
+
+
+def class_filter_lines(devices: list[str]) -> list[str]:
+    """`tc -batch` lines sending each device's packets from RESERVED_CLASS_MAC to the
+    reserved class, untagged or VLAN-tagged (a standby's; its source MAC sits 4 bytes
+    further from the network header), and every other packet to best effort (htb's
+    default is 5:1, no longer a leaf). After BFD's filter (prio 1): BFD keeps its class."""
+    mac = bytes.fromhex(RESERVED_CLASS_MAC.replace(":", ""))
+    high, low = int.from_bytes(mac[:4], "big"), int.from_bytes(mac[4:], "big")
+    return [line for dev in devices for line in (
+        f"filter add dev {dev} parent 5: protocol all prio 2 u32 match ether src "
+        f"{RESERVED_CLASS_MAC} flowid {RESERVED_CLASS}",
+        f"filter add dev {dev} parent 5: protocol 802.1Q prio 3 u32 match u32 0x{high:08x} "
+        f"0xffffffff at -12 match u16 0x{low:04x} 0xffff at -8 flowid {RESERVED_CLASS}",
+        f"filter add dev {dev} parent 5: protocol all prio 4 u32 match u32 0 0 "
+        f"flowid {BEST_EFFORT_CLASS}")]
 
 
 def run_batch(lines: list[str]) -> str:
@@ -98,12 +151,13 @@ def run_batch(lines: list[str]) -> str:
 
 
 def shorten_wavelength_queues(fabric: Fabric, packets: int = WAVELENGTH_QUEUE_PACKETS) -> str:
-    """A short FIFO (`packets` full frames, in bytes) in the htb class (5:1, Mininet's)
-    of both gateway ports of every wavelength, and BFD in a class of its own. Returns tc's
-    complaint, or "" when all went in."""
+    """Both gateway ports of every wavelength: BFD in a class of its own, reserved traffic
+    and best effort in two classes under the wavelength's, each with a short FIFO
+    (`packets` full frames, in bytes). Returns tc's complaint, or "" when all went in."""
     devices = wavelength_devices(fabric)
     bfd = [line for dev in devices for line in (
         f"class replace dev {dev} parent 5: classid 5:2 htb rate {BFD_CLASS_KBIT}kbit",
         f"filter replace dev {dev} parent 5: protocol ip prio 1 handle 800::800 u32 match ip "
         f"protocol 17 0xff match ip dport {BFD_UDP_PORT} 0xffff flowid 5:2")]
-    return run_batch(queue_lines(devices, packets) + bfd)
+    return run_batch(queue_lines(wavelength_ends(fabric), packets) + bfd
+                     + class_filter_lines(devices))

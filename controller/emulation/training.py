@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from .drops import queue_drop_counts
 from .network import Emulation, EmulationError
 from .ovs import OVS_PIDFILE
-from .shaping import queue_lines, run_batch, wavelength_devices
+from .shaping import queue_lines, run_batch, wavelength_ends
 from .traffic import delivered_bytes, interface_rx_bytes
 
 BASE_PORT = 5601
@@ -292,8 +292,9 @@ def run_training(emu: Emulation, transfers: Sequence[Transfer], compute_s: float
 
 
 def limit_dci_queues(emu: Emulation, packets: int) -> int:
-    """Give every DCI wavelength's shaped queue (both ends) room for `packets` full frames,
-    in bytes, instead of the emulation's WAVELENGTH_QUEUE_PACKETS (`shaping`).
+    """Give every DCI wavelength's shaped queues (both ends; reserved and best effort) room
+    for `packets` full frames each, in bytes, instead of the emulation's
+    WAVELENGTH_QUEUE_PACKETS (`shaping`).
 
     A DCI line card holds milliseconds of traffic; at the few Mb/s of a scaled wavelength a
     few dozen frames are that. (Mininet's own 1000-packet queue was seconds: when both
@@ -301,12 +302,12 @@ def limit_dci_queues(emu: Emulation, packets: int) -> int:
     trips grew to seconds and TCP crawled.) Returns how many interfaces were changed; they
     go away with the emulation.
     """
-    devices = wavelength_devices(emu.fabric)
-    problem = run_batch(queue_lines(devices, packets))
+    ends = wavelength_ends(emu.fabric)
+    problem = run_batch(queue_lines(ends, packets))
     if problem:
         raise EmulationError(f"could not set the wavelengths' queues to {packets} frames: "
                              f"{problem[:500]}")
-    return len(devices)
+    return len(ends)
 
 
 def _sleep_until(clock: Callable[[], float], when: float) -> None:

@@ -102,6 +102,10 @@ def forget_in_port() -> parser.NXActionRegLoad:
                                   value=0)
 
 
+def set_eth_src(mac: str) -> parser.OFPActionSetField:
+    return parser.OFPActionSetField(eth_src=mac)
+
+
 def pop_vlan() -> parser.OFPActionPopVlan:
     return parser.OFPActionPopVlan()
 

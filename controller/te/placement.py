@@ -364,14 +364,14 @@ NO_RESERVATIONS = Reserved()
 
 
 # A path's cost to an elephant, compared in order: the most bandwidth booked by
-# reservations on a wavelength of it (bps), then its highest utilization. Reservations are
-# policed, not queued ahead of best effort, and an elephant is elastic: beside one, it
-# grows into the reservation's room whatever it sent before, and takes reserved packets.
-# So elephants keep off reserved wavelengths while any path has none, and otherwise take
-# the least booked; sharing a wavelength with another elephant costs only best effort.
-# (Outside testers: 50 and 150 Gb/s reservations lost 7-21 % of their packets to an
-# elephant placed beside them; then, charged only what it overfilled, a TCP elephant whose
-# rate had "fit" was moved beside one, grew, and 14 % were lost.)
+# reservations on a wavelength of it (bps), then its highest utilization. A reservation
+# may send its whole booking at any moment and the wavelength serves it first
+# (emulation/shaping.py), so beside one an elephant gets only what the booking leaves,
+# whatever it sent before. So elephants keep off reserved wavelengths while any path has
+# none, and otherwise take the least booked; sharing a wavelength with another elephant
+# costs only best effort. (Before the wavelengths served reserved traffic first, outside
+# testers saw 50 and 150 Gb/s reservations lose 7-21 % of their packets to an elephant
+# placed beside them.)
 Cost = tuple[float, float]
 
 

@@ -1,62 +1,153 @@
-"""The wavelengths' short queues on real interfaces and tc: a bfifo in htb's class, or
-under the delay line Mininet puts at 10: where the kernel has netem (refused as a
-replacement: "must match existing qdisc", and the rest of the batch, BFD's class among it,
-never ran). This kernel has no netem: a tbf at 10: stands in for it."""
+"""The wavelengths' queues on real interfaces and tc: under htb's class 5:1 (Mininet's), a
+reserved class served first and a best-effort one, each with a short FIFO; packets from
+RESERVED_CLASS_MAC (tagged or not) go to the first. Frames are sent through a packet
+socket, as OVS's userspace datapath sends them. Where the kernel has netem the delay line
+Mininet put at 10: is put back under each class; this kernel has none, so only those
+lines are checked."""
 
 from __future__ import annotations
 
+import errno
 import json
+import re
+import socket
+import struct
 import subprocess
+import time
 
 import pytest
 
-from dcilab.emulation.shaping import FRAME_BYTES, queue_lines, run_batch
+from dcilab.emulation.shaping import (BEST_EFFORT_CLASS, FRAME_BYTES, RESERVED_CLASS,
+                                      class_filter_lines, queue_lines, run_batch)
+from dcilab.fabric.model import RESERVED_CLASS_MAC
 
 A, B = "dlqtest0", "dlqtest1"
+RATE_MBIT = 10
 
 
 def tc(*args: str) -> None:
     subprocess.run(["tc", *args], check=True, timeout=10, capture_output=True)
 
 
-def qdiscs(dev: str) -> dict[str, tuple[str, str]]:
+def qdiscs(dev: str) -> dict[str, tuple[str, str, int]]:
+    """handle -> (kind, parent, limit)."""
     out = subprocess.run(["tc", "-j", "qdisc", "show", "dev", dev], capture_output=True,
                          text=True, timeout=10).stdout
-    return {q["handle"]: (q["kind"], q.get("parent", "root")) for q in json.loads(out)}
+    return {q["handle"]: (q["kind"], q.get("parent", "root"),
+                          q.get("options", {}).get("limit", 0)) for q in json.loads(out)}
+
+
+def classes(dev: str) -> dict[str, tuple[str, int, int, int]]:
+    """classid -> (parent, prio, packets sent, packets dropped); this tc has no JSON for
+    classes."""
+    out = subprocess.run(["tc", "-s", "class", "show", "dev", dev], capture_output=True,
+                         text=True, timeout=10).stdout
+    found = {}
+    for head, stats in re.findall(r"class htb (.*)\n Sent (.*)", out):
+        classid, parent = head.split()[0], re.search(r"(?:parent (\S+)|root)", head).group(1)
+        sent, dropped = re.search(r"(\d+) pkt \(dropped (\d+)", stats).groups()
+        prio = re.search(r"prio (\d+)", head)          # an inner class shows none
+        found[classid] = (parent, int(prio.group(1)) if prio else -1, int(sent), int(dropped))
+    return found
 
 
 @pytest.fixture
 def shaped_pair():
-    """A veth pair shaped as Mininet shapes a link: htb 5:, its class 5:1; A with a delay
-    line at 10: (the stand-in), B with the kernel's default queue."""
+    """A veth pair, A shaped as Mininet shapes a wavelength: htb 5:, its class 5:1."""
     subprocess.run(["ip", "link", "add", A, "type", "veth", "peer", "name", B], check=True,
                    timeout=10)
     try:
         for dev in (A, B):
-            tc("qdisc", "add", "dev", dev, "root", "handle", "5:", "htb", "default", "1")
-            tc("class", "add", "dev", dev, "parent", "5:", "classid", "5:1", "htb", "rate",
-               "10mbit")
-        tc("qdisc", "add", "dev", A, "parent", "5:1", "handle", "10:", "tbf", "rate", "10mbit",
-           "burst", "32kbit", "latency", "50ms")
+            subprocess.run(["ip", "link", "set", dev, "up"], check=True, timeout=10)
+        tc("qdisc", "add", "dev", A, "root", "handle", "5:", "htb", "default", "1")
+        tc("class", "add", "dev", A, "parent", "5:", "classid", "5:1", "htb", "rate",
+           f"{RATE_MBIT}mbit")
         yield
     finally:
         subprocess.run(["ip", "link", "del", A], timeout=10)
 
 
-def test_the_queue_goes_under_a_delay_line_and_in_htbs_class_otherwise(shaped_pair):
-    lines = queue_lines([A, B], 20)
-    assert lines == [f"qdisc replace dev {A} parent 10:1 handle 11: bfifo limit {20 * FRAME_BYTES}",
-                     f"qdisc replace dev {B} parent 5:1 handle 10: bfifo limit {20 * FRAME_BYTES}"]
-    assert run_batch(lines) == ""
-    assert qdiscs(A)["10:"] == ("tbf", "5:1") and qdiscs(A)["11:"] == ("bfifo", "10:1")
-    assert qdiscs(B)["10:"] == ("bfifo", "5:1")
-    assert run_batch(queue_lines([A, B], 30)) == ""        # again: replaced, not added
+def frame(src_mac: str, vlan: int | None = None) -> bytes:
+    """A full-size UDP frame from `src_mac`, VLAN-tagged if asked."""
+    tag = struct.pack("!HH", 0x8100, vlan) if vlan is not None else b""
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, FRAME_BYTES - 14 - len(tag), 0, 0, 64, 17, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    head = (bytes.fromhex("020000000002") + bytes.fromhex(src_mac.replace(":", "")) + tag
+            + b"\x08\x00" + ip + struct.pack("!HHHH", 1000, 2000, 8, 0))
+    return head + b"\x00" * (FRAME_BYTES - len(head))
 
 
-def test_one_refused_line_does_not_stop_the_rest(shaped_pair):
-    problem = run_batch([f"qdisc replace dev {A} parent 5:1 handle 10: bfifo limit 3000",
-                         f"class replace dev {A} parent 5: classid 5:2 htb rate 100kbit"])
-    assert "must match existing qdisc" in problem
-    out = subprocess.run(["tc", "class", "show", "dev", A], capture_output=True, text=True,
-                         timeout=10).stdout
-    assert "class htb 5:2" in out
+def sent_and_dropped(dev: str, classid: str) -> tuple[int, int]:
+    return classes(dev)[classid][2:]
+
+
+def test_two_queues_under_the_wavelengths_class_and_again_only_resized(shaped_pair):
+    assert run_batch(queue_lines([(A, 0.4)], 20) + class_filter_lines([A])) == ""
+    q = qdiscs(A)
+    assert q["21:"] == ("bfifo", RESERVED_CLASS, 20 * FRAME_BYTES)
+    assert q["31:"] == ("bfifo", BEST_EFFORT_CLASS, 20 * FRAME_BYTES)
+    c = classes(A)
+    assert c[RESERVED_CLASS][:2] == ("5:1", 0) and c[BEST_EFFORT_CLASS][:2] == ("5:1", 1)
+    assert run_batch(queue_lines([(A, 0.4)], 30)) == ""        # again: resized, not added
+    q = qdiscs(A)
+    assert q["21:"][2] == q["31:"][2] == 30 * FRAME_BYTES
+    assert len([h for h, (kind, _, _) in q.items() if kind == "bfifo"]) == 2
+
+
+def test_where_the_kernel_has_netem_each_class_gets_the_delay_line_back():
+    lines = queue_lines([(A, 0.4)], 20, kinds={(A, "10:"): "netem"})
+    assert f"qdisc replace dev {A} parent {RESERVED_CLASS} handle 20: netem delay 400.000us" \
+        in lines
+    assert f"qdisc replace dev {A} parent 20:1 handle 21: bfifo limit {20 * FRAME_BYTES}" \
+        in lines
+    assert f"qdisc replace dev {A} parent 30:1 handle 31: bfifo limit {20 * FRAME_BYTES}" \
+        in lines
+    # run again (the classes in place, the delay lines at 20: and 30:): the same lines
+    assert queue_lines([(A, 0.4)], 20, kinds={(A, "20:"): "netem"}) == lines
+
+
+def test_reserved_frames_are_told_by_their_source_mac_tagged_or_not(shaped_pair):
+    assert run_batch(queue_lines([(A, 0.4)], 20) + class_filter_lines([A])) == ""
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+        s.bind((A, 0))
+        for f in ([frame(RESERVED_CLASS_MAC)] * 3 + [frame(RESERVED_CLASS_MAC, 3001)] * 2
+                  + [frame("02:00:0a:01:01:01")] * 4 + [frame("02:00:0a:01:01:01", 3001)]):
+            s.send(f)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (sent_and_dropped(A, RESERVED_CLASS)[0] < 5
+                                           or sent_and_dropped(A, BEST_EFFORT_CLASS)[0] < 5):
+        time.sleep(0.05)
+    assert sent_and_dropped(A, RESERVED_CLASS) == (5, 0)
+    # best effort: the four and the tagged one (and whatever the kernel sent on its own)
+    assert sent_and_dropped(A, BEST_EFFORT_CLASS)[0] >= 5
+
+
+def test_best_effort_beyond_the_wavelength_never_drops_a_reserved_frame(shaped_pair):
+    """Reserved frames at 70 % of the wavelength beside best effort at 250 %, for 1.5 s:
+    every reserved frame goes out and best effort loses the excess. One FIFO shared (the
+    queues before) or equal shares without priority would drop reserved frames."""
+    assert run_batch(queue_lines([(A, 0.4)], 20) + class_filter_lines([A])) == ""
+    per_s = RATE_MBIT * 1e6 / 8 / FRAME_BYTES               # full frames a second
+    slice_s, reserved, best_effort = 0.01, frame(RESERVED_CLASS_MAC), frame("02:00:0a:01:01:01")
+    sent = {True: 0.0, False: 0.0}
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+        s.bind((A, 0))
+        start = time.monotonic()
+        while (now := time.monotonic()) - start < 1.5:
+            # frames due so far, at each class's rate (a stalled sender catches up, in bursts
+            # the 20-frame FIFO takes at the reserved rate)
+            for is_reserved, share, f in ((True, 0.7, reserved), (False, 2.5, best_effort)):
+                due = int((now - start) * per_s * share) - int(sent[is_reserved])
+                for _ in range(min(due, 15)):
+                    try:
+                        s.send(f)
+                    except OSError as exc:            # its queue was full: dropped
+                        assert exc.errno == errno.ENOBUFS and not is_reserved, exc
+                    sent[is_reserved] += 1
+            time.sleep(slice_s)
+    time.sleep(0.5)                                            # the queues drain
+    r_sent, r_dropped = sent_and_dropped(A, RESERVED_CLASS)
+    b_sent, b_dropped = sent_and_dropped(A, BEST_EFFORT_CLASS)
+    assert sent[True] > 0.5 * 1.5 * per_s                     # the test did load it
+    assert r_dropped == 0 and r_sent == sent[True], (r_sent, r_dropped, sent)
+    assert b_dropped > 0.3 * sent[False], (b_sent, b_dropped, sent)

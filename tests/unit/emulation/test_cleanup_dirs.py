@@ -119,18 +119,17 @@ def test_a_process_started_before_the_build_is_in_the_first_manifest(tmp_path, m
     assert recorded.dirs == ["/tmp/dcilab-x"]
 
 
-def test_the_controller_a_run_starts_stops_when_the_run_is_killed_before_recording_it():
-    """A re-tester's `kill -9` in a run's first seconds (the controller still starting,
-    in no manifest yet): the controller stayed, its ports open. The kernel now stops it."""
+def _child_of_a_killed_parent(child_code: str) -> int:
+    """A parent that starts `child_code` with `parent.env_for_child()` (the child prints
+    its pid), and is then killed with SIGKILL; the child's pid."""
     import subprocess
     import sys
-    import time
 
     from dcilab.emulation.cleanup import pid_alive
-    script = ("import os, subprocess, time\n"
-              "from dcilab.lab import _stopped_with\n"
-              "child = subprocess.Popen(['sleep', '60'], preexec_fn=_stopped_with(os.getpid()))\n"
-              "print(child.pid, flush=True)\n"
+    script = ("import subprocess, sys, time\n"
+              "from dcilab import parent\n"
+              f"child = subprocess.Popen([sys.executable, '-c', {child_code!r}],\n"
+              "                         env=parent.env_for_child())\n"
               "time.sleep(60)\n")
     run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
@@ -139,10 +138,83 @@ def test_the_controller_a_run_starts_stops_when_the_run_is_killed_before_recordi
     finally:
         run.kill()
         run.wait()
-    deadline = time.monotonic() + 10
-    while pid_alive(child) and time.monotonic() < deadline:
+    return child
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    import time
+
+    from dcilab.emulation.cleanup import pid_alive
+    deadline = time.monotonic() + seconds
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not pid_alive(child)
+    return not pid_alive(pid)
+
+
+def test_the_controller_a_run_starts_stops_when_the_run_is_killed_before_recording_it():
+    """A re-tester's `kill -9` in a run's first seconds (the controller still starting,
+    in no manifest yet): the controller stayed, its ports open. The kernel now stops it:
+    the child arms the parent-death signal itself at its start (no preexec_fn, which ran
+    Python in a fork of a process with gRPC's threads, and such a fork died of SIGABRT)."""
+    child = _child_of_a_killed_parent(
+        "import os, time\n"
+        "from dcilab import parent\n"
+        "parent.arm_from_env()\n"
+        "assert parent.ENV not in os.environ   # its own children do not inherit it\n"
+        "print(os.getpid(), flush=True)\n"
+        "time.sleep(60)\n")
+    assert _gone_within(child, 10)
+
+
+def test_a_lab_controller_stops_when_its_run_is_killed(tmp_path):
+    """The same through `ControllerProcess`, the `dcilab controller` a lab, demo or bench
+    starts: kill -9 the run and the controller ends (by SIGTERM, as stopped by hand)."""
+    import subprocess
+    import sys
+
+    script = ("import time\n"
+              "from dcilab.lab import ControllerProcess, free_port\n"
+              "from dcilab.resources import topology_path\n"
+              "c = ControllerProcess(topology_path('two-dc'), free_port())\n"
+              "print(c.proc.pid, flush=True)\n"
+              "c.wait_listening(60)\n"
+              "print('listening', flush=True)\n"
+              "time.sleep(120)\n")
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        controller = int(run.stdout.readline())
+        assert run.stdout.readline().strip() == "listening"
+    finally:
+        run.kill()
+        run.wait()
+    assert _gone_within(controller, 20)
+
+
+def test_a_child_that_does_not_arm_outlives_its_parent():
+    """The test above asserts something: without the child's own step, it stays."""
+    import os
+    import signal
+
+    child = _child_of_a_killed_parent("import os, time\nprint(os.getpid(), flush=True)\n"
+                                      "time.sleep(60)\n")
+    try:
+        assert not _gone_within(child, 1)
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+def test_a_child_whose_parent_died_before_it_armed_exits_at_once():
+    """The parent the environment names is not its parent any more (it died while the child
+    started, and the child was taken over): it ends at once rather than serve for good."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "from dcilab import parent\n"
+                           "parent.arm_from_env()\nprint('still here')\n"],
+                          env={**os.environ, "DCILAB_STOP_WITH_PARENT": "1"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "still here" not in done.stdout
 
 
 def test_runs_starting_at_once_take_turns_to_look_and_record(tmp_path, monkeypatch):
