@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import sys
 import threading
 
 ENV = "DCILAB_STOP_WITH_PARENT"
@@ -34,6 +35,8 @@ def arm_from_env() -> None:
     parent = os.environ.pop(ENV, None)
     if parent is None or not parent.isdigit():
         return
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        print(f"dcilab: this process will not stop with its run (pid {parent}): "
+              f"prctl: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
     if os.getppid() != int(parent):        # it died before the line above
         os._exit(1)

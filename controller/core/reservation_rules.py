@@ -1,9 +1,10 @@
 """The rules that enforce reservations: an aggregate's traffic (a host pair's src->dst
 traffic, or the part of it a selector names) pinned hop by hop to its reserved path above
 every other rule, and policed at its ingress leaf by one meter at the (scaled) sum of the
-aggregate's reserved rates. Over each wavelength it carries the reserved class's source
-MAC (`RESERVED_CLASS_MAC`), which the wavelength's queues serve ahead of best effort; the
-gateway that receives it puts the sending host's back."""
+aggregate's reserved rates. From its ingress leaf to its egress leaf it carries the
+reserved class's source MAC (`RESERVED_CLASS_MAC`), which every link's queues serve ahead of
+best effort (admission books every link of the path, inside the sites too); the egress
+leaf puts the sending host's back."""
 
 from __future__ import annotations
 
@@ -152,10 +153,9 @@ def _protection(fabric: Fabric, res: Reservation, old: Reservation | None,
     if only is None or gw in only:
         had = old is not None and repair_index(old) is not None and \
             old.hops[repair_index(old)].switch == gw
-        src_mac = fabric.hosts[res.request.src_host].mac
         buckets = [of.bucket([pin_action(fabric, gw, primary.out_port)], 0, primary.out_port),
-                   of.bucket(of.push_vlan(vid) + _class_mark(res.standby, k, src_mac)
-                             + [of.forget_in_port(), of.output(standby.out_port)],
+                   of.bucket(of.push_vlan(vid) + [of.forget_in_port(),
+                                                  of.output(standby.out_port)],
                              0, standby.out_port)]
         out[gw] = [of.group_mod(gid, of.ofp.OFPGT_FF, buckets,
                                 of.ofp.OFPGC_MODIFY if had else of.ofp.OFPGC_ADD)]
@@ -165,10 +165,9 @@ def _protection(fabric: Fabric, res: Reservation, old: Reservation | None,
         hop = res.standby[j]
         if only is not None and hop.switch not in only:
             continue
-        # The primary's first hop may have marked it already: the last hop always unmarks.
+        # Marked at the ingress leaf, as on the primary: unmarked where it leaves the fabric.
         actions = ([of.pop_vlan(), of.set_eth_src(src_mac), of.output(hop.out_port)]
-                   if j == last else
-                   _class_mark(res.standby, j, src_mac) + [of.output(hop.out_port)])
+                   if j == last else [of.output(hop.out_port)])
         out.setdefault(hop.switch, []).append(
             of.flow_add(PRIORITY_STANDBY, of.vlan_match(vid), actions, cookie=cookie(res)))
     return out
@@ -205,11 +204,13 @@ def _merge(*parts: dict[str, list]) -> dict[str, list]:
 
 
 def _class_mark(hops, i: int, src_mac: str) -> list:
-    """What a pin's hop `i` does to the source MAC: the reserved class's when it sends over
-    a wavelength, the sending host's back when it received the packet over one."""
-    if hops[i].wavelength is not None:
+    """What a pin's hop `i` does to the source MAC: the ingress leaf sets the reserved
+    class's, the egress leaf gives the sending host's back (a pair on one leaf: neither)."""
+    if len(hops) < 2:
+        return []
+    if i == 0:
         return [of.set_eth_src(RESERVED_CLASS_MAC)]
-    if i > 0 and hops[i - 1].wavelength is not None:
+    if i == len(hops) - 1:
         return [of.set_eth_src(src_mac)]
     return []
 

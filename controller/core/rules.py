@@ -3,9 +3,10 @@ path, and every DCI hop has a pre-installed way around its line system.
 
 Tables of each switch:
   0 classify  protection detours (3000): a packet tagged with a detour's VLAN id goes to
-              the detour's next hop, and at its end is untagged and forwarded; a PROTECTED
-              reservation's standby the same way, by VLAN ids of its own range (3000,
-              reservation_rules.PRIORITY_STANDBY) | reservation pins (2000, see
+              the detour's next hop, and at its end is untagged and classified again; a
+              PROTECTED reservation's standby the same way, by VLAN ids of its own range
+              (3000, reservation_rules.PRIORITY_STANDBY) | on leaves, a packet from a host
+              port with the reserved class's source MAC: dropped (2500) | reservation pins (2000, see
               reservation_rules) | link probes (LLDP, 1500): to the controller (core/wiring.py)
               | ARP from a host port by the file's host
               there (its MAC and address) -> table 3 (1001; and a copy to the controller
@@ -51,7 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..fabric import Fabric
-from ..fabric.model import DCI, GATEWAY, LEAF, Host, Link
+from ..fabric.model import DCI, GATEWAY, LEAF, RESERVED_CLASS_MAC, Host, Link
 from ..openflow import messages as of
 from ..te.paths import PathEngine
 from ..te.protection import Detour, detours
@@ -60,6 +61,7 @@ TABLE_CLASSIFY, TABLE_FLOWS, TABLE_FORWARD, TABLE_ARP = 0, 1, 2, 3
 PRIORITY_PROBE = 1500         # link discovery LLDP to the controller (core/wiring.py); no
                               # other rule matches LLDP, and reservations (2000) stay on top
 PRIORITY_DETOUR = 3000
+PRIORITY_NOT_RESERVED_CLASS = 2500   # above reservation pins (2000-2002): see static_rules
 PRIORITY_ARP_HOST = 1001      # ARP from a host port by the file's host: table 3 ...
 PRIORITY_ARP = 1000           # ... by anyone else: table 3, and a copy to the controller
 PRIORITY_ARP_ANSWER = 100     # ... where the switch answers for a fabric host itself
@@ -84,6 +86,7 @@ SELECT, FAST_FAILOVER = of.ofp.OFPGT_SELECT, of.ofp.OFPGT_FF
 
 # A bucket or action list as plain tuples, cheap to compare when diffing programs:
 # actions (("out", port) | ("group", id) | ("vlan", vid) | ("pop",) | ("goto", table)
+#          | ("again",): look the packet up in table 0 again (OVS resubmit)
 #          | ("turn",): forget the in_port, so the packet may leave where it came in)
 # bucket (watch_port or None, watch_group or None, weight, actions)
 Actions = tuple[tuple, ...]
@@ -276,6 +279,8 @@ def _actions(spec: Actions) -> list:
             acts.append(of.pop_vlan())
         elif kind == "turn":
             acts.append(of.forget_in_port())
+        elif kind == "again":
+            acts.append(of.resubmit(TABLE_CLASSIFY))
     return acts
 
 
@@ -361,6 +366,10 @@ def static_rules(fabric: Fabric, switch: str) -> list:
                                      of.match(in_port=host.port, eth_type=of.ETH_TYPE_IP),
                                      TABLE_CLASSIFY, TABLE_FORWARD,
                                      [of.resubmit(TABLE_FLOWS)]))
+        # The wavelengths serve packets from the reserved class's MAC first, unmetered
+        # past the leaves: a host never sends as it.
+        msgs.append(of.flow_add(PRIORITY_NOT_RESERVED_CLASS,
+                                of.match(in_port=host.port, eth_src=RESERVED_CLASS_MAC), []))
     if hosts:
         msgs += [of.arp_answer(PRIORITY_ARP_ANSWER, h.ip, h.mac, TABLE_ARP)
                  for h in fabric.hosts.values()]
@@ -441,8 +450,10 @@ class Programs:
         for d in found:
             for hop in d.hops[1:]:
                 self._on_switch.setdefault(hop.switch, {})[d.vid] = (("out", hop.out_port),)
-            self._on_switch.setdefault(d.tail, {})[d.vid] = (("pop",), ("turn",),
-                                                              ("goto", TABLE_FORWARD))
+            # Untagged at its end, the packet is classified again: a reservation's pin
+            # there takes its own (and gives it back its host's source MAC), the rest is
+            # forwarded by destination.
+            self._on_switch.setdefault(d.tail, {})[d.vid] = (("pop",), ("turn",), ("again",))
         self._routing = {}
 
     def route(self, src_leaf: str, dst_ip: str) -> tuple[tuple[str, str], ...] | None:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from functools import partial
 
-from .shaping import ShapedLink, shorten_wavelength_queues
+from .shaping import ShapedLink, shape_classes
 from mininet.log import setLogLevel, warn
 from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
@@ -102,6 +102,7 @@ class Emulation:
         self.manifest = Manifest(os.getpid(), fabric.name,
                                  fabric_path=os.path.abspath(fabric_path) if fabric_path else None)
         self.delay_emulated = False
+        self._send_buffer_was = 0       # ovs-vswitchd's send buffer before this run, if widened
 
     def __enter__(self) -> "Emulation":
         try:
@@ -187,14 +188,18 @@ class Emulation:
         if needs_tx_offload_off(self.datapath):
             for host in self.net.hosts:
                 host.cmd(f"ethtool -K {host.defaultIntf()} tx off")
-        problem = shorten_wavelength_queues(self.fabric)
+        problem = shape_classes(self.fabric, self.delay_emulated)
         if problem:
-            self.say(f"note: wavelength queues left as Mininet made them: {problem}")
+            self.say(f"note: link queues: {problem}")
         if self.datapath == "user":
             deepened, problem = port_buffers.deepen()
             if problem:
                 self.say(f"note: ovs-vswitchd's port buffers left at the kernel's default "
                          f"({deepened} deepened): {problem}")
+            self._send_buffer_was, problem = port_buffers.widen_send()
+            if problem:
+                self.say(f"note: ovs-vswitchd's send buffer left at the kernel's default, so "
+                         f"packets queued on many links at once may be dropped: {problem}")
         if bfd_on:
             self.say(f"switches started ({time.monotonic() - began:.0f} s); waiting for BFD "
                      f"on the wavelengths")
@@ -252,6 +257,11 @@ class Emulation:
                 finally:
                     self.net = None
         finally:
+            if self._send_buffer_was:
+                problem = port_buffers.restore_send(self._send_buffer_was)
+                if problem:
+                    self.say(f"cleanup: ovs-vswitchd's send buffer not given back: {problem}")
+                self._send_buffer_was = 0
             if mine:
                 for namespace in self.manifest.fibres:
                     delete_namespace(namespace)

@@ -7,14 +7,13 @@ from the link's rate keeps the quantum between one MTU and that ceiling.
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 
 from mininet.link import Link, TCIntf
 
 from ..fabric import Fabric
-from ..fabric.model import RESERVED_CLASS_MAC
+from ..fabric.model import FABRIC, RESERVED_CLASS_MAC
 
 # Full frames an htb-shaped wavelength may queue. Mininet leaves the kernel's 1000 packets,
 # which at an emulated 10 Mb/s is over a second of buffer: a cut then loses a second of
@@ -57,59 +56,56 @@ BFD_UDP_PORT = 3784
 BFD_CLASS_KBIT = 100
 
 
-# Each wavelength queues reserved traffic apart from best effort, and serves it first: the
-# wavelength's class (5:1, Mininet's) has two children, each with its own short FIFO, and
-# htb lends the wavelength's rate to the reserved one first (prio 0 before 1). Each child's
-# own rate is a token, so best effort borrows all that reservations leave; the meters at
-# the ingress leaves keep reserved traffic within its bookings. Before, an elephant that
-# filled a reserved wavelength's one FIFO took reserved packets with it (an outside
-# tester's reserved stream lost 554 of 8 000 where every wavelength held reservations).
-# Reserved packets are told by their source MAC on the wavelength (RESERVED_CLASS_MAC, set
-# by the sending gateway's pins: fabric/model.py says why not DSCP or VLAN priority).
+# Each link between switches queues reserved traffic apart from best effort, and serves it
+# first: the link's class (5:1, Mininet's) has two children, each with its own FIFO, and
+# htb lends the link's rate to the reserved one first (prio 0 before 1). Each child's own
+# rate is a token, so best effort borrows all that reservations leave; the meters at the
+# ingress leaves keep reserved traffic within its bookings, which admission makes on every
+# link of the path. Before, an elephant that filled a reserved wavelength's one FIFO took
+# reserved packets with it (an outside tester's reserved stream lost 554 of 8 000 where
+# every wavelength held reservations), and a spine link's, after a cut, 7-12 %. Reserved
+# packets are told by their source MAC between the leaves (RESERVED_CLASS_MAC, set by the
+# ingress leaf's pin: fabric/model.py says why not DSCP or VLAN priority).
 RESERVED_CLASS, BEST_EFFORT_CLASS = "5:10", "5:11"
 # class -> (its delay line's handle, where the kernel has netem; its FIFO's handle)
 _CLASS_LEAVES = {RESERVED_CLASS: ("20:", "21:"), BEST_EFFORT_CLASS: ("30:", "31:")}
 _CLASS_RATE = "8kbit"
-_CLASS_CEIL = "1gbit"       # above any emulated wavelength (Mininet shapes at most 1000 Mb/s):
-                            # the wavelength's class alone limits what the two send
+_CLASS_CEIL = "1gbit"       # above any emulated link (Mininet shapes at most 1000 Mb/s): the
+                            # link's class alone limits what the two send
+# Each class's FIFO on a link inside a site: the kernel's queue Mininet leaves there (a
+# wavelength's is short: WAVELENGTH_QUEUE_PACKETS).
+SITE_QUEUE_PACKETS = 1000
 
 
-def wavelength_ends(fabric: Fabric) -> list[tuple[str, float]]:
-    """(device, the wavelength's latency in ms) for both gateway ports of every wavelength."""
-    return [(fabric.switches[end.node].interface(end.port), link.latency_ms)
+def wavelength_ends(fabric: Fabric, packets: int = WAVELENGTH_QUEUE_PACKETS
+                    ) -> list[tuple[str, float, str]]:
+    """(device, the wavelength's latency in ms, each class's FIFO: `packets` full frames)
+    for both gateway ports of every wavelength."""
+    return [(fabric.switches[end.node].interface(end.port), link.latency_ms,
+             f"bfifo limit {packets * FRAME_BYTES}")
             for link in fabric.wavelengths() for end in (link.a, link.b)]
+
+
+def site_link_ends(fabric: Fabric) -> list[tuple[str, float, str]]:
+    """The same for both ends of every link between two switches of a site."""
+    return [(fabric.switches[end.node].interface(end.port), link.latency_ms,
+             f"pfifo limit {SITE_QUEUE_PACKETS}")
+            for link in fabric.links if link.kind == FABRIC for end in (link.a, link.b)]
 
 
 def wavelength_devices(fabric: Fabric) -> list[str]:
     """Both gateway ports of every wavelength."""
-    return [dev for dev, _ in wavelength_ends(fabric)]
+    return [dev for dev, _, _ in wavelength_ends(fabric)]
 
 
-def _qdisc_kinds() -> dict[tuple[str, str], str]:
-    """(device, handle) -> kind of every qdisc."""
-    done = subprocess.run(["tc", "-j", "qdisc", "show"], capture_output=True, text=True,
-                          timeout=30)
-    try:
-        qdiscs = json.loads(done.stdout or "[]")
-    except json.JSONDecodeError:
-        return {}
-    return {(q["dev"], q["handle"]): q["kind"] for q in qdiscs
-            if "dev" in q and "handle" in q and "kind" in q}
-
-
-def queue_lines(ends: list[tuple[str, float]], packets: int,
-                kinds: dict[tuple[str, str], str] | None = None) -> list[str]:
-    """`tc -batch` lines giving each wavelength end (device, latency ms) its two classes
-    under htb's 5:1, reserved and best effort, each with a FIFO of `packets` full frames
-    (in bytes). Where the kernel has netem, the delay line Mininet put at 10: goes away with
-    5:1's own queue once 5:1 has children, so each class gets one (the wavelength's
-    latency), its FIFO under it. Run again, the lines change only the FIFOs' sizes.
-    `kinds`: the qdiscs there now, (device, handle) -> kind (read from tc when None)."""
-    kinds = _qdisc_kinds() if kinds is None else kinds
-    limit = packets * FRAME_BYTES
+def queue_lines(ends: list[tuple[str, float, str]], delayed: bool) -> list[str]:
+    """`tc -batch` lines giving each link end (device, latency ms, FIFO) its two classes
+    under htb's 5:1, reserved and best effort, each with that FIFO. `delayed`: the
+    emulation adds the latency with netem (where the kernel has it); Mininet put that delay
+    line at 10:, as 5:1's own queue, which goes once 5:1 has children, so each class gets
+    one, its FIFO under it. Run again, the lines change only the FIFOs' sizes."""
     lines = []
-    for dev, latency_ms in ends:
-        delayed = "netem" in (kinds.get((dev, "10:")), kinds.get((dev, "20:")))
+    for dev, latency_ms, fifo_spec in ends:
         for prio, (classid, (delay, fifo)) in enumerate(_CLASS_LEAVES.items()):
             lines.append(f"class replace dev {dev} parent 5:1 classid {classid} htb rate "
                          f"{_CLASS_RATE} ceil {_CLASS_CEIL} cburst 15k prio {prio} "
@@ -117,19 +113,23 @@ def queue_lines(ends: list[tuple[str, float]], packets: int,
             if delayed:
                 lines += [f"qdisc replace dev {dev} parent {classid} handle {delay} netem "
                           f"delay {latency_ms * 1000:.3f}us",
-                          f"qdisc replace dev {dev} parent {delay}1 handle {fifo} bfifo "
-                          f"limit {limit}"]
+                          f"qdisc replace dev {dev} parent {delay}1 handle {fifo} {fifo_spec}"]
             else:
-                lines.append(f"qdisc replace dev {dev} parent {classid} handle {fifo} bfifo "
-                             f"limit {limit}")
+                lines.append(f"qdisc replace dev {dev} parent {classid} handle {fifo} "
+                             f"{fifo_spec}")
     return lines
 
 
 def class_filter_lines(devices: list[str]) -> list[str]:
-    """`tc -batch` lines sending each device's packets from RESERVED_CLASS_MAC to the
-    reserved class, untagged or VLAN-tagged (a standby's; its source MAC sits 4 bytes
-    further from the network header), and every other packet to best effort (htb's
-    default is 5:1, no longer a leaf). After BFD's filter (prio 1): BFD keeps its class."""
+    """`tc -batch` lines, once per device, sending its packets from RESERVED_CLASS_MAC to
+    the reserved class and every other packet to best effort, after BFD's filter (prio 1).
+    Two for the reserved class: a VLAN-tagged frame (a standby's) sent through a packet
+    socket, as OVS's userspace datapath sends, has its network header after the tag here,
+    so its source MAC sits 4 bytes further back; an untagged frame, or a tag the kernel
+    carries beside the frame (its datapath), matches the first. Put in before the classes:
+    a filter naming a class not made yet leaves the packet to htb's default, 5:1, still a
+    leaf then; once 5:1 has children, only these filters keep packets from being sent
+    unshaped (htb sends to a default that is not a leaf directly)."""
     mac = bytes.fromhex(RESERVED_CLASS_MAC.replace(":", ""))
     high, low = int.from_bytes(mac[:4], "big"), int.from_bytes(mac[4:], "big")
     return [line for dev in devices for line in (
@@ -141,6 +141,14 @@ def class_filter_lines(devices: list[str]) -> list[str]:
         f"flowid {BEST_EFFORT_CLASS}")]
 
 
+def one_queue_lines(ends: list[tuple[str, float, str]]) -> list[str]:
+    """`tc -batch` lines putting each link end back to one FIFO in 5:1 (the two classes
+    gone, so 5:1 is a leaf again): what is left when the classes could not all be made."""
+    return [line for dev, _, fifo_spec in ends for line in (
+        *(f"class delete dev {dev} classid {classid}" for classid in _CLASS_LEAVES),
+        f"qdisc replace dev {dev} parent 5:1 handle 10: {fifo_spec}")]
+
+
 def run_batch(lines: list[str]) -> str:
     """Every line of `tc -batch`, on past one that fails (-force); tc's complaints, or ""."""
     if not lines:
@@ -150,14 +158,25 @@ def run_batch(lines: list[str]) -> str:
     return "" if done.returncode == 0 else (done.stderr or done.stdout).strip()
 
 
-def shorten_wavelength_queues(fabric: Fabric, packets: int = WAVELENGTH_QUEUE_PACKETS) -> str:
-    """Both gateway ports of every wavelength: BFD in a class of its own, reserved traffic
-    and best effort in two classes under the wavelength's, each with a short FIFO
-    (`packets` full frames, in bytes). Returns tc's complaint, or "" when all went in."""
-    devices = wavelength_devices(fabric)
-    bfd = [line for dev in devices for line in (
+def shape_classes(fabric: Fabric, delayed: bool,
+                  packets: int = WAVELENGTH_QUEUE_PACKETS) -> str:
+    """Both ends of every link between switches: reserved traffic and best effort in two
+    classes under the link's, each with its FIFO (a wavelength's of `packets` full frames,
+    in bytes; `delayed` as for `queue_lines`); on wavelengths, BFD in a class of its own.
+    Returns "" when all went in; else what tc refused and what the links were left with:
+    one FIFO each, shaped, where the classes could not all be made (never a link sent
+    unshaped, as htb sends packets it cannot class)."""
+    ends = wavelength_ends(fabric, packets) + site_link_ends(fabric)
+    devices = [dev for dev, _, _ in ends]
+    bfd = [line for dev in wavelength_devices(fabric) for line in (
         f"class replace dev {dev} parent 5: classid 5:2 htb rate {BFD_CLASS_KBIT}kbit",
         f"filter replace dev {dev} parent 5: protocol ip prio 1 handle 800::800 u32 match ip "
         f"protocol 17 0xff match ip dport {BFD_UDP_PORT} 0xffff flowid 5:2")]
-    return run_batch(queue_lines(wavelength_ends(fabric), packets) + bfd
-                     + class_filter_lines(devices))
+    problem = run_batch(bfd + class_filter_lines(devices))
+    if not problem:
+        problem = run_batch(queue_lines(ends, delayed))
+        if not problem:
+            return ""
+    run_batch(one_queue_lines(ends))
+    return (f"{problem}; reserved traffic is not served first: one queue per link end"
+            + (" (the delay line netem held may be gone)" if delayed else ""))

@@ -302,8 +302,8 @@ def limit_dci_queues(emu: Emulation, packets: int) -> int:
     trips grew to seconds and TCP crawled.) Returns how many interfaces were changed; they
     go away with the emulation.
     """
-    ends = wavelength_ends(emu.fabric)
-    problem = run_batch(queue_lines(ends, packets))
+    ends = wavelength_ends(emu.fabric, packets)
+    problem = run_batch(queue_lines(ends, emu.delay_emulated))
     if problem:
         raise EmulationError(f"could not set the wavelengths' queues to {packets} frames: "
                              f"{problem[:500]}")

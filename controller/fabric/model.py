@@ -46,12 +46,13 @@ _ROLE_SHORT = {SPINE: "sp", LEAF: "lf", GATEWAY: "gw"}
 _ROLE_LABEL = {SPINE: "spine", LEAF: "leaf", GATEWAY: "gw"}
 NAME_PREFIX = "dl"  # every bridge, interface and host node the emulation creates starts so
 
-# Reserved traffic crosses a wavelength with this source MAC (locally administered), and
-# the gateway that receives it puts the sending host's back: each wavelength queues it
-# ahead of best effort by it, as a DCI router queues by class of service. Not a DSCP or a
-# VLAN priority: a DSCP rewrite loses the host's own marking (a reservation may select by
-# it), VLAN ids already label detours and standbys, and OVS's userspace datapath hands the
-# kernel's queues no `set_queue` priority. On a routed hop the source MAC is the sender's.
+# Reserved traffic crosses the fabric, leaf to leaf, with this source MAC (locally
+# administered), and the egress leaf puts the sending host's back: every link between
+# switches queues it ahead of best effort by it, as a router queues by class of service.
+# Not a DSCP or a VLAN priority: a DSCP rewrite loses the host's own marking (a reservation
+# may select by it), VLAN ids already label detours and standbys, and OVS's userspace
+# datapath hands the kernel's queues no `set_queue` priority. On a routed hop the source
+# MAC is the sender's.
 RESERVED_CLASS_MAC = "02:dc:00:00:00:01"
 
 # An intra-site hop: ~200 m of fibre plus a switch. Small against any DCI link, and equal

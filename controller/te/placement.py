@@ -365,7 +365,7 @@ NO_RESERVATIONS = Reserved()
 
 # A path's cost to an elephant, compared in order: the most bandwidth booked by
 # reservations on a wavelength of it (bps), then its highest utilization. A reservation
-# may send its whole booking at any moment and the wavelength serves it first
+# may send its whole booking at any moment and every link serves it first
 # (emulation/shaping.py), so beside one an elephant gets only what the booking leaves,
 # whatever it sent before. So elephants keep off reserved wavelengths while any path has
 # none, and otherwise take the least booked; sharing a wavelength with another elephant

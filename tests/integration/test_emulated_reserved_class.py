@@ -14,6 +14,7 @@ import yaml
 
 from dcilab.api.client import Client
 from dcilab.api.v1 import path_pb2 as ppb
+from dcilab.emulation import port_buffers
 from dcilab.emulation.shaping import BEST_EFFORT_CLASS, RESERVED_CLASS
 from dcilab.fabric import load_fabric
 from dcilab.fabric.model import scaled_mbps
@@ -92,7 +93,10 @@ def test_reserved_traffic_keeps_its_rate_beside_best_effort_overfilling_its_wave
     dev = fabric.switches["dc1-gw1"].interface(end.port)
     wave_mbps = scaled_mbps(fabric, wave.rate_gbps)
     rate_mbps = 0.95 * scaled_mbps(fabric, RESERVED_GBPS)
+    sent_buffer_before = port_buffers.send_buffer_bytes()
     with Lab(fabric, topology, say=quiet) as lab, Client(lab.controller.grpc_address) as client:
+        # ovs-vswitchd's send socket holds every queued frame of ours: widened for the run
+        assert port_buffers.send_buffer_bytes() >= 2 * port_buffers.SEND_BUFFER_BYTES
         res = client.reserve("dc1-h1", "dc2-h1", RESERVED_GBPS,
                              selector=ppb.TrafficSelector(ip_protocol=17))
         wait_active(client, res.reservation_id)
@@ -108,7 +112,9 @@ def test_reserved_traffic_keeps_its_rate_beside_best_effort_overfilling_its_wave
         assert tcp_mbps > 0.3 * (wave_mbps - rate_mbps), tcp_mbps
         # ... and the reserved stream went out in its class, none of it dropped there.
         assert reserved_out >= 0.9 * sent and reserved_dropped == 0, (after, before, sent)
-        assert lost <= 0.002 * sent, (sent, lost, tcp_mbps)
+        # End to end (iperf3's count): what else may lose a packet on a busy machine (a
+        # datapath socket's buffer) is not the queues', so a bound, not zero.
+        assert lost <= max(10, 0.01 * sent), (sent, lost, tcp_mbps)
 
         # The same minute, one shared FIFO (the class's filters gone): reserved packets
         # wait behind the elephant's and are dropped with them.
@@ -120,3 +126,4 @@ def test_reserved_traffic_keeps_its_rate_beside_best_effort_overfilling_its_wave
               f"there, best effort {best_effort_dropped}, TCP {tcp_mbps:.2f} Mb/s); "
               f"{shared_lost} of {shared_sent} in one shared FIFO")
         assert shared_lost > max(5, 5 * lost), (sent, lost, shared_sent, shared_lost)
+    assert port_buffers.send_buffer_bytes() == sent_buffer_before     # and given back

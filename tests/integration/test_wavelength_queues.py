@@ -18,11 +18,17 @@ import time
 import pytest
 
 from dcilab.emulation.shaping import (BEST_EFFORT_CLASS, FRAME_BYTES, RESERVED_CLASS,
-                                      class_filter_lines, queue_lines, run_batch)
+                                      class_filter_lines, one_queue_lines, queue_lines,
+                                      run_batch)
 from dcilab.fabric.model import RESERVED_CLASS_MAC
 
 A, B = "dlqtest0", "dlqtest1"
 RATE_MBIT = 10
+
+
+def end(packets: int) -> tuple[str, float, str]:
+    """A as a wavelength end: 0.4 ms, FIFOs of `packets` full frames."""
+    return (A, 0.4, f"bfifo limit {packets * FRAME_BYTES}")
 
 
 def tc(*args: str) -> None:
@@ -82,32 +88,41 @@ def sent_and_dropped(dev: str, classid: str) -> tuple[int, int]:
 
 
 def test_two_queues_under_the_wavelengths_class_and_again_only_resized(shaped_pair):
-    assert run_batch(queue_lines([(A, 0.4)], 20) + class_filter_lines([A])) == ""
+    assert run_batch(class_filter_lines([A]) + queue_lines([end(20)], False)) == ""
     q = qdiscs(A)
     assert q["21:"] == ("bfifo", RESERVED_CLASS, 20 * FRAME_BYTES)
     assert q["31:"] == ("bfifo", BEST_EFFORT_CLASS, 20 * FRAME_BYTES)
     c = classes(A)
     assert c[RESERVED_CLASS][:2] == ("5:1", 0) and c[BEST_EFFORT_CLASS][:2] == ("5:1", 1)
-    assert run_batch(queue_lines([(A, 0.4)], 30)) == ""        # again: resized, not added
+    assert run_batch(queue_lines([end(30)], False)) == ""   # again: resized, not added
     q = qdiscs(A)
     assert q["21:"][2] == q["31:"][2] == 30 * FRAME_BYTES
     assert len([h for h, (kind, _, _) in q.items() if kind == "bfifo"]) == 2
 
 
+def test_what_is_left_when_the_classes_cannot_all_be_made_is_one_shaped_fifo(shaped_pair):
+    """Once 5:1 has children, htb sends what no filter classes unshaped (its default, 5:1,
+    is no longer a leaf); where tc refuses part of the classes, they are removed and 5:1
+    gets its one short FIFO back, as before the classes."""
+    assert run_batch(class_filter_lines([A]) + queue_lines([end(20)], False)) == ""
+    assert run_batch(one_queue_lines([end(20)])) == ""
+    assert RESERVED_CLASS not in classes(A) and BEST_EFFORT_CLASS not in classes(A)
+    assert "5:1" in classes(A) and qdiscs(A)["10:"] == ("bfifo", "5:1", 20 * FRAME_BYTES)
+
+
 def test_where_the_kernel_has_netem_each_class_gets_the_delay_line_back():
-    lines = queue_lines([(A, 0.4)], 20, kinds={(A, "10:"): "netem"})
+    lines = queue_lines([end(20)], delayed=True)
     assert f"qdisc replace dev {A} parent {RESERVED_CLASS} handle 20: netem delay 400.000us" \
         in lines
     assert f"qdisc replace dev {A} parent 20:1 handle 21: bfifo limit {20 * FRAME_BYTES}" \
         in lines
     assert f"qdisc replace dev {A} parent 30:1 handle 31: bfifo limit {20 * FRAME_BYTES}" \
         in lines
-    # run again (the classes in place, the delay lines at 20: and 30:): the same lines
-    assert queue_lines([(A, 0.4)], 20, kinds={(A, "20:"): "netem"}) == lines
+    assert not any("bfifo" in line and "parent 5:1" in line for line in lines)
 
 
 def test_reserved_frames_are_told_by_their_source_mac_tagged_or_not(shaped_pair):
-    assert run_batch(queue_lines([(A, 0.4)], 20) + class_filter_lines([A])) == ""
+    assert run_batch(class_filter_lines([A]) + queue_lines([end(20)], False)) == ""
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
         s.bind((A, 0))
         for f in ([frame(RESERVED_CLASS_MAC)] * 3 + [frame(RESERVED_CLASS_MAC, 3001)] * 2
@@ -126,28 +141,31 @@ def test_best_effort_beyond_the_wavelength_never_drops_a_reserved_frame(shaped_p
     """Reserved frames at 70 % of the wavelength beside best effort at 250 %, for 1.5 s:
     every reserved frame goes out and best effort loses the excess. One FIFO shared (the
     queues before) or equal shares without priority would drop reserved frames."""
-    assert run_batch(queue_lines([(A, 0.4)], 20) + class_filter_lines([A])) == ""
+    assert run_batch(class_filter_lines([A]) + queue_lines([end(20)], False)) == ""
     per_s = RATE_MBIT * 1e6 / 8 / FRAME_BYTES               # full frames a second
     slice_s, reserved, best_effort = 0.01, frame(RESERVED_CLASS_MAC), frame("02:00:0a:01:01:01")
-    sent = {True: 0.0, False: 0.0}
+    sent, owed = {True: 0, False: 0}, {True: 0.0, False: 0.0}
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
         s.bind((A, 0))
-        start = time.monotonic()
+        start = last = time.monotonic()
         while (now := time.monotonic()) - start < 1.5:
-            # frames due so far, at each class's rate (a stalled sender catches up, in bursts
-            # the 20-frame FIFO takes at the reserved rate)
+            # frames owed at each class's rate since the last slice; a stall of this
+            # process is not made up beyond two slices (a burst of more reserved frames
+            # than its 20-frame FIFO holds would be the test's doing, not the queues')
             for is_reserved, share, f in ((True, 0.7, reserved), (False, 2.5, best_effort)):
-                due = int((now - start) * per_s * share) - int(sent[is_reserved])
-                for _ in range(min(due, 15)):
+                owed[is_reserved] += min(now - last, 2 * slice_s) * per_s * share
+                while owed[is_reserved] >= 1:
                     try:
                         s.send(f)
                     except OSError as exc:            # its queue was full: dropped
                         assert exc.errno == errno.ENOBUFS and not is_reserved, exc
                     sent[is_reserved] += 1
+                    owed[is_reserved] -= 1
+            last = now
             time.sleep(slice_s)
     time.sleep(0.5)                                            # the queues drain
     r_sent, r_dropped = sent_and_dropped(A, RESERVED_CLASS)
     b_sent, b_dropped = sent_and_dropped(A, BEST_EFFORT_CLASS)
-    assert sent[True] > 0.5 * 1.5 * per_s                     # the test did load it
+    assert sent[True] > 0.3 * 1.5 * per_s                     # the test did load it
     assert r_dropped == 0 and r_sent == sent[True], (r_sent, r_dropped, sent)
     assert b_dropped > 0.3 * sent[False], (b_sent, b_dropped, sent)

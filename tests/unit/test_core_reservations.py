@@ -25,7 +25,7 @@ from os_ken.ofproto import ofproto_v1_3_parser as parser
 from dcilab.core.controller import FabricController
 from dcilab.core.damping import HOLD_DOWN_S
 from dcilab.core.reservation_rules import PRIORITY_RESERVATION
-from dcilab.core.rules import SPREAD_HOLD_S
+from dcilab.core.rules import PRIORITY_NOT_RESERVED_CLASS, SPREAD_HOLD_S
 from dcilab.te.reservations import AdmissionError, ReservationRequest, State
 
 SRC, DST = "dc1-h1", "dc2-h3"
@@ -80,7 +80,9 @@ def assert_pinned(lab: Lab, res) -> None:
         table = lab.net.tables[hop_in.dpid]
         entry = table.lookup({**pkt, "in_port": hop_in.in_port})
         assert entry.priority == PRIORITY_RESERVATION
-        others = [e.priority for e in table.flows() if e.priority != PRIORITY_RESERVATION]
+        # (but the drop of host packets posing as the reserved class: not the pair's own)
+        others = [e.priority for e in table.flows()
+                  if e.priority not in (PRIORITY_RESERVATION, PRIORITY_NOT_RESERVED_CLASS)]
         assert PRIORITY_RESERVATION > max(others)
     # Only the ingress leaf meters it.
     for hop_in in path.hops[1:]:

@@ -421,3 +421,19 @@ def test_output_is_a_port_packet_pair() -> None:
     result = Output(2, {"in_port": 1})
     port, pkt = result
     assert (port, pkt) == (2, {"in_port": 1}) and not result.alternative
+
+
+def test_a_resubmit_follows_the_goto_of_what_it_matches_as_ovs_does():
+    """A detour's end pops its tag and looks the packet up in table 0 again, where the
+    default rule only goes to table 2: OVS runs that goto within the resubmit."""
+    t = FakeOFTable()
+    resubmit = parser.NXActionResubmitTable(in_port=0xFFF8, table_id=0)
+    t.apply([flow(priority=3000, vlan_vid=ofp.OFPVID_PRESENT | 5,
+                  insts=[apply_actions(parser.OFPActionPopVlan(), resubmit)]),
+             flow(priority=0, insts=[parser.OFPInstructionGotoTable(2)]),
+             flow(priority=100, table_id=2, eth_type=0x0800, ipv4_dst="10.0.0.2",
+                  insts=[apply_actions(out(7))])])
+    pkt = {"in_port": 1, "eth_type": 0x0800, "ipv4_dst": "10.0.0.2",
+           "vlan_vid": ofp.OFPVID_PRESENT | 5}
+    [sent] = t.outputs(pkt)
+    assert sent.port == 7 and "vlan_vid" not in sent.packet

@@ -13,6 +13,7 @@ from fabric_helpers import tcp_packet
 from fakeoftable import Outcome
 from test_repathing import THREE_SITES
 
+from dcilab.core.reservation_rules import PRIORITY_DSCP, PRIORITY_PORTS
 from dcilab.fabric import parse_fabric
 from dcilab.te.reservations import (AdmissionError, ReservationBook, ReservationRequest,
                                     Selector, State)
@@ -106,7 +107,8 @@ def test_same_selector_is_one_aggregate_and_release_removes_only_its_rules(lab):
     assert followed(lab, packet(lab, tcp_dst=5201)) == (hops_of(lab, a), a.meter_id)
     # No pin of the selector is left anywhere.
     for name in lab.fabric.switches:
-        assert not [e for e in lab.table(name).flows() if 2000 < e.priority < 3000], name
+        assert not [e for e in lab.table(name).flows()
+                    if e.priority in (PRIORITY_DSCP, PRIORITY_PORTS)], name
 
 
 def test_overlapping_selectors_and_bad_selectors_are_refused_clearly(fabric):

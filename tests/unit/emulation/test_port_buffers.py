@@ -1,6 +1,7 @@
-"""Finding ovs-vswitchd's packet sockets on our interfaces (no emulation)."""
+"""Finding ovs-vswitchd's packet sockets on our interfaces, and its send socket, bound to
+none (no emulation)."""
 
-from dcilab.emulation.port_buffers import packet_socket_ports
+from dcilab.emulation.port_buffers import packet_socket_ports, unbound_packet_sockets
 
 PACKET = """\
 sk               RefCnt Type Proto  Iface R Rmem   User   Inode
@@ -20,3 +21,9 @@ def test_only_sockets_bound_to_our_interfaces():
 def test_an_empty_table_or_junk_finds_nothing():
     assert packet_socket_ports("", {17: "dl1gw1p3"}) == {}
     assert packet_socket_ports("header\nnot a socket line\n", {17: "dl1gw1p3"}) == {}
+
+
+def test_the_send_socket_is_the_one_bound_to_no_interface():
+    assert unbound_packet_sockets(PACKET) == {40123}
+    assert unbound_packet_sockets("") == set()
+    assert unbound_packet_sockets("header\nnot a socket line\n") == set()
