@@ -366,8 +366,8 @@ def static_rules(fabric: Fabric, switch: str) -> list:
                                      of.match(in_port=host.port, eth_type=of.ETH_TYPE_IP),
                                      TABLE_CLASSIFY, TABLE_FORWARD,
                                      [of.resubmit(TABLE_FLOWS)]))
-        # The wavelengths serve packets from the reserved class's MAC first, unmetered
-        # past the leaves: a host never sends as it.
+        # Every link serves packets from the reserved class's MAC first, unmetered past
+        # the leaves: a host never sends as it.
         msgs.append(of.flow_add(PRIORITY_NOT_RESERVED_CLASS,
                                 of.match(in_port=host.port, eth_src=RESERVED_CLASS_MAC), []))
     if hosts:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from functools import partial
 
-from .shaping import ShapedLink, shape_classes
+from .shaping import ShapedLink, frames_queued_at_most, shape_classes
 from mininet.log import setLogLevel, warn
 from mininet.net import Mininet
 from mininet.node import OVSSwitch, RemoteController
@@ -103,6 +103,7 @@ class Emulation:
                                  fabric_path=os.path.abspath(fabric_path) if fabric_path else None)
         self.delay_emulated = False
         self._send_buffer_was = 0       # ovs-vswitchd's send buffer before this run, if widened
+        self._send_buffer_asked = 0
 
     def __enter__(self) -> "Emulation":
         try:
@@ -196,7 +197,9 @@ class Emulation:
             if problem:
                 self.say(f"note: ovs-vswitchd's port buffers left at the kernel's default "
                          f"({deepened} deepened): {problem}")
-            self._send_buffer_was, problem = port_buffers.widen_send()
+            self._send_buffer_asked = port_buffers.send_buffer_for(
+                frames_queued_at_most(self.fabric))
+            self._send_buffer_was, problem = port_buffers.widen_send(self._send_buffer_asked)
             if problem:
                 self.say(f"note: ovs-vswitchd's send buffer left at the kernel's default, so "
                          f"packets queued on many links at once may be dropped: {problem}")
@@ -257,11 +260,14 @@ class Emulation:
                 finally:
                     self.net = None
         finally:
-            if self._send_buffer_was:
+            # Given back only by the run that still owns the emulation, and only if it is
+            # still what this run set (ovs-vswitchd restarted has its default again).
+            if self._send_buffer_was and mine and \
+                    port_buffers.send_buffer_bytes() == 2 * self._send_buffer_asked:
                 problem = port_buffers.restore_send(self._send_buffer_was)
                 if problem:
                     self.say(f"cleanup: ovs-vswitchd's send buffer not given back: {problem}")
-                self._send_buffer_was = 0
+            self._send_buffer_was = 0
             if mine:
                 for namespace in self.manifest.fibres:
                     delete_namespace(namespace)

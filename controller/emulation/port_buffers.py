@@ -39,10 +39,16 @@ _SYS_PIDFD_GETFD = 438                 # the same number on every architecture
 # Root may exceed net.core.rmem_max with it; Python names it on no platform (Linux: 33).
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
-# The send socket's, asked for (doubled by the kernel): frames queued in every queue of ours
-# at once (1000-packet queues inside the sites hold 2-3 MB each when full). Only frames
-# really queued use it.
+# The send socket's, asked for (doubled by the kernel), at least: the emulation asks for
+# what every queue of ours holds at once (`send_buffer_for`). Only frames queued use it.
 SEND_BUFFER_BYTES = 32 * 1024 * 1024
+_FRAME_TRUESIZE = 4096          # what a full frame queued costs the socket, at most
+_MOST_BYTES = 512 * 1024 * 1024
+
+
+def send_buffer_for(frames: int) -> int:
+    """The send buffer to ask for so that `frames` full frames may wait in queues at once."""
+    return min(_MOST_BYTES, max(SEND_BUFFER_BYTES, frames * _FRAME_TRUESIZE // 2))
 
 
 def unbound_packet_sockets(proc_net_packet: str) -> set[int]:

@@ -72,9 +72,15 @@ _CLASS_LEAVES = {RESERVED_CLASS: ("20:", "21:"), BEST_EFFORT_CLASS: ("30:", "31:
 _CLASS_RATE = "8kbit"
 _CLASS_CEIL = "1gbit"       # above any emulated link (Mininet shapes at most 1000 Mb/s): the
                             # link's class alone limits what the two send
-# Each class's FIFO on a link inside a site: the kernel's queue Mininet leaves there (a
-# wavelength's is short: WAVELENGTH_QUEUE_PACKETS).
-SITE_QUEUE_PACKETS = 1000
+# Each class's FIFO on a link inside a site, in full frames (in bytes), as a wavelength's.
+# Mininet left the kernel's 1000 packets there: 0.6 s at 20 Mb/s. Before ovs-vswitchd's
+# send buffer was widened (port_buffers.widen_send), its drops kept those queues short; once
+# widened, a spine link's queue filled behind elephants and held TCP's round trips at
+# 0.6 s, and after a failure elephants took seconds to find their rate again.
+SITE_QUEUE_PACKETS = 20
+# Frames the leaves' queues towards their hosts hold (the kernel's, left as Mininet made
+# them: a host link is the host's to fill).
+HOST_QUEUE_PACKETS = 1000
 
 
 def wavelength_ends(fabric: Fabric, packets: int = WAVELENGTH_QUEUE_PACKETS
@@ -89,8 +95,17 @@ def wavelength_ends(fabric: Fabric, packets: int = WAVELENGTH_QUEUE_PACKETS
 def site_link_ends(fabric: Fabric) -> list[tuple[str, float, str]]:
     """The same for both ends of every link between two switches of a site."""
     return [(fabric.switches[end.node].interface(end.port), link.latency_ms,
-             f"pfifo limit {SITE_QUEUE_PACKETS}")
+             f"bfifo limit {SITE_QUEUE_PACKETS * FRAME_BYTES}")
             for link in fabric.links if link.kind == FABRIC for end in (link.a, link.b)]
+
+
+def frames_queued_at_most(fabric: Fabric, packets: int = WAVELENGTH_QUEUE_PACKETS) -> int:
+    """Full frames every queue ovs-vswitchd sends into can hold at once: both classes of
+    every link end between switches, and each leaf's queue towards its hosts."""
+    wavelength_ends_n = 2 * sum(1 for _ in fabric.wavelengths())
+    site_ends_n = 2 * sum(1 for link in fabric.links if link.kind == FABRIC)
+    return (2 * (wavelength_ends_n * packets + site_ends_n * SITE_QUEUE_PACKETS)
+            + len(fabric.hosts) * HOST_QUEUE_PACKETS)
 
 
 def wavelength_devices(fabric: Fabric) -> list[str]:
@@ -145,6 +160,7 @@ def one_queue_lines(ends: list[tuple[str, float, str]]) -> list[str]:
     """`tc -batch` lines putting each link end back to one FIFO in 5:1 (the two classes
     gone, so 5:1 is a leaf again): what is left when the classes could not all be made."""
     return [line for dev, _, fifo_spec in ends for line in (
+        *(f"filter delete dev {dev} parent 5: prio {prio}" for prio in (2, 3, 4)),
         *(f"class delete dev {dev} classid {classid}" for classid in _CLASS_LEAVES),
         f"qdisc replace dev {dev} parent 5:1 handle 10: {fifo_spec}")]
 

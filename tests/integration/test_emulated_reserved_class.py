@@ -1,6 +1,6 @@
 """A reservation's traffic keeps its rate beside best effort that overfills its wavelength,
-on the real emulation: the sending gateway puts it in the reserved class, which the
-wavelength's queues serve first. One wavelength, so best effort cannot be steered away;
+on the real emulation: the ingress leaf puts it in the reserved class, which every link's
+queues serve first. One wavelength, so best effort cannot be steered away;
 the same run then removes the class's filters on that wavelength (one shared FIFO, as
 before) and measures again."""
 
@@ -93,7 +93,6 @@ def test_reserved_traffic_keeps_its_rate_beside_best_effort_overfilling_its_wave
     dev = fabric.switches["dc1-gw1"].interface(end.port)
     wave_mbps = scaled_mbps(fabric, wave.rate_gbps)
     rate_mbps = 0.95 * scaled_mbps(fabric, RESERVED_GBPS)
-    sent_buffer_before = port_buffers.send_buffer_bytes()
     with Lab(fabric, topology, say=quiet) as lab, Client(lab.controller.grpc_address) as client:
         # ovs-vswitchd's send socket holds every queued frame of ours: widened for the run
         assert port_buffers.send_buffer_bytes() >= 2 * port_buffers.SEND_BUFFER_BYTES
@@ -126,4 +125,4 @@ def test_reserved_traffic_keeps_its_rate_beside_best_effort_overfilling_its_wave
               f"there, best effort {best_effort_dropped}, TCP {tcp_mbps:.2f} Mb/s); "
               f"{shared_lost} of {shared_sent} in one shared FIFO")
         assert shared_lost > max(5, 5 * lost), (sent, lost, shared_sent, shared_lost)
-    assert port_buffers.send_buffer_bytes() == sent_buffer_before     # and given back
+    assert 0 < port_buffers.send_buffer_bytes() < 2 * port_buffers.SEND_BUFFER_BYTES  # given back
