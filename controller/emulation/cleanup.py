@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..fabric.model import NAME_PREFIX
+from . import port_buffers
 
 BRIDGE_RE = re.compile(rf"^{NAME_PREFIX}\d+(sp|lf|gw)\d+$")
 INTERFACE_RE = re.compile(rf"^{NAME_PREFIX}(\d+(sp|lf|gw)\d+p\d+|\d+h\d+-eth\d+|netem0b?)$")
@@ -304,6 +305,7 @@ def clean(say=print) -> dict[str, int]:
         shutil.rmtree(directory, ignore_errors=True)
         removed["directories"] += 1
     MANIFEST.unlink(missing_ok=True)
+    port_buffers.restore_send()      # the send buffer a run gave ovs-vswitchd (port_buffers)
     if any(removed.values()):
         say("removed " + ", ".join(f"{n} {k}" for k, n in removed.items() if n))
     return removed

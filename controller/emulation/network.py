@@ -102,8 +102,6 @@ class Emulation:
         self.manifest = Manifest(os.getpid(), fabric.name,
                                  fabric_path=os.path.abspath(fabric_path) if fabric_path else None)
         self.delay_emulated = False
-        self._send_buffer_was = 0       # ovs-vswitchd's send buffer before this run, if widened
-        self._send_buffer_asked = 0
 
     def __enter__(self) -> "Emulation":
         try:
@@ -197,9 +195,8 @@ class Emulation:
             if problem:
                 self.say(f"note: ovs-vswitchd's port buffers left at the kernel's default "
                          f"({deepened} deepened): {problem}")
-            self._send_buffer_asked = port_buffers.send_buffer_for(
-                frames_queued_at_most(self.fabric))
-            self._send_buffer_was, problem = port_buffers.widen_send(self._send_buffer_asked)
+            problem = port_buffers.widen_send(port_buffers.send_buffer_for(
+                frames_queued_at_most(self.fabric)))
             if problem:
                 self.say(f"note: ovs-vswitchd's send buffer left at the kernel's default, so "
                          f"packets queued on many links at once may be dropped: {problem}")
@@ -260,14 +257,6 @@ class Emulation:
                 finally:
                     self.net = None
         finally:
-            # Given back only by the run that still owns the emulation, and only if it is
-            # still what this run set (ovs-vswitchd restarted has its default again).
-            if self._send_buffer_was and mine and \
-                    port_buffers.send_buffer_bytes() == 2 * self._send_buffer_asked:
-                problem = port_buffers.restore_send(self._send_buffer_was)
-                if problem:
-                    self.say(f"cleanup: ovs-vswitchd's send buffer not given back: {problem}")
-            self._send_buffer_was = 0
             if mine:
                 for namespace in self.manifest.fibres:
                     delete_namespace(namespace)

@@ -20,7 +20,8 @@ buffer filled, every send failed (EAGAIN, "error sending Ethernet packet" in its
 ovs-vswitchd dropped packets at every hop, reserved ones among them, where no queue or
 counter of ours showed it (an outside re-tester: 6-16 % of reserved streams lost, 0 with a
 larger send buffer). So that socket gets a send buffer for every queue of ours at once,
-and its own back when the emulation stops (a crashed run leaves it larger: harmless).
+and the kernel's default back when the emulation is cleaned up (its stop, the next start
+after a crashed run, `dcilab clean`).
 """
 
 from __future__ import annotations
@@ -127,25 +128,33 @@ def deepen(buffer_bytes: int = PORT_BUFFER_BYTES, prefix: str = NAME_PREFIX) -> 
                                                         buffer_bytes))
 
 
-def widen_send(buffer_bytes: int = SEND_BUFFER_BYTES) -> tuple[int, str]:
+def widen_send(buffer_bytes: int = SEND_BUFFER_BYTES) -> str:
     """Give ovs-vswitchd's send socket (bound to no interface) `buffer_bytes` of send
-    buffer. Returns (what it had, as `restore_send` takes it, 0 if nothing was changed;
-    a problem or "")."""
-    had = []
-
-    def widen(sock: socket.socket) -> None:
-        had.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2)
-        sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, buffer_bytes)
-    done, problem = _on_ovs_sockets(unbound_packet_sockets, widen)
+    buffer. Returns a problem, or ""."""
+    done, problem = _on_ovs_sockets(unbound_packet_sockets, lambda sock: sock.setsockopt(
+        socket.SOL_SOCKET, _SO_SNDBUFFORCE, buffer_bytes))
     if done == 0 and not problem:
         problem = "ovs-vswitchd has no unbound packet socket"
-    return (min(had) if had else 0), problem
+    return problem
 
 
-def restore_send(buffer_bytes: int) -> str:
-    """Give ovs-vswitchd's send socket back the send buffer `widen_send` found."""
-    return _on_ovs_sockets(unbound_packet_sockets, lambda sock: sock.setsockopt(
-        socket.SOL_SOCKET, _SO_SNDBUFFORCE, buffer_bytes))[1]
+def restore_send() -> bool:
+    """ovs-vswitchd's send socket back to the kernel's default send buffer where a run
+    widened it (ovs-vswitchd sets none of its own); whether it was. Quietly nothing where
+    ovs-vswitchd or its socket cannot be reached (no run could have widened it then)."""
+    try:
+        with open("/proc/sys/net/core/wmem_default") as f:
+            default = int(f.read())
+    except (OSError, ValueError):
+        return False
+    changed = []
+
+    def shrink(sock: socket.socket) -> None:
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) > default:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_SNDBUFFORCE, default // 2)
+            changed.append(sock)
+    _on_ovs_sockets(unbound_packet_sockets, shrink)
+    return bool(changed)
 
 
 def send_buffer_bytes() -> int:
