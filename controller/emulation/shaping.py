@@ -102,9 +102,8 @@ def site_link_ends(fabric: Fabric) -> list[tuple[str, float, str]]:
 def frames_queued_at_most(fabric: Fabric, packets: int = WAVELENGTH_QUEUE_PACKETS) -> int:
     """Full frames every queue ovs-vswitchd sends into can hold at once: both classes of
     every link end between switches, and each leaf's queue towards its hosts."""
-    wavelength_ends_n = 2 * sum(1 for _ in fabric.wavelengths())
-    site_ends_n = 2 * sum(1 for link in fabric.links if link.kind == FABRIC)
-    return (2 * (wavelength_ends_n * packets + site_ends_n * SITE_QUEUE_PACKETS)
+    return (2 * (len(wavelength_ends(fabric)) * packets
+                 + len(site_link_ends(fabric)) * SITE_QUEUE_PACKETS)
             + len(fabric.hosts) * HOST_QUEUE_PACKETS)
 
 
