@@ -642,16 +642,17 @@ class _Run:
             elif isinstance(action, parser.NXActionResubmitTable):
                 # OVS resubmit: look the packet up in another table now and run the apply
                 # actions of what matches there, and of what matches in the tables its
-                # goto names, as OVS does (a miss does nothing).
+                # goto names, as OVS does (a miss does nothing). What those actions change
+                # stays changed for the actions after the resubmit, as in OVS.
                 if depth > MAX_GROUP_DEPTH:
                     raise FakeOFTableError("resubmits too deep (a resubmit loop?)")
-                sub, table_id = dict(pkt), action.table_id
+                table_id = action.table_id
                 while table_id is not None:
-                    entry = self.table.lookup(sub, table_id)
+                    entry = self.table.lookup(pkt, table_id)
                     table_id = None
                     for inst in entry.instructions if entry is not None else ():
                         if inst.type == ofp.OFPIT_APPLY_ACTIONS:
-                            self._actions(inst.actions, sub, choices, depth + 1)
+                            self._actions(inst.actions, pkt, choices, depth + 1)
                         elif isinstance(inst, parser.OFPInstructionGotoTable):
                             table_id = inst.table_id
             elif isinstance(action, parser.NXActionRegLoad) and action.dst == "in_port_nxm":

@@ -69,6 +69,7 @@ BFD_CLASS_KBIT = 100
 RESERVED_CLASS, BEST_EFFORT_CLASS = "5:10", "5:11"
 # class -> (its delay line's handle, where the kernel has netem; its FIFO's handle)
 _CLASS_LEAVES = {RESERVED_CLASS: ("20:", "21:"), BEST_EFFORT_CLASS: ("30:", "31:")}
+_CLASS_FILTER_PRIOS = (2, 3, 4)   # reserved untagged, reserved tagged, the rest (BFD's is 1)
 _CLASS_RATE = "8kbit"
 _CLASS_CEIL = "1gbit"       # above any emulated link (Mininet shapes at most 1000 Mb/s): the
                             # link's class alone limits what the two send
@@ -146,22 +147,37 @@ def class_filter_lines(devices: list[str]) -> list[str]:
     unshaped (htb sends to a default that is not a leaf directly)."""
     mac = bytes.fromhex(RESERVED_CLASS_MAC.replace(":", ""))
     high, low = int.from_bytes(mac[:4], "big"), int.from_bytes(mac[4:], "big")
+    untagged, tagged, rest = _CLASS_FILTER_PRIOS
     return [line for dev in devices for line in (
-        f"filter add dev {dev} parent 5: protocol all prio 2 u32 match ether src "
+        f"filter add dev {dev} parent 5: protocol all prio {untagged} u32 match ether src "
         f"{RESERVED_CLASS_MAC} flowid {RESERVED_CLASS}",
-        f"filter add dev {dev} parent 5: protocol 802.1Q prio 3 u32 match u32 0x{high:08x} "
-        f"0xffffffff at -12 match u16 0x{low:04x} 0xffff at -8 flowid {RESERVED_CLASS}",
-        f"filter add dev {dev} parent 5: protocol all prio 4 u32 match u32 0 0 "
+        f"filter add dev {dev} parent 5: protocol 802.1Q prio {tagged} u32 match u32 "
+        f"0x{high:08x} 0xffffffff at -12 match u16 0x{low:04x} 0xffff at -8 "
+        f"flowid {RESERVED_CLASS}",
+        f"filter add dev {dev} parent 5: protocol all prio {rest} u32 match u32 0 0 "
         f"flowid {BEST_EFFORT_CLASS}")]
+
+
+def class_filter_delete_lines(devices: list[str]) -> list[str]:
+    """`tc -batch` lines removing what `class_filter_lines` put on each device."""
+    return [f"filter delete dev {dev} parent 5: prio {prio}" for dev in devices
+            for prio in _CLASS_FILTER_PRIOS]
+
+
+def put_class_filters(devices: list[str]) -> str:
+    """`class_filter_lines` on each device, replacing the filters a run before put there
+    rather than stacking a second set; tc's complaints, or ""."""
+    run_batch(class_filter_delete_lines(devices))    # none there yet: tc's "no such" is fine
+    return run_batch(class_filter_lines(devices))
 
 
 def one_queue_lines(ends: list[tuple[str, float, str]]) -> list[str]:
     """`tc -batch` lines putting each link end back to one FIFO in 5:1 (the two classes
     gone, so 5:1 is a leaf again): what is left when the classes could not all be made."""
-    return [line for dev, _, fifo_spec in ends for line in (
-        *(f"filter delete dev {dev} parent 5: prio {prio}" for prio in (2, 3, 4)),
-        *(f"class delete dev {dev} classid {classid}" for classid in _CLASS_LEAVES),
-        f"qdisc replace dev {dev} parent 5:1 handle 10: {fifo_spec}")]
+    return [*class_filter_delete_lines([dev for dev, _, _ in ends]), *(
+        line for dev, _, fifo_spec in ends for line in (
+            *(f"class delete dev {dev} classid {classid}" for classid in _CLASS_LEAVES),
+            f"qdisc replace dev {dev} parent 5:1 handle 10: {fifo_spec}"))]
 
 
 def run_batch(lines: list[str]) -> str:
@@ -187,7 +203,7 @@ def shape_classes(fabric: Fabric, delayed: bool,
         f"class replace dev {dev} parent 5: classid 5:2 htb rate {BFD_CLASS_KBIT}kbit",
         f"filter replace dev {dev} parent 5: protocol ip prio 1 handle 800::800 u32 match ip "
         f"protocol 17 0xff match ip dport {BFD_UDP_PORT} 0xffff flowid 5:2")]
-    problem = run_batch(bfd + class_filter_lines(devices))
+    problem = run_batch(bfd) or put_class_filters(devices)
     if not problem:
         problem = run_batch(queue_lines(ends, delayed))
         if not problem:

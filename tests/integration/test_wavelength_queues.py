@@ -18,8 +18,8 @@ import time
 import pytest
 
 from dcilab.emulation.shaping import (BEST_EFFORT_CLASS, FRAME_BYTES, RESERVED_CLASS,
-                                      class_filter_lines, one_queue_lines, queue_lines,
-                                      run_batch)
+                                      class_filter_lines, one_queue_lines,
+                                      put_class_filters, queue_lines, run_batch)
 from dcilab.fabric.model import RESERVED_CLASS_MAC
 
 A, B = "dlqtest0", "dlqtest1"
@@ -108,6 +108,20 @@ def test_what_is_left_when_the_classes_cannot_all_be_made_is_one_shaped_fifo(sha
     assert run_batch(one_queue_lines([end(20)])) == ""
     assert RESERVED_CLASS not in classes(A) and BEST_EFFORT_CLASS not in classes(A)
     assert "5:1" in classes(A) and qdiscs(A)["10:"] == ("bfifo", "5:1", 20 * FRAME_BYTES)
+
+
+def test_class_filters_put_again_replace_the_first_ones(shaped_pair):
+    """A second emulation start on the same links (or a second call) leaves one set of
+    filters, not two: each classes a packet the same, but stacked they double the work."""
+    def filters() -> list[str]:
+        out = subprocess.run(["tc", "filter", "show", "dev", A, "parent", "5:"],
+                             capture_output=True, text=True, timeout=10).stdout
+        return [line for line in out.splitlines() if "flowid" in line]
+    assert put_class_filters([A]) == ""
+    once = filters()
+    assert len(once) == 3
+    assert put_class_filters([A]) == ""
+    assert filters() == once
 
 
 def test_where_the_kernel_has_netem_each_class_gets_the_delay_line_back():

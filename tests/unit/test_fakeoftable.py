@@ -437,3 +437,15 @@ def test_a_resubmit_follows_the_goto_of_what_it_matches_as_ovs_does():
            "vlan_vid": ofp.OFPVID_PRESENT | 5}
     [sent] = t.outputs(pkt)
     assert sent.port == 7 and "vlan_vid" not in sent.packet
+
+
+def test_what_a_resubmit_changes_stays_changed_after_it_as_in_ovs():
+    """OVS runs a resubmit on the packet itself: a field set inside it is what the
+    actions after the resubmit see (the fake ran it on a copy)."""
+    t = FakeOFTable()
+    resubmit = parser.NXActionResubmitTable(in_port=0xFFF8, table_id=1)
+    t.apply([flow(priority=10, insts=[apply_actions(resubmit, out(3))]),
+             flow(priority=10, table_id=1,
+                  insts=[apply_actions(parser.OFPActionSetField(eth_src="02:00:00:00:00:09"))])])
+    [sent] = t.outputs({"in_port": 1, "eth_src": "02:00:00:00:00:01"})
+    assert sent.port == 3 and sent.packet["eth_src"] == "02:00:00:00:00:09"
