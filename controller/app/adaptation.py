@@ -14,8 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..core.adaptation import (Adapter, Change, Drain, Observation, Phase, Policy, Resume,
-                               SetMode)
+from ..core.adaptation import (DEFAULT_MISMATCH_S, Adapter, Change, Drain, Observation, Phase,
+                               Policy, Resume, SetMode)
 from ..optics import OpticsError
 
 log = logging.getLogger("dcilab.adaptation")
@@ -47,8 +47,17 @@ def observe(service, client, wavelengths: dict[str, str]) -> list[Observation]:
                                min(osnrs) if osnrs else None,
                                len(readings) >= 2 and all(r.link_up for r in readings)
                                and ports_up.get(wavelength, False),
-                               wavelengths[wavelength]))
+                               wavelengths[wavelength], _end_modes(client, readings)))
     return out
+
+
+def _end_modes(client, readings) -> tuple[str, ...]:
+    """Each end's mode, where two ends of one module report different modes; else ()."""
+    named = [client.mode_name(r.mode_id) for r in readings]
+    if (len(named) < 2 or None in named or len({n[0] for n in named}) > 1
+            or len({n[1] for n in named}) < 2):
+        return ()
+    return tuple(sorted({n[1] for n in named}))
 
 
 def _module_of(client, readings) -> str | None:
@@ -124,7 +133,9 @@ class RateAdaptation(_Periodic):
     def _is_up(self, drain: Drain) -> bool:
         module = self.service.fabric.catalog.module(
             self.service.fabric.line_systems[self._wavelengths[drain.wavelength]].module)
-        return module.mode(drain.to_mode).rate_gbps > module.mode(drain.from_mode).rate_gbps
+        # ends that disagreed (from "a/b") are dark: nothing on them to find room for
+        return (drain.from_mode in module.mode_names
+                and module.mode(drain.to_mode).rate_gbps > module.mode(drain.from_mode).rate_gbps)
 
     def step(self) -> None:
         now = self.clock()
@@ -196,13 +207,33 @@ class ModeFollower(_Periodic):
 
     what = "following the transceivers' modes"
 
-    def __init__(self, service, client, interval_s: float = INTERVAL_S):
+    def __init__(self, service, client, interval_s: float = INTERVAL_S,
+                 mismatch_s: float = DEFAULT_MISMATCH_S):
         super().__init__(service, client, interval_s)
+        self.mismatch_s = mismatch_s
         self._links = {l.wavelength: l for l in service.fabric.wavelengths()}
         self._unknown: set[tuple[str, str, str]] = set()     # said once each
+        self._disagree: dict[str, float | None] = {}   # ends disagree since; None: said
 
     def step(self) -> None:
-        self.follow(observe(self.service, self.client, self._wavelengths))
+        observations = observe(self.service, self.client, self._wavelengths)
+        self._say_disagreements(observations, time.monotonic())
+        self.follow(observations)
+
+    def _say_disagreements(self, observations: list[Observation], now: float) -> None:
+        """Without rate adaptation nothing sets a wavelength's modes: ends left running
+        different modes keep it dark until someone sets them alike, so say so, once."""
+        for o in observations:
+            if not o.end_modes:
+                self._disagree.pop(o.wavelength, None)
+                continue
+            since = self._disagree.setdefault(o.wavelength, now)
+            if since is not None and now - since >= self.mismatch_s:
+                self._disagree[o.wavelength] = None
+                log.warning("wavelength %s: its transceivers run different modes (%s) and it "
+                            "is dark until they agree: set both ends to one mode (with "
+                            "--adapt the controller sets them itself)", o.wavelength,
+                            " and ".join(o.end_modes))
 
     def follow(self, observations: list[Observation]) -> None:
         """Capacity follows the mode each of `observations` runs, where it differs."""

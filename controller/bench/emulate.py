@@ -25,6 +25,7 @@ placement rather than the CPU.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -92,6 +93,10 @@ def run(args) -> int:
 
 
 def _run(args) -> int:
+    if os.geteuid() != 0:
+        print("dcilab bench --emulate needs root (Mininet creates namespaces and OVS "
+              "bridges)", file=sys.stderr)
+        return 1
     try:
         original = load_fabric(args.emulate)
     except FabricError as exc:

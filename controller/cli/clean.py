@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from ..emulation.cleanup import Manifest, clean, live_owner, stop_owner
@@ -23,6 +24,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    if os.geteuid() != 0:
+        # as another user it could remove nothing, and would say it had
+        print("dcilab clean needs root (the emulation's bridges, namespaces and processes "
+              "are root's)", file=sys.stderr)
+        return 1
     manifest = Manifest.load()
     owner = live_owner(manifest)
     if owner and not args.force:

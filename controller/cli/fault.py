@@ -134,9 +134,14 @@ def run(args) -> int:
             raise FaultInputError("--fabric is empty: give a fabric file or name")
         faults = Faults.attach()
         if args.fabric and not _is_of(faults, args.fabric):
+            # a path that is no file here was taken for a fabric's name: say which it was
+            missing = ("; there is no file of that name in " + os.getcwd()
+                       if not os.path.exists(args.fabric) and (
+                           os.sep in args.fabric or args.fabric.endswith((".yaml", ".yml")))
+                       else "")
             raise FaultError(f"the running emulation is of fabric {faults.fabric.name!r} "
                              f"({faults.fabric_path}, pid {faults.owner_pid}), not "
-                             f"{args.fabric!r}: nothing done")
+                             f"{args.fabric!r}{missing}: nothing done")
         if not args.json:
             # Said on stderr, apart from the report: which running emulation is acted on.
             print(f"emulation {faults.fabric.name} ({faults.fabric_path}, pid "

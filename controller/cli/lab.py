@@ -187,6 +187,13 @@ def iperf_command(lab: Lab):
     return command
 
 
+def _two_sites_hosts(fabric) -> tuple[str, str]:
+    """Two hosts of the fabric for the prompt's examples, in two sites where it has two."""
+    hosts = list(fabric.hosts.values())
+    other = next((h for h in hosts if h.site != hosts[0].site), hosts[-1])
+    return hosts[0].name, other.name
+
+
 def run(args) -> int:
     from ..emulation.console import FabricCLI
     problem = gnmi_problem(args) or _beside_problem(args)   # wrong wherever it runs
@@ -235,8 +242,9 @@ def run(args) -> int:
             hosts = ", ".join(f"{h.name} {h.ip}" for h in fabric.hosts.values())
             say(f"hosts: {hosts}")
             if not args.script:
-                say("try: pingall | dc1-h1 ping -c3 dc2-h1 | iperf dc1-h1 dc2-h1 | links "
-                    "--kind dci | reserve dc1-h1 dc2-h1 --gbps 100 | reservations | help | exit")
+                a, b = _two_sites_hosts(fabric)
+                say(f"try: pingall | {a} ping -c3 {b} | iperf {a} {b} | links --kind dci | "
+                    f"reserve {a} {b} --gbps 100 | reservations | help | exit")
             commands = {name: lab_command(name, server) for name in LAB_COMMANDS}
             cli = FabricCLI(lab.emulation, commands | {"iperf": iperf_command(lab),
                                                        "dcilab": dcilab_command(server)},

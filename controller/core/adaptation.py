@@ -28,6 +28,13 @@ keeps a margin that wanders around the threshold from toggling between two modes
 lasting (the hold: by default 120 s, about twice the assumed reconfiguration time, so an
 up move is not undone by the next dip before it has paid for its outage).
 
+Ends that disagree: a wavelength whose two transceivers run different modes (a gNMI Set
+sent to one end only, a Set one end refused, a module swapped in at its default) is dark
+and stays dark until they agree. Once they have disagreed for `mismatch_s` with no change
+of ours under way (time for whoever set one end to set the other), both are set to the
+mode a step down would choose: the highest that keeps `threshold_db`, else the most robust
+(with no OSNR read, the more robust of the two ends' modes; a step up follows its hold).
+
 One change at a time per line system: a degradation hits all its wavelengths at once, and
 draining them all together would leave the site pair without that capacity for the whole
 reconfiguration; one by one, the others carry the traffic meanwhile. Unless it is urgent:
@@ -47,6 +54,7 @@ DEFAULT_THRESHOLD_DB = 1.0
 DEFAULT_HYSTERESIS_DB = 1.0
 DEFAULT_HOLD_S = 120.0
 DEFAULT_DRAIN_S = 1.0
+DEFAULT_MISMATCH_S = 10.0
 # A change that has not come back by then is given up: the wavelength goes back in use
 # at whatever mode it reports (restoration handles a link that stays down).
 DEFAULT_CHANGE_TIMEOUT_S = 600.0
@@ -59,6 +67,7 @@ class Policy:
     hold_s: float = DEFAULT_HOLD_S
     drain_s: float = DEFAULT_DRAIN_S
     change_timeout_s: float = DEFAULT_CHANGE_TIMEOUT_S
+    mismatch_s: float = DEFAULT_MISMATCH_S
 
     def problems(self) -> list[str]:
         out = []        # written as what holds, so NaN fails too; an infinity is no setting
@@ -73,6 +82,8 @@ class Policy:
         if not 0 < self.change_timeout_s < math.inf:
             out.append(f"change timeout must be a number of seconds > 0, got "
                        f"{self.change_timeout_s}")
+        if not 0 <= self.mismatch_s < math.inf:
+            out.append(f"mismatch time must be a number of seconds >= 0, got {self.mismatch_s}")
         return out
 
 
@@ -86,6 +97,8 @@ class Observation:
     osnr_db: float | None       # per 0.1 nm, the worse end
     link_up: bool               # both ends report their link up
     line_system: str = ""       # wavelengths of one line system change one at a time
+    # each end's mode where they disagree, both known and of the same module; else ()
+    end_modes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,7 @@ class _Wavelength:
     target: str | None = None
     since: float = 0.0
     up_since: dict[str, float] = field(default_factory=dict)   # higher mode -> margin held since
+    mismatch_since: float | None = None     # in service with its ends disagreeing since
 
 
 @dataclass(frozen=True)
@@ -209,6 +223,9 @@ class Adapter:
 
     def _in_service(self, now: float, obs: Observation, state: _Wavelength) -> Decision | None:
         module = self._module(obs)
+        if obs.end_modes and module is not None:
+            return self._mismatched(now, obs, state, module)
+        state.mismatch_since = None
         margin = self.margin_db(obs)
         # Down with its OSNR still read: too noisy to decode in its mode (a sudden loss,
         # not a ramp), yet a more robust mode may carry it: stepped down like a low margin.
@@ -241,13 +258,35 @@ class Adapter:
                            f"margin in {up.name} >= {wanted:.1f} dB for "
                            f"{now - state.up_since[up.name]:.0f} s")
 
+    def _mismatched(self, now: float, obs: Observation, state: _Wavelength,
+                    module: Module) -> Decision | None:
+        """Both ends set to one mode once they have disagreed for `mismatch_s`."""
+        state.up_since.clear()
+        if state.mismatch_since is None:
+            state.mismatch_since = now
+        if now - state.mismatch_since < self.policy.mismatch_s:
+            return None
+        if obs.osnr_db is None:         # not read (an end still reconfiguring): the safer end's
+            candidates = [m for m in module.modes if m.name in obs.end_modes] or module.modes
+        else:                           # the highest that keeps the threshold, else the safest
+            candidates = [m for m in module.modes
+                          if obs.osnr_db - m.required_osnr_db >= self.policy.threshold_db]
+            if candidates:
+                candidates = [max(candidates, key=lambda m: m.rate_gbps)]
+        target = min(candidates or module.modes, key=lambda m: m.required_osnr_db)
+        return self._drain(now, obs, state, target.name,
+                           f"its ends run {' and '.join(obs.end_modes)} (dark) for "
+                           f"{now - state.mismatch_since:.0f} s",
+                           from_mode="/".join(obs.end_modes))
+
     def _drain(self, now: float, obs: Observation, state: _Wavelength, target: str,
-               reason: str) -> Drain:
+               reason: str, from_mode: str | None = None) -> Drain:
         # the hold kept: a step up postponed for want of room goes once there is room
         self._state[obs.wavelength] = _Wavelength(Phase.DRAINING, target, now,
                                                   dict(state.up_since))
-        self.changes.append(Change(now, obs.wavelength, obs.mode, target, reason))
-        return Drain(obs.wavelength, obs.mode, target, reason)
+        from_mode = from_mode or obs.mode
+        self.changes.append(Change(now, obs.wavelength, from_mode, target, reason))
+        return Drain(obs.wavelength, from_mode, target, reason)
 
     def _draining(self, now: float, obs: Observation, state: _Wavelength) -> Decision | None:
         if now - state.since < self.policy.drain_s:

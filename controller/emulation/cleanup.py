@@ -279,6 +279,22 @@ def _our_dirs(manifest: Manifest | None) -> list[str]:
             if Path(d).parent == tmp and Path(d).name.startswith("dcilab-") and Path(d).is_dir()]
 
 
+def _done(command: list[str]) -> bool:
+    return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+
+
+def stop_listed_processes(processes: dict[int, str]) -> int:
+    """Stop a run's listed processes {pid: what its command line names} that are still
+    ours, and first what was started in their network namespaces and outlived the run (a
+    daemon typed at the lab's prompt, `iperf3 -s -D`: a run killed with -9 stopped none,
+    and once its host's shell is gone nothing names that namespace). How many stopped."""
+    ours = {pid: tag for pid, tag in processes.items()
+            if pid_alive(pid) and tag in _cmdline(pid)}    # never a PID reused since
+    inside = namespace_processes(list(ours))
+    stop_pids(inside)
+    return len(inside) + sum(kill_pid(pid, tag) for pid, tag in ours.items())
+
+
 def clean(say=print) -> dict[str, int]:
     """Remove every process, bridge, interface and fibre namespace of ours, and forget
     injected faults; return how many of each."""
@@ -288,19 +304,18 @@ def clean(say=print) -> dict[str, int]:
     removed["processes"] += forget_faults()
     manifest = Manifest.load()
     if manifest:
-        for pid, tag in manifest.processes.items():
-            removed["processes"] += kill_pid(pid, tag)
+        removed["processes"] += stop_listed_processes(manifest.processes)
+    # counted only where the command said it was done: never "removed" what is still there
     for bridge in our_bridges():
-        subprocess.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge],
-                       capture_output=True)
-        removed["bridges"] += 1
+        removed["bridges"] += _done(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br",
+                                     bridge])
     for intf in our_interfaces():
-        subprocess.run(["ip", "link", "del", intf], capture_output=True)
-        removed["interfaces"] += 1
+        # gone already with its peer (a veth's other end removed just before) counts too
+        removed["interfaces"] += (_done(["ip", "link", "del", intf])
+                                  or not os.path.exists(f"/sys/class/net/{intf}"))
     subprocess.run(["nft", "delete", "table", "netdev", NFT_TABLE], capture_output=True)
     for namespace in our_namespaces():
-        subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
-        removed["namespaces"] += 1
+        removed["namespaces"] += _done(["ip", "netns", "delete", namespace])
     for directory in _our_dirs(manifest):
         shutil.rmtree(directory, ignore_errors=True)
         removed["directories"] += 1

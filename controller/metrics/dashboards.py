@@ -499,6 +499,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="only report whether the committed dashboards are current")
     args = parser.parse_args(argv)
+    try:
+        import grafana_foundation_sdk  # noqa: F401  (a development extra, not installed with dcilab)
+    except ImportError:
+        print("python -m dcilab.metrics.dashboards needs grafana-foundation-sdk, which dcilab "
+              "installs only for development: `pip install 'dcilab[test]'` (a checkout's "
+              "`make setup` has it); the dashboards dcilab ships are already built",
+              file=sys.stderr)
+        return 2
     if args.check:
         stale = stale_files()
         if stale:

@@ -443,3 +443,40 @@ def test_a_reservation_displaced_past_its_latency_bound_says_the_bound(lab):
     assert res.state is State.DEGRADED
     assert f"within max_latency_ms {latency + 0.01:g} has 100.000 Gb/s free; a path of " \
         in res.reason, res.reason
+
+
+def disagreeing(osnr, ends=("300G", "400G")):
+    return Observation(W, "400ZR+", None, osnr, False, "", ends)
+
+
+def test_ends_left_disagreeing_are_set_alike_once_they_have_for_the_mismatch_time():
+    """An optical tester: one end Set to 300G over gNMI left the wavelength dark for good
+    (nothing acts on a wavelength whose ends disagree). Past `mismatch_s` both ends get the
+    mode a step down would choose: here 400G, which keeps 1.5 dB."""
+    a = adapter(mismatch_s=10.0)
+    assert a.observe(0.0, [disagreeing(25.5)]) == []
+    assert a.observe(9.0, [disagreeing(25.5)]) == []           # time for the other end
+    [drain] = a.observe(10.0, [disagreeing(25.5)])
+    assert (drain.from_mode, drain.to_mode) == ("300G/400G", "400G")
+    assert "its ends run 300G and 400G" in drain.reason
+    assert a.observe(11.0, [disagreeing(25.5)]) == [SetMode(W, "400G")]
+    assert a.observe(12.0, [obs(25.5, mode="400G")]) == [Resume(W, "400G", 400.0)]
+    assert a.phase(W) == Phase.IN_SERVICE
+
+
+def test_ends_that_agree_again_in_time_are_left_alone_and_the_wait_starts_over():
+    a = adapter(mismatch_s=10.0)
+    assert a.observe(0.0, [disagreeing(25.5)]) == []
+    assert a.observe(5.0, [obs(25.5, mode="300G")]) == []       # the other end was set too
+    assert a.observe(8.0, [disagreeing(25.5)]) == []
+    assert a.observe(17.0, [disagreeing(25.5)]) == []           # 9 s of this spell only
+    assert len(a.observe(18.0, [disagreeing(25.5)])) == 1
+
+
+def test_disagreeing_ends_with_no_osnr_read_take_the_more_robust_of_their_modes():
+    a = adapter(mismatch_s=0.0)
+    [drain] = a.observe(0.0, [disagreeing(None, ("200G", "400G"))])
+    assert drain.to_mode == "200G"
+    # a line too weak for any mode to keep the threshold: the most robust of all
+    [drain] = adapter(mismatch_s=0.0).observe(0.0, [disagreeing(12.0)])
+    assert drain.to_mode == "100G"

@@ -167,3 +167,36 @@ def test_with_adaptation_the_controller_follows_a_mode_it_did_not_set(tmp_path):
             assert adaptation.adapter.phase(W) is Phase.IN_SERVICE
         finally:
             operator.stop()
+
+
+def test_a_mode_set_at_one_end_only_is_set_at_both_once_they_have_disagreed(tmp_path, caplog):
+    """An optical tester: a gNMI Set to one gateway's transceiver only left the wavelength
+    dark for good, the controller silent. With adaptation both ends are set to one mode
+    once they have disagreed for `mismatch_s`; without, the controller says, once, that
+    the wavelength is dark until they agree."""
+    from dcilab.app.adaptation import ModeFollower
+    fabric, _ = zrplus_fabric(tmp_path)
+    link = next(l for l in fabric.wavelengths() if l.wavelength == W)
+    gateway = next(l.a.node for l in fabric.wavelengths() if l.wavelength == W)
+
+    def modes_at_agent():
+        return {s.mode.name for (w, _), s in agent.state.statuses().items() if w == W}
+
+    caplog.set_level("INFO", logger="dcilab")
+    with adapting(fabric, Policy(hold_s=3600.0, drain_s=0.2, mismatch_s=1.0)) as (
+            agent, client, service, adaptation):
+        follower = ModeFollower(service, client, interval_s=0.1, mismatch_s=0.5)
+        assert wait_until(lambda: len(client.readings()) == 4, 10)
+        agent.state.set_mode(W, "300G", gateway=gateway)
+        assert wait_until(lambda: (follower.step(), "its transceivers run different modes "
+                                   "(300G and 400G)" in caplog.text)[1], 10, step_s=0.1)
+        assert caplog.text.count("run different modes") == 1       # said once
+        assert modes_at_agent() == {"300G", "400G"}                 # the follower sets none
+        assert wait_until(lambda: (adaptation.step(), len(modes_at_agent()) == 1
+                                   and adaptation.adapter.phase(W) == Phase.IN_SERVICE
+                                   and service.core.engine.usable(link))[1], 20, step_s=0.1)
+        # 400G if both ends read their OSNR when it was decided (2.9 dB of margin), else
+        # the safer end's 300G; capacity follows whichever
+        [change] = [c for c in adaptation.changes if c.wavelength == W]
+        assert change.from_mode == "300G/400G" and {change.to_mode} == modes_at_agent()
+        assert service.core.engine.rate_gbps(link) == int(change.to_mode[:-1])

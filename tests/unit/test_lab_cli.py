@@ -191,3 +191,27 @@ def test_a_script_that_is_not_text_fails_in_one_line(tmp_path):
     cli.do_pingall = cli._counted(lambda line: None)
     assert cli.do_source(str(script)) is False
     assert cli.failed == [f"source {script}"]
+
+
+def test_the_prompts_examples_name_hosts_of_the_fabric_in_two_sites(tmp_path):
+    """An outside tester copied the prompt's `dc1-h1 ping -c3 dc2-h1` on a fabric of its
+    own and got "Unknown command": the examples now take the loaded fabric's hosts."""
+    from dcilab.cli.lab import _two_sites_hosts
+    from dcilab.fabric import load_fabric
+    from dcilab.resources import topology_path
+    fabric = load_fabric(topology_path("four-dc-ring"))
+    a, b = _two_sites_hosts(fabric)
+    assert a in fabric.hosts and b in fabric.hosts
+    assert fabric.hosts[a].site != fabric.hosts[b].site
+
+
+def test_clean_and_an_emulated_bench_refuse_without_root(monkeypatch, capsys):
+    """As another user `dcilab clean` removed nothing yet said it had."""
+    from dcilab.bench import emulate
+    from dcilab.cli import clean
+    for module in (clean, emulate):
+        monkeypatch.setattr(module.os, "geteuid", lambda: 1000)
+    assert clean.run(build_parser().parse_args(["clean"])) == 1
+    assert "dcilab clean needs root" in capsys.readouterr().err
+    assert emulate.run(build_parser().parse_args(["bench", "--emulate", "two-dc"])) == 1
+    assert "needs root" in capsys.readouterr().err

@@ -52,6 +52,11 @@ def test_fabric_names_the_run_acted_on_and_another_is_refused(tmp_path, monkeypa
     assert cli_fault.run(parse("restore", "--fabric", "two-dc")) == 1
     err = capsys.readouterr().err
     assert "is of fabric 'ring'" in err and "pid 4242" in err and "nothing done" in err
+    assert "no file of that name" not in err                  # a name, not a path
+    # a relative path given from another directory (an outside tester): said so
+    monkeypatch.chdir(tmp_path.parent)
+    assert cli_fault.run(parse("restore", "--fabric", "ring.yaml")) == 1
+    assert f"there is no file of that name in {tmp_path.parent}" in capsys.readouterr().err
     assert cli_fault.run(parse("--fabric", "ring", "list")) == 0
     assert cli_fault.run(parse("restore", "--fabric", str(path))) == 0
     assert "nothing to restore" in capsys.readouterr().out

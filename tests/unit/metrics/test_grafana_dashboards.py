@@ -145,3 +145,20 @@ def test_every_series_a_panel_selects_is_the_chosen_controllers(path):
         for name in series_in(expr):
             for m in re.finditer(rf"(?<![\w:]){re.escape(name)}(?![\w:])", expr):
                 assert expr[m.end():].startswith('{instance="$instance"'), (path.name, expr)
+
+
+def test_without_the_sdk_the_generator_says_what_to_install(monkeypatch, capsys):
+    """An outside tester ran `python -m dcilab.metrics.dashboards --check` from a wheel
+    (the SDK is a test extra): a traceback. Now one line naming what to install."""
+    import builtins
+
+    from dcilab.metrics import dashboards
+    real_import = builtins.__import__
+
+    def no_sdk(name, *args, **kwargs):
+        if name.startswith("grafana_foundation_sdk"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", no_sdk)
+    assert dashboards.main(["--check"]) == 2
+    assert "needs grafana-foundation-sdk" in capsys.readouterr().err

@@ -1,0 +1,61 @@
+"""`dcilab clean` after a run killed with -9: what was started in an emulated host (a
+daemon typed at the lab's prompt) is stopped with the host, found by the network namespace
+of the host's shell (an outside tester: `iperf3 -s -D` outlived `dcilab clean`)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from dcilab.emulation.cleanup import pid_alive, stop_listed_processes
+
+pytestmark = pytest.mark.integration
+
+
+def _wait(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_a_daemon_in_a_listed_hosts_namespace_is_stopped_with_it(tmp_path):
+    tag = f"dlhost-{uuid.uuid4().hex[:8]}"        # what the "shell" names, as a manifest lists
+    pidfile = tmp_path / "daemon.pid"
+    # The host's shell: in a network namespace of its own, as Mininet's hosts are.
+    shell = subprocess.Popen(["unshare", "--net", "--", sys.executable, "-c",
+                              "import time, sys; time.sleep(120)", tag])
+    daemon = None
+    try:
+        assert _wait(lambda: "unshare" not in open(f"/proc/{shell.pid}/cmdline").read())
+        # A daemon started in that namespace, detached from everything (as `-D` does):
+        # its parent is gone, only the namespace ties it to the host.
+        subprocess.run(["nsenter", f"--net=/proc/{shell.pid}/ns/net", "--", "sh", "-c",
+                        f"setsid sleep 120 >/dev/null 2>&1 & echo $! > {pidfile}"],
+                       check=True, timeout=10)
+        daemon = int(pidfile.read_text())
+        bystander = subprocess.Popen(["sleep", "120"])    # this namespace: never touched
+        try:
+            assert pid_alive(daemon)
+            assert stop_listed_processes({shell.pid: tag}) == 2
+            assert shell.wait(timeout=10) is not None
+            assert _wait(lambda: not pid_alive(daemon))
+            assert bystander.poll() is None
+            # A listed PID that is no longer what the run started: nothing stopped.
+            assert stop_listed_processes({bystander.pid: tag}) == 0
+            assert bystander.poll() is None
+        finally:
+            bystander.kill()
+            bystander.wait()
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        if daemon is not None and pid_alive(daemon):
+            subprocess.run(["kill", "-9", str(daemon)], timeout=10)
