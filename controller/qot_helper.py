@@ -7,6 +7,9 @@ parent's propagations (`optics._gnpy.delegate`) over a pipe. Every figure is sti
 GNPy's, computed by the same function. When both cores are busy there is nothing to gain,
 but nothing is lost either.
 
+A command with many independent lines (`plan` of many site pairs) may start two helpers:
+each propagation goes to one that is free, so two lines propagate at once, one per core.
+
 Whatever happens to the helper, the command goes on: a helper that died (killed, out of
 memory), answers nothing within HELPER_WAIT_S, or an exchange broken off (Ctrl-C) is
 dropped for good and the command propagates in its own process, so no answer can ever
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import queue
 import signal
 import sys
 import threading
@@ -39,11 +43,12 @@ class _Helper:
         self.process.start()
         theirs.close()
         self.lock = threading.Lock()
+        self.dropped = False
 
     def __call__(self, line, carriers, launch_power_dbm):
         with self.lock:
-            if _gnpy.delegate is not self:
-                return None                       # dropped meanwhile
+            if self.dropped:
+                return None
             try:
                 answer = self._exchange((line, carriers, launch_power_dbm))
             except BaseException:                 # Ctrl-C mid-exchange: its answer would
@@ -83,35 +88,86 @@ class _Helper:
             return None
 
     def stop(self) -> None:
-        """Drop the helper: later propagations run in this process."""
-        if _gnpy.delegate is self:
-            _gnpy.delegate = None
+        """Drop the helper for good."""
+        self.dropped = True
         if self.process.is_alive():
             self.process.kill()
         self.process.join(timeout=5.0)
         self.conn.close()
 
 
-def start() -> bool:
-    """Start the helper, unless GNPy is loaded already or this process runs threads
-    (forking a threaded process is unsafe); True if started."""
+class _Helpers:
+    """The delegate: each propagation goes to a helper that is free. One dropped leaves
+    the others; with none left, later propagations run in this process."""
+
+    def __init__(self, count: int) -> None:
+        self.helpers = [_Helper() for _ in range(count)]
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for helper in self.helpers:
+            self._free.put(helper)
+
+    @property
+    def width(self) -> int:
+        """How many propagations may run at once."""
+        return sum(not h.dropped for h in self.helpers)
+
+    def __call__(self, line, carriers, launch_power_dbm):
+        while self.width:
+            try:
+                helper = self._free.get(timeout=1.0)
+            except queue.Empty:
+                continue                          # all busy: wait for one
+            answer = helper(line, carriers, launch_power_dbm)
+            if not helper.dropped:
+                self._free.put(helper)
+                return answer
+        if _gnpy.delegate is self:
+            _gnpy.delegate = None
+        return None
+
+    def stop(self) -> None:
+        if _gnpy.delegate is self:
+            _gnpy.delegate = None
+        for helper in self.helpers:
+            with helper.lock:
+                helper.stop()
+
+
+def start(count: int = 1) -> int:
+    """Start `count` helpers, unless GNPy is loaded already or this process runs threads
+    (forking a threaded process is unsafe); how many propagations may run at once (0: none
+    started)."""
     if _gnpy.delegate is not None or "gnpy" in sys.modules or threading.active_count() > 1:
-        return False
-    _gnpy.delegate = _Helper()
-    return True
+        return 0
+    _gnpy.delegate = _Helpers(count)
+    return count
+
+
+def widen(count: int) -> int:
+    """Helpers added, up to `count` in all, where `start` started some and this process
+    still runs no threads; how many propagations may run at once now (0: no helpers)."""
+    helpers = _gnpy.delegate
+    if not isinstance(helpers, _Helpers):
+        return 0
+    if threading.active_count() == 1:
+        for _ in range(count - len(helpers.helpers)):
+            helper = _Helper()
+            helpers.helpers.append(helper)
+            helpers._free.put(helper)
+    return helpers.width
 
 
 def stop() -> None:
-    """Stop the helper, if one runs (a command's end: nothing lingers in a library user's
+    """Stop the helpers, if any run (a command's end: nothing lingers in a library user's
     process)."""
-    helper = _gnpy.delegate
-    if isinstance(helper, _Helper):
-        with helper.lock:
-            helper.stop()
+    helpers = _gnpy.delegate
+    if isinstance(helpers, _Helpers):
+        helpers.stop()
 
 
 def _serve(conn, parents_end) -> None:
     parents_end.close()                    # the parent's exit then reaches us as end of file
+    _gnpy.delegate = None                  # a helper forked after another propagates itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A SIGTERM to the process group (`timeout`) ends us quietly: not the parent's
     # handler, which unwinds a command and would print our traceback.

@@ -279,7 +279,10 @@ def cheapest(a: str, b: str, km: float, bytes_per_sync: float, window_s: float,
         except OpticsError as exc:
             reasons.append(str(exc))
     head = _refusal_head(km, options, oversized, latency_bound, len(available))
-    raise NoFeasibleChoice(f"{a} - {b} ({km_text(km)} km): {head}: " + "; ".join(reasons))
+    # "the catalog" in select_mode's words is what the job may use: say what it turned off
+    off = [m.name for m in catalog if m.name not in available]
+    raise NoFeasibleChoice(f"{a} - {b} ({km_text(km)} km): {head}: " + "; ".join(reasons)
+                           + (f" (the job turned off {', '.join(off)})" if off else ""))
 
 
 def _refusal_head(km: float, options: list[Option], oversized: list[Option],

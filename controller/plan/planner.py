@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..optics import DEFAULT_CATALOG, Catalog
@@ -150,11 +151,13 @@ def predict_job(job: Job, traffic: JobTraffic, capacity_gbps, latency_s,
 
 
 def plan_job(job: Job, catalog: Catalog = DEFAULT_CATALOG, sensitivity: bool = True,
-             replan: bool = False) -> JobPlan:
+             replan: bool = False, workers: int = 1) -> JobPlan:
     """Plan the job's DCI: the cheapest feasible hardware per site pair and its performance.
 
     `replan`: the distance sensitivity also says what hardware a fresh plan would buy at
     each distance (GNPy for every pair at every distance: seconds for many sites).
+    `workers`: site pairs chosen at once (each pair's GNPy runs are its own; worth it only
+    where propagations run in as many processes: `dcilab.qot_helper`).
 
     Raises
     ------
@@ -165,10 +168,17 @@ def plan_job(job: Job, catalog: Catalog = DEFAULT_CATALOG, sensitivity: bool = T
     traffic = job_traffic(job)
     names = pair_names([(p.a, p.b) for p in traffic.pairs])
     bound = _latency_bound_s(traffic, catalog, available)
-    choices = tuple(choose(p.a, p.b, p.km, p.bytes_per_sync, traffic.window_s,
-                           traffic.latency_hops, traffic.other_latency_s(bound, (p.a, p.b)),
-                           catalog, available, name)
-                    for p, name in zip(traffic.pairs, names))
+    def pair_choice(pair_and_name) -> Choice:
+        p, name = pair_and_name
+        return choose(p.a, p.b, p.km, p.bytes_per_sync, traffic.window_s, traffic.latency_hops,
+                      traffic.other_latency_s(bound, (p.a, p.b)), catalog, available, name)
+    pairs = list(zip(traffic.pairs, names))
+    if workers > 1 and len(pairs) > 1:
+        # in order, so the first pair that cannot be served is the one said, as one by one
+        with ThreadPoolExecutor(min(workers, len(pairs))) as pool:
+            choices = tuple(pool.map(pair_choice, pairs))
+    else:
+        choices = tuple(map(pair_choice, pairs))
     prediction = predict_job(job, traffic, _goodput(choices), _latency(choices))
     w = job.spec.wdm
     wdm = Wdm(w.rate_gbps or WDM_RATE_GBPS,
