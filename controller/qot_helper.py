@@ -32,6 +32,10 @@ from .optics import _gnpy
 # this long is stuck (scipy's OpenBLAS retries a failing allocation forever under a
 # memory limit), and is dropped.
 HELPER_WAIT_S = 120.0
+# This process's ends of its helpers' pipes. A helper forked later holds copies of those
+# made before it: it closes them, or an earlier helper would see no end of file when this
+# process dies, and wait for the later one to end.
+_PARENT_ENDS: list = []
 
 
 class _Helper:
@@ -42,6 +46,7 @@ class _Helper:
                                        name="dcilab-gnpy", daemon=True)
         self.process.start()
         theirs.close()
+        _PARENT_ENDS.append(self.conn)     # a helper forked after this one closes its copy
         self.lock = threading.Lock()
         self.dropped = False
 
@@ -94,6 +99,8 @@ class _Helper:
             self.process.kill()
         self.process.join(timeout=5.0)
         self.conn.close()
+        if self.conn in _PARENT_ENDS:
+            _PARENT_ENDS.remove(self.conn)
 
 
 class _Helpers:
@@ -117,9 +124,12 @@ class _Helpers:
                 helper = self._free.get(timeout=1.0)
             except queue.Empty:
                 continue                          # all busy: wait for one
-            answer = helper(line, carriers, launch_power_dbm)
+            try:
+                answer = helper(line, carriers, launch_power_dbm)   # GNPy's error raises
+            finally:
+                if not helper.dropped:
+                    self._free.put(helper)
             if not helper.dropped:
-                self._free.put(helper)
                 return answer
         if _gnpy.delegate is self:
             _gnpy.delegate = None
@@ -167,6 +177,8 @@ def stop() -> None:
 
 def _serve(conn, parents_end) -> None:
     parents_end.close()                    # the parent's exit then reaches us as end of file
+    for end in _PARENT_ENDS:               # the ends of helpers forked before us
+        end.close()
     _gnpy.delegate = None                  # a helper forked after another propagates itself
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A SIGTERM to the process group (`timeout`) ends us quietly: not the parent's

@@ -55,11 +55,13 @@ def run(args) -> int:
 
 
 def _workers(job) -> int:
-    """Site pairs planned at once: two, with a second GNPy helper, on a machine of two cores
-    or more where the job's lines are long enough for their GNPy runs (about 0.04 ms a km,
-    each pair's line propagated a few times) to outweigh that helper's start (0.1-0.2 s)."""
+    """Site pairs planned at once: two, with a second GNPy helper, where this process may
+    run on two cores or more and the job's lines are long enough for their GNPy runs (about
+    0.04 ms a km, each pair's line propagated a few times) to outweigh that helper's start
+    (0.1-0.2 s)."""
     from ..plan.traffic import job_traffic
-    if (os.cpu_count() or 1) < 2 or sum(p.km for p in job_traffic(job).pairs) < TWO_HELPERS_KM:
+    if (len(os.sched_getaffinity(0)) < 2
+            or sum(p.km for p in job_traffic(job).pairs) < TWO_HELPERS_KM):
         return 1
     return max(1, qot_helper.widen(2))
 

@@ -31,9 +31,12 @@ up move is not undone by the next dip before it has paid for its outage).
 Ends that disagree: a wavelength whose two transceivers run different modes (a gNMI Set
 sent to one end only, a Set one end refused, a module swapped in at its default) is dark
 and stays dark until they agree. Once they have disagreed for `mismatch_s` with no change
-of ours under way (time for whoever set one end to set the other), both are set to the
-mode a step down would choose: the highest that keeps `threshold_db`, else the most robust
-(with no OSNR read, the more robust of the two ends' modes; a step up follows its hold).
+of ours under way (time for whoever set one end to set the other; the wait starts again
+when the pair of modes changes), both are set to the mode a step down would choose: the
+highest that keeps `threshold_db`, else the most robust (with no OSNR read, the more
+robust of the two ends' modes; a step up follows its hold). A fix after which the ends
+still disagree waits twice as long the next time. Such a wavelength carried nothing, so
+its fix does not hold back the other wavelengths of its line system.
 
 One change at a time per line system: a degradation hits all its wavelengths at once, and
 draining them all together would leave the site pair without that capacity for the whole
@@ -54,7 +57,11 @@ DEFAULT_THRESHOLD_DB = 1.0
 DEFAULT_HYSTERESIS_DB = 1.0
 DEFAULT_HOLD_S = 120.0
 DEFAULT_DRAIN_S = 1.0
-DEFAULT_MISMATCH_S = 10.0
+# Time for whoever set one end to set the other (two gNMI calls by hand) before both are set.
+DEFAULT_MISMATCH_S = 30.0
+# A fix that did not take (an end refused it, or someone sets one end back) waits twice as
+# long each time, up to this many doublings: never a Set every mismatch_s for good.
+MISMATCH_BACKOFF_MAX = 5
 # A change that has not come back by then is given up: the wavelength goes back in use
 # at whatever mode it reports (restoration handles a link that stays down).
 DEFAULT_CHANGE_TIMEOUT_S = 600.0
@@ -138,6 +145,8 @@ class _Wavelength:
     since: float = 0.0
     up_since: dict[str, float] = field(default_factory=dict)   # higher mode -> margin held since
     mismatch_since: float | None = None     # in service with its ends disagreeing since
+    mismatch_modes: tuple[str, ...] = ()    # ... running these
+    fixing_mismatch: bool = False           # its change sets ends that disagreed alike
 
 
 @dataclass(frozen=True)
@@ -160,6 +169,7 @@ class Adapter:
     changes: list[Change] = field(default_factory=list)
     _state: dict[str, _Wavelength] = field(default_factory=dict)
     _line_system: dict[str, str] = field(default_factory=dict)
+    _mismatch_fixes: dict[str, int] = field(default_factory=dict)   # in a row, not taken
 
     def _urgent(self, obs: Observation) -> bool:
         """At the FEC threshold (0 dB): errors get through now, change without waiting."""
@@ -170,7 +180,8 @@ class Adapter:
         """Another wavelength of `obs`'s line system is out of use for its own change."""
         return bool(obs.line_system) and any(
             w != obs.wavelength and self._line_system.get(w) == obs.line_system
-            and st.phase != Phase.IN_SERVICE for w, st in self._state.items())
+            and st.phase != Phase.IN_SERVICE and not st.fixing_mismatch
+            for w, st in self._state.items())
 
     def phase(self, wavelength: str) -> Phase:
         return self._state.get(wavelength, _Wavelength()).phase
@@ -225,7 +236,9 @@ class Adapter:
         module = self._module(obs)
         if obs.end_modes and module is not None:
             return self._mismatched(now, obs, state, module)
-        state.mismatch_since = None
+        state.mismatch_since, state.mismatch_modes = None, ()
+        if obs.mode is not None:
+            self._mismatch_fixes.pop(obs.wavelength, None)     # the ends agree: fixed
         margin = self.margin_db(obs)
         # Down with its OSNR still read: too noisy to decode in its mode (a sudden loss,
         # not a ramp), yet a more robust mode may carry it: stepped down like a low margin.
@@ -262,10 +275,12 @@ class Adapter:
                     module: Module) -> Decision | None:
         """Both ends set to one mode once they have disagreed for `mismatch_s`."""
         state.up_since.clear()
-        if state.mismatch_since is None:
-            state.mismatch_since = now
-        if now - state.mismatch_since < self.policy.mismatch_s:
+        if state.mismatch_since is None or state.mismatch_modes != obs.end_modes:
+            state.mismatch_since, state.mismatch_modes = now, obs.end_modes
+        tries = min(self._mismatch_fixes.get(obs.wavelength, 0), MISMATCH_BACKOFF_MAX)
+        if now - state.mismatch_since < self.policy.mismatch_s * 2 ** tries:
             return None
+        self._mismatch_fixes[obs.wavelength] = tries + 1
         if obs.osnr_db is None:         # not read (an end still reconfiguring): the safer end's
             candidates = [m for m in module.modes if m.name in obs.end_modes] or module.modes
         else:                           # the highest that keeps the threshold, else the safest
@@ -274,10 +289,12 @@ class Adapter:
             if candidates:
                 candidates = [max(candidates, key=lambda m: m.rate_gbps)]
         target = min(candidates or module.modes, key=lambda m: m.required_osnr_db)
-        return self._drain(now, obs, state, target.name,
-                           f"its ends run {' and '.join(obs.end_modes)} (dark) for "
-                           f"{now - state.mismatch_since:.0f} s",
-                           from_mode="/".join(obs.end_modes))
+        drain = self._drain(now, obs, state, target.name,
+                            f"its ends run {' and '.join(obs.end_modes)} (dark) for "
+                            f"{now - state.mismatch_since:.0f} s",
+                            from_mode="/".join(obs.end_modes))
+        self._state[obs.wavelength].fixing_mismatch = True
+        return drain
 
     def _drain(self, now: float, obs: Observation, state: _Wavelength, target: str,
                reason: str, from_mode: str | None = None) -> Drain:

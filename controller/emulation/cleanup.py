@@ -197,20 +197,22 @@ def namespace_processes(pids: list[int]) -> list[int]:
     return found
 
 
-def stop_pids(pids: list[int], grace_s: float = 2.0) -> None:
-    """SIGTERM, then SIGKILL what is left after `grace_s`."""
+def stop_pids(pids: list[int], grace_s: float = 2.0) -> int:
+    """SIGTERM, then SIGKILL what is left after `grace_s`; how many of `pids` ended."""
+    left = list(pids)
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
+        for pid in left:
             try:
                 os.kill(pid, sig)
             except OSError:
                 pass
         deadline = time.monotonic() + grace_s
-        while pids and time.monotonic() < deadline:
-            pids = [pid for pid in pids if pid_alive(pid)]
+        while left and time.monotonic() < deadline:
+            left = [pid for pid in left if pid_alive(pid)]
             time.sleep(0.05)
-        if not pids:
-            return
+        if not left:
+            break
+    return len(pids) - len(left)
 
 
 def kill_pid(pid: int, must_contain: str, grace_s: float = 2.0) -> bool:
@@ -280,7 +282,10 @@ def _our_dirs(manifest: Manifest | None) -> list[str]:
 
 
 def _done(command: list[str]) -> bool:
-    return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+    try:
+        return subprocess.run(command, capture_output=True, timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:       # the rest is still removed; this one is not
+        return False
 
 
 def stop_listed_processes(processes: dict[int, str]) -> int:
@@ -291,8 +296,7 @@ def stop_listed_processes(processes: dict[int, str]) -> int:
     ours = {pid: tag for pid, tag in processes.items()
             if pid_alive(pid) and tag in _cmdline(pid)}    # never a PID reused since
     inside = namespace_processes(list(ours))
-    stop_pids(inside)
-    return len(inside) + sum(kill_pid(pid, tag) for pid, tag in ours.items())
+    return stop_pids(inside) + sum(kill_pid(pid, tag) for pid, tag in ours.items())
 
 
 def clean(say=print) -> dict[str, int]:

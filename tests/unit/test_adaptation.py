@@ -480,3 +480,49 @@ def test_disagreeing_ends_with_no_osnr_read_take_the_more_robust_of_their_modes(
     # a line too weak for any mode to keep the threshold: the most robust of all
     [drain] = adapter(mismatch_s=0.0).observe(0.0, [disagreeing(12.0)])
     assert drain.to_mode == "100G"
+
+
+def test_a_fix_that_does_not_take_waits_twice_as_long_each_time():
+    """A reviewer: an end that refuses the Set had the controller drain and Set it again
+    every mismatch_s for good. Each fix after which the ends still disagree waits twice
+    as long; once they agree the wait is back to mismatch_s."""
+    a = adapter(mismatch_s=10.0, drain_s=0.0)
+    tried_at = []
+    t = 0.0
+    while t < 400.0:
+        for d in a.observe(t, [disagreeing(25.5)]):
+            if isinstance(d, Drain):
+                tried_at.append(t)
+            elif isinstance(d, SetMode):                  # refused at one end
+                a.set_mode_failed(t, W, None)
+        t += 1.0
+    gaps = [b - a_ for a_, b in zip(tried_at, tried_at[1:])]
+    assert tried_at[0] == 10.0 and gaps == sorted(gaps) and gaps[-1] >= 4 * gaps[0]
+    assert len(tried_at) <= 6                     # not one every 10 s (40 in 400 s)
+    # the ends agree again (someone set them): the next spell waits mismatch_s once more
+    a.observe(t, [obs(25.5, mode="400G")])
+    assert a.observe(t + 1, [disagreeing(25.5)]) == []
+    assert len(a.observe(t + 11, [disagreeing(25.5)])) == 1
+
+
+def test_the_wait_starts_again_when_the_pair_of_modes_changes():
+    """An operator setting the ends one at a time, to different modes in turn: each new
+    pair of modes gets its full mismatch_s."""
+    a = adapter(mismatch_s=10.0)
+    assert a.observe(0.0, [disagreeing(25.5, ("300G", "400G"))]) == []
+    assert a.observe(8.0, [disagreeing(25.5, ("200G", "300G"))]) == []
+    assert a.observe(17.0, [disagreeing(25.5, ("200G", "300G"))]) == []
+    assert len(a.observe(18.0, [disagreeing(25.5, ("200G", "300G"))])) == 1
+
+
+def test_a_mismatch_fix_does_not_hold_back_its_line_systems_other_wavelengths():
+    """A reviewer: the fix of a wavelength whose ends disagreed (dark, carrying nothing)
+    kept its line system's other wavelength from stepping down until the fix timed out."""
+    a = adapter(mismatch_s=0.0)
+    w2 = Observation("ls.w2", "400ZR+", None, 25.5, False, "ls", ("300G", "400G"))
+    w1 = Observation("ls.w1", "400ZR+", "400G", 25.5, True, "ls")
+    [fix] = a.observe(0.0, [w1, w2])
+    assert fix.wavelength == "ls.w2" and a.phase("ls.w2") == Phase.DRAINING
+    low = Observation("ls.w1", "400ZR+", "400G", 24.8, True, "ls")      # 0.8 dB: not urgent
+    decisions = a.observe(2.0, [low, w2])
+    assert any(isinstance(d, Drain) and d.wavelength == "ls.w1" for d in decisions)

@@ -207,10 +207,10 @@ def test_a_long_haul_plan_with_two_helpers_prints_what_planning_here_prints(tmp_
     from dcilab.plan import read_job
     widened = []
     monkeypatch.setattr(cli_plan.qot_helper, "widen", lambda n: widened.append(n) or n)
-    monkeypatch.setattr(cli_plan.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cli_plan.os, "sched_getaffinity", lambda pid: {0, 1})
     assert cli_plan._workers(read_job(str(job))) == 2 and widened == [2]
     assert cli_plan._workers(read_job(str(JOBS / "300b-data-16dc.yaml"))) == 1   # short lines
-    monkeypatch.setattr(cli_plan.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(cli_plan.os, "sched_getaffinity", lambda pid: {0})
     assert cli_plan._workers(read_job(str(job))) == 1
     out = subprocess.run([sys.executable, "-m", "dcilab", "plan", str(job), "--json"],
                          capture_output=True, text=True, timeout=120)
@@ -218,3 +218,34 @@ def test_a_long_haul_plan_with_two_helpers_prints_what_planning_here_prints(tmp_
     from dcilab.cli import main                  # in this process: no helper (threads, GNPy)
     assert main(["plan", str(job), "--json"]) == 0
     assert json.loads(out.stdout) == json.loads(capsys.readouterr().out)
+
+
+# A propagation GNPy refuses (raised in the helper, again here): the next one is answered
+# (a reviewer: the helper was never handed back, and the next call waited for good).
+REFUSED = r"""
+import json, sys
+from dcilab import qot_helper
+from dcilab.optics import _gnpy
+from dcilab.optics import DEFAULT_CATALOG, LineSystem, line_qot
+from dcilab.optics.qot import gnpy_line
+
+assert qot_helper.start() == 1
+line = LineSystem(fiber_km=80)
+try:
+    _gnpy.propagate(gnpy_line(line), _gnpy.Carriers((), 60.0, 75.0, 0.1, 40.0), 0.0)
+    raise SystemExit("not refused")
+except Exception as exc:
+    refused = type(exc).__name__
+module = DEFAULT_CATALOG.module("400ZR")
+got = line_qot(line, module, module.modes[0], 4)
+assert "gnpy" not in sys.modules and _gnpy.delegate.width == 1   # still the helper's
+print(json.dumps([refused, got.gsnr_db[0] > 0]))
+"""
+
+
+def test_a_propagation_gnpy_refuses_leaves_the_helper_for_the_next():
+    out = subprocess.run([sys.executable, "-c", REFUSED], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    refused, answered = json.loads(out.stdout)
+    assert refused and answered
