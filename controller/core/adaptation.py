@@ -203,8 +203,9 @@ class Adapter:
         for obs in observations:
             state = self._state.setdefault(obs.wavelength, _Wavelength())
             if (state.phase == Phase.IN_SERVICE and self._changing_on(obs)
-                    and not self._urgent(obs)):
+                    and not self._urgent(obs) and not obs.end_modes):
                 continue        # its line system's other wavelengths carry on meanwhile
+                                # (ends that disagree: dark, nothing to carry on for)
             decision = {Phase.IN_SERVICE: self._in_service, Phase.DRAINING: self._draining,
                         Phase.CHANGING: self._changing}[state.phase](now, obs, state)
             if decision is not None:
@@ -306,6 +307,10 @@ class Adapter:
         return Drain(obs.wavelength, from_mode, target, reason)
 
     def _draining(self, now: float, obs: Observation, state: _Wavelength) -> Decision | None:
+        if state.fixing_mismatch and obs.mode is not None:
+            # someone set the ends alike meanwhile (an operator's second Set): theirs stands
+            self._state[obs.wavelength] = _Wavelength()
+            return self._resume(obs.wavelength, obs.mode, obs.module)
         if now - state.since < self.policy.drain_s:
             return None
         state.phase, state.since = Phase.CHANGING, now

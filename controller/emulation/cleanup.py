@@ -29,7 +29,8 @@ from . import port_buffers
 
 BRIDGE_RE = re.compile(rf"^{NAME_PREFIX}\d+(sp|lf|gw)\d+$")
 INTERFACE_RE = re.compile(rf"^{NAME_PREFIX}(\d+(sp|lf|gw)\d+p\d+|\d+h\d+-eth\d+|netem0b?)$")
-NAMESPACE_RE = re.compile(rf"^{NAME_PREFIX}fibre\d+$")
+# Fibre namespaces, and the names given to the emulated hosts' namespaces (`name_hosts`).
+NAMESPACE_RE = re.compile(rf"^{NAME_PREFIX}(fibre\d+|host-[A-Za-z0-9]+)$")
 RUN_DIR = Path(os.environ.get("DCILAB_RUN_DIR", "/run/dcilab"))
 MANIFEST = RUN_DIR / "emulation.json"
 START_LOCK = RUN_DIR / "start.lock"
@@ -243,6 +244,38 @@ def our_namespaces() -> list[str]:
     return [n for n in names if NAMESPACE_RE.match(n)]
 
 
+def host_namespace(node: str) -> str:
+    """The name an emulated host's network namespace is given (`name_hosts`)."""
+    return f"{NAME_PREFIX}host-{node}"
+
+
+def name_hosts(hosts: dict[str, int]) -> str:
+    """Give each host's network namespace (node name -> its shell's PID) a name of ours.
+    The name holds the namespace: when a run is killed with -9 its hosts' shells die with
+    it, and what was started in a host and outlived them (a daemon typed at the lab's
+    prompt) is then found there by `clean`, and the namespace removed. ip's complaint, or ""."""
+    if not hosts:
+        return ""
+    lines = "".join(f"netns attach {host_namespace(node)} {pid}\n"
+                    for node, pid in hosts.items())
+    done = subprocess.run(["ip", "-force", "-batch", "-"], input=lines, text=True,
+                          capture_output=True, timeout=60)
+    return "" if done.returncode == 0 else (done.stderr or done.stdout).strip()
+
+
+def stop_namespace_processes(namespaces: list[str]) -> int:
+    """Stop every process in our named namespaces `namespaces`; how many ended."""
+    pids = []
+    for namespace in namespaces:
+        try:
+            found = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True,
+                                   text=True, timeout=30).stdout.split()
+        except subprocess.TimeoutExpired:
+            continue
+        pids += [int(p) for p in found if p.isdigit() and int(p) != os.getpid()]
+    return stop_pids(pids) if pids else 0
+
+
 def fault_processes() -> dict[int, str]:
     """PID -> tag of the processes injected faults run (a flapping link), from their state."""
     try:
@@ -309,6 +342,8 @@ def clean(say=print) -> dict[str, int]:
     manifest = Manifest.load()
     if manifest:
         removed["processes"] += stop_listed_processes(manifest.processes)
+    # what was started in a host and outlived its shell (a run killed with -9)
+    removed["processes"] += stop_namespace_processes(our_namespaces())
     # counted only where the command said it was done: never "removed" what is still there
     for bridge in our_bridges():
         removed["bridges"] += _done(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br",

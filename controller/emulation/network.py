@@ -16,8 +16,9 @@ from mininet.util import errRun
 
 from ..fabric import Fabric
 from . import bfd, port_buffers
-from .cleanup import (Manifest, clean, forget_faults, live_owner, namespace_processes, ours,
-                      start_lock, stop_pids)
+from .cleanup import (Manifest, clean, forget_faults, host_namespace, live_owner, name_hosts,
+                      namespace_processes, ours, start_lock, stop_namespace_processes,
+                      stop_pids)
 from .datapath import AUTO, DatapathError, choose_datapath, kernel_module_loaded, needs_tx_offload_off
 from .fibre import create_namespace, delete_namespace, fibre_plan, namespaces
 from .netem import netem_available
@@ -88,6 +89,7 @@ class Emulation:
         line contains, a directory of its): in the manifest from the first one written."""
         self.fabric = fabric
         self._adopted = list(adopted)
+        self._host_namespaces: list[str] = []     # named by name_hosts, removed at stop
         self.requested_datapath = datapath
         self.datapath: str | None = None       # kernel or user, once started
         self.fibre = fibre      # wavelengths through fibre namespaces (False: plain veth pairs)
@@ -183,6 +185,11 @@ class Emulation:
         for host in self.net.hosts:
             self.manifest.processes[host.pid] = f"mininet:{host.name}"
         self.manifest.save()
+        problem = name_hosts({host.name: host.pid for host in self.net.hosts})
+        self._host_namespaces = [host_namespace(host.name) for host in self.net.hosts]
+        if problem:
+            self.say(f"note: hosts' namespaces not named ({problem}): after a kill -9, "
+                     "`dcilab clean` cannot find what was started in them")
         self.net.start()
         if needs_tx_offload_off(self.datapath):
             for host in self.net.hosts:
@@ -258,7 +265,9 @@ class Emulation:
                     self.net = None
         finally:
             if mine:
-                for namespace in self.manifest.fibres:
+                # left in a host whose shell was stopped from outside: by its namespace
+                stop_namespace_processes(self._host_namespaces)
+                for namespace in self.manifest.fibres + self._host_namespaces:
                     delete_namespace(namespace)
                 clean(say=lambda m: self.say(f"cleanup: {m}"))
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import signal
@@ -26,20 +27,6 @@ reserve dc1-h1 nowhere --gbps 1
 no-such-command
 dc2-h2 iperf3 -s -D -p 5977
 """
-
-
-def _daemons() -> list[str]:
-    """The command lines of the iperf3 daemon the script starts in a host, wherever."""
-    from pathlib import Path
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "iperf3" in line and "-p 5977" in line:
-            found.append(line)
-    return found
 
 
 def test_script_runs_mininet_and_dcilab_commands_by_fabric_names(tmp_path, no_leftovers):
@@ -72,7 +59,7 @@ def test_script_runs_mininet_and_dcilab_commands_by_fabric_names(tmp_path, no_le
     assert "refused (INVALID_ARGUMENT): dst_host: unknown host 'nowhere'" in out
     assert "lab stopped; everything removed" in out
     # A daemon started at the prompt in a host stops with it (a tester's outlived its lab).
-    assert _daemons() == []
+    assert _daemon_pids(5977) == []
 
 
 class Prompt:
@@ -167,3 +154,49 @@ def test_a_lab_beside_a_controller_of_ones_own_uses_it_and_never_stops_it(tmp_pa
         assert (res.src_host, res.dst_host) == ("dc1-h1", "dc2-h1")
     finally:
         controller.stop()
+
+
+def _daemon_pids(port: int) -> list[int]:
+    from pathlib import Path
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "iperf3" in line and f"-p {port}" in line:
+            found.append(int(proc.name))
+    return found
+
+
+def test_after_a_kill_9_clean_stops_daemons_typed_in_the_hosts(no_leftovers):
+    """A re-tester: `dcilab clean` after `kill -9` of a lab left the `iperf3 -s -D` typed
+    at its prompt running (the hosts' shells die with the lab, so nothing named their
+    namespaces). The hosts' namespaces now have names of ours, and clean stops what is in
+    them."""
+    lab = Prompt()
+    try:
+        lab.expect(r"hosts: dc1-h1 10\.1\.1\.1")
+        lab.type("dc2-h2 iperf3 -s -D -p 5979")
+        lab.type("dc2-h2 echo started")
+        lab.expect(r"(?:^|> )started$")
+        deadline = time.monotonic() + 30
+        while not _daemon_pids(5979) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _daemon_pids(5979)
+        lab.proc.kill()                                   # kill -9: nothing removed
+        lab.proc.wait(timeout=30)
+        assert _daemon_pids(5979)                         # it outlived the lab
+        done = subprocess.run([sys.executable, "-m", "dcilab", "clean"], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert _daemon_pids(5979) == [], done.stdout
+        assert re.search(r"removed \d+ processes", done.stdout), done.stdout
+    finally:
+        if lab.proc.poll() is None:
+            lab.proc.kill()
+            lab.proc.wait()
+        for pid in _daemon_pids(5979):                    # a failure above: by its PID
+            os.kill(pid, signal.SIGKILL)
+        subprocess.run([sys.executable, "-m", "dcilab", "clean"], capture_output=True,
+                       timeout=300)

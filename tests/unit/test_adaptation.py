@@ -526,3 +526,26 @@ def test_a_mismatch_fix_does_not_hold_back_its_line_systems_other_wavelengths():
     low = Observation("ls.w1", "400ZR+", "400G", 24.8, True, "ls")      # 0.8 dB: not urgent
     decisions = a.observe(2.0, [low, w2])
     assert any(isinstance(d, Drain) and d.wavelength == "ls.w1" for d in decisions)
+
+
+def test_ends_set_alike_while_their_fix_drains_are_left_as_set():
+    """A re-tester set the second end 10.6 s after the first; the fix, then draining
+    towards 300G, Set both to 300G right after they had agreed on the operator's 400G."""
+    a = adapter(mismatch_s=10.0, drain_s=2.0)
+    a.observe(0.0, [disagreeing(None)])
+    [drain] = a.observe(10.0, [disagreeing(None)])
+    assert drain.to_mode == "300G"
+    assert a.observe(11.0, [obs(25.5, mode="400G", up=False)]) == [Resume(W, "400G", 400.0)]
+    assert a.phase(W) == Phase.IN_SERVICE
+    assert a.observe(13.0, [obs(25.5, mode="400G")]) == []          # no Set follows
+
+
+def test_two_wavelengths_of_a_line_left_disagreeing_are_fixed_together():
+    """A re-tester: one-ended Sets on both wavelengths of a line; the second was fixed only
+    once the first was back in use (dark meanwhile, holding back for nothing)."""
+    a = adapter(mismatch_s=10.0)
+    both = [Observation(w, "400ZR+", None, 25.5, False, "ls", ("300G", "400G"))
+            for w in ("ls.w1", "ls.w2")]
+    a.observe(0.0, both)
+    assert {d.wavelength for d in a.observe(10.0, both) if isinstance(d, Drain)} == \
+        {"ls.w1", "ls.w2"}
