@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -176,18 +177,26 @@ def test_a_lab_controller_stops_when_its_run_is_killed(tmp_path):
               "from dcilab.lab import ControllerProcess, free_port\n"
               "from dcilab.resources import topology_path\n"
               "c = ControllerProcess(topology_path('two-dc'), free_port())\n"
-              "print(c.proc.pid, flush=True)\n"
+              "print(c.proc.pid, c.state_dir, flush=True)\n"
               "c.wait_listening(60)\n"
               "print('listening', flush=True)\n"
               "time.sleep(120)\n")
     run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    state_dir = None
     try:
-        controller = int(run.stdout.readline())
+        pid, state_dir = run.stdout.readline().split()
+        controller = int(pid)
         assert run.stdout.readline().strip() == "listening"
     finally:
         run.kill()
         run.wait()
-    assert _gone_within(controller, 20)
+    try:
+        assert _gone_within(controller, 20)
+    finally:
+        # a run killed with no emulation has no manifest for `dcilab clean` to find its
+        # state directory by: this test's to remove (it left one a run)
+        if state_dir:
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def test_a_child_that_does_not_arm_outlives_its_parent():
