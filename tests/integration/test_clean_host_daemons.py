@@ -6,23 +6,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 
 from dcilab.emulation.cleanup import pid_alive, stop_listed_processes
+from dcilab.gnmi.client import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def _wait(condition, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_a_daemon_in_a_listed_hosts_namespace_is_stopped_with_it(tmp_path):
@@ -33,7 +24,7 @@ def test_a_daemon_in_a_listed_hosts_namespace_is_stopped_with_it(tmp_path):
                               "import time, sys; time.sleep(120)", tag])
     daemon = None
     try:
-        assert _wait(lambda: "unshare" not in open(f"/proc/{shell.pid}/cmdline").read())
+        assert wait_until(lambda: "unshare" not in open(f"/proc/{shell.pid}/cmdline").read(), 10)
         # A daemon started in that namespace, detached from everything (as `-D` does):
         # its parent is gone, only the namespace ties it to the host.
         subprocess.run(["nsenter", f"--net=/proc/{shell.pid}/ns/net", "--", "sh", "-c",
@@ -45,7 +36,7 @@ def test_a_daemon_in_a_listed_hosts_namespace_is_stopped_with_it(tmp_path):
             assert pid_alive(daemon)
             assert stop_listed_processes({shell.pid: tag}) == 2
             assert shell.wait(timeout=10) is not None
-            assert _wait(lambda: not pid_alive(daemon))
+            assert wait_until(lambda: not pid_alive(daemon), 10)
             assert bystander.poll() is None
             # A listed PID that is no longer what the run started: nothing stopped.
             assert stop_listed_processes({bystander.pid: tag}) == 0

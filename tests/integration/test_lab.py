@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from dcilab.gnmi.client import wait_until
+
 pytestmark = pytest.mark.integration
 
 SCRIPT = """\
@@ -180,10 +182,7 @@ def test_after_a_kill_9_clean_stops_daemons_typed_in_the_hosts(no_leftovers):
         lab.type("dc2-h2 iperf3 -s -D -p 5979")
         lab.type("dc2-h2 echo started")
         lab.expect(r"(?:^|> )started$")
-        deadline = time.monotonic() + 30
-        while not _daemon_pids(5979) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _daemon_pids(5979)
+        assert wait_until(lambda: _daemon_pids(5979), 30)
         lab.proc.kill()                                   # kill -9: nothing removed
         lab.proc.wait(timeout=30)
         assert _daemon_pids(5979)                         # it outlived the lab
