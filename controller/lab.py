@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from . import parent
+from .sockets import listener_of
 from .emulation.cleanup import kill_pid
 from .emulation.datapath import AUTO
 from .emulation.faults import Faults
@@ -43,6 +44,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class PortTaken(RuntimeError):
+    """Another process took a port picked for the controller before it could listen."""
+
+
+# A controller whose port another process took is started again on other ports this often.
+START_ATTEMPTS = 3
+
+
 class ControllerProcess:
     """`dcilab controller` in a child process; its log is kept and can be echoed."""
 
@@ -55,6 +64,7 @@ class ControllerProcess:
         self._echo = echo
         self._on_exit = on_exit           # told if it ends before we stop it
         self._stopping = False
+        self._listening = False         # its exit is news only once it has listened
         # A run of its own: reservations live in a temporary database unless told otherwise.
         # `dcilab clean` may have removed it already (a crashed run's is in the manifest).
         self._state_dir = tempfile.TemporaryDirectory(prefix="dcilab-",
@@ -83,7 +93,7 @@ class ControllerProcess:
             if self._echo:
                 self._echo(f"  controller | {line}")
         code = self.proc.wait()          # reaped at once: no zombie a PID check mistakes
-        if not self._stopping and self._on_exit:
+        if not self._stopping and self._listening and self._on_exit:
             # A lab whose controller died (killed, crashed) said nothing and kept its
             # prompt, its commands going to a dead address (a restart tester's find).
             self._on_exit(f"the controller (pid {self.proc.pid}) exited, code {code}: the "
@@ -104,19 +114,30 @@ class ControllerProcess:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def wait_listening(self, timeout_s: float = 20.0) -> None:
-        """Until OpenFlow, gRPC and metrics all accept connections."""
+        """Until this controller listens for OpenFlow, gRPC and metrics: the listener on
+        each port must be its own (PortTaken if another process's is there)."""
         deadline = time.monotonic() + timeout_s
-        for port in (self.grpc_port, self.metrics_port, self.port):
+        ports = (self.grpc_port, self.metrics_port, self.port)
+        for port in ports:
             while True:
+                mine = listener_of(self.proc.pid, port)
+                if mine:
+                    break
+                if mine is False:
+                    raise PortTaken(f"port {port}, picked for the controller, is another "
+                                    f"process's")
                 if self.proc.poll() is not None:
+                    # It may have exited because a stranger holds a port it had yet to take.
+                    taken = [p for p in ports if listener_of(self.proc.pid, p) is False]
+                    if taken:
+                        raise PortTaken(f"port {taken[0]}, picked for the controller, is "
+                                        f"another process's")
                     raise RuntimeError("controller exited:\n" + "\n".join(self.lines[-20:]))
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"controller did not listen on port {port} "
                                        f"in {timeout_s:g} s")
                 time.sleep(0.1)
+        self._listening = True
 
     def wait_ready(self, timeout_s: float) -> bool:
         """True once the controller has programmed every switch of the fabric."""
@@ -129,6 +150,27 @@ class ControllerProcess:
         self.proc.wait(timeout=10)
         self._reader.join(timeout=2)
         self._state_dir.cleanup()
+
+    @classmethod
+    def listening(cls, topology: Path, timeout_s: float = 20.0, say=lambda _: None,
+                  **options) -> "ControllerProcess":
+        """A controller on ports picked free, once it listens on all of them; started
+        again on others if a stranger takes one first (ports in the kernel's ephemeral
+        range are anyone's: a tester's controller on a port of its choice took one)."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            controller = cls(topology, free_port(), **options)
+            try:
+                controller.wait_listening(timeout_s)
+                return controller
+            except PortTaken as exc:
+                controller.stop()
+                if attempt == START_ATTEMPTS:
+                    raise
+                say(f"{exc}: starting the controller again on other ports")
+            except BaseException:
+                controller.stop()
+                raise
+        raise AssertionError("unreachable")
 
 
 class Lab:
@@ -177,12 +219,12 @@ class Lab:
         if self.external:
             self._start_beside(ready_timeout_s)
             return
-        port = free_port()
-        self.say(f"starting controller on 127.0.0.1:{port}")
-        self.controller = ControllerProcess(self.topology, port,
-                                            echo=self.say if self.echo_controller else None,
-                                            extra_args=self.controller_args, on_exit=self.say)
-        self.controller.wait_listening()
+        self.say("starting the controller")
+        self.controller = ControllerProcess.listening(
+            self.topology, say=self.say, echo=self.say if self.echo_controller else None,
+            extra_args=self.controller_args, on_exit=self.say)
+        port = self.controller.port
+        self.say(f"controller listening for OpenFlow on 127.0.0.1:{port}")
         # The controller goes in the run's manifest as soon as the emulation has one,
         # before the build: killed while it built (seconds for a ring), the run left the
         # controller and its state directory where `dcilab clean` could not find them.

@@ -346,10 +346,10 @@ def run(args) -> int:
         # clients as there are listers (the total stays the default).
         reads = ["--reads-per-second-per-client",
                  f"{DEFAULT_READS_PER_S * max(1, args.api_listers):g}"]
-        controller = ControllerProcess(topology, free_port(),
-                                       extra_args=["--log-level", "warning", *pinning, *reads])
+        controller = ControllerProcess.listening(
+            topology, timeout_s=60,
+            extra_args=["--log-level", "warning", *pinning, *reads])
         try:
-            controller.wait_listening(timeout_s=60)
             os.sched_setaffinity(0, client_cpus)   # this thread; the client threads inherit
             address = controller.grpc_address
             setup_s = time.perf_counter() - started

@@ -89,7 +89,7 @@ def add_arguments(parser) -> None:
                         f"{DEFAULT_JOB.stem})")
     g.add_argument("--steps", type=AT_LEAST_ONE, default=20, metavar="N",
                    help="steps per policy for --training; each draws new source ports, i.e. "
-                        "stands for another job's persistent connections")
+                        "stands for another job's persistent connections (default 20)")
 
 
 # --- flow-level twin -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import signal
 import sys
 
 from .. import __version__, parent
+from .parsing import Parser
 from .stopping import EXIT_TERMINATED, Terminated, ignore_stop_signals, stop_on_sigterm
 
 # In the order `--help` lists them. Each is imported only when needed: `dcilab check` then
@@ -23,7 +24,7 @@ CLIENT_MODULE_OF = {name: "client" for name in ("reserve", "release", "reservati
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dcilab",
         description="SDN controller and Mininet emulation for multi-datacenter AI training "
                     "fabrics joined by optical DCI links.",

@@ -45,8 +45,9 @@ def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("connection")
     g.add_argument("--server", default=None, metavar="HOST:PORT", type=_address,
-                   help=f"the controller's gRPC address (default: that of the `dcilab demo` "
-                        f"or `lab` running on this machine, else {DEFAULT_SERVER})")
+                   help=f"the controller's gRPC address (default: that of the dcilab emulation "
+                        f"running on this machine, a `demo`, `lab` or `train`, else "
+                        f"{DEFAULT_SERVER})")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--token-file", metavar="FILE",
                    help="file holding the bearer token the server wants for changes")
@@ -243,7 +244,7 @@ class _ReadWaits:
 
 
 def running_server() -> str | None:
-    """The gRPC address of the controller of the demo or lab running on this machine,
+    """The gRPC address of the controller of the demo, lab or train running on this machine,
     said on stderr (it may be another user's: a new user's reserve went to another's lab
     without a word)."""
     manifest = Manifest.load()

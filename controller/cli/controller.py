@@ -280,7 +280,7 @@ def read_gnmi_security(args):
 def add_adaptation_arguments(p) -> None:
     """The rate adaptation options (shared with `dcilab demo` and `lab`)."""
     from ..core.adaptation import (DEFAULT_DRAIN_S, DEFAULT_HOLD_S, DEFAULT_HYSTERESIS_DB,
-                                   DEFAULT_THRESHOLD_DB)
+                                   DEFAULT_MISMATCH_S, DEFAULT_THRESHOLD_DB)
     p.add_argument("--adapt", action="store_true",
                    help="with --gnmi: rate adaptation. A wavelength whose margin (reported "
                         "OSNR above its mode's required OSNR) falls below --margin-threshold-db, "
@@ -298,6 +298,11 @@ def add_adaptation_arguments(p) -> None:
     p.add_argument("--drain-s", type=float, default=DEFAULT_DRAIN_S, metavar="S",
                    help=f"seconds between draining a wavelength and changing its mode "
                         f"(default {DEFAULT_DRAIN_S:g})")
+    p.add_argument("--mismatch-s", type=float, default=DEFAULT_MISMATCH_S, metavar="S",
+                   help=f"with --gnmi: a wavelength whose two transceivers run different "
+                        f"modes (one end set by hand) is dark; after this long the "
+                        f"controller sets both alike (--adapt) or says so once "
+                        f"(default {DEFAULT_MISMATCH_S:g} s)")
 
 
 def adaptation_problem(args) -> str | None:
@@ -314,17 +319,19 @@ def adaptation_problem(args) -> str | None:
                f"which only --adapt turns on"
     from ..core.adaptation import Policy
     problems = Policy(args.margin_threshold_db, args.hysteresis_db, args.hold_s,
-                      args.drain_s).problems()
+                      args.drain_s, mismatch_s=args.mismatch_s).problems()
     return f"rate adaptation: {problems[0]}" if problems else None
 
 
 def adaptation_options(args) -> list[str]:
     """The rate adaptation options of parsed `args`, as arguments for `dcilab controller`."""
+    # The wait for ends that disagree applies without --adapt too (the warning's).
+    mismatch = ["--mismatch-s", str(args.mismatch_s)]
     if not args.adapt:
-        return []
+        return mismatch
     return ["--adapt", "--margin-threshold-db", str(args.margin_threshold_db),
             "--hysteresis-db", str(args.hysteresis_db), "--hold-s", str(args.hold_s),
-            "--drain-s", str(args.drain_s)]
+            "--drain-s", str(args.drain_s), *mismatch]
 
 
 DEFAULT_ELEPHANT_FRACTION, DEFAULT_ELEPHANT_POLLS = 0.1, 2
@@ -417,7 +424,7 @@ def run(args) -> int:
             return 2
     from ..core.adaptation import Policy as AdaptationPolicy
     adaptation_policy = AdaptationPolicy(args.margin_threshold_db, args.hysteresis_db,
-                                         args.hold_s, args.drain_s)
+                                         args.hold_s, args.drain_s, mismatch_s=args.mismatch_s)
     try:
         fabric = load_fabric(args.topology, optical_model("controller"))
     except FabricError as exc:
@@ -517,7 +524,7 @@ def run(args) -> int:
         else:       # a mode set by someone else still changes what a wavelength carries
             # (rate adaptation follows those too, on wavelengths it is not changing)
             from ..app.adaptation import ModeFollower
-            ModeFollower(service, optical).start()
+            ModeFollower(service, optical, mismatch_s=args.mismatch_s).start()
     for warning in exposure_warnings(args.grpc[0], args.openflow[0], tls is not None,
                                      token is not None):
         log.warning("%s", warning)

@@ -90,7 +90,7 @@ class Policy:
             out.append(f"change timeout must be a number of seconds > 0, got "
                        f"{self.change_timeout_s}")
         if not 0 <= self.mismatch_s < math.inf:
-            out.append(f"mismatch time must be a number of seconds >= 0, got {self.mismatch_s}")
+            out.append(f"--mismatch-s must be a number >= 0, got {self.mismatch_s}")
         return out
 
 

@@ -412,8 +412,12 @@ class Steering:
                     rate = sum(pin.rates) / len(pin.rates)
                     if not pin.app_limited and busiest < ROOMY:
                         pin.app_limited, pin.app_rate = True, rate
+                        log.info("elephant %s app-limited: %.0f Gb/s on a path %.0f%% busy",
+                                 r.key, rate / 1e9, busiest * 100)
                     elif pin.app_limited and busiest >= FULL and rate < SLOWED * pin.app_rate:
                         pin.app_limited = False                 # held back: Hedera's again
+                        log.info("elephant %s held back: %.0f Gb/s, had %.0f; its path %.0f%% "
+                                 "busy", r.key, rate / 1e9, pin.app_rate / 1e9, busiest * 100)
                     elif pin.app_limited:
                         pin.app_rate = max(pin.app_rate, rate)
                     if pin.app_limited:

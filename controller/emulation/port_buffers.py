@@ -31,6 +31,7 @@ import os
 import socket
 
 from ..fabric.model import NAME_PREFIX
+from ..sockets import socket_fds
 from .ovs import OVS_PIDFILE
 
 # Asked for; the kernel doubles what is asked (its bookkeeping), so 4 MiB: about 20x the
@@ -90,14 +91,7 @@ def _on_ovs_sockets(pick, apply) -> tuple[int, str]:
             pid = int(f.read())
         with open("/proc/net/packet") as f:
             wanted = pick(f.read())
-        fds = []
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:[") and int(target[8:-1]) in wanted:
-                fds.append(int(fd))
+        fds = [fd for inode, fd in socket_fds(pid).items() if inode in wanted]
         pidfd = os.pidfd_open(pid)
     except (OSError, ValueError) as exc:
         return 0, f"ovs-vswitchd's sockets not reached: {exc}"

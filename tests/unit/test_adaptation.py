@@ -430,6 +430,19 @@ def test_adaptation_options_without_adapt_are_refused_not_ignored(capsys):
             "--adapt turns on") in capsys.readouterr().err
 
 
+def test_the_wait_for_disagreeing_ends_is_an_option_with_or_without_adapt(capsys):
+    from dcilab.cli import build_parser, main
+    from dcilab.cli.controller import adaptation_options
+    assert main(["controller", "--topology", "two-dc", "--mismatch-s", "-1"]) == 2
+    assert "rate adaptation: --mismatch-s must be a number >= 0, got -1.0" in \
+        capsys.readouterr().err
+    # a lab or demo hands it to its controller, for the warning without --adapt too
+    args = build_parser(only="demo").parse_args(["demo", "--gnmi", "--mismatch-s", "5"])
+    assert adaptation_options(args) == ["--mismatch-s", "5.0"]
+    args = build_parser(only="lab").parse_args(["lab", "--gnmi", "--adapt"])
+    assert adaptation_options(args)[-2:] == ["--mismatch-s", "30.0"]
+
+
 def test_a_reservation_displaced_past_its_latency_bound_says_the_bound(lab):
     """An outside tester: a latency-bound reservation displaced from its line system was
     DEGRADED 'and no other path has room: wavelength b.w1 has 360 Gb/s free'."""

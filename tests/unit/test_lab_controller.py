@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
+from unittest import mock
 
-from dcilab.lab import ControllerProcess, free_port
+import pytest
+
+from dcilab.lab import ControllerProcess, PortTaken, free_port
 from dcilab.resources import topology_path
+from dcilab.sockets import listener_of, listening_inodes, socket_fds
 
 
 def test_a_controller_that_dies_is_said_and_reaped_and_one_stopped_is_not_said():
@@ -39,3 +44,57 @@ def test_a_controller_that_dies_is_said_and_reaped_and_one_stopped_is_not_said()
     # a clean stop ends with a line saying so (an ops tester's: "stopping", then nothing)
     assert stopped.proc.returncode == 0
     assert "stopped: the state file " in stopped.lines[-1], stopped.lines[-3:]
+
+
+def test_a_port_a_stranger_takes_first_is_not_taken_for_the_controllers():
+    """An outside tester's controller, on a port of its choosing, took the port a lab had
+    just picked for its own: the lab saw the port accept, and pointed its switches at the
+    stranger. Now the listener must be the child's; the lab starts it again elsewhere."""
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        taken = stranger.getsockname()[1]
+        proc = ControllerProcess(topology_path("two-dc"), taken)
+        try:
+            with pytest.raises(PortTaken, match=f"port {taken}, picked for the controller"):
+                proc.wait_listening(60)
+        finally:
+            proc.stop()
+        picks, said = iter([taken]), []
+        with mock.patch("dcilab.lab.free_port",
+                        side_effect=lambda: next(picks, None) or free_port()):
+            again = ControllerProcess.listening(topology_path("two-dc"), timeout_s=60,
+                                                say=said.append)
+        try:
+            assert again.port != taken
+            assert listener_of(again.proc.pid, again.port) is True
+            assert said == [f"port {taken}, picked for the controller, is another process's: "
+                            f"starting the controller again on other ports"]
+        finally:
+            again.stop()
+
+
+def test_whose_listener_is_read_from_proc():
+    assert listener_of(os.getpid(), free_port()) is None           # nobody listens
+    with socket.socket() as mine:
+        mine.bind(("127.0.0.1", 0))
+        mine.listen()
+        port = mine.getsockname()[1]
+        assert listener_of(os.getpid(), port) is True
+        assert listener_of(1, port) is False                       # init does not
+        assert socket_fds(os.getpid())[os.fstat(mine.fileno()).st_ino] == mine.fileno()
+
+
+def test_listening_inodes_reads_only_listening_sockets_of_the_port(tmp_path):
+    table = tmp_path / "tcp"
+    table.write_text(
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+        "timeout inode\n"
+        "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0 "
+        "       0 111 1 0000000000000000 100 0 0 10 0\n"
+        "   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0 "
+        "       0 222 1 0000000000000000 20 4 30 10 -1\n"
+        "   2: 00000000:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0 "
+        "       0 333 1 0000000000000000 100 0 0 10 0\n")
+    assert listening_inodes(0x1F90, (str(table), str(tmp_path / "absent"))) == {111}
+    assert listening_inodes(0x1F91, (str(table),)) == {333}
