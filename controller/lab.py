@@ -44,6 +44,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ForeignController(RuntimeError):
+    """The controller a lab is told to use serves another fabric."""
+
+
+def foreign(served, fabric: Fabric) -> str | None:
+    """How the fabric a controller serves (the API's `Fabric`) differs from `fabric`, in
+    words, or None if they are the same by name and by every switch's datapath id."""
+    if served.name != fabric.name:
+        return f"serves fabric {served.name!r}, not {fabric.name!r}"
+    theirs = {s.name: s.dpid for s in served.switches}
+    ours = {s.name: s.dpid for s in fabric.switches.values()}
+    if theirs != ours:
+        odd = sorted(set(theirs.items()) ^ set(ours.items()))
+        return (f"serves a fabric named {fabric.name!r} whose switches differ from this "
+                f"file's (first: {odd[0][0]}): another file of that name")
+    return None
+
+
 class PortTaken(RuntimeError):
     """Another process took a port picked for the controller before it could listen."""
 
@@ -254,6 +272,18 @@ class Lab:
         restart it."""
         from .api.client import ApiError, Client, Unreachable
         (host, port), grpc_address = self.external
+        # Before its switches are handed to it: a tester's lab, its own controller dead on
+        # a port another's held, connected 9 switches to that stranger's for a minute and
+        # said only "6 of 12 switches not connected" (the stranger's count).
+        try:
+            with Client(grpc_address, timeout=2.0) as client:
+                served = client.fabric()
+        except (ApiError, Unreachable):
+            served = None                 # not up yet: a drill may start it later
+        if served is not None and (why := foreign(served, self.fabric)):
+            raise ForeignController(f"the controller at {grpc_address} {why}: start "
+                                    f"`dcilab controller --topology {self.topology}` for "
+                                    f"this lab, or name yours with --server")
         self._start_emulation((host, port))
         self.emulation.record_service("grpc", grpc_address)
         self.say(f"waiting for the controller at {host}:{port} (gRPC {grpc_address}) to "
@@ -262,7 +292,10 @@ class Lab:
         while time.monotonic() < deadline:
             try:
                 with Client(grpc_address, timeout=2.0) as client:
-                    switches = client.fabric().switches
+                    served = client.fabric()
+                if why := foreign(served, self.fabric):
+                    raise ForeignController(f"the controller at {grpc_address} {why}")
+                switches = served.switches
                 missing = [s.name for s in switches if not s.connected]
                 if switches and not missing:
                     self.connected = True

@@ -21,7 +21,7 @@ from ..emulation.network import EmulationError
 from ..emulation.ovs import OvsError
 from ..emulation.traffic import iperf_concurrent
 from ..fabric import FabricError, load_fabric
-from ..lab import Lab
+from ..lab import ForeignController, Lab
 from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
 from ..addresses import address_text
 from ..te.elephants import PIN_HOLD_S
@@ -258,6 +258,9 @@ def run(args) -> int:
     except _Terminated:
         say("terminated; everything stopped and removed")
         return 143
+    except ForeignController as exc:
+        print(f"dcilab lab: {exc}", file=sys.stderr)
+        return 2
     except (EmulationError, OvsError, RuntimeError) as exc:
         print(f"dcilab lab: {exc}", file=sys.stderr)
         return 1

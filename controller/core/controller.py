@@ -747,8 +747,19 @@ class FabricController:
     def _to_standby(self, pair: tuple[str, str], first: Reservation, outbox: Outbox) -> bool:
         """A PROTECTED pair whose primary broke keeps its reserved standby (where the
         switches' fast failover already sent it) as its path; a standby is then sought for
-        it at once, and for the pairs whose shared standby room it took. False when it has
-        no whole standby (it is restored as any other pair)."""
+        it at once, and for the pairs whose shared standby room it took. Where a primary
+        and a standby both have room now, it takes those instead, protected again at once.
+        False when it has no whole standby (it is restored as any other pair)."""
+        fresh = self.book.protect_again(pair)
+        if fresh is not None:
+            log.warning("reservations %s (PROTECTED) moved %s, with a standby over %s: %s",
+                        ", ".join(r.reservation_id for r in fresh), _where_to(first, fresh[0]),
+                        " > ".join(h.wavelength for h in fresh[0].standby if h.wavelength),
+                        self._broken(self.book.crosses_down(first)))
+            outbox.changed += fresh
+            self._send_rules(reservation_rules.move(self.fabric, first, fresh[0],
+                                                    self._programmed()), fresh, outbox)
+            return True
         taken = self.book.take_standby(pair)
         if taken is None:
             return False

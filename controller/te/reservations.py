@@ -867,6 +867,20 @@ class ReservationBook:
         finally:
             self.reserved, self.share_standby = reserved, share
 
+    @contextlib.contextmanager
+    def _whole_fabric(self):
+        """The book on the fabric with every link up at its planned mode, for the length of
+        the block: whether a repair could help at all."""
+        if self._intact is None:
+            self._intact = PathEngine(self.fabric)
+        self._sync()
+        saved = (self.engine, self._version, self._capacity, self._to_leaf)
+        self.engine, self._version = self._intact, -1
+        try:
+            yield
+        finally:
+            self.engine, self._version, self._capacity, self._to_leaf = saved
+
     def _check_protectable(self, req: ReservationRequest, bps: float) -> None:
         """FAILED_PRECONDITION for a PROTECTED request no primary and standby could carry
         however empty the fabric (every link in service, at its planned mode): no retry
@@ -897,6 +911,9 @@ class ReservationBook:
         out = self.engine.out_of_service() + [
             f"{l.wavelength} (a slower mode)" for l in self.fabric.wavelengths()
             if self.engine.rate_gbps(l) < l.rate_gbps]
+        if out:
+            with self._whole_fabric():      # no retry helps where the whole fabric has none
+                out = out if self._protectable(src, dst, bound, bps) else []
         if out:             # with every link back at its mode the fabric may well have one
             raise AdmissionError(
                 AdmissionError.EXHAUSTED,
@@ -925,6 +942,9 @@ class ReservationBook:
                              and not self._protectable(src_host, dst_host, bound)):
             within = "" if not unbounded else f" within max_latency_ms {bound:.12g}"
             out = self.engine.out_of_service()
+            if out:
+                with self._whole_fabric():  # a repair that could not help is no reason
+                    out = out if self._protectable(src_host, dst_host, bound) else []
             if out:         # with every link back the fabric may well have one: not final
                 return AdmissionError(
                     AdmissionError.EXHAUSTED,
@@ -1716,6 +1736,22 @@ class ReservationBook:
                             -max(r.request.priority for r in members),
                             min(r.created_at for r in members), pair))
         return [pair for *_, pair in sorted(out)]
+
+    def protect_again(self, pair: tuple[str, str]) -> list[Reservation] | None:
+        """A PROTECTED pair whose primary broke, placed afresh as a new PROTECTED request of
+        its sum would be: a live primary and a standby with room, sharing no risk (its own
+        room free to take). Its members there, or None, the book unchanged, where none
+        has room (it then takes its standby, `take_standby`). Before the pairs restored
+        after it: an outside tester's pair took its standby for good, 2.5 times as long
+        and unprotected, while a NONE pair took the surviving wavelength of its line
+        system, where it could have stayed with its standby."""
+        members = self.pair_members(*pair)
+        first = members[0]
+        if (first.request.protection != Protection.PROTECTED or not first.holds_bandwidth
+                or not self._down_on(first.hops)):
+            return None
+        placed = self._relocate(pair)           # with a standby, or not at all
+        return None if placed is None else placed[2]
 
     def take_standby(self, pair: tuple[str, str]
                      ) -> tuple[list[Reservation], list[tuple[Reservation, list[Reservation]]]] | None:

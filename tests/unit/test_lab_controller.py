@@ -12,7 +12,9 @@ from unittest import mock
 
 import pytest
 
-from dcilab.lab import ControllerProcess, PortTaken, free_port
+from dcilab.api import convert
+from dcilab.fabric import load_fabric
+from dcilab.lab import ControllerProcess, ForeignController, Lab, PortTaken, foreign, free_port
 from dcilab.resources import topology_path
 from dcilab.sockets import listener_of, listening_inodes, socket_fds
 
@@ -98,3 +100,32 @@ def test_listening_inodes_reads_only_listening_sockets_of_the_port(tmp_path):
         "       0 333 1 0000000000000000 100 0 0 10 0\n")
     assert listening_inodes(0x1F90, (str(table), str(tmp_path / "absent"))) == {111}
     assert listening_inodes(0x1F91, (str(table),)) == {333}
+
+
+def test_a_lab_beside_a_controller_of_another_fabric_refuses_before_building():
+    """An outside tester's `lab --controller`, its own controller dead on a port another
+    tester's held, handed its 9 switches to that stranger's two-dc controller for a
+    minute, saying only "6 of 12 switches not connected" (the stranger's count)."""
+    two_dc = topology_path("two-dc")
+    stranger = ControllerProcess.listening(topology_path("four-dc-ring"), timeout_s=60)
+    try:
+        lab = Lab(load_fabric(two_dc), two_dc, say=lambda _: None,
+                  external=(("127.0.0.1", stranger.port), stranger.grpc_address))
+        with pytest.raises(ForeignController,
+                           match=f"the controller at {stranger.grpc_address} serves fabric "
+                                 f"'four-dc-ring', not 'two-dc': start `dcilab controller "
+                                 f"--topology {two_dc}` for this lab"):
+            lab.start()
+        assert lab.emulation is None                      # nothing built, nothing handed
+    finally:
+        stranger.stop()
+
+
+def test_a_fabric_of_the_same_name_with_other_switches_is_foreign():
+    fabric = load_fabric(topology_path("two-dc"))
+    assert foreign(convert.fabric(fabric, {}), fabric) is None
+    served = convert.fabric(fabric, {})
+    served.switches[0].dpid += 1
+    assert foreign(served, fabric) == (
+        f"serves a fabric named 'two-dc' whose switches differ from this file's (first: "
+        f"{served.switches[0].name}): another file of that name")

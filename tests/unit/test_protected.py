@@ -103,6 +103,14 @@ def test_no_standby_within_the_bound_however_empty_is_final(fabric):
     assert "within max_latency_ms 0.6 (the standby must meet the bound too), even with " \
         "nothing reserved" in info.value.message
     assert book.reserved_total() == 0
+    # ... also while a link is down that no standby within the bound could use (a
+    # tester's refusal during a hold-down said "ask again once they are back")
+    book.engine.set_link("fra-ams.w2", False)
+    with pytest.raises(AdmissionError) as info:
+        book.admit(ReservationRequest(SRC, DST, 10.0, 0.6, protection=PROTECTED), "p", 0.0)
+    assert info.value.code == AdmissionError.PRECONDITION, info.value.message
+    assert "even with nothing reserved" in info.value.message
+    book.engine.set_link("fra-ams.w2", True)
     book.admit(ReservationRequest(SRC, DST, 10.0, 0.6), "r", 0.0)         # RESTORABLE is
     assert book.admit(ReservationRequest("fra-h2", "ams-h2", 10.0, 1.0,   # ... and a
                                          protection=PROTECTED), "q", 0.0).standby  # wider bound
@@ -617,3 +625,52 @@ def test_each_aggregates_rules_carry_a_cookie_of_its_own(fabric):
     lab.send(lab.ctl.end("p"))
     lab.send(lab.ctl.end("o"))
     assert not any(f.cookie >> 31 for name in fabric.switches for f in lab.table(name).flows())
+
+
+# An outside tester's: two wavelengths a-b, one each a-c and c-b (the only way around).
+TWO_WAVES = """
+name: twowaves
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 3, gateways: 1, fabric_gbps: 1600}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 3, gateways: 1, fabric_gbps: 1600}
+  - {name: c, spines: 1, leaves: 1, hosts_per_leaf: 3, gateways: 1, fabric_gbps: 1600}
+dci_links:
+  - {name: ab, a: a, b: b, fiber_km: 40, module: 400ZR, wavelengths: 2}
+  - {name: ac, a: a, b: c, fiber_km: 50, module: 400ZR, wavelengths: 1}
+  - {name: cb, a: c, b: b, fiber_km: 50, module: 400ZR, wavelengths: 1}
+"""
+
+
+def test_a_protected_pair_whose_wavelength_is_cut_is_protected_again_before_lower_classes():
+    """The tester's PROTECTED and NONE pairs shared ab.w1, a RESTORABLE one had ab.w2.
+    ab.w1 cut: the PROTECTED pair took its standby (a > c > b, 2.5 times as long) for good,
+    unprotected, while the NONE pair took ab.w2. Where a primary and a standby both have
+    room, the PROTECTED pair takes them, first: the NONE pair goes round by c."""
+    fabric = parse_fabric(TWO_WAVES)
+    lab = ControllerLab(fabric)
+    lab.bring_up_all()
+    for src, dst, rid, protection in (("a-h1", "b-h1", "p", PROTECTED),
+                                      ("a-h2", "b-h2", "n", Protection.NONE),
+                                      ("a-h3", "b-h3", "r", Protection.RESTORABLE)):
+        lab.send(lab.ctl.reserve(ReservationRequest(src, dst, 150.0, protection=protection),
+                                 rid, 0.0))
+        lab.ack_all()
+
+    def waves(rid, standby=False):
+        res = lab.ctl.book.get(rid)
+        return [h.wavelength for h in (res.standby if standby else res.hops) if h.wavelength]
+
+    assert (waves("p"), waves("p", True), waves("n"), waves("r")) == (
+        ["ab.w1"], ["ac.w1", "cb.w1"], ["ab.w1"], ["ab.w2"])
+    cut = fabric.link("ab.w1")
+    for end in (cut.a, cut.b):
+        lab.net.down_ports.add((lab.dpid(end.node), end.port))
+        lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 0.0))
+    lab.send(lab.ctl.tick(0.1))
+    lab.ack_all()
+    assert (waves("p"), waves("p", True)) == (["ab.w2"], ["ac.w1", "cb.w1"])
+    assert (waves("n"), waves("r")) == (["ac.w1", "cb.w1"], ["ab.w2"])
+    assert all(lab.ctl.book.get(rid).state is State.ACTIVE for rid in "pnr")
+    [way] = delivered_via(lab, "a-h1", "b-h1")
+    assert "c-gw1" not in way                                     # the short way, again
+    assert PROTECT_GROUP_BASE + lab.ctl.book.get("p").meter_id in lab.table("a-gw1").groups
