@@ -280,6 +280,9 @@ class Lab:
                 served = client.fabric()
         except (ApiError, Unreachable):
             served = None                 # not up yet: a drill may start it later
+            self.say(f"the controller's gRPC API at {grpc_address} does not answer (yet): "
+                     f"which fabric it serves is checked once it does; meanwhile the "
+                     f"switches connect to whatever listens on {host}:{port}")
         if served is not None and (why := foreign(served, self.fabric)):
             raise ForeignController(f"the controller at {grpc_address} {why}: start "
                                     f"`dcilab controller --topology {self.topology}` for "

@@ -49,8 +49,9 @@ def listening_inodes(port: int, tables: tuple[str, ...] = _TABLES) -> set[int]:
 
 
 def listener_of(pid: int, port: int) -> bool | None:
-    """Whether `pid` listens on `port`: True; another process does: False; nobody: None."""
+    """Whether `pid` alone listens on `port`: True; another process does (beside it too,
+    with SO_REUSEPORT): False; nobody: None."""
     inodes = listening_inodes(port)
     if not inodes:
         return None
-    return bool(inodes & socket_fds(pid).keys())
+    return not inodes - socket_fds(pid).keys()

@@ -86,9 +86,11 @@ def add_transceiver_arguments(p) -> None:
 
 def gnmi_problem(args) -> str | None:
     """What is wrong with the transceiver options, if anything."""
-    if (args.adapt or args.reconfiguration_s is not None) and not args.gnmi:
-        return ("--adapt and --reconfiguration-s need --gnmi (the transceivers are served "
-                "and read over gNMI)")
+    from ..core.adaptation import DEFAULT_MISMATCH_S
+    if (args.adapt or args.reconfiguration_s is not None
+            or args.mismatch_s != DEFAULT_MISMATCH_S) and not args.gnmi:
+        return ("--adapt, --reconfiguration-s and --mismatch-s need --gnmi (the transceivers "
+                "are served and read over gNMI)")
     return adaptation_problem(args)
 
 

@@ -24,6 +24,7 @@ from ..fabric import FabricError, load_fabric
 from ..lab import ForeignController, Lab
 from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
 from ..addresses import address_text
+from ..core.adaptation import DEFAULT_MISMATCH_S
 from ..te.elephants import PIN_HOLD_S
 from ..te.placement import DEFAULT_MAX_STRETCH, Policy
 from .controller import (DEFAULT_ELEPHANT_FRACTION, DEFAULT_ELEPHANT_POLLS, adaptation_options,
@@ -100,7 +101,8 @@ def _beside_problem(args) -> str | None:
         ("--elephant-fraction", args.elephant_fraction, DEFAULT_ELEPHANT_FRACTION),
         ("--elephant-polls", args.elephant_polls, DEFAULT_ELEPHANT_POLLS),
         ("--max-stretch", args.max_stretch, DEFAULT_MAX_STRETCH),
-        ("--pin-hold", args.pin_hold, PIN_HOLD_S)) if value != default]
+        ("--pin-hold", args.pin_hold, PIN_HOLD_S),
+        ("--mismatch-s", args.mismatch_s, DEFAULT_MISMATCH_S)) if value != default]
     if given:
         return (f"{', '.join(given)} {'configures' if len(given) == 1 else 'configure'} the "
                 f"lab's own controller; with --controller, give "

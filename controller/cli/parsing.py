@@ -27,10 +27,11 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def unknown_options(self) -> list[str]:
-        """The options given that no option of this parser is, nor abbreviates."""
+        """The options given that no option of this parser is, nor abbreviates: before its
+        command, for a parser of commands (what follows is the command's to judge)."""
         out = []
         for token in self._given:
-            if token == "--":
+            if token == "--" or (self._subparsers is not None and not token.startswith("-")):
                 break
             if (not token.startswith("-") or token == "-"
                     or self._negative_number_matcher.match(token)):

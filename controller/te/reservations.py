@@ -940,11 +940,12 @@ class ReservationBook:
         unbounded = self._protectable(src_host, dst_host)
         if not unbounded or (bound is not None
                              and not self._protectable(src_host, dst_host, bound)):
-            within = "" if not unbounded else f" within max_latency_ms {bound:.12g}"
             out = self.engine.out_of_service()
             if out:
                 with self._whole_fabric():  # a repair that could not help is no reason
-                    out = out if self._protectable(src_host, dst_host, bound) else []
+                    if not self._protectable(src_host, dst_host, bound):
+                        out, unbounded = [], self._protectable(src_host, dst_host)
+            within = "" if not unbounded else f" within max_latency_ms {bound:.12g}"
             if out:         # with every link back the fabric may well have one: not final
                 return AdmissionError(
                     AdmissionError.EXHAUSTED,
@@ -1751,7 +1752,10 @@ class ReservationBook:
                 or not self._down_on(first.hops)):
             return None
         placed = self._relocate(pair)           # with a standby, or not at all
-        return None if placed is None else placed[2]
+        if placed is None:
+            return None
+        self._room_back += 1                    # its old primary and standby are free
+        return placed[2]
 
     def take_standby(self, pair: tuple[str, str]
                      ) -> tuple[list[Reservation], list[tuple[Reservation, list[Reservation]]]] | None:

@@ -111,6 +111,14 @@ def test_no_standby_within_the_bound_however_empty_is_final(fabric):
     assert info.value.code == AdmissionError.PRECONDITION, info.value.message
     assert "even with nothing reserved" in info.value.message
     book.engine.set_link("fra-ams.w2", True)
+    # ... and while the standby's own way is down, the advice is still about the bound
+    book.engine.set_link("fra-par.w1", False)
+    with pytest.raises(AdmissionError) as info:
+        book.admit(ReservationRequest(SRC, DST, 10.0, 0.6, protection=PROTECTED), "p", 0.0)
+    assert info.value.code == AdmissionError.PRECONDITION, info.value.message
+    assert "within max_latency_ms 0.6 (the standby must meet the bound too)" \
+        in info.value.message
+    book.engine.set_link("fra-par.w1", True)
     book.admit(ReservationRequest(SRC, DST, 10.0, 0.6), "r", 0.0)         # RESTORABLE is
     assert book.admit(ReservationRequest("fra-h2", "ams-h2", 10.0, 1.0,   # ... and a
                                          protection=PROTECTED), "q", 0.0).standby  # wider bound
@@ -674,3 +682,35 @@ def test_a_protected_pair_whose_wavelength_is_cut_is_protected_again_before_lowe
     [way] = delivered_via(lab, "a-h1", "b-h1")
     assert "c-gw1" not in way                                     # the short way, again
     assert PROTECT_GROUP_BASE + lab.ctl.book.get("p").meter_id in lab.table("a-gw1").groups
+
+
+def test_a_line_system_whose_wavelengths_are_reported_down_one_by_one_never_drops_traffic():
+    """A code reviewer: when a whole line system is cut its wavelengths are reported a tick
+    apart, so the pair is first placed afresh on the sibling that is about to be reported
+    down, one move more than before. Harmless in the switches: the new fast-failover
+    group watches a port already dark and sends the traffic to the standby; once the
+    sibling is reported, the pair keeps its standby as its path, as before."""
+    fabric = parse_fabric(TWO_WAVES)
+    lab = ControllerLab(fabric)
+    lab.bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 150.0, protection=PROTECTED),
+                             "p", 0.0))
+    lab.ack_all()
+    waves = [fabric.link(w) for w in ("ab.w1", "ab.w2")]
+    for link in waves:                          # the whole line system dark in the switches
+        for end in (link.a, link.b):
+            lab.net.down_ports.add((lab.dpid(end.node), end.port))
+    [way] = delivered_via(lab, "a-h1", "b-h1")
+    assert "c-gw1" in way                       # the switches alone: on the standby
+    for i, link in enumerate(waves):            # ... and the controller told a tick apart
+        for end in (link.a, link.b):
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 0.1 * i))
+        lab.send(lab.ctl.tick(0.1 * i + 0.05))
+        [way] = delivered_via(lab, "a-h1", "b-h1")         # before the switches answer
+        assert "c-gw1" in way
+        lab.ack_all()
+        [way] = delivered_via(lab, "a-h1", "b-h1")
+        assert "c-gw1" in way
+    res = lab.ctl.book.get("p")
+    assert res.state is State.ACTIVE and res.standby == ()
+    assert [h.wavelength for h in res.hops if h.wavelength] == ["ac.w1", "cb.w1"]

@@ -139,4 +139,4 @@ def test_train_takes_the_labs_bfd_and_transceiver_options(capsys):
     assert build_parser(only="train").parse_args(
         ["train", "two-dc", "--job", "10b-data-2dc", "--no-bfd"]).bfd is None
     assert main(["train", "two-dc", "--job", "10b-data-2dc", "--adapt"]) == 2
-    assert "--adapt and --reconfiguration-s need --gnmi" in capsys.readouterr().err
+    assert "--adapt, --reconfiguration-s and --mismatch-s need --gnmi" in capsys.readouterr().err
