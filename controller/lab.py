@@ -297,7 +297,9 @@ class Lab:
                 with Client(grpc_address, timeout=2.0) as client:
                     served = client.fabric()
                 if why := foreign(served, self.fabric):
-                    raise ForeignController(f"the controller at {grpc_address} {why}")
+                    raise ForeignController(f"the controller at {grpc_address} {why}: start "
+                                            f"`dcilab controller --topology {self.topology}` "
+                                            f"for this lab, or name yours with --server")
                 switches = served.switches
                 missing = [s.name for s in switches if not s.connected]
                 if switches and not missing:

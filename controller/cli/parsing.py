@@ -18,6 +18,12 @@ class Parser(argparse.ArgumentParser):
 
     _given: list[str] = []
 
+    def __init__(self, *args, **kwargs):
+        # No abbreviations: `bench --fault` ran the 200 s fault bench on the emulation as
+        # `--faults` (a re-tester's typo), and a new option would break a prefix in use.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def add_subparsers(self, **kwargs):
         kwargs.setdefault("parser_class", CommandParser)
         return super().add_subparsers(**kwargs)
@@ -27,8 +33,8 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def unknown_options(self) -> list[str]:
-        """The options given that no option of this parser is, nor abbreviates: before its
-        command, for a parser of commands (what follows is the command's to judge)."""
+        """The options given that no option of this parser is: before its command, for a
+        parser of commands (what follows is the command's to judge)."""
         out = []
         for token in self._given:
             if token == "--" or (self._subparsers is not None and not token.startswith("-")):
@@ -37,7 +43,7 @@ class Parser(argparse.ArgumentParser):
                     or self._negative_number_matcher.match(token)):
                 continue
             option = token.split("=", 1)[0]
-            if not any(known.startswith(option) for known in self._option_string_actions):
+            if option not in self._option_string_actions:
                 out.append(option)
         return out
 

@@ -602,10 +602,17 @@ class FabricController:
         back, self._back = self._back, set()
         self._room_tries_left = ROOM_MAKING_PER_RESTORE
         for pair in self.book.pairs_to_restore():
-            self._restore_pair(pair, outbox)
+            # With a link back, DEGRADED pairs take their turn among the pairs in place
+            # moving back onto it, by class, priority and age: placed first, a NONE pair
+            # took a returned wavelength, and a PROTECTED pair stayed the long way round
+            # with no standby (a re-tester's).
+            if not (returned and self.book.pair_members(*pair)[0].state == State.DEGRADED):
+                self._restore_pair(pair, outbox)
         if returned:
-            for pair in self.book.pairs():      # a shorter path is back: move onto it
-                self._restore_pair(pair, outbox, only_if_shorter=True)
+            for pair in self.book.in_restore_order({*self.book.pairs(),
+                                                    *self.book.pairs_to_restore()}):
+                degraded = self.book.pair_members(*pair)[0].state == State.DEGRADED
+                self._restore_pair(pair, outbox, only_if_shorter=not degraded)
             # Those moves free the long ways round: what found no room before may now.
             for pair in self.book.pairs_to_restore():
                 self._restore_pair(pair, outbox)
@@ -618,6 +625,11 @@ class FabricController:
             self._reprotect(outbox)
         background = self._background()       # steering's moves leave it as it is
         reserved = self._reservations()
+        by_pair = self._reserved_pairs()
+        self._send_to(outbox, self.steering.unpin_carried(
+            lambda record: reservation_rules.carriers(
+                by_pair.get((record.src_host, record.dst_host), []), record.key.ip_proto,
+                record.key.dst_port)[0] is not None))
         moved, placements = self.steering.restore(background, reserved)
         self._send_to(outbox, moved)
         outbox.placements += placements

@@ -199,6 +199,18 @@ class Steering:
                      " > ".join(link for link, _ in path), demands[record.key] / 1e9)
         return msgs, len(new)
 
+    def unpin_carried(self, carried: Callable[[FlowRecord], bool]) -> dict[str, list]:
+        """Pins of elephants whose packets a reservation's rules now carry (restored after
+        it was DEGRADED, or admitted since): the reservation comes first, and the pin only
+        counted the flow's load where it does not go (a re-tester's, placed again onto a
+        wavelength it never took). Returns messages per switch."""
+        msgs: dict[str, list] = {}
+        for key, pin in list(self.pinned.items()):
+            if carried(pin.record):
+                log.info("elephant %s is carried by a reservation now: unpinned", key)
+                self._unpin(key, msgs)
+        return msgs
+
     def _repin(self, msgs: dict[str, list], pin: Pinned, hops: list[tuple[str, int]]) -> None:
         """Move `pin` onto `hops`, make before break as a reservation moves: the new pins
         last hop first (an ADD replaces a pin in place), then the removals at switches the

@@ -1728,14 +1728,20 @@ class ReservationBook:
         """Aggregates whose path crosses a link that is down or holds more than it can
         carry now, or is over a member's latency bound, or that are DEGRADED: RESTORABLE
         before NONE, then the highest priority first, then the oldest."""
-        out = []
-        for pair, ids in self._pairs.items():
-            members = [self.reservations[r] for r in ids]
+        return self.in_restore_order(
+            pair for pair, ids in self._pairs.items()
             if any(r.state == State.DEGRADED or self.crosses_down(r) or self.crosses_full(r)
-                   or self.over_bound(r) for r in members):
-                out.append((min(r.request.protection.restore_rank for r in members),
-                            -max(r.request.priority for r in members),
-                            min(r.created_at for r in members), pair))
+                   or self.over_bound(r) for r in (self.reservations[i] for i in ids)))
+
+    def in_restore_order(self, pairs) -> list[tuple[str, str]]:
+        """`pairs` RESTORABLE (and PROTECTED) before NONE, then the highest priority first,
+        then the oldest."""
+        out = []
+        for pair in pairs:
+            members = self.pair_members(*pair)
+            out.append((min(r.request.protection.restore_rank for r in members),
+                        -max(r.request.priority for r in members),
+                        min(r.created_at for r in members), pair))
         return [pair for *_, pair in sorted(out)]
 
     def protect_again(self, pair: tuple[str, str]) -> list[Reservation] | None:
@@ -2029,15 +2035,10 @@ class ReservationBook:
         return None
 
     def pairs(self) -> list[tuple[str, str]]:
-        """Every host pair holding bandwidth, highest priority first, then oldest."""
-        out = []
-        for pair, ids in self._pairs.items():
-            members = [self.reservations[r] for r in ids]
-            if all(r.holds_bandwidth for r in members):
-                out.append((min(r.request.protection.restore_rank for r in members),
-                            -max(r.request.priority for r in members),
-                            min(r.created_at for r in members), pair))
-        return [pair for *_, pair in sorted(out)]
+        """Every host pair holding bandwidth, in restore order (`in_restore_order`)."""
+        return self.in_restore_order(
+            pair for pair, ids in self._pairs.items()
+            if all(self.reservations[r].holds_bandwidth for r in ids))
 
     def degrade(self, pair: tuple[str, str], reason: str) -> list[Reservation]:
         """No path has room for the pair: it holds nothing and is carried best effort."""

@@ -32,9 +32,22 @@ def test_a_mistyped_option_is_named_with_what_it_may_mean(argv, usage, said, cap
     assert err.endswith(said), err
 
 
-def test_abbreviations_negative_numbers_and_values_after_dashes_are_not_mistakes():
+def test_an_abbreviation_is_a_mistake_named_with_the_option_it_may_mean(capsys):
+    """A re-tester's `bench --fault` ran the 200 s fault bench on the emulation."""
+    err = _error(["bench", "--fault"], capsys)
+    assert err.endswith("dcilab bench: error: unknown option --fault (did you mean "
+                        "--faults?)\n"), err
+
+
+def test_values_and_names_after_dashes_are_not_mistakes():
     parser = build_parser(only="client")
-    args = parser.parse_args(["reserve", "a", "b", "--gbp", "10", "--max-latency", "3"])
+    args = parser.parse_args(["reserve", "a", "b", "--gbps", "10", "--max-latency-ms=3"])
     assert (args.gbps, args.max_latency_ms) == (10.0, 3.0)
     parser = build_parser(only="check")
     assert parser.parse_args(["check", "--", "-odd-name.yaml"]).file is not None
+
+
+def test_a_top_level_mistake_judges_only_what_comes_before_the_command(capsys):
+    err = _error(["--verbos", "check", "two-dc", "--json"], capsys)
+    assert err.endswith("dcilab: error: unknown option --verbos (did you mean "
+                        "--version?)\n"), err

@@ -714,3 +714,48 @@ def test_a_line_system_whose_wavelengths_are_reported_down_one_by_one_never_drop
     res = lab.ctl.book.get("p")
     assert res.state is State.ACTIVE and res.standby == ()
     assert [h.wavelength for h in res.hops if h.wavelength] == ["ac.w1", "cb.w1"]
+
+
+def test_at_a_partial_repair_pairs_in_place_move_back_by_class_before_degraded_ones():
+    """A re-tester: PROTECTED 200 and RESTORABLE 100 on ab.w1, NONE 200 on ab.w2; the
+    whole of ab cut (the PROTECTED pair on its standby through c, the RESTORABLE one
+    through c, the NONE one DEGRADED); only ab.w2 back. The DEGRADED NONE pair was placed
+    first, onto ab.w2, and the PROTECTED pair stayed the long way round with no standby
+    for good. Pairs in place move back first, by class; the NONE pair waits."""
+    fabric = parse_fabric(TWO_WAVES)
+    lab = ControllerLab(fabric)
+    lab.bring_up_all()
+    for src, dst, rid, protection, gbps in (("a-h1", "b-h1", "p", PROTECTED, 200.0),
+                                            ("a-h2", "b-h2", "r", Protection.RESTORABLE, 100.0),
+                                            ("a-h3", "b-h3", "n", Protection.NONE, 200.0)):
+        lab.send(lab.ctl.reserve(ReservationRequest(src, dst, gbps, protection=protection),
+                                 rid, 0.0))
+        lab.ack_all()
+
+    def waves(rid, standby=False):
+        res = lab.ctl.book.get(rid)
+        return [h.wavelength for h in (res.standby if standby else res.hops) if h.wavelength]
+
+    def link(name, up, now):
+        cut = fabric.link(name)
+        for end in (cut.a, cut.b):
+            (lab.net.down_ports.discard if up else lab.net.down_ports.add)(
+                (lab.dpid(end.node), end.port))
+            lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, up, now))
+        lab.send(lab.ctl.tick(now + 0.1))
+        lab.ack_all()
+
+    assert (waves("p"), waves("r"), waves("n")) == (["ab.w1"], ["ab.w1"], ["ab.w2"])
+    link("ab.w1", False, 1.0)
+    link("ab.w2", False, 1.0)
+    assert (waves("p"), waves("p", True), waves("r")) == (["ac.w1", "cb.w1"], [],
+                                                          ["ac.w1", "cb.w1"])
+    assert lab.ctl.book.get("n").state is State.DEGRADED
+    link("ab.w2", True, 70.0)
+    for now in (71.5, 73.0, 75.0, 100.0):          # past the hold-down
+        lab.send(lab.ctl.tick(now))
+        lab.ack_all()
+    assert (waves("p"), waves("p", True)) == (["ab.w2"], ["ac.w1", "cb.w1"])
+    assert waves("r") == ["ab.w2"]
+    assert lab.ctl.book.get("n").state is State.DEGRADED     # no room left for it
+    assert "c-gw1" not in delivered_via(lab, "a-h1", "b-h1")[0]

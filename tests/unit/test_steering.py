@@ -1135,3 +1135,15 @@ def test_paced_flows_filling_their_wavelengths_are_not_moved_on_unlike_estimates
     # ... which its pins fill with what they choose to send: nothing moves
     assert sum(poll(t) for t in range(12, 24)) == 0
     assert [sum(st.pinned[k].path[0][0] == w for k in keys) for w in W] == [4, 4, 0, 0]
+
+
+def test_an_elephant_a_reservation_now_carries_loses_its_pin(fabric):
+    """A re-tester: an elephant pinned while its reservation was DEGRADED kept its pin
+    once the reservation was restored (its rules come first), and was placed again onto
+    a wavelength its packets never took, its load counted there."""
+    st = steering(fabric)
+    place(st, "dc1-leaf1", E1, bg())
+    switches = {s for s, _ in st.pinned[E1].hops}
+    assert st.unpin_carried(lambda record: False) == {} and E1 in st.pinned
+    msgs = st.unpin_carried(lambda record: record.key == E1)
+    assert E1 not in st.pinned and set(msgs) == switches
