@@ -9,6 +9,8 @@ from fra-ams is the one through paris, and the other way round.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from controller_lab import ControllerLab
 from fabric_helpers import topology
@@ -635,6 +637,12 @@ def test_each_aggregates_rules_carry_a_cookie_of_its_own(fabric):
     assert not any(f.cookie >> 31 for name in fabric.switches for f in lab.table(name).flows())
 
 
+def waves_of(lab, rid, standby=False):
+    """The wavelengths of a reservation's path (or standby), in order."""
+    res = lab.ctl.book.get(rid)
+    return [h.wavelength for h in (res.standby if standby else res.hops) if h.wavelength]
+
+
 # An outside tester's: two wavelengths a-b, one each a-c and c-b (the only way around).
 TWO_WAVES = """
 name: twowaves
@@ -664,9 +672,7 @@ def test_a_protected_pair_whose_wavelength_is_cut_is_protected_again_before_lowe
                                  rid, 0.0))
         lab.ack_all()
 
-    def waves(rid, standby=False):
-        res = lab.ctl.book.get(rid)
-        return [h.wavelength for h in (res.standby if standby else res.hops) if h.wavelength]
+    waves = functools.partial(waves_of, lab)
 
     assert (waves("p"), waves("p", True), waves("n"), waves("r")) == (
         ["ab.w1"], ["ac.w1", "cb.w1"], ["ab.w1"], ["ab.w2"])
@@ -732,9 +738,7 @@ def test_at_a_partial_repair_pairs_in_place_move_back_by_class_before_degraded_o
                                  rid, 0.0))
         lab.ack_all()
 
-    def waves(rid, standby=False):
-        res = lab.ctl.book.get(rid)
-        return [h.wavelength for h in (res.standby if standby else res.hops) if h.wavelength]
+    waves = functools.partial(waves_of, lab)
 
     def link(name, up, now):
         cut = fabric.link(name)
