@@ -283,10 +283,8 @@ class Lab:
             self.say(f"the controller's gRPC API at {grpc_address} does not answer (yet): "
                      f"which fabric it serves is checked once it does; meanwhile the "
                      f"switches connect to whatever listens on {host}:{port}")
-        if served is not None and (why := foreign(served, self.fabric)):
-            raise ForeignController(f"the controller at {grpc_address} {why}: start "
-                                    f"`dcilab controller --topology {self.topology}` for "
-                                    f"this lab, or name yours with --server")
+        if served is not None:
+            self._refuse_foreign(served, grpc_address)
         self._start_emulation((host, port))
         self.emulation.record_service("grpc", grpc_address)
         self.say(f"waiting for the controller at {host}:{port} (gRPC {grpc_address}) to "
@@ -296,10 +294,7 @@ class Lab:
             try:
                 with Client(grpc_address, timeout=2.0) as client:
                     served = client.fabric()
-                if why := foreign(served, self.fabric):
-                    raise ForeignController(f"the controller at {grpc_address} {why}: start "
-                                            f"`dcilab controller --topology {self.topology}` "
-                                            f"for this lab, or name yours with --server")
+                self._refuse_foreign(served, grpc_address)
                 switches = served.switches
                 missing = [s.name for s in switches if not s.connected]
                 if switches and not missing:
@@ -312,6 +307,14 @@ class Lab:
         self.say(f"the controller at {grpc_address} has not connected every switch in "
                  f"{ready_timeout_s:g} s ({seen}); the lab goes on: the switches keep "
                  f"trying")
+
+    def _refuse_foreign(self, served, grpc_address: str) -> None:
+        """ForeignController if the controller at `grpc_address` serves another fabric."""
+        why = foreign(served, self.fabric)
+        if why:
+            raise ForeignController(f"the controller at {grpc_address} {why}: start "
+                                    f"`dcilab controller --topology {self.topology}` for "
+                                    f"this lab, or name yours with --server")
 
     @property
     def faults(self) -> Faults:

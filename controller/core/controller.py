@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from os_ken.lib.packet import arp, ethernet, packet
@@ -24,7 +25,7 @@ from os_ken.lib.packet import arp, ethernet, packet
 from ..fabric import Fabric
 from ..fabric.model import HOST, LEAF, Host, Link
 from ..openflow import messages as of
-from ..te.elephants import PIN_HOLD_S, FlowKey
+from ..te.elephants import PIN_HOLD_S, FlowKey, FlowRecord
 from ..te.load import LinkLoad, LoadTracker, directions
 from ..te.paths import PathEngine
 from ..te.placement import DEFAULT_MAX_STRETCH, Reserved
@@ -625,11 +626,7 @@ class FabricController:
             self._reprotect(outbox)
         background = self._background()       # steering's moves leave it as it is
         reserved = self._reservations()
-        by_pair = self._reserved_pairs()
-        self._send_to(outbox, self.steering.unpin_carried(
-            lambda record: reservation_rules.carriers(
-                by_pair.get((record.src_host, record.dst_host), []), record.key.ip_proto,
-                record.key.dst_port)[0] is not None))
+        self._send_to(outbox, self.steering.unpin_carried(self._carried()))
         moved, placements = self.steering.restore(background, reserved)
         self._send_to(outbox, moved)
         outbox.placements += placements
@@ -1157,6 +1154,21 @@ class FabricController:
     def policy(self) -> str:
         return self.steering.policy
 
+    def _carried(self) -> Callable[[FlowRecord], bool]:
+        """Whether a reservation's rules carry an elephant's packets (they come before any
+        pin). The reservations by pair are gathered at the first question only: most
+        polls find no new elephant, and most restorations have no pin to ask about."""
+        by_pair: dict[tuple[str, str], list[Reservation]] | None = None
+
+        def carried(record: FlowRecord) -> bool:
+            nonlocal by_pair
+            if by_pair is None:
+                by_pair = self._reserved_pairs()
+            reserved = by_pair.get((record.src_host, record.dst_host), [])
+            return reservation_rules.carriers(reserved, record.key.ip_proto,
+                                              record.key.dst_port)[0] is not None
+        return carried
+
     def _reserved_pairs(self) -> dict[tuple[str, str], list[Reservation]]:
         """Host pair -> its reservations whose rules are in the switches, in the order the
         switches try them (highest priority first)."""
@@ -1213,17 +1225,8 @@ class FabricController:
         outbox = Outbox()
         if state is None or not state.connected:
             return outbox
-        by_pair: dict[tuple[str, str], list[Reservation]] | None = None
-
-        def carried(record) -> bool:         # asked of new elephants only: built then
-            nonlocal by_pair
-            if by_pair is None:
-                by_pair = self._reserved_pairs()
-            reserved = by_pair.get((record.src_host, record.dst_host), [])
-            return reservation_rules.carriers(reserved, record.key.ip_proto,
-                                              record.key.dst_port)[0] is not None
         msgs, outbox.placements = self.steering.sample(state.name, counters, now,
-                                                       self._background(), carried,
+                                                       self._background(), self._carried(),
                                                        self._reservations)
         self._send_to(outbox, msgs)
         return outbox
