@@ -196,9 +196,9 @@ def test_read_budget_waits_then_refuses_per_client_and_in_total():
     def sleep(s):
         slept.append(s)
         now[0] += s
-    budget = ReadBudget(per_client=10, total=3, max_wait_s=1.0, clock=lambda: now[0],
+    budget = ReadBudget(per_client=10, total=20, max_wait_s=1.0, clock=lambda: now[0],
                         sleep=sleep)
-    for _ in range(20):                    # the bursts: 2 s of a client's, 10 s of the total
+    for _ in range(20):                    # the bursts: 2 s of a client's, 1 s of the total
         assert budget.spend("a", 1) is None
     assert slept == []
     # A dear call waits for a tenth of a token (the cheapest call's price), not for its
@@ -207,9 +207,17 @@ def test_read_budget_waits_then_refuses_per_client_and_in_total():
     assert budget.spend("a", 1) is None and slept[1] == pytest.approx(0.5)
     assert budget.spend("a", 30) is None and now[0] == pytest.approx(0.61)
     # Refused (over max_wait_s): a owes 29.9 of its own ((0.1 + 29.9) / 10 = 3 s), the
-    # total 24.17 (30 - 20 - 5 - 1 - 30 + 0.61 * 3): (0.1 + 24.17) / 3 s, for everyone.
-    assert budget.spend("a", 1) == pytest.approx(24.27 / 3)
-    assert budget.spend("b", 1) == pytest.approx(24.27 / 3)
+    # total 23.8 (20 - 20 - 5 - 1 - 30 + 0.61 * 20): (0.1 + 23.8) / 20 s for b.
+    assert budget.spend("a", 1) == pytest.approx(3.0)
+    assert budget.spend("b", 1) == pytest.approx(23.9 / 20)
+
+
+def test_the_total_burst_is_one_second_of_the_total_rate():
+    """Many clients at once get a second's worth between them, not more: the burst is
+    work in a row on the controller's CPU while reservations wait."""
+    budget = ReadBudget(per_client=10, total=10, clock=lambda: 0.0)
+    served = sum(budget.spend(f"ipv4:10.0.0.{i}", 2) is None for i in range(20))
+    assert served == 5                     # 10 tokens, a page of 100 costing 2
 
 
 @pytest.mark.parametrize("cheap", [1, 0.1])           # a neighbour's ListLinks, GetReservation
