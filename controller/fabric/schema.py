@@ -39,6 +39,7 @@ MAX_SPANS = 500
 # its length before any entry is validated (so 100 000 broken entries cost one message).
 MAX_LINE_SYSTEMS = 16384
 MAX_SITES = 254                 # a site's number is an octet of its hosts' addresses
+MIN_SCALE = 1e-9
 # 1 Pb/s: `dcilab plan` sizes a site's fabric to its traffic (12 Tb/s for a 300B-parameter
 # job on 16 sites), and at the default scale this is still a 100 Gb/s emulated link;
 # beyond, a figure is a typo (1e308 gave an "inf Mb/s" emulated rate). Module figures as
@@ -144,7 +145,9 @@ class FabricSpec(_Strict):
     """The whole fabric file."""
 
     name: str = Field(pattern=NAME_PATTERN, max_length=64)
-    scale: float = Field(default=1.0e-4, gt=0, le=1.0,
+    # At least 1e-9 (an 800G wavelength as 800 b/s): a subnormal scale made every rate
+    # measured (counter / scale) infinite (an outside tester's 5e-324).
+    scale: float = Field(default=1.0e-4, ge=MIN_SCALE, le=1.0,
                          description="emulated bit rate = real bit rate x scale")
     sites: list[SiteSpec] = Field(min_length=1, max_length=MAX_SITES)
     dci_links: list[DciLinkSpec] = Field(default_factory=list, max_length=MAX_LINE_SYSTEMS)

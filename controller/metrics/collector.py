@@ -59,6 +59,7 @@ class ServiceView(Protocol):
     def protection_counts(self) -> dict: ...
     def unprotected_count(self) -> int: ...
     def state_file_wait(self) -> float: ...
+    def state_file_failing(self) -> bool: ...
     def openflow_backlog(self) -> int: ...
 
 
@@ -261,6 +262,12 @@ class FabricCollector(Collector):
             "for the disk: 0 but for a moment. Reservations and every switch message behind "
             "a commit (failures' re-routes too) wait for it; a hung disk stops them all.",
             value=self.service.state_file_wait())
+        failing = GaugeMetricFamily(
+            names.STATE_FILE_FAILING,
+            "1 while the last commit of the state file failed (a full or read-only disk, "
+            "the file removed): reservations, releases and expiries are not saved until "
+            "one succeeds; 0 once one does.",
+            value=1.0 if self.service.state_file_failing() else 0.0)
         backlog = GaugeMetricFamily(
             names.OPENFLOW_EVENTS_QUEUED,
             "OpenFlow events (switch replies, port changes, packets in) waiting for the "
@@ -268,7 +275,7 @@ class FabricCollector(Collector):
             "stopped handling its switches, however connected they still show.",
             value=self.service.openflow_backlog())
         return (reservations, protection, unprotected, elephants, held, connected, wiring,
-                scale, waiting, backlog)
+                scale, waiting, failing, backlog)
 
     def collect(self):
         yield from self._link_families()

@@ -42,6 +42,7 @@ SWITCH_WIRING_PROBLEMS = "dcilab_switch_wiring_problems"      # ports, cables of
 EMULATION_SCALE = "dcilab_emulation_scale"
 CONTROLLER_START_TIME = "dcilab_controller_start_time_seconds"
 STATE_FILE_WAIT = "dcilab_state_file_wait_seconds"           # a commit that does not end
+STATE_FILE_FAILING = "dcilab_state_file_failing"             # the last commit failed
 OPENFLOW_EVENTS_QUEUED = "dcilab_openflow_events_queued"      # the app's queue, 128 at most
 
 # -- events (events.py) -------------------------------------------------------------------

@@ -228,6 +228,9 @@ _VALID = (
 )
 assert [c for c, _, _ in _VALID] == list(_COLUMNS)
 _MUST = {col: must for col, _, must in _VALID}
+# Columns whose values are read back as text (those checked against a fixed set are not).
+_TEXT_COLUMNS = ("reservation_id", "request_id", "src_host", "dst_host", "hops", "reason",
+                 "selector", "standby")
 
 _BY_VALUE = ("hops", "selector", "standby")
 
@@ -430,6 +433,13 @@ class ReservationStore:
                 cause += (f"; SQLite keeps {Path(self.path).name}-wal and -shm beside the "
                           f"state file: is {Path(self.path).resolve().parent} writable?")
             raise StoreError(f"cannot open state file {self.path}: {cause}", code) from None
+        except UnicodeDecodeError:
+            # SQLite's message about a damaged schema quotes its bytes, which Python then
+            # cannot decode: the message itself is lost, not the fact.
+            self._abandon()
+            raise StoreError(f"cannot open state file {self.path}: its schema is damaged "
+                             f"(names in it are not text); restore it from a backup, or move "
+                             f"it aside to start with no reservations") from None
         except BaseException:
             self._abandon()
             raise
@@ -720,18 +730,61 @@ class ReservationStore:
                 raise StoreError(f"state file {self.path} is damaged (SQLite's quick_check: "
                                  f"{'; '.join(damage)[:300]}): restore it from a backup, or "
                                  f"move it aside to start with no reservations")
+            reported = set()
             for rowid, rid, column in self._db.execute(_INVALID):
                 count += 1
+                reported.add(rowid)
                 if len(problems) < 5:
-                    value = self._db.execute(f"SELECT {column} FROM reservations WHERE "
-                                             f"rowid = ?", (rowid,)).fetchone()[0]
+                    # Text as bytes: it may not be UTF-8 as well.
+                    value = self._db.execute(f"SELECT CASE WHEN typeof({column}) = 'text' "
+                                             f"THEN CAST({column} AS BLOB) ELSE {column} END "
+                                             f"FROM reservations WHERE rowid = ?",
+                                             (rowid,)).fetchone()[0]
+                    if isinstance(value, bytes):
+                        value = value.decode("utf-8", "replace")
                     problems.append(f"reservation {_shown(rid)}: {column} {_shown(value)} "
                                     f"is not {_MUST[column]}")
+            for rowid, rid, column in self._not_utf8(reported):
+                count += 1
+                if len(problems) < 5:
+                    problems.append(f"reservation {_shown(rid)}: {column} holds bytes that "
+                                    f"are not UTF-8 text")
+            # A retry of one would be answered with either (only an edit makes two). Read
+            # once every value is known to be text that decodes.
+            duplicates = [] if problems else self._db.execute(
+                "SELECT request_id, group_concat(reservation_id, ', ') FROM reservations "
+                "WHERE request_id != '' AND state IN (?, ?, ?) GROUP BY request_id "
+                "HAVING count(*) > 1", _LIVE)
+            for request_id, ids in duplicates:
+                count += 1
+                if len(problems) < 5:
+                    problems.append(f"reservations {_shown(ids)} are live with one "
+                                    f"request_id {_shown(request_id)}")
         if problems:
             raise StoreError(
                 f"state file {self.path}: {count} reservation(s) hold values that cannot be "
                 f"served; refusing to start rather than answer for them with errors: "
                 + "; ".join(problems) + (" ..." if count > len(problems) else ""))
+
+    def _not_utf8(self, skip: set[int]):
+        """(rowid, reservation id, column) of each row (but those in `skip`) with a text
+        value that is not UTF-8: SQLite stores any bytes as text, and such a value fails
+        every read that decodes it (an ended record's broke every listing of the history).
+        Only rows with a byte beyond ASCII in some text column are decoded one by one."""
+        joined = " || ".join(f"coalesce({col}, '')" for col in _TEXT_COLUMNS)
+        blobs = ", ".join(f"CAST({col} AS BLOB)" for col in _TEXT_COLUMNS)
+        rows = self._db.execute(f"SELECT rowid, CAST({joined} AS BLOB) FROM reservations")
+        for rowid, text in rows:
+            if isinstance(text, bytes) and not text.isascii() and rowid not in skip:
+                values = self._db.execute(f"SELECT {blobs} FROM reservations WHERE rowid = ?",
+                                          (rowid,)).fetchone()
+                rid = bytes(values[0] or b"").decode("utf-8", "replace")
+                for col, value in zip(_TEXT_COLUMNS, values):
+                    try:
+                        bytes(value or b"").decode("utf-8")
+                    except UnicodeDecodeError:
+                        yield rowid, rid, col
+                        break
 
     def _claim(self, other_fabric: str) -> None:
         """Record (or check) the fabric, and our PID, in one write. A file of our fabric
@@ -972,6 +1025,9 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._committing = False          # a leader is committing, or has been named
         self.running_since: float | None = None     # when the commit running now began
+        # The last commit's failure (None once one succeeds): what a full disk shows even
+        # where no client asks (expiries, restorations, releases).
+        self.failing: StoreError | None = None
         self._closed = False
 
     def submit(self, reservations: list[Reservation]) -> "_Pending":
@@ -1018,6 +1074,7 @@ class GroupCommit:
             raise
         finally:
             self.running_since = None
+            self.failing = error
             for _, pending in batch:
                 pending.finish(error)
             with self._lock:

@@ -18,6 +18,7 @@ away (its control channel lost, not restarted) is counted across its absence.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -108,9 +109,18 @@ class LoadTracker:
         self._down_ports: set[tuple[str, int]] = set()
         self._port_of = {(end.node, link.name): end.port for link in fabric.links
                          for end in (link.a, link.b) if end.node in fabric.switches}
+        # The last snapshot of each `kinds` without reservations, with what it was made
+        # of, and the last with them: a snapshot of a large fabric takes milliseconds,
+        # readers (ListLinks, /metrics, watch streams) ask again and again between two
+        # polls, and under a stream of bookings only the reserved figures change.
+        # `_version` counts the changes of this tracker's own state.
+        self._version = 0
+        self._bases: dict[frozenset[str] | None, tuple] = {}
+        self._last: dict[frozenset[str] | None, tuple] = {}
 
     def sample(self, switch: str, counters: dict[int, tuple[int, int]], now: float) -> None:
         """Record port counters of `switch`: port -> (tx_bytes, rx_bytes), taken at `now`."""
+        self._version += 1
         self._down_switches.discard(switch)
         for port, (tx, rx) in counters.items():
             self._advance(self._tx.setdefault((switch, port), _Counter()), tx, now)
@@ -133,6 +143,7 @@ class LoadTracker:
         """A switch unheard from sends nothing we can see. Its baselines stay: one that only
         lost its control channel counted on, and its next sample covers the absence; one
         that restarted comes back with smaller counters, which re-base them."""
+        self._version += 1
         self._down_switches.add(switch)
         for key in list(self._tx) + list(self._rx):
             if key[0] == switch:
@@ -141,6 +152,7 @@ class LoadTracker:
                         table[key].rate_bps = 0.0
 
     def port_state(self, switch: str, port: int, up: bool) -> None:
+        self._version += 1
         (self._down_ports.discard if up else self._down_ports.add)((switch, port))
 
     def rate_bps(self, direction: Direction) -> float:
@@ -171,11 +183,40 @@ class LoadTracker:
         plan's (rate adaptation). `reported_margins_db`: wavelength -> the margin its
         transceivers report; the others show the plan's in the mode they run, and a
         wavelength down (cut, dark, changing mode) shows none. `out_of_service`: links
-        not in use though they may be up (held down, drained: the path engine's)."""
-        reserved_bps = reserved_bps or {}
-        rates_gbps = rates_gbps or {}
-        modes = modes or {}
-        reported_margins_db = reported_margins_db or {}
+        not in use though they may be up (held down, drained: the path engine's).
+        The list is shared with every caller asking the same of the same state: read it,
+        do not change it."""
+        kinds = frozenset(kinds) if kinds is not None else None
+        asked = (self._version, dict(rates_gbps or {}), dict(modes or {}),
+                 dict(reported_margins_db or {}), frozenset(out_of_service))
+        base = self._bases.get(kinds)
+        if base is None or base[0] != asked:
+            loads = self._snapshot(kinds, *asked[1:])
+            base = self._bases[kinds] = (asked, loads, {
+                Direction(l.link, l.src, l.dst): i for i, l in enumerate(loads)})
+        reserved = {d: bps for d, bps in (reserved_bps or {}).items() if bps}
+        last = self._last.get(kinds)
+        if last is not None and last[0] is base:
+            if last[1] == reserved:
+                return last[2]
+            # From the last one: only the directions whose figure changed are new objects.
+            was, out = last[1], list(last[2])
+            changed = [d for d in reserved.keys() | was.keys() if reserved.get(d) != was.get(d)]
+        else:
+            out, changed = list(base[1]), list(reserved)
+        for d in changed:
+            i = base[2].get(d)
+            if i is not None:
+                bps = reserved.get(d)
+                out[i] = (dataclasses.replace(base[1][i], reserved_bps=bps) if bps
+                          else base[1][i])
+        self._last[kinds] = (base, reserved, out)
+        return out
+
+    def _snapshot(self, kinds: frozenset[str] | None, rates_gbps: dict[str, float],
+                  modes: dict[str, str], reported_margins_db: dict[str, float],
+                  out_of_service: frozenset[str]) -> list[LinkLoad]:
+        """The snapshot with nothing reserved."""
         catalog = self.fabric.catalog       # rebuilt at each access where the file overrides
         out = []
         for link in self.fabric.links:
@@ -211,7 +252,7 @@ class LoadTracker:
                     transmit_bytes_total=sent.total if sent else 0.0,
                     receive_bytes_total=received.total if received else 0.0,
                     rate_bps=rate, utilization_ratio=rate / capacity if capacity else 0.0,
-                    reserved_bps=reserved_bps.get(d, 0.0), up=up, mode=mode,
+                    reserved_bps=0.0, up=up, mode=mode,
                     margin_db=margin, transmit_counted=sent is not None,
                     receive_counted=received is not None,
                     in_service=up and link.name not in out_of_service))

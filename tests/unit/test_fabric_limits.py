@@ -232,3 +232,23 @@ def test_an_added_mode_better_than_an_ideal_receiver_is_refused():
 
 def test_a_list_below_its_minimum_says_so_in_good_grammar():
     assert _issues("name: x\nsites: []\n") == ["f.yaml:2: sites: has 0; at least 1 site"]
+
+
+def test_a_small_file_asking_minutes_of_gnpy_is_refused_before_any_run(monkeypatch):
+    """An outside tester's 48 kB file: 499 distinct lines of 4 990 km or so in 10 km
+    spans, just under the old bound of 250 000 spans, took 3 min 17 s in `check`."""
+    def no_gnpy(*args):
+        raise AssertionError("GNPy ran beyond the limit")
+    monkeypatch.setattr(_gnpy, "propagate", no_gnpy)
+    link = ("  - {name: l%d, a: a, b: b, fiber_km: %s, span_km: 10, module: 400ZR+, "
+            "wavelengths: 1}\n")
+    out = _issues(TWO_SITES + "dci_links:\n"
+                  + "".join(link % (i, 4990 + i / 100) for i in range(499)))
+    assert len(out) == 1 and "at most 20,000" in out[0] and "249,499 fibre spans" in out[0], out
+
+
+@pytest.mark.parametrize("scale", ["5e-324", "1e-10", "0"])
+def test_a_scale_too_small_to_measure_by_is_refused(scale):
+    """Rates are counters divided by the scale: a subnormal one made them infinite."""
+    out = _issues(TWO_SITES.replace("name: x\n", f"name: x\nscale: {scale}\n"))
+    assert len(out) == 1 and out[0].startswith("f.yaml:2: scale: ") and scale in out[0], out

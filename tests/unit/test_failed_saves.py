@@ -392,3 +392,22 @@ def test_pins_a_lost_change_carried_are_sent_again_whole_removals_too():
     sent = lab.send(lab.ctl.resend())
     assert type(sent.messages[lab.dpid(leaf)][-1]).__name__ == "OFPBarrierRequest"
     assert not any(f.cookie == PIN_COOKIE for f in lab.table(leaf).flows())
+
+
+def test_a_failing_state_file_shows_until_a_commit_succeeds_expiries_too(tmp_path):
+    """What the alert reads: a full disk that sees only expiries (no client asks) shows
+    too (an outside tester's: the alert counted only reservation requests)."""
+    clock = [1000.0]
+    service = ControllerService(FabricController(parse_fabric(TWO_WAVELENGTHS)),
+                                store=ReservationStore(tmp_path / "s.db"),
+                                clock=lambda: clock[0])
+    service.reserve(ReservationRequest("dca-h1", "dcb-h1", 10, duration_s=5))
+    assert not service.state_file_failing()
+    saved, service.store.save_many = service.store.save_many, full
+    clock[0] += 10
+    service.expire()                                   # could not be recorded
+    assert service.state_file_failing()
+    service.store.save_many = saved
+    service.expire()                                   # retried: recorded
+    assert not service.state_file_failing()
+    service.close()

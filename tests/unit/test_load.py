@@ -316,3 +316,44 @@ def test_a_wavelengths_margin_is_in_the_mode_it_runs():
                 if x.link == link.name}
     assert margin == pytest.approx(link.channel.gsnr_db - slower.required_osnr_db)
     assert margin > link.channel.margin_db                    # 300G needs less than 400G
+
+
+def test_a_snapshot_is_built_once_until_something_it_shows_changes(tracker):
+    """Readers ask for it again and again between two polls (ListLinks, /metrics): the
+    same list while nothing changed, a new one as soon as anything it shows does."""
+    tracker.sample("dc1-leaf1", {3: (0, 0)}, 100.0)
+    reserved = {UP: 1e9}
+    first = tracker.snapshot(reserved)
+    assert tracker.snapshot(dict(reserved)) is first
+    reserved[UP] = 2e9                                 # the book's dict, changed in place
+    changed = tracker.snapshot(reserved)
+    assert changed is not first and load_of(changed, UP).reserved_bps == 2e9
+    assert load_of(first, UP).reserved_bps == 1e9      # what an earlier reader holds
+    tracker.sample("dc1-leaf1", {3: (1_000_000, 0)}, 101.0)
+    sampled = tracker.snapshot(reserved)
+    assert sampled is not changed and load_of(sampled, UP).rate_bps == pytest.approx(8e10)
+    tracker.port_state("dc1-leaf1", 3, up=False)
+    assert not load_of(tracker.snapshot(reserved), UP).up
+    assert tracker.snapshot(reserved, out_of_service=frozenset({UPLINK})) is not \
+        tracker.snapshot(reserved)
+    fabric_only = tracker.snapshot(reserved, kinds=frozenset({"fabric"}))
+    assert tracker.snapshot(reserved, kinds={"fabric"}) is fabric_only    # a set will do
+    assert tracker.snapshot(reserved) is not fabric_only
+
+
+def test_a_snapshot_after_a_booking_equals_one_made_afresh(fabric):
+    """Reservations come and go between polls: only their directions change, and the
+    answer is what a tracker building it from nothing gives."""
+    tracker, fresh = LoadTracker(fabric), LoadTracker(fabric)
+    for t in (tracker, fresh):
+        t.sample("dc1-leaf1", {3: (0, 0)}, 100.0)
+        t.sample("dc1-leaf1", {3: (1_000_000, 250_000)}, 101.0)
+    reserved = {UP: 1e9, DOWN: 2e9}
+    before = tracker.snapshot(reserved)
+    reserved.pop(DOWN)
+    reserved[UP] = 3e9
+    after = tracker.snapshot(reserved)
+    assert after == fresh.snapshot(reserved)
+    assert load_of(after, UP).reserved_bps == 3e9 and load_of(after, DOWN).reserved_bps == 0
+    kept = [i for i, load in enumerate(after) if load.link != UPLINK]
+    assert kept and all(after[i] is before[i] for i in kept)   # the rest not rebuilt

@@ -19,14 +19,17 @@ from prometheus_client import generate_latest
 from dcilab.api.client import ApiError, Client, state_name
 from dcilab.api.server import create_server
 from dcilab.api.servicers import MAX_PAGE_SIZE, ReadBudget, Streams, client_of
+from dcilab.api.v1 import fabric_pb2 as fpb
+from dcilab.api.v1 import fabric_pb2_grpc
 from dcilab.api.v1 import path_pb2 as ppb
 from dcilab.api.v1 import path_pb2_grpc
+from dcilab.bench.api import api_fabric_yaml
 from dcilab.app.service import ControllerService
-from dcilab.fabric import load_fabric
+from dcilab.fabric import load_fabric, parse_fabric
 from dcilab.metrics import Metrics
 from dcilab.te.reservations import (MAX_BANDWIDTH_GBPS, MAX_DURATION_S, MAX_LATENCY_MS,
                                     MAX_NAME_CHARS, MAX_REQUEST_ID_CHARS, MIN_BANDWIDTH_GBPS,
-                                    MIN_DURATION_S)
+                                    MIN_DURATION_S, ReservationRequest)
 
 HUGE = "x" * 1_000_000
 
@@ -71,7 +74,9 @@ def _refusal(port: int, **fields) -> grpc.RpcError:
     ({"gbps": MAX_BANDWIDTH_GBPS + 0.5}, ["bandwidth_gbps", "got 1000000.5"]),
     ({"duration": {"nanos": 999_999_999}}, ["duration", "got 0.999999999 s"]),
     # ten years and a nanosecond is past ten years (a float of seconds would round it off)
-    ({"duration": {"seconds": int(MAX_DURATION_S), "nanos": 1}}, ["duration", "ten years"]),
+    ({"duration": {"seconds": int(MAX_DURATION_S), "nanos": 1}}, ["duration", "ten years",
+                                                                  "got 315360000.00000006 s"]),
+    ({"gbps": MAX_BANDWIDTH_GBPS + 1e-9}, ["bandwidth_gbps", "got 1000000.000000001"]),
     # Durations protobuf does not allow are refused, not read as another length
     ({"duration": {"seconds": 10, "nanos": -999_999_999}}, ["duration", "not a valid"]),
     ({"duration": {"seconds": 1, "nanos": 2_000_000_000}}, ["duration", "±999999999"]),
@@ -289,6 +294,51 @@ def test_reads_beyond_the_budget_are_refused_with_resource_exhausted(fabric_file
         service.close()
 
 
+def _refusals(calls) -> list[str]:
+    out = []
+    for call in calls:
+        try:
+            call()
+            out.append("OK")
+        except grpc.RpcError as exc:
+            out.append(exc.code().name)
+    return out
+
+
+def test_list_links_is_priced_by_its_size_and_a_watched_id_as_a_lookup(tmp_path):
+    """Ten ListLinks at once of a large fabric were ten reads of cost 1, within the
+    budget, and took ReservePath p99 to 150 ms (an outside tester's); WatchReservations
+    of an ended id answered its record at once, unbudgeted."""
+    fabric = parse_fabric(api_fabric_yaml(4), "<generated>")
+    directions = 2 * len(fabric.links)
+    service = ControllerService.standalone(fabric, tmp_path / "s.db")
+    ended = service.reserve(ReservationRequest(*next(
+        (a.name, b.name) for a in fabric.hosts.values() for b in fabric.hosts.values()
+        if a.site != b.site), 1))
+    service.release(ended.reservation_id)
+    server, port = create_server(service, "127.0.0.1:0",
+                                 read_budget=ReadBudget(per_client=10, total=10))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            links = fabric_pb2_grpc.FabricServiceStub(channel)
+            dci = links.ListLinks(fpb.ListLinksRequest(kind=fpb.LINK_KIND_DCI), timeout=5)
+            got = _refusals([lambda: links.ListLinks(fpb.ListLinksRequest(), timeout=5)] * 10)
+            # 10 tokens, less the DCI listing's: each full one costs 1 + directions / 500
+            # and goes while a tenth of a token is left (then owes the rest).
+            cost = 1 + directions / 500
+            assert cost > 2 and len(dci.link_loads) < directions
+            assert got.count("OK") == math.ceil((10 - 1 - len(dci.link_loads) / 500) / cost)
+            assert got.count("RESOURCE_EXHAUSTED") == 10 - got.count("OK")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            paths = path_pb2_grpc.PathServiceStub(channel)
+            watch = ppb.WatchReservationsRequest(reservation_id=ended.reservation_id)
+            got = _refusals([lambda: list(paths.WatchReservations(watch, timeout=5))] * 5)
+            assert got == ["RESOURCE_EXHAUSTED"] * 5          # the budget is spent
+    finally:
+        server.stop(grace=1).wait()
+        service.close()
+
+
 @pytest.mark.parametrize("peer, client", [
     ("ipv4:10.0.0.5:41234", "ipv4:10.0.0.5"),
     ("ipv6:[::1]:5555", "ipv6:[::1]"),
@@ -339,8 +389,9 @@ def test_many_connections_of_one_client_share_its_read_budget_and_streams(fabric
         assert codes.count("OK") == 2 and codes.count("RESOURCE_EXHAUSTED") == 6, codes
         watches = []
         for channel in channels[:3]:                    # one at a time: in this order
+            # Every reservation (a watched id is a lookup, paid from the spent budget).
             watches.append(path_pb2_grpc.PathServiceStub(channel).WatchReservations(
-                ppb.WatchReservationsRequest(reservation_id=rid)))
+                ppb.WatchReservationsRequest()))
             if len(watches) < 3:
                 assert next(iter(watches[-1])).reservation.reservation_id == rid
         with pytest.raises(grpc.RpcError) as err:       # half of the 4 per address

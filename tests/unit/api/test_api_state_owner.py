@@ -103,6 +103,23 @@ def test_another_fabrics_file_is_refused_unless_migrated_or_discarded(fabric_fil
     kept.close()
 
 
+def test_a_migration_that_does_not_fit_names_the_way_out(fabric_file, tmp_path):
+    """On another fabric's file --state-discard drops every record: said so, not an
+    empty list of ways out (an outside tester's)."""
+    state = tmp_path / "state.db"
+    first = ControllerService.standalone(load_fabric(fabric_file), state)
+    first.reserve(ReservationRequest("dc1-h8", "dc2-h1", 100))
+    first.close()
+    smaller = parse_fabric(OTHER_FABRIC.replace("hosts_per_leaf: 4", "hosts_per_leaf: 2"))
+    store = ReservationStore(state, fabric="elsewhere", other_fabric=MIGRATE)
+    with pytest.raises(StoreError) as err:
+        ControllerService(FabricController(smaller), store=store)
+    store.close()
+    assert "()" not in str(err.value)
+    assert "--state-discard instead of --state-migrate drops every reservation" in \
+        str(err.value), str(err.value)
+
+
 def _write(directory, text, name="fabric.yaml"):
     path = directory / name
     path.write_text(text)
@@ -143,6 +160,63 @@ def test_a_corrupt_state_file_is_a_clear_error_not_a_traceback(tmp_path, fabric_
     proc = _controller("--topology", fabric_file, "--state", state)
     assert proc.returncode == 2, proc.stderr
     assert str(state) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_damaged_schema_is_a_clear_error_not_a_traceback(tmp_path, fabric_file):
+    """SQLite's message about it quotes bytes that are not text (an outside tester's
+    UnicodeDecodeError)."""
+    state = tmp_path / "state.db"
+    ControllerService.standalone(load_fabric(fabric_file), state).close()
+    db = sqlite3.connect(state)
+    db.execute("PRAGMA writable_schema=ON")
+    db.execute("UPDATE sqlite_master SET name = CAST(X'78BF79' AS TEXT), sql = 'CREATE TABLE' "
+               "WHERE name = 'dcilab_meta'")
+    db.commit()
+    db.close()
+    proc = _controller("--topology", fabric_file, "--state", state)
+    assert proc.returncode == 2, proc.stderr
+    assert "schema is damaged" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("column", ["reason", "src_host", "hops"])
+def test_an_ended_record_that_is_not_utf8_is_refused_at_start_by_name(fabric_file, tmp_path,
+                                                                      column):
+    """Not at the first listing of the history, for every caller from then on."""
+    fabric = load_fabric(fabric_file)
+    state = tmp_path / "state.db"
+    service = ControllerService.standalone(fabric, state)
+    ended = service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 10))
+    service.release(ended.reservation_id)
+    service.reserve(ReservationRequest("dc1-h2", "dc2-h2", 10, request_id="r\u00e9sum\u00e9"))
+    service.close()
+    db = sqlite3.connect(state)
+    db.execute(f"UPDATE reservations SET {column} = CAST(X'74FFFE' AS TEXT) "
+               "WHERE reservation_id = ?", (ended.reservation_id,))
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError) as err:
+        ControllerService.standalone(fabric, state)
+    assert f"reservation '{ended.reservation_id}': {column} " in str(err.value), str(err.value)
+    assert "1 reservation(s)" in str(err.value)        # the valid accented one is not
+    assert "Could not decode" not in str(err.value)
+
+
+def test_two_live_records_of_one_request_id_are_refused_at_start(fabric_file, tmp_path):
+    """Only an edit makes them, and a retry would be answered with either."""
+    fabric = load_fabric(fabric_file)
+    state = tmp_path / "state.db"
+    service = ControllerService.standalone(fabric, state)
+    one = service.reserve(ReservationRequest("dc1-h1", "dc2-h1", 10, request_id="job-1"))
+    two = service.reserve(ReservationRequest("dc1-h2", "dc2-h2", 10, request_id="job-2"))
+    service.close()
+    db = sqlite3.connect(state)
+    db.execute("UPDATE reservations SET request_id = 'job-1'")
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError) as err:
+        ControllerService.standalone(fabric, state)
+    assert "live with one request_id 'job-1'" in str(err.value), str(err.value)
+    assert one.reservation_id in str(err.value) and two.reservation_id in str(err.value)
 
 
 def _poison(state, **changes):

@@ -49,6 +49,7 @@ EXPECTED_TYPES = {
     "dcilab_emulation_scale": "gauge",
     "dcilab_controller_start_time_seconds": "gauge",
     "dcilab_state_file_wait_seconds": "gauge",
+    "dcilab_state_file_failing": "gauge",
     "dcilab_openflow_events_queued": "gauge",
     "dcilab_reservation_requests": "counter",
     "dcilab_reservation_releases": "counter",
@@ -79,7 +80,7 @@ class FakeService:
         self.reservations = list(reservations)
         self.status = status if status is not None else {s: True for s in fabric.switches}
         self.elephants = elephants
-        self.waited, self.backlog = 0.0, 0
+        self.waited, self.backlog, self.failing = 0.0, 0, False
         self.tracker = read_once(LoadTracker(fabric), fabric)
 
     def link_loads(self, kinds=None):
@@ -100,6 +101,9 @@ class FakeService:
 
     def state_file_wait(self):
         return self.waited
+
+    def state_file_failing(self):
+        return self.failing
 
     def openflow_backlog(self):
         return self.backlog
@@ -337,6 +341,9 @@ def test_the_wait_for_the_state_file_is_exported_as_the_service_measures_it(fabr
     assert one(scrape(service), "dcilab_state_file_wait_seconds").value == 12.5
     service.backlog = 128
     assert one(scrape(service), "dcilab_openflow_events_queued").value == 128
+    assert one(scrape(service), "dcilab_state_file_failing").value == 0.0
+    service.failing = True
+    assert one(scrape(service), "dcilab_state_file_failing").value == 1.0
 
 
 def test_the_start_time_is_when_the_metrics_began(fabric):

@@ -38,6 +38,9 @@ class Service:
     def state_file_wait(self):
         return 0.0
 
+    def state_file_failing(self):
+        return False
+
     def openflow_backlog(self):
         return 0
 

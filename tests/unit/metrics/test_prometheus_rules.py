@@ -164,6 +164,9 @@ def exported() -> tuple[set[str], set[str]]:
         def state_file_wait(self):
             return 0.0
 
+        def state_file_failing(self):
+            return False
+
         def openflow_backlog(self):
             return 0
 
