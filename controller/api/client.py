@@ -115,15 +115,20 @@ class Client:
                 return method(request, timeout=max(0.001, min(self.timeout,
                                                               deadline - time.monotonic())))
             except grpc.RpcError as exc:
-                wait = dict(exc.trailing_metadata() or ()).get("retry-after-s")
-                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or wait is None:
-                    raise self._error(exc) from None
-                wait = min(float(wait), MAX_READ_WAIT_S)
-                if time.monotonic() + wait > deadline:
-                    raise self._error(exc) from None
-                self.read_retries += 1
-                self.on_read_wait(wait)
-                time.sleep(wait)
+                self._wait_as_told(exc, deadline)
+
+    def _wait_as_told(self, exc: grpc.RpcError, deadline: float) -> None:
+        """Wait as a read refused by the budget is told to, if it may still be asked
+        again before `deadline`; else raise the call's error."""
+        wait = dict(exc.trailing_metadata() or ()).get("retry-after-s")
+        if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or wait is None:
+            raise self._error(exc) from None
+        wait = min(float(wait), MAX_READ_WAIT_S)
+        if time.monotonic() + wait > deadline:
+            raise self._error(exc) from None
+        self.read_retries += 1
+        self.on_read_wait(wait)
+        time.sleep(wait)
 
     def wait_connected(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         """Until the channel is connected (no call made); Unreachable if not in time."""
@@ -227,10 +232,24 @@ class Client:
                 return
 
     def watch_reservations(self, reservation_id: str = "") -> Iterator[ppb.Reservation]:
-        """Each reservation as it is now, then every change, until the caller stops."""
-        stream = self.path_stub.WatchReservations(
-            ppb.WatchReservationsRequest(reservation_id=reservation_id))
-        yield from self._stream(stream, lambda update: update.reservation)
+        """Each reservation as it is now, then every change, until the caller stops. A
+        watch the read budget refuses (its opening costs as a lookup or a listing) is
+        asked again as told, as `_read` does."""
+        request = ppb.WatchReservationsRequest(reservation_id=reservation_id)
+        deadline = time.monotonic() + self.read_patience
+        while True:
+            stream = self.path_stub.WatchReservations(request)
+            try:
+                first = next(stream)
+            except StopIteration:
+                return
+            except grpc.RpcError as exc:
+                stream.cancel()
+                self._wait_as_told(exc, deadline)
+                continue
+            yield first.reservation
+            yield from self._stream(stream, lambda update: update.reservation)
+            return
 
     def _stream(self, stream, pick):
         try:

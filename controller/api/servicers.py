@@ -72,7 +72,9 @@ def _answer(context: grpc.ServicerContext, call, *args):
 
 class ReadBudget:
     """Token buckets for read calls: one per client address and one in total. A call
-    costs 1, a page of reservations 1 + its page_size / 100, a GetReservation 0.1. It goes
+    costs 1, a page of reservations 1 + its page_size / 100 (a watch of every live one
+    as many pages), a ListLinks 1 + its link directions / 500, a GetReservation (or a
+    watch of one) 0.1. It goes
     ahead once every bucket holds a tenth of a token (the cheapest call's price) and then
     takes its whole cost, leaving a bucket in debt if it costs more; the debt is repaid at
     the bucket's rate before the next call goes. So a page of 1000 is neither starved by
@@ -161,9 +163,10 @@ def _spend(budget: ReadBudget | None, service, context, cost: float, what: str) 
         context.set_trailing_metadata(((RETRY_AFTER, f"{wait:.3f}"),))
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                       f"too many {what} calls: at most {budget.per_client:g} reads per second "
-                      f"per client address and {budget.total:g} in total (a call counts 1, a "
-                      f"page of 100 reservations 2, a GetReservation {GET_COST:g}); retry in "
-                      f"{wait:.2f} s")
+                      f"per client address and {budget.total:g} in total, and this one counts "
+                      f"{cost:.3g} (a call 1, a page of 100 reservations 2, a ListLinks 1 + "
+                      f"the link directions it answers / {LINK_DIRECTIONS_PER_TOKEN}, a "
+                      f"GetReservation {GET_COST:g}); retry in {wait:.2f} s")
 
 
 def encode_page_token(key: tuple[float, str], query: str) -> str:
@@ -381,6 +384,11 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
             # at once, and unpaid this was a GetReservation without a budget.
             _spend(self.budget, self.service, context, GET_COST, "WatchReservations")
             _answer(context, self.service.get, request.reservation_id)   # NOT_FOUND early
+        else:
+            # Every live reservation comes first, as a listing of them: paid as its pages
+            # (a client reopening it in a loop had every live record for nothing).
+            _spend(self.budget, self.service, context,
+                   1 + self.service.live_count() / 100, "WatchReservations")
         wake = _open_stream(self.streams, self.service, context)
         try:
             context.add_callback(wake.set)

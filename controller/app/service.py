@@ -222,6 +222,7 @@ class ControllerService:
         self._reads = threading.BoundedSemaphore(STORE_READERS)
         self._reading_since: dict[int, float] = {}      # thread -> when its read began
         self._durable_reserved: dict = {}     # book.reserved when no save was in flight
+        self._want_durable = False            # a reader found one in flight: copy when none
         # wavelength -> margin its transceivers report (the controller's gNMI reader, when
         # it has one); `link_loads` shows the plan's margin for the others
         self.reported_margins: Callable[[], dict[str, float]] = dict
@@ -467,6 +468,9 @@ class ControllerService:
                     undo.add(dpid, msgs)
             if undo.messages:                       # after everything made before it
                 self._outgoing.append(_Change(undo))
+        if self._want_durable and not self._in_flight():
+            self._durable_reserved = dict(self.core.book.reserved)
+            self._want_durable = False
 
     def _transmit(self, outbox: Outbox) -> None:
         if outbox.messages:
@@ -691,6 +695,7 @@ class ControllerService:
     def expire(self) -> None:
         """End every reservation whose duration is over (the app calls this each second)."""
         self._prune()
+        self._probe()
         with self.lock:
             book, now = self.core.book, self.clock()
             due = book.due(now)
@@ -711,6 +716,22 @@ class ControllerService:
             if self._expiry_failing:
                 log.info("expired reservations recorded again")
             self._expiry_failing = ""
+
+    def _probe(self) -> None:
+        """While the last commit failed and nothing is waiting for one, try a write: a
+        refused booking is not retried, and the file mended would show failing (and page)
+        until the next change."""
+        with self.lock:
+            if not self._failing or self._outgoing or self.store is None:
+                return
+        try:
+            self.store.probe()
+        except StoreError:
+            return
+        with self.lock:
+            if self._failing and not self._outgoing:
+                log.info("the state file takes changes again")
+                self._failing = ""
 
     def _ended_request(self, request_id: str) -> Reservation | None:
         """The ended reservation admitted for `request_id`, if any (read from the store:
@@ -827,6 +848,11 @@ class ControllerService:
             log.info("forgot %d reservations that ended over %g days ago",
                      sum(gone.values()), self.history_s / 86400)
 
+    def live_count(self) -> int:
+        """Reservations live now (booked, saves in flight included)."""
+        with self.lock:
+            return len(self.core.book.reservations)
+
     def reservation_counts(self) -> dict[State, int]:
         """How many reservations are in each state, over the whole history."""
         with self.lock:
@@ -868,6 +894,9 @@ class ControllerService:
                     self._durable_reserved = dict(self.core.book.reserved)
                     break
             if last_try or not newest[0].flushed.wait(SETTLE_WAIT_S):
+                # Copied at the next moment none is in flight (`_flush`), for the next
+                # reader: the last copy may be from before a long stream of bookings.
+                self._want_durable = True
                 break
         return self.core.link_loads(self._durable_reserved, kinds, self.reported_margins(),
                                     state)
@@ -883,7 +912,7 @@ class ControllerService:
 
     def state_file_failing(self) -> bool:
         """Whether the last commit of the state file failed (none has succeeded since)."""
-        return self._commits is not None and self._commits.failing is not None
+        return bool(self._failing)
 
     def state_file_wait(self) -> float:
         """Seconds the oldest change still queued has waited for its commit, or for one

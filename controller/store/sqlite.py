@@ -243,8 +243,9 @@ def _invalid_rows() -> str:
                            for col, sql, _ in _VALID if col in _BY_VALUE)
     checks = " ".join(f"WHEN NOT coalesce({f'{col} NOT IN bad_{col}' if col in _BY_VALUE else sql}"
                       f", 0) THEN '{col}'" for col, sql, _ in _VALID)
-    return (f"WITH {bad_values} SELECT rowid, reservation_id, bad FROM (SELECT rowid, "
-            f"reservation_id, CASE {checks} END AS bad FROM reservations) "
+    # The id as bytes: it may not be UTF-8 either.
+    return (f"WITH {bad_values} SELECT rowid, CAST(reservation_id AS BLOB), bad FROM (SELECT "
+            f"rowid, reservation_id, CASE {checks} END AS bad FROM reservations) "
             f"WHERE bad IS NOT NULL")
 
 
@@ -734,6 +735,7 @@ class ReservationStore:
             for rowid, rid, column in self._db.execute(_INVALID):
                 count += 1
                 reported.add(rowid)
+                rid = bytes(rid or b"").decode("utf-8", "replace")
                 if len(problems) < 5:
                     # Text as bytes: it may not be UTF-8 as well.
                     value = self._db.execute(f"SELECT CASE WHEN typeof({column}) = 'text' "
@@ -827,6 +829,14 @@ class ReservationStore:
             self._db.execute("INSERT INTO dcilab_meta VALUES (?, ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                              (key, value))
+
+    def probe(self) -> None:
+        """A durable write of nothing that matters (when it was made): whether the file
+        takes changes again, where no change is waiting to find out. StoreError if not."""
+        with self._lock, self._failing("write to"), self._transaction():
+            self._db.execute("INSERT INTO dcilab_meta VALUES ('probed', ?) "
+                             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                             (repr(time.time()),))
 
     def confirm_fabric(self) -> None:
         """Record our fabric (and PID) as the file's, once its records were checked
@@ -1025,9 +1035,6 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._committing = False          # a leader is committing, or has been named
         self.running_since: float | None = None     # when the commit running now began
-        # The last commit's failure (None once one succeeds): what a full disk shows even
-        # where no client asks (expiries, restorations, releases).
-        self.failing: StoreError | None = None
         self._closed = False
 
     def submit(self, reservations: list[Reservation]) -> "_Pending":
@@ -1074,7 +1081,6 @@ class GroupCommit:
             raise
         finally:
             self.running_since = None
-            self.failing = error
             for _, pending in batch:
                 pending.finish(error)
             with self._lock:

@@ -120,11 +120,13 @@ class LoadTracker:
 
     def sample(self, switch: str, counters: dict[int, tuple[int, int]], now: float) -> None:
         """Record port counters of `switch`: port -> (tx_bytes, rx_bytes), taken at `now`."""
-        self._version += 1
         self._down_switches.discard(switch)
         for port, (tx, rx) in counters.items():
             self._advance(self._tx.setdefault((switch, port), _Counter()), tx, now)
             self._advance(self._rx.setdefault((switch, port), _Counter()), rx, now)
+        # After the change: a snapshot read meanwhile (on another thread) is kept under
+        # the old version, so the next reader builds it again.
+        self._version += 1
 
     def _advance(self, counter: _Counter, value: int, now: float) -> None:
         if value >= UNAVAILABLE:
@@ -143,17 +145,17 @@ class LoadTracker:
         """A switch unheard from sends nothing we can see. Its baselines stay: one that only
         lost its control channel counted on, and its next sample covers the absence; one
         that restarted comes back with smaller counters, which re-base them."""
-        self._version += 1
         self._down_switches.add(switch)
         for key in list(self._tx) + list(self._rx):
             if key[0] == switch:
                 for table in (self._tx, self._rx):
                     if key in table:
                         table[key].rate_bps = 0.0
+        self._version += 1
 
     def port_state(self, switch: str, port: int, up: bool) -> None:
-        self._version += 1
         (self._down_ports.discard if up else self._down_ports.add)((switch, port))
+        self._version += 1
 
     def rate_bps(self, direction: Direction) -> float:
         """What arrives at the far end: userspace OVS counts as sent what a shaped link then

@@ -410,4 +410,18 @@ def test_a_failing_state_file_shows_until_a_commit_succeeds_expiries_too(tmp_pat
     service.store.save_many = saved
     service.expire()                                   # retried: recorded
     assert not service.state_file_failing()
+    # A refused booking is not retried: on an idle controller the file, once mended, is
+    # found so by a write of its own each tick (else the alert paged until a change).
+    probe = service.store.probe
+    service.store.save_many = service.store.probe = lambda *args: full(None)
+    try:
+        service.reserve(ReservationRequest("dca-h2", "dcb-h2", 10))
+        raise AssertionError("admitted without a save")
+    except StoreError:
+        pass
+    service.expire()
+    assert service.state_file_failing()                # still full
+    service.store.save_many, service.store.probe = saved, probe
+    service.expire()
+    assert not service.state_file_failing()
     service.close()

@@ -316,24 +316,47 @@ def test_list_links_is_priced_by_its_size_and_a_watched_id_as_a_lookup(tmp_path)
         (a.name, b.name) for a in fabric.hosts.values() for b in fabric.hosts.values()
         if a.site != b.site), 1))
     service.release(ended.reservation_id)
-    server, port = create_server(service, "127.0.0.1:0",
-                                 read_budget=ReadBudget(per_client=10, total=10))
+    # A stopped clock: the bucket (10 tokens) never refills, whatever the machine's pace.
+    server, port = create_server(service, "127.0.0.1:0", read_budget=ReadBudget(
+        per_client=10, total=10, clock=lambda: 0.0))
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             links = fabric_pb2_grpc.FabricServiceStub(channel)
             dci = links.ListLinks(fpb.ListLinksRequest(kind=fpb.LINK_KIND_DCI), timeout=5)
             got = _refusals([lambda: links.ListLinks(fpb.ListLinksRequest(), timeout=5)] * 10)
-            # 10 tokens, less the DCI listing's: each full one costs 1 + directions / 500
-            # and goes while a tenth of a token is left (then owes the rest).
+            # Each costs 1 + the directions it answers / 500, and goes while a tenth of a
+            # token is left (then owes the rest).
             cost = 1 + directions / 500
+            left = 10 - (1 + len(dci.link_loads) / 500)
             assert cost > 2 and len(dci.link_loads) < directions
-            assert got.count("OK") == math.ceil((10 - 1 - len(dci.link_loads) / 500) / cost)
-            assert got.count("RESOURCE_EXHAUSTED") == 10 - got.count("OK")
+            assert got == ["OK"] * (math.floor((left - 0.1) / cost) + 1) + \
+                ["RESOURCE_EXHAUSTED"] * (9 - math.floor((left - 0.1) / cost)), got
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             paths = path_pb2_grpc.PathServiceStub(channel)
-            watch = ppb.WatchReservationsRequest(reservation_id=ended.reservation_id)
-            got = _refusals([lambda: list(paths.WatchReservations(watch, timeout=5))] * 5)
-            assert got == ["RESOURCE_EXHAUSTED"] * 5          # the budget is spent
+            for watch in (ppb.WatchReservationsRequest(reservation_id=ended.reservation_id),
+                          ppb.WatchReservationsRequest()):   # a lookup; every live one
+                got = _refusals([lambda: list(paths.WatchReservations(watch, timeout=5))] * 3)
+                assert got == ["RESOURCE_EXHAUSTED"] * 3          # the budget is spent
+    finally:
+        server.stop(grace=1).wait()
+        service.close()
+
+
+def test_the_client_asks_again_for_a_watch_the_budget_refused(fabric_file, tmp_path):
+    """`dcilab reservations --watch ID` failed whenever the bucket was empty."""
+    service = ControllerService.standalone(load_fabric(fabric_file), tmp_path / "s.db")
+    server, port = create_server(service, "127.0.0.1:0",
+                                 read_budget=ReadBudget(per_client=10, total=10))
+    try:
+        with Client(f"127.0.0.1:{port}") as c:
+            rid = c.reserve("dc1-h1", "dc2-h1", 1).reservation_id
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:   # empties it
+                stub = path_pb2_grpc.PathServiceStub(channel)
+                while "RESOURCE_EXHAUSTED" not in _refusals([lambda: stub.ListReservations(
+                        ppb.ListReservationsRequest(page_size=1000), timeout=5)]):
+                    pass
+            first = next(iter(c.watch_reservations(rid)))
+            assert first.reservation_id == rid and c.read_retries >= 1
     finally:
         server.stop(grace=1).wait()
         service.close()
@@ -376,22 +399,11 @@ def test_many_connections_of_one_client_share_its_read_budget_and_streams(fabric
             rid = c.reserve("dc1-h1", "dc2-h1", 1).reservation_id
             for _ in range(15):
                 assert c.get(rid).reservation_id == rid
-        codes = []
-        for channel in channels:                        # 8 connections, 1 read each
-            try:
-                path_pb2_grpc.PathServiceStub(channel).ListReservations(
-                    ppb.ListReservationsRequest(page_size=100), timeout=5)
-                codes.append("OK")
-            except grpc.RpcError as exc:
-                codes.append(exc.code().name)
-        # A page of 100 counts 2: the 2.5 tokens left pay one, the next goes into debt,
-        # and the other six wait for a refill that never comes.
-        assert codes.count("OK") == 2 and codes.count("RESOURCE_EXHAUSTED") == 6, codes
+        # Watches of one id, a lookup each (0.1): 2.2 tokens left of the 4.
         watches = []
         for channel in channels[:3]:                    # one at a time: in this order
-            # Every reservation (a watched id is a lookup, paid from the spent budget).
             watches.append(path_pb2_grpc.PathServiceStub(channel).WatchReservations(
-                ppb.WatchReservationsRequest()))
+                ppb.WatchReservationsRequest(reservation_id=rid)))
             if len(watches) < 3:
                 assert next(iter(watches[-1])).reservation.reservation_id == rid
         with pytest.raises(grpc.RpcError) as err:       # half of the 4 per address
@@ -401,6 +413,17 @@ def test_many_connections_of_one_client_share_its_read_budget_and_streams(fabric
         assert "this client address has 2 open already" in err.value.details()
         for watch in watches[:2]:
             watch.cancel()
+        codes = []
+        for channel in channels:                        # 8 connections, 1 read each
+            try:
+                path_pb2_grpc.PathServiceStub(channel).ListReservations(
+                    ppb.ListReservationsRequest(page_size=100), timeout=5)
+                codes.append("OK")
+            except grpc.RpcError as exc:
+                codes.append(exc.code().name)
+        # A page of 100 counts 2: the 2.2 tokens left pay one, the next goes into debt,
+        # and the other six wait for a refill that never comes.
+        assert codes.count("OK") == 2 and codes.count("RESOURCE_EXHAUSTED") == 6, codes
         # Refusals for load are counted, so throttling shows in Prometheus.
         text = generate_latest(metrics.registry).decode()
         assert 'dcilab_reads_refused_total{kind="watch_streams"} 1.0' in text

@@ -178,7 +178,7 @@ def test_a_damaged_schema_is_a_clear_error_not_a_traceback(tmp_path, fabric_file
     assert "schema is damaged" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("column", ["reason", "src_host", "hops"])
+@pytest.mark.parametrize("column", ["reason", "src_host", "hops", "reservation_id"])
 def test_an_ended_record_that_is_not_utf8_is_refused_at_start_by_name(fabric_file, tmp_path,
                                                                       column):
     """Not at the first listing of the history, for every caller from then on."""
@@ -190,13 +190,16 @@ def test_an_ended_record_that_is_not_utf8_is_refused_at_start_by_name(fabric_fil
     service.reserve(ReservationRequest("dc1-h2", "dc2-h2", 10, request_id="r\u00e9sum\u00e9"))
     service.close()
     db = sqlite3.connect(state)
-    db.execute(f"UPDATE reservations SET {column} = CAST(X'74FFFE' AS TEXT) "
-               "WHERE reservation_id = ?", (ended.reservation_id,))
+    # (a bad id beside another bad value: the values' check names it too)
+    db.execute(f"UPDATE reservations SET {column} = CAST(X'74FFFE' AS TEXT)"
+               + (", meter_id = -1" if column == "reservation_id" else "")
+               + " WHERE reservation_id = ?", (ended.reservation_id,))
     db.commit()
     db.close()
     with pytest.raises(StoreError) as err:
         ControllerService.standalone(fabric, state)
-    assert f"reservation '{ended.reservation_id}': {column} " in str(err.value), str(err.value)
+    named = "'t\ufffd\ufffd'" if column == "reservation_id" else f"'{ended.reservation_id}'"
+    assert f"reservation {named}: " in str(err.value), str(err.value)
     assert "1 reservation(s)" in str(err.value)        # the valid accented one is not
     assert "Could not decode" not in str(err.value)
 
