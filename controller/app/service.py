@@ -501,17 +501,26 @@ class ControllerService:
     @contextlib.contextmanager
     def watch(self, reservation_id: str = ""):
         """A Watch on one reservation (or all), for as long as the `with` lasts."""
-        with self.lock:
-            if reservation_id:
-                current = [self.get(reservation_id)]
-            else:
-                # as last saved, as GetReservation and the stream's changes show them
-                current = sorted((self._saved_as.get(rid, r)
-                                  for rid, r in self.core.book.reservations.items()
-                                  if rid not in self._unsaved),
-                                 key=lambda r: (r.created_at, r.reservation_id))
-            watch = Watch(reservation_id, current)
-            self._watches.append(watch)
+        # An ended one's record is read from the state file outside the lock (a slow disk
+        # must not hold every call); it changes no more. A live one is taken again under
+        # the lock, as the watch starts: no change between the two is missed.
+        while True:
+            found = self.get(reservation_id) if reservation_id else None
+            with self.lock:
+                if reservation_id:
+                    now = self._remembered(reservation_id)
+                    if now is None and found.state.live:
+                        continue            # ended since: read its record again, unlocked
+                    current = [now or found]
+                else:
+                    # as last saved, as GetReservation and the stream's changes show them
+                    current = sorted((self._saved_as.get(rid, r)
+                                      for rid, r in self.core.book.reservations.items()
+                                      if rid not in self._unsaved),
+                                     key=lambda r: (r.created_at, r.reservation_id))
+                watch = Watch(reservation_id, current)
+                self._watches.append(watch)
+                break
         try:
             yield watch
         finally:
@@ -769,11 +778,7 @@ class ControllerService:
     def get(self, reservation_id: str) -> Reservation:
         """The reservation as last saved; NOT_FOUND (counted in metrics) if none."""
         with self.lock:
-            res = None
-            if reservation_id not in self._unsaved:
-                res = (self._saved_as.get(reservation_id)
-                       or self.core.book.reservations.get(reservation_id)
-                       or self._ended.get(reservation_id))
+            res = self._remembered(reservation_id)
         if res is None and self.store is not None:
             with self._store_read():                # ended, committed, then forgotten here
                 res = self.store.get(reservation_id)
@@ -781,6 +786,15 @@ class ControllerService:
             self.observer.request_refused("not_found")
             raise not_found(reservation_id)
         return res
+
+    def _remembered(self, reservation_id: str) -> Reservation | None:
+        """The reservation as last saved, where memory has it (caller holds the lock):
+        live ones, and ended ones where there is no state file."""
+        if reservation_id in self._unsaved:
+            return None
+        return (self._saved_as.get(reservation_id)
+                or self.core.book.reservations.get(reservation_id)
+                or self._ended.get(reservation_id))
 
     def _live(self, state: State | None = None) -> list[Reservation]:
         """Live reservations as saved, of `state` (caller holds the lock)."""

@@ -156,7 +156,9 @@ def register(sub) -> None:
     p.add_argument("--site", default="", help="only links with an end in this site")
     p.add_argument("--watch", action="store_true", help="keep printing until interrupted")
     p.add_argument("--interval", type=_interval, metavar="S",
-                   help="with --watch: seconds between updates (default 1; 0.1 to 3600)")
+                   help="with --watch: seconds between updates at least (default 1; 0.1 "
+                        "to 3600); each is paid from the server's read budget as a listing, "
+                        "which may space them further")
     p.set_defaults(run=run_links)
 
     p = sub.add_parser("switches", parents=[common],

@@ -1169,12 +1169,14 @@ class FabricController:
                                               record.key.dst_port)[0] is not None
         return carried
 
-    def _reserved_pairs(self) -> dict[tuple[str, str], list[Reservation]]:
-        """Host pair -> its reservations whose rules are in the switches, in the order the
-        switches try them (highest priority first)."""
+    def _reserved_pairs(self, only: set[tuple[str, str]] | None = None
+                        ) -> dict[tuple[str, str], list[Reservation]]:
+        """Host pair (of `only`, if given) -> its reservations whose rules are in the
+        switches, in the order the switches try them (highest priority first)."""
         by_pair: dict[tuple[str, str], list[Reservation]] = {}
-        for res in self.book.live():
-            if res.holds_bandwidth:
+        for res in self.book.reservations.values():
+            if res.holds_bandwidth and (only is None or (res.request.src_host,
+                                                         res.request.dst_host) in only):
                 by_pair.setdefault((res.request.src_host, res.request.dst_host), []).append(res)
         for members in by_pair.values():
             members.sort(key=reservation_rules.priority, reverse=True)
@@ -1185,9 +1187,14 @@ class FabricController:
         match, which is a reservation's before its own pin, and a pin before the routes.
         A DSCP reservation takes only marked packets, which a 5-tuple does not show: the
         view names it, with the path of the unmarked ones."""
-        by_pair = self._reserved_pairs()
+        views = self.steering.view()
+        # Only the elephants' pairs, and nothing without elephants: this runs under the
+        # service's lock for every ListElephants, beside thousands of live reservations
+        # (an outside tester's 2 000: 22 ms a call, ReservePath p99 26-29 ms).
+        by_pair = self._reserved_pairs({(v.src_host, v.dst_host) for v in views}) \
+            if views else {}
         seen = []
-        for view in self.steering.view():
+        for view in views:
             key = view.key
             res, marked = reservation_rules.carriers(
                 by_pair.get((view.src_host, view.dst_host), []), key.ip_proto, key.dst_port)
