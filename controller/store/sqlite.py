@@ -832,7 +832,10 @@ class ReservationStore:
 
     def probe(self) -> None:
         """A durable write of nothing that matters (when it was made): whether the file
-        takes changes again, where no change is waiting to find out. StoreError if not."""
+        takes changes again, where no change is waiting to find out. StoreError if not,
+        as for a save: a file replaced at its path is not one that takes them."""
+        with self._lock:
+            self._still_ours()
         with self._lock, self._failing("write to"), self._transaction():
             self._db.execute("INSERT INTO dcilab_meta VALUES ('probed', ?) "
                              "ON CONFLICT(key) DO UPDATE SET value = excluded.value",

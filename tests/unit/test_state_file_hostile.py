@@ -386,6 +386,11 @@ def test_a_state_file_replaced_or_removed_in_use_takes_no_more_changes(fabric, t
             service.reserve(ReservationRequest("dc1-h3", "dc2-h3", 1, request_id="cli-1"))
         assert counted == [failed.value.code] and failed.value.code in ("internal",
                                                                          "unavailable")
+        # It shows failing, and the probe each tick does not take the file left behind
+        # (still open, writable) for one that takes changes again.
+        assert service.state_file_failing()
+        service.expire()
+        assert service.state_file_failing()
         # Reads neither: a listing of the file gone showed what no restart would (an
         # outside tester's), and said nothing in the log.
         for _ in range(2):
