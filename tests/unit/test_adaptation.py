@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from dcilab.core.adaptation import (Adapter, Drain, Observation, Phase, Policy, Resume,
-                                    SetMode)
+from dcilab.core.adaptation import (Adapter, Drain, LineLimits, Observation, Phase, Policy,
+                                    Resume, SetMode)
 from dcilab.optics import DEFAULT_CATALOG
 
 # 400ZR+ needs 24 (400G), 21 (300G), 16 (200G), 12.5 dB (100G) OSNR per 0.1 nm.
@@ -562,3 +562,66 @@ def test_two_wavelengths_of_a_line_left_disagreeing_are_fixed_together():
     a.observe(0.0, both)
     assert {d.wavelength for d in a.observe(10.0, both) if isinstance(d, Drain)} == \
         {"ls.w1", "ls.w2"}
+
+
+# -- what the fabric file holds a wavelength to (LineLimits) -------------------------------
+
+def limited(**limits):
+    a = adapter()
+    a.limits[W] = LineLimits(**limits)
+    return a
+
+
+def drains(a, times, observation):
+    return [(d.from_mode, d.to_mode) for t in times
+            for d in a.observe(float(t), [observation]) if isinstance(d, Drain)]
+
+
+def test_never_up_to_a_mode_whose_dispersion_tolerance_the_line_exceeds():
+    # 21 250 ps/nm (1 250 km): beyond 400G's 20 000 ps/nm, within 300G's 40 000
+    a = limited(dispersion_ps_nm=21250.0)
+    assert drains(a, range(300), obs(30.0, mode="300G")) == []
+    assert drains(adapter(), range(300), obs(30.0, mode="300G")) == [("300G", "400G")]
+
+
+def test_a_mode_the_line_cannot_decode_is_stepped_down_though_its_osnr_would_do():
+    a = limited(dispersion_ps_nm=21250.0)
+    [drain] = a.observe(0.0, [obs(30.0, mode="400G", up=False)])     # set so by hand: dark
+    assert (drain.from_mode, drain.to_mode) == ("400G", "300G")
+    assert "dispersion 21250 ps/nm beyond 400G's 20000 ps/nm" in drain.reason
+    # a dark 400G with 6 dB of margin on a line it decodes is restoration's, as before
+    assert adapter().observe(0.0, [obs(30.0, mode="400G", up=False)]) == []
+
+
+def test_a_step_up_keeps_the_files_design_margin():
+    a = limited(margin_db=4.0)
+    # 2.5 dB in 400G: clear of threshold + hysteresis (2 dB), short of the file's 4 dB
+    assert drains(a, range(200), obs(26.5, mode="300G")) == []
+    assert drains(a, range(200, 260), obs(28.2, mode="300G")) == [("300G", "400G")]
+
+
+def test_a_forced_mode_is_a_ceiling_stepped_down_from_and_back_up_to():
+    a = limited(highest="300G")
+    assert drains(a, range(200), obs(32.0, mode="300G")) == []      # 400G would have 8 dB
+    [drain] = a.observe(200.0, [obs(21.5, mode="300G")])             # 0.5 dB in 300G
+    assert drain.to_mode == "200G"
+    assert run_change(a, 200.0, "200G", 21.5) == [Resume(W, "200G", 200)]
+    assert drains(a, range(210, 300), obs(32.0, mode="200G")) == [("200G", "300G")]
+
+
+def test_ends_that_disagree_are_set_alike_no_higher_than_a_forced_mode():
+    a = limited(highest="200G")
+    both = Observation(W, "400ZR+", None, 32.0, False, end_modes=("300G", "400G"))
+    assert drains(a, range(40), both) == [("300G/400G", "200G")]
+
+
+def test_the_limits_come_from_the_fabric_file(tmp_path):
+    from optical_helpers import ZRPLUS_FABRIC
+
+    from dcilab.app.adaptation import line_limits
+    from dcilab.fabric import load_fabric
+    path = tmp_path / "f.yaml"
+    path.write_text(ZRPLUS_FABRIC + "    mode: 300G\n    margin_db: 3.5\n")
+    limits = line_limits(load_fabric(path))
+    assert set(limits) == {"dc1-dc2.w1", "dc1-dc2.w2"}
+    assert limits["dc1-dc2.w1"] == LineLimits(400 * 17.0, 3.5, "300G")

@@ -247,3 +247,19 @@ def test_every_frame_errored_is_a_link_down_though_sync_holds(fabric):
     assert status.reading.in_sync and status.reading.loss_ratio >= 1.0
     assert status.dark and status.signal           # down, its OSNR still read
     assert state.effects()["dc1-dc2.w1"].dark
+
+
+@pytest.mark.parametrize("ps_nm_km, dark", [(35.0, True), (30.0, False)])
+def test_a_mode_whose_dispersion_tolerance_the_line_exceeds_never_locks(tmp_path, ps_nm_km,
+                                                                        dark):
+    from optical_helpers import ZRPLUS_FABRIC
+
+    from dcilab.fabric import load_fabric
+    path = tmp_path / "long.yaml"
+    path.write_text(ZRPLUS_FABRIC.replace(
+        "fiber_km: 400", f"fiber_km: 600\n    dispersion_ps_nm_km: {ps_nm_km}"))
+    fabric = load_fabric(path)       # 21 000 ps/nm is beyond 400G's 20 000, 18 000 within
+    state = OpticalState(fabric, reconfiguration_s=0.0, clock=Clock())
+    state.set_mode("dc1-dc2.w1", "400G")                 # by hand: its OSNR would carry it
+    assert state.effects()["dc1-dc2.w1"].dark is dark
+    assert not state.effects()["dc1-dc2.w2"].dark        # the plan's mode, left as it is
