@@ -626,7 +626,11 @@ class FabricController:
             self._reprotect(outbox)
         background = self._background()       # steering's moves leave it as it is
         reserved = self._reservations()
-        self._send_to(outbox, self.steering.unpin_carried(self._carried()))
+        carried = self._carried()
+        self._send_to(outbox, self.steering.unpin_carried(carried))
+        moved, placements = self.steering.place_loose(carried, background, lambda: reserved)
+        self._send_to(outbox, moved)
+        outbox.placements += placements
         moved, placements = self.steering.restore(background, reserved)
         self._send_to(outbox, moved)
         outbox.placements += placements
@@ -1011,9 +1015,11 @@ class FabricController:
         if res.state == State.PENDING:
             self._waiting[res.reservation_id] = {h.switch: None for h in res.hops}
 
-    def end(self, reservation_id: str, state: State = State.RELEASED) -> Outbox:
+    def end(self, reservation_id: str, state: State = State.RELEASED,
+            steer: bool = True) -> Outbox:
         """Release (or expire) a live reservation and remove its rules; NOT_FOUND for
-        any other id (the book forgets ended ones; their record is the service's)."""
+        any other id (the book forgets ended ones; their record is the service's).
+        `steer`: its pair's elephants, best effort now, are placed in the same outbox."""
         before = self.book.reservations.get(reservation_id)
         res = self.book.end(reservation_id, state)
         self._reprotect_due = self._reprotect_due or self._unprotected   # room released
@@ -1031,6 +1037,11 @@ class FabricController:
         for switch, msgs in rules.items():
             if self.switches[self._dpid[switch]].program_sent:
                 outbox.add(self._dpid[switch], msgs)
+        if steer and before.holds_bandwidth and not remaining:   # its pair's elephants
+            moved, outbox.placements = self.steering.place_loose(
+                self._carried(), self._background(), self._reservations,
+                {(res.request.src_host, res.request.dst_host)})
+            self._send_to(outbox, moved)
         return outbox                 # logged by the caller once the end is durable
 
     def undo(self, res: Reservation, previous: Reservation | None) -> Outbox:
@@ -1043,7 +1054,7 @@ class FabricController:
             if booked is None:
                 return Outbox()
             alone = len(self.book.pair_members(res.request.src_host, res.request.dst_host)) == 1
-            outbox = self.end(rid, State.RELEASED)
+            outbox = self.end(rid, State.RELEASED, steer=False)   # its rules never went out
             # Its rules never went out: nothing to remove, unless its pair's meter was
             # resized for it since (by a later change that was sent).
             return Outbox() if alone else Outbox(messages=outbox.messages)
@@ -1076,6 +1087,7 @@ class FabricController:
         for rid in self.book.due(now):
             done = self.end(rid, State.EXPIRED)
             outbox.changed += done.changed
+            outbox.placements += done.placements
             for dpid, msgs in done.messages.items():
                 outbox.add(dpid, msgs)
         return self.place_degraded(outbox)

@@ -179,10 +179,39 @@ class Steering:
             return msgs, 0
         if self.placer is None:
             return msgs, len(new)          # ecmp / shortest: the static rules place them
+        self._place(new, background, reserved(), msgs)
+        return msgs, len(new)
+
+    def place_loose(self, carried: Callable[[FlowRecord], bool],
+                    background: dict[DirectedLink, float],
+                    reserved: Callable[[], Reserved] = lambda: NO_RESERVATIONS,
+                    pairs: set[tuple[str, str]] | None = None) -> tuple[dict[str, list], int]:
+        """Elephants neither pinned nor carried by a reservation (of `pairs` only, if
+        given), placed as new ones: one a reservation carried when it was found, until the
+        reservation stopped carrying it (DEGRADED by a cut or a slower mode, or ended),
+        was never offered again and rode the hashed routes (an outside optical tester:
+        two DEGRADED pairs' streams on one wavelength for two minutes, its sibling idle,
+        6 % lost). Returns (messages per switch, elephants placed)."""
+        if self.placer is None:
+            return {}, 0
+        loose = [r for r in self.detector.elephants() if r.key not in self.pinned
+                 and (pairs is None or (r.src_host, r.dst_host) in pairs)]
+        loose = [r for r in loose if not carried(r)]
+        if not loose:
+            return {}, 0
+        for record in loose:
+            log.info("elephant %s is carried by no reservation now: placed", record.key)
+        msgs: dict[str, list] = {}
+        self._place(loose, background, reserved(), msgs)
+        return msgs, len(loose)
+
+    def _place(self, records: list[FlowRecord], background: dict[DirectedLink, float],
+               reserved_now: Reserved, msgs: dict[str, list]) -> None:
+        """Place and pin each of `records` by the loadaware rule, one after another on
+        the load the ones before add."""
         demands = self._demands()
-        reserved_now = reserved()
         load = self._placement_load(background, reserved_now)
-        for record in new:
+        for record in records:
             flow = Flow(next(self._ids), record.src_host, record.dst_host, record.key.src_port,
                         record.key.dst_port, record.key.ip_proto)
             try:
@@ -197,7 +226,6 @@ class Steering:
             _merge(msgs, elephant_rules.pin(self.fabric, record.key, pin.hops))
             log.info("elephant %s pinned to %s (demand %.0f Gb/s)", record.key,
                      " > ".join(link for link, _ in path), demands[record.key] / 1e9)
-        return msgs, len(new)
 
     def unpin_carried(self, carried: Callable[[FlowRecord], bool]) -> dict[str, list]:
         """Pins of elephants whose packets a reservation's rules now carry (restored after

@@ -75,6 +75,9 @@ class ElephantDetector:
         self.fabric, self.graph = fabric, graph
         self.fraction, self.polls = fraction, polls
         self.flows: dict[FlowKey, FlowRecord] = {}
+        # those of `flows` that are elephants now: asked at every release of a reservation
+        # (steering's loose elephants), where walking every flow seen would cost
+        self._elephants: dict[FlowKey, FlowRecord] = {}
         self._threshold: dict[tuple[str, str], float] = {}
         self._version = graph.version
 
@@ -94,7 +97,7 @@ class ElephantDetector:
         return self._threshold[key]
 
     def elephants(self) -> list[FlowRecord]:
-        return [f for f in self.flows.values() if f.elephant]
+        return list(self._elephants.values())
 
     def sample(self, leaf: str, counters: dict[FlowKey, int], now: float
                ) -> tuple[list[FlowRecord], list[FlowRecord]]:
@@ -134,14 +137,17 @@ class ElephantDetector:
                 record.below = record.below + 1 if record.rate_bps < record.threshold_bps / 2 else 0
             if not record.elephant and record.above >= self.polls:
                 record.elephant = True
+                self._elephants[key] = record
                 new.append(record)
             elif record.elephant and (record.below >= self.polls or delta == 0):
                 record.elephant = False
+                del self._elephants[key]
                 ended.append(record)
         for key in [k for k, r in self.flows.items()
                     if self.fabric.hosts[r.src_host].leaf == leaf and k not in counters]:
             record = self.flows.pop(key)          # its learned entry timed out: flow over
             if record.elephant:
                 record.elephant = False
+                del self._elephants[key]
                 ended.append(record)
         return new, ended

@@ -1163,3 +1163,40 @@ def test_an_elephant_a_reservation_now_carries_loses_its_pin(fabric):
     assert st.unpin_carried(lambda record: False) == {} and E1 in st.pinned
     msgs = st.unpin_carried(lambda record: record.key == E1)
     assert E1 not in st.pinned and set(msgs) == switches
+
+
+def test_an_elephant_its_ended_reservation_carried_is_placed_at_the_release(lab):
+    """Found while its reservation carried it, an elephant was never offered to the
+    loadaware rule again: once the reservation ended, it rode the hashed routes."""
+    lab.send(lab.ctl.reserve(ReservationRequest("dc1-h1", "dc2-h3", 100.0), "r", 0.0))
+    make_elephants(lab, "dc1-leaf1", [E1, E2])
+    assert set(lab.ctl.steering.pinned) == {E2}
+    out = lab.send(lab.ctl.end("r"))
+    assert out.placements == 1 and set(lab.ctl.steering.pinned) == {E1, E2}
+    view, crossed = carried(lab, E1)
+    assert view.carrier == PINNED and crossed == [chosen(lab, E1)]
+    # nothing loose is placed twice: a release of another pair's leaves the pins as they are
+    lab.send(lab.ctl.reserve(ReservationRequest("dc1-h3", "dc2-h1", 10.0), "other", 1.0))
+    assert lab.send(lab.ctl.end("other")).placements == 0
+
+
+def test_an_elephant_its_degraded_reservation_carried_is_placed_on_what_survives(lab):
+    """An outside optical tester: two reservations DEGRADED by a slower mode kept their
+    elephants on the hashed routes, both on one wavelength (6 % lost) while its sibling
+    stood idle."""
+    pairs = [("dc1-h1", "dc2-h3"), ("dc1-h3", "dc2-h1"), ("dc1-h4", "dc2-h2"),
+             ("dc1-h2", "dc2-h1")]
+    for i, (src, dst) in enumerate(pairs):          # 360 Gb/s each: every wavelength full
+        lab.send(lab.ctl.reserve(ReservationRequest(src, dst, 360.0), f"r{i}", 0.0))
+    make_elephants(lab, "dc1-leaf1", [E1])
+    assert lab.ctl.steering.pinned == {}                # r0 carries it
+    (cut,) = [h.link for h in lab.ctl.book.reservations["r0"].hops if h.wavelength]
+    dead = lab.fabric.link(cut)
+    for end in (dead.a, dead.b):
+        lab.net.down_ports.add((lab.dpid(end.node), end.port))
+        lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 3.0))
+    out = lab.send(lab.ctl.tick(3.1))
+    assert lab.ctl.book.reservations["r0"].state == State.DEGRADED
+    assert out.placements >= 1 and E1 in lab.ctl.steering.pinned
+    view, crossed = carried(lab, E1)
+    assert view.carrier == PINNED and crossed == [chosen(lab, E1)] and cut not in crossed
