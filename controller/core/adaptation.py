@@ -276,8 +276,9 @@ class Adapter:
         margin = self.margin_db(obs)
         # Down with its OSNR still read: too noisy to decode in its mode (a sudden loss,
         # not a ramp), yet a more robust mode may carry it: stepped down like a low margin.
-        # So is one in a mode its line's dispersion rules out (set by hand over gNMI).
-        undecodable = (module is not None and obs.mode in module.mode_names
+        # So is one dark in a mode its line's dispersion rules out (set by hand over gNMI);
+        # lit, it decodes: a catalog's tolerance is a minimum, a real DSP may do better.
+        undecodable = (module is not None and not obs.link_up and obs.mode in module.mode_names
                        and not self._decodes(obs, module.mode(obs.mode)))
         if module is None or margin is None or not (obs.link_up or margin < 0.0
                                                     or undecodable):
@@ -325,8 +326,12 @@ class Adapter:
             return None
         self._mismatch_fixes[obs.wavelength] = tries + 1
         usable = self._usable(obs, module)
-        if obs.osnr_db is None:         # not read (an end still reconfiguring): the safer end's
-            candidates = [m for m in usable if m.name in obs.end_modes] or usable
+        if obs.osnr_db is None:
+            # Not read (an end still reconfiguring): the safer end's mode, or the highest
+            # usable one no faster than it where the file's limits rule that one out.
+            safer = min(module.mode(m).rate_gbps for m in obs.end_modes)
+            slower = [m for m in usable if m.rate_gbps <= safer]
+            candidates = [max(slower, key=lambda m: m.rate_gbps)] if slower else usable
         else:                           # the highest that keeps the threshold, else the safest
             candidates = [m for m in usable
                           if obs.osnr_db - m.required_osnr_db >= self.policy.threshold_db]

@@ -173,6 +173,7 @@ class FabricController:
         self.book.settling = frozenset()
         self._described_at: dict[str, float] = {}   # switch -> when it last listed its ports
         self._unplaced = False   # a failure's reservations and elephants wait for `tick`
+        self._loose_due = False  # elephants whose reservation ended wait for `tick` too
         self._returned = False   # ... and so does moving back onto a link that returned
         self._back: set[str] = set()    # links returned since elephants were last spread
         # PROTECTED pairs a failure left without a standby may have one once a link returns
@@ -540,6 +541,9 @@ class FabricController:
             self._restore(outbox)
         elif self._reprotect_due:
             self._reprotect(outbox)
+        if self._loose_due:
+            self._loose_due = False
+            self._place_loose(outbox)
         # Bookings since the last tick re-weigh the gateways' hashed spread (rules.py
         # `spread_tiers`): at most a tick after a reservation, off the request's path.
         if self.programs.book(self._reserved_wavelengths(), now):
@@ -626,11 +630,8 @@ class FabricController:
             self._reprotect(outbox)
         background = self._background()       # steering's moves leave it as it is
         reserved = self._reservations()
-        carried = self._carried()
-        self._send_to(outbox, self.steering.unpin_carried(carried))
-        moved, placements = self.steering.place_loose(carried, background, lambda: reserved)
-        self._send_to(outbox, moved)
-        outbox.placements += placements
+        self._send_to(outbox, self.steering.unpin_carried(self._carried()))
+        self._place_loose(outbox, background, reserved)
         moved, placements = self.steering.restore(background, reserved)
         self._send_to(outbox, moved)
         outbox.placements += placements
@@ -1015,11 +1016,9 @@ class FabricController:
         if res.state == State.PENDING:
             self._waiting[res.reservation_id] = {h.switch: None for h in res.hops}
 
-    def end(self, reservation_id: str, state: State = State.RELEASED,
-            steer: bool = True) -> Outbox:
+    def end(self, reservation_id: str, state: State = State.RELEASED) -> Outbox:
         """Release (or expire) a live reservation and remove its rules; NOT_FOUND for
-        any other id (the book forgets ended ones; their record is the service's).
-        `steer`: its pair's elephants, best effort now, are placed in the same outbox."""
+        any other id (the book forgets ended ones; their record is the service's)."""
         before = self.book.reservations.get(reservation_id)
         res = self.book.end(reservation_id, state)
         self._reprotect_due = self._reprotect_due or self._unprotected   # room released
@@ -1037,11 +1036,10 @@ class FabricController:
         for switch, msgs in rules.items():
             if self.switches[self._dpid[switch]].program_sent:
                 outbox.add(self._dpid[switch], msgs)
-        if steer and before.holds_bandwidth and not remaining:   # its pair's elephants
-            moved, outbox.placements = self.steering.place_loose(
-                self._carried(), self._background(), self._reservations,
-                {(res.request.src_host, res.request.dst_host)})
-            self._send_to(outbox, moved)
+        # Its pair's elephants, best effort now, are placed at the next tick: not in this
+        # change, which a failed save takes back (its pins would then be sent, resent
+        # whole and removed again, each second an expiry is retried: a reviewer's).
+        self._loose_due = self._loose_due or (before.holds_bandwidth and not remaining)
         return outbox                 # logged by the caller once the end is durable
 
     def undo(self, res: Reservation, previous: Reservation | None) -> Outbox:
@@ -1054,7 +1052,7 @@ class FabricController:
             if booked is None:
                 return Outbox()
             alone = len(self.book.pair_members(res.request.src_host, res.request.dst_host)) == 1
-            outbox = self.end(rid, State.RELEASED, steer=False)   # its rules never went out
+            outbox = self.end(rid, State.RELEASED)
             # Its rules never went out: nothing to remove, unless its pair's meter was
             # resized for it since (by a later change that was sent).
             return Outbox() if alone else Outbox(messages=outbox.messages)
@@ -1166,16 +1164,35 @@ class FabricController:
     def policy(self) -> str:
         return self.steering.policy
 
-    def _carried(self) -> Callable[[FlowRecord], bool]:
+    def _place_loose(self, outbox: Outbox, background: dict | None = None,
+                     reserved: Reserved | None = None) -> None:
+        """Elephants no reservation carries now and loadaware has not pinned (their
+        reservation DEGRADED or ended since they were found), placed as new ones."""
+        loose = self.steering.loose()
+        if not loose:
+            return
+        carried = self._carried({(r.src_host, r.dst_host) for r in loose})
+        loose = [r for r in loose if not carried(r)]
+        if not loose:
+            return
+        moved, placed = self.steering.place(
+            loose, self._background() if background is None else background,
+            self._reservations() if reserved is None else reserved)
+        self._send_to(outbox, moved)
+        outbox.placements += placed
+
+    def _carried(self, only: set[tuple[str, str]] | None = None
+                 ) -> Callable[[FlowRecord], bool]:
         """Whether a reservation's rules carry an elephant's packets (they come before any
-        pin). The reservations by pair are gathered at the first question only: most
-        polls find no new elephant, and most restorations have no pin to ask about."""
+        pin), for elephants of `only`'s host pairs if given. The reservations by pair are
+        gathered at the first question only: most polls find no new elephant, and most
+        restorations have no pin to ask about."""
         by_pair: dict[tuple[str, str], list[Reservation]] | None = None
 
         def carried(record: FlowRecord) -> bool:
             nonlocal by_pair
             if by_pair is None:
-                by_pair = self._reserved_pairs()
+                by_pair = self._reserved_pairs(only)
             reserved = by_pair.get((record.src_host, record.dst_host), [])
             return reservation_rules.carriers(reserved, record.key.ip_proto,
                                               record.key.dst_port)[0] is not None

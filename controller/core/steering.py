@@ -182,33 +182,32 @@ class Steering:
         self._place(new, background, reserved(), msgs)
         return msgs, len(new)
 
-    def place_loose(self, carried: Callable[[FlowRecord], bool],
-                    background: dict[DirectedLink, float],
-                    reserved: Callable[[], Reserved] = lambda: NO_RESERVATIONS,
-                    pairs: set[tuple[str, str]] | None = None) -> tuple[dict[str, list], int]:
-        """Elephants neither pinned nor carried by a reservation (of `pairs` only, if
-        given), placed as new ones: one a reservation carried when it was found, until the
-        reservation stopped carrying it (DEGRADED by a cut or a slower mode, or ended),
-        was never offered again and rode the hashed routes (an outside optical tester:
-        two DEGRADED pairs' streams on one wavelength for two minutes, its sibling idle,
-        6 % lost). Returns (messages per switch, elephants placed)."""
+    def loose(self) -> list[FlowRecord]:
+        """Elephants loadaware has not pinned: new ones before their placing, those a
+        reservation's rules carry, those no route took; nothing under another policy."""
         if self.placer is None:
-            return {}, 0
-        loose = [r for r in self.detector.elephants() if r.key not in self.pinned
-                 and (pairs is None or (r.src_host, r.dst_host) in pairs)]
-        loose = [r for r in loose if not carried(r)]
-        if not loose:
-            return {}, 0
-        for record in loose:
-            log.info("elephant %s is carried by no reservation now: placed", record.key)
+            return []
+        return [r for r in self.detector.elephants() if r.key not in self.pinned]
+
+    def place(self, records: list[FlowRecord], background: dict[DirectedLink, float],
+              reserved_now: Reserved) -> tuple[dict[str, list], int]:
+        """Place elephants found before, as new ones: one a reservation carried when it was
+        found, until the reservation stopped carrying it (DEGRADED by a cut or a slower
+        mode, or ended), was never offered again and rode the hashed routes (an outside
+        optical tester: two DEGRADED pairs' streams on one wavelength for two minutes,
+        its sibling idle, 6 % lost). Returns (messages per switch, elephants pinned)."""
         msgs: dict[str, list] = {}
-        self._place(loose, background, reserved(), msgs)
-        return msgs, len(loose)
+        if self.placer is None or not records:
+            return msgs, 0
+        for record in records:
+            log.info("elephant %s is carried by no reservation now", record.key)
+        return msgs, self._place(records, background, reserved_now, msgs)
 
     def _place(self, records: list[FlowRecord], background: dict[DirectedLink, float],
-               reserved_now: Reserved, msgs: dict[str, list]) -> None:
+               reserved_now: Reserved, msgs: dict[str, list]) -> int:
         """Place and pin each of `records` by the loadaware rule, one after another on
-        the load the ones before add."""
+        the load the ones before add; returns how many were pinned."""
+        pinned = 0
         demands = self._demands()
         load = self._placement_load(background, reserved_now)
         for record in records:
@@ -226,6 +225,8 @@ class Steering:
             _merge(msgs, elephant_rules.pin(self.fabric, record.key, pin.hops))
             log.info("elephant %s pinned to %s (demand %.0f Gb/s)", record.key,
                      " > ".join(link for link, _ in path), demands[record.key] / 1e9)
+            pinned += 1
+        return pinned
 
     def unpin_carried(self, carried: Callable[[FlowRecord], bool]) -> dict[str, list]:
         """Pins of elephants whose packets a reservation's rules now carry (restored after

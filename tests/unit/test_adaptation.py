@@ -591,6 +591,8 @@ def test_a_mode_the_line_cannot_decode_is_stepped_down_though_its_osnr_would_do(
     assert "dispersion 21250 ps/nm beyond 400G's 20000 ps/nm" in drain.reason
     # a dark 400G with 6 dB of margin on a line it decodes is restoration's, as before
     assert adapter().observe(0.0, [obs(30.0, mode="400G", up=False)]) == []
+    # lit, it decodes (a catalog's tolerance is a minimum): left as it is
+    assert drains(limited(dispersion_ps_nm=21250.0), range(5), obs(30.0, mode="400G")) == []
 
 
 def test_a_step_up_keeps_the_files_design_margin():
@@ -613,6 +615,10 @@ def test_ends_that_disagree_are_set_alike_no_higher_than_a_forced_mode():
     a = limited(highest="200G")
     both = Observation(W, "400ZR+", None, 32.0, False, end_modes=("300G", "400G"))
     assert drains(a, range(40), both) == [("300G/400G", "200G")]
+    # no OSNR read: the safer end's mode, else the highest usable one below it
+    unread = Observation(W, "400ZR+", None, None, False, end_modes=("300G", "400G"))
+    assert drains(limited(highest="200G"), range(40), unread) == [("300G/400G", "200G")]
+    assert drains(adapter(), range(40), unread) == [("300G/400G", "300G")]
 
 
 def test_the_limits_come_from_the_fabric_file(tmp_path):

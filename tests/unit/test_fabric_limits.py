@@ -211,7 +211,7 @@ LONG_800ZR_PLUS = TWO_SITES + """dci_links:
 FALLBACK = """modules:
   800ZR+:
     modes:
-      400G: {rate_gbps: 400, line_rate_gbps: 422.55, baud_gbd: 118.2, modulation: DP-QPSK,
+      400G: {rate_gbps: 400, line_rate_gbps: 472.8, baud_gbd: 118.2, modulation: DP-QPSK,
              fec: oFEC, width_ghz: 150, required_osnr_db: REQUIRED, cd_tolerance_ps_nm: 40000}
 """
 

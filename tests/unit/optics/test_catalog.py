@@ -129,7 +129,7 @@ def test_override_unknown_mode_and_mode_figure():
         DEFAULT_CATALOG.with_overrides({"400ZR+": {"modes": {"400G": {"osnr": 20}}}})
 
 
-FALLBACK_400G = {"rate_gbps": 400, "line_rate_gbps": 422.55, "baud_gbd": 118.2,
+FALLBACK_400G = {"rate_gbps": 400, "line_rate_gbps": 472.8, "baud_gbd": 118.2,
                  "modulation": "DP-QPSK", "fec": "oFEC", "width_ghz": 150.0,
                  "required_osnr_db": 17.5, "cd_tolerance_ps_nm": 40000.0}
 
