@@ -9,6 +9,7 @@ from ..emulation.topo import rate_problems
 from ..fabric import Fabric, FabricError, load_fabric
 from ..fabric.model import GATEWAY, LEAF, SPINE
 from ..te.paths import PathEngine
+from ..te.long_ways import fabric_lines, long_ways
 from ..te.placement import DEFAULT_MAX_STRETCH
 from ..te.protection import detours, unlabelled
 from ..resources import bundled_topologies, shipped_hint, topology_arg
@@ -167,37 +168,17 @@ def _idle_gateways(fabric: Fabric) -> dict[str, list[str]]:
 
 
 def _long_way_warnings(fabric: Fabric) -> list[str]:
-    """Line systems longer than DEFAULT_MAX_STRETCH x the shortest way between their two
-    sites (a parallel line, or through other sites): routes between those sites take the
-    short way and elephants are steered only within the stretch, so such a line carries
-    their traffic only once the short way fails. Its capacity still counts in the site
-    pair's, so say so."""
-    import numpy as np
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import shortest_path
-    index = {site.name: i for i, site in enumerate(fabric.sites)}
-    if not fabric.spec.dci_links:
-        return []
-    latency = {spec.name: (index[spec.a], index[spec.b], fabric.line_systems[spec.name].latency_ms)
-               for spec in fabric.spec.dci_links}
-    best: dict[tuple[int, int], float] = {}           # the shortest line between two sites
-    for a, b, ms in latency.values():
-        key = (min(a, b), max(a, b))
-        best[key] = min(ms, best.get(key, float("inf")))
-    rows, cols = zip(*best)
-    graph = csr_matrix((list(best.values()), (rows, cols)), shape=(len(index), len(index)))
-    shortest = shortest_path(graph, method="D", directed=False)  # Dijkstra, in C: 254 sites
-    names = {i: name for name, i in index.items()}
-    long = [(line, names[a], names[b], ms, float(shortest[a, b]))
-            for line, (a, b, ms) in latency.items()
-            if np.isfinite(shortest[a, b]) and ms > DEFAULT_MAX_STRETCH * shortest[a, b]]
-    return [f"line system {line} ({ms:.3f} ms) is over {DEFAULT_MAX_STRETCH:g} x the "
-            f"shortest way between {a} and {b} ({short:.3f} ms): traffic between them takes "
-            f"that way, and elephants are steered only within {DEFAULT_MAX_STRETCH:g} x "
-            f"(controller --max-stretch), so {line} carries theirs only when it fails; "
+    """Line systems the routes between their sites pass by (`te/long_ways.py`): their
+    capacity still counts in the site pair's, so say so."""
+    long = long_ways(fabric_lines(fabric))
+    return [f"line system {w.line} ({w.latency_ms:.3f} ms) is over {DEFAULT_MAX_STRETCH:g} x "
+            f"the shortest way between {w.a} and {w.b} ({w.shortest_ms:.3f} ms): traffic "
+            f"between them takes that way, and elephants are steered only within "
+            f"{DEFAULT_MAX_STRETCH:g} x "
+            f"(controller --max-stretch), so {w.line} carries theirs only when it fails; "
             f"reservations, and routes between other sites, may use it. The capacity per "
             f"site pair counts it"
-            for line, a, b, ms, short in long[:10]] + (
+            for w in long[:10]] + (
         [f"... and {len(long) - 10} more line systems over {DEFAULT_MAX_STRETCH:g} x the "
          f"shortest way"] if len(long) > 10 else [])
 

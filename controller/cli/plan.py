@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import qot_helper
 from ..files import unwritable
 from ..resources import bundled_jobs, job_arg, shipped_hint
+from ..te.placement import DEFAULT_MAX_STRETCH
 from .failure import fail
 
 JOB_FILE = "the job file being planned"    # what --plot and --fabric-out must not overwrite
@@ -135,6 +136,12 @@ def print_report(r: dict) -> None:
         crossed = ", ".join(f"{p['a']}-{p['b']}" for p in r["site_pairs"])
         print(f"  (distances not used: {', '.join(r['unused_distances'])}; the sync crosses "
               f"{crossed})")
+    for w in r["passed_by"]:
+        print(f"  warning: {w['a']}-{w['b']}'s line ({w['latency_ms']:.3f} ms) is over "
+              f"{DEFAULT_MAX_STRETCH:g} x the way round the other pairs' lines "
+              f"({w['shortest_ms']:.3f} ms): on the fabric planned the controller routes its "
+              f"sync that way round, over lines sized for the other pairs, so steps come out "
+              f"slower than predicted here (`dcilab check` of a --fabric-out file says so too)")
     print()
     print(f"  {'site pair':<24} {'km':>7} {'GB/sync':>9} {'need Gb/s':>10}  {'module':<7} "
           f"{'mode':<5} {'waves':>5} {'lines':>6} {'dBm':>5} {'capex $':>10} {'power W':>8} "

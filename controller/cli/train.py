@@ -32,7 +32,8 @@ def register(sub) -> None:
                     "Bytes follow the fabric's scale, and time runs --stretch times slower "
                     "than the job's so that syncs last seconds. Run emulations one at a time.")
     p.add_argument("fabric", type=topology_arg,
-                   help="fabric file (YAML) whose sites are the job's, or a shipped one's name")
+                   help="fabric file (YAML) with the job's sites (others may be there "
+                        "too), or a shipped one's name")
     p.add_argument("--job", required=True, type=job_arg,
                    help=f"job file (YAML), or the name of one shipped with dcilab "
                         f"({', '.join(bundled_jobs())})")
@@ -153,7 +154,8 @@ def print_report(r: dict) -> None:
           f"{r['bytes_per_flow'] / 1e6:.2f} MB per sync; wavelengths {waves}")
     if r["pacing"] == "share":
         print(f"each flow paced at {', '.join(f'{m:.3g}' for m in r['pace_mbps'])} Mb/s "
-              f"({PACE_OF_SHARE:.0%} of its share of its pair's capacity)")
+              f"({PACE_OF_SHARE:.0%} of its share of its pair's wavelengths, flows kept "
+              f"whole)")
     else:
         print("flows not paced (TCP alone)")
     print(f"compute {r['compute_s']:.2f} s per step, the sync may overlap its last "

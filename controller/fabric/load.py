@@ -190,7 +190,8 @@ def _schema_issues(exc: ValidationError, root: yaml.Node | None, prefix: tuple =
     the `model` validated, an unknown field close to a known one says "did you mean"."""
     issues = []
     for error in exc.errors()[:limit]:
-        loc = prefix + tuple(error["loc"])
+        # a mapping's key that its own check refused: pydantic adds "[key]" to where it is
+        loc = prefix + tuple(part for part in error["loc"] if part != "[key]")
         # pydantic reports a missing field at the field; say which mapping lacks it.
         message = _message(error)
         if model is not None and error["type"] == "extra_forbidden" and error["loc"]:

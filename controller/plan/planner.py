@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ..optics import DEFAULT_CATALOG, Catalog
 from ..optics.line import LATENCY_US_PER_KM
+from ..te.long_ways import long_ways
 from .hardware import (WDM_POWER_W, WDM_PRICE_USD, WDM_RATE_GBPS, WDM_SOURCES, Choice, Wdm,
                        cheapest, choose, pair_names, planned_line)
 from .load import Job
@@ -113,6 +114,12 @@ class JobPlan:
             "unused_distances": sorted(
                 "-".join(sorted(pair)) for pair in self.job.distances
                 if pair not in {frozenset((c.a, c.b)) for c in self.choices}),
+            # pairs whose own line the routes of the fabric planned pass by (a ring pair
+            # over 1.5 x the way round the others): their sync would go that way round
+            "passed_by": [{"a": w.a, "b": w.b, "latency_ms": round(w.latency_ms, 6),
+                           "shortest_ms": round(w.shortest_ms, 6)}
+                          for w in long_ways((f"{c.a}-{c.b}", c.a, c.b, c.latency_ms)
+                                             for c in self.choices)],
             # the share of each wavelength's rate the sync's payload gets (sizing, step)
             "goodput_of_line_rate": round(GOODPUT_OF_LINE_RATE, 6),
             "step_time_s": round(self.prediction.step_time_s, 6),

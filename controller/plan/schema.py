@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..fabric.schema import NAME_PATTERN
 
@@ -27,6 +27,23 @@ MAX_WDM_RATE_GBPS = 10_000
 # Under 1 % compute utilization is no training plan; nearer 0 the sync window 1/u grows
 # without bound (1e-310 gave an infinite window, and `--json` printed Infinity).
 MIN_COMPUTE_UTILIZATION = 0.01
+
+
+
+# Checked with the other fields (every problem of the fields in one pass), not with the
+# sites after them: an ML-infra tester's -5 km came only once the rest was right.
+def _over_zero_km(km: float) -> float:
+    if not km > 0:
+        raise ValueError("must be over 0 km, as every fibre route is")
+    return km
+
+
+def _known_module(name: str) -> str:
+    from ..optics import DEFAULT_CATALOG
+    if name not in DEFAULT_CATALOG:
+        raise ValueError(f"unknown module {name!r}; valid modules are "
+                         f"{', '.join(DEFAULT_CATALOG.names)}")
+    return name
 
 
 class _Strict(BaseModel):
@@ -90,7 +107,8 @@ class JobSpec(_Strict):
     model: ModelSpec
     sites: list[SiteSpec] = Field(min_length=2, max_length=64, description="in ring order")
     # {site: {other site: km}}, each pair once, in either order.
-    distances_km: dict[str, dict[str, Annotated[float, Field(le=MAX_KM)]]]
+    distances_km: dict[str, dict[str, Annotated[float, Field(le=MAX_KM),
+                                                AfterValidator(_over_zero_km)]]]
     across_sites: Literal["data", "pipeline"] = "data"
     sync: Literal["allreduce", "diloco"] = "allreduce"
     diloco: DilocoSpec | None = None
@@ -107,5 +125,6 @@ class JobSpec(_Strict):
     rings: int = Field(default=1, ge=1, le=2, strict=True,   # true and 2.0 are no count
                        description="all-reduce rings across the sites: 1, one way round "
                                    "(NCCL); 2, one each way round")
-    modules: dict[str, ModuleChoice] = Field(default_factory=dict)
+    modules: dict[Annotated[str, AfterValidator(_known_module)], ModuleChoice] = Field(
+        default_factory=dict)
     wdm: WdmSpec = WdmSpec()

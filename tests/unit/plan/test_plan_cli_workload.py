@@ -142,12 +142,18 @@ def test_sync_flows_split_each_loaded_direction(tmp_path):
         fabric_prediction(job, fabric).sync_s)
     assert unsplittable_prediction(job, fabric, flows_per_pair=6).sync_s > \
         fabric_prediction(job, fabric).sync_s
-    # Paced at its share, each direction's flows together fill the pair's capacity.
+    # Paced at its share, each direction's 8 flows together fill the pair's capacity ...
     wavelengths = [w for w in fabric.wavelengths()]
     pair = sum(scaled_mbps(fabric, w.rate_gbps) for w in wavelengths)
+    shares = share_mbps(fabric, sync_flows(job, fabric, 1.0, flows_per_pair=8))
+    assert len(shares) == 16 and sum(shares[:8]) == pytest.approx(pair)
+    # ... and 6 flows, which do not divide over the 4 wavelengths, take what the best
+    # placement of whole flows gives them (two on a wavelength) and no more: at the
+    # pair's capacity over 6, two flows of a wavelength would overfill it
+    one = scaled_mbps(fabric, wavelengths[0].rate_gbps)
     shares = share_mbps(fabric, sync_flows(job, fabric, 1.0, flows_per_pair=6))
-    assert len(shares) == 12 and sum(shares[:6]) == pytest.approx(pair)
-    assert shares == [pytest.approx(pair / 6)] * 12
+    assert len(shares) == 12 and shares == [pytest.approx(one / 2)] * 12
+    assert 2 * pair / 6 > one
 
 
 def test_twin_loadaware_no_worse_than_ecmp_and_better_with_more_flows_than_wavelengths():
@@ -371,3 +377,41 @@ def test_the_flows_that_fill_fill_every_pair_not_only_those_short():
     assert f["flows_that_fill"] == 20
     for w in (4, 5):
         assert unsplit_capacity(w, 1.0, f["flows_that_fill"]) == w
+
+
+FAR_RING = """\
+name: far-ring
+model: {parameters: 12e9, bytes_per_gradient: 2}
+sites: [{name: a, gpus: 512}, {name: b, gpus: 512}, {name: c, gpus: 512}, {name: d, gpus: 512}]
+distances_km: {a: {b: 30}, b: {c: 60}, c: {d: 90}, d: {a: 300}}
+across_sites: data
+sync: allreduce
+step: {compute_s: 1.0, overlap_s: 0.1}
+target_compute_utilization: 0.8
+flows_per_pair: 4
+rings: 2
+modules: {800ZR: {available: false}, 800ZR+: {available: false}}
+"""
+
+
+def test_a_ring_pair_whose_line_the_routes_pass_by_is_said_by_plan_and_train(tmp_path, capsys):
+    """An ML-infra tester's ring: d-a's 300 km line is over 1.5 x the 180 km way round,
+    so the controller sends d-a's sync round the other pairs' lines, sized for their own:
+    139.6 % of the prediction, and neither plan nor train said so."""
+    from dcilab.bench.training import _passed_by
+    from dcilab.te.long_ways import long_ways
+    job = parse_job(FAR_RING, "far.yaml")
+    plan = plan_job(job)
+    [far] = plan.to_dict()["passed_by"]
+    assert (far["a"], far["b"]) == ("d", "a") and far["latency_ms"] > 1.5 * far["shortest_ms"]
+    path = tmp_path / "far.fabric.yaml"
+    path.write_text(fabric_yaml(plan))
+    fabric = load_fabric(path)
+    [warning] = _passed_by(fabric, sync_flows(job, fabric, 1.0))
+    assert "between d and a does not take line system d-a" in warning
+    # the same ring with d-a at 100 km: every line on the way its traffic takes
+    near = parse_job(FAR_RING.replace("d: {a: 300}", "d: {a: 100}"), "near.yaml")
+    assert plan_job(near).to_dict()["passed_by"] == []
+    assert long_ways([("x", "a", "b", 1.0), ("y", "b", "c", 1.0), ("z", "a", "c", 2.0)]) == []
+    assert [w.line for w in long_ways([("x", "a", "b", 1.0), ("y", "b", "c", 1.0),
+                                       ("z", "a", "c", 3.1)])] == ["z"]

@@ -174,3 +174,14 @@ def test_a_section_that_is_not_a_mapping_is_named_without_our_class_names():
 def test_a_distance_given_wrongly_is_said_once_not_also_as_missing():
     out = errors(GOOD.replace("a: {b: 100}", "a: {b: 0}"))
     assert len(out) == 1 and "distances_km.a.b: must be over 0 km" in out[0], out
+
+
+def test_a_bad_distance_and_an_unknown_module_come_with_the_other_field_problems():
+    """An ML-infra tester: -5 km and an unknown module were said only once every other
+    field was right, where the README promises every field's problem in one pass."""
+    out = errors(GOOD.replace("a: {b: 100}", "a: {b: -5}") + "bogus: 1\nmodules:\n"
+                 "  900ZR: {price_usd: 1}\n")
+    assert len(out) == 3, out
+    assert any("distances_km.a.b: must be over 0 km" in line for line in out)
+    assert any(line.startswith("job.yaml:18: modules.900ZR: unknown module") for line in out)
+    assert any(line.startswith("job.yaml:16: bogus: unknown field") for line in out)
