@@ -43,6 +43,7 @@ from ..plan.performance import predict
 from ..plan.traffic import job_traffic, required_gbps
 from ..plan.planner import predict_job
 from ..plan.workload import (SyncFlow, WorkloadError, auto_stretch, directed_capacity_gbps,
+                             directed_wavelengths,
                              emulated_sync_mbps, fabric_prediction, fair_shares,
                              pair_capacity_gbps, pair_gbps_now, share_mbps, sync_flows,
                              unsplittable_prediction)
@@ -241,17 +242,30 @@ class LabOptions:
     controller_args: tuple[str, ...] | list[str] = ()
 
 
-def _passed_by(fabric: Fabric, flows: list[SyncFlow]) -> list[str]:
+def _passed_by(fabric: Fabric, flows: list[SyncFlow], policies=("loadaware",)) -> list[str]:
     """The sync pairs whose own line the routes pass by (`te/long_ways.py`): the planner
     sized their sync on it, the controller sends it the short way round, over lines sized
-    for other pairs (an ML-infra tester's ring, 139.6 % of the prediction, said nothing)."""
+    for other pairs (an ML-infra tester's ring, 139.6 % of the prediction, said nothing).
+    Hashed routes (ecmp, shortest) take only the shortest way, so under them any line
+    longer than the way round is passed by; loadaware steers within the stretch."""
     pairs = {frozenset(f.pair) for f in flows}
-    return [f"the sync between {w.a} and {w.b} does not take line system {w.line} "
-            f"({w.latency_ms:.3f} ms), over {DEFAULT_MAX_STRETCH:g} x the shortest way between "
-            f"them ({w.shortest_ms:.3f} ms): the controller routes it that way, over lines "
-            f"the planner sized for other pairs, so steps come out slower than the "
-            f"prediction, which counts {w.line}'s capacity"
-            for w in long_ways(fabric_lines(fabric)) if frozenset((w.a, w.b)) in pairs]
+    lines = fabric_lines(fabric)
+    hashed = [p for p in policies if p != "loadaware"]
+    stretched = {w.line for w in long_ways(lines)}
+    out = []
+    for w in long_ways(lines, 1.0 if hashed else DEFAULT_MAX_STRETCH):
+        if frozenset((w.a, w.b)) not in pairs:
+            continue
+        under = "" if w.line in stretched else f" under {' and '.join(hashed)}"
+        out.append(f"the sync between {w.a} and {w.b} does not take line system {w.line} "
+                   f"({w.latency_ms:.3f} ms){under}, "
+                   + (f"over {DEFAULT_MAX_STRETCH:g} x the shortest way between them"
+                      if w.line in stretched else "longer than the shortest way between "
+                      "them, the only one hashed routes take")
+                   + f" ({w.shortest_ms:.3f} ms): the controller routes it that way, over "
+                   f"lines the planner sized for other pairs, so steps come out slower than "
+                   f"the prediction, which counts {w.line}'s capacity")
+    return out
 
 
 def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | None,
@@ -299,7 +313,7 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
     if short:
         report["warnings"].append(short)
         say(f"warning: {short}")
-    for passed_by in _passed_by(fabric, flows):
+    for passed_by in _passed_by(fabric, flows, policies):
         report["warnings"].append(passed_by)
         say(f"warning: {passed_by}")
     say(f"{job.name} on {fabric.name} at scale {fabric.scale:g}, time x{stretch:.3g}: "
@@ -486,6 +500,11 @@ class DciWatch:
         self.stretch, self.first_paces, self.say = stretch, paces, say
         self.intact = directed_capacity_gbps(fabric)
         self.current = self.intact
+        # each direction's wavelengths in service, as last read: pace no flow above what
+        # whole flows can send on them (paced at the capacity over the flows after a cut,
+        # 8 flows over 3 wavelengths put 3 flows' pace on one: a reviewer's)
+        self.waves = directed_wavelengths(fabric)
+        self._waves_read = self.waves
         self.notes: dict[int, dict] = {}     # step -> the changed DCI its sync started on
         self._unread = False
         self._paces: list[float] = []         # each flow's, on the DCI as it is
@@ -494,7 +513,7 @@ class DciWatch:
         now = self._read()
         changed = now is not None and not _same_capacity(now, self.current)
         if changed:
-            self.current = now
+            self.current, self.waves = now, self._waves_read
         if _same_capacity(self.current, self.intact):
             if changed:
                 self.say(f"step {step}: the DCI is whole again"
@@ -525,14 +544,18 @@ class DciWatch:
             self._unread = True
             return None
         now = {d: 0.0 for d in self.intact}
+        waves: dict[tuple[str, str], list[float]] = {}
         for link in links:
             if link.in_service:     # not one held down after a flap (a re-tester's)
                 now[(link.site_a, link.site_b)] = (now.get((link.site_a, link.site_b), 0.0)
                                                    + link.capacity_bps / 1e9)
+                waves.setdefault((link.site_a, link.site_b), []).append(
+                    link.capacity_bps / 1e9)
+        self._waves_read = waves
         return now
 
     def _note(self, step: int) -> dict:
-        shares = fair_shares(self.flows, self.current)
+        shares = fair_shares(self.flows, self.current, self.waves)
         # a flow with no way left keeps its pace (0 would lift it) until one returns
         first = self.first_paces or [0.0] * len(shares)
         self._paces = paces = [PACE_OF_SHARE * scaled_mbps(self.fabric, g) if g > 0 else p

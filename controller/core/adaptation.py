@@ -295,7 +295,7 @@ class Adapter:
             limits = self.limits.get(obs.wavelength, LineLimits())
             why = (f"dispersion {limits.dispersion_ps_nm:.0f} ps/nm beyond {obs.mode}'s "
                    f"{module.mode(obs.mode).cd_tolerance_ps_nm:.0f} ps/nm" if undecodable
-                   else f"margin {margin:.1f} dB < {self.policy.threshold_db:.1f} dB")
+                   else f"margin {margin:.2f} dB < {self.policy.threshold_db:g} dB")
             return self._drain(now, obs, state, target.name, why)
         # as high a margin as the file's design asks of a mode, and clear of the threshold
         wanted = max(self.policy.threshold_db + self.policy.hysteresis_db,
@@ -329,8 +329,8 @@ class Adapter:
         if obs.osnr_db is None:
             # Not read (an end still reconfiguring): the safer end's mode, or the highest
             # usable one no faster than it where the file's limits rule that one out.
-            safer = min(module.mode(m).rate_gbps for m in obs.end_modes)
-            slower = [m for m in usable if m.rate_gbps <= safer]
+            known = [module.mode(m).rate_gbps for m in obs.end_modes if m in module.mode_names]
+            slower = [m for m in usable if known and m.rate_gbps <= min(known)]
             candidates = [max(slower, key=lambda m: m.rate_gbps)] if slower else usable
         else:                           # the highest that keeps the threshold, else the safest
             candidates = [m for m in usable

@@ -543,7 +543,8 @@ class FabricController:
             self._reprotect(outbox)
         if self._loose_due:
             self._loose_due = False
-            self._place_loose(outbox)
+            if not outbox.restored:                   # else placed there already
+                self._place_loose(outbox)
         # Bookings since the last tick re-weigh the gateways' hashed spread (rules.py
         # `spread_tiers`): at most a tick after a reservation, off the request's path.
         if self.programs.book(self._reserved_wavelengths(), now):
@@ -591,10 +592,11 @@ class FabricController:
         """Links that are back but not yet used again, with when they will be."""
         return self.damping.held()
 
-    def _restore(self, outbox: Outbox, placements: bool = True) -> Outbox:
+    def _restore(self, outbox: Outbox, placements: bool = True, loose: bool = True) -> Outbox:
         """Bring every programmed switch, and (with `placements`) every reservation and
-        pinned elephant, to the live graph, make before break. Cheap when nothing changed
-        (programs are cached per engine version; only differences are sent)."""
+        pinned elephant, to the live graph, make before break; with `loose`, place the
+        elephants no reservation carries now, else at the next tick. Cheap when nothing
+        changed (programs are cached per engine version; only differences are sent)."""
         self._send_routing(outbox)
         returned = any(kind == "link_up" for kind, _ in outbox.faults)
         self._back |= {link.name for kind, name in outbox.faults if kind == "link_up"
@@ -631,7 +633,10 @@ class FabricController:
         background = self._background()       # steering's moves leave it as it is
         reserved = self._reservations()
         self._send_to(outbox, self.steering.unpin_carried(self._carried()))
-        self._place_loose(outbox, background, reserved)
+        if loose:
+            self._place_loose(outbox, background, reserved)
+        else:
+            self._loose_due = True
         moved, placements = self.steering.restore(background, reserved)
         self._send_to(outbox, moved)
         outbox.placements += placements
@@ -1095,7 +1100,9 @@ class FabricController:
         in the same step, so that no new request takes it first (placed at the next tick,
         a request in between could)."""
         if self._degraded and self._unplaced:
-            self._restore(outbox)
+            # (a release's or an expiry's change: what it frees of elephants waits for
+            # the tick, so that a failed save does not take pins back with it)
+            self._restore(outbox, loose=False)
         return outbox
 
     def meters_listed(self, dpid: int, meter_ids: set[int]) -> Outbox:

@@ -61,6 +61,18 @@ def unsplit_capacity(wavelengths: int, rate_gbps: float, flows: int) -> float:
     return flows / math.ceil(flows / wavelengths) * rate_gbps
 
 
+def whole_flow_share(rates_gbps: list[float], flows: int) -> float:
+    """The most each of `flows` equal flows can send at once with every flow kept whole
+    on one of wavelengths of `rates_gbps`: the largest r at which they fit, sum of
+    floor(rate / r) >= flows (a wavelength over ceil(flows / wavelengths) where the rates
+    are equal; 0 without a wavelength)."""
+    if not rates_gbps or flows < 1:
+        return 0.0
+    fits = [rate / k for rate in rates_gbps for k in range(1, flows + 1)]
+    return max(r for r in fits
+               if sum(math.floor(rate / r * (1 + 1e-9)) for rate in rates_gbps) >= flows)
+
+
 def unsplit_wavelengths(need_gbps: float, rate_gbps: float, flows: int) -> int | None:
     """The fewest wavelengths of `rate_gbps` on which `flows` unsplit flows carry
     `need_gbps`, or None when even one flow per wavelength falls short."""

@@ -22,7 +22,7 @@ import networkx as nx
 from ..fabric import Fabric
 from ..fabric.model import scaled_mbps
 from ..te.fairshare import max_min_rates
-from .hardware import unsplit_capacity
+from .hardware import unsplit_capacity, whole_flow_share
 from .load import Job
 from .performance import Prediction
 from .planner import predict_job
@@ -88,21 +88,21 @@ def sync_flows(job: Job, fabric: Fabric, byte_factor: float,
 
 def share_mbps(fabric: Fabric, flows: list[SyncFlow]) -> list[float]:
     """Each flow's share of its site pair's DCI capacity, in emulated Mb/s: what a lossless
-    transport that shares fairly gives each flow of the best placement of whole flows,
-    ceil(F/W) of the pair's F flows on each of its W wavelengths (the slowest), which is
-    the pair's capacity over F where they divide evenly. At the capacity over F, 8 flows on
-    3 wavelengths put 3 flows' 450 Gb/s on a 400G one however they were placed, and it
-    dropped packets every sync (an ML-infra tester's, 115 % of the prediction)."""
-    rates: dict[frozenset, list[float]] = {}
+    transport that shares fairly gives each flow of the best placement of whole flows
+    (`whole_flow_share`), which is the pair's capacity over its F flows where they divide
+    evenly over equal wavelengths. At the capacity over F, 8 flows on 3 wavelengths put 3
+    flows' 450 Gb/s on a 400G one however they were placed, and it dropped packets every
+    sync (an ML-infra tester's, 115 % of the prediction)."""
+    shares = fair_shares(flows, directed_capacity_gbps(fabric), directed_wavelengths(fabric))
+    return [scaled_mbps(fabric, g) for g in shares]
+
+
+def directed_wavelengths(fabric: Fabric) -> dict[tuple[str, str], list[float]]:
+    """Each direction between two sites joined directly: its wavelengths' rates (Gb/s)."""
+    out: dict[tuple[str, str], list[float]] = {}
     for link in fabric.wavelengths():
-        rates.setdefault(frozenset((link.site_a, link.site_b)), []).append(link.rate_gbps)
-    count: dict[tuple[str, str], int] = {}
-    for f in flows:
-        count[f.pair] = count.get(f.pair, 0) + 1
-    out = []
-    for f in flows:
-        waves, n = rates[frozenset(f.pair)], count[f.pair]
-        out.append(scaled_mbps(fabric, unsplit_capacity(len(waves), min(waves), n) / n))
+        for d in ((link.site_a, link.site_b), (link.site_b, link.site_a)):
+            out.setdefault(d, []).append(link.rate_gbps)
     return out
 
 
@@ -115,16 +115,18 @@ def directed_capacity_gbps(fabric: Fabric) -> dict[tuple[str, str], float]:
     return out
 
 
-def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], float]
+def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], float],
+                wavelengths: Mapping[tuple[str, str], list[float]] | None = None
                 ) -> list[float]:
     """Each sync flow's max-min fair share (Gb/s, real) of a DCI whose directions between
-    sites have `directed_gbps` (the wavelengths up now), every flow sending at once.
+    sites have `directed_gbps` (the wavelengths up now), every flow sending at once; with
+    `wavelengths` (each direction's rates up now), no more on its pair's own wavelengths
+    than the best placement of whole flows gives (`whole_flow_share`).
 
     A flow takes its pair's direct wavelengths while one of them is up, else the detour
     through the fewest sites with capacity each way (the controller restores a pair whose
-    line systems are all down the same way); 0 where no way is left. On the whole fabric
-    this is its pair's capacity over the pair's flows (`share_mbps` where they divide
-    evenly over its wavelengths)."""
+    line systems are all down the same way); 0 where no way is left. On the whole fabric,
+    with its wavelengths, this is `share_mbps`."""
     up = {d: gbps for d, gbps in directed_gbps.items() if gbps > 0}
     graph = nx.DiGraph(sorted(up))
     routes: dict[tuple[str, str], list] = {}
@@ -141,6 +143,14 @@ def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], f
         rates = max_min_rates([routes[flows[i].pair] for i in reachable], up)
         for i, rate in zip(reachable, rates):
             shares[i] = rate
+    if wavelengths is not None:
+        count: dict[tuple[str, str], int] = {}
+        for f in flows:
+            count[f.pair] = count.get(f.pair, 0) + 1
+        for i, f in enumerate(flows):
+            if routes[f.pair] == [f.pair]:          # on its pair's own wavelengths
+                whole = whole_flow_share(wavelengths.get(f.pair, []), count[f.pair])
+                shares[i] = min(shares[i], whole)
     return shares
 
 

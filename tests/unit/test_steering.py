@@ -1178,10 +1178,18 @@ def test_an_elephant_its_ended_reservation_carried_is_placed_at_the_next_tick(la
     assert set(lab.ctl.steering.pinned) == {E1, E2}
     view, crossed = carried(lab, E1)
     assert view.carrier == PINNED and crossed == [chosen(lab, E1)]
-    # nothing loose is placed twice: a release of another pair's leaves the pins as they are
-    lab.send(lab.ctl.reserve(ReservationRequest("dc1-h3", "dc2-h1", 10.0), "other", 3.1))
-    lab.send(lab.ctl.end("other"))
-    assert lab.send(lab.ctl.tick(3.2)).placements == 0
+
+
+
+def test_only_elephants_no_reservation_carries_are_placed_after_a_release(lab):
+    lab.send(lab.ctl.reserve(ReservationRequest("dc1-h1", "dc2-h3", 100.0), "r1", 0.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("dc1-h2", "dc2-h4", 100.0), "r2", 0.0))
+    make_elephants(lab, "dc1-leaf1", [E1, E2])
+    assert lab.ctl.steering.pinned == {}
+    lab.send(lab.ctl.end("r1"))
+    assert lab.send(lab.ctl.tick(3.0)).placements == 1
+    assert set(lab.ctl.steering.pinned) == {E1}             # E2's reservation carries it
+    assert carried(lab, E2)[0].carrier == RESERVATION
 
 
 def test_a_release_that_could_not_be_saved_leaves_its_elephant_with_the_reservation(lab):
@@ -1198,6 +1206,27 @@ def test_a_release_that_could_not_be_saved_leaves_its_elephant_with_the_reservat
     assert lab.send(lab.ctl.tick(3.0)).placements == 0 and lab.ctl.steering.pinned == {}
     view, _ = carried(lab, E1)
     assert view.carrier == RESERVATION
+
+
+def test_a_release_that_frees_room_for_a_degraded_one_leaves_its_elephant_to_the_tick(lab):
+    """A reviewer: a release with a DEGRADED reservation waiting restores in its own
+    change, and that restoration placed the freed elephants there, pins and all."""
+    pairs = [("dc1-h1", "dc2-h3"), ("dc1-h3", "dc2-h1"), ("dc1-h4", "dc2-h2"),
+             ("dc1-h2", "dc2-h1")]
+    for i, (src, dst) in enumerate(pairs):          # 360 Gb/s each: every wavelength full
+        lab.send(lab.ctl.reserve(ReservationRequest(src, dst, 360.0), f"r{i}", 0.0))
+    make_elephants(lab, "dc1-leaf1", [E1])              # r0 carries it
+    (cut,) = [h.link for h in lab.ctl.book.reservations["r1"].hops if h.wavelength]
+    dead = lab.fabric.link(cut)
+    for end in (dead.a, dead.b):
+        lab.net.down_ports.add((lab.dpid(end.node), end.port))
+        lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, False, 3.0))
+    lab.send(lab.ctl.tick(3.1))
+    assert lab.ctl.book.reservations["r1"].state == State.DEGRADED
+    out = lab.send(lab.ctl.place_degraded(lab.ctl.end("r0")))
+    assert out.restored and lab.ctl.book.reservations["r1"].state != State.DEGRADED
+    assert out.placements == 0 and lab.ctl.steering.pinned == {}
+    assert lab.send(lab.ctl.tick(3.2)).placements == 1 and E1 in lab.ctl.steering.pinned
 
 
 def test_an_elephant_found_beside_a_new_reservation_taken_back_is_placed(lab):

@@ -126,3 +126,37 @@ def test_a_pair_left_with_no_way_keeps_its_pace_and_has_no_prediction(tmp_path):
     assert watch(1) == first                    # not 0, which would lift every cap
     assert watch.notes[1]["predicted_step_s"] is None
     assert "a site pair has no way left: its sync cannot end" in said[0]
+
+
+def test_flows_are_paced_no_faster_than_whole_flows_fit_the_wavelengths_left():
+    """A reviewer: after a cut the flows were paced at the capacity left over their count,
+    which overfills a wavelength wherever they do not divide over those left (8 flows on
+    3 wavelengths: 3 flows' pace on one)."""
+    from dcilab.plan.hardware import whole_flow_share
+    assert whole_flow_share([400.0] * 3, 8) == pytest.approx(400 / 3)
+    assert whole_flow_share([400.0] * 4, 8) == pytest.approx(200.0)
+    assert whole_flow_share([800.0] * 4 + [400.0], 4) == pytest.approx(800.0)
+    assert whole_flow_share([800.0] * 4 + [400.0], 8) == pytest.approx(400.0)
+    assert whole_flow_share([], 8) == 0.0
+    flows = [SyncFlow(f"a{i}", f"b{i}", 1000, ("a", "b")) for i in range(8)]
+    dci = {("a", "b"): 1200.0, ("b", "a"): 1200.0}
+    assert fair_shares(flows, dci) == pytest.approx([150.0] * 8)        # the sum alone
+    assert fair_shares(flows, dci, {("a", "b"): [400.0] * 3}) == pytest.approx([400 / 3] * 8)
+
+
+class _ScriptedWaves(_Scripted):
+    def _read(self):
+        now, self._waves_read = self.views.pop(0)
+        return now
+
+
+def test_the_watch_re_paces_on_the_wavelengths_left_not_their_sum(tmp_path):
+    job, fabric = _planned("10b-data-2dc.yaml", tmp_path)
+    flows = sync_flows(job, fabric, fabric.scale * 5, 8)
+    first = [0.95 * m for m in share_mbps(fabric, flows)]
+    three = {d: 300.0 for d in directed_capacity_gbps(fabric)}
+    waves = {d: [100.0] * 3 for d in three}
+    watch = _ScriptedWaves([(three, waves)], job, fabric, flows, 5.0, first, lambda m: None)
+    paces = watch(1)
+    assert paces == pytest.approx([0.95 * scaled_mbps(fabric, 100.0 / 3)] * len(flows))
+    assert paces[0] < 0.95 * scaled_mbps(fabric, 300.0 / 8)

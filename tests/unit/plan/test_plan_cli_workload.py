@@ -412,6 +412,14 @@ def test_a_ring_pair_whose_line_the_routes_pass_by_is_said_by_plan_and_train(tmp
     # the same ring with d-a at 100 km: every line on the way its traffic takes
     near = parse_job(FAR_RING.replace("d: {a: 300}", "d: {a: 100}"), "near.yaml")
     assert plan_job(near).to_dict()["passed_by"] == []
+    # at 200 km (1.1 x the way round) loadaware steers onto it, hashed routes never do
+    mid = parse_job(FAR_RING.replace("d: {a: 300}", "d: {a: 200}"), "mid.yaml")
+    path.write_text(fabric_yaml(plan_job(mid)))
+    fabric = load_fabric(path)
+    flows = sync_flows(mid, fabric, 1.0)
+    assert _passed_by(fabric, flows, ("loadaware",)) == []
+    [warning] = _passed_by(fabric, flows, ("loadaware", "ecmp"))
+    assert "does not take line system d-a" in warning and "under ecmp," in warning
     assert long_ways([("x", "a", "b", 1.0), ("y", "b", "c", 1.0), ("z", "a", "c", 2.0)]) == []
     assert [w.line for w in long_ways([("x", "a", "b", 1.0), ("y", "b", "c", 1.0),
                                        ("z", "a", "c", 3.1)])] == ["z"]
