@@ -22,7 +22,7 @@ import networkx as nx
 from ..fabric import Fabric
 from ..fabric.model import scaled_mbps
 from ..te.fairshare import max_min_rates
-from .hardware import unsplit_capacity, whole_flow_share
+from .hardware import whole_flow_share
 from .load import Job
 from .performance import Prediction
 from .planner import predict_job
@@ -185,16 +185,16 @@ def unsplittable_prediction(job: Job, fabric: Fabric, stretch: float = 1.0,
                             flows_per_pair: int | None = None) -> Prediction:
     """As `fabric_prediction`, but each flow stays on one wavelength: F equal flows over W
     equal wavelengths finish after ceil(F/W) flows' bytes on one wavelength (F < W leaves
-    wavelengths idle). The best a placement of unsplit flows on each pair's own
-    wavelengths can do (one ring leaves the reverse directions idle: a detour over them
-    can do better)."""
+    wavelengths idle; unequal ones: `whole_flow_share`). The best a placement of unsplit
+    flows on each pair's own wavelengths can do (one ring leaves the reverse directions
+    idle: a detour over them can do better)."""
     traffic = job_traffic(job)
     capacity = pair_capacity_gbps(job, fabric, traffic)
     per = flows_per_pair or job.spec.flows_per_pair
     effective = {}
     for (a, b), cap in capacity.items():
         waves = [l for l in fabric.wavelengths() if {l.site_a, l.site_b} == {a, b}]
-        effective[(a, b)] = unsplit_capacity(len(waves), min(l.rate_gbps for l in waves), per)
+        effective[(a, b)] = whole_flow_share([l.rate_gbps for l in waves], per) * per
     zero = {k: 0.0 for k in capacity}
     return predict_job(job, traffic, effective, zero, byte_factor=stretch, time_factor=stretch)
 
