@@ -200,7 +200,9 @@ def run(args) -> int:
               "plan_seconds": round(plan_s, 4),
               "plan_step_s": round(plan.prediction.step_time_s, 4), "runs": []}
     try:
-        for per in TWIN_FLOWS:
+        # the job's own count too (the plan's "with N flows" is of it: a re-tester's 5 and
+        # 6 printed the same table)
+        for per in sorted({*TWIN_FLOWS, job.spec.flows_per_pair}):
             print(f"[bench --training] {per} flows per pair, {args.steps} steps per policy",
                   file=sys.stderr, flush=True)
             report["runs"].append(twin(job, fabric, args.steps, per))

@@ -120,8 +120,8 @@ def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], f
                 ) -> list[float]:
     """Each sync flow's max-min fair share (Gb/s, real) of a DCI whose directions between
     sites have `directed_gbps` (the wavelengths up now), every flow sending at once; with
-    `wavelengths` (each direction's rates up now), no more on its pair's own wavelengths
-    than the best placement of whole flows gives (`whole_flow_share`).
+    `wavelengths` (each direction's rates up now), no more on any hop of its way than the
+    best placement of the whole flows crossing it gives (`whole_flow_share`).
 
     A flow takes its pair's direct wavelengths while one of them is up, else the detour
     through the fewest sites with capacity each way (the controller restores a pair whose
@@ -144,12 +144,16 @@ def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], f
         for i, rate in zip(reachable, rates):
             shares[i] = rate
     if wavelengths is not None:
-        count: dict[tuple[str, str], int] = {}
-        for f in flows:
-            count[f.pair] = count.get(f.pair, 0) + 1
-        for i, f in enumerate(flows):
-            if routes[f.pair] == [f.pair]:          # on its pair's own wavelengths
-                whole = whole_flow_share(wavelengths.get(f.pair, []), count[f.pair])
+        # every hop of a flow's way, its own line or a detour's, holds the flows that
+        # cross it whole (a re-tester: detoured flows paced at the share of the sum, two
+        # on one of the detour's wavelengths overfilled it, ~680 drops a sync)
+        crossing: dict[tuple[str, str], int] = {}
+        for i in reachable:
+            for hop in routes[flows[i].pair]:
+                crossing[hop] = crossing.get(hop, 0) + 1
+        for i in reachable:
+            for hop in routes[flows[i].pair]:
+                whole = whole_flow_share(wavelengths.get(hop, []), crossing[hop])
                 shares[i] = min(shares[i], whole)
     return shares
 

@@ -160,3 +160,13 @@ def test_the_watch_re_paces_on_the_wavelengths_left_not_their_sum(tmp_path):
     paces = watch(1)
     assert paces == pytest.approx([0.95 * scaled_mbps(fabric, 100.0 / 3)] * len(flows))
     assert paces[0] < 0.95 * scaled_mbps(fabric, 300.0 / 8)
+
+
+def test_detoured_flows_are_paced_for_whole_flows_on_every_hop_of_the_detour():
+    """A re-tester: with a pair's line cut, its 5 flows went round another site paced at
+    the detour's capacity over them, two on one wavelength of it: ~680 drops a sync."""
+    flows = [SyncFlow(f"n{i}", f"s{i}", 1000, ("n", "s")) for i in range(5)]
+    dci = {("n", "e"): 1200.0, ("e", "s"): 1200.0, ("n", "s"): 0.0}
+    waves = {("n", "e"): [400.0] * 3, ("e", "s"): [400.0] * 3}
+    assert fair_shares(flows, dci) == pytest.approx([240.0] * 5)           # the sum alone
+    assert fair_shares(flows, dci, waves) == pytest.approx([200.0] * 5)    # 2 on one of 3
