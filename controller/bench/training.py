@@ -251,18 +251,17 @@ def _passed_by(fabric: Fabric, flows: list[SyncFlow], policies=("loadaware",)) -
     Hashed routes (ecmp, shortest) take only the shortest way, so under them any line
     longer than the way round is passed by; loadaware steers within the stretch."""
     pairs = {frozenset(f.pair) for f in flows}
-    lines = fabric_lines(fabric)
     hashed = [p for p in policies if p != "loadaware"]
-    stretched = {w.line for w in long_ways(lines)}
     out = []
-    for w in long_ways(lines, 1.0 if hashed else DEFAULT_MAX_STRETCH):
+    for w in long_ways(fabric_lines(fabric), 1.0 if hashed else DEFAULT_MAX_STRETCH):
         if frozenset((w.a, w.b)) not in pairs:
             continue
-        under = "" if w.line in stretched else f" under {' and '.join(hashed)}"
+        stretched = w.latency_ms > DEFAULT_MAX_STRETCH * w.shortest_ms
+        under = "" if stretched else f" under {' and '.join(hashed)}"
         out.append(f"the sync between {w.a} and {w.b} does not take line system {w.line} "
                    f"({w.latency_ms:.3f} ms){under}, "
                    + (f"over {DEFAULT_MAX_STRETCH:g} x the shortest way between them"
-                      if w.line in stretched else "longer than the shortest way between "
+                      if stretched else "longer than the shortest way between "
                       "them, the only one hashed routes take")
                    + f" ({w.shortest_ms:.3f} ms): the controller routes it that way, over "
                    f"lines the planner sized for other pairs, so steps come out slower than "

@@ -1090,7 +1090,6 @@ class FabricController:
         for rid in self.book.due(now):
             done = self.end(rid, State.EXPIRED)
             outbox.changed += done.changed
-            outbox.placements += done.placements
             for dpid, msgs in done.messages.items():
                 outbox.add(dpid, msgs)
         return self.place_degraded(outbox)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ..fabric.schema import NAME_PATTERN
+from ..optics import DEFAULT_CATALOG
 
 
 # Beyond these a value is a typo, not a job: bounded so that no figure overflows.
@@ -39,7 +40,6 @@ def _over_zero_km(km: float) -> float:
 
 
 def _known_module(name: str) -> str:
-    from ..optics import DEFAULT_CATALOG
     if name not in DEFAULT_CATALOG:
         raise ValueError(f"unknown module {name!r}; valid modules are "
                          f"{', '.join(DEFAULT_CATALOG.names)}")
