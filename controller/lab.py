@@ -6,7 +6,6 @@ the benchmarks and the integration tests.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from . import parent
-from .sockets import listener_of
+from .sockets import free_port, free_ports, listener_of
 from .emulation.cleanup import kill_pid
 from .emulation.datapath import AUTO
 from .emulation.faults import Faults
@@ -36,12 +35,6 @@ def rescaled(topology: Path, scale: float, workdir: Path) -> Path:
     out = Path(workdir) / Path(topology).name
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ForeignController(RuntimeError):
@@ -74,9 +67,11 @@ class ControllerProcess:
     """`dcilab controller` in a child process; its log is kept and can be echoed."""
 
     def __init__(self, topology: Path, port: int, echo=None, extra_args: list[str] = (),
-                 on_exit=None):
+                 on_exit=None, besides=()):
+        """`besides`: ports picked for others not yet listening (the lab's gNMI server's),
+        which its own gRPC and metrics ports must not be."""
         self.port = port
-        self.grpc_port, self.metrics_port = free_port(), free_port()
+        self.grpc_port, self.metrics_port = free_ports(2, besides={port, *besides})
         self.lines: list[str] = []
         self._ready = threading.Event()
         self._echo = echo
@@ -176,7 +171,8 @@ class ControllerProcess:
         again on others if a stranger takes one first (ports in the kernel's ephemeral
         range are anyone's: a tester's controller on a port of its choice took one)."""
         for attempt in range(1, START_ATTEMPTS + 1):
-            controller = cls(topology, free_port(), **options)
+            port, = free_ports(1, besides=options.get("besides", ()))
+            controller = cls(topology, port, **options)
             try:
                 controller.wait_listening(timeout_s)
                 return controller
@@ -210,7 +206,8 @@ class Lab:
         self.echo_controller = echo_controller
         self.controller_args = list(controller_args)
         # Serve the transceivers over gNMI and have the controller subscribe to them.
-        self.gnmi = f"127.0.0.1:{free_port()}" if gnmi else None
+        self._gnmi_port = free_port() if gnmi else None
+        self.gnmi = f"127.0.0.1:{self._gnmi_port}" if gnmi else None
         self.reconfiguration_s = reconfiguration_s
         self.bfd_ms = bfd_ms          # BFD on the DCI ports, for gray failures (None: off)
         if self.gnmi:
@@ -240,7 +237,8 @@ class Lab:
         self.say("starting the controller")
         self.controller = ControllerProcess.listening(
             self.topology, say=self.say, echo=self.say if self.echo_controller else None,
-            extra_args=self.controller_args, on_exit=self.say)
+            extra_args=self.controller_args, on_exit=self.say,
+            besides={self._gnmi_port} - {None})
         port = self.controller.port
         self.say(f"controller listening for OpenFlow on 127.0.0.1:{port}")
         # The controller goes in the run's manifest as soon as the emulation has one,

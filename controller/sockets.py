@@ -7,9 +7,33 @@ outside tester's, on a shared machine)."""
 from __future__ import annotations
 
 import os
+import socket
+from contextlib import ExitStack
 
 _TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 _LISTEN = "0A"                      # TCP_LISTEN, as /proc/net/tcp writes the state
+
+
+def free_ports(count: int, besides=()) -> list[int]:
+    """`count` distinct ports on 127.0.0.1 nobody listens on now, none of `besides`. Each
+    socket is held until all are picked: ports picked one at a time, each socket closed
+    before the next, can come back twice (CI gave a controller one port for OpenFlow and
+    metrics)."""
+    with ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < count:
+            s = held.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if port not in besides:
+                ports.append(port)
+        return ports
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nobody listens on now (a child may still lose it to a stranger:
+    see `listener_of`)."""
+    return free_ports(1)[0]
 
 
 def socket_fds(pid: int) -> dict[int, int]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -20,17 +19,12 @@ from pathlib import Path
 import yaml
 
 from ..resources import deploy_dir
+from ..sockets import free_port
 from .names import JOB          # the job name the shipped config and dashboards use
 
 
 class PrometheusError(RuntimeError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def local_config(targets: list[str], scrape_interval: str = "1s",
@@ -61,7 +55,7 @@ def start_prometheus(targets: list[str], workdir: Path, port: int = 0,
     config = workdir / "prometheus.yml"
     config.write_text(yaml.safe_dump(local_config(targets, scrape_interval, rule_files),
                                      sort_keys=False))
-    port = port or _free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(workdir / "prometheus.log", "wb")
     proc = subprocess.Popen(

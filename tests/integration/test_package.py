@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -22,14 +21,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from dcilab.sockets import free_ports
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +119,10 @@ def test_bench_reads_its_bundled_fabrics(installed):
 
 def test_controller_serves_a_bundled_topology(installed):
     bin_dir, work = installed
-    metrics = _free_port()
+    openflow, grpc_port, metrics = free_ports(3)
     proc = subprocess.Popen(
         [str(bin_dir / "dcilab"), "controller", "--topology", "two-dc",
-         "--openflow", f"127.0.0.1:{_free_port()}", "--grpc", f"127.0.0.1:{_free_port()}",
+         "--openflow", f"127.0.0.1:{openflow}", "--grpc", f"127.0.0.1:{grpc_port}",
          "--metrics", f"127.0.0.1:{metrics}", "--state", str(work / "state.db")],
         cwd=work, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

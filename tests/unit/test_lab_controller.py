@@ -16,7 +16,7 @@ from dcilab.api import convert
 from dcilab.fabric import load_fabric
 from dcilab.lab import ControllerProcess, ForeignController, Lab, PortTaken, foreign, free_port
 from dcilab.resources import topology_path
-from dcilab.sockets import listener_of, listening_inodes, socket_fds
+from dcilab.sockets import free_ports, listener_of, listening_inodes, socket_fds
 
 
 def test_a_controller_that_dies_is_said_and_reaped_and_one_stopped_is_not_said():
@@ -62,9 +62,12 @@ def test_a_port_a_stranger_takes_first_is_not_taken_for_the_controllers():
                 proc.wait_listening(60)
         finally:
             proc.stop()
-        picks, said = iter([taken]), []
-        with mock.patch("dcilab.lab.free_port",
-                        side_effect=lambda: next(picks, None) or free_port()):
+        said, first = [], [taken]
+
+        def pick(count, besides=()):            # the stranger's port, picked first
+            return [first.pop()] if first and count == 1 else free_ports(count, besides)
+
+        with mock.patch("dcilab.lab.free_ports", side_effect=pick):
             again = ControllerProcess.listening(topology_path("two-dc"), timeout_s=60,
                                                 say=said.append)
         try:
@@ -74,6 +77,14 @@ def test_a_port_a_stranger_takes_first_is_not_taken_for_the_controllers():
                             f"starting the controller again on other ports"]
         finally:
             again.stop()
+
+
+def test_ports_picked_together_are_distinct_and_none_of_those_given():
+    """CI once gave a controller one port for OpenFlow and for metrics (each picked free
+    on its own, its socket closed before the next pick): ports are picked together."""
+    first = free_ports(64)
+    assert len(set(first)) == 64
+    assert not set(free_ports(64, besides=set(first))) & set(first)
 
 
 def test_whose_listener_is_read_from_proc():

@@ -13,17 +13,12 @@ import sys
 import time
 
 from dcilab.app.runner import ECHO_INTERVAL_S, ECHO_MISSES
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from dcilab.sockets import free_ports
 
 
 @contextlib.contextmanager
 def _controller(tmp_path):
-    grpc, openflow = _free_port(), _free_port()
+    grpc, openflow = free_ports(2)
     log = tmp_path / "controller.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -81,7 +76,6 @@ def test_connections_that_close_early_leave_no_threads_behind(tmp_path):
                 f"({grown} just after)")
             time.sleep(0.5)
         assert proc.poll() is None, log.read_text()
-
 
 
 def test_silent_peers_are_closed_and_leave_no_threads_behind(tmp_path):

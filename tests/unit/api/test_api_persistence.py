@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,12 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dcilab.api.client import Client, state_name
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from dcilab.sockets import free_port
 
 
 def _start(fabric_file, state_path, port, log_path):
@@ -59,7 +53,7 @@ def controllers():
 
 
 def test_reservations_survive_kill_9(fabric_file, tmp_path, controllers):
-    state, port, log = tmp_path / "state.db", _free_port(), tmp_path / "controller.log"
+    state, port, log = tmp_path / "state.db", free_port(), tmp_path / "controller.log"
     controllers.append(_start(fabric_file, state, port, log))
     address = f"127.0.0.1:{port}"
     with Client(address) as c:

@@ -14,11 +14,12 @@ import time
 
 import pytest
 from api_helpers import RACE_FABRIC
-from test_api_persistence import _free_port, _start, controllers  # noqa: F401 (fixture)
+from test_api_persistence import _start, controllers  # noqa: F401 (fixture)
 
 from dcilab.app.service import ControllerService
 from dcilab.core import FabricController
 from dcilab.fabric import load_fabric, parse_fabric
+from dcilab.sockets import free_port
 from dcilab.store.sqlite import DISCARD, MIGRATE, ReservationStore, StoreError
 from dcilab.te.reservations import AdmissionError, ReservationRequest, ReservedHop, State
 
@@ -37,7 +38,7 @@ def _digest(path):
 def test_a_second_controller_on_the_same_file_is_refused_naming_the_pid(
         fabric_file, tmp_path, controllers):  # noqa: F811
     state = tmp_path / "state.db"
-    first = _start(fabric_file, state, _free_port(), tmp_path / "first.log")
+    first = _start(fabric_file, state, free_port(), tmp_path / "first.log")
     controllers.append(first)
     second = _controller("--topology", fabric_file, "--state", state)
     assert second.returncode == 2, second.stderr

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import time
 
 from dcilab.emulation.training import _one_line_each
+from dcilab.sockets import free_port, free_ports
 
 AGENT = [sys.executable, "-m", "dcilab.emulation.sync_agent"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_bursts_travel_on_one_connection_with_a_fixed_source_port():
-    port, sport, size = _free_port(), _free_port(), 300_000
+    (port, sport), size = free_ports(2), 300_000
     recv = subprocess.Popen([*AGENT, "recv", "--port", str(port), "--bytes", str(size)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     send = None
@@ -67,7 +61,7 @@ def _congestion_of(sport: int) -> str:
 def test_the_sender_uses_the_congestion_control_it_is_given_and_names_a_missing_one():
     available = open("/proc/sys/net/ipv4/tcp_available_congestion_control").read().split()
     other = next(cc for cc in available if cc != "cubic")     # reno is always built in
-    port, sport = _free_port(), _free_port()
+    port, sport = free_ports(2)
     recv = subprocess.Popen([*AGENT, "recv", "--port", str(port), "--bytes", "1000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     procs = [recv]
@@ -98,7 +92,7 @@ def test_the_sender_uses_the_congestion_control_it_is_given_and_names_a_missing_
 def _connected(size: int, *send_args: str, expect: int | None = None):
     """A receiver listening on loopback (for bursts of `expect` bytes, default `size`) and
     a sender of `size` bytes a burst connected to it; both stopped after."""
-    port = _free_port()
+    port = free_port()
     procs = [subprocess.Popen([*AGENT, "recv", "--port", str(port), "--bytes",
                                str(expect or size)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)]
