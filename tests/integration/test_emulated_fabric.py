@@ -115,7 +115,7 @@ def test_controller_names_what_does_not_match(tmp_path):
     known = fabric.switches["dc1-leaf1"]
     bridges = {"dl77sp1": 0x77, known.bridge: known.dpid}
     try:
-        controller.wait_listening()
+        controller.wait_listening(60)
         for bridge, dpid in bridges.items():
             subprocess.run(
                 ["ovs-vsctl", "add-br", bridge, "--", "set", "bridge", bridge,

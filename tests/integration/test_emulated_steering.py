@@ -32,8 +32,9 @@ def bytes_per_wavelength(fabric, before, after):
 def run_measuring(lab, fabric, ports, seconds: float, window: tuple[float, float],
                   at_end=None):
     """Run one flow per (client port, server port) for `seconds`; bytes per wavelength
-    within `window` (s from start). `at_end()` is called as the window ends, while the
-    flows still run."""
+    within `window` (s from when their bytes first cross: iperf3 starts late on a busy
+    machine, and a window timed from the thread's start took that in). `at_end()` is
+    called as the window ends, while the flows still run."""
     results, errors = [], []
 
     def flows():
@@ -44,8 +45,12 @@ def run_measuring(lab, fabric, ports, seconds: float, window: tuple[float, float
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
     thread = threading.Thread(target=flows)
-    started = time.monotonic()
     thread.start()
+    base, deadline = interface_rx_bytes(fabric), time.monotonic() + 15.0
+    while thread.is_alive() and time.monotonic() < deadline and sum(
+            bytes_per_wavelength(fabric, base, interface_rx_bytes(fabric)).values()) < 100_000:
+        time.sleep(0.1)
+    started = time.monotonic()
     time.sleep(window[0])
     before = interface_rx_bytes(fabric)
     time.sleep(window[1] - (time.monotonic() - started))
@@ -69,7 +74,7 @@ def test_two_elephants_ecmp_hashes_together_end_up_apart_under_loadaware(tmp_pat
         pair = None
         for attempt in range(12):
             ports = [(42000 + 3 * attempt + k, 5301 + 3 * attempt + k) for k in range(3)]
-            moved, seconds, results = run_measuring(lab, fabric, ports, 3, (1.0, 2.5))
+            moved, seconds, results = run_measuring(lab, fabric, ports, 4, (1.0, 2.5))
             rates = {w: b * 8 / 1e6 / seconds for w, b in moved.items()}
             # (relative to the total, so a busy machine slowing every flow alike is fine)
             if sum(r > 0.2 * sum(rates.values()) for r in rates.values()) == 2:
@@ -77,7 +82,7 @@ def test_two_elephants_ecmp_hashes_together_end_up_apart_under_loadaware(tmp_pat
                 pair = [(r.src_port, r.dst_port) for r in slowest]
                 break
         assert pair, "no two of 36 flows shared a wavelength under ecmp"
-        moved, seconds, _ = run_measuring(lab, fabric, pair, 5, (1.5, 4.5))
+        moved, seconds, _ = run_measuring(lab, fabric, pair, 6, (1.5, 4.5))
         rates = {w: b * 8 / 1e6 / seconds for w, b in moved.items()}
         busy = [w for w, r in rates.items() if r > 0.3 * sum(rates.values())]
         assert len(busy) == 1, rates            # the two alone: still on one wavelength
@@ -88,7 +93,7 @@ def test_two_elephants_ecmp_hashes_together_end_up_apart_under_loadaware(tmp_pat
         # The controller sees elephants after two 1 s polls; measure once they are pinned.
         answers = []
         with Client(lab.controller.grpc_address) as client:
-            moved, seconds, _ = run_measuring(lab, fabric, pair, 9, (4.5, 8.5),
+            moved, seconds, _ = run_measuring(lab, fabric, pair, 10, (4.5, 8.5),
                                               at_end=lambda: answers.append(client.elephants()))
             # Reserved, the pair's flow is carried by the reservation's rules: still
             # counted at the leaf, found, and listed as the reservation's, where its bytes
@@ -97,7 +102,7 @@ def test_two_elephants_ecmp_hashes_together_end_up_apart_under_loadaware(tmp_pat
             reserved = [h.wavelength for h in res.hops if h.wavelength]
             listed = []
             on_res, res_seconds, _ = run_measuring(
-                lab, fabric, [(43001, 5401)], 7, (3.5, 6.0),
+                lab, fabric, [(43001, 5401)], 8, (3.5, 6.0),
                 at_end=lambda: listed.append(client.elephants()))
         res_rates = {w: b * 8 / 1e6 / res_seconds for w, b in on_res.items()}
         assert [w for w, r in res_rates.items() if r > 0.5 * sum(res_rates.values())] == \

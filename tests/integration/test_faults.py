@@ -205,7 +205,7 @@ def test_gateway_down_darkens_its_wavelengths_at_the_far_gateway(lab):
 def test_flap_toggles_carrier_and_restore_stops_it(lab):
     fabric, faults = lab.fabric, lab.faults
     port = gateway_ports(fabric, W[2])[0]
-    fault = faults.flap(W[2], period_s=0.4, count=3)
+    fault = faults.flap(W[2], period_s=1.0, count=3)   # each down 0.5 s: seen between samples
     # The start it answers is when its process began the schedule, as recorded (it said
     # the time asked, seconds early on a busy machine).
     [listed] = faults.list()

@@ -60,7 +60,7 @@ def test_reservations_survive_kill_9(fabric_file, tmp_path, controllers):
         kept = c.reserve("dc1-h1", "dc2-h1", 100, request_id="train-1")
         released = c.reserve("dc1-h2", "dc2-h2", 50, max_latency_ms=5)
         released = c.release(released.reservation_id)
-        short = c.reserve("dc1-h3", "dc2-h3", 200, duration_s=1.0)
+        short = c.reserve("dc1-h3", "dc2-h3", 200, duration_s=3.0)   # live until the links read
         before = {r.reservation_id: r for r in c.reservations(show_ended=True)}
         assert [l.reserved_bps for l in c.links("dci")] == [300e9, 0]
     os.kill(controllers[0].pid, signal.SIGKILL)
