@@ -138,7 +138,10 @@ def register(sub) -> None:
                        description="List the controller's live reservations (PENDING, ACTIVE and "
                                    "DEGRADED), oldest first, fetched page by page; --all adds "
                                    "the ended ones the controller still keeps "
-                                   "(`dcilab controller --history-days`).")
+                                   "(`dcilab controller --history-days`). With an ID, that "
+                                   "one reservation, live or ended.")
+    p.add_argument("reservation_id", nargs="?", metavar="ID",
+                   help="show only this reservation, e.g. r-1a2b3c (with --watch: watch it)")
     p.add_argument("--state", choices=STATES, type=str.lower,
                    help="only those in this state (any case: active or ACTIVE)")
     p.add_argument("--watch", nargs="?", const="", metavar="ID",
@@ -430,8 +433,26 @@ def run_release(args) -> int:
     return _run(args, body)
 
 
+def _one_reservation(args) -> None:
+    """`reservations ID`: with `--watch`, that one watched; with a listing's option, refused."""
+    listing = [flag for flag, given in (("--state", args.state), ("--all", args.all),
+                                        ("--page-size", args.page_size)) if given]
+    if listing:
+        raise _UsageError(f"{listing[0]} lists reservations; an ID shows one")
+    if args.watch:
+        raise _UsageError("give the ID once: after --watch, or alone")
+    if args.watch is not None:
+        args.watch = args.reservation_id
+
+
 def run_reservations(args) -> int:
     def body(client):
+        if args.reservation_id is not None:
+            _one_reservation(args)
+        if args.reservation_id is not None and args.watch is None:
+            res = client.get(args.reservation_id)
+            print(json.dumps(as_dict(res), indent=2) if args.json else _describe(res))
+            return
         if args.watch is not None:
             last = None
             try:

@@ -76,19 +76,26 @@ class RiskAvoid(Container[str]):
     """The wavelengths of some line systems and of every one sharing a risk group with
     them, as a container of link names (what a path search's `avoid` asks of it)."""
 
-    __slots__ = ("_risk", "_own", "_groups")
+    __slots__ = ("_risk", "_own", "_groups", "_links")
 
-    def __init__(self, risk: SharedRisk, own: frozenset[str], groups: frozenset[str]):
-        self._risk, self._own, self._groups = risk, own, groups
+    def __init__(self, risk: SharedRisk, own: frozenset[str], groups: frozenset[str],
+                 links: frozenset[str] = frozenset()):
+        self._risk, self._own, self._groups, self._links = risk, own, groups, links
+
+    def also(self, links) -> "RiskAvoid":
+        """These, and other links by name besides."""
+        return RiskAvoid(self._risk, self._own, self._groups, self._links | frozenset(links))
 
     def __contains__(self, link_name: object) -> bool:
+        if link_name in self._links:
+            return True
         line_system = self._risk.line_system_of.get(link_name)     # type: ignore[arg-type]
         return line_system is not None and (
             line_system in self._own
             or not self._risk.groups_of[line_system].isdisjoint(self._groups))
 
     def __bool__(self) -> bool:
-        return bool(self._own)
+        return bool(self._own or self._links)
 
 
 def unlabelled(fabric: Fabric) -> list[str]:

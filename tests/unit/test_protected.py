@@ -763,3 +763,41 @@ def test_at_a_partial_repair_pairs_in_place_move_back_by_class_before_degraded_o
     assert waves("r") == ["ab.w2"]
     assert lab.ctl.book.get("n").state is State.DEGRADED     # no room left for it
     assert "c-gw1" not in delivered_via(lab, "a-h1", "b-h1")[0]
+
+
+TWO_SPINE_TRIANGLE = """
+name: two-spine-triangle
+sites:
+  - &site {name: par, spines: 2, leaves: 2, hosts_per_leaf: 1, gateways: 2, fabric_gbps: 800}
+  - {<<: *site, name: fra}
+  - {<<: *site, name: ams}
+dci_links:
+  - {name: par-fra, a: par, b: fra, fiber_km: 480, module: 400ZR+, wavelengths: 2}
+  - {name: fra-ams, a: fra, b: ams, fiber_km: 60, module: 800ZR, wavelengths: 2}
+  - {name: par-ams, a: par, b: ams, fiber_km: 95, module: 400ZR, wavelengths: 3}
+"""
+
+
+def test_a_standby_goes_back_through_the_spine_its_primary_came_by():
+    """An outside tester's: the standby left the primary's gateway by the other spine, so
+    once carried as the path after a cut it kept the hairpin through the dead gateway,
+    its links booked. Back the way it came, that spine takes it straight on."""
+    fabric = parse_fabric(TWO_SPINE_TRIANGLE)
+    lab = ControllerLab(fabric)
+    lab.bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("ams-h1", "fra-h1", 300.0), "x", 0.0))
+    res = lab.send(lab.ctl.reserve(ReservationRequest("ams-h1", "fra-h2", 200.0,
+                                                      protection=PROTECTED), "p", 0.0)).changed[0]
+    lab.ack_all()
+    first = next(i for i, h in enumerate(res.hops) if h.wavelength)
+    gateway, came = res.hops[first].switch, res.hops[first - 1].switch
+    back = res.standby[first]
+    assert back.switch == gateway and fabric.link(back.link).other(gateway).node == came, \
+        [h.switch for h in res.standby]
+    _set_line_system(lab, fabric, "fra-ams", False, 20.0)
+    lab.send(lab.ctl.tick(20.1))
+    lab.ack_all()
+    now = lab.ctl.book.get("p")
+    switches = [h.switch for h in now.hops]
+    assert now.state is State.ACTIVE and line_systems(fabric, now.hops) == ["par-ams", "par-fra"]
+    assert gateway not in switches and len(set(switches)) == len(switches), switches

@@ -65,6 +65,28 @@ def test_reserve_list_release(at, capsys):
     assert res["state"] == "RESERVATION_STATE_RELEASED"
 
 
+def test_one_reservation_by_its_id(at, capsys):
+    """A new user's `dcilab reservations r-...` was an unknown argument: it shows that one
+    reservation, live or ended; a listing's option beside it is bad usage."""
+    assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "36", *at) == 0
+    rid = capsys.readouterr().out.split()[1]
+    assert dcilab("reserve", "dc1-h2", "dc2-h2", "--gbps", "10", *at) == 0
+    capsys.readouterr()
+    assert dcilab("reservations", rid, *at) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{rid} PENDING: dc1-h1 -> dc2-h1, 36 Gb/s") and "dc1-h2" not in out
+    assert "  path: dc1-h1 > " in out
+    assert dcilab("release", rid, *at) == 0
+    capsys.readouterr()
+    assert dcilab("reservations", rid, "--json", *at) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "RESERVATION_STATE_RELEASED"
+    assert dcilab("reservations", "r-000000000000", *at) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+    for listing in (["--all"], ["--state", "active"], ["--page-size", "5"]):
+        assert dcilab("reservations", rid, *listing, *at) == 2
+        assert f"{listing[0]} lists reservations; an ID shows one" in capsys.readouterr().err
+
+
 def test_a_reserve_cut_short_names_its_request_id_for_the_retry(service, at, capsys):
     with service.lock:                        # busy past the command's deadline
         assert dcilab("reserve", "dc1-h1", "dc2-h1", "--gbps", "1", "--timeout", "0.3",
