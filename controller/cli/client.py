@@ -434,9 +434,13 @@ def run_release(args) -> int:
 
 
 def _one_reservation(args) -> None:
-    """`reservations ID`: with `--watch`, that one watched; with a listing's option, refused."""
-    listing = [flag for flag, given in (("--state", args.state), ("--all", args.all),
-                                        ("--page-size", args.page_size)) if given]
+    """`reservations ID`: with `--watch`, that one watched (`--state` filters a watch); with
+    a listing's option, refused."""
+    if not args.reservation_id:
+        raise _UsageError("an empty ID: give a reservation's id, e.g. r-1a2b3c")
+    listing = [flag for flag, given in (("--state", args.state and args.watch is None),
+                                        ("--all", args.all), ("--page-size", args.page_size))
+               if given]
     if listing:
         raise _UsageError(f"{listing[0]} lists reservations; an ID shows one")
     if args.watch:

@@ -1008,8 +1008,8 @@ class ReservationBook:
         """The standby of a primary: its hops up to its first gateway (the repair point,
         where the ingress fast-failover group sits), then the widest-shortest path with
         `bps` free to the destination that uses no wavelength of the primary's line
-        systems or of any sharing an SRLG with them, back through the spine the primary
-        came by where that has room. () when the primary crosses no line system; None
+        systems or of any sharing an SRLG with them; back through the spine the primary
+        came by where that is as short. () when the primary crosses no line system; None
         when there is no such path (within `bound`)."""
         first = next((i for i, h in enumerate(hops) if self._link(h.link).wavelength), None)
         if first is None:
@@ -1017,19 +1017,19 @@ class ReservationBook:
         dst, gateway = self.fabric.hosts[dst_host], hops[first].switch
         avoid = self._risk_links(self._line_systems(hops))
         slack = self.standby_slack(self.risk_events(hops))
-        found = None
-        if first:
+        found = self._search(gateway, dst.leaf, bps, avoid, slack)
+        if found is None:
+            return None
+        came = hops[first - 1].switch          # the spine the primary came by
+        if found[1] and not self._link(found[1][0].link).wavelength and found[1][0].dst != came:
             # By another spine, a standby carried as the path (`take_standby`) kept its
             # hairpin through the dead gateway, booked (an outside tester's): back the way
             # it came, that spine's one rule for the pair takes it straight on.
-            came = hops[first - 1].switch
             others = [link.name for link in self.fabric.ports(gateway).values()
                       if not link.wavelength and link.other(gateway).node != came]
-            found = self._search(gateway, dst.leaf, bps, avoid.also(others), slack)
-        if found is None:
-            found = self._search(gateway, dst.leaf, bps, avoid, slack)
-        if found is None:
-            return None
+            back = self._search(gateway, dst.leaf, bps, avoid.also(others), slack)
+            if back is not None and back[0] <= found[0]:
+                found = back
         standby = hops[:first] + tuple(
             ReservedHop(d.src, self._out_port(d), d.link, self._link(d.link).wavelength)
             for d in found[1]) + (ReservedHop(dst.leaf, dst.port, dst.name, None),)

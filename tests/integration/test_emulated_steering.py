@@ -53,7 +53,7 @@ def run_measuring(lab, fabric, ports, seconds: float, window: tuple[float, float
     started = time.monotonic()
     time.sleep(window[0])
     before = interface_rx_bytes(fabric)
-    time.sleep(window[1] - (time.monotonic() - started))
+    time.sleep(max(0.0, window[1] - (time.monotonic() - started)))
     after = interface_rx_bytes(fabric)
     if at_end is not None:
         at_end()

@@ -85,6 +85,8 @@ def test_one_reservation_by_its_id(at, capsys):
     for listing in (["--all"], ["--state", "active"], ["--page-size", "5"]):
         assert dcilab("reservations", rid, *listing, *at) == 2
         assert f"{listing[0]} lists reservations; an ID shows one" in capsys.readouterr().err
+    assert dcilab("reservations", "", *at) == 2            # not every reservation
+    assert "an empty ID" in capsys.readouterr().err
 
 
 def test_a_reserve_cut_short_names_its_request_id_for_the_retry(service, at, capsys):
