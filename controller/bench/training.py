@@ -43,7 +43,7 @@ from ..plan.performance import predict
 from ..plan.traffic import job_traffic, required_gbps
 from ..plan.planner import predict_job
 from ..plan.workload import (SyncFlow, WorkloadError, auto_stretch, directed_capacity_gbps,
-                             directed_wavelengths,
+                             directed_latency_ms, directed_wavelengths,
                              emulated_sync_mbps, fabric_prediction, fair_shares,
                              pair_capacity_gbps, pair_gbps_now, share_mbps, sync_flows,
                              unsplittable_prediction)
@@ -244,6 +244,13 @@ class LabOptions:
     controller_args: tuple[str, ...] | list[str] = ()
 
 
+def policy_stretch(policy: str) -> float:
+    """How much longer than the shortest way a pair's own line may be and still carry its
+    elephants under `policy`: loadaware steers within the stretch, hashed routes (ecmp,
+    shortest) take only the shortest way."""
+    return DEFAULT_MAX_STRETCH if policy == "loadaware" else 1.0
+
+
 def _passed_by(fabric: Fabric, flows: list[SyncFlow], policies=("loadaware",)) -> list[str]:
     """The sync pairs whose own line the routes pass by (`te/long_ways.py`): the planner
     sized their sync on it, the controller sends it the short way round, over lines sized
@@ -253,7 +260,8 @@ def _passed_by(fabric: Fabric, flows: list[SyncFlow], policies=("loadaware",)) -
     pairs = {frozenset(f.pair) for f in flows}
     hashed = [p for p in policies if p != "loadaware"]
     out = []
-    for w in long_ways(fabric_lines(fabric), 1.0 if hashed else DEFAULT_MAX_STRETCH):
+    least = min(map(policy_stretch, policies), default=DEFAULT_MAX_STRETCH)
+    for w in long_ways(fabric_lines(fabric), least):
         if frozenset((w.a, w.b)) not in pairs:
             continue
         stretched = w.latency_ms > DEFAULT_MAX_STRETCH * w.shortest_ms
@@ -264,8 +272,9 @@ def _passed_by(fabric: Fabric, flows: list[SyncFlow], policies=("loadaware",)) -
                       if stretched else "longer than the shortest way between "
                       "them, the only one hashed routes take")
                    + f" ({w.shortest_ms:.3f} ms): the controller routes it that way, over "
-                   f"lines the planner sized for other pairs, so steps come out slower than "
-                   f"the prediction, which counts {w.line}'s capacity")
+                   f"lines the planner sized for other pairs (its flows are paced for that "
+                   f"way), so steps come out slower than the prediction, which counts "
+                   f"{w.line}'s capacity")
     return out
 
 
@@ -282,9 +291,10 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
     spec = job.spec
     per = flows_per_pair or spec.flows_per_pair
     flows = sync_flows(job, fabric, fabric.scale * stretch, per)
-    paces = ([PACE_OF_SHARE * m for m in share_mbps(fabric, flows)] if pacing == "share"
-             else [0.0] * len(flows))
-    transfers = [Transfer(f.src, f.dst, f.bytes, pace) for f, pace in zip(flows, paces)]
+    # Paced for the ways each policy's routes take: hashed ones only the shortest.
+    paces_of = {p: ([PACE_OF_SHARE * m for m in share_mbps(fabric, flows, policy_stretch(p))]
+                    if pacing == "share" else [0.0] * len(flows)) for p in policies}
+    paces = sorted({round(m, 4) for p in policies for m in paces_of[p]})
     fluid = fabric_prediction(job, fabric, stretch)
     unsplit = unsplittable_prediction(job, fabric, stretch, per)
     every = job_traffic(job).sync_every_steps
@@ -295,7 +305,7 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
               "compute_s": round(compute, 4), "overlap_s": round(overlap, 4),
               "sync_every_steps": every, "queue_packets": queue_packets,
               "congestion_control": congestion or "kernel default",
-              "pacing": pacing, "pace_mbps": sorted({round(p, 4) for p in paces}),
+              "pacing": pacing, "pace_mbps": paces,
               "wavelengths": {f"{a}-{b}": sum(1 for l in fabric.wavelengths()
                                              if {l.site_a, l.site_b} == {a, b})
                               for a, b in {tuple(sorted(f.pair)) for f in flows}},
@@ -320,7 +330,9 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
     say(f"{job.name} on {fabric.name} at scale {fabric.scale:g}, time x{stretch:.3g}: "
         f"{len(flows)} flows of "
         f"{report['bytes_per_flow'] / 1e6:.2f} MB per sync"
-        + (f", each paced at {max(paces):.3g} Mb/s" if pacing == "share" and paces else "")
+        + (f", each paced at {paces[0]:.3g} Mb/s" if pacing == "share" and len(paces) == 1
+           else f", paced at {paces[0]:.3g}-{paces[-1]:.3g} Mb/s" if pacing == "share" and paces
+           else "")
         + f"; compute {compute:.2f} s, overlap "
         f"{overlap:.2f} s; predicted step {fluid.step_time_s:.2f} s (sync {fluid.sync_s:.2f} s)")
     # Set-up and the calibration flow take about this long per policy; steps take at least
@@ -345,8 +357,11 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
             if queue_packets:
                 limit_dci_queues(lab.emulation, queue_packets)
             watch = DciWatch(lab.grpc_address, job, fabric, flows, stretch,
-                             paces if pacing == "share" else None,
-                             lambda m, p=policy: say(f"policy {p}: {m}"))
+                             paces_of[policy] if pacing == "share" else None,
+                             lambda m, p=policy: say(f"policy {p}: {m}"),
+                             policy_stretch(policy))
+            transfers = [Transfer(f.src, f.dst, f.bytes, pace)
+                         for f, pace in zip(flows, paces_of[policy])]
             results = run_training(lab.emulation, transfers, compute, overlap, steps,
                                    say=lambda m, p=policy: say(f"policy {p}: {m}"),
                                    timeout_s=max(60.0, SYNC_TIMEOUT_FACTOR * fluid.sync_s),
@@ -496,9 +511,11 @@ class DciWatch:
     the DCI changed and the flows are paced, else None."""
 
     def __init__(self, grpc_address: str, job: Job, fabric: Fabric, flows: list[SyncFlow],
-                 stretch: float, paces: list[float] | None, say):
+                 stretch: float, paces: list[float] | None, say,
+                 max_stretch: float = DEFAULT_MAX_STRETCH):
         self.address, self.job, self.fabric, self.flows = grpc_address, job, fabric, flows
         self.stretch, self.first_paces, self.say = stretch, paces, say
+        self.latency, self.max_stretch = directed_latency_ms(fabric), max_stretch
         self.intact = directed_capacity_gbps(fabric)
         self.current = self.intact
         # each direction's wavelengths in service, as last read: pace no flow above what
@@ -556,7 +573,8 @@ class DciWatch:
         return now
 
     def _note(self, step: int) -> dict:
-        shares = fair_shares(self.flows, self.current, self.waves)
+        shares = fair_shares(self.flows, self.current, self.waves, self.latency,
+                             self.max_stretch)
         # a flow with no way left keeps its pace (0 would lift it) until one returns
         first = self.first_paces or [0.0] * len(shares)
         self._paces = paces = [PACE_OF_SHARE * scaled_mbps(self.fabric, g) if g > 0 else p

@@ -22,6 +22,8 @@ import networkx as nx
 from ..fabric import Fabric
 from ..fabric.model import scaled_mbps
 from ..te.fairshare import max_min_rates
+from ..te.long_ways import fabric_lines
+from ..te.placement import DEFAULT_MAX_STRETCH
 from .hardware import whole_flow_share
 from .load import Job
 from .performance import Prediction
@@ -86,15 +88,27 @@ def sync_flows(job: Job, fabric: Fabric, byte_factor: float,
     return flows
 
 
-def share_mbps(fabric: Fabric, flows: list[SyncFlow]) -> list[float]:
+def share_mbps(fabric: Fabric, flows: list[SyncFlow],
+               max_stretch: float = DEFAULT_MAX_STRETCH) -> list[float]:
     """Each flow's share of its site pair's DCI capacity, in emulated Mb/s: what a lossless
     transport that shares fairly gives each flow of the best placement of whole flows
     (`whole_flow_share`), which is the pair's capacity over its F flows where they divide
     evenly over equal wavelengths. At the capacity over F, 8 flows on 3 wavelengths put 3
     flows' 450 Gb/s on a 400G one however they were placed, and it dropped packets every
-    sync (an ML-infra tester's, 115 % of the prediction)."""
-    shares = fair_shares(flows, directed_capacity_gbps(fabric), directed_wavelengths(fabric))
+    sync (an ML-infra tester's, 115 % of the prediction). A pair whose own line is over
+    `max_stretch` x the shortest way between its sites takes that way (`fair_shares`)."""
+    shares = fair_shares(flows, directed_capacity_gbps(fabric), directed_wavelengths(fabric),
+                         directed_latency_ms(fabric), max_stretch)
     return [scaled_mbps(fabric, g) for g in shares]
+
+
+def directed_latency_ms(fabric: Fabric) -> dict[tuple[str, str], float]:
+    """Each direction between two sites joined directly: its shortest line's latency (ms)."""
+    out: dict[tuple[str, str], float] = {}
+    for _, a, b, ms in fabric_lines(fabric):
+        for d in ((a, b), (b, a)):
+            out[d] = min(ms, out.get(d, ms))
+    return out
 
 
 def directed_wavelengths(fabric: Fabric) -> dict[tuple[str, str], list[float]]:
@@ -116,8 +130,9 @@ def directed_capacity_gbps(fabric: Fabric) -> dict[tuple[str, str], float]:
 
 
 def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], float],
-                wavelengths: Mapping[tuple[str, str], list[float]] | None = None
-                ) -> list[float]:
+                wavelengths: Mapping[tuple[str, str], list[float]] | None = None,
+                latency_ms: Mapping[tuple[str, str], float] | None = None,
+                max_stretch: float = DEFAULT_MAX_STRETCH) -> list[float]:
     """Each sync flow's max-min fair share (Gb/s, real) of a DCI whose directions between
     sites have `directed_gbps` (the wavelengths up now), every flow sending at once; with
     `wavelengths` (each direction's rates up now), no more on any hop of its way than the
@@ -125,17 +140,28 @@ def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], f
 
     A flow takes its pair's direct wavelengths while one of them is up, else the detour
     through the fewest sites with capacity each way (the controller restores a pair whose
-    line systems are all down the same way); 0 where no way is left. On the whole fabric,
-    with its wavelengths, this is `share_mbps`."""
+    line systems are all down the same way); 0 where no way is left. With `latency_ms`
+    (each direction's), ways are the latency-shortest, as the controller's, and a pair
+    whose own line is over `max_stretch` x the shortest way takes that way: the routes pass
+    its line by (`te/long_ways.py`; paced for its own line, a passed-by pair's flows
+    overfilled the way round, 2 153-4 229 drops a sync: a re-tester's). On the whole fabric,
+    with its wavelengths and latencies, this is `share_mbps`."""
     up = {d: gbps for d, gbps in directed_gbps.items() if gbps > 0}
     graph = nx.DiGraph(sorted(up))
+    if latency_ms is not None:
+        nx.set_edge_attributes(graph, {d: latency_ms.get(d, 0.0) for d in up}, "ms")
     routes: dict[tuple[str, str], list] = {}
     for f in flows:
         if f.pair not in routes:
             try:
-                sites = nx.shortest_path(graph, *f.pair)
+                sites = nx.shortest_path(graph, *f.pair,
+                                         weight="ms" if latency_ms is not None else None)
             except (nx.NetworkXNoPath, nx.NodeNotFound):
                 sites = []
+            if (latency_ms is not None and len(sites) > 2 and f.pair in up
+                    and latency_ms.get(f.pair, 0.0) <= max_stretch * nx.path_weight(
+                        graph, sites, "ms")):
+                sites = list(f.pair)       # its own line, within the stretch: steered there
             routes[f.pair] = list(zip(sites, sites[1:]))
     reachable = [i for i, f in enumerate(flows) if routes[f.pair]]
     shares = [0.0] * len(flows)

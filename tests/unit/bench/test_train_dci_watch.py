@@ -170,3 +170,31 @@ def test_detoured_flows_are_paced_for_whole_flows_on_every_hop_of_the_detour():
     waves = {("n", "e"): [400.0] * 3, ("e", "s"): [400.0] * 3}
     assert fair_shares(flows, dci) == pytest.approx([240.0] * 5)           # the sum alone
     assert fair_shares(flows, dci, waves) == pytest.approx([200.0] * 5)    # 2 on one of 3
+
+
+def test_a_pair_whose_line_the_routes_pass_by_is_paced_for_the_way_round():
+    """A re-tester's ring: the 300 km pair's sync went round the others, paced for its own
+    line (2 153-4 229 drops a sync). Over the stretch (loadaware's 1.5, hashed routes' 1.0)
+    its flows take the shortest way, and share it with the pairs whose lines that is."""
+    per = 4
+    flows = [SyncFlow(f"{a}{i}", f"{b}{i}", 1000, (a, b))
+             for a, b in (("a", "c"), ("a", "b"), ("b", "c")) for i in range(per)]
+    dci = {(x, y): 400.0 for x in "abc" for y in "abc" if x != y}
+    waves = {d: [400.0] for d in dci}
+
+    def shares(a_c_ms: float, max_stretch: float) -> dict:
+        latency = {d: 10.0 for d in dci} | {("a", "c"): a_c_ms, ("c", "a"): a_c_ms}
+        got = fair_shares(flows, dci, waves, latency, max_stretch)
+        return {pair: got[i * per] for i, pair in enumerate((("a", "c"), ("a", "b"),
+                                                               ("b", "c")))}
+    # its own line within the stretch: each pair alone on its line, 100 a flow
+    assert shares(25.0, 1.5) == pytest.approx({("a", "c"): 100.0, ("a", "b"): 100.0,
+                                               ("b", "c"): 100.0})
+    # over it (50 ms > 1.5 x 20), or beyond the shortest under hashed routes: a-c's flows
+    # cross a-b and b-c with theirs, 8 flows a hop
+    for a_c_ms, max_stretch in ((50.0, 1.5), (25.0, 1.0)):
+        assert shares(a_c_ms, max_stretch) == pytest.approx({("a", "c"): 50.0,
+                                                             ("a", "b"): 50.0,
+                                                             ("b", "c"): 50.0})
+    # without latencies, as before: every pair on its own line
+    assert fair_shares(flows, dci, waves) == pytest.approx([100.0] * len(flows))
