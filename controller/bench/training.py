@@ -272,9 +272,8 @@ def _passed_by(fabric: Fabric, flows: list[SyncFlow], policies=("loadaware",)) -
                       if stretched else "longer than the shortest way between "
                       "them, the only one hashed routes take")
                    + f" ({w.shortest_ms:.3f} ms): the controller routes it that way, over "
-                   f"lines the planner sized for other pairs (its flows are paced for that "
-                   f"way), so steps come out slower than the prediction, which counts "
-                   f"{w.line}'s capacity")
+                   f"lines the planner sized for other pairs, so steps come out slower than "
+                   f"the prediction, which counts {w.line}'s capacity")
     return out
 
 
@@ -379,6 +378,8 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
                     f"step {report['calibration']['predicted']['step_time_s']:.2f} s")
         report["policies"][policy] = policy_summary(results, compute, every, fluid, log,
                                                     exited, watch.notes)
+        # each policy's own: a pair whose line hashed routes pass by is paced for the way round
+        report["policies"][policy]["pace_mbps"] = sorted({round(m, 4) for m in paces_of[policy]})
     goodput_step = report.get("calibration", {}).get("predicted", {}).get("step_time_s")
     for r in report["policies"].values():
         for key in ("step", "steady_step"):

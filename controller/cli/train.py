@@ -154,8 +154,8 @@ def print_report(r: dict) -> None:
           f"{r['bytes_per_flow'] / 1e6:.2f} MB per sync; wavelengths {waves}")
     if r["pacing"] == "share":
         print(f"each flow paced at {', '.join(f'{m:.3g}' for m in r['pace_mbps'])} Mb/s "
-              f"({PACE_OF_SHARE:.0%} of its share of its pair's wavelengths, flows kept "
-              f"whole)")
+              f"({PACE_OF_SHARE:.0%} of its share of the wavelengths its way crosses, flows "
+              f"kept whole; a pair whose own line the routes pass by goes the way round)")
     else:
         print("flows not paced (TCP alone)")
     print(f"compute {r['compute_s']:.2f} s per step, the sync may overlap its last "

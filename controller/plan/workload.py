@@ -14,6 +14,7 @@ the syncs last long enough for the controller's 1 s polls to see them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -141,15 +142,17 @@ def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], f
     A flow takes its pair's direct wavelengths while one of them is up, else the detour
     through the fewest sites with capacity each way (the controller restores a pair whose
     line systems are all down the same way); 0 where no way is left. With `latency_ms`
-    (each direction's), ways are the latency-shortest, as the controller's, and a pair
-    whose own line is over `max_stretch` x the shortest way takes that way: the routes pass
-    its line by (`te/long_ways.py`; paced for its own line, a passed-by pair's flows
-    overfilled the way round, 2 153-4 229 drops a sync: a re-tester's). On the whole fabric,
-    with its wavelengths and latencies, this is `share_mbps`."""
+    (each direction's shortest line; one not given is never taken), ways are the
+    latency-shortest instead, as the controller's, and a pair whose own line is over
+    `max_stretch` x the shortest way takes that way: the routes pass its line by
+    (`te/long_ways.py`; paced for its own line, a passed-by pair's flows overfilled the way
+    round, 2 153-4 229 drops a sync: a re-tester's). A direction's capacity is every line
+    of it: a parallel line the routes pass by is counted (said as a limit in the README).
+    On the whole fabric, with its wavelengths and latencies, this is `share_mbps`."""
     up = {d: gbps for d, gbps in directed_gbps.items() if gbps > 0}
     graph = nx.DiGraph(sorted(up))
     if latency_ms is not None:
-        nx.set_edge_attributes(graph, {d: latency_ms.get(d, 0.0) for d in up}, "ms")
+        nx.set_edge_attributes(graph, {d: latency_ms.get(d, math.inf) for d in up}, "ms")
     routes: dict[tuple[str, str], list] = {}
     for f in flows:
         if f.pair not in routes:
@@ -159,7 +162,7 @@ def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], f
             except (nx.NetworkXNoPath, nx.NodeNotFound):
                 sites = []
             if (latency_ms is not None and len(sites) > 2 and f.pair in up
-                    and latency_ms.get(f.pair, 0.0) <= max_stretch * nx.path_weight(
+                    and latency_ms.get(f.pair, math.inf) <= max_stretch * nx.path_weight(
                         graph, sites, "ms")):
                 sites = list(f.pair)       # its own line, within the stretch: steered there
             routes[f.pair] = list(zip(sites, sites[1:]))

@@ -198,3 +198,43 @@ def test_a_pair_whose_line_the_routes_pass_by_is_paced_for_the_way_round():
                                                              ("b", "c"): 50.0})
     # without latencies, as before: every pair on its own line
     assert fair_shares(flows, dci, waves) == pytest.approx([100.0] * len(flows))
+
+
+def test_the_stretch_is_inclusive_and_a_cut_pair_takes_the_latency_shortest_detour():
+    flows = [SyncFlow(f"{a}{i}", f"{b}{i}", 1000, (a, b))
+             for a, b in (("a", "b"), ("a", "d"), ("a", "c")) for i in range(4)]
+    dci = {(x, y): 400.0 for x in "abcd" for y in "abcd" if x != y}
+    waves = {d: [400.0] for d in dci}
+    latency = {d: 10.0 for d in dci}
+    latency |= {("a", "d"): 5.0, ("d", "b"): 5.0, ("a", "b"): 15.0}
+    # a-b at exactly 1.5 x the way through d (10 ms): still its own line, as the placer's <=
+    assert fair_shares(flows, dci, waves, latency, 1.5) == pytest.approx([100.0] * 12)
+    dci[("a", "b")] = 0.0                          # a-b cut: round by d, the shorter way
+    got = fair_shares(flows, dci, waves, latency, 1.5)
+    assert got[:8] == pytest.approx([50.0] * 8)    # a->d carries a-b's 4 and a-d's 4
+    assert got[8:] == pytest.approx([100.0] * 4)   # a-c alone
+
+
+def test_each_policy_paces_for_the_ways_its_routes_take():
+    """On a triangle whose a-c line is 1.25 x the way through b: loadaware steers a-c's
+    flows onto it, hashed routes send them through b (`policy_stretch`)."""
+    from dcilab.bench.training import policy_stretch
+    from dcilab.fabric import parse_fabric
+    fabric = parse_fabric("""
+name: stretched
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 2}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 2}
+  - {name: c, spines: 1, leaves: 1, hosts_per_leaf: 2}
+dci_links:
+  - {name: a-b, a: a, b: b, fiber_km: 100, module: 400ZR+, wavelengths: 1}
+  - {name: b-c, a: b, b: c, fiber_km: 100, module: 400ZR+, wavelengths: 1}
+  - {name: a-c, a: a, b: c, fiber_km: 250, module: 400ZR+, wavelengths: 1}
+""")
+    flows = [SyncFlow(f"{a}-h{i % 2 + 1}", f"{b}-h{i % 2 + 1}", 1000, (a, b))
+             for a, b in (("a", "c"), ("a", "b"), ("b", "c")) for i in range(4)]
+    steered = share_mbps(fabric, flows, policy_stretch("loadaware"))
+    hashed = share_mbps(fabric, flows, policy_stretch("ecmp"))
+    assert policy_stretch("shortest") == policy_stretch("ecmp") == 1.0
+    assert len(set(steered)) == 1 and len(set(hashed)) == 1     # 4 a line, then 8 a hop
+    assert hashed[0] == pytest.approx(steered[0] / 2)
