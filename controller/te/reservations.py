@@ -212,6 +212,10 @@ class Reservation:
         return self.state.live and self.state != State.DEGRADED
 
 
+# What `_check_protectable` keeps found: pairs (and bounds) asked, most repeat.
+PROTECTABLE_KEPT = 4096
+
+
 def without_loops(hops: tuple[ReservedHop, ...]) -> tuple[ReservedHop, ...]:
     """`hops` with every return to a switch already crossed cut out: the first visit's
     hop is replaced by the last's. A standby goes back from the primary's gateway (its
@@ -737,7 +741,7 @@ class ReservationBook:
         pair's that a failure left without a standby: the pair moves, or `req` is refused."""
         if req.max_latency_ms is not None and (
                 first.latency_ms > req.max_latency_ms
-                or self._latency_of(req.src_host, first.standby) > req.max_latency_ms):
+                or self.standby_latency(req.src_host, first.standby) > req.max_latency_ms):
             return False          # a PROTECTED one's standby meets its bound too
         if lacks_standby(first) or self.crosses_down(first):
             return False
@@ -896,6 +900,9 @@ class ReservationBook:
         if known is not None and known[0] == self.engine.version and bps <= known[1]:
             return
         if self._protectable(src, dst, bound, bps):
+            if len(self._protectable_bps) >= PROTECTABLE_KEPT:
+                # keyed by each bound asked: a client asking random ones grew it for good
+                self._protectable_bps.clear()
             self._protectable_bps[key] = (self.engine.version, bps)
             return
         if not self._protectable(src, dst, bound):          # no standby of any width
@@ -1721,7 +1728,7 @@ class ReservationBook:
                              f"restoration")
         bound = res.request.max_latency_ms
         if res.standby and bound is not None and res.request.protection == Protection.PROTECTED:
-            standby_ms = self._latency_of(res.request.src_host, res.standby)
+            standby_ms = self.standby_latency(res.request.src_host, res.standby)
             if standby_ms > bound + 1e-9:          # admission holds a standby to it too
                 res = replace(res, standby=())
                 notes.append(f"its standby takes {standby_ms:.3f} ms since the fabric "
@@ -1860,6 +1867,7 @@ class ReservationBook:
         self._take(members)
         bare = [replace(r, standby=()) for r in members]
         self._put(bare)
+        self._room_back += 1        # shared standby room freed: refusals may fit now
         return bare
 
     def repath(self, pair: tuple[str, str], only_if_shorter: bool = False) -> list[Reservation]:
@@ -1984,6 +1992,13 @@ class ReservationBook:
             return 0.0
         return self._link(src_host).latency_ms + sum(self._link(h.link).latency_ms
                                                      for h in hops)
+
+    def standby_latency(self, src_host: str, standby: tuple[ReservedHop, ...]) -> float:
+        """A standby's latency as admission holds it to a bound: the short way, its
+        hairpin through the primary's gateway cut out (`without_loops`), as it carries
+        traffic once taken. Measured with the hairpin, a restart found an unchanged
+        standby over the bound it was admitted within (an auditor's)."""
+        return self._latency_of(src_host, without_loops(standby))
 
     def _keep_primary(self, members: list[Reservation]) -> list[Reservation] | None:
         """A pair whose standby broke while its primary still carries it, with no path

@@ -801,3 +801,44 @@ def test_a_standby_goes_back_through_the_spine_its_primary_came_by():
     switches = [h.switch for h in now.hops]
     assert now.state is State.ACTIVE and line_systems(fabric, now.hops) == ["par-ams", "par-fra"]
     assert gateway not in switches and len(set(switches)) == len(switches), switches
+
+
+def test_a_restart_keeps_a_standby_admitted_within_its_bound_the_short_way(tmp_path):
+    """An auditor's: admission holds a standby to the bound the short way (its hairpin
+    through the primary's gateway cut out), a restart measured the stored hops with the
+    hairpin. A member joining with a bound between the two was read back as over it, and
+    the controller refused to start on its own unchanged state file."""
+    from dcilab.core.controller import FabricController
+    from dcilab.store.sqlite import ReservationStore
+    from dcilab.te.reservations import without_loops
+    from test_repathing import RING_WITH_CHORD
+
+    state = str(tmp_path / "state.db")
+    first = ControllerService(FabricController(parse_fabric(RING_WITH_CHORD)),
+                              store=ReservationStore(state))
+    a = first.reserve(ReservationRequest("n1-h1", "n2-h1", 1.0, protection=PROTECTED))
+    book = first.core.book
+    looped = book._latency_of("n1-h1", a.standby)
+    short = book._latency_of("n1-h1", without_loops(a.standby))
+    assert short < looped                      # the standby has a hairpin to cut
+    b = first.reserve(ReservationRequest("n1-h1", "n2-h1", 1.0, protection=PROTECTED,
+                                         max_latency_ms=(short + looped) / 2))
+    assert b.standby == a.standby              # it joined the aggregate, standby and all
+    first.store.close()
+    again = ControllerService(FabricController(parse_fabric(RING_WITH_CHORD)),
+                              store=ReservationStore(state))
+    assert again.get(b.reservation_id).standby == b.standby
+    again.store.close()
+
+
+def test_what_was_found_protectable_is_kept_within_a_bound(fabric, monkeypatch):
+    """An auditor's: kept by each latency bound asked, a client asking random bounds
+    grew the controller's memory for good."""
+    from dcilab.te import reservations
+    monkeypatch.setattr(reservations, "PROTECTABLE_KEPT", 8)
+    book = ReservationBook(fabric)
+    for i in range(30):
+        book.admit(ReservationRequest(SRC, DST, 1.0, protection=PROTECTED,
+                                      max_latency_ms=50.0 + i), f"r{i}", float(i))
+        book.end(f"r{i}", State.RELEASED)
+    assert 0 < len(book._protectable_bps) <= 8
