@@ -42,7 +42,7 @@ from ..api.client import ApiError, Client, Unreachable
 from ..api.servicers import DEFAULT_READS_PER_S
 from ..fabric import parse_fabric
 from ..lab import ControllerProcess, free_port
-from . import verdict
+from . import BenchError, verdict
 
 TARGET_P99_MS = 10.0
 TARGET_PER_SECOND = 500.0
@@ -329,9 +329,8 @@ def run(args) -> int:
     items = [c.strip() for c in str(args.api_clients).split(",")]
     bad = [c for c in items if not (c.isascii() and c.isdigit() and 1 <= int(c) <= 256)]
     if bad:                                  # the other numbers are checked as parsed
-        print(f"dcilab bench --api: --api-clients takes client counts from 1 to 256, "
-              f"comma-separated; not {bad[0]!r}", file=sys.stderr)
-        return 2
+        raise BenchError(f"dcilab bench --api: --api-clients takes client counts from 1 to 256, "
+                         f"comma-separated; not {bad[0]!r}")
     levels = [int(c) for c in items]
     started = time.perf_counter()
     fabric = parse_fabric(api_fabric_yaml(args.api_sites), "<generated api-bench fabric>")
@@ -387,8 +386,7 @@ def run(args) -> int:
                                             args.api_rate, server_pid=server)
                 with_readers["readers"] = readers.result
         except RuntimeError as exc:
-            print(f"dcilab bench --api: {exc}", file=sys.stderr)
-            return 1
+            raise BenchError(f"dcilab bench --api: {exc}", 1)
         finally:
             os.sched_setaffinity(0, home)
             gc.unfreeze()

@@ -42,6 +42,7 @@ from ..lab import Lab, rescaled
 from ..plan.fabric_out import CPU_BUDGET_MBPS
 from ..resources import shipped_hint, topology_arg
 from ..te.placement import POLICIES, Candidates
+from . import BenchError
 
 # Below this many scaled Mb/s in all, userspace OVS on 2 cores is not the bottleneck.
 SETTLE_S = 5.0
@@ -88,24 +89,20 @@ def run(args) -> int:
     try:
         return _run(args)
     except EmulationError as exc:       # another emulation running, a failed calibration
-        print(f"dcilab bench --emulate: {exc}", file=sys.stderr)
-        return 2
+        raise BenchError(f"dcilab bench --emulate: {exc}")
 
 
 def _run(args) -> int:
     if os.geteuid() != 0:
-        print("dcilab bench --emulate needs root (Mininet creates namespaces and OVS "
-              "bridges)", file=sys.stderr)
-        return 1
+        raise BenchError("dcilab bench --emulate needs root (Mininet creates namespaces and OVS "
+                         "bridges)", 1)
     try:
         original = load_fabric(args.emulate)
     except FabricError as exc:
-        print(f"{exc}{shipped_hint(args.emulate)}", file=sys.stderr)
-        return 2
+        raise BenchError(f"{exc}{shipped_hint(args.emulate)}")
     (site_a, site_b), waves = _busiest_pair(original, args.max_stretch)
     if len(waves) < 1:
-        print("dcilab bench --emulate: the fabric has no DCI link", file=sys.stderr)
-        return 2
+        raise BenchError("dcilab bench --emulate: the fabric has no DCI link")
     w = len(waves)
     rate_gbps = min(l.rate_gbps for l in waves)
     scale = args.scale or min(original.scale, CPU_BUDGET_MBPS / (w * rate_gbps * 1000))

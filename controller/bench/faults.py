@@ -42,7 +42,7 @@ from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..files import unwritable
 from ..metrics.names import ELEPHANT_FLOWS, FAILURE_EVENTS, LINKS_HELD_DOWN, OPENFLOW_SENT
 from ..metrics.scrape import samples
-from . import verdict
+from . import BenchError, verdict
 from ..resources import shipped_hint, topology_arg
 from ..lab import Lab
 from ..te.fairshare import max_min_rates
@@ -433,21 +433,18 @@ def run(args) -> int:
             try:
                 fabric = load_fabric(path)
             except FabricError as exc:
-                print(f"{exc}{shipped_hint(path)}", file=sys.stderr)
-                return 2
+                raise BenchError(f"{exc}{shipped_hint(path)}")
         else:
             path = Path(tmp.name) / "fault-bench.yaml"
             path.write_text(DEFAULT_FABRIC)
             fabric = parse_fabric(DEFAULT_FABRIC, str(path))
         problem = unwritable(args.plot, "--plot", png=True)
         if problem:
-            _say(problem)
-            return 2
+            raise BenchError(problem)
         try:
             log = open(args.log, "w") if getattr(args, "log", None) else None
         except OSError as e:
-            _say(f"cannot write the log {args.log}: {e.strerror}")
-            return 2
+            raise BenchError(f"cannot write the log {args.log}: {e.strerror}")
         started = time.monotonic()
         plot_data: dict = {}
         try:

@@ -12,6 +12,7 @@ from ..resources import topology_path
 from ..te.placement import POLICIES
 from ..te.scenarios import (ScenarioResult, evaluate, large_fabric, placement_timing,
                             standard_scenarios)
+from . import BenchError
 
 REPOSITORY_FABRICS = ("two-dc", "four-dc-ring")
 
@@ -53,8 +54,7 @@ def run(args) -> int:
     try:
         fabrics = {name: load_fabric(topology_path(name)) for name in REPOSITORY_FABRICS}
     except FabricError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+        raise BenchError(str(exc))
     large = large_fabric()
     fabrics[large.name] = large
     started = time.perf_counter()

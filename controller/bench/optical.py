@@ -33,6 +33,7 @@ from ..argtypes import POSITIVE_SECONDS, SECONDS, checked
 from ..fabric import FabricError, load_fabric
 from ..lab import Lab
 from ..resources import shipped_hint, topology_arg
+from . import BenchError
 
 SCENARIO = """\
 # The optical bench's scenario: line system a degrades; b is long and thin.
@@ -114,21 +115,17 @@ def run(args) -> int:
         try:
             fabric = load_fabric(path)
         except FabricError as exc:
-            print(f"{exc}{shipped_hint(path)}", file=sys.stderr)
-            return 2
+            raise BenchError(f"{exc}{shipped_hint(path)}")
         line = next((l.line_system for l in fabric.wavelengths() if l.line_system), None)
         if line is None:
-            print(f"dcilab bench --optical: {path} has no DCI line system", file=sys.stderr)
-            return 2
+            raise BenchError(f"dcilab bench --optical: {path} has no DCI line system")
         waves = [l for l in fabric.wavelengths() if l.line_system == line]
         site_a, site_b = waves[0].site_a, waves[0].site_b
         src = sorted(h for h, x in fabric.hosts.items() if x.site == site_a)
         dst = sorted(h for h, x in fabric.hosts.items() if x.site == site_b)
         pairs = list(zip(src, dst))[:4]
         if len(pairs) < 2:
-            print("dcilab bench --optical: the two sites need at least two hosts each",
-                  file=sys.stderr)
-            return 2
+            raise BenchError("dcilab bench --optical: the two sites need at least two hosts each")
         offered_gbps = args.load * sum(l.rate_gbps for l in waves)
         catalog = fabric.catalog
         duration = WARM_UP_S + args.ramp_s + args.hold_degraded_s
@@ -145,8 +142,7 @@ def run(args) -> int:
                     result = _one_run(lab, fabric, client, catalog, line, waves, pairs,
                                       offered_gbps, duration, adapt, args, degrade, restore)
                 except RunFailed as exc:           # said, not a traceback
-                    print(f"dcilab bench --optical: {exc}", file=sys.stderr)
-                    return 1
+                    raise BenchError(f"dcilab bench --optical: {exc}", 1)
                 finally:
                     client.stop()
             runs.append(result)

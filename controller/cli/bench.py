@@ -8,7 +8,7 @@ bench runs. A new harness is one module in `bench/` and one line in `MODES`.
 from __future__ import annotations
 
 
-from ..bench import admission, api, emulate, faults, flow, optical, training
+from ..bench import BenchError, admission, api, emulate, faults, flow, optical, training
 from .failure import fail
 
 # (the flag's attribute on args, the harness): the one whose flag is set runs.
@@ -76,4 +76,7 @@ def run(args) -> int:
                         + (f" to --{flag}" if flag
                            else " to the placement bench (no benchmark flag)")
                         + (f", not --{mode}" if mode else ""))
-    return chosen[0][1].run(args) if chosen else flow.run(args)
+    try:
+        return chosen[0][1].run(args) if chosen else flow.run(args)
+    except BenchError as exc:
+        return fail(args, str(exc), exc.status)

@@ -85,11 +85,19 @@ def _say(text: str) -> None:
 
 def run(args) -> int:
     flows, stretch = args.flows_per_pair, args.stretch
-    if (args.steps < 1 or args.queue_packets < 0 or (flows is not None and flows < 1)
-            or (stretch is not None and not (0 < stretch < math.inf))):
-        return fail(args, "dcilab train: --steps and --flows-per-pair must be >= 1, "
-                          "--queue-packets >= 0 (0 leaves the queues as they are), "
-                          "--stretch a finite number > 0")
+    # each named with what it got (one sentence for all four left the user to guess)
+    bad = []
+    if args.steps < 1:
+        bad.append(f"--steps must be >= 1, got {args.steps}")
+    if args.queue_packets < 0:
+        bad.append(f"--queue-packets must be >= 0 (0 leaves the queues as they are), got "
+                   f"{args.queue_packets}")
+    if flows is not None and flows < 1:
+        bad.append(f"--flows-per-pair must be >= 1, got {flows}")
+    if stretch is not None and not 0 < stretch < math.inf:
+        bad.append(f"--stretch must be a finite number > 0, got {stretch:g}")
+    if bad:
+        return fail(args, f"dcilab train: {'; '.join(bad)}")
     problem = gnmi_problem(args) or unwritable(args.plot, "--plot", args.job, png=True,
                                                source_is=JOB_FILE)
     if problem:                        # said now, not after minutes of emulation

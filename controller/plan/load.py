@@ -79,13 +79,20 @@ def parse_job(text: str, source: str = "<job>") -> Job:
     distances, issues = _check(spec)
     if issues:
         raise JobError(source, [
-            JobIssue(i.path, i.message, _key_line(root, _parse_path(NEAR.get(i.path, i.path))))
+            JobIssue(i.path, i.message, _key_line(root, _parse_path(_near(root, i.path))))
             for i in issues])
     return Job(spec, distances)
 
 
 # A section that is missing has no line: point at the field that asks for it.
 NEAR = {"diloco": "sync", "pipeline": "across_sites"}
+
+
+def _near(root: yaml.Node, path: str) -> str:
+    """Where to point for `path`: itself if the file has it (a section given without the
+    field that asks for it was said at line 1: an ML-infra tester's), else `NEAR`'s."""
+    given = isinstance(root, yaml.MappingNode) and any(k.value == path for k, _ in root.value)
+    return path if given else NEAR.get(path, path)
 
 
 def _key_line(root: yaml.Node, loc: tuple) -> int | None:

@@ -124,6 +124,7 @@ class JobPlan:
             "goodput_of_line_rate": round(GOODPUT_OF_LINE_RATE, 6),
             "step_time_s": round(self.prediction.step_time_s, 6),
             "compute_utilization": round(self.prediction.compute_utilization, 6),
+            "target_compute_utilization": spec.target_compute_utilization,
             "sync_s": round(self.prediction.sync_s, 6),
             "exposed_s": round(self.prediction.exposed_s, 6),
             "capex_usd": round(self.capex_usd, 2),
@@ -237,7 +238,13 @@ def _sensitivity(job: Job, traffic: JobTraffic, choices: tuple[Choice, ...], cat
                "beyond_dispersion_tolerance": [
                    f"{c.a}-{c.b}" for c in choices
                    if planned_line(c.km * f).dispersion_ps_nm
-                   > catalog.module(c.module).mode(c.mode).cd_tolerance_ps_nm]}
+                   > catalog.module(c.module).mode(c.mode).cd_tolerance_ps_nm],
+               # the planner holds a module to its specified reach too (a tester's 800ZR
+               # at 140 km, over OIF's 120, went unmarked)
+               "beyond_reach": [
+                   f"{c.a}-{c.b}" for c in choices
+                   if catalog.module(c.module).reach_km is not None
+                   and c.km * f > catalog.module(c.module).reach_km]}
         if replan:
             row.update(_replanned(f, traffic, choices, catalog, available, unreachable))
         distance_rows.append(row)

@@ -84,3 +84,12 @@ def test_under_json_every_failure_is_an_answer_on_stdout(tmp_path, capsys):
     assert main(["plan", str(bad)]) == 2                 # without --json: stderr alone
     out, err = capsys.readouterr()
     assert out == "" and err
+
+
+def test_train_names_each_option_out_of_range(capsys):
+    """An ML-infra tester's: one sentence on all four options, whichever was wrong."""
+    assert main(["train", "two-dc", "--job", "405b-data-2dc", "--steps", "0",
+                 "--flows-per-pair", "3", "--stretch", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--steps must be >= 1, got 0" in err and "--stretch must be a finite number > 0, " \
+        "got -1" in err and "--flows-per-pair" not in err and "--queue-packets" not in err

@@ -156,5 +156,5 @@ def test_a_plot_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsy
                       (tmp_path / "afile" / "f.png", "afile is not a directory"),
                       ("/proc/f.png", "cannot write in /proc")):     # root may, elsewhere
         args = build_parser().parse_args(["bench", "--faults", "--plot", str(plot)])
-        assert faults.run(args) == 2
+        assert args.run(args) == 2
         assert why in capsys.readouterr().err

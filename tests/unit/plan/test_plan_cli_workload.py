@@ -216,7 +216,7 @@ def test_train_refuses_a_stretch_or_flow_count_that_cannot_run(option, capsys):
     """0 was taken for "the default" (a tester's two-minute run with the job's flows)."""
     job = JOBS / "10b-data-2dc.yaml"
     assert main(["train", "two-dc", "--job", str(job), *option]) == 2
-    assert "--stretch a finite number > 0" in capsys.readouterr().err
+    assert f"{option[0]} must be " in capsys.readouterr().err
 
 
 def test_a_plot_named_for_another_image_format_is_refused(tmp_path, capsys):
@@ -409,6 +409,14 @@ def test_a_ring_pair_whose_line_the_routes_pass_by_is_said_by_plan_and_train(tmp
     fabric = load_fabric(path)
     [warning] = _passed_by(fabric, sync_flows(job, fabric, 1.0))
     assert "between d and a does not take line system d-a" in warning
+    # and the flow-level twin, on the fabric its plan gives, says it too
+    (tmp_path / "far.yaml").write_text(FAR_RING)
+    capsys.readouterr()
+    assert main(["bench", "--training", "--job", str(tmp_path / "far.yaml"), "--steps",
+                 "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["warnings"] == [warning]
+    assert f"warning: {warning}" in captured.err
     # the same ring with d-a at 100 km: every line on the way its traffic takes
     near = parse_job(FAR_RING.replace("d: {a: 300}", "d: {a: 100}"), "near.yaml")
     assert plan_job(near).to_dict()["passed_by"] == []
@@ -423,3 +431,36 @@ def test_a_ring_pair_whose_line_the_routes_pass_by_is_said_by_plan_and_train(tmp
     assert long_ways([("x", "a", "b", 1.0), ("y", "b", "c", 1.0), ("z", "a", "c", 2.0)]) == []
     assert [w.line for w in long_ways([("x", "a", "b", 1.0), ("y", "b", "c", 1.0),
                                        ("z", "a", "c", 3.1)])] == ["z"]
+
+
+def test_twin_places_flows_by_their_pace_not_their_hosts_nics():
+    """An ML-infra tester's: 6 flows of a pair on 3 wavelengths, over 4 hosts a site (two
+    hosts with 2 flows, two with 1). Sized by NIC, a host's 2 flows each looked half the
+    size of another's 1 and best fit put 3/2/1 flows on the wavelengths: 1.125 x the
+    prediction, where the emulation (every flow paced at one share) placed 2/2/2."""
+    job = parse_job("""
+name: six-on-three
+model: {parameters: 20e9, bytes_per_gradient: 2}
+sites: [{name: tqa, gpus: 1024}, {name: tqb, gpus: 1024}]
+distances_km: {tqa: {tqb: 80}}
+step: {compute_s: 1.0, overlap_s: 0.2}
+target_compute_utilization: 0.9
+flows_per_pair: 6
+modules: {800ZR: {available: false}, 800ZR+: {available: false}}
+""", "six-on-three.yaml")
+    fabric = twin_fabric(plan_job(job))
+    assert len(list(fabric.wavelengths())) == 3
+    r = twin(job, fabric, steps=3, flows_per_pair=6)
+    assert r["predicted_unsplittable_step_s"] == pytest.approx(r["predicted_step_s"])
+    assert r["policies"]["loadaware"]["step_time_s"] == pytest.approx(r["predicted_step_s"])
+
+
+def test_bench_training_answers_json_when_it_cannot_run(tmp_path, capsys):
+    """An ML-infra tester's: `bench --training --json` printed nothing on stdout for a
+    job file that is not there or not valid."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: {parameters: -5}\n")
+    for job in (str(tmp_path / "missing.yaml"), str(bad)):
+        assert main(["bench", "--training", "--job", job, "--json"]) == 2
+        out = json.loads(capsys.readouterr().out)
+        assert out["ok"] is False and out["code"] == "USAGE" and job in out["message"]

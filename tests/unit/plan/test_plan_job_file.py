@@ -98,6 +98,10 @@ def test_diloco_needs_its_section_and_pipeline_its_own():
                    "inner_steps and bytes_per_parameter"]
     out = errors(GOOD + "across_sites: pipeline\n")
     assert out[0].startswith("job.yaml:16: pipeline: across_sites: pipeline needs a `pipeline`")
+    # a section given without the field that asks for it is named where it is (it was
+    # said at line 1: an ML-infra tester's)
+    out = errors(GOOD + "diloco: {inner_steps: 10, bytes_per_parameter: 1}\n")
+    assert out == ["job.yaml:16: diloco: a `diloco` section is only read with sync: diloco"]
 
 
 def test_overlap_longer_than_compute():
