@@ -6,7 +6,7 @@ from __future__ import annotations
 from mininet.topo import Topo
 
 from ..fabric import Fabric
-from ..fabric.model import DCI, HOST, scaled_mbps
+from ..fabric.model import DCI, HOST, HTB_MIN_MBPS, scaled_mbps
 from .fibre import FibreLink, fibre_plan
 
 # Mininet's TCLink refuses rates above this (Mb/s).
@@ -46,18 +46,36 @@ class FabricTopo(Topo):
 
 
 def rate_problems(fabric: Fabric) -> list[str]:
-    """Links whose scaled rate Mininet cannot shape (its htb limit is 1000 Mb/s), said
-    once, with the largest `scale` that would shape them all."""
-    over = sorted((link for link in fabric.links
-                   if scaled_mbps(fabric, link.rate_gbps) > MININET_MAX_MBPS),
-                  key=lambda link: (-link.rate_gbps, link.name))
-    if not over:
+    """Links whose scaled rate Mininet cannot shape (its htb limit is 1000 Mb/s; under
+    `HTB_MIN_MBPS` htb shapes loosely), each kind said once, with the `scale` that would
+    shape them all."""
+    return _out_of_range(fabric, too_fast=True) + _out_of_range(fabric, too_fast=False)
+
+
+def _out_of_range(fabric: Fabric, too_fast: bool) -> list[str]:
+    if too_fast:
+        out = sorted((link for link in fabric.links
+                      if scaled_mbps(fabric, link.rate_gbps) > MININET_MAX_MBPS),
+                     key=lambda link: (-link.rate_gbps, link.name))
+    else:
+        out = sorted((link for link in fabric.links
+                      if scaled_mbps(fabric, link.rate_gbps) < HTB_MIN_MBPS),
+                     key=lambda link: (link.rate_gbps, link.name))
+    if not out:
         return []
-    fastest = over[0]
-    names = ", ".join(link.name for link in over[:5]) + (
-        f" and {len(over) - 5} more" if len(over) > 5 else "")
-    most = MININET_MAX_MBPS / (1000.0 * max(link.rate_gbps for link in fabric.links))
-    return [f"{len(over)} link(s) too fast to emulate ({names}): "
-            f"{fastest.rate_gbps:g} Gb/s x scale {fabric.scale:g} = "
-            f"{scaled_mbps(fabric, fastest.rate_gbps):g} Mb/s exceeds Mininet's "
-            f"{MININET_MAX_MBPS:g} Mb/s limit; set `scale` to at most {most:.3g}"]
+    worst = out[0]
+    names = ", ".join(link.name for link in out[:5]) + (
+        f" and {len(out) - 5} more" if len(out) > 5 else "")
+    rates = [link.rate_gbps for link in fabric.links]
+    if too_fast:
+        most = MININET_MAX_MBPS / (1000.0 * max(rates))
+        return [f"{len(out)} link(s) too fast to emulate ({names}): "
+                f"{worst.rate_gbps:g} Gb/s x scale {fabric.scale:g} = "
+                f"{scaled_mbps(fabric, worst.rate_gbps):g} Mb/s exceeds Mininet's "
+                f"{MININET_MAX_MBPS:g} Mb/s limit; set `scale` to at most {most:.3g}"]
+    least = HTB_MIN_MBPS / (1000.0 * min(rates))
+    return [f"{len(out)} link(s) too slow to emulate ({names}): "
+            f"{worst.rate_gbps:g} Gb/s x scale {fabric.scale:g} = "
+            f"{scaled_mbps(fabric, worst.rate_gbps):.3g} Mb/s is under the "
+            f"{HTB_MIN_MBPS:g} Mb/s Linux's htb shapes faithfully; set `scale` to at least "
+            f"{least:.3g}"]

@@ -19,7 +19,7 @@ import math
 
 import yaml
 
-from ..fabric.model import sum_by_site
+from ..fabric.model import HTB_MIN_MBPS, sum_by_site
 from ..fabric.schema import MAX_FABRIC_GBPS
 from .hardware import LAUNCH_POWER_DBM
 from .planner import JobPlan
@@ -40,11 +40,23 @@ class FabricOutError(ValueError):
 
 
 def emulation_scale(plan: JobPlan) -> float:
-    """The largest scale (two significant digits, rounded down) within the CPU budget."""
+    """The largest scale (two significant digits, rounded down) within the CPU budget; but
+    never one that puts a wavelength under what htb shapes faithfully (a job of many
+    wavelengths then offers more than the budget, which `train` warns of)."""
     loaded_gbps = offered_gbps(plan.traffic, {(c.a, c.b): c.capacity_gbps for c in plan.choices})
     site_gbps = max(_site_gbps(plan).values()) * FABRIC_HEADROOM
-    return round_down_2(min(MAX_SCALE, CPU_BUDGET_MBPS / (loaded_gbps * 1000),
-                            MININET_MAX_MBPS / (site_gbps * 1000)))
+    within = round_down_2(min(MAX_SCALE, CPU_BUDGET_MBPS / (loaded_gbps * 1000),
+                              MININET_MAX_MBPS / (site_gbps * 1000)))
+    slowest = min(c.rate_gbps for c in plan.choices)
+    floor = HTB_MIN_MBPS / (slowest * 1000)
+    return within if within >= floor else round_up_2(floor)
+
+
+def round_up_2(x: float) -> float:
+    """`x` (> 0) rounded up to two significant digits."""
+    exponent = math.floor(math.log10(x)) - 1
+    mantissa = math.ceil(x / 10 ** exponent * (1 - 1e-12))
+    return float(f"{mantissa}e{exponent}")
 
 
 def round_down_2(x: float) -> float:

@@ -170,6 +170,15 @@ def test_rate_problems_flags_links_over_1000_mbps():
     assert problem.endswith("set `scale` to at most 0.0025")   # 400 G -> 1000 Mb/s
 
 
+def test_rate_problems_flags_links_htb_cannot_shape():
+    """An outside tester's `scale: 1e-9` passed check, and the emulation then lost pings
+    inside one site amid 152 htb warnings."""
+    [problem] = rate_problems(parse_fabric(FAST.replace("2.6e-3", "1e-9")))
+    assert problem.startswith("8 link(s) too slow to emulate (a-gw1~spine1, a-h1, ")
+    assert problem.endswith("set `scale` to at least 8e-07")      # 100 G -> 0.08 Mb/s
+    assert rate_problems(parse_fabric(FAST.replace("2.6e-3", "8e-7"))) == []
+
+
 def test_rate_problems_exactly_1000_mbps_is_fine():
     fabric = parse_fabric(FAST.replace("2.6e-3", "2.5e-3"))  # 400 G -> exactly 1000 Mb/s
     assert rate_problems(fabric) == []

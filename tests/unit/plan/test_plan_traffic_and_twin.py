@@ -221,6 +221,22 @@ def test_emulation_scale_keeps_the_whole_sync_within_the_cpu_budget():
     assert emulation_scale(plan) == round_down_2(CPU_BUDGET_MBPS / (loaded * 1000)) == 1.2e-5
 
 
+def test_emulation_scale_keeps_every_wavelength_where_htb_shapes_it():
+    """A job of many wavelengths: within the CPU budget each would run under what htb
+    shapes faithfully; the scale keeps them at it (`train` warns of the budget)."""
+    from dcilab.fabric import parse_fabric
+    from dcilab.fabric.model import HTB_MIN_MBPS
+    from dcilab.plan import fabric_yaml
+    from dcilab.emulation.topo import rate_problems
+    plan = plan_job(job(model={"parameters": 1e13, "bytes_per_gradient": 2},
+                        target_compute_utilization=0.99), sensitivity=False)
+    loaded = 2 * sum(c.capacity_gbps for c in plan.choices)
+    assert round_down_2(CPU_BUDGET_MBPS / (loaded * 1000)) * 800e3 < HTB_MIN_MBPS
+    assert emulation_scale(plan) * min(c.rate_gbps for c in plan.choices) * 1e3 \
+        == pytest.approx(HTB_MIN_MBPS, rel=0.02)
+    assert rate_problems(parse_fabric(fabric_yaml(plan))) == []
+
+
 def test_a_utilization_target_near_zero_is_refused_not_an_infinite_window():
     with pytest.raises(JobError, match=r"target_compute_utilization: .*0\.01"):
         job(target_compute_utilization=1e-310)
