@@ -8,6 +8,8 @@ editable install reads them in place.
 
 from __future__ import annotations
 
+import argparse
+
 from importlib.resources import files
 from pathlib import Path
 
@@ -62,6 +64,8 @@ def _bundled(name_or_path: str | Path, directory: Path) -> Path:
     `two-dc.yaml`, also `topologies/two-dc.yaml` from outside the repository). A path that
     exists wins; anything else is returned unchanged, so that loading it reports the file
     that cannot be read."""
+    if str(name_or_path) == "":           # Path("") is ".", and "." was named (a tester's)
+        raise argparse.ArgumentTypeError("an empty file name")
     path = Path(name_or_path)
     if path.exists():
         return path

@@ -568,6 +568,9 @@ class ControllerService:
                                 result = "retried"
                                 return retried
                         if first is None and len(book.reservations) >= self.max_live:
+                            # a request no retry gets says so first: refused as "at the
+                            # limit", a client retried it for good (a hostile tester's)
+                            book.check_ever(request)
                             raise AdmissionError(
                                 AdmissionError.EXHAUSTED,
                                 f"this controller holds {len(book.reservations)} live "

@@ -49,6 +49,7 @@ from pathlib import Path
 from ..argtypes import AT_LEAST_ONE, POSITIVE_SECONDS, checked
 from ..fabric import Fabric, load_fabric, parse_fabric
 from ..fabric.model import INTRA_SITE_LATENCY_MS
+from ..fabric.schema import MAX_SITES
 from ..te.milp import Milp
 from ..te.placement import Candidates
 from ..te.repack import Unit, repack
@@ -88,8 +89,10 @@ def add_arguments(parser) -> None:
                    help="random sequences per fabric and kind (default 2)")
     g.add_argument("--admission-time-limit", type=POSITIVE_SECONDS, default=30.0, metavar="S",
                    help="seconds for each MILP before its LP bound is used (default 30)")
-    g.add_argument("--admission-sites", type=checked(int, lambda v: v >= 3, "a whole number",
-                                                     "must be 3 or more (a ring)"),
+    g.add_argument("--admission-sites", type=checked(int, lambda v: 3 <= v <= MAX_SITES,
+                                                     "a whole number",
+                                                     f"must be 3 (a ring) to {MAX_SITES} "
+                                                     f"(a fabric's most)"),
                    default=16, metavar="N", help="sites of the generated fabric (default 16)")
 
 

@@ -41,10 +41,12 @@ from ..argtypes import AT_LEAST_ONE, NON_NEGATIVE, NON_NEGATIVE_NUMBER, checked
 from ..api.client import ApiError, Client, Unreachable
 from ..api.servicers import DEFAULT_READS_PER_S
 from ..fabric import parse_fabric
+from ..fabric.schema import MAX_SITES
 from ..lab import ControllerProcess, free_port
 from . import BenchError, verdict
 
 TARGET_P99_MS = 10.0
+LISTERS, SCRAPERS = 4, 50          # the readers: listing clients, /metrics scrapers
 TARGET_PER_SECOND = 500.0
 TARGET_RATIO_TO_CANNED = 0.8
 READERS_READY_S = 60.0              # a spawned process's imports, on a busy machine
@@ -63,18 +65,20 @@ def add_arguments(parser) -> None:
     g.add_argument("--api-rate", type=NON_NEGATIVE_NUMBER, default=TARGET_PER_SECOND, metavar="R",
                    help=f"then offer R reservations/s from the largest number of clients, on "
                         f"a fixed schedule (default {TARGET_PER_SECOND:g}, the target; 0 skips)")
-    g.add_argument("--api-sites", type=checked(int, lambda v: v >= 2, "a whole number",
-                                                "must be 2 or more"), default=16, metavar="N",
+    g.add_argument("--api-sites", type=checked(int, lambda v: 2 <= v <= MAX_SITES,
+                                                "a whole number",
+                                                f"must be 2 to {MAX_SITES} (a fabric's most)"),
+                   default=16, metavar="N",
                    help="sites in the generated fabric (default 16)")
     g.add_argument("--api-shared-cpus", action="store_true",
                    help="do not pin the controller to one CPU and the clients to the others")
     g.add_argument("--api-readers", action="store_true",
                    help="offer the rate again while --api-listers clients loop on "
                         "ListReservations and --api-scrapers loop on /metrics")
-    g.add_argument("--api-listers", type=NON_NEGATIVE, default=4, metavar="N",
-                   help="with --api-readers: clients looping on listings (default 4)")
-    g.add_argument("--api-scrapers", type=NON_NEGATIVE, default=50, metavar="N",
-                   help="with --api-readers: clients looping on /metrics (default 50)")
+    g.add_argument("--api-listers", type=NON_NEGATIVE, default=LISTERS, metavar="N",
+                   help=f"with --api-readers: clients looping on listings (default {LISTERS})")
+    g.add_argument("--api-scrapers", type=NON_NEGATIVE, default=SCRAPERS, metavar="N",
+                   help=f"with --api-readers: clients looping on /metrics (default {SCRAPERS})")
 
 
 def api_fabric_yaml(sites: int = 16, spines: int = 4, leaves: int = 4, hosts_per_leaf: int = 8,
@@ -332,6 +336,10 @@ def run(args) -> int:
         raise BenchError(f"dcilab bench --api: --api-clients takes client counts from 1 to 256, "
                          f"comma-separated; not {bad[0]!r}")
     levels = [int(c) for c in items]
+    if not args.api_readers and (args.api_listers, args.api_scrapers) != (LISTERS, SCRAPERS):
+        # ran without them, the counts unsaid (a hostile tester's)
+        raise BenchError("dcilab bench --api: --api-listers and --api-scrapers count the "
+                         "readers of --api-readers; give it too")
     started = time.perf_counter()
     fabric = parse_fabric(api_fabric_yaml(args.api_sites), "<generated api-bench fabric>")
     controller_cpu, client_cpus = _split_cpus(args.api_shared_cpus)

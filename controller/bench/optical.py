@@ -26,11 +26,13 @@ import sys
 import tempfile
 import threading
 import time
+from argparse import ArgumentTypeError
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..argtypes import POSITIVE_SECONDS, SECONDS, checked
 from ..fabric import FabricError, load_fabric
+from ..files import unwritable
 from ..lab import Lab
 from ..resources import shipped_hint, topology_arg
 from . import BenchError
@@ -106,12 +108,18 @@ def run(args) -> int:
     from ..emulation.optical_faults import degrade, restore
     from ..gnmi import TransceiverClient
 
+    problem = unwritable(args.png, "--png", png=True)
+    if problem:          # said now, not after two runs of minutes (an outside tester's)
+        raise BenchError(f"dcilab bench --optical: {problem}")
     with tempfile.TemporaryDirectory(prefix="dcilab-optical-") as tmp:
         if args.optical == "scenario":
             path = Path(tmp) / "optical-bench.yaml"
             path.write_text(SCENARIO)
         else:
-            path = topology_arg(args.optical)
+            try:
+                path = topology_arg(args.optical)
+            except ArgumentTypeError as exc:
+                raise BenchError(f"dcilab bench --optical: {exc}") from None
         try:
             fabric = load_fabric(path)
         except FabricError as exc:
@@ -151,8 +159,12 @@ def run(args) -> int:
                  f"{result.delivered_bytes / 1e6:.1f} MB (scaled), reservation "
                  f"{result.reservation_state}, mode changes {mode_changes(result.mode_changes)}")
         report = _report(runs, args, line, offered_gbps, fabric.scale)
-        _plot(runs, args.png, line)
-        report["png"] = str(args.png)
+        try:
+            _plot(runs, args.png, line)
+            report["png"] = str(args.png)
+        except OSError as exc:              # taken away since: the figures still print
+            report["png_error"] = f"cannot write {args.png}: {exc.strerror or exc}"
+            _say(report["png_error"])
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -329,7 +341,7 @@ def _print(report: dict) -> None:
     more = report["more_data_with_adaptation"]
     print(f"data delivered with adaptation: {more:+.0%} against fail-and-restore"
           if more is not None else "fail-and-restore delivered nothing")
-    print(f"plot: {report['png']}")
+    print(f"plot: {report['png']}" if "png" in report else report["png_error"])
 
 
 def _plot(runs: list[Run], png: Path, line: str) -> None:

@@ -23,6 +23,7 @@ from ..api.server import (ServerError, certificate_dates_problem, client_tls_pro
                           read_token_file)
 from ..api.servicers import MAX_PAGE_SIZE
 from .failure import USAGE, json_failure
+from .controller import host_port
 from ..api.v1 import fabric_pb2 as fpb
 from ..api.v1 import path_pb2 as ppb
 from ..emulation.cleanup import Manifest, live_owner
@@ -44,7 +45,7 @@ class _UsageError(Exception):
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("connection")
-    g.add_argument("--server", default=None, metavar="HOST:PORT", type=_address,
+    g.add_argument("--server", default=None, metavar="HOST:PORT", type=server_address,
                    help=f"the controller's gRPC address (default: that of the dcilab emulation "
                         f"running on this machine, a `demo`, `lab` or `train`, else "
                         f"{DEFAULT_SERVER})")
@@ -62,15 +63,18 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
-def _address(text: str) -> str:
+def server_address(text: str) -> str:
     """HOST:PORT (IPv6 as [::1]:PORT) or a gRPC unix: target; a port out of range would
-    be taken modulo 65536 by gRPC, and an empty host fill the screen with its logs."""
+    be taken modulo 65536 by gRPC, an empty host fill the screen with its logs, and a
+    scheme or a lone bracket (`http://...`, `[::1`) be read as a host that was never
+    reached, "it may have been booked" (a hostile tester's)."""
     if text.startswith(("unix:", "unix-abstract:")):
         return text
-    host, _, port = text.rpartition(":")
-    if not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
+    port = text.rpartition(":")[2]
+    if not _digits(port) or not 1 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT with a port from 1 to 65535, "
                                          f"got {text!r}")
+    host_port(text)
     return text
 
 
@@ -120,7 +124,7 @@ def register(sub) -> None:
                         "number); matched, pinned and metered on its own")
     p.add_argument("--dport", metavar="LO[-HI]",
                    help="with --protocol tcp or udp: only these destination ports")
-    p.add_argument("--dscp", type=int, metavar="N",
+    p.add_argument("--dscp", metavar="N",
                    help="reserve only the pair's traffic marked with this DSCP value (0-63)")
     p.add_argument("--protection", choices=[p.value for p in Protection],
                    type=str.upper, default="",
@@ -347,9 +351,12 @@ def _selector(args):
         return None
     sel = ppb.TrafficSelector()
     if args.dscp is not None:
-        if not 0 <= args.dscp < WIRE_UINT32:
+        # ASCII digits only: int() takes "６" too, which --dport refused (a hostile tester's)
+        if not _digits(args.dscp.removeprefix("-")):
+            raise ValueError(f"--dscp: expected a whole number, got {args.dscp!r}")
+        if not 0 <= int(args.dscp) < WIRE_UINT32:
             raise ValueError(f"--dscp: a DSCP value is 0-63, got {args.dscp}")
-        sel.dscp = args.dscp
+        sel.dscp = int(args.dscp)
     if args.protocol is not None:
         name = args.protocol.lower()
         if name not in PROTOCOLS and not (_digits(name) and int(name) < WIRE_UINT32):
@@ -359,8 +366,9 @@ def _selector(args):
     if args.dport is not None:
         if sel.ip_protocol not in PROTOCOLS.values():
             raise ValueError("--dport needs --protocol tcp or --protocol udp")
-        lo, _, hi = args.dport.partition("-")
-        if not (_digits(lo) and (not hi or _digits(hi))) or int(lo) == 0 \
+        lo, dash, hi = args.dport.partition("-")
+        # "80-" was taken as 80 (a hostile tester's): a dash needs its HI
+        if not (_digits(lo) and (not dash or _digits(hi))) or int(lo) == 0 \
                 or int(hi or lo) >= WIRE_UINT32:
             raise ValueError(f"--dport: {args.dport!r} is not a port (1-65535) or LO-HI range")
         sel.dst_port_min, sel.dst_port_max = int(lo), int(hi or lo)
@@ -406,7 +414,9 @@ def run_reserve(args) -> int:
                                  args.duration, request_id, args.priority, selector,
                                  args.protection)
         except Unreachable as exc:
-            if "failed to connect" in str(exc):      # never sent: nothing to find
+            # never sent: nothing to find (a name that does not resolve neither)
+            if any(never in str(exc) for never in ("failed to connect", "errors resolving",
+                                                   "DNS resolution failed")):
                 raise
             raise Unreachable(f"{exc}; it may have been booked: the same command with "
                               f"--request-id {request_id} answers it if it was, or books "

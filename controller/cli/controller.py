@@ -86,8 +86,12 @@ def exposure_warnings(grpc_host: str, openflow_host: str, tls: bool, token: bool
 def host_port(text: str) -> tuple[str, int]:
     """'127.0.0.1:6653' -> ('127.0.0.1', 6653), '[::1]:6653' -> ('::1', 6653); a clear
     error otherwise."""
+    if "://" in text:                 # http://127.0.0.1:50051 read as an IPv6 host
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT without a scheme, got {text!r}")
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    if any(c.isspace() or c == "/" for c in host):
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

@@ -29,6 +29,7 @@ from ..te.elephants import PIN_HOLD_S
 from ..te.placement import DEFAULT_MAX_STRETCH, Policy
 from .controller import (DEFAULT_ELEPHANT_FRACTION, DEFAULT_ELEPHANT_POLLS, adaptation_options,
                          add_steering_arguments, host_port, steering_options)
+from .client import server_address
 from .demo import add_bfd_argument, add_transceiver_arguments, gnmi_problem, say
 from .progress import optical_model
 from .stopping import on_stop_signals
@@ -82,7 +83,7 @@ def register(sub) -> None:
                         "this OpenFlow address (a `dcilab controller --topology FILE` of the "
                         "same file, that you start, stop and restart; the lab never stops "
                         "it). The controller options below are then that one's to take")
-    p.add_argument("--server", default=None, metavar="HOST:PORT",
+    p.add_argument("--server", default=None, metavar="HOST:PORT", type=server_address,
                    help="with --controller: its gRPC API, for the prompt's commands "
                         "(default 127.0.0.1:50051)")
     add_transceiver_arguments(p)

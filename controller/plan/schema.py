@@ -33,9 +33,13 @@ MIN_COMPUTE_UTILIZATION = 0.01
 
 # Checked with the other fields (every problem of the fields in one pass), not with the
 # sites after them: an ML-infra tester's -5 km came only once the rest was right.
+MIN_KM = 0.1     # a fibre route between two sites; 1e-300 km was planned (a tester's)
+
+
 def _over_zero_km(km: float) -> float:
-    if not km > 0:
-        raise ValueError("must be over 0 km, as every fibre route is")
+    if not km >= MIN_KM:
+        raise ValueError(f"must be at least {MIN_KM:g} km, as a fibre route between two "
+                         f"sites is")
     return km
 
 

@@ -641,15 +641,8 @@ class ReservationBook:
                 raise reused_request_id(req, first)
             return first, []
         self.validate(req)
-        self._sync()
-        if req.max_latency_ms is not None:
-            self._check_bound(req)
+        self.check_ever(req)
         bps = req.bandwidth_gbps * 1e9
-        self._check_size(req, bps)
-        if req.protection == Protection.PROTECTED:
-            # before any room is looked at (the host links' too): the answer must not
-            # depend on the load (a re-tester's host link, busy, made it retryable)
-            self._check_protectable(req, bps)
         full = self._access_full(req.src_host, req.dst_host, bps)
         if full is not None:
             raise full
@@ -2126,6 +2119,20 @@ class ReservationBook:
             self._hold(r, +1)
 
     # -- internals ---------------------------------------------------------------------
+
+    def check_ever(self, req: ReservationRequest) -> None:
+        """FAILED_PRECONDITION for a (valid) request no retry can get, however empty the
+        fabric: a latency bound under its shortest path, more than one path could carry,
+        a PROTECTED one with no disjoint standby. Before any room is looked at (the host
+        links' too): the answer must not depend on the load (a re-tester's host link, busy,
+        made it retryable)."""
+        self._sync()
+        if req.max_latency_ms is not None:
+            self._check_bound(req)
+        bps = req.bandwidth_gbps * 1e9
+        self._check_size(req, bps)
+        if req.protection == Protection.PROTECTED:
+            self._check_protectable(req, bps)
 
     def _check_bound(self, req: ReservationRequest) -> None:
         """FAILED_PRECONDITION for a latency bound below the fabric's shortest path with

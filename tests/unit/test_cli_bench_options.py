@@ -4,6 +4,8 @@ for; `--job X` ran the placement bench; bad numbers gave tracebacks)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dcilab.cli import main
@@ -35,7 +37,10 @@ def test_benchmarks_and_their_options_do_not_mix(argv, says, capsys):
     (["--elephants", "-3"], "--elephants: must be 1 to 100000, got -3"),
     (["--elephants", "100000000"], "--elephants: must be 1 to 100000, got 100000000"),
     (["--time-limit", "-5"], "--time-limit: must be over 0 and at most a day, got -5"),
-    (["--admission", "--admission-sites", "2"], "--admission-sites: must be 3 or more"),
+    (["--admission", "--admission-sites", "2"], "--admission-sites: must be 3 (a ring) to 254"),
+    # a hostile tester's: over a fabric's 254 sites, a traceback
+    (["--admission", "--admission-sites", "255"], "--admission-sites: must be 3 (a ring) to 254"),
+    (["--api", "--api-sites", "300"], "--api-sites: must be 2 to 254 (a fabric's most), got 300"),
     (["--admission", "--admission-requests", "0"], "--admission-requests: must be 1 or more"),
     (["--training", "--steps", "0"], "--steps: must be 1 or more, got 0"),
     (["--optical", "--load", "2"], "--load: must be over 0 and at most 1, got 2"),
@@ -93,3 +98,38 @@ def test_train_names_each_option_out_of_range(capsys):
     err = capsys.readouterr().err
     assert "--steps must be >= 1, got 0" in err and "--stretch must be a finite number > 0, " \
         "got -1" in err and "--flows-per-pair" not in err and "--queue-packets" not in err
+
+
+def test_the_optical_bench_refuses_a_plot_it_cannot_write_before_it_runs(tmp_path, capsys,
+                                                                         monkeypatch):
+    """A hostile tester's: `--png /nonexist/x.png` ran both emulations (minutes), then
+    ended in a traceback at the plot and never printed its report."""
+    from dcilab.bench import optical
+
+    def no_emulation(*_args, **_kwargs):
+        raise AssertionError("the run started")
+    monkeypatch.setattr(optical, "Lab", no_emulation)
+    for png, why in ((tmp_path / "nodir" / "x.png", "does not exist"),
+                     (tmp_path / "x.jpg", "give a name ending .png")):
+        assert main(["bench", "--optical", "--png", str(png), "--json"]) == 2
+        out = capsys.readouterr()
+        assert why in out.err and json.loads(out.out)["ok"] is False
+
+
+def test_api_readers_counts_need_the_readers(capsys):
+    """A hostile tester's `--api --api-listers 3` ran without readers, unsaid."""
+    assert main(["bench", "--api", "--api-listers", "3"]) == 2
+    assert "give it too" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["check", ""], ["plan", ""], ["bench", "--faults", ""]])
+def test_an_empty_file_name_is_named_as_such(argv, capsys):
+    """A hostile tester's `dcilab check ''` said `.: cannot read: a directory`."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and "an empty file name" in capsys.readouterr().err
+
+
+def test_the_optical_bench_names_an_empty_file_name(capsys):
+    assert main(["bench", "--optical", ""]) == 2
+    assert "an empty file name" in capsys.readouterr().err

@@ -487,6 +487,11 @@ def test_new_reservations_are_refused_while_the_limit_is_live(fabric, clock, tmp
     assert refused.value.code == AdmissionError.EXHAUSTED
     assert refused.value.message == ("this controller holds 3 live reservations, its limit "
                                      "(--max-reservations 3): release some first")
+    # what no retry gets says so first, not "at the limit" (a hostile tester's client
+    # retried such a refusal for good)
+    with pytest.raises(AdmissionError) as refused:
+        service.reserve(req(3, 0.001)._replace(max_latency_ms=0.001))
+    assert refused.value.code == AdmissionError.PRECONDITION
     again = service.reserve(req(0, 0.001, request_id="job-0"))       # a retry: answered
     assert again.reservation_id == made[0].reservation_id
     service.release(made[0].reservation_id)

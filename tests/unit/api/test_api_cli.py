@@ -247,6 +247,10 @@ def test_token_and_tls_flags(serve, tmp_path, capsys):
 @pytest.mark.parametrize("option, value, said", [
     ("--server", "127.0.0.1:70000", "expected HOST:PORT with a port from 1 to 65535"),
     ("--server", "", "expected HOST:PORT with a port from 1 to 65535"),
+    # read as hosts never reached, "it may have been booked" (a hostile tester's)
+    ("--server", "http://127.0.0.1:50051", "expected HOST:PORT without a scheme"),
+    ("--server", "[::1:50051", "an IPv6 address goes in brackets"),
+    ("--server", "a b:50051", "expected HOST:PORT, got 'a b:50051'"),
     ("--timeout", "inf", "must be seconds over 0, at most 86400"),
     ("--timeout", "-1", "must be seconds over 0, at most 86400"),
 ])
@@ -516,6 +520,9 @@ def test_elephants_table_widens_for_long_site_names():
     # str.isdigit takes other scripts' digits: "٣" booked tcp dport 3 (a re-tester's)
     (["--protocol", "tcp", "--dport", "\u0663"], "is not a port"),
     (["--protocol", "\u0666"], "is not tcp, udp"),
+    # "80-" was taken as port 80; a full-width DSCP digit as 6 (a hostile tester's)
+    (["--protocol", "tcp", "--dport", "80-"], "--dport: '80-' is not a port"),
+    (["--dscp", "\uff16"], "--dscp: expected a whole number"),
 ])
 def test_selector_values_the_wire_cannot_carry_are_bad_usage(argv, said, capsys):
     free = socket.socket()

@@ -176,8 +176,9 @@ def test_a_section_that_is_not_a_mapping_is_named_without_our_class_names():
 
 
 def test_a_distance_given_wrongly_is_said_once_not_also_as_missing():
-    out = errors(GOOD.replace("a: {b: 100}", "a: {b: 0}"))
-    assert len(out) == 1 and "distances_km.a.b: must be over 0 km" in out[0], out
+    for km in ("0", "1e-300"):          # 1e-300 km was planned (an ML-infra tester's)
+        out = errors(GOOD.replace("a: {b: 100}", f"a: {{b: {km}}}"))
+        assert len(out) == 1 and "distances_km.a.b: must be at least 0.1 km" in out[0], out
 
 
 def test_a_bad_distance_and_an_unknown_module_come_with_the_other_field_problems():
@@ -186,6 +187,6 @@ def test_a_bad_distance_and_an_unknown_module_come_with_the_other_field_problems
     out = errors(GOOD.replace("a: {b: 100}", "a: {b: -5}") + "bogus: 1\nmodules:\n"
                  "  900ZR: {price_usd: 1}\n")
     assert len(out) == 3, out
-    assert any("distances_km.a.b: must be over 0 km" in line for line in out)
+    assert any("distances_km.a.b: must be at least 0.1 km" in line for line in out)
     assert any(line.startswith("job.yaml:18: modules.900ZR: unknown module") for line in out)
     assert any(line.startswith("job.yaml:16: bogus: unknown field") for line in out)
