@@ -61,6 +61,27 @@ def _loopback_only(host: str) -> bool:
         return False
 
 
+# Shorter than this, a bearer token can be guessed (128 bits as hex is 32 characters).
+MIN_TOKEN_CHARS = 16
+
+
+def token_warnings(path: Path, token: str) -> list[str]:
+    """What makes a token file weak: a short token, or a file others may read (a hostile
+    tester's 5-character token in a mode 644 file started without a word)."""
+    said = []
+    if len(token) < MIN_TOKEN_CHARS:
+        said.append(f"token file {path}: its token has {len(token)} characters, under "
+                    f"{MIN_TOKEN_CHARS}: it can be guessed (`openssl rand -hex 32` makes one)")
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return said
+    if mode & 0o077:
+        said.append(f"token file {path}: mode {mode & 0o777:o} lets other users read the "
+                    f"token (chmod 600)")
+    return said
+
+
 def exposure_warnings(grpc_host: str, openflow_host: str, tls: bool, token: bool
                       ) -> list[str]:
     """What a start beyond this machine leaves open (a security reviewer's: a bind to
@@ -530,7 +551,8 @@ def run(args) -> int:
             from ..app.adaptation import ModeFollower
             ModeFollower(service, optical, mismatch_s=args.mismatch_s).start()
     for warning in exposure_warnings(args.grpc[0], args.openflow[0], tls is not None,
-                                     token is not None):
+                                     token is not None) + (
+            token_warnings(args.token_file, token) if token is not None else []):
         log.warning("%s", warning)
     start_metrics_server(service, *args.metrics, registry=metrics.registry)
     server, grpc_port = create_server(service, address_text(*args.grpc), tls=tls,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import stat
 
-from dcilab.cli.controller import exposure_warnings
+from dcilab.cli.controller import exposure_warnings, token_warnings
 from dcilab.store.sqlite import ReservationStore
 
 
@@ -25,6 +25,18 @@ def test_a_start_beyond_this_machine_says_what_it_leaves_open():
     said = exposure_warnings("127.0.0.1", "0.0.0.0", tls=True, token=True)
     assert len(said) == 1 and "OpenFlow listens on 0.0.0.0" in said[0]
     assert len(exposure_warnings("10.0.0.1", "10.0.0.1", tls=False, token=False)) == 3
+
+
+def test_a_weak_token_file_is_warned_of(tmp_path):
+    """A hostile tester's 5-character token, in a file every user could read, started
+    without a word."""
+    path = tmp_path / "token"
+    path.write_text("short\n")
+    path.chmod(0o644)
+    said = token_warnings(path, "short")
+    assert len(said) == 2 and "5 characters" in said[0] and "mode 644" in said[1]
+    path.chmod(0o600)
+    assert token_warnings(path, "a" * 32) == []
 
 
 def test_a_new_state_file_and_its_log_are_readable_by_their_owner_alone(tmp_path):
