@@ -12,6 +12,8 @@ expand to. The file is parsed once, by libyaml (CSafeLoader).
 
 from __future__ import annotations
 
+import datetime
+
 import difflib
 import os
 import re
@@ -134,12 +136,20 @@ def _message(error: dict) -> str:
         if least == 1:                         # "at least 1 sites"
             what = what.removesuffix("s") if what != "entries" else "entry"
         return f"has {error['ctx']['actual_length']}; at least {least} {what}"
+    if kind == "string_type" and isinstance(error.get("input"), (bool, int, float,
+                                                                 datetime.date)):
+        # YAML read `yes` or `2026-01-01` as a boolean or a date, and Python's repr of it
+        # said nothing a user could act on (a hostile tester's)
+        return (f"expected text, but YAML reads this as a {_YAML_KIND[type(error['input'])]}"
+                f": put it in quotes")
     if kind == "string_pattern_mismatch":
         return (f"{_shown(error['input'])} is not a valid name: use letters, digits, '-', '_' and '.',"
                 " starting with a letter or digit")
     return f"{error['msg'][0].lower()}{error['msg'][1:]} (got {_shown(error['input'])})"
 
 
+_YAML_KIND = {bool: "boolean", int: "number", float: "number", datetime.date: "date",
+              datetime.datetime: "timestamp"}
 _ENTRIES = {"dci_links": "line systems", "sites": "sites", "srlg": "risk groups",
             "modules": "module overrides", "modes": "mode overrides"}
 

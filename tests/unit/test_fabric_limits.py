@@ -252,3 +252,13 @@ def test_a_scale_too_small_to_measure_by_is_refused(scale):
     """Rates are counters divided by the scale: a subnormal one made them infinite."""
     out = _issues(TWO_SITES.replace("name: x\n", f"name: x\nscale: {scale}\n"))
     assert len(out) == 1 and out[0].startswith("f.yaml:2: scale: ") and scale in out[0], out
+
+
+@pytest.mark.parametrize("value, kind", [("yes", "boolean"), ("2026-01-01", "date"),
+                                         ("12", "number")])
+def test_a_name_yaml_reads_as_another_type_says_to_quote_it(value, kind):
+    """A hostile tester's `name: yes` said `got True`, a date `got datetime.date(...)`."""
+    [first, *_] = _issues(TWO_SITES.replace("name: x", f"name: {value}")
+                          + "dci_links: [{name: l, a: a, b: b, fiber_km: 10}]\n")
+    assert first == f"f.yaml:1: name: expected text, but YAML reads this as a {kind}: " \
+                    f"put it in quotes"
