@@ -33,6 +33,7 @@ from typing import Callable, Protocol
 
 from ..api.defaults import DEFAULT_MAX_LIVE
 from ..core import FabricController, Outbox
+from ..core.controller import RESUMED
 from ..core.steering import ElephantView
 from ..fabric import Fabric
 from ..te.load import LinkLoad
@@ -483,7 +484,8 @@ class ControllerService:
         watchers hear of every change, and an ended reservation is counted, and forgotten
         (the store answers for it) unless there is no store."""
         for kind, name in outbox.faults:
-            self.observer.failure(kind, name)
+            if kind != RESUMED:                   # no failure ended
+                self.observer.failure(kind, name)
         for _ in range(outbox.placements):
             self.observer.placement(self.core.policy)
         if outbox.changed:

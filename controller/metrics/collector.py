@@ -139,6 +139,10 @@ class FabricCollector(Collector):
         up = GaugeMetricFamily(
             names.LINK_UP, "1 when both ends of the link are connected and their ports up.",
             labels=LINK_LABELS)
+        drained = GaugeMetricFamily(
+            names.LINK_DRAINED,
+            "1 while the controller keeps a wavelength out of use for a mode change (rate "
+            "adaptation): it may go dark meanwhile, which is no failure.", labels=LINK_LABELS)
         # Host links are half the links of a large fabric: not even snapshotted.
         rows = []
         for load in self.service.link_loads(None if self.include_host_links
@@ -156,7 +160,8 @@ class FabricCollector(Collector):
                 LinkFamily(rx, received, lambda load: load.receive_bytes_total),
                 LinkFamily(util, rows, lambda load: load.utilization_ratio),
                 LinkFamily(reserved, rows, lambda load: load.reserved_bps),
-                LinkFamily(up, rows, lambda load: 1.0 if load.up else 0.0))
+                LinkFamily(up, rows, lambda load: 1.0 if load.up else 0.0),
+                LinkFamily(drained, rows, lambda load: 1.0 if load.drained else 0.0))
 
     # -- wavelength families (the optical plan) -----------------------------------------
 

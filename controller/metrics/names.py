@@ -14,6 +14,7 @@ LINK_RECEIVE_BYTES = "dcilab_link_receive_bytes"              # counter
 LINK_UTILIZATION = "dcilab_link_utilization_ratio"
 LINK_RESERVED_BPS = "dcilab_link_reserved_bps"
 LINK_UP = "dcilab_link_up"
+LINK_DRAINED = "dcilab_link_drained"
 LINKS_HELD_DOWN = "dcilab_links_held_down"
 
 # -- wavelengths (collector.py) -----------------------------------------------------------

@@ -64,6 +64,9 @@ class LinkLoad:
     receive_counted: bool = True
     # Up and in use (not held down after a flap, nor drained for a mode change)
     in_service: bool = True
+    # Taken out of use on purpose, for a mode change: it may go dark meanwhile, and that
+    # is no failure (alerts leave it out: a step down paged DcilabLinkDown, an SRE's)
+    drained: bool = False
 
 
 @dataclass
@@ -179,18 +182,20 @@ class LoadTracker:
                  rates_gbps: dict[str, float] | None = None,
                  modes: dict[str, str] | None = None,
                  reported_margins_db: dict[str, float] | None = None,
-                 out_of_service: frozenset[str] = frozenset()) -> list[LinkLoad]:
+                 out_of_service: frozenset[str] = frozenset(),
+                 drained: frozenset[str] = frozenset()) -> list[LinkLoad]:
         """Every direction of every link (of `kinds`, if given), in file order.
         `rates_gbps`, `modes`: wavelengths running another rate or mode than their
         plan's (rate adaptation). `reported_margins_db`: wavelength -> the margin its
         transceivers report; the others show the plan's in the mode they run, and a
         wavelength down (cut, dark, changing mode) shows none. `out_of_service`: links
-        not in use though they may be up (held down, drained: the path engine's).
+        not in use though they may be up (held down, drained: the path engine's);
+        `drained`: those of them drained for a mode change.
         The list is shared with every caller asking the same of the same state: read it,
         do not change it."""
         kinds = frozenset(kinds) if kinds is not None else None
         asked = (self._version, dict(rates_gbps or {}), dict(modes or {}),
-                 dict(reported_margins_db or {}), frozenset(out_of_service))
+                 dict(reported_margins_db or {}), frozenset(out_of_service), frozenset(drained))
         base = self._bases.get(kinds)
         if base is None or base[0] != asked:
             loads = self._snapshot(kinds, *asked[1:])
@@ -217,7 +222,7 @@ class LoadTracker:
 
     def _snapshot(self, kinds: frozenset[str] | None, rates_gbps: dict[str, float],
                   modes: dict[str, str], reported_margins_db: dict[str, float],
-                  out_of_service: frozenset[str]) -> list[LinkLoad]:
+                  out_of_service: frozenset[str], drained: frozenset[str]) -> list[LinkLoad]:
         """The snapshot with nothing reserved."""
         catalog = self.fabric.catalog       # rebuilt at each access where the file overrides
         out = []
@@ -257,7 +262,8 @@ class LoadTracker:
                     reserved_bps=0.0, up=up, mode=mode,
                     margin_db=margin, transmit_counted=sent is not None,
                     receive_counted=received is not None,
-                    in_service=up and link.name not in out_of_service))
+                    in_service=up and link.name not in out_of_service,
+                    drained=link.name in drained))
         return out
 
     def _site(self, node: str) -> str:

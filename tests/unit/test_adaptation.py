@@ -11,6 +11,7 @@ import pytest
 from dcilab.core.adaptation import (Adapter, Drain, LineLimits, Observation, Phase, Policy,
                                     Resume, SetMode)
 from dcilab.optics import DEFAULT_CATALOG
+from dcilab.core.controller import RESUMED
 
 # 400ZR+ needs 24 (400G), 21 (300G), 16 (200G), 12.5 dB (100G) OSNR per 0.1 nm.
 W = "w1"
@@ -267,8 +268,12 @@ def test_the_dark_spell_of_a_mode_change_is_no_failure_and_no_flap(lab, caplog):
     assert faults == []
     assert "x.w1 is dark while it changes mode" in caplog.text
     assert "link x.w1 is down" not in caplog.text
+    # Drained, dcilab_link_drained says so (its dark spell pages nothing: an SRE's)
+    assert {l.drained for l in lab.ctl.link_loads() if l.link == x.name} == {True}
     faults = lab.send(lab.ctl.wavelength_service("x.w1", None, 300.0)).faults
-    assert faults == [("link_up", "x.w1")]                    # back in use: once
+    # back in use once: a return, not a recovery (no failure ended: it counted link_up)
+    assert faults == [(RESUMED, "x.w1")]
+    assert {l.drained for l in lab.ctl.link_loads() if l.link == x.name} == {False}
     # A real cut within the flap window is the first failure: the first hold-down (1 s),
     # not doubled as for a second flap.
     for up, now in ((False, 130.0), (True, 131.0)):

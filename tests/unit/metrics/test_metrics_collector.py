@@ -33,6 +33,7 @@ EXPECTED_TYPES = {
     "dcilab_link_utilization_ratio": "gauge",
     "dcilab_link_reserved_bps": "gauge",
     "dcilab_link_up": "gauge",
+    "dcilab_link_drained": "gauge",
     "dcilab_links_held_down": "gauge",
     "dcilab_wavelength_osnr_db": "gauge",
     "dcilab_wavelength_gsnr_db": "gauge",
