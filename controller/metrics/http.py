@@ -3,12 +3,12 @@
 Fifty scrapers must not slow the calls that book capacity: the exposition is rendered at
 most once per `min_interval_s`, timed from a render's start with a tenth to spare (every
 scraper in that window gets the same bytes, as a Prometheus scrape interval is seconds
-anyway; one scraping at that interval gets a new render each time), and gzipped once for those that ask for it
-as Prometheus does (a 160-switch fabric's 1 MB of text is 47 kB: sending 1 MB to ten
-scrapers at once kept the controller's CPU in the kernel for milliseconds); scrapes are
-bounded in rate and open connections in number, in total and per client address. One
-beyond is answered `503 Retry-After: 1..3` at once, from the accepting thread, without
-parsing its request.
+anyway; one scraping at that interval gets a new render each time), and gzipped once
+for those that ask for it as Prometheus does (a 160-switch fabric's 1 MB of text is 47
+kB: sending 1 MB to ten scrapers at once kept the controller's CPU in the kernel for
+milliseconds); scrapes are bounded in rate and open connections in number, in total
+and per client address. One beyond is answered `503 Retry-After: 1..3` at once, from
+the accepting thread, without parsing its request.
 """
 
 from __future__ import annotations
