@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Callable
 
 
@@ -32,3 +33,11 @@ WHOLE_SECONDS = checked(int, lambda v: 1 <= v <= 86_400, "a whole number of seco
                         "must be 1 to a day (86400): iperf3 runs whole seconds")
 SECONDS = checked(float, lambda v: 0 <= v <= 86_400, "a number of seconds",
                   "must be 0 to a day (86400)")
+
+
+def file_path(text: str) -> Path:
+    """A file name: Path("") is ".", so an empty one was said to be a directory (and an
+    empty --token-file taken as none given: a re-tester's)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty file name")
+    return Path(text)

@@ -75,9 +75,9 @@ def add_arguments(parser) -> None:
     g.add_argument("--api-readers", action="store_true",
                    help="offer the rate again while --api-listers clients loop on "
                         "ListReservations and --api-scrapers loop on /metrics")
-    g.add_argument("--api-listers", type=NON_NEGATIVE, default=LISTERS, metavar="N",
+    g.add_argument("--api-listers", type=NON_NEGATIVE, default=None, metavar="N",
                    help=f"with --api-readers: clients looping on listings (default {LISTERS})")
-    g.add_argument("--api-scrapers", type=NON_NEGATIVE, default=SCRAPERS, metavar="N",
+    g.add_argument("--api-scrapers", type=NON_NEGATIVE, default=None, metavar="N",
                    help=f"with --api-readers: clients looping on /metrics (default {SCRAPERS})")
 
 
@@ -336,10 +336,15 @@ def run(args) -> int:
         raise BenchError(f"dcilab bench --api: --api-clients takes client counts from 1 to 256, "
                          f"comma-separated; not {bad[0]!r}")
     levels = [int(c) for c in items]
-    if not args.api_readers and (args.api_listers, args.api_scrapers) != (LISTERS, SCRAPERS):
-        # ran without them, the counts unsaid (a hostile tester's)
+    if not args.api_readers and (args.api_listers, args.api_scrapers) != (None, None):
+        # ran without them, the counts unsaid (a hostile tester's; given at their default
+        # too: a re-tester's)
         raise BenchError("dcilab bench --api: --api-listers and --api-scrapers count the "
                          "readers of --api-readers; give it too")
+    if args.api_listers is None:
+        args.api_listers = LISTERS
+    if args.api_scrapers is None:
+        args.api_scrapers = SCRAPERS
     started = time.perf_counter()
     fabric = parse_fabric(api_fabric_yaml(args.api_sites), "<generated api-bench fabric>")
     controller_cpu, client_cpus = _split_cpus(args.api_shared_cpus)

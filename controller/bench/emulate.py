@@ -38,6 +38,7 @@ from ..emulation.network import EmulationError
 from ..emulation.traffic import delivered_bytes, interface_rx_bytes, iperf_concurrent
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..fabric.model import scaled_mbps
+from ..fabric.schema import MIN_SCALE
 from ..lab import Lab, rescaled
 from ..plan.fabric_out import CPU_BUDGET_MBPS
 from ..resources import shipped_hint, topology_arg
@@ -51,7 +52,8 @@ SETTLE_S = 5.0
 FLOWS = checked(int, lambda v: 0 <= v <= 1000, "a whole number", "must be 0 (the default) to 1000")
 MEGABYTES = checked(float, lambda v: 0 <= v <= 100_000, "a number",
                     "must be 0 (the default) to 100000")
-SCALE = checked(float, lambda v: 0 <= v <= 1, "a number", "must be 0 (the default) to 1")
+SCALE = checked(float, lambda v: v == 0 or MIN_SCALE <= v <= 1, "a number",
+                f"must be 0 (the default) or {MIN_SCALE:g} to 1")
 
 def add_arguments(parser) -> None:
     g = parser.add_argument_group("emulated bench")
@@ -109,7 +111,10 @@ def _run(args) -> int:
     flows_n = args.flows or w + 2
     with tempfile.TemporaryDirectory(prefix="dcilab-bench-emulate-") as tmp:
         topology = rescaled(Path(args.emulate), scale, Path(tmp))
-        fabric = parse_fabric(topology.read_text(), str(topology))
+        try:
+            fabric = parse_fabric(topology.read_text(), str(topology))
+        except FabricError as exc:     # --scale out of a fabric's range: a traceback was
+            raise BenchError(f"dcilab bench --emulate --scale {scale:g}: {exc}") from None
         wave_mbps = scaled_mbps(fabric, rate_gbps)
         size = int(args.megabytes * 1e6) or int(wave_mbps * 1e6 / 8 * 8)   # ~8 s alone
         hosts_a, hosts_b = fabric.hosts_of(site_a), fabric.hosts_of(site_b)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..argtypes import file_path
 from ..api.client import Client, state_name
 from ..emulation import bfd
 from ..emulation.drops import drop_counters, dropped_between
@@ -84,11 +85,12 @@ def add_arguments(parser) -> None:
                    type=topology_arg,
                    help="inject failures on the emulation (root), with and without "
                         "protection; FILE defaults to a built-in three-site triangle")
-    g.add_argument("--plot", metavar="PNG", help="with --faults: a timeline of delivered "
-                                                 "rate per stream around each event")
-    g.add_argument("--log", metavar="FILE", help="with --faults: the controller's and the "
-                                                 "emulation's lines, to see why a figure is "
-                                                 "what it is")
+    g.add_argument("--plot", metavar="PNG", type=file_path,
+                   help="with --faults: a timeline of delivered rate per stream around each "
+                        "event")
+    g.add_argument("--log", metavar="FILE", type=file_path,
+                   help="with --faults: the controller's and the emulation's lines, to see "
+                        "why a figure is what it is")
 
 
 def _say(text: str) -> None:
@@ -439,6 +441,8 @@ def run(args) -> int:
             path.write_text(DEFAULT_FABRIC)
             fabric = parse_fabric(DEFAULT_FABRIC, str(path))
         problem = unwritable(args.plot, "--plot", png=True)
+        if not problem and args.plot and args.log and args.plot.resolve() == args.log.resolve():
+            problem = f"--plot and --log are one file ({args.plot}): give each its own"
         if problem:
             raise BenchError(problem)
         try:
@@ -459,7 +463,7 @@ def run(args) -> int:
         if args.plot:       # a run of minutes is not lost to a directory removed meanwhile
             try:
                 _plot(plot_data, args.plot)
-                report["plot"] = args.plot
+                report["plot"] = str(args.plot)
             except OSError as exc:
                 plot_error = report["plot_error"] = (f"cannot write {args.plot}: "
                                                      f"{exc.strerror or exc}")

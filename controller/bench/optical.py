@@ -30,7 +30,7 @@ from argparse import ArgumentTypeError
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..argtypes import POSITIVE_SECONDS, SECONDS, checked
+from ..argtypes import POSITIVE_SECONDS, SECONDS, checked, file_path
 from ..fabric import FabricError, load_fabric
 from ..files import unwritable
 from ..lab import Lab
@@ -75,7 +75,7 @@ def add_arguments(parser) -> None:
                    help="UDP load, as a share of the degrading line system's capacity "
                         "(default 0.4: fits it at 300G even with three of the four flows on "
                         "one wavelength, not the other line system alone)")
-    g.add_argument("--png", type=Path, default=Path("optical-bench.png"), metavar="PATH",
+    g.add_argument("--png", type=file_path, default=Path("optical-bench.png"), metavar="PATH",
                    help="where to write the plot (default optical-bench.png)")
 
 

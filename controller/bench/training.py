@@ -283,7 +283,9 @@ def _passed_by(fabric: Fabric, flows: list[SyncFlow], policies=("loadaware",)) -
                       "them, the only one hashed routes take")
                    + f" ({w.shortest_ms:.3f} ms): the controller routes it that way, over "
                    f"lines the planner sized for other pairs, so steps come out slower than "
-                   f"the prediction, which counts {w.line}'s capacity")
+                   f"the prediction, which counts {w.line}'s capacity, where those lines' "
+                   f"directions carry their own pairs' sync too (one ring leaves the reverse "
+                   f"ones idle)")
     return out
 
 

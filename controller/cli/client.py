@@ -29,7 +29,7 @@ from ..api.v1 import path_pb2 as ppb
 from ..emulation.cleanup import Manifest, live_owner
 from ..fabric.model import LinkKind
 from ..te.reservations import Protection, State
-from ..argtypes import checked
+from ..argtypes import checked, file_path
 from .stopping import Terminated
 
 STATES = tuple(state.value.lower() for state in State)
@@ -50,7 +50,7 @@ def _common() -> argparse.ArgumentParser:
                         f"running on this machine, a `demo`, `lab` or `train`, else "
                         f"{DEFAULT_SERVER})")
     g.add_argument("--json", action="store_true", help="print one JSON object")
-    g.add_argument("--token-file", metavar="FILE",
+    g.add_argument("--token-file", metavar="FILE", type=file_path,
                    help="file holding the bearer token the server wants for changes")
     g.add_argument("--tls", action="store_true",
                    help="use TLS, trusting the system's CAs (implied by --tls-ca)")
@@ -63,6 +63,10 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
+# Target schemes gRPC takes before an address (unix: ones are passed on as they are).
+GRPC_SCHEMES = frozenset({"dns", "ipv4", "ipv6", "vsock", "xds", "google-c2p"})
+
+
 def server_address(text: str) -> str:
     """HOST:PORT (IPv6 as [::1]:PORT) or a gRPC unix: target; a port out of range would
     be taken modulo 65536 by gRPC, an empty host fill the screen with its logs, and a
@@ -70,7 +74,10 @@ def server_address(text: str) -> str:
     reached, "it may have been booked" (a hostile tester's)."""
     if text.startswith(("unix:", "unix-abstract:")):
         return text
-    port = text.rpartition(":")[2]
+    host, _, port = text.rpartition(":")
+    if host.lower() in GRPC_SCHEMES:        # gRPC reads "dns:47001" as a target, not a host
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r} ({host}: is a "
+                                         f"gRPC target scheme)")
     if not _digits(port) or not 1 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT with a port from 1 to 65535, "
                                          f"got {text!r}")

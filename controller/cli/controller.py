@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from ..addresses import address_text
-from ..argtypes import AT_LEAST_ONE, SECONDS, checked
+from ..argtypes import AT_LEAST_ONE, SECONDS, checked, file_path
 from ..fabric import FabricError, load_fabric
 from ..resources import bundled_topologies, shipped_hint, topology_arg
 from ..te.elephants import PIN_HOLD_S
@@ -164,7 +164,7 @@ def register(sub) -> None:
                    help="gRPC API listen address (default 127.0.0.1:50051)")
     p.add_argument("--metrics", type=host_port, default=("127.0.0.1", 9108), metavar="HOST:PORT",
                    help="Prometheus /metrics listen address (default 127.0.0.1:9108)")
-    p.add_argument("--state", type=Path, default=None, metavar="PATH",
+    p.add_argument("--state", type=file_path, default=None, metavar="PATH",
                    help=f"reservation database, SQLite, one per fabric (default "
                         f"{default_state_path('<fabric name>')}). One controller at a time "
                         f"holds it; it records its fabric")
@@ -206,12 +206,13 @@ def register(sub) -> None:
                    help="install no protection in the switches (no watched buckets, no "
                         "fast-failover detours): only the controller reacts to a failure. The "
                         "baseline `dcilab bench --faults` compares with")
-    p.add_argument("--tls-cert", type=Path, metavar="PEM",
+    p.add_argument("--tls-cert", type=file_path, metavar="PEM",
                    help="serve gRPC over TLS with this certificate (PEM)")
-    p.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's private key (PEM)")
-    p.add_argument("--tls-client-ca", type=Path, metavar="PEM",
+    p.add_argument("--tls-key", type=file_path, metavar="PEM",
+                   help="the certificate's private key (PEM)")
+    p.add_argument("--tls-client-ca", type=file_path, metavar="PEM",
                    help="require client certificates signed by this CA (mutual TLS)")
-    p.add_argument("--token-file", type=Path, metavar="FILE",
+    p.add_argument("--token-file", type=file_path, metavar="FILE",
                    help="require `authorization: Bearer <token>` on mutating gRPC calls")
     p.add_argument("--grpc-workers", type=int, default=DEFAULT_WORKERS, metavar="N",
                    help=f"threads serving gRPC calls (default {DEFAULT_WORKERS}); calls "
@@ -345,7 +346,8 @@ def adaptation_problem(args) -> str | None:
     from ..core.adaptation import Policy
     problems = Policy(args.margin_threshold_db, args.hysteresis_db, args.hold_s,
                       args.drain_s, mismatch_s=args.mismatch_s).problems()
-    return f"rate adaptation: {problems[0]}" if problems else None
+    # every one at once (the first alone left the rest to later tries: a re-tester's)
+    return f"rate adaptation: {'; '.join(problems)}" if problems else None
 
 
 def adaptation_options(args) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
+from ..argtypes import file_path
 from .. import qot_helper
 from ..files import unwritable
 from ..resources import bundled_jobs, job_arg, shipped_hint
@@ -33,10 +33,10 @@ def register(sub) -> None:
                    help=f"job file (YAML), or the name of one shipped with dcilab "
                         f"({', '.join(bundled_jobs())})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--fabric-out", metavar="FILE", type=Path,
+    p.add_argument("--fabric-out", metavar="FILE", type=file_path,
                    help="write a fabric file with the planned DCI links and small sites, "
                         "scaled for the emulation (for `dcilab check`, `demo` and `train`)")
-    p.add_argument("--plot", metavar="FILE.png", type=Path,
+    p.add_argument("--plot", metavar="FILE.png", type=file_path,
                    help="draw step time and utilization against distance and capacity")
     p.add_argument("--replan", action="store_true",
                    help="at each distance of the sensitivity table, also say what a fresh "

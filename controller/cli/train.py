@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..argtypes import file_path
 from ..bench.training import (CONGESTION, PACE_OF_SHARE, PACINGS, QUEUE_PACKETS, SYNC_SECONDS,
                               LabOptions, emulate_or_explain, read_job)
 from ..files import unwritable
@@ -61,7 +62,7 @@ def register(sub) -> None:
                         f"none: TCP alone, which loses packets in the wavelengths' queues "
                         f"and waits out timeouts")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--plot", metavar="FILE.png", type=Path,
+    p.add_argument("--plot", metavar="FILE.png", type=file_path,
                    help="draw each policy's step times against the prediction")
     # As `dcilab lab`: BFD finds a gray failure injected meanwhile (without it, flows
     # hashed onto the wavelength were blackholed and the run stopped), and the
@@ -96,12 +97,10 @@ def run(args) -> int:
         bad.append(f"--flows-per-pair must be >= 1, got {flows}")
     if stretch is not None and not 0 < stretch < math.inf:
         bad.append(f"--stretch must be a finite number > 0, got {stretch:g}")
-    if bad:
+    bad += [problem for problem in (gnmi_problem(args), unwritable(
+        args.plot, "--plot", args.job, png=True, source_is=JOB_FILE)) if problem]
+    if bad:                            # said now, not after minutes of emulation
         return fail(args, f"dcilab train: {'; '.join(bad)}")
-    problem = gnmi_problem(args) or unwritable(args.plot, "--plot", args.job, png=True,
-                                               source_is=JOB_FILE)
-    if problem:                        # said now, not after minutes of emulation
-        return fail(args, f"dcilab train: {problem}")
     try:
         job = read_job(args.job)
     except JobError as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from mininet.topo import Topo
 
 from ..fabric import Fabric
-from ..fabric.model import DCI, HOST, HTB_MIN_MBPS, scaled_mbps
+from ..fabric.model import DCI, HOST, HTB_MIN_MBPS, rounded, scaled_mbps
 from .fibre import FibreLink, fibre_plan
 
 # Mininet's TCLink refuses rates above this (Mb/s).
@@ -68,12 +68,12 @@ def _out_of_range(fabric: Fabric, too_fast: bool) -> list[str]:
         f" and {len(out) - 5} more" if len(out) > 5 else "")
     rates = [link.rate_gbps for link in fabric.links]
     if too_fast:
-        most = MININET_MAX_MBPS / (1000.0 * max(rates))
+        most = rounded(MININET_MAX_MBPS / (1000.0 * max(rates)), 3, up=False)
         return [f"{len(out)} link(s) too fast to emulate ({names}): "
                 f"{worst.rate_gbps:g} Gb/s x scale {fabric.scale:g} = "
                 f"{scaled_mbps(fabric, worst.rate_gbps):g} Mb/s exceeds Mininet's "
                 f"{MININET_MAX_MBPS:g} Mb/s limit; set `scale` to at most {most:.3g}"]
-    least = HTB_MIN_MBPS / (1000.0 * min(rates))
+    least = rounded(HTB_MIN_MBPS / (1000.0 * min(rates)), 3, up=True)
     return [f"{len(out)} link(s) too slow to emulate ({names}): "
             f"{worst.rate_gbps:g} Gb/s x scale {fabric.scale:g} = "
             f"{scaled_mbps(fabric, worst.rate_gbps):.3g} Mb/s is under the "

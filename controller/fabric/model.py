@@ -454,6 +454,17 @@ def build_fabric(spec: FabricSpec, plans: dict[str, LinkPlan]) -> Fabric:
 HTB_MIN_MBPS = 0.08
 
 
+def rounded(x: float, digits: int, up: bool) -> float:
+    """`x` (> 0) rounded up or down to `digits` significant digits: a limit said as a
+    figure to use must itself keep to the limit (1.33e-07 suggested for 1.3333e-07
+    still fell short: a re-tester's)."""
+    exponent = math.floor(math.log10(x)) - digits + 1
+    # 2.9e-5 / 1e-6 is 28.999...: floor would take it to 28 without the hair added back.
+    scaled = x / 10 ** exponent
+    mantissa = math.ceil(scaled * (1 - 1e-12)) if up else math.floor(scaled * (1 + 1e-12))
+    return float(f"{mantissa}e{exponent}")
+
+
 def scaled_mbps(fabric: Fabric, rate_gbps: float) -> float:
     """The emulated rate of a real rate, in Mb/s."""
     return rate_gbps * 1000.0 * fabric.scale

@@ -53,7 +53,9 @@ class OpticalCollector(Collector):
             labels=WAVELENGTH_LABELS)
         changes = CounterMetricFamily(
             n.WAVELENGTH_MODE_CHANGES,
-            "Changes of the wavelength's operational mode seen over gNMI (both ends agreed).",
+            "Changes of the wavelength's operational mode seen over gNMI (both ends agreed), "
+            "counted as the transceivers take it: its capacity and dcilab_wavelength_mode_info "
+            "follow once it is back in use.",
             labels=WAVELENGTH_LABELS)
         margin = GaugeMetricFamily(
             n.WAVELENGTH_REPORTED_MARGIN_DB,

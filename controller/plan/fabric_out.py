@@ -15,11 +15,9 @@ and no link exceeds Mininet's 1000 Mb/s.
 
 from __future__ import annotations
 
-import math
-
 import yaml
 
-from ..fabric.model import HTB_MIN_MBPS, sum_by_site
+from ..fabric.model import HTB_MIN_MBPS, rounded, sum_by_site
 from ..fabric.schema import MAX_FABRIC_GBPS
 from .hardware import LAUNCH_POWER_DBM
 from .planner import JobPlan
@@ -54,17 +52,12 @@ def emulation_scale(plan: JobPlan) -> float:
 
 def round_up_2(x: float) -> float:
     """`x` (> 0) rounded up to two significant digits."""
-    exponent = math.floor(math.log10(x)) - 1
-    mantissa = math.ceil(x / 10 ** exponent * (1 - 1e-12))
-    return float(f"{mantissa}e{exponent}")
+    return rounded(x, 2, up=True)
 
 
 def round_down_2(x: float) -> float:
     """`x` (> 0) rounded down to two significant digits: never over the budget it meets."""
-    exponent = math.floor(math.log10(x)) - 1
-    # 2.9e-5 / 1e-6 is 28.999...: floor would take it to 28 without the hair added back.
-    mantissa = math.floor(x / 10 ** exponent * (1 + 1e-12))
-    return float(f"{mantissa}e{exponent}")
+    return rounded(x, 2, up=False)
 
 
 def site_fabric_gbps(site: str, dci_gbps: float) -> float:

@@ -212,7 +212,8 @@ class Reservation:
         return self.state.live and self.state != State.DEGRADED
 
 
-# What `_check_protectable` keeps found: pairs (and bounds) asked, most repeat.
+# What `_check_protectable` and `_widest_ever` keep found: pairs (and bounds) asked, most
+# repeat.
 PROTECTABLE_KEPT = 4096
 
 
@@ -378,9 +379,9 @@ class ReservationBook:
         self._candidates: Candidates | None = None     # made on the first re-packing
         self._created_floor = -math.inf                 # the last creation time given
         self._intact: PathEngine | None = None          # every link up: for bounds
-        # (src leaf, dst leaf) -> the most one path could ever reserve, for the wavelength
-        # rates it was computed at (only a mode change moves it, not a failure)
-        self._widest: dict[tuple[str, str], float] = {}
+        # (src leaf, dst leaf, latency bound) -> the most one path could ever reserve, for
+        # the wavelength rates it was computed at (only a mode change moves it, not a failure)
+        self._widest: dict[tuple[str, str, float | None], float] = {}
         self._widest_at: frozenset | None = None
         self._ceilings: dict[Direction, float] = {}
         self.reservations: dict[str, Reservation] = {}
@@ -2171,31 +2172,44 @@ class ReservationBook:
                     f"reserve at most {most / 1e9:g} Gb/s, however empty")
         if src.leaf == dst.leaf:
             return
-        most = self._widest_ever(src.leaf, dst.leaf)
+        # Within its bound: only a short line may meet it, however wide a long one is (a
+        # re-tester's 500 Gb/s within 0.3 ms, which only a 400G line met, came back
+        # RESOURCE_EXHAUSTED, and a client retried it for good).
+        bound = req.max_latency_ms
+        edges_ms = self._link(src.name).latency_ms + self._link(dst.name).latency_ms
+        most = self._widest_ever(src.leaf, dst.leaf,
+                                 None if bound is None else bound - edges_ms)
         if bps > most + SLACK_BPS:
+            within = f" within max_latency_ms {bound:.12g}" if bound is not None else ""
             raise AdmissionError(
                 AdmissionError.PRECONDITION,
                 f"bandwidth_gbps {req.bandwidth_gbps:g}: a reservation takes one path, and "
-                f"the widest from {src.name} to {dst.name} can reserve at most "
+                f"the widest from {src.name} to {dst.name}{within} can reserve at most "
                 f"{most / 1e9:g} Gb/s, every link up and empty; reserve more as several "
                 f"reservations with selectors of their own")
 
-    def _widest_ever(self, src_leaf: str, dst_leaf: str) -> float:
+    def _widest_ever(self, src_leaf: str, dst_leaf: str, within_ms: float | None = None
+                     ) -> float:
         """The most one path between two leaves could reserve, every link up and empty:
-        the largest link ceiling at which a path still exists."""
+        the largest link ceiling at which a path still exists (`within_ms` of latency)."""
         rates = frozenset(self.engine.rates().items())
-        if self._widest_at != rates:
-            self._widest, self._widest_at = {}, rates
+        if self._widest_at != rates or len(self._widest) >= PROTECTABLE_KEPT:
+            self._widest, self._widest_at = {}, rates      # keyed by each bound asked too
             self._ceilings = {d: self._ceiling_bps(link) for link in self.fabric.links
                               for d in directions(link)}
-        key = (src_leaf, dst_leaf)
+        key = (src_leaf, dst_leaf, within_ms)
         if key not in self._widest:
             if self._intact is None:
                 self._intact = PathEngine(self.fabric)
+
+            def carries(bps: float) -> bool:
+                found = self._intact.widest_shortest(src_leaf, dst_leaf, bps, self._ceilings,
+                                                     {})
+                return found is not None and (within_ms is None
+                                              or found[0] <= within_ms + 1e-9)
             self._widest[key] = next(
                 (bps for bps in sorted(set(self._ceilings.values()), reverse=True)
-                 if self._intact.widest_shortest(src_leaf, dst_leaf, bps, self._ceilings, {})
-                 is not None), 0.0)
+                 if carries(bps)), 0.0)
         return self._widest[key]
 
     def _latency_to(self, dst_leaf: str) -> dict[str, float]:

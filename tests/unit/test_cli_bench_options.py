@@ -51,7 +51,9 @@ def test_benchmarks_and_their_options_do_not_mix(argv, says, capsys):
     (["--optical", "--extra-loss-db", "1e9"], "--extra-loss-db: must be 0 to 40 dB"),
     (["--emulate", "two-dc", "--flows", "100000000"], "--flows: must be 0 (the default) to 1000"),
     (["--emulate", "two-dc", "--megabytes", "inf"], "--megabytes: must be 0 (the default)"),
-    (["--emulate", "two-dc", "--scale", "2"], "--scale: must be 0 (the default) to 1, got 2"),
+    (["--emulate", "two-dc", "--scale", "2"], "--scale: must be 0 (the default) or 1e-09 to 1"),
+    # under a fabric's least: a traceback (a re-tester's)
+    (["--emulate", "two-dc", "--scale", "1e-12"], "--scale: must be 0 (the default) or 1e-09"),
 ])
 def test_numbers_out_of_range_are_refused_by_name(argv, says, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -118,11 +120,19 @@ def test_the_optical_bench_refuses_a_plot_it_cannot_write_before_it_runs(tmp_pat
 
 def test_api_readers_counts_need_the_readers(capsys):
     """A hostile tester's `--api --api-listers 3` ran without readers, unsaid."""
-    assert main(["bench", "--api", "--api-listers", "3"]) == 2
-    assert "give it too" in capsys.readouterr().err
+    for given in (["--api-listers", "3"], ["--api-listers", "4"], ["--api-scrapers", "50"]):
+        assert main(["bench", "--api", *given]) == 2        # at its default too
+        assert "give it too" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["check", ""], ["plan", ""], ["bench", "--faults", ""]])
+@pytest.mark.parametrize("argv", [
+    ["check", ""], ["plan", ""], ["bench", "--faults", ""],
+    # output and input files named empty: "`.`: is a directory", or no token at all (a
+    # re-tester's)
+    ["plan", "10b-data-2dc", "--fabric-out", ""], ["plan", "10b-data-2dc", "--plot", ""],
+    ["bench", "--optical", "--png", ""], ["bench", "--faults", "--log", ""],
+    ["reservations", "--token-file", ""], ["controller", "--topology", "two-dc", "--state", ""],
+])
 def test_an_empty_file_name_is_named_as_such(argv, capsys):
     """A hostile tester's `dcilab check ''` said `.: cannot read: a directory`."""
     with pytest.raises(SystemExit) as exit_:
@@ -133,3 +143,9 @@ def test_an_empty_file_name_is_named_as_such(argv, capsys):
 def test_the_optical_bench_names_an_empty_file_name(capsys):
     assert main(["bench", "--optical", ""]) == 2
     assert "an empty file name" in capsys.readouterr().err
+
+
+def test_the_fault_bench_refuses_one_file_for_its_plot_and_its_log(tmp_path, capsys):
+    path = str(tmp_path / "x.png")
+    assert main(["bench", "--faults", "--plot", path, "--log", path]) == 2
+    assert "--plot and --log are one file" in capsys.readouterr().err

@@ -589,3 +589,28 @@ def test_a_refusal_stands_without_a_new_search_until_room_comes_back(monkeypatch
     assert len(searches) == 4
     book.end("r1", State.RELEASED)
     assert book.admit(req("dca-h2", "dcb-h2", 20), "r2", 0.0).state is State.PENDING
+
+
+TWO_LINES = """
+name: two-lines
+sites:
+  - {name: dc1, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
+  - {name: dc2, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
+dci_links:
+  - {name: short, a: dc1, b: dc2, fiber_km: 20, module: 400ZR, wavelengths: 1}
+  - {name: long, a: dc1, b: dc2, fiber_km: 110, module: 800ZR, wavelengths: 1}
+"""
+
+
+def test_more_than_any_path_within_the_bound_could_carry_is_no_retry_case():
+    """A re-tester's: 500 Gb/s within 0.3 ms, which only the 400G line meets, came back
+    RESOURCE_EXHAUSTED (the 800G line, too long, was counted as its widest), and a
+    client retried it for good."""
+    book = ReservationBook(parse_fabric(TWO_LINES))
+    long = book.admit(req("dc1-h1", "dc2-h1", 500), "long", 0.0)   # unbounded: the long line
+    shortest_ms = book.engine.distances_to("dc2-leaf1")["dc1-leaf1"] / 1e6
+    bound = shortest_ms + 2 * INTRA_SITE_LATENCY_MS + 0.05   # the short line's way only
+    assert long.latency_ms > bound
+    err = expect_refusal(book, req("dc1-h2", "dc2-h2", 500, max_latency_ms=bound),
+                         AdmissionError.PRECONDITION)
+    assert f"within max_latency_ms {bound:.12g} can reserve at most 360 Gb/s" in err.message

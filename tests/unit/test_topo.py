@@ -187,3 +187,18 @@ def test_rate_problems_exactly_1000_mbps_is_fine():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_shipped_topologies_have_no_rate_problems(name):
     assert rate_problems(topology(name)) == []
+
+
+@pytest.mark.parametrize("gbps", [600, 700, 1800])
+def test_the_scale_a_rate_problem_suggests_keeps_to_the_limit(gbps):
+    """A re-tester's: "at least 1.33e-07" for 600G links (rounded to nearest) still put them
+    under htb's floor, and "at most 0.000556" for 1800G over Mininet's 1000 Mb/s."""
+    import re
+
+    def fabric(scale) -> str:              # 800G wavelengths: the site links set the limit
+        return FAST.replace("2.6e-3", f"{scale}").replace(
+            "fabric_gbps: 100", f"fabric_gbps: {gbps}").replace("400ZR", "800ZR")
+    for scale in (1e-9, 0.9):
+        [problem] = rate_problems(parse_fabric(fabric(scale)))
+        suggested = re.search(r"set `scale` to at (?:least|most) (\S+)$", problem).group(1)
+        assert rate_problems(parse_fabric(fabric(suggested))) == [], (scale, suggested)

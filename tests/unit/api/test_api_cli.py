@@ -251,6 +251,7 @@ def test_token_and_tls_flags(serve, tmp_path, capsys):
     ("--server", "http://127.0.0.1:50051", "expected HOST:PORT without a scheme"),
     ("--server", "[::1:50051", "an IPv6 address goes in brackets"),
     ("--server", "a b:50051", "expected HOST:PORT, got 'a b:50051'"),
+    ("--server", "dns:50051", "is a gRPC target scheme"),
     ("--timeout", "inf", "must be seconds over 0, at most 86400"),
     ("--timeout", "-1", "must be seconds over 0, at most 86400"),
 ])
