@@ -41,3 +41,8 @@ def file_path(text: str) -> Path:
     if not text:
         raise argparse.ArgumentTypeError("an empty file name")
     return Path(text)
+
+
+def file_name(text: str) -> str:
+    """`file_path`'s check, the name kept as text (for options read as strings)."""
+    return str(file_path(text))

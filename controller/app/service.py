@@ -571,8 +571,13 @@ class ControllerService:
                                 return retried
                         if first is None and len(book.reservations) >= self.max_live:
                             # a request no retry gets says so first: refused as "at the
-                            # limit", a client retried it for good (a hostile tester's)
-                            book.check_ever(request)
+                            # limit", a client retried it for good (a hostile tester's);
+                            # but "ask once links are back" would send it the wrong way
+                            try:
+                                book.check_ever(request)
+                            except AdmissionError as exc:
+                                if exc.code == AdmissionError.PRECONDITION:
+                                    raise
                             raise AdmissionError(
                                 AdmissionError.EXHAUSTED,
                                 f"this controller holds {len(book.reservations)} live "

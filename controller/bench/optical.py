@@ -169,7 +169,7 @@ def run(args) -> int:
         print(json.dumps(report, indent=2))
     else:
         _print(report)
-    return 0
+    return 2 if "png_error" in report else 0      # as the fault bench's plot
 
 
 def _one_run(lab, fabric, client, catalog, line, waves, pairs, offered_gbps, duration, adapt,

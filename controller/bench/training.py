@@ -34,7 +34,7 @@ from ..emulation.training import (SyncFlows, Transfer, limit_dci_queues, run_ste
                                   run_training)
 from ..fabric import Fabric, FabricError, load_fabric, parse_fabric
 from ..resources import job_arg, jobs_dir, shipped_hint
-from ..fabric.model import scaled_mbps
+from ..fabric.model import HTB_MIN_MBPS, scaled_mbps
 from ..lab import READY_MARK, Lab
 from ..plan import JobError, NoFeasibleChoice, plan_job, read_job
 from ..plan.fabric_out import CPU_BUDGET_MBPS, FabricOutError, fabric_data
@@ -323,13 +323,17 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
               "predicted": fluid.to_dict(), "predicted_unsplittable": unsplit.to_dict(),
               "warnings": [], "policies": {}}
     offered = emulated_sync_mbps(job, fabric)
-    if offered > CPU_BUDGET_MBPS * 1.01:        # a planned fabric is at most the budget
+    if offered > CPU_BUDGET_MBPS * 1.01:
+        slowest = min((l.rate_gbps for l in fabric.wavelengths()), default=0.0)
+        floor = scaled_mbps(fabric, slowest) <= HTB_MIN_MBPS * 1.05
         report["warnings"].append(
             f"at scale {fabric.scale:g} the sync offers the emulation {offered:.0f} Mb/s in "
             f"all, over the {CPU_BUDGET_MBPS:g} Mb/s a planned fabric keeps to: a 2-core "
             f"machine's switches may not forward it, and steps then come out slower than "
-            f"the planner's for that reason alone; `dcilab plan JOB --fabric-out F.yaml` "
-            f"writes a fabric scaled for this job")
+            f"the planner's for that reason alone; "
+            + (f"no smaller scale emulates its wavelengths (htb's {HTB_MIN_MBPS:g} Mb/s): "
+               f"the job has too many for this machine" if floor else
+               "`dcilab plan JOB --fabric-out F.yaml` writes a fabric scaled for this job"))
         say(f"warning: {report['warnings'][-1]}")
     short = _short_of_target(job, fabric, fluid)
     if short:

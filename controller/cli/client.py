@@ -29,7 +29,7 @@ from ..api.v1 import path_pb2 as ppb
 from ..emulation.cleanup import Manifest, live_owner
 from ..fabric.model import LinkKind
 from ..te.reservations import Protection, State
-from ..argtypes import checked, file_path
+from ..argtypes import checked, file_name, file_path
 from .stopping import Terminated
 
 STATES = tuple(state.value.lower() for state in State)
@@ -54,9 +54,10 @@ def _common() -> argparse.ArgumentParser:
                    help="file holding the bearer token the server wants for changes")
     g.add_argument("--tls", action="store_true",
                    help="use TLS, trusting the system's CAs (implied by --tls-ca)")
-    g.add_argument("--tls-ca", metavar="PEM", help="CA certificate to trust the server by")
-    g.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
-    g.add_argument("--tls-key", metavar="PEM", help="client private key (mutual TLS)")
+    g.add_argument("--tls-ca", metavar="PEM", type=file_name,
+                   help="CA certificate to trust the server by")
+    g.add_argument("--tls-cert", metavar="PEM", type=file_name, help="client certificate (mutual TLS)")
+    g.add_argument("--tls-key", metavar="PEM", type=file_name, help="client private key (mutual TLS)")
     g.add_argument("--timeout", type=_timeout, default=10.0, metavar="S",
                    help="give up on a call (each page of a listing is one) after S "
                         "seconds, waits for the server's read budget included (default 10)")

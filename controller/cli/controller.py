@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from ..addresses import address_text
-from ..argtypes import AT_LEAST_ONE, SECONDS, checked, file_path
+from ..argtypes import AT_LEAST_ONE, SECONDS, checked, file_name, file_path
 from ..fabric import FabricError, load_fabric
 from ..resources import bundled_topologies, shipped_hint, topology_arg
 from ..te.elephants import PIN_HOLD_S
@@ -239,15 +239,15 @@ def register(sub) -> None:
                         "or a device's) and export their GSNR, pre-FEC BER and mode changes; "
                         "a mode they run (both ends) sets the wavelength's capacity "
                         "as metrics; reconnects until it answers")
-    p.add_argument("--gnmi-tls-ca", metavar="PEM",
+    p.add_argument("--gnmi-tls-ca", metavar="PEM", type=file_name,
                    help="with --gnmi: reach it over TLS, trusting the CA in this file (a "
                         "device's agent; the emulation's takes plain gRPC on 127.0.0.1)")
-    p.add_argument("--gnmi-tls-cert", metavar="PEM",
+    p.add_argument("--gnmi-tls-cert", metavar="PEM", type=file_name,
                    help="with --gnmi-tls-ca: our certificate, for a device that asks for one")
-    p.add_argument("--gnmi-tls-key", metavar="PEM", help="the key of --gnmi-tls-cert")
+    p.add_argument("--gnmi-tls-key", metavar="PEM", type=file_name, help="the key of --gnmi-tls-cert")
     p.add_argument("--gnmi-username", metavar="NAME",
                    help="with --gnmi-tls-ca: gNMI's username metadata on every call")
-    p.add_argument("--gnmi-password-file", metavar="FILE",
+    p.add_argument("--gnmi-password-file", metavar="FILE", type=file_name,
                    help="with --gnmi-username: the password, read from this file (one line)")
     add_adaptation_arguments(p)
     p.add_argument("--log-level", default="info",

@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..argtypes import WHOLE_SECONDS
+from ..argtypes import WHOLE_SECONDS, file_name
 from ..emulation.datapath import AUTO, DATAPATHS
 from ..emulation.datapath import HELP as DATAPATH_HELP
 from ..emulation.network import EmulationError
@@ -70,7 +70,7 @@ def register(sub) -> None:
     p.add_argument("file", nargs="?", default=DEFAULT_TOPOLOGY, type=topology_arg,
                    help=f"fabric file, or the name of one shipped with dcilab "
                         f"(default {DEFAULT_TOPOLOGY})")
-    p.add_argument("--script", metavar="FILE",
+    p.add_argument("--script", metavar="FILE", type=file_name,
                    help="run the commands in FILE (one per line, as typed at the prompt), "
                         "then stop, instead of reading the terminal; exit status 1 if a line "
                         "failed (a dcilab command refused, an unknown command or node); a "

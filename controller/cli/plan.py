@@ -177,7 +177,7 @@ def print_report(r: dict) -> None:
                 else "no flows_per_pair a job file may give fills them all")
         flows = f"{n} flow{'s' if n > 1 else ''}"
         # said beside the figure: skimmed, 23 % under a 99 % target read as the plan's
-        below = (f" (below the {target:.0%} target)"
+        below = (f" (below the {target * 100:.4g}% target)"
                  if f["compute_utilization"] < (target := r["target_compute_utilization"])
                  else "")
         print(f"  {f'with {flows}:':<18}step {f['step_time_s']:.4f} s, compute utilization "

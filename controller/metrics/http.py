@@ -1,7 +1,7 @@
 """`/metrics` over HTTP, served by the controller process on its own threads, bounded.
 
-Fifty scrapers must not slow the calls that book capacity: the exposition is rendered at
-most once per `min_interval_s`, timed from a render's start with a tenth to spare (every
+Fifty scrapers must not slow the calls that book capacity: the exposition is rendered
+about once per `min_interval_s`, timed from a render's start with a tenth to spare (every
 scraper in that window gets the same bytes, as a Prometheus scrape interval is seconds
 anyway; one scraping at that interval gets a new render each time), and gzipped once
 for those that ask for it as Prometheus does (a 160-switch fabric's 1 MB of text is 47
@@ -148,7 +148,7 @@ class MetricsServer(ThreadingHTTPServer):
         self._render = threading.Lock()
         self._body, self._rendered_at = b"", -1e18
         self._gzipped: bytes | None = None
-        self._interval = min_interval_s
+        self._interval = min_interval_s * RENDER_DUE
         self._text = TextRenderer()
         self.renders = 0
 
@@ -159,21 +159,22 @@ class MetricsServer(ThreadingHTTPServer):
 
     def exposition(self, gzipped: bool = False) -> bytes:
         """The registry's text (gzipped: compressed, as Prometheus asks for it), rendered
-        at most once per min_interval_s, and at most MAX_RENDER_SHARE of the controller's
-        CPU time (a large fabric's render takes tens of ms)."""
+        about once per min_interval_s (a tenth early allowed), and at most MAX_RENDER_SHARE
+        of the controller's CPU time (a large fabric's render takes tens of ms)."""
         with self._render:
             # Timed from the render's start, with a tenth to spare: stamped at its end, a
             # scrape every second came a few ms early every other time and got the last
             # body, so counters moved every 2 s and rate() over 4 s swung by a third (an
             # SRE tester's).
             started = time.monotonic()
-            if started - self._rendered_at >= self._interval * RENDER_DUE:
+            if started - self._rendered_at >= self._interval:
                 cpu = time.thread_time()
                 self._body = self._text.render(self.registry)
                 self._gzipped = None
                 took = time.thread_time() - cpu
                 self._rendered_at = started
-                self._interval = max(self.min_interval_s, took / MAX_RENDER_SHARE)
+                self._interval = max(self.min_interval_s * RENDER_DUE,
+                                     took / MAX_RENDER_SHARE)
                 self.renders += 1
             if not gzipped:
                 return self._body

@@ -132,6 +132,9 @@ def test_api_readers_counts_need_the_readers(capsys):
     ["plan", "10b-data-2dc", "--fabric-out", ""], ["plan", "10b-data-2dc", "--plot", ""],
     ["bench", "--optical", "--png", ""], ["bench", "--faults", "--log", ""],
     ["reservations", "--token-file", ""], ["controller", "--topology", "two-dc", "--state", ""],
+    # an empty --gnmi-tls-ca was taken as none: plain gRPC to the transceivers (a reviewer's)
+    ["controller", "--topology", "two-dc", "--gnmi", "127.0.0.1:1", "--gnmi-tls-ca", ""],
+    ["links", "--tls-ca", ""], ["lab", "--script", ""],
 ])
 def test_an_empty_file_name_is_named_as_such(argv, capsys):
     """A hostile tester's `dcilab check ''` said `.: cannot read: a directory`."""
