@@ -24,7 +24,13 @@ def test_a_daemon_in_a_listed_hosts_namespace_is_stopped_with_it(tmp_path):
                               "import time, sys; time.sleep(120)", tag])
     daemon = None
     try:
-        assert wait_until(lambda: "unshare" not in open(f"/proc/{shell.pid}/cmdline").read(), 10)
+        # Until the shell runs in its namespace: `unshare` has exec'd it. (Before the fork
+        # execs `unshare`, the child's command line is still this process's, which has no
+        # "unshare" either: the daemon then went in this namespace, 1 run in 25.)
+        def in_its_namespace() -> bool:
+            cmdline = open(f"/proc/{shell.pid}/cmdline").read()
+            return tag in cmdline and "unshare" not in cmdline
+        assert wait_until(in_its_namespace, 10)
         # A daemon started in that namespace, detached from everything (as `-D` does):
         # its parent is gone, only the namespace ties it to the host.
         subprocess.run(["nsenter", f"--net=/proc/{shell.pid}/ns/net", "--", "sh", "-c",
