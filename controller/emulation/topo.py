@@ -6,11 +6,8 @@ from __future__ import annotations
 from mininet.topo import Topo
 
 from ..fabric import Fabric
-from ..fabric.model import DCI, HOST, HTB_MIN_MBPS, rounded, scaled_mbps
+from ..fabric.model import DCI, HOST, HTB_MIN_MBPS, MININET_MAX_MBPS, rounded, scaled_mbps
 from .fibre import FibreLink, fibre_plan
-
-# Mininet's TCLink refuses rates above this (Mb/s).
-MININET_MAX_MBPS = 1000.0
 
 
 class FabricTopo(Topo):

@@ -447,6 +447,8 @@ def build_fabric(spec: FabricSpec, plans: dict[str, LinkPlan]) -> Fabric:
     return Fabric(spec, switches, hosts, links, plans)
 
 
+# Mininet's TCLink refuses rates above this (Mb/s).
+MININET_MAX_MBPS = 1000.0
 # Linux's htb, which Mininet shapes every link with, gives a class a quantum of its rate
 # over r2q (10) bytes, and below 1000 bytes it warns and shapes loosely: a link under this
 # rate (Mb/s) is not emulated faithfully (an outside tester's scale 1e-9: 152 warnings, 11 %

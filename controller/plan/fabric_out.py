@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import yaml
 
-from ..fabric.model import HTB_MIN_MBPS, rounded, sum_by_site
+from ..fabric.model import HTB_MIN_MBPS, MININET_MAX_MBPS, rounded, sum_by_site
 from ..fabric.schema import MAX_FABRIC_GBPS
 from .hardware import LAUNCH_POWER_DBM
 from .planner import JobPlan
 from .traffic import offered_gbps
 
 CPU_BUDGET_MBPS = 40.0
-MININET_MAX_MBPS = 1000.0
 MAX_SCALE = 1e-4
 SPINES, LEAVES, HOSTS_PER_LEAF = 1, 2, 2
 MAX_GATEWAYS = 8
@@ -41,9 +40,8 @@ def emulation_scale(plan: JobPlan) -> float:
     """The largest scale (two significant digits, rounded down) within the CPU budget; but
     never one that puts a wavelength under what htb shapes faithfully (a job of many
     wavelengths then offers more than the budget, which `train` warns of)."""
-    loaded_gbps = offered_gbps(plan.traffic, {(c.a, c.b): c.capacity_gbps for c in plan.choices})
     site_gbps = max(_site_gbps(plan).values()) * FABRIC_HEADROOM
-    within = round_down_2(min(MAX_SCALE, CPU_BUDGET_MBPS / (loaded_gbps * 1000),
+    within = round_down_2(min(MAX_SCALE, CPU_BUDGET_MBPS / (_loaded_gbps(plan) * 1000),
                               MININET_MAX_MBPS / (site_gbps * 1000)))
     slowest = min(c.rate_gbps for c in plan.choices)
     floor = HTB_MIN_MBPS / (slowest * 1000)
@@ -52,8 +50,12 @@ def emulation_scale(plan: JobPlan) -> float:
 
 def at_htb_floor(plan: JobPlan, scale: float) -> bool:
     """Whether `scale` is the htb floor's (`emulation_scale`), over the CPU budget."""
-    loaded_gbps = offered_gbps(plan.traffic, {(c.a, c.b): c.capacity_gbps for c in plan.choices})
-    return loaded_gbps * 1000 * scale > CPU_BUDGET_MBPS * 1.01
+    return _loaded_gbps(plan) * 1000 * scale > CPU_BUDGET_MBPS * 1.01
+
+
+def _loaded_gbps(plan: JobPlan) -> float:
+    """What the job's sync offers the DCI at the plan's full capacity, real Gb/s."""
+    return offered_gbps(plan.traffic, {(c.a, c.b): c.capacity_gbps for c in plan.choices})
 
 
 def round_up_2(x: float) -> float:
