@@ -450,9 +450,17 @@ class PathServicer(path_pb2_grpc.PathServiceServicer):
         return ppb.ReservePathResponse(reservation=convert.reservation(res))
 
     def ReleasePath(self, request, context):
-        _answer(context, required_id, request.reservation_id)
+        _answer(context, self._release_id, request.reservation_id)
         res = _answer(context, self.service.release, request.reservation_id)
         return ppb.ReleasePathResponse(reservation=convert.reservation(res))
+
+    def _release_id(self, reservation_id: str) -> None:
+        """`required_id`, a refusal counted as a release's outcome as every other is."""
+        try:
+            required_id(reservation_id)
+        except AdmissionError:
+            self.service.observer.release_request("invalid")
+            raise
 
     def GetReservation(self, request, context):
         _answer(context, required_id, request.reservation_id)

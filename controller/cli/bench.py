@@ -45,15 +45,43 @@ def register(sub) -> None:
     p.set_defaults(run=run, bench_options=owned)
 
 
-def _added(p, add_arguments, shared=()) -> list[tuple[str, object, str]]:
-    """(dest, default, option) of each option `add_arguments` adds, but `shared`."""
+class _Default:
+    """An option's default as parsed, told apart from the same value given (`--time-limit
+    10` with --training passed as not given: a re-tester's). `run` puts the value back."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self) -> str:                   # as --help would show it
+        return str(self.value)
+
+
+def _added(p, add_arguments, shared=()) -> list[tuple[str, str]]:
+    """(dest, option) of each option `add_arguments` adds, but `shared`; their defaults
+    wrapped in `_Default`."""
     before = len(p._actions)
     add_arguments(p)
-    return [(a.dest, a.default, a.option_strings[0]) for a in p._actions[before:]
-            if a.dest not in shared]
+    owned = [a for a in p._actions[before:] if a.dest not in shared]
+    for a in owned:
+        a.default = _Default(a.default)
+    return [(a.dest, a.option_strings[0]) for a in owned]
+
+
+def _given(args) -> set[str]:
+    """The bench options given on the command line; the others get their defaults back."""
+    given = set()
+    for options in args.bench_options.values():
+        for dest, _ in options:
+            value = getattr(args, dest)
+            if isinstance(value, _Default):
+                setattr(args, dest, value.value)
+            else:
+                given.add(dest)
+    return given
 
 
 def run(args) -> int:
+    given = _given(args)
     chosen = [(flag, harness) for flag, harness in MODES
               if getattr(args, flag, None) is not None and getattr(args, flag) is not False]
     if len(chosen) > 1:
@@ -68,8 +96,7 @@ def run(args) -> int:
                     + (f"--{mode} has" if mode else "the placement bench has")
                     + " no target to miss")
     for flag, options in args.bench_options.items():
-        stray = [option for dest, default, option in options
-                 if flag != mode and getattr(args, dest) != default]
+        stray = [option for dest, option in options if flag != mode and dest in given]
         if stray:               # ignored unsaid before (`--job X` ran the placement bench)
             return fail(args, f"dcilab bench: {', '.join(stray)} "
                         + ("belong" if len(stray) > 1 else "belongs")

@@ -591,8 +591,10 @@ def run_switches(args) -> int:
         fabric = client.fabric()
         switches = [sw for sw in fabric.switches if not args.site or sw.site == args.site]
         if args.site and not switches:
-            raise _UsageError(f"--site: no site {args.site!r} in fabric {fabric.name!r} (sites: "
-                           + ", ".join(s.name for s in fabric.sites) + ")")
+            # the fabric is the server's: refused as `links --site` is (exit 1, not 2)
+            raise ApiError("INVALID_ARGUMENT",
+                           f"site: fabric {fabric.name!r} has no site {args.site!r}; its sites: "
+                           + ", ".join(s.name for s in fabric.sites))
         print(json.dumps({"switches": [_switch_json(sw) for sw in switches]}, indent=2)
               if args.json else _switches_table(switches))
         return 0 if all(sw.connected and not sw.problems for sw in switches) else 1

@@ -32,8 +32,9 @@ disable_created_metrics()
 # booked, nothing booked (DEADLINE_EXCEEDED).
 REQUEST_RESULTS = ("admitted", "retried", "refused", "precondition", "invalid", "conflict",
                    "abandoned", "not_found", "unauthenticated", "unavailable", "internal")
-# released: ended by this call; retried: already over (answered as it ended).
-RELEASE_RESULTS = ("released", "retried", "not_found", "unavailable", "internal")
+# released: ended by this call; retried: already over (answered as it ended); invalid: no
+# id, or one no reservation could have (too long, unprintable).
+RELEASE_RESULTS = ("released", "retried", "invalid", "not_found", "unavailable", "internal")
 # Reads refused for load: a read call beyond the read budget, a watch stream beyond the
 # bound, a /metrics scrape beyond its rate or connections (answered 503).
 READ_REFUSALS = ("read_budget", "watch_streams", "scrape")

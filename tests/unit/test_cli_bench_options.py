@@ -21,6 +21,10 @@ from dcilab.fabric import parse_fabric
      "--time-limit belongs to the placement bench (no benchmark flag), not --admission"),
     (["--training", "--admission-seeds", "3", "--admission-requests", "9"],
      "--admission-requests, --admission-seeds belong to --admission, not --training"),
+    # given at its default value: taken as not given before (a re-tester's)
+    (["--training", "--time-limit", "10"],
+     "--time-limit belongs to the placement bench (no benchmark flag), not --training"),
+    (["--api", "--api-readers", "--scale", "0"], "--scale belongs to --emulate, not --api"),
     (["--training", "--check-targets"], "--training has no target to miss"),
     (["--check-targets"], "the placement bench has no target to miss"),
     (["--api", "--api-clients", "1,abc"], "client counts from 1 to 256, comma-separated; "

@@ -494,8 +494,11 @@ def test_switches_names_what_does_not_match_the_file(service, at, capsys):
                                                                           "leaf")
     assert listed["dc1-leaf1"]["problems"] == [f"missing port(s) {lost} "
                                                f"({service.fabric.ports(leaf.name)[lost].name})"]
-    assert dcilab("switches", "--site", "dc9", *at) == 2
-    assert "--site: no site 'dc9'" in capsys.readouterr().err
+    # refused as `links --site dc9` is: the server's fabric has no such site
+    assert dcilab("switches", "--site", "dc9", *at) == 1
+    assert "refused (INVALID_ARGUMENT): site: fabric " in capsys.readouterr().err
+    assert dcilab("links", "--site", "dc9", *at) == 1
+    assert "refused (INVALID_ARGUMENT): site: fabric " in capsys.readouterr().err
 
 
 def test_elephants_table_widens_for_long_site_names():

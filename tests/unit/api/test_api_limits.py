@@ -579,17 +579,23 @@ def test_wait_connected_makes_no_call_and_names_an_unreachable_server(port):
     assert "cannot reach 127.0.0.1:" in str(err.value)
 
 
-def test_an_empty_reservation_id_is_invalid_argument_not_not_found(port):
+def test_an_empty_reservation_id_is_invalid_argument_not_not_found(service, port):
     """ReleasePath and GetReservation cannot do without an id: the field is named, as any
-    other missing field would be (an outside tester got NOT_FOUND)."""
+    other missing field would be (an outside tester got NOT_FOUND). A release refused so
+    is counted as a release's outcome (an outside tester found it counted nowhere)."""
+    from dcilab.metrics import Metrics
+    service.observer = metrics = Metrics()
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = path_pb2_grpc.PathServiceStub(channel)
         for call, request in ((stub.ReleasePath, ppb.ReleasePathRequest()),
-                              (stub.GetReservation, ppb.GetReservationRequest())):
+                              (stub.GetReservation, ppb.GetReservationRequest()),
+                              (stub.ReleasePath, ppb.ReleasePathRequest(reservation_id="r-\x01"))):
             with pytest.raises(grpc.RpcError) as err:
                 call(request, timeout=10)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            assert "reservation_id: required" in err.value.details()
+            assert "reservation_id" in err.value.details()
+    assert metrics.registry.get_sample_value("dcilab_reservation_releases_total",
+                                             {"result": "invalid"}) == 2
 
 
 def test_reflection_streams_count_with_the_watch_streams_and_leave_calls_their_threads(
