@@ -7,6 +7,8 @@ bench runs. A new harness is one module in `bench/` and one line in `MODES`.
 
 from __future__ import annotations
 
+import argparse
+import functools
 
 from ..bench import BenchError, admission, api, emulate, faults, flow, optical, training
 from .failure import fail
@@ -45,43 +47,30 @@ def register(sub) -> None:
     p.set_defaults(run=run, bench_options=owned)
 
 
-class _Default:
-    """An option's default as parsed, told apart from the same value given (`--time-limit
-    10` with --training passed as not given: a re-tester's). `run` puts the value back."""
-
-    def __init__(self, value):
-        self.value = value
-
-    def __str__(self) -> str:                   # as --help would show it
-        return str(self.value)
-
-
 def _added(p, add_arguments, shared=()) -> list[tuple[str, str]]:
-    """(dest, option) of each option `add_arguments` adds, but `shared`; their defaults
-    wrapped in `_Default`."""
+    """(dest, option) of each option `add_arguments` adds, but `shared`; each records in
+    `args.bench_given` that it was given (one given at its default value, `--training
+    --time-limit 10`, passed for not given when values were compared: a re-tester's)."""
     before = len(p._actions)
     add_arguments(p)
     owned = [a for a in p._actions[before:] if a.dest not in shared]
     for a in owned:
-        a.default = _Default(a.default)
+        a.__class__ = _recording(type(a))
     return [(a.dest, a.option_strings[0]) for a in owned]
 
 
-def _given(args) -> set[str]:
-    """The bench options given on the command line; the others get their defaults back."""
-    given = set()
-    for options in args.bench_options.values():
-        for dest, _ in options:
-            value = getattr(args, dest)
-            if isinstance(value, _Default):
-                setattr(args, dest, value.value)
-            else:
-                given.add(dest)
-    return given
+@functools.cache
+def _recording(action: type[argparse.Action]) -> type[argparse.Action]:
+    """`action`, which also notes its dest in the namespace's `bench_given` when given."""
+    class Recording(action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            namespace.bench_given = getattr(namespace, "bench_given", frozenset()) | {self.dest}
+            super().__call__(parser, namespace, values, option_string)
+    return Recording
 
 
 def run(args) -> int:
-    given = _given(args)
+    given = getattr(args, "bench_given", frozenset())
     chosen = [(flag, harness) for flag, harness in MODES
               if getattr(args, flag, None) is not None and getattr(args, flag) is not False]
     if len(chosen) > 1:

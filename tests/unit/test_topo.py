@@ -189,10 +189,11 @@ def test_shipped_topologies_have_no_rate_problems(name):
     assert rate_problems(topology(name)) == []
 
 
-@pytest.mark.parametrize("gbps", [600, 700, 1800])
+@pytest.mark.parametrize("gbps", [600, 700, 1800, 1562.5])
 def test_the_scale_a_rate_problem_suggests_keeps_to_the_limit(gbps):
     """A re-tester's: "at least 1.33e-07" for 600G links (rounded to nearest) still put them
-    under htb's floor, and "at most 0.000556" for 1800G over Mininet's 1000 Mb/s."""
+    under htb's floor, and "at most 0.000556" for 1800G over Mininet's 1000 Mb/s; 1562.5G
+    at 0.00064, exactly 1000 Mb/s, was refused (floating point made it 1000.0000000000001)."""
     import re
 
     def fabric(scale) -> str:              # 800G wavelengths: the site links set the limit
