@@ -230,7 +230,7 @@ DASHBOARDS = (
                                "get through the FEC once it passes the mode's threshold."),
         timeseries("Q factor (gNMI)", "dB", Q(n.WAVELENGTH_Q_FACTOR_DB + LINK, "{{wavelength}}"), w=8,
                    description="Q factor the receivers report (worse end), from the pre-FEC BER."),
-        timeseries("Mode rate (gNMI)", "Gbits", Q(n.WAVELENGTH_REPORTED_RATE_GBPS + LINK, "{{wavelength}}"),
+        timeseries("Mode rate (gNMI)", "bps", Q(n.WAVELENGTH_REPORTED_RATE_BPS + LINK, "{{wavelength}}"),
                    w=8, description="Client rate of the mode both ends run; a gap is a mode change "
                                     "(the wavelength is dark while it reconfigures)."),
         stat("Mode changes (1 h)", None,

@@ -30,7 +30,7 @@ WAVELENGTH_REPORTED_GSNR_DB = "dcilab_wavelength_reported_gsnr_db"
 WAVELENGTH_REPORTED_MARGIN_DB = "dcilab_wavelength_reported_margin_db"
 WAVELENGTH_PREFEC_BER = "dcilab_wavelength_prefec_ber"
 WAVELENGTH_Q_FACTOR_DB = "dcilab_wavelength_q_factor_db"
-WAVELENGTH_REPORTED_RATE_GBPS = "dcilab_wavelength_reported_rate_gbps"
+WAVELENGTH_REPORTED_RATE_BPS = "dcilab_wavelength_reported_rate_bps"
 WAVELENGTH_MODE_CHANGES = "dcilab_wavelength_mode_changes"      # counter
 
 # -- controller state (collector.py) ------------------------------------------------------

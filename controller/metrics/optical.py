@@ -63,8 +63,8 @@ class OpticalCollector(Collector):
             "(worse end); the FEC threshold is at 0 dB. Rate adaptation steps down below its "
             "threshold (1 dB by default).", labels=WAVELENGTH_LABELS)
         rate = GaugeMetricFamily(
-            n.WAVELENGTH_REPORTED_RATE_GBPS,
-            "Client rate of the operational mode both ends of the wavelength report, Gb/s "
+            n.WAVELENGTH_REPORTED_RATE_BPS,
+            "Client rate of the operational mode both ends of the wavelength report, bits/s "
             "(absent while they disagree, during a mode change, and while either end's link "
             "is down: a cut or dark wavelength carries nothing).", labels=WAVELENGTH_LABELS)
         ends: dict[str, list] = {}
@@ -91,7 +91,7 @@ class OpticalCollector(Collector):
             if up and len(readings) >= 2 and len(modes) == 1 and None not in modes:
                 (module, mode), = modes
                 if module in self.catalog and mode in self.catalog.module(module).mode_names:
-                    rate.add_metric(labels, self.catalog.module(module).mode(mode).rate_gbps)
+                    rate.add_metric(labels, self.catalog.module(module).mode(mode).rate_gbps * 1e9)
         counts = self.optical.mode_changes()
         for wavelength, labels in self._labels.items():
             changes.add_metric(labels, counts.get(wavelength, 0))

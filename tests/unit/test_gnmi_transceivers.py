@@ -217,6 +217,10 @@ def test_controller_client_follows_the_stream_and_changes_modes(agent):
         metric = f'dcilab_wavelength_reported_margin_db{{{labels.replace("w2", "w1")}}} '
         [line] = [l for l in text.splitlines() if l.startswith(metric)]
         assert float(line.split()[-1]) == pytest.approx(margins["dc1-dc2.w1"], abs=0.05)
+        # in bits/s, as every link figure is (it was Gb/s beside them: an SRE tester's)
+        metric = f'dcilab_wavelength_reported_rate_bps{{{labels.replace("w2", "w1")}}} '
+        [line] = [l for l in text.splitlines() if l.startswith(metric)]
+        assert float(line.split()[-1]) in (100e9, 200e9, 300e9, 400e9)
     finally:
         client.stop()
 
@@ -340,7 +344,7 @@ def test_an_injected_dark_transceiver_or_cut_shows_over_gnmi(tmp_path):
             text = generate_latest(registry).decode()
             assert 'dcilab_wavelength_reported_margin_db{link="dc1-dc2",site_a="dc1",site_b="dc2",wavelength="dc1-dc2.w1"}' not in text
             # nor a rate: a dark or cut wavelength carries nothing, whatever its mode
-            rate_w1 = 'dcilab_wavelength_reported_rate_gbps{link="dc1-dc2",site_a="dc1",site_b="dc2",wavelength="dc1-dc2.w1"}'
+            rate_w1 = 'dcilab_wavelength_reported_rate_bps{link="dc1-dc2",site_a="dc1",site_b="dc2",wavelength="dc1-dc2.w1"}'
             rate_w2 = rate_w1.replace("w1", "w2")
             assert rate_w1 not in text and rate_w2 not in text
             assert power("dc2-gw1", "dc1-dc2.w1") == -40.0          # its laser off
