@@ -617,18 +617,19 @@ class FabricController:
         returned, self._returned, self._unplaced = returned or self._returned, False, False
         back, self._back = self._back, set()
         self._room_tries_left = ROOM_MAKING_PER_RESTORE
-        for pair in self.book.pairs_to_restore():
-            # With a link back, DEGRADED pairs take their turn among the pairs in place
-            # moving back onto it, by class, priority and age: placed first, a NONE pair
-            # took a returned wavelength, and a PROTECTED pair stayed the long way round
-            # with no standby (a re-tester's).
-            if not (returned and self.book.pair_members(*pair)[0].state == State.DEGRADED):
+        if not returned:
+            for pair in self.book.pairs_to_restore():
                 self._restore_pair(pair, outbox)
-        if returned:
-            for pair in self.book.in_restore_order({*self.book.pairs(),
-                                                    *self.book.pairs_to_restore()}):
-                degraded = self.book.pair_members(*pair)[0].state == State.DEGRADED
-                self._restore_pair(pair, outbox, only_if_shorter=not degraded)
+        else:
+            # With a link back, the pairs to restore (DEGRADED, or broken by a failure in
+            # the same tick) take their turn among the pairs in place moving back onto it,
+            # by class, priority and age: placed first, a NONE pair took a returned
+            # wavelength, and a PROTECTED pair stayed the long way round with no standby
+            # (a re-tester's); a NONE pair broken in that tick took it from a DEGRADED
+            # RESTORABLE one (a reviewer's).
+            due = set(self.book.pairs_to_restore())
+            for pair in self.book.in_restore_order({*self.book.pairs(), *due}):
+                self._restore_pair(pair, outbox, only_if_shorter=pair not in due)
             # Those moves free the long ways round: what found no room before may now.
             for pair in self.book.pairs_to_restore():
                 self._restore_pair(pair, outbox)
@@ -950,19 +951,11 @@ class FabricController:
         return self._restore(outbox)
 
     def drain_room(self, wavelength: str) -> str | None:
-        """Whether `wavelength` can be taken out of use without degrading a reservation:
-        what it carries fits on other wavelengths in service between the same two sites.
-        None, or why not (a step up waits for that; a step down does not: its margin is
-        failing)."""
+        """Whether `wavelength` can be taken out of use without degrading a reservation
+        or leaving one unprotected (`book.room_elsewhere`): None, or why not (a step up
+        waits for that; a step down does not: its margin is failing)."""
         link = self._wavelength(wavelength)
-        if link is None:
-            return None
-
-        def sites(l: Link) -> set[str]:
-            return {self.fabric.switches[e.node].site for e in (l.a, l.b)}
-        others = [l for l in self.fabric.wavelengths() if l.name != link.name
-                  and self.engine.in_service(l) and sites(l) == sites(link)]
-        return self.book.room_elsewhere(link, others)
+        return None if link is None else self.book.room_elsewhere(link)
 
     def wavelength_mode(self, wavelength: str, mode: str, rate_gbps: float) -> Outbox:
         """Its transceivers run `mode` though dcilab did not set it (a gNMI Set of an

@@ -17,6 +17,7 @@ the fabric).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 from collections.abc import Container, Iterable, Mapping
@@ -51,13 +52,15 @@ def _lightest(bundle: list[tuple[int, int, Link, str]], avoid: Container[str]):
 class PathEngine:
     """The switches of a fabric and the links between them, with liveness and rates.
 
-    `version` grows with every change of state, so callers that cache what they derived
-    (routes, candidate routes) know when to derive again.
+    `version` changes with every change of state, so callers that cache what they
+    derived (routes, candidate routes) know when to derive again: it grows, but for a
+    trial (`drained_for_trial`), which runs under a number of its own and puts it back.
     """
 
     def __init__(self, fabric: Fabric):
         self.fabric = fabric
         self.version = 0
+        self._trials = 0
         self._down_links: set[str] = set()
         self._down_switches: set[str] = set()
         # link -> why it carries no new traffic though it is up (a mode change coming):
@@ -124,6 +127,27 @@ class PathEngine:
             self._drained[name] = reason
         self._changed()
         return True
+
+    @contextlib.contextmanager
+    def drained_for_trial(self, name: str):
+        """`name` out of use for the block only, to see what would move off it. The block
+        runs under a version never used before or after (negative), so what anything
+        derived inside is never taken for the state outside; after it, the version is
+        the one before, as the state is, and what was derived before holds."""
+        if name in self._drained:
+            yield
+            return
+        version = self.version
+        self._trials += 1
+        self._drained[name] = "a trial"
+        self._changed()
+        self.version = -self._trials
+        try:
+            yield
+        finally:
+            del self._drained[name]
+            self._changed()
+            self.version = version
 
     @property
     def drained(self) -> dict[str, str]:

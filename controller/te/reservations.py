@@ -2026,35 +2026,64 @@ class ReservationBook:
         self._room_back += 1
         return placed[2]
 
-    def room_elsewhere(self, link: Link, others: list[Link]) -> str | None:
-        """Whether every aggregate holding `link` fits, whole, on one of `others` (links
-        between the same two sites) as they are now: None, else what does not. A
-        wavelength taken out of use by choice (a step up to a faster mode) must degrade
-        nothing."""
-        self._sync()
-        site = {name: sw.site for name, sw in self.fabric.switches.items()}
-        for d in directions(link):
-            room = [[self.free_bps(o), other.latency_ms - link.latency_ms]
-                    for other in others for o in directions(other) if site[o.src] == site[d.src]]
-            aggregates = []
-            for ids in self._pairs.values():
-                members = [self.reservations[r] for r in ids]
-                if d in self.held(members[0]):
-                    bound = min((m.request.max_latency_ms for m in members
-                                 if m.request.max_latency_ms is not None), default=math.inf)
-                    aggregates.append((self.pair_bps(members[0]),
-                                       bound - members[0].latency_ms))
-            # the largest first, each where it fits: room, and within its latency bound
-            for bps, slack in sorted(aggregates, reverse=True):
-                fit = next((r for r in room if r[0] + SLACK_BPS >= bps
-                            and r[1] <= slack + 1e-9), None)
-                if fit is None:
-                    return (f"{bps / 1e9:.3f} Gb/s reserved {d.src} -> {d.dst} on "
-                            f"{link.wavelength or link.name} has no room on another wavelength "
-                            f"between {site[d.src]} and {site[d.dst]}"
-                            + (" within its latency bound" if slack < math.inf else ""))
-                fit[0] -= bps
+    def room_elsewhere(self, link: Link) -> str | None:
+        """Whether taking `link` out of use by choice (a step up to a faster mode) would
+        degrade or leave unprotected no reservation: tried as restoration would do it,
+        then taken back. Every aggregate whose path or standby crosses it moves off, in
+        restore order, to a path with room on every link of the way (inside the sites
+        too) within its latency bound, a PROTECTED one with a standby; then standbys
+        whose shared room no longer holds are sought again. None, else the first that
+        would not find its place; the book is as it was either way. Counting only the
+        other wavelengths' room, an approved drain left pairs DEGRADED whose way to those
+        wavelengths was full or cut inside a site, or a PROTECTED pair without its
+        standby (a reviewer's)."""
+        before = {pair: self.pair_members(*pair) for pair in self._pairs}
+        unprotected = {key_of(r.request) for r in self.unprotected()}
+        crossing = self.in_restore_order(
+            pair for pair, members in before.items() if members[0].holds_bandwidth
+            and any(h.link == link.name for h in members[0].hops + members[0].standby))
+        journal, self.journal = self.journal, None        # nothing of a trial is saved
+        try:
+            with self.engine.drained_for_trial(link.name):
+                for pair in crossing:
+                    why = self._moves_off(pair, link)
+                    if why is not None:
+                        return why
+                self.shed_overfull_standbys()
+                for r in self.unprotected():
+                    pair = key_of(r.request)
+                    if pair not in unprotected and not self.reprotect(pair):
+                        return self._would(pair, link, "run without a standby: none that "
+                                                       "avoids its primary's risks has room")
+            return None
+        finally:
+            changed = [pair for pair, members in before.items()
+                       if self.pair_members(*pair) != members]
+            for pair in changed:
+                self._take(self.pair_members(*pair))
+            for pair in changed:
+                self._put(before[pair])
+            self.journal = journal
+
+    def _moves_off(self, pair: Key, link: Link) -> str | None:
+        """For `room_elsewhere`: the pair moved as restoration moves it; None, else why not."""
+        protected = any(r.request.protection == Protection.PROTECTED
+                        for r in self.pair_members(*pair))
+        try:
+            after = self.repath(pair)
+        except AdmissionError as exc:
+            return self._would(pair, link, "have no room", exc.message)
+        if protected and lacks_standby(after[0]):
+            return self._would(pair, link, "run without a standby: none that avoids its "
+                                           "primary's risks has room")
         return None
+
+    def _would(self, pair: Key, link: Link, outcome: str, detail: str = "") -> str:
+        members = self.pair_members(*pair)
+        return (f"reservation(s) {', '.join(r.reservation_id for r in members)} "
+                f"({sum(r.bandwidth_bps for r in members) / 1e9:.3f} Gb/s {pair[0]} -> "
+                f"{pair[1]}) would {outcome} without {link.wavelength or link.name}"
+                + (f": {detail}" if detail else ""))
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every host pair holding bandwidth, in restore order (`in_restore_order`)."""

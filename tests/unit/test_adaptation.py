@@ -153,7 +153,7 @@ from controller_lab import ControllerLab  # noqa: E402
 from fabric_helpers import dci_links_of_path, tcp_packet  # noqa: E402
 
 from dcilab.fabric import parse_fabric  # noqa: E402
-from dcilab.te.reservations import AdmissionError, ReservationRequest, State  # noqa: E402
+from dcilab.te.reservations import AdmissionError, Protection, ReservationRequest, State  # noqa: E402
 
 THREE_WAYS = """
 name: ways
@@ -355,9 +355,14 @@ def test_a_step_up_waits_while_what_the_wavelength_carries_has_no_room_elsewhere
     assert lab.ctl.drain_room(on(lab, "r0")) is None          # y and z have room
     lab.send(lab.ctl.reserve(ReservationRequest("a-h2", "b-h2", 300.0), "r1", 1.0))
     lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h2", 300.0), "r2", 2.0))
+    on_x = next(r for r in ("r0", "r1", "r2") if on(lab, r) == "x.w1")
+    layout = {r: lab.ctl.book.get(r) for r in ("r0", "r1", "r2")}
     why = lab.ctl.drain_room("x.w1")
-    assert why.startswith("300.000 Gb/s reserved a-gw") and why.endswith(
-        "has no room on another wavelength between a and b")
+    # tried and taken back: every reservation where it was, nothing out of use
+    assert {r: lab.ctl.book.get(r) for r in layout} == layout
+    assert not lab.ctl.engine.drained
+    assert why.startswith(f"reservation(s) {on_x} (300.000 Gb/s ") and (
+        " would have no room without x.w1: wavelength " in why)
     lab.send(lab.ctl.end("r2"))
     assert lab.ctl.drain_room("x.w1") is None
 
@@ -383,7 +388,7 @@ def test_room_for_a_step_up_counts_only_paths_within_a_reservations_latency_boun
                                                 max_latency_ms=latency + 0.01), "r", 1.0))
     assert on(lab, "r") == "x.w1"                       # y and z are 10 and 20 km longer
     why = lab.ctl.drain_room("x.w1")
-    assert why is not None and why.endswith("within its latency bound")
+    assert why is not None and " within max_latency_ms " in why and why.endswith(" ms has room")
     lab.send(lab.ctl.end("r"))                          # without a bound, y has room
     lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0), "s", 2.0))
     assert on(lab, "s") == "x.w1" and lab.ctl.drain_room("x.w1") is None
@@ -636,3 +641,75 @@ def test_the_limits_come_from_the_fabric_file(tmp_path):
     limits = line_limits(load_fabric(path))
     assert set(limits) == {"dc1-dc2.w1", "dc1-dc2.w2"}
     assert limits["dc1-dc2.w1"] == LineLimits(400 * 17.0, 3.5, "300G")
+
+
+# A reviewer's: `drain_room` counted only the other wavelengths' room, so it approved
+# step ups that degraded (a full or cut way to those wavelengths inside a site) or left a
+# PROTECTED pair without its standby. Each is now tried as restoration does, taken back.
+
+def _drain_is_tried_and_taken_back(lab, wavelength: str) -> str | None:
+    before = {r: lab.ctl.book.get(r) for r in lab.ctl.book.reservations}
+    reserved = dict(lab.ctl.book.reserved)
+    why = lab.ctl.drain_room(wavelength)
+    assert {r: lab.ctl.book.get(r) for r in before} == before
+    assert lab.ctl.book.reserved.keys() == reserved.keys()
+    assert all(lab.ctl.book.reserved[d] == pytest.approx(bps) for d, bps in reserved.items())
+    assert not lab.ctl.engine.drained
+    return why
+
+
+def test_a_step_up_waits_while_the_way_to_the_other_wavelength_is_full_inside_a_site():
+    lab = ControllerLab(parse_fabric("""
+name: intra
+sites:
+  - {name: a, spines: 2, leaves: 3, hosts_per_leaf: 1, gateways: 2, fabric_gbps: 400}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 3, gateways: 2, fabric_gbps: 1600}
+  - {name: c, spines: 1, leaves: 1, hosts_per_leaf: 3, gateways: 2, fabric_gbps: 1600}
+dci_links:
+  - {name: x, a: a, b: b, fiber_km: 40, module: 400ZR+, wavelengths: 1, a_gateway: 1, b_gateway: 1}
+  - {name: y, a: a, b: b, fiber_km: 50, module: 400ZR+, wavelengths: 1, a_gateway: 2, b_gateway: 2}
+  - {name: z, a: a, b: c, fiber_km: 50, module: 400ZR+, wavelengths: 2, a_gateway: 2, b_gateway: 1}
+""")).bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 300.0), "r0", 0.0))
+    for i, dst in enumerate(("c-h1", "c-h2"), 1):     # both spines' links to a-gw2 fill
+        lab.send(lab.ctl.reserve(ReservationRequest(f"a-h{i + 1}", dst, 300.0), f"r{i}", i))
+    assert on(lab, "r0") == "x.w1"                     # y (on a-gw2) has 360 G free
+    why = _drain_is_tried_and_taken_back(lab, "x.w1")
+    assert why is not None and why.startswith("reservation(s) r0 (300.000 Gb/s a-h1 -> b-h1) "
+                                              "would have no room without x.w1: link a-gw2~")
+
+
+def test_a_step_up_waits_while_the_other_wavelengths_gateway_is_cut_off_inside_its_site():
+    lab = ControllerLab(parse_fabric("""
+name: two
+sites:
+  - {name: a, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
+  - {name: b, spines: 2, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
+dci_links:
+  - {name: x, a: a, b: b, fiber_km: 40, module: 400ZR+, wavelengths: 1}
+  - {name: y, a: a, b: b, fiber_km: 50, module: 400ZR+, wavelengths: 1}
+""")).bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0), "r0", 0.0))
+    assert on(lab, "r0") == "x.w1"
+    for link in lab.fabric.links:                      # a-gw2, y's gateway, loses its spines
+        if link.name in ("a-gw2~spine1", "a-gw2~spine2"):
+            lab.send(lab.ctl.port_changed(lab.dpid(link.a.node), link.a.port, False, 1.0))
+    lab.send(lab.ctl.tick(2.0))
+    why = _drain_is_tried_and_taken_back(lab, "x.w1")
+    assert why is not None and "would have no room without x.w1: " in why
+    lab.send(lab.ctl.tick(3.0))
+    assert lab.ctl.book.get("r0").state is not State.DEGRADED
+
+
+def test_a_step_up_waits_while_it_would_take_a_protected_reservations_standby():
+    lab = ControllerLab(parse_fabric(THREE_WAYS)).bring_up_all()
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 300.0,
+                                                protection=Protection.PROTECTED), "p", 0.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h2", "b-h2", 300.0), "n", 1.0))
+    [standby] = [h.wavelength for h in lab.ctl.book.get("p").standby if h.wavelength]
+    assert on(lab, "n") not in (standby, on(lab, "p"))       # the third is full
+    why = _drain_is_tried_and_taken_back(lab, standby)
+    assert why == (f"reservation(s) p (300.000 Gb/s a-h1 -> b-h1) would run without a "
+                   f"standby: none that avoids its primary's risks has room without {standby}")
+    lab.send(lab.ctl.end("n"))                          # the third has room for it now
+    assert _drain_is_tried_and_taken_back(lab, standby) is None

@@ -355,3 +355,48 @@ def test_a_restart_places_what_waited_for_room_before_any_new_request(tmp_path):
     assert wavelength_of(lab, a.reservation_id) != wavelength_of(lab, c.reservation_id)
     assert_within_capacity(lab)
     service.close()
+
+
+def test_a_link_back_in_the_tick_another_fails_goes_to_the_pairs_in_class_order():
+    """A reviewer's: v came back in the tick y failed; the NONE pair y broke was restored
+    first and took v, while a DEGRADED RESTORABLE pair of priority 9 stayed DEGRADED (it
+    does not preempt, so it stayed so as long as the NONE pair held v)."""
+    fabric = parse_fabric("""
+name: four
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 3, gateways: 4, fabric_gbps: 1600}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 3, gateways: 4, fabric_gbps: 1600}
+dci_links:
+  - {name: x, a: a, b: b, fiber_km: 40, module: 400ZR+, wavelengths: 1}
+  - {name: y, a: a, b: b, fiber_km: 50, module: 400ZR+, wavelengths: 1}
+  - {name: z, a: a, b: b, fiber_km: 60, module: 400ZR+, wavelengths: 1}
+  - {name: v, a: a, b: b, fiber_km: 70, module: 400ZR+, wavelengths: 1}
+""")
+    lab = ControllerLab(fabric).bring_up_all()
+    ctl = lab.ctl
+    wavelength = {link.wavelength: link for link in fabric.wavelengths()}
+
+    def port(name: str, up: bool, now: float) -> None:
+        end = wavelength[name].a
+        lab.send(ctl.port_changed(lab.dpid(end.node), end.port, up, now))
+    lab.send(ctl.tick(0.0))
+    port("v.w1", False, 1.0)
+    lab.send(ctl.tick(1.1))
+    lab.send(ctl.reserve(ReservationRequest("a-h1", "b-h1", 300.0, priority=9), "R", 2.0))
+    lab.send(ctl.reserve(ReservationRequest("a-h2", "b-h2", 300.0,
+                                            protection=Protection.NONE), "N", 3.0))
+    lab.send(ctl.reserve(ReservationRequest("a-h3", "b-h3", 300.0), "F", 4.0))
+    lab.ack_all()
+    assert wavelength_of(lab, "R") == wavelength["x.w1"].name
+    port("x.w1", False, 5.0)
+    lab.send(ctl.tick(5.1))
+    assert ctl.book.get("R").state is State.DEGRADED            # no room on y or z
+    port("v.w1", True, 6.0)
+    lab.send(ctl.tick(6.1))
+    back_at = ctl.held_down()["v.w1"]
+    port("y.w1", False, back_at - 0.05)          # y fails in the tick v comes back in use
+    lab.send(ctl.tick(back_at + 0.01))
+    lab.ack_all()
+    assert ctl.book.get("R").state is State.ACTIVE
+    assert wavelength_of(lab, "R") == wavelength["v.w1"].name
+    assert ctl.book.get("N").state is State.DEGRADED
