@@ -14,11 +14,11 @@ from typing import Iterator
 import grpc
 from google.protobuf import json_format
 
-from . import convert
 from .v1 import fabric_pb2 as fpb
 from .v1 import fabric_pb2_grpc
 from .v1 import path_pb2 as ppb
 from .v1 import path_pb2_grpc
+from .wire import duration
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 DEFAULT_TIMEOUT_S = 10.0
@@ -199,7 +199,7 @@ class Client:
                 request.max_latency_ms = max_latency_ms
         if duration_s:
             with _carried("duration_s", duration_s):
-                request.duration.CopyFrom(convert.duration(duration_s))
+                request.duration.CopyFrom(duration(duration_s))
         return self._call(self.path_stub.ReservePath, request, mutating=True).reservation
 
     def release(self, reservation_id: str) -> ppb.Reservation:
@@ -277,7 +277,7 @@ class Client:
     def watch_links(self, interval_s: float, kind: str | None = None,
                     site: str = "") -> Iterator[fpb.WatchLinkLoadResponse]:
         """Updates until the caller stops iterating (which cancels the stream)."""
-        request = fpb.WatchLinkLoadRequest(interval=convert.duration(interval_s),
+        request = fpb.WatchLinkLoadRequest(interval=duration(interval_s),
                                            kind=_kind(kind), site=site)
         stream = self.fabric_stub.WatchLinkLoad(request)   # no deadline: it runs until cancelled
         yield from self._stream(stream, lambda update: update)

@@ -17,6 +17,7 @@ from ..te.reservations import (MAX_DURATION_S, AdmissionError, Protection, Reser
                                ReservationRequest, Selector, State)
 from .v1 import fabric_pb2 as fpb
 from .v1 import path_pb2 as ppb
+from .wire import duration
 
 LINK_KIND = {HOST: fpb.LINK_KIND_HOST, FABRIC: fpb.LINK_KIND_FABRIC, DCI: fpb.LINK_KIND_DCI}
 LINK_KIND_NAME = {v: k for k, v in LINK_KIND.items()}
@@ -32,12 +33,6 @@ STATE_OF = {v: k for k, v in RESERVATION_STATE.items()}
 PROTECTION = {p: ppb.Protection.Value(f"PROTECTION_{p.value}") for p in Protection}
 PROTECTION_OF = {v: k for k, v in PROTECTION.items()} | {
     ppb.PROTECTION_UNSPECIFIED: Protection.RESTORABLE}
-
-
-def duration(seconds: float) -> Duration:
-    d = Duration()
-    d.FromNanoseconds(round(seconds * 1e9))
-    return d
 
 
 def timestamp(seconds: float) -> Timestamp:

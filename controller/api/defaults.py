@@ -12,3 +12,6 @@ DEFAULT_READS_PER_S = 10.0
 # 0.001 Gb/s in minutes for an outside tester, and a restart then took 74 s before it
 # answered. Thousands is more than a lab's training jobs ask for.
 DEFAULT_MAX_LIVE = 10_000
+# Reservations a listing page holds unless asked (0), and at most.
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000

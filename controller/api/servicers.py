@@ -23,7 +23,7 @@ import grpc
 from ..core.errors import UNAVAILABLE, StoreError
 from ..te.reservations import MAX_NAME_CHARS, AdmissionError, State, check_id
 from . import convert
-from .defaults import DEFAULT_READS_PER_S
+from .defaults import DEFAULT_PAGE_SIZE, DEFAULT_READS_PER_S, MAX_PAGE_SIZE
 from .v1 import fabric_pb2 as fpb
 from .v1 import fabric_pb2_grpc
 from .v1 import path_pb2 as ppb
@@ -46,8 +46,6 @@ GET_COST = 0.1
 STREAMED_COST = 0.05
 LINK_DIRECTIONS_PER_TOKEN = 500
 MIN_RETRY_S = 0.01
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
 MAX_PAGE_TOKEN_CHARS = 512
 
 DEFAULT_INTERVAL_S = 1.0

@@ -17,23 +17,33 @@ import sys
 import time
 from datetime import datetime, timezone
 
+# A client of the API: what it needs of the wire, not the controller's code, so that a
+# call loads in a fifth of a second, not 0.9 s of CPU (an outside tester's `dcilab
+# switches` polled while a controller restarted starved Open vSwitch's BFD on a 2-core lab).
+from ..addresses import host_port
 from ..api.client import (DEFAULT_SERVER, ApiError, Client, Unreachable, as_dict,
                           state_name)
-from ..api.server import (ServerError, certificate_dates_problem, client_tls_problem, read_pem,
-                          read_token_file)
-from ..api.servicers import MAX_PAGE_SIZE
+from ..api.defaults import MAX_PAGE_SIZE
+from ..api.tls import (ServerError, certificate_dates_problem, client_tls_problem, read_pem,
+                       read_token_file)
 from .failure import USAGE, json_failure
-from .controller import host_port
 from ..api.v1 import fabric_pb2 as fpb
 from ..api.v1 import path_pb2 as ppb
-from ..emulation.cleanup import Manifest, live_owner
-from ..fabric.model import LinkKind
-from ..te.reservations import Protection, State
 from ..argtypes import checked, file_name, file_path
+from ..emulation.cleanup import Manifest, live_owner
 from .stopping import Terminated
 
-STATES = tuple(state.value.lower() for state in State)
-KINDS = tuple(kind.value for kind in LinkKind)     # argparse shows these in its choices
+
+def _names(enum, prefix: str) -> tuple[str, ...]:
+    """A wire enum's values by name, lower case, without its prefix and UNSPECIFIED
+    (the API's conversion checks that they are the controller's)."""
+    return tuple(name.removeprefix(prefix).lower() for name in enum.keys()
+                 if not name.endswith("_UNSPECIFIED"))
+
+
+STATES = _names(ppb.ReservationState, "RESERVATION_STATE_")
+KINDS = _names(fpb.LinkKind, "LINK_KIND_")           # argparse shows these in its choices
+PROTECTIONS = tuple(p.upper() for p in _names(ppb.Protection, "PROTECTION_"))
 
 
 class _UsageError(Exception):
@@ -134,7 +144,7 @@ def register(sub) -> None:
                    help="with --protocol tcp or udp: only these destination ports")
     p.add_argument("--dscp", metavar="N",
                    help="reserve only the pair's traffic marked with this DSCP value (0-63)")
-    p.add_argument("--protection", choices=[p.value for p in Protection],
+    p.add_argument("--protection", choices=PROTECTIONS,
                    type=str.upper, default="",
                    help="NONE: restored after RESTORABLE ones; RESTORABLE (default): moved "
                         "to a path with room on failure; PROTECTED: with a reserved standby "

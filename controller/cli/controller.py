@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..addresses import address_text
+from ..addresses import address_text, host_port
 from ..argtypes import AT_LEAST_ONE, SECONDS, checked, file_name, file_path
 from ..fabric import FabricError, load_fabric
 from ..resources import bundled_topologies, shipped_hint, topology_arg
@@ -102,26 +102,6 @@ def exposure_warnings(grpc_host: str, openflow_host: str, tls: bool, token: bool
                     f"as a switch of the fabric (the first connection of a datapath id is "
                     f"kept): keep it on a management network")
     return said
-
-
-def host_port(text: str) -> tuple[str, int]:
-    """'127.0.0.1:6653' -> ('127.0.0.1', 6653), '[::1]:6653' -> ('::1', 6653); a clear
-    error otherwise."""
-    if "://" in text:                 # http://127.0.0.1:50051 read as an IPv6 host
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT without a scheme, got {text!r}")
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    if any(c.isspace() or c == "/" for c in host):
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:       # ::1:6653 could be ::1 port 6653 or ::1:6653 with none
-        raise argparse.ArgumentTypeError(f"an IPv6 address goes in brackets, as "
-                                         f"[::1]:6653; got {text!r}")
-    if not host or "[" in host or "]" in host:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
 
 
 def cpu_list(text: str) -> set[int]:
@@ -275,7 +255,7 @@ def read_gnmi_security(args):
     OSError naming the file), or None without --gnmi-tls-ca."""
     if not args.gnmi_tls_ca:
         return None
-    from ..api.server import ServerError, client_tls_problem, read_pem, read_small_file
+    from ..api.tls import ServerError, client_tls_problem, read_pem, read_small_file
     from ..gnmi import GnmiSecurity
     ca = read_pem(args.gnmi_tls_ca, "gNMI TLS CA")
     cert = key = None
@@ -464,7 +444,8 @@ def run(args) -> int:
             print(problem, file=sys.stderr)
             return 2
     # The serving parts load only once the options hold: a refusal answers at once.
-    from ..api.server import ServerError, TlsConfig, create_server, read_token_file
+    from ..api.server import TlsConfig, create_server
+    from ..api.tls import ServerError, read_token_file
     from ..api.servicers import ReadBudget
     from ..app.runner import start_openflow
     from ..app.service import ControllerService

@@ -23,12 +23,12 @@ from ..emulation.traffic import iperf_concurrent
 from ..fabric import FabricError, load_fabric
 from ..lab import ForeignController, Lab
 from ..resources import DEFAULT_TOPOLOGY, shipped_hint, topology_arg
-from ..addresses import address_text
+from ..addresses import address_text, host_port
 from ..core.adaptation import DEFAULT_MISMATCH_S
 from ..te.elephants import PIN_HOLD_S
 from ..te.placement import DEFAULT_MAX_STRETCH, Policy
 from .controller import (DEFAULT_ELEPHANT_FRACTION, DEFAULT_ELEPHANT_POLLS, adaptation_options,
-                         add_steering_arguments, host_port, steering_options)
+                         add_steering_arguments, steering_options)
 from .client import server_address
 from .demo import add_bfd_argument, add_transceiver_arguments, gnmi_problem, say
 from .progress import optical_model

@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..fabric.model import NAME_PREFIX
+from ..names import NAME_PREFIX
 from . import port_buffers
 
 BRIDGE_RE = re.compile(rf"^{NAME_PREFIX}\d+(sp|lf|gw)\d+$")

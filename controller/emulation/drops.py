@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from ..fabric.model import NAME_PREFIX
+from ..names import NAME_PREFIX
 
 _QDISC = re.compile(r"^qdisc \S+ \S+ dev (\S+) ")
 _DROPPED = re.compile(r"dropped (\d+)")

@@ -23,7 +23,8 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
-from ..fabric.model import NAME_PREFIX, Fabric
+from ..fabric.model import Fabric
+from ..names import NAME_PREFIX
 from .shaping import ShapedLink
 
 NFT_TABLE = "dlfibre"

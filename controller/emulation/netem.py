@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from ..fabric.model import NAME_PREFIX
+from ..names import NAME_PREFIX
 
 _PROBE = f"{NAME_PREFIX}netem0"
 

@@ -30,7 +30,7 @@ import ctypes
 import os
 import socket
 
-from ..fabric.model import NAME_PREFIX
+from ..names import NAME_PREFIX
 from ..sockets import socket_fds
 from .ovs import OVS_PIDFILE
 

@@ -30,6 +30,7 @@ from ..optics import (DEFAULT_CATALOG, Catalog, Channel, LineSystem, LinkPlan, O
 from ..optics.catalog import OverrideError
 from ..optics.line import LAUNCH_POWER_RANGE_DBM
 from ..optics.spectrum import slots_that_fit
+from ..names import NAME_PREFIX
 from .errors import FabricIssue
 from .schema import DciLinkSpec, FabricSpec, SiteSpec
 
@@ -44,7 +45,6 @@ SPINE, LEAF, GATEWAY = Role.SPINE, Role.LEAF, Role.GATEWAY
 _ROLE_CODE = {SPINE: 1, LEAF: 2, GATEWAY: 3}
 _ROLE_SHORT = {SPINE: "sp", LEAF: "lf", GATEWAY: "gw"}
 _ROLE_LABEL = {SPINE: "spine", LEAF: "leaf", GATEWAY: "gw"}
-NAME_PREFIX = "dl"  # every bridge, interface and host node the emulation creates starts so
 
 # Reserved traffic crosses the fabric, leaf to leaf, with this source MAC (locally
 # administered), and the egress leaf puts the sending host's back: every link between

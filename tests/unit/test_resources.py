@@ -121,7 +121,7 @@ def test_listen_addresses_take_ipv6_in_brackets(capsys):
 
     from dcilab.addresses import address_text
     from dcilab.cli import main
-    from dcilab.cli.controller import host_port
+    from dcilab.addresses import host_port
     assert host_port("[::1]:6653") == ("::1", 6653)
     assert host_port("[fe80::1%eth0]:9108") == ("fe80::1%eth0", 9108)
     assert host_port("127.0.0.1:6653") == ("127.0.0.1", 6653)

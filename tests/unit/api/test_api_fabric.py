@@ -196,7 +196,7 @@ def test_graceful_stop_ends_streams_at_once_unavailable_and_refuses_new_calls(se
 
 
 def test_second_server_on_the_same_port_is_refused(service, port):
-    from dcilab.api.server import ServerError
+    from dcilab.api.tls import ServerError
     with pytest.raises(ServerError) as err:
         create_server(service, f"127.0.0.1:{port}")
     assert f"127.0.0.1:{port}" in str(err.value)

@@ -20,7 +20,8 @@ from prometheus_client import generate_latest
 
 from dcilab.api.client import ApiError, Client, state_name
 from dcilab.api.server import create_server
-from dcilab.api.servicers import MAX_PAGE_SIZE, ReadBudget, Streams, client_of
+from dcilab.api.defaults import MAX_PAGE_SIZE
+from dcilab.api.servicers import ReadBudget, Streams, client_of
 from dcilab.api.v1 import fabric_pb2 as fpb
 from dcilab.api.v1 import fabric_pb2_grpc
 from dcilab.api.v1 import path_pb2 as ppb

@@ -8,7 +8,8 @@ import pytest
 from api_helpers import make_pki
 
 from dcilab.api.client import ApiError, Client, Unreachable
-from dcilab.api.server import ServerError, TlsConfig, read_token_file
+from dcilab.api.server import TlsConfig
+from dcilab.api.tls import ServerError, read_token_file
 
 TOKEN = "s3cret-token"
 
@@ -213,7 +214,7 @@ def test_an_expired_intermediate_in_the_chain_is_refused_too():
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    from dcilab.api.server import certificate_dates_problem
+    from dcilab.api.tls import certificate_dates_problem
     now = datetime.datetime.now(datetime.timezone.utc)
     day = datetime.timedelta(days=1)
 

@@ -74,6 +74,6 @@ def test_the_options_hold_together_or_are_refused_before_anything_starts(tmp_pat
     security = read_gnmi_security(_options(gnmi_tls_ca=str(pki.ca), gnmi_username="ops",
                                            gnmi_password_file=str(password)))
     assert security.metadata == (("username", "ops"), ("password", "s3cret pass"))
-    from dcilab.api.server import ServerError
+    from dcilab.api.tls import ServerError
     with pytest.raises(ServerError, match="gNMI TLS CA .* is not a PEM certificate"):
         read_gnmi_security(_options(gnmi_tls_ca=str(password)))
