@@ -42,6 +42,7 @@ from ..fabric import Fabric
 from ..fabric.model import DCI
 from .cleanup import FAULTS_STATE, Manifest, kill_pid, pid_alive
 from .fibre import WavelengthEnds, apply, fibre_plan, run
+from .ovs import shorten_backoff
 
 CUT, DARK, GRAY, LOSS, FLAP, SWITCH_DOWN = "cut", "dark", "gray", "loss", "flap", "switch-down"
 # degrade: the line system's optics (span loss, amplifier noise, launch power), set in the
@@ -590,8 +591,9 @@ class Faults:
             light.result()
         for name, targets in (reconnect or {}).items():
             if name not in down and targets:
-                _ovs("ovs-vsctl", "--timeout=5", "set-controller",
-                     self.fabric.switches[name].bridge, *targets)
+                bridge = self.fabric.switches[name].bridge
+                _ovs("ovs-vsctl", "--timeout=5", "set-controller", bridge, *targets)
+                shorten_backoff([bridge])         # set-controller made new records
 
 
 def _own_cmdline() -> str:

@@ -15,7 +15,7 @@ from mininet.node import OVSSwitch, RemoteController
 from mininet.util import errRun
 
 from ..fabric import Fabric
-from . import bfd, port_buffers
+from . import bfd, ovs, port_buffers
 from .cleanup import (Manifest, clean, forget_faults, host_namespace, live_owner, name_hosts,
                       namespace_processes, ours, start_lock, stop_namespace_processes,
                       stop_pids)
@@ -191,6 +191,10 @@ class Emulation:
             self.say(f"note: hosts' namespaces not named ({problem}): after a kill -9, "
                      "`dcilab clean` cannot find what was started in them")
         self.net.start()
+        problem = ovs.shorten_backoff([sw.bridge for sw in self.fabric.switches.values()])
+        if problem:
+            self.say(f"note: the switches retry a restarted controller up to 8 s apart "
+                     f"(OVS's default), not {ovs.CONTROLLER_MAX_BACKOFF_MS} ms: {problem}")
         if needs_tx_offload_off(self.datapath):
             for host in self.net.hosts:
                 host.cmd(f"ethtool -K {host.defaultIntf()} tx off")

@@ -200,6 +200,11 @@ def test_gateway_down_darkens_its_wavelengths_at_the_far_gateway(lab):
                                           "oper_up": False} for p in far), what="far LOS")
     faults.restore("dc2-gw1")
     wait_until(lambda: all(lit(fabric, w) for w in W), what="lit again")
+    # its controller connection made again retries as the emulation's first did: at most
+    # a second apart (OVS's default 8 s outlasted a restarted controller's gather)
+    for bridge in (fabric.switches["dc2-gw1"].bridge, fabric.switches["dc1-gw1"].bridge):
+        uuid = _ovs("ovs-vsctl", "get", "bridge", bridge, "controller").strip("[]")
+        assert _ovs("ovs-vsctl", "get", "controller", uuid, "max_backoff") == "1000"
 
 
 def test_flap_toggles_carrier_and_restore_stops_it(lab):

@@ -26,7 +26,7 @@ from dcilab.core.controller import FabricController
 from dcilab.core.damping import HOLD_DOWN_S
 from dcilab.core.reservation_rules import PRIORITY_RESERVATION
 from dcilab.core.rules import PRIORITY_NOT_RESERVED_CLASS, SPREAD_HOLD_S
-from dcilab.te.reservations import AdmissionError, ReservationRequest, State
+from dcilab.te.reservations import AdmissionError, ReservationRequest, State, key_of
 
 SRC, DST = "dc1-h1", "dc2-h3"
 RATE_KBPS = 3600            # 36 Gb/s x 1e-4
@@ -567,3 +567,21 @@ def test_with_every_wavelength_booked_hashed_flows_spread_by_what_is_left(lab):
     assert spread_weights_at(lab, "dc1-gw1") == {expected}
     assert sorted(expected) == [1, 4, 8, 8]
     assert len(hashed_onto(lab, "dc1-h1", "dc2-h4")) == 4
+
+
+def test_a_degraded_reservations_meter_is_said_to_be_its_not_a_stranger(lab, caplog):
+    """An outside tester's restart: meters of reservations DEGRADED for a second were
+    deleted as ones "no live reservation of this controller's state file holds", which
+    sends an operator looking for another state file."""
+    import logging
+
+    res = lab.send(lab.ctl.reserve(request(), "r1", 0.0)).changed[0]
+    lab.ack_all()
+    leaf = hop_switches(res)[0]
+    lab.ctl.book.degrade(key_of(res.request), "a cut")
+    with caplog.at_level(logging.INFO, logger="dcilab"):
+        out = lab.send(lab.ctl.meters_listed(lab.dpid(leaf), {res.meter_id}))
+    assert [m.meter_id for m in out.messages[lab.dpid(leaf)]] == [res.meter_id]
+    said = [r.getMessage() for r in caplog.records]
+    assert any(f"deleting meters {res.meter_id} of DEGRADED reservations" in m for m in said)
+    assert not any("no live reservation" in m for m in said), said
