@@ -622,14 +622,19 @@ class FabricController:
                 self._restore_pair(pair, outbox)
         else:
             # With a link back, the pairs to restore (DEGRADED, or broken by a failure in
-            # the same tick) take their turn among the pairs in place moving back onto it,
+            # the same tick) and PROTECTED pairs in place without a standby take it first,
             # by class, priority and age: placed first, a NONE pair took a returned
             # wavelength, and a PROTECTED pair stayed the long way round with no standby
             # (a re-tester's); a NONE pair broken in that tick took it from a DEGRADED
-            # RESTORABLE one (a reviewer's).
+            # RESTORABLE one (a reviewer's). Then pairs in place take a shorter path where
+            # room is left: a PROTECTED pair broken in the tick was DEGRADED while two of
+            # higher priority, whole, moved 8 km shorter (a re-tester's).
             due = set(self.book.pairs_to_restore())
-            for pair in self.book.in_restore_order({*self.book.pairs(), *due}):
+            first = due | {key_of(r.request) for r in self.book.unprotected()}
+            for pair in self.book.in_restore_order(first):
                 self._restore_pair(pair, outbox, only_if_shorter=pair not in due)
+            for pair in self.book.in_restore_order(set(self.book.pairs()) - first):
+                self._restore_pair(pair, outbox, only_if_shorter=True)
             # Those moves free the long ways round: what found no room before may now.
             for pair in self.book.pairs_to_restore():
                 self._restore_pair(pair, outbox)

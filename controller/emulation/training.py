@@ -112,18 +112,24 @@ class SyncFlows:
                                    f"{err.strip()[-300:]}")
 
     def burst(self, timeout_s: float = FLOW_TIMEOUT_S,
-              paces: Sequence[float] | None = None) -> list[dict | None]:
+              paces: Sequence[float] | None = None,
+              later: Callable[[], float | None] | None = None) -> list[dict | None]:
         """Every flow sends its bytes at once, each paced at `paces` (Mb/s, 0 none) from
         now on if given; returns, per flow, {"start", "first", "last"} (monotonic
-        seconds), or None for a flow that did not finish in time."""
+        seconds), or None for a flow that did not finish in time: within `timeout_s`, or
+        by the later deadline `later()` gives, if any (an outage during the sync)."""
         for i, proc in enumerate(self.senders):
             proc.stdin.write(b"go\n" if paces is None else f"go {paces[i]:.6f}\n".encode())
             proc.stdin.flush()
-        deadline = time.monotonic() + timeout_s
+        base = time.monotonic() + timeout_s
+
+        def deadline() -> float:
+            extra = later() if later else None
+            return base if extra is None else max(base, extra)
         got = _one_line_each(self.receivers, deadline)
         # A sender's line is written before its receiver's: a second more is plenty (read
         # at the spent deadline, one stuck flow lost every finished flow's timings).
-        sent = _one_line_each(self.senders, max(deadline, time.monotonic() + 1.0))
+        sent = _one_line_each(self.senders, max(deadline(), time.monotonic() + 1.0))
         out = []
         for r, s in zip(got, sent):
             try:
@@ -148,16 +154,18 @@ class SyncFlows:
         self.close()
 
 
-def _one_line_each(procs, deadline: float) -> list[str | None]:
-    """One line from each process's stdout (None where none came before `deadline`)."""
+def _one_line_each(procs, deadline: float | Callable[[], float]) -> list[str | None]:
+    """One line from each process's stdout (None where none came before `deadline`, a
+    time or a function giving it, asked again at least once a second)."""
+    until = deadline if callable(deadline) else (lambda: deadline)
     lines: list[str | None] = [None] * len(procs)
     partial = {i: b"" for i in range(len(procs))}
     waiting = {p.stdout.fileno(): i for i, p in enumerate(procs)}
     while waiting:
-        left = deadline - time.monotonic()
+        left = until() - time.monotonic()
         if left <= 0:
             break
-        ready, _, _ = select.select(list(waiting), [], [], left)
+        ready, _, _ = select.select(list(waiting), [], [], min(left, 1.0))
         for fd in ready:
             i = waiting[fd]
             chunk = os.read(fd, 1)           # byte by byte: never read past the line
@@ -172,10 +180,12 @@ def _one_line_each(procs, deadline: float) -> list[str | None]:
 def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: float,
              step: int = 1, clock: Callable[[], float] = time.monotonic,
              count_wavelengths: bool = True, timeout_s: float = FLOW_TIMEOUT_S,
-             pacer: Callable[[], Sequence[float] | None] | None = None) -> StepResult:
+             pacer: Callable[[], Sequence[float] | None] | None = None,
+             later: Callable[[], float | None] | None = None) -> StepResult:
     """One step: compute, with the sync's bursts starting `overlap_s` before compute ends;
-    wait for every flow's last byte. `pacer`, asked just before the bursts, may give every
-    flow a new pace (Mb/s) for this step and the next."""
+    wait for every flow's last byte (`SyncFlows.burst`: `timeout_s`, or `later()`'s
+    deadline). `pacer`, asked just before the bursts, may give every flow a new pace
+    (Mb/s) for this step and the next."""
     start = clock()
     before = interface_rx_bytes(emu.fabric) if count_wavelengths else {}
     drops = queue_drops(emu) if count_wavelengths else {}
@@ -183,7 +193,7 @@ def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: floa
     paces = pacer() if pacer else None
     ovs = ovs_schedstat()
     sync_start = clock()
-    timings = flows.burst(timeout_s, paces)
+    timings = flows.burst(timeout_s, paces, later)
     done = [t["last"] for t in timings if t]
     sync_end = max(done) if len(done) == len(timings) else clock()
     ovs_after, ovs_end = ovs_schedstat(), clock()
@@ -270,18 +280,20 @@ def run_training(emu: Emulation, transfers: Sequence[Transfer], compute_s: float
                  overlap_s: float, steps: int, say: Callable[[str], None] = lambda _: None,
                  clock: Callable[[], float] = time.monotonic,
                  timeout_s: float = FLOW_TIMEOUT_S, congestion: str = "",
-                 before_sync: Callable[[int], Sequence[float] | None] | None = None
+                 before_sync: Callable[[int], Sequence[float] | None] | None = None,
+                 outage_wait: Callable[[], Callable[[], float | None]] | None = None
                  ) -> list[StepResult]:
     """`steps` sync steps, one after the other, on the same persistent connections, sent
     with the `congestion` control (the kernel's default if empty). `before_sync(step)`,
-    called as each step's sync starts, may re-pace the flows (`run_step`'s `pacer`)."""
+    called as each step's sync starts, may re-pace the flows (`run_step`'s `pacer`);
+    `outage_wait()`, called as each starts, gives that sync's `run_step` `later`."""
     results = []
     flow_bytes = transfers[0].bytes if transfers else 0
     with SyncFlows(emu, transfers, congestion=congestion) as flows:
         for n in range(1, steps + 1):
             pacer = (lambda n=n: before_sync(n)) if before_sync else None
             r = run_step(emu, flows, compute_s, overlap_s, n, clock, timeout_s=timeout_s,
-                         pacer=pacer)
+                         pacer=pacer, later=outage_wait() if outage_wait else None)
             say(f"step {n}: {r.step_s:.2f} s (sync {r.sync_s:.2f} s, exposed {r.exposed_s:.2f} "
                 f"s, compute utilization {r.compute_utilization:.1%}; {describe(r, flow_bytes)})"
                 + (f", {len(r.errors)} flow errors" if r.errors else ""))

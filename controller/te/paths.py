@@ -131,22 +131,26 @@ class PathEngine:
     @contextlib.contextmanager
     def drained_for_trial(self, name: str):
         """`name` out of use for the block only, to see what would move off it. The block
-        runs under a version never used before or after (negative), so what anything
-        derived inside is never taken for the state outside; after it, the version is
-        the one before, as the state is, and what was derived before holds."""
+        runs under a version never used before or after (-2, -3, ...: -1 is "never
+        derived" to some callers), so what anything derives inside is never taken for the
+        state outside; after it, the version is the one before, as the state is, and so
+        are the derived routes and distances (kept aside, not derived again)."""
         if name in self._drained:
             yield
             return
-        version = self.version
-        self._trials += 1
+        version, self._trials = self.version, self._trials + 1
+        kept = (self._live, self._bundled, self._live_wavelengths, self._distances,
+                self._next_hops, self._directed)
+        self._distances, self._next_hops, self._directed = {}, {}, {}
         self._drained[name] = "a trial"
         self._changed()
-        self.version = -self._trials
+        self.version = -1 - self._trials
         try:
             yield
         finally:
             del self._drained[name]
-            self._changed()
+            (self._live, self._bundled, self._live_wavelengths, self._distances,
+             self._next_hops, self._directed) = kept
             self.version = version
 
     @property

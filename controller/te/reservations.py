@@ -2028,17 +2028,20 @@ class ReservationBook:
 
     def room_elsewhere(self, link: Link) -> str | None:
         """Whether taking `link` out of use by choice (a step up to a faster mode) would
-        degrade or leave unprotected no reservation: tried as restoration would do it,
+        degrade or leave unprotected no reservation: tried as restoration moves pairs,
         then taken back. Every aggregate whose path or standby crosses it moves off, in
         restore order, to a path with room on every link of the way (inside the sites
-        too) within its latency bound, a PROTECTED one with a standby; then standbys
-        whose shared room no longer holds are sought again. None, else the first that
-        would not find its place; the book is as it was either way. Counting only the
-        other wavelengths' room, an approved drain left pairs DEGRADED whose way to those
-        wavelengths was full or cut inside a site, or a PROTECTED pair without its
-        standby (a reviewer's)."""
+        too) within its latency bound, a PROTECTED one with a standby (unless it had
+        none); then standbys whose shared room no longer holds are sought again. Other
+        aggregates are not moved aside to make room, as restoration may: where that
+        would be needed the step up waits. None, else the first that would not find its
+        place; the book is as it was either way. Counting only the other wavelengths'
+        room, an approved drain left pairs DEGRADED whose way to those wavelengths was
+        full or cut inside a site, or a PROTECTED pair without its standby (a
+        reviewer's)."""
         before = {pair: self.pair_members(*pair) for pair in self._pairs}
         unprotected = {key_of(r.request) for r in self.unprotected()}
+        room_back = self._room_back
         crossing = self.in_restore_order(
             pair for pair, members in before.items() if members[0].holds_bandwidth
             and any(h.link == link.name for h in members[0].hops + members[0].standby))
@@ -2046,7 +2049,7 @@ class ReservationBook:
         try:
             with self.engine.drained_for_trial(link.name):
                 for pair in crossing:
-                    why = self._moves_off(pair, link)
+                    why = self._moves_off(pair, link, had_standby=pair not in unprotected)
                     if why is not None:
                         return why
                 self.shed_overfull_standbys()
@@ -2064,16 +2067,17 @@ class ReservationBook:
             for pair in changed:
                 self._put(before[pair])
             self.journal = journal
+            self._room_back = room_back     # no room came back: what was refused still is
 
-    def _moves_off(self, pair: Key, link: Link) -> str | None:
-        """For `room_elsewhere`: the pair moved as restoration moves it; None, else why not."""
-        protected = any(r.request.protection == Protection.PROTECTED
-                        for r in self.pair_members(*pair))
+    def _moves_off(self, pair: Key, link: Link, had_standby: bool) -> str | None:
+        """For `room_elsewhere`: the pair moved as restoration moves it; None, else why not
+        (a PROTECTED pair that had a standby and would not: a re-tester's pair already
+        without one, for lack of room, held off a step up for good)."""
         try:
             after = self.repath(pair)
         except AdmissionError as exc:
             return self._would(pair, link, "have no room", exc.message)
-        if protected and lacks_standby(after[0]):
+        if had_standby and lacks_standby(after[0]):
             return self._would(pair, link, "run without a standby: none that avoids its "
                                            "primary's risks has room")
         return None

@@ -650,7 +650,13 @@ def test_the_limits_come_from_the_fabric_file(tmp_path):
 def _drain_is_tried_and_taken_back(lab, wavelength: str) -> str | None:
     before = {r: lab.ctl.book.get(r) for r in lab.ctl.book.reservations}
     reserved = dict(lab.ctl.book.reserved)
+    layout, engine = lab.ctl.book.layout(), lab.ctl.engine
+    lab.ctl.engine.next_hops(next(iter(lab.fabric.hosts.values())).leaf)
+    derived = (engine._next_hops, dict(engine._next_hops))
     why = lab.ctl.drain_room(wavelength)
+    # nothing came back or moved: refusals stand; and routes are not derived again
+    assert lab.ctl.book.layout() == layout
+    assert engine._next_hops is derived[0] and engine._next_hops == derived[1]
     assert {r: lab.ctl.book.get(r) for r in before} == before
     assert lab.ctl.book.reserved.keys() == reserved.keys()
     assert all(lab.ctl.book.reserved[d] == pytest.approx(bps) for d, bps in reserved.items())
@@ -713,3 +719,30 @@ def test_a_step_up_waits_while_it_would_take_a_protected_reservations_standby():
                    f"standby: none that avoids its primary's risks has room without {standby}")
     lab.send(lab.ctl.end("n"))                          # the third has room for it now
     assert _drain_is_tried_and_taken_back(lab, standby) is None
+
+
+def test_a_step_up_is_not_held_off_by_a_protected_pair_already_without_a_standby():
+    """A re-tester's: x down, p ran on y.w1 without a standby (none had room), and every
+    step up of y.w1 was refused for good as "p would run without a standby", though a
+    drain left it no worse, on y.w2."""
+    lab = ControllerLab(parse_fabric("""
+name: unprotected
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 2, gateways: 2, fabric_gbps: 1600}
+dci_links:
+  - {name: x, a: a, b: b, fiber_km: 40, module: 400ZR+, wavelengths: 1}
+  - {name: y, a: a, b: b, fiber_km: 50, module: 400ZR+, wavelengths: 2}
+""")).bring_up_all()
+    lab.send(lab.ctl.tick(0.0))
+    lab.send(lab.ctl.reserve(ReservationRequest("a-h1", "b-h1", 100.0,
+                                                protection=Protection.PROTECTED), "p", 1.0))
+    lab.ack_all()
+    x = next(link for link in lab.fabric.wavelengths() if link.wavelength == "x.w1")
+    lab.send(lab.ctl.port_changed(lab.dpid(x.a.node), x.a.port, False, 2.0))
+    lab.send(lab.ctl.tick(2.5))
+    lab.ack_all()
+    p = lab.ctl.book.get("p")
+    assert p.state is State.ACTIVE and p.standby == () and on(lab, "p").startswith("y.")
+    assert _drain_is_tried_and_taken_back(lab, on(lab, "p")) is None
+

@@ -400,3 +400,56 @@ dci_links:
     assert ctl.book.get("R").state is State.ACTIVE
     assert wavelength_of(lab, "R") == wavelength["v.w1"].name
     assert ctl.book.get("N").state is State.DEGRADED
+
+
+def test_a_pair_broken_in_the_tick_a_link_returns_goes_before_shorter_paths_for_others():
+    """A re-tester's: l3 came back in the tick l2 failed; two whole RESTORABLE pairs of
+    higher priority moved from l0 onto l3, 8 km shorter, and the PROTECTED pair l2 broke,
+    whose bound only l3 met, was left DEGRADED. A shorter path must not cost a displaced
+    pair its place."""
+    fabric = parse_fabric("""
+name: four-lines
+sites:
+  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 4, fabric_gbps: 3200}
+  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 4, fabric_gbps: 3200}
+dci_links:
+  - {name: l0, a: a, b: b, fiber_km: 74, module: 400ZR+, wavelengths: 1}
+  - {name: l1, a: a, b: b, fiber_km: 33, module: 400ZR+, wavelengths: 1}
+  - {name: l2, a: a, b: b, fiber_km: 28, module: 400ZR+, wavelengths: 1}
+  - {name: l3, a: a, b: b, fiber_km: 66, module: 400ZR+, wavelengths: 1}
+""")
+    lab = ControllerLab(fabric).bring_up_all()
+    ctl = lab.ctl
+    wavelength = {link.wavelength: link for link in fabric.wavelengths()}
+
+    def port(name: str, up: bool, now: float) -> None:
+        end = wavelength[name].a
+        lab.send(ctl.port_changed(lab.dpid(end.node), end.port, up, now))
+    lab.send(ctl.tick(0.0))
+    port("l3.w1", False, 1.0)
+    lab.send(ctl.tick(1.1))
+    probe = lab.send(ctl.reserve(ReservationRequest("a-h4", "b-h4", 10.0), "probe", 1.5))
+    inside = probe.changed[0].latency_ms - wavelength["l2.w1"].latency_ms
+    lab.send(ctl.end("probe"))
+    # l3's way meets the bound, l0's does not
+    bound = inside + (wavelength["l3.w1"].latency_ms + wavelength["l0.w1"].latency_ms) / 2
+    lab.send(ctl.reserve(ReservationRequest("a-h1", "b-h1", 300.0, priority=3,
+                                            protection=Protection.PROTECTED,
+                                            max_latency_ms=bound), "r1", 2.0))
+    lab.send(ctl.reserve(ReservationRequest("a-h2", "b-h2", 100.0, priority=5), "r0", 3.0))
+    lab.send(ctl.reserve(ReservationRequest("a-h3", "b-h3", 150.0, priority=6), "r2", 4.0))
+    lab.ack_all()
+    assert wavelength_of(lab, "r1") == wavelength["l2.w1"].name
+    assert wavelength_of(lab, "r0") == wavelength_of(lab, "r2") == wavelength["l0.w1"].name
+    port("l1.w1", False, 5.0)                           # r1's standby goes with it
+    lab.send(ctl.tick(5.2))
+    lab.ack_all()
+    port("l3.w1", True, 6.0)
+    lab.send(ctl.tick(6.1))
+    back_at = ctl.held_down()[wavelength["l3.w1"].name]
+    port("l2.w1", False, back_at - 0.05)         # l2 fails in the tick l3 comes back in use
+    lab.send(ctl.tick(back_at + 0.01))
+    lab.ack_all()
+    assert ctl.book.get("r1").state is State.ACTIVE
+    assert wavelength_of(lab, "r1") == wavelength["l3.w1"].name
+    assert {ctl.book.get(r).state for r in ("r0", "r2")} == {State.ACTIVE}
