@@ -593,7 +593,10 @@ class Faults:
             if name not in down and targets:
                 bridge = self.fabric.switches[name].bridge
                 _ovs("ovs-vsctl", "--timeout=5", "set-controller", bridge, *targets)
-                shorten_backoff([bridge])         # set-controller made new records
+                problem = shorten_backoff([bridge])   # set-controller made new records
+                if problem:
+                    print(f"note: {name} retries its controller up to 8 s apart (OVS's "
+                          f"default): {problem}", file=sys.stderr)
 
 
 def _own_cmdline() -> str:
