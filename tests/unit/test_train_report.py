@@ -119,6 +119,9 @@ def test_steps_on_a_changed_dci_are_compared_with_the_prediction_on_it(capsys):
     note = {"dci": "a-b 200 of 400 Gb/s", "predicted_step_s": 10.0, "pace_mbps": [1.0]}
     summary = policy_summary(results, compute, every, fluid, [], None, {2: note})
     assert summary["changed_dci"] == {"steps": [2], "step_ratio_to_prediction_now": 1.0}
+    # steady is of the steps on the intact DCI only (none here after step 1)
+    assert summary["steady_step_time_s"] is None
+    assert policy_summary(results, compute, every, fluid, [], None)["steady_step_time_s"] == 10.0
     assert "dci_changed" in summary["steps"][1] and "dci_changed" not in summary["steps"][0]
     assert policy_summary(results, compute, every, fluid, [], None)["changed_dci"] is None
     report = _report(2)
