@@ -18,13 +18,12 @@ log = logging.getLogger("dcilab.api")
 # A server certificate this close to its end is said at start (it still serves).
 EXPIRY_WARNING_DAYS = 14
 MAX_PEM_BYTES = 1 << 20
+MAX_TOKEN_BYTES = 4096
 
 
 class ServerError(Exception):
-    """The server cannot start (address in use, unreadable certificate ...)."""
-
-
-MAX_TOKEN_BYTES = 4096
+    """The server cannot start (address in use, unreadable certificate ...), or a client's
+    TLS or token file cannot be used."""
 
 
 def read_small_file(path: str | Path, what: str, limit: int) -> bytes:
