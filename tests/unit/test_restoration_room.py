@@ -357,29 +357,30 @@ def test_a_restart_places_what_waited_for_room_before_any_new_request(tmp_path):
     service.close()
 
 
-def test_a_link_back_in_the_tick_another_fails_goes_to_the_pairs_in_class_order():
-    """A reviewer's: v came back in the tick y failed; the NONE pair y broke was restored
-    first and took v, while a DEGRADED RESTORABLE pair of priority 9 stayed DEGRADED (it
-    does not preempt, so it stayed so as long as the NONE pair held v)."""
-    fabric = parse_fabric("""
-name: four
-sites:
-  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 3, gateways: 4, fabric_gbps: 1600}
-  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 3, gateways: 4, fabric_gbps: 1600}
-dci_links:
-  - {name: x, a: a, b: b, fiber_km: 40, module: 400ZR+, wavelengths: 1}
-  - {name: y, a: a, b: b, fiber_km: 50, module: 400ZR+, wavelengths: 1}
-  - {name: z, a: a, b: b, fiber_km: 60, module: 400ZR+, wavelengths: 1}
-  - {name: v, a: a, b: b, fiber_km: 70, module: 400ZR+, wavelengths: 1}
-""")
+def _parallel_lines(km: dict[str, int]):
+    """Sites a and b joined by one-wavelength 400ZR+ line systems (name -> fibre km): the
+    lab, ticked once; each wavelength by name; and port(wavelength, up, now), its a end."""
+    fabric = parse_fabric("name: lines\nsites:\n" + "".join(
+        f"  - {{name: {site}, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: {len(km)}, "
+        f"fabric_gbps: 3200}}\n" for site in "ab") + "dci_links:\n" + "".join(
+        f"  - {{name: {name}, a: a, b: b, fiber_km: {k}, module: 400ZR+, wavelengths: 1}}\n"
+        for name, k in km.items()))
     lab = ControllerLab(fabric).bring_up_all()
-    ctl = lab.ctl
     wavelength = {link.wavelength: link for link in fabric.wavelengths()}
 
     def port(name: str, up: bool, now: float) -> None:
         end = wavelength[name].a
-        lab.send(ctl.port_changed(lab.dpid(end.node), end.port, up, now))
-    lab.send(ctl.tick(0.0))
+        lab.send(lab.ctl.port_changed(lab.dpid(end.node), end.port, up, now))
+    lab.send(lab.ctl.tick(0.0))
+    return lab, wavelength, port
+
+
+def test_a_link_back_in_the_tick_another_fails_goes_to_the_pairs_in_class_order():
+    """A reviewer's: v came back in the tick y failed; the NONE pair y broke was restored
+    first and took v, while a DEGRADED RESTORABLE pair of priority 9 stayed DEGRADED (it
+    does not preempt, so it stayed so as long as the NONE pair held v)."""
+    lab, wavelength, port = _parallel_lines({"x": 40, "y": 50, "z": 60, "v": 70})
+    ctl = lab.ctl
     port("v.w1", False, 1.0)
     lab.send(ctl.tick(1.1))
     lab.send(ctl.reserve(ReservationRequest("a-h1", "b-h1", 300.0, priority=9), "R", 2.0))
@@ -407,25 +408,8 @@ def test_a_pair_broken_in_the_tick_a_link_returns_goes_before_shorter_paths_for_
     higher priority moved from l0 onto l3, 8 km shorter, and the PROTECTED pair l2 broke,
     whose bound only l3 met, was left DEGRADED. A shorter path must not cost a displaced
     pair its place."""
-    fabric = parse_fabric("""
-name: four-lines
-sites:
-  - {name: a, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 4, fabric_gbps: 3200}
-  - {name: b, spines: 1, leaves: 1, hosts_per_leaf: 4, gateways: 4, fabric_gbps: 3200}
-dci_links:
-  - {name: l0, a: a, b: b, fiber_km: 74, module: 400ZR+, wavelengths: 1}
-  - {name: l1, a: a, b: b, fiber_km: 33, module: 400ZR+, wavelengths: 1}
-  - {name: l2, a: a, b: b, fiber_km: 28, module: 400ZR+, wavelengths: 1}
-  - {name: l3, a: a, b: b, fiber_km: 66, module: 400ZR+, wavelengths: 1}
-""")
-    lab = ControllerLab(fabric).bring_up_all()
+    lab, wavelength, port = _parallel_lines({"l0": 74, "l1": 33, "l2": 28, "l3": 66})
     ctl = lab.ctl
-    wavelength = {link.wavelength: link for link in fabric.wavelengths()}
-
-    def port(name: str, up: bool, now: float) -> None:
-        end = wavelength[name].a
-        lab.send(ctl.port_changed(lab.dpid(end.node), end.port, up, now))
-    lab.send(ctl.tick(0.0))
     port("l3.w1", False, 1.0)
     lab.send(ctl.tick(1.1))
     probe = lab.send(ctl.reserve(ReservationRequest("a-h4", "b-h4", 10.0), "probe", 1.5))
