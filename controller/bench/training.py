@@ -17,6 +17,7 @@ so the mean over steps is the mean over jobs' hash draws. It also times `plan_jo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -74,6 +75,10 @@ SYNC_TIMEOUT_FACTOR = 8
 # A sync a site pair's outage held up waits this long once every pair has a way again:
 # TCP's retransmissions back off to a minute and more after a long cut.
 OUTAGE_GRACE_S = 120.0
+# How often the controller is asked during a sync: a wavelength lost meanwhile overruns
+# the one left at the old pace until then (a second's overrun of a 20 Mb/s wavelength
+# is some 1 600 frames dropped).
+SYNC_ASK_S = 0.25
 # The controller as `train` runs it: takes a flow for an elephant at its first poll over
 # the threshold, so a sync's flows are placed within ~1-2 s of starting rather than ~3 s.
 # Polling faster (0.5 s) was tried: TCP flows that stall for half a second then count as
@@ -381,11 +386,14 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
                              policy_stretch(policy))
             transfers = [Transfer(f.src, f.dst, f.bytes, pace)
                          for f, pace in zip(flows, paces_of[policy])]
-            results = run_training(lab.emulation, transfers, compute, overlap, steps,
-                                   say=lambda m, p=policy: say(f"policy {p}: {m}"),
-                                   timeout_s=max(60.0, SYNC_TIMEOUT_FACTOR * fluid.sync_s),
-                                   congestion=congestion, before_sync=watch,
-                                   outage_wait=lambda: watch.outage_wait(OUTAGE_GRACE_S))
+            with contextlib.closing(watch):
+                results = run_training(
+                    lab.emulation, transfers, compute, overlap, steps,
+                    say=lambda m, p=policy: say(f"policy {p}: {m}"),
+                    timeout_s=max(60.0, SYNC_TIMEOUT_FACTOR * fluid.sync_s),
+                    congestion=congestion, before_sync=watch,
+                    during_sync=lambda step, pace: watch.during_sync(step, pace,
+                                                                     OUTAGE_GRACE_S))
             log = list(lab.controller.lines)
             exited = lab.controller.proc.poll()
             # After the steps: under loadaware the lone flow's pin would be held, keeping
@@ -398,7 +406,7 @@ def emulate(fabric_path: Path, job: Job, policies, steps: int, stretch: float | 
                     f"{report['calibration']['wavelength_mbps']:.2f}; planner on that goodput: "
                     f"step {report['calibration']['predicted']['step_time_s']:.2f} s")
         report["policies"][policy] = policy_summary(results, compute, every, fluid, log,
-                                                    exited, watch.notes)
+                                                    exited, watch.notes, watch.during)
         # each policy's own: a pair whose line hashed routes pass by is paced for the way round
         report["policies"][policy]["pace_mbps"] = sorted({round(m, 4) for m in paces_of[policy]})
     goodput_step = report.get("calibration", {}).get("predicted", {}).get("step_time_s")
@@ -417,19 +425,22 @@ def amortized_s(compute_s: float, exposed_s: float, every: int) -> float:
 
 
 def policy_summary(results, compute: float, every: int, fluid, log: list[str],
-                   exited: int | None, changed: dict[int, dict] | None = None) -> dict:
+                   exited: int | None, changed: dict[int, dict] | None = None,
+                   during: dict[int, list[str]] | None = None) -> dict:
     """One policy's figures from its steps (each ran a sync): step times amortised over
     the sync period, so they compare with the planner's, and the raw ones beside them.
     `changed`: the DCI each step whose sync started on a fabric faults had changed ran on
-    (`DciWatch.notes`); those steps are also compared with the planner on that DCI."""
-    changed = changed or {}
+    (`DciWatch.notes`); those steps are also compared with the planner on that DCI.
+    `during`: how the DCI changed in the middle of a step's sync (`DciWatch.during`):
+    those steps ran on neither DCI, and are compared with no prediction."""
+    changed, during = changed or {}, during or {}
     exposed = statistics.fmean(r.exposed_s for r in results)
     step = amortized_s(compute, exposed, every)
     sync = statistics.fmean(r.sync_s for r in results)
     # From step 2 on the flows are the ones placed in step 1 (same connections); a run of
     # one step has no steady state to report, nor do steps on a DCI faults changed (an
     # ML-infra tester's "steady 109.0 %" mixed them with intact steps at 102 %).
-    later = [r for r in results[1:] if r.step not in changed]
+    later = [r for r in results[1:] if r.step not in changed and r.step not in during]
     steady = amortized_s(compute, statistics.fmean(r.exposed_s for r in later),
                          every) if later else None
     return {
@@ -451,7 +462,9 @@ def policy_summary(results, compute: float, every: int, fluid, log: list[str],
                    "amortized_step_s": round(amortized_s(compute, r.exposed_s, every), 4),
                    "amortized_compute_utilization": round(
                        compute / amortized_s(compute, r.exposed_s, every), 4),
-                   **({"dci_changed": changed[r.step]} if r.step in changed else {})}
+                   **({"dci_changed": changed[r.step]} if r.step in changed else {}),
+                   **({"dci_changed_during_sync": during[r.step]}
+                      if r.step in during else {})}
                   for r in results],
         "changed_dci": _changed_summary(results, compute, every, changed),
         "controller_events": controller_events(log),
@@ -531,7 +544,8 @@ class DciWatch:
     before a cut and ~8 500 after), and the step is predicted on that DCI too.
 
     Called by `run_training` before each sync: returns the flows' new paces (Mb/s) when
-    the DCI changed and the flows are paced, else None."""
+    the DCI changed and the flows are paced, else None; and during each (`during_sync`),
+    which re-paces the flows at once when the DCI changes in the middle of a sync."""
 
     def __init__(self, grpc_address: str, job: Job, fabric: Fabric, flows: list[SyncFlow],
                  stretch: float, paces: list[float] | None, say,
@@ -547,8 +561,10 @@ class DciWatch:
         self.waves = directed_wavelengths(fabric)
         self._waves_read = self.waves
         self.notes: dict[int, dict] = {}     # step -> the changed DCI its sync started on
+        self.during: dict[int, list[str]] = {}   # step -> how the DCI changed in its sync
         self._unread = False
         self._paces: list[float] = []         # each flow's, on the DCI as it is
+        self._client = None                   # one channel for the run's many reads
 
     def __call__(self, step: int) -> list[float] | None:
         now = self._read()
@@ -576,8 +592,9 @@ class DciWatch:
         answer (the last view stands; said once)."""
         from ..api.client import ApiError, Client, Unreachable   # grpc only when run
         try:
-            with Client(self.address, timeout=2.0, read_patience=3.0) as client:
-                links = client.links("dci")
+            if self._client is None:
+                self._client = Client(self.address, timeout=2.0, read_patience=3.0)
+            links = self._client.links("dci")
         except (ApiError, Unreachable) as exc:
             if not self._unread:
                 self.say(f"the controller did not say which wavelengths are up ({exc}): "
@@ -595,21 +612,26 @@ class DciWatch:
         self._waves_read = waves
         return now
 
-    def outage_wait(self, grace_s: float,
+    def during_sync(self, step: int, pace: Callable[[list[float]], None], grace_s: float,
                     clock: Callable[[], float] = time.monotonic) -> Callable[[], float | None]:
-        """For one sync (`SyncFlows.burst`'s `later`): while a site pair with flows has no
-        way left, a deadline always a little ahead; once every pair has one again,
-        `grace_s` after that; None if no pair lost its way. Flows cut off wait on TCP's
-        backed-off retransmissions: an ML-infra tester's flow missed the 80 s limit 43 s
-        after a 37 s cut was repaired, and the run ended. The controller is asked at most
-        once a second."""
+        """For one sync (`SyncFlows.burst`'s `later`), the controller asked at most every
+        `SYNC_ASK_S`. When the DCI changes, paced flows are re-paced at once (`pace`) at their
+        share of it, or at their first pace once it is whole: kept at the pace the sync
+        started with, flows overran a wavelength cut meanwhile until the next sync (an
+        ML-infra tester: 1 167-1 864 drops a sync against 0-35). The deadline: while a
+        site pair with flows has no way left, always a little ahead; once every pair has
+        one again, `grace_s` after that; None if no pair lost its way. Flows cut off wait
+        on TCP's backed-off retransmissions: the same tester's flow missed the 80 s limit
+        43 s after a 37 s cut was repaired, and the run ended."""
         state = {"asked": -math.inf, "cut": False, "back": None}
 
         def later() -> float | None:
             now = clock()
-            if now - state["asked"] >= 1.0:
+            if now - state["asked"] >= SYNC_ASK_S:
                 state["asked"] = now
                 capacity = self._read()
+                if capacity is not None and not _same_capacity(capacity, self.current):
+                    self._changed_during(step, capacity, pace)
                 if capacity is not None and self._cut_off(capacity):
                     state["cut"], state["back"] = True, None
                 elif capacity is not None and state["cut"] and state["back"] is None:
@@ -621,6 +643,37 @@ class DciWatch:
             return state["back"] + grace_s if state["back"] is not None else None
         return later
 
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _changed_during(self, step: int, capacity: dict,
+                        pace: Callable[[list[float]], None]) -> None:
+        self.current, self.waves = capacity, self._waves_read
+        whole = _same_capacity(capacity, self.intact)
+        what = "whole again" if whole else f"not the fabric's: {_dci_text(capacity, self.intact)}"
+        self.during.setdefault(step, []).append(what)
+        paces = None
+        if self.first_paces:
+            paces = self.first_paces if whole else self._paces_for(self._shares())
+            pace(paces)
+        self.say(f"step {step}, during its sync: the DCI is {what}"
+                 + (f"; flows re-paced at {_paces_text(sorted({round(m, 4) for m in paces}))} Mb/s"
+                    if paces else ""))
+
+    def _shares(self) -> list[float]:
+        """Each flow's fair share (Gb/s) of the DCI as last read."""
+        return fair_shares(self.flows, self.current, self.waves, self.latency,
+                           self.max_stretch)
+
+    def _paces_for(self, shares: list[float]) -> list[float]:
+        """Each flow's pace at its share; a flow with no way left keeps its first pace
+        (0 would lift it) until one returns."""
+        first = self.first_paces or [0.0] * len(shares)
+        return [PACE_OF_SHARE * scaled_mbps(self.fabric, g) if g > 0 else p
+                for g, p in zip(shares, first)]
+
     def _cut_off(self, capacity: dict) -> bool:
         """Whether some flow has no way left on the DCI `capacity` gives (`_read`)."""
         shares = fair_shares(self.flows, capacity, self._waves_read, self.latency,
@@ -628,12 +681,8 @@ class DciWatch:
         return any(g <= 0 for g in shares)
 
     def _note(self, step: int) -> dict:
-        shares = fair_shares(self.flows, self.current, self.waves, self.latency,
-                             self.max_stretch)
-        # a flow with no way left keeps its pace (0 would lift it) until one returns
-        first = self.first_paces or [0.0] * len(shares)
-        self._paces = paces = [PACE_OF_SHARE * scaled_mbps(self.fabric, g) if g > 0 else p
-                               for g, p in zip(shares, first)]
+        shares = self._shares()
+        self._paces = paces = self._paces_for(shares)
         pairs = pair_gbps_now(self.job, self.flows, shares)
         predicted = None
         if all(g > 0 for g in pairs.values()):

@@ -209,6 +209,14 @@ def print_report(r: dict) -> None:
                                             if 'dci_changed' in s))      # in step order
                   + "): " + (f"{ratio:.1%} of the planner's prediction on that DCI"
                              if ratio is not None else "no prediction: a site pair had no way"))
+        during = [s for s in p["steps"] if "dci_changed_during_sync" in s]
+        if during:
+            print("    the DCI changed during the sync of step"
+                  + ("s " if len(during) > 1 else " ")
+                  + "; ".join(f"{s['step']} (" + ", then ".join(s["dci_changed_during_sync"])
+                              + ")" for s in during)
+                  + (": the flows were re-paced then" if r.get("pacing") == "share" else "")
+                  + "; left out of steady")
         events = p.get("controller_events", [])
         if events:
             print(f"    the controller saw, during the run: {'; '.join(events[:6])}"

@@ -12,7 +12,8 @@ line `{"first": t, "last": t}` (when that burst's first and last bytes arrived).
 connects (from source port S, or one the kernel picks, as NCCL's do), prints `connected`,
 then for every line on its standard input sends one burst of N bytes and prints
 `{"start": t, "sent": t}`; a line `go R` first sets its pace to R Mb/s (0: none), as a
-NIC's rate follows the fabric when a wavelength is lost. Times are
+NIC's rate follows the fabric when a wavelength is lost, and a line `pace R` sets it at
+once, in the middle of a burst too (a wavelength lost during a sync). Times are
 time.monotonic(): one clock in every namespace, the runner's too. Both stop when their
 input or connection ends. `--cc` picks the sender's TCP congestion control (the kernel's
 default, cubic, otherwise). `--pace-mbps` caps the sender's rate with the kernel's TCP
@@ -24,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import socket
 import sys
+import threading
 import time
 
 CHUNK = 64 * 1024
@@ -86,8 +89,9 @@ def send(args) -> int:
             time.sleep(0.1)
     _say("connected")
     payload = memoryview(bytes(CHUNK))
-    for line in sys.stdin:
-        words = line.split()
+    bursts: queue.Queue[list[str] | None] = queue.Queue()
+    threading.Thread(target=_read_commands, args=(sock, bursts), daemon=True).start()
+    while (words := bursts.get()) is not None:
         if len(words) > 1:
             _pace(sock, float(words[1]))
         start, left = time.monotonic(), args.bytes
@@ -98,6 +102,22 @@ def send(args) -> int:
         _say({"start": start, "sent": time.monotonic()})
     sock.close()
     return 0
+
+
+def _read_commands(sock: socket.socket, bursts: "queue.Queue[list[str] | None]") -> None:
+    """Standard input, read beside the bursts: `pace R` takes effect at once (the socket
+    option applies to the packets not yet sent), every other line is a burst, queued;
+    None once the input ends."""
+    for line in sys.stdin:
+        words = line.split()
+        if words[:1] == ["pace"] and len(words) == 2:
+            try:
+                _pace(sock, float(words[1]))
+            except (OSError, ValueError):
+                pass         # closing (nothing left to pace), or not a rate: as it was
+        else:
+            bursts.put(words)
+    bursts.put(None)
 
 
 def _pace(sock: socket.socket, mbps: float) -> None:

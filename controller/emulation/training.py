@@ -30,6 +30,7 @@ from .traffic import delivered_bytes, interface_rx_bytes
 
 BASE_PORT = 5601
 FLOW_TIMEOUT_S = 900.0
+ASK_S = 0.25               # a burst's moving deadline (and its re-pacing) asked this often
 AGENT = [sys.executable, "-m", "dcilab.emulation.sync_agent"]
 
 
@@ -138,6 +139,16 @@ class SyncFlows:
                 out.append(None)
         return out
 
+    def pace(self, paces: Sequence[float]) -> None:
+        """Every flow paced at `paces` (Mb/s, 0 none) at once, in the middle of a burst
+        too. A sender that has gone is left out: its burst reports it."""
+        for proc, mbps in zip(self.senders, paces):
+            try:
+                proc.stdin.write(f"pace {mbps:.6f}\n".encode())
+                proc.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
     def close(self) -> None:
         for proc in self.senders + self.receivers:
             if proc.poll() is None:
@@ -156,7 +167,7 @@ class SyncFlows:
 
 def _one_line_each(procs, deadline: float | Callable[[], float]) -> list[str | None]:
     """One line from each process's stdout (None where none came before `deadline`, a
-    time or a function giving it, asked again at least once a second)."""
+    time or a function giving it, asked again at least every `ASK_S`)."""
     until = deadline if callable(deadline) else (lambda: deadline)
     lines: list[str | None] = [None] * len(procs)
     partial = {i: b"" for i in range(len(procs))}
@@ -165,7 +176,7 @@ def _one_line_each(procs, deadline: float | Callable[[], float]) -> list[str | N
         left = until() - time.monotonic()
         if left <= 0:
             break
-        ready, _, _ = select.select(list(waiting), [], [], min(left, 1.0))
+        ready, _, _ = select.select(list(waiting), [], [], min(left, ASK_S))
         for fd in ready:
             i = waiting[fd]
             chunk = os.read(fd, 1)           # byte by byte: never read past the line
@@ -281,19 +292,22 @@ def run_training(emu: Emulation, transfers: Sequence[Transfer], compute_s: float
                  clock: Callable[[], float] = time.monotonic,
                  timeout_s: float = FLOW_TIMEOUT_S, congestion: str = "",
                  before_sync: Callable[[int], Sequence[float] | None] | None = None,
-                 outage_wait: Callable[[], Callable[[], float | None]] | None = None
+                 during_sync: Callable[[int, Callable[[Sequence[float]], None]],
+                                       Callable[[], float | None]] | None = None
                  ) -> list[StepResult]:
     """`steps` sync steps, one after the other, on the same persistent connections, sent
     with the `congestion` control (the kernel's default if empty). `before_sync(step)`,
     called as each step's sync starts, may re-pace the flows (`run_step`'s `pacer`);
-    `outage_wait()`, called as each starts, gives that sync's `run_step` `later`."""
+    `during_sync(step, pace)`, called as each starts, gives that sync's `run_step` `later`,
+    which may re-pace the flows meanwhile by calling `pace` (`SyncFlows.pace`)."""
     results = []
     flow_bytes = transfers[0].bytes if transfers else 0
     with SyncFlows(emu, transfers, congestion=congestion) as flows:
         for n in range(1, steps + 1):
             pacer = (lambda n=n: before_sync(n)) if before_sync else None
             r = run_step(emu, flows, compute_s, overlap_s, n, clock, timeout_s=timeout_s,
-                         pacer=pacer, later=outage_wait() if outage_wait else None)
+                         pacer=pacer,
+                         later=during_sync(n, flows.pace) if during_sync else None)
             say(f"step {n}: {r.step_s:.2f} s (sync {r.sync_s:.2f} s, exposed {r.exposed_s:.2f} "
                 f"s, compute utilization {r.compute_utilization:.1%}; {describe(r, flow_bytes)})"
                 + (f", {len(r.errors)} flow errors" if r.errors else ""))

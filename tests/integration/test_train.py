@@ -123,3 +123,47 @@ def test_train_re_paces_its_flows_when_a_wavelength_is_cut_and_back_when_it_retu
     for end in ("dc-a-gw1", "dc-b-gw1"):
         sent = [back["wavelength_bytes"][f"dc-a-dc-b.w{i} from {end}"] for i in (1, 2)]
         assert min(sent) >= 0.8 * flow_share * sum(sent), (end, sent)
+
+
+@pytest.mark.integration
+def test_train_re_paces_its_flows_at_once_when_a_wavelength_is_cut_during_a_sync(
+        tmp_path, monkeypatch, no_leftovers):
+    """An ML-infra tester's: a cut in the middle of a sync was paced for only at the next
+    sync, and the flows overran the wavelength left meanwhile (1 167-1 864 drops a sync
+    against 0-35). Now the flows are re-paced at their share of what is left within a
+    quarter of a second of the controller saying so."""
+    import threading
+
+    from dcilab.bench.training import DciWatch, emulate
+    from dcilab.emulation.faults import Faults
+    from dcilab.plan import read_job
+
+    fabric_path = tmp_path / "fabric.yaml"
+    fabric_path.write_text(FABRIC_2W)
+    job = read_job(JOBS / "10b-data-2dc.yaml")
+    stretch = 10.0
+    step = job.spec.step
+    cut_at = (step.compute_s - step.overlap_s) * stretch + 1.0   # 1 s into step 2's sync
+    during_sync, timers = DciWatch.during_sync, []
+
+    def cut_in_step_2(watch, n, pace, grace_s, **kw):
+        if n == 2:                 # called as the step starts, before its compute phase
+            timers.append(threading.Timer(cut_at, Faults.attach().cut, ("dc-a-dc-b.w1",)))
+            timers[-1].start()
+        return during_sync(watch, n, pace, grace_s, **kw)
+    monkeypatch.setattr(DciWatch, "during_sync", cut_in_step_2)
+    said = []
+    try:
+        report = emulate(fabric_path, job, ["loadaware"], 2, stretch, None, said.append)
+    finally:
+        for timer in timers:
+            timer.cancel()
+    result = report["policies"]["loadaware"]
+    assert result["errors"] == [] and len(result["steps"]) == 2
+    first, cut = result["steps"]
+    assert "dci_changed_during_sync" not in first
+    assert cut["dci_changed_during_sync"] == ["not the fabric's: dc-a-dc-b 400 of 800 Gb/s"]
+    (pace,) = report["pace_mbps"]
+    assert any(f"step 2, during its sync: the DCI is not the fabric's: dc-a-dc-b 400 of "
+               f"800 Gb/s; flows re-paced at {pace / 2:.3g} Mb/s" in m for m in said), said
+    assert result["steady_step_time_s"] is None         # step 2 ran on neither DCI

@@ -132,6 +132,25 @@ def test_steps_on_a_changed_dci_are_compared_with_the_prediction_on_it(capsys):
             "planner's prediction on that DCI") in capsys.readouterr().out
 
 
+def test_a_step_whose_dci_changed_during_its_sync_is_left_out_of_steady(capsys):
+    compute, every = 5.0, 1
+    fluid = predict(compute, 3.0, every, 4.0)
+    results = [StepResult(n, compute, s, s - 2, s - 5) for n, s in ((1, 6.0), (2, 9.0),
+                                                                    (3, 6.2))]
+    summary = policy_summary(results, compute, every, fluid, [], None, {},
+                             {2: ["not the fabric's: a-b 200 of 400 Gb/s", "whole again"]})
+    assert summary["steady_step_time_s"] == pytest.approx(6.2)
+    assert summary["steps"][1]["dci_changed_during_sync"][-1] == "whole again"
+    assert summary["changed_dci"] is None           # no sync started on a changed DCI
+    report = _report(3)
+    report.update(pacing="share", pace_mbps=[1.0])
+    report["policies"]["loadaware"].update(steps=summary["steps"])
+    print_report(report)
+    assert ("the DCI changed during the sync of step 2 (not the fabric's: a-b 200 of 400 "
+            "Gb/s, then whole again): the flows were re-paced then; left out of steady"
+            ) in capsys.readouterr().out
+
+
 def test_train_takes_the_labs_bfd_and_transceiver_options(capsys):
     """A re-tester's: `dcilab fault degrade` was refused during `train` (no transceivers
     over gNMI) and a gray failure went unseen (no BFD); both are `dcilab lab`'s options."""

@@ -253,10 +253,10 @@ def test_a_sync_an_outage_held_up_waits_for_its_flows_past_the_repair(tmp_path):
     now = [0.0]
     watch = _Scripted([whole, cut, cut, whole, whole], job, fabric, flows, 5.0, None,
                       said.append)
-    later = watch.outage_wait(120.0, clock=lambda: now[0])
+    later = watch.during_sync(1, lambda paces: None, 120.0, clock=lambda: now[0])
     assert later() is None                           # whole: the sync's own deadline
-    now[0] = 0.5
-    assert later() is None and len(watch.views) == 4     # asked once a second at most
+    now[0] = 0.2
+    assert later() is None and len(watch.views) == 4     # asked every 0.25 s at most
     now[0] = 10.0
     assert later() == 12.0                           # cut: always a little ahead
     now[0] = 50.0
@@ -267,9 +267,49 @@ def test_a_sync_an_outage_held_up_waits_for_its_flows_past_the_repair(tmp_path):
     now[0] = 61.0
     assert later() == 180.0
     fresh = _Scripted([whole] * 3, job, fabric, flows, 5.0, None, said.append)
-    quiet = fresh.outage_wait(120.0, clock=lambda: now[0])
+    quiet = fresh.during_sync(1, lambda paces: None, 120.0, clock=lambda: now[0])
     assert quiet() is None
 
+
+
+def test_a_change_during_a_sync_re_paces_the_flows_at_once_and_back_when_whole(tmp_path):
+    """An ML-infra tester's: a wavelength cut in the middle of a sync was paced for only
+    at the next one, and that sync's flows overran what was left (1 167-1 864 drops
+    against 0-35). The watch now re-paces them within a second of the controller saying
+    so, and the step is left out of the steady figures."""
+    job, fabric = _planned("10b-data-2dc.yaml", tmp_path)
+    flows = sync_flows(job, fabric, fabric.scale * 5, 4)
+    first = [0.95 * m for m in share_mbps(fabric, flows)]
+    whole = directed_capacity_gbps(fabric)
+    half = {d: g / 2 for d, g in whole.items()}
+    said, paced, now = [], [], [0.0]
+    watch = _Scripted([whole, whole, half, half, whole, whole], job, fabric, flows, 5.0,
+                      first, said.append)
+    assert watch(1) is None                                   # the sync starts intact
+    later = watch.during_sync(1, paced.append, 120.0, clock=lambda: now[0])
+    assert later() is None and paced == []                    # unchanged: nothing sent
+    now[0] = 1.0
+    assert later() is None                                    # half now: a way is left
+    assert paced == [pytest.approx([p / 2 for p in first])]
+    assert "step 1, during its sync: the DCI is not the fabric's: dc-a-dc-b 200 of 400 " \
+        "Gb/s; flows re-paced at" in said[-1]
+    now[0] = 2.0
+    later()
+    assert len(paced) == 1                                    # the same: not sent again
+    now[0] = 3.0
+    later()
+    assert paced[-1] == first and said[-1].endswith("the DCI is whole again; flows re-paced "
+                                                    f"at {first[0]:.3g} Mb/s")
+    assert watch.during == {1: ["not the fabric's: dc-a-dc-b 200 of 400 Gb/s",
+                                "whole again"]}
+    assert 1 not in watch.notes
+    # the next sync starts as the last read left it: whole, paced for already
+    assert watch(2) is None and 2 not in watch.notes and len(paced) == 2
+    # unpaced flows (--pacing none) are not paced, but the change is told and kept
+    unpaced = _Scripted([half], job, fabric, flows, 5.0, None, said.append)
+    unpaced.during_sync(3, paced.append, 120.0, clock=lambda: now[0])()
+    assert len(paced) == 2 and unpaced.during == {3: [
+        "not the fabric's: dc-a-dc-b 200 of 400 Gb/s"]}
 
 
 def test_a_flow_is_waited_for_to_the_deadline_as_it_moves():

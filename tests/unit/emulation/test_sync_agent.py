@@ -129,6 +129,33 @@ def test_a_go_line_with_a_rate_re_paces_the_sender_from_that_burst_on():
         assert burst(b"go 80\n") >= 0.7 * size * 8 / 80e6
 
 
+def test_a_pace_line_re_paces_the_sender_in_the_middle_of_a_burst():
+    """`dcilab train` re-paces the flows when the DCI changes during a sync: `pace R`
+    takes effect at once, not at the next burst; a burst line sent meanwhile waits for its
+    turn."""
+    from dcilab.emulation.training import SyncFlows
+    size = 4_000_000                                  # 32 Mb: 4 s at 8 Mb/s
+    with _connected(size, "--pace-mbps", "8") as (recv, send):
+        flows = SyncFlows.__new__(SyncFlows)
+        flows.receivers, flows.senders = [recv], [send]
+        send.stdin.write(b"go\n")
+        send.stdin.flush()
+        start = time.monotonic()
+        assert _one_line_each([recv], _deadline(0.3)) == [None]      # still paced
+        flows.pace([0.0])                             # lifted: the rest goes at once
+        got, = _one_line_each([recv], _deadline(20))
+        took = json.loads(got)["last"] - start
+        assert took < 0.5 * size * 8 / 8e6, took     # at 8 Mb/s throughout: 4 s
+        flows.pace([8.0])                             # between bursts: the next one's
+        send.stdin.write(b"go\n")
+        send.stdin.flush()
+        got, = _one_line_each([recv], _deadline(20))
+        sent, = _one_line_each([send], _deadline(20))
+        sent, got = json.loads(sent), json.loads(got)
+        assert sent["sent"] - sent["start"] >= 0.5 * size * 8 / 8e6 or \
+            got["last"] - sent["start"] >= 0.7 * size * 8 / 8e6
+
+
 def test_a_stuck_flow_does_not_lose_the_finished_flows_timings():
     """A re-tester's gray failure: one flow blackholed, and every flow of the step was
     reported failed (the senders' lines were read at the receivers' spent deadline)."""
