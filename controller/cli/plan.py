@@ -27,7 +27,9 @@ def register(sub) -> None:
                     "line systems, best launch power) with capex, power and latency, beside "
                     "classic WDM "
                     "transponders. Then the predicted step time and compute utilization, "
-                    "and their sensitivity to distance and capacity. Exit status 2 on a bad "
+                    "the step with each line system cut (N-1: the sync on what is left, "
+                    "round the other sites where its pair has no line left), and their "
+                    "sensitivity to distance and capacity. Exit status 2 on a bad "
                     "job file or a pair no module can serve.")
     p.add_argument("job", type=job_arg,
                    help=f"job file (YAML), or the name of one shipped with dcilab "
@@ -70,6 +72,7 @@ def _workers(job) -> int:
 def _plan(args) -> int:
     from ..plan import JobError, NoFeasibleChoice, fabric_yaml, plan_job, read_job
     from ..plan.fabric_out import FabricOutError
+    from ..plan.survival import line_cuts
     for problem in (unwritable(args.plot, "--plot", args.job, png=True, source_is=JOB_FILE),
                     unwritable(args.fabric_out, "--fabric-out", args.job,
                                source_is=JOB_FILE)):
@@ -88,6 +91,7 @@ def _plan(args) -> int:
         return fail(args, f"dcilab plan: cannot load GNPy, the optics library: "
                           f"{exc or type(exc).__name__}", 1)
     report = plan.to_dict()
+    report["line_cuts"] = line_cuts(plan)
     try:
         fabric_text = fabric_yaml(plan) if args.fabric_out else None
     except FabricOutError as exc:
@@ -117,6 +121,37 @@ def _plan(args) -> int:
             sys.stdout = None                      # nothing more to flush at exit
         return 2 if path else 1
     return 0
+
+
+LINE_CUT_ROWS = 6
+
+
+def _way(sites: list[str]) -> str:
+    if len(sites) <= 5:
+        return " > ".join(sites)
+    return f"{sites[0]} > {sites[1]} > ... > {sites[-1]} ({len(sites) - 1} lines)"
+
+
+def _print_line_cuts(r: dict) -> None:
+    """N-1: the step with each line system cut, the slowest first."""
+    cuts = r.get("line_cuts") or []
+    if not cuts:
+        return
+    print("\n  one line system cut (N-1), the sync on what is left as the controller "
+          "routes it:")
+    print(f"    {'line system':<24} {'left Gb/s':>10} {'step s':>9} {'util':>7}  the sync's way")
+    for c in cuts[:LINE_CUT_ROWS]:
+        if c["step_time_s"] is None:
+            step, util, way = "-", "-", f"no way left: {c['a']}-{c['b']}'s sync cannot end"
+        else:
+            step, util = f"{c['step_time_s']:.4f}", f"{c['compute_utilization']:.2%}"
+            way = ", ".join(f"{d['a']}->{d['b']} round {_way(d['way'])}"
+                            for d in c["detours"]) or f"{c['a']}-{c['b']}'s other line systems"
+        print(f"    {c['line_system']:<24} {c['capacity_left_gbps']:>10,.0f} {step:>9} "
+              f"{util:>7}  {way}")
+    if len(cuts) > LINE_CUT_ROWS:
+        print(f"    ... and {len(cuts) - LINE_CUT_ROWS} more line systems, each as fast or "
+              f"faster (--json has every one)")
 
 
 def print_report(r: dict) -> None:
@@ -186,6 +221,7 @@ def print_report(r: dict) -> None:
               f"{waves} wavelengths\n{'':<20}evenly ({pairs});\n"
               f"{'':<20}{fill}\n"
               f"{'':<20}(the plan above sizes as if the sync split evenly over them)")
+    _print_line_cuts(r)
     print()
     rows = r["sensitivity"].get("distance", [])
     replanned = any("replanned_capex_usd" in row for row in rows)

@@ -150,22 +150,7 @@ def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], f
     of it: a parallel line the routes pass by is counted (said as a limit in the README).
     On the whole fabric, with its wavelengths and latencies, this is `share_mbps`."""
     up = {d: gbps for d, gbps in directed_gbps.items() if gbps > 0}
-    graph = nx.DiGraph(sorted(up))
-    if latency_ms is not None:
-        nx.set_edge_attributes(graph, {d: latency_ms.get(d, math.inf) for d in up}, "ms")
-    routes: dict[tuple[str, str], list] = {}
-    for f in flows:
-        if f.pair not in routes:
-            try:
-                sites = nx.shortest_path(graph, *f.pair,
-                                         weight="ms" if latency_ms is not None else None)
-            except (nx.NetworkXNoPath, nx.NodeNotFound):
-                sites = []
-            if (latency_ms is not None and len(sites) > 2 and f.pair in up
-                    and latency_ms.get(f.pair, math.inf) <= max_stretch * nx.path_weight(
-                        graph, sites, "ms")):
-                sites = list(f.pair)       # its own line, within the stretch: steered there
-            routes[f.pair] = list(zip(sites, sites[1:]))
+    routes = sync_ways([f.pair for f in flows], up, latency_ms, max_stretch)
     reachable = [i for i, f in enumerate(flows) if routes[f.pair]]
     shares = [0.0] * len(flows)
     if reachable:
@@ -185,6 +170,31 @@ def fair_shares(flows: list[SyncFlow], directed_gbps: Mapping[tuple[str, str], f
                 whole = whole_flow_share(wavelengths.get(hop, []), crossing[hop])
                 shares[i] = min(shares[i], whole)
     return shares
+
+
+def sync_ways(pairs, up: Mapping[tuple[str, str], float],
+              latency_ms: Mapping[tuple[str, str], float] | None = None,
+              max_stretch: float = DEFAULT_MAX_STRETCH) -> dict[tuple[str, str], list]:
+    """The way each (sending site, receiving site) of `pairs` takes over the directions
+    `up` (those with capacity), as hops [(a, c), (c, b)]; [] where none is left. See
+    `fair_shares`."""
+    graph = nx.DiGraph(sorted(up))
+    if latency_ms is not None:
+        nx.set_edge_attributes(graph, {d: latency_ms.get(d, math.inf) for d in up}, "ms")
+    routes: dict[tuple[str, str], list] = {}
+    for pair in pairs:
+        if pair not in routes:
+            try:
+                sites = nx.shortest_path(graph, *pair,
+                                         weight="ms" if latency_ms is not None else None)
+            except (nx.NetworkXNoPath, nx.NodeNotFound):
+                sites = []
+            if (latency_ms is not None and len(sites) > 2 and pair in up
+                    and latency_ms.get(pair, math.inf) <= max_stretch * nx.path_weight(
+                        graph, sites, "ms")):
+                sites = list(pair)         # its own line, within the stretch: steered there
+            routes[pair] = list(zip(sites, sites[1:]))
+    return routes
 
 
 def pair_gbps_now(job: Job, flows: list[SyncFlow], shares: list[float]) -> dict:
