@@ -466,7 +466,10 @@ def policy_summary(results, compute: float, every: int, fluid, log: list[str],
                    **({"dci_changed_during_sync": during[r.step]}
                       if r.step in during else {})}
                   for r in results],
-        "changed_dci": _changed_summary(results, compute, every, changed),
+        # a step repaired (or cut again) during its sync ran on neither DCI (a tester's:
+        # compared with the cut DCI's prediction)
+        "changed_dci": _changed_summary(results, compute, every,
+                                        {k: v for k, v in changed.items() if k not in during}),
         "controller_events": controller_events(log),
         "errors": [e for r in results for e in r.errors] + (
             [f"the controller exited (code {exited}) during the run: the fabric ran on "
@@ -560,6 +563,8 @@ class DciWatch:
         # 8 flows over 3 wavelengths put 3 flows' pace on one: a reviewer's)
         self.waves = directed_wavelengths(fabric)
         self._waves_read = self.waves
+        self.out: list[str] = []              # the DCI wavelengths out of service, as read
+        self._out_read: list[str] = []
         self.notes: dict[int, dict] = {}     # step -> the changed DCI its sync started on
         self.during: dict[int, list[str]] = {}   # step -> how the DCI changed in its sync
         self._unread = False
@@ -570,7 +575,7 @@ class DciWatch:
         now = self._read()
         changed = now is not None and not _same_capacity(now, self.current)
         if changed:
-            self.current, self.waves = now, self._waves_read
+            self.current, self.waves, self.out = now, self._waves_read, self._out_read
         if _same_capacity(self.current, self.intact):
             if changed:
                 self.say(f"step {step}: the DCI is whole again"
@@ -578,7 +583,9 @@ class DciWatch:
             return self.first_paces if changed else None
         note = self._note(step)
         self.notes[step] = note
-        if changed:
+        # a change during the last sync was said then, but not what the planner predicts
+        # on it (a tester's: the step started silently)
+        if changed or step - 1 in self.during:
             predicted = note["predicted_step_s"]
             self.say(f"step {step}: the DCI is not the fabric's: {note['dci']}"
                      + (f"; flows paced at {_paces_text(note['pace_mbps'])} Mb/s"
@@ -603,6 +610,8 @@ class DciWatch:
             return None
         now = {d: 0.0 for d in self.intact}
         waves: dict[tuple[str, str], list[float]] = {}
+        self._out_read = sorted({link.wavelength or link.link for link in links
+                                 if not link.in_service})
         for link in links:
             if link.in_service:     # not one held down after a flap (a re-tester's)
                 now[(link.site_a, link.site_b)] = (now.get((link.site_a, link.site_b), 0.0)
@@ -650,17 +659,29 @@ class DciWatch:
 
     def _changed_during(self, step: int, capacity: dict,
                         pace: Callable[[list[float]], None]) -> None:
-        self.current, self.waves = capacity, self._waves_read
+        self.current, self.waves, self.out = capacity, self._waves_read, self._out_read
         whole = _same_capacity(capacity, self.intact)
-        what = "whole again" if whole else f"not the fabric's: {_dci_text(capacity, self.intact)}"
+        what = "whole again" if whole else self._dci_now()
         self.during.setdefault(step, []).append(what)
-        paces = None
+        shares = self._shares()
+        cut_off = not whole and any(g <= 0 for g in shares)
+        said = ""
         if self.first_paces:
-            paces = self.first_paces if whole else self._paces_for(self._shares())
+            paces = self.first_paces if whole else self._paces_for(shares)
             pace(paces)
-        self.say(f"step {step}, during its sync: the DCI is {what}"
-                 + (f"; flows re-paced at {_paces_text(sorted({round(m, 4) for m in paces}))} Mb/s"
-                    if paces else ""))
+            moved = sorted({round(m, 4) for m, g in zip(paces, shares) if whole or g > 0})
+            said = f"; flows re-paced at {_paces_text(moved)} Mb/s" if moved else ""
+        self.say(f"step {step}, during its sync: the DCI is "
+                 + ("whole again" if whole else f"not the fabric's: {what}") + said
+                 + ("; a site pair has no way left: its flows keep their pace until one "
+                    "returns" if cut_off else ""))
+
+    def _dci_now(self) -> str:
+        """The site pairs short of the fabric's capacity, and the wavelengths out of
+        service (a tester's: "east-west" alone did not say which line)."""
+        return _dci_text(self.current, self.intact) + (
+            f" ({', '.join(self.out[:4])}{' ...' if len(self.out) > 4 else ''} out of "
+            f"service)" if self.out else "")
 
     def _shares(self) -> list[float]:
         """Each flow's fair share (Gb/s) of the DCI as last read."""
@@ -689,7 +710,7 @@ class DciWatch:
             predicted = predict_job(self.job, job_traffic(self.job), pairs,
                                     {k: 0.0 for k in pairs}, byte_factor=self.stretch,
                                     time_factor=self.stretch)
-        return {"dci": _dci_text(self.current, self.intact),
+        return {"dci": self._dci_now(),
                 "predicted_step_s": round(predicted.step_time_s, 4) if predicted else None,
                 "predicted_sync_s": round(predicted.sync_s, 4) if predicted else None,
                 "pace_mbps": sorted({round(p, 4) for p in paces}),

@@ -178,8 +178,8 @@ def print_report(r: dict) -> None:
     for warning in r.get("warnings", []):
         print(f"warning: {warning}")
     every = r["sync_every_steps"]
-    print("  steady: steps 2 on, when every flow is back on the connection placed in step 1"
-          " (- with one step)")
+    print("  steady: steps 2 on, when every flow is back on the connection placed in step 1,"
+          " but those whose DCI faults changed (- where none is left)")
     if every > 1:
         print(f"  each step here is a sync step; its time is amortised over the {every}-step "
               f"period (the other {every - 1} send nothing), as the planner counts it")
@@ -206,7 +206,7 @@ def print_report(r: dict) -> None:
             print(f"    step{'s' if len(changed['steps']) > 1 else ''} "
                   f"{', '.join(map(str, changed['steps']))} ran on a DCI faults had changed ("
                   + "; ".join(dict.fromkeys(s['dci_changed']['dci'] for s in p['steps']
-                                            if 'dci_changed' in s))      # in step order
+                                            if s['step'] in changed['steps']))  # in order
                   + "): " + (f"{ratio:.1%} of the planner's prediction on that DCI"
                              if ratio is not None else "no prediction: a site pair had no way"))
         during = [s for s in p["steps"] if "dci_changed_during_sync" in s]

@@ -105,7 +105,7 @@ def test_train_re_paces_its_flows_when_a_wavelength_is_cut_and_back_when_it_retu
     first, cut, back = result["steps"]
     assert "dci_changed" not in first and "dci_changed" not in back
     note = cut["dci_changed"]
-    assert note["dci"] == "dc-a-dc-b 400 of 800 Gb/s"
+    assert note["dci"] == "dc-a-dc-b 400 of 800 Gb/s (dc-a-dc-b.w1 out of service)"
     (pace,) = report["pace_mbps"]
     assert note["pace_mbps"] == [pytest.approx(pace / 2, rel=1e-3)]
     # paced at half: no flow outruns its new pace, and the sync takes about twice as long
@@ -162,8 +162,10 @@ def test_train_re_paces_its_flows_at_once_when_a_wavelength_is_cut_during_a_sync
     assert result["errors"] == [] and len(result["steps"]) == 2
     first, cut = result["steps"]
     assert "dci_changed_during_sync" not in first
-    assert cut["dci_changed_during_sync"] == ["not the fabric's: dc-a-dc-b 400 of 800 Gb/s"]
+    assert cut["dci_changed_during_sync"] == [
+        "dc-a-dc-b 400 of 800 Gb/s (dc-a-dc-b.w1 out of service)"]
     (pace,) = report["pace_mbps"]
     assert any(f"step 2, during its sync: the DCI is not the fabric's: dc-a-dc-b 400 of "
-               f"800 Gb/s; flows re-paced at {pace / 2:.3g} Mb/s" in m for m in said), said
+               f"800 Gb/s (dc-a-dc-b.w1 out of service); flows re-paced at {pace / 2:.3g} "
+               f"Mb/s" in m for m in said), said
     assert result["steady_step_time_s"] is None         # step 2 ran on neither DCI

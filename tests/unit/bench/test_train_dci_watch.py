@@ -300,16 +300,38 @@ def test_a_change_during_a_sync_re_paces_the_flows_at_once_and_back_when_whole(t
     later()
     assert paced[-1] == first and said[-1].endswith("the DCI is whole again; flows re-paced "
                                                     f"at {first[0]:.3g} Mb/s")
-    assert watch.during == {1: ["not the fabric's: dc-a-dc-b 200 of 400 Gb/s",
-                                "whole again"]}
+    assert watch.during == {1: ["dc-a-dc-b 200 of 400 Gb/s", "whole again"]}
     assert 1 not in watch.notes
     # the next sync starts as the last read left it: whole, paced for already
     assert watch(2) is None and 2 not in watch.notes and len(paced) == 2
+    said.clear()
     # unpaced flows (--pacing none) are not paced, but the change is told and kept
     unpaced = _Scripted([half], job, fabric, flows, 5.0, None, said.append)
     unpaced.during_sync(3, paced.append, 120.0, clock=lambda: now[0])()
-    assert len(paced) == 2 and unpaced.during == {3: [
-        "not the fabric's: dc-a-dc-b 200 of 400 Gb/s"]}
+    assert len(paced) == 2 and unpaced.during == {3: ["dc-a-dc-b 200 of 400 Gb/s"]}
+    # the next step starts on the DCI that change left: said, with the planner on it
+    # (a tester's: it started silently)
+    unpaced.views = [half]
+    assert unpaced(4) is None and 4 in unpaced.notes
+    assert "step 4: the DCI is not the fabric's: dc-a-dc-b 200 of 400 Gb/s; the planner on " \
+        "the DCI as it is" in said[-1]
+
+
+def test_a_pair_cut_off_during_a_sync_keeps_its_pace_and_says_so(tmp_path):
+    """A tester's: "flows re-paced at 2.28 Mb/s" was said of flows whose pair had no way
+    left, which keep their pace (0 would lift it)."""
+    job, fabric = _planned("10b-data-2dc.yaml", tmp_path)
+    flows = sync_flows(job, fabric, fabric.scale * 5, 4)
+    first = [0.95 * m for m in share_mbps(fabric, flows)]
+    cut = {d: 0.0 for d in directed_capacity_gbps(fabric)}
+    said, paced = [], []
+    watch = _Scripted([cut], job, fabric, flows, 5.0, first, said.append)
+    watch._out_read = ["dc-a-dc-b.w1"]
+    watch.during_sync(1, paced.append, 120.0, clock=lambda: 0.0)()
+    assert paced == [first]
+    assert said[-1] == ("step 1, during its sync: the DCI is not the fabric's: dc-a-dc-b 0 of "
+                        "400 Gb/s (dc-a-dc-b.w1 out of service); a site pair has no way left: "
+                        "its flows keep their pace until one returns")
 
 
 def test_a_flow_is_waited_for_to_the_deadline_as_it_moves():
