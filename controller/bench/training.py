@@ -603,11 +603,18 @@ class DciWatch:
                 self._client = Client(self.address, timeout=2.0, read_patience=3.0)
             links = self._client.links("dci")
         except (ApiError, Unreachable) as exc:
+            if isinstance(exc, Unreachable):
+                # a fresh channel next time: a kept one backs off its reconnection up to
+                # 120 s, and saw a controller back 22 s after a 40 s outage (a reviewer's)
+                self.close()
             if not self._unread:
                 self.say(f"the controller did not say which wavelengths are up ({exc}): "
                          f"the flows keep their pace")
             self._unread = True
             return None
+        if self._unread:
+            self.say("the controller answers again")
+            self._unread = False           # a later outage is said too
         now = {d: 0.0 for d in self.intact}
         waves: dict[tuple[str, str], list[float]] = {}
         self._out_read = sorted({link.wavelength or link.link for link in links
@@ -632,13 +639,15 @@ class DciWatch:
         one again, `grace_s` after that; None if no pair lost its way. Flows cut off wait
         on TCP's backed-off retransmissions: the same tester's flow missed the 80 s limit
         43 s after a 37 s cut was repaired, and the run ended."""
-        state = {"asked": -math.inf, "cut": False, "back": None}
+        state = {"asked": -math.inf, "cut": False, "back": None, "answered": clock()}
 
         def later() -> float | None:
             now = clock()
             if now - state["asked"] >= SYNC_ASK_S:
                 state["asked"] = now
                 capacity = self._read()
+                if capacity is not None:
+                    state["answered"] = now
                 if capacity is not None and not _same_capacity(capacity, self.current):
                     self._changed_during(step, capacity, pace)
                 if capacity is not None and self._cut_off(capacity):
@@ -648,7 +657,8 @@ class DciWatch:
                     self.say(f"the DCI has a way for every pair again: the sync waits up "
                              f"to {grace_s:g} s more for flows that were cut off")
             if state["cut"] and state["back"] is None:
-                return now + 2.0
+                # while the controller says so; not for good once it says nothing
+                return min(now + 2.0, state["answered"] + grace_s)
             return state["back"] + grace_s if state["back"] is not None else None
         return later
 

@@ -134,7 +134,7 @@ def _way(sites: list[str]) -> str:
 
 def _print_line_cuts(r: dict) -> None:
     """N-1: the step with each line system cut, the slowest first."""
-    cuts = r.get("line_cuts") or []
+    cuts = (r.get("line_cuts") or {}).get("cuts") or []
     if not cuts:
         return
     print("\n  one line system cut (N-1), the sync on what is left as the controller "
@@ -150,8 +150,14 @@ def _print_line_cuts(r: dict) -> None:
         print(f"    {c['line_system']:<24} {c['capacity_left_gbps']:>10,.0f} {step:>9} "
               f"{util:>7}  {way}")
     if len(cuts) > LINE_CUT_ROWS:
-        print(f"    ... and {len(cuts) - LINE_CUT_ROWS} more line systems, each as fast or "
-              f"faster (--json has every one)")
+        print(f"    ... and {len(cuts) - LINE_CUT_ROWS} more, each as fast or faster (--json "
+              f"has them; a pair's line systems of equal size are one row)")
+    intact = r["line_cuts"]["intact"]
+    if intact["step_time_s"] is not None and abs(intact["step_time_s"] - r["step_time_s"]) \
+            > 1e-6 * r["step_time_s"]:
+        print(f"    with nothing cut, the sync as the controller routes it (round a line it "
+              f"passes by): step {intact['step_time_s']:.4f} s, "
+              f"{intact['compute_utilization']:.2%}")
 
 
 def print_report(r: dict) -> None:

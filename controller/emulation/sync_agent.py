@@ -89,11 +89,9 @@ def send(args) -> int:
             time.sleep(0.1)
     _say("connected")
     payload = memoryview(bytes(CHUNK))
-    bursts: queue.Queue[list[str] | None] = queue.Queue()
+    bursts: queue.Queue[list[str] | None] = queue.Queue()     # one item a burst
     threading.Thread(target=_read_commands, args=(sock, bursts), daemon=True).start()
-    while (words := bursts.get()) is not None:
-        if len(words) > 1:
-            _pace(sock, float(words[1]))
+    while bursts.get() is not None:
         start, left = time.monotonic(), args.bytes
         while left > 0:
             n = min(left, CHUNK)
@@ -105,17 +103,18 @@ def send(args) -> int:
 
 
 def _read_commands(sock: socket.socket, bursts: "queue.Queue[list[str] | None]") -> None:
-    """Standard input, read beside the bursts: `pace R` takes effect at once (the socket
-    option applies to the packets not yet sent), every other line is a burst, queued;
-    None once the input ends."""
+    """Standard input, read beside the bursts, each line's rate set here in input order
+    (the socket option applies to the packets not yet sent): `pace R` at once, `go [R]`
+    before its burst is queued (set by the bursts' thread, a `go R` then `pace R2` ended
+    at R: a reviewer's). None once the input ends."""
     for line in sys.stdin:
         words = line.split()
-        if words[:1] == ["pace"] and len(words) == 2:
+        if len(words) > 1:
             try:
                 _pace(sock, float(words[1]))
             except (OSError, ValueError):
                 pass         # closing (nothing left to pace), or not a rate: as it was
-        else:
+        if words[:1] != ["pace"]:
             bursts.put(words)
     bursts.put(None)
 

@@ -120,8 +120,7 @@ class SyncFlows:
         seconds), or None for a flow that did not finish in time: within `timeout_s`, or
         by the later deadline `later()` gives, if any (an outage during the sync)."""
         for i, proc in enumerate(self.senders):
-            proc.stdin.write(b"go\n" if paces is None else f"go {paces[i]:.6f}\n".encode())
-            proc.stdin.flush()
+            self._tell(proc, "go\n" if paces is None else f"go {paces[i]:.6f}\n")
         base = time.monotonic() + timeout_s
 
         def deadline() -> float:
@@ -129,8 +128,9 @@ class SyncFlows:
             return base if extra is None else max(base, extra)
         got = _one_line_each(self.receivers, deadline)
         # A sender's line is written before its receiver's: a second more is plenty (read
-        # at the spent deadline, one stuck flow lost every finished flow's timings).
-        sent = _one_line_each(self.senders, max(deadline(), time.monotonic() + 1.0))
+        # at the spent deadline, one stuck flow lost every finished flow's timings; and the
+        # sync is over: `later` is asked no more, or a change then counted as its).
+        sent = _one_line_each(self.senders, time.monotonic() + 1.0)
         out = []
         for r, s in zip(got, sent):
             try:
@@ -143,11 +143,20 @@ class SyncFlows:
         """Every flow paced at `paces` (Mb/s, 0 none) at once, in the middle of a burst
         too. A sender that has gone is left out: its burst reports it."""
         for proc, mbps in zip(self.senders, paces):
-            try:
-                proc.stdin.write(f"pace {mbps:.6f}\n".encode())
-                proc.stdin.flush()
-            except (BrokenPipeError, ValueError):
-                pass
+            self._tell(proc, f"pace {mbps:.6f}\n")
+
+    @staticmethod
+    def _tell(sender: subprocess.Popen, line: str) -> None:
+        """One line to a sender; one that has gone has its input closed and is told
+        nothing more (its burst reports it: the pipe's unwritten bytes raised again at the
+        close, and the run's results were lost, a reviewer's)."""
+        if sender.stdin.closed:
+            return
+        try:
+            sender.stdin.write(line.encode())
+            sender.stdin.flush()
+        except BrokenPipeError:
+            _close_quietly(sender.stdin)
 
     def close(self) -> None:
         for proc in self.senders + self.receivers:
@@ -156,13 +165,20 @@ class SyncFlows:
             proc.wait()
             for pipe in (proc.stdin, proc.stdout, proc.stderr):
                 if pipe:
-                    pipe.close()
+                    _close_quietly(pipe)
 
     def __enter__(self) -> "SyncFlows":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _close_quietly(pipe) -> None:
+    try:
+        pipe.close()
+    except BrokenPipeError:             # bytes the gone process never read: dropped
+        pass
 
 
 def _one_line_each(procs, deadline: float | Callable[[], float]) -> list[str | None]:

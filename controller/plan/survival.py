@@ -16,9 +16,11 @@ from .traffic import GOODPUT_OF_LINE_RATE
 from .workload import SyncFlow, fair_shares, pair_gbps_now, sync_ways
 
 
-def line_cuts(plan: JobPlan, max_stretch: float = DEFAULT_MAX_STRETCH) -> list[dict]:
-    """One record per line system cut, the slowest step first (a sync with no way left
-    first of all: `step_time_s` None)."""
+def line_cuts(plan: JobPlan, max_stretch: float = DEFAULT_MAX_STRETCH) -> dict:
+    """`cuts`: one record per line system cut, the slowest step first (a sync with no way
+    left first of all: `step_time_s` None); `intact`: the same model with nothing cut, the
+    plan's own step but where a pair's line is passed by (the plan counts its own line, the
+    controller routes round it: a reviewer's fibre cut that seemed to speed the job up)."""
     job, traffic = plan.job, plan.traffic
     per = job.spec.flows_per_pair
     flows = [SyncFlow("", "", 0, direction)
@@ -28,6 +30,8 @@ def line_cuts(plan: JobPlan, max_stretch: float = DEFAULT_MAX_STRETCH) -> list[d
     latency_ms = {}
     for c in plan.choices:
         latency_ms[(c.a, c.b)] = latency_ms[(c.b, c.a)] = c.one_way_latency_s * 1e3
+    whole = {d: c.capacity_gbps for c in plan.choices for d in ((c.a, c.b), (c.b, c.a))}
+    intact = _cut(plan, "", None, whole, flows, latency_ms, max_stretch)
     out = []
     for cut in plan.choices:
         sizes = set()
@@ -40,7 +44,9 @@ def line_cuts(plan: JobPlan, max_stretch: float = DEFAULT_MAX_STRETCH) -> list[d
                 left = c.capacity_gbps - (link.capacity_gbps if c is cut else 0.0)
                 capacity[(c.a, c.b)] = capacity[(c.b, c.a)] = max(0.0, left)
             out.append(_cut(plan, link.name, cut, capacity, flows, latency_ms, max_stretch))
-    return sorted(out, key=lambda r: (r["step_time_s"] is not None, -(r["step_time_s"] or 0)))
+    return {"intact": intact,
+            "cuts": sorted(out, key=lambda r: (r["step_time_s"] is not None,
+                                               -(r["step_time_s"] or 0)))}
 
 
 def _cut(plan: JobPlan, name: str, cut, capacity: dict, flows: list[SyncFlow],
@@ -49,8 +55,8 @@ def _cut(plan: JobPlan, name: str, cut, capacity: dict, flows: list[SyncFlow],
     ways = sync_ways([f.pair for f in flows], up, latency_ms, max_stretch)
     carried = pair_gbps_now(plan.job, flows,
                             fair_shares(flows, capacity, None, latency_ms, max_stretch))
-    record = {"line_system": name, "a": cut.a, "b": cut.b,
-              "capacity_left_gbps": round(capacity[(cut.a, cut.b)], 3),
+    record = {"line_system": name, "a": cut.a if cut else "", "b": cut.b if cut else "",
+              "capacity_left_gbps": round(capacity[(cut.a, cut.b)], 3) if cut else None,
               # the directions whose sync goes round other sites, and the sites it crosses
               "detours": [{"a": a, "b": b, "way": [a] + [hop[1] for hop in way]}
                           for (a, b), way in sorted(ways.items()) if len(way) > 1],

@@ -334,6 +334,39 @@ def test_a_pair_cut_off_during_a_sync_keeps_its_pace_and_says_so(tmp_path):
                         "its flows keep their pace until one returns")
 
 
+def test_an_outage_wait_ends_when_the_controller_says_nothing_for_the_grace(tmp_path):
+    """A reviewer's: with a pair cut off and the controller gone for good, the deadline
+    moved ahead for ever and the sync never ended."""
+    job, fabric = _planned("10b-data-2dc.yaml", tmp_path)
+    flows = sync_flows(job, fabric, fabric.scale * 5, 4)
+    cut = {d: 0.0 for d in directed_capacity_gbps(fabric)}
+    now = [0.0]
+    watch = _Scripted([cut] + [None] * 200, job, fabric, flows, 5.0, None, lambda m: None)
+    later = watch.during_sync(1, lambda paces: None, 120.0, clock=lambda: now[0])
+    assert later() == 2.0                            # cut off, the controller says so
+    now[0] = 100.0
+    assert later() == 102.0                          # no answer since: still waiting
+    now[0] = 119.0
+    assert later() == 120.0                          # ... up to the grace since the last
+    now[0] = 130.0
+    assert later() == 120.0                          # answer, and no longer
+
+
+def test_a_controller_unreachable_gets_a_fresh_channel_next_time(tmp_path):
+    """A reviewer's: one channel kept for the run backed off its reconnection (22 s
+    after a 40 s outage); the watch drops it when the controller cannot be reached."""
+    from dcilab.sockets import free_port
+    job, fabric = _planned("10b-data-2dc.yaml", tmp_path)
+    flows = sync_flows(job, fabric, fabric.scale * 5, 4)
+    said = []
+    watch = DciWatch(f"127.0.0.1:{free_port()}", job, fabric, flows, 5.0, None, said.append)
+    try:
+        assert watch._read() is None and watch._client is None
+        assert watch._read() is None and len(said) == 1       # said once an outage
+    finally:
+        watch.close()
+
+
 def test_a_flow_is_waited_for_to_the_deadline_as_it_moves():
     import subprocess
     import time

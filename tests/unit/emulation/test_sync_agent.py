@@ -156,6 +156,36 @@ def test_a_pace_line_re_paces_the_sender_in_the_middle_of_a_burst():
             got["last"] - sent["start"] >= 0.7 * size * 8 / 8e6
 
 
+def test_a_pace_line_right_after_a_go_line_is_the_one_that_holds():
+    """A reviewer's: `go R` then `pace R2` back to back (the first ask of a sync right
+    after its bursts start) left the sender at R for the whole burst: go's rate was set
+    by the bursts' thread after the reader had set pace's."""
+    size = 4_000_000                                  # 4 s at 8 Mb/s
+    with _connected(size) as (recv, send):
+        send.stdin.write(b"go 8\npace 0\n")
+        send.stdin.flush()
+        start = time.monotonic()
+        got, = _one_line_each([recv], _deadline(20))
+        assert json.loads(got)["last"] - start < 0.5 * size * 8 / 8e6
+
+
+def test_a_sender_that_has_gone_loses_neither_the_run_nor_the_others():
+    """A reviewer's: a `pace` to a sender that had exited left bytes in its pipe that
+    raised again at the close, and the run's results were lost."""
+    from dcilab.emulation.training import SyncFlows
+    size = 100_000
+    with _connected(size) as ok, _connected(size) as gone:
+        gone[1].kill()
+        gone[1].wait()
+        flows = SyncFlows.__new__(SyncFlows)
+        flows.receivers, flows.senders = [ok[0], gone[0]], [ok[1], gone[1]]
+        flows.pace([0.0, 0.0])                        # to the gone one: dropped
+        done, lost = flows.burst(timeout_s=3.0)
+        assert lost is None and done is not None
+        assert gone[1].stdin.closed
+        flows.close()                                 # no BrokenPipeError
+
+
 def test_a_stuck_flow_does_not_lose_the_finished_flows_timings():
     """A re-tester's gray failure: one flow blackholed, and every flow of the step was
     reported failed (the senders' lines were read at the receivers' spent deadline)."""

@@ -43,7 +43,7 @@ def test_with_nothing_cut_the_model_gives_the_plans_own_step(name):
 
 
 def test_a_two_site_job_on_one_line_system_has_no_way_left():
-    cuts = line_cuts(_plan("10b-data-2dc.yaml"))
+    cuts = line_cuts(_plan("10b-data-2dc.yaml"))["cuts"]
     assert [(c["line_system"], c["step_time_s"], c["capacity_left_gbps"]) for c in cuts] == \
         [("dc-a-dc-b", None, 0.0)]
 
@@ -52,7 +52,7 @@ def test_a_ring_pair_cut_goes_round_the_third_site_on_the_rings_idle_directions(
     """One ring (NCCL's) loads one direction of each pair: the detour of a cut pair runs on
     the others' reverse directions, idle, so the step is the plan's but for the latency."""
     plan = _plan("25b-data-3dc-400zr.yaml")
-    cuts = line_cuts(plan)
+    cuts = line_cuts(plan)["cuts"]
     assert len(cuts) == 3
     for c in cuts:
         (detour,) = c["detours"]
@@ -81,7 +81,7 @@ def test_a_pair_with_several_line_systems_keeps_the_others_and_is_predicted_on_t
     plan = _plan(HUGE)
     (choice,) = plan.choices
     assert choice.line_systems >= 2
-    cuts = line_cuts(plan)
+    cuts = line_cuts(plan)["cuts"]
     sizes = {link.capacity_gbps for link in choice.links}
     assert len(cuts) == len(sizes)                    # equal line systems are cut alike
     worst = cuts[0]
@@ -100,7 +100,8 @@ def test_a_pair_with_several_line_systems_keeps_the_others_and_is_predicted_on_t
 def test_plan_prints_and_reports_the_line_cuts(capsys):
     assert main(["plan", str(JOBS / "70b-data-16dc.yaml"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    cuts = report["line_cuts"]
+    cuts = report["line_cuts"]["cuts"]
+    assert report["line_cuts"]["intact"]["step_time_s"] == pytest.approx(report["step_time_s"])
     assert len(cuts) == 16 and all(len(c["detours"]) == 1 for c in cuts)
     assert all(c["step_time_s"] > report["step_time_s"] for c in cuts)
     assert main(["plan", str(JOBS / "70b-data-16dc.yaml")]) == 0
@@ -110,6 +111,43 @@ def test_plan_prints_and_reports_the_line_cuts(capsys):
     row = next(line for line in out.splitlines()
                if line.strip().startswith(first["line_system"] + " "))
     assert f"{first['step_time_s']:.4f}" in row and "(15 lines)" in row
-    assert "... and 10 more line systems" in out
+    assert "... and 10 more, each as fast or faster" in out
+    assert "with nothing cut" not in out
     assert main(["plan", str(JOBS / "10b-data-2dc.yaml")]) == 0
     assert "no way left: dc-a-dc-b's sync cannot end" in capsys.readouterr().out
+
+
+PASSED_BY = """
+name: passed-by
+model: {parameters: 25.0e9, bytes_per_gradient: 2}
+sites:
+  - {name: a, gpus: 2048}
+  - {name: b, gpus: 2048}
+  - {name: c, gpus: 2048}
+distances_km:
+  a: {b: 10}
+  b: {c: 10}
+  c: {a: 60}
+across_sites: data
+sync: allreduce
+step: {compute_s: 1.0, overlap_s: 0.3}
+target_compute_utilization: 0.95
+flows_per_pair: 8
+"""
+
+
+def test_a_passed_by_line_gives_the_routed_figure_with_nothing_cut(capsys, tmp_path):
+    """A reviewer's: with c-a passed by (60 km against 20 round b), cutting it "gave" a
+    step faster than the plan's, which counts c-a's own line: the N-1 table now says the
+    routed figure with nothing cut, the one its rows compare with."""
+    plan = _plan(PASSED_BY)
+    assert plan.to_dict()["passed_by"]
+    n1 = line_cuts(plan)
+    intact = n1["intact"]["step_time_s"]
+    assert intact != pytest.approx(plan.prediction.step_time_s, rel=1e-6)
+    assert all(c["step_time_s"] >= intact - 1e-9 for c in n1["cuts"])
+    job = tmp_path / "passed-by.yaml"
+    job.write_text(PASSED_BY)
+    assert main(["plan", str(job)]) == 0
+    assert f"with nothing cut, the sync as the controller routes it (round a line it passes " \
+        f"by): step {intact:.4f} s" in capsys.readouterr().out
