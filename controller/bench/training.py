@@ -569,6 +569,7 @@ class DciWatch:
         self.during: dict[int, list[str]] = {}   # step -> how the DCI changed in its sync
         self._unread = False
         self._paces: list[float] = []         # each flow's, on the DCI as it is
+        self._pace_now = list(paces or [])    # each flow's pace in force (sent last)
         self._client = None                   # one channel for the run's many reads
 
     def __call__(self, step: int) -> list[float] | None:
@@ -580,6 +581,8 @@ class DciWatch:
             if changed:
                 self.say(f"step {step}: the DCI is whole again"
                          + ("; flows back at their first pace" if self.first_paces else ""))
+            if changed and self.first_paces:
+                self._pace_now = list(self.first_paces)
             return self.first_paces if changed else None
         note = self._note(step)
         self.notes[step] = note
@@ -592,6 +595,8 @@ class DciWatch:
                         if self.first_paces else "")
                      + (f"; the planner on the DCI as it is: step {predicted:.2f} s"
                         if predicted else "; a site pair has no way left: its sync cannot end"))
+        if changed and self.first_paces:
+            self._pace_now = list(self._paces)
         return self._paces if changed and self.first_paces else None
 
     def _read(self) -> dict | None:
@@ -679,6 +684,7 @@ class DciWatch:
         if self.first_paces:
             paces = self.first_paces if whole else self._paces_for(shares)
             pace(paces)
+            self._pace_now = list(paces)
             moved = sorted({round(m, 4) for m, g in zip(paces, shares) if whole or g > 0})
             said = f"; flows re-paced at {_paces_text(moved)} Mb/s" if moved else ""
         self.say(f"step {step}, during its sync: the DCI is "
@@ -699,11 +705,11 @@ class DciWatch:
                            self.max_stretch)
 
     def _paces_for(self, shares: list[float]) -> list[float]:
-        """Each flow's pace at its share; a flow with no way left keeps its first pace
+        """Each flow's pace at its share; a flow with no way left keeps the pace it has
         (0 would lift it) until one returns."""
-        first = self.first_paces or [0.0] * len(shares)
+        kept = self._pace_now or [0.0] * len(shares)
         return [PACE_OF_SHARE * scaled_mbps(self.fabric, g) if g > 0 else p
-                for g, p in zip(shares, first)]
+                for g, p in zip(shares, kept)]
 
     def _cut_off(self, capacity: dict) -> bool:
         """Whether some flow has no way left on the DCI `capacity` gives (`_read`)."""

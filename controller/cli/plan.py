@@ -142,7 +142,10 @@ def _print_line_cuts(r: dict) -> None:
     print(f"    {'line system':<24} {'left Gb/s':>10} {'step s':>9} {'util':>7}  the sync's way")
     for c in cuts[:LINE_CUT_ROWS]:
         if c["step_time_s"] is None:
-            step, util, way = "-", "-", f"no way left: {c['a']}-{c['b']}'s sync cannot end"
+            # a pipeline's DCI carries activations and their gradients, not a sync
+            what = "the job's traffic cannot pass" if r["across_sites"] == "pipeline" \
+                else "its sync cannot end"
+            step, util, way = "-", "-", f"no way left between {c['a']} and {c['b']}: {what}"
         else:
             step, util = f"{c['step_time_s']:.4f}", f"{c['compute_utilization']:.2%}"
             way = ", ".join(f"{d['a']}->{d['b']} round {_way(d['way'])}"

@@ -215,7 +215,8 @@ def print_report(r: dict) -> None:
                   + ("s " if len(during) > 1 else " ")
                   + "; ".join(f"{s['step']} (" + ", then ".join(s["dci_changed_during_sync"])
                               + ")" for s in during)
-                  + (": the flows were re-paced then" if r.get("pacing") == "share" else "")
+                  + (": the flows' pace followed each change" if r.get("pacing") == "share"
+                     else "")
                   + "; left out of steady")
         events = p.get("controller_events", [])
         if events:

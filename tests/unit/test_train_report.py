@@ -154,7 +154,7 @@ def test_a_step_whose_dci_changed_during_its_sync_is_left_out_of_steady(capsys):
     report["policies"]["loadaware"].update(steps=summary["steps"])
     print_report(report)
     assert ("the DCI changed during the sync of step 2 (a-b 200 of 400 Gb/s, then whole "
-            "again): the flows were re-paced then; left out of steady"
+            "again): the flows' pace followed each change; left out of steady"
             ) in capsys.readouterr().out
 
 

@@ -329,7 +329,17 @@ def test_a_pair_cut_off_during_a_sync_keeps_its_pace_and_says_so(tmp_path):
     watch._out_read = ["dc-a-dc-b.w1"]
     watch.during_sync(1, paced.append, 120.0, clock=lambda: 0.0)()
     assert paced == [first]
-    assert said[-1] == ("step 1, during its sync: the DCI is not the fabric's: dc-a-dc-b 0 of "
+    # half left, then none: the flows keep the half's pace (not their first: a re-tester's)
+    half = {d: g / 2 for d, g in directed_capacity_gbps(fabric).items()}
+    again = _Scripted([half, cut], job, fabric, flows, 5.0, first, said.append)
+    clock = [0.0]
+    later = again.during_sync(1, paced.append, 120.0, clock=lambda: clock[0])
+    later()
+    clock[0] = 1.0
+    later()
+    assert paced[-1] == paced[-2] == pytest.approx([p / 2 for p in first])
+    assert said[-1].endswith("its flows keep their pace until one returns")
+    assert said[-3] == ("step 1, during its sync: the DCI is not the fabric's: dc-a-dc-b 0 of "
                         "400 Gb/s (dc-a-dc-b.w1 out of service); a site pair has no way left: "
                         "its flows keep their pace until one returns")
 

@@ -114,7 +114,10 @@ def test_plan_prints_and_reports_the_line_cuts(capsys):
     assert "... and 10 more, each as fast or faster" in out
     assert "with nothing cut" not in out
     assert main(["plan", str(JOBS / "10b-data-2dc.yaml")]) == 0
-    assert "no way left: dc-a-dc-b's sync cannot end" in capsys.readouterr().out
+    assert "no way left between dc-a and dc-b: its sync cannot end" in capsys.readouterr().out
+    assert main(["plan", str(JOBS / "pipeline-2dc.yaml")]) == 0
+    assert "no way left between stage-a and stage-b: the job's traffic cannot pass" in \
+        capsys.readouterr().out
 
 
 PASSED_BY = """
