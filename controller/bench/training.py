@@ -470,7 +470,8 @@ def policy_summary(results, compute: float, every: int, fluid, log: list[str],
         # compared with the cut DCI's prediction)
         "changed_dci": _changed_summary(results, compute, every,
                                         {k: v for k, v in changed.items() if k not in during}),
-        "controller_events": controller_events(log),
+        "controller_events": controller_events(log, [(r.step, r.started_at)
+                                                      for r in results if r.started_at]),
         "errors": [e for r in results for e in r.errors] + (
             [f"the controller exited (code {exited}) during the run: the fabric ran on "
              f"without it, and its counts above stop there"] if exited is not None else [])}
@@ -496,17 +497,49 @@ _EVENT_MARKS = (" is down", " is back", " disconnected", " DEGRADED", " lost its
                 " drained: ", " back in use at ")
 
 
-def controller_events(lines: list[str]) -> list[str]:
+def controller_events(lines: list[str], steps: list[tuple[int, float]] = ()) -> list[str]:
     """The controller's log lines about failures after it first became ready, as
-    'HH:MM:SS message' (level and logger left out)."""
-    out, ready = [], False
+    'HH:MM:SS message' (level and logger left out), or 'HH:MM:SS (step N) message' given
+    each step's number and wall-clock start (`time.time()`): the step each came in (an
+    ML-infra tester matched clock times to steps by hand)."""
+    events, ready = [], False
     for line in lines:
         if not ready:
             ready = READY_MARK in line
             continue
         if " port " not in line and any(mark in line for mark in _EVENT_MARKS):
             when, _, rest = line.partition(" ")     # each end's port: the link says it
-            out.append(f"{when} {rest.split(': ', 1)[-1].split(';')[0]}")
+            events.append((when, rest.split(': ', 1)[-1].split(';')[0]))
+    if not steps:
+        return [f"{when} {what}" for when, what in events]
+    # the log's clock is the controller's local time to the second, as the steps' here
+    starts = _seconds_of_day([time.strftime("%H:%M:%S", time.localtime(t)) for _, t in steps])
+    times = _seconds_of_day([when for when, _ in events], after=starts[0])
+    out = []
+    for (when, what), t in zip(events, times):
+        step = next((n for (n, _), start in zip(reversed(steps), reversed(starts))
+                     if start <= t), None)
+        out.append(f"{when} ({'before step 1' if step is None else f'step {step}'}) {what}")
+    return out
+
+
+def _seconds_of_day(clock_times: list[str], after: float | None = None) -> list[float]:
+    """'HH:MM:SS' times, in order, as seconds from one midnight: a day later from the one
+    that falls more than 12 hours before the latest so far (or `after`), a midnight
+    crossed."""
+    out, day, latest = [], 0.0, -math.inf if after is None else after
+    for text in clock_times:
+        try:
+            h, m, sec = (int(x) for x in text.split(":"))
+        except ValueError:                  # not a time: where the last one was
+            out.append(out[-1] if out else max(latest, 0.0))
+            continue
+        t = day + 3600 * h + 60 * m + sec
+        if t < latest - 12 * 3600:
+            day += 86400
+            t += 86400
+        out.append(t)
+        latest = max(latest, t)
     return out
 
 

@@ -58,6 +58,7 @@ class StepResult:
     # ovs-vswitchd during the sync, seconds per second: on a CPU, and waiting for one
     ovs_cpu: float = 0.0
     ovs_wait: float = 0.0
+    started_at: float = 0.0    # wall clock (time.time()) at the step's start
 
     @property
     def compute_utilization(self) -> float:
@@ -213,7 +214,7 @@ def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: floa
     wait for every flow's last byte (`SyncFlows.burst`: `timeout_s`, or `later()`'s
     deadline). `pacer`, asked just before the bursts, may give every flow a new pace
     (Mb/s) for this step and the next."""
-    start = clock()
+    start, started_at = clock(), time.time()
     before = interface_rx_bytes(emu.fabric) if count_wavelengths else {}
     drops = queue_drops(emu) if count_wavelengths else {}
     _sleep_until(clock, start + compute_s - overlap_s)
@@ -227,7 +228,7 @@ def run_step(emu: Emulation, flows: SyncFlows, compute_s: float, overlap_s: floa
     _sleep_until(clock, start + compute_s)     # a sync shorter than the overlap hides
     end = clock()
     result = StepResult(step, compute_s, end - start, sync_end - sync_start,
-                        max(0.0, end - start - compute_s))
+                        max(0.0, end - start - compute_s), started_at=started_at)
     if count_wavelengths:
         result.wavelength_bytes = _by_wavelength(emu, delivered_bytes(
             emu.fabric, before, interface_rx_bytes(emu.fabric)))

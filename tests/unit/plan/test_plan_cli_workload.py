@@ -241,6 +241,31 @@ def test_a_training_report_lists_what_the_controller_saw_once_ready():
         "10:01:00 switch b-gw1 (dpid 0x2) disconnected: routing around"]
 
 
+def test_the_controllers_events_say_the_step_they_came_in():
+    """An ML-infra tester matched the events' clock times to the steps by hand."""
+    import time as _time
+    day = _time.mktime((2026, 12, 6, 0, 0, 0, 0, 0, -1))     # local midnight
+
+    def at(clock: str) -> float:
+        h, m, s = map(int, clock.split(":"))
+        return day + 3600 * h + 60 * m + s
+    log = ["10:00:02 INFO dcilab.core: fabric f ready: all 6 switches programmed",
+           "10:00:05 WARNING dcilab.core: link a-b.w1 is down",
+           "10:00:40 WARNING dcilab.core: link a-b.w1 is down",
+           "10:00:55 INFO dcilab.core: link a-b.w1 is back; held down for 1 s",
+           "10:01:30 WARNING dcilab.core: switch b-gw1 (dpid 0x2) disconnected: routing"]
+    steps = [(1, at("10:00:10")), (2, at("10:00:40")), (3, at("10:01:10"))]
+    assert controller_events(log, steps) == [
+        "10:00:05 (before step 1) link a-b.w1 is down",
+        "10:00:40 (step 2) link a-b.w1 is down", "10:00:55 (step 2) link a-b.w1 is back",
+        "10:01:30 (step 3) switch b-gw1 (dpid 0x2) disconnected: routing"]
+    # across a midnight
+    night = ["23:59:00 INFO dcilab.core: fabric f ready: all 6 switches programmed",
+             "00:00:20 WARNING dcilab.core: link a-b.w1 is down"]
+    assert controller_events(night, [(1, at("23:59:50")), (2, at("23:59:50") + 35)]) == [
+        "00:00:20 (step 1) link a-b.w1 is down"]
+
+
 def test_distances_the_sync_does_not_cross_are_named(tmp_path, capsys):
     job = tmp_path / "ring.yaml"
     text = """name: ring
